@@ -1,0 +1,3 @@
+from stackd.cli.main import main
+
+raise SystemExit(main())

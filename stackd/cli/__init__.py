@@ -1,0 +1,1 @@
+"""The stackd command: parses arguments, calls the library or the daemon, prints."""

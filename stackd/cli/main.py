@@ -1,0 +1,87 @@
+"""Entry point of the `stackd` command.
+
+Start-up must stay fast (`stackd --help` well under 150 ms), so this module imports
+only argparse and the verb table; the module behind a verb is imported once that verb
+is chosen. Each verb module exposes
+
+    HELP: str                                   one line for `stackd --help`
+    def add_arguments(parser) -> None           its own flags and positionals
+    def run(args) -> int                        the exit code
+
+and is listed in `VERBS` below. Compose's global options come before the verb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# verb → (module, one-line help). Keep sorted by how a user meets them.
+VERBS: dict[str, tuple[str, str]] = {
+    "config": ("stackd.cli.cmd_config", "Print the resolved stack (like docker compose config)"),
+}
+
+
+def global_parser() -> argparse.ArgumentParser:
+    from stackd import __version__
+
+    p = argparse.ArgumentParser(
+        prog="stackd",
+        description="Declarative multi-container stacks from Compose files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="verbs:\n" + "\n".join(f"  {v:<12} {h}" for v, (_, h) in VERBS.items())
+        + "\n\nRun 'stackd VERB --help' for a verb's options.",
+    )
+    p.add_argument("--version", action="version", version=f"stackd {__version__}")
+    p.add_argument("-f", "--file", dest="files", action="append", default=None,
+                   metavar="FILE", help="stack file (repeatable; '-' reads stdin)")
+    p.add_argument("-p", "--project-name", dest="project_name", default=None,
+                   help="project name (default: top-level name: or the directory name)")
+    p.add_argument("--project-directory", dest="project_directory", default=None,
+                   help="base directory for relative paths and .env")
+    p.add_argument("--env-file", dest="env_files", action="append", default=None,
+                   metavar="FILE", help="env file(s) replacing .env (repeatable)")
+    p.add_argument("--profile", dest="profiles", action="append", default=None,
+                   help="enable a profile (repeatable; also STACKD_PROFILES)")
+    p.add_argument("verb", nargs="?", choices=list(VERBS), metavar="VERB")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    gp = global_parser()
+    gargs = gp.parse_args(argv)
+    if gargs.verb is None:
+        gp.print_help()
+        return 2
+    module_name, help_line = VERBS[gargs.verb]
+    module = importlib.import_module(module_name)
+    vp = argparse.ArgumentParser(prog=f"stackd {gargs.verb}", description=help_line)
+    module.add_arguments(vp)
+    args = vp.parse_args(gargs.rest)
+    for key, value in vars(gargs).items():
+        if key not in ("verb", "rest") and not hasattr(args, key):
+            setattr(args, key, value)
+    args.verb = gargs.verb
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `stackd logs | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # the one place a StackdError becomes an exit code
+        from stackd.errors import StackdError
+
+        if isinstance(exc, StackdError):
+            print(f"stackd: {exc}", file=sys.stderr)
+            return exc.exit_code
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

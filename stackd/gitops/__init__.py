@@ -1,0 +1,1 @@
+"""Git sources as the desired state: watch, apply revisions, status, rollback."""

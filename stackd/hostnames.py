@@ -1,0 +1,53 @@
+"""The names stackd gives to things on the host (see DESIGN "Names on the host").
+
+Everything here is pure. Each name carries the state root's id (`Roots.id`) so two
+state roots on one host — two test runs, say — never touch each other's devices,
+cgroups or nft chains, and `tools/leaks` can tell whose a leftover is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+DEVICE_PREFIX = "stk"
+NFT_TABLE = "stackd"
+CGROUP_PARENT = "stackd"
+IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
+
+
+def _short(key: str, n: int) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:n]
+
+
+def device_name(root_id: str, kind: str, key: str) -> str:
+    """`stk` + root id (4) + kind letter (1) + hash of key (7): exactly 15 characters.
+
+    kind: "b" bridge, "v" host end of a veth, "p" peer end before it moves into a
+    container, "t" anything a test makes.
+    """
+    if len(kind) != 1:
+        raise ValueError(f"device kind must be one letter, got {kind!r}")
+    name = f"{DEVICE_PREFIX}{root_id}{kind}{_short(key, IFNAMSIZ - 4 - len(root_id))}"
+    assert len(name) <= IFNAMSIZ
+    return name
+
+
+def cgroup_relpath(root_id: str, container_id: str) -> str:
+    """Path of a container's cgroup below each hierarchy's mount point."""
+    return f"{CGROUP_PARENT}/{root_id}/{container_id}"
+
+
+def nft_chain_prefix(root_id: str) -> str:
+    """Chains in the shared `stackd` table belong to one root by this prefix."""
+    return f"r{root_id}_"
+
+
+def container_name(project: str, service: str, index: int) -> str:
+    """Compose's convention: `<project>-<service>-<n>`."""
+    return f"{project}-{service}-{index}"
+
+
+LABEL_PROJECT = "io.stackd.project"
+LABEL_SERVICE = "io.stackd.service"
+LABEL_INDEX = "io.stackd.index"
+LABEL_CONFIG_HASH = "io.stackd.config-hash"

@@ -1,0 +1,1 @@
+"""Content-addressed image store, layer snapshots, registry client, load/save/import, build."""

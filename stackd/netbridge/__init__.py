@@ -1,0 +1,1 @@
+"""Bridges, veth, IPAM, the nftables table 'stackd', published ports, embedded DNS."""

@@ -1,0 +1,1 @@
+"""Desired state, diff → Plan, apply, health, restart policy, the reconcile loop."""

@@ -1,0 +1,1 @@
+"""The container runtime: namespaces, rootfs, cgroups, process lifecycle, logs, exec."""

@@ -1,0 +1,1 @@
+"""Pure ordering and placement: dependency graph, waves, replica slots, nodes."""

@@ -1,0 +1,1 @@
+"""Stack files → the immutable Stack model (read, interpolate, merge, normalise, validate)."""

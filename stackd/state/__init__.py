@@ -1,0 +1,1 @@
+"""The durable record of stacks, containers, networks, allocations (SQLite, WAL)."""

@@ -1,0 +1,62 @@
+"""The state database: one SQLite file in WAL mode under the state root.
+
+Each package that keeps durable records declares its tables in its own module under
+`stackd/state/` and registers them with `register_schema`; `StateDB.open` creates
+whatever is missing. Writes happen inside `transaction()`, which is BEGIN IMMEDIATE so
+two processes (a daemon and a CLI) never interleave half a change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_SCHEMAS: dict[str, str] = {}
+
+
+def register_schema(name: str, ddl: str) -> None:
+    """Declare tables (idempotent DDL: CREATE TABLE IF NOT EXISTS …) under a name."""
+    _SCHEMAS[name] = ddl
+
+
+class StateDB:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> StateDB:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: trio.to_thread may run queries on worker threads;
+        # callers serialise use of one StateDB themselves.
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = cls(conn, path)
+        db.ensure_schemas()
+        return db
+
+    def ensure_schemas(self) -> None:
+        with self.transaction() as c:
+            for ddl in _SCHEMAS.values():
+                for stmt in ddl.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
