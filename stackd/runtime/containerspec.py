@@ -1,0 +1,122 @@
+"""`ContainerSpec`: everything the runtime needs to run one container, and nothing of stacks.
+
+It is our OCI runtime config: the reconciler (or `stackd run`, or an image build's RUN
+step) fills one in, the runtime turns it into an isolated process. It knows nothing of
+Compose, services or projects; labels are opaque strings the runtime stores and
+returns. It is a frozen pydantic model so it can be persisted under the run dir and
+handed to the monitor process as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rlimit(_Frozen):
+    type: str  # "nofile", "nproc", "core", … (RLIMIT_ without the prefix, lower case)
+    soft: int
+    hard: int
+
+
+class ProcessSpec(_Frozen):
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()  # "KEY=value", in order
+    cwd: str = "/"
+    # "uid", "uid:gid", "name", "name:group" — names resolved from the container's own
+    # /etc/passwd and /etc/group; empty means root.
+    user: str = ""
+    additional_groups: tuple[str, ...] = ()
+    terminal: bool = False
+    rlimits: tuple[Rlimit, ...] = ()
+    # A small reaping init runs as PID 1 and the process as its child (`init: true`).
+    init: bool = False
+
+
+class Mount(_Frozen):
+    """A mount inside the container.
+
+    bind: `source` is a host path. volume: `source` is a host directory the caller owns
+    (a named volume); if it is empty when the container is created, it is seeded from
+    the image's content at `target` first, as Docker does. tmpfs: `source` is ignored;
+    `size` (bytes) and `mode` apply.
+    """
+
+    type: Literal["bind", "volume", "tmpfs"]
+    target: str
+    source: str = ""
+    readonly: bool = False
+    size: int | None = None
+    mode: int | None = None
+    # Seed an empty named volume from the image (Docker's default; `nocopy` turns it off).
+    seed: bool = True
+
+
+class Namespaces(_Frozen):
+    """Which namespaces the container gets.
+
+    Each is "new" (its own), "host" (share the host's), or an absolute path of a
+    namespace file to join (/proc/<pid>/ns/net, a bind-mounted netns, …).
+    mount, uts (unless "host"), and cgroup namespaces are always new.
+    """
+
+    pid: str = "new"
+    net: str = "new"
+    ipc: str = "new"
+    uts: str = "new"
+
+
+class Resources(_Frozen):
+    memory: int | None = None  # bytes
+    memory_swap: int | None = None  # memory + swap, bytes; -1 unlimited
+    cpu_quota: int | None = None  # µs per period (cpus × period)
+    cpu_period: int = 100_000
+    cpu_shares: int | None = None  # v1 shares; mapped to weight on v2
+    pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    shm_size: int = 64 * 1024 * 1024
+
+
+class Security(_Frozen):
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()  # "NET_ADMIN" or "CAP_NET_ADMIN" or "ALL"
+    cap_drop: tuple[str, ...] = ()
+    # None: on unless privileged (Docker sets it only on request; we are stricter).
+    no_new_privileges: bool | None = None
+    # "default" (our Docker-like profile), "unconfined", or a path to a Docker-format JSON profile.
+    seccomp: str = "default"
+    sysctls: dict[str, str] = Field(default_factory=dict)
+
+
+class LogConfig(_Frozen):
+    max_size: int = 10 * 1024 * 1024  # bytes per file before rotation
+    max_files: int = 3
+
+
+class ContainerSpec(_Frozen):
+    id: str  # unique on this host for this state root; [a-z0-9-_.]+
+    name: str  # human name; need not be unique to the runtime
+    labels: dict[str, str] = Field(default_factory=dict)
+    # Overlay lower dirs, top-most first (the order of overlayfs' lowerdir=).
+    layers: tuple[str, ...]
+    readonly_rootfs: bool = False
+    process: ProcessSpec
+    hostname: str = ""
+    domainname: str = ""
+    mounts: tuple[Mount, ...] = ()
+    # Whole-file contents placed in the container, e.g. /etc/hosts, /etc/resolv.conf,
+    # /etc/hostname, configs and secrets: path inside → content. Mounted read-only
+    # unless the path is one of the three /etc files (which programs may rewrite).
+    files: dict[str, str] = Field(default_factory=dict)
+    namespaces: Namespaces = Namespaces()
+    resources: Resources = Resources()
+    security: Security = Security()
+    stop_signal: str = "SIGTERM"
+    stop_grace: float = 10.0  # seconds
+    log: LogConfig = LogConfig()
