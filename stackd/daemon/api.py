@@ -1,0 +1,203 @@
+"""The HTTP API (FastAPI, so the OpenAPI document at /openapi.json comes from the code).
+
+Streams (apply progress, logs, events) are NDJSON. Every StackdError becomes a JSON
+error body with a status chosen by its class (see wire.py); malformed requests are
+400/404/405/422, never 5xx, and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stackd import __version__
+from stackd.daemon import wire
+from stackd.daemon.engine import Engine
+from stackd.daemon.metrics import CONTENT_TYPE
+from stackd.daemon.models import (
+    ApplyRequest,
+    ExecRequest,
+    ExecResult,
+    RemoveOptions,
+    StackStatus,
+    Version,
+)
+from stackd.errors import StackdError
+
+log = logging.getLogger("stackd.api")
+
+# Compose project names: lower-case letters, digits, dashes and underscores.
+ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+ContainerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
+
+
+def _stream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for item in items:
+                yield wire.ndjson_line(item)
+        except StackdError as exc:
+            yield wire.ndjson_line(wire.error_body(exc))
+
+    return StreamingResponse(body(), media_type=wire.NDJSON)
+
+
+def make_app(engine: Engine) -> FastAPI:
+    app = FastAPI(title="stackd", version=__version__,
+                  description="The stackd daemon's API, served on $STACKD_RUN/stackd.sock.")
+
+    @app.exception_handler(StackdError)
+    async def stackd_error(_: Request, exc: StackdError) -> JSONResponse:
+        return JSONResponse(wire.error_body(exc), status_code=wire.status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        body = {"error": {"type": "UsageError",
+                          "message": f"invalid request: {where}: {first.get('msg', '')}",
+                          "details": exc.errors()}}
+        return JSONResponse(_jsonable(body), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "NotFoundError" if exc.status_code == 404 else "UsageError"
+        return JSONResponse({"error": {"type": kind, "message": str(exc.detail)}},
+                            status_code=exc.status_code)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        engine.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/v1/version", response_model=Version)
+    async def version() -> Version:
+        return engine.version()
+
+    @app.get("/v1/ping")
+    async def ping() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}}}})
+    async def metrics() -> Response:
+        return Response(engine.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/stacks", response_model=list[StackStatus])
+    async def stacks() -> list[StackStatus]:
+        return engine.stacks()
+
+    @app.post("/v1/stacks/apply", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def apply(request: ApplyRequest, stream: bool = True) -> Response:
+        """Record the stack as desired and converge it; NDJSON progress until done."""
+        project, gen = await engine.submit(request)
+        if not stream:
+            return JSONResponse({"project": project, "generation": gen})
+
+        async def items() -> AsyncIterator[dict[str, Any]]:
+            yield {"accepted": {"project": project, "generation": gen}}
+            async for item in engine.progress(project, gen):
+                yield item
+
+        return _stream(items())
+
+    @app.post("/v1/stacks/plan")
+    async def plan(request: ApplyRequest) -> dict[str, Any]:
+        """What an apply would do now, changing nothing."""
+        project, actions = await engine.plan(request)
+        return {"project": project, "actions": actions}
+
+    @app.delete("/v1/stacks/{project}", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def remove(project: ProjectName, volumes: bool = False,
+                     remove_orphans: bool = False, stream: bool = True) -> Response:
+        gen = await engine.submit_removal(project, RemoveOptions(
+            volumes=volumes, remove_orphans=remove_orphans))
+        if not stream:
+            return JSONResponse({"project": project, "generation": gen})
+
+        async def items() -> AsyncIterator[dict[str, Any]]:
+            yield {"accepted": {"project": project, "generation": gen}}
+            async for item in engine.progress(project, gen):
+                yield item
+
+        return _stream(items())
+
+    @app.get("/v1/containers")
+    async def containers(project: Annotated[str | None, Query(max_length=63)] = None,
+                         all: bool = False) -> list[dict[str, Any]]:
+        return await engine.world.containers(project, all)
+
+    @app.get("/v1/containers/{name}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def logs(name: ContainerName, follow: bool = False,
+                   tail: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+                   timestamps: bool = False) -> Response:
+        return _stream(engine.world.logs(name, follow=follow, tail=tail,
+                                         timestamps=timestamps))
+
+    @app.post("/v1/containers/{name}/exec", response_model=ExecResult)
+    async def exec_(name: ContainerName, request: ExecRequest) -> ExecResult:
+        return await engine.world.exec(name, request)
+
+    @app.get("/v1/containers/{name}/stats")
+    async def stats(name: ContainerName) -> dict[str, Any]:
+        return await engine.world.stats(name)
+
+    @app.post("/v1/containers/{name}/{action}")
+    async def container_action(
+            name: ContainerName,
+            action: Annotated[str, Path(pattern="^(" + "|".join(SIGNAL_ACTIONS) + ")$")],
+            signal: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{1,12}$")] = None,
+    ) -> dict[str, str]:
+        await engine.world.signal(name, action, signal)
+        return {"container": name, "action": action}
+
+    @app.get("/v1/networks")
+    async def networks() -> list[dict[str, Any]]:
+        return await engine.world.networks()
+
+    @app.get("/v1/volumes")
+    async def volumes() -> list[dict[str, Any]]:
+        return await engine.world.volumes()
+
+    @app.get("/v1/images")
+    async def images() -> list[dict[str, Any]]:
+        return await engine.world.images()
+
+    @app.get("/v1/events", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def events(since: Annotated[int | None, Query(ge=0)] = None,
+                     project: Annotated[str | None, Query(max_length=63)] = None,
+                     follow: bool = True) -> Response:
+        async def items() -> AsyncIterator[dict[str, Any]]:
+            if not follow:
+                for e in engine.bus.history(since or 0):
+                    if project is None or e.project == project:
+                        yield e.model_dump(mode="json")
+                return
+            async for e in engine.bus.subscribe(since_seq=since):
+                if project is None or e.project == project:
+                    yield e.model_dump(mode="json")
+
+        return _stream(items())
+
+    return app
+
+
+def _jsonable(obj: Any) -> Any:
+    """Validation error details may hold exceptions or bytes; make them JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)

@@ -1,0 +1,117 @@
+"""The daemon's durable record of desired stacks: what was applied, and what is being removed.
+
+Written before the controller is told, so a daemon killed at any instant finds on
+start every stack it must keep (or finish removing) and converges it. A removal is a
+row in phase `removing` until the reconcile that tears the stack down succeeds —
+Kubernetes' finalizer pattern — so a crash mid-`down` still finishes the `down`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackd.daemon.models import ApplyRequest, RemoveOptions
+from stackd.state.db import StateDB, register_schema
+
+DB_NAME = "stackd.db"
+
+register_schema("daemon_stacks", """
+CREATE TABLE IF NOT EXISTS daemon_stacks (
+    project    TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    phase      TEXT NOT NULL CHECK (phase IN ('active', 'removing')),
+    request    TEXT NOT NULL,
+    remove     TEXT,
+    updated    REAL NOT NULL
+)
+""")
+
+
+@dataclass(frozen=True)
+class DesiredStack:
+    project: str
+    generation: int
+    phase: str
+    request: ApplyRequest
+    remove: RemoveOptions | None
+
+
+def db_path(state_root: Path) -> Path:
+    return state_root / DB_NAME
+
+
+class DesiredStore:
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+
+    def put(self, project: str, request: ApplyRequest) -> int:
+        """Record `request` as the desired state of `project`; returns the new generation."""
+        with self.db.transaction() as c:
+            row = c.execute("SELECT generation FROM daemon_stacks WHERE project=?",
+                            (project,)).fetchone()
+            gen = (row["generation"] if row else 0) + 1
+            c.execute(
+                "INSERT INTO daemon_stacks (project, generation, phase, request, remove, updated)"
+                " VALUES (?, ?, 'active', ?, NULL, ?)"
+                " ON CONFLICT(project) DO UPDATE SET generation=excluded.generation,"
+                " phase='active', request=excluded.request, remove=NULL,"
+                " updated=excluded.updated",
+                (project, gen, request.model_dump_json(), time.time()))
+        return gen
+
+    def mark_removing(self, project: str, options: RemoveOptions,
+                      request: ApplyRequest | None) -> int:
+        with self.db.transaction() as c:
+            row = c.execute("SELECT generation, request FROM daemon_stacks WHERE project=?",
+                            (project,)).fetchone()
+            gen = (row["generation"] if row else 0) + 1
+            req = row["request"] if row else (request or _empty_request(project)
+                                             ).model_dump_json()
+            c.execute(
+                "INSERT INTO daemon_stacks (project, generation, phase, request, remove, updated)"
+                " VALUES (?, ?, 'removing', ?, ?, ?)"
+                " ON CONFLICT(project) DO UPDATE SET generation=excluded.generation,"
+                " phase='removing', remove=excluded.remove, updated=excluded.updated",
+                (project, gen, req, options.model_dump_json(), time.time()))
+        return gen
+
+    def forget(self, project: str, generation: int) -> bool:
+        """Drop a removed stack's row, unless it was applied again meanwhile."""
+        with self.db.transaction() as c:
+            cur = c.execute("DELETE FROM daemon_stacks WHERE project=? AND generation=?"
+                            " AND phase='removing'", (project, generation))
+            return cur.rowcount > 0
+
+    def get(self, project: str) -> DesiredStack | None:
+        row = self.db.conn.execute("SELECT * FROM daemon_stacks WHERE project=?",
+                                   (project,)).fetchone()
+        return _row(row) if row else None
+
+    def all(self) -> list[DesiredStack]:
+        rows = self.db.conn.execute("SELECT * FROM daemon_stacks ORDER BY project").fetchall()
+        return [_row(r) for r in rows]
+
+    def projects(self) -> list[str]:
+        return [r["project"] for r in
+                self.db.conn.execute("SELECT project FROM daemon_stacks ORDER BY project")]
+
+
+def _empty_request(project: str) -> ApplyRequest:
+    from stackd.daemon.models import StackSource
+
+    return ApplyRequest(source=StackSource(project_name=project))
+
+
+def _row(row: object) -> DesiredStack:
+    r = row  # sqlite3.Row
+    remove = r["remove"]  # type: ignore[index]
+    return DesiredStack(
+        project=r["project"],  # type: ignore[index]
+        generation=r["generation"],  # type: ignore[index]
+        phase=r["phase"],  # type: ignore[index]
+        request=ApplyRequest.model_validate(json.loads(r["request"])),  # type: ignore[index]
+        remove=RemoveOptions.model_validate(json.loads(remove)) if remove else None,
+    )

@@ -1,0 +1,93 @@
+"""`stackd daemon`: the long-running process. Serves the API on a unix socket, runs the loop.
+
+The socket is made with umask 0177 (mode 0600, owned by root) inside a 0711 run dir:
+only root can connect, as with Docker's socket minus the group. SIGTERM or SIGINT
+stop the daemon gracefully; containers keep running (each has its own monitor
+process) and the next daemon adopts them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import sys
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from stackd.daemon import jsonlog
+from stackd.daemon.api import make_app
+from stackd.daemon.engine import Engine
+from stackd.daemon.paths import pid_path, socket_path
+from stackd.daemon.pidfile import PidFile
+from stackd.daemon.world import World
+from stackd.roots import Roots
+
+log = logging.getLogger("stackd.daemon")
+
+
+def hypercorn_config(roots: Roots) -> Config:
+    config = Config()
+    config.bind = [f"unix:{socket_path(roots)}"]
+    config.umask = 0o177
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 2.0
+    # Streams (logs -f, events) are long-lived; idle keep-alive connections are not.
+    config.keep_alive_timeout = 30.0
+    return config
+
+
+async def serve(roots: Roots, world: World, *, resync_period: float = 30.0,
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    engine = Engine(roots, world, resync_period=resync_period)
+    stop = trio.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def api(task_status: trio.TaskStatus[None]) -> None:
+                await hypercorn_serve(make_app(engine), hypercorn_config(roots),
+                                      shutdown_trigger=stop.wait, task_status=task_status)
+                # The API has drained after SIGTERM: stop the loop too.
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(_signals, stop)
+            await nursery.start(engine.run)
+            await nursery.start(api)
+            os.chmod(socket_path(roots), 0o600)
+            log.info("listening", extra={"socket": str(socket_path(roots)),
+                                         "pid": os.getpid(), "root_id": roots.id})
+            task_status.started()
+    finally:
+        engine.close()
+        try:
+            socket_path(roots).unlink()
+        except FileNotFoundError:
+            pass
+
+
+async def _signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+def main(roots: Roots | None = None, *, resync_period: float = 30.0) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT; the exit code."""
+    from stackd.daemon.adapters import make_world
+
+    os.umask(0o077)
+    roots = (roots or Roots.from_env()).ensure()
+    jsonlog.configure(sys.stderr)
+    pidfile = PidFile(pid_path(roots))
+    pidfile.acquire()
+    try:
+        world = make_world(roots)
+        trio.run(functools.partial(serve, roots, world, resync_period=resync_period))
+    finally:
+        pidfile.release()
+    return 0

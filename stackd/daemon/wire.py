@@ -1,0 +1,75 @@
+"""How errors and streams travel between the daemon and its clients.
+
+Errors cross the socket as `{"error": {"type": "NotFoundError", "message": …,
+"hint": …}}` with an HTTP status chosen by the error's class, and become the same
+typed `StackdError` again in the client, so the CLI prints and exits exactly as it
+would for an error raised in-process. Streams are NDJSON: one JSON object per line;
+a stream that fails part-way ends with an error object line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stackd import errors
+
+STATUS: dict[type[errors.StackdError], int] = {
+    errors.UsageError: 400,
+    errors.SpecError: 422,
+    errors.NotFoundError: 404,
+    errors.AlreadyExistsError: 409,
+    errors.ConflictError: 409,
+    errors.UnavailableError: 503,
+    errors.HostError: 500,
+}
+
+NDJSON = "application/x-ndjson"
+
+
+def status_of(exc: errors.StackdError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def _base_name(exc: errors.StackdError) -> str:
+    """The nearest class of the shared tree, so the client can rebuild it without
+    importing the package that raised it."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ == errors.__name__:
+            return cls.__name__
+    return "StackdError"
+
+
+def error_body(exc: errors.StackdError) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": _base_name(exc), "message": exc.message}
+    if exc.hint:
+        body["hint"] = exc.hint
+    location = getattr(exc, "location", None)
+    if location is not None:
+        body["location"] = {"file": location.file, "line": location.line,
+                            "column": location.column}
+    return {"error": body}
+
+
+def error_from_body(body: Any, status: int) -> errors.StackdError:
+    """The typed error a daemon's error body describes (best effort on odd bodies)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return errors.UnavailableError(f"the daemon answered {status}: {body!r}")
+    cls = getattr(errors, str(err.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.StackdError)):
+        cls = errors.StackdError
+    message = str(err.get("message", "unknown error"))
+    hint = err.get("hint")
+    if cls is errors.SpecError:
+        loc = err.get("location")
+        location = errors.Location(**loc) if isinstance(loc, dict) else None
+        return errors.SpecError(message, location=location, hint=hint)
+    return cls(message, hint=hint)
+
+
+def ndjson_line(obj: Any) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()

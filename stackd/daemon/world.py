@@ -1,0 +1,67 @@
+"""What the daemon needs from the rest of stackd, as one narrow interface.
+
+The daemon hosts the loop and serves the API; everything that touches the host goes
+through a `World`: loading stack files (spec), reconciling and planning (reconciler),
+listing and operating containers (runtime), networks (netbridge), images (images).
+`stackd/daemon/adapters.py` builds the real one from those packages; a piece that is
+missing makes only the operations needing it fail, with an UnavailableError that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import trio
+
+from stackd.daemon.events import Event
+from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
+
+Emit = Callable[[Event], None]
+
+
+class LoadedStack(Protocol):
+    """A stack after `spec.load`: the daemon needs only its name; the World the rest."""
+
+    @property
+    def project(self) -> str: ...
+
+
+class World(Protocol):
+    async def watch(self, emit: Emit, *, task_status: trio.TaskStatus[None]) -> None:
+        """Run until cancelled, emitting events for what happens on the host (exits, OOMs,
+        health changes, deleted devices). Each event names its project so the daemon can
+        enqueue that stack."""
+
+    async def load(self, source: StackSource) -> LoadedStack: ...
+
+    async def reconcile(self, stack: LoadedStack, options: ApplyOptions,
+                        emit: Emit) -> float | None:
+        """Make the host match `stack`; return seconds after which to look again, or None."""
+
+    async def plan(self, stack: LoadedStack, options: ApplyOptions) -> list[dict[str, Any]]:
+        """What `reconcile` would do, changing nothing: [{"line": …, …}] in order."""
+
+    async def teardown(self, project: str, options: RemoveOptions, emit: Emit) -> None:
+        """Remove every container (and network; volumes when asked) labelled with project."""
+
+    async def containers(self, project: str | None, all: bool) -> list[dict[str, Any]]: ...
+
+    async def projects(self) -> list[str]:
+        """Projects that have containers on the host (by label), desired or not."""
+
+    async def networks(self) -> list[dict[str, Any]]: ...
+
+    async def volumes(self) -> list[dict[str, Any]]: ...
+
+    async def images(self) -> list[dict[str, Any]]: ...
+
+    def logs(self, container: str, *, follow: bool, tail: int | None,
+             timestamps: bool) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def exec(self, container: str, request: ExecRequest) -> ExecResult: ...
+
+    async def stats(self, container: str) -> dict[str, Any]: ...
+
+    async def signal(self, container: str, action: str, signal: str | None) -> None:
+        """start, stop, restart, kill (with signal) or remove one container."""
