@@ -21,6 +21,7 @@ import sys
 # verb → (module, one-line help). Keep sorted by how a user meets them.
 VERBS: dict[str, tuple[str, str]] = {
     "config": ("stackd.cli.cmd_config", "Print the resolved stack (like docker compose config)"),
+    "daemon": ("stackd.cli.cmd_daemon", "Run the daemon (foreground), or: daemon status|stop"),
 }
 
 
