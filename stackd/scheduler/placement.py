@@ -1,0 +1,235 @@
+"""Placing replica slots onto nodes by resources and constraints.
+
+Each slot needs its reservations (falling back to limits) free on a node whose labels
+satisfy its constraints. Two strategies:
+
+- spread:  the node holding the fewest slots of this service, then the least loaded;
+- binpack: the most loaded node that still fits.
+
+"Load" is a node's dominant share: the largest of reserved/capacity over CPUs, memory
+and pids. Ties go to the node name, so the same input always gives the same placement.
+
+Services are placed one at a time, the one whose replicas are largest first (as in
+first-fit decreasing, which leaves fewer gaps), and each service's slots in index
+order. Placement is
+greedy: it refuses a stack only when no node has room for a slot at that point.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from stackd.errors import UsageError
+from stackd.scheduler.constraints import Constraint
+from stackd.scheduler.errors import UnschedulableError
+from stackd.scheduler.nodes import Node
+from stackd.scheduler.services import Resources
+from stackd.scheduler.slots import Slot
+
+Strategy = Literal["spread", "binpack"]
+STRATEGIES: tuple[Strategy, ...] = ("spread", "binpack")
+
+# CPUs are counted in thousandths so sums never drift the way floats do.
+_MILLI = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Amount:
+    cpu: int  # thousandths of a CPU
+    memory: int
+    pids: int
+
+    @classmethod
+    def of(cls, r: Resources) -> _Amount:
+        return cls(round((r.cpus or 0) * _MILLI), r.memory or 0, r.pids or 0)
+
+    def __add__(self, other: _Amount) -> _Amount:
+        return _Amount(self.cpu + other.cpu, self.memory + other.memory,
+                       self.pids + other.pids)
+
+    def fits_in(self, room: _Amount) -> bool:
+        return self.cpu <= room.cpu and self.memory <= room.memory and self.pids <= room.pids
+
+
+class _Bin:
+    """A node's capacity and what has been reserved on it so far."""
+
+    __slots__ = ("cap", "name", "node", "used_cpu", "used_memory", "used_pids")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.name = node.name
+        self.cap = _Amount.of(Resources(node.cpus, node.memory, node.pids))
+        self.used_cpu = self.used_memory = self.used_pids = 0
+
+    def fits(self, need: _Amount) -> bool:
+        return (self.used_cpu + need.cpu <= self.cap.cpu
+                and self.used_memory + need.memory <= self.cap.memory
+                and self.used_pids + need.pids <= self.cap.pids)
+
+    def take(self, need: _Amount) -> None:
+        self.used_cpu += need.cpu
+        self.used_memory += need.memory
+        self.used_pids += need.pids
+
+    def load(self) -> float:
+        share = 0.0
+        for used, cap in ((self.used_cpu, self.cap.cpu), (self.used_memory, self.cap.memory),
+                          (self.used_pids, self.cap.pids)):
+            if cap > 0:
+                share = max(share, used / cap)
+        return share
+
+    def free(self) -> _Amount:
+        return _Amount(self.cap.cpu - self.used_cpu, self.cap.memory - self.used_memory,
+                       self.cap.pids - self.used_pids)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where each slot runs. `assignments` maps slot → node name in slot order."""
+
+    assignments: dict[Slot, str]
+    nodes: tuple[Node, ...]
+
+    def node_of(self, slot: Slot) -> str:
+        return self.assignments[slot]
+
+    def slots_on(self, node: str) -> list[Slot]:
+        return [s for s, n in self.assignments.items() if n == node]
+
+    def reserved_on(self, node: str) -> Resources:
+        """The sum of what the slots placed on `node` need."""
+        total = _Amount(0, 0, 0)
+        for slot in self.slots_on(node):
+            total = total + _Amount.of(slot.needs)
+        return Resources(total.cpu / _MILLI, total.memory, total.pids)
+
+
+def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "spread",
+          ) -> Placement:
+    """Assign every slot to a node, or raise UnschedulableError naming the service and the
+    numbers. Deterministic for the same slots, nodes and strategy."""
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown placement strategy {strategy!r}",
+                         hint=f"use one of {', '.join(STRATEGIES)}")
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise UsageError(f"node names must be unique, got {', '.join(sorted(names))}")
+    slot_list = sorted(slots)
+    bins = [_Bin(n) for n in sorted(nodes, key=lambda n: n.name)]
+
+    # Slots of one service share needs and constraints (slots() makes them so), but a
+    # caller may build its own; group by all three so every group is uniform.
+    groups: dict[tuple[str, _Amount, tuple[Constraint, ...]], list[Slot]] = {}
+    for slot in slot_list:
+        groups.setdefault((slot.service, _Amount.of(slot.needs), slot.constraints),
+                          []).append(slot)
+
+    total_cap = _Amount(sum(b.cap.cpu for b in bins), sum(b.cap.memory for b in bins),
+                        sum(b.cap.pids for b in bins))
+
+    def demand(key: tuple[str, _Amount, tuple[Constraint, ...]]) -> tuple[float, str]:
+        service, need, _ = key
+        share = max((part / cap for part, cap in ((need.cpu, total_cap.cpu),
+                                                  (need.memory, total_cap.memory),
+                                                  (need.pids, total_cap.pids)) if cap > 0),
+                    default=0.0)
+        return (-share, service)
+
+    chosen: dict[Slot, str] = {}
+    for key in sorted(groups, key=demand):
+        service, need, constraints = key
+        group = groups[key]
+        eligible = [b for b in bins if all(c.matches(b.node) for c in constraints)]
+        if not eligible:
+            raise _no_node_matches(service, constraints, bins)
+        if not any(need.fits_in(b.cap) for b in eligible):
+            raise _too_big(service, need, eligible)
+        counts = dict.fromkeys((b.name for b in eligible), 0)
+        heap = [(_rank(strategy, b, 0), i) for i, b in enumerate(eligible)]
+        heapq.heapify(heap)
+        for slot in group:
+            while heap:
+                _, i = heap[0]
+                b = eligible[i]
+                if b.fits(need):
+                    break
+                # Nodes only fill up while this service is placed: a node too full for
+                # this slot is too full for the rest of the group.
+                heapq.heappop(heap)
+            else:
+                raise _overcommitted(slot, len(group), need, eligible, slot_list, total_cap)
+            b.take(need)
+            chosen[slot] = b.name
+            counts[b.name] += 1
+            heapq.heapreplace(heap, (_rank(strategy, b, counts[b.name]), i))
+
+    return Placement(assignments={s: chosen[s] for s in slot_list},
+                     nodes=tuple(sorted(nodes, key=lambda n: n.name)))
+
+
+def _rank(strategy: Strategy, b: _Bin, count: int) -> tuple[int | float | str, ...]:
+    # Smallest rank wins. `eligible` is in name order, so the heap's second field (the
+    # index) breaks remaining ties by name.
+    if strategy == "spread":
+        return (count, b.load())
+    return (-b.load(),)
+
+
+def _cpus(milli: int) -> str:
+    return f"{milli / _MILLI:g} CPU" + ("" if milli == _MILLI else "s")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} B"
+
+
+def _amount(a: _Amount) -> str:
+    return f"{_cpus(a.cpu)}, {_bytes(a.memory)} memory, {a.pids} pids"
+
+
+def _no_node_matches(service: str, constraints: tuple[Constraint, ...],
+                     bins: list[_Bin]) -> UnschedulableError:
+    def labels(b: _Bin) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(b.node.labels.items())) or "no labels"
+
+    described = "; ".join(f"{b.name} ({labels(b)})" for b in bins)
+    return UnschedulableError(
+        f"service {service!r}: no node satisfies its placement constraints "
+        f"{' and '.join(map(str, constraints))}; nodes: {described or 'none'}",
+        service=service,
+        hint=f"label a node to match, or change deploy.placement.constraints of {service!r}",
+    )
+
+
+def _too_big(service: str, need: _Amount, eligible: list[_Bin]) -> UnschedulableError:
+    biggest = max(eligible, key=lambda b: (b.cap.cpu, b.cap.memory, b.cap.pids, b.name))
+    return UnschedulableError(
+        f"service {service!r} needs {_amount(need)} per replica, more than any node "
+        f"it may run on has in total (largest: {biggest.name} with {_amount(biggest.cap)})",
+        service=service,
+        hint=f"lower deploy.resources.reservations (or limits) of {service!r}",
+    )
+
+
+def _overcommitted(slot: Slot, replicas: int, need: _Amount, eligible: list[_Bin],
+                   all_slots: list[Slot], total_cap: _Amount) -> UnschedulableError:
+    total = _Amount(0, 0, 0)
+    for s in all_slots:
+        total = total + _Amount.of(s.needs)
+    free = "; ".join(f"{b.name} has {_amount(b.free())}" for b in eligible)
+    return UnschedulableError(
+        f"cannot place replica {slot.index} of {replicas} of service {slot.service!r}: it "
+        f"needs {_amount(need)} and no node has that free ({free}); the stack reserves "
+        f"{_amount(total)} in all, the nodes have {_amount(total_cap)}",
+        service=slot.service,
+        hint=f"lower the replicas or reservations of {slot.service!r} (or of other "
+             "services), or add capacity",
+    )
