@@ -60,12 +60,22 @@ def kernel_version() -> tuple[int, int]:
 
 
 def _same_namespace(path: str, kind: str) -> bool:
-    """Is the namespace file `path` the host's (PID 1's) namespace of this kind?"""
+    """Is the namespace file `path` the host's namespace of this kind?
+
+    "The host's" is the one stackd itself runs in (PID 1's may be unreadable to us).
+    """
     try:
-        a, b = os.stat(path), os.stat(f"/proc/1/ns/{kind}")
+        target = os.stat(path)
     except OSError:
         return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    for host in (f"/proc/self/ns/{kind}", f"/proc/1/ns/{kind}"):
+        try:
+            st = os.stat(host)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
 
 
 def _is_host(value: str, kind: str) -> bool:
