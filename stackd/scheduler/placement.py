@@ -57,13 +57,15 @@ class _Amount:
 class _Bin:
     """A node's capacity and what has been reserved on it so far."""
 
-    __slots__ = ("cap", "name", "node", "used_cpu", "used_memory", "used_pids")
+    __slots__ = ("cap", "load", "name", "node", "used_cpu", "used_memory", "used_pids")
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.name = node.name
         self.cap = _Amount.of(Resources(node.cpus, node.memory, node.pids))
         self.used_cpu = self.used_memory = self.used_pids = 0
+        # Kept up to date by take(): ranking reads it for every node of every service.
+        self.load = 0.0
 
     def fits(self, need: _Amount) -> bool:
         return (self.used_cpu + need.cpu <= self.cap.cpu
@@ -74,14 +76,12 @@ class _Bin:
         self.used_cpu += need.cpu
         self.used_memory += need.memory
         self.used_pids += need.pids
-
-    def load(self) -> float:
         share = 0.0
         for used, cap in ((self.used_cpu, self.cap.cpu), (self.used_memory, self.cap.memory),
                           (self.used_pids, self.cap.pids)):
             if cap > 0:
                 share = max(share, used / cap)
-        return share
+        self.load = share
 
     def free(self) -> _Amount:
         return _Amount(self.cap.cpu - self.used_cpu, self.cap.memory - self.used_memory,
@@ -141,15 +141,19 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
         return (-share, service)
 
     chosen: dict[Slot, str] = {}
+    eligible_for: dict[tuple[Constraint, ...], list[_Bin]] = {}
     for key in sorted(groups, key=demand):
         service, need, constraints = key
         group = groups[key]
-        eligible = [b for b in bins if all(c.matches(b.node) for c in constraints)]
+        eligible = eligible_for.get(constraints)
+        if eligible is None:
+            eligible = [b for b in bins if all(c.matches(b.node) for c in constraints)]
+            eligible_for[constraints] = eligible
         if not eligible:
             raise _no_node_matches(service, constraints, bins)
         if not any(need.fits_in(b.cap) for b in eligible):
             raise _too_big(service, need, eligible)
-        counts = dict.fromkeys((b.name for b in eligible), 0)
+        counts = [0] * len(eligible)
         heap = [(_rank(strategy, b, 0), i) for i, b in enumerate(eligible)]
         heapq.heapify(heap)
         for slot in group:
@@ -165,8 +169,8 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
                 raise _overcommitted(slot, len(group), need, eligible, slot_list, total_cap)
             b.take(need)
             chosen[slot] = b.name
-            counts[b.name] += 1
-            heapq.heapreplace(heap, (_rank(strategy, b, counts[b.name]), i))
+            counts[i] += 1
+            heapq.heapreplace(heap, (_rank(strategy, b, counts[i]), i))
 
     return Placement(assignments={s: chosen[s] for s in slot_list},
                      nodes=tuple(sorted(nodes, key=lambda n: n.name)))
@@ -176,8 +180,8 @@ def _rank(strategy: Strategy, b: _Bin, count: int) -> tuple[int | float | str, .
     # Smallest rank wins. `eligible` is in name order, so the heap's second field (the
     # index) breaks remaining ties by name.
     if strategy == "spread":
-        return (count, b.load())
-    return (-b.load(),)
+        return (count, b.load)
+    return (-b.load,)
 
 
 def _cpus(milli: int) -> str:
