@@ -1,0 +1,72 @@
+"""cgroups: one interface (`CgroupManager`), two implementations, chosen from what the host mounts.
+
+- pure cgroup v2 (/sys/fs/cgroup is cgroup2): `CgroupV2`.
+- v1, or hybrid (v1 controllers plus a cgroup2 mount, often /sys/fs/cgroup/unified):
+  `CgroupV1`, which also tracks the container in the cgroup2 mount when there is one.
+  crun refuses hybrid hosts; we use v1 for every controller there.
+
+Every container's cgroup is `stackd/<root id>/<container id>` in each hierarchy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackd.errors import HostError
+from stackd.hostnames import CGROUP_PARENT, cgroup_relpath
+from stackd.runtime.cgroups.base import CgroupManager
+from stackd.runtime.cgroups.v1 import CONTROLLERS, CgroupV1
+from stackd.runtime.cgroups.v2 import CgroupV2
+
+__all__ = ["CgroupManager", "CgroupMounts", "CgroupV1", "CgroupV2", "host_mounts",
+           "manager_for", "parse_mounts"]
+
+
+@dataclass(frozen=True)
+class CgroupMounts:
+    v1: dict[str, Path] = field(default_factory=dict)  # controller → mount point
+    v2: Path | None = None
+
+    def stackd_dirs(self) -> list[Path]:
+        """The `stackd` parent in every hierarchy (where leaks would be)."""
+        roots = set(self.v1.values())
+        if self.v2 is not None:
+            roots.add(self.v2)
+        return sorted(r / CGROUP_PARENT for r in roots)
+
+
+def parse_mounts(text: str) -> CgroupMounts:
+    """Read /proc/self/mounts text. Pure."""
+    v1: dict[str, Path] = {}
+    v2: Path | None = None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        _, mountpoint, fstype, options = parts[:4]
+        if fstype == "cgroup2" and v2 is None:
+            v2 = Path(mountpoint)
+        elif fstype == "cgroup":
+            for opt in options.split(","):
+                if opt in CONTROLLERS:
+                    v1.setdefault(opt, Path(mountpoint))
+    return CgroupMounts(v1=v1, v2=v2)
+
+
+def host_mounts() -> CgroupMounts:
+    with open("/proc/self/mounts") as f:
+        return parse_mounts(f.read())
+
+
+def manager_for(root_id: str, container_id: str,
+                mounts: CgroupMounts | None = None) -> CgroupManager:
+    mounts = mounts or host_mounts()
+    relpath = cgroup_relpath(root_id, container_id)
+    if mounts.v1:
+        unified = CgroupV2(mounts.v2, relpath) if mounts.v2 is not None else None
+        return CgroupV1(mounts.v1, relpath, unified)
+    if mounts.v2 is not None:
+        return CgroupV2(mounts.v2, relpath)
+    raise HostError("no cgroup filesystem is mounted",
+                    hint="mount cgroup2 at /sys/fs/cgroup (or the v1 hierarchies)")

@@ -1,0 +1,126 @@
+"""What every cgroup manager does, and the small file helpers they share."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Protocol
+
+from stackd.errors import HostError
+from stackd.runtime.containerspec import Resources
+from stackd.runtime.model import Stats
+
+
+class CgroupManager(Protocol):
+    """One container's cgroup, in however many hierarchies the host has."""
+
+    relpath: str
+
+    def create(self) -> None:
+        """Make the cgroup (and its stackd/<root id> parents) in every hierarchy."""
+
+    def apply(self, resources: Resources, *, privileged: bool = False) -> None:
+        """Write the limits; a limit the host cannot enforce is a HostError."""
+
+    def procs_files(self) -> list[str]:
+        """cgroup.procs files a process writes "0" into to join (while it sees the host's
+        mount namespace)."""
+
+    def join(self, pid: int) -> None: ...
+
+    def pids(self) -> list[int]: ...
+
+    def stats(self) -> Stats: ...
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer took from this cgroup."""
+
+    def kill_all(self) -> None: ...
+
+    def destroy(self) -> None:
+        """Remove the cgroup everywhere (it must hold no process), then empty parents."""
+
+    def paths(self) -> list[Path]: ...
+
+
+def write(path: Path, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise HostError(
+            f"cannot write {value!r} to {path}: {e.strerror}",
+            hint="check that the value is valid for this kernel and the controller is enabled",
+        ) from e
+
+
+def read(path: Path) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def read_int(path: Path, default: int = 0) -> int:
+    try:
+        return int(read(path).strip())
+    except (OSError, ValueError):
+        return default
+
+
+def read_keyed(path: Path) -> dict[str, int]:
+    """Files of "key value" lines (memory.stat, memory.events, cpu.stat…)."""
+    out: dict[str, int] = {}
+    try:
+        for line in read(path).splitlines():
+            key, _, value = line.partition(" ")
+            if value.strip().lstrip("-").isdigit():
+                out[key] = int(value)
+    except OSError:
+        pass
+    return out
+
+
+def read_procs(path: Path) -> list[int]:
+    try:
+        return [int(x) for x in read(path).split()]
+    except (OSError, ValueError):
+        return []
+
+
+def kill_procs(procs_file: Path, rounds: int = 50) -> None:
+    """SIGKILL whatever is in a cgroup until it is empty (processes may fork meanwhile)."""
+    for _ in range(rounds):
+        pids = read_procs(procs_file)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def rmdir_retrying(path: Path, timeout: float = 2.0) -> None:
+    """rmdir a cgroup; the kernel answers EBUSY for a moment after its last task exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise HostError(f"cannot remove cgroup {path}: {e.strerror}",
+                                hint="a process is still inside it; kill it and retry") from e
+            time.sleep(0.01)
+
+
+def rmdir_if_empty(path: Path) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # another container of this root still lives there, or it is gone

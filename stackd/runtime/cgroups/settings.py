@@ -1,0 +1,87 @@
+"""Resource limits → cgroup file writes, for each cgroup version. Pure functions.
+
+The order of the returned writes matters and is the order to apply them in: v1's
+memory.memsw limit may never be below the memory limit, and cfs_quota is only
+meaningful once the period is set.
+"""
+
+from __future__ import annotations
+
+from stackd.runtime.containerspec import Resources
+
+# (controller, file, value)
+Write = tuple[str, str, str]
+
+
+def v1_writes(res: Resources) -> list[Write]:
+    out: list[Write] = []
+    if res.memory is not None:
+        out.append(("memory", "memory.limit_in_bytes", str(res.memory)))
+    if res.memory_swap is not None:
+        out.append(("memory", "memory.memsw.limit_in_bytes", str(res.memory_swap)))
+    if res.cpu_quota is not None:
+        out.append(("cpu", "cpu.cfs_period_us", str(res.cpu_period)))
+        out.append(("cpu", "cpu.cfs_quota_us", str(res.cpu_quota)))
+    if res.cpu_shares is not None:
+        out.append(("cpu", "cpu.shares", str(res.cpu_shares)))
+    if res.pids_limit is not None:
+        out.append(("pids", "pids.max", "max" if res.pids_limit <= 0 else str(res.pids_limit)))
+    if res.cpuset_cpus is not None:
+        out.append(("cpuset", "cpuset.cpus", res.cpuset_cpus))
+    if res.cpuset_mems is not None:
+        out.append(("cpuset", "cpuset.mems", res.cpuset_mems))
+    return out
+
+
+def shares_to_weight(shares: int) -> int:
+    """v1 cpu.shares (2..262144) onto v2 cpu.weight (1..10000), linearly, as runc maps it."""
+    shares = min(max(shares, 2), 262144)
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def v2_writes(res: Resources) -> list[Write]:
+    out: list[Write] = []
+    if res.memory is not None:
+        out.append(("memory", "memory.max", str(res.memory)))
+    if res.memory_swap is not None:
+        # v1 counts memory+swap together, v2 counts swap alone.
+        swap = ("max" if res.memory_swap < 0
+                else str(max(res.memory_swap - (res.memory or 0), 0)))
+        out.append(("memory", "memory.swap.max", swap))
+    if res.cpu_quota is not None:
+        quota = "max" if res.cpu_quota <= 0 else str(res.cpu_quota)
+        out.append(("cpu", "cpu.max", f"{quota} {res.cpu_period}"))
+    if res.cpu_shares is not None:
+        out.append(("cpu", "cpu.weight", str(shares_to_weight(res.cpu_shares))))
+    if res.pids_limit is not None:
+        out.append(("pids", "pids.max", "max" if res.pids_limit <= 0 else str(res.pids_limit)))
+    if res.cpuset_cpus is not None:
+        out.append(("cpuset", "cpuset.cpus", res.cpuset_cpus))
+    if res.cpuset_mems is not None:
+        out.append(("cpuset", "cpuset.mems", res.cpuset_mems))
+    return out
+
+
+# Docker's default device allow-list for unprivileged containers (devices cgroup v1).
+DEFAULT_DEVICE_RULES: tuple[str, ...] = (
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",    # null
+    "c 1:5 rwm",    # zero
+    "c 1:7 rwm",    # full
+    "c 1:8 rwm",    # random
+    "c 1:9 rwm",    # urandom
+    "c 5:0 rwm",    # tty
+    "c 5:1 rwm",    # console
+    "c 5:2 rwm",    # ptmx
+    "c 136:* rwm",  # pts
+    "c 10:200 rwm",  # net/tun
+)
+
+
+def v1_device_writes(privileged: bool) -> list[Write]:
+    if privileged:
+        return [("devices", "devices.allow", "a *:* rwm")]
+    return [("devices", "devices.deny", "a *:* rwm")] + [
+        ("devices", "devices.allow", rule) for rule in DEFAULT_DEVICE_RULES
+    ]

@@ -1,0 +1,110 @@
+"""cgroup v1: one hierarchy per controller (memory, cpu, cpuacct, pids, cpuset, devices,
+freezer), as these hosts mount them.
+
+On a hybrid host the v1 hierarchies carry the controllers, and a cgroup2 mount (the
+`unified` one) is used only to track membership and to kill everything at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackd.errors import HostError
+from stackd.runtime.cgroups import base
+from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes
+from stackd.runtime.cgroups.v2 import CgroupV2
+from stackd.runtime.containerspec import Resources
+from stackd.runtime.model import Stats
+
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices", "freezer")
+
+
+class CgroupV1:
+    def __init__(self, hierarchies: dict[str, Path], relpath: str,
+                 unified: CgroupV2 | None = None) -> None:
+        self.relpath = relpath
+        self.unified = unified
+        # controller → this container's directory in the hierarchy holding it
+        self.dirs = {c: hierarchies[c] / relpath for c in CONTROLLERS if c in hierarchies}
+        self.mounts = {c: hierarchies[c] for c in CONTROLLERS if c in hierarchies}
+
+    def _unique_dirs(self) -> list[Path]:
+        # cpu and cpuacct may share one mount; each directory once.
+        return sorted(set(self.dirs.values()))
+
+    def paths(self) -> list[Path]:
+        return self._unique_dirs() + (self.unified.paths() if self.unified else [])
+
+    def create(self) -> None:
+        for controller, leaf in self.dirs.items():
+            mount = self.mounts[controller]
+            current = mount
+            for part in Path(self.relpath).parts:
+                parent, current = current, current / part
+                if not current.is_dir():
+                    current.mkdir(exist_ok=True)
+                if controller == "cpuset":
+                    # A cpuset cgroup with empty cpus/mems refuses tasks: inherit the parent's.
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        if not base.read(current / f).strip():
+                            base.write(current / f, base.read(parent / f).strip())
+            assert current == leaf
+        if self.unified:
+            self.unified.create()
+
+    def apply(self, resources: Resources, *, privileged: bool = False) -> None:
+        for controller, name, value in v1_writes(resources) + v1_device_writes(privileged):
+            if controller not in self.dirs:
+                raise HostError(
+                    f"cannot apply {name}={value}: the {controller} cgroup controller is not "
+                    "mounted on this host",
+                    hint=f"mount the cgroup v1 {controller} hierarchy or drop that limit",
+                )
+            base.write(self.dirs[controller] / name, value)
+
+    def procs_files(self) -> list[str]:
+        files = [str(d / "cgroup.procs") for d in self._unique_dirs()]
+        if self.unified:
+            files += self.unified.procs_files()
+        return files
+
+    def join(self, pid: int) -> None:
+        for f in self.procs_files():
+            base.write(Path(f), str(pid))
+
+    def pids(self) -> list[int]:
+        d = self.dirs.get("pids") or self.dirs.get("memory") or self._unique_dirs()[0]
+        return base.read_procs(d / "cgroup.procs")
+
+    def stats(self) -> Stats:
+        mem = self.dirs.get("memory")
+        memory = 0
+        if mem is not None:
+            usage = base.read_int(mem / "memory.usage_in_bytes")
+            inactive = base.read_keyed(mem / "memory.stat").get("total_inactive_file", 0)
+            memory = max(usage - inactive, 0)
+        cpu_dir = self.dirs.get("cpuacct")
+        cpu_ns = base.read_int(cpu_dir / "cpuacct.usage") if cpu_dir else 0
+        pids_dir = self.dirs.get("pids")
+        pids = (base.read_int(pids_dir / "pids.current") if pids_dir
+                else len(self.pids()))
+        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids)
+
+    def oom_kills(self) -> int:
+        mem = self.dirs.get("memory")
+        if mem is None:
+            return 0
+        return base.read_keyed(mem / "memory.oom_control").get("oom_kill", 0)
+
+    def kill_all(self) -> None:
+        if self.unified:
+            self.unified.kill_all()
+        for d in self._unique_dirs():
+            base.kill_procs(d / "cgroup.procs")
+
+    def destroy(self) -> None:
+        for d in self._unique_dirs():
+            base.rmdir_retrying(d)
+            base.rmdir_if_empty(d.parent)
+        if self.unified:
+            self.unified.destroy()

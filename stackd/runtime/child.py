@@ -1,0 +1,207 @@
+"""The container's first process, between fork and exec.
+
+The monitor forks this already inside the container's new PID namespace (so it is
+PID 1 there). It joins the cgroups, makes its other namespaces, builds the root
+filesystem, reports "created" on the ready pipe and blocks on the start pipe; on
+"start" it drops to the container's user and executes the process. Anything that
+goes wrong is written to the ready pipe as JSON and the process exits: this code
+never returns into the monitor's loop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import resource
+import signal
+import termios
+import traceback
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from stackd.errors import HostError, SpecError, StackdError
+from stackd.runtime import rootfs
+from stackd.runtime import syscalls as sc
+from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.layout import ContainerPaths
+from stackd.runtime.users import ResolvedUser, resolve_user
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+EXIT_SETUP_FAILED = 125
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+
+
+@dataclass
+class ChildPipes:
+    ready_w: int  # CLOEXEC: EOF after a successful exec
+    start_r: int
+    stdin: int
+    stdout: int
+    stderr: int
+    tty: bool
+
+
+def _report(fd: int, error: BaseException) -> None:
+    kind = type(error).__name__ if isinstance(error, StackdError) else "HostError"
+    message = error.message if isinstance(error, StackdError) else str(error)
+    hint = error.hint if isinstance(error, StackdError) else None
+    data = {"error": message, "kind": kind, "hint": hint}
+    if not isinstance(error, StackdError | OSError):
+        data["trace"] = traceback.format_exc()
+    try:
+        os.write(fd, json.dumps(data).encode())
+    except OSError:
+        pass
+
+
+def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
+        procs_files: list[str]) -> NoReturn:
+    code = EXIT_SETUP_FAILED
+    try:
+        code = _run(spec, paths, plan, pipes, procs_files)
+    except BaseException as e:  # report everything; never unwind into the monitor
+        _report(pipes.ready_w, e)
+    os._exit(code)
+
+
+def _setns_path(path: str, nstype: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(fd, nstype)
+    finally:
+        os.close(fd)
+
+
+def _namespaces(spec: ContainerSpec) -> None:
+    ns = spec.namespaces
+    flags = sc.CLONE_NEWNS
+    for kind, value in (("net", ns.net), ("ipc", ns.ipc), ("uts", ns.uts)):
+        if value == "new":
+            flags |= sc.NAMESPACE_FLAGS[kind]
+        elif value != "host":
+            _setns_path(value, sc.NAMESPACE_FLAGS[kind])
+    sc.unshare(flags)
+
+
+def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
+         procs_files: list[str]) -> int:
+    for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    sc.set_process_name("stackd-init")
+
+    for f in procs_files:
+        with open(f, "w") as fh:
+            fh.write("0")
+    _namespaces(spec)
+    sc.unshare(sc.CLONE_NEWCGROUP)
+    if spec.namespaces.uts != "host":
+        if spec.hostname:
+            sc.sethostname(spec.hostname)
+        if spec.domainname:
+            sc.setdomainname(spec.domainname)
+
+    rootfs.setup_rootfs(spec, paths)
+    rootfs.pivot(paths.rootfs)
+    security = _security()
+    if security is not None and plan is not None:
+        security.apply_sysctls(plan)
+    rootfs.harden(spec)
+
+    user = _resolve_user(spec)
+    env = _environment(spec, user)
+    os.chdir("/")
+    if not os.path.isdir(spec.process.cwd):
+        os.makedirs(spec.process.cwd, exist_ok=True)
+    os.chdir(spec.process.cwd)
+    for rl in spec.process.rlimits:
+        _set_rlimit(rl.type, rl.soft, rl.hard)
+
+    # "created": the namespaces exist (networking may be attached now); wait for start.
+    os.write(pipes.ready_w, b"R")
+    if os.read(pipes.start_r, 1) != b"S":
+        return 0  # the monitor went away or deleted us before start
+    os.close(pipes.start_r)
+
+    _stdio(pipes)
+    args = list(spec.process.args)
+    if spec.process.init:
+        args = [rootfs.INIT_PATH, "--", *args]
+    if security is not None and plan is not None:
+        security.finalize_process(plan, user.uid, user.gid, list(user.groups))
+    else:
+        # TODO(security): stackd.runtime.security is not there yet; plain user switch.
+        os.setgroups(list(user.groups))
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+    try:
+        os.execvpe(args[0], args, env)
+    except FileNotFoundError:
+        _report(pipes.ready_w, SpecError(
+            f"cannot run {args[0]!r}: no such file in the container's PATH",
+            hint="check the command and the image"))
+        return EXIT_NOT_FOUND
+    except PermissionError:
+        _report(pipes.ready_w, SpecError(f"cannot run {args[0]!r}: permission denied",
+                                         hint="check the file's mode and the user"))
+        return EXIT_NOT_EXECUTABLE
+
+
+def _security() -> Any:
+    try:
+        from stackd.runtime import security
+    except ImportError:
+        return None
+    return security if hasattr(security, "finalize_process") else None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _resolve_user(spec: ContainerSpec) -> ResolvedUser:
+    return resolve_user(spec.process.user, spec.process.additional_groups,
+                        _read("/etc/passwd"), _read("/etc/group"))
+
+
+def _environment(spec: ContainerSpec, user: ResolvedUser) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in spec.process.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOSTNAME", spec.hostname or os.uname().nodename)
+    env.setdefault("HOME", user.home or "/")
+    if spec.process.terminal:
+        env.setdefault("TERM", "xterm")
+    return env
+
+
+def _set_rlimit(name: str, soft: int, hard: int) -> None:
+    const = getattr(resource, f"RLIMIT_{name.upper()}", None)
+    if const is None:
+        raise SpecError(f"unknown ulimit {name!r}", hint="use nofile, nproc, core, memlock, …")
+    try:
+        resource.setrlimit(const, (soft, hard))
+    except (ValueError, OSError) as e:
+        raise HostError(f"cannot set ulimit {name}={soft}:{hard}: {e}",
+                        hint="the host's hard limit may be lower; ask for less") from e
+
+
+def _stdio(pipes: ChildPipes) -> None:
+    os.setsid()
+    os.dup2(pipes.stdin, 0)
+    os.dup2(pipes.stdout, 1)
+    os.dup2(pipes.stderr, 2)
+    for fd in {pipes.stdin, pipes.stdout, pipes.stderr}:
+        if fd > 2:
+            os.close(fd)
+    if pipes.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)

@@ -1,0 +1,87 @@
+"""Talking to the monitor from trio, and starting it when it is not running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import trio
+
+from stackd.errors import UnavailableError
+from stackd.roots import Roots
+from stackd.runtime import protocol
+from stackd.runtime.layout import MonitorPaths
+
+CONNECT_ATTEMPTS = 50
+
+
+class MonitorClient:
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.paths = MonitorPaths(roots.run)
+        self._spawn_lock = trio.Lock()
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request, return its reply; StackdErrors from the monitor re-raised."""
+        stream = await self._connect()
+        async with stream:
+            await stream.send_all(protocol.encode(message))
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    raise UnavailableError(
+                        f"the runtime monitor for {self.roots.run} closed the connection",
+                        hint=f"see {self.paths.log}")
+                buf += chunk
+        reply: dict[str, Any] = json.loads(buf)
+        protocol.raise_error(reply)
+        return reply
+
+    async def _connect(self) -> trio.SocketStream:
+        for _ in range(CONNECT_ATTEMPTS):
+            try:
+                return await trio.open_unix_socket(str(self.paths.socket))
+            except (FileNotFoundError, ConnectionRefusedError):
+                async with self._spawn_lock:
+                    if not await self._answers():
+                        await self._spawn()
+        raise UnavailableError(f"cannot reach the runtime monitor at {self.paths.socket}",
+                               hint=f"see {self.paths.log}")
+
+    async def _answers(self) -> bool:
+        try:
+            stream = await trio.open_unix_socket(str(self.paths.socket))
+        except OSError:
+            return False
+        await stream.aclose()
+        return True
+
+    async def _spawn(self) -> None:
+        self.roots.ensure()
+        log = open(self.paths.log, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            result = await trio.run_process(
+                [sys.executable, "-m", "stackd.runtime.monitor", "--state", str(self.roots.state),
+                 "--run", str(self.roots.run), "--root-id", self.roots.id],
+                stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, check=False, start_new_session=True,
+                env={**os.environ, "PYTHONPATH": _package_parent()},
+            )
+        finally:
+            log.close()
+        if result.returncode != 0:
+            raise UnavailableError(
+                f"the runtime monitor for {self.roots.run} failed to start",
+                hint=f"see {self.paths.log}")
+
+
+def _package_parent() -> str:
+    import stackd
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(stackd.__file__)))
+    existing = os.environ.get("PYTHONPATH")
+    return f"{here}:{existing}" if existing else here

@@ -1,0 +1,130 @@
+"""Container logs as JSON lines, one record per line of output, like Docker's json-file
+driver: {"log": "text\\n", "stream": "stdout", "time": "2026-11-27T23:00:00.123456789Z"}.
+
+The monitor writes them (`LogWriter`, rotating by size); any process reads them
+(`read_records`), oldest rotated file first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stackd.runtime.model import LogRecord
+
+# A line longer than this is cut into several records, as Docker does at 16 KiB.
+MAX_LINE = 16 * 1024
+
+
+def format_time(ns: int) -> str:
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    # datetime keeps microseconds: drop the last three digits of the nanoseconds.
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}").replace(tzinfo=UTC)
+
+
+def rotated(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
+
+
+class LogWriter:
+    def __init__(self, path: Path, max_size: int, max_files: int) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max(max_files, 1)
+        self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def feed(self, stream: str, data: bytes) -> None:
+        """Bytes as read from a pipe; whole lines become records, the rest waits."""
+        buf = self._partial[stream] + data
+        lines = buf.split(b"\n")
+        self._partial[stream] = lines.pop()
+        now = time.time_ns()
+        out = [self._record(stream, line + b"\n", now) for line in lines]
+        while len(self._partial[stream]) >= MAX_LINE:
+            chunk, self._partial[stream] = (self._partial[stream][:MAX_LINE],
+                                            self._partial[stream][MAX_LINE:])
+            out.append(self._record(stream, chunk, now))
+        if out:
+            self._write(b"".join(out))
+
+    def flush(self, stream: str) -> None:
+        """End of a stream: a last line without newline is still a record."""
+        rest = self._partial[stream]
+        self._partial[stream] = b""
+        if rest:
+            self._write(self._record(stream, rest, time.time_ns()))
+
+    def close(self) -> None:
+        for stream in self._partial:
+            self.flush(stream)
+        os.close(self._fd)
+
+    @staticmethod
+    def _record(stream: str, text: bytes, now: int) -> bytes:
+        line = {"log": text.decode("utf-8", "replace"), "stream": stream,
+                "time": format_time(now)}
+        return (json.dumps(line, ensure_ascii=False) + "\n").encode()
+
+    def _write(self, data: bytes) -> None:
+        os.write(self._fd, data)
+        self._size += len(data)
+        if self._size >= self.max_size:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        if self.max_files == 1:
+            os.truncate(self.path, 0)
+        else:
+            for n in range(self.max_files - 1, 0, -1):
+                src = self.path if n == 1 else rotated(self.path, n - 1)
+                if src.exists():
+                    os.replace(src, rotated(self.path, n))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                           0o640)
+        self._size = 0
+
+
+def log_files(path: Path) -> list[Path]:
+    """Every file of a container's log, oldest first."""
+    older = []
+    n = 1
+    while rotated(path, n).exists():
+        older.append(rotated(path, n))
+        n += 1
+    return [*reversed(older), *([path] if path.exists() else [])]
+
+
+def parse_record(line: bytes) -> LogRecord | None:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None  # a record being written right now
+    text = data["log"]
+    if text.endswith("\n"):
+        text = text[:-1]
+    return LogRecord(time=parse_time(data["time"]), stream=data["stream"], line=text)
+
+
+def read_records(path: Path) -> Iterator[LogRecord]:
+    for file in log_files(path):
+        try:
+            with open(file, "rb") as f:
+                for raw in f:
+                    if raw.endswith(b"\n"):
+                        rec = parse_record(raw)
+                        if rec is not None:
+                            yield rec
+        except FileNotFoundError:
+            continue  # rotated away while we read

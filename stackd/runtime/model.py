@@ -1,0 +1,70 @@
+"""What the runtime hands back: container state, exit status, usage, log records.
+
+Plain frozen dataclasses with JSON round-trips, because the monitor process writes
+them under the run dir and any other process (daemon, CLI) reads them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from stackd.runtime.containerspec import ContainerSpec
+
+Status = Literal["created", "running", "exited"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How the container's first process ended: a code, or the signal that killed it."""
+
+    code: int
+    signal: int | None = None
+    oom_killed: bool = False
+
+    @classmethod
+    def from_wait_status(cls, status: int, *, oom_killed: bool = False) -> ExitStatus:
+        import os
+
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return cls(code=128 + sig, signal=sig, oom_killed=oom_killed)
+        return cls(code=os.WEXITSTATUS(status), signal=None, oom_killed=oom_killed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "signal": self.signal, "oom_killed": self.oom_killed}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExitStatus:
+        return cls(code=int(data["code"]), signal=data.get("signal"),
+                   oom_killed=bool(data.get("oom_killed", False)))
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerState:
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: Status
+    pid: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit: ExitStatus | None
+    netns_path: str | None
+    spec: ContainerSpec
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    memory_bytes: int
+    cpu_ns: int
+    pids: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    time: datetime
+    stream: Literal["stdout", "stderr"]
+    line: str  # without the trailing newline

@@ -1,0 +1,581 @@
+"""The monitor: one small process per state root that owns every container's lifetime.
+
+It is started on demand by `Runtime` (`python -m stackd.runtime.monitor`), detaches
+(new session, double fork) so it outlives whoever started it, and is the parent of
+every container's PID 1 (also a child subreaper, so nothing escapes it). It:
+
+- forks containers (so starting one costs a fork of this already-imported process,
+  not a Python start-up), inside a new PID namespace made just for that fork;
+- reads their stdout/stderr pipes into JSON-lines logs;
+- reaps them and records the exit status (and OOM kill) under the run dir;
+- answers requests on `run/monitor.sock` (see protocol.py).
+
+It is single-threaded on purpose: forking from a threaded process is unsafe. It exits
+by itself once it holds no container and no client, so a test root or a `down`
+leaves no process behind. Its state is all on disk; a client never needs it to list
+or inspect containers, only to change them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackd.errors import AlreadyExistsError, ConflictError, HostError, NotFoundError, StackdError
+from stackd.roots import Roots
+from stackd.runtime import child, protocol
+from stackd.runtime import syscalls as sc
+from stackd.runtime.cgroups import CgroupManager, manager_for
+from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
+from stackd.runtime.logfile import LogWriter
+from stackd.runtime.model import ExitStatus
+from stackd.runtime.statefile import now_iso, process_start_time, read_json, write_json
+
+IDLE_EXIT_SECONDS = 1.0
+SETUP_TIMEOUT = 30.0
+SIGNALS = {s.name: s for s in signal.Signals}
+
+
+@dataclass
+class Container:
+    spec: ContainerSpec
+    paths: ContainerPaths
+    cgroup: CgroupManager
+    pid: int
+    pidfd: int
+    start_w: int | None
+    ready_r: int | None
+    log: LogWriter
+    streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
+    exit: ExitStatus | None = None
+    waiters: list[socket.socket] = field(default_factory=list)
+
+
+@dataclass
+class Client:
+    sock: socket.socket
+    buf: bytes = b""
+
+
+class Monitor:
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.mpaths = MonitorPaths(roots.run)
+        self.sel = selectors.DefaultSelector()
+        self.containers: dict[str, Container] = {}
+        self.by_pid: dict[int, Container] = {}
+        self.clients: dict[int, Client] = {}
+        self.idle_since: float | None = time.monotonic()
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self.security = _security_module()
+
+    # ---- setup and main loop -------------------------------------------------------
+
+    def bind(self) -> socket.socket:
+        try:
+            self.mpaths.socket.unlink()
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.mpaths.socket))
+        os.chmod(self.mpaths.socket, 0o600)
+        listener.listen(64)
+        listener.setblocking(False)
+        self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
+        return listener
+
+    def serve(self, listener: socket.socket) -> None:
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.set_wakeup_fd(wake_w)
+        self.sel.register(wake_r, selectors.EVENT_READ, ("signal", None))
+        self.reap()
+        while True:
+            for key, _ in self.sel.select(timeout=IDLE_EXIT_SECONDS / 2):
+                kind, obj = key.data
+                if kind == "listen":
+                    self.accept(listener)
+                elif kind == "signal":
+                    try:
+                        os.read(wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                    self.reap()
+                elif kind == "output":
+                    self.pump(obj, key.fd)
+                elif kind == "client":
+                    self.on_client(obj)
+            if self.containers or self.clients:
+                self.idle_since = None
+            elif self.idle_since is None:
+                self.idle_since = time.monotonic()
+            elif time.monotonic() - self.idle_since > IDLE_EXIT_SECONDS:
+                self.shutdown(listener)
+                return
+
+    def shutdown(self, listener: socket.socket) -> None:
+        # Unlink first: a client arriving now finds no socket and starts a new monitor,
+        # which waits for our lock.
+        for p in (self.mpaths.socket, self.mpaths.pidfile):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        listener.close()
+
+    # ---- clients -----------------------------------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(False)
+        client = Client(conn)
+        self.clients[conn.fileno()] = client
+        self.sel.register(conn, selectors.EVENT_READ, ("client", client))
+
+    def drop(self, client: Client) -> None:
+        fd = client.sock.fileno()
+        if fd >= 0:
+            self.sel.unregister(client.sock)
+            self.clients.pop(fd, None)
+        for c in self.containers.values():
+            if client.sock in c.waiters:
+                c.waiters.remove(client.sock)
+        client.sock.close()
+
+    def on_client(self, client: Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(client)
+            return
+        client.buf += data
+        if b"\n" not in client.buf:
+            return
+        line, _, client.buf = client.buf.partition(b"\n")
+        try:
+            request = json.loads(line)
+            reply = self.handle(request, client)
+        except StackdError as e:
+            reply = protocol.error_reply(e)
+        except Exception as e:  # a bug must not take every container down
+            reply = protocol.error_reply(HostError(f"runtime monitor: {type(e).__name__}: {e}"))
+        if reply is not None:
+            self.reply(client, reply)
+
+    def reply(self, client: Client, message: dict[str, Any]) -> None:
+        try:
+            client.sock.setblocking(True)
+            client.sock.sendall(protocol.encode(message))
+        except OSError:
+            pass
+        self.drop(client)
+
+    def handle(self, request: dict[str, Any], client: Client) -> dict[str, Any] | None:
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "create":
+            return self.create(ContainerSpec.model_validate(request["spec"]))
+        cid = str(request.get("id"))
+        if op == "start":
+            return self.start(self.get(cid))
+        if op == "kill":
+            return self.kill(self.get(cid), str(request.get("signal", "SIGTERM")))
+        if op == "wait":
+            c = self.containers.get(cid)
+            if c is None:
+                recorded = read_json(ContainerPaths(self.roots, cid).exit)
+                if recorded is None:
+                    raise NotFoundError(f"no container {cid!r}")
+                return {"ok": True, "exit": recorded}
+            if c.exit is not None:
+                return {"ok": True, "exit": c.exit.to_json()}
+            c.waiters.append(client.sock)
+            self.sel.unregister(client.sock)
+            self.clients.pop(client.sock.fileno(), None)
+            return None
+        if op == "delete":
+            return self.delete(cid, bool(request.get("force")))
+        raise HostError(f"runtime monitor: unknown request {op!r}")
+
+    def get(self, cid: str) -> Container:
+        c = self.containers.get(cid)
+        if c is None:
+            raise NotFoundError(f"no container {cid!r}",
+                                hint="list containers with `stackd ps -a`")
+        return c
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> dict[str, Any]:
+        paths = ContainerPaths(self.roots, spec.id)
+        if spec.id in self.containers or paths.run_dir.exists():
+            raise AlreadyExistsError(f"container {spec.id!r} already exists",
+                                     hint="delete it first, or pick another id")
+        plan = self.security.prepare(spec) if self.security is not None else None
+        cgroup = manager_for(self.roots.id, spec.id)
+        made: list[int] = []
+        try:
+            paths.run_dir.mkdir(parents=True)
+            write_json(paths.spec, spec.model_dump(mode="json"))
+            for d in (paths.upper, paths.work, paths.rootfs, paths.files):
+                d.mkdir(parents=True, exist_ok=True)
+            for index, target in enumerate(sorted(spec.files)):
+                (paths.files / str(index)).write_text(spec.files[target])
+            cgroup.create()
+            cgroup.apply(spec.resources, privileged=spec.security.privileged)
+            c = self._fork(spec, paths, plan, cgroup, made)
+        except BaseException:
+            for fd in made:
+                _close(fd)
+            _remove_container_files(paths)
+            try:
+                cgroup.kill_all()
+                cgroup.destroy()
+            except StackdError:
+                pass
+            raise
+        self.containers[spec.id] = c
+        self.by_pid[c.pid] = c
+        write_json(paths.state, {"pid": c.pid, "pid_start": process_start_time(c.pid),
+                                 "created_at": now_iso(), "started_at": None})
+        return {"ok": True, "pid": c.pid}
+
+    def _fork(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
+              cgroup: CgroupManager, made: list[int]) -> Container:
+        ready_r, ready_w = os.pipe()
+        start_r, start_w = os.pipe()
+        made += [ready_r, ready_w, start_r, start_w]
+        if spec.process.terminal:
+            master, slave = os.openpty()
+            made += [master, slave]
+            ends = {"stdin": slave, "stdout": slave, "stderr": slave}
+            outputs = {master: "stdout"}
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            made += [out_r, out_w, err_r, err_w]
+            ends = {"stdin": self.devnull, "stdout": out_w, "stderr": err_w}
+            outputs = {out_r: "stdout", err_r: "stderr"}
+        pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
+                                 **ends)
+        log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
+        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, cgroup)
+        for fd in {ready_w, start_r, *ends.values()} - {self.devnull}:
+            _close(fd)
+            made.remove(fd)
+        c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid,
+                      pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log)
+        made.clear()  # from here on the Container owns the descriptors
+        for fd, stream in outputs.items():
+            os.set_blocking(fd, False)
+            c.streams[fd] = stream
+            self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        problem = _read_report(ready_r, SETUP_TIMEOUT, want=b"R")
+        if problem is not None:
+            self._forget(c, reap=True)
+            raise problem
+        return c
+
+    def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
+                               pipes: child.ChildPipes, cgroup: CgroupManager) -> int:
+        """Fork the container's PID 1 straight from here: unshare(CLONE_NEWPID) only
+        affects children, and setns back to our own PID namespace undoes it at once."""
+        pidns = spec.namespaces.pid
+        if pidns == "new":
+            sc.unshare(sc.CLONE_NEWPID)
+        elif pidns != "host":
+            fd = os.open(pidns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, sc.CLONE_NEWPID)
+            finally:
+                os.close(fd)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                child.run(spec, paths, plan, pipes, cgroup.procs_files())
+        finally:
+            if pidns != "host":
+                sc.setns(self.own_pidns, sc.CLONE_NEWPID)
+        return pid
+
+    def start(self, c: Container) -> dict[str, Any]:
+        if c.start_w is None or c.ready_r is None:
+            raise ConflictError(f"container {c.spec.id!r} was already started",
+                                hint="create a new container to run it again")
+        if c.exit is not None:
+            raise ConflictError(f"container {c.spec.id!r} has exited",
+                                hint="delete it and create it again")
+        state = read_json(c.paths.state) or {}
+        state["started_at"] = now_iso()
+        write_json(c.paths.state, state)
+        try:
+            os.write(c.start_w, b"S")
+        except BrokenPipeError:
+            pass
+        _close(c.start_w)
+        c.start_w = None
+        # EOF means the exec happened (the pipe is close-on-exec); anything else is why not.
+        problem = _read_report(c.ready_r, SETUP_TIMEOUT, want=b"")
+        _close(c.ready_r)
+        c.ready_r = None
+        if problem is not None:
+            raise problem
+        return {"ok": True}
+
+    def kill(self, c: Container, signame: str) -> dict[str, Any]:
+        sig = _signal(signame)
+        if c.exit is None:
+            try:
+                signal.pidfd_send_signal(c.pidfd, sig)
+            except ProcessLookupError:
+                pass
+        return {"ok": True}
+
+    def delete(self, cid: str, force: bool) -> dict[str, Any]:
+        paths = ContainerPaths(self.roots, cid)
+        c = self.containers.get(cid)
+        if c is None and not paths.run_dir.exists() and not paths.state_dir.exists():
+            raise NotFoundError(f"no container {cid!r}")
+        if c is not None and c.exit is None:
+            started = c.start_w is None
+            if started and not force:
+                raise ConflictError(f"container {cid!r} is running",
+                                    hint="stop it first, or delete with force")
+            try:
+                signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            c.cgroup.kill_all()
+            _, status = os.waitpid(c.pid, 0)
+            self._exited(c, status)
+        if c is not None:
+            self._forget(c, reap=False)
+        cgroup = manager_for(self.roots.id, cid)
+        if c is None:
+            cgroup.kill_all()
+        cgroup.destroy()
+        _remove_container_files(paths)
+        return {"ok": True}
+
+    # ---- output and exits --------------------------------------------------------
+
+    def pump(self, c: Container, fd: int) -> None:
+        stream = c.streams[fd]
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:  # EIO: the pty's last holder closed it
+                data = b""
+            if not data:
+                self.sel.unregister(fd)
+                del c.streams[fd]
+                _close(fd)
+                c.log.flush(stream)
+                return
+            c.log.feed(stream, data)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            c = self.by_pid.get(pid)
+            if c is not None:
+                self._exited(c, status)
+            # else: an orphan reparented to us (we are a subreaper); reaped, nothing to record
+
+    def _exited(self, c: Container, status: int) -> None:
+        self.by_pid.pop(c.pid, None)
+        for fd in list(c.streams):
+            self.pump(c, fd)  # whatever is left in the pipes belongs before the exit
+        c.exit = ExitStatus.from_wait_status(status, oom_killed=c.cgroup.oom_kills() > 0)
+        record = c.exit.to_json() | {"finished_at": now_iso()}
+        if c.paths.run_dir.exists():
+            write_json(c.paths.exit, record)
+        for sock in c.waiters:
+            try:
+                sock.setblocking(True)
+                sock.sendall(protocol.encode({"ok": True, "exit": record}))
+            except OSError:
+                pass
+            sock.close()
+        c.waiters.clear()
+
+    def _forget(self, c: Container, *, reap: bool) -> None:
+        if reap and c.exit is None:
+            try:
+                signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _, status = os.waitpid(c.pid, 0)
+            self._exited(c, status)
+        for fd in list(c.streams):
+            self.sel.unregister(fd)
+            _close(fd)
+        c.streams.clear()
+        c.log.close()
+        for fd in (c.pidfd, c.start_w, c.ready_r):
+            if fd is not None:
+                _close(fd)
+        self.containers.pop(c.spec.id, None)
+        self.by_pid.pop(c.pid, None)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _signal(name: str) -> int:
+    key = name.upper()
+    if key.isdigit():
+        return int(key)
+    if not key.startswith("SIG"):
+        key = "SIG" + key
+    if key not in SIGNALS:
+        raise StackdError(f"unknown signal {name!r}", hint="use e.g. SIGTERM, SIGKILL, HUP, 9")
+    return int(SIGNALS[key])
+
+
+def _read_report(fd: int, timeout: float, want: bytes) -> StackdError | None:
+    """Read the child's answer on its ready pipe: `want` (b"R", or b"" for EOF) or a
+    JSON error report."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return HostError("the container's first process did not answer in time",
+                             hint="the host may be overloaded or a mount is hanging")
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        sel.select(remaining)
+        sel.close()
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk or (want and data + chunk == want):
+            data += chunk
+            break
+        data += chunk
+    if data == want:
+        return None
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return HostError("the container's first process died while setting up",
+                         hint="see the monitor log under the run dir")
+    if report.get("trace"):
+        sys.stderr.write(report["trace"])
+    try:
+        protocol.raise_error({"ok": False, **report})
+    except StackdError as e:
+        return e
+    return None
+
+
+def _remove_container_files(paths: ContainerPaths) -> None:
+    for d in (paths.run_dir, paths.state_dir):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _security_module() -> Any:
+    try:
+        from stackd.runtime import security
+    except ImportError:
+        return None
+    # TODO(security): until the hardening module lands, containers run without a
+    # capability/seccomp plan (plain setgroups/setgid/setuid in child.py).
+    return security if hasattr(security, "prepare") else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stackd-monitor")
+    parser.add_argument("--state", required=True)
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--root-id", required=True)  # shown in ps, used by tools/leaks
+    args = parser.parse_args(argv)
+    roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
+    containers_dir(roots).mkdir(exist_ok=True)
+    mpaths = MonitorPaths(roots.run)
+
+    ready_r, ready_w = os.pipe()
+    if os.fork() != 0:
+        # The process our creator waits for: it exits 0 once the monitor listens.
+        os.close(ready_w)
+        ok = os.read(ready_r, 1) == b"1"
+        return 0 if ok else 1
+    os.close(ready_r)
+    os.setsid()
+    os.chdir("/")  # pin no directory of whoever started us
+    lock = os.open(mpaths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise
+        # Another monitor owns this root. If it is up, our creator will find it;
+        # if it is shutting down, we take over when it is gone.
+        if _answers(mpaths.socket):
+            os.write(ready_w, b"1")
+            os._exit(0)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    monitor = Monitor(roots)
+    listener = monitor.bind()
+    mpaths.pidfile.write_text(f"{os.getpid()}\n")
+    sc.set_process_name("stackd-monitor")
+    os.write(ready_w, b"1")
+    os.close(ready_w)
+    monitor.serve(listener)
+    os._exit(0)
+
+
+def _answers(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(2)
+        s.connect(str(path))
+        s.sendall(protocol.encode({"op": "ping"}))
+        return b'"ok": true' in s.recv(4096)
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

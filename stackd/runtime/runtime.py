@@ -1,0 +1,161 @@
+"""`Runtime`: the runtime's API for the reconciler, image builds and networking (trio).
+
+Changes go through the root's monitor process (client.py / monitor.py); reads (list,
+inspect, stats, logs) come straight from the run dir, the kernel and the log files,
+so any process can make them, including one started after its creator was killed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from stackd.errors import NotFoundError
+from stackd.roots import Roots
+from stackd.runtime import logfile
+from stackd.runtime.cgroups import manager_for
+from stackd.runtime.client import MonitorClient
+from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.layout import ContainerPaths, check_id, containers_dir
+from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
+from stackd.runtime.statefile import load_state
+
+FOLLOW_INTERVAL = 0.1  # seconds between looks at a followed log
+
+
+class Runtime:
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.monitor = MonitorClient(roots)
+
+    def _paths(self, container_id: str) -> ContainerPaths:
+        return ContainerPaths(self.roots, check_id(container_id))
+
+    async def create(self, spec: ContainerSpec) -> ContainerState:
+        """Namespaces, cgroup and root filesystem made; the process waits to be started
+        (OCI "created"). Its network namespace is at `state.netns_path` already."""
+        check_id(spec.id)
+        await self.monitor.request({"op": "create", "spec": spec.model_dump(mode="json")})
+        return await self.inspect(spec.id)
+
+    async def start(self, container_id: str) -> ContainerState:
+        await self.monitor.request({"op": "start", "id": check_id(container_id)})
+        return await self.inspect(container_id)
+
+    async def kill(self, container_id: str, signal: str = "SIGTERM") -> None:
+        await self.monitor.request({"op": "kill", "id": check_id(container_id),
+                                    "signal": signal})
+
+    async def wait(self, container_id: str) -> ExitStatus:
+        """Block until the container's first process exits (the monitor answers when it
+        reaps it; nothing polls)."""
+        reply = await self.monitor.request({"op": "wait", "id": check_id(container_id)})
+        return ExitStatus.from_json(reply["exit"])
+
+    async def stop(self, container_id: str, grace: float | None = None) -> ExitStatus:
+        """stop_signal, then SIGKILL after `grace` seconds (default: the spec's)."""
+        state = await self.inspect(container_id)
+        if state.status == "exited":
+            return state.exit or await self.wait(container_id)
+        if grace is None:
+            grace = state.spec.stop_grace
+        await self.kill(container_id, state.spec.stop_signal)
+        with trio.move_on_after(grace):
+            return await self.wait(container_id)
+        await self.kill(container_id, "SIGKILL")
+        return await self.wait(container_id)
+
+    async def delete(self, container_id: str, force: bool = False) -> None:
+        """Unmount, remove the cgroups, the upper dir, the logs and the records."""
+        await self.monitor.request({"op": "delete", "id": check_id(container_id),
+                                    "force": force})
+
+    async def list(self) -> list[ContainerState]:
+        base = containers_dir(self.roots)
+        if not base.is_dir():
+            return []
+        states = []
+        for entry in sorted(os.listdir(base)):
+            state = load_state(ContainerPaths(self.roots, entry))
+            if state is not None:
+                states.append(state)
+        return states
+
+    async def inspect(self, container_id: str) -> ContainerState:
+        state = load_state(self._paths(container_id))
+        if state is None:
+            raise NotFoundError(f"no container {container_id!r}",
+                                hint="list containers with `stackd ps -a`")
+        return state
+
+    async def stats(self, container_id: str) -> Stats:
+        await self.inspect(container_id)
+        return manager_for(self.roots.id, container_id).stats()
+
+    def log_path(self, container_id: str) -> Path:
+        return self._paths(container_id).log
+
+    async def logs(self, container_id: str, follow: bool = False,
+                   tail: int | None = None) -> AsyncIterator[LogRecord]:
+        """The container's output, oldest first; with `follow`, keep yielding new
+        records until the container has exited and everything is read."""
+        path = self.log_path(container_id)
+        await self.inspect(container_id)
+        records: Any = logfile.read_records(path)
+        if tail is not None:
+            records = deque(records, maxlen=tail) if tail > 0 else ()
+        for rec in records:
+            yield rec
+        if not follow:
+            return
+        # Follow from the current end of the live file.
+        offset = path.stat().st_size if path.exists() else 0
+        inode = path.stat().st_ino if path.exists() else None
+        while True:
+            state = await self.inspect(container_id)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                st = None
+            if st is not None and st.st_ino != inode:
+                # Rotated: finish the old file, then start the new one at 0.
+                old = logfile.rotated(path, 1)
+                if inode is not None and old.exists() and old.stat().st_ino == inode:
+                    for rec in _read_from(old, offset)[0]:
+                        yield rec
+                inode, offset = st.st_ino, 0
+            if st is not None:
+                new, offset = _read_from(path, offset)
+                for rec in new:
+                    yield rec
+            if state.status == "exited":
+                return
+            await trio.sleep(FOLLOW_INTERVAL)
+
+    async def exec(self, container_id: str, args: list[str], **options: Any) -> int:
+        """Run another process inside a running container; its exit code.
+        Implemented by stackd.runtime.exec (capabilities, seccomp, namespaces)."""
+        from stackd.runtime import exec as runtime_exec
+
+        state = await self.inspect(container_id)
+        result: int = await runtime_exec.exec_in(self.roots, state, args, **options)
+        return result
+
+
+def _read_from(path: Path, offset: int) -> tuple[list[LogRecord], int]:
+    out: list[LogRecord] = []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # half-written: read it next time
+            offset += len(raw)
+            rec = logfile.parse_record(raw)
+            if rec is not None:
+                out.append(rec)
+    return out, offset
