@@ -1,0 +1,133 @@
+"""The daemon as a process: socket, pid file, status/stop, start on demand, crash restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stackd.cli.client import Client
+from stackd.daemon.paths import pid_path, socket_path
+from stackd.errors import UnavailableError
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+
+def stackd(roots: Roots, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run), **env)
+    return subprocess.run([sys.executable, "-m", "stackd", *args], env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_socket_is_root_only(daemon) -> None:
+    st = os.stat(socket_path(daemon.roots))
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == 0
+
+
+NOBODY_CONNECT = """
+import os, socket, sys
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("denied")
+else:
+    s.sendall(b"GET /v1/version HTTP/1.0\\r\\n\\r\\n")
+    print("connected", s.recv(100))
+"""
+
+
+def test_non_root_user_cannot_use_the_socket(daemon) -> None:
+    sock = socket_path(daemon.roots)
+    # Let nobody reach the socket's directory, so it is the socket itself that refuses.
+    for d in (sock.parent, *sock.parent.parents):
+        if d == d.parent:
+            break
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+    out = subprocess.run([sys.executable, "-c", NOBODY_CONNECT, str(sock)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "denied", out.stdout + out.stderr
+
+
+def test_status_and_stop(daemon) -> None:
+    pid = daemon.pid
+    r = stackd(daemon.roots, "daemon", "status")
+    assert r.returncode == 0
+    assert f"running: pid {pid}" in r.stdout
+    r = stackd(daemon.roots, "daemon", "stop")
+    assert r.returncode == 0, r.stderr
+    assert "stopped" in r.stdout
+    assert not socket_path(daemon.roots).exists()
+    assert not pid_path(daemon.roots).exists()
+    r = stackd(daemon.roots, "daemon", "status")
+    assert r.returncode == 3
+    assert "not running" in r.stdout
+
+
+def test_a_second_daemon_refuses_to_start(daemon) -> None:
+    r = stackd(daemon.roots, "daemon")
+    assert r.returncode == 1
+    assert f"already runs for this run dir (pid {daemon.pid})" in r.stderr
+    with daemon.client() as c:
+        assert c.get("/v1/version")["pid"] == daemon.pid
+
+
+def test_cli_starts_the_daemon_on_demand(daemons) -> None:
+    assert not socket_path(daemons.roots).exists()
+    t0 = time.monotonic()
+    with Client(daemons.roots) as c:
+        v = c.get("/v1/version")
+    print(f"start on demand: {time.monotonic() - t0:.2f}s")
+    assert v["pid"] == daemons.pid
+    assert v["state_root"] == str(daemons.roots.state)
+    # It outlives the client that started it.
+    with Client(daemons.roots, autostart=False) as c:
+        assert c.get("/v1/version")["pid"] == v["pid"]
+
+
+def test_two_clients_starting_at_once_get_one_daemon(daemons) -> None:
+    code = ("from stackd.cli.client import Client\n"
+            "print(Client().get('/v1/version')['pid'])")
+    env = dict(os.environ, STACKD_ROOT=str(daemons.roots.state), STACKD_RUN=str(daemons.roots.run))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    pids = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert pids == {str(daemons.pid)}
+
+
+def test_no_autostart_says_how_to_start(daemons) -> None:
+    with Client(daemons.roots, autostart=False) as c, pytest.raises(UnavailableError) as err:
+        c.get("/v1/version")
+    assert "no stackd daemon answers" in str(err.value)
+    assert "stackd daemon" in str(err.value.hint)
+
+
+def test_sigkill_then_restart_needs_no_cleanup(daemon) -> None:
+    old = daemon.pid
+    os.kill(old, signal.SIGKILL)
+    daemon.procs[0].wait(timeout=10)
+    assert socket_path(daemon.roots).exists()  # left behind by the killed daemon
+    daemon.start()
+    assert daemon.pid != old
+    with daemon.client() as c:
+        assert c.get("/v1/version")["pid"] == daemon.pid
+
+
+def test_logs_are_json_lines(daemon) -> None:
+    import json
+
+    with daemon.client() as c:
+        c.get("/v1/version")
+    lines = [json.loads(line) for line in daemon.log.read_text().splitlines() if line.strip()]
+    listening = [x for x in lines if x["msg"] == "listening"]
+    assert listening and listening[0]["pid"] == daemon.pid
+    assert {"ts", "level", "logger", "msg"} <= set(listening[0])
