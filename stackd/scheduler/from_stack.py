@@ -41,6 +41,7 @@ def _service(stack: Stack, name: str, svc: Service) -> ServiceNode:
         reservations=_resources(resources.reservations if resources else None),
         limits=limits,
         constraints=placement.constraints if placement is not None else (),
+        max_per_node=placement.max_replicas_per_node if placement is not None else None,
         location=stack.location_of(("services", name)),
     )
 

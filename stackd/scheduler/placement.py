@@ -1,7 +1,8 @@
 """Placing replica slots onto nodes by resources and constraints.
 
 Each slot needs its reservations (falling back to limits) free on a node whose labels
-satisfy its constraints. Two strategies:
+satisfy its constraints, and on which fewer than its service's max_replicas_per_node
+already run. Two strategies:
 
 - spread:  the node holding the fewest slots of this service, then the least loaded;
 - binpack: the most loaded node that still fits.
@@ -52,6 +53,10 @@ class _Amount:
 
     def fits_in(self, room: _Amount) -> bool:
         return self.cpu <= room.cpu and self.memory <= room.memory and self.pids <= room.pids
+
+
+# service, what one replica needs, its constraints, its max replicas per node
+_GroupKey = tuple[str, _Amount, tuple[Constraint, ...], int | None]
 
 
 class _Bin:
@@ -122,18 +127,18 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
     slot_list = sorted(slots)
     bins = [_Bin(n) for n in sorted(nodes, key=lambda n: n.name)]
 
-    # Slots of one service share needs and constraints (slots() makes them so), but a
-    # caller may build its own; group by all three so every group is uniform.
-    groups: dict[tuple[str, _Amount, tuple[Constraint, ...]], list[Slot]] = {}
+    # Slots of one service share needs, constraints and per-node cap (slots() makes
+    # them so), but a caller may build its own; group by all so every group is uniform.
+    groups: dict[_GroupKey, list[Slot]] = {}
     for slot in slot_list:
-        groups.setdefault((slot.service, _Amount.of(slot.needs), slot.constraints),
-                          []).append(slot)
+        key = (slot.service, _Amount.of(slot.needs), slot.constraints, slot.max_per_node)
+        groups.setdefault(key, []).append(slot)
 
     total_cap = _Amount(sum(b.cap.cpu for b in bins), sum(b.cap.memory for b in bins),
                         sum(b.cap.pids for b in bins))
 
-    def demand(key: tuple[str, _Amount, tuple[Constraint, ...]]) -> tuple[float, str]:
-        service, need, _ = key
+    def demand(key: _GroupKey) -> tuple[float, str]:
+        service, need, _, _ = key
         share = max((part / cap for part, cap in ((need.cpu, total_cap.cpu),
                                                   (need.memory, total_cap.memory),
                                                   (need.pids, total_cap.pids)) if cap > 0),
@@ -143,7 +148,7 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
     chosen: dict[Slot, str] = {}
     eligible_for: dict[tuple[Constraint, ...], list[_Bin]] = {}
     for key in sorted(groups, key=demand):
-        service, need, constraints = key
+        service, need, constraints, per_node = key
         group = groups[key]
         eligible = eligible_for.get(constraints)
         if eligible is None:
@@ -153,6 +158,8 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
             raise _no_node_matches(service, constraints, bins)
         if not any(need.fits_in(b.cap) for b in eligible):
             raise _too_big(service, need, eligible)
+        if per_node is not None and per_node * len(eligible) < len(group):
+            raise _capped(service, len(group), per_node, eligible)
         counts = [0] * len(eligible)
         heap = [(_rank(strategy, b, 0), i) for i, b in enumerate(eligible)]
         heapq.heapify(heap)
@@ -170,7 +177,10 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
             b.take(need)
             chosen[slot] = b.name
             counts[i] += 1
-            heapq.heapreplace(heap, (_rank(strategy, b, counts[i]), i))
+            if counts[i] == per_node:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (_rank(strategy, b, counts[i]), i))
 
     return Placement(assignments={s: chosen[s] for s in slot_list},
                      nodes=tuple(sorted(nodes, key=lambda n: n.name)))
@@ -220,6 +230,17 @@ def _too_big(service: str, need: _Amount, eligible: list[_Bin]) -> Unschedulable
         f"it may run on has in total (largest: {biggest.name} with {_amount(biggest.cap)})",
         service=service,
         hint=f"lower deploy.resources.reservations (or limits) of {service!r}",
+    )
+
+
+def _capped(service: str, replicas: int, per_node: int,
+            eligible: list[_Bin]) -> UnschedulableError:
+    return UnschedulableError(
+        f"service {service!r} wants {replicas} replicas but may run at most {per_node} per "
+        f"node (max_replicas_per_node) on {len(eligible)} eligible "
+        f"node{'s' if len(eligible) != 1 else ''} ({', '.join(b.name for b in eligible)})",
+        service=service,
+        hint=f"lower the replicas of {service!r} or raise its max_replicas_per_node",
     )
 
 

@@ -89,6 +89,7 @@ class ServiceNode:
     reservations: Resources = Resources()
     limits: Resources = Resources()
     constraints: tuple[str, ...] = ()
+    max_per_node: int | None = None  # deploy.placement.max_replicas_per_node
     location: Location | None = None
 
     @property

@@ -24,6 +24,7 @@ class Slot:
     index: int
     needs: Resources = field(default=Resources(), compare=False)
     constraints: tuple[Constraint, ...] = field(default=(), compare=False)
+    max_per_node: int | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.service}-{self.index}"
@@ -45,5 +46,9 @@ def slots(services: Iterable[ServiceNode] | nx.DiGraph) -> list[Slot]:
         needs = svc.needs
         parsed = tuple(parse_constraint(c, service=svc.name, location=svc.location)
                        for c in svc.constraints)
-        out.extend(Slot(svc.name, i, needs, parsed) for i in range(1, svc.replicas + 1))
+        if svc.max_per_node is not None and svc.max_per_node < 1:
+            raise SpecError(f"service {svc.name!r}: max_replicas_per_node must be 1 or "
+                            f"more, not {svc.max_per_node}", location=svc.location)
+        out.extend(Slot(svc.name, i, needs, parsed, svc.max_per_node)
+                   for i in range(1, svc.replicas + 1))
     return out

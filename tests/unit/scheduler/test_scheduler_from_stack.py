@@ -90,7 +90,8 @@ def test_resources_and_constraints() -> None:
         "deploy": {
             "resources": {"limits": {"cpus": "2", "pids": -1},
                           "reservations": {"cpus": "0.25", "memory": "64m"}},
-            "placement": {"constraints": ["node.labels.zone == b"]},
+            "placement": {"constraints": ["node.labels.zone == b"],
+                          "max_replicas_per_node": 2},
         },
     }}))
     assert web.reservations == Resources(cpus=0.25, memory=64 * MiB)
@@ -98,6 +99,7 @@ def test_resources_and_constraints() -> None:
     # pids limit of -1 (unlimited) reserves nothing.
     assert web.limits == Resources(cpus=2, memory=1024 * MiB, pids=None)
     assert web.constraints == ("node.labels.zone == b",)
+    assert web.max_per_node == 2
 
 
 def test_service_level_limits_alone_are_limits() -> None:

@@ -155,6 +155,30 @@ def test_malformed_constraints_are_spec_errors_at_the_service(text: str, message
         slots([service("web", constraints=(text,))])
 
 
+@pytest.mark.parametrize("strategy", ["spread", "binpack"])
+def test_max_replicas_per_node_caps_each_node(strategy: str) -> None:
+    svc = ServiceNode("web", replicas=4, reservations=Resources(cpus=0.5), max_per_node=2)
+    got = where(slots([svc]), strategy)
+    assert sorted(got.values()).count("big") == 2
+    assert all(sorted(got.values()).count(n) <= 2 for n in ("big", "mid", "small"))
+
+
+def test_more_replicas_than_the_per_node_cap_allows_are_refused() -> None:
+    svc = ServiceNode("web", replicas=5, max_per_node=2,
+                      constraints=("node.labels.zone == b",))
+    with pytest.raises(UnschedulableError) as err:
+        place(slots([svc]), NODES)
+    assert str(err.value) == (
+        "service 'web' wants 5 replicas but may run at most 2 per node "
+        "(max_replicas_per_node) on 2 eligible nodes (mid, small)\n"
+        "  hint: lower the replicas of 'web' or raise its max_replicas_per_node")
+
+
+def test_a_per_node_cap_below_one_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="max_replicas_per_node must be 1 or more, not 0"):
+        slots([ServiceNode("web", max_per_node=0)])
+
+
 # -------------------------------------------------------------------- refusals
 
 
