@@ -1,1 +1,42 @@
-"""Stack files → the immutable Stack model (read, interpolate, merge, normalise, validate)."""
+"""Stack files → the immutable `Stack` model (read, interpolate, merge, normalise, validate).
+
+Public API (everything else in this package is an implementation stage):
+
+    from stackd.spec import load, LoadOptions, Stack
+
+    stack = load(LoadOptions(
+        files=["compose.yaml"],       # -f values, "-" = stdin; None → discover compose.yaml & co.
+        project_name=None,            # -p; default: top-level name:, else the directory name
+        project_directory=None,       # --project-directory; default: the first file's directory
+        env_files=None,               # --env-file (replace .env)
+        profiles=None,                # --profile (plus $STACKD_PROFILES, comma-separated)
+        environ=None,                 # the shell environment; None → os.environ
+    ))
+    stack.name, stack.services["web"].depends_on["db"].condition
+    stack.location_of(("services", "web", "depends_on", "db"))   # → Location(file, line, col)
+    stack.warnings                                                # e.g. unset variables
+
+    load_text(text, file="compose.yaml", project_name="p", environ={}) -> Stack
+    ProjectSource.discover(files, project_directory, cwd) -> ProjectSource(files, project_directory)
+    Stack.model_validate({...})       # short syntax accepted; no locations
+
+Model types live in `stackd.spec.model` (Stack, Service, Port, ServiceVolume, Dependency,
+Healthcheck, Deploy, Network, Volume, …). Errors: `stackd.errors.SpecError` (exit 2,
+with `.location`) for every mistake a file can hold; `UsageError` when no file is found.
+"""
+
+from __future__ import annotations
+
+from stackd.spec.discovery import ProjectSource, normalize_project_name
+from stackd.spec.loader import LoadOptions, load, load_text
+from stackd.spec.model import Service, Stack
+
+__all__ = [
+    "LoadOptions",
+    "ProjectSource",
+    "Service",
+    "Stack",
+    "load",
+    "load_text",
+    "normalize_project_name",
+]

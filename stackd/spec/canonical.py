@@ -1,0 +1,619 @@
+"""Short syntax → long syntax, one file at a time (compose-go's "canonical" stage).
+
+Every function here is pure and idempotent: feeding its output back gives the same
+output, which is what lets `stackd config` round-trip and `Stack.model_validate` accept
+both forms. Entries keep their file places as they move (a depends_on list item becomes
+a map key with the item's place). Values of the wrong shape stop with a SpecError at
+their place; values of the right shape but wrong content are left to the model.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stackd.errors import Location, SpecError
+from stackd.spec.yaml_positions import Override, PlacedDict, PlacedList, Reset
+
+Where = Location | None
+
+
+def where(container: Any, key: Any) -> Where:
+    if isinstance(container, PlacedDict | PlacedList):
+        return container.where(key)
+    return None
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _copy_dict(src: Mapping[str, Any]) -> PlacedDict:
+    out = PlacedDict(loc=src.loc if isinstance(src, PlacedDict) else None)
+    for k, v in src.items():
+        out.put(k, v, where(src, k))
+    return out
+
+
+def _scalar_text(value: Any, what: str, loc: Where) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise SpecError(f"{what} must be a string, not {describe(value)}", location=loc)
+
+
+def _through(value: Any, fn: Callable[[Any, Where], Any], loc: Where) -> Any:
+    """Apply `fn` inside an `!override`; leave `!reset` as it is."""
+    if isinstance(value, Override):
+        return Override(fn(value.value, loc), value.loc)
+    if isinstance(value, Reset):
+        return value
+    return fn(value, loc)
+
+
+def string_list(what: str) -> Callable[[Any, Where], Any]:
+    """A string or a list of strings → a list of strings."""
+
+    def convert(value: Any, loc: Where) -> Any:
+        if value is None:
+            return PlacedList(loc=loc)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            out = PlacedList(loc=loc)
+            out.put(str(value), loc)
+            return out
+        if not isinstance(value, list):
+            raise SpecError(f"{what} must be a string or a list, not {describe(value)}",
+                            location=loc)
+        out = PlacedList(loc=loc)
+        for i, item in enumerate(value):
+            out.put(_scalar_text(item, f"each entry of {what}", where(value, i) or loc),
+                    where(value, i))
+        return out
+
+    return convert
+
+
+def key_value_map(what: str, sep: str = "=", allow_unset: bool = True
+                  ) -> Callable[[Any, Where], Any]:
+    """A list of "k=v" (or "k") or a mapping → a mapping of strings (None: unset)."""
+
+    def convert(value: Any, loc: Where) -> Any:
+        out = PlacedDict(loc=loc)
+        if value is None:
+            return out
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                iloc = where(value, i) or loc
+                text = _scalar_text(item, f"each entry of {what}", iloc)
+                key, found, val = text.partition(sep)
+                if not key:
+                    raise SpecError(f"{what} entry {text!r} has no name", location=iloc)
+                if not found and not allow_unset:
+                    raise SpecError(f"{what} entry {text!r} must look like name{sep}value",
+                                    location=iloc)
+                out.put(key, val if found else None, iloc)
+            return out
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                kloc = where(value, k) or loc
+                if isinstance(v, Reset | Override):
+                    out.put(str(k), v, kloc)
+                elif v is None:
+                    out.put(str(k), None if allow_unset else "", kloc)
+                else:
+                    out.put(str(k), _scalar_text(v, f"{what} value of {k!r}", kloc), kloc)
+            return out
+        raise SpecError(f"{what} must be a list or a mapping, not {describe(value)}",
+                        location=loc)
+
+    return convert
+
+
+def command_form(what: str) -> Callable[[Any, Where], Any]:
+    """A string (split with shell-word rules) or a list → a list of strings."""
+
+    def convert(value: Any, loc: Where) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                words = shlex.split(value)
+            except ValueError as exc:
+                raise SpecError(f"{what} {value!r} cannot be split into words: {exc}",
+                                location=loc, hint="close the quote or write a list") from None
+            out = PlacedList(loc=loc)
+            for w in words:
+                out.put(w, loc)
+            return out
+        return string_list(what)(value, loc)
+
+    return convert
+
+
+def mapping(what: str, value: Any, loc: Where) -> PlacedDict:
+    if value is None:
+        return PlacedDict(loc=loc)
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{what} must be a mapping, not {describe(value)}", location=loc)
+    return _copy_dict(value)
+
+
+def _convert_keys(value: Any, loc: Where, what: str,
+                  converters: Mapping[str, Callable[[Any, Where], Any]]) -> Any:
+    if isinstance(value, Reset):
+        return value
+    if isinstance(value, Override):
+        return Override(_convert_keys(value.value, loc, what, converters), value.loc)
+    out = mapping(what, value, loc)
+    for key, fn in converters.items():
+        if key in out:
+            out[key] = _through(out[key], fn, out.where(key))
+    return out
+
+
+# ------------------------------------------------------------------------------ ports
+
+_PROTO = ("tcp", "udp", "sctp")
+
+
+def _port_range(text: str, loc: Where, spec: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d{1,5})(?:-(\d{1,5}))?", text)
+    if m is None:
+        raise SpecError(f"port {spec!r}: {text!r} is not a port or a port range",
+                        location=loc, hint="write it like 8080:80, 127.0.0.1:8080:80/udp")
+    lo = int(m.group(1))
+    hi = int(m.group(2) or lo)
+    if hi < lo or hi > 65535:
+        raise SpecError(f"port {spec!r}: {text!r} is not a valid range", location=loc)
+    return lo, hi
+
+
+def parse_port(spec: str, loc: Where) -> list[dict[str, Any]]:
+    """`[ip:][host[-range]:]container[-range][/proto]` → long-syntax entries."""
+    body, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in _PROTO:
+        raise SpecError(f"port {spec!r}: protocol must be tcp, udp or sctp", location=loc)
+    host_ip: str | None = None
+    if body.startswith("["):
+        end = body.find("]")
+        if end < 0 or body[end + 1:end + 2] != ":":
+            raise SpecError(f"port {spec!r}: unclosed IPv6 address", location=loc)
+        host_ip, body = body[1:end], body[end + 2:]
+        published, found, target = body.partition(":")
+        if not found:
+            raise SpecError(f"port {spec!r}: write it as [ip]:host:container", location=loc)
+    else:
+        parts = body.split(":")
+        if len(parts) == 1:
+            published, target = "", parts[0]
+        elif len(parts) == 2:
+            published, target = parts
+        else:
+            host_ip, published, target = ":".join(parts[:-2]), parts[-2], parts[-1]
+    if host_ip is not None:
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise SpecError(f"port {spec!r}: {host_ip!r} is not an IP address", location=loc,
+                            hint="write it like 8080:80, 127.0.0.1:8080:80/udp") from None
+    t_lo, t_hi = _port_range(target, loc, spec)
+    entries: list[dict[str, Any]] = []
+    if published:
+        p_lo, p_hi = _port_range(published, loc, spec)
+        if t_hi != t_lo:
+            if p_hi - p_lo != t_hi - t_lo:
+                raise SpecError(f"port {spec!r}: host and container ranges differ in size",
+                                location=loc)
+            for i in range(t_hi - t_lo + 1):
+                entries.append({"target": t_lo + i, "published": str(p_lo + i)})
+        else:
+            entries.append({"target": t_lo,
+                            "published": str(p_lo) if p_hi == p_lo else f"{p_lo}-{p_hi}"})
+    else:
+        for t in range(t_lo, t_hi + 1):
+            entries.append({"target": t})
+    for e in entries:
+        e["protocol"] = proto
+        if host_ip:
+            e["host_ip"] = host_ip
+    return entries
+
+
+def _ports(value: Any, loc: Where) -> Any:
+    if not isinstance(value, list):
+        raise SpecError(f"ports must be a list, not {describe(value)}", location=loc)
+    out = PlacedList(loc=loc)
+    for i, item in enumerate(value):
+        iloc = where(value, i) or loc
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = str(item)
+        if isinstance(item, str):
+            for entry in parse_port(item, iloc):
+                d = PlacedDict(loc=iloc)
+                for k, v in entry.items():
+                    d.put(k, v, iloc)
+                out.put(d, iloc)
+        elif isinstance(item, Mapping):
+            d = _copy_dict(item)
+            if isinstance(d.get("target"), str) and d["target"].isdigit():
+                d["target"] = int(d["target"])
+            if isinstance(d.get("published"), int) and not isinstance(d["published"], bool):
+                d["published"] = str(d["published"])
+            out.put(d, iloc)
+        else:
+            raise SpecError(f"each port must be a string or a mapping, not {describe(item)}",
+                            location=iloc)
+    return out
+
+
+# ---------------------------------------------------------------------------- volumes
+
+_PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
+
+
+def is_bind_source(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or source in (".", "..")
+
+
+def parse_volume(spec: str, loc: Where) -> PlacedDict:
+    """`src:dst[:opts]` or `dst` → long syntax (bind when src looks like a path)."""
+    parts = spec.split(":")
+    out = PlacedDict(loc=loc)
+    if len(parts) == 1:
+        out.put("type", "volume", loc)
+        out.put("target", parts[0], loc)
+        return out
+    if len(parts) > 3:
+        raise SpecError(f"volume {spec!r} has too many ':'", location=loc,
+                        hint="write it as source:target[:ro|rw|z|Z]")
+    source, target = parts[0], parts[1]
+    opts = parts[2].split(",") if len(parts) == 3 else []
+    if not source or not target:
+        raise SpecError(f"volume {spec!r} needs both a source and a target", location=loc)
+    kind = "bind" if is_bind_source(source) else "volume"
+    out.put("type", kind, loc)
+    out.put("source", source, loc)
+    out.put("target", target, loc)
+    bind: dict[str, Any] = {}
+    vol: dict[str, Any] = {}
+    for opt in opts:
+        if opt == "ro":
+            out.put("read_only", True, loc)
+        elif opt == "rw":
+            pass
+        elif opt in ("z", "Z") and kind == "bind":
+            bind["selinux"] = opt
+        elif opt in _PROPAGATION and kind == "bind":
+            bind["propagation"] = opt
+        elif opt == "nocopy" and kind == "volume":
+            vol["nocopy"] = True
+        else:
+            raise SpecError(f"volume {spec!r}: unknown option {opt!r}", location=loc,
+                            hint="options are ro, rw, z, Z (binds) and nocopy (volumes)")
+    if bind:
+        out.put("bind", bind, loc)
+    if vol:
+        out.put("volume", vol, loc)
+    return out
+
+
+def _volumes(value: Any, loc: Where) -> Any:
+    if not isinstance(value, list):
+        raise SpecError(f"volumes must be a list, not {describe(value)}", location=loc)
+    out = PlacedList(loc=loc)
+    for i, item in enumerate(value):
+        iloc = where(value, i) or loc
+        if isinstance(item, str):
+            out.put(parse_volume(item, iloc), iloc)
+        elif isinstance(item, Mapping):
+            d = _convert_keys(item, iloc, "a volume", {"tmpfs": _mapping_of("tmpfs")})
+            out.put(d, iloc)
+        else:
+            raise SpecError(
+                f"each volume must be a string or a mapping, not {describe(item)}",
+                location=iloc)
+    return out
+
+
+def _mapping_of(what: str) -> Callable[[Any, Where], Any]:
+    def convert(value: Any, loc: Where) -> Any:
+        return mapping(what, value, loc)
+
+    return convert
+
+
+# ------------------------------------------------------------------ depends_on & co.
+
+
+def _depends_on(value: Any, loc: Where) -> Any:
+    out = PlacedDict(loc=loc)
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            iloc = where(value, i) or loc
+            if not isinstance(item, str):
+                raise SpecError(f"depends_on entries must be service names, not "
+                                f"{describe(item)}", location=iloc)
+            out.put(item, {"condition": "service_started"}, iloc)
+        return out
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            kloc = where(value, k) or loc
+            if isinstance(v, Reset | Override):
+                out.put(k, v, kloc)
+            else:
+                out.put(k, mapping(f"depends_on {k!r}", v, kloc), kloc)
+        return out
+    raise SpecError(f"depends_on must be a list or a mapping, not {describe(value)}",
+                    location=loc)
+
+
+def _networks(value: Any, loc: Where) -> Any:
+    out = PlacedDict(loc=loc)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            iloc = where(value, i) or loc
+            if not isinstance(item, str):
+                raise SpecError(f"networks entries must be network names, not "
+                                f"{describe(item)}", location=iloc)
+            out.put(item, PlacedDict(loc=iloc), iloc)
+        return out
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            kloc = where(value, k) or loc
+            if isinstance(v, Reset | Override):
+                out.put(k, v, kloc)
+            else:
+                out.put(k, _convert_keys(v, kloc, f"network {k!r}",
+                                         {"aliases": string_list("aliases")}), kloc)
+        return out
+    raise SpecError(f"networks must be a list or a mapping, not {describe(value)}",
+                    location=loc)
+
+
+def _healthcheck(value: Any, loc: Where) -> Any:
+    def test(v: Any, tloc: Where) -> Any:
+        if isinstance(v, str):
+            out = PlacedList(loc=tloc)
+            if v == "NONE":
+                out.put("NONE", tloc)
+            else:
+                out.put("CMD-SHELL", tloc)
+                out.put(v, tloc)
+            return out
+        return string_list("healthcheck test")(v, tloc)
+
+    return _convert_keys(value, loc, "healthcheck", {"test": test})
+
+
+def _ulimits(value: Any, loc: Where) -> Any:
+    out = mapping("ulimits", value, loc)
+    for k, v in list(out.items()):
+        if isinstance(v, int) and not isinstance(v, bool):
+            out[k] = {"soft": v, "hard": v}
+    return out
+
+
+def _extra_hosts(value: Any, loc: Where) -> Any:
+    out = PlacedList(loc=loc)
+    if isinstance(value, Mapping):
+        for host, ips in value.items():
+            kloc = where(value, host) or loc
+            for ip in string_list(f"extra_hosts {host!r}")(ips, kloc):
+                out.put(f"{host}={ip}", kloc)
+        return out
+    for i, item in enumerate(string_list("extra_hosts")(value, loc)):
+        iloc = where(value, i) or loc
+        if "=" in item:
+            host, _, ip = item.partition("=")
+        else:
+            host, _, ip = item.partition(":")
+        if not host or not ip:
+            raise SpecError(f"extra_hosts entry {item!r} must look like host=ip", location=iloc)
+        out.put(f"{host}={ip.strip('[]')}", iloc)
+    return out
+
+
+def _env_file(value: Any, loc: Where) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise SpecError(f"env_file must be a string or a list, not {describe(value)}",
+                        location=loc)
+    out = PlacedList(loc=loc)
+    for i, item in enumerate(value):
+        iloc = where(value, i) or loc
+        if isinstance(item, str):
+            out.put({"path": item}, iloc)
+        elif isinstance(item, Mapping):
+            out.put(_copy_dict(item), iloc)
+        else:
+            raise SpecError(f"env_file entries must be paths, not {describe(item)}",
+                            location=iloc)
+    return out
+
+
+def _file_refs(what: str) -> Callable[[Any, Where], Any]:
+    def convert(value: Any, loc: Where) -> Any:
+        if not isinstance(value, list):
+            raise SpecError(f"{what} must be a list, not {describe(value)}", location=loc)
+        out = PlacedList(loc=loc)
+        for i, item in enumerate(value):
+            iloc = where(value, i) or loc
+            if isinstance(item, str):
+                out.put({"source": item}, iloc)
+            elif isinstance(item, Mapping):
+                out.put(_copy_dict(item), iloc)
+            else:
+                raise SpecError(f"{what} entries must be names or mappings, not "
+                                f"{describe(item)}", location=iloc)
+        return out
+
+    return convert
+
+
+def _build(value: Any, loc: Where) -> Any:
+    if isinstance(value, str):
+        out = PlacedDict(loc=loc)
+        out.put("context", value, loc)
+        return out
+    return _convert_keys(value, loc, "build", {
+        "args": key_value_map("build args"),
+        "labels": key_value_map("build labels", allow_unset=False),
+        "tags": string_list("build tags"),
+    })
+
+
+def _resources(value: Any, loc: Where) -> Any:
+    return _convert_keys(value, loc, "deploy resources", {
+        "limits": _mapping_of("resource limits"),
+        "reservations": _mapping_of("resource reservations"),
+    })
+
+
+def _deploy(value: Any, loc: Where) -> Any:
+    return _convert_keys(value, loc, "deploy", {
+        "labels": key_value_map("deploy labels", allow_unset=False),
+        "resources": _resources,
+    })
+
+
+def _logging(value: Any, loc: Where) -> Any:
+    return _convert_keys(value, loc, "logging", {
+        "options": key_value_map("logging options", allow_unset=False)})
+
+
+SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
+    "build": _build,
+    "command": command_form("command"),
+    "entrypoint": command_form("entrypoint"),
+    "environment": key_value_map("environment"),
+    "env_file": _env_file,
+    "labels": key_value_map("labels", allow_unset=False),
+    "ports": _ports,
+    "expose": string_list("expose"),
+    "networks": _networks,
+    "volumes": _volumes,
+    "tmpfs": string_list("tmpfs"),
+    "depends_on": _depends_on,
+    "healthcheck": _healthcheck,
+    "deploy": _deploy,
+    "ulimits": _ulimits,
+    "cap_add": string_list("cap_add"),
+    "cap_drop": string_list("cap_drop"),
+    "security_opt": string_list("security_opt"),
+    "sysctls": key_value_map("sysctls", allow_unset=False),
+    "logging": _logging,
+    "extra_hosts": _extra_hosts,
+    "dns": string_list("dns"),
+    "dns_search": string_list("dns_search"),
+    "dns_opt": string_list("dns_opt"),
+    "links": string_list("links"),
+    "volumes_from": string_list("volumes_from"),
+    "group_add": string_list("group_add"),
+    "profiles": string_list("profiles"),
+    "configs": _file_refs("configs"),
+    "secrets": _file_refs("secrets"),
+}
+
+
+def canonical_service(name: str, value: Any, loc: Where) -> Any:
+    if isinstance(value, Reset):
+        return value
+    if isinstance(value, Override):
+        return Override(canonical_service(name, value.value, loc), value.loc)
+    out = mapping(f"service {name!r}", value, loc)
+    for key, fn in SERVICE_KEYS.items():
+        if key in out and out[key] is not None:
+            try:
+                out[key] = _through(out[key], fn, out.where(key))
+            except SpecError as exc:
+                if not exc.message.startswith("service "):
+                    exc.message = f"service {name!r}: {exc.message}"
+                raise
+    return out
+
+
+def _network(value: Any, loc: Where) -> Any:
+    def ipam(v: Any, iloc: Where) -> Any:
+        return _convert_keys(v, iloc, "ipam", {"options": key_value_map("ipam options")})
+
+    return _convert_keys(value, loc, "network", {
+        "labels": key_value_map("labels", allow_unset=False),
+        "driver_opts": key_value_map("driver_opts", allow_unset=False),
+        "ipam": ipam,
+    })
+
+
+def _volume(value: Any, loc: Where) -> Any:
+    return _convert_keys(value, loc, "volume", {
+        "labels": key_value_map("labels", allow_unset=False),
+        "driver_opts": key_value_map("driver_opts", allow_unset=False),
+    })
+
+
+def _file_object(value: Any, loc: Where) -> Any:
+    return _convert_keys(value, loc, "definition", {
+        "labels": key_value_map("labels", allow_unset=False)})
+
+
+SECTIONS: dict[str, Callable[[Any, Where], Any]] = {
+    "networks": _network,
+    "volumes": _volume,
+    "configs": _file_object,
+    "secrets": _file_object,
+}
+
+_SINGULAR = {"networks": "network", "volumes": "volume", "configs": "config",
+             "secrets": "secret", "services": "service"}
+
+
+def canonical_stack(doc: Mapping[str, Any]) -> PlacedDict:
+    """A whole document (one file, or a merged stack) → canonical form."""
+    out = _copy_dict(doc)
+    out.pop("version", None)  # obsolete in the compose spec; compose ignores it too
+    for section in ("services", *SECTIONS):
+        if section not in out:
+            continue
+        value = out[section]
+        sloc = out.where(section)
+        if isinstance(value, Reset):
+            continue
+        if isinstance(value, Override):
+            value = value.value
+        entries = mapping(section, value, sloc)
+        for name, entry in list(entries.items()):
+            eloc = entries.where(name)
+            if not isinstance(name, str) or not name:
+                raise SpecError(f"{section} names must be non-empty strings", location=eloc)
+            if section == "services":
+                entries[name] = canonical_service(name, entry, eloc)
+            elif entry is None:
+                entries[name] = PlacedDict(loc=eloc)
+            else:
+                try:
+                    entries[name] = _through(entry, SECTIONS[section], eloc)
+                except SpecError as exc:
+                    exc.message = f"{_SINGULAR[section]} {name!r}: {exc.message}"
+                    raise
+        out[section] = entries if not isinstance(out[section], Override) else Override(
+            entries, out[section].loc)
+    return out

@@ -1,0 +1,79 @@
+"""Which files make up a project, where it lives and what it is called — as compose does it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackd.errors import SpecError, UsageError
+
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+OVERRIDE_FILES = {
+    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
+    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
+    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
+    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
+}
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class ProjectSource:
+    """The stack files of a project (in merge order) and its project directory.
+
+    `files` are absolute paths, or "-" for standard input.
+    """
+
+    files: tuple[str, ...]
+    project_directory: Path
+
+    @classmethod
+    def discover(cls, files: Sequence[str] | None = None,
+                 project_directory: str | Path | None = None,
+                 cwd: str | Path | None = None) -> ProjectSource:
+        """`-f` files as given; else compose.yaml & co. in the working directory or its
+        parents, plus the override file beside it when there is one."""
+        base = Path(cwd) if cwd is not None else Path.cwd()
+        if project_directory is not None:
+            project_directory = (base / project_directory).resolve()
+            if not project_directory.is_dir():
+                raise UsageError(f"project directory {str(project_directory)!r} does not exist")
+        if files:
+            found = tuple(f if f == STDIN else str((base / f).absolute()) for f in files)
+            for f in found:
+                if f != STDIN and not Path(f).is_file():
+                    raise UsageError(f"stack file {f!r} does not exist",
+                                     hint="check the -f/--file path")
+            first = found[0]
+            default_dir = base if first == STDIN else Path(first).parent
+            return cls(found, Path(project_directory or default_dir))
+        search = Path(project_directory) if project_directory is not None else base
+        for directory in (search, *search.parents):
+            for name in COMPOSE_FILES:
+                candidate = directory / name
+                if candidate.is_file():
+                    chosen = [str(candidate.absolute())]
+                    for over in OVERRIDE_FILES[name]:
+                        if (directory / over).is_file():
+                            chosen.append(str((directory / over).absolute()))
+                            break
+                    return cls(tuple(chosen), Path(project_directory or directory))
+        raise UsageError(
+            f"no stack file found in {str(search)!r} or its parents",
+            hint=f"create {COMPOSE_FILES[0]} or pass one with -f FILE")
+
+
+def normalize_project_name(name: str) -> str:
+    """Compose's rule: lower case, keep only a-z 0-9 _ -, no leading _ or -."""
+    return re.sub(r"[^a-z0-9_-]+", "", name.lower()).lstrip("_-")
+
+
+def check_project_name(name: str, origin: str) -> str:
+    normalized = normalize_project_name(name)
+    if not normalized:
+        raise SpecError(
+            f"project name {name!r} (from {origin}) has no letters or digits left after "
+            "normalising", hint="set one with -p NAME or a top-level name:")
+    return normalized

@@ -1,0 +1,338 @@
+"""`load()`: the chain of stages from stack files to a `Stack`.
+
+Per file: read YAML with places → interpolate → canonical (long) form → include →
+extends. Then: merge the files in order → project name → profiles → env files and
+implied defaults → references → model. Each stage is a pure function of its input
+(the only reads are the stack files, .env files and env_file files).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackd.errors import Location, SpecError
+from stackd.spec.canonical import canonical_stack, describe, where
+from stackd.spec.discovery import STDIN, ProjectSource, check_project_name
+from stackd.spec.dotenv import parse_dotenv
+from stackd.spec.extends import resolve_extends
+from stackd.spec.finalize import (
+    add_default_network,
+    apply_profiles,
+    check_references,
+    read_text_file,
+    resolve_environment,
+)
+from stackd.spec.interpolate import Variables, interpolate_tree
+from stackd.spec.merge import merge_all, strip_tags
+from stackd.spec.model import Path as ElementPath
+from stackd.spec.model import Stack
+from stackd.spec.paths import absolutize
+from stackd.spec.validate import build_stack
+from stackd.spec.yaml_positions import PlacedDict, PlacedList, read_yaml
+
+PROFILES_VARIABLE = "STACKD_PROFILES"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What `stackd`'s global options say about the stack to load.
+
+    files: `-f` values in order ("-" is stdin); None discovers compose.yaml & co.
+    environ: the shell environment (None: this process's).
+    stdin: the text "-" stands for (None: read sys.stdin).
+    cwd: where relative `-f` paths start (None: the working directory).
+    """
+
+    files: Sequence[str] | None = None
+    project_name: str | None = None
+    project_directory: str | Path | None = None
+    env_files: Sequence[str] | None = None
+    profiles: Sequence[str] | None = None
+    environ: Mapping[str, str] | None = None
+    stdin: str | None = None
+    cwd: str | Path | None = None
+    on_warning: Callable[[str], None] | None = None
+
+
+def load(options: LoadOptions | None = None) -> Stack:
+    """Read, interpolate, merge, normalise and validate a project's stack files.
+
+    Raises SpecError (a file is wrong; carries file:line:col) or UsageError (the
+    command line points at nothing).
+    """
+    options = options or LoadOptions()
+    source = ProjectSource.discover(options.files, options.project_directory, options.cwd)
+    return _Loader(options, source).run()
+
+
+def load_text(text: str, *, file: str = "compose.yaml", project_name: str = "stack",
+              environ: Mapping[str, str] | None = None,
+              project_directory: str | Path | None = None) -> Stack:
+    """Load one stack from a string (tests, stdin, the daemon's API)."""
+    directory = Path(project_directory) if project_directory is not None else Path.cwd()
+    options = LoadOptions(project_name=project_name, environ=environ or {}, stdin=text)
+    source = ProjectSource((STDIN,), directory)
+    return _Loader(options, source, stdin_name=file).run()
+
+
+@dataclass
+class _Loader:
+    options: LoadOptions
+    source: ProjectSource
+    stdin_name: str = "<stdin>"
+    warnings: list[str] = field(default_factory=list)
+    _docs: dict[str, Any] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if self.options.on_warning is not None:
+            self.options.on_warning(message)
+
+    def run(self) -> Stack:
+        environ = dict(os.environ if self.options.environ is None else self.options.environ)
+        directory = self.source.project_directory
+        variables = Variables(self.project_variables(environ, directory), self.warn)
+        docs = [self.read_file(f, variables, directory, ()) for f in self.source.files]
+        doc = merge_all(docs)
+        if not isinstance(doc, Mapping):
+            raise SpecError("the stack is empty")
+        doc = _copy(doc)
+        doc["name"] = self.project_name(doc, directory)
+        home = environ.get("HOME")
+        doc = absolutize(doc, directory, home)
+        enabled = list(self.options.profiles or [])
+        enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
+        doc, dropped = apply_profiles(doc, enabled)
+        doc = resolve_environment(doc, variables.values, read_text_file)
+        # Validate the shape first, so a misspelt key is reported as such and not as
+        # the missing thing it was meant to be.
+        table = locations(doc)
+        build_stack(doc, lambda p: _nearest(table, p))
+        doc = check_references(doc, dropped)
+        doc = add_default_network(doc)
+        doc = canonical_stack(doc)
+        table = locations(doc)
+        stack = build_stack(doc, lambda p: _nearest(table, p))
+        stack._locations = table
+        stack._warnings = tuple(self.warnings)
+        return stack
+
+    def project_variables(self, environ: dict[str, str], directory: Path) -> dict[str, str]:
+        """Shell environment over .env (or over the --env-file files that replace it)."""
+        if self.options.env_files:
+            files = [str((Path(self.options.cwd or Path.cwd()) / f).absolute())
+                     for f in self.options.env_files]
+            required = True
+        else:
+            files = [str(directory / ".env")]
+            required = False
+        values: dict[str, str] = {}
+        for path in files:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                if required:
+                    raise SpecError(f"env file {path!r} does not exist",
+                                    hint="check the --env-file path") from None
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SpecError(f"cannot read env file {path!r}: {exc}") from None
+            values.update(parse_dotenv(text, path, {**values, **environ}))
+        return {**values, **environ}
+
+    def project_name(self, doc: Mapping[str, Any], directory: Path) -> str:
+        if self.options.project_name:
+            return check_project_name(self.options.project_name, "-p")
+        name = doc.get("name")
+        if name is not None:
+            if not isinstance(name, str):
+                raise SpecError(f"name must be a string, not {describe(name)}",
+                                location=where(doc, "name"))
+            return check_project_name(name, "the top-level name:")
+        return check_project_name(directory.resolve().name or "default",
+                                  "the project directory's name")
+
+    def read_text(self, file: str) -> tuple[str, str]:
+        """(display name, text) of a stack file."""
+        if file == STDIN:
+            text = self.options.stdin
+            if text is None:
+                text = sys.stdin.read()
+            return self.stdin_name, text
+        try:
+            return _display(file), Path(file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise
+        except UnicodeDecodeError:
+            raise SpecError(f"{_display(file)} is not UTF-8 text") from None
+        except OSError as exc:
+            raise SpecError(f"cannot read {_display(file)}: {exc.strerror}") from None
+
+    def parse(self, file: str, variables: Variables) -> Any:
+        """One file read, interpolated and in canonical form (cached per file)."""
+        if file in self._docs:
+            return self._docs[file]
+        name, text = self.read_text(file)
+        raw = read_yaml(text, name)
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"{name} must hold a mapping (services:, networks:, …), not "
+                            f"{describe(raw)}", location=getattr(raw, "loc", Location(name)))
+        doc = canonical_stack(interpolate_tree(raw, variables))
+        self._docs[file] = doc
+        return doc
+
+    def read_file(self, file: str, variables: Variables, directory: Path,
+                  chain: tuple[str, ...]) -> Any:
+        doc = self.parse(file, variables)
+        doc = self.include(doc, file, variables, (*chain, file))
+        home = self.options.environ.get("HOME") if self.options.environ is not None \
+            else os.environ.get("HOME")
+
+        def read_other(path: str) -> Any:
+            return self.parse(path, variables)
+
+        return resolve_extends(doc, file, read_other, home)
+
+    def include(self, doc: Any, file: str, variables: Variables,
+                chain: tuple[str, ...]) -> Any:
+        """Bring in `include:`d projects; a resource defined twice is an error."""
+        if "include" not in doc:
+            return doc
+        entries = doc["include"]
+        loc = where(doc, "include")
+        if isinstance(entries, str | Mapping):
+            entries = [entries]
+        if not isinstance(entries, list):
+            raise SpecError(f"include must be a list, not {describe(entries)}", location=loc)
+        out = _copy(doc)
+        del out["include"]
+        base_dir = Path(file).parent if file != STDIN else self.source.project_directory
+        for i, entry in enumerate(entries):
+            eloc = where(entries, i) or loc
+            paths, project_dir, env_files = _include_entry(entry, eloc)
+            files = [str((base_dir / p).resolve()) for p in paths]
+            for f in files:
+                if f in chain:
+                    raise SpecError(f"include cycle: {_display(f)} includes itself",
+                                    location=eloc)
+                if not Path(f).is_file():
+                    raise SpecError(f"included file {f!r} does not exist", location=eloc)
+            pdir = (base_dir / project_dir).resolve() if project_dir else Path(files[0]).parent
+            inc_vars = dict(variables.values)
+            for ef in env_files or [str(pdir / ".env")]:
+                ef_path = base_dir / ef
+                if ef_path.is_file():
+                    env_text = ef_path.read_text(encoding="utf-8")
+                    for k, v in parse_dotenv(env_text, str(ef_path), {}).items():
+                        inc_vars.setdefault(k, v)
+            inc_variables = Variables(inc_vars, self.warn)
+            sub = _Loader(self.options, ProjectSource(tuple(files), pdir),
+                          warnings=self.warnings)
+            included = merge_all([sub.read_file(f, inc_variables, pdir, chain) for f in files])
+            included = absolutize(included, pdir, inc_vars.get("HOME"))
+            out = _add_included(out, included, eloc)
+        return out
+
+
+def _include_entry(entry: Any, loc: Location | None) -> tuple[list[str], str | None, list[str]]:
+    if isinstance(entry, str):
+        return [entry], None, []
+    if isinstance(entry, Mapping):
+        paths = entry.get("path")
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise SpecError("include entries need path: FILE (or a list of files)",
+                            location=loc)
+        project_dir = entry.get("project_directory")
+        env_file = entry.get("env_file") or []
+        if isinstance(env_file, str):
+            env_file = [env_file]
+        unknown = set(entry) - {"path", "project_directory", "env_file"}
+        if unknown:
+            raise SpecError(f"include: unknown key {sorted(unknown)[0]!r}", location=loc,
+                            hint="include takes path, project_directory and env_file")
+        return list(paths), project_dir if isinstance(project_dir, str) else None, \
+            [str(e) for e in env_file]
+    raise SpecError(f"include entries must be paths or mappings, not {describe(entry)}",
+                    location=loc)
+
+
+def _add_included(doc: PlacedDict, included: Any, loc: Location | None) -> PlacedDict:
+    if not isinstance(included, Mapping):
+        return doc
+    for section in ("services", "networks", "volumes", "configs", "secrets"):
+        theirs = included.get(section)
+        if not isinstance(theirs, Mapping):
+            continue
+        ours = doc.get(section)
+        merged = _copy(ours) if isinstance(ours, Mapping) else PlacedDict(loc=loc)
+        for name, value in theirs.items():
+            if name in merged and section == "services":
+                raise SpecError(
+                    f"service {name!r} is defined both here and in an included project",
+                    location=where(merged, name) or loc,
+                    hint="rename one of them, or extend the included one")
+            if name not in merged:
+                merged.put(name, value, where(theirs, name))
+        doc[section] = merged
+    return doc
+
+
+def _copy(d: Mapping[str, Any]) -> PlacedDict:
+    out = PlacedDict(loc=d.loc if isinstance(d, PlacedDict) else None)
+    for k, v in d.items():
+        out.put(k, v, where(d, k))
+    return out
+
+
+def _display(file: str) -> str:
+    """Paths in messages: relative to the working directory when below it."""
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:
+        return file
+    return file if rel.startswith("..") else rel
+
+
+def locations(doc: Any, prefix: ElementPath = ()) -> dict[ElementPath, Location]:
+    """The path → place table of a document."""
+    table: dict[ElementPath, Location] = {}
+    stack: list[tuple[ElementPath, Any]] = [(prefix, doc)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, PlacedDict):
+            for k, v in node.items():
+                loc = node.locs.get(k)
+                if loc is not None:
+                    table[(*path, k)] = loc
+                stack.append(((*path, k), v))
+        elif isinstance(node, PlacedList):
+            for i, v in enumerate(node):
+                loc = node.locs.get(i)
+                if loc is not None:
+                    table[(*path, i)] = loc
+                stack.append(((*path, i), v))
+        elif isinstance(node, Mapping):
+            for k, v in node.items():
+                stack.append(((*path, k), v))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                stack.append(((*path, i), v))
+    return table
+
+
+def _nearest(table: Mapping[ElementPath, Location], path: ElementPath) -> Location | None:
+    for end in range(len(path), 0, -1):
+        loc = table.get(tuple(path[:end]))
+        if loc is not None:
+            return loc
+    return None
+
+
+__all__ = ["LoadOptions", "load", "load_text", "locations", "strip_tags"]

@@ -1,0 +1,492 @@
+"""The resolved stack: frozen pydantic models, long syntax everywhere.
+
+A `Stack` is what every later stage (scheduler, reconciler) reads. It holds no short
+syntax and no unresolved variables: ports, volumes, depends_on, healthcheck.test,
+command and environment are always in their long form, durations are `timedelta`,
+byte sizes are `int` bytes. Compose `x-*` extension fields are kept in `extensions`
+and written back under their own names.
+
+`Stack.model_validate(raw)` accepts short syntax too (it runs the same canonical-form
+stage as the loader), so tests can build stacks from small dicts; `spec.load()` is the
+way to read files and is the only way to get file locations (`Stack.location_of`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from stackd.errors import Location
+from stackd.spec.units import format_duration, parse_bytes, parse_duration
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""A compose duration (`1m30s`, `500ms`); a `timedelta` in Python, the compose spelling out."""
+
+ByteSize = Annotated[int, BeforeValidator(parse_bytes)]
+"""A compose byte size (`512m`, `1g`) as int bytes."""
+
+Path = tuple[str | int, ...]
+"""Where an element sits in the stack, e.g. ("services", "web", "depends_on", "db")."""
+
+
+class Node(BaseModel):
+    """Base of every stack element: frozen, unknown keys refused, `x-*` kept aside."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    extensions: dict[str, Any] = Field(default_factory=dict, exclude=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extensions(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and any(_is_extension(k) for k in data):
+            plain = {k: v for k, v in data.items() if not _is_extension(k)}
+            ext = dict(plain.pop("extensions", None) or {})
+            ext.update({k: v for k, v in data.items() if _is_extension(k)})
+            plain["extensions"] = ext
+            return plain
+        return data
+
+    @model_serializer(mode="wrap")
+    def _spread_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        out = handler(self)
+        if isinstance(out, dict):
+            ext = out.pop("extensions", None) or {}
+            out.update(ext)
+        return out
+
+
+# ---------------------------------------------------------------------------- build
+
+
+class Build(Node):
+    context: str = "."
+    dockerfile: str | None = None
+    args: dict[str, str | None] = Field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    no_cache: bool = False
+    pull: bool = False
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+class Port(Node):
+    """One published or exposed container port (long syntax).
+
+    `published` is a string as in compose: a port ("8080"), a range ("8080-8090") or
+    None (an ephemeral host port).
+    """
+
+    target: int = Field(ge=0, le=65535)
+    published: str | None = None
+    host_ip: str | None = None
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+    mode: Literal["ingress", "host"] = "ingress"
+    name: str | None = None
+    app_protocol: str | None = None
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _published_as_text(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        return v
+
+    @field_validator("published")
+    @classmethod
+    def _published_syntax(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d{1,5}(-\d{1,5})?", v):
+            raise ValueError(f"published port {v!r} must be a port or a range like 8000-8010")
+        return v
+
+
+# -------------------------------------------------------------------------- volumes
+
+
+class BindOptions(Node):
+    propagation: str | None = None
+    create_host_path: bool = True
+    selinux: Literal["z", "Z"] | None = None
+
+
+class VolumeOptions(Node):
+    nocopy: bool = False
+    subpath: str | None = None
+
+
+class TmpfsOptions(Node):
+    size: ByteSize | None = None
+    mode: int | None = None
+
+
+class ServiceVolume(Node):
+    """A mount in a service (long syntax). `source` is an absolute host path for a bind,
+    a top-level volume's key for a volume (None: anonymous), unused for tmpfs."""
+
+    type: Literal["bind", "volume", "tmpfs"]
+    source: str | None = None
+    target: str
+    read_only: bool = False
+    consistency: str | None = None
+    bind: BindOptions | None = None
+    volume: VolumeOptions | None = None
+    tmpfs: TmpfsOptions | None = None
+
+
+# ----------------------------------------------------------------------- depends_on
+
+
+class Dependency(Node):
+    condition: Literal[
+        "service_started", "service_healthy", "service_completed_successfully"
+    ] = "service_started"
+    restart: bool = False
+    required: bool = True
+
+
+# ---------------------------------------------------------------------- healthcheck
+
+
+class Healthcheck(Node):
+    """`test` is the long form: ("CMD", arg…), ("CMD-SHELL", line) or ("NONE",).
+
+    Unset timings take Docker's defaults, spelled out here so consumers need not know them.
+    """
+
+    test: tuple[str, ...] | None = None
+    interval: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=30)
+    retries: int = Field(default=3, ge=0)
+    start_period: Duration = timedelta(0)
+    start_interval: Duration = timedelta(seconds=5)
+    disable: bool = False
+
+    @field_validator("test")
+    @classmethod
+    def _test_form(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if not v or v[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError("healthcheck test must start with CMD, CMD-SHELL or NONE")
+        if v[0] == "CMD-SHELL" and len(v) != 2:
+            raise ValueError("healthcheck CMD-SHELL takes exactly one command line")
+        if v[0] == "CMD" and len(v) < 2:
+            raise ValueError("healthcheck CMD needs a command")
+        return v
+
+    @property
+    def disabled(self) -> bool:
+        return self.disable or self.test == ("NONE",)
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+class ResourceSpec(Node):
+    cpus: float | None = Field(default=None, ge=0)
+    memory: ByteSize | None = None
+    pids: int | None = None
+
+    @field_validator("cpus", mode="before")
+    @classmethod
+    def _cpus_text(cls, v: Any) -> Any:
+        return float(v) if isinstance(v, str) and _is_number(v) else v
+
+
+class Resources(Node):
+    limits: ResourceSpec | None = None
+    reservations: ResourceSpec | None = None
+
+
+class DeployRestartPolicy(Node):
+    condition: Literal["none", "on-failure", "any"] = "any"
+    delay: Duration = timedelta(0)
+    max_attempts: int | None = None
+    window: Duration = timedelta(0)
+
+
+class UpdateConfig(Node):
+    parallelism: int = Field(default=1, ge=0)
+    delay: Duration = timedelta(0)
+    failure_action: Literal["continue", "rollback", "pause"] = "pause"
+    monitor: Duration = timedelta(seconds=5)
+    max_failure_ratio: float = 0.0
+    order: Literal["stop-first", "start-first"] = "stop-first"
+
+
+class Placement(Node):
+    constraints: tuple[str, ...] = ()
+    preferences: tuple[dict[str, str], ...] = ()
+    max_replicas_per_node: int | None = None
+
+
+class Deploy(Node):
+    mode: Literal["replicated", "global"] = "replicated"
+    replicas: int | None = Field(default=None, ge=0)
+    resources: Resources | None = None
+    restart_policy: DeployRestartPolicy | None = None
+    update_config: UpdateConfig | None = None
+    rollback_config: UpdateConfig | None = None
+    placement: Placement | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    endpoint_mode: Literal["vip", "dnsrr"] | None = None
+
+
+# ------------------------------------------------------------------- small service parts
+
+
+class ServiceNetwork(Node):
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    priority: int | None = None
+    mac_address: str | None = None
+
+
+class Ulimit(Node):
+    soft: int
+    hard: int
+
+
+class Logging(Node):
+    driver: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class EnvFile(Node):
+    path: str
+    required: bool = True
+    format: str | None = None
+
+
+class FileReference(Node):
+    """A service's use of a top-level config or secret (long syntax)."""
+
+    source: str
+    target: str | None = None
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = None
+
+
+RESTART = re.compile(r"no|always|unless-stopped|on-failure(:\d+)?")
+
+
+class Service(Node):
+    image: str | None = None
+    build: Build | None = None
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: dict[str, str | None] = Field(default_factory=dict)
+    env_file: tuple[EnvFile, ...] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    container_name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    expose: tuple[str, ...] = ()
+    networks: dict[str, ServiceNetwork] = Field(default_factory=dict)
+    network_mode: str | None = None
+    links: tuple[str, ...] = ()
+    volumes: tuple[ServiceVolume, ...] = ()
+    volumes_from: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    depends_on: dict[str, Dependency] = Field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    restart: str | None = None
+    deploy: Deploy | None = None
+    scale: int | None = Field(default=None, ge=0)
+    init: bool | None = None
+    tty: bool = False
+    stdin_open: bool = False
+    stop_signal: str | None = None
+    stop_grace_period: Duration | None = None
+    ulimits: dict[str, Ulimit] = Field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    read_only: bool = False
+    security_opt: tuple[str, ...] = ()
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    shm_size: ByteSize | None = None
+    mem_limit: ByteSize | None = None
+    memswap_limit: ByteSize | None = None
+    cpus: float | None = Field(default=None, ge=0)
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    pid: str | None = None
+    ipc: str | None = None
+    group_add: tuple[str, ...] = ()
+    logging: Logging | None = None
+    extra_hosts: tuple[str, ...] = ()  # "host=ip"
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    pull_policy: str | None = None
+    profiles: tuple[str, ...] = ()
+    configs: tuple[FileReference, ...] = ()
+    secrets: tuple[FileReference, ...] = ()
+
+    @field_validator("restart")
+    @classmethod
+    def _restart_form(cls, v: str | None) -> str | None:
+        if v is not None and not RESTART.fullmatch(v):
+            raise ValueError(
+                f"restart {v!r} must be one of no, always, on-failure[:N], unless-stopped")
+        return v
+
+    @field_validator("pull_policy")
+    @classmethod
+    def _pull_policy_form(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(
+            r"always|never|missing|build|daily|weekly|every_\w+", v
+        ):
+            raise ValueError(
+                f"pull_policy {v!r} must be one of always, never, missing, build, daily, weekly")
+        return v
+
+    @field_validator("cpus", mode="before")
+    @classmethod
+    def _cpus_text(cls, v: Any) -> Any:
+        return float(v) if isinstance(v, str) and _is_number(v) else v
+
+    @property
+    def replicas(self) -> int:
+        """How many containers the service wants: deploy.replicas, else scale, else 1."""
+        if self.deploy is not None and self.deploy.replicas is not None:
+            return self.deploy.replicas
+        return 1 if self.scale is None else self.scale
+
+    def restart_policy(self) -> tuple[str, int | None]:
+        """`restart` as (name, max retries): ("on-failure", 3), ("always", None)…"""
+        name, _, count = (self.restart or "no").partition(":")
+        return name, int(count) if count else None
+
+
+# ------------------------------------------------------------------------ top level
+
+
+class IpamPool(Node):
+    subnet: str | None = None
+    ip_range: str | None = None
+    gateway: str | None = None
+    aux_addresses: dict[str, str] = Field(default_factory=dict)
+
+
+class Ipam(Node):
+    driver: str | None = None
+    config: tuple[IpamPool, ...] = ()
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class Network(Node):
+    name: str | None = None
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    ipam: Ipam | None = None
+    external: bool = False
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Volume(Node):
+    name: str | None = None
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    external: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class FileObject(Node):
+    """A top-level config or secret: from a file, an environment variable or inline."""
+
+    name: str | None = None
+    file: str | None = None
+    environment: str | None = None
+    content: str | None = None
+    external: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Stack(Node):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    services: dict[str, Service] = Field(default_factory=dict)
+    networks: dict[str, Network] = Field(default_factory=dict)
+    volumes: dict[str, Volume] = Field(default_factory=dict)
+    configs: dict[str, FileObject] = Field(default_factory=dict)
+    secrets: dict[str, FileObject] = Field(default_factory=dict)
+
+    # Outside the fields on purpose: where things came from is not part of what the
+    # stack *is*, so two stacks from differently formatted files compare equal.
+    _locations: dict[Path, Location] = PrivateAttr(default_factory=dict)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, data: Any) -> Any:
+        from stackd.spec.canonical import canonical_stack
+
+        if isinstance(data, Mapping):
+            return canonical_stack(data)
+        return data
+
+    def location_of(self, path: Path) -> Location | None:
+        """Where `path` was written, or the nearest enclosing element that has a place.
+
+        `("services", "web", "depends_on", "db")` → compose.yaml:12:9. None for stacks
+        not read from files.
+        """
+        for end in range(len(path), 0, -1):
+            loc = self._locations.get(tuple(path[:end]))
+            if loc is not None:
+                return loc
+        return None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What loading noticed but did not refuse (e.g. unset variables)."""
+        return self._warnings
+
+    def to_compose(self) -> dict[str, Any]:
+        """The stack as a compose document (long syntax, defaults left out)."""
+        out: dict[str, Any] = self.model_dump(mode="json", exclude_defaults=True)
+        out["name"] = self.name
+        return out
+
+
+def _is_extension(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("x-")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,92 @@
+"""Relative paths in a stack become absolute, against the directory they were written for.
+
+Compose resolves build contexts, env files, bind-mount sources and config/secret
+files against the project directory — or, for a base service pulled in by `extends`
+from another file and for `include`d projects, against that file's directory. Absolute
+paths are left alone, so doing this twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import os.path
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stackd.spec.canonical import where
+from stackd.spec.yaml_positions import PlacedDict, PlacedList
+
+
+def absolute(path: str, base: Path, home: str | None) -> str:
+    if path.startswith("~") and home:
+        path = home + path[1:]
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    return os.path.normpath(os.path.join(base, path))
+
+
+def _is_remote(context: str) -> bool:
+    return "://" in context or context.startswith(("git@", "github.com/"))
+
+
+def _copy(d: Mapping[str, Any]) -> PlacedDict:
+    out = PlacedDict(loc=d.loc if isinstance(d, PlacedDict) else None)
+    for k, v in d.items():
+        out.put(k, v, where(d, k))
+    return out
+
+
+def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
+    if not isinstance(service, Mapping):
+        return service
+    out = _copy(service)
+    build = out.get("build")
+    if (isinstance(build, Mapping) and isinstance(build.get("context"), str)
+            and not _is_remote(build["context"])):
+        b = _copy(build)
+        b["context"] = absolute(build["context"], base, home)
+        out["build"] = b
+    env_files = out.get("env_file")
+    if isinstance(env_files, list):
+        lst = PlacedList(loc=env_files.loc if isinstance(env_files, PlacedList) else None)
+        for i, e in enumerate(env_files):
+            if isinstance(e, Mapping) and isinstance(e.get("path"), str):
+                e = _copy(e)
+                e["path"] = absolute(e["path"], base, home)
+            lst.put(e, where(env_files, i))
+        out["env_file"] = lst
+    volumes = out.get("volumes")
+    if isinstance(volumes, list):
+        lst = PlacedList(loc=volumes.loc if isinstance(volumes, PlacedList) else None)
+        for i, v in enumerate(volumes):
+            if (isinstance(v, Mapping) and v.get("type") == "bind"
+                    and isinstance(v.get("source"), str)):
+                v = _copy(v)
+                v["source"] = absolute(v["source"], base, home)
+            lst.put(v, where(volumes, i))
+        out["volumes"] = lst
+    return out
+
+
+def absolutize(doc: Any, base: Path, home: str | None) -> Any:
+    """Every relative path of a whole document made absolute against `base`."""
+    if not isinstance(doc, Mapping):
+        return doc
+    out = _copy(doc)
+    services = out.get("services")
+    if isinstance(services, Mapping):
+        s = _copy(services)
+        for name, svc in services.items():
+            s[name] = absolutize_service(svc, base, home)
+        out["services"] = s
+    for section in ("configs", "secrets"):
+        objs = out.get(section)
+        if isinstance(objs, Mapping):
+            o = _copy(objs)
+            for name, obj in objs.items():
+                if isinstance(obj, Mapping) and isinstance(obj.get("file"), str):
+                    obj = _copy(obj)
+                    obj["file"] = absolute(obj["file"], base, home)
+                    o[name] = obj
+            out[section] = o
+    return out

@@ -1,0 +1,238 @@
+"""Read a YAML document into plain dicts and lists that remember where each entry was.
+
+`PlacedDict` and `PlacedList` are ordinary dict/list subclasses with a `locs` table
+(key or index → Location of that entry) so that every later stage can move entries
+around and carry their places along; at the end the loader walks the tree once to
+build the path → file:line:col table of the Stack.
+
+Scalars resolve by YAML 1.2's core schema, as compose (Go's yaml.v3) does: `no`, `on`
+and `yes` stay strings, so `restart: no` means "no" and not False. `!reset` and
+`!override` (compose's merge tags) come back as `Reset` and `Override` markers.
+Anchors, aliases and `<<` merge keys work; alias bombs and recursive aliases are
+refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from stackd.errors import Location, SpecError
+
+MAX_NODES = 200_000  # an alias bomb expands past this long before memory runs out
+
+
+class PlacedDict(dict[str, Any]):
+    """A mapping whose entries know where they were written."""
+
+    def __init__(self, *args: Any, loc: Location | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loc = loc
+        self.locs: dict[str, Location] = {}
+
+    def put(self, key: str, value: Any, loc: Location | None) -> None:
+        self[key] = value
+        if loc is not None:
+            self.locs[key] = loc
+
+    def where(self, key: str) -> Location | None:
+        return self.locs.get(key, self.loc)
+
+
+class PlacedList(list[Any]):
+    """A sequence whose items know where they were written."""
+
+    def __init__(self, *args: Any, loc: Location | None = None) -> None:
+        super().__init__(*args)
+        self.loc = loc
+        self.locs: dict[int, Location] = {}
+
+    def put(self, value: Any, loc: Location | None) -> None:
+        if loc is not None:
+            self.locs[len(self)] = loc
+        self.append(value)
+
+    def where(self, index: int) -> Location | None:
+        return self.locs.get(index, self.loc)
+
+
+@dataclass(frozen=True)
+class Reset:
+    """`!reset`: the merge removes what earlier files set here."""
+
+    loc: Location | None = None
+
+
+@dataclass(frozen=True)
+class Override:
+    """`!override value`: the merge replaces earlier files' value instead of merging."""
+
+    value: Any
+    loc: Location | None = None
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    pass
+
+
+# YAML 1.2 core schema: only true/false are booleans; 0o17 octal, 0x1f hex.
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"))
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+.0123456789"))
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+class _Composer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
+                yaml.composer.Composer, _Resolver):
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver.__init__(self)
+
+
+def read_yaml(text: str, file: str) -> Any:
+    """Parse one YAML document; an empty file is an empty mapping. Raises SpecError."""
+    try:
+        node = _Composer(text).get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = _loc(file, mark) if mark is not None else Location(file)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(f"{file} is not valid YAML: {problem}", location=loc) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{file} is not valid YAML: {exc}", location=Location(file)) from None
+    except RecursionError:
+        raise SpecError(f"{file} nests too deeply", location=Location(file)) from None
+    if node is None:
+        return PlacedDict(loc=Location(file, 1, 1))
+    try:
+        return _Builder(file).build(node)
+    except RecursionError:
+        raise SpecError(f"{file} nests too deeply", location=Location(file)) from None
+
+
+def _loc(file: str, mark: yaml.Mark) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.count = 0
+        self.active: set[int] = set()
+
+    def build(self, node: yaml.Node) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise SpecError(
+                f"{self.file} expands to more than {MAX_NODES} values (an alias bomb?)",
+                location=_loc(self.file, node.start_mark))
+        if id(node) in self.active:
+            raise SpecError("an alias refers to itself", location=_loc(self.file, node.start_mark))
+        self.active.add(id(node))
+        try:
+            return self._build(node)
+        finally:
+            self.active.discard(id(node))
+
+    def _build(self, node: yaml.Node) -> Any:
+        loc = _loc(self.file, node.start_mark)
+        if node.tag == "!reset":
+            return Reset(loc)
+        if node.tag == "!override":
+            inner = self._untagged(node)
+            return Override(self.build(inner), loc)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            out = PlacedList(loc=loc)
+            for item in node.value:
+                out.put(self.build(item), _loc(self.file, item.start_mark))
+            return out
+        assert isinstance(node, yaml.ScalarNode)
+        return self._scalar(node, loc)
+
+    def _untagged(self, node: yaml.Node) -> yaml.Node:
+        if isinstance(node, yaml.ScalarNode):
+            tag = _Resolver().resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, node.value, (True, False))
+            return yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
+        if isinstance(node, yaml.SequenceNode):
+            return yaml.SequenceNode("tag:yaml.org,2002:seq", node.value, node.start_mark,
+                                     node.end_mark, node.flow_style)
+        assert isinstance(node, yaml.MappingNode)
+        return yaml.MappingNode("tag:yaml.org,2002:map", node.value, node.start_mark,
+                                node.end_mark, node.flow_style)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Location) -> PlacedDict:
+        out = PlacedDict(loc=loc)
+        merged: list[PlacedDict] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged.extend(self._merge_sources(value_node))
+                continue
+            key_loc = _loc(self.file, key_node.start_mark)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError("a mapping key must be a plain value", location=key_loc)
+            key = key_node.value
+            if key in out:
+                raise SpecError(f"key {key!r} is written twice in this mapping",
+                                location=key_loc, hint="remove one of them")
+            out.put(key, self.build(value_node), key_loc)
+        # `<<: *base` fills in what the mapping does not set itself; the first source wins.
+        for source in merged:
+            for key, value in source.items():
+                if key not in out:
+                    out.put(key, value, source.locs.get(key))
+        return out
+
+    def _merge_sources(self, node: yaml.Node) -> list[PlacedDict]:
+        built = self.build(node)
+        sources = built if isinstance(built, list) else [built]
+        if not all(isinstance(s, PlacedDict) for s in sources):
+            raise SpecError("'<<' merges only mappings",
+                            location=_loc(self.file, node.start_mark))
+        return list(sources)
+
+    def _scalar(self, node: yaml.ScalarNode, loc: Location) -> Any:
+        tag, text = node.tag, node.value
+        if tag == "tag:yaml.org,2002:null":
+            return None
+        if tag == "tag:yaml.org,2002:bool":
+            return text.lower() == "true"
+        if tag == "tag:yaml.org,2002:int":
+            if text.startswith("0o"):
+                return int(text[2:], 8)
+            if text.startswith("0x"):
+                return int(text[2:], 16)
+            try:
+                return int(text)
+            except ValueError:
+                raise SpecError(f"{text!r} is not an integer", location=loc) from None
+        if tag == "tag:yaml.org,2002:float":
+            try:
+                return float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))
+            except ValueError:
+                raise SpecError(f"{text!r} is not a number", location=loc) from None
+        if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:binary", "!"):
+            return text
+        if tag.startswith("tag:yaml.org,2002:"):
+            return text
+        raise SpecError(f"unknown YAML tag {tag!r}", location=loc,
+                        hint="compose knows only !reset and !override")
