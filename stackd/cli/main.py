@@ -17,10 +17,15 @@ import argparse
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stackd.spec.model import Stack
 
 # verb → (module, one-line help). Keep sorted by how a user meets them.
 VERBS: dict[str, tuple[str, str]] = {
     "config": ("stackd.cli.cmd_config", "Print the resolved stack (like docker compose config)"),
+    "graph": ("stackd.cli.cmd_graph", "Show the services' dependency graph (text, dot, mermaid)"),
     "daemon": ("stackd.cli.cmd_daemon", "Run the daemon (foreground), or: daemon status|stop"),
 }
 
@@ -82,6 +87,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stackd: {exc}", file=sys.stderr)
             return exc.exit_code
         raise
+
+
+def load_stack(args: argparse.Namespace, *, all_profiles: bool = False) -> Stack:
+    """The stack the global options (-f, -p, --project-directory, --env-file, --profile)
+    name, loaded; warnings go to stderr. For every verb that reads stack files."""
+    from stackd.spec import LoadOptions, load
+
+    profiles = list(getattr(args, "profiles", None) or [])
+    stack = load(LoadOptions(
+        files=getattr(args, "files", None),
+        project_name=getattr(args, "project_name", None),
+        project_directory=getattr(args, "project_directory", None),
+        env_files=getattr(args, "env_files", None),
+        profiles=[*profiles, "*"] if all_profiles else profiles,
+    ))
+    for warning in stack.warnings:
+        print(f"stackd: warning: {warning}", file=sys.stderr)
+    return stack
 
 
 if __name__ == "__main__":
