@@ -106,6 +106,13 @@ class _Composer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
         _Resolver.__init__(self)
 
 
+def resolve_scalar_tag(text: str) -> str:
+    """The tag an unquoted scalar `text` gets under the rules this module reads by."""
+    tag: str = _Resolver().resolve(  # type: ignore[no-untyped-call]
+        yaml.ScalarNode, text, (True, False))
+    return tag
+
+
 def read_yaml(text: str, file: str) -> Any:
     """Parse one YAML document; an empty file is an empty mapping. Raises SpecError."""
     try:
@@ -170,8 +177,7 @@ class _Builder:
 
     def _untagged(self, node: yaml.Node) -> yaml.Node:
         if isinstance(node, yaml.ScalarNode):
-            tag = _Resolver().resolve(  # type: ignore[no-untyped-call]
-                yaml.ScalarNode, node.value, (True, False))
+            tag = "tag:yaml.org,2002:str" if node.style else resolve_scalar_tag(node.value)
             return yaml.ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
         if isinstance(node, yaml.SequenceNode):
             return yaml.SequenceNode("tag:yaml.org,2002:seq", node.value, node.start_mark,
