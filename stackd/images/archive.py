@@ -1,0 +1,234 @@
+"""`docker save` tarballs and OCI archives in and out of the store.
+
+Load reads either shape: Docker's (`manifest.json` listing Config, RepoTags and
+Layers) or an OCI image layout (`oci-layout`, `index.json`, `blobs/`). The archive is
+first extracted with tarfile's `data` filter (no absolute names, no links out) into a
+private dir; every blob is verified as it enters the store.
+
+Save writes what Docker 25 writes, readable by both `docker load` and OCI tools: an OCI
+layout whose layers are uncompressed tars (so each layer's digest is its diff_id) plus
+Docker's `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stackd.images.compression import CHUNK, compression_of, open_decompressed
+from stackd.images.digests import hex_of, is_digest
+from stackd.images.errors import ArchiveError, ImageNotFoundError
+from stackd.images.mediatypes import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+)
+from stackd.images.models import Image
+from stackd.images.oci import (
+    Descriptor,
+    canonical,
+    choose_platform,
+    descriptor_of,
+    is_index,
+    make_manifest,
+    media_type_of,
+    parse_manifest,
+)
+from stackd.images.reference import parse
+
+if TYPE_CHECKING:
+    from stackd.images.store import ImageStore
+
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def load_archive(store: ImageStore, archive: Path) -> list[Image]:
+    if not archive.is_file():
+        raise ArchiveError(f"{archive} is not a file", hint="give the path of a docker save "
+                                                           "tarball or an OCI archive")
+    work = store.root / "ingest" / f"load-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        try:
+            with open(archive, "rb") as raw, tarfile.open(
+                    fileobj=open_decompressed(raw), mode="r|") as tar:  # type: ignore[call-overload]
+                tar.extractall(work, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ArchiveError(f"{archive}: not a readable image archive: {exc}",
+                               hint="give a file written by `docker save`, `stackd image save` "
+                                    "or `skopeo copy … oci-archive:`") from exc
+        with store.writing():
+            if (work / "manifest.json").is_file():
+                return _load_docker(store, work, archive)
+            if (work / "index.json").is_file():
+                return _load_oci(store, work, archive)
+        raise ArchiveError(f"{archive}: neither manifest.json nor index.json inside",
+                           hint="this is not a docker save tarball or an OCI archive")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _inside(work: Path, rel: str, archive: Path) -> Path:
+    path = (work / rel).resolve()
+    if not path.is_relative_to(work.resolve()) or not path.is_file():
+        raise ArchiveError(f"{archive}: '{rel}' is missing from the archive",
+                           hint="the archive is incomplete")
+    return path
+
+
+def _layer_media_type(path: Path) -> str:
+    with open(path, "rb") as f:
+        kind = compression_of(f.read(4))
+    return {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}.get(kind, OCI_LAYER)
+
+
+def _load_docker(store: ImageStore, work: Path, archive: Path) -> list[Image]:
+    try:
+        entries = json.loads((work / "manifest.json").read_text())
+        assert isinstance(entries, list)
+    except (ValueError, AssertionError) as exc:
+        raise ArchiveError(f"{archive}: manifest.json is malformed",
+                           hint="the archive is corrupt") from exc
+    images = []
+    for entry in entries:
+        config_body = _inside(work, entry["Config"], archive).read_bytes()
+        cfg = descriptor_of(config_body, OCI_CONFIG)
+        store.blobs.put_bytes(config_body, cfg.digest, "image config")
+        diff_ids = (json.loads(config_body).get("rootfs") or {}).get("diff_ids") or []
+        if len(diff_ids) != len(entry.get("Layers") or []):
+            raise ArchiveError(f"{archive}: {entry['Config']} names {len(diff_ids)} layers but "
+                               f"the archive lists {len(entry.get('Layers') or [])}",
+                               hint="the archive is corrupt")
+        layers = []
+        for rel, diff_id in zip(entry.get("Layers") or [], diff_ids, strict=True):
+            path = _inside(work, rel, archive)
+            with open(path, "rb") as f:
+                digest = store.blobs.put_stream(f, None, None, f"layer {rel}")
+            layer = Descriptor(_layer_media_type(path), digest, path.stat().st_size)
+            store.snapshots.unpack(store.blobs.path(digest), diff_id)
+            layers.append(layer)
+        manifest = make_manifest(cfg, layers)
+        mdigest = store.blobs.put_bytes(manifest, None, "manifest")
+        for tag in entry.get("RepoTags") or []:
+            store.refs.set(str(parse(tag)), mdigest)
+        images.append(store.image(mdigest))
+    return images
+
+
+def _load_oci(store: ImageStore, work: Path, archive: Path) -> list[Image]:
+    index = json.loads((work / "index.json").read_text())
+    images = []
+
+    def blob(digest: str) -> Path:
+        return _inside(work, f"blobs/sha256/{hex_of(digest)}", archive)
+
+    for desc in index.get("manifests") or []:
+        annotations = desc.get("annotations") or {}
+        body = blob(desc["digest"]).read_bytes()
+        mdigest = store.blobs.put_bytes(body, desc["digest"], "manifest")
+        if is_index(media_type_of(body, desc.get("mediaType", ""))):
+            chosen = choose_platform(body, str(archive))
+            body = blob(chosen.digest).read_bytes()
+            mdigest = store.blobs.put_bytes(body, chosen.digest, "manifest")
+        manifest = parse_manifest(body)
+        with open(blob(manifest.config.digest), "rb") as f:
+            store.blobs.put_stream(f, manifest.config.digest, manifest.config.size, "image config")
+        diff_ids = (json.loads(store.blobs.read_bytes(manifest.config.digest)).get("rootfs")
+                    or {}).get("diff_ids") or []
+        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+            if not store.blobs.has(layer.digest):
+                with open(blob(layer.digest), "rb") as f:
+                    store.blobs.put_stream(f, layer.digest, layer.size, "layer")
+            store.snapshots.unpack(store.blobs.path(layer.digest), diff_id)
+        name = annotations.get(CONTAINERD_NAME) or annotations.get(REF_NAME) or ""
+        # A bare tag ("latest") names no repository: the image stays unnamed, as in Docker.
+        if name and ("/" in name or ":" in name) and not is_digest(name):
+            store.refs.set(str(parse(name)), mdigest)
+        images.append(store.image(mdigest))
+    return images
+
+
+def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
+    if not refs:
+        raise ImageNotFoundError("no image to save", hint="name at least one image")
+    tmp = archive.with_name(f".{archive.name}.{uuid.uuid4().hex}.tmp")
+    docker_manifest: list[dict[str, Any]] = []
+    index: list[dict[str, Any]] = []
+    written: set[str] = set()
+    work = store.root / "ingest" / f"save-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+
+            def add_bytes(name: str, data: bytes) -> None:
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode = len(data), 0o644
+                tar.addfile(ti, io.BytesIO(data))
+
+            def add_file(name: str, path: Path) -> None:
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode = path.stat().st_size, 0o644
+                with open(path, "rb") as f:
+                    tar.addfile(ti, f)
+
+            for ref in refs:
+                digest, parsed = store.resolve(ref)
+                manifest = parse_manifest(store.blobs.read_bytes(digest))
+                config_body = store.blobs.read_bytes(manifest.config.digest)
+                diff_ids = json.loads(config_body)["rootfs"]["diff_ids"]
+                layers = []
+                for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+                    name = f"blobs/sha256/{hex_of(diff_id)}"
+                    if diff_id not in written:
+                        plain = work / hex_of(diff_id)
+                        with store.blobs.open(layer.digest) as src, open(plain, "wb") as out:
+                            shutil.copyfileobj(open_decompressed(src), out, CHUNK)
+                        add_file(name, plain)
+                        plain.unlink()
+                        written.add(diff_id)
+                    layers.append(Descriptor(OCI_LAYER, diff_id,
+                                             _plain_size(tar, name)))
+                cfg_name = f"blobs/sha256/{hex_of(manifest.config.digest)}"
+                if manifest.config.digest not in written:
+                    add_bytes(cfg_name, config_body)
+                    written.add(manifest.config.digest)
+                cfg = Descriptor(OCI_CONFIG, manifest.config.digest, len(config_body))
+                body = make_manifest(cfg, layers)
+                mdesc = descriptor_of(body, manifest.media_type)
+                if mdesc.digest not in written:
+                    add_bytes(f"blobs/sha256/{hex_of(mdesc.digest)}", body)
+                    written.add(mdesc.digest)
+                entry = mdesc.to_json()
+                entry["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+                repo_tags = []
+                if parsed is not None:
+                    entry["annotations"] = {CONTAINERD_NAME: str(parsed),
+                                            REF_NAME: parsed.tag or parsed.locator}
+                    repo_tags.append(parsed.familiar())
+                index.append(entry)
+                docker_manifest.append({"Config": cfg_name, "RepoTags": repo_tags,
+                                        "Layers": [f"blobs/sha256/{hex_of(d.digest)}"
+                                                   for d in layers]})
+            add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+            add_bytes("index.json", canonical({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                               "manifests": index}))
+            add_bytes("manifest.json", json.dumps(docker_manifest).encode())
+        os.rename(tmp, archive)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _plain_size(tar: tarfile.TarFile, name: str) -> int:
+    return tar.getmember(name).size

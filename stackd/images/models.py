@@ -1,0 +1,137 @@
+"""What an image is to the rest of stackd: its config and its snapshot directories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Healthcheck(_Frozen):
+    """Durations are seconds (the OCI config stores nanoseconds)."""
+
+    test: tuple[str, ...] = ()  # ("CMD", …), ("CMD-SHELL", "…"), ("NONE",)
+    interval: float | None = None
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+    start_interval: float | None = None
+
+
+class ImageConfig(_Frozen):
+    env: tuple[str, ...] = ()  # "KEY=value"
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str = ""
+    user: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    exposed_ports: tuple[str, ...] = ()  # "80/tcp"
+    volumes: tuple[str, ...] = ()
+    stop_signal: str | None = None
+    healthcheck: Healthcheck | None = None
+    shell: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_oci(cls, raw: dict[str, Any] | None) -> ImageConfig:
+        """From the `config` object of an OCI/Docker image config JSON."""
+        raw = raw or {}
+        hc = raw.get("Healthcheck")
+        return cls(
+            env=tuple(raw.get("Env") or ()),
+            cmd=tuple(raw["Cmd"]) if raw.get("Cmd") is not None else None,
+            entrypoint=tuple(raw["Entrypoint"]) if raw.get("Entrypoint") is not None else None,
+            working_dir=raw.get("WorkingDir") or "",
+            user=raw.get("User") or "",
+            labels=dict(raw.get("Labels") or {}),
+            exposed_ports=tuple(sorted(raw.get("ExposedPorts") or {})),
+            volumes=tuple(sorted(raw.get("Volumes") or {})),
+            stop_signal=raw.get("StopSignal") or None,
+            healthcheck=_healthcheck_from_oci(hc) if hc else None,
+            shell=tuple(raw["Shell"]) if raw.get("Shell") else None,
+        )
+
+    def to_oci(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.env:
+            out["Env"] = list(self.env)
+        if self.cmd is not None:
+            out["Cmd"] = list(self.cmd)
+        if self.entrypoint is not None:
+            out["Entrypoint"] = list(self.entrypoint)
+        if self.working_dir:
+            out["WorkingDir"] = self.working_dir
+        if self.user:
+            out["User"] = self.user
+        if self.labels:
+            out["Labels"] = dict(sorted(self.labels.items()))
+        if self.exposed_ports:
+            out["ExposedPorts"] = {p: {} for p in self.exposed_ports}
+        if self.volumes:
+            out["Volumes"] = {v: {} for v in self.volumes}
+        if self.stop_signal:
+            out["StopSignal"] = self.stop_signal
+        if self.healthcheck is not None:
+            out["Healthcheck"] = _healthcheck_to_oci(self.healthcheck)
+        if self.shell:
+            out["Shell"] = list(self.shell)
+        return out
+
+
+_NS = 1_000_000_000
+
+
+def _healthcheck_from_oci(raw: dict[str, Any]) -> Healthcheck:
+    def secs(key: str) -> float | None:
+        v = raw.get(key)
+        return v / _NS if v else None
+
+    return Healthcheck(
+        test=tuple(raw.get("Test") or ()),
+        interval=secs("Interval"),
+        timeout=secs("Timeout"),
+        retries=raw.get("Retries") or None,
+        start_period=secs("StartPeriod"),
+        start_interval=secs("StartInterval"),
+    )
+
+
+def _healthcheck_to_oci(hc: Healthcheck) -> dict[str, Any]:
+    out: dict[str, Any] = {"Test": list(hc.test)}
+    for key, value in (("Interval", hc.interval), ("Timeout", hc.timeout),
+                       ("StartPeriod", hc.start_period), ("StartInterval", hc.start_interval)):
+        if value:
+            out[key] = int(value * _NS)
+    if hc.retries:
+        out["Retries"] = hc.retries
+    return out
+
+
+class Image(_Frozen):
+    id: str  # config digest
+    digest: str  # manifest digest
+    references: tuple[str, ...]
+    config: ImageConfig
+    # Overlay lower dirs, top-most first.
+    layer_dirs: tuple[str, ...]
+    size: int = 0  # compressed bytes of the layers
+    created: str | None = None
+    architecture: str = "amd64"
+    os: str = "linux"
+
+
+class ImageSummary(_Frozen):
+    id: str
+    digest: str
+    references: tuple[str, ...]
+    size: int
+    created: str | None = None
+
+
+class PruneReport(_Frozen):
+    blobs_removed: int = 0
+    snapshots_removed: int = 0
+    bytes_freed: int = 0

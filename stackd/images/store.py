@@ -1,0 +1,354 @@
+"""`ImageStore`: the image graph under `<state>/images`, and the one façade callers use.
+
+Layout:
+    blobs/sha256/<hex>        manifests, configs, layer blobs (as pulled: gzip/zstd/tar)
+    ingest/                   blobs being written (orphans after a crash; prune empties it)
+    snapshots/<diff_id hex>/  one unpacked layer each: an overlay lower dir
+    snapshots/.tmp-*          unpacks in progress (never used; prune removes them)
+    index.json                references → manifest digests, blob sources for mounts
+    store.lock                taken shared by writers, exclusive by prune/remove
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import trio
+
+from stackd.images.compression import CHUNK
+from stackd.images.content import BlobStore
+from stackd.images.errors import ArchiveError, ImageNotFoundError
+from stackd.images.locks import flocked
+from stackd.images.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP
+from stackd.images.models import Image, ImageConfig, ImageSummary, PruneReport
+from stackd.images.oci import Descriptor, descriptor_of, make_config, make_manifest, parse_manifest
+from stackd.images.progress import Progress, silent
+from stackd.images.reference import Reference, parse
+from stackd.images.refs import RefIndex
+from stackd.images.snapshots import SnapshotStore
+from stackd.images.unpack import unpack_layer
+from stackd.roots import Roots
+
+PullPolicy = Literal["always", "missing", "never"]
+
+
+class ImageStore:
+    def __init__(self, roots: Roots) -> None:
+        self.root = roots.state / "images"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.roots = roots
+        self.locks = self.root / "locks"
+        self.blobs = BlobStore(self.root)
+        self.snapshots = SnapshotStore(self.root / "snapshots", self.locks)
+        self.refs = RefIndex(self.root / "index.json")
+        self._store_lock = self.root / "store.lock"
+
+    # -- locking ------------------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held while adding content: prune waits until the references are in place."""
+        with flocked(self._store_lock, shared=True):
+            yield
+
+    async def _writing_async(self) -> int:
+        fd = os.open(self._store_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_SH)
+        return fd
+
+    # -- lookup -------------------------------------------------------------------------
+    def resolve(self, ref: str) -> tuple[str, Reference | None]:
+        """(manifest digest, parsed reference or None when `ref` named an image id).
+
+        A name wins over an id prefix, as in Docker; ids may be shortened to 4+ hex digits.
+        """
+        refs = self.refs.refs()
+        hint = f"run `stackd pull {ref}`, `stackd image load` or `stackd build`"
+        if not ref.startswith("sha256:"):
+            parsed = parse(ref)
+            digest = refs.get(str(parsed))
+            if digest is not None:
+                return digest, parsed
+        id_like = ref.removeprefix("sha256:")
+        if len(id_like) >= 4 and all(c in "0123456789abcdef" for c in id_like):
+            matches = {m for m in set(refs.values())
+                       if self._config_digest(m)[7:].startswith(id_like)
+                       or m[7:].startswith(id_like)}
+            if len(matches) == 1:
+                return matches.pop(), None
+            if len(matches) > 1:
+                raise ImageNotFoundError(f"image id prefix '{ref}' is ambiguous",
+                                         hint="give more digits of the id")
+        raise ImageNotFoundError(f"image '{ref}' is not in the store", hint=hint)
+
+    def _config_digest(self, manifest_digest: str) -> str:
+        try:
+            return parse_manifest(self.blobs.read_bytes(manifest_digest)).config.digest
+        except Exception:
+            return ""
+
+    def get(self, ref: str) -> Image:
+        digest, _ = self.resolve(ref)
+        return self.image(digest)
+
+    def image(self, manifest_digest: str) -> Image:
+        """The Image for a manifest in the store, unpacking any snapshot not yet unpacked."""
+        manifest = parse_manifest(self.blobs.read_bytes(manifest_digest, "manifest"))
+        raw = json.loads(self.blobs.read_bytes(manifest.config.digest, "image config"))
+        diff_ids = (raw.get("rootfs") or {}).get("diff_ids") or []
+        dirs = []
+        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+            if not self.snapshots.has(diff_id):
+                self.snapshots.unpack(self.blobs.path(layer.digest), diff_id)
+            dirs.append(str(self.snapshots.path(diff_id)))
+        names = tuple(sorted(n for n, d in self.refs.refs().items() if d == manifest_digest))
+        return Image(
+            id=manifest.config.digest,
+            digest=manifest_digest,
+            references=names,
+            config=ImageConfig.from_oci(raw.get("config")),
+            layer_dirs=tuple(reversed(dirs)),
+            size=sum(d.size for d in manifest.layers),
+            created=raw.get("created"),
+            architecture=raw.get("architecture", "amd64"),
+            os=raw.get("os", "linux"),
+        )
+
+    def list(self) -> list[ImageSummary]:
+        by_digest: dict[str, list[str]] = {}
+        for name, digest in self.refs.refs().items():
+            by_digest.setdefault(digest, []).append(name)
+        out = []
+        for digest, names in by_digest.items():
+            try:
+                manifest = parse_manifest(self.blobs.read_bytes(digest))
+                created = json.loads(self.blobs.read_bytes(manifest.config.digest)).get("created")
+            except Exception:
+                continue  # a half-removed image is not listed
+            out.append(ImageSummary(id=manifest.config.digest, digest=digest,
+                                    references=tuple(sorted(names)),
+                                    size=sum(d.size for d in manifest.layers), created=created))
+        return sorted(out, key=lambda s: s.references)
+
+    # -- registry -----------------------------------------------------------------------
+    async def ensure(self, ref: str, pull_policy: PullPolicy = "missing",
+                     progress: Progress | None = None) -> Image:
+        """The image for `ref`, pulled first if the policy says so."""
+        if pull_policy == "always":
+            return await self.pull(ref, progress)
+        try:
+            return self.get(ref)
+        except ImageNotFoundError:
+            if pull_policy == "never":
+                raise ImageNotFoundError(
+                    f"image '{ref}' is not in the store and pull_policy is never",
+                    hint=f"run `stackd pull {ref}` or `stackd image import`/`load` first",
+                ) from None
+        return await self.pull(ref, progress)
+
+    async def pull(self, ref: str, progress: Progress | None = None) -> Image:
+        from stackd.images.registry.client import RegistryClient
+        from stackd.images.transfer import pull_image
+
+        parsed = parse(ref)
+        fd = await self._writing_async()
+        try:
+            async with RegistryClient() as client:
+                digest = await pull_image(self, parsed, client, progress or silent)
+            self.refs.set(str(parsed), digest)
+        finally:
+            os.close(fd)
+        return self.image(digest)
+
+    async def push(self, ref: str, dest: str | None = None, progress: Progress | None = None
+                   ) -> str:
+        """Push the image `ref` (to `dest` if given); returns the manifest digest."""
+        from stackd.images.registry.client import RegistryClient
+        from stackd.images.transfer import push_image
+
+        digest, parsed = self.resolve(ref)
+        target = parse(dest) if dest else parsed
+        if target is None:
+            raise ImageNotFoundError(f"'{ref}' is an image id; push needs a name",
+                                     hint=f"run `stackd tag {ref} HOST/NAME:TAG` and push that")
+        async with RegistryClient() as client:
+            return await push_image(self, digest, target, client, progress or silent)
+
+    # -- local refs ---------------------------------------------------------------------
+    def tag(self, src: str, dst: str) -> None:
+        digest, _ = self.resolve(src)
+        self.refs.set(str(parse(dst)), digest)
+
+    def remove(self, ref: str) -> list[str]:
+        """Untag `ref` (every name of the image when `ref` is an id); returns the names removed.
+
+        Content is freed by `prune`.
+        """
+        with flocked(self._store_lock):
+            digest, parsed = self.resolve(ref)
+            names = ([str(parsed)] if parsed is not None else
+                     [n for n, d in self.refs.refs().items() if d == digest])
+            for name in names:
+                self.refs.delete(name)
+            return names
+
+    def prune(self, in_use: Iterable[str] = ()) -> PruneReport:
+        """Delete blobs and snapshots no reference reaches, and every crash leftover.
+
+        `in_use`: snapshot dirs still mounted by containers (kept even if unreferenced).
+        """
+        with flocked(self._store_lock):
+            keep_blobs: set[str] = set()
+            keep_snaps = {Path(p).name for p in in_use}
+            for digest in set(self.refs.refs().values()):
+                keep_blobs.add(digest)
+                try:
+                    manifest = parse_manifest(self.blobs.read_bytes(digest))
+                    raw = json.loads(self.blobs.read_bytes(manifest.config.digest))
+                except Exception:
+                    continue
+                keep_blobs.add(manifest.config.digest)
+                keep_blobs.update(d.digest for d in manifest.layers)
+                keep_snaps.update(d[7:] for d in (raw.get("rootfs") or {}).get("diff_ids", []))
+            freed = removed_blobs = removed_snaps = 0
+            gone = set()
+            for blob in self.blobs.all():
+                if blob not in keep_blobs:
+                    freed += self.blobs.delete(blob)
+                    removed_blobs += 1
+                    gone.add(blob)
+            for snap in self.snapshots.all():
+                if snap[7:] not in keep_snaps:
+                    self.snapshots.delete(snap)
+                    removed_snaps += 1
+            self.snapshots.clear_temps()
+            self.blobs.clear_ingest()
+            if gone:
+                self.refs.forget_sources(gone)
+            from stackd.images.build.cache import BuildCache
+
+            BuildCache(self).forget_missing()
+        return PruneReport(blobs_removed=removed_blobs, snapshots_removed=removed_snaps,
+                           bytes_freed=freed)
+
+    # -- making images locally ----------------------------------------------------------
+    def add_layer_from_tar(self, tar_path: Path) -> tuple[Descriptor, str]:
+        """Store an uncompressed tar as a gzip layer blob and unpack it; (descriptor, diff_id)."""
+        with self.writing():
+            ingest = self.blobs.ingest()
+            diff = _HashingWriter(ingest)
+            try:
+                with open(tar_path, "rb") as src, gzip.GzipFile(
+                        fileobj=diff, mode="wb", compresslevel=1, mtime=0) as gz:
+                    while chunk := src.read(CHUNK):
+                        diff.hash_uncompressed(chunk)
+                        gz.write(chunk)
+            except BaseException:
+                ingest.abort()
+                raise
+            size = ingest.size
+            digest = ingest.commit("layer")
+            diff_id = diff.diff_id
+            if not self.snapshots.has(diff_id):
+                tmp = self.snapshots.temp_dir()
+                try:
+                    with open(tar_path, "rb") as src:
+                        unpack_layer(src, tmp)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                self.snapshots.commit_dir(tmp, diff_id)
+        return Descriptor(OCI_LAYER_GZIP, digest, size), diff_id
+
+    def commit(self, config: ImageConfig, layers: list[tuple[Descriptor, str]],
+               history: list[dict[str, Any]], names: Iterable[str] = (),
+               created: str | None = None, raw_config: bytes | None = None) -> Image:
+        """Write config and manifest for `layers` ((blob, diff_id), bottom first) and tag it."""
+        with self.writing():
+            body = raw_config or make_config(config, [d for _, d in layers], history, created)
+            cfg = descriptor_of(body, OCI_CONFIG)
+            self.blobs.put_bytes(body, cfg.digest, "image config")
+            manifest = make_manifest(cfg, [b for b, _ in layers])
+            digest = self.blobs.put_bytes(manifest, None, "manifest")
+            for name in names:
+                self.refs.set(str(parse(name)), digest)
+        return self.image(digest)
+
+    def import_rootfs(self, tar_path: str | Path, ref: str | None = None,
+                      config: ImageConfig | None = None) -> Image:
+        """Like `docker import`: one layer from a root filesystem tar (gzip/zstd/plain)."""
+        tar_path = Path(tar_path)
+        if not tar_path.is_file():
+            raise ArchiveError(f"{tar_path} is not a file",
+                               hint="give the path of a tar of a root filesystem")
+        from stackd.images.compression import open_decompressed
+        from stackd.images.oci import now
+
+        plain = self.root / "ingest" / f"import-{os.getpid()}-{id(tar_path)}.tar"
+        with self.writing():
+            try:
+                with open(tar_path, "rb") as raw, open(plain, "wb") as out:
+                    shutil.copyfileobj(open_decompressed(raw), out, CHUNK)
+                layer = self.add_layer_from_tar(plain)
+            finally:
+                plain.unlink(missing_ok=True)
+            history = [{"created": now(), "created_by": f"stackd image import {tar_path.name}"}]
+            return self.commit(config or ImageConfig(), [layer], history,
+                               names=[ref] if ref else [])
+
+    # -- archives -----------------------------------------------------------------------
+    def load(self, archive: str | Path) -> list[Image]:
+        from stackd.images.archive import load_archive
+
+        return load_archive(self, Path(archive))
+
+    def save(self, refs: list[str], archive: str | Path) -> None:
+        from stackd.images.archive import save_archive
+
+        save_archive(self, refs, Path(archive))
+
+    # -- build --------------------------------------------------------------------------
+    async def build(self, context_dir: str | Path, dockerfile: str = "Dockerfile",
+                    tag: str | list[str] | None = None, build_args: dict[str, str] | None = None,
+                    target: str | None = None, progress: Progress | None = None,
+                    no_cache: bool = False) -> Image:
+        from stackd.images.build.builder import Builder
+
+        tags = [tag] if isinstance(tag, str) else list(tag or [])
+        builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
+                          no_cache=no_cache)
+        return await builder.build(target=target, tags=tags)
+
+
+class _HashingWriter:
+    """A write-only file object feeding an Ingest, hashing the uncompressed side too."""
+
+    def __init__(self, ingest: Any) -> None:
+        import hashlib
+
+        self.ingest = ingest
+        self._h = hashlib.sha256()
+
+    def hash_uncompressed(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def write(self, data: bytes) -> int:
+        self.ingest.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+__all__ = ["ImageStore", "PullPolicy"]

@@ -1,0 +1,164 @@
+"""Pull and push whole images: the manifest graph walked over a `RegistryClient`.
+
+Pull: resolve the tag (choosing linux/amd64 from an index), fetch the config, then
+download every missing layer in parallel, each unpacked into its snapshot as soon as
+it is complete, verified by digest and size on the way in. Push: for each blob, skip
+it if the registry has it, else mount it from a repository of the same registry we
+know holds it, else upload it (one PUT, or PATCH chunks for big blobs); the manifest
+goes last so a registry never serves an image with missing blobs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import trio
+
+from stackd.images.digests import sha256_digest
+from stackd.images.errors import DigestMismatchError, UnsupportedMediaTypeError
+from stackd.images.mediatypes import OCI_MANIFEST
+from stackd.images.nursery import open_nursery
+from stackd.images.oci import Descriptor, choose_platform, is_index, media_type_of, parse_manifest
+from stackd.images.progress import Progress, ProgressEvent
+from stackd.images.reference import Reference
+from stackd.images.registry.client import RegistryClient
+
+if TYPE_CHECKING:
+    from stackd.images.store import ImageStore
+
+PARALLEL_DOWNLOADS = 4
+PARALLEL_UNPACKS = 2
+CHUNKED_UPLOAD_THRESHOLD = 32 * 1024 * 1024
+UPLOAD_CHUNK = 8 * 1024 * 1024
+
+
+def _check(body: bytes, expected: str | None, what: str) -> str:
+    digest = sha256_digest(body)
+    if expected and digest != expected:
+        raise DigestMismatchError(
+            f"{what}: content hashes to {digest}, expected {expected}",
+            hint="the registry sent corrupt or tampered content; try again or report it",
+        )
+    return digest
+
+
+async def pull_image(store: ImageStore, ref: Reference, client: RegistryClient,
+                     progress: Progress) -> str:
+    """Fetch `ref` into the store; returns its manifest digest (the reference is not set)."""
+    progress(ProgressEvent(str(ref), "resolving"))
+    body, mt_header, header_digest = await client.get_manifest(ref, ref.locator)
+    digest = _check(body, ref.digest, f"manifest of {ref}")
+    if header_digest and not ref.digest and header_digest != digest:
+        raise DigestMismatchError(
+            f"manifest of {ref}: hashes to {digest} but the registry says {header_digest}",
+            hint="the registry sent corrupt or tampered content; try again",
+        )
+    mt = media_type_of(body, mt_header)
+    if is_index(mt):
+        chosen = choose_platform(body, str(ref))
+        store.blobs.put_bytes(body, digest, "image index")
+        body, mt_header, _ = await client.get_manifest(ref, chosen.digest)
+        digest = _check(body, chosen.digest, f"linux/amd64 manifest of {ref}")
+    manifest = parse_manifest(body, mt_header)
+    cfg = manifest.config
+    if store.blobs.has(cfg.digest):
+        config_body = store.blobs.read_bytes(cfg.digest, "image config")
+    else:
+        async with client.blob(ref, cfg.digest) as resp:
+            config_body = await resp.aread()
+        store.blobs.put_bytes(config_body, cfg.digest, f"config of {ref}")
+    diff_ids = json.loads(config_body).get("rootfs", {}).get("diff_ids") or []
+    if len(diff_ids) != len(manifest.layers):
+        raise UnsupportedMediaTypeError(
+            f"image {ref}: {len(manifest.layers)} layers but {len(diff_ids)} diff_ids in config",
+            hint="the image is malformed",
+        )
+    downloads = trio.CapacityLimiter(PARALLEL_DOWNLOADS)
+    unpacks = trio.CapacityLimiter(PARALLEL_UNPACKS)
+    async with open_nursery() as nursery:
+        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+            nursery.start_soon(_fetch_layer, store, ref, client, layer, diff_id, downloads,
+                               unpacks, progress)
+    store.blobs.put_bytes(body, digest, f"manifest of {ref}")
+    store.refs.add_sources(ref.repository, [cfg.digest, *(d.digest for d in manifest.layers)])
+    return digest
+
+
+async def _fetch_layer(store: ImageStore, ref: Reference, client: RegistryClient,
+                       layer: Descriptor, diff_id: str, downloads: trio.CapacityLimiter,
+                       unpacks: trio.CapacityLimiter, progress: Progress) -> None:
+    short = layer.digest[7:19]
+    if store.snapshots.has(diff_id) and store.blobs.has(layer.digest):
+        progress(ProgressEvent(short, "exists", layer.size, layer.size))
+        return
+    if not store.blobs.has(layer.digest):
+        async with downloads:
+            ingest = store.blobs.ingest(layer.digest, layer.size)
+            try:
+                async with client.blob(ref, layer.digest) as resp:
+                    done = 0
+                    async for chunk in resp.aiter_raw(1 << 20):
+                        ingest.write(chunk)
+                        done += len(chunk)
+                        progress(ProgressEvent(short, "downloading", done, layer.size))
+            except BaseException:
+                ingest.abort()
+                raise
+            await trio.to_thread.run_sync(ingest.commit, f"layer {layer.digest} of {ref}")
+    async with unpacks:
+        progress(ProgressEvent(short, "unpacking", 0, layer.size))
+        await trio.to_thread.run_sync(store.snapshots.unpack, store.blobs.path(layer.digest),
+                                      diff_id)
+    progress(ProgressEvent(short, "done", layer.size, layer.size))
+
+
+async def push_image(store: ImageStore, manifest_digest: str, dest: Reference,
+                     client: RegistryClient, progress: Progress) -> str:
+    body = store.blobs.read_bytes(manifest_digest, "manifest")
+    manifest = parse_manifest(body)
+    blobs = [*manifest.layers, manifest.config]
+    limiter = trio.CapacityLimiter(PARALLEL_DOWNLOADS)
+    async with open_nursery() as nursery:
+        for d in blobs:
+            nursery.start_soon(_push_blob, store, dest, client, d, limiter, progress)
+    locator = dest.digest or dest.tag or "latest"
+    await client.put_manifest(dest, locator, body, manifest.media_type or OCI_MANIFEST)
+    store.refs.add_sources(dest.repository, [d.digest for d in blobs])
+    return manifest_digest
+
+
+async def _push_blob(store: ImageStore, dest: Reference, client: RegistryClient, d: Descriptor,
+                     limiter: trio.CapacityLimiter, progress: Progress) -> None:
+    short = d.digest[7:19]
+    async with limiter:
+        if await client.has_blob(dest, d.digest):
+            progress(ProgressEvent(short, "exists", d.size, d.size))
+            return
+        location = None
+        for source in store.refs.sources(d.digest):
+            domain, _, path = source.partition("/")
+            if domain != dest.domain or path == dest.path:
+                continue
+            location = await client.mount_blob(dest, d.digest, path)
+            if location is None:
+                progress(ProgressEvent(short, "mounted", d.size, d.size))
+                return
+            break
+        if location is None:
+            location = await client.start_upload(dest)
+        path = store.blobs.path(d.digest)
+        if d.size < CHUNKED_UPLOAD_THRESHOLD:
+            await client.upload_monolithic(dest, location, d.digest, path.read_bytes, d.size)
+        else:
+            offset = 0
+            with open(path, "rb") as f:
+                while chunk := f.read(UPLOAD_CHUNK):
+                    location = await client.upload_chunk(dest, location, chunk, offset)
+                    offset += len(chunk)
+                    progress(ProgressEvent(short, "pushing", offset, d.size))
+            await client.finish_upload(dest, location, d.digest)
+        progress(ProgressEvent(short, "pushed", d.size, d.size))
+
+
+__all__ = ["pull_image", "push_image"]

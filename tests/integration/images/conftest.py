@@ -1,0 +1,64 @@
+"""Fixtures of the image tier: a real registry process and busybox images."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.busybox import busybox_available, make_busybox_tar
+from support.registry import RunningRegistry, registry_available, start_registry
+
+from stackd.images import ImageStore
+from stackd.roots import Roots
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    if not registry_available():
+        pytest.skip("docker-registry is not installed")
+    reg = start_registry(tmp_path / "registry")
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    if not registry_available():
+        pytest.skip("docker-registry is not installed")
+    reg = start_registry(tmp_path / "token-registry", token_auth=True)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not busybox_available():
+        pytest.skip("busybox-static is not installed")
+    work = tmp_path_factory.mktemp("busybox")
+    return make_busybox_tar(work / "busybox.tar", work)
+
+
+@pytest.fixture
+def store(roots: Roots) -> ImageStore:
+    return ImageStore(roots)
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> ImageStore:
+    """A second, empty store (another machine, as far as the image store can tell)."""
+    return ImageStore(Roots(state=tmp_path / "other" / "state",
+                            run=tmp_path / "other" / "run").ensure())
+
+
+def skopeo(*args: str) -> str:
+    done = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise AssertionError(f"skopeo {' '.join(args)} failed: {done.stderr}")
+    return done.stdout

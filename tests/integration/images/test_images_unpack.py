@@ -1,0 +1,228 @@
+"""Layer unpacking on the real file system: overlay whiteouts, metadata, and hostile layers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from stackd.images.errors import DigestMismatchError, LayerRejectedError
+from stackd.images.snapshots import SnapshotStore
+from stackd.images.unpack import unpack_layer
+
+pytestmark = pytest.mark.root  # device nodes, chown, trusted.* xattrs
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", **kw: object
+          ) -> tuple[tarfile.TarInfo, bytes]:
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.size = len(data) if kind == tarfile.REGTYPE else 0
+    ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    for k, v in kw.items():
+        setattr(ti, k, v)
+    return ti, data
+
+
+def make_tar(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for ti, data in entries:
+            tar.addfile(ti, io.BytesIO(data) if ti.isreg() else None)
+    return buf.getvalue()
+
+
+def listing(root: Path) -> dict[str, bytes | str]:
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(root))] = p.read_bytes() if p.is_file() else oct(
+                p.lstat().st_mode)
+    return out
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> tuple[SnapshotStore, Path]:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("keep me")
+    return SnapshotStore(tmp_path / "store" / "snapshots", tmp_path / "store" / "locks"), outside
+
+
+def unpack_bytes(snaps: SnapshotStore, data: bytes, tmp: Path) -> Path:
+    blob = tmp / "layer.blob"
+    blob.write_bytes(data)
+    plain = data
+    if data[:2] == b"\x1f\x8b":
+        plain = gzip.decompress(data)
+    elif data[:4] == b"\x28\xb5\x2f\xfd":
+        plain = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return snaps.unpack(blob, "sha256:" + hashlib.sha256(plain).hexdigest())
+
+
+def hostile_layers(outside: Path) -> dict[str, bytes]:
+    abs_outside = str(outside)
+    rel_up = "../../../outside"  # from store/snapshots/.tmp-x up to tmp_path/outside
+    return {
+        "dot-dot traversal": make_tar(entry("../../../outside/pwned", data=b"x")),
+        "traversal hidden mid-path": make_tar(entry("a/b/../../../../outside/pwned", data=b"x")),
+        "absolute name": make_tar(entry(f"{abs_outside}/pwned", data=b"x")),
+        "relative symlink escape": make_tar(
+            entry("evil", tarfile.SYMTYPE, linkname=rel_up),
+            entry("evil/pwned", data=b"x")),
+        "absolute symlink": make_tar(
+            entry("evil", tarfile.SYMTYPE, linkname=abs_outside),
+            entry("evil/pwned", data=b"x")),
+        "symlink chain escape": make_tar(
+            entry("a", tarfile.SYMTYPE, linkname="b"),
+            entry("b", tarfile.SYMTYPE, linkname="c/../.."),
+            entry("c", tarfile.DIRTYPE),
+            entry("a/pwned", data=b"x")),
+        "dir swapped for symlink": make_tar(
+            entry("d", tarfile.DIRTYPE),
+            entry("d", tarfile.SYMTYPE, linkname="../.."),
+            entry("d/pwned", data=b"x")),
+        "hardlink to outside": make_tar(
+            entry("link", tarfile.LNKTYPE, linkname="../../../outside/secret")),
+        "hardlink absolute": make_tar(
+            entry("link", tarfile.LNKTYPE, linkname=f"{abs_outside}/secret")),
+        "hardlink through symlink": make_tar(
+            entry("s", tarfile.SYMTYPE, linkname="../../.."),
+            entry("link", tarfile.LNKTYPE, linkname="s/outside/secret")),
+        "whiteout of ..": make_tar(entry("etc/.wh..."), ),
+        "whiteout through symlink": make_tar(
+            entry("evil", tarfile.SYMTYPE, linkname=rel_up),
+            entry("evil/.wh.secret")),
+        "opaque through symlink": make_tar(
+            entry("evil", tarfile.SYMTYPE, linkname=rel_up),
+            entry("evil/.wh..wh..opq")),
+        "block device outside /dev": make_tar(
+            entry("etc/sda", tarfile.BLKTYPE, devmajor=8, devminor=0)),
+        "char device outside /dev": make_tar(
+            entry("usr/mem", tarfile.CHRTYPE, devmajor=1, devminor=1)),
+        "overlay redirect xattr": make_tar(
+            entry("d", tarfile.DIRTYPE,
+                  pax_headers={"SCHILY.xattr.trusted.overlay.redirect": "/etc"})),
+        "parent is a file": make_tar(entry("f", data=b"x"), entry("f/pwned", data=b"x")),
+        "not a tar at all": b"\x1f\x8b" + gzip.compress(b"garbage" * 100)[2:],
+    }
+
+
+def test_hostile_layers_are_rejected_and_write_nothing_outside(
+        sandbox: tuple[SnapshotStore, Path], tmp_path: Path) -> None:
+    snaps, outside = sandbox
+    before = listing(outside)
+    layers = hostile_layers(outside)
+    assert len(layers) >= 10
+    escaped = []
+    for name, data in layers.items():
+        with pytest.raises(LayerRejectedError) as err:
+            unpack_bytes(snaps, data, tmp_path)
+        assert "layer rejected" in str(err.value) or "not a valid tar" in str(err.value) \
+            or "could not be unpacked" in str(err.value), name
+        if listing(outside) != before:
+            escaped.append(name)
+        # Nothing half-unpacked stays behind, under its final name or as a temp dir.
+        assert list(snaps.root.iterdir()) == [], name
+    assert escaped == []
+    assert (outside / "secret").read_text() == "keep me"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_error_names_the_entry_and_the_reason(sandbox: tuple[SnapshotStore, Path],
+                                              tmp_path: Path) -> None:
+    snaps, outside = sandbox
+    with pytest.raises(LayerRejectedError) as err:
+        unpack_bytes(snaps, hostile_layers(outside)["relative symlink escape"], tmp_path)
+    assert str(err.value).startswith(
+        "layer rejected: 'evil/pwned': it is placed through the symlink 'evil' -> "
+        "'../../../outside' which points outside the layer")
+
+
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "none": lambda b: b,
+    "gzip": gzip.compress,
+    "zstd": lambda b: zstandard.ZstdCompressor().compress(b),
+}
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_metadata_whiteouts_and_links_become_overlay_form(
+        sandbox: tuple[SnapshotStore, Path], tmp_path: Path, compression: str) -> None:
+    snaps, _ = sandbox
+    data = make_tar(
+        entry("bin", tarfile.DIRTYPE),
+        entry("bin/tool", data=b"#!/bin/sh\n", mode=0o4755, uid=0, gid=0, mtime=1234567),
+        entry("bin/tool2", tarfile.LNKTYPE, linkname="bin/tool"),
+        entry("bin/sh", tarfile.SYMTYPE, linkname="tool"),
+        entry("home", tarfile.DIRTYPE),
+        entry("home/app", tarfile.DIRTYPE, uid=1000, gid=1000, mode=0o750),
+        entry("etc", tarfile.DIRTYPE),
+        entry("etc/.wh.removed"),
+        entry("var", tarfile.DIRTYPE),
+        entry("var/cache", tarfile.DIRTYPE),
+        entry("var/cache/.wh..wh..opq"),
+        entry("dev", tarfile.DIRTYPE),
+        entry("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666),
+        entry("run", tarfile.DIRTYPE),
+        entry("run/fifo", tarfile.FIFOTYPE),
+        entry("link-dir", tarfile.SYMTYPE, linkname="home"),
+        entry("link-dir/via-link", data=b"inside"),
+        entry("caps", data=b"c", pax_headers={"SCHILY.xattr.user.note": "hello"}),
+    )
+    snap = unpack_bytes(snaps, COMPRESSORS[compression](data), tmp_path)
+    tool = (snap / "bin/tool").stat()
+    assert stat.S_IMODE(tool.st_mode) == 0o4755 and tool.st_mtime == 1234567
+    assert (snap / "bin/tool2").stat().st_ino == tool.st_ino
+    assert os.readlink(snap / "bin/sh") == "tool"
+    app = (snap / "home/app").stat()
+    assert (app.st_uid, app.st_gid, stat.S_IMODE(app.st_mode)) == (1000, 1000, 0o750)
+    wh = (snap / "etc/removed").lstat()
+    assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == 0
+    assert os.getxattr(snap / "var/cache", "trusted.overlay.opaque") == b"y"
+    assert not list((snap / "var/cache").iterdir())
+    null = (snap / "dev/null").lstat()
+    assert stat.S_ISCHR(null.st_mode) and null.st_rdev == os.makedev(1, 3)
+    assert stat.S_ISFIFO((snap / "run/fifo").lstat().st_mode)
+    assert (snap / "home/via-link").read_bytes() == b"inside"
+    assert os.getxattr(snap / "caps", "user.note") == b"hello"
+
+
+def test_layer_whose_content_differs_from_its_diff_id_is_not_used(
+        sandbox: tuple[SnapshotStore, Path], tmp_path: Path) -> None:
+    snaps, _ = sandbox
+    blob = tmp_path / "blob"
+    blob.write_bytes(make_tar(entry("a", data=b"1")))
+    with pytest.raises(DigestMismatchError):
+        snaps.unpack(blob, "sha256:" + "0" * 64)
+    assert list(snaps.root.iterdir()) == []
+
+
+def test_unpack_and_diff_round_trip(tmp_path: Path) -> None:
+    from stackd.images.layerdiff import write_layer_tar
+
+    src = make_tar(
+        entry("d", tarfile.DIRTYPE), entry("d/f", data=b"x", mode=0o2755),
+        entry("d/.wh.gone"), entry("o", tarfile.DIRTYPE), entry("o/.wh..wh..opq"),
+        entry("d/h", tarfile.LNKTYPE, linkname="d/f"))
+    first = tmp_path / "first"
+    first.mkdir()
+    unpack_layer(io.BytesIO(src), first)
+    out = io.BytesIO()
+    write_layer_tar(str(first), out)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        names = tar.getnames()
+    assert names == ["d", "d/f", "d/.wh.gone", "d/h", "o", "o/.wh..wh..opq"]
+    second = tmp_path / "second"
+    second.mkdir()
+    unpack_layer(io.BytesIO(out.getvalue()), second)
+    assert listing(first) == listing(second)
