@@ -1,0 +1,290 @@
+"""apply: carry out a Plan. It makes no decisions the plan did not make.
+
+Order: networks and volumes first (in parallel); then removals, dependents first;
+then the services wave by wave in dependency order, in parallel within a wave, each
+service waiting until its `depends_on` conditions hold; last, networks and volumes
+to remove. A step that fails is reported with its cause and fails the services that
+depend on it (unless the dependency is `required: false`); everything else carries on.
+
+Before each side effect the step's intent is written to the state store, and marked
+done after; an apply killed half-way leaves the intent pending, and the next plan
+uses it to finish an interrupted remove or undo an interrupted create (see diff).
+Intents still pending when an apply starts are closed when it ends: that apply
+planned from the host as it found it, which is what finishing them means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from stackd import hostnames
+from stackd.errors import StackdError
+from stackd.reconciler import lifecycle
+from stackd.reconciler.desired import DesiredService, DesiredState
+from stackd.reconciler.plan import (
+    Action,
+    BringUp,
+    Create,
+    NetworkCreate,
+    NetworkRemove,
+    Plan,
+    Recreate,
+    Remove,
+    Start,
+    Stop,
+    VolumeCreate,
+    VolumeRemove,
+)
+from stackd.reconciler.ports import Ports
+from stackd.reconciler.supervisor import Supervisor
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    line: str
+    status: str  # done | failed | skipped
+    error: str = ""
+
+    def __str__(self) -> str:
+        return self.line if self.status == "done" else f"{self.line} [{self.status}: {self.error}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One step's state for a live display: resource, state, elapsed seconds."""
+
+    resource: str
+    state: str  # working | done | failed | skipped | waiting
+    message: str
+    elapsed: float
+
+
+@dataclass
+class ApplyResult:
+    plan: Plan
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "done" for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != "done"]
+
+    def __str__(self) -> str:
+        if not self.outcomes:
+            return str(self.plan)
+        return "\n".join(str(o) for o in self.outcomes)
+
+
+OnProgress = Callable[[Progress], None]
+
+
+class _Executor:
+    def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Ports,
+                 supervisor: Supervisor, on_progress: OnProgress | None) -> None:
+        self.plan = plan
+        self.services = services
+        self.ports = ports
+        self.supervisor = supervisor
+        self.on_progress = on_progress
+        self.result = ApplyResult(plan)
+        self.failed: dict[str, str] = {}  # service → why
+
+    def _progress(self, resource: str, state: str, message: str, since: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(resource, state, message, trio.current_time() - since))
+
+    def skip(self, action: Action, why: str) -> None:
+        self.result.outcomes.append(Outcome(action.line, "skipped", why))
+        self._progress(action.resource, "skipped", why, trio.current_time())
+
+    async def step(self, action: Action, container_id: str | None,
+                   effect: Callable[[], Awaitable[None]]) -> bool:
+        started = trio.current_time()
+        intent = self.ports.state.begin(self.plan.project, action.verb, action.resource,
+                                        container_id, action.line)
+        self._progress(action.resource, "working", action.line, started)
+        try:
+            await effect()
+        except StackdError as err:
+            self.ports.state.done(intent)  # finished, badly: not interrupted
+            self.result.outcomes.append(Outcome(action.line, "failed", str(err)))
+            self._progress(action.resource, "failed", str(err), started)
+            return False
+        self.ports.state.done(intent)
+        self.result.outcomes.append(Outcome(action.line, "done"))
+        self._progress(action.resource, "done", action.line, started)
+        return True
+
+    # -- one step per action kind -----------------------------------------------------
+
+    async def run(self, action: Action) -> bool:
+        ports = self.ports
+        if isinstance(action, NetworkCreate):
+            return await self.step(action, None, lambda: ports.network.ensure_network(action.spec))
+        if isinstance(action, NetworkRemove):
+            return await self.step(action, None, lambda: ports.network.remove_network(action.key))
+        if isinstance(action, VolumeCreate):
+            async def make_volume() -> None:
+                await ports.volumes.ensure_volume(self.plan.project, action.name)
+            return await self.step(action, None, make_volume)
+        if isinstance(action, VolumeRemove):
+            return await self.step(action, None, lambda: ports.volumes.remove_volume(action.name))
+        if isinstance(action, Remove):
+            async def remove() -> None:
+                await self.supervisor.release(action.container_id)
+                await lifecycle.tear_down(ports, action.container_id)
+            return await self.step(action, action.container_id, remove)
+        if isinstance(action, Stop):
+            async def stop() -> None:
+                await self.supervisor.release(action.container_id)
+                await lifecycle.stop(ports, action.container_id)
+            return await self.step(action, action.container_id, stop)
+        return await self.bring_up(action)
+
+    async def bring_up(self, action: BringUp) -> bool:
+        want = action.container
+        service = self.services[want.service]
+        watch_id = want.id
+        if isinstance(action, Create):
+            async def effect() -> None:
+                await lifecycle.bring_up(self.ports, want)
+            intent_id = want.id
+        elif isinstance(action, Recreate):
+            old = action.old_id
+
+            async def effect() -> None:
+                await self.supervisor.release(old)
+                await lifecycle.replace(self.ports, want, old)
+            intent_id = old
+        else:
+            old = action.old_id
+            watch_id = intent_id = old
+
+            async def effect() -> None:
+                await self.supervisor.release(old)
+                if old == want.id:
+                    await lifecycle.bring_up(self.ports, want)
+                else:  # --no-recreate kept an older config: start that one as it is
+                    await lifecycle.start_existing(self.ports, old)
+        ok = await self.step(action, intent_id, effect)
+        if ok:
+            self.supervisor.watch(watch_id, want, service, running=True)
+        return ok
+
+    # -- phases -----------------------------------------------------------------------
+
+    async def parallel(self, actions: Sequence[Action]) -> list[bool]:
+        results = [False] * len(actions)
+
+        async def one(i: int, a: Action) -> None:
+            results[i] = await self.run(a)
+
+        async with trio.open_nursery() as nursery:
+            for i, a in enumerate(actions):
+                nursery.start_soon(one, i, a)
+        return results
+
+    async def removals(self, actions: Sequence[Remove | Stop],
+                       waves: Sequence[Sequence[str]]) -> None:
+        """Dependents first (reverse waves); one service's slots highest index first."""
+        rank = {s: i for i, wave in enumerate(reversed(waves)) for s in wave}
+        groups: dict[int, dict[str, list[Remove | Stop]]] = {}
+        for a in actions:
+            groups.setdefault(rank.get(a.service, -1), {}).setdefault(a.service, []).append(a)
+        for level in sorted(groups):
+            async with trio.open_nursery() as nursery:
+                for service in sorted(groups[level]):
+                    nursery.start_soon(self._in_sequence, groups[level][service])
+
+    async def _in_sequence(self, actions: Sequence[Action]) -> None:
+        for a in actions:
+            await self.run(a)
+
+    async def service(self, name: str, actions: Sequence[BringUp],
+                      ids_of: Callable[[str], list[str]]) -> None:
+        svc = self.services[name]
+        for dep in svc.depends_on:
+            why = self.failed.get(dep.service)
+            if why is None:
+                self._progress(name, "waiting", f"waiting for {dep.service} ({dep.condition})",
+                               trio.current_time())
+                why = await self.supervisor.wait_for(ids_of(dep.service), dep.condition)
+            if why is not None and dep.required:
+                reason = f"dependency {dep.service} failed: {why}"
+                self.failed[name] = reason
+                for a in actions:
+                    self.skip(a, reason)
+                return
+        results = await self.parallel(actions)
+        if not all(results):
+            errors = [o.error for o in self.result.outcomes
+                      if o.status == "failed" and o.line in {a.line for a in actions}]
+            self.failed[name] = errors[0] if errors else "failed"
+
+
+async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervisor: Supervisor,
+                *, on_progress: OnProgress | None = None) -> ApplyResult:
+    """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None)."""
+    services = dict(desired.services) if desired is not None else {}
+    waves = desired.waves if desired is not None else ()
+    ex = _Executor(plan, services, ports, supervisor, on_progress)
+    stale = list(ports.state.pending(plan.project))
+
+    first = [a for a in plan.actions if isinstance(a, (NetworkCreate, VolumeCreate))]
+    ok = all(await ex.parallel(first))
+    removals = [a for a in plan.actions if isinstance(a, (Remove, Stop))]
+    await ex.removals(removals, waves)
+
+    bring: dict[str, list[BringUp]] = {}
+    for a in plan.actions:
+        if isinstance(a, (Create, Recreate, Start)):
+            bring.setdefault(a.service, []).append(a)
+    if not ok:
+        why = "a network or volume could not be created"
+        for actions in bring.values():
+            for a in actions:
+                ex.skip(a, why)
+        bring = {}
+
+    if desired is not None:
+        touched = {a.container.id for acts in bring.values() for a in acts}
+        touched |= {a.old_id for acts in bring.values() for a in acts
+                    if not isinstance(a, Create)}
+        await _adopt(desired, ports, supervisor, touched)
+        ordered = [list(w) for w in waves] or [sorted(services)]
+        for wave in ordered:
+            async with trio.open_nursery() as nursery:
+                for name in wave:
+                    if name in bring:
+                        nursery.start_soon(ex.service, name, bring[name], _ids_of(desired))
+
+    last = [a for a in plan.actions if isinstance(a, (NetworkRemove, VolumeRemove))]
+    await ex.parallel(last)
+    for p in stale:
+        ports.state.done(p.id)
+    return ex.result
+
+
+def _ids_of(desired: DesiredState) -> Callable[[str], list[str]]:
+    def ids(service: str) -> list[str]:
+        return [c.id for c in desired.containers_of(service)]
+    return ids
+
+
+async def _adopt(desired: DesiredState, ports: Ports, supervisor: Supervisor,
+                 touched: set[str]) -> None:
+    """Supervise the desired containers the plan leaves alone (found running or exited)."""
+    views = await ports.runtime.list({hostnames.LABEL_PROJECT: desired.project})
+    found = {v.id: v for v in views}
+    for c in desired.containers:
+        view = found.get(c.id)
+        if c.id not in touched and view is not None and view.status != "created":
+            code = view.exit.code if view.exit is not None else None
+            supervisor.watch(c.id, c, desired.services[c.service],
+                             running=view.status == "running", exit_code=code)

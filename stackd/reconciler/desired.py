@@ -1,0 +1,120 @@
+"""Desired state: what the host should hold for one stack, slot by slot.
+
+Built from a `Stack` plus the resolved images by `build.desired_state` (pure once the
+images are known); read by `diff.plan` and `apply.apply`. Every replica slot becomes
+a `DesiredContainer`: a complete `ContainerSpec` (labels included), the networks it
+joins, the ports it publishes, and the config hash that decides recreation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from stackd import hostnames
+from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
+from stackd.reconciler.hash import ConfigHash
+from stackd.reconciler.health import HealthCheck
+from stackd.reconciler.restart import RestartPolicy
+from stackd.runtime.containerspec import ContainerSpec
+
+LABEL_CONFIG_FIELDS = "io.stackd.config-fields"
+
+CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+
+
+@dataclass(frozen=True, slots=True)
+class DependsOn:
+    service: str
+    condition: str = "service_started"  # one of CONDITIONS
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredService:
+    """What applies to every replica of a service but is not part of its containers."""
+
+    name: str
+    scale: int = 1
+    depends_on: tuple[DependsOn, ...] = ()
+    healthcheck: HealthCheck | None = None
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    restart_on_unhealthy: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredContainer:
+    project: str
+    service: str
+    index: int
+    spec: ContainerSpec  # id, name and labels (project, service, index, hashes) filled in
+    config_hash: ConfigHash
+    attachments: tuple[Attachment, ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    volumes: tuple[str, ...] = ()  # host names of the named volumes it mounts
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def slot(self) -> str:
+        """`web-2`: how plans and progress name the container."""
+        return f"{self.service}-{self.index}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(kv.partition("=")[::2] for kv in self.spec.process.env)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    project: str
+    services: Mapping[str, DesiredService]
+    containers: tuple[DesiredContainer, ...]  # sorted by (service, index)
+    networks: Mapping[str, NetworkSpec] = field(default_factory=dict)  # by key
+    volumes: tuple[str, ...] = ()  # host names of the stack's named volumes, sorted
+    waves: tuple[tuple[str, ...], ...] = ()  # start order of services, dependencies first
+
+    def containers_of(self, service: str) -> tuple[DesiredContainer, ...]:
+        return tuple(c for c in self.containers if c.service == service)
+
+
+def container_id(project: str, service: str, index: int, digest: str) -> str:
+    """Runtime id: the name plus the config hash, so a new config never reuses an old id."""
+    name = hostnames.container_name(project, service, index).lower()
+    return f"{name}-{digest[:8]}"
+
+
+def slot_container(
+    project: str,
+    service: str,
+    index: int,
+    spec: ContainerSpec,
+    config_hash: ConfigHash,
+    *,
+    attachments: tuple[Attachment, ...] = (),
+    ports: tuple[PortBinding, ...] = (),
+    volumes: tuple[str, ...] = (),
+) -> DesiredContainer:
+    """A DesiredContainer whose spec carries the slot's id, name and labels."""
+    name = hostnames.container_name(project, service, index)
+    labels = dict(spec.labels)
+    labels.update({
+        hostnames.LABEL_PROJECT: project,
+        hostnames.LABEL_SERVICE: service,
+        hostnames.LABEL_INDEX: str(index),
+        hostnames.LABEL_CONFIG_HASH: config_hash.digest,
+        LABEL_CONFIG_FIELDS: config_hash.fields_label(),
+    })
+    full = spec.model_copy(update={
+        "id": container_id(project, service, index, config_hash.digest),
+        "name": name,
+        "labels": labels,
+    })
+    return DesiredContainer(project, service, index, full, config_hash, attachments, ports,
+                            volumes)

@@ -1,0 +1,221 @@
+"""diff: (desired, actual) → Plan. Pure, synchronous, sorted; no I/O and no clock.
+
+Rules, in the order a reader would ask about them:
+
+- A slot with no container is created ("new service", "scale 1 → 3", "missing").
+- A slot whose container carries another config hash is recreated, and the cause
+  names the fields that changed (`environment changed: LOG_LEVEL`). Other services'
+  containers, and other slots of the same service, are left alone.
+- A container that was created but never started is started. An exited one is
+  started again only when `start_exited` asks (an explicit `up`/`start`) and it did
+  not finish successfully as a one-shot job; restarting crashed containers is the
+  supervisor's job under the restart policy, so the daemon's resync never fights it.
+- Slots past the service's scale are removed, highest index first.
+- Containers of services no longer in the file are orphans: warned about, removed
+  only with `remove_orphans` — unless an interrupted apply created them, in which
+  case the unfinished create is undone.
+- An interrupted remove (intent written, never finished) is finished.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from stackd.reconciler.actual import ActualContainer, ActualState
+from stackd.reconciler.desired import DesiredContainer, DesiredState
+from stackd.reconciler.plan import (
+    Action,
+    Create,
+    NetworkCreate,
+    NetworkRemove,
+    Plan,
+    Recreate,
+    Remove,
+    Start,
+    Stop,
+    VolumeCreate,
+    VolumeRemove,
+)
+
+FIELD_WORDS = {"working_dir": "working directory", "files": "configs/secrets"}
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    services: tuple[str, ...] = ()  # only these (plus their dependencies unless no_deps)
+    no_deps: bool = False
+    remove_orphans: bool = False
+    force_recreate: bool = False
+    no_recreate: bool = False
+    start_exited: bool = False
+
+
+def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
+    """`up web` means web and what it depends on (transitively), as in Compose."""
+    if not options.services:
+        return frozenset(desired.services)
+    chosen: set[str] = set()
+    todo = list(options.services)
+    while todo:
+        name = todo.pop()
+        if name in chosen or name not in desired.services:
+            continue
+        chosen.add(name)
+        if not options.no_deps:
+            todo.extend(d.service for d in desired.services[name].depends_on)
+    return frozenset(chosen)
+
+
+def describe_changes(want: DesiredContainer, have: ActualContainer) -> str:
+    if not have.fields:
+        return "config hash changed"
+    parts: list[str] = []
+    for name in want.config_hash.changed_fields(have.fields):
+        word = FIELD_WORDS.get(name, name)
+        if name == "environment" and have.env is not None:
+            new, old = want.env, have.env
+            keys = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+            parts.append(f"{word} changed: {', '.join(keys)}" if keys else f"{word} changed")
+        else:
+            parts.append(f"{word} changed")
+    return "; ".join(parts) or "config hash changed"
+
+
+def _pick(found: list[ActualContainer], want: DesiredContainer
+          ) -> tuple[ActualContainer | None, list[ActualContainer]]:
+    """The container to keep for a slot, and the duplicates to remove."""
+    if not found:
+        return None, []
+
+    def rank(c: ActualContainer) -> tuple[int, int, str]:
+        return (c.config_hash != want.config_hash.digest, c.status != "running", c.id)
+
+    ordered = sorted(found, key=rank)
+    return ordered[0], ordered[1:]
+
+
+def _finished_job(c: ActualContainer, restart_name: str) -> bool:
+    return c.status == "exited" and c.exit_code == 0 and restart_name in ("no", "on-failure")
+
+
+def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = PlanOptions()
+         ) -> Plan:
+    if actual.project != desired.project:
+        raise ValueError(f"diff of {desired.project!r} against {actual.project!r}")
+    actions: list[Action] = []
+    warnings: list[str] = []
+    selected = selected_services(desired, options)
+
+    for key in sorted(desired.networks):
+        net = desired.networks[key]
+        if not net.external and key not in actual.networks:
+            actions.append(NetworkCreate(cause="declared in the stack", spec=net))
+    for name in desired.volumes:
+        if name not in actual.volumes:
+            actions.append(VolumeCreate(cause="declared in the stack", name=name))
+
+    by_slot: dict[tuple[str, int], list[ActualContainer]] = defaultdict(list)
+    for c in actual.containers:
+        by_slot[(c.service, c.index)].append(c)
+    have_count = {s: len({i for (svc, i) in by_slot if svc == s}) for s in desired.services}
+    pending_removes = {p.container_id for p in actual.pending if p.verb in ("remove", "recreate")}
+    pending_creates = {p.container_id for p in actual.pending if p.verb == "create"}
+
+    removals: list[Action] = []
+    for want in desired.containers:
+        if want.service not in selected:
+            by_slot.pop((want.service, want.index), None)
+            continue
+        keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
+        removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
+                               service=e.service, index=e.index) for e in extras)
+        scale = desired.services[want.service].scale
+        restart = desired.services[want.service].restart.name
+        if keep is None:
+            count = have_count.get(want.service, 0)
+            if count == 0:
+                cause = "new service"
+            elif want.index > count:
+                cause = f"scale {count} → {scale}"
+            else:
+                cause = "missing"
+            actions.append(Create(cause=cause, container=want))
+        elif options.force_recreate:
+            actions.append(Recreate(cause="forced (--force-recreate)", container=want,
+                                    old_id=keep.id))
+        elif keep.config_hash != want.config_hash.digest and not options.no_recreate:
+            actions.append(Recreate(cause=describe_changes(want, keep), container=want,
+                                    old_id=keep.id))
+        elif keep.status == "created":
+            actions.append(Start(cause="created, never started", container=want,
+                                 old_id=keep.id))
+        elif (keep.status == "exited" and options.start_exited
+              and not _finished_job(keep, restart)):
+            actions.append(Start(cause=f"exited (code {keep.exit_code})", container=want,
+                                 old_id=keep.id))
+
+    for (service, _index), found in sorted(by_slot.items(), key=_highest_first):
+        for c in found:
+            if service in desired.services:
+                if service not in selected:
+                    continue
+                scale = desired.services[service].scale
+                cause = f"scale {have_count[service]} → {scale}"
+                removals.append(Remove(cause=cause, container_id=c.id, service=c.service,
+                                       index=c.index))
+            elif options.remove_orphans:
+                removals.append(Remove(cause=f"orphan: service {service} is not in the stack",
+                                       container_id=c.id, service=c.service, index=c.index))
+            elif c.id in pending_creates:
+                removals.append(Remove(cause="undoing an interrupted create", container_id=c.id,
+                                       service=c.service, index=c.index))
+            elif c.id in pending_removes:
+                removals.append(Remove(cause="finishing an interrupted remove",
+                                       container_id=c.id, service=c.service, index=c.index))
+            else:
+                warnings.append(f"orphan container {c.name} (service {service} is not in the "
+                                "stack); run with --remove-orphans to remove it")
+    actions.extend(removals)
+
+    if options.remove_orphans:
+        for key in sorted(actual.networks - set(desired.networks)):
+            actions.append(NetworkRemove(cause="no longer declared", key=key))
+    return Plan(desired.project, tuple(actions), tuple(warnings))
+
+
+def _highest_first(item: tuple[tuple[str, int], list[ActualContainer]]) -> tuple[str, int]:
+    (service, index), _ = item
+    return (service, -index)
+
+
+def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
+              remove_volumes: bool = False) -> Plan:
+    """`down`: every container of the project, then its networks (and volumes with -v).
+
+    `stop_order` lists services dependents-first (the scheduler's stop waves); others go
+    first, as orphans would.
+    """
+    order = {s: i for i, s in enumerate(stop_order)}
+    containers = sorted(actual.containers,
+                        key=lambda c: (order.get(c.service, -1), c.service, -c.index, c.id))
+    actions: list[Action] = [Remove(cause="down", container_id=c.id, service=c.service,
+                                    index=c.index) for c in containers]
+    actions.extend(NetworkRemove(cause="down", key=k) for k in sorted(actual.networks))
+    if remove_volumes:
+        actions.extend(VolumeRemove(cause="down -v", name=v) for v in sorted(actual.volumes))
+    return Plan(actual.project, tuple(actions))
+
+
+def plan_stop(actual: ActualState, services: Iterable[str] = (),
+              stop_order: Mapping[str, int] | None = None) -> Plan:
+    """`stop [SERVICE…]`: stop running containers, keep them."""
+    wanted = set(services)
+    order = stop_order or {}
+    chosen = [c for c in actual.containers
+              if c.status == "running" and (not wanted or c.service in wanted)]
+    chosen.sort(key=lambda c: (order.get(c.service, -1), c.service, -c.index))
+    return Plan(actual.project, tuple(
+        Stop(cause="stop requested", container_id=c.id, service=c.service, index=c.index)
+        for c in chosen))

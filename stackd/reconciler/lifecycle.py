@@ -1,0 +1,80 @@
+"""The few runtime/network sequences a container goes through, shared by apply and supervisor.
+
+Each is safe to run again after being interrupted at any point: `bring_up` adopts a
+container an earlier attempt already created, `tear_down` tolerates one that is
+already gone.
+"""
+
+from __future__ import annotations
+
+from stackd.errors import AlreadyExistsError, NotFoundError
+from stackd.reconciler.desired import DesiredContainer
+from stackd.reconciler.ports import ContainerView, Ports
+
+
+async def _inspect(ports: Ports, container_id: str) -> ContainerView | None:
+    try:
+        return await ports.runtime.inspect(container_id)
+    except NotFoundError:
+        return None
+
+
+async def bring_up(ports: Ports, container: DesiredContainer) -> None:
+    """Network namespace, create, start — whatever of that is not done yet."""
+    view = await _inspect(ports, container.id)
+    if view is not None and view.status == "exited":
+        # Same id means same config: an earlier run of this very container. Our runtime
+        # runs a container's process once, so starting again is a fresh create.
+        await ports.runtime.delete(container.id)
+        await ports.network.disconnect(container.id)
+        view = None
+    if view is None:
+        spec = container.spec
+        if container.attachments:
+            netns = await ports.network.connect(container.id, container.attachments,
+                                                container.ports)
+            spec = spec.model_copy(
+                update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
+        try:
+            await ports.runtime.create(spec)
+        except AlreadyExistsError:
+            pass  # created by an interrupted attempt; same id, same config: adopt it
+        view = await ports.runtime.inspect(container.id)
+    if view.status != "running":
+        await ports.runtime.start(container.id)
+
+
+async def start_existing(ports: Ports, container_id: str) -> None:
+    """Start a container as it is; an exited one is created afresh from its own spec."""
+    view = await ports.runtime.inspect(container_id)
+    if view.status == "exited" and view.spec is not None:
+        await ports.runtime.delete(container_id)
+        await ports.runtime.create(view.spec)
+        view = await ports.runtime.inspect(container_id)
+    if view.status != "running":
+        await ports.runtime.start(container_id)
+
+
+async def tear_down(ports: Ports, container_id: str) -> None:
+    """Stop (if running), detach from networks, delete."""
+    view = await _inspect(ports, container_id)
+    if view is not None and view.status == "running":
+        await ports.runtime.stop(container_id)
+    await ports.network.disconnect(container_id)
+    if view is not None:
+        try:
+            await ports.runtime.delete(container_id)
+        except NotFoundError:
+            pass
+
+
+async def stop(ports: Ports, container_id: str) -> None:
+    view = await _inspect(ports, container_id)
+    if view is not None and view.status == "running":
+        await ports.runtime.stop(container_id)
+
+
+async def replace(ports: Ports, container: DesiredContainer, old_id: str) -> None:
+    """Recreate: the old container goes first (names and ports are exclusive)."""
+    await tear_down(ports, old_id)
+    await bring_up(ports, container)

@@ -1,0 +1,175 @@
+"""The plan as data: what `apply` will do, each step with its resource and its cause.
+
+A plan is produced by `diff.plan` (pure) and carried out by `apply.apply`, which
+makes no decisions of its own. Each action prints as one stable line —
+
+    web-2: recreate — environment changed: LOG_LEVEL
+
+— which is what `stackd plan` shows, what the intent log records and what the tests
+compare with golden strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from stackd.netbridge.model import NetworkSpec
+from stackd.reconciler.desired import DesiredContainer
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    verb: ClassVar[str] = ""
+    cause: str
+
+    @property
+    def resource(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def line(self) -> str:
+        return f"{self.resource}: {self.verb} — {self.cause}"
+
+    def __str__(self) -> str:
+        return self.line
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkCreate(_Action):
+    verb: ClassVar[str] = "create"
+    spec: NetworkSpec
+
+    @property
+    def resource(self) -> str:
+        return f"network {self.spec.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRemove(_Action):
+    verb: ClassVar[str] = "remove"
+    key: str
+
+    @property
+    def resource(self) -> str:
+        return f"network {self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeCreate(_Action):
+    verb: ClassVar[str] = "create"
+    name: str
+
+    @property
+    def resource(self) -> str:
+        return f"volume {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRemove(_Action):
+    verb: ClassVar[str] = "remove"
+    name: str
+
+    @property
+    def resource(self) -> str:
+        return f"volume {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Create(_Action):
+    """Create the slot's container and start it."""
+
+    verb: ClassVar[str] = "create"
+    container: DesiredContainer
+
+    @property
+    def resource(self) -> str:
+        return self.container.slot
+
+    @property
+    def service(self) -> str:
+        return self.container.service
+
+
+@dataclass(frozen=True, slots=True)
+class Recreate(_Action):
+    """Stop and remove `old_id`, then create and start the slot's new container."""
+
+    verb: ClassVar[str] = "recreate"
+    container: DesiredContainer
+    old_id: str
+
+    @property
+    def resource(self) -> str:
+        return self.container.slot
+
+    @property
+    def service(self) -> str:
+        return self.container.service
+
+
+@dataclass(frozen=True, slots=True)
+class Start(_Action):
+    """Start an existing container whose config is current (created, or exited)."""
+
+    verb: ClassVar[str] = "start"
+    container: DesiredContainer
+    old_id: str
+
+    @property
+    def resource(self) -> str:
+        return self.container.slot
+
+    @property
+    def service(self) -> str:
+        return self.container.service
+
+
+@dataclass(frozen=True, slots=True)
+class Stop(_Action):
+    verb: ClassVar[str] = "stop"
+    container_id: str
+    service: str
+    index: int
+
+    @property
+    def resource(self) -> str:
+        return f"{self.service}-{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Remove(_Action):
+    """Stop (if running), detach and delete a container."""
+
+    verb: ClassVar[str] = "remove"
+    container_id: str
+    service: str
+    index: int
+
+    @property
+    def resource(self) -> str:
+        return f"{self.service}-{self.index}"
+
+
+Action = (NetworkCreate | NetworkRemove | VolumeCreate | VolumeRemove | Create | Recreate
+          | Start | Stop | Remove)
+ContainerAction = Create | Recreate | Start | Stop | Remove
+BringUp = Create | Recreate | Start
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    project: str
+    actions: tuple[Action, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def lines(self) -> list[str]:
+        return [a.line for a in self.actions]
+
+    def __str__(self) -> str:
+        body = self.lines() or [f"{self.project}: nothing to do, the stack already matches"]
+        return "\n".join([*body, *(f"warning: {w}" for w in self.warnings)])

@@ -1,0 +1,176 @@
+"""The reconciler's narrow view of the world: what it needs from runtime, images, network, state.
+
+The reconciler imports none of the packages that do I/O; it depends only on these
+Protocols. The daemon wires the real runtime / image store / netbridge / state store
+to them (an adapter where a signature differs), and tests/sim wires a deterministic
+fake with injected faults. Data crossing the boundary is described by Protocols too
+(`ContainerView`, `ImageView`…) so either side can use its own classes.
+
+Every method may raise a `StackdError`; the executor reports it with the action that
+failed and carries on with whatever does not depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
+from stackd.runtime.containerspec import ContainerSpec
+
+ContainerStatus = Literal["created", "running", "exited"]
+
+
+class ExitView(Protocol):
+    @property
+    def code(self) -> int | None: ...
+    @property
+    def signal(self) -> int | str | None: ...
+    @property
+    def oom_killed(self) -> bool: ...
+
+
+class ContainerView(Protocol):
+    """What the runtime reports of one container (its `ContainerState`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def status(self) -> str: ...  # ContainerStatus
+    @property
+    def exit(self) -> ExitView | None: ...
+    @property
+    def spec(self) -> ContainerSpec | None: ...
+
+
+class ExecView(Protocol):
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def output(self) -> str: ...
+
+
+class RuntimePort(Protocol):
+    async def create(self, spec: ContainerSpec) -> object: ...
+    async def start(self, container_id: str) -> None: ...
+    async def stop(self, container_id: str, timeout: float | None = None) -> None:
+        """Send the spec's stop signal, SIGKILL after `timeout` (the spec's grace if None)."""
+    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None: ...
+    async def wait(self, container_id: str) -> ExitView:
+        """Return once the container's process has exited (at once if it already has)."""
+    async def delete(self, container_id: str) -> None: ...
+    async def list(self, labels: Mapping[str, str] | None = None) -> Sequence[ContainerView]:
+        """Every container whose labels include all of `labels`."""
+    async def inspect(self, container_id: str) -> ContainerView: ...
+    async def exec(
+        self, container_id: str, args: Sequence[str], *, timeout: float | None = None
+    ) -> ExecView:
+        """Run `args` inside the container; a timeout gives exit_code -1 (not an error)."""
+
+
+class ImageConfigView(Protocol):
+    @property
+    def env(self) -> Sequence[str]: ...  # "KEY=value"
+    @property
+    def cmd(self) -> Sequence[str] | None: ...
+    @property
+    def entrypoint(self) -> Sequence[str] | None: ...
+    @property
+    def working_dir(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def healthcheck(self) -> object | None: ...
+    @property
+    def volumes(self) -> Sequence[str]: ...
+    @property
+    def stop_signal(self) -> str | None: ...
+
+
+class ImageView(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def config(self) -> ImageConfigView: ...
+    @property
+    def layer_dirs(self) -> Sequence[str]: ...  # top-most first
+
+
+class ImagePort(Protocol):
+    async def ensure(self, ref: str, pull_policy: str = "missing") -> ImageView: ...
+
+
+class NetworkPort(Protocol):
+    async def networks(self, project: str) -> Sequence[str]:
+        """Keys (`<project>_<name>`) of the project's networks that exist on the host."""
+    async def ensure_network(self, spec: NetworkSpec) -> None: ...
+    async def remove_network(self, key: str) -> None: ...
+    async def connect(
+        self, container_id: str, attachments: Sequence[Attachment], ports: Sequence[PortBinding]
+    ) -> str:
+        """Make the container's network namespace, attach it, publish ports; its netns path.
+
+        Called before the container is created, so the runtime can join the namespace.
+        Idempotent per container id: a second call (after an interrupted apply) returns
+        the namespace the first one made.
+        """
+    async def disconnect(self, container_id: str) -> None:
+        """Undo `connect` (detach, unpublish, delete the netns); no error if already gone."""
+    async def set_ready(self, container_id: str, ready: bool) -> None:
+        """Whether DNS answers with this container's addresses (readiness)."""
+
+
+class VolumePort(Protocol):
+    """Named volumes: directories under the state root, created on first use."""
+
+    def path(self, name: str) -> str:
+        """Where the volume's data lives on the host (whether or not it exists yet)."""
+    async def volumes(self, project: str) -> Sequence[str]: ...
+    async def ensure_volume(self, project: str, name: str) -> str:
+        """Create the named volume if missing; its host directory."""
+    async def remove_volume(self, name: str) -> None: ...
+
+
+class PendingIntent(Protocol):
+    """An intent written but never marked done: the step was interrupted."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def verb(self) -> str: ...  # "create", "remove", …
+    @property
+    def resource(self) -> str: ...  # "web-2", "network demo_default"
+    @property
+    def container_id(self) -> str | None: ...
+    @property
+    def line(self) -> str: ...  # the plan line, for the report
+
+
+class StatePort(Protocol):
+    """The intent log: what the executor was about to do, durable before it acts."""
+
+    def begin(
+        self, project: str, verb: str, resource: str, container_id: str | None, line: str
+    ) -> int: ...
+    def done(self, intent_id: int) -> None: ...
+    def pending(self, project: str) -> Sequence[PendingIntent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """Everything the reconciler may act through, in one value to pass around."""
+
+    runtime: RuntimePort
+    images: ImagePort
+    network: NetworkPort
+    volumes: VolumePort
+    state: StatePort

@@ -1,0 +1,290 @@
+"""A deterministic fake host for the reconciler: runtime, network, volumes, images.
+
+Containers are records, their "process" is a timer: a `Behaviour` per service says
+when it exits and with what code, whether its healthcheck passes (as a function of
+seconds since start), whether create/start fail. Every mutating call is counted, and
+`Faults.crash_at = n` makes the n-th one raise `SimulatedCrash` *after* its effect —
+the daemon dying between acting and writing down that it acted. Time is trio's, so
+tests run on a MockClock and assert exact instants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from stackd import hostnames
+from stackd.errors import AlreadyExistsError, ConflictError, HostError, NotFoundError
+from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
+from stackd.runtime.containerspec import ContainerSpec
+
+
+class SimulatedCrash(BaseException):
+    """The daemon was SIGKILLed here. BaseException: nothing in the reconciler catches it."""
+
+
+@dataclass
+class Faults:
+    crash_at: int | None = None
+    ops: int = 0
+
+    def tick(self) -> None:
+        self.ops += 1
+        if self.crash_at is not None and self.ops == self.crash_at:
+            self.crash_at = None
+            raise SimulatedCrash(f"crash after operation {self.ops}")
+
+
+@dataclass
+class Behaviour:
+    exit_after: float | None = None  # the process exits this long after start
+    exit_code: int = 0
+    create_error: str | None = None
+    start_error: str | None = None
+    healthy: Callable[[float], bool] = lambda t: True  # seconds since start → probe passes
+    probe_time: float = 0.0  # how long one probe takes
+
+
+@dataclass(frozen=True)
+class FakeExit:
+    code: int
+    signal: int | None = None
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class FakeExec:
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
+class FakeView:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    status: str
+    exit: FakeExit | None
+    spec: ContainerSpec | None
+
+
+@dataclass
+class FakeContainer:
+    spec: ContainerSpec
+    status: str = "created"
+    exit: FakeExit | None = None
+    started_at: float = 0.0
+    run: int = 0  # which start this is; timers of older runs do nothing
+    exited: trio.Event = field(default_factory=trio.Event)
+
+    def view(self) -> FakeView:
+        return FakeView(self.spec.id, self.spec.name, dict(self.spec.labels), self.status,
+                        self.exit, self.spec)
+
+
+class FakeRuntime:
+    def __init__(self, nursery: trio.Nursery, faults: Faults | None = None) -> None:
+        self.nursery = nursery
+        self.faults = faults or Faults()
+        self.containers: dict[str, FakeContainer] = {}
+        self.behaviours: dict[str, Behaviour] = {}
+        self.log: list[tuple[float, str, str]] = []  # (time, op, container name)
+        self.exec_count: dict[str, int] = {}
+
+    def behaviour(self, spec: ContainerSpec) -> Behaviour:
+        return self.behaviours.get(spec.labels.get(hostnames.LABEL_SERVICE, ""), Behaviour())
+
+    def _record(self, op: str, c: FakeContainer | ContainerSpec) -> None:
+        spec = c if isinstance(c, ContainerSpec) else c.spec
+        self.log.append((trio.current_time(), op, spec.name))
+
+    def _get(self, container_id: str) -> FakeContainer:
+        try:
+            return self.containers[container_id]
+        except KeyError:
+            raise NotFoundError(f"container {container_id} not found") from None
+
+    def ops(self, op: str) -> list[str]:
+        return [name for _, o, name in self.log if o == op]
+
+    # -- RuntimePort ---------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> FakeView:
+        await trio.lowlevel.checkpoint()
+        if spec.id in self.containers:
+            raise AlreadyExistsError(f"container {spec.id} already exists")
+        err = self.behaviour(spec).create_error
+        if err:
+            raise HostError(err)
+        c = self.containers[spec.id] = FakeContainer(spec)
+        self._record("create", c)
+        self.faults.tick()
+        return c.view()
+
+    async def start(self, container_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        c = self._get(container_id)
+        if c.status != "created":
+            raise ConflictError(f"container {container_id} is {c.status}, not created")
+        b = self.behaviour(c.spec)
+        if b.start_error:
+            raise HostError(b.start_error)
+        c.status, c.started_at, c.run = "running", trio.current_time(), c.run + 1
+        self._record("start", c)
+        if b.exit_after is not None:
+            self.nursery.start_soon(self._exit_later, c, c.run, b.exit_after, b.exit_code)
+        self.faults.tick()
+
+    async def _exit_later(self, c: FakeContainer, run: int, after: float, code: int) -> None:
+        await trio.sleep(after)
+        if c.run == run and c.status == "running":
+            self._exit(c, FakeExit(code))
+
+    def _exit(self, c: FakeContainer, status: FakeExit) -> None:
+        c.status, c.exit = "exited", status
+        self._record(f"exit {status.code}", c)
+        c.exited.set()
+
+    async def stop(self, container_id: str, timeout: float | None = None) -> None:
+        await trio.lowlevel.checkpoint()
+        c = self._get(container_id)
+        if c.status == "running":
+            self._exit(c, FakeExit(143, 15))
+        self._record("stop", c)
+        self.faults.tick()
+
+    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        await trio.lowlevel.checkpoint()
+        c = self._get(container_id)
+        if c.status == "running":
+            self._exit(c, FakeExit(137, 9))
+        self._record("kill", c)
+        self.faults.tick()
+
+    def kill_from_outside(self, container_id: str) -> None:
+        """`kill -9` by someone else: not a runtime call, no fault counting."""
+        self._exit(self._get(container_id), FakeExit(137, 9))
+
+    async def wait(self, container_id: str) -> FakeExit:
+        c = self._get(container_id)
+        await c.exited.wait()
+        return c.exit or FakeExit(137, 9)
+
+    async def delete(self, container_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        c = self._get(container_id)
+        if c.status == "running":
+            raise ConflictError(f"container {container_id} is running")
+        del self.containers[container_id]
+        c.exited.set()  # a waiter on a deleted container must not hang
+        self._record("delete", c)
+        self.faults.tick()
+
+    async def list(self, labels: Mapping[str, str] | None = None) -> list[FakeView]:
+        await trio.lowlevel.checkpoint()
+        want = dict(labels or {})
+        return [c.view() for _, c in sorted(self.containers.items())
+                if all(c.spec.labels.get(k) == v for k, v in want.items())]
+
+    async def inspect(self, container_id: str) -> FakeView:
+        await trio.lowlevel.checkpoint()
+        return self._get(container_id).view()
+
+    async def exec(self, container_id: str, args: Sequence[str], *,
+                   timeout: float | None = None) -> FakeExec:
+        c = self._get(container_id)
+        if c.status != "running":
+            raise ConflictError(f"container {container_id} is not running")
+        b = self.behaviour(c.spec)
+        self.exec_count[c.spec.name] = self.exec_count.get(c.spec.name, 0) + 1
+        await trio.sleep(b.probe_time)
+        ok = b.healthy(trio.current_time() - c.started_at)
+        return FakeExec(0 if ok else 1, "ok" if ok else "probe failed")
+
+    def running(self) -> list[str]:
+        return sorted(c.spec.name for c in self.containers.values() if c.status == "running")
+
+    def names(self) -> list[str]:
+        return sorted(c.spec.name for c in self.containers.values())
+
+
+class FakeNetwork:
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.existing: dict[str, NetworkSpec] = {}
+        self.connected: dict[str, tuple[Attachment, ...]] = {}
+        self.published: dict[str, tuple[PortBinding, ...]] = {}
+        self.ready: dict[str, bool] = {}
+        self.readiness_log: list[tuple[float, str, bool]] = []
+
+    async def networks(self, project: str) -> list[str]:
+        return sorted(k for k, n in self.existing.items() if n.project == project)
+
+    async def ensure_network(self, spec: NetworkSpec) -> None:
+        await trio.lowlevel.checkpoint()
+        self.existing[spec.key] = spec
+        self.faults.tick()
+
+    async def remove_network(self, key: str) -> None:
+        await trio.lowlevel.checkpoint()
+        users = [c for c, atts in self.connected.items()
+                 if any(a.network_key == key for a in atts)]
+        if users:
+            raise ConflictError(f"network {key} is in use by {', '.join(sorted(users))}")
+        self.existing.pop(key, None)
+        self.faults.tick()
+
+    async def connect(self, container_id: str, attachments: Sequence[Attachment],
+                      ports: Sequence[PortBinding]) -> str:
+        await trio.lowlevel.checkpoint()
+        for a in attachments:
+            if a.network_key not in self.existing:
+                raise NotFoundError(f"network {a.network_key} not found")
+        self.connected[container_id] = tuple(attachments)
+        self.published[container_id] = tuple(ports)
+        self.faults.tick()
+        return f"/run/netns/{container_id}"
+
+    async def disconnect(self, container_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.connected.pop(container_id, None)
+        self.published.pop(container_id, None)
+        self.ready.pop(container_id, None)
+
+    async def set_ready(self, container_id: str, ready: bool) -> None:
+        if self.ready.get(container_id) != ready:
+            self.readiness_log.append((trio.current_time(), container_id, ready))
+        self.ready[container_id] = ready
+
+    def served(self) -> list[str]:
+        return sorted(c for c, r in self.ready.items() if r)
+
+
+class FakeVolumes:
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.existing: dict[str, str] = {}  # name → project
+
+    def path(self, name: str) -> str:
+        return f"/sim/volumes/{name}/data"
+
+    async def volumes(self, project: str) -> list[str]:
+        return sorted(n for n, p in self.existing.items() if p == project)
+
+    async def ensure_volume(self, project: str, name: str) -> str:
+        await trio.lowlevel.checkpoint()
+        self.existing.setdefault(name, project)
+        self.faults.tick()
+        return self.path(name)
+
+    async def remove_volume(self, name: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.existing.pop(name, None)
+        self.faults.tick()
+
+
+class NoImages:
+    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+        raise AssertionError("sim tests build desired state directly")

@@ -1,0 +1,191 @@
+"""Small desired states for simulation, and a fake host to converge them on.
+
+`stack(...)` builds a DesiredState the way `build.desired_state` would (labels, ids,
+config hash over every hashed field) without a stack file or images, so a sim test
+says only what it varies: environment, scale, dependencies, healthchecks, restarts.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+from simfakes import FakeNetwork, FakeRuntime, FakeVolumes, Faults, NoImages, SimulatedCrash
+
+from stackd.netbridge.model import Attachment, NetworkSpec
+from stackd.reconciler.actual import ActualState, observe
+from stackd.reconciler.apply import ApplyResult, apply
+from stackd.reconciler.desired import (
+    DependsOn,
+    DesiredContainer,
+    DesiredService,
+    DesiredState,
+    slot_container,
+)
+from stackd.reconciler.diff import PlanOptions, plan
+from stackd.reconciler.hash import HASHED_FIELDS, config_hash
+from stackd.reconciler.health import HealthCheck
+from stackd.reconciler.plan import Plan
+from stackd.reconciler.ports import Ports
+from stackd.reconciler.restart import RestartPolicy
+from stackd.reconciler.supervisor import Supervisor, SupervisorEvent
+from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
+from stackd.state.db import StateDB
+from stackd.state.intents import IntentLog
+
+DEFAULTS = PlanOptions()
+NO_RESTART = RestartPolicy()
+
+
+@dataclass(frozen=True)
+class Svc:
+    name: str
+    scale: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ("sleep", "infinity")
+    depends: tuple[DependsOn, ...] = ()
+    health: HealthCheck | None = None
+    restart: RestartPolicy = NO_RESTART
+    restart_on_unhealthy: bool = True
+    networks: tuple[str, ...] = ("default",)
+    volumes: tuple[str, ...] = ()
+
+
+def svc(name: str, **kw: object) -> Svc:
+    deps = kw.pop("depends", ())
+    if isinstance(deps, dict):
+        kw["depends"] = tuple(DependsOn(k, v) for k, v in sorted(deps.items()))
+    elif deps:
+        kw["depends"] = tuple(d if isinstance(d, DependsOn) else DependsOn(d)
+                              for d in deps)  # type: ignore[union-attr]
+    return Svc(name, **kw)  # type: ignore[arg-type]
+
+
+def _container(project: str, s: Svc, index: int) -> DesiredContainer:
+    env = tuple(f"{k}={v}" for k, v in sorted(s.env.items()))
+    spec = ContainerSpec(id="placeholder", name="placeholder", layers=("/sim/layers/busybox",),
+                         process=ProcessSpec(args=s.command, env=env))
+    inputs: dict[str, object] = {f: None for f in HASHED_FIELDS}
+    inputs.update(image="sha256:busybox", command=list(s.command), environment=dict(s.env),
+                  networks=sorted(s.networks), mounts=sorted(s.volumes),
+                  healthcheck=repr(s.health))
+    attachments = tuple(Attachment(f"{project}_{n}", aliases=(s.name,)) for n in s.networks)
+    return slot_container(project, s.name, index, spec, config_hash(inputs),
+                          attachments=attachments,
+                          volumes=tuple(f"{project}_{v}" for v in s.volumes))
+
+
+def stack(project: str, *services: Svc) -> DesiredState:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for s in services:
+        sorter.add(s.name, *(d.service for d in s.depends))
+    sorter.prepare()
+    waves: list[tuple[str, ...]] = []
+    while sorter.is_active():
+        ready = tuple(sorted(sorter.get_ready()))
+        waves.append(ready)
+        sorter.done(*ready)
+    nets = sorted({n for s in services for n in s.networks})
+    vols = sorted({f"{project}_{v}" for s in services for v in s.volumes})
+    return DesiredState(
+        project=project,
+        services={s.name: DesiredService(s.name, s.scale, s.depends, s.health, s.restart,
+                                         s.restart_on_unhealthy) for s in services},
+        containers=tuple(_container(project, s, i) for s in sorted(services, key=lambda s: s.name)
+                         for i in range(1, s.scale + 1)),
+        networks={f"{project}_{n}": NetworkSpec(f"{project}_{n}", project, n) for n in nets},
+        volumes=tuple(vols),
+        waves=tuple(waves),
+    )
+
+
+@dataclass
+class Host:
+    runtime: FakeRuntime
+    network: FakeNetwork
+    volumes: FakeVolumes
+    state: IntentLog
+    faults: Faults
+    supervisor: Supervisor
+    events: list[SupervisorEvent]
+    nursery: trio.Nursery
+    _supervisor_scope: trio.CancelScope
+
+    @property
+    def ports(self) -> Ports:
+        return Ports(self.runtime, NoImages(), self.network, self.volumes, self.state)
+
+    async def actual(self, project: str) -> ActualState:
+        return await observe(project, self.ports)
+
+    async def plan(self, desired: DesiredState, options: PlanOptions = DEFAULTS) -> Plan:
+        return plan(desired, await self.actual(desired.project), options)
+
+    async def up(self, desired: DesiredState, options: PlanOptions = DEFAULTS
+                 ) -> ApplyResult:
+        p = await self.plan(desired, options)
+        return await apply(p, desired, self.ports, self.supervisor)
+
+    async def restart_supervisor(self) -> None:
+        """A new daemon life: the old supervisor's tasks die with it, a fresh one starts."""
+        self._supervisor_scope.cancel()
+        self._supervisor_scope, nursery = await self.nursery.start(_child_nursery)
+        self.supervisor = Supervisor(self.ports, nursery, self.events.append)
+
+    async def crash_during_up(self, desired: DesiredState, at: int,
+                              options: PlanOptions = DEFAULTS) -> bool:
+        """Run `up` with a crash after the at-th side effect; whether it crashed."""
+        self.faults.ops, self.faults.crash_at = 0, at
+        try:
+            await self.up(desired, options)
+        except BaseException as exc:
+            if not _is_crash(exc):
+                raise
+            return True
+        finally:
+            self.faults.crash_at = None
+        return False
+
+    def event_lines(self, *types: str) -> list[str]:
+        return [f"{e.time:g} {e.container} {e.type}: {e.message}" for e in self.events
+                if not types or e.type in types]
+
+
+@asynccontextmanager
+async def sim_host(tmp_path: Path) -> AsyncIterator[Host]:
+    db = StateDB.open(tmp_path / "sim.db")
+    try:
+        async with trio.open_nursery() as nursery:
+            faults = Faults()
+            runtime = FakeRuntime(nursery, faults)
+            net, vols = FakeNetwork(faults), FakeVolumes(faults)
+            events: list[SupervisorEvent] = []
+            scope, child = await nursery.start(_child_nursery)
+            host = Host(runtime, net, vols, IntentLog(db), faults,
+                        Supervisor(Ports(runtime, NoImages(), net, vols, IntentLog(db)),
+                                   child, events.append), events, nursery, scope)
+            yield host
+            nursery.cancel_scope.cancel()
+    finally:
+        db.close()
+
+
+async def _child_nursery(
+    task_status: trio.TaskStatus[tuple[trio.CancelScope, trio.Nursery]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            task_status.started((scope, nursery))
+            await trio.sleep_forever()
+
+
+def _is_crash(exc: BaseException) -> bool:
+    if isinstance(exc, SimulatedCrash):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_crash(e) for e in exc.exceptions)
+    return False
