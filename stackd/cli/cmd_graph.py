@@ -32,16 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackd.cli.main import load_stack
     from stackd.scheduler import build_graph, select_for_up
     from stackd.scheduler.from_stack import from_stack
     from stackd.scheduler.render import render
-    from stackd.spec import LoadOptions, load
 
-    stack = load(LoadOptions(files=args.files, project_name=args.project_name,
-                             project_directory=args.project_directory,
-                             env_files=args.env_files, profiles=args.profiles))
+    stack = load_stack(args)  # prints the loader's warnings
     graph = build_graph(from_stack(stack))
-    for warning in (*stack.warnings, *graph.graph["warnings"]):
+    for warning in graph.graph["warnings"]:
         print(f"stackd: warning: {warning}", file=sys.stderr)
     if args.services:
         graph = select_for_up(graph, args.services)

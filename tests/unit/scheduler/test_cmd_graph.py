@@ -112,3 +112,15 @@ def test_unknown_service_is_a_usage_error(project: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "wbe"]) == 2
     assert "no such service: wbe" in capsys.readouterr().err
+
+
+def test_loader_warnings_go_to_stderr_not_into_the_graph(
+        project: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("STACKD_TEST_UNSET", raising=False)
+    (project / "compose.yaml").write_text(
+        "services:\n  web:\n    image: web${STACKD_TEST_UNSET}\n")
+    assert main(["graph"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "web\n"
+    assert err.startswith("stackd: warning: ") and "STACKD_TEST_UNSET" in err
