@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from stackd.errors import Location
 from stackd.scheduler import (
     Condition,
     Dependency,
@@ -16,6 +17,7 @@ from stackd.scheduler import (
     start_waves,
 )
 from stackd.scheduler.from_stack import from_stack
+from stackd.spec import load_text
 from stackd.spec.model import Stack
 
 K = DependencyKind
@@ -108,3 +110,33 @@ def test_service_level_limits_alone_are_limits() -> None:
     assert web.needs == Resources(cpus=1.5, pids=200)
     (unlimited,) = from_stack(stack({"web": {"image": "w", "pids_limit": -1}}))
     assert unlimited.needs == Resources()
+
+
+def test_locations_of_a_loaded_file_reach_every_dependency() -> None:
+    s = load_text("""\
+services:
+  web:
+    image: w
+    depends_on:
+      db: {condition: service_healthy}
+    links:
+      - db
+    volumes_from: [data]
+    ipc: service:data
+    pid: "service:db"
+    network_mode: service:db
+  db:
+    image: d
+  data:
+    image: d
+""", project_name="shop")
+    web = next(n for n in from_stack(s) if n.name == "web")
+    assert web.location == Location("compose.yaml", 2, 3)
+    assert [(d.kind.value, str(d.location)) for d in web.depends] == [
+        ("depends_on", "compose.yaml:5:7"),
+        ("links", "compose.yaml:7:9"),
+        ("network_mode", "compose.yaml:11:5"),
+        ("ipc", "compose.yaml:9:5"),
+        ("pid", "compose.yaml:10:5"),
+        ("volumes_from", "compose.yaml:8:20"),
+    ]
