@@ -12,8 +12,9 @@ and pids. Ties go to the node name, so the same input always gives the same plac
 
 Services are placed one at a time, the one whose replicas are largest first (as in
 first-fit decreasing, which leaves fewer gaps), and each service's slots in index
-order. Placement is
-greedy: it refuses a stack only when no node has room for a slot at that point.
+order. Placement is greedy: it refuses a stack only when no node has room for a slot
+at that point. It places the whole stack every time; keeping existing containers
+where they are is for cluster mode to add.
 """
 
 from __future__ import annotations
