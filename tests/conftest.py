@@ -9,6 +9,8 @@ import pytest
 
 from stackd.roots import Roots
 
+pytest_plugins = ["support.leakcheck"]  # the `no_leaks` fixture
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.geteuid() == 0:

@@ -55,15 +55,14 @@ class LogWriter:
             chunk, self._partial[stream] = (self._partial[stream][:MAX_LINE],
                                             self._partial[stream][MAX_LINE:])
             out.append(self._record(stream, chunk, now))
-        if out:
-            self._write(b"".join(out))
+        self._write(out)
 
     def flush(self, stream: str) -> None:
         """End of a stream: a last line without newline is still a record."""
         rest = self._partial[stream]
         self._partial[stream] = b""
         if rest:
-            self._write(self._record(stream, rest, time.time_ns()))
+            self._write([self._record(stream, rest, time.time_ns())])
 
     def close(self) -> None:
         for stream in self._partial:
@@ -76,11 +75,23 @@ class LogWriter:
                 "time": format_time(now)}
         return (json.dumps(line, ensure_ascii=False) + "\n").encode()
 
-    def _write(self, data: bytes) -> None:
-        os.write(self._fd, data)
-        self._size += len(data)
-        if self._size >= self.max_size:
-            self._rotate()
+    def _write(self, records: list[bytes]) -> None:
+        """Append records, rotating between two records so no file outgrows max_size
+        (unless one record alone does)."""
+        batch: list[bytes] = []
+        pending = 0
+        for rec in records:
+            if batch and self._size + pending + len(rec) > self.max_size:
+                os.write(self._fd, b"".join(batch))
+                self._size += pending
+                batch, pending = [], 0
+            if self._size and self._size + len(rec) > self.max_size:
+                self._rotate()
+            batch.append(rec)
+            pending += len(rec)
+        if batch:
+            os.write(self._fd, b"".join(batch))
+            self._size += pending
 
     def _rotate(self) -> None:
         os.close(self._fd)

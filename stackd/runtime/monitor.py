@@ -82,6 +82,7 @@ class Monitor:
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.security = _security_module()
+        self.stopping = False
 
     # ---- setup and main loop -------------------------------------------------------
 
@@ -123,6 +124,9 @@ class Monitor:
                     self.pump(obj, key.fd)
                 elif kind == "client":
                     self.on_client(obj)
+            if self.stopping and not self.containers:
+                self.shutdown(listener)
+                return
             if self.containers or self.clients:
                 self.idle_since = None
             elif self.idle_since is None:
@@ -199,6 +203,12 @@ class Monitor:
         op = request.get("op")
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
+        if op == "shutdown":
+            if self.containers:
+                raise ConflictError(f"the monitor still holds {len(self.containers)} containers",
+                                    hint="delete them first")
+            self.stopping = True
+            return {"ok": True}
         if op == "create":
             return self.create(ContainerSpec.model_validate(request["spec"]))
         cid = str(request.get("id"))

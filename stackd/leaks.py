@@ -1,0 +1,234 @@
+"""Every host resource stackd owns, found by name (DESIGN "Names on the host").
+
+`tools/leaks` prints them and exits 1 if there are any; the tests' `no_leaks` fixture
+runs the same search for its own root id only, because other tests (with other root
+ids) run on the same host at the same time.
+
+What counts: network devices `stk<root id>…`; in the nft table `stackd`, chains and
+sets named `r<root id>_…` (and, unfiltered, the table itself); cgroups under
+`stackd/<root id>` in any hierarchy; processes in those cgroups; runtime monitors
+(`stackd.runtime.monitor --root-id <id>`); mounts under a state root or run dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE, nft_chain_prefix
+from stackd.roots import DEFAULT_RUN_ROOT, DEFAULT_STATE_ROOT, Roots
+
+MONITOR_MODULE = "stackd.runtime.monitor"
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Leak:
+    kind: str  # device | nft | cgroup | process | monitor | mount
+    root_id: str  # "?" when the name does not tell
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.kind:8} {self.root_id:4} {self.what}"
+
+
+def _mine(root_id: str | None, found: str) -> bool:
+    return root_id is None or found == root_id
+
+
+def devices(root_id: str | None) -> list[Leak]:
+    out = []
+    for name in sorted(os.listdir("/sys/class/net")):
+        if name.startswith(DEVICE_PREFIX) and _mine(root_id, name[3:7]):
+            out.append(Leak("device", name[3:7], name))
+    return out
+
+
+def nft(root_id: str | None) -> list[Leak]:
+    out: list[Leak] = []
+    for family in ("inet", "ip", "ip6"):
+        try:
+            proc = subprocess.run(["nft", "-j", "list", "table", family, NFT_TABLE],
+                                  capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return out
+        if proc.returncode != 0:
+            continue  # no such table
+        if root_id is None:
+            out.append(Leak("nft", "?", f"table {family} {NFT_TABLE}"))
+        for item in json.loads(proc.stdout).get("nftables", []):
+            for kind in ("chain", "set", "map"):
+                obj = item.get(kind)
+                if not obj:
+                    continue
+                name = obj.get("name", "")
+                if name.startswith("r") and "_" in name:
+                    rid = name[1:name.index("_")]
+                    if root_id is None or name.startswith(nft_chain_prefix(root_id)):
+                        out.append(Leak("nft", rid, f"{kind} {family} {NFT_TABLE} {name}"))
+    return out
+
+
+def _cgroup_mounts() -> list[Path]:
+    mounts = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] in ("cgroup", "cgroup2"):
+                mounts.append(Path(parts[1]))
+    return mounts
+
+
+def cgroups(root_id: str | None) -> tuple[list[Leak], list[Leak]]:
+    """Leftover cgroup directories, and the processes still inside them."""
+    groups: list[Leak] = []
+    procs: dict[int, Leak] = {}
+    for mount in _cgroup_mounts():
+        parent = mount / CGROUP_PARENT
+        if not parent.is_dir():
+            continue
+        for entry in sorted(parent.iterdir()):
+            if not entry.is_dir() or not _mine(root_id, entry.name):
+                continue
+            for dirpath, _, _ in os.walk(entry):
+                groups.append(Leak("cgroup", entry.name, dirpath))
+                try:
+                    pids = Path(dirpath, "cgroup.procs").read_text().split()
+                except OSError:
+                    pids = []
+                for pid in pids:
+                    procs.setdefault(int(pid), Leak("process", entry.name,
+                                                    f"{pid} {_cmdline(int(pid))} in {dirpath}"))
+    return groups, sorted(procs.values())
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        if MONITOR_MODULE not in args:
+            continue
+        opts = dict(itertools.pairwise(args))
+        rid = opts.get("--root-id", "?")
+        if _mine(root_id, rid):
+            roots = Roots(Path(opts.get("--state", DEFAULT_STATE_ROOT)),
+                          Path(opts.get("--run", DEFAULT_RUN_ROOT)))
+            out.append((Leak("monitor", rid, f"{entry} {' '.join(args).strip()}"), roots))
+    return out
+
+
+def mounts(under: Iterable[Path], root_id: str) -> list[Leak]:
+    bases = [str(p.resolve()) for p in under]
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].replace("\\040", " ")
+            if any(target == b or target.startswith(b + "/") for b in bases):
+                out.append(Leak("mount", root_id, target))
+    return out
+
+
+def find_leaks(root_id: str | None = None, roots: Iterable[Roots] = ()) -> list[Leak]:
+    """Everything stackd owns on this host (or of one root id), sorted."""
+    found: list[Leak] = []
+    found += devices(root_id)
+    found += nft(root_id)
+    groups, procs = cgroups(root_id)
+    found += groups + procs
+    live = monitors(root_id)
+    found += [leak for leak, _ in live]
+    known = {*roots, *(r for _, r in live)}
+    if root_id is None:
+        known |= {Roots(Path(DEFAULT_STATE_ROOT), Path(DEFAULT_RUN_ROOT))}
+    for r in known:
+        found += mounts([r.state, r.run], r.id if r.state.exists() else "?")
+    return sorted(set(found))
+
+
+def reclaim(roots: Roots) -> None:
+    """Best effort: delete every container of a root through its monitor, then stop
+    the monitor. For test teardown after a failure, so one bad test leaks nothing."""
+    base = roots.run / "containers"
+    ids = sorted(os.listdir(base)) if base.is_dir() else []
+    for cid in ids:
+        _ask_monitor(roots, {"op": "delete", "id": cid, "force": True})
+    _ask_monitor(roots, {"op": "shutdown"})
+    time.sleep(0.2)
+    # Whatever the monitor could not clean: its own process, cgroups, mounts.
+    leaks = find_leaks(roots.id, [roots])
+    for leak in leaks:
+        if leak.kind in ("monitor", "process"):
+            try:
+                os.kill(int(leak.what.split()[0]), signal.SIGKILL)
+            except OSError:
+                pass
+    time.sleep(0.1)
+    for leak in sorted(leaks, key=lambda x: -len(x.what)):  # deepest first
+        try:
+            if leak.kind == "cgroup":
+                os.rmdir(leak.what)
+            elif leak.kind == "mount":
+                subprocess.run(["umount", "-l", leak.what], capture_output=True, check=False)
+        except OSError:
+            pass
+
+
+def _ask_monitor(roots: Roots, message: dict[str, object]) -> dict[str, object] | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(30)
+        sock.connect(str(roots.run / "monitor.sock"))
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        reply: dict[str, object] = json.loads(buf) if buf else {}
+        return reply
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="leaks", description="List host resources stackd owns; exit 1 if there are any.")
+    parser.add_argument("--root-id", help="only this state root's resources (4 hex digits)")
+    parser.add_argument("--state", type=Path, action="append", default=[],
+                        help="also look for mounts under this state root (repeatable)")
+    args = parser.parse_args(argv)
+    roots = [Roots(s, Path(DEFAULT_RUN_ROOT)) for s in args.state]
+    leaks = find_leaks(args.root_id, roots)
+    for leak in leaks:
+        print(leak)
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""What a process inside sees: its own hostname, PID 1, its own /proc, its own root."""
+
+from __future__ import annotations
+
+import pytest
+from runtime_helpers import run_to_end
+
+pytestmark = pytest.mark.root
+
+
+async def test_hostname_and_pid_1(rt, make_spec):
+    exit_status, out, _ = await run_to_end(
+        rt, make_spec("iso-host", "sh", "-c", "hostname; echo $$; readlink /proc/1/exe",
+                      hostname="inside"))
+    assert exit_status.code == 0
+    hostname, pid, exe = out.splitlines()
+    assert hostname == "inside"
+    assert pid == "1"
+    assert exe == "/bin/busybox"  # the container's own binary, seen from inside
+
+
+async def test_proc_shows_only_the_container(rt, make_spec):
+    _, out, _ = await run_to_end(rt, make_spec(
+        "iso-proc", "sh", "-c", "sleep 5 & ls /proc | grep -E '^[0-9]+$' | sort -n; kill %1"))
+    pids = [int(p) for p in out.split()]
+    # sh (1), sleep, ls, grep, sort: nothing from the host, whose pids are far higher.
+    assert pids[0] == 1
+    assert len(pids) <= 6
+    assert max(pids) < 20
+
+
+async def test_file_written_inside_is_in_the_upper_dir_only_and_gone_after_delete(
+        rt, make_spec, busybox_layer, roots):
+    spec = make_spec("iso-files", "sh", "-c", "echo hi > /written; cat /written")
+    exit_status, out, _ = await run_to_end(rt, spec, keep=True)
+    assert (exit_status.code, out) == (0, "hi")
+    assert not (busybox_layer / "written").exists()
+    upper = roots.state / "containers" / "iso-files" / "upper"
+    assert (upper / "written").read_text() == "hi\n"
+    await rt.delete("iso-files")
+    assert not upper.exists()
+    assert not (roots.state / "containers" / "iso-files").exists()
+    assert not (roots.run / "containers" / "iso-files").exists()
+
+
+async def test_network_namespace_is_new_and_reachable_before_start(rt, make_spec):
+    import os
+
+    state = await rt.create(make_spec("iso-net", "sh", "-c", "ls /sys/class/net"))
+    assert state.status == "created"
+    assert state.netns_path is not None
+    assert os.stat(state.netns_path).st_ino != os.stat("/proc/self/ns/net").st_ino
+    await rt.start("iso-net")
+    await rt.wait("iso-net")
+    lines = [r.line async for r in rt.logs("iso-net")]
+    assert lines == ["lo"]
+    await rt.delete("iso-net")
