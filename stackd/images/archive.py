@@ -215,9 +215,13 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
                                             REF_NAME: parsed.tag or parsed.locator}
                     repo_tags.append(parsed.familiar())
                 index.append(entry)
-                docker_manifest.append({"Config": cfg_name, "RepoTags": repo_tags,
-                                        "Layers": [f"blobs/sha256/{hex_of(d.digest)}"
-                                                   for d in layers]})
+                same = [e for e in docker_manifest if e["Config"] == cfg_name]
+                if same:  # one entry per image, with all its names, as docker save does
+                    same[0]["RepoTags"].extend(repo_tags)
+                else:
+                    docker_manifest.append({"Config": cfg_name, "RepoTags": repo_tags,
+                                            "Layers": [f"blobs/sha256/{hex_of(d.digest)}"
+                                                       for d in layers]})
             add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
             add_bytes("index.json", canonical({"schemaVersion": 2, "mediaType": OCI_INDEX,
                                                "manifests": index}))

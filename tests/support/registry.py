@@ -175,3 +175,12 @@ def start_registry(workdir: Path, *, token_auth: bool = False) -> RunningRegistr
             reg.stop()
             raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
         time.sleep(0.05)
+
+
+def skopeo(*args: str) -> str:
+    """Run Debian's skopeo (no signature policy needed for tests); its stdout."""
+    done = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise AssertionError(f"skopeo {' '.join(args)} failed: {done.stderr}")
+    return done.stdout

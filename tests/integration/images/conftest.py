@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,10 +54,3 @@ def empty_store(tmp_path: Path) -> ImageStore:
     return ImageStore(Roots(state=tmp_path / "other" / "state",
                             run=tmp_path / "other" / "run").ensure())
 
-
-def skopeo(*args: str) -> str:
-    done = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True,
-                          timeout=60)
-    if done.returncode != 0:
-        raise AssertionError(f"skopeo {' '.join(args)} failed: {done.stderr}")
-    return done.stdout

@@ -34,3 +34,103 @@ async def test_ensure_never_names_the_image_and_the_fix(store: ImageStore, polic
         await store.ensure("nothere:1", pull_policy=policy)  # type: ignore[arg-type]
     assert "'nothere:1' is not in the store and pull_policy is never" in str(err.value)
     assert "stackd pull nothere:1" in str(err.value)
+
+
+async def test_tampered_blob_on_the_registry_is_rejected(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path) -> None:
+    from stackd.images.errors import DigestMismatchError
+    from stackd.images.oci import parse_manifest
+
+    ref = f"{registry.host}/test/tamper:1"
+    img = store.import_rootfs(busybox_tar, ref)
+    await store.push(ref)
+    layer = parse_manifest(store.blobs.read_bytes(img.digest)).layers[0].digest
+    stored = registry.storage_blob(layer)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+
+    with pytest.raises(DigestMismatchError) as err:
+        await empty_store.pull(ref)
+    assert f"expected {layer}" in str(err.value)
+    assert not empty_store.blobs.has(layer)
+    assert empty_store.snapshots.all() == []
+    assert empty_store.list() == []
+    assert list(empty_store.blobs.ingest_dir.iterdir()) == []
+
+
+async def test_chunked_upload_and_cross_repository_mount(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackd.images import transfer
+
+    events: list[str] = []
+    monkeypatch.setattr(transfer, "CHUNKED_UPLOAD_THRESHOLD", 1)
+    monkeypatch.setattr(transfer, "UPLOAD_CHUNK", 256 * 1024)
+    first = f"{registry.host}/team/one:1"
+    img = store.import_rootfs(busybox_tar, first)
+    await store.push(first, progress=lambda e: events.append(e.action))
+    assert "pushing" in events  # more than one PATCH went out
+
+    events.clear()
+    second = f"{registry.host}/team/two:1"
+    store.tag(first, second)
+    await store.push(second, progress=lambda e: events.append(e.action))
+    assert events.count("mounted") == 2  # the layer and the config
+    assert (await empty_store.pull(second)).digest == img.digest
+
+
+async def test_concurrent_pulls_sharing_a_layer_unpack_it_once(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path) -> None:
+    import trio
+
+    from stackd.images.models import ImageConfig
+
+    a, b = f"{registry.host}/share/a:1", f"{registry.host}/share/b:1"
+    store.import_rootfs(busybox_tar, a)
+    store.import_rootfs(busybox_tar, b, config=ImageConfig(cmd=("sh",)))
+    await store.push(a)
+    await store.push(b)
+    results = {}
+
+    async def pull(ref: str) -> None:
+        results[ref] = await empty_store.pull(ref)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pull, a)
+        nursery.start_soon(pull, b)
+    assert results[a].id != results[b].id
+    assert results[a].layer_dirs == results[b].layer_dirs
+    assert len(empty_store.snapshots.all()) == 1
+
+
+async def test_token_auth_through_the_challenge_flow(
+        store: ImageStore, empty_store: ImageStore, token_registry: RunningRegistry,
+        busybox_tar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.registry import TOKEN_PASSWORD, TOKEN_USER
+
+    from stackd.images.errors import RegistryAuthError
+    from stackd.images.registry import credentials
+
+    monkeypatch.setenv("STACKD_CONFIG", str(tmp_path / "stackd-config.json"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker"))
+    ref = f"{token_registry.host}/secure/busybox:1"
+    img = store.import_rootfs(busybox_tar, ref)
+    with pytest.raises(RegistryAuthError) as err:
+        await store.push(ref)
+    assert f"stackd login {token_registry.host}" in str(err.value)
+
+    credentials.save(token_registry.host, credentials.Credential(TOKEN_USER, "wrong"))
+    with pytest.raises(RegistryAuthError):
+        await store.push(ref)
+
+    credentials.save(token_registry.host, credentials.Credential(TOKEN_USER, TOKEN_PASSWORD))
+    await store.push(ref)
+    pulled = await empty_store.pull(ref)
+    assert pulled.digest == img.digest
+    assert token_registry.issuer is not None
+    scopes = {s for q in token_registry.issuer.requests for s in q.get("scope", [])}
+    assert "repository:secure/busybox:pull,push" in scopes
+    assert "repository:secure/busybox:pull" in scopes
