@@ -132,6 +132,16 @@ def make_app(engine: Engine) -> FastAPI:
 
         return _stream(items())
 
+    @app.get("/v1/stacks/{project}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def project_logs(project: ProjectName,
+                           service: Annotated[list[str] | None, Query(max_length=1000)] = None,
+                           follow: bool = False,
+                           tail: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+                           timestamps: bool = False) -> Response:
+        """The stack's logs; with follow, also of containers started later."""
+        return _stream(engine.project_logs(project, service or [], follow=follow, tail=tail,
+                                           timestamps=timestamps))
+
     @app.get("/v1/containers")
     async def containers(project: Annotated[str | None, Query(max_length=63)] = None,
                          all: bool = False) -> list[dict[str, Any]]:

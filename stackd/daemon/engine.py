@@ -19,7 +19,7 @@ import trio
 
 from stackd import __version__
 from stackd.daemon.controller import Controller
-from stackd.daemon.desired import DesiredStack, DesiredStore, db_path
+from stackd.daemon.desired import DesiredStack, DesiredStore
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (
@@ -45,15 +45,17 @@ class _Outcome:
 
 
 class Engine:
-    def __init__(self, roots: Roots, world: World, *, resync_period: float = 30.0,
-                 workers: int = 4) -> None:
+    def __init__(self, roots: Roots, world: World, db: StateDB, *,
+                 resync_period: float = 30.0, workers: int = 4) -> None:
         self.roots = roots
         self.world = world
         self.started = time.time()
         self.bus = EventBus()
         self._containers_seen: list[tuple[str, str, str]] = []
         self.metrics = Metrics(lambda: list(self._containers_seen))
-        self.db = StateDB.open(db_path(roots.state))
+        # One connection for the daemon, used from the trio thread only: every store
+        # write is a short transaction, and sqlite3 connections don't like threads.
+        self.db = db
         self.store = DesiredStore(self.db)
         self.controller = Controller(self._reconcile, bus=self.bus, metrics=self.metrics,
                                      workers=workers, resync_period=resync_period,
@@ -81,7 +83,6 @@ class Engine:
 
     def close(self) -> None:
         self.controller.shut_down()
-        self.db.close()
 
     def _on_event(self, event: Event) -> None:
         self.metrics.events.labels(event.type).inc()
@@ -95,7 +96,7 @@ class Engine:
     # -- the reconcile ----------------------------------------------------------------
 
     async def _reconcile(self, project: str) -> float | None:
-        desired = await trio.to_thread.run_sync(self.store.get, project)
+        desired = self.store.get(project)
         if desired is None:
             return None
         try:
@@ -124,7 +125,7 @@ class Engine:
     async def _teardown(self, desired: DesiredStack) -> None:
         options = desired.remove or RemoveOptions()
         await self.world.teardown(desired.project, options, self.bus.publish)
-        await trio.to_thread.run_sync(self.store.forget, desired.project, desired.generation)
+        self.store.forget(desired.project, desired.generation)
         self._loaded.pop(desired.project, None)
         self._consumed.pop(desired.project, None)
         self._outcomes[desired.project] = _Outcome(desired.generation, "ok", "")
@@ -153,7 +154,7 @@ class Engine:
         """Load (to validate and name it), record as desired, enqueue. → (project, generation)"""
         stack = await self.world.load(request.source)
         project = stack.project
-        gen = await trio.to_thread.run_sync(self.store.put, project, request)
+        gen = self.store.put(project, request)
         self._loaded[project] = (gen, stack)
         self.bus.emit("apply", project=project, message=f"generation {gen} submitted",
                       generation=str(gen))
@@ -165,7 +166,7 @@ class Engine:
         if not known and project not in await self.world.projects():
             raise NotFoundError(f"no stack named {project!r} is running",
                                 hint="see `stackd ls` for the stacks this daemon keeps")
-        gen = await trio.to_thread.run_sync(self.store.mark_removing, project, options, None)
+        gen = self.store.mark_removing(project, options, None)
         self.controller.enqueue(project)
         return gen
 
@@ -208,7 +209,7 @@ class Engine:
             out.append(StackStatus(
                 project=d.project, generation=d.generation,
                 phase=d.phase,  # type: ignore[arg-type]
-                files=d.request.source.files, reconciles=st.reconciles,
+                files=d.request.source.files or [], reconciles=st.reconciles,
                 last_result=st.last_result, last_error=st.last_error,
                 last_finished=st.last_finished))
         return out
@@ -216,6 +217,53 @@ class Engine:
     async def plan(self, request: ApplyRequest) -> tuple[str, list[dict[str, object]]]:
         stack = await self.world.load(request.source)
         return stack.project, await self.world.plan(stack, request.options)
+
+    async def project_logs(self, project: str, services: list[str], *, follow: bool,
+                           tail: int | None, timestamps: bool
+                           ) -> AsyncIterator[dict[str, object]]:
+        """Log records of a stack's containers; with follow, also of containers that
+        appear later (restarts, new replicas, recreates), until the client leaves."""
+        wanted = set(services)
+
+        async def current() -> list[dict[str, object]]:
+            rows = await self.world.containers(project, True)
+            return [r for r in rows if not wanted or r.get("service") in wanted]
+
+        if not follow:
+            records: list[dict[str, object]] = []
+            for row in await current():
+                async for rec in self.world.logs(str(row["id"]), follow=False, tail=tail,
+                                                 timestamps=timestamps):
+                    records.append(rec)
+            records.sort(key=lambda r: str(r.get("time", "")))
+            for rec in records:
+                yield rec
+            return
+
+        send, receive = trio.open_memory_channel[dict[str, object]](1000)
+        seen: set[str] = set()
+
+        async def one(container_id: str, first: bool) -> None:
+            async for rec in self.world.logs(container_id, follow=True,
+                                             tail=tail if first else None,
+                                             timestamps=timestamps):
+                await send.send(rec)
+
+        async def discover(nursery: trio.Nursery) -> None:
+            first = True
+            while True:
+                for row in await current():
+                    cid = str(row["id"])
+                    if cid not in seen:
+                        seen.add(cid)
+                        nursery.start_soon(one, cid, first)
+                first = False
+                await trio.sleep(0.5)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(discover, nursery)
+            async for rec in receive:
+                yield rec
 
     def version(self) -> Version:
         return Version(version=__version__, pid=os.getpid(), state_root=str(self.roots.state),

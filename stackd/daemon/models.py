@@ -18,8 +18,9 @@ class StackSource(_Strict):
     is sent along because Compose interpolates `${VAR}` from the shell that ran `up`.
     """
 
-    files: list[str] = Field(default_factory=list, max_length=64)
-    content: str | None = Field(default=None, max_length=4_000_000)  # `-f -`
+    files: list[str] | None = Field(default=None, max_length=64)  # None: discover
+    content: str | None = Field(default=None, max_length=4_000_000)  # what `-f -` read
+    cwd: str | None = Field(default=None, max_length=4096)
     project_name: str | None = Field(default=None, max_length=200)
     project_directory: str | None = Field(default=None, max_length=4096)
     env_files: list[str] | None = Field(default=None, max_length=64)

@@ -20,11 +20,13 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from stackd.daemon import jsonlog
 from stackd.daemon.api import make_app
+from stackd.daemon.desired import db_path
 from stackd.daemon.engine import Engine
 from stackd.daemon.paths import pid_path, socket_path
 from stackd.daemon.pidfile import PidFile
 from stackd.daemon.world import World
 from stackd.roots import Roots
+from stackd.state.db import StateDB
 
 log = logging.getLogger("stackd.daemon")
 
@@ -41,9 +43,9 @@ def hypercorn_config(roots: Roots) -> Config:
     return config
 
 
-async def serve(roots: Roots, world: World, *, resync_period: float = 30.0,
+async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float = 30.0,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    engine = Engine(roots, world, resync_period=resync_period)
+    engine = Engine(roots, world, db, resync_period=resync_period)
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
@@ -85,9 +87,11 @@ def main(roots: Roots | None = None, *, resync_period: float = 30.0) -> int:
     jsonlog.configure(sys.stderr)
     pidfile = PidFile(pid_path(roots))
     pidfile.acquire()
+    db = StateDB.open(db_path(roots.state))
     try:
-        world = make_world(roots)
-        trio.run(functools.partial(serve, roots, world, resync_period=resync_period))
+        world = make_world(roots, db)
+        trio.run(functools.partial(serve, roots, world, db, resync_period=resync_period))
     finally:
+        db.close()
         pidfile.release()
     return 0

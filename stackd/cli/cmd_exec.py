@@ -1,0 +1,73 @@
+"""`stackd exec SERVICE CMD…`: run a command in a service's running container.
+
+Without a terminal (or with -T) it goes through the daemon's API and the output comes
+back whole; with a terminal on both ends it runs straight through the runtime from
+this process, so the TTY is the user's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "Run a command in a running service container"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
+                   help="don't allocate a TTY (the default when stdin is not a terminal)")
+    p.add_argument("-i", "--interactive", action="store_true", default=True)
+    p.add_argument("-u", "--user", default="")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
+    p.add_argument("-w", "--workdir", default="")
+    p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackd.cli.client import Client
+    from stackd.cli.stackref import project_of
+    from stackd.errors import UsageError
+
+    if not args.cmd:
+        raise UsageError("exec needs a command", hint="e.g. stackd exec web sh")
+    project = project_of(args)
+    name = f"{project}-{args.service}-{args.index}"
+    tty = not args.no_tty and sys.stdin.isatty() and sys.stdout.isatty()
+    if tty:
+        return _exec_tty(name, args)
+    with Client() as client:
+        result = client.post(f"/v1/containers/{name}/exec", {
+            "cmd": args.cmd, "env": args.env, "user": args.user, "workdir": args.workdir})
+    sys.stdout.write(result["stdout"])
+    sys.stderr.write(result["stderr"])
+    sys.stdout.flush()
+    return int(result["exit_code"])
+
+
+def _exec_tty(name: str, args: argparse.Namespace) -> int:
+    import trio
+
+    from stackd.cli.client import Client
+    from stackd.roots import Roots
+    from stackd.runtime.runtime import Runtime
+
+    with Client() as client:
+        rows = client.get("/v1/containers", all=False)
+    match = [r for r in rows if r["name"] == name]
+    if not match:
+        from stackd.errors import NotFoundError
+
+        raise NotFoundError(f"no running container {name}", hint="see `stackd ps`")
+
+    async def go() -> int:
+        rt = Runtime(Roots.from_env())
+        return int(await rt.exec(match[0]["id"], args.cmd, env=args.env, user=args.user or None,
+                                 cwd=args.workdir or None, tty=True, stdin=0, stdout=1,
+                                 stderr=2))
+
+    code = trio.run(go)
+    os.environ.pop("STACKD_EXEC", None)
+    return code

@@ -1,0 +1,36 @@
+"""`stackd plan`: what `up` would do now, one line per action with its reason; changes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "Show what `up` would do, changing nothing"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from stackd.cli.cmd_up import add_arguments as up_arguments
+
+    up_arguments(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--exit-code", action="store_true",
+                   help="exit 1 when there is something to do (for scripts and CI)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackd.cli.client import Client
+    from stackd.cli.cmd_up import options_from_args
+    from stackd.cli.stackref import source_from_args
+
+    body = {"source": source_from_args(args), "options": options_from_args(args)}
+    with Client() as client:
+        result = client.post("/v1/stacks/plan", body)
+    actions = result["actions"]
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    elif not actions:
+        print(f"{result['project']}: up to date, nothing to do")
+    else:
+        for a in actions:
+            print(a["line"])
+    return 1 if args.exit_code and actions else 0

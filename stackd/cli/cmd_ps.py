@@ -1,0 +1,67 @@
+"""`stackd ps`: the stack's containers, their state, health and published ports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+HELP = "List the stack's containers"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-q", "--quiet", action="store_true", help="only container ids")
+    p.add_argument("--all-projects", action="store_true", help="every stack's containers")
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+
+
+def status_text(c: dict[str, Any], now: float) -> str:
+    state = c.get("state", "")
+    if state == "running":
+        text = "Up " + _ago(now - float(c.get("started_at") or now))
+        if c.get("health"):
+            text += f" ({c['health']})"
+        return text
+    if state == "exited":
+        return f"Exited ({c.get('exit_code')})"
+    return state.capitalize()
+
+
+def _ago(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} second{'s' if s != 1 else ''}"
+    if s < 3600:
+        return f"{s // 60} minute{'s' if s // 60 != 1 else ''}"
+    return f"{s // 3600} hour{'s' if s // 3600 != 1 else ''}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    now = time.time()
+    header = ("NAME", "SERVICE", "STATUS", "PORTS")
+    lines = [(c["name"], c.get("service") or "", status_text(c, now),
+              ", ".join(c.get("ports") or [])) for c in rows]
+    widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
+    return "\n".join("   ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True))
+                     .rstrip() for row in [header, *lines])
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackd.cli.client import Client
+    from stackd.cli.stackref import project_of
+
+    project = None if args.all_projects else project_of(args)
+    with Client() as client:
+        rows = client.get("/v1/containers", project=project, all=args.all)
+    if args.services:
+        rows = [r for r in rows if r.get("service") in args.services]
+    if args.quiet:
+        print("\n".join(r["id"] for r in rows))
+    elif args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(table(rows))
+    return 0

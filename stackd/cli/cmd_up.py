@@ -1,0 +1,102 @@
+"""`stackd up`: make the host run the stack (compose's flags)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "Create and start the stack's containers (like docker compose up)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="return once the stack is up instead of following its logs")
+    p.add_argument("--build", action="store_true", help="build images before starting")
+    p.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
+    p.add_argument("--remove-orphans", action="store_true",
+                   help="remove containers of services no longer in the stack files")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--force-recreate", action="store_true",
+                   help="recreate containers even if their configuration is unchanged")
+    g.add_argument("--no-recreate", action="store_true",
+                   help="keep existing containers even if their configuration changed")
+    p.add_argument("--no-deps", action="store_true", help="don't start linked services")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until services are running/healthy (implies -d)")
+    p.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
+                   help="set the number of replicas of a service (repeatable)")
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+
+
+def parse_scale(items: list[str]) -> dict[str, int]:
+    from stackd.errors import UsageError
+
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, num = item.partition("=")
+        if not sep or not name or not num.isdigit():
+            raise UsageError(f"--scale {item!r} is not SERVICE=N", hint="e.g. --scale web=3")
+        out[name] = int(num)
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "services": list(args.services), "remove_orphans": args.remove_orphans,
+        "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
+        "no_deps": args.no_deps, "build": args.build, "pull": args.pull,
+        "scale": parse_scale(args.scale), "wait": args.wait,
+    }
+
+
+def apply(client: Any, body: dict[str, Any], *, quiet: bool = False) -> tuple[str, bool]:
+    """Stream an apply with the live display; (project, ok)."""
+    from stackd.cli.progress_view import ProgressView
+
+    project, ok, acted = "", False, False
+    with ProgressView() as view:
+        for item in client.stream("POST", "/v1/stacks/apply", json_body=body):
+            if "accepted" in item:
+                project = item["accepted"]["project"]
+            elif "event" in item:
+                e = item["event"]
+                if e["type"] == "progress":
+                    acted = True
+                    view.update(e.get("container") or "", e["attrs"].get("state", ""),
+                                e["message"], float(e["attrs"].get("elapsed", 0)))
+                elif e["type"] in ("error",) or (e["type"] == "apply" and e["message"]
+                                                 and "submitted" not in e["message"]):
+                    view.note(f"{e['type']}: {e['message']}")
+            elif "done" in item:
+                d = item["done"]
+                ok = d["result"] in ("ok", "requeue")
+                if not ok:
+                    view.note(f"stackd: {project}: {d['error']}")
+    if ok and not acted and not quiet:
+        print(f"{project}: up to date, nothing to do", file=sys.stderr)
+    return project, ok
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackd.cli.client import Client
+    from stackd.cli.stackref import source_from_args
+
+    body = {"source": source_from_args(args), "options": options_from_args(args)}
+    with Client() as client:
+        project, ok = apply(client, body)
+        if not ok:
+            return 1
+        if args.detach or args.wait:
+            return 0
+        from stackd.cli.cmd_logs import follow_project
+
+        try:
+            follow_project(client, project, services=args.services, tail=None,
+                           timestamps=False, follow=True)
+        except KeyboardInterrupt:
+            print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)
+            for _ in client.stream("DELETE", f"/v1/stacks/{project}"):
+                pass
+            return 130
+    return 0

@@ -1,0 +1,62 @@
+"""The live display of an apply: one line per resource with its state and elapsed time.
+
+On a terminal it redraws in place (rich.live); otherwise every change is one plain
+line, so logs and CI output read top to bottom.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+STATE_STYLE = {"done": "green", "failed": "red", "skipped": "yellow", "working": "cyan",
+               "waiting": "magenta"}
+
+
+class ProgressView:
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.rows: dict[str, tuple[str, str, float]] = {}
+        self._live: Any = None
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> ProgressView:
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=Console(file=self.stream),
+                              refresh_per_second=8, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(None, None, None)
+
+    def update(self, resource: str, state: str, message: str, elapsed: float) -> None:
+        self.rows[resource] = (state, message, elapsed)
+        if self._live is not None:
+            self._live.update(self._render())
+        else:
+            print(f"{resource:<28} {state:<8} {elapsed:6.1f}s  {message}", file=self.stream,
+                  flush=True)
+
+    def note(self, text: str) -> None:
+        if self._live is not None:
+            self._live.console.print(text)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        for resource, (state, message, elapsed) in self.rows.items():
+            style = STATE_STYLE.get(state, "")
+            table.add_row(resource, f"[{style}]{state}[/]" if style else state,
+                          f"{elapsed:5.1f}s", message if state != "done" else "")
+        return table
