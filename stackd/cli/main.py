@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 VERBS: dict[str, tuple[str, str]] = {
     "config": ("stackd.cli.cmd_config", "Print the resolved stack (like docker compose config)"),
     "graph": ("stackd.cli.cmd_graph", "Show the services' dependency graph (text, dot, mermaid)"),
+    "up": ("stackd.cli.cmd_up", "Create and start the stack's containers"),
+    "down": ("stackd.cli.cmd_down", "Stop and remove the stack (-v: and its volumes)"),
+    "ps": ("stackd.cli.cmd_ps", "List the stack's containers"),
+    "logs": ("stackd.cli.cmd_logs", "Show (-f: follow) the stack's logs"),
+    "exec": ("stackd.cli.cmd_exec", "Run a command in a running service container"),
+    "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),
+    "events": ("stackd.cli.cmd_events", "Stream the daemon's events"),
     "daemon": ("stackd.cli.cmd_daemon", "Run the daemon (foreground), or: daemon status|stop"),
 }
 
