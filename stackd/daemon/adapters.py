@@ -225,8 +225,8 @@ class HostWorld:
         the_plan = plan(desired, actual, _plan_options(options))
         for w in the_plan.warnings:
             emit(Event(type="apply", project=stack.project, message=f"warning: {w}"))
-        if the_plan.empty:
-            return None
+        # Even an empty plan goes through apply: it adopts the stack's containers into
+        # the supervisor, which is how a restarted daemon takes over watching them.
         result = await apply(the_plan, desired, ports, self.supervisor,
                              on_progress=_progress_emitter(stack.project, emit))
         if not result.ok:
