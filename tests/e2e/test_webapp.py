@@ -1,0 +1,132 @@
+"""examples/webapp end to end: up, the published port, ps, logs, exec, plan, env change,
+scale, self-healing, down -v leaving nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def get(url: str, timeout: float = 2) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def ps(cli, *args: str) -> list[dict]:
+    return json.loads(cli("ps", "--format", "json", *args).stdout)
+
+
+def by_service(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["service"], []).append(r)
+    return out
+
+
+def wait_for(predicate, timeout: float = 15, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def test_webapp_lifecycle(webapp) -> None:
+    cli = webapp
+    before = cli("plan").stdout
+    assert "web-1: create" in before and "db-1: create" in before
+
+    t0 = time.monotonic()
+    cli("up", "-d")
+    print(f"up -d: {time.monotonic() - t0:.2f}s")
+    assert "<h1>stackd webapp</h1>" in get("http://127.0.0.1:8080/")
+
+    running = by_service(ps(cli))
+    assert sorted(running) == ["api", "db", "web"]  # migrate ran and exited
+    every = by_service(ps(cli, "-a"))
+    assert every["migrate"][0]["state"] == "exited"
+    assert every["migrate"][0]["exit_code"] == 0
+    assert running["web"][0]["ports"] == ["0.0.0.0:8080->80/tcp"]
+    table = cli("ps").stdout
+    assert table.splitlines()[0].split() == ["NAME", "SERVICE", "STATUS", "PORTS"]
+    assert "webapp-web-1" in table
+
+    # The stack already matches: plan and up say so and do nothing.
+    assert "nothing to do" in cli("plan").stdout
+    again = cli("up", "-d")
+    assert "nothing to do" in again.stderr
+    assert ps(cli) == ps(cli)  # stable
+    assert [r["id"] for r in ps(cli)] == [r["id"] for r in ps(cli)]
+
+    # exec runs in the container (its own hostname, its env).
+    r = cli("exec", "-T", "api", "sh", "-c", "echo $DB_URL")
+    assert r.stdout.strip() == "http://db:5432"
+    r = cli("exec", "-T", "api", "sh", "-c", "exit 7", check=False)
+    assert r.returncode == 7
+    # migrate wrote into the shared volume, db reads it.
+    assert cli("exec", "-T", "db", "cat", "/data/schema_version").stdout.strip() == "1"
+
+    logs = cli("logs", "--no-color", "web").stdout
+    assert logs == "" or "webapp-web-1 |" in logs
+    r = cli("logs", "--no-color", "migrate")
+    assert "webapp-migrate-1 | ready" in r.stdout
+
+    # An environment change recreates only the service that uses it.
+    ids = {r["service"]: r["id"] for r in ps(cli)}
+    plan = cli("plan", LOG_LEVEL="debug").stdout
+    assert plan.strip().splitlines() == [
+        line for line in plan.strip().splitlines() if line.startswith("api-1: recreate")]
+    assert "LOG_LEVEL" in plan
+    cli("up", "-d", LOG_LEVEL="debug")
+    after = {r["service"]: r["id"] for r in ps(cli)}
+    assert after["api"] != ids["api"]
+    assert after["db"] == ids["db"] and after["web"] == ids["web"]
+
+    # Scale 1 → 3 → 1: slots added and removed, highest index first; the rest untouched.
+    cli("up", "-d", "--scale", "api=3", LOG_LEVEL="debug")
+    apis = sorted(r["name"] for r in by_service(ps(cli))["api"])
+    assert apis == ["webapp-api-1", "webapp-api-2", "webapp-api-3"]
+    assert {r["service"]: r["id"] for r in ps(cli) if r["service"] != "api"} == {
+        k: v for k, v in after.items() if k != "api"}
+    cli("up", "-d", "--scale", "api=1", LOG_LEVEL="debug")
+    assert [r["name"] for r in by_service(ps(cli))["api"]] == ["webapp-api-1"]
+
+    cli("down", "-v")
+    assert ps(cli, "-a") == []
+    assert json.loads(cli("ps", "--format", "json", "--all-projects", "-a").stdout) == []
+
+
+def test_killed_container_is_brought_back(webapp) -> None:
+    cli = webapp
+    cli("up", "-d")
+    web = by_service(ps(cli))["web"][0]
+    t0 = time.monotonic()
+    os.kill(web["pid"], signal.SIGKILL)
+
+    def back() -> bool:
+        rows = by_service(ps(cli)).get("web", [])
+        return bool(rows) and rows[0]["pid"] != web["pid"] and rows[0]["state"] == "running"
+
+    wait_for(back, timeout=10)
+    print(f"time to heal after kill -9: {time.monotonic() - t0:.2f}s")
+    assert "<h1>stackd webapp</h1>" in wait_for(lambda: _try_get("http://127.0.0.1:8080/"))
+    events = cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()
+    kinds = [(e["type"], e.get("container")) for e in map(json.loads, events)]
+    assert ("die", "webapp-web-1") in kinds
+    assert ("restart", "webapp-web-1") in kinds
+
+
+def _try_get(url: str) -> str | None:
+    try:
+        return get(url, timeout=1)
+    except OSError:
+        return None
