@@ -148,7 +148,8 @@ def interpolate_tree(value: Any, env: Variables, loc: Location | None = None) ->
     if isinstance(value, PlacedDict):
         out = PlacedDict(loc=value.loc)
         for k, v in value.items():
-            out.put(k, interpolate_tree(v, env, value.where(k)), value.locs.get(k))
+            vloc = value.value_locs.get(k) or value.where(k)
+            out.put(k, interpolate_tree(v, env, vloc), value.locs.get(k))
         return out
     if isinstance(value, PlacedList):
         lst = PlacedList(loc=value.loc)

@@ -32,6 +32,9 @@ class PlacedDict(dict[str, Any]):
         super().__init__(*args, **kwargs)
         self.loc = loc
         self.locs: dict[str, Location] = {}
+        # Where each value (rather than its key) starts; only as read, for messages
+        # about a value's text such as interpolation errors.
+        self.value_locs: dict[str, Location] = {}
 
     def put(self, key: str, value: Any, loc: Location | None) -> None:
         self[key] = value
@@ -165,6 +168,9 @@ class _Builder:
         if node.tag == "!override":
             inner = self._untagged(node)
             return Override(self.build(inner), loc)
+        if not isinstance(node, yaml.ScalarNode) and not node.tag.startswith("tag:yaml.org,"):
+            raise SpecError(f"unknown YAML tag {node.tag!r}", location=loc,
+                            hint="compose knows only !reset and !override")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, loc)
         if isinstance(node, yaml.SequenceNode):
@@ -201,6 +207,7 @@ class _Builder:
                 raise SpecError(f"key {key!r} is written twice in this mapping",
                                 location=key_loc, hint="remove one of them")
             out.put(key, self.build(value_node), key_loc)
+            out.value_locs[key] = _loc(self.file, value_node.start_mark)
         # `<<: *base` fills in what the mapping does not set itself; the first source wins.
         for source in merged:
             for key, value in source.items():
