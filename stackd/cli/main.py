@@ -34,6 +34,14 @@ VERBS: dict[str, tuple[str, str]] = {
     "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),
     "events": ("stackd.cli.cmd_events", "Stream the daemon's events"),
     "daemon": ("stackd.cli.cmd_daemon", "Run the daemon (foreground), or: daemon status|stop"),
+    "pull": ("stackd.cli.cmd_pull", "Pull an image from a registry"),
+    "push": ("stackd.cli.cmd_push", "Push an image to a registry"),
+    "build": ("stackd.cli.cmd_build", "Build an image from a Dockerfile"),
+    "images": ("stackd.cli.cmd_images", "List images in the local store"),
+    "rmi": ("stackd.cli.cmd_rmi", "Remove images"),
+    "tag": ("stackd.cli.cmd_tag", "Give an image another name"),
+    "login": ("stackd.cli.cmd_login", "Log in to a registry"),
+    "image": ("stackd.cli.cmd_image", "Manage images: inspect, ls, rm, load, save, import, prune"),
 }
 
 

@@ -39,7 +39,10 @@ def api_host(domain: str) -> str:
 class RegistryClient:
     """Talks to the registries named by references; one per pull/push session."""
 
-    def __init__(self, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, http: httpx.AsyncClient | None = None, *,
+                 credentials_override: credentials.Credential | None = None) -> None:
+        """`credentials_override`: use these instead of the saved ones (`stackd login`)."""
+        self._override = credentials_override
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(
             http2=False, follow_redirects=True, headers={"User-Agent": USER_AGENT},
@@ -107,7 +110,7 @@ class RegistryClient:
 
     async def _answer(self, domain: str, scope: str, challenge: str) -> None:
         scheme, params = parse_challenge(challenge)
-        cred = credentials.lookup(domain)
+        cred = self._override or credentials.lookup(domain)
         if scheme == "basic":
             if cred is None:
                 raise RegistryAuthError(
@@ -140,7 +143,7 @@ class RegistryClient:
         if resp.status_code in (401, 403):
             raise RegistryAuthError(
                 f"token service of {domain} refused "
-                f"{'the saved credentials' if cred else 'anonymous access'}",
+                f"{'the credentials' if cred else 'anonymous access'}",
                 hint=f"run `stackd login {domain}`",
             )
         if resp.status_code != 200:

@@ -1,0 +1,63 @@
+"""`stackd image SUBVERB`: inspect, ls, rm, load, save, import, prune, pull, push, tag."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Manage images: inspect, ls, rm, load, save, import, prune"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="subverb", required=True, metavar="SUBVERB")
+    p = sub.add_parser("inspect", help="print images' details as JSON")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = sub.add_parser("ls", help="list images")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p = sub.add_parser("rm", help="remove images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = sub.add_parser("load", help="load a docker save tarball or an OCI archive")
+    p.add_argument("-i", "--input", required=True, metavar="FILE")
+    p = sub.add_parser("save", help="save images to a tarball (docker save format)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p = sub.add_parser("import", help="make an image from a root filesystem tarball")
+    p.add_argument("tarball", metavar="ROOTFS.tar")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME[:TAG]")
+    p = sub.add_parser("prune", help="delete content no image name reaches")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from stackd.cli.image_view import human_size, image_table
+    from stackd.images import ImageStore
+    from stackd.roots import Roots
+
+    store = ImageStore(Roots.from_env().ensure())
+    if args.subverb == "inspect":
+        print(json.dumps([store.get(i).model_dump(mode="json") for i in args.images], indent=2))
+    elif args.subverb == "ls":
+        images = store.list()
+        print("\n".join(i.id[7:19] for i in images) if args.quiet else image_table(images))
+    elif args.subverb == "rm":
+        from stackd.cli.cmd_rmi import _in_use_layers
+
+        for ref in args.images:
+            for name in store.remove(ref):
+                print(f"Untagged: {name}")
+        store.prune(in_use=_in_use_layers())
+    elif args.subverb == "load":
+        for img in store.load(args.input):
+            names = ", ".join(img.references) or "(no name)"
+            print(f"Loaded image: {names} {img.id}")
+    elif args.subverb == "save":
+        store.save(args.images, args.output)
+    elif args.subverb == "import":
+        print(store.import_rootfs(args.tarball, args.name).id)
+    elif args.subverb == "prune":
+        from stackd.cli.cmd_rmi import _in_use_layers
+
+        report = store.prune(in_use=_in_use_layers())
+        print(f"Deleted {report.blobs_removed} blobs and {report.snapshots_removed} layers; "
+              f"reclaimed {human_size(report.bytes_freed)}")
+    return 0

@@ -1,0 +1,64 @@
+"""How image commands talk to a person: transfer progress, sizes, the image table."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from stackd.images.models import ImageSummary
+from stackd.images.progress import ProgressEvent
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+class TransferPrinter:
+    """Prints one line per blob state change; on a terminal, byte progress at most ~4/s."""
+
+    FINAL = ("exists", "done", "mounted", "pushed", "cached", "step")
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last: dict[str, str] = {}
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if ev.action in ("downloading", "pushing"):
+            if not self.tty:
+                return
+            pct = f"{100 * ev.current // ev.total}%" if ev.total else human_size(ev.current)
+            line = f"{ev.item}: {ev.action} {pct}"
+            if self._last.get(ev.item) == line:
+                return
+            self._last[ev.item] = line
+            print(f"\r{line:<60}", end="", file=self.stream, flush=True)
+            return
+        prefix = "\r" if self.tty else ""
+        if ev.action == "step":
+            print(f"{prefix}{ev.item}", file=self.stream, flush=True)
+        elif ev.action in self.FINAL or ev.action in ("resolving", "unpacking"):
+            size = f" ({human_size(ev.total)})" if ev.total else ""
+            print(f"{prefix}{ev.item}: {ev.action}{size}", file=self.stream, flush=True)
+        else:
+            print(f"{prefix}{ev.item}: {ev.action}", file=self.stream, flush=True)
+
+
+def image_table(images: list[ImageSummary]) -> str:
+    from stackd.images.reference import parse
+
+    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+    for img in images:
+        for name in img.references:
+            ref = parse(name)
+            repo = ref.familiar().rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
+            rows.append((repo, ref.tag or "<none>", img.id[7:19], (img.created or "")[:19],
+                         human_size(img.size)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)

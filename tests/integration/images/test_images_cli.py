@@ -1,0 +1,75 @@
+"""The image verbs as a user runs them: the `stackd` command against a real registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.registry import TOKEN_PASSWORD, TOKEN_USER, RunningRegistry
+
+from stackd.roots import Roots
+
+
+def stackd(roots: Roots, *args: str, stdin: str | None = None, ok: bool = True
+           ) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+    done = subprocess.run([sys.executable, "-m", "stackd", *args], capture_output=True, text=True,
+                          env=env, input=stdin, timeout=60)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_import_tag_push_rmi_prune_pull(roots: Roots, registry: RunningRegistry,
+                                        busybox_tar: Path, tmp_path: Path) -> None:
+    image_id = stackd(roots, "image", "import", str(busybox_tar), "bb:1").stdout.strip()
+    assert image_id.startswith("sha256:")
+    listing = stackd(roots, "images").stdout
+    assert listing.splitlines()[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED",
+                                               "SIZE"]
+    assert f"bb 1 {image_id[7:19]}" in " ".join(listing.split())
+
+    remote = f"{registry.host}/cli/bb:1"
+    stackd(roots, "tag", "bb:1", remote)
+    pushed = stackd(roots, "push", "-q", remote).stdout.strip()
+    stackd(roots, "rmi", "bb:1", remote)
+    assert stackd(roots, "images", "-q").stdout == ""
+    assert stackd(roots, "image", "prune").stdout.startswith("Deleted 0 blobs")  # rmi pruned
+
+    assert stackd(roots, "pull", "-q", remote).stdout.strip() == pushed
+    (info,) = json.loads(stackd(roots, "image", "inspect", remote).stdout)
+    assert info["id"] == image_id and info["digest"] == pushed
+
+    stackd(roots, "image", "save", remote, "-o", str(tmp_path / "saved.tar"))
+    stackd(roots, "image", "rm", image_id[7:19])
+    loaded = stackd(roots, "image", "load", "-i", str(tmp_path / "saved.tar")).stdout
+    assert loaded.strip() == f"Loaded image: {remote} {image_id}"
+
+
+def test_errors_are_one_line_with_a_hint_and_exit_codes(roots: Roots) -> None:
+    missing = stackd(roots, "image", "inspect", "nothere:1", ok=False)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("stackd: image 'nothere:1' is not in the store")
+    assert "hint: run `stackd pull nothere:1`" in missing.stderr
+    bad = stackd(roots, "pull", "Upper/Case", ok=False)
+    assert bad.returncode == 2
+    assert "repository names must be lower case" in bad.stderr
+    assert "Traceback" not in bad.stderr + missing.stderr
+
+
+def test_login_verifies_then_saves(roots: Roots, token_registry: RunningRegistry,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKD_CONFIG", str(tmp_path / "cfg.json"))
+    wrong = stackd(roots, "login", token_registry.host, "-u", TOKEN_USER,
+                   "--password-stdin", stdin="nope\n", ok=False)
+    assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
+    assert not (tmp_path / "cfg.json").exists()
+    good = stackd(roots, "login", token_registry.host, "-u", TOKEN_USER,
+                  "--password-stdin", stdin=TOKEN_PASSWORD + "\n")
+    assert good.stdout.startswith("Login Succeeded")
+    saved = json.loads((tmp_path / "cfg.json").read_text())
+    assert token_registry.host in saved["auths"]
