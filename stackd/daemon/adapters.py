@@ -238,14 +238,12 @@ class HostWorld:
         return None
 
     async def _desired(self, stack: Any, options: ApplyOptions) -> Any:
-        from stackd.reconciler import desired as desired_mod
-
-        build = getattr(desired_mod, "desired_state", None) or getattr(
-            desired_mod, "build_desired", None)
-        if build is None:
-            raise UnavailableError("the reconciler cannot build desired state yet")
-        return await build(stack.stack, self._ready(), pull=options.pull,
-                           scale=options.scale)
+        try:
+            from stackd.reconciler.build import desired_state
+        except ImportError:
+            raise UnavailableError("the reconciler cannot build desired state yet") from None
+        return await desired_state(stack.stack, self._ready(), pull=options.pull,
+                                   scale=options.scale)
 
     async def plan(self, stack: Any, options: ApplyOptions) -> list[dict[str, Any]]:
         from stackd.reconciler.actual import observe

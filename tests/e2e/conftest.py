@@ -28,9 +28,11 @@ DEMO_IMAGE = "stackd-demo/busybox:latest"
 
 
 def reconciler_ready() -> bool:
-    from stackd.reconciler import desired
-
-    return hasattr(desired, "desired_state") or hasattr(desired, "build_desired")
+    try:
+        from stackd.reconciler.build import desired_state  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass
