@@ -62,6 +62,10 @@ class Runtime:
         state = await self.inspect(container_id)
         if state.status == "exited":
             return state.exit or await self.wait(container_id)
+        if state.status == "created":
+            # Nothing of the user's runs yet, and a PID 1 ignores SIGTERM anyway.
+            await self.kill(container_id, "SIGKILL")
+            return await self.wait(container_id)
         if grace is None:
             grace = state.spec.stop_grace
         await self.kill(container_id, state.spec.stop_signal)

@@ -1,0 +1,202 @@
+"""Resource limits on real busybox containers (the host's cgroup v1 hierarchies), and
+the cgroup v2 implementation on the host's cgroup2 mount."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import trio
+from runtime_helpers import run_to_end
+
+from stackd.errors import HostError
+from stackd.hostnames import cgroup_relpath
+from stackd.runtime.cgroups import CgroupV2, host_mounts, parse_mounts
+from stackd.runtime.cgroups.settings import shares_to_weight, v1_writes, v2_writes
+from stackd.runtime.containerspec import Resources
+
+pytestmark = pytest.mark.root
+
+MiB = 1024 * 1024
+
+
+async def test_memory_hog_is_oom_killed_and_reported(rt, make_spec):
+    exit_status, _, _ = await run_to_end(rt, make_spec(
+        "cg-oom", "sh", "-c", "a=xxxxxxxxxxxxxxxx; while true; do a=$a$a; done",
+        resources=Resources(memory=32 * MiB, memory_swap=32 * MiB)))
+    assert exit_status.oom_killed
+    assert exit_status.signal == 9
+
+
+async def test_exit_without_oom_is_not_reported_as_oom(rt, make_spec):
+    exit_status, _, _ = await run_to_end(rt, make_spec(
+        "cg-nooom", "sh", "-c", "sleep 10 & kill -9 $!; wait $!",
+        resources=Resources(memory=32 * MiB)))
+    assert (exit_status.code, exit_status.oom_killed) == (137, False)
+
+
+async def test_fork_bomb_is_held_by_the_pids_limit(rt, make_spec):
+    await rt.create(make_spec("cg-bomb", "sh", "-c", "f() { f | f & }; f; sleep 30",
+                              resources=Resources(pids_limit=24)))
+    await rt.start("cg-bomb")
+    counts = []
+    for _ in range(10):
+        await trio.sleep(0.1)
+        counts.append((await rt.stats("cg-bomb")).pids)
+    assert max(counts) <= 24
+    assert max(counts) >= 20  # it did try
+    errors = [r.line async for r in rt.logs("cg-bomb") if r.stream == "stderr"]
+    assert any("can't fork" in line for line in errors)
+    # The host is fine and the container can still be stopped.
+    await rt.delete("cg-bomb", force=True)
+
+
+async def test_cpu_quota_throttles_a_busy_loop(rt, make_spec, roots):
+    await rt.create(make_spec("cg-cpu", "sh", "-c", "while :; do :; done",
+                              resources=Resources(cpu_quota=20_000, cpu_period=100_000)))
+    await rt.start("cg-cpu")
+    before = await rt.stats("cg-cpu")
+    t0 = trio.current_time()
+    await trio.sleep(1.0)
+    after = await rt.stats("cg-cpu")
+    wall = trio.current_time() - t0
+    used = (after.cpu_ns - before.cpu_ns) / 1e9
+    # 20% of one CPU: a busy loop gets about 0.2 s per second, never a whole second.
+    assert 0.05 < used / wall < 0.4
+    cpu_dir = host_mounts().v1["cpu"] / cgroup_relpath(roots.id, "cg-cpu")
+    stat = dict(line.split() for line in (cpu_dir / "cpu.stat").read_text().splitlines())
+    assert int(stat["nr_throttled"]) > 0
+    await rt.delete("cg-cpu", force=True)
+
+
+async def test_limits_and_usage_readings(rt, make_spec, roots):
+    await rt.create(make_spec("cg-set", "sh", "-c", "head -c 20000000 /dev/zero > /dev/shm/x; "
+                              "echo ok; sleep 30 & wait",
+                              resources=Resources(memory=64 * MiB, memory_swap=64 * MiB,
+                                                  cpu_shares=512, cpuset_cpus="0",
+                                                  pids_limit=50)))
+    await rt.start("cg-set")
+    async for rec in rt.logs("cg-set", follow=True):
+        if rec.line == "ok":
+            break
+    v1 = host_mounts().v1
+    rel = cgroup_relpath(roots.id, "cg-set")
+    assert (v1["memory"] / rel / "memory.limit_in_bytes").read_text().strip() == str(64 * MiB)
+    assert (v1["memory"] / rel / "memory.memsw.limit_in_bytes").read_text().strip() == str(
+        64 * MiB)
+    assert (v1["cpu"] / rel / "cpu.shares").read_text().strip() == "512"
+    assert (v1["cpuset"] / rel / "cpuset.cpus").read_text().strip() == "0"
+    assert (v1["pids"] / rel / "pids.max").read_text().strip() == "50"
+    stats = await rt.stats("cg-set")
+    assert stats.memory_bytes >= 19 * MiB  # the shm file is charged to the container
+    assert stats.pids == 2
+    assert stats.cpu_ns > 0
+    await rt.delete("cg-set", force=True)
+    assert not (v1["memory"] / rel).exists()
+
+
+async def test_unknown_devices_are_denied_by_the_devices_cgroup(rt, make_spec):
+    # /dev/kmsg (1:11) is readable by root on the host; a node for it made inside is
+    # refused, since it is not in Docker's allow-list.
+    _, out, err = await run_to_end(rt, make_spec(
+        "cg-dev", "sh", "-c",
+        "mknod /tmp/kmsg c 1 11 && dd if=/tmp/kmsg bs=8192 count=1 | wc -c"))
+    assert "Operation not permitted" in err
+    assert out == "0"
+
+
+def test_resources_map_onto_v1_and_v2_files():
+    res = Resources(memory=64 * MiB, memory_swap=96 * MiB, cpu_quota=50_000, cpu_shares=1024,
+                    pids_limit=10, cpuset_cpus="0-1")
+    assert v1_writes(res) == [
+        ("memory", "memory.limit_in_bytes", str(64 * MiB)),
+        ("memory", "memory.memsw.limit_in_bytes", str(96 * MiB)),
+        ("cpu", "cpu.cfs_period_us", "100000"),
+        ("cpu", "cpu.cfs_quota_us", "50000"),
+        ("cpu", "cpu.shares", "1024"),
+        ("pids", "pids.max", "10"),
+        ("cpuset", "cpuset.cpus", "0-1"),
+    ]
+    assert v2_writes(res) == [
+        ("memory", "memory.max", str(64 * MiB)),
+        ("memory", "memory.swap.max", str(32 * MiB)),
+        ("cpu", "cpu.max", "50000 100000"),
+        ("cpu", "cpu.weight", "39"),
+        ("pids", "pids.max", "10"),
+        ("cpuset", "cpuset.cpus", "0-1"),
+    ]
+    assert v2_writes(Resources(memory_swap=-1)) == [("memory", "memory.swap.max", "max")]
+    assert (shares_to_weight(2), shares_to_weight(262144)) == (1, 10000)
+
+
+def test_hybrid_host_detection():
+    mounts = parse_mounts(
+        "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n"
+        "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n"
+        "cgroup /sys/fs/cgroup/systemd cgroup rw,name=systemd 0 0\n"
+        "cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n")
+    assert mounts.v1 == {"memory": Path("/sys/fs/cgroup/memory"),
+                         "cpu": Path("/sys/fs/cgroup/cpu,cpuacct"),
+                         "cpuacct": Path("/sys/fs/cgroup/cpu,cpuacct")}
+    assert mounts.v2 == Path("/sys/fs/cgroup/unified")
+    pure_v2 = parse_mounts("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    assert pure_v2.v1 == {} and pure_v2.v2 == Path("/sys/fs/cgroup")
+
+
+@pytest.fixture
+def v2_cgroup(roots, no_leaks):
+    """A CgroupV2 on the host's cgroup2 mount (on this hybrid host, /sys/fs/cgroup/unified,
+    which holds no controller but hugetlb)."""
+    mount = host_mounts().v2
+    if mount is None:
+        pytest.skip("no cgroup2 mount on this host")
+    cg = CgroupV2(mount, cgroup_relpath(roots.id, "v2test"))
+    yield cg
+    cg.kill_all()
+    cg.destroy()
+
+
+def test_cgroup_v2_membership_freeze_kill_and_cpu_usage(v2_cgroup):
+    v2_cgroup.create()
+    proc = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        v2_cgroup.join(proc.pid)
+        assert v2_cgroup.pids() == [proc.pid]
+        time.sleep(0.2)
+        stats = v2_cgroup.stats()
+        assert stats.pids == 1 and stats.cpu_ns > 10_000_000  # cpu.stat usage_usec
+        v2_cgroup.freeze(True)
+        for _ in range(100):
+            if v2_cgroup.frozen():
+                break
+            time.sleep(0.01)
+        assert v2_cgroup.frozen()
+        frozen_usage = v2_cgroup.stats().cpu_ns
+        time.sleep(0.2)
+        assert v2_cgroup.stats().cpu_ns - frozen_usage < 5_000_000
+        v2_cgroup.freeze(False)
+        v2_cgroup.kill_all()  # cgroup.kill
+        assert proc.wait(timeout=5) == -9
+        assert v2_cgroup.oom_kills() == 0  # no memory controller here: reads as none
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cgroup_v2_refuses_limits_whose_controller_is_elsewhere(v2_cgroup):
+    v2_cgroup.create()
+    available = v2_cgroup.available_controllers()
+    if "memory" in available:
+        pytest.skip("this cgroup2 hierarchy has the memory controller")
+    with pytest.raises(HostError, match="memory controller is not available in the cgroup2"):
+        v2_cgroup.apply(Resources(memory=64 * MiB))
+
+
+def test_cgroup_v2_destroy_removes_the_root_parent_when_empty(v2_cgroup, roots):
+    v2_cgroup.create()
+    v2_cgroup.destroy()
+    assert not v2_cgroup.dir.exists()
+    assert not v2_cgroup.dir.parent.exists()  # stackd/<root id>

@@ -1,0 +1,134 @@
+"""The root filesystem: overlay + pivot_root, /dev, /proc, /sys, masked and read-only
+paths, read-only root, bind mounts, named volumes, tmpfs mounts and given files."""
+
+from __future__ import annotations
+
+import pytest
+from runtime_helpers import run_to_end
+
+from stackd.runtime.containerspec import Mount, Resources, Security
+
+pytestmark = pytest.mark.root
+
+
+async def test_read_only_root_refuses_writes(rt, make_spec):
+    _, out, err = await run_to_end(rt, make_spec(
+        "fs-ro", "sh", "-c", "touch /newfile || echo refused; touch /scratch/ok && echo scratch",
+        readonly_rootfs=True, mounts=(Mount(type="tmpfs", target="/scratch"),)))
+    assert out.splitlines() == ["refused", "scratch"]
+    assert "Read-only file system" in err
+
+
+async def test_masked_and_read_only_paths(rt, make_spec):
+    # /proc/kcore and /proc/sysrq-trigger do not exist on this kernel; the others do.
+    _, out, err = await run_to_end(rt, make_spec("fs-mask", "sh", "-c", "; ".join([
+        "wc -c < /proc/keys",
+        "wc -c < /proc/timer_list",
+        "ls -A /sys/firmware | wc -l",
+        "ls -A /proc/acpi | wc -l",
+        "echo 1 > /proc/sys/vm/drop_caches && echo WROTE-SYS",
+        "touch /sys/x 2>/dev/null || echo sys-ro",
+    ])))
+    assert out.splitlines() == ["0", "0", "0", "0", "sys-ro"]
+    assert "Read-only file system" in err
+
+
+async def test_privileged_has_no_masks_and_the_host_devices(rt, make_spec):
+    # /dev/kmsg (1:11) is readable by root on this host but not in Docker's allow-list.
+    _, out, _ = await run_to_end(rt, make_spec("fs-priv", "sh", "-c", "; ".join([
+        "ls -A /sys/firmware | wc -l",
+        "test -b /dev/vda && echo has-vda",
+        "dd if=/dev/kmsg bs=8192 count=1 2>/dev/null | wc -c",
+    ]), security=Security(privileged=True)))
+    firmware, has_vda, read = out.splitlines()
+    assert int(firmware) > 0
+    assert has_vda == "has-vda"
+    assert int(read) > 0
+
+
+async def test_dev_holds_the_usual_nodes_and_mounts(rt, make_spec):
+    _, out, _ = await run_to_end(rt, make_spec("fs-dev", "sh", "-c", "; ".join([
+        "ls /dev | tr '\\n' ' '",
+        "echo",
+        "for l in fd stdin ptmx; do readlink /dev/$l; done | tr '\\n' ' '",
+        "echo",
+        "head -c 4 /dev/zero | wc -c",
+        "grep -E ' /dev/(pts|shm|mqueue) ' /proc/mounts | cut -d' ' -f1-3 | tr '\\n' ';'",
+        "echo",
+        "df -k /dev/shm | tail -1 | awk '{print $2}'",
+    ]), resources=Resources(shm_size=8 * 1024 * 1024)))
+    names, links, zeros, mounts, shm_kib = out.splitlines()
+    for node in ("null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout",
+                 "stderr", "pts", "ptmx", "shm", "mqueue"):
+        assert node in names.split()
+    assert links.split() == ["/proc/self/fd", "/proc/self/fd/0", "pts/ptmx"]
+    assert zeros == "4"
+    assert mounts == "devpts /dev/pts devpts;shm /dev/shm tmpfs;mqueue /dev/mqueue mqueue;"
+    assert shm_kib == "8192"
+
+
+async def test_pivot_root_leaves_no_way_back_to_the_host(rt, make_spec, roots):
+    _, out, _ = await run_to_end(rt, make_spec("fs-pivot", "sh", "-c", "; ".join([
+        f"ls {roots.state} 2>&1 | head -1",
+        "cut -d' ' -f2 /proc/mounts | sort | head -3 | tr '\\n' ' '",
+    ])))
+    first, mounts = out.splitlines()
+    assert "No such file or directory" in first
+    assert mounts.split()[0] == "/"  # the overlay; no old root mounted anywhere
+
+
+async def test_bind_mounts_read_only_and_read_write(rt, make_spec, tmp_path):
+    rw = tmp_path / "rw"
+    ro = tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (ro / "config").write_text("from host\n")
+    _, out, _ = await run_to_end(rt, make_spec("fs-bind", "sh", "-c", "; ".join([
+        "cat /etc/app/config",
+        "echo nope > /etc/app/config || echo ro-refused",
+        "echo written > /data/out",
+    ]), mounts=(Mount(type="bind", source=str(ro), target="/etc/app", readonly=True),
+                Mount(type="bind", source=str(rw), target="/data"))))
+    assert out.splitlines() == ["from host", "ro-refused"]
+    assert (rw / "out").read_text() == "written\n"
+    assert (ro / "config").read_text() == "from host\n"
+
+
+async def test_named_volume_is_seeded_from_the_image_on_first_use(rt, make_spec, tmp_path):
+    vol = tmp_path / "volume"
+    vol.mkdir()
+    spec = make_spec("fs-vol", "sh", "-c", "cat /var/www/index.html; echo more > /var/www/new",
+                     mounts=(Mount(type="volume", source=str(vol), target="/var/www"),))
+    _, out, _ = await run_to_end(rt, spec)
+    assert out == "hello from busybox"
+    assert (vol / "index.html").read_text() == "hello from busybox\n"
+    assert (vol / "new").read_text() == "more\n"
+    # Second use: the volume is not empty, nothing is copied over what is there.
+    (vol / "index.html").write_text("changed\n")
+    _, out, _ = await run_to_end(rt, spec)
+    assert out == "changed"
+
+
+async def test_tmpfs_mount_with_size_and_mode(rt, make_spec):
+    _, out, _ = await run_to_end(rt, make_spec("fs-tmpfs", "sh", "-c",
+                                               "stat -c %a /cache; df -k /cache | tail -1",
+                                               mounts=(Mount(type="tmpfs", target="/cache",
+                                                             size=4 * 1024 * 1024,
+                                                             mode=0o750),)))
+    mode, df = out.splitlines()
+    assert mode == "750"
+    assert df.split()[1] == "4096"
+
+
+async def test_given_files_hosts_resolv_conf_hostname(rt, make_spec):
+    files = {"/etc/hosts": "127.0.0.1 localhost\n10.0.0.2 web\n",
+             "/etc/resolv.conf": "nameserver 10.0.0.1\n",
+             "/etc/hostname": "web-1\n",
+             "/run/secrets/token": "s3cret\n"}
+    _, out, _ = await run_to_end(rt, make_spec("fs-files", "sh", "-c", "; ".join([
+        "cat /etc/hosts /etc/resolv.conf /etc/hostname /run/secrets/token",
+        "echo '10.0.0.3 db' >> /etc/hosts && echo hosts-writable",
+        "echo x > /run/secrets/token || echo secret-ro",
+    ]), files=files))
+    assert out.splitlines() == ["127.0.0.1 localhost", "10.0.0.2 web", "nameserver 10.0.0.1",
+                                "web-1", "s3cret", "hosts-writable", "secret-ro"]
