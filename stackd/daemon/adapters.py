@@ -365,19 +365,26 @@ class HostWorld:
                 "cpu_ns": s.cpu_ns, "pids": s.pids}
 
     async def signal(self, container: str, action: str, signal: str | None) -> None:
-        v = await self._resolve(container)
-        rt = self._ready().runtime
-        if action == "kill":
-            await rt.kill(v.id, signal or "SIGKILL")
-        elif action == "stop":
-            if self.supervisor:
-                await self.supervisor.release(v.id)
-            await rt.stop(v.id)
-        else:
-            from stackd.errors import UsageError
+        from stackd.reconciler import lifecycle
 
-            raise UsageError(f"{action} of a single container is not supported yet",
-                             hint="use `stackd up` to (re)start the stack's containers")
+        v = await self._resolve(container)
+        ports = self._ready()
+        if action == "kill":
+            if v.status != "running":
+                from stackd.errors import ConflictError
+
+                raise ConflictError(f"container {v.name} is not running")
+            await ports.runtime.kill(v.id, signal or "SIGKILL")
+            return
+        if action in ("stop", "restart", "remove") and self.supervisor is not None:
+            # A stop asked for is not a crash: the restart policy must not undo it.
+            await self.supervisor.release(v.id)
+        if action in ("stop", "restart"):
+            await lifecycle.stop(ports, v.id)
+        if action in ("start", "restart"):
+            await lifecycle.start_existing(ports, v.id)
+        if action == "remove":
+            await lifecycle.tear_down(ports, v.id)
 
 
 @dataclass(frozen=True)

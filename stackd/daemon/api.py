@@ -169,6 +169,11 @@ def make_app(engine: Engine) -> FastAPI:
             signal: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{1,12}$")] = None,
     ) -> dict[str, str]:
         await engine.world.signal(name, action, signal)
+        # Whatever was done by hand, the stack's controller looks again (a started
+        # container gets supervised, a removed one is reported by the next plan).
+        for project in engine.store.projects():
+            if name.startswith(f"{project}-"):
+                engine.controller.enqueue(project)
         return {"container": name, "action": action}
 
     @app.get("/v1/networks")
