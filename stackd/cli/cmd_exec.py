@@ -8,7 +8,6 @@ this process, so the TTY is the user's own.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 HELP = "Run a command in a running service container"
@@ -51,23 +50,16 @@ def _exec_tty(name: str, args: argparse.Namespace) -> int:
     import trio
 
     from stackd.cli.client import Client
+    from stackd.errors import NotFoundError
     from stackd.roots import Roots
+    from stackd.runtime.exec import exec_interactive
     from stackd.runtime.runtime import Runtime
 
     with Client() as client:
         rows = client.get("/v1/containers", all=False)
     match = [r for r in rows if r["name"] == name]
     if not match:
-        from stackd.errors import NotFoundError
-
         raise NotFoundError(f"no running container {name}", hint="see `stackd ps`")
-
-    async def go() -> int:
-        rt = Runtime(Roots.from_env())
-        return int(await rt.exec(match[0]["id"], args.cmd, env=args.env, user=args.user or None,
-                                 cwd=args.workdir or None, tty=True, stdin=0, stdout=1,
-                                 stderr=2))
-
-    code = trio.run(go)
-    os.environ.pop("STACKD_EXEC", None)
-    return code
+    state = trio.run(Runtime(Roots.from_env()).inspect, match[0]["id"])
+    return exec_interactive(state, args.cmd, env=args.env, cwd=args.workdir or None,
+                            user=args.user or None, tty=True)
