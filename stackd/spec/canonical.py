@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stackd.errors import Location, SpecError
-from stackd.spec.yaml_positions import Override, PlacedDict, PlacedList, Reset
+from stackd.spec.yaml_positions import Override, PlacedDict, PlacedList, Reset, copy_placed
 
 Where = Location | None
 
@@ -41,13 +41,6 @@ def describe(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
     return type(value).__name__
-
-
-def _copy_dict(src: Mapping[str, Any]) -> PlacedDict:
-    out = PlacedDict(loc=src.loc if isinstance(src, PlacedDict) else None)
-    for k, v in src.items():
-        out.put(k, v, where(src, k))
-    return out
 
 
 def _scalar_text(value: Any, what: str, loc: Where) -> str:
@@ -151,7 +144,7 @@ def mapping(what: str, value: Any, loc: Where) -> PlacedDict:
         return PlacedDict(loc=loc)
     if not isinstance(value, Mapping):
         raise SpecError(f"{what} must be a mapping, not {describe(value)}", location=loc)
-    return _copy_dict(value)
+    return copy_placed(value)
 
 
 def _convert_keys(value: Any, loc: Where, what: str,
@@ -251,7 +244,7 @@ def _ports(value: Any, loc: Where) -> Any:
                     d.put(k, v, iloc)
                 out.put(d, iloc)
         elif isinstance(item, Mapping):
-            d = _copy_dict(item)
+            d = copy_placed(item)
             if isinstance(d.get("target"), str) and d["target"].isdigit():
                 d["target"] = int(d["target"])
             if isinstance(d.get("published"), int) and not isinstance(d["published"], bool):
@@ -444,7 +437,7 @@ def _env_file(value: Any, loc: Where) -> Any:
         if isinstance(item, str):
             out.put({"path": item}, iloc)
         elif isinstance(item, Mapping):
-            out.put(_copy_dict(item), iloc)
+            out.put(copy_placed(item), iloc)
         else:
             raise SpecError(f"env_file entries must be paths, not {describe(item)}",
                             location=iloc)
@@ -461,7 +454,7 @@ def _file_refs(what: str) -> Callable[[Any, Where], Any]:
             if isinstance(item, str):
                 out.put({"source": item}, iloc)
             elif isinstance(item, Mapping):
-                out.put(_copy_dict(item), iloc)
+                out.put(copy_placed(item), iloc)
             else:
                 raise SpecError(f"{what} entries must be names or mappings, not "
                                 f"{describe(item)}", location=iloc)
@@ -588,7 +581,7 @@ _SINGULAR = {"networks": "network", "volumes": "volume", "configs": "config",
 
 def canonical_stack(doc: Mapping[str, Any]) -> PlacedDict:
     """A whole document (one file, or a merged stack) → canonical form."""
-    out = _copy_dict(doc)
+    out = copy_placed(doc)
     out.pop("version", None)  # obsolete in the compose spec; compose ignores it too
     for section in ("services", *SECTIONS):
         if section not in out:

@@ -19,16 +19,9 @@ from typing import Any
 from stackd.errors import SpecError
 from stackd.spec.canonical import where
 from stackd.spec.dotenv import parse_dotenv
-from stackd.spec.yaml_positions import PlacedDict
+from stackd.spec.yaml_positions import PlacedDict, copy_placed
 
 ReadText = Callable[[str], str]
-
-
-def _copy(d: Mapping[str, Any]) -> PlacedDict:
-    out = PlacedDict(loc=d.loc if isinstance(d, PlacedDict) else None)
-    for k, v in d.items():
-        out.put(k, v, where(d, k))
-    return out
 
 
 def _services(doc: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -41,7 +34,7 @@ def apply_profiles(
 ) -> tuple[PlacedDict, dict[str, tuple[str, ...]]]:
     """Drop services whose profiles are all disabled; also return what was dropped."""
     on = set(enabled)
-    out = _copy(doc)
+    out = copy_placed(doc)
     kept = PlacedDict(loc=getattr(doc.get("services"), "loc", None))
     dropped: dict[str, tuple[str, ...]] = {}
     services = _services(doc)
@@ -58,11 +51,11 @@ def apply_profiles(
 
 def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
                         read_text: ReadText) -> PlacedDict:
-    out = _copy(doc)
+    out = copy_placed(doc)
     services = _services(doc)
     if not services:
         return out
-    new = _copy(services)
+    new = copy_placed(services)
     for name, svc in services.items():
         if not isinstance(svc, Mapping):
             continue
@@ -93,7 +86,7 @@ def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
                 v = variables[k]
             merged.put(k, v, where(environment, k))
         if merged or "environment" in svc:
-            s = _copy(svc)
+            s = copy_placed(svc)
             s["environment"] = merged
             new[name] = s
     out["services"] = new
@@ -101,15 +94,15 @@ def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
 
 
 def add_default_network(doc: Mapping[str, Any]) -> PlacedDict:
-    out = _copy(doc)
+    out = copy_placed(doc)
     services = _services(doc)
     uses_default = False
-    new = _copy(services) if services else None
+    new = copy_placed(services) if services else None
     for name, svc in services.items():
         if not isinstance(svc, Mapping):
             continue
         if svc.get("network_mode") is None and not svc.get("networks"):
-            s = _copy(svc)
+            s = copy_placed(svc)
             s["networks"] = {"default": {}}
             assert new is not None
             new[name] = s
@@ -120,7 +113,7 @@ def add_default_network(doc: Mapping[str, Any]) -> PlacedDict:
         out["services"] = new
     networks = out.get("networks")
     if uses_default and not (isinstance(networks, Mapping) and "default" in networks):
-        nets = _copy(networks) if isinstance(networks, Mapping) else PlacedDict()
+        nets = copy_placed(networks) if isinstance(networks, Mapping) else PlacedDict()
         nets["default"] = {}
         out["networks"] = nets
     return out
@@ -128,7 +121,7 @@ def add_default_network(doc: Mapping[str, Any]) -> PlacedDict:
 
 def check_references(doc: Mapping[str, Any], dropped: Mapping[str, tuple[str, ...]]) -> PlacedDict:
     """Refuse names that point nowhere; drop `required: false` dependencies that do."""
-    out = _copy(doc)
+    out = copy_placed(doc)
     services = _services(doc)
 
     def section(key: str) -> Mapping[str, Any]:
@@ -147,7 +140,7 @@ def check_references(doc: Mapping[str, Any], dropped: Mapping[str, tuple[str, ..
         return SpecError(f"service {name!r} {what} {target!r}, which is not defined",
                          location=loc, hint=_did_you_mean(target, services))
 
-    new = _copy(services) if services else None
+    new = copy_placed(services) if services else None
     for name, svc in services.items():
         if not isinstance(svc, Mapping):
             continue
@@ -168,7 +161,7 @@ def check_references(doc: Mapping[str, Any], dropped: Mapping[str, tuple[str, ..
                     raise missing_service(name, "depends on", target, loc)
                 kept.put(target, dep, loc)
             if len(kept) != len(deps):
-                s = _copy(svc)
+                s = copy_placed(svc)
                 s["depends_on"] = kept
                 assert new is not None
                 new[name] = s

@@ -33,7 +33,7 @@ from stackd.spec.model import Path as ElementPath
 from stackd.spec.model import Stack
 from stackd.spec.paths import absolutize
 from stackd.spec.validate import build_stack
-from stackd.spec.yaml_positions import PlacedDict, PlacedList, read_yaml
+from stackd.spec.yaml_positions import PlacedDict, PlacedList, copy_placed, read_yaml
 
 PROFILES_VARIABLE = "STACKD_PROFILES"
 
@@ -101,7 +101,7 @@ class _Loader:
         doc = merge_all(docs)
         if not isinstance(doc, Mapping):
             raise SpecError("the stack is empty")
-        doc = _copy(doc)
+        doc = copy_placed(doc)
         doc["name"] = self.project_name(doc, directory)
         home = environ.get("HOME")
         doc = absolutize(doc, directory, home)
@@ -209,7 +209,7 @@ class _Loader:
             entries = [entries]
         if not isinstance(entries, list):
             raise SpecError(f"include must be a list, not {describe(entries)}", location=loc)
-        out = _copy(doc)
+        out = copy_placed(doc)
         del out["include"]
         base_dir = Path(file).parent if file != STDIN else self.source.project_directory
         for i, entry in enumerate(entries):
@@ -271,7 +271,7 @@ def _add_included(doc: PlacedDict, included: Any, loc: Location | None) -> Place
         if not isinstance(theirs, Mapping):
             continue
         ours = doc.get(section)
-        merged = _copy(ours) if isinstance(ours, Mapping) else PlacedDict(loc=loc)
+        merged = copy_placed(ours) if isinstance(ours, Mapping) else PlacedDict(loc=loc)
         for name, value in theirs.items():
             if name in merged and section == "services":
                 raise SpecError(
@@ -282,13 +282,6 @@ def _add_included(doc: PlacedDict, included: Any, loc: Location | None) -> Place
                 merged.put(name, value, where(theirs, name))
         doc[section] = merged
     return doc
-
-
-def _copy(d: Mapping[str, Any]) -> PlacedDict:
-    out = PlacedDict(loc=d.loc if isinstance(d, PlacedDict) else None)
-    for k, v in d.items():
-        out.put(k, v, where(d, k))
-    return out
 
 
 def _display(file: str) -> str:

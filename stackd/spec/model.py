@@ -66,6 +66,10 @@ class Node(BaseModel):
             return plain
         return data
 
+    def __hash__(self) -> int:
+        # pydantic's frozen hash fails on dict fields; every node has one (extensions).
+        return hash((type(self), _freeze(self.__dict__)))
+
     @model_serializer(mode="wrap")
     def _spread_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
         out = handler(self)
@@ -356,7 +360,7 @@ class Service(Node):
     def _restart_form(cls, v: str | None) -> str | None:
         if v is not None and not RESTART.fullmatch(v):
             raise ValueError(
-                f"restart {v!r} must be one of no, always, on-failure[:N], unless-stopped")
+                f"{v!r} must be one of no, always, on-failure[:N], unless-stopped")
         return v
 
     @field_validator("pull_policy")
@@ -366,7 +370,7 @@ class Service(Node):
             r"always|never|missing|build|daily|weekly|every_\w+", v
         ):
             raise ValueError(
-                f"pull_policy {v!r} must be one of always, never, missing, build, daily, weekly")
+                f"{v!r} must be one of always, never, missing, build, daily, weekly")
         return v
 
     @field_validator("cpus", mode="before")
@@ -456,6 +460,15 @@ class Stack(Node):
             return canonical_stack(data)
         return data
 
+    def __eq__(self, other: object) -> bool:
+        # Fields only: pydantic would also compare the private place table.
+        if not isinstance(other, Stack):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return super().__hash__()
+
     def location_of(self, path: Path) -> Location | None:
         """Where `path` was written, or the nearest enclosing element that has a place.
 
@@ -478,6 +491,14 @@ class Stack(Node):
         out: dict[str, Any] = self.model_dump(mode="json", exclude_defaults=True)
         out["name"] = self.name
         return out
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted(((k, _freeze(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def _is_extension(key: object) -> bool:

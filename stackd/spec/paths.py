@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stackd.spec.canonical import where
-from stackd.spec.yaml_positions import PlacedDict, PlacedList
+from stackd.spec.yaml_positions import PlacedList, copy_placed
 
 
 def absolute(path: str, base: Path, home: str | None) -> str:
@@ -29,21 +29,14 @@ def _is_remote(context: str) -> bool:
     return "://" in context or context.startswith(("git@", "github.com/"))
 
 
-def _copy(d: Mapping[str, Any]) -> PlacedDict:
-    out = PlacedDict(loc=d.loc if isinstance(d, PlacedDict) else None)
-    for k, v in d.items():
-        out.put(k, v, where(d, k))
-    return out
-
-
 def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
     if not isinstance(service, Mapping):
         return service
-    out = _copy(service)
+    out = copy_placed(service)
     build = out.get("build")
     if (isinstance(build, Mapping) and isinstance(build.get("context"), str)
             and not _is_remote(build["context"])):
-        b = _copy(build)
+        b = copy_placed(build)
         b["context"] = absolute(build["context"], base, home)
         out["build"] = b
     env_files = out.get("env_file")
@@ -51,7 +44,7 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
         lst = PlacedList(loc=env_files.loc if isinstance(env_files, PlacedList) else None)
         for i, e in enumerate(env_files):
             if isinstance(e, Mapping) and isinstance(e.get("path"), str):
-                e = _copy(e)
+                e = copy_placed(e)
                 e["path"] = absolute(e["path"], base, home)
             lst.put(e, where(env_files, i))
         out["env_file"] = lst
@@ -61,7 +54,7 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
         for i, v in enumerate(volumes):
             if (isinstance(v, Mapping) and v.get("type") == "bind"
                     and isinstance(v.get("source"), str)):
-                v = _copy(v)
+                v = copy_placed(v)
                 v["source"] = absolute(v["source"], base, home)
             lst.put(v, where(volumes, i))
         out["volumes"] = lst
@@ -72,20 +65,20 @@ def absolutize(doc: Any, base: Path, home: str | None) -> Any:
     """Every relative path of a whole document made absolute against `base`."""
     if not isinstance(doc, Mapping):
         return doc
-    out = _copy(doc)
+    out = copy_placed(doc)
     services = out.get("services")
     if isinstance(services, Mapping):
-        s = _copy(services)
+        s = copy_placed(services)
         for name, svc in services.items():
             s[name] = absolutize_service(svc, base, home)
         out["services"] = s
     for section in ("configs", "secrets"):
         objs = out.get(section)
         if isinstance(objs, Mapping):
-            o = _copy(objs)
+            o = copy_placed(objs)
             for name, obj in objs.items():
                 if isinstance(obj, Mapping) and isinstance(obj.get("file"), str):
-                    obj = _copy(obj)
+                    obj = copy_placed(obj)
                     obj["file"] = absolute(obj["file"], base, home)
                     o[name] = obj
             out[section] = o

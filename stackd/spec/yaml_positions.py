@@ -15,6 +15,7 @@ refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,14 @@ class PlacedList(list[Any]):
 
     def where(self, index: int) -> Location | None:
         return self.locs.get(index, self.loc)
+
+
+def copy_placed(src: Mapping[str, Any]) -> PlacedDict:
+    """A shallow copy of a mapping that keeps each entry's place (if it had one)."""
+    out = PlacedDict(loc=src.loc if isinstance(src, PlacedDict) else None)
+    for k, v in src.items():
+        out.put(k, v, src.locs.get(k) if isinstance(src, PlacedDict) else None)
+    return out
 
 
 @dataclass(frozen=True)

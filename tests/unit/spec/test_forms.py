@@ -315,7 +315,7 @@ def test_deploy() -> None:
 def test_scale_and_restart_values() -> None:
     assert service("scale: 2").replicas == 2
     assert service("restart: no").restart == "no"  # YAML 1.2: `no` is a string
-    with pytest.raises(SpecError, match="restart 'sometimes' must be one of"):
+    with pytest.raises(SpecError, match="restart: 'sometimes' must be one of"):
         service("restart: sometimes")
 
 

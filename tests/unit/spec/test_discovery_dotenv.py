@@ -1,0 +1,117 @@
+"""Finding the project's files, naming it, and reading .env files, as compose does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stackd.errors import SpecError, UsageError
+from stackd.spec import LoadOptions, ProjectSource, load, normalize_project_name
+from stackd.spec.dotenv import parse_dotenv
+
+Write = Callable[[str, str], Path]
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.yml", "docker-compose.yaml",
+                                  "docker-compose.yml"])
+def test_default_file_names(write: Write, tmp_path: Path, name: str) -> None:
+    write(name, "services: {}\n")
+    src = ProjectSource.discover(cwd=tmp_path)
+    assert src.files == (str(tmp_path / name),)
+    assert src.project_directory == tmp_path
+
+
+def test_compose_yaml_wins_and_override_is_merged(write: Write, tmp_path: Path) -> None:
+    write("docker-compose.yml", "services: {old: {image: old}}\n")
+    write("compose.yaml", "services: {web: {image: web:1}}\n")
+    write("compose.override.yaml", "services: {web: {image: web:dev}}\n")
+    src = ProjectSource.discover(cwd=tmp_path)
+    assert src.files == (str(tmp_path / "compose.yaml"),
+                         str(tmp_path / "compose.override.yaml"))
+    stack = load(LoadOptions(cwd=tmp_path, environ={}))
+    assert stack.services["web"].image == "web:dev" and "old" not in stack.services
+
+
+def test_found_in_a_parent_directory(write: Write, tmp_path: Path) -> None:
+    write("compose.yaml", "services: {}\n")
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    assert ProjectSource.discover(cwd=tmp_path / "src" / "deep").project_directory == tmp_path
+
+
+def test_no_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no stack file found"):
+        ProjectSource.discover(cwd=tmp_path)
+    with pytest.raises(UsageError, match=r"stack file '.*nope.yaml' does not exist"):
+        ProjectSource.discover(["nope.yaml"], cwd=tmp_path)
+
+
+def test_project_directory_is_the_first_files_unless_given(write: Write, tmp_path: Path) -> None:
+    f = write("deploy/stack.yaml", "services: {}\n")
+    assert ProjectSource.discover([str(f)], cwd=tmp_path).project_directory == f.parent
+    assert ProjectSource.discover([str(f)], project_directory=".", cwd=tmp_path
+                                  ).project_directory == tmp_path
+
+
+@pytest.mark.parametrize(("raw", "normalized"), [
+    ("My App", "myapp"), ("web_Shop-2", "web_shop-2"), ("__x", "x"), ("-a.b", "ab"),
+])
+def test_project_name_normalisation(raw: str, normalized: str) -> None:
+    assert normalize_project_name(raw) == normalized
+
+
+def test_project_name_sources(write: Write, tmp_path: Path) -> None:
+    f = write("My Project/compose.yaml", "services: {}\n")
+    assert load(LoadOptions(files=[str(f)], environ={})).name == "myproject"
+    f.write_text("name: Named_Stack\nservices: {}\n")
+    assert load(LoadOptions(files=[str(f)], environ={})).name == "named_stack"
+    assert load(LoadOptions(files=[str(f)], environ={}, project_name="cli")).name == "cli"
+    f.write_text("name: '!!!'\nservices: {}\n")
+    with pytest.raises(SpecError, match="has no letters or digits left"):
+        load(LoadOptions(files=[str(f)], environ={}))
+
+
+def test_shell_wins_over_dotenv_and_env_file_replaces_it(write: Write, tmp_path: Path) -> None:
+    f = write("compose.yaml", "services: {s: {image: 'x:${TAG}-${OTHER:-none}'}}\n")
+    write(".env", "TAG=dotenv\nOTHER=dotenv\n")
+    write("prod.env", "TAG=prod\n")
+    img = lambda **kw: load(LoadOptions(files=[str(f)], **kw)).services["s"].image  # noqa: E731
+    assert img(environ={}) == "x:dotenv-dotenv"
+    assert img(environ={"TAG": "shell"}) == "x:shell-dotenv"
+    assert img(environ={}, env_files=[str(tmp_path / "prod.env")]) == "x:prod-none"
+    with pytest.raises(SpecError, match=r"env file '.*missing.env' does not exist"):
+        img(environ={}, env_files=[str(tmp_path / "missing.env")])
+
+
+def test_dotenv_syntax() -> None:
+    text = (
+        "# comment\n"
+        "\n"
+        "PLAIN=value\n"
+        "export EXPORTED=yes\n"
+        "SPACED = around \n"
+        "COMMENTED=value # trailing comment\n"
+        "HASH=a#b\n"
+        "SINGLE='no $PLAIN expansion'\n"
+        'DOUBLE="with $PLAIN and \\n newline"\n'
+        "REF=${PLAIN}-${FROM_SHELL}\n"
+        'MULTI="line one\n'
+        'line two"\n'
+        "EMPTY=\n"
+        "BARE\n"
+    )
+    assert parse_dotenv(text, ".env", {"FROM_SHELL": "sh"}) == {
+        "PLAIN": "value", "EXPORTED": "yes", "SPACED": "around", "COMMENTED": "value",
+        "HASH": "a#b", "SINGLE": "no $PLAIN expansion", "DOUBLE": "with value and \n newline",
+        "REF": "value-sh", "MULTI": "line one\nline two", "EMPTY": "",
+    }
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("1BAD=x\n", r"\.env: line 1 is not NAME=value"),
+    ("A='open\n", r"\.env: the value of A has no closing '"),
+])
+def test_dotenv_errors(text: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_dotenv(text, ".env", {})

@@ -1,0 +1,83 @@
+"""The Stack model: frozen, equality without places, places on demand, short syntax in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pydantic
+import pytest
+
+from stackd.errors import Location
+from stackd.spec import Stack, load_text
+
+
+def test_frozen() -> None:
+    stack = load_text("services:\n  web: {image: x}\n")
+    with pytest.raises(pydantic.ValidationError):
+        stack.services["web"].image = "y"  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError):
+        stack.name = "other"  # type: ignore[misc]
+
+
+def test_equality_ignores_where_things_were_written() -> None:
+    a = load_text("services:\n  web: {image: x, ports: ['80']}\n")
+    b = load_text("# comment\nservices:\n\n  web:\n    ports:\n      - 80\n    image: x\n")
+    assert a == b
+    assert a.location_of(("services", "web")) != b.location_of(("services", "web"))
+    assert hash(a.services["web"].ports[0]) == hash(b.services["web"].ports[0])
+
+
+def test_location_of_elements_and_fallback() -> None:
+    stack = load_text(
+        "services:\n"
+        "  web:\n"
+        "    image: x\n"
+        "    depends_on:\n"
+        "      - db\n"
+        "    ports: ['8000-8001:80-81']\n"
+        "  db: {image: y}\n", file="stack.yaml")
+    assert stack.location_of(("services", "web", "depends_on", "db")) == Location(
+        "stack.yaml", 5, 9)
+    assert stack.location_of(("services", "db")) == Location("stack.yaml", 7, 3)
+    # Both ports come from one short entry, so both point at it.
+    assert stack.location_of(("services", "web", "ports", 1)) == Location("stack.yaml", 6, 13)
+    # Elements the loader added (the default network) point into the service that got them.
+    added = stack.location_of(("services", "db", "networks", "default"))
+    assert added is not None and (added.file, added.line) == ("stack.yaml", 7)
+    assert stack.location_of(("nothing",)) is None
+
+
+def test_model_validate_accepts_short_syntax_without_locations() -> None:
+    stack = Stack.model_validate({
+        "name": "demo",
+        "services": {
+            "web": {"image": "x", "ports": ["8080:80"], "depends_on": ["db"],
+                    "healthcheck": {"test": "true", "interval": "5s"},
+                    "command": "sleep 10"},
+            "db": {"image": "y"},
+        },
+    })
+    web = stack.services["web"]
+    assert web.ports[0].published == "8080"
+    assert web.depends_on["db"].condition == "service_started"
+    assert web.healthcheck is not None and web.healthcheck.interval == timedelta(seconds=5)
+    assert web.command == ("sleep", "10")
+    assert stack.location_of(("services", "web")) is None
+
+
+def test_json_round_trip_through_the_model() -> None:
+    stack = load_text("services:\n  web:\n    image: x\n    stop_grace_period: 1m30s\n"
+                      "    shm_size: 1g\n    x-meta: {owner: ops}\n")
+    again = Stack.model_validate(stack.to_compose())
+    assert again == stack
+    assert stack.to_compose()["services"]["web"]["stop_grace_period"] == "1m30s"
+    assert stack.to_compose()["services"]["web"]["x-meta"] == {"owner": "ops"}
+
+
+def test_every_element_is_hashable_so_it_can_sit_in_sets() -> None:
+    stack = load_text("services:\n  web: {image: x, ports: ['80', '80'], environment: {A: b}}\n")
+    web = stack.services["web"]
+    assert len(set(web.ports)) == 1
+    assert hash(web) == hash(load_text("services:\n  web: {image: x, ports: ['80', '80'], "
+                                       "environment: {A: b}}\n").services["web"])
+    assert isinstance(hash(stack), int)
