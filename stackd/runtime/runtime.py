@@ -11,7 +11,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,6 +24,9 @@ from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, check_id, containers_dir
 from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
 from stackd.runtime.statefile import load_state
+
+if TYPE_CHECKING:
+    from stackd.runtime.exec import ExecResult
 
 FOLLOW_INTERVAL = 0.1  # seconds between looks at a followed log
 
@@ -141,14 +144,12 @@ class Runtime:
                 return
             await trio.sleep(FOLLOW_INTERVAL)
 
-    async def exec(self, container_id: str, args: list[str], **options: Any) -> int:
-        """Run another process inside a running container; its exit code.
-        Implemented by stackd.runtime.exec (capabilities, seccomp, namespaces)."""
-        from stackd.runtime import exec as runtime_exec
+    async def exec(self, container_id: str, args: list[str], **options: Any) -> ExecResult:
+        """Run another process inside a running container and wait for it (exit code and
+        output). Options and behaviour: `stackd.runtime.exec.exec_in`."""
+        from stackd.runtime.exec import exec_in
 
-        state = await self.inspect(container_id)
-        result: int = await runtime_exec.exec_in(self.roots, state, args, **options)
-        return result
+        return await exec_in(await self.inspect(container_id), args, **options)
 
 
 def _read_from(path: Path, offset: int) -> tuple[list[LogRecord], int]:
