@@ -17,14 +17,20 @@ from stackd.images.unpack import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "security.selinux")
 
 
-def write_layer_tar(root: str, out: BinaryIO) -> None:
-    """Write the tree under `root` as an uncompressed PAX tar to `out`."""
+def write_layer_tar(root: str, out: BinaryIO, exclude: frozenset[str] = frozenset()) -> None:
+    """Write the tree under `root` as an uncompressed PAX tar to `out`.
+
+    `exclude`: relative paths left out with everything under them (mount points a
+    container's runtime made, say).
+    """
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         inodes: dict[tuple[int, int], str] = {}
 
         def walk(dirpath: str, rel: str) -> None:
             for entry in sorted(os.scandir(dirpath), key=lambda e: e.name):
                 arc = f"{rel}{entry.name}"
+                if arc in exclude:
+                    continue
                 _add(tar, entry.path, arc, inodes)
                 if entry.is_dir(follow_symlinks=False):
                     walk(entry.path, arc + "/")

@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -266,6 +267,19 @@ class ImageStore:
                     raise
                 self.snapshots.commit_dir(tmp, diff_id)
         return Descriptor(OCI_LAYER_GZIP, digest, size), diff_id
+
+    def add_layer_from_dir(self, root: Path, exclude: frozenset[str] = frozenset()
+                           ) -> tuple[Descriptor, str]:
+        """A layer of the tree at `root` (overlayfs form: whiteouts as 0:0 devices)."""
+        from stackd.images.layerdiff import write_layer_tar
+
+        plain = self.blobs.ingest_dir / f"dir-{uuid.uuid4().hex}.tar"
+        try:
+            with open(plain, "wb") as out:
+                write_layer_tar(str(root), out, exclude)
+            return self.add_layer_from_tar(plain)
+        finally:
+            plain.unlink(missing_ok=True)
 
     def commit(self, config: ImageConfig, layers: list[tuple[Descriptor, str]],
                history: list[dict[str, Any]], names: Iterable[str] = (),
