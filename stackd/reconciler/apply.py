@@ -229,10 +229,16 @@ class _Executor:
 
 
 async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervisor: Supervisor,
-                *, on_progress: OnProgress | None = None) -> ApplyResult:
-    """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None)."""
+                *, waves: Sequence[Sequence[str]] | None = None,
+                on_progress: OnProgress | None = None) -> ApplyResult:
+    """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None).
+
+    `waves` (start order; removals go the other way) defaults to the desired state's;
+    give it for a `down` so dependents stop before what they depend on.
+    """
     services = dict(desired.services) if desired is not None else {}
-    waves = desired.waves if desired is not None else ()
+    if waves is None:
+        waves = desired.waves if desired is not None else ()
     ex = _Executor(plan, services, ports, supervisor, on_progress)
     stale = list(ports.state.pending(plan.project))
 

@@ -177,6 +177,15 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
             else:
                 warnings.append(f"orphan container {c.name} (service {service} is not in the "
                                 "stack); run with --remove-orphans to remove it")
+    # An interrupted create may have left a network namespace and no container: tear
+    # down what there is, unless the same container is still wanted.
+    present = {c.id for c in actual.containers} | {c.id for c in desired.containers}
+    for p in actual.pending:
+        if p.verb == "create" and p.container_id and p.container_id not in present:
+            service, _, index = p.resource.rpartition("-")
+            removals.append(Remove(cause="undoing an interrupted create",
+                                   container_id=p.container_id, service=service,
+                                   index=int(index) if index.isdigit() else 0))
     actions.extend(removals)
 
     if options.remove_orphans:

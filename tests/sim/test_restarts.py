@@ -1,0 +1,142 @@
+"""Restart policies, the backoff's exact timing, unhealthy restarts and DNS readiness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from simfakes import Behaviour
+from simstacks import sim_host, stack, svc
+
+from stackd.reconciler.health import HealthCheck
+from stackd.reconciler.restart import RestartPolicy, parse_restart
+
+
+def starts(host: object, name: str, t0: float) -> list[float]:
+    return [round(t - t0, 6) for t, op, n in host.runtime.log  # type: ignore[attr-defined]
+            if op == "start" and n == name]
+
+
+async def test_crashing_container_restarts_with_doubling_backoff_up_to_the_cap(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    desired = stack("demo", svc("flaky", restart=parse_restart("always")))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["flaky"] = Behaviour(exit_after=0.0, exit_code=1)
+        t0 = trio.current_time()
+        await host.up(desired)
+        await trio.sleep(200)
+        # delays 0.1 0.2 0.4 0.8 1.6 3.2 6.4 12.8 25.6, then the 30 s cap
+        assert starts(host, "demo-flaky-1", t0)[:12] == pytest.approx(
+            [0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3, 12.7, 25.5, 51.1, 81.1, 111.1])
+
+
+async def test_a_long_run_resets_the_backoff(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    desired = stack("demo", svc("worker", restart=parse_restart("on-failure")))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["worker"] = Behaviour(exit_after=10.0, exit_code=2)
+        t0 = trio.current_time()
+        await host.up(desired)
+        await trio.sleep(35)
+        assert starts(host, "demo-worker-1", t0) == pytest.approx([0, 10.1, 20.2, 30.3])
+
+
+async def test_on_failure_with_a_limit_gives_up_and_on_failure_ignores_success(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    desired = stack("demo", svc("job", restart=parse_restart("on-failure:3")),
+                    svc("ok", restart=parse_restart("on-failure")))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["job"] = Behaviour(exit_after=1.0, exit_code=1)
+        host.runtime.behaviours["ok"] = Behaviour(exit_after=1.0, exit_code=0)
+        t0 = trio.current_time()
+        await host.up(desired)
+        await trio.sleep(60)
+        assert starts(host, "demo-job-1", t0) == pytest.approx([0, 1.1, 2.3, 3.7])
+        assert starts(host, "demo-ok-1", t0) == [0]
+        finished = [w.desired.name for w in host.supervisor.watches() if w.finished]
+        assert finished == ["demo-job-1", "demo-ok-1"]
+
+
+async def test_no_policy_never_restarts_and_deploy_window_forgets_old_restarts(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    windowed = RestartPolicy("on-failure", max_attempts=2, delay=5.0, window=12.0)
+    desired = stack("demo", svc("once"), svc("windowed", restart=windowed))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["once"] = Behaviour(exit_after=1.0, exit_code=1)
+        host.runtime.behaviours["windowed"] = Behaviour(exit_after=4.0, exit_code=1)
+        t0 = trio.current_time()
+        await host.up(desired)
+        await trio.sleep(40)
+        assert starts(host, "demo-once-1", t0) == [0]
+        # runs of 4 s, a fixed 5 s delay: exits at 4, 13, 22, 31. At 22 the restart at
+        # 9 is more than 12 s old and no longer counts, so max_attempts (2) never bites.
+        assert starts(host, "demo-windowed-1", t0) == pytest.approx([0, 9, 18, 27, 36])
+
+
+async def test_container_killed_from_outside_is_brought_back(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    desired = stack("demo", svc("web", restart=parse_restart("unless-stopped")))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        t0 = trio.current_time()
+        (cid,) = host.runtime.containers
+        await trio.sleep(30)
+        host.runtime.kill_from_outside(cid)
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert host.event_lines("die", "restart")[-2:] == [
+            f"{t0 + 30:g} demo-web-1 die: exit code 137",
+            f"{t0 + 30.1:g} demo-web-1 restart: restart 1 after 0.1s",
+        ]
+
+
+async def test_unhealthy_container_is_restarted_unless_opted_out(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    check = HealthCheck(args=("check",), interval=1.0, timeout=1.0, retries=3)
+    always = parse_restart("always")
+    desired = stack("demo", svc("web", health=check, restart=always),
+                    svc("keep", health=check, restart=always, restart_on_unhealthy=False))
+    async with sim_host(tmp_path) as host:
+        sick = Behaviour(healthy=lambda t: t < 4.5)  # probes at 1..4 pass, 5, 6, 7 fail
+        host.runtime.behaviours["web"] = host.runtime.behaviours["keep"] = sick
+        t0 = trio.current_time()
+        await host.up(desired)
+        await trio.sleep(7.5)
+        assert starts(host, "demo-web-1", t0) == pytest.approx([0, 7.1])
+        assert starts(host, "demo-keep-1", t0) == [0]
+        assert host.supervisor.get(
+            next(c for c in host.runtime.containers if "keep" in c)).health == "unhealthy"
+
+
+async def test_dns_serves_a_replica_only_while_running_and_healthy(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    check = HealthCheck(args=("check",), interval=1.0, timeout=1.0, retries=1,
+                        start_period=0.0, start_interval=1.0)
+    desired = stack("demo", svc("api", health=check, restart_on_unhealthy=False),
+                    svc("plain"))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["api"] = Behaviour(healthy=lambda t: 2.5 < t < 5.5)
+        host.runtime.behaviours["plain"] = Behaviour(exit_after=8.0, exit_code=0)
+        t0 = trio.current_time()
+        await host.up(desired)
+        await trio.sleep(10)
+        def served(name: str) -> list[tuple[float, bool]]:
+            return [(round(t - t0, 6), ready) for t, cid, ready in host.network.readiness_log
+                    if cid.startswith(name)]
+        # first passing probe at 3 s, first failing one at 6 s (retries: 1)
+        assert served("demo-api-1") == [(0, False), (3, True), (6, False)]
+        assert served("demo-plain-1") == [(0, True), (8, False)]  # until it exits
+
+
+async def test_containers_removed_by_apply_are_not_restarted(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    always = parse_restart("always")
+    async with sim_host(tmp_path) as host:
+        await host.up(stack("demo", svc("web", scale=2, restart=always)))
+        result = await host.up(stack("demo", svc("web", scale=1, restart=always)))
+        assert result.plan.lines() == ["web-2: remove — scale 2 → 1"]
+        await trio.sleep(60)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert sorted(host.runtime.ops("start")) == ["demo-web-1", "demo-web-2"]
