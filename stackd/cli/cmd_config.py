@@ -29,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         return 0
     if args.services:
-        names = list(stack.services)
+        names = sorted(stack.services)
     elif args.volumes:
-        names = list(stack.volumes)
+        names = sorted(stack.volumes)
     elif args.list_profiles:
         names = sorted({p for s in stack.services.values() for p in s.profiles})
     else:

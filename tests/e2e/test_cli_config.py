@@ -1,0 +1,194 @@
+"""`stackd config` on the stacks in tests/stacks and examples/, and on broken ones.
+
+Each realistic stack must print, and its printed form must load back to the very same
+text (YAML and JSON agree). Each kind of mistake must exit 2 with file:line:col in one
+or two lines of stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackd.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = sorted(p for p in (ROOT / "tests" / "stacks").iterdir() if p.is_dir())
+EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/compose.yaml"))
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only PATH and HOME: a stack must not depend on whoever runs the test."""
+    for key in list(os.environ):
+        if key not in ("PATH", "HOME"):
+            monkeypatch.delenv(key)
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str], stdin: str | None = None,
+        monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def stack_args(directory: Path) -> list[str]:
+    """Global options a stack is meant to be used with (its `args` file)."""
+    extra = directory / "args"
+    return shlex.split(extra.read_text()) if extra.exists() else []
+
+
+def without_files(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("-f", "--file"):
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def test_there_are_at_least_25_realistic_stacks() -> None:
+    assert len(STACKS) >= 25
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize("directory", STACKS + EXAMPLES, ids=lambda p: p.name)
+def test_stack_round_trips(directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(directory)
+    code, first, err = run([*stack_args(directory), "config"], capsys)
+    assert (code, err) == (0, "")
+    assert first.startswith("name: ")
+    assert "services:" in first
+    # Fed back in (from stdin, away from the stack's .env), the output is a fixed point.
+    monkeypatch.chdir(tmp_path)
+    again = ["-f", "-", *without_files(stack_args(directory))]
+    code, second, err = run([*again, "config"], capsys, stdin=first, monkeypatch=monkeypatch)
+    assert (code, err) == (0, "")
+    assert second == first
+    code, as_json, _ = run([*again, "config", "--format", "json"], capsys, stdin=first,
+                           monkeypatch=monkeypatch)
+    assert code == 0
+    assert json.loads(as_json) == yaml.safe_load(first)
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_list_flags(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT / "tests" / "stacks" / "profiles-tools")
+    assert run(["config", "--services"], capsys)[:2] == (0, "app\ndb\n")
+    assert run(["--profile", "debug", "config", "--services"], capsys)[:2] == (
+        0, "adminer\napp\ndb\nmailhog\n")
+    assert run(["config", "--volumes"], capsys)[:2] == (0, "pg\n")
+    assert run(["config", "--profiles"], capsys)[:2] == (0, "bench\ndebug\nmail\n")
+    assert run(["config", "-q"], capsys) == (0, "", "")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_global_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "stack.yml").write_text(
+        "services:\n  web:\n    image: 'web:${TAG}'\n    volumes: ['./html:/html']\n")
+    (tmp_path / "prod.env").write_text("TAG=prod\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["-f", "app/stack.yml", "-p", "Shop Front", "--env-file", "prod.env",
+                          "--project-directory", ".", "config", "--format", "json"], capsys)
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert doc["name"] == "shopfront"
+    assert doc["services"]["web"]["image"] == "web:prod"
+    assert doc["services"]["web"]["volumes"][0]["source"] == str(tmp_path / "html")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_unset_variable_warns_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: 'web:${NOPE}'\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["config"], capsys)
+    assert code == 0 and "image: 'web:'" in out
+    assert err == ("stackd: warning: variable 'NOPE' is not set; using an empty string "
+                   "(compose.yaml:3:12)\n")
+
+
+MISTAKES = {
+    "yaml-syntax": ("services:\n  web:\n    image: [x\n", "compose.yaml:4:1"),
+    "unsupported": ("services:\n  web:\n    image: x\n    gpus: all\n", "compose.yaml:4:5"),
+    "unknown-key": ("services:\n  web:\n    imag: x\n", "compose.yaml:3:5"),
+    "bad-value": ("services:\n  web:\n    image: x\n    cpus: many\n", "compose.yaml:4:5"),
+    "bad-port": ("services:\n  web:\n    image: x\n    ports: ['80:80:80']\n",
+                 "compose.yaml:4:13"),
+    "required-variable": ("services:\n  web:\n    image: ${IMAGE:?set IMAGE}\n",
+                          "compose.yaml:3:12"),
+    "undefined-service": ("services:\n  web:\n    image: x\n    depends_on: [db]\n",
+                          "compose.yaml:4:18"),
+    "extends-cycle": ("services:\n  a: {extends: b}\n  b: {extends: a}\n",
+                      "compose.yaml:3:7"),
+    "wrong-shape": ("services: 42\n", "compose.yaml:1:1"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MISTAKES))
+def test_mistakes_exit_2_with_a_place_and_no_traceback(kind: str, tmp_path: Path) -> None:
+    text, place = MISTAKES[kind]
+    (tmp_path / "compose.yaml").write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "stackd", "config"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"]})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert 1 <= len(lines) <= 2
+    assert lines[0].startswith("stackd: ")
+    assert f"({place})" in lines[0]
+
+
+def test_no_stack_file_is_a_usage_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "stackd", "config"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("stackd: no stack file found in ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_and_version() -> None:
+    for argv in (["--version"], ["config", "--help"], ["--help"]):
+        proc = subprocess.run([sys.executable, "-m", "stackd", *argv], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, (argv, proc.stderr)
+        assert proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "stackd", "config", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    for flag in ("--format", "--services", "--volumes", "--profiles", "--quiet"):
+        assert flag in proc.stdout
+
+
+def test_help_does_not_import_the_loader() -> None:
+    code = textwrap.dedent("""\
+        import sys
+        from stackd.cli.main import main
+        try:
+            main(["--help"])
+        except SystemExit:
+            pass
+        print(sorted(m for m in sys.modules if m.startswith(("stackd.spec", "pydantic", "yaml"))))
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
