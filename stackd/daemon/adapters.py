@@ -364,6 +364,12 @@ class HostWorld:
         return {"container": v.name, "id": v.id, "memory_bytes": s.memory_bytes,
                 "cpu_ns": s.cpu_ns, "pids": s.pids}
 
+    def run(self, request: Any) -> AsyncIterator[dict[str, Any]]:
+        from stackd.daemon.single import SingleRunner
+
+        ports = self._ready()
+        return SingleRunner(ports, ports.images.store, ports.volumes).run(request)
+
     async def signal(self, container: str, action: str, signal: str | None) -> None:
         from stackd.reconciler import lifecycle
 
@@ -384,7 +390,10 @@ class HostWorld:
         if action in ("start", "restart"):
             await lifecycle.start_existing(ports, v.id)
         if action == "remove":
+            from stackd.daemon.single import release_default_network
+
             await lifecycle.tear_down(ports, v.id)
+            await release_default_network(ports)
 
 
 @dataclass(frozen=True)

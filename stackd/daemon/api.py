@@ -28,6 +28,7 @@ from stackd.daemon.models import (
     StackStatus,
     Version,
 )
+from stackd.daemon.single import RunRequest
 from stackd.errors import StackdError
 
 log = logging.getLogger("stackd.api")
@@ -141,6 +142,20 @@ def make_app(engine: Engine) -> FastAPI:
         """The stack's logs; with follow, also of containers started later."""
         return _stream(engine.project_logs(project, service or [], follow=follow, tail=tail,
                                            timestamps=timestamps))
+
+    @app.post("/v1/containers/run", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def run(request: RunRequest) -> Response:
+        """One container from an image (`stackd run`): started, output, exit code."""
+        items = engine.world.run(request)
+        first = await items.__anext__()  # errors before the start become the response
+        engine.bus.emit("start", container=first["started"]["name"], message="stackd run")
+
+        async def rest() -> AsyncIterator[dict[str, Any]]:
+            yield first
+            async for item in items:
+                yield item
+
+        return _stream(rest())
 
     @app.get("/v1/containers")
     async def containers(project: Annotated[str | None, Query(max_length=63)] = None,

@@ -82,12 +82,20 @@ def main(roots: Roots | None = None, *, resync_period: float = 30.0) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; the exit code."""
     from stackd.daemon.adapters import make_world
 
-    os.umask(0o077)
+    # 022, not 077: the runtime monitor this daemon may start inherits the umask, and
+    # a container's root filesystem must stay traversable by its non-root users. What
+    # is private is made so explicitly (the socket's umask, the database's mode).
+    os.umask(0o022)
     roots = (roots or Roots.from_env()).ensure()
     jsonlog.configure(sys.stderr)
     pidfile = PidFile(pid_path(roots))
     pidfile.acquire()
     db = StateDB.open(db_path(roots.state))
+    # It holds the environments stacks were applied with, which may carry secrets.
+    for suffix in ("", "-wal", "-shm"):
+        path = db_path(roots.state).with_name(db_path(roots.state).name + suffix)
+        if path.exists():
+            os.chmod(path, 0o600)
     try:
         world = make_world(roots, db)
         trio.run(functools.partial(serve, roots, world, db, resync_period=resync_period))

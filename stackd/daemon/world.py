@@ -63,5 +63,8 @@ class World(Protocol):
 
     async def stats(self, container: str) -> dict[str, Any]: ...
 
+    def run(self, request: Any) -> AsyncIterator[dict[str, Any]]:
+        """`stackd run`: {"started"}, then output lines, then {"exit"} (see single.py)."""
+
     async def signal(self, container: str, action: str, signal: str | None) -> None:
         """start, stop, restart, kill (with signal) or remove one container."""
