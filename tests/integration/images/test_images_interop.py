@@ -37,6 +37,15 @@ async def test_oci_layout_copied_in_by_skopeo_is_pullable(
     pulled = await empty_store.pull(ref)
     # skopeo rewrites the config and recompresses, but the layer content is the same.
     assert [Path(d).name for d in pulled.layer_dirs] == [Path(d).name for d in img.layer_dirs]
+
+    # From a docker archive skopeo pushes Docker schema2 media types.
+    v2s2 = f"{registry.host}/interop/v2s2:1"
+    skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / 'saved.tar'}",
+           f"docker://{v2s2}")
+    pulled2 = await empty_store.pull(v2s2)
+    manifest = json.loads(empty_store.blobs.read_bytes(pulled2.digest))
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert pulled2.layer_dirs == pulled.layer_dirs
     assert (Path(pulled.layer_dirs[0]) / "bin/busybox").is_file()
 
 

@@ -134,3 +134,29 @@ async def test_token_auth_through_the_challenge_flow(
     scopes = {s for q in token_registry.issuer.requests for s in q.get("scope", [])}
     assert "repository:secure/busybox:pull,push" in scopes
     assert "repository:secure/busybox:pull" in scopes
+
+
+async def test_index_pull_picks_linux_amd64(store: ImageStore, empty_store: ImageStore,
+                                            registry: RunningRegistry, busybox_tar: Path) -> None:
+    import json
+
+    from stackd.images.mediatypes import OCI_INDEX, OCI_MANIFEST
+    from stackd.images.reference import parse
+    from stackd.images.registry.client import RegistryClient
+
+    ref = f"{registry.host}/multi/app:amd64"
+    img = store.import_rootfs(busybox_tar, ref)
+    await store.push(ref)
+    size = store.blobs.size(img.digest)
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": size,
+         "platform": {"os": "linux", "architecture": "arm64"}},
+        {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": size,
+         "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).encode()
+    async with RegistryClient() as client:
+        await client.put_manifest(parse(f"{registry.host}/multi/app:all"), "all", index,
+                                  OCI_INDEX)
+    pulled = await empty_store.pull(f"{registry.host}/multi/app:all")
+    assert pulled.digest == img.digest
+    assert pulled.references == (f"{registry.host}/multi/app:all",)

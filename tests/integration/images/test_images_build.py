@@ -1,0 +1,146 @@
+"""Dockerfile builds end to end: RUN in real containers through the runtime, the cache."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from stackd.images import ImageStore
+from stackd.images.build.mergedview import lookup
+from stackd.images.errors import BuildError
+from stackd.images.progress import ProgressEvent
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+DOCKERFILE = """\
+ARG BASE=busybox:test
+FROM ${BASE} AS builder
+ARG GREETING=hello
+WORKDIR /src
+COPY app/ ./
+RUN echo "$GREETING from $(cat name.txt)" > /out.txt && mkdir -p /opt/gen && touch /opt/gen/y
+
+FROM ${BASE}
+RUN rm /bin/vi && rm -r /var/www
+COPY --from=builder /out.txt /srv/out.txt
+COPY --from=builder /opt/gen /opt/gen
+COPY --chown=app:staff app/name.txt /home/app/
+ADD files.tar.gz /opt/
+COPY . /ctx/
+ENV A=1 B="two words"
+LABEL org.example=yes
+EXPOSE 8080 53/udp
+USER app
+WORKDIR /home/app
+HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost || exit 1
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /srv/out.txt"]
+"""
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    (ctx / "app").mkdir(parents=True)
+    (ctx / "app/name.txt").write_text("stackd")
+    (ctx / "app/run.sh").write_text("#!/bin/sh\n")
+    os.chmod(ctx / "app/run.sh", 0o755)
+    (ctx / "secret.key").write_text("do not ship")
+    (ctx / ".dockerignore").write_text("*.key\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        ti = tarfile.TarInfo("from-tar/readme")
+        data = b"unpacked by ADD"
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+    (ctx / "files.tar.gz").write_bytes(buf.getvalue())
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    return ctx
+
+
+@pytest.fixture
+def built_base(roots: Roots, no_leaks: Roots, busybox_tar: Path) -> ImageStore:
+    store = ImageStore(roots)
+    store.import_rootfs(busybox_tar, "busybox:test")
+    return store
+
+
+def view(store: ImageStore, ref: str, path: str) -> Path | None:
+    host = lookup(store.get(ref).layer_dirs, path)
+    return Path(host) if host else None
+
+
+async def test_multi_stage_build_then_unchanged_rebuild_is_fully_cached(
+        built_base: ImageStore, context: Path) -> None:
+    store = built_base
+    events: list[ProgressEvent] = []
+    img = await store.build(context, tag="app:1", build_args={"GREETING": "hi"},
+                            progress=events.append)
+    assert img.references == ("docker.io/library/app:1",)
+    out = view(store, "app:1", "/srv/out.txt")
+    assert out is not None and out.read_text() == "hi from stackd\n"
+    assert view(store, "app:1", "/opt/gen/y") is not None
+    assert view(store, "app:1", "/bin/vi") is None  # deleted by RUN: a whiteout in the layer
+    assert view(store, "app:1", "/var/www/index.html") is None
+    name = view(store, "app:1", "/home/app/name.txt")
+    assert name is not None and (name.stat().st_uid, name.stat().st_gid) == (1000, 50)
+    readme = view(store, "app:1", "/opt/from-tar/readme")
+    assert readme is not None and readme.read_text() == "unpacked by ADD"
+    run_sh = view(store, "app:1", "/ctx/app/run.sh")
+    assert run_sh is not None and stat.S_IMODE(run_sh.stat().st_mode) == 0o755
+    assert view(store, "app:1", "/ctx/secret.key") is None  # .dockerignore
+    assert view(store, "app:1", "/src") is None  # only in the builder stage
+    cfg = img.config
+    assert cfg.env[-2:] == ("A=1", "B=two words")
+    assert cfg.labels == {"org.example": "yes"}
+    assert cfg.exposed_ports == ("53/udp", "8080/tcp")
+    assert (cfg.user, cfg.working_dir, cfg.stop_signal) == ("app", "/home/app", "SIGINT")
+    assert cfg.entrypoint == ("/bin/sh", "-c") and cfg.cmd == ("cat /srv/out.txt",)
+    assert cfg.healthcheck is not None
+    assert cfg.healthcheck.test == ("CMD-SHELL", "wget -q localhost || exit 1")
+    assert (cfg.healthcheck.interval, cfg.healthcheck.retries) == (5.0, 2)
+    # busybox, then RUN, COPY --from ×2, COPY --chown, ADD, COPY . (WORKDIR existed: no layer)
+    assert len(store.get("app:1").layer_dirs) == 7
+
+    again: list[ProgressEvent] = []
+    rebuilt = await store.build(context, tag="app:1", build_args={"GREETING": "hi"},
+                                progress=again.append)
+    assert (rebuilt.id, rebuilt.digest) == (img.id, img.digest)
+    assert not [e for e in again if e.action == "log"]  # no RUN executed
+    cached = [e for e in again if e.item.strip() == "cached"]
+    assert len(cached) == 3 + 6  # every layer-making step of both stages
+
+    changed: list[ProgressEvent] = []
+    (context / "app/name.txt").write_text("changed")
+    third = await store.build(context, tag="app:2", build_args={"GREETING": "hi"},
+                              progress=changed.append)
+    assert third.id != img.id
+    out2 = view(store, "app:2", "/srv/out.txt")
+    assert out2 is not None and out2.read_text() == "hi from changed\n"
+
+
+async def test_failing_run_names_the_line_and_exit_code(built_base: ImageStore,
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox:test\nRUN echo before\nRUN echo oops; exit 3\n")
+    with pytest.raises(BuildError) as err:
+        await built_base.build(tmp_path)
+    text = str(err.value)
+    assert f"{tmp_path / 'Dockerfile'}:3: RUN 'echo oops; exit 3' exited with 3" in text
+    assert "oops" in text
+
+
+async def test_scratch_copy_only_needs_no_runtime(roots: Roots, tmp_path: Path) -> None:
+    store = ImageStore(roots)
+    (tmp_path / "hello").write_text("hi")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY hello /\nCMD [\"/hello\"]\n")
+    img = await store.build(tmp_path, tag="tiny:1")
+    assert (Path(img.layer_dirs[0]) / "hello").read_text() == "hi"
+    assert img.config.cmd == ("/hello",)
