@@ -6,13 +6,14 @@ capabilities, seccomp filter and no_new_privs (`security.prepare` on the contain
 spec, `finalize_process` in the child), the container's user unless overridden, its
 environment plus overrides, and its working directory.
 
-Process tree, as runc's: the caller forks a helper that moves into the cgroups and
-namespaces; since joining a PID namespace only affects children, the helper forks the
-real process, which is PID n inside the container, and waits for it, exiting with its
-status. The process gets PR_SET_PDEATHSIG so killing the helper (a cancelled exec)
-kills it too. With a TTY, the process opens a pty from the container's own devpts
-(so `tty` inside names /dev/pts/N) and passes the master back over a socketpair, as
-runc's console socket does.
+Process tree: joining a PID namespace only affects children, so the caller forks a
+helper that joins the container's PID namespace and forks the real process (PID n
+inside), then waits for it and exits with its status. The process moves itself into
+the cgroups and the other namespaces; the helper stays out of the container's cgroups
+and so out of its pids limit. The process gets PR_SET_PDEATHSIG, so killing the
+helper (a cancelled exec) kills it too. With a TTY, the process opens a pty from the
+container's own devpts (so `tty` inside names /dev/pts/N) and passes the master back
+over a socketpair, as runc's console socket does.
 
 Everything the children run is os + ctypes calls on objects made before fork: no
 imports, no threads, no locks — it is safe to fork from the trio thread.
@@ -49,8 +50,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_SETUP_FAILED = 125
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
-# Joined in this order: mnt last, because after it /proc paths would name the
-# container's /proc — we hold fds opened beforehand anyway — and pid just before it.
+# Joined in this order (pid by the helper, the rest by the process): mnt last, since it
+# moves our root into the container; the fds were all opened beforehand.
 NAMESPACE_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_NEWNET),
                    ("cgroup", k.CLONE_NEWCGROUP), ("pid", k.CLONE_NEWPID),
                    ("mnt", k.CLONE_NEWNS))
@@ -158,7 +159,7 @@ def _spawn(req: _Request, stdin: int, stdout: int, stderr: int) -> _Spawned:
         raise ConflictError(f"the container's process {req.pid} is gone",
                             hint="the container has exited") from None
     ns_fds: list[tuple[int, int]] = []
-    procs: list[str] = []
+    procs: list[int] = []
     try:
         own = {kind: os.stat(f"/proc/self/ns/{kind}").st_ino for kind, _ in NAMESPACE_ORDER}
         for kind, flag in NAMESPACE_ORDER:
@@ -169,9 +170,13 @@ def _spawn(req: _Request, stdin: int, stdout: int, stderr: int) -> _Spawned:
                 continue
             ns_fds.append((fd, flag))
         with open(f"/proc/{req.pid}/cgroup") as f, open("/proc/self/mounts") as m:
-            procs = [os.path.join(d, "cgroup.procs") for d in cgroup_dirs(f.read(), m.read())]
+            dirs = cgroup_dirs(f.read(), m.read())
+        for d in dirs:
+            # Opened here, written by the process itself once forked: the helper that
+            # waits for it stays out of the container's cgroups (and its pids limit).
+            procs.append(os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
     except OSError as err:
-        for fd, _ in ns_fds:
+        for fd in [*(fd for fd, _ in ns_fds), *procs]:
             os.close(fd)
         os.close(pidfd)
         raise ConflictError(f"cannot enter the container's process {req.pid}: "
@@ -185,7 +190,7 @@ def _spawn(req: _Request, stdin: int, stdout: int, stderr: int) -> _Spawned:
     helper = os.fork()
     if helper == 0:  # pragma: no cover - runs in the child
         _helper(req, ns_fds, procs, (stdin, stdout, stderr), errors_w, console_child)
-    for fd, _ in ns_fds:
+    for fd in [*(fd for fd, _ in ns_fds), *procs]:
         os.close(fd)
     os.close(errors_w)
     if console_child is not None:
@@ -206,7 +211,7 @@ def _report(fd: int, error: BaseException, code: int) -> None:
         os.write(fd, json.dumps(data).encode())
 
 
-def _helper(req: _Request, ns_fds: list[tuple[int, int]], procs: list[str],
+def _helper(req: _Request, ns_fds: list[tuple[int, int]], procs: list[int],
             stdio: tuple[int, int, int], errors_w: int,
             console: socket.socket | None) -> NoReturn:  # pragma: no cover - child
     code = EXIT_SETUP_FAILED
@@ -216,21 +221,19 @@ def _helper(req: _Request, ns_fds: list[tuple[int, int]], procs: list[str],
             signal.signal(sig, signal.SIG_DFL)
         # fork copied every fd of the caller (CLOEXEC or not): the write end of the
         # process's stdin pipe among them, which would keep it from ever seeing EOF.
-        keep = {0, 1, 2, errors_w, *stdio, *(fd for fd, _ in ns_fds)}
+        keep = {0, 1, 2, errors_w, *stdio, *procs, *(fd for fd, _ in ns_fds)}
         if console is not None:
             keep.add(console.fileno())
         _close_all_but(keep)
-        me = str(os.getpid())
-        for path in procs:
-            # FileNotFoundError: a hierarchy it has no directory in.
-            with contextlib.suppress(FileNotFoundError), open(path, "w") as f:
-                f.write(me)
+        # Joining a PID namespace only places our children in it; the process joins
+        # everything else itself.
         for fd, flag in ns_fds:
-            k.setns(fd, flag)
-            os.close(fd)
+            if flag == k.CLONE_NEWPID:
+                k.setns(fd, flag)
         child = os.fork()
         if child == 0:
-            _process(req, stdio, errors_w, console)
+            _process(req, [ns for ns in ns_fds if ns[1] != k.CLONE_NEWPID], procs, stdio,
+                     errors_w, console)
         _close_all_but({0, 1, 2})
         # Pass on the signals a caller uses to stop the exec.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -265,11 +268,20 @@ def _open_console(console: socket.socket) -> int:  # pragma: no cover - child
     return slave
 
 
-def _process(req: _Request, stdio: tuple[int, int, int], errors_w: int,
+def _process(req: _Request, ns_fds: list[tuple[int, int]], procs: list[int],
+             stdio: tuple[int, int, int], errors_w: int,
              console: socket.socket | None) -> NoReturn:  # pragma: no cover - child
     code = EXIT_SETUP_FAILED
     try:
         k.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # Cgroups before the cgroup namespace: from inside it, cgroup2 would refuse a
+        # move from a cgroup outside its root.
+        for fd in procs:
+            os.write(fd, b"0")
+            os.close(fd)
+        for fd, flag in ns_fds:
+            k.setns(fd, flag)
+            os.close(fd)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -564,7 +576,13 @@ def _relay_terminal(spawned: _Spawned) -> int:
     sel.register(master, selectors.EVENT_READ)
     sel.register(spawned.pidfd, selectors.EVENT_READ)
     stdin_open = True
-    sel.register(0, selectors.EVENT_READ)
+    try:
+        sel.register(0, selectors.EVENT_READ)
+    except PermissionError:  # a regular file or /dev/null: cannot be polled, never blocks
+        while data := os.read(0, 65536):
+            os.write(master, data)
+        os.write(master, b"\x04")
+        stdin_open = False
     try:
         while True:
             ready = {key.fd for key, _ in sel.select()}
