@@ -1,0 +1,321 @@
+"""The embedded DNS server: service, container and alias names, per network.
+
+One `Resolver` serves every network of a state root. It listens on each bridge's
+gateway address, port 53, UDP and TCP, in the host's network namespace (containers'
+resolv.conf names their first network's gateway). A query's source address tells
+which container asks; it is answered only with names of containers that share a
+network with it, each with its address on that shared network. Every other name is
+forwarded to the host's upstream resolvers. Answers carry TTL 0 and list every
+replica, rotated per query, so a scale change is visible on the next query.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as pysocket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+
+from stackd.errors import HostError
+
+DNS_PORT = 53
+UPSTREAM_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    network_key: str
+    container_id: str
+    ip: str
+    names: tuple[str, ...]
+
+
+def normalise(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+def upstreams_from_resolv_conf(text: str, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
+    """Nameservers of a resolv.conf. Loopback ones stay: the resolver runs in the host's
+    namespace, where they answer; only containers must never be handed them."""
+    skip = set(exclude)
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver" and fields[1] not in skip \
+                and ":" not in fields[1]:
+            found.append((fields[1], DNS_PORT))
+    return found
+
+
+class Records:
+    """Who may see which name: pure bookkeeping, no sockets."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, dict[str, Endpoint]] = {}  # network → container → endpoint
+        self._static: dict[str, dict[str, list[str]]] = {}  # network → name → ips
+        self._by_ip: dict[str, str] = {}  # container address → container id
+        self._networks_of: dict[str, set[str]] = {}  # container id → networks
+        self._unready: set[str] = set()
+        self._index: dict[str, dict[str, list[str]]] = {}  # network → name → ips
+        self._turn: dict[str, int] = {}
+
+    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
+        ep = Endpoint(network_key, container_id, ip,
+                      tuple(dict.fromkeys(normalise(n) for n in names if n)))
+        self._endpoints.setdefault(network_key, {})[container_id] = ep
+        self._by_ip[ip] = container_id
+        self._networks_of.setdefault(container_id, set()).add(network_key)
+        self._reindex(network_key)
+
+    def remove(self, container_id: str) -> None:
+        for key in self._networks_of.pop(container_id, set()):
+            ep = self._endpoints.get(key, {}).pop(container_id, None)
+            if ep is not None and self._by_ip.get(ep.ip) == container_id:
+                del self._by_ip[ep.ip]
+            self._reindex(key)
+        self._unready.discard(container_id)
+
+    def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None:
+        """A name on a network answered with fixed addresses (empty removes it)."""
+        ips = list(ips)
+        if ips:
+            self._static.setdefault(network_key, {})[normalise(name)] = ips
+        else:
+            self._static.get(network_key, {}).pop(normalise(name), None)
+        self._reindex(network_key)
+
+    def set_ready(self, container_id: str, ready: bool) -> None:
+        """An unready container (failing health check) is left out of answers."""
+        (self._unready.discard if ready else self._unready.add)(container_id)
+        for key in self._networks_of.get(container_id, ()):
+            self._reindex(key)
+
+    def forget_network(self, network_key: str) -> None:
+        for cid in list(self._endpoints.get(network_key, {})):
+            ep = self._endpoints[network_key].pop(cid)
+            self._by_ip.pop(ep.ip, None)
+            self._networks_of.get(cid, set()).discard(network_key)
+        self._endpoints.pop(network_key, None)
+        self._static.pop(network_key, None)
+        self._index.pop(network_key, None)
+
+    def _reindex(self, network_key: str) -> None:
+        index: dict[str, list[str]] = {}
+        for cid in sorted(self._endpoints.get(network_key, {})):
+            if cid in self._unready:
+                continue
+            ep = self._endpoints[network_key][cid]
+            for name in ep.names:
+                index.setdefault(name, []).append(ep.ip)
+        for name, ips in self._static.get(network_key, {}).items():
+            index.setdefault(name, []).extend(ips)
+        self._index[network_key] = index
+
+    def lookup(self, source_ip: str, name: str) -> list[str] | None:
+        """Addresses of `name` as the container at source_ip sees them; None: not ours."""
+        cid = self._by_ip.get(source_ip)
+        if cid is None:
+            return None
+        name = normalise(name)
+        ips: list[str] = []
+        known = False
+        for key in sorted(self._networks_of.get(cid, ())):
+            found = self._index.get(key, {}).get(name)
+            if found is not None:
+                known = True
+                ips.extend(found)
+        if not known:
+            return None
+        if len(ips) > 1:
+            turn = self._turn.get(name, 0)
+            self._turn[name] = turn + 1
+            k = turn % len(ips)
+            ips = ips[k:] + ips[:k]
+        return ips
+
+
+class Resolver:
+    """The DNS service of one state root; run `serve` in a nursery (`nursery.start`)."""
+
+    def __init__(self, upstreams: list[tuple[str, int]] | None = None, *,
+                 port: int = DNS_PORT, resolv_conf: Path = Path("/etc/resolv.conf")) -> None:
+        self.records = Records()
+        self.port = port
+        self._upstreams = upstreams
+        self._resolv_conf = resolv_conf
+        self._nursery: trio.Nursery | None = None
+        self._listeners: dict[str, tuple[str, trio.CancelScope | None]] = {}
+
+    # records, for the reconciler
+    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
+        self.records.add(network_key, container_id, ip, names)
+
+    def remove(self, container_id: str) -> None:
+        self.records.remove(container_id)
+
+    def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None:
+        self.records.set_records(network_key, name, ips)
+
+    def set_ready(self, container_id: str, ready: bool) -> None:
+        self.records.set_ready(container_id, ready)
+
+    def upstreams(self) -> list[tuple[str, int]]:
+        if self._upstreams is not None:
+            return self._upstreams
+        try:
+            text = self._resolv_conf.read_text()
+        except OSError:
+            return []
+        return upstreams_from_resolv_conf(text, exclude=[g for g, _ in self._listeners.values()])
+
+    # listening
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                for key, (gateway, scope) in list(self._listeners.items()):
+                    if scope is None:
+                        await self._start_listener(key, gateway)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+                self._listeners = {k: (g, None) for k, (g, _) in self._listeners.items()}
+
+    async def listen(self, network_key: str, gateway: str) -> None:
+        """Serve on gateway:port from now on (once `serve` runs, if it does not yet)."""
+        current = self._listeners.get(network_key)
+        if current is not None and current[0] == gateway and current[1] is not None:
+            return
+        await self.unlisten(network_key)
+        self._listeners[network_key] = (gateway, None)
+        if self._nursery is not None:
+            await self._start_listener(network_key, gateway)
+
+    async def unlisten(self, network_key: str) -> None:
+        entry = self._listeners.pop(network_key, None)
+        if entry is not None and entry[1] is not None:
+            entry[1].cancel()
+        self.records.forget_network(network_key)
+
+    async def _start_listener(self, key: str, gateway: str) -> None:
+        assert self._nursery is not None
+        scope: trio.CancelScope = await self._nursery.start(self._listener, gateway)
+        self._listeners[key] = (gateway, scope)
+
+    async def _listener(self, gateway: str, *,
+                        task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            udp = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM)
+            tcp = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+            with udp, tcp:
+                tcp.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+                try:
+                    await udp.bind((gateway, self.port))
+                    await tcp.bind((gateway, self.port))
+                except OSError as exc:
+                    hint = ("another DNS server holds the port" if exc.errno == errno.EADDRINUSE
+                            else None)
+                    raise HostError(f"DNS cannot listen on {gateway}:{self.port}: "
+                                    f"{exc.strerror}", hint=hint) from None
+                tcp.listen(64)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._serve_udp, udp, nursery)
+                    nursery.start_soon(self._serve_tcp, tcp, nursery)
+                    task_status.started(scope)
+
+    # answering
+    def answer(self, data: bytes, source_ip: str) -> bytes | None:
+        """The reply to one query, or None when it is not ours to answer (forward it)."""
+        try:
+            query = DNSRecord.parse(data)
+        except Exception:  # dnslib raises several kinds on garbage; garbage gets no answer
+            return b""
+        if not query.questions:
+            return b""
+        q = query.q
+        ips = self.records.lookup(source_ip, str(q.qname))
+        if ips is None:
+            return None
+        reply = query.reply()  # aa=1, ra=1
+        if q.qtype in (QTYPE.A, QTYPE.ANY):
+            for ip in ips:
+                reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=0))
+        return reply.pack()
+
+    async def forward(self, data: bytes) -> bytes:
+        for host, port in self.upstreams():
+            with trio.move_on_after(UPSTREAM_TIMEOUT):
+                sock = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM)
+                with sock:
+                    try:
+                        await sock.connect((host, port))
+                        await sock.send(data)
+                        while True:
+                            reply = await sock.recv(65535)
+                            if reply[:2] == data[:2]:
+                                return reply
+                    except OSError:
+                        continue
+        try:
+            fail = DNSRecord.parse(data).reply()
+        except Exception:
+            return b""
+        fail.header.rcode = RCODE.SERVFAIL
+        return fail.pack()
+
+    async def _serve_udp(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                data, addr = await sock.recvfrom(4096)
+            except OSError:
+                continue
+            reply = self.answer(data, addr[0])
+            if reply is None:
+                nursery.start_soon(self._forward_udp, sock, data, addr)
+            elif reply:
+                try:
+                    await sock.sendto(reply, addr)
+                except OSError:
+                    pass
+
+    async def _forward_udp(self, sock: trio.socket.SocketType, data: bytes,
+                           addr: tuple[str, int]) -> None:
+        reply = await self.forward(data)
+        if reply:
+            try:
+                await sock.sendto(reply, addr)
+            except OSError:
+                pass
+
+    async def _serve_tcp(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
+        while True:
+            conn, addr = await sock.accept()
+            nursery.start_soon(self._tcp_conn, trio.SocketStream(conn), addr[0])
+
+    async def _tcp_conn(self, stream: trio.SocketStream, source_ip: str) -> None:
+        buf = b""
+        async with stream:
+            with trio.move_on_after(30):
+                try:
+                    while True:
+                        while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+                            chunk = await stream.receive_some(65536)
+                            if not chunk:
+                                return
+                            buf += chunk
+                        size = int.from_bytes(buf[:2], "big")
+                        data, buf = buf[2:2 + size], buf[2 + size:]
+                        reply = self.answer(data, source_ip)
+                        if reply is None:
+                            reply = await self.forward(data)
+                        if not reply:
+                            return
+                        await stream.send_all(len(reply).to_bytes(2, "big") + reply)
+                except trio.BrokenResourceError:
+                    return

@@ -1,0 +1,162 @@
+"""Bridges, veth pairs, addresses and routes through netlink (pyroute2).
+
+Every function here blocks: pyroute2's synchronous API runs an asyncio loop of its own,
+so callers run these in `trio.to_thread.run_sync`, and each call opens (and closes) its
+own IPRoute handle, never shared between threads. NetlinkError and OSError are
+translated into `HostError` here, once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from ipaddress import IPv4Network, ip_network
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from stackd.errors import HostError
+
+
+@contextmanager
+def _netlink(what: str, netns: str | None = None) -> Iterator[IPRoute]:
+    try:
+        ipr = IPRoute(netns=netns, flags=0) if netns else IPRoute()
+    except (OSError, NetlinkError) as exc:
+        raise HostError(f"{what}: cannot open netlink"
+                        + (f" in {netns}" if netns else "") + f": {exc}") from None
+    try:
+        yield ipr
+    except NetlinkError as exc:
+        raise HostError(f"{what}: the kernel refused: {os.strerror(exc.code)}") from None
+    finally:
+        ipr.close()
+
+
+def _index(ipr: IPRoute, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def routed_subnets() -> list[IPv4Network]:
+    """IPv4 destinations the host routes anywhere (any table), the default route aside."""
+    with _netlink("reading routes") as ipr:
+        found = set()
+        for r in ipr.get_routes(family=2, table=0):
+            dst, plen = r.get("RTA_DST"), r["dst_len"]
+            if dst is None or plen == 0 or r.get("RTA_TABLE") == 255:  # 255: local table
+                continue
+            found.add(ip_network(f"{dst}/{plen}", strict=False))
+        return sorted(found)
+
+
+def link_names(prefix: str) -> list[str]:
+    with _netlink("listing links") as ipr:
+        return sorted(n for link in ipr.get_links()
+                      if (n := link.get("IFLA_IFNAME", "")).startswith(prefix))
+
+
+def write_sysctl(name: str, value: str) -> None:
+    path = "/proc/sys/" + name.replace(".", "/")
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise HostError(f"setting {name}={value} failed: {exc.strerror}") from None
+
+
+def read_sysctl(name: str) -> str:
+    with open("/proc/sys/" + name.replace(".", "/")) as f:
+        return f.read().strip()
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
+    """The bridge, up, holding the gateway address; per-bridge sysctls only.
+
+    forwarding=1 lets packets that arrive from the bridge be routed (IPv4 checks only
+    the input device), route_localnet=1 lets 127.0.0.1 connections DNAT'ed to a
+    container leave through it; neither touches the host's global settings.
+    """
+    with _netlink(f"creating bridge {name}") as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            ipr.link("add", ifname=name, kind="bridge")
+            idx = _index(ipr, name)
+            assert idx is not None
+        ipr.link("set", index=idx, mtu=mtu)
+        have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=2)}
+        if (gateway, prefixlen) not in have:
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+        ipr.link("set", index=idx, state="up")
+    write_sysctl(f"net.ipv4.conf.{name}.forwarding", "1")
+    write_sysctl(f"net.ipv4.conf.{name}.route_localnet", "1")
+    try:  # IPv4 only: keep the kernel from giving the bridge a link-local v6 address
+        write_sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "1")
+    except HostError:
+        pass
+
+
+def delete_link(name: str) -> None:
+    """Delete a device if it exists (deleting a veth end deletes its peer too)."""
+    with _netlink(f"deleting {name}") as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+
+
+def lo_up(netns: str) -> None:
+    with _netlink("bringing lo up", netns) as ipr:
+        idx = _index(ipr, "lo")
+        if idx is not None:
+            ipr.link("set", index=idx, state="up")
+
+
+def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns: str,
+             ifname: str, ip: str, prefixlen: int, mac: str, gateway: str | None) -> None:
+    """A veth pair: the host end on the bridge, the other end as `ifname` in `netns`.
+
+    gateway: when given, the namespace's default route goes through it.
+    """
+    with _netlink(f"attaching {ifname} to {bridge}") as ipr:
+        if _index(ipr, host_ifname) is not None:  # left over from an interrupted attach
+            ipr.link("del", index=_index(ipr, host_ifname))
+        br = _index(ipr, bridge)
+        if br is None:
+            raise HostError(f"bridge {bridge} is missing",
+                            hint="the network was removed behind stackd's back; re-apply the stack")
+        ipr.link("add", ifname=host_ifname, kind="veth", peer=peer_ifname)
+        host_idx, peer_idx = _index(ipr, host_ifname), _index(ipr, peer_ifname)
+        ipr.link("set", index=host_idx, mtu=mtu, master=br)
+        ipr.link("set", index=peer_idx, mtu=mtu)
+        fd = os.open(netns, os.O_RDONLY)
+        try:
+            ipr.link("set", index=peer_idx, net_ns_fd=fd)
+        finally:
+            os.close(fd)
+        ipr.link("set", index=host_idx, state="up")
+    # With br_netfilter loaded, a container reaching its own published port through a
+    # host address is DNAT'ed inside the bridge and must leave by the port it came in.
+    try:
+        with open(f"/sys/class/net/{host_ifname}/brport/hairpin_mode", "w") as f:
+            f.write("1")
+    except OSError as exc:
+        raise HostError(f"enabling hairpin mode on {host_ifname} failed: {exc.strerror}") \
+            from None
+    with _netlink(f"configuring {ifname}", netns) as ns:
+        idx = _index(ns, peer_ifname)
+        assert idx is not None
+        ns.link("set", index=idx, ifname=ifname, address=mac)
+        ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
+        ns.link("set", index=idx, state="up")
+        lo = _index(ns, "lo")
+        if lo is not None:
+            ns.link("set", index=lo, state="up")
+        if gateway is not None:
+            ns.route("replace", dst="0.0.0.0/0", gateway=gateway)

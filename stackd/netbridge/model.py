@@ -1,0 +1,123 @@
+"""The values that cross netbridge's boundary: what the reconciler asks for, what it gets back.
+
+Plain frozen dataclasses: the reconciler builds them from a `Stack`, netbridge never
+sees a `Stack`. Addresses are strings in dotted-quad form so they print and persist
+as users write them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stackd.errors import SpecError
+
+SUPPORTED_DRIVERS = ("bridge",)
+MTU_OPTION = "com.docker.network.driver.mtu"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """One stack network. `key` is its host-wide name (`<project>_<name>` as Compose names it)."""
+
+    key: str
+    project: str
+    name: str
+    subnet: str | None = None
+    gateway: str | None = None
+    internal: bool = False
+    # An external network must exist already (made by another stack); it is never
+    # created nor removed on this spec's behalf.
+    external: bool = False
+    driver: str = "bridge"
+    labels: dict[str, str] = field(default_factory=dict)
+    driver_opts: dict[str, str] = field(default_factory=dict)
+
+    def mtu(self, default: int) -> int:
+        raw = self.driver_opts.get(MTU_OPTION)
+        if raw is None:
+            return default
+        try:
+            mtu = int(raw)
+        except ValueError:
+            raise SpecError(f"network {self.name!r}: {MTU_OPTION} must be a number, got {raw!r}",
+                            hint="write e.g. 1450") from None
+        if not 576 <= mtu <= 65535:
+            raise SpecError(f"network {self.name!r}: MTU {mtu} is out of range 576-65535")
+        return mtu
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkState:
+    """A network as it exists on the host."""
+
+    key: str
+    project: str
+    name: str
+    bridge: str
+    subnet: str
+    gateway: str
+    internal: bool
+    external: bool
+    mtu: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One network a container joins; the first one given carries the default route."""
+
+    network_key: str
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    mac_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """What a container got on one network."""
+
+    network_key: str
+    ifname: str  # inside the container: eth0, eth1, …
+    host_ifname: str  # the veth end on the host, on the bridge
+    ip: str
+    prefixlen: int
+    gateway: str
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    """host_ip:host_port → container_port/protocol. Ranges are expanded by `expand_ports`."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""  # "" or 0.0.0.0: every host address
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("tcp", "udp"):
+            raise SpecError(f"port {self.host_port}: protocol {self.protocol!r} is not supported",
+                            hint="use tcp or udp")
+        for port in (self.host_port, self.container_port):
+            if not 1 <= port <= 65535:
+                raise SpecError(f"port {port} is out of range 1-65535")
+
+    @property
+    def any_address(self) -> bool:
+        return self.host_ip in ("", "0.0.0.0")
+
+    def __str__(self) -> str:
+        host = f"{self.host_ip}:" if not self.any_address else ""
+        return f"{host}{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+def expand_ports(host: tuple[int, int], container: tuple[int, int], protocol: str = "tcp",
+                 host_ip: str = "") -> list[PortBinding]:
+    """Compose's `8000-8002:80-82` as one binding per port; both ranges must be as long."""
+    h0, h1 = host
+    c0, c1 = container
+    if h1 < h0 or c1 < c0 or h1 - h0 != c1 - c0:
+        raise SpecError(f"ports {h0}-{h1}:{c0}-{c1}: the host and container ranges differ "
+                        "in length", hint=f"write {h0}-{h1}:{c0}-{c0 + max(h1 - h0, 0)}")
+    return [PortBinding(host_port=h0 + i, container_port=c0 + i, protocol=protocol,
+                        host_ip=host_ip) for i in range(h1 - h0 + 1)]

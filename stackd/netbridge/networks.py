@@ -1,0 +1,343 @@
+"""`Networks`: the one object the reconciler drives to create networks and wire containers.
+
+Every method is a trio coroutine; netlink, nft and /proc work runs in worker threads.
+The state store is the record of what exists: each host change is recorded in the same
+method that makes it, and `restore` rebuilds firewall rules and DNS records from the
+store after a daemon restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from ipaddress import IPv4Address, IPv4Network, ip_network
+from pathlib import Path
+
+import trio
+
+from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, SpecError
+from stackd.hostnames import device_name
+from stackd.netbridge import firewall, hostports, ipam, links, netns
+from stackd.netbridge.dns import Resolver
+from stackd.netbridge.model import (
+    SUPPORTED_DRIVERS,
+    Address,
+    Attachment,
+    NetworkSpec,
+    NetworkState,
+    PortBinding,
+)
+from stackd.roots import Roots
+from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRow
+from stackd.state.db import StateDB
+
+DEFAULT_MTU = 1500
+
+
+def _state(row: NetworkRow, *, external: bool = False) -> NetworkState:
+    return NetworkState(key=row.key, project=row.project, name=row.name, bridge=row.bridge,
+                        subnet=row.subnet, gateway=row.gateway, internal=row.internal,
+                        external=external, mtu=row.mtu, labels=row.labels)
+
+
+class Networks:
+    def __init__(self, roots: Roots, db: StateDB, *, resolver: Resolver | None = None,
+                 pool: str = ipam.DEFAULT_POOL, prefixlen: int = ipam.DEFAULT_PREFIXLEN,
+                 mtu: int = DEFAULT_MTU) -> None:
+        self.roots = roots
+        self.alloc = Allocations(db)
+        self.resolver = resolver
+        self.pool = ipam.parse_subnet(pool, what="address pool")
+        self.prefixlen = prefixlen
+        self.mtu = mtu
+        # One change at a time per root: IPAM decisions read then write the store.
+        self._lock = trio.Lock()
+
+    # networks
+    def list(self) -> list[NetworkState]:
+        return [_state(r) for r in self.alloc.networks()]
+
+    def inspect(self, key: str) -> NetworkState:
+        row = self.alloc.network(key)
+        if row is None:
+            raise NotFoundError(f"network {key} does not exist",
+                                hint="see `stackd network ls` for the networks there are")
+        return _state(row)
+
+    async def ensure_network(self, spec: NetworkSpec) -> NetworkState:
+        if spec.driver not in SUPPORTED_DRIVERS:
+            raise SpecError(f"network {spec.name}: driver {spec.driver!r} is not supported",
+                            hint="stackd networks use the bridge driver; remove `driver:`")
+        async with self._lock:
+            row = self.alloc.network(spec.key)
+            if spec.external:
+                if row is None:
+                    raise NotFoundError(f"external network {spec.key} does not exist",
+                                        hint="create it first (with the stack that owns it), "
+                                             "or drop `external: true`")
+                return _state(row, external=True)
+            if row is not None:
+                if spec.subnet and ip_network(spec.subnet) != ip_network(row.subnet):
+                    raise ConflictError(f"network {spec.key} exists with subnet {row.subnet}, "
+                                        f"not {spec.subnet}",
+                                        hint="remove the network (stackd down) to change it")
+                await trio.to_thread.run_sync(partial(
+                    links.ensure_bridge, row.bridge, row.gateway,
+                    ip_network(row.subnet).prefixlen, row.mtu))
+            else:
+                mtu = spec.mtu(self.mtu)
+                row = await trio.to_thread.run_sync(partial(self._create_bridge, spec, mtu))
+            await self._apply_firewall()
+            if self.resolver is not None:
+                await self.resolver.listen(row.key, row.gateway)
+            return _state(row)
+
+    def _create_bridge(self, spec: NetworkSpec, mtu: int) -> NetworkRow:
+        """Choose the subnet and make the bridge under the host lock (roots share a pool)."""
+        with firewall.host_lock():
+            routed = links.routed_subnets()
+            mine = [(r.key, ip_network(r.subnet)) for r in self.alloc.networks()]
+            if spec.subnet:
+                subnet = ipam.parse_subnet(spec.subnet, what=f"network {spec.name} subnet")
+                ipam.check_subnet_free(subnet, routed, mine, network=spec.name)
+            else:
+                subnet = ipam.choose_subnet(self.pool, self.prefixlen, routed,
+                                            [n for _, n in mine])
+            gateway = (ipam.check_gateway(subnet, spec.gateway, network=spec.name)
+                       if spec.gateway else ipam.default_gateway(subnet))
+            row = NetworkRow(key=spec.key, project=spec.project, name=spec.name,
+                             bridge=device_name(self.roots.id, "b", spec.key),
+                             subnet=str(subnet), gateway=str(gateway), internal=spec.internal,
+                             mtu=mtu, labels=dict(spec.labels))
+            self.alloc.add_network(row)
+            try:
+                links.ensure_bridge(row.bridge, row.gateway, subnet.prefixlen, mtu)
+            except BaseException:
+                links.delete_link(row.bridge)
+                self.alloc.remove_network(row.key)
+                raise
+            return row
+
+    async def remove_network(self, key: str) -> None:
+        """Remove a network nobody is attached to; no error if it is already gone."""
+        async with self._lock:
+            row = self.alloc.network(key)
+            if row is None:
+                return
+            users = sorted({a.container_id for a in self.alloc.addresses(network_key=key)})
+            if users:
+                raise ConflictError(f"network {key} is in use by {', '.join(users)}",
+                                    hint="remove those containers first")
+            if self.resolver is not None:
+                await self.resolver.unlisten(key)
+            await trio.to_thread.run_sync(links.delete_link, row.bridge)
+            self.alloc.remove_network(key)
+            await self._apply_firewall()
+
+    # namespaces
+    def netns_path(self, container_id: str) -> Path:
+        return netns.netns_path(self.roots.run, container_id)
+
+    async def create_netns(self, container_id: str) -> str:
+        """A namespace with only lo (up), kept alive by a bind mount; its path."""
+        path = self.netns_path(container_id)
+        await trio.to_thread.run_sync(netns.create, path)
+        await trio.to_thread.run_sync(links.lo_up, str(path))
+        return str(path)
+
+    async def remove_netns(self, container_id: str) -> None:
+        await trio.to_thread.run_sync(netns.remove, self.netns_path(container_id))
+
+    # attaching
+    async def attach(self, container_id: str, netns_path: str,
+                     attachments: Sequence[Attachment], *,
+                     names: Sequence[str] = ()) -> list[Address]:
+        """eth0, eth1… on the given networks, in order; the first carries the default route.
+
+        names: what DNS answers with this container's address on every network it joins
+        (container name, service name, hostname); each attachment adds its aliases.
+        """
+        async with self._lock:
+            if self.alloc.addresses(container_id=container_id):
+                raise AlreadyExistsError(f"container {container_id} is already attached",
+                                         hint="detach it first")
+            done: list[Address] = []
+            try:
+                for i, att in enumerate(attachments):
+                    done.append(await self._attach_one(container_id, netns_path, att, i,
+                                                       default_route=(i == 0)))
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self._detach_locked(container_id)
+                raise
+        if self.resolver is not None:
+            for addr, att in zip(done, attachments, strict=True):
+                self.resolver.add(addr.network_key, container_id, addr.ip,
+                                  [*names, *att.aliases])
+        return done
+
+    async def _attach_one(self, container_id: str, netns_path: str, att: Attachment,
+                          index: int, *, default_route: bool) -> Address:
+        row = self.alloc.network(att.network_key)
+        if row is None:
+            raise NotFoundError(f"network {att.network_key} does not exist",
+                                hint="create the network before attaching containers to it")
+        subnet = IPv4Network(row.subnet)
+        gateway = IPv4Address(row.gateway)
+        taken = {a.ip: a.container_id for a in self.alloc.addresses(network_key=row.key)}
+        if att.ipv4_address:
+            ip = ipam.check_static_address(subnet, gateway, att.ipv4_address, taken,
+                                           network=row.key)
+        else:
+            ip = ipam.pick_address(subnet, gateway, taken, network=row.key)
+        mac = att.mac_address or ipam.mac_for(ip)
+        key = f"{container_id}/{row.key}"
+        addr = Address(network_key=row.key, ifname=f"eth{index}",
+                       host_ifname=device_name(self.roots.id, "v", key), ip=str(ip),
+                       prefixlen=subnet.prefixlen, gateway=row.gateway, mac=mac)
+        # Recorded before the veth exists, so an interrupted attach is found and undone.
+        self.alloc.add_address(AddressRow(row.key, addr.ip, container_id, addr.ifname,
+                                          addr.host_ifname, mac, tuple(att.aliases)))
+        await trio.to_thread.run_sync(partial(
+            links.add_veth, host_ifname=addr.host_ifname,
+            peer_ifname=device_name(self.roots.id, "p", key), bridge=row.bridge,
+            mtu=row.mtu, netns=netns_path, ifname=addr.ifname, ip=addr.ip,
+            prefixlen=addr.prefixlen, mac=mac, gateway=row.gateway if default_route else None))
+        return addr
+
+    async def detach(self, container_id: str) -> None:
+        """Remove the container's veths and release its addresses; no error if none."""
+        if self.resolver is not None:
+            self.resolver.remove(container_id)
+        async with self._lock:
+            await self._detach_locked(container_id)
+
+    async def _detach_locked(self, container_id: str) -> None:
+        for a in self.alloc.addresses(container_id=container_id):
+            await trio.to_thread.run_sync(links.delete_link, a.host_ifname)
+            await trio.to_thread.run_sync(
+                links.delete_link, device_name(self.roots.id, "p",
+                                               f"{container_id}/{a.network_key}"))
+        self.alloc.release_addresses(container_id)
+
+    def addresses(self, container_id: str) -> list[Address]:
+        out = []
+        for a in self.alloc.addresses(container_id=container_id):
+            row = self.alloc.network(a.network_key)
+            assert row is not None
+            out.append(Address(a.network_key, a.ifname, a.host_ifname, a.ip,
+                               IPv4Network(row.subnet).prefixlen, row.gateway, a.mac))
+        return sorted(out, key=lambda a: int(a.ifname[3:]))
+
+    # published ports
+    def check_ports_free(self, bindings: Sequence[PortBinding], *,
+                         container_id: str | None = None) -> None:
+        """ConflictError naming the first taken port and its holder; blocks briefly on /proc."""
+        seen: dict[tuple[int, str], PortBinding] = {}
+        for b in bindings:
+            for (port, proto), other in seen.items():
+                if port == b.host_port and proto == b.protocol and \
+                        hostports.conflicts(b.host_ip or "0.0.0.0", other.host_ip or "0.0.0.0"):
+                    raise ConflictError(f"port {b} is published twice", hint="publish it once")
+            seen[(b.host_port, b.protocol)] = b
+        ours = self.alloc.ports()
+        foreign = firewall.foreign_dnats(self.roots.id) if bindings else []
+        cache: dict[str, list[hostports.Listener]] = {}
+        for b in bindings:
+            want = b.host_ip or "0.0.0.0"
+            for p in ours:
+                if p.host_port == b.host_port and p.protocol == b.protocol and \
+                        p.container_id != container_id and \
+                        hostports.conflicts(want, p.host_ip or "0.0.0.0"):
+                    raise ConflictError(f"host port {b.host_port}/{b.protocol} is already "
+                                        f"published by container {p.container_id}",
+                                        hint="choose another host port or stop that container")
+            for host_ip, port, proto, who in foreign:
+                if port == b.host_port and proto == b.protocol and \
+                        hostports.conflicts(want, host_ip or "0.0.0.0"):
+                    raise ConflictError(f"host port {b.host_port}/{b.protocol} is already "
+                                        f"published by another stackd instance ({who})",
+                                        hint="choose another host port")
+            if b.protocol not in cache:
+                cache[b.protocol] = hostports.listeners(b.protocol)
+            for lis in cache[b.protocol]:
+                if lis.port == b.host_port and hostports.conflicts(want, lis.ip):
+                    raise ConflictError(f"host port {b.host_port}/{b.protocol} is in use by "
+                                        f"{hostports.holder(lis.inode)} on {lis.ip}",
+                                        hint="stop that process or choose another host port")
+
+    async def publish(self, container_id: str, bindings: Sequence[PortBinding],
+                      container_ip: str) -> None:
+        if not bindings:
+            return
+        async with self._lock:
+            await trio.to_thread.run_sync(partial(self._publish_locked, container_id,
+                                                  bindings, container_ip))
+
+    def _publish_locked(self, container_id: str, bindings: Sequence[PortBinding],
+                        container_ip: str) -> None:
+        with firewall.host_lock():  # two roots must not both claim a port
+            self.check_ports_free(bindings, container_id=container_id)
+            self.alloc.add_ports([PortRow(container_id, "" if b.any_address else b.host_ip,
+                                          b.host_port, b.protocol, container_ip,
+                                          b.container_port) for b in bindings])
+            try:
+                self._firewall_rules_locked()
+            except BaseException:
+                self.alloc.remove_ports(container_id)
+                raise
+
+    async def unpublish(self, container_id: str) -> None:
+        async with self._lock:
+            if self.alloc.ports(container_id=container_id):
+                self.alloc.remove_ports(container_id)
+                await self._apply_firewall()
+
+    # firewall
+    def _firewall_rules_locked(self) -> None:
+        bridges = [firewall.BridgeRules(n.bridge, n.subnet, n.internal)
+                   for n in self.alloc.networks()]
+        dnats = [firewall.DnatRule(p.host_ip, p.host_port, p.protocol, p.container_ip,
+                                   p.container_port, p.container_id) for p in self.alloc.ports()]
+        firewall.apply(self.roots.id, bridges, dnats)
+
+    async def _apply_firewall(self) -> None:
+        def run() -> None:
+            with firewall.host_lock():
+                self._firewall_rules_locked()
+        await trio.to_thread.run_sync(run)
+
+    # lifecycle
+    async def restore(self) -> None:
+        """After a daemon restart: bridges, rules, DNS listeners and records from the store."""
+        async with self._lock:
+            for row in self.alloc.networks():
+                await trio.to_thread.run_sync(partial(
+                    links.ensure_bridge, row.bridge, row.gateway,
+                    ip_network(row.subnet).prefixlen, row.mtu))
+                if self.resolver is not None:
+                    await self.resolver.listen(row.key, row.gateway)
+            await self._apply_firewall()
+
+    def restore_records(self, names_of: dict[str, Sequence[str]]) -> None:
+        """Re-register DNS names (container id → names) for every recorded address."""
+        if self.resolver is None:
+            return
+        for a in self.alloc.addresses():
+            if a.container_id in names_of:
+                self.resolver.add(a.network_key, a.container_id, a.ip,
+                                  [*names_of[a.container_id], *a.aliases])
+
+    async def teardown(self) -> None:
+        """Remove everything of this root: ports, veths, namespaces, bridges, rules."""
+        for cid in sorted({a.container_id for a in self.alloc.addresses()} |
+                          {p.container_id for p in self.alloc.ports()}):
+            await self.unpublish(cid)
+            await self.detach(cid)
+        for row in self.alloc.networks():
+            await self.remove_network(row.key)
+        ns_dir = netns.netns_dir(self.roots.run)
+        if ns_dir.exists():
+            for path in sorted(ns_dir.iterdir()):
+                await trio.to_thread.run_sync(netns.remove, path)
+        await self._apply_firewall()

@@ -1,0 +1,165 @@
+"""netbridge's durable tables: networks, address allocations and published ports.
+
+Everything netbridge made on the host can be rebuilt or removed from these rows alone,
+which is what lets a restarted daemon adopt its networks and a teardown leave nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from stackd.state.db import StateDB, register_schema
+
+register_schema("netbridge", """
+CREATE TABLE IF NOT EXISTS net_networks (
+    key TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    bridge TEXT NOT NULL UNIQUE,
+    subnet TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    internal INTEGER NOT NULL,
+    mtu INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS net_addresses (
+    network_key TEXT NOT NULL REFERENCES net_networks(key),
+    ip TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    ifname TEXT NOT NULL,
+    host_ifname TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (network_key, ip),
+    UNIQUE (network_key, container_id)
+);
+CREATE TABLE IF NOT EXISTS net_ports (
+    container_id TEXT NOT NULL,
+    host_ip TEXT NOT NULL,
+    host_port INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    container_ip TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    PRIMARY KEY (host_ip, host_port, protocol)
+)
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRow:
+    key: str
+    project: str
+    name: str
+    bridge: str
+    subnet: str
+    gateway: str
+    internal: bool
+    mtu: int
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRow:
+    network_key: str
+    ip: str
+    container_id: str
+    ifname: str
+    host_ifname: str
+    mac: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PortRow:
+    container_id: str
+    host_ip: str
+    host_port: int
+    protocol: str
+    container_ip: str
+    container_port: int
+
+
+def _network(r: sqlite3.Row) -> NetworkRow:
+    return NetworkRow(r["key"], r["project"], r["name"], r["bridge"], r["subnet"], r["gateway"],
+                      bool(r["internal"]), r["mtu"], json.loads(r["labels"]))
+
+
+def _address(r: sqlite3.Row) -> AddressRow:
+    return AddressRow(r["network_key"], r["ip"], r["container_id"], r["ifname"],
+                      r["host_ifname"], r["mac"], tuple(json.loads(r["aliases"])))
+
+
+def _port(r: sqlite3.Row) -> PortRow:
+    return PortRow(r["container_id"], r["host_ip"], r["host_port"], r["protocol"],
+                   r["container_ip"], r["container_port"])
+
+
+class Allocations:
+    """Queries over netbridge's tables; each write is one transaction."""
+
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+
+    # networks
+    def networks(self) -> list[NetworkRow]:
+        rows = self.db.conn.execute("SELECT * FROM net_networks ORDER BY key")
+        return [_network(r) for r in rows]
+
+    def network(self, key: str) -> NetworkRow | None:
+        r = self.db.conn.execute("SELECT * FROM net_networks WHERE key = ?", (key,)).fetchone()
+        return _network(r) if r else None
+
+    def add_network(self, n: NetworkRow) -> None:
+        with self.db.transaction() as c:
+            c.execute("INSERT INTO net_networks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (n.key, n.project, n.name, n.bridge, n.subnet, n.gateway, int(n.internal),
+                       n.mtu, json.dumps(n.labels, sort_keys=True)))
+
+    def remove_network(self, key: str) -> None:
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM net_networks WHERE key = ?", (key,))
+
+    # addresses
+    def addresses(self, *, network_key: str | None = None,
+                  container_id: str | None = None) -> list[AddressRow]:
+        sql, args = "SELECT * FROM net_addresses WHERE 1=1", []
+        if network_key is not None:
+            sql += " AND network_key = ?"
+            args.append(network_key)
+        if container_id is not None:
+            sql += " AND container_id = ?"
+            args.append(container_id)
+        return [_address(r) for r in self.db.conn.execute(sql + " ORDER BY network_key, ifname",
+                                                          args)]
+
+    def add_address(self, a: AddressRow) -> None:
+        with self.db.transaction() as c:
+            c.execute("INSERT INTO net_addresses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (a.network_key, a.ip, a.container_id, a.ifname, a.host_ifname, a.mac,
+                       json.dumps(list(a.aliases))))
+
+    def release_addresses(self, container_id: str) -> None:
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM net_addresses WHERE container_id = ?", (container_id,))
+
+    # published ports
+    def ports(self, *, container_id: str | None = None) -> list[PortRow]:
+        if container_id is None:
+            rows = self.db.conn.execute("SELECT * FROM net_ports ORDER BY host_port, protocol")
+        else:
+            rows = self.db.conn.execute(
+                "SELECT * FROM net_ports WHERE container_id = ? ORDER BY host_port, protocol",
+                (container_id,))
+        return [_port(r) for r in rows]
+
+    def add_ports(self, rows: list[PortRow]) -> None:
+        with self.db.transaction() as c:
+            c.executemany("INSERT INTO net_ports VALUES (?, ?, ?, ?, ?, ?)",
+                          [(p.container_id, p.host_ip, p.host_port, p.protocol, p.container_ip,
+                            p.container_port) for p in rows])
+
+    def remove_ports(self, container_id: str) -> None:
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM net_ports WHERE container_id = ?", (container_id,))
