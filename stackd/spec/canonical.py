@@ -15,6 +15,8 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from stackd.errors import Location, SpecError
 from stackd.spec.yaml_positions import Override, PlacedDict, PlacedList, Reset, copy_placed
 
@@ -36,7 +38,7 @@ def describe(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "a list"
     if isinstance(value, Mapping):
         return "a mapping"
@@ -70,7 +72,7 @@ def string_list(what: str) -> Callable[[Any, Where], Any]:
             out = PlacedList(loc=loc)
             out.put(str(value), loc)
             return out
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise SpecError(f"{what} must be a string or a list, not {describe(value)}",
                             location=loc)
         out = PlacedList(loc=loc)
@@ -90,7 +92,7 @@ def key_value_map(what: str, sep: str = "=", allow_unset: bool = True
         out = PlacedDict(loc=loc)
         if value is None:
             return out
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             for i, item in enumerate(value):
                 iloc = where(value, i) or loc
                 text = _scalar_text(item, f"each entry of {what}", iloc)
@@ -149,7 +151,7 @@ def mapping(what: str, value: Any, loc: Where) -> PlacedDict:
 
 def _convert_keys(value: Any, loc: Where, what: str,
                   converters: Mapping[str, Callable[[Any, Where], Any]]) -> Any:
-    if isinstance(value, Reset):
+    if isinstance(value, Reset | BaseModel):
         return value
     if isinstance(value, Override):
         return Override(_convert_keys(value.value, loc, what, converters), value.loc)
@@ -230,14 +232,16 @@ def parse_port(spec: str, loc: Where) -> list[dict[str, Any]]:
 
 
 def _ports(value: Any, loc: Where) -> Any:
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         raise SpecError(f"ports must be a list, not {describe(value)}", location=loc)
     out = PlacedList(loc=loc)
     for i, item in enumerate(value):
         iloc = where(value, i) or loc
         if isinstance(item, int) and not isinstance(item, bool):
             item = str(item)
-        if isinstance(item, str):
+        if isinstance(item, BaseModel):
+            out.put(item, iloc)
+        elif isinstance(item, str):
             for entry in parse_port(item, iloc):
                 d = PlacedDict(loc=iloc)
                 for k, v in entry.items():
@@ -308,12 +312,14 @@ def parse_volume(spec: str, loc: Where) -> PlacedDict:
 
 
 def _volumes(value: Any, loc: Where) -> Any:
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         raise SpecError(f"volumes must be a list, not {describe(value)}", location=loc)
     out = PlacedList(loc=loc)
     for i, item in enumerate(value):
         iloc = where(value, i) or loc
-        if isinstance(item, str):
+        if isinstance(item, BaseModel):
+            out.put(item, iloc)
+        elif isinstance(item, str):
             out.put(parse_volume(item, iloc), iloc)
         elif isinstance(item, Mapping):
             d = _convert_keys(item, iloc, "a volume", {"tmpfs": _mapping_of("tmpfs")})
@@ -339,7 +345,7 @@ def _depends_on(value: Any, loc: Where) -> Any:
     out = PlacedDict(loc=loc)
     if isinstance(value, str):
         value = [value]
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         for i, item in enumerate(value):
             iloc = where(value, i) or loc
             if not isinstance(item, str):
@@ -350,7 +356,7 @@ def _depends_on(value: Any, loc: Where) -> Any:
     if isinstance(value, Mapping):
         for k, v in value.items():
             kloc = where(value, k) or loc
-            if isinstance(v, Reset | Override):
+            if isinstance(v, Reset | Override | BaseModel):
                 out.put(k, v, kloc)
             else:
                 out.put(k, mapping(f"depends_on {k!r}", v, kloc), kloc)
@@ -361,7 +367,7 @@ def _depends_on(value: Any, loc: Where) -> Any:
 
 def _networks(value: Any, loc: Where) -> Any:
     out = PlacedDict(loc=loc)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         for i, item in enumerate(value):
             iloc = where(value, i) or loc
             if not isinstance(item, str):
@@ -428,13 +434,15 @@ def _extra_hosts(value: Any, loc: Where) -> Any:
 def _env_file(value: Any, loc: Where) -> Any:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         raise SpecError(f"env_file must be a string or a list, not {describe(value)}",
                         location=loc)
     out = PlacedList(loc=loc)
     for i, item in enumerate(value):
         iloc = where(value, i) or loc
-        if isinstance(item, str):
+        if isinstance(item, BaseModel):
+            out.put(item, iloc)
+        elif isinstance(item, str):
             out.put({"path": item}, iloc)
         elif isinstance(item, Mapping):
             out.put(copy_placed(item), iloc)
@@ -446,12 +454,14 @@ def _env_file(value: Any, loc: Where) -> Any:
 
 def _file_refs(what: str) -> Callable[[Any, Where], Any]:
     def convert(value: Any, loc: Where) -> Any:
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise SpecError(f"{what} must be a list, not {describe(value)}", location=loc)
         out = PlacedList(loc=loc)
         for i, item in enumerate(value):
             iloc = where(value, i) or loc
-            if isinstance(item, str):
+            if isinstance(item, BaseModel):
+                out.put(item, iloc)
+            elif isinstance(item, str):
                 out.put({"source": item}, iloc)
             elif isinstance(item, Mapping):
                 out.put(copy_placed(item), iloc)
@@ -529,7 +539,7 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
 
 
 def canonical_service(name: str, value: Any, loc: Where) -> Any:
-    if isinstance(value, Reset):
+    if isinstance(value, Reset | BaseModel):  # a model instance is in long form already
         return value
     if isinstance(value, Override):
         return Override(canonical_service(name, value.value, loc), value.loc)
@@ -539,7 +549,7 @@ def canonical_service(name: str, value: Any, loc: Where) -> Any:
             try:
                 out[key] = _through(out[key], fn, out.where(key))
             except SpecError as exc:
-                if not exc.message.startswith("service "):
+                if name and not exc.message.startswith("service "):
                     exc.message = f"service {name!r}: {exc.message}"
                 raise
     return out
@@ -599,6 +609,8 @@ def canonical_stack(doc: Mapping[str, Any]) -> PlacedDict:
                 raise SpecError(f"{section} names must be non-empty strings", location=eloc)
             if section == "services":
                 entries[name] = canonical_service(name, entry, eloc)
+            elif isinstance(entry, BaseModel):
+                continue
             elif entry is None:
                 entries[name] = PlacedDict(loc=eloc)
             else:

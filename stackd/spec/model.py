@@ -355,6 +355,15 @@ class Service(Node):
     configs: tuple[FileReference, ...] = ()
     secrets: tuple[FileReference, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical(cls, data: Any) -> Any:
+        from stackd.spec.canonical import canonical_service
+
+        if isinstance(data, Mapping):
+            return canonical_service("", data, None)
+        return data
+
     @field_validator("restart")
     @classmethod
     def _restart_form(cls, v: str | None) -> str | None:

@@ -81,3 +81,32 @@ def test_every_element_is_hashable_so_it_can_sit_in_sets() -> None:
     assert hash(web) == hash(load_text("services:\n  web: {image: x, ports: ['80', '80'], "
                                        "environment: {A: b}}\n").services["web"])
     assert isinstance(hash(stack), int)
+
+
+def test_built_from_model_instances() -> None:
+    from stackd.spec.model import Network, Service
+
+    stack = Stack(name="p", services={"web": Service(image="x", command=("a", "b"))},
+                  networks={"front": Network()})
+    assert stack.services["web"].command == ("a", "b")
+    assert stack == Stack.model_validate(stack.to_compose())
+
+
+def test_a_service_alone_accepts_short_syntax() -> None:
+    from stackd.spec.model import Service
+
+    svc = Service.model_validate({"image": "x", "ports": ["8080:80"], "command": "sleep 5",
+                                  "environment": ["A=1"]})
+    assert (svc.ports[0].published, svc.command, svc.environment) == (
+        "8080", ("sleep", "5"), {"A": "1"})
+
+
+def test_built_from_nested_model_instances() -> None:
+    from stackd.spec.model import Dependency, Port, Service, ServiceVolume
+
+    web = Service(image="x", ports=(Port(target=80, published="8080"),),
+                  volumes=(ServiceVolume(type="volume", source="d", target="/d"),),
+                  depends_on={"db": Dependency(condition="service_healthy")},
+                  dns=("1.1.1.1",))
+    stack = Stack(name="p", services={"web": web, "db": Service(image="y")})
+    assert stack.services["web"] == web
