@@ -1,8 +1,10 @@
 """The container's first process, between fork and exec.
 
 The monitor forks this already inside the container's new PID namespace (so it is
-PID 1 there). It joins the cgroups, makes its other namespaces, builds the root
-filesystem, reports "created" on the ready pipe and blocks on the start pipe; on
+PID 1 there), and moves it into the container's cgroups meanwhile. It makes its other
+namespaces, builds the root filesystem, waits for the cgroup move ("C" on the start
+pipe), makes its cgroup namespace, reports "created" on the ready pipe and blocks on
+the start pipe; on
 "start" it drops to the container's user and executes the process. Anything that
 goes wrong is written to the ready pipe as JSON and the process exits: this code
 never returns into the monitor's loop.
@@ -56,11 +58,10 @@ def _report(fd: int, error: BaseException) -> None:
         pass
 
 
-def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
-        procs_files: list[str]) -> NoReturn:
+def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes) -> NoReturn:
     code = EXIT_SETUP_FAILED
     try:
-        code = _run(spec, paths, plan, pipes, procs_files)
+        code = _run(spec, paths, plan, pipes)
     except BaseException as e:  # report everything; never unwind into the monitor
         _report(pipes.ready_w, e)
     os._exit(code)
@@ -85,19 +86,14 @@ def _namespaces(spec: ContainerSpec) -> None:
     sc.unshare(flags)
 
 
-def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
-         procs_files: list[str]) -> int:
+def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes) -> int:
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
 
-    for f in procs_files:
-        with open(f, "w") as fh:
-            fh.write("0")
     _namespaces(spec)
-    sc.unshare(sc.CLONE_NEWCGROUP)
     if spec.namespaces.uts != "host":
         if spec.hostname:
             sc.sethostname(spec.hostname)
@@ -120,6 +116,12 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     for rl in spec.process.rlimits:
         _set_rlimit(rl.type, rl.soft, rl.hard)
 
+    # The monitor moves us into the container's cgroups while we build the rootfs
+    # (each move waits for an RCU grace period, so doing it alongside saves most of it);
+    # the cgroup namespace must be made after that.
+    if os.read(pipes.start_r, 1) != b"C":
+        return 0
+    sc.unshare(sc.CLONE_NEWCGROUP)
     # "created": the namespaces exist (networking may be attached now); wait for start.
     os.write(pipes.ready_w, b"R")
     if os.read(pipes.start_r, 1) != b"S":

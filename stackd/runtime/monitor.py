@@ -295,13 +295,26 @@ class Monitor:
         pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
                                  **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
-        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, cgroup)
+        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes)
         for fd in {ready_w, start_r, *ends.values()} - {self.devnull}:
             _close(fd)
             made.remove(fd)
         c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid,
                       pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log)
         made.clear()  # from here on the Container owns the descriptors
+        try:
+            cgroup.join(pid)
+            os.write(start_w, b"C")
+        except (StackdError, OSError):
+            # The child may have failed (and exited) first: its reason is the real one.
+            # Closing the start pipe makes a child still waiting for "C" give up.
+            _close(start_w)
+            c.start_w = None
+            problem = _read_report(ready_r, SETUP_TIMEOUT, want=b"")
+            self._forget(c, reap=True)
+            if problem is not None and not isinstance(problem, _NoReport):
+                raise problem from None
+            raise
         for fd, stream in outputs.items():
             os.set_blocking(fd, False)
             c.streams[fd] = stream
@@ -313,7 +326,7 @@ class Monitor:
         return c
 
     def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
-                               pipes: child.ChildPipes, cgroup: CgroupManager) -> int:
+                               pipes: child.ChildPipes) -> int:
         """Fork the container's PID 1 straight from here: unshare(CLONE_NEWPID) only
         affects children, and setns back to our own PID namespace undoes it at once."""
         pidns = spec.namespaces.pid
@@ -328,7 +341,7 @@ class Monitor:
         try:
             pid = os.fork()
             if pid == 0:
-                child.run(spec, paths, plan, pipes, cgroup.procs_files())
+                child.run(spec, paths, plan, pipes)
         finally:
             if pidns != "host":
                 sc.setns(self.own_pidns, sc.CLONE_NEWPID)
@@ -480,6 +493,10 @@ def _signal(name: str) -> int:
     return int(SIGNALS[key])
 
 
+class _NoReport(HostError):
+    """The child ended without saying why."""
+
+
 def _read_report(fd: int, timeout: float, want: bytes) -> StackdError | None:
     """Read the child's answer on its ready pipe: `want` (b"R", or b"" for EOF) or a
     JSON error report."""
@@ -507,7 +524,7 @@ def _read_report(fd: int, timeout: float, want: bytes) -> StackdError | None:
     try:
         report = json.loads(data)
     except ValueError:
-        return HostError("the container's first process died while setting up",
+        return _NoReport("the container's first process died while setting up",
                          hint="see the monitor log under the run dir")
     if report.get("trace"):
         sys.stderr.write(report["trace"])

@@ -1,0 +1,140 @@
+"""Start-to-exit latency of `true` in a busybox container: stackd's Runtime API beside
+`runc run` and `crun run` on the same root filesystem, in one invocation.
+
+Each sample is a whole container life: create (namespaces, cgroups, rootfs), start,
+wait for exit, delete — what `runc run` does in one command. stackd additionally
+mounts an overlay (a writable layer over the busybox dir); runc/crun bind the dir
+as it is. Prints medians and ratios; asserts nothing.
+
+    .venv/bin/python bench/bench_runtime_start.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from support.busybox import make_busybox_rootfs  # noqa: E402
+
+from stackd.hostnames import cgroup_relpath  # noqa: E402
+from stackd.roots import Roots  # noqa: E402
+from stackd.runtime import Runtime  # noqa: E402
+from stackd.runtime.containerspec import ContainerSpec, ProcessSpec  # noqa: E402
+
+
+async def bench_stackd(roots: Roots, rootfs: Path, runs: int) -> tuple[list[float], list[float]]:
+    rt = Runtime(roots)
+    whole: list[float] = []
+    to_exit: list[float] = []
+    for i in range(runs + 3):  # the first runs start the monitor and warm caches
+        spec = ContainerSpec(id=f"b{i}", name=f"b{i}", layers=(str(rootfs),),
+                             process=ProcessSpec(args=("true",)))
+        t0 = time.perf_counter()
+        await rt.create(spec)
+        await rt.start(spec.id)
+        status = await rt.wait(spec.id)
+        t1 = time.perf_counter()
+        await rt.delete(spec.id)
+        t2 = time.perf_counter()
+        assert status.code == 0, status
+        if i >= 3:
+            to_exit.append(t1 - t0)
+            whole.append(t2 - t0)
+    return whole, to_exit
+
+
+def make_bundle(bundle: Path, rootfs: Path, cgroups_path: str) -> None:
+    bundle.mkdir(parents=True)
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"] = {"path": str(rootfs), "readonly": True}
+    config["process"]["args"] = ["true"]
+    config["process"]["terminal"] = False
+    # runc's default nofile (1024) is fine; the host forbids raising hard limits.
+    config["linux"]["cgroupsPath"] = cgroups_path
+    (bundle / "config.json").write_text(json.dumps(config))
+
+
+def bench_oci(tool: str, state: Path, bundle: Path, runs: int) -> tuple[list[float], str]:
+    times: list[float] = []
+    for i in range(runs + 3):
+        t0 = time.perf_counter()
+        proc = subprocess.run([tool, "--root", str(state), "run", "--bundle", str(bundle),
+                               f"{tool}-{i}"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            subprocess.run([tool, "--root", str(state), "delete", "--force", f"{tool}-{i}"],
+                           capture_output=True)
+            return times, (proc.stderr or proc.stdout).strip().splitlines()[-1]
+        if i >= 3:
+            times.append(elapsed)
+    return times, ""
+
+
+def ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:7.2f} ms" if values else "      n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="stackd-bench-start-"))
+    try:
+        rootfs = make_busybox_rootfs(work / "rootfs")
+        roots = Roots(state=work / "state", run=work / "run").ensure()
+        whole, to_exit = trio.run(bench_stackd, roots, rootfs, args.runs)
+        results = {"stackd (create+start+wait+delete)": whole,
+                   "stackd (create+start+wait)": to_exit}
+        notes = {}
+        for tool in ("runc", "crun"):
+            if shutil.which(tool) is None:
+                notes[tool] = "not installed"
+                continue
+            bundle = work / f"bundle-{tool}"
+            make_bundle(bundle, rootfs, "/" + cgroup_relpath(roots.id, tool))
+            times, error = bench_oci(tool, work / f"state-{tool}", bundle, args.runs)
+            results[f"{tool} run"] = times
+            if error:
+                notes[tool] = f"refused: {error}"
+        print(f"start-to-exit of `true`, busybox rootfs, median of {args.runs} runs")
+        for name, values in results.items():
+            print(f"  {name:36} {ms(values)}")
+        ours = statistics.median(whole)
+        for tool in ("runc", "crun"):
+            values = results.get(f"{tool} run")
+            if values:
+                print(f"  ratio stackd / {tool}: {ours / statistics.median(values):.2f}")
+        for tool, note in notes.items():
+            print(f"  {tool}: {note}")
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(work)], capture_output=True)
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            for tool in ("runc", "crun"):
+                d = hierarchy / cgroup_relpath(roots.id, tool)
+                if d.is_dir():
+                    d.rmdir()
+            p = hierarchy / "stackd" / roots.id
+            if p.is_dir():
+                try:
+                    p.rmdir()
+                except OSError:
+                    pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
