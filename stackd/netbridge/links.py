@@ -44,7 +44,7 @@ def routed_subnets() -> list[IPv4Network]:
     """IPv4 destinations the host routes anywhere (any table), the default route aside."""
     with _netlink("reading routes") as ipr:
         found = set()
-        for r in ipr.get_routes(family=2, table=0):
+        for r in ipr.get_routes(family=2):  # every table; table=0 filters all out
             dst, plen = r.get("RTA_DST"), r["dst_len"]
             if dst is None or plen == 0 or r.get("RTA_TABLE") == 255:  # 255: local table
                 continue
