@@ -82,7 +82,7 @@ def actual_from(
 
 
 async def observe(project: str, ports: Ports) -> ActualState:
-    views = await ports.runtime.list({hostnames.LABEL_PROJECT: project})
+    views = await ports.runtime.list()
     networks = await ports.network.networks(project)
     volumes = await ports.volumes.volumes(project)
     pending = ports.state.pending(project)

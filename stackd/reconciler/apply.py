@@ -286,8 +286,8 @@ def _ids_of(desired: DesiredState) -> Callable[[str], list[str]]:
 async def _adopt(desired: DesiredState, ports: Ports, supervisor: Supervisor,
                  touched: set[str]) -> None:
     """Supervise the desired containers the plan leaves alone (found running or exited)."""
-    views = await ports.runtime.list({hostnames.LABEL_PROJECT: desired.project})
-    found = {v.id: v for v in views}
+    views = await ports.runtime.list()
+    found = {v.id: v for v in views if v.labels.get(hostnames.LABEL_PROJECT) == desired.project}
     for c in desired.containers:
         view = found.get(c.id)
         if c.id not in touched and view is not None and view.status != "created":

@@ -43,6 +43,17 @@ class DesiredService:
 
 
 @dataclass(frozen=True, slots=True)
+class FileToWrite:
+    """A config/secret with its own uid/gid/mode: a host file bind-mounted read-only."""
+
+    path: str  # content-addressed, so writing it twice is harmless
+    content: bytes
+    uid: int
+    gid: int
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredContainer:
     project: str
     service: str
@@ -52,6 +63,7 @@ class DesiredContainer:
     attachments: tuple[Attachment, ...] = ()
     ports: tuple[PortBinding, ...] = ()
     volumes: tuple[str, ...] = ()  # host names of the named volumes it mounts
+    host_files: tuple[FileToWrite, ...] = ()  # written before the container is created
 
     @property
     def id(self) -> str:
@@ -100,6 +112,7 @@ def slot_container(
     attachments: tuple[Attachment, ...] = (),
     ports: tuple[PortBinding, ...] = (),
     volumes: tuple[str, ...] = (),
+    host_files: tuple[FileToWrite, ...] = (),
 ) -> DesiredContainer:
     """A DesiredContainer whose spec carries the slot's id, name and labels."""
     name = hostnames.container_name(project, service, index)
@@ -117,4 +130,4 @@ def slot_container(
         "labels": labels,
     })
     return DesiredContainer(project, service, index, full, config_hash, attachments, ports,
-                            volumes)
+                            volumes, host_files)

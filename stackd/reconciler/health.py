@@ -108,12 +108,13 @@ async def probe(runtime: RuntimePort, container_id: str, check: HealthCheck) -> 
     """Run the check once. A runtime error (container gone…) is a failed probe, not a crash."""
     try:
         with trio.move_on_after(check.timeout) as scope:
-            result = await runtime.exec(container_id, check.args, timeout=check.timeout)
+            result = await runtime.exec(container_id, list(check.args))
     except StackdError as err:
         return False, str(err)
     if scope.cancelled_caught:
         return False, f"timed out after {check.timeout:g}s"
-    return result.exit_code == 0, result.output[-4096:]
+    output = (result.stdout + result.stderr)[-4096:].decode("utf-8", "replace")
+    return result.exit_code == 0, output
 
 
 Report = Callable[[HealthState], Awaitable[None]]

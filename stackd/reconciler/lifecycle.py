@@ -29,6 +29,8 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
         await ports.network.disconnect(container.id)
         view = None
     if view is None:
+        for f in container.host_files:
+            await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
         spec = container.spec
         if container.attachments:
             netns = await ports.network.connect(container.id, container.attachments,

@@ -12,6 +12,7 @@ failed and carries on with whatever does not depend on it.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -52,25 +53,26 @@ class ExecView(Protocol):
     @property
     def exit_code(self) -> int: ...
     @property
-    def output(self) -> str: ...
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
 
 
 class RuntimePort(Protocol):
+    """The subset of `stackd.runtime.Runtime` the reconciler uses, with its signatures."""
+
     async def create(self, spec: ContainerSpec) -> object: ...
-    async def start(self, container_id: str) -> None: ...
-    async def stop(self, container_id: str, timeout: float | None = None) -> None:
-        """Send the spec's stop signal, SIGKILL after `timeout` (the spec's grace if None)."""
-    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None: ...
+    async def start(self, container_id: str) -> object: ...
+    async def stop(self, container_id: str, grace: float | None = None) -> object:
+        """Send the spec's stop signal, SIGKILL after `grace` (the spec's if None)."""
+    async def kill(self, container_id: str, signal: str = "SIGTERM") -> None: ...
     async def wait(self, container_id: str) -> ExitView:
         """Return once the container's process has exited (at once if it already has)."""
-    async def delete(self, container_id: str) -> None: ...
-    async def list(self, labels: Mapping[str, str] | None = None) -> Sequence[ContainerView]:
-        """Every container whose labels include all of `labels`."""
+    async def delete(self, container_id: str, force: bool = False) -> None: ...
+    async def list(self) -> Sequence[ContainerView]: ...
     async def inspect(self, container_id: str) -> ContainerView: ...
-    async def exec(
-        self, container_id: str, args: Sequence[str], *, timeout: float | None = None
-    ) -> ExecView:
-        """Run `args` inside the container; a timeout gives exit_code -1 (not an error)."""
+    async def exec(self, container_id: str, args: builtins.list[str]) -> ExecView:
+        """Run `args` inside the running container; cancelling kills the process."""
 
 
 class ImageConfigView(Protocol):
@@ -136,6 +138,11 @@ class VolumePort(Protocol):
     async def ensure_volume(self, project: str, name: str) -> str:
         """Create the named volume if missing; its host directory."""
     async def remove_volume(self, name: str) -> None: ...
+    def file_path(self, digest: str) -> str:
+        """Where a config/secret file with this content digest lives on the host."""
+    async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int
+                         ) -> None:
+        """Write (atomically, if missing) a file `file_path` named."""
 
 
 class PendingIntent(Protocol):

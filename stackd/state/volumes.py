@@ -7,6 +7,7 @@ by `down -v` (or `volume rm`). The row says which project made the volume, so `d
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -32,6 +33,8 @@ class VolumeStore:
     def __init__(self, db: StateDB, state_root: Path) -> None:
         self.db = db
         self.root = state_root / "volumes"
+        # configs/secrets that need their own uid/gid/mode (bind-mounted read-only)
+        self.files = state_root / "files"
 
     def path(self, name: str) -> str:
         if not NAME.fullmatch(name):
@@ -65,3 +68,26 @@ class VolumeStore:
                             hint="is a container still using it?") from err
         with self.db.transaction() as c:
             c.execute("DELETE FROM volumes WHERE name=?", (name,))
+
+    def file_path(self, digest: str) -> str:
+        return str(self.files / digest)
+
+    async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int
+                         ) -> None:
+        """Content-addressed, so an existing file is already right; else write then rename."""
+        target = Path(path)
+
+        def write() -> None:
+            if target.exists():
+                return
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(content)
+            os.chown(tmp, uid, gid)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+
+        try:
+            await trio.to_thread.run_sync(write)
+        except OSError as err:
+            raise HostError(f"cannot write {path}: {err.strerror}") from err

@@ -57,7 +57,8 @@ class FakeExit:
 @dataclass(frozen=True)
 class FakeExec:
     exit_code: int
-    output: str
+    stdout: bytes
+    stderr: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class FakeRuntime:
         self._record(f"exit {status.code}", c)
         c.exited.set()
 
-    async def stop(self, container_id: str, timeout: float | None = None) -> None:
+    async def stop(self, container_id: str, grace: float | None = None) -> None:
         await trio.lowlevel.checkpoint()
         c = self._get(container_id)
         if c.status == "running":
@@ -172,7 +173,7 @@ class FakeRuntime:
         await c.exited.wait()
         return c.exit or FakeExit(137, 9)
 
-    async def delete(self, container_id: str) -> None:
+    async def delete(self, container_id: str, force: bool = False) -> None:
         await trio.lowlevel.checkpoint()
         c = self._get(container_id)
         if c.status == "running":
@@ -182,18 +183,15 @@ class FakeRuntime:
         self._record("delete", c)
         self.faults.tick()
 
-    async def list(self, labels: Mapping[str, str] | None = None) -> list[FakeView]:
+    async def list(self) -> list[FakeView]:
         await trio.lowlevel.checkpoint()
-        want = dict(labels or {})
-        return [c.view() for _, c in sorted(self.containers.items())
-                if all(c.spec.labels.get(k) == v for k, v in want.items())]
+        return [c.view() for _, c in sorted(self.containers.items())]
 
     async def inspect(self, container_id: str) -> FakeView:
         await trio.lowlevel.checkpoint()
         return self._get(container_id).view()
 
-    async def exec(self, container_id: str, args: Sequence[str], *,
-                   timeout: float | None = None) -> FakeExec:
+    async def exec(self, container_id: str, args: list[str]) -> FakeExec:
         c = self._get(container_id)
         if c.status != "running":
             raise ConflictError(f"container {container_id} is not running")
@@ -201,7 +199,7 @@ class FakeRuntime:
         self.exec_count[c.spec.name] = self.exec_count.get(c.spec.name, 0) + 1
         await trio.sleep(b.probe_time)
         ok = b.healthy(trio.current_time() - c.started_at)
-        return FakeExec(0 if ok else 1, "ok" if ok else "probe failed")
+        return FakeExec(0 if ok else 1, b"ok" if ok else b"probe failed")
 
     def running(self) -> list[str]:
         return sorted(c.spec.name for c in self.containers.values() if c.status == "running")
@@ -266,6 +264,7 @@ class FakeVolumes:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self.existing: dict[str, str] = {}  # name → project
+        self.files: dict[str, tuple[bytes, int, int, int]] = {}
 
     def path(self, name: str) -> str:
         return f"/sim/volumes/{name}/data"
@@ -283,6 +282,14 @@ class FakeVolumes:
         await trio.lowlevel.checkpoint()
         self.existing.pop(name, None)
         self.faults.tick()
+
+    def file_path(self, digest: str) -> str:
+        return f"/sim/files/{digest}"
+
+    async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int
+                         ) -> None:
+        await trio.lowlevel.checkpoint()
+        self.files[path] = (content, uid, gid, mode)
 
 
 class NoImages:

@@ -1,0 +1,218 @@
+"""Stack + images → desired state: Docker's merge of image defaults, files, volumes, hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackd.errors import SpecError
+from stackd.images.models import Healthcheck, Image, ImageConfig
+from stackd.reconciler.build import BuildInputs, desired_state
+from stackd.reconciler.desired import DesiredState
+from stackd.runtime.containerspec import Mount
+from stackd.spec import load_text
+
+BUSYBOX = Image(
+    id="sha256:" + "1" * 64, digest="sha256:" + "a" * 64, references=("busybox:latest",),
+    config=ImageConfig(env=("PATH=/usr/bin:/bin", "LANG=C"), cmd=("sh",),
+                       working_dir="/srv", user="nobody", volumes=("/cache",),
+                       stop_signal="SIGQUIT",
+                       healthcheck=Healthcheck(test=("CMD", "true"), interval=7.0)),
+    layer_dirs=("/layers/top", "/layers/base"),
+)
+
+
+def build(text: str, tmp_path: Path, *, image: Image = BUSYBOX, environ: dict[str, str] | None
+          = None, scale: dict[str, int] | None = None) -> DesiredState:
+    stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
+    inputs = BuildInputs(volume_path=lambda n: f"/state/volumes/{n}/data",
+                         file_path=lambda d: f"/state/files/{d}",
+                         read_file=lambda p: Path(p).read_bytes(),
+                         environ=environ or {}, scale=scale or {})
+    return desired_state(stack, {name: image for name in stack.services}, inputs)
+
+
+def test_image_defaults_are_merged_as_docker_does(tmp_path: Path) -> None:
+    d = build("""
+services:
+  web:
+    image: busybox
+    environment: {LANG: en_US.UTF-8, LOG_LEVEL: info}
+  job:
+    image: busybox
+    entrypoint: [/bin/echo]
+    working_dir: /work
+    user: "1000"
+""", tmp_path)
+    web, job = {c.service: c for c in d.containers}["web"], {c.service: c for c in
+                                                              d.containers}["job"]
+    assert web.spec.process.args == ("sh",)
+    assert web.spec.process.env == ("PATH=/usr/bin:/bin", "LANG=en_US.UTF-8", "LOG_LEVEL=info")
+    assert (web.spec.process.cwd, web.spec.process.user) == ("/srv", "nobody")
+    assert web.spec.stop_signal == "SIGQUIT"
+    assert web.spec.layers == ("/layers/top", "/layers/base")
+    # an entrypoint set by the service discards the image's CMD
+    assert job.spec.process.args == ("/bin/echo",)
+    assert (job.spec.process.cwd, job.spec.process.user) == ("/work", "1000")
+    assert d.services["web"].healthcheck is not None
+    assert d.services["web"].healthcheck.interval == 7.0  # the image's HEALTHCHECK
+
+
+def test_slots_are_named_labelled_and_attached(tmp_path: Path) -> None:
+    d = build("""
+services:
+  web:
+    image: busybox
+    scale: 2
+    ports: ["8080-8081:80-81"]
+    networks:
+      front: {aliases: [www]}
+networks:
+  front: {}
+""", tmp_path)
+    assert [c.name for c in d.containers] == ["demo-web-1", "demo-web-2"]
+    c = d.containers[1]
+    assert c.id == f"demo-web-2-{c.config_hash.digest[:8]}"
+    assert {k: v for k, v in c.spec.labels.items() if k != "io.stackd.config-fields"} == {
+        "io.stackd.project": "demo", "io.stackd.service": "web", "io.stackd.index": "2",
+        "io.stackd.config-hash": c.config_hash.digest}
+    assert [(a.network_key, a.aliases) for a in c.attachments] == [("demo_front", ("web",
+                                                                                    "www"))]
+    assert [str(p) for p in c.ports] == ["8080->80/tcp", "8081->81/tcp"]
+    assert list(d.networks) == ["demo_front"]
+    assert d.containers[0].config_hash == d.containers[1].config_hash
+
+
+def test_configs_and_secrets_from_content_environment_and_file(tmp_path: Path) -> None:
+    (tmp_path / "app.conf").write_text("port=80\n")
+    d = build("""
+services:
+  web:
+    image: busybox
+    configs: [inline, {source: fromfile, target: /etc/app.conf}]
+    secrets: [token, {source: key, uid: "1000", gid: "1000", mode: 256}]  # 0o400
+configs:
+  inline: {content: "hello"}
+  fromfile: {file: ./app.conf}
+secrets:
+  token: {environment: TOKEN}
+  key: {content: "k3y"}
+""", tmp_path, environ={"TOKEN": "s3cret"})
+    (c,) = d.containers
+    assert c.spec.files == {"/inline": "hello", "/etc/app.conf": "port=80\n",
+                            "/run/secrets/token": "s3cret"}
+    (f,) = c.host_files
+    assert (f.content, f.uid, f.gid, f.mode) == (b"k3y", 1000, 1000, 0o400)
+    assert Mount(type="bind", source=f.path, target="/run/secrets/key", readonly=True) \
+        in c.spec.mounts
+
+
+def test_a_missing_environment_source_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="environment variable TOKEN is not set"):
+        build("""
+services: {web: {image: busybox, secrets: [token]}}
+secrets: {token: {environment: TOKEN}}
+""", tmp_path)
+
+
+def test_named_volumes_live_under_the_state_root_and_image_volumes_get_one_per_slot(
+        tmp_path: Path) -> None:
+    d = build("""
+services:
+  db:
+    image: busybox
+    scale: 2
+    volumes: ["data:/var/lib/db", "/host/conf:/conf:ro"]
+volumes:
+  data: {}
+""", tmp_path)
+    c1 = d.containers[0]
+    by_target = {m.target: m for m in c1.spec.mounts}
+    assert by_target["/var/lib/db"] == Mount(type="volume", target="/var/lib/db",
+                                             source="/state/volumes/demo_data/data")
+    assert by_target["/conf"] == Mount(type="bind", source="/host/conf", target="/conf",
+                                       readonly=True)
+    cache = by_target["/cache"]  # the image's VOLUME, anonymous: its own per slot
+    assert cache.source.startswith("/state/volumes/demo_db-1_")
+    assert d.containers[1].spec.mounts[-1].source.startswith("/state/volumes/demo_db-2_")
+    assert "demo_data" in d.volumes and len(d.volumes) == 3
+
+
+HASH_BASE = """
+services:
+  web:
+    image: busybox
+    environment: {LOG_LEVEL: info}
+    env_file: [web.env]
+    depends_on: [db]
+    restart: "no"
+  db:
+    image: busybox
+"""
+
+
+def hashes(text: str, tmp_path: Path, **kw: object) -> dict[str, str]:
+    d = build(text, tmp_path, **kw)  # type: ignore[arg-type]
+    return {c.slot: c.config_hash.digest for c in d.containers}
+
+
+def test_what_changes_the_hash_and_what_does_not(tmp_path: Path) -> None:
+    (tmp_path / "web.env").write_text("A=1\n")
+    base = hashes(HASH_BASE, tmp_path)
+    # environment: only web changes
+    env = hashes(HASH_BASE.replace("LOG_LEVEL: info", "LOG_LEVEL: debug"), tmp_path)
+    assert env["web-1"] != base["web-1"] and env["db-1"] == base["db-1"]
+    # env_file contents count
+    (tmp_path / "web.env").write_text("A=2\n")
+    assert hashes(HASH_BASE, tmp_path)["web-1"] != base["web-1"]
+    (tmp_path / "web.env").write_text("A=1\n")
+    # a re-pulled tag with a new digest
+    repulled = BUSYBOX.model_copy(update={"digest": "sha256:" + "b" * 64})
+    assert hashes(HASH_BASE, tmp_path, image=repulled)["web-1"] != base["web-1"]
+    # deliberately ignored: scale, depends_on, restart
+    assert hashes(HASH_BASE, tmp_path, scale={"web": 3})["web-1"] == base["web-1"]
+    ignored = HASH_BASE.replace("    depends_on: [db]\n", "").replace('"no"', "always")
+    assert hashes(ignored, tmp_path) == base
+
+
+def test_restart_policy_and_the_unhealthy_opt_out(tmp_path: Path) -> None:
+    d = build("""
+services:
+  a: {image: busybox, restart: "on-failure:3", x-stackd: {restart_on_unhealthy: false}}
+  b:
+    image: busybox
+    restart: always
+    deploy: {restart_policy: {condition: on-failure, delay: 2s, max_attempts: 5, window: 1m}}
+""", tmp_path)
+    a, b = d.services["a"], d.services["b"]
+    assert (a.restart.name, a.restart.max_attempts, a.restart_on_unhealthy) == (
+        "on-failure", 3, False)
+    assert (b.restart.name, b.restart.delay, b.restart.max_attempts, b.restart.window) == (
+        "on-failure", 2.0, 5, 60.0)
+    assert b.restart_on_unhealthy
+
+
+def test_waiting_for_health_of_a_service_without_a_healthcheck_is_an_error(
+        tmp_path: Path) -> None:
+    plain = BUSYBOX.model_copy(update={"config": BUSYBOX.config.model_copy(
+        update={"healthcheck": None})})
+    with pytest.raises(SpecError, match="'db' has no healthcheck"):
+        build("""
+services:
+  db: {image: busybox}
+  api: {image: busybox, depends_on: {db: {condition: service_healthy}}}
+""", tmp_path, image=plain)
+
+
+def test_service_healthcheck_overrides_timings_and_can_disable(tmp_path: Path) -> None:
+    d = build("""
+services:
+  a: {image: busybox, healthcheck: {test: "wget -q localhost", interval: 2s, retries: 5}}
+  b: {image: busybox, healthcheck: {disable: true}}
+""", tmp_path)
+    a = d.services["a"].healthcheck
+    assert a is not None
+    assert (a.args, a.interval, a.retries) == (("/bin/sh", "-c", "wget -q localhost"), 2.0, 5)
+    assert d.services["b"].healthcheck is None
+    assert d.waves == (("a", "b"),)
