@@ -168,7 +168,7 @@ def check_references(doc: Mapping[str, Any], dropped: Mapping[str, tuple[str, ..
         nets = svc.get("networks")
         if isinstance(nets, Mapping):
             for net in nets:
-                if net not in networks:
+                if net not in networks and net != "default":  # default is implied
                     raise SpecError(
                         f"service {name!r} uses network {net!r}, which is not declared",
                         location=where(nets, net),

@@ -327,3 +327,12 @@ def test_extensions_are_kept_everywhere() -> None:
     assert s.extensions == {"x-svc": {"a": "b"}}
     assert s.healthcheck is not None and s.healthcheck.extensions == {"x-hc": 2}
     assert stack.to_compose()["x-top"] == 1
+
+
+def test_default_network_is_implied() -> None:
+    stack = load_text("services:\n  a: {image: x}\n  b: {image: x, networks: [default, front]}\n"
+                      "  c: {image: x, network_mode: host}\nnetworks: {front: {}}\n")
+    assert set(stack.services["a"].networks) == {"default"}
+    assert set(stack.services["b"].networks) == {"default", "front"}
+    assert stack.services["c"].networks == {}
+    assert set(stack.networks) == {"default", "front"}

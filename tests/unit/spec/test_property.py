@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from stackd.errors import SpecError
 from stackd.spec import load_text
 from stackd.spec.model import Service
+from stackd.spec.render import to_yaml
 
 SERVICE_KEYS = [*sorted(Service.model_fields), "devices", "extends", "imgae", "x-foo"]
 WORDS = ["web", "db", "default", "data", "CMD", "CMD-SHELL", "NONE", "80", "8080:80",
@@ -67,3 +68,70 @@ def test_arbitrary_text_loads_or_raises_spec_error(text: str) -> None:
 @given(values)
 def test_any_top_level_value_loads_or_raises_spec_error(doc: Any) -> None:
     _check(yaml.safe_dump(doc))
+
+
+# Plausible services: right keys, values of roughly the right shapes, so that documents
+# get past the first checks and exercise merge, references and the model too.
+_words = st.sampled_from(["web", "db", "a=b", "80", "8080:80", "1s", "64m", "x", "CMD"])
+_word_lists = st.lists(_words, max_size=3)
+PLAUSIBLE = {
+    "image": st.sampled_from(["busybox", "nginx:1.27", "${X}"]),
+    "command": st.one_of(st.text(max_size=10), _word_lists),
+    "environment": st.one_of(_word_lists, st.dictionaries(st.sampled_from("ABC"), scalars,
+                                                          max_size=3)),
+    "ports": st.lists(st.one_of(st.sampled_from(["80", "8080:80", "127.0.0.1:53:53/udp",
+                                                 "9000-9001:9000-9001", "x:1"]),
+                                st.integers(0, 70000),
+                                st.fixed_dictionaries({"target": st.integers(0, 70000)})),
+                      max_size=3),
+    "volumes": st.lists(st.sampled_from(["data:/data", "./src:/src:ro", "/tmp", "a:b:c:d",
+                                         "data:/x:nocopy"]), max_size=3),
+    "depends_on": st.one_of(st.lists(st.sampled_from(["web", "db", "api"]), max_size=2),
+                            st.dictionaries(st.sampled_from(["web", "db", "api"]),
+                                            st.fixed_dictionaries({}, optional={
+                                                "condition": st.sampled_from(
+                                                    ["service_healthy", "bad"]),
+                                                "required": st.booleans()}), max_size=2)),
+    "healthcheck": st.fixed_dictionaries({}, optional={
+        "test": st.one_of(st.text(max_size=8), _word_lists),
+        "interval": st.one_of(_words, st.integers(-5, 100)),
+        "retries": st.integers(-1, 5)}),
+    "deploy": st.fixed_dictionaries({}, optional={
+        "replicas": st.integers(-1, 5),
+        "resources": st.fixed_dictionaries({"limits": st.fixed_dictionaries({}, optional={
+            "cpus": st.one_of(st.floats(allow_nan=False), _words),
+            "memory": _words})})}),
+    "networks": st.one_of(st.lists(st.sampled_from(["default", "front"]), max_size=2),
+                          st.dictionaries(st.sampled_from(["default", "front"]),
+                                          st.none(), max_size=2)),
+    "restart": st.sampled_from(["no", "always", "on-failure:3", "sometimes"]),
+    "profiles": _word_lists,
+    "ulimits": st.dictionaries(st.sampled_from(["nofile", "nproc"]),
+                               st.one_of(st.integers(0, 10), st.fixed_dictionaries(
+                                   {"soft": st.integers(0, 9), "hard": st.integers(0, 9)})),
+                               max_size=2),
+    "stop_grace_period": _words,
+    "mem_limit": _words,
+    "extra_hosts": _word_lists,
+}
+plausible_service = st.fixed_dictionaries({"image": PLAUSIBLE["image"]}, optional={
+    k: v for k, v in PLAUSIBLE.items() if k != "image"})
+plausible_stack = st.fixed_dictionaries({
+    "services": st.dictionaries(st.sampled_from(["web", "db", "api"]), plausible_service,
+                                min_size=1, max_size=3),
+    "networks": st.just({"front": None}),
+    "volumes": st.just({"data": {}}),
+})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plausible_stack)
+def test_plausible_stacks_load_or_raise_and_loaded_ones_round_trip(doc: dict[str, Any]) -> None:
+    try:
+        stack = load_text(yaml.safe_dump(doc), project_name="p", environ={"X": "1"},
+                          project_directory="/proj")
+    except SpecError:
+        return
+    again = load_text(to_yaml(stack), project_name="p", environ={}, project_directory="/else")
+    assert again == stack
+    assert to_yaml(again) == to_yaml(stack)
