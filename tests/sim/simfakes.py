@@ -295,3 +295,20 @@ class FakeVolumes:
 class NoImages:
     async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
         raise AssertionError("sim tests build desired state directly")
+
+
+class FakeImages:
+    """Every ref resolves to `image`; a test swaps `digests[ref]` to simulate a re-pull."""
+
+    def __init__(self, image: object) -> None:
+        self.image = image
+        self.digests: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+        await trio.lowlevel.checkpoint()
+        self.calls.append((ref, pull_policy))
+        digest = self.digests.get(ref)
+        if digest is None:
+            return self.image
+        return self.image.model_copy(update={"digest": digest})  # type: ignore[attr-defined]
