@@ -1,0 +1,257 @@
+"""A small world for network tests: busybox containers on stackd networks, plus the
+"other host" and "world" namespaces a test builds around the host itself.
+
+Everything a test makes carries its root id: devices `stk<id>t…`, namespaces under
+its run dir, addresses from a /30 pair picked from the id. Finalisers remove all of
+it, then `no_leaks` (and our own stricter look at the state store) checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+from dnslib import QTYPE, RR, A, DNSRecord
+from support.busybox import busybox_available, make_busybox_rootfs
+
+from stackd.hostnames import device_name, nft_chain_prefix
+from stackd.netbridge import (
+    Address,
+    Attachment,
+    Networks,
+    NetworkSpec,
+    NetworkState,
+    Resolver,
+    hosts_file_for,
+    resolv_conf_for,
+)
+from stackd.netbridge import netns as netns_files
+from stackd.roots import Roots
+from stackd.runtime import Runtime
+from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
+from stackd.state.db import StateDB
+
+pytestmark = pytest.mark.root
+
+WORLD_NAME = "world.example"
+
+
+def sh(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def link_prefixes(root_id: str) -> tuple[str, str]:
+    """Two /24 prefixes (as "a.b.c") for the test's own links, from 10.208.0.0/16 by root id."""
+    n = int(hashlib.sha256(root_id.encode()).hexdigest()[:4], 16) % 127
+    return f"10.208.{2 * n}", f"10.208.{2 * n + 1}"
+
+
+@dataclass
+class Peer:
+    """A namespace joined to the host by a veth: another host, or the outside world."""
+
+    name: str
+    path: Path
+    host_ifname: str
+    host_ip: str  # the host's address on this link
+    ip: str  # the peer's own address
+
+    def run(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        return sh("nsenter", f"--net={self.path}", *args, check=False, timeout=timeout)
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["nsenter", f"--net={self.path}", *args])
+
+
+@dataclass
+class Box:
+    id: str
+    name: str
+    netns: str
+    addresses: list[Address]
+
+    @property
+    def ip(self) -> str:
+        return self.addresses[0].ip
+
+
+@dataclass
+class World:
+    roots: Roots
+    nets: Networks
+    resolver: Resolver
+    runtime: Runtime
+    layer: Path
+    tmp: Path
+    boxes: dict[str, Box] = field(default_factory=dict)
+    peers: list[Peer] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    async def network(self, name: str, **kw: object) -> NetworkState:
+        return await self.nets.ensure_network(NetworkSpec(key=f"t_{name}", project="t",
+                                                          name=name, **kw))  # type: ignore[arg-type]
+
+    async def box(self, name: str, networks: Sequence[str | Attachment], *,
+                  service: str | None = None, args: Sequence[str] = ("sleep", "3600"),
+                  extra_hosts: Sequence[str] = ()) -> Box:
+        """A running busybox container attached to `networks` (first one: default route)."""
+        cid = f"{name}-{self.roots.id}"
+        path = await self.nets.create_netns(cid)
+        atts = [n if isinstance(n, Attachment) else Attachment(f"t_{n}") for n in networks]
+        names = [name] + ([service] if service else [])
+        try:
+            addrs = await self.nets.attach(cid, path, atts, names=names)
+        except BaseException:
+            await self.nets.remove_netns(cid)
+            raise
+        box = Box(cid, name, path, addrs)
+        self.boxes[name] = box
+        files = {"/etc/resolv.conf": resolv_conf_for(addrs[0].gateway),
+                 "/etc/hosts": hosts_file_for(name, [a.ip for a in addrs], extra_hosts)}
+        spec = ContainerSpec(id=cid, name=name, layers=(str(self.layer),), hostname=name,
+                             process=ProcessSpec(args=tuple(args)), files=files,
+                             namespaces=Namespaces(net=path), stop_grace=1.0)
+        await self.runtime.create(spec)
+        await self.runtime.start(cid)
+        return box
+
+    async def remove(self, name: str) -> None:
+        box = self.boxes.pop(name)
+        await self.runtime.delete(box.id, force=True)
+        await self.nets.unpublish(box.id)
+        await self.nets.detach(box.id)
+        await self.nets.remove_netns(box.id)
+
+    async def exec(self, name: str, *args: str, timeout: float = 15) -> tuple[int, str]:
+        with trio.fail_after(timeout):
+            r = await self.runtime.exec(self.boxes[name].id, list(args))
+        return r.exit_code, (r.stdout + r.stderr).decode(errors="replace")
+
+    async def wget(self, name: str, url: str, seconds: int = 3) -> tuple[int, str]:
+        return await self.exec(name, "timeout", str(seconds), "wget", "-q", "-O-", url)
+
+    async def nslookup(self, name: str, query: str) -> list[str]:
+        """A-record addresses the box's resolver gives for `query` (busybox nslookup)."""
+        gw = self.boxes[name].addresses[0].gateway
+        code, out = await self.exec(name, "timeout", "3", "nslookup", "-type=a", query, gw)
+        if code != 0:
+            return []
+        lines = out.split("Name:", 1)[-1].splitlines() if "Name:" in out else []
+        return [line.split()[-1] for line in lines if line.startswith("Address")]
+
+    def in_box_netns(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """A host program in a box's network namespace (what busybox lacks, e.g. a UDP echo)."""
+        p = subprocess.Popen(["nsenter", f"--net={self.boxes[name].netns}", *args])
+        self.procs.append(p)
+        return p
+
+    def peer(self, name: str, prefix: str) -> Peer:
+        """A namespace `prefix.2` linked to the host at `prefix.1`: "another host"."""
+        path = self.tmp / f"peer-{name}"
+        netns_files.create(path)
+        host_if = device_name(self.roots.id, "t", name)
+        tmp_if = device_name(self.roots.id, "t", name + "/peer")
+        p = Peer(name, path, host_if, f"{prefix}.1", f"{prefix}.2")
+        self.peers.append(p)
+        # Made inside the peer, then the host end moves out to the host (pid 1's netns).
+        p.run("ip", "link", "add", host_if, "type", "veth", "peer", "name", tmp_if)
+        p.run("ip", "link", "set", host_if, "netns", "1")
+        for cmd in (["ip", "link", "set", "lo", "up"],
+                    ["ip", "link", "set", tmp_if, "name", "eth0"],
+                    ["ip", "addr", "add", f"{p.ip}/24", "dev", "eth0"],
+                    ["ip", "link", "set", "eth0", "up"],
+                    ["ip", "route", "add", "default", "via", p.host_ip]):
+            r = p.run(*cmd)
+            assert r.returncode == 0, r.stderr
+        sh("ip", "addr", "add", f"{p.host_ip}/24", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        # The host routes for this peer as for any uplink: forwarding on our own device.
+        Path(f"/proc/sys/net/ipv4/conf/{host_if}/forwarding").write_text("1")
+        return p
+
+    def spawn_in_peer(self, peer: Peer, *args: str) -> subprocess.Popen[bytes]:
+        p = peer.spawn(*args)
+        self.procs.append(p)
+        return p
+
+
+def leftovers(roots: Roots, db: StateDB) -> list[str]:
+    found = []
+    links = sh("ip", "-o", "link", "show").stdout
+    found += [f"device {line.split(':')[1].strip()}" for line in links.splitlines()
+              if line.split(":")[1].strip().split("@")[0].startswith(f"stk{roots.id}")]
+    r = sh("nft", "-j", "list", "table", "inet", "stackd", check=False)
+    if r.returncode == 0:
+        for o in json.loads(r.stdout)["nftables"]:
+            for kind in ("chain", "set", "rule"):
+                if kind in o and o[kind].get("name", o[kind].get("chain", "")).startswith(
+                        nft_chain_prefix(roots.id)):
+                    found.append(f"nft {kind} {o[kind].get('name', o[kind].get('chain'))}")
+    for table in ("net_networks", "net_addresses", "net_ports"):
+        n = db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if n:
+            found.append(f"{n} rows in {table}")
+    ns_dir = netns_files.netns_dir(roots.run)
+    if ns_dir.exists():
+        found += [f"netns {p}" for p in ns_dir.iterdir()]
+    return found
+
+
+@pytest.fixture(scope="session")
+def busybox_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not busybox_available():
+        pytest.skip("needs busybox-static")
+    layer = make_busybox_rootfs(tmp_path_factory.mktemp("layers") / "busybox")
+    os.chmod(layer.parent, 0o755)
+    return layer
+
+
+async def fake_upstream(*, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
+    """The host's "upstream resolver": knows WORLD_NAME, NXDOMAIN for the rest."""
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    with sock:
+        await sock.bind(("127.0.0.1", 0))
+        task_status.started(sock.getsockname())
+        while True:
+            data, addr = await sock.recvfrom(4096)
+            q = DNSRecord.parse(data)
+            reply = q.reply()
+            if str(q.q.qname).rstrip(".") == WORLD_NAME and q.q.qtype == QTYPE.A:
+                reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A("198.51.100.7"), ttl=60))
+            elif str(q.q.qname).rstrip(".") != WORLD_NAME:
+                reply.header.rcode = 3
+            await sock.sendto(reply.pack(), addr)
+
+
+@pytest.fixture
+async def world(roots: Roots, no_leaks: Roots, busybox_layer: Path, tmp_path: Path,
+                nursery: trio.Nursery) -> AsyncIterator[World]:
+    upstream = await nursery.start(fake_upstream)
+    resolver = Resolver(upstreams=[upstream])
+    await nursery.start(resolver.serve)
+    db = StateDB.open(roots.state / "stackd.db")
+    w = World(roots, Networks(roots, db, resolver=resolver), resolver, Runtime(roots),
+              busybox_layer, tmp_path)
+    try:
+        yield w
+    finally:
+        with trio.CancelScope(shield=True):
+            for p in w.procs:
+                p.kill()
+                p.wait()
+            for name in list(w.boxes):
+                await w.remove(name)
+            for peer in w.peers:
+                sh("ip", "link", "del", peer.host_ifname, check=False)
+                netns_files.remove(peer.path)
+            await w.nets.teardown()
+            left = leftovers(roots, db)
+            db.close()
+        assert left == [], f"left behind: {left}"

@@ -1,0 +1,204 @@
+"""Compose's networking model on real bridges, seen from inside busybox containers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import pytest
+import trio
+from conftest import WORLD_NAME, World, link_prefixes, sh
+
+from stackd.errors import ConflictError, NotFoundError, SpecError
+from stackd.netbridge import Attachment, NetworkSpec, PortBinding
+
+pytestmark = pytest.mark.root
+
+HTTPD = ("sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
+
+
+async def test_service_names_reach_and_other_networks_cannot(world: World) -> None:
+    await world.network("front")
+    await world.network("back")
+    await world.box("web1", ["front"], service="web", args=HTTPD)
+    await world.box("client", ["front"], service="cli")
+    await world.box("stranger", ["back"], service="other")
+    web_ip = world.boxes["web1"].ip
+
+    code, out = await world.wget("client", "http://web/")
+    assert (code, out) == (0, "web1\n")
+    code, out = await world.exec("client", "ping", "-c1", "-W2", "web")
+    assert code == 0, out
+    code, out = await world.wget("client", "http://web1/")  # the container name too
+    assert (code, out) == (0, "web1\n")
+
+    assert await world.nslookup("stranger", "web") == []
+    assert await world.nslookup("stranger", "web1") == []
+    code, _ = await world.wget("stranger", f"http://{web_ip}/", seconds=2)
+    assert code != 0
+    code, _ = await world.exec("stranger", "ping", "-c1", "-W1", web_ip)
+    assert code != 0
+
+
+async def test_aliases_static_address_mac_and_second_network(world: World) -> None:
+    await world.network("a", subnet="10.209.7.0/24", gateway="10.209.7.254")
+    await world.network("b")
+    box = await world.box("multi", [
+        Attachment("t_a", aliases=("db-primary",), ipv4_address="10.209.7.42",
+                   mac_address="02:00:00:00:07:42"),
+        Attachment("t_b")])
+    await world.box("asker", ["a"])
+    assert (box.addresses[0].ifname, box.addresses[0].ip) == ("eth0", "10.209.7.42")
+    assert box.addresses[1].ifname == "eth1"
+    assert await world.nslookup("asker", "db-primary") == ["10.209.7.42"]
+
+    _, out = await world.exec("multi", "ip", "-o", "addr")
+    assert "eth0" in out and "10.209.7.42/24" in out and box.addresses[1].ip in out
+    _, out = await world.exec("multi", "ip", "route")
+    assert "default via 10.209.7.254 dev eth0" in out
+    _, out = await world.exec("multi", "cat", "/sys/class/net/eth0/address",
+                                 "/sys/class/net/eth0/mtu", "/sys/class/net/lo/operstate")
+    assert out.split() == ["02:00:00:00:07:42", "1500", "unknown"]  # lo up reads "unknown"
+
+    with pytest.raises(ConflictError, match=r"10\.209\.7\.42 is already used by"):
+        await world.box("twin", [Attachment("t_a", ipv4_address="10.209.7.42")])
+    with pytest.raises(SpecError, match=r"not a host address of 10\.209\.7\.0/24"):
+        await world.box("lost", [Attachment("t_a", ipv4_address="10.1.1.1")])
+
+
+async def test_published_ports_from_another_host_localhost_and_hairpin(world: World) -> None:
+    other_host, _ = link_prefixes(world.roots.id)
+    await world.network("pub")
+    box = await world.box("site", ["pub"], args=HTTPD)
+    await world.box("neighbour", ["pub"])
+    binding = PortBinding(host_port=18000 + int(world.roots.id, 16) % 2000, container_port=80)
+    world.nets.check_ports_free([binding])
+    await world.nets.publish(box.id, [binding], box.ip)
+    client = world.peer("client", other_host)
+    url = f"http://{client.host_ip}:{binding.host_port}/"
+
+    r = client.run("timeout", "5", "busybox", "wget", "-q", "-O-", url)
+    assert (r.returncode, r.stdout) == (0, "site\n"), r.stderr
+    r = sh("timeout", "5", "busybox", "wget", "-q", "-O-",
+           f"http://127.0.0.1:{binding.host_port}/", check=False)
+    assert (r.returncode, r.stdout) == (0, "site\n"), r.stderr
+    assert await world.wget("neighbour", url) == (0, "site\n")
+    assert await world.wget("site", url) == (0, "site\n")  # hairpin onto itself
+
+    await world.nets.unpublish(box.id)
+    r = client.run("timeout", "3", "busybox", "wget", "-q", "-O-", url)
+    assert r.returncode != 0
+
+
+async def test_udp_port_is_published(world: World) -> None:
+    other_host, _ = link_prefixes(world.roots.id)
+    await world.network("udp")
+    box = await world.box("echo", ["udp"])
+    # busybox has no UDP server; a host program in the container's netns plays one.
+    world.in_box_netns("echo", "python3", "-c",
+                       "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                       "s.bind(('0.0.0.0',5353))\n"
+                       "while True:\n d,a=s.recvfrom(100); s.sendto(b'echo:'+d,a)")
+    port = 25000 + int(world.roots.id, 16) % 2000
+    await world.nets.publish(box.id, [PortBinding(port, 5353, "udp")], box.ip)
+    client = world.peer("uclient", other_host)
+    code = ("import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.settimeout(0.5)\n"
+            "for _ in range(10):\n"
+            f" s.sendto(b'ping',('{client.host_ip}',{port}))\n"
+            " try: print(s.recv(100).decode()); break\n"
+            " except OSError: time.sleep(0.2)\n")
+    r = client.run("python3", "-c", code)
+    assert r.stdout.strip() == "echo:ping", r.stderr
+
+
+async def test_host_port_in_use_is_reported_before_anything_is_made(world: World) -> None:
+    await world.network("busy")
+    box = await world.box("b1", ["busy"], args=HTTPD)
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with listener, pytest.raises(ConflictError, match=rf"port {port}/tcp is in use by pid \d+"):
+        world.nets.check_ports_free([PortBinding(port, 80)])
+    free = PortBinding(port, 80)  # closed now
+    await world.nets.publish(box.id, [free], box.ip)
+    other = await world.box("b2", ["busy"])
+    with pytest.raises(ConflictError, match=f"published by container {box.id}"):
+        await world.nets.publish(other.id, [free], other.ip)
+    assert "b2" not in sh("nft", "list", "table", "inet", "stackd").stdout
+
+
+async def test_egress_to_the_world_and_internal_blocks_it(world: World) -> None:
+    _, outside = link_prefixes(world.roots.id)
+    far = world.peer("world", outside)
+    (world.tmp / "www").mkdir()
+    (world.tmp / "www" / "index.html").write_text("the world\n")
+    world.spawn_in_peer(far, "busybox", "httpd", "-f", "-p", "80", "-h", str(world.tmp / "www"))
+    await world.network("open")
+    await world.network("closed", internal=True)
+    await world.box("out", ["open"])
+    await world.box("in", ["closed"])
+    url = f"http://{far.ip}/"
+    deadline = time.monotonic() + 5
+    while True:
+        code, out = await world.wget("out", url)
+        if code == 0 or time.monotonic() > deadline:
+            break
+        await trio.sleep(0.1)  # httpd starting
+    assert (code, out) == (0, "the world\n")
+    code, _ = await world.wget("in", url, seconds=2)
+    assert code != 0
+    # Names the resolver does not own go upstream (the test's fake upstream here).
+    assert await world.nslookup("out", WORLD_NAME) == ["198.51.100.7"]
+
+
+async def test_dns_follows_scale_one_three_one(world: World) -> None:
+    await world.network("scale")
+    await world.box("probe", ["scale"])
+
+    async def answers() -> set[str]:
+        return set(await world.nslookup("probe", "api"))
+
+    async def scaled_to(n: int) -> float:
+        t0 = time.monotonic()
+        while (have := await answers()) != expected(n):
+            assert time.monotonic() - t0 < 1.0, f"still {have} a second after scaling to {n}"
+        return time.monotonic() - t0
+
+    def expected(n: int) -> set[str]:
+        return {world.boxes[f"api{i}"].ip for i in range(1, n + 1)}
+
+    await world.box("api1", ["scale"], service="api")
+    await scaled_to(1)
+    await world.box("api2", ["scale"], service="api")
+    await world.box("api3", ["scale"], service="api")
+    await scaled_to(3)
+    firsts = {(await world.nslookup("probe", "api"))[0] for _ in range(6)}
+    assert len(firsts) > 1  # rotated
+    await world.remove("api3")
+    await world.remove("api2")
+    await scaled_to(1)
+
+
+async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World) -> None:
+    state = await world.network("keep")
+    box = await world.box("k1", ["keep"])
+    from stackd.netbridge import Networks  # a restarted daemon: a new object, same store
+
+    again = Networks(world.roots, world.nets.alloc.db, resolver=world.resolver)
+    await again.restore()
+    assert again.inspect("t_keep") == state
+    assert [a.ip for a in again.addresses(box.id)] == [box.ip]
+    assert (await again.ensure_network(NetworkSpec("t_keep", "t", "keep"))).subnet == state.subnet
+
+    with pytest.raises(SpecError, match="driver 'overlay' is not supported"):
+        await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="overlay"))
+    with pytest.raises(NotFoundError, match="external network t_gone does not exist"):
+        await world.nets.ensure_network(NetworkSpec("t_gone", "t", "gone", external=True))
+    ext = await world.nets.ensure_network(NetworkSpec("t_keep", "u", "keep", external=True))
+    assert ext.bridge == state.bridge
+    with pytest.raises(ConflictError, match="in use by"):
+        await world.nets.remove_network("t_keep")
+    assert subprocess.run(["ip", "link", "show", state.bridge]).returncode == 0
