@@ -64,9 +64,9 @@ def capget() -> tuple[int, int, int]:
     hdr = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     _check(_libc.capget(ctypes.byref(hdr), data), "capget")
-    return tuple(  # type: ignore[return-value]
-        getattr(data[0], f) | (getattr(data[1], f) << 32)
-        for f in ("effective", "permitted", "inheritable"))
+    eff, prm, inh = (getattr(data[0], f) | (getattr(data[1], f) << 32)
+                     for f in ("effective", "permitted", "inheritable"))
+    return eff, prm, inh
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
@@ -90,8 +90,3 @@ def load_seccomp(bpf: bytes) -> None:
 
 def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc.setns(fd, nstype), "setns")
-
-
-def unshare(flags: int) -> None:
-    _libc.unshare.argtypes = [ctypes.c_int]
-    _check(_libc.unshare(flags), "unshare")

@@ -60,9 +60,8 @@ def finalize_process(plan: SecurityPlan, uid: int, gid: int, groups: list[int]) 
                 except OSError as err:
                     if err.errno != errno_mod.EINVAL:  # a cap this kernel lacks
                         raise
-        # Keep permitted across setresuid only when there is something to keep.
-        if uid != 0 and applied.permitted:
-            kernel.prctl(kernel.PR_SET_KEEPCAPS, 1)
+        # No PR_SET_KEEPCAPS: a non-root uid keeps nothing (see CapabilitySets.for_user),
+        # and setresuid clearing permitted/effective/ambient for it is what we want.
         os.setgroups(groups)
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
