@@ -147,6 +147,10 @@ class SingleRunner:
         bindings = parse_publish(request.publish)
         if bindings and request.network in ("none", "host"):
             raise UsageError(f"-p does not apply with --network {request.network}")
+        # Every mistake in the request is found before anything is made on the host.
+        run_spec(request, image, name=name, netns=None, mounts=[], files={})
+        for v in request.volumes:
+            _check_volume(v)
         mounts = [await self._mount(v) for v in request.volumes]
         netns = None
         files: dict[str, str] = {}
@@ -157,8 +161,8 @@ class SingleRunner:
             netns = await net.connect(cid, [Attachment(DEFAULT_NETWORK)], bindings)
             gateway = net.nets.inspect(DEFAULT_NETWORK).gateway
             files["/etc/resolv.conf"] = resolv_conf_for(gateway)
-        spec = run_spec(request, image, name=name, netns=netns, mounts=mounts, files=files)
         try:
+            spec = run_spec(request, image, name=name, netns=netns, mounts=mounts, files=files)
             await self.ports.runtime.create(spec)
             await self.ports.runtime.start(cid)
         except BaseException:
@@ -186,16 +190,22 @@ class SingleRunner:
         await release_default_network(self.ports)
 
     async def _mount(self, text: str) -> Mount:
-        parts = text.split(":")
-        if len(parts) not in (2, 3) or not parts[1].startswith("/"):
-            raise UsageError(f"-v {text!r} is not SOURCE:/TARGET[:ro]",
-                             hint="e.g. -v /srv/data:/data:ro or -v myvol:/data")
+        parts = _check_volume(text)
         source, target = parts[0], parts[1]
         ro = len(parts) == 3 and parts[2] == "ro"
         if source.startswith("/"):
             return Mount(type="bind", source=source, target=target, readonly=ro)
         path = await self.volumes.ensure_volume(RUN_PROJECT, source)
         return Mount(type="volume", source=path, target=target, readonly=ro)
+
+
+def _check_volume(text: str) -> list[str]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[1].startswith("/") or not parts[0] or (
+            len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise UsageError(f"-v {text!r} is not SOURCE:/TARGET[:ro]",
+                         hint="e.g. -v /srv/data:/data:ro or -v myvol:/data")
+    return parts
 
 
 async def release_default_network(ports: Any) -> None:

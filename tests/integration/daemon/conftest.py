@@ -116,3 +116,4 @@ def daemon(daemons: DaemonHandle) -> DaemonHandle:
     """One running daemon."""
     daemons.start()
     return daemons
+

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from daemon_helpers import teardown_networks
 from support.busybox import busybox_available, make_busybox_tar
 
 from stackd.roots import Roots
@@ -40,6 +41,8 @@ def runner(no_leaks: Roots, daemons, tmp_path: Path):
     with daemons.client() as c:
         for row in c.get("/v1/containers", all=True):
             c.post(f"/v1/containers/{row['name']}/remove")
+    daemons.stop_all()
+    assert teardown_networks(no_leaks) == []
 
 
 def test_exit_code_and_output_pass_through(runner) -> None:
