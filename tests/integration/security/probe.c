@@ -84,6 +84,21 @@ static int do_module(void) {
     return reached(rc, errno);
 }
 
+/* mount(NULL, NULL, NULL, 0, NULL) through the i386 (int 0x80) and x32 syscall tables:
+ * a filter that covered only x86_64 would let these past unchecked. Reaching the
+ * kernel gives EFAULT (or ENOSYS where the kernel lacks that ABI). */
+static int do_mount_i386(void) {
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(21), "b"(0), "c"(0), "d"(0), "S"(0), "D"(0)
+                     : "memory");
+    return reached(ret < 0 ? -1 : 0, ret < 0 ? (int)-ret : 0);
+}
+
+static int do_mount_x32(void) {
+    long rc = syscall(0x40000000 | 165, NULL, NULL, NULL, 0, NULL);
+    return reached(rc, errno);
+}
+
 static int do_rawsocket(void) {
     int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
     int err = errno;
@@ -174,6 +189,8 @@ int main(int argc, char **argv) {
     action = argv[1];
     const char *arg = argc > 2 ? argv[2] : NULL;
     if (!strcmp(action, "mount")) return do_mount();
+    if (!strcmp(action, "mount-i386")) return do_mount_i386();
+    if (!strcmp(action, "mount-x32")) return do_mount_x32();
     if (!strcmp(action, "reboot")) return do_reboot();
     if (!strcmp(action, "module")) return do_module();
     if (!strcmp(action, "rawsocket")) return do_rawsocket();

@@ -31,6 +31,9 @@ def outside_process() -> Iterator[int]:
 # action, what the denied container gets, what the allowed container gets
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("mount", {}, {"security": Security(cap_add=("SYS_ADMIN",))}),
+    # The same call through the 32-bit and x32 tables meets the same rules.
+    ("mount-i386", {}, {"security": Security(cap_add=("SYS_ADMIN",))}),
+    ("mount-x32", {}, {"security": Security(cap_add=("SYS_ADMIN",))}),
     ("reboot", {}, {"security": Security(cap_add=("SYS_BOOT",))}),
     ("module", {}, {"security": Security(cap_add=("SYS_MODULE",))}),
     # Docker grants NET_RAW by default, and so do we: a container that drops it (or
