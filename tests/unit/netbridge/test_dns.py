@@ -1,0 +1,88 @@
+"""Who sees which name, and the wire answers, without sockets (Records, Resolver.answer)."""
+
+from __future__ import annotations
+
+import trio
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from stackd.netbridge.dns import Records, Resolver, upstreams_from_resolv_conf
+
+
+def two_networks() -> Records:
+    r = Records()
+    r.add("p_front", "web-1", "10.0.0.2", ["p-web-1", "web"])
+    r.add("p_front", "web-2", "10.0.0.3", ["p-web-2", "web"])
+    r.add("p_front", "cli-1", "10.0.0.4", ["p-cli-1", "cli", "Client-Alias"])
+    r.add("p_back", "db-1", "10.0.1.2", ["p-db-1", "db"])
+    r.add("p_back", "cli-1", "10.0.1.3", ["p-cli-1", "cli"])
+    return r
+
+
+def test_names_are_seen_only_by_containers_sharing_a_network() -> None:
+    r = two_networks()
+    assert r.lookup("10.0.0.4", "db") == ["10.0.1.2"]  # cli is on both networks
+    assert r.lookup("10.0.0.2", "db") is None  # web is not on back: not ours, forwarded
+    assert r.lookup("10.0.1.2", "web") is None
+    assert r.lookup("10.9.9.9", "web") is None  # unknown source: no stack names at all
+    assert r.lookup("10.0.1.2", "CLI.") == ["10.0.1.3"]  # its address on the shared network
+    assert r.lookup("10.0.0.2", "client-alias") == ["10.0.0.4"]
+
+
+def test_replicas_rotate_and_follow_scale_at_once() -> None:
+    r = two_networks()
+    firsts = [r.lookup("10.0.0.4", "web")[0] for _ in range(4)]  # type: ignore[index]
+    assert firsts == ["10.0.0.2", "10.0.0.3", "10.0.0.2", "10.0.0.3"]
+    r.add("p_front", "web-3", "10.0.0.5", ["web"])
+    assert sorted(r.lookup("10.0.0.4", "web") or []) == ["10.0.0.2", "10.0.0.3", "10.0.0.5"]
+    r.remove("web-2")
+    r.remove("web-3")
+    assert r.lookup("10.0.0.4", "web") == ["10.0.0.2"]
+    r.remove("web-1")
+    assert r.lookup("10.0.0.4", "web") is None
+
+
+def test_unready_containers_leave_the_answers() -> None:
+    r = two_networks()
+    r.set_ready("web-1", False)
+    assert r.lookup("10.0.0.4", "web") == ["10.0.0.3"]
+    r.set_ready("web-1", True)
+    assert sorted(r.lookup("10.0.0.4", "web") or []) == ["10.0.0.2", "10.0.0.3"]
+
+
+def test_static_records_and_forgetting_a_network() -> None:
+    r = two_networks()
+    r.set_records("p_front", "legacy", ["192.0.2.10"])
+    assert r.lookup("10.0.0.2", "legacy") == ["192.0.2.10"]
+    r.forget_network("p_front")
+    assert r.lookup("10.0.0.2", "legacy") is None
+    assert r.lookup("10.0.1.3", "db") == ["10.0.1.2"]
+
+
+def test_answer_on_the_wire() -> None:
+    res = Resolver(upstreams=[])
+    res.add("n", "a", "10.0.0.2", ["a", "svc"])
+    res.add("n", "b", "10.0.0.3", ["svc"])
+    reply = DNSRecord.parse(res.answer(DNSRecord.question("svc").pack(), "10.0.0.2") or b"")
+    assert sorted(str(rr.rdata) for rr in reply.rr) == ["10.0.0.2", "10.0.0.3"]
+    assert all(rr.ttl == 0 for rr in reply.rr)
+    # A known name with no record of the asked type: NOERROR, empty (no upstream detour).
+    aaaa = DNSRecord.parse(res.answer(DNSRecord.question("svc", "AAAA").pack(), "10.0.0.2")
+                           or b"")
+    assert (aaaa.header.rcode, aaaa.rr) == (RCODE.NOERROR, [])
+    assert res.answer(DNSRecord.question("example.org").pack(), "10.0.0.2") is None
+    assert res.answer(b"\x00garbage", "10.0.0.2") == b""
+
+
+async def test_no_upstream_gives_servfail() -> None:
+    res = Resolver(upstreams=[])
+    q = DNSRecord.question("example.org", "A")
+    with trio.fail_after(1):
+        reply = DNSRecord.parse(await res.forward(q.pack()))
+    assert reply.header.rcode == RCODE.SERVFAIL and reply.header.id == q.header.id
+    assert QTYPE[reply.q.qtype] == "A"
+
+
+def test_upstreams_from_resolv_conf() -> None:
+    text = "# comment\nnameserver 127.0.0.53\nnameserver 10.7.7.1\nnameserver fe80::1\n" \
+           "search lan\n"
+    assert upstreams_from_resolv_conf(text, exclude=["10.7.7.1"]) == [("127.0.0.53", 53)]
