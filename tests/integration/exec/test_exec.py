@@ -133,3 +133,9 @@ async def test_interactive_exec_with_tty(running, capfd):
         lambda: exec_interactive(running, ["tty"], tty=True))
     assert code == 0
     assert capfd.readouterr().out.startswith("/dev/pts/")
+
+
+async def test_exec_without_capture_writes_to_our_stdout(running, capfd):
+    result = await exec_in(running, ["sh", "-c", "echo passed-through; exit 2"], capture=False)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, b"", b"")
+    assert capfd.readouterr().out == "passed-through\n"
