@@ -1,0 +1,125 @@
+"""diff.plan is pure: desired + observed → the plan, compared as golden text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackd.images.models import Image, ImageConfig
+from stackd.reconciler.actual import ActualContainer, ActualState
+from stackd.reconciler.build import BuildInputs, desired_state
+from stackd.reconciler.desired import DesiredContainer, DesiredState
+from stackd.reconciler.diff import PlanOptions, plan
+from stackd.spec import load_text
+from stackd.state.intents import Intent
+
+IMAGE = Image(id="sha256:" + "1" * 64, digest="sha256:" + "a" * 64, references=(),
+              config=ImageConfig(cmd=("sh",)), layer_dirs=("/l",))
+
+
+def desired(text: str, tmp_path: Path, image: Image = IMAGE) -> DesiredState:
+    stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
+    inputs = BuildInputs(volume_path=lambda n: f"/v/{n}", file_path=lambda d: f"/f/{d}",
+                         read_file=lambda p: b"")
+    return desired_state(stack, {n: image for n in stack.services}, inputs)
+
+
+def running(c: DesiredContainer, status: str = "running", exit_code: int | None = None
+            ) -> ActualContainer:
+    return ActualContainer(c.id, c.name, c.service, c.index, status, c.config_hash.digest,
+                           dict(c.config_hash.fields), c.env, exit_code)
+
+
+def actual_of(d: DesiredState, *extra: ActualContainer, nets: bool = True) -> ActualState:
+    return ActualState("demo", tuple(running(c) for c in d.containers) + extra,
+                       frozenset(d.networks) if nets else frozenset(), frozenset(d.volumes))
+
+
+STACK = """
+services:
+  web: {image: busybox, scale: 2, environment: {A: "1", B: "1", C: "1"}}
+  db: {image: busybox, volumes: ["data:/data"]}
+volumes: {data: {}}
+"""
+
+
+def test_first_plan_golden(tmp_path: Path) -> None:
+    d = desired(STACK, tmp_path)
+    assert str(plan(d, ActualState("demo"))) == """\
+network demo_default: create — declared in the stack
+volume demo_data: create — declared in the stack
+db-1: create — new service
+web-1: create — new service
+web-2: create — new service"""
+
+
+def test_nothing_to_do_is_said_so(tmp_path: Path) -> None:
+    d = desired(STACK, tmp_path)
+    p = plan(d, actual_of(d))
+    assert p.empty
+    assert str(p) == "demo: nothing to do, the stack already matches"
+
+
+def test_recreate_causes_name_the_fields_and_the_variables(tmp_path: Path) -> None:
+    old = desired(STACK, tmp_path)
+    new_image = IMAGE.model_copy(update={"digest": "sha256:" + "b" * 64})
+    new = desired(STACK.replace('A: "1", B: "1", C: "1"', 'A: "2", C: "1", D: "1"')
+                  .replace("scale: 2", "scale: 2, command: [httpd]"), tmp_path, new_image)
+    assert str(plan(new, actual_of(old))) == """\
+db-1: recreate — image changed
+web-1: recreate — image changed; command changed; environment changed: A, B, D
+web-2: recreate — image changed; command changed; environment changed: A, B, D"""
+
+
+def test_a_container_without_field_digests_still_recreates(tmp_path: Path) -> None:
+    d = desired(STACK, tmp_path)
+    (db,) = d.containers_of("db")
+    stale = ActualContainer(db.id.replace(db.id[-8:], "00000000"), db.name, "db", 1,
+                            "running", config_hash="0" * 64)
+    actual = ActualState("demo", (stale, *(running(c) for c in d.containers_of("web"))),
+                         frozenset(d.networks), frozenset(d.volumes))
+    assert plan(d, actual).lines() == ["db-1: recreate — config hash changed"]
+
+
+def test_start_created_and_exited_containers_but_not_finished_jobs(tmp_path: Path) -> None:
+    d = desired("""
+services:
+  web: {image: busybox}
+  crashed: {image: busybox}
+  job: {image: busybox}
+""", tmp_path)
+    web, crashed, job = (d.containers_of(s)[0] for s in ("web", "crashed", "job"))
+    actual = ActualState("demo", (running(web, "created"), running(crashed, "exited", 1),
+                                  running(job, "exited", 0)), frozenset(d.networks))
+    assert plan(d, actual).lines() == ["web-1: start — created, never started"]
+    assert plan(d, actual, PlanOptions(start_exited=True)).lines() == [
+        "crashed-1: start — exited (code 1)", "web-1: start — created, never started"]
+
+
+def test_duplicates_and_interrupted_removes(tmp_path: Path) -> None:
+    d = desired("services: {web: {image: busybox}}", tmp_path)
+    (web,) = d.containers
+    dup = ActualContainer("demo-web-1-deadbeef", "demo-web-1", "web", 1, "exited",
+                          config_hash="f" * 64)
+    gone = ActualContainer("demo-old-1-12345678", "demo-old-1", "old", 1, "running")
+    pending = (Intent(7, "demo", "remove", "old-1", gone.id, "old-1: remove — orphan"),)
+    actual = ActualState("demo", (running(web), dup, gone), frozenset(d.networks),
+                         pending=pending)
+    p = plan(d, actual)
+    assert str(p) == """\
+web-1: remove — duplicate of web-1
+old-1: remove — finishing an interrupted remove"""
+
+
+def test_orphan_warning_and_network_cleanup(tmp_path: Path) -> None:
+    d = desired("services: {web: {image: busybox}}", tmp_path)
+    orphan = ActualContainer("demo-old-1-12345678", "demo-old-1", "old", 1, "running")
+    actual = ActualState("demo", (*(running(c) for c in d.containers), orphan),
+                         frozenset({*d.networks, "demo_back"}))
+    assert str(plan(d, actual)) == (
+        "demo: nothing to do, the stack already matches\n"
+        "warning: orphan container demo-old-1 (service old is not in the stack); "
+        "run with --remove-orphans to remove it")
+    assert plan(d, actual, PlanOptions(remove_orphans=True)).lines() == [
+        "old-1: remove — orphan: service old is not in the stack",
+        "network demo_back: remove — no longer declared",
+    ]

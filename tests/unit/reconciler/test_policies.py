@@ -1,0 +1,93 @@
+"""Restart decisions, the backoff sequence, healthcheck forms and transitions, the hash."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackd.errors import SpecError
+from stackd.reconciler.hash import HASHED_FIELDS, IGNORED_FIELDS, ConfigHash, config_hash
+from stackd.reconciler.health import HealthCheck, HealthState, probe_args, step
+from stackd.reconciler.restart import (
+    MAX_DELAY,
+    Backoff,
+    RestartPolicy,
+    from_deploy,
+    parse_restart,
+    should_restart,
+)
+
+
+@pytest.mark.parametrize(("text", "policy"), [
+    ("no", RestartPolicy("no")),
+    ("always", RestartPolicy("always")),
+    ("unless-stopped", RestartPolicy("unless-stopped")),
+    ("on-failure", RestartPolicy("on-failure")),
+    ("on-failure:5", RestartPolicy("on-failure", max_attempts=5)),
+])
+def test_parse_restart(text: str, policy: RestartPolicy) -> None:
+    assert parse_restart(text) == policy
+
+
+def test_bad_restart_names_the_fix() -> None:
+    with pytest.raises(SpecError, match=r'restart: .sometimes. is not.*\n  hint: use "no"'):
+        parse_restart("sometimes")
+    with pytest.raises(SpecError, match="condition: 'never'"):
+        from_deploy("never")
+
+
+def test_should_restart_table() -> None:
+    def go(policy: str, code: int, *, by_user: bool = False, attempts: int = 0) -> bool:
+        return should_restart(parse_restart(policy), code, stopped_by_user=by_user,
+                              attempts=attempts)
+    assert [go("no", 1), go("always", 0), go("unless-stopped", 0)] == [False, True, True]
+    assert [go("on-failure", 0), go("on-failure", 137)] == [False, True]
+    assert [go("on-failure:2", 1, attempts=1), go("on-failure:2", 1, attempts=2)] == [
+        True, False]
+    assert go("always", 1, by_user=True) is False
+    assert from_deploy("any") == RestartPolicy("always")
+
+
+def test_backoff_doubles_from_100ms_to_the_cap_and_resets_after_a_long_run() -> None:
+    b = Backoff()
+    delays = [b.next_delay(ran_for=0.5) for _ in range(11)]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30, 30])
+    assert MAX_DELAY == 30
+    assert b.next_delay(ran_for=10.0) == 0.1
+    assert Backoff(fixed=2.0).next_delay(0) == 2.0
+
+
+def test_probe_args_forms() -> None:
+    assert probe_args(["CMD", "curl", "-f", "x"]) == ("curl", "-f", "x")
+    assert probe_args(["CMD-SHELL", "curl -f x || exit 1"]) == (
+        "/bin/sh", "-c", "curl -f x || exit 1")
+    assert probe_args("pg_isready") == ("/bin/sh", "-c", "pg_isready")
+    assert probe_args(["NONE"]) is None
+    with pytest.raises(SpecError, match="not understood"):
+        probe_args(["SHELL", "x"])
+
+
+def test_health_transitions_follow_docker() -> None:
+    check = HealthCheck(args=("x",), retries=2, start_period=10)
+    s = HealthState()
+    s = step(s, False, "no", check=check, elapsed=3)  # failures in the start period don't count
+    assert (s.status, s.failing_streak) == ("starting", 0)
+    s = step(s, True, "ok", check=check, elapsed=4)  # a pass ends the start period
+    assert (s.status, s.in_start_period) == ("healthy", False)
+    s = step(s, False, "no", check=check, elapsed=5)
+    assert (s.status, s.failing_streak) == ("healthy", 1)
+    s = step(s, False, "no", check=check, elapsed=6)
+    assert (s.status, s.failing_streak) == ("unhealthy", 2)
+    assert step(s, True, "ok", check=check, elapsed=7).status == "healthy"
+
+
+def test_config_hash_covers_exactly_its_fields() -> None:
+    inputs = {f: f for f in HASHED_FIELDS}
+    h = config_hash(inputs)
+    assert config_hash(dict(reversed(list(inputs.items())))) == h
+    assert h.changed_fields(config_hash({**inputs, "user": "x"}).fields) == ("user",)
+    assert ConfigHash.parse_fields_label(h.fields_label()) == h.fields
+    with pytest.raises(ValueError, match="missing"):
+        config_hash({"image": 1})
+    with pytest.raises(ValueError, match="unexpected"):
+        config_hash({**inputs, "scale": 3})
+    assert {"scale", "depends_on", "profiles"} <= set(IGNORED_FIELDS)

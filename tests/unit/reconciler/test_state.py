@@ -1,0 +1,60 @@
+"""The reconciler's durable parts: the intent log and the volume store (real SQLite, real dirs)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from stackd.errors import UsageError
+from stackd.roots import Roots
+from stackd.state.db import StateDB
+from stackd.state.intents import IntentLog
+from stackd.state.volumes import VolumeStore
+
+
+def test_intents_stay_pending_until_done_and_survive_reopening(roots: Roots) -> None:
+    path = roots.state / "stackd.db"
+    log = IntentLog(StateDB.open(path))
+    a = log.begin("demo", "create", "web-1", "demo-web-1-abc", "web-1: create — new service")
+    b = log.begin("demo", "remove", "old-1", "demo-old-1-def", "old-1: remove — orphan")
+    log.begin("other", "create", "x-1", "other-x-1", "x-1: create — new service")
+    log.done(a)
+    log.db.close()  # the daemon dies
+
+    again = IntentLog(StateDB.open(path))
+    assert [(p.id, p.verb, p.resource, p.container_id) for p in again.pending("demo")] == [
+        (b, "remove", "old-1", "demo-old-1-def")]
+    again.done(b)
+    assert again.pending("demo") == []
+    again.db.close()
+
+
+async def test_volumes_are_directories_owned_by_their_project(roots: Roots) -> None:
+    store = VolumeStore(StateDB.open(roots.state / "stackd.db"), roots.state)
+    path = await store.ensure_volume("demo", "demo_data")
+    assert path == str(roots.state / "volumes" / "demo_data" / "data")
+    assert Path(path).is_dir()
+    Path(path, "file").write_text("kept")
+    assert await store.ensure_volume("demo", "demo_data") == path  # idempotent, data kept
+    assert Path(path, "file").read_text() == "kept"
+    assert await store.volumes("demo") == ["demo_data"]
+    assert await store.volumes("other") == []
+    await store.remove_volume("demo_data")
+    assert not (roots.state / "volumes" / "demo_data").exists()
+    assert await store.volumes("demo") == []
+    with pytest.raises(UsageError, match=r"volume name '\.\./x' is not valid"):
+        store.path("../x")
+    store.db.close()
+
+
+async def test_config_files_are_written_once_with_owner_and_mode(roots: Roots) -> None:
+    store = VolumeStore(StateDB.open(roots.state / "stackd.db"), roots.state)
+    path = store.file_path("ab" * 32)
+    await store.write_file(path, b"s3cret", os.getuid(), os.getgid(), 0o400)
+    st = os.stat(path)
+    assert (stat.S_IMODE(st.st_mode), Path(path).read_bytes()) == (0o400, b"s3cret")
+    await store.write_file(path, b"s3cret", os.getuid(), os.getgid(), 0o400)  # no error
+    store.db.close()
