@@ -52,6 +52,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "tag": ("stackd.cli.cmd_tag", "Give an image another name"),
     "login": ("stackd.cli.cmd_login", "Log in to a registry"),
     "image": ("stackd.cli.cmd_image", "Manage images: inspect, ls, rm, load, save, import, prune"),
+    "network": ("stackd.cli.cmd_network", "Manage networks: ls, inspect, rm, prune"),
 }
 
 
