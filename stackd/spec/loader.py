@@ -182,6 +182,9 @@ class _Loader:
         if not isinstance(raw, Mapping):
             raise SpecError(f"{name} must hold a mapping (services:, networks:, …), not "
                             f"{describe(raw)}", location=getattr(raw, "loc", Location(name)))
+        if "version" in raw:
+            self.warn(f"the top-level 'version' is obsolete and ignored "
+                      f"({where(raw, 'version')})")
         doc = canonical_stack(interpolate_tree(raw, variables))
         self._docs[file] = doc
         return doc

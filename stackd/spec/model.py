@@ -51,7 +51,8 @@ Path = tuple[str | int, ...]
 class Node(BaseModel):
     """Base of every stack element: frozen, unknown keys refused, `x-*` kept aside."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              allow_inf_nan=False)
 
     extensions: dict[str, Any] = Field(default_factory=dict, exclude=False)
 

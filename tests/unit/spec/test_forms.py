@@ -336,3 +336,14 @@ def test_default_network_is_implied() -> None:
     assert set(stack.services["b"].networks) == {"default", "front"}
     assert stack.services["c"].networks == {}
     assert set(stack.networks) == {"default", "front"}
+
+
+def test_obsolete_version_is_ignored_with_a_warning() -> None:
+    stack = load_text("version: '3.8'\nservices:\n  s: {image: x}\n")
+    assert stack.warnings == ("the top-level 'version' is obsolete and ignored "
+                              "(compose.yaml:1:1)",)
+
+
+def test_infinite_numbers_are_refused() -> None:
+    with pytest.raises(SpecError, match="cpus"):
+        service("cpus: .inf")

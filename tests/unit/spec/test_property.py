@@ -51,7 +51,7 @@ def _check(text: str) -> None:
         assert str(exc)  # a message, and the type that says "your file is wrong"
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_structured_documents_load_or_raise_spec_error(doc: dict[str, Any]) -> None:
     _check(yaml.safe_dump(doc))
