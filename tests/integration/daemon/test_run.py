@@ -19,14 +19,19 @@ pytestmark = pytest.mark.root
 IMAGE = "bb:latest"
 
 
-@pytest.fixture
-def runner(no_leaks: Roots, daemons, tmp_path: Path):
+@pytest.fixture(scope="module")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not busybox_available():
         pytest.skip("busybox-static is not installed")
+    work = tmp_path_factory.mktemp("busybox")
+    return make_busybox_tar(work / "bb.tar", work)
+
+
+@pytest.fixture
+def runner(no_leaks: Roots, daemons, busybox_tar: Path):
     from stackd.images import ImageStore
 
-    ImageStore(no_leaks).import_rootfs(make_busybox_tar(tmp_path / "bb.tar", tmp_path),
-                                       ref=IMAGE)
+    ImageStore(no_leaks).import_rootfs(busybox_tar, ref=IMAGE)
     daemons.start()
 
     def stackd(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -40,6 +45,8 @@ def runner(no_leaks: Roots, daemons, tmp_path: Path):
     yield stackd
     with daemons.client() as c:
         for row in c.get("/v1/containers", all=True):
+            if row["state"] == "running":  # no need to wait out a stop grace period
+                c.post(f"/v1/containers/{row['name']}/kill")
             c.post(f"/v1/containers/{row['name']}/remove")
     daemons.stop_all()
     assert teardown_networks(no_leaks) == []
