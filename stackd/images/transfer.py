@@ -10,19 +10,26 @@ goes last so a registry never serves an image with missing blobs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from typing import TYPE_CHECKING
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import trio
 
 from stackd.images.digests import sha256_digest
-from stackd.images.errors import DigestMismatchError, UnsupportedMediaTypeError
+from stackd.images.errors import DigestMismatchError, RegistryError, UnsupportedMediaTypeError
 from stackd.images.mediatypes import OCI_MANIFEST
 from stackd.images.nursery import open_nursery
 from stackd.images.oci import Descriptor, choose_platform, is_index, media_type_of, parse_manifest
 from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.reference import Reference
 from stackd.images.registry.client import RegistryClient
+from stackd.images.unpack import UnpackResult, unpack_layer
 
 if TYPE_CHECKING:
     from stackd.images.store import ImageStore
@@ -31,6 +38,8 @@ PARALLEL_DOWNLOADS = 4
 PARALLEL_UNPACKS = 2
 CHUNKED_UPLOAD_THRESHOLD = 32 * 1024 * 1024
 UPLOAD_CHUNK = 8 * 1024 * 1024
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, missing from Python 3.11 on some builds
 
 
 def _check(body: bytes, expected: str | None, what: str) -> str:
@@ -94,23 +103,83 @@ async def _fetch_layer(store: ImageStore, ref: Reference, client: RegistryClient
         return
     if not store.blobs.has(layer.digest):
         async with downloads:
-            ingest = store.blobs.ingest(layer.digest, layer.size)
+            await _download_and_unpack(store, ref, client, layer, diff_id, short, progress)
+    else:
+        async with unpacks:
+            progress(ProgressEvent(short, "unpacking", 0, layer.size))
+            await trio.to_thread.run_sync(store.snapshots.unpack,
+                                          store.blobs.path(layer.digest), diff_id)
+    progress(ProgressEvent(short, "done", layer.size, layer.size))
+
+
+def _unpack_from_fd(fd: int, dest: Path) -> UnpackResult:
+    with os.fdopen(fd, "rb", buffering=PIPE_SIZE) as stream:
+        return unpack_layer(stream, dest)
+
+
+async def _download_and_unpack(store: ImageStore, ref: Reference, client: RegistryClient,
+                               layer: Descriptor, diff_id: str, short: str,
+                               progress: Progress) -> None:
+    """Download a layer into the blob store while a thread unpacks the same bytes.
+
+    The bytes go to the ingest file and, through a pipe, to the unpacker, so unpacking
+    overlaps the transfer. Neither is used unless the blob's digest and the layer's
+    diff_id both check out at the end; a rejected layer stops the download.
+    """
+    ingest = store.blobs.ingest(layer.digest, layer.size)
+    tmp = store.snapshots.temp_dir()
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_fd, F_SETPIPE_SZ, PIPE_SIZE)
+    outcome: dict[str, Any] = {}
+
+    async def unpacker() -> None:
+        try:
+            outcome["result"] = await trio.to_thread.run_sync(_unpack_from_fd, read_fd, tmp)
+        except BaseException as exc:  # reported below, after the download has stopped
+            outcome["error"] = exc
+
+    try:
+        async with open_nursery() as nursery:
+            nursery.start_soon(unpacker)
+            pipe = trio.lowlevel.FdStream(write_fd)
             try:
                 async with client.blob(ref, layer.digest) as resp:
                     done = 0
-                    async for chunk in resp.aiter_raw(1 << 20):
-                        ingest.write(chunk)
+                    unpacking = True
+                    async for chunk in resp.aiter_raw(PIPE_SIZE):
+                        # Hashing and writing release the GIL: off the event loop, other
+                        # layers keep downloading meanwhile.
+                        await trio.to_thread.run_sync(ingest.write, chunk)
                         done += len(chunk)
+                        if unpacking:
+                            try:
+                                await pipe.send_all(chunk)
+                            except trio.BrokenResourceError:
+                                # The unpacker gave up. Finish the download anyway: if the
+                                # blob fails its digest, that is the error to report.
+                                unpacking = False
                         progress(ProgressEvent(short, "downloading", done, layer.size))
-            except BaseException:
-                ingest.abort()
-                raise
-            await trio.to_thread.run_sync(ingest.commit, f"layer {layer.digest} of {ref}")
-    async with unpacks:
-        progress(ProgressEvent(short, "unpacking", 0, layer.size))
-        await trio.to_thread.run_sync(store.snapshots.unpack, store.blobs.path(layer.digest),
-                                      diff_id)
-    progress(ProgressEvent(short, "done", layer.size, layer.size))
+            except httpx.HTTPError as exc:
+                raise RegistryError(f"download of layer {layer.digest} from {ref.domain} "
+                                    f"broke off: {exc!r}", hint="try the pull again") from exc
+            finally:
+                await pipe.aclose()
+        await trio.to_thread.run_sync(ingest.commit, f"layer {layer.digest} of {ref}")
+        if "error" in outcome:
+            raise outcome["error"]
+        result: UnpackResult = outcome["result"]
+        if result.diff_id != diff_id:
+            raise DigestMismatchError(
+                f"layer {layer.digest} of {ref}: uncompressed content hashes to "
+                f"{result.diff_id}, but the image config says {diff_id}",
+                hint="the image is corrupt or was tampered with; pull it again",
+            )
+        await trio.to_thread.run_sync(store.snapshots.commit_dir, tmp, diff_id)
+    except BaseException:
+        ingest.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 async def push_image(store: ImageStore, manifest_digest: str, dest: Reference,

@@ -1,0 +1,127 @@
+"""Pull and unpack throughput of stackd's image store, beside skopeo and tar in the same run.
+
+    .venv/bin/python bench/bench_pull.py [--mb 100] [--layers 4] [--rounds 3]
+
+Starts Debian's docker-registry on 127.0.0.1 (as the tests do), pushes a generated
+image of random-content layers (incompressible, so gzip costs what it costs), then
+times, each round into an empty destination:
+
+  * `stackd pull` into an empty store (download + verify + unpack into snapshots)
+  * `skopeo copy docker://… oci:DIR` (download + verify, no unpack)
+  * unpacking one gzip layer with stackd's safe unpacker vs `tar -xzf`
+
+Prints figures and ratios; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.registry import start_registry
+
+from stackd.images import ImageStore
+from stackd.images.models import ImageConfig
+from stackd.images.snapshots import SnapshotStore
+from stackd.roots import Roots
+
+
+def make_layer_tar(path: Path, size_mb: int, seed: int) -> None:
+    src = path.with_suffix(".d")
+    (src / f"data{seed}").mkdir(parents=True)
+    per_file = 1 << 20
+    for i in range(size_mb):
+        (src / f"data{seed}" / f"blob{i:04d}").write_bytes(os.urandom(per_file))
+    subprocess.run(["tar", "-C", str(src), "--numeric-owner", "-cf", str(path), "."], check=True)
+    shutil.rmtree(src)
+
+
+def store_at(base: Path, name: str) -> ImageStore:
+    return ImageStore(Roots(state=base / name / "state", run=base / name / "run").ensure())
+
+
+def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=100, help="total image size in MB")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    opts = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="stackd-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        registry = start_registry(tmp / "registry")
+        try:
+            run(tmp, registry.host, opts)
+        finally:
+            registry.stop()
+
+
+def run(tmp: Path, host: str, opts: argparse.Namespace) -> None:
+    src = store_at(tmp, "source")
+    layers = []
+    per_layer = max(1, opts.mb // opts.layers)
+    print(f"generating {opts.layers} layers × {per_layer} MB of random data …", flush=True)
+    for i in range(opts.layers):
+        tar = tmp / f"layer{i}.tar"
+        make_layer_tar(tar, per_layer, i)
+        layers.append(src.add_layer_from_tar(tar))
+        tar.unlink()
+    ref = f"{host}/bench/random:1"
+    img = src.commit(ImageConfig(), layers, [{"created_by": "bench"}] * len(layers), names=[ref])
+    trio.run(src.push, ref)
+    total = sum(d.size for d, _ in layers)
+    mb = total / 1e6
+    print(f"image {img.digest[:19]}: {len(layers)} layers, {mb:.1f} MB compressed\n")
+
+    ours, theirs = [], []
+    for r in range(opts.rounds):
+        dest = store_at(tmp, f"pull{r}")
+        ours.append(timed(trio.run, dest.pull, ref))
+        shutil.rmtree(tmp / f"pull{r}")
+        oci = tmp / f"oci{r}"
+        theirs.append(timed(subprocess.run, ["skopeo", "--insecure-policy", "copy", "-q",
+                                             "--src-tls-verify=false", f"docker://{ref}",
+                                             f"oci:{oci}:x"]))
+        shutil.rmtree(oci)
+    o, t = statistics.median(ours), statistics.median(theirs)
+    print(f"{'pull (median of ' + str(opts.rounds) + ')':<34}{'seconds':>9}{'MB/s':>9}")
+    print(f"{'stackd pull (+ unpack)':<34}{o:>9.2f}{mb / o:>9.1f}")
+    print(f"{'skopeo copy → oci dir (no unpack)':<34}{t:>9.2f}{mb / t:>9.1f}")
+    print(f"ratio stackd / skopeo: {o / t:.2f}× (goal ≤ 1.2×)\n")
+
+    blob = src.blobs.path(layers[0][0].digest)
+    size_mb = blob.stat().st_size / 1e6
+    ours_u, tar_u = [], []
+    for r in range(opts.rounds):
+        snaps = SnapshotStore(tmp / f"snap{r}", tmp / f"locks{r}")
+        ours_u.append(timed(snaps.unpack, blob, layers[0][1]))
+        shutil.rmtree(tmp / f"snap{r}")
+        out = tmp / f"tar{r}"
+        out.mkdir()
+        tar_u.append(timed(subprocess.run, ["tar", "-C", str(out), "-xzf", str(blob)]))
+        shutil.rmtree(out)
+    o, t = statistics.median(ours_u), statistics.median(tar_u)
+    print(f"{'unpack one gzip layer':<34}{'seconds':>9}{'MB/s':>9}")
+    print(f"{'stackd safe unpack':<34}{o:>9.2f}{size_mb / o:>9.1f}")
+    print(f"{'tar -xzf':<34}{t:>9.2f}{size_mb / t:>9.1f}")
+    print(f"ratio stackd / tar: {o / t:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
