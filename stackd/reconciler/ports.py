@@ -105,8 +105,11 @@ class ImageView(Protocol):
     def layer_dirs(self) -> Sequence[str]: ...  # top-most first
 
 
+PullPolicy = Literal["always", "missing", "never"]
+
+
 class ImagePort(Protocol):
-    async def ensure(self, ref: str, pull_policy: str = "missing") -> ImageView: ...
+    async def ensure(self, ref: str, pull_policy: PullPolicy = "missing") -> ImageView: ...
 
 
 class NetworkPort(Protocol):

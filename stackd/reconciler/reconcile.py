@@ -23,7 +23,7 @@ from stackd.reconciler.build import BuildInputs, desired_state, image_ref
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
-from stackd.reconciler.ports import ImageView, Ports
+from stackd.reconciler.ports import ImageView, Ports, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
 from stackd.spec.model import Stack
 
@@ -38,15 +38,16 @@ class ReconcileOptions:
 
 async def resolve_images(stack: Stack, ports: Ports, pull: str | None) -> dict[str, ImageView]:
     """Each service's image, pulled as the policy says; one pull per distinct ref."""
-    wanted: dict[tuple[str, str], list[str]] = {}
+    wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     for name, svc in sorted(stack.services.items()):
-        policy = pull or svc.pull_policy or "missing"
-        if policy not in ("always", "missing", "never"):
-            policy = "missing"  # build/daily/weekly: what is local, else pull
+        given = pull or svc.pull_policy or "missing"
+        # build/daily/weekly: what is local, else pull
+        policy: PullPolicy = ("always" if given == "always" else
+                              "never" if given == "never" else "missing")
         wanted.setdefault((image_ref(stack, name, svc), policy), []).append(name)
     found: dict[str, ImageView] = {}
 
-    async def one(ref: str, policy: str, names: list[str]) -> None:
+    async def one(ref: str, policy: PullPolicy, names: list[str]) -> None:
         image = await ports.images.ensure(ref, policy)
         for n in names:
             found[n] = image
