@@ -99,10 +99,8 @@ def key_value_map(what: str, sep: str = "=", allow_unset: bool = True
                 key, found, val = text.partition(sep)
                 if not key:
                     raise SpecError(f"{what} entry {text!r} has no name", location=iloc)
-                if not found and not allow_unset:
-                    raise SpecError(f"{what} entry {text!r} must look like name{sep}value",
-                                    location=iloc)
-                out.put(key, val if found else None, iloc)
+                # A bare name: unset (environment) or empty (labels, sysctls…).
+                out.put(key, val if found else (None if allow_unset else ""), iloc)
             return out
         if isinstance(value, Mapping):
             for k, v in value.items():

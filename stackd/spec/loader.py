@@ -157,6 +157,9 @@ class _Loader:
         return check_project_name(directory.resolve().name or "default",
                                   "the project directory's name")
 
+    def display(self, file: str) -> str:
+        return _display(file, self.options.cwd)
+
     def read_text(self, file: str) -> tuple[str, str]:
         """(display name, text) of a stack file."""
         if file == STDIN:
@@ -165,13 +168,13 @@ class _Loader:
                 text = sys.stdin.read()
             return self.stdin_name, text
         try:
-            return _display(file), Path(file).read_text(encoding="utf-8")
+            return self.display(file), Path(file).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise
         except UnicodeDecodeError:
-            raise SpecError(f"{_display(file)} is not UTF-8 text") from None
+            raise SpecError(f"{self.display(file)} is not UTF-8 text") from None
         except OSError as exc:
-            raise SpecError(f"cannot read {_display(file)}: {exc.strerror}") from None
+            raise SpecError(f"cannot read {self.display(file)}: {exc.strerror}") from None
 
     def parse(self, file: str, variables: Variables) -> Any:
         """One file read, interpolated and in canonical form (cached per file)."""
@@ -221,7 +224,7 @@ class _Loader:
             files = [str((base_dir / p).resolve()) for p in paths]
             for f in files:
                 if f in chain:
-                    raise SpecError(f"include cycle: {_display(f)} includes itself",
+                    raise SpecError(f"include cycle: {self.display(f)} includes itself",
                                     location=eloc)
                 if not Path(f).is_file():
                     raise SpecError(f"included file {f!r} does not exist", location=eloc)
@@ -287,10 +290,10 @@ def _add_included(doc: PlacedDict, included: Any, loc: Location | None) -> Place
     return doc
 
 
-def _display(file: str) -> str:
-    """Paths in messages: relative to the working directory when below it."""
+def _display(file: str, cwd: str | Path | None) -> str:
+    """Paths in messages: relative to the (user's) working directory when below it."""
     try:
-        rel = os.path.relpath(file)
+        rel = os.path.relpath(file, cwd)
     except ValueError:
         return file
     return file if rel.startswith("..") else rel

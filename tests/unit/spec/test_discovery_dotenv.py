@@ -115,3 +115,10 @@ def test_dotenv_syntax() -> None:
 def test_dotenv_errors(text: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse_dotenv(text, ".env", {})
+
+
+def test_places_are_relative_to_the_callers_directory(write: Write, tmp_path: Path) -> None:
+    f = write("proj/compose.yaml", "services:\n  web: {image: x}\n")
+    stack = load(LoadOptions(files=[str(f)], environ={}, cwd=tmp_path))
+    loc = stack.location_of(("services", "web"))
+    assert loc is not None and loc.file == "proj/compose.yaml"
