@@ -7,6 +7,7 @@ directory under its final name is always complete and correct.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -73,15 +74,22 @@ class SnapshotStore:
         return sorted("sha256:" + p.name for p in self.root.iterdir()
                       if len(p.name) == 64 and p.is_dir())
 
-    def delete(self, diff_id: str) -> None:
+    def delete(self, diff_id: str) -> int:
+        """Remove a snapshot; returns the bytes its files held."""
         p = self.path(diff_id)
         # Rename first so a crash halfway through never leaves a partial dir under its name.
         doomed = self.root / f".tmp-{uuid.uuid4().hex}"
         try:
             os.rename(p, doomed)
         except FileNotFoundError:
-            return
+            return 0
+        size = 0
+        for dirpath, _, filenames in os.walk(doomed):
+            for name in filenames:
+                with contextlib.suppress(OSError):
+                    size += os.lstat(os.path.join(dirpath, name)).st_size
         shutil.rmtree(doomed, ignore_errors=True)
+        return size
 
     def clear_temps(self) -> int:
         n = 0

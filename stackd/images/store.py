@@ -227,7 +227,7 @@ class ImageStore:
                     gone.add(blob)
             for snap in self.snapshots.all():
                 if snap[7:] not in keep_snaps:
-                    self.snapshots.delete(snap)
+                    freed += self.snapshots.delete(snap)
                     removed_snaps += 1
             self.snapshots.clear_temps()
             self.blobs.clear_ingest()
