@@ -29,6 +29,7 @@ from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE, nft_chain_
 from stackd.roots import DEFAULT_RUN_ROOT, DEFAULT_STATE_ROOT, Roots
 
 MONITOR_MODULE = "stackd.runtime.monitor"
+CONTAINER_INIT_COMM = "stackd-init"
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -130,6 +131,11 @@ def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
             continue
         args = [a.decode(errors="replace") for a in argv]
         if MONITOR_MODULE not in args:
+            continue
+        try:
+            if Path(f"/proc/{entry}/comm").read_text().strip() == CONTAINER_INIT_COMM:
+                continue  # a container's first process before exec: counted by its cgroup
+        except OSError:
             continue
         opts = dict(itertools.pairwise(args))
         rid = opts.get("--root-id", "?")

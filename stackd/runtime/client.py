@@ -16,6 +16,7 @@ from stackd.runtime import protocol
 from stackd.runtime.layout import MonitorPaths
 
 CONNECT_ATTEMPTS = 50
+IDLE_RACE_RETRIES = 3
 
 
 class MonitorClient:
@@ -26,20 +27,40 @@ class MonitorClient:
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request, return its reply; StackdErrors from the monitor re-raised."""
-        stream = await self._connect()
-        async with stream:
-            await stream.send_all(protocol.encode(message))
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    raise UnavailableError(
-                        f"the runtime monitor for {self.roots.run} closed the connection",
-                        hint=f"see {self.paths.log}")
-                buf += chunk
+        for _ in range(IDLE_RACE_RETRIES):
+            buf = await self._exchange(message)
+            if buf:
+                break
+            # Closed without a byte: we reached a monitor in the instant it shut down
+            # for being idle (it had not read the request). A new one will answer.
+        else:
+            raise UnavailableError(
+                f"the runtime monitor for {self.roots.run} closed the connection",
+                hint=f"see {self.paths.log}")
         reply: dict[str, Any] = json.loads(buf)
         protocol.raise_error(reply)
         return reply
+
+    async def _exchange(self, message: dict[str, Any]) -> bytes:
+        stream = await self._connect()
+        buf = b""
+        async with stream:
+            try:
+                await stream.send_all(protocol.encode(message))
+                while not buf.endswith(b"\n"):
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        if buf:
+                            raise UnavailableError(
+                                f"the runtime monitor for {self.roots.run} broke off its reply",
+                                hint=f"see {self.paths.log}")
+                        return b""
+                    buf += chunk
+            except (trio.BrokenResourceError, ConnectionResetError):
+                if buf:
+                    raise
+                return b""
+        return buf
 
     async def _connect(self) -> trio.SocketStream:
         for _ in range(CONNECT_ATTEMPTS):

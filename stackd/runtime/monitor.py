@@ -45,6 +45,7 @@ from stackd.runtime.model import ExitStatus
 from stackd.runtime.statefile import now_iso, process_start_time, read_json, write_json
 
 IDLE_EXIT_SECONDS = 1.0
+LOCK_WAIT_SECONDS = 20.0
 SETUP_TIMEOUT = 30.0
 SIGNALS = {s.name: s for s in signal.Signals}
 
@@ -247,6 +248,10 @@ class Monitor:
         if spec.id in self.containers or paths.run_dir.exists():
             raise AlreadyExistsError(f"container {spec.id!r} already exists",
                                      hint="delete it first, or pick another id")
+        for layer in spec.layers:
+            if not os.path.isdir(layer):
+                raise NotFoundError(f"layer directory {layer} of container {spec.id!r} "
+                                    "does not exist", hint="unpack the image first")
         plan = self.security.prepare(spec) if self.security is not None else None
         cgroup = manager_for(self.roots.id, spec.id)
         made: list[int] = []
@@ -570,17 +575,24 @@ def main(argv: list[str] | None = None) -> int:
     os.setsid()
     os.chdir("/")  # pin no directory of whoever started us
     lock = os.open(mpaths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise
-        # Another monitor owns this root. If it is up, our creator will find it;
-        # if it is shutting down, we take over when it is gone.
+    # Another monitor may own this root: one starting up (then it will answer soon and
+    # our creator talks to it) or one shutting down (then its lock is free soon).
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
         if _answers(mpaths.socket):
             os.write(ready_w, b"1")
             os._exit(0)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        if time.monotonic() > deadline:
+            sys.stderr.write(f"monitor: {mpaths.lock} stays locked by a monitor that "
+                             "does not answer\n")
+            os._exit(1)
+        time.sleep(0.02)
     monitor = Monitor(roots)
     listener = monitor.bind()
     mpaths.pidfile.write_text(f"{os.getpid()}\n")

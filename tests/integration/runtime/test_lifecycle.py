@@ -144,3 +144,24 @@ async def test_containers_survive_their_creator_being_killed(rt, roots, busybox_
     assert [states[f"kept-{i}"].status for i in range(4)] == ["running"] * 4
     for i in range(5):
         await rt.delete(f"kept-{i}", force=True)
+
+
+async def test_concurrent_clients_share_one_monitor(make_spec, roots, rt):
+    from stackd.leaks import monitors
+
+    clients = [Runtime(roots) for _ in range(4)]
+    async with trio.open_nursery() as nursery:
+        for i, client in enumerate(clients):
+            nursery.start_soon(client.create, make_spec(f"conc-{i}", "sleep", "30"))
+    assert len(monitors(roots.id)) == 1
+    assert sorted(s.id for s in await rt.list()) == [f"conc-{i}" for i in range(4)]
+    for i in range(4):
+        await rt.delete(f"conc-{i}", force=True)
+
+
+async def test_missing_layer_is_not_found(rt, make_spec, tmp_path):
+    spec = make_spec("life-nolayer", "true").model_copy(
+        update={"layers": (str(tmp_path / "missing"),)})
+    with pytest.raises(NotFoundError, match=r"layer directory .*missing"):
+        await rt.create(spec)
+    assert await rt.list() == []
