@@ -4,7 +4,7 @@ Both sides are in canonical (long) form already, so most rules fall out of the s
 mappings (environment, labels, depends_on, networks, ulimits…) merge key by key,
 scalars are replaced. Sequences follow the spec: `command`, `entrypoint` and
 `healthcheck.test` are replaced; ports, volumes, configs, secrets and env_file merge by
-their identifying keys (a later entry for the same target replaces the earlier one);
+their identifying keys (entries for the same target merge, later values winning);
 lists of plain strings (dns, cap_add, expose, profiles…) are appended without
 duplicates. `!reset` removes what earlier files set, `!override` replaces it whole.
 """
@@ -86,12 +86,12 @@ def merge(base: Any, override: Any, path: Path = ()) -> Any:
         if any(_matches(p, path) for p in _REPLACED):
             return strip_tags(override)
         key = next((fn for p, fn in _KEYED.items() if _matches(p, path)), None)
-        return _merge_list(base, override, key)
+        return _merge_list(base, override, key, path)
     return strip_tags(override)
 
 
-def _merge_list(base: list[Any], override: list[Any], key: Callable[[Any], Any] | None
-                ) -> PlacedList:
+def _merge_list(base: list[Any], override: list[Any], key: Callable[[Any], Any] | None,
+                path: Path) -> PlacedList:
     ident = key or repr
     out = PlacedList(loc=base.loc if isinstance(base, PlacedList) else None)
     placed: dict[Any, int] = {}
@@ -108,8 +108,10 @@ def _merge_list(base: list[Any], override: list[Any], key: Callable[[Any], Any] 
         loc = override.locs.get(i) if isinstance(override, PlacedList) else None
         k = ident(item)
         if k in placed:
+            # Entries with the same identity merge (a later `read_only: true` on the same
+            # target keeps the earlier source), as the spec's "unique resources" say.
             idx = placed[k]
-            out[idx] = item
+            out[idx] = merge(out[idx], item, (*path, "*"))
             if loc is not None:
                 out.locs[idx] = loc
         else:

@@ -197,3 +197,14 @@ def test_a_location_points_at_the_file_that_set_the_value(tmp_path: Path) -> Non
 def test_unknown_tag_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="unknown YAML tag '!merge'"):
         merged(tmp_path, "services: {web: {ports: !merge []}}")
+
+
+def test_entries_with_the_same_target_merge(tmp_path: Path) -> None:
+    base = ("services:\n  s:\n    image: x\n    volumes: ['data:/data:nocopy']\n"
+            "volumes: {data: {}}\n")
+    over = ("services:\n  s:\n    volumes:\n"
+            "      - {type: volume, source: data, target: /data, read_only: true}\n")
+    stack = merged(tmp_path, over, base=base)
+    assert stack.services["s"].model_dump(mode="json", exclude_defaults=True)["volumes"] == [
+        {"type": "volume", "source": "data", "target": "/data", "read_only": True,
+         "volume": {"nocopy": True}}]
