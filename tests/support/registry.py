@@ -142,11 +142,27 @@ class RunningRegistry:
             self.issuer.stop()
 
 
-def start_registry(workdir: Path, *, token_auth: bool = False) -> RunningRegistry:
+def _bcrypt(password: str) -> str:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt does bcrypt, which is all docker-registry's htpasswd reads
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
+
+
+def start_registry(workdir: Path, *, token_auth: bool = False, basic_auth: bool = False
+                   ) -> RunningRegistry:
+    """With `basic_auth`, TOKEN_USER/TOKEN_PASSWORD may log in with HTTP Basic (htpasswd)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     issuer = TokenIssuer(workdir, service=f"127.0.0.1:{port}") if token_auth else None
     auth = ""
+    if basic_auth:
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(f"{TOKEN_USER}:{_bcrypt(TOKEN_PASSWORD)}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: stackd-test\n    path: {htpasswd}\n"
     if issuer is not None:
         auth = (f"auth:\n  token:\n    realm: {issuer.realm}\n    service: 127.0.0.1:{port}\n"
                 f"    issuer: {issuer.issuer}\n    rootcertbundle: {issuer.cert}\n")

@@ -35,6 +35,17 @@ def token_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
         reg.stop()
 
 
+@pytest.fixture
+def basic_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    if not registry_available():
+        pytest.skip("docker-registry is not installed")
+    reg = start_registry(tmp_path / "basic-registry", basic_auth=True)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not busybox_available():

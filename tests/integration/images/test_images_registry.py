@@ -160,3 +160,27 @@ async def test_index_pull_picks_linux_amd64(store: ImageStore, empty_store: Imag
     pulled = await empty_store.pull(f"{registry.host}/multi/app:all")
     assert pulled.digest == img.digest
     assert pulled.references == (f"{registry.host}/multi/app:all",)
+
+
+async def test_basic_auth_with_docker_config_credentials(
+        store: ImageStore, empty_store: ImageStore, basic_registry: RunningRegistry,
+        busybox_tar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import json
+
+    from support.registry import TOKEN_PASSWORD, TOKEN_USER
+
+    from stackd.images.errors import RegistryAuthError
+
+    monkeypatch.setenv("STACKD_CONFIG", str(tmp_path / "none.json"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    ref = f"{basic_registry.host}/basic/bb:1"
+    img = store.import_rootfs(busybox_tar, ref)
+    with pytest.raises(RegistryAuthError, match=f"stackd login {basic_registry.host}"):
+        await store.push(ref)
+    (tmp_path / "docker").mkdir()
+    auth = base64.b64encode(f"{TOKEN_USER}:{TOKEN_PASSWORD}".encode()).decode()
+    (tmp_path / "docker/config.json").write_text(
+        json.dumps({"auths": {basic_registry.host: {"auth": auth}}}))
+    await store.push(ref)
+    assert (await empty_store.pull(ref)).digest == img.digest
