@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true",
                    help="return once the stack is up instead of following its logs")
     p.add_argument("--build", action="store_true", help="build images before starting")
-    p.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
+    p.add_argument("--pull", choices=["always", "missing", "never"], default=None,
+                   help="pull images (default: each service's pull_policy, else missing)")
     p.add_argument("--remove-orphans", action="store_true",
                    help="remove containers of services no longer in the stack files")
     g = p.add_mutually_exclusive_group()

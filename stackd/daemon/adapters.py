@@ -1,8 +1,8 @@
 """The real World: spec, reconciler, runtime, images, netbridge and state behind the daemon.
 
-Two layers: port adapters that give the reconciler's Protocols (reconciler/ports.py)
-the real runtime / image store / networks / volumes / intent log where their
-signatures differ, and `HostWorld`, the daemon's World built on those ports. One
+Two layers: the reconciler's Ports (reconciler/ports.py) wired to the real runtime,
+image store, networks (through `NetworkAdapter`, the one whose calls differ), volumes
+and intent log; and `HostWorld`, the daemon's World built on those ports. One
 `Supervisor` lives as long as the daemon: it watches every container an apply
 started or adopted (exits, health, restarts) and its facts become bus events.
 """
@@ -10,7 +10,7 @@ started or adopted (exits, health, restarts) and its facts become bus events.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,53 +27,39 @@ from stackd.state.db import StateDB
 # -- port adapters --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _ExecOutput:
-    exit_code: int
-    output: str
+class NetworkedRuntime:
+    """The runtime, plus the files a container on stackd's networks needs.
 
+    Nobody upstream writes /etc/resolv.conf and /etc/hosts for a stack's containers:
+    the spec is built before its network exists (the addresses are picked by
+    `connect`, which runs just before `create`). So `create` adds them here, from the
+    addresses netbridge recorded: DNS on the first network's gateway (stackd's
+    resolver), the container's own name on each of its addresses.
+    """
 
-class RuntimeAdapter:
-    """RuntimePort over stackd.runtime.Runtime."""
+    def __init__(self, runtime: Any, networks: Any) -> None:
+        self._rt = runtime
+        self._nets = networks
 
-    def __init__(self, runtime: Any) -> None:
-        self.rt = runtime
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rt, name)
 
     async def create(self, spec: Any) -> object:
-        return await self.rt.create(spec)
+        return await self._rt.create(self._with_network_files(spec))
 
-    async def start(self, container_id: str) -> None:
-        await self.rt.start(container_id)
+    def _with_network_files(self, spec: Any) -> Any:
+        from stackd.netbridge import hosts_file_for, resolv_conf_for
 
-    async def stop(self, container_id: str, timeout: float | None = None) -> None:
-        await self.rt.stop(container_id, grace=timeout)
-
-    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
-        await self.rt.kill(container_id, signal)
-
-    async def wait(self, container_id: str) -> Any:
-        return await self.rt.wait(container_id)
-
-    async def delete(self, container_id: str) -> None:
-        await self.rt.delete(container_id, force=True)
-
-    async def list(self, labels: Mapping[str, str] | None = None) -> Sequence[Any]:
-        want = dict(labels or {})
-        return [c for c in await self.rt.list()
-                if all(c.labels.get(k) == v for k, v in want.items())]
-
-    async def inspect(self, container_id: str) -> Any:
-        return await self.rt.inspect(container_id)
-
-    async def exec(self, container_id: str, args: Sequence[str], *,
-                   timeout: float | None = None) -> _ExecOutput:
-        from stackd.runtime.exec import exec_in
-
-        state = await self.rt.inspect(container_id)
-        with trio.move_on_after(timeout if timeout is not None else float("inf")):
-            r = await exec_in(state, list(args))
-            return _ExecOutput(r.exit_code, (r.stdout + r.stderr).decode(errors="replace"))
-        return _ExecOutput(-1, f"timed out after {timeout}s")
+        addresses = self._nets.addresses(spec.id)
+        if not addresses:
+            return spec
+        files = dict(spec.files)
+        files.setdefault("/etc/resolv.conf", resolv_conf_for(addresses[0].gateway))
+        name = spec.hostname or spec.name
+        aliases = [spec.name] if spec.name != name else []
+        files.setdefault("/etc/hosts", hosts_file_for(name, [a.ip for a in addresses],
+                                                      aliases=aliases))
+        return spec.model_copy(update={"files": files})
 
 
 class NetworkAdapter:
@@ -130,16 +116,6 @@ def _dns_names(container_id: str) -> list[str]:
     return [f"{m['name']}-{m['index']}"] if m else []
 
 
-class ImageAdapter:
-    """ImagePort over stackd.images.ImageStore."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    async def ensure(self, ref: str, pull_policy: str = "missing") -> Any:
-        return await self.store.ensure(ref, pull_policy)  # type: ignore[arg-type]
-
-
 def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     from stackd.images import ImageStore
     from stackd.netbridge import Networks
@@ -149,9 +125,10 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     from stackd.state.volumes import VolumeStore
 
     db.ensure_schemas()  # the tables those modules registered on import
-    return Ports(runtime=RuntimeAdapter(Runtime(roots)),
-                 images=ImageAdapter(ImageStore(roots)),
-                 network=NetworkAdapter(Networks(roots, db, resolver=resolver)),
+    networks = Networks(roots, db, resolver=resolver)
+    return Ports(runtime=NetworkedRuntime(Runtime(roots), networks),
+                 images=ImageStore(roots),
+                 network=NetworkAdapter(networks),
                  volumes=VolumeStore(db, roots.state),
                  state=IntentLog(db))
 
@@ -212,67 +189,48 @@ class HostWorld:
             profiles=source.profiles, environ=source.environ, stdin=source.content,
             cwd=source.cwd, on_warning=lambda _w: None)
         stack = await trio.to_thread.run_sync(load, options)
-        return _Loaded(stack)
+        return _Loaded(stack, dict(source.environ))
+
+    def _options(self, stack: Any, options: ApplyOptions) -> Any:
+        from stackd.reconciler.diff import PlanOptions
+        from stackd.reconciler.reconcile import ReconcileOptions
+
+        return ReconcileOptions(
+            plan=PlanOptions(services=tuple(options.services), no_deps=options.no_deps,
+                             remove_orphans=options.remove_orphans,
+                             force_recreate=options.force_recreate,
+                             no_recreate=options.no_recreate),
+            pull=options.pull, scale=dict(options.scale), environ=stack.environ)
 
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit) -> float | None:
-        from stackd.reconciler.actual import observe
-        from stackd.reconciler.apply import apply
-        from stackd.reconciler.diff import plan
+        from stackd.reconciler.reconcile import reconcile
 
-        ports = self._ready()
-        desired = await self._desired(stack, options)
-        actual = await observe(stack.project, ports)
-        the_plan = plan(desired, actual, _plan_options(options))
-        for w in the_plan.warnings:
-            emit(Event(type="apply", project=stack.project, message=f"warning: {w}"))
         # Even an empty plan goes through apply: it adopts the stack's containers into
         # the supervisor, which is how a restarted daemon takes over watching them.
-        result = await apply(the_plan, desired, ports, self.supervisor,
-                             on_progress=_progress_emitter(stack.project, emit))
-        if not result.ok:
-            from stackd.errors import ConflictError
-
-            first = result.failures[0]
-            raise ConflictError(f"{len(result.failures)} step(s) failed; first: "
-                                f"{first.line}: {first.error}")
+        result = await reconcile(stack.stack, self._ready(), self._options(stack, options),
+                                 self.supervisor,
+                                 on_progress=_progress_emitter(stack.project, emit))
+        for w in result.plan.warnings:
+            emit(Event(type="apply", project=stack.project, message=f"warning: {w}"))
+        _raise_failures(result, "up")
         return None
 
-    async def _desired(self, stack: Any, options: ApplyOptions) -> Any:
-        try:
-            from stackd.reconciler.build import desired_state
-        except ImportError:
-            raise UnavailableError("the reconciler cannot build desired state yet") from None
-        return await desired_state(stack.stack, self._ready(), pull=options.pull,
-                                   scale=options.scale)
-
     async def plan(self, stack: Any, options: ApplyOptions) -> list[dict[str, Any]]:
-        from stackd.reconciler.actual import observe
-        from stackd.reconciler.diff import plan
+        from stackd.reconciler.reconcile import preview
 
-        ports = self._ready()
-        desired = await self._desired(stack, options.model_copy(update={"pull": "never"}))
-        actual = await observe(stack.project, ports)
-        p = plan(desired, actual, _plan_options(options))
+        p = await preview(stack.stack, self._ready(), self._options(stack, options))
         return [*({"line": a.line, "verb": a.verb, "resource": a.resource, "cause": a.cause}
                   for a in p.actions),
                 *({"line": f"warning: {w}", "verb": "warning", "resource": "", "cause": w}
                   for w in p.warnings)]
 
     async def teardown(self, project: str, options: RemoveOptions, emit: Emit) -> None:
-        from stackd.reconciler.actual import observe
-        from stackd.reconciler.apply import apply
-        from stackd.reconciler.diff import plan_down
+        from stackd.reconciler.reconcile import down
 
-        ports = self._ready()
-        actual = await observe(project, ports)
-        p = plan_down(actual, remove_volumes=options.volumes)
-        result = await apply(p, None, ports, self.supervisor,
-                             on_progress=_progress_emitter(project, emit))
-        if not result.ok:
-            from stackd.errors import ConflictError
-
-            first = result.failures[0]
-            raise ConflictError(f"down: {first.line}: {first.error}")
+        result = await down(project, self._ready(), self.supervisor,
+                            remove_volumes=options.volumes,
+                            on_progress=_progress_emitter(project, emit))
+        _raise_failures(result, "down")
 
     # containers
 
@@ -280,8 +238,8 @@ class HostWorld:
         from stackd.state.allocations import Allocations
 
         ports = self._ready()
-        views = await ports.runtime.list(
-            {hostnames.LABEL_PROJECT: project} if project else None)
+        views = [v for v in await ports.runtime.list()
+                 if project is None or v.labels.get(hostnames.LABEL_PROJECT) == project]
         alloc = Allocations(self.db)
         rows = []
         for v in views:
@@ -342,7 +300,7 @@ class HostWorld:
     async def logs(self, container: str, *, follow: bool, tail: int | None,
                    timestamps: bool) -> AsyncIterator[dict[str, Any]]:
         v = await self._resolve(container)
-        rt = self._ready().runtime.rt
+        rt = self._ready().runtime
         async for rec in rt.logs(v.id, follow=follow, tail=tail):
             yield {"container": v.name, "id": v.id,
                    "service": v.labels.get(hostnames.LABEL_SERVICE),
@@ -360,7 +318,7 @@ class HostWorld:
 
     async def stats(self, container: str) -> dict[str, Any]:
         v = await self._resolve(container)
-        s = await self._ready().runtime.rt.stats(v.id)
+        s = await self._ready().runtime.stats(v.id)
         return {"container": v.name, "id": v.id, "memory_bytes": s.memory_bytes,
                 "cpu_ns": s.cpu_ns, "pids": s.pids}
 
@@ -368,7 +326,7 @@ class HostWorld:
         from stackd.daemon.single import SingleRunner
 
         ports = self._ready()
-        return SingleRunner(ports, ports.images.store, ports.volumes).run(request)
+        return SingleRunner(ports, ports.images, ports.volumes).run(request)
 
     async def signal(self, container: str, action: str, signal: str | None) -> None:
         from stackd.reconciler import lifecycle
@@ -399,18 +357,20 @@ class HostWorld:
 @dataclass(frozen=True)
 class _Loaded:
     stack: Any
+    environ: dict[str, str]
 
     @property
     def project(self) -> str:
         return str(self.stack.name)
 
 
-def _plan_options(options: ApplyOptions) -> Any:
-    from stackd.reconciler.diff import PlanOptions
+def _raise_failures(result: Any, what: str) -> None:
+    if not result.ok:
+        from stackd.errors import ConflictError
 
-    return PlanOptions(services=tuple(options.services), no_deps=options.no_deps,
-                       remove_orphans=options.remove_orphans,
-                       force_recreate=options.force_recreate, no_recreate=options.no_recreate)
+        first = result.failures[0]
+        raise ConflictError(f"{what}: {len(result.failures)} step(s) failed; first: "
+                            f"{first.line}: {first.error}")
 
 
 def _progress_emitter(project: str, emit: Emit) -> Any:

@@ -275,4 +275,4 @@ def steady(options: ApplyOptions) -> ApplyOptions:
     """The options a resync uses once a generation's apply-time options have been honoured."""
     return options.model_copy(update={
         "force_recreate": False, "build": False,
-        "pull": "never" if options.pull == "never" else "missing"})
+        "pull": None if options.pull == "always" else options.pull})

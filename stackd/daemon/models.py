@@ -35,7 +35,8 @@ class ApplyOptions(_Strict):
     no_recreate: bool = False
     no_deps: bool = False
     build: bool = False
-    pull: Literal["always", "missing", "never"] = "missing"
+    # None: each service's own pull_policy (Compose's default: missing)
+    pull: Literal["always", "missing", "never"] | None = None
     scale: dict[str, int] = Field(default_factory=dict)
     wait: bool = False
 

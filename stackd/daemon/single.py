@@ -139,7 +139,7 @@ class SingleRunner:
         self.volumes = volumes
 
     async def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
-        from stackd.netbridge import Attachment, NetworkSpec, resolv_conf_for
+        from stackd.netbridge import Attachment, NetworkSpec
 
         image = await self.images.ensure(request.image, request.pull)
         name = container_name(request)
@@ -159,8 +159,6 @@ class SingleRunner:
             await net.ensure_network(NetworkSpec(key=DEFAULT_NETWORK, project=RUN_PROJECT,
                                                  name="default"))
             netns = await net.connect(cid, [Attachment(DEFAULT_NETWORK)], bindings)
-            gateway = net.nets.inspect(DEFAULT_NETWORK).gateway
-            files["/etc/resolv.conf"] = resolv_conf_for(gateway)
         try:
             spec = run_spec(request, image, name=name, netns=netns, mounts=mounts, files=files)
             await self.ports.runtime.create(spec)
@@ -173,7 +171,7 @@ class SingleRunner:
         if request.detach:
             return
         try:
-            async for rec in self.ports.runtime.rt.logs(cid, follow=True):
+            async for rec in self.ports.runtime.logs(cid, follow=True):
                 yield {"stream": rec.stream, "line": rec.line}
             status = await self.ports.runtime.wait(cid)
             yield {"exit": {"code": status.code, "signal": status.signal,

@@ -29,7 +29,7 @@ DEMO_IMAGE = "stackd-demo/busybox:latest"
 
 def reconciler_ready() -> bool:
     try:
-        from stackd.reconciler.build import desired_state  # noqa: F401
+        from stackd.reconciler.reconcile import reconcile  # noqa: F401
     except ImportError:
         return False
     return True
