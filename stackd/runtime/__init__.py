@@ -1,9 +1,28 @@
 """The container runtime: namespaces, rootfs, cgroups, process lifecycle, logs, exec.
 
-Import `Runtime` from here; see docs/runtime.md for how it is built.
+Import `Runtime` from here; see docs/runtime.md for how it is built. Names load
+lazily so the monitor process (`python -m stackd.runtime.monitor`) does not pay for
+trio and the client side it never uses.
 """
 
-from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
-from stackd.runtime.runtime import Runtime
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
+    from stackd.runtime.runtime import Runtime
 
 __all__ = ["ContainerState", "ExitStatus", "LogRecord", "Runtime", "Stats"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Runtime":
+        from stackd.runtime.runtime import Runtime
+
+        return Runtime
+    if name in __all__:
+        from stackd.runtime import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'stackd.runtime' has no attribute {name!r}")
