@@ -23,7 +23,7 @@ import yaml
 
 from stackd.errors import Location, SpecError
 
-MAX_NODES = 200_000  # an alias bomb expands past this long before memory runs out
+MAX_NODES = 100_000  # an alias bomb expands past this long before memory runs out
 
 
 class PlacedDict(dict[str, Any]):
@@ -108,6 +108,9 @@ _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
+MAX_DEPTH = 100  # stack files nest a dozen levels; far deeper is an attack or a mistake
+
+
 class _Composer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
                 yaml.composer.Composer, _Resolver):
     def __init__(self, stream: str) -> None:
@@ -116,6 +119,19 @@ class _Composer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
         yaml.parser.Parser.__init__(self)
         yaml.composer.Composer.__init__(self)
         _Resolver.__init__(self)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"values nest deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self.depth -= 1
 
 
 def resolve_scalar_tag(text: str) -> str:

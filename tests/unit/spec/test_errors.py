@@ -103,3 +103,26 @@ def test_error_messages(text: str, expected: str) -> None:
         load_text(text, environ={})
     assert str(info.value) == expected
     assert len(str(info.value).splitlines()) <= 2
+
+
+def test_alias_bomb_and_self_reference_are_refused() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 8):
+        bomb += f"{'abcdefghij'[i]}: &{'abcdefghij'[i]} [" + ", ".join(
+            [f"*{'abcdefghij'[i - 1]}"] * 10) + "]\n"
+    with pytest.raises(SpecError, match="expands to more than"):
+        load_text(bomb)
+    with pytest.raises(SpecError, match="an alias refers to itself"):
+        load_text("x-loop: &l\n  - *l\nservices: {}\n")
+
+
+def test_deep_nesting_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="nest deeper than 100 levels"):
+        load_text("x-deep: " + "[" * 300 + "]" * 300 + "\n")
+
+
+def test_anchors_and_merge_keys_work() -> None:
+    stack = load_text("x-base: &base {image: x, environment: {A: '1'}}\n"
+                      "services:\n  web:\n    <<: *base\n    environment: {B: '2'}\n")
+    web = stack.services["web"]
+    assert (web.image, web.environment) == ("x", {"B": "2"})
