@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -56,6 +56,10 @@ class Node(BaseModel):
 
     extensions: dict[str, Any] = Field(default_factory=dict, exclude=False)
 
+    # Fields written out even when they hold their default, because a reader of
+    # `stackd config` should not have to know the default (depends_on's condition).
+    _always_written: ClassVar[tuple[str, ...]] = ()
+
     @model_validator(mode="before")
     @classmethod
     def _collect_extensions(cls, data: Any) -> Any:
@@ -77,6 +81,8 @@ class Node(BaseModel):
         if isinstance(out, dict):
             ext = out.pop("extensions", None) or {}
             out.update(ext)
+            for name in self._always_written:
+                out.setdefault(name, getattr(self, name))
         return out
 
 
@@ -164,6 +170,8 @@ class ServiceVolume(Node):
 
 
 class Dependency(Node):
+    _always_written = ("condition",)
+
     condition: Literal[
         "service_started", "service_healthy", "service_completed_successfully"
     ] = "service_started"

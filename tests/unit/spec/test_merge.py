@@ -139,7 +139,8 @@ def test_depends_on_and_networks_merge_as_mappings(tmp_path: Path) -> None:
             depends_on: {db: {condition: service_healthy}, cache: {condition: service_started}}
             networks: {front: {aliases: [site]}, back: {}}
         """)
-    assert w["depends_on"] == {"db": {"condition": "service_healthy"}, "cache": {}}
+    assert w["depends_on"] == {"db": {"condition": "service_healthy"},
+                               "cache": {"condition": "service_started"}}
     assert w["networks"] == {"front": {"aliases": ["www", "site"]}, "back": {}}
 
 
