@@ -51,9 +51,9 @@ def store_at(base: Path, name: str) -> ImageStore:
     return ImageStore(Roots(state=base / name / "state", run=base / name / "run").ensure())
 
 
-def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
+def timed(fn, *args, **kw) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
-    fn(*args)
+    fn(*args, **kw)
     return time.perf_counter() - t0
 
 
@@ -89,7 +89,8 @@ def run(tmp: Path, host: str, opts: argparse.Namespace) -> None:
     mb = total / 1e6
     print(f"image {img.digest[:19]}: {len(layers)} layers, {mb:.1f} MB compressed\n")
 
-    ours, theirs = [], []
+    ours, theirs, podman = [], [], []
+    has_podman = shutil.which("podman") is not None
     for r in range(opts.rounds):
         dest = store_at(tmp, f"pull{r}")
         ours.append(timed(trio.run, dest.pull, ref))
@@ -99,11 +100,28 @@ def run(tmp: Path, host: str, opts: argparse.Namespace) -> None:
                                              "--src-tls-verify=false", f"docker://{ref}",
                                              f"oci:{oci}:x"]))
         shutil.rmtree(oci)
+        if has_podman:
+            # podman's own storage under a private root (never /var/lib/containers).
+            proot = tmp / f"podman{r}"
+            podman.append(timed(subprocess.run, [
+                "podman", "--root", str(proot / "root"), "--runroot", str(proot / "run"),
+                "--storage-driver", "overlay", "pull", "-q", "--tls-verify=false", ref],
+                capture_output=True, check=True))
+            subprocess.run(["podman", "--root", str(proot / "root"), "--runroot",
+                            str(proot / "run"), "--storage-driver", "overlay", "system",
+                            "reset", "-f"], capture_output=True)
+            shutil.rmtree(proot, ignore_errors=True)
     o, t = statistics.median(ours), statistics.median(theirs)
     print(f"{'pull (median of ' + str(opts.rounds) + ')':<34}{'seconds':>9}{'MB/s':>9}")
     print(f"{'stackd pull (+ unpack)':<34}{o:>9.2f}{mb / o:>9.1f}")
     print(f"{'skopeo copy → oci dir (no unpack)':<34}{t:>9.2f}{mb / t:>9.1f}")
-    print(f"ratio stackd / skopeo: {o / t:.2f}× (goal ≤ 1.2×)\n")
+    if podman:
+        p = statistics.median(podman)
+        print(f"{'podman pull (+ unpack, overlay)':<34}{p:>9.2f}{mb / p:>9.1f}")
+    print(f"ratio stackd / skopeo: {o / t:.2f}× (goal ≤ 1.2×; skopeo does not unpack)")
+    if podman:
+        print(f"ratio stackd / podman pull: {o / p:.2f}× (same work: download + unpack)")
+    print()
 
     blob = src.blobs.path(layers[0][0].digest)
     size_mb = blob.stat().st_size / 1e6
