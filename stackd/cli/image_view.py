@@ -40,7 +40,7 @@ class TransferPrinter:
             print(f"\r{line:<60}", end="", file=self.stream, flush=True)
             return
         prefix = "\r" if self.tty else ""
-        if ev.action == "step":
+        if ev.action in ("step", "log"):
             print(f"{prefix}{ev.item}", file=self.stream, flush=True)
         elif ev.action in self.FINAL or ev.action in ("resolving", "unpacking"):
             size = f" ({human_size(ev.total)})" if ev.total else ""
