@@ -15,6 +15,7 @@ planned from the host as it found it, which is what finishing them means.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,8 +87,10 @@ OnProgress = Callable[[Progress], None]
 
 class _Executor:
     def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Ports,
-                 supervisor: Supervisor, on_progress: OnProgress | None) -> None:
+                 supervisor: Supervisor, on_progress: OnProgress | None,
+                 gate_timeout: float | None) -> None:
         self.plan = plan
+        self.gate_timeout = gate_timeout
         self.services = services
         self.ports = ports
         self.supervisor = supervisor
@@ -214,7 +217,10 @@ class _Executor:
             if why is None:
                 self._progress(name, "waiting", f"waiting for {dep.service} ({dep.condition})",
                                trio.current_time())
-                why = await self.supervisor.wait_for(ids_of(dep.service), dep.condition)
+                limit = self.gate_timeout if self.gate_timeout is not None else math.inf
+                why = f"not {dep.condition.removeprefix('service_')} after {limit:g}s"
+                with trio.move_on_after(limit):
+                    why = await self.supervisor.wait_for(ids_of(dep.service), dep.condition)
             if why is not None and dep.required:
                 reason = f"dependency {dep.service} failed: {why}"
                 self.failed[name] = reason
@@ -230,16 +236,19 @@ class _Executor:
 
 async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervisor: Supervisor,
                 *, waves: Sequence[Sequence[str]] | None = None,
-                on_progress: OnProgress | None = None) -> ApplyResult:
+                on_progress: OnProgress | None = None,
+                gate_timeout: float | None = None) -> ApplyResult:
     """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None).
 
     `waves` (start order; removals go the other way) defaults to the desired state's;
     give it for a `down` so dependents stop before what they depend on.
+    `gate_timeout`: how long a service waits for one depends_on condition before it
+    counts as failed (None: as long as it takes, as Compose does).
     """
     services = dict(desired.services) if desired is not None else {}
     if waves is None:
         waves = desired.waves if desired is not None else ()
-    ex = _Executor(plan, services, ports, supervisor, on_progress)
+    ex = _Executor(plan, services, ports, supervisor, on_progress, gate_timeout)
     stale = list(ports.state.pending(plan.project))
 
     first = [a for a in plan.actions if isinstance(a, (NetworkCreate, VolumeCreate))]

@@ -34,6 +34,7 @@ class ReconcileOptions:
     pull: str | None = None  # always | missing | never; None: each service's pull_policy
     scale: Mapping[str, int] = field(default_factory=dict)  # --scale svc=n
     environ: Mapping[str, str] = field(default_factory=dict)  # for environment-sourced secrets
+    gate_timeout: float | None = None  # seconds a depends_on condition may take; None: forever
 
 
 async def resolve_images(stack: Stack, ports: Ports, pull: str | None) -> dict[str, ImageView]:
@@ -106,15 +107,16 @@ async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,
                     ) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply."""
     desired = await desired_for(stack, ports, options)
-    return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress)
+    return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
+                          gate_timeout=options.gate_timeout)
 
 
 async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
-                   supervisor: Supervisor, *, on_progress: OnProgress | None = None
-                   ) -> ApplyResult:
+                   supervisor: Supervisor, *, on_progress: OnProgress | None = None,
+                   gate_timeout: float | None = None) -> ApplyResult:
     actual = await observe(desired.project, ports)
     return await apply(plan(desired, actual, options), desired, ports, supervisor,
-                       on_progress=on_progress)
+                       on_progress=on_progress, gate_timeout=gate_timeout)
 
 
 async def down(project: str, ports: Ports, supervisor: Supervisor, *,

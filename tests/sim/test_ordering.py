@@ -114,3 +114,20 @@ async def test_optional_dependency_failure_does_not_stop_the_dependent(tmp_path:
         result = await host.up(desired)
         assert [o.line for o in result.failures] == ["db-1: create — new service"]
         assert host.runtime.running() == ["demo-api-1"]
+
+
+async def test_a_gate_timeout_fails_a_dependency_that_never_turns_healthy(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    from stackd.reconciler.apply import apply
+    from stackd.reconciler.restart import parse_restart
+
+    desired = stack("demo", svc("db", health=CHECK, restart=parse_restart("always")),
+                    svc("api", depends={"db": "service_healthy"}))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["db"] = Behaviour(exit_after=0.5, exit_code=1)  # crash loop
+        t0 = trio.current_time()
+        result = await apply(await host.plan(desired), desired, host.ports, host.supervisor,
+                             gate_timeout=60)
+        assert trio.current_time() - t0 == 60
+        assert [str(o) for o in result.failures] == [
+            "api-1: create — new service [skipped: dependency db failed: not healthy after 60s]"]
