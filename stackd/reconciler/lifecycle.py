@@ -7,7 +7,7 @@ already gone.
 
 from __future__ import annotations
 
-from stackd.errors import AlreadyExistsError, NotFoundError
+from stackd.errors import AlreadyExistsError, NotFoundError, StackdError
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import ContainerView, Ports
 
@@ -41,6 +41,10 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
             await ports.runtime.create(spec)
         except AlreadyExistsError:
             pass  # created by an interrupted attempt; same id, same config: adopt it
+        except StackdError:
+            # No container to own the namespace: take it away again, or nothing would.
+            await ports.network.disconnect(container.id)
+            raise
         view = await ports.runtime.inspect(container.id)
     if view.status != "running":
         await ports.runtime.start(container.id)
