@@ -26,7 +26,7 @@ import trio
 
 from stackd.images.compression import CHUNK
 from stackd.images.content import BlobStore
-from stackd.images.errors import ArchiveError, ImageNotFoundError
+from stackd.images.errors import ArchiveError, ImageNotFoundError, UnsupportedMediaTypeError
 from stackd.images.locks import flocked
 from stackd.images.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP
 from stackd.images.models import Image, ImageConfig, ImageSummary, PruneReport
@@ -104,10 +104,15 @@ class ImageStore:
         manifest = parse_manifest(self.blobs.read_bytes(manifest_digest, "manifest"))
         raw = json.loads(self.blobs.read_bytes(manifest.config.digest, "image config"))
         diff_ids = (raw.get("rootfs") or {}).get("diff_ids") or []
+        if len(diff_ids) != len(manifest.layers):
+            raise UnsupportedMediaTypeError(
+                f"image {manifest_digest}: {len(manifest.layers)} layers but "
+                f"{len(diff_ids)} diff_ids in its config", hint="the image is malformed")
         dirs = []
         for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
             if not self.snapshots.has(diff_id):
-                self.snapshots.unpack(self.blobs.path(layer.digest), diff_id)
+                with self.writing():  # a prune must not run under this unpack
+                    self.snapshots.unpack(self.blobs.path(layer.digest), diff_id)
             dirs.append(str(self.snapshots.path(diff_id)))
         names = tuple(sorted(n for n, d in self.refs.refs().items() if d == manifest_digest))
         return Image(
