@@ -90,12 +90,13 @@ class _Resolver(yaml.resolver.BaseResolver):
     pass
 
 
-# YAML 1.2 core schema: only true/false are booleans; 0o17 octal, 0x1f hex.
+# YAML 1.2 core schema, as Go's yaml.v3 reads it: only true/false are booleans;
+# 0o17 and 017 octal (compose files write `mode: 0440`), 0x1f hex, 0b101 binary.
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"))
 _Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+|0b[01]+)$"),
     list("-+0123456789"))
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -255,14 +256,15 @@ class _Builder:
         if tag == "tag:yaml.org,2002:bool":
             return text.lower() == "true"
         if tag == "tag:yaml.org,2002:int":
-            if text.startswith("0o"):
-                return int(text[2:], 8)
-            if text.startswith("0x"):
-                return int(text[2:], 16)
-            try:
-                return int(text)
-            except ValueError:
-                raise SpecError(f"{text!r} is not an integer", location=loc) from None
+            digits = text.replace("_", "")
+            sign = -1 if digits.startswith("-") else 1
+            digits = digits.lstrip("+-")
+            if digits[:2] in ("0o", "0x", "0b"):
+                return sign * int(digits[2:], {"o": 8, "x": 16, "b": 2}[digits[1]])
+            if len(digits) > 1 and digits.startswith("0"):
+                # Go reads a leading 0 as octal; what is not octal stays text ("09").
+                return sign * int(digits, 8) if set(digits) <= set("01234567") else text
+            return sign * int(digits)
         if tag == "tag:yaml.org,2002:float":
             try:
                 return float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))

@@ -347,3 +347,16 @@ def test_obsolete_version_is_ignored_with_a_warning() -> None:
 def test_infinite_numbers_are_refused() -> None:
     with pytest.raises(SpecError, match="cpus"):
         service("cpus: .inf")
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("0440", 0o440), ("0o440", 0o440), ("440", 440), ("0x1ff", 0o777), ("1_000", 1000),
+])
+def test_numbers_read_as_compose_reads_them(text: str, value: int) -> None:
+    svc = service(f"configs: [{{source: c, mode: {text}}}]\n", configs="c: {content: x}\n")
+    assert svc.configs[0].mode == value
+
+
+def test_yaml_1_2_scalars() -> None:
+    svc = service("environment:\n  A: yes\n  B: off\n  C: 09\n  D: true\n  E: ~\n")
+    assert svc.environment == {"A": "yes", "B": "off", "C": "09", "D": "true", "E": None}
