@@ -33,8 +33,7 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
             await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
         spec = container.spec
         if container.attachments:
-            netns = await ports.network.connect(container.id, container.attachments,
-                                                container.ports)
+            netns = await _connect(ports, container)
             spec = spec.model_copy(
                 update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
         try:
@@ -48,6 +47,18 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
         view = await ports.runtime.inspect(container.id)
     if view.status != "running":
         await ports.runtime.start(container.id)
+
+
+async def _connect(ports: Ports, container: DesiredContainer) -> str:
+    try:
+        return await ports.network.connect(container.id, container.attachments,
+                                           container.ports)
+    except AlreadyExistsError:
+        # An interrupted attempt connected it and never created the container: start
+        # the namespace over rather than trust half of it.
+        await ports.network.disconnect(container.id)
+        return await ports.network.connect(container.id, container.attachments,
+                                           container.ports)
 
 
 async def start_existing(ports: Ports, container_id: str) -> None:

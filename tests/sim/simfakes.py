@@ -237,6 +237,8 @@ class FakeNetwork:
     async def connect(self, container_id: str, attachments: Sequence[Attachment],
                       ports: Sequence[PortBinding]) -> str:
         await trio.lowlevel.checkpoint()
+        if container_id in self.connected:  # as netbridge: attach twice is refused
+            raise AlreadyExistsError(f"container {container_id} is already attached")
         for a in attachments:
             if a.network_key not in self.existing:
                 raise NotFoundError(f"network {a.network_key} not found")
