@@ -80,6 +80,13 @@ async def test_chunked_upload_and_cross_repository_mount(
     assert events.count("mounted") == 2  # the layer and the config
     assert (await empty_store.pull(second)).digest == img.digest
 
+    events.clear()
+    await store.push(second, progress=lambda e: events.append(e.action))
+    assert events == ["exists", "exists"]  # nothing is uploaded twice
+    events.clear()
+    await empty_store.pull(first, progress=lambda e: events.append(e.action))
+    assert events == ["resolving", "exists"]  # nor downloaded twice
+
 
 async def test_concurrent_pulls_sharing_a_layer_unpack_it_once(
         store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
