@@ -92,6 +92,7 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
+    _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr})
 
     _namespaces(spec)
     if spec.namespaces.uts != "host":
@@ -150,6 +151,18 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         _report(pipes.ready_w, SpecError(f"cannot run {args[0]!r}: permission denied",
                                          hint="check the file's mode and the user"))
         return EXIT_NOT_EXECUTABLE
+
+
+def _close_inherited(keep: set[int]) -> None:
+    """Drop the monitor's descriptors (its socket, other containers' pipes): a created
+    container waits here for a long time and must not keep them alive."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the directory listing's own descriptor
 
 
 def _security() -> Any:

@@ -55,3 +55,34 @@ async def test_network_namespace_is_new_and_reachable_before_start(rt, make_spec
     lines = [r.line async for r in rt.logs("iso-net")]
     assert lines == ["lo"]
     await rt.delete("iso-net")
+
+
+async def test_cgroup_namespace_hides_the_hosts_cgroup_paths(rt, make_spec):
+    _, out, _ = await run_to_end(rt, make_spec("iso-cgns", "cat", "/proc/self/cgroup"))
+    lines = out.splitlines()
+    assert lines and all(line.endswith(":/") for line in lines)
+
+
+async def test_joining_another_containers_network_and_ipc_namespaces(rt, make_spec):
+    from stackd.runtime.containerspec import Namespaces
+
+    first = await rt.create(make_spec("iso-ns-a", "sleep", "30"))
+    await rt.start("iso-ns-a")
+    pid = first.pid
+    _, out, _ = await run_to_end(rt, make_spec(
+        "iso-ns-b", "sh", "-c", "for n in net ipc uts; do readlink /proc/self/ns/$n; done",
+        namespaces=Namespaces(net=f"/proc/{pid}/ns/net", ipc=f"/proc/{pid}/ns/ipc")))
+    import os
+
+    net, ipc, uts = out.splitlines()
+    assert net == os.readlink(f"/proc/{pid}/ns/net")
+    assert ipc == os.readlink(f"/proc/{pid}/ns/ipc")
+    assert uts != os.readlink(f"/proc/{pid}/ns/uts")
+    await rt.delete("iso-ns-a", force=True)
+
+
+async def test_terminal(rt, make_spec):
+    _, out, _ = await run_to_end(rt, make_spec(
+        "iso-tty", "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty; echo TERM=$TERM",
+        terminal=True))
+    assert [line.rstrip("\r") for line in out.splitlines()] == ["on-a-tty", "TERM=xterm"]
