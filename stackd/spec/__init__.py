@@ -6,7 +6,7 @@ Public API (everything else in this package is an implementation stage):
 
     stack = load(LoadOptions(
         files=["compose.yaml"],       # -f values, "-" = stdin; None → discover compose.yaml & co.
-        project_name=None,            # -p; default: top-level name:, else the directory name
+        project_name=None,            # -p; else $STACKD_PROJECT_NAME, top-level name:, directory
         project_directory=None,       # --project-directory; default: the first file's directory
         env_files=None,               # --env-file (replace .env)
         profiles=None,                # --profile (plus $STACKD_PROFILES, comma-separated)
@@ -19,6 +19,13 @@ Public API (everything else in this package is an implementation stage):
     load_text(text, file="compose.yaml", project_name="p", environ={}) -> Stack
     ProjectSource.discover(files, project_directory, cwd) -> ProjectSource(files, project_directory)
     Stack.model_validate({...})       # short syntax accepted; no locations
+
+    stackd.spec.render.to_yaml(stack) / to_json(stack)   # what `stackd config` prints
+
+Handy accessors: `Service.replicas` (deploy.replicas, else scale, else 1),
+`Service.restart_policy()` → ("on-failure", 3), `Healthcheck.disabled`; durations are
+`timedelta`, byte sizes `int`. Every model is frozen and hashable; `x-*` fields sit in
+`.extensions`.
 
 Model types live in `stackd.spec.model` (Stack, Service, Port, ServiceVolume, Dependency,
 Healthcheck, Deploy, Network, Volume, …). Errors: `stackd.errors.SpecError` (exit 2,

@@ -36,6 +36,7 @@ from stackd.spec.validate import build_stack
 from stackd.spec.yaml_positions import PlacedDict, PlacedList, copy_placed, read_yaml
 
 PROFILES_VARIABLE = "STACKD_PROFILES"
+PROJECT_NAME_VARIABLE = "STACKD_PROJECT_NAME"
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class _Loader:
         if not isinstance(doc, Mapping):
             raise SpecError("the stack is empty")
         doc = copy_placed(doc)
-        doc["name"] = self.project_name(doc, directory)
+        doc["name"] = self.project_name(doc, directory, variables.values)
         home = environ.get("HOME")
         doc = absolutize(doc, directory, home)
         enabled = list(self.options.profiles or [])
@@ -145,9 +146,13 @@ class _Loader:
             values.update(parse_dotenv(text, path, {**values, **environ}))
         return {**values, **environ}
 
-    def project_name(self, doc: Mapping[str, Any], directory: Path) -> str:
+    def project_name(self, doc: Mapping[str, Any], directory: Path,
+                     variables: Mapping[str, str]) -> str:
+        """-p, else $STACKD_PROJECT_NAME, else the top-level name:, else the directory's."""
         if self.options.project_name:
             return check_project_name(self.options.project_name, "-p")
+        if variables.get(PROJECT_NAME_VARIABLE):
+            return check_project_name(variables[PROJECT_NAME_VARIABLE], PROJECT_NAME_VARIABLE)
         name = doc.get("name")
         if name is not None:
             if not isinstance(name, str):

@@ -67,6 +67,8 @@ def test_project_name_sources(write: Write, tmp_path: Path) -> None:
     f.write_text("name: Named_Stack\nservices: {}\n")
     assert load(LoadOptions(files=[str(f)], environ={})).name == "named_stack"
     assert load(LoadOptions(files=[str(f)], environ={}, project_name="cli")).name == "cli"
+    assert load(LoadOptions(files=[str(f)], environ={"STACKD_PROJECT_NAME": "Env"})
+                ).name == "env"
     f.write_text("name: '!!!'\nservices: {}\n")
     with pytest.raises(SpecError, match="has no letters or digits left"):
         load(LoadOptions(files=[str(f)], environ={}))
