@@ -24,6 +24,8 @@ from stackd.errors import NotFoundError, StackdError, UnavailableError
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
+GATE_TIMEOUT = 300.0  # seconds one depends_on condition may take before the apply fails
+
 # -- port adapters --------------------------------------------------------------------
 
 
@@ -200,7 +202,10 @@ class HostWorld:
                              remove_orphans=options.remove_orphans,
                              force_recreate=options.force_recreate,
                              no_recreate=options.no_recreate),
-            pull=options.pull, scale=dict(options.scale), environ=stack.environ)
+            pull=options.pull, scale=dict(options.scale), environ=stack.environ,
+            # A reconcile holds its stack's key: one waiting forever on a health check
+            # that never passes would keep every later apply of that stack waiting too.
+            gate_timeout=GATE_TIMEOUT)
 
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit) -> float | None:
         from stackd.reconciler.reconcile import reconcile
