@@ -9,6 +9,7 @@ translated into `HostError` here, once.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,7 +86,9 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
             ipr.link("add", ifname=name, kind="bridge")
             idx = _index(ipr, name)
             assert idx is not None
-        ipr.link("set", index=idx, mtu=mtu)
+        # A bridge without a MAC of its own takes its lowest port's, so it would change
+        # as containers come and go, and containers' ARP entries for the gateway go stale.
+        ipr.link("set", index=idx, mtu=mtu, address=bridge_mac(name))
         have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=2)}
         if (gateway, prefixlen) not in have:
             ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
@@ -96,6 +99,12 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
         write_sysctl(f"net.ipv6.conf.{name}.disable_ipv6", "1")
     except HostError:
         pass
+
+
+def bridge_mac(name: str) -> str:
+    """A fixed, locally administered unicast MAC derived from the bridge's name."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
 def delete_link(name: str) -> None:

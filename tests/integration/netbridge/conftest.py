@@ -8,10 +8,14 @@ it, then `no_leaks` (and our own stricter look at the state store) checks.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
+import socket
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +45,19 @@ from stackd.state.db import StateDB
 pytestmark = pytest.mark.root
 
 WORLD_NAME = "world.example"
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def ask(sock: socket.socket, server: str, name: str) -> list[str]:
+    """A-record addresses in the answer to one query (via sock, 1 s timeout)."""
+    q = DNSRecord.question(name)
+    sock.settimeout(1.0)
+    sock.sendto(q.pack(), (server, 53))
+    while True:
+        reply = DNSRecord.parse(sock.recv(4096))
+        if reply.header.id == q.header.id:
+            return [str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A]
 
 
 def sh(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -145,6 +162,29 @@ class World:
             return []
         lines = out.split("Name:", 1)[-1].splitlines() if "Name:" in out else []
         return [line.split()[-1] for line in lines if line.startswith("Address")]
+
+    def dns_socket(self, name: str) -> socket.socket:
+        """A UDP socket living in a box's network namespace, usable from the test.
+
+        A socket belongs to the namespace it was made in, so a short-lived thread
+        enters the namespace, makes it and exits; nothing else changes namespace.
+        """
+        made: list[socket.socket] = []
+
+        def enter_and_make() -> None:
+            fd = os.open(self.boxes[name].netns, os.O_RDONLY)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+                made.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            finally:
+                os.close(fd)
+
+        t = threading.Thread(target=enter_and_make)
+        t.start()
+        t.join()
+        assert made, "could not make a socket in the box's namespace"
+        return made[0]
 
     def in_box_netns(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """A host program in a box's network namespace (what busybox lacks, e.g. a UDP echo)."""
