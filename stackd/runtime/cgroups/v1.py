@@ -1,5 +1,6 @@
-"""cgroup v1: one hierarchy per controller (memory, cpu, cpuacct, pids, cpuset, devices,
-freezer), as these hosts mount them.
+"""cgroup v1: one hierarchy per controller (memory, cpu, cpuacct, pids, cpuset, devices),
+as these hosts mount them. The freezer is left out: nothing uses it, and every
+hierarchy joined costs an RCU grace period at start.
 
 On a hybrid host the v1 hierarchies carry the controllers, and a cgroup2 mount (the
 `unified` one) is used only to track membership and to kill everything at once.
@@ -16,7 +17,7 @@ from stackd.runtime.cgroups.v2 import CgroupV2
 from stackd.runtime.containerspec import Resources
 from stackd.runtime.model import Stats
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices", "freezer")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
 
 
 class CgroupV1:
