@@ -28,7 +28,7 @@ from stackd.spec.finalize import (
     resolve_environment,
 )
 from stackd.spec.interpolate import Variables, interpolate_tree
-from stackd.spec.merge import merge_all, strip_tags
+from stackd.spec.merge import merge_all
 from stackd.spec.model import Path as ElementPath
 from stackd.spec.model import Stack
 from stackd.spec.paths import absolutize
@@ -98,14 +98,13 @@ class _Loader:
         environ = dict(os.environ if self.options.environ is None else self.options.environ)
         directory = self.source.project_directory
         variables = Variables(self.project_variables(environ, directory), self.warn)
-        docs = [self.read_file(f, variables, directory, ()) for f in self.source.files]
+        docs = [self.read_file(f, variables, ()) for f in self.source.files]
         doc = merge_all(docs)
         if not isinstance(doc, Mapping):
             raise SpecError("the stack is empty")
         doc = copy_placed(doc)
         doc["name"] = self.project_name(doc, directory, variables.values)
-        home = environ.get("HOME")
-        doc = absolutize(doc, directory, home)
+        doc = absolutize(doc, directory, self.home)
         enabled = list(self.options.profiles or [])
         enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
         doc, dropped = apply_profiles(doc, enabled)
@@ -197,17 +196,21 @@ class _Loader:
         self._docs[file] = doc
         return doc
 
-    def read_file(self, file: str, variables: Variables, directory: Path,
-                  chain: tuple[str, ...]) -> Any:
+    @property
+    def home(self) -> str | None:
+        """$HOME of the caller's environment, for `~` in paths."""
+        environ = os.environ if self.options.environ is None else self.options.environ
+        return environ.get("HOME")
+
+    def read_file(self, file: str, variables: Variables, chain: tuple[str, ...]) -> Any:
+        """One file with its includes and extends resolved (not yet merged with others)."""
         doc = self.parse(file, variables)
         doc = self.include(doc, file, variables, (*chain, file))
-        home = self.options.environ.get("HOME") if self.options.environ is not None \
-            else os.environ.get("HOME")
 
         def read_other(path: str) -> Any:
             return self.parse(path, variables)
 
-        return resolve_extends(doc, file, read_other, home)
+        return resolve_extends(doc, file, read_other, self.home)
 
     def include(self, doc: Any, file: str, variables: Variables,
                 chain: tuple[str, ...]) -> Any:
@@ -244,8 +247,8 @@ class _Loader:
             inc_variables = Variables(inc_vars, self.warn)
             sub = _Loader(self.options, ProjectSource(tuple(files), pdir),
                           warnings=self.warnings)
-            included = merge_all([sub.read_file(f, inc_variables, pdir, chain) for f in files])
-            included = absolutize(included, pdir, inc_vars.get("HOME"))
+            included = merge_all([sub.read_file(f, inc_variables, chain) for f in files])
+            included = absolutize(included, pdir, self.home)
             out = _add_included(out, included, eloc)
         return out
 
@@ -339,4 +342,4 @@ def _nearest(table: Mapping[ElementPath, Location], path: ElementPath) -> Locati
     return None
 
 
-__all__ = ["LoadOptions", "load", "load_text", "locations", "strip_tags"]
+__all__ = ["LoadOptions", "load", "load_text", "locations"]
