@@ -71,8 +71,14 @@ class Supervisor:
 
     def watch(self, container_id: str, desired: DesiredContainer, service: DesiredService, *,
               running: bool, exit_code: int | None = None) -> None:
-        """Supervise a container from now on; no-op if it already is."""
-        if container_id in self._watches:
+        """Supervise a container from now on; if it already is, take the new policy.
+
+        Restart policy and the unhealthy opt-out are not in the config hash: a changed
+        one reaches a running container here, without recreating it.
+        """
+        existing = self._watches.get(container_id)
+        if existing is not None:
+            existing.desired, existing.service = desired, service
             return
         w = Watch(container_id, desired, service, running=running, exit_code=exit_code,
                   health="starting" if running and service.healthcheck else None,

@@ -140,3 +140,17 @@ async def test_containers_removed_by_apply_are_not_restarted(
         await trio.sleep(60)
         assert host.runtime.running() == ["demo-web-1"]
         assert sorted(host.runtime.ops("start")) == ["demo-web-1", "demo-web-2"]
+
+
+async def test_a_new_restart_policy_reaches_running_containers_without_recreating(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["web"] = Behaviour(exit_after=100.0, exit_code=1)
+        await host.up(stack("demo", svc("web")))
+        ids = set(host.runtime.containers)
+        result = await host.up(stack("demo", svc("web", restart=parse_restart("always"))))
+        assert result.plan.empty
+        t0 = trio.current_time()
+        await trio.sleep(100.5)
+        assert starts(host, "demo-web-1", t0) == pytest.approx([0, 100.1])
+        assert set(host.runtime.containers) == ids  # same container, same id
