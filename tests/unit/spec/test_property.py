@@ -135,3 +135,31 @@ def test_plausible_stacks_load_or_raise_and_loaded_ones_round_trip(doc: dict[str
     again = load_text(to_yaml(stack), project_name="p", environ={}, project_directory="/else")
     assert again == stack
     assert to_yaml(again) == to_yaml(stack)
+
+
+def _tagged(doc: Any) -> str:
+    """YAML for `doc`, with some values marked !reset / !override as an override file would."""
+    text = yaml.safe_dump(doc)
+    return text.replace(": []", ": !reset []").replace(": {}", ": !override {}")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plausible_stack, plausible_stack)
+def test_merging_two_files_loads_or_raises_spec_error(base: dict[str, Any],
+                                                      override: dict[str, Any]) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from stackd.spec import LoadOptions, load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = Path(tmp, "a.yaml"), Path(tmp, "b.yaml")
+        a.write_text(yaml.safe_dump(base))
+        b.write_text(_tagged(override))
+        try:
+            stack = load(LoadOptions(files=[str(a), str(b)], environ={"X": "1"},
+                                     project_name="p"))
+        except SpecError:
+            return
+        # Profiles may leave some out; nothing appears from nowhere.
+        assert set(stack.services) <= set(base["services"]) | set(override["services"])
