@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, apply
 from stackd.reconciler.build import BuildInputs, desired_state, image_ref
@@ -37,8 +38,36 @@ class ReconcileOptions:
     gate_timeout: float | None = None  # seconds a depends_on condition may take; None: forever
 
 
-async def resolve_images(stack: Stack, ports: Ports, pull: str | None) -> dict[str, ImageView]:
-    """Each service's image, pulled as the policy says; one pull per distinct ref."""
+@dataclass(frozen=True, slots=True)
+class _MissingConfig:
+    env: tuple[str, ...] = ()
+    cmd: tuple[str, ...] | None = ("<the image's command>",)
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str = ""
+    user: str = ""
+    healthcheck: object | None = None
+    volumes: tuple[str, ...] = ()
+    stop_signal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _MissingImage:
+    """Stands in for an image `preview` may not pull: enough to plan, never to run."""
+
+    ref: str
+    id: str = "missing"
+    digest: str = "missing"
+    config: _MissingConfig = field(default_factory=_MissingConfig)
+    layer_dirs: tuple[str, ...] = ()
+
+
+async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
+                         missing_ok: bool = False) -> dict[str, ImageView]:
+    """Each service's image, pulled as the policy says; one pull per distinct ref.
+
+    missing_ok (for `preview`, which never pulls): an image not in the store is
+    replaced by a stand-in, so the plan can still be shown.
+    """
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     for name, svc in sorted(stack.services.items()):
         given = pull or svc.pull_policy or "missing"
@@ -49,7 +78,13 @@ async def resolve_images(stack: Stack, ports: Ports, pull: str | None) -> dict[s
     found: dict[str, ImageView] = {}
 
     async def one(ref: str, policy: PullPolicy, names: list[str]) -> None:
-        image = await ports.images.ensure(ref, policy)
+        image: ImageView
+        try:
+            image = await ports.images.ensure(ref, policy)
+        except NotFoundError:
+            if not missing_ok:
+                raise
+            image = _MissingImage(ref)
         for n in names:
             found[n] = image
 
@@ -77,6 +112,11 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
 
 async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> DesiredState:
     images = await resolve_images(stack, ports, options.pull)
+    return await _build(stack, images, ports, options)
+
+
+async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
+                 options: ReconcileOptions) -> DesiredState:
     contents = await _read_files(stack)
 
     def read_file(path: str) -> bytes:
@@ -97,9 +137,12 @@ def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptio
 
 async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan:
     """`stackd plan`: the plan against the host as it is, changing nothing (no pulls)."""
-    quiet = ReconcileOptions(options.plan, "never", options.scale, options.environ)
-    desired = await desired_for(stack, ports, quiet)
-    return plan_for(desired, await observe(desired.project, ports), options)
+    images = await resolve_images(stack, ports, "never", missing_ok=True)
+    desired = await _build(stack, images, ports, options)
+    p = plan_for(desired, await observe(desired.project, ports), options)
+    missing = sorted({i.ref for i in images.values() if isinstance(i, _MissingImage)})
+    notes = tuple(f"image {ref} is not in the store: up will pull it" for ref in missing)
+    return Plan(p.project, p.actions, p.warnings + notes)
 
 
 async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,

@@ -109,3 +109,29 @@ async def test_up_of_one_service_with_options(tmp_path: Path) -> None:
         result = await reconcile(stack, ports, options, host.supervisor)  # type: ignore[arg-type]
         assert result.plan.lines()[1:] == ["b-1: create — new service",
                                            "b-2: create — new service"]
+
+
+class StoreWithout(FakeImages):
+    """An image store that has nothing, and refuses to pull when told never to."""
+
+    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+        from stackd.errors import NotFoundError
+
+        self.calls.append((ref, pull_policy))
+        if pull_policy == "never":
+            raise NotFoundError(f"image '{ref}' is not in the store")
+        return self.image
+
+
+async def test_preview_on_a_fresh_machine_plans_without_pulling(tmp_path: Path) -> None:
+    async with sim_host(tmp_path) as host:
+        images = StoreWithout(BUSYBOX)
+        ports = Ports(host.runtime, images, host.network, host.volumes, host.state)
+        stack = load("services: {web: {image: busybox, command: [httpd]}}", tmp_path)
+        p = await preview(stack, ports, ReconcileOptions())  # type: ignore[arg-type]
+        assert str(p) == "\n".join([
+            "network demo_default: create — declared in the stack",
+            "web-1: create — new service",
+            "warning: image busybox is not in the store: up will pull it",
+        ])
+        assert images.calls == [("busybox", "never")]
