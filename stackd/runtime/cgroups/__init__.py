@@ -2,8 +2,9 @@
 
 - pure cgroup v2 (/sys/fs/cgroup is cgroup2): `CgroupV2`.
 - v1, or hybrid (v1 controllers plus a cgroup2 mount, often /sys/fs/cgroup/unified):
-  `CgroupV1`, which also tracks the container in the cgroup2 mount when there is one.
-  crun refuses hybrid hosts; we use v1 for every controller there.
+  `CgroupV1`. crun refuses hybrid hosts; we use v1 for every controller there and
+  leave the cgroup2 mount alone: joining it would buy nothing the pid namespace does
+  not give, and each join can cost another RCU grace period at start.
 
 Every container's cgroup is `stackd/<root id>/<container id>` in each hierarchy.
 """
@@ -64,8 +65,7 @@ def manager_for(root_id: str, container_id: str,
     mounts = mounts or host_mounts()
     relpath = cgroup_relpath(root_id, container_id)
     if mounts.v1:
-        unified = CgroupV2(mounts.v2, relpath) if mounts.v2 is not None else None
-        return CgroupV1(mounts.v1, relpath, unified)
+        return CgroupV1(mounts.v1, relpath)
     if mounts.v2 is not None:
         return CgroupV2(mounts.v2, relpath)
     raise HostError("no cgroup filesystem is mounted",

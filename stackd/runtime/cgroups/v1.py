@@ -2,8 +2,8 @@
 as these hosts mount them. The freezer is left out: nothing uses it, and every
 hierarchy joined costs an RCU grace period at start.
 
-On a hybrid host the v1 hierarchies carry the controllers, and a cgroup2 mount (the
-`unified` one) is used only to track membership and to kill everything at once.
+On a hybrid host the v1 hierarchies carry the controllers and the cgroup2 mount is
+not used.
 """
 
 from __future__ import annotations
