@@ -53,6 +53,16 @@ def routed_subnets() -> list[IPv4Network]:
         return sorted(found)
 
 
+def uplinks_not_forwarding() -> list[str]:
+    """Devices of the host's default routes whose IPv4 forwarding is off."""
+    with _netlink("reading routes") as ipr:
+        devs = {r.get("RTA_OIF") for r in ipr.get_routes(family=2)
+                if r["dst_len"] == 0 and r.get("RTA_TABLE") == 254}
+        names = [ipr.get_links(i)[0].get("IFLA_IFNAME") for i in devs if i is not None]
+    return sorted(n for n in names
+                  if n and read_sysctl(f"net.ipv4.conf.{n}.forwarding") == "0")
+
+
 def link_names(prefix: str) -> list[str]:
     with _netlink("listing links") as ipr:
         return sorted(n for link in ipr.get_links()

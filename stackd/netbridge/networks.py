@@ -8,6 +8,7 @@ store after a daemon restart.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network, ip_network
@@ -32,6 +33,17 @@ from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRo
 from stackd.state.db import StateDB
 
 DEFAULT_MTU = 1500
+log = logging.getLogger("stackd.netbridge")
+
+
+def _warn_if_uplinks_do_not_forward(network: str) -> None:
+    """Egress replies arrive on the uplink and are routed only if it forwards (IPv4
+    checks the input device). stackd does not change host-wide settings on its own."""
+    off = links.uplinks_not_forwarding()
+    if off:
+        log.warning("network %s: egress needs forwarding on the uplink %s; set "
+                    "net.ipv4.conf.%s.forwarding=1 (or net.ipv4.ip_forward=1)",
+                    network, ", ".join(off), off[0])
 
 
 def _state(row: NetworkRow, *, external: bool = False) -> NetworkState:
@@ -87,6 +99,8 @@ class Networks:
             else:
                 mtu = spec.mtu(self.mtu)
                 row = await trio.to_thread.run_sync(partial(self._create_bridge, spec, mtu))
+                if not spec.internal:
+                    await trio.to_thread.run_sync(_warn_if_uplinks_do_not_forward, row.key)
             await self._apply_firewall()
             if self.resolver is not None:
                 await self.resolver.listen(row.key, row.gateway)
@@ -278,6 +292,8 @@ class Networks:
                         container_ip: str) -> None:
         with firewall.host_lock():  # two roots must not both claim a port
             self.check_ports_free(bindings, container_id=container_id)
+            # Publishing again replaces the container's bindings (idempotent).
+            self.alloc.remove_ports(container_id)
             self.alloc.add_ports([PortRow(container_id, "" if b.any_address else b.host_ip,
                                           b.host_port, b.protocol, container_ip,
                                           b.container_port) for b in bindings])
