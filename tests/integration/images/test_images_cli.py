@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from support.registry import TOKEN_PASSWORD, TOKEN_USER, RunningRegistry
 
+from stackd.images import ImageStore
 from stackd.roots import Roots
 
 
@@ -73,3 +74,79 @@ def test_login_verifies_then_saves(roots: Roots, token_registry: RunningRegistry
     assert good.stdout.startswith("Login Succeeded")
     saved = json.loads((tmp_path / "cfg.json").read_text())
     assert token_registry.host in saved["auths"]
+
+
+def _random_image(store: ImageStore, tmp_path: Path, ref: str, layers: int, mb: int) -> str:
+    import subprocess as sp
+
+    from stackd.images.models import ImageConfig
+
+    made = []
+    for i in range(layers):
+        src = tmp_path / f"rand{i}"
+        src.mkdir()
+        (src / f"blob{i}").write_bytes(os.urandom(mb << 20))
+        sp.run(["tar", "-C", str(src), "-cf", str(tmp_path / f"rand{i}.tar"), "."], check=True)
+        made.append(store.add_layer_from_tar(tmp_path / f"rand{i}.tar"))
+    return store.commit(ImageConfig(), made, [{"created_by": "test"}] * layers,
+                        names=[ref]).digest
+
+
+async def test_two_processes_pull_the_same_image_into_one_store(
+        roots: Roots, store: ImageStore, registry: RunningRegistry, tmp_path: Path) -> None:
+    ref = f"{registry.host}/cli/shared:1"
+    source = ImageStore(Roots(tmp_path / "src/state", tmp_path / "src/run").ensure())
+    digest = _random_image(source, tmp_path, ref, layers=3, mb=4)
+    await source.push(ref)
+    env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+    procs = [subprocess.Popen([sys.executable, "-m", "stackd", "pull", "-q", ref], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o.strip() for o, _ in outs] == [digest, digest]
+    assert len(store.snapshots.all()) == 3
+    assert [p.name for p in store.snapshots.root.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def _partial_download(store: ImageStore) -> bool:
+    for part in store.blobs.ingest_dir.glob("*.part"):
+        try:
+            if part.stat().st_size > 1 << 20:
+                return True
+        except FileNotFoundError:
+            pass  # committed between listing and looking
+    return False
+
+
+async def test_pull_killed_midway_leaves_nothing_that_is_used(
+        roots: Roots, store: ImageStore, registry: RunningRegistry, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    ref = f"{registry.host}/cli/killed:1"
+    source = ImageStore(Roots(tmp_path / "src/state", tmp_path / "src/run").ensure())
+    digest = _random_image(source, tmp_path, ref, layers=3, mb=16)
+    await source.push(ref)
+    env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+    proc = subprocess.Popen([sys.executable, "-m", "stackd", "pull", ref], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # Kill it while a layer is half downloaded: what a crash or power cut leaves.
+        deadline = time.monotonic() + 30
+        while not _partial_download(store):
+            assert time.monotonic() < deadline and proc.poll() is None, "pull never started"
+            time.sleep(0.005)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert list(store.blobs.ingest_dir.glob("*.part"))  # the crash left partial blobs…
+    assert store.list() == []  # …and no reference to anything half-made
+    assert store.snapshots.all() == []
+    pulled = await store.pull(ref)
+    assert pulled.digest == digest
+    for layer in pulled.layer_dirs:
+        assert len(list(Path(layer).iterdir())) == 1
+    store.prune()
+    assert [p.name for p in store.snapshots.root.iterdir() if p.name.startswith(".tmp")] == []
+    assert list(store.blobs.ingest_dir.iterdir()) == []
