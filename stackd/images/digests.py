@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from stackd.images.errors import DigestMismatchError, ReferenceError_
+from stackd.images.errors import ReferenceError_
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 
@@ -31,11 +31,3 @@ def sha256_digest(data: bytes) -> str:
 def hex_of(digest: str) -> str:
     return check_digest(digest).split(":", 1)[1]
 
-
-def verify(data: bytes, expected: str, what: str) -> None:
-    actual = sha256_digest(data)
-    if actual != expected:
-        raise DigestMismatchError(
-            f"{what}: content hashes to {actual}, expected {expected}",
-            hint="the source is corrupt or was tampered with; pull or load it again",
-        )

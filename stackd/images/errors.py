@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from stackd.errors import (
-    ConflictError,
     NotFoundError,
     SpecError,
     StackdError,
@@ -45,10 +44,6 @@ class RegistryError(UnavailableError):
 
 class RegistryAuthError(StackdError):
     """The registry refused our credentials (or we had none and it wants some)."""
-
-
-class ImageInUseError(ConflictError):
-    """Removing an image that something still needs."""
 
 
 class ArchiveError(StackdError):

@@ -59,12 +59,6 @@ class Reference:
                 text = text[len("library/") :]
         return text
 
-    def with_tag(self, tag: str) -> Reference:
-        return Reference(self.domain, self.path, tag, None)
-
-    def with_digest(self, digest: str) -> Reference:
-        return Reference(self.domain, self.path, None, digest)
-
 
 def parse(text: str) -> Reference:
     """Parse and normalise an image reference; tagless, digestless names get `:latest`."""
