@@ -371,7 +371,11 @@ class Resolver:
 
     async def _serve_tcp(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
         while True:
-            conn, addr = await sock.accept()
+            try:
+                conn, addr = await sock.accept()
+            except OSError:  # out of descriptors, or the client left; keep serving
+                await trio.sleep(0.1)
+                continue
             nursery.start_soon(self._tcp_conn, trio.SocketStream(conn), addr[0])
 
     async def _tcp_conn(self, stream: trio.SocketStream, source_ip: str) -> None:

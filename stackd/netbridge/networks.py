@@ -179,7 +179,7 @@ class Networks:
             try:
                 for i, att in enumerate(attachments):
                     done.append(await self._attach_one(container_id, netns_path, att, i,
-                                                       default_route=(i == 0)))
+                                                       names, default_route=(i == 0)))
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._detach_locked(container_id)
@@ -191,7 +191,7 @@ class Networks:
         return done
 
     async def _attach_one(self, container_id: str, netns_path: str, att: Attachment,
-                          index: int, *, default_route: bool) -> Address:
+                          index: int, names: Sequence[str], *, default_route: bool) -> Address:
         row = self.alloc.network(att.network_key)
         if row is None:
             raise NotFoundError(f"network {att.network_key} does not exist",
@@ -211,7 +211,8 @@ class Networks:
                        prefixlen=subnet.prefixlen, gateway=row.gateway, mac=mac)
         # Recorded before the veth exists, so an interrupted attach is found and undone.
         self.alloc.add_address(AddressRow(row.key, addr.ip, container_id, addr.ifname,
-                                          addr.host_ifname, mac, tuple(att.aliases)))
+                                          addr.host_ifname, mac,
+                                          tuple(dict.fromkeys([*names, *att.aliases]))))
         await trio.to_thread.run_sync(partial(
             links.add_veth, host_ifname=addr.host_ifname,
             peer_ifname=device_name(self.roots.id, "p", key), bridge=row.bridge,
@@ -333,16 +334,10 @@ class Networks:
                     ip_network(row.subnet).prefixlen, row.mtu))
                 if self.resolver is not None:
                     await self.resolver.listen(row.key, row.gateway)
+            if self.resolver is not None:
+                for a in self.alloc.addresses():
+                    self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases)
             await self._apply_firewall()
-
-    def restore_records(self, names_of: dict[str, Sequence[str]]) -> None:
-        """Re-register DNS names (container id → names) for every recorded address."""
-        if self.resolver is None:
-            return
-        for a in self.alloc.addresses():
-            if a.container_id in names_of:
-                self.resolver.add(a.network_key, a.container_id, a.ip,
-                                  [*names_of[a.container_id], *a.aliases])
 
     async def teardown(self) -> None:
         """Remove everything of this root: ports, veths, namespaces, bridges, rules."""

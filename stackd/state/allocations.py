@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS net_addresses (
     ifname TEXT NOT NULL,
     host_ifname TEXT NOT NULL,
     mac TEXT NOT NULL,
-    aliases TEXT NOT NULL DEFAULT '[]',
+    aliases TEXT NOT NULL DEFAULT '[]',  -- every name DNS answers with this address
     PRIMARY KEY (network_key, ip),
     UNIQUE (network_key, container_id)
 );
@@ -68,7 +68,7 @@ class AddressRow:
     ifname: str
     host_ifname: str
     mac: str
-    aliases: tuple[str, ...]
+    aliases: tuple[str, ...]  # every DNS name of this address: container, service, aliases
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import trio
 from conftest import WORLD_NAME, World, ask, link_prefixes, sh
 
 from stackd.errors import ConflictError, NotFoundError, SpecError
-from stackd.netbridge import Attachment, NetworkSpec, PortBinding
+from stackd.netbridge import Attachment, Networks, NetworkSpec, PortBinding, Resolver
 
 pytestmark = pytest.mark.root
 
@@ -189,13 +189,22 @@ async def test_dns_follows_scale_one_three_one(world: World) -> None:
 async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World) -> None:
     state = await world.network("keep")
     box = await world.box("k1", ["keep"])
-    from stackd.netbridge import Networks  # a restarted daemon: a new object, same store
+    other = await world.box("k2", ["keep"], service="kv")
+    await world.resolver.unlisten("t_keep")  # the old daemon is gone, and its DNS with it
+    assert await world.nslookup("k1", "kv") == []
 
-    again = Networks(world.roots, world.nets.alloc.db, resolver=world.resolver)
-    await again.restore()
-    assert again.inspect("t_keep") == state
-    assert [a.ip for a in again.addresses(box.id)] == [box.ip]
-    assert (await again.ensure_network(NetworkSpec("t_keep", "t", "keep"))).subnet == state.subnet
+    fresh = Resolver(upstreams=[])  # a restarted daemon: new objects, the same store
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fresh.serve)
+        again = Networks(world.roots, world.nets.alloc.db, resolver=fresh)
+        await again.restore()
+        assert again.inspect("t_keep") == state
+        assert [a.ip for a in again.addresses(box.id)] == [box.ip]
+        assert await world.nslookup("k1", "kv") == [other.ip]
+        assert (await again.ensure_network(NetworkSpec("t_keep", "t", "keep"))).subnet == \
+            state.subnet
+        await fresh.unlisten("t_keep")
+        nursery.cancel_scope.cancel()
 
     with pytest.raises(SpecError, match="driver 'overlay' is not supported"):
         await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="overlay"))
