@@ -86,3 +86,41 @@ def test_upstreams_from_resolv_conf() -> None:
     text = "# comment\nnameserver 127.0.0.53\nnameserver 10.7.7.1\nnameserver fe80::1\n" \
            "search lan\n"
     assert upstreams_from_resolv_conf(text, exclude=["10.7.7.1"]) == [("127.0.0.53", 53)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_udp_and_tcp_on_a_listener(nursery: trio.Nursery) -> None:
+    """127.0.0.1 plays a gateway; the querying "container" is 127.0.0.1 as well."""
+    port = free_port()
+    res = Resolver(upstreams=[], port=port)
+    await nursery.start(res.serve)
+    await res.listen("n", "127.0.0.1")
+    res.add("n", "me", "127.0.0.1", ["me"])
+    res.add("n", "db-1", "10.0.0.9", ["db"])
+    q = DNSRecord.question("db")
+
+    udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    with udp, trio.fail_after(2):
+        await udp.sendto(q.pack(), ("127.0.0.1", port))
+        reply = DNSRecord.parse(await udp.recv(4096))
+    assert [str(rr.rdata) for rr in reply.rr] == ["10.0.0.9"]
+
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        with trio.fail_after(2):
+            wire = q.pack()
+            await stream.send_all(len(wire).to_bytes(2, "big") + wire)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
+                data += await stream.receive_some(4096)
+    assert [str(rr.rdata) for rr in DNSRecord.parse(data[2:]).rr] == ["10.0.0.9"]
+
+    await res.unlisten("n")
+    assert res.records.lookup("127.0.0.1", "db") is None
