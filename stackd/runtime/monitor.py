@@ -262,8 +262,6 @@ class Monitor:
                 d.mkdir(parents=True, exist_ok=True)
             for index, target in enumerate(sorted(spec.files)):
                 (paths.files / str(index)).write_text(spec.files[target])
-            cgroup.create()
-            cgroup.apply(spec.resources, privileged=spec.security.privileged)
             c = self._fork(spec, paths, plan, cgroup, made)
         except BaseException:
             for fd in made:
@@ -308,6 +306,9 @@ class Monitor:
                       pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log)
         made.clear()  # from here on the Container owns the descriptors
         try:
+            # While the child builds its rootfs: the cgroup, its limits, the move.
+            cgroup.create()
+            cgroup.apply(spec.resources, privileged=spec.security.privileged)
             cgroup.join(pid)
             os.write(start_w, b"C")
         except (StackdError, OSError):

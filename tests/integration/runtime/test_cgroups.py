@@ -200,3 +200,9 @@ def test_cgroup_v2_destroy_removes_the_root_parent_when_empty(v2_cgroup, roots):
     v2_cgroup.destroy()
     assert not v2_cgroup.dir.exists()
     assert not v2_cgroup.dir.parent.exists()  # stackd/<root id>
+
+
+async def test_a_limit_the_kernel_refuses_fails_create_and_leaves_nothing(rt, make_spec):
+    with pytest.raises(HostError, match=r"cpuset\.cpus"):
+        await rt.create(make_spec("cg-bad", "true", resources=Resources(cpuset_cpus="99")))
+    assert await rt.list() == []
