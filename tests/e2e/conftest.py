@@ -91,6 +91,10 @@ def webapp(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
         pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "webapp"
     shutil.copytree(EXAMPLES / "webapp", work)
+    # busybox httpd as PID 1 ignores SIGTERM, so every stop would wait out the 10 s
+    # grace period; the tests are about stackd, not about that wait.
+    (work / "compose.override.yaml").write_text("services:\n" + "".join(
+        f"  {s}:\n    stop_signal: SIGKILL\n" for s in ("db", "migrate", "api", "web")))
     cli = CLI(no_leaks, work)
     try:
         yield cli
