@@ -297,9 +297,11 @@ async def _adopt(desired: DesiredState, ports: Ports, supervisor: Supervisor,
     """Supervise the desired containers the plan leaves alone (found running or exited)."""
     views = await ports.runtime.list()
     found = {v.id: v for v in views if v.labels.get(hostnames.LABEL_PROJECT) == desired.project}
+    held = set(ports.state.held(desired.project))
     for c in desired.containers:
         view = found.get(c.id)
         if c.id not in touched and view is not None and view.status != "created":
             code = view.exit.code if view.exit is not None else None
             supervisor.watch(c.id, c, desired.services[c.service],
-                             running=view.status == "running", exit_code=code)
+                             running=view.status == "running", exit_code=code,
+                             held=c.id in held)

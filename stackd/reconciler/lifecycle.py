@@ -7,6 +7,7 @@ already gone.
 
 from __future__ import annotations
 
+from stackd import hostnames
 from stackd.errors import AlreadyExistsError, NotFoundError, StackdError
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import ContainerView, Ports
@@ -47,6 +48,7 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
         view = await ports.runtime.inspect(container.id)
     if view.status != "running":
         await ports.runtime.start(container.id)
+    ports.state.unhold(container.id)
 
 
 async def _connect(ports: Ports, container: DesiredContainer) -> str:
@@ -70,6 +72,7 @@ async def start_existing(ports: Ports, container_id: str) -> None:
         view = await ports.runtime.inspect(container_id)
     if view.status != "running":
         await ports.runtime.start(container_id)
+    ports.state.unhold(container_id)
 
 
 async def tear_down(ports: Ports, container_id: str) -> None:
@@ -83,11 +86,16 @@ async def tear_down(ports: Ports, container_id: str) -> None:
             await ports.runtime.delete(container_id)
         except NotFoundError:
             pass
+    ports.state.unhold(container_id)
 
 
 async def stop(ports: Ports, container_id: str) -> None:
+    """A user's stop: held, so no restart policy starts it again (see StatePort)."""
     view = await _inspect(ports, container_id)
-    if view is not None and view.status == "running":
+    if view is None:
+        return
+    ports.state.hold(view.labels.get(hostnames.LABEL_PROJECT, ""), container_id)
+    if view.status == "running":
         await ports.runtime.stop(container_id)
 
 

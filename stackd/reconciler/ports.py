@@ -166,8 +166,16 @@ class PendingIntent(Protocol):
 
 
 class StatePort(Protocol):
-    """The intent log: what the executor was about to do, durable before it acts."""
+    """The reconciler's durable record (stackd.state.intents.IntentLog).
 
+    Intents: what the executor was about to do, durable before it acts. Holds:
+    containers a user stopped, which no restart policy may start again until a user
+    starts them (Docker's "manually stopped"), across daemon restarts.
+    """
+
+    def hold(self, project: str, container_id: str) -> None: ...
+    def unhold(self, container_id: str) -> None: ...
+    def held(self, project: str) -> Sequence[str]: ...
     def begin(
         self, project: str, verb: str, resource: str, container_id: str | None, line: str
     ) -> int: ...

@@ -52,6 +52,7 @@ class Watch:
     restarts: int = 0
     started_at: float = 0.0
     released: bool = False
+    held: bool = False  # a user stopped it: never restart (StatePort holds)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
     @property
@@ -70,7 +71,7 @@ class Supervisor:
     # -- what apply calls -------------------------------------------------------------
 
     def watch(self, container_id: str, desired: DesiredContainer, service: DesiredService, *,
-              running: bool, exit_code: int | None = None) -> None:
+              running: bool, exit_code: int | None = None, held: bool = False) -> None:
         """Supervise a container from now on; if it already is, take the new policy.
 
         Restart policy and the unhealthy opt-out are not in the config hash: a changed
@@ -79,10 +80,11 @@ class Supervisor:
         existing = self._watches.get(container_id)
         if existing is not None:
             existing.desired, existing.service = desired, service
+            existing.held = held
             return
         w = Watch(container_id, desired, service, running=running, exit_code=exit_code,
                   health="starting" if running and service.healthcheck else None,
-                  started_at=trio.current_time())
+                  started_at=trio.current_time(), held=held)
         self._watches[container_id] = w
         self._nursery.start_soon(self._run, w)
         self._notify()
@@ -202,7 +204,7 @@ class Supervisor:
                 await self._set_ready(w, False)
                 self._event(w, "die", f"exit code {code}")
                 policy = w.service.restart
-                if not should_restart(policy, code, stopped_by_user=w.released,
+                if not should_restart(policy, code, stopped_by_user=w.released or w.held,
                                       attempts=history.count(now)):
                     w.finished = True
                     self._notify()

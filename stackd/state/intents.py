@@ -1,8 +1,12 @@
-"""The intent log: each apply step, written before it acts and marked done after.
+"""The reconciler's durable record (its `StatePort`): intents and holds.
 
-An apply killed at any instant leaves its step's row pending; the next reconcile
-reads the pending rows (`pending`) to finish an interrupted remove or undo an
-interrupted create, then closes them. This is the reconciler's `StatePort`.
+Intents: each apply step, written before it acts and marked done after. An apply
+killed at any instant leaves its step's row pending; the next reconcile reads the
+pending rows (`pending`) to finish an interrupted remove or undo an interrupted
+create, then closes them.
+
+Holds: containers a user stopped. A restart policy never starts a held container,
+not after a resync and not after a daemon restart, until a user starts it again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ CREATE TABLE IF NOT EXISTS intents (
     started      REAL NOT NULL,
     finished     REAL
 );
-CREATE INDEX IF NOT EXISTS intents_pending ON intents (project) WHERE finished IS NULL
+CREATE INDEX IF NOT EXISTS intents_pending ON intents (project) WHERE finished IS NULL;
+CREATE TABLE IF NOT EXISTS holds (
+    container_id TEXT PRIMARY KEY,
+    project      TEXT NOT NULL,
+    since        REAL NOT NULL
+)
 """)
 
 # Finished intents are history, not state; keep a little for `stackd events`-style
@@ -67,3 +76,18 @@ class IntentLog:
             " WHERE project=? AND finished IS NULL ORDER BY id", (project,)).fetchall()
         return [Intent(r["id"], r["project"], r["verb"], r["resource"],
                               r["container_id"], r["line"]) for r in rows]
+
+    def hold(self, project: str, container_id: str) -> None:
+        with self.db.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO holds (container_id, project, since)"
+                      " VALUES (?, ?, ?)", (container_id, project, time.time()))
+
+    def unhold(self, container_id: str) -> None:
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM holds WHERE container_id=?", (container_id,))
+
+    def held(self, project: str) -> list[str]:
+        rows = self.db.conn.execute(
+            "SELECT container_id FROM holds WHERE project=? ORDER BY container_id",
+            (project,)).fetchall()
+        return [r["container_id"] for r in rows]

@@ -154,3 +154,30 @@ async def test_a_new_restart_policy_reaches_running_containers_without_recreatin
         await trio.sleep(100.5)
         assert starts(host, "demo-web-1", t0) == pytest.approx([0, 100.1])
         assert set(host.runtime.containers) == ids  # same container, same id
+
+
+async def test_a_stopped_container_stays_stopped_through_resyncs_and_daemon_restarts(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    from stackd.reconciler.apply import apply
+    from stackd.reconciler.diff import PlanOptions, plan_stop
+
+    desired = stack("demo", svc("web", restart=parse_restart("always")), svc("db"))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        stop = plan_stop(await host.actual("demo"), ["web"])
+        assert stop.lines() == ["web-1: stop — stop requested"]
+        assert (await apply(stop, desired, host.ports, host.supervisor)).ok
+        await host.up(desired)  # the daemon's periodic resync
+        await trio.sleep(60)
+        assert host.runtime.running() == ["demo-db-1"]
+        await host.restart_supervisor()  # the daemon restarts
+        await host.up(desired)
+        await trio.sleep(60)
+        assert host.runtime.running() == ["demo-db-1"]
+        # an explicit `up` starts it again, and its restart policy applies again
+        result = await host.up(desired, PlanOptions(start_exited=True))
+        assert result.plan.lines() == ["web-1: start — exited (code 143)"]
+        (web,) = [c for c in host.runtime.containers if "web" in c]
+        host.runtime.kill_from_outside(web)
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-db-1", "demo-web-1"]

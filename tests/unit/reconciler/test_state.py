@@ -58,3 +58,18 @@ async def test_config_files_are_written_once_with_owner_and_mode(roots: Roots) -
     assert (stat.S_IMODE(st.st_mode), Path(path).read_bytes()) == (0o400, b"s3cret")
     await store.write_file(path, b"s3cret", os.getuid(), os.getgid(), 0o400)  # no error
     store.db.close()
+
+
+def test_holds_are_per_container_and_durable(roots: Roots) -> None:
+    path = roots.state / "stackd.db"
+    log = IntentLog(StateDB.open(path))
+    log.hold("demo", "demo-web-1-abc")
+    log.hold("demo", "demo-web-1-abc")  # twice is once
+    log.hold("other", "other-x-1-def")
+    log.db.close()
+    again = IntentLog(StateDB.open(path))
+    assert again.held("demo") == ["demo-web-1-abc"]
+    again.unhold("demo-web-1-abc")
+    assert again.held("demo") == []
+    assert again.held("other") == ["other-x-1-def"]
+    again.db.close()
