@@ -59,7 +59,8 @@ class ImageStore:
         with flocked(self._store_lock, shared=True):
             yield
 
-    async def _writing_async(self) -> int:
+    async def hold_for_writing(self) -> int:
+        """`writing()` for async callers: an fd holding the shared lock; close it to release."""
         fd = os.open(self._store_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_SH)
         return fd
@@ -150,7 +151,8 @@ class ImageStore:
         if pull_policy == "always":
             return await self.pull(ref, progress)
         try:
-            return self.get(ref)
+            # May unpack a loaded image's layers: not on the event loop.
+            return await trio.to_thread.run_sync(self.get, ref)
         except ImageNotFoundError:
             if pull_policy == "never":
                 raise ImageNotFoundError(
@@ -164,14 +166,14 @@ class ImageStore:
         from stackd.images.transfer import pull_image
 
         parsed = parse(ref)
-        fd = await self._writing_async()
+        fd = await self.hold_for_writing()
         try:
             async with RegistryClient() as client:
                 digest = await pull_image(self, parsed, client, progress or silent)
             self.refs.set(str(parsed), digest)
         finally:
             os.close(fd)
-        return self.image(digest)
+        return await trio.to_thread.run_sync(self.image, digest)
 
     async def push(self, ref: str, dest: str | None = None, progress: Progress | None = None
                    ) -> str:
