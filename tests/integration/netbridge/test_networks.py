@@ -215,3 +215,23 @@ async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World
     with pytest.raises(ConflictError, match="in use by"):
         await world.nets.remove_network("t_keep")
     assert subprocess.run(["ip", "link", "show", state.bridge]).returncode == 0
+
+
+async def test_teardown_leaves_nothing_of_the_root(world: World) -> None:
+    from conftest import leftovers
+
+    from stackd.hostnames import nft_chain_prefix
+
+    await world.network("t1")
+    await world.network("t2", internal=True)
+    box = await world.box("gone", ["t1", "t2"], args=HTTPD)
+    await world.nets.publish(box.id, [PortBinding(40000 + int(world.roots.id, 16) % 2000, 80)],
+                             box.ip)
+    assert nft_chain_prefix(world.roots.id) in sh("nft", "list", "ruleset").stdout
+    await world.runtime.delete(box.id, force=True)
+    del world.boxes["gone"]
+    await world.nets.teardown()
+
+    assert leftovers(world.roots, world.nets.alloc.db) == []
+    assert f"stk{world.roots.id}" not in sh("ip", "link").stdout
+    assert nft_chain_prefix(world.roots.id) not in sh("nft", "list", "ruleset").stdout
