@@ -60,7 +60,7 @@ def load_archive(store: ImageStore, archive: Path) -> list[Image]:
     try:
         try:
             with open(archive, "rb") as raw, tarfile.open(
-                    fileobj=open_decompressed(raw), mode="r|") as tar:  # type: ignore[call-overload]
+                    fileobj=open_decompressed(raw), mode="r|") as tar:
                 tar.extractall(work, filter="data")
         except (tarfile.TarError, OSError) as exc:
             raise ArchiveError(f"{archive}: not a readable image archive: {exc}",

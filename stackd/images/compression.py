@@ -102,10 +102,10 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
     head = raw.read(4)
     src = io.BufferedReader(_Peekable(raw, head), CHUNK)
     if head.startswith(GZIP_MAGIC):
-        return io.BufferedReader(_GzipReader(src), CHUNK)  # type: ignore[arg-type]
+        return io.BufferedReader(_GzipReader(src), CHUNK)
     if head.startswith(ZSTD_MAGIC):
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)  # type: ignore[return-value]
-    return src  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
+    return src
 
 
 def compression_of(path_or_head: bytes) -> str:

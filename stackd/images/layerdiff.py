@@ -52,9 +52,10 @@ def _add(tar: tarfile.TarFile, path: str, arc: str, inodes: dict[tuple[int, int]
     ti.mode = stat.S_IMODE(mode)
     ti.mtime = int(st.st_mtime)
     ti.uname = ti.gname = ""
-    for xname in _xattrs(path):
-        ti.pax_headers["SCHILY.xattr." + xname] = os.getxattr(
-            path, xname, follow_symlinks=False).decode("utf-8", "surrogateescape")
+    pax = {"SCHILY.xattr." + xname: os.getxattr(path, xname, follow_symlinks=False).decode(
+        "utf-8", "surrogateescape") for xname in _xattrs(path)}
+    if pax:
+        ti.pax_headers = pax
     key = (st.st_dev, st.st_ino)
     if stat.S_ISREG(mode) and st.st_nlink > 1 and key in inodes:
         ti.type = tarfile.LNKTYPE

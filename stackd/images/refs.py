@@ -7,6 +7,7 @@ never a torn one.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import uuid
@@ -22,6 +23,7 @@ class RefIndex:
         self.lock = path.with_suffix(".lock")
 
     def _read(self) -> dict[str, Any]:
+        data: dict[str, Any]
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -42,7 +44,8 @@ class RefIndex:
         return dict(self._read()["refs"])
 
     def get(self, name: str) -> str | None:
-        return self._read()["refs"].get(name)
+        digest: str | None = self._read()["refs"].get(name)
+        return digest
 
     def set(self, name: str, manifest_digest: str) -> None:
         with flocked(self.lock):
@@ -74,7 +77,7 @@ class RefIndex:
             if changed:
                 self._write(data)
 
-    def forget_sources(self, blobs: set[str]) -> None:
+    def forget_sources(self, blobs: builtins.set[str]) -> None:
         with flocked(self.lock):
             data = self._read()
             for b in blobs:

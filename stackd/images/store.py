@@ -11,6 +11,7 @@ Layout:
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import gzip
 import json
@@ -128,8 +129,8 @@ class ImageStore:
             os=raw.get("os", "linux"),
         )
 
-    def list(self) -> list[ImageSummary]:
-        by_digest: dict[str, list[str]] = {}
+    def list(self) -> builtins.list[ImageSummary]:
+        by_digest: dict[str, builtins.list[str]] = {}
         for name, digest in self.refs.refs().items():
             by_digest.setdefault(digest, []).append(name)
         out = []
@@ -194,7 +195,7 @@ class ImageStore:
         digest, _ = self.resolve(src)
         self.refs.set(str(parse(dst)), digest)
 
-    def remove(self, ref: str) -> list[str]:
+    def remove(self, ref: str) -> builtins.list[str]:
         """Untag `ref` (every name of the image when `ref` is an id); returns the names removed.
 
         Content is freed by `prune`.
@@ -288,8 +289,8 @@ class ImageStore:
         finally:
             plain.unlink(missing_ok=True)
 
-    def commit(self, config: ImageConfig, layers: list[tuple[Descriptor, str]],
-               history: list[dict[str, Any]], names: Iterable[str] = (),
+    def commit(self, config: ImageConfig, layers: builtins.list[tuple[Descriptor, str]],
+               history: builtins.list[dict[str, Any]], names: Iterable[str] = (),
                created: str | None = None, raw_config: bytes | None = None) -> Image:
         """Write config and manifest for `layers` ((blob, diff_id), bottom first) and tag it."""
         with self.writing():
@@ -325,21 +326,21 @@ class ImageStore:
                                names=[ref] if ref else [])
 
     # -- archives -----------------------------------------------------------------------
-    def load(self, archive: str | Path) -> list[Image]:
+    def load(self, archive: str | Path) -> builtins.list[Image]:
         from stackd.images.archive import load_archive
 
         return load_archive(self, Path(archive))
 
-    def save(self, refs: list[str], archive: str | Path) -> None:
+    def save(self, refs: builtins.list[str], archive: str | Path) -> None:
         from stackd.images.archive import save_archive
 
         save_archive(self, refs, Path(archive))
 
     # -- build --------------------------------------------------------------------------
     async def build(self, context_dir: str | Path, dockerfile: str = "Dockerfile",
-                    tag: str | list[str] | None = None, build_args: dict[str, str] | None = None,
-                    target: str | None = None, progress: Progress | None = None,
-                    no_cache: bool = False) -> Image:
+                    tag: str | builtins.list[str] | None = None,
+                    build_args: dict[str, str] | None = None, target: str | None = None,
+                    progress: Progress | None = None, no_cache: bool = False) -> Image:
         from stackd.images.build.builder import Builder
 
         tags = [tag] if isinstance(tag, str) else list(tag or [])

@@ -216,12 +216,12 @@ async def _push_blob(store: ImageStore, dest: Reference, client: RegistryClient,
             break
         if location is None:
             location = await client.start_upload(dest)
-        path = store.blobs.path(d.digest)
+        blob = store.blobs.path(d.digest)
         if d.size < CHUNKED_UPLOAD_THRESHOLD:
-            await client.upload_monolithic(dest, location, d.digest, path.read_bytes, d.size)
+            await client.upload_monolithic(dest, location, d.digest, blob.read_bytes, d.size)
         else:
             offset = 0
-            with open(path, "rb") as f:
+            with open(blob, "rb") as f:
                 while chunk := f.read(UPLOAD_CHUNK):
                     location = await client.upload_chunk(dest, location, chunk, offset)
                     offset += len(chunk)

@@ -48,7 +48,7 @@ def unpack_layer(src: BinaryIO, dest: Path, *, allow_devices_outside_dev: bool =
     hashing = HashingReader(open_decompressed(src))
     applier = _Applier(dest, allow_devices_outside_dev)
     try:
-        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
             for member in tar:
                 applier.apply(tar, member)
     except tarfile.TarError as exc:

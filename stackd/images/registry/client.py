@@ -125,7 +125,7 @@ class RegistryClient:
                 f"registry {domain} asks for unsupported authentication '{challenge}'",
                 hint="stackd speaks Basic and Bearer token auth",
             )
-        query: list[tuple[str, str]] = []
+        query: list[tuple[str, str | int | float | bool | None]] = []
         if params.get("service"):
             query.append(("service", params["service"]))
         for s in scope.split(" "):
@@ -261,4 +261,5 @@ class RegistryClient:
                                   headers={"Content-Type": media_type})
         if resp.status_code != 201:
             raise self._fail(ref, resp, f"manifest upload for {ref}")
-        return resp.headers.get("docker-content-digest")
+        digest: str | None = resp.headers.get("docker-content-digest")
+        return digest

@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stackd.images.errors import RegistryAuthError
 
@@ -39,9 +40,10 @@ def docker_config_path() -> Path:
     return Path(base) / "config.json"
 
 
-def _load(path: Path) -> dict:
+def _load(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
