@@ -100,7 +100,7 @@ def render(root_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRul
     out.append(f"add rule {t} {p}prerouting fib daddr type local jump {p}ports")
     out.append(f"add rule {t} {p}output fib daddr type local jump {p}ports")
     for d in sorted(dnats, key=lambda d: (d.host_port, d.protocol, d.host_ip)):
-        match = f"ip daddr {d.host_ip} " if d.host_ip not in ("", "0.0.0.0") else ""
+        match = f"ip daddr {d.host_ip} " if d.host_ip not in ("", "0.0.0.0", "::") else ""
         out.append(f"add rule {t} {p}ports {match}{d.protocol} dport {d.host_port} "
                    f"dnat ip to {d.container_ip}:{d.container_port} "
                    f"comment {_q('container ' + d.container_id)}")

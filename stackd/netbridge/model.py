@@ -8,6 +8,7 @@ as users write them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 
 from stackd.errors import SpecError
 
@@ -101,10 +102,17 @@ class PortBinding:
         for port in (self.host_port, self.container_port):
             if not 1 <= port <= 65535:
                 raise SpecError(f"port {port} is out of range 1-65535")
+        if not self.any_address:
+            try:
+                IPv4Address(self.host_ip)
+            except ValueError:
+                raise SpecError(f"port {self.host_port}: host_ip {self.host_ip!r} is not an "
+                                "IPv4 address", hint="stackd publishes on IPv4 addresses; "
+                                "leave host_ip out to publish on all of them") from None
 
     @property
     def any_address(self) -> bool:
-        return self.host_ip in ("", "0.0.0.0")
+        return self.host_ip in ("", "0.0.0.0", "::")
 
     def __str__(self) -> str:
         host = f"{self.host_ip}:" if not self.any_address else ""

@@ -60,6 +60,9 @@ def test_port_ranges_expand_one_to_one() -> None:
     with pytest.raises(SpecError, match="protocol 'sctp' is not supported"):
         PortBinding(1, 1, "sctp")
     assert str(PortBinding(8080, 80, host_ip="127.0.0.1")) == "127.0.0.1:8080->80/tcp"
+    assert PortBinding(8080, 80, host_ip="::").any_address
+    with pytest.raises(SpecError, match="host_ip 'localhost' is not an IPv4 address"):
+        PortBinding(8080, 80, host_ip="localhost")
 
 
 def test_proc_net_listeners() -> None:
