@@ -171,6 +171,10 @@ class Networks:
         names: what DNS answers with this container's address on every network it joins
         (container name, service name, hostname); each attachment adds its aliases.
         """
+        keys = [a.network_key for a in attachments]
+        if len(set(keys)) != len(keys):
+            raise SpecError(f"container {container_id} joins a network twice: {', '.join(keys)}",
+                            hint="list each network once")
         async with self._lock:
             if self.alloc.addresses(container_id=container_id):
                 raise AlreadyExistsError(f"container {container_id} is already attached",
