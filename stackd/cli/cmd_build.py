@@ -1,4 +1,12 @@
-"""`stackd build [CONTEXT]`: build an image from a Dockerfile with a layer cache."""
+"""`stackd build`: build images from Dockerfiles, with a layer cache.
+
+Two shapes, as `docker build` and `docker compose build`:
+
+    stackd build [-t NAME] DIR           DIR is a build context (has a Dockerfile)
+    stackd [-f stack.yaml] build [SVC…]  every service of the stack with a `build:`
+                                         section (or the ones named), tagged as
+                                         `up` will look for them
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,10 @@ HELP = "Build an image from a Dockerfile"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("context", nargs="?", default=".", help="build context dir (default .)")
-    parser.add_argument("-f", "--file", dest="dockerfile", default="Dockerfile",
+    parser.add_argument("targets", nargs="*", metavar="CONTEXT|SERVICE",
+                        help="a build context dir; or service names of the stack "
+                             "(none: every service with a build section)")
+    parser.add_argument("-f", "--file", dest="dockerfile", default=None,
                         help="Dockerfile path, relative to the context (default Dockerfile)")
     parser.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
                         help="name the result (repeatable)")
@@ -35,6 +45,9 @@ def parse_build_args(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import functools
+    import os
+
     import trio
 
     from stackd.cli.image_view import TransferPrinter
@@ -43,10 +56,49 @@ def run(args: argparse.Namespace) -> int:
 
     store = ImageStore(Roots.from_env().ensure())
     progress = None if args.quiet else TransferPrinter()
-    image = trio.run(lambda: store.build(
-        args.context, dockerfile=args.dockerfile, tag=args.tag,
-        build_args=parse_build_args(args.build_arg), target=args.target, progress=progress,
-        no_cache=args.no_cache))
-    print(image.id if args.quiet else f"Built {image.id}"
-          + (f" as {', '.join(image.references)}" if image.references else ""))
+    if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
+        jobs = [(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
+                 parse_build_args(args.build_arg), args.target)]
+    else:
+        jobs = _stack_jobs(args)
+    for context, dockerfile, tags, build_args, target in jobs:
+        image = trio.run(functools.partial(
+            store.build, context, dockerfile=dockerfile, tag=tags, build_args=build_args,
+            target=target, progress=progress, no_cache=args.no_cache))
+        print(image.id if args.quiet else f"Built {image.id}"
+              + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0
+
+
+def _stack_jobs(args: argparse.Namespace) -> list[tuple[str, str, list[str], dict[str, str],
+                                                         str | None]]:
+    """One build per service with `build:` (all, or those named), tagged as `up` expects."""
+    import os
+
+    from stackd.errors import UsageError
+    from stackd.reconciler.build import image_ref
+    from stackd.spec import LoadOptions, load
+
+    stack = load(LoadOptions(
+        files=getattr(args, "files", None), project_name=getattr(args, "project_name", None),
+        project_directory=getattr(args, "project_directory", None),
+        env_files=getattr(args, "env_files", None), profiles=getattr(args, "profiles", None)))
+    buildable = {n: s for n, s in sorted(stack.services.items()) if s.build is not None}
+    unknown = [t for t in args.targets if t not in buildable]
+    if unknown:
+        raise UsageError(
+            f"{', '.join(unknown)}: not a directory, nor a service of {stack.name} with a "
+            "build section", hint="services with one: " + (", ".join(buildable) or "none"))
+    jobs = []
+    for name, svc in buildable.items():
+        if args.targets and name not in args.targets:
+            continue
+        b = svc.build
+        assert b is not None
+        build_args = {k: v if v is not None else os.environ.get(k, "")
+                      for k, v in b.args.items()}
+        build_args.update(parse_build_args(args.build_arg))
+        tags = [image_ref(stack, name, svc), *b.tags, *args.tag]
+        jobs.append((b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
+                     build_args, args.target or b.target))
+    return jobs

@@ -150,3 +150,21 @@ async def test_pull_killed_midway_leaves_nothing_that_is_used(
     store.prune()
     assert [p.name for p in store.snapshots.root.iterdir() if p.name.startswith(".tmp")] == []
     assert list(store.blobs.ingest_dir.iterdir()) == []
+
+
+def test_build_from_a_stack_file_tags_as_up_expects(roots: Roots, tmp_path: Path) -> None:
+    proj = tmp_path / "shop"
+    (proj / "web").mkdir(parents=True)
+    (proj / "compose.yaml").write_text(
+        "services:\n  web:\n    build:\n      context: ./web\n      args:\n        MSG: hi\n"
+        "  db:\n    image: busybox:test\n")
+    (proj / "web/Dockerfile").write_text("FROM scratch\nARG MSG\nCOPY index.html /\n"
+                                         "LABEL msg=$MSG\n")
+    (proj / "web/index.html").write_text("<p>shop</p>")
+    env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+    done = subprocess.run([sys.executable, "-m", "stackd", "build"], cwd=proj, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("as docker.io/library/shop-web:latest")
+    (info,) = json.loads(stackd(roots, "image", "inspect", "shop-web").stdout)
+    assert info["config"]["labels"] == {"msg": "hi"}
