@@ -323,7 +323,7 @@ class Resolver:
         if q.qtype in (QTYPE.A, QTYPE.ANY):
             for ip in ips:
                 reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=0))
-        return reply.pack()
+        return bytes(reply.pack())
 
     async def forward(self, data: bytes) -> bytes:
         for host, port in self.upstreams():
@@ -344,7 +344,7 @@ class Resolver:
         except Exception:
             return b""
         fail.header.rcode = RCODE.SERVFAIL
-        return fail.pack()
+        return bytes(fail.pack())
 
     async def _serve_udp(self, sock: pysocket.socket, nursery: trio.Nursery) -> None:
         while True:

@@ -13,7 +13,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Network
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -49,7 +49,7 @@ def routed_subnets() -> list[IPv4Network]:
             dst, plen = r.get("RTA_DST"), r["dst_len"]
             if dst is None or plen == 0 or r.get("RTA_TABLE") == 255:  # 255: local table
                 continue
-            found.add(ip_network(f"{dst}/{plen}", strict=False))
+            found.add(IPv4Network(f"{dst}/{plen}", strict=False))
         return sorted(found)
 
 

@@ -36,8 +36,10 @@ class NetworkMode:
 def parse_network_mode(text: str | None) -> NetworkMode:
     if text in (None, "", "bridge", "default"):
         return NetworkMode("bridge")
-    if text in ("none", "host"):
-        return NetworkMode(text)
+    if text == "none":
+        return NetworkMode("none")
+    if text == "host":
+        return NetworkMode("host")
     kind, sep, target = text.partition(":")
     if sep and target and kind in ("service", "container"):
         return NetworkMode(kind, target)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ store after a daemon restart.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -110,7 +111,7 @@ class Networks:
         """Choose the subnet and make the bridge under the host lock (roots share a pool)."""
         with firewall.host_lock():
             routed = links.routed_subnets()
-            mine = [(r.key, ip_network(r.subnet)) for r in self.alloc.networks()]
+            mine = [(r.key, IPv4Network(r.subnet)) for r in self.alloc.networks()]
             if spec.subnet:
                 subnet = ipam.parse_subnet(spec.subnet, what=f"network {spec.name} subnet")
                 ipam.check_subnet_free(subnet, routed, mine, network=spec.name)
@@ -165,7 +166,7 @@ class Networks:
     # attaching
     async def attach(self, container_id: str, netns_path: str,
                      attachments: Sequence[Attachment], *,
-                     names: Sequence[str] = ()) -> list[Address]:
+                     names: Sequence[str] = ()) -> builtins.list[Address]:
         """eth0, eth1… on the given networks, in order; the first carries the default route.
 
         names: what DNS answers with this container's address on every network it joins
@@ -179,7 +180,7 @@ class Networks:
             if self.alloc.addresses(container_id=container_id):
                 raise AlreadyExistsError(f"container {container_id} is already attached",
                                          hint="detach it first")
-            done: list[Address] = []
+            done: builtins.list[Address] = []
             try:
                 for i, att in enumerate(attachments):
                     done.append(await self._attach_one(container_id, netns_path, att, i,
@@ -239,7 +240,7 @@ class Networks:
                                                f"{container_id}/{a.network_key}"))
         self.alloc.release_addresses(container_id)
 
-    def addresses(self, container_id: str) -> list[Address]:
+    def addresses(self, container_id: str) -> builtins.list[Address]:
         out = []
         for a in self.alloc.addresses(container_id=container_id):
             row = self.alloc.network(a.network_key)
