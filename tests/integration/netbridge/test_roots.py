@@ -1,0 +1,37 @@
+"""Two state roots on one host (parallel test runs, say) never touch each other."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+import pytest
+from conftest import World, leftovers, sh
+
+from stackd.hostnames import nft_chain_prefix
+from stackd.netbridge import Networks, NetworkSpec
+from stackd.roots import Roots
+from stackd.state.db import StateDB
+
+pytestmark = pytest.mark.root
+
+
+async def test_second_root_gets_its_own_subnet_chains_and_teardown(world: World) -> None:
+    mine = await world.network("shared-name")
+    other_roots = Roots(world.tmp / "other-state", world.tmp / "other-run").ensure()
+    assert other_roots.id != world.roots.id
+    db = StateDB.open(other_roots.state / "stackd.db")
+    other = Networks(other_roots, db)
+    try:
+        theirs = await other.ensure_network(NetworkSpec("t_shared-name", "t", "shared-name"))
+        assert theirs.bridge != mine.bridge
+        assert not IPv4Network(theirs.subnet).overlaps(IPv4Network(mine.subnet))
+        ruleset = sh("nft", "list", "table", "inet", "stackd").stdout
+        assert nft_chain_prefix(other_roots.id) in ruleset
+        assert nft_chain_prefix(world.roots.id) in ruleset
+    finally:
+        await other.teardown()
+    assert leftovers(other_roots, db) == []
+    db.close()
+    # ours is untouched by the other's teardown
+    assert nft_chain_prefix(world.roots.id) in sh("nft", "list", "table", "inet", "stackd").stdout
+    assert sh("ip", "link", "show", mine.bridge).returncode == 0
