@@ -28,6 +28,7 @@ RUN echo "$GREETING from $(cat name.txt)" > /out.txt && mkdir -p /opt/gen && tou
 
 FROM ${BASE}
 RUN rm /bin/vi && rm -r /var/www
+RUN ["/bin/sh", "-c", "echo exec form as $(id -u) > /exec.txt"]
 COPY --from=builder /out.txt /srv/out.txt
 COPY --from=builder /opt/gen /opt/gen
 COPY --chown=app:staff app/name.txt /home/app/
@@ -106,8 +107,10 @@ async def test_multi_stage_build_then_unchanged_rebuild_is_fully_cached(
     assert cfg.healthcheck is not None
     assert cfg.healthcheck.test == ("CMD-SHELL", "wget -q localhost || exit 1")
     assert (cfg.healthcheck.interval, cfg.healthcheck.retries) == (5.0, 2)
-    # busybox, then RUN, COPY --from ×2, COPY --chown, ADD, COPY . (WORKDIR existed: no layer)
-    assert len(store.get("app:1").layer_dirs) == 7
+    # busybox, RUN ×2, COPY --from ×2, COPY --chown, ADD, COPY . (WORKDIR existed: no layer)
+    assert len(store.get("app:1").layer_dirs) == 8
+    exec_out = view(store, "app:1", "/exec.txt")
+    assert exec_out is not None and exec_out.read_text() == "exec form as 0\n"
 
     again: list[ProgressEvent] = []
     rebuilt = await store.build(context, tag="app:1", build_args={"GREETING": "hi"},
@@ -115,7 +118,7 @@ async def test_multi_stage_build_then_unchanged_rebuild_is_fully_cached(
     assert (rebuilt.id, rebuilt.digest) == (img.id, img.digest)
     assert not [e for e in again if e.action == "log"]  # no RUN executed
     cached = [e for e in again if e.item.strip() == "cached"]
-    assert len(cached) == 3 + 6  # every layer-making step of both stages
+    assert len(cached) == 3 + 7  # every layer-making step of both stages
 
     changed: list[ProgressEvent] = []
     (context / "app/name.txt").write_text("changed")
