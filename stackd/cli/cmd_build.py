@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set a build ARG (repeatable; KEY alone takes it from the env)")
     parser.add_argument("--target", default=None, help="build this stage, not the last")
     parser.add_argument("--no-cache", action="store_true", help="ignore the build cache")
+    parser.add_argument("--pull", action="store_true",
+                        help="pull FROM images again even if they are in the store")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="add a label to the image (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
 
 
@@ -56,22 +60,27 @@ def run(args: argparse.Namespace) -> int:
 
     store = ImageStore(Roots.from_env().ensure())
     progress = None if args.quiet else TransferPrinter()
+    jobs: list[Job]
     if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
         jobs = [(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
-                 parse_build_args(args.build_arg), args.target)]
+                 parse_build_args(args.build_arg), args.target, {}, False)]
     else:
         jobs = _stack_jobs(args)
-    for context, dockerfile, tags, build_args, target in jobs:
+    for context, dockerfile, tags, build_args, target, labels, pull in jobs:
+        labels = {**labels, **parse_build_args(args.label)}
         image = trio.run(functools.partial(
             store.build, context, dockerfile=dockerfile, tag=tags, build_args=build_args,
-            target=target, progress=progress, no_cache=args.no_cache))
+            target=target, progress=progress, no_cache=args.no_cache, labels=labels,
+            pull=pull or args.pull))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0
 
 
-def _stack_jobs(args: argparse.Namespace) -> list[tuple[str, str, list[str], dict[str, str],
-                                                         str | None]]:
+Job = tuple[str, str, list[str], dict[str, str], str | None, dict[str, str], bool]
+
+
+def _stack_jobs(args: argparse.Namespace) -> list[Job]:
     """One build per service with `build:` (all, or those named), tagged as `up` expects."""
     import os
 
@@ -100,5 +109,5 @@ def _stack_jobs(args: argparse.Namespace) -> list[tuple[str, str, list[str], dic
         build_args.update(parse_build_args(args.build_arg))
         tags = [image_ref(stack, name, svc), *b.tags, *args.tag]
         jobs.append((b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
-                     build_args, args.target or b.target))
+                     build_args, args.target or b.target, dict(b.labels), b.pull))
     return jobs

@@ -18,7 +18,8 @@ The public API (trio async where it touches the network or runs containers):
     store.prune(in_use=()) -> PruneReport
     store.list() -> list[ImageSummary]
     await store.build(context_dir, dockerfile="Dockerfile", tag=None, build_args={},
-                      target=None, progress=None, no_cache=False) -> Image
+                      target=None, progress=None, no_cache=False, labels=None,
+                      pull=False) -> Image
 
 `Image.layer_dirs` are snapshot directories, top-most first: pass them as
 `ContainerSpec.layers` (overlay lower dirs). They are read-only by contract.

@@ -340,12 +340,15 @@ class ImageStore:
     async def build(self, context_dir: str | Path, dockerfile: str = "Dockerfile",
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,
-                    progress: Progress | None = None, no_cache: bool = False) -> Image:
+                    progress: Progress | None = None, no_cache: bool = False,
+                    labels: dict[str, str] | None = None, pull: bool = False) -> Image:
+        """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
+        `pull` re-pulls FROM images even when present (compose `build.pull`)."""
         from stackd.images.build.builder import Builder
 
-        tags = [tag] if isinstance(tag, str) else list(tag or [])
+        tags = [tag] if isinstance(tag, str) else builtins.list(tag or [])
         builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
-                          no_cache=no_cache)
+                          no_cache=no_cache, labels=labels or {}, pull=pull)
         return await builder.build(target=target, tags=tags)
 
 

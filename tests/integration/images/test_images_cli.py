@@ -157,6 +157,7 @@ def test_build_from_a_stack_file_tags_as_up_expects(roots: Roots, tmp_path: Path
     (proj / "web").mkdir(parents=True)
     (proj / "compose.yaml").write_text(
         "services:\n  web:\n    build:\n      context: ./web\n      args:\n        MSG: hi\n"
+        "      labels:\n        team: shop\n"
         "  db:\n    image: busybox:test\n")
     (proj / "web/Dockerfile").write_text("FROM scratch\nARG MSG\nCOPY index.html /\n"
                                          "LABEL msg=$MSG\n")
@@ -167,4 +168,4 @@ def test_build_from_a_stack_file_tags_as_up_expects(roots: Roots, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("as docker.io/library/shop-web:latest")
     (info,) = json.loads(stackd(roots, "image", "inspect", "shop-web").stdout)
-    assert info["config"]["labels"] == {"msg": "hi"}
+    assert info["config"]["labels"] == {"msg": "hi", "team": "shop"}
