@@ -191,3 +191,20 @@ async def test_basic_auth_with_docker_config_credentials(
         json.dumps({"auths": {basic_registry.host: {"auth": auth}}}))
     await store.push(ref)
     assert (await empty_store.pull(ref)).digest == img.digest
+
+
+async def test_tampered_manifest_is_rejected_when_pinned_by_digest(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path) -> None:
+    from stackd.images.errors import DigestMismatchError
+
+    ref = f"{registry.host}/test/pinned:1"
+    img = store.import_rootfs(busybox_tar, ref)
+    await store.push(ref)
+    stored = registry.storage_blob(img.digest)
+    stored.write_bytes(stored.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion": 2'))
+    pinned = f"{registry.host}/test/pinned@{img.digest}"
+    with pytest.raises(DigestMismatchError) as err:
+        await empty_store.pull(pinned)
+    assert f"expected {img.digest}" in str(err.value)
+    assert empty_store.list() == [] and empty_store.blobs.all() == []
