@@ -27,6 +27,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from stackd.errors import HostError, UnavailableError
 from stackd.hostnames import NFT_TABLE, nft_chain_prefix
@@ -129,32 +130,31 @@ def nft(script: str | None = None, *args: str) -> str:
     return proc.stdout
 
 
-def table_chains() -> list[str] | None:
-    """Chain names in table `stackd`, or None when the table does not exist."""
+def _table() -> list[dict[str, Any]] | None:
+    """The objects of table `stackd` as nft's JSON lists them; None if there is no table."""
     proc = subprocess.run(["nft", "-j", "list", "table", FAMILY, NFT_TABLE],
                           capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         return None
-    return [o["chain"]["name"] for o in json.loads(proc.stdout)["nftables"] if "chain" in o]
+    objects: list[dict[str, Any]] = json.loads(proc.stdout)["nftables"]
+    return objects
+
+
+def table_chains() -> list[str] | None:
+    """Chain names in table `stackd`, or None when the table does not exist."""
+    objects = _table()
+    return None if objects is None else [o["chain"]["name"] for o in objects if "chain" in o]
 
 
 def table_sets() -> list[str]:
-    proc = subprocess.run(["nft", "-j", "list", "table", FAMILY, NFT_TABLE],
-                          capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        return []
-    return [o["set"]["name"] for o in json.loads(proc.stdout)["nftables"] if "set" in o]
+    return [o["set"]["name"] for o in _table() or [] if "set" in o]
 
 
 def foreign_dnats(root_id: str) -> list[tuple[str, int, str, str]]:
     """(host_ip, host_port, protocol, comment) of every other root's published port."""
-    proc = subprocess.run(["nft", "-j", "list", "table", FAMILY, NFT_TABLE],
-                          capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        return []
     mine = nft_chain_prefix(root_id)
     found = []
-    for o in json.loads(proc.stdout)["nftables"]:
+    for o in _table() or []:
         rule = o.get("rule")
         if not rule or not rule["chain"].endswith("_ports") or rule["chain"].startswith(mine):
             continue

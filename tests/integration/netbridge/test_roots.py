@@ -7,8 +7,9 @@ from ipaddress import IPv4Network
 import pytest
 from conftest import World, leftovers, sh
 
+from stackd.errors import ConflictError
 from stackd.hostnames import nft_chain_prefix
-from stackd.netbridge import Networks, NetworkSpec
+from stackd.netbridge import Networks, NetworkSpec, PortBinding
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
@@ -28,6 +29,12 @@ async def test_second_root_gets_its_own_subnet_chains_and_teardown(world: World)
         ruleset = sh("nft", "list", "table", "inet", "stackd").stdout
         assert nft_chain_prefix(other_roots.id) in ruleset
         assert nft_chain_prefix(world.roots.id) in ruleset
+
+        port = PortBinding(41000 + int(world.roots.id, 16) % 2000, 80, "udp")
+        await other.publish("their-web", [port], str(IPv4Network(theirs.subnet)[2]))
+        with pytest.raises(ConflictError, match=rf"port {port.host_port}/udp is already "
+                           r"published by another stackd instance \(container their-web\)"):
+            world.nets.check_ports_free([port])
     finally:
         await other.teardown()
     assert leftovers(other_roots, db) == []
