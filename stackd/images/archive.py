@@ -164,6 +164,7 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
     docker_manifest: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
     written: set[str] = set()
+    sizes: dict[str, int] = {}  # diff_id → uncompressed size
     work = store.root / "ingest" / f"save-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
@@ -174,11 +175,12 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
                 ti.size, ti.mode = len(data), 0o644
                 tar.addfile(ti, io.BytesIO(data))
 
-            def add_file(name: str, path: Path) -> None:
+            def add_file(name: str, path: Path) -> int:
                 ti = tarfile.TarInfo(name)
                 ti.size, ti.mode = path.stat().st_size, 0o644
                 with open(path, "rb") as f:
                     tar.addfile(ti, f)
+                return ti.size
 
             for ref in refs:
                 digest, parsed = store.resolve(ref)
@@ -187,16 +189,14 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
                 diff_ids = json.loads(config_body)["rootfs"]["diff_ids"]
                 layers = []
                 for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
-                    name = f"blobs/sha256/{hex_of(diff_id)}"
                     if diff_id not in written:
                         plain = work / hex_of(diff_id)
                         with store.blobs.open(layer.digest) as src, open(plain, "wb") as out:
                             shutil.copyfileobj(open_decompressed(src), out, CHUNK)
-                        add_file(name, plain)
+                        sizes[diff_id] = add_file(f"blobs/sha256/{hex_of(diff_id)}", plain)
                         plain.unlink()
                         written.add(diff_id)
-                    layers.append(Descriptor(OCI_LAYER, diff_id,
-                                             _plain_size(tar, name)))
+                    layers.append(Descriptor(OCI_LAYER, diff_id, sizes[diff_id]))
                 cfg_name = f"blobs/sha256/{hex_of(manifest.config.digest)}"
                 if manifest.config.digest not in written:
                     add_bytes(cfg_name, config_body)
@@ -233,6 +233,3 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-
-def _plain_size(tar: tarfile.TarFile, name: str) -> int:
-    return tar.getmember(name).size
