@@ -31,6 +31,7 @@ RUN rm /bin/vi && rm -r /var/www
 RUN ["/bin/sh", "-c", "echo exec form as $(id -u) > /exec.txt"]
 COPY --from=builder /out.txt /srv/out.txt
 COPY --from=builder /opt/gen /opt/gen
+COPY --from=busybox:test /etc/group /srv/group-from-image
 COPY --chown=app:staff app/name.txt /home/app/
 ADD files.tar.gz /opt/
 COPY . /ctx/
@@ -107,8 +108,10 @@ async def test_multi_stage_build_then_unchanged_rebuild_is_fully_cached(
     assert cfg.healthcheck is not None
     assert cfg.healthcheck.test == ("CMD-SHELL", "wget -q localhost || exit 1")
     assert (cfg.healthcheck.interval, cfg.healthcheck.retries) == (5.0, 2)
-    # busybox, RUN ×2, COPY --from ×2, COPY --chown, ADD, COPY . (WORKDIR existed: no layer)
-    assert len(store.get("app:1").layer_dirs) == 8
+    # busybox, RUN ×2, COPY --from ×3, COPY --chown, ADD, COPY . (WORKDIR existed: no layer)
+    assert len(store.get("app:1").layer_dirs) == 9
+    group = view(store, "app:1", "/srv/group-from-image")
+    assert group is not None and "staff:x:50:app" in group.read_text()
     exec_out = view(store, "app:1", "/exec.txt")
     assert exec_out is not None and exec_out.read_text() == "exec form as 0\n"
 
@@ -118,7 +121,14 @@ async def test_multi_stage_build_then_unchanged_rebuild_is_fully_cached(
     assert (rebuilt.id, rebuilt.digest) == (img.id, img.digest)
     assert not [e for e in again if e.action == "log"]  # no RUN executed
     cached = [e for e in again if e.item.strip() == "cached"]
-    assert len(cached) == 3 + 7  # every layer-making step of both stages
+    assert len(cached) == 3 + 8  # every layer-making step of both stages
+
+    stage: list[ProgressEvent] = []
+    builder = await store.build(context, tag="app:builder", target="builder",
+                                build_args={"GREETING": "hi"}, progress=stage.append)
+    assert not [e for e in stage if e.action == "log"]  # its steps were cached too
+    out_b = view(store, "app:builder", "/out.txt")
+    assert out_b is not None and builder.config.working_dir == "/src"
 
     changed: list[ProgressEvent] = []
     (context / "app/name.txt").write_text("changed")
