@@ -7,6 +7,7 @@ as users write them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -14,6 +15,7 @@ from stackd.errors import SpecError
 
 SUPPORTED_DRIVERS = ("bridge",)
 MTU_OPTION = "com.docker.network.driver.mtu"
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,12 @@ class Attachment:
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
     mac_address: str | None = None
+
+    def __post_init__(self) -> None:
+        mac = self.mac_address
+        if mac is not None and (not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1):
+            raise SpecError(f"mac_address {mac!r} is not a unicast MAC address",
+                            hint="write six hex pairs, e.g. 02:42:ac:11:00:02")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import builtins
 import logging
 from collections.abc import Sequence
 from functools import partial
-from ipaddress import IPv4Address, IPv4Network, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import trio
@@ -90,13 +90,14 @@ class Networks:
                                              "or drop `external: true`")
                 return _state(row, external=True)
             if row is not None:
-                if spec.subnet and ip_network(spec.subnet) != ip_network(row.subnet):
+                if spec.subnet and ipam.parse_subnet(
+                        spec.subnet, what=f"network {spec.name} subnet") != IPv4Network(row.subnet):
                     raise ConflictError(f"network {spec.key} exists with subnet {row.subnet}, "
                                         f"not {spec.subnet}",
                                         hint="remove the network (stackd down) to change it")
                 await trio.to_thread.run_sync(partial(
                     links.ensure_bridge, row.bridge, row.gateway,
-                    ip_network(row.subnet).prefixlen, row.mtu))
+                    IPv4Network(row.subnet).prefixlen, row.mtu))
             else:
                 mtu = spec.mtu(self.mtu)
                 row = await trio.to_thread.run_sync(partial(self._create_bridge, spec, mtu))
@@ -336,7 +337,7 @@ class Networks:
             for row in self.alloc.networks():
                 await trio.to_thread.run_sync(partial(
                     links.ensure_bridge, row.bridge, row.gateway,
-                    ip_network(row.subnet).prefixlen, row.mtu))
+                    IPv4Network(row.subnet).prefixlen, row.mtu))
                 if self.resolver is not None:
                     await self.resolver.listen(row.key, row.gateway)
             if self.resolver is not None:

@@ -4,6 +4,7 @@ import pytest
 
 from stackd.errors import SpecError
 from stackd.netbridge import (
+    Attachment,
     PortBinding,
     expand_ports,
     hosts_file_for,
@@ -63,6 +64,13 @@ def test_port_ranges_expand_one_to_one() -> None:
     assert PortBinding(8080, 80, host_ip="::").any_address
     with pytest.raises(SpecError, match="host_ip 'localhost' is not an IPv4 address"):
         PortBinding(8080, 80, host_ip="localhost")
+
+
+def test_mac_addresses_are_checked() -> None:
+    assert Attachment("n", mac_address="02:00:00:00:07:42").mac_address == "02:00:00:00:07:42"
+    for bad in ("02:00:00:00:07", "01:00:5e:00:00:01", "zz:00:00:00:00:00"):
+        with pytest.raises(SpecError, match="is not a unicast MAC address"):
+            Attachment("n", mac_address=bad)
 
 
 def test_proc_net_listeners() -> None:
