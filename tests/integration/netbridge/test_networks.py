@@ -47,7 +47,7 @@ async def test_aliases_static_address_mac_and_second_network(world: World) -> No
     box = await world.box("multi", [
         Attachment("t_a", aliases=("db-primary",), ipv4_address="10.209.7.42",
                    mac_address="02:00:00:00:07:42"),
-        Attachment("t_b")])
+        Attachment("t_b")], extra_hosts=["legacy-db:10.209.7.99"])
     await world.box("asker", ["a"])
     assert (box.addresses[0].ifname, box.addresses[0].ip) == ("eth0", "10.209.7.42")
     assert box.addresses[1].ifname == "eth1"
@@ -60,6 +60,10 @@ async def test_aliases_static_address_mac_and_second_network(world: World) -> No
     _, out = await world.exec("multi", "cat", "/sys/class/net/eth0/address",
                                  "/sys/class/net/eth0/mtu", "/sys/class/net/lo/operstate")
     assert out.split() == ["02:00:00:00:07:42", "1500", "unknown"]  # lo up reads "unknown"
+    _, out = await world.exec("multi", "cat", "/etc/hosts")
+    assert "10.209.7.42\tmulti" in out and "10.209.7.99\tlegacy-db" in out
+    code, out = await world.exec("multi", "ping", "-c1", "-W2", "multi")  # via /etc/hosts
+    assert code == 0 and "(10.209.7.42)" in out
 
     with pytest.raises(ConflictError, match=r"10\.209\.7\.42 is already used by"):
         await world.box("twin", [Attachment("t_a", ipv4_address="10.209.7.42")])
