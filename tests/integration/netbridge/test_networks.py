@@ -11,7 +11,14 @@ import trio
 from conftest import WORLD_NAME, World, ask, link_prefixes, sh
 
 from stackd.errors import ConflictError, NotFoundError, SpecError
-from stackd.netbridge import Attachment, Networks, NetworkSpec, PortBinding, Resolver
+from stackd.netbridge import (
+    Attachment,
+    Networks,
+    NetworkSpec,
+    PortBinding,
+    Resolver,
+    expand_ports,
+)
 
 pytestmark = pytest.mark.root
 
@@ -89,6 +96,17 @@ async def test_published_ports_from_another_host_localhost_and_hairpin(world: Wo
     assert (r.returncode, r.stdout) == (0, "site\n"), r.stderr
     assert await world.wget("neighbour", url) == (0, "site\n")
     assert await world.wget("site", url) == (0, "site\n")  # hairpin onto itself
+
+    # host_ip and a range: 127.0.0.1:P+1..P+2 → 80..81 answers on loopback only.
+    local = expand_ports((binding.host_port + 1, binding.host_port + 2), (80, 81),
+                         host_ip="127.0.0.1")
+    await world.nets.publish(box.id, [binding, *local], box.ip)
+    r = sh("timeout", "5", "busybox", "wget", "-q", "-O-",
+           f"http://127.0.0.1:{binding.host_port + 1}/", check=False)
+    assert (r.returncode, r.stdout) == (0, "site\n"), r.stderr
+    r = client.run("timeout", "2", "busybox", "wget", "-q", "-O-",
+                   f"http://{client.host_ip}:{binding.host_port + 1}/")
+    assert r.returncode != 0
 
     await world.nets.unpublish(box.id)
     r = client.run("timeout", "3", "busybox", "wget", "-q", "-O-", url)
