@@ -157,3 +157,23 @@ async def test_scratch_copy_only_needs_no_runtime(roots: Roots, tmp_path: Path) 
     img = await store.build(tmp_path, tag="tiny:1")
     assert (Path(img.layer_dirs[0]) / "hello").read_text() == "hi"
     assert img.config.cmd == ("/hello",)
+
+
+async def test_copy_cannot_reach_outside_the_context_through_a_symlink(
+        roots: Roots, tmp_path: Path) -> None:
+    from stackd.images.errors import DockerfileError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("host secret")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "link").symlink_to(outside)
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY link/secret /\n")
+    with pytest.raises(DockerfileError) as err:
+        await ImageStore(roots).build(ctx)
+    assert "source 'link/secret' is outside the build context" in str(err.value)
+    # The symlink itself may be copied: as a symlink, never followed.
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY link /l\n")
+    img = await ImageStore(roots).build(ctx)
+    assert os.readlink(Path(img.layer_dirs[0]) / "l") == str(outside)
