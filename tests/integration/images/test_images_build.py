@@ -177,3 +177,18 @@ async def test_copy_cannot_reach_outside_the_context_through_a_symlink(
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY link /l\n")
     img = await ImageStore(roots).build(ctx)
     assert os.readlink(Path(img.layer_dirs[0]) / "l") == str(outside)
+
+
+async def test_copy_never_writes_through_a_symlink_it_staged(roots: Roots, tmp_path: Path
+                                                            ) -> None:
+    host_dir = tmp_path / "host-etc"
+    host_dir.mkdir()
+    ctx = tmp_path / "ctx"
+    (ctx / "one").mkdir(parents=True)
+    (ctx / "one/sub").symlink_to(host_dir)
+    (ctx / "two/sub").mkdir(parents=True)
+    (ctx / "two/sub/passwd").write_text("pwned")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY one/ two/ /dst/\n")
+    with pytest.raises(BuildError, match="would go through the symlink /dst/sub"):
+        await ImageStore(roots).build(ctx)
+    assert list(host_dir.iterdir()) == []
