@@ -4,7 +4,8 @@
 Each sample is a whole container life: create (namespaces, cgroups, rootfs), start,
 wait for exit, delete — what `runc run` does in one command. stackd additionally
 mounts an overlay (a writable layer over the busybox dir); runc/crun bind the dir
-as it is. Prints medians and ratios; asserts nothing.
+as it is. Samples are interleaved so the host's load hits all alike. Prints medians
+and ratios; asserts nothing.
 
     .venv/bin/python bench/bench_runtime_start.py [--runs 30]
 """
@@ -34,25 +35,18 @@ from stackd.runtime import Runtime  # noqa: E402
 from stackd.runtime.containerspec import ContainerSpec, ProcessSpec  # noqa: E402
 
 
-async def bench_stackd(roots: Roots, rootfs: Path, runs: int) -> tuple[list[float], list[float]]:
-    rt = Runtime(roots)
-    whole: list[float] = []
-    to_exit: list[float] = []
-    for i in range(runs + 3):  # the first runs start the monitor and warm caches
-        spec = ContainerSpec(id=f"b{i}", name=f"b{i}", layers=(str(rootfs),),
-                             process=ProcessSpec(args=("true",)))
-        t0 = time.perf_counter()
-        await rt.create(spec)
-        await rt.start(spec.id)
-        status = await rt.wait(spec.id)
-        t1 = time.perf_counter()
-        await rt.delete(spec.id)
-        t2 = time.perf_counter()
-        assert status.code == 0, status
-        if i >= 3:
-            to_exit.append(t1 - t0)
-            whole.append(t2 - t0)
-    return whole, to_exit
+async def stackd_sample(rt: Runtime, rootfs: Path, i: int) -> tuple[float, float]:
+    spec = ContainerSpec(id=f"b{i}", name=f"b{i}", layers=(str(rootfs),),
+                         process=ProcessSpec(args=("true",)))
+    t0 = time.perf_counter()
+    await rt.create(spec)
+    await rt.start(spec.id)
+    status = await rt.wait(spec.id)
+    t1 = time.perf_counter()
+    await rt.delete(spec.id)
+    t2 = time.perf_counter()
+    assert status.code == 0, status
+    return t2 - t0, t1 - t0
 
 
 def make_bundle(bundle: Path, rootfs: Path, cgroups_path: str) -> None:
@@ -67,21 +61,48 @@ def make_bundle(bundle: Path, rootfs: Path, cgroups_path: str) -> None:
     (bundle / "config.json").write_text(json.dumps(config))
 
 
-def bench_oci(tool: str, state: Path, bundle: Path, runs: int) -> tuple[list[float], str]:
-    times: list[float] = []
-    for i in range(runs + 3):
-        t0 = time.perf_counter()
-        proc = subprocess.run([tool, "--root", str(state), "run", "--bundle", str(bundle),
-                               f"{tool}-{i}"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
-        elapsed = time.perf_counter() - t0
-        if proc.returncode != 0:
-            subprocess.run([tool, "--root", str(state), "delete", "--force", f"{tool}-{i}"],
-                           capture_output=True)
-            return times, (proc.stderr or proc.stdout).strip().splitlines()[-1]
+def oci_sample(tool: str, state: Path, bundle: Path, i: int) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([tool, "--root", str(state), "run", "--bundle", str(bundle),
+                           f"{tool}-{i}"], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        subprocess.run([tool, "--root", str(state), "delete", "--force", f"{tool}-{i}"],
+                       capture_output=True)
+        return elapsed, (proc.stderr or proc.stdout).strip().splitlines()[-1]
+    return elapsed, ""
+
+
+async def bench(work: Path, roots: Roots, rootfs: Path, runs: int
+                ) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Samples interleaved (stackd, runc, crun, stackd, …) so that load from other
+    processes on the host falls on all of them alike."""
+    rt = Runtime(roots)
+    results: dict[str, list[float]] = {"stackd (create+start+wait+delete)": [],
+                                       "stackd (create+start+wait)": []}
+    notes: dict[str, str] = {}
+    tools = []
+    for tool in ("runc", "crun"):
+        if shutil.which(tool) is None:
+            notes[tool] = "not installed"
+            continue
+        make_bundle(work / f"bundle-{tool}", rootfs, "/" + cgroup_relpath(roots.id, tool))
+        results[f"{tool} run"] = []
+        tools.append(tool)
+    for i in range(runs + 3):  # the first runs start the monitor and warm caches
+        whole, to_exit = await stackd_sample(rt, rootfs, i)
         if i >= 3:
-            times.append(elapsed)
-    return times, ""
+            results["stackd (create+start+wait+delete)"].append(whole)
+            results["stackd (create+start+wait)"].append(to_exit)
+        for tool in list(tools):
+            elapsed, error = oci_sample(tool, work / f"state-{tool}", work / f"bundle-{tool}", i)
+            if error:
+                notes[tool] = f"refused: {error}"
+                tools.remove(tool)
+            elif i >= 3:
+                results[f"{tool} run"].append(elapsed)
+    return results, notes
 
 
 def ms(values: list[float]) -> str:
@@ -93,27 +114,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stackd-bench-start-"))
+    roots = Roots(state=work / "state", run=work / "run")
     try:
         rootfs = make_busybox_rootfs(work / "rootfs")
-        roots = Roots(state=work / "state", run=work / "run").ensure()
-        whole, to_exit = trio.run(bench_stackd, roots, rootfs, args.runs)
-        results = {"stackd (create+start+wait+delete)": whole,
-                   "stackd (create+start+wait)": to_exit}
-        notes = {}
-        for tool in ("runc", "crun"):
-            if shutil.which(tool) is None:
-                notes[tool] = "not installed"
-                continue
-            bundle = work / f"bundle-{tool}"
-            make_bundle(bundle, rootfs, "/" + cgroup_relpath(roots.id, tool))
-            times, error = bench_oci(tool, work / f"state-{tool}", bundle, args.runs)
-            results[f"{tool} run"] = times
-            if error:
-                notes[tool] = f"refused: {error}"
+        roots.ensure()
+        results, notes = trio.run(bench, work, roots, rootfs, args.runs)
         print(f"start-to-exit of `true`, busybox rootfs, median of {args.runs} runs")
         for name, values in results.items():
             print(f"  {name:36} {ms(values)}")
-        ours = statistics.median(whole)
+        ours = statistics.median(results["stackd (create+start+wait+delete)"])
         for tool in ("runc", "crun"):
             values = results.get(f"{tool} run")
             if values:

@@ -37,7 +37,7 @@ from stackd.errors import AlreadyExistsError, ConflictError, HostError, NotFound
 from stackd.roots import Roots
 from stackd.runtime import child, protocol
 from stackd.runtime import syscalls as sc
-from stackd.runtime.cgroups import CgroupManager, manager_for
+from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter
@@ -46,6 +46,7 @@ from stackd.runtime.statefile import now_iso, process_start_time, read_json, wri
 
 IDLE_EXIT_SECONDS = 1.0
 LOCK_WAIT_SECONDS = 20.0
+TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
 SIGNALS = {s.name: s for s in signal.Signals}
 
@@ -84,6 +85,9 @@ class Monitor:
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.security = _security_module()
         self.stopping = False
+        # Deleted containers' directories, renamed away at once and removed when idle.
+        self.trash: list[Path] = []
+        self._sweep_leftover_trash()
 
     # ---- setup and main loop -------------------------------------------------------
 
@@ -111,7 +115,11 @@ class Monitor:
         self.sel.register(wake_r, selectors.EVENT_READ, ("signal", None))
         self.reap()
         while True:
-            for key, _ in self.sel.select(timeout=IDLE_EXIT_SECONDS / 2):
+            events = self.sel.select(timeout=0 if self.trash else IDLE_EXIT_SECONDS / 2)
+            if not events and self.trash:
+                shutil.rmtree(self.trash.pop(), ignore_errors=True)
+                continue
+            for key, _ in events:
                 kind, obj = key.data
                 if kind == "listen":
                     self.accept(listener)
@@ -145,6 +153,23 @@ class Monitor:
             except FileNotFoundError:
                 pass
         listener.close()
+        while self.trash:
+            shutil.rmtree(self.trash.pop(), ignore_errors=True)
+        remove_root_parents(self.roots.id)
+
+    def _discard(self, paths: ContainerPaths) -> None:
+        """Make a deleted container's directories disappear now (a rename) and remove
+        them when there is nothing else to do: a deep upper dir can take a while."""
+        for d in (paths.run_dir, paths.state_dir):
+            if d.exists():
+                target = d.with_name(f"{TRASH_PREFIX}{d.name}-{os.urandom(4).hex()}")
+                os.rename(d, target)
+                self.trash.append(target)
+
+    def _sweep_leftover_trash(self) -> None:
+        for base in (self.roots.run / "containers", self.roots.state / "containers"):
+            if base.is_dir():
+                self.trash += [e for e in base.iterdir() if e.name.startswith(TRASH_PREFIX)]
 
     # ---- clients -----------------------------------------------------------------
 
@@ -409,7 +434,7 @@ class Monitor:
         if c is None:
             cgroup.kill_all()
         cgroup.destroy()
-        _remove_container_files(paths)
+        self._discard(paths)
         return {"ok": True}
 
     # ---- output and exits --------------------------------------------------------

@@ -88,6 +88,8 @@ class Runtime:
             return []
         states = []
         for entry in sorted(os.listdir(base)):
+            if entry.startswith("."):
+                continue  # being removed
             state = load_state(ContainerPaths(self.roots, entry))
             if state is not None:
                 states.append(state)

@@ -26,9 +26,12 @@ def settle(roots: Roots) -> list[Leak]:
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         leaks = find_leaks(roots.id, [roots])
-        # A monitor that agreed to stop needs a moment to exit.
-        if not leaks or time.monotonic() > deadline or any(
-                leak.kind != "monitor" for leak in leaks):
+        # A monitor that agreed to stop needs a moment to clean up (its cgroup parents,
+        # removed directories) and exit; judge what is left once it is gone, with a
+        # fresh look (the one that saw it gone may have seen its cgroups before).
+        if not any(leak.kind == "monitor" for leak in leaks):
+            return find_leaks(roots.id, [roots])
+        if time.monotonic() > deadline:
             return leaks
         time.sleep(0.02)
 

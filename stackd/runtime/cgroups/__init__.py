@@ -16,12 +16,12 @@ from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.hostnames import CGROUP_PARENT, cgroup_relpath
-from stackd.runtime.cgroups.base import CgroupManager
+from stackd.runtime.cgroups.base import CgroupManager, rmdir_if_empty
 from stackd.runtime.cgroups.v1 import CONTROLLERS, CgroupV1
 from stackd.runtime.cgroups.v2 import CgroupV2
 
 __all__ = ["CgroupManager", "CgroupMounts", "CgroupV1", "CgroupV2", "host_mounts",
-           "manager_for", "parse_mounts"]
+           "manager_for", "parse_mounts", "remove_root_parents"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,15 @@ def parse_mounts(text: str) -> CgroupMounts:
 def host_mounts() -> CgroupMounts:
     with open("/proc/self/mounts") as f:
         return parse_mounts(f.read())
+
+
+def remove_root_parents(root_id: str, mounts: CgroupMounts | None = None) -> None:
+    """Remove `stackd/<root id>` from every hierarchy where it is empty. The monitor
+    does this when it exits rather than after each container: re-making it for every
+    container would cost a mkdir and rmdir per hierarchy each time."""
+    mounts = mounts or host_mounts()
+    for parent in mounts.stackd_dirs():
+        rmdir_if_empty(parent / root_id)
 
 
 def manager_for(root_id: str, container_id: str,

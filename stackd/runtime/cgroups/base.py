@@ -41,7 +41,8 @@ class CgroupManager(Protocol):
     def kill_all(self) -> None: ...
 
     def destroy(self) -> None:
-        """Remove the cgroup everywhere (it must hold no process), then empty parents."""
+        """Remove the cgroup everywhere (it must hold no process). The stackd/<root id>
+        parent stays for the next container (see `remove_root_parents`)."""
 
     def paths(self) -> list[Path]: ...
 
@@ -119,8 +120,15 @@ def rmdir_retrying(path: Path, timeout: float = 2.0) -> None:
             time.sleep(0.01)
 
 
-def rmdir_if_empty(path: Path) -> None:
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass  # another container of this root still lives there, or it is gone
+def rmdir_if_empty(path: Path, timeout: float = 2.0) -> None:
+    """rmdir a parent cgroup unless it still has children; EBUSY (a child just removed
+    is still being taken offline) is waited out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                return  # gone, or another container of this root still lives there
+            time.sleep(0.01)

@@ -106,6 +106,5 @@ class CgroupV1:
     def destroy(self) -> None:
         for d in self._unique_dirs():
             base.rmdir_retrying(d)
-            base.rmdir_if_empty(d.parent)
         if self.unified:
             self.unified.destroy()

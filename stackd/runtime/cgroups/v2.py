@@ -98,4 +98,3 @@ class CgroupV2:
                 raise HostError(f"cgroup {self.dir} has a child {child.name} stackd did not make",
                                 hint="remove it by hand")
         base.rmdir_retrying(self.dir)
-        base.rmdir_if_empty(self.dir.parent)

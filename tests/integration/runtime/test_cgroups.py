@@ -13,7 +13,7 @@ from runtime_helpers import run_to_end
 
 from stackd.errors import HostError
 from stackd.hostnames import cgroup_relpath
-from stackd.runtime.cgroups import CgroupV2, host_mounts, parse_mounts
+from stackd.runtime.cgroups import CgroupV2, host_mounts, parse_mounts, remove_root_parents
 from stackd.runtime.cgroups.settings import shares_to_weight, v1_writes, v2_writes
 from stackd.runtime.containerspec import Resources
 
@@ -156,6 +156,7 @@ def v2_cgroup(roots, no_leaks):
     yield cg
     cg.kill_all()
     cg.destroy()
+    remove_root_parents(roots.id)
 
 
 def test_cgroup_v2_membership_freeze_kill_and_cpu_usage(v2_cgroup):
@@ -195,10 +196,12 @@ def test_cgroup_v2_refuses_limits_whose_controller_is_elsewhere(v2_cgroup):
         v2_cgroup.apply(Resources(memory=64 * MiB))
 
 
-def test_cgroup_v2_destroy_removes_the_root_parent_when_empty(v2_cgroup, roots):
+def test_cgroup_v2_destroy_then_root_parent_removal(v2_cgroup, roots):
     v2_cgroup.create()
     v2_cgroup.destroy()
     assert not v2_cgroup.dir.exists()
+    assert v2_cgroup.dir.parent.exists()  # kept for the next container
+    remove_root_parents(roots.id)
     assert not v2_cgroup.dir.parent.exists()  # stackd/<root id>
 
 
