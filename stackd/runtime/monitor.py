@@ -29,6 +29,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,19 +121,10 @@ class Monitor:
                 shutil.rmtree(self.trash.pop(), ignore_errors=True)
                 continue
             for key, _ in events:
-                kind, obj = key.data
-                if kind == "listen":
-                    self.accept(listener)
-                elif kind == "signal":
-                    try:
-                        os.read(wake_r, 4096)
-                    except BlockingIOError:
-                        pass
-                    self.reap()
-                elif kind == "output":
-                    self.pump(obj, key.fd)
-                elif kind == "client":
-                    self.on_client(obj)
+                try:
+                    self.dispatch(key, listener, wake_r)
+                except Exception:  # one container's trouble must not end the others' monitor
+                    traceback.print_exc()
             if self.stopping and not self.containers:
                 self.shutdown(listener)
                 return
@@ -143,6 +135,22 @@ class Monitor:
             elif time.monotonic() - self.idle_since > IDLE_EXIT_SECONDS:
                 self.shutdown(listener)
                 return
+
+    def dispatch(self, key: selectors.SelectorKey, listener: socket.socket,
+                 wake_r: int) -> None:
+        kind, obj = key.data
+        if kind == "listen":
+            self.accept(listener)
+        elif kind == "signal":
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            self.reap()
+        elif kind == "output":
+            self.pump(obj, key.fd)
+        elif kind == "client":
+            self.on_client(obj)
 
     def shutdown(self, listener: socket.socket) -> None:
         # Unlink first: a client arriving now finds no socket and starts a new monitor,
@@ -494,9 +502,9 @@ class Monitor:
                 pass
             _, status = os.waitpid(c.pid, 0)
             self._exited(c, status)
-        for fd in list(c.streams):
-            self.sel.unregister(fd)
-            _close(fd)
+        for stream_fd in list(c.streams):
+            self.sel.unregister(stream_fd)
+            _close(stream_fd)
         c.streams.clear()
         c.log.close()
         for fd in (c.pidfd, c.start_w, c.ready_r):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,11 @@ class Runtime:
     def log_path(self, container_id: str) -> Path:
         return self._paths(container_id).log
 
+    def upper_dir(self, container_id: str) -> Path:
+        """The container's writable layer (overlay upperdir): what it changed, e.g. for
+        committing an image build step. Valid until `delete`."""
+        return self._paths(container_id).upper
+
     async def logs(self, container_id: str, follow: bool = False,
                    tail: int | None = None) -> AsyncIterator[LogRecord]:
         """The container's output, oldest first; with `follow`, keep yielding new
@@ -146,7 +151,8 @@ class Runtime:
                 return
             await trio.sleep(FOLLOW_INTERVAL)
 
-    async def exec(self, container_id: str, args: list[str], **options: Any) -> ExecResult:
+    async def exec(self, container_id: str, args: Sequence[str], **options: Any
+                   ) -> ExecResult:
         """Run another process inside a running container and wait for it (exit code and
         output). Options and behaviour: `stackd.runtime.exec.exec_in`."""
         from stackd.runtime.exec import exec_in

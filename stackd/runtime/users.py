@@ -58,9 +58,9 @@ def resolve_user(user: str, additional_groups: tuple[str, ...], passwd: str,
     for extra in additional_groups:
         supplementary.append(_group_id(extra, groups))
     seen: list[int] = []
-    for g in [gid, *supplementary]:
-        if g not in seen:
-            seen.append(g)
+    for group_id in [gid, *supplementary]:
+        if group_id not in seen:
+            seen.append(group_id)
     return ResolvedUser(uid=uid, gid=gid, groups=tuple(seen), home=home)
 
 

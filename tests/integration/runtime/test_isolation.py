@@ -35,7 +35,8 @@ async def test_file_written_inside_is_in_the_upper_dir_only_and_gone_after_delet
     exit_status, out, _ = await run_to_end(rt, spec, keep=True)
     assert (exit_status.code, out) == (0, "hi")
     assert not (busybox_layer / "written").exists()
-    upper = roots.state / "containers" / "iso-files" / "upper"
+    upper = rt.upper_dir("iso-files")
+    assert upper == roots.state / "containers" / "iso-files" / "upper"
     assert (upper / "written").read_text() == "hi\n"
     await rt.delete("iso-files")
     assert not upper.exists()
