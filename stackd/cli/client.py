@@ -67,15 +67,23 @@ class Client:
                 raise UnavailableError(
                     f"no stackd daemon answers on {self.socket}",
                     hint="start one with `stackd daemon`, or unset STACKD_NO_AUTOSTART")
-            start_daemon(self.roots)
-            self._wait_alive()
+            self._wait_alive(start_daemon(self.roots))
         self._ready = True
 
-    def _wait_alive(self) -> None:
+    def _wait_alive(self, proc: subprocess.Popen[bytes]) -> None:
+        from stackd.daemon.pidfile import locked
+
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.alive():
                 return
+            # Ours died and no other daemon holds the lock (one that won the race to
+            # start is fine): waiting longer would not help.
+            if proc.poll() is not None and not locked(pid_path(self.roots)):
+                raise UnavailableError(
+                    f"the stackd daemon exited with code {proc.returncode} while starting",
+                    hint=f"its log is {log_path(self.roots)}; `stackd daemon` runs it in "
+                    "the foreground")
             time.sleep(0.02)
         raise UnavailableError(
             f"started a stackd daemon but it did not answer on {self.socket} within "

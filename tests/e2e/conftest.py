@@ -73,6 +73,29 @@ def stop_daemon(roots: Roots) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def teardown_networks(roots: Roots) -> list[str]:
+    """Remove whatever netbridge still holds for this root and say what there was: a
+    leftover subnet would break every later test's networks, so it is cleaned up even
+    as the test is failed for it."""
+    import trio
+
+    from stackd.daemon.desired import db_path
+    from stackd.leaks import devices
+    from stackd.netbridge import Networks
+    from stackd.state.db import StateDB
+
+    found = [str(leak) for leak in devices(roots.id)]
+    if found and db_path(roots.state).exists():
+        import stackd.state.allocations  # noqa: F401  (registers its tables)
+
+        db = StateDB.open(db_path(roots.state))
+        try:
+            trio.run(Networks(roots, db).teardown)
+        finally:
+            db.close()
+    return found
+
+
 @pytest.fixture
 def demo_image(roots: Roots, tmp_path: Path) -> str:
     if not busybox_available():
@@ -101,3 +124,5 @@ def webapp(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     finally:
         cli("down", "-v", check=False, timeout=120)
         stop_daemon(no_leaks)
+        left = teardown_networks(no_leaks)
+    assert left == [], "down -v left network devices behind"
