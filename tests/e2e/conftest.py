@@ -60,7 +60,9 @@ class CLI:
 
 
 def stop_daemon(roots: Roots) -> None:
-    """SIGTERM the root's daemon by the PID in its pid file (ours: a private root)."""
+    """SIGTERM the root's daemon by the PID in its pid file (ours: a private root); if it
+    does not go, SIGKILL its process group (the daemon and any helper it forked — never
+    the runtime monitor or containers, which have sessions of their own)."""
     path = pid_path(roots)
     pid = read_pid(path) if locked(path) else None
     if pid is None:
@@ -70,7 +72,21 @@ def stop_daemon(roots: Roots) -> None:
     while locked(path) and time.monotonic() < deadline:
         time.sleep(0.05)
     if locked(path):
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def down_and_stop(cli: CLI) -> list[str]:
+    """The end of every e2e test: down -v, stop the daemon, whatever happens."""
+    try:
+        cli("down", "-v", check=False, timeout=90)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        stop_daemon(cli.roots)
+    return teardown_networks(cli.roots)
 
 
 def teardown_networks(roots: Roots) -> list[str]:
@@ -122,7 +138,5 @@ def webapp(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     try:
         yield cli
     finally:
-        cli("down", "-v", check=False, timeout=120)
-        stop_daemon(no_leaks)
-        left = teardown_networks(no_leaks)
+        left = down_and_stop(cli)
     assert left == [], "down -v left network devices behind"

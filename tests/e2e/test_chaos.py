@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLI, reconciler_ready, stop_daemon, teardown_networks
+from conftest import CLI, down_and_stop, reconciler_ready
 
 from stackd.cli.client import Client
 from stackd.roots import Roots
@@ -48,9 +48,7 @@ def chaos(no_leaks: Roots, demo_image: str, tmp_path: Path):
     try:
         yield cli
     finally:
-        cli("down", "-v", check=False, timeout=90)
-        stop_daemon(no_leaks)
-        left = teardown_networks(no_leaks)
+        left = down_and_stop(cli)
     assert left == [], "down -v left network devices behind"
 
 

@@ -73,7 +73,12 @@ class DaemonHandle:
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
             if _alive(pid):
-                _signal(pid, signal.SIGKILL)
+                # Its process group: the daemon and helpers it forked, never the runtime
+                # monitor or containers (sessions of their own).
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for p in self.procs:
             try:
                 p.wait(timeout=5)
