@@ -4,6 +4,10 @@ The lock, not the file's existence, says whether a daemon runs: a daemon killed 
 SIGKILL leaves the file behind but the kernel drops its lock, so the next one starts
 without any cleanup, and two daemons racing to start (two CLIs starting one on
 demand at once) cannot both win.
+
+It is a POSIX record lock (lockf), not flock: flock locks are shared with forked
+children, so a helper the daemon forked (pyroute2 forks for namespace work) and that
+outlived it would keep "the daemon" locked; record locks belong to one process only.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ class PidFile:
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             os.close(fd)
             raise AlreadyExistsError(
                 f"a stackd daemon already runs for this run dir (pid {read_pid(self.path)})",
@@ -58,8 +62,8 @@ def locked(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
         return True
     finally:
         os.close(fd)
