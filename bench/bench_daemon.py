@@ -1,0 +1,114 @@
+"""The daemon holding many busybox containers: its RSS and idle CPU, the time from
+`kill -9` of a container to its replacement running, and `stackd ps` wall time beside
+`podman ps` in the same run. Goals: RSS <= 200 MB at 500 containers; heal <= 1 s;
+`ps` no slower than podman's. Needs root.
+
+    .venv/bin/python bench/bench_daemon.py [--containers 500] [--kills 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import trio
+from stackd_bench_env import BenchRoot, have
+
+from stackd.runtime.runtime import Runtime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def running(root: BenchRoot) -> dict[str, int]:
+    """name → pid of running containers, read as the runtime does (no daemon involved)."""
+    states = trio.run(Runtime(root.roots).list)
+    return {s.name: s.pid for s in states if s.status == "running" and s.pid}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--containers", type=int, default=500)
+    ap.add_argument("--kills", type=int, default=5)
+    args = ap.parse_args()
+    services = max(1, args.containers // 10)
+    replicas = max(1, args.containers // services)
+    total = services * replicas
+    root = BenchRoot()
+    try:
+        d = root.write_stack("many", services, replicas=replicas)
+        t0 = time.perf_counter()
+        root.stackd("up", "-d", cwd=d)
+        up = time.perf_counter() - t0
+        pid = root.daemon_pid()
+        assert pid is not None
+        assert len(running(root)) == total
+        time.sleep(2)
+        c0, w0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(10)
+        idle_cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - w0) * 100
+        rss = rss_mb(pid)
+
+        heals = []
+        for i in range(args.kills):
+            before = running(root)
+            name = sorted(before)[(i * 37) % len(before)]
+            t0 = time.perf_counter()
+            os.kill(before[name], signal.SIGKILL)
+            while True:
+                now = running(root)
+                if name in now and now[name] != before[name]:
+                    break
+                if time.perf_counter() - t0 > 30:
+                    raise RuntimeError(f"{name} not replaced within 30 s")
+                time.sleep(0.005)
+            heals.append(time.perf_counter() - t0)
+
+        ps_times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            rows = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
+            ps_times.append(time.perf_counter() - t0)
+        assert len(rows) == total
+        podman = []
+        if have("podman"):
+            for _ in range(5):
+                t0 = time.perf_counter()
+                subprocess.run(["podman", "ps"], capture_output=True, check=False)
+                podman.append(time.perf_counter() - t0)
+    finally:
+        root.close()
+
+    print(f"containers running:        {total} ({services} services x {replicas})")
+    print(f"up -d:                     {up:.1f}s")
+    print(f"daemon RSS:                {rss:.0f} MB (goal <= 200 MB)")
+    print(f"daemon idle CPU:           {idle_cpu:.1f}% of one core")
+    print(f"kill -9 to replacement:    median {statistics.median(heals):.2f}s, "
+          f"max {max(heals):.2f}s over {len(heals)} (goal <= 1 s)")
+    ps = statistics.median(ps_times)
+    line = f"stackd ps ({total} rows):    median {ps:.2f}s"
+    if podman:
+        pm = statistics.median(podman)
+        line += f"; podman ps {pm:.2f}s (its own containers) → ratio {ps / pm:.2f}"
+    else:
+        line += "; podman not installed"
+    print(line)
+
+
+if __name__ == "__main__":
+    main()
