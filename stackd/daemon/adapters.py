@@ -127,7 +127,11 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     from stackd.state.volumes import VolumeStore
 
     db.ensure_schemas()  # the tables those modules registered on import
-    networks = Networks(roots, db, resolver=resolver)
+    # netbridge gets a connection of its own: it writes from worker threads while the
+    # intent log and volume store write from the trio thread, and one sqlite3
+    # connection has one transaction at a time. WAL and BEGIN IMMEDIATE serialise
+    # separate connections properly.
+    networks = Networks(roots, StateDB.open(db.path), resolver=resolver)
     return Ports(runtime=NetworkedRuntime(Runtime(roots), networks),
                  images=ImageStore(roots),
                  network=NetworkAdapter(networks),
@@ -245,7 +249,7 @@ class HostWorld:
         ports = self._ready()
         views = [v for v in await ports.runtime.list()
                  if project is None or v.labels.get(hostnames.LABEL_PROJECT) == project]
-        alloc = Allocations(self.db)
+        alloc = Allocations(self._ready().network.nets.alloc.db)
         rows = []
         for v in views:
             if not all and v.status != "running":
@@ -378,10 +382,25 @@ def _raise_failures(result: Any, what: str) -> None:
                             f"{first.line}: {first.error}")
 
 
+_STARTING = re.compile(r"^(?P<slot>[a-z0-9_.-]+-\d+): (?P<verb>create|recreate|start) — ")
+_ENDING = re.compile(r"^(?P<slot>[a-z0-9_.-]+-\d+): (?P<verb>remove) — ")
+
+
 def _progress_emitter(project: str, emit: Emit) -> Any:
+    """Apply progress as `progress` events, plus the facts among them: a container
+    started (`start`) or removed (`remove`)."""
     def on_progress(p: Any) -> None:
         emit(Event(type="progress", project=project, container=p.resource, message=p.message,
                    attrs={"state": p.state, "elapsed": f"{p.elapsed:.2f}"}))
+        if p.state != "done":
+            return
+        for pattern, kind in ((_STARTING, "start"), (_ENDING, "remove")):
+            m = pattern.match(p.message)
+            if m:
+                slot = m["slot"]
+                service = slot.rsplit("-", 1)[0]
+                emit(Event(type=kind, project=project, service=service,  # type: ignore[arg-type]
+                           container=f"{project}-{slot}", message=p.message))
     return on_progress
 
 

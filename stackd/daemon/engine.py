@@ -129,7 +129,8 @@ class Engine:
         self._loaded.pop(desired.project, None)
         self._consumed.pop(desired.project, None)
         self._outcomes[desired.project] = _Outcome(desired.generation, "ok", "")
-        self.bus.emit("remove", project=desired.project, message="stack removed")
+        self.bus.emit("remove", project=desired.project, message="stack removed",
+                      scope="stack")
         await self._refresh_containers()
 
     async def _stack(self, desired: DesiredStack) -> LoadedStack:

@@ -52,6 +52,12 @@ def test_webapp_lifecycle(webapp) -> None:
 
     running = by_service(ps(cli))
     assert sorted(running) == ["api", "db", "web"]  # migrate ran and exited
+    events = [json.loads(x) for x in
+              cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()]
+    started = {e["container"] for e in events if e["type"] == "start"}
+    assert started == {"webapp-db-1", "webapp-migrate-1", "webapp-api-1", "webapp-web-1"}
+    assert any(e["type"] == "health" and e["container"] == "webapp-db-1"
+               and e["message"] == "healthy" for e in events)
     every = by_service(ps(cli, "-a"))
     assert every["migrate"][0]["state"] == "exited"
     assert every["migrate"][0]["exit_code"] == 0
