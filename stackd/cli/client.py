@@ -94,10 +94,16 @@ class Client:
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: dict[str, Any] | None = None) -> Any:
         self.ensure()
-        try:
-            r = self._http.request(method, path, json=json_body, params=_params(params))
-        except httpx.TransportError as exc:
-            raise _unavailable(exc, self.socket) from None
+        # A kept-alive connection the server has just closed fails on reuse; a read is
+        # safe to send again, a change is not.
+        attempts = 2 if method in ("GET", "HEAD") else 1
+        for attempt in range(attempts):
+            try:
+                r = self._http.request(method, path, json=json_body, params=_params(params))
+                break
+            except httpx.TransportError as exc:
+                if attempt + 1 == attempts:
+                    raise _unavailable(exc, self.socket) from None
         return _decode(r)
 
     def get(self, path: str, **params: Any) -> Any:
