@@ -96,7 +96,10 @@ def test_sigkill_at_random_moments_during_up(chaos: CLI) -> None:
         time.sleep(rng.uniform(0.0, 1.5))
         pid = cli.daemon_pid()
         if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+            # The daemon's process group: it and any helper it forked at that instant
+            # (a healthcheck exec, `unshare`), as an OOM kill or a crash of the unit would
+            # take them; containers and the runtime monitor have sessions of their own.
+            os.killpg(pid, signal.SIGKILL)
             kills += 1
             while cli.daemon_pid() is not None:
                 time.sleep(0.01)
@@ -130,7 +133,7 @@ def test_daemon_sigkill_keeps_containers_and_the_next_one_adopts_them(chaos: CLI
     before = {r["name"]: (r["id"], r["pid"]) for r in ps_rows(cli)}
     old = cli.daemon_pid()
     assert old is not None
-    os.kill(old, signal.SIGKILL)
+    os.killpg(old, signal.SIGKILL)
     while cli.daemon_pid() is not None:
         time.sleep(0.01)
     for _, pid in before.values():
