@@ -10,6 +10,7 @@ detached, the output until the process exits, then its exit code; --rm deletes i
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -171,9 +172,20 @@ class SingleRunner:
         if request.detach:
             return
         try:
+            seen: Counter[tuple[Any, str, str]] = Counter()
             async for rec in self.ports.runtime.logs(cid, follow=True):
+                seen[(rec.time, rec.stream, rec.line)] += 1
                 yield {"stream": rec.stream, "line": rec.line}
             status = await self.ports.runtime.wait(cid)
+            # Following can miss what is written as it switches from reading the file to
+            # watching it; once the process has exited the file is complete, so send
+            # whatever was missed (late rather than never).
+            async for rec in self.ports.runtime.logs(cid, follow=False):
+                key = (rec.time, rec.stream, rec.line)
+                if seen[key] > 0:
+                    seen[key] -= 1
+                else:
+                    yield {"stream": rec.stream, "line": rec.line}
             yield {"exit": {"code": status.code, "signal": status.signal,
                             "oom_killed": status.oom_killed}}
         finally:
