@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import World
+from support.networld import World
 
 pytestmark = pytest.mark.root
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from conftest import World
+from support.networld import World
 
 from stackd.netbridge import namespace_for, parse_network_mode
 from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import trio
-from conftest import WORLD_NAME, World, ask, link_prefixes, sh
+from support.networld import WORLD_NAME, World, ask, link_prefixes, sh
 
 from stackd.errors import ConflictError, NotFoundError, SpecError
 from stackd.netbridge import (
@@ -240,7 +240,7 @@ async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World
 
 
 async def test_teardown_leaves_nothing_of_the_root(world: World) -> None:
-    from conftest import leftovers
+    from support.networld import leftovers
 
     from stackd.hostnames import nft_chain_prefix
 

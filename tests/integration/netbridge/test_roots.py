@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 import pytest
-from conftest import World, leftovers, sh
+from support.networld import World, leftovers, sh
 
 from stackd.errors import ConflictError
 from stackd.hostnames import nft_chain_prefix
