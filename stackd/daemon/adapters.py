@@ -24,6 +24,7 @@ from stackd.errors import NotFoundError, StackdError, UnavailableError
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
+BRIDGE_CHECK_INTERVAL = 0.25  # seconds between looks for deleted bridges
 GATE_TIMEOUT = 300.0  # seconds one depends_on condition may take before the apply fails
 
 # -- port adapters --------------------------------------------------------------------
@@ -176,8 +177,43 @@ class HostWorld:
                 emit(Event(type="error", message=f"restoring networks: {err}"))
             self.supervisor = Supervisor(
                 self.ports, nursery, lambda e: emit(_event_from_supervisor(e)))
+            nursery.start_soon(self._watch_bridges, emit)
             task_status.started()
             await trio.sleep_forever()
+
+    async def _watch_bridges(self, emit: Emit) -> None:
+        """A bridge deleted from outside (`ip link del`) is made again, and the containers
+        that were on it are restarted so they are attached to it afresh.
+
+        Polls /sys/class/net (a stat per network, no netlink) four times a second:
+        cheap, and well inside the one second a heal may take.
+        """
+        from pathlib import Path
+
+        nets = self.ports.network.nets
+        while True:
+            await trio.sleep(BRIDGE_CHECK_INTERVAL)
+            missing = [n for n in nets.list()
+                       if not n.external and not Path("/sys/class/net", n.bridge).exists()]
+            if not missing:
+                continue
+            try:
+                await nets.restore()
+            except StackdError as err:
+                emit(Event(type="error", message=f"recreating bridges: {err}"))
+                continue
+            for n in missing:
+                ids = sorted({a.container_id for a in nets.alloc.addresses(network_key=n.key)})
+                emit(Event(type="heal", project=n.project,
+                           message=f"bridge {n.bridge} of network {n.key} was gone: made it "
+                           f"again; restarting the {len(ids)} container(s) that were on it"))
+                for cid in ids:
+                    if self.supervisor.get(cid) is None:
+                        continue  # not supervised: the next reconcile decides
+                    try:
+                        await self.ports.runtime.kill(cid, "SIGKILL")
+                    except StackdError:
+                        pass  # already gone: the supervisor sees that too
 
     def _ready(self) -> Any:
         if self.ports is None:

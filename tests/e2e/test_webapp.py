@@ -136,3 +136,29 @@ def _try_get(url: str) -> str | None:
         return get(url, timeout=1)
     except OSError:
         return None
+
+
+def test_deleted_bridge_is_made_again(webapp) -> None:
+    import subprocess as sp
+    from pathlib import Path
+
+    from stackd.cli.client import Client
+
+    cli = webapp
+    cli("up", "-d")
+    with Client(cli.roots, autostart=False) as c:
+        bridge = {n["key"]: n["bridge"] for n in c.get("/v1/networks")}["webapp_frontend"]
+    web_pid = by_service(ps(cli))["web"][0]["pid"]
+    t0 = time.monotonic()
+    sp.run(["ip", "link", "del", bridge], check=True)
+
+    def healed() -> bool:
+        rows = by_service(ps(cli)).get("web", [])
+        return (Path("/sys/class/net", bridge).exists() and bool(rows)
+                and rows[0]["pid"] != web_pid and _try_get("http://127.0.0.1:8080/") is not None)
+
+    wait_for(healed, timeout=15)
+    print(f"time to heal after ip link del {bridge}: {time.monotonic() - t0:.2f}s")
+    events = [json.loads(x) for x in
+              cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()]
+    assert any(e["type"] == "heal" and bridge in e["message"] for e in events)
