@@ -110,6 +110,13 @@ PullPolicy = Literal["always", "missing", "never"]
 
 class ImagePort(Protocol):
     async def ensure(self, ref: str, pull_policy: PullPolicy = "missing") -> ImageView: ...
+    async def build(self, context_dir: str, dockerfile: str = "Dockerfile",
+                    tag: str | builtins.list[str] | None = None,
+                    build_args: dict[str, str] | None = None, target: str | None = None,
+                    *, labels: dict[str, str] | None = None, pull: bool = False,
+                    no_cache: bool = False) -> ImageView:
+        """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`)."""
+        ...
 
 
 class NetworkPort(Protocol):

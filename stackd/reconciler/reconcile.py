@@ -5,12 +5,20 @@
     result  = await reconcile(stack, ports, options, supervisor)   # observe → plan → apply
     result  = await down(project, ports, supervisor, ...)
 
+Before any side effect `desired_for` places every replica slot on `options.nodes`
+(scheduler.place), so a stack whose reservations cannot fit is refused with the
+scheduler's UnschedulableError naming the service and the numbers; then it resolves
+images: a service with `build:` runs `<project>-<service>` (or its `image:`), built
+when the store lacks it or `options.build` (`up --build`) says so — never pulled, as
+stackd machines are often offline (`pull_policy: build` always builds too).
+
 `reconcile` is level-triggered and idempotent: it reads the host afresh every time, so
 calling it twice in a row does nothing the second time (the plan is empty).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +34,9 @@ from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.ports import ImageView, Ports, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
-from stackd.spec.model import Stack
+from stackd.scheduler import Node, place, slots
+from stackd.scheduler.from_stack import from_stack
+from stackd.spec.model import Service, Stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,13 @@ class ReconcileOptions:
     scale: Mapping[str, int] = field(default_factory=dict)  # --scale svc=n
     environ: Mapping[str, str] = field(default_factory=dict)  # for environment-sourced secrets
     gate_timeout: float | None = None  # seconds a depends_on condition may take; None: forever
+    # `up --build`: build every service with a `build:` section, even if its image
+    # exists. Only for the one apply the user asked for: a level-triggered loop passing
+    # it on every pass would rebuild each time.
+    build: bool = False
+    # Where the slots must fit (the daemon: `(hostinfo.local_node(),)`); empty skips
+    # placement, as the simulation does.
+    nodes: tuple[Node, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,36 +72,67 @@ class _MissingImage:
     """Stands in for an image `preview` may not pull: enough to plan, never to run."""
 
     ref: str
+    verb: str = "pull"  # what `up` would do about it: pull | build
     id: str = "missing"
     digest: str = "missing"
     config: _MissingConfig = field(default_factory=_MissingConfig)
     layer_dirs: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _Builder:
+    """The service whose `build:` section makes a ref, and whether to build regardless."""
+
+    name: str
+    svc: Service
+    always: bool
+
+
 async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
-                         missing_ok: bool = False) -> dict[str, ImageView]:
+                         missing_ok: bool = False, build: bool = False,
+                         environ: Mapping[str, str] | None = None,
+                         would_build: set[str] | None = None) -> dict[str, ImageView]:
     """Each service's image, pulled as the policy says; one pull per distinct ref.
 
-    missing_ok (for `preview`, which never pulls): an image not in the store is
-    replaced by a stand-in, so the plan can still be shown.
+    A ref some service has a `build:` section for is built instead of pulled: when it
+    is not in the store, or always with `build` (`up --build`) or `pull_policy: build`.
+
+    missing_ok (for `preview`, which never pulls nor builds): an image not in the store
+    is replaced by a stand-in, so the plan can be shown; the refs `up` would build are
+    added to `would_build`.
     """
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
+    builders: dict[str, _Builder] = {}
     for name, svc in sorted(stack.services.items()):
+        ref = image_ref(stack, name, svc)
+        if svc.build is not None and ref not in builders:
+            builders[ref] = _Builder(name, svc, build or svc.pull_policy == "build")
         given = pull or svc.pull_policy or "missing"
         # build/daily/weekly: what is local, else pull
         policy: PullPolicy = ("always" if given == "always" else
                               "never" if given == "never" else "missing")
-        wanted.setdefault((image_ref(stack, name, svc), policy), []).append(name)
+        wanted.setdefault((ref, policy), []).append(name)
     found: dict[str, ImageView] = {}
 
     async def one(ref: str, policy: PullPolicy, names: list[str]) -> None:
         image: ImageView
+        builder = builders.get(ref)
         try:
-            image = await ports.images.ensure(ref, policy)
-        except NotFoundError:
-            if not missing_ok:
+            if builder is None:
+                image = await ports.images.ensure(ref, policy)
+            elif builder.always and not missing_ok:
+                raise _Rebuild
+            else:
+                image = await ports.images.ensure(ref, "never")
+                if builder.always and would_build is not None:
+                    would_build.add(ref)
+        except (NotFoundError, _Rebuild):
+            if missing_ok:
+                image = _MissingImage(ref, "pull" if builder is None else "build")
+            elif builder is None:
                 raise
-            image = _MissingImage(ref)
+            else:
+                image = await _build_image(ports, ref, builder, environ or {})
         for n in names:
             found[n] = image
 
@@ -92,6 +140,38 @@ async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
         for (ref, policy), names in wanted.items():
             nursery.start_soon(one, ref, policy, names)
     return found
+
+
+class _Rebuild(Exception):
+    """Internal: skip the store lookup, build."""
+
+
+async def _build_image(ports: Ports, ref: str, builder: _Builder,
+                       environ: Mapping[str, str]) -> ImageView:
+    b = builder.svc.build
+    assert b is not None
+    # Compose: an ARG listed without a value takes the environment's, if it has one.
+    args = {k: v if v is not None else environ[k] for k, v in b.args.items()
+            if v is not None or k in environ}
+    tags = [ref, *(t for t in b.tags if t != ref)]
+    return await ports.images.build(b.context, b.dockerfile or "Dockerfile", tag=tags,
+                                    build_args=args, target=b.target, labels=dict(b.labels),
+                                    pull=b.pull, no_cache=b.no_cache)
+
+
+def check_placement(stack: Stack, nodes: Sequence[Node],
+                    scale: Mapping[str, int] | None = None) -> None:
+    """Refuse (UnschedulableError) a stack whose slots' reservations cannot fit `nodes`.
+
+    Pure. Every service of the stack counts, at its `--scale` if given: what is already
+    running of it holds the same reservations, so placing the whole stack is the
+    question of whether it fits at all. No nodes: nothing to check.
+    """
+    if not nodes:
+        return
+    services = [dataclasses.replace(s, replicas=(scale or {}).get(s.name, s.replicas))
+                for s in from_stack(stack)]
+    place(slots(services), nodes)
 
 
 async def _read_files(stack: Stack) -> dict[str, bytes]:
@@ -111,7 +191,9 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
 
 
 async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> DesiredState:
-    images = await resolve_images(stack, ports, options.pull)
+    check_placement(stack, options.nodes, options.scale)
+    images = await resolve_images(stack, ports, options.pull, build=options.build,
+                                  environ=options.environ)
     return await _build(stack, images, ports, options)
 
 
@@ -136,12 +218,19 @@ def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptio
 
 
 async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan:
-    """`stackd plan`: the plan against the host as it is, changing nothing (no pulls)."""
-    images = await resolve_images(stack, ports, "never", missing_ok=True)
+    """`stackd plan`: the plan against the host as it is, changing nothing (no pulls,
+    no builds); refused as `up` would be when the stack cannot be placed."""
+    check_placement(stack, options.nodes, options.scale)
+    rebuilt: set[str] = set()
+    images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
+                                  would_build=rebuilt)
     desired = await _build(stack, images, ports, options)
     p = plan_for(desired, await observe(desired.project, ports), options)
-    missing = sorted({i.ref for i in images.values() if isinstance(i, _MissingImage)})
-    notes = tuple(f"image {ref} is not in the store: up will pull it" for ref in missing)
+    missing = {(i.ref, i.verb) for i in images.values() if isinstance(i, _MissingImage)}
+    notes = tuple(f"image {ref} is not in the store: up would build it" if verb == "build"
+                  else f"image {ref} is not in the store: up will pull it"
+                  for ref, verb in sorted(missing))
+    notes += tuple(f"image {ref}: up would build it again (--build)" for ref in sorted(rebuilt))
     return Plan(p.project, p.actions, p.warnings + notes)
 
 

@@ -298,6 +298,11 @@ class NoImages:
     async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
         raise AssertionError("sim tests build desired state directly")
 
+    async def build(self, context_dir: str, dockerfile: str = "Dockerfile",
+                    tag: str | list[str] | None = None, build_args: dict[str, str] | None = None,
+                    target: str | None = None, **kw: object) -> object:
+        raise AssertionError("sim tests build desired state directly")
+
 
 class FakeImages:
     """Every ref resolves to `image`; a test swaps `digests[ref]` to simulate a re-pull."""
@@ -306,6 +311,20 @@ class FakeImages:
         self.image = image
         self.digests: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
+        self.builds: list[dict[str, object]] = []  # the arguments of each build()
+
+    async def build(self, context_dir: str, dockerfile: str = "Dockerfile",
+                    tag: str | list[str] | None = None, build_args: dict[str, str] | None = None,
+                    target: str | None = None, **kw: object) -> object:
+        """Records the call; the result is `image` with a digest of its own, tagged."""
+        await trio.lowlevel.checkpoint()
+        tags = [tag] if isinstance(tag, str) else list(tag or [])
+        self.builds.append(dict(context=context_dir, dockerfile=dockerfile, tags=tags,
+                                build_args=dict(build_args or {}), target=target, **kw))
+        digest = "sha256:" + f"{len(self.builds):064x}"
+        for t in tags:
+            self.digests[t] = digest
+        return self.image.model_copy(update={"digest": digest})  # type: ignore[attr-defined]
 
     async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
         await trio.lowlevel.checkpoint()
