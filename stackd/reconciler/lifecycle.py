@@ -25,8 +25,9 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
     view = await _inspect(ports, container.id)
     if view is not None and view.status == "exited":
         # Same id means same config: an earlier run of this very container. Our runtime
-        # runs a container's process once, so starting again is a fresh create.
-        await ports.runtime.delete(container.id)
+        # runs a container's process once, so starting again is a fresh create — of
+        # the same container as far as a user sees: its log goes on (`logs -f` too).
+        await ports.runtime.delete(container.id, keep_logs=True)
         await ports.network.disconnect(container.id)
         view = None
     if view is None:
@@ -67,7 +68,7 @@ async def start_existing(ports: Ports, container_id: str) -> None:
     """Start a container as it is; an exited one is created afresh from its own spec."""
     view = await ports.runtime.inspect(container_id)
     if view.status == "exited" and view.spec is not None:
-        await ports.runtime.delete(container_id)
+        await ports.runtime.delete(container_id, keep_logs=True)
         await ports.runtime.create(view.spec)
         view = await ports.runtime.inspect(container_id)
     if view.status != "running":
@@ -75,15 +76,16 @@ async def start_existing(ports: Ports, container_id: str) -> None:
     ports.state.unhold(container_id)
 
 
-async def tear_down(ports: Ports, container_id: str) -> None:
-    """Stop (if running), detach from networks, delete."""
+async def tear_down(ports: Ports, container_id: str, *, keep_logs: bool = False) -> None:
+    """Stop (if running), detach from networks, delete (keeping the log for a restart
+    that creates the same id again)."""
     view = await _inspect(ports, container_id)
     if view is not None and view.status == "running":
         await ports.runtime.stop(container_id)
     await ports.network.disconnect(container_id)
     if view is not None:
         try:
-            await ports.runtime.delete(container_id)
+            await ports.runtime.delete(container_id, keep_logs=keep_logs)
         except NotFoundError:
             pass
     ports.state.unhold(container_id)
@@ -100,6 +102,7 @@ async def stop(ports: Ports, container_id: str) -> None:
 
 
 async def replace(ports: Ports, container: DesiredContainer, old_id: str) -> None:
-    """Recreate: the old container goes first (names and ports are exclusive)."""
-    await tear_down(ports, old_id)
+    """Recreate: the old container goes first (names and ports are exclusive). The same
+    id again (a restart) keeps its log, so `logs -f` follows on across it."""
+    await tear_down(ports, old_id, keep_logs=old_id == container.id)
     await bring_up(ports, container)

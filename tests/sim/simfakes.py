@@ -93,6 +93,9 @@ class FakeRuntime:
         self.behaviours: dict[str, Behaviour] = {}
         self.log: list[tuple[float, str, str]] = []  # (time, op, container name)
         self.exec_count: dict[str, int] = {}
+        # id → how many runs its log holds: create appends, a delete with keep_logs
+        # keeps it (a restart), any other delete removes it.
+        self.log_files: dict[str, int] = {}
 
     def behaviour(self, spec: ContainerSpec) -> Behaviour:
         return self.behaviours.get(spec.labels.get(hostnames.LABEL_SERVICE, ""), Behaviour())
@@ -120,6 +123,7 @@ class FakeRuntime:
         if err:
             raise HostError(err)
         c = self.containers[spec.id] = FakeContainer(spec)
+        self.log_files[spec.id] = self.log_files.get(spec.id, 0) + 1
         self._record("create", c)
         self.faults.tick()
         return c.view()
@@ -173,13 +177,16 @@ class FakeRuntime:
         await c.exited.wait()
         return c.exit or FakeExit(137, 9)
 
-    async def delete(self, container_id: str, force: bool = False) -> None:
+    async def delete(self, container_id: str, force: bool = False,
+                     keep_logs: bool = False) -> None:
         await trio.lowlevel.checkpoint()
         c = self._get(container_id)
         if c.status == "running":
             raise ConflictError(f"container {container_id} is running")
         del self.containers[container_id]
         c.exited.set()  # a waiter on a deleted container must not hang
+        if not keep_logs:
+            self.log_files.pop(container_id, None)
         self._record("delete", c)
         self.faults.tick()
 

@@ -181,3 +181,28 @@ async def test_a_stopped_container_stays_stopped_through_resyncs_and_daemon_rest
         host.runtime.kill_from_outside(web)
         await trio.sleep(1)
         assert host.runtime.running() == ["demo-db-1", "demo-web-1"]
+
+
+async def test_a_restart_keeps_the_log_a_recreate_and_down_remove_it(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    from stackd.reconciler.apply import apply
+    from stackd.reconciler.diff import plan_down
+
+    desired = stack("demo", svc("flaky", restart=parse_restart("on-failure:2")))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["flaky"] = Behaviour(exit_after=1.0, exit_code=1)
+        await host.up(desired)
+        (cid,) = host.runtime.containers
+        await trio.sleep(10)
+        assert len(starts(host, "demo-flaky-1", 0)) == 3  # two restarts, same id
+        assert host.runtime.log_files == {cid: 3}  # one log: `logs -f` follows on
+
+        changed = stack("demo", svc("flaky", env={"A": "1"},
+                                    restart=parse_restart("on-failure:2")))
+        assert (await host.up(changed)).ok
+        (new,) = host.runtime.containers
+        assert new != cid and host.runtime.log_files == {new: 1}  # a new container, log
+
+        actual = await host.actual("demo")
+        result = await apply(plan_down(actual), None, host.ports, host.supervisor)
+        assert result.ok and host.runtime.log_files == {}
