@@ -41,7 +41,7 @@ from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
-from stackd.runtime.logfile import LogWriter
+from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
 from stackd.runtime.statefile import now_iso, process_start_time, read_json, write_json
 
@@ -165,14 +165,24 @@ class Monitor:
             shutil.rmtree(self.trash.pop(), ignore_errors=True)
         remove_root_parents(self.roots.id)
 
-    def _discard(self, paths: ContainerPaths) -> None:
+    def _discard(self, paths: ContainerPaths, keep_logs: bool = False) -> None:
         """Make a deleted container's directories disappear now (a rename) and remove
-        them when there is nothing else to do: a deep upper dir can take a while."""
+        them when there is nothing else to do: a deep upper dir can take a while.
+
+        keep_logs (a restart: delete, then create the same id): the log files move back
+        into a fresh state dir, same inodes, so the next create appends to them and a
+        follower's offset stays valid."""
         for d in (paths.run_dir, paths.state_dir):
             if d.exists():
                 target = d.with_name(f"{TRASH_PREFIX}{d.name}-{os.urandom(4).hex()}")
                 os.rename(d, target)
                 self.trash.append(target)
+                if keep_logs and d == paths.state_dir:
+                    kept = log_files(target / paths.log.name)
+                    if kept:
+                        d.mkdir()
+                        for f in kept:
+                            os.rename(f, d / f.name)
 
     def _sweep_leftover_trash(self) -> None:
         for base in (self.roots.run / "containers", self.roots.state / "containers"):
@@ -264,7 +274,8 @@ class Monitor:
             self.clients.pop(client.sock.fileno(), None)
             return None
         if op == "delete":
-            return self.delete(cid, bool(request.get("force")))
+            return self.delete(cid, bool(request.get("force")),
+                               keep_logs=bool(request.get("keep_logs")))
         raise HostError(f"runtime monitor: unknown request {op!r}")
 
     def get(self, cid: str) -> Container:
@@ -419,7 +430,7 @@ class Monitor:
                 pass
         return {"ok": True}
 
-    def delete(self, cid: str, force: bool) -> dict[str, Any]:
+    def delete(self, cid: str, force: bool, keep_logs: bool = False) -> dict[str, Any]:
         paths = ContainerPaths(self.roots, cid)
         c = self.containers.get(cid)
         if c is None and not paths.run_dir.exists() and not paths.state_dir.exists():
@@ -442,7 +453,7 @@ class Monitor:
         if c is None:
             cgroup.kill_all()
         cgroup.destroy()
-        self._discard(paths)
+        self._discard(paths, keep_logs=keep_logs)
         return {"ok": True}
 
     # ---- output and exits --------------------------------------------------------

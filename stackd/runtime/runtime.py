@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from stackd.runtime.exec import ExecResult
 
 FOLLOW_INTERVAL = 0.1  # seconds between looks at a followed log
+# A follower across restarts ends once its container and log have been gone this long:
+# far longer than a restart's delete-then-create takes, short enough for a `down`.
+GONE_AFTER = 3.0
 
 
 class Runtime:
@@ -77,10 +80,15 @@ class Runtime:
         await self.kill(container_id, "SIGKILL")
         return await self.wait(container_id)
 
-    async def delete(self, container_id: str, force: bool = False) -> None:
-        """Unmount, remove the cgroups, the upper dir, the logs and the records."""
+    async def delete(self, container_id: str, force: bool = False,
+                     keep_logs: bool = False) -> None:
+        """Unmount, remove the cgroups, the upper dir, the logs and the records.
+
+        keep_logs: a restart (delete, then create the same id) keeps the log files; the
+        next create appends to them, and `logs(follow=True, across_restarts=True)`
+        follows on. Deleting an id that has only kept logs left removes them."""
         await self.monitor.request({"op": "delete", "id": check_id(container_id),
-                                    "force": force})
+                                    "force": force, "keep_logs": keep_logs})
 
     async def list(self) -> list[ContainerState]:
         base = containers_dir(self.roots)
@@ -115,11 +123,18 @@ class Runtime:
         return self._paths(container_id).upper
 
     async def logs(self, container_id: str, follow: bool = False,
-                   tail: int | None = None) -> AsyncIterator[LogRecord]:
+                   tail: int | None = None, *, across_restarts: bool = False
+                   ) -> AsyncIterator[LogRecord]:
         """The container's output, oldest first; with `follow`, keep yielding new
-        records until the container has exited and everything is read."""
+        records until the container has exited (or is deleted) and everything is read.
+
+        across_restarts (`logs -f` of a stack): follow on through exits, deletes that
+        keep the logs and creates of the same id — a restart — ending only when the id
+        is gone for good: no container and no log for GONE_AFTER seconds. An exited
+        container that is never restarted is followed until the caller cancels."""
         path = self.log_path(container_id)
-        await self.inspect(container_id)
+        if not (across_restarts and path.exists()):
+            await self.inspect(container_id)
         records: Any = logfile.read_records(path)
         if tail is not None:
             records = deque(records, maxlen=tail) if tail > 0 else ()
@@ -128,27 +143,47 @@ class Runtime:
         if not follow:
             return
         # Follow from the current end of the live file.
-        offset = path.stat().st_size if path.exists() else 0
-        inode = path.stat().st_ino if path.exists() else None
+        offset, inode = 0, None
+        try:
+            st0 = path.stat()
+            offset, inode = st0.st_size, st0.st_ino
+        except FileNotFoundError:
+            pass
+        gone_since: float | None = None
         while True:
-            state = await self.inspect(container_id)
+            try:
+                state: ContainerState | None = await self.inspect(container_id)
+            except NotFoundError:
+                state = None
             try:
                 st = path.stat()
             except FileNotFoundError:
                 st = None
             if st is not None and st.st_ino != inode:
-                # Rotated: finish the old file, then start the new one at 0.
+                # Rotated: finish the old file, then start the new one at 0. (Also a log
+                # made afresh, by a create after a delete that did not keep it.)
                 old = logfile.rotated(path, 1)
                 if inode is not None and old.exists() and old.stat().st_ino == inode:
                     for rec in _read_from(old, offset)[0]:
                         yield rec
                 inode, offset = st.st_ino, 0
+            elif st is not None and st.st_size < offset:
+                offset = 0  # truncated in place (max_files 1)
             if st is not None:
                 new, offset = _read_from(path, offset)
                 for rec in new:
                     yield rec
-            if state.status == "exited":
-                return
+            if not across_restarts:
+                if state is None or state.status == "exited":
+                    return
+            elif state is None and st is None:
+                now = trio.current_time()
+                if gone_since is None:
+                    gone_since = now
+                elif now - gone_since >= GONE_AFTER:
+                    return
+            else:
+                gone_since = None
             await trio.sleep(FOLLOW_INTERVAL)
 
     async def exec(self, container_id: str, args: Sequence[str], **options: Any
@@ -162,13 +197,16 @@ class Runtime:
 
 def _read_from(path: Path, offset: int) -> tuple[list[LogRecord], int]:
     out: list[LogRecord] = []
-    with open(path, "rb") as f:
-        f.seek(offset)
-        for raw in f:
-            if not raw.endswith(b"\n"):
-                break  # half-written: read it next time
-            offset += len(raw)
-            rec = logfile.parse_record(raw)
-            if rec is not None:
-                out.append(rec)
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # half-written: read it next time
+                offset += len(raw)
+                rec = logfile.parse_record(raw)
+                if rec is not None:
+                    out.append(rec)
+    except FileNotFoundError:
+        pass  # deleted (or moved aside by a restart) between stat and open
     return out, offset
