@@ -383,7 +383,7 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: BuildIn
         image = images[name]
         parts = _service_parts(stack, name, svc, image, inputs)
         health = healthcheck_of(svc, image)
-        deps = tuple(DependsOn(target, d.condition, d.required)
+        deps = tuple(DependsOn(target, d.condition, d.required, d.restart)
                      for target, d in sorted(svc.depends_on.items()))
         for dep in deps:
             if dep.condition not in CONDITIONS:

@@ -28,6 +28,7 @@ class DependsOn:
     service: str
     condition: str = "service_started"  # one of CONDITIONS
     required: bool = True
+    restart: bool = False  # restart this service when `service` is recreated (Compose)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ Rules, in the order a reader would ask about them:
   started again only when `start_exited` asks (an explicit `up`/`start`) and it did
   not finish successfully as a one-shot job; restarting crashed containers is the
   supervisor's job under the restart policy, so the daemon's resync never fights it.
+- A running, current container is restarted when a service it declares
+  `depends_on: {x: {restart: true}}` on is recreated (or itself restarted), as Compose
+  does after updating a dependency.
 - Slots past the service's scale are removed, highest index first.
 - Containers of services no longer in the file are orphans: warned about, removed
   only with `remove_orphans` — unless an interrupted apply created them, in which
@@ -33,6 +36,7 @@ from stackd.reconciler.plan import (
     Plan,
     Recreate,
     Remove,
+    Restart,
     Start,
     Stop,
     VolumeCreate,
@@ -124,6 +128,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     pending_creates = {p.container_id for p in actual.pending if p.verb == "create"}
 
     removals: list[Action] = []
+    current: list[tuple[DesiredContainer, ActualContainer]] = []  # running, no action
     for want in desired.containers:
         if want.service not in selected:
             by_slot.pop((want.service, want.index), None)
@@ -155,6 +160,9 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
               and not _finished_job(keep, restart)):
             actions.append(Start(cause=f"exited (code {keep.exit_code})", container=want,
                                  old_id=keep.id))
+        elif keep.status == "running" and keep.config_hash == want.config_hash.digest:
+            current.append((want, keep))
+    actions.extend(_dependency_restarts(desired, actions, current))
 
     for (service, _index), found in sorted(by_slot.items(), key=_highest_first):
         for c in found:
@@ -192,6 +200,30 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         for key in sorted(actual.networks - set(desired.networks)):
             actions.append(NetworkRemove(cause="no longer declared", key=key))
     return Plan(desired.project, tuple(actions), tuple(warnings))
+
+
+def _dependency_restarts(desired: DesiredState, actions: list[Action],
+                         current: list[tuple[DesiredContainer, ActualContainer]]
+                         ) -> list[Restart]:
+    """Restarts of running containers whose `restart: true` dependency is recreated;
+    a restarted service counts as recreated for its own dependents."""
+    changed = {a.service for a in actions if isinstance(a, Recreate)}
+    running = {want.service for want, _ in current}
+    why: dict[str, str] = {}
+    grew = True
+    while grew:
+        grew = False
+        for name, svc in sorted(desired.services.items()):
+            if name in changed or name in why or name not in running:
+                continue
+            trigger = next((d.service for d in svc.depends_on
+                            if d.restart and (d.service in changed or d.service in why)), None)
+            if trigger is not None:
+                verb = "recreated" if trigger in changed else "restarted"
+                why[name] = f"{trigger} {verb} (depends_on restart: true)"
+                grew = True
+    return [Restart(cause=why[want.service], container=want, old_id=keep.id)
+            for want, keep in current if want.service in why]
 
 
 def _highest_first(item: tuple[tuple[str, int], list[ActualContainer]]) -> tuple[str, int]:

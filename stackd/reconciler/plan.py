@@ -109,6 +109,15 @@ class Recreate(_Action):
 
 
 @dataclass(frozen=True, slots=True)
+class Restart(Recreate):
+    """A current container stopped and started again (same id, same config) because a
+    dependency it declares `depends_on: {x: {restart: true}}` on was recreated.
+    Carried out as a Recreate of the same id, which keeps the container's log."""
+
+    verb: ClassVar[str] = "restart"
+
+
+@dataclass(frozen=True, slots=True)
 class Start(_Action):
     """Start an existing container whose config is current (created, or exited)."""
 

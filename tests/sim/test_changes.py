@@ -108,3 +108,36 @@ async def test_down_removes_containers_dependents_first_and_volumes_only_with_v(
         assert (await apply(down_v, None, host.ports, host.supervisor, waves=desired.waves)).ok
         assert host.volumes.existing == {}
         assert host.runtime.ops("delete")[-2:] == ["demo-api-1", "demo-db-1"]
+
+
+async def test_depends_on_restart_true_restarts_dependents_of_a_recreated_service(
+        tmp_path: Path) -> None:
+    from stackd.reconciler.desired import DependsOn
+
+    def demo(db_env: str) -> object:
+        return stack("demo", svc("db", env={"V": db_env}),
+                     svc("api", depends=(DependsOn("db", restart=True),)),
+                     svc("web", depends=(DependsOn("api", restart=True),)),
+                     svc("worker", depends=("db",)))
+
+    async with sim_host(tmp_path) as host:
+        await host.up(demo("1"))  # type: ignore[arg-type]
+        before = dict.fromkeys(host.runtime.containers)
+        host.runtime.log.clear()
+        result = await host.up(demo("2"))  # type: ignore[arg-type]
+        assert result.ok, str(result)
+        assert result.plan.lines() == [
+            "db-1: recreate — environment changed: V",
+            "api-1: restart — db recreated (depends_on restart: true)",
+            "web-1: restart — api restarted (depends_on restart: true)",
+        ]
+        # api and web: same containers, started again after db; worker untouched.
+        starts = host.runtime.ops("start")
+        assert starts == ["demo-db-1", "demo-api-1", "demo-web-1"]
+        kept = {c for c in host.runtime.containers if "db" not in c}
+        assert kept <= set(before)
+        api = next(c for c in kept if "api" in c)
+        assert host.runtime.log_files[api] == 2  # one log across the restart
+
+        # Nothing changed: nothing restarts.
+        assert (await host.up(demo("2"))).plan.empty  # type: ignore[arg-type]

@@ -216,3 +216,16 @@ services:
     assert (a.args, a.interval, a.retries) == (("/bin/sh", "-c", "wget -q localhost"), 2.0, 5)
     assert d.services["b"].healthcheck is None
     assert d.waves == (("a", "b"),)
+
+
+def test_depends_on_keeps_restart_true(tmp_path: Path) -> None:
+    desired = build("""
+services:
+  db: {image: busybox}
+  api:
+    image: busybox
+    depends_on: {db: {condition: service_started, restart: true}}
+  web: {image: busybox, depends_on: [db]}
+""", tmp_path)
+    assert [d.restart for d in desired.services["api"].depends_on] == [True]
+    assert [d.restart for d in desired.services["web"].depends_on] == [False]
