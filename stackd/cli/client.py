@@ -9,16 +9,18 @@ Set STACKD_NO_AUTOSTART=1 to get an error instead.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from stackd.daemon import wire
 from stackd.daemon.paths import log_path, pid_path, socket_path
@@ -26,6 +28,27 @@ from stackd.errors import StackdError, UnavailableError
 from stackd.roots import Roots
 
 START_TIMEOUT = 20.0  # seconds for a started daemon to answer
+REQUEST_TIMEOUT = 60.0
+
+# Everything that means "the socket did not carry the request" (the stdlib's HTTP
+# client: every `stackd` command pays its import time, and httpx's is ~0.2 s).
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float | None) -> None:
+        super().__init__("stackd", timeout=timeout)
+        self._path = str(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 class Client:
@@ -35,13 +58,10 @@ class Client:
         if autostart is None:
             autostart = os.environ.get("STACKD_NO_AUTOSTART", "") in ("", "0")
         self.autostart = autostart
-        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)),
-                                  base_url="http://stackd",
-                                  timeout=httpx.Timeout(60.0, connect=5.0))
         self._ready = False
 
     def close(self) -> None:
-        self._http.close()
+        pass  # one connection per request: nothing held between them
 
     def __enter__(self) -> Client:
         return self
@@ -51,12 +71,37 @@ class Client:
 
     # -- reaching the daemon ---------------------------------------------------------
 
+    def _open(self, method: str, path: str, *, json_body: Any = None,
+              params: dict[str, Any] | None = None, timeout: float | None = REQUEST_TIMEOUT
+              ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        query = _params(params)
+        path = quote(path, safe="/")
+        url = f"{path}?{urlencode(query, doseq=True)}" if query else path
+        headers = {"Accept": "application/json, application/x-ndjson"}
+        body = None
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = _UnixConnection(self.socket, timeout)
+        try:
+            conn.request(method, url, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
     def alive(self) -> bool:
         """Does a daemon answer on the socket right now?"""
         try:
-            return self._http.get("/v1/ping", timeout=2.0).status_code == 200
-        except httpx.TransportError as exc:
-            _refuse_permission(exc, self.socket)
+            conn, r = self._open("GET", "/v1/ping", timeout=2.0)
+            with closing(conn):
+                r.read()
+                return r.status == 200
+        except PermissionError:
+            raise UnavailableError(
+                f"permission denied on {self.socket}: the daemon's socket is root's only",
+                hint="run stackd as root (sudo stackd …)") from None
+        except TRANSPORT_ERRORS:
             return False
 
     def ensure(self) -> None:
@@ -94,17 +139,13 @@ class Client:
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: dict[str, Any] | None = None) -> Any:
         self.ensure()
-        # A kept-alive connection the server has just closed fails on reuse; a read is
-        # safe to send again, a change is not.
-        attempts = 2 if method in ("GET", "HEAD") else 1
-        for attempt in range(attempts):
-            try:
-                r = self._http.request(method, path, json=json_body, params=_params(params))
-                break
-            except httpx.TransportError as exc:
-                if attempt + 1 == attempts:
-                    raise _unavailable(exc, self.socket) from None
-        return _decode(r)
+        try:
+            conn, r = self._open(method, path, json_body=json_body, params=params)
+            with closing(conn):
+                data = r.read()
+        except TRANSPORT_ERRORS as exc:
+            raise _unavailable(exc, self.socket) from None
+        return _decode(r.status, data)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
@@ -117,56 +158,53 @@ class Client:
         """NDJSON objects as they arrive; an error line is raised as its StackdError."""
         self.ensure()
         try:
-            with self._http.stream(method, path, json=json_body, params=_params(params),
-                                   timeout=httpx.Timeout(None, connect=5.0)) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    _decode(r)
-                for line in r.iter_lines():
-                    if not line.strip():
-                        continue
-                    item = json.loads(line)
-                    if isinstance(item, dict) and "error" in item:
-                        raise wire.error_from_body(item, 200)
-                    yield item
-        except httpx.TransportError as exc:
+            conn, r = self._open(method, path, json_body=json_body, params=params,
+                                 timeout=None)
+        except TRANSPORT_ERRORS as exc:
             raise _unavailable(exc, self.socket) from None
+        with closing(conn):
+            if r.status >= 400:
+                _decode(r.status, r.read())
+            while True:
+                try:
+                    line = r.readline()
+                except TRANSPORT_ERRORS as exc:
+                    raise _unavailable(exc, self.socket) from None
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if isinstance(item, dict) and "error" in item:
+                    raise wire.error_from_body(item, 200)
+                yield item
 
 
-def _params(params: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not params:
-        return None
+def _params(params: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for k, v in params.items():
+    for k, v in (params or {}).items():
         if v is None:
             continue
         out[k] = ("true" if v else "false") if isinstance(v, bool) else v
     return out
 
 
-def _decode(r: httpx.Response) -> Any:
+def _decode(status: int, data: bytes) -> Any:
     try:
-        body = r.json()
+        body = json.loads(data) if data else None
     except ValueError:
-        body = r.text
-    if r.status_code >= 400:
-        raise wire.error_from_body(body, r.status_code)
+        body = data.decode(errors="replace")
+    if status >= 400:
+        raise wire.error_from_body(body, status)
     return body
 
 
-def _refuse_permission(exc: Exception, sock: Path) -> None:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, PermissionError):
-            raise UnavailableError(
-                f"permission denied on {sock}: the daemon's socket is root's only",
-                hint="run stackd as root (sudo stackd …)") from None
-        cause = cause.__cause__ or cause.__context__
-
-
-def _unavailable(exc: Exception, sock: Path) -> StackdError:
-    _refuse_permission(exc, sock)
-    return UnavailableError(f"lost the stackd daemon on {sock}: {exc}",
+def _unavailable(exc: BaseException, sock: Path) -> StackdError:
+    if isinstance(exc, PermissionError):
+        return UnavailableError(
+            f"permission denied on {sock}: the daemon's socket is root's only",
+            hint="run stackd as root (sudo stackd …)")
+    return UnavailableError(f"lost the stackd daemon on {sock}: {exc!r}",
                             hint="`stackd daemon status` says whether it runs")
 
 

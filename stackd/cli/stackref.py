@@ -29,10 +29,14 @@ def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def project_of(args: argparse.Namespace) -> str:
     """-p if given, else the name the stack files give (read here, as compose does)."""
-    from stackd.spec import LoadOptions, load, normalize_project_name
-
     if getattr(args, "project_name", None):
-        return str(normalize_project_name(args.project_name))
+        # Compose's rule, as stackd.spec.discovery.normalize_project_name has it: that
+        # module's package imports the whole loader, a quarter second of start-up.
+        import re
+
+        return re.sub(r"[^a-z0-9_-]+", "", args.project_name.lower()).lstrip("_-")
+    from stackd.spec import LoadOptions, load
+
     stack = load(LoadOptions(
         files=getattr(args, "files", None),
         project_directory=getattr(args, "project_directory", None),

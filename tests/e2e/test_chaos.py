@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLI, down_and_stop, reconciler_ready
+from e2e_helpers import CLI, down_and_stop, reconciler_ready
 
 from stackd.cli.client import Client
 from stackd.roots import Roots

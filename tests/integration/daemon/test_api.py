@@ -6,6 +6,7 @@ import json
 import threading
 
 import pytest
+from daemon_helpers import raw_http
 
 from stackd.errors import NotFoundError, UsageError
 
@@ -37,10 +38,10 @@ def test_no_stacks_on_a_fresh_daemon(daemon) -> None:
 
 
 def test_metrics_are_prometheus_text(daemon) -> None:
-    with daemon.client() as c:
+    with daemon.client() as c, raw_http(daemon.roots) as raw:
         c.get("/v1/stacks")
-        c._http.get("/v1/nowhere")
-        r = c._http.get("/metrics")
+        raw.get("/v1/nowhere")
+        r = raw.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
     assert "# TYPE stackd_reconcile_duration_seconds histogram" in text
@@ -83,9 +84,9 @@ def test_errors_come_back_typed(daemon) -> None:
 
 
 def test_raw_error_bodies(daemon) -> None:
-    with daemon.client() as c:
-        r = c._http.post("/v1/stacks/apply", content=b"{not json")
+    with raw_http(daemon.roots) as raw:
+        r = raw.post("/v1/stacks/apply", content=b"{not json")
         assert r.status_code == 422
         assert json.loads(r.text)["error"]["type"] == "UsageError"
-        r = c._http.get("/v1/containers/x/logs", params={"tail": "-1"})
+        r = raw.get("/v1/containers/x/logs", params={"tail": "-1"})
         assert r.status_code == 422
