@@ -234,6 +234,7 @@ class HostWorld:
         return _Loaded(stack, dict(source.environ))
 
     def _options(self, stack: Any, options: ApplyOptions) -> Any:
+        from stackd.hostinfo import local_node
         from stackd.reconciler.diff import PlanOptions
         from stackd.reconciler.reconcile import ReconcileOptions
 
@@ -243,6 +244,11 @@ class HostWorld:
                              force_recreate=options.force_recreate,
                              no_recreate=options.no_recreate),
             pull=options.pull, scale=dict(options.scale), environ=stack.environ,
+            # Only the apply the user asked for has build set: the engine's resyncs
+            # clear it (`steady`), else every pass would rebuild.
+            build=options.build,
+            # An over-committed stack is refused before anything of it starts.
+            nodes=(local_node(),),
             # A reconcile holds its stack's key: one waiting forever on a health check
             # that never passes would keep every later apply of that stack waiting too.
             gate_timeout=GATE_TIMEOUT)
@@ -343,10 +349,12 @@ class HostWorld:
         return [s.model_dump(mode="json") for s in ImageStore(self.roots).list()]
 
     async def logs(self, container: str, *, follow: bool, tail: int | None,
-                   timestamps: bool) -> AsyncIterator[dict[str, Any]]:
+                   timestamps: bool, across_restarts: bool = False
+                   ) -> AsyncIterator[dict[str, Any]]:
         v = await self._resolve(container)
         rt = self._ready().runtime
-        async for rec in rt.logs(v.id, follow=follow, tail=tail):
+        async for rec in rt.logs(v.id, follow=follow, tail=tail,
+                                 across_restarts=follow and across_restarts):
             yield {"container": v.name, "id": v.id,
                    "service": v.labels.get(hostnames.LABEL_SERVICE),
                    "time": rec.time.isoformat(), "stream": rec.stream, "line": rec.line}

@@ -245,9 +245,11 @@ class Engine:
         seen: set[str] = set()
 
         async def one(container_id: str, first: bool) -> None:
+            # across_restarts: a restart keeps the id, so this one stream carries
+            # every run of the slot; new ids (recreates, replicas) come from discover.
             async for rec in self.world.logs(container_id, follow=True,
                                              tail=tail if first else None,
-                                             timestamps=timestamps):
+                                             timestamps=timestamps, across_restarts=True):
                 await send.send(rec)
 
         async def discover(nursery: trio.Nursery) -> None:

@@ -1,0 +1,128 @@
+"""Small stacks written by the test: placement refusal, build on `up`, `logs -f`
+across restarts, `up` attached (Ctrl-C stops)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, down_and_stop, reconciler_ready
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    """An empty project directory `small` and a CLI in it; torn down after."""
+    if not reconciler_ready():
+        pytest.skip("the reconciler has no desired-state builder yet")
+    work = tmp_path / "small"
+    work.mkdir()
+    cli = CLI(no_leaks, work)
+    try:
+        yield cli
+    finally:
+        left = down_and_stop(cli)
+    assert left == [], "down -v left network devices behind"
+
+
+def ps(cli: CLI, *args: str) -> list[dict]:
+    return json.loads(cli("ps", "--format", "json", *args).stdout)
+
+
+def wait_for(predicate, timeout: float = 15, step: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def test_overcommitted_stack_is_refused_before_anything_starts(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  ok:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    command: [sleep, '1000']\n"
+        "  hog:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    command: [sleep, '1000']\n"
+        "    deploy:\n      resources:\n        reservations:\n          memory: 64000g\n")
+    r = stack("up", "-d", check=False)
+    assert r.returncode != 0
+    err = r.stderr + r.stdout
+    assert "hog" in err, err
+    assert "memory" in err.lower(), err
+    assert ps(stack, "-a") == []
+
+
+def test_up_builds_a_missing_build_image(stack: CLI) -> None:
+    (stack.cwd / "app").mkdir()
+    (stack.cwd / "app" / "greeting").write_text("built by stackd\n")
+    (stack.cwd / "app" / "Dockerfile").write_text(
+        "FROM stackd-demo/busybox:latest\nCOPY greeting /greeting\n")
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  app:\n    build: ./app\n    image: small-app:dev\n"
+        "    command: [sh, -c, 'cat /greeting; exec sleep 1000']\n"
+        "    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    rows = ps(stack)
+    assert [r["service"] for r in rows] == ["app"]
+    assert rows[0]["state"] == "running"
+    out = wait_for(lambda: "built by stackd" in stack("logs", "app").stdout and "ok")
+    assert out
+
+
+def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  counter:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    restart: always\n    stop_signal: SIGKILL\n"
+        "    volumes: [count:/count]\n"
+        "    command: [sh, -c, 'n=$$(cat /count/n 2>/dev/null || echo 0); n=$$((n+1)); "
+        "echo $$n > /count/n; echo run-$$n; exec sleep 1000']\n"
+        "volumes:\n  count: {}\n")
+    stack("up", "-d")
+    first = ps(stack)[0]
+    follower = subprocess.Popen([sys.executable, "-m", "stackd", "logs", "-f"],
+                                cwd=stack.cwd, env=stack.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert follower.stdout is not None
+    # readline blocks: a thread reads, the test waits on the queue with a deadline.
+    threading.Thread(target=lambda: [lines.put(x) for x in follower.stdout],  # type: ignore[union-attr]
+                     daemon=True).start()
+    seen: list[str] = []
+
+    def read_until(word: str) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if word in line:
+                return
+        raise AssertionError(f"{word!r} not in logs -f output:\n{''.join(seen)}")
+
+    try:
+        read_until("run-1")
+        os.kill(first["pid"], signal.SIGKILL)
+        read_until("run-2")
+        assert follower.poll() is None, "logs -f ended at the restart"
+    finally:
+        follower.kill()
+        follower.wait()
