@@ -129,7 +129,11 @@ def parse_record(line: bytes) -> LogRecord | None:
 
 
 def read_records(path: Path) -> Iterator[LogRecord]:
-    for file in log_files(path):
+    return read_records_of(log_files(path))
+
+
+def read_records_of(files: list[Path]) -> Iterator[LogRecord]:
+    for file in files:
         try:
             with open(file, "rb") as f:
                 for raw in f:

@@ -135,56 +135,56 @@ class Runtime:
         path = self.log_path(container_id)
         if not (across_restarts and path.exists()):
             await self.inspect(container_id)
-        records: Any = logfile.read_records(path)
-        if tail is not None:
-            records = deque(records, maxlen=tail) if tail > 0 else ()
-        for rec in records:
-            yield rec
         if not follow:
+            records: Any = logfile.read_records(path)
+            if tail is not None:
+                records = deque(records, maxlen=tail) if tail > 0 else ()
+            for rec in records:
+                yield rec
             return
-        # Follow from the current end of the live file.
-        offset, inode = 0, None
+        # Open the live file before reading anything, then read it from offset 0 through
+        # the same descriptor: every line written later lies past the offset we keep,
+        # so none falls between "read to the end" and "start watching".
+        live = _LiveLog(path)
         try:
-            st0 = path.stat()
-            offset, inode = st0.st_size, st0.st_ino
-        except FileNotFoundError:
-            pass
-        gone_since: float | None = None
-        while True:
-            try:
-                state: ContainerState | None = await self.inspect(container_id)
-            except NotFoundError:
-                state = None
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                st = None
-            if st is not None and st.st_ino != inode:
-                # Rotated: finish the old file, then start the new one at 0. (Also a log
-                # made afresh, by a create after a delete that did not keep it.)
-                old = logfile.rotated(path, 1)
-                if inode is not None and old.exists() and old.stat().st_ino == inode:
-                    for rec in _read_from(old, offset)[0]:
-                        yield rec
-                inode, offset = st.st_ino, 0
-            elif st is not None and st.st_size < offset:
-                offset = 0  # truncated in place (max_files 1)
-            if st is not None:
-                new, offset = _read_from(path, offset)
+            head: Any = [*logfile.read_records_of(live.older()), *live.read()]
+            if tail is not None:
+                head = deque(head, maxlen=tail) if tail > 0 else ()
+            for rec in head:
+                yield rec
+            gone_since: float | None = None
+            while True:
+                try:
+                    state: ContainerState | None = await self.inspect(container_id)
+                except NotFoundError:
+                    state = None
+                # After the look at the state: what it wrote before exiting is read now.
+                new, exists = live.poll()
                 for rec in new:
                     yield rec
-            if not across_restarts:
-                if state is None or state.status == "exited":
-                    return
-            elif state is None and st is None:
-                now = trio.current_time()
-                if gone_since is None:
-                    gone_since = now
-                elif now - gone_since >= GONE_AFTER:
-                    return
-            else:
-                gone_since = None
-            await trio.sleep(FOLLOW_INTERVAL)
+                if not across_restarts:
+                    if state is None or (state.status == "exited" and state.exit is not None):
+                        return
+                    if state.status == "exited":
+                        # Dead, but the monitor has not recorded the exit yet, so it may
+                        # not have drained the pipes yet either; give up only if no
+                        # monitor ever records it.
+                        now = trio.current_time()
+                        if gone_since is None:
+                            gone_since = now
+                        elif now - gone_since >= GONE_AFTER:
+                            return
+                elif state is None and not exists:
+                    now = trio.current_time()
+                    if gone_since is None:
+                        gone_since = now
+                    elif now - gone_since >= GONE_AFTER:
+                        return
+                else:
+                    gone_since = None
+                await trio.sleep(FOLLOW_INTERVAL)
+        finally:
+            live.close()
 
     async def exec(self, container_id: str, args: Sequence[str], **options: Any
                    ) -> ExecResult:
@@ -195,18 +195,79 @@ class Runtime:
         return await exec_in(await self.inspect(container_id), args, **options)
 
 
-def _read_from(path: Path, offset: int) -> tuple[list[LogRecord], int]:
-    out: list[LogRecord] = []
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # half-written: read it next time
-                offset += len(raw)
-                rec = logfile.parse_record(raw)
-                if rec is not None:
-                    out.append(rec)
-    except FileNotFoundError:
-        pass  # deleted (or moved aside by a restart) between stat and open
-    return out, offset
+class _LiveLog:
+    """A followed log file, held open: reads go on from the offset reached, so no line
+    is read twice or skipped. A rotation (the name now names another inode) is noticed
+    by inode; the held file (now `.1`, or unlinked) is read to its end first."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: Any = None
+        self.offset = 0
+        self._open()
+
+    def _open(self) -> bool:
+        try:
+            self.file = open(self.path, "rb")  # noqa: SIM115 - held across polls, closed in close()
+        except FileNotFoundError:
+            self.file = None
+        self.offset = 0
+        return self.file is not None
+
+    def older(self) -> list[Path]:
+        """The rotated files older than the one held open."""
+        if self.file is None:
+            return [f for f in logfile.log_files(self.path) if f != self.path]
+        ino = os.fstat(self.file.fileno()).st_ino
+        older = []
+        for f in logfile.log_files(self.path):
+            try:
+                if f.stat().st_ino == ino:
+                    break
+            except FileNotFoundError:
+                continue
+            older.append(f)
+        return older
+
+    def read(self) -> list[LogRecord]:
+        if self.file is None:
+            return []
+        self.file.seek(self.offset)
+        data = self.file.read()
+        end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
+        self.offset += end
+        out = []
+        for raw in data[:end].splitlines(keepends=True):
+            rec = logfile.parse_record(raw)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def poll(self) -> tuple[list[LogRecord], bool]:
+        """New records; and whether the log exists at all now."""
+        out = self.read()
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            st = None
+        if self.file is None:
+            if st is not None and self._open():
+                out += self.read()
+            return out, self.file is not None
+        held = os.fstat(self.file.fileno())
+        if st is None or st.st_ino != held.st_ino:
+            # Rotated or removed: the writer is done with the held file; finish it.
+            out += self.read()
+            self.file.close()
+            self.file = None
+            if st is not None and self._open():
+                out += self.read()
+        elif held.st_size < self.offset:
+            self.offset = 0  # truncated in place (max_files 1)
+            out += self.read()
+        return out, self.file is not None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
