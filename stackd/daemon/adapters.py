@@ -178,6 +178,7 @@ class HostWorld:
             self.supervisor = Supervisor(
                 self.ports, nursery, lambda e: emit(_event_from_supervisor(e)))
             nursery.start_soon(self._watch_bridges, emit)
+            nursery.start_soon(self._watch_containers, emit)
             task_status.started()
             await trio.sleep_forever()
 
@@ -214,6 +215,33 @@ class HostWorld:
                         await self.ports.runtime.kill(cid, "SIGKILL")
                     except StackdError:
                         pass  # already gone: the supervisor sees that too
+
+    async def _watch_containers(self, emit: Emit) -> None:
+        """A running container whose cgroup, network namespace or host veth was removed
+        from outside is killed, so its restart makes all three afresh.
+
+        Same cadence as the bridge check; a pass is a few stats per supervised container
+        (one per cgroup hierarchy, the netns file, the veth) and one query of the
+        address records, never a netlink dump.
+        """
+        from stackd.runtime.cgroups import host_mounts
+        from stackd.runtime.cgroups.v1 import CONTROLLERS
+
+        # The hierarchies the runtime makes a container's cgroup in (manager_for).
+        mounts = host_mounts()
+        hierarchies = (sorted({mounts.v1[c] for c in CONTROLLERS if c in mounts.v1})
+                       if mounts.v1 else [mounts.v2] if mounts.v2 else [])
+        nets = self.ports.network.nets
+        while True:
+            await trio.sleep(BRIDGE_CHECK_INTERVAL)
+            for cid, project, found in disrupted(self.roots, hierarchies, nets,
+                                                 self.supervisor.watches()):
+                emit(Event(type="heal", project=project, container=cid,
+                           message=f"{found}: restarting the container to make it again"))
+                try:
+                    await self.ports.runtime.kill(cid, "SIGKILL")
+                except StackdError:
+                    pass  # already gone: the supervisor sees that too
 
     def _ready(self) -> Any:
         if self.ports is None:
@@ -405,6 +433,50 @@ class HostWorld:
 
             await lifecycle.tear_down(ports, v.id)
             await release_default_network(ports)
+
+
+def disrupted(roots: Roots, hierarchies: Sequence[Any], nets: Any, watches: Sequence[Any]
+              ) -> list[tuple[str, str, str]]:
+    """(container id, project, what is missing) for each running supervised container
+    whose cgroup directory, bind-mounted netns or host-side veth is gone."""
+    import os
+    from pathlib import Path
+
+    running = [w for w in watches if w.running and not w.released and not w.held]
+    if not running:
+        return []
+    veths: dict[str, list[str]] = {}
+    for a in nets.alloc.addresses():
+        veths.setdefault(a.container_id, []).append(a.host_ifname)
+    ns_dir = nets.netns_path("x").parent
+    try:
+        ns_dev = os.stat(ns_dir).st_dev
+    except OSError:
+        ns_dev = None
+    out = []
+    for w in running:
+        cid = w.container_id
+        project = w.desired.spec.labels.get(hostnames.LABEL_PROJECT, "")
+        rel = hostnames.cgroup_relpath(roots.id, cid)
+        gone = [str(Path(h) / rel) for h in hierarchies if not Path(h, rel).is_dir()]
+        if gone:
+            out.append((cid, project, f"cgroup {gone[0]} was gone"))
+            continue
+        if w.desired.attachments:
+            path = nets.netns_path(cid)
+            try:
+                # Bind-mounted, the file is on nsfs; unmounted, it is a plain file (or
+                # nothing) on the netns directory's own filesystem.
+                mounted = os.stat(path).st_dev != ns_dev
+            except OSError:
+                mounted = False
+            if not mounted:
+                out.append((cid, project, f"network namespace {path} was gone"))
+                continue
+        missing = [v for v in veths.get(cid, []) if not Path("/sys/class/net", v).exists()]
+        if missing:
+            out.append((cid, project, f"veth {missing[0]} was gone"))
+    return out
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,84 @@ def test_deleted_bridge_is_made_again(webapp) -> None:
     events = [json.loads(x) for x in
               cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()]
     assert any(e["type"] == "heal" and bridge in e["message"] for e in events)
+
+
+def _web(cli) -> dict:
+    return by_service(ps(cli))["web"][0]
+
+
+def _wait_healed(cli, web: dict, t0: float, what: str, word: str) -> None:
+    def healed() -> bool:
+        rows = by_service(ps(cli)).get("web", [])
+        return (bool(rows) and rows[0]["pid"] != web["pid"] and rows[0]["state"] == "running"
+                and _try_get("http://127.0.0.1:8080/") is not None)
+
+    wait_for(healed, timeout=15)
+    print(f"time to heal after {what}: {time.monotonic() - t0:.2f}s")
+    events = [json.loads(x) for x in
+              cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()]
+    heals = [e for e in events if e["type"] == "heal" and e.get("container") == web["id"]]
+    assert any(word in e["message"] for e in heals), heals
+
+
+def test_removed_cgroup_is_made_again(webapp) -> None:
+    from pathlib import Path
+
+    from stackd import hostnames
+    from stackd.runtime.cgroups import host_mounts
+    from stackd.runtime.cgroups.v1 import CONTROLLERS
+
+    cli = webapp
+    cli("up", "-d")
+    web = _web(cli)
+    mounts = host_mounts()
+    rel = hostnames.cgroup_relpath(cli.roots.id, web["id"])
+    tops = ({mounts.v1[c] for c in CONTROLLERS if c in mounts.v1} if mounts.v1
+            else {mounts.v2})
+    t0 = time.monotonic()
+    # What someone tidying cgroups by hand does: move the processes out, rmdir.
+    for top in sorted(tops):
+        d = Path(top, rel)
+        for pid in (d / "cgroup.procs").read_text().split():
+            try:
+                (Path(top) / "cgroup.procs").write_text(pid)
+            except OSError:
+                pass  # exited meanwhile
+        d.rmdir()
+    _wait_healed(cli, web, t0, "rmdir of its cgroups", "cgroup")
+
+
+def test_removed_netns_is_made_again(webapp) -> None:
+    import subprocess as sp
+
+    from stackd.netbridge.netns import netns_path
+
+    cli = webapp
+    cli("up", "-d")
+    web = _web(cli)
+    path = netns_path(cli.roots.run, web["id"])
+    t0 = time.monotonic()
+    sp.run(["umount", str(path)], check=True)
+    path.unlink()
+    _wait_healed(cli, web, t0, "umount + rm of its netns", "network namespace")
+
+
+def test_deleted_veth_is_made_again(webapp) -> None:
+    import subprocess as sp
+
+    from stackd.daemon.desired import db_path
+    from stackd.state.allocations import Allocations
+    from stackd.state.db import StateDB
+
+    cli = webapp
+    cli("up", "-d")
+    web = _web(cli)
+    db = StateDB.open(db_path(cli.roots.state))
+    try:
+        veth = Allocations(db).addresses()
+        veth = next(a.host_ifname for a in veth if a.container_id == web["id"])
+    finally:
+        db.close()
+    t0 = time.monotonic()
+    sp.run(["ip", "link", "del", veth], check=True)
+    _wait_healed(cli, web, t0, f"ip link del {veth}", "veth")
