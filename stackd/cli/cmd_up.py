@@ -96,8 +96,29 @@ def run(args: argparse.Namespace) -> int:
             follow_project(client, project, services=args.services, tail=None,
                            timestamps=False, follow=True)
         except KeyboardInterrupt:
+            # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).
             print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)
-            for _ in client.stream("DELETE", f"/v1/stacks/{project}"):
-                pass
+            stop_project(project, args.services)
             return 130
     return 0
+
+
+def stop_project(project: str, services: list[str]) -> None:
+    """Stop the stack's running containers, all at once (each may wait out its own
+    grace period); held by the daemon as a user's stop, so no restart policy undoes it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stackd.cli.client import Client
+
+    with Client() as client:
+        rows = [r for r in client.get("/v1/containers", project=project, all=False)
+                if not services or r.get("service") in services]
+
+    def stop(name: str) -> None:
+        with Client() as c:
+            c.post(f"/v1/containers/{name}/stop")
+        print(f"{name}: stopped", file=sys.stderr)
+
+    if rows:
+        with ThreadPoolExecutor(max_workers=min(16, len(rows))) as pool:
+            list(pool.map(stop, [r["name"] for r in rows]))

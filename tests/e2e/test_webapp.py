@@ -243,3 +243,31 @@ def test_deleted_veth_is_made_again(webapp) -> None:
     t0 = time.monotonic()
     sp.run(["ip", "link", "del", veth], check=True)
     _wait_healed(cli, web, t0, f"ip link del {veth}", "veth")
+
+
+def test_up_attached_stops_on_ctrl_c(webapp) -> None:
+    import subprocess as sp
+    import sys
+
+    cli = webapp
+    up = sp.Popen([sys.executable, "-m", "stackd", "up"], cwd=cli.cwd, env=cli.env(),
+                  stdout=sp.PIPE, stderr=sp.PIPE, text=True, stdin=sp.DEVNULL)
+    try:
+        assert "<h1>stackd webapp</h1>" in wait_for(
+            lambda: _try_get("http://127.0.0.1:8080/"), timeout=60)
+        time.sleep(0.5)  # attached to the logs by now
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 130, err
+    # The web front's access log or the stack's output came through the attached logs.
+    assert "webapp-" in out, out
+    rows = ps(cli, "-a")
+    assert {r["service"] for r in rows} == {"db", "migrate", "api", "web"}
+    assert [r["name"] for r in rows if r["state"] == "running"] == []
+    time.sleep(1.5)  # no restart policy brings a user's stop back
+    assert [r["name"] for r in ps(cli, "-a") if r["state"] == "running"] == []
+    assert _try_get("http://127.0.0.1:8080/") is None
