@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import time
 
+import yaml
 from stackd_bench_env import IMAGE, BenchRoot, have
 
 
@@ -22,15 +24,24 @@ def podman_compose(root: BenchRoot, directory, n: int) -> tuple[float, float] | 
     tar = root.dir / "busybox.tar"
     subprocess.run(["podman", "import", str(tar), f"localhost/{IMAGE}"], check=True,
                    capture_output=True)
-    text = (directory / "compose.yaml").read_text().replace(IMAGE, f"localhost/{IMAGE}")
-    (directory / "podman-compose.yaml").write_text(text)
+    stack = yaml.safe_load((directory / "compose.yaml").read_text())
+    for service in stack["services"].values():
+        service["image"] = f"localhost/{IMAGE}"
+        # podman asks for nofile/nproc above this host's hard limits (root lacks
+        # CAP_SYS_RESOURCE here) and its runtime then refuses to start anything.
+        service["ulimits"] = {"nofile": 1024, "nproc": 1024}
+    (directory / "podman-compose.yaml").write_text(yaml.safe_dump(stack))
+    # crun (podman's default here) refuses this hybrid-cgroup host; runc does not.
+    conf = directory / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\n')
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     t0 = time.perf_counter()
     subprocess.run(["podman-compose", "-f", "podman-compose.yaml", "up", "-d"], cwd=directory,
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=env)
     up = time.perf_counter() - t0
     t0 = time.perf_counter()
     subprocess.run(["podman-compose", "-f", "podman-compose.yaml", "down"], cwd=directory,
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=env)
     return up, time.perf_counter() - t0
 
 
