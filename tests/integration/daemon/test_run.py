@@ -13,6 +13,7 @@ import pytest
 from daemon_helpers import teardown_networks
 from support.busybox import busybox_available, make_busybox_tar
 
+from stackd.errors import NotFoundError
 from stackd.roots import Roots
 
 pytestmark = pytest.mark.root
@@ -45,9 +46,12 @@ def runner(no_leaks: Roots, daemons, busybox_tar: Path):
     yield stackd
     with daemons.client() as c:
         for row in c.get("/v1/containers", all=True):
-            if row["state"] == "running":  # no need to wait out a stop grace period
-                c.post(f"/v1/containers/{row['name']}/kill")
-            c.post(f"/v1/containers/{row['name']}/remove")
+            try:
+                if row["state"] == "running":  # no need to wait out a stop grace period
+                    c.post(f"/v1/containers/{row['name']}/kill")
+                c.post(f"/v1/containers/{row['name']}/remove")
+            except NotFoundError:
+                pass  # a --rm container removes itself once killed
     daemons.stop_all()
     assert teardown_networks(no_leaks) == []
 
