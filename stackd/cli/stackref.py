@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -32,9 +34,10 @@ def project_of(args: argparse.Namespace) -> str:
     if getattr(args, "project_name", None):
         # Compose's rule, as stackd.spec.discovery.normalize_project_name has it: that
         # module's package imports the whole loader, a quarter second of start-up.
-        import re
-
-        return re.sub(r"[^a-z0-9_-]+", "", args.project_name.lower()).lstrip("_-")
+        return _normalize(args.project_name)
+    quick = quick_project_name(args)
+    if quick is not None:
+        return quick
     from stackd.spec import LoadOptions, load
 
     stack = load(LoadOptions(
@@ -44,3 +47,81 @@ def project_of(args: argparse.Namespace) -> str:
         profiles=getattr(args, "profiles", None),
         on_warning=lambda _w: None))
     return stack.name
+
+
+# Kept in step with stackd.spec.discovery, whose package import loads the whole
+# validating loader (pydantic and all): half a second `ps` or `logs` need not pay.
+_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+_OVERRIDES = {
+    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
+    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
+    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
+    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
+}
+_SIMPLE_NAME = re.compile(r"""^name:[ \t]*(["']?)([A-Za-z0-9_.-]+)\1[ \t]*(?:#.*)?$""", re.M)
+_ANY_NAME = re.compile(r"^name[ \t]*:", re.M)
+_TRICKY = re.compile(r"^(?:<<[ \t]*:|\{|---[ \t]*\S)", re.M)
+
+
+def quick_project_name(args: argparse.Namespace) -> str | None:
+    """The project name without the validating loader, as compose finds it: the last
+    stack file's plain top-level `name:`, else the project directory's name.
+
+    None (ask the full loader) whenever the cheap reading could differ from it: stdin,
+    $STACKD_PROJECT_NAME or a .env/--env-file that might set it, a `name:` with
+    interpolation or quoting beyond the plain, top-level merge keys or flow style.
+    """
+    if os.environ.get("STACKD_PROJECT_NAME") or getattr(args, "env_files", None):
+        return None
+    files = getattr(args, "files", None)
+    given_dir = getattr(args, "project_directory", None)
+    cwd = Path.cwd()
+    if files:
+        if "-" in files:
+            return None
+        paths = [cwd / f for f in files]
+        directory = cwd / given_dir if given_dir else paths[0].parent
+    else:
+        found = _discover(cwd / given_dir if given_dir else cwd)
+        if found is None:
+            return None
+        paths, directory = found
+        directory = cwd / given_dir if given_dir else directory
+    if (directory / ".env").exists():
+        return None
+    name = None
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None  # the loader says what is wrong with it
+        if _TRICKY.search(text):
+            return None
+        if _ANY_NAME.search(text):
+            simple = _SIMPLE_NAME.findall(text)
+            if len(simple) != 1:
+                return None
+            name = simple[0][1]
+    if name is None:
+        name = directory.resolve().name or "default"
+    normalized = _normalize(name)
+    return normalized or None
+
+
+def _discover(search: Path) -> tuple[list[Path], Path] | None:
+    for directory in (search, *search.parents):
+        for name in _COMPOSE_FILES:
+            candidate = directory / name
+            if candidate.is_file():
+                chosen = [candidate]
+                for over in _OVERRIDES[name]:
+                    if (directory / over).is_file():
+                        chosen.append(directory / over)
+                        break
+                return chosen, directory
+    return None
+
+
+def _normalize(name: str) -> str:
+    """Compose's rule, as stackd.spec.discovery.normalize_project_name has it."""
+    return re.sub(r"[^a-z0-9_-]+", "", name.lower()).lstrip("_-")
