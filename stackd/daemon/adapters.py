@@ -101,6 +101,17 @@ class NetworkAdapter:
         await self.nets.detach(container_id)
         await self.nets.remove_netns(container_id)
 
+    async def release_strays(self, project: str, live: set[str]) -> list[str]:
+        """Disconnect attachments to the project's networks held for containers that do
+        not exist (`live`: every container id the runtime has): what a daemon killed
+        between `connect` and `create` leaves behind. Their ids."""
+        keys = {n.key for n in self.nets.list() if n.project == project}
+        strays = sorted({a.container_id for a in self.nets.alloc.addresses()
+                         if a.network_key in keys and a.container_id not in live})
+        for cid in strays:
+            await self.disconnect(cid)
+        return strays
+
     async def set_ready(self, container_id: str, ready: bool) -> None:
         if self.nets.resolver is not None:
             self.nets.resolver.set_ready(container_id, ready)
@@ -284,6 +295,7 @@ class HostWorld:
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit) -> float | None:
         from stackd.reconciler.reconcile import reconcile
 
+        await self._release_strays(stack.project, emit)
         # Even an empty plan goes through apply: it adopts the stack's containers into
         # the supervisor, which is how a restarted daemon takes over watching them.
         result = await reconcile(stack.stack, self._ready(), self._options(stack, options),
@@ -306,10 +318,24 @@ class HostWorld:
     async def teardown(self, project: str, options: RemoveOptions, emit: Emit) -> None:
         from stackd.reconciler.reconcile import down
 
+        await self._release_strays(project, emit)
         result = await down(project, self._ready(), self.supervisor,
                             remove_volumes=options.volumes,
                             on_progress=_progress_emitter(project, emit))
         _raise_failures(result, "down")
+
+    async def _release_strays(self, project: str, emit: Emit) -> None:
+        """Network attachments of containers that were never created (a daemon killed
+        between connect and create) go before a reconcile or down looks: a stray keeps
+        its veth and netns, and its network from being removed."""
+        ports = self._ready()
+        live = {v.id for v in await ports.runtime.list()}
+        # A supervised restart connects before it creates, outside the stack's key.
+        live |= {w.container_id for w in self.supervisor.watches()} if self.supervisor else set()
+        for cid in await ports.network.release_strays(project, live):
+            emit(Event(type="heal", project=project, container=cid,
+                       message="network attachment of a container that does not exist: "
+                       "released (veth, address, netns)"))
 
     # containers
 

@@ -271,3 +271,35 @@ def test_up_attached_stops_on_ctrl_c(webapp) -> None:
     time.sleep(1.5)  # no restart policy brings a user's stop back
     assert [r["name"] for r in ps(cli, "-a") if r["state"] == "running"] == []
     assert _try_get("http://127.0.0.1:8080/") is None
+
+
+def test_down_releases_the_attachment_of_a_container_never_created(webapp) -> None:
+    """What a daemon killed between network connect and container create leaves: a
+    netns, a veth and an address for an id the runtime never had."""
+    import subprocess as sp
+
+    import trio
+
+    from stackd.daemon.desired import db_path
+    from stackd.netbridge import Networks
+    from stackd.netbridge.model import Attachment
+    from stackd.state.db import StateDB
+
+    cli = webapp
+    cli("up", "-d")
+    ghost = "webapp-web-9-0123abcd"
+
+    async def half_connect() -> str:
+        nets = Networks(cli.roots, StateDB.open(db_path(cli.roots.state)))
+        path = await nets.create_netns(ghost)
+        [addr] = await nets.attach(ghost, path, [Attachment("webapp_frontend")])
+        return addr.host_ifname
+
+    veth = trio.run(half_connect)
+    assert sp.run(["ip", "link", "show", veth], capture_output=True).returncode == 0
+    r = cli("down", "-v", check=False)
+    assert r.returncode == 0, r.stderr
+    assert sp.run(["ip", "link", "show", veth], capture_output=True).returncode != 0
+    events = [json.loads(x) for x in
+              cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()]
+    assert any(e["type"] == "heal" and e.get("container") == ghost for e in events)
