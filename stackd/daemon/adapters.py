@@ -10,6 +10,7 @@ started or adopted (exits, health, restarts) and its facts become bus events.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -245,8 +246,14 @@ class HostWorld:
         nets = self.ports.network.nets
         while True:
             await trio.sleep(BRIDGE_CHECK_INTERVAL)
-            for cid, project, found in disrupted(self.roots, hierarchies, nets,
-                                                 self.supervisor.watches()):
+            try:
+                found_now = disrupted(self.roots, hierarchies, nets, self.supervisor.watches())
+            except (StackdError, OSError, sqlite3.Error) as err:
+                # A busy database or a racing delete: the next pass looks again; a
+                # crash here would take the whole daemon down.
+                emit(Event(type="error", message=f"checking containers: {err}"))
+                continue
+            for cid, project, found in found_now:
                 emit(Event(type="heal", project=project, container=cid,
                            message=f"{found}: restarting the container to make it again"))
                 try:

@@ -151,8 +151,9 @@ def test_daemon_sigkill_keeps_containers_and_the_next_one_adopts_them(chaos: CLI
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 15
     while True:
-        row = {r["name"]: r for r in ps_rows(cli)}["chaos-s05-1"]
-        if row["state"] == "running" and row["pid"] != victim:
+        # Between the old run's delete and the new one's create it is in no list.
+        row = {r["name"]: r for r in ps_rows(cli)}.get("chaos-s05-1")
+        if row is not None and row["state"] == "running" and row["pid"] != victim:
             break
         assert time.monotonic() < deadline, row
         time.sleep(0.05)
