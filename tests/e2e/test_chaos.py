@@ -73,9 +73,8 @@ def converged(cli: CLI) -> bool:
 
 @pytest.mark.xfail(strict=False, reason=(
     "known, outside the daemon: the runtime monitor can crash (KeyError in Monitor.pump) "
-    "when a client dies mid-request, orphaning containers; and a daemon killed between "
-    "network connect and container create can leave that container's veth behind "
-    "after down -v (the interrupted create's intent is closed without a disconnect)"))
+    "when a client dies mid-request, orphaning containers (being fixed in the runtime; "
+    "the stray veth of a daemon killed between connect and create is now released)"))
 def test_sigkill_at_random_moments_during_up(chaos: CLI) -> None:
     cli = chaos
     seed = int(os.environ.get("CHAOS_SEED", time.time()))
