@@ -121,6 +121,10 @@ class Monitor:
                 shutil.rmtree(self.trash.pop(), ignore_errors=True)
                 continue
             for key, _ in events:
+                if self.sel.get_map().get(key.fd) is not key:
+                    # Unregistered by an earlier event of this batch (a delete closed
+                    # the pipe, a client was dropped), maybe its number reused already.
+                    continue
                 try:
                     self.dispatch(key, listener, wake_r)
                 except Exception:  # one container's trouble must not end the others' monitor
@@ -204,7 +208,9 @@ class Monitor:
     def drop(self, client: Client) -> None:
         fd = client.sock.fileno()
         if fd >= 0:
-            self.sel.unregister(client.sock)
+            key = self.sel.get_map().get(fd)
+            if key is not None and key.data[1] is client:
+                self.sel.unregister(fd)
             self.clients.pop(fd, None)
         for c in self.containers.values():
             if client.sock in c.waiters:
@@ -236,8 +242,9 @@ class Monitor:
             self.reply(client, reply)
 
     def reply(self, client: Client, message: dict[str, Any]) -> None:
+        # The client may be gone (killed mid-request): the work stands, the reply is lost.
         try:
-            client.sock.setblocking(True)
+            client.sock.settimeout(5)  # a client that stopped reading must not wedge us
             client.sock.sendall(protocol.encode(message))
         except OSError:
             pass
@@ -445,7 +452,10 @@ class Monitor:
             except ProcessLookupError:
                 pass
             c.cgroup.kill_all()
-            _, status = os.waitpid(c.pid, 0)
+            try:
+                _, status = os.waitpid(c.pid, 0)
+            except ChildProcessError:  # reaped already, its exit not recorded
+                status = signal.SIGKILL
             self._exited(c, status)
         if c is not None:
             self._forget(c, reap=False)
@@ -459,7 +469,9 @@ class Monitor:
     # ---- output and exits --------------------------------------------------------
 
     def pump(self, c: Container, fd: int) -> None:
-        stream = c.streams[fd]
+        stream = c.streams.get(fd)
+        if stream is None:
+            return  # already closed (a stale ready event)
         while True:
             try:
                 data = os.read(fd, 65536)
@@ -468,8 +480,9 @@ class Monitor:
             except OSError:  # EIO: the pty's last holder closed it
                 data = b""
             if not data:
-                self.sel.unregister(fd)
-                del c.streams[fd]
+                if self.sel.get_map().get(fd) is not None:
+                    self.sel.unregister(fd)
+                c.streams.pop(fd, None)
                 _close(fd)
                 c.log.flush(stream)
                 return
@@ -491,7 +504,10 @@ class Monitor:
     def _exited(self, c: Container, status: int) -> None:
         self.by_pid.pop(c.pid, None)
         for fd in list(c.streams):
-            self.pump(c, fd)  # whatever is left in the pipes belongs before the exit
+            try:
+                self.pump(c, fd)  # whatever is left in the pipes belongs before the exit
+            except Exception:  # a lost tail of output must not lose the exit status
+                traceback.print_exc()
         c.exit = ExitStatus.from_wait_status(status, oom_killed=c.cgroup.oom_kills() > 0)
         record = c.exit.to_json() | {"finished_at": now_iso()}
         if c.paths.run_dir.exists():
@@ -514,7 +530,8 @@ class Monitor:
             _, status = os.waitpid(c.pid, 0)
             self._exited(c, status)
         for stream_fd in list(c.streams):
-            self.sel.unregister(stream_fd)
+            if self.sel.get_map().get(stream_fd) is not None:
+                self.sel.unregister(stream_fd)
             _close(stream_fd)
         c.streams.clear()
         c.log.close()
