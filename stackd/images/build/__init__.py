@@ -1,0 +1,1 @@
+"""Dockerfile builds: parsing, the step cache, and the builder that runs steps."""

@@ -1,0 +1,626 @@
+"""Run a Dockerfile: stages of instructions over `StageState`s, each step cached by key.
+
+Metadata instructions (ENV, LABEL, CMD, …) only change the config. COPY/ADD stage
+their files in a private dir that becomes a layer; RUN executes in a real container
+through `stackd.runtime.Runtime` with the stage's snapshot dirs as its lower layers,
+and the container's upper dir (overlayfs form) becomes the new layer. A step whose key
+(previous state + instruction + inputs) is in the build cache is not run again.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import os
+import re
+import shutil
+import stat
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import trio
+
+from stackd.errors import StackdError
+from stackd.images.build.cache import BuildCache
+from stackd.images.build.context import BuildContext
+from stackd.images.build.dockerfile import (
+    Instruction,
+    expand,
+    key_values,
+    parse_dockerfile,
+    split_words,
+)
+from stackd.images.build.mergedview import listdir, lookup, read_text
+from stackd.images.build.state import StageState
+from stackd.images.build.users import resolve_chown
+from stackd.images.errors import BuildError, DockerfileError
+from stackd.images.models import Healthcheck, Image, ImageConfig
+from stackd.images.oci import now
+from stackd.images.progress import Progress, ProgressEvent
+from stackd.images.store import ImageStore
+from stackd.images.unpack import unpack_layer
+
+DEFAULT_SHELL = ("/bin/sh", "-c")
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Mount points the runtime makes in every container; not part of what a RUN produced.
+RUNTIME_MOUNT_POINTS = ("proc", "sys", "dev")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    total, pos = 0.0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{text!r} is not a duration like 30s, 1m30s or 500ms")
+    return total
+
+
+class Builder:
+    def __init__(self, store: ImageStore, context_dir: Path, dockerfile: str,
+                 build_args: dict[str, str], progress: Progress, *, no_cache: bool = False,
+                 labels: dict[str, str] | None = None, pull: bool = False) -> None:
+        self.store = store
+        self.context = BuildContext(context_dir)
+        path = Path(dockerfile)
+        self.dockerfile = path if path.is_absolute() else self.context.root / path
+        self.file = str(self.dockerfile)
+        self.build_args = build_args
+        self.progress = progress
+        self.no_cache = no_cache
+        self.labels = labels or {}
+        self.pull_policy: Literal["always", "missing"] = "always" if pull else "missing"
+        self.cache = BuildCache(store)
+        self.stages: dict[str, StageState] = {}
+        self.stage_list: list[StageState] = []
+
+    # -- driving ------------------------------------------------------------------------
+    async def build(self, target: str | None, tags: list[str]) -> Image:
+        if not self.context.root.is_dir():
+            raise BuildError(f"build context {self.context.root} is not a directory",
+                             hint="give the directory holding the Dockerfile and its files")
+        try:
+            text = self.dockerfile.read_text()
+        except FileNotFoundError:
+            raise DockerfileError(f"no Dockerfile at {self.dockerfile}",
+                                  hint="pass -f PATH, or create it") from None
+        instructions = parse_dockerfile(text, self.file)
+        global_args: dict[str, str] = {}
+        stages: list[tuple[Instruction, list[Instruction]]] = []
+        for ins in instructions:
+            if ins.cmd == "FROM":
+                stages.append((ins, []))
+            elif not stages:
+                if ins.cmd != "ARG":
+                    raise ins.error(self.file, "only ARG may come before the first FROM",
+                                    hint="start the Dockerfile with FROM")
+                for name, value in self._arg_pairs(ins, global_args):
+                    global_args[name] = self.build_args.get(name, value or "")
+            else:
+                stages[-1][1].append(ins)
+        names = [self._stage_name(f, global_args) for f, _ in stages]
+        last = len(stages) - 1
+        if target is not None:
+            if target not in names:
+                raise BuildError(f"no stage named {target!r} in {self.file}",
+                                 hint="stages: " + ", ".join(n for n in names if n) or "none")
+            last = names.index(target)
+        fd = await self.store.hold_for_writing()
+        try:
+            state = StageState(key="")
+            for index, (from_ins, body) in enumerate(stages[: last + 1]):
+                state = await self._stage(index, len(stages[: last + 1]), from_ins, body,
+                                          global_args)
+                self.stage_list.append(state)
+                if names[index]:
+                    self.stages[names[index]] = state
+            return await trio.to_thread.run_sync(self._commit, state, tags)
+        finally:
+            os.close(fd)
+
+    def _commit(self, state: StageState, tags: list[str]) -> Image:
+        created = state.history[-1]["created"] if state.history else now()
+        config = state.config
+        if self.labels:
+            config = config.model_copy(update={"labels": {**config.labels, **self.labels}})
+        return self.store.commit(config, list(state.layers), list(state.history),
+                                 names=tags, created=created)
+
+    def _stage_name(self, ins: Instruction, global_args: dict[str, str]) -> str:
+        words = split_words(ins.args)
+        if len(words) == 3 and words[1].lower() == "as":
+            return words[2].lower()
+        if len(words) not in (1, 3):
+            raise ins.error(self.file, "expected FROM IMAGE [AS NAME]")
+        return ""
+
+    def _arg_pairs(self, ins: Instruction, env: dict[str, str]) -> list[tuple[str, str | None]]:
+        out: list[tuple[str, str | None]] = []
+        for word in split_words(ins.args):
+            name, sep, value = word.partition("=")
+            out.append((name, expand(value, env) if sep else None))
+        if not out:
+            raise ins.error(self.file, "ARG needs a name")
+        return out
+
+    async def _stage(self, index: int, total: int, from_ins: Instruction,
+                     body: list[Instruction], global_args: dict[str, str]) -> StageState:
+        steps = len(body) + 1
+        self._step(index, total, 1, steps, from_ins)
+        base = expand(split_words(from_ins.args)[0], global_args)
+        state = await self._from(from_ins, base)
+        args: dict[str, str] = {}
+        cmd_set = False
+        for n, ins in enumerate(body, start=2):
+            self._step(index, total, n, steps, ins)
+            env = {**args, **_env_dict(state.config.env)}
+            try:
+                if ins.cmd == "ARG":
+                    for name, value in self._arg_pairs(ins, env):
+                        default = value if value is not None else global_args.get(name)
+                        args[name] = self.build_args.get(name, default or "")
+                    state = StageState(state.next_key("ARG", sorted(args.items())), state.layers,
+                                       state.config, state.history)
+                    continue
+                if ins.cmd == "CMD":
+                    cmd_set = True
+                if ins.cmd == "ENTRYPOINT" and not cmd_set:
+                    state = StageState(state.key, state.layers,
+                                       state.config.model_copy(update={"cmd": None}),
+                                       state.history)
+                state = await self._instruction(ins, state, env, args)
+            except (ValueError, KeyError) as exc:
+                raise ins.error(self.file, str(exc).strip("'\"")) from None
+        return state
+
+    def _step(self, stage: int, stages: int, n: int, steps: int, ins: Instruction) -> None:
+        label = f"[{stage + 1}/{stages}] " if stages > 1 else ""
+        self.progress(ProgressEvent(f"{label}step {n}/{steps}: {ins.original[:100]}", "step"))
+
+    async def _from(self, ins: Instruction, base: str) -> StageState:
+        if base == "scratch":
+            return StageState(key=StageState(key="").next_key("scratch"))
+        if base.lower() in self.stages:
+            return self.stages[base.lower()]
+        image = await self.store.ensure(base, self.pull_policy, self.progress)
+        return self._state_of_image(image.digest)
+
+    def _state_of_image(self, manifest_digest: str) -> StageState:
+        import json
+
+        from stackd.images.oci import parse_manifest
+
+        manifest = parse_manifest(self.store.blobs.read_bytes(manifest_digest))
+        raw = json.loads(self.store.blobs.read_bytes(manifest.config.digest))
+        diff_ids = raw["rootfs"]["diff_ids"]
+        self.store.image(manifest_digest)  # unpacks any snapshot not yet unpacked
+        return StageState(key=StageState(key="").next_key("image", manifest_digest),
+                          layers=tuple(zip(manifest.layers, diff_ids, strict=True)),
+                          config=ImageConfig.from_oci(raw.get("config")),
+                          history=tuple(raw.get("history") or ()))
+
+    # -- instructions -------------------------------------------------------------------
+    async def _instruction(self, ins: Instruction, state: StageState, env: dict[str, str],
+                           args: dict[str, str]) -> StageState:
+        cfg = state.config
+        created_by = ins.original.replace("\n", " ")
+        if ins.cmd in ("RUN", "COPY", "ADD", "WORKDIR"):
+            return await self._layer_step(ins, state, env, args)
+        if ins.cmd == "ENV":
+            new_env = dict(_env_pairs(cfg.env))
+            for k, v in key_values(ins.args, env, legacy_space_form=True):
+                new_env[k] = v
+            cfg = cfg.model_copy(update={"env": tuple(f"{k}={v}" for k, v in new_env.items())})
+        elif ins.cmd == "LABEL":
+            labels = dict(cfg.labels)
+            labels.update(key_values(ins.args, env, legacy_space_form=True))
+            cfg = cfg.model_copy(update={"labels": labels})
+        elif ins.cmd == "MAINTAINER":
+            cfg = cfg.model_copy(update={"labels": {**cfg.labels, "maintainer": ins.args}})
+        elif ins.cmd == "USER":
+            cfg = cfg.model_copy(update={"user": expand(ins.args, env)})
+        elif ins.cmd == "EXPOSE":
+            ports = set(cfg.exposed_ports)
+            for word in split_words(ins.args):
+                ports.update(_ports(expand(word, env)))
+            cfg = cfg.model_copy(update={"exposed_ports": tuple(sorted(ports))})
+        elif ins.cmd in ("CMD", "ENTRYPOINT"):
+            value = ins.json_args if ins.json_args is not None else (
+                *(cfg.shell or DEFAULT_SHELL), ins.args)
+            cfg = cfg.model_copy(update={ins.cmd.lower(): tuple(value)})
+        elif ins.cmd == "SHELL":
+            if ins.json_args is None:
+                raise ins.error(self.file, "SHELL needs the JSON form, e.g. SHELL [\"/bin/ash\", \"-c\"]")
+            cfg = cfg.model_copy(update={"shell": ins.json_args})
+        elif ins.cmd == "STOPSIGNAL":
+            cfg = cfg.model_copy(update={"stop_signal": expand(ins.args, env)})
+        elif ins.cmd == "VOLUME":
+            vols = set(cfg.volumes)
+            vols.update(ins.json_args if ins.json_args is not None else
+                        [expand(w, env) for w in split_words(ins.args)])
+            cfg = cfg.model_copy(update={"volumes": tuple(sorted(vols))})
+        elif ins.cmd == "HEALTHCHECK":
+            cfg = cfg.model_copy(update={"healthcheck": self._healthcheck(ins)})
+        else:  # FROM inside a body cannot happen; the parser knows no other instruction
+            raise ins.error(self.file, "unexpected instruction")
+        key = state.next_key(ins.cmd, ins.original, cfg.model_dump(mode="json"))
+        return self._config_step(key, state, cfg, created_by)
+
+    def _config_step(self, key: str, state: StageState, cfg: ImageConfig, created_by: str
+                     ) -> StageState:
+        """A step that only changes the config; cached too, so its history time is stable."""
+        if not self.no_cache:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return StageState.from_json(hit)
+        new = state.with_config(key, cfg, created_by, now())
+        self.cache.put(key, new.to_json())
+        return new
+
+    def _healthcheck(self, ins: Instruction) -> Healthcheck:
+        if ins.args.strip().upper() == "NONE":
+            return Healthcheck(test=("NONE",))
+        word, _, rest = ins.args.partition(" ")
+        if word.upper() != "CMD":
+            raise ins.error(self.file, "expected HEALTHCHECK [OPTIONS] CMD command, or NONE")
+        rest = rest.strip()
+        import json
+
+        try:
+            exec_form = json.loads(rest) if rest.startswith("[") else None
+        except ValueError:
+            exec_form = None
+        test = ("CMD", *exec_form) if isinstance(exec_form, list) else ("CMD-SHELL", rest)
+        f = ins.flags
+        return Healthcheck(
+            test=test,
+            interval=parse_duration(f["interval"]) if "interval" in f else None,
+            timeout=parse_duration(f["timeout"]) if "timeout" in f else None,
+            retries=int(f["retries"]) if "retries" in f else None,
+            start_period=parse_duration(f["start-period"]) if "start-period" in f else None,
+            start_interval=(parse_duration(f["start-interval"]) if "start-interval" in f
+                            else None),
+        )
+
+    async def _layer_step(self, ins: Instruction, state: StageState, env: dict[str, str],
+                          args: dict[str, str]) -> StageState:
+        cfg = state.config
+        if ins.cmd == "WORKDIR":
+            path = expand(ins.args, env)
+            workdir = os.path.normpath(os.path.join(cfg.working_dir or "/", path))
+            cfg = cfg.model_copy(update={"working_dir": workdir})
+            key = state.next_key("WORKDIR", workdir)
+            if lookup(state.layer_dirs(self.store), workdir) is not None:
+                return self._config_step(key, state, cfg, ins.original)
+            return await self._cached(
+                key, state, ins,
+                lambda: trio.to_thread.run_sync(self._mkdir_layer, state, workdir), cfg)
+        if ins.cmd == "RUN":
+            argv = ins.json_args if ins.json_args is not None else (
+                *(cfg.shell or DEFAULT_SHELL), ins.args)
+            run_env = self._run_env(cfg, args)
+            key = state.next_key("RUN", list(argv), run_env, cfg.user, cfg.working_dir)
+            return await self._cached(key, state, ins,
+                                      lambda: self._run(ins, state, list(argv), run_env), cfg)
+        return await self._copy_step(ins, state, env)
+
+    async def _cached(self, key: str, state: StageState, ins: Instruction, make: Any,
+                      cfg: ImageConfig) -> StageState:
+        if not self.no_cache:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.progress(ProgressEvent("  cached", "step"))
+                return StageState.from_json(hit)
+        layer = await make()
+        new = StageState(key, state.layers, cfg, state.history).with_layer(
+            key, layer, ins.original, now())
+        self.cache.put(key, new.to_json())
+        return new
+
+    def _mkdir_layer(self, state: StageState, path: str) -> Any:
+        tmp = self.store.snapshots.temp_dir()
+        try:
+            self._make_parents(state, tmp, path, include_self=True)
+            return self.store.add_layer_from_dir(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _make_parents(self, state: StageState, tmp: Path, path: str, include_self: bool) -> Path:
+        """Create `path`'s parent dirs in the staging dir with the image's own metadata."""
+        parts = [p for p in path.split("/") if p]
+        if not include_self:
+            parts = parts[:-1]
+        cur = tmp
+        layers = state.layer_dirs(self.store)
+        for i, part in enumerate(parts):
+            cur = cur / part
+            if cur.is_symlink():
+                raise BuildError(f"{path}: '{'/'.join(parts[: i + 1])}' was just copied as a "
+                                 "symlink; nothing may be placed through it",
+                                 hint="copy into the real directory instead")
+            if cur.is_dir():
+                continue
+            existing = lookup(layers, "/".join(parts[: i + 1]))
+            cur.mkdir()
+            if existing is not None and os.path.isdir(existing) and not os.path.islink(existing):
+                st = os.stat(existing)
+                os.chown(cur, st.st_uid, st.st_gid)
+                os.chmod(cur, stat.S_IMODE(st.st_mode))
+            else:
+                os.chmod(cur, 0o755)
+        return cur
+
+    def _run_env(self, cfg: ImageConfig, args: dict[str, str]) -> list[str]:
+        env = dict(_env_pairs(cfg.env))
+        for k, v in args.items():
+            env.setdefault(k, v)  # ENV wins over ARG, as in Docker
+        env.setdefault("PATH", DEFAULT_PATH.split("=", 1)[1])
+        return [f"{k}={v}" for k, v in env.items()]
+
+    # -- RUN ------------------------------------------------------------------------------
+    async def _run(self, ins: Instruction, state: StageState, argv: list[str], env: list[str]
+                   ) -> Any:
+        if not state.layers:
+            raise ins.error(self.file, "RUN needs a base image with a shell (this stage is "
+                                       "FROM scratch with no files yet)")
+        from stackd.runtime import Runtime
+        from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
+        from stackd.runtime.layout import ContainerPaths
+
+        rt = Runtime(self.store.roots)
+        cid = f"build-{uuid.uuid4().hex[:12]}"
+        layers = state.layer_dirs(self.store)
+        spec = ContainerSpec(
+            id=cid, name=cid, labels={"io.stackd.build": "true"}, layers=layers,
+            process=ProcessSpec(args=tuple(argv), env=tuple(env),
+                                cwd=state.config.working_dir or "/", user=state.config.user),
+            hostname="stackd-build",
+            # Build steps get loopback only: no host network is reachable from a RUN.
+            namespaces=Namespaces(net="new"),
+        )
+        created = False
+        try:
+            try:
+                await rt.create(spec)
+                created = True
+                await rt.start(cid)
+                status = await rt.wait(cid)
+            except StackdError as exc:
+                raise BuildError(f"{self.file}:{ins.line}: RUN could not start a container: "
+                                 f"{exc.message}", hint=exc.hint) from exc
+            lines = []
+            async for rec in rt.logs(cid):
+                lines.append(rec.line)
+                self.progress(ProgressEvent(f"  {rec.line}", "log"))
+            code = status.code
+            if code != 0:
+                tail = "\n".join(lines[-10:])
+                raise BuildError(
+                    f"{self.file}:{ins.line}: RUN {ins.args[:80]!r} exited with {code}"
+                    + (f"; last output:\n{tail}" if tail else ""),
+                    hint="fix the command; earlier steps stay cached")
+            upper = ContainerPaths(self.store.roots, cid).upper
+            exclude = frozenset(p for p in RUNTIME_MOUNT_POINTS
+                                if lookup(layers, p) is None and _empty_dir(upper / p))
+            return await trio.to_thread.run_sync(self.store.add_layer_from_dir, upper, exclude)
+        finally:
+            if created:
+                await rt.delete(cid, force=True)
+
+    # -- COPY / ADD -----------------------------------------------------------------------
+    async def _copy_step(self, ins: Instruction, state: StageState, env: dict[str, str]
+                         ) -> StageState:
+        words = list(ins.json_args) if ins.json_args is not None else [
+            expand(w, env) for w in split_words(ins.args)]
+        if len(words) < 2:
+            raise ins.error(self.file, f"{ins.cmd} needs at least one source and a destination")
+        *sources, dest = words
+        workdir = state.config.working_dir or "/"
+        dest_abs = os.path.normpath(os.path.join(workdir, dest))
+        dest_is_dir = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
+        chown = expand(ins.flags["chown"], env) if "chown" in ins.flags else None
+        chmod = int(ins.flags["chmod"], 8) if "chmod" in ins.flags else None
+        owner = None
+        if chown:
+            layers = state.layer_dirs(self.store)
+            owner = resolve_chown(chown, read_text(layers, "/etc/passwd"),
+                                  read_text(layers, "/etc/group"))
+        src_from = ins.flags.get("from")
+        if src_from is not None:
+            src_state = await self._from_source(ins, expand(src_from, env))
+            src_layers = src_state.layer_dirs(self.store)
+            resolved = []
+            for s in sources:
+                host = lookup(src_layers, s)
+                if host is None:
+                    raise BuildError(f"{self.file}:{ins.line}: COPY --from={src_from}: {s!r} "
+                                     "does not exist in that stage/image",
+                                     hint="check the path in the source stage")
+                resolved.append(s)
+            inputs: Any = [src_state.key, resolved]
+        else:
+            if any(s.startswith(("http://", "https://", "git@")) for s in sources):
+                raise ins.error(self.file, "ADD from a URL is not supported by stackd",
+                                hint="download the file into the build context and COPY it")
+            rels: list[str] = []
+            for s in sources:
+                hits = self.context.match(s)
+                if hits is None:
+                    raise ins.error(self.file, f"source {s!r} is outside the build context")
+                if not hits:
+                    raise BuildError(f"{self.file}:{ins.line}: {ins.cmd} source {s!r} was not "
+                                     "found in the build context (or is in .dockerignore)",
+                                     hint=f"context is {self.context.root}")
+                rels.extend(hits)
+            if len(rels) > 1:
+                dest_is_dir = True
+            inputs = [self.context.digest(rels)]
+            resolved = rels
+        key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod, inputs)
+
+        def make_sync() -> Any:
+            tmp = self.store.snapshots.temp_dir()
+            try:
+                if src_from is not None:
+                    self._stage_from_view(state, src_state.layer_dirs(self.store), resolved,
+                                          tmp, dest_abs, dest_is_dir, owner, chmod)
+                else:
+                    self._stage_from_context(ins, state, resolved, tmp, dest_abs, dest_is_dir,
+                                             owner, chmod)
+                return self.store.add_layer_from_dir(tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        async def make() -> Any:
+            return await trio.to_thread.run_sync(make_sync)
+
+        return await self._cached(key, state, ins, make, state.config)
+
+    async def _from_source(self, ins: Instruction, name: str) -> StageState:
+        if name.lower() in self.stages:
+            return self.stages[name.lower()]
+        if name.isdigit() and int(name) < len(self.stage_list):
+            return self.stage_list[int(name)]
+        image = await self.store.ensure(name, "missing", self.progress)
+        return self._state_of_image(image.digest)
+
+    def _target(self, state: StageState, tmp: Path, dest_abs: str, dest_is_dir: bool,
+                src_is_dir: bool, name: str) -> Path:
+        layers = state.layer_dirs(self.store)
+        existing = lookup(layers, dest_abs)
+        into_dir = dest_is_dir or src_is_dir or (existing is not None
+                                                 and os.path.isdir(existing)
+                                                 and not os.path.islink(existing))
+        if into_dir:
+            base = self._make_parents(state, tmp, dest_abs, include_self=True)
+            return base if src_is_dir else base / name
+        self._make_parents(state, tmp, dest_abs, include_self=False)
+        return tmp / dest_abs.lstrip("/")
+
+    def _stage_from_context(self, ins: Instruction, state: StageState, rels: list[str],
+                            tmp: Path, dest_abs: str, dest_is_dir: bool,
+                            owner: tuple[int, int] | None, chmod: int | None) -> None:
+        for rel in rels:
+            src = self.context.host(rel)
+            is_dir = src.is_dir() and not src.is_symlink()
+            if ins.cmd == "ADD" and not is_dir and not src.is_symlink():  # never read via links
+                archive = _open_archive(src)
+                if archive is not None:
+                    target = self._make_parents(state, tmp, dest_abs, include_self=True)
+                    with archive:
+                        unpack_layer(archive, target)
+                    continue
+            target = self._target(state, tmp, dest_abs, dest_is_dir, is_dir, src.name)
+            if is_dir:
+                for sub in self.context.walk(rel)[1:]:
+                    _copy_entry(self.context.host(sub), target / os.path.relpath(sub, rel or "."),
+                                owner, chmod, stage_root=tmp)
+                if owner is not None:
+                    os.chown(target, *owner)
+            else:
+                _copy_entry(src, target, owner, chmod, stage_root=tmp)
+
+    def _stage_from_view(self, state: StageState, src_layers: tuple[str, ...], paths: list[str],
+                         tmp: Path, dest_abs: str, dest_is_dir: bool,
+                         owner: tuple[int, int] | None, chmod: int | None) -> None:
+        for path in paths:
+            host = lookup(src_layers, path)
+            assert host is not None
+            is_dir = os.path.isdir(host) and not os.path.islink(host)
+            target = self._target(state, tmp, dest_abs, dest_is_dir or len(paths) > 1, is_dir,
+                                  os.path.basename(path.rstrip("/")))
+            if is_dir:
+                self._copy_view_tree(src_layers, path, target, owner, chmod, tmp)
+            else:
+                _copy_entry(Path(host), target, owner, chmod, keep_owner=True, stage_root=tmp)
+
+    def _copy_view_tree(self, layers: tuple[str, ...], path: str, target: Path,
+                        owner: tuple[int, int] | None, chmod: int | None, tmp: Path) -> None:
+        for name, host in sorted(listdir(layers, path).items()):
+            dest = target / name
+            _copy_entry(Path(host), dest, owner, chmod, keep_owner=True, stage_root=tmp)
+            if os.path.isdir(host) and not os.path.islink(host):
+                self._copy_view_tree(layers, f"{path.rstrip('/')}/{name}", dest, owner, chmod,
+                                     tmp)
+
+
+def _copy_entry(src: Path, dest: Path, owner: tuple[int, int] | None, chmod: int | None,
+                keep_owner: bool = False, *, stage_root: Path) -> None:
+    """One file, symlink or (empty) directory, with mode and mtime; root-owned by default."""
+    st = os.lstat(src)
+    _ensure_parent(stage_root, dest)
+    if dest.is_symlink():
+        dest.unlink()  # replaced, never followed (it could point at the host)
+    if stat.S_ISDIR(st.st_mode):
+        dest.mkdir(exist_ok=True)
+        os.chmod(dest, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
+    elif stat.S_ISLNK(st.st_mode):
+        if os.path.lexists(dest):
+            os.unlink(dest)
+        os.symlink(os.readlink(src), dest)
+    elif stat.S_ISREG(st.st_mode):
+        if os.path.lexists(dest) and not os.path.isdir(dest):
+            os.unlink(dest)
+        shutil.copyfile(src, dest, follow_symlinks=False)
+        os.chmod(dest, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
+    else:
+        return  # devices, fifos and sockets are not copied from a context
+    uid, gid = owner if owner is not None else ((st.st_uid, st.st_gid) if keep_owner else (0, 0))
+    os.lchown(dest, uid, gid)
+    if not stat.S_ISLNK(st.st_mode) and chmod is None:
+        os.chmod(dest, stat.S_IMODE(st.st_mode))  # chown cleared setuid/setgid
+    os.utime(dest, ns=(st.st_mtime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _ensure_parent(stage_root: Path, dest: Path) -> None:
+    """Create dest's parent dirs in the staging dir, refusing to pass through a symlink an
+    earlier source of the same step staged (it could point anywhere on the host)."""
+    cur = stage_root
+    for part in dest.parent.relative_to(stage_root).parts:
+        cur = cur / part
+        if cur.is_symlink():
+            raise BuildError(
+                f"copying to /{dest.relative_to(stage_root)} would go through the symlink "
+                f"/{cur.relative_to(stage_root)} this step copied",
+                hint="copy the symlink and what belongs behind it in separate steps")
+        if not cur.exists():
+            cur.mkdir()
+
+
+def _open_archive(path: Path) -> BinaryIO | None:
+    """A tar stream if `path` is a (compressed) tar ADD should extract, else None."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"BZh"):
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd")) or head[257:262] == b"ustar":
+        return open(path, "rb")  # noqa: SIM115 - the caller's with-block closes it
+    return None
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _env_pairs(env: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(e.partition("=")[0], e.partition("=")[2]) for e in env]
+
+
+def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    return dict(_env_pairs(env))
+
+
+def _ports(text: str) -> list[str]:
+    port, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if "-" in port:
+        lo, hi = port.split("-", 1)
+        return [f"{p}/{proto}" for p in range(int(lo), int(hi) + 1)]
+    int(port)
+    return [f"{port}/{proto}"]
