@@ -234,7 +234,9 @@ class Builder:
             cfg = cfg.model_copy(update={ins.cmd.lower(): tuple(value)})
         elif ins.cmd == "SHELL":
             if ins.json_args is None:
-                raise ins.error(self.file, "SHELL needs the JSON form, e.g. SHELL [\"/bin/ash\", \"-c\"]")
+                raise ins.error(
+                    self.file, 'SHELL needs the JSON form, e.g. SHELL ["/bin/ash", "-c"]'
+                )
             cfg = cfg.model_copy(update={"shell": ins.json_args})
         elif ins.cmd == "STOPSIGNAL":
             cfg = cfg.model_copy(update={"stop_signal": expand(ins.args, env)})
@@ -600,7 +602,7 @@ def _open_archive(path: Path) -> BinaryIO | None:
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.open(path, "rb")  # type: ignore[return-value]
     if head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd")) or head[257:262] == b"ustar":
-        return open(path, "rb")  # noqa: SIM115 - the caller's with-block closes it
+        return open(path, "rb")  # the caller's with-block closes it
     return None
 
 
