@@ -67,6 +67,9 @@ def remove_root_parents(root_id: str, mounts: CgroupMounts | None = None) -> Non
     mounts = mounts or host_mounts()
     for parent in mounts.stackd_dirs():
         rmdir_if_empty(parent / root_id)
+        # The shared `stackd` parent goes too once no root uses it; a root creating
+        # its cgroups at this moment re-makes it (see CgroupV1/V2.create).
+        rmdir_if_empty(parent)
 
 
 def manager_for(root_id: str, container_id: str,

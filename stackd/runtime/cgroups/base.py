@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -132,3 +133,15 @@ def rmdir_if_empty(path: Path, timeout: float = 2.0) -> None:
             if e.errno != errno.EBUSY or time.monotonic() > deadline:
                 return  # gone, or another container of this root still lives there
             time.sleep(0.01)
+
+
+def retry_if_parent_vanishes(make: Callable[[], None], attempts: int = 5) -> None:
+    """Run a cgroup mkdir sequence again if the shared `stackd` parent was removed under
+    it: another root's monitor removes that parent when it finds it empty."""
+    for attempt in range(attempts):
+        try:
+            make()
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise

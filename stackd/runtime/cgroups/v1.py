@@ -37,6 +37,9 @@ class CgroupV1:
         return self._unique_dirs() + (self.unified.paths() if self.unified else [])
 
     def create(self) -> None:
+        base.retry_if_parent_vanishes(self._create)
+
+    def _create(self) -> None:
         for controller, leaf in self.dirs.items():
             mount = self.mounts[controller]
             current = mount

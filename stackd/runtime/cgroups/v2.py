@@ -27,7 +27,7 @@ class CgroupV2:
             return set()
 
     def create(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        base.retry_if_parent_vanishes(lambda: self.dir.mkdir(parents=True, exist_ok=True))
 
     def _enable(self, controller: str) -> None:
         """Turn a controller on in subtree_control from the mount down to our parent."""
