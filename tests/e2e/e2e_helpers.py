@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.netcleanup import teardown_networks
+
 from stackd.daemon.paths import pid_path
 from stackd.daemon.pidfile import locked, read_pid
 from stackd.roots import Roots
@@ -78,28 +80,3 @@ def down_and_stop(cli: CLI) -> list[str]:
     finally:
         stop_daemon(cli.roots)
     return teardown_networks(cli.roots)
-
-
-def teardown_networks(roots: Roots) -> list[str]:
-    """Remove whatever netbridge still holds for this root and say what there was: a
-    leftover subnet would break every later test's networks, so it is cleaned up even
-    as the test is failed for it."""
-    import trio
-
-    from stackd.daemon.desired import db_path
-    from stackd.leaks import devices
-    from stackd.netbridge import Networks
-    from stackd.state.db import StateDB
-
-    found = [str(leak) for leak in devices(roots.id)]
-    if found and db_path(roots.state).exists():
-        import stackd.state.allocations  # noqa: F401  (registers its tables)
-
-        db = StateDB.open(db_path(roots.state))
-        try:
-            trio.run(Networks(roots, db).teardown)
-        finally:
-            db.close()
-    return found
-
-

@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from daemon_helpers import teardown_networks
 from support.busybox import busybox_available, make_busybox_tar
+from support.netcleanup import teardown_networks
 
 from stackd.errors import NotFoundError
 from stackd.roots import Roots
