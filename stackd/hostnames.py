@@ -51,3 +51,6 @@ LABEL_PROJECT = "io.stackd.project"
 LABEL_SERVICE = "io.stackd.service"
 LABEL_INDEX = "io.stackd.index"
 LABEL_CONFIG_HASH = "io.stackd.config-hash"
+# A `stackd run SERVICE` container: of the project (ps shows it, down removes it) but
+# never one of its replica slots, so the reconciler neither counts nor removes it.
+LABEL_ONEOFF = "io.stackd.oneoff"

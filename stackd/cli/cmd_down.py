@@ -6,34 +6,57 @@ import argparse
 
 HELP = "Stop and remove the stack's containers and networks (-v: volumes too)"
 
+RMI = """\
+--rmi local removes the images built for services that have no `image:` (named
+<project>-<service>); --rmi all every image the services use. An image another
+container still runs on (another stack's, a `stackd run` one) is kept, with a warning.
+"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = RMI
     p.add_argument("-v", "--volumes", action="store_true", help="also remove named volumes")
     p.add_argument("--remove-orphans", action="store_true")
     p.add_argument("--rmi", choices=["local", "all"], default=None,
-                   help="also remove images (not yet supported: refused)")
+                   help="also remove images: local (built ones) or all")
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from stackd.cli.client import Client
     from stackd.cli.progress_view import ProgressView
     from stackd.cli.stackref import project_of
-    from stackd.errors import UsageError
 
-    if args.rmi:
-        raise UsageError("--rmi is not supported yet",
-                         hint="remove images with `stackd image rm` after `down`")
     project = project_of(args)
     ok = True
+    gen = None
+    shown: set[int] = set()
     with Client() as client, ProgressView() as view:
-        params = {"volumes": args.volumes, "remove_orphans": args.remove_orphans}
+        params = {"volumes": args.volumes, "remove_orphans": args.remove_orphans,
+                  "rmi": args.rmi}
         for item in client.stream("DELETE", f"/v1/stacks/{project}", params=params):
-            if "event" in item and item["event"]["type"] == "progress":
+            if "accepted" in item:
+                gen = item["accepted"]["generation"]
+            elif "event" in item and item["event"]["type"] == "progress":
                 e = item["event"]
                 view.update(e.get("container") or "", e["attrs"].get("state", ""),
                             e["message"], float(e["attrs"].get("elapsed", 0)))
+            elif "event" in item and item["event"]["attrs"].get("scope") == "image":
+                shown.add(item["event"]["seq"])
+                view.note(item["event"]["message"])
             elif "done" in item:
                 ok = item["done"]["result"] in ("ok", "requeue")
                 if not ok:
                     view.note(f"stackd: {project}: {item['done']['error']}")
+        if args.rmi and gen is not None:
+            # The outcome can overtake the last events on the stream; the bus's recent
+            # history has them all, in order.
+            for e in client.stream("GET", "/v1/events",
+                                   params={"project": project, "follow": False}):
+                attrs = e.get("attrs") or {}
+                if (attrs.get("scope") == "image" and attrs.get("generation") == str(gen)
+                        and e["seq"] not in shown):
+                    print(e["message"], file=sys.stderr)
     return 0 if ok else 1

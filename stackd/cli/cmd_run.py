@@ -1,43 +1,96 @@
-"""`stackd run IMAGE [CMD…]`: one container, like `docker run`; its exit code is ours."""
+"""`stackd run [OPTIONS] SERVICE|IMAGE [CMD…]`: a one-off container of a stack's service
+(like `docker compose run`) or one container from an image (like `docker run`); its
+exit code is ours."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-HELP = "Run one container from an image (like docker run)"
+HELP = "Run a one-off container of a service, or one container from an image"
+
+RULE = """\
+which one it is:
+  When a stack file is in play (-f, or compose.yaml / docker-compose.yml found in
+  this directory or a parent) and the first name is one of its services, this is
+  `docker compose run`: a one-off container with the service's configuration (image,
+  environment, volumes, configs, secrets, networks), CMD replacing its command, named
+  <project>-<service>-run-<6 hex> unless --name; its depends_on services are started
+  first unless --no-deps; its ports are published only with --service-ports (and -p).
+  `ps` lists it, `down` removes it, the stack's reconciler never touches it.
+  Otherwise the name is an image and this is `docker run`. A name that is neither a
+  service of the stack nor an image in the store is an error naming both readings.
+  The flags -v, -m, --cpus, --pids-limit, --read-only, --cap-add, --cap-drop,
+  --network, --init and --pull are for an image run only.
+"""
+
+# dest → the flag as a user writes it, for the flags only an image run has.
+IMAGE_ONLY = {"volume": "-v", "memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
+              "read_only": "--read-only", "cap_add": "--cap-add", "cap_drop": "--cap-drop",
+              "network": "--network", "init": "--init", "pull": "--pull"}
+SERVICE_ONLY = {"label": "-l", "no_deps": "--no-deps", "service_ports": "--service-ports"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = RULE
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-d", "--detach", action="store_true", help="print its name and return")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
     p.add_argument("-p", "--publish", action="append", default=[],
                    metavar="[IP:]HOST:CONTAINER[/PROTO]")
-    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:/DST[:ro]")
     p.add_argument("-w", "--workdir", default="")
     p.add_argument("-u", "--user", default="")
-    p.add_argument("-m", "--memory", default=None, help="memory limit, e.g. 64m")
-    p.add_argument("--cpus", type=float, default=None)
-    p.add_argument("--pids-limit", type=int, default=None)
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("--cap-add", action="append", default=[])
-    p.add_argument("--cap-drop", action="append", default=[])
-    p.add_argument("--network", choices=["default", "bridge", "none", "host"], default="default")
-    p.add_argument("--init", action="store_true", help="a reaping init as PID 1")
-    p.add_argument("--entrypoint", default=None, help="override the image's entrypoint")
-    p.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--entrypoint", default=None, help="override the entrypoint")
+    p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
+                   help="accepted for compose's sake: output is always streamed, no TTY")
+    service = p.add_argument_group("service run only")
+    service.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
+    service.add_argument("--no-deps", action="store_true",
+                         help="don't start the services it depends on")
+    service.add_argument("--service-ports", action="store_true",
+                         help="publish the service's ports")
+    image = p.add_argument_group("image run only")
+    image.add_argument("-v", "--volume", action="append", default=[],
+                       metavar="SRC:/DST[:ro]")
+    image.add_argument("-m", "--memory", default=None, help="memory limit, e.g. 64m")
+    image.add_argument("--cpus", type=float, default=None)
+    image.add_argument("--pids-limit", type=int, default=None)
+    image.add_argument("--read-only", action="store_true")
+    image.add_argument("--cap-add", action="append", default=[])
+    image.add_argument("--cap-drop", action="append", default=[])
+    image.add_argument("--network", choices=["default", "bridge", "none", "host"],
+                       default="default")
+    image.add_argument("--init", action="store_true", help="a reaping init as PID 1")
+    image.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
+    p.add_argument("image", metavar="SERVICE|IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
 
-def run(args: argparse.Namespace) -> int:
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    defaults = {"network": "default", "pull": "missing"}
+    return [flag for dest, flag in flags.items()
+            if getattr(args, dest) not in (None, False, [], defaults.get(dest))]
+
+
+def stack_in_play(args: argparse.Namespace) -> bool:
+    """-f given, or a stack file found the way compose discovers one."""
+    from pathlib import Path
+
+    from stackd.cli.stackref import _discover
+
+    if getattr(args, "files", None):
+        return True
+    given = getattr(args, "project_directory", None)
+    return _discover(Path.cwd() / given if given else Path.cwd()) is not None
+
+
+def image_body(args: argparse.Namespace) -> dict[str, Any]:
     import shlex
 
-    from stackd.cli.client import Client
-
-    body = {
+    return {
         "image": args.image, "cmd": args.cmd,
         "entrypoint": shlex.split(args.entrypoint) if args.entrypoint is not None else None,
         "name": args.name, "env": args.env, "publish": args.publish, "volumes": args.volume,
@@ -46,11 +99,48 @@ def run(args: argparse.Namespace) -> int:
         "cap_drop": args.cap_drop, "network": args.network, "init": args.init, "rm": args.rm,
         "detach": args.detach, "pull": args.pull,
     }
+
+
+def service_body(args: argparse.Namespace) -> dict[str, Any]:
+    import shlex
+
+    from stackd.cli.stackref import source_from_args
+
+    return {
+        "source": source_from_args(args), "service": args.image, "cmd": args.cmd,
+        "entrypoint": shlex.split(args.entrypoint) if args.entrypoint is not None else None,
+        "name": args.name, "env": args.env, "labels": args.label, "publish": args.publish,
+        "service_ports": args.service_ports, "no_deps": args.no_deps,
+        "workdir": args.workdir, "user": args.user, "rm": args.rm, "detach": args.detach,
+        "image_only": _given(args, IMAGE_ONLY),
+        # The docker-run reading, for a name that is an image rather than a service;
+        # flags only a service run has leave no such reading.
+        "image_run": None if _given(args, SERVICE_ONLY) else image_body(args),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackd.cli.client import Client
+    from stackd.errors import UsageError
+
+    if stack_in_play(args):
+        path, body = "/v1/stacks/run", service_body(args)
+    else:
+        service_only = _given(args, SERVICE_ONLY)
+        if service_only:
+            raise UsageError(f"{', '.join(service_only)}: only for a service run, and no "
+                             "stack file is in play here",
+                             hint="run it where compose.yaml is, or give -f FILE")
+        path, body = "/v1/containers/run", image_body(args)
     name = None
     with Client() as client:
         try:
-            for item in client.stream("POST", "/v1/containers/run", json_body=body):
-                if "started" in item:
+            for item in client.stream("POST", path, json_body=body):
+                if "progress" in item:
+                    prog = item["progress"]  # a dependency coming up
+                    mark = "" if prog["state"] == "done" else f" ({prog['state']})"
+                    print(f"{prog['message']}{mark}", file=sys.stderr)
+                elif "started" in item:
                     name = item["started"]["name"]
                     if args.detach:
                         print(name)

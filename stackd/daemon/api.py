@@ -28,6 +28,7 @@ from stackd.daemon.models import (
     StackStatus,
     Version,
 )
+from stackd.daemon.oneoff import ServiceRunRequest
 from stackd.daemon.single import RunRequest
 from stackd.errors import StackdError
 
@@ -120,9 +121,13 @@ def make_app(engine: Engine) -> FastAPI:
 
     @app.delete("/v1/stacks/{project}", responses={200: {"content": {wire.NDJSON: {}}}})
     async def remove(project: ProjectName, volumes: bool = False,
-                     remove_orphans: bool = False, stream: bool = True) -> Response:
+                     remove_orphans: bool = False, stream: bool = True,
+                     rmi: Annotated[str | None, Query(pattern="^(local|all)$")] = None
+                     ) -> Response:
+        """`down`: containers (one-offs too), networks; volumes and images when asked."""
         gen = await engine.submit_removal(project, RemoveOptions(
-            volumes=volumes, remove_orphans=remove_orphans))
+            volumes=volumes, remove_orphans=remove_orphans,
+            images=rmi or "none"))  # type: ignore[arg-type]
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 
@@ -156,6 +161,14 @@ def make_app(engine: Engine) -> FastAPI:
                 yield item
 
         return _stream(rest())
+
+    @app.post("/v1/stacks/run", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def run_service(request: ServiceRunRequest) -> Response:
+        """A one-off container of a stack's service (`stackd run SERVICE`): progress of
+        its dependencies, started, output, exit code. Errors come as the stream's error
+        line: the dependencies' progress is streamed from inside the engine's watch of
+        the bus, which must stay in the one task that streams (trio's nurseries)."""
+        return _stream(engine.run_service(request))
 
     @app.get("/v1/containers")
     async def containers(project: Annotated[str | None, Query(max_length=63)] = None,

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -33,6 +34,9 @@ from stackd.daemon.world import LoadedStack, World
 from stackd.errors import NotFoundError, StackdError
 from stackd.roots import Roots
 from stackd.state.db import StateDB
+
+if TYPE_CHECKING:
+    from stackd.daemon.oneoff import ServiceRunRequest
 
 log = logging.getLogger("stackd.engine")
 
@@ -123,8 +127,20 @@ class Engine:
             raise
 
     async def _teardown(self, desired: DesiredStack) -> None:
+        from stackd.daemon import oneoff, stack_images
+
         options = desired.remove or RemoveOptions()
+        # `--rmi`: the stack file names the images; read it while it is still known.
+        refs = await self._images_to_remove(desired, options)
+        for name in await oneoff.remove_oneoffs(self.world, desired.project):
+            self.bus.emit("remove", project=desired.project, container=name,
+                          message=f"{name}: one-off removed")
         await self.world.teardown(desired.project, options, self.bus.publish)
+        if refs:
+            ports = getattr(self.world, "ports", None)
+            for outcome in await stack_images.remove_images(ports, refs) if ports else []:
+                self.bus.emit("remove", project=desired.project, message=outcome.line,
+                              scope="image", generation=str(desired.generation))
         self.store.forget(desired.project, desired.generation)
         self._loaded.pop(desired.project, None)
         self._consumed.pop(desired.project, None)
@@ -132,6 +148,30 @@ class Engine:
         self.bus.emit("remove", project=desired.project, message="stack removed",
                       scope="stack")
         await self._refresh_containers()
+
+    async def _images_to_remove(self, desired: DesiredStack, options: RemoveOptions
+                                ) -> list[str]:
+        from stackd.daemon import stack_images
+
+        if options.images == "none":
+            return []
+        source = desired.request.source
+        try:
+            if source.files is None and source.content is None and source.cwd is None:
+                raise NotFoundError("the daemon never applied it, so its files are unknown")
+            stack: Any = await self._stack(desired)
+            return stack_images.images_of(stack.stack, options.images)
+        except StackdError as exc:
+            self.bus.emit("remove", project=desired.project, scope="image",
+                          generation=str(desired.generation),
+                          message=f"warning: --rmi: no image removed: {exc}")
+            return []
+
+    def run_service(self, request: ServiceRunRequest) -> AsyncIterator[dict[str, Any]]:
+        """`stackd run SERVICE`: a one-off container of a stack's service (oneoff.py)."""
+        from stackd.daemon.oneoff import run_service
+
+        return run_service(self, request)
 
     async def _stack(self, desired: DesiredStack) -> LoadedStack:
         cached = self._loaded.get(desired.project)

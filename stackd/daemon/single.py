@@ -172,22 +172,8 @@ class SingleRunner:
         if request.detach:
             return
         try:
-            seen: Counter[tuple[Any, str, str]] = Counter()
-            async for rec in self.ports.runtime.logs(cid, follow=True):
-                seen[(rec.time, rec.stream, rec.line)] += 1
-                yield {"stream": rec.stream, "line": rec.line}
-            status = await self.ports.runtime.wait(cid)
-            # Following can miss what is written as it switches from reading the file to
-            # watching it; once the process has exited the file is complete, so send
-            # whatever was missed (late rather than never).
-            async for rec in self.ports.runtime.logs(cid, follow=False):
-                key = (rec.time, rec.stream, rec.line)
-                if seen[key] > 0:
-                    seen[key] -= 1
-                else:
-                    yield {"stream": rec.stream, "line": rec.line}
-            yield {"exit": {"code": status.code, "signal": status.signal,
-                            "oom_killed": status.oom_killed}}
+            async for item in follow_output(self.ports, cid):
+                yield item
         finally:
             if request.rm:
                 with trio.CancelScope(shield=True):
@@ -216,6 +202,27 @@ def _check_volume(text: str) -> list[str]:
         raise UsageError(f"-v {text!r} is not SOURCE:/TARGET[:ro]",
                          hint="e.g. -v /srv/data:/data:ro or -v myvol:/data")
     return parts
+
+
+async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
+    """A started container's output lines as they come, then its exit: what `stackd run`
+    streams, for an image run and a service's one-off alike."""
+    seen: Counter[tuple[Any, str, str]] = Counter()
+    async for rec in ports.runtime.logs(cid, follow=True):
+        seen[(rec.time, rec.stream, rec.line)] += 1
+        yield {"stream": rec.stream, "line": rec.line}
+    status = await ports.runtime.wait(cid)
+    # Following can miss what is written as it switches from reading the file to
+    # watching it; once the process has exited the file is complete, so send
+    # whatever was missed (late rather than never).
+    async for rec in ports.runtime.logs(cid, follow=False):
+        key = (rec.time, rec.stream, rec.line)
+        if seen[key] > 0:
+            seen[key] -= 1
+        else:
+            yield {"stream": rec.stream, "line": rec.line}
+    yield {"exit": {"code": status.code, "signal": status.signal,
+                    "oom_killed": status.oom_killed}}
 
 
 async def release_default_network(ports: Any) -> None:

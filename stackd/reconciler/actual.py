@@ -44,8 +44,11 @@ class ActualState:
 
 
 def container_from_view(view: ContainerView) -> ActualContainer | None:
-    """None for a container without stackd's labels (never ours to touch)."""
+    """None for a container without stackd's labels (never ours to touch), and for a
+    one-off (`stackd run SERVICE`): not a slot, so never an extra replica or an orphan."""
     labels = view.labels
+    if labels.get(hostnames.LABEL_ONEOFF) == "true":
+        return None
     service = labels.get(hostnames.LABEL_SERVICE)
     index = labels.get(hostnames.LABEL_INDEX, "")
     if service is None or not index.isdigit():

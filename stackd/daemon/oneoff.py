@@ -1,0 +1,341 @@
+"""`stackd run SERVICE [CMD…]`: compose's one-off container of a stack's service.
+
+`oneoff_container` is pure: the service's first slot as the reconciler builds it
+(image, env, env_file, volumes, configs, secrets, networks), turned into a one-off as
+`docker compose run` does — its own name `<project>-<service>-run-<6 hex>`, the label
+`io.stackd.oneoff=true` instead of a slot index (so the stack's reconciler never
+counts, replaces or removes it), CMD in place of the command, no DNS aliases, and the
+service's published ports only with --service-ports.
+
+`run_service` carries it out: the service's depends_on brought up first through the
+engine's own apply (so the controller keeps them afterwards, as after `up`), the
+networks and volumes it joins made if missing, then create, start and the output and
+exit code, as an image run streams them. When the name is no service of the stack,
+the docker-run reading of the same command line is tried before giving up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackd import hostnames
+from stackd.daemon.models import ApplyOptions, ApplyRequest, StackSource
+from stackd.daemon.single import RunRequest, follow_output, parse_publish
+from stackd.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    StackdError,
+    UnavailableError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from stackd.daemon.engine import Engine
+    from stackd.reconciler.desired import DesiredContainer
+    from stackd.spec.model import Service, Stack
+
+# How long a direct depends_on condition (healthy, completed) may take, as up's gate.
+CONDITION_TIMEOUT = 300.0
+
+
+class ServiceRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: StackSource
+    service: str = Field(min_length=1, max_length=512)
+    cmd: list[str] = Field(default_factory=list, max_length=4096)
+    entrypoint: list[str] | None = Field(default=None, max_length=256)
+    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    env: list[str] = Field(default_factory=list, max_length=4096)
+    labels: list[str] = Field(default_factory=list, max_length=1024)
+    publish: list[str] = Field(default_factory=list, max_length=256)
+    service_ports: bool = False
+    no_deps: bool = False
+    workdir: str = Field(default="", max_length=4096)
+    user: str = Field(default="", max_length=256)
+    rm: bool = False
+    detach: bool = False
+    # The flags given that only an image run has (-m, --cpus, …): refused for a service.
+    image_only: list[str] = Field(default_factory=list, max_length=64)
+    # The same command line read as `docker run IMAGE`, for when `service` names no
+    # service of the stack but an image in the store.
+    image_run: RunRequest | None = None
+
+
+def oneoff_name(project: str, service: str) -> str:
+    return f"{project}-{service}-run-{secrets.token_hex(3)}"
+
+
+def oneoff_args(request: ServiceRunRequest, svc: Service, image_config: Any,
+                slot_args: tuple[str, ...]) -> tuple[str, ...]:
+    """The process: CMD replaces the command; --entrypoint the entrypoint (and, as in
+    Docker, drops the image's CMD, never a command the service sets)."""
+    if not request.cmd and request.entrypoint is None:
+        return slot_args
+    if request.entrypoint is not None:
+        entry: tuple[str, ...] = tuple(request.entrypoint)
+    elif svc.entrypoint is not None:
+        entry = tuple(svc.entrypoint)
+    else:
+        entry = tuple(image_config.entrypoint or ())
+    if request.cmd:
+        cmd: tuple[str, ...] = tuple(request.cmd)
+    elif svc.command is not None:
+        cmd = tuple(svc.command)
+    else:
+        cmd = ()  # only --entrypoint was given: the image's CMD goes with its entrypoint
+    args = entry + cmd
+    if not args:
+        raise UsageError(f"service {request.service!r}: an empty --entrypoint and no command",
+                         hint=f"stackd run {request.service} sh -c '…'")
+    return args
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for kv in items:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {kv!r} is not KEY=value", hint=f"e.g. {flag} KEY=value")
+        out[key] = value
+    return out
+
+
+def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Service,
+                     image_config: Any, *, name: str) -> DesiredContainer:
+    """Pure: the one-off made from the service's first slot (see the module doc)."""
+    from stackd.netbridge.model import Attachment
+    from stackd.reconciler.desired import LABEL_CONFIG_FIELDS
+
+    spec = slot.spec
+    process = spec.process
+    env = dict(kv.partition("=")[::2] for kv in process.env)
+    env.update(_key_values(request.env, "-e"))
+    labels = {k: v for k, v in spec.labels.items()
+              if k not in (hostnames.LABEL_INDEX, hostnames.LABEL_CONFIG_HASH,
+                           LABEL_CONFIG_FIELDS)}
+    labels.update(_key_values(request.labels, "-l"))
+    labels.update({hostnames.LABEL_PROJECT: slot.project,
+                   hostnames.LABEL_SERVICE: slot.service,
+                   hostnames.LABEL_ONEOFF: "true"})
+    slot_hostname = hostnames.container_name(slot.project, slot.service, slot.index)
+    hostname = name.lower()[:63] if spec.hostname == slot_hostname else spec.hostname
+    new_process = process.model_copy(update={
+        "args": oneoff_args(request, svc, image_config, tuple(process.args)),
+        "env": tuple(f"{k}={v}" for k, v in env.items()),
+        "cwd": request.workdir or process.cwd,
+        "user": request.user or process.user,
+    })
+    new_spec = spec.model_copy(update={
+        "id": name.lower(), "name": name, "labels": labels, "hostname": hostname,
+        "process": new_process,
+    })
+    # Compose gives a run container none of the service's DNS aliases (it must not
+    # answer for the service) and no fixed address (that is the slot's).
+    attachments = tuple(Attachment(network_key=a.network_key) for a in slot.attachments)
+    ports = (tuple(slot.ports) if request.service_ports else ()) + tuple(
+        parse_publish(request.publish))
+    return dataclasses.replace(slot, index=0, spec=new_spec, attachments=attachments,
+                               ports=ports)
+
+
+def dependencies(stack: Stack, service: str) -> list[str]:
+    """Every service `service` depends on, directly or not (what `up` would start)."""
+    seen: set[str] = set()
+    todo = list(stack.services[service].depends_on)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in stack.services:
+            continue
+        seen.add(name)
+        todo.extend(stack.services[name].depends_on)
+    return sorted(seen)
+
+
+def _ports_of(world: Any) -> Any:
+    ports = getattr(world, "ports", None)
+    if ports is None:
+        raise UnavailableError("the daemon is still starting", hint="retry in a moment")
+    return ports
+
+
+async def run_service(engine: Engine, request: ServiceRunRequest
+                      ) -> AsyncIterator[dict[str, Any]]:
+    """{"progress"} lines while dependencies come up, {"started"}, output, {"exit"}."""
+    from stackd.reconciler import lifecycle
+    from stackd.reconciler.build import image_ref
+    from stackd.reconciler.reconcile import ReconcileOptions, desired_for
+
+    world = engine.world
+    loaded: Any = await world.load(request.source)
+    stack = loaded.stack
+    ports = _ports_of(world)
+    if request.service not in stack.services:
+        async for item in _as_image_run(engine, ports, stack, request):
+            yield item
+        return
+    if request.image_only:
+        raise UsageError(
+            f"{', '.join(request.image_only)}: only for an image run, and "
+            f"{request.service!r} is a service of {stack.name}",
+            hint="set it in the service's definition instead")
+    svc = stack.services[request.service]
+    project = stack.name
+    if not request.no_deps:
+        deps = dependencies(stack, request.service)
+        if deps:
+            async for item in _bring_up(engine, request.source, project, deps):
+                yield item
+            await _wait_conditions(world, project, request.service, svc)
+    desired = await desired_for(stack, ports, ReconcileOptions(
+        environ=loaded.environ, scale={request.service: 1}))
+    slot = desired.containers_of(request.service)[0]
+    image = await ports.images.ensure(image_ref(stack, request.service, svc), "never")
+    name = request.name or oneoff_name(project, request.service)
+    container = oneoff_container(slot, request, svc, image.config, name=name)
+    try:
+        await ports.runtime.inspect(container.id)
+    except NotFoundError:
+        pass
+    else:
+        raise AlreadyExistsError(f"a container named {name} exists",
+                                 hint=f"remove it (`stackd rm {name}`) or pick another --name")
+    for a in container.attachments:
+        await ports.network.ensure_network(desired.networks[a.network_key])
+    for volume in container.volumes:
+        await ports.volumes.ensure_volume(project, volume)
+    try:
+        await lifecycle.bring_up(ports, container)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await lifecycle.tear_down(ports, container.id)
+        raise
+    engine.bus.emit("start", project=project, service=request.service, container=name,
+                    message="stackd run (one-off)")
+    yield {"started": {"id": container.id, "name": name}}
+    if request.detach:
+        return
+    try:
+        async for item in follow_output(ports, container.id):
+            yield item
+    finally:
+        if request.rm:
+            with trio.CancelScope(shield=True):
+                await lifecycle.tear_down(ports, container.id)
+                engine.bus.emit("remove", project=project, service=request.service,
+                                container=name, message="one-off removed (--rm)")
+
+
+async def _as_image_run(engine: Engine, ports: Any, stack: Stack, request: ServiceRunRequest
+                        ) -> AsyncIterator[dict[str, Any]]:
+    """The docker-run reading, when the name is no service but an image in the store."""
+    fallback = request.image_run
+    if fallback is not None:
+        try:
+            await trio.to_thread.run_sync(ports.images.resolve, fallback.image)
+        except StackdError:
+            pass
+        else:
+            items = engine.world.run(fallback)
+            first = await items.__anext__()
+            engine.bus.emit("start", container=first["started"]["name"], message="stackd run")
+            yield first
+            async for item in items:
+                yield item
+            return
+    loc = stack.location_of(("services",))
+    where = loc.file if loc is not None else f"the stack files of {stack.name}"
+    services = ", ".join(sorted(stack.services)) or "(none)"
+    raise NotFoundError(
+        f"no service {request.service!r} in {where}, and no image {request.service!r} in "
+        f"the store — services are: {services}",
+        hint=f"name a service, or make the image first (`stackd pull {request.service}`, "
+        "`stackd image import`, `stackd build`)")
+
+
+async def _bring_up(engine: Engine, source: StackSource, project: str, deps: list[str]
+                    ) -> AsyncIterator[dict[str, Any]]:
+    """The dependencies up as `up DEP…` would; the controller keeps them afterwards."""
+    from stackd.daemon.engine import steady
+
+    existing = engine.store.get(project)
+    active = existing is not None and existing.phase == "active"
+    have = set(existing.request.options.services) if existing is not None and active else set()
+    if existing is not None and active and (not have or set(deps) <= have):
+        # What the stack already keeps covers them: wait for the controller's verdict.
+        outcome = await engine.wait_generation(project, existing.generation)
+        if outcome.result not in ("ok", "requeue"):
+            raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
+                                f"{outcome.error}", hint="see `stackd ps -a` and `logs`")
+        return
+    options = (steady(existing.request.options) if existing is not None and active
+               else ApplyOptions())
+    options = options.model_copy(update={"services": sorted(have | set(deps))})
+    _, gen = await engine.submit(ApplyRequest(source=source, options=options))
+    async for item in engine.progress(project, gen):
+        if "event" in item:
+            e: Any = item["event"]
+            if e["type"] == "progress" and e["attrs"].get("state") in ("done", "failed"):
+                yield {"progress": {"container": e.get("container") or "",
+                                    "state": e["attrs"]["state"], "message": e["message"]}}
+        elif "done" in item:
+            done: Any = item["done"]
+            if done["result"] not in ("ok", "requeue"):
+                raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
+                                    f"{done['error']}", hint="see `stackd ps -a` and `logs`")
+
+
+async def _wait_conditions(world: Any, project: str, service: str, svc: Service) -> None:
+    """The service's own depends_on conditions (healthy, completed) hold, as `up` gates."""
+    waits = {dep: d.condition for dep, d in svc.depends_on.items()
+             if d.condition != "service_started"}
+    if not waits:
+        return
+    with trio.move_on_after(CONDITION_TIMEOUT) as scope:
+        while True:
+            rows = [r for r in await world.containers(project, True) if r.get("index")]
+            pending = []
+            for dep, condition in sorted(waits.items()):
+                mine = [r for r in rows if r.get("service") == dep]
+                if condition == "service_healthy":
+                    ok = bool(mine) and all(r.get("health") == "healthy" for r in mine)
+                else:
+                    failed = [r for r in mine if r.get("state") == "exited"
+                              and r.get("exit_code") not in (0, None)]
+                    if failed:
+                        raise ConflictError(
+                            f"{dep} exited {failed[0]['exit_code']}, and "
+                            f"{service} waits for "
+                            "it to complete successfully", hint=f"see `stackd logs {dep}`")
+                    ok = bool(mine) and all(r.get("state") == "exited" for r in mine)
+                if not ok:
+                    pending.append(f"{dep} ({condition})")
+            if not pending:
+                return
+            await trio.sleep(0.2)
+    if scope.cancelled_caught:
+        raise UnavailableError(f"gave up after {CONDITION_TIMEOUT:.0f} s waiting for "
+                               f"{', '.join(pending)}", hint="see `stackd ps -a` and `logs`")
+
+
+async def remove_oneoffs(world: Any, project: str) -> list[str]:
+    """Remove the project's one-off containers (down leaves nothing behind); their names."""
+    from stackd.reconciler import lifecycle
+
+    ports = getattr(world, "ports", None)
+    if ports is None:
+        return []  # a World without a runtime (tests' fakes) has no one-offs either
+    gone = []
+    for v in await ports.runtime.list():
+        if (v.labels.get(hostnames.LABEL_PROJECT) == project
+                and v.labels.get(hostnames.LABEL_ONEOFF) == "true"):
+            await lifecycle.tear_down(ports, v.id)
+            gone.append(v.name)
+    return sorted(gone)

@@ -1,0 +1,110 @@
+"""`stackd run SERVICE CMD…`: compose's one-off container, with the real daemon and
+runtime: exit code, the service's env and networks, depends_on, the controller leaving
+one-offs alone, --rm, and `down` removing what is kept."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop, reconciler_ready
+
+from stackd.leaks import find_leaks
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+STACK = f"""\
+name: oneoff
+services:
+  db:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+  app:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    environment: {{GREETING: hello}}
+    depends_on: [db]
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+"""
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    if not reconciler_ready():
+        pytest.skip("the reconciler has no desired-state builder yet")
+    work = tmp_path / "oneoff"
+    work.mkdir()
+    (work / "compose.yaml").write_text(STACK)
+    cli = CLI(no_leaks, work)
+    try:
+        yield cli
+    finally:
+        left = down_and_stop(cli)
+    assert left == [], "down -v left network devices behind"
+
+
+def ps(cli: CLI) -> list[dict]:
+    return json.loads(cli("ps", "-a", "--format", "json").stdout)
+
+
+def names(cli: CLI) -> list[str]:
+    return sorted(r["name"] for r in ps(cli))
+
+
+def test_run_passes_exit_code_env_and_dns_after_its_dependency(stack: CLI) -> None:
+    # --no-deps: only the one-off, which finds no db to resolve.
+    r = stack("run", "--rm", "--no-deps", "app", "sh", "-c", "nslookup db", check=False)
+    assert r.returncode != 0
+    assert names(stack) == [], "--no-deps started a dependency or --rm left the one-off"
+
+    r = stack("run", "--rm", "app", "sh", "-c",
+              "echo greeting=$GREETING; nslookup db && echo resolved; exit 3", check=False)
+    assert r.returncode == 3, r.stderr
+    assert "greeting=hello" in r.stdout
+    assert "resolved" in r.stdout, r.stdout
+    assert "db-1: create" in r.stderr  # the dependency's progress, shown
+    rows = ps(stack)
+    assert [(row["service"], row["state"]) for row in rows] == [("db", "running")], rows
+
+
+def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI) -> None:
+    started = stack("run", "-d", "--no-deps", "app", "sleep", "1000").stdout.strip()
+    assert re.fullmatch(r"oneoff-app-run-[0-9a-f]{6}", started), started
+    stack("run", "--name", "kept", "--no-deps", "app", "true")  # exits, stays (no --rm)
+    # A full reconcile, orphans included, must see neither as a slot or an orphan.
+    stack("up", "-d", "--remove-orphans")
+    rows = {r["name"]: r for r in ps(stack)}
+    assert rows[started]["state"] == "running", rows
+    assert rows["kept"]["state"] == "exited", rows
+    assert {"oneoff-app-1", "oneoff-db-1"} <= set(rows)
+    assert "nothing to do" in stack("up", "-d").stderr  # one-offs change no plan
+
+    stack("down")
+    assert names(stack) == []
+    assert leftovers(stack.roots) == []
+
+
+def leftovers(roots: Roots) -> list[str]:
+    """What tools/leaks finds of the root's containers (the monitor and its cgroup
+    parents live on until the daemon stops; the fixture checks those after)."""
+    parent = f"/stackd/{roots.id}"
+    return [str(leak) for leak in find_leaks(roots.id, [roots])
+            if leak.kind != "monitor" and not leak.what.endswith(parent)]
+
+
+def test_a_name_that_is_neither_service_nor_image(stack: CLI) -> None:
+    r = stack("run", "nosuch", "true", check=False)
+    assert r.returncode == 1
+    assert ("no service 'nosuch' in compose.yaml, and no image 'nosuch' in the store"
+            " — services are: app, db") in r.stderr, r.stderr
+    # An image's name still reads as `docker run`, stack file or not.
+    r = stack("run", "--rm", DEMO_IMAGE, "echo", "from the image")
+    assert r.stdout == "from the image\n"
+    assert names(stack) == []
