@@ -18,7 +18,8 @@ which one it is:
   environment, volumes, configs, secrets, networks), CMD replacing its command, named
   <project>-<service>-run-<6 hex> unless --name; its depends_on services are started
   first unless --no-deps; its ports are published only with --service-ports (and -p).
-  `ps` lists it, `down` removes it, the stack's reconciler never touches it.
+  `ps` lists it, `down` removes it, the stack's reconciler never touches it; --rm
+  removes it when it exits, else it stays (exited) until `down` or `stackd rm`.
   Otherwise the name is an image and this is `docker run`. A name that is neither a
   service of the stack nor an image in the store is an error naming both readings.
   The flags -v, -m, --cpus, --pids-limit, --read-only, --cap-add, --cap-drop,

@@ -31,7 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "ps": ("stackd.cli.cmd_ps", "List the stack's containers"),
     "logs": ("stackd.cli.cmd_logs", "Show (-f: follow) the stack's logs"),
     "exec": ("stackd.cli.cmd_exec", "Run a command in a running service container"),
-    "run": ("stackd.cli.cmd_run", "Run one container from an image (like docker run)"),
+    "run": ("stackd.cli.cmd_run", "Run a one-off container of a service, or of an image"),
     "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),
     "events": ("stackd.cli.cmd_events", "Stream the daemon's events"),
     "start": ("stackd.cli.cmd_lifecycle", "Start the stack's stopped containers"),
