@@ -63,6 +63,10 @@ def test_run_passes_exit_code_env_and_dns_after_its_dependency(stack: CLI) -> No
     r = stack("run", "--rm", "--no-deps", "app", "sh", "-c", "nslookup db", check=False)
     assert r.returncode != 0
     assert names(stack) == [], "--no-deps started a dependency or --rm left the one-off"
+    # -e/-w/-u over the service's, --entrypoint over the image's.
+    r = stack("run", "--rm", "--no-deps", "-e", "GREETING=bye", "-w", "/tmp", "-u", "1000",
+              "--entrypoint", "sh", "app", "-c", 'echo "$GREETING $(pwd) $(id -u)"')
+    assert r.stdout == "bye /tmp 1000\n"
 
     r = stack("run", "--rm", "app", "sh", "-c",
               "echo greeting=$GREETING; nslookup db && echo resolved; exit 3", check=False)
