@@ -200,11 +200,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
     image = await ports.images.ensure(image_ref(stack, request.service, svc), "never")
     name = request.name or oneoff_name(project, request.service)
     container = oneoff_container(slot, request, svc, image.config, name=name)
-    try:
-        await ports.runtime.inspect(container.id)
-    except NotFoundError:
-        pass
-    else:
+    if any(v.id == container.id or v.name == name for v in await ports.runtime.list()):
         raise AlreadyExistsError(f"a container named {name} exists",
                                  hint=f"remove it (`stackd rm {name}`) or pick another --name")
     for a in container.attachments:

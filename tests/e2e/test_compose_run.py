@@ -82,6 +82,8 @@ def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI
     started = stack("run", "-d", "--no-deps", "app", "sleep", "1000").stdout.strip()
     assert re.fullmatch(r"oneoff-app-run-[0-9a-f]{6}", started), started
     stack("run", "--name", "kept", "--no-deps", "app", "true")  # exits, stays (no --rm)
+    again = stack("run", "--name", "kept", "--no-deps", "app", "true", check=False)
+    assert again.returncode == 1 and "a container named kept exists" in again.stderr
     # A full reconcile, orphans included, must see neither as a slot or an orphan.
     stack("up", "-d", "--remove-orphans")
     rows = {r["name"]: r for r in ps(stack)}
