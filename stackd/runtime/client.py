@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -65,7 +66,7 @@ class MonitorClient:
     async def _connect(self) -> trio.SocketStream:
         for _ in range(CONNECT_ATTEMPTS):
             try:
-                return await trio.open_unix_socket(str(self.paths.socket))
+                return await _open_unix(str(self.paths.socket))
             except (FileNotFoundError, ConnectionRefusedError):
                 async with self._spawn_lock:
                     if not await self._answers():
@@ -98,6 +99,31 @@ class MonitorClient:
             raise UnavailableError(
                 f"the runtime monitor for {self.roots.run} failed to start",
                 hint=f"see {self.paths.log}")
+
+
+async def _open_unix(path: str) -> trio.SocketStream:
+    """Connect, waiting while the monitor's accept queue is full.
+
+    On a unix socket a full queue makes a non-blocking connect fail with EAGAIN: there
+    is no connection in progress to wait for (trio.open_unix_socket takes the socket's
+    writability for success, and the first send then fails with ENOTCONN). The monitor
+    is busy, not gone: try again shortly, for as long as it takes.
+    """
+    delay = 0.001
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
 def _package_parent() -> str:
