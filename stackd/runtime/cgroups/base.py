@@ -123,9 +123,20 @@ def rmdir_retrying(path: Path, timeout: float = 2.0) -> None:
 
 def rmdir_if_empty(path: Path, timeout: float = 2.0) -> None:
     """rmdir a parent cgroup unless it still has children; EBUSY (a child just removed
-    is still being taken offline) is waited out."""
+    is still being taken offline) is waited out.
+
+    cgroupfs answers EBUSY, not ENOTEMPTY, for a cgroup with live children too, so
+    look for child directories first: waiting on another root's cgroups would stall
+    every monitor's exit by the timeout per hierarchy."""
     deadline = time.monotonic() + timeout
     while True:
+        try:
+            if any(entry.is_dir(follow_symlinks=False) for entry in os.scandir(path)):
+                return  # still a parent: another container or root lives there
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
         try:
             os.rmdir(path)
             return

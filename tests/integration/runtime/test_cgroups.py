@@ -209,3 +209,22 @@ async def test_a_limit_the_kernel_refuses_fails_create_and_leaves_nothing(rt, ma
     with pytest.raises(HostError, match=r"cpuset\.cpus"):
         await rt.create(make_spec("cg-bad", "true", resources=Resources(cpuset_cpus="99")))
     assert await rt.list() == []
+
+
+def test_a_parent_with_a_live_child_is_left_at_once(roots):
+    # cgroupfs refuses rmdir of a parent with EBUSY, the same error as a child still
+    # going offline: a monitor exiting while other roots run must not wait that out.
+    mounts = host_mounts()
+    parent = next(iter(mounts.stackd_dirs())) / roots.id
+    child = parent / "still-running"
+    child.mkdir(parents=True)
+    try:
+        t0 = time.monotonic()
+        remove_root_parents(roots.id, mounts)
+        elapsed = time.monotonic() - t0
+        assert child.is_dir()
+        assert elapsed < 0.5, f"removing parents took {elapsed:.2f}s"
+    finally:
+        child.rmdir()
+        remove_root_parents(roots.id, mounts)
+    assert not parent.exists()
