@@ -19,12 +19,18 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from stackd.errors import HostError
+from stackd.netbridge import netns as namespaces
 
 
 @contextmanager
 def _netlink(what: str, netns: str | None = None) -> Iterator[IPRoute]:
     try:
-        ipr = IPRoute(netns=netns, flags=0) if netns else IPRoute()
+        if netns:
+            # Not IPRoute(netns=…): that forks a child from this threaded process.
+            with namespaces.entered(netns):
+                ipr = IPRoute()
+        else:
+            ipr = IPRoute()
     except (OSError, NetlinkError) as exc:
         raise HostError(f"{what}: cannot open netlink"
                         + (f" in {netns}" if netns else "") + f": {exc}") from None
@@ -119,15 +125,21 @@ def bridge_mac(name: str) -> str:
 
 def delete_link(name: str) -> None:
     """Delete a device if it exists (deleting a veth end deletes its peer too)."""
-    with _netlink(f"deleting {name}") as ipr:
-        idx = _index(ipr, name)
-        if idx is None:
-            return
-        try:
-            ipr.link("del", index=idx)
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise
+    delete_links([name])
+
+
+def delete_links(names: list[str]) -> None:
+    """Delete each device that exists, through one netlink handle."""
+    with _netlink(f"deleting {', '.join(names)}") as ipr:
+        for name in names:
+            idx = _index(ipr, name)
+            if idx is None:
+                continue
+            try:
+                ipr.link("del", index=idx)
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:
+                    raise
 
 
 def lo_up(netns: str) -> None:

@@ -177,27 +177,38 @@ class Networks:
         if len(set(keys)) != len(keys):
             raise SpecError(f"container {container_id} joins a network twice: {', '.join(keys)}",
                             hint="list each network once")
+        # Only the bookkeeping is under the lock (addresses are chosen from what is
+        # taken); the devices are made outside it, so many containers attach at once.
         async with self._lock:
             if self.alloc.addresses(container_id=container_id):
                 raise AlreadyExistsError(f"container {container_id} is already attached",
                                          hint="detach it first")
-            done: builtins.list[Address] = []
-            try:
-                for i, att in enumerate(attachments):
-                    done.append(await self._attach_one(container_id, netns_path, att, i,
-                                                       names, default_route=(i == 0)))
-            except BaseException:
-                with trio.CancelScope(shield=True):
-                    await self._detach_locked(container_id)
-                raise
+            done = [self._reserve(container_id, att, i, names)
+                    for i, att in enumerate(attachments)]
+        try:
+            for i, (addr, att) in enumerate(zip(done, attachments, strict=True)):
+                row = self.alloc.network(att.network_key)
+                assert row is not None
+                await trio.to_thread.run_sync(partial(
+                    links.add_veth, host_ifname=addr.host_ifname,
+                    peer_ifname=device_name(self.roots.id, "p", f"{container_id}/{row.key}"),
+                    bridge=row.bridge, mtu=row.mtu, netns=netns_path, ifname=addr.ifname,
+                    ip=addr.ip, prefixlen=addr.prefixlen, mac=addr.mac,
+                    gateway=row.gateway if i == 0 else None))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._release(container_id)
+            raise
         if self.resolver is not None:
             for addr, att in zip(done, attachments, strict=True):
                 self.resolver.add(addr.network_key, container_id, addr.ip,
                                   [*names, *att.aliases])
         return done
 
-    async def _attach_one(self, container_id: str, netns_path: str, att: Attachment,
-                          index: int, names: Sequence[str], *, default_route: bool) -> Address:
+    def _reserve(self, container_id: str, att: Attachment, index: int,
+                 names: Sequence[str]) -> Address:
+        """Choose and record the address; recorded before the veth exists, so an
+        interrupted attach is found and undone. Call under the lock."""
         row = self.alloc.network(att.network_key)
         if row is None:
             raise NotFoundError(f"network {att.network_key} does not exist",
@@ -215,31 +226,27 @@ class Networks:
         addr = Address(network_key=row.key, ifname=f"eth{index}",
                        host_ifname=device_name(self.roots.id, "v", key), ip=str(ip),
                        prefixlen=subnet.prefixlen, gateway=row.gateway, mac=mac)
-        # Recorded before the veth exists, so an interrupted attach is found and undone.
         self.alloc.add_address(AddressRow(row.key, addr.ip, container_id, addr.ifname,
                                           addr.host_ifname, mac,
                                           tuple(dict.fromkeys([*names, *att.aliases]))))
-        await trio.to_thread.run_sync(partial(
-            links.add_veth, host_ifname=addr.host_ifname,
-            peer_ifname=device_name(self.roots.id, "p", key), bridge=row.bridge,
-            mtu=row.mtu, netns=netns_path, ifname=addr.ifname, ip=addr.ip,
-            prefixlen=addr.prefixlen, mac=mac, gateway=row.gateway if default_route else None))
         return addr
 
     async def detach(self, container_id: str) -> None:
         """Remove the container's veths and release its addresses; no error if none."""
         if self.resolver is not None:
             self.resolver.remove(container_id)
-        async with self._lock:
-            await self._detach_locked(container_id)
+        await self._release(container_id)
 
-    async def _detach_locked(self, container_id: str) -> None:
+    async def _release(self, container_id: str) -> None:
+        # Devices first, addresses after: an address is free only once its veth is gone.
+        names = []
         for a in self.alloc.addresses(container_id=container_id):
-            await trio.to_thread.run_sync(links.delete_link, a.host_ifname)
-            await trio.to_thread.run_sync(
-                links.delete_link, device_name(self.roots.id, "p",
-                                               f"{container_id}/{a.network_key}"))
-        self.alloc.release_addresses(container_id)
+            names += [a.host_ifname,
+                      device_name(self.roots.id, "p", f"{container_id}/{a.network_key}")]
+        if names:
+            await trio.to_thread.run_sync(links.delete_links, names)
+        async with self._lock:
+            self.alloc.release_addresses(container_id)
 
     def addresses(self, container_id: str) -> builtins.list[Address]:
         out = []

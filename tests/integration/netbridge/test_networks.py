@@ -257,3 +257,20 @@ async def test_teardown_leaves_nothing_of_the_root(world: World) -> None:
     assert leftovers(world.roots, world.nets.alloc.db) == []
     assert f"stk{world.roots.id}" not in sh("ip", "link").stdout
     assert nft_chain_prefix(world.roots.id) not in sh("nft", "list", "ruleset").stdout
+
+
+async def test_many_containers_attach_at_once_with_distinct_addresses(world: World) -> None:
+    # Addresses are chosen under the lock, devices made outside it: concurrent attaches
+    # must still never share an address, and each box must reach the others.
+    await world.network("crowd")
+    names = [f"c{i}" for i in range(8)]
+    async with trio.open_nursery() as nursery:
+        for name in names:
+            nursery.start_soon(world.box, name, ["crowd"])
+    ips = [world.boxes[n].addresses[0].ip for n in names]
+    assert len(set(ips)) == len(ips)
+    code, out = await world.exec("c0", "ping", "-c", "1", "-W", "2", ips[-1])
+    assert code == 0, out
+    await world.remove("c3")
+    await world.box("c3b", ["crowd"])  # an address freed by detach is usable again
+    assert world.boxes["c3b"].addresses[0].ip not in set(ips) - {ips[3]}
