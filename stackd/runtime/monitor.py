@@ -27,6 +27,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -34,7 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackd.errors import AlreadyExistsError, ConflictError, HostError, NotFoundError, StackdError
+from stackd.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    HostError,
+    NotFoundError,
+    StackdError,
+    UsageError,
+)
 from stackd.roots import Roots
 from stackd.runtime import child, protocol
 from stackd.runtime import syscalls as sc
@@ -46,10 +54,22 @@ from stackd.runtime.model import ExitStatus
 from stackd.runtime.statefile import now_iso, process_start_time, read_json, write_json
 
 IDLE_EXIT_SECONDS = 1.0
+# A client must send its whole request this soon after connecting (ours send it at
+# once); one that stalls is dropped, so it cannot keep an idle monitor alive forever.
+CLIENT_STALL_SECONDS = 3.0
+MAX_REQUEST = 16 * 1024 * 1024
+# Bytes read from one container's output per wake-up. Reading a chatty container's pipe
+# until it is empty never ends (it refills as fast as we read), and would starve every
+# other container and client; epoll is level-triggered, so the rest waits for the next
+# round. At an exit, the pipe is drained up to DRAIN_BUDGET: all it can hold.
+PUMP_BUDGET = 256 * 1024
+DRAIN_BUDGET = 4 * 1024 * 1024
 LOCK_WAIT_SECONDS = 20.0
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
 SIGNALS = {s.name: s for s in signal.Signals}
+TIOCGPTN = 0x80045430  # not in Python's termios module
+TIOCSPTLCK = 0x40045431
 
 
 @dataclass
@@ -64,13 +84,15 @@ class Container:
     log: LogWriter
     streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
     exit: ExitStatus | None = None
-    waiters: list[socket.socket] = field(default_factory=list)
+    waiters: list[Client] = field(default_factory=list)
 
 
 @dataclass
 class Client:
     sock: socket.socket
     buf: bytes = b""
+    since: float = field(default_factory=time.monotonic)
+    waiting_on: Container | None = None  # a `wait` request, answered at the exit
 
 
 class Monitor:
@@ -100,7 +122,7 @@ class Monitor:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.mpaths.socket))
         os.chmod(self.mpaths.socket, 0o600)
-        listener.listen(64)
+        listener.listen(socket.SOMAXCONN)  # creates queue up while one runs
         listener.setblocking(False)
         self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
         return listener
@@ -112,6 +134,10 @@ class Monitor:
         os.set_blocking(wake_w, False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # A session leader gets SIGHUP when its controlling terminal goes away. We open
+        # every pty with O_NOCTTY so we never have one, and ignore the signal anyway:
+        # its default action would end every container's monitor. (Children reset it.)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.set_wakeup_fd(wake_w)
         self.sel.register(wake_r, selectors.EVENT_READ, ("signal", None))
         self.reap()
@@ -129,6 +155,7 @@ class Monitor:
                     self.dispatch(key, listener, wake_r)
                 except Exception:  # one container's trouble must not end the others' monitor
                     traceback.print_exc()
+            self.drop_stalled_clients()
             if self.stopping and not self.containers:
                 self.shutdown(listener)
                 return
@@ -155,6 +182,8 @@ class Monitor:
             self.pump(obj, key.fd)
         elif kind == "client":
             self.on_client(obj)
+        elif kind == "waiter":
+            self.on_waiter(obj)
 
     def shutdown(self, listener: socket.socket) -> None:
         # Unlink first: a client arriving now finds no socket and starts a new monitor,
@@ -198,7 +227,11 @@ class Monitor:
     def accept(self, listener: socket.socket) -> None:
         try:
             conn, _ = listener.accept()
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as e:  # out of descriptors: the client waits in the backlog
+            sys.stderr.write(f"monitor: cannot accept a client: {e}\n")
+            time.sleep(0.05)  # the listener stays readable; do not spin on it
             return
         conn.setblocking(False)
         client = Client(conn)
@@ -211,11 +244,31 @@ class Monitor:
             key = self.sel.get_map().get(fd)
             if key is not None and key.data[1] is client:
                 self.sel.unregister(fd)
-            self.clients.pop(fd, None)
-        for c in self.containers.values():
-            if client.sock in c.waiters:
-                c.waiters.remove(client.sock)
+            if self.clients.get(fd) is client:
+                del self.clients[fd]
+        c = client.waiting_on
+        if c is not None and client in c.waiters:
+            c.waiters.remove(client)
+        client.waiting_on = None
         client.sock.close()
+
+    def drop_stalled_clients(self) -> None:
+        now = time.monotonic()
+        for client in [cl for cl in self.clients.values()
+                       if now - cl.since > CLIENT_STALL_SECONDS]:
+            self.drop(client)
+
+    def on_waiter(self, client: Client) -> None:
+        """A client waiting for an exit has nothing more to say: readable means it hung
+        up (or broke the protocol); either way it no longer waits."""
+        try:
+            if client.sock.recv(4096):
+                raise ConnectionError
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self.drop(client)
 
     def on_client(self, client: Client) -> None:
         try:
@@ -229,14 +282,17 @@ class Monitor:
             return
         client.buf += data
         if b"\n" not in client.buf:
+            if len(client.buf) > MAX_REQUEST:
+                self.reply(client, protocol.error_reply(UsageError(
+                    f"runtime monitor: request longer than {MAX_REQUEST} bytes")))
             return
         line, _, client.buf = client.buf.partition(b"\n")
         try:
-            request = json.loads(line)
-            reply = self.handle(request, client)
+            reply = self.handle(protocol.decode_request(line), client)
         except StackdError as e:
             reply = protocol.error_reply(e)
-        except Exception as e:  # a bug must not take every container down
+        except Exception as e:  # a bug must not take every container down: log, answer
+            traceback.print_exc()
             reply = protocol.error_reply(HostError(f"runtime monitor: {type(e).__name__}: {e}"))
         if reply is not None:
             self.reply(client, reply)
@@ -261,12 +317,12 @@ class Monitor:
             self.stopping = True
             return {"ok": True}
         if op == "create":
-            return self.create(ContainerSpec.model_validate(request["spec"]))
-        cid = str(request.get("id"))
+            return self.create(protocol.request_spec(request))
+        cid = protocol.request_id(request)
         if op == "start":
             return self.start(self.get(cid))
         if op == "kill":
-            return self.kill(self.get(cid), str(request.get("signal", "SIGTERM")))
+            return self.kill(self.get(cid), request.get("signal", "SIGTERM"))
         if op == "wait":
             c = self.containers.get(cid)
             if c is None:
@@ -276,14 +332,17 @@ class Monitor:
                 return {"ok": True, "exit": recorded}
             if c.exit is not None:
                 return {"ok": True, "exit": c.exit.to_json()}
-            c.waiters.append(client.sock)
-            self.sel.unregister(client.sock)
+            # Still watched, so a waiter that hangs up is closed now, not at the exit.
             self.clients.pop(client.sock.fileno(), None)
+            self.sel.modify(client.sock, selectors.EVENT_READ, ("waiter", client))
+            client.waiting_on = c
+            c.waiters.append(client)
             return None
         if op == "delete":
             return self.delete(cid, bool(request.get("force")),
                                keep_logs=bool(request.get("keep_logs")))
-        raise HostError(f"runtime monitor: unknown request {op!r}")
+        raise UsageError(f"runtime monitor: unknown request {op!r}",
+                         hint="use create, start, kill, wait, delete, ping or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)
@@ -336,7 +395,7 @@ class Monitor:
         start_r, start_w = os.pipe()
         made += [ready_r, ready_w, start_r, start_w]
         if spec.process.terminal:
-            master, slave = os.openpty()
+            master, slave = _open_pty()
             made += [master, slave]
             ends = {"stdin": slave, "stdout": slave, "stderr": slave}
             outputs = {master: "stdout"}
@@ -468,11 +527,11 @@ class Monitor:
 
     # ---- output and exits --------------------------------------------------------
 
-    def pump(self, c: Container, fd: int) -> None:
+    def pump(self, c: Container, fd: int, budget: int = PUMP_BUDGET) -> None:
         stream = c.streams.get(fd)
         if stream is None:
             return  # already closed (a stale ready event)
-        while True:
+        while budget > 0:
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
@@ -487,6 +546,7 @@ class Monitor:
                 c.log.flush(stream)
                 return
             c.log.feed(stream, data)
+            budget -= len(data)
 
     def reap(self) -> None:
         while True:
@@ -505,20 +565,21 @@ class Monitor:
         self.by_pid.pop(c.pid, None)
         for fd in list(c.streams):
             try:
-                self.pump(c, fd)  # whatever is left in the pipes belongs before the exit
+                # Whatever is left in the pipes belongs before the exit.
+                self.pump(c, fd, budget=DRAIN_BUDGET)
             except Exception:  # a lost tail of output must not lose the exit status
                 traceback.print_exc()
         c.exit = ExitStatus.from_wait_status(status, oom_killed=c.cgroup.oom_kills() > 0)
         record = c.exit.to_json() | {"finished_at": now_iso()}
         if c.paths.run_dir.exists():
             write_json(c.paths.exit, record)
-        for sock in c.waiters:
+        for client in list(c.waiters):
             try:
-                sock.setblocking(True)
-                sock.sendall(protocol.encode({"ok": True, "exit": record}))
+                client.sock.settimeout(5)  # a client that stopped reading must not wedge us
+                client.sock.sendall(protocol.encode({"ok": True, "exit": record}))
             except OSError:
                 pass
-            sock.close()
+            self.drop(client)
         c.waiters.clear()
 
     def _forget(self, c: Container, *, reap: bool) -> None:
@@ -549,15 +610,38 @@ def _close(fd: int) -> None:
         pass
 
 
-def _signal(name: str) -> int:
-    key = name.upper()
+def _signal(name: object) -> int:
+    hint = "use e.g. SIGTERM, SIGKILL, HUP, 9"
+    if isinstance(name, int) and not isinstance(name, bool):
+        key = str(name)
+    elif isinstance(name, str):
+        key = name.upper()
+    else:
+        raise UsageError(f"a signal is a name or a number, not {name!r}", hint=hint)
     if key.isdigit():
+        if not 0 < int(key) <= signal.SIGRTMAX:
+            raise UsageError(f"no signal number {key}", hint=hint)
         return int(key)
     if not key.startswith("SIG"):
         key = "SIG" + key
     if key not in SIGNALS:
-        raise StackdError(f"unknown signal {name!r}", hint="use e.g. SIGTERM, SIGKILL, HUP, 9")
+        raise UsageError(f"unknown signal {name!r}", hint=hint)
     return int(SIGNALS[key])
+
+
+def _open_pty() -> tuple[int, int]:
+    """A pty pair opened with O_NOCTTY on both ends. We are a session leader without a
+    controlling terminal: a tty opened without it would become ours, and its hang-up
+    would then signal us (os.openpty leaves that to the C library)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+        slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave
 
 
 class _NoReport(HostError):

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pydantic
+
 from stackd import errors
-from stackd.errors import StackdError
+from stackd.errors import SpecError, StackdError, UsageError
+from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.layout import check_id
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -31,3 +35,35 @@ def raise_error(reply: dict[str, Any]) -> None:
     if not (isinstance(cls, type) and issubclass(cls, StackdError)):
         cls = errors.HostError
     raise cls(reply.get("error") or "the runtime monitor failed", hint=reply.get("hint"))
+
+
+def decode_request(line: bytes) -> dict[str, Any]:
+    """One request line → its object; anything else is the client's mistake (UsageError),
+    never an exception of ours."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        raise UsageError("runtime monitor: a request must be one JSON object per line",
+                         hint='e.g. {"op": "ping"}') from None
+    if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+        raise UsageError("runtime monitor: a request is a JSON object with a string \"op\"",
+                         hint='e.g. {"op": "ping"}')
+    return request
+
+
+def request_id(request: dict[str, Any]) -> str:
+    """The container id a request names, checked like every id: it becomes a path."""
+    cid = request.get("id")
+    if not isinstance(cid, str):
+        raise UsageError(f"runtime monitor: {request['op']!r} needs a container \"id\" string")
+    return check_id(cid)
+
+
+def request_spec(request: dict[str, Any]) -> ContainerSpec:
+    try:
+        return ContainerSpec.model_validate(request.get("spec"))
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        raise SpecError(f"invalid container spec: {where}: {first['msg']}",
+                        hint=f"{e.error_count()} problem(s); fix the spec") from None
