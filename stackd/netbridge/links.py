@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import IPv4Network
@@ -40,6 +41,17 @@ def _netlink(what: str, netns: str | None = None) -> Iterator[IPRoute]:
         raise HostError(f"{what}: the kernel refused: {os.strerror(exc.code)}") from None
     finally:
         ipr.close()
+
+
+LOOPBACK_INDEX = 1  # lo is the first device of every network namespace
+
+
+def if_index(ifname: str) -> int | None:
+    """A host device's index without a netlink dump (an ioctl); None if none."""
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return None
 
 
 def _index(ipr: IPRoute, ifname: str) -> int | None:
@@ -97,11 +109,12 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
     container leave through it; neither touches the host's global settings.
     """
     with _netlink(f"creating bridge {name}") as ipr:
-        idx = _index(ipr, name)
+        idx = if_index(name)
         if idx is None:
             ipr.link("add", ifname=name, kind="bridge")
-            idx = _index(ipr, name)
-            assert idx is not None
+            idx = if_index(name)
+            if idx is None:
+                raise HostError(f"bridge {name} vanished as it was made")
         # A bridge without a MAC of its own takes its lowest port's, so it would change
         # as containers come and go, and containers' ARP entries for the gateway go stale.
         ipr.link("set", index=idx, mtu=mtu, address=bridge_mac(name))
@@ -130,11 +143,11 @@ def delete_link(name: str) -> None:
 
 def delete_links(names: list[str]) -> None:
     """Delete each device that exists, through one netlink handle."""
+    present = [idx for name in names if (idx := if_index(name)) is not None]
+    if not present:
+        return
     with _netlink(f"deleting {', '.join(names)}") as ipr:
-        for name in names:
-            idx = _index(ipr, name)
-            if idx is None:
-                continue
+        for idx in present:
             try:
                 ipr.link("del", index=idx)
             except NetlinkError as exc:
@@ -144,9 +157,7 @@ def delete_links(names: list[str]) -> None:
 
 def lo_up(netns: str) -> None:
     with _netlink("bringing lo up", netns) as ipr:
-        idx = _index(ipr, "lo")
-        if idx is not None:
-            ipr.link("set", index=idx, state="up")
+        ipr.link("set", index=LOOPBACK_INDEX, state="up")
 
 
 def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns: str,
@@ -154,23 +165,30 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
     """A veth pair: the host end on the bridge, the other end as `ifname` in `netns`.
 
     gateway: when given, the namespace's default route goes through it.
+    peer_ifname: the name an older stackd gave the inner end while it was still on the
+    host; only cleaned up here. The inner end is now born in the namespace, named
+    `ifname`, with its MAC and MTU, in the one request that makes the pair: each
+    netlink round trip and each lookup by name (a dump of every link on a host with
+    hundreds of veths) costs more than the kernel's work.
     """
+    br = if_index(bridge)
+    if br is None:
+        raise HostError(f"bridge {bridge} is missing",
+                        hint="the network was removed behind stackd's back; re-apply the stack")
     with _netlink(f"attaching {ifname} to {bridge}") as ipr:
-        if _index(ipr, host_ifname) is not None:  # left over from an interrupted attach
-            ipr.link("del", index=_index(ipr, host_ifname))
-        br = _index(ipr, bridge)
-        if br is None:
-            raise HostError(f"bridge {bridge} is missing",
-                            hint="the network was removed behind stackd's back; re-apply the stack")
-        ipr.link("add", ifname=host_ifname, kind="veth", peer=peer_ifname)
-        host_idx, peer_idx = _index(ipr, host_ifname), _index(ipr, peer_ifname)
-        ipr.link("set", index=host_idx, mtu=mtu, master=br)
-        ipr.link("set", index=peer_idx, mtu=mtu)
-        fd = os.open(netns, os.O_RDONLY)
+        for stale in (host_ifname, peer_ifname):  # left over from an interrupted attach
+            idx = if_index(stale)
+            if idx is not None:
+                ipr.link("del", index=idx)
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            ipr.link("set", index=peer_idx, net_ns_fd=fd)
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=br,
+                     peer={"ifname": ifname, "mtu": mtu, "address": mac, "net_ns_fd": fd})
         finally:
             os.close(fd)
+        host_idx = if_index(host_ifname)
+        if host_idx is None:
+            raise HostError(f"veth {host_ifname} vanished as it was made")
         ipr.link("set", index=host_idx, state="up")
     # With br_netfilter loaded, a container reaching its own published port through a
     # host address is DNAT'ed inside the bridge and must leave by the port it came in.
@@ -181,13 +199,11 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
         raise HostError(f"enabling hairpin mode on {host_ifname} failed: {exc.strerror}") \
             from None
     with _netlink(f"configuring {ifname}", netns) as ns:
-        idx = _index(ns, peer_ifname)
-        assert idx is not None
-        ns.link("set", index=idx, ifname=ifname, address=mac)
+        idx = _index(ns, ifname)  # a dump of this namespace's few links
+        if idx is None:
+            raise HostError(f"{ifname} did not appear in {netns}")
         ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
         ns.link("set", index=idx, state="up")
-        lo = _index(ns, "lo")
-        if lo is not None:
-            ns.link("set", index=lo, state="up")
+        ns.link("set", index=LOOPBACK_INDEX, state="up")
         if gateway is not None:
             ns.route("replace", dst="0.0.0.0/0", gateway=gateway)
