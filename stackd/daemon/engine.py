@@ -70,12 +70,15 @@ class Engine:
         # The apply-only options (force recreate, build, pull always) hold for the first
         # successful reconcile of a generation; resyncs after it must not recreate again.
         self._consumed: dict[str, int] = {}
+        # Work a request starts and the daemon finishes (a detached `run --rm`'s removal).
+        self.background: trio.Nursery | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         async with trio.open_nursery() as nursery:
+            self.background = nursery
             await nursery.start(self._watch)
             await nursery.start(self.controller.run)
             self.bus.emit("daemon", message=f"stackd {__version__} started (pid {os.getpid()})")

@@ -217,6 +217,8 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                     message="stackd run (one-off)")
     yield {"started": {"id": container.id, "name": name}}
     if request.detach:
+        if request.rm and engine.background is not None:
+            engine.background.start_soon(_remove_on_exit, engine, ports, container, project)
         return
     try:
         async for item in follow_output(ports, container.id):
@@ -227,6 +229,21 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                 await lifecycle.tear_down(ports, container.id)
                 engine.bus.emit("remove", project=project, service=request.service,
                                 container=name, message="one-off removed (--rm)")
+
+
+async def _remove_on_exit(engine: Engine, ports: Any, container: DesiredContainer,
+                          project: str) -> None:
+    """`run -d --rm`: the daemon removes the one-off once it exits (unless `down` or
+    `rm` did first). A daemon restarted meanwhile leaves it to `down`."""
+    from stackd.reconciler import lifecycle
+
+    try:
+        await ports.runtime.wait(container.id)
+        await lifecycle.tear_down(ports, container.id)
+    except StackdError:
+        return  # removed already
+    engine.bus.emit("remove", project=project, service=container.service,
+                    container=container.name, message="one-off removed (--rm)")
 
 
 async def _as_image_run(engine: Engine, ports: Any, stack: Stack, request: ServiceRunRequest

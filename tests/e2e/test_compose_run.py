@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,7 @@ def test_run_passes_exit_code_env_and_dns_after_its_dependency(stack: CLI) -> No
 def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI) -> None:
     started = stack("run", "-d", "--no-deps", "app", "sleep", "1000").stdout.strip()
     assert re.fullmatch(r"oneoff-app-run-[0-9a-f]{6}", started), started
+    brief = stack("run", "-d", "--rm", "--no-deps", "app", "sleep", "0.5").stdout.strip()
     stack("run", "--name", "kept", "--no-deps", "app", "true")  # exits, stays (no --rm)
     again = stack("run", "--name", "kept", "--no-deps", "app", "true", check=False)
     assert again.returncode == 1 and "a container named kept exists" in again.stderr
@@ -91,10 +93,18 @@ def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI
     assert rows["kept"]["state"] == "exited", rows
     assert {"oneoff-app-1", "oneoff-db-1"} <= set(rows)
     assert "nothing to do" in stack("up", "-d").stderr  # one-offs change no plan
+    wait_for(lambda: brief not in names(stack))  # -d --rm: removed once it exited
 
     stack("down")
     assert names(stack) == []
     assert leftovers(stack.roots) == []
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
 
 
 def leftovers(roots: Roots) -> list[str]:
