@@ -124,3 +124,29 @@ def test_a_name_that_is_neither_service_nor_image(stack: CLI) -> None:
     r = stack("run", "--rm", DEMO_IMAGE, "echo", "from the image")
     assert r.stdout == "from the image\n"
     assert names(stack) == []
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_service_ports_only_when_asked(stack: CLI) -> None:
+    port, extra = free_port(), free_port()
+    (stack.cwd / "compose.yaml").write_text(STACK + f"""\
+  web:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    ports: ["127.0.0.1:{port}:80"]
+""")
+    plain = stack("run", "-d", "--no-deps", "web").stdout.strip()
+    asked = stack("run", "-d", "--no-deps", "--service-ports", "-p", f"127.0.0.1:{extra}:81",
+                  "web").stdout.strip()
+    published = {r["name"]: sorted(r["ports"]) for r in ps(stack)}
+    assert published == {plain: [], asked: sorted([f"127.0.0.1:{port}->80/tcp",
+                                                   f"127.0.0.1:{extra}->81/tcp"])}
