@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -108,9 +108,22 @@ def _key_values(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def anonymous_volumes(slot: DesiredContainer, container_id: str) -> dict[str, str]:
+    """Pure: the slot's anonymous volumes (image VOLUMEs, `- /path`) → the one-off's own.
+
+    Compose gives a run container fresh ones: sharing the slot's would put two
+    processes on one data directory (think `run db` beside a running database).
+    """
+    prefix = f"{slot.project}_{slot.service}-{slot.index}_"
+    return {v: f"{slot.project}_{container_id}_{v.removeprefix(prefix)}"
+            for v in slot.volumes if v.startswith(prefix)}
+
+
 def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Service,
-                     image_config: Any, *, name: str) -> DesiredContainer:
-    """Pure: the one-off made from the service's first slot (see the module doc)."""
+                     image_config: Any, *, name: str,
+                     volume_path: Callable[[str], str] = str) -> DesiredContainer:
+    """Pure: the one-off made from the service's first slot (see the module doc);
+    `volume_path`: a volume's name → its host path (VolumeStore.path)."""
     from stackd.netbridge.model import Attachment
     from stackd.reconciler.desired import LABEL_CONFIG_FIELDS
 
@@ -133,17 +146,22 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
         "cwd": request.workdir or process.cwd,
         "user": request.user or process.user,
     })
+    renamed = anonymous_volumes(slot, name.lower())
+    paths = {volume_path(old): volume_path(new) for old, new in renamed.items()}
+    mounts = tuple(m.model_copy(update={"source": paths[m.source]})
+                   if m.type == "volume" and m.source in paths else m for m in spec.mounts)
     new_spec = spec.model_copy(update={
         "id": name.lower(), "name": name, "labels": labels, "hostname": hostname,
-        "process": new_process,
+        "process": new_process, "mounts": mounts,
     })
     # Compose gives a run container none of the service's DNS aliases (it must not
     # answer for the service) and no fixed address (that is the slot's).
     attachments = tuple(Attachment(network_key=a.network_key) for a in slot.attachments)
     ports = (tuple(slot.ports) if request.service_ports else ()) + tuple(
         parse_publish(request.publish))
+    volumes = tuple(sorted(renamed.get(v, v) for v in slot.volumes))
     return dataclasses.replace(slot, index=0, spec=new_spec, attachments=attachments,
-                               ports=ports)
+                               ports=ports, volumes=volumes)
 
 
 def dependencies(stack: Stack, service: str) -> list[str]:
@@ -199,7 +217,8 @@ async def run_service(engine: Engine, request: ServiceRunRequest
     slot = desired.containers_of(request.service)[0]
     image = await ports.images.ensure(image_ref(stack, request.service, svc), "never")
     name = request.name or oneoff_name(project, request.service)
-    container = oneoff_container(slot, request, svc, image.config, name=name)
+    container = oneoff_container(slot, request, svc, image.config, name=name,
+                                 volume_path=ports.volumes.path)
     if any(v.id == container.id or v.name == name for v in await ports.runtime.list()):
         raise AlreadyExistsError(f"a container named {name} exists",
                                  hint=f"remove it (`stackd rm {name}`) or pick another --name")
@@ -211,7 +230,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
         await lifecycle.bring_up(ports, container)
     except BaseException:
         with trio.CancelScope(shield=True):
-            await lifecycle.tear_down(ports, container.id)
+            await _remove(ports, container)
         raise
     engine.bus.emit("start", project=project, service=request.service, container=name,
                     message="stackd run (one-off)")
@@ -226,20 +245,28 @@ async def run_service(engine: Engine, request: ServiceRunRequest
     finally:
         if request.rm:
             with trio.CancelScope(shield=True):
-                await lifecycle.tear_down(ports, container.id)
+                await _remove(ports, container)
                 engine.bus.emit("remove", project=project, service=request.service,
                                 container=name, message="one-off removed (--rm)")
+
+
+async def _remove(ports: Any, container: DesiredContainer) -> None:
+    """--rm: the container, and its anonymous volumes with it (as compose run --rm)."""
+    from stackd.reconciler import lifecycle
+
+    await lifecycle.tear_down(ports, container.id)
+    for volume in container.volumes:
+        if volume.startswith(f"{container.project}_{container.id}_"):
+            await ports.volumes.remove_volume(volume)
 
 
 async def _remove_on_exit(engine: Engine, ports: Any, container: DesiredContainer,
                           project: str) -> None:
     """`run -d --rm`: the daemon removes the one-off once it exits (unless `down` or
     `rm` did first). A daemon restarted meanwhile leaves it to `down`."""
-    from stackd.reconciler import lifecycle
-
     try:
         await ports.runtime.wait(container.id)
-        await lifecycle.tear_down(ports, container.id)
+        await _remove(ports, container)
     except StackdError:
         return  # removed already
     engine.bus.emit("remove", project=project, service=container.service,

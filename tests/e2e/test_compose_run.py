@@ -31,6 +31,7 @@ services:
     pull_policy: never
     environment: {{GREETING: hello}}
     depends_on: [db]
+    volumes: [/scratch]
     command: [sleep, "1000"]
     stop_signal: SIGKILL
 """
@@ -94,10 +95,21 @@ def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI
     assert {"oneoff-app-1", "oneoff-db-1"} <= set(rows)
     assert "nothing to do" in stack("up", "-d").stderr  # one-offs change no plan
     wait_for(lambda: brief not in names(stack))  # -d --rm: removed once it exited
+    # Each one-off has anonymous volumes of its own (compose's), gone with --rm.
+    stack("run", "--rm", "--no-deps", "app", "touch", "/scratch/from-oneoff")
+    assert stack("exec", "app", "ls", "/scratch").stdout == ""
+    assert volumes(stack.roots) == sorted(
+        ["oneoff_app-1_", "oneoff_kept_", f"oneoff_{started}_"]), volumes(stack.roots)
 
     stack("down")
     assert names(stack) == []
     assert leftovers(stack.roots) == []
+
+
+def volumes(roots: Roots) -> list[str]:
+    """The named volumes on disk, their hash suffix cut."""
+    base = roots.state / "volumes"
+    return sorted(p.name.rsplit("_", 1)[0] + "_" for p in base.iterdir()) if base.is_dir() else []
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
