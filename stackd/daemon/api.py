@@ -127,7 +127,7 @@ def make_app(engine: Engine) -> FastAPI:
         """`down`: containers (one-offs too), networks; volumes and images when asked."""
         gen = await engine.submit_removal(project, RemoveOptions(
             volumes=volumes, remove_orphans=remove_orphans,
-            images=rmi or "none"))  # type: ignore[arg-type]
+            images=rmi or "none"))
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 

@@ -136,8 +136,8 @@ class Engine:
         # `--rmi`: the stack file names the images; read it while it is still known.
         refs = await self._images_to_remove(desired, options)
         for name in await oneoff.remove_oneoffs(self.world, desired.project):
-            self.bus.emit("remove", project=desired.project, container=name,
-                          message=f"{name}: one-off removed")
+            self.bus.emit("progress", project=desired.project, container=name,
+                          message=f"{name}: remove — one-off", state="done", elapsed="0")
         await self.world.teardown(desired.project, options, self.bus.publish)
         if refs:
             ports = getattr(self.world, "ports", None)

@@ -338,6 +338,7 @@ async def _wait_conditions(world: Any, project: str, service: str, svc: Service)
              if d.condition != "service_started"}
     if not waits:
         return
+    pending: list[str] = []
     with trio.move_on_after(CONDITION_TIMEOUT) as scope:
         while True:
             rows = [r for r in await world.containers(project, True) if r.get("index")]
