@@ -6,17 +6,23 @@ capabilities, seccomp filter and no_new_privs (`security.prepare` on the contain
 spec, `finalize_process` in the child), the container's user unless overridden, its
 environment plus overrides, and its working directory.
 
-Process tree: joining a PID namespace only affects children, so the caller forks a
-helper that joins the container's PID namespace and forks the real process (PID n
-inside), then waits for it and exits with its status. The process moves itself into
-the cgroups and the other namespaces; the helper stays out of the container's cgroups
-and so out of its pids limit. The process gets PR_SET_PDEATHSIG, so killing the
-helper (a cancelled exec) kills it too. With a TTY, the process opens a pty from the
+Process tree: joining a PID namespace only affects children, so a helper joins the
+container's PID namespace and forks the real process (PID n inside), waits for it and
+reports its exit status. The process moves itself into the cgroups and the other
+namespaces; the helper stays out of the container's cgroups and so out of its pids
+limit. The process gets PR_SET_PDEATHSIG, and the helper kills it when the caller
+hangs up, so a cancelled exec kills it. With a TTY, the process opens a pty from the
 container's own devpts (so `tty` inside names /dev/pts/N) and passes the master back
-over a socketpair, as runc's console socket does.
+over the session socket, as runc's console socket does.
 
-Everything the children run is os + ctypes calls on objects made before fork: no
-imports, no threads, no locks — it is safe to fork from the trio thread.
+Who forks the helper: never a multi-threaded caller (the daemon) — a fork there can
+deadlock on a lock another thread held and copies every descriptor. Such a caller
+hands the exec to its fork server (exec_helper.py: a fresh single-threaded
+interpreter started once per calling process); a single-threaded caller (the CLI)
+forks the helper itself, which is safe and saves starting the server.
+
+This module is the caller's side: it checks the container, opens what the process
+must join (namespace files, cgroup.procs), and talks to the helper over the session.
 """
 
 from __future__ import annotations
@@ -28,36 +34,43 @@ import os
 import selectors
 import signal
 import socket
-import struct
+import subprocess
 import sys
 import termios
+import threading
 import tty as ttymod
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
-from stackd.errors import ConflictError, HostError, StackdError
-from stackd.runtime import protocol
+from stackd.errors import ConflictError, HostError, StackdError, UnavailableError
+from stackd.runtime import exec_helper, protocol
 from stackd.runtime.cgroups import parse_mounts
+from stackd.runtime.exec_helper import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EXIT_SETUP_FAILED,
+    Launch,
+)
+from stackd.runtime.exec_helper import Request as _Request
 from stackd.runtime.model import ContainerState
-from stackd.runtime.security import SecurityPlan, finalize_process, prepare
 from stackd.runtime.security import kernel as k
-from stackd.runtime.users import resolve_user
+from stackd.runtime.security import prepare
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXIT_SETUP_FAILED = 125
-EXIT_NOT_EXECUTABLE = 126
-EXIT_NOT_FOUND = 127
+__all__ = ["EXIT_NOT_EXECUTABLE", "EXIT_NOT_FOUND", "EXIT_SETUP_FAILED", "ExecResult",
+           "cgroup_dirs", "exec_environment", "exec_in", "exec_interactive"]
+
 # Joined in this order (pid by the helper, the rest by the process): mnt last, since it
 # moves our root into the container; the fds were all opened beforehand.
 NAMESPACE_ORDER = (("ipc", k.CLONE_NEWIPC), ("uts", k.CLONE_NEWUTS), ("net", k.CLONE_NEWNET),
                    ("cgroup", k.CLONE_NEWCGROUP), ("pid", k.CLONE_NEWPID),
                    ("mnt", k.CLONE_NEWNS))
-TIOCGPTN = 0x80045430
-TIOCSPTLCK = 0x40045431
-PR_SET_PDEATHSIG = 1
+# Signals a caller uses to stop or talk to the exec'd process: passed on to it.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+MAX_MESSAGE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +80,11 @@ class ExecResult:
     stderr: bytes  # with a TTY, both streams arrive on stdout, as on a terminal
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
-    pid: int
-    plan: SecurityPlan
-    args: tuple[str, ...]
-    env_overrides: tuple[str, ...]
-    cwd: str
-    spec_env: tuple[str, ...]
-    user: str
-    additional_groups: tuple[str, ...]
-    hostname: str
-    tty: bool
-
-
-@dataclass(slots=True)
-class _Spawned:
-    helper_pid: int
-    pidfd: int
-    errors_r: int  # the process writes a JSON error here if it could not exec
-    console: socket.socket | None  # receives the pty master when tty
+def exec_environment(spec_env: Iterable[str], overrides: Iterable[str], *, hostname: str,
+                     home: str, tty: bool) -> dict[str, str]:
+    """The container's env, then the exec's overrides, with Docker's defaults. Pure."""
+    return exec_helper.exec_environment(tuple(spec_env), tuple(overrides), hostname=hostname,
+                                        home=home, tty=tty)
 
 
 def cgroup_dirs(cgroup_text: str, mounts_text: str) -> list[str]:
@@ -111,24 +109,6 @@ def cgroup_dirs(cgroup_text: str, mounts_text: str) -> list[str]:
     return dirs
 
 
-def exec_environment(spec_env: Iterable[str], overrides: Iterable[str], *, hostname: str,
-                     home: str, tty: bool) -> dict[str, str]:
-    """The container's env, then the exec's overrides, with Docker's defaults. Pure."""
-    env: dict[str, str] = {}
-    for item in (*spec_env, *overrides):
-        key, sep, value = item.partition("=")
-        if sep:
-            env[key] = value
-        else:
-            env.pop(key, None)  # "KEY" alone unsets, as `docker exec -e KEY` with no value
-    env.setdefault("PATH", DEFAULT_PATH)
-    env.setdefault("HOSTNAME", hostname)
-    env.setdefault("HOME", home or "/")
-    if tty:
-        env.setdefault("TERM", "xterm")
-    return env
-
-
 def _env_items(env: Sequence[str] | Mapping[str, str]) -> tuple[str, ...]:
     if isinstance(env, Mapping):
         return tuple(f"{key}={value}" for key, value in env.items())
@@ -151,227 +131,210 @@ def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Ma
         hostname=spec.hostname, tty=tty)
 
 
-def _spawn(req: _Request, stdin: int, stdout: int, stderr: int) -> _Spawned:
-    """Open what the children need, then fork the helper. Runs in the caller."""
+
+
+# ---- starting the helper --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Session:
+    """One exec in flight: our end of its session socket, and the helper's pid when we
+    forked it ourselves (then it is ours to reap)."""
+
+    sock: socket.socket
+    helper_pid: int | None
+    report: dict[str, Any] | None = None
+    status: int | None = None
+    ended: bool = False
+    masters: list[int] = field(default_factory=list)
+
+    def take(self, data: bytes, fds: list[int]) -> None:
+        """Record one message from the container side."""
+        if fds:
+            self.masters += fds
+            return
+        if not data:
+            self.ended = True
+            return
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        if "status" in message:
+            self.status = int(message["status"])
+            self.ended = True
+        elif message.get("ok") is False:
+            self.report = message
+
+    def receive(self) -> None:
+        """One message (blocking socket) or nothing (non-blocking, none there)."""
+        try:
+            data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        self.take(data, fds)
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.send(json.dumps({"signal": int(sig)}).encode())
+
+    def close(self, *, kill: bool) -> None:
+        """Hang up (the helper then kills the process if it still runs) and reap a
+        helper we forked."""
+        self.sock.close()
+        for fd in self.masters:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.masters.clear()
+        if self.helper_pid is not None:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.helper_pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.helper_pid, 0)
+            self.helper_pid = None
+
+    def outcome(self) -> tuple[int, str | None]:
+        """The exit code, and the reason a command could not run (126/127, as a shell
+        gives); raises the typed error of a failed setup."""
+        if self.status is None:
+            if self.report is not None:
+                protocol.raise_error(self.report)
+            raise HostError("the exec helper ended without reporting an exit status",
+                            hint="the host may be out of memory or processes")
+        code = self.status
+        report = self.report
+        if report is None:
+            return code, None
+        if report.get("exit") in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE) and code == report["exit"]:
+            return code, str(report.get("error"))
+        protocol.raise_error(report)
+        return code, None
+
+
+class _ForkServer:
+    """This process's fork server (exec_helper.serve), started on first use."""
+
+    _lock = threading.Lock()
+    _current: _ForkServer | None = None
+
+    def __init__(self) -> None:
+        from stackd.runtime.client import _package_parent
+
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stackd.runtime.exec_helper", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], close_fds=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, cwd="/", start_new_session=True,
+                env={**os.environ, "PYTHONPATH": _package_parent()})
+        except OSError as err:
+            mine.close()
+            raise UnavailableError(f"cannot start the exec fork server: {err}",
+                                   hint="the host may be out of processes") from None
+        finally:
+            theirs.close()
+        self.control = mine
+
+    @classmethod
+    def send(cls, launch: Launch) -> None:
+        payload = exec_helper.encode_launch(launch)
+        with cls._lock:
+            for attempt in range(2):
+                server = cls._current
+                if server is None or server.proc.poll() is not None:
+                    server = cls._current = _ForkServer()
+                try:
+                    socket.send_fds(server.control, [payload], launch.fds())
+                    return
+                except (BrokenPipeError, ConnectionError):
+                    # It died (killed from outside): start another, once.
+                    server.control.close()
+                    cls._current = None
+                    if attempt:
+                        raise UnavailableError("the exec fork server does not take requests",
+                                               hint="see the caller's stderr") from None
+
+
+def _open_targets(req: _Request) -> tuple[list[int], list[int], list[int]]:
+    """The container's namespace files (those not shared with us) and its cgroup.procs
+    files, opened here: (ns fds, their CLONE_ flags, cgroup.procs fds)."""
     try:
         pidfd = os.pidfd_open(req.pid)
     except ProcessLookupError:
         raise ConflictError(f"the container's process {req.pid} is gone",
                             hint="the container has exited") from None
-    ns_fds: list[tuple[int, int]] = []
+    ns_fds: list[int] = []
+    flags: list[int] = []
     procs: list[int] = []
     try:
         own = {kind: os.stat(f"/proc/self/ns/{kind}").st_ino for kind, _ in NAMESPACE_ORDER}
         for kind, flag in NAMESPACE_ORDER:
-            path = f"/proc/{req.pid}/ns/{kind}"
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(f"/proc/{req.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
             if os.fstat(fd).st_ino == own[kind]:
                 os.close(fd)  # shared with us (network_mode: host…): nothing to join
                 continue
-            ns_fds.append((fd, flag))
+            ns_fds.append(fd)
+            flags.append(flag)
         with open(f"/proc/{req.pid}/cgroup") as f, open("/proc/self/mounts") as m:
             dirs = cgroup_dirs(f.read(), m.read())
         for d in dirs:
-            # Opened here, written by the process itself once forked: the helper that
-            # waits for it stays out of the container's cgroups (and its pids limit).
+            # Written by the process itself once forked: the helper that waits for it
+            # stays out of the container's cgroups (and its pids limit).
             procs.append(os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
     except OSError as err:
-        for fd in [*(fd for fd, _ in ns_fds), *procs]:
+        for fd in [*ns_fds, *procs]:
             os.close(fd)
-        os.close(pidfd)
         raise ConflictError(f"cannot enter the container's process {req.pid}: "
                             f"{err.strerror}", hint="the container may have just exited") from None
-    # Decide the user before fork only as far as is pure; names are resolved inside,
-    # against the container's own /etc files.
-    errors_r, errors_w = os.pipe2(os.O_CLOEXEC)
-    console_parent = console_child = None
-    if req.tty:
-        console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    helper = os.fork()
-    if helper == 0:  # pragma: no cover - runs in the child
-        _helper(req, ns_fds, procs, (stdin, stdout, stderr), errors_w, console_child)
-    for fd in [*(fd for fd, _ in ns_fds), *procs]:
-        os.close(fd)
-    os.close(errors_w)
-    if console_child is not None:
-        console_child.close()
-    helper_fd = os.pidfd_open(helper)
-    os.close(pidfd)
-    return _Spawned(helper_pid=helper, pidfd=helper_fd, errors_r=errors_r,
-                    console=console_parent)
+    finally:
+        os.close(pidfd)
+    return ns_fds, flags, procs
 
 
-def _report(fd: int, error: BaseException, code: int) -> None:
-    if isinstance(error, StackdError):
-        data = protocol.error_reply(error)
-    else:
-        data = {"ok": False, "kind": "HostError", "error": str(error), "hint": None}
-    data["exit"] = code
-    with contextlib.suppress(OSError):
-        os.write(fd, json.dumps(data).encode())
-
-
-def _helper(req: _Request, ns_fds: list[tuple[int, int]], procs: list[int],
-            stdio: tuple[int, int, int], errors_w: int,
-            console: socket.socket | None) -> NoReturn:  # pragma: no cover - child
-    code = EXIT_SETUP_FAILED
+def _start(req: _Request, stdio: tuple[int, int, int]) -> _Session:
+    """Open what the process joins and have its helper forked: by us if we are the
+    only thread, else by the fork server."""
+    ns_fds, flags, procs = _open_targets(req)
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    launch = Launch(request=req, session=theirs.fileno(), stdio=stdio, ns_fds=tuple(ns_fds),
+                    ns_flags=tuple(flags), procs=tuple(procs))
+    helper_pid = None
     try:
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        # fork copied every fd of the caller (CLOEXEC or not): the write end of the
-        # process's stdin pipe among them, which would keep it from ever seeing EOF.
-        keep = {0, 1, 2, errors_w, *stdio, *procs, *(fd for fd, _ in ns_fds)}
-        if console is not None:
-            keep.add(console.fileno())
-        _close_all_but(keep)
-        # Joining a PID namespace only places our children in it; the process joins
-        # everything else itself.
-        for fd, flag in ns_fds:
-            if flag == k.CLONE_NEWPID:
-                k.setns(fd, flag)
-        child = os.fork()
-        if child == 0:
-            _process(req, [ns for ns in ns_fds if ns[1] != k.CLONE_NEWPID], procs, stdio,
-                     errors_w, console)
-        _close_all_but({0, 1, 2})
-        # Pass on the signals a caller uses to stop the exec.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
-            signal.signal(sig, lambda s, _f: os.kill(child, s))
-        _, status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
-    except BaseException as err:  # never unwind into the caller's code
-        _report(errors_w, err, code)
-    os._exit(code)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    low = 3
-    for fd in sorted(f for f in keep if f >= 3):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
-
-
-def _open_console(console: socket.socket) -> int:  # pragma: no cover - child
-    """A pty from the container's devpts; the master goes to the caller, the slave is
-    returned."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
-    slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
-    socket.send_fds(console, [b"m"], [master])
-    os.close(master)
-    console.close()
-    return slave
-
-
-def _process(req: _Request, ns_fds: list[tuple[int, int]], procs: list[int],
-             stdio: tuple[int, int, int], errors_w: int,
-             console: socket.socket | None) -> NoReturn:  # pragma: no cover - child
-    code = EXIT_SETUP_FAILED
-    try:
-        k.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        # Cgroups before the cgroup namespace: from inside it, cgroup2 would refuse a
-        # move from a cgroup outside its root.
-        for fd in procs:
-            os.write(fd, b"0")
+        if threading.active_count() == 1:
+            helper_pid = exec_helper.fork_helper(launch)
+        else:
+            _ForkServer.send(launch)
+    except BaseException:
+        mine.close()
+        raise
+    finally:
+        for fd in [*ns_fds, *procs]:
             os.close(fd)
-        for fd, flag in ns_fds:
-            k.setns(fd, flag)
-            os.close(fd)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        # setns(mnt) put us at the root of the container's mount namespace, so these
-        # are the container's own files.
-        os.chdir("/")
-        user = resolve_user(req.user, req.additional_groups, _read("/etc/passwd"),
-                            _read("/etc/group"))
-        env = exec_environment(req.spec_env, req.env_overrides, hostname=req.hostname,
-                               home=user.home, tty=req.tty)
-        os.setsid()
-        if console is not None:
-            slave = _open_console(console)
-            os.fchown(slave, user.uid, -1)
-            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-            stdio = (slave, slave, slave)
-        for target, fd in enumerate(stdio):
-            if fd != target:
-                os.dup2(fd, target)
-        os.set_inheritable(errors_w, False)
-        _close_all_but({errors_w})
-        try:
-            os.chdir(req.cwd)
-        except OSError as err:
-            raise HostError(f"cannot use working directory {req.cwd!r} in the container: "
-                            f"{err.strerror}", hint="give an existing directory") from None
-        finalize_process(req.plan, user.uid, user.gid, list(user.groups))
-        # Changing uid clears the parent-death signal; set it again (a custom seccomp
-        # profile may refuse prctl: then a killed helper leaves the process running).
-        with contextlib.suppress(OSError):
-            k.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        try:
-            os.execvpe(req.args[0], list(req.args), env)
-        except FileNotFoundError:
-            code = EXIT_NOT_FOUND
-            raise HostError(f"cannot run {req.args[0]!r}: no such file in the container's "
-                            "PATH", hint="check the command") from None
-        except PermissionError:
-            code = EXIT_NOT_EXECUTABLE
-            raise HostError(f"cannot run {req.args[0]!r}: permission denied",
-                            hint="check the file's mode and the user") from None
-    except BaseException as err:  # report everything, never unwind
-        _report(errors_w, err, code)
-    os._exit(code)
+        theirs.close()
+    return _Session(sock=mine, helper_pid=helper_pid)
 
 
-def _read(path: str) -> str:
+@contextlib.contextmanager
+def _forwarding_signals(session: _Session) -> Iterator[None]:
+    """While attached: the signals a user sends us (Ctrl-C, kill) go to the process.
+    Only the main thread may install handlers; elsewhere the defaults stand."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in FORWARDED_SIGNALS}
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, lambda s, _f: session.signal(s))
     try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ---- the caller's side -------------------------------------------------------------
-
-
-def _read_errors(fd: int) -> dict[str, Any] | None:
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(fd)
-    if not chunks:
-        return None
-    try:
-        report: dict[str, Any] = json.loads(b"".join(chunks))
-        return report
-    except ValueError:
-        return {"ok": False, "kind": "HostError", "error": "exec failed", "hint": None,
-                "exit": EXIT_SETUP_FAILED}
-
-
-def _outcome(report: dict[str, Any] | None, code: int) -> str | None:
-    """Raise the child's setup error, or return the message of a command that could
-    not run (its exit code 126/127 is the result, as in a shell)."""
-    if report is None:
-        return None
-    if report.get("exit") in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE) and code == report["exit"]:
-        return str(report.get("error"))
-    protocol.raise_error(report)
-    return None
 
 
 def _nonblocking(fd: int) -> None:
@@ -421,21 +384,6 @@ async def _pump_in(fd: int, data: bytes, close: bool) -> None:
             os.close(fd)
 
 
-async def _receive_master(console: socket.socket) -> int | None:
-    await trio.lowlevel.wait_readable(console.fileno())
-    _, fds, _, _ = socket.recv_fds(console, 16, 1)
-    console.close()
-    return fds[0] if fds else None
-
-
-def _kill_and_reap(spawned: _Spawned) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(spawned.helper_pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(spawned.helper_pid, 0)
-    os.close(spawned.pidfd)
-
-
 async def exec_in(
     state: ContainerState, args: Sequence[str], *, env: Sequence[str] | Mapping[str, str] = (),
     cwd: str | None = None, user: str | None = None, tty: bool = False,
@@ -457,7 +405,10 @@ async def exec_in(
     child_fds: list[int] = []
     stdin_w: int | None = None
     if tty:
-        stdio = (0, 1, 2)  # replaced by the pty in the child
+        # Replaced by the pty in the process; our own 0-2 may not even be open.
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        child_fds.append(null)
+        stdio = (null, null, null)
     else:
         if stdin is None:
             stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -476,41 +427,43 @@ async def exec_in(
         else:
             stdio = (stdin_r, sys.stdout.fileno(), sys.stderr.fileno())
     try:
-        spawned = _spawn(req, *stdio)
+        session = _start(req, stdio)
+    except BaseException:
+        for fd in [*parent_fds, *([stdin_w] if stdin_w is not None else [])]:
+            os.close(fd)
+        raise
     finally:
         for fd in child_fds:
             os.close(fd)
+    session.sock.setblocking(False)
     master: int | None = None
+    finished = False
     try:
         async with trio.open_nursery() as nursery:
-            if tty:
-                assert spawned.console is not None
-                master = await _receive_master(spawned.console)
-                if master is not None:
-                    _nonblocking(master)
-                    if capture:
-                        nursery.start_soon(_pump_out, master, out)
-                    if stdin is not None:
-                        nursery.start_soon(_pump_in, master, stdin, False)
-            else:
+            if not tty:
                 if capture:
                     nursery.start_soon(_pump_out, parent_fds[0], out)
                     nursery.start_soon(_pump_out, parent_fds[1], err)
                 if stdin_w is not None:
                     nursery.start_soon(_pump_in, stdin_w, stdin or b"", True)
                     stdin_w = None
-            await trio.lowlevel.wait_readable(spawned.pidfd)
-            _, status = os.waitpid(spawned.helper_pid, 0)
-            os.close(spawned.pidfd)
-            spawned.pidfd = -1
+            while not session.ended:
+                await trio.lowlevel.wait_readable(session.sock)
+                session.receive()
+                if session.masters and master is None:
+                    master = session.masters.pop(0)
+                    _nonblocking(master)
+                    if capture:
+                        nursery.start_soon(_pump_out, master, out)
+                    if stdin is not None:
+                        nursery.start_soon(_pump_in, master, stdin, False)
+            finished = True
             # Whatever the process wrote is in the pipes now; a background process
             # still holding them open must not keep us waiting.
             nursery.cancel_scope.cancel()
-    except BaseException:
-        if spawned.pidfd != -1:
-            _kill_and_reap(spawned)
-        raise
     finally:
+        trio.lowlevel.notify_closing(session.sock)
+        session.close(kill=not finished)
         for fd in parent_fds:
             _drain(fd, out if fd == parent_fds[0] else err)
             os.close(fd)
@@ -519,9 +472,7 @@ async def exec_in(
             os.close(master)
         if stdin_w is not None:
             os.close(stdin_w)
-    code = os.waitstatus_to_exitcode(status)
-    code = 128 - code if code < 0 else code
-    message = _outcome(_read_errors(spawned.errors_r), code)
+    code, message = session.outcome()
     if message:
         err += (message + "\n").encode()
     return ExecResult(exit_code=code, stdout=bytes(out), stderr=bytes(err))
@@ -535,18 +486,23 @@ def exec_interactive(
 
     Without a TTY the process gets our stdin/stdout/stderr directly. With one, our
     terminal goes raw and is relayed to the container's pty (window size included)
-    until the process exits.
+    until the process exits. Signals sent to us (Ctrl-C without a TTY, kill) are
+    passed on to the process when called from the main thread.
     """
     req = _request(state, args, env, cwd, user, tty)
-    spawned = _spawn(req, 0, 1, 2)
-    if not tty:
-        _, status = os.waitpid(spawned.helper_pid, 0)
-    else:
-        status = _relay_terminal(spawned)
-    os.close(spawned.pidfd)
-    code = os.waitstatus_to_exitcode(status)
-    code = 128 - code if code < 0 else code
-    message = _outcome(_read_errors(spawned.errors_r), code)
+    session = _start(req, (0, 1, 2))
+    finished = False
+    try:
+        with _forwarding_signals(session):
+            if tty:
+                _relay_terminal(session)
+            else:
+                while not session.ended:
+                    session.receive()
+        finished = True
+    finally:
+        session.close(kill=not finished)
+    code, message = session.outcome()
     if message:
         sys.stderr.write(message + "\n")
     return code
@@ -558,13 +514,12 @@ def _copy_winsize(src: int, dst: int) -> None:
         fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
 
 
-def _relay_terminal(spawned: _Spawned) -> int:
-    assert spawned.console is not None
-    _, fds, _, _ = socket.recv_fds(spawned.console, 16, 1)
-    spawned.console.close()
-    if not fds:
-        return os.waitpid(spawned.helper_pid, 0)[1]
-    master = fds[0]
+def _relay_terminal(session: _Session) -> None:
+    while not session.masters and not session.ended:
+        session.receive()
+    if not session.masters:
+        return
+    master = session.masters.pop(0)
     stdin_is_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_is_tty else None
     previous = signal.getsignal(signal.SIGWINCH)
@@ -574,7 +529,7 @@ def _relay_terminal(spawned: _Spawned) -> int:
         ttymod.setraw(0)
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ)
-    sel.register(spawned.pidfd, selectors.EVENT_READ)
+    sel.register(session.sock, selectors.EVENT_READ)
     stdin_open = True
     try:
         sel.register(0, selectors.EVENT_READ)
@@ -593,7 +548,7 @@ def _relay_terminal(spawned: _Spawned) -> int:
                     data = b""
                 if data:
                     os.write(1, data)
-                elif spawned.pidfd in ready or not data:
+                else:
                     sel.unregister(master)
             if 0 in ready and stdin_open:
                 data = os.read(0, 65536)
@@ -603,9 +558,11 @@ def _relay_terminal(spawned: _Spawned) -> int:
                     stdin_open = False
                     sel.unregister(0)
                     os.write(master, b"\x04")  # EOF to the program reading the tty
-            if spawned.pidfd in ready:
-                _drain_to_stdout(master)
-                return os.waitpid(spawned.helper_pid, 0)[1]
+            if session.sock.fileno() in ready:
+                session.receive()
+                if session.ended:
+                    _drain_to_stdout(master)
+                    return
     finally:
         sel.close()
         os.close(master)
