@@ -7,6 +7,7 @@ from __future__ import annotations
 import _imp
 import contextlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -120,3 +121,22 @@ async def test_a_killed_fork_server_is_replaced(running):
         assert _ForkServer._current is not server
     finally:
         stop.set()
+
+
+# What `stackd exec -it` does: a single-threaded process needs no fork server.
+CLI_LIKE = """
+import sys, threading, trio
+from stackd.roots import Roots
+from stackd.runtime.exec import _ForkServer, exec_interactive
+from stackd.runtime.runtime import Runtime
+state = trio.run(Runtime(Roots.from_env()).inspect, sys.argv[1])
+code = exec_interactive(state, ["sh", "-c", "echo out; echo err >&2; exit 5"])
+assert threading.active_count() == 1 and _ForkServer._current is None
+sys.exit(code)
+"""
+
+
+async def test_a_single_threaded_caller_forks_the_helper_itself(running):
+    result = await trio.run_process([sys.executable, "-c", CLI_LIKE, running.id],
+                                    capture_stdout=True, capture_stderr=True, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
