@@ -60,7 +60,7 @@ from stackd.runtime.security import kernel as k
 from stackd.runtime.security import prepare
 
 __all__ = ["EXIT_NOT_EXECUTABLE", "EXIT_NOT_FOUND", "EXIT_SETUP_FAILED", "ExecResult",
-           "cgroup_dirs", "exec_environment", "exec_in", "exec_interactive"]
+           "cgroup_dirs", "exec_environment", "exec_in", "exec_interactive", "start_fork_server"]
 
 # Joined in this order (pid by the helper, the rest by the process): mnt last, since it
 # moves our root into the container; the fds were all opened beforehand.
@@ -239,13 +239,21 @@ class _ForkServer:
         self.control = mine
 
     @classmethod
+    def ensure(cls) -> _ForkServer:
+        """The running server, started if there is none (or it died). Hold _lock."""
+        server = cls._current
+        if server is None or server.proc.poll() is not None:
+            if server is not None:
+                server.control.close()
+            server = cls._current = _ForkServer()
+        return server
+
+    @classmethod
     def send(cls, launch: Launch) -> None:
         payload = exec_helper.encode_launch(launch)
         with cls._lock:
             for attempt in range(2):
-                server = cls._current
-                if server is None or server.proc.poll() is not None:
-                    server = cls._current = _ForkServer()
+                server = cls.ensure()
                 try:
                     socket.send_fds(server.control, [payload], launch.fds())
                     return
@@ -256,6 +264,14 @@ class _ForkServer:
                     if attempt:
                         raise UnavailableError("the exec fork server does not take requests",
                                                hint="see the caller's stderr") from None
+
+
+def start_fork_server() -> None:
+    """Start this process's exec fork server now instead of at its first exec from a
+    second thread (which then waits ~0.4 s for the server's imports): for a daemon
+    at start-up. Idempotent."""
+    with _ForkServer._lock:
+        _ForkServer.ensure()
 
 
 def _open_targets(req: _Request) -> tuple[list[int], list[int], list[int]]:

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from stackd.runtime.cgroups import manager_for
-from stackd.runtime.exec import _ForkServer, exec_in
+from stackd.runtime.exec import _ForkServer, exec_in, start_fork_server
 
 pytestmark = pytest.mark.root
 
@@ -111,9 +111,11 @@ async def test_a_killed_fork_server_is_replaced(running):
     stop = threading.Event()
     threading.Thread(target=stop.wait, args=(10,)).start()
     try:
-        assert (await exec_in(running, ["true"])).exit_code == 0
+        start_fork_server()
         server = _ForkServer._current
         assert server is not None
+        assert (await exec_in(running, ["true"])).exit_code == 0
+        assert _ForkServer._current is server
         server.proc.kill()
         server.proc.wait()
         result = await exec_in(running, ["echo", "again"])
