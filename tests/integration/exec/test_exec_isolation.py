@@ -20,7 +20,7 @@ from stackd.runtime.exec import _ForkServer, exec_in, start_fork_server
 
 pytestmark = pytest.mark.root
 
-HOLD_SECONDS = 6.0
+HOLD_SECONDS = 4.0
 
 
 @contextlib.contextmanager
