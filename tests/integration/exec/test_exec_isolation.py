@@ -7,6 +7,8 @@ from __future__ import annotations
 import _imp
 import contextlib
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -142,3 +144,25 @@ async def test_a_single_threaded_caller_forks_the_helper_itself(running):
     result = await trio.run_process([sys.executable, "-c", CLI_LIKE, running.id],
                                     capture_stdout=True, capture_stderr=True, check=False)
     assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
+
+
+async def test_signals_to_an_attached_exec_reach_the_process(running):
+    # `stackd exec` (no TTY) in the foreground: a SIGTERM or Ctrl-C sent to it goes on
+    # to the process inside, which may handle it, rather than just ending the command.
+    script = CLI_LIKE.replace(
+        '["sh", "-c", "echo out; echo err >&2; exit 5"]',
+        '["sh", "-c", "trap \'echo got-term; exit 3\' TERM; echo ready; '
+        'while :; do sleep 0.05; done"]')
+    async with trio.open_nursery() as nursery:
+        proc = await nursery.start(lambda task_status: trio.run_process(
+            [sys.executable, "-c", script, running.id], stdout=subprocess.PIPE,
+            check=False, task_status=task_status))
+        assert proc.stdout is not None
+        with trio.fail_after(10):
+            assert await proc.stdout.receive_some(100) == b"ready\n"
+            proc.send_signal(signal.SIGTERM)
+            rest = b""
+            while chunk := await proc.stdout.receive_some(100):
+                rest += chunk
+            await proc.wait()
+    assert (proc.returncode, rest) == (3, b"got-term\n")
