@@ -88,6 +88,17 @@ class Container:
 
 
 @dataclass
+class Pending:
+    """A create or start whose answer comes from the child on its ready pipe. The
+    monitor serves everyone else meanwhile, so many containers set up at once."""
+    c: Container
+    client: Client
+    want: bytes  # b"R": the rootfs is ready (create); b"": the exec happened (start)
+    deadline: float
+    data: bytes = b""
+
+
+@dataclass
 class Client:
     sock: socket.socket
     buf: bytes = b""
@@ -103,6 +114,7 @@ class Monitor:
         self.containers: dict[str, Container] = {}
         self.by_pid: dict[int, Container] = {}
         self.clients: dict[int, Client] = {}
+        self.pending: dict[int, Pending] = {}  # ready-pipe fd → the request it answers
         self.idle_since: float | None = time.monotonic()
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
@@ -142,7 +154,11 @@ class Monitor:
         self.sel.register(wake_r, selectors.EVENT_READ, ("signal", None))
         self.reap()
         while True:
-            events = self.sel.select(timeout=0 if self.trash else IDLE_EXIT_SECONDS / 2)
+            timeout = 0 if self.trash else IDLE_EXIT_SECONDS / 2
+            if self.pending:
+                soonest = min(p.deadline for p in self.pending.values())
+                timeout = max(0.0, min(timeout, soonest - time.monotonic()))
+            events = self.sel.select(timeout=timeout)
             if not events and self.trash:
                 shutil.rmtree(self.trash.pop(), ignore_errors=True)
                 continue
@@ -156,6 +172,7 @@ class Monitor:
                 except Exception:  # one container's trouble must not end the others' monitor
                     traceback.print_exc()
             self.drop_stalled_clients()
+            self.expire_pending()
             if self.stopping and not self.containers:
                 self.shutdown(listener)
                 return
@@ -184,6 +201,8 @@ class Monitor:
             self.on_client(obj)
         elif kind == "waiter":
             self.on_waiter(obj)
+        elif kind == "ready":
+            self.on_ready(obj)
 
     def shutdown(self, listener: socket.socket) -> None:
         # Unlink first: a client arriving now finds no socket and starts a new monitor,
@@ -316,11 +335,13 @@ class Monitor:
                                     hint="delete them first")
             self.stopping = True
             return {"ok": True}
-        if op == "create":
-            return self.create(protocol.request_spec(request))
+        if op == "create":  # answered once the child has set up (or says why not)
+            self.create(protocol.request_spec(request), client)
+            return None
         cid = protocol.request_id(request)
-        if op == "start":
-            return self.start(self.get(cid))
+        if op == "start":  # answered once the child has exec'd
+            self.start(self.get(cid), client)
+            return None
         if op == "kill":
             return self.kill(self.get(cid), request.get("signal", "SIGTERM"))
         if op == "wait":
@@ -353,7 +374,7 @@ class Monitor:
 
     # ---- lifecycle ---------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec) -> dict[str, Any]:
+    def create(self, spec: ContainerSpec, client: Client) -> None:
         paths = ContainerPaths(self.roots, spec.id)
         if spec.id in self.containers or paths.run_dir.exists():
             raise AlreadyExistsError(f"container {spec.id!r} already exists",
@@ -385,9 +406,8 @@ class Monitor:
             raise
         self.containers[spec.id] = c
         self.by_pid[c.pid] = c
-        write_json(paths.state, {"pid": c.pid, "pid_start": process_start_time(c.pid),
-                                 "created_at": now_iso(), "started_at": None})
-        return {"ok": True, "pid": c.pid}
+        assert c.ready_r is not None
+        self._await_child(c, client, want=b"R")
 
     def _fork(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
               cgroup: CgroupManager, made: list[int]) -> Container:
@@ -435,10 +455,6 @@ class Monitor:
             os.set_blocking(fd, False)
             c.streams[fd] = stream
             self.sel.register(fd, selectors.EVENT_READ, ("output", c))
-        problem = _read_report(ready_r, SETUP_TIMEOUT, want=b"R")
-        if problem is not None:
-            self._forget(c, reap=True)
-            raise problem
         return c
 
     def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
@@ -463,7 +479,10 @@ class Monitor:
                 sc.setns(self.own_pidns, sc.CLONE_NEWPID)
         return pid
 
-    def start(self, c: Container) -> dict[str, Any]:
+    def start(self, c: Container, client: Client) -> None:
+        if c.ready_r is not None and c.ready_r in self.pending:
+            raise ConflictError(f"container {c.spec.id!r} is still being created or started",
+                                hint="wait for that request's answer")
         if c.start_w is None or c.ready_r is None:
             raise ConflictError(f"container {c.spec.id!r} was already started",
                                 hint="create a new container to run it again")
@@ -480,12 +499,82 @@ class Monitor:
         _close(c.start_w)
         c.start_w = None
         # EOF means the exec happened (the pipe is close-on-exec); anything else is why not.
-        problem = _read_report(c.ready_r, SETUP_TIMEOUT, want=b"")
-        _close(c.ready_r)
-        c.ready_r = None
-        if problem is not None:
-            raise problem
-        return {"ok": True}
+        self._await_child(c, client, want=b"")
+
+    # ---- answers from a child's ready pipe ---------------------------------------
+
+    def _await_child(self, c: Container, client: Client, *, want: bytes) -> None:
+        """Answer `client` once the child says `want` (or why not) on its ready pipe."""
+        assert c.ready_r is not None
+        os.set_blocking(c.ready_r, False)
+        pending = Pending(c, client, want, time.monotonic() + SETUP_TIMEOUT)
+        # Answered later: neither a stalled client nor one whose socket we read.
+        if self.clients.get(client.sock.fileno()) is client:
+            del self.clients[client.sock.fileno()]
+        if self.sel.get_map().get(client.sock.fileno()) is not None:
+            self.sel.unregister(client.sock)
+        self.pending[c.ready_r] = pending
+        self.sel.register(c.ready_r, selectors.EVENT_READ, ("ready", pending))
+
+    def on_ready(self, pending: Pending) -> None:
+        fd = pending.c.ready_r
+        assert fd is not None
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        pending.data += chunk
+        if chunk and pending.data != pending.want:
+            return  # more of a report is coming, then EOF
+        self._settle(pending, _parse_report(pending.data, pending.want))
+
+    def expire_pending(self) -> None:
+        now = time.monotonic()
+        for pending in [p for p in self.pending.values() if now >= p.deadline]:
+            self._settle(pending, HostError(
+                "the container's first process did not answer in time",
+                hint="the host may be overloaded or a mount is hanging"))
+
+    def _settle(self, pending: Pending, problem: StackdError | None) -> None:
+        c = pending.c
+        fd = c.ready_r
+        assert fd is not None
+        self.pending.pop(fd, None)
+        if self.sel.get_map().get(fd) is not None:
+            self.sel.unregister(fd)
+        if pending.want == b"R":  # a create
+            if problem is None:
+                write_json(c.paths.state, {"pid": c.pid, "pid_start": process_start_time(c.pid),
+                                           "created_at": now_iso(), "started_at": None})
+                self.reply(pending.client, {"ok": True, "pid": c.pid})
+                return
+            self._forget(c, reap=True)
+            _remove_container_files(c.paths)
+            try:
+                c.cgroup.kill_all()
+                c.cgroup.destroy()
+            except StackdError:
+                pass
+        else:  # a start
+            _close(fd)
+            c.ready_r = None
+            if problem is None:
+                self.reply(pending.client, {"ok": True})
+                return
+        self.reply(pending.client, protocol.error_reply(problem))
+
+    def _cancel_pending(self, c: Container) -> None:
+        """The container goes (a delete) while a create or start of it waits."""
+        pending = self.pending.get(c.ready_r) if c.ready_r is not None else None
+        if pending is None:
+            return
+        self.pending.pop(c.ready_r, None)  # type: ignore[arg-type]
+        if self.sel.get_map().get(c.ready_r) is not None:  # type: ignore[arg-type]
+            self.sel.unregister(c.ready_r)  # type: ignore[arg-type]
+        self.reply(pending.client, protocol.error_reply(ConflictError(
+            f"container {c.spec.id!r} was deleted while it was being set up")))
 
     def kill(self, c: Container, signame: str) -> dict[str, Any]:
         sig = _signal(signame)
@@ -583,6 +672,7 @@ class Monitor:
         c.waiters.clear()
 
     def _forget(self, c: Container, *, reap: bool) -> None:
+        self._cancel_pending(c)
         if reap and c.exit is None:
             try:
                 signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)
@@ -670,6 +760,11 @@ def _read_report(fd: int, timeout: float, want: bytes) -> StackdError | None:
             data += chunk
             break
         data += chunk
+    return _parse_report(data, want)
+
+
+def _parse_report(data: bytes, want: bytes) -> StackdError | None:
+    """None if the child said `want`; else the error its JSON report names."""
     if data == want:
         return None
     try:
