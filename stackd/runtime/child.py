@@ -58,10 +58,13 @@ def _report(fd: int, error: BaseException) -> None:
         pass
 
 
-def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes) -> NoReturn:
+def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes, *,
+        nofile: tuple[int, int] | None = None) -> NoReturn:
+    """nofile: the descriptor limit to give the container unless its spec sets one (the
+    monitor runs with a raised limit of its own)."""
     code = EXIT_SETUP_FAILED
     try:
-        code = _run(spec, paths, plan, pipes)
+        code = _run(spec, paths, plan, pipes, nofile)
     except BaseException as e:  # report everything; never unwind into the monitor
         _report(pipes.ready_w, e)
     os._exit(code)
@@ -86,13 +89,16 @@ def _namespaces(spec: ContainerSpec) -> None:
     sc.unshare(flags)
 
 
-def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes) -> int:
+def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
+         nofile: tuple[int, int] | None) -> int:
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
     _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr})
+    if nofile is not None:  # only now: we held more descriptors than it allows
+        resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
 
     _namespaces(spec)
     if spec.namespaces.uts != "host":

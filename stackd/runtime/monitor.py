@@ -23,6 +23,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -120,6 +121,9 @@ class Monitor:
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self.security = _security_module()
         self.stopping = False
+        # The descriptor limit containers get unless their spec sets one: what we were
+        # started with, before we raised ours.
+        self.container_nofile: tuple[int, int] | None = None
         # Deleted containers' directories, renamed away at once and removed when idle.
         self.trash: list[Path] = []
         self._sweep_leftover_trash()
@@ -473,7 +477,7 @@ class Monitor:
         try:
             pid = os.fork()
             if pid == 0:
-                child.run(spec, paths, plan, pipes)
+                child.run(spec, paths, plan, pipes, nofile=self.container_nofile)
         finally:
             if pidns != "host":
                 sc.setns(self.own_pidns, sc.CLONE_NEWPID)
@@ -815,6 +819,7 @@ def main(argv: list[str] | None = None) -> int:
     os.close(ready_r)
     os.setsid()
     os.chdir("/")  # pin no directory of whoever started us
+    inherited_nofile = _raise_nofile_limit()
     lock = os.open(mpaths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     # Another monitor may own this root: one starting up (then it will answer soon and
     # our creator talks to it) or one shutting down (then its lock is free soon).
@@ -835,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
             os._exit(1)
         time.sleep(0.02)
     monitor = Monitor(roots)
+    monitor.container_nofile = inherited_nofile
     listener = monitor.bind()
     mpaths.pidfile.write_text(f"{os.getpid()}\n")
     sc.set_process_name("stackd-monitor")
@@ -842,6 +848,19 @@ def main(argv: list[str] | None = None) -> int:
     os.close(ready_w)
     monitor.serve(listener)
     os._exit(0)
+
+
+def _raise_nofile_limit() -> tuple[int, int]:
+    """Raise our soft RLIMIT_NOFILE to the hard limit; return what it was. We hold ~6
+    descriptors per container, so a soft limit of 1024 (a common default) would run
+    out near 150 containers; containers get the old limit back (child.run)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    return soft, hard
 
 
 def _answers(path: Path) -> bool:

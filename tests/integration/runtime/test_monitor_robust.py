@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 from pathlib import Path
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.root
 
 CHATTY = ("sh", "-c", "while :; do echo xxxxxxxx; done")
 MiB = 1024 * 1024
+LOW_NOFILE = 64
 
 
 def monitor_pid(rt) -> int:  # type: ignore[no-untyped-def]
@@ -272,3 +274,33 @@ async def test_tty_containers_ending_leave_the_monitor_serving(rt, make_spec):
 
 def _tty_nr(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[4])
+
+
+# ---- descriptors: the monitor needs several per container ------------------------------
+
+
+async def test_a_low_descriptor_limit_binds_the_containers_not_the_monitor(rt, make_spec):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1024:
+        pytest.skip("the hard descriptor limit is too low to raise anything")
+    # The monitor starts with the limit of whoever starts it: a low one here.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (LOW_NOFILE, hard))
+    try:
+        await rt.create(make_spec("first", "sh", "-c", "ulimit -n; sleep 1000"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    await rt.start("first")
+    # Several descriptors per container: 20 would not fit in 64.
+    with trio.fail_after(60):
+        for i in range(20):
+            await rt.create(make_spec(f"many-{i}", "sleep", "1000"))
+            await rt.start(f"many-{i}")
+    assert sum(s.status == "running" for s in await rt.list()) == 21
+    # The containers still get the limit the monitor was started with.
+    with trio.fail_after(10):
+        async for rec in rt.logs("first", follow=True):
+            assert rec.line == str(LOW_NOFILE)
+            break
+    async with trio.open_nursery() as nursery:
+        for state in await rt.list():
+            nursery.start_soon(rt.delete, state.id, True)
