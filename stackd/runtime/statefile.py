@@ -4,6 +4,7 @@ tells it (pid + the process's start time, so a reused pid is not mistaken for ou
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import UTC, datetime
@@ -57,12 +58,28 @@ def is_alive(pid: int | None, start: int | None) -> bool:
     return pid is not None and start is not None and process_start_time(pid) == start
 
 
+def _load_spec(path: Path) -> ContainerSpec | None:
+    """A container's spec, parsed once per file: it is written at create and never
+    changed, and validating it is most of the cost of listing hundreds of containers
+    (the daemon lists and inspects them all the time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _parsed_spec(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_spec(path: str, ino: int, mtime_ns: int, size: int) -> ContainerSpec | None:
+    data = read_json(Path(path))
+    return ContainerSpec.model_validate(data) if data is not None else None
+
+
 def load_state(paths: ContainerPaths) -> ContainerState | None:
     record = read_json(paths.state)
-    spec_data = read_json(paths.spec)
-    if record is None or spec_data is None:
+    spec = _load_spec(paths.spec)
+    if record is None or spec is None:
         return None
-    spec = ContainerSpec.model_validate(spec_data)
     exit_data = read_json(paths.exit)
     exit_status: ExitStatus | None = None
     finished_at = None
