@@ -9,23 +9,45 @@ own pair, so two roots must never collide on the host: every host name stackd ma
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_STATE_ROOT = "/var/lib/stackd"
 DEFAULT_RUN_ROOT = "/run/stackd"
 
 
-@dataclass(frozen=True, slots=True)
 class Roots:
+    """A state root and a run root. Immutable; a plain class rather than a dataclass
+    because every `stackd` command imports it (see errors.Location)."""
+
+    __slots__ = ("run", "state")
     state: Path
     run: Path
+
+    def __init__(self, state: Path, run: Path) -> None:
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "run", run)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Roots is immutable: cannot set {name}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Roots) and (self.state, self.run) == (other.state, other.run)
+
+    def __hash__(self) -> int:
+        return hash((self.state, self.run))
+
+    def __repr__(self) -> str:
+        return f"Roots(state={self.state!r}, run={self.run!r})"
+
+    def __reduce__(self) -> tuple[type[Roots], tuple[Path, Path]]:
+        return (Roots, (self.state, self.run))
 
     @property
     def id(self) -> str:
         """Four hex characters derived from the state root; part of every host name."""
+        import hashlib  # here: OpenSSL's load is 5 ms of every command's start-up
+
         return hashlib.sha256(str(self.state.resolve()).encode()).hexdigest()[:4]
 
     @classmethod

@@ -9,46 +9,32 @@ Set STACKD_NO_AUTOSTART=1 to get an error instead.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Any
 
+from stackd.cli import unixhttp
 from stackd.daemon import wire
 from stackd.daemon.paths import log_path, pid_path, socket_path
 from stackd.errors import StackdError, UnavailableError
 from stackd.roots import Roots
 
+if TYPE_CHECKING:  # imported where used: each costs every command start-up time
+    import subprocess
+    from pathlib import Path
+
 START_TIMEOUT = 20.0  # seconds for a started daemon to answer
 REQUEST_TIMEOUT = 60.0
 
-# Everything that means "the socket did not carry the request" (the stdlib's HTTP
-# client: every `stackd` command pays its import time, and httpx's is ~0.2 s).
-TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float | None) -> None:
-        super().__init__("stackd", timeout=timeout)
-        self._path = str(path)
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+# Everything that means "the socket did not carry the request" (see unixhttp.py for
+# why not http.client or httpx: their import time, paid by every `stackd` command).
+TRANSPORT_ERRORS = (OSError,)
+# ...and what of that means "no daemon listens here": start one (start on demand).
+NO_DAEMON = (FileNotFoundError, ConnectionRefusedError)
 
 
 class Client:
@@ -73,7 +59,9 @@ class Client:
 
     def _open(self, method: str, path: str, *, json_body: Any = None,
               params: dict[str, Any] | None = None, timeout: float | None = REQUEST_TIMEOUT
-              ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+              ) -> unixhttp.Response:
+        from urllib.parse import quote, urlencode
+
         query = _params(params)
         path = quote(path, safe="/")
         url = f"{path}?{urlencode(query, doseq=True)}" if query else path
@@ -82,19 +70,29 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
-        conn = _UnixConnection(self.socket, timeout)
-        try:
-            conn.request(method, url, body=body, headers=headers)
-            return conn, conn.getresponse()
-        except BaseException:
-            conn.close()
-            raise
+        return unixhttp.request(str(self.socket), method, url, body=body, headers=headers,
+                                timeout=timeout)
+
+    def _send(self, method: str, path: str, *, json_body: Any = None,
+              params: dict[str, Any] | None = None, timeout: float | None = REQUEST_TIMEOUT
+              ) -> unixhttp.Response:
+        """The request, starting the daemon first if none listens. No ping before: a
+        round trip saved on every command."""
+        if not self._ready:
+            try:
+                r = self._open(method, path, json_body=json_body, params=params,
+                               timeout=timeout)
+                self._ready = True
+                return r
+            except NO_DAEMON:
+                self.ensure()
+        return self._open(method, path, json_body=json_body, params=params, timeout=timeout)
 
     def alive(self) -> bool:
         """Does a daemon answer on the socket right now?"""
         try:
-            conn, r = self._open("GET", "/v1/ping", timeout=2.0)
-            with closing(conn):
+            r = self._open("GET", "/v1/ping", timeout=2.0)
+            with closing(r):
                 r.read()
                 return r.status == 200
         except PermissionError:
@@ -138,10 +136,9 @@ class Client:
 
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: dict[str, Any] | None = None) -> Any:
-        self.ensure()
         try:
-            conn, r = self._open(method, path, json_body=json_body, params=params)
-            with closing(conn):
+            r = self._send(method, path, json_body=json_body, params=params)
+            with closing(r):
                 data = r.read()
         except TRANSPORT_ERRORS as exc:
             raise _unavailable(exc, self.socket) from None
@@ -156,21 +153,20 @@ class Client:
     def stream(self, method: str, path: str, *, json_body: Any = None,
                params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """NDJSON objects as they arrive; an error line is raised as its StackdError."""
-        self.ensure()
         try:
-            conn, r = self._open(method, path, json_body=json_body, params=params,
-                                 timeout=None)
+            r = self._send(method, path, json_body=json_body, params=params, timeout=None)
         except TRANSPORT_ERRORS as exc:
             raise _unavailable(exc, self.socket) from None
-        with closing(conn):
+        with closing(r):
             if r.status >= 400:
                 _decode(r.status, r.read())
+            lines = r.lines()
             while True:
                 try:
-                    line = r.readline()
+                    line = next(lines, None)
                 except TRANSPORT_ERRORS as exc:
                     raise _unavailable(exc, self.socket) from None
-                if not line:
+                if line is None:
                     break
                 if not line.strip():
                     continue
@@ -210,6 +206,8 @@ def _unavailable(exc: BaseException, sock: Path) -> StackdError:
 
 def start_daemon(roots: Roots) -> subprocess.Popen[bytes]:
     """Start `stackd daemon` detached from this process (new session, no tty)."""
+    import subprocess
+
     roots.ensure()
     log = log_path(roots)
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
 
 HELP = "List the stack's containers"
 
@@ -27,7 +30,7 @@ def status_text(c: dict[str, Any], now: float) -> str:
         return text
     if state == "exited":
         return f"Exited ({c.get('exit_code')})"
-    return state.capitalize()
+    return str(state).capitalize()
 
 
 def _ago(seconds: float) -> str:
@@ -49,7 +52,37 @@ def table(rows: list[dict[str, Any]]) -> str:
                      .rstrip() for row in [header, *lines])
 
 
-def run(args: argparse.Namespace) -> int:
+def fast_args(argv: list[str]) -> SimpleNamespace | None:
+    """`stackd ps …` parsed without argparse, whose import and parser building cost more
+    than a `ps` may take (podman ps answers in ~50 ms). Only the plain forms; None for
+    anything else (-h, a bad value, unknown flags), which then goes through argparse
+    for its full checking and messages. Must accept exactly what add_arguments does."""
+    args = SimpleNamespace(all=False, format="table", quiet=False, all_projects=False,
+                           services=[])
+    it = iter(argv)
+    closed = False  # argparse takes the SERVICE list in one run: an option ends it
+    for word in it:
+        if word.startswith("-") and args.services:
+            closed = True
+        if word in ("-a", "--all"):
+            args.all = True
+        elif word in ("-q", "--quiet"):
+            args.quiet = True
+        elif word == "--all-projects":
+            args.all_projects = True
+        elif word == "--format" or word.startswith("--format="):
+            value = word.partition("=")[2] if "=" in word else next(it, None)
+            if value not in ("table", "json"):
+                return None
+            args.format = value
+        elif word.startswith("-") or closed:
+            return None
+        else:
+            args.services.append(word)
+    return args
+
+
+def run(args: argparse.Namespace | SimpleNamespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+    from types import SimpleNamespace
 
 
 def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -29,12 +32,12 @@ def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def project_of(args: argparse.Namespace) -> str:
+def project_of(args: argparse.Namespace | SimpleNamespace) -> str:
     """-p if given, else the name the stack files give (read here, as compose does)."""
     if getattr(args, "project_name", None):
         # Compose's rule, as stackd.spec.discovery.normalize_project_name has it: that
         # module's package imports the whole loader, a quarter second of start-up.
-        return _normalize(args.project_name)
+        return _normalize(str(args.project_name))
     quick = quick_project_name(args)
     if quick is not None:
         return quick
@@ -63,7 +66,7 @@ _ANY_NAME = re.compile(r"^name[ \t]*:", re.M)
 _TRICKY = re.compile(r"^(?:<<[ \t]*:|\{|---[ \t]*\S)", re.M)
 
 
-def quick_project_name(args: argparse.Namespace) -> str | None:
+def quick_project_name(args: argparse.Namespace | SimpleNamespace) -> str | None:
     """The project name without the validating loader, as compose finds it: the last
     stack file's plain top-level `name:`, else the project directory's name.
 
