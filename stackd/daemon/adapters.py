@@ -41,15 +41,20 @@ class NetworkedRuntime:
     resolver), the container's own name on each of its addresses.
     """
 
-    def __init__(self, runtime: Any, networks: Any) -> None:
+    def __init__(self, runtime: Any, networks: Any, network_port: NetworkAdapter) -> None:
         self._rt = runtime
         self._nets = networks
+        self._port = network_port
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._rt, name)
 
     async def create(self, spec: Any) -> object:
-        return await self._rt.create(self._with_network_files(spec))
+        try:
+            return await self._rt.create(self._with_network_files(spec))
+        finally:
+            # Created, or failed and its caller disconnects: no longer in flight.
+            self._port.in_flight.discard(spec.id)
 
     def _with_network_files(self, spec: Any) -> Any:
         from stackd.netbridge import hosts_file_for, resolv_conf_for
@@ -71,6 +76,9 @@ class NetworkAdapter:
 
     def __init__(self, networks: Any) -> None:
         self.nets = networks
+        # Connected, not yet created: a stray-looking attachment that is not one. Kept
+        # in memory only: after a daemon dies, what it had in flight is a real stray.
+        self.in_flight: set[str] = set()
 
     async def networks(self, project: str) -> Sequence[str]:
         return [n.key for n in self.nets.list() if n.project == project]
@@ -85,6 +93,7 @@ class NetworkAdapter:
                       ports: Sequence[Any]) -> str:
         if ports:
             self.nets.check_ports_free(list(ports), container_id=container_id)
+        self.in_flight.add(container_id)
         path: str = await self.nets.create_netns(container_id)
         try:
             addresses = await self.nets.attach(container_id, path, list(attachments),
@@ -98,6 +107,7 @@ class NetworkAdapter:
         return path
 
     async def disconnect(self, container_id: str) -> None:
+        self.in_flight.discard(container_id)
         await self.nets.unpublish(container_id)
         await self.nets.detach(container_id)
         await self.nets.remove_netns(container_id)
@@ -107,11 +117,24 @@ class NetworkAdapter:
         not exist (`live`: every container id the runtime has): what a daemon killed
         between `connect` and `create` leaves behind. Their ids."""
         keys = {n.key for n in self.nets.list() if n.project == project}
+        live = live | self.in_flight
         strays = sorted({a.container_id for a in self.nets.alloc.addresses()
                          if a.network_key in keys and a.container_id not in live})
         for cid in strays:
             await self.disconnect(cid)
         return strays
+
+    async def release_orphans(self, live: set[str]) -> list[str]:
+        """At daemon start, before any apply: every namespace, address or published port
+        held for a container the runtime does not have, whatever its project. A daemon
+        killed between making a namespace and recording its addresses leaves a netns
+        that no project's records name. Their ids."""
+        held = (set(self.nets.netns_ids()) | {a.container_id for a in self.nets.alloc.addresses()}
+                | {p.container_id for p in self.nets.alloc.ports()})
+        orphans = sorted(held - live - self.in_flight)
+        for cid in orphans:
+            await self.disconnect(cid)
+        return orphans
 
     async def set_ready(self, container_id: str, ready: bool) -> None:
         if self.nets.resolver is not None:
@@ -145,9 +168,10 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     # connection has one transaction at a time. WAL and BEGIN IMMEDIATE serialise
     # separate connections properly.
     networks = Networks(roots, StateDB.open(db.path), resolver=resolver)
-    return Ports(runtime=NetworkedRuntime(Runtime(roots), networks),
+    network = NetworkAdapter(networks)
+    return Ports(runtime=NetworkedRuntime(Runtime(roots), networks, network),
                  images=ImageStore(roots),
-                 network=NetworkAdapter(networks),
+                 network=network,
                  volumes=VolumeStore(db, roots.state),
                  state=IntentLog(db))
 
@@ -185,6 +209,11 @@ class HostWorld:
             self.ports = make_ports(self.roots, self.db, self.resolver)
             try:
                 await self.ports.network.nets.restore()
+                live = {v.id for v in await self.ports.runtime.list()}
+                for cid in await self.ports.network.release_orphans(live):
+                    emit(Event(type="heal", container=cid,
+                               message="network namespace or addresses of a container "
+                               "that does not exist: released"))
             except StackdError as err:
                 emit(Event(type="error", message=f"restoring networks: {err}"))
             self.supervisor = Supervisor(
@@ -548,7 +577,7 @@ def _progress_emitter(project: str, emit: Emit) -> Any:
             if m:
                 slot = m["slot"]
                 service = slot.rsplit("-", 1)[0]
-                emit(Event(type=kind, project=project, service=service,  # type: ignore[arg-type]
+                emit(Event(type=kind, project=project, service=service,
                            container=f"{project}-{slot}", message=p.message))
     return on_progress
 

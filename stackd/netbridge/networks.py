@@ -161,6 +161,13 @@ class Networks:
         await trio.to_thread.run_sync(links.lo_up, str(path))
         return str(path)
 
+    def netns_ids(self) -> builtins.list[str]:
+        """Container ids that have a namespace file here (mounted or left half-made)."""
+        ns_dir = netns.netns_dir(self.roots.run)
+        if not ns_dir.is_dir():
+            return []
+        return sorted(p.name for p in ns_dir.iterdir() if not p.name.startswith("."))
+
     async def remove_netns(self, container_id: str) -> None:
         await trio.to_thread.run_sync(netns.remove, self.netns_path(container_id))
 

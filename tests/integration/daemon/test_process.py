@@ -131,3 +131,24 @@ def test_logs_are_json_lines(daemon) -> None:
     listening = [x for x in lines if x["msg"] == "listening"]
     assert listening and listening[0]["pid"] == daemon.pid
     assert {"ts", "level", "logger", "msg"} <= set(listening[0])
+
+
+def test_a_namespace_left_by_a_killed_daemon_is_released_at_start(daemons) -> None:
+    # What a daemon SIGKILLed between making a container's namespace and recording its
+    # addresses leaves: a mounted netns no record names, of a container never created.
+    from stackd.netbridge import netns
+
+    stray = netns.netns_path(daemons.roots.run, "chaos-s18-1-7ec9cbe4")
+    netns.create(stray)
+    try:
+        daemons.start()
+        deadline = time.monotonic() + 10
+        while netns.is_netns(stray) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not netns.is_netns(stray) and not stray.exists()
+        with daemons.client() as c:
+            events = list(c.stream("GET", "/v1/events", params={"since": 0, "follow": False}))
+        assert any(e.get("type") == "heal" and e.get("container") == "chaos-s18-1-7ec9cbe4"
+                   for e in events), events
+    finally:
+        netns.remove(stray)
