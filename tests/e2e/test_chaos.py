@@ -71,10 +71,6 @@ def converged(cli: CLI) -> bool:
             and len({r["name"] for r in rows}) == SERVICES)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known, outside the daemon: the runtime monitor can crash (KeyError in Monitor.pump) "
-    "when a client dies mid-request, orphaning containers (being fixed in the runtime; "
-    "the stray veth of a daemon killed between connect and create is now released)"))
 def test_sigkill_at_random_moments_during_up(chaos: CLI) -> None:
     cli = chaos
     seed = int(os.environ.get("CHAOS_SEED", time.time()))
