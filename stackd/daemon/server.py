@@ -63,12 +63,26 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
             log.info("listening", extra={"socket": str(socket_path(roots)),
                                          "pid": os.getpid(), "root_id": roots.id})
             task_status.started()
+            nursery.start_soon(trio.to_thread.run_sync, _warm_up)
     finally:
         engine.close()
         try:
             socket_path(roots).unlink()
         except FileNotFoundError:
             pass
+
+
+def _warm_up() -> None:
+    """Once listening, in a worker thread: what the first `up` and the first health
+    check would otherwise wait for — the reconciler's imports (networkx, the scheduler:
+    ~0.4 s) and exec's fork server (its imports: ~0.4 s)."""
+    import stackd.reconciler.reconcile  # noqa: F401
+    from stackd.runtime.exec import start_fork_server
+
+    try:
+        start_fork_server()
+    except Exception:  # the first exec starts it then, and reports why if it cannot
+        log.warning("exec fork server did not start", exc_info=True)
 
 
 async def _signals(stop: trio.Event) -> None:
