@@ -20,13 +20,15 @@ class Roots:
     """A state root and a run root. Immutable; a plain class rather than a dataclass
     because every `stackd` command imports it (see errors.Location)."""
 
-    __slots__ = ("run", "state")
+    __slots__ = ("_id", "run", "state")
     state: Path
     run: Path
+    _id: str | None
 
     def __init__(self, state: Path, run: Path) -> None:
         object.__setattr__(self, "state", state)
         object.__setattr__(self, "run", run)
+        object.__setattr__(self, "_id", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Roots is immutable: cannot set {name}")
@@ -45,10 +47,15 @@ class Roots:
 
     @property
     def id(self) -> str:
-        """Four hex characters derived from the state root; part of every host name."""
+        """Four hex characters derived from the state root; part of every host name.
+        Computed once (it resolves the path: the daemon asks for it all the time)."""
+        if self._id is not None:
+            return self._id
         import hashlib  # here: OpenSSL's load is 5 ms of every command's start-up
 
-        return hashlib.sha256(str(self.state.resolve()).encode()).hexdigest()[:4]
+        digest = hashlib.sha256(str(self.state.resolve()).encode()).hexdigest()[:4]
+        object.__setattr__(self, "_id", digest)
+        return digest
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Roots:

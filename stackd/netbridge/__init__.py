@@ -4,7 +4,7 @@ The only package that speaks netlink (pyroute2) or nftables. The reconciler (thr
 the daemon's adapter) drives it with these calls, all trio coroutines unless noted:
 
     resolver = Resolver()                          # run: await nursery.start(resolver.serve)
-    nets = Networks(roots, db, resolver=resolver, pool="10.207.0.0/16", prefixlen=24)
+    nets = Networks(roots, db, resolver=resolver, pool="10.192.0.0/12", prefixlen=20)
     await nets.restore()                           # after a daemon restart
 
     await nets.ensure_network(NetworkSpec(key, project, name, subnet=None, gateway=None,

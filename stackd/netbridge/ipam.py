@@ -12,8 +12,10 @@ from ipaddress import IPv4Address, IPv4Network
 
 from stackd.errors import ConflictError, SpecError, UnavailableError
 
-DEFAULT_POOL = "10.207.0.0/16"
-DEFAULT_PREFIXLEN = 24
+# Docker cuts its default pools into /16s and /20s; a /24 (253 containers) was too
+# small for a service with a few hundred replicas. 256 networks of 4094 addresses.
+DEFAULT_POOL = "10.192.0.0/12"
+DEFAULT_PREFIXLEN = 20
 
 
 def parse_subnet(text: str, *, what: str) -> IPv4Network:
