@@ -42,6 +42,16 @@ class MonitorClient:
         protocol.raise_error(reply)
         return reply
 
+    async def hold(self) -> None:
+        """Keep the monitor from exiting while idle, for as long as this task runs (a
+        daemon's lifetime). Returns when the monitor goes away (asked to shut down,
+        or killed); the caller decides whether to hold the next one."""
+        stream = await self._connect()
+        async with stream:
+            await stream.send_all(protocol.encode({"op": "hold"}))
+            while await stream.receive_some(65536):
+                pass  # an old monitor answers "unknown request": then it just ends
+
     async def _exchange(self, message: dict[str, Any]) -> bytes:
         stream = await self._connect()
         buf = b""
@@ -69,12 +79,13 @@ class MonitorClient:
                 return await _open_unix(str(self.paths.socket))
             except (FileNotFoundError, ConnectionRefusedError):
                 async with self._spawn_lock:
-                    if not await self._answers():
+                    if not await self.answers():
                         await self._spawn()
         raise UnavailableError(f"cannot reach the runtime monitor at {self.paths.socket}",
                                hint=f"see {self.paths.log}")
 
-    async def _answers(self) -> bool:
+    async def answers(self) -> bool:
+        """Does a monitor listen right now? (Never starts one.)"""
         try:
             stream = await trio.open_unix_socket(str(self.paths.socket))
         except OSError:

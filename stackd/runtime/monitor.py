@@ -116,6 +116,7 @@ class Monitor:
         self.by_pid: dict[int, Container] = {}
         self.clients: dict[int, Client] = {}
         self.pending: dict[int, Pending] = {}  # ready-pipe fd → the request it answers
+        self.holders: list[Client] = []  # connections that keep us up while idle
         self.idle_since: float | None = time.monotonic()
         self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
@@ -180,7 +181,7 @@ class Monitor:
             if self.stopping and not self.containers:
                 self.shutdown(listener)
                 return
-            if self.containers or self.clients:
+            if self.containers or self.clients or self.holders:
                 self.idle_since = None
             elif self.idle_since is None:
                 self.idle_since = time.monotonic()
@@ -269,6 +270,8 @@ class Monitor:
                 self.sel.unregister(fd)
             if self.clients.get(fd) is client:
                 del self.clients[fd]
+        if client in self.holders:
+            self.holders.remove(client)
         c = client.waiting_on
         if c is not None and client in c.waiters:
             c.waiters.remove(client)
@@ -333,6 +336,14 @@ class Monitor:
         op = request.get("op")
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
+        if op == "hold":
+            # A daemon's standing connection: no answer; while it is open we do not exit
+            # when idle, so its next `up` does not wait ~0.4 s for a new monitor. It
+            # ends when the daemon goes (EOF) or we are asked to shut down.
+            self.clients.pop(client.sock.fileno(), None)
+            self.sel.modify(client.sock, selectors.EVENT_READ, ("waiter", client))
+            self.holders.append(client)
+            return None
         if op == "shutdown":
             if self.containers:
                 raise ConflictError(f"the monitor still holds {len(self.containers)} containers",
@@ -367,7 +378,7 @@ class Monitor:
             return self.delete(cid, bool(request.get("force")),
                                keep_logs=bool(request.get("keep_logs")))
         raise UsageError(f"runtime monitor: unknown request {op!r}",
-                         hint="use create, start, kill, wait, delete, ping or shutdown")
+                         hint="use create, start, kill, wait, delete, ping, hold or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)

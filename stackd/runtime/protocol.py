@@ -1,6 +1,6 @@
 """The monitor's wire format: one JSON object per line each way, on a unix socket.
 
-Request: {"op": "create"|"start"|"kill"|"wait"|"delete"|"ping"|"shutdown", ...}.
+Request: {"op": "create"|"start"|"kill"|"wait"|"delete"|"ping"|"hold"|"shutdown", ...}.
 Reply: {"ok": true, ...} or
        {"ok": false, "kind": "<stackd.errors class>", "error": ..., "hint": ...}.
 """
