@@ -27,7 +27,7 @@ from stackd.runtime import rootfs
 from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths
-from stackd.runtime.users import ResolvedUser, resolve_user
+from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_SETUP_FAILED = 125
@@ -179,17 +179,9 @@ def _security() -> Any:
     return security if hasattr(security, "finalize_process") else None
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def _resolve_user(spec: ContainerSpec) -> ResolvedUser:
     return resolve_user(spec.process.user, spec.process.additional_groups,
-                        _read("/etc/passwd"), _read("/etc/group"))
+                        *read_account_files())
 
 
 def _environment(spec: ContainerSpec, user: ResolvedUser) -> dict[str, str]:

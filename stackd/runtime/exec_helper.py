@@ -52,7 +52,7 @@ from stackd.errors import HostError, StackdError
 from stackd.runtime import protocol
 from stackd.runtime.security import SecurityPlan, finalize_process
 from stackd.runtime.security import kernel as k
-from stackd.runtime.users import resolve_user
+from stackd.runtime.users import read_account_files, resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_SETUP_FAILED = 125
@@ -311,8 +311,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
         # setns(mnt) put us at the root of the container's mount namespace, so these
         # are the container's own files.
         os.chdir("/")
-        user = resolve_user(req.user, req.additional_groups, _read("/etc/passwd"),
-                            _read("/etc/group"))
+        user = resolve_user(req.user, req.additional_groups, *read_account_files())
         env = exec_environment(req.spec_env, req.env_overrides, hostname=req.hostname,
                                home=user.home, tty=req.tty)
         os.setsid()
@@ -352,14 +351,6 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
     except BaseException as err:  # report everything, never unwind
         _report(session, err, code)
     os._exit(code)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 if __name__ == "__main__":

@@ -28,6 +28,19 @@ def _table(text: str, width: int) -> list[list[str]]:
     return rows
 
 
+def read_account_files() -> tuple[str, str]:
+    """/etc/passwd and /etc/group as this process sees them ("" for a missing one):
+    what `resolve_user` reads, called from inside a container's root."""
+    texts = []
+    for path in ("/etc/passwd", "/etc/group"):
+        try:
+            with open(path) as f:
+                texts.append(f.read())
+        except OSError:
+            texts.append("")
+    return texts[0], texts[1]
+
+
 def resolve_user(user: str, additional_groups: tuple[str, ...], passwd: str,
                  group: str) -> ResolvedUser:
     users = _table(passwd, 7)

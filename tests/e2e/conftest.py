@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, EXAMPLES, down_and_stop, reconciler_ready
+from e2e_helpers import CLI, DEMO_IMAGE, EXAMPLES, reconciler_ready, torn_down
 from support.busybox import busybox_available, make_busybox_tar
 
 from stackd.roots import Roots
@@ -39,9 +39,5 @@ def webapp(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     # grace period; the tests are about stackd, not about that wait.
     (work / "compose.override.yaml").write_text("services:\n" + "".join(
         f"  {s}:\n    stop_signal: SIGKILL\n" for s in ("db", "migrate", "api", "web")))
-    cli = CLI(no_leaks, work)
-    try:
+    with torn_down(CLI(no_leaks, work)) as cli:
         yield cli
-    finally:
-        left = down_and_stop(cli)
-    assert left == [], "down -v left network devices behind"

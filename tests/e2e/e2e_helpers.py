@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,14 @@ def down_and_stop(cli: CLI) -> list[str]:
     finally:
         stop_daemon(cli.roots)
     return teardown_networks(cli.roots)
+
+
+@contextmanager
+def torn_down(cli: CLI) -> Iterator[CLI]:
+    """Yield the CLI; afterwards, whatever happened, down -v and stop the daemon, and
+    fail if network devices were left behind."""
+    try:
+        yield cli
+    finally:
+        left = down_and_stop(cli)
+    assert left == [], "down -v left network devices behind"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, down_and_stop, reconciler_ready
+from e2e_helpers import CLI, reconciler_ready, torn_down
 
 from stackd.cli.client import Client
 from stackd.roots import Roots
@@ -44,12 +44,8 @@ def chaos_stack(path: Path) -> Path:
 def chaos(no_leaks: Roots, demo_image: str, tmp_path: Path):
     if not reconciler_ready():
         pytest.skip("the reconciler has no front door yet")
-    cli = CLI(no_leaks, chaos_stack(tmp_path / "chaos"))
-    try:
+    with torn_down(CLI(no_leaks, chaos_stack(tmp_path / "chaos"))) as cli:
         yield cli
-    finally:
-        left = down_and_stop(cli)
-    assert left == [], "down -v left network devices behind"
 
 
 def runtime_containers(roots: Roots) -> list[dict]:

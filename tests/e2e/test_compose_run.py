@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop, reconciler_ready
+from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
 
 from stackd.leaks import find_leaks
 from stackd.roots import Roots
@@ -44,12 +44,8 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     work = tmp_path / "oneoff"
     work.mkdir()
     (work / "compose.yaml").write_text(STACK)
-    cli = CLI(no_leaks, work)
-    try:
+    with torn_down(CLI(no_leaks, work)) as cli:
         yield cli
-    finally:
-        left = down_and_stop(cli)
-    assert left == [], "down -v left network devices behind"
 
 
 def ps(cli: CLI) -> list[dict]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, down_and_stop, reconciler_ready
+from e2e_helpers import CLI, reconciler_ready, torn_down
 
 from stackd.roots import Roots
 
@@ -29,12 +29,8 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
         pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "small"
     work.mkdir()
-    cli = CLI(no_leaks, work)
-    try:
+    with torn_down(CLI(no_leaks, work)) as cli:
         yield cli
-    finally:
-        left = down_and_stop(cli)
-    assert left == [], "down -v left network devices behind"
 
 
 def ps(cli: CLI, *args: str) -> list[dict]:
