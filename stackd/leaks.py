@@ -205,6 +205,15 @@ def reclaim(roots: Roots) -> None:
                 subprocess.run(["umount", "-l", leak.what], capture_output=True, check=False)
         except OSError:
             pass
+    # And the shared `stackd` parent, if this root was the last one in it: the monitor
+    # removes it as it exits, unless it was still busy with its cgroups then.
+    from stackd.errors import StackdError
+    from stackd.runtime.cgroups import remove_root_parents
+
+    try:
+        remove_root_parents(roots.id)
+    except (OSError, StackdError):
+        pass
 
 
 def _ask_monitor(roots: Roots, message: dict[str, object]) -> dict[str, object] | None:
