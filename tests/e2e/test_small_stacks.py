@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, reconciler_ready, torn_down
+from e2e_helpers import CLI, reconciler_ready, stop_daemon, torn_down
 
 from stackd.roots import Roots
 
@@ -122,3 +122,28 @@ def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
     finally:
         follower.kill()
         follower.wait()
+
+
+def test_a_stopped_container_stays_stopped_across_a_daemon_restart(stack: CLI) -> None:
+    # `stop` is the user's word: neither the restart policy nor the reconcile a new
+    # daemon runs for every stored stack may start it again; `start` does.
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  keep:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n    restart: always\n"
+        "  other:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n    restart: always\n")
+    stack("up", "-d")
+    stack("stop", "keep")
+    states = {r["service"]: r["state"] for r in ps(stack, "-a")}
+    assert states == {"keep": "exited", "other": "running"}
+    old = stack.daemon_pid()
+    stop_daemon(stack.roots)
+    stack("ps")  # a new daemon, started on demand, reconciles the stored stack
+    assert stack.daemon_pid() not in (None, old)
+    time.sleep(3)  # long enough for its reconcile and any restart to have happened
+    states = {r["service"]: r["state"] for r in ps(stack, "-a")}
+    assert states == {"keep": "exited", "other": "running"}
+    stack("start", "keep")
+    wait_for(lambda: {r["service"]: r["state"] for r in ps(stack)} ==
+             {"keep": "running", "other": "running"})
