@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from stackd import hostnames
 from stackd.daemon.models import ApplyOptions, ApplyRequest, StackSource
-from stackd.daemon.single import RunRequest, follow_output, parse_publish
+from stackd.daemon.single import RunOptions, RunRequest, follow_output, parse_publish
 from stackd.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -45,23 +45,12 @@ if TYPE_CHECKING:
 CONDITION_TIMEOUT = 300.0
 
 
-class ServiceRunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ServiceRunRequest(RunOptions):
     source: StackSource
     service: str = Field(min_length=1, max_length=512)
-    cmd: list[str] = Field(default_factory=list, max_length=4096)
-    entrypoint: list[str] | None = Field(default=None, max_length=256)
-    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-    env: list[str] = Field(default_factory=list, max_length=4096)
     labels: list[str] = Field(default_factory=list, max_length=1024)
-    publish: list[str] = Field(default_factory=list, max_length=256)
     service_ports: bool = False
     no_deps: bool = False
-    workdir: str = Field(default="", max_length=4096)
-    user: str = Field(default="", max_length=256)
-    rm: bool = False
-    detach: bool = False
     # The flags given that only an image run has (-m, --cpus, …): refused for a service.
     image_only: list[str] = Field(default_factory=list, max_length=64)
     # The same command line read as `docker run IMAGE`, for when `service` names no

@@ -32,18 +32,25 @@ RUN_PROJECT = "_run"  # owner of the default network and of named volumes made b
 DEFAULT_NETWORK = "stackd_default"
 
 
-class RunRequest(BaseModel):
+class RunOptions(BaseModel):
+    """What `stackd run` takes for an image and for a service alike."""
+
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field(min_length=1, max_length=512)
     cmd: list[str] = Field(default_factory=list, max_length=4096)
     entrypoint: list[str] | None = Field(default=None, max_length=256)
     name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     env: list[str] = Field(default_factory=list, max_length=4096)
     publish: list[str] = Field(default_factory=list, max_length=256)
-    volumes: list[str] = Field(default_factory=list, max_length=256)
     workdir: str = Field(default="", max_length=4096)
     user: str = Field(default="", max_length=256)
+    rm: bool = False
+    detach: bool = False
+
+
+class RunRequest(RunOptions):
+    image: str = Field(min_length=1, max_length=512)
+    volumes: list[str] = Field(default_factory=list, max_length=256)
     memory: str | None = Field(default=None, max_length=32)
     cpus: float | None = Field(default=None, gt=0, le=1024)
     pids_limit: int | None = Field(default=None, ge=1)
@@ -52,8 +59,6 @@ class RunRequest(BaseModel):
     cap_drop: list[str] = Field(default_factory=list, max_length=64)
     network: Literal["default", "bridge", "none", "host"] = "default"
     init: bool = False
-    rm: bool = False
-    detach: bool = False
     pull: Literal["always", "missing", "never"] = "missing"
 
 

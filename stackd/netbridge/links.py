@@ -203,7 +203,6 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
         if idx is None:
             raise HostError(f"{ifname} did not appear in {netns}")
         ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
-        ns.link("set", index=idx, state="up")
-        ns.link("set", index=LOOPBACK_INDEX, state="up")
+        ns.link("set", index=idx, state="up")  # lo came up with the namespace (lo_up)
         if gateway is not None:
             ns.route("replace", dst="0.0.0.0/0", gateway=gateway)
