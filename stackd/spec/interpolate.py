@@ -2,9 +2,13 @@
 
 `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`,
 `${VAR?message}`, `${VAR:+alt}`, `${VAR+alt}`; defaults and alternatives may nest
-further `${…}`; `$$` is a literal `$`. Only the branch taken is expanded, so an
-unused default never warns or fails. An unset variable without a default becomes ""
-and is reported once through `Variables.warn`.
+further `${…}` and balanced braces (`${X:-{"a":1}}`); `$$` is a literal `$`. Only the
+branch taken is expanded, so an unused default never warns or fails. An unset variable
+without a default becomes "" and is reported once through `Variables.warn`.
+
+A `$` that starts none of these (`a $ string`, `^REGEX$`, `$1`, `$(cmd)`, a bcrypt
+hash's `$2a$14$…`) is kept as written, as Compose keeps it; only a malformed `${…}` is
+an error. compose-go's template tests are the reference (tests/unit/spec).
 """
 
 from __future__ import annotations
@@ -49,10 +53,15 @@ def _expand(text: str, pos: int, env: Variables, loc: Location | None, whole: st
     """Expand from `pos` to the end, or to the `}` closing a nested default when nested."""
     out: list[str] = []
     n = len(text)
+    depth = 0  # plain braces opened inside a nested default: they close before it does
     while pos < n:
         ch = text[pos]
         if nested and ch == "}":
-            return "".join(out), pos
+            if depth == 0:
+                return "".join(out), pos
+            depth -= 1
+        elif nested and ch == "{":
+            depth += 1
         if ch != "$":
             out.append(ch)
             pos += 1
@@ -67,9 +76,9 @@ def _expand(text: str, pos: int, env: Variables, loc: Location | None, whole: st
         else:
             m = _NAME.match(text, pos + 1)
             if m is None:
-                raise SpecError(
-                    f"invalid interpolation in {whole!r}: '$' must start $VAR or ${{VAR}}",
-                    location=loc, hint="write $$ for a literal $")
+                out.append("$")
+                pos += 1
+                continue
             out.append(_lookup(m.group(0), env, loc))
             pos = m.end()
     if nested:
@@ -121,11 +130,9 @@ def _skip(text: str, pos: int, loc: Location | None, whole: str) -> int:
         if ch == "$" and text.startswith("$$", pos):
             pos += 2
             continue
-        if ch == "$" and text.startswith("${", pos):
+        if ch == "{":
             depth += 1
-            pos += 2
-            continue
-        if ch == "}":
+        elif ch == "}":
             if depth == 0:
                 return pos
             depth -= 1

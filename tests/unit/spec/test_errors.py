@@ -66,9 +66,9 @@ CASES = [
      "required variable 'TAG' is missing a value: set TAG to the release (compose.yaml:3:12)\n"
      "  hint: set TAG in the environment or in .env"),
     ("bad interpolation",
-     "services:\n  web:\n    image: x\n    command: echo $5\n",
-     "invalid interpolation in 'echo $5': '$' must start $VAR or ${VAR} (compose.yaml:4:14)\n"
-     "  hint: write $$ for a literal $"),
+     "services:\n  web:\n    image: x\n    command: echo ${5}\n",
+     "invalid interpolation in 'echo ${5}': '${' must be followed by a variable name "
+     "(compose.yaml:4:14)\n  hint: write $$ for a literal $"),
     ("duplicate key",
      "services:\n  web: {image: x}\n  web: {image: y}\n",
      "key 'web' is written twice in this mapping (compose.yaml:3:3)\n"
