@@ -288,24 +288,39 @@ def parse_volume(spec: str, loc: Where) -> PlacedDict:
     out.put("target", target, loc)
     bind: dict[str, Any] = {}
     vol: dict[str, Any] = {}
-    for opt in opts:
+    for opt in _split_selinux(opts):
         if opt == "ro":
             out.put("read_only", True, loc)
         elif opt == "rw":
             pass
-        elif opt in ("z", "Z") and kind == "bind":
-            bind["selinux"] = opt
+        elif opt in ("z", "Z"):
+            # SELinux relabelling: Compose accepts it on volumes too; a no-op on hosts
+            # without SELinux (all this runtime supports today, see docs/security.md).
+            if kind == "bind":
+                bind["selinux"] = opt
         elif opt in _PROPAGATION and kind == "bind":
             bind["propagation"] = opt
         elif opt == "nocopy" and kind == "volume":
             vol["nocopy"] = True
         else:
             raise SpecError(f"volume {spec!r}: unknown option {opt!r}", location=loc,
-                            hint="options are ro, rw, z, Z (binds) and nocopy (volumes)")
+                            hint="options are ro, rw, z, Z, a propagation (binds) and "
+                            "nocopy (volumes)")
     if bind:
         out.put("bind", bind, loc)
     if vol:
         out.put("volume", vol, loc)
+    return out
+
+
+def _split_selinux(opts: list[str]) -> list[str]:
+    """`roz`, `rwZ` (written without a comma in many real files) → `ro`, `z`."""
+    out: list[str] = []
+    for opt in opts:
+        if len(opt) == 3 and opt[:2] in ("ro", "rw") and opt[2] in "zZ":
+            out += [opt[:2], opt[2]]
+        else:
+            out.append(opt)
     return out
 
 
