@@ -108,6 +108,23 @@ def test_etc_linked_to_a_host_dir_gets_the_files_inside_the_container(
     assert sorted(names) == ["hosts", "resolv.conf"]  # nothing of the host's
 
 
+def test_proc_dev_sys_linked_to_host_dirs_are_made_inside_the_container(
+        cli: CLI, tmp_path: Path, host_dir: Path) -> None:
+    """`/proc`, `/dev`, `/sys` linked to (missing) host directories, with `init: true`
+    (catatonit bound at /dev/init): all are made and mounted at those paths inside the
+    container, none on the host."""
+    before = snapshot(host_dir)
+    image = craft_image(cli, tmp_path, "evil/kernel-fs-links",
+                        [(d, f"{host_dir}/{d}-here") for d in ("proc", "dev", "sys")],
+                        drop=("proc", "dev", "sys"))
+    up(cli, image, "    init: true\n")
+    assert snapshot(host_dir) == before
+    out = sh(cli, "cat /proc/1/comm; head -c 3 /dev/zero | wc -c; stat -f -c %T /sys; "
+                  "stat -f -c %T /dev; readlink /proc")
+    assert out.split() == ["init", "3", "sysfs", "tmpfs", f"{host_dir}/proc-here"]
+    assert snapshot(host_dir) == before
+
+
 def test_mount_targets_under_a_link_to_a_host_dir_stay_in_the_container(
         cli: CLI, tmp_path: Path, host_dir: Path) -> None:
     """Volume, bind, tmpfs, config (given as a file) and secret (bound, with a mode)
