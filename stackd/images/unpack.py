@@ -2,7 +2,8 @@
 
 Every entry's path is resolved component by component inside the snapshot without
 trusting the file system: absolute names and `..` are refused outright, a parent that
-is a symlink is followed only when its (relative) target stays inside, hard links must
+is a symlink is followed inside the layer (an absolute target from the layer's root, as
+the container will see it) and refused if it climbs above the root, hard links must
 name something already inside, and whiteouts must name a plain child of their
 directory. Any violation rejects the whole layer with `LayerRejectedError`; the caller
 unpacks into a private temp dir and deletes it then, so nothing half-made is ever used
@@ -112,10 +113,9 @@ class _Applier:
                 if hops > _MAX_SYMLINK_HOPS:
                     raise _reject(name, "too many symlinks on the way")
                 target = os.readlink(path)
-                if target.startswith("/"):
-                    raise _reject(name, f"it is placed through the absolute symlink "
-                                        f"'{'/'.join([*done, comp])}' -> '{target}'")
-                base = list(done)
+                # An absolute target means the same path in the image (lib3 ->
+                # /usr/lib3, then lib3/foo): it starts again from the layer's root.
+                base = [] if target.startswith("/") else list(done)
                 for t in target.split("/"):
                     if t in ("", "."):
                         continue

@@ -5,16 +5,22 @@ Order: make every mount private (nothing propagates back to the host), mount the
 overlay, the user's mounts and files, /proc, /dev, /sys under it, pivot_root into it
 and detach the old root; then (in the new root) mask and read-only-ify the paths
 Docker does, and finally make the root read-only if asked.
+
+Until pivot_root every path of the container is one the image may have bent with
+symlinks: each is resolved inside the root (inroot) and mounted onto, created in or
+copied from through the descriptor that came back. Read-only mounts are read-only all
+the way down (readonly_mount).
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 
 from stackd.errors import HostError, SpecError
+from stackd.runtime import inroot, readonly_mount, volume_seed
 from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import ContainerSpec, Mount
 from stackd.runtime.layout import ContainerPaths
@@ -40,12 +46,6 @@ INIT_BINARY = "/usr/bin/catatonit"
 INIT_PATH = "/dev/init"
 
 
-def inside(root: Path, path: str) -> Path:
-    """`path` of the container, under `root` on the host, without following symlinks out."""
-    rel = os.path.normpath("/" + path).lstrip("/")
-    return root / rel
-
-
 def overlay_options(spec: ContainerSpec, paths: ContainerPaths) -> str:
     lower = ":".join(spec.layers)
     return f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}"
@@ -55,15 +55,21 @@ def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths) -> None:
     root = paths.rootfs
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     sc.mount("overlay", str(root), "overlay", 0, overlay_options(spec, paths))
-    for m in sorted(spec.mounts, key=lambda m: len(Path(m.target).parts)):
-        _user_mount(root, m)
-    for index, target in enumerate(sorted(spec.files)):
-        _file_mount(root, paths, index, target)
-    _mount_proc(root)
-    _mount_dev(root, spec)
-    _mount_sys(root, spec.security.privileged)
-    if spec.process.init:
-        _place_init(root)
+    # Opened after the mount: the descriptor is the overlay's root, and every path of
+    # the container is resolved from it (inroot), never from the host's "/".
+    root_fd = inroot.open_root(root)
+    try:
+        for m in sorted(spec.mounts, key=lambda m: len(Path(m.target).parts)):
+            _user_mount(root_fd, m)
+        for index, target in enumerate(sorted(spec.files)):
+            _file_mount(root_fd, paths, index, target)
+        _mount_proc(root_fd)
+        _mount_dev(root_fd, spec)
+        _mount_sys(root_fd, spec.security.privileged)
+        if spec.process.init:
+            _place_init(root_fd)
+    finally:
+        os.close(root_fd)
 
 
 def pivot(root: Path) -> None:
@@ -86,147 +92,199 @@ def harden(spec: ContainerSpec) -> None:
         sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
 
 
-def _mkdirs(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+def _target_error(target: str, e: OSError) -> SpecError:
+    why = {errno.ELOOP: "too many symlinks (or a /proc magic link) on the way",
+           errno.ENOTDIR: "a part of it is not a directory in the image",
+           errno.EEXIST: "it exists in the image as something else",
+           errno.EISDIR: "it is a directory in the image"}.get(e.errno or 0, e.strerror)
+    return SpecError(f"cannot mount at {target} in the container: {why}",
+                     hint="mount somewhere else, or fix the image's paths")
 
 
-def _touch(path: Path) -> None:
-    _mkdirs(path.parent)
-    if not path.exists():
-        path.touch()
+def _dir_target(root_fd: int, target: str) -> inroot.Found:
+    """The directory at `target` inside the root, made if missing."""
+    try:
+        found = inroot.mkdir_all(root_fd, target)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+            raise _target_error(target, e) from e
+        raise
+    if not found.name:
+        found.close()
+        raise SpecError(f"cannot mount at {target}: it is the container's root",
+                        hint="mount at a directory below /")
+    return found
 
 
-def _user_mount(root: Path, m: Mount) -> None:
-    target = inside(root, m.target)
+def _file_target(root_fd: int, target: str, *, replace_link: bool) -> inroot.Found:
+    """The regular file at `target` inside the root, made if missing. With
+    `replace_link`, a symlink there is removed first (e.g. /etc/resolv.conf →
+    ../run/…: the given file wins) instead of followed."""
+    try:
+        found = inroot.resolve(root_fd, target, follow_last=not replace_link,
+                               mkdir_mode=0o755)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _target_error(target, e) from e
+        raise
+    try:
+        if not found.name:
+            raise SpecError(f"cannot mount a file at {target}: it is the container's root",
+                            hint="give a file name")
+        if found.fd is not None:
+            mode = os.fstat(found.fd).st_mode
+            if stat.S_ISLNK(mode):
+                os.close(found.fd)
+                found.fd = None
+                os.unlink(found.name, dir_fd=found.parent)
+            elif stat.S_ISDIR(mode):
+                raise _target_error(target, IsADirectoryError(errno.EISDIR, "is a directory"))
+        if found.fd is None:
+            os.close(os.open(found.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=found.parent))
+            found.fd = os.open(found.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                               dir_fd=found.parent)
+            found.created = True
+    except BaseException:
+        found.close()
+        raise
+    return found
+
+
+def _bind(source: str, found: inroot.Found, *, readonly: bool, recursive: bool = True) -> None:
+    assert found.fd is not None
+    sc.mount(source, inroot.proc_path(found.fd), None,
+             sc.MS_BIND | (sc.MS_REC if recursive else 0))
+    if readonly:
+        mounted = found.reopen()
+        try:
+            readonly_mount.make_readonly(mounted)
+        finally:
+            os.close(mounted)
+
+
+def _user_mount(root_fd: int, m: Mount) -> None:
     if m.type == "tmpfs":
-        _mkdirs(target)
-        opts = []
-        if m.size is not None:
-            opts.append(f"size={m.size}")
-        if m.mode is not None:
-            opts.append(f"mode={m.mode:o}")
-        flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
-        sc.mount("tmpfs", str(target), "tmpfs", flags, ",".join(opts) or None)
+        with _dir_target(root_fd, m.target) as found:
+            assert found.fd is not None
+            opts = []
+            if m.size is not None:
+                opts.append(f"size={m.size}")
+            if m.mode is not None:
+                opts.append(f"mode={m.mode:o}")
+            flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
+            sc.mount("tmpfs", inroot.proc_path(found.fd), "tmpfs", flags,
+                     ",".join(opts) or None)
         return
     source = Path(m.source)
     if not source.exists():
         raise SpecError(f"mount source {m.source} does not exist (for {m.target})",
                         hint="create it first, or fix the path")
-    if m.type == "volume" and m.seed and target.is_dir() and not any(source.iterdir()):
-        _seed_volume(target, source)
-    if source.is_dir():
-        _mkdirs(target)
-    else:
-        _touch(target)
-    sc.mount(str(source), str(target), None, sc.MS_BIND | sc.MS_REC)
-    if m.readonly:
-        sc.mount(None, str(target), None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+    if not source.is_dir():
+        with _file_target(root_fd, m.target, replace_link=False) as found:
+            _bind(m.source, found, readonly=m.readonly)
+        return
+    with _dir_target(root_fd, m.target) as found:
+        assert found.fd is not None
+        if m.type == "volume" and m.seed and not found.created and not any(source.iterdir()):
+            volume_seed.seed(found.fd, source)
+        _bind(m.source, found, readonly=m.readonly)
 
 
-def _seed_volume(src: Path, dest: Path) -> None:
-    """Copy the image's content at the mount point into an empty named volume, as
-    Docker does on first use, keeping owners and modes."""
-    for entry in src.iterdir():
-        target = dest / entry.name
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry), target)
-        elif entry.is_dir():
-            shutil.copytree(entry, target, symlinks=True)
-        else:
-            shutil.copy2(entry, target)
-    for dirpath, dirnames, filenames in os.walk(src):
-        for name in ["", *dirnames, *filenames]:
-            s = os.path.join(dirpath, name) if name else dirpath
-            st = os.lstat(s)
-            d = os.path.join(dest, os.path.relpath(s, src))
-            os.lchown(d, st.st_uid, st.st_gid)
-            if not stat.S_ISLNK(st.st_mode):
-                os.chmod(d, stat.S_IMODE(st.st_mode))
-
-
-def _file_mount(root: Path, paths: ContainerPaths, index: int, target: str) -> None:
+def _file_mount(root_fd: int, paths: ContainerPaths, index: int, target: str) -> None:
     source = paths.files / str(index)
-    dest = inside(root, target)
-    if dest.is_symlink():
-        dest.unlink()  # e.g. /etc/resolv.conf → ../run/…: the given file wins
-    _touch(dest)
-    sc.mount(str(source), str(dest), None, sc.MS_BIND)
-    if os.path.normpath(target) not in WRITABLE_FILES:
-        sc.mount(None, str(dest), None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+    with _file_target(root_fd, target, replace_link=True) as found:
+        _bind(str(source), found, recursive=False,
+              readonly=os.path.normpath(target) not in WRITABLE_FILES)
 
 
-def _mount_proc(root: Path) -> None:
-    target = root / "proc"
-    _mkdirs(target)
-    sc.mount("proc", str(target), "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+def _mount_proc(root_fd: int) -> None:
+    with _dir_target(root_fd, "/proc") as found:
+        assert found.fd is not None
+        sc.mount("proc", inroot.proc_path(found.fd), "proc",
+                 sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
 
-def _mount_sys(root: Path, privileged: bool) -> None:
-    target = root / "sys"
-    _mkdirs(target)
-    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (0 if privileged else sc.MS_RDONLY)
+def _mount_sys(root_fd: int, privileged: bool) -> None:
+    with _dir_target(root_fd, "/sys") as found:
+        assert found.fd is not None
+        flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (0 if privileged else sc.MS_RDONLY)
+        try:
+            sc.mount("sysfs", inroot.proc_path(found.fd), "sysfs", flags)
+        except OSError:
+            # Sharing the host's network namespace forbids a fresh sysfs; bind the
+            # host's, whose submounts (cgroups, …) must be read-only too.
+            _bind("/sys", found, readonly=not privileged)
+
+
+def _mount_dev(root_fd: int, spec: ContainerSpec) -> None:
+    with _dir_target(root_fd, "/dev") as found:
+        assert found.fd is not None
+        sc.mount("tmpfs", inroot.proc_path(found.fd), "tmpfs",
+                 sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+        dev = found.reopen()  # the new tmpfs, ours alone: names in it are safe
     try:
-        sc.mount("sysfs", str(target), "sysfs", flags)
-    except OSError:
-        # Sharing the host's network namespace forbids a fresh sysfs; bind the host's.
-        sc.mount("/sys", str(target), None, sc.MS_BIND | sc.MS_REC)
-        if not privileged:
-            sc.mount(None, str(target), None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+        _fill_dev(dev, spec)
+    finally:
+        os.close(dev)
 
 
-def _mount_dev(root: Path, spec: ContainerSpec) -> None:
-    dev = root / "dev"
-    _mkdirs(dev)
-    sc.mount("tmpfs", str(dev), "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME,
-             "mode=755,size=65536k")
+def _fill_dev(dev: int, spec: ContainerSpec) -> None:
     if spec.security.privileged:
-        _copy_host_devices(Path("/dev"), dev)
+        _copy_host_devices("/dev", dev)
     for name, (major, minor) in DEFAULT_DEVICES.items():
-        node = dev / name
-        if not node.exists():
-            os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-            os.chmod(node, 0o666)
+        if not _lexists(name, dev):
+            os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
+            os.chmod(name, 0o666, dir_fd=dev)
     for name, target in DEV_LINKS.items():
-        link = dev / name
-        if not link.exists() and not link.is_symlink():
-            os.symlink(target, link)
-    pts = dev / "pts"
-    _mkdirs(pts)
-    sc.mount("devpts", str(pts), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-             "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    shm = dev / "shm"
-    _mkdirs(shm)
-    sc.mount("shm", str(shm), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-             f"mode=1777,size={spec.resources.shm_size}")
-    mqueue = dev / "mqueue"
-    _mkdirs(mqueue)
-    sc.mount("mqueue", str(mqueue), "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+        if not _lexists(name, dev):
+            os.symlink(target, name, dir_fd=dev)
+    for name, source, fstype, flags, data in (
+            ("pts", "devpts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            ("shm", "shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+             f"mode=1777,size={spec.resources.shm_size}"),
+            ("mqueue", "mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)):
+        with _dir_target(dev, name) as found:
+            assert found.fd is not None
+            sc.mount(source, inroot.proc_path(found.fd), fstype, flags, data)
 
 
-def _copy_host_devices(src: Path, dest: Path) -> None:
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _copy_host_devices(src: str, dest: int) -> None:
     """`privileged`: the host's device nodes, as Docker creates them."""
     for entry in os.scandir(src):
         if entry.name in ("pts", "shm", "mqueue", "fd") or entry.is_symlink():
             continue
         st = entry.stat(follow_symlinks=False)
-        target = dest / entry.name
         if stat.S_ISDIR(st.st_mode):
-            target.mkdir(exist_ok=True)
-            _copy_host_devices(Path(entry.path), target)
+            if not _lexists(entry.name, dest):
+                os.mkdir(entry.name, 0o755, dir_fd=dest)
+            sub = os.open(entry.name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=dest)
+            try:
+                _copy_host_devices(entry.path, sub)
+            finally:
+                os.close(sub)
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            os.mknod(target, st.st_mode, st.st_rdev)
-            os.chown(target, st.st_uid, st.st_gid)
-            os.chmod(target, stat.S_IMODE(st.st_mode))
+            os.mknod(entry.name, st.st_mode, st.st_rdev, dir_fd=dest)
+            os.chown(entry.name, st.st_uid, st.st_gid, dir_fd=dest, follow_symlinks=False)
+            os.chmod(entry.name, stat.S_IMODE(st.st_mode), dir_fd=dest)
 
 
-def _place_init(root: Path) -> None:
+def _place_init(root_fd: int) -> None:
     if not os.path.exists(INIT_BINARY):
         raise HostError(f"`init: true` needs {INIT_BINARY}",
                         hint="install the catatonit package")
-    target = inside(root, INIT_PATH)
-    _touch(target)
-    sc.mount(INIT_BINARY, str(target), None, sc.MS_BIND)
-    sc.mount(None, str(target), None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+    with _file_target(root_fd, INIT_PATH, replace_link=True) as found:
+        _bind(INIT_BINARY, found, readonly=True, recursive=False)
 
 
 def _mask(path: str) -> None:
@@ -239,8 +297,13 @@ def _mask(path: str) -> None:
 
 
 def _readonly(path: str) -> None:
+    """In the new root (pivot_root done): plain paths resolve inside it."""
     if not os.path.exists(path):
         return
+    # The bind keeps procfs's nosuid, nodev, noexec; read-only goes on every submount.
     sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-    sc.mount(None, path, None,
-             sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    mounted = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        readonly_mount.make_readonly(mounted)
+    finally:
+        os.close(mounted)

@@ -26,13 +26,27 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
+MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 
 MNT_DETACH = 2
+
+# openat2(2): resolve a path as if the directory fd were the root (absolute symlinks
+# and ".." stay inside), without following /proc's magic links.
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+# mount_setattr(2)
+MOUNT_ATTR_RDONLY = 0x1
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_RECURSIVE = 0x8000
+PROC_SUPER_MAGIC = 0x9FA0
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -107,3 +121,41 @@ def set_process_name(name: str) -> None:
     """The comm name shown by ps/top (15 bytes)."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
     _libc.prctl(ctypes.c_int(PR_SET_NAME), buf, 0, 0, 0)
+
+
+# Both came after the table was unified across architectures: one number everywhere.
+_SYS_OPENAT2 = 437
+_SYS_MOUNT_SETATTR = 442
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """A new descriptor; OSError(ENOSYS) on kernels before 5.6."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(_libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd),
+                                os.fsencode(path), ctypes.byref(how),
+                                ctypes.c_size_t(ctypes.sizeof(how))), "openat2", path)
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+    """OSError(ENOSYS) on kernels before 5.12."""
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(dirfd),
+                         os.fsencode(path), ctypes.c_uint(flags), ctypes.byref(attr),
+                         ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type of the file system holding fd (the first field of struct statfs)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
+    _check(_libc.fstatfs(ctypes.c_int(fd), buf), "fstatfs")
+    return ctypes.c_long.from_buffer(buf).value

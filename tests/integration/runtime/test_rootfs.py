@@ -3,9 +3,12 @@ paths, read-only root, bind mounts, named volumes, tmpfs mounts and given files.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from runtime_helpers import run_to_end
 
+from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import Mount, Resources, Security
 
 pytestmark = pytest.mark.root
@@ -81,15 +84,28 @@ async def test_bind_mounts_read_only_and_read_write(rt, make_spec, tmp_path):
     rw = tmp_path / "rw"
     ro = tmp_path / "ro"
     rw.mkdir()
-    ro.mkdir()
+    (ro / "sub").mkdir(parents=True)
     (ro / "config").write_text("from host\n")
-    _, out, _ = await run_to_end(rt, make_spec("fs-bind", "sh", "-c", "; ".join([
-        "cat /etc/app/config",
-        "echo nope > /etc/app/config || echo ro-refused",
-        "echo written > /data/out",
-    ]), mounts=(Mount(type="bind", source=str(ro), target="/etc/app", readonly=True),
-                Mount(type="bind", source=str(rw), target="/data"))))
-    assert out.splitlines() == ["from host", "ro-refused"]
+    # A mount below the read-only bind's source: it comes along (MS_REC) and must be
+    # read-only too, not only the top.
+    sc.mount("stackd-test", str(ro / "sub"), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "size=1m")
+    try:
+        (ro / "sub" / "in-sub").write_text("in the submount\n")
+        _, out, _ = await run_to_end(rt, make_spec("fs-bind", "sh", "-c", "; ".join([
+            "cat /etc/app/config",
+            "echo nope > /etc/app/config || echo ro-refused",
+            "cat /etc/app/sub/in-sub",
+            "echo nope > /etc/app/sub/in-sub || echo sub-ro-refused",
+            "touch /etc/app/sub/new || echo sub-new-refused",
+            "echo written > /data/out",
+        ]), mounts=(Mount(type="bind", source=str(ro), target="/etc/app", readonly=True),
+                    Mount(type="bind", source=str(rw), target="/data"))))
+        assert out.splitlines() == ["from host", "ro-refused", "in the submount",
+                                    "sub-ro-refused", "sub-new-refused"]
+        assert (ro / "sub" / "in-sub").read_text() == "in the submount\n"
+        assert sorted(os.listdir(ro / "sub")) == ["in-sub"]
+    finally:
+        sc.umount2(str(ro / "sub"), sc.MNT_DETACH)
     assert (rw / "out").read_text() == "written\n"
     assert (ro / "config").read_text() == "from host\n"
 
