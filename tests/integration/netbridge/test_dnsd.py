@@ -1,0 +1,153 @@
+"""The resolver process (stackd/netbridge/dnsd.py) fed by a `DnsFeed`, as the daemon
+feeds it: started on the first network, answering from its own session whatever
+the feed wrote, re-adopted by a second feed (a new daemon), made good after a
+SIGKILL, keeping its table over a damaged file, gone after the last network.
+
+Its "gateway" is a loopback address of the test's own (127.<id>.1), where a DNS
+answer goes back to the querying socket's address (127.<id>.2…): no bridge needed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import time
+from collections.abc import Iterator
+
+import pytest
+import trio
+from dnslib import QTYPE, DNSRecord
+
+from stackd.leaks import find_leaks
+from stackd.netbridge import DnsFeed, resolver_pid
+from stackd.netbridge.dnsfiles import DnsPaths
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+
+def net(roots: Roots) -> str:
+    """127.a.b: a /24 of loopback of this root's own (its id's 16 bits)."""
+    rid = int(roots.id, 16)
+    return f"127.{rid >> 8}.{rid & 0xff}"
+
+
+def ask(source: str, gateway: str, name: str) -> list[str]:
+    """A records for `name`, asked from `source` (which container asks)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        sock.bind((source, 0))
+        sock.settimeout(2)
+        sock.sendto(DNSRecord.question(name).pack(), (gateway, 53))
+        reply = DNSRecord.parse(sock.recv(4096))
+    return sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A)
+
+
+def gone(pid: int, seconds: float = 5) -> bool:
+    """Exited (a zombie waiting for whichever reaper it was handed to counts)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return True
+        if fields[0] == "Z":
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def resolver_root(roots: Roots, no_leaks: Roots) -> Iterator[Roots]:
+    yield roots
+    pid = resolver_pid(roots)
+    if pid is not None:  # a failed test: stop it so no_leaks judges the rest
+        os.kill(pid, signal.SIGKILL)
+        gone(pid)
+
+
+def feed_with_two(roots: Roots) -> tuple[DnsFeed, str]:
+    prefix = net(roots)
+    feed = DnsFeed(roots)
+    feed.add("t_a", "c1", f"{prefix}.2", ["c1", "api"])
+    feed.add("t_a", "c2", f"{prefix}.3", ["c2", "api"])
+    return feed, prefix
+
+
+async def test_fed_records_are_answered_by_a_process_that_outlives_its_feeder(
+        resolver_root: Roots) -> None:
+    roots = resolver_root
+    feed, prefix = feed_with_two(roots)
+    gateway = f"{prefix}.1"
+    await feed.listen("t_a", gateway)
+    await feed.flush()
+    pid = resolver_pid(roots)
+    assert pid is not None
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == \
+        [f"{prefix}.2", f"{prefix}.3"]
+    records = DnsPaths(roots.run).records
+    assert stat.S_IMODE(records.stat().st_mode) == 0o600
+    # its own session: not in the test's process group, so no group signal reaches it
+    assert os.getsid(pid) == pid != os.getpgrp()
+
+    feed.set_ready("c2", False)  # a failing health check
+    await feed.flush()
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == [f"{prefix}.2"]
+
+    # A new daemon: a new feed over the same run dir. It carries the unready set on
+    # and reaches the same process (no second one).
+    again = DnsFeed(roots)
+    await again.listen("t_a", gateway)
+    again.add("t_a", "c1", f"{prefix}.2", ["c1", "api"])
+    again.add("t_a", "c2", f"{prefix}.3", ["c2", "api"])
+    again.add("t_a", "c3", f"{prefix}.4", ["c3", "api"])
+    await again.flush()
+    assert resolver_pid(roots) == pid
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == \
+        [f"{prefix}.2", f"{prefix}.4"]
+    assert [leak.kind for leak in find_leaks(roots.id, [roots])] == ["resolver"]
+
+    # The last network goes: so does the process, before flush returns.
+    await again.unlisten("t_a")
+    await again.flush()
+    assert resolver_pid(roots) is None
+    assert gone(pid, 0.1)
+
+
+async def test_a_killed_resolver_is_started_again_and_a_damaged_file_is_refused(
+        resolver_root: Roots) -> None:
+    roots = resolver_root
+    feed, prefix = feed_with_two(roots)
+    gateway = f"{prefix}.1"
+    await feed.listen("t_a", gateway)
+    await feed.flush()
+    pid = resolver_pid(roots)
+    assert pid is not None
+
+    problems: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(feed.keep, problems.append)
+        os.kill(pid, signal.SIGKILL)
+        assert gone(pid)
+        with trio.fail_after(5):
+            while resolver_pid(roots) in (None, pid):
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == \
+        [f"{prefix}.2", f"{prefix}.3"]
+
+    DnsPaths(roots.run).records.write_text('{"version": 1, "networks": [')
+    feed.remove("c2")
+    reply = await feed._ask({"op": "reload"})  # noqa: SLF001
+    assert reply is not None and reply["ok"] is False and "not JSON" in reply["error"]
+    # still serving the table it had
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == \
+        [f"{prefix}.2", f"{prefix}.3"]
+    await feed.flush()  # the feed's own write replaces the damage
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == [f"{prefix}.2"]
+
+    await feed.unlisten("t_a")
+    await feed.flush()
+    assert resolver_pid(roots) is None
