@@ -356,13 +356,23 @@ class Networks:
                 await trio.to_thread.run_sync(partial(
                     links.ensure_bridge, row.bridge, row.gateway,
                     IPv4Network(row.subnet).prefixlen, row.mtu))
-                if self.resolver is not None:
-                    await self.resolver.listen(row.key, row.gateway)
-            if self.resolver is not None:
-                for a in self.alloc.addresses():
-                    self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases)
-                await self.resolver.flush()
+            await self._restore_dns_locked()
             await self._apply_firewall()
+
+    async def restore_dns(self) -> None:
+        """Only the DNS part of `restore`: what a command changing networks without a
+        daemon does first, so the resolver process is told the store's whole truth."""
+        async with self._lock:
+            await self._restore_dns_locked()
+
+    async def _restore_dns_locked(self) -> None:
+        if self.resolver is None:
+            return
+        for row in self.alloc.networks():
+            await self.resolver.listen(row.key, row.gateway)
+        for a in self.alloc.addresses():
+            self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases)
+        await self.resolver.flush()
 
     async def teardown(self) -> None:
         """Remove everything of this root: ports, veths, namespaces, bridges, rules."""

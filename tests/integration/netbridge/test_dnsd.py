@@ -13,8 +13,10 @@ import os
 import signal
 import socket
 import stat
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -50,7 +52,7 @@ def gone(pid: int, seconds: float = 5) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             return True
         if fields[0] == "Z":
@@ -140,7 +142,7 @@ async def test_a_killed_resolver_is_started_again_and_a_damaged_file_is_refused(
 
     DnsPaths(roots.run).records.write_text('{"version": 1, "networks": [')
     feed.remove("c2")
-    reply = await feed._ask({"op": "reload"})  # noqa: SLF001
+    reply = await feed._ask({"op": "reload"})  # as a flush would, of the file as it is
     assert reply is not None and reply["ok"] is False and "not JSON" in reply["error"]
     # still serving the table it had
     assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == \
@@ -151,3 +153,29 @@ async def test_a_killed_resolver_is_started_again_and_a_damaged_file_is_refused(
     await feed.unlisten("t_a")
     await feed.flush()
     assert resolver_pid(roots) is None
+
+
+async def test_network_rm_without_a_daemon_ends_the_resolver(resolver_root: Roots) -> None:
+    """`stackd network rm` works on the store with no daemon: it tells the resolver too,
+    which exits with the root's last network instead of serving a removed one."""
+    from stackd.netbridge import Networks, NetworkSpec
+    from stackd.state.db import StateDB
+
+    roots = resolver_root
+    db = StateDB.open(roots.state / "stackd.db")
+    try:
+        nets = Networks(roots, db, resolver=DnsFeed(roots))
+        state = await nets.ensure_network(NetworkSpec("t_solo", "t", "solo"))
+        pid = resolver_pid(roots)
+        assert pid is not None
+        env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+        r = await trio.run_process([sys.executable, "-m", "stackd", "network", "rm", "t_solo"],
+                                   env=env, capture_stdout=True, capture_stderr=True,
+                                   check=False)
+        assert r.returncode == 0, r.stderr
+        assert resolver_pid(roots) is None
+        assert gone(pid)
+        assert not Path("/sys/class/net", state.bridge).exists()
+    finally:
+        await Networks(roots, db).teardown()
+        db.close()
