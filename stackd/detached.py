@@ -67,6 +67,13 @@ def detach(lock: Path, answers: Callable[[], bool], *, name: str,
     return ready
 
 
+def write_pidfile(path: Path) -> None:
+    """Our pid, for tools and tests (the lock says whether it is current)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
 def held(lock: Path) -> bool:
     """Does a live helper hold this lock? (A left-over file alone says nothing.)"""
     try:
@@ -87,7 +94,8 @@ async def spawn(module: str, roots: Roots, log: Path, *, what: str) -> None:
     import trio
 
     roots.ensure()
-    out = open(log, "ab")  # noqa: SIM115 - handed to the child, closed below
+    # Root-only, as everything under the run dir: a helper's log names containers.
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         result = await trio.run_process(
             [sys.executable, "-m", module, "--state", str(roots.state),
@@ -95,7 +103,7 @@ async def spawn(module: str, roots: Roots, log: Path, *, what: str) -> None:
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=False,
             start_new_session=True, env={**os.environ, "PYTHONPATH": package_parent()})
     finally:
-        out.close()
+        os.close(out)
     if result.returncode != 0:
         raise UnavailableError(f"the {what} for {roots.run} failed to start",
                                hint=f"see {log}")

@@ -69,7 +69,7 @@ class Daemon:
         os.chmod(self.paths.socket, 0o600)
         sock.listen(64)
         self.listener = trio.socket.from_stdlib_socket(sock)
-        self.paths.pidfile.write_text(f"{os.getpid()}\n")
+        detached.write_pidfile(self.paths.pidfile)
 
     def stop_listening(self) -> None:
         """Go: unlink first, so a feed writing a new table now finds no socket and

@@ -89,8 +89,9 @@ async def test_fed_records_are_answered_by_a_process_that_outlives_its_feeder(
     assert pid is not None
     assert await trio.to_thread.run_sync(ask, f"{prefix}.2", gateway, "api") == \
         [f"{prefix}.2", f"{prefix}.3"]
-    records = DnsPaths(roots.run).records
-    assert stat.S_IMODE(records.stat().st_mode) == 0o600
+    paths = DnsPaths(roots.run)
+    for f in (paths.records, paths.socket, paths.pidfile, paths.lock, paths.log):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f  # root-only: names and addresses
     # its own session: not in the test's process group, so no group signal reaches it
     assert os.getsid(pid) == pid != os.getpgrp()
 
