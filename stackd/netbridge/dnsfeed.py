@@ -110,8 +110,12 @@ class DnsFeed:
         said = None
         while True:
             await trio.sleep(KEEP_INTERVAL)
-            if self._flushed < self._version or \
-                    (self.gateways and await self._ask({"op": "ping"}) is None):
+            try:
+                lost = bool(self.gateways) and await self._ask({"op": "ping"}) is None
+            except (OSError, StackdError) as err:  # busy or wedged: a reload says which
+                self.problem = f"DNS resolver: {err}"
+                lost = True
+            if lost or self._flushed < self._version:
                 self._flushed = -1
                 await self.flush()
             if self.problem != said and self.problem is not None:
