@@ -69,7 +69,6 @@ class Daemon:
         os.chmod(self.paths.socket, 0o600)
         sock.listen(64)
         self.listener = trio.socket.from_stdlib_socket(sock)
-        detached.write_pidfile(self.paths.pidfile)
 
     def stop_listening(self) -> None:
         """Go: unlink first, so a feed writing a new table now finds no socket and
@@ -134,6 +133,8 @@ async def run(paths: DnsPaths, ready: Callable[[], None]) -> None:
         await nursery.start(d.resolver.serve)
         d.listen()
         first = await d.reload()
+        if d.listener is not None:
+            detached.write_pidfile(paths.pidfile)  # once it serves: tools may rely on it
         ready()
         if d.listener is None:
             print(f"dns: nothing to serve ({first.get('error', 'no network')}); exiting",

@@ -96,12 +96,14 @@ class DnsFeed:
             table = self.records.table(self.gateways)
             try:
                 await trio.to_thread.run_sync(write_table, self.paths.records, table)
-                await self._reload(bool(table["networks"]))
+                problems = await self._reload(bool(table["networks"]))
             except (OSError, StackdError) as err:
                 self.problem = f"DNS records not served: {err}"
                 log.warning("%s", self.problem)
                 return
-            self.problem = None
+            # Served, but some gateway could not be listened on (e.g. another DNS
+            # server holds its port 53): said, and tried again by `keep`.
+            self.problem = f"DNS: {'; '.join(problems)}" if problems else None
             self._flushed = version
 
     async def keep(self, report: Callable[[str], None]) -> None:
@@ -110,19 +112,21 @@ class DnsFeed:
         said = None
         while True:
             await trio.sleep(KEEP_INTERVAL)
+            if self.problem is not None and self.problem != said:
+                report(self.problem)
+            said = self.problem
             try:
                 lost = bool(self.gateways) and await self._ask({"op": "ping"}) is None
             except (OSError, StackdError) as err:  # busy or wedged: a reload says which
                 self.problem = f"DNS resolver: {err}"
                 lost = True
-            if lost or self._flushed < self._version:
+            if lost or self.problem is not None or self._flushed < self._version:
                 self._flushed = -1
                 await self.flush()
-            if self.problem != said and self.problem is not None:
-                report(self.problem)
-            said = self.problem
 
-    async def _reload(self, has_networks: bool) -> None:
+    async def _reload(self, has_networks: bool) -> list[str]:
+        """Have the resolver serve the file (starting it if need be); what it could
+        not listen on."""
         reply = await self._ask({"op": "reload"})
         if reply is None and has_networks and self.start:
             await detached.spawn(MODULE, self.roots, self.paths.log, what="DNS resolver")
@@ -140,7 +144,9 @@ class DnsFeed:
                     await trio.sleep(0.005)
         if reply is not None and not reply.get("ok"):
             raise UnavailableError(f"the DNS resolver refused its records: {reply.get('error')}",
-                              hint=f"see {self.paths.log}")
+                                   hint=f"see {self.paths.log}")
+        problems = reply.get("problems") if reply is not None else None
+        return [str(p) for p in problems] if isinstance(problems, list) else []
 
     async def _ask(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """The resolver's reply; None if none runs (or it went as we asked)."""

@@ -180,3 +180,36 @@ async def test_network_rm_without_a_daemon_ends_the_resolver(resolver_root: Root
     finally:
         await Networks(roots, db).teardown()
         db.close()
+
+
+async def test_a_gateway_it_cannot_listen_on_is_said_and_tried_again(
+        resolver_root: Roots) -> None:
+    """Another DNS server on one gateway's port 53: the other networks are served, the
+    feed says which could not be, and `keep` serves it once the port is free."""
+    roots = resolver_root
+    feed, prefix = feed_with_two(roots)
+    await feed.listen("t_a", f"{prefix}.1")
+    await feed.listen("t_b", f"{prefix}.9")
+    feed.add("t_b", "c4", f"{prefix}.10", ["c4", "db"])
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind((f"{prefix}.9", 53))
+    with squatter:
+        await feed.flush()
+        assert feed.problem is not None
+        assert f"DNS cannot listen on {prefix}.9:53" in feed.problem
+        assert await trio.to_thread.run_sync(ask, f"{prefix}.2", f"{prefix}.1", "api") == \
+            [f"{prefix}.2", f"{prefix}.3"]
+    reported: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(feed.keep, reported.append)
+        with trio.fail_after(5):
+            while feed.problem is not None:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert reported and "t_b" in reported[0]
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.10", f"{prefix}.9", "db") == \
+        [f"{prefix}.10"]
+    await feed.unlisten("t_a")
+    await feed.unlisten("t_b")
+    await feed.flush()
+    assert resolver_pid(roots) is None
