@@ -43,9 +43,18 @@ class Daemon:
         self.paths = paths
         self.resolver = Resolver()
         self.listener: trio.socket.SocketType | None = None
+        # One reload at a time: two interleaved could serve the older file last.
+        self._reloading = trio.Lock()
 
     async def reload(self) -> dict[str, Any]:
         """Serve the records file as it is now; the reply to a `reload`."""
+        async with self._reloading:
+            if self.listener is None:  # going: the next table is a new resolver's
+                return {"ok": True, "pid": os.getpid(), "networks": [], "problems": [],
+                        "exiting": True}
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
         try:
             table = await trio.to_thread.run_sync(read_table, self.paths.records)
             problems = await self.resolver.load(table if table is not None else _EMPTY)

@@ -128,20 +128,23 @@ class DnsFeed:
         """Have the resolver serve the file (starting it if need be); what it could
         not listen on."""
         reply = await self._ask({"op": "reload"})
+        if reply is not None and reply.get("exiting"):
+            # No network left (ours, or a table written just before ours): it goes.
+            # Wait for it, so that a `down` that returns has left no process behind,
+            # and so that a new one can take the lock at once if ours has networks.
+            with trio.move_on_after(EXIT_WAIT):
+                while detached.held(self.paths.lock):
+                    await trio.sleep(0.005)
+            if has_networks:
+                reply = None
         if reply is None and has_networks and self.start:
             await detached.spawn(MODULE, self.roots, self.paths.log, what="DNS resolver")
             # It read the file as it started; unless it found another one starting,
             # which this makes read it too.
             reply = await self._ask({"op": "reload"})
-            if reply is None:
-                raise UnavailableError(f"the DNS resolver of {self.roots.run} started but does "
-                                  "not answer", hint=f"see {self.paths.log}")
-        if reply is not None and reply.get("exiting"):
-            # No network left: it goes. Wait for it, so that a `down` that returns
-            # has left no process behind.
-            with trio.move_on_after(EXIT_WAIT):
-                while detached.held(self.paths.lock):
-                    await trio.sleep(0.005)
+            if reply is None or reply.get("exiting"):
+                raise UnavailableError(f"the DNS resolver of {self.roots.run} started but "
+                                       "does not serve", hint=f"see {self.paths.log}")
         if reply is not None and not reply.get("ok"):
             raise UnavailableError(f"the DNS resolver refused its records: {reply.get('error')}",
                                    hint=f"see {self.paths.log}")
