@@ -191,13 +191,15 @@ def main() -> None:
     print(f"{'stackd resolver':18} {qps:9.0f} {p50 * 1e3:8.3f} {p99 * 1e3:8.3f}"
           f"   ({full / max(qps * args.seconds, 1):.0%} answers with all 3 replicas)")
     print(f"{'trio UDP echo':18} {eqps:9.0f} {ep50 * 1e3:8.3f} {ep99 * 1e3:8.3f}")
+    judged = qps
     if os.geteuid() == 0:
         pqps, pp50, pp99, pfull = run_process_resolver(args)
         print(f"{'resolver process':18} {pqps:9.0f} {pp50 * 1e3:8.3f} {pp99 * 1e3:8.3f}"
               f"   ({pfull / max(pqps * args.seconds, 1):.0%} answers with all 3 replicas;"
               " fed by a DnsFeed)")
+        judged = pqps  # what containers talk to
     print(f"resolver / echo: {qps / eqps:.2f}   goal >= 10,000 q/s: "
-          f"{'met' if qps >= 10_000 else 'NOT met'}")
+          f"{'met' if judged >= 10_000 else 'NOT met'}")
 
 
 if __name__ == "__main__":
