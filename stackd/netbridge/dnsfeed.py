@@ -49,7 +49,7 @@ class DnsFeed:
         self._lock = trio.Lock()
         try:
             before = read_table(self.paths.records)
-        except TableError:
+        except (TableError, OSError):  # damaged or unreadable: health checks say again
             before = None
         unready = before.get("unready") if before else None
         if isinstance(unready, list):
