@@ -213,3 +213,24 @@ async def test_a_gateway_it_cannot_listen_on_is_said_and_tried_again(
     await feed.unlisten("t_b")
     await feed.flush()
     assert resolver_pid(roots) is None
+
+
+async def test_two_feeds_starting_at_once_get_one_resolver(resolver_root: Roots) -> None:
+    roots = resolver_root
+    prefix = net(roots)
+    feeds = []
+    for _ in range(3):
+        feed = DnsFeed(roots)
+        await feed.listen("t_a", f"{prefix}.1")
+        feed.add("t_a", "c1", f"{prefix}.2", ["c1", "api"])
+        feeds.append(feed)
+    async with trio.open_nursery() as nursery:
+        for feed in feeds:
+            nursery.start_soon(feed.flush)
+    assert [f.problem for f in feeds] == [None, None, None]
+    assert len([leak for leak in find_leaks(roots.id, [roots]) if leak.kind == "resolver"]) == 1
+    assert await trio.to_thread.run_sync(ask, f"{prefix}.2", f"{prefix}.1", "api") == \
+        [f"{prefix}.2"]
+    await feeds[0].unlisten("t_a")
+    await feeds[0].flush()
+    assert resolver_pid(roots) is None
