@@ -1,11 +1,13 @@
 """DNS benchmark: queries per second and latency of stackd's embedded resolver.
 
-The resolver runs in its own process (as in the daemon), serving one network whose
-service name has three replicas; a load process keeps a window of queries in flight
-from several sockets and times each answer. Beside it, in the same run, the same load
-against an echo server built on the resolver's own UDP loop: the transport's ceiling,
-so the ratio shows what parsing, looking up and answering cost. Goal: >= 10,000 q/s.
-Needs no root: it listens on a loopback address, which plays the bridge gateway.
+The resolver runs in its own process, serving one network whose service name has
+three replicas; a load process keeps a window of queries in flight from several
+sockets and times each answer. Beside it, in the same run, the same load against an
+echo server built on the resolver's own UDP loop: the transport's ceiling, so the
+ratio shows what parsing, looking up and answering cost. Goal: >= 10,000 q/s.
+It listens on a loopback address, which plays the bridge gateway. As root it also
+measures the real thing: the root's resolver process (`stackd.netbridge.dnsd`, on
+port 53 of 127.77.0.1) started and fed by a `DnsFeed`, as the daemon does.
 
     .venv/bin/python bench/bench_dns.py [--seconds 3] [--window 64] [--sockets 4]
 """
@@ -72,13 +74,14 @@ def query(qid: int, name: str = "api") -> bytes:
     return q.pack()
 
 
-def load(port: int, seconds: float, window: int, nsock: int) -> tuple[int, list[float], int]:
+def load(port: int, seconds: float, window: int, nsock: int,
+         host: str = HOST) -> tuple[int, list[float], int]:
     """(answered, latencies in s, answers with 3 records) for `seconds` of load."""
     packets = [query(i) for i in range(65536)]
     socks = []
     for _ in range(nsock):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.connect((HOST, port))
+        s.connect((host, port))
         s.setblocking(False)
         socks.append(s)
     sent: dict[tuple[int, int], float] = {}
@@ -135,6 +138,44 @@ def run(kind: str, target, args: argparse.Namespace) -> tuple[float, float, floa
     return n / args.seconds, p50, p99, full
 
 
+def run_process_resolver(args: argparse.Namespace) -> tuple[float, float, float, int]:
+    """The daemon's way: a DnsFeed writes the records, the resolver process serves them."""
+    import tempfile
+    from pathlib import Path
+
+    import trio
+
+    from stackd.netbridge.dnsfeed import DnsFeed
+    from stackd.roots import Roots
+
+    gateway = "127.77.0.1"
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = Roots(Path(tmp, "state"), Path(tmp, "run")).ensure()
+        feed = DnsFeed(roots)
+
+        async def feed_it(up: bool) -> None:
+            if up:
+                await feed.listen("bench", gateway)
+                feed.add("bench", "client", HOST, ["client"])  # the querying "container"
+                for i in range(3):
+                    feed.add("bench", f"api-{i}", f"10.207.0.{10 + i}",
+                             ["api", f"bench-api-{i}"])
+            else:
+                await feed.unlisten("bench")  # the resolver exits
+            await feed.flush()
+
+        trio.run(feed_it, True)
+        try:
+            load(53, 0.3, args.window, args.sockets, gateway)  # warm-up
+            n, lat, full = load(53, args.seconds, args.window, args.sockets, gateway)
+        finally:
+            trio.run(feed_it, False)
+    lat.sort()
+    p50 = statistics.median(lat) if lat else float("nan")
+    p99 = lat[int(len(lat) * 0.99)] if lat else float("nan")
+    return n / args.seconds, p50, p99, full
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -150,8 +191,15 @@ def main() -> None:
     print(f"{'stackd resolver':18} {qps:9.0f} {p50 * 1e3:8.3f} {p99 * 1e3:8.3f}"
           f"   ({full / max(qps * args.seconds, 1):.0%} answers with all 3 replicas)")
     print(f"{'trio UDP echo':18} {eqps:9.0f} {ep50 * 1e3:8.3f} {ep99 * 1e3:8.3f}")
+    judged = qps
+    if os.geteuid() == 0:
+        pqps, pp50, pp99, pfull = run_process_resolver(args)
+        print(f"{'resolver process':18} {pqps:9.0f} {pp50 * 1e3:8.3f} {pp99 * 1e3:8.3f}"
+              f"   ({pfull / max(pqps * args.seconds, 1):.0%} answers with all 3 replicas;"
+              " fed by a DnsFeed)")
+        judged = pqps  # what containers talk to
     print(f"resolver / echo: {qps / eqps:.2f}   goal >= 10,000 q/s: "
-          f"{'met' if qps >= 10_000 else 'NOT met'}")
+          f"{'met' if judged >= 10_000 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ ids) run on the same host at the same time.
 What counts: network devices `stk<root id>…`; in the nft table `stackd`, chains and
 sets named `r<root id>_…` (and, unfiltered, the table itself); cgroups under
 `stackd/<root id>` in any hierarchy; processes in those cgroups; runtime monitors
-(`stackd.runtime.monitor --root-id <id>`); mounts under a state root or run dir.
+(`stackd.runtime.monitor --root-id <id>`) and DNS resolvers (`stackd.netbridge.dnsd
+--root-id <id>`); mounts under a state root or run dir.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE, nft_chain_
 from stackd.roots import DEFAULT_RUN_ROOT, DEFAULT_STATE_ROOT, Roots
 
 MONITOR_MODULE = "stackd.runtime.monitor"
+RESOLVER_MODULE = "stackd.netbridge.dnsd"
+HELPERS = {MONITOR_MODULE: "monitor", RESOLVER_MODULE: "resolver"}  # per-root processes
 CONTAINER_INIT_COMM = "stackd-init"
 
 
 @dataclass(frozen=True, order=True, slots=True)
 class Leak:
-    kind: str  # device | nft | cgroup | process | monitor | mount
+    kind: str  # device | nft | cgroup | process | monitor | resolver | mount
     root_id: str  # "?" when the name does not tell
     what: str
 
@@ -126,6 +129,7 @@ def _cmdline(pid: int) -> str:
 
 
 def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
+    """The root's helper processes: runtime monitors and DNS resolvers."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -135,7 +139,8 @@ def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in argv]
-        if MONITOR_MODULE not in args:
+        module = next((m for m in HELPERS if m in args), None)
+        if module is None:
             continue
         try:
             if Path(f"/proc/{entry}/comm").read_text().strip() == CONTAINER_INIT_COMM:
@@ -147,7 +152,8 @@ def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
         if _mine(root_id, rid):
             roots = Roots(Path(opts.get("--state", DEFAULT_STATE_ROOT)),
                           Path(opts.get("--run", DEFAULT_RUN_ROOT)))
-            out.append((Leak("monitor", rid, f"{entry} {' '.join(args).strip()}"), roots))
+            out.append((Leak(HELPERS[module], rid, f"{entry} {' '.join(args).strip()}"),
+                        roots))
     return out
 
 
@@ -191,7 +197,7 @@ def reclaim(roots: Roots) -> None:
     # Whatever the monitor could not clean: its own process, cgroups, mounts.
     leaks = find_leaks(roots.id, [roots])
     for leak in leaks:
-        if leak.kind in ("monitor", "process"):
+        if leak.kind in ("monitor", "resolver", "process"):
             try:
                 os.kill(int(leak.what.split()[0]), signal.SIGKILL)
             except OSError:

@@ -87,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
         if args.subverb == "inspect":
             print(json.dumps([describe(alloc, n) for n in args.names], indent=2))
             return 0
-        from stackd.netbridge import Networks
+        from stackd.netbridge import DnsFeed, Networks
 
-        nets = Networks(roots, db)
+        # Tell the root's resolver process too (never start one): with no daemon, its
+        # last network removed here is what makes it exit.
+        nets = Networks(roots, db, resolver=DnsFeed(roots, start=False))
+        trio.run(nets.restore_dns)
         if args.subverb == "rm":
             for name in args.names:
                 nets.inspect(name)  # NotFoundError names it

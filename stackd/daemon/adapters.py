@@ -141,6 +141,7 @@ class NetworkAdapter:
     async def set_ready(self, container_id: str, ready: bool) -> None:
         if self.nets.resolver is not None:
             self.nets.resolver.set_ready(container_id, ready)
+            await self.nets.resolver.flush()
 
 
 _ID = re.compile(r"^(?P<name>.+)-(?P<index>\d+)-[0-9a-f]{8}$")
@@ -198,16 +199,13 @@ class HostWorld:
     # lifecycle
 
     async def watch(self, emit: Emit, *, task_status: trio.TaskStatus[None]) -> None:
-        from stackd.netbridge import Resolver
+        from stackd.netbridge import DnsFeed
         from stackd.reconciler.supervisor import Supervisor
 
-        self.resolver = Resolver()
+        # DNS is served by the root's resolver process, which outlives this daemon;
+        # restore() below hands it this daemon's view (the same one, if it runs).
+        self.resolver = DnsFeed(self.roots)
         async with trio.open_nursery() as nursery:
-            try:
-                await nursery.start(self.resolver.serve)
-            except (OSError, StackdError) as err:
-                emit(Event(type="error", message=f"DNS resolver did not start: {err}"))
-                self.resolver = None
             self.ports = make_ports(self.roots, self.db, self.resolver)
             try:
                 await self.ports.network.nets.restore()
@@ -220,6 +218,8 @@ class HostWorld:
                 emit(Event(type="error", message=f"restoring networks: {err}"))
             self.supervisor = Supervisor(
                 self.ports, nursery, lambda e: emit(_event_from_supervisor(e)))
+            nursery.start_soon(self.resolver.keep,
+                               lambda problem: emit(Event(type="error", message=problem)))
             nursery.start_soon(self._watch_bridges, emit)
             nursery.start_soon(self._watch_containers, emit)
             nursery.start_soon(self._hold_monitor)

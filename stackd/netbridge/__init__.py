@@ -3,7 +3,8 @@
 The only package that speaks netlink (pyroute2) or nftables. The reconciler (through
 the daemon's adapter) drives it with these calls, all trio coroutines unless noted:
 
-    resolver = Resolver()                          # run: await nursery.start(resolver.serve)
+    resolver = DnsFeed(roots)                      # the daemon: the root's resolver process
+    resolver = Resolver()                          # or in process; run: nursery.start(.serve)
     nets = Networks(roots, db, resolver=resolver, pool="10.192.0.0/12", prefixlen=20)
     await nets.restore()                           # after a daemon restart
 
@@ -27,6 +28,8 @@ the daemon's adapter) drives it with these calls, all trio coroutines unless not
 
     resolver.add(network_key, container_id, ip, names) / remove(container_id)
     resolver.set_records(network_key, name, ips) / set_ready(container_id, ready)
+    await resolver.flush()                         # answered from now on (Networks calls it)
+    resolver_pid(roots) -> int | None              # the root's resolver process, if it runs
 
     resolv_conf_for(gateway) / hosts_file_for(name, ips, extra_hosts) -> str
     parse_network_mode(text) -> NetworkMode; namespace_for(mode, own_netns=, joined_netns=)
@@ -44,6 +47,8 @@ from typing import Any
 
 _WHERE = {
     "Resolver": "dns",
+    "DnsFeed": "dnsfeed",
+    "resolver_pid": "dnsfeed",
     "hosts_file_for": "files",
     "resolv_conf_for": "files",
     "resolv_conf_for_host": "files",

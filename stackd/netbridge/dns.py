@@ -7,6 +7,12 @@ which container asks; it is answered only with names of containers that share a
 network with it, each with its address on that shared network. Every other name is
 forwarded to the host's upstream resolvers. Answers carry TTL 0 and list every
 replica, rotated per query, so a scale change is visible on the next query.
+
+The daemon does not serve it itself: the resolver process (`dnsd.py`) runs this class,
+fed by the daemon's `DnsFeed` (`dnsfeed.py`) through a records file (`Records.table`),
+so containers keep their names while the daemon is stopped. `Networks` drives either
+through the same calls (`DnsSink`); an in-process `Resolver` is what tests and the
+benchmark run.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import socket as pysocket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import trio
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
@@ -26,6 +33,8 @@ from stackd.netbridge.dnswire import build_reply, parse_simple_query
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0
 UDP_BATCH = 256
+TABLE_VERSION = 1
+IP_FREEBIND = 15  # linux/in.h; not in Python's socket module
 
 
 def _send_datagram(sock: pysocket.socket, data: bytes, addr: tuple[str, int]) -> None:
@@ -60,6 +69,24 @@ def upstreams_from_resolv_conf(text: str, exclude: Iterable[str] = ()) -> list[t
     return found
 
 
+class DnsSink(Protocol):
+    """What `Networks` tells DNS: an in-process `Resolver`, or the daemon's `DnsFeed`
+    of the resolver process. Changes are answered once `flush` returns."""
+
+    def add(self, network_key: str, container_id: str, ip: str,
+            names: Iterable[str]) -> None: ...
+    def remove(self, container_id: str) -> None: ...
+    def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None: ...
+    def set_ready(self, container_id: str, ready: bool) -> None: ...
+    async def listen(self, network_key: str, gateway: str) -> None: ...
+    async def unlisten(self, network_key: str) -> None: ...
+    async def flush(self) -> None: ...
+
+
+class TableError(ValueError):
+    """A records table that is not one (a damaged file): its reader keeps what it had."""
+
+
 class Records:
     """Who may see which name: pure bookkeeping, no sockets."""
 
@@ -73,12 +100,15 @@ class Records:
         self._turn: dict[str, int] = {}
 
     def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
+        self._put(network_key, container_id, ip, names)
+        self._reindex(network_key)
+
+    def _put(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
         ep = Endpoint(network_key, container_id, ip,
                       tuple(dict.fromkeys(normalise(n) for n in names if n)))
         self._endpoints.setdefault(network_key, {})[container_id] = ep
         self._by_ip[ip] = container_id
         self._networks_of.setdefault(container_id, set()).add(network_key)
-        self._reindex(network_key)
 
     def remove(self, container_id: str) -> None:
         for key in self._networks_of.pop(container_id, set()):
@@ -123,6 +153,51 @@ class Records:
         for name, ips in self._static.get(network_key, {}).items():
             index.setdefault(name, []).extend(ips)
         self._index[network_key] = index
+
+    def table(self, gateways: dict[str, str]) -> dict[str, Any]:
+        """All of it, and each network's gateway, as JSON-able data (`from_table`)."""
+        endpoints = [[ep.network_key, ep.container_id, ep.ip, list(ep.names)]
+                     for key in sorted(self._endpoints)
+                     for _, ep in sorted(self._endpoints[key].items())]
+        return {"version": TABLE_VERSION, "networks": dict(sorted(gateways.items())),
+                "endpoints": endpoints,
+                "static": {k: {n: list(ips) for n, ips in sorted(v.items())}
+                           for k, v in sorted(self._static.items()) if v},
+                "unready": sorted(c for c in self._unready if c in self._networks_of)}
+
+    @classmethod
+    def from_table(cls, table: object, *, turns: dict[str, int] | None = None
+                   ) -> tuple[Records, dict[str, str]]:
+        """(records, gateway of each network) from `table`'s output; TableError if it is
+        not that. `turns` carries the replicas' rotation over from the records replaced."""
+        if not isinstance(table, dict) or table.get("version") != TABLE_VERSION:
+            raise TableError("not a DNS records table of version "
+                             f"{TABLE_VERSION}")
+        try:
+            gateways = {str(k): str(v) for k, v in dict(table["networks"]).items()}
+            records = cls()
+            # Each network indexed once at the end: a reindex per endpoint made loading
+            # 500 containers' table take 80 ms.
+            for key, cid, ip, names in table["endpoints"]:
+                records._put(str(key), str(cid), str(ip), [str(n) for n in names])
+            for key, names in dict(table["static"]).items():
+                for name, ips in dict(names).items():
+                    if ips:
+                        records._static.setdefault(str(key), {})[normalise(str(name))] = \
+                            [str(i) for i in ips]
+            records._unready.update(str(c) for c in table["unready"])
+            for key in {*records._endpoints, *records._static}:
+                records._reindex(key)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TableError(f"not a DNS records table: {exc!r}") from None
+        if turns is not None:
+            records._turn = turns
+        return records, gateways
+
+    def seed_unready(self, container_ids: Iterable[str]) -> None:
+        """Containers known unready before their records come (a new daemon carries on
+        from the table its predecessor wrote, until health checks say again)."""
+        self._unready.update(container_ids)
 
     def lookup(self, source_ip: str, name: str) -> list[str] | None:
         """Addresses of `name` as the container at source_ip sees them; None: not ours."""
@@ -171,6 +246,29 @@ class Resolver:
 
     def set_ready(self, container_id: str, ready: bool) -> None:
         self.records.set_ready(container_id, ready)
+
+    async def flush(self) -> None:
+        """Nothing to do: in process, answers follow every change at once."""
+
+    async def load(self, table: object) -> list[str]:
+        """Serve exactly `table` (`Records.table`): its records, and a listener on each
+        of its gateways; TableError (nothing changed) if it is not one. Returns what
+        could not listen, one line each: the rest is served anyway."""
+        records, gateways = Records.from_table(table, turns=self.records._turn)
+        self.records = records
+        problems = []
+        for key in [k for k in self._listeners if k not in gateways]:
+            self._stop_listener(key)
+        for key, gateway in gateways.items():
+            try:
+                await self.listen(key, gateway)
+            except HostError as err:
+                self._listeners.pop(key, None)  # tried again at the next load
+                problems.append(f"network {key}: {err}")
+        return problems
+
+    def networks(self) -> list[str]:
+        return sorted(self._listeners)
 
     def upstreams(self) -> list[tuple[str, int]]:
         if self._upstreams is not None:
@@ -231,6 +329,11 @@ class Resolver:
             tcp = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
             with udp, tcp:
                 tcp.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+                # The gateway may be missing a moment (a bridge made again after a
+                # delete, a resolver started before the daemon restores bridges): the
+                # sockets are bound anyway and answer once it is back.
+                for s in (udp, tcp):
+                    s.setsockopt(pysocket.SOL_IP, IP_FREEBIND, 1)
                 try:
                     udp.bind((gateway, self.port))
                     await tcp.bind((gateway, self.port))

@@ -20,7 +20,7 @@ import trio
 from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, SpecError
 from stackd.hostnames import device_name
 from stackd.netbridge import firewall, hostports, ipam, links, netns
-from stackd.netbridge.dns import Resolver
+from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
     SUPPORTED_DRIVERS,
     Address,
@@ -54,7 +54,7 @@ def _state(row: NetworkRow, *, external: bool = False) -> NetworkState:
 
 
 class Networks:
-    def __init__(self, roots: Roots, db: StateDB, *, resolver: Resolver | None = None,
+    def __init__(self, roots: Roots, db: StateDB, *, resolver: DnsSink | None = None,
                  pool: str = ipam.DEFAULT_POOL, prefixlen: int = ipam.DEFAULT_PREFIXLEN,
                  mtu: int = DEFAULT_MTU) -> None:
         self.roots = roots
@@ -106,6 +106,7 @@ class Networks:
             await self._apply_firewall()
             if self.resolver is not None:
                 await self.resolver.listen(row.key, row.gateway)
+                await self.resolver.flush()
             return _state(row)
 
     def _create_bridge(self, spec: NetworkSpec, mtu: int) -> NetworkRow:
@@ -146,6 +147,7 @@ class Networks:
                                     hint="remove those containers first")
             if self.resolver is not None:
                 await self.resolver.unlisten(key)
+                await self.resolver.flush()
             await trio.to_thread.run_sync(links.delete_link, row.bridge)
             self.alloc.remove_network(key)
             await self._apply_firewall()
@@ -210,6 +212,7 @@ class Networks:
             for addr, att in zip(done, attachments, strict=True):
                 self.resolver.add(addr.network_key, container_id, addr.ip,
                                   [*names, *att.aliases])
+            await self.resolver.flush()
         return done
 
     def _reserve(self, container_id: str, att: Attachment, index: int,
@@ -242,6 +245,7 @@ class Networks:
         """Remove the container's veths and release its addresses; no error if none."""
         if self.resolver is not None:
             self.resolver.remove(container_id)
+            await self.resolver.flush()
         await self._release(container_id)
 
     async def _release(self, container_id: str) -> None:
@@ -352,12 +356,23 @@ class Networks:
                 await trio.to_thread.run_sync(partial(
                     links.ensure_bridge, row.bridge, row.gateway,
                     IPv4Network(row.subnet).prefixlen, row.mtu))
-                if self.resolver is not None:
-                    await self.resolver.listen(row.key, row.gateway)
-            if self.resolver is not None:
-                for a in self.alloc.addresses():
-                    self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases)
+            await self._restore_dns_locked()
             await self._apply_firewall()
+
+    async def restore_dns(self) -> None:
+        """Only the DNS part of `restore`: what a command changing networks without a
+        daemon does first, so the resolver process is told the store's whole truth."""
+        async with self._lock:
+            await self._restore_dns_locked()
+
+    async def _restore_dns_locked(self) -> None:
+        if self.resolver is None:
+            return
+        for row in self.alloc.networks():
+            await self.resolver.listen(row.key, row.gateway)
+        for a in self.alloc.addresses():
+            self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases)
+        await self.resolver.flush()
 
     async def teardown(self) -> None:
         """Remove everything of this root: ports, veths, namespaces, bridges, rules."""

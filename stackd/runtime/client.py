@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from typing import Any
 
 import trio
 
+from stackd import detached
 from stackd.errors import UnavailableError
 from stackd.roots import Roots
 from stackd.runtime import protocol
@@ -94,22 +92,8 @@ class MonitorClient:
         return True
 
     async def _spawn(self) -> None:
-        self.roots.ensure()
-        log = open(self.paths.log, "ab")  # noqa: SIM115 - handed to the child, closed below
-        try:
-            result = await trio.run_process(
-                [sys.executable, "-m", "stackd.runtime.monitor", "--state", str(self.roots.state),
-                 "--run", str(self.roots.run), "--root-id", self.roots.id],
-                stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, check=False, start_new_session=True,
-                env={**os.environ, "PYTHONPATH": _package_parent()},
-            )
-        finally:
-            log.close()
-        if result.returncode != 0:
-            raise UnavailableError(
-                f"the runtime monitor for {self.roots.run} failed to start",
-                hint=f"see {self.paths.log}")
+        await detached.spawn("stackd.runtime.monitor", self.roots, self.paths.log,
+                             what="runtime monitor")
 
 
 async def _open_unix(path: str) -> trio.SocketStream:
@@ -135,11 +119,3 @@ async def _open_unix(path: str) -> trio.SocketStream:
             sock.close()
             raise
         return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-
-
-def _package_parent() -> str:
-    import stackd
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(stackd.__file__)))
-    existing = os.environ.get("PYTHONPATH")
-    return f"{here}:{existing}" if existing else here

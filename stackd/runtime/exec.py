@@ -221,7 +221,7 @@ class _ForkServer:
     _current: _ForkServer | None = None
 
     def __init__(self) -> None:
-        from stackd.runtime.client import _package_parent
+        from stackd.detached import package_parent
 
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -229,7 +229,7 @@ class _ForkServer:
                 [sys.executable, "-m", "stackd.runtime.exec_helper", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], close_fds=True, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, cwd="/", start_new_session=True,
-                env={**os.environ, "PYTHONPATH": _package_parent()})
+                env={**os.environ, "PYTHONPATH": package_parent()})
         except OSError as err:
             mine.close()
             raise UnavailableError(f"cannot start the exec fork server: {err}",

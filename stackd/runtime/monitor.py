@@ -19,7 +19,6 @@ or inspect containers, only to change them.
 from __future__ import annotations
 
 import argparse
-import errno
 import fcntl
 import json
 import os
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackd import detached
 from stackd.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -65,7 +65,6 @@ MAX_REQUEST = 16 * 1024 * 1024
 # round. At an exit, the pipe is drained up to DRAIN_BUDGET: all it can hold.
 PUMP_BUDGET = 256 * 1024
 DRAIN_BUDGET = 4 * 1024 * 1024
-LOCK_WAIT_SECONDS = 20.0
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
 SIGNALS = {s.name: s for s in signal.Signals}
@@ -820,43 +819,14 @@ def main(argv: list[str] | None = None) -> int:
     roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
     containers_dir(roots).mkdir(exist_ok=True)
     mpaths = MonitorPaths(roots.run)
-
-    ready_r, ready_w = os.pipe()
-    if os.fork() != 0:
-        # The process our creator waits for: it exits 0 once the monitor listens.
-        os.close(ready_w)
-        ok = os.read(ready_r, 1) == b"1"
-        return 0 if ok else 1
-    os.close(ready_r)
-    os.setsid()
-    os.chdir("/")  # pin no directory of whoever started us
+    ready = detached.detach(mpaths.lock, lambda: _answers(mpaths.socket), name="monitor")
     inherited_nofile = _raise_nofile_limit()
-    lock = os.open(mpaths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    # Another monitor may own this root: one starting up (then it will answer soon and
-    # our creator talks to it) or one shutting down (then its lock is free soon).
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-        if _answers(mpaths.socket):
-            os.write(ready_w, b"1")
-            os._exit(0)
-        if time.monotonic() > deadline:
-            sys.stderr.write(f"monitor: {mpaths.lock} stays locked by a monitor that "
-                             "does not answer\n")
-            os._exit(1)
-        time.sleep(0.02)
     monitor = Monitor(roots)
     monitor.container_nofile = inherited_nofile
     listener = monitor.bind()
     mpaths.pidfile.write_text(f"{os.getpid()}\n")
     sc.set_process_name("stackd-monitor")
-    os.write(ready_w, b"1")
-    os.close(ready_w)
+    ready()
     monitor.serve(listener)
     os._exit(0)
 
