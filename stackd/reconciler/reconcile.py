@@ -53,6 +53,10 @@ class ReconcileOptions:
     # Where the slots must fit (the daemon: `(hostinfo.local_node(),)`); empty skips
     # placement, as the simulation does.
     nodes: tuple[Node, ...] = ()
+    # The contents of the configs' and secrets' `file:`s as applied (the daemon's
+    # revision), so a file edited on disk reaches containers only at the next `up`.
+    # None: read them from disk now.
+    files: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +178,16 @@ def check_placement(stack: Stack, nodes: Sequence[Node],
     place(slots(services), nodes)
 
 
-async def _read_files(stack: Stack) -> dict[str, bytes]:
-    paths = sorted({o.file for objs in (stack.configs, stack.secrets) for o in objs.values()
-                    if o.file is not None})
+def files_of(stack: Stack) -> list[str]:
+    """The paths of the configs' and secrets' `file:`s, sorted."""
+    return sorted({o.file for objs in (stack.configs, stack.secrets) for o in objs.values()
+                   if o.file is not None})
+
+
+async def read_files(stack: Stack) -> dict[str, bytes]:
+    """The contents of `files_of(stack)` that can be read now (a missing one is
+    reported by build.desired_state, with its place in the stack)."""
+    paths = files_of(stack)
 
     def read_all() -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -199,7 +210,7 @@ async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> 
 
 async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
                  options: ReconcileOptions) -> DesiredState:
-    contents = await _read_files(stack)
+    contents = dict(options.files) if options.files is not None else await read_files(stack)
 
     def read_file(path: str) -> bytes:
         try:
