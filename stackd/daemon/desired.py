@@ -67,7 +67,9 @@ class DesiredStore:
         its number (the new generation)."""
         request = without_environ(request)
         with self.db.transaction() as c:
-            gen = self.revisions.next_number(c, project)
+            row = c.execute("SELECT generation FROM daemon_stacks WHERE project=?",
+                            (project,)).fetchone()
+            gen = self.revisions.next_number(c, project, row["generation"] if row else 0)
             self.revisions.insert(c, project, gen, revision)
             c.execute(
                 "INSERT INTO daemon_stacks (project, generation, phase, request, remove, updated)"
@@ -83,7 +85,7 @@ class DesiredStore:
         with self.db.transaction() as c:
             row = c.execute("SELECT generation, request FROM daemon_stacks WHERE project=?",
                             (project,)).fetchone()
-            gen = self.revisions.next_number(c, project)
+            gen = self.revisions.next_number(c, project, row["generation"] if row else 0)
             req = row["request"] if row else without_environ(
                 request or _empty_request(project)).model_dump_json()
             self.revisions.insert(c, project, gen, NewRevision(

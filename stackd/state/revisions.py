@@ -187,11 +187,12 @@ class RevisionStore:
         self.keep = keep
 
     @staticmethod
-    def next_number(c: Connection, project: str) -> int:
-        """Take the project's next number (inside the caller's transaction)."""
+    def next_number(c: Connection, project: str, above: int = 0) -> int:
+        """Take the project's next number (inside the caller's transaction); greater
+        than `above` too (a generation numbered before revisions existed)."""
         row = c.execute("SELECT last FROM revision_counters WHERE project=?",
                         (project,)).fetchone()
-        number = (row["last"] if row else 0) + 1
+        number = max(row["last"] if row else 0, above) + 1
         c.execute("INSERT INTO revision_counters (project, last) VALUES (?, ?)"
                   " ON CONFLICT(project) DO UPDATE SET last=excluded.last", (project, number))
         return number

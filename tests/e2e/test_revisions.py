@@ -9,6 +9,7 @@ numbers keep growing across `down`; one-shot options are honoured once.
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ services:
     configs:
       - source: appconf
         target: /etc/app.conf
+    secrets: [pw]
   envd:
     image: {DEMO_IMAGE}
     command: ["sleep", "3600"]
@@ -51,6 +53,9 @@ services:
 configs:
   appconf:
     file: ./app.conf
+secrets:
+  pw:
+    file: ./pw.txt
 """
 
 
@@ -67,6 +72,7 @@ def project(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     (work / "compose.yaml").write_text(STACK)
     (work / "app.conf").write_text("version one\n")
     (work / "app.env").write_text("GREETING=one\n")
+    (work / "pw.txt").write_text("hunter2-secret\n")
     store = ImageStore(no_leaks)
     store.tag(demo_image, RETAGGED)
     # Same files, another config: another digest for `tag` to move RETAGGED to.
@@ -125,6 +131,14 @@ def test_a_resync_keeps_the_applied_revision_until_up(project: CLI) -> None:
     before = containers(cli)
     assert set(before) == {"conf", "envd", "tagged", "steady"}
     assert cli("plan").stdout.strip() == "revs: up to date, nothing to do"
+    assert cli("exec", "conf", "cat", "/run/secrets/pw").stdout == "hunter2-secret\n"
+    # The revision keeps the secret as a root-only blob, never in the database.
+    blobs = cli.roots.state / "revisions"
+    assert stat.S_IMODE(blobs.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in blobs.iterdir()} == {0o600}
+    assert any(p.read_bytes() == b"hunter2-secret\n" for p in blobs.iterdir())
+    for db in cli.roots.state.glob("stackd.db*"):
+        assert b"hunter2-secret" not in db.read_bytes(), db
 
     (cli.cwd / "app.conf").write_text("version two\n")
     (cli.cwd / "app.env").write_text("GREETING=two\n")

@@ -207,3 +207,11 @@ def test_history_says_which_services_each_revision_changed(tmp_path: Path) -> No
     assert [(r["number"], r["cause"], r["changed"], r["outcome"]) for r in rows] == [
         (1, "up", ["a", "b"], "superseded"), (2, "up", [], "superseded"),
         (3, "up", ["a"], "superseded"), (4, "down", ["a", "b"], "pending")]
+
+
+def test_a_stack_numbered_before_revisions_existed_keeps_counting_up(tmp_path: Path) -> None:
+    db = db_at(tmp_path)
+    with db.transaction() as c:
+        c.execute("INSERT INTO daemon_stacks (project, generation, phase, request, updated)"
+                  " VALUES ('p', 5, 'active', ?, 0)", (request("p").model_dump_json(),))
+    assert DesiredStore(db).put("p", request("p"), up()) == 6
