@@ -204,3 +204,7 @@ def test_up_right_after_down_waits_for_the_new_containers(project: CLI) -> None:
     assert [(r["number"], r["cause"]) for r in rows] == [
         (1, "up"), (2, "down"), (3, "up"), (4, "down"), (5, "up"), (6, "down"), (7, "up")]
     assert rows[-1]["changed"] == ["conf", "envd", "steady", "tagged"]
+    r = cli("history", "nosuch", check=False)
+    assert r.returncode == 1
+    assert "no service 'nosuch' in the kept revisions of revs" in r.stderr
+    assert "Traceback" not in r.stderr
