@@ -151,7 +151,8 @@ class BlobStore:
         return data
 
     def collect(self, referenced: Iterable[str]) -> list[str]:
-        """Remove every blob not in `referenced` (blocking I/O); their digests."""
+        """Remove every blob not in `referenced`, and the half-written ones a crash left
+        (blocking I/O; the caller never runs it beside a `put`); the names removed."""
         keep = set(referenced)
         removed = []
         try:
@@ -159,7 +160,7 @@ class BlobStore:
         except FileNotFoundError:
             return []
         for name in sorted(names):
-            if name in keep or name.startswith("."):
+            if name in keep:
                 continue
             try:
                 os.unlink(self.dir / name)
