@@ -337,7 +337,7 @@ class Engine:
         revisions = self.revisions.list(project)
         if not revisions:
             raise NotFoundError(f"no revision of a stack named {project!r}",
-                                hint="`stackd up` applies one; see `stackd ls`")
+                                hint="`stackd up` applies one")
         desired = self.store.get(project)
         outcome = self._outcomes.get(project)
         rows = await trio.to_thread.run_sync(functools.partial(
