@@ -208,3 +208,23 @@ def test_up_right_after_down_waits_for_the_new_containers(project: CLI) -> None:
     assert r.returncode == 1
     assert "no service 'nosuch' in the kept revisions of revs" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_image_built_always_is_built_once_per_revision(project: CLI) -> None:
+    """`pull_policy: build` builds at `up`; the resyncs run the revision's image."""
+    cli = project
+    (cli.cwd / "Dockerfile").write_text(f"FROM {DEMO_IMAGE}\nCOPY hello.txt /hello.txt\n")
+    (cli.cwd / "hello.txt").write_text("built one\n")
+    (cli.cwd / "compose.yaml").write_text(
+        "name: revs\nservices:\n  built:\n    build: .\n    pull_policy: build\n"
+        "    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n")
+    start_daemon(cli, resync=0.3)
+    cli("up", "-d")
+    before = containers(cli)
+    (cli.cwd / "hello.txt").write_text("built two\n")
+    wait_reconciles(cli.roots, "revs", reconciles(cli.roots, "revs") + 3)
+    assert containers(cli) == before
+    assert cli("exec", "built", "cat", "/hello.txt").stdout == "built one\n"
+    cli("up", "-d")
+    assert containers(cli)["built"][0] != before["built"][0]
+    assert cli("exec", "built", "cat", "/hello.txt").stdout == "built two\n"
