@@ -16,7 +16,6 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -329,7 +328,7 @@ class HostWorld:
     async def load(self, source: StackSource) -> Any:
         """The stack as its files are now, with what a revision of it records."""
         from stackd.daemon.revision import capture
-        from stackd.reconciler.reconcile import files_of
+        from stackd.reconciler.reconcile import read_stack_files
         from stackd.spec import LoadOptions, load
 
         reads: list[tuple[str, str, str]] = []
@@ -342,14 +341,8 @@ class HostWorld:
 
         def read() -> _Loaded:
             stack = load(options)
-            contents = {}
-            for path in files_of(stack):
-                try:
-                    contents[path] = Path(path).read_bytes()
-                except OSError:
-                    pass  # build.desired_state reports it, with the stack location
-            return _Loaded(stack, dict(source.environ),
-                           captured=capture(stack, reads, contents, source.environ))
+            return _Loaded(stack, dict(source.environ), captured=capture(
+                stack, reads, read_stack_files(stack), source.environ))
 
         return await trio.to_thread.run_sync(read)
 
