@@ -328,8 +328,8 @@ class HostWorld:
     async def load(self, source: StackSource) -> Any:
         """The stack as its files are now, with what a revision of it records."""
         from stackd.daemon.revision import capture
-        from stackd.reconciler.reconcile import read_stack_files
         from stackd.spec import LoadOptions, load
+        from stackd.spec.files import read_stack_files
 
         reads: list[tuple[str, str, str]] = []
         options = LoadOptions(
@@ -341,8 +341,9 @@ class HostWorld:
 
         def read() -> _Loaded:
             stack = load(options)
-            return _Loaded(stack, dict(source.environ), captured=capture(
-                stack, reads, read_stack_files(stack), source.environ))
+            files = read_stack_files(stack)
+            return _Loaded(stack, dict(source.environ), files=files,
+                           captured=capture(stack, reads, files, source.environ))
 
         return await trio.to_thread.run_sync(read)
 
@@ -619,8 +620,8 @@ def _exists(path: str) -> bool:
 @dataclass(frozen=True)
 class _Loaded:
     """A stack to reconcile: loaded from its files now (`captured` is what a revision
-    of it records), or restored from an applied revision (`files` and `pins` are its
-    configs'/secrets' contents and its images: nothing is read from disk again)."""
+    of it records), or restored from an applied revision (`pins` are its images).
+    `files`: its configs'/secrets' contents, read once (never again from disk)."""
 
     stack: Any
     environ: dict[str, str]

@@ -19,14 +19,13 @@ calling it twice in a row does nothing the second time (the plan is empty).
 from __future__ import annotations
 
 import dataclasses
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
-from stackd.errors import Location, NotFoundError, SpecError
+from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, apply
 from stackd.reconciler.build import BuildInputs, desired_state, image_ref
@@ -54,9 +53,9 @@ class ReconcileOptions:
     # Where the slots must fit (the daemon: `(hostinfo.local_node(),)`); empty skips
     # placement, as the simulation does.
     nodes: tuple[Node, ...] = ()
-    # The contents of the configs' and secrets' `file:`s as applied (the daemon's
-    # revision), so a file edited on disk reaches containers only at the next `up`.
-    # None: read them from disk now.
+    # The contents of the configs' and secrets' `file:`s as read by the caller (the
+    # daemon: as its revision holds them, so a file edited on disk reaches containers
+    # only at the next `up`; spec.files reads them bounded). None: read them now.
     files: Mapping[str, bytes] | None = None
 
 
@@ -179,58 +178,20 @@ def check_placement(stack: Stack, nodes: Sequence[Node],
     place(slots(services), nodes)
 
 
-def files_of(stack: Stack) -> list[str]:
-    """The paths of the configs' and secrets' `file:`s, sorted."""
-    return sorted({o.file for objs in (stack.configs, stack.secrets) for o in objs.values()
-                   if o.file is not None})
+async def _read_files(stack: Stack) -> dict[str, bytes]:
+    paths = sorted({o.file for objs in (stack.configs, stack.secrets) for o in objs.values()
+                    if o.file is not None})
 
-
-def read_stack_files(stack: Stack) -> dict[str, bytes]:
-    """The contents of `files_of(stack)` that can be read now (blocking I/O; a missing
-    one is reported by build.desired_state, with its place in the stack). Each must be
-    a regular file of at most MAX_FILE_BYTES: a stack naming a FIFO would block the
-    reader for ever, one naming /dev/zero would fill its memory."""
-    out: dict[str, bytes] = {}
-    for kind, objs in (("configs", stack.configs), ("secrets", stack.secrets)):
-        for name, obj in sorted(objs.items()):
-            if obj.file is None or obj.file in out:
-                continue
+    def read_all() -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for p in paths:
             try:
-                out[obj.file] = _read_regular(obj.file, f"{kind[:-1]} {name!r}",
-                                              stack.location_of((kind, name)))
+                out[p] = Path(p).read_bytes()
             except OSError:
                 pass  # build.desired_state reports it, with the stack location
-    return out
+        return out
 
-
-# A config's or secret's file (Swarm's limits: 500 KB a secret, 1000 KB a config).
-# Text content travels inline in the container's spec, and a request to the runtime
-# monitor may be 16 MiB at most.
-MAX_FILE_BYTES = 1 << 20
-
-
-def _read_regular(path: str, what: str, loc: Location | None) -> bytes:
-    # O_NONBLOCK: opening a FIFO must not wait for a writer.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SpecError(f"{what}: {path} is not a regular file", location=loc,
-                            hint="point file: at a plain file")
-        chunks, size = [], 0
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_FILE_BYTES:
-                raise SpecError(f"{what}: {path} is larger than {MAX_FILE_BYTES >> 20} MiB",
-                                location=loc, hint="mount a big file as a volume instead")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-async def read_files(stack: Stack) -> dict[str, bytes]:
-    """`read_stack_files` off the event loop."""
-    return await trio.to_thread.run_sync(read_stack_files, stack)
+    return await trio.to_thread.run_sync(read_all)
 
 
 async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> DesiredState:
@@ -242,7 +203,7 @@ async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> 
 
 async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
                  options: ReconcileOptions) -> DesiredState:
-    contents = dict(options.files) if options.files is not None else await read_files(stack)
+    contents = dict(options.files) if options.files is not None else await _read_files(stack)
 
     def read_file(path: str) -> bytes:
         try:
