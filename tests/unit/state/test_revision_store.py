@@ -216,3 +216,21 @@ def test_a_stack_numbered_before_revisions_existed_keeps_counting_up(tmp_path: P
         c.execute("INSERT INTO daemon_stacks (project, generation, phase, request, updated)"
                   " VALUES ('p', 5, 'active', ?, 0)", (request("p").model_dump_json(),))
     assert DesiredStore(db).put("p", request("p"), up()) == 6
+
+
+STACKS = sorted(p for p in (Path(__file__).resolve().parents[2] / "stacks").iterdir()
+                if p.is_dir())
+
+
+@pytest.mark.parametrize("directory", STACKS, ids=lambda p: p.name)
+def test_a_revision_gives_back_the_same_stack(directory: Path) -> None:
+    """Every reconcile of a revision runs the stack read back from its JSON: it must be
+    the stack `up` loaded, field for field."""
+    from stackd.daemon.revision import stack_from_json, stack_json
+    from stackd.spec import LoadOptions, load
+
+    stack = load(LoadOptions(project_directory=directory, cwd=directory, environ={},
+                             profiles=["*"]))
+    again = stack_from_json(stack_json(stack))
+    assert again.model_dump() == stack.model_dump()
+    assert stack_json(again) == stack_json(stack)
