@@ -1,4 +1,5 @@
-"""`stackd plan`: what `up` would do now, one line per action with its reason; changes nothing."""
+"""`stackd plan`: what `up` would do now, one line per action with its reason, and how
+the files on disk differ from the applied revision; changes nothing."""
 
 from __future__ import annotations
 
@@ -26,11 +27,17 @@ def run(args: argparse.Namespace) -> int:
     with Client() as client:
         result = client.post("/v1/stacks/plan", body)
     actions = result["actions"]
+    revision = result.get("revision")
     if args.format == "json":
         print(json.dumps(result, indent=2))
-    elif not actions:
+        return 1 if args.exit_code and actions else 0
+    if not actions:
         print(f"{result['project']}: up to date, nothing to do")
     else:
         for a in actions:
             print(a["line"])
+    if revision is not None and revision["changes"]:
+        print(f"since the applied revision {revision['number']}:")
+        for line in revision["changes"]:
+            print(f"  {line}")
     return 1 if args.exit_code and actions else 0

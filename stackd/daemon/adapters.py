@@ -9,11 +9,12 @@ started or adopted (exits, health, restarts) and its facts become bus events.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,15 +326,43 @@ class HostWorld:
     # stacks
 
     async def load(self, source: StackSource) -> Any:
+        """The stack as its files are now, with what a revision of it records."""
+        from stackd.daemon.revision import capture
         from stackd.spec import LoadOptions, load
+        from stackd.spec.files import read_stack_files
 
+        reads: list[tuple[str, str, str]] = []
         options = LoadOptions(
             files=source.files, project_name=source.project_name,
             project_directory=source.project_directory, env_files=source.env_files,
             profiles=source.profiles, environ=source.environ, stdin=source.content,
-            cwd=source.cwd, on_warning=lambda _w: None)
-        stack = await trio.to_thread.run_sync(load, options)
-        return _Loaded(stack, dict(source.environ))
+            cwd=source.cwd, on_warning=lambda _w: None,
+            on_read=lambda path, kind, text: reads.append((path, kind, text)))
+
+        def read() -> _Loaded:
+            stack = load(options)
+            files = read_stack_files(stack)
+            return _Loaded(stack, dict(source.environ), files=files,
+                           captured=capture(stack, reads, files, source.environ))
+
+        return await trio.to_thread.run_sync(read)
+
+    async def restore(self, revision: Any, files: Mapping[str, bytes],
+                      environ: Mapping[str, str], pin: Callable[[str, str], str]) -> Any:
+        """The stack of an applied revision, with its files' contents and image pins."""
+        from stackd.daemon.revision import stack_from_json
+
+        stack = await trio.to_thread.run_sync(stack_from_json, revision.stack)
+        return _Loaded(stack, dict(environ), files=dict(files), pins=dict(revision.images),
+                       pin=pin)
+
+    async def image_digest(self, ref: str) -> str | None:
+        """The manifest digest the store holds for `ref` now; None if it holds none."""
+        try:
+            digest, _ = await trio.to_thread.run_sync(self._ready().images.resolve, ref)
+        except StackdError:
+            return None
+        return str(digest)
 
     def _options(self, stack: Any, options: ApplyOptions) -> Any:
         from stackd.hostinfo import local_node
@@ -351,6 +380,7 @@ class HostWorld:
             build=options.build,
             # An over-committed stack is refused before anything of it starts.
             nodes=(local_node(),),
+            files=stack.files,  # a revision's configs and secrets, as applied
             # A reconcile holds its stack's key: one waiting forever on a health check
             # that never passes would keep every later apply of that stack waiting too.
             gate_timeout=GATE_TIMEOUT)
@@ -361,7 +391,8 @@ class HostWorld:
         await self._release_strays(stack.project, emit)
         # Even an empty plan goes through apply: it adopts the stack's containers into
         # the supervisor, which is how a restarted daemon takes over watching them.
-        result = await reconcile(stack.stack, self._ready(), self._options(stack, options),
+        result = await reconcile(stack.stack, stack.bind(self._ready()),
+                                 self._options(stack, options),
                                  self.supervisor,
                                  on_progress=_progress_emitter(stack.project, emit))
         for w in result.plan.warnings:
@@ -588,12 +619,29 @@ def _exists(path: str) -> bool:
 
 @dataclass(frozen=True)
 class _Loaded:
+    """A stack to reconcile: loaded from its files now (`captured` is what a revision
+    of it records), or restored from an applied revision (`pins` are its images).
+    `files`: its configs'/secrets' contents, read once (never again from disk)."""
+
     stack: Any
     environ: dict[str, str]
+    captured: Any = None
+    files: Mapping[str, bytes] | None = None
+    pins: dict[str, str] | None = None
+    pin: Callable[[str, str], str] | None = None
 
     @property
     def project(self) -> str:
         return str(self.stack.name)
+
+    def bind(self, ports: Any) -> Any:
+        """`ports` with the image store seen through this revision's pins."""
+        if self.pins is None or self.pin is None:
+            return ports
+        from stackd.daemon.pinned_images import PinnedImages
+
+        return dataclasses.replace(ports, images=PinnedImages(ports.images, self.pins,
+                                                              self.pin))
 
 
 def _raise_failures(result: Any, what: str) -> None:

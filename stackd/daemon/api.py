@@ -116,9 +116,18 @@ def make_app(engine: Engine) -> FastAPI:
 
     @app.post("/v1/stacks/plan")
     async def plan(request: ApplyRequest) -> dict[str, Any]:
-        """What an apply would do now, changing nothing."""
-        project, actions = await engine.plan(request)
-        return {"project": project, "actions": actions}
+        """What an apply would do now, changing nothing; and how the files on disk
+        differ from the applied revision ({"number", "changes"}; null if none)."""
+        project, actions, revision = await engine.plan(request)
+        return {"project": project, "actions": actions, "revision": revision}
+
+    @app.get("/v1/stacks/{project}/history")
+    async def history(project: ProjectName,
+                      service: Annotated[str | None, Query(max_length=63)] = None
+                      ) -> list[dict[str, Any]]:
+        """The kept revisions, oldest first: number, created, cause, outcome, services,
+        and the services each changed (only `service`, when given)."""
+        return await engine.history(project, service)
 
     @app.delete("/v1/stacks/{project}", responses={200: {"content": {wire.NDJSON: {}}}})
     async def remove(project: ProjectName, volumes: bool = False,

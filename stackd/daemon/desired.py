@@ -4,6 +4,12 @@ Written before the controller is told, so a daemon killed at any instant finds o
 start every stack it must keep (or finish removing) and converges it. A removal is a
 row in phase `removing` until the reconcile that tears the stack down succeeds —
 Kubernetes' finalizer pattern — so a crash mid-`down` still finishes the `down`.
+
+Each row points at the stack's current revision (state/revisions.py): its
+`generation` is that revision's number, taken from the project's counter in the same
+transaction, so numbers keep growing across `down` and `up` and a waiter on
+generation N never mistakes an older reconcile's outcome for N's. The stored request
+carries no shell environment: what a reconcile needs of it is in the revision.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 
 from stackd.daemon.models import ApplyRequest, RemoveOptions
 from stackd.state.db import StateDB, register_schema
+from stackd.state.revisions import NewRevision, RevisionStore
 
 DB_NAME = "stackd.db"
 
@@ -43,16 +50,27 @@ def db_path(state_root: Path) -> Path:
     return state_root / DB_NAME
 
 
-class DesiredStore:
-    def __init__(self, db: StateDB) -> None:
-        self.db = db
+def without_environ(request: ApplyRequest) -> ApplyRequest:
+    """The request as stored: the client's shell environment may hold secrets, and the
+    revision keeps the few variables the stack takes values from."""
+    return request.model_copy(update={
+        "source": request.source.model_copy(update={"environ": {}})})
 
-    def put(self, project: str, request: ApplyRequest) -> int:
-        """Record `request` as the desired state of `project`; returns the new generation."""
+
+class DesiredStore:
+    def __init__(self, db: StateDB, revisions: RevisionStore | None = None) -> None:
+        self.db = db
+        self.revisions = revisions or RevisionStore(db)
+
+    def put(self, project: str, request: ApplyRequest, revision: NewRevision) -> int:
+        """Record `request` as the desired state of `project`, as a new revision; returns
+        its number (the new generation)."""
+        request = without_environ(request)
         with self.db.transaction() as c:
             row = c.execute("SELECT generation FROM daemon_stacks WHERE project=?",
                             (project,)).fetchone()
-            gen = (row["generation"] if row else 0) + 1
+            gen = self.revisions.next_number(c, project, row["generation"] if row else 0)
+            self.revisions.insert(c, project, gen, revision)
             c.execute(
                 "INSERT INTO daemon_stacks (project, generation, phase, request, remove, updated)"
                 " VALUES (?, ?, 'active', ?, NULL, ?)"
@@ -67,9 +85,12 @@ class DesiredStore:
         with self.db.transaction() as c:
             row = c.execute("SELECT generation, request FROM daemon_stacks WHERE project=?",
                             (project,)).fetchone()
-            gen = (row["generation"] if row else 0) + 1
-            req = row["request"] if row else (request or _empty_request(project)
-                                             ).model_dump_json()
+            gen = self.revisions.next_number(c, project, row["generation"] if row else 0)
+            req = row["request"] if row else without_environ(
+                request or _empty_request(project)).model_dump_json()
+            self.revisions.insert(c, project, gen, NewRevision(
+                cause="down", options=options.model_dump_json(),
+                source=json.dumps(json.loads(req)["source"]), stack=None))
             c.execute(
                 "INSERT INTO daemon_stacks (project, generation, phase, request, remove, updated)"
                 " VALUES (?, ?, 'removing', ?, ?, ?)"
@@ -79,10 +100,13 @@ class DesiredStore:
         return gen
 
     def forget(self, project: str, generation: int) -> bool:
-        """Drop a removed stack's row, unless it was applied again meanwhile."""
+        """Drop a removed stack's row, unless it was applied again meanwhile. Its
+        revisions and its counter stay: numbers never repeat, `history` still lists."""
         with self.db.transaction() as c:
             cur = c.execute("DELETE FROM daemon_stacks WHERE project=? AND generation=?"
                             " AND phase='removing'", (project, generation))
+            if cur.rowcount > 0:
+                self.revisions.consume(project, generation, c)
             return cur.rowcount > 0
 
     def get(self, project: str) -> DesiredStack | None:

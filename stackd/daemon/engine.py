@@ -1,14 +1,17 @@
 """The daemon's core: desired stacks, the controller that converges them, the event bus.
 
-The API handlers call the methods here; nothing here knows HTTP. An apply writes the
-desired state (durably, before anything else), enqueues the stack and lets the
-controller converge it; the caller watches the bus for progress and waits for a
-reconcile of its generation to finish. A daemon killed at any instant therefore loses
-nothing: on start every stored stack is enqueued and converged again.
+The API handlers call the methods here; nothing here knows HTTP. An apply records a
+new revision of the stack (durably, before anything else: the resolved stack and the
+content of the files it read), enqueues the stack and lets the controller converge it;
+the caller watches the bus for progress and waits for a reconcile of its generation
+(the revision's number) to finish. Every reconcile converges to the stored revision,
+never to the files on disk. A daemon killed at any instant therefore loses nothing:
+on start every stored stack is enqueued and converged to its revision again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -20,7 +23,7 @@ import trio
 
 from stackd import __version__
 from stackd.daemon.controller import Controller
-from stackd.daemon.desired import DesiredStack, DesiredStore
+from stackd.daemon.desired import DesiredStack, DesiredStore, without_environ
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (
@@ -34,6 +37,7 @@ from stackd.daemon.world import LoadedStack, World
 from stackd.errors import NotFoundError, StackdError
 from stackd.roots import Roots
 from stackd.state.db import StateDB
+from stackd.state.revisions import BlobStore, NewRevision, Revision
 
 if TYPE_CHECKING:
     from stackd.daemon.oneoff import ServiceRunRequest
@@ -61,6 +65,10 @@ class Engine:
         # write is a short transaction, and sqlite3 connections don't like threads.
         self.db = db
         self.store = DesiredStore(self.db)
+        self.revisions = self.store.revisions
+        self.blobs = BlobStore(roots.state)
+        # Storing a revision's blobs and collecting unreferenced ones must not interleave.
+        self._revision_lock = trio.Lock()
         self.controller = Controller(self._reconcile, bus=self.bus, metrics=self.metrics,
                                      workers=workers, resync_period=resync_period,
                                      keys=self.store.projects)
@@ -68,7 +76,8 @@ class Engine:
         self._loaded: dict[str, tuple[int, LoadedStack]] = {}
         self._outcomes: dict[str, _Outcome] = {}
         # The apply-only options (force recreate, build, pull always) hold for the first
-        # successful reconcile of a generation; resyncs after it must not recreate again.
+        # successful reconcile of a revision; resyncs after it, and a restarted daemon,
+        # must not recreate again: the revision records it (consumed), this caches it.
         self._consumed: dict[str, int] = {}
         # Work a request starts and the daemon finishes (a detached `run --rm`'s removal).
         self.background: trio.Nursery | None = None
@@ -111,11 +120,11 @@ class Engine:
                 return await self._teardown(desired)
             stack = await self._stack(desired)
             options = desired.request.options
-            if self._consumed.get(project) == desired.generation:
+            if self._one_shot_done(desired):
                 options = steady(options)
             t0 = trio.current_time()
             requeue = await self.world.reconcile(stack, options, self.bus.publish)
-            self._consumed[project] = desired.generation
+            self._consume(desired)
             self._outcomes[project] = _Outcome(desired.generation,
                                                "requeue" if requeue else "ok", "")
             log.info("reconciled", extra={"project": project, "generation": desired.generation,
@@ -146,7 +155,6 @@ class Engine:
                               scope="image", generation=str(desired.generation))
         self.store.forget(desired.project, desired.generation)
         self._loaded.pop(desired.project, None)
-        self._consumed.pop(desired.project, None)
         self._outcomes[desired.project] = _Outcome(desired.generation, "ok", "")
         self.bus.emit("remove", project=desired.project, message="stack removed",
                       scope="stack")
@@ -158,11 +166,11 @@ class Engine:
 
         if options.images == "none":
             return []
-        source = desired.request.source
         try:
-            if source.files is None and source.content is None and source.cwd is None:
+            applied = self._applied_revision(desired.project, desired.generation)
+            if applied is None:
                 raise NotFoundError("the daemon never applied it, so its files are unknown")
-            stack: Any = await self._stack(desired)
+            stack: Any = await self._from_revision(applied)
             return stack_images.images_of(stack.stack, options.images)
         except StackdError as exc:
             self.bus.emit("remove", project=desired.project, scope="image",
@@ -177,12 +185,44 @@ class Engine:
         return run_service(self, request)
 
     async def _stack(self, desired: DesiredStack) -> LoadedStack:
+        """The stack as its revision holds it (never as its files are now)."""
         cached = self._loaded.get(desired.project)
         if cached and cached[0] == desired.generation:
             return cached[1]
-        stack = await self.world.load(desired.request.source)
+        revision = self.revisions.get(desired.project, desired.generation)
+        if revision is None or revision.stack is None:
+            # Applied by a daemon from before revisions: its files, once.
+            stack = await self.world.load(desired.request.source)
+        else:
+            stack = await self._from_revision(revision)
         self._loaded[desired.project] = (desired.generation, stack)
         return stack
+
+    async def _from_revision(self, revision: Revision) -> LoadedStack:
+        from stackd.daemon.revision import given_files
+
+        files, environ = await trio.to_thread.run_sync(given_files, revision, self.blobs.get)
+        pin = functools.partial(self.revisions.pin, revision.project, revision.number)
+        return await self.world.restore(revision, files, environ, pin)
+
+    def _applied_revision(self, project: str, before: int) -> Revision | None:
+        """The newest kept revision below `before` that applied a stack (not a down)."""
+        for revision in reversed(self.revisions.list(project)):
+            if revision.number < before and revision.stack is not None:
+                return revision
+        return None
+
+    def _one_shot_done(self, desired: DesiredStack) -> bool:
+        if self._consumed.get(desired.project) == desired.generation:
+            return True
+        revision = self.revisions.get(desired.project, desired.generation)
+        return revision is not None and revision.consumed
+
+    def _consume(self, desired: DesiredStack) -> None:
+        """Its one-shot options were honoured: durably, so a restart does not again."""
+        if self._consumed.get(desired.project) != desired.generation:
+            self.revisions.consume(desired.project, desired.generation)
+            self._consumed[desired.project] = desired.generation
 
     async def _refresh_containers(self) -> None:
         try:
@@ -195,11 +235,18 @@ class Engine:
     # -- what the API calls --------------------------------------------------------------
 
     async def submit(self, request: ApplyRequest) -> tuple[str, int]:
-        """Load (to validate and name it), record as desired, enqueue. → (project, generation)"""
+        """Load (to validate and name it), record as a new revision, enqueue.
+        → (project, generation: the revision's number)"""
         stack = await self.world.load(request.source)
         project = stack.project
-        gen = self.store.put(project, request)
-        self._loaded[project] = (gen, stack)
+        captured = stack.captured
+        async with self._revision_lock:
+            await trio.to_thread.run_sync(self._put_blobs, captured.contents)
+            gen = self.store.put(project, request, NewRevision(
+                cause="up", options=request.options.model_dump_json(),
+                source=without_environ(request).source.model_dump_json(),
+                stack=captured.stack, files=captured.files))
+            await trio.to_thread.run_sync(self.blobs.collect, self.revisions.referenced_blobs())
         self.bus.emit("apply", project=project, message=f"generation {gen} submitted",
                       generation=str(gen))
         self.controller.enqueue(project)
@@ -258,9 +305,51 @@ class Engine:
                 last_finished=st.last_finished))
         return out
 
-    async def plan(self, request: ApplyRequest) -> tuple[str, list[dict[str, object]]]:
+    def _put_blobs(self, contents: Any) -> None:
+        for data in contents.values():
+            self.blobs.put(data)
+
+    async def plan(self, request: ApplyRequest
+                   ) -> tuple[str, list[dict[str, object]], dict[str, object] | None]:
+        """What `up` would do now (against the host), and how the files on disk differ
+        from the applied revision: {"number", "changes": [line, …]}, None if none."""
+        from stackd.daemon.revision import changed_files
+
         stack = await self.world.load(request.source)
-        return stack.project, await self.world.plan(stack, request.options)
+        actions = await self.world.plan(stack, request.options)
+        desired = self.store.get(stack.project)
+        applied = (self._applied_revision(stack.project, desired.generation + 1)
+                   if desired is not None and desired.phase == "active" else None)
+        if applied is None:
+            return stack.project, actions, None
+        changes = changed_files(applied.files, stack.captured.files)
+        for ref, digest in sorted(applied.images.items()):
+            now = await self.world.image_digest(ref)
+            if now != digest:
+                changes.append(f"image {ref}: {digest[:19]} → {(now or 'not in the store')[:19]}")
+        return stack.project, actions, {"number": applied.number, "changes": changes}
+
+    async def history(self, project: str, service: str | None) -> list[dict[str, Any]]:
+        """The kept revisions of `project`, oldest first, each with the services it
+        changed (against the revision before it)."""
+        from stackd.daemon.revision import history_rows
+
+        revisions = self.revisions.list(project)
+        if not revisions:
+            raise NotFoundError(f"no revision of a stack named {project!r}",
+                                hint="`stackd up` applies one")
+        desired = self.store.get(project)
+        outcome = self._outcomes.get(project)
+        rows = await trio.to_thread.run_sync(functools.partial(
+            history_rows, revisions, current=desired.generation if desired else None,
+            outcome=(outcome.generation, outcome.result, outcome.error) if outcome else None))
+        if service is not None:
+            if not any(service in r["services"] for r in rows):
+                raise NotFoundError(f"no service {service!r} in the kept revisions of "
+                                    f"{project}", hint="`stackd history` lists them all")
+            for r in rows:
+                r["changed"] = [s for s in r["changed"] if s == service]
+        return rows
 
     async def project_logs(self, project: str, services: list[str], *, follow: bool,
                            tail: int | None, timestamps: bool

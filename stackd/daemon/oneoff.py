@@ -202,7 +202,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                 yield item
             await _wait_conditions(world, project, request.service, svc)
     desired = await desired_for(stack, ports, ReconcileOptions(
-        environ=loaded.environ, scale={request.service: 1}))
+        environ=loaded.environ, scale={request.service: 1}, files=loaded.files))
     slot = desired.containers_of(request.service)[0]
     image = await ports.images.ensure(image_ref(stack, request.service, svc), "never")
     name = request.name or oneoff_name(project, request.service)

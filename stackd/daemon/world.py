@@ -9,7 +9,7 @@ missing makes only the operations needing it fail, with an UnavailableError that
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import trio
@@ -21,10 +21,14 @@ Emit = Callable[[Event], None]
 
 
 class LoadedStack(Protocol):
-    """A stack after `spec.load`: the daemon needs only its name; the World the rest."""
+    """A stack after `spec.load` (or restored from a revision): the daemon needs its
+    name and, from a load, what a revision of it records (`revision.Captured`)."""
 
     @property
     def project(self) -> str: ...
+
+    @property
+    def captured(self) -> Any: ...
 
 
 class World(Protocol):
@@ -33,7 +37,18 @@ class World(Protocol):
         health changes, deleted devices). Each event names its project so the daemon can
         enqueue that stack."""
 
-    async def load(self, source: StackSource) -> LoadedStack: ...
+    async def load(self, source: StackSource) -> LoadedStack:
+        """The stack as its files are now, with what a revision of it would record."""
+
+    async def restore(self, revision: Any, files: Mapping[str, bytes],
+                      environ: Mapping[str, str], pin: Callable[[str, str], str]
+                      ) -> LoadedStack:
+        """The stack of an applied revision (state.revisions.Revision): reconciled with
+        `files` (its configs'/secrets' contents), `environ` (the shell variables it
+        takes values from) and its image pins; `pin(ref, digest)` records a pin."""
+
+    async def image_digest(self, ref: str) -> str | None:
+        """The manifest digest the image store holds for `ref` now, None if none."""
 
     async def reconcile(self, stack: LoadedStack, options: ApplyOptions,
                         emit: Emit) -> float | None:

@@ -53,6 +53,10 @@ class ReconcileOptions:
     # Where the slots must fit (the daemon: `(hostinfo.local_node(),)`); empty skips
     # placement, as the simulation does.
     nodes: tuple[Node, ...] = ()
+    # The contents of the configs' and secrets' `file:`s as read by the caller (the
+    # daemon: as its revision holds them, so a file edited on disk reaches containers
+    # only at the next `up`; spec.files reads them bounded). None: read them now.
+    files: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +203,7 @@ async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> 
 
 async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
                  options: ReconcileOptions) -> DesiredState:
-    contents = await _read_files(stack)
+    contents = dict(options.files) if options.files is not None else await _read_files(stack)
 
     def read_file(path: str) -> bytes:
         try:

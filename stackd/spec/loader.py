@@ -47,6 +47,9 @@ class LoadOptions:
     environ: the shell environment (None: this process's).
     stdin: the text "-" stands for (None: read sys.stdin).
     cwd: where relative `-f` paths start (None: the working directory).
+    on_read: told of every file read, as (path, kind, text), kind "stack" for stack
+      files ("-" for stdin) or "env" for .env, --env-file and env_file files: the
+      daemon records them in the revision it applies.
     """
 
     files: Sequence[str] | None = None
@@ -58,6 +61,7 @@ class LoadOptions:
     stdin: str | None = None
     cwd: str | Path | None = None
     on_warning: Callable[[str], None] | None = None
+    on_read: Callable[[str, str, str], None] | None = None
 
 
 def load(options: LoadOptions | None = None) -> Stack:
@@ -108,7 +112,7 @@ class _Loader:
         enabled = list(self.options.profiles or [])
         enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
         doc, dropped = apply_profiles(doc, enabled)
-        doc = resolve_environment(doc, variables.values, read_text_file)
+        doc = resolve_environment(doc, variables.values, self.read_env_file)
         # Validate the shape first, so a misspelt key is reported as such and not as
         # the missing thing it was meant to be.
         table = locations(doc)
@@ -134,7 +138,7 @@ class _Loader:
         values: dict[str, str] = {}
         for path in files:
             try:
-                text = Path(path).read_text(encoding="utf-8")
+                text = self.read_env_file(path)
             except FileNotFoundError:
                 if required:
                     raise SpecError(f"env file {path!r} does not exist",
@@ -164,15 +168,25 @@ class _Loader:
     def display(self, file: str) -> str:
         return _display(file, self.options.cwd)
 
+    def _told(self, path: str, kind: str, text: str) -> str:
+        if self.options.on_read is not None:
+            self.options.on_read(path, kind, text)
+        return text
+
+    def read_env_file(self, path: str) -> str:
+        """An env file's text (.env, --env-file, env_file:, an include's env_file)."""
+        return self._told(path, "env", read_text_file(path))
+
     def read_text(self, file: str) -> tuple[str, str]:
         """(display name, text) of a stack file."""
         if file == STDIN:
             text = self.options.stdin
             if text is None:
                 text = sys.stdin.read()
-            return self.stdin_name, text
+            return self.stdin_name, self._told(STDIN, "stack", text)
         try:
-            return self.display(file), Path(file).read_text(encoding="utf-8")
+            return self.display(file), self._told(file, "stack",
+                                                  Path(file).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise
         except UnicodeDecodeError:
@@ -241,7 +255,7 @@ class _Loader:
             for ef in env_files or [str(pdir / ".env")]:
                 ef_path = base_dir / ef
                 if ef_path.is_file():
-                    env_text = ef_path.read_text(encoding="utf-8")
+                    env_text = self.read_env_file(str(ef_path))
                     for k, v in parse_dotenv(env_text, str(ef_path), {}).items():
                         inc_vars.setdefault(k, v)
             inc_variables = Variables(inc_vars, self.warn)
