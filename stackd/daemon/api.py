@@ -25,6 +25,7 @@ from stackd.daemon.models import (
     ApplyRequest,
     ExecRequest,
     ExecResult,
+    LifecycleRequest,
     RemoveOptions,
     StackStatus,
     Version,
@@ -39,6 +40,7 @@ log = logging.getLogger("stackd.api")
 ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 ContainerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
+LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "rm")
 
 
 def _stream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
@@ -139,6 +141,23 @@ def make_app(engine: Engine) -> FastAPI:
 
         return _stream(items())
 
+    @app.post("/v1/stacks/{project}/{verb}", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def lifecycle(
+            project: ProjectName, request: LifecycleRequest,
+            verb: Annotated[str, Path(pattern="^(" + "|".join(LIFECYCLE_VERBS) + ")$")],
+    ) -> Response:
+        """A lifecycle verb, carried out by the stack's controller: NDJSON `event`s, then
+        `done` with its outcome."""
+        items = engine.lifecycle(project, engine.ask(verb, request))
+        first = await items.__anext__()  # an unknown stack becomes the response
+
+        async def rest() -> AsyncIterator[dict[str, Any]]:
+            yield first
+            async for item in items:
+                yield item
+
+        return _stream(rest())
+
     @app.get("/v1/stacks/{project}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
     async def project_logs(project: ProjectName,
                            service: Annotated[list[str] | None, Query(max_length=1000)] = None,
@@ -201,12 +220,7 @@ def make_app(engine: Engine) -> FastAPI:
             action: Annotated[str, Path(pattern="^(" + "|".join(SIGNAL_ACTIONS) + ")$")],
             signal: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{1,12}$")] = None,
     ) -> dict[str, str]:
-        await engine.world.signal(name, action, signal)
-        # Whatever was done by hand, the stack's controller looks again (a started
-        # container gets supervised, a removed one is reported by the next plan).
-        for project in engine.store.projects():
-            if name.startswith(f"{project}-"):
-                engine.controller.enqueue(project)
+        await engine.container_action(name, action, signal)
         return {"container": name, "action": action}
 
     @app.get("/v1/networks")

@@ -300,7 +300,7 @@ async def _bring_up(engine: Engine, source: StackSource, project: str, deps: lis
     if existing is not None and active and (not have or set(deps) <= have):
         # What the stack already keeps covers them: wait for the controller's verdict.
         outcome = await engine.wait_generation(project, existing.generation)
-        if outcome.result not in ("ok", "requeue"):
+        if outcome.status not in ("ok", "requeue"):
             raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
                                 f"{outcome.error}", hint="see `stackd ps -a` and `logs`")
         return

@@ -41,6 +41,7 @@ class ActualState:
     networks: frozenset[str] = frozenset()
     volumes: frozenset[str] = frozenset()
     pending: tuple[PendingIntent, ...] = ()
+    held: frozenset[str] = frozenset()  # container ids a user stopped (StatePort holds)
 
 
 def container_from_view(view: ContainerView) -> ActualContainer | None:
@@ -76,12 +77,13 @@ def actual_from(
     networks: Sequence[str] = (),
     volumes: Sequence[str] = (),
     pending: Sequence[PendingIntent] = (),
+    held: Sequence[str] = (),
 ) -> ActualState:
     containers = [c for v in views if (c := container_from_view(v)) is not None
                   and v.labels.get(hostnames.LABEL_PROJECT) == project]
     containers.sort(key=lambda c: (c.service, c.index, c.id))
     return ActualState(project, tuple(containers), frozenset(networks), frozenset(volumes),
-                       tuple(pending))
+                       tuple(pending), frozenset(held))
 
 
 async def observe(project: str, ports: Ports) -> ActualState:
@@ -89,4 +91,5 @@ async def observe(project: str, ports: Ports) -> ActualState:
     networks = await ports.network.networks(project)
     volumes = await ports.volumes.volumes(project)
     pending = ports.state.pending(project)
-    return actual_from(project, views, networks, volumes, pending)
+    held = ports.state.held(project)
+    return actual_from(project, views, networks, volumes, pending, held)
