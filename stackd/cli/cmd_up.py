@@ -64,8 +64,8 @@ def apply(client: Any, body: dict[str, Any], *, quiet: bool = False) -> tuple[st
                 e = item["event"]
                 if e["type"] == "progress":
                     acted = True
-                    view.update(e.get("container") or "", e["attrs"].get("state", ""),
-                                e["message"], float(e["attrs"].get("elapsed", 0)))
+                    view.update(e.get("container") or "", e.get("state") or "",
+                                e["message"], float(e.get("elapsed") or 0))
                 elif e["type"] == "error" or e.get("verb") == "warning":
                     view.note(f"{e['type']}: {e['message']}")
             elif "done" in item:

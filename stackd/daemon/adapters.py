@@ -183,8 +183,7 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
 
 def _event_from_supervisor(e: Any) -> Event:
     return Event(type=e.type, project=e.project, service=e.service, container=e.container,
-                 slot=e.slot, reason=e.reason, message=e.message,
-                 attrs={"reason": e.reason} if e.reason else {})
+                 slot=e.slot, reason=e.reason, message=e.message)
 
 
 class HostWorld:
@@ -268,7 +267,8 @@ class HostWorld:
                 emit(Event(type="heal", project=n.project,
                            message=f"bridge {n.bridge} of network {n.key} was gone: made it "
                            f"again; restarting the {len(ids)} container(s) that were on it"))
-                # A fact for each stack's worker, which kills and restarts them (repair).
+                # A fact for each stack's worker, which kills and restarts them (repair);
+                # the heal event above enqueues the stack.
                 for cid in ids:
                     w = self.supervisor.get(cid)
                     if w is not None:  # not supervised: the next reconcile decides
@@ -307,10 +307,12 @@ class HostWorld:
                 # crash here would take the whole daemon down.
                 emit(Event(type="error", message=f"checking containers: {err}"))
                 continue
-            for cid, _project, found in found_now:
+            for cid, project, found in found_now:
                 w = self.supervisor.get(cid)
-                if w is not None:  # a fact (and a `heal` event) for the stack's worker
-                    self.supervisor.mark_disrupted(w, found)
+                # A fact for the stack's worker; the event enqueues the stack.
+                if w is not None and self.supervisor.mark_disrupted(w, found):
+                    emit(Event(type="heal", project=project, container=cid,
+                               message=f"{found}: restarting the container to make it again"))
 
     def _ready(self) -> Any:
         if self.ports is None:
@@ -629,8 +631,7 @@ def _progress_emitter(project: str, emit: Emit) -> Any:
         service = getattr(a, "service", None) if a is not None else None
         emit(Event(type="progress", project=project, container=p.resource, message=p.message,
                    service=service, verb=verb, slot=slot, cause=a.cause if a else "",
-                   state=p.state, elapsed=round(p.elapsed, 2),
-                   attrs={"state": p.state, "elapsed": f"{p.elapsed:.2f}"}))
+                   state=p.state, elapsed=round(p.elapsed, 2)))
         if p.state != "done" or not slot:
             return
         kind = ("start" if isinstance(a, (Create, Recreate, Start)) else
@@ -648,8 +649,7 @@ def _done_emitter(project: str, emit: Emit) -> Any:
         state = "failed" if d.error is not None else "done"
         message = f"{c.slot}: {d.verb}" + (f" — {d.error}" if d.error is not None else "")
         emit(Event(type="progress", project=project, container=c.slot, service=c.service,
-                   slot=c.slot, verb=d.verb, state=state, message=message,
-                   attrs={"state": state, "elapsed": "0"}))
+                   slot=c.slot, verb=d.verb, state=state, elapsed=0.0, message=message))
     return on_done
 
 

@@ -168,8 +168,10 @@ class Controller:
 
     async def _process(self, key: str) -> None:
         st = self.key_status(key)
+        # `reading` keeps the generation the last reconcile read: one that finds nothing
+        # to read (a stack just removed) must not hide from a waiter that the one
+        # before it finished the generation it waits for.
         st.last_started = time.time()
-        st.reading = 0
         t0 = trio.current_time()
         outcome = Outcome("ok")
         try:

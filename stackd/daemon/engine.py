@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd import __version__
-from stackd.daemon.controller import Controller, Outcome, typed_error
+from stackd.daemon.controller import Controller, Outcome, classify, typed_error
 from stackd.daemon.desired import DesiredStack, DesiredStore
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (
     ApplyOptions,
     ApplyRequest,
+    ExecRequest,
+    ExecResult,
     LifecycleRequest,
     RemoveOptions,
     StackStatus,
@@ -162,7 +164,8 @@ class Engine:
         refs = await self._images_to_remove(desired, options)
         for name in await oneoff.remove_oneoffs(self.world, desired.project):
             self.bus.emit("progress", project=desired.project, container=name,
-                          message=f"{name}: remove — one-off", state="done", elapsed="0")
+                          message=f"{name}: remove — one-off", verb="remove", state="done",
+                          elapsed=0.0)
         await self.world.teardown(desired.project, options, self.bus.publish,
                                   stack=await self._stack_if_readable(desired))
         if refs:
@@ -311,6 +314,8 @@ class Engine:
                                 hint="start it with `stackd up` first")
         if desired.phase == "removing":
             raise ConflictError(f"stack {project!r} is being removed (down)")
+        past = self.bus.history()
+        mark = past[-1].seq if past else 0  # the stream shows every event from here on
         pending = _Pending(ask)
         self._asks.setdefault(project, deque()).append(pending)
         self.controller.enqueue(project)
@@ -321,11 +326,11 @@ class Engine:
             err = pending.error
             if err is None:
                 return {"project": project, "result": "ok", "error": "", "error_type": ""}
-            return {"project": project,
-                    "result": "terminal" if isinstance(err, StackdError) else "retry",
-                    "error": str(err), "error_type": type(err).__name__}
+            return {"project": project, "result": classify(err),
+                    "error": str(err) if isinstance(err, StackdError) else repr(err),
+                    "error_type": type(err).__name__}
 
-        async for item in self._events_until(project, outcome):
+        async for item in self._events_until(project, outcome, since=mark):
             yield item
 
     async def progress(self, project: str, generation: int) -> AsyncIterator[dict[str, object]]:
@@ -339,12 +344,12 @@ class Engine:
             yield item
 
     async def _events_until(self, project: str,
-                            outcome: Callable[[], Awaitable[dict[str, object]]]
-                            ) -> AsyncIterator[dict[str, object]]:
+                            outcome: Callable[[], Awaitable[dict[str, object]]], *,
+                            since: int | None = None) -> AsyncIterator[dict[str, object]]:
         send, receive = trio.open_memory_channel[dict[str, object]](1000)
 
         async def pump_events() -> None:
-            async for event in self.bus.subscribe():
+            async for event in self.bus.subscribe(since_seq=since):
                 if event.project == project:
                     await send.send({"event": event.model_dump(mode="json")})
 
@@ -424,6 +429,56 @@ class Engine:
             nursery.start_soon(discover, nursery)
             async for rec in receive:
                 yield rec
+
+    # -- reads and one-container requests the API serves (handlers go through here) ----
+
+    async def run_image(self, request: Any) -> AsyncIterator[dict[str, Any]]:
+        """`stackd run IMAGE`: {"started"}, output, {"exit"}; errors before the start
+        are raised by the first item, so the API can answer them as errors."""
+        items = self.world.run(request)
+        first = await items.__anext__()
+        self.bus.emit("start", container=first["started"]["name"], message="stackd run")
+
+        async def rest() -> AsyncIterator[dict[str, Any]]:
+            yield first
+            async for item in items:
+                yield item
+
+        return rest()
+
+    async def containers(self, project: str | None, all: bool) -> list[dict[str, Any]]:
+        return await self.world.containers(project, all)
+
+    def container_logs(self, name: str, *, follow: bool, tail: int | None,
+                       timestamps: bool) -> AsyncIterator[dict[str, Any]]:
+        return self.world.logs(name, follow=follow, tail=tail, timestamps=timestamps)
+
+    async def exec(self, name: str, request: ExecRequest) -> ExecResult:
+        return await self.world.exec(name, request)
+
+    async def stats(self, name: str) -> dict[str, Any]:
+        return await self.world.stats(name)
+
+    async def networks(self) -> list[dict[str, Any]]:
+        return await self.world.networks()
+
+    async def volumes(self) -> list[dict[str, Any]]:
+        return await self.world.volumes()
+
+    async def images(self) -> list[dict[str, Any]]:
+        return await self.world.images()
+
+    async def events(self, *, since: int | None, project: str | None,
+                     follow: bool) -> AsyncIterator[dict[str, Any]]:
+        """The bus, as JSON: the kept past after `since`, then (with follow) live."""
+        if not follow:
+            for e in self.bus.history(since or 0):
+                if project is None or e.project == project:
+                    yield e.model_dump(mode="json")
+            return
+        async for e in self.bus.subscribe(since_seq=since):
+            if project is None or e.project == project:
+                yield e.model_dump(mode="json")
 
     def version(self) -> Version:
         return Version(version=__version__, pid=os.getpid(), state_root=str(self.roots.state),

@@ -81,9 +81,12 @@ class EventBus:
 
     def emit(self, type: EventType, *, project: str | None = None,
              container: str | None = None, service: str | None = None,
-             message: str = "", **attrs: str) -> Event:
+             message: str = "", slot: str = "", verb: str = "",
+             state: ProgressState | None = None, elapsed: float | None = None,
+             **attrs: str) -> Event:
         return self.publish(Event(type=type, project=project, container=container,
-                                  service=service, message=message, attrs=attrs))
+                                  service=service, message=message, slot=slot, verb=verb,
+                                  state=state, elapsed=elapsed, attrs=attrs))
 
     def history(self, since_seq: int = 0) -> list[Event]:
         return [e for e in self._history if e.seq > since_seq]

@@ -311,9 +311,9 @@ async def _bring_up(engine: Engine, source: StackSource, project: str, deps: lis
     async for item in engine.progress(project, gen):
         if "event" in item:
             e: Any = item["event"]
-            if e["type"] == "progress" and e["attrs"].get("state") in ("done", "failed"):
+            if e["type"] == "progress" and e.get("state") in ("done", "failed"):
                 yield {"progress": {"container": e.get("container") or "",
-                                    "state": e["attrs"]["state"], "message": e["message"]}}
+                                    "state": e["state"], "message": e["message"]}}
         elif "done" in item:
             done: Any = item["done"]
             if done["result"] not in ("ok", "requeue"):

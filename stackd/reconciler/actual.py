@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stackd import hostnames
 from stackd.reconciler.desired import LABEL_CONFIG_FIELDS
 from stackd.reconciler.hash import ConfigHash
-from stackd.reconciler.ports import ContainerView, PendingIntent, Ports
+from stackd.reconciler.ports import ContainerStatus, ContainerView, PendingIntent, Ports
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class ActualContainer:
     name: str
     service: str
     index: int
-    status: str  # created | running | exited
+    status: ContainerStatus
     config_hash: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] | None = None  # None when the runtime did not say

@@ -142,6 +142,8 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
                                service=e.service, index=e.index) for e in extras)
+        if keep is None and want.id in actual.held:
+            continue  # removed by `rm`: stays gone until `up` or `start`
         if keep is not None and keep.id in actual.held:
             if keep.status == "running":
                 removals.append(Stop(cause="held: stopped by the user", container_id=keep.id,

@@ -47,7 +47,7 @@ class SupervisorEvent:
     slot: str = ""  # e.g. web-1
 
 
-Emit = Callable[[SupervisorEvent], None]
+Emit = Callable[[SupervisorEvent], object]
 
 
 @dataclass(eq=False)
@@ -160,12 +160,15 @@ class Supervisor:
                                        w.desired.name, message, trio.current_time(),
                                        reason=reason, slot=w.desired.slot))
 
-    def mark_disrupted(self, w: Watch, why: str) -> None:
-        """A host check found part of the container gone: a fact for the controller."""
+    def mark_disrupted(self, w: Watch, why: str) -> bool:
+        """A host check found part of the container gone: a fact for the controller,
+        whose next reconcile of the stack kills it so its restart makes all afresh.
+        Whether it is news (the caller then reports it, which enqueues the stack)."""
         if w.disrupted or not w.running:
-            return
+            return False
         w.disrupted = why
-        self.report(w, "heal", f"{why}: restarting the container to make it again")
+        self._notify()
+        return True
 
     @property
     def changed(self) -> trio.Event:

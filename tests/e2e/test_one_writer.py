@@ -90,6 +90,14 @@ def test_up_and_restart_bring_a_stopped_service_back(stack: CLI) -> None:
     stack("restart", "app")
     assert {r["service"]: r["state"] for r in ps(stack, "-a")} == {
         "app": "running", "other": "running"}
+    # `rm` of a stopped container: gone until the next `up`, not made again at once
+    stack("stop", "app")
+    stack("rm", "app")
+    time.sleep(1)
+    assert [r["service"] for r in ps(stack, "-a")] == ["other"]
+    stack("up", "-d")
+    assert {r["service"]: r["state"] for r in ps(stack, "-a")} == {
+        "app": "running", "other": "running"}
 
 
 def _ordered_stack(cli: CLI) -> Path:
@@ -173,3 +181,29 @@ def test_start_never_races_the_reconcile_into_a_fresh_netns(stack: CLI) -> None:
     creates = [e for e in events(stack) if e["seq"] > since and e["type"] == "progress"
                and " create " in f" {e['message'].split(':', 1)[-1]} "]
     assert creates == []
+
+
+def metrics(cli: CLI) -> str:
+    import httpx
+
+    from stackd.daemon.paths import socket_path
+
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path(cli.roots))),
+                      base_url="http://stackd", timeout=10) as raw:
+        return raw.get("/metrics").text
+
+
+def test_restart_metrics_count_by_reason(stack: CLI) -> None:
+    # Before: stackd_container_restarts_total{reason} never had a sample.
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n  app:\n" + IMAGE +
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n    restart: always\n")
+    stack("up", "-d")
+    (row,) = ps(stack)
+    os.kill(row["pid"], signal.SIGKILL)
+    wait_for(lambda: [r for r in ps(stack) if r["pid"] not in (None, row["pid"])])
+    text = wait_for(lambda: (t := metrics(stack)) and "stackd_container_restarts_total{" in t
+                    and t)
+    assert ('stackd_container_restarts_total{project="small",reason="exit",service="app"} 1.0'
+            in text), text
+    assert 'stackd_containers{project="small",state="running"} 1.0' in text, text
