@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
                 gen = item["accepted"]["generation"]
             elif "event" in item and item["event"]["type"] == "progress":
                 e = item["event"]
-                view.update(e.get("container") or "", e["attrs"].get("state", ""),
-                            e["message"], float(e["attrs"].get("elapsed", 0)))
+                view.update(e.get("container") or "", e.get("state") or "",
+                            e["message"], float(e.get("elapsed") or 0))
             elif "event" in item and item["event"]["attrs"].get("scope") == "image":
                 shown.add(item["event"]["seq"])
                 view.note(item["event"]["message"])

@@ -1,21 +1,18 @@
 """The small per-container verbs of compose: start, stop, restart, kill, rm, top, port, wait.
 
-Each picks the stack's containers (optionally of some services) and asks the daemon
-to act on each; the stack's controller looks at the stack again afterwards.
+start, stop, restart, kill and rm are requests to the stack's controller (one per
+verb, `POST /v1/stacks/{project}/{verb}`): its reconcile, the only code that changes
+the stack's containers, carries them out (reconciler/asks.py) — `stop` dependents
+first — and the display follows its progress events as `up`'s does.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
 HELP = "start|stop|restart|kill|rm|top|port|wait the stack's containers"
-
-ACTIONS = {"start": "start", "stop": "stop", "restart": "restart", "kill": "kill",
-           "rm": "remove"}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # One module for several verbs: main.py passes the verb in args.verb.
@@ -44,21 +41,39 @@ def run(args: argparse.Namespace) -> int:
             return _top(client, project, args.services)
         if verb == "wait":
             return _wait(client, project, args.services)
-        rows = _containers(client, project, args.services, all=verb in ("start", "rm"))
-        if verb == "rm":
-            running = [r["name"] for r in rows if r["state"] == "running"]
-            if running and not args.force:
+        if verb == "rm" and not args.force:
+            rows = _containers(client, project, args.services, all=False)
+            running = [r["name"] for r in rows]
+            if running:
                 raise ConflictError(f"containers still running: {', '.join(running)}",
                                     hint="stop them first, or use rm -f")
-        signal = args.signal.upper() if verb == "kill" else None
-        if signal and not signal.startswith("SIG"):
+        signal = args.signal.upper() if verb == "kill" else "SIGKILL"
+        if not signal.startswith("SIG"):
             signal = "SIG" + signal
-        for r in rows:
-            if verb == "start" and r["state"] == "running":
-                continue
-            client.post(f"/v1/containers/{r['name']}/{ACTIONS[verb]}", signal=signal)
-            print(f"{r['name']}: {verb}", file=sys.stderr)
-    return 0
+        body = {"services": list(args.services), "signal": signal, "force": args.force}
+        return 0 if lifecycle(client, project, verb, body) else 1
+
+
+def lifecycle(client: Any, project: str, verb: str, body: dict[str, Any]) -> bool:
+    """Stream one lifecycle request with the live display; whether it succeeded."""
+    from stackd.cli.progress_view import ProgressView
+
+    ok = False
+    with ProgressView() as view:
+        for item in client.stream("POST", f"/v1/stacks/{project}/{verb}", json_body=body):
+            if "event" in item:
+                e = item["event"]
+                if e["type"] == "progress" and e.get("state"):
+                    view.update(e.get("container") or "", e["state"], e["message"],
+                                float(e.get("elapsed") or 0))
+                elif e["type"] == "error":
+                    view.note(f"error: {e['message']}")
+            elif "done" in item:
+                d = item["done"]
+                ok = d["result"] in ("ok", "requeue")
+                if not ok:
+                    view.note(f"stackd: {project}: {verb}: {d['error']}")
+    return ok
 
 
 def _port(client: Any, project: str, services: list[str]) -> int:

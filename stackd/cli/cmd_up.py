@@ -64,10 +64,9 @@ def apply(client: Any, body: dict[str, Any], *, quiet: bool = False) -> tuple[st
                 e = item["event"]
                 if e["type"] == "progress":
                     acted = True
-                    view.update(e.get("container") or "", e["attrs"].get("state", ""),
-                                e["message"], float(e["attrs"].get("elapsed", 0)))
-                elif e["type"] in ("error",) or (e["type"] == "apply" and e["message"]
-                                                 and "submitted" not in e["message"]):
+                    view.update(e.get("container") or "", e.get("state") or "",
+                                e["message"], float(e.get("elapsed") or 0))
+                elif e["type"] == "error" or e.get("verb") == "warning":
                     view.note(f"{e['type']}: {e['message']}")
             elif "done" in item:
                 d = item["done"]
@@ -104,21 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stop_project(project: str, services: list[str]) -> None:
-    """Stop the stack's running containers, all at once (each may wait out its own
-    grace period); held by the daemon as a user's stop, so no restart policy undoes it."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Stop the stack's containers through its controller, dependents first; held by
+    the daemon as a user's stop, so no restart policy undoes it."""
     from stackd.cli.client import Client
+    from stackd.cli.cmd_lifecycle import lifecycle
 
     with Client() as client:
-        rows = [r for r in client.get("/v1/containers", project=project, all=False)
-                if not services or r.get("service") in services]
-
-    def stop(name: str) -> None:
-        with Client() as c:
-            c.post(f"/v1/containers/{name}/stop")
-        print(f"{name}: stopped", file=sys.stderr)
-
-    if rows:
-        with ThreadPoolExecutor(max_workers=min(16, len(rows))) as pool:
-            list(pool.map(stop, [r["name"] for r in rows]))
+        lifecycle(client, project, "stop", {"services": list(services)})

@@ -184,9 +184,8 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
 
 
 def _event_from_supervisor(e: Any) -> Event:
-    return Event(type=e.type if e.type in ("die", "health", "restart", "error") else "error",
-                 project=e.project, service=e.service, container=e.container,
-                 message=e.message)
+    return Event(type=e.type, project=e.project, service=e.service, container=e.container,
+                 slot=e.slot, reason=e.reason, message=e.message)
 
 
 class HostWorld:
@@ -269,13 +268,12 @@ class HostWorld:
                 emit(Event(type="heal", project=n.project,
                            message=f"bridge {n.bridge} of network {n.key} was gone: made it "
                            f"again; restarting the {len(ids)} container(s) that were on it"))
+                # A fact for each stack's worker, which kills and restarts them (repair);
+                # the heal event above enqueues the stack.
                 for cid in ids:
-                    if self.supervisor.get(cid) is None:
-                        continue  # not supervised: the next reconcile decides
-                    try:
-                        await self.ports.runtime.kill(cid, "SIGKILL")
-                    except StackdError:
-                        pass  # already gone: the supervisor sees that too
+                    w = self.supervisor.get(cid)
+                    if w is not None:  # not supervised: the next reconcile decides
+                        self.supervisor.mark_disrupted(w, f"bridge {n.bridge} was gone")
 
     async def _watch_containers(self, emit: Emit) -> None:
         """A running container whose cgroup, network namespace or host veth was removed
@@ -311,12 +309,11 @@ class HostWorld:
                 emit(Event(type="error", message=f"checking containers: {err}"))
                 continue
             for cid, project, found in found_now:
-                emit(Event(type="heal", project=project, container=cid,
-                           message=f"{found}: restarting the container to make it again"))
-                try:
-                    await self.ports.runtime.kill(cid, "SIGKILL")
-                except StackdError:
-                    pass  # already gone: the supervisor sees that too
+                w = self.supervisor.get(cid)
+                # A fact for the stack's worker; the event enqueues the stack.
+                if w is not None and self.supervisor.mark_disrupted(w, found):
+                    emit(Event(type="heal", project=project, container=cid,
+                               message=f"{found}: restarting the container to make it again"))
 
     def _ready(self) -> Any:
         if self.ports is None:
@@ -385,7 +382,8 @@ class HostWorld:
             # that never passes would keep every later apply of that stack waiting too.
             gate_timeout=GATE_TIMEOUT)
 
-    async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit) -> float | None:
+    async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit,
+                        ask: Any = None) -> float | None:
         from stackd.reconciler.reconcile import reconcile
 
         await self._release_strays(stack.project, emit)
@@ -394,11 +392,13 @@ class HostWorld:
         result = await reconcile(stack.stack, stack.bind(self._ready()),
                                  self._options(stack, options),
                                  self.supervisor,
-                                 on_progress=_progress_emitter(stack.project, emit))
+                                 on_progress=_progress_emitter(stack.project, emit),
+                                 ask=ask, on_done=_done_emitter(stack.project, emit))
         for w in result.plan.warnings:
-            emit(Event(type="apply", project=stack.project, message=f"warning: {w}"))
+            emit(Event(type="apply", project=stack.project, verb="warning",
+                       message=f"warning: {w}"))
         _raise_failures(result, "up")
-        return None
+        return result.requeue_after
 
     async def plan(self, stack: Any, options: ApplyOptions) -> list[dict[str, Any]]:
         from stackd.reconciler.reconcile import preview
@@ -409,11 +409,14 @@ class HostWorld:
                 *({"line": f"warning: {w}", "verb": "warning", "resource": "", "cause": w}
                   for w in p.warnings)]
 
-    async def teardown(self, project: str, options: RemoveOptions, emit: Emit) -> None:
+    async def teardown(self, project: str, options: RemoveOptions, emit: Emit,
+                       stack: Any = None) -> None:
         from stackd.reconciler.reconcile import down
 
         await self._release_strays(project, emit)
+        # The stack, when it can still be read, gives the order: dependents go first.
         result = await down(project, self._ready(), self.supervisor,
+                            waves=_start_waves(stack.stack) if stack is not None else (),
                             remove_volumes=options.volumes,
                             on_progress=_progress_emitter(project, emit))
         _raise_failures(result, "down")
@@ -423,9 +426,9 @@ class HostWorld:
         between connect and create) go before a reconcile or down looks: a stray keeps
         its veth and netns, and its network from being removed."""
         ports = self._ready()
+        # Restarts happen under the stack's key too (repair.py), so none is half-way
+        # now; a one-off's connect-before-create is covered by the adapter's in_flight.
         live = {v.id for v in await ports.runtime.list()}
-        # A supervised restart connects before it creates, outside the stack's key.
-        live |= {w.container_id for w in self.supervisor.watches()} if self.supervisor else set()
         for cid in await ports.network.release_strays(project, live):
             emit(Event(type="heal", project=project, container=cid,
                        message="network attachment of a container that does not exist: "
@@ -562,7 +565,8 @@ def disrupted(roots: Roots, hierarchies: Sequence[Any], nets: Any, watches: Sequ
               ) -> list[tuple[str, str, str]]:
     """(container id, project, what is missing) for each running supervised container
     whose cgroup directory, bind-mounted netns or host-side veth is gone."""
-    running = [w for w in watches if w.running and not w.released and not w.held]
+    running = [w for w in watches if w.running and not w.released and not w.held
+               and not w.disrupted]
     if not running:
         return []
     veths: dict[str, list[str]] = {}
@@ -645,34 +649,63 @@ class _Loaded:
 
 
 def _raise_failures(result: Any, what: str) -> None:
-    if not result.ok:
+    """The first failed step's own error, its class kept (a SpecError found at create
+    time is as terminal as one found at load), its message naming the step."""
+    if result.ok:
+        return
+    failed = [o for o in result.failures if o.exception is not None]
+    first = failed[0] if failed else result.failures[0]
+    more = len(result.failures) - 1
+    note = f" (and {more} more step(s) failed)" if more else ""
+    if first.exception is None:
         from stackd.errors import ConflictError
 
-        first = result.failures[0]
-        raise ConflictError(f"{what}: {len(result.failures)} step(s) failed; first: "
-                            f"{first.line}: {first.error}")
-
-
-_STARTING = re.compile(r"^(?P<slot>[a-z0-9_.-]+-\d+): (?P<verb>create|recreate|start) — ")
-_ENDING = re.compile(r"^(?P<slot>[a-z0-9_.-]+-\d+): (?P<verb>remove) — ")
+        raise ConflictError(f"{what}: {first.line}: {first.error}{note}")
+    err = first.exception
+    err.message = f"{what}: {first.line}: {err.message}{note}"
+    err.args = (err.message,)
+    raise err
 
 
 def _progress_emitter(project: str, emit: Emit) -> Any:
     """Apply progress as `progress` events, plus the facts among them: a container
-    started (`start`) or removed (`remove`)."""
+    started (`start`) or removed (`remove`), read from the plan step itself."""
+    from stackd.reconciler.plan import Create, Recreate, Remove, Start
+
     def on_progress(p: Any) -> None:
+        a = p.action
+        verb = a.verb if a is not None else ""
+        slot = a.resource if a is not None and hasattr(a, "service") else ""
+        service = getattr(a, "service", None) if a is not None else None
         emit(Event(type="progress", project=project, container=p.resource, message=p.message,
-                   attrs={"state": p.state, "elapsed": f"{p.elapsed:.2f}"}))
-        if p.state != "done":
+                   service=service, verb=verb, slot=slot, cause=a.cause if a else "",
+                   state=p.state, elapsed=round(p.elapsed, 2)))
+        if p.state != "done" or not slot:
             return
-        for pattern, kind in ((_STARTING, "start"), (_ENDING, "remove")):
-            m = pattern.match(p.message)
-            if m:
-                slot = m["slot"]
-                service = slot.rsplit("-", 1)[0]
-                emit(Event(type=kind, project=project, service=service,
-                           container=f"{project}-{slot}", message=p.message))
+        kind = ("start" if isinstance(a, (Create, Recreate, Start)) else
+                "remove" if isinstance(a, Remove) else None)
+        if kind is not None:
+            emit(Event(type=kind, project=project, service=service, slot=slot, verb=verb,
+                       cause=a.cause, container=f"{project}-{slot}", message=p.message))
     return on_progress
+
+
+def _done_emitter(project: str, emit: Emit) -> Any:
+    """What a user's kill or rm did to each container, as `progress` lines."""
+    def on_done(d: Any) -> None:
+        c = d.container
+        state = "failed" if d.error is not None else "done"
+        message = f"{c.slot}: {d.verb}" + (f" — {d.error}" if d.error is not None else "")
+        emit(Event(type="progress", project=project, container=c.slot, service=c.service,
+                   slot=c.slot, verb=d.verb, state=state, elapsed=0.0, message=message))
+    return on_done
+
+
+def _start_waves(stack: Any) -> list[list[str]]:
+    from stackd.scheduler import build_graph, start_waves
+    from stackd.scheduler.from_stack import from_stack
+
+    return start_waves(build_graph(from_stack(stack)))
 
 
 def make_world(roots: Roots, db: StateDB) -> HostWorld:

@@ -25,6 +25,7 @@ from stackd.daemon.models import (
     ApplyRequest,
     ExecRequest,
     ExecResult,
+    LifecycleRequest,
     RemoveOptions,
     StackStatus,
     Version,
@@ -39,6 +40,7 @@ log = logging.getLogger("stackd.api")
 ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 ContainerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
+LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "rm")
 
 
 def _stream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
@@ -148,6 +150,23 @@ def make_app(engine: Engine) -> FastAPI:
 
         return _stream(items())
 
+    @app.post("/v1/stacks/{project}/{verb}", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def lifecycle(
+            project: ProjectName, request: LifecycleRequest,
+            verb: Annotated[str, Path(pattern="^(" + "|".join(LIFECYCLE_VERBS) + ")$")],
+    ) -> Response:
+        """A lifecycle verb, carried out by the stack's controller: NDJSON `event`s, then
+        `done` with its outcome."""
+        items = engine.lifecycle(project, engine.ask(verb, request))
+        first = await items.__anext__()  # an unknown stack becomes the response
+
+        async def rest() -> AsyncIterator[dict[str, Any]]:
+            yield first
+            async for item in items:
+                yield item
+
+        return _stream(rest())
+
     @app.get("/v1/stacks/{project}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
     async def project_logs(project: ProjectName,
                            service: Annotated[list[str] | None, Query(max_length=1000)] = None,
@@ -161,16 +180,8 @@ def make_app(engine: Engine) -> FastAPI:
     @app.post("/v1/containers/run", responses={200: {"content": {wire.NDJSON: {}}}})
     async def run(request: RunRequest) -> Response:
         """One container from an image (`stackd run`): started, output, exit code."""
-        items = engine.world.run(request)
-        first = await items.__anext__()  # errors before the start become the response
-        engine.bus.emit("start", container=first["started"]["name"], message="stackd run")
-
-        async def rest() -> AsyncIterator[dict[str, Any]]:
-            yield first
-            async for item in items:
-                yield item
-
-        return _stream(rest())
+        # errors before the start become the response
+        return _stream(await engine.run_image(request))
 
     @app.post("/v1/stacks/run", responses={200: {"content": {wire.NDJSON: {}}}})
     async def run_service(request: ServiceRunRequest) -> Response:
@@ -186,23 +197,23 @@ def make_app(engine: Engine) -> FastAPI:
                          all: bool = False) -> Response:
         """Rows of plain JSON values, serialised directly: FastAPI's generic encoder
         walks every value and is most of the time `stackd ps` waits at 500 rows."""
-        rows = await engine.world.containers(project, all)
+        rows = await engine.containers(project, all)
         return Response(json.dumps(rows), media_type="application/json")
 
     @app.get("/v1/containers/{name}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
     async def logs(name: ContainerName, follow: bool = False,
                    tail: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
                    timestamps: bool = False) -> Response:
-        return _stream(engine.world.logs(name, follow=follow, tail=tail,
-                                         timestamps=timestamps))
+        return _stream(engine.container_logs(name, follow=follow, tail=tail,
+                                             timestamps=timestamps))
 
     @app.post("/v1/containers/{name}/exec", response_model=ExecResult)
     async def exec_(name: ContainerName, request: ExecRequest) -> ExecResult:
-        return await engine.world.exec(name, request)
+        return await engine.exec(name, request)
 
     @app.get("/v1/containers/{name}/stats")
     async def stats(name: ContainerName) -> dict[str, Any]:
-        return await engine.world.stats(name)
+        return await engine.stats(name)
 
     @app.post("/v1/containers/{name}/{action}")
     async def container_action(
@@ -210,41 +221,26 @@ def make_app(engine: Engine) -> FastAPI:
             action: Annotated[str, Path(pattern="^(" + "|".join(SIGNAL_ACTIONS) + ")$")],
             signal: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{1,12}$")] = None,
     ) -> dict[str, str]:
-        await engine.world.signal(name, action, signal)
-        # Whatever was done by hand, the stack's controller looks again (a started
-        # container gets supervised, a removed one is reported by the next plan).
-        for project in engine.store.projects():
-            if name.startswith(f"{project}-"):
-                engine.controller.enqueue(project)
+        await engine.container_action(name, action, signal)
         return {"container": name, "action": action}
 
     @app.get("/v1/networks")
     async def networks() -> list[dict[str, Any]]:
-        return await engine.world.networks()
+        return await engine.networks()
 
     @app.get("/v1/volumes")
     async def volumes() -> list[dict[str, Any]]:
-        return await engine.world.volumes()
+        return await engine.volumes()
 
     @app.get("/v1/images")
     async def images() -> list[dict[str, Any]]:
-        return await engine.world.images()
+        return await engine.images()
 
     @app.get("/v1/events", responses={200: {"content": {wire.NDJSON: {}}}})
     async def events(since: Annotated[int | None, Query(ge=0)] = None,
                      project: Annotated[str | None, Query(max_length=63)] = None,
                      follow: bool = True) -> Response:
-        async def items() -> AsyncIterator[dict[str, Any]]:
-            if not follow:
-                for e in engine.bus.history(since or 0):
-                    if project is None or e.project == project:
-                        yield e.model_dump(mode="json")
-                return
-            async for e in engine.bus.subscribe(since_seq=since):
-                if project is None or e.project == project:
-                    yield e.model_dump(mode="json")
-
-        return _stream(items())
+        return _stream(engine.events(since=since, project=project, follow=follow))
 
     return app
 

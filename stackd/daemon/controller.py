@@ -13,6 +13,11 @@ Outcome of a reconcile:
 - raises a terminal error (the stack itself is wrong: SpecError, UsageError): reported
   once as an `error` event and not retried until something enqueues the key again.
 - raises anything else: retried with per-key exponential backoff (100 ms doubling to 30 s).
+
+Terminal or not is decided once, here (`classify`), from the class of the error as it
+was raised: the reconciler keeps each step's own exception, and an exception group
+from a nursery is unwrapped to the StackdError inside (`typed_error`). Each key has
+one outcome record (`KeyStatus.outcome`), which the API serves and apply waits on.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
@@ -35,20 +41,68 @@ Reconcile = Callable[[str], Awaitable[float | None]]
 
 TERMINAL = (SpecError, UsageError)
 
+# ok: converged; requeue: converged for now, look again later; retry: failed, retried
+# with backoff; terminal: failed, not retried until something enqueues the key again.
+OutcomeStatus = Literal["ok", "requeue", "retry", "terminal"]
+
+
+def classify(exc: BaseException) -> Literal["retry", "terminal"]:
+    return "terminal" if isinstance(exc, TERMINAL) else "retry"
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+def typed_error(exc: BaseException) -> BaseException:
+    """The StackdError inside a nursery's exception group (the first, if several), so
+    its class decides terminal-or-retry and its message is what the user reads."""
+    if isinstance(exc, BaseExceptionGroup):
+        for leaf in _leaves(exc):
+            if isinstance(leaf, StackdError):
+                return leaf
+    return exc
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one reconcile of a key ended."""
+
+    status: OutcomeStatus
+    generation: int = 0  # the desired generation that reconcile read (0: none)
+    error: str = ""
+    error_type: str = ""  # the StackdError class name, for the client to raise again
+    finished: float = 0.0
+
 
 @dataclass
 class KeyStatus:
     """What the controller last saw of one key; served by the API, read by waiters."""
 
     reconciles: int = 0
-    last_result: str = ""  # "ok", "requeue", "error", "terminal"
-    last_error: str = ""
+    outcome: Outcome | None = None
+    # Set by the reconcile: the desired generation it read, recorded in its outcome.
+    reading: int = 0
     last_started: float = 0.0
-    last_finished: float = 0.0
     # Incremented at the end of every reconcile, so a waiter can tell "one finished
     # after I asked" from "one that began before I asked".
     finished_epoch: int = 0
     changed: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def last_result(self) -> str:
+        return self.outcome.status if self.outcome else ""
+
+    @property
+    def last_error(self) -> str:
+        return self.outcome.error if self.outcome else ""
+
+    @property
+    def last_finished(self) -> float:
+        return self.outcome.finished if self.outcome else 0.0
 
 
 class Controller:
@@ -114,42 +168,47 @@ class Controller:
 
     async def _process(self, key: str) -> None:
         st = self.key_status(key)
+        # `reading` keeps the generation the last reconcile read: one that finds nothing
+        # to read (a stack just removed) must not hide from a waiter that the one
+        # before it finished the generation it waits for.
         st.last_started = time.time()
         t0 = trio.current_time()
-        result = "ok"
+        outcome = Outcome("ok")
         try:
             requeue_after = await self._reconcile(key)
-        except TERMINAL as exc:
-            result = "terminal"
-            st.last_error = str(exc)
-            self.queue.forget(key)
-            log.warning("reconcile failed; not retrying", extra={"key": key, "error": str(exc)})
-            if self.bus:
-                self.bus.emit("error", project=key, message=f"reconcile failed: {exc}")
-        except Exception as exc:  # any failure of one stack must not stop the loop
-            result = "error"
-            st.last_error = str(exc) if isinstance(exc, StackdError) else repr(exc)
-            delay = self.queue.add_rate_limited(key)
-            log.warning("reconcile failed; retrying", exc_info=not isinstance(exc, StackdError),
-                        extra={"key": key, "error": st.last_error, "retry_in": delay})
-            if self.bus:
-                self.bus.emit("error", project=key,
-                              message=f"reconcile failed, retrying in {delay:.1f}s: "
-                              f"{st.last_error}")
+        except Exception as raised:  # any failure of one stack must not stop the loop
+            exc = typed_error(raised)
+            status = classify(exc)
+            message = str(exc) if isinstance(exc, StackdError) else repr(exc)
+            outcome = Outcome(status, error=message, error_type=type(exc).__name__)
+            if status == "terminal":
+                self.queue.forget(key)
+                log.warning("reconcile failed; not retrying",
+                            extra={"key": key, "error": message})
+                if self.bus:
+                    self.bus.emit("error", project=key, message=f"reconcile failed: {message}")
+            else:
+                delay = self.queue.add_rate_limited(key)
+                log.warning("reconcile failed; retrying",
+                            exc_info=not isinstance(exc, StackdError),
+                            extra={"key": key, "error": message, "retry_in": delay})
+                if self.bus:
+                    self.bus.emit("error", project=key,
+                                  message=f"reconcile failed, retrying in {delay:.1f}s: "
+                                  f"{message}")
         else:
-            st.last_error = ""
             self.queue.forget(key)
             if requeue_after is not None:
-                result = "requeue"
+                outcome = Outcome("requeue")
                 self.queue.add_after(key, requeue_after)
         finally:
             elapsed = trio.current_time() - t0
             st.reconciles += 1
-            st.last_result = result
-            st.last_finished = time.time()
+            st.outcome = Outcome(outcome.status, st.reading, outcome.error, outcome.error_type,
+                                 time.time())
             st.finished_epoch += 1
             st.changed.set()
             st.changed = trio.Event()
             if self.metrics:
-                self.metrics.reconcile_seconds.labels(key, result).observe(elapsed)
-                self.metrics.reconciles.labels(key, result).inc()
+                self.metrics.reconcile_seconds.labels(key, outcome.status).observe(elapsed)
+                self.metrics.reconciles.labels(key, outcome.status).inc()

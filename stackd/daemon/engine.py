@@ -15,26 +15,31 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from stackd import __version__
-from stackd.daemon.controller import Controller
+from stackd.daemon.controller import Controller, Outcome, classify, typed_error
 from stackd.daemon.desired import DesiredStack, DesiredStore, without_environ
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (
     ApplyOptions,
     ApplyRequest,
+    ExecRequest,
+    ExecResult,
+    LifecycleRequest,
     RemoveOptions,
     StackStatus,
     Version,
 )
 from stackd.daemon.world import LoadedStack, World
-from stackd.errors import NotFoundError, StackdError
+from stackd.errors import ConflictError, NotFoundError, StackdError
+from stackd.reconciler.asks import Ask
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 from stackd.state.revisions import BlobStore, NewRevision, Revision
@@ -45,11 +50,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("stackd.engine")
 
 
-@dataclass
-class _Outcome:
-    generation: int
-    result: str  # "ok", "requeue", "error", "terminal"
-    error: str
+@dataclass(eq=False)
+class _Pending:
+    """A user's lifecycle verb waiting for the stack's reconcile to carry it out."""
+
+    ask: Ask
+    done: trio.Event = field(default_factory=trio.Event)
+    error: BaseException | None = None
+
+    def finish(self, error: BaseException | None) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
 
 
 class Engine:
@@ -59,8 +71,10 @@ class Engine:
         self.world = world
         self.started = time.time()
         self.bus = EventBus()
-        self._containers_seen: list[tuple[str, str, str]] = []
-        self.metrics = Metrics(lambda: list(self._containers_seen))
+        # name → (project, state, health): read in full after each reconcile, and kept
+        # current between them from the event stream (start, die, health, remove).
+        self._containers_seen: dict[str, tuple[str, str, str]] = {}
+        self.metrics = Metrics(lambda: list(self._containers_seen.values()))
         # One connection for the daemon, used from the trio thread only: every store
         # write is a short transaction, and sqlite3 connections don't like threads.
         self.db = db
@@ -74,7 +88,8 @@ class Engine:
                                      keys=self.store.projects)
         self.bus.listen(self._on_event)
         self._loaded: dict[str, tuple[int, LoadedStack]] = {}
-        self._outcomes: dict[str, _Outcome] = {}
+        # Lifecycle verbs asked of each stack, carried out one per reconcile, in order.
+        self._asks: dict[str, deque[_Pending]] = {}
         # The apply-only options (force recreate, build, pull always) hold for the first
         # successful reconcile of a revision; resyncs after it, and a restarted daemon,
         # must not recreate again: the revision records it (consumed), this caches it.
@@ -101,42 +116,54 @@ class Engine:
         self.controller.shut_down()
 
     def _on_event(self, event: Event) -> None:
+        """Facts only enqueue the stack's key; its worker decides what they mean."""
         self.metrics.events.labels(event.type).inc()
+        self._track(event)
         if (event.type in ("die", "oom", "health", "heal") and event.project
                 and self.store.get(event.project) is not None):
             self.controller.enqueue(event.project)
-        if event.type == "restart" and event.project:
+        if event.type == "restart" and event.project and event.reason:
             self.metrics.restarts.labels(event.project, event.service or "",
-                                         event.attrs.get("reason", "")).inc()
+                                         event.reason).inc()
 
     # -- the reconcile ----------------------------------------------------------------
 
     async def _reconcile(self, project: str) -> float | None:
         desired = self.store.get(project)
+        pending = self._asks.get(project)
+        ask = pending.popleft() if pending else None
+        if pending:
+            self.controller.enqueue(project)  # the next ask: one per reconcile, in order
         if desired is None:
+            if ask is not None:
+                ask.finish(NotFoundError(f"the daemon keeps no stack named {project!r}"))
             return None
+        self.controller.key_status(project).reading = desired.generation
         try:
             if desired.phase == "removing":
-                return await self._teardown(desired)
+                if ask is not None:
+                    ask.finish(ConflictError(f"stack {project!r} is being removed (down)"))
+                await self._teardown(desired)
+                return None
             stack = await self._stack(desired)
             options = desired.request.options
             if self._one_shot_done(desired):
                 options = steady(options)
             t0 = trio.current_time()
-            requeue = await self.world.reconcile(stack, options, self.bus.publish)
+            requeue = await self.world.reconcile(stack, options, self.bus.publish,
+                                                 ask=ask.ask if ask else None)
             self._consume(desired)
-            self._outcomes[project] = _Outcome(desired.generation,
-                                               "requeue" if requeue else "ok", "")
             log.info("reconciled", extra={"project": project, "generation": desired.generation,
                                           "seconds": round(trio.current_time() - t0, 4)})
             await self._refresh_containers()
             return requeue
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                self._outcomes[project] = _Outcome(desired.generation, "error",
-                                                   str(exc) if isinstance(exc, StackdError)
-                                                   else repr(exc))
+        except BaseException as raised:
+            if ask is not None:
+                ask.finish(typed_error(raised))
             raise
+        finally:
+            if ask is not None:
+                ask.finish(None)
 
     async def _teardown(self, desired: DesiredStack) -> None:
         from stackd.daemon import oneoff, stack_images
@@ -146,8 +173,10 @@ class Engine:
         refs = await self._images_to_remove(desired, options)
         for name in await oneoff.remove_oneoffs(self.world, desired.project):
             self.bus.emit("progress", project=desired.project, container=name,
-                          message=f"{name}: remove — one-off", state="done", elapsed="0")
-        await self.world.teardown(desired.project, options, self.bus.publish)
+                          message=f"{name}: remove — one-off", verb="remove", state="done",
+                          elapsed=0.0)
+        await self.world.teardown(desired.project, options, self.bus.publish,
+                                  stack=await self._stack_if_readable(desired))
         if refs:
             ports = getattr(self.world, "ports", None)
             for outcome in await stack_images.remove_images(ports, refs) if ports else []:
@@ -155,10 +184,20 @@ class Engine:
                               scope="image", generation=str(desired.generation))
         self.store.forget(desired.project, desired.generation)
         self._loaded.pop(desired.project, None)
-        self._outcomes[desired.project] = _Outcome(desired.generation, "ok", "")
         self.bus.emit("remove", project=desired.project, message="stack removed",
                       scope="stack")
         await self._refresh_containers()
+
+    async def _stack_if_readable(self, desired: DesiredStack) -> LoadedStack | None:
+        """The stack a `down` removes, for its stop order; None when it cannot be read
+        any more (its files gone): then every container goes at once."""
+        source = desired.request.source
+        if source.files is None and source.content is None and source.cwd is None:
+            return None
+        try:
+            return await self._stack(desired)
+        except StackdError:
+            return None
 
     async def _images_to_remove(self, desired: DesiredStack, options: RemoveOptions
                                 ) -> list[str]:
@@ -229,8 +268,24 @@ class Engine:
             rows = await self.world.containers(None, True)
         except StackdError:
             return
-        self._containers_seen = [(r.get("project") or "", r.get("state") or "",
-                                  r.get("health") or "") for r in rows]
+        self._containers_seen = {str(r.get("name")): (r.get("project") or "",
+                                                       r.get("state") or "",
+                                                       r.get("health") or "") for r in rows}
+
+    def _track(self, event: Event) -> None:
+        """Keep the containers gauge current from the facts the bus carries."""
+        name, project = event.container, event.project
+        if not name or not project:
+            return
+        _, state, _ = self._containers_seen.get(name, (project, "", ""))
+        if event.type in ("start", "restart") and (event.type == "start" or event.reason):
+            self._containers_seen[name] = (project, "running", "")
+        elif event.type == "die":
+            self._containers_seen[name] = (project, "exited", "")
+        elif event.type == "health" and state:
+            self._containers_seen[name] = (project, state, event.message.split(":")[0])
+        elif event.type == "remove" and event.slot:
+            self._containers_seen.pop(name, None)
 
     # -- what the API calls --------------------------------------------------------------
 
@@ -247,6 +302,8 @@ class Engine:
                 source=without_environ(request).source.model_dump_json(),
                 stack=captured.stack, files=captured.files))
             await trio.to_thread.run_sync(self.blobs.collect, self.revisions.referenced_blobs())
+        # `up` clears its services' holds and starts their stopped containers.
+        self._asks.setdefault(project, deque()).append(_Pending(Ask("up")))
         self.bus.emit("apply", project=project, message=f"generation {gen} submitted",
                       generation=str(gen))
         self.controller.enqueue(project)
@@ -261,28 +318,90 @@ class Engine:
         self.controller.enqueue(project)
         return gen
 
-    async def wait_generation(self, project: str, generation: int) -> _Outcome:
+    async def wait_generation(self, project: str, generation: int) -> Outcome:
         """Wait for a reconcile that read `generation` (or a later one) to finish."""
         st = self.controller.key_status(project)
         while True:
-            outcome = self._outcomes.get(project)
+            outcome = st.outcome
             if outcome is not None and outcome.generation >= generation:
                 return outcome
             await st.changed.wait()
 
+    @staticmethod
+    def ask(verb: str, request: LifecycleRequest) -> Ask:
+        return Ask(verb=verb,  # type: ignore[arg-type]  # the API's path pattern checked it
+                   services=tuple(request.services), containers=tuple(request.containers),
+                   signal=request.signal, force=request.force)
+
+    async def container_action(self, name: str, action: str, signal: str | None) -> None:
+        """One container's start/stop/restart/kill/remove. A stack's container is asked
+        of its stack's controller; only a container of no stack (`stackd run IMAGE`) is
+        acted on here directly, as it has no other writer."""
+        rows = [r for r in await self.world.containers(None, True)
+                if name in (r.get("name"), r.get("id"))]
+        project = str(rows[0].get("project") or "") if rows else ""
+        if not project or self.store.get(project) is None:
+            await self.world.signal(name, action, signal)
+            return
+        verb = "rm" if action == "remove" else action
+        ask = Ask(verb=verb, containers=(name,), signal=signal or "SIGKILL",  # type: ignore[arg-type]
+                  force=True)
+        async for item in self.lifecycle(project, ask):
+            done = item.get("done")
+            if isinstance(done, dict) and done.get("error"):
+                raise ConflictError(f"{name}: {action}: {done['error']}")
+
+    async def lifecycle(self, project: str, ask: Ask) -> AsyncIterator[dict[str, object]]:
+        """`start`, `stop`, `restart`, `kill`, `rm`: a request to the stack's controller,
+        carried out by its reconcile (the stack's one writer). Events of `project`
+        until that reconcile finishes, then its outcome."""
+        desired = self.store.get(project)
+        if desired is None:
+            raise NotFoundError(f"the daemon keeps no stack named {project!r}",
+                                hint="start it with `stackd up` first")
+        if desired.phase == "removing":
+            raise ConflictError(f"stack {project!r} is being removed (down)")
+        past = self.bus.history()
+        mark = past[-1].seq if past else 0  # the stream shows every event from here on
+        pending = _Pending(ask)
+        self._asks.setdefault(project, deque()).append(pending)
+        self.controller.enqueue(project)
+        yield {"accepted": {"project": project, "verb": ask.verb}}
+
+        async def outcome() -> dict[str, object]:
+            await pending.done.wait()
+            err = pending.error
+            if err is None:
+                return {"project": project, "result": "ok", "error": "", "error_type": ""}
+            return {"project": project, "result": classify(err),
+                    "error": str(err) if isinstance(err, StackdError) else repr(err),
+                    "error_type": type(err).__name__}
+
+        async for item in self._events_until(project, outcome, since=mark):
+            yield item
+
     async def progress(self, project: str, generation: int) -> AsyncIterator[dict[str, object]]:
         """Events of `project` until a reconcile of `generation` finishes, then its outcome."""
+        async def outcome() -> dict[str, object]:
+            o = await self.wait_generation(project, generation)
+            return {"project": project, "generation": generation, "result": o.status,
+                    "error": o.error, "error_type": o.error_type}
+
+        async for item in self._events_until(project, outcome):
+            yield item
+
+    async def _events_until(self, project: str,
+                            outcome: Callable[[], Awaitable[dict[str, object]]], *,
+                            since: int | None = None) -> AsyncIterator[dict[str, object]]:
         send, receive = trio.open_memory_channel[dict[str, object]](1000)
 
         async def pump_events() -> None:
-            async for event in self.bus.subscribe():
+            async for event in self.bus.subscribe(since_seq=since):
                 if event.project == project:
                     await send.send({"event": event.model_dump(mode="json")})
 
         async def wait_done() -> None:
-            outcome = await self.wait_generation(project, generation)
-            await send.send({"done": {"project": project, "generation": generation,
-                                      "result": outcome.result, "error": outcome.error}})
+            await send.send({"done": await outcome()})
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_events)
@@ -339,10 +458,10 @@ class Engine:
             raise NotFoundError(f"no revision of a stack named {project!r}",
                                 hint="`stackd up` applies one")
         desired = self.store.get(project)
-        outcome = self._outcomes.get(project)
+        outcome = self.controller.key_status(project).outcome
         rows = await trio.to_thread.run_sync(functools.partial(
             history_rows, revisions, current=desired.generation if desired else None,
-            outcome=(outcome.generation, outcome.result, outcome.error) if outcome else None))
+            outcome=(outcome.generation, outcome.status, outcome.error) if outcome else None))
         if service is not None:
             if not any(service in r["services"] for r in rows):
                 raise NotFoundError(f"no service {service!r} in the kept revisions of "
@@ -399,6 +518,56 @@ class Engine:
             nursery.start_soon(discover, nursery)
             async for rec in receive:
                 yield rec
+
+    # -- reads and one-container requests the API serves (handlers go through here) ----
+
+    async def run_image(self, request: Any) -> AsyncIterator[dict[str, Any]]:
+        """`stackd run IMAGE`: {"started"}, output, {"exit"}; errors before the start
+        are raised by the first item, so the API can answer them as errors."""
+        items = self.world.run(request)
+        first = await items.__anext__()
+        self.bus.emit("start", container=first["started"]["name"], message="stackd run")
+
+        async def rest() -> AsyncIterator[dict[str, Any]]:
+            yield first
+            async for item in items:
+                yield item
+
+        return rest()
+
+    async def containers(self, project: str | None, all: bool) -> list[dict[str, Any]]:
+        return await self.world.containers(project, all)
+
+    def container_logs(self, name: str, *, follow: bool, tail: int | None,
+                       timestamps: bool) -> AsyncIterator[dict[str, Any]]:
+        return self.world.logs(name, follow=follow, tail=tail, timestamps=timestamps)
+
+    async def exec(self, name: str, request: ExecRequest) -> ExecResult:
+        return await self.world.exec(name, request)
+
+    async def stats(self, name: str) -> dict[str, Any]:
+        return await self.world.stats(name)
+
+    async def networks(self) -> list[dict[str, Any]]:
+        return await self.world.networks()
+
+    async def volumes(self) -> list[dict[str, Any]]:
+        return await self.world.volumes()
+
+    async def images(self) -> list[dict[str, Any]]:
+        return await self.world.images()
+
+    async def events(self, *, since: int | None, project: str | None,
+                     follow: bool) -> AsyncIterator[dict[str, Any]]:
+        """The bus, as JSON: the kept past after `since`, then (with follow) live."""
+        if not follow:
+            for e in self.bus.history(since or 0):
+                if project is None or e.project == project:
+                    yield e.model_dump(mode="json")
+            return
+        async for e in self.bus.subscribe(since_seq=since):
+            if project is None or e.project == project:
+                yield e.model_dump(mode="json")
 
     def version(self) -> Version:
         return Version(version=__version__, pid=os.getpid(), state_root=str(self.roots.state),

@@ -23,7 +23,14 @@ EventType = Literal[
 ]
 
 
+ProgressState = Literal["working", "done", "failed", "skipped", "waiting"]
+RestartReason = Literal["", "exit", "unhealthy", "disrupted"]
+
+
 class Event(BaseModel):
+    """One schema for the daemon, the API stream and the CLI. Readers decide from the
+    typed fields (type, verb, slot, state, reason); `message` is for people only."""
+
     model_config = ConfigDict(frozen=True)
 
     seq: int = 0  # assigned by the bus; strictly increasing within one daemon life
@@ -33,6 +40,12 @@ class Event(BaseModel):
     container: str | None = None  # container name, e.g. webapp-web-1
     service: str | None = None
     message: str = ""
+    slot: str = ""  # e.g. web-1
+    verb: str = ""  # the plan step's verb: create, recreate, start, stop, remove, kill, rm…
+    cause: str = ""  # why the step was planned
+    state: ProgressState | None = None  # progress events
+    elapsed: float | None = None  # progress events: seconds the step has taken
+    reason: RestartReason = ""  # restart events: exit (restart policy), unhealthy, disrupted
     attrs: dict[str, str] = Field(default_factory=dict)
 
 
@@ -68,9 +81,12 @@ class EventBus:
 
     def emit(self, type: EventType, *, project: str | None = None,
              container: str | None = None, service: str | None = None,
-             message: str = "", **attrs: str) -> Event:
+             message: str = "", slot: str = "", verb: str = "",
+             state: ProgressState | None = None, elapsed: float | None = None,
+             **attrs: str) -> Event:
         return self.publish(Event(type=type, project=project, container=container,
-                                  service=service, message=message, attrs=attrs))
+                                  service=service, message=message, slot=slot, verb=verb,
+                                  state=state, elapsed=elapsed, attrs=attrs))
 
     def history(self, since_seq: int = 0) -> list[Event]:
         return [e for e in self._history if e.seq > since_seq]

@@ -52,6 +52,16 @@ class RemoveOptions(_Strict):
     images: Literal["none", "local", "all"] = "none"
 
 
+class LifecycleRequest(_Strict):
+    """`start`, `stop`, `restart`, `kill`, `rm` of a stack's containers: carried out by
+    the stack's controller (reconciler/asks.py says what each verb means)."""
+
+    services: list[str] = Field(default_factory=list, max_length=1000)
+    containers: list[str] = Field(default_factory=list, max_length=1000)
+    signal: str = Field(default="SIGKILL", pattern=r"^SIG[A-Z0-9]{1,12}$")
+    force: bool = False
+
+
 class ExecRequest(_Strict):
     cmd: list[str] = Field(min_length=1, max_length=4096)
     env: list[str] = Field(default_factory=list, max_length=4096)
@@ -72,7 +82,7 @@ class StackStatus(BaseModel):
     phase: Literal["active", "removing"]
     files: list[str]
     reconciles: int = 0
-    last_result: str = ""
+    last_result: Literal["", "ok", "requeue", "retry", "terminal"] = ""
     last_error: str = ""
     last_finished: float = 0.0
 

@@ -300,7 +300,7 @@ async def _bring_up(engine: Engine, source: StackSource, project: str, deps: lis
     if existing is not None and active and (not have or set(deps) <= have):
         # What the stack already keeps covers them: wait for the controller's verdict.
         outcome = await engine.wait_generation(project, existing.generation)
-        if outcome.result not in ("ok", "requeue"):
+        if outcome.status not in ("ok", "requeue"):
             raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
                                 f"{outcome.error}", hint="see `stackd ps -a` and `logs`")
         return
@@ -311,9 +311,9 @@ async def _bring_up(engine: Engine, source: StackSource, project: str, deps: lis
     async for item in engine.progress(project, gen):
         if "event" in item:
             e: Any = item["event"]
-            if e["type"] == "progress" and e["attrs"].get("state") in ("done", "failed"):
+            if e["type"] == "progress" and e.get("state") in ("done", "failed"):
                 yield {"progress": {"container": e.get("container") or "",
-                                    "state": e["attrs"]["state"], "message": e["message"]}}
+                                    "state": e["state"], "message": e["message"]}}
         elif "done" in item:
             done: Any = item["done"]
             if done["result"] not in ("ok", "requeue"):

@@ -16,8 +16,9 @@ import trio
 
 from stackd.daemon.events import Event
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
+from stackd.reconciler.asks import Ask
 
-Emit = Callable[[Event], None]
+Emit = Callable[[Event], object]
 
 
 class LoadedStack(Protocol):
@@ -51,14 +52,18 @@ class World(Protocol):
         """The manifest digest the image store holds for `ref` now, None if none."""
 
     async def reconcile(self, stack: LoadedStack, options: ApplyOptions,
-                        emit: Emit) -> float | None:
-        """Make the host match `stack`; return seconds after which to look again, or None."""
+                        emit: Emit, ask: Ask | None = None) -> float | None:
+        """Make the host match `stack` (first carrying out a user's lifecycle verb, if
+        asked); return seconds after which to look again, or None. Only the stack's
+        reconcile calls this: it is the one writer of the stack's containers."""
 
     async def plan(self, stack: LoadedStack, options: ApplyOptions) -> list[dict[str, Any]]:
         """What `reconcile` would do, changing nothing: [{"line": …, …}] in order."""
 
-    async def teardown(self, project: str, options: RemoveOptions, emit: Emit) -> None:
-        """Remove every container (and network; volumes when asked) labelled with project."""
+    async def teardown(self, project: str, options: RemoveOptions, emit: Emit,
+                       stack: LoadedStack | None = None) -> None:
+        """Remove every container (and network; volumes when asked) labelled with
+        project; dependents first when `stack` (its last applied stack) is given."""
 
     async def containers(self, project: str | None, all: bool) -> list[dict[str, Any]]: ...
 
@@ -83,4 +88,5 @@ class World(Protocol):
         """`stackd run`: {"started"}, then output lines, then {"exit"} (see single.py)."""
 
     async def signal(self, container: str, action: str, signal: str | None) -> None:
-        """start, stop, restart, kill (with signal) or remove one container."""
+        """start, stop, restart, kill (with signal) or remove one container of no stack
+        (`stackd run IMAGE`); a stack's containers change only in its reconcile."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stackd import hostnames
 from stackd.reconciler.desired import LABEL_CONFIG_FIELDS
 from stackd.reconciler.hash import ConfigHash
-from stackd.reconciler.ports import ContainerView, PendingIntent, Ports
+from stackd.reconciler.ports import ContainerStatus, ContainerView, PendingIntent, Ports
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class ActualContainer:
     name: str
     service: str
     index: int
-    status: str  # created | running | exited
+    status: ContainerStatus
     config_hash: str = ""
     fields: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] | None = None  # None when the runtime did not say
@@ -41,6 +41,7 @@ class ActualState:
     networks: frozenset[str] = frozenset()
     volumes: frozenset[str] = frozenset()
     pending: tuple[PendingIntent, ...] = ()
+    held: frozenset[str] = frozenset()  # container ids a user stopped (StatePort holds)
 
 
 def container_from_view(view: ContainerView) -> ActualContainer | None:
@@ -76,12 +77,13 @@ def actual_from(
     networks: Sequence[str] = (),
     volumes: Sequence[str] = (),
     pending: Sequence[PendingIntent] = (),
+    held: Sequence[str] = (),
 ) -> ActualState:
     containers = [c for v in views if (c := container_from_view(v)) is not None
                   and v.labels.get(hostnames.LABEL_PROJECT) == project]
     containers.sort(key=lambda c: (c.service, c.index, c.id))
     return ActualState(project, tuple(containers), frozenset(networks), frozenset(volumes),
-                       tuple(pending))
+                       tuple(pending), frozenset(held))
 
 
 async def observe(project: str, ports: Ports) -> ActualState:
@@ -89,4 +91,5 @@ async def observe(project: str, ports: Ports) -> ActualState:
     networks = await ports.network.networks(project)
     volumes = await ports.volumes.volumes(project)
     pending = ports.state.pending(project)
-    return actual_from(project, views, networks, volumes, pending)
+    held = ports.state.held(project)
+    return actual_from(project, views, networks, volumes, pending, held)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
@@ -40,14 +41,22 @@ from stackd.reconciler.plan import (
     VolumeRemove,
 )
 from stackd.reconciler.ports import Ports
+from stackd.reconciler.repair import repair
 from stackd.reconciler.supervisor import Supervisor
+
+OutcomeStatus = Literal["done", "failed", "skipped"]
+ProgressState = Literal["working", "done", "failed", "skipped", "waiting"]
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     line: str
-    status: str  # done | failed | skipped
+    status: OutcomeStatus
     error: str = ""
+    # The step's error as raised, so its class (spec error or not, retry or not)
+    # reaches the controller unchanged; None for done and skipped steps.
+    exception: StackdError | None = None
+    action: Action | None = None
 
     def __str__(self) -> str:
         return self.line if self.status == "done" else f"{self.line} [{self.status}: {self.error}]"
@@ -58,15 +67,18 @@ class Progress:
     """One step's state for a live display: resource, state, elapsed seconds."""
 
     resource: str
-    state: str  # working | done | failed | skipped | waiting
+    state: ProgressState
     message: str
     elapsed: float
+    action: Action | None = None  # the plan step it is about, if any
 
 
 @dataclass
 class ApplyResult:
     plan: Plan
     outcomes: list[Outcome] = field(default_factory=list)
+    # Seconds after which the stack wants looking at again (a restart's backoff).
+    requeue_after: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,31 +109,34 @@ class _Executor:
         self.on_progress = on_progress
         self.result = ApplyResult(plan)
         self.failed: dict[str, str] = {}  # service → why
+        self.repairing: set[str] = set()  # container ids a gate's repair is acting on
 
-    def _progress(self, resource: str, state: str, message: str, since: float) -> None:
+    def _progress(self, resource: str, state: ProgressState, message: str, since: float,
+                  action: Action | None = None) -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(resource, state, message, trio.current_time() - since))
+            self.on_progress(Progress(resource, state, message, trio.current_time() - since,
+                                      action))
 
     def skip(self, action: Action, why: str) -> None:
-        self.result.outcomes.append(Outcome(action.line, "skipped", why))
-        self._progress(action.resource, "skipped", why, trio.current_time())
+        self.result.outcomes.append(Outcome(action.line, "skipped", why, action=action))
+        self._progress(action.resource, "skipped", why, trio.current_time(), action)
 
     async def step(self, action: Action, container_id: str | None,
                    effect: Callable[[], Awaitable[None]]) -> bool:
         started = trio.current_time()
         intent = self.ports.state.begin(self.plan.project, action.verb, action.resource,
                                         container_id, action.line)
-        self._progress(action.resource, "working", action.line, started)
+        self._progress(action.resource, "working", action.line, started, action)
         try:
             await effect()
         except StackdError as err:
             self.ports.state.done(intent)  # finished, badly: not interrupted
-            self.result.outcomes.append(Outcome(action.line, "failed", str(err)))
-            self._progress(action.resource, "failed", str(err), started)
+            self.result.outcomes.append(Outcome(action.line, "failed", str(err), err, action))
+            self._progress(action.resource, "failed", str(err), started, action)
             return False
         self.ports.state.done(intent)
-        self.result.outcomes.append(Outcome(action.line, "done"))
-        self._progress(action.resource, "done", action.line, started)
+        self.result.outcomes.append(Outcome(action.line, "done", action=action))
+        self._progress(action.resource, "done", action.line, started, action)
         return True
 
     # -- one step per action kind -----------------------------------------------------
@@ -209,6 +224,22 @@ class _Executor:
         for a in actions:
             await self.run(a)
 
+    async def gate(self, ids: list[str], condition: str) -> str | None:
+        """Wait until `condition` holds for the dependency's containers (None), or why it
+        never will. This reconcile holds the stack's key, so it is the one to restart a
+        dependency that exits meanwhile under its restart policy."""
+        while True:
+            changed = self.supervisor.changed
+            verdict = self.supervisor.verdict(ids, condition)
+            if verdict != "wait":
+                return verdict
+            after = await repair(self.plan.project, self.ports, self.supervisor,
+                                 only=set(ids), busy=self.repairing)
+            if self.supervisor.verdict(ids, condition) != "wait":
+                continue
+            with trio.move_on_after(after if after is not None else math.inf):
+                await changed.wait()
+
     async def service(self, name: str, actions: Sequence[BringUp],
                       ids_of: Callable[[str], list[str]]) -> None:
         svc = self.services[name]
@@ -220,7 +251,7 @@ class _Executor:
                 limit = self.gate_timeout if self.gate_timeout is not None else math.inf
                 why = f"not {dep.condition.removeprefix('service_')} after {limit:g}s"
                 with trio.move_on_after(limit):
-                    why = await self.supervisor.wait_for(ids_of(dep.service), dep.condition)
+                    why = await self.gate(ids_of(dep.service), dep.condition)
             if why is not None and dep.required:
                 reason = f"dependency {dep.service} failed: {why}"
                 self.failed[name] = reason
@@ -283,6 +314,10 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervis
     await ex.parallel(last)
     for p in stale:
         ports.state.done(p.id)
+    if desired is not None:
+        # What the watchers saw (exits, health) is acted on here, under the same key.
+        ex.result.requeue_after = await repair(plan.project, ports, supervisor,
+                                               busy=ex.repairing)
     return ex.result
 
 

@@ -6,10 +6,14 @@ Rules, in the order a reader would ask about them:
 - A slot whose container carries another config hash is recreated, and the cause
   names the fields that changed (`environment changed: LOG_LEVEL`). Other services'
   containers, and other slots of the same service, are left alone.
+- A container a user stopped is held (StatePort holds): stopped if it runs, never
+  started, recreated or restarted, until `up` or `start` clears the hold.
 - A container that was created but never started is started. An exited one is
-  started again only when `start_exited` asks (an explicit `up`/`start`) and it did
-  not finish successfully as a one-shot job; restarting crashed containers is the
-  supervisor's job under the restart policy, so the daemon's resync never fights it.
+  started again only when `start_exited` asks (an explicit `up`) and it did not
+  finish successfully as a one-shot job, or when it is in `start` (`start`,
+  `restart`: even a finished job); restarting crashed containers under the restart
+  policy is `repair`'s job, so the plan never fights it.
+- A running, current container in `restart` is restarted (`restart`).
 - A running, current container is restarted when a service it declares
   `depends_on: {x: {restart: true}}` on is recreated (or itself restarted), as Compose
   does after updating a dependency.
@@ -54,6 +58,8 @@ class PlanOptions:
     force_recreate: bool = False
     no_recreate: bool = False
     start_exited: bool = False
+    start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
+    restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
 
 
 def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
@@ -136,6 +142,13 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
                                service=e.service, index=e.index) for e in extras)
+        if keep is None and want.id in actual.held:
+            continue  # removed by `rm`: stays gone until `up` or `start`
+        if keep is not None and keep.id in actual.held:
+            if keep.status == "running":
+                removals.append(Stop(cause="held: stopped by the user", container_id=keep.id,
+                                     service=keep.service, index=keep.index))
+            continue
         scale = desired.services[want.service].scale
         restart = desired.services[want.service].restart.name
         if keep is None:
@@ -156,10 +169,13 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         elif keep.status == "created":
             actions.append(Start(cause="created, never started", container=want,
                                  old_id=keep.id))
-        elif (keep.status == "exited" and options.start_exited
-              and not _finished_job(keep, restart)):
+        elif keep.status == "exited" and (
+                keep.id in options.start
+                or (options.start_exited and not _finished_job(keep, restart))):
             actions.append(Start(cause=f"exited (code {keep.exit_code})", container=want,
                                  old_id=keep.id))
+        elif keep.status == "running" and keep.id in options.restart:
+            actions.append(Restart(cause="restart requested", container=want, old_id=keep.id))
         elif keep.status == "running" and keep.config_hash == want.config_hash.digest:
             current.append((want, keep))
     actions.extend(_dependency_restarts(desired, actions, current))

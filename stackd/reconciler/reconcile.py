@@ -5,6 +5,9 @@
     result  = await reconcile(stack, ports, options, supervisor)   # observe → plan → apply
     result  = await down(project, ports, supervisor, ...)
 
+Only the stack's reconcile (the daemon's controller worker holding its key) calls
+`reconcile`/`converge`/`down`: they are the one writer of the stack's containers.
+
 Before any side effect `desired_for` places every replica slot on `options.nodes`
 (scheduler.place), so a stack whose reservations cannot fit is refused with the
 scheduler's UnschedulableError naming the service and the numbers; then it resolves
@@ -28,6 +31,7 @@ import trio
 from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, apply
+from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.build import BuildInputs, desired_state, image_ref
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
@@ -239,17 +243,23 @@ async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan
 
 
 async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,
-                    supervisor: Supervisor, *, on_progress: OnProgress | None = None
-                    ) -> ApplyResult:
-    """Make the host match `stack`: resolve, observe, plan, apply."""
+                    supervisor: Supervisor, *, on_progress: OnProgress | None = None,
+                    ask: Ask | None = None, on_done: Report | None = None) -> ApplyResult:
+    """Make the host match `stack`: resolve, observe, plan, apply (and carry out a
+    user's lifecycle verb first, if one was asked)."""
     desired = await desired_for(stack, ports, options)
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
-                          gate_timeout=options.gate_timeout)
+                          gate_timeout=options.gate_timeout, ask=ask, on_done=on_done)
 
 
 async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
                    supervisor: Supervisor, *, on_progress: OnProgress | None = None,
-                   gate_timeout: float | None = None) -> ApplyResult:
+                   gate_timeout: float | None = None, ask: Ask | None = None,
+                   on_done: Report | None = None) -> ApplyResult:
+    """One pass of the stack's writer: the ask, then observe → plan → apply → repair.
+    Only the stack's reconcile calls this (it holds the stack's key)."""
+    if ask is not None:
+        options = await carry_out(ask, desired, ports, supervisor, options, on_done)
     actual = await observe(desired.project, ports)
     return await apply(plan(desired, actual, options), desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout)

@@ -1,10 +1,15 @@
-"""The supervisor: one task per container that watches it exit, runs its healthcheck,
-restarts it under its restart policy and tells DNS whether it is ready.
+"""The supervisor: one watcher task per container that records what happens to it —
+its exit, its health — and tells DNS whether it is ready. It changes no container.
 
-It lives as long as its nursery: the daemon's for the daemon's life, or one `up`'s
-while that runs. `apply` hands it every container it started or found; it hands
-back answers to "is db healthy yet?" for depends_on gating. What it observes is
-reported as `SupervisorEvent`s (die, health, restart…), facts for the event bus.
+Facts only: a watcher never restarts, kills or starts anything. What it sees is
+reported as `SupervisorEvent`s (die, health…), which the daemon turns into bus events
+that enqueue the stack's key; the controller's worker for that stack then reads the
+facts (`watches()`) and acts on them (`reconciler/repair.py`: restarts under the
+restart policy with its backoff, kills an unhealthy or disrupted container). So one
+writer changes a stack's containers, whatever happened and whichever verb started it.
+
+DNS readiness is the one thing a watcher sets itself: it changes no container, only
+which addresses the resolver hands out, and it must follow a probe within the probe.
 
 Beyond Compose: a container that turns unhealthy is killed and so restarted under
 its restart policy, as a Kubernetes liveness probe would (opt out per service with
@@ -16,32 +21,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import trio
 
 from stackd.errors import StackdError
-from stackd.reconciler import lifecycle
 from stackd.reconciler.desired import DesiredContainer, DesiredService
 from stackd.reconciler.health import HealthState, HealthStatus, run_healthcheck
 from stackd.reconciler.ports import Ports
 from stackd.reconciler.restart import Backoff, RestartHistory, should_restart
 
+SupervisorEventType = Literal["die", "health", "restart", "heal", "error"]
+
 
 @dataclass(frozen=True, slots=True)
 class SupervisorEvent:
-    type: str  # die, health, restart, error — the daemon's event types
+    type: SupervisorEventType
     project: str
     service: str
     container: str  # container name, e.g. demo-web-1
     message: str
     time: float  # trio.current_time()
+    # why a restart happened: exit (restart policy), unhealthy, disrupted
+    reason: str = ""
+    slot: str = ""  # e.g. web-1
 
 
-Emit = Callable[[SupervisorEvent], None]
+Emit = Callable[[SupervisorEvent], object]
 
 
 @dataclass(eq=False)
 class Watch:
+    """What the daemon knows of one container. The watcher writes the facts (running,
+    exit, health); the controller's worker writes the restart bookkeeping below them."""
+
     container_id: str
     desired: DesiredContainer
     service: DesiredService
@@ -49,15 +62,27 @@ class Watch:
     exit_code: int | None = None
     health: HealthStatus | None = None  # None: no healthcheck
     finished: bool = False  # exited, and the restart policy will not start it again
-    restarts: int = 0
     started_at: float = 0.0
+    exited_at: float = 0.0
     released: bool = False
     held: bool = False  # a user stopped it: never restart (StatePort holds)
+    disrupted: str = ""  # its cgroup, netns or veth was removed from outside: why
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    # -- the controller's: restart policy state, per container ---------------------
+    restarts: int = 0
+    history: RestartHistory = field(default_factory=lambda: RestartHistory(None))
+    backoff: Backoff = field(default_factory=Backoff)
+    restart_at: float | None = None  # when the pending restart is due
+    restart_delay: float = 0.0
+    killing: bool = False  # a kill was sent for this run; its exit is expected
 
     @property
     def ready(self) -> bool:
         return self.running and self.health in (None, "healthy")
+
+    @property
+    def project(self) -> str:
+        return self.desired.project
 
 
 class Supervisor:
@@ -68,11 +93,12 @@ class Supervisor:
         self._watches: dict[str, Watch] = {}
         self._changed = trio.Event()
 
-    # -- what apply calls -------------------------------------------------------------
+    # -- what the controller's worker calls --------------------------------------------
 
     def watch(self, container_id: str, desired: DesiredContainer, service: DesiredService, *,
               running: bool, exit_code: int | None = None, held: bool = False) -> None:
-        """Supervise a container from now on; if it already is, take the new policy.
+        """Watch a container from now on; if it already is, take the new policy, and if
+        it runs again after an exit (whoever started it), watch this new run.
 
         Restart policy and the unhealthy opt-out are not in the config hash: a changed
         one reaches a running container here, without recreating it.
@@ -81,16 +107,38 @@ class Supervisor:
         if existing is not None:
             existing.desired, existing.service = desired, service
             existing.held = held
+            if running and not existing.running:
+                self._arm(existing)
             return
         w = Watch(container_id, desired, service, running=running, exit_code=exit_code,
                   health="starting" if running and service.healthcheck else None,
-                  started_at=trio.current_time(), held=held)
+                  started_at=trio.current_time(), held=held,
+                  history=RestartHistory(service.restart.window),
+                  backoff=Backoff(service.restart.delay))
         self._watches[container_id] = w
-        self._nursery.start_soon(self._run, w)
+        self._nursery.start_soon(self._run, w, w.scope)
+        self._notify()
+
+    def restarted(self, w: Watch, container_id: str) -> None:
+        """The controller started a new run of `w` (as `container_id`): watch it."""
+        if container_id != w.container_id:
+            self._watches.pop(w.container_id, None)
+            w.container_id = container_id
+            self._watches[container_id] = w
+        self._arm(w)
+
+    def _arm(self, w: Watch) -> None:
+        w.scope.cancel()  # a watcher of the run before, if any, has nothing left to see
+        w.scope = trio.CancelScope()
+        w.running, w.exit_code, w.finished, w.disrupted = True, None, False, ""
+        w.killing, w.restart_at = False, None
+        w.started_at = trio.current_time()
+        w.health = "starting" if w.service.healthcheck else None
+        self._nursery.start_soon(self._run, w, w.scope)
         self._notify()
 
     async def release(self, container_id: str) -> None:
-        """Stop supervising (before apply stops or removes it: that exit is not a crash)."""
+        """Stop watching (before apply stops or removes it: that exit is not a crash)."""
         w = self._watches.pop(container_id, None)
         if w is None:
             return
@@ -105,21 +153,44 @@ class Supervisor:
     def watches(self) -> list[Watch]:
         return [self._watches[k] for k in sorted(self._watches)]
 
+    def report(self, w: Watch, type_: SupervisorEventType, message: str, *,
+               reason: str = "") -> None:
+        if self._emit is not None:
+            self._emit(SupervisorEvent(type_, w.desired.project, w.desired.service,
+                                       w.desired.name, message, trio.current_time(),
+                                       reason=reason, slot=w.desired.slot))
+
+    def mark_disrupted(self, w: Watch, why: str) -> bool:
+        """A host check found part of the container gone: a fact for the controller,
+        whose next reconcile of the stack kills it so its restart makes all afresh.
+        Whether it is news (the caller then reports it, which enqueues the stack)."""
+        if w.disrupted or not w.running:
+            return False
+        w.disrupted = why
+        self._notify()
+        return True
+
+    @property
+    def changed(self) -> trio.Event:
+        """Set at the next change of any watch's facts."""
+        return self._changed
+
     async def wait_for(self, container_ids: Iterable[str], condition: str) -> str | None:
         """Block until `condition` holds for all of them; None, or why it never will."""
         ids = sorted(container_ids)
-        if condition == "service_started":
-            return None
         while True:
             changed = self._changed
-            verdict = self._verdict(ids, condition)
+            verdict = self.verdict(ids, condition)
             if verdict != "wait":
                 return verdict
             await changed.wait()
 
-    def _verdict(self, ids: list[str], condition: str) -> str | None:
+    def verdict(self, ids: Iterable[str], condition: str) -> str | None:
+        """None (holds), "wait", or why `condition` never will hold for `ids`."""
+        if condition == "service_started":
+            return None
         waiting = False
-        for cid in ids:
+        for cid in sorted(ids):
             w = self._watches.get(cid)
             if w is None:
                 continue  # not ours to judge (not selected, or gone): don't block on it
@@ -140,39 +211,26 @@ class Supervisor:
                     return f"{name} exited with code {w.exit_code}"
         return "wait" if waiting else None
 
-    # -- the watch task ---------------------------------------------------------------
+    # -- the watcher task -------------------------------------------------------------
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
-    def _event(self, w: Watch, type_: str, message: str) -> None:
-        if self._emit is not None:
-            self._emit(SupervisorEvent(type_, w.desired.project, w.desired.service,
-                                       w.desired.name, message, trio.current_time()))
-
     async def _set_ready(self, w: Watch, ready: bool) -> None:
         try:
             await self._ports.network.set_ready(w.container_id, ready)
         except StackdError as err:
-            self._event(w, "error", f"DNS readiness: {err}")
+            self.report(w, "error", f"DNS readiness: {err}")
 
     async def _on_health(self, w: Watch, state: HealthState) -> None:
         if w.health == state.status:
             return
         w.health = state.status
         self._notify()
-        self._event(w, "health", state.status if state.status != "unhealthy"
+        self.report(w, "health", state.status if state.status != "unhealthy"
                     else f"unhealthy: {state.last_output.strip()[-200:]}")
         await self._set_ready(w, w.ready)
-        svc = w.service
-        if state.status == "unhealthy" and svc.restart_on_unhealthy and \
-                svc.restart.restarts_at_all:
-            self._event(w, "restart", "killing unhealthy container")
-            try:
-                await self._ports.runtime.kill(w.container_id, "SIGKILL")
-            except StackdError as err:
-                self._event(w, "error", f"kill: {err}")
 
     async def _run_until_exit(self, w: Watch) -> int | None:
         check = w.service.healthcheck
@@ -191,38 +249,18 @@ class Supervisor:
             nursery.cancel_scope.cancel()
         return code
 
-    async def _run(self, w: Watch) -> None:
-        history = RestartHistory(w.service.restart.window)
-        backoff = Backoff(w.service.restart.delay)
-        with w.scope:
-            while True:
-                code = await self._run_until_exit(w) if w.running else w.exit_code
-                now = trio.current_time()
-                w.running, w.exit_code = False, code
-                w.health = None if w.service.healthcheck is None else w.health
-                self._notify()
-                await self._set_ready(w, False)
-                self._event(w, "die", f"exit code {code}")
-                policy = w.service.restart
-                if not should_restart(policy, code, stopped_by_user=w.released or w.held,
-                                      attempts=history.count(now)):
-                    w.finished = True
-                    self._notify()
-                    return
-                delay = backoff.next_delay(now - w.started_at)
-                await trio.sleep(delay)
-                history.record(trio.current_time())
-                try:
-                    await lifecycle.replace(self._ports, w.desired, w.container_id)
-                except StackdError as err:
-                    self._event(w, "error", f"restart failed: {err}")
-                    w.started_at = trio.current_time()
-                    continue  # counts as a failed run; the backoff grows
-                self._watches.pop(w.container_id, None)
-                w.container_id = w.desired.id
-                self._watches[w.container_id] = w
-                w.running, w.restarts = True, w.restarts + 1
-                w.started_at = trio.current_time()
-                w.health = "starting" if w.service.healthcheck else None
-                self._notify()
-                self._event(w, "restart", f"restart {w.restarts} after {delay:g}s")
+    async def _run(self, w: Watch, scope: trio.CancelScope) -> None:
+        """Watch one run of the container, until it exits."""
+        with scope:
+            was_running = w.running
+            code = await self._run_until_exit(w) if was_running else w.exit_code
+            now = trio.current_time()
+            w.running, w.exit_code, w.exited_at = False, code, now
+            w.health = None if w.service.healthcheck is None else w.health
+            w.finished = not should_restart(w.service.restart, code,
+                                            stopped_by_user=w.released or w.held,
+                                            attempts=w.history.count(now))
+            self._notify()
+            await self._set_ready(w, False)
+            if was_running:
+                self.report(w, "die", f"exit code {code}")

@@ -8,6 +8,7 @@ says only what it varies: environment, scale, dependencies, healthchecks, restar
 from __future__ import annotations
 
 import graphlib
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from pathlib import Path
 import trio
 from simfakes import FakeNetwork, FakeRuntime, FakeVolumes, Faults, NoImages, SimulatedCrash
 
+from stackd.daemon.controller import Controller
 from stackd.netbridge.model import Attachment, NetworkSpec
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, apply
+from stackd.reconciler.asks import Ask
 from stackd.reconciler.desired import (
     DependsOn,
     DesiredContainer,
@@ -31,6 +34,7 @@ from stackd.reconciler.hash import HASHED_FIELDS, config_hash
 from stackd.reconciler.health import HealthCheck
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.ports import Ports
+from stackd.reconciler.reconcile import converge
 from stackd.reconciler.restart import RestartPolicy
 from stackd.reconciler.supervisor import Supervisor, SupervisorEvent
 from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
@@ -103,8 +107,21 @@ def stack(project: str, *services: Svc) -> DesiredState:
     )
 
 
+@dataclass(eq=False)
+class _Up:
+    options: PlanOptions
+    ask: Ask | None
+    done: trio.Event = field(default_factory=trio.Event)
+    result: ApplyResult | None = None
+    error: BaseException | None = None
+
+
 @dataclass
 class Host:
+    """The fake host, with the daemon's own controller: `up` and every fact the
+    supervisor reports (die, health, heal) only enqueue the stack; its reconcile is
+    the one writer of its containers, as in the daemon."""
+
     runtime: FakeRuntime
     network: FakeNetwork
     volumes: FakeVolumes
@@ -114,6 +131,12 @@ class Host:
     events: list[SupervisorEvent]
     nursery: trio.Nursery
     _supervisor_scope: trio.CancelScope
+    controller: Controller | None = None
+    desired: dict[str, DesiredState] = field(default_factory=dict)
+    _ups: dict[str, list[_Up]] = field(default_factory=dict)
+    # reconciles of each stack running right now (the one-writer property: never > 1)
+    writers: dict[str, int] = field(default_factory=dict)
+    most_writers: int = 0
 
     @property
     def ports(self) -> Ports:
@@ -125,23 +148,70 @@ class Host:
     async def plan(self, desired: DesiredState, options: PlanOptions = DEFAULTS) -> Plan:
         return plan(desired, await self.actual(desired.project), options)
 
-    async def up(self, desired: DesiredState, options: PlanOptions = DEFAULTS
-                 ) -> ApplyResult:
+    async def up(self, desired: DesiredState, options: PlanOptions = DEFAULTS, *,
+                 ask: Ask | None = None) -> ApplyResult:
+        """Make `desired` the stack's desired state and wait for the reconcile that
+        carried it out (with `options` and `ask`; the passes after it plan plainly)."""
+        assert self.controller is not None
+        self.desired[desired.project] = desired
+        up = _Up(options, ask)
+        self._ups.setdefault(desired.project, []).append(up)
+        self.controller.enqueue(desired.project)
+        await up.done.wait()
+        if up.error is not None:
+            raise up.error
+        assert up.result is not None
+        return up.result
+
+    async def apply_directly(self, desired: DesiredState, options: PlanOptions = DEFAULTS
+                             ) -> ApplyResult:
+        """Plan and apply outside the controller: a daemon's reconcile as it crashes."""
         p = await self.plan(desired, options)
         return await apply(p, desired, self.ports, self.supervisor)
+
+    async def reconcile(self, project: str) -> float | None:
+        """The controller's reconcile of one stack (the daemon's Engine._reconcile)."""
+        desired = self.desired.get(project)
+        ups = self._ups.get(project) or []
+        up = ups.pop(0) if ups else None
+        if ups:
+            self.controller.enqueue(project)  # type: ignore[union-attr]
+        if desired is None:
+            return None
+        self.writers[project] = self.writers.get(project, 0) + 1
+        self.most_writers = max(self.most_writers, self.writers[project])
+        try:
+            result = await converge(desired, self.ports, up.options if up else DEFAULTS,
+                                    self.supervisor, ask=up.ask if up else None)
+        except BaseException as exc:
+            if up is not None:
+                up.error = exc
+                up.done.set()
+            raise
+        finally:
+            self.writers[project] -= 1
+        if up is not None:
+            up.result = result
+            up.done.set()
+        return result.requeue_after
+
+    def report(self, event: SupervisorEvent) -> None:
+        self.events.append(event)
+        if event.type in ("die", "health", "heal") and self.controller is not None:
+            self.controller.enqueue(event.project)
 
     async def restart_supervisor(self) -> None:
         """A new daemon life: the old supervisor's tasks die with it, a fresh one starts."""
         self._supervisor_scope.cancel()
         self._supervisor_scope, nursery = await self.nursery.start(_child_nursery)
-        self.supervisor = Supervisor(self.ports, nursery, self.events.append)
+        self.supervisor = Supervisor(self.ports, nursery, self.report)
 
     async def crash_during_up(self, desired: DesiredState, at: int,
                               options: PlanOptions = DEFAULTS) -> bool:
         """Run `up` with a crash after the at-th side effect; whether it crashed."""
         self.faults.ops, self.faults.crash_at = 0, at
         try:
-            await self.up(desired, options)
+            await self.apply_directly(desired, options)
         except BaseException as exc:
             if not _is_crash(exc):
                 raise
@@ -167,7 +237,13 @@ async def sim_host(tmp_path: Path) -> AsyncIterator[Host]:
             scope, child = await nursery.start(_child_nursery)
             host = Host(runtime, net, vols, IntentLog(db), faults,
                         Supervisor(Ports(runtime, NoImages(), net, vols, IntentLog(db)),
-                                   child, events.append), events, nursery, scope)
+                                   child), events, nursery, scope)
+            host.supervisor = Supervisor(host.ports, child, host.report)
+            # No periodic resync: the tests say when the stack is looked at again. inf,
+            # not a large number: while a reconcile waits on a worker thread the autojump
+            # clock jumps to the next deadline, and a resync's would shift every time.
+            host.controller = Controller(host.reconcile, workers=2, resync_period=math.inf)
+            await nursery.start(host.controller.run)
             yield host
             nursery.cancel_scope.cancel()
     finally:

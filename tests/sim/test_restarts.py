@@ -158,15 +158,14 @@ async def test_a_new_restart_policy_reaches_running_containers_without_recreatin
 
 async def test_a_stopped_container_stays_stopped_through_resyncs_and_daemon_restarts(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
-    from stackd.reconciler.apply import apply
-    from stackd.reconciler.diff import PlanOptions, plan_stop
+    from stackd.reconciler.asks import Ask
 
     desired = stack("demo", svc("web", restart=parse_restart("always")), svc("db"))
     async with sim_host(tmp_path) as host:
         await host.up(desired)
-        stop = plan_stop(await host.actual("demo"), ["web"])
-        assert stop.lines() == ["web-1: stop — stop requested"]
-        assert (await apply(stop, desired, host.ports, host.supervisor)).ok
+        stop = await host.up(desired, ask=Ask("stop", ("web",)))
+        assert stop.plan.lines() == ["web-1: stop — held: stopped by the user"]
+        assert stop.ok
         await host.up(desired)  # the daemon's periodic resync
         await trio.sleep(60)
         assert host.runtime.running() == ["demo-db-1"]
@@ -174,13 +173,38 @@ async def test_a_stopped_container_stays_stopped_through_resyncs_and_daemon_rest
         await host.up(desired)
         await trio.sleep(60)
         assert host.runtime.running() == ["demo-db-1"]
-        # an explicit `up` starts it again, and its restart policy applies again
-        result = await host.up(desired, PlanOptions(start_exited=True))
+        # an explicit `up` clears the hold and starts it again, and its restart policy
+        # applies again
+        result = await host.up(desired, ask=Ask("up"))
         assert result.plan.lines() == ["web-1: start — exited (code 143)"]
         (web,) = [c for c in host.runtime.containers if "web" in c]
         host.runtime.kill_from_outside(web)
         await trio.sleep(1)
         assert host.runtime.running() == ["demo-db-1", "demo-web-1"]
+
+
+async def test_start_after_stop_is_supervised_again(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """Regression: a `stop` then `start` left the container running unwatched: no
+    health checks, no restart when it died."""
+    from stackd.reconciler.asks import Ask
+
+    check = HealthCheck(args=("check",), interval=1.0, timeout=1.0, retries=1)
+    desired = stack("demo", svc("web", health=check, restart=parse_restart("always")))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        await host.up(desired, ask=Ask("stop"))
+        assert host.runtime.running() == []
+        start = await host.up(desired, ask=Ask("start"))
+        assert start.plan.lines() == ["web-1: start — exited (code 143)"]
+        await trio.sleep(3)
+        (web,) = host.runtime.containers
+        assert host.supervisor.get(web).health == "healthy"  # type: ignore[union-attr]
+        t0 = trio.current_time()
+        host.runtime.kill_from_outside(web)
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert [t for t in starts(host, "demo-web-1", t0) if t >= 0] == pytest.approx([0.1])
 
 
 async def test_a_restart_keeps_the_log_a_recreate_and_down_remove_it(

@@ -123,3 +123,35 @@ def test_orphan_warning_and_network_cleanup(tmp_path: Path) -> None:
         "old-1: remove — orphan: service old is not in the stack",
         "network demo_back: remove — no longer declared",
     ]
+
+
+def test_a_held_container_is_stopped_and_never_started_again(tmp_path: Path) -> None:
+    import dataclasses
+
+    d = desired(STACK, tmp_path)
+    web1, web2 = d.containers_of("web")
+    (db,) = d.containers_of("db")
+    actual = ActualState("demo", (running(db, "exited", 1), running(web1), running(web2)),
+                         frozenset(d.networks), frozenset(d.volumes),
+                         held=frozenset({db.id, web1.id}))
+    # a held running container is stopped, a held exited one is not started even by `up`
+    assert plan(d, actual, PlanOptions(start_exited=True)).lines() == [
+        "web-1: stop — held: stopped by the user"]
+    # held and removed (`rm`): not made again
+    gone = dataclasses.replace(actual, containers=(running(web2),))
+    assert plan(d, gone).lines() == []
+    assert plan(d, dataclasses.replace(gone, held=frozenset())).lines() == [
+        "db-1: create — new service", "web-1: create — missing"]
+
+
+def test_start_and_restart_name_containers(tmp_path: Path) -> None:
+    d = desired(STACK, tmp_path)
+    web1, web2 = d.containers_of("web")
+    (db,) = d.containers_of("db")
+    actual = ActualState("demo", (running(db, "exited", 0), running(web1), running(web2)),
+                         frozenset(d.networks), frozenset(d.volumes))
+    # `up` leaves a finished job alone; `start` starts it; `restart` restarts running ones
+    assert plan(d, actual, PlanOptions(start_exited=True)).empty
+    assert plan(d, actual, PlanOptions(start=frozenset({db.id}),
+                                       restart=frozenset({web2.id}))).lines() == [
+        "db-1: start — exited (code 0)", "web-2: restart — restart requested"]

@@ -1,0 +1,117 @@
+"""A user's lifecycle verb (`start`, `stop`, `restart`, `kill`, `rm`, and the hold
+`up` clears) as carried out inside the stack's reconcile, which holds its key.
+
+The CLI verbs are requests to the stack's controller, never side doors: the daemon
+queues an `Ask`, enqueues the stack, and its reconcile calls `carry_out` before it
+observes and plans. What a verb means is said here once:
+
+- `stop` holds the containers (durable desired state: "stopped"); the plan then
+  stops the running ones, dependents first, and never starts a held one again.
+- `start`, `restart` and `up` clear the holds of their services; `start` starts their
+  exited containers (a finished one-shot job too), `restart` also restarts the running
+  ones, `up` starts the exited ones except finished jobs (Compose's `up`).
+- `kill` signals the running containers; what follows their exit is the restart
+  policy's, as for any exit.
+- `rm` removes the stopped containers (with `force`, running ones too) and keeps
+  them held, so the stack's next pass does not make them again until `up`/`start`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from stackd.errors import StackdError
+from stackd.reconciler import lifecycle
+from stackd.reconciler.actual import ActualContainer, observe
+from stackd.reconciler.desired import DesiredState
+from stackd.reconciler.diff import PlanOptions, selected_services
+from stackd.reconciler.ports import Ports
+from stackd.reconciler.supervisor import Supervisor
+
+Verb = Literal["up", "start", "stop", "restart", "kill", "rm"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    verb: Verb
+    services: tuple[str, ...] = ()  # empty: every service
+    containers: tuple[str, ...] = ()  # only these (names or ids); empty: all of them
+    signal: str = "SIGKILL"  # kill
+    force: bool = False  # rm: running containers too
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """One container an ask acted on directly (kill, rm), for the caller's display."""
+
+    container: ActualContainer
+    verb: str
+    error: StackdError | None = None
+
+
+Report = Callable[[Done], None]
+
+
+def _services(ask: Ask, desired: DesiredState, options: PlanOptions) -> frozenset[str]:
+    if ask.verb == "up":
+        return selected_services(desired, options)
+    return frozenset(ask.services or desired.services)
+
+
+def _held_services(held_id: str, project: str, services: frozenset[str]) -> bool:
+    m = re.match(rf"^{re.escape(project)}-(?P<service>.+)-\d+-[0-9a-f]{{8}}$", held_id)
+    return m is not None and m["service"] in services
+
+
+async def carry_out(ask: Ask, desired: DesiredState, ports: Ports, supervisor: Supervisor,
+                    options: PlanOptions, report: Report | None = None) -> PlanOptions:
+    """Do what `ask` does before planning; the plan options that do the rest."""
+    project = desired.project
+    services = _services(ask, desired, options)
+    actual = await observe(project, ports)
+    mine = [c for c in actual.containers if c.service in services
+            and (not ask.containers or c.id in ask.containers or c.name in ask.containers)]
+    if ask.verb in ("up", "start", "restart"):
+        ids = {c.id for c in mine}
+        for cid in actual.held:
+            if cid in ids or (not ask.containers and _held_services(cid, project, services)):
+                ports.state.unhold(cid)
+        if ask.verb == "up":
+            return dataclasses.replace(options, start_exited=True)
+        return dataclasses.replace(
+            options, start=options.start | ids,
+            restart=options.restart | (ids if ask.verb == "restart" else frozenset()))
+    if ask.verb == "stop":
+        for c in mine:
+            ports.state.hold(project, c.id)
+        return options
+    if ask.verb == "kill":
+        for c in mine:
+            if c.status == "running":
+                async def kill(c: ActualContainer = c) -> None:
+                    await ports.runtime.kill(c.id, ask.signal)
+                await _act(c, "kill", report, kill)
+        return options
+    for c in mine:  # rm
+        if c.status != "running" or ask.force:
+            async def remove(c: ActualContainer = c) -> None:
+                await supervisor.release(c.id)
+                await lifecycle.tear_down(ports, c.id)
+                ports.state.hold(project, c.id)
+            await _act(c, "rm", report, remove)
+    return options
+
+
+async def _act(c: ActualContainer, verb: str, report: Report | None,
+               effect: Callable[[], Awaitable[None]]) -> None:
+    error: StackdError | None = None
+    try:
+        await effect()
+    except StackdError as err:
+        error = err
+    if report is not None:
+        report(Done(c, verb, error))
