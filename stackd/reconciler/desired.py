@@ -41,6 +41,9 @@ class DesiredService:
     healthcheck: HealthCheck | None = None
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     restart_on_unhealthy: bool = True
+    # Every service this one starts after: depends_on, links, network_mode service:,
+    # volumes_from (the scheduler graph's edges); what `up <this>` brings up too.
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,21 @@ from stackd.reconciler.plan import (
     VolumeCreate,
     VolumeRemove,
 )
+from stackd.scheduler import with_dependencies
 
-FIELD_WORDS = {"working_dir": "working directory", "files": "configs/secrets"}
+# How a plan names a hashed field (hash.hashed_document's keys); others print as they are.
+FIELD_WORDS = {
+    "process.args": "command",
+    "process.env": "environment",
+    "process.cwd": "working directory",
+    "process.user": "user",
+    "process.additional_groups": "group_add",
+    "process.terminal": "tty",
+    "process.rlimits": "ulimits",
+    "process.init": "init",
+    "files": "configs/secrets",
+    "readonly_rootfs": "read_only",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +70,14 @@ class PlanOptions:
 
 
 def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
-    """`up web` means web and what it depends on (transitively), as in Compose."""
+    """`up web`: web and what it needs, unless no_deps (the scheduler's rule)."""
     if not options.services:
         return frozenset(desired.services)
-    chosen: set[str] = set()
-    todo = list(options.services)
-    while todo:
-        name = todo.pop()
-        if name in chosen or name not in desired.services:
-            continue
-        chosen.add(name)
-        if not options.no_deps:
-            todo.extend(d.service for d in desired.services[name].depends_on)
-    return frozenset(chosen)
+    if options.no_deps:
+        return frozenset(s for s in options.services if s in desired.services)
+    needs = {name: (*s.needs, *(d.service for d in s.depends_on))
+             for name, s in desired.services.items()}
+    return with_dependencies(needs, options.services)
 
 
 def describe_changes(want: DesiredContainer, have: ActualContainer) -> str:
@@ -78,7 +86,7 @@ def describe_changes(want: DesiredContainer, have: ActualContainer) -> str:
     parts: list[str] = []
     for name in want.config_hash.changed_fields(have.fields):
         word = FIELD_WORDS.get(name, name)
-        if name == "environment" and have.env is not None:
+        if name == "process.env" and have.env is not None:
             new, old = want.env, have.env
             keys = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
             parts.append(f"{word} changed: {', '.join(keys)}" if keys else f"{word} changed")

@@ -27,13 +27,13 @@ from stackd.reconciler.desired import (
     slot_container,
 )
 from stackd.reconciler.diff import PlanOptions, plan
-from stackd.reconciler.hash import HASHED_FIELDS, config_hash
+from stackd.reconciler.hash import config_hash
 from stackd.reconciler.health import HealthCheck
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.ports import Ports
 from stackd.reconciler.restart import RestartPolicy
 from stackd.reconciler.supervisor import Supervisor, SupervisorEvent
-from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
+from stackd.runtime.containerspec import ContainerSpec, Mount, ProcessSpec
 from stackd.state.db import StateDB
 from stackd.state.intents import IntentLog
 
@@ -69,12 +69,11 @@ def _container(project: str, s: Svc, index: int) -> DesiredContainer:
     env = tuple(f"{k}={v}" for k, v in sorted(s.env.items()))
     spec = ContainerSpec(id="placeholder", name="placeholder", layers=("/sim/layers/busybox",),
                          process=ProcessSpec(args=s.command, env=env))
-    inputs: dict[str, object] = {f: None for f in HASHED_FIELDS}
-    inputs.update(image="sha256:busybox", command=list(s.command), environment=dict(s.env),
-                  networks=sorted(s.networks), mounts=sorted(s.volumes),
-                  healthcheck=repr(s.health))
     attachments = tuple(Attachment(f"{project}_{n}", aliases=(s.name,)) for n in s.networks)
-    return slot_container(project, s.name, index, spec, config_hash(inputs),
+    digest = config_hash(spec.model_copy(update={"mounts": tuple(
+        Mount(type="volume", source=v, target=f"/{v}") for v in sorted(s.volumes))}),
+        image="sha256:busybox", attachments=attachments, healthcheck=s.health)
+    return slot_container(project, s.name, index, spec, digest,
                           attachments=attachments,
                           volumes=tuple(f"{project}_{v}" for v in s.volumes))
 

@@ -123,3 +123,21 @@ def test_orphan_warning_and_network_cleanup(tmp_path: Path) -> None:
         "old-1: remove — orphan: service old is not in the stack",
         "network demo_back: remove — no longer declared",
     ]
+
+
+def test_up_one_service_brings_what_it_needs_by_any_edge(tmp_path: Path) -> None:
+    # links and depends_on both make `up web` start the target: the scheduler's rule.
+    d = desired("""
+services:
+  web: {image: busybox, links: [cache], depends_on: [db]}
+  db: {image: busybox}
+  cache: {image: busybox}
+  other: {image: busybox}
+""", tmp_path)
+    p = plan(d, ActualState("demo", networks=frozenset(d.networks)),
+             PlanOptions(services=("web",)))
+    assert p.lines() == ["cache-1: create — new service", "db-1: create — new service",
+                         "web-1: create — new service"]
+    alone = plan(d, ActualState("demo", networks=frozenset(d.networks)),
+                 PlanOptions(services=("web",), no_deps=True))
+    assert alone.lines() == ["web-1: create — new service"]
