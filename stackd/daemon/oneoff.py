@@ -163,8 +163,8 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                       ) -> AsyncIterator[dict[str, Any]]:
     """{"progress"} lines while dependencies come up, {"started"}, output, {"exit"}."""
     from stackd.reconciler import lifecycle
-    from stackd.reconciler.build import image_ref
     from stackd.reconciler.reconcile import ReconcileOptions, desired_for
+    from stackd.spec.image_names import image_ref
 
     world = engine.world
     loaded: Any = await world.load(request.source)

@@ -42,6 +42,7 @@ from stackd.runtime.containerspec import (
 )
 from stackd.scheduler import build_graph, start_waves
 from stackd.scheduler.from_stack import from_stack
+from stackd.spec.image_names import image_ref
 from stackd.spec.model import FileReference, Service, Stack
 
 DEFAULT_FILE_MODE = 0o444  # Compose's default for configs and secrets
@@ -56,17 +57,6 @@ class BuildInputs:
     read_file: Callable[[str], bytes]  # config/secret `file:` → its bytes
     environ: Mapping[str, str] = field(default_factory=dict)  # for `environment:` sources
     scale: Mapping[str, int] = field(default_factory=dict)  # --scale svc=n
-
-
-def image_ref(stack: Stack, name: str, svc: Service) -> str:
-    """The image a service runs; Compose names a built one `<project>-<service>`."""
-    if svc.image:
-        return svc.image
-    if svc.build is not None:
-        return f"{stack.name}-{name}"
-    raise SpecError(f"service {name!r} has neither image nor build",
-                    location=stack.location_of(("services", name)),
-                    hint="add `image: <ref>` (or a `build:` section)")
 
 
 def network_host_name(stack: Stack, key: str) -> str:

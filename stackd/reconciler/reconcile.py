@@ -28,7 +28,7 @@ import trio
 from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, apply
-from stackd.reconciler.build import BuildInputs, desired_state, image_ref
+from stackd.reconciler.build import BuildInputs, desired_state
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
@@ -36,6 +36,7 @@ from stackd.reconciler.ports import ImageView, Ports, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
+from stackd.spec.image_names import image_ref
 from stackd.spec.model import Service, Stack
 
 

@@ -1,4 +1,4 @@
-"""Every host resource stackd owns, found by name (DESIGN "Names on the host").
+"""Every host resource stackd owns, found by name (DESIGN "Names on the host"). Reads only.
 
 `tools/leaks` prints them and exits 1 if there are any; the tests' `no_leaks` fixture
 runs the same search for its own root id only, because other tests (with other root
@@ -16,11 +16,7 @@ import argparse
 import itertools
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,63 +175,6 @@ def find_leaks(root_id: str | None = None, roots: Iterable[Roots] = ()) -> list[
     return sorted(set(found))
 
 
-def reclaim(roots: Roots) -> None:
-    """Best effort: delete every container of a root through its monitor, then stop
-    the monitor. For test teardown after a failure, so one bad test leaks nothing."""
-    base = roots.run / "containers"
-    ids = sorted(os.listdir(base)) if base.is_dir() else []
-    for cid in ids:
-        _ask_monitor(roots, {"op": "delete", "id": cid, "force": True})
-    _ask_monitor(roots, {"op": "shutdown"})
-    time.sleep(0.2)
-    # Whatever the monitor could not clean: its own process, cgroups, mounts.
-    leaks = find_leaks(roots.id, [roots])
-    for leak in leaks:
-        if leak.kind in ("monitor", "process"):
-            try:
-                os.kill(int(leak.what.split()[0]), signal.SIGKILL)
-            except OSError:
-                pass
-    time.sleep(0.1)
-    for leak in sorted(leaks, key=lambda x: -len(x.what)):  # deepest first
-        try:
-            if leak.kind == "cgroup":
-                os.rmdir(leak.what)
-            elif leak.kind == "mount":
-                subprocess.run(["umount", "-l", leak.what], capture_output=True, check=False)
-        except OSError:
-            pass
-    # And the shared `stackd` parent, if this root was the last one in it: the monitor
-    # removes it as it exits, unless it was still busy with its cgroups then.
-    from stackd.errors import StackdError
-    from stackd.runtime.cgroups import remove_root_parents
-
-    try:
-        remove_root_parents(roots.id)
-    except (OSError, StackdError):
-        pass
-
-
-def _ask_monitor(roots: Roots, message: dict[str, object]) -> dict[str, object] | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(30)
-        sock.connect(str(roots.run / "monitor.sock"))
-        sock.sendall(json.dumps(message).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        reply: dict[str, object] = json.loads(buf) if buf else {}
-        return reply
-    except (OSError, ValueError):
-        return None
-    finally:
-        sock.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="leaks", description="List host resources stackd owns; exit 1 if there are any.")
@@ -248,7 +187,3 @@ def main(argv: list[str] | None = None) -> int:
     for leak in leaks:
         print(leak)
     return 1 if leaks else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
