@@ -5,9 +5,18 @@ runs the same search for its own root id only, because other tests (with other r
 ids) run on the same host at the same time.
 
 What counts: network devices `stk<root id>…`; in the nft table `stackd`, chains and
-sets named `r<root id>_…` (and, unfiltered, the table itself); cgroups under
-`stackd/<root id>` in any hierarchy; processes in those cgroups; runtime monitors
-(`stackd.runtime.monitor --root-id <id>`); mounts under a state root or run dir.
+sets named `r<chain id>_…` (the chain id starts with the root id; unfiltered, the
+table itself); cgroups under `stackd/<root id>` in any hierarchy; processes in those
+cgroups; runtime monitors (`stackd.runtime.monitor --root-id <id>`); mounts under a
+state root or run dir.
+
+The root id is 16 bits, so two live roots may share one. Each leak therefore also
+says which state root owns it (`Leak.owner`, a prefix of `Roots.owner_id`) where the
+host records it: a device's ifalias, an nft chain's name (`Roots.chain_id`), a
+monitor's `--state`, a cgroup's container id in a live root's run dir (the monitors
+of the same id are asked), a mount's path. Given the roots it is about,
+`find_leaks` leaves out what another root owns, so `no_leaks` and `reclaim` never
+report or touch a neighbour's resources.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE, nft_chain_prefix
+from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE
 from stackd.roots import DEFAULT_RUN_ROOT, DEFAULT_STATE_ROOT, Roots
 
 MONITOR_MODULE = "stackd.runtime.monitor"
@@ -33,9 +42,15 @@ class Leak:
     kind: str  # device | nft | cgroup | process | monitor | mount
     root_id: str  # "?" when the name does not tell
     what: str
+    owner: str = ""  # a prefix of the owning root's Roots.owner_id; "" when not recorded
 
     def __str__(self) -> str:
-        return f"{self.kind:8} {self.root_id:4} {self.what}"
+        owner = f" (root {self.owner[:12]})" if self.owner else ""
+        return f"{self.kind:8} {self.root_id:4} {self.what}{owner}"
+
+    def may_belong_to(self, roots: Roots) -> bool:
+        """Not recorded as another root's."""
+        return not self.owner or roots.owner_id.startswith(self.owner)
 
 
 def _mine(root_id: str | None, found: str) -> bool:
@@ -46,8 +61,15 @@ def devices(root_id: str | None) -> list[Leak]:
     out = []
     for name in sorted(os.listdir("/sys/class/net")):
         if name.startswith(DEVICE_PREFIX) and _mine(root_id, name[3:7]):
-            out.append(Leak("device", name[3:7], name))
+            out.append(Leak("device", name[3:7], name, _ifalias(name)))
     return out
+
+
+def _ifalias(device: str) -> str:
+    try:
+        return Path(f"/sys/class/net/{device}/ifalias").read_text().strip()
+    except OSError:
+        return ""
 
 
 def nft(root_id: str | None) -> list[Leak]:
@@ -69,9 +91,12 @@ def nft(root_id: str | None) -> list[Leak]:
                     continue
                 name = obj.get("name", "")
                 if name.startswith("r") and "_" in name:
-                    rid = name[1:name.index("_")]
-                    if root_id is None or name.startswith(nft_chain_prefix(root_id)):
-                        out.append(Leak("nft", rid, f"{kind} {family} {NFT_TABLE} {name}"))
+                    chain_id = name[1:name.index("_")]
+                    if _mine(root_id, chain_id[:4]):
+                        # A 4-hex chain id is an older stackd's: it records no more.
+                        owner = chain_id if len(chain_id) > 4 else ""
+                        out.append(Leak("nft", chain_id[:4],
+                                        f"{kind} {family} {NFT_TABLE} {name}", owner))
     return out
 
 
@@ -85,10 +110,13 @@ def _cgroup_mounts() -> list[Path]:
     return mounts
 
 
-def cgroups(root_id: str | None) -> tuple[list[Leak], list[Leak]]:
-    """Leftover cgroup directories, and the processes still inside them."""
+def cgroups(root_id: str | None, candidates: Iterable[Roots] = ()
+            ) -> tuple[list[Leak], list[Leak]]:
+    """Leftover cgroup directories, and the processes still inside them. A container's
+    cgroup is owned by the candidate root whose run dir holds that container."""
     groups: list[Leak] = []
     procs: dict[int, Leak] = {}
+    known = list(candidates)
     for mount in _cgroup_mounts():
         parent = mount / CGROUP_PARENT
         if not parent.is_dir():
@@ -102,15 +130,24 @@ def cgroups(root_id: str | None) -> tuple[list[Leak], list[Leak]]:
             if not entry.is_dir() or not _mine(root_id, entry.name):
                 continue
             for dirpath, _, _ in os.walk(entry):
-                groups.append(Leak("cgroup", entry.name, dirpath))
+                rel = Path(dirpath).relative_to(entry).parts
+                owner = _container_owner(rel[0], known) if rel else ""
+                groups.append(Leak("cgroup", entry.name, dirpath, owner))
                 try:
                     pids = Path(dirpath, "cgroup.procs").read_text().split()
                 except OSError:
                     pids = []
                 for pid in pids:
-                    procs.setdefault(int(pid), Leak("process", entry.name,
-                                                    f"{pid} {_cmdline(int(pid))} in {dirpath}"))
+                    procs.setdefault(int(pid), Leak(
+                        "process", entry.name, f"{pid} {_cmdline(int(pid))} in {dirpath}",
+                        owner))
     return groups, sorted(procs.values())
+
+
+def _container_owner(container_id: str, candidates: Iterable[Roots]) -> str:
+    owners = {r.owner_id for r in candidates
+              if (r.run / "containers" / container_id).exists()}
+    return owners.pop() if len(owners) == 1 else ""
 
 
 def _cmdline(pid: int) -> str:
@@ -143,35 +180,41 @@ def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
         if _mine(root_id, rid):
             roots = Roots(Path(opts.get("--state", DEFAULT_STATE_ROOT)),
                           Path(opts.get("--run", DEFAULT_RUN_ROOT)))
-            out.append((Leak("monitor", rid, f"{entry} {' '.join(args).strip()}"), roots))
+            out.append((Leak("monitor", rid, f"{entry} {' '.join(args).strip()}",
+                             roots.owner_id), roots))
     return out
 
 
-def mounts(under: Iterable[Path], root_id: str) -> list[Leak]:
+def mounts(under: Iterable[Path], root_id: str, owner: str = "") -> list[Leak]:
     bases = [str(p.resolve()) for p in under]
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             target = line.split()[4].replace("\\040", " ")
             if any(target == b or target.startswith(b + "/") for b in bases):
-                out.append(Leak("mount", root_id, target))
+                out.append(Leak("mount", root_id, target, owner))
     return out
 
 
 def find_leaks(root_id: str | None = None, roots: Iterable[Roots] = ()) -> list[Leak]:
-    """Everything stackd owns on this host (or of one root id), sorted."""
+    """Everything stackd owns on this host (or of one root id), sorted. With `roots`,
+    what the host records as another root's is left out."""
+    mine = list(roots)
     found: list[Leak] = []
     found += devices(root_id)
     found += nft(root_id)
-    groups, procs = cgroups(root_id)
-    found += groups + procs
     live = monitors(root_id)
+    known = {*mine, *(r for _, r in live)}
+    groups, procs = cgroups(root_id, known)
+    found += groups + procs
     found += [leak for leak, _ in live]
-    known = {*roots, *(r for _, r in live)}
     if root_id is None:
         known |= {Roots(Path(DEFAULT_STATE_ROOT), Path(DEFAULT_RUN_ROOT))}
     for r in known:
-        found += mounts([r.state, r.run], r.id if r.state.exists() else "?")
+        exists = r.state.exists()
+        found += mounts([r.state, r.run], r.id if exists else "?", r.owner_id if exists else "")
+    if mine:
+        found = [leak for leak in found if any(leak.may_belong_to(r) for r in mine)]
     return sorted(set(found))
 
 

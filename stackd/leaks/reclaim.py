@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-from stackd.leaks.lister import find_leaks
+from stackd.leaks.lister import find_leaks, monitors
 from stackd.roots import Roots
 
 
@@ -27,8 +27,12 @@ def reclaim(roots: Roots) -> None:
         ask_monitor(roots, {"op": "delete", "id": cid, "force": True})
     ask_monitor(roots, {"op": "shutdown"})
     time.sleep(0.2)
-    # Whatever the monitor could not clean: its own process, cgroups, mounts.
+    # Whatever the monitor could not clean: its own process, cgroups, mounts — never
+    # what the host records as another root's, and nothing whose owner is unrecorded
+    # while another live root shares this root's 16-bit id.
     leaks = find_leaks(roots.id, [roots])
+    if any(other != roots for _, other in monitors(roots.id)):
+        leaks = [leak for leak in leaks if leak.owner]
     for leak in leaks:
         if leak.kind in ("monitor", "process"):
             try:

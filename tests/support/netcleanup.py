@@ -16,7 +16,7 @@ def teardown_networks(roots: Roots) -> list[str]:
     from stackd.netbridge import Networks
     from stackd.state.db import StateDB
 
-    found = [str(leak) for leak in devices(roots.id)]
+    found = [str(leak) for leak in devices(roots.id) if leak.may_belong_to(roots)]
     if found and db_path(roots.state).exists():
         import stackd.state.allocations  # noqa: F401  (registers its tables)
 
