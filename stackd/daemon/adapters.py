@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from stackd.daemon.events import Event
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
 from stackd.daemon.world import Emit
 from stackd.errors import NotFoundError, StackdError, UnavailableError
+from stackd.netbridge.model import LABEL_NETWORK_HASH
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
@@ -82,8 +83,9 @@ class NetworkAdapter:
         # in memory only: after a daemon dies, what it had in flight is a real stray.
         self.in_flight: set[str] = set()
 
-    async def networks(self, project: str) -> Sequence[str]:
-        return [n.key for n in self.nets.list() if n.project == project]
+    async def networks(self, project: str) -> Mapping[str, str]:
+        return {n.key: n.labels.get(LABEL_NETWORK_HASH, "") for n in self.nets.list()
+                if n.project == project}
 
     async def ensure_network(self, spec: Any) -> None:
         await self.nets.ensure_network(spec)

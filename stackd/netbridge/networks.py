@@ -22,12 +22,14 @@ from stackd.hostnames import device_name
 from stackd.netbridge import firewall, hostports, ipam, links, netns
 from stackd.netbridge.dns import Resolver
 from stackd.netbridge.model import (
+    LABEL_NETWORK_HASH,
     SUPPORTED_DRIVERS,
     Address,
     Attachment,
     NetworkSpec,
     NetworkState,
     PortBinding,
+    network_hash,
 )
 from stackd.roots import Roots
 from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRow
@@ -124,7 +126,8 @@ class Networks:
             row = NetworkRow(key=spec.key, project=spec.project, name=spec.name,
                              bridge=device_name(self.roots.id, "b", spec.key),
                              subnet=str(subnet), gateway=str(gateway), internal=spec.internal,
-                             mtu=mtu, labels=dict(spec.labels))
+                             mtu=mtu,
+                             labels={**spec.labels, LABEL_NETWORK_HASH: network_hash(spec)})
             self.alloc.add_network(row)
             try:
                 links.ensure_bridge(row.bridge, row.gateway, subnet.prefixlen, mtu,

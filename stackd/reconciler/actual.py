@@ -41,6 +41,8 @@ class ActualState:
     networks: frozenset[str] = frozenset()
     volumes: frozenset[str] = frozenset()
     pending: tuple[PendingIntent, ...] = ()
+    # key → network_hash recorded on the existing network ("" or absent: not recorded)
+    network_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 def container_from_view(view: ContainerView) -> ActualContainer | None:
@@ -73,15 +75,16 @@ def container_from_view(view: ContainerView) -> ActualContainer | None:
 def actual_from(
     project: str,
     views: Sequence[ContainerView],
-    networks: Sequence[str] = (),
+    networks: Mapping[str, str] | Sequence[str] = (),
     volumes: Sequence[str] = (),
     pending: Sequence[PendingIntent] = (),
 ) -> ActualState:
     containers = [c for v in views if (c := container_from_view(v)) is not None
                   and v.labels.get(hostnames.LABEL_PROJECT) == project]
     containers.sort(key=lambda c: (c.service, c.index, c.id))
+    hashes = dict(networks) if isinstance(networks, Mapping) else {}
     return ActualState(project, tuple(containers), frozenset(networks), frozenset(volumes),
-                       tuple(pending))
+                       tuple(pending), hashes)
 
 
 async def observe(project: str, ports: Ports) -> ActualState:

@@ -30,6 +30,7 @@ from stackd.reconciler.plan import (
     BringUp,
     Create,
     NetworkCreate,
+    NetworkRecreate,
     NetworkRemove,
     Plan,
     Recreate,
@@ -132,6 +133,11 @@ class _Executor:
             return await self.step(action, None, lambda: ports.network.ensure_network(action.spec))
         if isinstance(action, NetworkRemove):
             return await self.step(action, None, lambda: ports.network.remove_network(action.key))
+        if isinstance(action, NetworkRecreate):
+            async def remake() -> None:
+                await ports.network.remove_network(action.spec.key)
+                await ports.network.ensure_network(action.spec)
+            return await self.step(action, None, remake)
         if isinstance(action, VolumeCreate):
             async def make_volume() -> None:
                 await ports.volumes.ensure_volume(self.plan.project, action.name)
@@ -255,6 +261,9 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervis
     ok = all(await ex.parallel(first))
     removals = [a for a in plan.actions if isinstance(a, (Remove, Stop))]
     await ex.removals(removals, waves)
+    # After the removals: a recreated network's containers are gone from it by now.
+    remade = [a for a in plan.actions if isinstance(a, NetworkRecreate)]
+    ok = all(await ex.parallel(remade)) and ok
 
     bring: dict[str, list[BringUp]] = {}
     for a in plan.actions:

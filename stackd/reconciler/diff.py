@@ -2,6 +2,10 @@
 
 Rules, in the order a reader would ask about them:
 
+- A network missing from the host is created; one whose recorded hash
+  (`netbridge.model.network_hash`: subnet, gateway, internal, labels, driver options…)
+  differs from the file's is recreated, and every container attached to it is
+  removed before and created after ("network demo_default recreated").
 - A slot with no container is created ("new service", "scale 1 → 3", "missing").
 - A slot whose container carries another config hash is recreated, and the cause
   names the fields that changed (`environment changed: LOG_LEVEL`). Other services'
@@ -26,12 +30,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from stackd.netbridge.model import network_hash
 from stackd.reconciler.actual import ActualContainer, ActualState
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.plan import (
     Action,
     Create,
     NetworkCreate,
+    NetworkRecreate,
     NetworkRemove,
     Plan,
     Recreate,
@@ -120,10 +126,16 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     warnings: list[str] = []
     selected = selected_services(desired, options)
 
+    remade: set[str] = set()  # networks made again: their containers go and come back
     for key in sorted(desired.networks):
         net = desired.networks[key]
-        if not net.external and key not in actual.networks:
+        if net.external:
+            continue
+        if key not in actual.networks:
             actions.append(NetworkCreate(cause="declared in the stack", spec=net))
+        elif actual.network_hashes.get(key) not in (None, "", network_hash(net)):
+            actions.append(NetworkRecreate(cause="its configuration changed", spec=net))
+            remade.add(key)
     for name in desired.volumes:
         if name not in actual.volumes:
             actions.append(VolumeCreate(cause="declared in the stack", name=name))
@@ -138,12 +150,21 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     removals: list[Action] = []
     current: list[tuple[DesiredContainer, ActualContainer]] = []  # running, no action
     for want in desired.containers:
-        if want.service not in selected:
+        on_remade = sorted({a.network_key for a in want.attachments} & remade)
+        if want.service not in selected and not on_remade:
             by_slot.pop((want.service, want.index), None)
             continue
         keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
                                service=e.service, index=e.index) for e in extras)
+        if on_remade and keep is not None:
+            # A container's interfaces hang off the old bridge: it goes before the
+            # network is made again and is created on the new one.
+            why = f"network {on_remade[0]} recreated"
+            removals.append(Remove(cause=why, container_id=keep.id, service=keep.service,
+                                   index=keep.index))
+            actions.append(Create(cause=why, container=want))
+            continue
         scale = desired.services[want.service].scale
         restart = desired.services[want.service].restart.name
         if keep is None:

@@ -141,3 +141,54 @@ services:
     alone = plan(d, ActualState("demo", networks=frozenset(d.networks)),
                  PlanOptions(services=("web",), no_deps=True))
     assert alone.lines() == ["web-1: create — new service"]
+
+
+NETS = """
+services:
+  web: {image: busybox, networks: [front]}
+  db: {image: busybox, networks: [back]}
+networks:
+  front: {ipam: {config: [{subnet: 10.99.1.0/24}]}}
+  back: {}
+"""
+
+
+def test_a_network_whose_configuration_changed_is_recreated_with_its_containers(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from stackd.netbridge.model import network_hash
+
+    old = desired(NETS, tmp_path)
+    recorded = {k: network_hash(n) for k, n in old.networks.items()}
+    same = replace(actual_of(old), network_hashes=recorded)
+    assert plan(old, same).empty
+    unrecorded = replace(actual_of(old), network_hashes={k: "" for k in recorded})
+    assert plan(desired(NETS.replace("10.99.1.0", "10.99.2.0"), tmp_path), unrecorded).empty
+    for change in (NETS.replace("10.99.1.0", "10.99.2.0"),
+                   NETS.replace("subnet: 10.99.1.0/24}]}", "subnet: 10.99.1.0/24}]}, "
+                                "internal: true"),
+                   NETS.replace("subnet: 10.99.1.0/24}]}", "subnet: 10.99.1.0/24}]}, "
+                                "labels: {tier: web}")):
+        new = desired(change, tmp_path)
+        # Only db's network stays as it was: db is left alone, even on `up db`.
+        for options in (PlanOptions(), PlanOptions(services=("db",))):
+            assert str(plan(new, same, options)) == """\
+network demo_front: recreate — its configuration changed
+web-1: create — network demo_front recreated
+web-1: remove — network demo_front recreated"""
+
+
+def test_the_network_hash_counts_every_field_but_identity() -> None:
+    from dataclasses import replace
+
+    from stackd.netbridge.model import NETWORK_HASH_EXCLUDED, NetworkSpec, network_hash
+
+    base = NetworkSpec(key="demo_front", project="demo", name="front", subnet="10.9.0.0/24")
+    h = network_hash(base)
+    for change in ({"subnet": "10.9.1.0/24"}, {"gateway": "10.9.0.9"}, {"internal": True},
+                   {"labels": {"a": "b"}}, {"driver_opts": {"x": "y"}}):
+        assert network_hash(replace(base, **change)) != h, change  # type: ignore[arg-type]
+    assert set(NETWORK_HASH_EXCLUDED) == {"key", "project", "name", "external"}
+    assert network_hash(replace(base, key="x_front", project="x", name="f",
+                                external=True)) == h
