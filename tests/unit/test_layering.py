@@ -51,6 +51,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
 NARROW: dict[tuple[str, str], str] = {
     ("images.build", "runtime"): "a RUN step runs in a container, as buildkit runs runc",
     ("leaks.reclaim", "runtime.cgroups"): "the shared cgroup parent is removed by its rule",
+    ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
 }
 
 IO_LIBRARIES = ("pyroute2", "httpx", "sqlite3", "subprocess", "socket", "pyroute2")
