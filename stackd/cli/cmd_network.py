@@ -28,11 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     header = ("NAME", "PROJECT", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL")
-    lines = [(r["name"], r["project"], r["bridge"], r["subnet"], r["gateway"],
-              "yes" if r["internal"] else "") for r in rows]
-    widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
-    return "\n".join("   ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True))
-                     .rstrip() for row in [header, *lines])
+    from stackd.cli.table import render
+
+    return render(header, [(r["name"], r["project"], r["bridge"], r["subnet"], r["gateway"],
+                            "yes" if r["internal"] else "") for r in rows])
 
 
 def run(args: argparse.Namespace) -> int:
