@@ -81,12 +81,6 @@ def uplinks_not_forwarding() -> list[str]:
                   if n and read_sysctl(f"net.ipv4.conf.{n}.forwarding") == "0")
 
 
-def link_names(prefix: str) -> list[str]:
-    with _netlink("listing links") as ipr:
-        return sorted(n for link in ipr.get_links()
-                      if (n := link.get("IFLA_IFNAME", "")).startswith(prefix))
-
-
 def write_sysctl(name: str, value: str) -> None:
     path = "/proc/sys/" + name.replace(".", "/")
     try:

@@ -27,7 +27,7 @@ Rules, in the order a reader would ask about them:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stackd.netbridge.model import network_hash
@@ -44,7 +44,6 @@ from stackd.reconciler.plan import (
     Remove,
     Restart,
     Start,
-    Stop,
     VolumeCreate,
     VolumeRemove,
 )
@@ -276,16 +275,3 @@ def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
     if remove_volumes:
         actions.extend(VolumeRemove(cause="down -v", name=v) for v in sorted(actual.volumes))
     return Plan(actual.project, tuple(actions))
-
-
-def plan_stop(actual: ActualState, services: Iterable[str] = (),
-              stop_order: Mapping[str, int] | None = None) -> Plan:
-    """`stop [SERVICE…]`: stop running containers, keep them."""
-    wanted = set(services)
-    order = stop_order or {}
-    chosen = [c for c in actual.containers
-              if c.status == "running" and (not wanted or c.service in wanted)]
-    chosen.sort(key=lambda c: (order.get(c.service, -1), c.service, -c.index))
-    return Plan(actual.project, tuple(
-        Stop(cause="stop requested", container_id=c.id, service=c.service, index=c.index)
-        for c in chosen))

@@ -159,12 +159,15 @@ async def test_a_new_restart_policy_reaches_running_containers_without_recreatin
 async def test_a_stopped_container_stays_stopped_through_resyncs_and_daemon_restarts(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     from stackd.reconciler.apply import apply
-    from stackd.reconciler.diff import PlanOptions, plan_stop
+    from stackd.reconciler.diff import PlanOptions
+    from stackd.reconciler.plan import Plan, Stop
 
     desired = stack("demo", svc("web", restart=parse_restart("always")), svc("db"))
     async with sim_host(tmp_path) as host:
         await host.up(desired)
-        stop = plan_stop(await host.actual("demo"), ["web"])
+        (web_1,) = [c for c in (await host.actual("demo")).containers if c.service == "web"]
+        stop = Plan("demo", (Stop(cause="stop requested", container_id=web_1.id,
+                                  service="web", index=1),))
         assert stop.lines() == ["web-1: stop — stop requested"]
         assert (await apply(stop, desired, host.ports, host.supervisor)).ok
         await host.up(desired)  # the daemon's periodic resync
