@@ -1,6 +1,6 @@
 """Docker's rules for what a container takes from its image when the user says nothing.
 
-One place for them: a stack's service (`build.py`), `stackd run IMAGE` (`daemon/single.py`)
+One place for them: a stack's service (`translate.py`), `stackd run IMAGE` (`daemon/single.py`)
 and `stackd run SERVICE` (`daemon/oneoff.py`) all call these.
 """
 

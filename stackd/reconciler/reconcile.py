@@ -28,12 +28,12 @@ import trio
 from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, apply
-from stackd.reconciler.build import BuildInputs, desired_state
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.ports import ImageView, Ports, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
+from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
 from stackd.spec.image_names import image_ref
@@ -185,7 +185,7 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
             try:
                 out[p] = Path(p).read_bytes()
             except OSError:
-                pass  # build.desired_state reports it, with the stack location
+                pass  # translate.desired_state reports it, with the stack location
         return out
 
     return await trio.to_thread.run_sync(read_all)
@@ -208,7 +208,7 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
         except KeyError:
             raise FileNotFoundError(2, "No such file or directory", path) from None
 
-    inputs = BuildInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
+    inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
                          read_file=read_file, environ=options.environ, scale=options.scale)
     return desired_state(stack, images, inputs)
 

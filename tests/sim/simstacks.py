@@ -1,6 +1,6 @@
 """Small desired states for simulation, and a fake host to converge them on.
 
-`stack(...)` builds a DesiredState the way `build.desired_state` would (labels, ids,
+`stack(...)` builds a DesiredState the way `translate.desired_state` would (labels, ids,
 config hash over every hashed field) without a stack file or images, so a sim test
 says only what it varies: environment, scale, dependencies, healthchecks, restarts.
 """

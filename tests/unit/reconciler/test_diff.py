@@ -6,9 +6,9 @@ from pathlib import Path
 
 from stackd.images.models import Image, ImageConfig
 from stackd.reconciler.actual import ActualContainer, ActualState
-from stackd.reconciler.build import BuildInputs, desired_state
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.diff import PlanOptions, plan
+from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.spec import load_text
 from stackd.state.intents import Intent
 
@@ -18,7 +18,7 @@ IMAGE = Image(id="sha256:" + "1" * 64, digest="sha256:" + "a" * 64, references=(
 
 def desired(text: str, tmp_path: Path, image: Image = IMAGE) -> DesiredState:
     stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
-    inputs = BuildInputs(volume_path=lambda n: f"/v/{n}", file_path=lambda d: f"/f/{d}",
+    inputs = TranslateInputs(volume_path=lambda n: f"/v/{n}", file_path=lambda d: f"/f/{d}",
                          read_file=lambda p: b"")
     return desired_state(stack, {n: image for n in stack.services}, inputs)
 

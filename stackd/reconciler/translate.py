@@ -49,7 +49,7 @@ DEFAULT_FILE_MODE = 0o444  # Compose's default for configs and secrets
 
 
 @dataclass(frozen=True, slots=True)
-class BuildInputs:
+class TranslateInputs:
     """What besides the stack and its images the desired state depends on."""
 
     volume_path: Callable[[str], str]  # volume host name → host directory
@@ -123,7 +123,7 @@ def _x_stackd(svc: Service) -> Mapping[str, object]:
     return ext if isinstance(ext, Mapping) else {}
 
 
-def _file_content(stack: Stack, kind: str, ref: FileReference, inputs: BuildInputs,
+def _file_content(stack: Stack, kind: str, ref: FileReference, inputs: TranslateInputs,
                   where: tuple[str | int, ...]) -> bytes:
     objs = stack.configs if kind == "configs" else stack.secrets
     obj = objs[ref.source]  # spec.finalize has checked that it is declared
@@ -174,7 +174,7 @@ def _process(stack: Stack, name: str, svc: Service, cfg: ImageConfigView) -> Pro
                        terminal=svc.tty, rlimits=rlimits, init=bool(svc.init))
 
 
-def _volume_mounts(stack: Stack, svc: Service, inputs: BuildInputs
+def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
                    ) -> tuple[list[Mount], list[str]]:
     """`volumes:` and `tmpfs:` → mounts, and the host names of the named volumes used.
     An anonymous volume keeps an empty source: it is named per slot."""
@@ -202,7 +202,7 @@ def _volume_mounts(stack: Stack, svc: Service, inputs: BuildInputs
     return mounts, volumes
 
 
-def _config_files(stack: Stack, name: str, svc: Service, inputs: BuildInputs
+def _config_files(stack: Stack, name: str, svc: Service, inputs: TranslateInputs
                   ) -> tuple[dict[str, str], list[FileToWrite], list[Mount]]:
     """configs and secrets: text with the default owner and mode goes into the spec's
     `files`; anything else becomes a host file bind-mounted read-only."""
@@ -290,7 +290,7 @@ def _security(svc: Service) -> Security:
 
 
 def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
-                   inputs: BuildInputs) -> _ServiceParts:
+                   inputs: TranslateInputs) -> _ServiceParts:
     cfg = image.config
     mounts, volumes = _volume_mounts(stack, svc, inputs)
     covered = {m.target for m in mounts}
@@ -319,7 +319,7 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
 
 
 def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
-          inputs: BuildInputs) -> tuple[DesiredContainer, list[str]]:
+          inputs: TranslateInputs) -> tuple[DesiredContainer, list[str]]:
     """One replica; anonymous volumes (image VOLUMEs, `- /path`) are named per slot."""
     spec, volumes = parts.spec, list(parts.volumes)
     anon_mounts: list[Mount] = []
@@ -341,7 +341,7 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
     return container, volumes
 
 
-def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: BuildInputs
+def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: TranslateInputs
                   ) -> DesiredState:
     """The desired state of `stack`; `images` maps service name → its resolved image."""
     graph = build_graph(from_stack(stack))
