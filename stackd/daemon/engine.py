@@ -20,7 +20,7 @@ import trio
 
 from stackd import __version__
 from stackd.daemon.controller import Controller
-from stackd.daemon.desired import DesiredStack, DesiredStore
+from stackd.daemon.desired_store import DesiredStack, DesiredStore
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (

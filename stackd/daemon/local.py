@@ -44,7 +44,7 @@ class NetworkAdmin:
 
     def __init__(self, roots: Roots) -> None:
         import stackd.state.allocations  # noqa: F401  (registers the tables)
-        from stackd.daemon.desired import db_path
+        from stackd.daemon.desired_store import db_path
         from stackd.state.allocations import Allocations
         from stackd.state.db import StateDB
 

@@ -11,7 +11,7 @@ def teardown_networks(roots: Roots) -> list[str]:
     so it is cleaned up even as the test is failed for it."""
     import trio
 
-    from stackd.daemon.desired import db_path
+    from stackd.daemon.desired_store import db_path
     from stackd.leaks import devices
     from stackd.netbridge import Networks
     from stackd.state.db import StateDB
