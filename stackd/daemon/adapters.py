@@ -1,6 +1,6 @@
 """The real World: spec, reconciler, runtime, images, netbridge and state behind the daemon.
 
-Two layers: the reconciler's Ports (reconciler/ports.py) wired to the real runtime,
+Two layers: the reconciler's Adapters (reconciler/ports.py) wired to the real runtime,
 image store, networks (through `NetworkAdapter`, the one whose calls differ), volumes
 and intent log; and `HostWorld`, the daemon's World built on those ports. One
 `Supervisor` lives as long as the daemon: it watches every container an apply
@@ -161,7 +161,7 @@ def _dns_names(container_id: str) -> list[str]:
 def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     from stackd.images import ImageStore
     from stackd.netbridge import Networks
-    from stackd.reconciler.ports import Ports
+    from stackd.reconciler.ports import Adapters
     from stackd.runtime.runtime import Runtime
     from stackd.state.intents import IntentLog
     from stackd.state.volumes import VolumeStore
@@ -173,7 +173,7 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     # separate connections properly.
     networks = Networks(roots, StateDB.open(db.path), resolver=resolver)
     network = NetworkAdapter(networks)
-    return Ports(runtime=NetworkedRuntime(Runtime(roots), networks, network),
+    return Adapters(runtime=NetworkedRuntime(Runtime(roots), networks, network),
                  images=ImageStore(roots),
                  network=network,
                  volumes=VolumeStore(db, roots.state),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stackd import hostnames
 from stackd.reconciler.desired import LABEL_CONFIG_FIELDS
 from stackd.reconciler.hash import ConfigHash
-from stackd.reconciler.ports import ContainerView, PendingIntent, Ports
+from stackd.reconciler.ports import Adapters, ContainerView, PendingIntent
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def actual_from(
                        tuple(pending), hashes)
 
 
-async def observe(project: str, ports: Ports) -> ActualState:
+async def observe(project: str, ports: Adapters) -> ActualState:
     views = await ports.runtime.list()
     networks = await ports.network.networks(project)
     volumes = await ports.volumes.volumes(project)

@@ -40,7 +40,7 @@ from stackd.reconciler.plan import (
     VolumeCreate,
     VolumeRemove,
 )
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.supervisor import Supervisor
 
 
@@ -87,7 +87,7 @@ OnProgress = Callable[[Progress], None]
 
 
 class _Executor:
-    def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Ports,
+    def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Adapters,
                  supervisor: Supervisor, on_progress: OnProgress | None,
                  gate_timeout: float | None) -> None:
         self.plan = plan
@@ -240,7 +240,7 @@ class _Executor:
             self.failed[name] = errors[0] if errors else "failed"
 
 
-async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervisor: Supervisor,
+async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, supervisor: Supervisor,
                 *, waves: Sequence[Sequence[str]] | None = None,
                 on_progress: OnProgress | None = None,
                 gate_timeout: float | None = None) -> ApplyResult:
@@ -301,7 +301,7 @@ def _ids_of(desired: DesiredState) -> Callable[[str], list[str]]:
     return ids
 
 
-async def _adopt(desired: DesiredState, ports: Ports, supervisor: Supervisor,
+async def _adopt(desired: DesiredState, ports: Adapters, supervisor: Supervisor,
                  touched: set[str]) -> None:
     """Supervise the desired containers the plan leaves alone (found running or exited)."""
     views = await ports.runtime.list()

@@ -195,7 +195,7 @@ class StatePort(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Ports:
+class Adapters:
     """Everything the reconciler may act through, in one value to pass around."""
 
     runtime: RuntimePort

@@ -31,7 +31,7 @@ from stackd.reconciler.apply import ApplyResult, OnProgress, apply
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
-from stackd.reconciler.ports import ImageView, Ports, PullPolicy
+from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
@@ -89,7 +89,7 @@ class _Builder:
     always: bool
 
 
-async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
+async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          missing_ok: bool = False, build: bool = False,
                          environ: Mapping[str, str] | None = None,
                          would_build: set[str] | None = None) -> dict[str, ImageView]:
@@ -147,7 +147,7 @@ class _Rebuild(Exception):
     """Internal: skip the store lookup, build."""
 
 
-async def _build_image(ports: Ports, ref: str, builder: _Builder,
+async def _build_image(ports: Adapters, ref: str, builder: _Builder,
                        environ: Mapping[str, str]) -> ImageView:
     b = builder.svc.build
     assert b is not None
@@ -191,14 +191,14 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
     return await trio.to_thread.run_sync(read_all)
 
 
-async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> DesiredState:
+async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) -> DesiredState:
     check_placement(stack, options.nodes, options.scale)
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   environ=options.environ)
     return await _build(stack, images, ports, options)
 
 
-async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
+async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
                  options: ReconcileOptions) -> DesiredState:
     contents = await _read_files(stack)
 
@@ -218,7 +218,7 @@ def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptio
     return plan(desired, actual, options.plan)
 
 
-async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan:
+async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> Plan:
     """`stackd plan`: the plan against the host as it is, changing nothing (no pulls,
     no builds); refused as `up` would be when the stack cannot be placed."""
     check_placement(stack, options.nodes, options.scale)
@@ -235,7 +235,7 @@ async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan
     return Plan(p.project, p.actions, p.warnings + notes)
 
 
-async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,
+async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
                     supervisor: Supervisor, *, on_progress: OnProgress | None = None
                     ) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply."""
@@ -244,7 +244,7 @@ async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,
                           gate_timeout=options.gate_timeout)
 
 
-async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
+async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    supervisor: Supervisor, *, on_progress: OnProgress | None = None,
                    gate_timeout: float | None = None) -> ApplyResult:
     actual = await observe(desired.project, ports)
@@ -252,7 +252,7 @@ async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
                        on_progress=on_progress, gate_timeout=gate_timeout)
 
 
-async def down(project: str, ports: Ports, supervisor: Supervisor, *,
+async def down(project: str, ports: Adapters, supervisor: Supervisor, *,
                waves: Sequence[Sequence[str]] = (), remove_volumes: bool = False,
                on_progress: OnProgress | None = None) -> ApplyResult:
     """Remove every container of `project`, dependents first, then its networks (and

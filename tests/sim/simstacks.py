@@ -30,7 +30,7 @@ from stackd.reconciler.diff import PlanOptions, plan
 from stackd.reconciler.hash import config_hash
 from stackd.reconciler.health import HealthCheck
 from stackd.reconciler.plan import Plan
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.restart import RestartPolicy
 from stackd.reconciler.supervisor import Supervisor, SupervisorEvent
 from stackd.runtime.containerspec import ContainerSpec, Mount, ProcessSpec
@@ -115,8 +115,8 @@ class Host:
     _supervisor_scope: trio.CancelScope
 
     @property
-    def ports(self) -> Ports:
-        return Ports(self.runtime, NoImages(), self.network, self.volumes, self.state)
+    def ports(self) -> Adapters:
+        return Adapters(self.runtime, NoImages(), self.network, self.volumes, self.state)
 
     async def actual(self, project: str) -> ActualState:
         return await observe(project, self.ports)
@@ -165,7 +165,7 @@ async def sim_host(tmp_path: Path) -> AsyncIterator[Host]:
             events: list[SupervisorEvent] = []
             scope, child = await nursery.start(_child_nursery)
             host = Host(runtime, net, vols, IntentLog(db), faults,
-                        Supervisor(Ports(runtime, NoImages(), net, vols, IntentLog(db)),
+                        Supervisor(Adapters(runtime, NoImages(), net, vols, IntentLog(db)),
                                    child, events.append), events, nursery, scope)
             yield host
             nursery.cancel_scope.cancel()
