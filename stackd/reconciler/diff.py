@@ -164,6 +164,8 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                                    index=keep.index))
             actions.append(Create(cause=why, container=want))
             continue
+        if want.service not in selected:
+            continue
         scale = desired.services[want.service].scale
         restart = desired.services[want.service].restart.name
         if keep is None:

@@ -177,6 +177,10 @@ def test_a_network_whose_configuration_changed_is_recreated_with_its_containers(
 network demo_front: recreate — its configuration changed
 web-1: create — network demo_front recreated
 web-1: remove — network demo_front recreated"""
+    # A slot of an unselected service with no container is not created by it.
+    no_web = replace(same, containers=tuple(c for c in same.containers if c.service != "web"))
+    assert plan(new, no_web, PlanOptions(services=("db",))).lines() == [
+        "network demo_front: recreate — its configuration changed"]
 
 
 def test_the_network_hash_counts_every_field_but_identity() -> None:
