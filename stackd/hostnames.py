@@ -37,9 +37,10 @@ def cgroup_relpath(root_id: str, container_id: str) -> str:
     return f"{CGROUP_PARENT}/{root_id}/{container_id}"
 
 
-def nft_chain_prefix(root_id: str) -> str:
-    """Chains in the shared `stackd` table belong to one root by this prefix."""
-    return f"r{root_id}_"
+def nft_chain_prefix(chain_id: str) -> str:
+    """Chains in the shared `stackd` table belong to one root by this prefix; `chain_id`
+    is `Roots.chain_id` (12 hex, starting with the 4 of the root id)."""
+    return f"r{chain_id}_"
 
 
 def container_name(project: str, service: str, index: int) -> str:

@@ -20,15 +20,15 @@ class Roots:
     """A state root and a run root. Immutable; a plain class rather than a dataclass
     because every `stackd` command imports it (see errors.Location)."""
 
-    __slots__ = ("_id", "run", "state")
+    __slots__ = ("_owner", "run", "state")
     state: Path
     run: Path
-    _id: str | None
+    _owner: str | None
 
     def __init__(self, state: Path, run: Path) -> None:
         object.__setattr__(self, "state", state)
         object.__setattr__(self, "run", run)
-        object.__setattr__(self, "_id", None)
+        object.__setattr__(self, "_owner", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Roots is immutable: cannot set {name}")
@@ -48,14 +48,28 @@ class Roots:
     @property
     def id(self) -> str:
         """Four hex characters derived from the state root; part of every host name.
-        Computed once (it resolves the path: the daemon asks for it all the time)."""
-        if self._id is not None:
-            return self._id
+        Sixteen bits: two live roots may share one, so what a root makes on the host
+        also records `owner_id` (see leaks.lister)."""
+        return self.owner_id[:4]
+
+    @property
+    def owner_id(self) -> str:
+        """The sha256 (hex) of the resolved state root: who owns a host resource, as
+        recorded on it (a device's ifalias, an nft chain's name). Computed once (it
+        resolves the path: the daemon asks for it all the time)."""
+        if self._owner is not None:
+            return self._owner
         import hashlib  # here: OpenSSL's load is 5 ms of every command's start-up
 
-        digest = hashlib.sha256(str(self.state.resolve()).encode()).hexdigest()[:4]
-        object.__setattr__(self, "_id", digest)
+        digest = hashlib.sha256(str(self.state.resolve()).encode()).hexdigest()
+        object.__setattr__(self, "_owner", digest)
         return digest
+
+    @property
+    def chain_id(self) -> str:
+        """What this root's nft chains are named by (`hostnames.nft_chain_prefix`): the
+        root id and 32 more bits, so roots whose ids collide keep apart chains."""
+        return self.owner_id[:12]
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Roots:

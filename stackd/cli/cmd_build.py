@@ -85,8 +85,8 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
     import os
 
     from stackd.errors import UsageError
-    from stackd.reconciler.build import image_ref
     from stackd.spec import LoadOptions, load
+    from stackd.spec.image_names import image_ref
 
     stack = load(LoadOptions(
         files=getattr(args, "files", None), project_name=getattr(args, "project_name", None),

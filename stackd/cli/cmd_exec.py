@@ -47,19 +47,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _exec_tty(name: str, args: argparse.Namespace) -> int:
-    import trio
 
     from stackd.cli.client import Client
+    from stackd.daemon.local import exec_tty
     from stackd.errors import NotFoundError
     from stackd.roots import Roots
-    from stackd.runtime.exec import exec_interactive
-    from stackd.runtime.runtime import Runtime
 
     with Client() as client:
         rows = client.get("/v1/containers", all=False)
     match = [r for r in rows if r["name"] == name]
     if not match:
         raise NotFoundError(f"no running container {name}", hint="see `stackd ps`")
-    state = trio.run(Runtime(Roots.from_env()).inspect, match[0]["id"])
-    return exec_interactive(state, args.cmd, env=args.env, cwd=args.workdir or None,
-                            user=args.user or None, tty=True)
+    return exec_tty(Roots.from_env(), match[0]["id"], args.cmd, env=args.env,
+                    cwd=args.workdir or None, user=args.user or None)

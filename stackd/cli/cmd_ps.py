@@ -45,11 +45,10 @@ def _ago(seconds: float) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     now = time.time()
     header = ("NAME", "SERVICE", "STATUS", "PORTS")
-    lines = [(c["name"], c.get("service") or "", status_text(c, now),
-              ", ".join(c.get("ports") or [])) for c in rows]
-    widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
-    return "\n".join("   ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True))
-                     .rstrip() for row in [header, *lines])
+    from stackd.cli.table import render
+
+    return render(header, [(c["name"], c.get("service") or "", status_text(c, now),
+                            ", ".join(c.get("ports") or [])) for c in rows])
 
 
 def fast_args(argv: list[str]) -> SimpleNamespace | None:

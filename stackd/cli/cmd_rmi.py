@@ -29,14 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _in_use_layers() -> list[str]:
-    """Snapshot dirs containers of this root still use (their lower dirs must stay)."""
-    import trio
-
+    from stackd.daemon.local import in_use_layers
     from stackd.roots import Roots
-    from stackd.runtime import Runtime
 
-    async def collect() -> list[str]:
-        return [layer for st in await Runtime(Roots.from_env()).list()
-                for layer in st.spec.layers]
-
-    return trio.run(collect)
+    return in_use_layers(Roots.from_env())

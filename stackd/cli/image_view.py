@@ -50,15 +50,14 @@ class TransferPrinter:
 
 
 def image_table(images: list[ImageSummary]) -> str:
+    from stackd.cli.table import render
     from stackd.images.reference import parse
 
-    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+    rows = []
     for img in images:
         for name in img.references:
             ref = parse(name)
             repo = ref.familiar().rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
             rows.append((repo, ref.tag or "<none>", img.id[7:19], (img.created or "")[:19],
                          human_size(img.size)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return render(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows, gap="  ")

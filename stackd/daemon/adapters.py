@@ -1,6 +1,6 @@
 """The real World: spec, reconciler, runtime, images, netbridge and state behind the daemon.
 
-Two layers: the reconciler's Ports (reconciler/ports.py) wired to the real runtime,
+Two layers: the reconciler's Adapters (reconciler/ports.py) wired to the real runtime,
 image store, networks (through `NetworkAdapter`, the one whose calls differ), volumes
 and intent log; and `HostWorld`, the daemon's World built on those ports. One
 `Supervisor` lives as long as the daemon: it watches every container an apply
@@ -25,6 +25,7 @@ from stackd.daemon.events import Event
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
 from stackd.daemon.world import Emit
 from stackd.errors import NotFoundError, StackdError, UnavailableError
+from stackd.netbridge.model import LABEL_NETWORK_HASH
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
@@ -83,8 +84,9 @@ class NetworkAdapter:
         # in memory only: after a daemon dies, what it had in flight is a real stray.
         self.in_flight: set[str] = set()
 
-    async def networks(self, project: str) -> Sequence[str]:
-        return [n.key for n in self.nets.list() if n.project == project]
+    async def networks(self, project: str) -> Mapping[str, str]:
+        return {n.key: n.labels.get(LABEL_NETWORK_HASH, "") for n in self.nets.list()
+                if n.project == project}
 
     async def ensure_network(self, spec: Any) -> None:
         await self.nets.ensure_network(spec)
@@ -161,7 +163,7 @@ def _dns_names(container_id: str) -> list[str]:
 def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     from stackd.images import ImageStore
     from stackd.netbridge import Networks
-    from stackd.reconciler.ports import Ports
+    from stackd.reconciler.ports import Adapters
     from stackd.runtime.runtime import Runtime
     from stackd.state.intents import IntentLog
     from stackd.state.volumes import VolumeStore
@@ -173,7 +175,7 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     # separate connections properly.
     networks = Networks(roots, StateDB.open(db.path), resolver=resolver)
     network = NetworkAdapter(networks)
-    return Ports(runtime=NetworkedRuntime(Runtime(roots), networks, network),
+    return Adapters(runtime=NetworkedRuntime(Runtime(roots), networks, network),
                  images=ImageStore(roots),
                  network=network,
                  volumes=VolumeStore(db, roots.state),

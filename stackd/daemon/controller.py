@@ -128,13 +128,6 @@ class Controller:
     def key_status(self, key: str) -> KeyStatus:
         return self.status.setdefault(key, KeyStatus())
 
-    async def wait_reconciled(self, key: str, after_epoch: int) -> KeyStatus:
-        """Wait until a reconcile of `key` finishes whose epoch is past `after_epoch`."""
-        st = self.key_status(key)
-        while st.finished_epoch <= after_epoch:
-            await st.changed.wait()
-        return st
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         async with trio.open_nursery() as nursery:

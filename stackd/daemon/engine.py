@@ -24,7 +24,7 @@ import trio
 
 from stackd import __version__
 from stackd.daemon.controller import Controller, Outcome, classify, typed_error
-from stackd.daemon.desired import DesiredStack, DesiredStore, without_environ
+from stackd.daemon.desired_store import DesiredStack, DesiredStore, without_environ
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (

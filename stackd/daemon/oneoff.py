@@ -35,6 +35,7 @@ from stackd.errors import (
     UnavailableError,
     UsageError,
 )
+from stackd.reconciler.imagedefaults import process_args
 
 if TYPE_CHECKING:
     from stackd.daemon.engine import Engine
@@ -68,19 +69,9 @@ def oneoff_args(request: ServiceRunRequest, svc: Service, image_config: Any,
     Docker, drops the image's CMD, never a command the service sets)."""
     if not request.cmd and request.entrypoint is None:
         return slot_args
-    if request.entrypoint is not None:
-        entry: tuple[str, ...] = tuple(request.entrypoint)
-    elif svc.entrypoint is not None:
-        entry = tuple(svc.entrypoint)
-    else:
-        entry = tuple(image_config.entrypoint or ())
-    if request.cmd:
-        cmd: tuple[str, ...] = tuple(request.cmd)
-    elif svc.command is not None:
-        cmd = tuple(svc.command)
-    else:
-        cmd = ()  # only --entrypoint was given: the image's CMD goes with its entrypoint
-    args = entry + cmd
+    entrypoint = request.entrypoint if request.entrypoint is not None else svc.entrypoint
+    args = process_args(image_config.entrypoint, image_config.cmd, entrypoint,
+                        request.cmd or svc.command)
     if not args:
         raise UsageError(f"service {request.service!r}: an empty --entrypoint and no command",
                          hint=f"stackd run {request.service} sh -c '…'")
@@ -154,16 +145,11 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
 
 
 def dependencies(stack: Stack, service: str) -> list[str]:
-    """Every service `service` depends on, directly or not (what `up` would start)."""
-    seen: set[str] = set()
-    todo = list(stack.services[service].depends_on)
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in stack.services:
-            continue
-        seen.add(name)
-        todo.extend(stack.services[name].depends_on)
-    return sorted(seen)
+    """Every service `service` needs, directly or not (what `up service` would start)."""
+    from stackd.scheduler import build_graph, select_for_up
+    from stackd.scheduler.from_stack import from_stack
+
+    return sorted(set(select_for_up(build_graph(from_stack(stack)), [service])) - {service})
 
 
 def _ports_of(world: Any) -> Any:
@@ -177,8 +163,8 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                       ) -> AsyncIterator[dict[str, Any]]:
     """{"progress"} lines while dependencies come up, {"started"}, output, {"exit"}."""
     from stackd.reconciler import lifecycle
-    from stackd.reconciler.build import image_ref
     from stackd.reconciler.reconcile import ReconcileOptions, desired_for
+    from stackd.spec.image_names import image_ref
 
     world = engine.world
     loaded: Any = await world.load(request.source)

@@ -93,7 +93,7 @@ def service_fingerprints(stack: Stack, files: Iterable[FileInput],
     """service → a digest of everything that makes its containers: its definition, the
     content of its configs and secrets, and the image digest it ran. Two revisions
     changed a service iff its fingerprints differ."""
-    from stackd.reconciler.build import image_ref
+    from stackd.spec.image_names import image_ref
 
     by_path = {f.path: f.sha256 for f in files}
     out = {}

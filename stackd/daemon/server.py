@@ -20,7 +20,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from stackd.daemon import jsonlog
 from stackd.daemon.api import make_app
-from stackd.daemon.desired import db_path
+from stackd.daemon.desired_store import db_path
 from stackd.daemon.engine import Engine
 from stackd.daemon.paths import pid_path, socket_path
 from stackd.daemon.pidfile import PidFile

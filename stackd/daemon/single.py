@@ -18,6 +18,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackd.errors import UsageError
+from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.runtime.containerspec import (
     ContainerSpec,
     Mount,
@@ -69,19 +70,11 @@ def container_name(request: RunRequest) -> str:
 def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
              mounts: list[Mount], files: dict[str, str]) -> ContainerSpec:
     cfg = image.config
-    entrypoint = list(request.entrypoint) if request.entrypoint is not None else list(
-        cfg.entrypoint or ())
-    if request.cmd:
-        cmd = list(request.cmd)
-    elif request.entrypoint is not None:
-        cmd = []  # Docker: --entrypoint resets the image's CMD
-    else:
-        cmd = list(cfg.cmd or ())
-    args = entrypoint + cmd
+    args = process_args(cfg.entrypoint, cfg.cmd, request.entrypoint, request.cmd or None)
     if not args:
         raise UsageError(f"image {request.image} has no command and none was given",
                          hint=f"stackd run {request.image} sh -c '…'")
-    env = _merge_env(cfg.env, request.env)
+    env = [f"{k}={v}" for k, v in merge_env(cfg.env, _key_values(request.env)).items()]
     memory = None
     if request.memory:
         from stackd.spec.units import parse_bytes
@@ -105,14 +98,14 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
     )
 
 
-def _merge_env(image_env: tuple[str, ...] | list[str], extra: list[str]) -> list[str]:
-    out: dict[str, str] = {}
-    for kv in [*image_env, *extra]:
+def _key_values(items: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for kv in items:
         key, sep, value = kv.partition("=")
         if not sep:
             raise UsageError(f"-e {kv!r} is not KEY=value", hint="e.g. -e LOG_LEVEL=debug")
         out[key] = value
-    return [f"{k}={v}" for k, v in out.items()]
+    return out
 
 
 def parse_publish(items: list[str]) -> list[Any]:

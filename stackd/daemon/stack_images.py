@@ -40,7 +40,7 @@ class ImageOutcome:
 
 def images_of(stack: Stack, mode: Literal["local", "all"]) -> list[str]:
     """Pure: the image refs `down --rmi mode` removes, sorted, each once."""
-    from stackd.reconciler.build import image_ref
+    from stackd.spec.image_names import image_ref
 
     return sorted({image_ref(stack, name, svc) for name, svc in stack.services.items()
                    if mode == "all" or svc.image is None})

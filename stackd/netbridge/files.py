@@ -29,11 +29,6 @@ def resolv_conf_for_host(host_text: str) -> str:
     return host_text
 
 
-def resolv_conf_for_none() -> str:
-    """network_mode none: nothing to resolve with; an empty file avoids a stale host copy."""
-    return ""
-
-
 def parse_extra_host(entry: str) -> tuple[str, str]:
     """Compose's `host:ip` (or `host=ip`) → (host, ip)."""
     sep = "=" if "=" in entry else ":"

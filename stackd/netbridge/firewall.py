@@ -1,8 +1,9 @@
 """The nftables rules of one state root, rendered from its networks and published ports.
 
 All of stackd's rules live in the table `stackd` (family inet). Each state root owns
-the chains named with its prefix (`hostnames.nft_chain_prefix`) and nothing else, so
-roots on one host — parallel test runs — never touch each other's rules. The rules are
+the chains named with its prefix (`hostnames.nft_chain_prefix` of `Roots.chain_id`, 48
+bits of the state root's hash) and nothing else, so roots on one host — parallel test
+runs, even two whose 16-bit root ids collide — never touch each other's rules. The rules are
 a pure function of the rows in the state store (`render`); `apply` replaces the root's
 chains with them in one nft transaction, so the kernel never sees half a change.
 
@@ -60,9 +61,9 @@ def _q(text: str) -> str:
     return json.dumps(text)  # nft accepts double-quoted strings with JSON-style escapes
 
 
-def render(root_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRule]) -> str:
+def render(chain_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRule]) -> str:
     """The nft script that makes this root's chains exactly match `bridges` and `dnats`."""
-    p = nft_chain_prefix(root_id)
+    p = nft_chain_prefix(chain_id)
     t = f"{FAMILY} {NFT_TABLE}"
     out = [f"add table {t}"]
     heads = {
@@ -108,9 +109,9 @@ def render(root_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRul
     return "\n".join(out) + "\n"
 
 
-def render_delete(root_id: str, existing: Sequence[str]) -> str:
+def render_delete(chain_id: str, existing: Sequence[str]) -> str:
     """Deleting this root's chains: jumps first (flush all), then the chains."""
-    p = nft_chain_prefix(root_id)
+    p = nft_chain_prefix(chain_id)
     t = f"{FAMILY} {NFT_TABLE}"
     mine = [c for c in existing if c.startswith(p)]
     return "".join(f"flush chain {t} {c}\n" for c in mine) + \
@@ -150,9 +151,9 @@ def table_sets() -> list[str]:
     return [o["set"]["name"] for o in _table() or [] if "set" in o]
 
 
-def foreign_dnats(root_id: str) -> list[tuple[str, int, str, str]]:
+def foreign_dnats(chain_id: str) -> list[tuple[str, int, str, str]]:
     """(host_ip, host_port, protocol, comment) of every other root's published port."""
-    mine = nft_chain_prefix(root_id)
+    mine = nft_chain_prefix(chain_id)
     found = []
     for o in _table() or []:
         rule = o.get("rule")
@@ -184,18 +185,18 @@ def host_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def apply(root_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRule]) -> None:
+def apply(chain_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRule]) -> None:
     """Make the root's chains match; with no bridge left, remove them (and an empty table).
 
     Blocking (runs nft); call from a worker thread, inside `host_lock`.
     """
     if bridges or dnats:
-        nft(render(root_id, bridges, dnats))
+        nft(render(chain_id, bridges, dnats))
         return
     chains = table_chains()
     if chains is None:
         return
-    script = render_delete(root_id, chains)
+    script = render_delete(chain_id, chains)
     if script:
         nft(script)
     if not table_chains() and not table_sets():

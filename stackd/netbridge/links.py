@@ -81,12 +81,6 @@ def uplinks_not_forwarding() -> list[str]:
                   if n and read_sysctl(f"net.ipv4.conf.{n}.forwarding") == "0")
 
 
-def link_names(prefix: str) -> list[str]:
-    with _netlink("listing links") as ipr:
-        return sorted(n for link in ipr.get_links()
-                      if (n := link.get("IFLA_IFNAME", "")).startswith(prefix))
-
-
 def write_sysctl(name: str, value: str) -> None:
     path = "/proc/sys/" + name.replace(".", "/")
     try:
@@ -101,8 +95,9 @@ def read_sysctl(name: str) -> str:
         return f.read().strip()
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
-    """The bridge, up, holding the gateway address; per-bridge sysctls only.
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int, owner: str = "") -> None:
+    """The bridge, up, holding the gateway address; per-bridge sysctls only. `owner`
+    (`Roots.owner_id`) goes in its ifalias, so a leak check can tell whose it is.
 
     forwarding=1 lets packets that arrive from the bridge be routed (IPv4 checks only
     the input device), route_localnet=1 lets 127.0.0.1 connections DNAT'ed to a
@@ -117,7 +112,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
                 raise HostError(f"bridge {name} vanished as it was made")
         # A bridge without a MAC of its own takes its lowest port's, so it would change
         # as containers come and go, and containers' ARP entries for the gateway go stale.
-        ipr.link("set", index=idx, mtu=mtu, address=bridge_mac(name))
+        ipr.link("set", index=idx, mtu=mtu, address=bridge_mac(name), ifalias=owner)
         have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=2)}
         if (gateway, prefixlen) not in have:
             ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
@@ -161,8 +156,10 @@ def lo_up(netns: str) -> None:
 
 
 def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns: str,
-             ifname: str, ip: str, prefixlen: int, mac: str, gateway: str | None) -> None:
+             ifname: str, ip: str, prefixlen: int, mac: str, gateway: str | None,
+             owner: str = "") -> None:
     """A veth pair: the host end on the bridge, the other end as `ifname` in `netns`.
+    The host end's ifalias is `owner` (`Roots.owner_id`).
 
     gateway: when given, the namespace's default route goes through it.
     peer_ifname: the name an older stackd gave the inner end while it was still on the
@@ -189,7 +186,7 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
         host_idx = if_index(host_ifname)
         if host_idx is None:
             raise HostError(f"veth {host_ifname} vanished as it was made")
-        ipr.link("set", index=host_idx, state="up")
+        ipr.link("set", index=host_idx, state="up", ifalias=owner)
     # With br_netfilter loaded, a container reaching its own published port through a
     # host address is DNAT'ed inside the bridge and must leave by the port it came in.
     try:

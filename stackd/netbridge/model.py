@@ -7,14 +7,18 @@ as users write them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 
 from stackd.errors import SpecError
 
 SUPPORTED_DRIVERS = ("bridge",)
 MTU_OPTION = "com.docker.network.driver.mtu"
+# On a network's stored labels: `network_hash` of the spec it was made from.
+LABEL_NETWORK_HASH = "io.stackd.config-hash"
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
@@ -47,6 +51,24 @@ class NetworkSpec:
         if not 576 <= mtu <= 65535:
             raise SpecError(f"network {self.name!r}: MTU {mtu} is out of range 576-65535")
         return mtu
+
+
+# NetworkSpec fields a network's hash leaves out, and why; every other field (subnet,
+# gateway, internal, driver, labels, driver_opts, and any added later) counts.
+NETWORK_HASH_EXCLUDED: dict[str, str] = {
+    "key": "the network's identity, not its configuration",
+    "project": "the network's identity",
+    "name": "the network's identity",
+    "external": "an external network is never made or changed by the stack",
+}
+
+
+def network_hash(spec: NetworkSpec) -> str:
+    """A digest of what the network was made from: when it differs from the one stored
+    on the existing network, that network has to be made again."""
+    doc = {k: v for k, v in asdict(spec).items() if k not in NETWORK_HASH_EXCLUDED}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,6 @@ into one (`entered`), open what it needs there, and step back out.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Iterator
@@ -22,11 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stackd.errors import HostError
-
-MNT_DETACH = 2
-MS_BIND = 0x1000
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+from stackd.runtime import syscalls
+from stackd.runtime.syscalls import CLONE_NEWNET, MNT_DETACH, MS_BIND
 
 
 def netns_dir(run: Path) -> Path:
@@ -54,10 +49,11 @@ def create(path: Path) -> None:
         with _returning():
             # unshare moves only this thread into the new namespace; the bind mount (in
             # the process's shared mount namespace) keeps it alive after we step back.
-            _check(_libc.unshare(CLONE_NEWNET), f"creating network namespace {path}")
-            _check(_libc.mount(f"/proc/self/task/{_gettid()}/ns/net".encode(),
-                               os.fsencode(path), None, MS_BIND, None),
-                   f"bind-mounting network namespace {path}")
+            with _host_error(f"creating network namespace {path}"):
+                syscalls.unshare(CLONE_NEWNET)
+            with _host_error(f"bind-mounting network namespace {path}"):
+                syscalls.mount(f"/proc/self/task/{_gettid()}/ns/net", str(path), None,
+                               MS_BIND)
     except HostError:
         path.unlink(missing_ok=True)
         raise
@@ -76,7 +72,8 @@ def entered(path: Path | str) -> Iterator[None]:
         raise HostError(f"opening network namespace {path} failed: {exc.strerror}") from None
     try:
         with _returning():
-            _check(_libc.setns(target, CLONE_NEWNET), f"entering network namespace {path}")
+            with _host_error(f"entering network namespace {path}"):
+                syscalls.setns(target, CLONE_NEWNET)
             yield
     finally:
         os.close(target)
@@ -90,13 +87,13 @@ def _returning() -> Iterator[int]:
         yield own
     finally:
         try:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                # A worker thread stranded in a container's namespace would open later
-                # sockets there: stop rather than go on quietly wrong.
-                err = ctypes.get_errno()
-                os.write(2, f"stackd: cannot return to own network namespace: "
-                            f"{os.strerror(err)}\n".encode())
-                os.abort()
+            syscalls.setns(own, CLONE_NEWNET)
+        except OSError as exc:
+            # A worker thread stranded in a container's namespace would open later
+            # sockets there: stop rather than go on quietly wrong.
+            os.write(2, f"stackd: cannot return to own network namespace: "
+                        f"{exc.strerror}\n".encode())
+            os.abort()
         finally:
             os.close(own)
 
@@ -105,14 +102,16 @@ def _gettid() -> int:
     return threading.get_native_id()
 
 
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise HostError(f"{what} failed: {os.strerror(err)}")
+@contextmanager
+def _host_error(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise HostError(f"{what} failed: {os.strerror(exc.errno or 0)}") from None
 
 
 def remove(path: Path) -> None:
-    if is_netns(path) and _libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        raise HostError(f"unmounting network namespace {path} failed: {os.strerror(err)}")
+    if is_netns(path):
+        with _host_error(f"unmounting network namespace {path}"):
+            syscalls.umount2(str(path), MNT_DETACH)
     path.unlink(missing_ok=True)

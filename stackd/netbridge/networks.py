@@ -22,12 +22,14 @@ from stackd.hostnames import device_name
 from stackd.netbridge import firewall, hostports, ipam, links, netns
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
+    LABEL_NETWORK_HASH,
     SUPPORTED_DRIVERS,
     Address,
     Attachment,
     NetworkSpec,
     NetworkState,
     PortBinding,
+    network_hash,
 )
 from stackd.roots import Roots
 from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRow
@@ -97,7 +99,7 @@ class Networks:
                                         hint="remove the network (stackd down) to change it")
                 await trio.to_thread.run_sync(partial(
                     links.ensure_bridge, row.bridge, row.gateway,
-                    IPv4Network(row.subnet).prefixlen, row.mtu))
+                    IPv4Network(row.subnet).prefixlen, row.mtu, self.roots.owner_id))
             else:
                 mtu = spec.mtu(self.mtu)
                 row = await trio.to_thread.run_sync(partial(self._create_bridge, spec, mtu))
@@ -125,10 +127,12 @@ class Networks:
             row = NetworkRow(key=spec.key, project=spec.project, name=spec.name,
                              bridge=device_name(self.roots.id, "b", spec.key),
                              subnet=str(subnet), gateway=str(gateway), internal=spec.internal,
-                             mtu=mtu, labels=dict(spec.labels))
+                             mtu=mtu,
+                             labels={**spec.labels, LABEL_NETWORK_HASH: network_hash(spec)})
             self.alloc.add_network(row)
             try:
-                links.ensure_bridge(row.bridge, row.gateway, subnet.prefixlen, mtu)
+                links.ensure_bridge(row.bridge, row.gateway, subnet.prefixlen, mtu,
+                                    self.roots.owner_id)
             except BaseException:
                 links.delete_link(row.bridge)
                 self.alloc.remove_network(row.key)
@@ -203,7 +207,7 @@ class Networks:
                     peer_ifname=device_name(self.roots.id, "p", f"{container_id}/{row.key}"),
                     bridge=row.bridge, mtu=row.mtu, netns=netns_path, ifname=addr.ifname,
                     ip=addr.ip, prefixlen=addr.prefixlen, mac=addr.mac,
-                    gateway=row.gateway if i == 0 else None))
+                    gateway=row.gateway if i == 0 else None, owner=self.roots.owner_id))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._release(container_id)
@@ -280,7 +284,7 @@ class Networks:
                     raise ConflictError(f"port {b} is published twice", hint="publish it once")
             seen[(b.host_port, b.protocol)] = b
         ours = self.alloc.ports()
-        foreign = firewall.foreign_dnats(self.roots.id) if bindings else []
+        foreign = firewall.foreign_dnats(self.roots.chain_id) if bindings else []
         cache: dict[str, list[hostports.Listener]] = {}
         for b in bindings:
             want = b.host_ip or "0.0.0.0"
@@ -340,7 +344,7 @@ class Networks:
                    for n in self.alloc.networks()]
         dnats = [firewall.DnatRule(p.host_ip, p.host_port, p.protocol, p.container_ip,
                                    p.container_port, p.container_id) for p in self.alloc.ports()]
-        firewall.apply(self.roots.id, bridges, dnats)
+        firewall.apply(self.roots.chain_id, bridges, dnats)
 
     async def _apply_firewall(self) -> None:
         def run() -> None:
@@ -355,7 +359,7 @@ class Networks:
             for row in self.alloc.networks():
                 await trio.to_thread.run_sync(partial(
                     links.ensure_bridge, row.bridge, row.gateway,
-                    IPv4Network(row.subnet).prefixlen, row.mtu))
+                    IPv4Network(row.subnet).prefixlen, row.mtu, self.roots.owner_id))
             await self._restore_dns_locked()
             await self._apply_firewall()
 

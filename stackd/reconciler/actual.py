@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stackd import hostnames
 from stackd.reconciler.desired import LABEL_CONFIG_FIELDS
 from stackd.reconciler.hash import ConfigHash
-from stackd.reconciler.ports import ContainerStatus, ContainerView, PendingIntent, Ports
+from stackd.reconciler.ports import Adapters, ContainerStatus, ContainerView, PendingIntent
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,8 @@ class ActualState:
     volumes: frozenset[str] = frozenset()
     pending: tuple[PendingIntent, ...] = ()
     held: frozenset[str] = frozenset()  # container ids a user stopped (StatePort holds)
+    # key → network_hash recorded on the existing network ("" or absent: not recorded)
+    network_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 def container_from_view(view: ContainerView) -> ActualContainer | None:
@@ -74,7 +76,7 @@ def container_from_view(view: ContainerView) -> ActualContainer | None:
 def actual_from(
     project: str,
     views: Sequence[ContainerView],
-    networks: Sequence[str] = (),
+    networks: Mapping[str, str] | Sequence[str] = (),
     volumes: Sequence[str] = (),
     pending: Sequence[PendingIntent] = (),
     held: Sequence[str] = (),
@@ -82,11 +84,12 @@ def actual_from(
     containers = [c for v in views if (c := container_from_view(v)) is not None
                   and v.labels.get(hostnames.LABEL_PROJECT) == project]
     containers.sort(key=lambda c: (c.service, c.index, c.id))
+    hashes = dict(networks) if isinstance(networks, Mapping) else {}
     return ActualState(project, tuple(containers), frozenset(networks), frozenset(volumes),
-                       tuple(pending), frozenset(held))
+                       tuple(pending), frozenset(held), hashes)
 
 
-async def observe(project: str, ports: Ports) -> ActualState:
+async def observe(project: str, ports: Adapters) -> ActualState:
     views = await ports.runtime.list()
     networks = await ports.network.networks(project)
     volumes = await ports.volumes.volumes(project)

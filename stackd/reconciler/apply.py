@@ -31,6 +31,7 @@ from stackd.reconciler.plan import (
     BringUp,
     Create,
     NetworkCreate,
+    NetworkRecreate,
     NetworkRemove,
     Plan,
     Recreate,
@@ -40,7 +41,7 @@ from stackd.reconciler.plan import (
     VolumeCreate,
     VolumeRemove,
 )
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.repair import repair
 from stackd.reconciler.supervisor import Supervisor
 
@@ -98,7 +99,7 @@ OnProgress = Callable[[Progress], None]
 
 
 class _Executor:
-    def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Ports,
+    def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Adapters,
                  supervisor: Supervisor, on_progress: OnProgress | None,
                  gate_timeout: float | None) -> None:
         self.plan = plan
@@ -147,6 +148,11 @@ class _Executor:
             return await self.step(action, None, lambda: ports.network.ensure_network(action.spec))
         if isinstance(action, NetworkRemove):
             return await self.step(action, None, lambda: ports.network.remove_network(action.key))
+        if isinstance(action, NetworkRecreate):
+            async def remake() -> None:
+                await ports.network.remove_network(action.spec.key)
+                await ports.network.ensure_network(action.spec)
+            return await self.step(action, None, remake)
         if isinstance(action, VolumeCreate):
             async def make_volume() -> None:
                 await ports.volumes.ensure_volume(self.plan.project, action.name)
@@ -265,7 +271,7 @@ class _Executor:
             self.failed[name] = errors[0] if errors else "failed"
 
 
-async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervisor: Supervisor,
+async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, supervisor: Supervisor,
                 *, waves: Sequence[Sequence[str]] | None = None,
                 on_progress: OnProgress | None = None,
                 gate_timeout: float | None = None) -> ApplyResult:
@@ -286,6 +292,9 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Ports, supervis
     ok = all(await ex.parallel(first))
     removals = [a for a in plan.actions if isinstance(a, (Remove, Stop))]
     await ex.removals(removals, waves)
+    # After the removals: a recreated network's containers are gone from it by now.
+    remade = [a for a in plan.actions if isinstance(a, NetworkRecreate)]
+    ok = all(await ex.parallel(remade)) and ok
 
     bring: dict[str, list[BringUp]] = {}
     for a in plan.actions:
@@ -327,7 +336,7 @@ def _ids_of(desired: DesiredState) -> Callable[[str], list[str]]:
     return ids
 
 
-async def _adopt(desired: DesiredState, ports: Ports, supervisor: Supervisor,
+async def _adopt(desired: DesiredState, ports: Adapters, supervisor: Supervisor,
                  touched: set[str]) -> None:
     """Supervise the desired containers the plan leaves alone (found running or exited)."""
     views = await ports.runtime.list()

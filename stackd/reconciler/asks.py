@@ -29,7 +29,7 @@ from stackd.reconciler import lifecycle
 from stackd.reconciler.actual import ActualContainer, observe
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, selected_services
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.supervisor import Supervisor
 
 Verb = Literal["up", "start", "stop", "restart", "kill", "rm"]
@@ -67,7 +67,7 @@ def _held_services(held_id: str, project: str, services: frozenset[str]) -> bool
     return m is not None and m["service"] in services
 
 
-async def carry_out(ask: Ask, desired: DesiredState, ports: Ports, supervisor: Supervisor,
+async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor: Supervisor,
                     options: PlanOptions, report: Report | None = None) -> PlanOptions:
     """Do what `ask` does before planning; the plan options that do the rest."""
     project = desired.project

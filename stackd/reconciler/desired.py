@@ -1,6 +1,6 @@
 """Desired state: what the host should hold for one stack, slot by slot.
 
-Built from a `Stack` plus the resolved images by `build.desired_state` (pure once the
+Built from a `Stack` plus the resolved images by `translate.desired_state` (pure once the
 images are known); read by `diff.plan` and `apply.apply`. Every replica slot becomes
 a `DesiredContainer`: a complete `ContainerSpec` (labels included), the networks it
 joins, the ports it publishes, and the config hash that decides recreation.
@@ -41,6 +41,9 @@ class DesiredService:
     healthcheck: HealthCheck | None = None
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     restart_on_unhealthy: bool = True
+    # Every service this one starts after: depends_on, links, network_mode service:,
+    # volumes_from (the scheduler graph's edges); what `up <this>` brings up too.
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,10 @@
 
 Rules, in the order a reader would ask about them:
 
+- A network missing from the host is created; one whose recorded hash
+  (`netbridge.model.network_hash`: subnet, gateway, internal, labels, driver options…)
+  differs from the file's is recreated, and every container attached to it is
+  removed before and created after ("network demo_default recreated").
 - A slot with no container is created ("new service", "scale 1 → 3", "missing").
 - A slot whose container carries another config hash is recreated, and the cause
   names the fields that changed (`environment changed: LOG_LEVEL`). Other services'
@@ -27,15 +31,17 @@ Rules, in the order a reader would ask about them:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from stackd.netbridge.model import network_hash
 from stackd.reconciler.actual import ActualContainer, ActualState
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.plan import (
     Action,
     Create,
     NetworkCreate,
+    NetworkRecreate,
     NetworkRemove,
     Plan,
     Recreate,
@@ -46,8 +52,21 @@ from stackd.reconciler.plan import (
     VolumeCreate,
     VolumeRemove,
 )
+from stackd.scheduler import with_dependencies
 
-FIELD_WORDS = {"working_dir": "working directory", "files": "configs/secrets"}
+# How a plan names a hashed field (hash.hashed_document's keys); others print as they are.
+FIELD_WORDS = {
+    "process.args": "command",
+    "process.env": "environment",
+    "process.cwd": "working directory",
+    "process.user": "user",
+    "process.additional_groups": "group_add",
+    "process.terminal": "tty",
+    "process.rlimits": "ulimits",
+    "process.init": "init",
+    "files": "configs/secrets",
+    "readonly_rootfs": "read_only",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +82,14 @@ class PlanOptions:
 
 
 def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
-    """`up web` means web and what it depends on (transitively), as in Compose."""
+    """`up web`: web and what it needs, unless no_deps (the scheduler's rule)."""
     if not options.services:
         return frozenset(desired.services)
-    chosen: set[str] = set()
-    todo = list(options.services)
-    while todo:
-        name = todo.pop()
-        if name in chosen or name not in desired.services:
-            continue
-        chosen.add(name)
-        if not options.no_deps:
-            todo.extend(d.service for d in desired.services[name].depends_on)
-    return frozenset(chosen)
+    if options.no_deps:
+        return frozenset(s for s in options.services if s in desired.services)
+    needs = {name: (*s.needs, *(d.service for d in s.depends_on))
+             for name, s in desired.services.items()}
+    return with_dependencies(needs, options.services)
 
 
 def describe_changes(want: DesiredContainer, have: ActualContainer) -> str:
@@ -84,7 +98,7 @@ def describe_changes(want: DesiredContainer, have: ActualContainer) -> str:
     parts: list[str] = []
     for name in want.config_hash.changed_fields(have.fields):
         word = FIELD_WORDS.get(name, name)
-        if name == "environment" and have.env is not None:
+        if name == "process.env" and have.env is not None:
             new, old = want.env, have.env
             keys = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
             parts.append(f"{word} changed: {', '.join(keys)}" if keys else f"{word} changed")
@@ -118,10 +132,16 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     warnings: list[str] = []
     selected = selected_services(desired, options)
 
+    remade: set[str] = set()  # networks made again: their containers go and come back
     for key in sorted(desired.networks):
         net = desired.networks[key]
-        if not net.external and key not in actual.networks:
+        if net.external:
+            continue
+        if key not in actual.networks:
             actions.append(NetworkCreate(cause="declared in the stack", spec=net))
+        elif actual.network_hashes.get(key) not in (None, "", network_hash(net)):
+            actions.append(NetworkRecreate(cause="its configuration changed", spec=net))
+            remade.add(key)
     for name in desired.volumes:
         if name not in actual.volumes:
             actions.append(VolumeCreate(cause="declared in the stack", name=name))
@@ -136,7 +156,8 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     removals: list[Action] = []
     current: list[tuple[DesiredContainer, ActualContainer]] = []  # running, no action
     for want in desired.containers:
-        if want.service not in selected:
+        on_remade = sorted({a.network_key for a in want.attachments} & remade)
+        if want.service not in selected and not on_remade:
             by_slot.pop((want.service, want.index), None)
             continue
         keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
@@ -148,6 +169,16 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
             if keep.status == "running":
                 removals.append(Stop(cause="held: stopped by the user", container_id=keep.id,
                                      service=keep.service, index=keep.index))
+            continue
+        if on_remade and keep is not None:
+            # A container's interfaces hang off the old bridge: it goes before the
+            # network is made again and is created on the new one.
+            why = f"network {on_remade[0]} recreated"
+            removals.append(Remove(cause=why, container_id=keep.id, service=keep.service,
+                                   index=keep.index))
+            actions.append(Create(cause=why, container=want))
+            continue
+        if want.service not in selected:
             continue
         scale = desired.services[want.service].scale
         restart = desired.services[want.service].restart.name
@@ -263,16 +294,3 @@ def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
     if remove_volumes:
         actions.extend(VolumeRemove(cause="down -v", name=v) for v in sorted(actual.volumes))
     return Plan(actual.project, tuple(actions))
-
-
-def plan_stop(actual: ActualState, services: Iterable[str] = (),
-              stop_order: Mapping[str, int] | None = None) -> Plan:
-    """`stop [SERVICE…]`: stop running containers, keep them."""
-    wanted = set(services)
-    order = stop_order or {}
-    chosen = [c for c in actual.containers
-              if c.status == "running" and (not wanted or c.service in wanted)]
-    chosen.sort(key=lambda c: (order.get(c.service, -1), c.service, -c.index))
-    return Plan(actual.project, tuple(
-        Stop(cause="stop requested", container_id=c.id, service=c.service, index=c.index)
-        for c in chosen))

@@ -1,56 +1,43 @@
 """The config hash: one digest over everything whose change needs a new container.
 
-Like Compose's `ServiceHash`, it is computed over a chosen set of fields, and the
-fields left out are named here on purpose. A per-field digest is kept beside the
-whole one (on the container's labels) so a plan can say *what* changed
-(`environment changed: LOG_LEVEL`) without keeping the old stack file around.
+Like Compose's `ServiceHash`, it is computed from the *result* — the service's
+`ContainerSpec` before a slot's id, name and stackd labels are set, plus the resolved
+image, the networks joined, the ports published and the healthcheck — minus a named
+list of exclusions. A field added to `ContainerSpec` (or to any model inside it) is
+therefore hashed by default; leaving one out is a decision written down in `EXCLUDED`.
+
+A per-field digest is kept beside the whole one (on the container's labels) so a plan
+can say *what* changed (`environment changed: LOG_LEVEL`) without keeping the old
+stack file around.
+
+What the stack file has but the spec does not is never hashed, by construction:
+scale/deploy.replicas (slots are added or removed, others untouched), depends_on and
+links ordering, profiles, restart/deploy.restart_policy/x-stackd (the supervisor
+applies them live), pull_policy and build (the image digest is what counts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
-# Each of these, changed, means the running container is no longer what the file says.
-# The order is the order causes are printed in.
-HASHED_FIELDS: tuple[str, ...] = (
-    "image",  # the resolved digest, so a re-pulled tag with new content counts
-    "entrypoint",
-    "command",
-    "environment",  # after merging the image's env, env_file *contents*, environment:
-    "working_dir",
-    "user",
-    "mounts",  # binds, named volumes, tmpfs
-    "files",  # configs and secrets: the content, target, uid/gid/mode
-    "networks",  # names, aliases, fixed addresses
-    "ports",
-    "resources",
-    "security",  # privileged, cap_add/cap_drop, seccomp, sysctls, read_only
-    "healthcheck",  # Compose recreates on a healthcheck change; so do we
-    "process",  # init, tty, rlimits, hostname, stop_signal, stop_grace
-    "labels",
-)
+from stackd.netbridge.model import Attachment, PortBinding
+from stackd.reconciler.health import HealthCheck
+from stackd.runtime.containerspec import ContainerSpec
 
-# Deliberately not hashed: changing these never recreates a container.
-#   scale / deploy.replicas — adds or removes slots, leaving the others alone
-#   depends_on, links ordering — only the order of starting
-#   profiles — only whether the service is selected
-#   restart / deploy.restart_policy / x-stackd — applied live by the supervisor
-#   pull_policy, build — how the image is obtained; its digest is what counts
-#   container_name index, project-wide comments, x-* extensions other than the above
-IGNORED_FIELDS: tuple[str, ...] = (
-    "scale",
-    "deploy.replicas",
-    "depends_on",
-    "profiles",
-    "restart",
-    "deploy.restart_policy",
-    "x-stackd",
-    "pull_policy",
-    "build",
-)
+# Paths into the hashed document that are left out on purpose, and why.
+EXCLUDED: Mapping[str, str] = {
+    "spec.id": "derived from the hash itself, per slot",
+    "spec.name": "set per slot (<project>-<service>-<n>)",
+    "spec.layers": "host paths of the image's snapshots; image.id/digest stand for them",
+}
+
+# The spec's models whose fields are hashed (and reported) one by one, so a plan names
+# `environment` rather than `process`.
+_SPLIT = ("process",)
 
 # What the label `io.stackd.config-fields` holds: "field=digest8,field=digest8,…"
 FIELD_DIGEST_LEN = 8
@@ -59,7 +46,7 @@ FIELD_DIGEST_LEN = 8
 @dataclass(frozen=True, slots=True)
 class ConfigHash:
     digest: str  # sha256 hex of all the fields
-    fields: Mapping[str, str]  # field → short digest of that field alone
+    fields: Mapping[str, str]  # field → short digest of that field alone, in document order
 
     def fields_label(self) -> str:
         return ",".join(f"{k}={v}" for k, v in sorted(self.fields.items()))
@@ -75,8 +62,45 @@ class ConfigHash:
         return out
 
     def changed_fields(self, old_fields: Mapping[str, str]) -> tuple[str, ...]:
-        """Fields whose digest differs from `old_fields`, in HASHED_FIELDS order."""
-        return tuple(f for f in HASHED_FIELDS if self.fields.get(f) != old_fields.get(f))
+        """Fields whose digest differs from `old_fields`: this hash's order, then fields
+        only the old one had (a field since excluded or removed)."""
+        mine = tuple(f for f in self.fields if self.fields[f] != old_fields.get(f))
+        gone = tuple(sorted(f for f in old_fields if f not in self.fields))
+        return mine + gone
+
+
+def hashed_document(spec: ContainerSpec, *, image: object,
+                    attachments: Sequence[Attachment] = (),
+                    ports: Sequence[PortBinding] = (),
+                    healthcheck: HealthCheck | None = None) -> dict[str, object]:
+    """Field → value: everything the hash covers, with `EXCLUDED` taken out."""
+    dumped: dict[str, Any] = spec.model_dump(mode="json")
+    doc: dict[str, object] = {"image": image}
+    for key, value in dumped.items():
+        if key in _SPLIT:
+            doc.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            doc[key] = value
+    # The order of environment entries is not configuration: KEY=value pairs compare
+    # as a mapping, as Compose compares them.
+    env = doc.get("process.env")
+    if isinstance(env, list):
+        doc["process.env"] = dict(str(kv).partition("=")[::2] for kv in env)
+    doc["networks"] = [asdict(a) for a in attachments]
+    doc["ports"] = [asdict(p) for p in ports]
+    doc["healthcheck"] = asdict(healthcheck) if healthcheck is not None else None
+    for path in EXCLUDED:
+        _drop(doc, path)
+    return doc
+
+
+def _drop(doc: dict[str, object], path: str) -> None:
+    # "spec.x" is the spec's field x at the top of the document ("spec.process.env"
+    # the split field "process.env"); any other path is a top-level key as it stands.
+    key = path.removeprefix("spec.")
+    if key not in doc:
+        raise ValueError(f"EXCLUDED names {path!r}, which is not in the hashed document")
+    del doc[key]
 
 
 def _canonical(value: object) -> bytes:
@@ -85,15 +109,17 @@ def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def config_hash(inputs: Mapping[str, object]) -> ConfigHash:
-    """Hash exactly HASHED_FIELDS of `inputs` (a missing key is a bug, not a default)."""
-    missing = [f for f in HASHED_FIELDS if f not in inputs]
-    extra = sorted(set(inputs) - set(HASHED_FIELDS))
-    if missing or extra:
-        raise ValueError(f"config_hash inputs: missing {missing}, unexpected {extra}")
-    fields = {
-        f: hashlib.sha256(_canonical(inputs[f])).hexdigest()[:FIELD_DIGEST_LEN]
-        for f in HASHED_FIELDS
-    }
-    whole = hashlib.sha256(_canonical([[f, inputs[f]] for f in HASHED_FIELDS])).hexdigest()
+def config_hash(spec: ContainerSpec, *, image: object,
+                attachments: Sequence[Attachment] = (),
+                ports: Sequence[PortBinding] = (),
+                healthcheck: HealthCheck | None = None) -> ConfigHash:
+    """The hash of one service's containers (the same for every slot)."""
+    return digest_of(hashed_document(spec, image=image, attachments=attachments,
+                                     ports=ports, healthcheck=healthcheck))
+
+
+def digest_of(doc: Mapping[str, object]) -> ConfigHash:
+    fields = {f: hashlib.sha256(_canonical(v)).hexdigest()[:FIELD_DIGEST_LEN]
+              for f, v in doc.items()}
+    whole = hashlib.sha256(_canonical(sorted(doc.items()))).hexdigest()
     return ConfigHash(digest=whole, fields=fields)

@@ -10,17 +10,17 @@ from __future__ import annotations
 from stackd import hostnames
 from stackd.errors import AlreadyExistsError, NotFoundError, StackdError
 from stackd.reconciler.desired import DesiredContainer
-from stackd.reconciler.ports import ContainerView, Ports
+from stackd.reconciler.ports import Adapters, ContainerView
 
 
-async def _inspect(ports: Ports, container_id: str) -> ContainerView | None:
+async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
     try:
         return await ports.runtime.inspect(container_id)
     except NotFoundError:
         return None
 
 
-async def bring_up(ports: Ports, container: DesiredContainer) -> None:
+async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
     """Network namespace, create, start — whatever of that is not done yet."""
     view = await _inspect(ports, container.id)
     if view is not None and view.status == "exited":
@@ -52,7 +52,7 @@ async def bring_up(ports: Ports, container: DesiredContainer) -> None:
     ports.state.unhold(container.id)
 
 
-async def _connect(ports: Ports, container: DesiredContainer) -> str:
+async def _connect(ports: Adapters, container: DesiredContainer) -> str:
     try:
         return await ports.network.connect(container.id, container.attachments,
                                            container.ports)
@@ -64,7 +64,7 @@ async def _connect(ports: Ports, container: DesiredContainer) -> str:
                                            container.ports)
 
 
-async def start_existing(ports: Ports, container_id: str) -> None:
+async def start_existing(ports: Adapters, container_id: str) -> None:
     """Start a container as it is; an exited one is created afresh from its own spec."""
     view = await ports.runtime.inspect(container_id)
     if view.status == "exited" and view.spec is not None:
@@ -76,7 +76,7 @@ async def start_existing(ports: Ports, container_id: str) -> None:
     ports.state.unhold(container_id)
 
 
-async def tear_down(ports: Ports, container_id: str, *, keep_logs: bool = False) -> None:
+async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = False) -> None:
     """Stop (if running), detach from networks, delete (keeping the log for a restart
     that creates the same id again)."""
     view = await _inspect(ports, container_id)
@@ -91,7 +91,7 @@ async def tear_down(ports: Ports, container_id: str, *, keep_logs: bool = False)
     ports.state.unhold(container_id)
 
 
-async def stop(ports: Ports, container_id: str) -> None:
+async def stop(ports: Adapters, container_id: str) -> None:
     """A user's stop: held, so no restart policy starts it again (see StatePort)."""
     view = await _inspect(ports, container_id)
     if view is None:
@@ -101,7 +101,7 @@ async def stop(ports: Ports, container_id: str) -> None:
         await ports.runtime.stop(container_id)
 
 
-async def replace(ports: Ports, container: DesiredContainer, old_id: str) -> None:
+async def replace(ports: Adapters, container: DesiredContainer, old_id: str) -> None:
     """Recreate: the old container goes first (names and ports are exclusive). The same
     id again (a restart) keeps its log, so `logs -f` follows on across it."""
     await tear_down(ports, old_id, keep_logs=old_id == container.id)

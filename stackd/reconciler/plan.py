@@ -46,6 +46,19 @@ class NetworkCreate(_Action):
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkRecreate(_Action):
+    """Remove the network and make it again from `spec`: its configuration changed.
+    The plan removes the containers attached to it first and creates them after."""
+
+    verb: ClassVar[str] = "recreate"
+    spec: NetworkSpec
+
+    @property
+    def resource(self) -> str:
+        return f"network {self.spec.key}"
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkRemove(_Action):
     verb: ClassVar[str] = "remove"
     key: str
@@ -160,8 +173,8 @@ class Remove(_Action):
         return f"{self.service}-{self.index}"
 
 
-Action = (NetworkCreate | NetworkRemove | VolumeCreate | VolumeRemove | Create | Recreate
-          | Start | Stop | Remove)
+Action = (NetworkCreate | NetworkRecreate | NetworkRemove | VolumeCreate | VolumeRemove
+          | Create | Recreate | Start | Stop | Remove)
 ContainerAction = Create | Recreate | Start | Stop | Remove
 BringUp = Create | Recreate | Start
 

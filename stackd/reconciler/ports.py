@@ -123,8 +123,9 @@ class ImagePort(Protocol):
 
 
 class NetworkPort(Protocol):
-    async def networks(self, project: str) -> Sequence[str]:
-        """Keys (`<project>_<name>`) of the project's networks that exist on the host."""
+    async def networks(self, project: str) -> Mapping[str, str]:
+        """The project's networks that exist on the host: key (`<project>_<name>`) →
+        the `netbridge.model.network_hash` recorded when it was made ("" if none was)."""
     async def ensure_network(self, spec: NetworkSpec) -> None: ...
     async def remove_network(self, key: str) -> None: ...
     async def connect(
@@ -194,7 +195,7 @@ class StatePort(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Ports:
+class Adapters:
     """Everything the reconciler may act through, in one value to pass around."""
 
     runtime: RuntimePort

@@ -32,14 +32,15 @@ from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, apply
 from stackd.reconciler.asks import Ask, Report, carry_out
-from stackd.reconciler.build import BuildInputs, desired_state, image_ref
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
-from stackd.reconciler.ports import ImageView, Ports, PullPolicy
+from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
+from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
+from stackd.spec.image_names import image_ref
 from stackd.spec.model import Service, Stack
 
 
@@ -96,7 +97,7 @@ class _Builder:
     always: bool
 
 
-async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
+async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          missing_ok: bool = False, build: bool = False,
                          environ: Mapping[str, str] | None = None,
                          would_build: set[str] | None = None) -> dict[str, ImageView]:
@@ -154,7 +155,7 @@ class _Rebuild(Exception):
     """Internal: skip the store lookup, build."""
 
 
-async def _build_image(ports: Ports, ref: str, builder: _Builder,
+async def _build_image(ports: Adapters, ref: str, builder: _Builder,
                        environ: Mapping[str, str]) -> ImageView:
     b = builder.svc.build
     assert b is not None
@@ -192,20 +193,20 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
             try:
                 out[p] = Path(p).read_bytes()
             except OSError:
-                pass  # build.desired_state reports it, with the stack location
+                pass  # translate.desired_state reports it, with the stack location
         return out
 
     return await trio.to_thread.run_sync(read_all)
 
 
-async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> DesiredState:
+async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) -> DesiredState:
     check_placement(stack, options.nodes, options.scale)
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   environ=options.environ)
     return await _build(stack, images, ports, options)
 
 
-async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
+async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
                  options: ReconcileOptions) -> DesiredState:
     contents = dict(options.files) if options.files is not None else await _read_files(stack)
 
@@ -215,7 +216,7 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Ports,
         except KeyError:
             raise FileNotFoundError(2, "No such file or directory", path) from None
 
-    inputs = BuildInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
+    inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
                          read_file=read_file, environ=options.environ, scale=options.scale)
     return desired_state(stack, images, inputs)
 
@@ -225,7 +226,7 @@ def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptio
     return plan(desired, actual, options.plan)
 
 
-async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan:
+async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> Plan:
     """`stackd plan`: the plan against the host as it is, changing nothing (no pulls,
     no builds); refused as `up` would be when the stack cannot be placed."""
     check_placement(stack, options.nodes, options.scale)
@@ -242,7 +243,7 @@ async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan
     return Plan(p.project, p.actions, p.warnings + notes)
 
 
-async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,
+async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
                     supervisor: Supervisor, *, on_progress: OnProgress | None = None,
                     ask: Ask | None = None, on_done: Report | None = None) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply (and carry out a
@@ -252,7 +253,7 @@ async def reconcile(stack: Stack, ports: Ports, options: ReconcileOptions,
                           gate_timeout=options.gate_timeout, ask=ask, on_done=on_done)
 
 
-async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
+async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    supervisor: Supervisor, *, on_progress: OnProgress | None = None,
                    gate_timeout: float | None = None, ask: Ask | None = None,
                    on_done: Report | None = None) -> ApplyResult:
@@ -265,7 +266,7 @@ async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
                        on_progress=on_progress, gate_timeout=gate_timeout)
 
 
-async def down(project: str, ports: Ports, supervisor: Supervisor, *,
+async def down(project: str, ports: Adapters, supervisor: Supervisor, *,
                waves: Sequence[Sequence[str]] = (), remove_volumes: bool = False,
                on_progress: OnProgress | None = None) -> ApplyResult:
     """Remove every container of `project`, dependents first, then its networks (and

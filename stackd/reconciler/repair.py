@@ -19,11 +19,11 @@ import trio
 
 from stackd.errors import StackdError
 from stackd.reconciler import lifecycle
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.supervisor import Supervisor, Watch
 
 
-async def repair(project: str, ports: Ports, supervisor: Supervisor, *,
+async def repair(project: str, ports: Adapters, supervisor: Supervisor, *,
                  only: Collection[str] | None = None,
                  busy: set[str] | None = None) -> float | None:
     """Restart what is due, kill what must go; seconds until the next restart is due.
@@ -77,7 +77,7 @@ def _kill_reason(w: Watch) -> tuple[str, str] | None:
     return None
 
 
-async def _kill(ports: Ports, supervisor: Supervisor, w: Watch, reason: str,
+async def _kill(ports: Adapters, supervisor: Supervisor, w: Watch, reason: str,
                 message: str) -> None:
     # No event of its own: the `health`/`heal` fact came before, the `restart` (with
     # this reason) follows once the exit is seen.
@@ -88,7 +88,7 @@ async def _kill(ports: Ports, supervisor: Supervisor, w: Watch, reason: str,
         supervisor.report(w, "error", f"kill: {err}")
 
 
-async def _restart(ports: Ports, supervisor: Supervisor, w: Watch) -> float | None:
+async def _restart(ports: Adapters, supervisor: Supervisor, w: Watch) -> float | None:
     """Start `w` again (a fresh create of the same id). None, or when to try again."""
     now = trio.current_time()
     w.history.record(now)

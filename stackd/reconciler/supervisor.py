@@ -28,7 +28,7 @@ import trio
 from stackd.errors import StackdError
 from stackd.reconciler.desired import DesiredContainer, DesiredService
 from stackd.reconciler.health import HealthState, HealthStatus, run_healthcheck
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.restart import Backoff, RestartHistory, should_restart
 
 SupervisorEventType = Literal["die", "health", "restart", "heal", "error"]
@@ -86,7 +86,7 @@ class Watch:
 
 
 class Supervisor:
-    def __init__(self, ports: Ports, nursery: trio.Nursery, emit: Emit | None = None) -> None:
+    def __init__(self, ports: Adapters, nursery: trio.Nursery, emit: Emit | None = None) -> None:
         self._ports = ports
         self._nursery = nursery
         self._emit = emit

@@ -11,6 +11,7 @@ function returns the same answer for the same input. The reconciler's calls:
     start_waves(graph) -> list[list[str]]   dependencies first; names sorted per wave
     stop_waves(graph) -> list[list[str]]    dependents first
     select_for_up(graph, names) -> nx.DiGraph    names + everything they depend on
+    with_dependencies(needs, names) -> frozenset  the same rule on a plain mapping
     select_for_stop(graph, names) -> nx.DiGraph  names + everything that depends on them
         (unknown names raise UsageError; no names means the whole graph)
     slots(services | graph) -> list[Slot]   Slot(service, index 1..replicas)
@@ -31,7 +32,13 @@ from stackd.scheduler.errors import (
 )
 from stackd.scheduler.graph import build_graph, dependencies_of, find_cycle, service_of
 from stackd.scheduler.nodes import Node
-from stackd.scheduler.order import select_for_stop, select_for_up, start_waves, stop_waves
+from stackd.scheduler.order import (
+    select_for_stop,
+    select_for_up,
+    start_waves,
+    stop_waves,
+    with_dependencies,
+)
 from stackd.scheduler.placement import STRATEGIES, Placement, Strategy, place
 from stackd.scheduler.services import (
     Condition,
@@ -68,4 +75,5 @@ __all__ = [
     "slots",
     "start_waves",
     "stop_waves",
+    "with_dependencies",
 ]

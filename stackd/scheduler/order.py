@@ -6,7 +6,7 @@ for the one before. Within a wave names are sorted, so the order is stable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
@@ -60,10 +60,26 @@ def select_for_up(graph: nx.DiGraph, names: Iterable[str]) -> nx.DiGraph:
     chosen = _check(graph, names)
     if not chosen:
         return graph.copy()
-    keep = set(chosen)
-    for name in chosen:
-        keep |= nx.descendants(graph, name)
+    keep = with_dependencies({n: list(graph.successors(n)) for n in graph}, chosen)
     return graph.subgraph(sorted(keep)).copy()
+
+
+def with_dependencies(needs: Mapping[str, Iterable[str]], names: Iterable[str]
+                      ) -> frozenset[str]:
+    """Compose's rule for `up web`: web and everything it needs, transitively.
+
+    `needs` maps a service to the services it must start after (the graph's edges);
+    names not in `needs` are dropped, so a stale selection selects nothing.
+    """
+    chosen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in chosen or name not in needs:
+            continue
+        chosen.add(name)
+        todo.extend(needs[name])
+    return frozenset(chosen)
 
 
 def select_for_stop(graph: nx.DiGraph, names: Iterable[str]) -> nx.DiGraph:

@@ -227,7 +227,7 @@ def test_removed_netns_is_made_again(webapp) -> None:
 def test_deleted_veth_is_made_again(webapp) -> None:
     import subprocess as sp
 
-    from stackd.daemon.desired import db_path
+    from stackd.daemon.desired_store import db_path
     from stackd.state.allocations import Allocations
     from stackd.state.db import StateDB
 
@@ -280,7 +280,7 @@ def test_down_releases_the_attachment_of_a_container_never_created(webapp) -> No
 
     import trio
 
-    from stackd.daemon.desired import db_path
+    from stackd.daemon.desired_store import db_path
     from stackd.netbridge import Networks
     from stackd.netbridge.model import Attachment
     from stackd.state.db import StateDB

@@ -17,7 +17,7 @@ import trio
 
 from stackd import hostnames
 from stackd.errors import AlreadyExistsError, ConflictError, HostError, NotFoundError
-from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
+from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding, network_hash
 from stackd.runtime.containerspec import ContainerSpec
 
 
@@ -224,8 +224,9 @@ class FakeNetwork:
         self.ready: dict[str, bool] = {}
         self.readiness_log: list[tuple[float, str, bool]] = []
 
-    async def networks(self, project: str) -> list[str]:
-        return sorted(k for k, n in self.existing.items() if n.project == project)
+    async def networks(self, project: str) -> dict[str, str]:
+        return {k: network_hash(n) for k, n in sorted(self.existing.items())
+                if n.project == project}
 
     async def ensure_network(self, spec: NetworkSpec) -> None:
         await trio.lowlevel.checkpoint()

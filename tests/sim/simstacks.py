@@ -1,6 +1,6 @@
 """Small desired states for simulation, and a fake host to converge them on.
 
-`stack(...)` builds a DesiredState the way `build.desired_state` would (labels, ids,
+`stack(...)` builds a DesiredState the way `translate.desired_state` would (labels, ids,
 config hash over every hashed field) without a stack file or images, so a sim test
 says only what it varies: environment, scale, dependencies, healthchecks, restarts.
 """
@@ -30,14 +30,14 @@ from stackd.reconciler.desired import (
     slot_container,
 )
 from stackd.reconciler.diff import PlanOptions, plan
-from stackd.reconciler.hash import HASHED_FIELDS, config_hash
+from stackd.reconciler.hash import config_hash
 from stackd.reconciler.health import HealthCheck
 from stackd.reconciler.plan import Plan
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.reconcile import converge
 from stackd.reconciler.restart import RestartPolicy
 from stackd.reconciler.supervisor import Supervisor, SupervisorEvent
-from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
+from stackd.runtime.containerspec import ContainerSpec, Mount, ProcessSpec
 from stackd.state.db import StateDB
 from stackd.state.intents import IntentLog
 
@@ -73,12 +73,11 @@ def _container(project: str, s: Svc, index: int) -> DesiredContainer:
     env = tuple(f"{k}={v}" for k, v in sorted(s.env.items()))
     spec = ContainerSpec(id="placeholder", name="placeholder", layers=("/sim/layers/busybox",),
                          process=ProcessSpec(args=s.command, env=env))
-    inputs: dict[str, object] = {f: None for f in HASHED_FIELDS}
-    inputs.update(image="sha256:busybox", command=list(s.command), environment=dict(s.env),
-                  networks=sorted(s.networks), mounts=sorted(s.volumes),
-                  healthcheck=repr(s.health))
     attachments = tuple(Attachment(f"{project}_{n}", aliases=(s.name,)) for n in s.networks)
-    return slot_container(project, s.name, index, spec, config_hash(inputs),
+    digest = config_hash(spec.model_copy(update={"mounts": tuple(
+        Mount(type="volume", source=v, target=f"/{v}") for v in sorted(s.volumes))}),
+        image="sha256:busybox", attachments=attachments, healthcheck=s.health)
+    return slot_container(project, s.name, index, spec, digest,
                           attachments=attachments,
                           volumes=tuple(f"{project}_{v}" for v in s.volumes))
 
@@ -139,8 +138,8 @@ class Host:
     most_writers: int = 0
 
     @property
-    def ports(self) -> Ports:
-        return Ports(self.runtime, NoImages(), self.network, self.volumes, self.state)
+    def ports(self) -> Adapters:
+        return Adapters(self.runtime, NoImages(), self.network, self.volumes, self.state)
 
     async def actual(self, project: str) -> ActualState:
         return await observe(project, self.ports)
@@ -236,7 +235,7 @@ async def sim_host(tmp_path: Path) -> AsyncIterator[Host]:
             events: list[SupervisorEvent] = []
             scope, child = await nursery.start(_child_nursery)
             host = Host(runtime, net, vols, IntentLog(db), faults,
-                        Supervisor(Ports(runtime, NoImages(), net, vols, IntentLog(db)),
+                        Supervisor(Adapters(runtime, NoImages(), net, vols, IntentLog(db)),
                                    child), events, nursery, scope)
             host.supervisor = Supervisor(host.ports, child, host.report)
             # No periodic resync: the tests say when the stack is looked at again. inf,

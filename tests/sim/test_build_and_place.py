@@ -10,7 +10,7 @@ from simstacks import sim_host
 
 from stackd.errors import NotFoundError
 from stackd.images.models import Image, ImageConfig
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.reconcile import ReconcileOptions, preview, reconcile
 from stackd.scheduler import Node, UnschedulableError
 from stackd.spec import load_text
@@ -54,7 +54,7 @@ def load(text: str, tmp_path: Path, **kw: object) -> object:
 async def test_up_builds_missing_images_named_as_compose_does(tmp_path: Path) -> None:
     async with sim_host(tmp_path) as host:
         images = LocalStore(BUSYBOX)
-        ports = Ports(host.runtime, images, host.network, host.volumes, host.state)
+        ports = Adapters(host.runtime, images, host.network, host.volumes, host.state)
         stack = load(BUILT, tmp_path)
         options = ReconcileOptions(environ={"FROM_ENV": "yes"})
 
@@ -86,7 +86,7 @@ async def test_up_builds_missing_images_named_as_compose_does(tmp_path: Path) ->
 async def test_up_build_rebuilds_and_recreates_what_changed(tmp_path: Path) -> None:
     async with sim_host(tmp_path) as host:
         images = LocalStore(BUSYBOX)
-        ports = Ports(host.runtime, images, host.network, host.volumes, host.state)
+        ports = Adapters(host.runtime, images, host.network, host.volumes, host.state)
         stack = load(BUILT, tmp_path)
         assert (await reconcile(stack, ports, ReconcileOptions(),  # type: ignore[arg-type]
                                 host.supervisor)).ok
@@ -121,7 +121,7 @@ async def test_a_stack_that_cannot_fit_is_refused_before_anything_happens(
         tmp_path: Path) -> None:
     async with sim_host(tmp_path) as host:
         images = FakeImages(BUSYBOX)
-        ports = Ports(host.runtime, images, host.network, host.volumes, host.state)
+        ports = Adapters(host.runtime, images, host.network, host.volumes, host.state)
         stack = load(OVERCOMMITTED, tmp_path)
         node = Node("host", cpus=4.0, memory=8 << 30, pids=4096)
         options = ReconcileOptions(nodes=(node,))

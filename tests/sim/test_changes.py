@@ -32,7 +32,7 @@ async def test_an_environment_change_recreates_only_that_service(tmp_path: Path)
     async with sim_host(tmp_path) as host:
         await host.up(stack("demo", svc("web", scale=2, env={"LOG_LEVEL": "info", "A": "1"}),
                             svc("db", env={"X": "1"})))
-        db_before = [c for c in host.runtime.containers if "db" in c]
+        db_before = [c for c in host.runtime.containers if c.startswith("demo-db-")]
         changed = stack("demo", svc("web", scale=2, env={"LOG_LEVEL": "debug", "A": "1"}),
                         svc("db", env={"X": "1"}))
         result = await host.up(changed)
@@ -41,7 +41,7 @@ async def test_an_environment_change_recreates_only_that_service(tmp_path: Path)
             "web-2: recreate — environment changed: LOG_LEVEL",
         ])
         assert result.ok
-        assert [c for c in host.runtime.containers if "db" in c] == db_before
+        assert [c for c in host.runtime.containers if c.startswith("demo-db-")] == db_before
         assert host.runtime.running() == ["demo-db-1", "demo-web-1", "demo-web-2"]
         assert (await host.plan(changed)).empty
 

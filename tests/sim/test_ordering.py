@@ -115,7 +115,7 @@ async def test_optional_dependency_failure_does_not_stop_the_dependent(tmp_path:
         assert [o.line for o in result.failures] == ["db-1: create — new service"]
         assert host.runtime.running() == ["demo-api-1"]
         # the failed create left no network namespace behind
-        assert [c for c in host.network.connected if "db" in c] == []
+        assert [c for c in host.network.connected if "-db-" in c] == []
 
 
 async def test_a_gate_timeout_fails_a_dependency_that_never_turns_healthy(

@@ -11,7 +11,7 @@ from simstacks import sim_host
 
 from stackd.images.models import Image, ImageConfig
 from stackd.reconciler.diff import PlanOptions
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.reconcile import ReconcileOptions, down, preview, reconcile
 from stackd.spec import load_text
 
@@ -53,7 +53,7 @@ async def test_up_plan_change_down(tmp_path: Path, autojump_clock: trio.testing.
                                    ) -> None:
     async with sim_host(tmp_path) as host:
         images = FakeImages(BUSYBOX)
-        ports = Ports(host.runtime, images, host.network, host.volumes, host.state)
+        ports = Adapters(host.runtime, images, host.network, host.volumes, host.state)
         host.runtime.behaviours["migrate"] = Behaviour(exit_after=2.0, exit_code=0)
         stack = load(STACK, tmp_path)
         options = ReconcileOptions()
@@ -103,7 +103,7 @@ async def test_up_plan_change_down(tmp_path: Path, autojump_clock: trio.testing.
 
 async def test_up_of_one_service_with_options(tmp_path: Path) -> None:
     async with sim_host(tmp_path) as host:
-        ports = Ports(host.runtime, FakeImages(BUSYBOX), host.network, host.volumes, host.state)
+        ports = Adapters(host.runtime, FakeImages(BUSYBOX), host.network, host.volumes, host.state)
         stack = load("services: {a: {image: busybox}, b: {image: busybox}}", tmp_path)
         options = ReconcileOptions(plan=PlanOptions(services=("b",)), scale={"b": 2})
         result = await reconcile(stack, ports, options, host.supervisor)  # type: ignore[arg-type]
@@ -126,7 +126,7 @@ class StoreWithout(FakeImages):
 async def test_preview_on_a_fresh_machine_plans_without_pulling(tmp_path: Path) -> None:
     async with sim_host(tmp_path) as host:
         images = StoreWithout(BUSYBOX)
-        ports = Ports(host.runtime, images, host.network, host.volumes, host.state)
+        ports = Adapters(host.runtime, images, host.network, host.volumes, host.state)
         stack = load("services: {web: {image: busybox, command: [httpd]}}", tmp_path)
         p = await preview(stack, ports, ReconcileOptions())  # type: ignore[arg-type]
         assert str(p) == "\n".join([

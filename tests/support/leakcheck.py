@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from stackd.leaks import Leak, _ask_monitor, find_leaks, reclaim
+from stackd.leaks.lister import Leak, find_leaks
+from stackd.leaks.reclaim import ask_monitor, reclaim
 from stackd.roots import Roots
 
 SETTLE_SECONDS = 5.0
@@ -22,7 +23,7 @@ SETTLE_SECONDS = 5.0
 
 def settle(roots: Roots) -> list[Leak]:
     if (roots.run / "monitor.sock").exists():
-        _ask_monitor(roots, {"op": "shutdown"})
+        ask_monitor(roots, {"op": "shutdown"})
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         leaks = find_leaks(roots.id, [roots])

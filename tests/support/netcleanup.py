@@ -11,12 +11,12 @@ def teardown_networks(roots: Roots) -> list[str]:
     so it is cleaned up even as the test is failed for it."""
     import trio
 
-    from stackd.daemon.desired import db_path
+    from stackd.daemon.desired_store import db_path
     from stackd.leaks import devices
     from stackd.netbridge import Networks
     from stackd.state.db import StateDB
 
-    found = [str(leak) for leak in devices(roots.id)]
+    found = [str(leak) for leak in devices(roots.id) if leak.may_belong_to(roots)]
     if found and db_path(roots.state).exists():
         import stackd.state.allocations  # noqa: F401  (registers its tables)
 

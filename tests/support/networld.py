@@ -231,7 +231,7 @@ def leftovers(roots: Roots, db: StateDB) -> list[str]:
         for o in json.loads(r.stdout)["nftables"]:
             for kind in ("chain", "set", "rule"):
                 if kind in o and o[kind].get("name", o[kind].get("chain", "")).startswith(
-                        nft_chain_prefix(roots.id)):
+                        nft_chain_prefix(roots.chain_id)):
                     found.append(f"nft {kind} {o[kind].get('name', o[kind].get('chain'))}")
     for table in ("net_networks", "net_addresses", "net_ports"):
         n = db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

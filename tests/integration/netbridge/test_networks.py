@@ -249,14 +249,14 @@ async def test_teardown_leaves_nothing_of_the_root(world: World) -> None:
     box = await world.box("gone", ["t1", "t2"], args=HTTPD)
     await world.nets.publish(box.id, [PortBinding(40000 + int(world.roots.id, 16) % 2000, 80)],
                              box.ip)
-    assert nft_chain_prefix(world.roots.id) in sh("nft", "list", "ruleset").stdout
+    assert nft_chain_prefix(world.roots.chain_id) in sh("nft", "list", "ruleset").stdout
     await world.runtime.delete(box.id, force=True)
     del world.boxes["gone"]
     await world.nets.teardown()
 
     assert leftovers(world.roots, world.nets.alloc.db) == []
     assert f"stk{world.roots.id}" not in sh("ip", "link").stdout
-    assert nft_chain_prefix(world.roots.id) not in sh("nft", "list", "ruleset").stdout
+    assert nft_chain_prefix(world.roots.chain_id) not in sh("nft", "list", "ruleset").stdout
 
 
 async def test_many_containers_attach_at_once_with_distinct_addresses(world: World) -> None:

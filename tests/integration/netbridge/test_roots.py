@@ -27,8 +27,8 @@ async def test_second_root_gets_its_own_subnet_chains_and_teardown(world: World)
         assert theirs.bridge != mine.bridge
         assert not IPv4Network(theirs.subnet).overlaps(IPv4Network(mine.subnet))
         ruleset = sh("nft", "list", "table", "inet", "stackd").stdout
-        assert nft_chain_prefix(other_roots.id) in ruleset
-        assert nft_chain_prefix(world.roots.id) in ruleset
+        assert nft_chain_prefix(other_roots.chain_id) in ruleset
+        assert nft_chain_prefix(world.roots.chain_id) in ruleset
 
         port = PortBinding(41000 + int(world.roots.id, 16) % 2000, 80, "udp")
         await other.publish("their-web", [port], str(IPv4Network(theirs.subnet)[2]))
@@ -40,5 +40,6 @@ async def test_second_root_gets_its_own_subnet_chains_and_teardown(world: World)
     assert leftovers(other_roots, db) == []
     db.close()
     # ours is untouched by the other's teardown
-    assert nft_chain_prefix(world.roots.id) in sh("nft", "list", "table", "inet", "stackd").stdout
+    assert nft_chain_prefix(world.roots.chain_id) in sh("nft", "list", "table", "inet",
+                                                        "stackd").stdout
     assert sh("ip", "link", "show", mine.bridge).returncode == 0

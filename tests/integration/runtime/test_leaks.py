@@ -31,7 +31,8 @@ def test_leaks_lists_a_leftover_cgroup_and_mount_of_one_root(roots, no_leaks):
         assert result.returncode == 1
         lines = result.stdout.splitlines()
         assert f"cgroup   {roots.id} {leftover}" in lines
-        assert f"mount    {roots.id} {mountpoint}" in lines
+        # the mount's owner is known from its path: the state root's owner id
+        assert f"mount    {roots.id} {mountpoint} (root {roots.owner_id[:12]})" in lines
         assert all(f" {roots.id} " in line for line in lines)  # nothing of other roots
     finally:
         subprocess.run(["umount", str(mountpoint)], check=True)

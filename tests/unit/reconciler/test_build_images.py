@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackd.images import ImageStore
-from stackd.reconciler.ports import Ports
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.reconcile import resolve_images
 from stackd.roots import Roots
 from stackd.spec import load_text
@@ -28,7 +28,7 @@ async def test_a_missing_image_is_built_and_up_build_builds_it_again(
         'CMD ["/hello"]\n')
     (context / "hello").write_text("one\n")
     store = ImageStore(roots)
-    ports = Ports(None, store, None, None, None)  # type: ignore[arg-type]
+    ports = Adapters(None, store, None, None, None)  # type: ignore[arg-type]
     stack = load_text(STACK, project_name="demo", environ={}, project_directory=tmp_path)
 
     first = (await resolve_images(stack, ports, None))["app"]

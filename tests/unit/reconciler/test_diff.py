@@ -6,9 +6,9 @@ from pathlib import Path
 
 from stackd.images.models import Image, ImageConfig
 from stackd.reconciler.actual import ActualContainer, ActualState
-from stackd.reconciler.build import BuildInputs, desired_state
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.diff import PlanOptions, plan
+from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.spec import load_text
 from stackd.state.intents import Intent
 
@@ -18,7 +18,7 @@ IMAGE = Image(id="sha256:" + "1" * 64, digest="sha256:" + "a" * 64, references=(
 
 def desired(text: str, tmp_path: Path, image: Image = IMAGE) -> DesiredState:
     stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
-    inputs = BuildInputs(volume_path=lambda n: f"/v/{n}", file_path=lambda d: f"/f/{d}",
+    inputs = TranslateInputs(volume_path=lambda n: f"/v/{n}", file_path=lambda d: f"/f/{d}",
                          read_file=lambda p: b"")
     return desired_state(stack, {n: image for n in stack.services}, inputs)
 
@@ -155,3 +155,76 @@ def test_start_and_restart_name_containers(tmp_path: Path) -> None:
     assert plan(d, actual, PlanOptions(start=frozenset({db.id}),
                                        restart=frozenset({web2.id}))).lines() == [
         "db-1: start — exited (code 0)", "web-2: restart — restart requested"]
+
+
+def test_up_one_service_brings_what_it_needs_by_any_edge(tmp_path: Path) -> None:
+    # links and depends_on both make `up web` start the target: the scheduler's rule.
+    d = desired("""
+services:
+  web: {image: busybox, links: [cache], depends_on: [db]}
+  db: {image: busybox}
+  cache: {image: busybox}
+  other: {image: busybox}
+""", tmp_path)
+    p = plan(d, ActualState("demo", networks=frozenset(d.networks)),
+             PlanOptions(services=("web",)))
+    assert p.lines() == ["cache-1: create — new service", "db-1: create — new service",
+                         "web-1: create — new service"]
+    alone = plan(d, ActualState("demo", networks=frozenset(d.networks)),
+                 PlanOptions(services=("web",), no_deps=True))
+    assert alone.lines() == ["web-1: create — new service"]
+
+
+NETS = """
+services:
+  web: {image: busybox, networks: [front]}
+  db: {image: busybox, networks: [back]}
+networks:
+  front: {ipam: {config: [{subnet: 10.99.1.0/24}]}}
+  back: {}
+"""
+
+
+def test_a_network_whose_configuration_changed_is_recreated_with_its_containers(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from stackd.netbridge.model import network_hash
+
+    old = desired(NETS, tmp_path)
+    recorded = {k: network_hash(n) for k, n in old.networks.items()}
+    same = replace(actual_of(old), network_hashes=recorded)
+    assert plan(old, same).empty
+    unrecorded = replace(actual_of(old), network_hashes={k: "" for k in recorded})
+    assert plan(desired(NETS.replace("10.99.1.0", "10.99.2.0"), tmp_path), unrecorded).empty
+    for change in (NETS.replace("10.99.1.0", "10.99.2.0"),
+                   NETS.replace("subnet: 10.99.1.0/24}]}", "subnet: 10.99.1.0/24}]}, "
+                                "internal: true"),
+                   NETS.replace("subnet: 10.99.1.0/24}]}", "subnet: 10.99.1.0/24}]}, "
+                                "labels: {tier: web}")):
+        new = desired(change, tmp_path)
+        # Only db's network stays as it was: db is left alone, even on `up db`.
+        for options in (PlanOptions(), PlanOptions(services=("db",))):
+            assert str(plan(new, same, options)) == """\
+network demo_front: recreate — its configuration changed
+web-1: create — network demo_front recreated
+web-1: remove — network demo_front recreated"""
+    # A slot of an unselected service with no container is not created by it.
+    no_web = replace(same, containers=tuple(c for c in same.containers if c.service != "web"))
+    assert plan(new, no_web, PlanOptions(services=("db",))).lines() == [
+        "network demo_front: recreate — its configuration changed"]
+
+
+def test_the_network_hash_counts_every_field_but_identity() -> None:
+    from dataclasses import replace
+
+    from stackd.netbridge.model import NETWORK_HASH_EXCLUDED, NetworkSpec, network_hash
+
+    base = NetworkSpec(key="demo_front", project="demo", name="front", subnet="10.9.0.0/24")
+    h = network_hash(base)
+    for change in ({"subnet": "10.9.1.0/24"}, {"gateway": "10.9.0.9"}, {"internal": True},
+                   {"labels": {"a": "b"}}, {"driver_opts": {"x": "y"}}):
+        assert network_hash(replace(base, **change)) != h, change  # type: ignore[arg-type]
+    assert set(NETWORK_HASH_EXCLUDED) == {"key", "project", "name", "external"}
+    assert network_hash(replace(base, key="x_front", project="x", name="f",
+                                external=True)) == h

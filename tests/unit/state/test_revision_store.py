@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackd.daemon.desired import DesiredStore
+from stackd.daemon.desired_store import DesiredStore
 from stackd.daemon.models import ApplyRequest, RemoveOptions, StackSource
 from stackd.daemon.revision import capture, given_files, history_rows
 from stackd.errors import NotFoundError

@@ -8,8 +8,8 @@ import pytest
 
 from stackd.errors import SpecError
 from stackd.images.models import Healthcheck, Image, ImageConfig
-from stackd.reconciler.build import BuildInputs, desired_state
 from stackd.reconciler.desired import DesiredState
+from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.runtime.containerspec import Mount
 from stackd.spec import load_text
 
@@ -26,7 +26,7 @@ BUSYBOX = Image(
 def build(text: str, tmp_path: Path, *, image: Image = BUSYBOX, environ: dict[str, str] | None
           = None, scale: dict[str, int] | None = None) -> DesiredState:
     stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
-    inputs = BuildInputs(volume_path=lambda n: f"/state/volumes/{n}/data",
+    inputs = TranslateInputs(volume_path=lambda n: f"/state/volumes/{n}/data",
                          file_path=lambda d: f"/state/files/{d}",
                          read_file=lambda p: Path(p).read_bytes(),
                          environ=environ or {}, scale=scale or {})

@@ -1,7 +1,10 @@
 """Type-level proof that the real packages fit the reconciler's ports (checked by mypy).
 
+It lives in the daemon, the package that wires the real packages to the ports, so
+the reconciler names none of them, not even for type checking.
+
 Nothing here runs. Where a real class stops matching its Protocol — a renamed
-parameter, a changed return type — `mypy stackd/reconciler` fails on this file, long
+parameter, a changed return type — `mypy stackd/daemon` fails on this file, long
 before the daemon wires the two together. NetworkPort and VolumePort are facades
 over netbridge and the volume store; only the volume store fits directly.
 """

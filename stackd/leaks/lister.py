@@ -1,14 +1,22 @@
-"""Every host resource stackd owns, found by name (DESIGN "Names on the host").
+"""Every host resource stackd owns, found by name (DESIGN "Names on the host"). Reads only.
 
 `tools/leaks` prints them and exits 1 if there are any; the tests' `no_leaks` fixture
 runs the same search for its own root id only, because other tests (with other root
 ids) run on the same host at the same time.
 
 What counts: network devices `stk<root id>…`; in the nft table `stackd`, chains and
-sets named `r<root id>_…` (and, unfiltered, the table itself); cgroups under
-`stackd/<root id>` in any hierarchy; processes in those cgroups; runtime monitors
-(`stackd.runtime.monitor --root-id <id>`) and DNS resolvers (`stackd.netbridge.dnsd
---root-id <id>`); mounts under a state root or run dir.
+sets named `r<chain id>_…` (the chain id starts with the root id; unfiltered, the
+table itself); cgroups under `stackd/<root id>` in any hierarchy; processes in those
+cgroups; runtime monitors (`stackd.runtime.monitor --root-id <id>`) and DNS resolvers
+(`stackd.netbridge.dnsd --root-id <id>`); mounts under a state root or run dir.
+
+The root id is 16 bits, so two live roots may share one. Each leak therefore also
+says which state root owns it (`Leak.owner`, a prefix of `Roots.owner_id`) where the
+host records it: a device's ifalias, an nft chain's name (`Roots.chain_id`), a
+monitor's or resolver's `--state`, a cgroup's container id in a live root's run dir
+(the monitors of the same id are asked), a mount's path. Given the roots it is about,
+`find_leaks` leaves out what another root owns, so `no_leaks` and `reclaim` never
+report or touch a neighbour's resources.
 """
 
 from __future__ import annotations
@@ -17,16 +25,12 @@ import argparse
 import itertools
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE, nft_chain_prefix
+from stackd.hostnames import CGROUP_PARENT, DEVICE_PREFIX, NFT_TABLE
 from stackd.roots import DEFAULT_RUN_ROOT, DEFAULT_STATE_ROOT, Roots
 
 MONITOR_MODULE = "stackd.runtime.monitor"
@@ -40,9 +44,15 @@ class Leak:
     kind: str  # device | nft | cgroup | process | monitor | resolver | mount
     root_id: str  # "?" when the name does not tell
     what: str
+    owner: str = ""  # a prefix of the owning root's Roots.owner_id; "" when not recorded
 
     def __str__(self) -> str:
-        return f"{self.kind:8} {self.root_id:4} {self.what}"
+        owner = f" (root {self.owner[:12]})" if self.owner else ""
+        return f"{self.kind:8} {self.root_id:4} {self.what}{owner}"
+
+    def may_belong_to(self, roots: Roots) -> bool:
+        """Not recorded as another root's."""
+        return not self.owner or roots.owner_id.startswith(self.owner)
 
 
 def _mine(root_id: str | None, found: str) -> bool:
@@ -53,8 +63,15 @@ def devices(root_id: str | None) -> list[Leak]:
     out = []
     for name in sorted(os.listdir("/sys/class/net")):
         if name.startswith(DEVICE_PREFIX) and _mine(root_id, name[3:7]):
-            out.append(Leak("device", name[3:7], name))
+            out.append(Leak("device", name[3:7], name, _ifalias(name)))
     return out
+
+
+def _ifalias(device: str) -> str:
+    try:
+        return Path(f"/sys/class/net/{device}/ifalias").read_text().strip()
+    except OSError:
+        return ""
 
 
 def nft(root_id: str | None) -> list[Leak]:
@@ -76,9 +93,12 @@ def nft(root_id: str | None) -> list[Leak]:
                     continue
                 name = obj.get("name", "")
                 if name.startswith("r") and "_" in name:
-                    rid = name[1:name.index("_")]
-                    if root_id is None or name.startswith(nft_chain_prefix(root_id)):
-                        out.append(Leak("nft", rid, f"{kind} {family} {NFT_TABLE} {name}"))
+                    chain_id = name[1:name.index("_")]
+                    if _mine(root_id, chain_id[:4]):
+                        # A 4-hex chain id is an older stackd's: it records no more.
+                        owner = chain_id if len(chain_id) > 4 else ""
+                        out.append(Leak("nft", chain_id[:4],
+                                        f"{kind} {family} {NFT_TABLE} {name}", owner))
     return out
 
 
@@ -92,10 +112,13 @@ def _cgroup_mounts() -> list[Path]:
     return mounts
 
 
-def cgroups(root_id: str | None) -> tuple[list[Leak], list[Leak]]:
-    """Leftover cgroup directories, and the processes still inside them."""
+def cgroups(root_id: str | None, candidates: Iterable[Roots] = ()
+            ) -> tuple[list[Leak], list[Leak]]:
+    """Leftover cgroup directories, and the processes still inside them. A container's
+    cgroup is owned by the candidate root whose run dir holds that container."""
     groups: list[Leak] = []
     procs: dict[int, Leak] = {}
+    known = list(candidates)
     for mount in _cgroup_mounts():
         parent = mount / CGROUP_PARENT
         if not parent.is_dir():
@@ -109,15 +132,24 @@ def cgroups(root_id: str | None) -> tuple[list[Leak], list[Leak]]:
             if not entry.is_dir() or not _mine(root_id, entry.name):
                 continue
             for dirpath, _, _ in os.walk(entry):
-                groups.append(Leak("cgroup", entry.name, dirpath))
+                rel = Path(dirpath).relative_to(entry).parts
+                owner = _container_owner(rel[0], known) if rel else ""
+                groups.append(Leak("cgroup", entry.name, dirpath, owner))
                 try:
                     pids = Path(dirpath, "cgroup.procs").read_text().split()
                 except OSError:
                     pids = []
                 for pid in pids:
-                    procs.setdefault(int(pid), Leak("process", entry.name,
-                                                    f"{pid} {_cmdline(int(pid))} in {dirpath}"))
+                    procs.setdefault(int(pid), Leak(
+                        "process", entry.name, f"{pid} {_cmdline(int(pid))} in {dirpath}",
+                        owner))
     return groups, sorted(procs.values())
+
+
+def _container_owner(container_id: str, candidates: Iterable[Roots]) -> str:
+    owners = {r.owner_id for r in candidates
+              if (r.run / "containers" / container_id).exists()}
+    return owners.pop() if len(owners) == 1 else ""
 
 
 def _cmdline(pid: int) -> str:
@@ -152,94 +184,42 @@ def monitors(root_id: str | None) -> list[tuple[Leak, Roots]]:
         if _mine(root_id, rid):
             roots = Roots(Path(opts.get("--state", DEFAULT_STATE_ROOT)),
                           Path(opts.get("--run", DEFAULT_RUN_ROOT)))
-            out.append((Leak(HELPERS[module], rid, f"{entry} {' '.join(args).strip()}"),
-                        roots))
+            out.append((Leak(HELPERS[module], rid, f"{entry} {' '.join(args).strip()}",
+                             roots.owner_id), roots))
     return out
 
 
-def mounts(under: Iterable[Path], root_id: str) -> list[Leak]:
+def mounts(under: Iterable[Path], root_id: str, owner: str = "") -> list[Leak]:
     bases = [str(p.resolve()) for p in under]
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             target = line.split()[4].replace("\\040", " ")
             if any(target == b or target.startswith(b + "/") for b in bases):
-                out.append(Leak("mount", root_id, target))
+                out.append(Leak("mount", root_id, target, owner))
     return out
 
 
 def find_leaks(root_id: str | None = None, roots: Iterable[Roots] = ()) -> list[Leak]:
-    """Everything stackd owns on this host (or of one root id), sorted."""
+    """Everything stackd owns on this host (or of one root id), sorted. With `roots`,
+    what the host records as another root's is left out."""
+    mine = list(roots)
     found: list[Leak] = []
     found += devices(root_id)
     found += nft(root_id)
-    groups, procs = cgroups(root_id)
-    found += groups + procs
     live = monitors(root_id)
+    known = {*mine, *(r for _, r in live)}
+    groups, procs = cgroups(root_id, known)
+    found += groups + procs
     found += [leak for leak, _ in live]
-    known = {*roots, *(r for _, r in live)}
     if root_id is None:
         known |= {Roots(Path(DEFAULT_STATE_ROOT), Path(DEFAULT_RUN_ROOT))}
     for r in known:
-        found += mounts([r.state, r.run], r.id if r.state.exists() else "?")
+        exists = r.state.exists()
+        found += mounts([r.state, r.run], r.id if exists else "?", r.owner_id if exists else "")
+    if mine:
+        found = [leak for leak in found if any(leak.may_belong_to(r) for r in mine)]
     return sorted(set(found))
-
-
-def reclaim(roots: Roots) -> None:
-    """Best effort: delete every container of a root through its monitor, then stop
-    the monitor. For test teardown after a failure, so one bad test leaks nothing."""
-    base = roots.run / "containers"
-    ids = sorted(os.listdir(base)) if base.is_dir() else []
-    for cid in ids:
-        _ask_monitor(roots, {"op": "delete", "id": cid, "force": True})
-    _ask_monitor(roots, {"op": "shutdown"})
-    time.sleep(0.2)
-    # Whatever the monitor could not clean: its own process, cgroups, mounts.
-    leaks = find_leaks(roots.id, [roots])
-    for leak in leaks:
-        if leak.kind in ("monitor", "resolver", "process"):
-            try:
-                os.kill(int(leak.what.split()[0]), signal.SIGKILL)
-            except OSError:
-                pass
-    time.sleep(0.1)
-    for leak in sorted(leaks, key=lambda x: -len(x.what)):  # deepest first
-        try:
-            if leak.kind == "cgroup":
-                os.rmdir(leak.what)
-            elif leak.kind == "mount":
-                subprocess.run(["umount", "-l", leak.what], capture_output=True, check=False)
-        except OSError:
-            pass
-    # And the shared `stackd` parent, if this root was the last one in it: the monitor
-    # removes it as it exits, unless it was still busy with its cgroups then.
-    from stackd.errors import StackdError
-    from stackd.runtime.cgroups import remove_root_parents
-
-    try:
-        remove_root_parents(roots.id)
-    except (OSError, StackdError):
-        pass
-
-
-def _ask_monitor(roots: Roots, message: dict[str, object]) -> dict[str, object] | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(30)
-        sock.connect(str(roots.run / "monitor.sock"))
-        sock.sendall(json.dumps(message).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        reply: dict[str, object] = json.loads(buf) if buf else {}
-        return reply
-    except (OSError, ValueError):
-        return None
-    finally:
-        sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,7 +234,3 @@ def main(argv: list[str] | None = None) -> int:
     for leak in leaks:
         print(leak)
     return 1 if leaks else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ Per replica slot: a ContainerSpec with the image's defaults merged as Docker mer
 them (entrypoint/cmd, env, working dir, user, stop signal, healthcheck, VOLUMEs),
 configs and secrets placed read-only at `/<name>` and `/run/secrets/<name>`, named
 volumes as directories under the state root, the networks to join and ports to
-publish; and the config hash over exactly the fields `hash.HASHED_FIELDS` names.
+publish; and the config hash over the resulting spec (`hash.py`).
 File contents (config/secret `file:`) come through `read_file`, environment-sourced
 ones from `environ`, so the function stays testable without a disk.
 """
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from stackd import hostnames
 from stackd.errors import SpecError
 from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding, expand_ports
 from stackd.reconciler.desired import (
-    CONDITIONS,
     DependsOn,
     DesiredContainer,
     DesiredService,
@@ -27,9 +26,10 @@ from stackd.reconciler.desired import (
     FileToWrite,
     slot_container,
 )
-from stackd.reconciler.hash import config_hash
+from stackd.reconciler.hash import ConfigHash, config_hash
 from stackd.reconciler.health import HealthCheck, from_image, probe_args
-from stackd.reconciler.ports import ImageView
+from stackd.reconciler.imagedefaults import merge_env, process_args
+from stackd.reconciler.ports import ImageConfigView, ImageView
 from stackd.reconciler.restart import RestartPolicy, from_deploy, parse_restart
 from stackd.runtime.containerspec import (
     ContainerSpec,
@@ -42,13 +42,14 @@ from stackd.runtime.containerspec import (
 )
 from stackd.scheduler import build_graph, start_waves
 from stackd.scheduler.from_stack import from_stack
+from stackd.spec.image_names import image_ref
 from stackd.spec.model import FileReference, Service, Stack
 
 DEFAULT_FILE_MODE = 0o444  # Compose's default for configs and secrets
 
 
 @dataclass(frozen=True, slots=True)
-class BuildInputs:
+class TranslateInputs:
     """What besides the stack and its images the desired state depends on."""
 
     volume_path: Callable[[str], str]  # volume host name → host directory
@@ -56,17 +57,6 @@ class BuildInputs:
     read_file: Callable[[str], bytes]  # config/secret `file:` → its bytes
     environ: Mapping[str, str] = field(default_factory=dict)  # for `environment:` sources
     scale: Mapping[str, int] = field(default_factory=dict)  # --scale svc=n
-
-
-def image_ref(stack: Stack, name: str, svc: Service) -> str:
-    """The image a service runs; Compose names a built one `<project>-<service>`."""
-    if svc.image:
-        return svc.image
-    if svc.build is not None:
-        return f"{stack.name}-{name}"
-    raise SpecError(f"service {name!r} has neither image nor build",
-                    location=stack.location_of(("services", name)),
-                    hint="add `image: <ref>` (or a `build:` section)")
 
 
 def network_host_name(stack: Stack, key: str) -> str:
@@ -133,14 +123,11 @@ def _x_stackd(svc: Service) -> Mapping[str, object]:
     return ext if isinstance(ext, Mapping) else {}
 
 
-def _file_content(stack: Stack, kind: str, ref: FileReference, inputs: BuildInputs,
+def _file_content(stack: Stack, kind: str, ref: FileReference, inputs: TranslateInputs,
                   where: tuple[str | int, ...]) -> bytes:
     objs = stack.configs if kind == "configs" else stack.secrets
-    obj = objs.get(ref.source)
+    obj = objs[ref.source]  # spec.finalize has checked that it is declared
     loc = stack.location_of(where)
-    if obj is None:
-        raise SpecError(f"{kind[:-1]} {ref.source!r} is not declared", location=loc,
-                        hint=f"add it under the top-level `{kind}:`")
     if obj.content is not None:
         return obj.content.encode()
     if obj.environment is not None:
@@ -164,7 +151,7 @@ class _ServiceParts:
     """Everything of one service's containers that does not vary by slot."""
 
     spec: ContainerSpec
-    inputs: dict[str, object]
+    config_hash: ConfigHash
     attachments: tuple[Attachment, ...]
     ports: tuple[PortBinding, ...]
     volumes: tuple[str, ...]
@@ -172,41 +159,28 @@ class _ServiceParts:
     anonymous: tuple[str, ...]  # image VOLUME paths not otherwise mounted
 
 
-def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
-                   inputs: BuildInputs) -> _ServiceParts:
-    cfg = image.config
-    here: tuple[str | int, ...] = ("services", name)
-
-    # Docker: an entrypoint set by the service discards the image's CMD.
-    entrypoint = tuple(svc.entrypoint) if svc.entrypoint is not None else \
-        tuple(cfg.entrypoint or ())
-    if svc.command is not None:
-        command = tuple(svc.command)
-    elif svc.entrypoint is not None:
-        command = ()
-    else:
-        command = tuple(cfg.cmd or ())
-    args = entrypoint + command
+def _process(stack: Stack, name: str, svc: Service, cfg: ImageConfigView) -> ProcessSpec:
+    args = process_args(cfg.entrypoint, cfg.cmd, svc.entrypoint, svc.command)
     if not args:
         raise SpecError(f"service {name!r} has no command: its image sets neither "
-                        "ENTRYPOINT nor CMD", location=stack.location_of(here),
+                        "ENTRYPOINT nor CMD", location=stack.location_of(("services", name)),
                         hint="add `command:` to the service")
+    env = merge_env(cfg.env, svc.environment)
+    rlimits = tuple(Rlimit(type=k, soft=u.soft, hard=u.hard)
+                    for k, u in sorted(svc.ulimits.items()))
+    return ProcessSpec(args=args, env=tuple(f"{k}={v}" for k, v in env.items()),
+                       cwd=svc.working_dir or cfg.working_dir or "/",
+                       user=svc.user or cfg.user or "", additional_groups=svc.group_add,
+                       terminal=svc.tty, rlimits=rlimits, init=bool(svc.init))
 
-    env: dict[str, str] = {}
-    for kv in cfg.env:
-        key, _, value = kv.partition("=")
-        env[key] = value
-    for key, val in svc.environment.items():
-        if val is None:
-            env.pop(key, None)  # a bare name left unset by the shell: Compose drops it
-        else:
-            env[key] = val
-    working_dir = svc.working_dir or cfg.working_dir or "/"
-    user = svc.user or cfg.user or ""
 
+def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
+                   ) -> tuple[list[Mount], list[str]]:
+    """`volumes:` and `tmpfs:` → mounts, and the host names of the named volumes used.
+    An anonymous volume keeps an empty source: it is named per slot."""
     mounts: list[Mount] = []
     volumes: list[str] = []
-    for i, v in enumerate(svc.volumes):
+    for v in svc.volumes:
         if v.type == "bind":
             mounts.append(Mount(type="bind", source=v.source or "", target=v.target,
                                 readonly=v.read_only))
@@ -216,12 +190,8 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
                                 mode=v.tmpfs.mode if v.tmpfs else None))
         elif v.source is None:
             mounts.append(Mount(type="volume", source="", target=v.target,
-                                readonly=v.read_only))  # anonymous; named per slot below
+                                readonly=v.read_only))
         else:
-            if v.source not in stack.volumes:
-                raise SpecError(f"service {name!r} mounts volume {v.source!r}, which is not "
-                                "declared", location=stack.location_of((*here, "volumes", i)),
-                                hint="add it under the top-level `volumes:`")
             host = volume_host_name(stack, v.source)
             volumes.append(host)
             nocopy = v.volume.nocopy if v.volume is not None else False
@@ -229,51 +199,58 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
                                 readonly=v.read_only, seed=not nocopy))
     for t in svc.tmpfs:
         mounts.append(Mount(type="tmpfs", target=t.split(":", 1)[0]))
-    covered = {m.target for m in mounts}
-    anonymous = tuple(p for p in sorted(cfg.volumes) if p not in covered)
+    return mounts, volumes
 
+
+def _config_files(stack: Stack, name: str, svc: Service, inputs: TranslateInputs
+                  ) -> tuple[dict[str, str], list[FileToWrite], list[Mount]]:
+    """configs and secrets: text with the default owner and mode goes into the spec's
+    `files`; anything else becomes a host file bind-mounted read-only."""
     files: dict[str, str] = {}
     to_write: list[FileToWrite] = []
-    file_inputs: dict[str, object] = {}
+    mounts: list[Mount] = []
     for kind, default_dir in (("configs", "/"), ("secrets", "/run/secrets/")):
         refs: Sequence[FileReference] = svc.configs if kind == "configs" else svc.secrets
         for i, ref in enumerate(refs):
-            content = _file_content(stack, kind, ref, inputs, (*here, kind, i))
+            content = _file_content(stack, kind, ref, inputs, ("services", name, kind, i))
             target = ref.target or f"{default_dir}{ref.source}"
             if not target.startswith("/"):
                 target = f"{default_dir}{target}"
             mode = ref.mode if ref.mode is not None else DEFAULT_FILE_MODE
             uid, gid = int(ref.uid or 0), int(ref.gid or 0)
-            file_inputs[target] = {"sha256": _sha(content), "uid": uid, "gid": gid, "mode": mode}
             if (uid, gid, mode) == (0, 0, DEFAULT_FILE_MODE):
                 try:
                     files[target] = content.decode()
                     continue
                 except UnicodeDecodeError:
                     pass  # binary content: only a file on disk can carry it
+            # The path names the content, owner and mode, so the mount (and with it the
+            # config hash) changes whenever any of them does.
             digest = _sha(content + f"{uid}:{gid}:{mode:o}".encode())
             path = inputs.file_path(digest)
             to_write.append(FileToWrite(path, content, uid, gid, mode))
             mounts.append(Mount(type="bind", source=path, target=target, readonly=True))
+    return files, to_write, mounts
 
-    net_ns = "new"
-    attachments: list[Attachment] = []
-    mode_ = svc.network_mode
-    if mode_ == "host":
-        net_ns = "host"
-    elif mode_ == "none":
-        pass
-    elif mode_ is not None:
-        raise SpecError(f"service {name!r}: network_mode {mode_!r} is not supported yet",
-                        location=stack.location_of((*here, "network_mode")),
+
+def _network(stack: Stack, name: str, svc: Service) -> tuple[str, tuple[Attachment, ...]]:
+    """The net namespace ("new" or "host") and the networks joined, by priority."""
+    mode = svc.network_mode
+    if mode == "host":
+        return "host", ()
+    if mode == "none":
+        return "new", ()
+    if mode is not None:
+        raise SpecError(f"service {name!r}: network_mode {mode!r} is not supported yet",
+                        location=stack.location_of(("services", name, "network_mode")),
                         hint="use networks:, or network_mode host or none")
-    else:
-        order = sorted(svc.networks.items(),
-                       key=lambda kv: (-(kv[1].priority or 0), kv[0]))
-        for key, sn in order:
-            attachments.append(Attachment(network_key=network_host_name(stack, key),
-                                          aliases=(name, *sn.aliases),
-                                          ipv4_address=sn.ipv4_address))
+    order = sorted(svc.networks.items(), key=lambda kv: (-(kv[1].priority or 0), kv[0]))
+    return "new", tuple(Attachment(network_key=network_host_name(stack, key),
+                                   aliases=(name, *sn.aliases), ipv4_address=sn.ipv4_address)
+                        for key, sn in order)
+
+
+def _published(svc: Service) -> tuple[PortBinding, ...]:
     ports: list[PortBinding] = []
     for p in svc.ports:
         if p.published is None:
@@ -284,17 +261,23 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         proto = p.protocol if p.protocol != "sctp" else "tcp"
         ports.extend(expand_ports(host_range, (p.target, p.target + span), proto,
                                   p.host_ip or ""))
+    return tuple(ports)
 
+
+def _resources(svc: Service) -> Resources:
     limits = svc.deploy.resources.limits if svc.deploy and svc.deploy.resources else None
     memory = svc.mem_limit or (limits.memory if limits else None)
     cpus = svc.cpus or (limits.cpus if limits else None)
     pids = svc.pids_limit or (limits.pids if limits else None)
-    resources = Resources(
+    return Resources(
         memory=memory, memory_swap=svc.memswap_limit,
         cpu_quota=int(cpus * 100_000) if cpus else None, cpu_shares=svc.cpu_shares,
         pids_limit=pids if pids and pids > 0 else None,
         **({"shm_size": svc.shm_size} if svc.shm_size else {}),
     )
+
+
+def _security(svc: Service) -> Security:
     seccomp, nnp = "default", None
     for opt in svc.security_opt:
         key, _, val = opt.replace(":", "=", 1).partition("=")
@@ -302,50 +285,41 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
             seccomp = val
         elif key == "no-new-privileges":
             nnp = val in ("", "true")
-    security = Security(privileged=svc.privileged, cap_add=svc.cap_add, cap_drop=svc.cap_drop,
-                        no_new_privileges=nnp, seccomp=seccomp, sysctls=dict(svc.sysctls))
-    rlimits = tuple(Rlimit(type=k, soft=u.soft, hard=u.hard)
-                    for k, u in sorted(svc.ulimits.items()))
-    process = ProcessSpec(args=args, env=tuple(f"{k}={v}" for k, v in env.items()),
-                          cwd=working_dir, user=user, additional_groups=svc.group_add,
-                          terminal=svc.tty, rlimits=rlimits, init=bool(svc.init))
-    stop_signal = svc.stop_signal or cfg.stop_signal or "SIGTERM"
-    stop_grace = _seconds(svc.stop_grace_period, 10.0)
+    return Security(privileged=svc.privileged, cap_add=svc.cap_add, cap_drop=svc.cap_drop,
+                    no_new_privileges=nnp, seccomp=seccomp, sysctls=dict(svc.sysctls))
+
+
+def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
+                   inputs: TranslateInputs) -> _ServiceParts:
+    cfg = image.config
+    mounts, volumes = _volume_mounts(stack, svc, inputs)
+    covered = {m.target for m in mounts}
+    anonymous = tuple(p for p in sorted(cfg.volumes) if p not in covered)
+    files, to_write, file_mounts = _config_files(stack, name, svc, inputs)
+    net_ns, attachments = _network(stack, name, svc)
+    ports = _published(svc)
     spec = ContainerSpec(
         id="pending", name="pending", labels=dict(svc.labels),
-        layers=tuple(image.layer_dirs), readonly_rootfs=svc.read_only, process=process,
+        layers=tuple(image.layer_dirs), readonly_rootfs=svc.read_only,
+        process=_process(stack, name, svc, cfg),
         hostname=svc.hostname or "", domainname=svc.domainname or "",
-        mounts=tuple(mounts), files=files, namespaces=Namespaces(net=net_ns),
-        resources=resources, security=security, stop_signal=stop_signal,
-        stop_grace=stop_grace,
+        mounts=(*mounts, *file_mounts), files=files, namespaces=Namespaces(net=net_ns),
+        resources=_resources(svc), security=_security(svc),
+        stop_signal=svc.stop_signal or cfg.stop_signal or "SIGTERM",
+        stop_grace=_seconds(svc.stop_grace_period, 10.0),
     )
-    hc = healthcheck_of(svc, image)
-    hash_inputs: dict[str, object] = {
-        "image": {"ref": image_ref(stack, name, svc), "id": image.id, "digest": image.digest},
-        "entrypoint": list(entrypoint),
-        "command": list(command),
-        "environment": env,
-        "working_dir": working_dir,
-        "user": user,
-        "mounts": [m.model_dump(mode="json") for m in mounts],
-        "files": file_inputs,
-        "networks": [asdict(a) for a in attachments] + [net_ns],
-        "ports": [asdict(p) for p in ports],
-        "resources": resources.model_dump(mode="json"),
-        "security": [security.model_dump(mode="json"), svc.read_only],
-        "healthcheck": asdict(hc) if hc is not None else None,
-        "process": {"init": bool(svc.init), "tty": svc.tty, "groups": list(svc.group_add),
-                    "rlimits": [r.model_dump() for r in rlimits],
-                    "hostname": svc.hostname, "domainname": svc.domainname,
-                    "stop_signal": stop_signal, "stop_grace": stop_grace},
-        "labels": dict(svc.labels),
-    }
-    return _ServiceParts(spec, hash_inputs, tuple(attachments), tuple(ports),
-                         tuple(sorted(set(volumes))), tuple(to_write), anonymous)
+    # Computed before the slot fills in its id, name, hostname and anonymous volume
+    # paths: those differ by index and would make every slot's hash different.
+    digest = config_hash(
+        spec, image={"ref": image_ref(stack, name, svc), "id": image.id,
+                     "digest": image.digest},
+        attachments=attachments, ports=ports, healthcheck=healthcheck_of(svc, image))
+    return _ServiceParts(spec, digest, attachments, ports, tuple(sorted(set(volumes))),
+                         tuple(to_write), anonymous)
 
 
 def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
-          inputs: BuildInputs) -> tuple[DesiredContainer, list[str]]:
+          inputs: TranslateInputs) -> tuple[DesiredContainer, list[str]]:
     """One replica; anonymous volumes (image VOLUMEs, `- /path`) are named per slot."""
     spec, volumes = parts.spec, list(parts.volumes)
     anon_mounts: list[Mount] = []
@@ -360,17 +334,14 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
         mounts.append(m)
     hostname = spec.hostname or hostnames.container_name(stack.name, name, index)
     spec = spec.model_copy(update={"mounts": tuple(mounts), "hostname": hostname})
-    inputs_ = dict(parts.inputs)
-    # The slot's own volume paths are in the spec but not in the hash: they differ by
-    # index and would make every slot's hash different for no reason.
-    container = slot_container(stack.name, name, index, spec, config_hash(inputs_),
+    container = slot_container(stack.name, name, index, spec, parts.config_hash,
                                attachments=parts.attachments, ports=parts.ports,
                                volumes=tuple(sorted(set(volumes))),
                                host_files=parts.files_to_write)
     return container, volumes
 
 
-def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: BuildInputs
+def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: TranslateInputs
                   ) -> DesiredState:
     """The desired state of `stack`; `images` maps service name → its resolved image."""
     graph = build_graph(from_stack(stack))
@@ -386,9 +357,6 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: BuildIn
         deps = tuple(DependsOn(target, d.condition, d.required, d.restart)
                      for target, d in sorted(svc.depends_on.items()))
         for dep in deps:
-            if dep.condition not in CONDITIONS:
-                raise SpecError(f"service {name!r}: unknown depends_on condition "
-                                f"{dep.condition!r}")
             target = stack.services.get(dep.service)
             if (dep.condition == "service_healthy" and target is not None
                     and healthcheck_of(target, images[dep.service]) is None):
@@ -400,7 +368,8 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: BuildIn
         scale = inputs.scale.get(name, svc.replicas)
         unhealthy = _x_stackd(svc).get("restart_on_unhealthy", True)
         services[name] = DesiredService(name, scale, deps, health, restart_of(svc),
-                                        restart_on_unhealthy=unhealthy is not False)
+                                        restart_on_unhealthy=unhealthy is not False,
+                                        needs=tuple(sorted(graph.successors(name))))
         for index in range(1, scale + 1):
             container, used = _slot(stack, name, index, parts, inputs)
             containers.append(container)

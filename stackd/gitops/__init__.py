@@ -1,1 +1,0 @@
-"""Git sources as the desired state: watch, apply revisions, status, rollback."""

@@ -1,0 +1,5 @@
+import sys
+
+from stackd.leaks.lister import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""A network whose subnet, `internal` or labels change in the stack file is made again
+on `up`, with its containers on it; `plan` says so first. Networks whose
+configuration is unchanged, and their containers, are left alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+STACK = f"""\
+name: netchange
+services:
+  web:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    networks: [front]
+  db:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    networks: [back]
+networks:
+  front:
+    ipam: {{config: [{{subnet: 10.231.7.0/24}}]}}
+  back: {{}}
+"""
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    if not reconciler_ready():
+        pytest.skip("the reconciler has no desired-state builder yet")
+    work = tmp_path / "netchange"
+    work.mkdir()
+    (work / "compose.yaml").write_text(STACK)
+    with torn_down(CLI(no_leaks, work)) as cli:
+        yield cli
+
+
+def _network(cli: CLI, key: str) -> dict[str, object]:
+    (net,) = json.loads(cli("network", "inspect", key).stdout)
+    return net  # type: ignore[no-any-return]
+
+
+def _bridge_addresses(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-j", "addr", "show", "dev", bridge], capture_output=True,
+                         text=True, check=True).stdout
+    return [f"{a['local']}/{a['prefixlen']}" for link in json.loads(out)
+            for a in link.get("addr_info", []) if a.get("family") == "inet"]
+
+
+def test_changing_a_network_recreates_it_and_reattaches_its_containers(stack: CLI) -> None:
+    cli = stack
+    cli("up", "-d")
+    front = _network(cli, "netchange_front")
+    assert front["subnet"] == "10.231.7.0/24"
+    back_before = _network(cli, "netchange_back")
+    pids_before = {s: _pid(cli, s) for s in ("web", "db")}
+
+    for change, check in (
+        (lambda t: t.replace("10.231.7.0/24", "10.231.8.0/24"),
+         lambda n: n["subnet"] == "10.231.8.0/24"),
+        (lambda t: t.replace("  front:\n", "  front:\n    internal: true\n"),
+         lambda n: n["internal"] is True),
+        (lambda t: t.replace("  front:\n", "  front:\n    labels: {tier: web}\n"),
+         lambda n: n["labels"].get("tier") == "web"),  # type: ignore[union-attr]
+    ):
+        text = change((cli.cwd / "compose.yaml").read_text())
+        (cli.cwd / "compose.yaml").write_text(text)
+        plan = cli("plan").stdout.splitlines()
+        assert plan == ["network netchange_front: recreate — its configuration changed",
+                        "web-1: create — network netchange_front recreated",
+                        "web-1: remove — network netchange_front recreated"]
+        cli("up", "-d")
+        front = _network(cli, "netchange_front")
+        assert check(front)
+        # The host holds the new network, with web on it again, running.
+        (web_on,) = front["containers"]  # type: ignore[misc]
+        subnet = str(front["subnet"])
+        assert web_on["ip"].rsplit(".", 1)[0] == subnet.rsplit(".", 1)[0]
+        assert _bridge_addresses(str(front["bridge"])) == [f"{front['gateway']}/24"]
+        web_pid = _pid(cli, "web")
+        assert web_pid is not None and web_pid != pids_before["web"]
+        pids_before["web"] = web_pid
+        # db and its network were left alone.
+        assert _network(cli, "netchange_back") == back_before
+        assert _pid(cli, "db") == pids_before["db"]
+        assert "nothing to do" in cli("plan").stdout
+
+
+def _pid(cli: CLI, service: str) -> int | None:
+    rows = json.loads(cli("ps", "--format", "json").stdout)
+    for r in rows:
+        if r.get("service") == service and r.get("state") == "running":
+            return int(r["pid"]) if r.get("pid") else None
+    return None

@@ -1,0 +1,31 @@
+"""The CLI's one table printer, and the three tables that use it, as golden text."""
+
+from __future__ import annotations
+
+from stackd.cli.cmd_network import table as network_table
+from stackd.cli.cmd_ps import table as ps_table
+from stackd.cli.image_view import image_table
+from stackd.cli.table import render
+from stackd.images.models import ImageSummary
+
+
+def test_columns_align_and_lines_have_no_trailing_blanks() -> None:
+    assert render(("A", "BB"), [("xyz", ""), (1, 22)]) == "A     BB\nxyz\n1     22"
+    assert render(("A", "B"), [], gap="  ") == "A  B"
+
+
+def test_the_cli_tables_go_through_it() -> None:
+    assert network_table([{"name": "demo_default", "project": "demo", "bridge": "stkab12b1",
+                           "subnet": "10.1.0.0/24", "gateway": "10.1.0.1",
+                           "internal": True}]) == (
+        "NAME           PROJECT   BRIDGE      SUBNET        GATEWAY    INTERNAL\n"
+        "demo_default   demo      stkab12b1   10.1.0.0/24   10.1.0.1   yes")
+    assert ps_table([{"name": "demo-web-1", "service": "web", "state": "created",
+                      "ports": ["0.0.0.0:80->80/tcp"]}]).splitlines()[0] == (
+        "NAME         SERVICE   STATUS    PORTS")
+    img = ImageSummary(id="sha256:" + "ab" * 32, digest="sha256:" + "cd" * 32,
+                       references=("busybox:latest",),
+                       created="2024-01-02T03:04:05Z", size=2048)
+    assert image_table([img]) == (
+        "REPOSITORY  TAG     IMAGE ID      CREATED              SIZE\n"
+        "busybox     latest  abababababab  2024-01-02T03:04:05  2.0kB")
