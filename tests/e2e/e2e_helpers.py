@@ -22,14 +22,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO_IMAGE = "stackd-demo/busybox:latest"
 
 
-def reconciler_ready() -> bool:
-    try:
-        from stackd.reconciler.reconcile import reconcile  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @dataclass
 class CLI:
     roots: Roots

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, reconciler_ready, torn_down
+from e2e_helpers import CLI, torn_down
 
 from stackd.cli.client import Client
 from stackd.roots import Roots
@@ -42,8 +42,6 @@ def chaos_stack(path: Path) -> Path:
 
 @pytest.fixture
 def chaos(no_leaks: Roots, demo_image: str, tmp_path: Path):
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no front door yet")
     with torn_down(CLI(no_leaks, chaos_stack(tmp_path / "chaos"))) as cli:
         yield cli
 

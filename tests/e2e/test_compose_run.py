@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 
 from stackd.leaks import find_leaks
 from stackd.roots import Roots
@@ -39,8 +39,6 @@ services:
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "oneoff"
     work.mkdir()
     (work / "compose.yaml").write_text(STACK)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, reconciler_ready, stop_daemon, torn_down
+from e2e_helpers import CLI, stop_daemon, torn_down
 
 from stackd.roots import Roots
 
@@ -25,8 +25,6 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     """An empty project directory `small` and a CLI in it; torn down after."""
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "small"
     work.mkdir()
     with torn_down(CLI(no_leaks, work)) as cli:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.busybox import busybox_available, make_busybox_tar
+from support.hostpackages import require
 from support.netcleanup import teardown_networks
 
 from stackd.errors import NotFoundError
@@ -22,8 +23,7 @@ IMAGE = "bb:latest"
 
 @pytest.fixture(scope="module")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
+    require(busybox_available(), "busybox-static")
     work = tmp_path_factory.mktemp("busybox")
     return make_busybox_tar(work / "bb.tar", work)
 
