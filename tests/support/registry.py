@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from support.freeaddrs import free_port
+
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
 TOKEN_USER = "alice"
 TOKEN_PASSWORD = "wonderland"
@@ -32,12 +33,6 @@ TOKEN_PASSWORD = "wonderland"
 
 def registry_available() -> bool:
     return REGISTRY_BIN.exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _b64url(data: bytes) -> str:
