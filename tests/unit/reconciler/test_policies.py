@@ -84,7 +84,10 @@ def test_config_hash_covers_exactly_its_fields() -> None:
     inputs = {f: f for f in HASHED_FIELDS}
     h = config_hash(inputs)
     assert config_hash(dict(reversed(list(inputs.items())))) == h
-    assert h.changed_fields(config_hash({**inputs, "user": "x"}).fields) == ("user",)
+    for field in HASHED_FIELDS:  # each one, changed alone, changes the hash and is named
+        changed = config_hash({**inputs, field: f"{field} changed"})
+        assert changed.digest != h.digest, field
+        assert changed.changed_fields(h.fields) == (field,)
     assert ConfigHash.parse_fields_label(h.fields_label()) == h.fields
     with pytest.raises(ValueError, match="missing"):
         config_hash({"image": 1})
