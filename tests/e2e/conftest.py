@@ -11,16 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, EXAMPLES, reconciler_ready, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, EXAMPLES, torn_down
 from support.busybox import busybox_available, make_busybox_tar
+from support.freeaddrs import free_port
+from support.hostpackages import require
 
 from stackd.roots import Roots
 
 
 @pytest.fixture
 def demo_image(roots: Roots, tmp_path: Path) -> str:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
+    require(busybox_available(), "busybox-static")
     from stackd.images import ImageStore
 
     tar = make_busybox_tar(tmp_path / "busybox.tar", tmp_path)
@@ -30,14 +31,13 @@ def demo_image(roots: Roots, tmp_path: Path) -> str:
 
 @pytest.fixture
 def webapp(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    """A copy of examples/webapp and a CLI pointed at it; torn down completely after."""
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
+    """A copy of examples/webapp and a CLI pointed at it, publishing web on a free port
+    (`cli.environ["WEBAPP_PORT"]`, not the demo's 8080); torn down completely after."""
     work = tmp_path / "webapp"
     shutil.copytree(EXAMPLES / "webapp", work)
     # busybox httpd as PID 1 ignores SIGTERM, so every stop would wait out the 10 s
     # grace period; the tests are about stackd, not about that wait.
     (work / "compose.override.yaml").write_text("services:\n" + "".join(
         f"  {s}:\n    stop_signal: SIGKILL\n" for s in ("db", "migrate", "api", "web")))
-    with torn_down(CLI(no_leaks, work)) as cli:
+    with torn_down(CLI(no_leaks, work, {"WEBAPP_PORT": str(free_port())})) as cli:
         yield cli

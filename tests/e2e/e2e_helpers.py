@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from support.netcleanup import teardown_networks
 
@@ -22,22 +23,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO_IMAGE = "stackd-demo/busybox:latest"
 
 
-def reconciler_ready() -> bool:
-    try:
-        from stackd.reconciler.reconcile import reconcile  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @dataclass
 class CLI:
     roots: Roots
     cwd: Path
+    environ: dict[str, str] = field(default_factory=dict)  # for every command, e.g. a port
 
     def env(self, **extra: str) -> dict[str, str]:
-        return dict(os.environ, STACKD_ROOT=str(self.roots.state),
-                    STACKD_RUN=str(self.roots.run), **extra)
+        return {**os.environ, **self.environ, "STACKD_ROOT": str(self.roots.state),
+                "STACKD_RUN": str(self.roots.run), **extra}
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120,
                  **env: str) -> subprocess.CompletedProcess[str]:
@@ -71,6 +65,58 @@ def stop_daemon(roots: Roots) -> None:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def stack_status(cli: CLI, project: str) -> dict[str, Any] | None:
+    """The running daemon's record of `project` (GET /v1/stacks), or None."""
+    from stackd.cli.client import Client
+
+    with Client(cli.roots, autostart=False) as c:
+        return next((s for s in c.get("/v1/stacks") if s["project"] == project), None)
+
+
+def wait_reconciled(cli: CLI, project: str, *, count: int = 1, timeout: float = 30
+                    ) -> dict[str, Any]:
+    """Wait until the running daemon has finished `count` reconciles of `project`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = stack_status(cli, project)
+        if status is not None and status["reconciles"] >= count:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {count} reconciles of {project} within {timeout}s: "
+                                 f"{status}")
+        time.sleep(0.05)
+
+
+def restart_daemon(cli: CLI, project: str, stopped: Iterable[str] = ()) -> None:
+    """Stop the root's daemon and start a new one (on demand, as a user's next command
+    does); return once it has converged `project` and acted on the containers named in
+    `stopped`: its supervisor has seen each one's exit (a "die" event) and a reconcile
+    has finished after the last of those — the moments a restart policy or a
+    reconcile would bring them back."""
+    from stackd.cli.client import Client
+
+    old = cli.daemon_pid()
+    stop_daemon(cli.roots)
+    cli("ps")
+    assert cli.daemon_pid() not in (None, old)
+    wait_reconciled(cli, project)
+    waiting = set(stopped)
+    deadline = time.monotonic() + 30
+    while True:
+        with Client(cli.roots, autostart=False) as c:
+            events = list(c.stream("GET", "/v1/events", params={"follow": False}))
+        dies = [e for e in events if e["type"] == "die" and e.get("container") in waiting]
+        seen = {e["container"] for e in dies}
+        status = stack_status(cli, project)
+        if seen == waiting and status is not None and \
+                status["last_finished"] > max((e["time"] for e in dies), default=0):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the new daemon did not settle {project}: exits seen of "
+                                 f"{sorted(seen)} of {sorted(waiting)}; {status}")
+        time.sleep(0.05)
 
 
 def down_and_stop(cli: CLI) -> list[str]:

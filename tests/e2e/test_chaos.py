@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, reconciler_ready, torn_down
+from e2e_helpers import CLI, torn_down
 
 from stackd.cli.client import Client
 from stackd.roots import Roots
@@ -42,8 +42,6 @@ def chaos_stack(path: Path) -> Path:
 
 @pytest.fixture
 def chaos(no_leaks: Roots, demo_image: str, tmp_path: Path):
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no front door yet")
     with torn_down(CLI(no_leaks, chaos_stack(tmp_path / "chaos"))) as cli:
         yield cli
 
@@ -67,6 +65,14 @@ def converged(cli: CLI) -> bool:
             and len({r["name"] for r in rows}) == SERVICES)
 
 
+def wait_daemon_gone(cli: CLI, timeout: float = 15) -> None:
+    """Until the killed daemon's pid file lock is free (the kernel releases it at exit)."""
+    deadline = time.monotonic() + timeout
+    while cli.daemon_pid() is not None:
+        assert time.monotonic() < deadline, f"the daemon was still there {timeout}s after SIGKILL"
+        time.sleep(0.01)
+
+
 def test_sigkill_at_random_moments_during_up(chaos: CLI) -> None:
     cli = chaos
     seed = int(os.environ.get("CHAOS_SEED", time.time()))
@@ -78,25 +84,33 @@ def test_sigkill_at_random_moments_during_up(chaos: CLI) -> None:
         up = subprocess.Popen([sys.executable, "-m", "stackd", "up", "-d"], cwd=cli.cwd,
                               env=cli.env(ROUND=str(round_)), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-        # Wait for the daemon this up starts (or reuses) to answer, then kill it at a
-        # random moment of the apply.
-        deadline = time.monotonic() + 20
-        with Client(cli.roots, autostart=False) as client:
-            while not client.alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.5))
-        pid = cli.daemon_pid()
-        if pid is not None:
-            # The daemon's process group: it and any helper it forked at that instant
-            # (a healthcheck exec, `unshare`), as an OOM kill or a crash of the unit would
-            # take them; containers and the runtime monitor have sessions of their own.
-            os.killpg(pid, signal.SIGKILL)
-            kills += 1
-            while cli.daemon_pid() is not None:
-                time.sleep(0.01)
-        # Containers outlive the daemon: what ran when it died still runs without it.
-        running = {c["id"] for c in runtime_containers(cli.roots) if c["status"] == "running"}
-        up.wait(timeout=60)
+        try:
+            # Wait for the daemon this up starts (or reuses) to answer, then kill it at a
+            # random moment of the apply.
+            deadline = time.monotonic() + 20
+            with Client(cli.roots, autostart=False) as client:
+                while not client.alive():
+                    assert time.monotonic() < deadline, \
+                        f"round {round_}: no daemon answered within 20 s (up: {up.poll()})"
+                    time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 1.5))
+            pid = cli.daemon_pid()
+            if pid is not None:
+                # The daemon's process group: it and any helper it forked at that instant
+                # (a healthcheck exec, `unshare`), as an OOM kill or a crash of the unit
+                # would take them; containers and the runtime monitor have sessions of
+                # their own.
+                os.killpg(pid, signal.SIGKILL)
+                kills += 1
+                wait_daemon_gone(cli)
+            # Containers outlive the daemon: what ran when it died still runs without it.
+            running = {c["id"] for c in runtime_containers(cli.roots)
+                       if c["status"] == "running"}
+            up.wait(timeout=60)
+        finally:
+            if up.poll() is None:  # a hung up: fail (above), but leave no process behind
+                up.kill()
+                up.wait()
         time.sleep(0.3)
         still = {c["id"] for c in runtime_containers(cli.roots) if c["status"] == "running"}
         assert running <= still, f"died with the daemon: {sorted(running - still)}"
@@ -125,8 +139,7 @@ def test_daemon_sigkill_keeps_containers_and_the_next_one_adopts_them(chaos: CLI
     old = cli.daemon_pid()
     assert old is not None
     os.killpg(old, signal.SIGKILL)
-    while cli.daemon_pid() is not None:
-        time.sleep(0.01)
+    wait_daemon_gone(cli)
     for _, pid in before.values():
         os.kill(pid, 0)  # still running without a daemon
 

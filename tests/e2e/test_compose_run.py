@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from support.freeaddrs import free_port
 
 from stackd.leaks import find_leaks
 from stackd.roots import Roots
@@ -39,8 +40,6 @@ services:
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "oneoff"
     work.mkdir()
     (work / "compose.yaml").write_text(STACK)
@@ -132,14 +131,6 @@ def test_a_name_that_is_neither_service_nor_image(stack: CLI) -> None:
     r = stack("run", "--rm", DEMO_IMAGE, "echo", "from the image")
     assert r.stdout == "from the image\n"
     assert names(stack) == []
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_service_ports_only_when_asked(stack: CLI) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop, reconciler_ready
+from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop
 
 from stackd.roots import Roots
 
@@ -43,8 +43,6 @@ services:
 def stacks(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[tuple[CLI, CLI]]:
     """Project `rmi` (a built service and one on the imported image) and project
     `other` (on the imported image only); both torn down after."""
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     work, other = tmp_path / "rmi", tmp_path / "other"
     (work / "app").mkdir(parents=True)
     other.mkdir()

@@ -2,15 +2,15 @@
 "other host" and "world" namespaces a test builds around the host itself.
 
 Everything a test makes carries its root id: devices `stk<id>t…`, namespaces under
-its run dir, addresses from a /30 pair picked from the id. Finalisers remove all of
-it, then `no_leaks` (and our own stricter look at the state store) checks.
+its run dir; a peer's link takes a /24 the host routes nowhere at that moment.
+Finalisers remove all of it, then `no_leaks` (and our own stricter look at the state
+store) checks.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import json
 import os
 import socket
@@ -32,6 +32,7 @@ from stackd.netbridge import (
     NetworkSpec,
     NetworkState,
     Resolver,
+    firewall,
     hosts_file_for,
     resolv_conf_for,
 )
@@ -40,6 +41,7 @@ from stackd.roots import Roots
 from stackd.runtime import Runtime
 from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
 from stackd.state.db import StateDB
+from support.freeaddrs import free_subnet
 
 pytestmark = pytest.mark.root
 
@@ -61,12 +63,6 @@ def ask(sock: socket.socket, server: str, name: str) -> list[str]:
 
 def sh(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, check=check, timeout=timeout)
-
-
-def link_prefixes(root_id: str) -> tuple[str, str]:
-    """Two /24 prefixes (as "a.b.c") for the test's own links, from 10.208.0.0/16 by root id."""
-    n = int(hashlib.sha256(root_id.encode()).hexdigest()[:4], 16) % 127
-    return f"10.208.{2 * n}", f"10.208.{2 * n + 1}"
 
 
 @dataclass
@@ -191,26 +187,35 @@ class World:
         self.procs.append(p)
         return p
 
-    def peer(self, name: str, prefix: str) -> Peer:
-        """A namespace `prefix.2` linked to the host at `prefix.1`: "another host"."""
+    def peer(self, name: str) -> Peer:
+        """A namespace linked to the host over a /24 nothing routes yet: "another host"
+        at .2, the host's end at .1."""
         path = self.tmp / f"peer-{name}"
         netns_files.create(path)
         host_if = device_name(self.roots.id, "t", name)
         tmp_if = device_name(self.roots.id, "t", name + "/peer")
-        p = Peer(name, path, host_if, f"{prefix}.1", f"{prefix}.2")
-        self.peers.append(p)
+
+        def in_peer(*args: str) -> None:
+            r = sh("nsenter", f"--net={path}", *args, check=False)
+            assert r.returncode == 0, r.stderr
+
         # Made inside the peer, then the host end moves out to the host (pid 1's netns).
-        p.run("ip", "link", "add", host_if, "type", "veth", "peer", "name", tmp_if)
-        p.run("ip", "link", "set", host_if, "netns", "1")
+        in_peer("ip", "link", "add", host_if, "type", "veth", "peer", "name", tmp_if)
+        in_peer("ip", "link", "set", host_if, "netns", "1")
+        # The subnet is chosen and routed under the lock stackd chooses its networks'
+        # subnets under, so neither another test run nor a stackd network takes it too.
+        with firewall.host_lock():
+            subnet = free_subnet(24)
+            p = Peer(name, path, host_if, str(subnet[1]), str(subnet[2]))
+            self.peers.append(p)
+            sh("ip", "addr", "add", f"{p.host_ip}/24", "dev", host_if)
+            sh("ip", "link", "set", host_if, "up")
         for cmd in (["ip", "link", "set", "lo", "up"],
                     ["ip", "link", "set", tmp_if, "name", "eth0"],
                     ["ip", "addr", "add", f"{p.ip}/24", "dev", "eth0"],
                     ["ip", "link", "set", "eth0", "up"],
                     ["ip", "route", "add", "default", "via", p.host_ip]):
-            r = p.run(*cmd)
-            assert r.returncode == 0, r.stderr
-        sh("ip", "addr", "add", f"{p.host_ip}/24", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
+            in_peer(*cmd)
         # The host routes for this peer as for any uplink: forwarding on our own device.
         Path(f"/proc/sys/net/ipv4/conf/{host_if}/forwarding").write_text("1")
         return p

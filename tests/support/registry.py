@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from stackd.netbridge import hostports
+from support.freeaddrs import free_port
+
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
 TOKEN_USER = "alice"
 TOKEN_PASSWORD = "wonderland"
@@ -32,12 +34,6 @@ TOKEN_PASSWORD = "wonderland"
 
 def registry_available() -> bool:
     return REGISTRY_BIN.exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _b64url(data: bytes) -> str:
@@ -154,7 +150,26 @@ def _bcrypt(password: str) -> str:
 
 def start_registry(workdir: Path, *, token_auth: bool = False, basic_auth: bool = False
                    ) -> RunningRegistry:
-    """With `basic_auth`, TOKEN_USER/TOKEN_PASSWORD may log in with HTTP Basic (htpasswd)."""
+    """With `basic_auth`, TOKEN_USER/TOKEN_PASSWORD may log in with HTTP Basic (htpasswd).
+
+    The port is free when chosen; if another process (another test run) takes it
+    before the registry binds, the registry exits and we start it again on another."""
+    for _ in range(3):
+        reg = _start_registry(workdir, token_auth=token_auth, basic_auth=basic_auth)
+        if reg is not None:
+            return reg
+    raise RuntimeError("docker-registry found its port taken three times in a row")
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    found = [lis for lis in hostports.listeners("tcp") if lis.port == port]
+    return bool(found) and all(hostports.holder(lis.inode).startswith(f"pid {pid} ")
+                               for lis in found)
+
+
+def _start_registry(workdir: Path, *, token_auth: bool, basic_auth: bool
+                    ) -> RunningRegistry | None:
+    """The running registry, or None if its port was taken."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     issuer = TokenIssuer(workdir, service=f"127.0.0.1:{port}") if token_auth else None
@@ -179,17 +194,23 @@ def start_registry(workdir: Path, *, token_auth: bool = False, basic_auth: bool 
     reg = RunningRegistry(port, workdir, proc, issuer, log)
     deadline = time.monotonic() + 15
     while True:
+        answered = False
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            return reg
+            answered = True
         except urllib.error.HTTPError as exc:
-            if exc.code == 401:
-                return reg
+            answered = exc.code == 401
         except OSError:
             pass
+        # Whoever answered must be our registry, not a process that took the port.
+        if answered and _listens_on(proc.pid, port):
+            return reg
         if proc.poll() is not None or time.monotonic() > deadline:
             reg.stop()
-            raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
+            text = log.read_text()
+            if "address already in use" in text:
+                return None
+            raise RuntimeError(f"docker-registry did not start: {text[-2000:]}")
         time.sleep(0.05)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import threading
 
 import pytest
@@ -50,25 +51,40 @@ def test_metrics_are_prometheus_text(daemon) -> None:
     assert 'stackd_events_total{type="daemon"} 1.0' in text
 
 
-def test_events_history_and_follow(daemon) -> None:
+def test_events_history_and_follow(daemon, tmp_path) -> None:
     with daemon.client() as c:
         past = list(c.stream("GET", "/v1/events", params={"follow": False}))
-        assert [e["type"] for e in past] == ["daemon"]
-        assert "started" in past[0]["message"]
+    assert [e["type"] for e in past] == ["daemon"]
+    assert "started" in past[0]["message"]
 
-        # A follower sees events published after it subscribed: a failing removal of an
-        # unknown stack publishes nothing, so use the history cursor instead.
-        got: list[dict] = []
+    # A follower without a cursor gets only what is published after it subscribed.
+    got: queue.Queue[dict] = queue.Queue()
 
-        def follow() -> None:
-            for e in c.stream("GET", "/v1/events", params={"since": 0}):
-                got.append(e)
-                return
+    def follow() -> None:
+        with daemon.client() as c:
+            for e in c.stream("GET", "/v1/events", params={"follow": True}):
+                got.put(e)
+                return  # the first is all the test looks at
 
-        t = threading.Thread(target=follow, daemon=True)
-        t.start()
-        t.join(10)
-        assert got and got[0]["seq"] == past[0]["seq"]
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    # When the stream is subscribed is not visible from here: submit a stack (which
+    # publishes an "apply" event) until the follower sees one, 10 tries at most.
+    empty = {"source": {"files": ["-"], "content": "name: evt\nservices: {}\n",
+                        "cwd": str(tmp_path)}}
+    seen: list[dict] = []
+    with daemon.client() as c:
+        for _ in range(10):
+            c.post("/v1/stacks/apply", empty, stream=False)
+            try:
+                seen.append(got.get(timeout=1))
+                break
+            except queue.Empty:
+                continue
+    assert seen, "the follower saw no event published after it subscribed"
+    follower.join(5)
+    assert seen[0]["type"] == "apply" and seen[0]["project"] == "evt"
+    assert seen[0]["seq"] > past[-1]["seq"]
 
 
 def test_errors_come_back_typed(daemon) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,13 +51,18 @@ else:
 
 def test_non_root_user_cannot_use_the_socket(daemon) -> None:
     sock = socket_path(daemon.roots)
-    # Let nobody reach the socket's directory, so it is the socket itself that refuses.
-    for d in (sock.parent, *sock.parent.parents):
-        if d == d.parent:
-            break
-        os.chmod(d, os.stat(d).st_mode | 0o011)
-    out = subprocess.run([sys.executable, "-c", NOBODY_CONNECT, str(sock)],
-                         capture_output=True, text=True, timeout=30)
+    # Let nobody reach the socket, so it is the socket itself that refuses: a hard link
+    # to it in a directory of its own under /tmp that anyone may traverse. (Opening up
+    # the run dir's parents instead would change directories other tests share.)
+    reachable = Path(tempfile.mkdtemp(prefix="stackd-test-sock-", dir="/tmp"))
+    try:
+        os.chmod(reachable, 0o711)
+        os.link(sock, reachable / "stackd.sock")
+        out = subprocess.run([sys.executable, "-c", NOBODY_CONNECT,
+                              str(reachable / "stackd.sock")],
+                             capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(reachable)
     assert out.stdout.strip() == "denied", out.stdout + out.stderr
 
 

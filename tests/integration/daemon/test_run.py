@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from support.busybox import busybox_available, make_busybox_tar
+from support.freeaddrs import free_port
+from support.hostpackages import require
 from support.netcleanup import teardown_networks
 
 from stackd.errors import NotFoundError
@@ -22,8 +24,7 @@ IMAGE = "bb:latest"
 
 @pytest.fixture(scope="module")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
+    require(busybox_available(), "busybox-static")
     work = tmp_path_factory.mktemp("busybox")
     return make_busybox_tar(work / "bb.tar", work)
 
@@ -76,13 +77,14 @@ def test_options_reach_the_container(runner) -> None:
 
 
 def test_published_port_and_detach(runner, no_leaks: Roots) -> None:
-    r = runner("run", "-d", "--name", "web", "-p", "127.0.0.1:18081:80", IMAGE, "sh", "-c",
+    port = free_port()
+    r = runner("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", IMAGE, "sh", "-c",
                "echo hello > /tmp/i; exec httpd -f -p 80 -h /tmp", check=True)
     assert r.stdout.strip() == "web"
     deadline = time.monotonic() + 10
     while True:
         try:
-            with urllib.request.urlopen("http://127.0.0.1:18081/i", timeout=1) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/i", timeout=1) as resp:
                 assert resp.read() == b"hello\n"
                 break
         except OSError:

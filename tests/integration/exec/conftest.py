@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.busybox import busybox_available, make_busybox_rootfs
+from support.hostpackages import require
 
 from stackd.roots import Roots
 from stackd.runtime import ContainerState, Runtime
@@ -17,8 +18,7 @@ from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
 
 @pytest.fixture(scope="session")
 def exec_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not busybox_available():
-        pytest.skip("needs busybox-static")
+    require(busybox_available(), "busybox-static")
     base = tmp_path_factory.mktemp("exec-layers")
     os.chmod(base, 0o755)
     return make_busybox_rootfs(base / "busybox")

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import trio
+from exec_helpers import cancel_exec_once_running
 
 from stackd.errors import ConflictError, SpecError
 from stackd.runtime.cgroups import manager_for
@@ -105,12 +106,7 @@ async def test_exec_with_a_tty_uses_the_containers_devpts(running):
 
 
 async def test_cancelling_exec_kills_the_process(running, roots):
-    cgroup = manager_for(roots.id, running.id)
-    with trio.move_on_after(0.5):
-        await exec_in(running, ["sleep", "100"])
-    with trio.fail_after(5):
-        while len(cgroup.pids()) != 1:
-            await trio.sleep(0.05)
+    await cancel_exec_once_running(running, roots.id)
 
 
 async def test_exec_into_a_stopped_container_is_a_conflict(rt, running):

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 import trio
+from exec_helpers import cancel_exec_once_running
 
-from stackd.runtime.cgroups import manager_for
 from stackd.runtime.exec import _ForkServer, exec_in, start_fork_server
 
 pytestmark = pytest.mark.root
@@ -96,15 +96,10 @@ async def test_exec_process_sees_none_of_the_callers_descriptors(running):
 
 
 async def test_cancelled_exec_from_a_threaded_caller_kills_the_process(running, roots):
-    cgroup = manager_for(roots.id, running.id)
     stop = threading.Event()
     threading.Thread(target=stop.wait, args=(10,)).start()
     try:
-        with trio.move_on_after(0.5):
-            await exec_in(running, ["sleep", "100"])
-        with trio.fail_after(5):
-            while len(cgroup.pids()) != 1:
-                await trio.sleep(0.05)
+        await cancel_exec_once_running(running, roots.id)
     finally:
         stop.set()
 

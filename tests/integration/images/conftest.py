@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from support.busybox import busybox_available, make_busybox_tar
+from support.hostpackages import require
 from support.registry import RunningRegistry, registry_available, start_registry
 
 from stackd.images import ImageStore
@@ -15,8 +16,7 @@ from stackd.roots import Roots
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
-    if not registry_available():
-        pytest.skip("docker-registry is not installed")
+    require(registry_available(), "docker-registry")
     reg = start_registry(tmp_path / "registry")
     try:
         yield reg
@@ -26,8 +26,7 @@ def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 @pytest.fixture
 def token_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
-    if not registry_available():
-        pytest.skip("docker-registry is not installed")
+    require(registry_available(), "docker-registry")
     reg = start_registry(tmp_path / "token-registry", token_auth=True)
     try:
         yield reg
@@ -37,8 +36,7 @@ def token_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 @pytest.fixture
 def basic_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
-    if not registry_available():
-        pytest.skip("docker-registry is not installed")
+    require(registry_available(), "docker-registry")
     reg = start_registry(tmp_path / "basic-registry", basic_auth=True)
     try:
         yield reg
@@ -48,8 +46,7 @@ def basic_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
+    require(busybox_available(), "busybox-static")
     work = tmp_path_factory.mktemp("busybox")
     return make_busybox_tar(work / "busybox.tar", work)
 

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -13,10 +14,15 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from support.busybox import busybox_available, make_busybox_rootfs
+from support.hostpackages import require
 
 from stackd.images.errors import DigestMismatchError, LayerRejectedError
 from stackd.images.snapshots import SnapshotStore
 from stackd.images.unpack import unpack_layer
+from stackd.roots import Roots
+from stackd.runtime import Runtime
+from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
 
 pytestmark = pytest.mark.root  # device nodes, chown, trusted.* xattrs
 
@@ -114,25 +120,94 @@ def hostile_layers(outside: Path) -> dict[str, bytes]:
     }
 
 
-def test_hostile_layers_are_rejected_and_write_nothing_outside(
-        sandbox: tuple[SnapshotStore, Path], tmp_path: Path) -> None:
+# Why each hostile layer is refused: the reason the error must give, not any refusal.
+REFUSALS = {
+    "dot-dot traversal": "entry climbs out with '..'",
+    "traversal hidden mid-path": "entry climbs out with '..'",
+    "absolute name": "entry has an absolute name",
+    "relative symlink escape": "through the symlink 'evil' -> '../../../outside' which points "
+                               "outside the layer",
+    "absolute symlink": "through the absolute symlink 'evil'",
+    "symlink chain escape": "through the symlink 'b' -> 'c/../..' which points outside the layer",
+    "dir swapped for symlink": "through the symlink 'd' -> '../..' which points outside the layer",
+    "hardlink to outside": "hard link target climbs out with '..'",
+    "hardlink absolute": "hard link target has an absolute name",
+    "hardlink through symlink": "through the symlink 's' -> '../../..' which points outside "
+                                "the layer",
+    "whiteout of ..": "whiteout names no plain child of its directory",
+    "whiteout through symlink": "through the symlink 'evil' -> '../../../outside'",
+    "opaque through symlink": "through the symlink 'evil' -> '../../../outside'",
+    "block device outside /dev": "device node outside /dev",
+    "char device outside /dev": "device node outside /dev",
+    "overlay redirect xattr": "overlayfs-internal xattr trusted.overlay.redirect",
+    "parent is a file": "its parent 'f' is not a directory",
+    "not a tar at all": "layer is not a valid tar",
+}
+# Absolute names and links mean "in the image's root" to Docker, so an unpacker may
+# also take these and re-root them inside the layer; refused or taken, they must write
+# nothing outside the store.
+REROOTABLE = {"absolute name", "absolute symlink", "hardlink absolute"}
+
+
+def everything_but(root: Path, skip: set[str]) -> dict[str, bytes | str]:
+    """listing(root) without the top-level entries named in skip."""
+    return {k: v for k, v in listing(root).items() if k.split("/")[0] not in skip}
+
+
+async def test_hostile_layers_are_rejected_and_write_nothing_outside(
+        sandbox: tuple[SnapshotStore, Path], tmp_path: Path, no_leaks: Roots) -> None:
     snaps, outside = sandbox
-    before = listing(outside)
+    # Ours to change: the store, the blobs, the container's roots and layers.
+    ours = {"store", "blobs", "layers", no_leaks.state.name, no_leaks.run.name}
+    before = everything_but(tmp_path, ours)
+    assert "outside/secret" in before
     layers = hostile_layers(outside)
-    assert len(layers) >= 10
-    escaped = []
+    assert set(layers) == set(REFUSALS)
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    escaped, taken = [], []
     for name, data in layers.items():
-        with pytest.raises(LayerRejectedError) as err:
-            unpack_bytes(snaps, data, tmp_path)
-        assert "layer rejected" in str(err.value) or "not a valid tar" in str(err.value) \
-            or "could not be unpacked" in str(err.value), name
-        if listing(outside) != before:
+        try:
+            snapshot = unpack_bytes(snaps, data, blobs)
+        except LayerRejectedError as err:
+            assert REFUSALS[name] in str(err), (name, str(err))
+        else:
+            assert name in REROOTABLE, f"{name}: unpacked without a refusal"
+            taken.append(name)
+            shutil.rmtree(snapshot)
+        if everything_but(tmp_path, ours) != before:
             escaped.append(name)
         # Nothing half-unpacked stays behind, under its final name or as a temp dir.
         assert list(snaps.root.iterdir()) == [], name
     assert escaped == []
-    assert (outside / "secret").read_text() == "keep me"
-    assert not (tmp_path / "pwned").exists()
+    print(f"re-rooted instead of refused: {taken}")
+
+    # Such links in a running container's root: a program writing through them, as
+    # root, reaches only the container's own files.
+    links = tmp_path / "layers" / "links"
+    links.mkdir(parents=True)
+    (links / "abs").symlink_to(outside)
+    (links / "abs-file").symlink_to(outside / "secret")
+    # Enough '..' to climb from the layer dir to the host's /, then down to outside.
+    (links / "rel").symlink_to("../" * len(links.parts) + str(outside).lstrip("/"))
+    require(busybox_available(), "busybox-static")
+    busybox = make_busybox_rootfs(tmp_path / "layers" / "busybox")
+    os.chmod(tmp_path / "layers", 0o755)
+    rt = Runtime(no_leaks)
+    spec = ContainerSpec(id="links", name="links", layers=(str(links), str(busybox)),
+                         process=ProcessSpec(args=("sh", "-c", "; ".join([
+                             f"mkdir -p {outside}",
+                             "echo pwned > /abs/pwned", "echo pwned > /abs-file",
+                             "echo pwned > /rel/pwned", "cat /abs/pwned /abs-file"]))))
+    await rt.create(spec)
+    try:
+        await rt.start(spec.id)
+        code = (await rt.wait(spec.id)).code
+        out = [r.line async for r in rt.logs(spec.id)]
+    finally:
+        await rt.delete(spec.id, force=True)
+    assert everything_but(tmp_path, ours) == before
+    assert (code, out) == (0, ["pwned", "pwned"])  # it wrote and read its own copies
 
 
 def test_absolute_symlink_as_a_parent_is_followed_inside_the_layer(

@@ -10,6 +10,7 @@ import pytest
 import trio
 from dnslib import QTYPE, RR, A, DNSRecord
 from support.busybox import busybox_available, make_busybox_rootfs
+from support.hostpackages import require
 from support.networld import WORLD_NAME, World, leftovers, sh
 
 from stackd.netbridge import Networks, Resolver
@@ -21,8 +22,7 @@ from stackd.state.db import StateDB
 
 @pytest.fixture(scope="session")
 def busybox_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not busybox_available():
-        pytest.skip("needs busybox-static")
+    require(busybox_available(), "busybox-static")
     layer = make_busybox_rootfs(tmp_path_factory.mktemp("layers") / "busybox")
     os.chmod(layer.parent, 0o755)
     return layer

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import time
+from ipaddress import IPv4Network
 
 import pytest
 import trio
-from support.networld import WORLD_NAME, World, ask, link_prefixes, sh
+from support.freeaddrs import free_port, free_ports, free_subnet
+from support.networld import WORLD_NAME, World, ask, sh
 
 from stackd.errors import ConflictError, NotFoundError, SpecError
+from stackd.hostnames import nft_chain_prefix
 from stackd.netbridge import (
     Attachment,
     Networks,
@@ -48,45 +53,57 @@ async def test_service_names_reach_and_other_networks_cannot(world: World) -> No
     assert code != 0
 
 
+async def network_on_a_free_subnet(world: World, name: str) -> IPv4Network:
+    """Network `name` on a /24 with its gateway at .254, on a subnet nothing routes."""
+    for _ in range(5):
+        subnet = free_subnet(24)
+        try:
+            await world.network(name, subnet=str(subnet), gateway=str(subnet[254]))
+            return subnet
+        except ConflictError:
+            continue  # another run routed it between our look and our claim
+    raise AssertionError("five free subnets in a row were taken before we could use them")
+
+
 async def test_aliases_static_address_mac_and_second_network(world: World) -> None:
-    await world.network("a", subnet="10.209.7.0/24", gateway="10.209.7.254")
+    subnet = await network_on_a_free_subnet(world, "a")
+    fixed, legacy, gateway = str(subnet[42]), str(subnet[99]), str(subnet[254])
     await world.network("b")
     box = await world.box("multi", [
-        Attachment("t_a", aliases=("db-primary",), ipv4_address="10.209.7.42",
+        Attachment("t_a", aliases=("db-primary",), ipv4_address=fixed,
                    mac_address="02:00:00:00:07:42"),
-        Attachment("t_b")], extra_hosts=["legacy-db:10.209.7.99"])
+        Attachment("t_b")], extra_hosts=[f"legacy-db:{legacy}"])
     await world.box("asker", ["a"])
-    assert (box.addresses[0].ifname, box.addresses[0].ip) == ("eth0", "10.209.7.42")
+    assert (box.addresses[0].ifname, box.addresses[0].ip) == ("eth0", fixed)
     assert box.addresses[1].ifname == "eth1"
-    assert await world.nslookup("asker", "db-primary") == ["10.209.7.42"]
+    assert await world.nslookup("asker", "db-primary") == [fixed]
 
     _, out = await world.exec("multi", "ip", "-o", "addr")
-    assert "eth0" in out and "10.209.7.42/24" in out and box.addresses[1].ip in out
+    assert "eth0" in out and f"{fixed}/24" in out and box.addresses[1].ip in out
     _, out = await world.exec("multi", "ip", "route")
-    assert "default via 10.209.7.254 dev eth0" in out
+    assert f"default via {gateway} dev eth0" in out
     _, out = await world.exec("multi", "cat", "/sys/class/net/eth0/address",
                                  "/sys/class/net/eth0/mtu", "/sys/class/net/lo/operstate")
     assert out.split() == ["02:00:00:00:07:42", "1500", "unknown"]  # lo up reads "unknown"
     _, out = await world.exec("multi", "cat", "/etc/hosts")
-    assert "10.209.7.42\tmulti" in out and "10.209.7.99\tlegacy-db" in out
+    assert f"{fixed}\tmulti" in out and f"{legacy}\tlegacy-db" in out
     code, out = await world.exec("multi", "ping", "-c1", "-W2", "multi")  # via /etc/hosts
-    assert code == 0 and "(10.209.7.42)" in out
+    assert code == 0 and f"({fixed})" in out
 
-    with pytest.raises(ConflictError, match=r"10\.209\.7\.42 is already used by"):
-        await world.box("twin", [Attachment("t_a", ipv4_address="10.209.7.42")])
-    with pytest.raises(SpecError, match=r"not a host address of 10\.209\.7\.0/24"):
+    with pytest.raises(ConflictError, match=rf"{re.escape(fixed)} is already used by"):
+        await world.box("twin", [Attachment("t_a", ipv4_address=fixed)])
+    with pytest.raises(SpecError, match=rf"not a host address of {re.escape(str(subnet))}"):
         await world.box("lost", [Attachment("t_a", ipv4_address="10.1.1.1")])
 
 
 async def test_published_ports_from_another_host_localhost_and_hairpin(world: World) -> None:
-    other_host, _ = link_prefixes(world.roots.id)
     await world.network("pub")
     box = await world.box("site", ["pub"], args=HTTPD)
     await world.box("neighbour", ["pub"])
-    binding = PortBinding(host_port=18000 + int(world.roots.id, 16) % 2000, container_port=80)
+    binding = PortBinding(host_port=free_ports(3), container_port=80)  # and the next two
     world.nets.check_ports_free([binding])
     await world.nets.publish(box.id, [binding], box.ip)
-    client = world.peer("client", other_host)
+    client = world.peer("client")
     url = f"http://{client.host_ip}:{binding.host_port}/"
 
     r = client.run("timeout", "5", "busybox", "wget", "-q", "-O-", url)
@@ -114,7 +131,6 @@ async def test_published_ports_from_another_host_localhost_and_hairpin(world: Wo
 
 
 async def test_udp_port_is_published(world: World) -> None:
-    other_host, _ = link_prefixes(world.roots.id)
     await world.network("udp")
     box = await world.box("echo", ["udp"])
     # busybox has no UDP server; a host program in the container's netns plays one.
@@ -122,9 +138,9 @@ async def test_udp_port_is_published(world: World) -> None:
                        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                        "s.bind(('0.0.0.0',5353))\n"
                        "while True:\n d,a=s.recvfrom(100); s.sendto(b'echo:'+d,a)")
-    port = 25000 + int(world.roots.id, 16) % 2000
+    port = free_port()
     await world.nets.publish(box.id, [PortBinding(port, 5353, "udp")], box.ip)
-    client = world.peer("uclient", other_host)
+    client = world.peer("uclient")
     code = ("import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
             "s.settimeout(0.5)\n"
             "for _ in range(10):\n"
@@ -135,6 +151,21 @@ async def test_udp_port_is_published(world: World) -> None:
     assert r.stdout.strip() == "echo:ping", r.stderr
 
 
+def made_on_the_host(world: World) -> tuple[list[str], list[str], list[tuple[str, int]]]:
+    """What this root has on the host: its devices, the rules of its own nftables
+    chains (as nft prints them, one line each), and its recorded published ports."""
+    links = sh("ip", "-o", "link", "show").stdout.splitlines()
+    devices = sorted(name for line in links
+                     if (name := line.split(":")[1].strip().split("@")[0])
+                     .startswith(f"stk{world.roots.id}"))
+    prefix = nft_chain_prefix(world.roots.id)
+    objects = json.loads(sh("nft", "-j", "list", "table", "inet", "stackd").stdout)["nftables"]
+    rules = sorted(json.dumps(o["rule"]["expr"], sort_keys=True) for o in objects
+                   if "rule" in o and o["rule"]["chain"].startswith(prefix))
+    ports = sorted((p.container_id, p.host_port) for p in world.nets.alloc.ports())
+    return devices, rules, ports
+
+
 async def test_host_port_in_use_is_reported_before_anything_is_made(world: World) -> None:
     await world.network("busy")
     box = await world.box("b1", ["busy"], args=HTTPD)
@@ -142,19 +173,26 @@ async def test_host_port_in_use_is_reported_before_anything_is_made(world: World
     listener.bind(("0.0.0.0", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    with listener, pytest.raises(ConflictError, match=rf"port {port}/tcp is in use by pid \d+"):
-        world.nets.check_ports_free([PortBinding(port, 80)])
+    before = made_on_the_host(world)
+    with listener:
+        with pytest.raises(ConflictError, match=rf"port {port}/tcp is in use by pid \d+"):
+            world.nets.check_ports_free([PortBinding(port, 80)])
+        with pytest.raises(ConflictError, match=rf"port {port}/tcp is in use by pid \d+"):
+            await world.nets.publish(box.id, [PortBinding(port, 80)], box.ip)
+        assert made_on_the_host(world) == before
     free = PortBinding(port, 80)  # closed now
     await world.nets.publish(box.id, [free], box.ip)
+    published = made_on_the_host(world)
+    assert published[1] != before[1] and published[2] == [(box.id, port)]
     other = await world.box("b2", ["busy"])
+    before = made_on_the_host(world)
     with pytest.raises(ConflictError, match=f"published by container {box.id}"):
         await world.nets.publish(other.id, [free], other.ip)
-    assert "b2" not in sh("nft", "list", "table", "inet", "stackd").stdout
+    assert made_on_the_host(world) == before
 
 
 async def test_egress_to_the_world_and_internal_blocks_it(world: World) -> None:
-    _, outside = link_prefixes(world.roots.id)
-    far = world.peer("world", outside)
+    far = world.peer("world")
     (world.tmp / "www").mkdir()
     (world.tmp / "www" / "index.html").write_text("the world\n")
     world.spawn_in_peer(far, "busybox", "httpd", "-f", "-p", "80", "-h", str(world.tmp / "www"))
@@ -247,8 +285,7 @@ async def test_teardown_leaves_nothing_of_the_root(world: World) -> None:
     await world.network("t1")
     await world.network("t2", internal=True)
     box = await world.box("gone", ["t1", "t2"], args=HTTPD)
-    await world.nets.publish(box.id, [PortBinding(40000 + int(world.roots.id, 16) % 2000, 80)],
-                             box.ip)
+    await world.nets.publish(box.id, [PortBinding(free_port(), 80)], box.ip)
     assert nft_chain_prefix(world.roots.chain_id) in sh("nft", "list", "ruleset").stdout
     await world.runtime.delete(box.id, force=True)
     del world.boxes["gone"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 import pytest
+from support.freeaddrs import free_port
 from support.networld import World, leftovers, sh
 
 from stackd.errors import ConflictError
@@ -30,7 +31,7 @@ async def test_second_root_gets_its_own_subnet_chains_and_teardown(world: World)
         assert nft_chain_prefix(other_roots.chain_id) in ruleset
         assert nft_chain_prefix(world.roots.chain_id) in ruleset
 
-        port = PortBinding(41000 + int(world.roots.id, 16) % 2000, 80, "udp")
+        port = PortBinding(free_port(), 80, "udp")
         await other.publish("their-web", [port], str(IPv4Network(theirs.subnet)[2]))
         with pytest.raises(ConflictError, match=rf"port {port.host_port}/udp is already "
                            r"published by another stackd instance \(container their-web\)"):

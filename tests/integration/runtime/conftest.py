@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.busybox import busybox_available, make_busybox_rootfs
+from support.hostpackages import require
 
 from stackd.roots import Roots
 from stackd.runtime import Runtime
@@ -19,8 +20,7 @@ from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
 
 @pytest.fixture(scope="session")
 def busybox_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not busybox_available():
-        pytest.skip("needs busybox-static")
+    require(busybox_available(), "busybox-static")
     layer = make_busybox_rootfs(tmp_path_factory.mktemp("layers") / "busybox")
     # Make the layer world-traversable: containers run as other users too.
     os.chmod(layer.parent, 0o755)

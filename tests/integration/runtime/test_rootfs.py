@@ -4,6 +4,7 @@ paths, read-only root, bind mounts, named volumes, tmpfs mounts and given files.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from runtime_helpers import run_to_end
@@ -70,14 +71,35 @@ async def test_dev_holds_the_usual_nodes_and_mounts(rt, make_spec):
     assert shm_kib == "8192"
 
 
+def mountinfo(text: str) -> list[tuple[str, str, str, str]]:
+    """(major:minor, root within its filesystem, mount point, fs type) per line."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        fstype = fields[fields.index("-") + 1]
+        out.append((fields[2], fields[3], fields[4], fstype))
+    return out
+
+
 async def test_pivot_root_leaves_no_way_back_to_the_host(rt, make_spec, roots):
     _, out, _ = await run_to_end(rt, make_spec("fs-pivot", "sh", "-c", "; ".join([
         f"ls {roots.state} 2>&1 | head -1",
-        "cut -d' ' -f2 /proc/mounts | sort | head -3 | tr '\\n' ' '",
+        "stat -c %d:%i / /.. /proc/1/root/.. | tr '\\n' ' '",
+        "echo",
+        "cat /proc/self/mountinfo",
     ])))
-    first, mounts = out.splitlines()
+    first, inodes, *mounts = out.splitlines()
     assert "No such file or directory" in first
-    assert mounts.split()[0] == "/"  # the overlay; no old root mounted anywhere
+    root, dotdot, init_dotdot = inodes.split()
+    assert root == dotdot == init_dotdot  # `..` of / is / itself, also via PID 1's root
+    inside = mountinfo("\n".join(mounts))
+    # One mount at /, the container's overlay: the host's root is not stacked under or
+    # over it (as a pivot_root without detaching the old root leaves it).
+    assert [fs for _, _, point, fs in inside if point == "/"] == ["overlay"]
+    # And the host's root file system is mounted nowhere at its own root.
+    host_root = [(dev, fsroot) for dev, fsroot, point, _ in
+                 mountinfo(Path("/proc/self/mountinfo").read_text()) if point == "/"][-1]
+    assert host_root not in [(dev, fsroot) for dev, fsroot, _, _ in inside], inside
 
 
 async def test_bind_mounts_read_only_and_read_write(rt, make_spec, tmp_path):

@@ -4,7 +4,6 @@ Runtime on the test's own root (leak-checked), and a spec maker."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.busybox import busybox_available, make_busybox_rootfs
+from support.hostpackages import require, require_command
 
 from stackd.roots import Roots
 from stackd.runtime import Runtime
@@ -23,10 +23,8 @@ PROBE_SOURCE = Path(__file__).with_name("probe.c")
 @pytest.fixture(scope="session")
 def probe_layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """(probe layer, busybox layer): the probe is a static binary at /bin/probe."""
-    if not busybox_available():
-        pytest.skip("needs busybox-static")
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc (and libc6-dev's libc.a) to build the probe")
+    require(busybox_available(), "busybox-static")
+    require_command("gcc", "gcc")  # with libc6-dev's libc.a: the probe is static
     base = tmp_path_factory.mktemp("security-layers")
     os.chmod(base, 0o755)
     busybox = make_busybox_rootfs(base / "busybox")

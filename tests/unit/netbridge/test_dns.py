@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 from dnslib import QTYPE, RCODE, DNSRecord
+from support.freeaddrs import free_port
 
 from stackd.netbridge.dns import Records, Resolver, upstreams_from_resolv_conf
 
@@ -86,14 +87,6 @@ def test_upstreams_from_resolv_conf() -> None:
     text = "# comment\nnameserver 127.0.0.53\nnameserver 10.7.7.1\nnameserver fe80::1\n" \
            "search lan\n"
     assert upstreams_from_resolv_conf(text, exclude=["10.7.7.1"]) == [("127.0.0.53", 53)]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_udp_and_tcp_on_a_listener(nursery: trio.Nursery) -> None:

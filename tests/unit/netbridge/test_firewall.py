@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+from support.hostpackages import require_command
 
 from stackd.netbridge.firewall import BridgeRules, DnatRule, render, render_delete
 
@@ -75,8 +75,7 @@ def test_delete_only_this_roots_chains() -> None:
 
 @pytest.mark.root
 def test_nft_accepts_the_script() -> None:
-    if shutil.which("nft") is None:
-        pytest.skip("needs nft")
+    require_command("nft", "nftables")
     r = subprocess.run(["nft", "-c", "-f", "-"], input=render("ab12", BRIDGES, DNATS),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

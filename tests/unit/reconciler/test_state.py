@@ -50,13 +50,16 @@ async def test_volumes_are_directories_owned_by_their_project(roots: Roots) -> N
     store.db.close()
 
 
+@pytest.mark.root  # chown to another user
 async def test_config_files_are_written_once_with_owner_and_mode(roots: Roots) -> None:
     store = VolumeStore(StateDB.open(roots.state / "stackd.db"), roots.state)
     path = store.file_path("ab" * 32)
-    await store.write_file(path, b"s3cret", os.getuid(), os.getgid(), 0o400)
+    await store.write_file(path, b"s3cret", 1000, 1001, 0o400)
     st = os.stat(path)
-    assert (stat.S_IMODE(st.st_mode), Path(path).read_bytes()) == (0o400, b"s3cret")
-    await store.write_file(path, b"s3cret", os.getuid(), os.getgid(), 0o400)  # no error
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o400)
+    assert Path(path).read_bytes() == b"s3cret"
+    await store.write_file(path, b"s3cret", 1000, 1001, 0o400)  # no error, left as it is
+    assert os.stat(path).st_ino == st.st_ino
     store.db.close()
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from support.hostpackages import require_command
 
 from stackd.cli.main import main
 
@@ -75,8 +75,8 @@ def test_output_to_a_text_file(project: Path, capsys: pytest.CaptureFixture[str]
     assert (project / "g.mmd").read_text().splitlines()[3] == "flowchart TD"
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")
 def test_output_svg_is_drawn_by_graphviz(project: Path) -> None:
+    require_command("dot", "graphviz")
     assert main(["graph", "-o", "g.svg"]) == 0
     svg = (project / "g.svg").read_text()
     assert "<svg" in svg and ">sidecar</text>" in svg

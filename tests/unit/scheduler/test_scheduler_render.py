@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-import pytest
+from support.hostpackages import require_command
 
 from stackd.scheduler import Condition, Dependency, DependencyKind, ServiceNode, build_graph
 from stackd.scheduler.render import render, to_dot, to_mermaid, to_text
@@ -88,8 +87,8 @@ def test_empty_stack_renders_empty() -> None:
     assert render(build_graph([]), "text") == ""
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")
 def test_graphviz_accepts_the_dot_output() -> None:
+    require_command("dot", "graphviz")
     svg = subprocess.run(["dot", "-Tsvg"], input=to_dot(GRAPH), capture_output=True,
                          text=True, check=True).stdout
     assert "<svg" in svg and ">worker</text>" in svg
