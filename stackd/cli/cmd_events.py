@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 HELP = "Stream the daemon's events (containers, health, restarts, applies)"
 
@@ -18,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-follow", action="store_true", help="print past events and exit")
 
 
-def format_event(e: dict) -> str:
+def format_event(e: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(e["time"]))
     subject = e.get("container") or e.get("project") or "daemon"
     return f"{when} {e['type']:<8} {subject}: {e['message']}"

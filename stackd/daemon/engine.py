@@ -418,7 +418,7 @@ class Engine:
             st = self.controller.key_status(d.project)
             out.append(StackStatus(
                 project=d.project, generation=d.generation,
-                phase=d.phase,  # type: ignore[arg-type]
+                phase=d.phase,
                 files=d.request.source.files or [], reconciles=st.reconciles,
                 last_result=st.last_result, last_error=st.last_error,
                 last_finished=st.last_finished))

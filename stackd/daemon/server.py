@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING, cast
 
 import trio
 from hypercorn.config import Config
@@ -27,6 +28,9 @@ from stackd.daemon.pidfile import PidFile
 from stackd.daemon.world import World
 from stackd.roots import Roots
 from stackd.state.db import StateDB
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework
 
 log = logging.getLogger("stackd.daemon")
 
@@ -50,8 +54,10 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
     try:
         async with trio.open_nursery() as nursery:
 
-            async def api(task_status: trio.TaskStatus[None]) -> None:
-                await hypercorn_serve(make_app(engine), hypercorn_config(roots),
+            async def api(task_status: trio.TaskStatus[list[str]]) -> None:
+                # hypercorn's ASGI protocol types don't name Starlette's app class.
+                app = cast("ASGIFramework", make_app(engine))
+                await hypercorn_serve(app, hypercorn_config(roots),
                                       shutdown_trigger=stop.wait, task_status=task_status)
                 # The API has drained after SIGTERM: stop the loop too.
                 nursery.cancel_scope.cancel()

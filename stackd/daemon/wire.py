@@ -30,7 +30,7 @@ NDJSON = "application/x-ndjson"
 def status_of(exc: errors.StackdError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 
