@@ -21,6 +21,7 @@ import trio
 from stackd import __version__
 from stackd.daemon.controller import Controller
 from stackd.daemon.desired import DesiredStack, DesiredStore
+from stackd.daemon.diskwatch import DiskWatch
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (
@@ -31,7 +32,8 @@ from stackd.daemon.models import (
     Version,
 )
 from stackd.daemon.world import LoadedStack, World
-from stackd.errors import NotFoundError, StackdError
+from stackd.errors import NotFoundError, StackdError, disk_full
+from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
     from stackd.daemon.oneoff import ServiceRunRequest
 
 log = logging.getLogger("stackd.engine")
+
+# After world.watch failed: wait this long before watching again, doubling up to the max.
+WATCH_RETRY = (1.0, 30.0)
 
 
 @dataclass
@@ -72,6 +77,8 @@ class Engine:
         self._consumed: dict[str, int] = {}
         # Work a request starts and the daemon finishes (a detached `run --rm`'s removal).
         self.background: trio.Nursery | None = None
+        self.disks = DiskWatch([roots.state, roots.run], self.bus.emit)
+        self._watch_failures = Repeats()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -79,6 +86,7 @@ class Engine:
                   ) -> None:
         async with trio.open_nursery() as nursery:
             self.background = nursery
+            nursery.start_soon(self.disks.run)
             await nursery.start(self._watch)
             await nursery.start(self.controller.run)
             self.bus.emit("daemon", message=f"stackd {__version__} started (pid {os.getpid()})")
@@ -86,7 +94,32 @@ class Engine:
 
     async def _watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                      ) -> None:
-        await self.world.watch(self.bus.publish, task_status=task_status)
+        """world.watch, watched again after it fails. Its task group is where a fault of
+        the host (a full disk under a container's exit) would otherwise end the daemon;
+        the reconciles of the next watch adopt the containers again."""
+        delay = WATCH_RETRY[0]
+        while True:
+            began = trio.current_time()
+            try:
+                await self.world.watch(self.bus.publish, task_status=task_status)
+                return
+            except Exception as exc:  # reported, then watched again
+                typed = next(filter(None, map(disk_full, _leaves(exc))), None)
+                why = typed.message if typed else "; ".join(
+                    f"{type(e).__name__}: {e}" for e in _leaves(exc))
+                repeated = self._watch_failures.admit(why)
+                if repeated is not None:
+                    log.error("watching the host failed; watching again",
+                              exc_info=typed is None,
+                              extra={"error": with_count(why, repeated), "retry_in": delay})
+                self.bus.emit("error", message=f"watching the host failed, again in "
+                              f"{delay:g}s: {why}",
+                              **({"fault": "disk_full"} if typed else {}))
+            task_status = trio.TASK_STATUS_IGNORED  # started once is enough
+            if trio.current_time() - began > WATCH_RETRY[1] * 2:
+                delay = WATCH_RETRY[0]  # it had run well for a while: a new failure
+            await trio.sleep(delay)
+            delay = min(delay * 2, WATCH_RETRY[1])
 
     def close(self) -> None:
         self.controller.shut_down()
@@ -314,7 +347,14 @@ class Engine:
     def version(self) -> Version:
         return Version(version=__version__, pid=os.getpid(), state_root=str(self.roots.state),
                        run_root=str(self.roots.run), root_id=self.roots.id,
-                       started=self.started)
+                       started=self.started, faults=self.disks.faults())
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions in a (nested) exception group, or exc itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
 
 
 def steady(options: ApplyOptions) -> ApplyOptions:

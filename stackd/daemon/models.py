@@ -77,6 +77,15 @@ class StackStatus(BaseModel):
     last_finished: float = 0.0
 
 
+class Fault(BaseModel):
+    """A fault of the host the daemon works around while it lasts (daemon status)."""
+
+    kind: Literal["disk_full"]
+    path: str
+    message: str
+    since: float
+
+
 class Version(BaseModel):
     version: str
     api: str = "v1"
@@ -85,3 +94,4 @@ class Version(BaseModel):
     run_root: str
     root_id: str
     started: float
+    faults: list[Fault] = Field(default_factory=list)

@@ -43,7 +43,9 @@ from stackd.errors import (
     NotFoundError,
     StackdError,
     UsageError,
+    disk_full,
 )
+from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.runtime import child, protocol
 from stackd.runtime import syscalls as sc
@@ -128,6 +130,18 @@ class Monitor:
         # Deleted containers' directories, renamed away at once and removed when idle.
         self.trash: list[Path] = []
         self._sweep_leftover_trash()
+        # The same failure many times a second (a full disk under a restart loop) is
+        # logged once a minute with a count: our log lives on a disk too.
+        self.repeats = Repeats()
+
+    def complain(self, key: str, message: str, *, trace: bool = False) -> None:
+        repeated = self.repeats.admit(key)
+        if repeated is None:
+            return
+        if trace:
+            traceback.print_exc()
+        sys.stderr.write(f"monitor: {with_count(message, repeated)}\n")
+        sys.stderr.flush()
 
     # ---- setup and main loop -------------------------------------------------------
 
@@ -174,8 +188,8 @@ class Monitor:
                     continue
                 try:
                     self.dispatch(key, listener, wake_r)
-                except Exception:  # one container's trouble must not end the others' monitor
-                    traceback.print_exc()
+                except Exception as e:  # one container's trouble must not end the others' monitor
+                    self.complain_about(e)
             self.drop_stalled_clients()
             self.expire_pending()
             if self.stopping and not self.containers:
@@ -318,10 +332,21 @@ class Monitor:
         except StackdError as e:
             reply = protocol.error_reply(e)
         except Exception as e:  # a bug must not take every container down: log, answer
-            traceback.print_exc()
-            reply = protocol.error_reply(HostError(f"runtime monitor: {type(e).__name__}: {e}"))
+            typed = self.complain_about(e)
+            reply = protocol.error_reply(typed or HostError(
+                f"runtime monitor: {type(e).__name__}: {e}"))
         if reply is not None:
             self.reply(client, reply)
+
+    def complain_about(self, e: Exception) -> StackdError | None:
+        """Log an unexpected exception, at most once a minute per kind; a full disk is
+        said in one line (its typed error, returned), anything else with its trace."""
+        typed = disk_full(e)
+        if typed is not None:
+            self.complain("disk-full", typed.message)
+        else:
+            self.complain(f"{type(e).__name__}: {e}", f"{type(e).__name__}: {e}", trace=True)
+        return typed
 
     def reply(self, client: Client, message: dict[str, Any]) -> None:
         # The client may be gone (killed mid-request): the work stands, the reply is lost.
@@ -561,8 +586,14 @@ class Monitor:
             self.sel.unregister(fd)
         if pending.want == b"R":  # a create
             if problem is None:
-                write_json(c.paths.state, {"pid": c.pid, "pid_start": process_start_time(c.pid),
-                                           "created_at": now_iso(), "started_at": None})
+                try:
+                    write_json(c.paths.state, {"pid": c.pid,
+                                               "pid_start": process_start_time(c.pid),
+                                               "created_at": now_iso(), "started_at": None})
+                except OSError as e:  # a full run dir: the create fails, nothing is left
+                    problem = self.complain_about(e) or HostError(
+                        f"cannot record container {c.spec.id!r}: {e}")
+            if problem is None:
                 self.reply(pending.client, {"ok": True, "pid": c.pid})
                 return
             self._forget(c, reap=True)
@@ -650,6 +681,9 @@ class Monitor:
                 c.log.flush(stream)
                 return
             c.log.feed(stream, data)
+            if c.log.lost:
+                self.complain("disk-full-log", "container output is being dropped: no space "
+                              f"left for the logs under {self.roots.state}")
             budget -= len(data)
 
     def reap(self) -> None:
@@ -676,7 +710,10 @@ class Monitor:
         c.exit = ExitStatus.from_wait_status(status, oom_killed=c.cgroup.oom_kills() > 0)
         record = c.exit.to_json() | {"finished_at": now_iso()}
         if c.paths.run_dir.exists():
-            write_json(c.paths.exit, record)
+            try:
+                write_json(c.paths.exit, record)
+            except OSError as e:  # a full run dir: the waiters still learn of the exit
+                self.complain_about(e)
         for client in list(c.waiters):
             try:
                 client.sock.settimeout(5)  # a client that stopped reading must not wedge us

@@ -19,9 +19,13 @@ from stackd.runtime.model import ContainerState, ExitStatus, Status
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: leave no half-written file behind
+        raise
 
 
 def read_json(path: Path | str) -> dict[str, Any] | None:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from stackd.errors import disk_full
+
 _SCHEMAS: dict[str, str] = {}
 
 
@@ -49,14 +51,37 @@ class StateDB:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """A full disk comes out as DiskFullError (a StackdError the callers already
+        handle and retry), never as sqlite3's OperationalError; and the connection is
+        left outside any transaction, so the next one works once there is room."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A COMMIT that failed (SQLITE_FULL) leaves the transaction open: every
+                # later BEGIN would fail with "within a transaction" forever.
+                self._rollback()
+                raise
+        except sqlite3.Error as exc:
+            full = disk_full(exc, str(self.path))
+            if full is not None:
+                raise full from exc
             raise
-        else:
-            self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself (it does on SQLITE_FULL); a ROLLBACK then
+        # fails and would hide the error that matters.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def close(self) -> None:
         self.conn.close()
