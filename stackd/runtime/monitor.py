@@ -28,6 +28,7 @@ import selectors
 import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -54,7 +55,13 @@ from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
-from stackd.runtime.statefile import now_iso, process_start_time, read_json, write_json
+from stackd.runtime.statefile import (
+    is_alive,
+    now_iso,
+    process_start_time,
+    read_json,
+    write_json,
+)
 
 IDLE_EXIT_SECONDS = 1.0
 # A client must send its whole request this soon after connecting (ours send it at
@@ -88,6 +95,9 @@ class Container:
     streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
     exit: ExitStatus | None = None
     waiters: list[Client] = field(default_factory=list)
+    # Left running by a monitor that was killed, and taken over by this one: not our
+    # child, so its exit is seen through the pidfd and its status is lost.
+    adopted: bool = False
 
 
 @dataclass
@@ -222,6 +232,8 @@ class Monitor:
             self.on_waiter(obj)
         elif kind == "ready":
             self.on_ready(obj)
+        elif kind == "adopted":
+            self.on_adopted_exit(obj)
 
     def shutdown(self, listener: socket.socket) -> None:
         # Unlink first: a client arriving now finds no socket and starts a new monitor,
@@ -587,9 +599,12 @@ class Monitor:
         if pending.want == b"R":  # a create
             if problem is None:
                 try:
-                    write_json(c.paths.state, {"pid": c.pid,
-                                               "pid_start": process_start_time(c.pid),
-                                               "created_at": now_iso(), "started_at": None})
+                    write_json(c.paths.state, {
+                        "pid": c.pid, "pid_start": process_start_time(c.pid),
+                        "created_at": now_iso(), "started_at": None,
+                        # What a monitor that takes over finds again (adopt).
+                        "outputs": {stream: os.fstat(fd).st_ino
+                                    for fd, stream in c.streams.items()}})
                 except OSError as e:  # a full run dir: the create fails, nothing is left
                     problem = self.complain_about(e) or HostError(
                         f"cannot record container {c.spec.id!r}: {e}")
@@ -646,11 +661,7 @@ class Monitor:
             except ProcessLookupError:
                 pass
             c.cgroup.kill_all()
-            try:
-                _, status = os.waitpid(c.pid, 0)
-            except ChildProcessError:  # reaped already, its exit not recorded
-                status = signal.SIGKILL
-            self._exited(c, status)
+            self._exited(c, self._wait_killed(c))
         if c is not None:
             self._forget(c, reap=False)
         cgroup = manager_for(self.roots.id, cid)
@@ -659,6 +670,69 @@ class Monitor:
         cgroup.destroy()
         self._discard(paths, keep_logs=keep_logs)
         return {"ok": True}
+
+    # ---- containers a killed monitor left behind ------------------------------
+
+    def adopt(self) -> None:
+        """Take over the containers a killed monitor left running (before we listen).
+
+        Their PID 1 is not our child (it was reparented to init or the nearest
+        subreaper), so: a pidfd tells us of its exit, whose status is lost (recorded
+        as unknown); its stdout/stderr pipes are opened again through /proc/<pid>/fd
+        when they are still the pipes we made, so output is read and logged again.
+        What it wrote while no monitor read the pipes is lost: a write then fails with
+        EPIPE, and the default SIGPIPE ends the process (a restart policy restarts it).
+        A container whose PID 1 died meanwhile gets its exit recorded, unknown."""
+        base = containers_dir(self.roots)
+        for entry in sorted(os.listdir(base)) if base.is_dir() else []:
+            if entry.startswith("."):
+                continue  # being removed
+            try:
+                self._adopt(ContainerPaths(self.roots, entry))
+            except Exception as e:  # one bad record must not keep the others unmanaged
+                self.complain_about(e)
+
+    def _adopt(self, paths: ContainerPaths) -> None:
+        if paths.exit.exists():
+            return  # its exit is recorded: nothing to watch
+        record = read_json(paths.state)
+        data = read_json(paths.spec)
+        if record is None or data is None:
+            return  # never finished its create (or unreadable): delete cleans it up
+        spec = ContainerSpec.model_validate(data)
+        pid, start = record.get("pid"), record.get("pid_start")
+        cgroup = manager_for(self.roots.id, spec.id)
+        pidfd = None
+        if is_alive(pid, start):
+            try:
+                pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                pass
+        # Checked again with the pidfd open: from here on the pid cannot be reused.
+        if pidfd is None or process_start_time(pid) != start:
+            if pidfd is not None:
+                _close(pidfd)
+            write_json(paths.exit, ExitStatus.lost(oom_killed=cgroup.oom_kills() > 0).to_json()
+                       | {"finished_at": now_iso()})
+            sys.stderr.write(f"monitor: container {spec.id} ended while no monitor "
+                             "watched it; its exit status is lost\n")
+            return
+        c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid, pidfd=pidfd,
+                      start_w=None, ready_r=None, adopted=True,
+                      log=LogWriter(paths.log, spec.log.max_size, spec.log.max_files))
+        for stream, ino in (record.get("outputs") or {}).items():
+            fd = _reopen_pipe(pid, 1 if stream == "stdout" else 2, ino)
+            if fd is not None:
+                c.streams[fd] = stream
+                self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        self.containers[spec.id] = c
+        self.sel.register(pidfd, selectors.EVENT_READ, ("adopted", c))
+        sys.stderr.write(f"monitor: adopted container {spec.id} (pid {pid}, "
+                         f"{len(c.streams)} output pipe(s) found again)\n")
+
+    def on_adopted_exit(self, c: Container) -> None:
+        self.sel.unregister(c.pidfd)
+        self._exited(c, None)
 
     # ---- output and exits --------------------------------------------------------
 
@@ -699,7 +773,24 @@ class Monitor:
                 self._exited(c, status)
             # else: an orphan reparented to us (we are a subreaper); reaped, nothing to record
 
-    def _exited(self, c: Container, status: int) -> None:
+    def _wait_killed(self, c: Container) -> int:
+        """The wait status of a container just sent SIGKILL, once it is dead."""
+        if c.adopted:  # not our child: wait for its pidfd to say it is gone
+            sel = selectors.DefaultSelector()
+            sel.register(c.pidfd, selectors.EVENT_READ)
+            sel.select(LOCK_WAIT_SECONDS)
+            sel.close()
+            if self.sel.get_map().get(c.pidfd) is not None:
+                self.sel.unregister(c.pidfd)
+            return signal.SIGKILL
+        try:
+            _, status = os.waitpid(c.pid, 0)
+        except ChildProcessError:  # reaped already, its exit not recorded
+            status = signal.SIGKILL
+        return status
+
+    def _exited(self, c: Container, status: int | None) -> None:
+        """status: as waitpid gave it; None if it cannot be known (adopted)."""
         self.by_pid.pop(c.pid, None)
         for fd in list(c.streams):
             try:
@@ -707,7 +798,9 @@ class Monitor:
                 self.pump(c, fd, budget=DRAIN_BUDGET)
             except Exception:  # a lost tail of output must not lose the exit status
                 traceback.print_exc()
-        c.exit = ExitStatus.from_wait_status(status, oom_killed=c.cgroup.oom_kills() > 0)
+        oom = c.cgroup.oom_kills() > 0
+        c.exit = (ExitStatus.lost(oom_killed=oom) if status is None
+                  else ExitStatus.from_wait_status(status, oom_killed=oom))
         record = c.exit.to_json() | {"finished_at": now_iso()}
         if c.paths.run_dir.exists():
             try:
@@ -730,8 +823,9 @@ class Monitor:
                 signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _, status = os.waitpid(c.pid, 0)
-            self._exited(c, status)
+            self._exited(c, self._wait_killed(c))
+        if c.adopted and self.sel.get_map().get(c.pidfd) is not None:
+            self.sel.unregister(c.pidfd)
         for stream_fd in list(c.streams):
             if self.sel.get_map().get(stream_fd) is not None:
                 self.sel.unregister(stream_fd)
@@ -750,6 +844,20 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _reopen_pipe(pid: int, fd: int, ino: object) -> int | None:
+    """A new read end of the pipe that is descriptor `fd` of process `pid`, if that is
+    still the pipe with inode `ino` (the one its monitor made); else None."""
+    link = f"/proc/{pid}/fd/{fd}"
+    try:
+        st = os.stat(link)
+        if not stat.S_ISFIFO(st.st_mode) or st.st_ino != ino:
+            return None
+        # Opening a pipe's /proc link opens the pipe itself, here its reading side.
+        return os.open(link, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def _signal(name: object) -> int:
@@ -889,6 +997,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.02)
     monitor = Monitor(roots)
     monitor.container_nofile = inherited_nofile
+    monitor.adopt()  # before anyone can ask about them
     listener = monitor.bind()
     mpaths.pidfile.write_text(f"{os.getpid()}\n")
     sc.set_process_name("stackd-monitor")

@@ -1,0 +1,140 @@
+"""The runtime monitor SIGKILLed under running containers: a new monitor takes them
+over (exits seen, output read again, stop/kill/remove working), and `down` removes
+the stack completely."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+from e2e_helpers import CLI
+
+from stackd.cli.client import Client
+from stackd.runtime.statefile import process_start_time
+
+pytestmark = pytest.mark.root
+
+STACK = """\
+name: lost
+services:
+  quiet:
+    image: stackd-demo/busybox:latest
+    pull_policy: never
+    restart: always
+    command: [sh, -c, 'trap "echo got-usr1" USR1; trap "exit 7" TERM; echo started;
+              while true; do sleep 0.1; done']
+  chatty:
+    image: stackd-demo/busybox:latest
+    pull_policy: never
+    stop_signal: SIGKILL
+    command: [sh, -c, 'while true; do echo chatter; done']
+"""
+
+
+def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"not in {timeout:.0f}s: {what}"
+        time.sleep(0.1)
+
+
+def ps(cli: CLI) -> dict[str, dict]:
+    rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
+    return {r["service"]: r for r in rows}
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its zombie (reparented to an init that reaps late)."""
+    return process_start_time(pid) is None
+
+
+def kill_monitor(cli: CLI) -> int:
+    pid = int((cli.roots.run / "monitor.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for("the monitor to die", lambda: gone(pid))
+    return pid
+
+
+def monitor_pid(cli: CLI) -> int | None:
+    try:
+        return int((cli.roots.run / "monitor.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def test_down_after_the_monitor_was_killed(cli: CLI) -> None:
+    (cli.cwd / "compose.yaml").write_text(STACK)
+    cli("up", "-d")
+    pids = [r["pid"] for r in ps(cli).values()]
+    assert all(pids) and len(pids) == 2
+    kill_monitor(cli)
+
+    r = cli("down", check=False, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert ps(cli) == {}
+    for pid in pids:
+        wait_for(f"container process {pid} to end", lambda pid=pid: gone(pid), timeout=10)
+    # The stack is gone from the daemon too, not left `removing`.
+    with Client(cli.roots, autostart=False) as c:
+        assert c.get("/v1/stacks") == []
+
+
+def test_a_new_monitor_adopts_the_containers(cli: CLI) -> None:
+    (cli.cwd / "compose.yaml").write_text(STACK)
+    cli("up", "-d")
+    wait_for("quiet to start", lambda: "started" in cli("logs", "quiet").stdout)
+    before = ps(cli)
+    old = kill_monitor(cli)
+
+    # The daemon's watch on each container reconnects, which starts a new monitor.
+    wait_for("a new monitor", lambda: monitor_pid(cli) not in (None, old))
+    quiet = before["quiet"]
+    assert ps(cli)["quiet"]["pid"] == quiet["pid"], "quiet did not survive"
+
+    # Its output is read again: a line written after the takeover reaches the log.
+    os.kill(quiet["pid"], signal.SIGUSR1)
+    wait_for("output after the takeover", lambda: "got-usr1" in cli("logs", "quiet").stdout)
+
+    # chatty wrote while nobody read: SIGPIPE ended it (its exit status lost), or it
+    # runs on with its output read again; either way it does not spin on a dead pipe.
+    def settled() -> bool:
+        row = ps(cli)["chatty"]
+        return row["state"] == "exited" or "chatter" in cli("logs", "--tail", "5",
+                                                            "chatty").stdout
+    wait_for("chatty to settle", settled)
+    row = ps(cli)["chatty"]
+    if row["state"] == "exited":
+        assert row["exit_code"] == 255, row
+
+    # Its exit is seen (the status is lost: 255), and the restart policy applies.
+    os.kill(quiet["pid"], signal.SIGTERM)
+    def restarted() -> bool:
+        row = ps(cli).get("quiet")  # none for a moment: a restart deletes, then creates
+        return row is not None and row["state"] == "running" and row["pid"] != quiet["pid"]
+    wait_for("quiet to be restarted", restarted)
+    assert gone(quiet["pid"])
+    events = [json.loads(x) for x in cli("events", "--no-follow", "--json", "--since", "0")
+              .stdout.splitlines()]
+    dies = [e["message"] for e in events if e["type"] == "die" and "quiet" in
+            (e.get("container") or "")]
+    assert dies and dies[-1] == "exit code 255", dies
+
+    # The restarted one is the new monitor's own child: its exit status is known again.
+    new = ps(cli)["quiet"]
+    wait_for("the restarted quiet's traps", lambda: "started" in cli("logs", "quiet").stdout)
+    os.kill(new["pid"], signal.SIGTERM)
+    wait_for("a known exit code", lambda: any(
+        e["type"] == "die" and e["message"] == "exit code 7" for e in
+        (json.loads(x) for x in cli("events", "--no-follow", "--json", "--since", "0")
+         .stdout.splitlines())))
+
+    cli("stop", "chatty", check=False)
+    cli("down")
+    assert ps(cli) == {}
