@@ -31,6 +31,7 @@ from stackd.daemon.models import (
     StackStatus,
     Version,
 )
+from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
 from stackd.errors import NotFoundError, StackdError, disk_full
 from stackd.repeats import Repeats, with_count
@@ -87,6 +88,7 @@ class Engine:
         async with trio.open_nursery() as nursery:
             self.background = nursery
             nursery.start_soon(self.disks.run)
+            nursery.start_soon(watch_records, self.world, self.bus.emit)
             await nursery.start(self._watch)
             await nursery.start(self.controller.run)
             self.bus.emit("daemon", message=f"stackd {__version__} started (pid {os.getpid()})")

@@ -66,6 +66,9 @@ class ContainerState:
     netns_path: str | None
     spec: ContainerSpec
     created_at: datetime | None = None
+    # Set when a record of it could not be read (garbled, truncated): why, and what
+    # stood in (the spec's copy, the process found by its cgroup). See statefile.
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

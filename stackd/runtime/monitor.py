@@ -56,6 +56,7 @@ from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
 from stackd.runtime.statefile import (
+    check_records,
     is_alive,
     now_iso,
     process_start_time,
@@ -414,8 +415,11 @@ class Monitor:
         if op == "delete":
             return self.delete(cid, bool(request.get("force")),
                                keep_logs=bool(request.get("keep_logs")))
+        if op == "repair":
+            return {"ok": True, "repaired": self.repair(ContainerPaths(self.roots, cid))}
         raise UsageError(f"runtime monitor: unknown request {op!r}",
-                         hint="use create, start, kill, wait, delete, ping, hold or shutdown")
+                         hint="use create, start, kill, wait, delete, repair, ping, hold "
+                         "or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)
@@ -443,6 +447,7 @@ class Monitor:
             write_json(paths.spec, spec.model_dump(mode="json"))
             for d in (paths.upper, paths.work, paths.rootfs, paths.files):
                 d.mkdir(parents=True, exist_ok=True)
+            write_json(paths.spec_copy, spec.model_dump(mode="json"))
             for index, target in enumerate(sorted(spec.files)):
                 (paths.files / str(index)).write_text(spec.files[target])
             c = self._fork(spec, paths, plan, cgroup, made)
@@ -692,14 +697,42 @@ class Monitor:
             except Exception as e:  # one bad record must not keep the others unmanaged
                 self.complain_about(e)
 
+    def repair(self, paths: ContainerPaths) -> list[str]:
+        """Quarantine a container's unreadable records: move each aside (kept beside it
+        as `<name>.corrupt-<time>`, removed with the container) and write what stands in
+        for it (statefile.check_records): the spec's copy, the process its cgroup holds.
+        A spec without a readable copy stays as it is: there is nothing better to write.
+        → what was done, one line each."""
+        check = check_records(paths)
+        if check is None or check.problem is None:
+            return []
+        done = []
+        if check.state_problem:
+            aside = _quarantine(paths.state)
+            record = dict(check.record, outputs={})
+            write_json(paths.state, record)
+            done.append(f"state.json {check.state_problem}: moved aside to {aside.name}; "
+                        f"rewritten from its cgroup (pid {record['pid']})")
+        if check.spec_problem and check.spec_restorable:
+            aside = _quarantine(paths.spec)
+            shutil.copyfile(paths.spec_copy, paths.spec)
+            done.append(f"spec.json {check.spec_problem}: moved aside to {aside.name}; "
+                        "restored from its copy in the state dir")
+        elif check.spec_problem:
+            done.append(f"spec.json {check.spec_problem} and has no readable copy: left "
+                        "in place; the container can be stopped and removed, not re-created")
+        for line in done:
+            sys.stderr.write(f"monitor: container {paths.id}: {line}\n")
+        return done
+
     def _adopt(self, paths: ContainerPaths) -> None:
         if paths.exit.exists():
             return  # its exit is recorded: nothing to watch
-        record = read_json(paths.state)
-        data = read_json(paths.spec)
-        if record is None or data is None:
-            return  # never finished its create (or unreadable): delete cleans it up
-        spec = ContainerSpec.model_validate(data)
+        self.repair(paths)
+        check = check_records(paths)
+        if check is None:
+            return  # never finished its create: delete cleans it up
+        spec, record = check.spec, check.record
         pid, start = record.get("pid"), record.get("pid_start")
         cgroup = manager_for(self.roots.id, spec.id)
         pidfd = None
@@ -844,6 +877,12 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _quarantine(path: Path) -> Path:
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    return aside
 
 
 def _reopen_pipe(pid: int, fd: int, ino: object) -> int | None:
