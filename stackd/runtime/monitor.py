@@ -736,13 +736,13 @@ class Monitor:
         pid, start = record.get("pid"), record.get("pid_start")
         cgroup = manager_for(self.roots.id, spec.id)
         pidfd = None
-        if is_alive(pid, start):
+        if isinstance(pid, int) and is_alive(pid, start):
             try:
                 pidfd = os.pidfd_open(pid)
             except ProcessLookupError:
                 pass
         # Checked again with the pidfd open: from here on the pid cannot be reused.
-        if pidfd is None or process_start_time(pid) != start:
+        if pidfd is None or not isinstance(pid, int) or process_start_time(pid) != start:
             if pidfd is not None:
                 _close(pidfd)
             write_json(paths.exit, ExitStatus.lost(oom_killed=cgroup.oom_kills() > 0).to_json()
