@@ -78,6 +78,8 @@ DRAIN_BUDGET = 4 * 1024 * 1024
 LOCK_WAIT_SECONDS = 20.0
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
+# How long a new monitor waits for the keeper to record an adopted container's exit.
+KEEPER_WAIT_SECONDS = 0.5
 SIGNALS = {s.name: s for s in signal.Signals}
 TIOCGPTN = 0x80045430  # not in Python's termios module
 TIOCSPTLCK = 0x40045431
@@ -745,10 +747,11 @@ class Monitor:
         if pidfd is None or not isinstance(pid, int) or process_start_time(pid) != start:
             if pidfd is not None:
                 _close(pidfd)
-            write_json(paths.exit, ExitStatus.lost(oom_killed=cgroup.oom_kills() > 0).to_json()
-                       | {"finished_at": now_iso()})
-            sys.stderr.write(f"monitor: container {spec.id} ended while no monitor "
-                             "watched it; its exit status is lost\n")
+            if _kept_exit(paths) is None:
+                write_json(paths.exit, ExitStatus.lost(oom_killed=cgroup.oom_kills() > 0)
+                           .to_json() | {"finished_at": now_iso()})
+                sys.stderr.write(f"monitor: container {spec.id} ended while neither a "
+                                 "monitor nor its keeper watched it; its exit status is lost\n")
             return
         c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid, pidfd=pidfd,
                       start_w=None, ready_r=None, adopted=True,
@@ -764,8 +767,13 @@ class Monitor:
                          f"{len(c.streams)} output pipe(s) found again)\n")
 
     def on_adopted_exit(self, c: Container) -> None:
+        """Its status went to the old monitor's keeper (its new parent), which records
+        it in a moment; lost (unknown) only if that keeper is gone too."""
         self.sel.unregister(c.pidfd)
-        self._exited(c, None)
+        known = _kept_exit(c.paths)
+        if known is not None and c.cgroup.oom_kills() > 0:
+            known = ExitStatus(known.code, known.signal, oom_killed=True)
+        self._exited(c, None, known=known)
 
     # ---- output and exits --------------------------------------------------------
 
@@ -822,8 +830,10 @@ class Monitor:
             status = signal.SIGKILL
         return status
 
-    def _exited(self, c: Container, status: int | None) -> None:
-        """status: as waitpid gave it; None if it cannot be known (adopted)."""
+    def _exited(self, c: Container, status: int | None,
+                known: ExitStatus | None = None) -> None:
+        """status: as waitpid gave it; None if we could not wait for it (adopted): then
+        `known`, as the keeper recorded it, or lost."""
         self.by_pid.pop(c.pid, None)
         for fd in list(c.streams):
             try:
@@ -832,8 +842,8 @@ class Monitor:
             except Exception:  # a lost tail of output must not lose the exit status
                 traceback.print_exc()
         oom = c.cgroup.oom_kills() > 0
-        c.exit = (ExitStatus.lost(oom_killed=oom) if status is None
-                  else ExitStatus.from_wait_status(status, oom_killed=oom))
+        c.exit = known or (ExitStatus.lost(oom_killed=oom) if status is None
+                           else ExitStatus.from_wait_status(status, oom_killed=oom))
         record = c.exit.to_json() | {"finished_at": now_iso()}
         if c.paths.run_dir.exists():
             try:
@@ -877,6 +887,18 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _kept_exit(paths: ContainerPaths) -> ExitStatus | None:
+    """The exit the old monitor's keeper recorded (or records within a moment: it reaps
+    at once); None if there is none."""
+    deadline = time.monotonic() + KEEPER_WAIT_SECONDS
+    while (recorded := read_json(paths.exit)) is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        return ExitStatus.from_json(recorded) if recorded else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _quarantine(path: Path) -> Path:
@@ -1034,6 +1056,19 @@ def main(argv: list[str] | None = None) -> int:
                              "does not answer\n")
             os._exit(1)
         time.sleep(0.02)
+    # This process stays behind as our parent, the keeper (keeper.py): a subreaper, so
+    # that if we are killed our containers' exit statuses reach it and are recorded.
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    monitor_pid = os.fork()
+    if monitor_pid != 0:
+        os.close(lock)  # the lock is the monitor's: a new one must get it when it dies
+        os.close(ready_w)
+        try:
+            os.execv(sys.executable, [
+                sys.executable, "-m", "stackd.runtime.keeper", "--run", str(roots.run),
+                "--root-id", roots.id, "--monitor-pid", str(monitor_pid)])
+        finally:
+            os._exit(1)  # no keeper: the monitor runs on without one
     monitor = Monitor(roots)
     monitor.container_nofile = inherited_nofile
     monitor.adopt()  # before anyone can ask about them
