@@ -2,7 +2,9 @@
 
 It is started on demand by `Runtime` (`python -m stackd.runtime.monitor`), detaches
 (new session, double fork) so it outlives whoever started it, and is the parent of
-every container's PID 1 (also a child subreaper, so nothing escapes it). It:
+every container's PID 1 (also a child subreaper, so nothing escapes it). Its own
+parent is the keeper (keeper.py), which records the exits of its containers should
+it be killed; a new monitor then adopts them (adopt()). It:
 
 - forks containers (so starting one costs a fork of this already-imported process,
   not a Python start-up), inside a new PID namespace made just for that fork;
@@ -99,7 +101,8 @@ class Container:
     exit: ExitStatus | None = None
     waiters: list[Client] = field(default_factory=list)
     # Left running by a monitor that was killed, and taken over by this one: not our
-    # child, so its exit is seen through the pidfd and its status is lost.
+    # child, so its exit is seen through the pidfd and its status read from the record
+    # the old monitor's keeper makes.
     adopted: bool = False
 
 
@@ -683,13 +686,13 @@ class Monitor:
     def adopt(self) -> None:
         """Take over the containers a killed monitor left running (before we listen).
 
-        Their PID 1 is not our child (it was reparented to init or the nearest
-        subreaper), so: a pidfd tells us of its exit, whose status is lost (recorded
-        as unknown); its stdout/stderr pipes are opened again through /proc/<pid>/fd
-        when they are still the pipes we made, so output is read and logged again.
-        What it wrote while no monitor read the pipes is lost: a write then fails with
-        EPIPE, and the default SIGPIPE ends the process (a restart policy restarts it).
-        A container whose PID 1 died meanwhile gets its exit recorded, unknown."""
+        Their PID 1 is not our child (it was reparented to the old monitor's keeper,
+        or to init if that is gone too), so: a pidfd tells us of its exit, whose status
+        the keeper records (lost, recorded as unknown, without a keeper); its
+        stdout/stderr pipes are opened again through /proc/<pid>/fd when they are still
+        the pipes we made, so output is read and logged again. What it wrote while no
+        monitor read the pipes is lost: a write then fails with EPIPE, and the default
+        SIGPIPE ends the process (a restart policy restarts it)."""
         base = containers_dir(self.roots)
         for entry in sorted(os.listdir(base)) if base.is_dir() else []:
             if entry.startswith("."):
