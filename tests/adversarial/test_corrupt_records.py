@@ -84,7 +84,7 @@ def test_garbled_state_and_truncated_spec_are_quarantined(cli: CLI, app: dict) -
     assert process_start_time(app["pid"]) is not None
 
     # Quarantined (moved aside, replaced) and reported once.
-    heal = wait_for("the quarantine event", lambda: [
+    heal = wait_for("the quarantine event", timeout=40, predicate=lambda: [
         e for e in events(cli) if e["attrs"].get("fault") == "unreadable_record"])
     assert heal[0]["type"] == "heal", heal  # type: ignore[index]
     aside = sorted(p.name.split(".corrupt-")[0] for p in run.iterdir() if ".corrupt-" in p.name)
@@ -115,7 +115,7 @@ def test_a_record_beyond_repair_keeps_its_volume(cli: CLI, app: dict) -> None:
     assert row["state"] == "running" and row["pid"] == app["pid"], row
     assert "spec.json" in row["problem"] and "state.json" in row["problem"], row
     assert "unreadable record" in cli("ps", "-a", "--all-projects").stdout
-    wait_for("the unreadable record reported", lambda: any(
+    wait_for("the unreadable record reported", timeout=40, predicate=lambda: any(
         e["type"] == "error" and e["attrs"].get("fault") == "unreadable_record"
         for e in events(cli)))
 
