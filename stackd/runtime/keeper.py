@@ -1,12 +1,19 @@
 """The keeper: the runtime monitor's parent, for as long as anything the monitor forked
 lives (`python -m stackd.runtime.keeper`, exec'd by the monitor's start-up).
 
-It is a child subreaper. While the monitor runs it does nothing (the containers are
-the monitor's children). If the monitor is killed, its containers are reparented
-here, not to init; when one exits, this process reaps it and records its real exit
-status in the container's exit.json — which no later monitor could learn, the
-container not being its child. It exits once the monitor and every such orphan are
-gone (waitpid says ECHILD).
+It is a child subreaper. While the monitor runs it only holds, for each container, a
+copy of the read ends of its output pipes (sent over a socket, dropped when the
+container is deleted) and never reads them. If the monitor is killed:
+
+- the containers' pipes still have a reader, so their writes fill the pipe (64 KiB)
+  and then wait — no SIGPIPE, nothing lost — until the next monitor opens the pipes
+  again through /proc/<pid>/fd and reads on;
+- the containers are reparented here, not to init; when one exits, this process
+  reaps it and records its real exit status in the container's exit.json — which no
+  later monitor could learn, the container not being its child — and lets go of its
+  pipes.
+
+It exits once the monitor and every such orphan are gone (waitpid says ECHILD).
 
 Standard library only, on purpose: it lives as long as the monitor, and importing the
 runtime (pydantic) would triple its memory. So the two small rules it needs — an
@@ -19,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import selectors
 import signal
+import socket
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -28,25 +37,68 @@ from pathlib import Path
 from stackd.runtime import syscalls as sc
 
 
-def keep(run: Path, monitor_pid: int) -> None:
+def keep(run: Path, monitor_pid: int, monitor: socket.socket) -> None:
+    held: dict[str, list[int]] = {}  # container id → read ends of its output pipes
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    sel = selectors.DefaultSelector()
+    sel.register(wake_r, selectors.EVENT_READ, "child")
+    sel.register(monitor, selectors.EVENT_READ, "monitor")
     while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-        except InterruptedError:
-            continue
-        if pid == monitor_pid:
-            continue
-        try:
-            record_orphan_exit(run, pid, status)
-        except Exception:  # never lose the next one for this one
-            traceback.print_exc()
+        while True:  # reap first: a child may have gone before we listened
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                break
+            if pid != monitor_pid:
+                try:
+                    cid = record_orphan_exit(run, pid, status)
+                except Exception:  # never lose the next one for this one
+                    traceback.print_exc()
+                    cid = None
+                _close_all(held.pop(cid, []) if cid else [])
+        for key, _ in sel.select():
+            if key.data == "child":
+                os.read(wake_r, 4096)
+            elif not _take(monitor, held):
+                sel.unregister(monitor)  # the monitor is gone: hold on to what we have
 
 
-def record_orphan_exit(run: Path, pid: int, status: int) -> None:
-    """Record the exit of `pid` if it was a container's first process. Its zombie held
-    the pid until now, so the recorded pid cannot name another process."""
+def _take(monitor: socket.socket, held: dict[str, list[int]]) -> bool:
+    """One message of the monitor: "hold <id>" with descriptors, or "drop <id>".
+    False once the monitor has hung up."""
+    try:
+        msg, fds, _, _ = socket.recv_fds(monitor, 1024, 16)
+    except InterruptedError:
+        return True
+    except OSError:
+        return False
+    if not msg:
+        return False
+    word, _, cid = msg.decode(errors="replace").partition(" ")
+    _close_all(held.pop(cid, []))
+    if word == "hold":
+        held[cid] = list(fds)
+    else:
+        _close_all(list(fds))
+    return True
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def record_orphan_exit(run: Path, pid: int, status: int) -> str | None:
+    """Record the exit of `pid` if it was a container's first process; → its id. Its
+    zombie held the pid until now, so the recorded pid cannot name another process."""
     base = run / "containers"
     for entry in os.listdir(base) if base.is_dir() else []:
         if entry.startswith("."):
@@ -59,7 +111,7 @@ def record_orphan_exit(run: Path, pid: int, status: int) -> None:
         if not isinstance(record, dict) or record.get("pid") != pid:
             continue
         if (d / "exit.json").exists():
-            return
+            return entry
         if os.WIFSIGNALED(status):
             code, sig = 128 + os.WTERMSIG(status), os.WTERMSIG(status)
         else:
@@ -69,7 +121,8 @@ def record_orphan_exit(run: Path, pid: int, status: int) -> None:
             "finished_at": datetime.now(UTC).isoformat(), "recorded_by": "keeper"})
         sys.stderr.write(f"keeper: container {entry} (pid {pid}) exited with {code} "
                          "while no monitor held it; recorded\n")
-        return
+        return entry
+    return None
 
 
 def _write_json(path: Path, data: dict[str, object]) -> None:
@@ -87,12 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True)
     parser.add_argument("--root-id", required=True)  # shown in ps, for tools/leaks
     parser.add_argument("--monitor-pid", type=int, required=True)
+    parser.add_argument("--socket-fd", type=int, required=True)  # from the monitor
     args = parser.parse_args(argv)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # kept across exec; said again to be sure
     sc.set_process_name("stackd-keeper")
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
-    keep(Path(args.run), args.monitor_pid)
+    monitor = socket.socket(fileno=args.socket_fd)
+    os.set_inheritable(monitor.fileno(), False)
+    keep(Path(args.run), args.monitor_pid, monitor)
     return 0
 
 

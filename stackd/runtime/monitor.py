@@ -149,6 +149,7 @@ class Monitor:
         # The same failure many times a second (a full disk under a restart loop) is
         # logged once a minute with a count: our log lives on a disk too.
         self.repeats = Repeats()
+        self.keeper: socket.socket | None = None  # to our keeper (keeper.py)
 
     def complain(self, key: str, message: str, *, trace: bool = False) -> None:
         repeated = self.repeats.admit(key)
@@ -517,7 +518,21 @@ class Monitor:
             os.set_blocking(fd, False)
             c.streams[fd] = stream
             self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        if not spec.process.terminal:
+            self._tell_keeper("hold", spec.id, list(outputs))
         return c
+
+    def _tell_keeper(self, word: str, cid: str, fds: list[int] | None = None) -> None:
+        """Have the keeper hold (or drop) copies of a container's output pipes: should
+        we be killed, its writes then fill the pipe and wait for the next monitor
+        instead of meeting a pipe without reader (SIGPIPE). Best effort: without a
+        keeper, that is what happens."""
+        if self.keeper is None:
+            return
+        try:
+            socket.send_fds(self.keeper, [f"{word} {cid}".encode()], fds or [])
+        except OSError:
+            pass
 
     def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
                                pipes: child.ChildPipes) -> int:
@@ -883,6 +898,7 @@ class Monitor:
                 _close(fd)
         self.containers.pop(c.spec.id, None)
         self.by_pid.pop(c.pid, None)
+        self._tell_keeper("drop", c.spec.id)
 
 
 def _close(fd: int) -> None:
@@ -1062,17 +1078,24 @@ def main(argv: list[str] | None = None) -> int:
     # This process stays behind as our parent, the keeper (keeper.py): a subreaper, so
     # that if we are killed our containers' exit statuses reach it and are recorded.
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    to_keeper, keeper_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     monitor_pid = os.fork()
     if monitor_pid != 0:
         os.close(lock)  # the lock is the monitor's: a new one must get it when it dies
         os.close(ready_w)
+        to_keeper.close()
+        os.set_inheritable(keeper_end.fileno(), True)
         try:
             os.execv(sys.executable, [
                 sys.executable, "-m", "stackd.runtime.keeper", "--run", str(roots.run),
-                "--root-id", roots.id, "--monitor-pid", str(monitor_pid)])
+                "--root-id", roots.id, "--monitor-pid", str(monitor_pid),
+                "--socket-fd", str(keeper_end.fileno())])
         finally:
             os._exit(1)  # no keeper: the monitor runs on without one
+    keeper_end.close()
+    to_keeper.setblocking(False)  # a stuck keeper must never stall us
     monitor = Monitor(roots)
+    monitor.keeper = to_keeper
     monitor.container_nofile = inherited_nofile
     monitor.adopt()  # before anyone can ask about them
     listener = monitor.bind()
