@@ -159,9 +159,10 @@ class Engine:
             return requeue
         except BaseException as exc:
             if isinstance(exc, Exception):
+                # A full disk met outside the state store (an image pull) is said as one.
+                typed = exc if isinstance(exc, StackdError) else disk_full(exc)
                 self._outcomes[project] = _Outcome(desired.generation, "error",
-                                                   str(exc) if isinstance(exc, StackdError)
-                                                   else repr(exc))
+                                                   str(typed) if typed else repr(exc))
             raise
 
     async def _teardown(self, desired: DesiredStack) -> None:

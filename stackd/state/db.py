@@ -35,9 +35,16 @@ class StateDB:
         # callers serialise use of one StateDB themselves.
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:  # a daemon started on a full disk says why, in a line
+            conn.close()
+            full = disk_full(exc, str(path))
+            if full is not None:
+                raise full from exc
+            raise
         db = cls(conn, path)
         db.ensure_schemas()
         return db

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop
 from support.leakcheck import settle
 
 from stackd.images import ImageStore
+from stackd.state.db import StateDB
 
 pytestmark = pytest.mark.root
 
@@ -175,3 +177,21 @@ def test_a_full_disk_during_a_restart_loop(full_cli: CLI, tmp_path: Path) -> Non
     wait_for("a restart once there is room", lambda: any(
         e["type"] == "restart" and e["seq"] > since for e in events(cli)), timeout=60)
     assert cli.daemon_pid() == daemon
+
+
+def test_a_state_database_on_a_full_disk_says_so_in_one_line(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "stackd-test-full", str(disk)],
+                   check=True)
+    try:
+        filler = fill(disk)
+        r = subprocess.run([sys.executable, "-c", "from pathlib import Path\n"
+                            "from stackd.state.db import StateDB\n"
+                            f"StateDB.open(Path({str(disk / 'stackd.db')!r}))"],
+                           capture_output=True, text=True, check=False)
+        assert "DiskFullError: no space left on the disk" in r.stderr, r.stderr
+        filler.unlink()
+        StateDB.open(disk / "stackd.db").close()  # room again: it opens
+    finally:
+        unmount(disk)
