@@ -78,9 +78,13 @@ def test_garbled_state_and_truncated_spec_are_quarantined(cli: CLI, app: dict) -
     spec = (run / "spec.json").read_bytes()
     (run / "spec.json").write_bytes(spec[:len(spec) // 3])  # truncated
 
-    # Still listed, in its project, running, with the pid its cgroup holds.
+    # Still listed, in its project, running, with the pid its cgroup holds, and why —
+    # unless the daemon's record watch has quarantined it in this very instant.
     row = rows(cli)[app["id"]]
     assert row["state"] == "running" and row["pid"] == app["pid"], row
+    assert (row["problem"] and "state.json is not valid JSON" in row["problem"]
+            and "spec.json is not valid JSON" in row["problem"]) or any(
+        e["attrs"].get("fault") == "unreadable_record" for e in events(cli)), row
     assert process_start_time(app["pid"]) is not None
 
     # Quarantined (moved aside, replaced) and reported once.
