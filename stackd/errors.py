@@ -112,3 +112,32 @@ class UnavailableError(StackdError):
 
 class HostError(StackdError):
     """The kernel or a host tool refused an operation stackd needed."""
+
+
+class DiskFullError(UnavailableError):
+    """The file system under the state root or run dir has no space (or inodes) left.
+    Retrying helps once space is freed; nothing half-written is kept."""
+
+
+# errno ENOSPC and EDQUOT (a quota is a full disk to whoever hits it); literal numbers,
+# because this module is imported by every command and must stay import-light.
+_DISK_FULL_ERRNOS = (28, 122)
+_SQLITE_FULL = 13
+
+
+def disk_full(exc: BaseException, where: str = "") -> DiskFullError | None:
+    """The typed error for `exc` if it means "no space left" (an OSError ENOSPC/EDQUOT,
+    or SQLite's SQLITE_FULL "database or disk is full"); else None. The one place that
+    knows what a full disk looks like: state/, runtime/ and the CLI call it."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    full = (isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS) or (
+        getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+        or (type(exc).__name__ == "OperationalError" and "disk is full" in str(exc)))
+    if not full:
+        return None
+    target = f" ({where})" if where else ""
+    return DiskFullError(
+        f"no space left on the disk{target}: {getattr(exc, 'strerror', None) or exc}",
+        hint="free space under the state root (or the run dir); stackd retries and "
+        "recovers by itself once there is room")

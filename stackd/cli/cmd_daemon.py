@@ -47,17 +47,21 @@ def _status(roots: object, fmt: str) -> int:
                 v = c.get("/v1/version")
                 info.update(running=True, version=v["version"],
                             uptime=round(time.time() - v["started"], 1),
-                            stacks=len(c.get("/v1/stacks")))
+                            stacks=len(c.get("/v1/stacks")), faults=v.get("faults", []))
     if fmt == "json":
         print(json.dumps(info))
     elif info["running"]:
         print(f"stackd daemon running: pid {pid}, version {info['version']}, "
               f"up {info['uptime']}s, {info['stacks']} stack(s), socket {info['socket']}")
+        for fault in info["faults"]:  # type: ignore[attr-defined]
+            print(f"fault: {fault['kind']}: {fault['message']}")
     elif pid is not None:
         print(f"stackd daemon pid {pid} holds the lock but does not answer on {info['socket']}")
     else:
         print("stackd daemon is not running (the next stackd command starts it)")
-    return 0 if info["running"] else 3
+    if not info["running"]:
+        return 3
+    return 1 if info["faults"] else 0  # running, but a fault (a full disk) holds it back
 
 
 def _stop(roots: object, timeout: float) -> int:

@@ -22,6 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def status_text(c: dict[str, Any], now: float) -> str:
+    text = _state_text(c, now)
+    # Its record could not be read (why: `ps --format json`, and the events).
+    return f"{text} (unreadable record)" if c.get("problem") else text
+
+
+def _state_text(c: dict[str, Any], now: float) -> str:
     state = c.get("state", "")
     if state == "running":
         text = "Up " + _ago(now - float(c.get("started_at") or now))

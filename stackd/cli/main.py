@@ -127,11 +127,14 @@ def _run(run: Callable[[Any], int | None], args: Any) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # the one place a StackdError becomes an exit code
-        from stackd.errors import StackdError
+        from stackd.errors import StackdError, disk_full
 
-        if isinstance(exc, StackdError):
-            print(f"stackd: {exc}", file=sys.stderr)
-            return exc.exit_code
+        # A full disk met by code that runs in this process (image import, pull) is
+        # the user's to fix, not a bug: a message, not a traceback.
+        typed = exc if isinstance(exc, StackdError) else disk_full(exc)
+        if typed is not None:
+            print(f"stackd: {typed}", file=sys.stderr)
+            return typed.exit_code
         raise
 
 

@@ -466,6 +466,7 @@ class HostWorld:
                 "started_at": v.started_at.timestamp() if v.started_at else None,
                 "command": list(v.spec.process.args),
                 "ports": published,
+                "problem": v.problem,  # an unreadable record (runtime statefile)
             })
         rows.sort(key=lambda r: (r["project"] or "", r["service"] or "", r["index"], r["name"]))
         return rows

@@ -33,7 +33,7 @@ import trio
 from stackd.daemon.events import EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.workqueue import ExponentialBackoff, ShutDown, WorkQueue
-from stackd.errors import SpecError, StackdError, UsageError
+from stackd.errors import SpecError, StackdError, UsageError, disk_full
 
 log = logging.getLogger("stackd.controller")
 
@@ -50,21 +50,22 @@ def classify(exc: BaseException) -> Literal["retry", "terminal"]:
     return "terminal" if isinstance(exc, TERMINAL) else "retry"
 
 
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions in a (nested) exception group, or exc itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in leaves(e)]
+    return [exc]
 
 
 def typed_error(exc: BaseException) -> BaseException:
     """The StackdError inside a nursery's exception group (the first, if several), so
     its class decides terminal-or-retry and its message is what the user reads."""
-    if isinstance(exc, BaseExceptionGroup):
-        for leaf in _leaves(exc):
-            if isinstance(leaf, StackdError):
-                return leaf
-    return exc
+    found = leaves(exc)
+    for leaf in found:
+        if isinstance(leaf, StackdError):
+            return leaf
+    # A full disk met outside the state store (an image pull) is said as one.
+    return next(filter(None, map(disk_full, found)), exc)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd import __version__
-from stackd.daemon.controller import Controller, Outcome, classify, typed_error
+from stackd.daemon.controller import Controller, Outcome, classify, leaves, typed_error
 from stackd.daemon.desired_store import DesiredStack, DesiredStore, without_environ
+from stackd.daemon.diskwatch import DiskWatch
 from stackd.daemon.events import Event, EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.models import (
@@ -37,9 +38,11 @@ from stackd.daemon.models import (
     StackStatus,
     Version,
 )
+from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
-from stackd.errors import ConflictError, NotFoundError, StackdError
+from stackd.errors import ConflictError, NotFoundError, StackdError, disk_full
 from stackd.reconciler.asks import Ask
+from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 from stackd.state.revisions import BlobStore, NewRevision, Revision
@@ -48,6 +51,9 @@ if TYPE_CHECKING:
     from stackd.daemon.oneoff import ServiceRunRequest
 
 log = logging.getLogger("stackd.engine")
+
+# After world.watch failed: wait this long before watching again, doubling up to the max.
+WATCH_RETRY = (1.0, 30.0)
 
 
 @dataclass(eq=False)
@@ -96,6 +102,8 @@ class Engine:
         self._consumed: dict[str, int] = {}
         # Work a request starts and the daemon finishes (a detached `run --rm`'s removal).
         self.background: trio.Nursery | None = None
+        self.disks = DiskWatch([roots.state, roots.run], self.bus.emit)
+        self._watch_failures = Repeats()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -103,6 +111,8 @@ class Engine:
                   ) -> None:
         async with trio.open_nursery() as nursery:
             self.background = nursery
+            nursery.start_soon(self.disks.run)
+            nursery.start_soon(watch_records, self.world, self.bus.emit)
             await nursery.start(self._watch)
             await nursery.start(self.controller.run)
             self.bus.emit("daemon", message=f"stackd {__version__} started (pid {os.getpid()})")
@@ -110,7 +120,32 @@ class Engine:
 
     async def _watch(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                      ) -> None:
-        await self.world.watch(self.bus.publish, task_status=task_status)
+        """world.watch, watched again after it fails. Its task group is where a fault of
+        the host (a full disk under a container's exit) would otherwise end the daemon;
+        the reconciles of the next watch adopt the containers again."""
+        delay = WATCH_RETRY[0]
+        while True:
+            began = trio.current_time()
+            try:
+                await self.world.watch(self.bus.publish, task_status=task_status)
+                return
+            except Exception as exc:  # reported, then watched again
+                typed = next(filter(None, map(disk_full, leaves(exc))), None)
+                why = typed.message if typed else "; ".join(
+                    f"{type(e).__name__}: {e}" for e in leaves(exc))
+                repeated = self._watch_failures.admit(why)
+                if repeated is not None:
+                    log.error("watching the host failed; watching again",
+                              exc_info=typed is None,
+                              extra={"error": with_count(why, repeated), "retry_in": delay})
+                self.bus.publish(Event(
+                    type="error", message=f"watching the host failed, again in {delay:g}s: "
+                    f"{why}", attrs={"fault": "disk_full"} if typed else {}))
+            task_status = trio.TASK_STATUS_IGNORED  # started once is enough
+            if trio.current_time() - began > WATCH_RETRY[1] * 2:
+                delay = WATCH_RETRY[0]  # it had run well for a while: a new failure
+            await trio.sleep(delay)
+            delay = min(delay * 2, WATCH_RETRY[1])
 
     def close(self) -> None:
         self.controller.shut_down()
@@ -572,7 +607,7 @@ class Engine:
     def version(self) -> Version:
         return Version(version=__version__, pid=os.getpid(), state_root=str(self.roots.state),
                        run_root=str(self.roots.run), root_id=self.roots.id,
-                       started=self.started)
+                       started=self.started, faults=self.disks.faults())
 
 
 def steady(options: ApplyOptions) -> ApplyOptions:

@@ -87,6 +87,15 @@ class StackStatus(BaseModel):
     last_finished: float = 0.0
 
 
+class Fault(BaseModel):
+    """A fault of the host the daemon works around while it lasts (daemon status)."""
+
+    kind: Literal["disk_full"]
+    path: str
+    message: str
+    since: float
+
+
 class Version(BaseModel):
     version: str
     api: str = "v1"
@@ -95,3 +104,4 @@ class Version(BaseModel):
     run_root: str
     root_id: str
     started: float
+    faults: list[Fault] = Field(default_factory=list)

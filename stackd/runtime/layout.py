@@ -1,7 +1,8 @@
 """Where the runtime keeps each container's files. Pure path arithmetic.
 
 Durable (state root, survives reboot): the writable upper layer, overlay work dir,
-the mount point of the merged root, files given by the spec, and the logs.
+the mount point of the merged root, files given by the spec, the logs, and a copy of
+the spec.
 Volatile (run dir, dies with the machine): the spec as given, the live state
 record (pid + its start time), the exit record, and the monitor's socket.
 """
@@ -80,6 +81,12 @@ class ContainerPaths:
     @property
     def log(self) -> Path:
         return self.state_dir / "log.json"
+
+    @property
+    def spec_copy(self) -> Path:
+        """The spec again, in the durable state dir: what an unreadable spec.json is
+        restored from."""
+        return self.state_dir / "spec.json"
 
     @property
     def spec(self) -> Path:

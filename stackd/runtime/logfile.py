@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
 
+from stackd.errors import disk_full
 from stackd.runtime.model import LogRecord
 
 # A line longer than this is cut into several records, as Docker does at 16 KiB.
@@ -55,6 +56,9 @@ class LogWriter:
         self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
+        # Records dropped because the disk was full; said in the log once there is room.
+        self.lost = 0
+        self._torn = False  # the last write stopped mid-record
 
     def feed(self, stream: str, data: bytes) -> None:
         """Bytes as read from a pipe; whole lines become records, the rest waits."""
@@ -93,16 +97,37 @@ class LogWriter:
         pending = 0
         for rec in records:
             if batch and self._size + pending + len(rec) > self.max_size:
-                os.write(self._fd, b"".join(batch))
-                self._size += pending
+                self._append(batch)
                 batch, pending = [], 0
             if self._size and self._size + len(rec) > self.max_size:
                 self._rotate()
             batch.append(rec)
             pending += len(rec)
         if batch:
-            os.write(self._fd, b"".join(batch))
-            self._size += pending
+            self._append(batch)
+
+    def _append(self, batch: list[bytes]) -> None:
+        """Write records; on a full disk drop them (the container must not block on its
+        output, and the monitor must not fail) and count them in `lost`."""
+        data = b"".join(batch)
+        if self.lost:
+            note = self._record("stderr", f"[stackd: {self.lost} line(s) of output lost: "
+                                "no space left on the disk]\n".encode(), time.time_ns())
+            data = (b"\n" if self._torn else b"") + note + data
+        try:
+            written = os.write(self._fd, data)  # short when the disk fills meanwhile
+        except OSError as e:
+            if disk_full(e) is None:
+                raise
+            written = 0
+        self._size += written
+        if written < len(data):
+            # A record cut short is one unreadable line (readers skip those); the next
+            # write starts on a fresh line.
+            self.lost += len(batch)
+            self._torn = self._torn or written > 0
+            return
+        self.lost, self._torn = 0, False
 
     def _rotate(self) -> None:
         os.close(self._fd)

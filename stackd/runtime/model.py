@@ -13,15 +13,21 @@ from typing import Any, Literal
 from stackd.runtime.containerspec import ContainerSpec
 
 Status = Literal["created", "running", "exited"]
+UNKNOWN_CODE = 255
 
 
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
-    """How the container's first process ended: a code, or the signal that killed it."""
+    """How the container's first process ended: a code, or the signal that killed it.
+
+    unknown: it ended while no monitor watched it (the monitor was killed), so nobody
+    could learn how; the code is then UNKNOWN_CODE, as Docker reports for a container
+    whose exit status was lost."""
 
     code: int
     signal: int | None = None
     oom_killed: bool = False
+    unknown: bool = False
 
     @classmethod
     def from_wait_status(cls, status: int, *, oom_killed: bool = False) -> ExitStatus:
@@ -32,13 +38,19 @@ class ExitStatus:
             return cls(code=128 + sig, signal=sig, oom_killed=oom_killed)
         return cls(code=os.WEXITSTATUS(status), signal=None, oom_killed=oom_killed)
 
+    @classmethod
+    def lost(cls, *, oom_killed: bool = False) -> ExitStatus:
+        return cls(code=UNKNOWN_CODE, oom_killed=oom_killed, unknown=True)
+
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "signal": self.signal, "oom_killed": self.oom_killed}
+        return {"code": self.code, "signal": self.signal, "oom_killed": self.oom_killed,
+                "unknown": self.unknown}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ExitStatus:
         return cls(code=int(data["code"]), signal=data.get("signal"),
-                   oom_killed=bool(data.get("oom_killed", False)))
+                   oom_killed=bool(data.get("oom_killed", False)),
+                   unknown=bool(data.get("unknown", False)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,9 @@ class ContainerState:
     netns_path: str | None
     spec: ContainerSpec
     created_at: datetime | None = None
+    # Set when a record of it could not be read (garbled, truncated): why, and what
+    # stood in (the spec's copy, the process found by its cgroup). See statefile.
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 It is started on demand by `Runtime` (`python -m stackd.runtime.monitor`), detaches
 (new session, double fork) so it outlives whoever started it, and is the parent of
-every container's PID 1 (also a child subreaper, so nothing escapes it). It:
+every container's PID 1 (also a child subreaper, so nothing escapes it). Its own
+parent is the keeper (keeper.py), which records the exits of its containers should
+it be killed; a new monitor then adopts them (adopt()). It:
 
 - forks containers (so starting one costs a fork of this already-imported process,
   not a Python start-up), inside a new PID namespace made just for that fork;
@@ -27,6 +29,7 @@ import selectors
 import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -43,7 +46,9 @@ from stackd.errors import (
     NotFoundError,
     StackdError,
     UsageError,
+    disk_full,
 )
+from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.runtime import child, protocol
 from stackd.runtime import syscalls as sc
@@ -52,7 +57,14 @@ from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
-from stackd.runtime.statefile import now_iso, process_start_time, read_json, write_json
+from stackd.runtime.statefile import (
+    check_records,
+    is_alive,
+    now_iso,
+    process_start_time,
+    read_json,
+    write_json,
+)
 
 IDLE_EXIT_SECONDS = 1.0
 # A client must send its whole request this soon after connecting (ours send it at
@@ -67,9 +79,15 @@ PUMP_BUDGET = 256 * 1024
 DRAIN_BUDGET = 4 * 1024 * 1024
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
+# How long a new monitor waits for the keeper to record an adopted container's exit.
+KEEPER_WAIT_SECONDS = 0.5
 SIGNALS = {s.name: s for s in signal.Signals}
 TIOCGPTN = 0x80045430  # not in Python's termios module
 TIOCSPTLCK = 0x40045431
+
+# A SIGKILLed adopted container is gone within moments; bounded, so a process stuck
+# in the kernel never stalls the monitor.
+KILLED_WAIT_SECONDS = 20.0
 
 
 @dataclass
@@ -85,6 +103,10 @@ class Container:
     streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
     exit: ExitStatus | None = None
     waiters: list[Client] = field(default_factory=list)
+    # Left running by a monitor that was killed, and taken over by this one: not our
+    # child, so its exit is seen through the pidfd and its status read from the record
+    # the old monitor's keeper makes.
+    adopted: bool = False
 
 
 @dataclass
@@ -127,6 +149,19 @@ class Monitor:
         # Deleted containers' directories, renamed away at once and removed when idle.
         self.trash: list[Path] = []
         self._sweep_leftover_trash()
+        # The same failure many times a second (a full disk under a restart loop) is
+        # logged once a minute with a count: our log lives on a disk too.
+        self.repeats = Repeats()
+        self.keeper: socket.socket | None = None  # to our keeper (keeper.py)
+
+    def complain(self, key: str, message: str, *, trace: bool = False) -> None:
+        repeated = self.repeats.admit(key)
+        if repeated is None:
+            return
+        if trace:
+            traceback.print_exc()
+        sys.stderr.write(f"monitor: {with_count(message, repeated)}\n")
+        sys.stderr.flush()
 
     # ---- setup and main loop -------------------------------------------------------
 
@@ -173,8 +208,8 @@ class Monitor:
                     continue
                 try:
                     self.dispatch(key, listener, wake_r)
-                except Exception:  # one container's trouble must not end the others' monitor
-                    traceback.print_exc()
+                except Exception as e:  # one container's trouble must not end the others' monitor
+                    self.complain_about(e)
             self.drop_stalled_clients()
             self.expire_pending()
             if self.stopping and not self.containers:
@@ -207,6 +242,8 @@ class Monitor:
             self.on_waiter(obj)
         elif kind == "ready":
             self.on_ready(obj)
+        elif kind == "adopted":
+            self.on_adopted_exit(obj)
 
     def shutdown(self, listener: socket.socket) -> None:
         # Unlink first: a client arriving now finds no socket and starts a new monitor,
@@ -317,10 +354,21 @@ class Monitor:
         except StackdError as e:
             reply = protocol.error_reply(e)
         except Exception as e:  # a bug must not take every container down: log, answer
-            traceback.print_exc()
-            reply = protocol.error_reply(HostError(f"runtime monitor: {type(e).__name__}: {e}"))
+            typed = self.complain_about(e)
+            reply = protocol.error_reply(typed or HostError(
+                f"runtime monitor: {type(e).__name__}: {e}"))
         if reply is not None:
             self.reply(client, reply)
+
+    def complain_about(self, e: Exception) -> StackdError | None:
+        """Log an unexpected exception, at most once a minute per kind; a full disk is
+        said in one line (its typed error, returned), anything else with its trace."""
+        typed = disk_full(e)
+        if typed is not None:
+            self.complain("disk-full", typed.message)
+        else:
+            self.complain(f"{type(e).__name__}: {e}", f"{type(e).__name__}: {e}", trace=True)
+        return typed
 
     def reply(self, client: Client, message: dict[str, Any]) -> None:
         # The client may be gone (killed mid-request): the work stands, the reply is lost.
@@ -376,8 +424,11 @@ class Monitor:
         if op == "delete":
             return self.delete(cid, bool(request.get("force")),
                                keep_logs=bool(request.get("keep_logs")))
+        if op == "repair":
+            return {"ok": True, "repaired": self.repair(ContainerPaths(self.roots, cid))}
         raise UsageError(f"runtime monitor: unknown request {op!r}",
-                         hint="use create, start, kill, wait, delete, ping, hold or shutdown")
+                         hint="use create, start, kill, wait, delete, repair, ping, hold "
+                         "or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)
@@ -405,6 +456,7 @@ class Monitor:
             write_json(paths.spec, spec.model_dump(mode="json"))
             for d in (paths.upper, paths.work, paths.rootfs, paths.files):
                 d.mkdir(parents=True, exist_ok=True)
+            write_json(paths.spec_copy, spec.model_dump(mode="json"))
             for index, target in enumerate(sorted(spec.files)):
                 (paths.files / str(index)).write_text(spec.files[target])
             c = self._fork(spec, paths, plan, cgroup, made)
@@ -469,7 +521,21 @@ class Monitor:
             os.set_blocking(fd, False)
             c.streams[fd] = stream
             self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        if not spec.process.terminal:
+            self._tell_keeper("hold", spec.id, list(outputs))
         return c
+
+    def _tell_keeper(self, word: str, cid: str, fds: list[int] | None = None) -> None:
+        """Have the keeper hold (or drop) copies of a container's output pipes: should
+        we be killed, its writes then fill the pipe and wait for the next monitor
+        instead of meeting a pipe without reader (SIGPIPE). Best effort: without a
+        keeper, that is what happens."""
+        if self.keeper is None:
+            return
+        try:
+            socket.send_fds(self.keeper, [f"{word} {cid}".encode()], fds or [])
+        except OSError:
+            pass
 
     def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
                                pipes: child.ChildPipes) -> int:
@@ -560,8 +626,17 @@ class Monitor:
             self.sel.unregister(fd)
         if pending.want == b"R":  # a create
             if problem is None:
-                write_json(c.paths.state, {"pid": c.pid, "pid_start": process_start_time(c.pid),
-                                           "created_at": now_iso(), "started_at": None})
+                try:
+                    write_json(c.paths.state, {
+                        "pid": c.pid, "pid_start": process_start_time(c.pid),
+                        "created_at": now_iso(), "started_at": None,
+                        # What a monitor that takes over finds again (adopt).
+                        "outputs": {stream: os.fstat(fd).st_ino
+                                    for fd, stream in c.streams.items()}})
+                except OSError as e:  # a full run dir: the create fails, nothing is left
+                    problem = self.complain_about(e) or HostError(
+                        f"cannot record container {c.spec.id!r}: {e}")
+            if problem is None:
                 self.reply(pending.client, {"ok": True, "pid": c.pid})
                 return
             self._forget(c, reap=True)
@@ -614,11 +689,7 @@ class Monitor:
             except ProcessLookupError:
                 pass
             c.cgroup.kill_all()
-            try:
-                _, status = os.waitpid(c.pid, 0)
-            except ChildProcessError:  # reaped already, its exit not recorded
-                status = signal.SIGKILL
-            self._exited(c, status)
+            self._exited(c, self._wait_killed(c))
         if c is not None:
             self._forget(c, reap=False)
         cgroup = manager_for(self.roots.id, cid)
@@ -627,6 +698,103 @@ class Monitor:
         cgroup.destroy()
         self._discard(paths, keep_logs=keep_logs)
         return {"ok": True}
+
+    # ---- containers a killed monitor left behind ------------------------------
+
+    def adopt(self) -> None:
+        """Take over the containers a killed monitor left running (before we listen).
+
+        Their PID 1 is not our child (it was reparented to the old monitor's keeper,
+        or to init if that is gone too), so: a pidfd tells us of its exit, whose status
+        the keeper records (lost, recorded as unknown, without a keeper); its
+        stdout/stderr pipes are opened again through /proc/<pid>/fd when they are still
+        the pipes we made, so output is read and logged again. What it wrote while no
+        monitor read the pipes is lost: a write then fails with EPIPE, and the default
+        SIGPIPE ends the process (a restart policy restarts it)."""
+        base = containers_dir(self.roots)
+        for entry in sorted(os.listdir(base)) if base.is_dir() else []:
+            if entry.startswith("."):
+                continue  # being removed
+            try:
+                self._adopt(ContainerPaths(self.roots, entry))
+            except Exception as e:  # one bad record must not keep the others unmanaged
+                self.complain_about(e)
+
+    def repair(self, paths: ContainerPaths) -> list[str]:
+        """Quarantine a container's unreadable records: move each aside (kept beside it
+        as `<name>.corrupt-<time>`, removed with the container) and write what stands in
+        for it (statefile.check_records): the spec's copy, the process its cgroup holds.
+        A spec without a readable copy stays as it is: there is nothing better to write.
+        → what was done, one line each."""
+        check = check_records(paths)
+        if check is None or check.problem is None:
+            return []
+        done = []
+        if check.state_problem:
+            aside = _quarantine(paths.state)
+            record = dict(check.record, outputs={})
+            write_json(paths.state, record)
+            done.append(f"state.json {check.state_problem}: moved aside to {aside.name}; "
+                        f"rewritten from its cgroup (pid {record['pid']})")
+        if check.spec_problem and check.spec_restorable:
+            aside = _quarantine(paths.spec)
+            shutil.copyfile(paths.spec_copy, paths.spec)
+            done.append(f"spec.json {check.spec_problem}: moved aside to {aside.name}; "
+                        "restored from its copy in the state dir")
+        elif check.spec_problem:
+            done.append(f"spec.json {check.spec_problem} and has no readable copy: left "
+                        "in place; the container can be stopped and removed, not re-created")
+        for line in done:
+            sys.stderr.write(f"monitor: container {paths.id}: {line}\n")
+        return done
+
+    def _adopt(self, paths: ContainerPaths) -> None:
+        if paths.exit.exists():
+            return  # its exit is recorded: nothing to watch
+        self.repair(paths)
+        check = check_records(paths)
+        if check is None:
+            return  # never finished its create: delete cleans it up
+        spec, record = check.spec, check.record
+        pid, start = record.get("pid"), record.get("pid_start")
+        cgroup = manager_for(self.roots.id, spec.id)
+        pidfd = None
+        if isinstance(pid, int) and is_alive(pid, start):
+            try:
+                pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                pass
+        # Checked again with the pidfd open: from here on the pid cannot be reused.
+        if pidfd is None or not isinstance(pid, int) or process_start_time(pid) != start:
+            if pidfd is not None:
+                _close(pidfd)
+            if _kept_exit(paths) is None:
+                write_json(paths.exit, ExitStatus.lost(oom_killed=cgroup.oom_kills() > 0)
+                           .to_json() | {"finished_at": now_iso()})
+                sys.stderr.write(f"monitor: container {spec.id} ended while neither a "
+                                 "monitor nor its keeper watched it; its exit status is lost\n")
+            return
+        c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid, pidfd=pidfd,
+                      start_w=None, ready_r=None, adopted=True,
+                      log=LogWriter(paths.log, spec.log.max_size, spec.log.max_files))
+        for stream, ino in (record.get("outputs") or {}).items():
+            fd = _reopen_pipe(pid, 1 if stream == "stdout" else 2, ino)
+            if fd is not None:
+                c.streams[fd] = stream
+                self.sel.register(fd, selectors.EVENT_READ, ("output", c))
+        self.containers[spec.id] = c
+        self.sel.register(pidfd, selectors.EVENT_READ, ("adopted", c))
+        sys.stderr.write(f"monitor: adopted container {spec.id} (pid {pid}, "
+                         f"{len(c.streams)} output pipe(s) found again)\n")
+
+    def on_adopted_exit(self, c: Container) -> None:
+        """Its status went to the old monitor's keeper (its new parent), which records
+        it in a moment; lost (unknown) only if that keeper is gone too."""
+        self.sel.unregister(c.pidfd)
+        known = _kept_exit(c.paths)
+        if known is not None and c.cgroup.oom_kills() > 0:
+            known = ExitStatus(known.code, known.signal, oom_killed=True)
+        self._exited(c, None, known=known)
 
     # ---- output and exits --------------------------------------------------------
 
@@ -649,6 +817,9 @@ class Monitor:
                 c.log.flush(stream)
                 return
             c.log.feed(stream, data)
+            if c.log.lost:
+                self.complain("disk-full-log", "container output is being dropped: no space "
+                              f"left for the logs under {self.roots.state}")
             budget -= len(data)
 
     def reap(self) -> None:
@@ -664,7 +835,26 @@ class Monitor:
                 self._exited(c, status)
             # else: an orphan reparented to us (we are a subreaper); reaped, nothing to record
 
-    def _exited(self, c: Container, status: int) -> None:
+    def _wait_killed(self, c: Container) -> int:
+        """The wait status of a container just sent SIGKILL, once it is dead."""
+        if c.adopted:  # not our child: wait for its pidfd to say it is gone
+            sel = selectors.DefaultSelector()
+            sel.register(c.pidfd, selectors.EVENT_READ)
+            sel.select(KILLED_WAIT_SECONDS)
+            sel.close()
+            if self.sel.get_map().get(c.pidfd) is not None:
+                self.sel.unregister(c.pidfd)
+            return signal.SIGKILL
+        try:
+            _, status = os.waitpid(c.pid, 0)
+        except ChildProcessError:  # reaped already, its exit not recorded
+            status = signal.SIGKILL
+        return status
+
+    def _exited(self, c: Container, status: int | None,
+                known: ExitStatus | None = None) -> None:
+        """status: as waitpid gave it; None if we could not wait for it (adopted): then
+        `known`, as the keeper recorded it, or lost."""
         self.by_pid.pop(c.pid, None)
         for fd in list(c.streams):
             try:
@@ -672,10 +862,15 @@ class Monitor:
                 self.pump(c, fd, budget=DRAIN_BUDGET)
             except Exception:  # a lost tail of output must not lose the exit status
                 traceback.print_exc()
-        c.exit = ExitStatus.from_wait_status(status, oom_killed=c.cgroup.oom_kills() > 0)
+        oom = c.cgroup.oom_kills() > 0
+        c.exit = known or (ExitStatus.lost(oom_killed=oom) if status is None
+                           else ExitStatus.from_wait_status(status, oom_killed=oom))
         record = c.exit.to_json() | {"finished_at": now_iso()}
         if c.paths.run_dir.exists():
-            write_json(c.paths.exit, record)
+            try:
+                write_json(c.paths.exit, record)
+            except OSError as e:  # a full run dir: the waiters still learn of the exit
+                self.complain_about(e)
         for client in list(c.waiters):
             try:
                 client.sock.settimeout(5)  # a client that stopped reading must not wedge us
@@ -692,8 +887,9 @@ class Monitor:
                 signal.pidfd_send_signal(c.pidfd, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _, status = os.waitpid(c.pid, 0)
-            self._exited(c, status)
+            self._exited(c, self._wait_killed(c))
+        if c.adopted and self.sel.get_map().get(c.pidfd) is not None:
+            self.sel.unregister(c.pidfd)
         for stream_fd in list(c.streams):
             if self.sel.get_map().get(stream_fd) is not None:
                 self.sel.unregister(stream_fd)
@@ -705,6 +901,7 @@ class Monitor:
                 _close(fd)
         self.containers.pop(c.spec.id, None)
         self.by_pid.pop(c.pid, None)
+        self._tell_keeper("drop", c.spec.id)
 
 
 def _close(fd: int) -> None:
@@ -712,6 +909,38 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def _kept_exit(paths: ContainerPaths) -> ExitStatus | None:
+    """The exit the old monitor's keeper recorded (or records within a moment: it reaps
+    at once); None if there is none."""
+    deadline = time.monotonic() + KEEPER_WAIT_SECONDS
+    while (recorded := read_json(paths.exit)) is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        return ExitStatus.from_json(recorded) if recorded else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _quarantine(path: Path) -> Path:
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    return aside
+
+
+def _reopen_pipe(pid: int, fd: int, ino: object) -> int | None:
+    """A new read end of the pipe that is descriptor `fd` of process `pid`, if that is
+    still the pipe with inode `ino` (the one its monitor made); else None."""
+    link = f"/proc/{pid}/fd/{fd}"
+    try:
+        st = os.stat(link)
+        if not stat.S_ISFIFO(st.st_mode) or st.st_ino != ino:
+            return None
+        # Opening a pipe's /proc link opens the pipe itself, here its reading side.
+        return os.open(link, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def _signal(name: object) -> int:
@@ -821,8 +1050,29 @@ def main(argv: list[str] | None = None) -> int:
     mpaths = MonitorPaths(roots.run)
     ready = detached.detach(mpaths.lock, lambda: _answers(mpaths.socket), name="monitor")
     inherited_nofile = _raise_nofile_limit()
+    # This process stays behind as our parent, the keeper (keeper.py): a subreaper, so
+    # that if we are killed our containers' exit statuses reach it and are recorded.
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    to_keeper, keeper_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    monitor_pid = os.fork()
+    if monitor_pid != 0:
+        # The lock and the ready pipe (both close-on-exec) stay the monitor's: a new
+        # monitor must get the lock when this one dies.
+        to_keeper.close()
+        os.set_inheritable(keeper_end.fileno(), True)
+        try:
+            os.execv(sys.executable, [
+                sys.executable, "-m", "stackd.runtime.keeper", "--run", str(roots.run),
+                "--root-id", roots.id, "--monitor-pid", str(monitor_pid),
+                "--socket-fd", str(keeper_end.fileno())])
+        finally:
+            os._exit(1)  # no keeper: the monitor runs on without one
+    keeper_end.close()
+    to_keeper.setblocking(False)  # a stuck keeper must never stall us
     monitor = Monitor(roots)
+    monitor.keeper = to_keeper
     monitor.container_nofile = inherited_nofile
+    monitor.adopt()  # before anyone can ask about them
     listener = monitor.bind()
     mpaths.pidfile.write_text(f"{os.getpid()}\n")
     sc.set_process_name("stackd-monitor")

@@ -90,6 +90,12 @@ class Runtime:
         await self.monitor.request({"op": "delete", "id": check_id(container_id),
                                     "force": force, "keep_logs": keep_logs})
 
+    async def repair(self, container_id: str) -> list[str]:
+        """Quarantine the container's unreadable records (a state with `problem`): moved
+        aside, replaced by what stood in for them. → what was done, one line each."""
+        reply = await self.monitor.request({"op": "repair", "id": check_id(container_id)})
+        return [str(line) for line in reply.get("repaired", [])]
+
     async def list(self) -> list[ContainerState]:
         base = containers_dir(self.roots)
         if not base.is_dir():

@@ -7,11 +7,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.model import ContainerState, ExitStatus, Status
 
@@ -19,9 +20,13 @@ from stackd.runtime.model import ContainerState, ExitStatus, Status
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: leave no half-written file behind
+        raise
 
 
 def read_json(path: Path | str) -> dict[str, Any] | None:
@@ -58,41 +63,201 @@ def is_alive(pid: int | None, start: int | None) -> bool:
     return pid is not None and start is not None and process_start_time(pid) == start
 
 
+class Unreadable(Exception):
+    """A record file that exists but cannot be used; str() says why."""
+
+
+def read_record(path: Path | str) -> dict[str, Any] | None:
+    """A JSON object from `path`; None if there is no such file; Unreadable if there is
+    one that is not a JSON object (garbled, truncated, emptied)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Unreadable(f"cannot be read ({e.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise Unreadable(f"is not valid JSON ({len(raw)} bytes: garbled or truncated)"
+                         ) from None
+    if not isinstance(data, dict):
+        raise Unreadable("is not a JSON object")
+    return data
+
+
 def _load_spec(path: Path | str) -> ContainerSpec | None:
     """A container's spec, parsed once per file: it is written at create and never
     changed, and validating it is most of the cost of listing hundreds of containers
-    (the daemon lists and inspects them all the time)."""
+    (the daemon lists and inspects them all the time). None: no such file;
+    Unreadable: a file that is not a valid spec."""
     try:
         st = os.stat(path)
-    except OSError:
+    except FileNotFoundError:
         return None
-    return _parsed_spec(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError as e:
+        raise Unreadable(f"cannot be read ({e.strerror})") from None
+    parsed = _parsed_spec(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    if isinstance(parsed, str):
+        raise Unreadable(parsed)
+    return parsed
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed_spec(path: str, ino: int, mtime_ns: int, size: int) -> ContainerSpec | None:
-    data = read_json(Path(path))
-    return ContainerSpec.model_validate(data) if data is not None else None
+def _parsed_spec(path: str, ino: int, mtime_ns: int, size: int) -> ContainerSpec | str | None:
+    try:
+        data = read_record(path)
+    except Unreadable as e:
+        return str(e)
+    if data is None:
+        return None
+    try:
+        return ContainerSpec.model_validate(data)
+    except ValueError:  # pydantic's ValidationError
+        return "is not a valid container spec"
+
+
+def _valid_state(data: dict[str, Any]) -> dict[str, Any]:
+    ok = (isinstance(data.get("pid"), int) and isinstance(data.get("pid_start"), int)
+          and all(isinstance(data.get(k), str | None) for k in ("created_at", "started_at")))
+    if not ok:
+        raise Unreadable("lacks a pid, its start time or valid times")
+    try:
+        _time(data.get("created_at"))
+        _time(data.get("started_at"))
+    except ValueError:
+        raise Unreadable("has a time that is not a time") from None
+    return data
+
+
+def _placeholder_spec(container_id: str) -> ContainerSpec:
+    """What is known of a container whose spec (and its copy) cannot be read: its id."""
+    return ContainerSpec(id=container_id, name=container_id, layers=(),
+                         process=ProcessSpec(args=("?",)))
+
+
+def init_pid(pids: list[int]) -> int | None:
+    """The container's first process among its cgroup's: PID 1 of its PID namespace
+    (the last field of NSpid), else the oldest."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"NSpid:"):
+                        if line.split()[-1] == b"1":
+                            return pid
+                        break
+        except OSError:
+            continue
+    alive = [(process_start_time(p), p) for p in pids]
+    known = sorted((start, p) for start, p in alive if start is not None)
+    return known[0][1] if known else None
+
+
+def started_at_of(pid_start: int) -> str | None:
+    """A process's start time (ticks since boot, from /proc/<pid>/stat) as ISO time."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    when = btime + pid_start / os.sysconf("SC_CLK_TCK")
+    return datetime.fromtimestamp(when, UTC).isoformat()
+
+
+def state_from_cgroup(paths: ContainerPaths) -> dict[str, Any]:
+    """A stand-in for an unreadable state.json: the container's process as its cgroup
+    knows it (the kernel's truth: what the record would have said, less created_at)."""
+    from stackd.errors import StackdError
+    from stackd.runtime.cgroups import manager_for
+
+    try:
+        pid = init_pid(manager_for(paths.roots.id, paths.id).pids())
+    except (StackdError, OSError):
+        pid = None
+    start = process_start_time(pid) if pid is not None else None
+    return {"pid": pid, "pid_start": start, "created_at": None,
+            "started_at": started_at_of(start) if start is not None else None}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCheck:
+    """A container's records as read, with what stood in for an unreadable one."""
+
+    spec: ContainerSpec
+    record: dict[str, Any]
+    spec_problem: str | None = None  # why spec.json was not used
+    spec_restorable: bool = False  # its copy in the state dir is good
+    state_problem: str | None = None  # why state.json was not used
+
+    @property
+    def problem(self) -> str | None:
+        parts = []
+        if self.spec_problem:
+            parts.append(f"spec.json {self.spec_problem}; " + (
+                "its copy in the state dir is read instead" if self.spec_restorable
+                else "it has no readable copy, so its labels are unknown"))
+        if self.state_problem:
+            parts.append(f"state.json {self.state_problem}; its process was found by "
+                         "its cgroup")
+        return "; ".join(parts) or None
+
+
+def check_records(paths: ContainerPaths) -> RecordCheck | None:
+    """The container's spec and state record; None while it has none (being created or
+    deleted). A file that cannot be read does not hide the container: the spec's copy,
+    or the process its cgroup holds, stands in, and the check says why."""
+    run = f"{paths.roots.run}/containers/{paths.id}"
+    spec_problem = state_problem = None
+    restorable = False
+    try:
+        record = read_record(f"{run}/state.json")
+        if record is None:
+            return None  # created this instant (or deleted): not a container yet
+        record = _valid_state(record)
+    except Unreadable as e:
+        state_problem, record = str(e), state_from_cgroup(paths)
+    try:
+        spec = _load_spec(f"{run}/spec.json")
+        if spec is None:
+            raise Unreadable("is missing")
+        if spec.id != paths.id:
+            raise Unreadable(f"names another container ({spec.id!r})")
+    except Unreadable as e:
+        spec_problem = str(e)
+        try:
+            spec = _load_spec(str(paths.spec_copy))
+        except Unreadable:
+            spec = None
+        restorable = spec is not None and spec.id == paths.id
+        if not restorable:
+            spec = _placeholder_spec(paths.id)
+    assert spec is not None
+    return RecordCheck(spec, record, spec_problem, restorable, state_problem)
 
 
 def load_state(paths: ContainerPaths) -> ContainerState | None:
     # Plain strings: this runs for every container on every list (500 of them for a
     # `stackd ps`), and building Path objects was a third of its time.
     run = f"{paths.roots.run}/containers/{paths.id}"
-    record = read_json(f"{run}/state.json")
-    spec = _load_spec(f"{run}/spec.json")
-    if record is None or spec is None:
+    check = check_records(paths)
+    if check is None:
         return None
+    record, spec = check.record, check.spec
     exit_data = read_json(f"{run}/exit.json")
     exit_status: ExitStatus | None = None
     finished_at = None
     status: Status
     if exit_data is not None:
         status = "exited"
-        exit_status = ExitStatus.from_json(exit_data)
-        finished_at = _time(exit_data.get("finished_at"))
+        try:
+            exit_status = ExitStatus.from_json(exit_data)
+            finished_at = _time(exit_data.get("finished_at"))
+        except (KeyError, TypeError, ValueError):  # a JSON object, but not an exit record
+            exit_status = ExitStatus.lost()
     elif is_alive(record.get("pid"), record.get("pid_start")):
-        status = "running" if record.get("started_at") else "created"
+        status = "running" if record.get("started_at") or check.state_problem else "created"
     else:
         status = "exited"  # died while nobody was watching: exit code unknown
     alive = status != "exited"
@@ -102,5 +267,5 @@ def load_state(paths: ContainerPaths) -> ContainerState | None:
         started_at=_time(record.get("started_at")), finished_at=finished_at,
         exit=exit_status,
         netns_path=f"/proc/{record['pid']}/ns/net" if alive else None,
-        spec=spec, created_at=_time(record.get("created_at")),
+        spec=spec, created_at=_time(record.get("created_at")), problem=check.problem,
     )

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from stackd.errors import disk_full
+
 _SCHEMAS: dict[str, str] = {}
 
 
@@ -33,9 +35,16 @@ class StateDB:
         # callers serialise use of one StateDB themselves.
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:  # a daemon started on a full disk says why, in a line
+            conn.close()
+            full = disk_full(exc, str(path))
+            if full is not None:
+                raise full from exc
+            raise
         db = cls(conn, path)
         db.ensure_schemas()
         return db
@@ -49,14 +58,37 @@ class StateDB:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """A full disk comes out as DiskFullError (a StackdError the callers already
+        handle and retry), never as sqlite3's OperationalError; and the connection is
+        left outside any transaction, so the next one works once there is room."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A COMMIT that failed (SQLITE_FULL) leaves the transaction open: every
+                # later BEGIN would fail with "within a transaction" forever.
+                self._rollback()
+                raise
+        except sqlite3.Error as exc:
+            full = disk_full(exc, str(self.path))
+            if full is not None:
+                raise full from exc
             raise
-        else:
-            self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself (it does on SQLITE_FULL); a ROLLBACK then
+        # fails and would hide the error that matters.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def close(self) -> None:
         self.conn.close()

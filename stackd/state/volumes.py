@@ -15,7 +15,8 @@ from pathlib import Path
 
 import trio
 
-from stackd.errors import HostError, UsageError
+from stackd.errors import ConflictError, HostError, UsageError
+from stackd.runtime.mountusers import mount_users
 from stackd.state.db import StateDB, register_schema
 
 register_schema("volumes", """
@@ -60,6 +61,13 @@ class VolumeStore:
 
     async def remove_volume(self, name: str) -> None:
         top = Path(self.path(name)).parent
+        # Asked of the kernel: a container whose record is unreadable (so no stack
+        # counts it) may still have the volume mounted; it is never removed from under it.
+        users = await trio.to_thread.run_sync(mount_users, Path(self.path(name)))
+        if users:
+            raise ConflictError(f"volume {name} is in use by {', '.join(users)}: not removed",
+                                hint="stop and remove what uses it first (`stackd ps -a "
+                                "--all-projects`), then remove the volume again")
         try:
             await trio.to_thread.run_sync(lambda: shutil.rmtree(top, ignore_errors=False)
                                           if top.exists() else None)

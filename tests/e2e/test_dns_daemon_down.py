@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, reconciler_ready, torn_down
+from e2e_helpers import CLI, torn_down
 
 from stackd.leaks import find_leaks
 from stackd.netbridge import resolver_pid
@@ -52,8 +52,6 @@ print(" ".join(sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A)))
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path):
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no front door yet")
     work = tmp_path / "dnsdown"
     work.mkdir()
     (work / "compose.yaml").write_text(STACK)

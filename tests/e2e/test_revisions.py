@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, stop_daemon, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, stop_daemon, torn_down
 
 from stackd.cli.client import Client
 from stackd.daemon.paths import log_path
@@ -62,8 +62,6 @@ secrets:
 @pytest.fixture
 def project(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     """A project dir with STACK, its config and env file, and a second image to tag."""
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     from stackd.images import ImageStore
     from stackd.images.models import ImageConfig
 

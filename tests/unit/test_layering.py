@@ -16,9 +16,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "stackd"
 
-# Leaf modules every unit may use: errors, names, and starting a per-root helper
-# process (runtime monitor, DNS resolver) in its own session.
-SHARED = ("errors", "roots", "hostnames", "detached", "__init__")
+# Leaf modules every unit may use: errors, names, starting a per-root helper process
+# (runtime monitor, DNS resolver) in its own session, saying a repeated failure once.
+SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "__init__")
 
 # unit → the units (or `unit.module` prefixes, for a narrow edge) it may import.
 # Dependencies point downward: cli → daemon → reconciler → (scheduler, spec) and the
@@ -28,6 +28,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "roots": (),
     "hostnames": (),
     "detached": (),
+    "repeats": (),
     "spec": (),
     "scheduler": ("spec",),
     "state": (),
@@ -55,6 +56,8 @@ NARROW: dict[tuple[str, str], str] = {
     ("images.build", "runtime"): "a RUN step runs in a container, as buildkit runs runc",
     ("leaks.reclaim", "runtime.cgroups"): "the shared cgroup parent is removed by its rule",
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
+    ("state.volumes", "runtime.mountusers"): "a volume a live process has mounted is never "
+    "removed, whatever the records say: the kernel's mount tables tell",
 }
 
 IO_LIBRARIES = ("pyroute2", "httpx", "sqlite3", "subprocess", "socket", "pyroute2")
