@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stackd.errors import HostError
+from stackd.filemodes import open_private, private_dir
 
 MNT_DETACH = 2
 MS_BIND = 0x1000
@@ -48,8 +49,8 @@ def is_netns(path: Path) -> bool:
 def create(path: Path) -> None:
     if is_netns(path):
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    path.touch(mode=0o644)
+    private_dir(path.parent, parents=True)
+    os.close(open_private(path, os.O_RDONLY))
     try:
         with _returning():
             # unshare moves only this thread into the new namespace; the bind mount (in

@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from stackd.errors import UnavailableError
+from stackd.filemodes import open_private
 from stackd.roots import Roots
 from stackd.runtime import protocol
 from stackd.runtime.layout import MonitorPaths
@@ -95,7 +96,7 @@ class MonitorClient:
 
     async def _spawn(self) -> None:
         self.roots.ensure()
-        log = open(self.paths.log, "ab")  # noqa: SIM115 - handed to the child, closed below
+        log = os.fdopen(open_private(self.paths.log, os.O_WRONLY | os.O_APPEND), "ab")
         try:
             result = await trio.run_process(
                 [sys.executable, "-m", "stackd.runtime.monitor", "--state", str(self.roots.state),

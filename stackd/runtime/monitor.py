@@ -44,8 +44,9 @@ from stackd.errors import (
     StackdError,
     UsageError,
 )
+from stackd.filemodes import private_dir, write_private
 from stackd.roots import Roots
-from stackd.runtime import child, protocol
+from stackd.runtime import child, containerdirs, protocol
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.containerspec import ContainerSpec
@@ -237,7 +238,7 @@ class Monitor:
                 if keep_logs and d == paths.state_dir:
                     kept = log_files(target / paths.log.name)
                     if kept:
-                        d.mkdir()
+                        private_dir(d)
                         for f in kept:
                             os.rename(f, d / f.name)
 
@@ -402,12 +403,8 @@ class Monitor:
         cgroup = manager_for(self.roots.id, spec.id)
         made: list[int] = []
         try:
-            paths.run_dir.mkdir(parents=True)
+            containerdirs.make(spec, paths)
             write_json(paths.spec, spec.model_dump(mode="json"))
-            for d in (paths.upper, paths.work, paths.rootfs, paths.files):
-                d.mkdir(parents=True, exist_ok=True)
-            for index, target in enumerate(sorted(spec.files)):
-                (paths.files / str(index)).write_text(spec.files[target])
             c = self._fork(spec, paths, plan, cgroup, made)
         except BaseException:
             for fd in made:
@@ -817,8 +814,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True)
     parser.add_argument("--root-id", required=True)  # shown in ps, used by tools/leaks
     args = parser.parse_args(argv)
+    # Explicit, not inherited from whoever started us (a CLI under umask 077 or 000):
+    # containers inherit it, and what is private is made so by mode, not by umask.
+    os.umask(0o022)
     roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
-    containers_dir(roots).mkdir(exist_ok=True)
+    private_dir(containers_dir(roots))
+    containerdirs.tighten_all(roots)
     mpaths = MonitorPaths(roots.run)
 
     ready_r, ready_w = os.pipe()
@@ -853,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     monitor = Monitor(roots)
     monitor.container_nofile = inherited_nofile
     listener = monitor.bind()
-    mpaths.pidfile.write_text(f"{os.getpid()}\n")
+    write_private(mpaths.pidfile, f"{os.getpid()}\n".encode())
     sc.set_process_name("stackd-monitor")
     os.write(ready_w, b"1")
     os.close(ready_w)
