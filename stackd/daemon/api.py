@@ -201,9 +201,12 @@ def make_app(engine: Engine) -> FastAPI:
         await engine.world.signal(name, action, signal)
         # Whatever was done by hand, the stack's controller looks again (a started
         # container gets supervised, a removed one is reported by the next plan).
-        for project in engine.store.projects():
-            if name.startswith(f"{project}-"):
-                engine.controller.enqueue(project)
+        projects = [p for p in engine.store.projects() if name.startswith(f"{p}-")]
+        if not projects:  # a container_name: its project is on its row
+            rows = await engine.world.containers(None, True)
+            projects = [r["project"] for r in rows if r.get("name") == name and r.get("project")]
+        for project in projects:
+            engine.controller.enqueue(project)
         return {"container": name, "action": action}
 
     @app.get("/v1/networks")

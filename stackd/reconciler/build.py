@@ -270,9 +270,11 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     else:
         order = sorted(svc.networks.items(),
                        key=lambda kv: (-(kv[1].priority or 0), kv[0]))
+        # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
+        own = (svc.container_name,) if svc.container_name else ()
         for key, sn in order:
             attachments.append(Attachment(network_key=network_host_name(stack, key),
-                                          aliases=(name, *sn.aliases),
+                                          aliases=(name, *own, *sn.aliases),
                                           ipv4_address=sn.ipv4_address))
     ports: list[PortBinding] = []
     for p in svc.ports:
@@ -337,7 +339,9 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         "process": {"init": bool(svc.init), "tty": svc.tty, "groups": list(svc.group_add),
                     "rlimits": [r.model_dump() for r in rlimits],
                     "hostname": svc.hostname, "domainname": svc.domainname,
-                    "stop_signal": stop_signal, "stop_grace": stop_grace},
+                    "stop_signal": stop_signal, "stop_grace": stop_grace,
+                    # Only when set: the hashes of every other service stay as they were.
+                    **({"container_name": svc.container_name} if svc.container_name else {})},
         "labels": dict(svc.labels),
     }
     return _ServiceParts(spec, hash_inputs, tuple(attachments), tuple(ports),
@@ -358,7 +362,8 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
             volumes.append(vol)
             m = m.model_copy(update={"source": inputs.volume_path(vol)})
         mounts.append(m)
-    hostname = spec.hostname or hostnames.container_name(stack.name, name, index)
+    fixed_name = stack.services[name].container_name
+    hostname = spec.hostname or hostnames.container_name(stack.name, name, index, fixed_name)
     spec = spec.model_copy(update={"mounts": tuple(mounts), "hostname": hostname})
     inputs_ = dict(parts.inputs)
     # The slot's own volume paths are in the spec but not in the hash: they differ by
@@ -366,7 +371,7 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
     container = slot_container(stack.name, name, index, spec, config_hash(inputs_),
                                attachments=parts.attachments, ports=parts.ports,
                                volumes=tuple(sorted(set(volumes))),
-                               host_files=parts.files_to_write)
+                               host_files=parts.files_to_write, fixed_name=fixed_name)
     return container, volumes
 
 
@@ -398,6 +403,12 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: BuildIn
                     location=stack.location_of(("services", name, "depends_on", dep.service)),
                     hint=f"add a healthcheck to {dep.service!r} or use service_started")
         scale = inputs.scale.get(name, svc.replicas)
+        if svc.container_name is not None and scale > 1:
+            raise SpecError(
+                f"service {name!r}: container_name {svc.container_name!r} names one "
+                f"container, it cannot be scaled to {scale}",
+                location=stack.location_of(("services", name, "container_name")),
+                hint="remove container_name to run more than one")
         unhealthy = _x_stackd(svc).get("restart_on_unhealthy", True)
         services[name] = DesiredService(name, scale, deps, health, restart_of(svc),
                                         restart_on_unhealthy=unhealthy is not False)
