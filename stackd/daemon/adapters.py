@@ -182,7 +182,8 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
 
 
 def _event_from_supervisor(e: Any) -> Event:
-    return Event(type=e.type if e.type in ("die", "health", "restart", "error") else "error",
+    return Event(type=e.type if e.type in ("die", "oom", "health", "restart", "error")
+                 else "error",
                  project=e.project, service=e.service, container=e.container,
                  message=e.message)
 
@@ -427,6 +428,7 @@ class HostWorld:
                 "state": v.status, "pid": v.pid,
                 "health": watch.health if watch is not None else None,
                 "exit_code": v.exit.code if v.exit else None,
+                "oom_killed": bool(v.exit and v.exit.oom_killed),
                 "started_at": v.started_at.timestamp() if v.started_at else None,
                 "command": list(v.spec.process.args),
                 "ports": published,

@@ -29,7 +29,7 @@ from stackd.reconciler.restart import Backoff, RestartHistory, should_restart
 
 @dataclass(frozen=True, slots=True)
 class SupervisorEvent:
-    type: str  # die, health, restart, error — the daemon's event types
+    type: str  # die, oom, health, restart, error — the daemon's event types
     project: str
     service: str
     container: str  # container name, e.g. demo-web-1
@@ -47,6 +47,7 @@ class Watch:
     service: DesiredService
     running: bool
     exit_code: int | None = None
+    oom_killed: bool = False  # the last exit was the kernel's OOM killer's
     health: HealthStatus | None = None  # None: no healthcheck
     finished: bool = False  # exited, and the restart policy will not start it again
     restarts: int = 0
@@ -186,6 +187,7 @@ class Supervisor:
             try:
                 status = await self._ports.runtime.wait(w.container_id)
                 code = status.code
+                w.oom_killed = bool(getattr(status, "oom_killed", False))
             except StackdError:
                 code = None  # gone from under us: treat as a crash
             nursery.cancel_scope.cancel()
@@ -202,7 +204,11 @@ class Supervisor:
                 w.health = None if w.service.healthcheck is None else w.health
                 self._notify()
                 await self._set_ready(w, False)
-                self._event(w, "die", f"exit code {code}")
+                if w.oom_killed:  # as Docker: oom, then die
+                    self._event(w, "oom", "killed by the kernel's OOM killer: the memory "
+                                "limit was reached")
+                self._event(w, "die", f"exit code {code}"
+                            + (" (OOM killed)" if w.oom_killed else ""))
                 policy = w.service.restart
                 if not should_restart(policy, code, stopped_by_user=w.released or w.held,
                                       attempts=history.count(now)):
