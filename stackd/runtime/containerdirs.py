@@ -62,13 +62,18 @@ def tighten_all(roots: Roots) -> None:
 def tighten_container_dir(directory: Path) -> None:
     """Like filemodes.tighten, but the upper dir and the rootfs mount point keep the
     mode of the container's root, and files/ (given files) only closes its parent."""
-    os.chmod(directory, 0o700)
-    for entry in os.scandir(directory):
-        if entry.is_symlink():
+    try:
+        os.chmod(directory, 0o700)
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return  # removed meanwhile
+    for entry in entries:
+        if entry.name in ("upper", "rootfs") or entry.is_symlink():
             continue
-        if entry.name in ("upper", "rootfs"):
+        try:
+            if entry.is_dir():
+                os.chmod(entry.path, 0o700)
+            elif entry.is_file():
+                os.chmod(entry.path, os.stat(entry.path).st_mode & PRIVATE_FILE)
+        except FileNotFoundError:
             continue
-        if entry.is_dir():
-            os.chmod(entry.path, 0o700)
-        elif entry.is_file():
-            os.chmod(entry.path, os.stat(entry.path).st_mode & PRIVATE_FILE)

@@ -819,7 +819,6 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o022)
     roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
     private_dir(containers_dir(roots))
-    containerdirs.tighten_all(roots)
     mpaths = MonitorPaths(roots.run)
 
     ready_r, ready_w = os.pipe()
@@ -851,6 +850,8 @@ def main(argv: list[str] | None = None) -> int:
                              "does not answer\n")
             os._exit(1)
         time.sleep(0.02)
+    # Ours alone now (the lock): close what an older stackd left open.
+    containerdirs.tighten_all(roots)
     monitor = Monitor(roots)
     monitor.container_nofile = inherited_nofile
     listener = monitor.bind()
