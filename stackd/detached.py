@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stackd.errors import UnavailableError
+from stackd.filemodes import open_private
 from stackd.roots import Roots
 
 LOCK_WAIT_SECONDS = 20.0
@@ -95,7 +96,7 @@ async def spawn(module: str, roots: Roots, log: Path, *, what: str) -> None:
 
     roots.ensure()
     # Root-only, as everything under the run dir: a helper's log names containers.
-    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    out = open_private(log, os.O_WRONLY | os.O_APPEND)
     try:
         result = await trio.run_process(
             [sys.executable, "-m", module, "--state", str(roots.state),

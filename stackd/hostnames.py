@@ -8,6 +8,7 @@ cgroups or nft chains, and `tools/leaks` can tell whose a leftover is.
 from __future__ import annotations
 
 import hashlib
+import re
 
 DEVICE_PREFIX = "stk"
 NFT_TABLE = "stackd"
@@ -43,9 +44,21 @@ def nft_chain_prefix(chain_id: str) -> str:
     return f"r{chain_id}_"
 
 
-def container_name(project: str, service: str, index: int) -> str:
-    """Compose's convention: `<project>-<service>-<n>`."""
-    return f"{project}-{service}-{index}"
+def container_name(project: str, service: str, index: int, fixed: str | None = None) -> str:
+    """Compose's convention: `<project>-<service>-<n>`; a service's `container_name`
+    (then it has one replica) is used as it is."""
+    return fixed or f"{project}-{service}-{index}"
+
+
+# Names a stack gives to host objects (networks, volumes, containers), as Docker
+# allows them for volumes and containers. They become directory names, database
+# keys, DNS names: no '/', no '..', no leading dot or dash.
+OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_OBJECT_NAME = 110  # a container's runtime id adds "-<8 hex>" within 128
+
+
+def is_object_name(name: str) -> bool:
+    return len(name) <= MAX_OBJECT_NAME and OBJECT_NAME.fullmatch(name) is not None
 
 
 LABEL_PROJECT = "io.stackd.project"

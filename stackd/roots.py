@@ -80,6 +80,11 @@ class Roots:
         )
 
     def ensure(self) -> Roots:
-        self.state.mkdir(parents=True, exist_ok=True, mode=0o711)
-        self.run.mkdir(parents=True, exist_ok=True, mode=0o711)
+        """Make both roots, root's only (0700): an existing root is tightened too, with
+        what lies directly in it, so one an older stackd left open is closed at start."""
+        from stackd.filemodes import private_dir, tighten
+
+        for root in (self.state, self.run):
+            private_dir(root, parents=True)
+            tighten(root)
         return self

@@ -21,6 +21,7 @@ from stackd.cli import unixhttp
 from stackd.daemon import wire
 from stackd.daemon.paths import log_path, pid_path, socket_path
 from stackd.errors import StackdError, UnavailableError
+from stackd.filemodes import open_private, private_dir
 from stackd.roots import Roots
 
 if TYPE_CHECKING:  # imported where used: each costs every command start-up time
@@ -210,9 +211,9 @@ def start_daemon(roots: Roots) -> subprocess.Popen[bytes]:
 
     roots.ensure()
     log = log_path(roots)
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log.parent)
     env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
-    with open(log, "ab") as out:
+    with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "stackd", "daemon"], env=env, cwd="/",
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,

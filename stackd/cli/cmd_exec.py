@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "Run a command in a running service container"
 
@@ -33,17 +34,27 @@ def run(args: argparse.Namespace) -> int:
     if not args.cmd:
         raise UsageError("exec needs a command", hint="e.g. stackd exec web sh")
     project = project_of(args)
-    name = f"{project}-{args.service}-{args.index}"
     tty = not args.no_tty and sys.stdin.isatty() and sys.stdout.isatty()
-    if tty:
-        return _exec_tty(name, args)
     with Client() as client:
+        name = _slot_name(client, project, args.service, args.index)
+        if tty:
+            return _exec_tty(name, args)
         result = client.post(f"/v1/containers/{name}/exec", {
             "cmd": args.cmd, "env": args.env, "user": args.user, "workdir": args.workdir})
     sys.stdout.write(result["stdout"])
     sys.stderr.write(result["stderr"])
     sys.stdout.flush()
     return int(result["exit_code"])
+
+
+def _slot_name(client: Any, project: str, service: str, index: int) -> str:
+    """The slot's container by its labels: `<project>-<service>-<n>`, or the service's
+    container_name."""
+    rows = client.get("/v1/containers", project=project)
+    for r in rows:
+        if r["service"] == service and r["index"] == index:
+            return str(r["name"])
+    return f"{project}-{service}-{index}"  # not running: the error names what was meant
 
 
 def _exec_tty(name: str, args: argparse.Namespace) -> int:

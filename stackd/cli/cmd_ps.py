@@ -35,6 +35,8 @@ def _state_text(c: dict[str, Any], now: float) -> str:
             text += f" ({c['health']})"
         return text
     if state == "exited":
+        if c.get("oom_killed"):
+            return f"Exited ({c.get('exit_code')}, OOM killed)"
         return f"Exited ({c.get('exit_code')})"
     return str(state).capitalize()
 

@@ -463,6 +463,7 @@ class HostWorld:
                 "state": v.status, "pid": v.pid,
                 "health": watch.health if watch is not None else None,
                 "exit_code": v.exit.code if v.exit else None,
+                "oom_killed": bool(v.exit and v.exit.oom_killed),
                 "started_at": v.started_at.timestamp() if v.started_at else None,
                 "command": list(v.spec.process.args),
                 "ports": published,

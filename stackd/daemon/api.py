@@ -2,14 +2,14 @@
 
 Streams (apply progress, logs, events) are NDJSON. Every StackdError becomes a JSON
 error body with a status chosen by its class (see wire.py); malformed requests are
-400/404/405/422, never 5xx, and change nothing.
+400/404/405/413/422, never 5xx, and change nothing; an error never echoes the body.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stackd import __version__
 from stackd.daemon import wire
+from stackd.daemon.bodylimit import BodyLimit
 from stackd.daemon.engine import Engine
 from stackd.daemon.metrics import CONTENT_TYPE
 from stackd.daemon.models import (
@@ -57,6 +58,7 @@ def _stream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
 def make_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="stackd", version=__version__,
                   description="The stackd daemon's API, served on $STACKD_RUN/stackd.sock.")
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(StackdError)
     async def stackd_error(_: Request, exc: StackdError) -> JSONResponse:
@@ -64,12 +66,7 @@ def make_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        body = {"error": {"type": "UsageError",
-                          "message": f"invalid request: {where}: {first.get('msg', '')}",
-                          "details": exc.errors()}}
-        return JSONResponse(_jsonable(body), status_code=422)
+        return JSONResponse(invalid_request_body(exc.errors()), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -245,12 +242,22 @@ def make_app(engine: Engine) -> FastAPI:
     return app
 
 
-def _jsonable(obj: Any) -> Any:
-    """Validation error details may hold exceptions or bytes; make them JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
+# An error names the field and the rule, never the value: a body may be megabytes,
+# hold a secret, or a number JSON cannot carry back (NaN, 1e309).
+MAX_ERRORS = 10
+MAX_TEXT = 200
+
+
+def invalid_request_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """The 422 body of a request that failed validation: short, typed, no input."""
+    details = [{"loc": _short(".".join(str(p) for p in e.get("loc", ()))),
+                "msg": _short(str(e.get("msg", ""))), "type": str(e.get("type", ""))}
+               for e in list(errors)[:MAX_ERRORS]]
+    first = details[0] if details else {"loc": "", "msg": ""}
+    return {"error": {"type": "UsageError",
+                      "message": f"invalid request: {first['loc']}: {first['msg']}",
+                      "details": details}}
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class StackSource(_Strict):
+class Request(BaseModel):
+    """A request body: unknown fields, non-finite numbers (JSON's NaN, 1e309) and NUL
+    bytes anywhere are refused (422). Its strings become argv words, environment
+    entries and paths, which the kernel takes as C strings: a NUL could otherwise only
+    fail deep inside (execve), as a 500."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = nul_in(data)
+        if where is not None:
+            raise ValueError(f"{where or 'the body'} contains a NUL byte")
+        return data
+
+
+def nul_in(data: Any) -> str | None:
+    """The path (e.g. `cmd[1]`, `environ.KEY`) of the first string, or mapping key,
+    holding a NUL; None when there is none. Iterative: JSON nests deep."""
+    todo: list[tuple[str, Any]] = [("", data)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return f"{path}.<key>" if path else "<key>"
+                todo.append((f"{path}.{k}" if path else str(k), v))
+        elif isinstance(value, list):
+            todo.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+    return None
+
+
+Replicas = Annotated[int, Field(ge=0, le=10_000)]
+
+
+class StackSource(Request):
     """Where the stack comes from: what `spec.load` needs, as the client saw it.
 
     The daemon reads the files itself (same host, same paths); the client's environment
@@ -28,7 +63,7 @@ class StackSource(_Strict):
     environ: dict[str, str] = Field(default_factory=dict)
 
 
-class ApplyOptions(_Strict):
+class ApplyOptions(Request):
     services: list[str] = Field(default_factory=list, max_length=1000)
     remove_orphans: bool = False
     force_recreate: bool = False
@@ -37,22 +72,22 @@ class ApplyOptions(_Strict):
     build: bool = False
     # None: each service's own pull_policy (Compose's default: missing)
     pull: Literal["always", "missing", "never"] | None = None
-    scale: dict[str, int] = Field(default_factory=dict)
+    scale: dict[str, Replicas] = Field(default_factory=dict, max_length=1000)
     wait: bool = False
 
 
-class ApplyRequest(_Strict):
+class ApplyRequest(Request):
     source: StackSource
     options: ApplyOptions = Field(default_factory=ApplyOptions)
 
 
-class RemoveOptions(_Strict):
+class RemoveOptions(Request):
     volumes: bool = False
     remove_orphans: bool = False
     images: Literal["none", "local", "all"] = "none"
 
 
-class LifecycleRequest(_Strict):
+class LifecycleRequest(Request):
     """`start`, `stop`, `restart`, `kill`, `rm` of a stack's containers: carried out by
     the stack's controller (reconciler/asks.py says what each verb means)."""
 
@@ -62,7 +97,7 @@ class LifecycleRequest(_Strict):
     force: bool = False
 
 
-class ExecRequest(_Strict):
+class ExecRequest(Request):
     cmd: list[str] = Field(min_length=1, max_length=4096)
     env: list[str] = Field(default_factory=list, max_length=4096)
     user: str = Field(default="", max_length=256)

@@ -118,7 +118,8 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     labels.update({hostnames.LABEL_PROJECT: slot.project,
                    hostnames.LABEL_SERVICE: slot.service,
                    hostnames.LABEL_ONEOFF: "true"})
-    slot_hostname = hostnames.container_name(slot.project, slot.service, slot.index)
+    slot_hostname = hostnames.container_name(slot.project, slot.service, slot.index,
+                                             svc.container_name)
     hostname = name.lower()[:63] if spec.hostname == slot_hostname else spec.hostname
     new_process = process.model_copy(update={
         "args": oneoff_args(request, svc, image_config, tuple(process.args)),

@@ -1,6 +1,6 @@
 """`stackd daemon`: the long-running process. Serves the API on a unix socket, runs the loop.
 
-The socket is made with umask 0177 (mode 0600, owned by root) inside a 0711 run dir:
+The socket is made with umask 0177 (mode 0600, owned by root) inside a 0700 run dir:
 only root can connect, as with Docker's socket minus the group. SIGTERM or SIGINT
 stop the daemon gracefully; containers keep running (each has its own monitor
 process) and the next daemon adopts them.
@@ -102,20 +102,15 @@ def main(roots: Roots | None = None, *, resync_period: float = 30.0) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; the exit code."""
     from stackd.daemon.adapters import make_world
 
-    # 022, not 077: the runtime monitor this daemon may start inherits the umask, and
-    # a container's root filesystem must stay traversable by its non-root users. What
-    # is private is made so explicitly (the socket's umask, the database's mode).
+    # 022, not 077: image layers unpacked here must stay traversable by a container's
+    # non-root users. What is private is made so explicitly, by mode (stackd.filemodes),
+    # whatever umask the process that started us had.
     os.umask(0o022)
     roots = (roots or Roots.from_env()).ensure()
     jsonlog.configure(sys.stderr)
     pidfile = PidFile(pid_path(roots))
     pidfile.acquire()
     db = StateDB.open(db_path(roots.state))
-    # It holds the environments stacks were applied with, which may carry secrets.
-    for suffix in ("", "-wal", "-shm"):
-        path = db_path(roots.state).with_name(db_path(roots.state).name + suffix)
-        if path.exists():
-            os.chmod(path, 0o600)
     try:
         world = make_world(roots, db)
         trio.run(functools.partial(serve, roots, world, db, resync_period=resync_period))

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import trio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from stackd.daemon.models import Request
 from stackd.errors import UsageError
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.runtime.containerspec import (
@@ -33,10 +34,8 @@ RUN_PROJECT = "_run"  # owner of the default network and of named volumes made b
 DEFAULT_NETWORK = "stackd_default"
 
 
-class RunOptions(BaseModel):
+class RunOptions(Request):
     """What `stackd run` takes for an image and for a service alike."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cmd: list[str] = Field(default_factory=list, max_length=4096)
     entrypoint: list[str] | None = Field(default=None, max_length=256)
@@ -54,7 +53,7 @@ class RunRequest(RunOptions):
     volumes: list[str] = Field(default_factory=list, max_length=256)
     memory: str | None = Field(default=None, max_length=32)
     cpus: float | None = Field(default=None, gt=0, le=1024)
-    pids_limit: int | None = Field(default=None, ge=1)
+    pids_limit: int | None = Field(default=None, ge=1, le=4_194_304)  # PID_MAX_LIMIT
     read_only: bool = False
     cap_add: list[str] = Field(default_factory=list, max_length=64)
     cap_drop: list[str] = Field(default_factory=list, max_length=64)

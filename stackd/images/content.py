@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from stackd.filemodes import open_private, private_dir
 from stackd.images.compression import CHUNK
 from stackd.images.digests import hex_of, sha256_digest
 from stackd.images.errors import BlobNotFoundError, DigestMismatchError
@@ -29,7 +30,7 @@ class Ingest:
         self.expected = expected
         self.expected_size = size
         self.tmp = store.ingest_dir / f"{uuid.uuid4().hex}.part"
-        self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit/abort
+        self.file = os.fdopen(open_private(self.tmp, os.O_WRONLY | os.O_TRUNC), "wb")
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -77,8 +78,9 @@ class BlobStore:
         self.root = root
         self.blob_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
-        self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.blob_dir.parent, parents=True)
+        private_dir(self.blob_dir)
+        private_dir(self.ingest_dir)
 
     def path(self, digest: str) -> Path:
         return self.blob_dir / hex_of(digest)
@@ -156,4 +158,4 @@ class BlobStore:
 
     def clear_ingest(self) -> None:
         shutil.rmtree(self.ingest_dir, ignore_errors=True)
-        self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.ingest_dir, parents=True)

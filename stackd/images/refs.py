@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from stackd.filemodes import open_private
 from stackd.images.locks import flocked
 
 
@@ -34,7 +35,7 @@ class RefIndex:
 
     def _write(self, data: dict[str, Any]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
-        with open(tmp, "w") as f:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())

@@ -13,6 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from stackd.filemodes import private_dir
 from stackd.images.digests import hex_of
 from stackd.images.errors import DigestMismatchError
 from stackd.images.locks import flocked
@@ -23,7 +24,7 @@ class SnapshotStore:
     def __init__(self, root: Path, locks: Path) -> None:
         self.root = root
         self.locks = locks
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root, parents=True)
 
     def path(self, diff_id: str) -> Path:
         return self.root / hex_of(diff_id)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import trio
 
+from stackd.filemodes import private_dir
 from stackd.images.compression import CHUNK
 from stackd.images.content import BlobStore
 from stackd.images.errors import ArchiveError, ImageNotFoundError, UnsupportedMediaTypeError
@@ -45,7 +46,8 @@ PullPolicy = Literal["always", "missing", "never"]
 class ImageStore:
     def __init__(self, roots: Roots) -> None:
         self.root = roots.state / "images"
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Root's only: layers hold the images' set-uid binaries and blobs private images.
+        private_dir(self.root, parents=True)
         self.roots = roots
         self.locks = self.root / "locks"
         self.blobs = BlobStore(self.root)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stackd.errors import HostError
+from stackd.filemodes import open_private, private_dir
 from stackd.runtime import syscalls
 from stackd.runtime.syscalls import CLONE_NEWNET, MNT_DETACH, MS_BIND
 
@@ -43,8 +44,8 @@ def is_netns(path: Path) -> bool:
 def create(path: Path) -> None:
     if is_netns(path):
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    path.touch(mode=0o644)
+    private_dir(path.parent, parents=True)
+    os.close(open_private(path, os.O_RDONLY))
     try:
         with _returning():
             # unshare moves only this thread into the new namespace; the bind mount (in

@@ -100,9 +100,10 @@ class DesiredState:
         return tuple(c for c in self.containers if c.service == service)
 
 
-def container_id(project: str, service: str, index: int, digest: str) -> str:
+def container_id(project: str, service: str, index: int, digest: str,
+                 fixed_name: str | None = None) -> str:
     """Runtime id: the name plus the config hash, so a new config never reuses an old id."""
-    name = hostnames.container_name(project, service, index).lower()
+    name = hostnames.container_name(project, service, index, fixed_name).lower()
     return f"{name}-{digest[:8]}"
 
 
@@ -117,9 +118,12 @@ def slot_container(
     ports: tuple[PortBinding, ...] = (),
     volumes: tuple[str, ...] = (),
     host_files: tuple[FileToWrite, ...] = (),
+    fixed_name: str | None = None,
 ) -> DesiredContainer:
-    """A DesiredContainer whose spec carries the slot's id, name and labels."""
-    name = hostnames.container_name(project, service, index)
+    """A DesiredContainer whose spec carries the slot's id, name and labels; the name is
+    the service's `container_name` when it has one (fixed_name), with the same labels,
+    so the slot is found again as any other."""
+    name = hostnames.container_name(project, service, index, fixed_name)
     labels = dict(spec.labels)
     labels.update({
         hostnames.LABEL_PROJECT: project,
@@ -129,7 +133,7 @@ def slot_container(
         LABEL_CONFIG_FIELDS: config_hash.fields_label(),
     })
     full = spec.model_copy(update={
-        "id": container_id(project, service, index, config_hash.digest),
+        "id": container_id(project, service, index, config_hash.digest, fixed_name),
         "name": name,
         "labels": labels,
     })

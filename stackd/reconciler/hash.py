@@ -72,7 +72,8 @@ class ConfigHash:
 def hashed_document(spec: ContainerSpec, *, image: object,
                     attachments: Sequence[Attachment] = (),
                     ports: Sequence[PortBinding] = (),
-                    healthcheck: HealthCheck | None = None) -> dict[str, object]:
+                    healthcheck: HealthCheck | None = None,
+                    container_name: str | None = None) -> dict[str, object]:
     """Field → value: everything the hash covers, with `EXCLUDED` taken out."""
     dumped: dict[str, Any] = spec.model_dump(mode="json")
     doc: dict[str, object] = {"image": image}
@@ -89,6 +90,8 @@ def hashed_document(spec: ContainerSpec, *, image: object,
     doc["networks"] = [asdict(a) for a in attachments]
     doc["ports"] = [asdict(p) for p in ports]
     doc["healthcheck"] = asdict(healthcheck) if healthcheck is not None else None
+    if container_name:  # the slot's name is excluded; a fixed one is configuration
+        doc["container_name"] = container_name
     for path in EXCLUDED:
         _drop(doc, path)
     return doc
@@ -112,10 +115,12 @@ def _canonical(value: object) -> bytes:
 def config_hash(spec: ContainerSpec, *, image: object,
                 attachments: Sequence[Attachment] = (),
                 ports: Sequence[PortBinding] = (),
-                healthcheck: HealthCheck | None = None) -> ConfigHash:
+                healthcheck: HealthCheck | None = None,
+                container_name: str | None = None) -> ConfigHash:
     """The hash of one service's containers (the same for every slot)."""
     return digest_of(hashed_document(spec, image=image, attachments=attachments,
-                                     ports=ports, healthcheck=healthcheck))
+                                     ports=ports, healthcheck=healthcheck,
+                                     container_name=container_name))
 
 
 def digest_of(doc: Mapping[str, object]) -> ConfigHash:

@@ -31,7 +31,7 @@ from stackd.reconciler.health import HealthState, HealthStatus, run_healthcheck
 from stackd.reconciler.ports import Adapters
 from stackd.reconciler.restart import Backoff, RestartHistory, should_restart
 
-SupervisorEventType = Literal["die", "health", "restart", "heal", "error"]
+SupervisorEventType = Literal["die", "oom", "health", "restart", "heal", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ class Watch:
     service: DesiredService
     running: bool
     exit_code: int | None = None
+    oom_killed: bool = False  # the last exit was the kernel's OOM killer's
     health: HealthStatus | None = None  # None: no healthcheck
     finished: bool = False  # exited, and the restart policy will not start it again
     started_at: float = 0.0
@@ -244,6 +245,7 @@ class Supervisor:
             try:
                 status = await self._ports.runtime.wait(w.container_id)
                 code = status.code
+                w.oom_killed = bool(getattr(status, "oom_killed", False))
             except StackdError:
                 code = None  # gone from under us: treat as a crash
             nursery.cancel_scope.cancel()
@@ -263,4 +265,8 @@ class Supervisor:
             self._notify()
             await self._set_ready(w, False)
             if was_running:
-                self.report(w, "die", f"exit code {code}")
+                if w.oom_killed:  # as Docker: oom, then die
+                    self.report(w, "oom", "killed by the kernel's OOM killer: the memory "
+                                "limit was reached")
+                self.report(w, "die", f"exit code {code}"
+                            + (" (OOM killed)" if w.oom_killed else ""))

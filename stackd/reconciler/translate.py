@@ -245,8 +245,11 @@ def _network(stack: Stack, name: str, svc: Service) -> tuple[str, tuple[Attachme
                         location=stack.location_of(("services", name, "network_mode")),
                         hint="use networks:, or network_mode host or none")
     order = sorted(svc.networks.items(), key=lambda kv: (-(kv[1].priority or 0), kv[0]))
+    # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
+    own = (svc.container_name,) if svc.container_name else ()
     return "new", tuple(Attachment(network_key=network_host_name(stack, key),
-                                   aliases=(name, *sn.aliases), ipv4_address=sn.ipv4_address)
+                                   aliases=(name, *own, *sn.aliases),
+                                   ipv4_address=sn.ipv4_address)
                         for key, sn in order)
 
 
@@ -313,7 +316,8 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     digest = config_hash(
         spec, image={"ref": image_ref(stack, name, svc), "id": image.id,
                      "digest": image.digest},
-        attachments=attachments, ports=ports, healthcheck=healthcheck_of(svc, image))
+        attachments=attachments, ports=ports, healthcheck=healthcheck_of(svc, image),
+        container_name=svc.container_name)
     return _ServiceParts(spec, digest, attachments, ports, tuple(sorted(set(volumes))),
                          tuple(to_write), anonymous)
 
@@ -332,12 +336,13 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
             volumes.append(vol)
             m = m.model_copy(update={"source": inputs.volume_path(vol)})
         mounts.append(m)
-    hostname = spec.hostname or hostnames.container_name(stack.name, name, index)
+    fixed_name = stack.services[name].container_name
+    hostname = spec.hostname or hostnames.container_name(stack.name, name, index, fixed_name)
     spec = spec.model_copy(update={"mounts": tuple(mounts), "hostname": hostname})
     container = slot_container(stack.name, name, index, spec, parts.config_hash,
                                attachments=parts.attachments, ports=parts.ports,
                                volumes=tuple(sorted(set(volumes))),
-                               host_files=parts.files_to_write)
+                               host_files=parts.files_to_write, fixed_name=fixed_name)
     return container, volumes
 
 
@@ -366,6 +371,12 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
                     location=stack.location_of(("services", name, "depends_on", dep.service)),
                     hint=f"add a healthcheck to {dep.service!r} or use service_started")
         scale = inputs.scale.get(name, svc.replicas)
+        if svc.container_name is not None and scale > 1:
+            raise SpecError(
+                f"service {name!r}: container_name {svc.container_name!r} names one "
+                f"container, it cannot be scaled to {scale}",
+                location=stack.location_of(("services", name, "container_name")),
+                hint="remove container_name to run more than one")
         unhealthy = _x_stackd(svc).get("restart_on_unhealthy", True)
         services[name] = DesiredService(name, scale, deps, health, restart_of(svc),
                                         restart_on_unhealthy=unhealthy is not False,

@@ -92,6 +92,7 @@ class MonitorClient:
         return True
 
     async def _spawn(self) -> None:
+        self.roots.ensure()
         await detached.spawn("stackd.runtime.monitor", self.roots, self.paths.log,
                              what="runtime monitor")
 

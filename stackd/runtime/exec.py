@@ -28,6 +28,7 @@ must join (namespace files, cgroup.procs), and talks to the helper over the sess
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -45,7 +46,13 @@ from typing import Any
 
 import trio
 
-from stackd.errors import ConflictError, HostError, StackdError, UnavailableError
+from stackd.errors import (
+    ConflictError,
+    HostError,
+    StackdError,
+    UnavailableError,
+    UsageError,
+)
 from stackd.runtime import exec_helper, protocol
 from stackd.runtime.cgroups import parse_mounts
 from stackd.runtime.exec_helper import (
@@ -264,6 +271,14 @@ class _ForkServer:
                     if attempt:
                         raise UnavailableError("the exec fork server does not take requests",
                                                hint="see the caller's stderr") from None
+                except OSError as err:
+                    if err.errno != errno.EMSGSIZE:
+                        raise
+                    # One packet per request: a command line the kernel would refuse too.
+                    raise UsageError(
+                        f"cannot run {launch.request.args[0]:.100}: its arguments and "
+                        "environment are too long", hint="keep them under 128 KiB in all"
+                    ) from None
 
 
 def start_fork_server() -> None:

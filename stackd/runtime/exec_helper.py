@@ -35,6 +35,7 @@ made before the fork.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -48,7 +49,7 @@ import termios
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from stackd.errors import HostError, StackdError
+from stackd.errors import HostError, StackdError, UsageError
 from stackd.runtime import protocol
 from stackd.runtime.security import SecurityPlan, finalize_process
 from stackd.runtime.security import kernel as k
@@ -348,6 +349,13 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
             code = EXIT_NOT_EXECUTABLE
             raise HostError(f"cannot run {req.args[0]!r}: permission denied",
                             hint="check the file's mode and the user") from None
+        except OSError as err:
+            if err.errno != errno.E2BIG:
+                raise
+            raise UsageError(f"cannot run {req.args[0]:.100}: its arguments and environment "
+                             "are too long for the kernel",
+                             hint="keep each argument under 128 KiB and all of them under "
+                                  "ARG_MAX (getconf ARG_MAX)") from None
     except BaseException as err:  # report everything, never unwind
         _report(session, err, code)
     os._exit(code)

@@ -16,6 +16,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 
 from stackd.errors import disk_full
+from stackd.filemodes import open_private
 from stackd.runtime.model import LogRecord
 
 # A line longer than this is cut into several records, as Docker does at 16 KiB.
@@ -54,7 +55,7 @@ class LogWriter:
         self.max_size = max_size
         self.max_files = max(max_files, 1)
         self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND)
         self._size = os.fstat(self._fd).st_size
         # Records dropped because the disk was full; said in the log once there is room.
         self.lost = 0
@@ -138,8 +139,7 @@ class LogWriter:
                 src = self.path if n == 1 else rotated(self.path, n - 1)
                 if src.exists():
                     os.replace(src, rotated(self.path, n))
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                           0o640)
+        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         self._size = 0
 
 

@@ -48,9 +48,10 @@ from stackd.errors import (
     UsageError,
     disk_full,
 )
+from stackd.filemodes import private_dir, write_private
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
-from stackd.runtime import child, protocol
+from stackd.runtime import child, containerdirs, protocol
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.containerspec import ContainerSpec
@@ -273,7 +274,7 @@ class Monitor:
                 if keep_logs and d == paths.state_dir:
                     kept = log_files(target / paths.log.name)
                     if kept:
-                        d.mkdir()
+                        private_dir(d)
                         for f in kept:
                             os.rename(f, d / f.name)
 
@@ -452,13 +453,9 @@ class Monitor:
         cgroup = manager_for(self.roots.id, spec.id)
         made: list[int] = []
         try:
-            paths.run_dir.mkdir(parents=True)
+            containerdirs.make(spec, paths)
             write_json(paths.spec, spec.model_dump(mode="json"))
-            for d in (paths.upper, paths.work, paths.rootfs, paths.files):
-                d.mkdir(parents=True, exist_ok=True)
-            write_json(paths.spec_copy, spec.model_dump(mode="json"))
-            for index, target in enumerate(sorted(spec.files)):
-                (paths.files / str(index)).write_text(spec.files[target])
+            write_json(paths.spec_copy, spec.model_dump(mode="json"))  # 0600, as the spec
             c = self._fork(spec, paths, plan, cgroup, made)
         except BaseException:
             for fd in made:
@@ -738,7 +735,7 @@ class Monitor:
                         f"rewritten from its cgroup (pid {record['pid']})")
         if check.spec_problem and check.spec_restorable:
             aside = _quarantine(paths.spec)
-            shutil.copyfile(paths.spec_copy, paths.spec)
+            write_private(paths.spec, paths.spec_copy.read_bytes())  # the environment: 0600
             done.append(f"spec.json {check.spec_problem}: moved aside to {aside.name}; "
                         "restored from its copy in the state dir")
         elif check.spec_problem:
@@ -1045,8 +1042,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True)
     parser.add_argument("--root-id", required=True)  # shown in ps, used by tools/leaks
     args = parser.parse_args(argv)
+    # Explicit, not inherited from whoever started us (a CLI under umask 077 or 000):
+    # containers inherit it, and what is private is made so by mode, not by umask.
+    os.umask(0o022)
     roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
-    containers_dir(roots).mkdir(exist_ok=True)
+    private_dir(containers_dir(roots))
     mpaths = MonitorPaths(roots.run)
     ready = detached.detach(mpaths.lock, lambda: _answers(mpaths.socket), name="monitor")
     inherited_nofile = _raise_nofile_limit()
@@ -1069,12 +1069,14 @@ def main(argv: list[str] | None = None) -> int:
             os._exit(1)  # no keeper: the monitor runs on without one
     keeper_end.close()
     to_keeper.setblocking(False)  # a stuck keeper must never stall us
+    # Ours alone now (the lock): close what an older stackd left open.
+    containerdirs.tighten_all(roots)
     monitor = Monitor(roots)
     monitor.keeper = to_keeper
     monitor.container_nofile = inherited_nofile
     monitor.adopt()  # before anyone can ask about them
     listener = monitor.bind()
-    mpaths.pidfile.write_text(f"{os.getpid()}\n")
+    write_private(mpaths.pidfile, f"{os.getpid()}\n".encode())
     sc.set_process_name("stackd-monitor")
     ready()
     monitor.serve(listener)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stackd.filemodes import open_private
 from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.model import ContainerState, ExitStatus, Status
@@ -20,8 +21,9 @@ from stackd.runtime.model import ContainerState, ExitStatus, Status
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
+    # 0600: the spec holds the container's environment (and configs, secrets).
     try:
-        with open(tmp, "w") as f:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as f:
             json.dump(data, f)
         os.replace(tmp, path)
     except BaseException:

@@ -31,6 +31,7 @@ from stackd.spec.interpolate import Variables, interpolate_tree
 from stackd.spec.merge import merge_all
 from stackd.spec.model import Path as ElementPath
 from stackd.spec.model import Stack
+from stackd.spec.names import check_names
 from stackd.spec.paths import absolutize
 from stackd.spec.validate import build_stack
 from stackd.spec.yaml_positions import PlacedDict, PlacedList, copy_placed, read_yaml
@@ -124,6 +125,7 @@ class _Loader:
         stack = build_stack(doc, lambda p: _nearest(table, p))
         stack._locations = table
         stack._warnings = tuple(self.warnings)
+        check_names(stack)
         return stack
 
     def project_variables(self, environ: dict[str, str], directory: Path) -> dict[str, str]:

@@ -23,7 +23,10 @@ import yaml
 
 from stackd.errors import Location, SpecError
 
-MAX_NODES = 100_000  # an alias bomb expands past this long before memory runs out
+# Values made by expanding an alias again (beyond the one the document itself holds):
+# an alias bomb makes millions from a few lines, past this long before memory runs out.
+# A big file without aliases makes none, however many keys it has.
+MAX_ALIAS_EXPANSION = 100_000
 
 
 class PlacedDict(dict[str, Any]):
@@ -170,15 +173,20 @@ def _loc(file: str, mark: yaml.Mark) -> Location:
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.count = 0
+        self.expanded = 0
+        self.built: set[int] = set()  # nodes already made once (the composer keeps them)
         self.active: set[int] = set()
 
     def build(self, node: yaml.Node) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise SpecError(
-                f"{self.file} expands to more than {MAX_NODES} values (an alias bomb?)",
-                location=_loc(self.file, node.start_mark))
+        if id(node) in self.built:
+            self.expanded += 1
+            if self.expanded > MAX_ALIAS_EXPANSION:
+                raise SpecError(
+                    f"{self.file}: its aliases expand to more than {MAX_ALIAS_EXPANSION} "
+                    "values (an alias bomb?)", location=_loc(self.file, node.start_mark),
+                    hint="repeat less through anchors and aliases")
+        else:
+            self.built.add(id(node))
         if id(node) in self.active:
             raise SpecError("an alias refers to itself", location=_loc(self.file, node.start_mark))
         self.active.add(id(node))

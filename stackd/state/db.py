@@ -8,12 +8,14 @@ two processes (a daemon and a CLI) never interleave half a change.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from stackd.errors import disk_full
+from stackd.filemodes import open_private
 
 _SCHEMAS: dict[str, str] = {}
 
@@ -31,6 +33,13 @@ class StateDB:
     @classmethod
     def open(cls, path: Path) -> StateDB:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds the environments stacks were applied with, which may carry secrets.
+        # SQLite makes the -wal and -shm files with the database file's mode; an
+        # existing pair (an older stackd's) is tightened too.
+        for suffix in ("", "-wal", "-shm"):
+            sibling = path.with_name(path.name + suffix)
+            if not suffix or sibling.exists():
+                os.close(open_private(sibling, os.O_RDWR))
         # check_same_thread=False: trio.to_thread may run queries on worker threads;
         # callers serialise use of one StateDB themselves.
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 import trio
 
 from stackd.errors import ConflictError, HostError, UsageError
+from stackd.filemodes import private_dir, write_private
 from stackd.runtime.mountusers import mount_users
 from stackd.state.db import StateDB, register_schema
 
@@ -28,6 +29,7 @@ CREATE TABLE IF NOT EXISTS volumes (
 """)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+VOLUME_DATA_MODE = 0o755
 
 
 class VolumeStore:
@@ -51,13 +53,25 @@ class VolumeStore:
     async def ensure_volume(self, project: str, name: str) -> str:
         path = Path(self.path(name))
         try:
-            await trio.to_thread.run_sync(lambda: path.mkdir(parents=True, exist_ok=True))
+            await trio.to_thread.run_sync(self._make, path)
         except OSError as err:
             raise HostError(f"cannot create volume {name} at {path}: {err.strerror}") from err
         with self.db.transaction() as c:
             c.execute("INSERT OR IGNORE INTO volumes (name, project, created) VALUES (?, ?, ?)",
                       (name, project, time.time()))
         return str(path)
+
+    def _make(self, data: Path) -> None:
+        """volumes/ and volumes/<name> are root's only; data is what the container
+        mounts, so a new one is 0755 (seeding may give it the image's mode, and the
+        container may change it later: an existing one is left as it is)."""
+        private_dir(self.root, parents=True)
+        private_dir(data.parent)
+        try:
+            os.mkdir(data, VOLUME_DATA_MODE)
+            os.chmod(data, VOLUME_DATA_MODE)
+        except FileExistsError:
+            pass
 
     async def remove_volume(self, name: str) -> None:
         top = Path(self.path(name)).parent
@@ -88,9 +102,11 @@ class VolumeStore:
         def write() -> None:
             if target.exists():
                 return
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(target.parent, parents=True)
             tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(content)
+            # Never wider than asked: 0600 until chown, then the stack's mode (after
+            # chown, which would clear set-id bits).
+            write_private(tmp, content)
             os.chown(tmp, uid, gid)
             os.chmod(tmp, mode)
             os.replace(tmp, target)

@@ -17,8 +17,9 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "stackd"
 
 # Leaf modules every unit may use: errors, names, starting a per-root helper process
-# (runtime monitor, DNS resolver) in its own session, saying a repeated failure once.
-SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "__init__")
+# (runtime monitor, DNS resolver) in its own session, saying a repeated failure once,
+# creating files and directories root-only whatever the umask.
+SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "filemodes", "__init__")
 
 # unit → the units (or `unit.module` prefixes, for a narrow edge) it may import.
 # Dependencies point downward: cli → daemon → reconciler → (scheduler, spec) and the
@@ -29,6 +30,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "hostnames": (),
     "detached": (),
     "repeats": (),
+    "filemodes": (),
     "spec": (),
     "scheduler": ("spec",),
     "state": (),

@@ -1,0 +1,63 @@
+"""`container_name` (issue #13, item 7): the container is named exactly that — in
+`ps`, for `logs`/`exec`/`stop` by name and in DNS — keeps the io.stackd.* labels, so a
+second `up` finds it again and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+STACK = """\
+services:
+  db:
+    image: stackd-demo/busybox:latest
+    container_name: Main.DB
+    command: ["sh", "-c", "echo db-ready; sleep 600"]
+  app:
+    image: stackd-demo/busybox:latest
+    command: ["sleep", "600"]
+"""
+
+
+@pytest.fixture
+def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    work = tmp_path / "project"
+    work.mkdir()
+    with torn_down(CLI(no_leaks, work)) as c:
+        yield c
+
+
+def test_container_name_is_the_name_everywhere(cli: CLI) -> None:
+    (cli.cwd / "compose.yaml").write_text(STACK)
+    cli("up", "-d")
+    rows = json.loads(cli("ps", "--format", "json").stdout)
+    assert sorted(r["name"] for r in rows) == ["Main.DB", "project-app-1"]
+    assert cli("exec", "-T", "db", "hostname").stdout.strip() == "Main.DB"
+    # DNS: the other service reaches it by its container_name (and its service name).
+    for host in ("main.db", "db"):
+        out = cli("exec", "-T", "app", "nslookup", host).stdout
+        assert "Address" in out.split("Name:")[-1], out
+    logs = cli("logs", "db").stdout
+    assert "db-ready" in logs
+    # Found again by its labels: a second up changes nothing.
+    again = cli("up", "-d")
+    assert "recreate" not in again.stdout.lower() and "create" not in again.stdout.lower()
+    assert sorted(r["name"] for r in json.loads(cli("ps", "--format", "json").stdout)) == [
+        "Main.DB", "project-app-1"]
+
+
+def test_scaling_a_container_name_is_refused(cli: CLI) -> None:
+    (cli.cwd / "compose.yaml").write_text(STACK)
+    r = cli("up", "-d", "--scale", "db=2", check=False)
+    assert r.returncode != 0
+    assert ("service 'db': container_name 'Main.DB' names one container, it cannot be "
+            "scaled to 2 (compose.yaml:4:5)") in r.stderr
+    assert json.loads(cli("ps", "-a", "--format", "json").stdout) == []
