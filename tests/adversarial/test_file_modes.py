@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI
-from stackd.daemon.desired import db_path
+from stackd.daemon.desired_store import db_path
 
 from stackd.filemodes import tighten
 from stackd.roots import Roots
