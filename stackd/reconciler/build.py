@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from stackd import hostnames
 from stackd.errors import SpecError
-from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding, expand_ports
+from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding, check_interface_names
 from stackd.reconciler.desired import (
     CONDITIONS,
     DependsOn,
@@ -30,6 +30,7 @@ from stackd.reconciler.desired import (
 from stackd.reconciler.hash import config_hash
 from stackd.reconciler.health import HealthCheck, from_image, probe_args
 from stackd.reconciler.ports import ImageView
+from stackd.reconciler.published import published_ports
 from stackd.reconciler.restart import RestartPolicy, from_deploy, parse_restart
 from stackd.runtime.containerspec import (
     ContainerSpec,
@@ -270,20 +271,16 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     else:
         order = sorted(svc.networks.items(),
                        key=lambda kv: (-(kv[1].priority or 0), kv[0]))
-        for key, sn in order:
+        for i, (key, sn) in enumerate(order):
+            # A service-level mac_address is the first (default-route) network's.
+            mac = sn.mac_address or (svc.mac_address if i == 0 else None)
             attachments.append(Attachment(network_key=network_host_name(stack, key),
                                           aliases=(name, *sn.aliases),
-                                          ipv4_address=sn.ipv4_address))
-    ports: list[PortBinding] = []
-    for p in svc.ports:
-        if p.published is None:
-            continue  # an ephemeral host port: not supported by netbridge; exposed only
-        lo, _, hi = p.published.partition("-")
-        host_range = (int(lo), int(hi or lo))
-        span = host_range[1] - host_range[0]
-        proto = p.protocol if p.protocol != "sctp" else "tcp"
-        ports.extend(expand_ports(host_range, (p.target, p.target + span), proto,
-                                  p.host_ip or ""))
+                                          ipv4_address=sn.ipv4_address, mac_address=mac,
+                                          interface_name=sn.interface_name))
+        check_interface_names(name, attachments)
+    # Replica 1's ports stand for the service's in the hash (the others follow from them).
+    ports = list(published_ports(stack, name, 1))
 
     limits = svc.deploy.resources.limits if svc.deploy and svc.deploy.resources else None
     memory = svc.mem_limit or (limits.memory if limits else None)
@@ -329,7 +326,10 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         "user": user,
         "mounts": [m.model_dump(mode="json") for m in mounts],
         "files": file_inputs,
-        "networks": [asdict(a) for a in attachments] + [net_ns],
+        # interface_name only when set: older hashes stay valid.
+        "networks": [{k: v for k, v in asdict(a).items()
+                      if k != "interface_name" or v is not None}
+                     for a in attachments] + [net_ns],
         "ports": [asdict(p) for p in ports],
         "resources": resources.model_dump(mode="json"),
         "security": [security.model_dump(mode="json"), svc.read_only],
@@ -364,7 +364,8 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
     # The slot's own volume paths are in the spec but not in the hash: they differ by
     # index and would make every slot's hash different for no reason.
     container = slot_container(stack.name, name, index, spec, config_hash(inputs_),
-                               attachments=parts.attachments, ports=parts.ports,
+                               attachments=parts.attachments,
+                               ports=published_ports(stack, name, index),
                                volumes=tuple(sorted(set(volumes))),
                                host_files=parts.files_to_write)
     return container, volumes

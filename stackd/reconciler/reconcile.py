@@ -32,10 +32,12 @@ from stackd.reconciler.build import BuildInputs, desired_state, image_ref
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
+from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import ImageView, Ports, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
+from stackd.scheduler.platform import Platform
 from stackd.spec.model import Service, Stack
 
 
@@ -91,7 +93,9 @@ class _Builder:
 async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
                          missing_ok: bool = False, build: bool = False,
                          environ: Mapping[str, str] | None = None,
-                         would_build: set[str] | None = None) -> dict[str, ImageView]:
+                         would_build: set[str] | None = None,
+                         platforms: Mapping[str, Platform | None] | None = None,
+                         ) -> dict[str, ImageView]:
     """Each service's image, pulled as the policy says; one pull per distinct ref.
 
     A ref some service has a `build:` section for is built instead of pulled: when it
@@ -101,6 +105,7 @@ async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
     is replaced by a stand-in, so the plan can be shown; the refs `up` would build are
     added to `would_build`.
     """
+    platforms = platforms or {}
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     builders: dict[str, _Builder] = {}
     for name, svc in sorted(stack.services.items()):
@@ -119,7 +124,10 @@ async def resolve_images(stack: Stack, ports: Ports, pull: str | None, *,
         builder = builders.get(ref)
         try:
             if builder is None:
-                image = await ports.images.ensure(ref, policy)
+                # A platform is passed only when asked for (it picks a variant).
+                asked = {platforms.get(n) for n in names} - {None}
+                image = await (ports.images.ensure(ref, policy, platform=asked.pop())
+                               if asked else ports.images.ensure(ref, policy))
             elif builder.always and not missing_ok:
                 raise _Rebuild
             else:
@@ -193,7 +201,8 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
 async def desired_for(stack: Stack, ports: Ports, options: ReconcileOptions) -> DesiredState:
     check_placement(stack, options.nodes, options.scale)
     images = await resolve_images(stack, ports, options.pull, build=options.build,
-                                  environ=options.environ)
+                                  environ=options.environ,
+                                  platforms=check_platforms(stack, options.nodes))
     return await _build(stack, images, ports, options)
 
 
@@ -221,6 +230,7 @@ async def preview(stack: Stack, ports: Ports, options: ReconcileOptions) -> Plan
     """`stackd plan`: the plan against the host as it is, changing nothing (no pulls,
     no builds); refused as `up` would be when the stack cannot be placed."""
     check_placement(stack, options.nodes, options.scale)
+    check_platforms(stack, options.nodes)
     rebuilt: set[str] = set()
     images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
                                   would_build=rebuilt)

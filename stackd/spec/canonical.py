@@ -335,6 +335,11 @@ def _volumes(value: Any, loc: Where) -> Any:
         elif isinstance(item, str):
             out.put(parse_volume(item, iloc), iloc)
         elif isinstance(item, Mapping):
+            if item.get("type") == "image":
+                raise SpecError("volume type 'image' is not supported yet",
+                                location=where(item, "type") or iloc,
+                                hint="image volumes are not mounted: copy the files in a "
+                                "build stage, or use a named volume")
             d = _convert_keys(item, iloc, "a volume", {"tmpfs": _mapping_of("tmpfs")})
             out.put(d, iloc)
         else:
@@ -495,6 +500,9 @@ def _build(value: Any, loc: Where) -> Any:
         "args": key_value_map("build args"),
         "labels": key_value_map("build labels", allow_unset=False),
         "tags": string_list("build tags"),
+        "cache_from": string_list("build cache_from"),
+        "cache_to": string_list("build cache_to"),
+        "platforms": string_list("build platforms"),
     })
 
 

@@ -27,7 +27,7 @@ CASES = [
     ("unsupported build key",
      "services:\n  web:\n    build: {context: ., ssh: [default]}\n",
      "service 'web': 'ssh' is not supported yet (compose.yaml:3:25)\n"
-     "  hint: remove it; stackd refuses what it would otherwise ignore"),
+     "  hint: the builder forwards no SSH agent: fetch private sources before the build"),
     ("wrong type",
      "services:\n  web:\n    image: x\n    privileged: sometimes\n",
      "service 'web': privileged: Input should be a valid boolean, unable to interpret input "
