@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # One module for several verbs: main.py passes the verb in args.verb.
     p.add_argument("-s", "--signal", default="SIGKILL", help="kill: the signal to send")
     p.add_argument("-f", "--force", action="store_true", help="rm: also running containers")
+    p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
+                   help="stop, restart: SIGKILL after this long (default: the service's "
+                   "stop_grace_period)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -56,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         for r in rows:
             if verb == "start" and r["state"] == "running":
                 continue
-            client.post(f"/v1/containers/{r['name']}/{ACTIONS[verb]}", signal=signal)
+            timeout = args.timeout if verb in ("stop", "restart") else None
+            client.post(f"/v1/containers/{r['name']}/{ACTIONS[verb]}", signal=signal,
+                        timeout=timeout)
             print(f"{r['name']}: {verb}", file=sys.stderr)
     return 0
 

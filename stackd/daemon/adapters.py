@@ -384,7 +384,8 @@ class HostWorld:
         await self._release_strays(project, emit)
         result = await down(project, self._ready(), self.supervisor,
                             remove_volumes=options.volumes,
-                            on_progress=_progress_emitter(project, emit))
+                            on_progress=_progress_emitter(project, emit),
+                            grace=options.timeout)
         _raise_failures(result, "down")
 
     async def _release_strays(self, project: str, emit: Emit) -> None:
@@ -501,7 +502,8 @@ class HostWorld:
         ports = self._ready()
         return SingleRunner(ports, ports.images, ports.volumes).run(request)
 
-    async def signal(self, container: str, action: str, signal: str | None) -> None:
+    async def signal(self, container: str, action: str, signal: str | None,
+                     timeout: int | None = None) -> None:
         from stackd.reconciler import lifecycle
 
         v = await self._resolve(container)
@@ -517,7 +519,7 @@ class HostWorld:
             # A stop asked for is not a crash: the restart policy must not undo it.
             await self.supervisor.release(v.id)
         if action in ("stop", "restart"):
-            await lifecycle.stop(ports, v.id)
+            await lifecycle.stop(ports, v.id, timeout)
         if action in ("start", "restart"):
             await lifecycle.start_existing(ports, v.id)
         if action == "remove":

@@ -50,6 +50,7 @@ class RemoveOptions(_Strict):
     volumes: bool = False
     remove_orphans: bool = False
     images: Literal["none", "local", "all"] = "none"
+    timeout: int | None = Field(default=None, ge=0, le=86400)  # `down -t`, seconds
 
 
 class ExecRequest(_Strict):

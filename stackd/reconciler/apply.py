@@ -141,7 +141,7 @@ class _Executor:
         if isinstance(action, Remove):
             async def remove() -> None:
                 await self.supervisor.release(action.container_id)
-                await lifecycle.tear_down(ports, action.container_id)
+                await lifecycle.tear_down(ports, action.container_id, grace=action.grace)
             return await self.step(action, action.container_id, remove)
         if isinstance(action, Stop):
             async def stop() -> None:

@@ -232,7 +232,7 @@ def _highest_first(item: tuple[tuple[str, int], list[ActualContainer]]) -> tuple
 
 
 def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
-              remove_volumes: bool = False) -> Plan:
+              remove_volumes: bool = False, grace: float | None = None) -> Plan:
     """`down`: every container of the project, then its networks (and volumes with -v).
 
     `stop_order` lists services dependents-first (the scheduler's stop waves); others go
@@ -242,7 +242,7 @@ def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
     containers = sorted(actual.containers,
                         key=lambda c: (order.get(c.service, -1), c.service, -c.index, c.id))
     actions: list[Action] = [Remove(cause="down", container_id=c.id, service=c.service,
-                                    index=c.index) for c in containers]
+                                    index=c.index, grace=grace) for c in containers]
     actions.extend(NetworkRemove(cause="down", key=k) for k in sorted(actual.networks))
     if remove_volumes:
         actions.extend(VolumeRemove(cause="down -v", name=v) for v in sorted(actual.volumes))

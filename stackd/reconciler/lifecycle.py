@@ -76,12 +76,13 @@ async def start_existing(ports: Ports, container_id: str) -> None:
     ports.state.unhold(container_id)
 
 
-async def tear_down(ports: Ports, container_id: str, *, keep_logs: bool = False) -> None:
-    """Stop (if running), detach from networks, delete (keeping the log for a restart
-    that creates the same id again)."""
+async def tear_down(ports: Ports, container_id: str, *, keep_logs: bool = False,
+                    grace: float | None = None) -> None:
+    """Stop (if running; SIGKILL after `grace` s, None: the spec's), detach from
+    networks, delete (keeping the log for a restart that creates the same id again)."""
     view = await _inspect(ports, container_id)
     if view is not None and view.status == "running":
-        await ports.runtime.stop(container_id)
+        await ports.runtime.stop(container_id, grace)
     await ports.network.disconnect(container_id)
     if view is not None:
         try:
@@ -91,14 +92,15 @@ async def tear_down(ports: Ports, container_id: str, *, keep_logs: bool = False)
     ports.state.unhold(container_id)
 
 
-async def stop(ports: Ports, container_id: str) -> None:
-    """A user's stop: held, so no restart policy starts it again (see StatePort)."""
+async def stop(ports: Ports, container_id: str, grace: float | None = None) -> None:
+    """A user's stop: held, so no restart policy starts it again (see StatePort).
+    SIGKILL after `grace` seconds (None: the container's stop_grace_period)."""
     view = await _inspect(ports, container_id)
     if view is None:
         return
     ports.state.hold(view.labels.get(hostnames.LABEL_PROJECT, ""), container_id)
     if view.status == "running":
-        await ports.runtime.stop(container_id)
+        await ports.runtime.stop(container_id, grace)
 
 
 async def replace(ports: Ports, container: DesiredContainer, old_id: str) -> None:

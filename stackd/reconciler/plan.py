@@ -154,6 +154,7 @@ class Remove(_Action):
     container_id: str
     service: str
     index: int
+    grace: float | None = None  # `down -t`: SIGKILL after this long (None: the spec's)
 
     @property
     def resource(self) -> str:

@@ -263,10 +263,11 @@ async def converge(desired: DesiredState, ports: Ports, options: PlanOptions,
 
 async def down(project: str, ports: Ports, supervisor: Supervisor, *,
                waves: Sequence[Sequence[str]] = (), remove_volumes: bool = False,
-               on_progress: OnProgress | None = None) -> ApplyResult:
+               on_progress: OnProgress | None = None,
+               grace: float | None = None) -> ApplyResult:
     """Remove every container of `project`, dependents first, then its networks (and
     its volumes with `remove_volumes`). `waves`: the stack's start waves, if known."""
     actual = await observe(project, ports)
     stop_order = [s for wave in reversed(waves) for s in wave]
-    p = plan_down(actual, stop_order=stop_order, remove_volumes=remove_volumes)
+    p = plan_down(actual, stop_order=stop_order, remove_volumes=remove_volumes, grace=grace)
     return await apply(p, None, ports, supervisor, waves=waves, on_progress=on_progress)
