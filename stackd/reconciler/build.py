@@ -34,6 +34,7 @@ from stackd.reconciler.published import published_ports
 from stackd.reconciler.restart import RestartPolicy, from_deploy, parse_restart
 from stackd.runtime.containerspec import (
     ContainerSpec,
+    Device,
     Mount,
     Namespaces,
     ProcessSpec,
@@ -313,6 +314,8 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         layers=tuple(image.layer_dirs), readonly_rootfs=svc.read_only, process=process,
         hostname=svc.hostname or "", domainname=svc.domainname or "",
         mounts=tuple(mounts), files=files, namespaces=Namespaces(net=net_ns),
+        devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
+                      for d in svc.devices),
         resources=resources, security=security, stop_signal=stop_signal,
         stop_grace=stop_grace,
     )
@@ -324,7 +327,11 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         "environment": env,
         "working_dir": working_dir,
         "user": user,
-        "mounts": [m.model_dump(mode="json") for m in mounts],
+        # Device nodes count as mounts; only when used, so the hashes of containers
+        # without devices stay as they were.
+        "mounts": [m.model_dump(mode="json") for m in mounts] + (
+            [{"devices": [d.model_dump(mode="json") for d in svc.devices]}]
+            if svc.devices else []),
         "files": file_inputs,
         # interface_name only when set: older hashes stay valid.
         "networks": [{k: v for k, v in asdict(a).items()

@@ -71,6 +71,31 @@ class Namespaces(_Frozen):
     uts: str = "new"
 
 
+class Device(_Frozen):
+    """A host device node made in the container's /dev and allowed by its device cgroup.
+
+    The reconciler gives `source`, `target` and `permissions`; the runtime fills in the
+    rest from the host node when it creates the container (stackd.runtime.devices), so
+    the node and the cgroup rule agree. A directory source stands for every device
+    node under it.
+    """
+
+    source: str  # host path
+    target: str  # in the container, under /dev/
+    permissions: str = Field(default="rwm", pattern=r"^[rwm]{1,3}$")
+    type: Literal["c", "b"] | None = None
+    major: int | None = None
+    minor: int | None = None
+    mode: int | None = None  # permission bits of the node
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def cgroup_rule(self) -> str:
+        """The devices.allow line: `c 10:229 rwm`."""
+        return f"{self.type} {self.major}:{self.minor} {self.permissions}"
+
+
 class Resources(_Frozen):
     memory: int | None = None  # bytes
     memory_swap: int | None = None  # memory + swap, bytes; -1 unlimited
@@ -110,6 +135,7 @@ class ContainerSpec(_Frozen):
     hostname: str = ""
     domainname: str = ""
     mounts: tuple[Mount, ...] = ()
+    devices: tuple[Device, ...] = ()
     # Whole-file contents placed in the container, e.g. /etc/hosts, /etc/resolv.conf,
     # /etc/hostname, configs and secrets: path inside → content. Mounted read-only
     # unless the path is one of the three /etc files (which programs may rewrite).

@@ -491,6 +491,43 @@ def _file_refs(what: str) -> Callable[[Any, Where], Any]:
     return convert
 
 
+def _devices(value: Any, loc: Where) -> Any:
+    """`/dev/fuse`, `/dev/sda:/dev/xvda:r` or {source, target, permissions} → long form."""
+    if not isinstance(value, list | tuple):
+        raise SpecError(f"devices must be a list, not {describe(value)}", location=loc)
+    out = PlacedList(loc=loc)
+    for i, item in enumerate(value):
+        iloc = where(value, i) or loc
+        if isinstance(item, BaseModel):
+            out.put(item, iloc)
+        elif isinstance(item, str):
+            parts = item.split(":")
+            if len(parts) > 3 or not parts[0]:
+                raise SpecError(f"device {item!r} must look like HOST[:CONTAINER[:rwm]]",
+                                location=iloc)
+            source, target, perms = parts[0], parts[0], "rwm"
+            if len(parts) == 3:
+                target, perms = parts[1], parts[2]
+            elif len(parts) == 2 and re.fullmatch(r"[rwm]{1,3}", parts[1]):
+                perms = parts[1]  # `/dev/sda:r`: the same path, these permissions
+            elif len(parts) == 2:
+                target = parts[1]
+            d = PlacedDict(loc=iloc)
+            d.put("source", source, iloc)
+            d.put("target", target, iloc)
+            d.put("permissions", perms, iloc)
+            out.put(d, iloc)
+        elif isinstance(item, Mapping):
+            d = copy_placed(item)
+            if "target" not in d and isinstance(d.get("source"), str):
+                d.put("target", d["source"], iloc)
+            out.put(d, iloc)
+        else:
+            raise SpecError(f"each device must be a string or a mapping, not "
+                            f"{describe(item)}", location=iloc)
+    return out
+
+
 def _build(value: Any, loc: Where) -> Any:
     if isinstance(value, str):
         out = PlacedDict(loc=loc)
@@ -537,6 +574,7 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "networks": _networks,
     "volumes": _volumes,
     "tmpfs": string_list("tmpfs"),
+    "devices": _devices,
     "depends_on": _depends_on,
     "healthcheck": _healthcheck,
     "deploy": _deploy,

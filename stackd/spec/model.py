@@ -293,6 +293,27 @@ class ServiceNetwork(Node):
         return v
 
 
+class DeviceMapping(Node):
+    """A host device given to the container: `source` on the host, `target` under /dev."""
+
+    source: str
+    target: str
+    permissions: str = "rwm"
+
+    @model_validator(mode="after")
+    def _paths(self) -> DeviceMapping:
+        if not self.source.startswith("/"):
+            raise ValueError(f"device {self.source!r}: the host path must be absolute "
+                             "(CDI device names are not supported yet)")
+        if not re.fullmatch(r"/dev/[A-Za-z0-9_.+@:-]+(/[A-Za-z0-9_.+@:-]+)*", self.target) or \
+                any(p in (".", "..") for p in self.target.split("/")):
+            raise ValueError(f"device target {self.target!r} must be a path under /dev/")
+        if not re.fullmatch(r"[rwm]{1,3}", self.permissions):
+            raise ValueError(f"device permissions {self.permissions!r} must be made of "
+                             "r, w and m")
+        return self
+
+
 class Ulimit(Node):
     soft: int
     hard: int
@@ -343,6 +364,7 @@ class Service(Node):
     volumes: tuple[ServiceVolume, ...] = ()
     volumes_from: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
+    devices: tuple[DeviceMapping, ...] = ()
     depends_on: dict[str, Dependency] = Field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     restart: str | None = None

@@ -111,3 +111,26 @@ def test_a_platform_the_host_cannot_run_is_refused_naming_both(stack: CLI) -> No
     assert r.returncode != 0
     assert f"service 'app' asks for platform {other}, which this host" in r.stderr
     assert stack("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_devices_are_made_and_an_unlisted_one_is_denied_by_the_cgroup(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: devs\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    devices: ['/dev/null:/dev/mynull', '/dev/fuse', '/dev/zero:/dev/sub/z:r']\n"
+        f"  other:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    r = stack("exec", "-T", "app", "sh", "-c",
+              "stat -c %t:%T /dev/mynull; echo hi > /dev/mynull && wc -c < /dev/mynull; "
+              ": < /dev/fuse && echo fuse-ok; head -c 3 /dev/sub/z | od -An -tx1")
+    assert r.stdout.split("\n")[:3] == ["1:3", "0", "fuse-ok"]
+    assert r.stdout.split("\n")[3].split() == ["00", "00", "00"]
+    # The same node made by hand where it is not listed: the device cgroup refuses it.
+    denied = stack("exec", "-T", "other", "sh", "-c",
+                   "mknod /dev/f2 c 10 229 && echo made && : < /dev/f2", check=False)
+    assert denied.returncode != 0
+    assert denied.stdout.strip() == "made"
+    assert "Operation not permitted" in denied.stderr
+    absent = stack("exec", "-T", "other", "sh", "-c", "test -e /dev/fuse || echo absent")
+    assert absent.stdout.strip() == "absent"

@@ -9,8 +9,8 @@ from stackd.spec import load_text
 
 CASES = [
     ("unsupported key",
-     "services:\n  web:\n    image: x\n    devices: [/dev/fuse]\n",
-     "service 'web': 'devices' is not supported yet (compose.yaml:4:5)\n"
+     "services:\n  web:\n    image: x\n    gpus: all\n",
+     "service 'web': 'gpus' is not supported yet (compose.yaml:4:5)\n"
      "  hint: remove it; stackd refuses what it would otherwise ignore"),
     ("misspelt key",
      "services:\n  web:\n    image: x\n    enviroment: {A: b}\n",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stackd.errors import SpecError
 from stackd.reconciler.platforms import check_platforms
 from stackd.scheduler import Node
 from stackd.scheduler.platform import Platform
-from stackd.spec import load_text
+from stackd.spec import LoadOptions, load_text
+from stackd.spec import load as load_files
 from stackd.spec.model import Stack
 
 
@@ -152,3 +155,46 @@ def test_refused_by_name_with_the_reason(text: str, expected: str) -> None:
     with pytest.raises(SpecError) as info:
         load(text)
     assert str(info.value) == expected
+
+
+def test_devices_short_and_long_forms() -> None:
+    stack = load("""\
+services:
+  web:
+    image: x
+    devices:
+      - /dev/fuse
+      - /dev/sda:/dev/xvda:r
+      - /dev/sdb:rw
+      - /dev/snd:/dev/sound
+      - {source: /dev/kvm, permissions: rw}
+""")
+    got = [(d.source, d.target, d.permissions) for d in stack.services["web"].devices]
+    assert got == [("/dev/fuse", "/dev/fuse", "rwm"), ("/dev/sda", "/dev/xvda", "r"),
+                   ("/dev/sdb", "/dev/sdb", "rw"), ("/dev/snd", "/dev/sound", "rwm"),
+                   ("/dev/kvm", "/dev/kvm", "rw")]
+
+
+def test_devices_merge_by_target(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: x\n    devices: [/dev/fuse, '/dev/sda:/dev/xvda']\n")
+    (tmp_path / "override.yaml").write_text(
+        "services:\n  web:\n    devices: ['/dev/sdb:/dev/xvda:r']\n")
+    stack = load_files(LoadOptions(files=[str(tmp_path / "compose.yaml"),
+                                          str(tmp_path / "override.yaml")],
+                                   project_name="p", environ={}))
+    got = [(d.source, d.target, d.permissions) for d in stack.services["web"].devices]
+    assert got == [("/dev/fuse", "/dev/fuse", "rwm"), ("/dev/sdb", "/dev/xvda", "r")]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("nvidia.com/gpu=all", "device 'nvidia.com/gpu=all': the host path must be absolute "
+     "(CDI device names are not supported yet)"),
+    ("/dev/fuse:/etc/fuse", "device target '/etc/fuse' must be a path under /dev/"),
+    ("/dev/fuse:/dev/../etc", "device target '/dev/../etc' must be a path under /dev/"),
+    ("/dev/fuse:/dev/fuse:rx", "device permissions 'rx' must be made of r, w and m"),
+])
+def test_bad_devices_are_refused(entry: str, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        load(f"services:\n  web:\n    image: x\n    devices: ['{entry}']\n")
+    assert str(err.value) == f"service 'web': devices.0: {message} (compose.yaml:4:15)"
