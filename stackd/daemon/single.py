@@ -24,6 +24,7 @@ from stackd.runtime.containerspec import (
     Namespaces,
     ProcessSpec,
     Resources,
+    Rlimit,
     Security,
 )
 
@@ -60,6 +61,14 @@ class RunRequest(RunOptions):
     network: Literal["default", "bridge", "none", "host"] = "default"
     init: bool = False
     pull: Literal["always", "missing", "never"] = "missing"
+    hostname: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$")
+    privileged: bool = False
+    security_opt: list[str] = Field(default_factory=list, max_length=16)
+    tmpfs: list[str] = Field(default_factory=list, max_length=64)
+    ulimit: list[str] = Field(default_factory=list, max_length=32)
+    stop_signal: str | None = Field(default=None, pattern=r"^[A-Z0-9+-]{1,16}$")
+    stop_timeout: int | None = Field(default=None, ge=0, le=86400)
+    labels: list[str] = Field(default_factory=list, max_length=256)
 
 
 def container_name(request: RunRequest) -> str:
@@ -88,21 +97,94 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
 
         memory = parse_bytes(request.memory)
     net = {"host": "host", "none": "new"}.get(request.network, netns or "new")
+    hostname = request.hostname or (name.lower()[:63] if request.network != "host" else "")
+    labels = dict(_pairs(request.labels, "--label"))
+    if any(k.startswith("io.stackd.") for k in labels):
+        raise UsageError("--label: the io.stackd. prefix is stackd's own",
+                         hint="name your labels otherwise")
+    labels[LABEL_RUN] = "1"
     return ContainerSpec(
-        id=name.lower(), name=name, labels={LABEL_RUN: "1"},
+        id=name.lower(), name=name, labels=labels,
         layers=tuple(image.layer_dirs), readonly_rootfs=request.read_only,
         process=ProcessSpec(args=tuple(args), env=tuple(env),
                             cwd=request.workdir or cfg.working_dir or "/",
-                            user=request.user or cfg.user, init=request.init),
-        hostname=name.lower()[:63] if request.network != "host" else "",
-        mounts=tuple(mounts), files=files,
+                            user=request.user or cfg.user, init=request.init,
+                            rlimits=tuple(_ulimit(u) for u in request.ulimit)),
+        hostname=hostname,
+        mounts=tuple(mounts) + tuple(_tmpfs(t) for t in request.tmpfs), files=files,
         namespaces=Namespaces(net=net),
         resources=Resources(memory=memory,
                             cpu_quota=int(request.cpus * 100_000) if request.cpus else None,
                             pids_limit=request.pids_limit),
-        security=Security(cap_add=tuple(request.cap_add), cap_drop=tuple(request.cap_drop)),
-        stop_signal=cfg.stop_signal or "SIGTERM",
+        security=_security(request),
+        stop_signal=request.stop_signal or cfg.stop_signal or "SIGTERM",
+        **({"stop_grace": float(request.stop_timeout)}
+           if request.stop_timeout is not None else {}),
     )
+
+
+def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"{flag} {item!r} is not KEY=value", hint=f"e.g. {flag} a=b")
+        out.append((key, value))
+    return out
+
+
+def _ulimit(text: str) -> Rlimit:
+    """`nofile=1024[:2048]`, as docker run --ulimit takes it."""
+    name, _, limits = text.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        return Rlimit(type=name, soft=int(soft), hard=int(hard or soft))
+    except ValueError:
+        raise UsageError(f"--ulimit {text!r} is not NAME=SOFT[:HARD]",
+                         hint="e.g. --ulimit nofile=1024:2048") from None
+
+
+def _tmpfs(text: str) -> Mount:
+    """`/path[:size=64m,mode=1777]`, as docker run --tmpfs takes it."""
+    from stackd.spec.units import parse_bytes
+
+    target, _, opts = text.partition(":")
+    if not target.startswith("/"):
+        raise UsageError(f"--tmpfs {text!r}: the path must be absolute",
+                         hint="e.g. --tmpfs /run:size=64m")
+    size: int | None = None
+    mode: int | None = None
+    for opt in filter(None, opts.split(",")):
+        key, _, value = opt.partition("=")
+        try:
+            if key == "size":
+                size = parse_bytes(value)
+            elif key == "mode":
+                mode = int(value, 8)
+            elif key not in ("rw", "noexec", "nosuid", "nodev", "exec", "suid", "dev"):
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--tmpfs {text!r}: unknown option {opt!r}",
+                             hint="options are size=64m and mode=1777") from None
+    return Mount(type="tmpfs", source="", target=target, size=size, mode=mode)
+
+
+def _security(request: RunRequest) -> Security:
+    """--privileged, --cap-add/--cap-drop and the --security-opt values stackd has."""
+    seccomp, nnp = "default", None
+    for opt in request.security_opt:
+        key, _, value = opt.replace(":", "=", 1).partition("=")
+        if key == "seccomp" and value in ("unconfined", "default"):
+            seccomp = value
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            nnp = value != "false"
+        else:
+            raise UsageError(f"--security-opt {opt!r} is not supported",
+                             hint="stackd takes no-new-privileges[:true|false] and "
+                             "seccomp=unconfined")
+    return Security(privileged=request.privileged, cap_add=tuple(request.cap_add),
+                    cap_drop=tuple(request.cap_drop), no_new_privileges=nnp,
+                    seccomp=seccomp)
 
 
 def _merge_env(image_env: tuple[str, ...] | list[str], extra: list[str]) -> list[str]:

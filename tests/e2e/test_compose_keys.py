@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -134,3 +136,47 @@ def test_devices_are_made_and_an_unlisted_one_is_denied_by_the_cgroup(stack: CLI
     assert "Operation not permitted" in denied.stderr
     absent = stack("exec", "-T", "other", "sh", "-c", "test -e /dev/fuse || echo absent")
     assert absent.stdout.strip() == "absent"
+
+
+def test_run_flags_people_use_take_effect(stack: CLI) -> None:
+    import json
+
+    from stackd.runtime.layout import ContainerPaths
+
+    (stack.cwd / "data").mkdir()
+    (stack.cwd / "data" / "x").write_text("from-the-bind\n")
+    (stack.cwd / "vars.env").write_text("# a comment\nFROMFILE=filed value\nBARE\n")
+    script = ("hostname; echo \"$FROMFILE|$BARE\"; cat /data/x; ulimit -n; "
+              "grep NoNewPrivs /proc/self/status; grep -c ' /scratch tmpfs' /proc/mounts")
+    r = stack("run", "--rm", "-h", "myhost", "--env-file", "vars.env", "-v", "./data:/data",
+              "--ulimit", "nofile=512:1024", "--security-opt", "no-new-privileges",
+              "--tmpfs", "/scratch:size=1m", "stackd-demo/busybox:latest", "sh", "-c",
+              script, BARE="from-shell")
+    assert r.stdout.split("\n")[:6] == [
+        "myhost", "filed value|from-shell", "from-the-bind", "512", "NoNewPrivs:\t1", "1"]
+    # --privileged: CAP_SYS_ADMIN (bit 21) and more, which a plain run lacks.
+    caps = stack("run", "--rm", "--privileged", "stackd-demo/busybox:latest", "sh", "-c",
+                 "grep CapEff /proc/self/status").stdout.split()[1]
+    plain = stack("run", "--rm", "stackd-demo/busybox:latest", "sh", "-c",
+                  "grep CapEff /proc/self/status").stdout.split()[1]
+    assert int(caps, 16) > int(plain, 16)
+    assert int(caps, 16) & (1 << 21) and not int(plain, 16) & (1 << 21)
+    # --stop-signal, --stop-timeout and --label: what the runtime was given.
+    stack("run", "-d", "--name", "flagged", "--stop-signal", "usr1", "--stop-timeout", "3",
+          "--label", "team=web", "stackd-demo/busybox:latest", "sleep", "1000")
+    spec = json.loads(ContainerPaths(stack.roots, "flagged").spec.read_text())
+    assert (spec["stop_signal"], spec["stop_grace"]) == ("SIGUSR1", 3.0)
+    assert spec["labels"]["team"] == "web"
+    # A detached image run belongs to no stack: removed through the API, by name.
+    subprocess.run([sys.executable, "-c", "from stackd.cli.client import Client\n"
+                    "with Client() as c: c.post('/v1/containers/flagged/remove')"],
+                   env=stack.env(), check=True, timeout=60)
+
+
+def test_run_flags_that_make_no_sense_are_refused(stack: CLI) -> None:
+    r = stack("run", "--rm", "--label", "io.stackd.project=x", "stackd-demo/busybox:latest",
+              "true", check=False)
+    assert r.returncode != 0 and "io.stackd. prefix is stackd's own" in r.stderr
+    r = stack("run", "--rm", "--security-opt", "apparmor=x", "stackd-demo/busybox:latest",
+              "true", check=False)
+    assert r.returncode != 0 and "--security-opt 'apparmor=x' is not supported" in r.stderr
