@@ -302,10 +302,14 @@ def parse_volume(spec: str, loc: Where) -> PlacedDict:
             bind["propagation"] = opt
         elif opt == "nocopy" and kind == "volume":
             vol["nocopy"] = True
+        elif opt in ("cached", "delegated", "consistent"):
+            # Docker Desktop's file-sharing hints (macOS); Compose keeps them as
+            # `consistency` and Linux ignores them, as stackd does.
+            out.put("consistency", opt, loc)
         else:
             raise SpecError(f"volume {spec!r}: unknown option {opt!r}", location=loc,
-                            hint="options are ro, rw, z, Z, a propagation (binds) and "
-                            "nocopy (volumes)")
+                            hint="options are ro, rw, z, Z, cached, delegated, consistent, "
+                            "a propagation (binds) and nocopy (volumes)")
     if bind:
         out.put("bind", bind, loc)
     if vol:

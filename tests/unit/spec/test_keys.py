@@ -198,3 +198,11 @@ def test_bad_devices_are_refused(entry: str, message: str) -> None:
     with pytest.raises(SpecError) as err:
         load(f"services:\n  web:\n    image: x\n    devices: ['{entry}']\n")
     assert str(err.value) == f"service 'web': devices.0: {message} (compose.yaml:4:15)"
+
+
+def test_docker_desktop_consistency_options_are_kept_and_ignored() -> None:
+    stack = load("services:\n  web:\n    image: x\n    volumes: ['.:/app:cached', "
+                 "'./b:/b:ro,delegated']\n")
+    vols = stack.services["web"].volumes
+    assert [(v.consistency, v.read_only) for v in vols] == [("cached", False),
+                                                           ("delegated", True)]
