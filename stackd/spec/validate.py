@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stackd.errors import Location, SpecError
-from stackd.spec.model import Build, Deploy, Service, Stack
+from stackd.spec.model import Build, Deploy, ResourceSpec, Service, Stack
 
 _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 
@@ -55,6 +55,8 @@ _DEPLOY_UNSUPPORTED = {
     for key in ("update_config", "rollback_config")
 }
 UNSUPPORTED: dict[type[BaseModel], dict[str, str]] = {
+    ResourceSpec: {"devices": "device reservations (GPUs…) are not supported yet: give "
+                              "the device nodes with the service's devices: instead"},
     Service: _SERVICE_UNSUPPORTED,
     Build: _BUILD_UNSUPPORTED,
     Deploy: _DEPLOY_UNSUPPORTED,
