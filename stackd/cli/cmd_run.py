@@ -24,7 +24,7 @@ which one it is:
   service of the stack nor an image in the store is an error naming both readings.
   The flags -v, -m, --cpus, --pids-limit, --read-only, --cap-add, --cap-drop,
   --network, --init, --pull, -h, --privileged, --security-opt, --tmpfs, --ulimit,
-  --stop-signal and --stop-timeout are for an image run only; --env-file adds its
+  --stop-signal, --stop-timeout, --add-host and --dns are for an image run only; --env-file adds its
   KEY=value lines before -e, for both.
 """
 
@@ -34,7 +34,8 @@ IMAGE_ONLY = {"volume": "-v", "memory": "-m", "cpus": "--cpus", "pids_limit": "-
               "network": "--network", "init": "--init", "pull": "--pull",
               "hostname": "-h", "privileged": "--privileged",
               "security_opt": "--security-opt", "tmpfs": "--tmpfs", "ulimit": "--ulimit",
-              "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout"}
+              "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout",
+              "add_host": "--add-host", "dns": "--dns"}
 SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports"}
 
 
@@ -83,6 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     image.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]")
     image.add_argument("--stop-signal", default=None)
     image.add_argument("--stop-timeout", type=int, default=None, metavar="SECONDS")
+    image.add_argument("--add-host", action="append", default=[], metavar="NAME:IP")
+    image.add_argument("--dns", action="append", default=[], metavar="IP")
     p.add_argument("image", metavar="SERVICE|IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
@@ -123,6 +126,7 @@ def image_body(args: argparse.Namespace) -> dict[str, Any]:
         "privileged": args.privileged, "security_opt": args.security_opt,
         "tmpfs": args.tmpfs, "ulimit": args.ulimit, "stop_signal": signal,
         "stop_timeout": args.stop_timeout, "labels": args.label,
+        "add_host": args.add_host, "dns": args.dns,
     }
 
 

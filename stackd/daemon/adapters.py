@@ -65,11 +65,14 @@ class NetworkedRuntime:
         if not addresses:
             return spec
         files = dict(spec.files)
-        files.setdefault("/etc/resolv.conf", resolv_conf_for(addresses[0].gateway))
+        gateway = addresses[0].gateway
+        files.setdefault("/etc/resolv.conf", resolv_conf_for(
+            gateway, search=spec.dns_search, options=spec.dns_options, also=spec.dns))
         name = spec.hostname or spec.name
         aliases = [spec.name] if spec.name != name else []
-        files.setdefault("/etc/hosts", hosts_file_for(name, [a.ip for a in addresses],
-                                                      aliases=aliases))
+        files.setdefault("/etc/hosts", hosts_file_for(
+            name, [a.ip for a in addresses], spec.extra_hosts, aliases=aliases,
+            host_gateway=gateway))
         return spec.model_copy(update={"files": files})
 
 

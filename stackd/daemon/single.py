@@ -69,6 +69,8 @@ class RunRequest(RunOptions):
     stop_signal: str | None = Field(default=None, pattern=r"^[A-Z0-9+-]{1,16}$")
     stop_timeout: int | None = Field(default=None, ge=0, le=86400)
     labels: list[str] = Field(default_factory=list, max_length=256)
+    add_host: list[str] = Field(default_factory=list, max_length=256)
+    dns: list[str] = Field(default_factory=list, max_length=8)
 
 
 def container_name(request: RunRequest) -> str:
@@ -117,6 +119,8 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
                             cpu_quota=int(request.cpus * 100_000) if request.cpus else None,
                             pids_limit=request.pids_limit),
         security=_security(request),
+        extra_hosts=tuple(_extra_host(h) for h in request.add_host),
+        dns=tuple(_address(d, "--dns") for d in request.dns),
         stop_signal=request.stop_signal or cfg.stop_signal or "SIGTERM",
         **({"stop_grace": float(request.stop_timeout)}
            if request.stop_timeout is not None else {}),
@@ -131,6 +135,27 @@ def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
             raise UsageError(f"{flag} {item!r} is not KEY=value", hint=f"e.g. {flag} a=b")
         out.append((key, value))
     return out
+
+
+def _extra_host(text: str) -> str:
+    """`--add-host name:ip` (ip may be host-gateway), as docker run takes it."""
+    host, sep, ip = text.replace("=", ":", 1).partition(":")
+    if not sep or not host or not ip:
+        raise UsageError(f"--add-host {text!r} is not NAME:IP",
+                         hint="e.g. --add-host db:10.0.0.5 or --add-host h:host-gateway")
+    if ip != "host-gateway":
+        _address(ip.strip("[]"), "--add-host")
+    return f"{host}={ip.strip('[]')}"
+
+
+def _address(text: str, flag: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"{flag}: {text!r} is not an IP address",
+                         hint=f"e.g. {flag} 10.0.0.5") from None
 
 
 def _ulimit(text: str) -> Rlimit:

@@ -316,6 +316,8 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         mounts=tuple(mounts), files=files, namespaces=Namespaces(net=net_ns),
         devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
                       for d in svc.devices),
+        extra_hosts=svc.extra_hosts, dns=svc.dns, dns_search=svc.dns_search,
+        dns_options=svc.dns_opt,
         resources=resources, security=security, stop_signal=stop_signal,
         stop_grace=stop_grace,
     )
@@ -336,7 +338,7 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         # interface_name only when set: older hashes stay valid.
         "networks": [{k: v for k, v in asdict(a).items()
                       if k != "interface_name" or v is not None}
-                     for a in attachments] + [net_ns],
+                     for a in attachments] + [net_ns] + _resolution(svc),
         "ports": [asdict(p) for p in ports],
         "resources": resources.model_dump(mode="json"),
         "security": [security.model_dump(mode="json"), svc.read_only],
@@ -349,6 +351,13 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     }
     return _ServiceParts(spec, hash_inputs, tuple(attachments), tuple(ports),
                          tuple(sorted(set(volumes))), tuple(to_write), anonymous)
+
+
+def _resolution(svc: Service) -> list[object]:
+    """extra_hosts and dns* for the hash, only when used (older hashes stay valid)."""
+    given = {"extra_hosts": list(svc.extra_hosts), "dns": list(svc.dns),
+             "dns_search": list(svc.dns_search), "dns_opt": list(svc.dns_opt)}
+    return [given] if any(given.values()) else []
 
 
 def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,

@@ -136,6 +136,13 @@ class ContainerSpec(_Frozen):
     domainname: str = ""
     mounts: tuple[Mount, ...] = ()
     devices: tuple[Device, ...] = ()
+    # Name resolution on stackd's networks: what the network adapter writes into
+    # /etc/hosts ("name:ip", ip may be host-gateway) and /etc/resolv.conf beside its
+    # own lines. The runtime itself does not read them.
+    extra_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
     # Whole-file contents placed in the container, e.g. /etc/hosts, /etc/resolv.conf,
     # /etc/hostname, configs and secrets: path inside → content. Mounted read-only
     # unless the path is one of the three /etc files (which programs may rewrite).

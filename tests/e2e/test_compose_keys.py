@@ -180,3 +180,23 @@ def test_run_flags_that_make_no_sense_are_refused(stack: CLI) -> None:
     r = stack("run", "--rm", "--security-opt", "apparmor=x", "stackd-demo/busybox:latest",
               "true", check=False)
     assert r.returncode != 0 and "--security-opt 'apparmor=x' is not supported" in r.stderr
+
+
+def test_extra_hosts_and_dns_keys_reach_the_containers_files(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: names\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    extra_hosts: ['host.docker.internal:host-gateway', 'db.example:10.9.8.7']\n"
+        "    dns: [192.0.2.53]\n    dns_search: [corp.example]\n    dns_opt: [attempts:2]\n")
+    stack("up", "-d")
+    hosts = stack("exec", "-T", "app", "cat", "/etc/hosts").stdout
+    resolv = stack("exec", "-T", "app", "cat", "/etc/resolv.conf").stdout
+    gateway = resolv.split("\n")[0].split()[1]
+    assert f"{gateway}\thost.docker.internal" in hosts
+    assert "10.9.8.7\tdb.example" in hosts
+    assert resolv.split("\n")[:4] == [f"nameserver {gateway}", "nameserver 192.0.2.53",
+                                      "search corp.example", "options ndots:0 attempts:2"]
+    r = stack("run", "--rm", "--add-host", "gw:host-gateway", "--dns", "192.0.2.54",
+              "stackd-demo/busybox:latest", "sh", "-c",
+              "grep -c 'gw$' /etc/hosts; grep -c 192.0.2.54 /etc/resolv.conf")
+    assert r.stdout.split() == ["1", "1"]
