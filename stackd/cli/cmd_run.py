@@ -72,8 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     image.add_argument("--read-only", action="store_true")
     image.add_argument("--cap-add", action="append", default=[])
     image.add_argument("--cap-drop", action="append", default=[])
-    image.add_argument("--network", choices=["default", "bridge", "none", "host"],
-                       default="default")
+    image.add_argument("--network", default="default", metavar="default|none|host|NAME",
+                       help="NAME: an existing network, e.g. a stack's <project>_default")
     image.add_argument("--init", action="store_true", help="a reaping init as PID 1")
     image.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
     image.add_argument("-h", "--hostname", default=None)

@@ -3,7 +3,7 @@
 `run_spec` is pure: the request and the image's config in, a ContainerSpec out, with
 Docker's rules (entrypoint + cmd, image env then -e, -w over WorkingDir, -u over
 User). `SingleRunner` carries it out through the reconciler's ports: network (the
-root's `default` bridge unless --network none/host), create, start, and, unless
+root's `default` bridge, none, host or any existing network), create, start, and, unless
 detached, the output until the process exits, then its exit code; --rm deletes it.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal
 import trio
 from pydantic import BaseModel, ConfigDict, Field
 
-from stackd.errors import UsageError
+from stackd.errors import NotFoundError, UsageError
 from stackd.runtime.containerspec import (
     ContainerSpec,
     Mount,
@@ -58,7 +58,9 @@ class RunRequest(RunOptions):
     read_only: bool = False
     cap_add: list[str] = Field(default_factory=list, max_length=64)
     cap_drop: list[str] = Field(default_factory=list, max_length=64)
-    network: Literal["default", "bridge", "none", "host"] = "default"
+    # default/bridge (the root's run network), none, host, or any existing network by
+    # its host name (a stack's `<project>_<name>`, a network's `name:`).
+    network: str = Field(default="default", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
     init: bool = False
     pull: Literal["always", "missing", "never"] = "missing"
     hostname: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$")
@@ -272,6 +274,11 @@ class SingleRunner:
             await net.ensure_network(NetworkSpec(key=DEFAULT_NETWORK, project=RUN_PROJECT,
                                                  name="default"))
             netns = await net.connect(cid, [Attachment(DEFAULT_NETWORK)], bindings)
+        elif request.network not in ("none", "host"):
+            if request.network not in await _network_names(net):
+                raise NotFoundError(f"network {request.network!r} does not exist",
+                                    hint="see `stackd network ls` for the names")
+            netns = await net.connect(cid, [Attachment(request.network)], bindings)
         try:
             spec = run_spec(request, image, name=name, netns=netns, mounts=mounts, files=files)
             await self.ports.runtime.create(spec)
@@ -335,6 +342,10 @@ async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
             yield {"stream": rec.stream, "line": rec.line}
     yield {"exit": {"code": status.code, "signal": status.signal,
                     "oom_killed": status.oom_killed}}
+
+
+async def _network_names(net: Any) -> set[str]:
+    return {n.key for n in net.nets.list()}
 
 
 async def release_default_network(ports: Any) -> None:

@@ -200,3 +200,23 @@ def test_extra_hosts_and_dns_keys_reach_the_containers_files(stack: CLI) -> None
               "stackd-demo/busybox:latest", "sh", "-c",
               "grep -c 'gw$' /etc/hosts; grep -c 192.0.2.54 /etc/resolv.conf")
     assert r.stdout.split() == ["1", "1"]
+
+
+def test_run_joins_a_stacks_network_by_name(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: netrun\nservices:\n  web:\n    {IMAGE}"
+        "    command: [sh, -c, 'mkdir -p /www && echo hello-from-web > /www/index.html && "
+        "exec httpd -f -p 80 -h /www']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    addr = stack("exec", "-T", "web", "sh", "-c",
+                 "ip -4 -o addr show eth0 | awk '{print $4}'").stdout.strip().split("/")[0]
+    # An image run (no stack file where it runs), on the stack's network by its name.
+    elsewhere = stack.cwd / "elsewhere"
+    elsewhere.mkdir()
+    outside = CLI(stack.roots, elsewhere)
+    r = outside("run", "--rm", "--network", "netrun_default", "stackd-demo/busybox:latest",
+                "wget", "-qO-", f"http://{addr}/")
+    assert r.stdout.strip() == "hello-from-web"
+    missing = outside("run", "--rm", "--network", "nonesuch", "stackd-demo/busybox:latest",
+                      "true", check=False)
+    assert missing.returncode != 0 and "network 'nonesuch' does not exist" in missing.stderr
