@@ -62,13 +62,15 @@ class Namespaces(_Frozen):
 
     Each is "new" (its own), "host" (share the host's), or an absolute path of a
     namespace file to join (/proc/<pid>/ns/net, a bind-mounted netns, …).
-    mount, uts (unless "host"), and cgroup namespaces are always new.
+    mount and uts (unless "host") namespaces are always new; cgroup is "new" (made
+    once the container is in its cgroups) or "host" (Compose's `cgroup: host`).
     """
 
     pid: str = "new"
     net: str = "new"
     ipc: str = "new"
     uts: str = "new"
+    cgroup: Literal["new", "host"] = "new"
 
 
 class Device(_Frozen):

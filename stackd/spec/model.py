@@ -401,7 +401,7 @@ class Service(Node):
     platform: str | None = None
     # `up` follows the logs of the services with attach true (Compose's default).
     attach: bool = True
-    # Every container has its own cgroup namespace: `private` is what stackd does.
+    # The cgroup namespace: private (the default) or the host's.
     cgroup: str | None = None
     mac_address: str | None = None
     configs: tuple[FileReference, ...] = ()
@@ -442,10 +442,7 @@ class Service(Node):
     @field_validator("cgroup")
     @classmethod
     def _cgroup_form(cls, v: str | None) -> str | None:
-        if v == "host":
-            raise ValueError("cgroup 'host' is not supported yet: every container gets "
-                             "its own cgroup namespace (write private, or remove it)")
-        if v not in (None, "private"):
+        if v not in (None, "private", "host"):
             raise ValueError(f"cgroup {v!r} must be host or private")
         return v
 

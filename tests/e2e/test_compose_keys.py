@@ -220,3 +220,17 @@ def test_run_joins_a_stacks_network_by_name(stack: CLI) -> None:
     missing = outside("run", "--rm", "--network", "nonesuch", "stackd-demo/busybox:latest",
                       "true", check=False)
     assert missing.returncode != 0 and "network 'nonesuch' does not exist" in missing.stderr
+
+
+def test_cgroup_host_shares_the_hosts_cgroup_namespace(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: cgns\nservices:\n  shared:\n    {IMAGE}    cgroup: host\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        f"  own:\n    {IMAGE}    cgroup: private\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    shared = stack("exec", "-T", "shared", "cat", "/proc/self/cgroup").stdout
+    own = stack("exec", "-T", "own", "cat", "/proc/self/cgroup").stdout
+    # In the host's namespace the container's own cgroup path shows; in its own, "/".
+    assert "stackd" in shared
+    assert "stackd" not in own and all(line.endswith(":/") for line in own.split())

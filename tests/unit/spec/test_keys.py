@@ -136,10 +136,9 @@ REFUSED = [
      "service 'web': volume type 'image' is not supported yet (compose.yaml:5:10)\n"
      "  hint: image volumes are not mounted: copy the files in a build stage, or use a "
      "named volume"),
-    ("cgroup host",
-     "services:\n  web:\n    image: x\n    cgroup: host\n",
-     "service 'web': cgroup: cgroup 'host' is not supported yet: every container gets "
-     "its own cgroup namespace (write private, or remove it) (compose.yaml:4:5)"),
+    ("cgroup other",
+     "services:\n  web:\n    image: x\n    cgroup: shared\n",
+     "service 'web': cgroup: cgroup 'shared' must be host or private (compose.yaml:4:5)"),
     ("interface_name",
      "services:\n  web:\n    image: x\n    networks:\n      default:\n"
      "        interface_name: a-very-long-interface\n",
