@@ -234,3 +234,16 @@ def test_cgroup_host_shares_the_hosts_cgroup_namespace(stack: CLI) -> None:
     # In the host's namespace the container's own cgroup path shows; in its own, "/".
     assert "stackd" in shared
     assert "stackd" not in own and all(line.endswith(":/") for line in own.split())
+
+
+def test_mac_address_and_interface_name_are_the_containers(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: nics\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    mac_address: 02:42:ac:11:00:42\n"
+        "    networks:\n      default: {interface_name: lan0}\n")
+    stack("up", "-d")
+    link = stack("exec", "-T", "app", "cat", "/sys/class/net/lan0/address").stdout.strip()
+    assert link == "02:42:ac:11:00:42"
+    absent = stack("exec", "-T", "app", "sh", "-c", "test -e /sys/class/net/eth0 || echo no")
+    assert absent.stdout.strip() == "no"
