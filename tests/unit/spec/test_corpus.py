@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from stackd.errors import SpecError
-from stackd.spec import LoadOptions, load
+from stackd.spec import LoadOptions, load, load_text
+from stackd.spec.render import to_yaml
 
 CORPUS = Path(__file__).resolve().parents[2] / "compose_corpus"
 STACKS = sorted(p for p in CORPUS.glob("*.yaml") if ".override" not in p.name)
@@ -43,3 +44,7 @@ def test_each_stack_loads_or_is_refused_for_its_reason(path: Path) -> None:
     stack = load(options)
     assert stack.services, f"{path.name} has no services"
     assert stack.name == path.stem
+    # What `stackd config` prints reads back as the same stack.
+    again = load_text(to_yaml(stack), environ={}, project_directory=CORPUS,
+                      project_name=stack.name)
+    assert again == stack
