@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = RMI
     p.add_argument("-v", "--volumes", action="store_true", help="also remove named volumes")
     p.add_argument("--remove-orphans", action="store_true")
+    p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
+                   help="SIGKILL each container after this long (default: its service's "
+                   "stop_grace_period)")
     p.add_argument("--rmi", choices=["local", "all"], default=None,
                    help="also remove images: local (built ones) or all")
 
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     shown: set[int] = set()
     with Client() as client, ProgressView() as view:
         params = {"volumes": args.volumes, "remove_orphans": args.remove_orphans,
-                  "rmi": args.rmi}
+                  "rmi": args.rmi, "timeout": args.timeout}
         for item in client.stream("DELETE", f"/v1/stacks/{project}", params=params):
             if "accepted" in item:
                 gen = item["accepted"]["generation"]

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # One module for several verbs: main.py passes the verb in args.verb.
     p.add_argument("-s", "--signal", default="SIGKILL", help="kill: the signal to send")
     p.add_argument("-f", "--force", action="store_true", help="rm: also running containers")
+    p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
+                   help="stop, restart: SIGKILL after this long (default: the service's "
+                   "stop_grace_period)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         signal = args.signal.upper() if verb == "kill" else "SIGKILL"
         if not signal.startswith("SIG"):
             signal = "SIG" + signal
-        body = {"services": list(args.services), "signal": signal, "force": args.force}
+        body = {"services": list(args.services), "signal": signal, "force": args.force,
+                "timeout": args.timeout if verb in ("stop", "restart") else None}
         return 0 if lifecycle(client, project, verb, body) else 1
 
 

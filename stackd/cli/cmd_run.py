@@ -23,23 +23,33 @@ which one it is:
   Otherwise the name is an image and this is `docker run`. A name that is neither a
   service of the stack nor an image in the store is an error naming both readings.
   The flags -v, -m, --cpus, --pids-limit, --read-only, --cap-add, --cap-drop,
-  --network, --init and --pull are for an image run only.
+  --network, --init, --pull, -h, --privileged, --security-opt, --tmpfs, --ulimit,
+  --stop-signal, --stop-timeout, --add-host and --dns are for an image run only; --env-file adds its
+  KEY=value lines before -e, for both.
 """
 
 # dest → the flag as a user writes it, for the flags only an image run has.
 IMAGE_ONLY = {"volume": "-v", "memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
               "read_only": "--read-only", "cap_add": "--cap-add", "cap_drop": "--cap-drop",
-              "network": "--network", "init": "--init", "pull": "--pull"}
-SERVICE_ONLY = {"label": "-l", "no_deps": "--no-deps", "service_ports": "--service-ports"}
+              "network": "--network", "init": "--init", "pull": "--pull",
+              "hostname": "-h", "privileged": "--privileged",
+              "security_opt": "--security-opt", "tmpfs": "--tmpfs", "ulimit": "--ulimit",
+              "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout",
+              "add_host": "--add-host", "dns": "--dns"}
+SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
+    # -h is --hostname, as in docker run; help stays --help.
+    p.conflict_handler = "resolve"
     p.epilog = RULE
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-d", "--detach", action="store_true", help="print its name and return")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="KEY=value lines (as .env files), before -e")
     p.add_argument("-p", "--publish", action="append", default=[],
                    metavar="[IP:]HOST:CONTAINER[/PROTO]")
     p.add_argument("-w", "--workdir", default="")
@@ -48,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="accepted for compose's sake: output is always streamed, no TTY")
     service = p.add_argument_group("service run only")
-    service.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
     service.add_argument("--no-deps", action="store_true",
                          help="don't start the services it depends on")
     service.add_argument("--service-ports", action="store_true",
@@ -62,10 +72,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     image.add_argument("--read-only", action="store_true")
     image.add_argument("--cap-add", action="append", default=[])
     image.add_argument("--cap-drop", action="append", default=[])
-    image.add_argument("--network", choices=["default", "bridge", "none", "host"],
-                       default="default")
+    image.add_argument("--network", default="default", metavar="default|none|host|NAME",
+                       help="NAME: an existing network, e.g. a stack's <project>_default")
     image.add_argument("--init", action="store_true", help="a reaping init as PID 1")
     image.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
+    image.add_argument("-h", "--hostname", default=None)
+    image.add_argument("--privileged", action="store_true")
+    image.add_argument("--security-opt", action="append", default=[],
+                       metavar="no-new-privileges|seccomp=unconfined")
+    image.add_argument("--tmpfs", action="append", default=[], metavar="/PATH[:size=64m]")
+    image.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]")
+    image.add_argument("--stop-signal", default=None)
+    image.add_argument("--stop-timeout", type=int, default=None, metavar="SECONDS")
+    image.add_argument("--restart", default="no", metavar="no",
+                       help="only `no`: an image run's container is not supervised yet")
+    image.add_argument("--add-host", action="append", default=[], metavar="NAME:IP")
+    image.add_argument("--dns", action="append", default=[], metavar="IP")
     p.add_argument("image", metavar="SERVICE|IMAGE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
@@ -91,15 +113,69 @@ def stack_in_play(args: argparse.Namespace) -> bool:
 def image_body(args: argparse.Namespace) -> dict[str, Any]:
     import shlex
 
+    from stackd.errors import UsageError
+
+    if args.restart != "no":
+        raise UsageError(f"--restart {args.restart} is not supported yet: a `stackd run` "
+                         "container is not supervised, nothing would restart it",
+                         hint="run it as a service of a stack with restart: "
+                         f"{args.restart}, or leave --restart out")
+
+    signal = args.stop_signal.upper() if args.stop_signal else None
+    if signal and not signal.startswith("SIG") and not signal.isdigit():
+        signal = "SIG" + signal
     return {
         "image": args.image, "cmd": args.cmd,
         "entrypoint": shlex.split(args.entrypoint) if args.entrypoint is not None else None,
-        "name": args.name, "env": args.env, "publish": args.publish, "volumes": args.volume,
+        "name": args.name, "env": env_of(args), "publish": args.publish,
+        "volumes": [absolute_volume(v) for v in args.volume],
         "workdir": args.workdir, "user": args.user, "memory": args.memory, "cpus": args.cpus,
         "pids_limit": args.pids_limit, "read_only": args.read_only, "cap_add": args.cap_add,
         "cap_drop": args.cap_drop, "network": args.network, "init": args.init, "rm": args.rm,
-        "detach": args.detach, "pull": args.pull,
+        "detach": args.detach, "pull": args.pull, "hostname": args.hostname,
+        "privileged": args.privileged, "security_opt": args.security_opt,
+        "tmpfs": args.tmpfs, "ulimit": args.ulimit, "stop_signal": signal,
+        "stop_timeout": args.stop_timeout, "labels": args.label,
+        "add_host": args.add_host, "dns": args.dns,
     }
+
+
+def env_of(args: argparse.Namespace) -> list[str]:
+    """--env-file lines (read here, relative to this directory), then -e."""
+    import os
+    from pathlib import Path
+
+    from stackd.errors import UsageError
+
+    out: list[str] = []
+    for name in args.env_file:
+        try:
+            text = Path(name).read_text()
+        except OSError as exc:
+            raise UsageError(f"--env-file {name}: {exc.strerror}",
+                             hint="give a readable KEY=value file") from None
+        # docker run's format: KEY=value taken as written, a bare KEY from this
+        # environment, # comments and blank lines skipped.
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, _ = line.partition("=")
+            if sep:
+                out.append(line)
+            elif key in os.environ:
+                out.append(f"{key}={os.environ[key]}")
+    return out + list(args.env)
+
+
+def absolute_volume(text: str) -> str:
+    """`-v ./data:/data`: a relative source is a bind of that path here, as in Docker."""
+    import os
+
+    if text.startswith(("./", "../")) or text.startswith(".:") or text.startswith("~/"):
+        source, sep, rest = text.partition(":")
+        return os.path.abspath(os.path.expanduser(source)) + sep + rest
+    return text
 
 
 def service_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,7 +186,8 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "source": source_from_args(args), "service": args.image, "cmd": args.cmd,
         "entrypoint": shlex.split(args.entrypoint) if args.entrypoint is not None else None,
-        "name": args.name, "env": args.env, "labels": args.label, "publish": args.publish,
+        "name": args.name, "env": env_of(args), "labels": args.label,
+        "publish": args.publish,
         "service_ports": args.service_ports, "no_deps": args.no_deps,
         "workdir": args.workdir, "user": args.user, "rm": args.rm, "detach": args.detach,
         "image_only": _given(args, IMAGE_ONLY),

@@ -78,6 +78,28 @@ def apply(client: Any, body: dict[str, Any], *, quiet: bool = False) -> tuple[st
     return project, ok
 
 
+def attached(args: argparse.Namespace) -> list[str] | None:
+    """The services whose logs `up` follows: those named, else those without
+    `attach: false` (None: all of them)."""
+    if args.services:
+        return list(args.services)
+    files = getattr(args, "files", None)
+    if files and "-" in files:
+        return None  # stdin is read already (it went to the daemon): follow every service
+    from stackd.spec import LoadOptions, load
+
+    # The daemon loaded these files too and has reported their warnings.
+    stack = load(LoadOptions(
+        files=files, project_name=getattr(args, "project_name", None),
+        project_directory=getattr(args, "project_directory", None),
+        env_files=getattr(args, "env_files", None),
+        profiles=list(getattr(args, "profiles", None) or [])))
+    quiet = [name for name, svc in stack.services.items() if not svc.attach]
+    if not quiet:
+        return None
+    return sorted(name for name in stack.services if name not in quiet)
+
+
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import source_from_args
@@ -91,8 +113,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from stackd.cli.cmd_logs import follow_project
 
+        services = attached(args)
+        if services == []:
+            print(f"{project}: every service has attach: false; not following logs",
+                  file=sys.stderr)
+            return 0
         try:
-            follow_project(client, project, services=args.services, tail=None,
+            follow_project(client, project, services=services or [], tail=None,
                            timestamps=False, follow=True)
         except KeyboardInterrupt:
             # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).

@@ -67,11 +67,14 @@ class NetworkedRuntime:
         if not addresses:
             return spec
         files = dict(spec.files)
-        files.setdefault("/etc/resolv.conf", resolv_conf_for(addresses[0].gateway))
+        gateway = addresses[0].gateway
+        files.setdefault("/etc/resolv.conf", resolv_conf_for(
+            gateway, search=spec.dns_search, options=spec.dns_options, also=spec.dns))
         name = spec.hostname or spec.name
         aliases = [spec.name] if spec.name != name else []
-        files.setdefault("/etc/hosts", hosts_file_for(name, [a.ip for a in addresses],
-                                                      aliases=aliases))
+        files.setdefault("/etc/hosts", hosts_file_for(
+            name, [a.ip for a in addresses], spec.extra_hosts, aliases=aliases,
+            host_gateway=gateway))
         return spec.model_copy(update={"files": files})
 
 
@@ -420,7 +423,8 @@ class HostWorld:
         result = await down(project, self._ready(), self.supervisor,
                             waves=_start_waves(stack.stack) if stack is not None else (),
                             remove_volumes=options.volumes,
-                            on_progress=_progress_emitter(project, emit))
+                            on_progress=_progress_emitter(project, emit),
+                            grace=options.timeout)
         _raise_failures(result, "down")
 
     async def _release_strays(self, project: str, emit: Emit) -> None:
@@ -539,7 +543,8 @@ class HostWorld:
         ports = self._ready()
         return SingleRunner(ports, ports.images, ports.volumes).run(request)
 
-    async def signal(self, container: str, action: str, signal: str | None) -> None:
+    async def signal(self, container: str, action: str, signal: str | None,
+                     timeout: int | None = None) -> None:
         from stackd.reconciler import lifecycle
 
         v = await self._resolve(container)
@@ -555,7 +560,7 @@ class HostWorld:
             # A stop asked for is not a crash: the restart policy must not undo it.
             await self.supervisor.release(v.id)
         if action in ("stop", "restart"):
-            await lifecycle.stop(ports, v.id)
+            await lifecycle.stop(ports, v.id, timeout)
         if action in ("start", "restart"):
             await lifecycle.start_existing(ports, v.id)
         if action == "remove":

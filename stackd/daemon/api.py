@@ -131,12 +131,13 @@ def make_app(engine: Engine) -> FastAPI:
     @app.delete("/v1/stacks/{project}", responses={200: {"content": {wire.NDJSON: {}}}})
     async def remove(project: ProjectName, volumes: bool = False,
                      remove_orphans: bool = False, stream: bool = True,
-                     rmi: Annotated[str | None, Query(pattern="^(local|all)$")] = None
+                     rmi: Annotated[str | None, Query(pattern="^(local|all)$")] = None,
+                     timeout: Annotated[int | None, Query(ge=0, le=86400)] = None,
                      ) -> Response:
         """`down`: containers (one-offs too), networks; volumes and images when asked."""
         gen = await engine.submit_removal(project, RemoveOptions(
             volumes=volumes, remove_orphans=remove_orphans,
-            images=rmi or "none"))
+            images=rmi or "none", timeout=timeout))
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 
@@ -217,8 +218,9 @@ def make_app(engine: Engine) -> FastAPI:
             name: ContainerName,
             action: Annotated[str, Path(pattern="^(" + "|".join(SIGNAL_ACTIONS) + ")$")],
             signal: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{1,12}$")] = None,
+            timeout: Annotated[int | None, Query(ge=0, le=86400)] = None,
     ) -> dict[str, str]:
-        await engine.container_action(name, action, signal)
+        await engine.container_action(name, action, signal, timeout)
         return {"container": name, "action": action}
 
     @app.get("/v1/networks")

@@ -366,9 +366,10 @@ class Engine:
     def ask(verb: str, request: LifecycleRequest) -> Ask:
         return Ask(verb=verb,  # type: ignore[arg-type]  # the API's path pattern checked it
                    services=tuple(request.services), containers=tuple(request.containers),
-                   signal=request.signal, force=request.force)
+                   signal=request.signal, force=request.force, timeout=request.timeout)
 
-    async def container_action(self, name: str, action: str, signal: str | None) -> None:
+    async def container_action(self, name: str, action: str, signal: str | None,
+                               timeout: int | None = None) -> None:
         """One container's start/stop/restart/kill/remove. A stack's container is asked
         of its stack's controller; only a container of no stack (`stackd run IMAGE`) is
         acted on here directly, as it has no other writer."""
@@ -376,11 +377,11 @@ class Engine:
                 if name in (r.get("name"), r.get("id"))]
         project = str(rows[0].get("project") or "") if rows else ""
         if not project or self.store.get(project) is None:
-            await self.world.signal(name, action, signal)
+            await self.world.signal(name, action, signal, timeout)
             return
         verb = "rm" if action == "remove" else action
         ask = Ask(verb=verb, containers=(name,), signal=signal or "SIGKILL",  # type: ignore[arg-type]
-                  force=True)
+                  force=True, timeout=timeout)
         async for item in self.lifecycle(project, ask):
             done = item.get("done")
             if isinstance(done, dict) and done.get("error"):

@@ -85,6 +85,7 @@ class RemoveOptions(Request):
     volumes: bool = False
     remove_orphans: bool = False
     images: Literal["none", "local", "all"] = "none"
+    timeout: int | None = Field(default=None, ge=0, le=86400)  # `down -t`, seconds
 
 
 class LifecycleRequest(Request):
@@ -95,6 +96,7 @@ class LifecycleRequest(Request):
     containers: list[str] = Field(default_factory=list, max_length=1000)
     signal: str = Field(default="SIGKILL", pattern=r"^SIG[A-Z0-9]{1,12}$")
     force: bool = False
+    timeout: int | None = Field(default=None, ge=0, le=86400)  # stop, restart: `-t`
 
 
 class ExecRequest(Request):

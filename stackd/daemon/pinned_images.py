@@ -31,10 +31,12 @@ class PinnedImages:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def ensure(self, ref: str, pull_policy: Any = "missing") -> Any:
+    async def ensure(self, ref: str, pull_policy: Any = "missing", *,
+                     platform: Any = None) -> Any:
         if ref in self._pins:
-            return await self._pinned(ref)
-        image = await self._store.ensure(ref, pull_policy)
+            return await self._pinned(ref)  # the digest names one platform already
+        image = await (self._store.ensure(ref, pull_policy, platform=platform)
+                       if platform is not None else self._store.ensure(ref, pull_policy))
         return await self._record(ref, image)
 
     async def build(self, context_dir: str, dockerfile: str = "Dockerfile",

@@ -3,7 +3,7 @@
 `run_spec` is pure: the request and the image's config in, a ContainerSpec out, with
 Docker's rules (entrypoint + cmd, image env then -e, -w over WorkingDir, -u over
 User). `SingleRunner` carries it out through the reconciler's ports: network (the
-root's `default` bridge unless --network none/host), create, start, and, unless
+root's `default` bridge, none, host or any existing network), create, start, and, unless
 detached, the output until the process exits, then its exit code; --rm deletes it.
 """
 
@@ -18,7 +18,7 @@ import trio
 from pydantic import Field
 
 from stackd.daemon.models import Request
-from stackd.errors import UsageError
+from stackd.errors import NotFoundError, UsageError
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.runtime.containerspec import (
     ContainerSpec,
@@ -26,6 +26,7 @@ from stackd.runtime.containerspec import (
     Namespaces,
     ProcessSpec,
     Resources,
+    Rlimit,
     Security,
 )
 
@@ -57,9 +58,21 @@ class RunRequest(RunOptions):
     read_only: bool = False
     cap_add: list[str] = Field(default_factory=list, max_length=64)
     cap_drop: list[str] = Field(default_factory=list, max_length=64)
-    network: Literal["default", "bridge", "none", "host"] = "default"
+    # default/bridge (the root's run network), none, host, or any existing network by
+    # its host name (a stack's `<project>_<name>`, a network's `name:`).
+    network: str = Field(default="default", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
     init: bool = False
     pull: Literal["always", "missing", "never"] = "missing"
+    hostname: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$")
+    privileged: bool = False
+    security_opt: list[str] = Field(default_factory=list, max_length=16)
+    tmpfs: list[str] = Field(default_factory=list, max_length=64)
+    ulimit: list[str] = Field(default_factory=list, max_length=32)
+    stop_signal: str | None = Field(default=None, pattern=r"^[A-Z0-9+-]{1,16}$")
+    stop_timeout: int | None = Field(default=None, ge=0, le=86400)
+    labels: list[str] = Field(default_factory=list, max_length=256)
+    add_host: list[str] = Field(default_factory=list, max_length=256)
+    dns: list[str] = Field(default_factory=list, max_length=8)
 
 
 def container_name(request: RunRequest) -> str:
@@ -80,21 +93,117 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
 
         memory = parse_bytes(request.memory)
     net = {"host": "host", "none": "new"}.get(request.network, netns or "new")
+    hostname = request.hostname or (name.lower()[:63] if request.network != "host" else "")
+    labels = dict(_pairs(request.labels, "--label"))
+    if any(k.startswith("io.stackd.") for k in labels):
+        raise UsageError("--label: the io.stackd. prefix is stackd's own",
+                         hint="name your labels otherwise")
+    labels[LABEL_RUN] = "1"
     return ContainerSpec(
-        id=name.lower(), name=name, labels={LABEL_RUN: "1"},
+        id=name.lower(), name=name, labels=labels,
         layers=tuple(image.layer_dirs), readonly_rootfs=request.read_only,
         process=ProcessSpec(args=tuple(args), env=tuple(env),
                             cwd=request.workdir or cfg.working_dir or "/",
-                            user=request.user or cfg.user, init=request.init),
-        hostname=name.lower()[:63] if request.network != "host" else "",
-        mounts=tuple(mounts), files=files,
+                            user=request.user or cfg.user, init=request.init,
+                            rlimits=tuple(_ulimit(u) for u in request.ulimit)),
+        hostname=hostname,
+        mounts=tuple(mounts) + tuple(_tmpfs(t) for t in request.tmpfs), files=files,
         namespaces=Namespaces(net=net),
         resources=Resources(memory=memory,
                             cpu_quota=int(request.cpus * 100_000) if request.cpus else None,
                             pids_limit=request.pids_limit),
-        security=Security(cap_add=tuple(request.cap_add), cap_drop=tuple(request.cap_drop)),
-        stop_signal=cfg.stop_signal or "SIGTERM",
+        security=_security(request),
+        extra_hosts=tuple(_extra_host(h) for h in request.add_host),
+        dns=tuple(_address(d, "--dns") for d in request.dns),
+        stop_signal=request.stop_signal or cfg.stop_signal or "SIGTERM",
+        **({"stop_grace": float(request.stop_timeout)}
+           if request.stop_timeout is not None else {}),
     )
+
+
+def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"{flag} {item!r} is not KEY=value", hint=f"e.g. {flag} a=b")
+        out.append((key, value))
+    return out
+
+
+def _extra_host(text: str) -> str:
+    """`--add-host name:ip` (ip may be host-gateway), as docker run takes it."""
+    host, sep, ip = text.replace("=", ":", 1).partition(":")
+    if not sep or not host or not ip:
+        raise UsageError(f"--add-host {text!r} is not NAME:IP",
+                         hint="e.g. --add-host db:10.0.0.5 or --add-host h:host-gateway")
+    if ip != "host-gateway":
+        _address(ip.strip("[]"), "--add-host")
+    return f"{host}={ip.strip('[]')}"
+
+
+def _address(text: str, flag: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"{flag}: {text!r} is not an IP address",
+                         hint=f"e.g. {flag} 10.0.0.5") from None
+
+
+def _ulimit(text: str) -> Rlimit:
+    """`nofile=1024[:2048]`, as docker run --ulimit takes it."""
+    name, _, limits = text.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        return Rlimit(type=name, soft=int(soft), hard=int(hard or soft))
+    except ValueError:
+        raise UsageError(f"--ulimit {text!r} is not NAME=SOFT[:HARD]",
+                         hint="e.g. --ulimit nofile=1024:2048") from None
+
+
+def _tmpfs(text: str) -> Mount:
+    """`/path[:size=64m,mode=1777]`, as docker run --tmpfs takes it."""
+    from stackd.spec.units import parse_bytes
+
+    target, _, opts = text.partition(":")
+    if not target.startswith("/"):
+        raise UsageError(f"--tmpfs {text!r}: the path must be absolute",
+                         hint="e.g. --tmpfs /run:size=64m")
+    size: int | None = None
+    mode: int | None = None
+    for opt in filter(None, opts.split(",")):
+        key, _, value = opt.partition("=")
+        try:
+            if key == "size":
+                size = parse_bytes(value)
+            elif key == "mode":
+                mode = int(value, 8)
+            elif key not in ("rw", "noexec", "nosuid", "nodev", "exec", "suid", "dev"):
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--tmpfs {text!r}: unknown option {opt!r}",
+                             hint="options are size=64m and mode=1777") from None
+    return Mount(type="tmpfs", source="", target=target, size=size, mode=mode)
+
+
+def _security(request: RunRequest) -> Security:
+    """--privileged, --cap-add/--cap-drop and the --security-opt values stackd has."""
+    seccomp, nnp = "default", None
+    for opt in request.security_opt:
+        key, _, value = opt.replace(":", "=", 1).partition("=")
+        if key == "seccomp" and value in ("unconfined", "default"):
+            seccomp = value
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            nnp = value != "false"
+        else:
+            raise UsageError(f"--security-opt {opt!r} is not supported",
+                             hint="stackd takes no-new-privileges[:true|false] and "
+                             "seccomp=unconfined")
+    return Security(privileged=request.privileged, cap_add=tuple(request.cap_add),
+                    cap_drop=tuple(request.cap_drop), no_new_privileges=nnp,
+                    seccomp=seccomp)
 
 
 def _key_values(items: list[str]) -> dict[str, str | None]:
@@ -157,6 +266,11 @@ class SingleRunner:
             await net.ensure_network(NetworkSpec(key=DEFAULT_NETWORK, project=RUN_PROJECT,
                                                  name="default"))
             netns = await net.connect(cid, [Attachment(DEFAULT_NETWORK)], bindings)
+        elif request.network not in ("none", "host"):
+            if request.network not in await _network_names(net):
+                raise NotFoundError(f"network {request.network!r} does not exist",
+                                    hint="see `stackd network ls` for the names")
+            netns = await net.connect(cid, [Attachment(request.network)], bindings)
         try:
             spec = run_spec(request, image, name=name, netns=netns, mounts=mounts, files=files)
             await self.ports.runtime.create(spec)
@@ -220,6 +334,10 @@ async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
             yield {"stream": rec.stream, "line": rec.line}
     yield {"exit": {"code": status.code, "signal": status.signal,
                     "oom_killed": status.oom_killed}}
+
+
+async def _network_names(net: Any) -> set[str]:
+    return {n.key for n in net.nets.list()}
 
 
 async def release_default_network(ports: Any) -> None:

@@ -87,6 +87,8 @@ class World(Protocol):
     def run(self, request: Any) -> AsyncIterator[dict[str, Any]]:
         """`stackd run`: {"started"}, then output lines, then {"exit"} (see single.py)."""
 
-    async def signal(self, container: str, action: str, signal: str | None) -> None:
-        """start, stop, restart, kill (with signal) or remove one container of no stack
-        (`stackd run IMAGE`); a stack's containers change only in its reconcile."""
+    async def signal(self, container: str, action: str, signal: str | None,
+                     timeout: int | None = None) -> None:
+        """start, stop, restart (SIGKILL after `timeout` s if given), kill (with signal)
+        or remove one container of no stack (`stackd run IMAGE`); a stack's containers
+        change only in its reconcile."""

@@ -20,8 +20,7 @@ from stackd.images.mediatypes import (
     OCI_MANIFEST,
 )
 from stackd.images.models import ImageConfig
-
-PLATFORM = ("linux", "amd64")
+from stackd.images.platform import Platform, host_platform
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,21 +82,41 @@ def parse_manifest(body: bytes, header: str = "") -> Manifest:
     return Manifest(mt, Descriptor.from_json(doc["config"]), layers)
 
 
-def choose_platform(body: bytes, what: str) -> Descriptor:
-    """The linux/amd64 entry of a manifest list or OCI index."""
+def choose_platform(body: bytes, what: str, wanted: Platform | None = None,
+                    host: Platform | None = None) -> Descriptor:
+    """The entry of a manifest list or OCI index for `wanted` (default: the host's).
+
+    Without a variant asked for, the first entry of the architecture the host runs.
+    """
+    host = host or host_platform()
+    want = wanted or host
     doc = json.loads(body)
-    for d in doc.get("manifests") or ():
+    entries = doc.get("manifests") or ()
+    for d in entries:
         plat = d.get("platform") or {}
-        if (plat.get("os"), plat.get("architecture")) == PLATFORM and d.get("mediaType") in (
-                *MANIFESTS, ""):
+        if not isinstance(plat, dict) or d.get("mediaType") not in (*MANIFESTS, ""):
+            continue
+        have = _platform(plat)
+        if (have.os, have.architecture) != (want.os, want.architecture):
+            continue
+        if want.variant is not None and have.variant != want.variant:
+            continue
+        if host.runs(have):
             return Descriptor.from_json(d)
-    have = sorted({f"{(d.get('platform') or {}).get('os')}/"
-                   f"{(d.get('platform') or {}).get('architecture')}"
-                   for d in doc.get("manifests") or ()})
+    listed = sorted({str(_platform(d.get("platform") or {})) for d in entries
+                     if isinstance(d.get("platform") or {}, dict)})
     raise UnsupportedMediaTypeError(
-        f"{what} has no linux/amd64 image (it has: {', '.join(have) or 'nothing'})",
-        hint="use an image built for linux/amd64",
+        f"{what} has no {want} image (it has: {', '.join(listed) or 'nothing'})",
+        hint=f"use an image built for {want}",
     )
+
+
+def _platform(raw: dict[str, Any]) -> Platform:
+    variant = raw.get("variant") or None
+    arch = str(raw.get("architecture"))
+    if arch == "arm64" and variant == "v8":
+        variant = None
+    return Platform(str(raw.get("os")), arch, variant)
 
 
 def is_index(mt: str) -> bool:
@@ -121,8 +140,9 @@ def make_config(config: ImageConfig, diff_ids: list[str], history: list[dict[str
                 created: str | None = None) -> bytes:
     doc = {
         "created": created or now(),
-        "architecture": PLATFORM[1],
-        "os": PLATFORM[0],
+        "architecture": host_platform().architecture,
+        "os": host_platform().os,
+        **({"variant": host_platform().variant} if host_platform().variant else {}),
         "config": config.to_oci(),
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,

@@ -33,6 +33,7 @@ from stackd.images.locks import flocked
 from stackd.images.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP
 from stackd.images.models import Image, ImageConfig, ImageSummary, PruneReport
 from stackd.images.oci import Descriptor, descriptor_of, make_config, make_manifest, parse_manifest
+from stackd.images.platform import Platform
 from stackd.images.progress import Progress, silent
 from stackd.images.reference import Reference, parse
 from stackd.images.refs import RefIndex
@@ -149,10 +150,11 @@ class ImageStore:
 
     # -- registry -----------------------------------------------------------------------
     async def ensure(self, ref: str, pull_policy: PullPolicy = "missing",
-                     progress: Progress | None = None) -> Image:
+                     progress: Progress | None = None,
+                     platform: Platform | None = None) -> Image:
         """The image for `ref`, pulled first if the policy says so."""
         if pull_policy == "always":
-            return await self.pull(ref, progress)
+            return await self.pull(ref, progress, platform)
         try:
             # May unpack a loaded image's layers: not on the event loop.
             return await trio.to_thread.run_sync(self.get, ref)
@@ -162,9 +164,11 @@ class ImageStore:
                     f"image '{ref}' is not in the store and pull_policy is never",
                     hint=f"run `stackd pull {ref}` or `stackd image import`/`load` first",
                 ) from None
-        return await self.pull(ref, progress)
+        return await self.pull(ref, progress, platform)
 
-    async def pull(self, ref: str, progress: Progress | None = None) -> Image:
+    async def pull(self, ref: str, progress: Progress | None = None,
+                   platform: Platform | None = None) -> Image:
+        """Pull `ref`; from an index, the entry for `platform` (default: the host's)."""
         from stackd.images.registry.client import RegistryClient
         from stackd.images.transfer import pull_image
 
@@ -172,7 +176,7 @@ class ImageStore:
         fd = await self.hold_for_writing()
         try:
             async with RegistryClient() as client:
-                digest = await pull_image(self, parsed, client, progress or silent)
+                digest = await pull_image(self, parsed, client, progress or silent, platform)
             self.refs.set(str(parsed), digest)
         finally:
             os.close(fd)

@@ -1,9 +1,9 @@
 """Pull and push whole images: the manifest graph walked over a `RegistryClient`.
 
-Pull: resolve the tag (choosing linux/amd64 from an index), fetch the config, then
-download every missing layer in parallel, each unpacked into its snapshot as soon as
-it is complete, verified by digest and size on the way in. Push: for each blob, skip
-it if the registry has it, else mount it from a repository of the same registry we
+Pull: resolve the tag (from an index, the wanted platform, by default the host's), fetch
+the config, then download every missing layer in parallel, each unpacked into its
+snapshot as soon as it is complete, verified by digest and size on the way in. Push: for
+each blob, skip it if the registry has it, else mount it from a repository of the same registry we
 know holds it, else upload it (one PUT, or PATCH chunks for big blobs); the manifest
 goes last so a registry never serves an image with missing blobs.
 """
@@ -26,6 +26,7 @@ from stackd.images.errors import DigestMismatchError, RegistryError, Unsupported
 from stackd.images.mediatypes import OCI_MANIFEST
 from stackd.images.nursery import open_nursery
 from stackd.images.oci import Descriptor, choose_platform, is_index, media_type_of, parse_manifest
+from stackd.images.platform import Platform, host_platform
 from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.reference import Reference
 from stackd.images.registry.client import RegistryClient
@@ -53,7 +54,7 @@ def _check(body: bytes, expected: str | None, what: str) -> str:
 
 
 async def pull_image(store: ImageStore, ref: Reference, client: RegistryClient,
-                     progress: Progress) -> str:
+                     progress: Progress, platform: Platform | None = None) -> str:
     """Fetch `ref` into the store; returns its manifest digest (the reference is not set)."""
     progress(ProgressEvent(str(ref), "resolving"))
     body, mt_header, header_digest = await client.get_manifest(ref, ref.locator)
@@ -65,10 +66,10 @@ async def pull_image(store: ImageStore, ref: Reference, client: RegistryClient,
         )
     mt = media_type_of(body, mt_header)
     if is_index(mt):
-        chosen = choose_platform(body, str(ref))
+        chosen = choose_platform(body, str(ref), platform)
         store.blobs.put_bytes(body, digest, "image index")
         body, mt_header, _ = await client.get_manifest(ref, chosen.digest)
-        digest = _check(body, chosen.digest, f"linux/amd64 manifest of {ref}")
+        digest = _check(body, chosen.digest, f"{platform or host_platform()} manifest of {ref}")
     manifest = parse_manifest(body, mt_header)
     cfg = manifest.config
     if store.blobs.has(cfg.digest):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 
@@ -95,12 +96,23 @@ class Attachment:
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
     mac_address: str | None = None
+    interface_name: str | None = None  # inside the container; None: eth<index>
 
     def __post_init__(self) -> None:
         mac = self.mac_address
         if mac is not None and (not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1):
             raise SpecError(f"mac_address {mac!r} is not a unicast MAC address",
                             hint="write six hex pairs, e.g. 02:42:ac:11:00:02")
+
+
+def check_interface_names(service: str, attachments: Sequence[Attachment]) -> None:
+    """Refuse two networks of one container under one interface name (eth<i> included)."""
+    names = [a.interface_name or f"eth{i}" for i, a in enumerate(attachments)]
+    for name in names:
+        if names.count(name) > 1:
+            raise SpecError(f"service {service!r}: two of its networks would both be the "
+                            f"interface {name!r}",
+                            hint="give each network its own interface_name")
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,7 +237,7 @@ class Networks:
             ip = ipam.pick_address(subnet, gateway, taken, network=row.key)
         mac = att.mac_address or ipam.mac_for(ip)
         key = f"{container_id}/{row.key}"
-        addr = Address(network_key=row.key, ifname=f"eth{index}",
+        addr = Address(network_key=row.key, ifname=att.interface_name or f"eth{index}",
                        host_ifname=device_name(self.roots.id, "v", key), ip=str(ip),
                        prefixlen=subnet.prefixlen, gateway=row.gateway, mac=mac)
         self.alloc.add_address(AddressRow(row.key, addr.ip, container_id, addr.ifname,

@@ -162,12 +162,12 @@ class _Executor:
         if isinstance(action, Remove):
             async def remove() -> None:
                 await self.supervisor.release(action.container_id)
-                await lifecycle.tear_down(ports, action.container_id)
+                await lifecycle.tear_down(ports, action.container_id, grace=action.grace)
             return await self.step(action, action.container_id, remove)
         if isinstance(action, Stop):
             async def stop() -> None:
                 await self.supervisor.release(action.container_id)
-                await lifecycle.stop(ports, action.container_id)
+                await lifecycle.stop(ports, action.container_id, action.grace)
             return await self.step(action, action.container_id, stop)
         return await self.bring_up(action)
 
@@ -184,7 +184,7 @@ class _Executor:
 
             async def effect() -> None:
                 await self.supervisor.release(old)
-                await lifecycle.replace(self.ports, want, old)
+                await lifecycle.replace(self.ports, want, old, grace=action.grace)
             intent_id = old
         else:
             old = action.old_id

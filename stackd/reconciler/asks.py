@@ -42,6 +42,7 @@ class Ask:
     containers: tuple[str, ...] = ()  # only these (names or ids); empty: all of them
     signal: str = "SIGKILL"  # kill
     force: bool = False  # rm: running containers too
+    timeout: float | None = None  # stop, restart: SIGKILL after this long (None: the spec's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +85,12 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
             return dataclasses.replace(options, start_exited=True)
         return dataclasses.replace(
             options, start=options.start | ids,
-            restart=options.restart | (ids if ask.verb == "restart" else frozenset()))
+            restart=options.restart | (ids if ask.verb == "restart" else frozenset()),
+            grace=ask.timeout)
     if ask.verb == "stop":
         for c in mine:
             ports.state.hold(project, c.id)
-        return options
+        return dataclasses.replace(options, grace=ask.timeout)
     if ask.verb == "kill":
         for c in mine:
             if c.status == "running":

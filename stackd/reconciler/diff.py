@@ -79,6 +79,7 @@ class PlanOptions:
     start_exited: bool = False
     start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
     restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
+    grace: float | None = None  # stop, restart `-t`: SIGKILL after this long (None: the spec's)
 
 
 def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
@@ -168,7 +169,8 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         if keep is not None and keep.id in actual.held:
             if keep.status == "running":
                 removals.append(Stop(cause="held: stopped by the user", container_id=keep.id,
-                                     service=keep.service, index=keep.index))
+                                     service=keep.service, index=keep.index,
+                                     grace=options.grace))
             continue
         if on_remade and keep is not None:
             # A container's interfaces hang off the old bridge: it goes before the
@@ -206,7 +208,8 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
             actions.append(Start(cause=f"exited (code {keep.exit_code})", container=want,
                                  old_id=keep.id))
         elif keep.status == "running" and keep.id in options.restart:
-            actions.append(Restart(cause="restart requested", container=want, old_id=keep.id))
+            actions.append(Restart(cause="restart requested", container=want, old_id=keep.id,
+                                   grace=options.grace))
         elif keep.status == "running" and keep.config_hash == want.config_hash.digest:
             current.append((want, keep))
     actions.extend(_dependency_restarts(desired, actions, current))
@@ -279,7 +282,7 @@ def _highest_first(item: tuple[tuple[str, int], list[ActualContainer]]) -> tuple
 
 
 def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
-              remove_volumes: bool = False) -> Plan:
+              remove_volumes: bool = False, grace: float | None = None) -> Plan:
     """`down`: every container of the project, then its networks (and volumes with -v).
 
     `stop_order` lists services dependents-first (the scheduler's stop waves); others go
@@ -289,7 +292,7 @@ def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
     containers = sorted(actual.containers,
                         key=lambda c: (order.get(c.service, -1), c.service, -c.index, c.id))
     actions: list[Action] = [Remove(cause="down", container_id=c.id, service=c.service,
-                                    index=c.index) for c in containers]
+                                    index=c.index, grace=grace) for c in containers]
     actions.extend(NetworkRemove(cause="down", key=k) for k in sorted(actual.networks))
     if remove_volumes:
         actions.extend(VolumeRemove(cause="down -v", name=v) for v in sorted(actual.volumes))

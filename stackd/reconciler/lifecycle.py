@@ -76,12 +76,13 @@ async def start_existing(ports: Adapters, container_id: str) -> None:
     ports.state.unhold(container_id)
 
 
-async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = False) -> None:
-    """Stop (if running), detach from networks, delete (keeping the log for a restart
-    that creates the same id again)."""
+async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = False,
+                    grace: float | None = None) -> None:
+    """Stop (if running; SIGKILL after `grace` s, None: the spec's), detach from
+    networks, delete (keeping the log for a restart that creates the same id again)."""
     view = await _inspect(ports, container_id)
     if view is not None and view.status == "running":
-        await ports.runtime.stop(container_id)
+        await ports.runtime.stop(container_id, grace)
     await ports.network.disconnect(container_id)
     if view is not None:
         try:
@@ -91,18 +92,20 @@ async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = Fal
     ports.state.unhold(container_id)
 
 
-async def stop(ports: Adapters, container_id: str) -> None:
-    """A user's stop: held, so no restart policy starts it again (see StatePort)."""
+async def stop(ports: Adapters, container_id: str, grace: float | None = None) -> None:
+    """A user's stop: held, so no restart policy starts it again (see StatePort).
+    SIGKILL after `grace` seconds (None: the container's stop_grace_period)."""
     view = await _inspect(ports, container_id)
     if view is None:
         return
     ports.state.hold(view.labels.get(hostnames.LABEL_PROJECT, ""), container_id)
     if view.status == "running":
-        await ports.runtime.stop(container_id)
+        await ports.runtime.stop(container_id, grace)
 
 
-async def replace(ports: Adapters, container: DesiredContainer, old_id: str) -> None:
+async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,
+                  grace: float | None = None) -> None:
     """Recreate: the old container goes first (names and ports are exclusive). The same
     id again (a restart) keeps its log, so `logs -f` follows on across it."""
-    await tear_down(ports, old_id, keep_logs=old_id == container.id)
+    await tear_down(ports, old_id, keep_logs=old_id == container.id, grace=grace)
     await bring_up(ports, container)

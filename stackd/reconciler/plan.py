@@ -111,6 +111,7 @@ class Recreate(_Action):
     verb: ClassVar[str] = "recreate"
     container: DesiredContainer
     old_id: str
+    grace: float | None = None  # `restart -t`: SIGKILL the old one after this long
 
     @property
     def resource(self) -> str:
@@ -153,6 +154,7 @@ class Stop(_Action):
     container_id: str
     service: str
     index: int
+    grace: float | None = None  # `stop -t`: SIGKILL after this long (None: the spec's)
 
     @property
     def resource(self) -> str:
@@ -167,6 +169,7 @@ class Remove(_Action):
     container_id: str
     service: str
     index: int
+    grace: float | None = None  # `down -t`: SIGKILL after this long (None: the spec's)
 
     @property
     def resource(self) -> str:

@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 
 from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
 from stackd.runtime.containerspec import ContainerSpec
+from stackd.scheduler.platform import Platform
 
 ContainerStatus = Literal["created", "running", "exited"]
 
@@ -112,7 +113,8 @@ PullPolicy = Literal["always", "missing", "never"]
 
 
 class ImagePort(Protocol):
-    async def ensure(self, ref: str, pull_policy: PullPolicy = "missing") -> ImageView: ...
+    async def ensure(self, ref: str, pull_policy: PullPolicy = "missing", *,
+                     platform: Platform | None = None) -> ImageView: ...
     async def build(self, context_dir: str, dockerfile: str = "Dockerfile",
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,

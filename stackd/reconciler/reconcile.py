@@ -35,11 +35,13 @@ from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
+from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
+from stackd.scheduler.platform import Platform
 from stackd.spec.image_names import image_ref
 from stackd.spec.model import Service, Stack
 
@@ -100,7 +102,9 @@ class _Builder:
 async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          missing_ok: bool = False, build: bool = False,
                          environ: Mapping[str, str] | None = None,
-                         would_build: set[str] | None = None) -> dict[str, ImageView]:
+                         would_build: set[str] | None = None,
+                         platforms: Mapping[str, Platform | None] | None = None,
+                         ) -> dict[str, ImageView]:
     """Each service's image, pulled as the policy says; one pull per distinct ref.
 
     A ref some service has a `build:` section for is built instead of pulled: when it
@@ -110,6 +114,7 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
     is replaced by a stand-in, so the plan can be shown; the refs `up` would build are
     added to `would_build`.
     """
+    platforms = platforms or {}
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     builders: dict[str, _Builder] = {}
     for name, svc in sorted(stack.services.items()):
@@ -128,7 +133,10 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
         builder = builders.get(ref)
         try:
             if builder is None:
-                image = await ports.images.ensure(ref, policy)
+                # A platform is passed only when asked for (it picks a variant).
+                asked = {platforms.get(n) for n in names} - {None}
+                image = await (ports.images.ensure(ref, policy, platform=asked.pop())
+                               if asked else ports.images.ensure(ref, policy))
             elif builder.always and not missing_ok:
                 raise _Rebuild
             else:
@@ -202,7 +210,8 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
 async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) -> DesiredState:
     check_placement(stack, options.nodes, options.scale)
     images = await resolve_images(stack, ports, options.pull, build=options.build,
-                                  environ=options.environ)
+                                  environ=options.environ,
+                                  platforms=check_platforms(stack, options.nodes))
     return await _build(stack, images, ports, options)
 
 
@@ -230,6 +239,7 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
     """`stackd plan`: the plan against the host as it is, changing nothing (no pulls,
     no builds); refused as `up` would be when the stack cannot be placed."""
     check_placement(stack, options.nodes, options.scale)
+    check_platforms(stack, options.nodes)
     rebuilt: set[str] = set()
     images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
                                   would_build=rebuilt)
@@ -268,10 +278,11 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,
                waves: Sequence[Sequence[str]] = (), remove_volumes: bool = False,
-               on_progress: OnProgress | None = None) -> ApplyResult:
+               on_progress: OnProgress | None = None,
+               grace: float | None = None) -> ApplyResult:
     """Remove every container of `project`, dependents first, then its networks (and
     its volumes with `remove_volumes`). `waves`: the stack's start waves, if known."""
     actual = await observe(project, ports)
     stop_order = [s for wave in reversed(waves) for s in wave]
-    p = plan_down(actual, stop_order=stop_order, remove_volumes=remove_volumes)
+    p = plan_down(actual, stop_order=stop_order, remove_volumes=remove_volumes, grace=grace)
     return await apply(p, None, ports, supervisor, waves=waves, on_progress=on_progress)

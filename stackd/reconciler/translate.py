@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from stackd import hostnames
 from stackd.errors import SpecError
-from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding, expand_ports
+from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding, check_interface_names
 from stackd.reconciler.desired import (
     DependsOn,
     DesiredContainer,
@@ -30,9 +30,11 @@ from stackd.reconciler.hash import ConfigHash, config_hash
 from stackd.reconciler.health import HealthCheck, from_image, probe_args
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.reconciler.ports import ImageConfigView, ImageView
+from stackd.reconciler.published import published_ports
 from stackd.reconciler.restart import RestartPolicy, from_deploy, parse_restart
 from stackd.runtime.containerspec import (
     ContainerSpec,
+    Device,
     Mount,
     Namespaces,
     ProcessSpec,
@@ -247,24 +249,15 @@ def _network(stack: Stack, name: str, svc: Service) -> tuple[str, tuple[Attachme
     order = sorted(svc.networks.items(), key=lambda kv: (-(kv[1].priority or 0), kv[0]))
     # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
     own = (svc.container_name,) if svc.container_name else ()
-    return "new", tuple(Attachment(network_key=network_host_name(stack, key),
-                                   aliases=(name, *own, *sn.aliases),
-                                   ipv4_address=sn.ipv4_address)
-                        for key, sn in order)
-
-
-def _published(svc: Service) -> tuple[PortBinding, ...]:
-    ports: list[PortBinding] = []
-    for p in svc.ports:
-        if p.published is None:
-            continue  # an ephemeral host port: not supported by netbridge; exposed only
-        lo, _, hi = p.published.partition("-")
-        host_range = (int(lo), int(hi or lo))
-        span = host_range[1] - host_range[0]
-        proto = p.protocol if p.protocol != "sctp" else "tcp"
-        ports.extend(expand_ports(host_range, (p.target, p.target + span), proto,
-                                  p.host_ip or ""))
-    return tuple(ports)
+    attachments = tuple(
+        Attachment(network_key=network_host_name(stack, key),
+                   aliases=(name, *own, *sn.aliases), ipv4_address=sn.ipv4_address,
+                   # A service-level mac_address is the first (default-route) network's.
+                   mac_address=sn.mac_address or (svc.mac_address if i == 0 else None),
+                   interface_name=sn.interface_name)
+        for i, (key, sn) in enumerate(order))
+    check_interface_names(name, attachments)
+    return "new", attachments
 
 
 def _resources(svc: Service) -> Resources:
@@ -300,13 +293,19 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     anonymous = tuple(p for p in sorted(cfg.volumes) if p not in covered)
     files, to_write, file_mounts = _config_files(stack, name, svc, inputs)
     net_ns, attachments = _network(stack, name, svc)
-    ports = _published(svc)
+    # Replica 1's ports stand for the service's in the hash (the others follow from them).
+    ports = tuple(published_ports(stack, name, 1))
     spec = ContainerSpec(
         id="pending", name="pending", labels=dict(svc.labels),
         layers=tuple(image.layer_dirs), readonly_rootfs=svc.read_only,
         process=_process(stack, name, svc, cfg),
         hostname=svc.hostname or "", domainname=svc.domainname or "",
-        mounts=(*mounts, *file_mounts), files=files, namespaces=Namespaces(net=net_ns),
+        mounts=(*mounts, *file_mounts), files=files,
+        namespaces=Namespaces(net=net_ns, cgroup="host" if svc.cgroup == "host" else "new"),
+        devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
+                      for d in svc.devices),
+        extra_hosts=svc.extra_hosts, dns=svc.dns, dns_search=svc.dns_search,
+        dns_options=svc.dns_opt,
         resources=_resources(svc), security=_security(svc),
         stop_signal=svc.stop_signal or cfg.stop_signal or "SIGTERM",
         stop_grace=_seconds(svc.stop_grace_period, 10.0),
@@ -340,7 +339,8 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
     hostname = spec.hostname or hostnames.container_name(stack.name, name, index, fixed_name)
     spec = spec.model_copy(update={"mounts": tuple(mounts), "hostname": hostname})
     container = slot_container(stack.name, name, index, spec, parts.config_hash,
-                               attachments=parts.attachments, ports=parts.ports,
+                               attachments=parts.attachments,
+                               ports=published_ports(stack, name, index),
                                volumes=tuple(sorted(set(volumes))),
                                host_files=parts.files_to_write, fixed_name=fixed_name)
     return container, volumes

@@ -128,7 +128,8 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     # the cgroup namespace must be made after that.
     if os.read(pipes.start_r, 1) != b"C":
         return 0
-    sc.unshare(sc.CLONE_NEWCGROUP)
+    if spec.namespaces.cgroup != "host":
+        sc.unshare(sc.CLONE_NEWCGROUP)
     # "created": the namespaces exist (networking may be attached now); wait for start.
     os.write(pipes.ready_w, b"R")
     if os.read(pipes.start_r, 1) != b"S":

@@ -62,13 +62,40 @@ class Namespaces(_Frozen):
 
     Each is "new" (its own), "host" (share the host's), or an absolute path of a
     namespace file to join (/proc/<pid>/ns/net, a bind-mounted netns, …).
-    mount, uts (unless "host"), and cgroup namespaces are always new.
+    mount and uts (unless "host") namespaces are always new; cgroup is "new" (made
+    once the container is in its cgroups) or "host" (Compose's `cgroup: host`).
     """
 
     pid: str = "new"
     net: str = "new"
     ipc: str = "new"
     uts: str = "new"
+    cgroup: Literal["new", "host"] = "new"
+
+
+class Device(_Frozen):
+    """A host device node made in the container's /dev and allowed by its device cgroup.
+
+    The reconciler gives `source`, `target` and `permissions`; the runtime fills in the
+    rest from the host node when it creates the container (stackd.runtime.devices), so
+    the node and the cgroup rule agree. A directory source stands for every device
+    node under it.
+    """
+
+    source: str  # host path
+    target: str  # in the container, under /dev/
+    permissions: str = Field(default="rwm", pattern=r"^[rwm]{1,3}$")
+    type: Literal["c", "b"] | None = None
+    major: int | None = None
+    minor: int | None = None
+    mode: int | None = None  # permission bits of the node
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def cgroup_rule(self) -> str:
+        """The devices.allow line: `c 10:229 rwm`."""
+        return f"{self.type} {self.major}:{self.minor} {self.permissions}"
 
 
 class Resources(_Frozen):
@@ -110,6 +137,14 @@ class ContainerSpec(_Frozen):
     hostname: str = ""
     domainname: str = ""
     mounts: tuple[Mount, ...] = ()
+    devices: tuple[Device, ...] = ()
+    # Name resolution on stackd's networks: what the network adapter writes into
+    # /etc/hosts ("name:ip", ip may be host-gateway) and /etc/resolv.conf beside its
+    # own lines. The runtime itself does not read them.
+    extra_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
     # Whole-file contents placed in the container, e.g. /etc/hosts, /etc/resolv.conf,
     # /etc/hostname, configs and secrets: path inside → content. Mounted read-only
     # unless the path is one of the three /etc files (which programs may rewrite).

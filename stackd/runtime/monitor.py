@@ -55,6 +55,7 @@ from stackd.runtime import child, containerdirs, protocol
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.devices import resolve_devices
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
@@ -449,6 +450,7 @@ class Monitor:
             if not os.path.isdir(layer):
                 raise NotFoundError(f"layer directory {layer} of container {spec.id!r} "
                                     "does not exist", hint="unpack the image first")
+        spec = resolve_devices(spec)  # once: the /dev node and the cgroup rule agree
         plan = self.security.prepare(spec) if self.security is not None else None
         cgroup = manager_for(self.roots.id, spec.id)
         made: list[int] = []
@@ -501,7 +503,8 @@ class Monitor:
         try:
             # While the child builds its rootfs: the cgroup, its limits, the move.
             cgroup.create()
-            cgroup.apply(spec.resources, privileged=spec.security.privileged)
+            cgroup.apply(spec.resources, privileged=spec.security.privileged,
+                         devices=spec.devices)
             cgroup.join(pid)
             os.write(start_w, b"C")
         except (StackdError, OSError):

@@ -22,7 +22,7 @@ from pathlib import Path
 from stackd.errors import HostError, SpecError
 from stackd.runtime import inroot, readonly_mount, volume_seed
 from stackd.runtime import syscalls as sc
-from stackd.runtime.containerspec import ContainerSpec, Mount
+from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 from stackd.runtime.layout import ContainerPaths
 
 # Docker's defaults (moby oci/defaults.go), read as empty or denied inside.
@@ -232,6 +232,8 @@ def _mount_dev(root_fd: int, spec: ContainerSpec) -> None:
 def _fill_dev(dev: int, spec: ContainerSpec) -> None:
     if spec.security.privileged:
         _copy_host_devices("/dev", dev)
+    for device in spec.devices:
+        _make_device(dev, device)
     for name, (major, minor) in DEFAULT_DEVICES.items():
         if not _lexists(name, dev):
             os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
@@ -248,6 +250,36 @@ def _fill_dev(dev: int, spec: ContainerSpec) -> None:
         with _dir_target(dev, name) as found:
             assert found.fd is not None
             sc.mount(source, inroot.proc_path(found.fd), fstype, flags, data)
+
+
+def _make_device(dev: int, device: Device) -> None:
+    """The node at `device.target` (under /dev) in the fresh /dev tmpfs `dev`: only we
+    have written there, and every step is relative to a descriptor without following
+    links, so a target cannot lead out of it."""
+    parts = device.target.removeprefix("/dev/").split("/")
+    if device.type is None or device.major is None or device.minor is None or any(
+            p in ("", ".", "..") for p in parts):
+        raise HostError(f"device {device.source}: cannot make {device.target}",
+                        hint="device targets are paths under /dev")
+    fd = os.dup(dev)
+    try:
+        for part in parts[:-1]:
+            if not _lexists(part, fd):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            sub = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        name = parts[-1]
+        if _lexists(name, fd):
+            os.unlink(name, dir_fd=fd)  # e.g. /dev/null given again: the user's wins
+        kind = stat.S_IFCHR if device.type == "c" else stat.S_IFBLK
+        mode = 0o666 if device.mode is None else device.mode
+        os.mknod(name, kind | mode, os.makedev(device.major, device.minor), dir_fd=fd)
+        os.chown(name, device.uid, device.gid, dir_fd=fd, follow_symlinks=False)
+        os.chmod(name, mode, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _lexists(name: str, dir_fd: int) -> bool:

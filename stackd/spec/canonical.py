@@ -302,10 +302,14 @@ def parse_volume(spec: str, loc: Where) -> PlacedDict:
             bind["propagation"] = opt
         elif opt == "nocopy" and kind == "volume":
             vol["nocopy"] = True
+        elif opt in ("cached", "delegated", "consistent"):
+            # Docker Desktop's file-sharing hints (macOS); Compose keeps them as
+            # `consistency` and Linux ignores them, as stackd does.
+            out.put("consistency", opt, loc)
         else:
             raise SpecError(f"volume {spec!r}: unknown option {opt!r}", location=loc,
-                            hint="options are ro, rw, z, Z, a propagation (binds) and "
-                            "nocopy (volumes)")
+                            hint="options are ro, rw, z, Z, cached, delegated, consistent, "
+                            "a propagation (binds) and nocopy (volumes)")
     if bind:
         out.put("bind", bind, loc)
     if vol:
@@ -335,6 +339,11 @@ def _volumes(value: Any, loc: Where) -> Any:
         elif isinstance(item, str):
             out.put(parse_volume(item, iloc), iloc)
         elif isinstance(item, Mapping):
+            if item.get("type") == "image":
+                raise SpecError("volume type 'image' is not supported yet",
+                                location=where(item, "type") or iloc,
+                                hint="image volumes are not mounted: copy the files in a "
+                                "build stage, or use a named volume")
             d = _convert_keys(item, iloc, "a volume", {"tmpfs": _mapping_of("tmpfs")})
             out.put(d, iloc)
         else:
@@ -486,6 +495,43 @@ def _file_refs(what: str) -> Callable[[Any, Where], Any]:
     return convert
 
 
+def _devices(value: Any, loc: Where) -> Any:
+    """`/dev/fuse`, `/dev/sda:/dev/xvda:r` or {source, target, permissions} → long form."""
+    if not isinstance(value, list | tuple):
+        raise SpecError(f"devices must be a list, not {describe(value)}", location=loc)
+    out = PlacedList(loc=loc)
+    for i, item in enumerate(value):
+        iloc = where(value, i) or loc
+        if isinstance(item, BaseModel):
+            out.put(item, iloc)
+        elif isinstance(item, str):
+            parts = item.split(":")
+            if len(parts) > 3 or not parts[0]:
+                raise SpecError(f"device {item!r} must look like HOST[:CONTAINER[:rwm]]",
+                                location=iloc)
+            source, target, perms = parts[0], parts[0], "rwm"
+            if len(parts) == 3:
+                target, perms = parts[1], parts[2]
+            elif len(parts) == 2 and re.fullmatch(r"[rwm]{1,3}", parts[1]):
+                perms = parts[1]  # `/dev/sda:r`: the same path, these permissions
+            elif len(parts) == 2:
+                target = parts[1]
+            d = PlacedDict(loc=iloc)
+            d.put("source", source, iloc)
+            d.put("target", target, iloc)
+            d.put("permissions", perms, iloc)
+            out.put(d, iloc)
+        elif isinstance(item, Mapping):
+            d = copy_placed(item)
+            if "target" not in d and isinstance(d.get("source"), str):
+                d.put("target", d["source"], iloc)
+            out.put(d, iloc)
+        else:
+            raise SpecError(f"each device must be a string or a mapping, not "
+                            f"{describe(item)}", location=iloc)
+    return out
+
+
 def _build(value: Any, loc: Where) -> Any:
     if isinstance(value, str):
         out = PlacedDict(loc=loc)
@@ -495,6 +541,9 @@ def _build(value: Any, loc: Where) -> Any:
         "args": key_value_map("build args"),
         "labels": key_value_map("build labels", allow_unset=False),
         "tags": string_list("build tags"),
+        "cache_from": string_list("build cache_from"),
+        "cache_to": string_list("build cache_to"),
+        "platforms": string_list("build platforms"),
     })
 
 
@@ -529,6 +578,7 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "networks": _networks,
     "volumes": _volumes,
     "tmpfs": string_list("tmpfs"),
+    "devices": _devices,
     "depends_on": _depends_on,
     "healthcheck": _healthcheck,
     "deploy": _deploy,

@@ -3,7 +3,7 @@
 Both sides are in canonical (long) form already, so most rules fall out of the shape:
 mappings (environment, labels, depends_on, networks, ulimits…) merge key by key,
 scalars are replaced. Sequences follow the spec: `command`, `entrypoint` and
-`healthcheck.test` are replaced; ports, volumes, configs, secrets and env_file merge by
+`healthcheck.test` are replaced; ports, volumes, devices, configs, secrets and env_file merge by
 their identifying keys (entries for the same target merge, later values winning);
 lists of plain strings (dns, cap_add, expose, profiles…) are appended without
 duplicates. `!reset` removes what earlier files set, `!override` replaces it whole.
@@ -52,6 +52,7 @@ def _subnet_key(v: Any) -> Any:
 _KEYED: dict[Path, Callable[[Any], Any]] = {
     ("services", "*", "ports"): _port_key,
     ("services", "*", "volumes"): _target_key,
+    ("services", "*", "devices"): _target_key,  # compose-go merges devices by target
     ("services", "*", "configs"): _ref_key,
     ("services", "*", "secrets"): _ref_key,
     ("services", "*", "env_file"): _path_key,

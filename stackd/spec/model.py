@@ -98,6 +98,20 @@ class Build(Node):
     tags: tuple[str, ...] = ()
     no_cache: bool = False
     pull: bool = False
+    # The builder always uses (and fills) the store's own layer cache; other caches
+    # named here are accepted and not consulted, as buildx does for an absent cache.
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    # Accepted when every entry is a platform this host runs (checked with the service's
+    # `platform:` before images are built; see stackd/images/platform.py).
+    platforms: tuple[str, ...] = ()
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms_form(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for text in v:
+            _check_platform(text)
+        return v
 
 
 # ---------------------------------------------------------------------------- ports
@@ -240,15 +254,6 @@ class DeployRestartPolicy(Node):
     window: Duration = timedelta(0)
 
 
-class UpdateConfig(Node):
-    parallelism: int = Field(default=1, ge=0)
-    delay: Duration = timedelta(0)
-    failure_action: Literal["continue", "rollback", "pause"] = "pause"
-    monitor: Duration = timedelta(seconds=5)
-    max_failure_ratio: float = 0.0
-    order: Literal["stop-first", "start-first"] = "stop-first"
-
-
 class Placement(Node):
     constraints: tuple[str, ...] = ()
     preferences: tuple[dict[str, str], ...] = ()
@@ -260,8 +265,6 @@ class Deploy(Node):
     replicas: int | None = Field(default=None, ge=0)
     resources: Resources | None = None
     restart_policy: DeployRestartPolicy | None = None
-    update_config: UpdateConfig | None = None
-    rollback_config: UpdateConfig | None = None
     placement: Placement | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     endpoint_mode: Literal["vip", "dnsrr"] | None = None
@@ -276,6 +279,39 @@ class ServiceNetwork(Node):
     ipv6_address: str | None = None
     priority: int | None = None
     mac_address: str | None = None
+    interface_name: str | None = None
+
+    @field_validator("interface_name")
+    @classmethod
+    def _interface_name_form(cls, v: str | None) -> str | None:
+        # The kernel's rule (IFNAMSIZ 16 with the NUL, no '/', ':' or spaces); `lo`
+        # exists already in every network namespace.
+        if v is not None and (not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", v)
+                              or v in ("lo", ".", "..")):
+            raise ValueError(f"interface_name {v!r} must be 1-15 letters, digits, '_', "
+                             "'.' or '-', and not lo")
+        return v
+
+
+class DeviceMapping(Node):
+    """A host device given to the container: `source` on the host, `target` under /dev."""
+
+    source: str
+    target: str
+    permissions: str = "rwm"
+
+    @model_validator(mode="after")
+    def _paths(self) -> DeviceMapping:
+        if not self.source.startswith("/"):
+            raise ValueError(f"device {self.source!r}: the host path must be absolute "
+                             "(CDI device names are not supported yet)")
+        if not re.fullmatch(r"/dev/[A-Za-z0-9_.+@:-]+(/[A-Za-z0-9_.+@:-]+)*", self.target) or \
+                any(p in (".", "..") for p in self.target.split("/")):
+            raise ValueError(f"device target {self.target!r} must be a path under /dev/")
+        if not re.fullmatch(r"[rwm]{1,3}", self.permissions):
+            raise ValueError(f"device permissions {self.permissions!r} must be made of "
+                             "r, w and m")
+        return self
 
 
 class Ulimit(Node):
@@ -328,6 +364,7 @@ class Service(Node):
     volumes: tuple[ServiceVolume, ...] = ()
     volumes_from: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
+    devices: tuple[DeviceMapping, ...] = ()
     depends_on: dict[str, Dependency] = Field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     restart: str | None = None
@@ -361,6 +398,12 @@ class Service(Node):
     dns_opt: tuple[str, ...] = ()
     pull_policy: str | None = None
     profiles: tuple[str, ...] = ()
+    platform: str | None = None
+    # `up` follows the logs of the services with attach true (Compose's default).
+    attach: bool = True
+    # The cgroup namespace: private (the default) or the host's.
+    cgroup: str | None = None
+    mac_address: str | None = None
     configs: tuple[FileReference, ...] = ()
     secrets: tuple[FileReference, ...] = ()
 
@@ -395,6 +438,18 @@ class Service(Node):
     @classmethod
     def _cpus_text(cls, v: Any) -> Any:
         return float(v) if isinstance(v, str) and _is_number(v) else v
+
+    @field_validator("cgroup")
+    @classmethod
+    def _cgroup_form(cls, v: str | None) -> str | None:
+        if v not in (None, "private", "host"):
+            raise ValueError(f"cgroup {v!r} must be host or private")
+        return v
+
+    @field_validator("platform")
+    @classmethod
+    def _platform_form(cls, v: str | None) -> str | None:
+        return v if v is None else _check_platform(v)
 
     @property
     def replicas(self) -> int:
@@ -509,6 +564,13 @@ class Stack(Node):
         out: dict[str, Any] = self.model_dump(mode="json", exclude_defaults=True)
         out["name"] = self.name
         return out
+
+
+def _check_platform(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", text):
+        raise ValueError(f"platform {text!r} must look like os/arch[/variant], "
+                         "e.g. linux/amd64 or linux/arm64")
+    return text
 
 
 def _freeze(value: Any) -> Any:

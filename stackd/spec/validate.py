@@ -17,26 +17,51 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stackd.errors import Location, SpecError
-from stackd.spec.model import Service, Stack
+from stackd.spec.model import Build, Deploy, ResourceSpec, Service, Stack
 
-# Keys of the compose spec that stackd does not implement (yet), per kind of element.
-UNSUPPORTED: dict[type[BaseModel], frozenset[str]] = {
-    Service: frozenset({
-        "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "cpu_count",
-        "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
-        "cpuset", "credential_spec", "develop", "device_cgroup_rules", "devices",
-        "external_links", "gpus", "isolation", "label_file", "mac_address",
-        "mem_reservation", "mem_swappiness", "models", "oom_kill_disable",
-        "oom_score_adj", "platform", "post_start", "pre_stop", "provider", "runtime",
-        "storage_opt", "userns_mode", "uts", "use_api_socket",
-    }),
-    Stack: frozenset({"models"}),
+_IGNORED = "remove it; stackd refuses what it would otherwise ignore"
+
+# Keys of the compose spec that stackd does not implement (yet), per kind of element,
+# each with what the user can do instead (the hint of the refusal).
+_SERVICE_UNSUPPORTED = dict.fromkeys((
+    "annotations", "blkio_config", "cgroup_parent", "cpu_count",
+    "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
+    "cpuset", "credential_spec", "develop", "device_cgroup_rules",
+    "external_links", "gpus", "isolation", "label_file",
+    "mem_reservation", "mem_swappiness", "models", "oom_kill_disable",
+    "oom_score_adj", "provider", "runtime",
+    "storage_opt", "userns_mode", "uts", "use_api_socket",
+), _IGNORED) | {
+    "post_start": "lifecycle hooks are not run: start the command from the entrypoint "
+                  "instead, or remove it",
+    "pre_stop": "lifecycle hooks are not run: trap the stop signal in the container "
+                "instead, or remove it",
 }
-_BUILD_UNSUPPORTED = frozenset({
-    "additional_contexts", "cache_from", "cache_to", "dockerfile_inline", "entitlements",
-    "extra_hosts", "isolation", "network", "platforms", "privileged", "secrets",
-    "shm_size", "ssh", "ulimits", "provenance", "sbom",
-})
+_BUILD_UNSUPPORTED = dict.fromkeys((
+    "entitlements", "extra_hosts", "isolation", "network", "privileged",
+    "shm_size", "ulimits", "provenance", "sbom",
+), _IGNORED) | {
+    "dockerfile_inline": "the builder reads a Dockerfile from the context: write the "
+                         "text to a file there and name it in build.dockerfile",
+    "additional_contexts": "the builder reads one context directory: copy what the "
+                           "build needs into build.context",
+    "secrets": "the builder mounts no build secrets: give the service the secret at "
+               "run time (secrets:) instead",
+    "ssh": "the builder forwards no SSH agent: fetch private sources before the build",
+}
+_DEPLOY_UNSUPPORTED = {
+    key: "stackd replaces a changed service's containers one at a time, stop-first, "
+         "and does not read this setting yet: remove it"
+    for key in ("update_config", "rollback_config")
+}
+UNSUPPORTED: dict[type[BaseModel], dict[str, str]] = {
+    ResourceSpec: {"devices": "device reservations (GPUs…) are not supported yet: give "
+                              "the device nodes with the service's devices: instead"},
+    Service: _SERVICE_UNSUPPORTED,
+    Build: _BUILD_UNSUPPORTED,
+    Deploy: _DEPLOY_UNSUPPORTED,
+    Stack: {"models": _IGNORED},
+}
 
 Locate = Callable[[tuple[str | int, ...]], Location | None]
 
@@ -57,12 +82,10 @@ def spec_error(exc: ValidationError, locate: Locate) -> SpecError:
     loc = locate(path)
     if err["type"] == "extra_forbidden" and path and isinstance(path[-1], str):
         key = path[-1]
-        unsupported = UNSUPPORTED.get(owner, frozenset()) if owner else frozenset()
-        if owner is not None and owner.__name__ == "Build":
-            unsupported = _BUILD_UNSUPPORTED
+        unsupported = UNSUPPORTED.get(owner, {}) if owner is not None else {}
         if key in unsupported:
             return SpecError(f"{prefix}{key!r} is not supported yet", location=loc,
-                             hint="remove it; stackd refuses what it would otherwise ignore")
+                             hint=unsupported[key])
         known = list(owner.model_fields) if owner is not None else []
         close = difflib.get_close_matches(key, [k for k in known if k != "extensions"], n=1)
         hint = f"did you mean {close[0]!r}?" if close else (

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI
-from stackd.daemon.desired_store import db_path
 
+from stackd.daemon.desired_store import db_path
 from stackd.filemodes import tighten
 from stackd.roots import Roots
 from stackd.runtime.containerdirs import tighten_container_dir

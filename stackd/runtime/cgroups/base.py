@@ -6,12 +6,12 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from stackd.errors import HostError
-from stackd.runtime.containerspec import Resources
+from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
 
 
@@ -23,8 +23,10 @@ class CgroupManager(Protocol):
     def create(self) -> None:
         """Make the cgroup (and its stackd/<root id> parents) in every hierarchy."""
 
-    def apply(self, resources: Resources, *, privileged: bool = False) -> None:
-        """Write the limits; a limit the host cannot enforce is a HostError."""
+    def apply(self, resources: Resources, *, privileged: bool = False,
+              devices: Sequence[Device] = ()) -> None:
+        """Write the limits and the device rules (the defaults plus `devices`, resolved);
+        a limit the host cannot enforce is a HostError."""
 
     def procs_files(self) -> list[str]:
         """cgroup.procs files a process writes "0" into to join (while it sees the host's

@@ -7,7 +7,9 @@ meaningful once the period is set.
 
 from __future__ import annotations
 
-from stackd.runtime.containerspec import Resources
+from collections.abc import Sequence
+
+from stackd.runtime.containerspec import Device, Resources
 
 # (controller, file, value)
 Write = tuple[str, str, str]
@@ -79,9 +81,10 @@ DEFAULT_DEVICE_RULES: tuple[str, ...] = (
 )
 
 
-def v1_device_writes(privileged: bool) -> list[Write]:
+def v1_device_writes(privileged: bool, devices: Sequence[Device] = ()) -> list[Write]:
+    """Deny all, then Docker's defaults and the container's own (resolved) devices."""
     if privileged:
         return [("devices", "devices.allow", "a *:* rwm")]
     return [("devices", "devices.deny", "a *:* rwm")] + [
         ("devices", "devices.allow", rule) for rule in DEFAULT_DEVICE_RULES
-    ]
+    ] + [("devices", "devices.allow", d.cgroup_rule) for d in devices]

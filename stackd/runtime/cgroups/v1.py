@@ -8,13 +8,14 @@ not used.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes
 from stackd.runtime.cgroups.v2 import CgroupV2
-from stackd.runtime.containerspec import Resources
+from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
@@ -56,8 +57,10 @@ class CgroupV1:
         if self.unified:
             self.unified.create()
 
-    def apply(self, resources: Resources, *, privileged: bool = False) -> None:
-        for controller, name, value in v1_writes(resources) + v1_device_writes(privileged):
+    def apply(self, resources: Resources, *, privileged: bool = False,
+              devices: Sequence[Device] = ()) -> None:
+        for controller, name, value in (v1_writes(resources)
+                                        + v1_device_writes(privileged, devices)):
             if controller not in self.dirs:
                 raise HostError(
                     f"cannot apply {name}={value}: the {controller} cgroup controller is not "

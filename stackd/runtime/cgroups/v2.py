@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v2_writes
-from stackd.runtime.containerspec import Resources
+from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
 
 
@@ -38,9 +39,11 @@ class CgroupV2:
                 base.write(current / "cgroup.subtree_control", f"+{controller}")
             current = current / part
 
-    def apply(self, resources: Resources, *, privileged: bool = False) -> None:
+    def apply(self, resources: Resources, *, privileged: bool = False,
+              devices: Sequence[Device] = ()) -> None:
         # Device access on v2 needs a BPF program (as runc attaches); we rely on the
-        # capability set and /dev contents instead. `privileged` changes nothing here.
+        # capability set and /dev contents instead: `privileged` and `devices` change
+        # nothing here (the nodes in /dev are what the container can reach).
         writes = v2_writes(resources)
         available = self.available_controllers()
         for controller in sorted({c for c, _, _ in writes}):

@@ -78,3 +78,13 @@ def test_proc_net_listeners() -> None:
     assert parse_proc_net(PROC_NET_TCP6, "tcp") == [Listener("tcp", "::1", 53, 99)]
     assert conflicts("127.0.0.1", "0.0.0.0") and conflicts("", "10.0.0.1")
     assert not conflicts("127.0.0.1", "10.0.0.1")
+
+
+def test_host_gateway_and_extra_nameservers() -> None:
+    hosts = hosts_file_for("web", ["10.1.0.5"], ["host.docker.internal=host-gateway",
+                                                 "db=10.9.8.7"], host_gateway="10.1.0.1")
+    assert hosts.splitlines()[-2:] == ["10.1.0.1\thost.docker.internal", "10.9.8.7\tdb"]
+    with pytest.raises(SpecError, match="no network gives a host gateway"):
+        hosts_file_for("web", [], ["h=host-gateway"])
+    assert resolv_conf_for("10.1.0.1", also=["1.1.1.1", "10.1.0.1"], search=["corp"]) == (
+        "nameserver 10.1.0.1\nnameserver 1.1.1.1\nsearch corp\noptions ndots:0\n")

@@ -10,8 +10,8 @@ from stackd.spec.yaml_positions import read_yaml
 
 CASES = [
     ("unsupported key",
-     "services:\n  web:\n    image: x\n    devices: [/dev/fuse]\n",
-     "service 'web': 'devices' is not supported yet (compose.yaml:4:5)\n"
+     "services:\n  web:\n    image: x\n    gpus: all\n",
+     "service 'web': 'gpus' is not supported yet (compose.yaml:4:5)\n"
      "  hint: remove it; stackd refuses what it would otherwise ignore"),
     ("misspelt key",
      "services:\n  web:\n    image: x\n    enviroment: {A: b}\n",
@@ -28,7 +28,7 @@ CASES = [
     ("unsupported build key",
      "services:\n  web:\n    build: {context: ., ssh: [default]}\n",
      "service 'web': 'ssh' is not supported yet (compose.yaml:3:25)\n"
-     "  hint: remove it; stackd refuses what it would otherwise ignore"),
+     "  hint: the builder forwards no SSH agent: fetch private sources before the build"),
     ("wrong type",
      "services:\n  web:\n    image: x\n    privileged: sometimes\n",
      "service 'web': privileged: Input should be a valid boolean, unable to interpret input "

@@ -304,8 +304,6 @@ def test_deploy() -> None:
             limits: {cpus: '0.50', memory: 512M, pids: 100}
             reservations: {memory: 128m}
           restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3, window: 2m}
-          update_config: {parallelism: 2, delay: 10s, order: start-first}
-          rollback_config: {parallelism: 1, failure_action: continue}
         """)
     assert svc.replicas == 3
     d = svc.deploy
@@ -313,8 +311,6 @@ def test_deploy() -> None:
     assert (d.resources.limits.cpus, d.resources.limits.memory, d.resources.limits.pids) == (
         0.5, 512 * 2**20, 100)
     assert d.restart_policy is not None and d.restart_policy.window == timedelta(minutes=2)
-    assert d.update_config is not None and d.update_config.order == "start-first"
-    assert d.rollback_config is not None and d.rollback_config.failure_action == "continue"
 
 
 def test_scale_and_restart_values() -> None:

@@ -1,0 +1,34 @@
+"""The host ports one replica publishes. Pure.
+
+A host range with one container port (`18090-18092:80`, the only form a range keeps
+after the spec's canonical stage) gives each replica one port of the range, in order,
+as Compose does: replica 1 gets 18090, replica 2 18091… A replica beyond the range is
+refused before anything starts.
+"""
+
+from __future__ import annotations
+
+from stackd.errors import SpecError
+from stackd.netbridge.model import PortBinding
+from stackd.spec.model import Stack
+
+
+def published_ports(stack: Stack, name: str, index: int) -> tuple[PortBinding, ...]:
+    """The bindings of replica `index` (1-based) of service `name`."""
+    out: list[PortBinding] = []
+    for i, p in enumerate(stack.services[name].ports):
+        if p.published is None:
+            continue  # an ephemeral host port: not supported by netbridge; exposed only
+        lo, _, hi = p.published.partition("-")
+        first, last = int(lo), int(hi or lo)
+        port = first + index - 1 if last > first else first
+        if port > last:
+            raise SpecError(
+                f"service {name!r}: replica {index} has no host port left in "
+                f"{p.published} (each replica takes one port of the range)",
+                location=stack.location_of(("services", name, "ports", i)),
+                hint="widen the range, or run fewer replicas")
+        proto = p.protocol if p.protocol != "sctp" else "tcp"
+        out.append(PortBinding(host_port=port, container_port=p.target, protocol=proto,
+                               host_ip=p.host_ip or ""))
+    return tuple(out)

@@ -1,0 +1,252 @@
+"""Compose keys end to end: a host port range shared by replicas, `stop`/`restart`/
+`down` -t, a platform the host can't run, `attach: false`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, reconciler_ready, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+IMAGE = "image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    if not reconciler_ready():
+        pytest.skip("the reconciler has no desired-state builder yet")
+    work = tmp_path / "keys"
+    work.mkdir()
+    with torn_down(CLI(no_leaks, work)) as cli:
+        yield cli
+
+
+def free_range(length: int) -> int:
+    """The first of `length` consecutive free TCP ports on loopback, found at run time."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + length > 65535:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + length):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("0.0.0.0", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise AssertionError("no free port range found")
+
+
+def fetch(port: int, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_three_replicas_each_answer_on_their_own_port_of_the_range(stack: CLI) -> None:
+    first = free_range(3)
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: ranged\nservices:\n  web:\n    {IMAGE}"
+        "    command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && "
+        "exec httpd -f -p 80 -h /www']\n"
+        "    stop_signal: SIGKILL\n"
+        "    deploy: {replicas: 3}\n"
+        f"    ports: ['{first}-{first + 2}:80']\n")
+    stack("up", "-d")
+    answers = [fetch(port).strip() for port in range(first, first + 3)]
+    assert answers == ["ranged-web-1", "ranged-web-2", "ranged-web-3"]
+
+
+def _sleeper(cli: CLI) -> None:
+    # PID 1 without a SIGTERM handler ignores SIGTERM: a stop waits out the grace period
+    # (30 s here) unless -t says otherwise.
+    (cli.cwd / "compose.yaml").write_text(
+        f"name: slow\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_grace_period: 30s\n")
+    cli("up", "-d")
+
+
+def _timed(cli: CLI, *args: str) -> float:
+    start = time.monotonic()
+    cli(*args)
+    return time.monotonic() - start
+
+
+def test_stop_restart_and_down_take_a_timeout(stack: CLI) -> None:
+    _sleeper(stack)
+    assert _timed(stack, "stop", "-t", "1") < 15
+    assert _timed(stack, "restart", "--timeout", "1") < 15
+    assert _timed(stack, "down", "-t", "0") < 15
+    assert stack("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_a_platform_the_host_cannot_run_is_refused_naming_both(stack: CLI) -> None:
+    other = "linux/amd64" if os.uname().machine == "s390x" else "linux/s390x"
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: plat\nservices:\n  app:\n    {IMAGE}    platform: {other}\n"
+        "    command: [sleep, '1000']\n")
+    r = stack("up", "-d", check=False)
+    assert r.returncode != 0
+    assert f"service 'app' asks for platform {other}, which this host" in r.stderr
+    assert stack("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_devices_are_made_and_an_unlisted_one_is_denied_by_the_cgroup(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: devs\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    devices: ['/dev/null:/dev/mynull', '/dev/fuse', '/dev/zero:/dev/sub/z:r']\n"
+        f"  other:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    r = stack("exec", "-T", "app", "sh", "-c",
+              "stat -c %t:%T /dev/mynull; echo hi > /dev/mynull && wc -c < /dev/mynull; "
+              ": < /dev/fuse && echo fuse-ok; head -c 3 /dev/sub/z | od -An -tx1")
+    assert r.stdout.split("\n")[:3] == ["1:3", "0", "fuse-ok"]
+    assert r.stdout.split("\n")[3].split() == ["00", "00", "00"]
+    # The same node made by hand where it is not listed: the device cgroup refuses it.
+    denied = stack("exec", "-T", "other", "sh", "-c",
+                   "mknod /dev/f2 c 10 229 && echo made && : < /dev/f2", check=False)
+    assert denied.returncode != 0
+    assert denied.stdout.strip() == "made"
+    assert "Operation not permitted" in denied.stderr
+    absent = stack("exec", "-T", "other", "sh", "-c", "test -e /dev/fuse || echo absent")
+    assert absent.stdout.strip() == "absent"
+
+
+def test_run_flags_people_use_take_effect(stack: CLI) -> None:
+    import json
+
+    from stackd.runtime.layout import ContainerPaths
+
+    (stack.cwd / "data").mkdir()
+    (stack.cwd / "data" / "x").write_text("from-the-bind\n")
+    (stack.cwd / "vars.env").write_text("# a comment\nFROMFILE=filed value\nBARE\n")
+    script = ("hostname; echo \"$FROMFILE|$BARE\"; cat /data/x; ulimit -n; "
+              "grep NoNewPrivs /proc/self/status; grep -c ' /scratch tmpfs' /proc/mounts")
+    r = stack("run", "--rm", "-h", "myhost", "--env-file", "vars.env", "-v", "./data:/data",
+              "--ulimit", "nofile=512:1024", "--security-opt", "no-new-privileges",
+              "--tmpfs", "/scratch:size=1m", "stackd-demo/busybox:latest", "sh", "-c",
+              script, BARE="from-shell")
+    assert r.stdout.split("\n")[:6] == [
+        "myhost", "filed value|from-shell", "from-the-bind", "512", "NoNewPrivs:\t1", "1"]
+    # --privileged: CAP_SYS_ADMIN (bit 21) and more, which a plain run lacks.
+    caps = stack("run", "--rm", "--privileged", "stackd-demo/busybox:latest", "sh", "-c",
+                 "grep CapEff /proc/self/status").stdout.split()[1]
+    plain = stack("run", "--rm", "stackd-demo/busybox:latest", "sh", "-c",
+                  "grep CapEff /proc/self/status").stdout.split()[1]
+    assert int(caps, 16) > int(plain, 16)
+    assert int(caps, 16) & (1 << 21) and not int(plain, 16) & (1 << 21)
+    # --stop-signal, --stop-timeout and --label: what the runtime was given.
+    stack("run", "-d", "--name", "flagged", "--stop-signal", "usr1", "--stop-timeout", "3",
+          "--label", "team=web", "stackd-demo/busybox:latest", "sleep", "1000")
+    spec = json.loads(ContainerPaths(stack.roots, "flagged").spec.read_text())
+    assert (spec["stop_signal"], spec["stop_grace"]) == ("SIGUSR1", 3.0)
+    assert spec["labels"]["team"] == "web"
+    # A detached image run belongs to no stack: removed through the API, by name.
+    subprocess.run([sys.executable, "-c", "from stackd.cli.client import Client\n"
+                    "with Client() as c: c.post('/v1/containers/flagged/remove')"],
+                   env=stack.env(), check=True, timeout=60)
+
+
+def test_run_flags_that_make_no_sense_are_refused(stack: CLI) -> None:
+    r = stack("run", "--rm", "--label", "io.stackd.project=x", "stackd-demo/busybox:latest",
+              "true", check=False)
+    assert r.returncode != 0 and "io.stackd. prefix is stackd's own" in r.stderr
+    r = stack("run", "--rm", "--security-opt", "apparmor=x", "stackd-demo/busybox:latest",
+              "true", check=False)
+    assert r.returncode != 0 and "--security-opt 'apparmor=x' is not supported" in r.stderr
+    r = stack("run", "--rm", "--restart", "always", "stackd-demo/busybox:latest", "true",
+              check=False)
+    assert r.returncode == 2 and "--restart always is not supported yet" in r.stderr
+
+
+def test_extra_hosts_and_dns_keys_reach_the_containers_files(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: names\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    extra_hosts: ['host.docker.internal:host-gateway', 'db.example:10.9.8.7']\n"
+        "    dns: [192.0.2.53]\n    dns_search: [corp.example]\n    dns_opt: [attempts:2]\n")
+    stack("up", "-d")
+    hosts = stack("exec", "-T", "app", "cat", "/etc/hosts").stdout
+    resolv = stack("exec", "-T", "app", "cat", "/etc/resolv.conf").stdout
+    gateway = resolv.split("\n")[0].split()[1]
+    assert f"{gateway}\thost.docker.internal" in hosts
+    assert "10.9.8.7\tdb.example" in hosts
+    assert resolv.split("\n")[:4] == [f"nameserver {gateway}", "nameserver 192.0.2.53",
+                                      "search corp.example", "options ndots:0 attempts:2"]
+    r = stack("run", "--rm", "--add-host", "gw:host-gateway", "--dns", "192.0.2.54",
+              "stackd-demo/busybox:latest", "sh", "-c",
+              "grep -c 'gw$' /etc/hosts; grep -c 192.0.2.54 /etc/resolv.conf")
+    assert r.stdout.split() == ["1", "1"]
+
+
+def test_run_joins_a_stacks_network_by_name(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: netrun\nservices:\n  web:\n    {IMAGE}"
+        "    command: [sh, -c, 'mkdir -p /www && echo hello-from-web > /www/index.html && "
+        "exec httpd -f -p 80 -h /www']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    addr = stack("exec", "-T", "web", "sh", "-c",
+                 "ip -4 -o addr show eth0 | awk '{print $4}'").stdout.strip().split("/")[0]
+    # An image run (no stack file where it runs), on the stack's network by its name.
+    elsewhere = stack.cwd / "elsewhere"
+    elsewhere.mkdir()
+    outside = CLI(stack.roots, elsewhere)
+    r = outside("run", "--rm", "--network", "netrun_default", "stackd-demo/busybox:latest",
+                "wget", "-qO-", f"http://{addr}/")
+    assert r.stdout.strip() == "hello-from-web"
+    missing = outside("run", "--rm", "--network", "nonesuch", "stackd-demo/busybox:latest",
+                      "true", check=False)
+    assert missing.returncode != 0 and "network 'nonesuch' does not exist" in missing.stderr
+
+
+def test_cgroup_host_shares_the_hosts_cgroup_namespace(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: cgns\nservices:\n  shared:\n    {IMAGE}    cgroup: host\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        f"  own:\n    {IMAGE}    cgroup: private\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    shared = stack("exec", "-T", "shared", "cat", "/proc/self/cgroup").stdout
+    own = stack("exec", "-T", "own", "cat", "/proc/self/cgroup").stdout
+    # In the host's namespace the container's own cgroup path shows; in its own, "/".
+    assert "stackd" in shared
+    assert "stackd" not in own and all(line.endswith(":/") for line in own.split())
+
+
+def test_mac_address_and_interface_name_are_the_containers(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: nics\nservices:\n  app:\n    {IMAGE}"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    mac_address: 02:42:ac:11:00:42\n"
+        "    networks:\n      default: {interface_name: lan0}\n")
+    stack("up", "-d")
+    link = stack("exec", "-T", "app", "cat", "/sys/class/net/lan0/address").stdout.strip()
+    assert link == "02:42:ac:11:00:42"
+    absent = stack("exec", "-T", "app", "sh", "-c", "test -e /sys/class/net/eth0 || echo no")
+    assert absent.stdout.strip() == "no"

@@ -1,0 +1,76 @@
+"""mac_address, interface_name and port ranges with replicas, as the desired state has them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackd.errors import SpecError
+from stackd.images.models import Image, ImageConfig
+from stackd.reconciler.desired import DesiredState
+from stackd.reconciler.translate import TranslateInputs, desired_state
+from stackd.spec import load_text
+
+IMAGE = Image(id="sha256:" + "1" * 64, digest="sha256:" + "a" * 64,
+              references=("busybox:latest",), config=ImageConfig(cmd=("sh",)),
+              layer_dirs=("/layers/base",))
+
+
+def build(text: str, tmp_path: Path) -> DesiredState:
+    stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
+    inputs = TranslateInputs(volume_path=lambda n: f"/v/{n}", file_path=lambda d: f"/f/{d}",
+                         read_file=lambda p: b"")
+    return desired_state(stack, {name: IMAGE for name in stack.services}, inputs)
+
+
+def test_mac_address_and_interface_name_reach_the_attachments(tmp_path: Path) -> None:
+    d = build("""
+services:
+  web:
+    image: busybox
+    mac_address: 02:42:ac:11:00:09
+    networks:
+      front: {priority: 10}
+      back: {interface_name: back0, mac_address: 02:42:ac:11:00:0a}
+networks: {front: {}, back: {}}
+""", tmp_path)
+    got = [(a.network_key, a.mac_address, a.interface_name)
+           for a in d.containers[0].attachments]
+    assert got == [("demo_front", "02:42:ac:11:00:09", None),
+                   ("demo_back", "02:42:ac:11:00:0a", "back0")]
+
+
+def test_an_interface_name_given_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="two of its networks would both be the interface "
+                       "'eth0'"):
+        build("""
+services:
+  web:
+    image: busybox
+    networks:
+      a: {}
+      b: {interface_name: eth0}
+networks: {a: {}, b: {}}
+""", tmp_path)
+
+
+def test_interface_name_is_part_of_the_hash(tmp_path: Path) -> None:
+    text = "services:\n  web:\n    image: busybox\n"
+    plain = build(text, tmp_path).containers[0].config_hash
+    named = build(text + "    networks:\n      default: {interface_name: net0}\n",
+                  tmp_path).containers[0].config_hash
+    assert plain.digest != named.digest
+
+
+def test_three_replicas_each_publish_one_port_of_the_range(tmp_path: Path) -> None:
+    d = build("""
+services:
+  web:
+    image: busybox
+    deploy: {replicas: 3}
+    ports: ["18090-18092:80"]
+""", tmp_path)
+    assert [[str(p) for p in c.ports] for c in d.containers] == [
+        ["18090->80/tcp"], ["18091->80/tcp"], ["18092->80/tcp"]]
+    assert len({c.config_hash.digest for c in d.containers}) == 1
