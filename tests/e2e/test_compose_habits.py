@@ -1,0 +1,141 @@
+"""Compose users' habits, end to end with the real daemon and runtime: stdin and TTYs
+for exec, `lo` under network_mode none, and the verbs compose users reach for."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+STACK = f"""\
+name: habits
+services:
+  box:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+  alone:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    network_mode: none
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+"""
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    if not reconciler_ready():
+        pytest.skip("the reconciler has no desired-state builder yet")
+    work = tmp_path / "habits"
+    work.mkdir()
+    (work / "compose.yaml").write_text(STACK)
+    with torn_down(CLI(no_leaks, work)) as cli:
+        cli("up", "-d")
+        yield cli
+
+
+def piped(cli: CLI, stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "stackd", *args], cwd=cli.cwd,
+                          env=cli.env(), input=stdin, capture_output=True, timeout=60)
+
+
+class Terminal:
+    """The CLI with a real terminal as stdin/stdout/stderr (and controlling tty, so a
+    window-size change reaches it as SIGWINCH), as a user's shell would give it."""
+
+    def __init__(self, cli: CLI, *args: str, rows: int, cols: int) -> None:
+        self.master, slave = os.openpty()
+        self.resize(rows, cols, fd=slave)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stackd", *args], cwd=cli.cwd, env=cli.env(),
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        self.output = b""
+
+    def resize(self, rows: int, cols: int, fd: int | None = None) -> None:
+        fcntl.ioctl(self.master if fd is None else fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", rows, cols, 0, 0))
+
+    def read_until(self, text: bytes, timeout: float = 30) -> bytes:
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:  # EIO: the CLI and everything on the tty are gone
+                    break
+                if not data:
+                    break
+                self.output += data
+        assert text in self.output, self.output
+        return self.output
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self.master)
+
+
+def test_exec_forwards_stdin_without_a_tty(stack: CLI) -> None:
+    r = piped(stack, b"hi\n", "exec", "-T", "box", "cat")
+    assert (r.returncode, r.stdout) == (0, b"hi\n"), r.stderr
+    # The default (no -T) with a pipe for stdin is the same: no TTY to relay to.
+    r = piped(stack, b"line one\nline two\n", "exec", "box", "wc", "-l")
+    assert r.stdout.strip() == b"2", r.stderr
+    # stdin's EOF is the process's EOF; its exit code is ours.
+    r = piped(stack, b"", "exec", "-T", "box", "sh", "-c", "cat; exit 4")
+    assert (r.returncode, r.stdout) == (4, b"")
+
+
+def test_exec_it_gets_a_pty_that_follows_the_window_size(stack: CLI) -> None:
+    term = Terminal(stack, "exec", "-it", "box", "sh", "-c",
+                    "tty; stty size; echo ready; read x; stty size; echo done",
+                    rows=31, cols=97)
+    try:
+        out = term.read_until(b"ready")
+        assert b"/dev/pts/" in out and b"31 97" in out, out
+        term.resize(40, 120)
+        time.sleep(0.5)  # SIGWINCH reaches the CLI, which passes the size on
+        os.write(term.master, b"\n")
+        out = term.read_until(b"done")
+        assert b"40 120" in out, out
+    finally:
+        code = term.close()
+    assert code == 0, term.output
+
+
+def test_exec_tty_passes_ctrl_c_and_ctrl_d_to_the_process(stack: CLI) -> None:
+    term = Terminal(stack, "exec", "-it", "box", "sh", "-c",
+                    "trap 'echo got-int' INT; echo ready; while read x; do :; done; "
+                    "echo eof; exit 5", rows=24, cols=80)
+    try:
+        term.read_until(b"ready")
+        os.write(term.master, b"\x03")  # Ctrl-C: SIGINT to the process, not to us
+        term.read_until(b"got-int")
+        os.write(term.master, b"\x04")  # Ctrl-D: EOF to its read
+        term.read_until(b"eof")
+    finally:
+        code = term.close()
+    assert code == 5, term.output
