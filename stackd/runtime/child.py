@@ -87,6 +87,10 @@ def _namespaces(spec: ContainerSpec) -> None:
         elif value != "host":
             _setns_path(value, sc.NAMESPACE_FLAGS[kind])
     sc.unshare(flags)
+    if ns.net == "new":
+        # Ours alone (network_mode none, --network none, a build's RUN): loopback only,
+        # but up, as Docker gives it.
+        sc.loopback_up()
 
 
 def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,

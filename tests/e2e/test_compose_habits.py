@@ -139,3 +139,19 @@ def test_exec_tty_passes_ctrl_c_and_ctrl_d_to_the_process(stack: CLI) -> None:
     finally:
         code = term.close()
     assert code == 5, term.output
+
+
+def lo_flags(cli: CLI, *argv: str) -> int:
+    r = cli(*argv, "cat", "/sys/class/net/lo/flags")
+    return int(r.stdout.strip(), 16)
+
+
+def test_lo_is_up_under_network_mode_none_and_run_network_none(stack: CLI) -> None:
+    iff_up = 0x1
+    assert lo_flags(stack, "exec", "-T", "alone") & iff_up
+    # Loopback answers: a server on 127.0.0.1 reached from the same container.
+    r = stack("exec", "-T", "alone", "sh", "-c",
+              "nc -l -p 7000 -e echo pong & sleep 0.3; nc 127.0.0.1 7000 </dev/null")
+    assert "pong" in r.stdout, r.stderr
+    image_run = CLI(stack.roots, stack.cwd.parent)  # no stack file: docker run
+    assert lo_flags(image_run, "run", "--rm", "--network", "none", DEMO_IMAGE) & iff_up
