@@ -155,3 +155,11 @@ def test_lo_is_up_under_network_mode_none_and_run_network_none(stack: CLI) -> No
     assert "pong" in r.stdout, r.stderr
     image_run = CLI(stack.roots, stack.cwd.parent)  # no stack file: docker run
     assert lo_flags(image_run, "run", "--rm", "--network", "none", DEMO_IMAGE) & iff_up
+
+
+def test_logs_of_a_service_that_does_not_exist_says_so(stack: CLI) -> None:
+    r = stack("logs", "nosuch", check=False)
+    assert r.returncode == 1, r
+    assert "no such service: nosuch in project habits" in r.stderr, r.stderr
+    assert "alone, box" in r.stderr, r.stderr
+    stack("logs", "box")  # a real one still works
