@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "up": ("stackd.cli.cmd_up", "Create and start the stack's containers"),
     "down": ("stackd.cli.cmd_down", "Stop and remove the stack (-v: and its volumes)"),
     "ps": ("stackd.cli.cmd_ps", "List the stack's containers"),
+    "ls": ("stackd.cli.cmd_ls", "List stacks: their status and stack files"),
     "logs": ("stackd.cli.cmd_logs", "Show (-f: follow) the stack's logs"),
     "exec": ("stackd.cli.cmd_exec", "Run a command in a running service container"),
     "run": ("stackd.cli.cmd_run", "Run a one-off container of a service, or of an image"),
@@ -54,6 +55,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "login": ("stackd.cli.cmd_login", "Log in to a registry"),
     "image": ("stackd.cli.cmd_image", "Manage images: inspect, ls, rm, load, save, import, prune"),
     "network": ("stackd.cli.cmd_network", "Manage networks: ls, inspect, rm, prune"),
+    "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
+    "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 
 

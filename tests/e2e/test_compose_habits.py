@@ -4,6 +4,7 @@ for exec, `lo` under network_mode none, and the verbs compose users reach for.""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import select
 import struct
@@ -29,12 +30,15 @@ services:
     pull_policy: never
     command: [sleep, "1000"]
     stop_signal: SIGKILL
+    volumes: [data:/data]
   alone:
     image: {DEMO_IMAGE}
     pull_policy: never
     network_mode: none
     command: [sleep, "1000"]
     stop_signal: SIGKILL
+volumes:
+  data: {{}}
 """
 
 
@@ -163,3 +167,63 @@ def test_logs_of_a_service_that_does_not_exist_says_so(stack: CLI) -> None:
     assert "no such service: nosuch in project habits" in r.stderr, r.stderr
     assert "alone, box" in r.stderr, r.stderr
     stack("logs", "box")  # a real one still works
+
+
+def test_ls_lists_the_stack_with_its_status_and_files(stack: CLI) -> None:
+    out = stack("ls").stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATUS", "CONFIG", "FILES"], out
+    row = next(line for line in out if line.startswith("habits "))
+    assert "running(2)" in row and str(stack.cwd / "compose.yaml") in row, out
+    (entry,) = [r for r in json.loads(stack("ls", "--format", "json").stdout)
+                if r["name"] == "habits"]
+    assert entry["files"] == [str(stack.cwd / "compose.yaml")], entry
+    stack("stop")
+    assert "exited(2)" in stack("ls", "-a").stdout  # still desired: shown either way
+    assert stack("ls", "-q").stdout.split() == ["habits"]
+
+
+def test_version_names_client_and_daemon(stack: CLI) -> None:
+    from stackd import __version__
+
+    out = stack("version").stdout
+    assert f"stackd client: {__version__}" in out, out
+    daemon = json.loads(stack("version", "--format", "json").stdout)["daemon"]
+    assert daemon["pid"] == stack.daemon_pid() and daemon["version"] == __version__
+
+
+def volumes(cli: CLI) -> dict[str, dict]:
+    return {v["name"]: v for v in json.loads(cli("volume", "ls", "--format", "json").stdout)}
+
+
+def test_volume_ls_inspect_create_rm_prune(stack: CLI) -> None:
+    rows = volumes(stack)
+    assert rows["habits_data"]["containers"] == ["habits-box-1"], rows
+    assert rows["habits_data"]["project"] == "habits"
+    assert "habits_data" in stack("volume", "ls").stdout
+
+    assert stack("volume", "create", "scratch").stdout.strip() == "scratch"
+    (info,) = json.loads(stack("volume", "inspect", "scratch").stdout)
+    mountpoint = Path(info["mountpoint"])
+    assert mountpoint.is_dir() and info["containers"] == [], info
+    (mountpoint / "kept").write_text("x")
+    stack("volume", "create", "scratch")  # again: it exists, nothing lost
+    assert (mountpoint / "kept").read_text() == "x"
+
+    # In use: refused, with the container named; the data stays.
+    r = stack("volume", "rm", "habits_data", check=False)
+    assert r.returncode == 1 and "in use by habits-box-1" in r.stderr, r.stderr
+    assert "habits_data" in volumes(stack)
+    r = stack("volume", "rm", "nosuch", check=False)
+    assert r.returncode == 1 and "no volume 'nosuch'" in r.stderr, r.stderr
+    r = stack("volume", "rm", "../..", check=False)
+    assert r.returncode == 2 and "not valid" in r.stderr, r.stderr
+
+    assert stack("volume", "rm", "scratch").stdout.strip() == "scratch"
+    assert not mountpoint.exists() and "scratch" not in volumes(stack)
+
+    stack("volume", "create", "unused")
+    r = stack("volume", "prune", check=False)  # no terminal to ask on: -f needed
+    assert r.returncode == 2 and "-f" in r.stderr and "unused" in volumes(stack)
+    out = stack("volume", "prune", "-f").stdout
+    assert "unused" in out and "habits_data" not in out, out
+    assert set(volumes(stack)) == {"habits_data"}
