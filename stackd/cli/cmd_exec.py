@@ -58,20 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
 def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) -> int:
     """Run args.cmd in the running container `name` (or id), attached to our stdio."""
-    import trio
-
-    from stackd.cli.client import Client
-    from stackd.errors import NotFoundError
-    from stackd.roots import Roots
+    from stackd.cli.containers import running
     from stackd.runtime.exec import exec_interactive
-    from stackd.runtime.runtime import Runtime
 
-    with Client() as client:
-        rows = client.get("/v1/containers", all=False)
-    match = [r for r in rows if name in (r["name"], r["id"])]
-    if not match:
-        raise NotFoundError(f"no running container {name}", hint=hint)
-    state = trio.run(Runtime(Roots.from_env()).inspect, match[0]["id"])
+    state = running(name, hint=hint)
     sys.stdout.flush()
     return exec_interactive(state, args.cmd, env=args.env, cwd=args.workdir or None,
                             user=args.user or None, tty=tty)

@@ -227,3 +227,36 @@ def test_volume_ls_inspect_create_rm_prune(stack: CLI) -> None:
     out = stack("volume", "prune", "-f").stdout
     assert "unused" in out and "habits_data" not in out, out
     assert set(volumes(stack)) == {"habits_data"}
+
+
+def test_cp_both_ways_files_and_directories(stack: CLI, tmp_path: Path) -> None:
+    stack("exec", "-T", "box", "sh", "-c",
+          "mkdir -p /srv/tree/sub && echo one > /srv/tree/a && echo two > /srv/tree/sub/b "
+          "&& ln -s a /srv/tree/link && chmod 640 /srv/tree/a && echo vol > /data/v")
+    out = tmp_path / "out"
+    out.mkdir()
+    stack("cp", "box:/etc/hosts", str(out / "hosts"))
+    assert (out / "hosts").read_text() == stack("exec", "-T", "box", "cat", "/etc/hosts").stdout
+    stack("cp", "box:/srv/tree", str(out))  # into an existing directory
+    assert (out / "tree" / "a").read_text() == "one\n"
+    assert (out / "tree" / "sub" / "b").read_text() == "two\n"
+    assert os.readlink(out / "tree" / "link") == "a"
+    assert (out / "tree" / "a").stat().st_mode & 0o777 == 0o640
+    stack("cp", "box:/data/v", str(out / "v"))  # a volume: the container's view
+    assert (out / "v").read_text() == "vol\n"
+
+    src = tmp_path / "in"
+    (src / "deep").mkdir(parents=True)
+    (src / "deep" / "f").write_text("from host\n")
+    (src / "top").write_text("top\n")
+    stack("cp", str(src / "top"), "box:/srv/renamed")
+    stack("cp", str(src), "box:/srv/")
+    r = stack("exec", "-T", "box", "sh", "-c", "cat /srv/renamed /srv/in/top /srv/in/deep/f")
+    assert r.stdout == "top\ntop\nfrom host\n"
+
+    r = stack("cp", "box:/nosuch", str(out), check=False)
+    assert r.returncode == 1 and "no such file in the container: /nosuch" in r.stderr
+    r = stack("cp", str(src / "top"), str(out), check=False)
+    assert r.returncode == 2 and "exactly one side" in r.stderr
+    r = stack("cp", "nosvc:/etc/hostname", str(out), check=False)
+    assert r.returncode == 1 and "no running container habits-nosvc-1" in r.stderr
