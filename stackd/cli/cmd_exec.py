@@ -16,7 +16,7 @@ import sys
 HELP = "Run a command in a running service container"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, *, target: str = "SERVICE") -> None:
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="don't allocate a TTY (the default when stdin is not a terminal)")
     p.add_argument("-t", "--tty", action="store_true",
@@ -28,8 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", default="")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
     p.add_argument("-w", "--workdir", default="")
-    p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
-    p.add_argument("service", metavar="SERVICE")
+    if target == "SERVICE":
+        p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
+    p.add_argument("service", metavar=target)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
 

@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entrypoint", default=None, help="override the entrypoint")
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="accepted for compose's sake: output is always streamed, no TTY")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="not supported yet: run -d, then `stackd container exec -it`")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="not supported yet: run -d, then `stackd container exec -it`")
     service = p.add_argument_group("service run only")
     service.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
     service.add_argument("--no-deps", action="store_true",
@@ -124,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.errors import UsageError
 
+    if args.interactive or args.tty:
+        # PID 1 would need its stdin attached and a pty of the container's own; the
+        # runtime cannot attach to a started container yet. Say so, with the way round.
+        flags = "-it" if args.interactive and args.tty else "-i" if args.interactive else "-t"
+        raise UsageError(f"stackd run {flags} is not supported yet: a one-off container's "
+                         "stdin cannot be attached",
+                         hint=f"start it with `stackd run -d {args.image} sleep infinity`, "
+                              "then `stackd container exec -it NAME sh`")
     if stack_in_play(args):
         path, body = "/v1/stacks/run", service_body(args)
     else:

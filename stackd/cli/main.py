@@ -56,6 +56,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "login": ("stackd.cli.cmd_login", "Log in to a registry"),
     "image": ("stackd.cli.cmd_image", "Manage images: inspect, ls, rm, load, save, import, prune"),
     "network": ("stackd.cli.cmd_network", "Manage networks: ls, inspect, rm, prune"),
+    "container": ("stackd.cli.cmd_container",
+                  "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }

@@ -260,3 +260,68 @@ def test_cp_both_ways_files_and_directories(stack: CLI, tmp_path: Path) -> None:
     assert r.returncode == 2 and "exactly one side" in r.stderr
     r = stack("cp", "nosvc:/etc/hostname", str(out), check=False)
     assert r.returncode == 1 and "no running container habits-nosvc-1" in r.stderr
+
+
+@pytest.fixture
+def bare(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    """The CLI where no stack file is in play: `run` is docker's, by image."""
+    work = tmp_path / "bare"
+    work.mkdir()
+    with torn_down(CLI(no_leaks, work)) as cli:
+        try:
+            yield cli
+        finally:
+            names = cli("container", "ls", "-a", "-q", check=False).stdout.split()
+            if names:
+                cli("container", "rm", "-f", *names, check=False)
+
+
+def test_container_verbs_by_name_and_id_without_a_stack_file(bare: CLI) -> None:
+    # --init: PID 1 forwards SIGTERM, so stop and kill -s TERM end it at once.
+    bare("run", "-d", "--init", "--name", "solo", DEMO_IMAGE, "sh", "-c",
+         "echo started; exec sleep 1000")
+    rows = {r["name"]: r for r in json.loads(bare("container", "ls", "--format", "json").stdout)}
+    assert rows["solo"]["state"] == "running", rows
+    cid = rows["solo"]["id"]
+    assert "solo" in bare("container", "ls").stdout
+
+    (info,) = json.loads(bare("container", "inspect", cid).stdout)
+    assert (info["name"], info["status"]) == ("solo", "running")
+    assert info["spec"]["process"]["args"][-1] == "echo started; exec sleep 1000"
+
+    r = piped(bare, b"to solo\n", "container", "exec", "-T", "solo", "cat")
+    assert r.stdout == b"to solo\n", r.stderr
+    assert bare("container", "exec", cid, "hostname").returncode == 0
+    assert bare("container", "logs", "solo").stdout == "started\n"
+
+    r = bare("container", "rm", "solo", check=False)
+    assert r.returncode == 1 and "container solo is running" in r.stderr
+    bare("container", "kill", "-s", "TERM", "solo")
+    wait_state(bare, "solo", "exited")
+    bare("container", "start", "solo")
+    wait_state(bare, "solo", "running")
+    bare("container", "stop", "solo")
+    wait_state(bare, "solo", "exited")
+    assert bare("container", "rm", "solo").stdout.strip() == "solo"
+    assert bare("container", "ls", "-a", "-q").stdout.split() == []
+
+    for argv in (("logs", "nosuch"), ("inspect", "nosuch"), ("rm", "nosuch")):
+        r = bare("container", *argv, check=False)
+        assert r.returncode == 1 and "no container 'nosuch'" in r.stderr, (argv, r.stderr)
+
+
+def wait_state(cli: CLI, name: str, state: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = json.loads(cli("container", "ls", "-a", "--format", "json").stdout)
+        if any(r["name"] == name and r["state"] == state for r in rows):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never became {state}: {rows}")
+
+
+def test_run_it_says_it_is_not_supported_yet(bare: CLI) -> None:
+    r = bare("run", "-it", DEMO_IMAGE, "sh", check=False)
+    assert r.returncode == 2, r
+    assert "stackd run -it is not supported yet" in r.stderr
+    assert "container exec -it" in r.stderr and "Traceback" not in r.stderr
