@@ -56,6 +56,36 @@ def table(rows: list[dict[str, Any]]) -> str:
                    for r in rows])
 
 
+def remove_project_volumes(project: str) -> list[str]:
+    """`down -v` of a stack that is already down (no containers, not desired, so the
+    daemon has nothing to tear down): its volumes that no container mounts, removed
+    here. Their names."""
+    import trio
+
+    import stackd.state.volumes  # noqa: F401  (registers the table)
+    from stackd.roots import Roots
+    from stackd.runtime.runtime import Runtime
+    from stackd.state.db import StateDB
+    from stackd.state.volumes import VolumeStore
+
+    roots = Roots.from_env().ensure()
+    db = StateDB.open(roots.state / DB_NAME)
+    try:
+        db.ensure_schemas()
+        store = VolumeStore(db, roots.state)
+        names = [r["name"] for r in db.conn.execute(
+            "SELECT name FROM volumes WHERE project=? ORDER BY name", (project,))]
+        if not names:
+            return []
+        containers = trio.run(Runtime(roots).list)
+        unused = [n for n in names if not users(containers, store.path(n))]
+        for name in unused:
+            trio.run(store.remove_volume, name)
+        return unused
+    finally:
+        db.close()
+
+
 def run(args: argparse.Namespace) -> int:
     import trio
 

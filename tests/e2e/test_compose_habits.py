@@ -325,3 +325,13 @@ def test_run_it_says_it_is_not_supported_yet(bare: CLI) -> None:
     assert r.returncode == 2, r
     assert "stackd run -it is not supported yet" in r.stderr
     assert "container exec -it" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_down_v_of_a_stack_already_down_removes_its_volumes(stack: CLI) -> None:
+    stack("down")
+    assert "habits_data" in volumes(stack)  # down keeps volumes, as compose's does
+    r = stack("down", "-v")
+    assert "habits_data" in r.stderr + r.stdout, r
+    assert "habits_data" not in volumes(stack)
+    r = stack("down", "-v", check=False)  # nothing left at all: said so
+    assert r.returncode == 1 and "no stack named 'habits'" in r.stderr, r.stderr
