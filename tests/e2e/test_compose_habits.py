@@ -335,3 +335,29 @@ def test_down_v_of_a_stack_already_down_removes_its_volumes(stack: CLI) -> None:
     assert "habits_data" not in volumes(stack)
     r = stack("down", "-v", check=False)  # nothing left at all: said so
     assert r.returncode == 1 and "no stack named 'habits'" in r.stderr, r.stderr
+
+
+def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
+    # box burns a core for a while; alone sleeps.
+    stack("exec", "-T", "box", "sh", "-c", "(timeout 20 sh -c 'while :; do :; done') "
+          ">/dev/null 2>&1 &")
+    data = {r["name"]: r for r in json.loads(
+        stack("stats", "--no-stream", "--format", "json").stdout)}
+    assert set(data) == {"habits-box-1", "habits-alone-1"}, data
+    assert data["habits-box-1"]["cpu_percent"] > 30, data
+    assert data["habits-alone-1"]["cpu_percent"] < 30, data
+    assert data["habits-box-1"]["pids"] >= 2 and data["habits-box-1"]["memory_bytes"] > 0
+    out = stack("stats", "--no-stream", "box").stdout.splitlines()
+    assert out[0].split() == ["NAME", "CPU", "%", "MEM", "USAGE", "PIDS"], out
+    assert [line.split()[0] for line in out[1:]] == ["habits-box-1"], out
+    # Live: a new table every second until interrupted.
+    live = subprocess.Popen([sys.executable, "-m", "stackd", "stats"], cwd=stack.cwd,
+                            env=stack.env(), stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.5)
+    finally:
+        live.terminate()
+        text = live.communicate(timeout=10)[0]
+    assert text.count("NAME") >= 2, text
+    r = stack("stats", "--no-stream", "nosuch", check=False)
+    assert r.returncode == 1 and "no running container of nosuch" in r.stderr
