@@ -42,6 +42,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "restart": ("stackd.cli.cmd_lifecycle", "Restart the stack's containers"),
     "kill": ("stackd.cli.cmd_lifecycle", "Send a signal to the stack's containers"),
     "rm": ("stackd.cli.cmd_lifecycle", "Remove the stack's stopped containers"),
+    "pause": ("stackd.cli.cmd_pause", "Pause (freeze) the stack's running containers"),
+    "unpause": ("stackd.cli.cmd_pause", "Unpause (thaw) the stack's paused containers"),
     "stats": ("stackd.cli.cmd_stats", "Live CPU, memory and process counts of containers"),
     "top": ("stackd.cli.cmd_lifecycle", "Processes and usage of the stack's containers"),
     "port": ("stackd.cli.cmd_lifecycle", "Published ports of the stack's containers"),

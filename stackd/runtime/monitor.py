@@ -598,6 +598,10 @@ class Monitor:
                 signal.pidfd_send_signal(c.pidfd, sig)
             except ProcessLookupError:
                 pass
+            if sig == signal.SIGKILL and c.cgroup.frozen():
+                # A paused container is killed as docker kills one: thawed, so the
+                # SIGKILL takes (v1's freezer holds it back), and stop/down finish.
+                c.cgroup.kill_all()
         return {"ok": True}
 
     def delete(self, cid: str, force: bool, keep_logs: bool = False) -> dict[str, Any]:

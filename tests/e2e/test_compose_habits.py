@@ -361,3 +361,34 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     assert text.count("NAME") >= 2, text
     r = stack("stats", "--no-stream", "nosuch", check=False)
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+
+
+def counter(mountpoint: Path) -> int:
+    try:
+        return int((mountpoint / "n").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
+    (info,) = json.loads(stack("volume", "inspect", "habits_data").stdout)
+    data = Path(info["mountpoint"])
+    stack("exec", "-T", "box", "sh", "-c",
+          "(n=0; while :; do n=$((n+1)); echo $n > /data/n; sleep 0.05; done) "
+          ">/dev/null 2>&1 &")
+    time.sleep(0.5)
+    assert stack("pause", "box").stdout.split() == ["habits-box-1"]
+    frozen_at = counter(data)
+    time.sleep(1)
+    assert counter(data) == frozen_at > 0, "the counter ran on while paused"
+    stack("unpause", "box")
+    time.sleep(1)
+    assert counter(data) > frozen_at + 5, "the counter did not run on after unpause"
+    # A paused container is still ended by a stop or down (SIGKILL thaws it).
+    stack("pause")
+    stack("stop", "box")
+    rows = {r["name"]: r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)}
+    assert rows["habits-box-1"]["state"] == "exited", rows
+    stack("unpause", "alone")
+    r = stack("pause", "nosuch", check=False)
+    assert r.returncode == 1 and "no running container of nosuch" in r.stderr
