@@ -44,7 +44,7 @@ def wants_tty(args: argparse.Namespace, stdin_tty: bool, stdout_tty: bool) -> bo
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.stackref import project_of
-    from stackd.errors import UsageError
+    from stackd.errors import NotFoundError, UsageError
 
     if not args.cmd:
         raise UsageError("exec needs a command", hint="e.g. stackd exec web sh")
@@ -52,9 +52,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-t and -T contradict each other", hint="give one of them")
     project = project_of(args)
     name = f"{project}-{args.service}-{args.index}"
-    return exec_attached(name, args, tty=wants_tty(args, sys.stdin.isatty(),
-                                                   sys.stdout.isatty()),
-                         hint="see `stackd ps`")
+    try:
+        return exec_attached(name, args, tty=wants_tty(args, sys.stdin.isatty(),
+                                                       sys.stdout.isatty()),
+                             hint="see `stackd ps`")
+    except NotFoundError:
+        from stackd.cli.client import Client
+        from stackd.cli.cmd_logs import check_services
+
+        with Client() as client:  # a typo says so, with the services there are
+            check_services(client, args, project, [args.service])
+        raise
 
 
 def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) -> int:

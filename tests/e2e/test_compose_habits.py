@@ -167,6 +167,11 @@ def test_logs_of_a_service_that_does_not_exist_says_so(stack: CLI) -> None:
     assert "no such service: nosuch in project habits" in r.stderr, r.stderr
     assert "alone, box" in r.stderr, r.stderr
     stack("logs", "box")  # a real one still works
+    r = stack("exec", "-T", "nosuch", "true", check=False)  # exec says the same
+    assert r.returncode == 1 and "no such service: nosuch" in r.stderr, r.stderr
+    stack("stop", "alone")
+    r = stack("exec", "-T", "alone", "true", check=False)  # a real one, not running
+    assert r.returncode == 1 and "no running container habits-alone-1" in r.stderr
 
 
 def test_ls_lists_the_stack_with_its_status_and_files(stack: CLI) -> None:
