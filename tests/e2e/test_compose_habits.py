@@ -397,3 +397,15 @@ def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
     stack("unpause", "alone")
     r = stack("pause", "nosuch", check=False)
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+
+
+def test_images_stack_lists_the_image_of_each_container(stack: CLI) -> None:
+    rows = json.loads(stack("images", "--stack", "--format", "json").stdout)
+    assert [r["container"] for r in rows] == ["habits-alone-1", "habits-box-1"], rows
+    assert all(r["image"].endswith(DEMO_IMAGE) for r in rows), rows
+    assert all(r["id"].startswith("sha256:") and r["size"] > 0 for r in rows), rows
+    out = stack("images", "--stack").stdout.splitlines()
+    assert out[0].split() == ["CONTAINER", "IMAGE", "IMAGE", "ID", "SIZE"], out
+    assert len(out) == 3
+    # Plain `images` is still the whole store (docker's).
+    assert "REPOSITORY" in stack("images").stdout
