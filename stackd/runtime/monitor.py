@@ -28,7 +28,6 @@ import selectors
 import shutil
 import signal
 import socket
-import struct
 import sys
 import time
 import traceback
@@ -69,8 +68,6 @@ LOCK_WAIT_SECONDS = 20.0
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
 SIGNALS = {s.name: s for s in signal.Signals}
-TIOCGPTN = 0x80045430  # not in Python's termios module
-TIOCSPTLCK = 0x40045431
 
 
 @dataclass
@@ -84,6 +81,7 @@ class Container:
     ready_r: int | None
     log: LogWriter
     streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
+    console: int | None = None  # where the child sends its pty master (a TTY container)
     exit: ExitStatus | None = None
     waiters: list[Client] = field(default_factory=list)
 
@@ -429,11 +427,15 @@ class Monitor:
         ready_r, ready_w = os.pipe()
         start_r, start_w = os.pipe()
         made += [ready_r, ready_w, start_r, start_w]
+        console: tuple[int, int] | None = None
         if spec.process.terminal:
-            master, slave = _open_pty()
-            made += [master, slave]
-            ends = {"stdin": slave, "stdout": slave, "stderr": slave}
-            outputs = {master: "stdout"}
+            # The child opens the pty from the container's devpts and sends the master
+            # here before it says "R" (`_take_console`).
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            console = (mine.detach(), theirs.detach())
+            made += list(console)
+            ends = {"stdin": self.devnull, "stdout": self.devnull, "stderr": self.devnull}
+            outputs: dict[int, str] = {}
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -441,14 +443,16 @@ class Monitor:
             ends = {"stdin": self.devnull, "stdout": out_w, "stderr": err_w}
             outputs = {out_r: "stdout", err_r: "stderr"}
         pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
-                                 **ends)
+                                 console=console[1] if console else None, **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
         pid = self._fork_in_pid_namespace(spec, paths, plan, pipes)
-        for fd in {ready_w, start_r, *ends.values()} - {self.devnull}:
+        theirs_end = {console[1]} if console else set()
+        for fd in {ready_w, start_r, *ends.values(), *theirs_end} - {self.devnull}:
             _close(fd)
             made.remove(fd)
         c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid,
-                      pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log)
+                      pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log,
+                      console=console[0] if console else None)
         made.clear()  # from here on the Container owns the descriptors
         try:
             # While the child builds its rootfs: the cgroup, its limits, the move.
@@ -560,6 +564,7 @@ class Monitor:
         if self.sel.get_map().get(fd) is not None:
             self.sel.unregister(fd)
         if pending.want == b"R":  # a create
+            self._take_console(c)
             if problem is None:
                 write_json(c.paths.state, {"pid": c.pid, "pid_start": process_start_time(c.pid),
                                            "created_at": now_iso(), "started_at": None})
@@ -579,6 +584,25 @@ class Monitor:
                 self.reply(pending.client, {"ok": True})
                 return
         self.reply(pending.client, protocol.error_reply(problem))
+
+    def _take_console(self, c: Container) -> None:
+        """A TTY container's pty master, sent by its child before "R": from now on its
+        output, as a pipe's is otherwise."""
+        if c.console is None:
+            return
+        sock = socket.socket(fileno=c.console)
+        c.console = None
+        try:
+            sock.setblocking(False)
+            _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+        except OSError:
+            fds = []  # the child failed before: its report says why
+        finally:
+            sock.close()
+        for master in fds:
+            os.set_blocking(master, False)
+            c.streams[master] = "stdout"
+            self.sel.register(master, selectors.EVENT_READ, ("output", c))
 
     def _cancel_pending(self, c: Container) -> None:
         """The container goes (a delete) while a create or start of it waits."""
@@ -705,7 +729,7 @@ class Monitor:
             _close(stream_fd)
         c.streams.clear()
         c.log.close()
-        for fd in (c.pidfd, c.start_w, c.ready_r):
+        for fd in (c.pidfd, c.start_w, c.ready_r, c.console):
             if fd is not None:
                 _close(fd)
         self.containers.pop(c.spec.id, None)
@@ -736,21 +760,6 @@ def _signal(name: object) -> int:
     if key not in SIGNALS:
         raise UsageError(f"unknown signal {name!r}", hint=hint)
     return int(SIGNALS[key])
-
-
-def _open_pty() -> tuple[int, int]:
-    """A pty pair opened with O_NOCTTY on both ends. We are a session leader without a
-    controlling terminal: a tty opened without it would become ours, and its hang-up
-    would then signal us (os.openpty leaves that to the C library)."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
-        slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    except BaseException:
-        os.close(master)
-        raise
-    return master, slave
 
 
 class _NoReport(HostError):

@@ -409,3 +409,24 @@ def test_images_stack_lists_the_image_of_each_container(stack: CLI) -> None:
     assert len(out) == 3
     # Plain `images` is still the whole store (docker's).
     assert "REPOSITORY" in stack("images").stdout
+
+
+def test_a_tty_service_gets_a_pty_of_its_own_devpts(no_leaks: Roots, demo_image: str,
+                                                   tmp_path: Path) -> None:
+    """`tty: true`: PID 1's terminal is a pty of the container's devpts, so `tty` names
+    it and `stty` works (a pty of the host's devpts read as "not a tty" inside)."""
+    work = tmp_path / "ttysvc"
+    work.mkdir()
+    (work / "compose.yaml").write_text(
+        f"name: ttysvc\nservices:\n  t:\n    image: {DEMO_IMAGE}\n    pull_policy: never\n"
+        "    tty: true\n    stop_signal: SIGKILL\n"
+        "    command: [sh, -c, 'tty; stty size && echo stty-ok; echo done; sleep 1000']\n")
+    with torn_down(CLI(no_leaks, work)) as cli:
+        cli("up", "-d")
+        deadline = time.monotonic() + 20
+        while "done" not in (out := cli("logs", "--no-log-prefix").stdout):
+            assert time.monotonic() < deadline, out
+            time.sleep(0.2)
+        lines = [line.strip() for line in out.splitlines()]
+        assert lines[0].startswith("/dev/pts/"), out
+        assert "stty-ok" in lines, out
