@@ -46,6 +46,17 @@ class RunOptions(BaseModel):
     user: str = Field(default="", max_length=256)
     rm: bool = False
     detach: bool = False
+    # -i / -t: the CLI attaches to the container through the runtime (`attach`);
+    # console_*: its terminal's size, given to the pty before the process starts.
+    interactive: bool = False
+    tty: bool = False
+    console_rows: int = Field(default=0, ge=0, le=10000)
+    console_cols: int = Field(default=0, ge=0, le=10000)
+
+    def attach_fields(self, *, terminal: bool = False) -> dict[str, Any]:
+        """The ProcessSpec fields -i/-t set (`terminal`: the service's own tty:)."""
+        return {"terminal": self.tty or terminal, "stdin_open": self.interactive or self.tty,
+                "console_rows": self.console_rows, "console_cols": self.console_cols}
 
 
 class RunRequest(RunOptions):
@@ -93,7 +104,8 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
         layers=tuple(image.layer_dirs), readonly_rootfs=request.read_only,
         process=ProcessSpec(args=tuple(args), env=tuple(env),
                             cwd=request.workdir or cfg.working_dir or "/",
-                            user=request.user or cfg.user, init=request.init),
+                            user=request.user or cfg.user, init=request.init,
+                            **request.attach_fields()),
         hostname=name.lower()[:63] if request.network != "host" else "",
         mounts=tuple(mounts), files=files,
         namespaces=Namespaces(net=net),

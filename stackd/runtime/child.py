@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import signal
+import struct
 import termios
 import traceback
 from dataclasses import dataclass
@@ -142,6 +143,9 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         # Before "R": the monitor takes the master when it hears that.
         slave = open_console(pipes.console)
         os.close(pipes.console)
+        if spec.process.console_rows and spec.process.console_cols:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack(
+                "HHHH", spec.process.console_rows, spec.process.console_cols, 0, 0))
         pipes.stdin = pipes.stdout = pipes.stderr = slave
     # "created": the namespaces exist (networking may be attached now); wait for start.
     os.write(pipes.ready_w, b"R")

@@ -19,6 +19,7 @@ or inspect containers, only to change them.
 from __future__ import annotations
 
 import argparse
+import base64
 import errno
 import fcntl
 import json
@@ -64,6 +65,7 @@ MAX_REQUEST = 16 * 1024 * 1024
 # round. At an exit, the pipe is drained up to DRAIN_BUDGET: all it can hold.
 PUMP_BUDGET = 256 * 1024
 DRAIN_BUDGET = 4 * 1024 * 1024
+ATTACH_BACKLOG = 1024 * 1024
 LOCK_WAIT_SECONDS = 20.0
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
@@ -82,6 +84,11 @@ class Container:
     log: LogWriter
     streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
     console: int | None = None  # where the child sends its pty master (a TTY container)
+    master: int | None = None  # that master, once received (also in `streams`)
+    stdin_w: int | None = None  # stdin_open without a TTY: the write end, until attached
+    attached: list[Client] = field(default_factory=list)  # clients `attach` streams to
+    # stdin_open: output from the start until the first attach (ATTACH_BACKLOG at most)
+    backlog: list[tuple[str, bytes]] | None = None
     exit: ExitStatus | None = None
     waiters: list[Client] = field(default_factory=list)
 
@@ -273,6 +280,8 @@ class Monitor:
         c = client.waiting_on
         if c is not None and client in c.waiters:
             c.waiters.remove(client)
+        if c is not None and client in c.attached:
+            c.attached.remove(client)
         client.waiting_on = None
         client.sock.close()
 
@@ -372,11 +381,15 @@ class Monitor:
             client.waiting_on = c
             c.waiters.append(client)
             return None
+        if op == "attach":
+            self.attach(self.get(cid), client)
+            return None
         if op == "delete":
             return self.delete(cid, bool(request.get("force")),
                                keep_logs=bool(request.get("keep_logs")))
         raise UsageError(f"runtime monitor: unknown request {op!r}",
-                         hint="use create, start, kill, wait, delete, ping, hold or shutdown")
+                         hint="use create, start, kill, wait, attach, delete, ping, hold "
+                              "or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)
@@ -428,6 +441,7 @@ class Monitor:
         start_r, start_w = os.pipe()
         made += [ready_r, ready_w, start_r, start_w]
         console: tuple[int, int] | None = None
+        stdin_w = -1
         if spec.process.terminal:
             # The child opens the pty from the container's devpts and sends the master
             # here before it says "R" (`_take_console`).
@@ -442,6 +456,10 @@ class Monitor:
             made += [out_r, out_w, err_r, err_w]
             ends = {"stdin": self.devnull, "stdout": out_w, "stderr": err_w}
             outputs = {out_r: "stdout", err_r: "stderr"}
+            if spec.process.stdin_open:
+                stdin_r, stdin_w = os.pipe()
+                made += [stdin_r, stdin_w]
+                ends["stdin"] = stdin_r
         pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
                                  console=console[1] if console else None, **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
@@ -452,7 +470,9 @@ class Monitor:
             made.remove(fd)
         c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid,
                       pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log,
-                      console=console[0] if console else None)
+                      console=console[0] if console else None,
+                      stdin_w=stdin_w if spec.process.stdin_open and not console else None,
+                      backlog=[] if spec.process.stdin_open else None)
         made.clear()  # from here on the Container owns the descriptors
         try:
             # While the child builds its rootfs: the cgroup, its limits, the move.
@@ -601,6 +621,7 @@ class Monitor:
             sock.close()
         for master in fds:
             os.set_blocking(master, False)
+            c.master = master
             c.streams[master] = "stdout"
             self.sel.register(master, selectors.EVENT_READ, ("output", c))
 
@@ -614,6 +635,45 @@ class Monitor:
             self.sel.unregister(c.ready_r)  # type: ignore[arg-type]
         self.reply(pending.client, protocol.error_reply(ConflictError(
             f"container {c.spec.id!r} was deleted while it was being set up")))
+
+    def attach(self, c: Container, client: Client) -> None:
+        """`stackd run -i/-t`: the client gets the container's input end (the pty master,
+        or the stdin pipe's write end, which only the first attach gets: its close is
+        the process's EOF) by SCM_RIGHTS with the reply, then every output chunk —
+        what was kept since the start first — as {"stream", "data": base64} lines, and
+        at the exit the exit line a `wait` gets."""
+        if c.backlog is None:
+            raise ConflictError(f"container {c.spec.id!r} was not created to be attached",
+                                hint="run it with -i or -t")
+        fds = [c.master] if c.master is not None else [c.stdin_w] if c.stdin_w else []
+        self.clients.pop(client.sock.fileno(), None)
+        self.sel.modify(client.sock, selectors.EVENT_READ, ("waiter", client))
+        client.sock.settimeout(5)  # a client that stopped reading must not wedge us
+        try:
+            socket.send_fds(client.sock, [protocol.encode(
+                {"ok": True, "tty": c.master is not None, "input": bool(fds)})], fds)
+        except OSError:
+            self.drop(client)
+            return
+        if c.stdin_w is not None:
+            _close(c.stdin_w)  # the client holds the only write end now
+            c.stdin_w = None
+        backlog, c.backlog = c.backlog, []
+        for stream, data in backlog:
+            self._send_output(client, stream, data)
+        if c.exit is not None:
+            self.reply(client, {"ok": True, "exit": c.exit.to_json()})
+            return
+        client.waiting_on = c
+        c.waiters.append(client)
+        c.attached.append(client)
+
+    def _send_output(self, client: Client, stream: str, data: bytes) -> None:
+        try:
+            client.sock.sendall(protocol.encode(
+                {"stream": stream, "data": base64.b64encode(data).decode()}))
+        except OSError:
+            self.drop(client)
 
     def kill(self, c: Container, signame: str) -> dict[str, Any]:
         sig = _signal(signame)
@@ -679,6 +739,11 @@ class Monitor:
                 return
             c.log.feed(stream, data)
             budget -= len(data)
+            if c.attached:
+                for client in list(c.attached):
+                    self._send_output(client, stream, data)
+            elif c.backlog is not None and sum(len(d) for _, d in c.backlog) < ATTACH_BACKLOG:
+                c.backlog.append((stream, data))
 
     def reap(self) -> None:
         while True:
@@ -729,7 +794,7 @@ class Monitor:
             _close(stream_fd)
         c.streams.clear()
         c.log.close()
-        for fd in (c.pidfd, c.start_w, c.ready_r, c.console):
+        for fd in (c.pidfd, c.start_w, c.ready_r, c.console, c.stdin_w):
             if fd is not None:
                 _close(fd)
         self.containers.pop(c.spec.id, None)

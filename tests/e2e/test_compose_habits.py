@@ -325,11 +325,31 @@ def wait_state(cli: CLI, name: str, state: str, timeout: float = 20) -> None:
     raise AssertionError(f"{name} never became {state}: {rows}")
 
 
-def test_run_it_says_it_is_not_supported_yet(bare: CLI) -> None:
-    r = bare("run", "-it", DEMO_IMAGE, "sh", check=False)
-    assert r.returncode == 2, r
-    assert "stackd run -it is not supported yet" in r.stderr
-    assert "container exec -it" in r.stderr and "Traceback" not in r.stderr
+def test_run_i_forwards_stdin_of_an_image_run(bare: CLI) -> None:
+    r = piped(bare, b"hi\n", "run", "-i", "--rm", DEMO_IMAGE, "cat")
+    assert (r.returncode, r.stdout) == (0, b"hi\n"), r.stderr
+    r = piped(bare, b"a\nb\nc\n", "run", "-i", "--rm", DEMO_IMAGE, "sh", "-c",
+              "wc -l; exit 6")
+    assert (r.returncode, r.stdout.strip()) == (6, b"3"), r.stderr
+    assert bare("container", "ls", "-a", "-q").stdout.split() == []  # --rm held
+
+
+def test_run_it_gets_a_pty_of_the_terminal_size_that_follows_it(bare: CLI) -> None:
+    term = Terminal(bare, "run", "-it", "--rm", DEMO_IMAGE, "sh", "-c",
+                    "tty; stty size; echo ready; read x; echo got=$x; stty size; exit 3",
+                    rows=33, cols=101)
+    try:
+        out = term.read_until(b"ready")
+        assert b"/dev/pts/" in out and b"33 101" in out, out
+        term.resize(50, 132)
+        time.sleep(0.5)
+        os.write(term.master, b"abc\n")
+        out = term.read_until(b"50 132")
+        assert b"got=abc" in out, out
+    finally:
+        code = term.close()
+    assert code == 3, term.output
+
 
 
 def test_down_v_of_a_stack_already_down_removes_its_volumes(stack: CLI) -> None:
@@ -430,3 +450,20 @@ def test_a_tty_service_gets_a_pty_of_its_own_devpts(no_leaks: Roots, demo_image:
         lines = [line.strip() for line in out.splitlines()]
         assert lines[0].startswith("/dev/pts/"), out
         assert "stty-ok" in lines, out
+
+
+
+def test_run_it_of_a_service_takes_ctrl_c_and_ctrl_d(stack: CLI) -> None:
+    term = Terminal(stack, "run", "-it", "--rm", "--no-deps", "box", "sh", "-c",
+                    "trap 'echo got-int' INT; tty; echo ready; while read x; do :; done; "
+                    "echo eof; exit 5", rows=24, cols=80)
+    try:
+        term.read_until(b"ready")
+        assert b"/dev/pts/" in term.output, term.output
+        os.write(term.master, b"\x03")
+        term.read_until(b"got-int")
+        os.write(term.master, b"\x04")
+        term.read_until(b"eof")
+    finally:
+        code = term.close()
+    assert code == 5, term.output
