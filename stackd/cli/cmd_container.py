@@ -62,19 +62,10 @@ def find(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def _inspect(row: dict[str, Any]) -> dict[str, Any]:
-    import dataclasses
-
-    import trio
-
+    from stackd.daemon.host_verbs import container_json
     from stackd.roots import Roots
-    from stackd.runtime.runtime import Runtime
 
-    state = trio.run(Runtime(Roots.from_env()).inspect, row["id"])
-    out = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-    out["spec"] = state.spec.model_dump(mode="json")
-    out["exit"] = dataclasses.asdict(state.exit) if state.exit is not None else None
-    out["ports"] = row.get("ports") or []
-    return json.loads(json.dumps(out, default=str))
+    return {**container_json(Roots.from_env(), row["id"]), "ports": row.get("ports") or []}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from stackd.cli.cmd_run import stack_in_play
-    from stackd.cli.containers import running
+    from stackd.cli.containers import running_id
+    from stackd.daemon.host_verbs import copy
     from stackd.errors import UsageError
-    from stackd.runtime.copy import container_root, copy_in, copy_out
+    from stackd.roots import Roots
 
     src, dest = split_remote(args.src), split_remote(args.dest)
     if (src is None) == (dest is None):
@@ -51,13 +52,11 @@ def run(args: argparse.Namespace) -> int:
         hint = "see `stackd ps`"
     else:
         container, hint = name, "see `stackd container ls`"
-    state = running(container, hint=hint)
-    root = container_root(state)
-    try:
-        if src is not None:
-            copy_out(root, path, os.path.abspath(args.dest), follow=args.follow_link)
-        else:
-            copy_in(root, os.path.abspath(args.src), path)
-    finally:
-        os.close(root)
+    cid = running_id(container, hint=hint)
+    if src is not None:
+        copy(Roots.from_env(), cid, from_container=True, src=path,
+             dest=os.path.abspath(args.dest), follow=args.follow_link)
+    else:
+        copy(Roots.from_env(), cid, from_container=False, src=os.path.abspath(args.src),
+             dest=path)
     return 0

@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
             # volumes, so `down -v` afterwards must still find and remove them.
             if not args.volumes:
                 raise
-            from stackd.cli.cmd_volume import remove_project_volumes
+            from stackd.daemon.host_verbs import VolumeAdmin
+            from stackd.roots import Roots
 
-            removed = remove_project_volumes(project)
+            with VolumeAdmin(Roots.from_env()) as admin:
+                removed = admin.prune(project)
             if not removed:
                 raise
             for name in removed:

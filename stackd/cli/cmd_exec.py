@@ -67,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
 def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) -> int:
     """Run args.cmd in the running container `name` (or id), attached to our stdio."""
-    from stackd.cli.containers import running
-    from stackd.runtime.exec import exec_interactive
+    from stackd.cli.containers import running_id
+    from stackd.daemon.host_verbs import exec_attached as run_attached
+    from stackd.roots import Roots
 
-    state = running(name, hint=hint)
+    cid = running_id(name, hint=hint)
     sys.stdout.flush()
-    return exec_interactive(state, args.cmd, env=args.env, cwd=args.workdir or None,
-                            user=args.user or None, tty=tty)
+    return run_attached(Roots.from_env(), cid, args.cmd, env=args.env,
+                        cwd=args.workdir or None, user=args.user or None, tty=tty)

@@ -38,14 +38,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def stack_rows(containers: list[Any], layers_of: dict[tuple[str, ...], Any]
-               ) -> list[dict[str, Any]]:
-    """One row per container of the stack: its image, found by the exact layers its
-    root filesystem is made of. Pure."""
+def stack_rows(containers: list[tuple[str, tuple[str, ...]]],
+               layers_of: dict[tuple[str, ...], Any]) -> list[dict[str, Any]]:
+    """One row per container (name, layer dirs) of the stack: its image, found by the
+    exact layers its root filesystem is made of. Pure."""
     rows = []
-    for c in sorted(containers, key=lambda c: c.name):
-        img = layers_of.get(tuple(c.spec.layers))
-        rows.append({"container": c.name,
+    for name, layers in sorted(containers):
+        img = layers_of.get(layers)
+        rows.append({"container": name,
                      "image": img.references[0] if img is not None else None,
                      "id": img.id if img is not None else None,
                      "size": img.size if img is not None else None})
@@ -55,18 +55,13 @@ def stack_rows(containers: list[Any], layers_of: dict[tuple[str, ...], Any]
 def _stack_images(args: argparse.Namespace, store: Any, images: list[Any]) -> int:
     import json
 
-    import trio
-
     from stackd.cli.image_view import human_size
     from stackd.cli.stackref import project_of
     from stackd.cli.table import render
+    from stackd.daemon.host_verbs import project_layers
     from stackd.errors import StackdError
-    from stackd.hostnames import LABEL_PROJECT
-    from stackd.runtime.runtime import Runtime
 
-    project = project_of(args)
-    containers = [c for c in trio.run(Runtime(store.roots).list)
-                  if c.labels.get(LABEL_PROJECT) == project]
+    containers = project_layers(store.roots, project_of(args))
     layers_of = {}
     for img in images:
         try:

@@ -17,13 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import trio
-
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
+    from stackd.daemon.host_verbs import pause
     from stackd.errors import NotFoundError
     from stackd.roots import Roots
-    from stackd.runtime.runtime import Runtime
 
     project = project_of(args)
     with Client() as client:
@@ -37,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise NotFoundError(f"project {project} has no running container",
                             hint="see `stackd ps -a`")
-    runtime = Runtime(Roots.from_env())
+    roots = Roots.from_env()
     for row in rows:
-        trio.run(runtime.pause, row["id"], args.verb == "pause")
+        pause(roots, row["id"], args.verb == "pause")
         print(row["name"])
     return 0

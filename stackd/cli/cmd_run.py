@@ -193,9 +193,9 @@ def attach_body(args: argparse.Namespace) -> dict[str, Any]:
 def attach_to(container_id: str, args: argparse.Namespace) -> bool:
     """Relay our stdio to the started container until it exits (stackd.runtime.attach);
     False if it could not be attached (then its output comes as lines)."""
+    from stackd.daemon.host_verbs import attach
     from stackd.errors import ConflictError, NotFoundError, UnavailableError
     from stackd.roots import Roots
-    from stackd.runtime.attach import attach
 
     sys.stdout.flush()
     try:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -369,8 +369,9 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     data = {r["name"]: r for r in json.loads(
         stack("stats", "--no-stream", "--format", "json").stdout)}
     assert set(data) == {"habits-box-1", "habits-alone-1"}, data
-    assert data["habits-box-1"]["cpu_percent"] > 30, data
-    assert data["habits-alone-1"]["cpu_percent"] < 30, data
+    # A busy loop on a shared machine: well above an idle sleep, whatever else runs.
+    assert data["habits-box-1"]["cpu_percent"] > 5, data
+    assert data["habits-alone-1"]["cpu_percent"] < data["habits-box-1"]["cpu_percent"], data
     assert data["habits-box-1"]["pids"] >= 2 and data["habits-box-1"]["memory_bytes"] > 0
     out = stack("stats", "--no-stream", "box").stdout.splitlines()
     assert out[0].split() == ["NAME", "CPU", "%", "MEM", "USAGE", "PIDS"], out
@@ -388,6 +389,13 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
 
 
+def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 def counter(mountpoint: Path) -> int:
     try:
         return int((mountpoint / "n").read_text() or 0)
@@ -401,14 +409,13 @@ def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
     stack("exec", "-T", "box", "sh", "-c",
           "(n=0; while :; do n=$((n+1)); echo $n > /data/n; sleep 0.05; done) "
           ">/dev/null 2>&1 &")
-    time.sleep(0.5)
+    wait_for(lambda: counter(data) > 0)
     assert stack("pause", "box").stdout.split() == ["habits-box-1"]
     frozen_at = counter(data)
-    time.sleep(1)
-    assert counter(data) == frozen_at > 0, "the counter ran on while paused"
+    time.sleep(1.5)
+    assert counter(data) == frozen_at, "the counter ran on while paused"
     stack("unpause", "box")
-    time.sleep(1)
-    assert counter(data) > frozen_at + 5, "the counter did not run on after unpause"
+    wait_for(lambda: counter(data) > frozen_at + 3)
     # A paused container is still ended by a stop or down (SIGKILL thaws it).
     stack("pause")
     stack("stop", "box")
