@@ -26,11 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import itertools
     import sys
 
     from stackd.cli.client import Client
     from stackd.cli.progress_view import ProgressView
     from stackd.cli.stackref import project_of
+    from stackd.errors import NotFoundError
 
     project = project_of(args)
     ok = True
@@ -39,7 +41,25 @@ def run(args: argparse.Namespace) -> int:
     with Client() as client, ProgressView() as view:
         params = {"volumes": args.volumes, "remove_orphans": args.remove_orphans,
                   "rmi": args.rmi, "timeout": args.timeout}
-        for item in client.stream("DELETE", f"/v1/stacks/{project}", params=params):
+        try:
+            stream = client.stream("DELETE", f"/v1/stacks/{project}", params=params)
+            first = next(stream, None)
+        except NotFoundError:
+            # Already down: nothing for the daemon to tear down, but `down` keeps
+            # volumes, so `down -v` afterwards must still find and remove them.
+            if not args.volumes:
+                raise
+            from stackd.daemon.host_verbs import VolumeAdmin
+            from stackd.roots import Roots
+
+            with VolumeAdmin(Roots.from_env()) as admin:
+                removed = admin.prune(project)
+            if not removed:
+                raise
+            for name in removed:
+                view.note(f"Volume {name}  Removed")
+            return 0
+        for item in itertools.chain([first] if first is not None else [], stream):
             if "accepted" in item:
                 gen = item["accepted"]["generation"]
             elif "event" in item and item["event"]["type"] == "progress":

@@ -1,8 +1,11 @@
 """`stackd exec SERVICE CMD…`: run a command in a service's running container.
 
-Without a terminal (or with -T) it goes through the daemon's API and the output comes
-back whole; with a terminal on both ends it runs straight through the runtime from
-this process, so the TTY is the user's own.
+It runs straight through the runtime from this process, attached to our own stdio:
+stdin is forwarded as compose's exec does by default (`echo hi | stackd exec -T svc
+cat` prints hi), output streams as it comes, and with a terminal on both ends (unless
+-T) the process gets a pty of the container's that is relayed to ours, window size
+included. Ctrl-C and Ctrl-D go to the process: as bytes through the pty, or, without
+one, Ctrl-C as a signal forwarded to it while stdin's EOF is its EOF.
 """
 
 from __future__ import annotations
@@ -14,37 +17,66 @@ from typing import Any
 HELP = "Run a command in a running service container"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, *, target: str = "SERVICE") -> None:
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="don't allocate a TTY (the default when stdin is not a terminal)")
-    p.add_argument("-i", "--interactive", action="store_true", default=True)
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="allocate a TTY (the default when stdin is a terminal)")
+    # Compose's exec is always interactive; -i is accepted so that `exec -it` reads
+    # as it does with docker.
+    p.add_argument("-i", "--interactive", action="store_true", default=True,
+                   help="keep stdin attached (always: compose's default)")
     p.add_argument("-u", "--user", default="")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
     p.add_argument("-w", "--workdir", default="")
-    p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
-    p.add_argument("service", metavar="SERVICE")
+    if target == "SERVICE":
+        p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
+    p.add_argument("service", metavar=target)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def wants_tty(args: argparse.Namespace, stdin_tty: bool, stdout_tty: bool) -> bool:
+    """Compose's rule: a TTY unless -T, and only with a terminal to relay it to (stdin
+    a terminal; stdout too unless -t asked for one explicitly). Pure."""
+    if args.no_tty or not stdin_tty:
+        return False
+    return stdout_tty or bool(args.tty)
 
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
-    from stackd.errors import UsageError
+    from stackd.errors import NotFoundError, UsageError
 
     if not args.cmd:
         raise UsageError("exec needs a command", hint="e.g. stackd exec web sh")
+    if args.no_tty and args.tty:
+        raise UsageError("-t and -T contradict each other", hint="give one of them")
     project = project_of(args)
-    tty = not args.no_tty and sys.stdin.isatty() and sys.stdout.isatty()
     with Client() as client:
         name = _slot_name(client, project, args.service, args.index)
-        if tty:
-            return _exec_tty(name, args)
-        result = client.post(f"/v1/containers/{name}/exec", {
-            "cmd": args.cmd, "env": args.env, "user": args.user, "workdir": args.workdir})
-    sys.stdout.write(result["stdout"])
-    sys.stderr.write(result["stderr"])
+    try:
+        return exec_attached(name, args, tty=wants_tty(args, sys.stdin.isatty(),
+                                                       sys.stdout.isatty()),
+                             hint="see `stackd ps`")
+    except NotFoundError:
+        from stackd.cli.cmd_logs import check_services
+
+        with Client() as client:  # a typo says so, with the services there are
+            check_services(client, args, project, [args.service])
+        raise
+
+
+def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) -> int:
+    """Run args.cmd in the running container `name` (or id), attached to our stdio."""
+    from stackd.cli.containers import running_id
+    from stackd.daemon.host_verbs import exec_attached as run_attached
+    from stackd.roots import Roots
+
+    cid = running_id(name, hint=hint)
     sys.stdout.flush()
-    return int(result["exit_code"])
+    return run_attached(Roots.from_env(), cid, args.cmd, env=args.env,
+                        cwd=args.workdir or None, user=args.user or None, tty=tty)
 
 
 def _slot_name(client: Any, project: str, service: str, index: int) -> str:
@@ -55,19 +87,3 @@ def _slot_name(client: Any, project: str, service: str, index: int) -> str:
         if r["service"] == service and r["index"] == index:
             return str(r["name"])
     return f"{project}-{service}-{index}"  # not running: the error names what was meant
-
-
-def _exec_tty(name: str, args: argparse.Namespace) -> int:
-
-    from stackd.cli.client import Client
-    from stackd.daemon.local import exec_tty
-    from stackd.errors import NotFoundError
-    from stackd.roots import Roots
-
-    with Client() as client:
-        rows = client.get("/v1/containers", all=False)
-    match = [r for r in rows if r["name"] == name]
-    if not match:
-        raise NotFoundError(f"no running container {name}", hint="see `stackd ps`")
-    return exec_tty(Roots.from_env(), match[0]["id"], args.cmd, env=args.env,
-                    cwd=args.workdir or None, user=args.user or None)

@@ -1,8 +1,11 @@
-"""`stackd images`: the images in the local store, one line per name."""
+"""`stackd images`: the images in the local store, one line per name (docker's images);
+`stackd images --stack` (compose's images): the image each of the stack's containers
+runs, matched by its layers, since a container records layers rather than a name."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "List images in the local store"
 
@@ -10,6 +13,8 @@ HELP = "List images in the local store"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("-s", "--stack", action="store_true",
+                        help="the images of the stack's containers (compose's `images`)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from stackd.images import ImageStore
     from stackd.roots import Roots
 
-    images = ImageStore(Roots.from_env().ensure()).list()
+    store = ImageStore(Roots.from_env().ensure())
+    images = store.list()
+    if args.stack:
+        return _stack_images(args, store, images)
     if args.quiet:
         for img in images:
             print(img.id[7:19])
@@ -27,4 +35,50 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([i.model_dump() for i in images], indent=2))
     else:
         print(image_table(images))
+    return 0
+
+
+def stack_rows(containers: list[tuple[str, tuple[str, ...]]],
+               layers_of: dict[tuple[str, ...], Any]) -> list[dict[str, Any]]:
+    """One row per container (name, layer dirs) of the stack: its image, found by the
+    exact layers its root filesystem is made of. Pure."""
+    rows = []
+    for name, layers in sorted(containers):
+        img = layers_of.get(layers)
+        rows.append({"container": name,
+                     "image": img.references[0] if img is not None else None,
+                     "id": img.id if img is not None else None,
+                     "size": img.size if img is not None else None})
+    return rows
+
+
+def _stack_images(args: argparse.Namespace, store: Any, images: list[Any]) -> int:
+    import json
+
+    from stackd.cli.image_view import human_size
+    from stackd.cli.stackref import project_of
+    from stackd.cli.table import render
+    from stackd.daemon.host_verbs import project_layers
+    from stackd.errors import StackdError
+
+    containers = project_layers(store.roots, project_of(args))
+    layers_of = {}
+    for img in images:
+        try:
+            layers_of[tuple(store.get(img.references[0]).layer_dirs)] = img
+        except StackdError:
+            continue  # removed meanwhile
+    rows = stack_rows(containers, layers_of)
+    if args.quiet:
+        for r in rows:
+            if r["id"]:
+                print(r["id"][7:19])
+    elif args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render(("CONTAINER", "IMAGE", "IMAGE ID", "SIZE"),
+                     [(r["container"], r["image"] or "<removed>",
+                       (r["id"] or "")[7:19] or "-",
+                       human_size(r["size"]) if r["size"] is not None else "-")
+                      for r in rows]))
     return 0

@@ -45,6 +45,29 @@ def follow_project(client: Any, project: str, *, services: list[str], tail: int 
         out.flush()
 
 
+def check_services(client: Any, args: argparse.Namespace, project: str,
+                   names: list[str]) -> None:
+    """Compose's `no such service`: every name must be a service of the stack file in
+    play or of a container the project has; a typo otherwise prints nothing, exit 0."""
+    from stackd.errors import NotFoundError
+
+    rows = client.get("/v1/containers", project=project, all=True)
+    known = {str(r.get("service") or "") for r in rows} - {""}
+    missing = [n for n in names if n not in known]
+    if missing:
+        from stackd.cli.cmd_run import stack_in_play
+
+        if stack_in_play(args):
+            from stackd.cli.main import load_stack
+
+            known |= set(load_stack(args).services)
+            missing = [n for n in names if n not in known]
+    if missing:
+        listed = ", ".join(sorted(known)) or "none (is the stack up?)"
+        raise NotFoundError(f"no such service: {', '.join(missing)} in project {project}",
+                            hint=f"its services are: {listed}")
+
+
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
@@ -58,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--tail {args.tail!r} is not a number", hint="use --tail 100 or all")
     project = project_of(args)
     with Client() as client:
+        if args.services:
+            check_services(client, args, project, args.services)
         follow_project(client, project, services=args.services, tail=tail,
                        timestamps=args.timestamps, follow=args.follow,
                        color=False if args.no_color else None, prefix=not args.no_log_prefix)

@@ -1,7 +1,7 @@
 """`stackd network ls | inspect NAME | rm NAME… | prune`: the host's stack networks.
 
 It reads and changes the state store and the host directly (not through the daemon's
-API, through `daemon.local.NetworkAdmin`): networks are host objects, and `rm`/`prune`
+API, through `daemon.host_verbs.NetworkAdmin`): networks are host objects, and `rm`/`prune`
 must work to clean up after a daemon that is gone.
 """
 
@@ -35,7 +35,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackd.daemon.local import NetworkAdmin
+    from stackd.daemon.host_verbs import NetworkAdmin
     from stackd.roots import Roots
 
     with NetworkAdmin(Roots.from_env()) as admin:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _in_use_layers() -> list[str]:
-    from stackd.daemon.local import in_use_layers
+    from stackd.daemon.host_verbs import in_use_layers
     from stackd.roots import Roots
 
     return in_use_layers(Roots.from_env())

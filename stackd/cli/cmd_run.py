@@ -57,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entrypoint", default=None, help="override the entrypoint")
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="accepted for compose's sake: output is always streamed, no TTY")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="keep stdin attached: ours goes to the container's")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="a pty of the container's, relayed to our terminal")
     service = p.add_argument_group("service run only")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
     service.add_argument("--no-deps", action="store_true",
@@ -201,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.errors import UsageError
 
+    if args.tty and args.no_tty:
+        raise UsageError("-t and -T contradict each other", hint="give one of them")
     if stack_in_play(args):
         path, body = "/v1/stacks/run", service_body(args)
     else:
@@ -210,7 +216,12 @@ def run(args: argparse.Namespace) -> int:
                              "stack file is in play here",
                              hint="run it where compose.yaml is, or give -f FILE")
         path, body = "/v1/containers/run", image_body(args)
+    if args.interactive or args.tty:
+        body.update(attach_body(args))
+        if body.get("image_run"):
+            body["image_run"].update(attach_body(args))
     name = None
+    attached = False
     with Client() as client:
         try:
             for item in client.stream("POST", path, json_body=body):
@@ -223,6 +234,10 @@ def run(args: argparse.Namespace) -> int:
                     if args.detach:
                         print(name)
                         return 0
+                    if args.interactive or args.tty:
+                        attached = attach_to(item["started"]["id"], args)
+                elif "line" in item and attached:
+                    continue  # came through the attachment already, byte for byte
                 elif "line" in item:
                     out = sys.stdout if item["stream"] == "stdout" else sys.stderr
                     out.write(item["line"] + "\n")
@@ -234,3 +249,34 @@ def run(args: argparse.Namespace) -> int:
                 client.post(f"/v1/containers/{name}/kill", signal="SIGTERM")
             return 130
     return 1
+
+
+def attach_body(args: argparse.Namespace) -> dict[str, Any]:
+    """-i/-t for the request: and our terminal's size, for the container's pty."""
+    import os
+
+    rows = cols = 0
+    if args.tty:
+        for fd in (0, 1):
+            try:
+                cols, rows = os.get_terminal_size(fd)
+                break
+            except OSError:
+                continue
+    return {"interactive": args.interactive, "tty": args.tty,
+            "console_rows": rows, "console_cols": cols}
+
+
+def attach_to(container_id: str, args: argparse.Namespace) -> bool:
+    """Relay our stdio to the started container until it exits (stackd.runtime.attach);
+    False if it could not be attached (then its output comes as lines)."""
+    from stackd.daemon.host_verbs import attach
+    from stackd.errors import ConflictError, NotFoundError, UnavailableError
+    from stackd.roots import Roots
+
+    sys.stdout.flush()
+    try:
+        attach(Roots.from_env(), container_id, stdin=args.interactive)
+    except (NotFoundError, ConflictError, UnavailableError):
+        return False  # gone already (a quick --rm): its lines follow on the stream
+    return True

@@ -30,8 +30,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "up": ("stackd.cli.cmd_up", "Create and start the stack's containers"),
     "down": ("stackd.cli.cmd_down", "Stop and remove the stack (-v: and its volumes)"),
     "ps": ("stackd.cli.cmd_ps", "List the stack's containers"),
+    "ls": ("stackd.cli.cmd_ls", "List stacks: their status and stack files"),
     "logs": ("stackd.cli.cmd_logs", "Show (-f: follow) the stack's logs"),
     "exec": ("stackd.cli.cmd_exec", "Run a command in a running service container"),
+    "cp": ("stackd.cli.cmd_cp", "Copy files between a service container and the host"),
     "run": ("stackd.cli.cmd_run", "Run a one-off container of a service, or of an image"),
     "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),
     "history": ("stackd.cli.cmd_history", "List the stack's applied revisions"),
@@ -41,6 +43,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "restart": ("stackd.cli.cmd_lifecycle", "Restart the stack's containers"),
     "kill": ("stackd.cli.cmd_lifecycle", "Send a signal to the stack's containers"),
     "rm": ("stackd.cli.cmd_lifecycle", "Remove the stack's stopped containers"),
+    "pause": ("stackd.cli.cmd_pause", "Pause (freeze) the stack's running containers"),
+    "unpause": ("stackd.cli.cmd_pause", "Unpause (thaw) the stack's paused containers"),
+    "stats": ("stackd.cli.cmd_stats", "Live CPU, memory and process counts of containers"),
     "top": ("stackd.cli.cmd_lifecycle", "Processes and usage of the stack's containers"),
     "port": ("stackd.cli.cmd_lifecycle", "Published ports of the stack's containers"),
     "wait": ("stackd.cli.cmd_lifecycle", "Wait for the stack's containers to exit"),
@@ -55,6 +60,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "login": ("stackd.cli.cmd_login", "Log in to a registry"),
     "image": ("stackd.cli.cmd_image", "Manage images: inspect, ls, rm, load, save, import, prune"),
     "network": ("stackd.cli.cmd_network", "Manage networks: ls, inspect, rm, prune"),
+    "container": ("stackd.cli.cmd_container",
+                  "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
+    "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
+    "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 
 

@@ -455,7 +455,8 @@ class Engine:
             out.append(StackStatus(
                 project=d.project, generation=d.generation,
                 phase=d.phase,
-                files=d.request.source.files or [], reconciles=st.reconciles,
+                files=d.request.source.files or [], cwd=d.request.source.cwd or "",
+                reconciles=st.reconciles,
                 last_result=st.last_result, last_error=st.last_error,
                 last_finished=st.last_finished))
         return out

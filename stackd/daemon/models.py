@@ -118,6 +118,7 @@ class StackStatus(BaseModel):
     generation: int
     phase: Literal["active", "removing"]
     files: list[str]
+    cwd: str = ""  # where the client ran `up`: relative files, and discovery, start here
     reconciles: int = 0
     last_result: Literal["", "ok", "requeue", "retry", "terminal"] = ""
     last_error: str = ""

@@ -126,6 +126,7 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
         "env": tuple(f"{k}={v}" for k, v in env.items()),
         "cwd": request.workdir or process.cwd,
         "user": request.user or process.user,
+        **request.attach_fields(terminal=process.terminal),
     })
     renamed = anonymous_volumes(slot, name.lower())
     paths = {volume_path(old): volume_path(new) for old, new in renamed.items()}

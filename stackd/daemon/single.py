@@ -47,6 +47,17 @@ class RunOptions(Request):
     user: str = Field(default="", max_length=256)
     rm: bool = False
     detach: bool = False
+    # -i / -t: the CLI attaches to the container through the runtime (`attach`);
+    # console_*: its terminal's size, given to the pty before the process starts.
+    interactive: bool = False
+    tty: bool = False
+    console_rows: int = Field(default=0, ge=0, le=10000)
+    console_cols: int = Field(default=0, ge=0, le=10000)
+
+    def attach_fields(self, *, terminal: bool = False) -> dict[str, Any]:
+        """The ProcessSpec fields -i/-t set (`terminal`: the service's own tty:)."""
+        return {"terminal": self.tty or terminal, "stdin_open": self.interactive or self.tty,
+                "console_rows": self.console_rows, "console_cols": self.console_cols}
 
 
 class RunRequest(RunOptions):
@@ -105,7 +116,8 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
         process=ProcessSpec(args=tuple(args), env=tuple(env),
                             cwd=request.workdir or cfg.working_dir or "/",
                             user=request.user or cfg.user, init=request.init,
-                            rlimits=tuple(_ulimit(u) for u in request.ulimit)),
+                            rlimits=tuple(_ulimit(u) for u in request.ulimit),
+                            **request.attach_fields()),
         hostname=hostname,
         mounts=tuple(mounts) + tuple(_tmpfs(t) for t in request.tmpfs), files=files,
         namespaces=Namespaces(net=net),

@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import signal
+import struct
 import termios
 import traceback
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from stackd.errors import HostError, SpecError, StackdError
 from stackd.runtime import rootfs
 from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.exec_helper import open_console
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
 
@@ -43,6 +45,9 @@ class ChildPipes:
     stdout: int
     stderr: int
     tty: bool
+    # With a TTY: the socket the pty master goes back to the monitor on. The pty is
+    # opened inside, from the container's own devpts, so `tty` names /dev/pts/N there.
+    console: int | None = None
 
 
 def _report(fd: int, error: BaseException) -> None:
@@ -87,6 +92,10 @@ def _namespaces(spec: ContainerSpec) -> None:
         elif value != "host":
             _setns_path(value, sc.NAMESPACE_FLAGS[kind])
     sc.unshare(flags)
+    if ns.net == "new":
+        # Ours alone (network_mode none, --network none, a build's RUN): loopback only,
+        # but up, as Docker gives it.
+        sc.loopback_up()
 
 
 def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
@@ -96,7 +105,8 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
-    _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr})
+    _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr,
+                      *([pipes.console] if pipes.console is not None else [])})
     if nofile is not None:  # only now: we held more descriptors than it allows
         resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
 
@@ -130,6 +140,14 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         return 0
     if spec.namespaces.cgroup != "host":
         sc.unshare(sc.CLONE_NEWCGROUP)
+    if pipes.console is not None:
+        # Before "R": the monitor takes the master when it hears that.
+        slave = open_console(pipes.console)
+        os.close(pipes.console)
+        if spec.process.console_rows and spec.process.console_cols:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack(
+                "HHHH", spec.process.console_rows, spec.process.console_cols, 0, 0))
+        pipes.stdin = pipes.stdout = pipes.stderr = slave
     # "created": the namespaces exist (networking may be attached now); wait for start.
     os.write(pipes.ready_w, b"R")
     if os.read(pipes.start_r, 1) != b"S":

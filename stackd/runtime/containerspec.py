@@ -33,6 +33,12 @@ class ProcessSpec(_Frozen):
     user: str = ""
     additional_groups: tuple[str, ...] = ()
     terminal: bool = False
+    # docker's OpenStdin (`run -i`): stdin is a pipe whose write end, like a terminal's
+    # master, goes to the first client that attaches (`attach`); its output meanwhile
+    # is kept for that client.
+    stdin_open: bool = False
+    console_rows: int = Field(default=0, ge=0, le=10000)  # the pty's size at start
+    console_cols: int = Field(default=0, ge=0, le=10000)
     rlimits: tuple[Rlimit, ...] = ()
     # A small reaping init runs as PID 1 and the process as its child (`init: true`).
     init: bool = False

@@ -276,9 +276,10 @@ def _watch(session: int, child: int, pidfd: int) -> int:
                 signal.pidfd_send_signal(pidfd, int(json.loads(data)["signal"]))
 
 
-def _open_console(session: int) -> int:  # pragma: no cover - child
-    """A pty from the container's devpts; the master goes to the caller, the slave is
-    returned."""
+def open_console(session: int) -> int:  # pragma: no cover - child
+    """A pty from the container's devpts (we are inside its mount namespace); the master
+    goes over the socket `session` (as runc's console socket), the slave is returned.
+    Used for an exec'd process and for a container's PID 1 (child.py)."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
@@ -318,7 +319,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
         os.setsid()
         stdio = launch.stdio
         if req.tty:
-            slave = _open_console(session)
+            slave = open_console(session)
             os.fchown(slave, user.uid, -1)
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
             stdio = (slave, slave, slave)

@@ -21,7 +21,7 @@ or inspect containers, only to change them.
 from __future__ import annotations
 
 import argparse
-import fcntl
+import base64
 import json
 import os
 import resource
@@ -30,7 +30,6 @@ import shutil
 import signal
 import socket
 import stat
-import struct
 import sys
 import time
 import traceback
@@ -79,13 +78,12 @@ MAX_REQUEST = 16 * 1024 * 1024
 # round. At an exit, the pipe is drained up to DRAIN_BUDGET: all it can hold.
 PUMP_BUDGET = 256 * 1024
 DRAIN_BUDGET = 4 * 1024 * 1024
+ATTACH_BACKLOG = 1024 * 1024
 TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
 # How long a new monitor waits for the keeper to record an adopted container's exit.
 KEEPER_WAIT_SECONDS = 0.5
 SIGNALS = {s.name: s for s in signal.Signals}
-TIOCGPTN = 0x80045430  # not in Python's termios module
-TIOCSPTLCK = 0x40045431
 
 # A SIGKILLed adopted container is gone within moments; bounded, so a process stuck
 # in the kernel never stalls the monitor.
@@ -103,6 +101,12 @@ class Container:
     ready_r: int | None
     log: LogWriter
     streams: dict[int, str] = field(default_factory=dict)  # open output fd → stream name
+    console: int | None = None  # where the child sends its pty master (a TTY container)
+    master: int | None = None  # that master, once received (also in `streams`)
+    stdin_w: int | None = None  # stdin_open without a TTY: the write end, until attached
+    attached: list[Client] = field(default_factory=list)  # clients `attach` streams to
+    # stdin_open: output from the start until the first attach (ATTACH_BACKLOG at most)
+    backlog: list[tuple[str, bytes]] | None = None
     exit: ExitStatus | None = None
     waiters: list[Client] = field(default_factory=list)
     # Left running by a monitor that was killed, and taken over by this one: not our
@@ -313,6 +317,8 @@ class Monitor:
         c = client.waiting_on
         if c is not None and client in c.waiters:
             c.waiters.remove(client)
+        if c is not None and client in c.attached:
+            c.attached.remove(client)
         client.waiting_on = None
         client.sock.close()
 
@@ -423,14 +429,17 @@ class Monitor:
             client.waiting_on = c
             c.waiters.append(client)
             return None
+        if op == "attach":
+            self.attach(self.get(cid), client)
+            return None
         if op == "delete":
             return self.delete(cid, bool(request.get("force")),
                                keep_logs=bool(request.get("keep_logs")))
         if op == "repair":
             return {"ok": True, "repaired": self.repair(ContainerPaths(self.roots, cid))}
         raise UsageError(f"runtime monitor: unknown request {op!r}",
-                         hint="use create, start, kill, wait, delete, repair, ping, hold "
-                         "or shutdown")
+                         hint="use create, start, kill, wait, attach, delete, repair, ping, "
+                         "hold or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)
@@ -479,26 +488,39 @@ class Monitor:
         ready_r, ready_w = os.pipe()
         start_r, start_w = os.pipe()
         made += [ready_r, ready_w, start_r, start_w]
+        console: tuple[int, int] | None = None
+        stdin_w = -1
         if spec.process.terminal:
-            master, slave = _open_pty()
-            made += [master, slave]
-            ends = {"stdin": slave, "stdout": slave, "stderr": slave}
-            outputs = {master: "stdout"}
+            # The child opens the pty from the container's devpts and sends the master
+            # here before it says "R" (`_take_console`).
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            console = (mine.detach(), theirs.detach())
+            made += list(console)
+            ends = {"stdin": self.devnull, "stdout": self.devnull, "stderr": self.devnull}
+            outputs: dict[int, str] = {}
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             made += [out_r, out_w, err_r, err_w]
             ends = {"stdin": self.devnull, "stdout": out_w, "stderr": err_w}
             outputs = {out_r: "stdout", err_r: "stderr"}
+            if spec.process.stdin_open:
+                stdin_r, stdin_w = os.pipe()
+                made += [stdin_r, stdin_w]
+                ends["stdin"] = stdin_r
         pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
-                                 **ends)
+                                 console=console[1] if console else None, **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
         pid = self._fork_in_pid_namespace(spec, paths, plan, pipes)
-        for fd in {ready_w, start_r, *ends.values()} - {self.devnull}:
+        theirs_end = {console[1]} if console else set()
+        for fd in {ready_w, start_r, *ends.values(), *theirs_end} - {self.devnull}:
             _close(fd)
             made.remove(fd)
         c = Container(spec=spec, paths=paths, cgroup=cgroup, pid=pid,
-                      pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log)
+                      pidfd=os.pidfd_open(pid), start_w=start_w, ready_r=ready_r, log=log,
+                      console=console[0] if console else None,
+                      stdin_w=stdin_w if spec.process.stdin_open and not console else None,
+                      backlog=[] if spec.process.stdin_open else None)
         made.clear()  # from here on the Container owns the descriptors
         try:
             # While the child builds its rootfs: the cgroup, its limits, the move.
@@ -625,6 +647,7 @@ class Monitor:
         if self.sel.get_map().get(fd) is not None:
             self.sel.unregister(fd)
         if pending.want == b"R":  # a create
+            self._take_console(c)
             if problem is None:
                 try:
                     write_json(c.paths.state, {
@@ -654,6 +677,26 @@ class Monitor:
                 return
         self.reply(pending.client, protocol.error_reply(problem))
 
+    def _take_console(self, c: Container) -> None:
+        """A TTY container's pty master, sent by its child before "R": from now on its
+        output, as a pipe's is otherwise."""
+        if c.console is None:
+            return
+        sock = socket.socket(fileno=c.console)
+        c.console = None
+        try:
+            sock.setblocking(False)
+            _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+        except OSError:
+            fds = []  # the child failed before: its report says why
+        finally:
+            sock.close()
+        for master in fds:
+            os.set_blocking(master, False)
+            c.master = master
+            c.streams[master] = "stdout"
+            self.sel.register(master, selectors.EVENT_READ, ("output", c))
+
     def _cancel_pending(self, c: Container) -> None:
         """The container goes (a delete) while a create or start of it waits."""
         pending = self.pending.get(c.ready_r) if c.ready_r is not None else None
@@ -665,6 +708,45 @@ class Monitor:
         self.reply(pending.client, protocol.error_reply(ConflictError(
             f"container {c.spec.id!r} was deleted while it was being set up")))
 
+    def attach(self, c: Container, client: Client) -> None:
+        """`stackd run -i/-t`: the client gets the container's input end (the pty master,
+        or the stdin pipe's write end, which only the first attach gets: its close is
+        the process's EOF) by SCM_RIGHTS with the reply, then every output chunk —
+        what was kept since the start first — as {"stream", "data": base64} lines, and
+        at the exit the exit line a `wait` gets."""
+        if c.backlog is None:
+            raise ConflictError(f"container {c.spec.id!r} was not created to be attached",
+                                hint="run it with -i or -t")
+        fds = [c.master] if c.master is not None else [c.stdin_w] if c.stdin_w else []
+        self.clients.pop(client.sock.fileno(), None)
+        self.sel.modify(client.sock, selectors.EVENT_READ, ("waiter", client))
+        client.sock.settimeout(5)  # a client that stopped reading must not wedge us
+        try:
+            socket.send_fds(client.sock, [protocol.encode(
+                {"ok": True, "tty": c.master is not None, "input": bool(fds)})], fds)
+        except OSError:
+            self.drop(client)
+            return
+        if c.stdin_w is not None:
+            _close(c.stdin_w)  # the client holds the only write end now
+            c.stdin_w = None
+        backlog, c.backlog = c.backlog, []
+        for stream, data in backlog:
+            self._send_output(client, stream, data)
+        if c.exit is not None:
+            self.reply(client, {"ok": True, "exit": c.exit.to_json()})
+            return
+        client.waiting_on = c
+        c.waiters.append(client)
+        c.attached.append(client)
+
+    def _send_output(self, client: Client, stream: str, data: bytes) -> None:
+        try:
+            client.sock.sendall(protocol.encode(
+                {"stream": stream, "data": base64.b64encode(data).decode()}))
+        except OSError:
+            self.drop(client)
+
     def kill(self, c: Container, signame: str) -> dict[str, Any]:
         sig = _signal(signame)
         if c.exit is None:
@@ -672,6 +754,10 @@ class Monitor:
                 signal.pidfd_send_signal(c.pidfd, sig)
             except ProcessLookupError:
                 pass
+            if sig == signal.SIGKILL and c.cgroup.frozen():
+                # A paused container is killed as docker kills one: thawed, so the
+                # SIGKILL takes (v1's freezer holds it back), and stop/down finish.
+                c.cgroup.kill_all()
         return {"ok": True}
 
     def delete(self, cid: str, force: bool, keep_logs: bool = False) -> dict[str, Any]:
@@ -821,6 +907,11 @@ class Monitor:
                 self.complain("disk-full-log", "container output is being dropped: no space "
                               f"left for the logs under {self.roots.state}")
             budget -= len(data)
+            if c.attached:
+                for client in list(c.attached):
+                    self._send_output(client, stream, data)
+            elif c.backlog is not None and sum(len(d) for _, d in c.backlog) < ATTACH_BACKLOG:
+                c.backlog.append((stream, data))
 
     def reap(self) -> None:
         while True:
@@ -896,7 +987,7 @@ class Monitor:
             _close(stream_fd)
         c.streams.clear()
         c.log.close()
-        for fd in (c.pidfd, c.start_w, c.ready_r):
+        for fd in (c.pidfd, c.start_w, c.ready_r, c.console, c.stdin_w):
             if fd is not None:
                 _close(fd)
         self.containers.pop(c.spec.id, None)
@@ -960,21 +1051,6 @@ def _signal(name: object) -> int:
     if key not in SIGNALS:
         raise UsageError(f"unknown signal {name!r}", hint=hint)
     return int(SIGNALS[key])
-
-
-def _open_pty() -> tuple[int, int]:
-    """A pty pair opened with O_NOCTTY on both ends. We are a session leader without a
-    controlling terminal: a tty opened without it would become ours, and its hang-up
-    would then signal us (os.openpty leaves that to the C library)."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
-        slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    except BaseException:
-        os.close(master)
-        raise
-    return master, slave
 
 
 class _NoReport(HostError):

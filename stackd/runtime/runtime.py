@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stackd.errors import NotFoundError
+from stackd.errors import ConflictError, NotFoundError
 from stackd.roots import Roots
 from stackd.runtime import logfile
 from stackd.runtime.cgroups import manager_for
@@ -119,6 +119,15 @@ class Runtime:
     async def stats(self, container_id: str) -> Stats:
         await self.inspect(container_id)
         return manager_for(self.roots.id, container_id).stats()
+
+    async def pause(self, container_id: str, paused: bool = True) -> None:
+        """Freeze (or thaw) every process of a running container: the cgroup freezer.
+        A SIGKILL (kill, stop's last step, delete) still ends a paused container."""
+        state = await self.inspect(container_id)
+        if state.status != "running":
+            raise ConflictError(f"container {state.name} is not running",
+                                hint="only a running container can be paused")
+        await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).freeze, paused)
 
     def log_path(self, container_id: str) -> Path:
         return self._paths(container_id).log

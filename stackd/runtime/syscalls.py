@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import platform
+import socket
+import struct
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -101,6 +104,16 @@ def pivot_root(new_root: str, put_old: str) -> None:
     nr = _SYS_PIVOT_ROOT[platform.machine()]
     _check(_libc.syscall(ctypes.c_long(nr), new_root.encode(), put_old.encode()),
            "pivot_root", new_root)
+
+
+def loopback_up() -> None:
+    """Set `lo` of our network namespace up (SIOCSIFFLAGS, as `ip link set lo up`): a new
+    namespace's lo starts down, and programs expect 127.0.0.1 to answer."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = fcntl.ioctl(s, siocgifflags, struct.pack("16sH22x", b"lo", 0))
+        flags = struct.unpack("16sH22x", ifreq)[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
 
 
 def sethostname(name: str) -> None:

@@ -46,7 +46,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "gitops": ("reconciler", "spec", "state"),
     "daemon": ("reconciler", "scheduler", "spec", "runtime", "images", "netbridge", "state",
                "hostinfo"),
-    # The CLI reaches the host through the daemon (its API, or daemon.local for the
+    # The CLI reaches the host through the daemon (its API, or daemon.host_verbs for the
     # verbs that must work without one); stack files and image verbs it handles itself.
     "cli": ("daemon", "spec", "scheduler", "images"),
     "__main__": ("cli",),

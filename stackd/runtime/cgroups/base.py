@@ -41,7 +41,13 @@ class CgroupManager(Protocol):
     def oom_kills(self) -> int:
         """How many processes the kernel's OOM killer took from this cgroup."""
 
-    def kill_all(self) -> None: ...
+    def freeze(self, frozen: bool) -> None:
+        """Freeze every process of the container (`stackd pause`), or thaw them."""
+
+    def frozen(self) -> bool: ...
+
+    def kill_all(self) -> None:
+        """SIGKILL every process, frozen ones too."""
 
     def destroy(self) -> None:
         """Remove the cgroup everywhere (it must hold no process). The stackd/<root id>

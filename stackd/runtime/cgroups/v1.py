@@ -1,6 +1,7 @@
 """cgroup v1: one hierarchy per controller (memory, cpu, cpuacct, pids, cpuset, devices),
-as these hosts mount them. The freezer is left out: nothing uses it, and every
-hierarchy joined costs an RCU grace period at start.
+as these hosts mount them. The freezer is not joined at start (every hierarchy joined
+costs an RCU grace period there): `freeze` (`stackd pause`) makes the container's
+freezer cgroup then and moves its processes in.
 
 On a hybrid host the v1 hierarchies carry the controllers and the cgroup2 mount is
 not used.
@@ -8,6 +9,10 @@ not used.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +24,8 @@ from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
+FREEZER = "freezer"
+FREEZE_TIMEOUT = 5.0
 
 
 class CgroupV1:
@@ -29,13 +36,15 @@ class CgroupV1:
         # controller → this container's directory in the hierarchy holding it
         self.dirs = {c: hierarchies[c] / relpath for c in CONTROLLERS if c in hierarchies}
         self.mounts = {c: hierarchies[c] for c in CONTROLLERS if c in hierarchies}
+        self.freezer = hierarchies[FREEZER] / relpath if FREEZER in hierarchies else None
 
     def _unique_dirs(self) -> list[Path]:
         # cpu and cpuacct may share one mount; each directory once.
         return sorted(set(self.dirs.values()))
 
     def paths(self) -> list[Path]:
-        return self._unique_dirs() + (self.unified.paths() if self.unified else [])
+        frozen = [self.freezer] if self.freezer is not None and self.freezer.is_dir() else []
+        return self._unique_dirs() + frozen + (self.unified.paths() if self.unified else [])
 
     def create(self) -> None:
         base.retry_if_parent_vanishes(self._create)
@@ -103,14 +112,57 @@ class CgroupV1:
             return 0
         return base.read_keyed(mem / "memory.oom_control").get("oom_kill", 0)
 
+    def freeze(self, frozen: bool) -> None:
+        """Freeze (or thaw) every process of the container. Its processes are moved into
+        its freezer cgroup first, again until none is left out: one may fork meanwhile."""
+        if self.freezer is None:
+            raise HostError("the freezer cgroup controller is not mounted on this host",
+                            hint="mount the cgroup v1 freezer hierarchy")
+        if not frozen:
+            if self.freezer.is_dir():
+                base.write(self.freezer / "freezer.state", "THAWED")
+            return
+        self.freezer.mkdir(parents=True, exist_ok=True)
+        procs = self.freezer / "cgroup.procs"
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while True:
+            inside = set(base.read_procs(procs))
+            for pid in (p for p in self.pids() if p not in inside):
+                try:
+                    base.write(procs, str(pid))
+                except HostError:
+                    pass  # it exited meanwhile
+            base.write(self.freezer / "freezer.state", "FROZEN")
+            while base.read(self.freezer / "freezer.state").strip() != "FROZEN":
+                if time.monotonic() > deadline:
+                    base.write(self.freezer / "freezer.state", "THAWED")
+                    raise HostError("the container's processes did not freeze in time",
+                                    hint="retry; a process in uninterruptible sleep delays it")
+                time.sleep(0.005)
+            if set(self.pids()) <= set(base.read_procs(procs)):
+                return
+            base.write(self.freezer / "freezer.state", "THAWED")  # one slipped out: again
+
+    def frozen(self) -> bool:
+        return (self.freezer is not None and self.freezer.is_dir()
+                and base.read(self.freezer / "freezer.state").strip() != "THAWED")
+
     def kill_all(self) -> None:
         if self.unified:
             self.unified.kill_all()
+        if self.frozen():
+            # v1's freezer: a frozen task takes its SIGKILL only once thawed.
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.freeze(False)
         for d in self._unique_dirs():
             base.kill_procs(d / "cgroup.procs")
 
     def destroy(self) -> None:
         for d in self._unique_dirs():
             base.rmdir_retrying(d)
+        if self.freezer is not None and self.freezer.is_dir():
+            base.rmdir_retrying(self.freezer)
         if self.unified:
             self.unified.destroy()

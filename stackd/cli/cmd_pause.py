@@ -1,0 +1,42 @@
+"""`stackd pause [SERVICE…]` / `stackd unpause [SERVICE…]`: freeze and thaw the stack's
+running containers (the cgroup freezer), as compose's pause/unpause.
+
+Straight through the runtime from this process, like exec: the container is found
+through the daemon, its cgroup frozen here. A paused container still ends on SIGKILL
+(`kill`, the last step of `stop`/`down`)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Pause (freeze) the stack's running containers; unpause thaws them"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackd.cli.client import Client
+    from stackd.cli.stackref import project_of
+    from stackd.daemon.host_verbs import pause
+    from stackd.errors import NotFoundError
+    from stackd.roots import Roots
+
+    project = project_of(args)
+    with Client() as client:
+        rows = client.get("/v1/containers", project=project, all=False)
+    if args.services:
+        missing = set(args.services) - {r["service"] for r in rows}
+        if missing:
+            raise NotFoundError(f"no running container of {', '.join(sorted(missing))} "
+                                f"in project {project}", hint="see `stackd ps -a`")
+        rows = [r for r in rows if r["service"] in args.services]
+    if not rows:
+        raise NotFoundError(f"project {project} has no running container",
+                            hint="see `stackd ps -a`")
+    roots = Roots.from_env()
+    for row in rows:
+        pause(roots, row["id"], args.verb == "pause")
+        print(row["name"])
+    return 0

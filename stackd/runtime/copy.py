@@ -1,0 +1,175 @@
+"""`stackd cp`: files between the host and a running container, through its root.
+
+The container's root is its PID 1's (`/proc/<pid>/root`: its mounts, volumes
+included, as the container sees them). Every path of the container is resolved
+inside that root by `inroot.resolve` (symlinks followed as the container would,
+absolute ones from its root, `..` never above it) and acted on through the
+descriptors that come back: a file is opened by `/proc/self/fd/N` of its own O_PATH
+descriptor or created with O_NOFOLLOW in its parent's, a directory is walked from
+its descriptor. The image and the running container are hostile: a link `/etc ->
+/<host dir>` leads to that directory *inside* the container, never to the host's.
+
+Symlinks inside a copied tree are copied as links (their text), as `docker cp` does;
+the host side is the user's own and is treated as ordinary paths, except that what is
+written there from the container never follows a link that is already in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+
+from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
+from stackd.runtime.inroot import open_root, proc_path, resolve
+from stackd.runtime.model import ContainerState
+
+_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def container_root(state: ContainerState) -> int:
+    """An O_PATH descriptor of the running container's root, as its PID 1 sees it."""
+    if state.status != "running" or not state.pid:
+        raise ConflictError(f"container {state.name} is not running",
+                            hint="start it first (`stackd start`)")
+    try:
+        return open_root(f"/proc/{state.pid}/root")
+    except OSError as err:
+        raise ConflictError(f"cannot reach the root of container {state.name}: "
+                            f"{err.strerror}", hint="the container may have just exited") from None
+
+
+def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False) -> str:
+    """Copy `path` of the container to `dest` on the host (into it, if it is a
+    directory); returns the host path written."""
+    try:
+        found = resolve(root_fd, path, follow_last=follow)
+    except (FileNotFoundError, NotADirectoryError):
+        found = None
+    except OSError as err:
+        raise _error(err, f"{path} in the container") from None
+    if found is None or found.fd is None:
+        if found is not None:
+            found.close()
+        raise NotFoundError(f"no such file in the container: {path}",
+                            hint="paths are the container's, e.g. svc:/etc/hostname")
+    with found:
+        assert found.fd is not None
+        name = found.name or "root"
+        target = os.path.join(dest, name) if os.path.isdir(dest) else dest
+        try:
+            _out(found.fd, target)
+        except OSError as err:
+            raise _error(err, target) from None
+    return target
+
+
+def _out(fd: int, target: str) -> None:
+    """Copy the file `fd` (O_PATH, not followed) to the host path `target`."""
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode):
+        src = os.open(proc_path(fd), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            out = os.open(target, _NEW, stat.S_IMODE(st.st_mode))
+            try:
+                _pump(src, out)
+                os.fchmod(out, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(out)
+        finally:
+            os.close(src)
+    elif stat.S_ISDIR(st.st_mode):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(target, 0o700)
+        if os.path.islink(target) or not os.path.isdir(target):
+            raise OSError(errno.ENOTDIR, "exists and is not a directory", target)
+        src = os.open(proc_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for entry in sorted(os.listdir(src)):
+                child = os.open(entry, _PATH, dir_fd=src)
+                try:
+                    _out(child, os.path.join(target, entry))
+                finally:
+                    os.close(child)
+        finally:
+            os.close(src)
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+    elif stat.S_ISLNK(st.st_mode):
+        text = os.readlink("", dir_fd=fd)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.islink(target):
+                os.unlink(target)
+        os.symlink(text, target)
+    # devices, fifos, sockets: not copied (neither does docker cp without a tar)
+
+
+def copy_in(root_fd: int, src: str, path: str) -> str:
+    """Copy the host's `src` to `path` in the container (into it, if that is a
+    directory there); returns the container path written."""
+    if not os.path.lexists(src):
+        raise NotFoundError(f"no such file on the host: {src}", hint="check the path")
+    try:
+        found = resolve(root_fd, path, follow_last=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFoundError(f"the directory of {path} does not exist in the container",
+                            hint="create it first, e.g. with `stackd exec SVC mkdir -p`") from None
+    except OSError as err:
+        raise _error(err, f"{path} in the container") from None
+    with found:
+        into_dir = found.fd is not None and stat.S_ISDIR(os.fstat(found.fd).st_mode)
+        try:
+            if into_dir:
+                assert found.fd is not None
+                base = os.path.basename(os.path.normpath(src))
+                _in(src, found.fd, base)
+                return os.path.join(path, base)
+            _in(src, found.parent, found.name)
+        except OSError as err:
+            raise _error(err, f"{path} in the container") from None
+    return path
+
+
+def _in(src: str, dir_fd: int, name: str) -> None:
+    """Copy the host path `src` to `name` in the container directory `dir_fd`."""
+    if not name:
+        raise UsageError("cannot copy over the container's root", hint="name a path in it")
+    st = os.lstat(src)
+    if stat.S_ISLNK(st.st_mode):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)  # a link, not what it points at
+        os.symlink(os.readlink(src), name, dir_fd=dir_fd)
+    elif stat.S_ISREG(st.st_mode):
+        with open(src, "rb") as f:
+            out = os.open(name, _NEW, stat.S_IMODE(st.st_mode), dir_fd=dir_fd)
+            try:
+                _pump(f.fileno(), out)
+                os.fchmod(out, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(out)
+    elif stat.S_ISDIR(st.st_mode):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o700, dir_fd=dir_fd)
+        sub = os.open(name, _PATH | os.O_DIRECTORY, dir_fd=dir_fd)
+        try:
+            for entry in sorted(os.listdir(src)):
+                _in(os.path.join(src, entry), sub, entry)
+            os.chmod(proc_path(sub), stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(sub)
+
+
+def _pump(src: int, dst: int) -> None:
+    while chunk := os.read(src, 1 << 20):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view):]
+
+
+def _error(err: OSError, where: str) -> HostError:
+    if err.errno == errno.ELOOP:
+        return HostError(f"{where}: too many symlinks, or a link that is not allowed "
+                         "(a /proc magic link, or a link where a file is written)",
+                         hint="copy the path the link leads to")
+    return HostError(f"cannot copy {where}: {err.strerror}", hint="check the path and the space")

@@ -1,0 +1,476 @@
+"""Compose users' habits, end to end with the real daemon and runtime: stdin and TTYs
+for exec, `lo` under network_mode none, and the verbs compose users reach for."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+STACK = f"""\
+name: habits
+services:
+  box:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    volumes: [data:/data]
+  alone:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    network_mode: none
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+volumes:
+  data: {{}}
+"""
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    if not reconciler_ready():
+        pytest.skip("the reconciler has no desired-state builder yet")
+    work = tmp_path / "habits"
+    work.mkdir()
+    (work / "compose.yaml").write_text(STACK)
+    with torn_down(CLI(no_leaks, work)) as cli:
+        cli("up", "-d")
+        yield cli
+
+
+def piped(cli: CLI, stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "stackd", *args], cwd=cli.cwd,
+                          env=cli.env(), input=stdin, capture_output=True, timeout=60)
+
+
+class Terminal:
+    """The CLI with a real terminal as stdin/stdout/stderr (and controlling tty, so a
+    window-size change reaches it as SIGWINCH), as a user's shell would give it."""
+
+    def __init__(self, cli: CLI, *args: str, rows: int, cols: int) -> None:
+        self.master, slave = os.openpty()
+        self.resize(rows, cols, fd=slave)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stackd", *args], cwd=cli.cwd, env=cli.env(),
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        self.output = b""
+
+    def resize(self, rows: int, cols: int, fd: int | None = None) -> None:
+        fcntl.ioctl(self.master if fd is None else fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", rows, cols, 0, 0))
+
+    def read_until(self, text: bytes, timeout: float = 30) -> bytes:
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:  # EIO: the CLI and everything on the tty are gone
+                    break
+                if not data:
+                    break
+                self.output += data
+        assert text in self.output, self.output
+        return self.output
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self.master)
+
+
+def test_exec_forwards_stdin_without_a_tty(stack: CLI) -> None:
+    r = piped(stack, b"hi\n", "exec", "-T", "box", "cat")
+    assert (r.returncode, r.stdout) == (0, b"hi\n"), r.stderr
+    # The default (no -T) with a pipe for stdin is the same: no TTY to relay to.
+    r = piped(stack, b"line one\nline two\n", "exec", "box", "wc", "-l")
+    assert r.stdout.strip() == b"2", r.stderr
+    # stdin's EOF is the process's EOF; its exit code is ours.
+    r = piped(stack, b"", "exec", "-T", "box", "sh", "-c", "cat; exit 4")
+    assert (r.returncode, r.stdout) == (4, b"")
+
+
+def test_exec_it_gets_a_pty_that_follows_the_window_size(stack: CLI) -> None:
+    term = Terminal(stack, "exec", "-it", "box", "sh", "-c",
+                    "tty; stty size; echo ready; read x; stty size; echo done",
+                    rows=31, cols=97)
+    try:
+        out = term.read_until(b"ready")
+        assert b"/dev/pts/" in out and b"31 97" in out, out
+        term.resize(40, 120)
+        time.sleep(0.5)  # SIGWINCH reaches the CLI, which passes the size on
+        os.write(term.master, b"\n")
+        out = term.read_until(b"done")
+        assert b"40 120" in out, out
+    finally:
+        code = term.close()
+    assert code == 0, term.output
+
+
+def test_exec_tty_passes_ctrl_c_and_ctrl_d_to_the_process(stack: CLI) -> None:
+    term = Terminal(stack, "exec", "-it", "box", "sh", "-c",
+                    "trap 'echo got-int' INT; echo ready; while read x; do :; done; "
+                    "echo eof; exit 5", rows=24, cols=80)
+    try:
+        term.read_until(b"ready")
+        os.write(term.master, b"\x03")  # Ctrl-C: SIGINT to the process, not to us
+        term.read_until(b"got-int")
+        os.write(term.master, b"\x04")  # Ctrl-D: EOF to its read
+        term.read_until(b"eof")
+    finally:
+        code = term.close()
+    assert code == 5, term.output
+
+
+def lo_flags(cli: CLI, *argv: str) -> int:
+    r = cli(*argv, "cat", "/sys/class/net/lo/flags")
+    return int(r.stdout.strip(), 16)
+
+
+def test_lo_is_up_under_network_mode_none_and_run_network_none(stack: CLI) -> None:
+    iff_up = 0x1
+    assert lo_flags(stack, "exec", "-T", "alone") & iff_up
+    # Loopback answers: a server on 127.0.0.1 reached from the same container.
+    r = stack("exec", "-T", "alone", "sh", "-c",
+              "nc -l -p 7000 -e echo pong & sleep 0.3; nc 127.0.0.1 7000 </dev/null")
+    assert "pong" in r.stdout, r.stderr
+    image_run = CLI(stack.roots, stack.cwd.parent)  # no stack file: docker run
+    assert lo_flags(image_run, "run", "--rm", "--network", "none", DEMO_IMAGE) & iff_up
+
+
+def test_logs_of_a_service_that_does_not_exist_says_so(stack: CLI) -> None:
+    r = stack("logs", "nosuch", check=False)
+    assert r.returncode == 1, r
+    assert "no such service: nosuch in project habits" in r.stderr, r.stderr
+    assert "alone, box" in r.stderr, r.stderr
+    stack("logs", "box")  # a real one still works
+    r = stack("exec", "-T", "nosuch", "true", check=False)  # exec says the same
+    assert r.returncode == 1 and "no such service: nosuch" in r.stderr, r.stderr
+    stack("stop", "alone")
+    r = stack("exec", "-T", "alone", "true", check=False)  # a real one, not running
+    assert r.returncode == 1 and "no running container habits-alone-1" in r.stderr
+
+
+def test_ls_lists_the_stack_with_its_status_and_files(stack: CLI) -> None:
+    out = stack("ls").stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATUS", "CONFIG", "FILES"], out
+    row = next(line for line in out if line.startswith("habits "))
+    assert "running(2)" in row and str(stack.cwd / "compose.yaml") in row, out
+    (entry,) = [r for r in json.loads(stack("ls", "--format", "json").stdout)
+                if r["name"] == "habits"]
+    assert entry["files"] == [str(stack.cwd / "compose.yaml")], entry
+    stack("stop")
+    assert "exited(2)" in stack("ls", "-a").stdout  # still desired: shown either way
+    assert stack("ls", "-q").stdout.split() == ["habits"]
+
+
+def test_version_names_client_and_daemon(stack: CLI) -> None:
+    from stackd import __version__
+
+    out = stack("version").stdout
+    assert f"stackd client: {__version__}" in out, out
+    daemon = json.loads(stack("version", "--format", "json").stdout)["daemon"]
+    assert daemon["pid"] == stack.daemon_pid() and daemon["version"] == __version__
+
+
+def volumes(cli: CLI) -> dict[str, dict]:
+    return {v["name"]: v for v in json.loads(cli("volume", "ls", "--format", "json").stdout)}
+
+
+def test_volume_ls_inspect_create_rm_prune(stack: CLI) -> None:
+    rows = volumes(stack)
+    assert rows["habits_data"]["containers"] == ["habits-box-1"], rows
+    assert rows["habits_data"]["project"] == "habits"
+    assert "habits_data" in stack("volume", "ls").stdout
+
+    assert stack("volume", "create", "scratch").stdout.strip() == "scratch"
+    (info,) = json.loads(stack("volume", "inspect", "scratch").stdout)
+    mountpoint = Path(info["mountpoint"])
+    assert mountpoint.is_dir() and info["containers"] == [], info
+    (mountpoint / "kept").write_text("x")
+    stack("volume", "create", "scratch")  # again: it exists, nothing lost
+    assert (mountpoint / "kept").read_text() == "x"
+
+    # In use: refused, with the container named; the data stays.
+    r = stack("volume", "rm", "habits_data", check=False)
+    assert r.returncode == 1 and "in use by habits-box-1" in r.stderr, r.stderr
+    assert "habits_data" in volumes(stack)
+    r = stack("volume", "rm", "nosuch", check=False)
+    assert r.returncode == 1 and "no volume 'nosuch'" in r.stderr, r.stderr
+    r = stack("volume", "rm", "../..", check=False)
+    assert r.returncode == 2 and "not valid" in r.stderr, r.stderr
+
+    assert stack("volume", "rm", "scratch").stdout.strip() == "scratch"
+    assert not mountpoint.exists() and "scratch" not in volumes(stack)
+
+    stack("volume", "create", "unused")
+    r = stack("volume", "prune", check=False)  # no terminal to ask on: -f needed
+    assert r.returncode == 2 and "-f" in r.stderr and "unused" in volumes(stack)
+    out = stack("volume", "prune", "-f").stdout
+    assert "unused" in out and "habits_data" not in out, out
+    assert set(volumes(stack)) == {"habits_data"}
+
+
+def test_cp_both_ways_files_and_directories(stack: CLI, tmp_path: Path) -> None:
+    stack("exec", "-T", "box", "sh", "-c",
+          "mkdir -p /srv/tree/sub && echo one > /srv/tree/a && echo two > /srv/tree/sub/b "
+          "&& ln -s a /srv/tree/link && chmod 640 /srv/tree/a && echo vol > /data/v")
+    out = tmp_path / "out"
+    out.mkdir()
+    stack("cp", "box:/etc/hosts", str(out / "hosts"))
+    assert (out / "hosts").read_text() == stack("exec", "-T", "box", "cat", "/etc/hosts").stdout
+    stack("cp", "box:/srv/tree", str(out))  # into an existing directory
+    assert (out / "tree" / "a").read_text() == "one\n"
+    assert (out / "tree" / "sub" / "b").read_text() == "two\n"
+    assert os.readlink(out / "tree" / "link") == "a"
+    assert (out / "tree" / "a").stat().st_mode & 0o777 == 0o640
+    stack("cp", "box:/data/v", str(out / "v"))  # a volume: the container's view
+    assert (out / "v").read_text() == "vol\n"
+
+    src = tmp_path / "in"
+    (src / "deep").mkdir(parents=True)
+    (src / "deep" / "f").write_text("from host\n")
+    (src / "top").write_text("top\n")
+    stack("cp", str(src / "top"), "box:/srv/renamed")
+    stack("cp", str(src), "box:/srv/")
+    r = stack("exec", "-T", "box", "sh", "-c", "cat /srv/renamed /srv/in/top /srv/in/deep/f")
+    assert r.stdout == "top\ntop\nfrom host\n"
+
+    r = stack("cp", "box:/nosuch", str(out), check=False)
+    assert r.returncode == 1 and "no such file in the container: /nosuch" in r.stderr
+    r = stack("cp", str(src / "top"), str(out), check=False)
+    assert r.returncode == 2 and "exactly one side" in r.stderr
+    r = stack("cp", "nosvc:/etc/hostname", str(out), check=False)
+    assert r.returncode == 1 and "no running container habits-nosvc-1" in r.stderr
+
+
+@pytest.fixture
+def bare(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    """The CLI where no stack file is in play: `run` is docker's, by image."""
+    work = tmp_path / "bare"
+    work.mkdir()
+    with torn_down(CLI(no_leaks, work)) as cli:
+        try:
+            yield cli
+        finally:
+            names = cli("container", "ls", "-a", "-q", check=False).stdout.split()
+            if names:
+                cli("container", "rm", "-f", *names, check=False)
+
+
+def test_container_verbs_by_name_and_id_without_a_stack_file(bare: CLI) -> None:
+    # --init: PID 1 forwards SIGTERM, so stop and kill -s TERM end it at once.
+    bare("run", "-d", "--init", "--name", "solo", DEMO_IMAGE, "sh", "-c",
+         "echo started; exec sleep 1000")
+    rows = {r["name"]: r for r in json.loads(bare("container", "ls", "--format", "json").stdout)}
+    assert rows["solo"]["state"] == "running", rows
+    cid = rows["solo"]["id"]
+    assert "solo" in bare("container", "ls").stdout
+
+    (info,) = json.loads(bare("container", "inspect", cid).stdout)
+    assert (info["name"], info["status"]) == ("solo", "running")
+    assert info["spec"]["process"]["args"][-1] == "echo started; exec sleep 1000"
+
+    r = piped(bare, b"to solo\n", "container", "exec", "-T", "solo", "cat")
+    assert r.stdout == b"to solo\n", r.stderr
+    assert bare("container", "exec", cid, "hostname").returncode == 0
+    assert bare("container", "logs", "solo").stdout == "started\n"
+
+    r = bare("container", "rm", "solo", check=False)
+    assert r.returncode == 1 and "container solo is running" in r.stderr
+    bare("container", "kill", "-s", "TERM", "solo")
+    wait_state(bare, "solo", "exited")
+    bare("container", "start", "solo")
+    wait_state(bare, "solo", "running")
+    bare("container", "stop", "solo")
+    wait_state(bare, "solo", "exited")
+    assert bare("container", "rm", "solo").stdout.strip() == "solo"
+    assert bare("container", "ls", "-a", "-q").stdout.split() == []
+
+    for argv in (("logs", "nosuch"), ("inspect", "nosuch"), ("rm", "nosuch")):
+        r = bare("container", *argv, check=False)
+        assert r.returncode == 1 and "no container 'nosuch'" in r.stderr, (argv, r.stderr)
+
+
+def wait_state(cli: CLI, name: str, state: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = json.loads(cli("container", "ls", "-a", "--format", "json").stdout)
+        if any(r["name"] == name and r["state"] == state for r in rows):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never became {state}: {rows}")
+
+
+def test_run_i_forwards_stdin_of_an_image_run(bare: CLI) -> None:
+    r = piped(bare, b"hi\n", "run", "-i", "--rm", DEMO_IMAGE, "cat")
+    assert (r.returncode, r.stdout) == (0, b"hi\n"), r.stderr
+    r = piped(bare, b"a\nb\nc\n", "run", "-i", "--rm", DEMO_IMAGE, "sh", "-c",
+              "wc -l; exit 6")
+    assert (r.returncode, r.stdout.strip()) == (6, b"3"), r.stderr
+    assert bare("container", "ls", "-a", "-q").stdout.split() == []  # --rm held
+
+
+def test_run_it_gets_a_pty_of_the_terminal_size_that_follows_it(bare: CLI) -> None:
+    term = Terminal(bare, "run", "-it", "--rm", DEMO_IMAGE, "sh", "-c",
+                    "tty; stty size; echo ready; read x; echo got=$x; stty size; exit 3",
+                    rows=33, cols=101)
+    try:
+        out = term.read_until(b"ready")
+        assert b"/dev/pts/" in out and b"33 101" in out, out
+        term.resize(50, 132)
+        time.sleep(0.5)
+        os.write(term.master, b"abc\n")
+        out = term.read_until(b"50 132")
+        assert b"got=abc" in out, out
+    finally:
+        code = term.close()
+    assert code == 3, term.output
+
+
+
+def test_down_v_of_a_stack_already_down_removes_its_volumes(stack: CLI) -> None:
+    stack("down")
+    assert "habits_data" in volumes(stack)  # down keeps volumes, as compose's does
+    r = stack("down", "-v")
+    assert "habits_data" in r.stderr + r.stdout, r
+    assert "habits_data" not in volumes(stack)
+    r = stack("down", "-v", check=False)  # nothing left at all: said so
+    assert r.returncode == 1 and "no stack named 'habits'" in r.stderr, r.stderr
+
+
+def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
+    # box burns a core for a while; alone sleeps.
+    stack("exec", "-T", "box", "sh", "-c", "(timeout 20 sh -c 'while :; do :; done') "
+          ">/dev/null 2>&1 &")
+    data = {r["name"]: r for r in json.loads(
+        stack("stats", "--no-stream", "--format", "json").stdout)}
+    assert set(data) == {"habits-box-1", "habits-alone-1"}, data
+    # A busy loop on a shared machine: well above an idle sleep, whatever else runs.
+    assert data["habits-box-1"]["cpu_percent"] > 5, data
+    assert data["habits-alone-1"]["cpu_percent"] < data["habits-box-1"]["cpu_percent"], data
+    assert data["habits-box-1"]["pids"] >= 2 and data["habits-box-1"]["memory_bytes"] > 0
+    out = stack("stats", "--no-stream", "box").stdout.splitlines()
+    assert out[0].split() == ["NAME", "CPU", "%", "MEM", "USAGE", "PIDS"], out
+    assert [line.split()[0] for line in out[1:]] == ["habits-box-1"], out
+    # Live: a new table every second until interrupted.
+    live = subprocess.Popen([sys.executable, "-m", "stackd", "stats"], cwd=stack.cwd,
+                            env=stack.env(), stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.5)
+    finally:
+        live.terminate()
+        text = live.communicate(timeout=10)[0]
+    assert text.count("NAME") >= 2, text
+    r = stack("stats", "--no-stream", "nosuch", check=False)
+    assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def counter(mountpoint: Path) -> int:
+    try:
+        return int((mountpoint / "n").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
+    (info,) = json.loads(stack("volume", "inspect", "habits_data").stdout)
+    data = Path(info["mountpoint"])
+    stack("exec", "-T", "box", "sh", "-c",
+          "(n=0; while :; do n=$((n+1)); echo $n > /data/n; sleep 0.05; done) "
+          ">/dev/null 2>&1 &")
+    wait_for(lambda: counter(data) > 0)
+    assert stack("pause", "box").stdout.split() == ["habits-box-1"]
+    frozen_at = counter(data)
+    time.sleep(1.5)
+    assert counter(data) == frozen_at, "the counter ran on while paused"
+    stack("unpause", "box")
+    wait_for(lambda: counter(data) > frozen_at + 3)
+    # A paused container is still ended by a stop or down (SIGKILL thaws it).
+    stack("pause")
+    stack("stop", "box")
+    rows = {r["name"]: r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)}
+    assert rows["habits-box-1"]["state"] == "exited", rows
+    stack("unpause", "alone")
+    r = stack("pause", "nosuch", check=False)
+    assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+
+
+def test_images_stack_lists_the_image_of_each_container(stack: CLI) -> None:
+    rows = json.loads(stack("images", "--stack", "--format", "json").stdout)
+    assert [r["container"] for r in rows] == ["habits-alone-1", "habits-box-1"], rows
+    assert all(r["image"].endswith(DEMO_IMAGE) for r in rows), rows
+    assert all(r["id"].startswith("sha256:") and r["size"] > 0 for r in rows), rows
+    out = stack("images", "--stack").stdout.splitlines()
+    assert out[0].split() == ["CONTAINER", "IMAGE", "IMAGE", "ID", "SIZE"], out
+    assert len(out) == 3
+    # Plain `images` is still the whole store (docker's).
+    assert "REPOSITORY" in stack("images").stdout
+
+
+def test_a_tty_service_gets_a_pty_of_its_own_devpts(no_leaks: Roots, demo_image: str,
+                                                   tmp_path: Path) -> None:
+    """`tty: true`: PID 1's terminal is a pty of the container's devpts, so `tty` names
+    it and `stty` works (a pty of the host's devpts read as "not a tty" inside)."""
+    work = tmp_path / "ttysvc"
+    work.mkdir()
+    (work / "compose.yaml").write_text(
+        f"name: ttysvc\nservices:\n  t:\n    image: {DEMO_IMAGE}\n    pull_policy: never\n"
+        "    tty: true\n    stop_signal: SIGKILL\n"
+        "    command: [sh, -c, 'tty; stty size && echo stty-ok; echo done; sleep 1000']\n")
+    with torn_down(CLI(no_leaks, work)) as cli:
+        cli("up", "-d")
+        deadline = time.monotonic() + 20
+        while "done" not in (out := cli("logs", "--no-log-prefix").stdout):
+            assert time.monotonic() < deadline, out
+            time.sleep(0.2)
+        lines = [line.strip() for line in out.splitlines()]
+        assert lines[0].startswith("/dev/pts/"), out
+        assert "stty-ok" in lines, out
+
+
+
+def test_run_it_of_a_service_takes_ctrl_c_and_ctrl_d(stack: CLI) -> None:
+    term = Terminal(stack, "run", "-it", "--rm", "--no-deps", "box", "sh", "-c",
+                    "trap 'echo got-int' INT; tty; echo ready; while read x; do :; done; "
+                    "echo eof; exit 5", rows=24, cols=80)
+    try:
+        term.read_until(b"ready")
+        assert b"/dev/pts/" in term.output, term.output
+        os.write(term.master, b"\x03")
+        term.read_until(b"got-int")
+        os.write(term.master, b"\x04")
+        term.read_until(b"eof")
+    finally:
+        code = term.close()
+    assert code == 5, term.output
