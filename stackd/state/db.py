@@ -8,6 +8,7 @@ two processes (a daemon and a CLI) never interleave half a change.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stackd.errors import disk_full
-from stackd.filemodes import open_private
+from stackd.filemodes import PRIVATE_FILE
 
 _SCHEMAS: dict[str, str] = {}
 
@@ -35,11 +36,20 @@ class StateDB:
         path.parent.mkdir(parents=True, exist_ok=True)
         # It holds the environments stacks were applied with, which may carry secrets.
         # SQLite makes the -wal and -shm files with the database file's mode; an
-        # existing pair (an older stackd's) is tightened too.
+        # existing pair (an older stackd's) is tightened too. By path, never by opening
+        # and closing a descriptor: closing any descriptor of the file drops every POSIX
+        # lock this process holds on it, those of its open connections included — and a
+        # connection elsewhere then takes itself for the last one and resets the WAL
+        # under them (tests/unit/state/test_db_locks.py).
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             PRIVATE_FILE))
+        except FileExistsError:
+            pass
         for suffix in ("", "-wal", "-shm"):
             sibling = path.with_name(path.name + suffix)
-            if not suffix or sibling.exists():
-                os.close(open_private(sibling, os.O_RDWR))
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(sibling, PRIVATE_FILE)
         # check_same_thread=False: trio.to_thread may run queries on worker threads;
         # callers serialise use of one StateDB themselves.
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)

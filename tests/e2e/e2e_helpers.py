@@ -91,31 +91,28 @@ def wait_reconciled(cli: CLI, project: str, *, count: int = 1, timeout: float = 
 
 def restart_daemon(cli: CLI, project: str, stopped: Iterable[str] = ()) -> None:
     """Stop the root's daemon and start a new one (on demand, as a user's next command
-    does); return once it has converged `project` and acted on the containers named in
-    `stopped`: its supervisor has seen each one's exit (a "die" event) and a reconcile
-    has finished after the last of those — the moments a restart policy or a
-    reconcile would bring them back."""
+    does); return once that daemon has reconciled `project` with nothing left for later
+    and seen every container named in `stopped`. The reconcile is the one writer: a
+    restart policy or a resync that would bring a stopped container back either does it
+    there or asks to be run again (`requeue`), so an `ok` after start is the moment."""
     from stackd.cli.client import Client
 
     old = cli.daemon_pid()
     stop_daemon(cli.roots)
     cli("ps")
     assert cli.daemon_pid() not in (None, old)
-    wait_reconciled(cli, project)
     waiting = set(stopped)
     deadline = time.monotonic() + 30
     while True:
-        with Client(cli.roots, autostart=False) as c:
-            events = list(c.stream("GET", "/v1/events", params={"follow": False}))
-        dies = [e for e in events if e["type"] == "die" and e.get("container") in waiting]
-        seen = {e["container"] for e in dies}
         status = stack_status(cli, project)
-        if seen == waiting and status is not None and \
-                status["last_finished"] > max((e["time"] for e in dies), default=0):
+        with Client(cli.roots, autostart=False) as c:
+            names = {r["name"] for r in c.get("/v1/containers", project=project, all=True)}
+        if status is not None and status["reconciles"] >= 1 and \
+                status["last_result"] == "ok" and waiting <= names:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"the new daemon did not settle {project}: exits seen of "
-                                 f"{sorted(seen)} of {sorted(waiting)}; {status}")
+            raise AssertionError(f"the new daemon did not settle {project}: containers "
+                                 f"{sorted(names)}, waiting for {sorted(waiting)}; {status}")
         time.sleep(0.05)
 
 

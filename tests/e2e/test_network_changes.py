@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from support.freeaddrs import free_subnet
 
 from stackd.roots import Roots
 
@@ -33,16 +34,27 @@ services:
     networks: [back]
 networks:
   front:
-    ipam: {{config: [{{subnet: 10.231.7.0/24}}]}}
+    ipam: {{config: [{{subnet: SUBNET_A}}]}}
   back: {{}}
 """
 
 
 @pytest.fixture
-def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+def subnets() -> tuple[str, str]:
+    """Two free /24s, taken at run time: another test run may be on this host too."""
+    a = free_subnet()
+    b = free_subnet()
+    while b == a:
+        b = free_subnet()
+    return str(a), str(b)
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path,
+          subnets: tuple[str, str]) -> Iterator[CLI]:
     work = tmp_path / "netchange"
     work.mkdir()
-    (work / "compose.yaml").write_text(STACK)
+    (work / "compose.yaml").write_text(STACK.replace("SUBNET_A", subnets[0]))
     with torn_down(CLI(no_leaks, work)) as cli:
         yield cli
 
@@ -59,17 +71,20 @@ def _bridge_addresses(bridge: str) -> list[str]:
             for a in link.get("addr_info", []) if a.get("family") == "inet"]
 
 
-def test_changing_a_network_recreates_it_and_reattaches_its_containers(stack: CLI) -> None:
+def test_changing_a_network_recreates_it_and_reattaches_its_containers(
+        stack: CLI, subnets: tuple[str, str]) -> None:
     cli = stack
+    first, second = subnets
     cli("up", "-d")
     front = _network(cli, "netchange_front")
-    assert front["subnet"] == "10.231.7.0/24"
+    assert front["subnet"] == first
     back_before = _network(cli, "netchange_back")
     pids_before = {s: _pid(cli, s) for s in ("web", "db")}
+    revision = 1  # the `up` above
 
     for change, check in (
-        (lambda t: t.replace("10.231.7.0/24", "10.231.8.0/24"),
-         lambda n: n["subnet"] == "10.231.8.0/24"),
+        (lambda t: t.replace(first, second),
+         lambda n: n["subnet"] == second),
         (lambda t: t.replace("  front:\n", "  front:\n    internal: true\n"),
          lambda n: n["internal"] is True),
         (lambda t: t.replace("  front:\n", "  front:\n    labels: {tier: web}\n"),
@@ -78,12 +93,16 @@ def test_changing_a_network_recreates_it_and_reattaches_its_containers(stack: CL
         text = change((cli.cwd / "compose.yaml").read_text())
         (cli.cwd / "compose.yaml").write_text(text)
         plan = cli("plan").stdout.splitlines()
+        # The actions, then (since revisions) which files changed since the applied one.
         assert plan == ["network netchange_front: recreate — its configuration changed",
                         "web-1: create — network netchange_front recreated",
-                        "web-1: remove — network netchange_front recreated"]
+                        "web-1: remove — network netchange_front recreated",
+                        f"since the applied revision {revision}:",
+                        f"  stack {cli.cwd / 'compose.yaml'}: changed"]
+        revision += 1
         cli("up", "-d")
         front = _network(cli, "netchange_front")
-        assert check(front)
+        assert check(front), front
         # The host holds the new network, with web on it again, running.
         (web_on,) = front["containers"]  # type: ignore[misc]
         subnet = str(front["subnet"])

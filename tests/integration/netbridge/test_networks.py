@@ -158,7 +158,7 @@ def made_on_the_host(world: World) -> tuple[list[str], list[str], list[tuple[str
     devices = sorted(name for line in links
                      if (name := line.split(":")[1].strip().split("@")[0])
                      .startswith(f"stk{world.roots.id}"))
-    prefix = nft_chain_prefix(world.roots.id)
+    prefix = nft_chain_prefix(world.roots.chain_id)
     objects = json.loads(sh("nft", "-j", "list", "table", "inet", "stackd").stdout)["nftables"]
     rules = sorted(json.dumps(o["rule"]["expr"], sort_keys=True) for o in objects
                    if "rule" in o and o["rule"]["chain"].startswith(prefix))
