@@ -15,6 +15,7 @@ what this rule is about. Wall times are reported alongside.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,9 +30,9 @@ SERVICES = 20
 EXCLUDED: dict[str, str] = {}
 
 
-def compose(image: str) -> str:
+def compose(image: str, services: int = SERVICES) -> str:
     out = ["name: loopload", "services:"]
-    for i in range(SERVICES):
+    for i in range(services):
         out += [f"  s{i}:", f"    image: {image}", "    pull_policy: never",
                 "    restart: always", "    stop_signal: SIGKILL",
                 "    command: [sh, -c, 'while true; do echo line $$RANDOM; sleep 0.05; done']"]
@@ -93,3 +94,44 @@ def test_no_step_blocks_the_daemon_loop_under_load(cli: CLI, demo_image: str,
                        for s in slow)
     assert not slow, f"{len(slow)} steps blocked the daemon's loop > 50 ms:\n{report}"
     assert n > 5, f"only {n} rounds of load in 20 s"
+
+
+def open_logs(pid: int) -> list[str]:
+    """The container log files the daemon process holds open."""
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.endswith(".log") and "/containers/" in target:
+            out.append(target)
+    return out
+
+
+def test_clients_that_leave_streams_leave_nothing_running(cli: CLI, demo_image: str) -> None:
+    """A client that leaves `logs -f` (or an apply's progress) mid-stream: the daemon
+    stops the tasks that fed it there and then — no log file stays open, and nothing
+    is left to be torn down later from another task (a nursery exited out of order)."""
+    from stackd.cli.client import Client
+    from stackd.daemon.paths import log_path
+
+    (cli.cwd / "compose.yaml").write_text(compose(demo_image, 3))
+    cli("up", "-d", timeout=300)
+    pid = cli.daemon_pid()
+    assert pid is not None
+    with Client(cli.roots, autostart=False) as c:
+        for _ in range(5):
+            for path in ("/v1/stacks/loopload/logs", "/v1/events"):
+                stream = c.stream("GET", path, params={"follow": "true", "since": 0})
+                assert next(stream)
+                assert next(stream)
+                stream.close()
+    deadline = time.monotonic() + 5
+    while open_logs(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_logs(pid) == [], "log files still open after their readers left"
+    # The stack still answers, and the daemon logged no error on the way.
+    assert "loopload-s0-1" in cli("ps").stdout
+    text = log_path(cli.roots).read_text(errors="replace")
+    assert "Traceback" not in text and '"level": "error"' not in text, text[-3000:]
