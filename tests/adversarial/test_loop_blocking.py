@@ -127,6 +127,11 @@ def test_clients_that_leave_streams_leave_nothing_running(cli: CLI, demo_image: 
                 assert next(stream)
                 assert next(stream)
                 stream.close()
+            # A lifecycle verb's stream, left after "accepted": the verb is still done.
+            verb = c.stream("POST", "/v1/stacks/loopload/restart",
+                            json_body={"services": ["s1"]})
+            assert "accepted" in next(verb)
+            verb.close()
     deadline = time.monotonic() + 5
     while open_logs(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
