@@ -56,7 +56,8 @@ def test_no_step_blocks_the_daemon_loop_under_load(cli: CLI, demo_image: str,
                                                     tmp_path: Path) -> None:
     record = tmp_path / "slow-steps.jsonl"
     cli.environ["STACKD_SLOW_STEPS"] = str(record)
-    cli.environ["STACKD_SLOW_STEP_MS"] = str(int(THRESHOLD * 1000))
+    # Recorded from half the limit: the near misses are in the file, for a look.
+    cli.environ["STACKD_SLOW_STEP_MS"] = str(int(THRESHOLD * 1000 / 2))
     (cli.cwd / "compose.yaml").write_text(compose(demo_image))
     cli("up", "-d", timeout=300)
     # What the daemon's start-up and the first `up` did is measured too: keep it.
