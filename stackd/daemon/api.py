@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import trio
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stackd import __version__
@@ -46,15 +46,21 @@ SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "rm")
 
 
-def _stream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
+def _stream(items: AsyncIterator[dict[str, Any]]) -> ChannelStream:
+    """A plain generator's stream (no tasks of its own), closed as the response ends:
+    a follower's log file, an event subscription, a `run --rm` container go then,
+    not whenever the dropped generator is collected."""
+    @trio.as_safe_channel
+    async def channel() -> AsyncGenerator[dict[str, Any], None]:
         try:
             async for item in items:
-                yield wire.ndjson_line(item)
-        except StackdError as exc:
-            yield wire.ndjson_line(wire.error_body(exc))
+                yield item
+        finally:
+            aclose = getattr(items, "aclose", None)  # every generator has it
+            if aclose is not None:
+                await aclose()
 
-    return StreamingResponse(body(), media_type=wire.NDJSON)
+    return ChannelStream(channel)
 
 
 @trio.as_safe_channel

@@ -123,7 +123,8 @@ def test_clients_that_leave_streams_leave_nothing_running(cli: CLI, demo_image: 
     assert pid is not None
     with Client(cli.roots, autostart=False) as c:
         for _ in range(5):
-            for path in ("/v1/stacks/loopload/logs", "/v1/events"):
+            for path in ("/v1/stacks/loopload/logs", "/v1/containers/loopload-s2-1/logs",
+                         "/v1/events"):
                 stream = c.stream("GET", path, params={"follow": "true", "since": 0})
                 assert next(stream)
                 assert next(stream)
