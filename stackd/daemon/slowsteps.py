@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-import traceback
+from types import FrameType
 from typing import IO
 
 import trio
@@ -40,9 +40,9 @@ class SlowSteps(trio.abc.Instrument):
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._where = []
-        self._step += 1
         self._wall = time.perf_counter()
         self._cpu = time.thread_time()
+        self._step += 1  # last: the sampler reads the step, then its start
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         wall = time.perf_counter() - self._wall
@@ -57,19 +57,26 @@ class SlowSteps(trio.abc.Instrument):
 
     def _sample(self) -> None:
         """Once a step has run past the threshold, note the trio thread's stack (the
-        frames of stackd and of the libraries it called), once per step."""
-        seen = 0
+        frames of stackd and of the libraries it called): the first look, taken while
+        the step is still in what makes it slow (a later one may find it returning)."""
         while True:
             time.sleep(SAMPLE_EVERY)
-            step, start = self._step, self._wall
-            if step % 2 == 0 or step == seen or time.perf_counter() - start < self.threshold:
+            step = self._step
+            if (step % 2 == 0 or self._where
+                    or time.perf_counter() - self._wall < self.threshold):
                 continue
             frame = sys._current_frames().get(self._thread)
-            if frame is None or self._step != step:
+            if frame is None:
                 continue
-            seen = step
-            self._where = [f"{f.filename}:{f.lineno} {f.name}"
-                           for f in traceback.extract_stack(frame)[-40:]]
+            where: list[str] = []
+            walk: FrameType | None = frame
+            while walk is not None and len(where) < 40:  # no source lookup: cheap
+                where.append(f"{walk.f_code.co_filename}:{walk.f_lineno} "
+                             f"{walk.f_code.co_name}")
+                walk = walk.f_back
+            where.reverse()
+            if self._step == step:  # still the same step
+                self._where = where
 
 
 def from_env() -> list[trio.abc.Instrument]:
