@@ -3,8 +3,9 @@
 The daemon runs with its opt-in SlowSteps instrument (stackd/daemon/slowsteps.py),
 which records every step longer than the threshold. The test drives it under load —
 an `up` of 20 busybox services that print, `ps` over and over, `logs -f` and `events`
-streaming, a kill loop the controller heals, clients that leave streams mid-way — and
-fails listing the task names and durations of every slow step.
+streaming, a kill loop the controller heals, `logs --tail` and past events read — and
+fails listing the task names, durations and stacks of every slow step. The second
+test leaves streams mid-way and checks nothing is left running.
 
 CPU time (time.thread_time), not wall time, decides: the machine is shared, and
 another process's load stretches a step's wall time without the step doing anything
