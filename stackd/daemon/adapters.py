@@ -508,7 +508,9 @@ class HostWorld:
     async def images(self) -> list[dict[str, Any]]:
         from stackd.images import ImageStore
 
-        return [s.model_dump(mode="json") for s in ImageStore(self.roots).list()]
+        # The store's index and manifests are files: read in a worker thread.
+        summaries = await trio.to_thread.run_sync(ImageStore(self.roots).list)
+        return [s.model_dump(mode="json") for s in summaries]
 
     async def logs(self, container: str, *, follow: bool, tail: int | None,
                    timestamps: bool, across_restarts: bool = False

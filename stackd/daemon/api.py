@@ -7,14 +7,16 @@ error body with a status chosen by its class (see wire.py); malformed requests a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Annotated, Any
 
+import trio
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stackd import __version__
@@ -33,6 +35,7 @@ from stackd.daemon.models import (
 )
 from stackd.daemon.oneoff import ServiceRunRequest
 from stackd.daemon.single import RunRequest
+from stackd.daemon.streams import ChannelStream
 from stackd.errors import StackdError
 
 log = logging.getLogger("stackd.api")
@@ -44,15 +47,31 @@ SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "rm")
 
 
-def _stream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
+def _stream(items: AsyncIterator[dict[str, Any]]) -> ChannelStream:
+    """A plain generator's stream (no tasks of its own), closed as the response ends:
+    a follower's log file, an event subscription, a `run --rm` container go then,
+    not whenever the dropped generator is collected."""
+    @trio.as_safe_channel
+    async def channel() -> AsyncGenerator[dict[str, Any], None]:
         try:
             async for item in items:
-                yield wire.ndjson_line(item)
-        except StackdError as exc:
-            yield wire.ndjson_line(wire.error_body(exc))
+                yield item
+        finally:
+            aclose = getattr(items, "aclose", None)  # every generator has it
+            if aclose is not None:
+                await aclose()
 
-    return StreamingResponse(body(), media_type=wire.NDJSON)
+    return ChannelStream(channel)
+
+
+@trio.as_safe_channel
+async def _progress(engine: Engine, project: str, generation: int
+                    ) -> AsyncGenerator[dict[str, Any], None]:
+    """An apply's or a down's stream: accepted, the stack's events, done."""
+    yield {"accepted": {"project": project, "generation": generation}}
+    async with engine.progress(project, generation) as items:
+        async for item in items:
+            yield item
 
 
 def make_app(engine: Engine) -> FastAPI:
@@ -106,12 +125,7 @@ def make_app(engine: Engine) -> FastAPI:
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 
-        async def items() -> AsyncIterator[dict[str, Any]]:
-            yield {"accepted": {"project": project, "generation": gen}}
-            async for item in engine.progress(project, gen):
-                yield item
-
-        return _stream(items())
+        return ChannelStream(functools.partial(_progress, engine, project, gen))
 
     @app.post("/v1/stacks/plan")
     async def plan(request: ApplyRequest) -> dict[str, Any]:
@@ -141,12 +155,7 @@ def make_app(engine: Engine) -> FastAPI:
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 
-        async def items() -> AsyncIterator[dict[str, Any]]:
-            yield {"accepted": {"project": project, "generation": gen}}
-            async for item in engine.progress(project, gen):
-                yield item
-
-        return _stream(items())
+        return ChannelStream(functools.partial(_progress, engine, project, gen))
 
     @app.post("/v1/stacks/{project}/{verb}", responses={200: {"content": {wire.NDJSON: {}}}})
     async def lifecycle(
@@ -155,15 +164,8 @@ def make_app(engine: Engine) -> FastAPI:
     ) -> Response:
         """A lifecycle verb, carried out by the stack's controller: NDJSON `event`s, then
         `done` with its outcome."""
-        items = engine.lifecycle(project, engine.ask(verb, request))
-        first = await items.__anext__()  # an unknown stack becomes the response
-
-        async def rest() -> AsyncIterator[dict[str, Any]]:
-            yield first
-            async for item in items:
-                yield item
-
-        return _stream(rest())
+        asked = engine.lifecycle(project, engine.ask(verb, request))  # errors: the response
+        return ChannelStream(functools.partial(engine.lifecycle_events, project, asked))
 
     @app.get("/v1/stacks/{project}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
     async def project_logs(project: ProjectName,
@@ -172,8 +174,9 @@ def make_app(engine: Engine) -> FastAPI:
                            tail: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
                            timestamps: bool = False) -> Response:
         """The stack's logs; with follow, also of containers started later."""
-        return _stream(engine.project_logs(project, service or [], follow=follow, tail=tail,
-                                           timestamps=timestamps))
+        return ChannelStream(functools.partial(
+            engine.project_logs, project, service or [], follow=follow, tail=tail,
+            timestamps=timestamps))
 
     @app.post("/v1/containers/run", responses={200: {"content": {wire.NDJSON: {}}}})
     async def run(request: RunRequest) -> Response:
@@ -185,9 +188,8 @@ def make_app(engine: Engine) -> FastAPI:
     async def run_service(request: ServiceRunRequest) -> Response:
         """A one-off container of a stack's service (`stackd run SERVICE`): progress of
         its dependencies, started, output, exit code. Errors come as the stream's error
-        line: the dependencies' progress is streamed from inside the engine's watch of
-        the bus, which must stay in the one task that streams (trio's nurseries)."""
-        return _stream(engine.run_service(request))
+        line: the stream is a safe channel, opened by the response as it sends."""
+        return ChannelStream(functools.partial(engine.run_service, request))
 
     @app.get("/v1/containers", response_class=Response,
              responses={200: {"content": {"application/json": {}}}})

@@ -16,7 +16,8 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,14 @@ class _Pending:
         if not self.done.is_set():
             self.error = error
             self.done.set()
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A lifecycle verb queued for the controller, and the event it was queued after."""
+
+    pending: _Pending
+    mark: int
 
 
 class Engine:
@@ -252,8 +261,10 @@ class Engine:
                           message=f"warning: --rmi: no image removed: {exc}")
             return []
 
-    def run_service(self, request: ServiceRunRequest) -> AsyncIterator[dict[str, Any]]:
-        """`stackd run SERVICE`: a one-off container of a stack's service (oneoff.py)."""
+    def run_service(self, request: ServiceRunRequest
+                    ) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[dict[str, Any]]]:
+        """`stackd run SERVICE`: a one-off container of a stack's service (oneoff.py);
+        a safe channel (docs/daemon.md, trio's rules)."""
         from stackd.daemon.oneoff import run_service
 
         return run_service(self, request)
@@ -382,15 +393,16 @@ class Engine:
         verb = "rm" if action == "remove" else action
         ask = Ask(verb=verb, containers=(name,), signal=signal or "SIGKILL",  # type: ignore[arg-type]
                   force=True, timeout=timeout)
-        async for item in self.lifecycle(project, ask):
-            done = item.get("done")
-            if isinstance(done, dict) and done.get("error"):
-                raise ConflictError(f"{name}: {action}: {done['error']}")
+        async with self.lifecycle_events(project, self.lifecycle(project, ask)) as items:
+            async for item in items:
+                done = item.get("done")
+                if isinstance(done, dict) and done.get("error"):
+                    raise ConflictError(f"{name}: {action}: {done['error']}")
 
-    async def lifecycle(self, project: str, ask: Ask) -> AsyncIterator[dict[str, object]]:
+    def lifecycle(self, project: str, ask: Ask) -> Asked:
         """`start`, `stop`, `restart`, `kill`, `rm`: a request to the stack's controller,
-        carried out by its reconcile (the stack's one writer). Events of `project`
-        until that reconcile finishes, then its outcome."""
+        carried out by its reconcile (the stack's one writer). Raises at once when
+        there is no such stack; `lifecycle_events` streams what follows."""
         desired = self.store.get(project)
         if desired is None:
             raise NotFoundError(f"the daemon keeps no stack named {project!r}",
@@ -402,7 +414,15 @@ class Engine:
         pending = _Pending(ask)
         self._asks.setdefault(project, deque()).append(pending)
         self.controller.enqueue(project)
-        yield {"accepted": {"project": project, "verb": ask.verb}}
+        return Asked(pending, mark)
+
+    @trio.as_safe_channel
+    async def lifecycle_events(self, project: str, asked: Asked
+                               ) -> AsyncGenerator[dict[str, object], None]:
+        """Events of `project` from the ask on until the reconcile that carried it out
+        finishes, then its outcome."""
+        pending = asked.pending
+        yield {"accepted": {"project": project, "verb": pending.ask.verb}}
 
         async def outcome() -> dict[str, object]:
             await pending.done.wait()
@@ -413,22 +433,30 @@ class Engine:
                     "error": str(err) if isinstance(err, StackdError) else repr(err),
                     "error_type": type(err).__name__}
 
-        async for item in self._events_until(project, outcome, since=mark):
-            yield item
+        async with self._events_until(project, outcome, since=asked.mark) as items:
+            async for item in items:
+                yield item
 
-    async def progress(self, project: str, generation: int) -> AsyncIterator[dict[str, object]]:
-        """Events of `project` until a reconcile of `generation` finishes, then its outcome."""
+    @trio.as_safe_channel
+    async def progress(self, project: str, generation: int
+                       ) -> AsyncGenerator[dict[str, object], None]:
+        """Events of `project` until a reconcile of `generation` finishes, then its
+        outcome. Like every stream here that runs tasks, a safe channel: the caller
+        holds it with `async with` (docs/daemon.md, trio's rules)."""
         async def outcome() -> dict[str, object]:
             o = await self.wait_generation(project, generation)
             return {"project": project, "generation": generation, "result": o.status,
                     "error": o.error, "error_type": o.error_type}
 
-        async for item in self._events_until(project, outcome):
-            yield item
+        async with self._events_until(project, outcome) as items:
+            async for item in items:
+                yield item
 
+    @trio.as_safe_channel
     async def _events_until(self, project: str,
                             outcome: Callable[[], Awaitable[dict[str, object]]], *,
-                            since: int | None = None) -> AsyncIterator[dict[str, object]]:
+                            since: int | None = None
+                            ) -> AsyncGenerator[dict[str, object], None]:
         send, receive = trio.open_memory_channel[dict[str, object]](1000)
 
         async def pump_events() -> None:
@@ -507,9 +535,10 @@ class Engine:
                 r["changed"] = [s for s in r["changed"] if s == service]
         return rows
 
+    @trio.as_safe_channel
     async def project_logs(self, project: str, services: list[str], *, follow: bool,
                            tail: int | None, timestamps: bool
-                           ) -> AsyncIterator[dict[str, object]]:
+                           ) -> AsyncGenerator[dict[str, object], None]:
         """Log records of a stack's containers; with follow, also of containers that
         appear later (restarts, new replicas, recreates), until the client leaves."""
         wanted = set(services)

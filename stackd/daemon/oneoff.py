@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -161,9 +161,11 @@ def _ports_of(world: Any) -> Any:
     return ports
 
 
+@trio.as_safe_channel
 async def run_service(engine: Engine, request: ServiceRunRequest
-                      ) -> AsyncIterator[dict[str, Any]]:
-    """{"progress"} lines while dependencies come up, {"started"}, output, {"exit"}."""
+                      ) -> AsyncGenerator[dict[str, Any], None]:
+    """{"progress"} lines while dependencies come up, {"started"}, output, {"exit"}.
+    A safe channel, as it streams the engine's progress (docs/daemon.md, trio's rules)."""
     from stackd.reconciler import lifecycle
     from stackd.reconciler.reconcile import ReconcileOptions, desired_for
     from stackd.spec.image_names import image_ref
@@ -186,8 +188,9 @@ async def run_service(engine: Engine, request: ServiceRunRequest
     if not request.no_deps:
         deps = dependencies(stack, request.service)
         if deps:
-            async for item in _bring_up(engine, request.source, project, deps):
-                yield item
+            async with _bring_up(engine, request.source, project, deps) as items:
+                async for item in items:
+                    yield item
             await _wait_conditions(world, project, request.service, svc)
     desired = await desired_for(stack, ports, ReconcileOptions(
         environ=loaded.environ, scale={request.service: 1}, files=loaded.files))
@@ -277,8 +280,9 @@ async def _as_image_run(engine: Engine, ports: Any, stack: Stack, request: Servi
         "`stackd image import`, `stackd build`)")
 
 
+@trio.as_safe_channel
 async def _bring_up(engine: Engine, source: StackSource, project: str, deps: list[str]
-                    ) -> AsyncIterator[dict[str, Any]]:
+                    ) -> AsyncGenerator[dict[str, Any], None]:
     """The dependencies up as `up DEP…` would; the controller keeps them afterwards."""
     from stackd.daemon.engine import steady
 
@@ -296,17 +300,18 @@ async def _bring_up(engine: Engine, source: StackSource, project: str, deps: lis
                else ApplyOptions())
     options = options.model_copy(update={"services": sorted(have | set(deps))})
     _, gen = await engine.submit(ApplyRequest(source=source, options=options))
-    async for item in engine.progress(project, gen):
-        if "event" in item:
-            e: Any = item["event"]
-            if e["type"] == "progress" and e.get("state") in ("done", "failed"):
-                yield {"progress": {"container": e.get("container") or "",
-                                    "state": e["state"], "message": e["message"]}}
-        elif "done" in item:
-            done: Any = item["done"]
-            if done["result"] not in ("ok", "requeue"):
-                raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
-                                    f"{done['error']}", hint="see `stackd ps -a` and `logs`")
+    async with engine.progress(project, gen) as progress:
+        async for item in progress:
+            if "event" in item:
+                e: Any = item["event"]
+                if e["type"] == "progress" and e.get("state") in ("done", "failed"):
+                    yield {"progress": {"container": e.get("container") or "",
+                                        "state": e["state"], "message": e["message"]}}
+            elif "done" in item:
+                done: Any = item["done"]
+                if done["result"] not in ("ok", "requeue"):
+                    raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
+                                        f"{done['error']}", hint="see `stackd ps -a` and `logs`")
 
 
 async def _wait_conditions(world: Any, project: str, service: str, svc: Service) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,20 +97,12 @@ class Runtime:
         return [str(line) for line in reply.get("repaired", [])]
 
     async def list(self) -> list[ContainerState]:
-        base = containers_dir(self.roots)
-        if not base.is_dir():
-            return []
-        states = []
-        for entry in sorted(os.listdir(base)):
-            if entry.startswith("."):
-                continue  # being removed
-            state = load_state(ContainerPaths(self.roots, entry))
-            if state is not None:
-                states.append(state)
-        return states
+        # Reading every container's records is file I/O and JSON (~1 ms a container):
+        # a worker thread's, never the trio thread's (docs/daemon.md, trio's rules).
+        return await trio.to_thread.run_sync(_load_all, self.roots)
 
     async def inspect(self, container_id: str) -> ContainerState:
-        state = load_state(self._paths(container_id))
+        state = await trio.to_thread.run_sync(load_state, self._paths(container_id))
         if state is None:
             raise NotFoundError(f"no container {container_id!r}",
                                 hint="list containers with `stackd ps -a`")
@@ -118,7 +110,7 @@ class Runtime:
 
     async def stats(self, container_id: str) -> Stats:
         await self.inspect(container_id)
-        return manager_for(self.roots.id, container_id).stats()
+        return await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).stats)
 
     async def pause(self, container_id: str, paused: bool = True) -> None:
         """Freeze (or thaw) every process of a running container: the cgroup freezer.
@@ -150,21 +142,19 @@ class Runtime:
         path = self.log_path(container_id)
         if not (across_restarts and path.exists()):
             await self.inspect(container_id)
+        # Log files are read in a worker thread: a log can be large, and the trio
+        # thread must not stop for it (docs/daemon.md, trio's rules).
         if not follow:
-            records: Any = logfile.read_records(path)
-            if tail is not None:
-                records = deque(records, maxlen=tail) if tail > 0 else ()
-            for rec in records:
+            for rec in await trio.to_thread.run_sync(_read_tail, path, tail):
                 yield rec
             return
         # Open the live file before reading anything, then read it from offset 0 through
         # the same descriptor: every line written later lies past the offset we keep,
         # so none falls between "read to the end" and "start watching".
-        live = _LiveLog(path)
+        live = await trio.to_thread.run_sync(_LiveLog, path)
         try:
-            head: Any = [*logfile.read_records_of(live.older()), *live.read()]
-            if tail is not None:
-                head = deque(head, maxlen=tail) if tail > 0 else ()
+            head: Any = await trio.to_thread.run_sync(
+                lambda: _last([*logfile.read_records_of(live.older()), *live.read()], tail))
             for rec in head:
                 yield rec
             gone_since: float | None = None
@@ -174,7 +164,7 @@ class Runtime:
                 except NotFoundError:
                     state = None
                 # After the look at the state: what it wrote before exiting is read now.
-                new, exists = live.poll()
+                new, exists = await trio.to_thread.run_sync(live.poll)
                 for rec in new:
                     yield rec
                 if not across_restarts:
@@ -208,6 +198,30 @@ class Runtime:
         from stackd.runtime.exec import exec_in
 
         return await exec_in(await self.inspect(container_id), args, **options)
+
+
+def _load_all(roots: Roots) -> list[ContainerState]:
+    base = containers_dir(roots)
+    if not base.is_dir():
+        return []
+    states = []
+    for entry in sorted(os.listdir(base)):
+        if entry.startswith("."):
+            continue  # being removed
+        state = load_state(ContainerPaths(roots, entry))
+        if state is not None:
+            states.append(state)
+    return states
+
+
+def _last(records: Iterable[LogRecord], tail: int | None) -> list[LogRecord]:
+    if tail is None:
+        return list(records)
+    return list(deque(records, maxlen=tail)) if tail > 0 else []
+
+
+def _read_tail(path: Path, tail: int | None) -> list[LogRecord]:
+    return _last(logfile.read_records(path), tail)
 
 
 class _LiveLog:
