@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, reconciler_ready, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 
 from stackd.roots import Roots
 
@@ -44,8 +44,6 @@ volumes:
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "habits"
     work.mkdir()
     (work / "compose.yaml").write_text(STACK)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, reconciler_ready, torn_down
+from e2e_helpers import CLI, torn_down
 
 from stackd.roots import Roots
 
@@ -24,8 +24,6 @@ IMAGE = "image: stackd-demo/busybox:latest\n    pull_policy: never\n"
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    if not reconciler_ready():
-        pytest.skip("the reconciler has no desired-state builder yet")
     work = tmp_path / "keys"
     work.mkdir()
     with torn_down(CLI(no_leaks, work)) as cli:
