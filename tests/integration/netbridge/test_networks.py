@@ -158,7 +158,7 @@ def made_on_the_host(world: World) -> tuple[list[str], list[str], list[tuple[str
     devices = sorted(name for line in links
                      if (name := line.split(":")[1].strip().split("@")[0])
                      .startswith(f"stk{world.roots.id}"))
-    prefix = nft_chain_prefix(world.roots.id)
+    prefix = nft_chain_prefix(world.roots.chain_id)
     objects = json.loads(sh("nft", "-j", "list", "table", "inet", "stackd").stdout)["nftables"]
     rules = sorted(json.dumps(o["rule"]["expr"], sort_keys=True) for o in objects
                    if "rule" in o and o["rule"]["chain"].startswith(prefix))
@@ -189,6 +189,37 @@ async def test_host_port_in_use_is_reported_before_anything_is_made(world: World
     with pytest.raises(ConflictError, match=f"published by container {box.id}"):
         await world.nets.publish(other.id, [free], other.ip)
     assert made_on_the_host(world) == before
+
+
+async def test_a_group_shares_a_port_over_its_ready_backends(world: World) -> None:
+    await world.network("lb")
+    a = await world.box("a", ["lb"], args=HTTPD)
+    b = await world.box("b", ["lb"], args=HTTPD)
+    stranger = await world.box("c", ["lb"], args=HTTPD)
+    binding = PortBinding(host_port=free_port(), container_port=80)
+    await world.nets.publish(a.id, [binding], a.ip, group="p/web")
+    await world.nets.publish(b.id, [binding], b.ip, group="p/web")
+    with pytest.raises(ConflictError, match=f"published by container {a.id}"):
+        await world.nets.publish(stranger.id, [binding], stranger.ip, group="p/other")
+    url = f"http://127.0.0.1:{binding.host_port}/"
+
+    def answers(n: int) -> set[str]:
+        out = set()
+        for _ in range(n):
+            r = sh("timeout", "5", "busybox", "wget", "-q", "-O-", url, check=False)
+            assert r.returncode == 0, r.stderr
+            out.add(r.stdout.strip())
+        return out
+
+    assert answers(4) == {"a", "b"}  # none ready yet: all of them
+    await world.nets.set_port_ready(a.id, True)
+    assert answers(4) == {"a"}  # only the ready one
+    await world.nets.set_port_ready(b.id, True)
+    assert answers(4) == {"a", "b"}
+    await world.nets.set_port_ready(a.id, False)
+    assert answers(4) == {"b"}
+    await world.nets.unpublish(b.id)
+    assert answers(2) == {"a"}  # the last backend, though unready
 
 
 async def test_egress_to_the_world_and_internal_blocks_it(world: World) -> None:
