@@ -106,6 +106,11 @@ class ConflictError(StackdError):
     """The request contradicts the current state (port taken, container running…)."""
 
 
+class UpdateFailedError(ConflictError):
+    """A rolling update stopped: a batch's new containers did not pass the health gate
+    (deploy.update_config failure_action pause or rollback)."""
+
+
 class UnavailableError(StackdError):
     """Something stackd needs is missing or not answering; retrying may help."""
 

@@ -369,7 +369,9 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         unhealthy = _x_stackd(svc).get("restart_on_unhealthy", True)
         services[name] = DesiredService(name, scale, deps, health, restart_of(svc),
                                         restart_on_unhealthy=unhealthy is not False,
-                                        needs=tuple(sorted(graph.successors(name))))
+                                        needs=tuple(sorted(graph.successors(name))),
+                                        update=svc.deploy.update_config if svc.deploy
+                                        else None)
         for index in range(1, scale + 1):
             container, used = _slot(stack, name, index, parts, inputs)
             containers.append(container)

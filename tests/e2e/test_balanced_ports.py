@@ -3,15 +3,14 @@ replicas: what a client on the host sees through the real CLI and daemon."""
 
 from __future__ import annotations
 
-import socket
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.freeaddrs import free_port
+from support.rolling import served
 
 from stackd.roots import Roots
 
@@ -42,31 +41,6 @@ def lb(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
     (work / "compose.yaml").write_text(STACK)
     with torn_down(CLI(no_leaks, work, {"LB_PORT": str(free_port())})) as cli:
         yield cli
-
-
-def get(port: int) -> str:
-    """One HTTP request on a fresh connection (so each is balanced anew); its body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-        s.sendall(b"GET / HTTP/1.0\r\nHost: lb\r\n\r\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-    head, _, body = data.decode().partition("\r\n\r\n")
-    assert head.startswith("HTTP/1.") and " 200 " in head.splitlines()[0], head
-    return body.strip()
-
-
-def served(port: int, seconds: float) -> tuple[Counter[str], int]:
-    """Bodies seen and failed requests over a bounded loop of requests."""
-    seen: Counter[str] = Counter()
-    failed = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            seen[get(port)] += 1
-        except (OSError, AssertionError):
-            failed += 1
-    return seen, failed
 
 
 def test_replicas_share_the_port_and_each_serves(lb: CLI) -> None:

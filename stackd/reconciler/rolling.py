@@ -1,0 +1,171 @@
+"""The rolling-update strategy: a service's recreates in batches behind a health gate.
+
+A service with `deploy.update_config` has the plan's recreates of its replicas carried
+out `parallelism` at a time (0: all in one batch), in slot order:
+
+- stop-first (default): the old container leaves DNS and its published ports'
+  backends (`Supervisor.release` → readiness), gets its stop grace period to drain,
+  is removed, and its slot's new container is made. Capacity drops by a batch.
+- start-first: the new container is made beside the old one (ports are shared by a
+  service's replicas); once the batch has passed its gate, the old ones leave and are
+  removed. Capacity never drops.
+
+A batch passes its gate when each new container is ready — healthy, or running when
+it has no healthcheck — and stays so for `monitor`. A new container that turns
+unhealthy or exits, or is not ready within the gate's limit, fails its batch. Once the
+failed share of the replicas exceeds `max_failure_ratio`, `failure_action` decides:
+`continue` goes on; `pause` and `rollback` stop the update there, and start-first
+batches that failed are undone (their old containers were never touched, so the slot
+keeps serving the old revision). A broken new container is never ready, so it never
+receives traffic. Between batches the update waits `delay`.
+
+The pure parts (`batches`, `over_ratio`) are separate from `roll`, which drives the
+executor's steps; apply makes no decision of its own about them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from stackd.reconciler import lifecycle
+from stackd.reconciler.plan import Action, Recreate
+from stackd.reconciler.ports import Adapters
+from stackd.reconciler.supervisor import Supervisor
+from stackd.spec.model import UpdateConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    number: int  # from 1
+    total: int
+    actions: tuple[Recreate, ...]
+
+    @property
+    def label(self) -> str:
+        slots = ", ".join(a.resource for a in self.actions)
+        return f"batch {self.number}/{self.total} ({slots})"
+
+
+def batches(actions: Sequence[Recreate], parallelism: int) -> list[Batch]:
+    """The recreates in slot order, `parallelism` per batch (0: one batch). Pure."""
+    ordered = sorted(actions, key=lambda a: a.container.index)
+    size = parallelism if parallelism > 0 else max(len(ordered), 1)
+    groups = [tuple(ordered[i:i + size]) for i in range(0, len(ordered), size)]
+    return [Batch(n, len(groups), g) for n, g in enumerate(groups, start=1)]
+
+
+def over_ratio(failed: int, total: int, max_failure_ratio: float) -> bool:
+    """Whether `failed` of `total` replicas is more than the update tolerates. Pure."""
+    return total > 0 and failed / total > max_failure_ratio
+
+
+class Steps(Protocol):
+    """What `roll` needs of apply's executor: its recorded steps and progress."""
+
+    ports: Adapters
+    supervisor: Supervisor
+
+    async def step(self, action: Action, container_id: str | None,
+                   effect: Callable[[], Awaitable[None]]) -> bool: ...
+    def skip(self, action: Action, why: str) -> None: ...
+    def progress(self, resource: str, message: str) -> None: ...
+    def watch_new(self, action: Recreate) -> None: ...
+
+
+async def settle(supervisor: Supervisor, ids: Sequence[str], monitor: float,
+                 limit: float) -> str | None:
+    """None once every container is ready and stayed so for `monitor` seconds; else why
+    not (unhealthy, exited, or not ready within `limit`)."""
+    why: str | None = f"not ready after {limit:g}s"
+    with trio.move_on_after(limit):
+        why = await supervisor.wait_for(ids, "service_healthy")
+    if why is not None:
+        return why
+    deadline = trio.current_time() + monitor
+    while True:
+        changed = supervisor.changed
+        for cid in ids:
+            w = supervisor.get(cid)
+            if w is None:
+                return f"{cid} is no longer watched"
+            if not w.running:
+                return f"{w.desired.name} exited with code {w.exit_code}"
+            if w.health == "unhealthy":
+                return f"{w.desired.name} became unhealthy"
+        left = deadline - trio.current_time()
+        if left <= 0:
+            return None
+        with trio.move_on_after(left):
+            await changed.wait()
+
+
+async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: UpdateConfig,
+               *, gate_timeout: float | None) -> str | None:
+    """Carry out `actions` (one service's recreates) batch by batch. None when the
+    update went through (failed batches under `continue` included: their steps say
+    so); else why it stopped (paused or rolled back; the rest of it skipped)."""
+    ports, sup = ex.ports, ex.supervisor
+    plan = batches(actions, update.parallelism)
+    limit = gate_timeout if gate_timeout is not None else math.inf
+    monitor = update.monitor.total_seconds()
+    start_first = update.order == "start-first"
+    failed = 0
+    for batch in plan:
+        if batch.number > 1 and update.delay.total_seconds() > 0:
+            ex.progress(service, f"waiting {update.delay.total_seconds():g}s (delay)")
+            await trio.sleep(update.delay.total_seconds())
+        ex.progress(service, f"rolling update {batch.label}, {update.order}")
+        made: list[Recreate] = []
+        for a in batch.actions:
+            old = a.old_id
+
+            async def start_new(a: Recreate = a) -> None:
+                await lifecycle.bring_up(ports, a.container)
+
+            async def stop_old_then_start(a: Recreate = a, old: str = old) -> None:
+                await sup.release(old)
+                await lifecycle.replace(ports, a.container, old)
+
+            ok = await ex.step(a, old, start_new if start_first else stop_old_then_start)
+            if ok:
+                ex.watch_new(a)
+                made.append(a)
+        why = await settle(sup, [a.container.id for a in made], monitor, limit) \
+            if made else "no new container started"
+        if len(made) < len(batch.actions) and why is None:
+            why = "a new container could not be made"
+        if start_first:
+            for a in made:
+                if why is None:  # the batch passed: its old containers go
+                    await sup.release(a.old_id)
+                    await lifecycle.tear_down(ports, a.old_id)
+        if why is None:
+            ex.progress(service, f"{batch.label} done")
+            continue
+        failed += len(batch.actions)
+        ex.progress(service, f"{batch.label} failed: {why}")
+        if not over_ratio(failed, len(actions), update.max_failure_ratio) \
+                or update.failure_action == "continue":
+            if start_first:
+                await _undo(ex, made)
+            continue
+        if start_first:
+            await _undo(ex, made)
+        rest = [a for b in plan[batch.number:] for a in b.actions]
+        verb = "paused" if update.failure_action == "pause" else "rolled back"
+        for a in rest:
+            ex.skip(a, f"update {verb}: {batch.label} failed: {why}")
+        return f"update of {service} {verb}: {batch.label} failed: {why}"
+    return None
+
+
+async def _undo(ex: Steps, made: Sequence[Recreate]) -> None:
+    """Start-first batch that failed: the new containers go, the old ones serve on."""
+    for a in made:
+        await ex.supervisor.release(a.container.id)
+        await lifecycle.tear_down(ex.ports, a.container.id)

@@ -1,0 +1,51 @@
+"""rolling's pure parts: batches in slot order and the failure ratio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_diff import actual_of, desired
+
+from stackd.reconciler.diff import plan
+from stackd.reconciler.plan import Recreate
+from stackd.reconciler.rolling import batches, over_ratio
+
+STACK = """
+services:
+  web:
+    image: busybox
+    environment: {{V: "{v}"}}
+    deploy:
+      replicas: 5
+      update_config: {{parallelism: 2, order: start-first, monitor: 3s,
+                      failure_action: rollback, max_failure_ratio: 0.3, delay: 1s}}
+"""
+
+
+def recreates(tmp_path: Path) -> list[Recreate]:
+    old = desired(STACK.format(v=1), tmp_path)
+    new = desired(STACK.format(v=2), tmp_path)
+    return [a for a in plan(new, actual_of(old)).actions if isinstance(a, Recreate)]
+
+
+def test_update_config_reaches_the_desired_service(tmp_path: Path) -> None:
+    update = desired(STACK.format(v=1), tmp_path).services["web"].update
+    assert update is not None
+    assert (update.parallelism, update.order, update.monitor.total_seconds(),
+            update.failure_action, update.max_failure_ratio, update.delay.total_seconds()) \
+        == (2, "start-first", 3.0, "rollback", 0.3, 1.0)
+
+
+def test_batches_go_in_slot_order_parallelism_at_a_time(tmp_path: Path) -> None:
+    actions = list(reversed(recreates(tmp_path)))
+    assert [b.label for b in batches(actions, 2)] == [
+        "batch 1/3 (web-1, web-2)", "batch 2/3 (web-3, web-4)", "batch 3/3 (web-5)"]
+    assert [b.label for b in batches(actions, 0)] == [
+        "batch 1/1 (web-1, web-2, web-3, web-4, web-5)"]
+
+
+def test_over_ratio_is_strictly_more_than_tolerated() -> None:
+    assert not over_ratio(0, 5, 0.0)
+    assert over_ratio(1, 5, 0.0)
+    assert not over_ratio(1, 5, 0.2)
+    assert over_ratio(2, 5, 0.2)
