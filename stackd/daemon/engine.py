@@ -12,6 +12,7 @@ on start every stored stack is enqueued and converged to its revision again.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import time
@@ -38,7 +39,7 @@ from stackd.daemon.models import (
     Version,
 )
 from stackd.daemon.world import LoadedStack, World
-from stackd.errors import ConflictError, NotFoundError, StackdError
+from stackd.errors import ConflictError, NotFoundError, StackdError, UpdateFailedError
 from stackd.reconciler.asks import Ask
 from stackd.roots import Roots
 from stackd.state.db import StateDB
@@ -158,8 +159,11 @@ class Engine:
             await self._refresh_containers()
             return requeue
         except BaseException as raised:
+            err = typed_error(raised)
+            if isinstance(err, UpdateFailedError) and err.rollback:
+                await self._roll_back(desired, err.message)
             if ask is not None:
-                ask.finish(typed_error(raised))
+                ask.finish(err)
             raise
         finally:
             if ask is not None:
@@ -250,6 +254,30 @@ class Engine:
             if revision.number < before and revision.stack is not None:
                 return revision
         return None
+
+    async def _roll_back(self, desired: DesiredStack, why: str) -> int | None:
+        """A failed update under `failure_action: rollback`: the revision before it is
+        applied again, as a new revision of cause `rollback` (Kubernetes' rollback is
+        "apply revision N-1" too). Its number, or None when there is none to go back to.
+        The failed reconcile still fails, so the `up` that waits on it exits non-zero."""
+        project = desired.project
+        previous = self._applied_revision(project, desired.generation)
+        if previous is None or previous.stack is None:
+            return None
+        request = ApplyRequest.model_validate({"source": json.loads(previous.source),
+                                               "options": json.loads(previous.options)})
+        request = request.model_copy(update={"options": steady(request.options)})
+        async with self._revision_lock:
+            gen = self.store.put(project, request, NewRevision(
+                cause="rollback", options=request.options.model_dump_json(),
+                source=previous.source, stack=previous.stack, files=previous.files))
+            for ref, digest in sorted(previous.images.items()):
+                self.revisions.pin(project, gen, ref, digest)
+        self.bus.emit("rollback", project=project, generation=str(gen),
+                      message=f"revision {desired.generation} rolled back to the stack of "
+                      f"revision {previous.number} (now revision {gen}): {why}")
+        self.controller.enqueue(project)
+        return gen
 
     def _one_shot_done(self, desired: DesiredStack) -> bool:
         if self._consumed.get(desired.project) == desired.generation:

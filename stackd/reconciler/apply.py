@@ -282,7 +282,8 @@ class _Executor:
                                          gate_timeout=self.gate_timeout)
             if stopped is not None:
                 err = UpdateFailedError(stopped, hint="fix the service and run `up` again; "
-                                        "`stackd logs` shows why its containers failed")
+                                        "`stackd logs` shows why its containers failed",
+                                        rollback=update.failure_action == "rollback")
                 self.result.outcomes.append(Outcome(f"{name}: rolling update", "failed",
                                                     stopped, err))
                 self._progress(name, "failed", stopped, trio.current_time())

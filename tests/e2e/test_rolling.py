@@ -3,6 +3,7 @@ request loop running through the update: what a client on the host sees."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,5 +110,22 @@ def test_a_broken_update_rolls_back_and_never_gets_traffic(roll: CLI) -> None:
     assert code != 0
     assert loop.failures == [], loop.failures[:5]
     assert set(loop.bodies) == old  # only the old replicas ever answered
+    now, failed = served(int(roll.environ["ROLL_PORT"]), 1.0)
+    assert failed == 0 and set(now) == old
+
+    # The revision was rolled back by itself, and history and events say so.
+    rows = json.loads(roll("history", "--format", "json").stdout)
+    assert [(r["number"], r["cause"]) for r in rows] == [(1, "up"), (2, "up"), (3, "rollback")]
+    assert rows[1]["outcome"] == "rolled back"
+    deadline = time.monotonic() + 30
+    while json.loads(roll("history", "--format", "json").stdout)[2]["outcome"] != "done":
+        assert time.monotonic() < deadline, "the rollback revision never converged"
+        time.sleep(0.5)
+    events = [json.loads(line) for line in
+              roll("events", "--json", "--since", "0", "--no-follow").stdout.splitlines()]
+    rollbacks = [e for e in events if e["type"] == "rollback"]
+    assert len(rollbacks) == 1 and "revision 2 rolled back" in rollbacks[0]["message"]
+    assert "batch 1/3 (web-1) failed" in rollbacks[0]["message"]
+    # Still only the old replicas, after the rollback revision's reconcile too.
     now, failed = served(int(roll.environ["ROLL_PORT"]), 1.0)
     assert failed == 0 and set(now) == old
