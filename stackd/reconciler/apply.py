@@ -36,7 +36,6 @@ from stackd.reconciler.plan import (
     Plan,
     Recreate,
     Remove,
-    Restart,
     Start,
     Stop,
     VolumeCreate,
@@ -274,8 +273,8 @@ class _Executor:
                     self.skip(a, reason)
                 return
         update = svc.update
-        rolled = [a for a in actions if isinstance(a, Recreate) and not isinstance(a, Restart)
-                  and update is not None]
+        rolled = rolling.rolled(Plan(self.plan.project, tuple(actions)),
+                                self.services).get(name, [])
         results = await self.parallel([a for a in actions if a not in rolled])
         if rolled and update is not None:
             stopped = await rolling.roll(self, name, rolled, update,

@@ -36,6 +36,7 @@ from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
+from stackd.reconciler.rolling import annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
@@ -222,8 +223,8 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
 
 
 def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptions) -> Plan:
-    """Pure: what `reconcile` would do from here."""
-    return plan(desired, actual, options.plan)
+    """Pure: what `reconcile` would do from here (rolling updates' batches named)."""
+    return annotate(plan(desired, actual, options.plan), desired.services)
 
 
 async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> Plan:
@@ -262,7 +263,8 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     if ask is not None:
         options = await carry_out(ask, desired, ports, supervisor, options, on_done)
     actual = await observe(desired.project, ports)
-    return await apply(plan(desired, actual, options), desired, ports, supervisor,
+    return await apply(annotate(plan(desired, actual, options), desired.services), desired,
+                       ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout)
 
 

@@ -25,15 +25,17 @@ executor's steps; apply makes no decision of its own about them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
 from stackd.reconciler import lifecycle
-from stackd.reconciler.plan import Action, Recreate
+from stackd.reconciler.desired import DesiredService
+from stackd.reconciler.plan import Action, Plan, Recreate, Restart
 from stackd.reconciler.ports import Adapters
 from stackd.reconciler.supervisor import Supervisor
 from stackd.spec.model import UpdateConfig
@@ -57,6 +59,34 @@ def batches(actions: Sequence[Recreate], parallelism: int) -> list[Batch]:
     size = parallelism if parallelism > 0 else max(len(ordered), 1)
     groups = [tuple(ordered[i:i + size]) for i in range(0, len(ordered), size)]
     return [Batch(n, len(groups), g) for n, g in enumerate(groups, start=1)]
+
+
+def rolled(plan: Plan, services: Mapping[str, DesiredService]
+           ) -> dict[str, list[Recreate]]:
+    """Per service with an update_config, the plan's recreates the update rolls. Pure."""
+    out: dict[str, list[Recreate]] = {}
+    for a in plan.actions:
+        if isinstance(a, Recreate) and not isinstance(a, Restart) \
+                and a.service in services and services[a.service].update is not None:
+            out.setdefault(a.service, []).append(a)
+    return out
+
+
+def annotate(plan: Plan, services: Mapping[str, DesiredService]) -> Plan:
+    """The plan with each rolled recreate's cause naming its batch, so `stackd plan`
+    (and `up`'s progress) show the batches the update will run. Pure."""
+    labels: dict[int, str] = {}
+    for name, actions in rolled(plan, services).items():
+        update = services[name].update
+        assert update is not None
+        for b in batches(actions, update.parallelism):
+            for a in b.actions:
+                labels[id(a)] = f"rolling update batch {b.number}/{b.total}, {update.order}"
+    if not labels:
+        return plan
+    return Plan(plan.project, tuple(
+        dataclasses.replace(a, cause=f"{a.cause} ({labels[id(a)]})") if id(a) in labels
+        else a for a in plan.actions), plan.warnings)
 
 
 def over_ratio(failed: int, total: int, max_failure_ratio: float) -> bool:

@@ -8,7 +8,7 @@ from test_diff import actual_of, desired
 
 from stackd.reconciler.diff import plan
 from stackd.reconciler.plan import Recreate
-from stackd.reconciler.rolling import batches, over_ratio
+from stackd.reconciler.rolling import annotate, batches, over_ratio, rolled
 
 STACK = """
 services:
@@ -49,3 +49,24 @@ def test_over_ratio_is_strictly_more_than_tolerated() -> None:
     assert over_ratio(1, 5, 0.0)
     assert not over_ratio(1, 5, 0.2)
     assert over_ratio(2, 5, 0.2)
+
+
+def test_the_plan_names_each_recreate_s_batch(tmp_path: Path) -> None:
+    old = desired(STACK.format(v=1), tmp_path)
+    new = desired(STACK.format(v=2), tmp_path)
+    shown = annotate(plan(new, actual_of(old)), new.services)
+    assert str(shown) == "\n".join(
+        f"web-{i}: recreate — environment changed: V (rolling update batch {b}/3, "
+        "start-first)" for i, b in ((1, 1), (2, 1), (3, 2), (4, 2), (5, 3)))
+
+
+def test_a_service_without_update_config_is_not_rolled(tmp_path: Path) -> None:
+    plain = STACK.replace("      update_config: {{parallelism: 2, order: start-first, "
+                          "monitor: 3s,\n                      failure_action: rollback, "
+                          "max_failure_ratio: 0.3, delay: 1s}}\n", "")
+    assert "update_config" not in plain
+    old = desired(plain.format(v=1), tmp_path)
+    new = desired(plain.format(v=2), tmp_path)
+    p = plan(new, actual_of(old))
+    assert rolled(p, new.services) == {}
+    assert annotate(p, new.services) == p
