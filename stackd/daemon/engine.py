@@ -257,26 +257,62 @@ class Engine:
 
     async def _roll_back(self, desired: DesiredStack, why: str) -> int | None:
         """A failed update under `failure_action: rollback`: the revision before it is
-        applied again, as a new revision of cause `rollback` (Kubernetes' rollback is
-        "apply revision N-1" too). Its number, or None when there is none to go back to.
-        The failed reconcile still fails, so the `up` that waits on it exits non-zero."""
+        applied again, as a new revision of cause `rollback`. Its number, or None when
+        there is none to go back to. The failed reconcile still fails, so the `up` that
+        waits on it exits non-zero."""
+        return await self._rollback_revision(desired, why, None)
+
+    async def _rollback_revision(self, desired: DesiredStack, why: str,
+                                 service: str | None) -> int | None:
+        """Record the revision before `desired`'s (for `service` only: the current stack
+        with that one service as it was) as a new revision of cause `rollback`, and
+        enqueue it — Kubernetes' rollback, "apply revision N-1", not special code."""
         project = desired.project
+        current = self.revisions.get(project, desired.generation)
         previous = self._applied_revision(project, desired.generation)
         if previous is None or previous.stack is None:
             return None
+        stack, files, images = previous.stack, previous.files, dict(previous.images)
+        if service is not None:
+            if current is None or current.stack is None:
+                return None
+            now, before = json.loads(current.stack), json.loads(previous.stack)
+            if service not in before.get("services", {}):
+                raise NotFoundError(f"service {service!r} is not in revision "
+                                    f"{previous.number} of {project}",
+                                    hint="`stackd history` lists the kept revisions")
+            now["services"][service] = before["services"][service]
+            stack = json.dumps(now, sort_keys=True, separators=(",", ":"))
+            kept = {f.path: f for f in current.files}
+            kept.update({f.path: f for f in previous.files})
+            files = tuple(kept[p] for p in sorted(kept))
+            images = {**current.images, **previous.images}
         request = ApplyRequest.model_validate({"source": json.loads(previous.source),
                                                "options": json.loads(previous.options)})
         request = request.model_copy(update={"options": steady(request.options)})
         async with self._revision_lock:
             gen = self.store.put(project, request, NewRevision(
                 cause="rollback", options=request.options.model_dump_json(),
-                source=previous.source, stack=previous.stack, files=previous.files))
-            for ref, digest in sorted(previous.images.items()):
+                source=previous.source, stack=stack, files=files))
+            for ref, digest in sorted(images.items()):
                 self.revisions.pin(project, gen, ref, digest)
+        what = f"service {service} of " if service else ""
         self.bus.emit("rollback", project=project, generation=str(gen),
-                      message=f"revision {desired.generation} rolled back to the stack of "
+                      message=f"{what}revision {desired.generation} rolled back to "
                       f"revision {previous.number} (now revision {gen}): {why}")
         self.controller.enqueue(project)
+        return gen
+
+    async def rollback(self, project: str, service: str | None) -> int:
+        """`stackd rollback [SERVICE]`: the revision before the current one, again."""
+        desired = self.store.get(project)
+        if desired is None or desired.phase == "removing":
+            raise NotFoundError(f"the daemon keeps no stack named {project!r}",
+                                hint="`stackd up` applies one")
+        gen = await self._rollback_revision(desired, "asked by `stackd rollback`", service)
+        if gen is None:
+            raise NotFoundError(f"{project} has no earlier applied revision to roll back to",
+                                hint="`stackd history` lists the kept revisions")
         return gen
 
     def _one_shot_done(self, desired: DesiredStack) -> bool:

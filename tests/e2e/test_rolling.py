@@ -129,3 +129,28 @@ def test_a_broken_update_rolls_back_and_never_gets_traffic(roll: CLI) -> None:
     # Still only the old replicas, after the rollback revision's reconcile too.
     now, failed = served(int(roll.environ["ROLL_PORT"]), 1.0)
     assert failed == 0 and set(now) == old
+
+
+def test_rollback_by_hand_returns_to_the_previous_revision_under_load(roll: CLI) -> None:
+    write_stack(roll, order="start-first")
+    roll("up", "-d", "--wait", timeout=120)
+    roll("up", "-d", "--wait", timeout=120, VERSION="two")
+    port = int(roll.environ["ROLL_PORT"])
+    assert {b.split()[0] for b in served(port, 0.5)[0]} == {"two"}
+
+    with RequestLoop(port) as loop:
+        time.sleep(0.5)
+        roll("rollback", timeout=180)
+        time.sleep(0.5)
+    assert loop.failures == [], loop.failures[:5]
+    seen = versions(loop.bodies)
+    assert seen[0] == "two" and seen[-1] == "one"
+    rows = json.loads(roll("history", "--format", "json").stdout)
+    assert [(r["cause"], r["outcome"]) for r in rows] == [
+        ("up", "done"), ("up", "done"), ("rollback", "done")]
+
+    # One service only: unknown ones are refused by name.
+    r = roll("rollback", "nosuch", check=False)
+    assert r.returncode != 0 and "service 'nosuch' is not in revision" in r.stderr
+    roll("rollback", "web", timeout=180)  # back to "two", the revision before this one
+    assert {b.split()[0] for b in served(port, 0.5)[0]} == {"two"}
