@@ -91,6 +91,7 @@ class Engine:
         self._loaded: dict[str, tuple[int, LoadedStack]] = {}
         # Lifecycle verbs asked of each stack, carried out one per reconcile, in order.
         self._asks: dict[str, deque[_Pending]] = {}
+        self._rollbacks: dict[int, tuple[str, str]] = {}  # generation → (project, why)
         # The apply-only options (force recreate, build, pull always) hold for the first
         # successful reconcile of a revision; resyncs after it, and a restarted daemon,
         # must not recreate again: the revision records it (consumed), this caches it.
@@ -297,9 +298,10 @@ class Engine:
             for ref, digest in sorted(images.items()):
                 self.revisions.pin(project, gen, ref, digest)
         what = f"service {service} of " if service else ""
-        self.bus.emit("rollback", project=project, generation=str(gen),
-                      message=f"{what}revision {desired.generation} rolled back to "
-                      f"revision {previous.number} (now revision {gen}): {why}")
+        message = (f"{what}revision {desired.generation} rolled back to revision "
+                   f"{previous.number} (now revision {gen}): {why}")
+        self._rollbacks[gen] = (project, message)
+        self.bus.emit("rollback", project=project, generation=str(gen), message=message)
         self.controller.enqueue(project)
         return gen
 
@@ -485,7 +487,9 @@ class Engine:
                 phase=d.phase,
                 files=d.request.source.files or [], reconciles=st.reconciles,
                 last_result=st.last_result, last_error=st.last_error,
-                last_finished=st.last_finished))
+                last_finished=st.last_finished,
+                rollback=next((why for gen, (p, why) in self._rollbacks.items()
+                               if p == d.project and gen == d.generation), "")))
         return out
 
     def _put_blobs(self, contents: Any) -> None:

@@ -85,6 +85,9 @@ class StackStatus(BaseModel):
     last_result: Literal["", "ok", "requeue", "retry", "terminal"] = ""
     last_error: str = ""
     last_finished: float = 0.0
+    # The current revision is a rollback: which, and why (this daemon's life only;
+    # `history` keeps the cause for good).
+    rollback: str = ""
 
 
 class Version(BaseModel):

@@ -126,6 +126,10 @@ def test_a_broken_update_rolls_back_and_never_gets_traffic(roll: CLI) -> None:
     rollbacks = [e for e in events if e["type"] == "rollback"]
     assert len(rollbacks) == 1 and "revision 2 rolled back" in rollbacks[0]["message"]
     assert "batch 1/3 (web-1) failed" in rollbacks[0]["message"]
+    ps = roll("ps")
+    assert "roll: revision 2 rolled back to revision 1 (now revision 3)" in ps.stderr
+    assert "batch 1/3 (web-1) failed" in ps.stderr
+    assert ps.stdout.count("(healthy)") == 3, ps.stdout  # the old ones, still up
     # Still only the old replicas, after the rollback revision's reconcile too.
     now, failed = served(int(roll.environ["ROLL_PORT"]), 1.0)
     assert failed == 0 and set(now) == old
