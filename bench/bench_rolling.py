@@ -46,8 +46,9 @@ UPDATE = """\
 """
 
 
-def one(root: BenchRoot, replicas: int, parallelism: int | None) -> tuple[float, int, int]:
-    """(seconds the update took, requests served, requests failed)."""
+def one(root: BenchRoot, replicas: int, parallelism: int | None
+        ) -> tuple[float, int, int, str]:
+    """(seconds the update took, requests served, requests failed, the first failure)."""
     name = f"roll{replicas}{'p' + str(parallelism) if parallelism else 'force'}"
     d = root.dir / name
     d.mkdir()
@@ -65,7 +66,7 @@ def one(root: BenchRoot, replicas: int, parallelism: int | None) -> tuple[float,
         took = time.perf_counter() - t0
         time.sleep(0.5)
     root.stackd("down", cwd=d, check=False)
-    return took, len(loop.bodies), len(loop.failures)
+    return took, len(loop.bodies), len(loop.failures), (loop.failures or [""])[0]
 
 
 def main() -> None:
@@ -83,10 +84,10 @@ def main() -> None:
     finally:
         root.close()
     print(f"{'replicas':>8}  {'how':<28} {'seconds':>8} {'requests':>9} {'failed':>7}")
-    for n, parallelism, took, served, failed in rows:
+    for n, parallelism, took, served, failed, first in rows:
         how = (f"rolling, start-first, par {parallelism}" if parallelism
                else "up --force-recreate")
-        print(f"{n:>8}  {how:<28} {took:>7.2f}s {served + failed:>9} {failed:>7}")
+        print(f"{n:>8}  {how:<28} {took:>7.2f}s {served + failed:>9} {failed:>7}  {first[:60]}")
 
 
 if __name__ == "__main__":
