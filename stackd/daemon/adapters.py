@@ -384,7 +384,8 @@ class HostWorld:
             files=stack.files,  # a revision's configs and secrets, as applied
             # A reconcile holds its stack's key: one waiting forever on a health check
             # that never passes would keep every later apply of that stack waiting too.
-            gate_timeout=GATE_TIMEOUT)
+            gate_timeout=GATE_TIMEOUT,
+            rolling_back=options.rolling_back)
 
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit,
                         ask: Any = None) -> float | None:

@@ -151,6 +151,9 @@ class Engine:
             options = desired.request.options
             if self._one_shot_done(desired):
                 options = steady(options)
+            revision = self.revisions.get(project, desired.generation)
+            if revision is not None and revision.cause == "rollback":
+                options = options.model_copy(update={"rolling_back": True})
             t0 = trio.current_time()
             requeue = await self.world.reconcile(stack, options, self.bus.publish,
                                                  ask=ask.ask if ask else None)

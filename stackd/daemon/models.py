@@ -39,6 +39,9 @@ class ApplyOptions(_Strict):
     pull: Literal["always", "missing", "never"] | None = None
     scale: dict[str, int] = Field(default_factory=dict)
     wait: bool = False
+    # Set by the daemon while the current revision is a rollback: rolling updates then
+    # follow each service's deploy.rollback_config instead of its update_config.
+    rolling_back: bool = False
 
 
 class ApplyRequest(_Strict):

@@ -63,6 +63,8 @@ class ReconcileOptions:
     # daemon: as its revision holds them, so a file edited on disk reaches containers
     # only at the next `up`; spec.files reads them bounded). None: read them now.
     files: Mapping[str, bytes] | None = None
+    # The revision applied is a rollback: rolling updates follow rollback_config.
+    rolling_back: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,8 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
             raise FileNotFoundError(2, "No such file or directory", path) from None
 
     inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
-                         read_file=read_file, environ=options.environ, scale=options.scale)
+                         read_file=read_file, environ=options.environ, scale=options.scale,
+                         rolling_back=options.rolling_back)
     return desired_state(stack, images, inputs)
 
 

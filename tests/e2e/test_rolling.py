@@ -69,11 +69,11 @@ def tokens(bodies: list[str], version: str) -> set[str]:
     return {b.split()[1] for b in bodies if b.split()[0] == version}
 
 
-def update_under_load(cli: CLI, version: str) -> tuple[RequestLoop, int]:
+def update_under_load(cli: CLI, version: str, *up: str) -> tuple[RequestLoop, int]:
     port = int(cli.environ["ROLL_PORT"])
     with RequestLoop(port) as loop:
         time.sleep(1.0)  # traffic before the update
-        r = cli("up", "-d", check=False, timeout=180, VERSION=version)
+        r = cli("up", "-d", *up, check=False, timeout=180, VERSION=version)
         time.sleep(1.0)  # and after
     return loop, r.returncode
 
@@ -106,8 +106,8 @@ def test_a_broken_update_rolls_back_and_never_gets_traffic(roll: CLI) -> None:
     old = set(served(int(roll.environ["ROLL_PORT"]), 1.0)[0])
     assert len(old) == 3
 
-    loop, code = update_under_load(roll, "broken")
-    assert code != 0
+    loop, code = update_under_load(roll, "broken", "--wait")
+    assert code != 0  # `up --wait` of a revision that was rolled back fails
     assert loop.failures == [], loop.failures[:5]
     assert set(loop.bodies) == old  # only the old replicas ever answered
     now, failed = served(int(roll.environ["ROLL_PORT"]), 1.0)

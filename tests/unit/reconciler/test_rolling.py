@@ -9,6 +9,8 @@ from test_diff import actual_of, desired
 from stackd.reconciler.diff import plan
 from stackd.reconciler.plan import Recreate
 from stackd.reconciler.rolling import annotate, batches, over_ratio, rolled
+from stackd.reconciler.translate import update_policy
+from stackd.spec import load_text
 
 STACK = """
 services:
@@ -70,3 +72,15 @@ def test_a_service_without_update_config_is_not_rolled(tmp_path: Path) -> None:
     p = plan(new, actual_of(old))
     assert rolled(p, new.services) == {}
     assert annotate(p, new.services) == p
+
+
+def test_a_rollback_revision_rolls_with_rollback_config(tmp_path: Path) -> None:
+    text = STACK.format(v=1) + "      rollback_config: {parallelism: 0, order: stop-first}\n"
+    stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
+    svc = stack.services["web"]
+    forward, back = update_policy(svc, False), update_policy(svc, True)
+    assert forward is not None and (forward.parallelism, forward.order) == (2, "start-first")
+    assert back is not None and (back.parallelism, back.order) == (0, "stop-first")
+    without = load_text(STACK.format(v=1), project_name="demo", environ={},
+                        project_directory=tmp_path).services["web"]
+    assert update_policy(without, True) == update_policy(without, False)  # update_config
