@@ -264,6 +264,11 @@ class Engine:
         applied again, as a new revision of cause `rollback`. Its number, or None when
         there is none to go back to. The failed reconcile still fails, so the `up` that
         waits on it exits non-zero."""
+        current = self.revisions.get(desired.project, desired.generation)
+        if current is not None and current.cause == "rollback":
+            # A rollback that fails is not rolled back in turn: the revision before it
+            # is the very one that failed, and the two would alternate for ever.
+            return None
         return await self._rollback_revision(desired, why, None)
 
     async def _rollback_revision(self, desired: DesiredStack, why: str,
