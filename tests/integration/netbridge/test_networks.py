@@ -222,6 +222,45 @@ async def test_a_group_shares_a_port_over_its_ready_backends(world: World) -> No
     assert answers(2) == {"a"}  # the last backend, though unready
 
 
+async def test_a_backend_taken_out_keeps_its_established_connections(world: World) -> None:
+    # Each backend runs a shell per connection: "hostname" on a connection says which
+    # backend holds it, for as long as it stays open.
+    shell = ("nc", "-ll", "-p", "80", "-e", "sh")
+    await world.network("drain")
+    a = await world.box("a", ["drain"], args=shell)
+    b = await world.box("b", ["drain"], args=shell)
+    binding = PortBinding(host_port=free_port(), container_port=80)
+    for box in (a, b):
+        await world.nets.publish(box.id, [binding], box.ip, group="p/web")
+    await world.nets.set_port_ready(a.id, True)
+
+    def holder(conn: socket.socket) -> str:
+        conn.sendall(b"hostname\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(100)
+            assert chunk, "the connection was closed"
+            data += chunk
+        return data.decode().strip()
+
+    def connect() -> socket.socket:
+        deadline = time.monotonic() + 5
+        while True:  # nc may not listen yet
+            try:
+                return socket.create_connection(("127.0.0.1", binding.host_port), timeout=5)
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+    with connect() as old:
+        assert holder(old) == "a"
+        await world.nets.set_port_ready(b.id, True)
+        await world.nets.set_port_ready(a.id, False)  # a leaves: new connections go to b
+        with connect() as new:
+            assert holder(new) == "b"
+        assert holder(old) == "a"  # while the one a held goes on with a
+
+
 async def test_egress_to_the_world_and_internal_blocks_it(world: World) -> None:
     far = world.peer("world")
     (world.tmp / "www").mkdir()
