@@ -4,6 +4,7 @@ and a failing batch stopping the update (monitor holds each batch)."""
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,7 +40,7 @@ async def test_start_first_makes_each_new_replica_before_the_old_one_goes(
             "create demo-web-2", "start demo-web-2", "stop demo-web-2",
             "create demo-web-3", "start demo-web-3", "stop demo-web-3"]
         starts = [t for t, op, _ in host.runtime.log[mark:] if op == "start"]
-        assert [round(b - a, 1) for a, b in zip(starts, starts[1:], strict=False)] == [2.0, 2.0]
+        assert [round(b - a, 1) for a, b in pairwise(starts)] == [2.0, 2.0]
         assert [line.split(" — ")[1] for line in result.plan.lines()] == [
             f"environment changed: V (rolling update batch {n}/3, start-first)"
             for n in (1, 2, 3)]
