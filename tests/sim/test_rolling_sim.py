@@ -4,8 +4,8 @@ and a failing batch stopping the update (monitor holds each batch)."""
 from __future__ import annotations
 
 import dataclasses
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from simfakes import Behaviour
