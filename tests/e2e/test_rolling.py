@@ -85,6 +85,10 @@ def test_a_rolling_update_fails_no_request(roll: CLI, order: str) -> None:
     before, failed = served(int(roll.environ["ROLL_PORT"]), 1.0)
     assert failed == 0 and len(before) == 3, before
 
+    shown = roll("plan", VERSION="two").stdout
+    for n in (1, 2, 3):
+        assert (f"web-{n}: recreate — environment changed: VERSION (rolling update batch "
+                f"{n}/3, {order})") in shown, shown
     loop, code = update_under_load(roll, "two")
     assert code == 0
     assert loop.failures == [], loop.failures[:5]
