@@ -14,10 +14,11 @@ A batch passes its gate when each new container is ready — healthy, or running
 it has no healthcheck — and stays so for `monitor`. A new container that turns
 unhealthy or exits, or is not ready within the gate's limit, fails its batch. Once the
 failed share of the replicas exceeds `max_failure_ratio`, `failure_action` decides:
-`continue` goes on; `pause` and `rollback` stop the update there, and start-first
-batches that failed are undone (their old containers were never touched, so the slot
-keeps serving the old revision). A broken new container is never ready, so it never
-receives traffic. Between batches the update waits `delay`.
+`continue` goes on; `pause` and `rollback` stop the update there (the rest skipped). A
+start-first batch that failed is undone whatever the action: its new containers are
+removed, and its old ones, never touched, keep serving the old revision. A broken new
+container is never ready, so it never receives traffic. Between batches the update
+waits `delay`.
 
 The pure parts (`batches`, `over_ratio`) are separate from `roll`, which drives the
 executor's steps; apply makes no decision of its own about them.
@@ -35,7 +36,7 @@ import trio
 
 from stackd.reconciler import lifecycle
 from stackd.reconciler.desired import DesiredService
-from stackd.reconciler.plan import Action, Plan, Recreate, Restart
+from stackd.reconciler.plan import Action, Plan, Recreate, Remove, Restart
 from stackd.reconciler.ports import Adapters
 from stackd.reconciler.supervisor import Supervisor
 from stackd.spec.model import UpdateConfig
@@ -169,11 +170,10 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
             if made else "no new container started"
         if len(made) < len(batch.actions) and why is None:
             why = "a new container could not be made"
-        if start_first:
+        if start_first and why is None:  # the batch passed: its old containers go
             for a in made:
-                if why is None:  # the batch passed: its old containers go
-                    await sup.release(a.old_id)
-                    await lifecycle.tear_down(ports, a.old_id)
+                await _remove(ex, a.old_id, a, f"replaced by the new {a.resource} "
+                              "(rolling update)")
         if why is None:
             ex.progress(service, f"{batch.label} done")
             continue
@@ -197,5 +197,16 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
 async def _undo(ex: Steps, made: Sequence[Recreate]) -> None:
     """Start-first batch that failed: the new containers go, the old ones serve on."""
     for a in made:
-        await ex.supervisor.release(a.container.id)
-        await lifecycle.tear_down(ex.ports, a.container.id)
+        await _remove(ex, a.container.id, a, "its rolling-update batch failed")
+
+
+async def _remove(ex: Steps, container_id: str, a: Recreate, cause: str) -> None:
+    """One container out, as a recorded step (its intent survives a crash, its error
+    is an outcome): it leaves DNS and the port's backends first, then drains."""
+    remove = Remove(cause=cause, container_id=container_id, service=a.service,
+                    index=a.container.index)
+
+    async def effect() -> None:
+        await ex.supervisor.release(container_id)
+        await lifecycle.tear_down(ex.ports, container_id)
+    await ex.step(remove, container_id, effect)
