@@ -11,11 +11,13 @@ rolling updates. Needs root.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from stackd_bench_env import IMAGE, BenchRoot  # puts tests/ on sys.path
 from support.freeaddrs import free_port
-from support.rolling import RequestLoop
+from support.rolling import RequestLoop, wait_serving
 
 STACK = """\
 name: {name}
@@ -46,6 +48,16 @@ UPDATE = """\
 """
 
 
+def wait_ready(root: BenchRoot, d: Path, replicas: int) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        rows = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
+        if sum(1 for r in rows if r.get("health") == "healthy") == replicas:
+            return
+        assert time.monotonic() < deadline, "replicas not healthy"
+        time.sleep(0.2)
+
+
 def one(root: BenchRoot, replicas: int, parallelism: int | None
         ) -> tuple[float, int, int, str]:
     """(seconds the update took, requests served, requests failed, the first failure)."""
@@ -57,6 +69,9 @@ def one(root: BenchRoot, replicas: int, parallelism: int | None
     (d / "compose.yaml").write_text(STACK.format(name=name, image=IMAGE, port=port,
                                                  replicas=replicas, update=update))
     root.stackd("up", "-d", "--wait", cwd=d, env={"VERSION": "one"})
+    # Every replica ready (healthy) before the clock starts: `up` returns once they run.
+    wait_ready(root, d, replicas)
+    wait_serving(port, 1, timeout=120)
     args = ("up", "-d", "--wait") if parallelism else ("up", "-d", "--wait",
                                                        "--force-recreate")
     with RequestLoop(port) as loop:

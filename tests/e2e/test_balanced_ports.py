@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.freeaddrs import free_port
-from support.rolling import served
+from support.rolling import served, wait_serving
 
 from stackd.roots import Roots
 
@@ -46,8 +46,9 @@ def lb(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 def test_replicas_share_the_port_and_each_serves(lb: CLI) -> None:
     lb("up", "-d", "--wait", timeout=120)
     port = int(lb.environ["LB_PORT"])
+    wait_serving(port, 3)
     seen, failed = served(port, 2.0)
-    assert failed == 0
+    assert failed == [], failed
     assert len(seen) == 3, seen  # every replica answered
     total = sum(seen.values())
     assert total >= 60, seen
@@ -58,12 +59,13 @@ def test_replicas_share_the_port_and_each_serves(lb: CLI) -> None:
 def test_an_unhealthy_replica_gets_no_new_connections(lb: CLI) -> None:
     lb("up", "-d", "--wait", timeout=120)
     port = int(lb.environ["LB_PORT"])
+    wait_serving(port, 3)
     lb("exec", "--index", "2", "web", "rm", "/www/index.html")
     deadline = time.monotonic() + 20
     while True:  # until its healthcheck has failed and it left the backends
         seen, failed = served(port, 1.0)
-        if failed == 0 and len(seen) == 2:
+        if failed == [] and len(seen) == 2:
             break
         assert time.monotonic() < deadline, f"still served by 3: {seen}, {failed} failed"
     seen, failed = served(port, 2.0)
-    assert failed == 0 and len(seen) == 2, (seen, failed)
+    assert failed == [] and len(seen) == 2, (seen, failed)

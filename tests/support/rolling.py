@@ -24,16 +24,16 @@ def get(port: int) -> str:
     return body.strip()
 
 
-def served(port: int, seconds: float) -> tuple[Counter[str], int]:
-    """Bodies seen and failed requests over a loop bounded in time."""
+def served(port: int, seconds: float) -> tuple[Counter[str], list[str]]:
+    """Bodies seen, and how each failed request failed, over a loop bounded in time."""
     seen: Counter[str] = Counter()
-    failed = 0
+    failed: list[str] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             seen[get(port)] += 1
-        except (OSError, ValueError):
-            failed += 1
+        except (OSError, ValueError) as err:
+            failed.append(f"{time.monotonic():.3f} {err!r}")
     return seen, failed
 
 
@@ -63,3 +63,15 @@ class RequestLoop:
                 self.bodies.append(get(self.port))
             except (OSError, ValueError) as err:
                 self.failures.append(repr(err))
+
+
+def wait_serving(port: int, backends: int, timeout: float = 30) -> None:
+    """Until `backends` distinct bodies answer with no failure: replicas are ready only
+    once healthy, and `up` (even with --wait, which the daemon does not act on yet)
+    returns once they are started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen, failed = served(port, 0.5)
+        if not failed and len(seen) == backends:
+            return
+        assert time.monotonic() < deadline, f"not {backends} serving: {seen}, {failed[:3]}"
