@@ -106,6 +106,16 @@ class ConflictError(StackdError):
     """The request contradicts the current state (port taken, container running…)."""
 
 
+class UpdateFailedError(ConflictError):
+    """A rolling update stopped: a batch's new containers did not pass the health gate
+    (deploy.update_config failure_action pause or rollback)."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 rollback: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.rollback = rollback  # failure_action: rollback — return to the revision before
+
+
 class UnavailableError(StackdError):
     """Something stackd needs is missing or not answering; retrying may help."""
 

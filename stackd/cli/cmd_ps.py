@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,12 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
     project = None if args.all_projects else project_of(args)
     with Client() as client:
         rows = client.get("/v1/containers", project=project, all=args.all)
+        stacks = client.get("/v1/stacks") if args.format != "json" and not args.quiet \
+            else []
+    for s in stacks:
+        if s.get("rollback") and (project is None or s["project"] == project):
+            # Beside the table, not in it: scripts read `ps --format json`.
+            print(f"{s['project']}: {s['rollback']}", file=sys.stderr)
     if args.services:
         rows = [r for r in rows if r.get("service") in args.services]
     if args.quiet:

@@ -51,13 +51,15 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def apply(client: Any, body: dict[str, Any], *, quiet: bool = False) -> tuple[str, bool]:
-    """Stream an apply with the live display; (project, ok)."""
+def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
+          path: str = "/v1/stacks/apply", params: dict[str, Any] | None = None
+          ) -> tuple[str, bool]:
+    """Stream an apply (or a rollback) with the live display; (project, ok)."""
     from stackd.cli.progress_view import ProgressView
 
     project, ok, acted = "", False, False
     with ProgressView() as view:
-        for item in client.stream("POST", "/v1/stacks/apply", json_body=body):
+        for item in client.stream("POST", path, json_body=body, params=params):
             if "accepted" in item:
                 project = item["accepted"]["project"]
             elif "event" in item:
@@ -66,7 +68,7 @@ def apply(client: Any, body: dict[str, Any], *, quiet: bool = False) -> tuple[st
                     acted = True
                     view.update(e.get("container") or "", e.get("state") or "",
                                 e["message"], float(e.get("elapsed") or 0))
-                elif e["type"] == "error" or e.get("verb") == "warning":
+                elif e["type"] in ("error", "rollback") or e.get("verb") == "warning":
                     view.note(f"{e['type']}: {e['message']}")
             elif "done" in item:
                 d = item["done"]

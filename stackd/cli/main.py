@@ -37,6 +37,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "run": ("stackd.cli.cmd_run", "Run a one-off container of a service, or of an image"),
     "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),
     "history": ("stackd.cli.cmd_history", "List the stack's applied revisions"),
+    "rollback": ("stackd.cli.cmd_rollback",
+                 "Apply the revision before the current one again (one service of it)"),
     "events": ("stackd.cli.cmd_events", "Stream the daemon's events"),
     "start": ("stackd.cli.cmd_lifecycle", "Start the stack's stopped containers"),
     "stop": ("stackd.cli.cmd_lifecycle", "Stop the stack's containers (keep them)"),

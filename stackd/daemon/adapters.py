@@ -98,16 +98,17 @@ class NetworkAdapter:
         await self.nets.remove_network(key)
 
     async def connect(self, container_id: str, attachments: Sequence[Any],
-                      ports: Sequence[Any]) -> str:
+                      ports: Sequence[Any], *, group: str = "") -> str:
         if ports:
-            self.nets.check_ports_free(list(ports), container_id=container_id)
+            self.nets.check_ports_free(list(ports), container_id=container_id, group=group)
         self.in_flight.add(container_id)
         path: str = await self.nets.create_netns(container_id)
         try:
             addresses = await self.nets.attach(container_id, path, list(attachments),
                                                names=_dns_names(container_id))
             if ports:
-                await self.nets.publish(container_id, list(ports), addresses[0].ip)
+                await self.nets.publish(container_id, list(ports), addresses[0].ip,
+                                        group=group)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.disconnect(container_id)
@@ -148,6 +149,7 @@ class NetworkAdapter:
         if self.nets.resolver is not None:
             self.nets.resolver.set_ready(container_id, ready)
             await self.nets.resolver.flush()
+        await self.nets.set_port_ready(container_id, ready)
 
 
 _ID = re.compile(r"^(?P<name>.+)-(?P<index>\d+)-[0-9a-f]{8}$")
@@ -385,7 +387,8 @@ class HostWorld:
             files=stack.files,  # a revision's configs and secrets, as applied
             # A reconcile holds its stack's key: one waiting forever on a health check
             # that never passes would keep every later apply of that stack waiting too.
-            gate_timeout=GATE_TIMEOUT)
+            gate_timeout=GATE_TIMEOUT,
+            rolling_back=options.rolling_back)
 
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit,
                         ask: Any = None) -> float | None:

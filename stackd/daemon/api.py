@@ -134,6 +134,15 @@ def make_app(engine: Engine) -> FastAPI:
         project, actions, revision = await engine.plan(request)
         return {"project": project, "actions": actions, "revision": revision}
 
+    @app.post("/v1/stacks/{project}/rollback", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def rollback(project: ProjectName,
+                       service: Annotated[str | None, Query(max_length=63)] = None
+                       ) -> Response:
+        """Apply the revision before the current one again (one service of it, when
+        given) as a new revision; NDJSON progress until it converged."""
+        gen = await engine.rollback(project, service)
+        return ChannelStream(functools.partial(_progress, engine, project, gen))
+
     @app.get("/v1/stacks/{project}/history")
     async def history(project: ProjectName,
                       service: Annotated[str | None, Query(max_length=63)] = None

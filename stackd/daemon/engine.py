@@ -12,6 +12,7 @@ on start every stored stack is enqueued and converged to its revision again.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import time
@@ -41,7 +42,7 @@ from stackd.daemon.models import (
 )
 from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
-from stackd.errors import ConflictError, NotFoundError, StackdError, disk_full
+from stackd.errors import ConflictError, NotFoundError, StackdError, UpdateFailedError, disk_full
 from stackd.reconciler.asks import Ask
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
@@ -105,6 +106,7 @@ class Engine:
         self._loaded: dict[str, tuple[int, LoadedStack]] = {}
         # Lifecycle verbs asked of each stack, carried out one per reconcile, in order.
         self._asks: dict[str, deque[_Pending]] = {}
+        self._rollbacks: dict[int, tuple[str, str]] = {}  # generation → (project, why)
         # The apply-only options (force recreate, build, pull always) hold for the first
         # successful reconcile of a revision; resyncs after it, and a restarted daemon,
         # must not recreate again: the revision records it (consumed), this caches it.
@@ -193,6 +195,9 @@ class Engine:
             options = desired.request.options
             if self._one_shot_done(desired):
                 options = steady(options)
+            revision = self.revisions.get(project, desired.generation)
+            if revision is not None and revision.cause == "rollback":
+                options = options.model_copy(update={"rolling_back": True})
             t0 = trio.current_time()
             requeue = await self.world.reconcile(stack, options, self.bus.publish,
                                                  ask=ask.ask if ask else None)
@@ -202,8 +207,11 @@ class Engine:
             await self._refresh_containers()
             return requeue
         except BaseException as raised:
+            err = typed_error(raised)
+            if isinstance(err, UpdateFailedError) and err.rollback:
+                await self._roll_back(desired, err.message)
             if ask is not None:
-                ask.finish(typed_error(raised))
+                ask.finish(err)
             raise
         finally:
             if ask is not None:
@@ -296,6 +304,72 @@ class Engine:
             if revision.number < before and revision.stack is not None:
                 return revision
         return None
+
+    async def _roll_back(self, desired: DesiredStack, why: str) -> int | None:
+        """A failed update under `failure_action: rollback`: the revision before it is
+        applied again, as a new revision of cause `rollback`. Its number, or None when
+        there is none to go back to. The failed reconcile still fails, so the `up` that
+        waits on it exits non-zero."""
+        current = self.revisions.get(desired.project, desired.generation)
+        if current is not None and current.cause == "rollback":
+            # A rollback that fails is not rolled back in turn: the revision before it
+            # is the very one that failed, and the two would alternate for ever.
+            return None
+        return await self._rollback_revision(desired, why, None)
+
+    async def _rollback_revision(self, desired: DesiredStack, why: str,
+                                 service: str | None) -> int | None:
+        """Record the revision before `desired`'s (for `service` only: the current stack
+        with that one service as it was) as a new revision of cause `rollback`, and
+        enqueue it — Kubernetes' rollback, "apply revision N-1", not special code."""
+        project = desired.project
+        current = self.revisions.get(project, desired.generation)
+        previous = self._applied_revision(project, desired.generation)
+        if previous is None or previous.stack is None:
+            return None
+        stack, files, images = previous.stack, previous.files, dict(previous.images)
+        if service is not None:
+            if current is None or current.stack is None:
+                return None
+            now, before = json.loads(current.stack), json.loads(previous.stack)
+            if service not in before.get("services", {}):
+                raise NotFoundError(f"service {service!r} is not in revision "
+                                    f"{previous.number} of {project}",
+                                    hint="`stackd history` lists the kept revisions")
+            now["services"][service] = before["services"][service]
+            stack = json.dumps(now, sort_keys=True, separators=(",", ":"))
+            kept = {f.path: f for f in current.files}
+            kept.update({f.path: f for f in previous.files})
+            files = tuple(kept[p] for p in sorted(kept))
+            images = {**current.images, **previous.images}
+        request = ApplyRequest.model_validate({"source": json.loads(previous.source),
+                                               "options": json.loads(previous.options)})
+        request = request.model_copy(update={"options": steady(request.options)})
+        async with self._revision_lock:
+            gen = self.store.put(project, request, NewRevision(
+                cause="rollback", options=request.options.model_dump_json(),
+                source=previous.source, stack=stack, files=files))
+            for ref, digest in sorted(images.items()):
+                self.revisions.pin(project, gen, ref, digest)
+        what = f"service {service} of " if service else ""
+        message = (f"{what}revision {desired.generation} rolled back to revision "
+                   f"{previous.number} (now revision {gen}): {why}")
+        self._rollbacks[gen] = (project, message)
+        self.bus.emit("rollback", project=project, generation=str(gen), message=message)
+        self.controller.enqueue(project)
+        return gen
+
+    async def rollback(self, project: str, service: str | None) -> int:
+        """`stackd rollback [SERVICE]`: the revision before the current one, again."""
+        desired = self.store.get(project)
+        if desired is None or desired.phase == "removing":
+            raise NotFoundError(f"the daemon keeps no stack named {project!r}",
+                                hint="`stackd up` applies one")
+        gen = await self._rollback_revision(desired, "asked by `stackd rollback`", service)
+        if gen is None:
+            raise NotFoundError(f"{project} has no earlier applied revision to roll back to",
+                                hint="`stackd history` lists the kept revisions")
+        return gen
 
     def _one_shot_done(self, desired: DesiredStack) -> bool:
         if self._consumed.get(desired.project) == desired.generation:
@@ -486,7 +560,9 @@ class Engine:
                 files=d.request.source.files or [], cwd=d.request.source.cwd or "",
                 reconciles=st.reconciles,
                 last_result=st.last_result, last_error=st.last_error,
-                last_finished=st.last_finished))
+                last_finished=st.last_finished,
+                rollback=next((why for gen, (p, why) in self._rollbacks.items()
+                               if p == d.project and gen == d.generation), "")))
         return out
 
     def _put_blobs(self, contents: Any) -> None:

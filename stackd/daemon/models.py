@@ -74,6 +74,9 @@ class ApplyOptions(Request):
     pull: Literal["always", "missing", "never"] | None = None
     scale: dict[str, Replicas] = Field(default_factory=dict, max_length=1000)
     wait: bool = False
+    # Set by the daemon while the current revision is a rollback: rolling updates then
+    # follow each service's deploy.rollback_config instead of its update_config.
+    rolling_back: bool = False
 
 
 class ApplyRequest(Request):
@@ -123,6 +126,9 @@ class StackStatus(BaseModel):
     last_result: Literal["", "ok", "requeue", "retry", "terminal"] = ""
     last_error: str = ""
     last_finished: float = 0.0
+    # The current revision is a rollback: which, and why (this daemon's life only;
+    # `history` keeps the cause for good).
+    rollback: str = ""
 
 
 class Fault(BaseModel):

@@ -163,11 +163,15 @@ def history_rows(revisions: Iterable[Revision], *, current: int | None,
     against nothing, a `down` removes them all)."""
     rows: list[dict[str, Any]] = []
     before: dict[str, str] = {}
-    for r in revisions:
+    kept = list(revisions)
+    for i, r in enumerate(kept):
         prints = ({} if r.stack is None else
                   service_fingerprints(stack_from_json(r.stack), r.files, r.images))
+        rolled_back = (not r.consumed and i + 1 < len(kept)
+                       and kept[i + 1].cause == "rollback")
         rows.append({"number": r.number, "created": r.created, "cause": r.cause,
-                     "outcome": outcome_of(r, current, outcome),
+                     "outcome": "rolled back" if rolled_back
+                     else outcome_of(r, current, outcome),
                      "services": sorted(prints),
                      "changed": sorted(changed_services(before, prints))})
         before = prints

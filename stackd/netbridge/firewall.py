@@ -13,11 +13,12 @@ Per network bridge B with subnet S:
   connections pass; out of B passes unless the network is internal. This is both the
   isolation between networks and the "no way out" of internal ones. Base chains keep
   policy accept: stackd decides only about packets touching its own bridges.
-- nat: published ports are DNAT'ed in prerouting (other hosts, containers) and output
-  (the host itself, 127.0.0.1 included); S is masqueraded out of the host unless
-  internal; connections from 127.0.0.1 and hairpin connections (a container reaching
-  a published port of its own network through a host address) are masqueraded into
-  B, so replies come back through the host.
+- nat: published ports are DNAT'ed (balanced over a service's ready replicas) in
+  prerouting (other hosts, containers) and output (the host itself, 127.0.0.1
+  included); S is masqueraded out of the host unless internal; connections from
+  127.0.0.1 and hairpin connections (a container reaching a published port of its own
+  network through a host address) are masqueraded into B, so replies come back
+  through the host.
 """
 
 from __future__ import annotations
@@ -55,6 +56,37 @@ class DnatRule:
     container_ip: str
     container_port: int
     container_id: str
+    group: str = ""  # replicas of one service share the port: one rule balances them
+    ready: bool = True
+
+
+def backends(rules: Sequence[DnatRule]) -> list[DnatRule]:
+    """Where new connections to one published port go: its ready backends, or all of
+    them when none is ready (a lone container nobody judged ready still answers, as it
+    did before readiness existed; a port whose replicas are all unready fails as they
+    would). Sorted, so a rule is a pure function of the rows."""
+    ready = [r for r in rules if r.ready]
+    return sorted(ready or rules, key=lambda r: (r.container_ip, r.container_port,
+                                                 r.container_id))
+
+
+def _dnat_line(rules: Sequence[DnatRule]) -> str:
+    """One rule per published port; several backends are picked round robin in the
+    kernel (numgen inc over a map). Conntrack keeps an established connection on the
+    backend it was given, so a backend leaving the map drains instead of breaking."""
+    first = rules[0]
+    match = f"ip daddr {first.host_ip} " if first.host_ip not in ("", "0.0.0.0", "::") else ""
+    to = backends(rules)
+    if len(to) == 1:
+        target = f"{to[0].container_ip}:{to[0].container_port}"
+        comment = f"container {to[0].container_id}"
+    else:
+        pairs = ", ".join(f"{i} : {r.container_ip} . {r.container_port}"
+                          for i, r in enumerate(to))
+        target = f"numgen inc mod {len(to)} map {{ {pairs} }}"
+        comment = f"service {first.group}"
+    return (f"{match}{first.protocol} dport {first.host_port} dnat ip to {target} "
+            f"comment {_q(comment[:127])}")
 
 
 def _q(text: str) -> str:
@@ -101,11 +133,11 @@ def render(chain_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRu
             out.append(f"{post} oifname != {br} ip saddr {b.subnet} masquerade")
     out.append(f"add rule {t} {p}prerouting fib daddr type local jump {p}ports")
     out.append(f"add rule {t} {p}output fib daddr type local jump {p}ports")
-    for d in sorted(dnats, key=lambda d: (d.host_port, d.protocol, d.host_ip)):
-        match = f"ip daddr {d.host_ip} " if d.host_ip not in ("", "0.0.0.0", "::") else ""
-        out.append(f"add rule {t} {p}ports {match}{d.protocol} dport {d.host_port} "
-                   f"dnat ip to {d.container_ip}:{d.container_port} "
-                   f"comment {_q('container ' + d.container_id)}")
+    ports: dict[tuple[int, str, str], list[DnatRule]] = {}
+    for d in dnats:
+        ports.setdefault((d.host_port, d.protocol, d.host_ip), []).append(d)
+    for key in sorted(ports):
+        out.append(f"add rule {t} {p}ports {_dnat_line(ports[key])}")
     return "\n".join(out) + "\n"
 
 

@@ -274,8 +274,11 @@ class Networks:
 
     # published ports
     def check_ports_free(self, bindings: Sequence[PortBinding], *,
-                         container_id: str | None = None) -> None:
-        """ConflictError naming the first taken port and its holder; blocks briefly on /proc."""
+                         container_id: str | None = None, group: str = "") -> None:
+        """ConflictError naming the first taken port and its holder; blocks briefly on /proc.
+
+        Containers of one `group` (a service's replicas, old and new revisions) share
+        their ports: they become backends of one balanced rule."""
         seen: dict[tuple[int, str], PortBinding] = {}
         for b in bindings:
             for (port, proto), other in seen.items():
@@ -290,8 +293,8 @@ class Networks:
             want = b.host_ip or "0.0.0.0"
             for p in ours:
                 if p.host_port == b.host_port and p.protocol == b.protocol and \
-                        p.container_id != container_id and \
-                        hostports.conflicts(want, p.host_ip or "0.0.0.0"):
+                        p.container_id != container_id and not (group and p.group == group) \
+                        and hostports.conflicts(want, p.host_ip or "0.0.0.0"):
                     raise ConflictError(f"host port {b.host_port}/{b.protocol} is already "
                                         f"published by container {p.container_id}",
                                         hint="choose another host port or stop that container")
@@ -310,27 +313,36 @@ class Networks:
                                         hint="stop that process or choose another host port")
 
     async def publish(self, container_id: str, bindings: Sequence[PortBinding],
-                      container_ip: str) -> None:
+                      container_ip: str, *, group: str = "") -> None:
+        """DNAT the bindings to the container. It is a backend only once `set_port_ready`
+        says so (unless no backend of its port is ready: see `firewall.backends`)."""
         if not bindings:
             return
         async with self._lock:
             await trio.to_thread.run_sync(partial(self._publish_locked, container_id,
-                                                  bindings, container_ip))
+                                                  bindings, container_ip, group))
 
     def _publish_locked(self, container_id: str, bindings: Sequence[PortBinding],
-                        container_ip: str) -> None:
+                        container_ip: str, group: str) -> None:
         with firewall.host_lock():  # two roots must not both claim a port
-            self.check_ports_free(bindings, container_id=container_id)
+            self.check_ports_free(bindings, container_id=container_id, group=group)
             # Publishing again replaces the container's bindings (idempotent).
             self.alloc.remove_ports(container_id)
             self.alloc.add_ports([PortRow(container_id, "" if b.any_address else b.host_ip,
                                           b.host_port, b.protocol, container_ip,
-                                          b.container_port) for b in bindings])
+                                          b.container_port, group) for b in bindings])
             try:
                 self._firewall_rules_locked()
             except BaseException:
                 self.alloc.remove_ports(container_id)
                 raise
+
+    async def set_port_ready(self, container_id: str, ready: bool) -> None:
+        """Add the container to (or take it out of) its published ports' backends. New
+        connections follow at once; established ones keep their backend (conntrack)."""
+        async with self._lock:
+            if await trio.to_thread.run_sync(self.alloc.set_ports_ready, container_id, ready):
+                await self._apply_firewall()
 
     async def unpublish(self, container_id: str) -> None:
         async with self._lock:
@@ -343,7 +355,8 @@ class Networks:
         bridges = [firewall.BridgeRules(n.bridge, n.subnet, n.internal)
                    for n in self.alloc.networks()]
         dnats = [firewall.DnatRule(p.host_ip, p.host_port, p.protocol, p.container_ip,
-                                   p.container_port, p.container_id) for p in self.alloc.ports()]
+                                   p.container_port, p.container_id, p.group, p.ready)
+                 for p in self.alloc.ports()]
         firewall.apply(self.roots.chain_id, bridges, dnats)
 
     async def _apply_firewall(self) -> None:

@@ -23,8 +23,8 @@ from typing import Literal
 import trio
 
 from stackd import hostnames
-from stackd.errors import StackdError
-from stackd.reconciler import lifecycle
+from stackd.errors import StackdError, UpdateFailedError
+from stackd.reconciler import lifecycle, rolling
 from stackd.reconciler.desired import DesiredService, DesiredState
 from stackd.reconciler.plan import (
     Action,
@@ -117,6 +117,14 @@ class _Executor:
         if self.on_progress is not None:
             self.on_progress(Progress(resource, state, message, trio.current_time() - since,
                                       action))
+
+    def progress(self, resource: str, message: str) -> None:
+        self._progress(resource, "working", message, trio.current_time())
+
+    def watch_new(self, action: Recreate) -> None:
+        """Supervise a rolling update's new container from its start."""
+        want = action.container
+        self.supervisor.watch(want.id, want, self.services[want.service], running=True)
 
     def skip(self, action: Action, why: str) -> None:
         self.result.outcomes.append(Outcome(action.line, "skipped", why, action=action))
@@ -264,10 +272,25 @@ class _Executor:
                 for a in actions:
                     self.skip(a, reason)
                 return
-        results = await self.parallel(actions)
+        update = svc.update
+        rolled = rolling.rolled(Plan(self.plan.project, tuple(actions)),
+                                self.services).get(name, [])
+        results = await self.parallel([a for a in actions if a not in rolled])
+        if rolled and update is not None:
+            stopped = await rolling.roll(self, name, rolled, update,
+                                         gate_timeout=self.gate_timeout)
+            if stopped is not None:
+                err = UpdateFailedError(stopped, hint="fix the service and run `up` again; "
+                                        "`stackd logs` shows why its containers failed",
+                                        rollback=update.failure_action == "rollback")
+                self.result.outcomes.append(Outcome(f"{name}: rolling update", "failed",
+                                                    stopped, err))
+                self._progress(name, "failed", stopped, trio.current_time())
+                results.append(False)
         if not all(results):
             errors = [o.error for o in self.result.outcomes
-                      if o.status == "failed" and o.line in {a.line for a in actions}]
+                      if o.status == "failed" and (o.line in {a.line for a in actions}
+                                                   or o.line == f"{name}: rolling update")]
             self.failed[name] = errors[0] if errors else "failed"
 
 

@@ -17,6 +17,7 @@ from stackd.reconciler.hash import ConfigHash
 from stackd.reconciler.health import HealthCheck
 from stackd.reconciler.restart import RestartPolicy
 from stackd.runtime.containerspec import ContainerSpec
+from stackd.spec.model import UpdateConfig
 
 LABEL_CONFIG_FIELDS = "io.stackd.config-fields"
 
@@ -44,6 +45,9 @@ class DesiredService:
     # Every service this one starts after: depends_on, links, network_mode service:,
     # volumes_from (the scheduler graph's edges); what `up <this>` brings up too.
     needs: tuple[str, ...] = ()
+    # deploy.update_config: recreate its replicas batch by batch behind a health gate
+    # (reconciler/rolling.py); None: all at once, as Compose's `up` does.
+    update: UpdateConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

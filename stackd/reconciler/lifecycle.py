@@ -52,16 +52,21 @@ async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
     ports.state.unhold(container.id)
 
 
+def _group(container: DesiredContainer) -> str:
+    """Who may share the container's published ports: its service's replicas."""
+    return f"{container.project}/{container.service}"
+
+
 async def _connect(ports: Adapters, container: DesiredContainer) -> str:
     try:
         return await ports.network.connect(container.id, container.attachments,
-                                           container.ports)
+                                           container.ports, group=_group(container))
     except AlreadyExistsError:
         # An interrupted attempt connected it and never created the container: start
         # the namespace over rather than trust half of it.
         await ports.network.disconnect(container.id)
         return await ports.network.connect(container.id, container.attachments,
-                                           container.ports)
+                                           container.ports, group=_group(container))
 
 
 async def start_existing(ports: Adapters, container_id: str) -> None:

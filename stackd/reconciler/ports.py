@@ -131,9 +131,13 @@ class NetworkPort(Protocol):
     async def ensure_network(self, spec: NetworkSpec) -> None: ...
     async def remove_network(self, key: str) -> None: ...
     async def connect(
-        self, container_id: str, attachments: Sequence[Attachment], ports: Sequence[PortBinding]
+        self, container_id: str, attachments: Sequence[Attachment], ports: Sequence[PortBinding],
+        *, group: str = "",
     ) -> str:
         """Make the container's network namespace, attach it, publish ports; its netns path.
+
+        Containers of one `group` (a service's replicas) share their published ports,
+        balanced over the ready ones.
 
         Called before the container is created, so the runtime can join the namespace.
         Idempotent per container id: a second call (after an interrupted apply) returns
@@ -142,7 +146,8 @@ class NetworkPort(Protocol):
     async def disconnect(self, container_id: str) -> None:
         """Undo `connect` (detach, unpublish, delete the netns); no error if already gone."""
     async def set_ready(self, container_id: str, ready: bool) -> None:
-        """Whether DNS answers with this container's addresses (readiness)."""
+        """Whether DNS answers with this container's addresses and its published ports
+        send it new connections (readiness)."""
 
 
 class VolumePort(Protocol):

@@ -37,6 +37,7 @@ from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
+from stackd.reconciler.rolling import annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
@@ -64,6 +65,8 @@ class ReconcileOptions:
     # daemon: as its revision holds them, so a file edited on disk reaches containers
     # only at the next `up`; spec.files reads them bounded). None: read them now.
     files: Mapping[str, bytes] | None = None
+    # The revision applied is a rollback: rolling updates follow rollback_config.
+    rolling_back: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,13 +229,14 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
             raise FileNotFoundError(2, "No such file or directory", path) from None
 
     inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
-                         read_file=read_file, environ=options.environ, scale=options.scale)
+                         read_file=read_file, environ=options.environ, scale=options.scale,
+                         rolling_back=options.rolling_back)
     return desired_state(stack, images, inputs)
 
 
 def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptions) -> Plan:
-    """Pure: what `reconcile` would do from here."""
-    return plan(desired, actual, options.plan)
+    """Pure: what `reconcile` would do from here (rolling updates' batches named)."""
+    return annotate(plan(desired, actual, options.plan), desired.services)
 
 
 async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> Plan:
@@ -272,7 +276,8 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     if ask is not None:
         options = await carry_out(ask, desired, ports, supervisor, options, on_done)
     actual = await observe(desired.project, ports)
-    return await apply(plan(desired, actual, options), desired, ports, supervisor,
+    return await apply(annotate(plan(desired, actual, options), desired.services), desired,
+                       ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout)
 
 

@@ -45,7 +45,7 @@ from stackd.runtime.containerspec import (
 from stackd.scheduler import build_graph, start_waves
 from stackd.scheduler.from_stack import from_stack
 from stackd.spec.image_names import image_ref
-from stackd.spec.model import FileReference, Service, Stack
+from stackd.spec.model import FileReference, Service, Stack, UpdateConfig
 
 DEFAULT_FILE_MODE = 0o444  # Compose's default for configs and secrets
 
@@ -59,6 +59,19 @@ class TranslateInputs:
     read_file: Callable[[str], bytes]  # config/secret `file:` → its bytes
     environ: Mapping[str, str] = field(default_factory=dict)  # for `environment:` sources
     scale: Mapping[str, int] = field(default_factory=dict)  # --scale svc=n
+    # A rollback revision: rolling updates follow deploy.rollback_config (if given).
+    rolling_back: bool = False
+
+
+def update_policy(svc: Service, rolling_back: bool) -> UpdateConfig | None:
+    """How a service's changed replicas are rolled: deploy.update_config, or while a
+    rollback revision is applied deploy.rollback_config (else update_config)."""
+    deploy = svc.deploy
+    if deploy is None:
+        return None
+    if rolling_back and deploy.rollback_config is not None:
+        return deploy.rollback_config
+    return deploy.update_config
 
 
 def network_host_name(stack: Stack, key: str) -> str:
@@ -380,7 +393,8 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         unhealthy = _x_stackd(svc).get("restart_on_unhealthy", True)
         services[name] = DesiredService(name, scale, deps, health, restart_of(svc),
                                         restart_on_unhealthy=unhealthy is not False,
-                                        needs=tuple(sorted(graph.successors(name))))
+                                        needs=tuple(sorted(graph.successors(name))),
+                                        update=update_policy(svc, inputs.rolling_back))
         for index in range(1, scale + 1):
             container, used = _slot(stack, name, index, parts, inputs)
             containers.append(container)

@@ -254,6 +254,15 @@ class DeployRestartPolicy(Node):
     window: Duration = timedelta(0)
 
 
+class UpdateConfig(Node):
+    parallelism: int = Field(default=1, ge=0)
+    delay: Duration = timedelta(0)
+    failure_action: Literal["continue", "rollback", "pause"] = "pause"
+    monitor: Duration = timedelta(seconds=5)
+    max_failure_ratio: float = 0.0
+    order: Literal["stop-first", "start-first"] = "stop-first"
+
+
 class Placement(Node):
     constraints: tuple[str, ...] = ()
     preferences: tuple[dict[str, str], ...] = ()
@@ -265,6 +274,8 @@ class Deploy(Node):
     replicas: int | None = Field(default=None, ge=0)
     resources: Resources | None = None
     restart_policy: DeployRestartPolicy | None = None
+    update_config: UpdateConfig | None = None
+    rollback_config: UpdateConfig | None = None
     placement: Placement | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     endpoint_mode: Literal["vip", "dnsrr"] | None = None

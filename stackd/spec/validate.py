@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stackd.errors import Location, SpecError
-from stackd.spec.model import Build, Deploy, ResourceSpec, Service, Stack
+from stackd.spec.model import Build, ResourceSpec, Service, Stack
 
 _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 
@@ -49,17 +49,11 @@ _BUILD_UNSUPPORTED = dict.fromkeys((
                "run time (secrets:) instead",
     "ssh": "the builder forwards no SSH agent: fetch private sources before the build",
 }
-_DEPLOY_UNSUPPORTED = {
-    key: "stackd replaces a changed service's containers one at a time, stop-first, "
-         "and does not read this setting yet: remove it"
-    for key in ("update_config", "rollback_config")
-}
 UNSUPPORTED: dict[type[BaseModel], dict[str, str]] = {
     ResourceSpec: {"devices": "device reservations (GPUs…) are not supported yet: give "
                               "the device nodes with the service's devices: instead"},
     Service: _SERVICE_UNSUPPORTED,
     Build: _BUILD_UNSUPPORTED,
-    Deploy: _DEPLOY_UNSUPPORTED,
     Stack: {"models": _IGNORED},
 }
 

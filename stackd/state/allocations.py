@@ -35,6 +35,21 @@ CREATE TABLE IF NOT EXISTS net_addresses (
     PRIMARY KEY (network_key, ip),
     UNIQUE (network_key, container_id)
 );
+-- One row per backend of a published port: the replicas of one service (same
+-- `grp`) share a host port, balanced over the ready ones (firewall.render).
+CREATE TABLE IF NOT EXISTS net_published (
+    container_id TEXT NOT NULL,
+    grp TEXT NOT NULL,  -- "project/service", or "" for a port only this container may hold
+    host_ip TEXT NOT NULL,
+    host_port INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    container_ip TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    ready INTEGER NOT NULL,
+    PRIMARY KEY (host_ip, host_port, protocol, container_id)
+);
+-- A store written before ports could be shared had one holder per port in net_ports:
+-- carry its rows over (ready, as they were served) and drop the old table.
 CREATE TABLE IF NOT EXISTS net_ports (
     container_id TEXT NOT NULL,
     host_ip TEXT NOT NULL,
@@ -43,7 +58,10 @@ CREATE TABLE IF NOT EXISTS net_ports (
     container_ip TEXT NOT NULL,
     container_port INTEGER NOT NULL,
     PRIMARY KEY (host_ip, host_port, protocol)
-)
+);
+INSERT OR IGNORE INTO net_published SELECT container_id, '', host_ip, host_port, protocol,
+    container_ip, container_port, 1 FROM net_ports;
+DROP TABLE net_ports
 """)
 
 
@@ -79,6 +97,8 @@ class PortRow:
     protocol: str
     container_ip: str
     container_port: int
+    group: str = ""  # "project/service": replicas that share the host port
+    ready: bool = False  # balanced to only when ready (or when none of its group is)
 
 
 def _network(r: sqlite3.Row) -> NetworkRow:
@@ -93,7 +113,7 @@ def _address(r: sqlite3.Row) -> AddressRow:
 
 def _port(r: sqlite3.Row) -> PortRow:
     return PortRow(r["container_id"], r["host_ip"], r["host_port"], r["protocol"],
-                   r["container_ip"], r["container_port"])
+                   r["container_ip"], r["container_port"], r["grp"], bool(r["ready"]))
 
 
 class Allocations:
@@ -146,20 +166,27 @@ class Allocations:
 
     # published ports
     def ports(self, *, container_id: str | None = None) -> list[PortRow]:
+        order = " ORDER BY host_port, protocol, host_ip, container_id"
         if container_id is None:
-            rows = self.db.conn.execute("SELECT * FROM net_ports ORDER BY host_port, protocol")
+            rows = self.db.conn.execute("SELECT * FROM net_published" + order)
         else:
             rows = self.db.conn.execute(
-                "SELECT * FROM net_ports WHERE container_id = ? ORDER BY host_port, protocol",
-                (container_id,))
+                "SELECT * FROM net_published WHERE container_id = ?" + order, (container_id,))
         return [_port(r) for r in rows]
 
     def add_ports(self, rows: list[PortRow]) -> None:
         with self.db.transaction() as c:
-            c.executemany("INSERT INTO net_ports VALUES (?, ?, ?, ?, ?, ?)",
-                          [(p.container_id, p.host_ip, p.host_port, p.protocol, p.container_ip,
-                            p.container_port) for p in rows])
+            c.executemany("INSERT INTO net_published VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          [(p.container_id, p.group, p.host_ip, p.host_port, p.protocol,
+                            p.container_ip, p.container_port, int(p.ready)) for p in rows])
 
     def remove_ports(self, container_id: str) -> None:
         with self.db.transaction() as c:
-            c.execute("DELETE FROM net_ports WHERE container_id = ?", (container_id,))
+            c.execute("DELETE FROM net_published WHERE container_id = ?", (container_id,))
+
+    def set_ports_ready(self, container_id: str, ready: bool) -> bool:
+        """Mark the container's published ports (un)ready; whether any row changed."""
+        with self.db.transaction() as c:
+            cur = c.execute("UPDATE net_published SET ready = ? WHERE container_id = ? "
+                            "AND ready != ?", (int(ready), container_id, int(ready)))
+            return cur.rowcount > 0

@@ -243,7 +243,7 @@ class FakeNetwork:
         self.faults.tick()
 
     async def connect(self, container_id: str, attachments: Sequence[Attachment],
-                      ports: Sequence[PortBinding]) -> str:
+                      ports: Sequence[PortBinding], *, group: str = "") -> str:
         await trio.lowlevel.checkpoint()
         if container_id in self.connected:  # as netbridge: attach twice is refused
             raise AlreadyExistsError(f"container {container_id} is already attached")

@@ -238,7 +238,7 @@ def leftovers(roots: Roots, db: StateDB) -> list[str]:
                 if kind in o and o[kind].get("name", o[kind].get("chain", "")).startswith(
                         nft_chain_prefix(roots.chain_id)):
                     found.append(f"nft {kind} {o[kind].get('name', o[kind].get('chain'))}")
-    for table in ("net_networks", "net_addresses", "net_ports"):
+    for table in ("net_networks", "net_addresses", "net_published"):
         n = db.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         if n:
             found.append(f"{n} rows in {table}")

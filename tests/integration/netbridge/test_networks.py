@@ -191,6 +191,76 @@ async def test_host_port_in_use_is_reported_before_anything_is_made(world: World
     assert made_on_the_host(world) == before
 
 
+async def test_a_group_shares_a_port_over_its_ready_backends(world: World) -> None:
+    await world.network("lb")
+    a = await world.box("a", ["lb"], args=HTTPD)
+    b = await world.box("b", ["lb"], args=HTTPD)
+    stranger = await world.box("c", ["lb"], args=HTTPD)
+    binding = PortBinding(host_port=free_port(), container_port=80)
+    await world.nets.publish(a.id, [binding], a.ip, group="p/web")
+    await world.nets.publish(b.id, [binding], b.ip, group="p/web")
+    with pytest.raises(ConflictError, match=f"published by container {a.id}"):
+        await world.nets.publish(stranger.id, [binding], stranger.ip, group="p/other")
+    url = f"http://127.0.0.1:{binding.host_port}/"
+
+    def answers(n: int) -> set[str]:
+        out = set()
+        for _ in range(n):
+            r = sh("timeout", "5", "busybox", "wget", "-q", "-O-", url, check=False)
+            assert r.returncode == 0, r.stderr
+            out.add(r.stdout.strip())
+        return out
+
+    assert answers(4) == {"a", "b"}  # none ready yet: all of them
+    await world.nets.set_port_ready(a.id, True)
+    assert answers(4) == {"a"}  # only the ready one
+    await world.nets.set_port_ready(b.id, True)
+    assert answers(4) == {"a", "b"}
+    await world.nets.set_port_ready(a.id, False)
+    assert answers(4) == {"b"}
+    await world.nets.unpublish(b.id)
+    assert answers(2) == {"a"}  # the last backend, though unready
+
+
+async def test_a_backend_taken_out_keeps_its_established_connections(world: World) -> None:
+    # Each backend runs a shell per connection: "hostname" on a connection says which
+    # backend holds it, for as long as it stays open.
+    shell = ("nc", "-ll", "-p", "80", "-e", "sh")
+    await world.network("drain")
+    a = await world.box("a", ["drain"], args=shell)
+    b = await world.box("b", ["drain"], args=shell)
+    binding = PortBinding(host_port=free_port(), container_port=80)
+    for box in (a, b):
+        await world.nets.publish(box.id, [binding], box.ip, group="p/web")
+    await world.nets.set_port_ready(a.id, True)
+
+    def holder(conn: socket.socket) -> str:
+        conn.sendall(b"hostname\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(100)
+            assert chunk, "the connection was closed"
+            data += chunk
+        return data.decode().strip()
+
+    def connect() -> socket.socket:
+        deadline = time.monotonic() + 5
+        while True:  # nc may not listen yet
+            try:
+                return socket.create_connection(("127.0.0.1", binding.host_port), timeout=5)
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+    with connect() as old:
+        assert holder(old) == "a"
+        await world.nets.set_port_ready(b.id, True)
+        await world.nets.set_port_ready(a.id, False)  # a leaves: new connections go to b
+        with connect() as new:
+            assert holder(new) == "b"
+        assert holder(old) == "a"  # while the one a held goes on with a
+
+
 async def test_egress_to_the_world_and_internal_blocks_it(world: World) -> None:
     far = world.peer("world")
     (world.tmp / "www").mkdir()

@@ -79,3 +79,45 @@ def test_nft_accepts_the_script() -> None:
     r = subprocess.run(["nft", "-c", "-f", "-"], input=render("ab12", BRIDGES, DNATS),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+REPLICAS = [DnatRule("", 9000, "tcp", "10.207.0.4", 80, "p-web-3-aa", "p/web", ready=True),
+            DnatRule("", 9000, "tcp", "10.207.0.2", 80, "p-web-1-aa", "p/web", ready=True),
+            DnatRule("", 9000, "tcp", "10.207.0.3", 80, "p-web-2-aa", "p/web", ready=False)]
+
+
+def _ports_lines(dnats: list[DnatRule]) -> list[str]:
+    return [line for line in render("ab12", BRIDGES, dnats).splitlines()
+            if line.startswith("add rule inet stackd rab12_ports")]
+
+
+def test_replicas_share_one_rule_balanced_over_the_ready_ones() -> None:
+    assert _ports_lines(REPLICAS) == [
+        'add rule inet stackd rab12_ports tcp dport 9000 dnat ip to numgen inc mod 2 '
+        'map { 0 : 10.207.0.2 . 80, 1 : 10.207.0.4 . 80 } comment "service p/web"']
+
+
+def test_a_port_with_one_ready_replica_goes_straight_to_it() -> None:
+    one = [DnatRule(d.host_ip, d.host_port, d.protocol, d.container_ip, d.container_port,
+                    d.container_id, d.group, ready=d.container_id == "p-web-2-aa")
+           for d in REPLICAS]
+    assert _ports_lines(one) == [
+        'add rule inet stackd rab12_ports tcp dport 9000 dnat ip to 10.207.0.3:80 '
+        'comment "container p-web-2-aa"']
+
+
+def test_a_port_with_no_ready_replica_balances_over_all() -> None:
+    none = [DnatRule(d.host_ip, d.host_port, d.protocol, d.container_ip, d.container_port,
+                     d.container_id, d.group, ready=False) for d in REPLICAS]
+    assert _ports_lines(none) == [
+        'add rule inet stackd rab12_ports tcp dport 9000 dnat ip to numgen inc mod 3 '
+        'map { 0 : 10.207.0.2 . 80, 1 : 10.207.0.3 . 80, 2 : 10.207.0.4 . 80 } '
+        'comment "service p/web"']
+
+
+@pytest.mark.root
+def test_nft_accepts_a_balanced_port() -> None:
+    require_command("nft", "nftables")
+    r = subprocess.run(["nft", "-c", "-f", "-"], input=render("ab12", BRIDGES, REPLICAS),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -90,17 +90,17 @@ networks:
     assert load("services:\n  web: {image: x}\n").services["web"].attach is True
 
 
+def test_update_and_rollback_config_are_carried() -> None:
+    deploy = load("services:\n  web:\n    image: x\n    deploy:\n"
+                  "      update_config: {parallelism: 2, order: start-first}\n"
+                  "      rollback_config: {failure_action: continue}\n").services["web"].deploy
+    assert deploy is not None and deploy.update_config is not None
+    assert (deploy.update_config.parallelism, deploy.update_config.order) == (2, "start-first")
+    assert deploy.rollback_config is not None
+    assert deploy.rollback_config.failure_action == "continue"
+
+
 REFUSED = [
-    ("update_config",
-     "services:\n  web:\n    image: x\n    deploy:\n      update_config: {parallelism: 2}\n",
-     "service 'web': 'update_config' is not supported yet (compose.yaml:5:7)\n"
-     "  hint: stackd replaces a changed service's containers one at a time, stop-first, "
-     "and does not read this setting yet: remove it"),
-    ("rollback_config",
-     "services:\n  web:\n    image: x\n    deploy:\n      rollback_config: {order: start-first}\n",
-     "service 'web': 'rollback_config' is not supported yet (compose.yaml:5:7)\n"
-     "  hint: stackd replaces a changed service's containers one at a time, stop-first, "
-     "and does not read this setting yet: remove it"),
     ("dockerfile_inline",
      "services:\n  web:\n    build:\n      dockerfile_inline: FROM alpine\n",
      "service 'web': 'dockerfile_inline' is not supported yet (compose.yaml:4:7)\n"
