@@ -16,7 +16,7 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -28,6 +28,9 @@ from stackd.errors import NotFoundError, StackdError, UnavailableError
 from stackd.netbridge.model import LABEL_NETWORK_HASH
 from stackd.roots import Roots
 from stackd.state.db import StateDB
+
+if TYPE_CHECKING:
+    from stackd.daemon.single import RunRequest
 
 BRIDGE_CHECK_INTERVAL = 0.5  # seconds between looks for deleted bridges, netns, veths, cgroups
 GATE_TIMEOUT = 300.0  # seconds one depends_on condition may take before the apply fails
@@ -542,7 +545,7 @@ class HostWorld:
         return {"container": v.name, "id": v.id, "memory_bytes": s.memory_bytes,
                 "cpu_ns": s.cpu_ns, "pids": s.pids}
 
-    def run(self, request: Any) -> AsyncIterator[dict[str, Any]]:
+    def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         from stackd.daemon.single import SingleRunner
 
         ports = self._ready()

@@ -283,6 +283,7 @@ class Engine:
         if cached and cached[0] == desired.generation:
             return cached[1]
         revision = self.revisions.get(desired.project, desired.generation)
+        stack: LoadedStack
         if revision is None or revision.stack is None:
             # Applied by a daemon from before revisions: its files, once.
             stack = await self.world.load(desired.request.source)

@@ -10,7 +10,7 @@ missing makes only the operations needing it fail, with an UnavailableError that
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -18,18 +18,26 @@ from stackd.daemon.events import Event
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
 from stackd.reconciler.asks import Ask
 
+if TYPE_CHECKING:
+    from stackd.daemon.revision import Captured
+    from stackd.daemon.single import RunRequest
+    from stackd.state.revisions import Revision
+
 Emit = Callable[[Event], object]
 
 
 class LoadedStack(Protocol):
-    """A stack after `spec.load` (or restored from a revision): the daemon needs its
-    name and, from a load, what a revision of it records (`revision.Captured`)."""
+    """A stack after `spec.load` or restored from a revision: the daemon needs its name."""
 
     @property
     def project(self) -> str: ...
 
+
+class LoadedFiles(LoadedStack, Protocol):
+    """A stack loaded from its files now, with what a revision of it records."""
+
     @property
-    def captured(self) -> Any: ...
+    def captured(self) -> Captured: ...
 
 
 class World(Protocol):
@@ -38,10 +46,10 @@ class World(Protocol):
         health changes, deleted devices). Each event names its project so the daemon can
         enqueue that stack."""
 
-    async def load(self, source: StackSource) -> LoadedStack:
+    async def load(self, source: StackSource) -> LoadedFiles:
         """The stack as its files are now, with what a revision of it would record."""
 
-    async def restore(self, revision: Any, files: Mapping[str, bytes],
+    async def restore(self, revision: Revision, files: Mapping[str, bytes],
                       environ: Mapping[str, str], pin: Callable[[str, str], str]
                       ) -> LoadedStack:
         """The stack of an applied revision (state.revisions.Revision): reconciled with
@@ -84,7 +92,7 @@ class World(Protocol):
 
     async def stats(self, container: str) -> dict[str, Any]: ...
 
-    def run(self, request: Any) -> AsyncIterator[dict[str, Any]]:
+    def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         """`stackd run`: {"started"}, then output lines, then {"exit"} (see single.py)."""
 
     async def signal(self, container: str, action: str, signal: str | None,
