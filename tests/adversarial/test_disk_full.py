@@ -109,9 +109,10 @@ def alive(pid: int) -> bool:
 def one_line_error(r: subprocess.CompletedProcess[str]) -> str:
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "ExceptionGroup" not in r.stderr, r.stderr
-    first = r.stderr.strip().splitlines()[0]
-    assert first.startswith("stackd: no space left on the disk"), r.stderr
-    return first
+    # `up` shows its progress lines first; what went wrong is said once, by stackd.
+    said = [line for line in r.stderr.splitlines() if line.startswith("stackd: ")]
+    assert len(said) == 1 and "no space left on the disk" in said[0], r.stderr
+    return said[0]
 
 
 def events(cli: CLI) -> list[dict]:
@@ -169,8 +170,12 @@ def test_a_full_disk_during_a_restart_loop(full_cli: CLI, tmp_path: Path) -> Non
     assert any(e["type"] == "heal" and e["attrs"].get("fault") == "disk_full"
                for e in events(cli))
     cli("up", "-d")
-    rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
-    assert sorted(r["service"] for r in rows) == ["loop", "more"], rows
+    # Converged: both services' containers are there (the loop's may be between two
+    # runs of its restart, so look until it is, as a user would with `ps -a`).
+    def both() -> bool:
+        rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
+        return sorted(r["service"] for r in rows) == ["loop", "more"]
+    wait_for("both services' containers", both, timeout=60)
     # After the heal (by sequence number: the daemon keeps only the last 1000 events);
     # the restart backoff has grown meanwhile, as it does for any crash loop.
     since = max(e["seq"] for e in events(cli) if e["type"] == "heal")
