@@ -36,7 +36,7 @@ def exec_attached(roots: Roots, container_id: str, cmd: Sequence[str], *, env: S
     terminal with `tty`); its exit code."""
     from stackd.runtime.exec import exec_interactive
 
-    state = trio.run(_runtime(roots).inspect, container_id)
+    state = _runtime(roots).inspect_here(container_id)
     return exec_interactive(state, cmd, env=env, cwd=cwd, user=user, tty=tty)
 
 

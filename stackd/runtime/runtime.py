@@ -102,7 +102,13 @@ class Runtime:
         return await trio.to_thread.run_sync(_load_all, self.roots)
 
     async def inspect(self, container_id: str) -> ContainerState:
-        state = await trio.to_thread.run_sync(load_state, self._paths(container_id))
+        return await trio.to_thread.run_sync(self.inspect_here, container_id)
+
+    def inspect_here(self, container_id: str) -> ContainerState:
+        """`inspect` on the calling thread, for a caller with no event loop to keep free
+        (the CLI's exec): a worker thread would leave it multi-threaded, and a
+        multi-threaded caller must start exec's fork server instead of forking."""
+        state = load_state(self._paths(container_id))
         if state is None:
             raise NotFoundError(f"no container {container_id!r}",
                                 hint="list containers with `stackd ps -a`")

@@ -58,6 +58,8 @@ def test_scaling_a_container_name_is_refused(cli: CLI) -> None:
     (cli.cwd / "compose.yaml").write_text(STACK)
     r = cli("up", "-d", "--scale", "db=2", check=False)
     assert r.returncode != 0
+    # Found when the applied revision is translated, so without the file position a
+    # stored revision no longer has (docs/daemon.md, revisions' limits).
     assert ("service 'db': container_name 'Main.DB' names one container, it cannot be "
-            "scaled to 2 (compose.yaml:4:5)") in r.stderr
+            "scaled to 2") in r.stderr
     assert json.loads(cli("ps", "-a", "--format", "json").stdout) == []

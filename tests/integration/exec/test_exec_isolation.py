@@ -128,7 +128,7 @@ import sys, threading, trio
 from stackd.roots import Roots
 from stackd.runtime.exec import _ForkServer, exec_interactive
 from stackd.runtime.runtime import Runtime
-state = trio.run(Runtime(Roots.from_env()).inspect, sys.argv[1])
+state = Runtime(Roots.from_env()).inspect_here(sys.argv[1])
 code = exec_interactive(state, ["sh", "-c", "echo out; echo err >&2; exit 5"])
 assert threading.active_count() == 1 and _ForkServer._current is None
 sys.exit(code)
