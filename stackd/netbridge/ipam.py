@@ -54,7 +54,7 @@ def check_subnet_free(subnet: IPv4Network, routed: Iterable[IPv4Network],
     for route in routed:
         if subnet.overlaps(route):
             raise ConflictError(f"network {network}: subnet {subnet} overlaps {route}, "
-                                "which the host already routes",
+                                "which the host already routes or a socket is bound in",
                                 hint="choose another ipam subnet")
 
 

@@ -19,7 +19,7 @@ import trio
 
 from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, SpecError
 from stackd.hostnames import device_name
-from stackd.netbridge import firewall, hostports, ipam, links, netns
+from stackd.netbridge import boundaddrs, firewall, hostports, ipam, links, netns
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
     LABEL_NETWORK_HASH,
@@ -114,7 +114,10 @@ class Networks:
     def _create_bridge(self, spec: NetworkSpec, mtu: int) -> NetworkRow:
         """Choose the subnet and make the bridge under the host lock (roots share a pool)."""
         with firewall.host_lock():
-            routed = links.routed_subnets()
+            # A bound address counts as routed: a resolver (ours or another root's)
+            # may still hold the gateway of a network whose bridge has just gone.
+            routed = [*links.routed_subnets(),
+                      *boundaddrs.as_networks(boundaddrs.bound_addresses())]
             mine = [(r.key, IPv4Network(r.subnet)) for r in self.alloc.networks()]
             if spec.subnet:
                 subnet = ipam.parse_subnet(spec.subnet, what=f"network {spec.name} subnet")

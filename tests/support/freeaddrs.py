@@ -14,7 +14,7 @@ import shutil
 import socket
 from ipaddress import IPv4Network
 
-from stackd.netbridge import firewall, links
+from stackd.netbridge import boundaddrs, firewall, links
 
 # Outside stackd's default address pool (10.192.0.0/12), so a test's own subnets never
 # take what a stackd network of another run would choose.
@@ -65,8 +65,9 @@ def _bind(port: int, kind: socket.SocketKind, held: list[socket.socket]) -> int:
 
 
 def free_subnet(prefixlen: int = 24, pool: IPv4Network = TEST_POOL) -> IPv4Network:
-    """A random /prefixlen of `pool` that overlaps nothing the host routes now."""
-    routed = links.routed_subnets()
+    """A random /prefixlen of `pool` that overlaps nothing the host routes now, nor an
+    address a socket is bound to."""
+    routed = [*links.routed_subnets(), *boundaddrs.as_networks(boundaddrs.bound_addresses())]
     candidates = [n for n in pool.subnets(new_prefix=prefixlen)
                   if not any(n.overlaps(r) for r in routed)]
     if not candidates:

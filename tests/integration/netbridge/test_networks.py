@@ -53,6 +53,29 @@ async def test_service_names_reach_and_other_networks_cannot(world: World) -> No
     assert code != 0
 
 
+async def test_a_subnet_whose_gateway_a_socket_still_holds_is_not_chosen(world: World) -> None:
+    """Another root's resolver keeps its gateway bound (IP_FREEBIND) a moment after that
+    root's bridge is gone; choosing that unrouted subnet made our DNS fail to listen."""
+    from stackd.netbridge import boundaddrs, ipam, links
+    from stackd.netbridge.dns import IP_FREEBIND
+
+    def next_choice() -> IPv4Network:
+        busy = [*links.routed_subnets(), *boundaddrs.as_networks(boundaddrs.bound_addresses())]
+        return ipam.choose_subnet(world.nets.pool, world.nets.prefixlen, busy,
+                                  [IPv4Network(n.subnet) for n in world.nets.list()])
+
+    held = next_choice()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other_resolver:
+        other_resolver.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        other_resolver.bind((str(ipam.default_gateway(held)), 53))
+        assert next_choice() != held
+        net = await world.network("front")  # DNS listens on its gateway, or this raises
+    assert not IPv4Network(net.subnet).overlaps(held)
+    await world.box("web1", ["front"], service="web")
+    await world.box("client", ["front"], service="cli")
+    assert await world.nslookup("client", "web") == [world.boxes["web1"].ip]
+
+
 async def network_on_a_free_subnet(world: World, name: str) -> IPv4Network:
     """Network `name` on a /24 with its gateway at .254, on a subnet nothing routes."""
     for _ in range(5):
