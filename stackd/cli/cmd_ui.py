@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
+
     import trio
 
     from stackd.cli.client import Client
@@ -51,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
             say(f"stackd console: {url(listen, token, secure=secure)}")
             if token is None:
                 say(f"  sign in with ?token=<your token from {args.token_file}>")
+            # Ctrl-C or a service manager's SIGTERM: stop serving, quietly.
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
 
-    try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        return 0
+    trio.run(main)
     return 0

@@ -1,4 +1,5 @@
-"""A stack as its applied revision holds it, for a reader: its services (replicas,
+"""A stack as its applied revision holds it, for a reader: its services (replicas as
+its apply options scale them,
 image, what each depends on, the service's own definition), the image digests the
 revision pinned, and its dependency graph as Graphviz source — drawn by the same
 `scheduler.render` that `stackd graph` uses, from the revision instead of the files.
@@ -24,11 +25,14 @@ def describe(revision: Revision) -> dict[str, Any]:
     stack = stack_from_json(revision.stack)
     graph = build_graph(from_stack(stack))
     raw = json.loads(revision.stack).get("services", {})
+    # `up --scale` and `stackd scale` are apply options of the revision, not its stack.
+    scale = json.loads(revision.options or "{}").get("scale") or {}
     services = []
     for node in from_stack(stack):
         svc = stack.services[node.name]
         services.append({
-            "name": node.name, "replicas": node.replicas, "image": svc.image,
+            "name": node.name, "replicas": int(scale.get(node.name, node.replicas)),
+            "image": svc.image,
             "depends_on": [{"target": t, "why": edge_label(graph, node.name, t)}
                            for t in sorted(graph.successors(node.name))],
             "definition": raw.get(node.name, {}),

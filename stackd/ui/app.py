@@ -59,6 +59,7 @@ def make_app(api: DaemonAPI, *, tokens: auth.Tokens, sessions: auth.Sessions,
         Route("/_sse/changes", views.sse_changes),
         Route("/_sse/events", views.sse_events),
         Route("/_sse/container/{name}", views.sse_container),
+        Route("/favicon.ico", lambda _: Response(status_code=204)),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -116,7 +117,7 @@ class Views:
     async def _stack_html(self, project: str) -> tuple[str, dict[str, Any] | None]:
         described = await self._describe(project)
         containers = await self.api.get("/v1/containers", project=project, all=True)
-        events = await self.api.get("/v1/events", project=project, follow=False)
+        events = await self.api.get_lines("/v1/events", project=project, follow=False)
         return pages.stack_fragment(project, described, containers, events), described
 
     async def _history_html(self, project: str) -> str:
@@ -163,7 +164,8 @@ class Views:
         definition = None
         events: list[dict[str, Any]] = []
         if row is not None and row.get("project"):
-            events = await self.api.get("/v1/events", project=row["project"], follow=False)
+            events = await self.api.get_lines("/v1/events", project=row["project"],
+                                             follow=False)
             described = await self._describe(row["project"])
             if described is not None:
                 definition = next((s["definition"] for s in described["services"]
@@ -184,7 +186,7 @@ class Views:
         return HTMLResponse((await self._container_html(request.path_params["name"]))[0])
 
     async def events(self, request: Request) -> Response:
-        past = await self.api.get("/v1/events", follow=False)
+        past = await self.api.get_lines("/v1/events", follow=False)
         since = past[-1]["seq"] if past else 0
         return HTMLResponse(pages.events_page(past[-200:], since=since,
                                               actor=_who(request).actor))
@@ -379,13 +381,15 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, producers: list[Callable[[Emit], Awaitable[None]]]) -> None:
-        super().__init__(headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        super().__init__()
         self.producers = producers
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Headers of its own: Response's would say Content-Length: 0.
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [*self.raw_headers,
-                                (b"content-type", b"text/event-stream; charset=utf-8")]})
+                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
+                                (b"cache-control", b"no-store"),
+                                (b"x-accel-buffering", b"no")]})
         lock = trio.Lock()
 
         async def emit(event: str, data: str) -> None:

@@ -37,6 +37,14 @@ class DaemonAPI:
             raise _unavailable(self.socket, exc) from None
         return _decode(r.status_code, r.content)
 
+    async def get_lines(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """A finite NDJSON answer (the kept events, `follow=false`) as its items."""
+        stream = await self.open_stream("GET", path, **params)
+        try:
+            return [item async for item in stream.items()]
+        finally:
+            await stream.aclose()
+
     async def post(self, path: str, body: Any, *, actor: str, **params: Any) -> Any:
         try:
             r = await self._client.post(path, json=body, params=_params(params),

@@ -123,7 +123,10 @@ def stack_health(rows: Sequence[Mapping[str, Any]], desired: int) -> str:
         return "unhealthy"
     if "starting" in words or "created" in words or len(rows) < desired:
         return "starting"
-    return "healthy" if rows else "stopped"
+    if not rows:
+        return "stopped"
+    # "healthy" claims a check passed: a service without one is just running.
+    return "healthy" if any(r.get("health") for r in rows) else "running"
 
 
 def stacks_fragment(stacks: Sequence[Mapping[str, Any]],

@@ -11,6 +11,7 @@ like the CLI: it can crash or be stopped without touching a container.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,10 @@ async def serve(roots: Roots, listen: Listen, tokens: auth.Tokens, *,
     config = Config()
     config.bind = [listen.netloc]
     config.accesslog = None
-    config.errorlog = "-"  # stderr; warnings and errors only: stdout is the URL's
+    # Warnings and errors to stderr (stdout is the URL's), tracebacks included.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config.errorlog = logging.getLogger("stackd.ui")
     config.loglevel = "WARNING"
     # Browsers keep a stream per open page; hypercorn must not wait on them to stop.
     config.graceful_timeout = 1.0

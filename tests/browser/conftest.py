@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,10 @@ from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.busybox import busybox_available, make_busybox_tar
 from support.freeaddrs import free_port
 from support.hostpackages import require, require_command
+from support.ui import Console
 
 from stackd.roots import Roots
 
-SHOTS = Path(__file__).resolve().parents[2] / "bench" / "out" / "ui"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -50,22 +49,17 @@ def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
         yield c
 
 
-@dataclass
-class Console:
-    """A running `stackd ui`: the URL it printed (token included) and its process."""
-
-    url: str
-    base: str
-    proc: subprocess.Popen[str]
-
-
 @pytest.fixture
-def console(cli: CLI) -> Iterator[Console]:
+def console(cli: CLI, tmp_path: Path) -> Iterator[Console]:
+    """`stackd ui` on a free port; its log (stderr) is printed after the test, so a
+    failing test shows what the console said."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stackd", "ui", "--listen", f"127.0.0.1:{port}"],
-        cwd=cli.cwd, env=cli.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, stdin=subprocess.DEVNULL)
+    log = tmp_path / "ui.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stackd", "ui", "--listen", f"127.0.0.1:{port}"],
+            cwd=cli.cwd, env=cli.env(), stdout=subprocess.PIPE, stderr=err,
+            text=True, stdin=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
         seen = []
@@ -83,6 +77,7 @@ def console(cli: CLI) -> Iterator[Console]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        print(f"stackd ui's log:\n{log.read_text()}")
 
 
 @pytest.fixture
@@ -104,14 +99,9 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     service = Service(executable_path=shutil.which("chromedriver") or CHROMEDRIVER,
                       log_output=os.devnull)
     driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)  # a hung page fails in seconds, not selenium's 300
     try:
         yield driver
     finally:
         driver.quit()  # ends the chromedriver and the chromium it started
 
-
-def shot(driver: Any, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    return path
