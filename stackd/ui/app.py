@@ -98,6 +98,12 @@ class Views:
         except NotFoundError:
             return None
 
+    async def _seq(self, project: str | None = None) -> int:
+        """The last event the daemon kept (of `project`): read before the state a page
+        shows, so its stream starts there and no change falls between the two."""
+        past = await self.api.get_lines("/v1/events", project=project, follow=False)
+        return int(past[-1]["seq"]) if past else 0
+
     async def _stacks_html(self) -> str:
         stacks = await self.api.get("/v1/stacks")
         containers = await self.api.get("/v1/containers", all=True)
@@ -108,17 +114,21 @@ class Views:
         return pages.stacks_fragment(stacks, containers, desired)
 
     async def stacks(self, request: Request) -> Response:
-        return HTMLResponse(pages.stacks_page(await self._stacks_html(),
+        since = await self._seq()
+        return HTMLResponse(pages.stacks_page(await self._stacks_html(), since=since,
                                               actor=_who(request).actor))
 
     async def stacks_fragment(self, request: Request) -> Response:
         return HTMLResponse(await self._stacks_html())
 
-    async def _stack_html(self, project: str) -> tuple[str, dict[str, Any] | None]:
+    async def _stack_html(self, project: str) -> tuple[str, dict[str, Any] | None, int]:
+        """The stack's fragment, its description, and the last event seen before it."""
+        events = await self.api.get_lines("/v1/events", project=project, follow=False)
         described = await self._describe(project)
         containers = await self.api.get("/v1/containers", project=project, all=True)
-        events = await self.api.get_lines("/v1/events", project=project, follow=False)
-        return pages.stack_fragment(project, described, containers, events), described
+        since = int(events[-1]["seq"]) if events else 0
+        return (pages.stack_fragment(project, described, containers, events), described,
+                since)
 
     async def _history_html(self, project: str) -> str:
         status = await self._stack_status(project)
@@ -131,7 +141,7 @@ class Views:
     async def stack(self, request: Request) -> Response:
         project = request.path_params["project"]
         await self._stack_status(project)  # a 404 page for a stack the daemon lacks
-        fragment, described = await self._stack_html(project)
+        fragment, described, since = await self._stack_html(project)
         graph = '<p class="muted">No applied revision to draw.</p>'
         if described is not None:
             svg = await charts.graph_svg(described["dot"])
@@ -140,7 +150,7 @@ class Views:
                 f"<pre>{pages.e(described['dot'])}</pre>")
         return HTMLResponse(pages.stack_page(project, fragment, graph,
                                              await self._history_html(project),
-                                             actor=_who(request).actor))
+                                             since=since, actor=_who(request).actor))
 
     async def stack_fragment(self, request: Request) -> Response:
         return HTMLResponse((await self._stack_html(request.path_params["project"]))[0])
@@ -158,29 +168,30 @@ class Views:
             return HTMLResponse(pages.plan_fragment(None, exc.message))
         return HTMLResponse(pages.plan_fragment(plan))
 
-    async def _container_html(self, name: str) -> tuple[str, dict[str, Any] | None]:
+    async def _container_html(self, name: str) -> tuple[str, dict[str, Any] | None, int]:
+        """The container's fragment, its row, and the last event seen before them."""
+        events = await self.api.get_lines("/v1/events", follow=False)
+        since = int(events[-1]["seq"]) if events else 0
         rows = await self.api.get("/v1/containers", all=True)
         row = next((r for r in rows if name in (r.get("name"), r.get("id"))), None)
         definition = None
-        events: list[dict[str, Any]] = []
         if row is not None and row.get("project"):
-            events = await self.api.get_lines("/v1/events", project=row["project"],
-                                             follow=False)
+            events = [ev for ev in events if ev.get("project") == row["project"]]
             described = await self._describe(row["project"])
             if described is not None:
                 definition = next((s["definition"] for s in described["services"]
                                    if s["name"] == row.get("service")), None)
-        return pages.container_fragment(row, definition, events), row
+        return pages.container_fragment(row, definition, events), row, since
 
     async def container(self, request: Request) -> Response:
         name = request.path_params["name"]
-        fragment, row = await self._container_html(name)
+        fragment, row, since = await self._container_html(name)
         if row is None:
             raise NotFoundError(f"no container named {name!r}",
                                 hint="a stack's page lists its containers")
         return HTMLResponse(pages.container_page(
             str(row["name"]), fragment, project=row.get("project"),
-            service=row.get("service"), actor=_who(request).actor))
+            service=row.get("service"), since=since, actor=_who(request).actor))
 
     async def container_fragment(self, request: Request) -> Response:
         return HTMLResponse((await self._container_html(request.path_params["name"]))[0])
@@ -281,10 +292,11 @@ class Views:
 
     async def sse_changes(self, request: Request) -> Response:
         project = request.query_params.get("project") or None
-        return EventStream([lambda emit: self._changes(emit, project, None)])
+        since = _int(request.query_params.get("since", "0"), "since", top=2**62)
+        return EventStream([lambda emit: self._changes(emit, project, None, since)])
 
     async def sse_events(self, request: Request) -> Response:
-        since = _int(request.query_params.get("since", "0"), "since")
+        since = _int(request.query_params.get("since", "0"), "since", top=2**62)
 
         async def events(emit: Emit) -> None:
             stream = await self.api.open_stream("GET", "/v1/events", since=since,
@@ -299,6 +311,7 @@ class Views:
 
     async def sse_container(self, request: Request) -> Response:
         name = request.path_params["name"]
+        since = _int(request.query_params.get("since", "0"), "since", top=2**62)
         rows = await self.api.get("/v1/containers", all=True)
         row = next((r for r in rows if name in (r.get("name"), r.get("id"))), None)
         if row is None:
@@ -306,12 +319,14 @@ class Views:
         producers: list[Callable[[Emit], Awaitable[None]]] = [
             lambda emit: self._logs(emit, name), lambda emit: self._stats(emit, name)]
         if row.get("project"):
-            producers.append(lambda emit: self._changes(emit, row["project"], name))
+            producers.append(lambda emit: self._changes(emit, row["project"], name, since))
         return EventStream(producers)
 
-    async def _changes(self, emit: Emit, project: str | None, container: str | None) -> None:
-        """`changed` after the events of `project` (of `container`, when given),
-        coalesced: one per burst, COALESCE seconds after its first event."""
+    async def _changes(self, emit: Emit, project: str | None, container: str | None,
+                       since: int) -> None:
+        """`changed` after the events of `project` (of `container`, when given) that
+        came after event `since` (the last one before the page was read), coalesced:
+        one per burst, COALESCE seconds after its first event."""
         dirty = trio.Event()
 
         async def announce() -> None:
@@ -325,7 +340,7 @@ class Views:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(announce)
             stream = await self.api.open_stream("GET", "/v1/events", project=project,
-                                                follow=True)
+                                                since=since, follow=True)
             try:
                 async for ev in stream.items():
                     if container is None or ev.get("container") in (None, container):
@@ -445,11 +460,11 @@ def _require(value: str | None, what: str) -> str:
     return value
 
 
-def _int(text: str, what: str) -> int:
+def _int(text: str, what: str, *, top: int = 10_000) -> int:
     try:
         n = int(text)
     except ValueError:
         raise UsageError(f"{what} must be a whole number, not {text[:20]!r}") from None
-    if not 0 <= n <= 10_000:
-        raise UsageError(f"{what} must be between 0 and 10000")
+    if not 0 <= n <= top:
+        raise UsageError(f"{what} must be between 0 and {top}")
     return n

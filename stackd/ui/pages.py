@@ -155,9 +155,9 @@ def stacks_fragment(stacks: Sequence[Mapping[str, Any]],
                  attrs='id="stacks-table"')
 
 
-def stacks_page(fragment: str, *, actor: str) -> str:
-    body = "<h1>Stacks</h1>" + live("/_sse/changes", refreshed("/_frag/stacks", fragment,
-                                                               ident="stacks"))
+def stacks_page(fragment: str, *, since: int, actor: str) -> str:
+    body = "<h1>Stacks</h1>" + live(f"/_sse/changes?since={since}",
+                                    refreshed("/_frag/stacks", fragment, ident="stacks"))
     return layout("Stacks", body, actor=actor, current="/")
 
 
@@ -243,11 +243,11 @@ def history_fragment(project: str, history: Sequence[Mapping[str, Any]],
                  empty="No kept revisions.", attrs='id="history-table"')
 
 
-def stack_page(project: str, fragment: str, graph: str, history: str, *,
+def stack_page(project: str, fragment: str, graph: str, history: str, *, since: int,
                actor: str) -> str:
     q = quote(project)
     body = (f"<h1>Stack {e(project)}</h1>"
-            + live(f"/_sse/changes?project={q}",
+            + live(f"/_sse/changes?project={q}&since={since}",
                    refreshed(f"/_frag/stack/{q}", fragment, ident="stack")
                    + "<h2>Revisions</h2>"
                    + refreshed(f"/_frag/stack/{q}/history", history, ident="history"))
@@ -323,7 +323,7 @@ def container_fragment(row: Mapping[str, Any] | None, definition: Mapping[str, A
 
 
 def container_page(name: str, fragment: str, *, project: str | None, service: str | None,
-                   actor: str) -> str:
+                   since: int, actor: str) -> str:
     q = quote(name)
     acts = ""
     if project and service:
@@ -332,7 +332,7 @@ def container_page(name: str, fragment: str, *, project: str | None, service: st
                 + "</div>")
     back = f' · <a href="/stacks/{quote(project)}">stack {e(project)}</a>' if project else ""
     body = (f"<h1>Container {e(name)}</h1><p>{back.lstrip(' ·')}</p>{acts}"
-            + live(f"/_sse/container/{q}",
+            + live(f"/_sse/container/{q}?since={since}",
                    '<h2>Usage</h2><div class="charts" id="charts" sse-swap="stats">'
                    '<p class="muted">sampling…</p></div>'
                    + refreshed(f"/_frag/container/{q}", fragment, ident="container")

@@ -114,7 +114,7 @@ def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,
     name, pid = worker["name"], worker["pid"]
     os.kill(pid, signal.SIGKILL)
     restarts = f'.restarts[data-container="{name}"]'
-    wait_for("the restart shown", lambda: text_of(browser, restarts) == "1")
+    wait_for("the restart shown", lambda: text_of(browser, restarts) == "1", driver=browser)
     wait_for("a new PID shown", lambda: text_of(
         browser, f'.pid[data-container="{name}"]') not in ("", "—", str(pid)))
     assert "exit" in browser.find_element(By.CSS_SELECTOR, restarts).find_element(
@@ -134,7 +134,7 @@ def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,
         [c for c in containers(cli) if c["service"] == "worker"
          and c["state"] == "running"]) == 2, timeout=60)
     wait_for("the page shows 2/2 workers", lambda: text_of(
-        browser, '.replicas[data-service="worker"]') == "2/2")
+        browser, '.replicas[data-service="worker"]') == "2/2", driver=browser)
     events = [json.loads(line) for line in cli(
         "events", "--no-follow", "--json").stdout.splitlines()]
     assert any(e["type"] == "action" and e["actor"] == "ui" and e["verb"] == "scale"
@@ -147,7 +147,7 @@ def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,
                                                                "#charts svg"))
     marker = f"console-marker-{os.getpid()}"
     cli("exec", "-T", "worker", "sh", "-c", f"echo {marker} > /proc/1/fd/1")
-    wait_for("the marker line", lambda: marker in text_of(browser, "#log"))
+    wait_for("the marker line", lambda: marker in text_of(browser, "#log"), driver=browser)
     assert "exit" in text_of(browser, "#restarts")  # the kill above, with its cause
     shot(browser, "container")
 
