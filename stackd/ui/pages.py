@@ -66,7 +66,10 @@ def stamp(when: float | None) -> str:
 def table(head: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str,
           attrs: str = "") -> str:
     """Cells are HTML already (escaped by the caller)."""
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    # data-label: on a phone each row becomes a card whose cells name their column.
+    body = "".join("<tr>" + "".join(f'<td data-label="{e(h)}">{c}</td>'
+                                    for h, c in zip(head, r, strict=False)) + "</tr>"
+                   for r in rows)
     if not body:
         return f'<p class="muted">{e(empty)}</p>'
     return (f'<div class="scroll"><table {attrs}><thead><tr>'
@@ -344,14 +347,14 @@ def container_page(name: str, fragment: str, *, project: str | None, service: st
 def charts(samples: Sequence[Mapping[str, float]]) -> str:
     from stackd.ui.charts import sparkline
 
-    def one(key: str, label: str, unit: str) -> str:
+    def one(key: str, label: str, unit: str, digits: int = 1) -> str:
         values = [s[key] for s in samples]
         return (f'<div class="chart"><div class="muted">{e(label)}: '
-                f'{values[-1] if values else 0:.1f} {e(unit)}</div>'
+                f'{values[-1] if values else 0:.{digits}f} {e(unit)}</div>'
                 f"{sparkline(values, label=label, unit=unit)}</div>")
 
     return (one("cpu", "CPU", "% of a core") + one("memory", "memory", "MiB")
-            + one("pids", "processes", ""))
+            + one("pids", "processes", "", digits=0))
 
 
 def log_line(rec: Mapping[str, Any]) -> str:
@@ -363,9 +366,12 @@ def log_line(rec: Mapping[str, Any]) -> str:
 
 def event_row(ev: Mapping[str, Any]) -> str:
     subject = ev.get("container") or ev.get("project") or "daemon"
-    return (f'<tr><td class="mono">{e(time.strftime("%H:%M:%S", time.localtime(ev["time"])))}'
-            f"</td><td>{e(ev.get('type'))}</td><td>{e(subject)}</td>"
-            f"<td>{e(ev.get('message'))}</td><td>{e(ev.get('actor') or '')}</td></tr>")
+    when = time.strftime("%H:%M:%S", time.localtime(ev["time"]))
+    return (f'<tr><td class="mono" data-label="time">{e(when)}</td>'
+            f'<td data-label="type">{e(ev.get("type"))}</td>'
+            f'<td data-label="subject">{e(subject)}</td>'
+            f'<td data-label="what">{e(ev.get("message"))}</td>'
+            f'<td data-label="by">{e(ev.get("actor") or "")}</td></tr>')
 
 
 def events_page(past: Sequence[Mapping[str, Any]], *, since: int, actor: str) -> str:

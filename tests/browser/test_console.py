@@ -76,6 +76,18 @@ def containers(cli: CLI) -> list[dict[str, Any]]:
     return json.loads(cli("ps", "--format", "json").stdout)
 
 
+def click(driver: Any, css: str) -> None:
+    """Click the element, found afresh until the click lands: a live region may swap
+    it out between finding and clicking."""
+    from selenium.webdriver.common.by import By
+
+    def attempt() -> bool:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait_for(f"a click on {css}", attempt, driver=driver)
+
+
 def text_of(driver: Any, css: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -99,7 +111,7 @@ def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,
     shot(browser, "stacks")
 
     # The stack's page: services, the dependency graph as SVG.
-    browser.find_element(By.LINK_TEXT, "demo").click()
+    click(browser, 'a[href="/stacks/demo"]')
     wait_for("the stack page", lambda: "Stack demo" in browser.title, driver=browser)
     svg = browser.find_element(By.CSS_SELECTOR, "#graph svg")
     graph_text = svg.text or svg.get_attribute("innerHTML")
@@ -122,8 +134,7 @@ def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,
     assert browser.execute_script("return window.__notReloaded === true;")
 
     # Scale the worker from the page, through the confirmation step; ps agrees.
-    browser.find_element(By.CSS_SELECTOR,
-                         'a[href^="/actions/scale"][href*="service=worker"]').click()
+    click(browser, 'a[href^="/actions/scale"][href*="service=worker"]')
     wait_for("the confirmation", lambda: "Confirm" in browser.title)
     shot(browser, "confirm-scale")
     field = browser.find_element(By.ID, "replicas")
@@ -139,6 +150,17 @@ def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,
         "events", "--no-follow", "--json").stdout.splitlines()]
     assert any(e["type"] == "action" and e["actor"] == "ui" and e["verb"] == "scale"
                for e in events), events
+
+    # Roll back to the revision before the scale, confirmed: one worker again.
+    click(browser, 'a[href^="/actions/rollback"][href*="revision=1"]')
+    wait_for("the rollback confirmation", lambda: "Confirm" in browser.title)
+    browser.find_element(By.ID, "confirm").click()
+    wait_for("ps shows one worker", lambda: len(
+        [c for c in containers(cli) if c["service"] == "worker"]) == 1, timeout=60)
+    wait_for("the page shows 1/1 workers", lambda: text_of(
+        browser, '.replicas[data-service="worker"]') == "1/1", driver=browser)
+    assert "rollback" in text_of(browser, "#history-table")
+    assert "ui asked: rollback" in cli("events", "--no-follow").stdout
 
     # A container's page: a line its process writes appears live in the log.
     browser.get(f"{console.base}containers/{name}")
