@@ -238,3 +238,13 @@ def test_console_refuses_strangers(cli: CLI, console: Console) -> None:
         wait_for("the restart asked by ui", lambda: any(
             json.loads(line).get("actor") == "ui"
             for line in cli("events", "--no-follow", "--json").stdout.splitlines()))
+
+    # A script with the token as a bearer needs no session: stop, then start, the worker.
+    token = console.url.split("token=")[1]
+    with httpx.Client(base_url=console.base, headers={"Authorization": f"Bearer {token}"},
+                      follow_redirects=False) as script:
+        for verb, running in (("stop", 0), ("start", 1)):
+            r = script.post(f"/actions/{verb}", data={"project": "demo", "service": "worker"})
+            assert r.status_code == 303, r.text
+            wait_for(f"{verb}: {running} worker running", lambda running=running: len(
+                [c for c in containers(cli) if c["service"] == "worker"]) == running)
