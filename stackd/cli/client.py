@@ -34,6 +34,7 @@ REQUEST_TIMEOUT = 60.0
 # Everything that means "the socket did not carry the request" (see unixhttp.py for
 # why not http.client or httpx: their import time, paid by every `stackd` command).
 TRANSPORT_ERRORS = (OSError,)
+ACTOR_HEADER = "X-Stackd-Actor"
 # ...and what of that means "no daemon listens here": start one (start on demand).
 NO_DAEMON = (FileNotFoundError, ConnectionRefusedError)
 
@@ -66,7 +67,8 @@ class Client:
         query = _params(params)
         path = quote(path, safe="/")
         url = f"{path}?{urlencode(query, doseq=True)}" if query else path
-        headers = {"Accept": "application/json, application/x-ndjson"}
+        # Who asks: the daemon names it on the `action` event of a state-changing request.
+        headers = {"Accept": "application/json, application/x-ndjson", ACTOR_HEADER: "cli"}
         body = None
         if json_body is not None:
             body = json.dumps(json_body).encode()

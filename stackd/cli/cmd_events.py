@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def format_event(e: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(e["time"]))
     subject = e.get("container") or e.get("project") or "daemon"
-    return f"{when} {e['type']:<8} {subject}: {e['message']}"
+    by = f" (by {e['actor']})" if e.get("actor") else ""
+    return f"{when} {e['type']:<8} {subject}: {e['message']}{by}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,6 +65,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "container": ("stackd.cli.cmd_container",
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
+    "ui": ("stackd.cli.cmd_ui", "Serve the web console (live stacks, containers, events)"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 

@@ -502,9 +502,16 @@ class HostWorld:
                        if hostnames.LABEL_PROJECT in v.labels})
 
     async def networks(self) -> list[dict[str, Any]]:
+        from stackd.state.allocations import Allocations
+
         ports = self._ready()
+        by_network: dict[str, list[dict[str, Any]]] = {}
+        for a in Allocations(ports.network.nets.alloc.db).addresses():  # one query
+            by_network.setdefault(a.network_key, []).append(
+                {"container_id": a.container_id, "ip": a.ip, "aliases": list(a.aliases)})
         return [{"key": n.key, "project": n.project, "name": n.name, "bridge": n.bridge,
-                 "subnet": n.subnet, "gateway": n.gateway, "internal": n.internal}
+                 "subnet": n.subnet, "gateway": n.gateway, "internal": n.internal,
+                 "addresses": by_network.get(n.key, [])}
                 for n in ports.network.nets.list()]
 
     async def volumes(self) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Annotated, Any
 
 import trio
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -45,6 +45,9 @@ ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 ContainerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "rm")
+# Who sends a state-changing request ("cli", a web console token's name): recorded on
+# the request's `action` event. A name, not a credential: the socket is root's only.
+Actor = Annotated[str, Header(alias="X-Stackd-Actor", pattern=r"^[A-Za-z0-9_.@-]{0,64}$")]
 
 
 def _stream(items: AsyncIterator[dict[str, Any]]) -> ChannelStream:
@@ -119,9 +122,13 @@ def make_app(engine: Engine) -> FastAPI:
         return engine.stacks()
 
     @app.post("/v1/stacks/apply", responses={200: {"content": {wire.NDJSON: {}}}})
-    async def apply(request: ApplyRequest, stream: bool = True) -> Response:
+    async def apply(request: ApplyRequest, stream: bool = True, actor: Actor = "") -> Response:
         """Record the stack as desired and converge it; NDJSON progress until done."""
         project, gen = await engine.submit(request)
+        scale = request.options.scale
+        engine.asked(actor, "scale" if scale else "up", project,
+                     services=request.options.services,
+                     detail=" ".join(f"{s}={n}" for s, n in sorted(scale.items())))
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 
@@ -136,10 +143,11 @@ def make_app(engine: Engine) -> FastAPI:
 
     @app.post("/v1/stacks/{project}/rollback", responses={200: {"content": {wire.NDJSON: {}}}})
     async def rollback(project: ProjectName,
-                       service: Annotated[str | None, Query(max_length=63)] = None
-                       ) -> Response:
+                       service: Annotated[str | None, Query(max_length=63)] = None,
+                       actor: Actor = "") -> Response:
         """Apply the revision before the current one again (one service of it, when
         given) as a new revision; NDJSON progress until it converged."""
+        engine.asked(actor, "rollback", project, services=[service] if service else None)
         gen = await engine.rollback(project, service)
         return ChannelStream(functools.partial(_progress, engine, project, gen))
 
@@ -151,16 +159,24 @@ def make_app(engine: Engine) -> FastAPI:
         and the services each changed (only `service`, when given)."""
         return await engine.history(project, service)
 
+    @app.get("/v1/stacks/{project}/graph")
+    async def describe(project: ProjectName) -> dict[str, Any]:
+        """The stack as its applied revision holds it: services (replicas, image,
+        dependencies, definition), pinned image digests, and the dependency graph as
+        Graphviz dot (`stackd graph`'s, drawn from the revision)."""
+        return await engine.describe(project)
+
     @app.delete("/v1/stacks/{project}", responses={200: {"content": {wire.NDJSON: {}}}})
     async def remove(project: ProjectName, volumes: bool = False,
                      remove_orphans: bool = False, stream: bool = True,
                      rmi: Annotated[str | None, Query(pattern="^(local|all)$")] = None,
                      timeout: Annotated[int | None, Query(ge=0, le=86400)] = None,
-                     ) -> Response:
+                     actor: Actor = "") -> Response:
         """`down`: containers (one-offs too), networks; volumes and images when asked."""
         gen = await engine.submit_removal(project, RemoveOptions(
             volumes=volumes, remove_orphans=remove_orphans,
             images=rmi or "none", timeout=timeout))
+        engine.asked(actor, "down", project)
         if not stream:
             return JSONResponse({"project": project, "generation": gen})
 
@@ -170,10 +186,13 @@ def make_app(engine: Engine) -> FastAPI:
     async def lifecycle(
             project: ProjectName, request: LifecycleRequest,
             verb: Annotated[str, Path(pattern="^(" + "|".join(LIFECYCLE_VERBS) + ")$")],
+            actor: Actor = "",
     ) -> Response:
         """A lifecycle verb, carried out by the stack's controller: NDJSON `event`s, then
         `done` with its outcome."""
         asked = engine.lifecycle(project, engine.ask(verb, request))  # errors: the response
+        engine.asked(actor, verb, project, services=request.services,
+                     container=",".join(request.containers) or None)
         return ChannelStream(functools.partial(engine.lifecycle_events, project, asked))
 
     @app.get("/v1/stacks/{project}/logs", responses={200: {"content": {wire.NDJSON: {}}}})
@@ -230,7 +249,9 @@ def make_app(engine: Engine) -> FastAPI:
             action: Annotated[str, Path(pattern="^(" + "|".join(SIGNAL_ACTIONS) + ")$")],
             signal: Annotated[str | None, Query(pattern=r"^[A-Z0-9]{1,12}$")] = None,
             timeout: Annotated[int | None, Query(ge=0, le=86400)] = None,
+            actor: Actor = "",
     ) -> dict[str, str]:
+        engine.asked(actor, action, None, container=name)
         await engine.container_action(name, action, signal, timeout)
         return {"container": name, "action": action}
 

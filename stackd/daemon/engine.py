@@ -612,6 +612,31 @@ class Engine:
                 r["changed"] = [s for s in r["changed"] if s == service]
         return rows
 
+    async def describe(self, project: str) -> dict[str, Any]:
+        """The stack as its current applied revision holds it (daemon/describe.py):
+        services, pinned image digests, the dependency graph as dot."""
+        from stackd.daemon.describe import describe
+
+        desired = self.store.get(project)
+        revision = (self._applied_revision(project, desired.generation + 1)
+                    if desired is not None else None)
+        if revision is None:
+            raise NotFoundError(f"the daemon keeps no applied stack named {project!r}",
+                                hint="`stackd up` applies one")
+        return await trio.to_thread.run_sync(describe, revision)
+
+    def asked(self, actor: str, verb: str, project: str | None, *,
+              services: list[str] | None = None, container: str | None = None,
+              detail: str = "") -> None:
+        """Record who asked for a state-changing request (an `action` event), before
+        what it causes: `stackd events` then says who restarted, scaled, rolled back."""
+        who = actor or "an API client"
+        what = " ".join(filter(None, [verb, ",".join(services or []), container, detail]))
+        self.bus.publish(Event(type="action", project=project, container=container,
+                               service=services[0] if services and len(services) == 1
+                               else None, verb=verb, actor=actor,
+                               message=f"{who} asked: {what}"))
+
     @trio.as_safe_channel
     async def project_logs(self, project: str, services: list[str], *, follow: bool,
                            tail: int | None, timestamps: bool

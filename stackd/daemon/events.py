@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 EventType = Literal[
     "start", "die", "oom", "health", "restart", "create", "remove", "heal",
-    "apply", "plan", "progress", "reconcile", "error", "daemon", "rollback",
+    "apply", "plan", "progress", "reconcile", "error", "daemon", "rollback", "action",
 ]
 
 
@@ -46,6 +46,9 @@ class Event(BaseModel):
     state: ProgressState | None = None  # progress events
     elapsed: float | None = None  # progress events: seconds the step has taken
     reason: RestartReason = ""  # restart events: exit (restart policy), unhealthy, disrupted
+    # Who asked for it: an `action` event's (one per state-changing API request), from
+    # the request's X-Stackd-Actor header — "cli", or a web console token's name.
+    actor: str = ""
     attrs: dict[str, str] = Field(default_factory=dict)
 
 

@@ -49,6 +49,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # The CLI reaches the host through the daemon (its API, or daemon.host_verbs for the
     # verbs that must work without one); stack files and image verbs it handles itself.
     "cli": ("daemon", "spec", "scheduler", "images"),
+    # The web console is a client of the daemon's API, as the CLI is; only the CLI's
+    # `stackd ui` verb imports it.
+    "ui": ("cli.client", "daemon.wire", "daemon.paths"),
     "__main__": ("cli",),
     "__init__": (),
 }
@@ -60,6 +63,7 @@ NARROW: dict[tuple[str, str], str] = {
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("images.platform", "scheduler.platform"): "one pure table of machine names → "
     "platforms, for the host the scheduler places on and the index a pull picks from",
+    ("cli.cmd_ui", "ui"): "`stackd ui` starts the web console, which nothing else imports",
     ("state.volumes", "runtime.mountusers"): "a volume a live process has mounted is never "
     "removed, whatever the records say: the kernel's mount tables tell",
 }

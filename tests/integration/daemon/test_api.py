@@ -106,3 +106,17 @@ def test_raw_error_bodies(daemon) -> None:
         assert json.loads(r.text)["error"]["type"] == "UsageError"
         r = raw.get("/v1/containers/x/logs", params={"tail": "-1"})
         assert r.status_code == 422
+
+
+def test_graph_of_an_unknown_stack_and_a_bad_actor(daemon) -> None:
+    """`GET /v1/stacks/{project}/graph` names a stack it lacks; `X-Stackd-Actor` is a
+    short plain name or the request is refused, before anything is asked."""
+    with raw_http(daemon.roots) as raw:
+        r = raw.get("/v1/stacks/nothere/graph")
+        assert r.status_code == 404 and "nothere" in r.json()["error"]["message"]
+        r = raw.post("/v1/stacks/nothere/restart", json={},
+                     headers={"X-Stackd-Actor": "a b\t<script>"})
+        assert r.status_code == 422
+        past = [json.loads(line) for line in raw.get(
+            "/v1/events", params={"follow": "false"}).text.splitlines()]
+    assert all(e["type"] != "action" for e in past)
