@@ -1,0 +1,186 @@
+"""GitOps end to end over file://, with real git and a real daemon on a private root.
+
+Two sources follow one repository (one with --prune), each polling every second:
+commits that scale a service, change its environment, add and remove a service,
+break the stack file and fix it are each on the host within the interval; drift by
+hand (stop, down) is undone and reported; a daemon SIGKILLed and started again keeps
+its sources and applies no commit twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from support.gitops import Repo, source_status, wait_applied, wait_for
+
+from stackd.cli.client import Client
+from stackd.roots import Roots
+
+
+def stack(*, replicas: int = 1, greeting: str = "one", extra: bool = False) -> str:
+    text = f"""\
+services:
+  web:
+    image: {DEMO_IMAGE}
+    command: ["sleep", "3600"]
+    stop_signal: SIGKILL
+    environment:
+      GREETING: {greeting}
+    deploy:
+      replicas: {replicas}
+"""
+    if extra:
+        text += f"""\
+  extra:
+    image: {DEMO_IMAGE}
+    command: ["sleep", "3600"]
+    stop_signal: SIGKILL
+"""
+    return text
+
+
+@pytest.fixture
+def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    work = tmp_path / "work"
+    work.mkdir()
+    c = CLI(no_leaks, work)
+    with torn_down(c):
+        try:
+            yield c
+        finally:
+            # Forget the sources first: a source would bring its stack back.
+            for name in ("keep", "pruned"):
+                c("gitops", "remove", name, check=False)
+                c("-p", name, "down", check=False, timeout=90)
+
+
+def running(roots: Roots, project: str) -> dict[str, dict[str, Any]]:
+    with Client(roots, autostart=False) as c:
+        return {r["name"]: r for r in c.get("/v1/containers", project=project)
+                if r["state"] == "running"}
+
+
+def printenv(roots: Roots, container: str, name: str) -> str:
+    """The variable as the container's process sees it ("" while it is being replaced)."""
+    from stackd.errors import StackdError
+
+    try:
+        with Client(roots, autostart=False) as c:
+            r = c.post(f"/v1/containers/{container}/exec", {"cmd": ["sh", "-c", "echo $" + name]})
+    except StackdError as exc:
+        print("printenv:", exc)
+        return ""
+    return str(r["stdout"]).strip()
+
+
+def events(roots: Roots) -> list[dict[str, Any]]:
+    with Client(roots, autostart=False) as c:
+        return [json.loads(line) if isinstance(line, str) else line
+                for line in c.stream("GET", "/v1/events", params={"follow": "false"})]
+
+
+def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    first = repo.commit("one web", {"compose.yaml": stack()})
+    url = f"file://{repo.path}"
+    cli("gitops", "add", "keep", "--repo", url, "--interval", "1s")
+    cli("gitops", "add", "pruned", "--repo", url, "--interval", "1s", "--prune")
+    for name in ("keep", "pruned"):
+        st = wait_applied(cli.roots, name, first, timeout=60)
+        assert st["applied"]["message"] == "one web"
+    assert set(running(cli.roots, "keep")) == {"keep-web-1"}
+
+    # Scale: a second replica appears.
+    scaled = repo.commit("two webs", {"compose.yaml": stack(replicas=2)})
+    wait_applied(cli.roots, "keep", scaled)
+    wait_for("two web replicas", lambda: set(running(cli.roots, "keep")) ==
+             {"keep-web-1", "keep-web-2"})
+
+    # Environment: the containers are recreated with the new value.
+    env = repo.commit("greet two", {"compose.yaml": stack(replicas=2, greeting="two")})
+    wait_applied(cli.roots, "keep", env)
+    wait_for("GREETING=two in web-1", lambda: printenv(cli.roots, "keep-web-1",
+                                                       "GREETING") == "two")
+
+    # Add a service, then remove it: kept without --prune, removed with it.
+    added = repo.commit("add extra", {"compose.yaml": stack(greeting="two", extra=True)})
+    for name in ("keep", "pruned"):
+        wait_applied(cli.roots, name, added)
+        wait_for(f"{name}-extra-1 running", lambda n=name: f"{n}-extra-1" in running(
+            cli.roots, n))
+    removed = repo.commit("drop extra", {"compose.yaml": stack(greeting="two")})
+    for name in ("keep", "pruned"):
+        wait_applied(cli.roots, name, removed)
+    wait_for("pruned's extra removed", lambda: "pruned-extra-1" not in running(
+        cli.roots, "pruned"))
+    time.sleep(1.5)
+    assert "keep-extra-1" in running(cli.roots, "keep"), "removed without --prune"
+
+    # A broken stack file changes nothing on the host; its error names file:line:col.
+    before = {n: r["id"] for n, r in running(cli.roots, "pruned").items()}
+    broken = repo.commit("break it", {"compose.yaml": stack(greeting="two") +
+                                      "  bad:\n    image: [\n"})
+    st = wait_for("Failed on the broken commit", lambda: (
+        s := source_status(cli.roots, "pruned"))["status"] == "Failed"
+        and (s["head"] or {}).get("sha") == broken and s)
+    assert "compose.yaml:" in st["error"], st["error"]
+    assert str(cli.roots.state) not in st["error"]
+    assert st["applied"]["sha"] == removed
+    time.sleep(1.5)
+    assert {n: r["id"] for n, r in running(cli.roots, "pruned").items()} == before
+    out = cli("gitops", "status", "pruned", check=False)
+    assert out.returncode == 1 and "Failed" in out.stdout and "compose.yaml:" in out.stdout
+    fixed = repo.commit("fix it", {"compose.yaml": stack(greeting="three")})
+    for name in ("keep", "pruned"):
+        wait_applied(cli.roots, name, fixed)
+
+    # `gitops diff` shows what the next sync would do, as `plan` prints it.
+    cli("gitops", "suspend", "keep")
+    nxt = repo.commit("greet four", {"compose.yaml": stack(greeting="four")})
+    diff = cli("gitops", "diff", "keep").stdout
+    assert nxt[:12] in diff and "recreate" in diff, diff
+    time.sleep(1.5)
+    assert source_status(cli.roots, "keep")["applied"]["sha"] == fixed
+    cli("gitops", "resume", "keep")
+    wait_applied(cli.roots, "keep", nxt)
+
+
+def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    sha = repo.commit("one web", {"compose.yaml": stack()})
+    cli("gitops", "add", "keep", "--repo", str(repo.path), "--interval", "1s")
+    wait_applied(cli.roots, "keep", sha, timeout=60)
+
+    cli("-p", "keep", "stop", "web")
+    wait_for("web running again", lambda: "keep-web-1" in running(cli.roots, "keep"))
+    cli("-p", "keep", "down")
+    wait_for("web back after down", lambda: "keep-web-1" in running(cli.roots, "keep"))
+    drift = [e for e in events(cli.roots) if e["type"] == "drift"]
+    whats = " | ".join(e["attrs"]["what"] for e in drift)
+    assert "stopped or removed by hand" in whats and "removed (down)" in whats, whats
+    wait_applied(cli.roots, "keep", sha)
+
+    # A daemon SIGKILLed at an arbitrary moment of a sync keeps its sources and
+    # applies no commit twice: the commit is recorded with its revision, atomically.
+    nxt = repo.commit("greet two", {"compose.yaml": stack(greeting="two")})
+    pid = cli.daemon_pid()
+    assert pid is not None
+    time.sleep(0.7)
+    os.kill(pid, signal.SIGKILL)
+    wait_for("the killed daemon gone", lambda: cli.daemon_pid() is None)
+    cli("gitops", "ls")  # starts a new daemon
+    wait_applied(cli.roots, "keep", nxt, timeout=60)
+    with Client(cli.roots, autostart=False) as c:
+        before = [r["number"] for r in c.get("/v1/stacks/keep/history")]
+    time.sleep(3)
+    with Client(cli.roots, autostart=False) as c:
+        after = [r["number"] for r in c.get("/v1/stacks/keep/history")]
+    assert after == before, "a commit was applied again after the restart"
