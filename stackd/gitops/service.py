@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stackd.gitops")
 GITOPS_DIR = "gitops"
+OUTCOME_EVERY = 1.0
 
 
 @dataclass
@@ -246,8 +247,17 @@ class GitOps:
                     return
                 if not source.suspended:
                     await self._sync(name, live, forced=False)
-                with trio.move_on_after(source.spec.interval):
-                    await live.wake.wait()
+                # Between fetches, learn every second how the applied commit's rollout
+                # went (good, or rolled back): that is database reads only.
+                deadline = trio.current_time() + source.spec.interval
+                while not live.wake.is_set() and trio.current_time() < deadline:
+                    with trio.move_on_after(min(OUTCOME_EVERY,
+                                                deadline - trio.current_time())):
+                        await live.wake.wait()
+                    try:
+                        self._note_outcome(self.store.get(name))
+                    except NotFoundError:
+                        return
                 live.wake = trio.Event()
 
     async def _sync(self, name: str, live: _Live, *, forced: bool) -> None:
