@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from stackd.daemon.models import Request
+from stackd.errors import UsageError
 from stackd.gitops.masking import has_password
 from stackd.gitops.names import check_name, check_ref, check_sha, check_subpath
 
 MIN_INTERVAL = 0.2
+
+
+def _plain(check: Callable[..., str], *args: str) -> str:
+    """A check's UsageError as the ValueError pydantic turns into a 422 naming the field."""
+    try:
+        return check(*args)
+    except UsageError as exc:
+        raise ValueError(f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from None
 MAX_INTERVAL = 7 * 86400.0
 
 
@@ -39,17 +49,17 @@ class SourceSpec(Request):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return check_name(v)
+        return _plain(check_name, v)
 
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        return check_subpath("--path", v)
+        return _plain(check_subpath, "--path", v)
 
     @field_validator("files")
     @classmethod
     def _files(cls, v: list[str]) -> list[str]:
-        return [check_subpath("-f", f) for f in v]
+        return [_plain(check_subpath, "-f", f) for f in v]
 
     @model_validator(mode="after")
     def _ref(self) -> SourceSpec:
@@ -57,11 +67,11 @@ class SourceSpec(Request):
         if len(given) > 1:
             raise ValueError("give one of --branch, --tag, --commit")
         if self.branch:
-            check_ref("branch", self.branch)
+            _plain(check_ref, "branch", self.branch)
         if self.tag:
-            check_ref("tag", self.tag)
+            _plain(check_ref, "tag", self.tag)
         if self.commit:
-            check_sha(self.commit)
+            _plain(check_sha, self.commit)
         if has_password(self.repo):
             raise ValueError("the repository URL holds a password; give it with "
                              "--token-file or a git credential helper instead")

@@ -28,7 +28,7 @@ import trio
 
 from stackd.daemon.events import Event
 from stackd.daemon.models import ApplyOptions, ApplyRequest, StackSource
-from stackd.errors import NotFoundError, SpecError, StackdError, UsageError
+from stackd.errors import ConflictError, NotFoundError, StackdError, UsageError
 from stackd.filemodes import private_dir
 from stackd.gitops import git
 from stackd.gitops.masking import mask_text
@@ -137,12 +137,9 @@ class GitOps:
     # -- the API's operations ------------------------------------------------------------
 
     async def add(self, spec: SourceSpec) -> dict[str, Any]:
-        if spec.name in self._live or any(s.name == spec.name for s in self.store.all()):
-            self.store.get(spec.name)  # exists: the store says so, as an AlreadyExists
-        desired = self.engine.store.get(spec.name)
-        if desired is not None:
-            from stackd.errors import ConflictError
-
+        if self.engine.store.get(spec.name) is not None and not any(
+                s.name == spec.name for s in self.store.all()):
+            # A stack someone applied by hand is not taken over silently.
             raise ConflictError(f"a stack named {spec.name!r} exists already (not from "
                                 "this gitops source)", hint="`stackd down` it first, or "
                                 "give the source another name")
@@ -229,9 +226,14 @@ class GitOps:
     async def diff(self, name: str) -> dict[str, Any]:
         """What the next sync would do, as `plan` prints it: fetch, unpack, plan."""
         source = self.store.get(name)
-        commit = await self._fetch(source)
-        request = await self._unpack(source, commit, tree_name="diff")
-        project, actions, revision = await self.engine.plan(request)
+        live = self._live.setdefault(name, _Live())
+        async with live.lock:  # one git at a time in the source's cache
+            commit = await self._fetch(source)
+            request = await self._unpack(source, commit, tree_name="diff")
+        try:
+            project, actions, revision = await self.engine.plan(request)
+        except StackdError as exc:
+            raise type(exc)(self._relative(name, exc)) from None
         return {"project": project, "commit": _commit(commit), "actions": actions,
                 "revision": revision,
                 "applied": _commit(source.applied)}
@@ -413,8 +415,6 @@ class GitOps:
         for tree in ("tree", "diff"):
             text = text.replace(str(self.engine.roots.state / GITOPS_DIR / name / tree)
                                 + "/", "")
-        if isinstance(exc, SpecError) and exc.location is not None:
-            pass  # already in the text, relative now
         return mask_text(text)
 
     def _emit(self, name: str, what: str, message: str, **attrs: str) -> None:
