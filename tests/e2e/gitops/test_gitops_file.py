@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,9 +164,15 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     wait_for("web running again", lambda: "keep-web-1" in running(cli.roots, "keep"))
     cli("-p", "keep", "down")
     wait_for("web back after down", lambda: "keep-web-1" in running(cli.roots, "keep"))
+    # `up` with another file: its revision is replaced by the commit's again.
+    (cli.cwd / "other.yaml").write_text(stack(greeting="by-hand"))
+    cli("-p", "keep", "-f", "other.yaml", "up", "-d")
+    wait_for("GREETING back to the commit's", lambda: printenv(
+        cli.roots, "keep-web-1", "GREETING") == "one")
     drift = [e for e in events(cli.roots) if e["type"] == "drift"]
     whats = " | ".join(e["attrs"]["what"] for e in drift)
     assert "stopped or removed by hand" in whats and "removed (down)" in whats, whats
+    assert "(cause up) replaced the commit's revision" in whats, whats
     wait_applied(cli.roots, "keep", sha)
 
     # A daemon SIGKILLed at an arbitrary moment of a sync keeps its sources and
@@ -184,3 +191,51 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     with Client(cli.roots, autostart=False) as c:
         after = [r["number"] for r in c.get("/v1/stacks/keep/history")]
     assert after == before, "a commit was applied again after the restart"
+
+
+def ssh_key(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "t", "-f",
+                    str(path)], check=True)
+    return path
+
+
+def test_only_signed_commits_apply_and_drift_can_be_reported_only(
+        cli: CLI, tmp_path: Path) -> None:
+    trusted, stranger = ssh_key(tmp_path / "trusted"), ssh_key(tmp_path / "stranger")
+    signers = tmp_path / "allowed_signers"
+    signers.write_text("test@example.invalid " + (tmp_path / "trusted.pub").read_text())
+    repo = Repo(tmp_path / "repo")
+    repo.git("config", "gpg.format", "ssh")
+
+    def commit(message: str, key: Path | None, **kw: Any) -> str:
+        if key is not None:
+            repo.git("config", "user.signingkey", str(key))
+        repo.git("config", "commit.gpgsign", "true" if key else "false")
+        return repo.commit(message, {"compose.yaml": stack(**kw)})
+
+    signed = commit("signed", trusted)
+    cli("gitops", "add", "keep", "--repo", str(repo.path), "--interval", "1s",
+        "--verify-signatures", "--allowed-signers", str(signers), "--no-self-heal")
+    wait_applied(cli.roots, "keep", signed, timeout=60)
+
+    # Drift with --no-self-heal: reported (Degraded), and the container stays stopped.
+    cli("-p", "keep", "stop", "web")
+    st = wait_for("drift reported", lambda: (s := source_status(cli.roots, "keep"))[
+        "status"] == "Degraded" and s)
+    assert "stopped or removed by hand" in st["drift"]
+    time.sleep(2.5)
+    assert "keep-web-1" not in running(cli.roots, "keep")
+    drift = [e for e in events(cli.roots) if e["type"] == "drift"]
+    assert drift and drift[-1]["attrs"]["self_heal"] == "false"
+    cli("-p", "keep", "start", "web")
+
+    for key, message in ((None, "unsigned"), (stranger, "signed by a stranger")):
+        bad = commit(message, key, greeting="evil")
+        st = wait_for(f"{message} refused", lambda b=bad: (
+            s := source_status(cli.roots, "keep"))["status"] == "Failed"
+            and (s["head"] or {}).get("sha") == b and s)
+        assert "not signed by a trusted key" in st["error"]
+        assert st["applied"]["sha"] == signed
+    assert printenv(cli.roots, "keep-web-1", "GREETING") == "one"
+    good = commit("signed again", trusted, greeting="two")
+    wait_applied(cli.roots, "keep", good)
