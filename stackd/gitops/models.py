@@ -77,10 +77,8 @@ class SourceSpec(Request):
                              "--token-file or a git credential helper instead")
         if self.repo.startswith("-"):
             raise ValueError("the repository URL must not start with '-'")
-        if self.prune_volumes:
-            # Not built yet: saying so beats accepting a flag that does nothing.
-            raise ValueError("--prune-volumes is not supported yet: volumes no longer in "
-                             "the repository are kept (remove them with `stackd volume rm`)")
+        if self.prune_volumes and not self.prune:
+            raise ValueError("--prune-volumes needs --prune")
         if self.verify_signatures and not (self.keyring or self.allowed_signers):
             raise ValueError("--verify-signatures needs --keyring or --allowed-signers")
         return self

@@ -257,7 +257,7 @@ class GitOps:
                                                 deadline - trio.current_time())):
                         await live.wake.wait()
                     try:
-                        self._note_outcome(self.store.get(name))
+                        await self._note_outcome(self.store.get(name))
                     except NotFoundError:
                         return
                 live.wake = trio.Event()
@@ -283,7 +283,7 @@ class GitOps:
 
     async def _sync_once(self, source: Source, live: _Live) -> str:
         name = source.name
-        self._note_outcome(source)
+        await self._note_outcome(source)
         source = self.store.get(name)
         head = await self._fetch(source)
         live.head = head
@@ -308,7 +308,7 @@ class GitOps:
                    generation=str(gen))
         return "applied"
 
-    def _note_outcome(self, source: Source) -> None:
+    async def _note_outcome(self, source: Source) -> None:
         """Learn from the controller how the applied commit's revision went: converged
         (the commit is good), or rolled back after failing its health checks."""
         name = source.name
@@ -321,6 +321,8 @@ class GitOps:
                 and outcome.status in ("ok", "requeue")
                 and source.good_gen != source.applied_gen):
             self.store.mark_good(name, source.applied, source.applied_gen)
+            if source.spec.prune_volumes:
+                await self._prune_volumes(name, source.applied_gen)
             return
         if desired is None or desired.generation <= source.applied_gen:
             return
@@ -335,6 +337,34 @@ class GitOps:
                        "rollout and was rolled back"
                        + (f" to commit {source.good.sha[:12]}" if source.good else ""),
                        result="failed", commit=source.applied.sha)
+
+    async def _prune_volumes(self, name: str, gen: int) -> None:
+        """--prune-volumes, once the commit's revision converged (its containers gone
+        with --prune): the volumes earlier revisions declared and this one does not.
+        One still mounted by a live process is kept (the kernel is asked)."""
+        from stackd.daemon.revision import stack_from_json
+        from stackd.gitops.prune import dropped_volumes
+        from stackd.state.volumes import VolumeStore
+
+        revisions = [r for r in self.engine.revisions.list(name) if r.stack is not None]
+        current = next((r for r in revisions if r.number == gen), None)
+        if current is None or current.stack is None:
+            return
+        earlier = [stack_from_json(r.stack) for r in revisions
+                   if r.number < gen and r.stack is not None]
+        volumes = VolumeStore(self.engine.db, self.engine.roots.state)
+        known = set(await volumes.volumes(name))
+        for volume in dropped_volumes(earlier, stack_from_json(current.stack)):
+            if volume not in known:
+                continue
+            try:
+                await volumes.remove_volume(volume)
+            except StackdError as exc:
+                self._emit(name, "prune", f"volume {volume} kept: {exc.message}",
+                           volume=volume, result="kept")
+                continue
+            self._emit(name, "prune", f"volume {volume} removed: no longer in the "
+                       "repository", volume=volume, result="removed")
 
     async def _check_drift(self, source: Source, live: _Live) -> str:
         name = source.name

@@ -44,6 +44,9 @@ services:
     image: {DEMO_IMAGE}
     command: ["sleep", "3600"]
     stop_signal: SIGKILL
+    volumes: ["extradata:/data"]
+volumes:
+  extradata: {{}}
 """
     return text
 
@@ -60,7 +63,7 @@ def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
             # Forget the sources first: a source would bring its stack back.
             for name in ("keep", "pruned"):
                 c("gitops", "remove", name, check=False)
-                c("-p", name, "down", check=False, timeout=90)
+                c("-p", name, "down", "-v", check=False, timeout=90)
 
 
 def running(roots: Roots, project: str) -> dict[str, dict[str, Any]]:
@@ -82,6 +85,11 @@ def printenv(roots: Roots, container: str, name: str) -> str:
     return str(r["stdout"]).strip()
 
 
+def volumes(roots: Roots) -> set[str]:
+    with Client(roots, autostart=False) as c:
+        return {v["name"] for v in c.get("/v1/volumes")}
+
+
 def events(roots: Roots) -> list[dict[str, Any]]:
     with Client(roots, autostart=False) as c:
         return [json.loads(line) if isinstance(line, str) else line
@@ -93,7 +101,8 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
     first = repo.commit("one web", {"compose.yaml": stack()})
     url = f"file://{repo.path}"
     cli("gitops", "add", "keep", "--repo", url, "--interval", "1s")
-    cli("gitops", "add", "pruned", "--repo", url, "--interval", "1s", "--prune")
+    cli("gitops", "add", "pruned", "--repo", url, "--interval", "1s", "--prune",
+        "--prune-volumes")
     for name in ("keep", "pruned"):
         st = wait_applied(cli.roots, name, first, timeout=60)
         assert st["applied"]["message"] == "one web"
@@ -117,13 +126,17 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
         wait_applied(cli.roots, name, added)
         wait_for(f"{name}-extra-1 running", lambda n=name: f"{n}-extra-1" in running(
             cli.roots, n))
+    assert {"keep_extradata", "pruned_extradata"} <= volumes(cli.roots)
     removed = repo.commit("drop extra", {"compose.yaml": stack(greeting="two")})
     for name in ("keep", "pruned"):
         wait_applied(cli.roots, name, removed)
     wait_for("pruned's extra removed", lambda: "pruned-extra-1" not in running(
         cli.roots, "pruned"))
+    wait_for("pruned's volume removed (--prune-volumes)",
+             lambda: "pruned_extradata" not in volumes(cli.roots))
     time.sleep(1.5)
     assert "keep-extra-1" in running(cli.roots, "keep"), "removed without --prune"
+    assert "keep_extradata" in volumes(cli.roots)
 
     # A broken stack file changes nothing on the host; its error names file:line:col.
     before = {n: r["id"] for n, r in running(cli.roots, "pruned").items()}

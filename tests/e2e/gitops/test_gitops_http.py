@@ -83,7 +83,7 @@ def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
             yield c
         finally:
             c("gitops", "remove", "site", check=False)
-            c("-p", "site", "down", check=False, timeout=90)
+            c("-p", "site", "down", "-v", check=False, timeout=90)
 
 
 def hook(cli: CLI, body: bytes, headers: dict[str, str]) -> int:

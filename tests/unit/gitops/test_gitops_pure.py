@@ -12,6 +12,7 @@ from stackd.gitops.masking import has_password, mask_text, mask_url
 from stackd.gitops.names import check_name, check_ref, check_subpath
 from stackd.gitops.signatures import check, github_signature
 from stackd.gitops.status import Facts, derive
+from stackd.spec.model import Stack
 
 SECRET = b"s3cret"
 BODY = b'{"ref":"refs/heads/main"}'
@@ -87,3 +88,19 @@ BASE = Facts(head="b", applied="b", failed="", error="", reconciled="ok", conver
 ])
 def test_status_derivation(change: dict[str, object], phase: str) -> None:
     assert derive(dataclasses.replace(BASE, **change)) == phase  # type: ignore[arg-type]
+
+
+def test_only_volumes_the_stack_itself_dropped_are_pruned() -> None:
+    from stackd.gitops.prune import dropped_volumes
+    from stackd.spec import load_text
+
+    def stack(volumes: str) -> Stack:
+        return load_text("services:\n  a:\n    image: busybox\nvolumes:\n" + volumes,
+                         project_name="site")
+
+    old = stack("  data: {}\n  logs: {name: shared-logs}\n  ext: {external: true}\n"
+                "  cache: {}\n")
+    new = stack("  data: {}\n")
+    assert dropped_volumes([old], new) == ["shared-logs", "site_cache"]  # not ext
+    assert dropped_volumes([], new) == []
+    assert dropped_volumes([old], old) == []
