@@ -188,22 +188,27 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     assert "(cause up) replaced the commit's revision" in whats, whats
     wait_applied(cli.roots, "keep", sha)
 
-    # A daemon SIGKILLed at an arbitrary moment of a sync keeps its sources and
-    # applies no commit twice: the commit is recorded with its revision, atomically.
+    # A daemon SIGKILLed mid-sync — the commit's revision recorded, its rollout under
+    # way — keeps its sources and applies no commit twice: the commit is recorded in
+    # the revision's own transaction.
+    def history() -> list[tuple[int, str]]:
+        with Client(cli.roots, autostart=False) as c:
+            return [(r["number"], r["cause"]) for r in c.get("/v1/stacks/keep/history")]
+
+    last = history()[-1][0]
     nxt = repo.commit("greet two", {"compose.yaml": stack(greeting="two")})
     pid = cli.daemon_pid()
     assert pid is not None
-    time.sleep(0.7)
+    at_kill = wait_for("the commit's revision recorded", lambda: (
+        h := history())[-1][0] > last and h, every=0.01)
     os.kill(pid, signal.SIGKILL)
+    assert at_kill[-1][1] == "gitops"
     wait_for("the killed daemon gone", lambda: cli.daemon_pid() is None)
-    cli("gitops", "ls")  # starts a new daemon
+    assert "keep" in cli("gitops", "ls").stdout  # a new daemon, the source kept
     wait_applied(cli.roots, "keep", nxt, timeout=60)
-    with Client(cli.roots, autostart=False) as c:
-        before = [r["number"] for r in c.get("/v1/stacks/keep/history")]
-    time.sleep(3)
-    with Client(cli.roots, autostart=False) as c:
-        after = [r["number"] for r in c.get("/v1/stacks/keep/history")]
-    assert after == before, "a commit was applied again after the restart"
+    wait_for("GREETING=two", lambda: printenv(cli.roots, "keep-web-1", "GREETING") == "two")
+    time.sleep(2.5)  # two more intervals: nothing is applied again
+    assert history() == at_kill, "a commit was applied again after the restart"
 
 
 def ssh_key(path: Path) -> Path:
