@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ref = a.add_mutually_exclusive_group()
     ref.add_argument("--branch", help="branch to follow (default main)")
     ref.add_argument("--tag", help="tag to follow")
-    ref.add_argument("--commit", help="a fixed commit id")
+    ref.add_argument("--commit", help="a fixed commit (its full id)")
     a.add_argument("--path", default=".", help="the stack's directory in the repository")
     a.add_argument("-f", "--file", dest="gitfiles", action="append", default=[],
                    metavar="FILE", help="stack file(s) in --path (default: compose.yaml …)")

@@ -9,7 +9,7 @@ from stackd.errors import UsageError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
-SHA = re.compile(r"^[0-9a-f]{7,64}$")
+SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # git fetches full ids only
 
 
 def check_name(name: str) -> str:

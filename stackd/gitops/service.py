@@ -94,6 +94,9 @@ class GitOps:
         engine.db.ensure_schemas()
         self._store = SourceStore(engine.db)
         self._metrics(engine)
+        applied = [s.applied.author_time for s in self.store.all() if s.applied]
+        if applied:  # what the daemon before this one last applied
+            self.last_commit_time.set(max(applied))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for source in self.store.all():

@@ -9,7 +9,7 @@ import pytest
 
 from stackd.errors import UsageError
 from stackd.gitops.masking import has_password, mask_text, mask_url
-from stackd.gitops.names import check_name, check_ref, check_subpath
+from stackd.gitops.names import check_name, check_ref, check_sha, check_subpath
 from stackd.gitops.signatures import check, github_signature
 from stackd.gitops.status import Facts, derive
 from stackd.spec.model import Stack
@@ -60,6 +60,10 @@ def test_refs_and_paths_stay_plain() -> None:
     for bad in ("--upload-pack=x", "a..b", "x.lock", "a//b", "/abs"):
         with pytest.raises(UsageError):
             check_ref("branch", bad)
+    assert check_sha("a" * 40) == "a" * 40
+    for bad in ("abc1234", "A" * 40, "-" + "a" * 39):
+        with pytest.raises(UsageError):
+            check_sha(bad)
     assert check_subpath("--path", "./deploy/prod/") == "deploy/prod"
     assert check_subpath("--path", ".") == "."
     for bad in ("../up", "/etc", "a/../../b"):
