@@ -1,0 +1,65 @@
+"""The git side alone (real git, no daemon): shallow fetches stay one commit deep
+however long the history, and a hostile tree cannot write outside its directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.freeaddrs import free_port
+from support.gitops import GIT_ENV, Repo
+
+from stackd.errors import UnavailableError, UsageError
+from stackd.gitops import git
+
+
+def count(cache: Path) -> int:
+    out = subprocess.run(["git", "rev-list", "--count", git.HEAD_REF], check=True,
+                         capture_output=True, text=True,
+                         env={**os.environ, **GIT_ENV, "GIT_DIR": str(cache)}).stdout
+    return int(out)
+
+
+def test_a_long_history_is_fetched_one_commit_deep(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    for i in range(20):
+        repo.commit(f"c{i}", {"compose.yaml": f"# {i}\n"})
+    head = repo.git("rev-parse", "HEAD").strip()
+    cache = tmp_path / "cache.git"
+    commit = git.fetch(str(repo.path), "branch", "main", cache, git.Credentials())
+    assert (commit.sha, commit.message) == (head, "c19")
+    assert count(cache) == 1
+    repo.commit("c20", {"compose.yaml": "# 20\n"})
+    assert git.fetch(f"file://{repo.path}", "branch", "main", cache,
+                     git.Credentials()).message == "c20"
+    assert count(cache) == 1
+    tree = tmp_path / "tree"
+    git.export(cache, git.describe(cache, git.HEAD_REF).sha, tree)
+    assert (tree / "compose.yaml").read_text() == "# 20\n"
+    assert oct(tree.stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../../../outside"])
+def test_links_out_of_the_tree_are_refused(tmp_path: Path, target: str) -> None:
+    repo = Repo(tmp_path / "repo")
+    (repo.path / "link").symlink_to(target)
+    repo.commit("hostile", {"compose.yaml": "services: {}\n"})
+    cache = tmp_path / "cache.git"
+    commit = git.fetch(str(repo.path), "branch", "main", cache, git.Credentials())
+    tree = tmp_path / "a" / "tree"
+    tree.parent.mkdir()
+    with pytest.raises(UsageError, match="refuses to unpack"):
+        git.export(cache, commit.sha, tree)
+    assert not tree.exists() and os.listdir(tree.parent) == []
+
+
+def test_a_failed_fetch_never_shows_the_token(tmp_path: Path) -> None:
+    creds = git.Credentials("deploy:s3cr3t-t0ken")
+    port = free_port()  # nothing listens there: refused at once
+    with pytest.raises(UnavailableError) as err:
+        git.fetch(f"http://deploy@127.0.0.1:{port}/r.git", "branch", "main",
+                  tmp_path / "c.git", creds)
+    assert "s3cr3t-t0ken" not in str(err.value)
+    assert f"127.0.0.1:{port}" in str(err.value)
