@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stackd.gitops")
 GITOPS_DIR = "gitops"
+TREES = "trees"  # under gitops/NAME: one directory per unpacked commit
 OUTCOME_EVERY = 1.0
 
 
@@ -232,14 +235,32 @@ class GitOps:
         live = self._live.setdefault(name, _Live())
         async with live.lock:  # one git at a time in the source's cache
             commit = await self._fetch(source)
-            request = await self._unpack(source, commit, tree_name="diff")
+            request = await self._unpack(source, commit)
         try:
             project, actions, revision = await self.engine.plan(request)
+            loaded = await self.engine.world.load(request.source)
         except StackdError as exc:
             raise type(exc)(self._relative(name, exc)) from None
+        applied = (self.engine.revisions.get(name, source.applied_gen)
+                   if source.applied_gen else None)
+        if applied is not None and revision is not None:
+            # Each commit has its own tree: compare the files by their path in the
+            # repository, not by where they were unpacked.
+            from stackd.daemon.revision import changed_files
+            from stackd.state.revisions import FileInput
+
+            base = self.engine.roots.state / GITOPS_DIR / name
+
+            def rel(files: Iterable[FileInput]) -> list[FileInput]:
+                return [FileInput(relative_to_trees(f.path, base), f.kind, f.sha256)
+                        for f in files]
+
+            revision = {"number": applied.number, "changes": [
+                *changed_files(rel(applied.files), rel(loaded.captured.files)),
+                *(line for line in revision["changes"]  # type: ignore[attr-defined]
+                  if str(line).startswith("image "))]}
         return {"project": project, "commit": _commit(commit), "actions": actions,
-                "revision": revision,
-                "applied": _commit(source.applied)}
+                "revision": revision, "applied": _commit(source.applied)}
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -298,13 +319,18 @@ class GitOps:
             await trio.to_thread.run_sync(functools.partial(
                 git.verify, self._dir(name) / "repo.git", head.sha,
                 keyring=source.spec.keyring, allowed_signers=source.spec.allowed_signers))
-        request = await self._unpack(source, head, tree_name="tree")
+        request = await self._unpack(source, head)
         _, gen = await self.engine.submit(
             request, cause="gitops",
             also=lambda c, number: SourceStore.record_applied(c, name, number, head))
         live.drift = ""
         if source.failed_sha:
             self.store.clear_failed(name)
+        # The trees of the commit now applied and of the last good one (a rollback's)
+        # stay; bind mounts of older ones belong to containers this apply replaces.
+        await self._collect_trees(name, {head.sha} | (
+            {source.good.sha} if source.good else set()) | (
+            {source.applied.sha} if source.applied else set()))
         self.last_commit_time.set(head.author_time)
         self._emit(name, "applied", f"commit {head.sha[:12]} ({head.message}) applied as "
                    f"revision {gen}", result="applied", commit=head.sha,
@@ -374,20 +400,20 @@ class GitOps:
         found = await self._drift(source)
         if not found:
             if live.drift:
-                self._emit(name, "drift-gone", f"{name}: no drift left", result="synced")
+                self._emit(name, "drift-gone", "no drift left", result="synced")
             live.drift = ""
             return "unchanged"
         live.drift = found
         healing = source.spec.self_heal
         self.engine.bus.publish(Event(
-            type="drift", project=name, message=f"{name}: drift from commit "
+            type="drift", project=name, message="drift from commit "
             f"{source.applied.sha[:12] if source.applied else ''}: {found}"
             + ("; undoing it" if healing else "; reported only (--no-self-heal)"),
             attrs={"source": name, "what": found, "self_heal": str(healing).lower()}))
         if not healing:
             return "drift"
         assert source.applied is not None
-        request = await self._unpack(source, source.applied, tree_name="tree")
+        request = await self._unpack(source, source.applied)
         commit = source.applied
         await self.engine.submit(
             request, cause="gitops",
@@ -420,12 +446,17 @@ class GitOps:
         return await trio.to_thread.run_sync(functools.partial(
             git.fetch, spec.repo, kind, ref, cache, creds))
 
-    async def _unpack(self, source: Source, commit: git.Commit, *, tree_name: str
-                      ) -> ApplyRequest:
+    async def _unpack(self, source: Source, commit: git.Commit) -> ApplyRequest:
+        """The apply request of `commit`, its tree unpacked at trees/<sha>: one
+        directory per commit, never rewritten, so a bind mount of a repository path
+        (`./conf:/etc/app`) is a new path — a recreated container — when the commit
+        changes, and a running container's mount is never emptied under it."""
         spec = source.spec
-        tree = self._dir(source.name) / tree_name
-        await trio.to_thread.run_sync(git.export, self._dir(source.name) / "repo.git",
-                                      commit.sha, tree)
+        trees = private_dir(self._dir(source.name) / TREES)
+        tree = trees / commit.sha
+        if not tree.is_dir():
+            await trio.to_thread.run_sync(git.export, self._dir(source.name) / "repo.git",
+                                          commit.sha, tree)
         top = tree / spec.path if spec.path != "." else tree
         if not top.is_dir():
             raise UsageError(f"--path {spec.path} is not a directory at commit "
@@ -441,18 +472,37 @@ class GitOps:
                 environ=dict(os.environ)),
             options=ApplyOptions(remove_orphans=spec.prune))
 
+    async def _collect_trees(self, name: str, keep: set[str]) -> None:
+        """Remove the trees of commits no longer applied, good or newest."""
+        import shutil
+
+        trees = self._dir(name) / TREES
+
+        def collect() -> None:
+            for entry in os.listdir(trees):
+                if entry not in keep:
+                    shutil.rmtree(trees / entry, ignore_errors=True)
+
+        try:
+            await trio.to_thread.run_sync(collect)
+        except FileNotFoundError:
+            pass
+
     def _relative(self, name: str, exc: StackdError) -> str:
-        """An error's text with the unpacked tree's paths made repository-relative, so
+        """An error's text with the unpacked trees' paths made repository-relative, so
         `compose.yaml:3:5` names the file at that commit."""
-        text = str(exc)
-        for tree in ("tree", "diff"):
-            text = text.replace(str(self.engine.roots.state / GITOPS_DIR / name / tree)
-                                + "/", "")
-        return mask_text(text)
+        return relative_to_trees(str(exc), self.engine.roots.state / GITOPS_DIR / name)
 
     def _emit(self, name: str, what: str, message: str, **attrs: str) -> None:
         self.engine.bus.publish(Event(type="gitops", project=name, message=message,
                                       attrs={"source": name, "what": what, **attrs}))
+
+
+def relative_to_trees(text: str, source_dir: Path) -> str:
+    """`text` with `<source_dir>/trees/<sha>/` removed from every path, credentials
+    masked (pure)."""
+    prefix = re.escape(str(source_dir / TREES)) + r"/[0-9a-f]{40,64}/?"
+    return mask_text(re.sub(prefix, "", text))
 
 
 def _commit(c: git.Commit | None) -> dict[str, Any] | None:
