@@ -26,7 +26,8 @@ from stackd.cli.client import Client
 from stackd.roots import Roots
 
 
-def stack(*, replicas: int = 1, greeting: str = "one", extra: bool = False) -> str:
+def stack(*, replicas: int = 1, greeting: str = "one", extra: bool = False,
+          conf: bool = False) -> str:
     text = f"""\
 services:
   web:
@@ -35,6 +36,7 @@ services:
     stop_signal: SIGKILL
     environment:
       GREETING: {greeting}
+    volumes: {'["./conf:/conf:ro"]' if conf else "[]"}
     deploy:
       replicas: {replicas}
 """
@@ -72,17 +74,20 @@ def running(roots: Roots, project: str) -> dict[str, dict[str, Any]]:
                 if r["state"] == "running"}
 
 
-def printenv(roots: Roots, container: str, name: str) -> str:
-    """The variable as the container's process sees it ("" while it is being replaced)."""
+def run_in(roots: Roots, container: str, command: str) -> str:
+    """A shell command's output in the container ("" while it is being replaced)."""
     from stackd.errors import StackdError
 
     try:
         with Client(roots, autostart=False) as c:
-            r = c.post(f"/v1/containers/{container}/exec", {"cmd": ["sh", "-c", "echo $" + name]})
-    except StackdError as exc:
-        print("printenv:", exc)
+            r = c.post(f"/v1/containers/{container}/exec", {"cmd": ["sh", "-c", command]})
+    except StackdError:
         return ""
     return str(r["stdout"]).strip()
+
+
+def printenv(roots: Roots, container: str, name: str) -> str:
+    return run_in(roots, container, "echo $" + name)
 
 
 def volumes(roots: Roots) -> set[str]:
@@ -98,7 +103,7 @@ def events(roots: Roots) -> list[dict[str, Any]]:
 
 def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) -> None:
     repo = Repo(tmp_path / "repo")
-    first = repo.commit("one web", {"compose.yaml": stack()})
+    first = repo.commit("one web", {"compose.yaml": stack(conf=True), "conf/motd": "first\n"})
     url = f"file://{repo.path}"
     cli("gitops", "add", "keep", "--repo", url, "--interval", "1s")
     cli("gitops", "add", "pruned", "--repo", url, "--interval", "1s", "--prune",
@@ -107,6 +112,7 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
         st = wait_applied(cli.roots, name, first, timeout=60)
         assert st["applied"]["message"] == "one web"
     assert set(running(cli.roots, "keep")) == {"keep-web-1"}
+    assert run_in(cli.roots, "keep-web-1", "cat /conf/motd") == "first"
 
     # Scale: a second replica appears.
     scaled = repo.commit("two webs", {"compose.yaml": stack(replicas=2)})
@@ -114,11 +120,18 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
     wait_for("two web replicas", lambda: set(running(cli.roots, "keep")) ==
              {"keep-web-1", "keep-web-2"})
 
-    # Environment: the containers are recreated with the new value.
-    env = repo.commit("greet two", {"compose.yaml": stack(replicas=2, greeting="two")})
+    # Environment, and a bind-mounted file of the repository: the containers are
+    # recreated with the new values.
+    env = repo.commit("greet two", {"compose.yaml": stack(replicas=2, greeting="two", conf=True),
+                                    "conf/motd": "second\n"})
     wait_applied(cli.roots, "keep", env)
     wait_for("GREETING=two in web-1", lambda: printenv(cli.roots, "keep-web-1",
                                                        "GREETING") == "two")
+    assert run_in(cli.roots, "keep-web-1", "cat /conf/motd") == "second"
+    motd = repo.commit("motd only", {"conf/motd": "third\n"})  # the stack file as it was
+    wait_applied(cli.roots, "keep", motd)
+    wait_for("the new motd in web-1", lambda: run_in(cli.roots, "keep-web-1",
+                                                     "cat /conf/motd") == "third")
 
     # Add a service, then remove it: kept without --prune, removed with it.
     added = repo.commit("add extra", {"compose.yaml": stack(greeting="two", extra=True)})
