@@ -145,6 +145,10 @@ def _text(r: dict[str, Any]) -> str:
         lines.append(f"  reconcile: {r['reconcile_error']}")
     if r["drift"]:
         lines.append(f"  drift:    {r['drift']}")
+    if r.get("revisions"):
+        lines.append("  revisions (newest last):")
+        lines += [f"    {row['number']:>4}  {_commit(row['commit'])}"
+                  for row in r["revisions"][-5:]]
     return "\n".join(lines)
 
 

@@ -227,7 +227,9 @@ class GitOps:
             "revision": source.applied_gen, "failed_commit": source.failed_sha,
             "error": live.error, "drift": live.drift,
             "reconcile_error": outcome.error if converged and outcome is not None else "",
-            "last_sync": live.last_sync, "last_result": live.last_result}
+            "last_sync": live.last_sync, "last_result": live.last_result,
+            "revisions": [{"number": number, "commit": _commit(commit)}
+                          for number, commit in self.store.commits(name).items()]}
 
     async def diff(self, name: str) -> dict[str, Any]:
         """What the next sync would do, as `plan` prints it: fetch, unpack, plan."""

@@ -19,6 +19,17 @@ from stackd.gitops.git import Commit
 from stackd.gitops.models import SourceSpec
 from stackd.state.db import StateDB, register_schema
 
+register_schema("gitops_revisions", """
+CREATE TABLE IF NOT EXISTS gitops_revisions (
+    project     TEXT NOT NULL,
+    number      INTEGER NOT NULL,
+    sha         TEXT NOT NULL,
+    author_time INTEGER NOT NULL,
+    message     TEXT NOT NULL,
+    PRIMARY KEY (project, number)
+)
+""")
+
 register_schema("gitops_sources", """
 CREATE TABLE IF NOT EXISTS gitops_sources (
     name            TEXT PRIMARY KEY,
@@ -95,6 +106,20 @@ class SourceStore:
         c.execute("UPDATE gitops_sources SET applied_sha=?, applied_time=?,"
                   " applied_message=?, applied_gen=? WHERE name=?",
                   (commit.sha, commit.author_time, commit.message, gen, name))
+        c.execute("INSERT OR REPLACE INTO gitops_revisions (project, number, sha,"
+                  " author_time, message) VALUES (?, ?, ?, ?, ?)",
+                  (name, gen, commit.sha, commit.author_time, commit.message))
+        # As many as the revisions kept: the rows of revisions gone go too.
+        c.execute("DELETE FROM gitops_revisions WHERE project=? AND number NOT IN"
+                  " (SELECT number FROM revisions WHERE project=?)", (name, name))
+
+    def commits(self, name: str) -> dict[int, Commit]:
+        """revision number → the commit it applied, for the stack's kept revisions."""
+        rows = self.db.conn.execute(
+            "SELECT number, sha, author_time, message FROM gitops_revisions"
+            " WHERE project=? ORDER BY number", (name,)).fetchall()
+        return {int(r["number"]): Commit(r["sha"], int(r["author_time"]), r["message"])
+                for r in rows}
 
     def mark_good(self, name: str, commit: Commit, gen: int) -> None:
         with self.db.transaction() as c:

@@ -222,6 +222,8 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     wait_for("GREETING=two", lambda: printenv(cli.roots, "keep-web-1", "GREETING") == "two")
     time.sleep(2.5)  # two more intervals: nothing is applied again
     assert history() == at_kill, "a commit was applied again after the restart"
+    commits = [r["commit"]["sha"] for r in source_status(cli.roots, "keep")["revisions"]]
+    assert commits[-1] == nxt and commits.count(nxt) == 1, commits
 
 
 def ssh_key(path: Path) -> Path:

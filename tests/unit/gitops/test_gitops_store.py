@@ -44,13 +44,14 @@ def test_the_commit_and_its_revision_are_one_transaction(tmp_path: Path) -> None
     with pytest.raises(RuntimeError):
         desired.put("site", request(), revision(), crash)
     assert desired.get("site") is None and desired.revisions.list("site") == []
-    assert sources.get("site").applied is None  # neither
+    assert sources.get("site").applied is None and sources.commits("site") == {}  # neither
 
     gen = desired.put("site", request(), revision(),
                       lambda c, n: SourceStore.record_applied(c, "site", n, COMMIT))
     source = sources.get("site")
     assert (source.applied, source.applied_gen) == (COMMIT, gen)  # both
     assert desired.revisions.get("site", gen).cause == "gitops"  # type: ignore[union-attr]
+    assert sources.commits("site") == {gen: COMMIT}
 
 
 def test_sources_survive_reopening_and_names_are_unique(tmp_path: Path) -> None:
