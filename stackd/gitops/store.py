@@ -82,6 +82,7 @@ class SourceStore:
         with self.db.transaction() as c:
             if c.execute("DELETE FROM gitops_sources WHERE name=?", (name,)).rowcount == 0:
                 raise _missing(name)
+            c.execute("DELETE FROM gitops_revisions WHERE project=?", (name,))
 
     def get(self, name: str) -> Source:
         row = self.db.conn.execute("SELECT * FROM gitops_sources WHERE name=?",

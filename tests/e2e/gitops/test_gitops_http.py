@@ -163,3 +163,25 @@ def test_http_source_follows_signed_webhooks_and_rolls_back_a_failing_commit(
     assert 'stackd_gitops_sync_total{result="applied"}' in text
     assert "stackd_gitops_webhook_refused_total 2.0" in text
     assert "stackd_gitops_last_synced_commit_timestamp_seconds" in text
+
+
+def test_git_credential_helpers_answer_for_a_source_without_a_token_file(
+        served: tuple[Repo, Path, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No token file: git's own credential helpers (here `store`, configured in the
+    global git config the daemon's environment names) give the password."""
+    from stackd.errors import UnavailableError
+    from stackd.gitops import git
+
+    repo, _, url = served
+    sha = push(repo, "version one", "one")
+    config = tmp_path / "gitconfig"
+    config.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    with pytest.raises(UnavailableError, match="terminal prompts disabled"):
+        git.fetch(url, "branch", "main", tmp_path / "a.git", git.Credentials())
+    store = tmp_path / "credentials"
+    store.write_text(url.replace("http://", f"http://deploy:{TOKEN}@").rsplit("/", 1)[0]
+                     + "\n")
+    config.write_text(f"[credential]\n\thelper = store --file={store}\n")
+    assert git.fetch(url, "branch", "main", tmp_path / "b.git", git.Credentials()).sha == sha
