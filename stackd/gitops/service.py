@@ -298,11 +298,12 @@ class GitOps:
                 live.error = ""
             except StackdError as exc:
                 result = "error"
-                live.error = self._relative(name, exc)
-                self._emit(name, "error", f"sync of {name} failed: {live.error}",
-                           result="error")
-                log.warning("gitops sync failed", extra={"project": name,
-                                                        "error": live.error})
+                error = self._relative(name, exc)
+                if error != live.error:  # a broken commit is said once, not every interval
+                    self._emit(name, "error", f"sync failed: {error}", result="error")
+                    log.warning("gitops sync failed", extra={"project": name,
+                                                            "error": error})
+                live.error = error
             live.last_sync = time.time()
             live.last_result = result
             self.syncs.labels(result).inc()

@@ -163,6 +163,9 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
     assert st["applied"]["sha"] == removed
     time.sleep(1.5)
     assert {n: r["id"] for n, r in running(cli.roots, "pruned").items()} == before
+    errors = [e for e in events(cli.roots) if e["type"] == "gitops"
+              and e["project"] == "pruned" and e["attrs"]["what"] == "error"]
+    assert len(errors) == 1, "a broken commit is reported once, not at every interval"
     out = cli("gitops", "status", "pruned", check=False)
     assert out.returncode == 1 and "Failed" in out.stdout and "compose.yaml:" in out.stdout
     fixed = repo.commit("fix it", {"compose.yaml": stack(greeting="three")})
