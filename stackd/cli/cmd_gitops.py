@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 from typing import Any
@@ -40,9 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --prune: volumes too (data is lost)")
     a.add_argument("--no-self-heal", dest="self_heal", action="store_false",
                    help="report drift without undoing it")
-    a.add_argument("--env-file", dest="gitenv", default=None,
+    a.add_argument("--env-file", dest="gitenv", default=None, metavar="FILE",
                    help="variables for the stack (a file on this host)")
-    a.add_argument("--profile", dest="gitprofiles", action="append", default=[])
+    a.add_argument("--profile", dest="gitprofiles", action="append", default=[],
+                   metavar="PROFILE", help="enable a profile of the stack (repeatable)")
     a.add_argument("--token-file", default=None,
                    help="a file holding TOKEN or USER:TOKEN for HTTP(S) basic auth")
     a.add_argument("--verify-signatures", action="store_true",
@@ -76,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     with Client() as client:
         if args.action == "add":
-            body = {"name": args.name, "repo": args.repo, "branch": args.branch,
+            # A local repository is the daemon's path too: made absolute here.
+            repo = _abs(args.repo) if os.path.isdir(args.repo) else args.repo
+            body = {"name": args.name, "repo": repo, "branch": args.branch,
                     "tag": args.tag, "commit": args.commit, "path": args.path,
                     "files": args.gitfiles, "interval": args.interval, "prune": args.prune,
                     "prune_volumes": args.prune_volumes, "self_heal": args.self_heal,
@@ -118,8 +122,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _abs(path: str | None) -> str | None:
-    import os
-
     return os.path.abspath(path) if path else None
 
 
