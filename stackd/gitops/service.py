@@ -107,9 +107,18 @@ class GitOps:
             if self.webhook_listen:
                 from stackd.gitops.webhook import serve_webhook
 
-                self.webhook_port = await nursery.start(serve_webhook, self,
-                                                        self.webhook_listen,
-                                                        self.webhook_secret_file)
+                try:
+                    self.webhook_port = await nursery.start(serve_webhook, self,
+                                                            self.webhook_listen,
+                                                            self.webhook_secret_file)
+                except (OSError, StackdError) as exc:
+                    # The daemon keeps its stacks (and the sources poll) without it.
+                    why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                    log.error("webhook listener not started", extra={"error": why})
+                    engine.bus.publish(Event(
+                        type="error", message=f"gitops webhook listener on "
+                        f"{self.webhook_listen} not started: {why}",
+                        attrs={"fault": "webhook"}))
             task_status.started()
             await trio.sleep_forever()  # sources added later start in this nursery
 

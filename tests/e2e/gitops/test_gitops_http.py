@@ -185,3 +185,29 @@ def test_git_credential_helpers_answer_for_a_source_without_a_token_file(
                      + "\n")
     config.write_text(f"[credential]\n\thelper = store --file={store}\n")
     assert git.fetch(url, "branch", "main", tmp_path / "b.git", git.Credentials()).sha == sha
+
+
+def test_a_webhook_listener_that_cannot_start_leaves_the_daemon_serving(
+        no_leaks: Roots, tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", free_port()))
+    taken.listen()
+    address = f"127.0.0.1:{taken.getsockname()[1]}"
+    secret = tmp_path / "hook.secret"
+    secret.write_text(SECRET)
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        with torn_down(CLI(no_leaks, work, {"STACKD_WEBHOOK_LISTEN": address,
+                                            "STACKD_WEBHOOK_SECRET_FILE": str(secret)})
+                       ) as cli:
+            assert cli("gitops", "ls").stdout.startswith("NAME")
+            with Client(cli.roots, autostart=False) as c:
+                errors = [e["message"] for e in c.stream(
+                    "GET", "/v1/events", params={"follow": "false"})
+                    if e["type"] == "error"]
+            assert any(f"listener on {address} not started" in m for m in errors), errors
+    finally:
+        taken.close()
