@@ -185,9 +185,16 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
 
 def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     repo = Repo(tmp_path / "repo")
-    sha = repo.commit("one web", {"compose.yaml": stack()})
-    cli("gitops", "add", "keep", "--repo", str(repo.path), "--interval", "1s")
+    sha = repo.commit("one web", {"compose.yaml": stack(greeting="${GREETING}")})
+    env_file = tmp_path / "site.env"
+    env_file.write_text("GREETING=from-the-env-file\n")
+    cli("gitops", "ls")  # the daemon, started without GREETING
+    # Variables come from the source's env file (and the daemon's environment), never
+    # from the shell of the command that added it.
+    cli("gitops", "add", "keep", "--repo", str(repo.path), "--interval", "1s",
+        "--env-file", str(env_file), GREETING="from-the-shell")
     wait_applied(cli.roots, "keep", sha, timeout=60)
+    assert printenv(cli.roots, "keep-web-1", "GREETING") == "from-the-env-file"
 
     cli("-p", "keep", "stop", "web")
     wait_for("web running again", lambda: "keep-web-1" in running(cli.roots, "keep"))
@@ -197,7 +204,7 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     (cli.cwd / "other.yaml").write_text(stack(greeting="by-hand"))
     cli("-p", "keep", "-f", "other.yaml", "up", "-d")
     wait_for("GREETING back to the commit's", lambda: printenv(
-        cli.roots, "keep-web-1", "GREETING") == "one")
+        cli.roots, "keep-web-1", "GREETING") == "from-the-env-file")
     drift = [e for e in events(cli.roots) if e["type"] == "drift"]
     whats = " | ".join(e["attrs"]["what"] for e in drift)
     assert "stopped or removed by hand" in whats and "removed (down)" in whats, whats
@@ -227,6 +234,10 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     assert history() == at_kill, "a commit was applied again after the restart"
     commits = [r["commit"]["sha"] for r in source_status(cli.roots, "keep")["revisions"]]
     assert commits[-1] == nxt and commits.count(nxt) == 1, commits
+
+    # Removing the source takes its stack down.
+    cli("gitops", "remove", "keep")
+    wait_for("keep's containers gone", lambda: not running(cli.roots, "keep"))
 
 
 def ssh_key(path: Path) -> Path:
@@ -275,3 +286,9 @@ def test_only_signed_commits_apply_and_drift_can_be_reported_only(
     assert printenv(cli.roots, "keep-web-1", "GREETING") == "one"
     good = commit("signed again", trusted, greeting="two")
     wait_applied(cli.roots, "keep", good)
+
+    # Forgetting the source with --keep-stack leaves the stack as it is.
+    cli("gitops", "remove", "keep", "--keep-stack")
+    assert "keep" not in cli("gitops", "ls").stdout
+    time.sleep(1.5)
+    assert printenv(cli.roots, "keep-web-1", "GREETING") == "two"
