@@ -63,3 +63,44 @@ def test_a_failed_fetch_never_shows_the_token(tmp_path: Path) -> None:
                   tmp_path / "c.git", creds)
     assert "s3cr3t-t0ken" not in str(err.value)
     assert f"127.0.0.1:{port}" in str(err.value)
+
+
+def test_gpg_signed_commits_verify_against_the_given_keyring(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackd.errors import ConflictError
+
+    signer, keyring = tmp_path / "signer", tmp_path / "keyring"
+    for home in (signer, keyring):
+        home.mkdir(mode=0o700)
+    try:
+        gpg = {**os.environ, "GNUPGHOME": str(signer)}
+        subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key",
+                        "Test <test@example.invalid>", "ed25519", "sign", "never"],
+                       check=True, env=gpg, capture_output=True)
+        public = subprocess.run(["gpg", "--batch", "--export", "test@example.invalid"],
+                                check=True, env=gpg, capture_output=True).stdout
+        subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=public, check=True,
+                       env={**os.environ, "GNUPGHOME": str(keyring)}, capture_output=True)
+        repo = Repo(tmp_path / "repo")
+        repo.commit("unsigned", {"compose.yaml": "services: {}\n"})
+        cache = tmp_path / "cache.git"
+        unsigned = git.fetch(str(repo.path), "branch", "main", cache, git.Credentials())
+        with pytest.raises(ConflictError, match="not signed by a trusted key"):
+            git.verify(cache, unsigned.sha, keyring=str(keyring), allowed_signers=None)
+        with monkeypatch.context() as m:
+            m.setenv("GNUPGHOME", str(signer))  # for `git commit -S` only
+            repo.git("-c", "user.signingkey=test@example.invalid", "commit", "-q", "-S",
+                     "--allow-empty", "-m", "signed")
+        signed = git.fetch(str(repo.path), "branch", "main", cache, git.Credentials())
+        git.verify(cache, signed.sha, keyring=str(keyring), allowed_signers=None)
+        empty = tmp_path / "empty"
+        empty.mkdir(mode=0o700)
+        with pytest.raises(ConflictError):  # a keyring without the signer's key
+            git.verify(cache, signed.sha, keyring=str(empty), allowed_signers=None)
+    finally:
+        # gpg started an agent per home: ours, ended by gpgconf for that home.
+        for home in (signer, keyring, tmp_path / "empty"):
+            if home.exists():
+                subprocess.run(["gpgconf", "--kill", "all"], check=False,
+                               env={**os.environ, "GNUPGHOME": str(home)},
+                               capture_output=True)
