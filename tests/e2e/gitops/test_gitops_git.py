@@ -41,6 +41,19 @@ def test_a_long_history_is_fetched_one_commit_deep(tmp_path: Path) -> None:
     assert oct(tree.stat().st_mode & 0o777) == "0o700"
 
 
+def test_a_tag_or_a_fixed_commit_is_fetched_as_a_branch_is(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    first = repo.commit("first", {"compose.yaml": "# 1\n"})
+    repo.git("tag", "v1")
+    repo.commit("second", {"compose.yaml": "# 2\n"})
+    cache = tmp_path / "cache.git"
+    assert git.fetch(str(repo.path), "tag", "v1", cache, git.Credentials()).sha == first
+    assert git.fetch(str(repo.path), "commit", first, cache,
+                     git.Credentials()).message == "first"
+    with pytest.raises(UnavailableError, match="branch nosuch"):
+        git.fetch(str(repo.path), "branch", "nosuch", cache, git.Credentials())
+
+
 @pytest.mark.parametrize("target", ["/etc/passwd", "../../../outside"])
 def test_links_out_of_the_tree_are_refused(tmp_path: Path, target: str) -> None:
     repo = Repo(tmp_path / "repo")

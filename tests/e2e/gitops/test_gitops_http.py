@@ -97,8 +97,8 @@ def hook(cli: CLI, body: bytes, headers: dict[str, str]) -> int:
 
 
 def push(repo: Repo, message: str, version: str) -> str:
-    sha = repo.commit(message, {"compose.yaml": STACK.format(image=DEMO_IMAGE,
-                                                             version=version)})
+    sha = repo.commit(message, {"deploy/compose.yaml": STACK.format(image=DEMO_IMAGE,
+                                                                    version=version)})
     repo.git("push", "-q", "origin", "main")
     return sha
 
@@ -122,7 +122,7 @@ def test_http_source_follows_signed_webhooks_and_rolls_back_a_failing_commit(
     one = push(repo, "version one", "one")
     # Only webhooks (and the first sync) fetch: the interval is an hour.
     cli("gitops", "add", "site", "--repo", url, "--token-file", str(token),
-        "--interval", "1h")
+        "--path", "deploy", "--interval", "1h")
     wait_applied(cli.roots, "site", one, timeout=60)
     wait_for("version one served", lambda: served_version(cli) == "one")
 
