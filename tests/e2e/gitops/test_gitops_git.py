@@ -117,3 +117,21 @@ def test_gpg_signed_commits_verify_against_the_given_keyring(
                 subprocess.run(["gpgconf", "--kill", "all"], check=False,
                                env={**os.environ, "GNUPGHOME": str(home)},
                                capture_output=True)
+
+
+def test_ssh_urls_go_through_gits_own_ssh_command(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No sshd here: GIT_SSH_COMMAND (as the daemon's environment would set it, e.g.
+    `ssh -i KEY`) names a stand-in that runs the remote command locally, showing that
+    ssh URLs reach git's ssh transport with the daemon's environment."""
+    repo = Repo(tmp_path / "repo")
+    sha = repo.commit("over ssh", {"compose.yaml": "services: {}\n"})
+    seen = tmp_path / "ssh-args"
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {seen}\nfor last; do :; done\nexec sh -c "$last"\n')
+    fake.chmod(0o700)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake))
+    got = git.fetch(f"ssh://deploy@git.example.invalid{repo.path}", "branch", "main",
+                    tmp_path / "cache.git", git.Credentials())
+    assert got.sha == sha
+    assert "deploy@git.example.invalid" in seen.read_text()
