@@ -40,20 +40,28 @@ class Commit:
 class Credentials:
     token: str = ""  # "TOKEN" or "USER:TOKEN", read from the token file at each fetch
 
+    def _pair(self) -> tuple[str, str]:
+        # Basic auth's user name holds no colon; the password may.
+        if ":" in self.token:
+            user, _, password = self.token.partition(":")
+            return user, password
+        return "x-access-token", self.token
+
+    def _basic(self) -> str:
+        user, password = self._pair()
+        return base64.b64encode(f"{user}:{password}".encode()).decode()
+
     def env(self) -> dict[str, str]:
         if not self.token:
             return {}
-        user, _, password = self.token.rpartition(":")
-        pair = f"{user or 'x-access-token'}:{password}".encode()
         return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": "Authorization: Basic " + base64.b64encode(pair).decode()}
+                "GIT_CONFIG_VALUE_0": "Authorization: Basic " + self._basic()}
 
     def secrets(self) -> list[str]:
+        """What must never be shown: the password and the header carrying it."""
         if not self.token:
             return []
-        _, _, password = self.token.rpartition(":")
-        pair = f"{self.token if ':' in self.token else 'x-access-token:' + self.token}"
-        return [password, base64.b64encode(pair.encode()).decode()]
+        return [self._pair()[1], self._basic()]
 
 
 def read_token(path: str | None) -> Credentials:

@@ -93,3 +93,6 @@ def test_a_token_reaches_git_only_through_its_environment() -> None:
     bare = Credentials("t0ken")
     assert bare.env()["GIT_CONFIG_VALUE_0"].endswith("eC1hY2Nlc3MtdG9rZW46dDBrZW4=")
     assert "eC1hY2Nlc3MtdG9rZW46dDBrZW4=" in bare.secrets()
+    colon = Credentials("deploy:pa:ss")  # a password may hold a colon, a user not
+    assert colon.env()["GIT_CONFIG_VALUE_0"].endswith("ZGVwbG95OnBhOnNz")
+    assert "pa:ss" in colon.secrets()
