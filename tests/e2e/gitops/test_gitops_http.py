@@ -61,12 +61,23 @@ def served(tmp_path: Path) -> Iterator[tuple[Repo, Path, str]]:
     proc = subprocess.Popen([sys.executable, str(SUPPORT / "git_http_server.py"), str(root),
                              str(port), "deploy", TOKEN])
     try:
+        wait_for("the git HTTP server listening", lambda: _accepts(port), timeout=20)
         repo = Repo(tmp_path / "work-repo")
         repo.git("remote", "add", "origin", str(root / "r.git"))
         yield repo, root, f"http://127.0.0.1:{port}/r.git"
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
