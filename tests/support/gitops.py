@@ -19,6 +19,9 @@ class Repo:
     """A working repository on branch main; `commit` writes files and commits them."""
 
     def __init__(self, path: Path) -> None:
+        from support.hostpackages import require_command
+
+        require_command("git", "git")
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")

@@ -241,6 +241,9 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
 
 
 def ssh_key(path: Path) -> Path:
+    from support.hostpackages import require_command
+
+    require_command("ssh-keygen", "openssh-client")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "t", "-f",
                     str(path)], check=True)
     return path

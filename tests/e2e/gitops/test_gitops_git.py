@@ -80,8 +80,12 @@ def test_a_failed_fetch_never_shows_the_token(tmp_path: Path) -> None:
 
 def test_gpg_signed_commits_verify_against_the_given_keyring(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.hostpackages import require_command
+
     from stackd.errors import ConflictError
 
+    require_command("gpg", "gpg")
+    require_command("gpg-agent", "gpg-agent")
     signer, keyring = tmp_path / "signer", tmp_path / "keyring"
     for home in (signer, keyring):
         home.mkdir(mode=0o700)
