@@ -16,6 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run (default: serve in the foreground), status, or stop")
     p.add_argument("--resync", type=float, default=30.0, metavar="SECONDS",
                    help="period of the full resync of every stack (default 30)")
+    p.add_argument("--webhook-listen", metavar="HOST:PORT",
+                   default=os.environ.get("STACKD_WEBHOOK_LISTEN") or None,
+                   help="serve GitOps webhooks on this TCP address (docs/gitops.md; "
+                   "also STACKD_WEBHOOK_LISTEN)")
+    p.add_argument("--webhook-secret-file", metavar="FILE",
+                   default=os.environ.get("STACKD_WEBHOOK_SECRET_FILE") or None,
+                   help="the webhooks' shared secret / HMAC key (also "
+                   "STACKD_WEBHOOK_SECRET_FILE)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="stop: seconds to wait for the daemon to exit")
@@ -27,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
     roots = Roots.from_env()
     if args.action == "run":
         from stackd.daemon.server import main
+        from stackd.gitops.service import GitOps
 
-        return main(roots, resync_period=args.resync)
+        gitops = GitOps(webhook_listen=args.webhook_listen,
+                        webhook_secret_file=args.webhook_secret_file)
+        return main(roots, resync_period=args.resync, extensions=(gitops,))
     if args.action == "status":
         return _status(roots, args.format)
     return _stop(roots, args.timeout)

@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import trio
 from fastapi import FastAPI, Header, Path, Query, Request
@@ -37,6 +37,9 @@ from stackd.daemon.oneoff import ServiceRunRequest
 from stackd.daemon.single import RunRequest
 from stackd.daemon.streams import ChannelStream
 from stackd.errors import StackdError
+
+if TYPE_CHECKING:
+    from stackd.daemon.extensions import Extension
 
 log = logging.getLogger("stackd.api")
 
@@ -77,7 +80,7 @@ async def _progress(engine: Engine, project: str, generation: int
             yield item
 
 
-def make_app(engine: Engine) -> FastAPI:
+def make_app(engine: Engine, extensions: Sequence[Extension] = ()) -> FastAPI:
     app = FastAPI(title="stackd", version=__version__,
                   description="The stackd daemon's API, served on $STACKD_RUN/stackd.sock.")
     app.add_middleware(BodyLimit)
@@ -273,6 +276,8 @@ def make_app(engine: Engine) -> FastAPI:
                      follow: bool = True) -> Response:
         return _stream(engine.events(since=since, project=project, follow=follow))
 
+    for extension in extensions:
+        extension.routes(app, engine)
     return app
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from sqlite3 import Connection
 
 from stackd.daemon.models import ApplyRequest, RemoveOptions
 from stackd.state.db import StateDB, register_schema
@@ -62,9 +64,12 @@ class DesiredStore:
         self.db = db
         self.revisions = revisions or RevisionStore(db)
 
-    def put(self, project: str, request: ApplyRequest, revision: NewRevision) -> int:
+    def put(self, project: str, request: ApplyRequest, revision: NewRevision,
+            also: Callable[[Connection, int], None] | None = None) -> int:
         """Record `request` as the desired state of `project`, as a new revision; returns
-        its number (the new generation)."""
+        its number (the new generation). `also(c, number)` writes in the same
+        transaction (a GitOps source records the commit it applied: never one without
+        the other)."""
         request = without_environ(request)
         with self.db.transaction() as c:
             row = c.execute("SELECT generation FROM daemon_stacks WHERE project=?",
@@ -78,6 +83,8 @@ class DesiredStore:
                 " phase='active', request=excluded.request, remove=NULL,"
                 " updated=excluded.updated",
                 (project, gen, request.model_dump_json(), time.time()))
+            if also is not None:
+                also(c, gen)
         return gen
 
     def mark_removing(self, project: str, options: RemoveOptions,

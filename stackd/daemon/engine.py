@@ -47,9 +47,11 @@ from stackd.reconciler.asks import Ask
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.state.db import StateDB
-from stackd.state.revisions import BlobStore, NewRevision, Revision
+from stackd.state.revisions import BlobStore, Cause, NewRevision, Revision
 
 if TYPE_CHECKING:
+    from sqlite3 import Connection
+
     from stackd.daemon.oneoff import ServiceRunRequest
 
 log = logging.getLogger("stackd.engine")
@@ -410,18 +412,21 @@ class Engine:
 
     # -- what the API calls --------------------------------------------------------------
 
-    async def submit(self, request: ApplyRequest) -> tuple[str, int]:
+    async def submit(self, request: ApplyRequest, *, cause: Cause = "up",
+                     also: Callable[[Connection, int], None] | None = None
+                     ) -> tuple[str, int]:
         """Load (to validate and name it), record as a new revision, enqueue.
-        → (project, generation: the revision's number)"""
+        → (project, generation: the revision's number). `also(c, number)` writes in
+        the revision's own transaction (GitOps: the commit applied)."""
         stack = await self.world.load(request.source)
         project = stack.project
         captured = stack.captured
         async with self._revision_lock:
             await trio.to_thread.run_sync(self._put_blobs, captured.contents)
             gen = self.store.put(project, request, NewRevision(
-                cause="up", options=request.options.model_dump_json(),
+                cause=cause, options=request.options.model_dump_json(),
                 source=without_environ(request).source.model_dump_json(),
-                stack=captured.stack, files=captured.files))
+                stack=captured.stack, files=captured.files), also)
             await trio.to_thread.run_sync(self.blobs.collect, self.revisions.referenced_blobs())
         # `up` clears its services' holds and starts their stopped containers.
         self._asks.setdefault(project, deque()).append(_Pending(Ask("up")))

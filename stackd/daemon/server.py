@@ -16,6 +16,7 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 import trio
@@ -34,6 +35,8 @@ from stackd.state.db import StateDB
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
+
+    from stackd.daemon.extensions import Extension
 
 log = logging.getLogger("stackd.daemon")
 CHECKPOINT_EVERY = 1.0
@@ -61,6 +64,7 @@ def hypercorn_config(roots: Roots) -> Config:
 
 
 async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float = 30.0,
+                extensions: Sequence[Extension] = (),
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     engine = Engine(roots, world, db, resync_period=resync_period)
     stop = trio.Event()
@@ -71,7 +75,8 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
                 # hypercorn's ASGI protocol types don't name Starlette's app class.
                 # Building the app (FastAPI's route and model set-up, ~60 ms of CPU) is
                 # a worker thread's: the engine's tasks already run.
-                app = cast("ASGIFramework", await trio.to_thread.run_sync(make_app, engine))
+                app = cast("ASGIFramework", await trio.to_thread.run_sync(
+                    make_app, engine, extensions))
                 await hypercorn_serve(app, hypercorn_config(roots),
                                       shutdown_trigger=stop.wait, task_status=task_status)
                 # The API has drained after SIGTERM: stop the loop too.
@@ -83,6 +88,8 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
             await trio.to_thread.run_sync(_import_for_start)
             nursery.start_soon(_checkpoints, db)
             await nursery.start(engine.run)
+            for extension in extensions:
+                await nursery.start(functools.partial(extension.run, engine))
             await nursery.start(api)
             os.chmod(socket_path(roots), 0o600)
             log.info("listening", extra={"socket": str(socket_path(roots)),
@@ -142,7 +149,8 @@ async def _signals(stop: trio.Event) -> None:
             return
 
 
-def main(roots: Roots | None = None, *, resync_period: float = 30.0) -> int:
+def main(roots: Roots | None = None, *, resync_period: float = 30.0,
+         extensions: Sequence[Extension] = ()) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; the exit code."""
     from stackd.daemon.adapters import make_world
 
@@ -157,7 +165,8 @@ def main(roots: Roots | None = None, *, resync_period: float = 30.0) -> int:
     db = StateDB.open(db_path(roots.state))
     try:
         world = make_world(roots, db)
-        trio.run(functools.partial(serve, roots, world, db, resync_period=resync_period),
+        trio.run(functools.partial(serve, roots, world, db, resync_period=resync_period,
+                                   extensions=extensions),
                  instruments=slowsteps.from_env())
     finally:
         db.close()

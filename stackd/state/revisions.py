@@ -36,8 +36,9 @@ BLOB_DIR = "revisions"  # under the state root
 BLOB_MODE = 0o600
 DIR_MODE = 0o700
 
-# rollback: the revision before a failed update, applied again (failure_action rollback)
-Cause = Literal["up", "down", "rollback"]
+# rollback: the revision before a failed update, applied again (failure_action rollback);
+# gitops: a commit of a GitOps source (stackd/gitops), its commit recorded beside it
+Cause = Literal["up", "down", "rollback", "gitops"]
 # stack: a stack file; env: .env, --env-file or env_file (their values are in the stack);
 # config / secret: a `file:` given to containers; environ: a shell variable the stack
 # takes a secret, config or build arg from (path "env:NAME").

@@ -43,12 +43,14 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
                    "netbridge.model"),
     "hostinfo": ("scheduler.nodes",),
     "leaks": ("leaks",),
-    "gitops": ("reconciler", "spec", "state"),
     "daemon": ("reconciler", "scheduler", "spec", "runtime", "images", "netbridge", "state",
                "hostinfo"),
+    # GitOps sits above the daemon: it submits revisions to the engine and serves its
+    # routes and webhook as a daemon extension; nothing below imports it.
+    "gitops": ("daemon", "reconciler", "spec", "state"),
     # The CLI reaches the host through the daemon (its API, or daemon.host_verbs for the
     # verbs that must work without one); stack files and image verbs it handles itself.
-    "cli": ("daemon", "spec", "scheduler", "images"),
+    "cli": ("daemon", "gitops", "spec", "scheduler", "images"),
     # The web console is a client of the daemon's API, as the CLI is; only the CLI's
     # `stackd ui` verb imports it.
     "ui": ("cli.client", "daemon.wire", "daemon.paths"),
