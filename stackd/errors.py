@@ -120,6 +120,11 @@ class UnavailableError(StackdError):
     """Something stackd needs is missing or not answering; retrying may help."""
 
 
+class NotReadyError(StackdError):
+    """`up --wait`: a service did not get running and healthy (or completed): it exited,
+    turned unhealthy, was rolled back, or --wait-timeout ran out."""
+
+
 class HostError(StackdError):
     """The kernel or a host tool refused an operation stackd needed."""
 
