@@ -618,11 +618,33 @@ def canonical_service(name: str, value: Any, loc: Where) -> Any:
     return out
 
 
+def _legacy_external(value: Any) -> Any:
+    """`external: {name: x}` (the v3 file format, still in real files such as
+    big-data-europe/docker-hadoop's) → `external: true` and `name: x`, as compose-go
+    reads it."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("external"), Mapping):
+        return value
+    out = copy_placed(value)
+    ext = value["external"]
+    unknown = sorted(set(map(str, ext)) - {"name"})
+    if unknown:
+        raise SpecError(f"external: unknown key {unknown[0]!r}",
+                        location=where(value, "external"),
+                        hint="external is true or false; the name goes in name:")
+    if "name" in ext:
+        if value.get("name") not in (None, ext["name"]):
+            raise SpecError("external.name and name disagree", location=where(value, "name"),
+                            hint="keep name: only")
+        out["name"] = ext["name"]
+    out["external"] = True
+    return out
+
+
 def _network(value: Any, loc: Where) -> Any:
     def ipam(v: Any, iloc: Where) -> Any:
         return _convert_keys(v, iloc, "ipam", {"options": key_value_map("ipam options")})
 
-    return _convert_keys(value, loc, "network", {
+    return _convert_keys(_legacy_external(value), loc, "network", {
         "labels": key_value_map("labels", allow_unset=False),
         "driver_opts": key_value_map("driver_opts", allow_unset=False),
         "ipam": ipam,
@@ -630,14 +652,14 @@ def _network(value: Any, loc: Where) -> Any:
 
 
 def _volume(value: Any, loc: Where) -> Any:
-    return _convert_keys(value, loc, "volume", {
+    return _convert_keys(_legacy_external(value), loc, "volume", {
         "labels": key_value_map("labels", allow_unset=False),
         "driver_opts": key_value_map("driver_opts", allow_unset=False),
     })
 
 
 def _file_object(value: Any, loc: Where) -> Any:
-    return _convert_keys(value, loc, "definition", {
+    return _convert_keys(_legacy_external(value), loc, "definition", {
         "labels": key_value_map("labels", allow_unset=False)})
 
 

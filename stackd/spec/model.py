@@ -395,6 +395,9 @@ class Service(Node):
     sysctls: dict[str, str] = Field(default_factory=dict)
     shm_size: ByteSize | None = None
     mem_limit: ByteSize | None = None
+    # What placement needs free on a node, as deploy.resources.reservations.memory
+    # (stackd/scheduler/from_stack.py); not a soft limit in the container's cgroup.
+    mem_reservation: ByteSize | None = None
     memswap_limit: ByteSize | None = None
     cpus: float | None = Field(default=None, ge=0)
     cpu_shares: int | None = None
@@ -460,7 +463,9 @@ class Service(Node):
     @field_validator("platform")
     @classmethod
     def _platform_form(cls, v: str | None) -> str | None:
-        return v if v is None else _check_platform(v)
+        # `platform: ${DOCKER_PLATFORM:-}` (getsentry/self-hosted): empty is unset, as
+        # for compose.
+        return _check_platform(v) if v else None
 
     @property
     def replicas(self) -> int:

@@ -26,9 +26,9 @@ _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 _SERVICE_UNSUPPORTED = dict.fromkeys((
     "annotations", "blkio_config", "cgroup_parent", "cpu_count",
     "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
-    "cpuset", "credential_spec", "develop", "device_cgroup_rules",
+    "cpuset", "credential_spec", "device_cgroup_rules",
     "external_links", "gpus", "isolation", "label_file",
-    "mem_reservation", "mem_swappiness", "models", "oom_kill_disable",
+    "mem_swappiness", "models", "oom_kill_disable",
     "oom_score_adj", "provider", "runtime",
     "storage_opt", "userns_mode", "uts", "use_api_socket",
 ), _IGNORED) | {
