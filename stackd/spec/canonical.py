@@ -410,6 +410,26 @@ def _networks(value: Any, loc: Where) -> Any:
                     location=loc)
 
 
+def _hooks(what: str) -> Callable[[Any, Where], Any]:
+    """`post_start:`/`pre_stop:`: a list of hooks, each's command in list form."""
+
+    def convert(value: Any, loc: Where) -> Any:
+        if isinstance(value, Reset | BaseModel):
+            return value
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"{what} must be a list of hooks, not {describe(value)}",
+                            location=loc, hint="- command: [sh, -c, '…']")
+        out = PlacedList(loc=loc)
+        for i, item in enumerate(value):
+            iloc = value.where(i) if isinstance(value, PlacedList) else loc
+            out.put(_convert_keys(item, iloc, f"a {what} hook", {
+                "command": command_form(f"{what} command"),
+                "environment": key_value_map(f"{what} environment")}), iloc)
+        return out
+
+    return convert
+
+
 def _healthcheck(value: Any, loc: Where) -> Any:
     def test(v: Any, tloc: Where) -> Any:
         if isinstance(v, str):
@@ -581,6 +601,8 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "devices": _devices,
     "depends_on": _depends_on,
     "healthcheck": _healthcheck,
+    "post_start": _hooks("post_start"),
+    "pre_stop": _hooks("pre_stop"),
     "deploy": _deploy,
     "ulimits": _ulimits,
     "cap_add": string_list("cap_add"),

@@ -196,6 +196,26 @@ class Dependency(Node):
 # ---------------------------------------------------------------------- healthcheck
 
 
+class Hook(Node):
+    """A `post_start`/`pre_stop` lifecycle hook: a command run in the container as an
+    exec, with the container's user, working directory and environment unless set."""
+
+    command: tuple[str, ...] = Field(min_length=1)
+    user: str | None = None
+    working_dir: str | None = None
+    environment: dict[str, str | None] = Field(default_factory=dict)
+    # An exec runs with the container's own privileges; more is refused (validator).
+    privileged: bool = False
+
+    @field_validator("privileged")
+    @classmethod
+    def _not_privileged(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("a privileged hook is not supported: a hook runs with the "
+                             "container's own privileges (set privileged: on the service)")
+        return v
+
+
 class Healthcheck(Node):
     """`test` is the long form: ("CMD", arg…), ("CMD-SHELL", line) or ("NONE",).
 
@@ -398,6 +418,8 @@ class Service(Node):
     # What placement needs free on a node, as deploy.resources.reservations.memory
     # (stackd/scheduler/from_stack.py); not a soft limit in the container's cgroup.
     mem_reservation: ByteSize | None = None
+    post_start: tuple[Hook, ...] = ()
+    pre_stop: tuple[Hook, ...] = ()
     memswap_limit: ByteSize | None = None
     cpus: float | None = Field(default=None, ge=0)
     cpu_shares: int | None = None

@@ -31,12 +31,7 @@ _SERVICE_UNSUPPORTED = dict.fromkeys((
     "mem_swappiness", "models", "oom_kill_disable",
     "oom_score_adj", "provider", "runtime",
     "storage_opt", "userns_mode", "uts", "use_api_socket",
-), _IGNORED) | {
-    "post_start": "lifecycle hooks are not run: start the command from the entrypoint "
-                  "instead, or remove it",
-    "pre_stop": "lifecycle hooks are not run: trap the stop signal in the container "
-                "instead, or remove it",
-}
+), _IGNORED)
 _BUILD_UNSUPPORTED = dict.fromkeys((
     "entitlements", "extra_hosts", "isolation", "network", "privileged",
     "shm_size", "ulimits", "provenance", "sbom",
