@@ -121,8 +121,9 @@ class ImagePort(Protocol):
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,
                     *, labels: dict[str, str] | None = None, pull: bool = False,
-                    no_cache: bool = False) -> ImageView:
-        """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`)."""
+                    no_cache: bool = False, dockerfile_text: str | None = None) -> ImageView:
+        """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
+        `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`)."""
         ...
 
 

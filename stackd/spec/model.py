@@ -92,6 +92,8 @@ class Node(BaseModel):
 class Build(Node):
     context: str = "."
     dockerfile: str | None = None
+    # The Dockerfile's text itself (compose's dockerfile_inline), instead of a file.
+    dockerfile_inline: str | None = None
     args: dict[str, str | None] = Field(default_factory=dict)
     target: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -112,6 +114,12 @@ class Build(Node):
         for text in v:
             _check_platform(text)
         return v
+
+    @model_validator(mode="after")
+    def _one_dockerfile(self) -> Build:
+        if self.dockerfile is not None and self.dockerfile_inline is not None:
+            raise ValueError("dockerfile and dockerfile_inline are both set: keep one")
+        return self
 
 
 # ---------------------------------------------------------------------------- ports

@@ -36,8 +36,6 @@ _BUILD_UNSUPPORTED = dict.fromkeys((
     "entitlements", "extra_hosts", "isolation", "network", "privileged",
     "shm_size", "ulimits", "provenance", "sbom",
 ), _IGNORED) | {
-    "dockerfile_inline": "the builder reads a Dockerfile from the context: write the "
-                         "text to a file there and name it in build.dockerfile",
     "additional_contexts": "the builder reads one context directory: copy what the "
                            "build needs into build.context",
     "secrets": "the builder mounts no build secrets: give the service the secret at "

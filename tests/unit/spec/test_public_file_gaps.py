@@ -45,3 +45,13 @@ def test_develop_is_ignored_with_a_warning_as_compose_up_does() -> None:
     assert "web" in stack.services
     (warning,) = stack.warnings
     assert warning.startswith("service 'web': 'develop' is ignored"), warning
+
+
+def test_dockerfile_inline_is_read_and_excludes_dockerfile() -> None:
+    stack = load_text("services:\n  t:\n    build:\n      context: .\n"
+                      "      dockerfile_inline: |\n        FROM scratch\n", environ={})
+    build = stack.services["t"].build
+    assert build is not None and build.dockerfile_inline == "FROM scratch\n"
+    with pytest.raises(SpecError, match="dockerfile and dockerfile_inline are both set"):
+        load_text("services:\n  t:\n    build: {dockerfile: D, dockerfile_inline: 'FROM x'}\n",
+                  environ={})
