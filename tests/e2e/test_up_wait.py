@@ -95,3 +95,16 @@ def test_up_wait_fails_naming_a_job_that_failed(cli: CLI) -> None:
     r = cli("up", "--wait", "job", check=False)
     assert r.returncode == 1, r
     assert "service 'job': container waiting-job-1 exited with code 3" in r.stderr, r.stderr
+
+
+def test_attach_follows_a_service_until_it_exits_with_its_code(cli: CLI) -> None:
+    (cli.cwd / "compose.override.yaml").write_text(
+        "services:\n  talker:\n"
+        f"    image: {DEMO_IMAGE}\n    pull_policy: never\n    restart: 'no'\n"
+        "    command: [sh, -c, 'sleep 2; echo one; echo two >&2; sleep 0.5; exit 4']\n")
+    cli("up", "-d", "talker")
+    r = cli("attach", "talker", check=False, timeout=30)
+    assert r.returncode == 4, r
+    assert r.stdout == "one\n" and r.stderr == "two\n", r
+    r = cli("attach", "talker", check=False)  # exited now: nothing to attach to
+    assert r.returncode == 1 and "no running container of talker" in r.stderr, r.stderr
