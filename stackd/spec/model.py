@@ -528,6 +528,13 @@ class Ipam(Node):
 
 class Network(Node):
     name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _empty_name_is_unset(cls, v: str | None) -> str | None:
+        # `name: ${VAR}` with VAR empty (penpot's devenv): compose-go names it as if
+        # unset, from the project and the key.
+        return v or None
     driver: str | None = None
     driver_opts: dict[str, str] = Field(default_factory=dict)
     ipam: Ipam | None = None
@@ -540,6 +547,13 @@ class Network(Node):
 
 class Volume(Node):
     name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _empty_name_is_unset(cls, v: str | None) -> str | None:
+        # `name: ${VAR}` with VAR empty (penpot's devenv): compose-go names it as if
+        # unset, from the project and the key.
+        return v or None
     driver: str | None = None
     driver_opts: dict[str, str] = Field(default_factory=dict)
     external: bool = False

@@ -55,3 +55,11 @@ def test_dockerfile_inline_is_read_and_excludes_dockerfile() -> None:
     with pytest.raises(SpecError, match="dockerfile and dockerfile_inline are both set"):
         load_text("services:\n  t:\n    build: {dockerfile: D, dockerfile_inline: 'FROM x'}\n",
                   environ={})
+
+
+def test_an_empty_network_or_volume_name_is_unset() -> None:
+    # `name: ${PENPOT_POSTGRES_DATA_VOLUME}` with the variable unset (penpot's devenv).
+    stack = load_text("services: {a: {image: x, volumes: ['v:/v']}}\n"
+                      "volumes:\n  v: {name: '${NOPE}'}\nnetworks:\n  n: {name: ''}\n",
+                      environ={})
+    assert stack.volumes["v"].name is None and stack.networks["n"].name is None
