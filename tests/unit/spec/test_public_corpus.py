@@ -53,9 +53,9 @@ def test_the_readme_reports_the_public_corpus_figures() -> None:
         " ".join(text.split())
 
 
-@pytest.mark.skipif(not LOCAL, reason="STACKD_PUBLIC_CORPUS is not set (the files are "
-                                      "not kept here)")
-@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e['repo']}:{e['path']}")
+# Without a local copy: one skipped test ("got empty parameter set"), not 256.
+@pytest.mark.parametrize("entry", ENTRIES if LOCAL else [],
+                         ids=lambda e: f"{e['repo']}:{e['path']}")
 def test_each_public_file_loads_or_is_refused_for_its_reason(entry: dict[str, Any]) -> None:
     tree = Path(LOCAL) / entry["repo"].replace("/", "+", 1)
     main = tree / entry["path"]
