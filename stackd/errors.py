@@ -120,6 +120,16 @@ class UnavailableError(StackdError):
     """Something stackd needs is missing or not answering; retrying may help."""
 
 
+class HookFailedError(ConflictError):
+    """A post_start lifecycle hook exited non-zero or could not run: the start failed
+    (the container keeps running, as compose leaves it)."""
+
+
+class NotReadyError(StackdError):
+    """`up --wait`: a service did not get running and healthy (or completed): it exited,
+    turned unhealthy, was rolled back, or --wait-timeout ran out."""
+
+
 class HostError(StackdError):
     """The kernel or a host tool refused an operation stackd needed."""
 

@@ -47,15 +47,18 @@ def run(args: argparse.Namespace) -> int:
         except NotFoundError:
             # Already down: nothing for the daemon to tear down, but `down` keeps
             # volumes, so `down -v` afterwards must still find and remove them.
-            if not args.volumes:
-                raise
-            from stackd.daemon.host_verbs import VolumeAdmin
-            from stackd.roots import Roots
+            removed = []
+            if args.volumes:
+                from stackd.daemon.host_verbs import VolumeAdmin
+                from stackd.roots import Roots
 
-            with VolumeAdmin(Roots.from_env()) as admin:
-                removed = admin.prune(project)
+                with VolumeAdmin(Roots.from_env()) as admin:
+                    removed = admin.prune(project)
             if not removed:
-                raise
+                # compose's answer, and its exit code: nothing to do is no failure
+                print(f"stackd: warning: no resource found to remove for project "
+                      f"{project!r}", file=sys.stderr)
+                return 0
             for name in removed:
                 view.note(f"Volume {name}  Removed")
             return 0

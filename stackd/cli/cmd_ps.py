@@ -32,7 +32,9 @@ def _state_text(c: dict[str, Any], now: float) -> str:
     state = c.get("state", "")
     if state == "running":
         text = "Up " + _ago(now - float(c.get("started_at") or now))
-        if c.get("health"):
+        if c.get("paused"):
+            text += " (Paused)"  # docker's word for it
+        elif c.get("health"):
             text += f" ({c['health']})"
         return text
     if state == "exited":

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-deps", action="store_true", help="don't start linked services")
     p.add_argument("--wait", action="store_true",
                    help="wait until services are running/healthy (implies -d)")
+    p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --wait: fail when not ready after this long (implies --wait)")
     p.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                    help="set the number of replicas of a service (repeatable)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
@@ -47,7 +49,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "services": list(args.services), "remove_orphans": args.remove_orphans,
         "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
         "no_deps": args.no_deps, "build": args.build, "pull": args.pull,
-        "scale": parse_scale(args.scale), "wait": args.wait,
+        "scale": parse_scale(args.scale),
+        "wait": args.wait or args.wait_timeout is not None,
     }
 
 
@@ -111,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
         project, ok = apply(client, body)
         if not ok:
             return 1
-        if args.detach or args.wait:
+        if args.wait or args.wait_timeout is not None:
+            from stackd.cli.wait import wait_ready
+
+            wait_ready(client, project, list(args.services), args.wait_timeout)
+            return 0
+        if args.detach:
             return 0
         from stackd.cli.cmd_logs import follow_project
 

@@ -33,6 +33,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "ls": ("stackd.cli.cmd_ls", "List stacks: their status and stack files"),
     "logs": ("stackd.cli.cmd_logs", "Show (-f: follow) the stack's logs"),
     "exec": ("stackd.cli.cmd_exec", "Run a command in a running service container"),
+    "attach": ("stackd.cli.cmd_attach", "Follow a service container's output until it exits"),
     "cp": ("stackd.cli.cmd_cp", "Copy files between a service container and the host"),
     "run": ("stackd.cli.cmd_run", "Run a one-off container of a service, or of an image"),
     "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),

@@ -168,6 +168,20 @@ def _dns_names(container_id: str) -> list[str]:
     return [f"{m['name']}-{m['index']}"] if m else []
 
 
+def _frozen(root_id: str, ids: Sequence[str]) -> set[str]:
+    """Which of these running containers are paused (their cgroup frozen)."""
+    from stackd.runtime.cgroups import manager_for
+
+    out = set()
+    for cid in ids:
+        try:
+            if manager_for(root_id, cid).frozen():
+                out.add(cid)
+        except (OSError, StackdError):
+            continue  # gone meanwhile, or no cgroup: not paused
+    return out
+
+
 def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
     from stackd.images import ImageStore
     from stackd.netbridge import Networks
@@ -460,6 +474,8 @@ class HostWorld:
             by_container.setdefault(p.container_id, []).append(
                 f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}")
         rows = []
+        frozen = await trio.to_thread.run_sync(
+            _frozen, self.roots.id, [v.id for v in views if v.status == "running"])
         for v in views:
             if not all and v.status != "running":
                 continue
@@ -471,6 +487,8 @@ class HostWorld:
                 "service": v.labels.get(hostnames.LABEL_SERVICE),
                 "index": int(v.labels.get(hostnames.LABEL_INDEX, "0") or 0),
                 "state": v.status, "pid": v.pid,
+                "paused": v.id in frozen,  # still running, its cgroup frozen (`pause`)
+                "oneoff": bool(v.labels.get(hostnames.LABEL_ONEOFF)),
                 "health": watch.health if watch is not None else None,
                 "exit_code": v.exit.code if v.exit else None,
                 "oom_killed": bool(v.exit and v.exit.oom_killed),

@@ -347,14 +347,18 @@ class ImageStore:
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,
                     progress: Progress | None = None, no_cache: bool = False,
-                    labels: dict[str, str] | None = None, pull: bool = False) -> Image:
+                    labels: dict[str, str] | None = None, pull: bool = False,
+                    dockerfile_text: str | None = None) -> Image:
         """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
-        `pull` re-pulls FROM images even when present (compose `build.pull`)."""
+        `pull` re-pulls FROM images even when present (compose `build.pull`);
+        `dockerfile_text` is the Dockerfile itself (compose `build.dockerfile_inline`),
+        read instead of `dockerfile`."""
         from stackd.images.build.builder import Builder
 
         tags = [tag] if isinstance(tag, str) else builtins.list(tag or [])
         builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
-                          no_cache=no_cache, labels=labels or {}, pull=pull)
+                          no_cache=no_cache, labels=labels or {}, pull=pull,
+                          dockerfile_text=dockerfile_text)
         return await builder.build(target=target, tags=tags)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from stackd import hostnames
 from stackd.errors import AlreadyExistsError, NotFoundError, StackdError
+from stackd.reconciler import hooks
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import Adapters, ContainerView
 
@@ -47,9 +48,13 @@ async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
             await ports.network.disconnect(container.id)
             raise
         view = await ports.runtime.inspect(container.id)
-    if view.status != "running":
+    started = view.status != "running"
+    if started:
         await ports.runtime.start(container.id)
     ports.state.unhold(container.id)
+    if started:
+        await hooks.post_start(ports.runtime, container.id, container.spec.name,
+                               container.spec.labels)
 
 
 def _group(container: DesiredContainer) -> str:
@@ -76,9 +81,18 @@ async def start_existing(ports: Adapters, container_id: str) -> None:
         await ports.runtime.delete(container_id, keep_logs=True)
         await ports.runtime.create(view.spec)
         view = await ports.runtime.inspect(container_id)
-    if view.status != "running":
+    started = view.status != "running"
+    if started:
         await ports.runtime.start(container_id)
     ports.state.unhold(container_id)
+    if started:
+        await hooks.post_start(ports.runtime, container_id, view.name, view.labels)
+
+
+async def _stop(ports: Adapters, view: ContainerView, grace: float | None) -> None:
+    """pre_stop hooks (compose: before the stop signal), then the stop itself."""
+    await hooks.pre_stop(ports.runtime, view.id, view.labels, 10.0 if grace is None else grace)
+    await ports.runtime.stop(view.id, grace)
 
 
 async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = False,
@@ -87,7 +101,7 @@ async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = Fal
     networks, delete (keeping the log for a restart that creates the same id again)."""
     view = await _inspect(ports, container_id)
     if view is not None and view.status == "running":
-        await ports.runtime.stop(container_id, grace)
+        await _stop(ports, view, grace)
     await ports.network.disconnect(container_id)
     if view is not None:
         try:
@@ -105,7 +119,7 @@ async def stop(ports: Adapters, container_id: str, grace: float | None = None) -
         return
     ports.state.hold(view.labels.get(hostnames.LABEL_PROJECT, ""), container_id)
     if view.status == "running":
-        await ports.runtime.stop(container_id, grace)
+        await _stop(ports, view, grace)
 
 
 async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
 from stackd.runtime.containerspec import ContainerSpec
@@ -75,8 +75,10 @@ class RuntimePort(Protocol):
         ...
     async def list(self) -> Sequence[ContainerView]: ...
     async def inspect(self, container_id: str) -> ContainerView: ...
-    async def exec(self, container_id: str, args: builtins.list[str]) -> ExecView:
-        """Run `args` inside the running container; cancelling kills the process."""
+    async def exec(self, container_id: str, args: builtins.list[str], **options: Any
+                   ) -> ExecView:
+        """Run `args` inside the running container; cancelling kills the process.
+        options: env ("K=v" items over the container's), cwd, user (hooks)."""
 
 
 class ImageConfigView(Protocol):
@@ -119,8 +121,9 @@ class ImagePort(Protocol):
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,
                     *, labels: dict[str, str] | None = None, pull: bool = False,
-                    no_cache: bool = False) -> ImageView:
-        """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`)."""
+                    no_cache: bool = False, dockerfile_text: str | None = None) -> ImageView:
+        """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
+        `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`)."""
         ...
 
 

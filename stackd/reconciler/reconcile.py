@@ -176,7 +176,8 @@ async def _build_image(ports: Adapters, ref: str, builder: _Builder,
     tags = [ref, *(t for t in b.tags if t != ref)]
     return await ports.images.build(b.context, b.dockerfile or "Dockerfile", tag=tags,
                                     build_args=args, target=b.target, labels=dict(b.labels),
-                                    pull=b.pull, no_cache=b.no_cache)
+                                    pull=b.pull, no_cache=b.no_cache,
+                                    dockerfile_text=b.dockerfile_inline)
 
 
 def check_placement(stack: Stack, nodes: Sequence[Node],

@@ -28,6 +28,7 @@ from stackd.reconciler.desired import (
 )
 from stackd.reconciler.hash import ConfigHash, config_hash
 from stackd.reconciler.health import HealthCheck, from_image, probe_args
+from stackd.reconciler.hooks import hooks_label
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.reconciler.ports import ImageConfigView, ImageView
 from stackd.reconciler.published import published_ports
@@ -309,7 +310,7 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     # Replica 1's ports stand for the service's in the hash (the others follow from them).
     ports = tuple(published_ports(stack, name, 1))
     spec = ContainerSpec(
-        id="pending", name="pending", labels=dict(svc.labels),
+        id="pending", name="pending", labels={**svc.labels, **hooks_label(svc)},
         layers=tuple(image.layer_dirs), readonly_rootfs=svc.read_only,
         process=_process(stack, name, svc, cfg),
         hostname=svc.hostname or "", domainname=svc.domainname or "",

@@ -6,7 +6,8 @@ at: `depends_on` (condition, required, restart kept), `links` (`db` or `db:alias
 container outside the stack and is no edge), `ipc: service:x` and `pid: service:x`.
 
 Resources: `deploy.resources.reservations` and `.limits`; the service-level
-`cpus`, `mem_limit` and `pids_limit` stand in for limits `deploy` doesn't set.
+`cpus`, `mem_limit` and `pids_limit` stand in for limits `deploy` doesn't set, and
+`mem_reservation` for its memory reservation.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _service(stack: Stack, name: str, svc: Service) -> ServiceNode:
         name=name,
         depends=tuple(_dependencies(stack, name, svc)),
         replicas=svc.replicas,
-        reservations=_resources(resources.reservations if resources else None),
+        reservations=_resources(resources.reservations if resources else None).or_else(
+            _resources(ResourceSpec(memory=svc.mem_reservation))),
         limits=limits,
         constraints=placement.constraints if placement is not None else (),
         max_per_node=placement.max_replicas_per_node if placement is not None else None,

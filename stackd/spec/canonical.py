@@ -410,6 +410,26 @@ def _networks(value: Any, loc: Where) -> Any:
                     location=loc)
 
 
+def _hooks(what: str) -> Callable[[Any, Where], Any]:
+    """`post_start:`/`pre_stop:`: a list of hooks, each's command in list form."""
+
+    def convert(value: Any, loc: Where) -> Any:
+        if isinstance(value, Reset | BaseModel):
+            return value
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"{what} must be a list of hooks, not {describe(value)}",
+                            location=loc, hint="- command: [sh, -c, '…']")
+        out = PlacedList(loc=loc)
+        for i, item in enumerate(value):
+            iloc = value.where(i) if isinstance(value, PlacedList) else loc
+            out.put(_convert_keys(item, iloc, f"a {what} hook", {
+                "command": command_form(f"{what} command"),
+                "environment": key_value_map(f"{what} environment")}), iloc)
+        return out
+
+    return convert
+
+
 def _healthcheck(value: Any, loc: Where) -> Any:
     def test(v: Any, tloc: Where) -> Any:
         if isinstance(v, str):
@@ -581,6 +601,8 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "devices": _devices,
     "depends_on": _depends_on,
     "healthcheck": _healthcheck,
+    "post_start": _hooks("post_start"),
+    "pre_stop": _hooks("pre_stop"),
     "deploy": _deploy,
     "ulimits": _ulimits,
     "cap_add": string_list("cap_add"),
@@ -618,11 +640,33 @@ def canonical_service(name: str, value: Any, loc: Where) -> Any:
     return out
 
 
+def _legacy_external(value: Any) -> Any:
+    """`external: {name: x}` (the v3 file format, still in real files such as
+    big-data-europe/docker-hadoop's) → `external: true` and `name: x`, as compose-go
+    reads it."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("external"), Mapping):
+        return value
+    out = copy_placed(value)
+    ext = value["external"]
+    unknown = sorted(set(map(str, ext)) - {"name"})
+    if unknown:
+        raise SpecError(f"external: unknown key {unknown[0]!r}",
+                        location=where(value, "external"),
+                        hint="external is true or false; the name goes in name:")
+    if "name" in ext:
+        if value.get("name") not in (None, ext["name"]):
+            raise SpecError("external.name and name disagree", location=where(value, "name"),
+                            hint="keep name: only")
+        out["name"] = ext["name"]
+    out["external"] = True
+    return out
+
+
 def _network(value: Any, loc: Where) -> Any:
     def ipam(v: Any, iloc: Where) -> Any:
         return _convert_keys(v, iloc, "ipam", {"options": key_value_map("ipam options")})
 
-    return _convert_keys(value, loc, "network", {
+    return _convert_keys(_legacy_external(value), loc, "network", {
         "labels": key_value_map("labels", allow_unset=False),
         "driver_opts": key_value_map("driver_opts", allow_unset=False),
         "ipam": ipam,
@@ -630,14 +674,14 @@ def _network(value: Any, loc: Where) -> Any:
 
 
 def _volume(value: Any, loc: Where) -> Any:
-    return _convert_keys(value, loc, "volume", {
+    return _convert_keys(_legacy_external(value), loc, "volume", {
         "labels": key_value_map("labels", allow_unset=False),
         "driver_opts": key_value_map("driver_opts", allow_unset=False),
     })
 
 
 def _file_object(value: Any, loc: Where) -> Any:
-    return _convert_keys(value, loc, "definition", {
+    return _convert_keys(_legacy_external(value), loc, "definition", {
         "labels": key_value_map("labels", allow_unset=False)})
 
 

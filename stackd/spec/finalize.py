@@ -49,6 +49,25 @@ def apply_profiles(
     return out, dropped
 
 
+def drop_develop(doc: Mapping[str, Any], warn: Callable[[str], None]) -> PlacedDict:
+    """Services' `develop:` (what `docker compose watch` syncs) dropped with a warning:
+    compose's `up` ignores it too, and stackd has no `watch`."""
+    out = copy_placed(doc)
+    services = _services(doc)
+    if not any(isinstance(s, Mapping) and "develop" in s for s in services.values()):
+        return out
+    new = copy_placed(services)
+    for name, svc in services.items():
+        if isinstance(svc, Mapping) and "develop" in svc:
+            warn(f"service {name!r}: 'develop' is ignored: it is for `docker compose "
+                 f"watch`, which stackd does not have ({where(svc, 'develop')})")
+            kept = copy_placed(svc)
+            del kept["develop"]
+            new[name] = kept
+    out["services"] = new
+    return out
+
+
 def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
                         read_text: ReadText) -> PlacedDict:
     out = copy_placed(doc)

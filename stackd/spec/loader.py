@@ -24,11 +24,12 @@ from stackd.spec.finalize import (
     add_default_network,
     apply_profiles,
     check_references,
+    drop_develop,
     read_text_file,
     resolve_environment,
 )
 from stackd.spec.interpolate import Variables, interpolate_tree
-from stackd.spec.merge import merge_all
+from stackd.spec.merge import merge, merge_all
 from stackd.spec.model import Path as ElementPath
 from stackd.spec.model import Stack
 from stackd.spec.names import check_names
@@ -113,6 +114,7 @@ class _Loader:
         enabled = list(self.options.profiles or [])
         enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
         doc, dropped = apply_profiles(doc, enabled)
+        doc = drop_develop(doc, self.warn)
         doc = resolve_environment(doc, variables.values, self.read_env_file)
         # Validate the shape first, so a misspelt key is reported as such and not as
         # the missing thing it was meant to be.
@@ -303,12 +305,13 @@ def _add_included(doc: PlacedDict, included: Any, loc: Location | None) -> Place
         ours = doc.get(section)
         merged = copy_placed(ours) if isinstance(ours, Mapping) else PlacedDict(loc=loc)
         for name, value in theirs.items():
-            if name in merged and section == "services":
-                raise SpecError(
-                    f"service {name!r} is defined both here and in an included project",
-                    location=where(merged, name) or loc,
-                    hint="rename one of them, or extend the included one")
-            if name not in merged:
+            if name in merged:
+                # compose-go since late 2025 (wger-project/docker relies on it): what
+                # the including file says of an included resource overrides it, as a
+                # later -f file would.
+                merged.put(name, merge(value, merged[name], (section, str(name))),
+                           where(merged, name))
+            else:
                 merged.put(name, value, where(theirs, name))
         doc[section] = merged
     return doc

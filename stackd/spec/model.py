@@ -92,6 +92,8 @@ class Node(BaseModel):
 class Build(Node):
     context: str = "."
     dockerfile: str | None = None
+    # The Dockerfile's text itself (compose's dockerfile_inline), instead of a file.
+    dockerfile_inline: str | None = None
     args: dict[str, str | None] = Field(default_factory=dict)
     target: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -112,6 +114,12 @@ class Build(Node):
         for text in v:
             _check_platform(text)
         return v
+
+    @model_validator(mode="after")
+    def _one_dockerfile(self) -> Build:
+        if self.dockerfile is not None and self.dockerfile_inline is not None:
+            raise ValueError("dockerfile and dockerfile_inline are both set: keep one")
+        return self
 
 
 # ---------------------------------------------------------------------------- ports
@@ -194,6 +202,26 @@ class Dependency(Node):
 
 
 # ---------------------------------------------------------------------- healthcheck
+
+
+class Hook(Node):
+    """A `post_start`/`pre_stop` lifecycle hook: a command run in the container as an
+    exec, with the container's user, working directory and environment unless set."""
+
+    command: tuple[str, ...] = Field(min_length=1)
+    user: str | None = None
+    working_dir: str | None = None
+    environment: dict[str, str | None] = Field(default_factory=dict)
+    # An exec runs with the container's own privileges; more is refused (validator).
+    privileged: bool = False
+
+    @field_validator("privileged")
+    @classmethod
+    def _not_privileged(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("a privileged hook is not supported: a hook runs with the "
+                             "container's own privileges (set privileged: on the service)")
+        return v
 
 
 class Healthcheck(Node):
@@ -395,6 +423,11 @@ class Service(Node):
     sysctls: dict[str, str] = Field(default_factory=dict)
     shm_size: ByteSize | None = None
     mem_limit: ByteSize | None = None
+    # What placement needs free on a node, as deploy.resources.reservations.memory
+    # (stackd/scheduler/from_stack.py); not a soft limit in the container's cgroup.
+    mem_reservation: ByteSize | None = None
+    post_start: tuple[Hook, ...] = ()
+    pre_stop: tuple[Hook, ...] = ()
     memswap_limit: ByteSize | None = None
     cpus: float | None = Field(default=None, ge=0)
     cpu_shares: int | None = None
@@ -460,7 +493,9 @@ class Service(Node):
     @field_validator("platform")
     @classmethod
     def _platform_form(cls, v: str | None) -> str | None:
-        return v if v is None else _check_platform(v)
+        # `platform: ${DOCKER_PLATFORM:-}` (getsentry/self-hosted): empty is unset, as
+        # for compose.
+        return _check_platform(v) if v else None
 
     @property
     def replicas(self) -> int:
@@ -493,6 +528,13 @@ class Ipam(Node):
 
 class Network(Node):
     name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _empty_name_is_unset(cls, v: str | None) -> str | None:
+        # `name: ${VAR}` with VAR empty (penpot's devenv): compose-go names it as if
+        # unset, from the project and the key.
+        return v or None
     driver: str | None = None
     driver_opts: dict[str, str] = Field(default_factory=dict)
     ipam: Ipam | None = None
@@ -505,6 +547,13 @@ class Network(Node):
 
 class Volume(Node):
     name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _empty_name_is_unset(cls, v: str | None) -> str | None:
+        # `name: ${VAR}` with VAR empty (penpot's devenv): compose-go names it as if
+        # unset, from the project and the key.
+        return v or None
     driver: str | None = None
     driver_opts: dict[str, str] = Field(default_factory=dict)
     external: bool = False

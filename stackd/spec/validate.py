@@ -26,23 +26,16 @@ _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 _SERVICE_UNSUPPORTED = dict.fromkeys((
     "annotations", "blkio_config", "cgroup_parent", "cpu_count",
     "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
-    "cpuset", "credential_spec", "develop", "device_cgroup_rules",
+    "cpuset", "credential_spec", "device_cgroup_rules",
     "external_links", "gpus", "isolation", "label_file",
-    "mem_reservation", "mem_swappiness", "models", "oom_kill_disable",
+    "mem_swappiness", "models", "oom_kill_disable",
     "oom_score_adj", "provider", "runtime",
     "storage_opt", "userns_mode", "uts", "use_api_socket",
-), _IGNORED) | {
-    "post_start": "lifecycle hooks are not run: start the command from the entrypoint "
-                  "instead, or remove it",
-    "pre_stop": "lifecycle hooks are not run: trap the stop signal in the container "
-                "instead, or remove it",
-}
+), _IGNORED)
 _BUILD_UNSUPPORTED = dict.fromkeys((
     "entitlements", "extra_hosts", "isolation", "network", "privileged",
     "shm_size", "ulimits", "provenance", "sbom",
 ), _IGNORED) | {
-    "dockerfile_inline": "the builder reads a Dockerfile from the context: write the "
-                         "text to a file there and name it in build.dockerfile",
     "additional_contexts": "the builder reads one context directory: copy what the "
                            "build needs into build.context",
     "secrets": "the builder mounts no build secrets: give the service the secret at "

@@ -63,12 +63,14 @@ def parse_duration(text: str) -> float:
 class Builder:
     def __init__(self, store: ImageStore, context_dir: Path, dockerfile: str,
                  build_args: dict[str, str], progress: Progress, *, no_cache: bool = False,
-                 labels: dict[str, str] | None = None, pull: bool = False) -> None:
+                 labels: dict[str, str] | None = None, pull: bool = False,
+                 dockerfile_text: str | None = None) -> None:
         self.store = store
         self.context = BuildContext(context_dir)
         path = Path(dockerfile)
         self.dockerfile = path if path.is_absolute() else self.context.root / path
-        self.file = str(self.dockerfile)
+        self.dockerfile_text = dockerfile_text
+        self.file = "dockerfile_inline" if dockerfile_text is not None else str(self.dockerfile)
         self.build_args = build_args
         self.progress = progress
         self.no_cache = no_cache
@@ -84,7 +86,8 @@ class Builder:
             raise BuildError(f"build context {self.context.root} is not a directory",
                              hint="give the directory holding the Dockerfile and its files")
         try:
-            text = self.dockerfile.read_text()
+            text = (self.dockerfile_text if self.dockerfile_text is not None
+                    else self.dockerfile.read_text())
         except FileNotFoundError:
             raise DockerfileError(f"no Dockerfile at {self.dockerfile}",
                                   hint="pass -f PATH, or create it") from None

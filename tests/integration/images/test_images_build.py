@@ -159,6 +159,18 @@ async def test_scratch_copy_only_needs_no_runtime(roots: Roots, tmp_path: Path) 
     assert img.config.cmd == ("/hello",)
 
 
+async def test_an_inline_dockerfile_builds_from_its_text(roots: Roots, tmp_path: Path
+                                                        ) -> None:
+    # compose's build.dockerfile_inline: no Dockerfile in the context at all.
+    store = ImageStore(roots)
+    (tmp_path / "hello").write_text("hi")
+    img = await store.build(tmp_path, tag="inline:1",
+                            dockerfile_text="FROM scratch\nCOPY hello /\nCMD [\"/hello\"]\n")
+    assert (Path(img.layer_dirs[0]) / "hello").read_text() == "hi"
+    assert img.config.cmd == ("/hello",)
+    assert not (tmp_path / "Dockerfile").exists()
+
+
 async def test_copy_cannot_reach_outside_the_context_through_a_symlink(
         roots: Roots, tmp_path: Path) -> None:
     from stackd.images.errors import DockerfileError

@@ -55,12 +55,19 @@ def test_include_long_form_and_env_file(write: Write) -> None:
     assert load_file(f).services["cache"].image == "redis:7"
 
 
-def test_include_conflict(write: Write) -> None:
-    write("other.yaml", "services:\n  web: {image: other}\n")
-    f = write("compose.yaml", "include: [other.yaml]\nservices:\n  web: {image: mine}\n")
-    with pytest.raises(SpecError, match="service 'web' is defined both here and in an "
-                                        "included project"):
-        load_file(f)
+def test_the_including_file_overrides_what_it_includes(write: Write) -> None:
+    # compose-go's importResource: a resource defined in both is the included one with
+    # the including file's definition merged over it (wger-project/docker's db).
+    write("other.yaml", "services:\n  web: {image: other, environment: {A: '1'}}\n"
+                        "volumes:\n  data: {labels: {x: '1'}}\n")
+    f = write("compose.yaml", "include: [other.yaml]\nservices:\n"
+                              "  web: {shm_size: 256mb, environment: {B: '2'}}\n"
+                              "volumes:\n  data: {name: kept}\n")
+    stack = load_file(f)
+    web = stack.services["web"]
+    assert web.image == "other" and web.shm_size == 256 * 1024 * 1024
+    assert dict(web.environment) == {"A": "1", "B": "2"}
+    assert stack.volumes["data"].name == "kept" and stack.volumes["data"].labels == {"x": "1"}
 
 
 def test_include_cycle_and_missing(write: Write) -> None:

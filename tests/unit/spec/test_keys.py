@@ -101,11 +101,6 @@ def test_update_and_rollback_config_are_carried() -> None:
 
 
 REFUSED = [
-    ("dockerfile_inline",
-     "services:\n  web:\n    build:\n      dockerfile_inline: FROM alpine\n",
-     "service 'web': 'dockerfile_inline' is not supported yet (compose.yaml:4:7)\n"
-     "  hint: the builder reads a Dockerfile from the context: write the text to a file "
-     "there and name it in build.dockerfile"),
     ("additional_contexts",
      "services:\n  web:\n    build:\n      context: .\n      additional_contexts: {a: ../a}\n",
      "service 'web': 'additional_contexts' is not supported yet (compose.yaml:5:7)\n"
@@ -120,16 +115,6 @@ REFUSED = [
      "services:\n  web:\n    build:\n      context: .\n      ssh: [default]\n",
      "service 'web': 'ssh' is not supported yet (compose.yaml:5:7)\n"
      "  hint: the builder forwards no SSH agent: fetch private sources before the build"),
-    ("post_start",
-     "services:\n  web:\n    image: x\n    post_start:\n      - command: [touch, /x]\n",
-     "service 'web': 'post_start' is not supported yet (compose.yaml:4:5)\n"
-     "  hint: lifecycle hooks are not run: start the command from the entrypoint "
-     "instead, or remove it"),
-    ("pre_stop",
-     "services:\n  web:\n    image: x\n    pre_stop:\n      - command: [sync]\n",
-     "service 'web': 'pre_stop' is not supported yet (compose.yaml:4:5)\n"
-     "  hint: lifecycle hooks are not run: trap the stop signal in the container "
-     "instead, or remove it"),
     ("volume type image",
      "services:\n  web:\n    image: x\n    volumes:\n"
      "      - {type: image, source: 'app:1', target: /app}\n",

@@ -1,0 +1,50 @@
+"""`pull` and `push` with no image: the stack's services' images, as compose's, through
+the CLI against a real registry on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE
+from support.hostpackages import require
+from support.registry import RunningRegistry, registry_available, start_registry
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    require(registry_available(), "docker-registry")
+    reg = start_registry(tmp_path / "registry")
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_push_and_pull_without_an_image_take_the_stacks_services(
+        roots: Roots, demo_image: str, registry: RunningRegistry, tmp_path: Path) -> None:
+    work = tmp_path / "shop"
+    work.mkdir()
+    ref = f"{registry.host}/shop/app:1"
+    (work / "Dockerfile").write_text(f"FROM {DEMO_IMAGE}\n")
+    (work / "compose.yaml").write_text(
+        "services:\n"
+        f"  app: {{build: ., image: '{ref}'}}\n"  # built here: pushed, not pulled
+        f"  worker: {{image: '{ref}'}}\n"  # someone else's: pulled, not pushed
+        f"  cache: {{image: '{ref}'}}\n")  # the same image: pulled once
+    cli = CLI(roots, work)
+    cli("tag", DEMO_IMAGE, ref)
+    r = cli("push")
+    assert r.stdout.count("digest: sha256:") == 1 and r.stdout.startswith(f"{ref}: "), r
+
+    cli("rmi", ref)
+    assert ref not in cli("images").stdout
+    r = cli("pull")
+    assert r.stdout.count(": sha256:") == 1 and ref in r.stdout, r
+    assert "not pulled, built here: app" in r.stderr, r.stderr
+    assert "shop/app" in cli("images").stdout

@@ -1,0 +1,40 @@
+"""`up --wait`'s decision over `ps -a`'s rows (stackd.cli.wait.verdict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackd.cli.wait import verdict
+
+
+def row(service: str, state: str = "running", health: str | None = None, **kw: Any
+        ) -> dict[str, Any]:
+    return {"service": service, "name": f"p-{service}-1", "state": state, "health": health,
+            **kw}
+
+
+def test_running_without_healthcheck_healthy_and_completed_jobs_are_ready() -> None:
+    got = verdict([row("web"), row("db", health="healthy"),
+                   row("migrate", "exited", exit_code=0)])
+    assert got.ready and got.failed is None
+
+
+def test_starting_created_and_paused_are_pending_by_service() -> None:
+    got = verdict([row("db", health="starting"), row("web", "created"),
+                   row("cache", paused=True)])
+    assert not got.ready and got.failed is None
+    assert got.pending == ("cache (paused)", "db (starting)", "web (created)")
+
+
+def test_unhealthy_or_a_failed_job_fails_at_once_naming_it() -> None:
+    assert verdict([row("db", health="unhealthy"), row("web", health="starting")]
+                   ).failed == "service 'db': container p-db-1 is unhealthy"
+    assert verdict([row("job", "exited", exit_code=2)]).failed == (
+        "service 'job': container p-job-1 exited with code 2")
+
+
+def test_only_the_named_services_count_and_one_offs_never_do() -> None:
+    rows = [row("db", health="starting"), row("web"),
+            row("web", "exited", exit_code=1, oneoff=True)]
+    assert verdict(rows, ["web"]).ready
+    assert verdict(rows, ["api"]).pending == ("api (no container)",)

@@ -1,0 +1,65 @@
+"""What real public compose files use that the loader refused (found by loading the
+public corpus, tests/compose_corpus/public/MANIFEST.json): each now read as compose-go
+reads it. The snippets are written here, not copied."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackd.errors import SpecError
+from stackd.scheduler.from_stack import from_stack
+from stackd.spec import load_text
+
+
+def test_an_empty_platform_is_unset() -> None:
+    # `platform: ${DOCKER_PLATFORM:-}` (getsentry/self-hosted) with the variable unset.
+    stack = load_text("services:\n  web:\n    image: x\n    platform: ${P:-}\n", environ={})
+    assert stack.services["web"].platform is None
+
+
+def test_legacy_external_name_is_external_with_that_name() -> None:
+    # The v3 file format's `external: {name: …}` (big-data-europe/docker-hadoop).
+    stack = load_text("services:\n  a: {image: x, networks: [hb], volumes: ['v:/v']}\n"
+                      "networks:\n  hb:\n    external:\n      name: hbase\n"
+                      "volumes:\n  v:\n    external: {name: shared}\n", environ={})
+    assert stack.networks["hb"].external and stack.networks["hb"].name == "hbase"
+    assert stack.volumes["v"].external and stack.volumes["v"].name == "shared"
+    with pytest.raises(SpecError, match="external: unknown key 'nmae'"):
+        load_text("services: {a: {image: x}}\nvolumes:\n  v: {external: {nmae: s}}\n",
+                  environ={})
+
+
+def test_mem_reservation_is_the_memory_placement_reserves() -> None:
+    # SonarSource/docker-sonarqube's examples.
+    stack = load_text("services:\n  s: {image: x, mem_reservation: 512m, mem_limit: 1g}\n",
+                      environ={})
+    (node,) = from_stack(stack)
+    assert node.reservations.memory == 512 * 1024 * 1024
+    assert node.limits.memory == 1024 * 1024 * 1024
+
+
+def test_develop_is_ignored_with_a_warning_as_compose_up_does() -> None:
+    # fastapi/full-stack-fastapi-template's compose.override.yml.
+    stack = load_text("services:\n  web:\n    image: x\n    develop:\n      watch:\n"
+                      "        - {action: sync, path: ./app, target: /app}\n", environ={})
+    assert "web" in stack.services
+    (warning,) = stack.warnings
+    assert warning.startswith("service 'web': 'develop' is ignored"), warning
+
+
+def test_dockerfile_inline_is_read_and_excludes_dockerfile() -> None:
+    stack = load_text("services:\n  t:\n    build:\n      context: .\n"
+                      "      dockerfile_inline: |\n        FROM scratch\n", environ={})
+    build = stack.services["t"].build
+    assert build is not None and build.dockerfile_inline == "FROM scratch\n"
+    with pytest.raises(SpecError, match="dockerfile and dockerfile_inline are both set"):
+        load_text("services:\n  t:\n    build: {dockerfile: D, dockerfile_inline: 'FROM x'}\n",
+                  environ={})
+
+
+def test_an_empty_network_or_volume_name_is_unset() -> None:
+    # `name: ${PENPOT_POSTGRES_DATA_VOLUME}` with the variable unset (penpot's devenv).
+    stack = load_text("services: {a: {image: x, volumes: ['v:/v']}}\n"
+                      "volumes:\n  v: {name: '${NOPE}'}\nnetworks:\n  n: {name: ''}\n",
+                      environ={})
+    assert stack.volumes["v"].name is None and stack.networks["n"].name is None
