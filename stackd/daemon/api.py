@@ -143,6 +143,13 @@ def make_app(engine: Engine) -> FastAPI:
         gen = await engine.rollback(project, service)
         return ChannelStream(functools.partial(_progress, engine, project, gen))
 
+    @app.post("/v1/stacks/{project}/resume", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def resume(project: ProjectName) -> Response:
+        """The current revision's paused rolling update goes on (failed batches tried
+        again); NDJSON progress until it converged, as apply."""
+        gen = await engine.resume(project)
+        return ChannelStream(functools.partial(_progress, engine, project, gen))
+
     @app.get("/v1/stacks/{project}/history")
     async def history(project: ProjectName,
                       service: Annotated[str | None, Query(max_length=63)] = None

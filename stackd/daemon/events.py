@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 EventType = Literal[
     "start", "die", "oom", "health", "restart", "create", "remove", "heal",
-    "apply", "plan", "progress", "reconcile", "error", "daemon", "rollback",
+    "apply", "plan", "progress", "reconcile", "error", "daemon", "rollback", "pause",
 ]
 
 
