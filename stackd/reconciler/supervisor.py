@@ -148,6 +148,11 @@ class Supervisor:
         self._notify()
         await self._set_ready(w, False)
 
+    async def unready(self, w: Watch) -> None:
+        """Out of DNS and its published ports' backends, now: before the reconcile
+        kills it, or connections balanced to it meanwhile are refused."""
+        await self._set_ready(w, False)
+
     def get(self, container_id: str) -> Watch | None:
         return self._watches.get(container_id)
 
@@ -228,10 +233,12 @@ class Supervisor:
         if w.health == state.status:
             return
         w.health = state.status
+        # Out of (or into) DNS and the port's backends first, then the fact: it
+        # enqueues the stack, whose reconcile may kill an unhealthy container at once.
+        await self._set_ready(w, w.ready)
         self._notify()
         self.report(w, "health", state.status if state.status != "unhealthy"
                     else f"unhealthy: {state.last_output.strip()[-200:]}")
-        await self._set_ready(w, w.ready)
 
     async def _run_until_exit(self, w: Watch) -> int | None:
         check = w.service.healthcheck
