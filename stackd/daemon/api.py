@@ -65,11 +65,11 @@ def _stream(items: AsyncIterator[dict[str, Any]]) -> ChannelStream:
 
 
 @trio.as_safe_channel
-async def _progress(engine: Engine, project: str, generation: int
+async def _progress(engine: Engine, project: str, generation: int, after_epoch: int = -1
                     ) -> AsyncGenerator[dict[str, Any], None]:
     """An apply's or a down's stream: accepted, the stack's events, done."""
     yield {"accepted": {"project": project, "generation": generation}}
-    async with engine.progress(project, generation) as items:
+    async with engine.progress(project, generation, after_epoch) as items:
         async for item in items:
             yield item
 
@@ -147,8 +147,8 @@ def make_app(engine: Engine) -> FastAPI:
     async def resume(project: ProjectName) -> Response:
         """The current revision's paused rolling update goes on (failed batches tried
         again); NDJSON progress until it converged, as apply."""
-        gen = await engine.resume(project)
-        return ChannelStream(functools.partial(_progress, engine, project, gen))
+        gen, epoch = await engine.resume(project)
+        return ChannelStream(functools.partial(_progress, engine, project, gen, epoch))
 
     @app.get("/v1/stacks/{project}/history")
     async def history(project: ProjectName,

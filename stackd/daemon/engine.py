@@ -419,9 +419,10 @@ class Engine:
         return "; ".join(r.paused for r in self._rollouts(project, generation).values()
                          if r.paused)
 
-    async def resume(self, project: str) -> int:
+    async def resume(self, project: str) -> tuple[int, int]:
         """`stackd resume`: the current revision's paused updates go on where they
-        stopped, the failed batches tried again. The revision's number."""
+        stopped, the failed batches tried again. The revision's number, and the
+        reconcile epoch after which the pass that resumes it ends (for `progress`)."""
         desired = self.store.get(project)
         if desired is None or desired.phase == "removing":
             raise NotFoundError(f"the daemon keeps no stack named {project!r}",
@@ -437,8 +438,11 @@ class Engine:
                                      {n: r.to_json() for n, r in after.items()})
         self.bus.emit("apply", project=project, generation=str(desired.generation),
                       message=f"revision {desired.generation}: paused update resumed")
+        st = self.controller.key_status(project)
+        # A reconcile under way read the rollouts before this: the one after it counts.
+        epoch = st.finished_epoch + (project in self.controller.queue.processing)
         self.controller.enqueue(project)
-        return desired.generation
+        return desired.generation, epoch
 
     def _one_shot_done(self, desired: DesiredStack) -> bool:
         if self._consumed.get(desired.project) == desired.generation:
@@ -507,12 +511,16 @@ class Engine:
         self.controller.enqueue(project)
         return gen
 
-    async def wait_generation(self, project: str, generation: int) -> Outcome:
-        """Wait for a reconcile that read `generation` (or a later one) to finish."""
+    async def wait_generation(self, project: str, generation: int, *,
+                              after_epoch: int = -1) -> Outcome:
+        """Wait for a reconcile that read `generation` (or a later one) to finish
+        (one that started after the reconcile numbered `after_epoch` ended, if given),
+        and for its rolling updates to have no batch left."""
         st = self.controller.key_status(project)
         while True:
             outcome = st.outcome
-            if outcome is not None and outcome.generation >= generation and not (
+            if outcome is not None and outcome.generation >= generation \
+                    and st.finished_epoch > after_epoch and not (
                     outcome.status == "requeue"
                     and self._updating.get(project) == outcome.generation):
                 return outcome
@@ -583,13 +591,14 @@ class Engine:
                 yield item
 
     @trio.as_safe_channel
-    async def progress(self, project: str, generation: int
+    async def progress(self, project: str, generation: int, after_epoch: int = -1
                        ) -> AsyncGenerator[dict[str, object], None]:
-        """Events of `project` until a reconcile of `generation` finishes, then its
-        outcome. Like every stream here that runs tasks, a safe channel: the caller
-        holds it with `async with` (docs/daemon.md, trio's rules)."""
+        """Events of `project` until a reconcile of `generation` finishes (one after
+        reconcile `after_epoch`, if given), then its outcome. Like every stream here
+        that runs tasks, a safe channel: the caller holds it with `async with`
+        (docs/daemon.md, trio's rules)."""
         async def outcome() -> dict[str, object]:
-            o = await self.wait_generation(project, generation)
+            o = await self.wait_generation(project, generation, after_epoch=after_epoch)
             return {"project": project, "generation": generation, "result": o.status,
                     "error": o.error, "error_type": o.error_type,
                     "revision_outcome": self.revision_outcome(project, generation)}
