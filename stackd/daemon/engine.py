@@ -11,7 +11,6 @@ on start every stored stack is enqueued and converged to its revision again.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -45,7 +44,7 @@ from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
 from stackd.errors import ConflictError, NotFoundError, StackdError, UpdateFailedError, disk_full
 from stackd.reconciler.asks import Ask
-from stackd.reconciler.rolling import Rollout
+from stackd.reconciler.rolling import Rollout, resumed
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.state.db import StateDB
@@ -432,8 +431,7 @@ class Engine:
             raise ConflictError(f"{project}: no rolling update of revision "
                                 f"{desired.generation} is paused",
                                 hint="`stackd history` shows each revision's outcome")
-        after = {n: dataclasses.replace(r, paused="", failed=()) if r.paused else r
-                 for n, r in before.items()}
+        after = {n: resumed(r) if r.paused else r for n, r in before.items()}
         self.revisions.keep_rollouts(project, desired.generation,
                                      {n: r.to_json() for n, r in after.items()})
         self.bus.emit("apply", project=project, generation=str(desired.generation),

@@ -59,14 +59,15 @@ class Rollout:
     done: tuple[int, ...] = ()  # slots updated (their new container passed its gate)
     failed: tuple[int, ...] = ()  # slots whose batch failed: not tried again this revision
     batches: int = 0  # batches run
+    failed_batches: int = 0  # of them, those that failed (a resume runs them again)
     left: int = 0  # slots still to update after this pass
     paused: str = ""  # why the update stopped under failure_action pause; "": it runs on
     not_before: float = 0.0  # wall time (epoch s) the next batch may start: `delay`
 
     def to_json(self) -> dict[str, object]:
         return {"done": list(self.done), "failed": list(self.failed),
-                "batches": self.batches, "left": self.left, "paused": self.paused,
-                "not_before": self.not_before}
+                "batches": self.batches, "failed_batches": self.failed_batches,
+                "left": self.left, "paused": self.paused, "not_before": self.not_before}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Rollout:
@@ -79,8 +80,8 @@ class Rollout:
             return int(v) if isinstance(v, int) else 0
 
         paused, not_before = data.get("paused"), data.get("not_before")
-        return cls(ints("done"), ints("failed"), num("batches"), num("left"),
-                   paused if isinstance(paused, str) else "",
+        return cls(ints("done"), ints("failed"), num("batches"), num("failed_batches"),
+                   num("left"), paused if isinstance(paused, str) else "",
                    float(not_before) if isinstance(not_before, (int, float)) else 0.0)
 
 
@@ -265,7 +266,8 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
     if start_first:
         await _undo(ex, made)
     failed = tuple(sorted(rollout.failed + slots))
-    after = dataclasses.replace(after, failed=failed)
+    after = dataclasses.replace(after, failed=failed,
+                                failed_batches=rollout.failed_batches + 1)
     total = len(rollout.done) + len(rollout.failed) + len(todo)
     if update.failure_action == "continue" \
             or not over_ratio(len(failed), total, update.max_failure_ratio):
@@ -277,6 +279,12 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
     if update.failure_action == "pause":
         after = dataclasses.replace(after, paused=stopped)
     return Rolled(after, stopped=stopped)
+
+
+def resumed(rollout: Rollout) -> Rollout:
+    """A paused update, resumed: it goes on, its failed batches to run again. Pure."""
+    return dataclasses.replace(rollout, paused="", failed=(), failed_batches=0,
+                               batches=rollout.batches - rollout.failed_batches)
 
 
 async def _undo(ex: Steps, made: Sequence[Recreate]) -> None:
