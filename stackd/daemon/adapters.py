@@ -407,7 +407,8 @@ class HostWorld:
                                  reconcile_options,
                                  self.supervisor,
                                  on_progress=_progress_emitter(stack.project, emit),
-                                 ask=ask, on_done=_done_emitter(stack.project, emit))
+                                 ask=ask, on_done=_done_emitter(stack.project, emit),
+                                 on_rollout=keep)
         if keep is not None:
             keep(result.rollouts)
         for w in result.plan.warnings:

@@ -106,14 +106,19 @@ class ApplyResult:
 
 
 OnProgress = Callable[[Progress], None]
+OnRollout = Callable[[Mapping[str, rolling.Rollout]], None]
 
 
 class _Executor:
     def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Adapters,
                  supervisor: Supervisor, on_progress: OnProgress | None,
                  gate_timeout: float | None,
-                 rollouts: Mapping[str, rolling.Rollout] | None = None) -> None:
+                 rollouts: Mapping[str, rolling.Rollout] | None = None,
+                 on_rollout: OnRollout | None = None,
+                 slot_ids: Mapping[tuple[str, int], str] | None = None) -> None:
         self.plan = plan
+        self.on_rollout = on_rollout
+        self.slot_ids = dict(slot_ids or {})
         self.gate_timeout = gate_timeout
         self.services = services
         self.ports = ports
@@ -137,6 +142,16 @@ class _Executor:
         """Supervise a rolling update's new container from its start."""
         want = action.container
         self.supervisor.watch(want.id, want, self.services[want.service], running=True)
+
+    def keep(self, service: str, rollout: rolling.Rollout) -> None:
+        """A rolling update's state mid-pass (the batch it starts), kept by the caller
+        at once: a daemon that dies in the batch leaves the next pass to gate it."""
+        self.result.rollouts[service] = rollout
+        if self.on_rollout is not None:
+            self.on_rollout(dict(self.result.rollouts))
+
+    def slot_id(self, service: str, index: int) -> str | None:
+        return self.slot_ids.get((service, index))
 
     def skip(self, action: Action, why: str) -> None:
         self.result.outcomes.append(Outcome(action.line, "skipped", why, action=action))
@@ -288,9 +303,9 @@ class _Executor:
         rolled = rolling.rolled(Plan(self.plan.project, tuple(actions)),
                                 self.services).get(name, [])
         results = await self.parallel([a for a in actions if a not in rolled])
-        if rolled and update is not None:
-            r = await rolling.roll(self, name, rolled, update,
-                                   self.result.rollouts.get(name, rolling.Rollout()),
+        rollout = self.result.rollouts.get(name, rolling.Rollout())
+        if (rolled or rollout.in_flight) and update is not None:
+            r = await rolling.roll(self, name, rolled, update, rollout,
                                    gate_timeout=self.gate_timeout)
             self.result.rollouts[name] = r.rollout
             if r.wait is not None:
@@ -316,7 +331,8 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
                 *, waves: Sequence[Sequence[str]] | None = None,
                 on_progress: OnProgress | None = None,
                 gate_timeout: float | None = None,
-                rollouts: Mapping[str, rolling.Rollout] | None = None) -> ApplyResult:
+                rollouts: Mapping[str, rolling.Rollout] | None = None,
+                on_rollout: OnRollout | None = None) -> ApplyResult:
     """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None).
 
     `waves` (start order; removals go the other way) defaults to the desired state's;
@@ -324,12 +340,15 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
     `gate_timeout`: how long a service waits for one depends_on condition before it
     counts as failed (None: as long as it takes, as Compose does).
     `rollouts`: what the rolling updates did in earlier passes (rolling.Rollout); this
-    pass runs the next batch of each, and `ApplyResult.rollouts` is their state after.
+    pass runs the next batch of each, and `ApplyResult.rollouts` is their state after;
+    `on_rollout` gets them as a batch starts, to keep at once.
     """
     services = dict(desired.services) if desired is not None else {}
     if waves is None:
         waves = desired.waves if desired is not None else ()
-    ex = _Executor(plan, services, ports, supervisor, on_progress, gate_timeout, rollouts)
+    slot_ids = {(c.service, c.index): c.id for c in desired.containers} if desired else {}
+    ex = _Executor(plan, services, ports, supervisor, on_progress, gate_timeout, rollouts,
+                   on_rollout, slot_ids)
     stale = list(ports.state.pending(plan.project))
 
     first = [a for a in plan.actions if isinstance(a, (NetworkCreate, VolumeCreate))]
@@ -360,8 +379,11 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
         for wave in ordered:
             async with trio.open_nursery() as nursery:
                 for name in wave:
-                    if name in bring:
-                        nursery.start_soon(ex.service, name, bring[name], _ids_of(desired))
+                    # A batch a dead daemon left to gate, even with nothing else to do.
+                    cut_short = ex.result.rollouts.get(name, rolling.Rollout()).in_flight
+                    if name in bring or cut_short:
+                        nursery.start_soon(ex.service, name, bring.get(name, []),
+                                           _ids_of(desired))
 
     last = [a for a in plan.actions if isinstance(a, (NetworkRemove, VolumeRemove))]
     await ex.parallel(last)

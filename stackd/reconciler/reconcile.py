@@ -30,7 +30,7 @@ import trio
 
 from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
-from stackd.reconciler.apply import ApplyResult, OnProgress, apply
+from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, apply
 from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
@@ -264,20 +264,22 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
 
 async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
                     supervisor: Supervisor, *, on_progress: OnProgress | None = None,
-                    ask: Ask | None = None, on_done: Report | None = None) -> ApplyResult:
+                    ask: Ask | None = None, on_done: Report | None = None,
+                    on_rollout: OnRollout | None = None) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply (and carry out a
     user's lifecycle verb first, if one was asked)."""
     desired = await desired_for(stack, ports, options)
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
                           gate_timeout=options.gate_timeout, ask=ask, on_done=on_done,
-                          rollouts=options.rollouts)
+                          rollouts=options.rollouts, on_rollout=on_rollout)
 
 
 async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    supervisor: Supervisor, *, on_progress: OnProgress | None = None,
                    gate_timeout: float | None = None, ask: Ask | None = None,
                    on_done: Report | None = None,
-                   rollouts: Mapping[str, Rollout] | None = None) -> ApplyResult:
+                   rollouts: Mapping[str, Rollout] | None = None,
+                   on_rollout: OnRollout | None = None) -> ApplyResult:
     """One pass of the stack's writer: the ask, then observe → plan → apply → repair;
     a rolling update advances by one batch (`rollouts`: its state from the passes
     before; the result's is for the next). Only the stack's reconcile calls this (it
@@ -287,7 +289,8 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     actual = await observe(desired.project, ports)
     return await apply(annotate(plan(desired, actual, options), desired.services, rollouts),
                        desired, ports, supervisor,
-                       on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts)
+                       on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
+                       on_rollout=on_rollout)
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

@@ -63,11 +63,15 @@ class Rollout:
     left: int = 0  # slots still to update after this pass
     paused: str = ""  # why the update stopped under failure_action pause; "": it runs on
     not_before: float = 0.0  # wall time (epoch s) the next batch may start: `delay`
+    # The batch under way, kept before its first step: a daemon that dies in it leaves
+    # these slots' new containers ungated, and the next pass gates them first.
+    in_flight: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"done": list(self.done), "failed": list(self.failed),
                 "batches": self.batches, "failed_batches": self.failed_batches,
-                "left": self.left, "paused": self.paused, "not_before": self.not_before}
+                "left": self.left, "paused": self.paused, "not_before": self.not_before,
+                "in_flight": list(self.in_flight)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Rollout:
@@ -82,7 +86,8 @@ class Rollout:
         paused, not_before = data.get("paused"), data.get("not_before")
         return cls(ints("done"), ints("failed"), num("batches"), num("failed_batches"),
                    num("left"), paused if isinstance(paused, str) else "",
-                   float(not_before) if isinstance(not_before, (int, float)) else 0.0)
+                   float(not_before) if isinstance(not_before, (int, float)) else 0.0,
+                   ints("in_flight"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,7 @@ def batches(actions: Sequence[Recreate], parallelism: int, *, before: int = 0
 def pending(actions: Sequence[Recreate], rollout: Rollout) -> list[Recreate]:
     """The recreates the update still has to carry out: not the slots it already did
     (a forced recreate would plan them again) nor those whose batch failed. Pure."""
-    skip = set(rollout.done) | set(rollout.failed)
+    skip = set(rollout.done) | set(rollout.failed) | set(rollout.in_flight)
     return [a for a in actions if a.container.index not in skip]
 
 
@@ -167,6 +172,8 @@ class Steps(Protocol):
     def skip(self, action: Action, why: str) -> None: ...
     def progress(self, resource: str, message: str) -> None: ...
     def watch_new(self, action: Recreate) -> None: ...
+    def keep(self, service: str, rollout: Rollout) -> None: ...
+    def slot_id(self, service: str, index: int) -> str | None: ...
 
 
 async def settle(supervisor: Supervisor, ids: Sequence[str], monitor: float,
@@ -218,18 +225,33 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
     if rollout.paused:
         return Rolled(rollout)  # stays paused until a new revision or a resume
     todo = pending(actions, rollout)
+    limit = gate_timeout if gate_timeout is not None else math.inf
+    monitor = update.monitor.total_seconds()
+    if rollout.in_flight:
+        # A daemon died in this batch: its new containers (the plan kept them, and
+        # removed a start-first batch's old ones as duplicates) pass the gate first.
+        number = rollout.batches
+        total = number + len(batches(todo, update.parallelism))
+        slots = ", ".join(f"{service}-{n}" for n in rollout.in_flight)
+        label = f"batch {number}/{total} ({slots})"
+        ex.progress(service, f"rolling update {label}, {update.order}: the gate of a "
+                    "batch a stopped daemon left")
+        ids = [i for i in (ex.slot_id(service, n) for n in rollout.in_flight) if i]
+        why = await settle(ex.supervisor, ids, monitor, limit) if ids \
+            else "its new containers are gone"
+        return await _conclude(ex, service, update, rollout, number, label,
+                               rollout.in_flight, why, [], todo)
     if not todo:
         return Rolled(dataclasses.replace(rollout, left=0))
-    delay = update.delay.total_seconds()
     early = rollout.not_before - _now()
     if early > 0:
         return Rolled(dataclasses.replace(rollout, left=len(todo)), wait=early)
     ports, sup = ex.ports, ex.supervisor
     plan = batches(todo, update.parallelism, before=rollout.batches)
-    batch, rest = plan[0], [a for b in plan[1:] for a in b.actions]
-    limit = gate_timeout if gate_timeout is not None else math.inf
-    monitor = update.monitor.total_seconds()
+    batch = plan[0]
     start_first = update.order == "start-first"
+    slots_of = tuple(a.container.index for a in batch.actions)
+    ex.keep(service, dataclasses.replace(rollout, batches=batch.number, in_flight=slots_of))
     ex.progress(service, f"rolling update {batch.label}, {update.order}")
     made: list[Recreate] = []
     for a in batch.actions:
@@ -254,28 +276,36 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
         for a in made:
             await _remove(ex, a.old_id, a, f"replaced by the new {a.resource} "
                           "(rolling update)")
-    slots = tuple(a.container.index for a in batch.actions)
-    after = dataclasses.replace(rollout, batches=batch.number, left=len(rest),
+    return await _conclude(ex, service, update, rollout, batch.number, batch.label,
+                           slots_of, why, made if start_first else [], todo[len(slots_of):])
+
+
+async def _conclude(ex: Steps, service: str, update: UpdateConfig, rollout: Rollout,
+                    number: int, label: str, slots: tuple[int, ...], why: str | None,
+                    undo: Sequence[Recreate], rest: Sequence[Recreate]) -> Rolled:
+    """After batch `number` (`slots`; `why` it failed, None if it passed): the
+    update's new state, and whether it stops here (`rest` skipped) or goes on."""
+    delay = update.delay.total_seconds()
+    after = dataclasses.replace(rollout, batches=number, in_flight=(), left=len(rest),
                                 not_before=_now() + delay if rest else 0.0)
     wait = delay if rest else None
     if why is None:
-        ex.progress(service, f"{batch.label} done")
+        ex.progress(service, f"{label} done")
         return Rolled(dataclasses.replace(after, done=tuple(sorted(rollout.done + slots))),
                       wait=wait)
-    ex.progress(service, f"{batch.label} failed: {why}")
-    if start_first:
-        await _undo(ex, made)
+    ex.progress(service, f"{label} failed: {why}")
+    await _undo(ex, undo)
     failed = tuple(sorted(rollout.failed + slots))
     after = dataclasses.replace(after, failed=failed,
                                 failed_batches=rollout.failed_batches + 1)
-    total = len(rollout.done) + len(rollout.failed) + len(todo)
+    total = len(rollout.done) + len(rollout.failed) + len(slots) + len(rest)
     if update.failure_action == "continue" \
             or not over_ratio(len(failed), total, update.max_failure_ratio):
         return Rolled(after, wait=wait)
     verb = "paused" if update.failure_action == "pause" else "rolled back"
-    stopped = f"update of {service} {verb}: {batch.label} failed: {why}"
+    stopped = f"update of {service} {verb}: {label} failed: {why}"
     for a in rest:
-        ex.skip(a, f"update {verb}: {batch.label} failed: {why}")
+        ex.skip(a, f"update {verb}: {label} failed: {why}")
     if update.failure_action == "pause":
         after = dataclasses.replace(after, paused=stopped)
     return Rolled(after, stopped=stopped)

@@ -142,6 +142,13 @@ class Supervisor:
         """Stop watching (before apply stops or removes it: that exit is not a crash)."""
         w = self._watches.pop(container_id, None)
         if w is None:
+            # Not watched — made before this daemon started, and removed before its
+            # apply adopted it (a duplicate a crash left): its readiness is in the
+            # store all the same, so it leaves the port's backends before it stops.
+            try:
+                await self._ports.network.set_ready(container_id, False)
+            except StackdError:
+                pass  # the teardown that follows unpublishes it in any case
             return
         w.released = True
         w.scope.cancel()

@@ -16,6 +16,7 @@ from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions
 from stackd.reconciler.reconcile import converge
 from stackd.reconciler.restart import parse_restart
+from stackd.reconciler.rolling import Rollout
 from stackd.spec.model import UpdateConfig
 
 
@@ -194,3 +195,32 @@ async def test_a_new_daemon_continues_the_update_where_it_was(tmp_path: Path) ->
             "rolling update batch 2/3, stop-first)", "rolling update batch 3/3, stop-first)"]
         assert ops(host, mark) == ["stop demo-web-2", "create demo-web-2", "start demo-web-2"]
         assert second.rollouts["web"].done == (1, 2) and second.updating
+
+
+async def test_a_batch_cut_short_by_a_daemon_crash_is_gated_by_the_next_daemon(
+        tmp_path: Path, autojump_clock: object) -> None:
+    """The daemon dies in batch 1's monitor (start-first: old and new web-1 both
+    there). The next daemon keeps the new web-1 (the plan removes the old as a
+    duplicate) but still holds it to the gate: it fails, and the update pauses there
+    instead of going on to web-2 with a broken web-1."""
+    async with sim_host(tmp_path) as host:
+        update = {"parallelism": 1, "order": "start-first", "failure_action": "pause",
+                  "monitor": timedelta(seconds=5)}
+        await host.up(rolled(stack("demo", svc("web", scale=3, env={"V": "1"})), **update))
+        old1 = next(c for c in host.runtime.containers if c.startswith("demo-web-1"))
+        two = rolled(stack("demo", svc("web", scale=3, env={"V": "2"})), **update)
+        host.runtime.behaviours["web"] = Behaviour(exit_after=3, exit_code=1)
+        kept: dict[str, Rollout] = {}
+        with trio.move_on_after(1):  # the daemon dies mid-batch
+            await converge(two, host.ports, PlanOptions(), host.supervisor,
+                           on_rollout=kept.update)
+        assert kept["web"].in_flight == (1,) and kept["web"].batches == 1
+        await host.restart_supervisor()
+        mark, marked = len(host.runtime.log), len(host.network.readiness_log)
+        result = await converge(two, host.ports, PlanOptions(), host.supervisor,
+                                rollouts=kept)
+        # the old web-1, never watched by this daemon, left the backends before it went
+        assert (old1, False) in [(c, r) for _, c, r in host.network.readiness_log[marked:]]
+        assert result.rollouts["web"].paused == (
+            "update of web paused: batch 1/3 (web-1) failed: demo-web-1 exited with code 1")
+        assert "create demo-web-2" not in ops(host, mark)
