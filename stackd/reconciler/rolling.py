@@ -228,19 +228,28 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
     limit = gate_timeout if gate_timeout is not None else math.inf
     monitor = update.monitor.total_seconds()
     if rollout.in_flight:
-        # A daemon died in this batch: its new containers (the plan kept them, and
-        # removed a start-first batch's old ones as duplicates) pass the gate first.
-        number = rollout.batches
-        total = number + len(batches(todo, update.parallelism))
-        slots = ", ".join(f"{service}-{n}" for n in rollout.in_flight)
-        label = f"batch {number}/{total} ({slots})"
-        ex.progress(service, f"rolling update {label}, {update.order}: the gate of a "
-                    "batch a stopped daemon left")
-        ids = [i for i in (ex.slot_id(service, n) for n in rollout.in_flight) if i]
-        why = await settle(ex.supervisor, ids, monitor, limit) if ids \
-            else "its new containers are gone"
-        return await _conclude(ex, service, update, rollout, number, label,
-                               rollout.in_flight, why, [], todo)
+        # A daemon died in this batch: the new containers it made (the plan kept them,
+        # and removed a start-first batch's old ones as duplicates) pass the gate
+        # first, as that batch; slots it had not made a container for yet go back to
+        # the update's list.
+        made_ids = {n: cid for n in rollout.in_flight
+                    if (cid := ex.slot_id(service, n)) is not None
+                    and ex.supervisor.get(cid) is not None}
+        if not made_ids:
+            rollout = dataclasses.replace(rollout, in_flight=(),
+                                          batches=max(rollout.batches - 1, 0))
+            todo = pending(actions, rollout)
+        else:
+            number = rollout.batches
+            rest = pending(actions, dataclasses.replace(rollout, in_flight=tuple(made_ids)))
+            total = number + len(batches(rest, update.parallelism))
+            label = f"batch {number}/{total} (" + ", ".join(
+                f"{service}-{n}" for n in sorted(made_ids)) + ")"
+            ex.progress(service, f"rolling update {label}, {update.order}: the gate of a "
+                        "batch a stopped daemon left")
+            why = await settle(ex.supervisor, sorted(made_ids.values()), monitor, limit)
+            return await _conclude(ex, service, update, rollout, number, label,
+                                   tuple(sorted(made_ids)), why, [], rest)
     if not todo:
         return Rolled(dataclasses.replace(rollout, left=0))
     early = rollout.not_before - _now()
@@ -277,7 +286,8 @@ async def roll(ex: Steps, service: str, actions: Sequence[Recreate], update: Upd
             await _remove(ex, a.old_id, a, f"replaced by the new {a.resource} "
                           "(rolling update)")
     return await _conclude(ex, service, update, rollout, batch.number, batch.label,
-                           slots_of, why, made if start_first else [], todo[len(slots_of):])
+                           slots_of, why, made if start_first else [],
+                           [a for b in plan[1:] for a in b.actions])
 
 
 async def _conclude(ex: Steps, service: str, update: UpdateConfig, rollout: Rollout,
