@@ -105,6 +105,8 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
         if s.get("rollback") and (project is None or s["project"] == project):
             # Beside the table, not in it: scripts read `ps --format json`.
             print(f"{s['project']}: {s['rollback']}", file=sys.stderr)
+        if s.get("paused") and (project is None or s["project"] == project):
+            print(f"{s['project']}: {s['paused']} (`stackd resume` goes on)", file=sys.stderr)
     if args.services:
         rows = [r for r in rows if r.get("service") in args.services]
     if args.quiet:

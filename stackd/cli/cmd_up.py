@@ -71,11 +71,13 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                     acted = True
                     view.update(e.get("container") or "", e.get("state") or "",
                                 e["message"], float(e.get("elapsed") or 0))
-                elif e["type"] in ("error", "rollback") or e.get("verb") == "warning":
+                elif e["type"] in ("error", "rollback", "pause") or e.get("verb") == "warning":
                     view.note(f"{e['type']}: {e['message']}")
             elif "done" in item:
                 d = item["done"]
-                ok = d["result"] in ("ok", "requeue")
+                # A revision whose rolling update was rolled back or paused is not up.
+                ok = d["result"] in ("ok", "requeue") and not str(
+                    d.get("revision_outcome", "")).startswith(("rolled back", "paused"))
                 if not ok:
                     view.note(f"stackd: {project}: {d['error']}")
     if ok and not acted and not quiet:

@@ -408,17 +408,23 @@ class HostWorld:
             rolling_back=options.rolling_back)
 
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit,
-                        ask: Any = None) -> float | None:
+                        ask: Any = None, rollouts: Any = None,
+                        keep: Any = None) -> float | None:
         from stackd.reconciler.reconcile import reconcile
 
         await self._release_strays(stack.project, emit)
         # Even an empty plan goes through apply: it adopts the stack's containers into
         # the supervisor, which is how a restarted daemon takes over watching them.
+        reconcile_options = dataclasses.replace(self._options(stack, options),
+                                                rollouts=dict(rollouts or {}))
         result = await reconcile(stack.stack, stack.bind(self._ready()),
-                                 self._options(stack, options),
+                                 reconcile_options,
                                  self.supervisor,
                                  on_progress=_progress_emitter(stack.project, emit),
-                                 ask=ask, on_done=_done_emitter(stack.project, emit))
+                                 ask=ask, on_done=_done_emitter(stack.project, emit),
+                                 on_rollout=keep)
+        if keep is not None:
+            keep(result.rollouts)
         for w in result.plan.warnings:
             emit(Event(type="apply", project=stack.project, verb="warning",
                        message=f"warning: {w}"))

@@ -71,11 +71,11 @@ def _stream(items: AsyncIterator[dict[str, Any]]) -> ChannelStream:
 
 
 @trio.as_safe_channel
-async def _progress(engine: Engine, project: str, generation: int
+async def _progress(engine: Engine, project: str, generation: int, after_epoch: int = -1
                     ) -> AsyncGenerator[dict[str, Any], None]:
     """An apply's or a down's stream: accepted, the stack's events, done."""
     yield {"accepted": {"project": project, "generation": generation}}
-    async with engine.progress(project, generation) as items:
+    async with engine.progress(project, generation, after_epoch) as items:
         async for item in items:
             yield item
 
@@ -153,6 +153,13 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = ()) -> FastAPI:
         engine.asked(actor, "rollback", project, services=[service] if service else None)
         gen = await engine.rollback(project, service)
         return ChannelStream(functools.partial(_progress, engine, project, gen))
+
+    @app.post("/v1/stacks/{project}/resume", responses={200: {"content": {wire.NDJSON: {}}}})
+    async def resume(project: ProjectName) -> Response:
+        """The current revision's paused rolling update goes on (failed batches tried
+        again); NDJSON progress until it converged, as apply."""
+        gen, epoch = await engine.resume(project)
+        return ChannelStream(functools.partial(_progress, engine, project, gen, epoch))
 
     @app.get("/v1/stacks/{project}/history")
     async def history(project: ProjectName,

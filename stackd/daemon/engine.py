@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
 from stackd.errors import ConflictError, NotFoundError, StackdError, UpdateFailedError, disk_full
 from stackd.reconciler.asks import Ask
+from stackd.reconciler.rolling import Rollout, resumed
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
 from stackd.state.db import StateDB
@@ -109,6 +110,9 @@ class Engine:
         # Lifecycle verbs asked of each stack, carried out one per reconcile, in order.
         self._asks: dict[str, deque[_Pending]] = {}
         self._rollbacks: dict[int, tuple[str, str]] = {}  # generation → (project, why)
+        # project → the generation whose rolling update has batches left: a waiter on
+        # it waits for the last batch, not the first pass.
+        self._updating: dict[str, int] = {}
         # The apply-only options (force recreate, build, pull always) hold for the first
         # successful reconcile of a revision; resyncs after it, and a restarted daemon,
         # must not recreate again: the revision records it (consumed), this caches it.
@@ -201,14 +205,30 @@ class Engine:
             if revision is not None and revision.cause == "rollback":
                 options = options.model_copy(update={"rolling_back": True})
             t0 = trio.current_time()
+            before = self._rollouts(project, desired.generation)
+            after: dict[str, Rollout] = dict(before)
+
+            def keep(rollouts: Mapping[str, Rollout]) -> None:
+                after.update(rollouts)
+                self._keep_rollouts(desired, before, after)
+
             requeue = await self.world.reconcile(stack, options, self.bus.publish,
-                                                 ask=ask.ask if ask else None)
-            self._consume(desired)
+                                                 ask=ask.ask if ask else None,
+                                                 rollouts=before, keep=keep)
+            # A rolling update runs a batch per pass: the revision is reached (and its
+            # one-shot options, --force-recreate, honoured) once no batch is left.
+            if any(r.left > 0 and not r.paused for r in after.values()):
+                self._updating[project] = desired.generation
+            else:
+                self._updating.pop(project, None)
+            if not any(r.left > 0 for r in after.values()):
+                self._consume(desired)
             log.info("reconciled", extra={"project": project, "generation": desired.generation,
                                           "seconds": round(trio.current_time() - t0, 4)})
             await self._refresh_containers()
             return requeue
         except BaseException as raised:
+            self._updating.pop(project, None)
             err = typed_error(raised)
             if isinstance(err, UpdateFailedError) and err.rollback:
                 await self._roll_back(desired, err.message)
@@ -374,6 +394,56 @@ class Engine:
                                 hint="`stackd history` lists the kept revisions")
         return gen
 
+    def _rollouts(self, project: str, generation: int) -> dict[str, Rollout]:
+        """What the revision's rolling updates did in the passes before (kept with it)."""
+        kept = self.revisions.rollouts(project).get(generation, {})
+        return {name: Rollout.from_json(data) for name, data in sorted(kept.items())
+                if isinstance(data, dict)}
+
+    def _keep_rollouts(self, desired: DesiredStack, before: Mapping[str, Rollout],
+                       after: Mapping[str, Rollout]) -> None:
+        """Record the pass's rollouts with the revision; a pause is said once, as an
+        event (and `ps`, `history` say it while it lasts)."""
+        if dict(after) == dict(before):
+            return
+        self.revisions.keep_rollouts(desired.project, desired.generation,
+                                     {n: r.to_json() for n, r in after.items()})
+        for name, r in sorted(after.items()):
+            if r.paused and r.paused != before.get(name, Rollout()).paused:
+                self.bus.emit("pause", project=desired.project, service=name,
+                              generation=str(desired.generation),
+                              message=f"revision {desired.generation}: {r.paused}; "
+                              "`stackd up` (a new revision) or `stackd resume` goes on")
+
+    def paused(self, project: str, generation: int) -> str:
+        """Why the revision's rolling update is paused ("" when it is not)."""
+        return "; ".join(r.paused for r in self._rollouts(project, generation).values()
+                         if r.paused)
+
+    async def resume(self, project: str) -> tuple[int, int]:
+        """`stackd resume`: the current revision's paused updates go on where they
+        stopped, the failed batches tried again. The revision's number, and the
+        reconcile epoch after which the pass that resumes it ends (for `progress`)."""
+        desired = self.store.get(project)
+        if desired is None or desired.phase == "removing":
+            raise NotFoundError(f"the daemon keeps no stack named {project!r}",
+                                hint="`stackd up` applies one")
+        before = self._rollouts(project, desired.generation)
+        if not any(r.paused for r in before.values()):
+            raise ConflictError(f"{project}: no rolling update of revision "
+                                f"{desired.generation} is paused",
+                                hint="`stackd history` shows each revision's outcome")
+        after = {n: resumed(r) if r.paused else r for n, r in before.items()}
+        self.revisions.keep_rollouts(project, desired.generation,
+                                     {n: r.to_json() for n, r in after.items()})
+        self.bus.emit("apply", project=project, generation=str(desired.generation),
+                      message=f"revision {desired.generation}: paused update resumed")
+        st = self.controller.key_status(project)
+        # A reconcile under way read the rollouts before this: the one after it counts.
+        epoch = st.finished_epoch + (project in self.controller.queue.processing)
+        self.controller.enqueue(project)
+        return desired.generation, epoch
+
     def _one_shot_done(self, desired: DesiredStack) -> bool:
         if self._consumed.get(desired.project) == desired.generation:
             return True
@@ -444,12 +514,18 @@ class Engine:
         self.controller.enqueue(project)
         return gen
 
-    async def wait_generation(self, project: str, generation: int) -> Outcome:
-        """Wait for a reconcile that read `generation` (or a later one) to finish."""
+    async def wait_generation(self, project: str, generation: int, *,
+                              after_epoch: int = -1) -> Outcome:
+        """Wait for a reconcile that read `generation` (or a later one) to finish
+        (one that started after the reconcile numbered `after_epoch` ended, if given),
+        and for its rolling updates to have no batch left."""
         st = self.controller.key_status(project)
         while True:
             outcome = st.outcome
-            if outcome is not None and outcome.generation >= generation:
+            if outcome is not None and outcome.generation >= generation \
+                    and st.finished_epoch > after_epoch and not (
+                    outcome.status == "requeue"
+                    and self._updating.get(project) == outcome.generation):
                 return outcome
             await st.changed.wait()
 
@@ -518,15 +594,17 @@ class Engine:
                 yield item
 
     @trio.as_safe_channel
-    async def progress(self, project: str, generation: int
+    async def progress(self, project: str, generation: int, after_epoch: int = -1
                        ) -> AsyncGenerator[dict[str, object], None]:
-        """Events of `project` until a reconcile of `generation` finishes, then its
-        outcome. Like every stream here that runs tasks, a safe channel: the caller
-        holds it with `async with` (docs/daemon.md, trio's rules)."""
+        """Events of `project` until a reconcile of `generation` finishes (one after
+        reconcile `after_epoch`, if given), then its outcome. Like every stream here
+        that runs tasks, a safe channel: the caller holds it with `async with`
+        (docs/daemon.md, trio's rules)."""
         async def outcome() -> dict[str, object]:
-            o = await self.wait_generation(project, generation)
+            o = await self.wait_generation(project, generation, after_epoch=after_epoch)
             return {"project": project, "generation": generation, "result": o.status,
-                    "error": o.error, "error_type": o.error_type}
+                    "error": o.error, "error_type": o.error_type,
+                    "revision_outcome": self.revision_outcome(project, generation)}
 
         async with self._events_until(project, outcome) as items:
             async for item in items:
@@ -568,7 +646,8 @@ class Engine:
                 last_result=st.last_result, last_error=st.last_error,
                 last_finished=st.last_finished,
                 rollback=next((why for gen, (p, why) in self._rollbacks.items()
-                               if p == d.project and gen == d.generation), "")))
+                               if p == d.project and gen == d.generation), ""),
+                paused=self.paused(d.project, d.generation)))
         return out
 
     def _put_blobs(self, contents: Any) -> None:
@@ -595,6 +674,36 @@ class Engine:
                 changes.append(f"image {ref}: {digest[:19]} → {(now or 'not in the store')[:19]}")
         return stack.project, actions, {"number": applied.number, "changes": changes}
 
+    def revision_outcome(self, project: str, number: int) -> str:
+        """The revision's outcome as `history` says it: done, pending, updating,
+        paused: …, failed: …, superseded, rolled back."""
+        from stackd.daemon.revision import revision_outcome
+
+        kept = self.revisions.list(project)
+        after = next((r for r in kept if r.number > number), None)
+        this = next((r for r in kept if r.number == number), None)
+        if this is None:
+            return "superseded"
+        desired = self.store.get(project)
+        outcome = self.controller.key_status(project).outcome
+        return revision_outcome(
+            this, after.cause if after else None,
+            current=desired.generation if desired else None,
+            outcome=(outcome.generation, outcome.status, outcome.error) if outcome else None,
+            rolling=self._rolling_states(project).get(number, ""))
+
+    def _rolling_states(self, project: str) -> dict[int, str]:
+        """Per revision with an update not over: `paused: why` or `updating`."""
+        out: dict[int, str] = {}
+        for number, kept in self.revisions.rollouts(project).items():
+            rollouts = [Rollout.from_json(d) for d in kept.values() if isinstance(d, dict)]
+            paused = "; ".join(r.paused for r in rollouts if r.paused)
+            if paused:
+                out[number] = f"paused: {paused}"
+            elif any(r.left > 0 for r in rollouts):
+                out[number] = "updating"
+        return out
+
     async def history(self, project: str, service: str | None) -> list[dict[str, Any]]:
         """The kept revisions of `project`, oldest first, each with the services it
         changed (against the revision before it)."""
@@ -608,7 +717,8 @@ class Engine:
         outcome = self.controller.key_status(project).outcome
         rows = await trio.to_thread.run_sync(functools.partial(
             history_rows, revisions, current=desired.generation if desired else None,
-            outcome=(outcome.generation, outcome.status, outcome.error) if outcome else None))
+            outcome=(outcome.generation, outcome.status, outcome.error) if outcome else None,
+            rolling=self._rolling_states(project)))
         if service is not None:
             if not any(service in r["services"] for r in rows):
                 raise NotFoundError(f"no service {service!r} in the kept revisions of "

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 EventType = Literal[
     "start", "die", "oom", "health", "restart", "create", "remove", "heal",
-    "apply", "plan", "progress", "reconcile", "error", "daemon", "rollback", "action",
+    "apply", "plan", "progress", "reconcile", "error", "daemon", "rollback", "pause",
+    "action",
     "gitops", "drift",
 ]
 

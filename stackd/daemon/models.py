@@ -129,6 +129,9 @@ class StackStatus(BaseModel):
     # The current revision is a rollback: which, and why (this daemon's life only;
     # `history` keeps the cause for good).
     rollback: str = ""
+    # Why the current revision's rolling update is paused ("" when none is): no batch
+    # runs until the next `up` or `stackd resume`.
+    paused: str = ""
 
 
 class Fault(BaseModel):

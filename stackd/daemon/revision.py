@@ -156,8 +156,21 @@ def outcome_of(revision: Revision, current: int | None,
     return "pending"
 
 
+def revision_outcome(revision: Revision, next_cause: str | None, *, current: int | None,
+                     outcome: tuple[int, str, str] | None, rolling: str = "") -> str:
+    """`outcome_of`, and what a rolling update says first: `rolled back` (the revision
+    after it is its rollback), `paused: …` or `updating` (`rolling`, from the kept
+    rollouts; a paused revision is never consumed)."""
+    if not revision.consumed and next_cause == "rollback":
+        return "rolled back"
+    if rolling and revision.number == current:
+        return rolling
+    return outcome_of(revision, current, outcome)
+
+
 def history_rows(revisions: Iterable[Revision], *, current: int | None,
-                 outcome: tuple[int, str, str] | None) -> list[dict[str, Any]]:
+                 outcome: tuple[int, str, str] | None,
+                 rolling: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """One row per revision, oldest first: number, created, cause, outcome, its services
     and the ones it changed (against the revision before it; the oldest kept one
     against nothing, a `down` removes them all)."""
@@ -167,11 +180,11 @@ def history_rows(revisions: Iterable[Revision], *, current: int | None,
     for i, r in enumerate(kept):
         prints = ({} if r.stack is None else
                   service_fingerprints(stack_from_json(r.stack), r.files, r.images))
-        rolled_back = (not r.consumed and i + 1 < len(kept)
-                       and kept[i + 1].cause == "rollback")
         rows.append({"number": r.number, "created": r.created, "cause": r.cause,
-                     "outcome": "rolled back" if rolled_back
-                     else outcome_of(r, current, outcome),
+                     "outcome": revision_outcome(
+                         r, kept[i + 1].cause if i + 1 < len(kept) else None,
+                         current=current, outcome=outcome,
+                         rolling=(rolling or {}).get(r.number, "")),
                      "services": sorted(prints),
                      "changed": sorted(changed_services(before, prints))})
         before = prints

@@ -17,6 +17,7 @@ import trio
 from stackd.daemon.events import Event
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
 from stackd.reconciler.asks import Ask
+from stackd.reconciler.rolling import Rollout
 
 if TYPE_CHECKING:
     from stackd.daemon.revision import Captured
@@ -60,10 +61,15 @@ class World(Protocol):
         """The manifest digest the image store holds for `ref` now, None if none."""
 
     async def reconcile(self, stack: LoadedStack, options: ApplyOptions,
-                        emit: Emit, ask: Ask | None = None) -> float | None:
+                        emit: Emit, ask: Ask | None = None,
+                        rollouts: Mapping[str, Rollout] | None = None,
+                        keep: Callable[[Mapping[str, Rollout]], None] | None = None,
+                        ) -> float | None:
         """Make the host match `stack` (first carrying out a user's lifecycle verb, if
-        asked); return seconds after which to look again, or None. Only the stack's
-        reconcile calls this: it is the one writer of the stack's containers."""
+        asked); return seconds after which to look again, or None. A rolling update
+        runs its next batch, from `rollouts` (what earlier passes did); its state after
+        goes to `keep`, also when the pass then fails. Only the stack's reconcile calls
+        this: it is the one writer of the stack's containers."""
 
     async def plan(self, stack: LoadedStack, options: ApplyOptions) -> list[dict[str, Any]]:
         """What `reconcile` would do, changing nothing: [{"line": …, …}] in order."""

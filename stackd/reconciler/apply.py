@@ -15,6 +15,7 @@ planned from the host as it found it, which is what finishing them means.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +79,17 @@ class Progress:
 class ApplyResult:
     plan: Plan
     outcomes: list[Outcome] = field(default_factory=list)
-    # Seconds after which the stack wants looking at again (a restart's backoff).
+    # Seconds after which the stack wants looking at again (a restart's backoff, a
+    # rolling update's next batch).
     requeue_after: float | None = None
+    # Each rolling update's state after this pass, for the caller to keep and hand to
+    # the next pass (rolling.py: one batch per pass).
+    rollouts: dict[str, rolling.Rollout] = field(default_factory=dict)
+
+    @property
+    def updating(self) -> bool:
+        """A rolling update has batches left (not paused): the stack is not there yet."""
+        return any(r.left > 0 and not r.paused for r in self.rollouts.values())
 
     @property
     def ok(self) -> bool:
@@ -96,19 +106,26 @@ class ApplyResult:
 
 
 OnProgress = Callable[[Progress], None]
+OnRollout = Callable[[Mapping[str, rolling.Rollout]], None]
 
 
 class _Executor:
     def __init__(self, plan: Plan, services: Mapping[str, DesiredService], ports: Adapters,
                  supervisor: Supervisor, on_progress: OnProgress | None,
-                 gate_timeout: float | None) -> None:
+                 gate_timeout: float | None,
+                 rollouts: Mapping[str, rolling.Rollout] | None = None,
+                 on_rollout: OnRollout | None = None,
+                 slot_ids: Mapping[tuple[str, int], str] | None = None) -> None:
         self.plan = plan
+        self.on_rollout = on_rollout
+        self.slot_ids = dict(slot_ids or {})
         self.gate_timeout = gate_timeout
         self.services = services
         self.ports = ports
         self.supervisor = supervisor
         self.on_progress = on_progress
-        self.result = ApplyResult(plan)
+        self.result = ApplyResult(plan, rollouts=dict(rollouts or {}))
+        self.rolling_wait: float | None = None  # the soonest next batch of an update
         self.failed: dict[str, str] = {}  # service → why
         self.repairing: set[str] = set()  # container ids a gate's repair is acting on
 
@@ -125,6 +142,16 @@ class _Executor:
         """Supervise a rolling update's new container from its start."""
         want = action.container
         self.supervisor.watch(want.id, want, self.services[want.service], running=True)
+
+    def keep(self, service: str, rollout: rolling.Rollout) -> None:
+        """A rolling update's state mid-pass (the batch it starts), kept by the caller
+        at once: a daemon that dies in the batch leaves the next pass to gate it."""
+        self.result.rollouts[service] = rollout
+        if self.on_rollout is not None:
+            self.on_rollout(dict(self.result.rollouts))
+
+    def slot_id(self, service: str, index: int) -> str | None:
+        return self.slot_ids.get((service, index))
 
     def skip(self, action: Action, why: str) -> None:
         self.result.outcomes.append(Outcome(action.line, "skipped", why, action=action))
@@ -276,9 +303,15 @@ class _Executor:
         rolled = rolling.rolled(Plan(self.plan.project, tuple(actions)),
                                 self.services).get(name, [])
         results = await self.parallel([a for a in actions if a not in rolled])
-        if rolled and update is not None:
-            stopped = await rolling.roll(self, name, rolled, update,
-                                         gate_timeout=self.gate_timeout)
+        rollout = self.result.rollouts.get(name, rolling.Rollout())
+        if (rolled or rollout.in_flight) and update is not None:
+            r = await rolling.roll(self, name, rolled, update, rollout,
+                                   gate_timeout=self.gate_timeout)
+            self.result.rollouts[name] = r.rollout
+            if r.wait is not None:
+                self.rolling_wait = min(r.wait, self.rolling_wait if self.rolling_wait
+                                        is not None else r.wait)
+            stopped = r.stopped
             if stopped is not None:
                 err = UpdateFailedError(stopped, hint="fix the service and run `up` again; "
                                         "`stackd logs` shows why its containers failed",
@@ -297,18 +330,25 @@ class _Executor:
 async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, supervisor: Supervisor,
                 *, waves: Sequence[Sequence[str]] | None = None,
                 on_progress: OnProgress | None = None,
-                gate_timeout: float | None = None) -> ApplyResult:
+                gate_timeout: float | None = None,
+                rollouts: Mapping[str, rolling.Rollout] | None = None,
+                on_rollout: OnRollout | None = None) -> ApplyResult:
     """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None).
 
     `waves` (start order; removals go the other way) defaults to the desired state's;
     give it for a `down` so dependents stop before what they depend on.
     `gate_timeout`: how long a service waits for one depends_on condition before it
     counts as failed (None: as long as it takes, as Compose does).
+    `rollouts`: what the rolling updates did in earlier passes (rolling.Rollout); this
+    pass runs the next batch of each, and `ApplyResult.rollouts` is their state after;
+    `on_rollout` gets them as a batch starts, to keep at once.
     """
     services = dict(desired.services) if desired is not None else {}
     if waves is None:
         waves = desired.waves if desired is not None else ()
-    ex = _Executor(plan, services, ports, supervisor, on_progress, gate_timeout)
+    slot_ids = {(c.service, c.index): c.id for c in desired.containers} if desired else {}
+    ex = _Executor(plan, services, ports, supervisor, on_progress, gate_timeout, rollouts,
+                   on_rollout, slot_ids)
     stale = list(ports.state.pending(plan.project))
 
     first = [a for a in plan.actions if isinstance(a, (NetworkCreate, VolumeCreate))]
@@ -339,8 +379,11 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
         for wave in ordered:
             async with trio.open_nursery() as nursery:
                 for name in wave:
-                    if name in bring:
-                        nursery.start_soon(ex.service, name, bring[name], _ids_of(desired))
+                    # A batch a dead daemon left to gate, even with nothing else to do.
+                    cut_short = ex.result.rollouts.get(name, rolling.Rollout()).in_flight
+                    if name in bring or cut_short:
+                        nursery.start_soon(ex.service, name, bring.get(name, []),
+                                           _ids_of(desired))
 
     last = [a for a in plan.actions if isinstance(a, (NetworkRemove, VolumeRemove))]
     await ex.parallel(last)
@@ -348,8 +391,14 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
         ports.state.done(p.id)
     if desired is not None:
         # What the watchers saw (exits, health) is acted on here, under the same key.
-        ex.result.requeue_after = await repair(plan.project, ports, supervisor,
-                                               busy=ex.repairing)
+        after = await repair(plan.project, ports, supervisor, busy=ex.repairing)
+        waits = [w for w in (after, ex.rolling_wait) if w is not None]
+        ex.result.requeue_after = min(waits) if waits else None
+    # An update this pass found nothing left of (its slots changed meanwhile) is over.
+    rolled = rolling.rolled(plan, services)
+    for name, r in list(ex.result.rollouts.items()):
+        if r.left and name not in rolled:
+            ex.result.rollouts[name] = dataclasses.replace(r, left=0)
     return ex.result
 
 

@@ -30,14 +30,14 @@ import trio
 
 from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
-from stackd.reconciler.apply import ApplyResult, OnProgress, apply
+from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, apply
 from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
-from stackd.reconciler.rolling import annotate
+from stackd.reconciler.rolling import Rollout, annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
@@ -67,6 +67,9 @@ class ReconcileOptions:
     files: Mapping[str, bytes] | None = None
     # The revision applied is a rollback: rolling updates follow rollback_config.
     rolling_back: bool = False
+    # What each service's rolling update of this revision did in earlier passes (the
+    # daemon keeps it with the revision): this pass runs the next batch.
+    rollouts: Mapping[str, Rollout] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +242,7 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
 
 def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptions) -> Plan:
     """Pure: what `reconcile` would do from here (rolling updates' batches named)."""
-    return annotate(plan(desired, actual, options.plan), desired.services)
+    return annotate(plan(desired, actual, options.plan), desired.services, options.rollouts)
 
 
 async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> Plan:
@@ -262,26 +265,33 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
 
 async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
                     supervisor: Supervisor, *, on_progress: OnProgress | None = None,
-                    ask: Ask | None = None, on_done: Report | None = None) -> ApplyResult:
+                    ask: Ask | None = None, on_done: Report | None = None,
+                    on_rollout: OnRollout | None = None) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply (and carry out a
     user's lifecycle verb first, if one was asked)."""
     desired = await desired_for(stack, ports, options)
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
-                          gate_timeout=options.gate_timeout, ask=ask, on_done=on_done)
+                          gate_timeout=options.gate_timeout, ask=ask, on_done=on_done,
+                          rollouts=options.rollouts, on_rollout=on_rollout)
 
 
 async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    supervisor: Supervisor, *, on_progress: OnProgress | None = None,
                    gate_timeout: float | None = None, ask: Ask | None = None,
-                   on_done: Report | None = None) -> ApplyResult:
-    """One pass of the stack's writer: the ask, then observe → plan → apply → repair.
-    Only the stack's reconcile calls this (it holds the stack's key)."""
+                   on_done: Report | None = None,
+                   rollouts: Mapping[str, Rollout] | None = None,
+                   on_rollout: OnRollout | None = None) -> ApplyResult:
+    """One pass of the stack's writer: the ask, then observe → plan → apply → repair;
+    a rolling update advances by one batch (`rollouts`: its state from the passes
+    before; the result's is for the next). Only the stack's reconcile calls this (it
+    holds the stack's key)."""
     if ask is not None:
         options = await carry_out(ask, desired, ports, supervisor, options, on_done)
     actual = await observe(desired.project, ports)
-    return await apply(annotate(plan(desired, actual, options), desired.services), desired,
-                       ports, supervisor,
-                       on_progress=on_progress, gate_timeout=gate_timeout)
+    return await apply(annotate(plan(desired, actual, options), desired.services, rollouts),
+                       desired, ports, supervisor,
+                       on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
+                       on_rollout=on_rollout)
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

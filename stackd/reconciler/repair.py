@@ -82,6 +82,9 @@ async def _kill(ports: Adapters, supervisor: Supervisor, w: Watch, reason: str,
     # No event of its own: the `health`/`heal` fact came before, the `restart` (with
     # this reason) follows once the exit is seen.
     w.killing = True
+    # Its watcher may still be taking it out of the backends (nft takes a while under
+    # load): the kill waits for that, so no new connection reaches a dead process.
+    await supervisor.unready(w)
     try:
         await ports.runtime.kill(w.container_id, "SIGKILL")
     except StackdError as err:

@@ -142,10 +142,22 @@ class Supervisor:
         """Stop watching (before apply stops or removes it: that exit is not a crash)."""
         w = self._watches.pop(container_id, None)
         if w is None:
+            # Not watched — made before this daemon started, and removed before its
+            # apply adopted it (a duplicate a crash left): its readiness is in the
+            # store all the same, so it leaves the port's backends before it stops.
+            try:
+                await self._ports.network.set_ready(container_id, False)
+            except StackdError:
+                pass  # the teardown that follows unpublishes it in any case
             return
         w.released = True
         w.scope.cancel()
         self._notify()
+        await self._set_ready(w, False)
+
+    async def unready(self, w: Watch) -> None:
+        """Out of DNS and its published ports' backends, now: before the reconcile
+        kills it, or connections balanced to it meanwhile are refused."""
         await self._set_ready(w, False)
 
     def get(self, container_id: str) -> Watch | None:
@@ -228,10 +240,12 @@ class Supervisor:
         if w.health == state.status:
             return
         w.health = state.status
+        # Out of (or into) DNS and the port's backends first, then the fact: it
+        # enqueues the stack, whose reconcile may kill an unhealthy container at once.
+        await self._set_ready(w, w.ready)
         self._notify()
         self.report(w, "health", state.status if state.status != "unhealthy"
                     else f"unhealthy: {state.last_output.strip()[-200:]}")
-        await self._set_ready(w, w.ready)
 
     async def _run_until_exit(self, w: Watch) -> int | None:
         check = w.service.healthcheck

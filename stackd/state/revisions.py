@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from sqlite3 import Connection
-from typing import Literal
+from typing import Any, Literal
 
 from stackd.errors import NotFoundError
 from stackd.state.db import StateDB, register_schema
@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS revisions (
     files    TEXT NOT NULL,
     images   TEXT NOT NULL,
     consumed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, number)
+);
+CREATE TABLE IF NOT EXISTS revision_rollouts (
+    project  TEXT NOT NULL,
+    number   INTEGER NOT NULL,
+    rollouts TEXT NOT NULL,
     PRIMARY KEY (project, number)
 )
 """)
@@ -210,6 +216,8 @@ class RevisionStore:
         c.execute("DELETE FROM revisions WHERE project=? AND number NOT IN (SELECT number"
                   " FROM revisions WHERE project=? ORDER BY number DESC LIMIT ?)",
                   (project, project, self.keep))
+        c.execute("DELETE FROM revision_rollouts WHERE project=? AND number NOT IN"
+                  " (SELECT number FROM revisions WHERE project=?)", (project, project))
 
     def get(self, project: str, number: int) -> Revision | None:
         row = self.db.conn.execute("SELECT * FROM revisions WHERE project=? AND number=?",
@@ -251,6 +259,22 @@ class RevisionStore:
             return
         with self.db.transaction() as tx:
             tx.execute(sql, (project, number))
+
+    def rollouts(self, project: str) -> dict[int, dict[str, Any]]:
+        """Per revision number, its rolling updates' state as last kept (JSON objects
+        per service; the reconciler's `rolling.Rollout` reads them)."""
+        rows = self.db.conn.execute("SELECT number, rollouts FROM revision_rollouts"
+                                    " WHERE project=?", (project,)).fetchall()
+        return {int(r["number"]): json.loads(r["rollouts"]) for r in rows}
+
+    def keep_rollouts(self, project: str, number: int, rollouts: Mapping[str, Any]) -> None:
+        """What the revision's rolling updates did so far: the next pass goes on from
+        here, also in a daemon started after this one died."""
+        with self.db.transaction() as c:
+            c.execute("INSERT INTO revision_rollouts (project, number, rollouts)"
+                      " VALUES (?, ?, ?) ON CONFLICT(project, number) DO UPDATE"
+                      " SET rollouts=excluded.rollouts",
+                      (project, number, json.dumps(rollouts, sort_keys=True)))
 
     def referenced_blobs(self) -> set[str]:
         """Digests of the stored contents any kept revision (of any project) refers to."""

@@ -223,6 +223,8 @@ class FakeNetwork:
         self.published: dict[str, tuple[PortBinding, ...]] = {}
         self.ready: dict[str, bool] = {}
         self.readiness_log: list[tuple[float, str, bool]] = []
+        # How long a readiness change takes to reach the kernel (netbridge runs nft)
+        self.ready_delay = 0.0
 
     async def networks(self, project: str) -> dict[str, str]:
         return {k: network_hash(n) for k, n in sorted(self.existing.items())
@@ -262,6 +264,8 @@ class FakeNetwork:
         self.ready.pop(container_id, None)
 
     async def set_ready(self, container_id: str, ready: bool) -> None:
+        if self.ready_delay:
+            await trio.sleep(self.ready_delay)
         if self.ready.get(container_id) != ready:
             self.readiness_log.append((trio.current_time(), container_id, ready))
         self.ready[container_id] = ready

@@ -36,6 +36,7 @@ from stackd.reconciler.plan import Plan
 from stackd.reconciler.ports import Adapters
 from stackd.reconciler.reconcile import converge
 from stackd.reconciler.restart import RestartPolicy
+from stackd.reconciler.rolling import Rollout
 from stackd.reconciler.supervisor import Supervisor, SupervisorEvent
 from stackd.runtime.containerspec import ContainerSpec, Mount, ProcessSpec
 from stackd.state.db import StateDB
@@ -114,6 +115,15 @@ class _Up:
     result: ApplyResult | None = None
     error: BaseException | None = None
 
+    def add(self, result: ApplyResult) -> None:
+        """One more pass of its revision (a rolling update's next batch): its steps
+        after those of the passes before; the first pass's plan stands for them all."""
+        if self.result is None:
+            self.result = result
+            return
+        self.result = ApplyResult(self.result.plan, [*self.result.outcomes, *result.outcomes],
+                                  result.requeue_after, result.rollouts)
+
 
 @dataclass
 class Host:
@@ -133,6 +143,10 @@ class Host:
     controller: Controller | None = None
     desired: dict[str, DesiredState] = field(default_factory=dict)
     _ups: dict[str, list[_Up]] = field(default_factory=dict)
+    # What the daemon keeps with a revision: its rolling updates' state, pass to pass;
+    # and the `up` whose revision is still rolling (it waits for the last batch).
+    rollouts: dict[str, dict[str, Rollout]] = field(default_factory=dict)
+    _rolling: dict[str, _Up] = field(default_factory=dict)
     # reconciles of each stack running right now (the one-writer property: never > 1)
     writers: dict[str, int] = field(default_factory=dict)
     most_writers: int = 0
@@ -153,6 +167,7 @@ class Host:
         carried it out (with `options` and `ask`; the passes after it plan plainly)."""
         assert self.controller is not None
         self.desired[desired.project] = desired
+        self.rollouts.pop(desired.project, None)  # a new revision: a new update
         up = _Up(options, ask)
         self._ups.setdefault(desired.project, []).append(up)
         self.controller.enqueue(desired.project)
@@ -179,19 +194,25 @@ class Host:
             return None
         self.writers[project] = self.writers.get(project, 0) + 1
         self.most_writers = max(self.most_writers, self.writers[project])
+        waiting = up if up is not None else self._rolling.pop(project, None)
         try:
             result = await converge(desired, self.ports, up.options if up else DEFAULTS,
-                                    self.supervisor, ask=up.ask if up else None)
+                                    self.supervisor, ask=up.ask if up else None,
+                                    rollouts=self.rollouts.get(project))
         except BaseException as exc:
-            if up is not None:
-                up.error = exc
-                up.done.set()
+            if waiting is not None:
+                waiting.error = exc
+                waiting.done.set()
             raise
         finally:
             self.writers[project] -= 1
-        if up is not None:
-            up.result = result
-            up.done.set()
+        self.rollouts[project] = result.rollouts
+        if waiting is not None:
+            waiting.add(result)
+            if result.updating:
+                self._rolling[project] = waiting
+            else:
+                waiting.done.set()
         return result.requeue_after
 
     def report(self, event: SupervisorEvent) -> None:

@@ -8,7 +8,15 @@ from test_diff import actual_of, desired
 
 from stackd.reconciler.diff import plan
 from stackd.reconciler.plan import Recreate
-from stackd.reconciler.rolling import annotate, batches, over_ratio, rolled
+from stackd.reconciler.rolling import (
+    Rollout,
+    annotate,
+    batches,
+    over_ratio,
+    pending,
+    resumed,
+    rolled,
+)
 from stackd.reconciler.translate import update_policy
 from stackd.spec import load_text
 
@@ -84,3 +92,34 @@ def test_a_rollback_revision_rolls_with_rollback_config(tmp_path: Path) -> None:
     without = load_text(STACK.format(v=1), project_name="demo", environ={},
                         project_directory=tmp_path).services["web"]
     assert update_policy(without, True) == update_policy(without, False)  # update_config
+
+
+def test_a_later_pass_numbers_its_batches_after_those_run_before(tmp_path: Path) -> None:
+    """Pass 2 of the 5-replica update (batch 1 did web-1, web-2): web-3..5 remain, as
+    batches 2/3 and 3/3; a forced recreate of the done slots would not run again."""
+    actions = recreates(tmp_path)
+    rollout = Rollout(done=(1, 2), batches=1, left=3)
+    left = pending(actions, rollout)
+    assert [a.resource for a in left] == ["web-3", "web-4", "web-5"]
+    assert [b.label for b in batches(left, 2, before=rollout.batches)] == [
+        "batch 2/3 (web-3, web-4)", "batch 3/3 (web-5)"]
+    new = desired(STACK.format(v=2), tmp_path)
+    p = annotate(plan(new, actual_of(desired(STACK.format(v=1), tmp_path))), new.services,
+                 {"web": rollout})
+    # the done slots' recreates (a forced one would plan them) get no batch: not run
+    assert [line.partition(" (")[2] for line in p.lines()] == [
+        "", "", "rolling update batch 2/3, start-first)",
+        "rolling update batch 2/3, start-first)", "rolling update batch 3/3, start-first)"]
+    paused = annotate(plan(new, actual_of(desired(STACK.format(v=1), tmp_path))),
+                      new.services, {"web": Rollout(paused="update of web paused: x")})
+    assert all(line.endswith("(rolling update paused: update of web paused: x)")
+               for line in paused.lines()), paused.lines()
+
+
+def test_a_rollout_is_kept_as_json_and_a_resume_runs_the_failed_batches_again() -> None:
+    r = Rollout(done=(1,), failed=(2, 3), batches=3, failed_batches=2, left=2,
+                paused="update of web paused: batch 3/5 (web-3) failed: exited",
+                not_before=1.5)
+    assert Rollout.from_json(r.to_json()) == r
+    assert Rollout.from_json({"done": "x", "batches": None}) == Rollout()
+    assert resumed(r) == Rollout(done=(1,), batches=1, left=2, not_before=1.5)

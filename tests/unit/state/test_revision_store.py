@@ -57,6 +57,33 @@ def test_only_the_last_n_revisions_are_kept(tmp_path: Path) -> None:
     assert store.put("p", request("p"), up()) == 8
 
 
+def test_a_revisions_rollouts_outlive_the_daemon_and_go_with_the_revision(
+        tmp_path: Path) -> None:
+    db = db_at(tmp_path)
+    store = DesiredStore(db, RevisionStore(db, keep=2))
+    store.put("p", request("p"), up())
+    store.revisions.keep_rollouts("p", 1, {"web": {"batches": 1, "done": [1]}})
+    store.revisions.keep_rollouts("p", 1, {"web": {"batches": 2, "done": [1, 2]}})
+    db.close()
+    again = DesiredStore(db_at(tmp_path), RevisionStore(db_at(tmp_path), keep=2))
+    assert again.revisions.rollouts("p") == {1: {"web": {"batches": 2, "done": [1, 2]}}}
+    again.put("p", request("p"), up())
+    again.put("p", request("p"), up())  # revision 1 is dropped, and its rollouts
+    assert again.revisions.rollouts("p") == {}
+
+
+def test_a_paused_or_rolled_back_revision_says_so_in_history(tmp_path: Path) -> None:
+    store = DesiredStore(db_at(tmp_path))
+    for cause in ("up", "up", "rollback", "up"):
+        store.put("p", request("p"), NewRevision(cause=cause, options="{}",  # type: ignore[arg-type]
+                                                 source="{}", stack=None))
+    rows = history_rows(store.revisions.list("p"), current=4, outcome=(4, "ok", ""),
+                        rolling={4: "paused: update of web paused: batch 1/3 (web-1) failed"})
+    assert [r["outcome"] for r in rows] == [
+        "superseded", "rolled back", "superseded",
+        "paused: update of web paused: batch 1/3 (web-1) failed"]
+
+
 def test_the_first_pin_of_an_image_holds(tmp_path: Path) -> None:
     db = db_at(tmp_path)
     store = DesiredStore(db)
