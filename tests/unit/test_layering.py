@@ -44,6 +44,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "hostinfo": ("scheduler.nodes",),
     "leaks": ("leaks",),
     "gitops": ("reconciler", "spec", "state"),
+    # Cluster mode: the etcd store and the leader's placement over the pure scheduler.
+    "cluster": ("scheduler", "spec"),
     "daemon": ("reconciler", "scheduler", "spec", "runtime", "images", "netbridge", "state",
                "hostinfo"),
     # The CLI reaches the host through the daemon (its API, or daemon.host_verbs for the
