@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -301,7 +301,7 @@ class Store:
 
     # -- watch ------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Event]:
+    async def watch(self, prefix: str, start_revision: int) -> AsyncGenerator[Event, None]:
         """Every change under `prefix` from `start_revision` on, as it happens.
 
         Read with `range` first, then watch from its revision + 1: no change falls

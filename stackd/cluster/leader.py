@@ -1,0 +1,189 @@
+"""The single scheduler: one node wins an election and places every stack.
+
+Election (etcd's concurrency.Election, reduced to what one leader needs): create
+`leader` bound to the node's own lease, only if it does not exist (create_revision
+== 0). That key's create_revision is the leader's *term*. Every assignment write is
+a transaction conditioned on `leader` still having that create_revision, so a leader
+that lost its lease (killed, partitioned) can never write again, even if it does not
+know yet; and on each assignment key's mod_revision as read, so a slot is never
+placed twice. A leader killed between two stacks' transactions leaves a consistent
+store: its successor reads it and places only what is still unplaced.
+
+The leader re-places on every change of nodes, liveness and stacks (a watch), so a
+node whose lease expired has its slots moved as soon as etcd deletes `alive/<node>`:
+one snapshot read and one transaction per stack later.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import trio
+
+from stackd.cluster import assign, keys
+from stackd.cluster.records import Assignment, NodeRecord, StackRecord
+from stackd.cluster.store import KV, Compare, Delete, Get, Put, Store
+from stackd.errors import StackdError, UnavailableError
+from stackd.scheduler import Node
+
+log = logging.getLogger(__name__)
+
+# After a change wakes the leader, more changes within this window join the same pass
+# (a node going down deletes one key, but a stack update may come with others).
+SETTLE = 0.05
+
+
+class LeadershipLostError(UnavailableError):
+    """This node's leader key is gone: another node leads now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything placement reads, at one revision."""
+
+    revision: int
+    nodes: list[NodeRecord]
+    up: set[str]
+    stacks: list[StackRecord]
+    # project → slot name → (assignment, its key's mod_revision)
+    assigned: dict[str, dict[str, tuple[Assignment, int]]]
+
+    def usable(self) -> list[Node]:
+        return [Node(n.name, n.cpus, n.memory, n.pids, n.labels, arch=n.arch)
+                for n in self.nodes if n.name in self.up and n.availability == "active"]
+
+
+@dataclass(slots=True)
+class PassStats:
+    """What one placement pass did: transactions sent, keys written, stacks refused."""
+
+    revision: int = 0  # of the snapshot it placed from
+    txns: int = 0
+    writes: int = 0
+    unschedulable: dict[str, str] = field(default_factory=dict)
+
+
+async def campaign(store: Store, name: str, lease: int) -> int:
+    """Wait until this node leads; its term. Its lease ending ends the term."""
+    while True:
+        result = await store.txn([Compare(keys.LEADER, "CREATE", "EQUAL", 0)],
+                                 [Put(keys.LEADER, name.encode(), lease), Get(keys.LEADER)],
+                                 [Get(keys.LEADER)])
+        current = result.reads[0][0] if result.reads and result.reads[0] else None
+        if result.succeeded and current is not None:
+            return current.create_revision
+        if current is not None and current.lease == lease:
+            return current.create_revision  # already ours (a restarted loop)
+        # Another node leads: wait for its key to go, then try again.
+        async with aclosing(store.watch(keys.LEADER, result.revision + 1)) as events:
+            async for ev in events:
+                if ev.kv.key == keys.LEADER and ev.type == "DELETE":
+                    break
+
+
+async def snapshot(store: Store) -> Snapshot:
+    """One consistent read of nodes, liveness, stacks and assignments (one txn)."""
+    result = await store.txn([], [Get(keys.NODES, prefix=True), Get(keys.ALIVE, prefix=True),
+                                  Get(keys.STACKS, prefix=True), Get(keys.ASSIGN, prefix=True)])
+    nodes_kv, alive_kv, stacks_kv, assign_kv = result.reads
+    assigned: dict[str, dict[str, tuple[Assignment, int]]] = {}
+    for kv in assign_kv:
+        project, _, slot = keys.tail(kv.key, keys.ASSIGN).partition("/")
+        assigned.setdefault(project, {})[slot] = (Assignment.from_json(kv.key, kv.value),
+                                                  kv.mod_revision)
+    return Snapshot(
+        revision=result.revision,
+        nodes=[NodeRecord.from_json(kv.key, kv.value) for kv in nodes_kv],
+        up={keys.tail(kv.key, keys.ALIVE) for kv in alive_kv},
+        stacks=[StackRecord.from_json(kv.key, kv.value) for kv in stacks_kv],
+        assigned=assigned)
+
+
+async def place_all(store: Store, term: int) -> PassStats:
+    """One placement pass over every stack, as the leader of `term`.
+
+    Raises LeadershipLostError if the term ended. A stack whose assignments changed
+    under the pass (an operator's edit) is simply re-placed by the next pass."""
+    snap = await snapshot(store)
+    usable = snap.usable()
+    stats = PassStats(revision=snap.revision)
+    projects = {s.project for s in snap.stacks}
+    for stack in snap.stacks:
+        current = snap.assigned.get(stack.project, {})
+        try:
+            change = assign.plan(stack, usable, {s: a.node for s, (a, _) in current.items()})
+        except StackdError as e:
+            stats.unschedulable[stack.project] = e.message
+            log.warning("cluster: stack %s cannot be placed: %s", stack.project, e.message)
+            continue
+        if change:
+            await _write(store, term, stack.project, change, current, stats)
+    # Assignments of a stack that was removed.
+    for project, current in sorted(snap.assigned.items()):
+        if project not in projects:
+            await _write(store, term, project, assign.Change({}, tuple(sorted(current))),
+                         current, stats)
+    return stats
+
+
+async def _write(store: Store, term: int, project: str, change: assign.Change,
+                 current: Mapping[str, tuple[Assignment, int]], stats: PassStats) -> None:
+    compares = [Compare(keys.LEADER, "CREATE", "EQUAL", term)]
+    ops: list[Put | Delete] = []
+    for slot, node in sorted(change.put.items()):
+        key = keys.assignment(project, slot)
+        rev = current[slot][1] if slot in current else 0
+        compares.append(Compare(key, "MOD", "EQUAL", rev) if rev
+                        else Compare(key, "CREATE", "EQUAL", 0))
+        ops.append(Put(key, Assignment(node, term).to_json()))
+    for slot in change.delete:
+        key = keys.assignment(project, slot)
+        compares.append(Compare(key, "MOD", "EQUAL", current[slot][1]))
+        ops.append(Delete(key))
+    result = await store.txn(compares, ops, [Get(keys.LEADER)])
+    stats.txns += 1
+    if result.succeeded:
+        stats.writes += len(ops)
+        return
+    leader = result.reads[0][0] if result.reads and result.reads[0] else None
+    if leader is None or leader.create_revision != term:
+        raise LeadershipLostError(f"leadership of term {term} ended")
+
+
+async def lead(store: Store, term: int) -> None:
+    """Place now and after every relevant change, until the term ends
+    (LeadershipLostError)."""
+    send, receive = trio.open_memory_channel[KV | None](math.inf)
+    stats = await place_all(store, term)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_changes, store, term, stats.revision + 1, send)
+        async with receive:
+            while True:
+                first = await receive.receive()
+                if first is None:
+                    raise LeadershipLostError(f"leadership of term {term} ended")
+                await trio.sleep(SETTLE)
+                while True:
+                    try:
+                        if receive.receive_nowait() is None:
+                            raise LeadershipLostError(f"leadership of term {term} ended")
+                    except trio.WouldBlock:
+                        break
+                await place_all(store, term)
+
+
+async def _watch_changes(store: Store, term: int, start: int,
+                         send: trio.MemorySendChannel[KV | None]) -> None:
+    """Send each change placement depends on; None when the leader key goes."""
+    async with aclosing(store.watch("", start)) as events:
+        async for ev in events:
+            if ev.kv.key == keys.LEADER:
+                if ev.type == "DELETE" or ev.kv.create_revision != term:
+                    await send.send(None)
+                    return
+            elif not ev.kv.key.startswith(keys.ASSIGN):
+                await send.send(ev.kv)
