@@ -65,6 +65,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "container": ("stackd.cli.cmd_container",
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
+    "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 

@@ -11,10 +11,10 @@ import functools
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import trio
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,7 +36,10 @@ from stackd.daemon.models import (
 from stackd.daemon.oneoff import ServiceRunRequest
 from stackd.daemon.single import RunRequest
 from stackd.daemon.streams import ChannelStream
-from stackd.errors import StackdError
+from stackd.errors import StackdError, UnavailableError
+
+if TYPE_CHECKING:
+    from stackd.daemon.clustering import Membership
 
 log = logging.getLogger("stackd.api")
 
@@ -74,7 +77,7 @@ async def _progress(engine: Engine, project: str, generation: int
             yield item
 
 
-def make_app(engine: Engine) -> FastAPI:
+def make_app(engine: Engine, membership: Membership | None = None) -> FastAPI:
     app = FastAPI(title="stackd", version=__version__,
                   description="The stackd daemon's API, served on $STACKD_RUN/stackd.sock.")
     app.add_middleware(BodyLimit)
@@ -245,6 +248,18 @@ def make_app(engine: Engine) -> FastAPI:
     @app.get("/v1/images")
     async def images() -> list[dict[str, Any]]:
         return await engine.images()
+
+    @app.post("/v1/cluster/join")
+    async def cluster_join(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        from stackd.cluster.config import ClusterConfig
+
+        if membership is None:
+            raise UnavailableError("this daemon runs without cluster membership")
+        return await membership.join(ClusterConfig.from_json(body))
+
+    @app.get("/v1/cluster")
+    async def cluster_status() -> dict[str, Any]:
+        return membership.status() if membership else {"config": None, "lease": 0}
 
     @app.get("/v1/events", responses={200: {"content": {wire.NDJSON: {}}}})
     async def events(since: Annotated[int | None, Query(ge=0)] = None,

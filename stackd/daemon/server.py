@@ -24,6 +24,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from stackd.daemon import jsonlog, slowsteps
 from stackd.daemon.api import make_app
+from stackd.daemon.clustering import Membership
 from stackd.daemon.desired_store import db_path
 from stackd.daemon.engine import Engine
 from stackd.daemon.paths import pid_path, socket_path
@@ -63,6 +64,7 @@ def hypercorn_config(roots: Roots) -> Config:
 async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float = 30.0,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     engine = Engine(roots, world, db, resync_period=resync_period)
+    membership = Membership(roots)
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
@@ -71,7 +73,8 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
                 # hypercorn's ASGI protocol types don't name Starlette's app class.
                 # Building the app (FastAPI's route and model set-up, ~60 ms of CPU) is
                 # a worker thread's: the engine's tasks already run.
-                app = cast("ASGIFramework", await trio.to_thread.run_sync(make_app, engine))
+                app = cast("ASGIFramework", await trio.to_thread.run_sync(
+                    make_app, engine, membership))
                 await hypercorn_serve(app, hypercorn_config(roots),
                                       shutdown_trigger=stop.wait, task_status=task_status)
                 # The API has drained after SIGTERM: stop the loop too.
@@ -83,6 +86,7 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
             await trio.to_thread.run_sync(_import_for_start)
             nursery.start_soon(_checkpoints, db)
             await nursery.start(engine.run)
+            await nursery.start(membership.run)
             await nursery.start(api)
             os.chmod(socket_path(roots), 0o600)
             log.info("listening", extra={"socket": str(socket_path(roots)),

@@ -47,10 +47,10 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # Cluster mode: the etcd store and the leader's placement over the pure scheduler.
     "cluster": ("scheduler", "spec"),
     "daemon": ("reconciler", "scheduler", "spec", "runtime", "images", "netbridge", "state",
-               "hostinfo"),
+               "hostinfo", "cluster"),
     # The CLI reaches the host through the daemon (its API, or daemon.host_verbs for the
     # verbs that must work without one); stack files and image verbs it handles itself.
-    "cli": ("daemon", "spec", "scheduler", "images"),
+    "cli": ("daemon", "spec", "scheduler", "images", "cluster"),
     "__main__": ("cli",),
     "__init__": (),
 }

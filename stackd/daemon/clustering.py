@@ -1,0 +1,81 @@
+"""The daemon's cluster membership: joins when asked (`stackd node join`, through the
+API) and again at every start once joined, then runs the member (lease, election,
+placement when leading) in a nursery of its own. See docs/cluster.md."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from stackd.cluster import config as cluster_config
+from stackd.cluster.member import serve
+from stackd.cluster.records import NodeRecord
+from stackd.cluster.store import Store
+from stackd.errors import AlreadyExistsError, StackdError
+from stackd.hostinfo import local_node
+from stackd.roots import Roots
+
+log = logging.getLogger(__name__)
+
+# Seconds between joins when the store cannot be reached at start (or this node's
+# previous lease has not expired yet, after a quick restart).
+REJOIN = 1.0
+
+
+class Membership:
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.config: cluster_config.ClusterConfig | None = None
+        self.lease = 0
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            config = await trio.to_thread.run_sync(cluster_config.load, self.roots.state)
+            if config is not None:
+                self.config = config
+                nursery.start_soon(self._rejoin, config)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _record(self, config: cluster_config.ClusterConfig) -> NodeRecord:
+        host = local_node(config.labels)
+        return NodeRecord(config.name, host.cpus, host.memory, host.pids, host.labels,
+                          host.arch, address=config.address)
+
+    async def _member(self, config: cluster_config.ClusterConfig, *,
+                      task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        async with Store(config.endpoints, config.prefix) as store:
+            await serve(store, self._record(config), config.ttl, task_status=task_status)
+
+    async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
+        while True:
+            try:
+                assert self._nursery is not None
+                self.lease = await self._nursery.start(self._member, config)
+                return
+            except StackdError as e:
+                log.warning("cluster: cannot rejoin as %s yet: %s", config.name, e.message)
+                await trio.sleep(REJOIN)
+
+    async def join(self, config: cluster_config.ClusterConfig) -> dict[str, Any]:
+        """Join now; the node's record. Fails (typed) if etcd cannot be reached or a
+        node of this name is up, and then nothing is saved."""
+        if self.config is not None:
+            raise AlreadyExistsError(
+                f"this daemon is already node {self.config.name!r} of a cluster",
+                hint=f"remove {self.roots.state / cluster_config.FILE} and restart the "
+                     "daemon to leave it")
+        assert self._nursery is not None
+        self.lease = await self._nursery.start(self._member, config)
+        self.config = config
+        await trio.to_thread.run_sync(cluster_config.save, self.roots.state, config)
+        return {"name": config.name, "lease": self.lease,
+                "record": self._record(config).to_json().decode()}
+
+    def status(self) -> dict[str, Any]:
+        return {"config": self.config.to_json() if self.config else None, "lease": self.lease}
