@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
 from stackd.cluster import assign, keys
-from stackd.cluster.records import Assignment, NodeRecord, StackRecord
+from stackd.cluster.records import Assignment, NodeRecord, StackRecord, StoreRecordError
 from stackd.cluster.store import KV, Compare, Delete, Get, Put, Store
 from stackd.errors import StackdError, UnavailableError
 from stackd.scheduler import Node
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 # After a change wakes the leader, more changes within this window join the same pass
 # (a node going down deletes one key, but a stack update may come with others).
@@ -97,10 +99,22 @@ async def snapshot(store: Store) -> Snapshot:
                                                   kv.mod_revision)
     return Snapshot(
         revision=result.revision,
-        nodes=[NodeRecord.from_json(kv.key, kv.value) for kv in nodes_kv],
+        nodes=_readable(NodeRecord.from_json, nodes_kv),
         up={keys.tail(kv.key, keys.ALIVE) for kv in alive_kv},
-        stacks=[StackRecord.from_json(kv.key, kv.value) for kv in stacks_kv],
+        stacks=_readable(StackRecord.from_json, stacks_kv),
         assigned=assigned)
+
+
+def _readable(parse: Callable[[str, bytes], R], kvs: list[KV]) -> list[R]:
+    """The records that parse; one malformed record must not stop the whole cluster's
+    placement, so it is logged and left out (its stack or node is not placed on)."""
+    out = []
+    for kv in kvs:
+        try:
+            out.append(parse(kv.key, kv.value))
+        except StoreRecordError as e:
+            log.warning("cluster: %s", e.message)
+    return out
 
 
 async def place_all(store: Store, term: int) -> PassStats:
@@ -130,28 +144,39 @@ async def place_all(store: Store, term: int) -> PassStats:
     return stats
 
 
+# etcd refuses a transaction of more than --max-txn-ops (default 128) compares or
+# operations; one slot is one compare and one operation, plus the term's compare.
+CHUNK = 100
+
+
 async def _write(store: Store, term: int, project: str, change: assign.Change,
                  current: Mapping[str, tuple[Assignment, int]], stats: PassStats) -> None:
-    compares = [Compare(keys.LEADER, "CREATE", "EQUAL", term)]
-    ops: list[Put | Delete] = []
+    """Write a stack's change in transactions of at most CHUNK slots. Each slot is
+    conditioned on its own revision and every transaction on the term, so a stack
+    split over several stays correct: a chunk that did not land is the next pass's."""
+    writes: list[tuple[Compare, Put | Delete]] = []
     for slot, node in sorted(change.put.items()):
         key = keys.assignment(project, slot)
         rev = current[slot][1] if slot in current else 0
-        compares.append(Compare(key, "MOD", "EQUAL", rev) if rev
-                        else Compare(key, "CREATE", "EQUAL", 0))
-        ops.append(Put(key, Assignment(node, term).to_json()))
+        writes.append((Compare(key, "MOD", "EQUAL", rev) if rev
+                       else Compare(key, "CREATE", "EQUAL", 0),
+                       Put(key, Assignment(node, term).to_json())))
     for slot in change.delete:
         key = keys.assignment(project, slot)
-        compares.append(Compare(key, "MOD", "EQUAL", current[slot][1]))
-        ops.append(Delete(key))
-    result = await store.txn(compares, ops, [Get(keys.LEADER)])
-    stats.txns += 1
-    if result.succeeded:
-        stats.writes += len(ops)
-        return
-    leader = result.reads[0][0] if result.reads and result.reads[0] else None
-    if leader is None or leader.create_revision != term:
-        raise LeadershipLostError(f"leadership of term {term} ended")
+        writes.append((Compare(key, "MOD", "EQUAL", current[slot][1]), Delete(key)))
+    for i in range(0, len(writes), CHUNK):
+        chunk = writes[i:i + CHUNK]
+        result = await store.txn([Compare(keys.LEADER, "CREATE", "EQUAL", term),
+                                  *(c for c, _ in chunk)],
+                                 [op for _, op in chunk], [Get(keys.LEADER)])
+        stats.txns += 1
+        if result.succeeded:
+            stats.writes += len(chunk)
+            continue
+        leader = result.reads[0][0] if result.reads and result.reads[0] else None
+        if leader is None or leader.create_revision != term:
+            raise LeadershipLostError(f"leadership of term {term} ended")
+        return  # a slot changed under this pass: the next pass sees it
 
 
 async def lead(store: Store, term: int) -> None:

@@ -12,7 +12,7 @@ import trio
 from stackd.cluster import leader, nodes
 from stackd.cluster.records import NodeRecord
 from stackd.cluster.store import Store
-from stackd.errors import UnavailableError
+from stackd.errors import StackdError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,14 @@ async def serve(store: Store, record: NodeRecord, ttl: int, *,
     """Be a member until cancelled; `task_status.started(lease)` once joined."""
     started = False
     while True:
-        lease = await nodes.join(store, record, ttl)
+        try:
+            lease = await nodes.join(store, record, ttl)
+        except StackdError as e:
+            if not started:
+                raise  # the first join's failure is the caller's (`node join` says why)
+            log.warning("cluster: rejoining as %s: %s", record.name, e.message)
+            await trio.sleep(RETRY)
+            continue
         if not started:
             task_status.started(lease)
             started = True
@@ -46,6 +53,8 @@ async def _stand_for_leader(store: Store, name: str, lease: int) -> None:
             await leader.lead(store, term)
         except* leader.LeadershipLostError:
             log.info("cluster: %s no longer leads", name)
-        except* UnavailableError as group:
+        except* StackdError as group:
+            # etcd unreachable, or a record this version cannot read: stand again
+            # later rather than take the daemon down with the leader loop.
             log.warning("cluster: %s", group.exceptions[0])
             await trio.sleep(RETRY)

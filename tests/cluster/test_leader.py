@@ -193,3 +193,34 @@ async def test_drain_moves_slots_and_rm_refuses_an_up_node(etcd1: EtcdCluster) -
         n.cancel_scope.cancel()
     for m in members:
         await m.store.aclose()
+
+
+async def test_a_stack_larger_than_one_etcd_transaction_is_placed_whole(
+        etcd1: EtcdCluster) -> None:
+    """etcd refuses more than 128 operations in one txn: 300 slots take several."""
+    async with Store(etcd1.endpoints, prefix="/c/") as admin, trio.open_nursery() as n:
+        members = [Node(etcd1.endpoints, f"n{i}") for i in range(3)]
+        for m in members:
+            await n.start(m.run)
+        big = StackRecord("big", (ServiceRecord("web", 300, Resources(cpus=0.01)),))
+        await admin.put(keys.stack("big"), big.to_json())
+        placed = await wait_for(admin, "big", lambda a: len(a) == 300)
+        assert Counter(node for node, _, _ in placed.values()) == \
+            {"n0": 100, "n1": 100, "n2": 100}
+        n.cancel_scope.cancel()
+    for m in members:
+        await m.store.aclose()
+
+
+async def test_a_malformed_record_does_not_stop_placement(etcd1: EtcdCluster) -> None:
+    async with Store(etcd1.endpoints, prefix="/c/") as admin, trio.open_nursery() as n:
+        await admin.put(keys.stack("bad"), b'{"project": "bad", "services": "all"}')
+        await admin.put(keys.node("junk"), b"\xff not json")
+        member = Node(etcd1.endpoints, "n0")
+        await n.start(member.run)
+        await admin.put(keys.stack("shop"), web(replicas=2).to_json())
+        placed = await wait_for(admin, "shop", lambda a: len(a) == 2)
+        assert {node for node, _, _ in placed.values()} == {"n0"}
+        assert await assignments(admin, "bad") == {}
+        n.cancel_scope.cancel()
+    await member.store.aclose()
