@@ -28,7 +28,7 @@ import trio
 from stackd.cluster import assign, keys
 from stackd.cluster.records import Assignment, NodeRecord, StackRecord, StoreRecordError
 from stackd.cluster.store import KV, Compare, Delete, Get, Put, Store
-from stackd.errors import StackdError, UnavailableError
+from stackd.errors import UnavailableError
 from stackd.scheduler import Node
 
 log = logging.getLogger(__name__)
@@ -123,24 +123,20 @@ async def place_all(store: Store, term: int) -> PassStats:
     Raises LeadershipLostError if the term ended. A stack whose assignments changed
     under the pass (an operator's edit) is simply re-placed by the next pass."""
     snap = await snapshot(store)
-    usable = snap.usable()
     stats = PassStats(revision=snap.revision)
-    projects = {s.project for s in snap.stacks}
-    for stack in snap.stacks:
-        current = snap.assigned.get(stack.project, {})
-        try:
-            change = assign.plan(stack, usable, {s: a.node for s, (a, _) in current.items()})
-        except StackdError as e:
-            stats.unschedulable[stack.project] = e.message
-            log.warning("cluster: stack %s cannot be placed: %s", stack.project, e.message)
-            continue
-        if change:
-            await _write(store, term, stack.project, change, current, stats)
+    current = {p: {slot: a.node for slot, (a, _) in slots.items()}
+               for p, slots in snap.assigned.items()}
+    changes, stats.unschedulable = assign.plan_all(snap.stacks, snap.usable(), current)
+    for project, why in sorted(stats.unschedulable.items()):
+        log.warning("cluster: stack %s cannot be placed: %s", project, why)
+    for project, change in sorted(changes.items()):
+        await _write(store, term, project, change, snap.assigned.get(project, {}), stats)
     # Assignments of a stack that was removed.
-    for project, current in sorted(snap.assigned.items()):
+    projects = {s.project for s in snap.stacks}
+    for project, slots in sorted(snap.assigned.items()):
         if project not in projects:
-            await _write(store, term, project, assign.Change({}, tuple(sorted(current))),
-                         current, stats)
+            await _write(store, term, project, assign.Change({}, tuple(sorted(slots))),
+                         slots, stats)
     return stats
 
 

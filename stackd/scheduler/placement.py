@@ -4,7 +4,8 @@ Each slot needs its reservations (falling back to limits) free on a node whose l
 satisfy its constraints, and on which fewer than its service's max_replicas_per_node
 already run. Two strategies:
 
-- spread:  the node holding the fewest slots of this service, then the least loaded;
+- spread:  the node holding the fewest slots of this service, then the least loaded,
+           then the one holding the fewest slots of any service;
 - binpack: the most loaded node that still fits.
 
 "Load" is a node's dominant share: the largest of reserved/capacity over CPUs, memory
@@ -15,7 +16,9 @@ first-fit decreasing, which leaves fewer gaps), and each service's slots in inde
 order. Placement is greedy: it refuses a stack only when no node has room for a slot
 at that point. `kept` slots (cluster mode: those already running on a node that is
 still up) stay where they are: their reservations and per-service counts are taken
-first, and only the other slots are placed around them.
+first, and only the other slots are placed around them. `reserved` is what other
+stacks' slots already hold on each node (their summed needs and their number), so
+placing one stack at a time still spreads the cluster as a whole.
 """
 
 from __future__ import annotations
@@ -64,13 +67,15 @@ _GroupKey = tuple[str, _Amount, tuple[Constraint, ...], int | None]
 class _Bin:
     """A node's capacity and what has been reserved on it so far."""
 
-    __slots__ = ("cap", "load", "name", "node", "used_cpu", "used_memory", "used_pids")
+    __slots__ = ("cap", "held", "load", "name", "node", "used_cpu", "used_memory",
+                 "used_pids")
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.name = node.name
         self.cap = _Amount.of(Resources(node.cpus, node.memory, node.pids))
         self.used_cpu = self.used_memory = self.used_pids = 0
+        self.held = 0  # slots of any service
         # Kept up to date by take(): ranking reads it for every node of every service.
         self.load = 0.0
 
@@ -79,7 +84,8 @@ class _Bin:
                 and self.used_memory + need.memory <= self.cap.memory
                 and self.used_pids + need.pids <= self.cap.pids)
 
-    def take(self, need: _Amount) -> None:
+    def take(self, need: _Amount, slots: int = 1) -> None:
+        self.held += slots
         self.used_cpu += need.cpu
         self.used_memory += need.memory
         self.used_pids += need.pids
@@ -117,12 +123,15 @@ class Placement:
 
 
 def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "spread",
-          kept: Mapping[Slot, str] | None = None) -> Placement:
+          kept: Mapping[Slot, str] | None = None,
+          reserved: Mapping[str, tuple[Resources, int]] | None = None) -> Placement:
     """Assign every slot to a node, or raise UnschedulableError naming the service and the
     numbers. Deterministic for the same slots, nodes, strategy and `kept`.
 
     `kept` maps slots already placed to their node (which must be among `nodes`); they
-    keep it, and count against its room and its max_replicas_per_node."""
+    keep it, and count against its room and its max_replicas_per_node. `reserved`
+    maps a node name to what other slots hold there: (their summed needs, their
+    number); nodes not given are skipped."""
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown placement strategy {strategy!r}",
                          hint=f"use one of {', '.join(STRATEGIES)}")
@@ -133,6 +142,9 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
     slot_list = sorted(s for s in slots if s not in kept)
     bins = [_Bin(n) for n in sorted(nodes, key=lambda n: n.name)]
     by_name = {b.name: b for b in bins}
+    for name, (needs, count) in (reserved or {}).items():
+        if name in by_name:
+            by_name[name].take(_Amount.of(needs), count)
     kept_count: dict[tuple[str, str], int] = {}
     for slot, node in kept.items():
         if node not in by_name:
@@ -205,7 +217,7 @@ def _rank(strategy: Strategy, b: _Bin, count: int) -> tuple[int | float | str, .
     # Smallest rank wins. `eligible` is in name order, so the heap's second field (the
     # index) breaks remaining ties by name.
     if strategy == "spread":
-        return (count, b.load)
+        return (count, b.load, b.held)
     return (-b.load,)
 
 

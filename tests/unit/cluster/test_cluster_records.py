@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from types import MappingProxyType
 
 import pytest
@@ -85,3 +86,29 @@ def test_plan_deletes_slots_scaled_away() -> None:
 def test_plan_with_no_usable_node_is_unschedulable() -> None:
     with pytest.raises(UnschedulableError, match="web"):
         assign.plan(SIX, [], {})
+
+
+def test_plan_all_spreads_the_cluster_not_each_stack_alone() -> None:
+    """Ten stacks of two replicas over ten nodes: two slots per node, not all twenty
+    on the first two nodes by name."""
+    stacks = [StackRecord(f"s{i}", (ServiceRecord("web", 2, Resources(cpus=0.1)),))
+              for i in range(10)]
+    changes, refused = assign.plan_all(stacks, _nodes(*(f"n{i}" for i in range(10))), {})
+    assert not refused
+    per_node = Counter(n for c in changes.values() for n in c.put.values())
+    assert sorted(per_node.values()) == [2] * 10
+
+
+def test_plan_all_moves_only_a_lost_nodes_slots_and_reports_what_cannot_fit() -> None:
+    stacks = [StackRecord(f"s{i}", (ServiceRecord("web", 3, Resources(cpus=1)),))
+              for i in range(4)]
+    nodes = _nodes("a", "b", "c", "d")
+    first, _ = assign.plan_all(stacks, nodes, {})
+    current = {p: c.put for p, c in first.items()}
+    lost = {(p, s) for p, c in current.items() for s, n in c.items() if n == "d"}
+    moved, refused = assign.plan_all(stacks, nodes[:3], current)
+    assert not refused
+    assert {(p, s) for p, c in moved.items() for s in c.put} == lost
+    big = StackRecord("big", (ServiceRecord("web", 1, Resources(cpus=64)),))
+    _, refused = assign.plan_all([*stacks, big], nodes, current)
+    assert list(refused) == ["big"] and "web" in refused["big"]
