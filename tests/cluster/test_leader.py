@@ -31,8 +31,8 @@ def record(name: str, **labels: str) -> NodeRecord:
                       labels=MappingProxyType(labels))
 
 
-def web(project: str = "shop", replicas: int = 6) -> StackRecord:
-    return StackRecord(project, (ServiceRecord("web", replicas, Resources(cpus=0.5)),))
+def web(project: str = "shop", replicas: int = 6, cpus: float = 0.5) -> StackRecord:
+    return StackRecord(project, (ServiceRecord("web", replicas, Resources(cpus=cpus)),))
 
 
 class Node:
@@ -119,7 +119,7 @@ async def test_a_leader_killed_mid_placement_hands_over_and_nothing_is_placed_tw
         await n.start(other.run)
         _, rev = await admin.range(keys.ASSIGN)
         for batch in (projects[:100], projects[100:]):
-            await admin.txn([], [Put(keys.stack(p), web(p, replicas=2).to_json())
+            await admin.txn([], [Put(keys.stack(p), web(p, replicas=2, cpus=0.01).to_json())
                                  for p in batch])
         # Kill the leader `a` the moment its first assignment lands: mid-way through.
         async with aclosing(admin.watch(keys.ASSIGN, rev + 1)) as events:
