@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from support.freeaddrs import free_port
+from support.hostpackages import require_command
 
 
 @dataclass
@@ -67,9 +68,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path,
 
 
 def start_etcd(tmp: Path, size: int) -> EtcdCluster:
+    require_command("etcd", "etcd-server")
     etcd = shutil.which("etcd")
-    if etcd is None:
-        pytest.skip("etcd is not installed (scripts/setup installs etcd-server)")
+    assert etcd is not None
     cluster = EtcdCluster()
     for i in range(size):
         cluster.members.append(Member(
