@@ -16,7 +16,7 @@ from support.etcdcluster import EtcdCluster
 from stackd.cluster import agent, keys, leader, nodes
 from stackd.cluster.member import serve
 from stackd.cluster.records import Assignment, NodeRecord, ServiceRecord, StackRecord
-from stackd.cluster.store import Put, Store
+from stackd.cluster.store import Put, Store, StoreUnavailableError
 from stackd.errors import AlreadyExistsError, ConflictError
 from stackd.scheduler import Resources
 
@@ -68,7 +68,11 @@ async def assignments(store: Store, project: str) -> dict[str, tuple[str, int, i
 async def wait_for(store: Store, project: str, pred, timeout: float = 15.0):  # type: ignore[no-untyped-def]
     with trio.fail_after(timeout):
         while True:
-            now = await assignments(store, project)
+            try:
+                now = await assignments(store, project)
+            except StoreUnavailableError:  # an etcd member killed: a new raft leader
+                await trio.sleep(0.1)
+                continue
             if pred(now):
                 return now
             await trio.sleep(0.05)
@@ -224,3 +228,32 @@ async def test_a_malformed_record_does_not_stop_placement(etcd1: EtcdCluster) ->
         assert await assignments(admin, "bad") == {}
         n.cancel_scope.cancel()
     await member.store.aclose()
+
+
+async def test_the_cluster_keeps_placing_while_etcd_members_are_killed(
+        etcd3: EtcdCluster) -> None:
+    """A 3-member etcd loses one member (maybe its raft leader, maybe the one the
+    leader's watch streams from): a node killed afterwards still has its slots moved."""
+    async with Store(etcd3.endpoints, prefix="/c/") as admin, trio.open_nursery() as n:
+        members = [Node(etcd3.endpoints, f"n{i}") for i in range(3)]
+        for m in members:
+            await n.start(m.run)
+        await admin.put(keys.stack("shop"), web().to_json())
+        await wait_for(admin, "shop", lambda a: len(a) == 6)
+        etcd3.members[0].kill()
+        boss = None
+        with trio.fail_after(10):
+            while boss is None:
+                try:
+                    boss = (await admin.get(keys.LEADER)).value.decode()  # type: ignore[union-attr]
+                except StoreUnavailableError:
+                    await trio.sleep(0.1)
+        victim = next(m for m in members if m.name != boss)
+        victim.kill()
+        moved = await wait_for(admin, "shop", lambda a: len(a) == 6 and all(
+            node != victim.name for node, _, _ in a.values()), timeout=TTL + BOUND)
+        assert Counter(node for node, _, _ in moved.values()) == \
+            {m.name: 3 for m in members if m is not victim}
+        n.cancel_scope.cancel()
+    for m in members:
+        await m.store.aclose()
