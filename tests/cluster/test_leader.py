@@ -12,6 +12,7 @@ from types import MappingProxyType
 import pytest
 import trio
 from support.etcdcluster import EtcdCluster
+from support.tcpcut import Cuttable
 
 from stackd.cluster import agent, keys, leader, nodes
 from stackd.cluster.member import serve
@@ -254,6 +255,56 @@ async def test_the_cluster_keeps_placing_while_etcd_members_are_killed(
             node != victim.name for node, _, _ in a.values()), timeout=TTL + BOUND)
         assert Counter(node for node, _, _ in moved.values()) == \
             {m.name: 3 for m in members if m is not victim}
+        n.cancel_scope.cancel()
+    for m in members:
+        await m.store.aclose()
+
+
+async def test_a_partitioned_node_loses_its_slots_and_on_return_runs_none_twice(
+        etcd1: EtcdCluster) -> None:
+    """n2 reaches etcd through a proxy that is cut: its lease runs out, its slots move;
+    healed, it rejoins with a new lease and its desired state no longer holds them."""
+    proxy = Cuttable(int(etcd1.endpoints[0].rsplit(":", 1)[1]))
+    async with Store(etcd1.endpoints, prefix="/c/") as admin, trio.open_nursery() as n:
+        await n.start(proxy.serve)
+        first = Node(etcd1.endpoints, "n0")
+        await n.start(first.run)  # n0 leads: it is never cut off
+        members = [first, Node(etcd1.endpoints, "n1"), Node([proxy.url], "n2")]
+        for m in members[1:]:
+            await n.start(m.run)
+        await admin.put(keys.stack("shop"), web().to_json())
+        placed = await wait_for(admin, "shop", lambda a: len(a) == 6)
+        held = {s for s, (node, _, _) in placed.items() if node == "n2"}
+        assert len(held) == 2
+        seen: list[agent.Desired] = []
+
+        async def follow() -> None:  # n2's own view, through its own cut-off client
+            async with aclosing(agent.assigned_to(members[2].store, "n2")) as desired:
+                async for d in desired:
+                    seen.append(d)
+        n.start_soon(follow)
+        with trio.fail_after(5):
+            while not seen:
+                await trio.sleep(0.05)
+        assert seen[-1] == {"shop": frozenset(held)}
+        lease = members[2].lease
+
+        proxy.cut()
+        moved = await wait_for(admin, "shop", lambda a: all(
+            node != "n2" for node, _, _ in a.values()), timeout=TTL + BOUND)
+        assert {s: v for s, v in moved.items() if s not in held} == \
+            {s: v for s, v in placed.items() if s not in held}
+        assert not members[2].scope.cancel_called  # cut off, n2 itself runs on
+
+        await n.start(proxy.serve)  # healed
+        with trio.fail_after(TTL + BOUND):
+            while True:
+                alive = await admin.get(keys.alive("n2"))
+                if alive is not None and seen and seen[-1] == {}:
+                    break
+                await trio.sleep(0.1)
+        assert alive.lease != lease  # rejoined with a new lease
+        assert await assignments(admin, "shop") == moved  # and nothing moved back
         n.cancel_scope.cancel()
     for m in members:
         await m.store.aclose()
