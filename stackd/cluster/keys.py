@@ -5,6 +5,7 @@
     leader                        bound to the leader's lease: its node name
     stacks/<project>              what to run: the stack's services as slots need them
     assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
+    ipam/<network>/<block>        the node holding that address block (a/b as a_b)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ ALIVE = "alive/"
 LEADER = "leader"
 STACKS = "stacks/"
 ASSIGN = "assign/"
+IPAM = "ipam/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
