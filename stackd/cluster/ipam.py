@@ -16,6 +16,7 @@ from stackd.cluster import keys
 from stackd.cluster.store import Store
 from stackd.errors import ConflictError
 
+
 def _prefix(network: str) -> str:
     return f"{keys.IPAM}{keys.check_name('network', network)}/"
 
