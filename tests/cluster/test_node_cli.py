@@ -66,6 +66,9 @@ def test_join_ls_drain_and_a_killed_daemon_going_down(etcd1: EtcdCluster,
     out = h1("node", "join", "--etcd", url, "--name", "alpha", "--label", "zone=a",
              "--ttl", "2")
     assert out.stdout.strip() == "joined the cluster as node alpha"
+    taken = h2("node", "join", "--etcd", url, "--name", "alpha", check=False)
+    assert taken.returncode == 1 and "node 'alpha' is already up" in taken.stderr
+    assert "Traceback" not in taken.stderr and "Exception" not in taken.stderr
     h2("node", "join", "--etcd", url, "--name", "beta", "--ttl", "2")
     nodes = ls(h1)
     assert {n: (r["status"], r["availability"]) for n, r in nodes.items()} == \
