@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import aclosing
 from pathlib import Path
 from types import MappingProxyType
 
@@ -65,6 +66,32 @@ async def measure(store: Store, term: int, label: str, results: dict[str, object
           flush=True)
 
 
+async def end_to_end(store: Store, term: int, victim: str,
+                     results: dict[str, object]) -> None:
+    """The leader as it runs (`lead`: one read, then its watch-fed view): from a node's
+    liveness key going to its last slot written elsewhere."""
+    async with Store(store.endpoints, prefix=store.prefix) as observer, \
+            trio.open_nursery() as nursery:
+        nursery.start_soon(leader.lead, store, term)
+        await trio.sleep(3)  # its first read and pass (nothing to do) are not measured
+        kvs, rev = await observer.range(keys.ASSIGN)
+        held = {kv.key for kv in kvs if kv.json()["node"] == victim}
+        before = store.requests
+        t = time.perf_counter()
+        await observer.delete(keys.alive(victim))
+        async with aclosing(observer.watch(keys.ASSIGN, rev + 1)) as events:
+            async for ev in events:
+                held.discard(ev.kv.key)
+                if not held:
+                    break
+        wall = time.perf_counter() - t
+        requests = store.requests - before
+        nursery.cancel_scope.cancel()
+    results["one node down, lead()"] = {"wall_s": round(wall, 3), "leader_requests": requests}
+    print(f"{'one node down, lead()':<22} {wall:6.3f} s from the liveness key's deletion to "
+          f"its slots elsewhere; {requests} leader requests (no reads)", flush=True)
+
+
 async def run(endpoints: list[str], args: argparse.Namespace) -> dict[str, object]:
     results: dict[str, object] = {"nodes": args.nodes,
                                   "slots": args.stacks * args.replicas}
@@ -91,6 +118,7 @@ async def run(endpoints: list[str], args: argparse.Namespace) -> dict[str, objec
         await measure(store, term, "one node down", results)
         await store.put(keys.stack("s0000"), stack("s0000", args.replicas + 10).to_json())
         await measure(store, term, "one stack +10 replicas", results)
+        await end_to_end(store, term, names[len(names) // 3], results)
         await store.revoke(lease)
     return results
 

@@ -17,7 +17,6 @@ one snapshot read and one transaction per stack later.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import trio
 
 from stackd.cluster import assign, keys
 from stackd.cluster.records import Assignment, NodeRecord, StackRecord, StoreRecordError
-from stackd.cluster.store import KV, Compare, Delete, Get, Put, Store
+from stackd.cluster.store import KV, Compare, Delete, Event, Get, Put, Store
 from stackd.errors import UnavailableError
 from stackd.scheduler import Node
 
@@ -43,9 +42,11 @@ class LeadershipLostError(UnavailableError):
     """This node's leader key is gone: another node leads now."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Snapshot:
-    """Everything placement reads, at one revision."""
+    """Everything placement reads, at one revision. The leader reads it once, then
+    keeps it current from its watch (`apply`), as an informer does: a pass reads
+    nothing from etcd, whatever the cluster's size."""
 
     revision: int
     nodes: list[NodeRecord]
@@ -58,12 +59,43 @@ class Snapshot:
         return [Node(n.name, n.cpus, n.memory, n.pids, n.labels, arch=n.arch)
                 for n in self.nodes if n.name in self.up and n.availability == "active"]
 
+    def apply(self, ev: Event) -> None:
+        """One watched change, in revision order."""
+        key, gone = ev.kv.key, ev.type == "DELETE"
+        self.revision = max(self.revision, ev.kv.mod_revision)
+        if key.startswith(keys.ASSIGN):
+            project, _, slot = keys.tail(key, keys.ASSIGN).partition("/")
+            slots = self.assigned.setdefault(project, {})
+            if gone:
+                slots.pop(slot, None)
+                if not slots:
+                    del self.assigned[project]
+            else:
+                slots[slot] = (Assignment.from_json(key, ev.kv.value), ev.kv.mod_revision)
+        elif key.startswith(keys.ALIVE):
+            name = keys.tail(key, keys.ALIVE)
+            (self.up.discard if gone else self.up.add)(name)
+        elif key.startswith(keys.NODES):
+            name = keys.tail(key, keys.NODES)
+            self.nodes = [n for n in self.nodes if n.name != name]
+            if not gone:
+                self.nodes += _readable(NodeRecord.from_json, [ev.kv])
+                self.nodes.sort(key=lambda n: n.name)
+        elif key.startswith(keys.STACKS):
+            project = keys.tail(key, keys.STACKS)
+            self.stacks = [st for st in self.stacks if st.project != project]
+            if not gone:
+                self.stacks += _readable(StackRecord.from_json, [ev.kv])
+                self.stacks.sort(key=lambda st: st.project)
+
 
 @dataclass(slots=True)
 class PassStats:
     """What one placement pass did: transactions sent, keys written, stacks refused."""
 
     revision: int = 0  # of the snapshot it placed from
+    written: int = 0  # the revision of its last write, 0 if none
+    conflicts: int = 0  # transactions refused because a slot changed under the pass
     txns: int = 0
     writes: int = 0
     unschedulable: dict[str, str] = field(default_factory=dict)
@@ -117,12 +149,19 @@ def _readable(parse: Callable[[str, bytes], R], kvs: list[KV]) -> list[R]:
     return out
 
 
-async def place_all(store: Store, term: int) -> PassStats:
-    """One placement pass over every stack, as the leader of `term`.
+async def place_all(store: Store, term: int, snap: Snapshot | None = None) -> PassStats:
+    """One placement pass over every stack, as the leader of `term`, from `snap` (or
+    from a fresh read).
 
     Raises LeadershipLostError if the term ended. A stack whose assignments changed
-    under the pass (an operator's edit) is simply re-placed by the next pass."""
-    snap = await snapshot(store)
+    under the pass (an operator's edit) is counted in `conflicts`; the caller passes
+    again once its view has caught up."""
+    if snap is None:
+        snap = await snapshot(store)
+    # The watch updates `snap` while this pass awaits its writes: plan and compare
+    # against one copy, taken before the first await.
+    snap = Snapshot(snap.revision, list(snap.nodes), set(snap.up), list(snap.stacks),
+                    {p: dict(slots) for p, slots in snap.assigned.items()})
     stats = PassStats(revision=snap.revision)
     current = {p: {slot: a.node for slot, (a, _) in slots.items()}
                for p, slots in snap.assigned.items()}
@@ -168,43 +207,54 @@ async def _write(store: Store, term: int, project: str, change: assign.Change,
         stats.txns += 1
         if result.succeeded:
             stats.writes += len(chunk)
+            stats.written = result.revision
             continue
         leader = result.reads[0][0] if result.reads and result.reads[0] else None
         if leader is None or leader.create_revision != term:
             raise LeadershipLostError(f"leadership of term {term} ended")
+        stats.conflicts += 1
         return  # a slot changed under this pass: the next pass sees it
 
 
 async def lead(store: Store, term: int) -> None:
     """Place now and after every relevant change, until the term ends
-    (LeadershipLostError)."""
-    send, receive = trio.open_memory_channel[KV | None](math.inf)
-    stats = await place_all(store, term)
+    (LeadershipLostError). One read at the start; after it, the watch keeps the
+    snapshot current and each pass waits for its own previous writes to show in it."""
+    snap = await snapshot(store)
+    changed = trio.Event()
+    caught_up = trio.Condition()
+    ended = False
+
+    async def follow() -> None:
+        nonlocal changed, ended
+        async with aclosing(store.watch("", snap.revision + 1)) as events:
+            async for ev in events:
+                if ev.kv.key == keys.LEADER:
+                    if ev.type == "DELETE" or ev.kv.create_revision != term:
+                        ended = True
+                        changed.set()
+                        async with caught_up:
+                            caught_up.notify_all()
+                        return
+                    continue
+                snap.apply(ev)
+                if ev.kv.key.startswith((keys.NODES, keys.ALIVE, keys.STACKS)):
+                    changed.set()
+                async with caught_up:
+                    caught_up.notify_all()
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_changes, store, term, stats.revision + 1, send)
-        async with receive:
-            while True:
-                first = await receive.receive()
-                if first is None:
+        nursery.start_soon(follow)
+        stats = await place_all(store, term, snap)
+        while True:
+            # The view must hold this pass's own writes before the next one plans.
+            async with caught_up:
+                while snap.revision < stats.written and not ended:
+                    await caught_up.wait()
+            if not stats.conflicts:
+                await changed.wait()
+                if ended:
                     raise LeadershipLostError(f"leadership of term {term} ended")
                 await trio.sleep(SETTLE)
-                while True:
-                    try:
-                        if receive.receive_nowait() is None:
-                            raise LeadershipLostError(f"leadership of term {term} ended")
-                    except trio.WouldBlock:
-                        break
-                await place_all(store, term)
-
-
-async def _watch_changes(store: Store, term: int, start: int,
-                         send: trio.MemorySendChannel[KV | None]) -> None:
-    """Send each change placement depends on; None when the leader key goes."""
-    async with aclosing(store.watch("", start)) as events:
-        async for ev in events:
-            if ev.kv.key == keys.LEADER:
-                if ev.type == "DELETE" or ev.kv.create_revision != term:
-                    await send.send(None)
-                    return
-            elif not ev.kv.key.startswith(keys.ASSIGN):
-                await send.send(ev.kv)
+            changed = trio.Event()
+            stats = await place_all(store, term, snap)
