@@ -46,6 +46,19 @@ def _unb64(text: str | None) -> bytes:
     return base64.b64decode(text) if text else b""
 
 
+def _json_object(endpoint: str, path: str, body: bytes) -> dict[str, Any]:
+    """An answer's JSON object; anything else means the endpoint is not etcd's gateway."""
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise StoreError(f"{endpoint} answered {path} with something other than etcd's "
+                         f"JSON: {body[:80]!r}",
+                         hint="point --etcd at an etcd (>= 3.4) client URL")
+    return data
+
+
 def _prefix_end(key: bytes) -> bytes:
     """The first key after every key starting with `key` (etcd's range_end for a prefix)."""
     end = bytearray(key)
@@ -177,7 +190,7 @@ class Store:
                     f"etcd at {endpoint} did not answer {path}: {e or type(e).__name__}",
                     hint="check that the etcd cluster has a quorum") from e
             self._first = (self._first + i) % len(self.endpoints)
-            data: dict[str, Any] = resp.json() if resp.content else {}
+            data = _json_object(endpoint, path, resp.content)
             if resp.status_code != 200:
                 message = data.get("message") or data.get("error") or resp.text
                 if resp.status_code in (503, 504) or "leader" in str(message):
@@ -320,7 +333,7 @@ class Store:
                     async for line in resp.aiter_lines():
                         if not line.strip():
                             continue
-                        msg = json.loads(line)
+                        msg = _json_object(endpoint, "watch", line.encode())
                         if "error" in msg:
                             raise StoreUnavailableError(
                                 f"etcd at {endpoint} ended a watch: {msg['error']}")

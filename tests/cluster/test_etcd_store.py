@@ -4,10 +4,14 @@ and a member killed under it."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import trio
 from support.etcdcluster import EtcdCluster
+from support.freeaddrs import free_port
 
 from stackd.cluster.store import (
     Compare,
@@ -15,6 +19,7 @@ from stackd.cluster.store import (
     Get,
     Put,
     Store,
+    StoreError,
     StoreUnavailableError,
 )
 
@@ -133,3 +138,28 @@ async def test_no_endpoint_answering_is_a_typed_error(etcd1: EtcdCluster) -> Non
     async with Store(etcd1.endpoints, prefix="/t/") as s:
         with pytest.raises(StoreUnavailableError, match="no etcd endpoint answered"):
             await s.get("k")
+
+
+async def test_an_endpoint_that_is_not_etcd_is_a_typed_error(tmp_path: Path) -> None:
+    """Any HTTP server on the URL (here a directory listing) is not taken for etcd."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port),
+                               "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with Store([f"http://127.0.0.1:{port}"]) as s:
+            with trio.fail_after(10):
+                while True:
+                    try:
+                        await s.get("k")
+                    except StoreUnavailableError:  # not listening yet
+                        await trio.sleep(0.05)
+                        continue
+                    except StoreError as e:
+                        assert "something other than etcd's JSON" in str(e)
+                        assert "point --etcd at an etcd" in str(e)
+                        break
+                    raise AssertionError("a directory listing was taken for etcd")
+    finally:
+        server.kill()
+        server.wait()
