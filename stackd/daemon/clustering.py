@@ -1,21 +1,25 @@
 """The daemon's cluster membership: joins when asked (`stackd node join`, through the
 API) and again at every start once joined, then runs the member (lease, election,
-placement when leading) in a nursery of its own. See docs/cluster.md."""
+placement when leading) in a nursery of its own. See docs/cluster.md.
+
+A daemon that is no member pays nothing for it at start: the member's modules (the
+scheduler with networkx, the etcd client) are imported, in a worker thread, only
+when it joins."""
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from stackd.cluster import config as cluster_config
-from stackd.cluster.member import serve
-from stackd.cluster.records import NodeRecord
-from stackd.cluster.store import Store
 from stackd.errors import AlreadyExistsError, StackdError
-from stackd.hostinfo import local_node
 from stackd.roots import Roots
+
+if TYPE_CHECKING:
+    from stackd.cluster.records import NodeRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +47,19 @@ class Membership:
             await trio.sleep_forever()
 
     def _record(self, config: cluster_config.ClusterConfig) -> NodeRecord:
+        from stackd.cluster.records import NodeRecord
+        from stackd.hostinfo import local_node
+
         host = local_node(config.labels)
         return NodeRecord(config.name, host.cpus, host.memory, host.pids, host.labels,
                           host.arch, address=config.address)
 
     async def _member(self, config: cluster_config.ClusterConfig, *,
                       task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.to_thread.run_sync(importlib.import_module, "stackd.cluster.member")
+        from stackd.cluster.member import serve
+        from stackd.cluster.store import Store
+
         async with Store(config.endpoints, config.prefix) as store:
             await serve(store, self._record(config), config.ttl, task_status=task_status)
 
