@@ -7,6 +7,7 @@ killed member's replacement leader appear within about a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -51,38 +52,51 @@ class EtcdCluster:
             m.kill()
 
 
+def _healthy(url: str, netns: str | None) -> bool:
+    with contextlib.ExitStack() as stack:
+        if netns is not None:
+            from stackd.netbridge.netns import entered
+
+            stack.enter_context(entered(f"/run/netns/{netns}"))
+        try:
+            return bool(httpx.get(f"{url}/health", timeout=1.0).json().get("health") == "true")
+        except (httpx.HTTPError, ValueError):
+            return False
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path,
-                  timeout: float = 20.0) -> None:
+                  timeout: float = 20.0, netns: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"etcd at {url} exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).json().get("health") == "true":
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
+        if _healthy(url, netns):
+            return
         time.sleep(0.05)
     raise AssertionError(f"etcd at {url} not healthy in {timeout} s: "
                          f"{log.read_text()[-2000:]}")
 
 
-def start_etcd(tmp: Path, size: int) -> EtcdCluster:
+def start_etcd(tmp: Path, size: int, host: str = "127.0.0.1",
+               netns: str | None = None) -> EtcdCluster:
+    """`size` members on `host`; with `netns`, run inside that network namespace
+    (`ip netns exec`, which execs etcd: the PID is etcd's own)."""
     require_command("etcd", "etcd-server")
     etcd = shutil.which("etcd")
     assert etcd is not None
     cluster = EtcdCluster()
     for i in range(size):
         cluster.members.append(Member(
-            name=f"m{i}", client_url=f"http://127.0.0.1:{free_port()}",
-            peer_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp / f"etcd-m{i}",
+            name=f"m{i}", client_url=f"http://{host}:{free_port()}",
+            peer_url=f"http://{host}:{free_port()}", data_dir=tmp / f"etcd-m{i}",
             log=tmp / f"etcd-m{i}.log"))
     initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster.members)
     try:
         for m in cluster.members:
             with m.log.open("wb") as log:
+                prefix = ["ip", "netns", "exec", netns] if netns else []
                 m.proc = subprocess.Popen(
-                    [etcd, "--name", m.name, "--data-dir", str(m.data_dir),
+                    [*prefix, etcd, "--name", m.name, "--data-dir", str(m.data_dir),
                      "--listen-client-urls", m.client_url,
                      "--advertise-client-urls", m.client_url,
                      "--listen-peer-urls", m.peer_url,
@@ -95,7 +109,7 @@ def start_etcd(tmp: Path, size: int) -> EtcdCluster:
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         for m in cluster.members:
             assert m.proc is not None
-            _wait_healthy(m.client_url, m.proc, m.log)
+            _wait_healthy(m.client_url, m.proc, m.log, netns=netns)
     except BaseException:
         cluster.stop()
         raise
