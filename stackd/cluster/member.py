@@ -6,10 +6,13 @@ a rejoin, since the cluster has meanwhile moved this node's slots elsewhere.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import aclosing
 
 import trio
 
-from stackd.cluster import leader, nodes
+from stackd.cluster import agent, leader, nodes
+from stackd.cluster.agent import Desired
 from stackd.cluster.records import NodeRecord
 from stackd.cluster.store import Store
 from stackd.errors import StackdError
@@ -21,8 +24,10 @@ RETRY = 1.0
 
 
 async def serve(store: Store, record: NodeRecord, ttl: int, *,
+                on_assigned: Callable[[Desired], None] | None = None,
                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Be a member until cancelled; `task_status.started(lease)` once joined."""
+    """Be a member until cancelled; `task_status.started(lease)` once joined.
+    `on_assigned` is called with this node's assignments each time they change."""
     started = False
     while True:
         try:
@@ -38,11 +43,24 @@ async def serve(store: Store, record: NodeRecord, ttl: int, *,
             started = True
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stand_for_leader, store, record.name, lease)
+            if on_assigned is not None:
+                nursery.start_soon(_follow, store, record.name, on_assigned)
             try:
                 await nodes.keep_alive(store, record.name, lease, ttl)
             except nodes.NodeLostError as e:
                 log.warning("cluster: %s", e.message)
             nursery.cancel_scope.cancel()
+
+
+async def _follow(store: Store, name: str, on_assigned: Callable[[Desired], None]) -> None:
+    while True:
+        try:
+            async with aclosing(agent.assigned_to(store, name)) as desired:
+                async for d in desired:
+                    on_assigned(d)
+        except StackdError as e:  # a malformed assignment: read again later
+            log.warning("cluster: %s", e.message)
+            await trio.sleep(RETRY)
 
 
 async def _stand_for_leader(store: Store, name: str, lease: int) -> None:

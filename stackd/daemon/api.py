@@ -259,7 +259,8 @@ def make_app(engine: Engine, membership: Membership | None = None) -> FastAPI:
 
     @app.get("/v1/cluster")
     async def cluster_status() -> dict[str, Any]:
-        return membership.status() if membership else {"config": None, "lease": 0}
+        return membership.status() if membership else {"config": None, "lease": 0,
+                                                        "assigned": {}}
 
     @app.get("/v1/events", responses={200: {"content": {wire.NDJSON: {}}}})
     async def events(since: Annotated[int | None, Query(ge=0)] = None,

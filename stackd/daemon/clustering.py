@@ -33,6 +33,9 @@ class Membership:
         self.roots = roots
         self.config: cluster_config.ClusterConfig | None = None
         self.lease = 0
+        # This node's assignments as last seen: project → slot names. What its
+        # reconciler is to converge (not wired yet: docs/cluster.md).
+        self.assigned: dict[str, list[str]] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -61,7 +64,12 @@ class Membership:
         from stackd.cluster.store import Store
 
         async with Store(config.endpoints, config.prefix) as store:
-            await serve(store, self._record(config), config.ttl, task_status=task_status)
+            await serve(store, self._record(config), config.ttl, on_assigned=self._assigned,
+                        task_status=task_status)
+
+    def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
+        self.assigned = {p: sorted(slots) for p, slots in desired.items()}
+        log.info("cluster: assigned %s", self.assigned)
 
     async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
         while True:
@@ -89,4 +97,5 @@ class Membership:
                 "record": self._record(config).to_json().decode()}
 
     def status(self) -> dict[str, Any]:
-        return {"config": self.config.to_json() if self.config else None, "lease": self.lease}
+        return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
+                "assigned": self.assigned}

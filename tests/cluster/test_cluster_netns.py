@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.clusterworld import World, build, ip
+from support.clusterworld import NodeNs, World, build, ip
 
+from stackd.cli.client import Client
 from stackd.cluster import keys
 from stackd.cluster.records import Assignment, ServiceRecord, StackRecord
 from stackd.cluster.store import Store, StoreUnavailableError
@@ -66,6 +67,19 @@ def wait(world: World, pred, timeout: float):  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
+def assigned(node: NodeNs) -> dict[str, list[str]]:
+    """What the node's daemon says it is assigned (GET /v1/cluster on its socket)."""
+    with Client(node.roots, autostart=False) as c:
+        return c.get("/v1/cluster")["assigned"]  # type: ignore[no-any-return]
+
+
+def until(pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
 def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
         world: World) -> None:
     assert world.etcd is not None
@@ -85,6 +99,10 @@ def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
     world.run_in_switch(publish)
     placed, boss, _ = wait(world, lambda a, b, u: len(a) == 6 and b, 15)
     assert Counter(placed.values()) == {n.name: 2 for n in world.nodes}
+    # Each daemon follows its own assignments: the desired state for its node.
+    for n in world.nodes:
+        until(lambda n=n: assigned(n) == {"shop": sorted(s for s, where in placed.items()
+                                                         if where == n.name)}, 10)
 
     # Partition a node that does not lead: its underlay link down.
     cut = next(n for n in world.nodes if n.name != boss)
@@ -97,6 +115,7 @@ def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
     ip("-n", cut.netns, "link", "set", cut.link, "up")
     wait(world, lambda a, b, u: cut.name in u, TTL + BOUND)
     assert read(world)[0] == moved
+    until(lambda: assigned(cut) == {}, 10)  # what moved is no longer its to run
 
     # An etcd member dies; then the leader's daemon is killed.
     world.etcd.members[0].kill()
