@@ -255,6 +255,7 @@ async def lead(store: Store, term: int) -> None:
                 await changed.wait()
                 if ended:
                     raise LeadershipLostError(f"leadership of term {term} ended")
-                await trio.sleep(SETTLE)
+            # After a conflict too: the change that caused it is still on its way.
+            await trio.sleep(SETTLE)
             changed = trio.Event()
             stats = await place_all(store, term, snap)

@@ -308,3 +308,25 @@ async def test_a_partitioned_node_loses_its_slots_and_on_return_runs_none_twice(
         n.cancel_scope.cancel()
     for m in members:
         await m.store.aclose()
+
+
+async def test_a_pass_from_a_stale_view_overwrites_nothing(etcd1: EtcdCluster) -> None:
+    """A slot written by someone else after the leader's read: the leader's write of
+    it is refused (it was conditioned on the key's revision as read), not applied."""
+    async with Store(etcd1.endpoints, prefix="/c/") as s:
+        lease = await s.grant(10)
+        await nodes.join(s, record("n0"), 10)
+        await s.put(keys.stack("shop"), web(replicas=2).to_json())
+        term = await leader.campaign(s, "n0", lease)
+        stale = await leader.snapshot(s)
+        theirs = Assignment("elsewhere", 0).to_json()
+        await s.put(keys.assignment("shop", "web-1"), theirs)
+        stats = await leader.place_all(s, term, stale)
+        assert stats.conflicts == 1 and stats.writes == 0
+        assert (await s.get(keys.assignment("shop", "web-1"))).value == theirs  # type: ignore[union-attr]
+        # From a fresh view it places what is missing and leaves the rest as found
+        # ("elsewhere" is no node: that slot is moved onto n0, by a conditioned write).
+        stats = await leader.place_all(s, term)
+        assert stats.conflicts == 0
+        assert {k: v[0] for k, v in (await assignments(s, "shop")).items()} == \
+            {"web-1": "n0", "web-2": "n0"}
