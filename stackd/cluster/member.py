@@ -23,15 +23,16 @@ log = logging.getLogger(__name__)
 RETRY = 1.0
 
 
-async def serve(store: Store, record: NodeRecord, ttl: int, *,
+async def serve(store: Store, record: NodeRecord, ttl: int, *, reuse: int = 0,
                 on_assigned: Callable[[Desired], None] | None = None,
                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Be a member until cancelled; `task_status.started(lease)` once joined.
-    `on_assigned` is called with this node's assignments each time they change."""
+    `on_assigned` is called with this node's assignments each time they change;
+    `reuse` is the lease this node had before a restart (nodes.join)."""
     started = False
     while True:
         try:
-            lease = await nodes.join(store, record, ttl)
+            lease = await nodes.join(store, record, ttl, reuse=0 if started else reuse)
         except StackdError as e:
             if not started:
                 raise  # the first join's failure is the caller's (`node join` says why)

@@ -14,7 +14,7 @@ import trio
 
 from stackd.cluster import keys
 from stackd.cluster.records import Availability, NodeRecord
-from stackd.cluster.store import Compare, Delete, Put, Store
+from stackd.cluster.store import Compare, Delete, Put, Store, StoreError
 from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, UnavailableError
 
 
@@ -33,12 +33,16 @@ class Member:
         return "up" if self.up else "down"
 
 
-async def join(store: Store, record: NodeRecord, ttl: int) -> int:
+async def join(store: Store, record: NodeRecord, ttl: int, reuse: int = 0) -> int:
     """Make `record` a member that is up; its lease id. A record already there keeps
     its availability (a drained node that restarts stays drained); a node of the same
-    name that is up refuses the join."""
-    lease = await store.grant(ttl)
+    name that is up refuses the join — unless it is this node's own lease `reuse`,
+    still alive: a daemon restarted within its TTL carries on as the node it was, so
+    its slots are not moved away for a restart."""
     key, alive = keys.node(record.name), keys.alive(record.name)
+    if reuse and await _adopt(store, record, reuse):
+        return reuse
+    lease = await store.grant(ttl)
     for _ in range(10):
         old = await store.get(key)
         if old is not None:
@@ -58,6 +62,23 @@ async def join(store: Store, record: NodeRecord, ttl: int) -> int:
     await store.revoke(lease)
     raise ConflictError(f"node {record.name!r}: its record kept changing while joining",
                         hint="try again")
+
+
+async def _adopt(store: Store, record: NodeRecord, lease: int) -> bool:
+    key, alive = keys.node(record.name), keys.alive(record.name)
+    try:
+        if await store.keepalive(lease) <= 0:
+            return False
+    except StoreError:  # not a lease etcd knows (any more)
+        return False
+    old = await store.get(key)
+    if old is not None:
+        record = replace(record, availability=NodeRecord.from_json(key, old.value)
+                         .availability)
+    result = await store.txn([Compare(alive, "LEASE", "EQUAL", lease),
+                              Compare(key, "MOD", "EQUAL", old.mod_revision if old else 0)],
+                             [Put(key, record.to_json())])
+    return result.succeeded
 
 
 async def keep_alive(store: Store, name: str, lease: int, ttl: int) -> None:

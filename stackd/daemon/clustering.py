@@ -57,6 +57,17 @@ class Membership:
         return NodeRecord(config.name, host.cpus, host.memory, host.pids, host.labels,
                           host.arch, address=config.address)
 
+    def _lease_file(self) -> str:
+        # In the run dir: a lease is worth keeping across a daemon restart, not a reboot.
+        return str(self.roots.run / "cluster.lease")
+
+    def _last_lease(self) -> int:
+        try:
+            with open(self._lease_file()) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
     async def _member(self, config: cluster_config.ClusterConfig, *,
                       task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(importlib.import_module, "stackd.cluster.member")
@@ -64,8 +75,9 @@ class Membership:
         from stackd.cluster.store import Store
 
         async with Store(config.endpoints, config.prefix) as store:
-            await serve(store, self._record(config), config.ttl, on_assigned=self._assigned,
-                        task_status=task_status)
+            reuse = await trio.to_thread.run_sync(self._last_lease)
+            await serve(store, self._record(config), config.ttl, reuse=reuse,
+                        on_assigned=self._assigned, task_status=task_status)
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
@@ -76,6 +88,7 @@ class Membership:
             try:
                 assert self._nursery is not None
                 self.lease = await self._nursery.start(self._member, config)
+                await trio.to_thread.run_sync(self._save_lease)
                 return
             except StackdError as e:
                 log.warning("cluster: cannot rejoin as %s yet: %s", config.name, e.message)
@@ -93,8 +106,14 @@ class Membership:
         self.lease = await self._nursery.start(self._member, config)
         self.config = config
         await trio.to_thread.run_sync(cluster_config.save, self.roots.state, config)
+        await trio.to_thread.run_sync(self._save_lease)
         return {"name": config.name, "lease": self.lease,
                 "record": self._record(config).to_json().decode()}
+
+    def _save_lease(self) -> None:
+        from stackd.filemodes import write_private
+
+        write_private(self.roots.run / "cluster.lease", f"{self.lease}\n".encode())
 
     def status(self) -> dict[str, Any]:
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
