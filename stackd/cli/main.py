@@ -69,6 +69,7 @@ VERBS: dict[str, tuple[str, str]] = {
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
     "ui": ("stackd.cli.cmd_ui", "Serve the web console (live stacks, containers, events)"),
+    "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import trio
-from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi import Body, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,7 +36,10 @@ from stackd.daemon.models import (
 from stackd.daemon.oneoff import ServiceRunRequest
 from stackd.daemon.single import RunRequest
 from stackd.daemon.streams import ChannelStream
-from stackd.errors import StackdError
+from stackd.errors import StackdError, UnavailableError
+
+if TYPE_CHECKING:
+    from stackd.daemon.clustering import Membership
 
 if TYPE_CHECKING:
     from stackd.daemon.extensions import Extension
@@ -80,7 +83,8 @@ async def _progress(engine: Engine, project: str, generation: int, after_epoch: 
             yield item
 
 
-def make_app(engine: Engine, extensions: Sequence[Extension] = ()) -> FastAPI:
+def make_app(engine: Engine, extensions: Sequence[Extension] = (),
+             membership: Membership | None = None) -> FastAPI:
     app = FastAPI(title="stackd", version=__version__,
                   description="The stackd daemon's API, served on $STACKD_RUN/stackd.sock.")
     app.add_middleware(BodyLimit)
@@ -276,6 +280,19 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = ()) -> FastAPI:
     @app.get("/v1/images")
     async def images() -> list[dict[str, Any]]:
         return await engine.images()
+
+    @app.post("/v1/cluster/join")
+    async def cluster_join(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        from stackd.cluster.config import ClusterConfig
+
+        if membership is None:
+            raise UnavailableError("this daemon runs without cluster membership")
+        return await membership.join(ClusterConfig.from_json(body))
+
+    @app.get("/v1/cluster")
+    async def cluster_status() -> dict[str, Any]:
+        return membership.status() if membership else {"config": None, "lease": 0,
+                                                        "assigned": {}}
 
     @app.get("/v1/events", responses={200: {"content": {wire.NDJSON: {}}}})
     async def events(since: Annotated[int | None, Query(ge=0)] = None,

@@ -25,6 +25,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from stackd.daemon import jsonlog, slowsteps
 from stackd.daemon.api import make_app
+from stackd.daemon.clustering import Membership
 from stackd.daemon.desired_store import db_path
 from stackd.daemon.engine import Engine
 from stackd.daemon.paths import pid_path, socket_path
@@ -67,6 +68,7 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
                 extensions: Sequence[Extension] = (),
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     engine = Engine(roots, world, db, resync_period=resync_period)
+    membership = Membership(roots)
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
@@ -76,7 +78,7 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
                 # Building the app (FastAPI's route and model set-up, ~60 ms of CPU) is
                 # a worker thread's: the engine's tasks already run.
                 app = cast("ASGIFramework", await trio.to_thread.run_sync(
-                    make_app, engine, extensions))
+                    make_app, engine, extensions, membership))
                 await hypercorn_serve(app, hypercorn_config(roots),
                                       shutdown_trigger=stop.wait, task_status=task_status)
                 # The API has drained after SIGTERM: stop the loop too.
@@ -88,6 +90,7 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
             await trio.to_thread.run_sync(_import_for_start)
             nursery.start_soon(_checkpoints, db)
             await nursery.start(engine.run)
+            await nursery.start(membership.run)
             for extension in extensions:
                 await nursery.start(functools.partial(extension.run, engine))
             await nursery.start(api)

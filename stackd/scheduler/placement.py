@@ -4,7 +4,8 @@ Each slot needs its reservations (falling back to limits) free on a node whose l
 satisfy its constraints, and on which fewer than its service's max_replicas_per_node
 already run. Two strategies:
 
-- spread:  the node holding the fewest slots of this service, then the least loaded;
+- spread:  the node holding the fewest slots of this service, then the least loaded,
+           then the one holding the fewest slots of any service;
 - binpack: the most loaded node that still fits.
 
 "Load" is a node's dominant share: the largest of reserved/capacity over CPUs, memory
@@ -13,14 +14,17 @@ and pids. Ties go to the node name, so the same input always gives the same plac
 Services are placed one at a time, the one whose replicas are largest first (as in
 first-fit decreasing, which leaves fewer gaps), and each service's slots in index
 order. Placement is greedy: it refuses a stack only when no node has room for a slot
-at that point. It places the whole stack every time; keeping existing containers
-where they are is for cluster mode to add.
+at that point. `kept` slots (cluster mode: those already running on a node that is
+still up) stay where they are: their reservations and per-service counts are taken
+first, and only the other slots are placed around them. `reserved` is what other
+stacks' slots already hold on each node (their summed needs and their number), so
+placing one stack at a time still spreads the cluster as a whole.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,13 +67,15 @@ _GroupKey = tuple[str, _Amount, tuple[Constraint, ...], int | None]
 class _Bin:
     """A node's capacity and what has been reserved on it so far."""
 
-    __slots__ = ("cap", "load", "name", "node", "used_cpu", "used_memory", "used_pids")
+    __slots__ = ("cap", "held", "load", "name", "node", "used_cpu", "used_memory",
+                 "used_pids")
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.name = node.name
         self.cap = _Amount.of(Resources(node.cpus, node.memory, node.pids))
         self.used_cpu = self.used_memory = self.used_pids = 0
+        self.held = 0  # slots of any service
         # Kept up to date by take(): ranking reads it for every node of every service.
         self.load = 0.0
 
@@ -78,7 +84,8 @@ class _Bin:
                 and self.used_memory + need.memory <= self.cap.memory
                 and self.used_pids + need.pids <= self.cap.pids)
 
-    def take(self, need: _Amount) -> None:
+    def take(self, need: _Amount, slots: int = 1) -> None:
+        self.held += slots
         self.used_cpu += need.cpu
         self.used_memory += need.memory
         self.used_pids += need.pids
@@ -116,17 +123,34 @@ class Placement:
 
 
 def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "spread",
-          ) -> Placement:
+          kept: Mapping[Slot, str] | None = None,
+          reserved: Mapping[str, tuple[Resources, int]] | None = None) -> Placement:
     """Assign every slot to a node, or raise UnschedulableError naming the service and the
-    numbers. Deterministic for the same slots, nodes and strategy."""
+    numbers. Deterministic for the same slots, nodes, strategy and `kept`.
+
+    `kept` maps slots already placed to their node (which must be among `nodes`); they
+    keep it, and count against its room and its max_replicas_per_node. `reserved`
+    maps a node name to what other slots hold there: (their summed needs, their
+    number); nodes not given are skipped."""
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown placement strategy {strategy!r}",
                          hint=f"use one of {', '.join(STRATEGIES)}")
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise UsageError(f"node names must be unique, got {', '.join(sorted(names))}")
-    slot_list = sorted(slots)
+    kept = kept or {}
+    slot_list = sorted(s for s in slots if s not in kept)
     bins = [_Bin(n) for n in sorted(nodes, key=lambda n: n.name)]
+    by_name = {b.name: b for b in bins}
+    for name, (needs, count) in (reserved or {}).items():
+        if name in by_name:
+            by_name[name].take(_Amount.of(needs), count)
+    kept_count: dict[tuple[str, str], int] = {}
+    for slot, node in kept.items():
+        if node not in by_name:
+            raise UsageError(f"slot {slot} is kept on node {node!r}, which is not given")
+        by_name[node].take(_Amount.of(slot.needs))
+        kept_count[slot.service, node] = kept_count.get((slot.service, node), 0) + 1
 
     # Slots of one service share needs, constraints and per-node cap (slots() makes
     # them so), but a caller may build its own; group by all so every group is uniform.
@@ -159,10 +183,11 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
             raise _no_node_matches(service, constraints, bins)
         if not any(need.fits_in(b.cap) for b in eligible):
             raise _too_big(service, need, eligible)
-        if per_node is not None and per_node * len(eligible) < len(group):
-            raise _capped(service, len(group), per_node, eligible)
-        counts = [0] * len(eligible)
-        heap = [(_rank(strategy, b, 0), i) for i, b in enumerate(eligible)]
+        counts = [kept_count.get((service, b.name), 0) for b in eligible]
+        if per_node is not None and per_node * len(eligible) < len(group) + sum(counts):
+            raise _capped(service, len(group) + sum(counts), per_node, eligible)
+        heap = [(_rank(strategy, b, counts[i]), i) for i, b in enumerate(eligible)
+                if per_node is None or counts[i] < per_node]
         heapq.heapify(heap)
         for slot in group:
             while heap:
@@ -183,7 +208,8 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
             else:
                 heapq.heapreplace(heap, (_rank(strategy, b, counts[i]), i))
 
-    return Placement(assignments={s: chosen[s] for s in slot_list},
+    chosen.update(kept)
+    return Placement(assignments={s: chosen[s] for s in sorted(chosen)},
                      nodes=tuple(sorted(nodes, key=lambda n: n.name)))
 
 
@@ -191,7 +217,7 @@ def _rank(strategy: Strategy, b: _Bin, count: int) -> tuple[int | float | str, .
     # Smallest rank wins. `eligible` is in name order, so the heap's second field (the
     # index) breaks remaining ties by name.
     if strategy == "spread":
-        return (count, b.load)
+        return (count, b.load, b.held)
     return (-b.load,)
 
 

@@ -43,14 +43,16 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
                    "netbridge.model"),
     "hostinfo": ("scheduler.nodes",),
     "leaks": ("leaks",),
+    # Cluster mode: the etcd store and the leader's placement over the pure scheduler.
+    "cluster": ("scheduler", "spec"),
     "daemon": ("reconciler", "scheduler", "spec", "runtime", "images", "netbridge", "state",
-               "hostinfo"),
+               "hostinfo", "cluster"),
     # GitOps sits above the daemon: it submits revisions to the engine and serves its
     # routes and webhook as a daemon extension; nothing below imports it.
     "gitops": ("daemon", "reconciler", "spec", "state"),
     # The CLI reaches the host through the daemon (its API, or daemon.host_verbs for the
     # verbs that must work without one); stack files and image verbs it handles itself.
-    "cli": ("daemon", "gitops", "spec", "scheduler", "images"),
+    "cli": ("daemon", "gitops", "spec", "scheduler", "images", "cluster"),
     # The web console is a client of the daemon's API, as the CLI is; only the CLI's
     # `stackd ui` verb imports it.
     "ui": ("cli.client", "daemon.wire", "daemon.paths"),

@@ -260,3 +260,29 @@ def test_cpu_fractions_add_up_exactly() -> None:
     # Ten 0.1-CPU replicas fill a 1-CPU node exactly; float sums would overshoot.
     p = place(slots([service("w", 10, cpus=0.1)]), [node("one", 1, GiB, 100)])
     assert len(p.slots_on("one")) == 10
+
+
+def test_kept_slots_stay_and_the_rest_are_spread_around_them() -> None:
+    """Cluster mode: a node went down; its slots move, every other slot stays put."""
+    a, b, c = (node(n, 4, 8 * GiB, 1024) for n in ("a", "b", "c"))
+    six = slots([service("web", replicas=6, cpus=1)])
+    before = place(six, [a, b, c]).assignments
+    survivors = {s: n for s, n in before.items() if n != "c"}
+    after = place(six, [a, b], kept=survivors).assignments
+    assert {s: n for s, n in after.items() if s in survivors} == survivors
+    assert sorted(after.values()) == ["a", "a", "a", "b", "b", "b"]
+
+
+def test_kept_slots_count_against_room_and_the_per_node_cap() -> None:
+    a, b = node("a", 2, 8 * GiB, 1024), node("b", 2, 8 * GiB, 1024)
+    svc = ServiceNode("web", replicas=4, reservations=Resources(cpus=1), max_per_node=2)
+    four = slots([svc])
+    kept = {four[0]: "a", four[1]: "a"}
+    placed = place(four, [a, b], kept=kept).assignments
+    assert placed == {**kept, four[2]: "b", four[3]: "b"}
+    five = slots([ServiceNode("web", replicas=5, reservations=Resources(cpus=1),
+                              max_per_node=2)])
+    with pytest.raises(UnschedulableError, match="web"):
+        place(five, [a, b], kept={five[0]: "a", five[1]: "a"})
+    with pytest.raises(UsageError, match="node 'gone'"):
+        place(four, [a, b], kept={four[0]: "gone"})

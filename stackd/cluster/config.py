@@ -1,0 +1,102 @@
+"""This host's cluster membership, kept in its state root (`cluster.json`, root-only):
+written by `stackd node join`, read by the daemon at every start so a member that
+restarts rejoins, and by `stackd node ls|inspect|drain|rm` for the etcd endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from stackd.cluster import keys
+from stackd.errors import UsageError
+from stackd.filemodes import write_private
+
+FILE = "cluster.json"
+DEFAULT_TTL = 10
+DEFAULT_PREFIX = "/stackd/"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    endpoints: tuple[str, ...]
+    name: str
+    labels: MappingProxyType[str, str] = field(
+        default_factory=lambda: MappingProxyType({}))
+    ttl: int = DEFAULT_TTL
+    prefix: str = DEFAULT_PREFIX
+    address: str = ""
+
+    def __post_init__(self) -> None:
+        keys.check_name("node", self.name)
+        if not self.endpoints:
+            raise UsageError("no etcd endpoint given", hint="pass --etcd http://HOST:2379")
+        for url in self.endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise UsageError(f"etcd endpoint {url!r} is not an http(s) URL",
+                                 hint="write it as http://HOST:PORT")
+        if not 2 <= self.ttl <= 300:
+            raise UsageError(f"lease TTL {self.ttl} s is out of range",
+                             hint="use 2 to 300 seconds")
+        if not self.prefix.startswith("/") or not self.prefix.endswith("/"):
+            raise UsageError(f"cluster prefix {self.prefix!r} must start and end with '/'")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"endpoints": list(self.endpoints), "name": self.name,
+                "labels": dict(self.labels), "ttl": self.ttl, "prefix": self.prefix,
+                "address": self.address}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClusterConfig:
+        if not isinstance(data, dict):
+            raise UsageError("a cluster configuration must be a JSON object")
+        try:
+            labels = data.get("labels") or {}
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+                raise TypeError("labels")
+            return cls(endpoints=tuple(str(e) for e in data["endpoints"]),
+                       name=str(data["name"]), labels=MappingProxyType(dict(labels)),
+                       ttl=int(data.get("ttl", DEFAULT_TTL)),
+                       prefix=str(data.get("prefix", DEFAULT_PREFIX)),
+                       address=str(data.get("address", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UsageError(f"cluster configuration is malformed ({e})",
+                             hint="rejoin with `stackd node join --etcd URL`") from e
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """`--label k=v` flags as a mapping."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"label {item!r} is not KEY=VALUE", hint="e.g. --label zone=a")
+        out[key] = value
+    return out
+
+
+def load(state: Path) -> ClusterConfig | None:
+    try:
+        text = (state / FILE).read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{state / FILE} is not JSON ({e})",
+                         hint="remove it and rejoin with `stackd node join`") from e
+    return ClusterConfig.from_json(data)
+
+
+def save(state: Path, config: ClusterConfig) -> None:
+    write_private(state / FILE, json.dumps(config.to_json(), indent=2).encode())
+
+
+def forget(state: Path) -> None:
+    try:
+        os.unlink(state / FILE)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,59 @@
+"""The cluster's key layout under the store's prefix, in one place.
+
+    nodes/<node>                  the node's record (resources, labels, availability)
+    alive/<node>                  bound to the node's lease: present while it is up
+    leader                        bound to the leader's lease: its node name
+    stacks/<project>              what to run: the stack's services as slots need them
+    assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
+    ipam/<network>/<block>        the node holding that address block (a/b as a_b)
+"""
+
+from __future__ import annotations
+
+import re
+
+from stackd.errors import UsageError
+
+NODES = "nodes/"
+ALIVE = "alive/"
+LEADER = "leader"
+STACKS = "stacks/"
+ASSIGN = "assign/"
+IPAM = "ipam/"
+
+# Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def check_name(kind: str, name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"{kind} name {name!r} is not valid",
+                         hint="use letters, digits, '_', '.', '-' (at most 63, first a "
+                              "letter or digit)")
+    return name
+
+
+def node(name: str) -> str:
+    return NODES + check_name("node", name)
+
+
+def alive(name: str) -> str:
+    return ALIVE + check_name("node", name)
+
+
+def stack(project: str) -> str:
+    return STACKS + check_name("project", project)
+
+
+def assignments(project: str) -> str:
+    return f"{ASSIGN}{check_name('project', project)}/"
+
+
+def assignment(project: str, slot: str) -> str:
+    return assignments(project) + slot
+
+
+def tail(key: str, prefix: str) -> str:
+    """The part of `key` after `prefix` (a key this module made)."""
+    assert key.startswith(prefix), (key, prefix)
+    return key[len(prefix):]

@@ -1,0 +1,127 @@
+"""A cluster on one machine without touching the host's network: a "switch" network
+namespace holding the underlay bridge and the etcd members, and one namespace per
+node, each joined to the bridge by a veth pair created directly in the namespaces
+(no end ever exists in the host's). Every name is stk…; teardown stops the daemons
+and etcd by PID and deletes the namespaces, which deletes every device in them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from stackd.roots import Roots
+from support.etcdcluster import EtcdCluster, start_etcd
+from support.freeaddrs import free_subnet
+
+T = TypeVar("T")
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@dataclass
+class NodeNs:
+    name: str
+    netns: str
+    link: str  # its end of the veth pair, inside its namespace
+    address: str
+    roots: Roots
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "STACKD_ROOT": str(self.roots.state),
+                "STACKD_RUN": str(self.roots.run)}
+
+    def stackd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-m",
+                            "stackd", *args], env=self.env(), capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        if check and r.returncode:
+            raise AssertionError(f"stackd {' '.join(args)} on {self.name} exited "
+                                 f"{r.returncode}:\n{r.stdout}\n{r.stderr}")
+        return r
+
+
+@dataclass
+class World:
+    tag: str
+    switch: str
+    nodes: list[NodeNs] = field(default_factory=list)
+    etcd: EtcdCluster | None = None
+    namespaces: list[str] = field(default_factory=list)
+
+    def run_in_switch(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """trio.run(fn) in a thread inside the switch namespace (where etcd is)."""
+        from stackd.netbridge.netns import entered
+
+        out: list[T] = []
+        errors: list[BaseException] = []
+
+        def body() -> None:
+            try:
+                with entered(f"/run/netns/{self.switch}"):
+                    out.append(trio.run(fn, *args))
+            except BaseException as e:  # handed to the caller's thread
+                errors.append(e)
+
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        if errors:
+            raise errors[0]
+        return out[0]
+
+    def close(self) -> None:
+        from support.e2e_stop import stop_daemon
+
+        for n in self.nodes:
+            stop_daemon(n.roots)
+        if self.etcd is not None:
+            self.etcd.stop()
+        for ns in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def build(tmp: Path, nodes: int = 3, etcd_members: int = 3) -> World:
+    tag = secrets.token_hex(2)
+    world = World(tag=tag, switch=f"stkc{tag}s")
+    subnet = free_subnet(24)
+    hosts = list(subnet.hosts())
+    bridge = f"stkc{tag}br"
+    try:
+        ip("netns", "add", world.switch)
+        world.namespaces.append(world.switch)
+        ip("-n", world.switch, "link", "set", "lo", "up")
+        ip("-n", world.switch, "link", "add", bridge, "type", "bridge")
+        ip("-n", world.switch, "addr", "add", f"{hosts[0]}/{subnet.prefixlen}", "dev", bridge)
+        ip("-n", world.switch, "link", "set", bridge, "up")
+        for i in range(nodes):
+            ns = f"stkc{tag}n{i}"
+            ip("netns", "add", ns)
+            world.namespaces.append(ns)
+            port, link = f"stkc{tag}p{i}", f"stkc{tag}u{i}"
+            ip("link", "add", port, "netns", world.switch, "type", "veth",
+               "peer", "name", link, "netns", ns)
+            ip("-n", world.switch, "link", "set", port, "master", bridge, "up")
+            address = str(hosts[10 + i])
+            ip("-n", ns, "addr", "add", f"{address}/{subnet.prefixlen}", "dev", link)
+            ip("-n", ns, "link", "set", link, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            roots = Roots(state=tmp / f"node{i}" / "state",
+                          run=tmp / f"node{i}" / "run").ensure()
+            world.nodes.append(NodeNs(f"node{i}", ns, link, address, roots))
+        world.etcd = start_etcd(tmp, etcd_members, host=str(hosts[0]), netns=world.switch)
+    except BaseException:
+        world.close()
+        raise
+    return world

@@ -1,0 +1,136 @@
+"""Real etcd clusters for tests: 1 or 3 members on free loopback ports, data in tmp.
+
+Each member is an `etcd` process this fixture started; teardown kills them by PID
+(never by name) and waits for them. Short heartbeat and election timeouts make a
+killed member's replacement leader appear within about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.freeaddrs import free_port
+from support.hostpackages import require_command
+
+
+@dataclass
+class Member:
+    name: str
+    client_url: str
+    peer_url: str
+    data_dir: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@dataclass
+class EtcdCluster:
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.client_url for m in self.members]
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.kill()
+
+
+def _healthy(url: str, netns: str | None) -> bool:
+    with contextlib.ExitStack() as stack:
+        if netns is not None:
+            from stackd.netbridge.netns import entered
+
+            stack.enter_context(entered(f"/run/netns/{netns}"))
+        try:
+            return bool(httpx.get(f"{url}/health", timeout=1.0).json().get("health") == "true")
+        except (httpx.HTTPError, ValueError):
+            return False
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path,
+                  timeout: float = 20.0, netns: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"etcd at {url} exited: {log.read_text()[-2000:]}")
+        if _healthy(url, netns):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"etcd at {url} not healthy in {timeout} s: "
+                         f"{log.read_text()[-2000:]}")
+
+
+def start_etcd(tmp: Path, size: int, host: str = "127.0.0.1",
+               netns: str | None = None) -> EtcdCluster:
+    """`size` members on `host`; with `netns`, run inside that network namespace
+    (`ip netns exec`, which execs etcd: the PID is etcd's own)."""
+    require_command("etcd", "etcd-server")
+    etcd = shutil.which("etcd")
+    assert etcd is not None
+    cluster = EtcdCluster()
+    for i in range(size):
+        cluster.members.append(Member(
+            name=f"m{i}", client_url=f"http://{host}:{free_port()}",
+            peer_url=f"http://{host}:{free_port()}", data_dir=tmp / f"etcd-m{i}",
+            log=tmp / f"etcd-m{i}.log"))
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster.members)
+    try:
+        for m in cluster.members:
+            with m.log.open("wb") as log:
+                prefix = ["ip", "netns", "exec", netns] if netns else []
+                m.proc = subprocess.Popen(
+                    [*prefix, etcd, "--name", m.name, "--data-dir", str(m.data_dir),
+                     "--listen-client-urls", m.client_url,
+                     "--advertise-client-urls", m.client_url,
+                     "--listen-peer-urls", m.peer_url,
+                     "--initial-advertise-peer-urls", m.peer_url,
+                     "--initial-cluster", initial,
+                     "--initial-cluster-token", f"stackd-test-{tmp.name}",
+                     "--initial-cluster-state", "new",
+                     "--heartbeat-interval", "50", "--election-timeout", "500",
+                     "--log-level", "warn"],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for m in cluster.members:
+            assert m.proc is not None
+            _wait_healthy(m.client_url, m.proc, m.log, netns=netns)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture
+def etcd1(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A one-member etcd cluster."""
+    cluster = start_etcd(tmp_path, 1)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def etcd3(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A three-member etcd cluster."""
+    cluster = start_etcd(tmp_path, 3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
