@@ -2,7 +2,7 @@
 each peer's measured in the same run, the ratio and issue #20's goal; also JSON under
 bench/out/. Benchmarks are the bench_* modules' `measure` functions.
 
-    bench/run [--install-peers] [--quick] [--only runtime run_rm up daemon]
+    bench/run [--install-peers] [--quick] [--only runtime run_rm up daemon dns]
 
 --quick: tiny sizes and few samples (a smoke test: the figures mean little).
 --install-peers: podman, runc, crun, skopeo, dnsmasq from Debian's packages and
@@ -64,6 +64,12 @@ def daemon(quick: bool) -> list[Row]:
         with_podman=not quick))
 
 
+def dns(quick: bool) -> list[Row]:
+    import bench_dns
+
+    return bench_dns.measure(0.5 if quick else 3.0)
+
+
 def _with_root(fn: Callable[[BenchRoot], list[Row]]) -> list[Row]:
     root = BenchRoot()
     try:
@@ -73,10 +79,10 @@ def _with_root(fn: Callable[[BenchRoot], list[Row]]) -> list[Row]:
 
 
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
-    "runtime": runtime, "run_rm": run_rm, "up": up, "daemon": daemon}
-# Still their own scripts, not yet in this table: bench_pull (vs skopeo), bench_dns
-# (vs dnsmasq), bench_ports, bench_monitor_memory, bench_rolling, bench_scheduler.
-NOT_YET = {"pull": "bench/bench_pull.py (vs skopeo)", "dns": "bench/bench_dns.py",
+    "runtime": runtime, "run_rm": run_rm, "up": up, "daemon": daemon, "dns": dns}
+# Still their own scripts, not yet in this table: bench_pull (vs skopeo), bench_ports,
+# bench_monitor_memory, bench_rolling, bench_scheduler.
+NOT_YET = {"pull": "bench/bench_pull.py (vs skopeo)",
            "ports": "bench/bench_ports.py", "memory": "bench/bench_monitor_memory.py"}
 
 
