@@ -9,6 +9,7 @@ detached, the output until the process exits, then its exit code; --rm deletes i
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -266,6 +267,7 @@ class DefaultNetwork:
         # Held to make the network and to remove it, so neither runs into the other.
         self.lock = trio.Lock()
         self.joining = 0  # runs between ensuring the network and being attached to it
+        self.joined_at = -math.inf  # the last attach: a run between two looks counts too
 
     async def join(self, cid: str, bindings: list[Any]) -> str:
         from stackd.netbridge import Attachment, NetworkSpec
@@ -280,6 +282,7 @@ class DefaultNetwork:
             return path
         finally:
             self.joining -= 1
+            self.joined_at = trio.current_time()
 
     def unused(self) -> bool | None:
         """None: there is no default network; else whether nothing is on it."""
@@ -300,7 +303,7 @@ class DefaultNetwork:
                     idle_since = None
                 elif idle_since is None:
                     idle_since = trio.current_time()
-                elif trio.current_time() - idle_since >= self.linger:
+                elif trio.current_time() - max(idle_since, self.joined_at) >= self.linger:
                     await self.release()
                     idle_since = None
         finally:
