@@ -31,6 +31,7 @@ PIP_PEERS = ["podman-compose", "py-spy"]
 
 def install_peers() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update"], check=True, env=env)  # a fresh machine has no lists
     subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *APT_PEERS],
                    check=True, env=env)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", *PIP_PEERS], check=True)
