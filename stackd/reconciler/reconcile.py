@@ -40,7 +40,7 @@ from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.rolling import annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
-from stackd.reconciler.translations import TRANSLATIONS, inputs_of
+from stackd.reconciler.translations import PLACEMENTS, TRANSLATIONS, inputs_of
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
 from stackd.scheduler.platform import Platform
@@ -212,7 +212,10 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
 
 
 async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) -> DesiredState:
-    check_placement(stack, options.nodes, options.scale)
+    nodes = tuple(options.nodes)
+    if not PLACEMENTS.known(stack, nodes, options.scale):
+        check_placement(stack, nodes, options.scale)
+        PLACEMENTS.passed(stack, nodes, options.scale)
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   environ=options.environ,
                                   platforms=check_platforms(stack, options.nodes))

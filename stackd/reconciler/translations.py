@@ -71,6 +71,29 @@ class Translations:
             self._last.popitem(last=False)
 
 
+class Placements:
+    """The last stack that was placed on its nodes, per stack: placing 500 services'
+    slots again (~80 ms of CPU) for an unchanged stack, nodes and --scale can only
+    pass again. Only passes are remembered; a refusal is computed each time."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self._keep = keep
+        self._last: OrderedDict[str, tuple[Stack, tuple[Any, ...], dict[str, int]]] = (
+            OrderedDict())
+
+    def known(self, stack: Stack, nodes: tuple[Any, ...], scale: Mapping[str, int]) -> bool:
+        last = self._last.get(stack.name)
+        return (last is not None and last[1] == nodes and last[2] == dict(scale)
+                and (last[0] is stack or last[0] == stack))
+
+    def passed(self, stack: Stack, nodes: tuple[Any, ...], scale: Mapping[str, int]) -> None:
+        self._last[stack.name] = (stack, nodes, dict(scale))
+        self._last.move_to_end(stack.name)
+        while len(self._last) > self._keep:
+            self._last.popitem(last=False)
+
+
 # One per process: keys hold the volume port, so two daemons' (or two sims') stacks
-# never share an entry.
+# never share an entry; a placement's key holds the nodes themselves.
 TRANSLATIONS = Translations()
+PLACEMENTS = Placements()

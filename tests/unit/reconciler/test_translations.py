@@ -50,3 +50,18 @@ def test_it_keeps_a_bounded_number_of_stacks() -> None:
         cache.put(key(project=name), name)  # type: ignore[arg-type]
     assert cache.get(key(project="a")) is None
     assert cache.get(key(project="c")) == "c"
+
+
+def test_a_placement_is_known_only_for_the_same_stack_nodes_and_scale() -> None:
+    from stackd.reconciler.translations import Placements
+
+    placements = Placements()
+    stack = load_text(STACK, environ={}, project_name="app")
+    nodes = ("node-a",)
+    assert not placements.known(stack, nodes, {})
+    placements.passed(stack, nodes, {})
+    assert placements.known(load_text(STACK, environ={}, project_name="app"), nodes, {})
+    assert not placements.known(stack, ("node-a", "node-b"), {})  # capacity changed
+    assert not placements.known(stack, nodes, {"web": 3})
+    assert not placements.known(load_text(STACK + "    init: true\n", environ={},
+                                          project_name="app"), nodes, {})
