@@ -17,7 +17,14 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from peers import PODMAN_ULIMITS, docker_refusal, have, last_line, podman_image
+from peers import (
+    PODMAN_ULIMITS,
+    docker_refusal,
+    have,
+    last_line,
+    podman_forget,
+    podman_image,
+)
 from results import Peer, Report, Row, table
 from stackd_bench_env import IMAGE, BenchRoot
 
@@ -81,16 +88,20 @@ def measure(root: BenchRoot, runs: int) -> list[Row]:
                         f"localhost/{IMAGE}"], capture_output=True, check=True)
         tools.append(Tool("docker", docker))
     samples: dict[tuple[str, str], list[float]] = {}
-    for network in ("none", "bridge"):
-        for tool in tools:
-            tool.verify(network)
-        for i in range(runs + 1):  # the first warms caches (and the daemon's imports)
+    try:
+        for network in ("none", "bridge"):
             for tool in tools:
-                if network in tool.refused:
-                    continue
-                t = tool.sample(network)
-                if t is not None and i > 0:
-                    samples.setdefault((tool.name, network), []).append(t)
+                tool.verify(network)
+            for i in range(runs + 1):  # the first warms caches (and the daemon's imports)
+                for tool in tools:
+                    if network in tool.refused:
+                        continue
+                    t = tool.sample(network)
+                    if t is not None and i > 0:
+                        samples.setdefault((tool.name, network), []).append(t)
+    finally:
+        if have("podman"):
+            podman_forget(f"localhost/{IMAGE}")
     rows = []
     for network in ("none", "bridge"):
         what = f"run --rm IMG true ({network})"

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-from peers import docker_refusal, have, last_line, podman_conf, podman_image
+from peers import docker_refusal, have, last_line, podman_conf, podman_forget, podman_image
 from results import Peer, Report, Row, table
 from stackd_bench_env import IMAGE, BenchRoot
 
@@ -60,6 +60,15 @@ def compose_peer(name: str, argv: list[str], ps: list[str], directory: Path, n: 
 
 def measure(root: BenchRoot, sizes: list[int], peer_sizes: list[int],
             ps_runs: int = 5) -> list[Row]:
+    try:
+        return _measure(root, sizes, peer_sizes, ps_runs)
+    finally:
+        if have("podman"):
+            podman_forget(f"localhost/{IMAGE}")
+
+
+def _measure(root: BenchRoot, sizes: list[int], peer_sizes: list[int],
+             ps_runs: int) -> list[Row]:
     rows: list[Row] = []
     podman = None
     docker = docker_refusal()

@@ -47,3 +47,8 @@ def docker_refusal() -> str | None:
     proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
                           capture_output=True, text=True, timeout=30)
     return None if proc.returncode == 0 else f"failed: {last_line(proc)}"
+
+
+def podman_forget(name: str) -> None:
+    """Remove the image podman_image imported (the host is left as found)."""
+    subprocess.run(["podman", "rmi", "-f", name], capture_output=True)
