@@ -5,7 +5,7 @@ Each sample is a whole container life: create (namespaces, cgroups, rootfs), sta
 wait for exit, delete — what `runc run` does in one command. stackd additionally
 mounts an overlay (a writable layer over the busybox dir); runc/crun bind the dir
 as it is. Samples are interleaved so the host's load hits all alike. Prints medians
-and ratios; asserts nothing.
+and ratios; asserts nothing. bench/run calls `measure`.
 
     .venv/bin/python bench/bench_runtime_start.py [--runs 30]
 """
@@ -27,6 +27,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from results import Peer, Report, Row, table  # noqa: E402
 from support.busybox import make_busybox_rootfs  # noqa: E402
 
 from stackd.hostnames import cgroup_relpath  # noqa: E402
@@ -105,44 +106,52 @@ async def bench(work: Path, roots: Roots, rootfs: Path, runs: int
     return results, notes
 
 
-def ms(values: list[float]) -> str:
-    return f"{statistics.median(values) * 1000:7.2f} ms" if values else "      n/a"
+def measure(runs: int) -> list[Row]:
+    """The runtime alone beside runc and crun, each `true` run's exit code checked."""
+    work = Path(tempfile.mkdtemp(prefix="stackd-bench-start-"))
+    roots = Roots(state=work / "state", run=work / "run")
+    try:
+        rootfs = make_busybox_rootfs(work / "rootfs")
+        roots.ensure()
+        results, notes = trio.run(bench, work, roots, rootfs, runs)
+    finally:
+        _clean(work, roots)
+    ours = results["stackd (create+start+wait+delete)"]
+    rows = []
+    for tool in ("runc", "crun"):
+        values = results.get(f"{tool} run")
+        if values:
+            peer = Peer.ok(f"{tool} run", values)
+        elif notes.get(tool) == "not installed":
+            peer = Peer.missing(tool)
+        else:
+            peer = Peer.failed(tool, notes.get(tool, "no run succeeded"))
+        rows.append(Row("runtime", "create+start+wait+delete `true`",
+                        statistics.median(ours), peer=peer, samples=len(ours)))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="stackd-bench-start-"))
-    roots = Roots(state=work / "state", run=work / "run")
-    try:
-        rootfs = make_busybox_rootfs(work / "rootfs")
-        roots.ensure()
-        results, notes = trio.run(bench, work, roots, rootfs, args.runs)
-        print(f"start-to-exit of `true`, busybox rootfs, median of {args.runs} runs")
-        for name, values in results.items():
-            print(f"  {name:36} {ms(values)}")
-        ours = statistics.median(results["stackd (create+start+wait+delete)"])
+    print(table(Report(measure(args.runs))))
+
+
+def _clean(work: Path, roots: Roots) -> None:
+    subprocess.run(["umount", "-R", "-l", str(work)], capture_output=True)
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
         for tool in ("runc", "crun"):
-            values = results.get(f"{tool} run")
-            if values:
-                print(f"  ratio stackd / {tool}: {ours / statistics.median(values):.2f}")
-        for tool, note in notes.items():
-            print(f"  {tool}: {note}")
-    finally:
-        subprocess.run(["umount", "-R", "-l", str(work)], capture_output=True)
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            for tool in ("runc", "crun"):
-                d = hierarchy / cgroup_relpath(roots.id, tool)
-                if d.is_dir():
-                    d.rmdir()
-            p = hierarchy / "stackd" / roots.id
-            if p.is_dir():
-                try:
-                    p.rmdir()
-                except OSError:
-                    pass
-        shutil.rmtree(work, ignore_errors=True)
+            d = hierarchy / cgroup_relpath(roots.id, tool)
+            if d.is_dir():
+                d.rmdir()
+        p = hierarchy / "stackd" / roots.id
+        if p.is_dir():
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

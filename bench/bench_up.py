@@ -1,83 +1,150 @@
-"""`stackd up -d` until every container runs, and `down`, for 10, 50 and 100 busybox
-services; beside podman-compose driving podman in the same run when both are installed;
-and a no-op `up` of the 100-service stack. Goals: 50 services up >= 10x faster than
-podman-compose; the no-op up under 0.5 s. Needs root.
+"""`stackd up -d` until every container runs, a no-op `up` and `ps` of the running
+stack, and `down`, for N busybox services (`init: true`); beside podman-compose
+(driving podman with runc: crun refuses this hybrid-cgroup host) and docker-compose
+where its daemon runs, in the same invocation. A peer's `up` counts only once all its
+N containers are seen running. Goals (issue #20): 50 services >= 25x faster than
+podman-compose; no-op up of 500 < 0.5 s, ps < 0.3 s. Needs root.
 
-    .venv/bin/python bench/bench_up.py [--sizes 10,50,100]
+    .venv/bin/python bench/bench_up.py [--sizes 50,500] [--peer-sizes 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import statistics
 import subprocess
 import time
+from pathlib import Path
 
 import yaml
-from stackd_bench_env import IMAGE, BenchRoot, have
+from peers import docker_refusal, have, last_line, podman_conf, podman_forget, podman_image
+from results import Peer, Report, Row, table
+from stackd_bench_env import IMAGE, BenchRoot
 
 
-def podman_compose(root: BenchRoot, directory, n: int) -> tuple[float, float] | None:
-    if not (have("podman") and have("podman-compose")):
-        return None
-    tar = root.dir / "busybox.tar"
-    subprocess.run(["podman", "import", str(tar), f"localhost/{IMAGE}"], check=True,
-                   capture_output=True)
+def peer_stack(root: BenchRoot, directory: Path, image: str) -> Path:
     stack = yaml.safe_load((directory / "compose.yaml").read_text())
     for service in stack["services"].values():
-        service["image"] = f"localhost/{IMAGE}"
-        # podman asks for nofile/nproc above this host's hard limits (root lacks
-        # CAP_SYS_RESOURCE here) and its runtime then refuses to start anything.
+        service["image"] = image
+        service.pop("pull_policy", None)
         service["ulimits"] = {"nofile": 1024, "nproc": 1024}
-    (directory / "podman-compose.yaml").write_text(yaml.safe_dump(stack))
-    # crun (podman's default here) refuses this hybrid-cgroup host; runc does not.
-    conf = directory / "containers.conf"
-    conf.write_text('[engine]\nruntime = "runc"\n')
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    path = directory / "peer-compose.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    return path
+
+
+def compose_peer(name: str, argv: list[str], ps: list[str], directory: Path, n: int,
+                 env: dict[str, str] | None) -> tuple[Peer, Peer]:
+    """(up, down) of a compose tool; failed with the reason unless all n run."""
     t0 = time.perf_counter()
-    subprocess.run(["podman-compose", "-f", "podman-compose.yaml", "up", "-d"], cwd=directory,
-                   check=True, capture_output=True, env=env)
-    up = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    subprocess.run(["podman-compose", "-f", "podman-compose.yaml", "down"], cwd=directory,
-                   check=True, capture_output=True, env=env)
-    return up, time.perf_counter() - t0
+    up = subprocess.run([*argv, "up", "-d"], cwd=directory, capture_output=True, text=True,
+                        env=env, timeout=1800)
+    up_time = time.perf_counter() - t0
+    running = subprocess.run(ps, capture_output=True, text=True, env=env).stdout.split()
+    try:
+        if up.returncode != 0:
+            return Peer.failed(name, last_line(up)), Peer.failed(name, "up failed")
+        if len(running) != n:
+            why = f"{len(running)} of {n} containers running after up"
+            return Peer.failed(name, why), Peer.failed(name, why)
+    finally:
+        t0 = time.perf_counter()
+        down = subprocess.run([*argv, "down"], cwd=directory, capture_output=True, text=True,
+                              env=env, timeout=1800)
+        down_time = time.perf_counter() - t0
+    return (Peer.ok(name, [up_time]),
+            Peer.ok(name, [down_time]) if down.returncode == 0
+            else Peer.failed(name, last_line(down)))
+
+
+def measure(root: BenchRoot, sizes: list[int], peer_sizes: list[int],
+            ps_runs: int = 5) -> list[Row]:
+    try:
+        return _measure(root, sizes, peer_sizes, ps_runs)
+    finally:
+        if have("podman"):
+            podman_forget(f"localhost/{IMAGE}")
+
+
+def _measure(root: BenchRoot, sizes: list[int], peer_sizes: list[int],
+             ps_runs: int) -> list[Row]:
+    rows: list[Row] = []
+    podman = None
+    docker = docker_refusal()
+    if have("podman") and have("podman-compose"):
+        podman = podman_image(root.dir / "busybox.tar", IMAGE)
+    root.stackd("ps", "--all-projects")  # the daemon started on demand, apart
+    stackd = root.stackd_argv()
+    for n in sizes:
+        d = root.write_stack(f"up{n}", n, init=True)
+        up = root.timed("up", "-d", cwd=d)
+        rows_ps = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
+        assert sum(r["state"] == "running" for r in rows_ps) == n, f"{len(rows_ps)} of {n}"
+        noop = [root.timed("up", "-d", cwd=d) for _ in range(3)]
+        ps = []
+        for _ in range(ps_runs):
+            t0 = time.perf_counter()
+            subprocess.run([*stackd, "ps"], cwd=d, env=root.env, check=True,
+                           capture_output=True)
+            ps.append(time.perf_counter() - t0)
+        down = root.timed("down", cwd=d)
+        peers_up: list[tuple[Peer, Peer]] = []
+        if n in peer_sizes:
+            if podman is None:
+                missing = Peer.missing("podman-compose")
+                peers_up.append((missing, missing))
+            else:
+                path = peer_stack(root, d, podman)
+                env = podman_conf(root.dir)
+                peers_up.append(compose_peer(
+                    "podman-compose (runc)", ["podman-compose", "-f", path.name],
+                    ["podman", "ps", "-q", "--filter", f"label=io.podman.compose.project=up{n}",
+                     "--filter", "status=running"], d, n, env))
+            if docker is None and have("docker-compose"):
+                path = peer_stack(root, d, f"localhost/{IMAGE}")
+                peers_up.append(compose_peer(
+                    "docker-compose", ["docker-compose", "-f", path.name],
+                    ["docker", "ps", "-q", "--filter",
+                     f"label=com.docker.compose.project=up{n}"], d, n, None))
+            else:
+                why = ("not installed" if not have("docker-compose")
+                       else docker or "not installed")
+                failed = Peer("docker-compose", "not installed" if "not installed" in why
+                              else "failed", None, why.removeprefix("failed: "))
+                peers_up.append((failed, failed))
+        what = f"up -d {n} services (init: true)"
+        for peer_up, _ in peers_up or [(Peer("-", "none"), None)]:
+            goal = "ratio <= 0.04 (25x)" if n == 50 and "podman" in peer_up.name else ""
+            rows.append(Row("up", what, up, peer=peer_up, goal=goal,
+                            met=(peer_up.value is not None and up * 25 <= peer_up.value)
+                            if goal else None, samples=1))
+        for _, peer_down in peers_up:
+            rows.append(Row("up", f"down {n} services", down, peer=peer_down, samples=1))
+        goal_noop, goal_ps = (0.5, 0.3) if n >= 500 else (None, None)
+        rows.append(Row("up", f"no-op up -d of {n}", statistics.median(noop),
+                        goal=f"< {goal_noop} s at 500" if goal_noop else "",
+                        met=statistics.median(noop) < goal_noop if goal_noop else None,
+                        samples=len(noop)))
+        rows.append(Row("up", f"ps of {n}", statistics.median(ps),
+                        goal=f"< {goal_ps} s at 500" if goal_ps else "",
+                        met=statistics.median(ps) < goal_ps if goal_ps else None,
+                        samples=len(ps)))
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="10,50,100")
+    ap.add_argument("--sizes", default="50,500")
+    ap.add_argument("--peer-sizes", default="50", help="sizes the peers run too")
     args = ap.parse_args()
-    sizes = [int(x) for x in args.sizes.split(",")]
     root = BenchRoot()
-    results = []
     try:
-        # The daemon starts on demand with the first command; time that once, apart,
-        # so every size below is measured against a running daemon.
-        t0 = time.perf_counter()
-        root.stackd("ps", "--all-projects")
-        cold = time.perf_counter() - t0
-        for n in sizes:
-            d = root.write_stack(f"up{n}", n)
-            up = root.timed("up", "-d", cwd=d)
-            running = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
-            assert len(running) == n, f"{len(running)} of {n} running"
-            noop = root.timed("up", "-d", cwd=d)
-            down = root.timed("down", cwd=d)
-            peer = podman_compose(root, d, n)
-            results.append((n, up, noop, down, peer))
+        rows = measure(root, [int(x) for x in args.sizes.split(",")],
+                       [int(x) for x in args.peer_sizes.split(",")])
     finally:
         root.close()
-    print(f"daemon started on demand by the first command: {cold:.2f}s")
-    print(f"{'services':>8} {'up -d':>8} {'no-op up':>9} {'down':>8}   podman-compose up/down")
-    for n, up, noop, down, peer in results:
-        line = f"{n:>8} {up:>7.2f}s {noop:>8.2f}s {down:>7.2f}s   "
-        if peer is None:
-            line += "(podman-compose not installed: pip install podman-compose)"
-        else:
-            line += f"{peer[0]:.2f}s / {peer[1]:.2f}s  → stackd {peer[0] / up:.1f}x faster up"
-        print(line)
+    print(table(Report(rows)))
 
 
 if __name__ == "__main__":

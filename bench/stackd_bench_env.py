@@ -44,6 +44,11 @@ class BenchRoot:
             raise RuntimeError(f"stackd {' '.join(args)}: {r.stderr[-2000:]}")
         return r
 
+    def stackd_argv(self) -> list[str]:
+        """What a user types: the installed `stackd` script (not `python -m`)."""
+        script = Path(sys.executable).with_name("stackd")
+        return [str(script)] if script.exists() else [sys.executable, "-m", "stackd"]
+
     def timed(self, *args: str, cwd: Path | None = None) -> float:
         t0 = time.perf_counter()
         self.stackd(*args, cwd=cwd)
@@ -53,7 +58,8 @@ class BenchRoot:
         path = pid_path(self.roots)
         return read_pid(path) if locked(path) else None
 
-    def write_stack(self, name: str, services: int, *, replicas: int = 1) -> Path:
+    def write_stack(self, name: str, services: int, *, replicas: int = 1,
+                    init: bool = False) -> Path:
         d = self.dir / name
         d.mkdir(exist_ok=True)
         lines = [f"name: {name}", "services:"]
@@ -61,6 +67,8 @@ class BenchRoot:
             lines += [f"  s{i:03d}:", f"    image: {IMAGE}", "    pull_policy: never",
                       '    command: ["sleep", "86400"]', "    stop_signal: SIGKILL",
                       "    restart: unless-stopped"]
+            if init:
+                lines += ["    init: true"]
             if replicas > 1:
                 lines += ["    deploy:", f"      replicas: {replicas}"]
         (d / "compose.yaml").write_text("\n".join(lines) + "\n")

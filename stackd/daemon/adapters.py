@@ -219,6 +219,7 @@ class HostWorld:
         self.resolver: Any = None
         self.ports: Any = None
         self.supervisor: Any = None
+        self.default_network: Any = None  # single.DefaultNetwork, made by watch
 
     # lifecycle
 
@@ -247,6 +248,10 @@ class HostWorld:
             nursery.start_soon(self._watch_bridges, emit)
             nursery.start_soon(self._watch_containers, emit)
             nursery.start_soon(self._hold_monitor)
+            from stackd.daemon.single import DefaultNetwork
+
+            self.default_network = DefaultNetwork(self.ports)
+            nursery.start_soon(self.default_network.keep)
             task_status.started()
             await trio.sleep_forever()
 
@@ -580,7 +585,8 @@ class HostWorld:
         from stackd.daemon.single import SingleRunner
 
         ports = self._ready()
-        return SingleRunner(ports, ports.images, ports.volumes).run(request)
+        return SingleRunner(ports, ports.images, ports.volumes,
+                            self.default_network).run(request)
 
     async def signal(self, container: str, action: str, signal: str | None,
                      timeout: int | None = None) -> None:
@@ -603,10 +609,8 @@ class HostWorld:
         if action in ("start", "restart"):
             await lifecycle.start_existing(ports, v.id)
         if action == "remove":
-            from stackd.daemon.single import release_default_network
-
+            # A `run` container's default network lingers (single.DefaultNetwork).
             await lifecycle.tear_down(ports, v.id)
-            await release_default_network(ports)
 
 
 def disrupted(roots: Roots, hierarchies: Sequence[Any], nets: Any, watches: Sequence[Any]

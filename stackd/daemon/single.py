@@ -9,9 +9,10 @@ detached, the output until the process exits, then its exit code; --rm deletes i
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import trio
@@ -33,6 +34,10 @@ from stackd.runtime.containerspec import (
 LABEL_RUN = "io.stackd.run"
 RUN_PROJECT = "_run"  # owner of the default network and of named volumes made by run
 DEFAULT_NETWORK = "stackd_default"
+# How long the default network outlives its last container. Making and removing it
+# (a bridge and the nftables rules of a network) took ~250 ms of each `run --rm` on a
+# loaded 2-core host; docker and podman keep theirs for good.
+DEFAULT_NETWORK_LINGER = 30.0
 
 
 class RunOptions(Request):
@@ -251,14 +256,83 @@ def parse_publish(items: list[str]) -> list[Any]:
     return out
 
 
+class DefaultNetwork:
+    """The root's `default` network for `stackd run`: made on first use, kept while a
+    container is on it or joining it, and removed once it has been unused for
+    `linger` seconds (`keep`, a daemon task) and when the daemon stops."""
+
+    def __init__(self, ports: Any, *, linger: float = DEFAULT_NETWORK_LINGER) -> None:
+        self.ports = ports
+        self.linger = linger
+        # Held to make the network and to remove it, so neither runs into the other.
+        self.lock = trio.Lock()
+        self.joining = 0  # runs between ensuring the network and being attached to it
+        self.joined_at = -math.inf  # the last attach: a run between two looks counts too
+
+    async def join(self, cid: str, bindings: list[Any]) -> str:
+        from stackd.netbridge import Attachment, NetworkSpec
+
+        net = self.ports.network
+        self.joining += 1
+        try:
+            async with self.lock:
+                await net.ensure_network(NetworkSpec(key=DEFAULT_NETWORK, project=RUN_PROJECT,
+                                                     name="default"))
+            path: str = await net.connect(cid, [Attachment(DEFAULT_NETWORK)], bindings)
+            return path
+        finally:
+            self.joining -= 1
+            self.joined_at = trio.current_time()
+
+    def unused(self) -> bool | None:
+        """None: there is no default network; else whether nothing is on it."""
+        nets = self.ports.network.nets
+        if DEFAULT_NETWORK not in {n.key for n in nets.list()}:
+            return None
+        return self.joining == 0 and not nets.alloc.addresses(network_key=DEFAULT_NETWORK)
+
+    async def keep(self, *, every: float = 1.0) -> None:
+        """Remove the network once unused for `linger` seconds; and, shielded, at the
+        end (the daemon stopping), if unused."""
+        idle_since: float | None = None
+        try:
+            while True:
+                await trio.sleep(every)
+                unused = self.unused()
+                if not unused:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = trio.current_time()
+                elif trio.current_time() - max(idle_since, self.joined_at) >= self.linger:
+                    await self.release()
+                    idle_since = None
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 15.0
+                await self.release()
+
+    async def release(self) -> None:
+        from stackd.errors import ConflictError
+
+        async with self.lock:
+            if not self.unused():
+                return
+            try:
+                await self.ports.network.nets.remove_network(DEFAULT_NETWORK)
+            except ConflictError:
+                pass  # a container joined meanwhile
+
+
 class SingleRunner:
-    def __init__(self, ports: Any, images: Any, volumes: Any) -> None:
+    def __init__(self, ports: Any, images: Any, volumes: Any,
+                 default_network: DefaultNetwork) -> None:
         self.ports = ports
         self.images = images
         self.volumes = volumes
+        self.default_network = default_network
 
     async def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
-        from stackd.netbridge import Attachment, NetworkSpec
+        from stackd.netbridge import Attachment
 
         image = await self.images.ensure(request.image, request.pull)
         name = container_name(request)
@@ -275,9 +349,7 @@ class SingleRunner:
         files: dict[str, str] = {}
         net = self.ports.network
         if request.network in ("default", "bridge"):
-            await net.ensure_network(NetworkSpec(key=DEFAULT_NETWORK, project=RUN_PROJECT,
-                                                 name="default"))
-            netns = await net.connect(cid, [Attachment(DEFAULT_NETWORK)], bindings)
+            netns = await self.default_network.join(cid, bindings)
         elif request.network not in ("none", "host"):
             if request.network not in await _network_names(net):
                 raise NotFoundError(f"network {request.network!r} does not exist",
@@ -305,8 +377,8 @@ class SingleRunner:
     async def _remove(self, cid: str) -> None:
         from stackd.reconciler import lifecycle
 
+        # The default network stays a while for the next run (DefaultNetwork.keep).
         await lifecycle.tear_down(self.ports, cid)
-        await release_default_network(self.ports)
 
     async def _mount(self, text: str) -> Mount:
         parts = _check_volume(text)
@@ -331,9 +403,10 @@ async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
     """A started container's output lines as they come, then its exit: what `stackd run`
     streams, for an image run and a service's one-off alike."""
     seen: Counter[tuple[Any, str, str]] = Counter()
-    async for rec in ports.runtime.logs(cid, follow=True):
-        seen[(rec.time, rec.stream, rec.line)] += 1
-        yield {"stream": rec.stream, "line": rec.line}
+    async with _live_output(ports, cid) as records:
+        async for rec in records:
+            seen[(rec.time, rec.stream, rec.line)] += 1
+            yield {"stream": rec.stream, "line": rec.line}
     status = await ports.runtime.wait(cid)
     # Following can miss what is written as it switches from reading the file to
     # watching it; once the process has exited the file is complete, so send
@@ -348,20 +421,21 @@ async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
                     "oom_killed": status.oom_killed}}
 
 
+@trio.as_safe_channel
+async def _live_output(ports: Any, cid: str) -> AsyncGenerator[Any, None]:
+    """The followed log's records until the process exits. Following ends as the
+    monitor answers `wait`, not at the follower's next look at the state (up to
+    0.1 s later: most of a `run --rm IMG true`); follow_output reads what is left."""
+    async with trio.open_nursery() as nursery:
+        async def end_at_exit() -> None:
+            await ports.runtime.wait(cid)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(end_at_exit)
+        async for rec in ports.runtime.logs(cid, follow=True):
+            yield rec
+        nursery.cancel_scope.cancel()
+
+
 async def _network_names(net: Any) -> set[str]:
     return {n.key for n in net.nets.list()}
-
-
-async def release_default_network(ports: Any) -> None:
-    """The default network lives while a `run` container uses it (no leftovers after)."""
-    from stackd.errors import ConflictError
-
-    nets = ports.network.nets
-    if DEFAULT_NETWORK not in {n.key for n in nets.list()}:
-        return
-    if nets.alloc.addresses(network_key=DEFAULT_NETWORK):
-        return
-    try:
-        await nets.remove_network(DEFAULT_NETWORK)
-    except ConflictError:
-        pass  # a container joined meanwhile

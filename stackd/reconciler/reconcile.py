@@ -40,6 +40,7 @@ from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.rolling import Rollout, annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
+from stackd.reconciler.translations import PLACEMENTS, TRANSLATIONS, inputs_of
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
 from stackd.scheduler.platform import Platform
@@ -215,7 +216,10 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
 
 
 async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) -> DesiredState:
-    check_placement(stack, options.nodes, options.scale)
+    nodes = tuple(options.nodes)
+    if not PLACEMENTS.known(stack, nodes, options.scale):
+        check_placement(stack, nodes, options.scale)
+        PLACEMENTS.passed(stack, nodes, options.scale)
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   environ=options.environ,
                                   platforms=check_platforms(stack, options.nodes))
@@ -235,9 +239,16 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
     inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
                          read_file=read_file, environ=options.environ, scale=options.scale,
                          rolling_back=options.rolling_back)
+    key = inputs_of(stack, images, contents, options.environ, options.scale,
+                    options.rolling_back, ports.volumes)
+    if key is not None and (known := TRANSLATIONS.get(key)) is not None:
+        return known
     # Pure but not cheap (a spec, a config hash per service: ~60 ms for 20 services):
     # a worker thread's, so the daemon's loop keeps answering meanwhile.
-    return await trio.to_thread.run_sync(desired_state, stack, images, inputs)
+    desired = await trio.to_thread.run_sync(desired_state, stack, images, inputs)
+    if key is not None:
+        TRANSLATIONS.put(key, desired)
+    return desired
 
 
 def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptions) -> Plan:

