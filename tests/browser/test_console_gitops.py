@@ -94,3 +94,12 @@ def test_console_shows_gitops_sources_and_syncs_one(followed: CLI, console: Cons
     assert browser.find_elements(
         "css selector", 'a[href^="/actions/sync"][href*="back=stack"]')
     shot(browser, "stack-gitops")
+
+    # Phone-sized: the GitOps page fits and says the status in words.
+    browser.set_window_size(390, 844)
+    browser.get(f"{console.base}gitops")
+    wait_for("the narrow GitOps page", lambda: "✔ Synced" in text_of(
+        browser, "#gitops-table"), driver=browser)
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+    shot(browser, "gitops-phone")
