@@ -177,8 +177,15 @@ class Views:
         project = request.path_params["project"]
         status = await self._stack_status(project)
         try:
-            plan = await self.api.post("/v1/stacks/plan", {"source": source_of(status)},
-                                       actor=_who(request).actor)
+            if await self._source(project) is not None:
+                # A GitOps stack's files are its branch's: what the next sync would do
+                # (`stackd gitops diff`), not its unpacked tree compared with itself.
+                plan = await self.api.post(f"/v1/gitops/sources/{quote(project, safe='')}"
+                                           "/diff", None, actor=_who(request).actor)
+            else:
+                plan = await self.api.post("/v1/stacks/plan",
+                                           {"source": source_of(status)},
+                                           actor=_who(request).actor)
         except StackdError as exc:
             return HTMLResponse(pages.plan_fragment(None, exc.message))
         return HTMLResponse(pages.plan_fragment(plan))

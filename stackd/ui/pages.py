@@ -277,8 +277,13 @@ def plan_fragment(plan: Mapping[str, Any] | None, error: str = "") -> str:
     assert plan is not None
     actions = plan.get("actions") or []
     revision = plan.get("revision") or {}
+    commit = plan.get("commit")  # a GitOps stack's: what its next sync would do
+    verb = "a sync" if commit else "<code>up</code>"
     out = ("<ul>" + "".join(f"<li><code>{e(a.get('line'))}</code></li>" for a in actions)
-           + "</ul>") if actions else "<p>Up to date: <code>up</code> would do nothing.</p>"
+           + "</ul>") if actions else f"<p>Up to date: {verb} would do nothing.</p>"
+    if commit:
+        out = (f'<p>The branch\'s newest commit: <code>{e(short_sha(commit))}</code> '
+               f"{e(first_line(commit.get('message')))}</p>" + out)
     changes = revision.get("changes") or []
     if changes:
         out += (f"<p>Files changed since the applied revision {e(revision.get('number'))}:"

@@ -91,6 +91,9 @@ def test_console_shows_gitops_sources_and_syncs_one(followed: CLI, console: Cons
     wait_for("the stack page's source", lambda: second[:12] in text_of(
         browser, "#gitops-source"), driver=browser)
     assert "greet two" in text_of(browser, "#gitops-source")
+    wait_for("the plan: the next sync would do nothing", lambda: (
+        (t := text_of(browser, "#plan")) and "a sync would do nothing" in t
+        and second[:12] in t), driver=browser)
     assert browser.find_elements(
         "css selector", 'a[href^="/actions/sync"][href*="back=stack"]')
     shot(browser, "stack-gitops")

@@ -108,6 +108,17 @@ def test_gitops_sources_are_escaped_and_say_their_status_in_words() -> None:
     assert "No GitOps sources" in pages.gitops_fragment([])
 
 
+def test_a_gitops_stacks_plan_is_its_next_sync() -> None:
+    html = pages.plan_fragment({"commit": {"sha": "d" * 40, "message": EVIL},
+                                "actions": [{"line": EVIL}], "revision": None})
+    assert "<script" not in html and "<img" not in html
+    assert "d" * 12 in text(html)
+    up_to_date = pages.plan_fragment({"commit": {"sha": "d" * 40, "message": "m"},
+                                      "actions": [], "revision": None})
+    assert "Up to date: a sync would do nothing." in text(up_to_date)
+    assert "Up to date: up would do nothing." in text(pages.plan_fragment({"actions": []}))
+
+
 def test_a_sync_returns_only_to_pages_of_its_own() -> None:
     from stackd.ui.app import _back_to
 
