@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Path, Query
 
+from stackd.daemon.api import Actor
 from stackd.gitops.models import SourceSpec
 
 if TYPE_CHECKING:
@@ -37,8 +38,11 @@ def add_routes(app: FastAPI, gitops: GitOps) -> None:
         return {"removed": name}
 
     @app.post("/v1/gitops/sources/{name}/sync")
-    async def sync(name: SourceName) -> dict[str, Any]:
-        """Fetch and apply now; the status after."""
+    async def sync(name: SourceName, actor: Actor = "") -> dict[str, Any]:
+        """Fetch and apply now; the status after. Who asked is an `action` event, as
+        for the stack verbs (the console's "sync now" names its token)."""
+        gitops.store.get(name)  # NotFound before an event saying someone asked
+        gitops.engine.asked(actor, "sync", name, detail=f"gitops source {name}")
         return await gitops.sync_now(name)
 
     @app.post("/v1/gitops/sources/{name}/diff")

@@ -50,6 +50,8 @@ def make_app(api: DaemonAPI, *, tokens: auth.Tokens, sessions: auth.Sessions,
         Route("/_frag/stack/{project}/plan", views.plan_fragment),
         Route("/containers/{name}", views.container),
         Route("/_frag/container/{name}", views.container_fragment),
+        Route("/gitops", views.gitops),
+        Route("/_frag/gitops", views.gitops_fragment),
         Route("/events", views.events),
         Route("/images", views.images),
         Route("/networks", views.networks),
@@ -104,6 +106,17 @@ class Views:
         past = await self.api.get_lines("/v1/events", project=project, follow=False)
         return int(past[-1]["seq"]) if past else 0
 
+    async def _sources(self) -> list[dict[str, Any]]:
+        """The GitOps sources' statuses (none from a daemon without GitOps)."""
+        try:
+            return list(await self.api.get("/v1/gitops/sources"))
+        except NotFoundError:
+            return []
+
+    async def _source(self, name: str) -> dict[str, Any] | None:
+        """The source that keeps stack `name` (it bears the stack's name), if any."""
+        return next((s for s in await self._sources() if s.get("name") == name), None)
+
     async def _stacks_html(self) -> str:
         stacks = await self.api.get("/v1/stacks")
         containers = await self.api.get("/v1/containers", all=True)
@@ -111,7 +124,8 @@ class Views:
         for s in stacks:
             d = await self._describe(s["project"]) if s["phase"] == "active" else None
             desired[s["project"]] = sum(int(x["replicas"]) for x in d["services"]) if d else 0
-        return pages.stacks_fragment(stacks, containers, desired)
+        sources = {str(s["name"]): s for s in await self._sources()}
+        return pages.stacks_fragment(stacks, containers, desired, sources)
 
     async def stacks(self, request: Request) -> Response:
         since = await self._seq()
@@ -126,9 +140,10 @@ class Views:
         events = await self.api.get_lines("/v1/events", project=project, follow=False)
         described = await self._describe(project)
         containers = await self.api.get("/v1/containers", project=project, all=True)
+        source = await self._source(project)
         since = int(events[-1]["seq"]) if events else 0
-        return (pages.stack_fragment(project, described, containers, events), described,
-                since)
+        return (pages.stack_fragment(project, described, containers, events, source),
+                described, since)
 
     async def _history_html(self, project: str) -> str:
         status = await self._stack_status(project)
@@ -162,8 +177,15 @@ class Views:
         project = request.path_params["project"]
         status = await self._stack_status(project)
         try:
-            plan = await self.api.post("/v1/stacks/plan", {"source": source_of(status)},
-                                       actor=_who(request).actor)
+            if await self._source(project) is not None:
+                # A GitOps stack's files are its branch's: what the next sync would do
+                # (`stackd gitops diff`), not its unpacked tree compared with itself.
+                plan = await self.api.post(f"/v1/gitops/sources/{quote(project, safe='')}"
+                                           "/diff", None, actor=_who(request).actor)
+            else:
+                plan = await self.api.post("/v1/stacks/plan",
+                                           {"source": source_of(status)},
+                                           actor=_who(request).actor)
         except StackdError as exc:
             return HTMLResponse(pages.plan_fragment(None, exc.message))
         return HTMLResponse(pages.plan_fragment(plan))
@@ -196,6 +218,14 @@ class Views:
     async def container_fragment(self, request: Request) -> Response:
         return HTMLResponse((await self._container_html(request.path_params["name"]))[0])
 
+    async def gitops(self, request: Request) -> Response:
+        since = await self._seq()
+        return HTMLResponse(pages.gitops_page(pages.gitops_fragment(await self._sources()),
+                                              since=since, actor=_who(request).actor))
+
+    async def gitops_fragment(self, request: Request) -> Response:
+        return HTMLResponse(pages.gitops_fragment(await self._sources()))
+
     async def events(self, request: Request) -> Response:
         past = await self.api.get_lines("/v1/events", follow=False)
         since = past[-1]["seq"] if past else 0
@@ -222,6 +252,16 @@ class Views:
         who = _who(request)
         kind = request.path_params["kind"]
         q = request.query_params
+        csrf = who.session.csrf if who.session is not None else ""
+        if kind == "sync":
+            name = _require(q.get("source"), "GitOps source")
+            await self.api.get(f"/v1/gitops/sources/{quote(name, safe='')}")  # 404 page
+            back = "stack" if q.get("back") == "stack" else ""
+            return HTMLResponse(pages.confirm_page(
+                kind, f"Sync GitOps source {name} now? Its branch is fetched and the "
+                "newest commit applied to stack " + name + ".",
+                {"source": name, "back": back or None}, csrf=csrf, actor=who.actor,
+                cancel=_back_to(name, back)))
         project, service = q.get("project", ""), q.get("service") or None
         await self._stack_status(project)
         fields: dict[str, object] = {"project": project, "service": service}
@@ -240,8 +280,7 @@ class Views:
                         "again as a new revision.")
         else:
             raise NotFoundError(f"no action {kind!r}",
-                                hint="restart, stop, start, scale or rollback")
-        csrf = who.session.csrf if who.session is not None else ""
+                                hint="restart, stop, start, scale, rollback or sync")
         return HTMLResponse(pages.confirm_page(kind, question, fields, csrf=csrf,
                                                actor=who.actor, number=number))
 
@@ -249,6 +288,13 @@ class Views:
         who = _who(request)
         kind = request.path_params["kind"]
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        if kind == "sync":
+            # `stackd gitops sync`'s request; it answers once the sync is done, so the
+            # page redirected to shows its outcome (a failure is the source's status).
+            name = _require(form.get("source"), "GitOps source")
+            await self.api.post(f"/v1/gitops/sources/{quote(name, safe='')}/sync", None,
+                                actor=who.actor)
+            return RedirectResponse(_back_to(name, form.get("back", "")), status_code=303)
         project = form.get("project", "")
         service = form.get("service") or None
         status = await self._stack_status(project)
@@ -271,7 +317,7 @@ class Views:
                                                 actor=who.actor)
         else:
             raise NotFoundError(f"no action {kind!r}",
-                                hint="restart, stop, start, scale or rollback")
+                                hint="restart, stop, start, scale, rollback or sync")
         # Accepted: the stack's page shows the rest live; the stream is read to its
         # end after this answer, so the daemon's request runs its course.
         return RedirectResponse(f"/stacks/{p}", status_code=303,
@@ -452,6 +498,12 @@ def source_of(status: dict[str, Any]) -> dict[str, Any]:
     files interpolate variables from the shell is scaled with `stackd scale`."""
     return {"files": status.get("files") or None, "cwd": status.get("cwd") or None,
             "project_name": status["project"]}
+
+
+def _back_to(source: str, back: str) -> str:
+    """Where a sync returns: the source's stack page when asked from there, else the
+    GitOps page (a fixed choice: the form names no URL to redirect to)."""
+    return f"/stacks/{quote(source, safe='')}" if back == "stack" else "/gitops"
 
 
 def _require(value: str | None, what: str) -> str:

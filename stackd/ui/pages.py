@@ -19,13 +19,16 @@ from stackd.ui.auth import CSRF_FIELD
 
 HTMX = "htmx-2.0.11.min.js"
 HTMX_SSE = "htmx-ext-sse-2.2.4.min.js"
-NAV = (("/", "Stacks"), ("/events", "Events"), ("/images", "Images"),
+NAV = (("/", "Stacks"), ("/gitops", "GitOps"), ("/events", "Events"), ("/images", "Images"),
        ("/networks", "Networks"), ("/volumes", "Volumes"))
 
 # Health and state as a word and an icon; the colour (CSS class) only repeats them.
 ICONS = {"healthy": "✔", "unhealthy": "✖", "starting": "◔", "running": "▶",
          "exited": "■", "created": "○", "stopped": "■", "paused": "❚❚", "ok": "✔",
-         "requeue": "↻", "retry": "↻", "terminal": "✖", "removing": "…", "": "·"}
+         "requeue": "↻", "retry": "↻", "terminal": "✖", "removing": "…", "": "·",
+         # a GitOps source's sync status (stackd/gitops/status.py)
+         "Synced": "✔", "OutOfSync": "≠", "Progressing": "◔", "Degraded": "⚠",
+         "Failed": "✖"}
 
 
 def e(value: object) -> str:
@@ -134,7 +137,10 @@ def stack_health(rows: Sequence[Mapping[str, Any]], desired: int) -> str:
 
 def stacks_fragment(stacks: Sequence[Mapping[str, Any]],
                     containers: Sequence[Mapping[str, Any]],
-                    desired: Mapping[str, int]) -> str:
+                    desired: Mapping[str, int],
+                    sources: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """`sources`: the GitOps sources by name (a source's stack bears its name)."""
+    sources = sources or {}
     rows = []
     for s in stacks:
         project = str(s["project"])
@@ -151,9 +157,10 @@ def stacks_fragment(stacks: Sequence[Mapping[str, Any]],
             f'{e(ago(s.get("last_finished")))}</span>',
             f"{e(s['generation'])}" + (f' <span class="muted">({e(s["rollback"])})</span>'
                                       if s.get("rollback") else ""),
+            source_brief(sources.get(project)),
         ])
     return table(["stack", "state", "ready/desired", "health", "last change",
-                  "applied revision"], rows,
+                  "applied revision", "GitOps source"], rows,
                  empty="No stacks: `stackd up` in a project directory applies one.",
                  attrs='id="stacks-table"')
 
@@ -178,7 +185,8 @@ def restarts_by_container(events: Sequence[Mapping[str, Any]]
 
 def stack_fragment(project: str, described: Mapping[str, Any] | None,
                    containers: Sequence[Mapping[str, Any]],
-                   events: Sequence[Mapping[str, Any]]) -> str:
+                   events: Sequence[Mapping[str, Any]],
+                   source: Mapping[str, Any] | None = None) -> str:
     services = list(described["services"]) if described else []
     images = dict(described["images"]) if described else {}
     restarts = restarts_by_container(events)
@@ -217,7 +225,8 @@ def stack_fragment(project: str, described: Mapping[str, Any] | None,
                f'{e(ago(last.get("time")))})</span>' if last else ""),
             e(ago(c.get("started_at"))),
         ])
-    return ("<h2>Services</h2>"
+    return (source_section(source)
+            + "<h2>Services</h2>"
             + table(["service", "ready/replicas", "health", "ports", "image and digest",
                      ""], srows, empty="The applied revision has no services.",
                     attrs='id="services-table"')
@@ -268,14 +277,127 @@ def plan_fragment(plan: Mapping[str, Any] | None, error: str = "") -> str:
     assert plan is not None
     actions = plan.get("actions") or []
     revision = plan.get("revision") or {}
+    commit = plan.get("commit")  # a GitOps stack's: what its next sync would do
+    verb = "a sync" if commit else "<code>up</code>"
     out = ("<ul>" + "".join(f"<li><code>{e(a.get('line'))}</code></li>" for a in actions)
-           + "</ul>") if actions else "<p>Up to date: <code>up</code> would do nothing.</p>"
+           + "</ul>") if actions else f"<p>Up to date: {verb} would do nothing.</p>"
+    if commit:
+        out = (f'<p>The branch\'s newest commit: <code>{e(short_sha(commit))}</code> '
+               f"{e(first_line(commit.get('message')))}</p>" + out)
     changes = revision.get("changes") or []
     if changes:
         out += (f"<p>Files changed since the applied revision {e(revision.get('number'))}:"
                 "</p><ul>" + "".join(f"<li><code>{e(c)}</code></li>" for c in changes)
                 + "</ul>")
     return out
+
+
+# -- GitOps sources -------------------------------------------------------------------
+
+SHORT_SHA = 12  # as `stackd gitops ls` prints a commit
+
+
+def short_sha(commit: Mapping[str, Any] | None) -> str:
+    return str((commit or {}).get("sha") or "")[:SHORT_SHA]
+
+
+def first_line(text: object) -> str:
+    return str(text or "").strip().split("\n", 1)[0]
+
+
+def source_error(source: Mapping[str, Any]) -> str:
+    """The source's last error: its sync's, else its applied revision's reconcile's,
+    else the drift it found."""
+    if source.get("error"):
+        return str(source["error"])
+    if source.get("reconcile_error"):
+        return str(source["reconcile_error"])
+    return f"drift: {source['drift']}" if source.get("drift") else ""
+
+
+def commit_html(source: Mapping[str, Any]) -> str:
+    """The applied commit's short id (the full one on hover), and the newest fetched
+    one when that differs (a sync would apply it)."""
+    name = e(source.get("name"))
+    applied, head = source.get("applied"), source.get("head")
+    out = (f'<code class="commit" data-source="{name}" title="{e((applied or {}).get("sha"))}">'
+           f'{e(short_sha(applied)) or "—"}</code>')
+    if head and short_sha(head) != short_sha(applied):
+        out += f' <span class="muted">(newest: <code>{e(short_sha(head))}</code>)</span>'
+    return out
+
+
+def sync_link(source: Mapping[str, Any], *, back: str = "") -> str:
+    return action_link("sync", "sync now", source=source.get("name"), back=back or None)
+
+
+def source_brief(source: Mapping[str, Any] | None) -> str:
+    """A stacks-table cell: the source's status and applied commit."""
+    if source is None:
+        return "—"
+    return (f'<a href="/gitops#source-{e(source.get("name"))}">'
+            f'<span class="sync-status" data-source="{e(source.get("name"))}">'
+            f'{badge(str(source.get("status") or ""))}</span></a> {commit_html(source)}')
+
+
+def gitops_fragment(sources: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    for src in sources:
+        name = str(src.get("name") or "")
+        applied = src.get("applied") or {}
+        stack = (f'<a href="/stacks/{quote(name)}" id="source-{e(name)}">{e(name)}</a>'
+                 if src.get("revision") else f'<span id="source-{e(name)}">{e(name)}</span>')
+        rows.append([
+            stack + (' <span class="muted">(suspended)</span>' if src.get("suspended")
+                     else ""),
+            f'<code class="repo">{e(src.get("repo"))}</code>'
+            + (f'<br><span class="muted">{e(src.get("path"))}</span>'
+               if src.get("path") not in (None, "", ".") else ""),
+            e(src.get("ref")),
+            f'<span class="sync-status" data-source="{e(name)}">'
+            f'{badge(str(src.get("status") or ""))}</span>',
+            commit_html(src),
+            f'<span title="{e(stamp(applied.get("author_time")))}">'
+            f'{e(ago(applied.get("author_time")))}</span>',
+            f'<span class="message" data-source="{e(name)}">'
+            f'{e(first_line(applied.get("message"))) or "—"}</span>',
+            f'<span class="error" data-source="{e(name)}">{e(source_error(src))}</span>'
+            if source_error(src) else "—",
+            f'<div class="actions">{sync_link(src)}</div>',
+        ])
+    return table(["source", "repository", "ref", "status", "commit", "authored",
+                  "message", "last error", ""], rows,
+                 empty="No GitOps sources: `stackd gitops add NAME --repo URL` adds one.",
+                 attrs='id="gitops-table"')
+
+
+def gitops_page(fragment: str, *, since: int, actor: str) -> str:
+    body = ("<h1>GitOps sources</h1><p class=\"muted\">Each source's stack bears its "
+            "name; live.</p>"
+            + live(f"/_sse/changes?since={since}",
+                   refreshed("/_frag/gitops", fragment, ident="gitops")))
+    return layout("GitOps", body, actor=actor, current="/gitops")
+
+
+def source_section(source: Mapping[str, Any] | None) -> str:
+    """A stack's GitOps source on its page ("" when no source keeps the stack)."""
+    if source is None:
+        return ""
+    applied = source.get("applied") or {}
+    error = source_error(source)
+    spec = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in [
+        ("source", f'<a href="/gitops#source-{e(source.get("name"))}">'
+                   f'{e(source.get("name"))}</a>'),
+        ("repository", f'<code class="repo">{e(source.get("repo"))}</code>'),
+        ("ref", e(source.get("ref"))),
+        ("status", f'<span class="sync-status" data-source="{e(source.get("name"))}">'
+                   f'{badge(str(source.get("status") or ""))}</span>'),
+        ("commit", commit_html(source)),
+        ("authored", e(stamp(applied.get("author_time")))),
+        ("message", e(first_line(applied.get("message"))) or "—"),
+        ("last error", f'<span class="error">{e(error)}</span>' if error else "—")])
+    return (f'<h2>GitOps source</h2><dl class="spec" id="gitops-source">{spec}</dl>'
+            f'<div class="actions">{sync_link(source, back="stack")}</div>')
 
 
 # -- one container --------------------------------------------------------------------
@@ -426,7 +548,8 @@ def volumes_page(volumes: Sequence[Mapping[str, Any]], *, actor: str) -> str:
 
 
 def confirm_page(kind: str, question: str, fields: Mapping[str, object], *, csrf: str,
-                 actor: str, number: tuple[str, int] | None = None) -> str:
+                 actor: str, number: tuple[str, int] | None = None,
+                 cancel: str | None = None) -> str:
     hidden = "".join(f'<input type="hidden" name="{e(k)}" value="{e(v)}">'
                      for k, v in fields.items() if v is not None)
     extra = ""
@@ -434,7 +557,7 @@ def confirm_page(kind: str, question: str, fields: Mapping[str, object], *, csrf
         label, value = number
         extra = (f'<p><label>{e(label)} <input type="number" name="replicas" min="0" '
                  f'max="100" value="{value}" required id="replicas"></label></p>')
-    back = f"/stacks/{quote(str(fields.get('project') or ''))}"
+    back = cancel or f"/stacks/{quote(str(fields.get('project') or ''))}"
     body = (f'<h1>Confirm</h1><form class="confirm" method="post" action="/actions/{e(kind)}">'
             f'<p>{e(question)}</p>{extra}{hidden}'
             f'<input type="hidden" name="{CSRF_FIELD}" value="{e(csrf)}">'

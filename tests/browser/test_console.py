@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE
-from support.ui import SHOTS, Console, shot
+from support.ui import Console, click, shot, text_of, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -50,48 +48,8 @@ services:
 """
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0,
-             driver: Any = None) -> Any:
-    """Poll `check` (the test's, not the page's) until it is true; on a timeout the
-    page's HTML goes beside the screenshots, to see what the browser saw."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except Exception:  # a page mid-swap: look again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            if driver is not None:
-                SHOTS.mkdir(parents=True, exist_ok=True)
-                (SHOTS / "failed.html").write_text(
-                    f"<!-- {driver.current_url} -->\n{driver.page_source}")
-                shot(driver, "failed")
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
-
-
 def containers(cli: CLI) -> list[dict[str, Any]]:
     return json.loads(cli("ps", "--format", "json").stdout)
-
-
-def click(driver: Any, css: str) -> None:
-    """Click the element, found afresh until the click lands: a live region may swap
-    it out between finding and clicking."""
-    from selenium.webdriver.common.by import By
-
-    def attempt() -> bool:
-        driver.find_element(By.CSS_SELECTOR, css).click()
-        return True
-
-    wait_for(f"a click on {css}", attempt, driver=driver)
-
-
-def text_of(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
 
 
 def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,

@@ -65,3 +65,63 @@ def test_sparkline() -> None:
     assert svg.startswith("<svg") and 'aria-label="CPU: 10.0 %"' in svg
     assert "0.0,38.0" in svg and "180.0,2.0" in svg  # the latest at the top right
     assert "<polyline" in sparkline([], label="x", unit="")
+
+
+def source(**over: object) -> dict[str, object]:
+    """A GitOps source's status as `GET /v1/gitops/sources` answers it."""
+    base: dict[str, object] = {
+        "name": "site", "repo": "https://user:***@example.invalid/site.git",
+        "ref": "branch main", "path": ".", "status": "Synced", "suspended": False,
+        "applied": {"sha": "a" * 40, "author_time": 1.0e9, "message": "first\nbody"},
+        "head": {"sha": "a" * 40, "author_time": 1.0e9, "message": "first\nbody"},
+        "revision": 1, "error": "", "reconcile_error": "", "drift": ""}
+    return {**base, **over}
+
+
+def test_gitops_sources_are_escaped_and_say_their_status_in_words() -> None:
+    evil = source(name=EVIL, repo=EVIL, ref=EVIL, path=EVIL, status=EVIL, error=EVIL,
+                  applied={"sha": EVIL, "author_time": 1.0, "message": EVIL},
+                  head={"sha": "b" * 40, "author_time": 2.0, "message": EVIL})
+    for html in (pages.gitops_fragment([evil]), pages.source_section(evil),
+                 pages.stacks_fragment([{"project": EVIL, "phase": "active",
+                                         "generation": 1}], [], {}, {EVIL: evil})):
+        assert "<script" not in html and "<img" not in html, html
+        assert "&lt;script&gt;" in html
+
+    html = pages.gitops_fragment([source(), source(
+        name="broken", status="Failed", error="compose.yaml:3:5: bad",
+        head={"sha": "c" * 40, "author_time": 2.0e9, "message": "oops"})])
+    seen = text(html)
+    assert "✔ Synced" in seen and "✖ Failed" in seen  # a word and an icon
+    assert "a" * 12 in seen and "a" * 13 not in seen  # the short id…
+    assert f'title="{"a" * 40}"' in html  # …the full one on hover
+    assert "newest: " + "c" * 12 in seen  # fetched, not applied
+    assert "first" in seen and "body" not in seen  # the message's first line
+    assert "compose.yaml:3:5: bad" in seen
+    assert "user:***@example.invalid" in seen  # masked as the API gives it
+    assert 'href="/actions/sync?source=broken"' in html
+
+    section = pages.source_section(source())
+    assert 'href="/actions/sync?source=site&amp;back=stack"' in section
+    assert pages.source_section(None) == ""
+    assert pages.source_brief(None) == "—"
+    assert "No GitOps sources" in pages.gitops_fragment([])
+
+
+def test_a_gitops_stacks_plan_is_its_next_sync() -> None:
+    html = pages.plan_fragment({"commit": {"sha": "d" * 40, "message": EVIL},
+                                "actions": [{"line": EVIL}], "revision": None})
+    assert "<script" not in html and "<img" not in html
+    assert "d" * 12 in text(html)
+    up_to_date = pages.plan_fragment({"commit": {"sha": "d" * 40, "message": "m"},
+                                      "actions": [], "revision": None})
+    assert "Up to date: a sync would do nothing." in text(up_to_date)
+    assert "Up to date: up would do nothing." in text(pages.plan_fragment({"actions": []}))
+
+
+def test_a_sync_returns_only_to_pages_of_its_own() -> None:
+    from stackd.ui.app import _back_to
+
+    assert _back_to("site", "stack") == "/stacks/site"
+    assert _back_to("site", "https://evil.example/") == "/gitops"
+    assert _back_to("a/../b", "stack") == "/stacks/a%2F..%2Fb"
