@@ -9,7 +9,8 @@ import pytest
 
 from stackd.roots import Roots
 
-pytest_plugins = ["support.leakcheck"]  # the `no_leaks` fixture
+# `no_leaks`; real etcd clusters for tests/cluster (plugins may only be named here)
+pytest_plugins = ["support.leakcheck", "support.etcdcluster"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,3 +1,0 @@
-"""The cluster tier: real etcd processes (tests/support/etcdcluster.py)."""
-
-pytest_plugins = ["support.etcdcluster"]
