@@ -1,0 +1,43 @@
+"""The examples in examples/, each run exactly as its README says (its ```sh blocks),
+on a private root; what a user would see is asserted. The Debian base images they
+bootstrap are made once per session (support.examples.BaseImages)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, EXAMPLES, torn_down
+from support.examples import BaseImages, run_readme
+from support.freeaddrs import free_port
+
+from stackd.roots import Roots
+
+HITCOUNTER_PACKAGES = ("python3-flask", "python3-redis", "redis-server")
+
+
+@pytest.fixture(scope="session")
+def base_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseImages]:
+    workdir = tmp_path_factory.mktemp("base-images")
+    yield BaseImages(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)  # a few hundred MB: not kept for later
+
+
+def example(name: str, roots: Roots, tmp_path: Path, **environ: str) -> CLI:
+    work = tmp_path / name
+    shutil.copytree(EXAMPLES / name, work)
+    return CLI(roots, work, environ)
+
+
+def test_hitcounter_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseImages) -> None:
+    base_images.load_into(no_leaks, HITCOUNTER_PACKAGES, "hitcounter-base:bookworm")
+    port = str(free_port())
+    with torn_down(example("hitcounter", no_leaks, tmp_path, HITS_PORT=port)) as cli:
+        r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, HITS_PORT=port)
+        # The README's own bootstrap found the session's image by its label.
+        assert "Reused hitcounter-base:bookworm" in r.stdout
+        counts = [line for line in r.stdout.splitlines() if line.startswith("Hello")]
+        assert counts == [f"Hello from stackd! I have been seen {n} times." for n in (1, 2, 3)]
+        assert "hitcounter_counts" not in cli("volume", "ls").stdout
