@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, EXAMPLES, torn_down
+from support.busybox import busybox_available
 from support.examples import BaseImages, run_readme
 from support.freeaddrs import free_port
+from support.hostpackages import require
 
 from stackd.roots import Roots
 
@@ -41,3 +43,20 @@ def test_hitcounter_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseIma
         counts = [line for line in r.stdout.splitlines() if line.startswith("Hello")]
         assert counts == [f"Hello from stackd! I have been seen {n} times." for n in (1, 2, 3)]
         assert "hitcounter_counts" not in cli("volume", "ls").stdout
+
+
+def test_rolling_readme(no_leaks: Roots, tmp_path: Path) -> None:
+    require(busybox_available(), "busybox-static")
+    port = str(free_port())
+    with torn_down(example("rolling", no_leaks, tmp_path, ROLL_PORT=port)) as cli:
+        r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, ROLL_PORT=port)
+        before = [line for line in r.stdout.splitlines() if line.startswith("v1 from ")]
+        assert len(before) == 6, r.stdout
+        assert "web-3: recreate — environment changed: VERSION (rolling update batch 3/3, " \
+            "start-first)" in r.stdout
+        summary = next(line for line in r.stdout.splitlines() if line.startswith("answers:"))
+        counts = dict(zip(summary.replace(",", "").split()[1::2],
+                          map(int, summary.replace(",", "").split()[2::2]), strict=True))
+        assert counts["failed"] == 0, (cli.cwd / "during.txt").read_text()
+        assert counts["v1"] > 0 and counts["v2"] > 0, summary
+        assert "rolling-web-1" not in cli("ps").stdout  # down -v at the end
