@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "make a base image from Debian's packages (mmdebstrap), cached by package set"
+HELP = "a base image from Debian packages (mmdebstrap), cached"
 EPILOG = """example:
-  stackd image bootstrap debian --include python3-flask,python3-redis -t hits-base:1
+  stackd image bootstrap debian --include python3-flask,redis-server -t base:1
 
-The same suite and package set again reuses the image already made (it carries the
-label io.stackd.bootstrap naming what built it); --rebuild makes it afresh."""
+The same suite and package set again reuses the image made before (its label
+io.stackd.bootstrap names what built it); --rebuild makes it afresh."""
 
 
 def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

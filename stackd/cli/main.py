@@ -74,13 +74,13 @@ def global_parser() -> argparse.ArgumentParser:
     import argparse
 
     from stackd import __version__
+    from stackd.cli.helpformat import ScreenHelpFormatter, verbs_overview
 
     p = argparse.ArgumentParser(
         prog="stackd",
         description="Declarative multi-container stacks from Compose files.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="verbs:\n" + "\n".join(f"  {v:<12} {h}" for v, (_, h) in VERBS.items())
-        + "\n\nRun 'stackd VERB --help' for a verb's options.",
+        formatter_class=ScreenHelpFormatter,
+        epilog=verbs_overview(VERBS),
     )
     p.add_argument("--version", action="version", version=f"stackd {__version__}")
     p.add_argument("-f", "--file", dest="files", action="append", default=None,
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     vp = argparse.ArgumentParser(prog=f"stackd {gargs.verb}", description=help_line)
     module.add_arguments(vp)
+    from stackd.cli.helpformat import finish
+
+    finish(vp, gargs.verb, module)
     args = vp.parse_args(gargs.rest)
     for key, value in vars(gargs).items():
         if key not in ("verb", "rest") and not hasattr(args, key):
