@@ -18,6 +18,8 @@ from support.hostpackages import require
 from stackd.roots import Roots
 
 HITCOUNTER_PACKAGES = ("python3-flask", "python3-redis", "redis-server")
+WEBSTACK_PACKAGES = ("nginx", "postgresql", "python3-flask", "python3-psycopg2")
+MONITORING_PACKAGES = ("prometheus", "python3")
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +62,31 @@ def test_rolling_readme(no_leaks: Roots, tmp_path: Path) -> None:
         assert counts["failed"] == 0, (cli.cwd / "during.txt").read_text()
         assert counts["v1"] > 0 and counts["v2"] > 0, summary
         assert "rolling-web-1" not in cli("ps").stdout  # down -v at the end
+
+
+def test_webstack_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseImages) -> None:
+    base_images.load_into(no_leaks, WEBSTACK_PACKAGES, "webstack-base:bookworm")
+    port = str(free_port())
+    with torn_down(example("webstack", no_leaks, tmp_path, WEB_PORT=port)) as cli:
+        r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, WEB_PORT=port)
+        visits = [line for line in r.stdout.splitlines() if line.startswith("Hello: visit")]
+        # 1, 2; after down/up the volume kept them: 3; after down -v: 1 again.
+        assert visits == [f"Hello: visit number {n}, kept in PostgreSQL." for n in
+                          (1, 2, 3, 1)], r.stdout
+        assert "db: no name web here" in r.stdout  # the internal network's isolation
+        migrate = next(line for line in r.stdout.splitlines() if "webstack-migrate-1" in line)
+        assert "Exited (0)" in migrate, migrate
+        assert "webstack_pgdata" not in cli("volume", "ls").stdout
+
+
+def test_monitoring_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseImages) -> None:
+    base_images.load_into(no_leaks, MONITORING_PACKAGES, "monitoring-base:bookworm")
+    port = str(free_port())
+    with torn_down(example("monitoring", no_leaks, tmp_path, PROM_PORT=port)) as cli:
+        # run_readme sets STACKD_RUN, which the stack file mounts the socket from.
+        r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, PROM_PORT=port)
+        # Prometheus scraped the daemon and counts this stack's two containers running.
+        assert "monitoring running 2" in r.stdout.splitlines(), r.stdout
+        assert "200" in r.stdout.splitlines()  # Prometheus' own /-/healthy
+        # The forwarder passes /metrics and nothing else of the daemon's API.
+        assert "HTTP Error 404: only /metrics is forwarded" in r.stdout, r.stdout
