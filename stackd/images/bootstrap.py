@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackd.errors import HostError, UnavailableError, UsageError
+from stackd.errors import HostError, StackdError, UnavailableError, UsageError
 
 BUILT_BY_LABEL = "io.stackd.bootstrap"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -206,7 +206,7 @@ def find_built(store: ImageStore, request: BootstrapRequest) -> str | None:
     for summary in store.list():
         try:
             image = store.get(summary.id)
-        except Exception:  # a half-removed image is no cache hit
+        except (StackdError, OSError):  # a half-removed image is no cache hit
             continue
         if image.config.labels.get(BUILT_BY_LABEL) == request.built_by:
             return image.id
