@@ -41,6 +41,7 @@ def test_mmdebstrap_gets_the_packages_suite_and_mirror() -> None:
     r = BootstrapRequest.make("debian", "bookworm", ["redis-server python3-redis"], MIRROR)
     argv = r.argv(Path("/tmp/out.tar"))
     assert argv[0] == "mmdebstrap"
+    assert "--dpkgopt=force-unsafe-io" in argv
     assert "--include=python3-redis,redis-server" in argv
     assert argv[-3:] == ["bookworm", "/tmp/out.tar", f"deb {MIRROR} bookworm main"]
 
