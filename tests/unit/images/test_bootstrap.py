@@ -106,3 +106,39 @@ def test_missing_mmdebstrap_is_a_message_not_a_traceback(tmp_path: Path) -> None
     assert r.returncode == BootstrapToolMissingError.exit_code
     assert r.stderr == ("stackd: mmdebstrap is not installed: it builds the root filesystem\n"
                         "  hint: apt-get install mmdebstrap (scripts/setup installs it)\n")
+
+
+def test_the_same_package_set_reuses_the_image_it_built(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in mmdebstrap on PATH writes a one-file root filesystem and counts its
+    runs: the second request for the same set (in another order) does not run it."""
+    from stackd.images import ImageStore
+    from stackd.images.bootstrap import BUILT_BY_LABEL, bootstrap
+    from stackd.roots import Roots
+
+    runs = tmp_path / "runs"
+    fake = tmp_path / "bin" / "mmdebstrap"
+    fake.parent.mkdir()
+    # argv: … SUITE TARBALL "deb MIRROR SUITE main": the tarball is the next to last.
+    fake.write_text('#!/bin/sh\necho run >> ' + str(runs) + '\n'
+                    'for a; do out=$prev; prev=$a; done\n'
+                    'd=$(mktemp -d) && mkdir "$d/etc" && echo bookworm > "$d/etc/debian_version"'
+                    ' && tar -C "$d" -cf "$out" . && rm -rf "$d"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    store = ImageStore(Roots(state=tmp_path / "state", run=tmp_path / "run").ensure())
+
+    first = BootstrapRequest.make("debian", "bookworm", ["redis-server,python3-redis"], MIRROR)
+    image_id, reused = bootstrap(store, first, "base:1")
+    assert not reused and runs.read_text().count("run") == 1
+    assert store.get("base:1").config.labels[BUILT_BY_LABEL] == \
+        "debian bookworm python3-redis redis-server"
+
+    again = BootstrapRequest.make("debian", "bookworm", ["python3-redis", "redis-server"], MIRROR)
+    assert bootstrap(store, again, "base:2") == (image_id, True)
+    assert runs.read_text().count("run") == 1  # not run again
+    assert store.get("base:2").id == image_id
+
+    other = BootstrapRequest.make("debian", "bookworm", ["redis-server"], MIRROR)
+    other_id, reused = bootstrap(store, other, "base:3")
+    assert not reused and other_id != image_id and runs.read_text().count("run") == 2
