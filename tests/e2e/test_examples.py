@@ -69,6 +69,7 @@ def test_webstack_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseImage
     port = str(free_port())
     with torn_down(example("webstack", no_leaks, tmp_path, WEB_PORT=port)) as cli:
         r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, WEB_PORT=port)
+        assert "Reused webstack-base:bookworm" in r.stdout  # the session's image
         visits = [line for line in r.stdout.splitlines() if line.startswith("Hello: visit")]
         # 1, 2; after down/up the volume kept them: 3.
         assert visits == [f"Hello: visit number {n}, kept in PostgreSQL." for n in
@@ -86,6 +87,7 @@ def test_monitoring_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseIma
     with torn_down(example("monitoring", no_leaks, tmp_path, PROM_PORT=port)) as cli:
         # run_readme sets STACKD_RUN, which the stack file mounts the socket from.
         r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, PROM_PORT=port)
+        assert "Reused monitoring-base:bookworm" in r.stdout  # the session's image
         # Prometheus scraped the daemon and counts this stack's two containers running.
         assert "monitoring running 2" in r.stdout.splitlines(), r.stdout
         assert "200" in r.stdout.splitlines()  # Prometheus' own /-/healthy
