@@ -25,7 +25,9 @@ def test_a_verbs_help_fits_on_a_screen_and_shows_an_example(
         verb: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     out = help_of([verb, "--help"], capsys, monkeypatch)
     assert len(out.splitlines()) <= SCREEN_LINES, f"{len(out.splitlines())} lines:\n{out}"
-    assert "\nexample:\n" in out, out
+    assert "\nexample:\n" in out, (
+        f"`stackd {verb} --help` shows no example: add one to EXAMPLES in "
+        "stackd/cli/helpformat.py, or EXAMPLE = '...' in the verb's module")
     example = out.split("\nexample:\n", 1)[1]
     assert f"stackd {verb}" in example, example
 
