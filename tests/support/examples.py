@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from stackd.roots import Roots
@@ -45,32 +47,43 @@ class BaseImages:
     """`stackd image bootstrap` once per package set and session, in a root of the
     session's own; each test loads the saved image into its own root (10 s instead of
     a minute of mmdebstrap). The loaded image keeps the label saying what built it, so
-    the README's own bootstrap step finds it and reuses it."""
+    the README's own bootstrap step finds it and reuses it. `start` builds in the
+    background: the session starts every image its selected tests need at once, and
+    mmdebstrap's downloads and dpkg runs overlap."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.roots = Roots(state=workdir / "state", run=workdir / "run").ensure()
-        self.archives: dict[tuple[str, ...], Path] = {}
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bootstrap")
+        self.builds: dict[tuple[str, ...], Future[Path]] = {}
+
+    def start(self, packages: tuple[str, ...], tag: str) -> None:
+        key = (tag, *sorted(packages))
+        if key not in self.builds and shutil.which("mmdebstrap") is not None:
+            out = self.workdir / f"image-{len(self.builds)}.tar"
+            self.builds[key] = self.pool.submit(self._build, packages, tag, out)
 
     def archive(self, packages: tuple[str, ...], tag: str) -> Path:
-        key = (tag, *sorted(packages))
-        if key not in self.archives:
-            require_command("mmdebstrap", "mmdebstrap")
-            env = {**os.environ, "STACKD_ROOT": str(self.roots.state),
-                   "STACKD_RUN": str(self.roots.run)}
-            out = self.workdir / f"image-{len(self.archives)}.tar"
-            for argv in (["image", "bootstrap", "debian", "--include", ",".join(packages),
-                          "-t", tag],
-                         ["image", "save", tag, "-o", str(out)]):
-                r = subprocess.run([sys.executable, "-m", "stackd", *argv], env=env,
-                                   capture_output=True, text=True, timeout=600,
-                                   stdin=subprocess.DEVNULL)
-                assert r.returncode == 0, f"stackd {' '.join(argv)}: {r.stderr}"
-            self.archives[key] = out
-        return self.archives[key]
+        require_command("mmdebstrap", "mmdebstrap")
+        self.start(packages, tag)
+        return self.builds[(tag, *sorted(packages))].result()
+
+    def _build(self, packages: tuple[str, ...], tag: str, out: Path) -> Path:
+        env = {**os.environ, "STACKD_ROOT": str(self.roots.state),
+               "STACKD_RUN": str(self.roots.run)}
+        for argv in (["image", "bootstrap", "debian", "--include", ",".join(packages),
+                      "-t", tag],
+                     ["image", "save", tag, "-o", str(out)]):
+            r = subprocess.run([sys.executable, "-m", "stackd", *argv], env=env,
+                               capture_output=True, text=True, timeout=900,
+                               stdin=subprocess.DEVNULL)
+            assert r.returncode == 0, f"stackd {' '.join(argv)}: {r.stderr}"
+        return out
 
     def load_into(self, roots: Roots, packages: tuple[str, ...], tag: str) -> None:
         from stackd.images import ImageStore
 
         ImageStore(roots).load(self.archive(packages, tag))
 
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
