@@ -9,7 +9,8 @@ HELP = "Stop and remove the stack's containers and networks (-v: volumes too)"
 RMI = """\
 --rmi local removes the images built for services that have no `image:` (named
 <project>-<service>); --rmi all every image the services use. An image another
-container still runs on (another stack's, a `stackd run` one) is kept, with a warning.
+container still runs on (another stack's, a `stackd run` one) is kept, with a
+warning.
 """
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Manage images: inspect, ls, rm, load, save, import, prune"
+from stackd.cli import image_bootstrap
+
+HELP = "Manage images: inspect, ls, rm, load, save, import, prune, bootstrap"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("tarball", metavar="ROOTFS.tar")
     p.add_argument("name", nargs="?", default=None, metavar="NAME[:TAG]")
     p = sub.add_parser("prune", help="delete content no image name reaches")
+    image_bootstrap.add_arguments(sub)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.subverb == "bootstrap":
+        return image_bootstrap.run(args)
     import json
 
     from stackd.cli.image_view import human_size, image_table

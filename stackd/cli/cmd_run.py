@@ -12,20 +12,8 @@ HELP = "Run a one-off container of a service, or one container from an image"
 
 RULE = """\
 which one it is:
-  When a stack file is in play (-f, or compose.yaml / docker-compose.yml found in
-  this directory or a parent) and the first name is one of its services, this is
-  `docker compose run`: a one-off container with the service's configuration (image,
-  environment, volumes, configs, secrets, networks), CMD replacing its command, named
-  <project>-<service>-run-<6 hex> unless --name; its depends_on services are started
-  first unless --no-deps; its ports are published only with --service-ports (and -p).
-  `ps` lists it, `down` removes it, the stack's reconciler never touches it; --rm
-  removes it when it exits, else it stays (exited) until `down` or `stackd rm`.
-  Otherwise the name is an image and this is `docker run`. A name that is neither a
-  service of the stack nor an image in the store is an error naming both readings.
-  The flags -v, -m, --cpus, --pids-limit, --read-only, --cap-add, --cap-drop,
-  --network, --init, --pull, -h, --privileged, --security-opt, --tmpfs, --ulimit,
-  --stop-signal, --stop-timeout, --add-host and --dns are for an image run only; --env-file adds its
-  KEY=value lines before -e, for both.
+  A service of the stack: `docker compose run` (its configuration, CMD, its
+  depends_on started first); else an image: `docker run`; neither: an error.
 """
 
 # dest → the flag as a user writes it, for the flags only an image run has.
@@ -56,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", default="")
     p.add_argument("--entrypoint", default=None, help="override the entrypoint")
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
-                   help="accepted for compose's sake: output is always streamed, no TTY")
+                   help="accepted (output is always streamed)")
     p.add_argument("-i", "--interactive", action="store_true",
                    help="keep stdin attached: ours goes to the container's")
     p.add_argument("-t", "--tty", action="store_true",
@@ -77,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     image.add_argument("--cap-add", action="append", default=[])
     image.add_argument("--cap-drop", action="append", default=[])
     image.add_argument("--network", default="default", metavar="default|none|host|NAME",
-                       help="NAME: an existing network, e.g. a stack's <project>_default")
+                       help="or an existing network (<project>_default)")
     image.add_argument("--init", action="store_true", help="a reaping init as PID 1")
     image.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
     image.add_argument("-h", "--hostname", default=None)

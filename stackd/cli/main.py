@@ -63,7 +63,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "rmi": ("stackd.cli.cmd_rmi", "Remove images"),
     "tag": ("stackd.cli.cmd_tag", "Give an image another name"),
     "login": ("stackd.cli.cmd_login", "Log in to a registry"),
-    "image": ("stackd.cli.cmd_image", "Manage images: inspect, ls, rm, load, save, import, prune"),
+    "image": ("stackd.cli.cmd_image",
+              "Manage images: inspect, ls, rm, load, save, import, prune, bootstrap"),
     "network": ("stackd.cli.cmd_network", "Manage networks: ls, inspect, rm, prune"),
     "container": ("stackd.cli.cmd_container",
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
@@ -78,13 +79,13 @@ def global_parser() -> argparse.ArgumentParser:
     import argparse
 
     from stackd import __version__
+    from stackd.cli.helpformat import ScreenHelpFormatter, verbs_overview
 
     p = argparse.ArgumentParser(
         prog="stackd",
         description="Declarative multi-container stacks from Compose files.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="verbs:\n" + "\n".join(f"  {v:<12} {h}" for v, (_, h) in VERBS.items())
-        + "\n\nRun 'stackd VERB --help' for a verb's options.",
+        formatter_class=ScreenHelpFormatter,
+        epilog=verbs_overview(VERBS),
     )
     p.add_argument("--version", action="version", version=f"stackd {__version__}")
     p.add_argument("-f", "--file", dest="files", action="append", default=None,
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     vp = argparse.ArgumentParser(prog=f"stackd {gargs.verb}", description=help_line)
     module.add_arguments(vp)
+    from stackd.cli.helpformat import finish
+
+    finish(vp, gargs.verb, module)
     args = vp.parse_args(gargs.rest)
     for key, value in vars(gargs).items():
         if key not in ("verb", "rest") and not hasattr(args, key):
