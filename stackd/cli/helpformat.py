@@ -17,6 +17,12 @@ SCREEN_LINES = 40
 # verb → what a user would type; a verb added to main.VERBS needs one here (or an
 # EXAMPLE in its module): tests/unit/cli/test_help.py checks.
 EXAMPLES: dict[str, str] = {
+    "attach": "stackd attach --index 2 worker",
+    "gitops": ("stackd gitops add site --repo https://git.example/site.git --interval 30s\n"
+               "stackd gitops status site"),
+    "resume": "stackd resume",
+    "ui": "stackd ui --listen 127.0.0.1:8470",
+    "node": "stackd node join --etcd http://10.0.0.5:2379 --label zone=a\nstackd node ls",
     "config": "stackd config --services\nstackd -f compose.yaml -f prod.yaml config",
     "graph": "stackd graph --format mermaid -o graph.md",
     "up": "stackd up -d --wait\nstackd up -d --build --scale web=3",
