@@ -112,3 +112,22 @@ def test_monitoring_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseIma
         assert "200" in r.stdout.splitlines()  # Prometheus' own /-/healthy
         # The forwarder passes /metrics and nothing else of the daemon's API.
         assert "HTTP Error 404: only /metrics is forwarded" in r.stdout, r.stdout
+
+
+def test_gitops_readme(no_leaks: Roots, tmp_path: Path) -> None:
+    require(busybox_available(), "busybox-static")
+    with torn_down(example("gitops", no_leaks, tmp_path)) as cli:
+        r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks)
+        out = r.stdout
+        # the first commit, then the second: two replicas, each saying bonjour
+        assert "two replicas, in French as revision 2" in out, out
+        assert [ln.split()[0] for ln in out.splitlines() if ln.startswith("site-web-")][:3] \
+            == ["site-web-1", "site-web-1", "site-web-2"], out
+        # the broken commit: refused with its position, the host left as it was
+        failed = out[out.index("site: Failed"):]
+        assert "(compose.yaml:12:1)" in failed.splitlines()[4], failed
+        assert "site-web-2   web       Up" in failed, failed
+        # the stop by hand: reported as drift and undone
+        assert "drift from commit" in out and "undoing it" in out, out
+        assert "source site removed and its stack taken down" in out
+        assert "site-web" not in cli("-p", "site", "ps", "-a").stdout
