@@ -85,23 +85,24 @@ def run(args: argparse.Namespace) -> int:
     jobs: list[Job]
     if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
         jobs = [(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
-                 parse_build_args(args.build_arg), args.target, {}, False, None)]
+                 parse_build_args(args.build_arg), args.target, {}, False, None, {})]
     else:
         jobs = _stack_jobs(args)
-    for context, dockerfile, tags, build_args, target, labels, pull, text in jobs:
+    for context, dockerfile, tags, build_args, target, labels, pull, text, secrets in jobs:
         labels = {**labels, **parse_build_args(args.label)}
         image = trio.run(functools.partial(
             store.build, context, dockerfile=dockerfile, tag=tags, build_args=build_args,
             target=target, progress=progress, no_cache=args.no_cache, labels=labels,
             pull=pull or args.pull, dockerfile_text=text,
-            secrets=parse_secrets(args.secret)))
+            secrets={**secrets, **parse_secrets(args.secret)}))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0
 
 
-# context, dockerfile, tags, build args, target, labels, pull, dockerfile_inline
-Job = tuple[str, str, list[str], dict[str, str], str | None, dict[str, str], bool, str | None]
+# context, dockerfile, tags, build args, target, labels, pull, dockerfile_inline, secrets
+Job = tuple[str, str, list[str], dict[str, str], str | None, dict[str, str], bool, str | None,
+            dict[str, Path]]
 
 
 def _stack_jobs(args: argparse.Namespace) -> list[Job]:
@@ -110,6 +111,7 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
 
     from stackd.errors import UsageError
     from stackd.spec import LoadOptions, load
+    from stackd.spec.files import build_secrets
     from stackd.spec.image_names import image_ref
 
     stack = load(LoadOptions(
@@ -134,5 +136,6 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
         tags = [image_ref(stack, name, svc), *b.tags, *args.tag]
         jobs.append((b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
                      build_args, args.target or b.target, dict(b.labels), b.pull,
-                     None if args.dockerfile else b.dockerfile_inline))
+                     None if args.dockerfile else b.dockerfile_inline,
+                     build_secrets(stack, name)))
     return jobs
