@@ -45,12 +45,14 @@ def states(cli: CLI) -> dict[str, str]:
             for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
 
 
-def test_create_makes_the_containers_and_start_runs_them(cli: CLI) -> None:
+def test_create_makes_the_containers_and_start_or_up_runs_them(cli: CLI) -> None:
     cli("create")
     assert states(cli) == {"db": "created", "web": "created"}
     assert json.loads(cli("ps", "--format", "json").stdout) == []  # nothing runs
     # A later pass of the stack (another create) starts none of them either.
     cli("create")
     assert states(cli) == {"db": "created", "web": "created"}
-    cli("start")
+    cli("start", "db")  # `start` of one service: its container only
+    assert states(cli) == {"db": "running", "web": "created"}
+    cli("up", "-d")  # `up` clears the rest
     assert states(cli) == {"db": "running", "web": "running"}
