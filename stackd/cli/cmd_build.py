@@ -111,7 +111,7 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
 
     from stackd.errors import UsageError
     from stackd.spec import LoadOptions, load
-    from stackd.spec.files import build_secrets
+    from stackd.spec.buildsecrets import build_secrets
     from stackd.spec.image_names import image_ref
 
     stack = load(LoadOptions(

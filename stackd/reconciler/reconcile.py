@@ -43,7 +43,7 @@ from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
 from stackd.scheduler.platform import Platform
-from stackd.spec.files import build_secrets
+from stackd.spec.buildsecrets import build_secrets
 from stackd.spec.image_names import image_ref
 from stackd.spec.model import Service, Stack
 

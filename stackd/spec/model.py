@@ -108,7 +108,7 @@ class Build(Node):
     # `platform:` before images are built; see stackd/images/platform.py).
     platforms: tuple[str, ...] = ()
     # Top-level secrets a RUN --mount=type=secret may read (id: target, else source);
-    # only `file:` ones (spec/files.py build_secrets).
+    # only `file:` ones (spec/buildsecrets.py).
     secrets: tuple[FileReference, ...] = ()
 
     @field_validator("platforms")

@@ -188,7 +188,7 @@ def test_docker_desktop_consistency_options_are_kept_and_ignored() -> None:
 
 
 def test_build_secrets_name_top_level_secret_files(tmp_path: Path) -> None:
-    from stackd.spec.files import build_secrets
+    from stackd.spec.buildsecrets import build_secrets
 
     (tmp_path / "compose.yaml").write_text(
         "services:\n  web:\n    build:\n      context: .\n"
