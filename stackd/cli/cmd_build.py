@@ -11,6 +11,7 @@ Two shapes, as `docker build` and `docker compose build`:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "Build an image from a Dockerfile"
 
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                         help="add a label to the image (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
+                        help="a file for RUN --mount=type=secret,id=ID (in no layer)")
 
 
 def parse_build_args(items: list[str]) -> dict[str, str]:
@@ -45,6 +48,25 @@ def parse_build_args(items: list[str]) -> dict[str, str]:
                 continue
             value = os.environ[key]
         out[key] = value
+    return out
+
+
+def parse_secrets(items: list[str]) -> dict[str, Path]:
+    """`--secret id=ID,src=FILE` (docker buildx's form; `source=` too)."""
+    from stackd.errors import UsageError
+
+    out: dict[str, Path] = {}
+    for item in items:
+        fields = dict(p.partition("=")[::2] for p in item.split(","))
+        sid, src = fields.get("id", ""), fields.get("src") or fields.get("source", "")
+        if not sid or not src or set(fields) - {"id", "src", "source", "type"}:
+            raise UsageError(f"--secret {item!r} is not id=ID,src=FILE",
+                             hint="e.g. --secret id=token,src=./token.txt")
+        path = Path(src).absolute()
+        if not path.is_file():
+            raise UsageError(f"--secret {item!r}: {src} is not a file",
+                             hint="give the path of a readable file")
+        out[sid] = path
     return out
 
 
@@ -63,22 +85,24 @@ def run(args: argparse.Namespace) -> int:
     jobs: list[Job]
     if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
         jobs = [(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
-                 parse_build_args(args.build_arg), args.target, {}, False, None)]
+                 parse_build_args(args.build_arg), args.target, {}, False, None, {})]
     else:
         jobs = _stack_jobs(args)
-    for context, dockerfile, tags, build_args, target, labels, pull, text in jobs:
+    for context, dockerfile, tags, build_args, target, labels, pull, text, secrets in jobs:
         labels = {**labels, **parse_build_args(args.label)}
         image = trio.run(functools.partial(
             store.build, context, dockerfile=dockerfile, tag=tags, build_args=build_args,
             target=target, progress=progress, no_cache=args.no_cache, labels=labels,
-            pull=pull or args.pull, dockerfile_text=text))
+            pull=pull or args.pull, dockerfile_text=text,
+            secrets={**secrets, **parse_secrets(args.secret)}))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0
 
 
-# context, dockerfile, tags, build args, target, labels, pull, dockerfile_inline
-Job = tuple[str, str, list[str], dict[str, str], str | None, dict[str, str], bool, str | None]
+# context, dockerfile, tags, build args, target, labels, pull, dockerfile_inline, secrets
+Job = tuple[str, str, list[str], dict[str, str], str | None, dict[str, str], bool, str | None,
+            dict[str, Path]]
 
 
 def _stack_jobs(args: argparse.Namespace) -> list[Job]:
@@ -87,6 +111,7 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
 
     from stackd.errors import UsageError
     from stackd.spec import LoadOptions, load
+    from stackd.spec.buildsecrets import build_secrets
     from stackd.spec.image_names import image_ref
 
     stack = load(LoadOptions(
@@ -111,5 +136,6 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
         tags = [image_ref(stack, name, svc), *b.tags, *args.tag]
         jobs.append((b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
                      build_args, args.target or b.target, dict(b.labels), b.pull,
-                     None if args.dockerfile else b.dockerfile_inline))
+                     None if args.dockerfile else b.dockerfile_inline,
+                     build_secrets(stack, name)))
     return jobs

@@ -76,8 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     image.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]")
     image.add_argument("--stop-signal", default=None)
     image.add_argument("--stop-timeout", type=int, default=None, metavar="SECONDS")
-    image.add_argument("--restart", default="no", metavar="no",
-                       help="only `no`: an image run's container is not supervised yet")
+    image.add_argument("--restart", default="no",
+                       metavar="no|always|on-failure[:N]|unless-stopped",
+                       help="the daemon restarts the container under this policy")
     image.add_argument("--add-host", action="append", default=[], metavar="NAME:IP")
     image.add_argument("--dns", action="append", default=[], metavar="IP")
     p.add_argument("image", metavar="SERVICE|IMAGE")
@@ -105,13 +106,14 @@ def stack_in_play(args: argparse.Namespace) -> bool:
 def image_body(args: argparse.Namespace) -> dict[str, Any]:
     import shlex
 
-    from stackd.errors import UsageError
+    from stackd.errors import SpecError, UsageError
+    from stackd.reconciler.restart import parse_restart
 
-    if args.restart != "no":
-        raise UsageError(f"--restart {args.restart} is not supported yet: a `stackd run` "
-                         "container is not supervised, nothing would restart it",
-                         hint="run it as a service of a stack with restart: "
-                         f"{args.restart}, or leave --restart out")
+    try:
+        parse_restart(args.restart)
+    except SpecError:
+        raise UsageError(f"--restart {args.restart!r} is not a restart policy",
+                         hint="no, always, unless-stopped or on-failure[:N]") from None
 
     signal = args.stop_signal.upper() if args.stop_signal else None
     if signal and not signal.startswith("SIG") and not signal.isdigit():
@@ -128,7 +130,7 @@ def image_body(args: argparse.Namespace) -> dict[str, Any]:
         "privileged": args.privileged, "security_opt": args.security_opt,
         "tmpfs": args.tmpfs, "ulimit": args.ulimit, "stop_signal": signal,
         "stop_timeout": args.stop_timeout, "labels": args.label,
-        "add_host": args.add_host, "dns": args.dns,
+        "add_host": args.add_host, "dns": args.dns, "restart": args.restart,
     }
 
 

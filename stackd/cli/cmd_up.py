@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-recreate", action="store_true",
                    help="keep existing containers even if their configuration changed")
     p.add_argument("--no-deps", action="store_true", help="don't start linked services")
+    p.add_argument("--no-start", action="store_true",
+                   help="create the containers, start none (as `stackd create`)")
     p.add_argument("--wait", action="store_true",
                    help="wait until services are running/healthy (implies -d)")
     p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
@@ -51,6 +53,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "no_deps": args.no_deps, "build": args.build, "pull": args.pull,
         "scale": parse_scale(args.scale),
         "wait": args.wait or args.wait_timeout is not None,
+        "no_start": args.no_start,
     }
 
 
@@ -116,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         project, ok = apply(client, body)
         if not ok:
             return 1
+        if args.no_start:
+            return 0
         if args.wait or args.wait_timeout is not None:
             from stackd.cli.wait import wait_ready
 

@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "config": ("stackd.cli.cmd_config", "Print the resolved stack (like docker compose config)"),
     "graph": ("stackd.cli.cmd_graph", "Show the services' dependency graph (text, dot, mermaid)"),
     "up": ("stackd.cli.cmd_up", "Create and start the stack's containers"),
+    "create": ("stackd.cli.cmd_create", "Create the stack's containers, start none"),
     "down": ("stackd.cli.cmd_down", "Stop and remove the stack (-v: and its volumes)"),
     "ps": ("stackd.cli.cmd_ps", "List the stack's containers"),
     "ls": ("stackd.cli.cmd_ls", "List stacks: their status and stack files"),

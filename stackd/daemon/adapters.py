@@ -220,6 +220,7 @@ class HostWorld:
         self.ports: Any = None
         self.supervisor: Any = None
         self.default_network: Any = None  # single.DefaultNetwork, made by watch
+        self.singles: Any = None  # SingleSupervisor: `stackd run --restart` containers
 
     # lifecycle
 
@@ -243,6 +244,16 @@ class HostWorld:
                 emit(Event(type="error", message=f"restoring networks: {err}"))
             self.supervisor = Supervisor(
                 self.ports, nursery, lambda e: emit(_event_from_supervisor(e)))
+            from stackd.daemon.singlewatch import SingleSupervisor
+
+            self.singles = SingleSupervisor(
+                self.ports, nursery,
+                lambda kind, name, message: emit(Event(type=kind,  # type: ignore[arg-type]
+                                                       container=name, message=message)))
+            try:
+                await self.singles.adopt()
+            except StackdError as err:
+                emit(Event(type="error", message=f"restart policies of run containers: {err}"))
             nursery.start_soon(self.resolver.keep,
                                lambda problem: emit(Event(type="error", message=problem)))
             nursery.start_soon(self._watch_bridges, emit)
@@ -586,7 +597,7 @@ class HostWorld:
 
         ports = self._ready()
         return SingleRunner(ports, ports.images, ports.volumes,
-                            self.default_network).run(request)
+                            self.default_network, self.singles).run(request)
 
     async def signal(self, container: str, action: str, signal: str | None,
                      timeout: int | None = None) -> None:
@@ -604,10 +615,16 @@ class HostWorld:
         if action in ("stop", "restart", "remove") and self.supervisor is not None:
             # A stop asked for is not a crash: the restart policy must not undo it.
             await self.supervisor.release(v.id)
+        if action in ("stop", "restart", "remove") and self.singles is not None:
+            self.singles.release(v.id)
         if action in ("stop", "restart"):
             await lifecycle.stop(ports, v.id, timeout)
         if action in ("start", "restart"):
             await lifecycle.start_existing(ports, v.id)
+            from stackd.daemon.singlewatch import LABEL_RESTART
+
+            if self.singles is not None and LABEL_RESTART in v.labels:
+                self.singles.watch(v.id, v.name, v.labels[LABEL_RESTART])
         if action == "remove":
             # A `run` container's default network lingers (single.DefaultNetwork).
             await lifecycle.tear_down(ports, v.id)

@@ -43,7 +43,7 @@ from stackd.daemon.models import (
 from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
 from stackd.errors import ConflictError, NotFoundError, StackdError, UpdateFailedError, disk_full
-from stackd.reconciler.asks import Ask
+from stackd.reconciler.asks import Ask, Verb
 from stackd.reconciler.rolling import Rollout, resumed
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
@@ -498,8 +498,10 @@ class Engine:
                 source=without_environ(request).source.model_dump_json(),
                 stack=captured.stack, files=captured.files), also)
             await trio.to_thread.run_sync(self.blobs.collect, self.revisions.referenced_blobs())
-        # `up` clears its services' holds and starts their stopped containers.
-        self._asks.setdefault(project, deque()).append(_Pending(Ask("up")))
+        # `up` clears its services' holds and starts their stopped containers;
+        # `create` holds the ones it makes, so they stay created (reconciler/asks.py).
+        verb: Verb = "create" if request.options.no_start else "up"
+        self._asks.setdefault(project, deque()).append(_Pending(Ask(verb)))
         self.bus.emit("apply", project=project, message=f"generation {gen} submitted",
                       generation=str(gen))
         self.controller.enqueue(project)

@@ -74,6 +74,7 @@ class ApplyOptions(Request):
     pull: Literal["always", "missing", "never"] | None = None
     scale: dict[str, Replicas] = Field(default_factory=dict, max_length=1000)
     wait: bool = False
+    no_start: bool = False  # `create`, `up --no-start`: make the containers, start none
     # Set by the daemon while the current revision is a rollback: rolling updates then
     # follow each service's deploy.rollback_config instead of its update_config.
     rolling_back: bool = False

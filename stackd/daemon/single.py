@@ -19,6 +19,7 @@ import trio
 from pydantic import Field
 
 from stackd.daemon.models import Request
+from stackd.daemon.singlewatch import LABEL_RESTART, SingleSupervisor
 from stackd.errors import NotFoundError, UsageError
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.runtime.containerspec import (
@@ -89,6 +90,9 @@ class RunRequest(RunOptions):
     labels: list[str] = Field(default_factory=list, max_length=256)
     add_host: list[str] = Field(default_factory=list, max_length=256)
     dns: list[str] = Field(default_factory=list, max_length=8)
+    # Supervised by the daemon (daemon/singlewatch.py) unless "no".
+    restart: str = Field(default="no",
+                         pattern=r"^(no|always|unless-stopped|on-failure(:[0-9]{1,6})?)$")
 
 
 def container_name(request: RunRequest) -> str:
@@ -115,6 +119,8 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
         raise UsageError("--label: the io.stackd. prefix is stackd's own",
                          hint="name your labels otherwise")
     labels[LABEL_RUN] = "1"
+    if request.restart != "no":
+        labels[LABEL_RESTART] = request.restart
     return ContainerSpec(
         id=name.lower(), name=name, labels=labels,
         layers=tuple(image.layer_dirs), readonly_rootfs=request.read_only,
@@ -325,11 +331,13 @@ class DefaultNetwork:
 
 class SingleRunner:
     def __init__(self, ports: Any, images: Any, volumes: Any,
-                 default_network: DefaultNetwork) -> None:
+                 default_network: DefaultNetwork,
+                 singles: SingleSupervisor | None = None) -> None:
         self.ports = ports
         self.images = images
         self.volumes = volumes
         self.default_network = default_network
+        self.singles = singles
 
     async def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         from stackd.netbridge import Attachment
@@ -338,6 +346,9 @@ class SingleRunner:
         name = container_name(request)
         cid = name.lower()
         bindings = parse_publish(request.publish)
+        if request.restart != "no" and request.rm:
+            raise UsageError(f"--restart {request.restart} and --rm conflict: a removed "
+                             "container cannot be restarted", hint="leave one of them out")
         if bindings and request.network in ("none", "host"):
             raise UsageError(f"-p does not apply with --network {request.network}")
         # Every mistake in the request is found before anything is made on the host.
@@ -363,6 +374,8 @@ class SingleRunner:
             with trio.CancelScope(shield=True):
                 await self._remove(cid)
             raise
+        if request.restart != "no" and self.singles is not None:
+            self.singles.watch(cid, name, request.restart)
         yield {"started": {"id": cid, "name": name}}
         if request.detach:
             return

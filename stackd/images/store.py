@@ -348,17 +348,19 @@ class ImageStore:
                     build_args: dict[str, str] | None = None, target: str | None = None,
                     progress: Progress | None = None, no_cache: bool = False,
                     labels: dict[str, str] | None = None, pull: bool = False,
-                    dockerfile_text: str | None = None) -> Image:
+                    dockerfile_text: str | None = None,
+                    secrets: dict[str, Path] | None = None) -> Image:
         """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
         `pull` re-pulls FROM images even when present (compose `build.pull`);
         `dockerfile_text` is the Dockerfile itself (compose `build.dockerfile_inline`),
-        read instead of `dockerfile`."""
+        read instead of `dockerfile`; `secrets` (id → host file) are what
+        `RUN --mount=type=secret` mounts (build/secrets.py)."""
         from stackd.images.build.builder import Builder
 
         tags = [tag] if isinstance(tag, str) else builtins.list(tag or [])
         builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
                           no_cache=no_cache, labels=labels or {}, pull=pull,
-                          dockerfile_text=dockerfile_text)
+                          dockerfile_text=dockerfile_text, secrets=secrets)
         return await builder.build(target=target, tags=tags)
 
 

@@ -210,6 +210,11 @@ class _Executor:
         want = action.container
         service = self.services[want.service]
         watch_id = want.id
+        if isinstance(action, Create) and not action.start:
+            async def make() -> None:
+                await lifecycle.create(self.ports, want)
+            # Nothing to supervise: a created container is adopted once it runs.
+            return await self.step(action, want.id, make)
         if isinstance(action, Create):
             async def effect() -> None:
                 await lifecycle.bring_up(self.ports, want)
@@ -284,7 +289,9 @@ class _Executor:
     async def service(self, name: str, actions: Sequence[BringUp],
                       ids_of: Callable[[str], list[str]]) -> None:
         svc = self.services[name]
-        for dep in svc.depends_on:
+        # `create` starts nothing, so it waits for no dependency either.
+        starts = any(not isinstance(a, Create) or a.start for a in actions)
+        for dep in svc.depends_on if starts else ():
             why = self.failed.get(dep.service)
             if why is None:
                 self._progress(name, "waiting", f"waiting for {dep.service} ({dep.condition})",

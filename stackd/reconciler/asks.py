@@ -10,6 +10,9 @@ observes and plans. What a verb means is said here once:
 - `start`, `restart` and `up` clear the holds of their services; `start` starts their
   exited containers (a finished one-shot job too), `restart` also restarts the running
   ones, `up` starts the exited ones except finished jobs (Compose's `up`).
+- `create` (`stackd create`, `up --no-start`) holds the missing containers of its
+  services before the plan makes them, and plans with `no_start`: they are created and
+  stay created, through every later pass, until `start` or `up` clears the hold.
 - `kill` signals the running containers; what follows their exit is the restart
   policy's, as for any exit.
 - `rm` removes the stopped containers (with `force`, running ones too) and keeps
@@ -32,7 +35,7 @@ from stackd.reconciler.diff import PlanOptions, selected_services
 from stackd.reconciler.ports import Adapters
 from stackd.reconciler.supervisor import Supervisor
 
-Verb = Literal["up", "start", "stop", "restart", "kill", "rm"]
+Verb = Literal["up", "create", "start", "stop", "restart", "kill", "rm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ Report = Callable[[Done], None]
 
 
 def _services(ask: Ask, desired: DesiredState, options: PlanOptions) -> frozenset[str]:
-    if ask.verb == "up":
+    if ask.verb in ("up", "create"):
         return selected_services(desired, options)
     return frozenset(ask.services or desired.services)
 
@@ -76,6 +79,14 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
     actual = await observe(project, ports)
     mine = [c for c in actual.containers if c.service in services
             and (not ask.containers or c.id in ask.containers or c.name in ask.containers)]
+    if ask.verb == "create":
+        # Held before they exist: a daemon killed between the create and the hold
+        # would otherwise start them on its next pass.
+        present = {c.id for c in actual.containers}
+        for want in desired.containers:
+            if want.service in services and want.id not in present:
+                ports.state.hold(project, want.id)
+        return dataclasses.replace(options, no_start=True)
     if ask.verb in ("up", "start", "restart"):
         ids = {c.id for c in mine}
         for cid in actual.held:

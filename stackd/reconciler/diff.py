@@ -12,6 +12,8 @@ Rules, in the order a reader would ask about them:
   containers, and other slots of the same service, are left alone.
 - A container a user stopped is held (StatePort holds): stopped if it runs, never
   started, recreated or restarted, until `up` or `start` clears the hold.
+- `no_start` (`stackd create`): a slot with no container is created and not started;
+  the ask held its id first, so it stays created until `start` or `up` clears that.
 - A container that was created but never started is started. An exited one is
   started again only when `start_exited` asks (an explicit `up`) and it did not
   finish successfully as a one-shot job, or when it is in `start` (`start`,
@@ -80,6 +82,7 @@ class PlanOptions:
     start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
     restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
     grace: float | None = None  # stop, restart `-t`: SIGKILL after this long (None: the spec's)
+    no_start: bool = False  # `create`: missing containers are created, held, not started
 
 
 def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
@@ -164,7 +167,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
                                service=e.service, index=e.index) for e in extras)
-        if keep is None and want.id in actual.held:
+        if keep is None and want.id in actual.held and not options.no_start:
             continue  # removed by `rm`: stays gone until `up` or `start`
         if keep is not None and keep.id in actual.held:
             if keep.status == "running":
@@ -192,7 +195,9 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                 cause = f"scale {count} → {scale}"
             else:
                 cause = "missing"
-            actions.append(Create(cause=cause, container=want))
+            if options.no_start:
+                cause = f"{cause}; not started (create)"
+            actions.append(Create(cause=cause, container=want, start=not options.no_start))
         elif options.force_recreate:
             actions.append(Recreate(cause="forced (--force-recreate)", container=want,
                                     old_id=keep.id))

@@ -23,6 +23,24 @@ async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
 
 async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
     """Network namespace, create, start — whatever of that is not done yet."""
+    view = await _make(ports, container)
+    started = view.status != "running"
+    if started:
+        await ports.runtime.start(container.id)
+    ports.state.unhold(container.id)
+    if started:
+        await hooks.post_start(ports.runtime, container.id, container.spec.name,
+                               container.spec.labels)
+
+
+async def create(ports: Adapters, container: DesiredContainer) -> None:
+    """`stackd create`: network namespace and container, not started. Its hold (set
+    by the ask before) stays, so no later pass starts it until `start` or `up`."""
+    await _make(ports, container)
+
+
+async def _make(ports: Adapters, container: DesiredContainer) -> ContainerView:
+    """The container's network namespace and the container itself, unless there."""
     view = await _inspect(ports, container.id)
     if view is not None and view.status == "exited":
         # Same id means same config: an earlier run of this very container. Our runtime
@@ -48,13 +66,7 @@ async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
             await ports.network.disconnect(container.id)
             raise
         view = await ports.runtime.inspect(container.id)
-    started = view.status != "running"
-    if started:
-        await ports.runtime.start(container.id)
-    ports.state.unhold(container.id)
-    if started:
-        await hooks.post_start(ports.runtime, container.id, container.spec.name,
-                               container.spec.labels)
+    return view
 
 
 def _group(container: DesiredContainer) -> str:

@@ -90,10 +90,12 @@ class VolumeRemove(_Action):
 
 @dataclass(frozen=True, slots=True)
 class Create(_Action):
-    """Create the slot's container and start it."""
+    """Create the slot's container and start it (`start` False: `stackd create`, which
+    leaves it created and held until `start` or `up`)."""
 
     verb: ClassVar[str] = "create"
     container: DesiredContainer
+    start: bool = True
 
     @property
     def resource(self) -> str:

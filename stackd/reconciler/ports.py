@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from stackd.netbridge.model import Attachment, NetworkSpec, PortBinding
@@ -121,9 +122,11 @@ class ImagePort(Protocol):
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,
                     *, labels: dict[str, str] | None = None, pull: bool = False,
-                    no_cache: bool = False, dockerfile_text: str | None = None) -> ImageView:
+                    no_cache: bool = False, dockerfile_text: str | None = None,
+                    secrets: dict[str, Path] | None = None) -> ImageView:
         """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
-        `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`)."""
+        `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`); `secrets`:
+        id → file, for `RUN --mount=type=secret` (`build.secrets`)."""
         ...
 
 

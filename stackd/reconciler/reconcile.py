@@ -44,6 +44,7 @@ from stackd.reconciler.translations import PLACEMENTS, TRANSLATIONS, inputs_of
 from stackd.scheduler import Node, place, slots
 from stackd.scheduler.from_stack import from_stack
 from stackd.scheduler.platform import Platform
+from stackd.spec.buildsecrets import build_secrets
 from stackd.spec.image_names import image_ref
 from stackd.spec.model import Service, Stack
 
@@ -156,7 +157,8 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
             elif builder is None:
                 raise
             else:
-                image = await _build_image(ports, ref, builder, environ or {})
+                image = await _build_image(ports, ref, builder, environ or {},
+                                           build_secrets(stack, builder.name))
         for n in names:
             found[n] = image
 
@@ -171,7 +173,7 @@ class _Rebuild(Exception):
 
 
 async def _build_image(ports: Adapters, ref: str, builder: _Builder,
-                       environ: Mapping[str, str]) -> ImageView:
+                       environ: Mapping[str, str], secrets: dict[str, Path]) -> ImageView:
     b = builder.svc.build
     assert b is not None
     # Compose: an ARG listed without a value takes the environment's, if it has one.
@@ -181,7 +183,7 @@ async def _build_image(ports: Adapters, ref: str, builder: _Builder,
     return await ports.images.build(b.context, b.dockerfile or "Dockerfile", tag=tags,
                                     build_args=args, target=b.target, labels=dict(b.labels),
                                     pull=b.pull, no_cache=b.no_cache,
-                                    dockerfile_text=b.dockerfile_inline)
+                                    dockerfile_text=b.dockerfile_inline, secrets=secrets)
 
 
 def check_placement(stack: Stack, nodes: Sequence[Node],

@@ -564,6 +564,7 @@ def _build(value: Any, loc: Where) -> Any:
         "cache_from": string_list("build cache_from"),
         "cache_to": string_list("build cache_to"),
         "platforms": string_list("build platforms"),
+        "secrets": _file_refs("build secrets"),
     })
 
 

@@ -107,6 +107,9 @@ class Build(Node):
     # Accepted when every entry is a platform this host runs (checked with the service's
     # `platform:` before images are built; see stackd/images/platform.py).
     platforms: tuple[str, ...] = ()
+    # Top-level secrets a RUN --mount=type=secret may read (id: target, else source);
+    # only `file:` ones (spec/buildsecrets.py).
+    secrets: tuple[FileReference, ...] = ()
 
     @field_validator("platforms")
     @classmethod

@@ -38,8 +38,6 @@ _BUILD_UNSUPPORTED = dict.fromkeys((
 ), _IGNORED) | {
     "additional_contexts": "the builder reads one context directory: copy what the "
                            "build needs into build.context",
-    "secrets": "the builder mounts no build secrets: give the service the secret at "
-               "run time (secrets:) instead",
     "ssh": "the builder forwards no SSH agent: fetch private sources before the build",
 }
 UNSUPPORTED: dict[type[BaseModel], dict[str, str]] = {

@@ -70,10 +70,11 @@ async def test_up_builds_missing_images_named_as_compose_does(tmp_path: Path) ->
             {"context": str(tmp_path / "app"), "dockerfile": "App.Dockerfile",
              "tags": ["demo-app"], "build_args": {"VERSION": "2", "FROM_ENV": "yes"},
              "target": "final", "labels": {"team": "web"}, "pull": False, "no_cache": False,
-             "dockerfile_text": None},
+             "dockerfile_text": None, "secrets": {}},
             {"context": str(tmp_path / "tagged"), "dockerfile": "Dockerfile",
              "tags": ["registry.local/tagged:1"], "build_args": {}, "target": None,
-             "labels": {}, "pull": False, "no_cache": False, "dockerfile_text": None},
+             "labels": {}, "pull": False, "no_cache": False, "dockerfile_text": None,
+             "secrets": {}},
         ]
         assert sorted(host.runtime.running()) == ["demo-app-1", "demo-tagged-1"]
         # Nothing was pulled: every lookup asked the store only.

@@ -32,6 +32,7 @@ from stackd.images.build.dockerfile import (
     split_words,
 )
 from stackd.images.build.mergedview import listdir, lookup, read_text
+from stackd.images.build.secrets import SecretMount, parse_mounts, sources, traces
 from stackd.images.build.state import StageState
 from stackd.images.build.users import resolve_chown
 from stackd.images.errors import BuildError, DockerfileError
@@ -64,8 +65,10 @@ class Builder:
     def __init__(self, store: ImageStore, context_dir: Path, dockerfile: str,
                  build_args: dict[str, str], progress: Progress, *, no_cache: bool = False,
                  labels: dict[str, str] | None = None, pull: bool = False,
-                 dockerfile_text: str | None = None) -> None:
+                 dockerfile_text: str | None = None,
+                 secrets: dict[str, Path] | None = None) -> None:
         self.store = store
+        self.secrets = secrets or {}  # id → host file, for RUN --mount=type=secret
         self.context = BuildContext(context_dir)
         path = Path(dockerfile)
         self.dockerfile = path if path.is_absolute() else self.context.root / path
@@ -308,9 +311,12 @@ class Builder:
             argv = ins.json_args if ins.json_args is not None else (
                 *(cfg.shell or DEFAULT_SHELL), ins.args)
             run_env = self._run_env(cfg, args)
-            key = state.next_key("RUN", list(argv), run_env, cfg.user, cfg.working_dir)
-            return await self._cached(key, state, ins,
-                                      lambda: self._run(ins, state, list(argv), run_env), cfg)
+            mounts = parse_mounts(ins, self.file)
+            # Where the secrets go is part of the step, what they hold is not (Docker's).
+            key = state.next_key("RUN", list(argv), run_env, cfg.user, cfg.working_dir,
+                                 *(f"secret {m.id} {m.target}" for m in mounts))
+            return await self._cached(
+                key, state, ins, lambda: self._run(ins, state, list(argv), run_env, mounts), cfg)
         return await self._copy_step(ins, state, env)
 
     async def _cached(self, key: str, state: StageState, ins: Instruction, make: Any,
@@ -367,14 +373,16 @@ class Builder:
         return [f"{k}={v}" for k, v in env.items()]
 
     # -- RUN ------------------------------------------------------------------------------
-    async def _run(self, ins: Instruction, state: StageState, argv: list[str], env: list[str]
-                   ) -> Any:
+    async def _run(self, ins: Instruction, state: StageState, argv: list[str], env: list[str],
+                   mounts: list[SecretMount]) -> Any:
         if not state.layers:
             raise ins.error(self.file, "RUN needs a base image with a shell (this stage is "
                                        "FROM scratch with no files yet)")
         from stackd.runtime import Runtime
-        from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
+        from stackd.runtime.containerspec import ContainerSpec, Mount, Namespaces, ProcessSpec
         from stackd.runtime.layout import ContainerPaths
+
+        given = sources(mounts, self.secrets, ins, self.file)
 
         rt = Runtime(self.store.roots)
         cid = f"build-{uuid.uuid4().hex[:12]}"
@@ -386,6 +394,8 @@ class Builder:
             hostname="stackd-build",
             # Build steps get loopback only: no host network is reachable from a RUN.
             namespaces=Namespaces(net="new"),
+            mounts=tuple(Mount(type="bind", source=str(path), target=m.target, readonly=True)
+                         for m, path in given),
         )
         created = False
         try:
@@ -411,6 +421,7 @@ class Builder:
             upper = ContainerPaths(self.store.roots, cid).upper
             exclude = frozenset(p for p in RUNTIME_MOUNT_POINTS
                                 if lookup(layers, p) is None and _empty_dir(upper / p))
+            exclude |= traces(layers, upper, [m for m, _ in given])
             return await trio.to_thread.run_sync(self.store.add_layer_from_dir, upper, exclude)
         finally:
             if created:

@@ -23,7 +23,7 @@ FLAGS = {
     "COPY": ("from", "chown", "chmod", "link"),
     "ADD": ("chown", "chmod", "link"),
     "HEALTHCHECK": ("interval", "timeout", "retries", "start-period", "start-interval"),
-    "RUN": (),
+    "RUN": ("mount",),  # type=secret only (build/secrets.py); repeatable
 }
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _FLAG = re.compile(r"^--([a-z][a-z-]*)(?:=(.*))?$")
@@ -109,7 +109,10 @@ def _instruction(logical: str, line: int, file: str) -> Instruction:
                     hint=f"{cmd} accepts " + (", ".join(f"--{f}" for f in FLAGS[cmd])
                                               or "no options in stackd"),
                 )
-            flags[m.group(1)] = m.group(2) if m.group(2) is not None else "true"
+            value = m.group(2) if m.group(2) is not None else "true"
+            if m.group(1) == "mount" and "mount" in flags:
+                value = flags["mount"] + "\n" + value  # each --mount a line
+            flags[m.group(1)] = value
             rest = after.strip()
     json_args = None
     if rest.startswith("["):

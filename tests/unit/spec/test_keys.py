@@ -106,11 +106,6 @@ REFUSED = [
      "service 'web': 'additional_contexts' is not supported yet (compose.yaml:5:7)\n"
      "  hint: the builder reads one context directory: copy what the build needs into "
      "build.context"),
-    ("build secrets",
-     "services:\n  web:\n    build:\n      context: .\n      secrets: [npmrc]\n",
-     "service 'web': 'secrets' is not supported yet (compose.yaml:5:7)\n"
-     "  hint: the builder mounts no build secrets: give the service the secret at run "
-     "time (secrets:) instead"),
     ("build ssh",
      "services:\n  web:\n    build:\n      context: .\n      ssh: [default]\n",
      "service 'web': 'ssh' is not supported yet (compose.yaml:5:7)\n"
@@ -190,3 +185,22 @@ def test_docker_desktop_consistency_options_are_kept_and_ignored() -> None:
     vols = stack.services["web"].volumes
     assert [(v.consistency, v.read_only) for v in vols] == [("cached", False),
                                                            ("delegated", True)]
+
+
+def test_build_secrets_name_top_level_secret_files(tmp_path: Path) -> None:
+    from stackd.spec.buildsecrets import build_secrets
+
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    build:\n      context: .\n"
+        "      secrets: [npmrc, {source: token, target: api}]\n"
+        "  env:\n    build: {context: ., secrets: [fromenv]}\n"
+        "  nosuch:\n    build: {context: ., secrets: [missing]}\n"
+        "secrets:\n  npmrc: {file: ./npmrc.txt}\n  token: {file: /etc/token}\n"
+        "  fromenv: {environment: TOKEN}\n")
+    stack = load_files(LoadOptions(files=[str(tmp_path / "compose.yaml")], environ={}))
+    assert build_secrets(stack, "web") == {"npmrc": tmp_path / "npmrc.txt",
+                                           "api": Path("/etc/token")}
+    with pytest.raises(SpecError, match="build secret 'fromenv' must come from a file"):
+        build_secrets(stack, "env")
+    with pytest.raises(SpecError, match="build secret 'missing' is not defined"):
+        build_secrets(stack, "nosuch")

@@ -1,0 +1,41 @@
+"""Compose's `build.secrets` through `up` (issue #15): the daemon builds the service with
+the top-level secret's file mounted for `RUN --mount=type=secret`, and the running
+container has no trace of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    work = tmp_path / "sec"
+    work.mkdir()
+    with torn_down(CLI(no_leaks, work)) as c:
+        yield c
+
+
+def test_up_builds_with_a_build_secret_that_stays_out_of_the_image(cli: CLI) -> None:
+    (cli.cwd / "token.txt").write_text("tok-93ab")
+    (cli.cwd / "Dockerfile").write_text(
+        f"FROM {DEMO_IMAGE}\n"
+        "RUN --mount=type=secret,id=api,required=true "
+        "wc -c < /run/secrets/api > /token-size\n")
+    (cli.cwd / "compose.yaml").write_text(
+        "name: sec\nservices:\n  app:\n    build:\n      context: .\n"
+        "      secrets: [{source: token, target: api}]\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "secrets:\n  token: {file: ./token.txt}\n")
+    cli("up", "-d")
+    assert cli("exec", "-T", "app", "cat", "/token-size").stdout.strip() == "8"
+    # Not even the mount point: build/secrets.py leaves it out of the layer.
+    r = cli("exec", "-T", "app", "sh", "-c", "test ! -e /run/secrets/api && echo clean")
+    assert r.stdout.strip() == "clean"
