@@ -77,8 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     image.add_argument("--stop-signal", default=None)
     image.add_argument("--stop-timeout", type=int, default=None, metavar="SECONDS")
     image.add_argument("--restart", default="no",
-                       metavar="no|always|on-failure[:N]|unless-stopped",
-                       help="the daemon restarts the container under this policy")
+                       metavar="POLICY",
+                       help="no, always, on-failure[:N], unless-stopped")
     image.add_argument("--add-host", action="append", default=[], metavar="NAME:IP")
     image.add_argument("--dns", action="append", default=[], metavar="IP")
     p.add_argument("image", metavar="SERVICE|IMAGE")

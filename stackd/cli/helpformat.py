@@ -18,6 +18,7 @@ SCREEN_LINES = 40
 # EXAMPLE in its module): tests/unit/cli/test_help.py checks.
 EXAMPLES: dict[str, str] = {
     "attach": "stackd attach --index 2 worker",
+    "create": "stackd create\nstackd start db",
     "gitops": ("stackd gitops add site --repo https://git.example/site.git --interval 30s\n"
                "stackd gitops status site"),
     "resume": "stackd resume",

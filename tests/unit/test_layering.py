@@ -39,8 +39,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "netbridge": ("state",),
     # Only the builder's RUN step runs a container (images.build → runtime, below).
     "images": (),
-    "reconciler": ("scheduler", "spec.model", "spec.image_names", "runtime.containerspec",
-                   "netbridge.model"),
+    "reconciler": ("scheduler", "spec.model", "spec.image_names", "spec.buildsecrets",
+                   "runtime.containerspec", "netbridge.model"),
     "hostinfo": ("scheduler.nodes",),
     "leaks": ("leaks",),
     # Cluster mode: the etcd store and the leader's placement over the pure scheduler.
@@ -67,6 +67,8 @@ NARROW: dict[tuple[str, str], str] = {
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("images.platform", "scheduler.platform"): "one pure table of machine names → "
     "platforms, for the host the scheduler places on and the index a pull picks from",
+    ("cli.cmd_run", "reconciler.restart"): "`run --restart` is checked by the one parser of "
+    "restart policies before anything is sent",
     ("cli.cmd_ui", "ui"): "`stackd ui` starts the web console, which nothing else imports",
     ("state.volumes", "runtime.mountusers"): "a volume a live process has mounted is never "
     "removed, whatever the records say: the kernel's mount tables tell",
