@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd.cluster import config as cluster_config
-from stackd.errors import AlreadyExistsError, StackdError
+from stackd.errors import AlreadyExistsError, StackdError, UnavailableError
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ class Membership:
         self._store: Store | None = None
         self._wake = trio.Event()
         self._followed: set[str] = set()  # projects converged at the last change
+        # Whether the agent has read this node's assignments since the daemon started:
+        # until then a member knows nothing of what it should run, and touches nothing.
+        self._seen = False
 
     def attach(self, engine: Engine, world: Any) -> None:
         """Feed the engine: `up` publishes to the cluster, and each reconcile runs only
@@ -55,9 +58,15 @@ class Membership:
 
     def slots_of(self, project: str) -> Mapping[str, frozenset[int]] | None:
         """service → the slot indices this node holds; None when no member (one host:
-        every slot). A member runs only what the cluster assigned it."""
+        every slot). A member runs only what the cluster assigned it; one that has not
+        read its assignments yet (etcd unreachable since start) refuses to reconcile,
+        so its containers keep running as they are (the partition choice)."""
         if self.config is None:
             return None
+        if not self._seen:
+            raise UnavailableError(
+                f"node {self.config.name!r} has not read its slots from the cluster yet",
+                hint="its containers are left as they are; it converges once etcd answers")
         out: dict[str, set[int]] = {}
         for slot in self.assigned.get(project, ()):
             service, _, index = slot.rpartition("-")
@@ -134,6 +143,7 @@ class Membership:
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
+        self._seen = True
         log.info("cluster: assigned %s", self.assigned)
         self._wake.set()
 
@@ -158,6 +168,12 @@ class Membership:
         if self._engine is None:
             return
         held = set(self.assigned)
+        # First what needs no store: each stack reconciled with the slots held now (one
+        # no longer held is removed even while etcd is slow to answer), ...
+        for project in sorted(held | self._followed):
+            self._engine.controller.enqueue(project)
+        self._followed = held
+        # ... then each held stack recorded here as the cluster has it (adopt enqueues).
         for project in sorted(held):
             kv = await store.get(keys.stack(project))
             if kv is None:
@@ -165,9 +181,6 @@ class Membership:
             record = StackRecord.from_json(kv.key, kv.value)
             if record.stack and self._engine.stack_of(project) != record.stack:
                 await self._engine.adopt(project, record.stack)
-        for project in sorted(held | self._followed):
-            self._engine.controller.enqueue(project)
-        self._followed = held
 
     async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
         while True:
