@@ -101,6 +101,7 @@ class Membership:
                   ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._converge_loop)
             config = await trio.to_thread.run_sync(cluster_config.load, self.roots.state)
             if config is not None:
                 self.config = config
@@ -133,13 +134,14 @@ class Membership:
         from stackd.cluster.member import serve
         from stackd.cluster.store import Store
 
-        async with Store(config.endpoints, config.prefix) as store, \
-                trio.open_nursery() as nursery:
-            self._store = store
-            nursery.start_soon(self._converge_loop, store)
+        async with Store(config.endpoints, config.prefix) as store:
             reuse = await trio.to_thread.run_sync(self._last_lease)
-            await serve(store, self._record(config), config.ttl, reuse=reuse,
-                        on_assigned=self._assigned, task_status=task_status)
+            self._store = store
+            try:
+                await serve(store, self._record(config), config.ttl, reuse=reuse,
+                            on_assigned=self._assigned, task_status=task_status)
+            finally:
+                self._store = None
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
@@ -147,7 +149,7 @@ class Membership:
         log.info("cluster: assigned %s", self.assigned)
         self._wake.set()
 
-    async def _converge_loop(self, store: Store) -> None:
+    async def _converge_loop(self) -> None:
         """After each change of this node's assignments: every stack it holds slots of
         is recorded here as the cluster has it, and every stack it holds or held is
         reconciled (slots_of: the ones it no longer holds are removed)."""
@@ -155,7 +157,9 @@ class Membership:
             await self._wake.wait()
             self._wake = trio.Event()
             try:
-                await self._converge(store)
+                if self._store is None:  # between a lost lease and the rejoin
+                    raise UnavailableError("not connected to etcd")
+                await self._converge(self._store)
             except StackdError as e:
                 log.warning("cluster: cannot converge this node's slots yet: %s", e.message)
                 await trio.sleep(REJOIN)
