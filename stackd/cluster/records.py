@@ -107,13 +107,16 @@ class StackRecord:
     project: str
     services: tuple[ServiceRecord, ...]
     strategy: Strategy = "spread"
+    # The resolved stack as JSON (daemon/revision.stack_json), as `up` captured it:
+    # what each node's agent runs its slots of. "" for a placement-only record.
+    stack: str = ""
 
     @classmethod
     def of(cls, project: str, services: list[ServiceNode],
-           strategy: Strategy = "spread") -> StackRecord:
+           strategy: Strategy = "spread", stack: str = "") -> StackRecord:
         return cls(project, tuple(
             ServiceRecord(s.name, s.replicas, s.needs, s.constraints, s.max_per_node)
-            for s in sorted(services, key=lambda s: s.name)), strategy)
+            for s in sorted(services, key=lambda s: s.name)), strategy, stack)
 
     def slots(self) -> list[Slot]:
         return slots([ServiceNode(s.name, replicas=s.replicas, reservations=s.needs,
@@ -121,11 +124,15 @@ class StackRecord:
                        for s in self.services])
 
     def to_json(self) -> bytes:
-        return _dump({"project": self.project, "strategy": self.strategy, "services": [
-            {"name": s.name, "replicas": s.replicas, "cpus": s.needs.cpus,
-             "memory": s.needs.memory, "pids": s.needs.pids,
-             "constraints": list(s.constraints), "max_per_node": s.max_per_node}
-            for s in self.services]})
+        data: dict[str, Any] = {
+            "project": self.project, "strategy": self.strategy, "services": [
+                {"name": s.name, "replicas": s.replicas, "cpus": s.needs.cpus,
+                 "memory": s.needs.memory, "pids": s.needs.pids,
+                 "constraints": list(s.constraints), "max_per_node": s.max_per_node}
+                for s in self.services]}
+        if self.stack:
+            data["stack"] = self.stack
+        return _dump(data)
 
     @classmethod
     def from_json(cls, key: str, value: bytes) -> StackRecord:
@@ -147,7 +154,8 @@ class StackRecord:
                                 pids=_typed(key, raw, "pids", (int, type(None)), None)),
                 constraints=tuple(constraints),
                 max_per_node=_typed(key, raw, "max_per_node", (int, type(None)), None)))
-        return cls(_typed(key, d, "project", str), tuple(services), strategy)
+        return cls(_typed(key, d, "project", str), tuple(services), strategy,
+                   _typed(key, d, "stack", str, ""))
 
 
 @dataclass(frozen=True, slots=True)

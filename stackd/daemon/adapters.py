@@ -221,6 +221,10 @@ class HostWorld:
         self.supervisor: Any = None
         self.default_network: Any = None  # single.DefaultNetwork, made by watch
         self.singles: Any = None  # SingleSupervisor: `stackd run --restart` containers
+        # Cluster mode: project → service → the slot indices this node holds (the
+        # daemon's Membership sets it when it is a member); None runs every slot.
+        self.slots_of: Callable[[str], Mapping[str, frozenset[int]] | None] = \
+            lambda project: None
 
     # lifecycle
 
@@ -406,6 +410,7 @@ class HostWorld:
         from stackd.reconciler.diff import PlanOptions
         from stackd.reconciler.reconcile import ReconcileOptions
 
+        slots = self.slots_of(stack.project)
         return ReconcileOptions(
             plan=PlanOptions(services=tuple(options.services), no_deps=options.no_deps,
                              remove_orphans=options.remove_orphans,
@@ -415,8 +420,9 @@ class HostWorld:
             # Only the apply the user asked for has build set: the engine's resyncs
             # clear it (`steady`), else every pass would rebuild.
             build=options.build,
-            # An over-committed stack is refused before anything of it starts.
-            nodes=(local_node(),),
+            # An over-committed stack is refused before anything of it starts; in a
+            # cluster the leader placed the slots over every node's room.
+            nodes=(local_node(),) if slots is None else (), slots=slots,
             files=stack.files,  # a revision's configs and secrets, as applied
             # A reconcile holds its stack's key: one waiting forever on a health check
             # that never passes would keep every later apply of that stack waiting too.

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from stackd.cluster import config as cluster_config
-from stackd.errors import AlreadyExistsError, StackdError
+from stackd.errors import AlreadyExistsError, StackdError, UnavailableError
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
     from stackd.cluster.records import NodeRecord
+    from stackd.cluster.store import Store
+    from stackd.daemon.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +37,71 @@ class Membership:
         self.config: cluster_config.ClusterConfig | None = None
         self.lease = 0
         # This node's assignments as last seen: project → slot names. What its
-        # reconciler is to converge (not wired yet: docs/cluster.md).
+        # reconciler converges (slots_of), once the agent has seen them.
         self.assigned: dict[str, list[str]] = {}
         self._nursery: trio.Nursery | None = None
+        self._engine: Engine | None = None
+        self._store: Store | None = None
+        self._wake = trio.Event()
+        self._followed: set[str] = set()  # projects converged at the last change
+        # Whether the agent has read this node's assignments since the daemon started:
+        # until then a member knows nothing of what it should run, and touches nothing.
+        self._seen = False
+
+    def attach(self, engine: Engine, world: Any) -> None:
+        """Feed the engine: `up` publishes to the cluster, and each reconcile runs only
+        this node's slots (the real world's `slots_of`; a simulated one has none)."""
+        self._engine = engine
+        engine.publish = self._publish
+        if hasattr(world, "slots_of"):
+            world.slots_of = self.slots_of
+
+    def slots_of(self, project: str) -> Mapping[str, frozenset[int]] | None:
+        """service → the slot indices this node holds; None when no member (one host:
+        every slot). A member runs only what the cluster assigned it; one that has not
+        read its assignments yet (etcd unreachable since start) refuses to reconcile,
+        so its containers keep running as they are (the partition choice)."""
+        if self.config is None:
+            return None
+        if not self._seen:
+            raise UnavailableError(
+                f"node {self.config.name!r} has not read its slots from the cluster yet",
+                hint="its containers are left as they are; it converges once etcd answers")
+        out: dict[str, set[int]] = {}
+        for slot in self.assigned.get(project, ()):
+            service, _, index = slot.rpartition("-")
+            if index.isdigit():
+                out.setdefault(service, set()).add(int(index))
+        return {s: frozenset(i) for s, i in out.items()}
+
+    async def _publish(self, project: str, stack_json: str) -> None:
+        """`up` on a member: the stack goes to `stacks/<project>` (for the leader to
+        place, for every agent to run), in a transaction on the record as read."""
+        if self.config is None:
+            return
+        from stackd.cluster import keys
+        from stackd.cluster.records import StackRecord
+        from stackd.cluster.store import StoreUnavailableError
+        from stackd.daemon.revision import stack_from_json
+        from stackd.scheduler.from_stack import from_stack
+
+        if self._store is None:
+            raise StoreUnavailableError(
+                f"node {self.config.name!r} is not connected to its cluster's etcd yet",
+                hint="`stackd node inspect` shows the node; try again when it is up")
+        stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
+        record = StackRecord.of(project, from_stack(stack), stack=stack_json).to_json()
+        key = keys.stack(project)
+        while True:  # another `up` of the same project racing: the last one wins
+            kv = await self._store.get(key)
+            if await self._store.put_if(key, record, kv.mod_revision if kv else 0):
+                return
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._converge_loop)
             config = await trio.to_thread.run_sync(cluster_config.load, self.roots.state)
             if config is not None:
                 self.config = config
@@ -76,12 +136,55 @@ class Membership:
 
         async with Store(config.endpoints, config.prefix) as store:
             reuse = await trio.to_thread.run_sync(self._last_lease)
-            await serve(store, self._record(config), config.ttl, reuse=reuse,
-                        on_assigned=self._assigned, task_status=task_status)
+            self._store = store
+            try:
+                await serve(store, self._record(config), config.ttl, reuse=reuse,
+                            on_assigned=self._assigned, task_status=task_status)
+            finally:
+                self._store = None
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
+        self._seen = True
         log.info("cluster: assigned %s", self.assigned)
+        self._wake.set()
+
+    async def _converge_loop(self) -> None:
+        """After each change of this node's assignments: every stack it holds slots of
+        is recorded here as the cluster has it, and every stack it holds or held is
+        reconciled (slots_of: the ones it no longer holds are removed)."""
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            try:
+                if self._store is None:  # between a lost lease and the rejoin
+                    raise UnavailableError("not connected to etcd")
+                await self._converge(self._store)
+            except StackdError as e:
+                log.warning("cluster: cannot converge this node's slots yet: %s", e.message)
+                await trio.sleep(REJOIN)
+                self._wake.set()
+
+    async def _converge(self, store: Store) -> None:
+        from stackd.cluster import keys
+        from stackd.cluster.records import StackRecord
+
+        if self._engine is None:
+            return
+        held = set(self.assigned)
+        # First what needs no store: each stack reconciled with the slots held now (one
+        # no longer held is removed even while etcd is slow to answer), ...
+        for project in sorted(held | self._followed):
+            self._engine.controller.enqueue(project)
+        self._followed = held
+        # ... then each held stack recorded here as the cluster has it (adopt enqueues).
+        for project in sorted(held):
+            kv = await store.get(keys.stack(project))
+            if kv is None:
+                continue
+            record = StackRecord.from_json(kv.key, kv.value)
+            if record.stack and self._engine.stack_of(project) != record.stack:
+                await self._engine.adopt(project, record.stack)
 
     async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
         while True:

@@ -37,6 +37,7 @@ from stackd.daemon.models import (
     ExecResult,
     LifecycleRequest,
     RemoveOptions,
+    StackSource,
     StackStatus,
     Version,
 )
@@ -110,6 +111,10 @@ class Engine:
         # Lifecycle verbs asked of each stack, carried out one per reconcile, in order.
         self._asks: dict[str, deque[_Pending]] = {}
         self._rollbacks: dict[int, tuple[str, str]] = {}  # generation → (project, why)
+        # Cluster mode (daemon/clustering.py): `up` hands the stack to the cluster
+        # (project, its resolved JSON) before recording it here; an error (etcd
+        # unreachable) fails the `up` with nothing recorded.
+        self.publish: Callable[[str, str], Awaitable[None]] | None = None
         # project → the generation whose rolling update has batches left: a waiter on
         # it waits for the last batch, not the first pass.
         self._updating: dict[str, int] = {}
@@ -491,6 +496,8 @@ class Engine:
         stack = await self.world.load(request.source)
         project = stack.project
         captured = stack.captured
+        if self.publish is not None:
+            await self.publish(project, captured.stack)
         async with self._revision_lock:
             await trio.to_thread.run_sync(self._put_blobs, captured.contents)
             gen = self.store.put(project, request, NewRevision(
@@ -506,6 +513,29 @@ class Engine:
                       generation=str(gen))
         self.controller.enqueue(project)
         return project, gen
+
+    def stack_of(self, project: str) -> str | None:
+        """The resolved stack JSON of the project's current revision (None: none kept,
+        or being removed)."""
+        desired = self.store.get(project)
+        if desired is None or desired.phase == "removing":
+            return None
+        revision = self.revisions.get(project, desired.generation)
+        return revision.stack if revision is not None else None
+
+    async def adopt(self, project: str, stack: str) -> int:
+        """Cluster mode: record `stack` (resolved JSON, as `up` on some node captured
+        it and the cluster store holds it) as the project's new revision here, and
+        enqueue it. Its configs'/secrets' files do not travel (docs/cluster.md)."""
+        request = ApplyRequest(source=StackSource(project_name=project))
+        async with self._revision_lock:
+            gen = self.store.put(project, request, NewRevision(
+                cause="up", options=request.options.model_dump_json(),
+                source=request.source.model_dump_json(), stack=stack))
+        self.bus.emit("apply", project=project, generation=str(gen),
+                      message=f"generation {gen} from the cluster")
+        self.controller.enqueue(project)
+        return gen
 
     async def submit_removal(self, project: str, options: RemoveOptions) -> int:
         known = self.store.get(project) is not None

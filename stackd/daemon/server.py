@@ -69,6 +69,7 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     engine = Engine(roots, world, db, resync_period=resync_period)
     membership = Membership(roots)
+    membership.attach(engine, world)
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:

@@ -72,6 +72,8 @@ class ReconcileOptions:
     # What each service's rolling update of this revision did in earlier passes (the
     # daemon keeps it with the revision): this pass runs the next batch.
     rollouts: Mapping[str, Rollout] = field(default_factory=dict)
+    # Cluster mode: the slots this node holds, per service (translate.TranslateInputs).
+    slots: Mapping[str, frozenset[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +242,9 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
 
     inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
                          read_file=read_file, environ=options.environ, scale=options.scale,
-                         rolling_back=options.rolling_back)
+                         rolling_back=options.rolling_back, slots=options.slots)
     key = inputs_of(stack, images, contents, options.environ, options.scale,
-                    options.rolling_back, ports.volumes)
+                    options.rolling_back, ports.volumes, options.slots)
     if key is not None and (known := TRANSLATIONS.get(key)) is not None:
         return known
     # Pure but not cheap (a spec, a config hash per service: ~60 ms for 20 services):

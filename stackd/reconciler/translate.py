@@ -62,6 +62,9 @@ class TranslateInputs:
     scale: Mapping[str, int] = field(default_factory=dict)  # --scale svc=n
     # A rollback revision: rolling updates follow deploy.rollback_config (if given).
     rolling_back: bool = False
+    # Cluster mode: service → the slot indices this node holds (docs/cluster.md); a
+    # service not named runs none here. None: every slot (one host).
+    slots: Mapping[str, frozenset[int]] | None = None
 
 
 def update_policy(svc: Service, rolling_back: bool) -> UpdateConfig | None:
@@ -397,6 +400,8 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
                                         needs=tuple(sorted(graph.successors(name))),
                                         update=update_policy(svc, inputs.rolling_back))
         for index in range(1, scale + 1):
+            if inputs.slots is not None and index not in inputs.slots.get(name, ()):
+                continue
             container, used = _slot(stack, name, index, parts, inputs)
             containers.append(container)
             volumes.update(used)

@@ -4,8 +4,9 @@ it again (~0.25 s of CPU: a spec and a config hash per service) to restart one.
 
 `desired_state` is pure, so equal inputs give an equal result; the key holds the
 inputs themselves (the stack by identity or equality, each image by id, digest and
-layers, the configs' and secrets' bytes, the environment, --scale, the rollback flag
-and the volume port whose paths the specs name), never a digest that could collide.
+layers, the configs' and secrets' bytes, the environment, --scale, the rollback flag,
+the slots a cluster node holds and the volume port whose paths the specs name), never a
+digest that could collide.
 """
 
 from __future__ import annotations
@@ -30,17 +31,20 @@ class Inputs:
     scale: Mapping[str, int]
     rolling_back: bool
     volumes: object  # the volume port: volume and file paths come from it
+    slots: Mapping[str, frozenset[int]] | None  # cluster mode: the slots this node holds
 
     def same(self, other: Inputs) -> bool:
         return (self.volumes is other.volumes and self.rolling_back == other.rolling_back
                 and self.images == other.images and self.scale == other.scale
                 and self.environ == other.environ and self.files == other.files
+                and self.slots == other.slots
                 and (self.stack is other.stack or self.stack == other.stack))
 
 
 def inputs_of(stack: Stack, images: Mapping[str, Any], files: Mapping[str, bytes],
               environ: Mapping[str, str], scale: Mapping[str, int], rolling_back: bool,
-              volumes: object) -> Inputs | None:
+              volumes: object, slots: Mapping[str, frozenset[int]] | None = None
+              ) -> Inputs | None:
     """The key, or None when an image is not a stored one (a preview's missing image):
     then nothing is remembered."""
     try:
@@ -49,7 +53,7 @@ def inputs_of(stack: Stack, images: Mapping[str, Any], files: Mapping[str, bytes
     except AttributeError:
         return None
     return Inputs(stack, views, dict(files), dict(environ), dict(scale), rolling_back,
-                  volumes)
+                  volumes, None if slots is None else dict(slots))
 
 
 class Translations:

@@ -1,6 +1,7 @@
 """The integration tier: a 3-member etcd and 3 stackd daemons on one machine, each
 node in its own network namespace on an underlay bridge, with its own state root.
-Placement only: no node runs the slots it is given yet (docs/cluster.md)."""
+`stackd up` on one node publishes the stack; every node runs its own slots as real
+containers (network_mode none: there is no overlay yet, docs/cluster.md)."""
 
 from __future__ import annotations
 
@@ -13,26 +14,54 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.busybox import busybox_available, make_busybox_tar
 from support.clusterworld import NodeNs, World, build, ip
+from support.e2e_stop import stop_daemon
 
 from stackd.cli.client import Client
 from stackd.cluster import keys
-from stackd.cluster.records import Assignment, ServiceRecord, StackRecord
+from stackd.cluster.records import Assignment
 from stackd.cluster.store import Store, StoreUnavailableError
 from stackd.daemon.paths import pid_path
 from stackd.daemon.pidfile import read_pid
-from stackd.scheduler import Resources
+from stackd.images import ImageStore
 
 TTL = 2
 BOUND = 10.0
+IMAGE = "stackd-demo/busybox:latest"
+STACK = f"""
+name: shop
+services:
+  web:
+    image: {IMAGE}
+    command: [sleep, "3600"]
+    stop_signal: SIGKILL  # busybox sleep as PID 1 ignores SIGTERM: no grace to wait out
+    network_mode: none
+    deploy:
+      replicas: 6
+      resources: {{reservations: {{cpus: "0.1"}}}}
+"""
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    if not busybox_available():
+        pytest.skip("busybox-static is not installed")
     w = build(tmp_path)
     try:
+        tar = make_busybox_tar(tmp_path / "busybox.tar", tmp_path)
+        for n in w.nodes:  # each "host" its own image store
+            ImageStore(n.roots).import_rootfs(tar, ref=IMAGE)
+        (tmp_path / "compose.yaml").write_text(STACK)
         yield w
     finally:
+        # Each node leaves the cluster (its daemons stopped, its membership forgotten),
+        # then a plain daemon on its root removes what it ran, killed leader included.
+        for n in w.nodes:
+            stop_daemon(n.roots)
+            (n.roots.state / "cluster.json").unlink(missing_ok=True)
+        for n in w.nodes:
+            n.stackd("-f", str(tmp_path / "compose.yaml"), "down", "-t", "0", check=False)
         w.close()
 
 
@@ -73,6 +102,13 @@ def assigned(node: NodeNs) -> dict[str, list[str]]:
         return c.get("/v1/cluster")["assigned"]  # type: ignore[no-any-return]
 
 
+def running(node: NodeNs) -> list[str]:
+    """The slots (<service>-<index>) the node's runtime runs, as its `stackd ps` says."""
+    rows = json.loads(node.stackd("ps", "--all-projects", "--format", "json").stdout)
+    return sorted(r["name"].removeprefix("shop-") for r in rows
+                  if r.get("project") == "shop" and r.get("state") == "running")
+
+
 def until(pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not pred():
@@ -81,7 +117,7 @@ def until(pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
-        world: World) -> None:
+        world: World, tmp_path: Path) -> None:
     assert world.etcd is not None
     urls = world.etcd.endpoints
     for n in world.nodes:
@@ -91,18 +127,17 @@ def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
     assert [(r["name"], r["status"], r["address"]) for r in listed] == \
         [(n.name, "up", n.address) for n in world.nodes]
 
-    stack = StackRecord("shop", (ServiceRecord("web", 6, Resources(cpus=0.1)),))
-
-    async def publish() -> None:
-        async with Store(urls) as s:
-            await s.put(keys.stack("shop"), stack.to_json())
-    world.run_in_switch(publish)
+    # `up` on one member: the stack goes to etcd, the leader places it.
+    world.nodes[0].stackd("-f", str(tmp_path / "compose.yaml"), "up", "-d")
     placed, boss, _ = wait(world, lambda a, b, u: len(a) == 6 and b, 15)
     assert Counter(placed.values()) == {n.name: 2 for n in world.nodes}
-    # Each daemon follows its own assignments: the desired state for its node.
+
+    def mine(where: dict[str, str], node: str) -> list[str]:
+        return sorted(s for s, n in where.items() if n == node)
+    # Each daemon follows its own assignments and runs exactly those as containers.
     for n in world.nodes:
-        until(lambda n=n: assigned(n) == {"shop": sorted(s for s, where in placed.items()
-                                                         if where == n.name)}, 10)
+        until(lambda n=n: assigned(n) == {"shop": mine(placed, n.name)}, 10)
+        until(lambda n=n: running(n) == mine(placed, n.name), 20)
 
     # Partition a node that does not lead: its underlay link down.
     cut = next(n for n in world.nodes if n.name != boss)
@@ -111,11 +146,17 @@ def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
                        and cut.name not in a.values(), TTL + BOUND)
     assert {s: n for s, n in moved.items() if placed[s] != cut.name} == \
         {s: n for s, n in placed.items() if n != cut.name}
+    # Its slots run on the others; cut off, it keeps its own (availability first).
+    for n in world.nodes:
+        if n is not cut:
+            until(lambda n=n: running(n) == mine(moved, n.name), BOUND)
+    assert running(cut) == mine(placed, cut.name)
     # Healed: it rejoins; nothing moves back, nothing is placed twice.
     ip("-n", cut.netns, "link", "set", cut.link, "up")
     wait(world, lambda a, b, u: cut.name in u, TTL + BOUND)
     assert read(world)[0] == moved
     until(lambda: assigned(cut) == {}, 10)  # what moved is no longer its to run
+    until(lambda: running(cut) == [], BOUND)  # and it stops it: no duplicates
 
     # An etcd member dies; then the leader's daemon is killed.
     world.etcd.members[0].kill()
@@ -129,3 +170,7 @@ def test_six_replicas_over_three_namespaced_nodes_through_partition_and_kills(
         {s: n for s, n in moved.items() if n != boss}
     survivors = {n.name for n in world.nodes if n.name != boss}
     assert new_boss in survivors and set(after.values()) <= survivors
+    # The dead node's slots run as containers on the survivors, each exactly once.
+    for n in world.nodes:
+        if n.name in survivors:
+            until(lambda n=n: running(n) == mine(after, n.name), BOUND)

@@ -43,8 +43,11 @@ class NodeNs:
                 "STACKD_RUN": str(self.roots.run)}
 
     def stackd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-m",
-                            "stackd", *args], env=self.env(), capture_output=True,
+        # nsenter, not `ip netns exec`: that one remounts /sys in a mount namespace of
+        # its own, hiding /sys/fs/cgroup from the daemon (no container could start),
+        # and the daemon's mounts (containers' roots) belong in the host's.
+        r = subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}", sys.executable,
+                            "-m", "stackd", *args], env=self.env(), capture_output=True,
                            text=True, timeout=120, stdin=subprocess.DEVNULL)
         if check and r.returncode:
             raise AssertionError(f"stackd {' '.join(args)} on {self.name} exited "

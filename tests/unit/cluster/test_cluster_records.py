@@ -32,6 +32,17 @@ def test_records_round_trip_through_json() -> None:
     assert Assignment.from_json("k", Assignment("n1", 7).to_json()) == Assignment("n1", 7)
 
 
+def test_a_stack_record_carries_the_resolved_stack_for_the_agents() -> None:
+    web = (ServiceRecord("web", 2),)
+    carried = StackRecord("shop", web, stack='{"name":"shop"}')
+    assert StackRecord.from_json("stacks/shop", carried.to_json()) == carried
+    # A placement-only record (as bench writes) reads back with no stack, unchanged.
+    assert b"stack" not in StackRecord("shop", web).to_json()
+    with pytest.raises(StoreRecordError, match="'stack' is list"):
+        StackRecord.from_json("stacks/shop", b'{"project": "shop", "services": [], '
+                                             b'"stack": []}')
+
+
 @pytest.mark.parametrize(("value", "why"), [
     (b"{", "not JSON"),
     (b"[]", "not a JSON object"),

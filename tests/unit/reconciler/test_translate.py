@@ -24,12 +24,13 @@ BUSYBOX = Image(
 
 
 def build(text: str, tmp_path: Path, *, image: Image = BUSYBOX, environ: dict[str, str] | None
-          = None, scale: dict[str, int] | None = None) -> DesiredState:
+          = None, scale: dict[str, int] | None = None,
+          slots: dict[str, frozenset[int]] | None = None) -> DesiredState:
     stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
     inputs = TranslateInputs(volume_path=lambda n: f"/state/volumes/{n}/data",
                          file_path=lambda d: f"/state/files/{d}",
                          read_file=lambda p: Path(p).read_bytes(),
-                         environ=environ or {}, scale=scale or {})
+                         environ=environ or {}, scale=scale or {}, slots=slots)
     return desired_state(stack, {name: image for name in stack.services}, inputs)
 
 
@@ -82,6 +83,25 @@ networks:
     assert [str(p) for p in c.ports] == ["8080->80/tcp", "8081->81/tcp"]
     assert list(d.networks) == ["demo_front"]
     assert d.containers[0].config_hash == d.containers[1].config_hash
+
+
+def test_a_cluster_node_translates_only_the_slots_it_holds(tmp_path: Path) -> None:
+    text = """
+services:
+  web: {image: busybox, scale: 4, networks: [front]}
+  db: {image: busybox}
+networks:
+  front: {}
+"""
+    everything = build(text, tmp_path)
+    mine = build(text, tmp_path, slots={"web": frozenset({2, 4})})
+    assert [c.name for c in mine.containers] == ["demo-web-2", "demo-web-4"]
+    # The same containers as on one host (same ids, same config), only fewer; the
+    # service keeps its whole scale (diff names the cluster-wide one).
+    assert {c.id for c in mine.containers} < {c.id for c in everything.containers}
+    assert mine.services == everything.services
+    assert build(text, tmp_path, slots={}).containers == ()
+    assert not build(text, tmp_path, slots={}).networks  # none of its slots uses one
 
 
 def test_configs_and_secrets_from_content_environment_and_file(tmp_path: Path) -> None:

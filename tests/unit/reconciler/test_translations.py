@@ -17,10 +17,10 @@ def image(id: str = "sha256:1") -> SimpleNamespace:
 def key(stack_text: str = STACK, img: SimpleNamespace | None = None,
         environ: dict[str, str] | None = None, volumes: object = "vols",
         files: dict[str, bytes] | None = None, scale: dict[str, int] | None = None,
-        project: str = "app") -> Inputs:
+        project: str = "app", slots: dict[str, frozenset[int]] | None = None) -> Inputs:
     stack = load_text(stack_text, environ={}, project_name=project)
     k = inputs_of(stack, {"web": img or image()}, files or {}, environ or {}, scale or {},
-                  False, volumes)
+                  False, volumes, slots)
     assert k is not None
     return k
 
@@ -36,6 +36,10 @@ def test_equal_inputs_reuse_and_any_change_translates_again() -> None:
     assert cache.get(key(scale={"web": 2})) is None
     assert cache.get(key(volumes="another daemon's")) is None
     assert cache.get(key(STACK + "    init: true\n")) is None
+    # a cluster node given other slots of the same stack must not run the old ones
+    assert cache.get(key(slots={"web": frozenset({1})})) is None
+    cache.put(key(slots={"web": frozenset({1})}), desired)  # type: ignore[arg-type]
+    assert cache.get(key(slots={"web": frozenset({2})})) is None
 
 
 def test_an_image_that_is_not_stored_is_never_remembered() -> None:
