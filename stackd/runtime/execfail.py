@@ -35,8 +35,11 @@ _FIX_IMAGE = ("the image's command or entrypoint resolves through a symlink loop
 def exec_failure(command: str, err: OSError) -> tuple[StackdError, int]:
     """The typed error and exit code for execvpe(`command`) failing with `err`."""
     path = _path(command, err)
-    what = f"cannot run {command!r}" + (f" ({path})" if path != command else "")
     code = err.errno
+    # A bare name not found anywhere in PATH: the last entry tried says nothing.
+    named = path != command and not ("/" not in command and code in (errno.ENOENT,
+                                                                     errno.ENOTDIR))
+    what = f"cannot run {command!r}" + (f" ({path})" if named else "")
     if code in (errno.ENOENT, errno.ENOTDIR):
         return CommandNotFoundError(f"{what}: {_missing(command, path, code)}",
                                     hint="check the command and the image"), EXIT_NOT_FOUND
