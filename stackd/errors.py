@@ -94,6 +94,20 @@ class SpecError(StackdError):
         return text
 
 
+class CommandNotFoundError(SpecError):
+    """A container's command (or entrypoint) is not there to run: no such file, a
+    dangling link, not in PATH. `run` exits 127, as docker run does."""
+
+    exit_code = 127
+
+
+class CommandNotRunnableError(SpecError):
+    """A container's command is there but cannot be run: a directory, no x bit, a
+    symlink loop, not a program. `run` exits 126, as docker run does."""
+
+    exit_code = 126
+
+
 class NotFoundError(StackdError):
     """The named thing does not exist (container, image, network, volume…)."""
 

@@ -28,13 +28,11 @@ from stackd.runtime import rootfs
 from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.exec_helper import open_console
+from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXIT_SETUP_FAILED = 125
-EXIT_NOT_FOUND = 127
-EXIT_NOT_EXECUTABLE = 126
 
 
 @dataclass
@@ -127,9 +125,12 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     user = _resolve_user(spec)
     env = _environment(spec, user)
     os.chdir("/")
-    if not os.path.isdir(spec.process.cwd):
-        os.makedirs(spec.process.cwd, exist_ok=True)
-    os.chdir(spec.process.cwd)
+    try:
+        if not os.path.isdir(spec.process.cwd):
+            os.makedirs(spec.process.cwd, exist_ok=True)
+        os.chdir(spec.process.cwd)
+    except OSError as err:  # the image's WORKDIR: a loop, a file, …
+        raise workdir_failure(spec.process.cwd, err) from None
     for rl in spec.process.rlimits:
         _set_rlimit(rl.type, rl.soft, rl.hard)
 
@@ -167,15 +168,10 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         os.setuid(user.uid)
     try:
         os.execvpe(args[0], args, env)
-    except FileNotFoundError:
-        _report(pipes.ready_w, SpecError(
-            f"cannot run {args[0]!r}: no such file in the container's PATH",
-            hint="check the command and the image"))
-        return EXIT_NOT_FOUND
-    except PermissionError:
-        _report(pipes.ready_w, SpecError(f"cannot run {args[0]!r}: permission denied",
-                                         hint="check the file's mode and the user"))
-        return EXIT_NOT_EXECUTABLE
+    except OSError as err:
+        error, code = exec_failure(args[0], err)
+        _report(pipes.ready_w, error)
+        return code
 
 
 def _close_inherited(keep: set[int]) -> None:

@@ -55,13 +55,9 @@ from stackd.errors import (
 )
 from stackd.runtime import exec_helper, protocol
 from stackd.runtime.cgroups import parse_mounts
-from stackd.runtime.exec_helper import (
-    EXIT_NOT_EXECUTABLE,
-    EXIT_NOT_FOUND,
-    EXIT_SETUP_FAILED,
-    Launch,
-)
+from stackd.runtime.exec_helper import Launch
 from stackd.runtime.exec_helper import Request as _Request
+from stackd.runtime.execfail import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED
 from stackd.runtime.model import ContainerState
 from stackd.runtime.security import kernel as k
 from stackd.runtime.security import prepare

@@ -35,7 +35,6 @@ made before the fork.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -49,16 +48,14 @@ import termios
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from stackd.errors import HostError, StackdError, UsageError
+from stackd.errors import StackdError
 from stackd.runtime import protocol
+from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
 from stackd.runtime.security import SecurityPlan, finalize_process
 from stackd.runtime.security import kernel as k
 from stackd.runtime.users import read_account_files, resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXIT_SETUP_FAILED = 125
-EXIT_NOT_EXECUTABLE = 126
-EXIT_NOT_FOUND = 127
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 PR_SET_PDEATHSIG = 1
@@ -333,8 +330,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
         try:
             os.chdir(req.cwd)
         except OSError as err:
-            raise HostError(f"cannot use working directory {req.cwd!r} in the container: "
-                            f"{err.strerror}", hint="give an existing directory") from None
+            raise workdir_failure(req.cwd, err) from None
         finalize_process(req.plan, user.uid, user.gid, list(user.groups))
         # Changing uid clears the parent-death signal; set it again (a custom seccomp
         # profile may refuse prctl: then a killed helper leaves the process running).
@@ -342,21 +338,9 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
             k.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         try:
             os.execvpe(req.args[0], list(req.args), env)
-        except FileNotFoundError:
-            code = EXIT_NOT_FOUND
-            raise HostError(f"cannot run {req.args[0]!r}: no such file in the container's "
-                            "PATH", hint="check the command") from None
-        except PermissionError:
-            code = EXIT_NOT_EXECUTABLE
-            raise HostError(f"cannot run {req.args[0]!r}: permission denied",
-                            hint="check the file's mode and the user") from None
         except OSError as err:
-            if err.errno != errno.E2BIG:
-                raise
-            raise UsageError(f"cannot run {req.args[0]:.100}: its arguments and environment "
-                             "are too long for the kernel",
-                             hint="keep each argument under 128 KiB and all of them under "
-                                  "ARG_MAX (getconf ARG_MAX)") from None
+            error, code = exec_failure(req.args[0], err)
+            raise error from None
     except BaseException as err:  # report everything, never unwind
         _report(session, err, code)
     os._exit(code)
