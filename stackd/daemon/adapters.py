@@ -543,9 +543,13 @@ class HostWorld:
         return named[0]
 
     async def projects(self) -> list[str]:
+        """Projects with a container or a network here: a `stackd run` of a service
+        makes the project's networks without any desired stack, and `down` must still
+        find them."""
         ports = self._ready()
-        return sorted({v.labels[hostnames.LABEL_PROJECT] for v in await ports.runtime.list()
-                       if hostnames.LABEL_PROJECT in v.labels})
+        with_containers = {v.labels[hostnames.LABEL_PROJECT] for v in await ports.runtime.list()
+                           if hostnames.LABEL_PROJECT in v.labels}
+        return sorted(with_containers | {n.project for n in ports.network.nets.list() if n.project})
 
     async def networks(self) -> list[dict[str, Any]]:
         from stackd.state.allocations import Allocations

@@ -112,9 +112,6 @@ def test_run_reports_each_unrunnable_command_as_docker_does(
     is but cannot be run, each with a message that says why."""
     image = craft_image(cli, tmp_path, "evil/commands", HOSTILE)
     compose(cli, image, "    command: [sleep, '1000']\n")
-    # Up first: a `run` alone leaves the stack's resolver behind after `down -v`
-    # (a bug of its own, not this test's subject).
-    cli("up", "-d")
     cases = [
         ("/bin/loop", 126, ["'/bin/loop'", "symlink loop", "fix the image"]),
         ("loop", 126, ["'loop' (/bin/loop)", "symlink loop", "fix the image"]),

@@ -149,3 +149,19 @@ def test_service_ports_only_when_asked(stack: CLI) -> None:
     published = {r["name"]: sorted(r["ports"]) for r in ps(stack)}
     assert published == {plain: [], asked: sorted([f"127.0.0.1:{port}->80/tcp",
                                                    f"127.0.0.1:{extra}->81/tcp"])}
+
+
+def test_down_after_only_a_run_removes_the_networks_the_run_made(stack: CLI) -> None:
+    """A `run` of a service makes the project's network (and its resolver) with no
+    stack desired; `down` answered "no resource found" and left both behind."""
+    import subprocess
+
+    stack("run", "--rm", "--no-deps", "db", "true")
+    row = next(line.split() for line in stack("network", "ls").stdout.splitlines()
+               if line.startswith("oneoff_default "))
+    bridge = row[2]
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
+    r = stack("down", "-v")
+    assert "network oneoff_default" in r.stdout + r.stderr, r
+    assert "oneoff_default" not in stack("network", "ls").stdout
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0
