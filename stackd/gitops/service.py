@@ -172,7 +172,14 @@ class GitOps:
         if not keep_stack and self.engine.store.get(name) is not None:
             from stackd.daemon.models import RemoveOptions
 
-            await self.engine.submit_removal(name, RemoveOptions())
+            # Wait for the down: the CLI says the stack was taken down, and a `ps`
+            # right after must not find its containers still going.
+            gen = await self.engine.submit_removal(name, RemoveOptions())
+            outcome = await self.engine.wait_generation(name, gen)
+            if outcome.status in ("retry", "terminal"):
+                raise ConflictError(f"source {name} removed, but taking its stack down "
+                                    f"failed: {outcome.error}",
+                                    hint=f"stackd -p {name} down")
         path = self.engine.roots.state / GITOPS_DIR / name
         import shutil
 
