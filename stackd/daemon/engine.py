@@ -813,10 +813,15 @@ class Engine:
         async def one(container_id: str, first: bool) -> None:
             # across_restarts: a restart keeps the id, so this one stream carries
             # every run of the slot; new ids (recreates, replicas) come from discover.
-            async for rec in self.world.logs(container_id, follow=True,
-                                             tail=tail if first else None,
-                                             timestamps=timestamps, across_restarts=True):
-                await send.send(rec)
+            # A container removed while followed (a recreate, a down) has simply no
+            # more lines: its end must not end the other containers' streams.
+            try:
+                async for rec in self.world.logs(container_id, follow=True,
+                                                 tail=tail if first else None,
+                                                 timestamps=timestamps, across_restarts=True):
+                    await send.send(rec)
+            except NotFoundError:
+                return
 
         async def discover(nursery: trio.Nursery) -> None:
             first = True
