@@ -64,7 +64,7 @@ class Client:
               ) -> unixhttp.Response:
         from urllib.parse import quote, urlencode
 
-        query = _params(params)
+        query = wire.query_params(params)
         path = quote(path, safe="/")
         url = f"{path}?{urlencode(query, doseq=True)}" if query else path
         # Who asks: the daemon names it on the `action` event of a state-changing request.
@@ -145,7 +145,7 @@ class Client:
                 data = r.read()
         except TRANSPORT_ERRORS as exc:
             raise _unavailable(exc, self.socket) from None
-        return _decode(r.status, data)
+        return wire.decode_response(r.status, data)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
@@ -162,7 +162,7 @@ class Client:
             raise _unavailable(exc, self.socket) from None
         with closing(r):
             if r.status >= 400:
-                _decode(r.status, r.read())
+                wire.decode_response(r.status, r.read())
             lines = r.lines()
             while True:
                 try:
@@ -179,23 +179,8 @@ class Client:
                 yield item
 
 
-def _params(params: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in (params or {}).items():
-        if v is None:
-            continue
-        out[k] = ("true" if v else "false") if isinstance(v, bool) else v
-    return out
 
 
-def _decode(status: int, data: bytes) -> Any:
-    try:
-        body = json.loads(data) if data else None
-    except ValueError:
-        body = data.decode(errors="replace")
-    if status >= 400:
-        raise wire.error_from_body(body, status)
-    return body
 
 
 def _unavailable(exc: BaseException, sock: Path) -> StackdError:

@@ -9,10 +9,9 @@ from typing import Any
 HELP = "Create and start the stack's containers (like docker compose up)"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-d", "--detach", action="store_true",
-                   help="return once the stack is up instead of following its logs")
-    p.add_argument("--build", action="store_true", help="build images before starting")
+def add_make_arguments(p: argparse.ArgumentParser, *, before: str) -> None:
+    """The flags of how the containers are made, `up`'s and `create`'s alike."""
+    p.add_argument("--build", action="store_true", help=f"build images before {before}")
     p.add_argument("--pull", choices=["always", "missing", "never"], default=None,
                    help="pull images (default: each service's pull_policy, else missing)")
     p.add_argument("--remove-orphans", action="store_true",
@@ -22,6 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recreate containers even if their configuration is unchanged")
     g.add_argument("--no-recreate", action="store_true",
                    help="keep existing containers even if their configuration changed")
+
+
+def add_scale_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
+                   help="set the number of replicas of a service (repeatable)")
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="return once the stack is up instead of following its logs")
+    add_make_arguments(p, before="starting")
     p.add_argument("--no-deps", action="store_true", help="don't start linked services")
     p.add_argument("--no-start", action="store_true",
                    help="create the containers, start none (as `stackd create`)")
@@ -29,9 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wait until services are running/healthy (implies -d)")
     p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
                    help="with --wait: fail when not ready after this long (implies --wait)")
-    p.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
-                   help="set the number of replicas of a service (repeatable)")
-    p.add_argument("services", nargs="*", metavar="SERVICE")
+    add_scale_arguments(p)
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -46,15 +55,19 @@ def parse_scale(items: list[str]) -> dict[str, int]:
     return out
 
 
-def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def make_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The apply options the flags of `add_make_arguments` and `add_scale_arguments` set."""
     return {
         "services": list(args.services), "remove_orphans": args.remove_orphans,
         "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
-        "no_deps": args.no_deps, "build": args.build, "pull": args.pull,
-        "scale": parse_scale(args.scale),
-        "wait": args.wait or args.wait_timeout is not None,
-        "no_start": args.no_start,
+        "build": args.build, "pull": args.pull, "scale": parse_scale(args.scale),
     }
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {**make_options(args), "no_deps": args.no_deps,
+            "wait": args.wait or args.wait_timeout is not None,
+            "no_start": args.no_start}
 
 
 def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,

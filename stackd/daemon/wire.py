@@ -71,5 +71,22 @@ def error_from_body(body: Any, status: int) -> errors.StackdError:
     return cls(message, hint=hint)
 
 
+def query_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """A request's query: None left out, booleans as the API reads them."""
+    return {k: ("true" if v else "false") if isinstance(v, bool) else v
+            for k, v in (params or {}).items() if v is not None}
+
+
+def decode_response(status: int, data: bytes) -> Any:
+    """A whole response's body as JSON (or text); the typed error for a status ≥ 400."""
+    try:
+        body = json.loads(data) if data else None
+    except ValueError:
+        body = data.decode(errors="replace")
+    if status >= 400:
+        raise error_from_body(body, status)
+    return body
+
+
 def ndjson_line(obj: Any) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()

@@ -32,10 +32,10 @@ class DaemonAPI:
 
     async def get(self, path: str, **params: Any) -> Any:
         try:
-            r = await self._client.get(path, params=_params(params))
+            r = await self._client.get(path, params=wire.query_params(params))
         except httpx.TransportError as exc:
             raise _unavailable(self.socket, exc) from None
-        return _decode(r.status_code, r.content)
+        return wire.decode_response(r.status_code, r.content)
 
     async def get_lines(self, path: str, **params: Any) -> list[dict[str, Any]]:
         """A finite NDJSON answer (the kept events, `follow=false`) as its items."""
@@ -47,18 +47,18 @@ class DaemonAPI:
 
     async def post(self, path: str, body: Any, *, actor: str, **params: Any) -> Any:
         try:
-            r = await self._client.post(path, json=body, params=_params(params),
+            r = await self._client.post(path, json=body, params=wire.query_params(params),
                                         headers={ACTOR_HEADER: actor})
         except httpx.TransportError as exc:
             raise _unavailable(self.socket, exc) from None
-        return _decode(r.status_code, r.content)
+        return wire.decode_response(r.status_code, r.content)
 
     async def open_stream(self, method: str, path: str, *, body: Any = None,
                           actor: str | None = None, **params: Any) -> Stream:
         """A request whose answer is NDJSON; raises its error when the daemon refused
         it at once (no such stack, a bad count), else the open stream."""
         headers = {ACTOR_HEADER: actor} if actor is not None else {}
-        request = self._client.build_request(method, path, params=_params(params),
+        request = self._client.build_request(method, path, params=wire.query_params(params),
                                              json=body, headers=headers)
         try:
             response = await self._client.send(request, stream=True)
@@ -67,7 +67,7 @@ class DaemonAPI:
         if response.status_code >= 400:
             data = await response.aread()
             await response.aclose()
-            _decode(response.status_code, data)
+            wire.decode_response(response.status_code, data)
         return Stream(response, self.socket)
 
 
@@ -94,19 +94,8 @@ class Stream:
         await self._response.aclose()
 
 
-def _params(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("true" if v else "false") if isinstance(v, bool) else v
-            for k, v in params.items() if v is not None}
 
 
-def _decode(status: int, data: bytes) -> Any:
-    try:
-        body = json.loads(data) if data else None
-    except ValueError:
-        body = data.decode(errors="replace")
-    if status >= 400:
-        raise wire.error_from_body(body, status)
-    return body
 
 
 def _unavailable(socket: Path, exc: Exception) -> StackdError:
