@@ -238,7 +238,14 @@ def run(args: argparse.Namespace) -> int:
             if name:  # as docker's sig-proxy: Ctrl-C reaches the container
                 client.post(f"/v1/containers/{name}/kill", signal="SIGTERM")
             return 130
-    return 1
+    # The daemon closed the stream cleanly yet said nothing of the exit: never a silent 1.
+    from stackd.errors import UnavailableError
+
+    raise UnavailableError(
+        f"the daemon ended the stream before {name or 'the container'} exited, so its "
+        "exit code is unknown",
+        hint=f"see `stackd ps -a` and `stackd logs {name}`" if name
+        else "see `stackd daemon status` and the daemon's log")
 
 
 def attach_body(args: argparse.Namespace) -> dict[str, Any]:

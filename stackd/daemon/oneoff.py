@@ -219,15 +219,26 @@ async def run_service(engine: Engine, request: ServiceRunRequest
         if request.rm and engine.background is not None:
             engine.background.start_soon(_remove_on_exit, engine, ports, container, project)
         return
+    removed = False
     try:
         async for item in follow_output(ports, container.id):
+            if "exit" in item and request.rm:
+                # Removed before the exit is told, as docker run --rm: the client
+                # returns at the exit, and a `ps` right after must not list it.
+                with trio.CancelScope(shield=True):
+                    await _remove_oneoff(engine, ports, container)
+                removed = True
             yield item
     finally:
-        if request.rm:
+        if request.rm and not removed:
             with trio.CancelScope(shield=True):
-                await _remove(ports, container)
-                engine.bus.emit("remove", project=project, service=request.service,
-                                container=name, message="one-off removed (--rm)")
+                await _remove_oneoff(engine, ports, container)
+
+
+async def _remove_oneoff(engine: Engine, ports: Any, container: DesiredContainer) -> None:
+    await _remove(ports, container)
+    engine.bus.emit("remove", project=container.project, service=container.service,
+                    container=container.name, message="one-off removed (--rm)")
 
 
 async def _remove(ports: Any, container: DesiredContainer) -> None:

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from stackd.daemon.models import Request
 from stackd.daemon.singlewatch import LABEL_RESTART, SingleSupervisor
-from stackd.errors import NotFoundError, UsageError
+from stackd.errors import NotFoundError, StackdError, UsageError
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.runtime.containerspec import (
     ContainerSpec,
@@ -379,11 +379,18 @@ class SingleRunner:
         yield {"started": {"id": cid, "name": name}}
         if request.detach:
             return
+        removed = False
         try:
             async for item in follow_output(self.ports, cid):
+                if "exit" in item and request.rm:
+                    # Removed before the exit is told, as docker run --rm: the client
+                    # returns at the exit, and a `ps` right after must not list it.
+                    with trio.CancelScope(shield=True):
+                        await self._remove(cid)
+                    removed = True
                 yield item
         finally:
-            if request.rm:
+            if request.rm and not removed:
                 with trio.CancelScope(shield=True):
                     await self._remove(cid)
 
@@ -418,6 +425,8 @@ async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
     seen: Counter[tuple[Any, str, str]] = Counter()
     async with _live_output(ports, cid) as records:
         async for rec in records:
+            if isinstance(rec, StackdError):
+                raise rec
             seen[(rec.time, rec.stream, rec.line)] += 1
             yield {"stream": rec.stream, "line": rec.line}
     status = await ports.runtime.wait(cid)
@@ -438,16 +447,31 @@ async def follow_output(ports: Any, cid: str) -> AsyncIterator[dict[str, Any]]:
 async def _live_output(ports: Any, cid: str) -> AsyncGenerator[Any, None]:
     """The followed log's records until the process exits. Following ends as the
     monitor answers `wait`, not at the follower's next look at the state (up to
-    0.1 s later: most of a `run --rm IMG true`); follow_output reads what is left."""
+    0.1 s later: most of a `run --rm IMG true`); follow_output reads what is left.
+
+    A failure is the last item, not raised: raised here it would cancel this
+    channel's nursery, which lives in the consumer's task while follow_output is
+    suspended at a yield; the cancellation then lands wherever that task stands (its
+    own channel's machinery) and `stackd run`'s stream ended with neither the exit
+    nor the error (the CLI said exit code 1 and nothing else; seen in CI)."""
+    failed: list[StackdError] = []
     async with trio.open_nursery() as nursery:
         async def end_at_exit() -> None:
-            await ports.runtime.wait(cid)
+            try:
+                await ports.runtime.wait(cid)
+            except StackdError as exc:
+                failed.append(exc)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(end_at_exit)
-        async for rec in ports.runtime.logs(cid, follow=True):
-            yield rec
+        try:
+            async for rec in ports.runtime.logs(cid, follow=True):
+                yield rec
+        except StackdError as exc:
+            failed.append(exc)
         nursery.cancel_scope.cancel()
+    if failed:
+        yield failed[0]
 
 
 async def _network_names(net: Any) -> set[str]:

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import trio
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from stackd.daemon import wire
+from stackd.daemon.controller import leaves
 from stackd.errors import StackdError
 
 Items = AbstractAsyncContextManager[AsyncIterable[dict[str, Any]]]
@@ -44,4 +46,14 @@ class ChannelStream(StreamingResponse):
         except StackdError as exc:
             await send({"type": "http.response.body",
                         "body": wire.ndjson_line(wire.error_body(exc)), "more_body": True})
+        except BaseExceptionGroup as group:
+            # A task of the stream failed in its nursery: the user reads its error, as
+            # from a plain raise; a group holding anything else is a bug, and raised.
+            found = leaves(group)
+            first = next((e for e in found if isinstance(e, StackdError)), None)
+            if first is None or not all(isinstance(e, (StackdError, trio.Cancelled))
+                                        for e in found):
+                raise
+            await send({"type": "http.response.body",
+                        "body": wire.ndjson_line(wire.error_body(first)), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

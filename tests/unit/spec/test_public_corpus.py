@@ -53,22 +53,23 @@ def test_the_readme_reports_the_public_corpus_figures() -> None:
         " ".join(text.split())
 
 
-# Without a local copy: one skipped test ("got empty parameter set"), not 256.
-@pytest.mark.parametrize("entry", ENTRIES if LOCAL else [],
-                         ids=lambda e: f"{e['repo']}:{e['path']}")
-def test_each_public_file_loads_or_is_refused_for_its_reason(entry: dict[str, Any]) -> None:
-    tree = Path(LOCAL) / entry["repo"].replace("/", "+", 1)
-    main = tree / entry["path"]
-    if not main.exists():
-        pytest.skip(f"no local copy of {entry['repo']}:{entry['path']}")
-    files = [main, *(tree / o for o in entry.get("overrides", []))]
-    env = [str(main.parent / entry["env_file"])] if entry.get("env_file") else None
-    options = LoadOptions(files=[str(f) for f in files], project_name="p", environ={},
-                          project_directory=str(main.parent), env_files=env,
-                          on_warning=lambda _: None)
-    if entry["expect"] == "loads":
-        load(options)  # some hold only networks, or only services behind profiles
-        return
-    with pytest.raises(SpecError) as err:
-        load(options)
-    assert str(err.value).splitlines()[0].replace(f"{tree}/", "") == entry["error"]
+# The files themselves only where a local copy is named: without one this test is not
+# defined at all, rather than one skip ("got empty parameter set") in every CI run.
+if LOCAL:
+    @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e['repo']}:{e['path']}")
+    def test_each_public_file_loads_or_is_refused_for_its_reason(entry: dict[str, Any]) -> None:
+        tree = Path(LOCAL) / entry["repo"].replace("/", "+", 1)
+        main = tree / entry["path"]
+        if not main.exists():
+            pytest.skip(f"no local copy of {entry['repo']}:{entry['path']}")
+        files = [main, *(tree / o for o in entry.get("overrides", []))]
+        env = [str(main.parent / entry["env_file"])] if entry.get("env_file") else None
+        options = LoadOptions(files=[str(f) for f in files], project_name="p", environ={},
+                              project_directory=str(main.parent), env_files=env,
+                              on_warning=lambda _: None)
+        if entry["expect"] == "loads":
+            load(options)  # some hold only networks, or only services behind profiles
+            return
+        with pytest.raises(SpecError) as err:
+            load(options)
+        assert str(err.value).splitlines()[0].replace(f"{tree}/", "") == entry["error"]
