@@ -1,7 +1,9 @@
-"""`stackd attach SERVICE`: the output of a service's running container, from now until
-it exits, then its exit code — compose's `attach --no-stdin --sig-proxy=false`:
-Ctrl-C detaches and leaves the container running. Service containers keep no stdin
-open to attach to (`run -i` for that)."""
+"""`stackd attach SERVICE`: a service's running container's output until it exits, then
+its exit code, as compose's `attach`. A container of a service with `stdin_open: true`
+also takes our stdin (its TTY, with `tty: true`: raw, Ctrl-C is the container's, and
+Ctrl-P Ctrl-Q detaches); the first attach also shows what it printed before (up to
+1 MiB, kept by the monitor until then). Other containers, or `--no-stdin`: the output
+from now, and Ctrl-C detaches and leaves the container running."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ HELP = "Follow a service container's output until it exits (its exit code)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
     p.add_argument("--no-stdin", action="store_true",
-                   help="accepted: stdin is never attached (service containers keep none)")
+                   help="do not attach stdin (only services with stdin_open take it)")
     p.add_argument("service", metavar="SERVICE")
 
 
@@ -33,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
             raise NotFoundError(
                 f"no running container of {args.service} (replica {args.index}) in "
                 f"project {project}", hint="see `stackd ps -a`")
+        if not args.no_stdin:
+            attached = _attach_stdin(row["id"])
+            if attached is not None:
+                return attached
         try:
             for rec in client.stream("GET", f"/v1/containers/{row['id']}/logs",
                                      params={"follow": True, "tail": 0}):
@@ -44,4 +50,27 @@ def run(args: argparse.Namespace) -> int:
         done = next((r for r in client.get("/v1/containers", project=project, all=True)
                      if r["id"] == row["id"]), None)
     code = done.get("exit_code") if done is not None else None
+    return int(code) if isinstance(code, int) else 0
+
+
+def _attach_stdin(container_id: str) -> int | None:
+    """Relay our stdin and stdout to a container made with stdin_open: its exit code (0
+    if detached with Ctrl-P Ctrl-Q); None if it takes no stdin (then only its output)."""
+    import sys
+
+    from stackd.daemon.host_verbs import attach
+    from stackd.errors import ConflictError, UnavailableError
+    from stackd.roots import Roots
+
+    sys.stdout.flush()
+    try:
+        record = attach(Roots.from_env(), container_id, stdin=True, detach_keys=True)
+    except ConflictError:
+        return None  # not created to be attached: follow its output instead
+    if record is None:
+        raise UnavailableError(f"lost the runtime monitor while attached to {container_id}",
+                               hint="`stackd ps -a` shows whether it still runs")
+    if record.get("detached"):
+        return 0
+    code = record.get("code")
     return int(code) if isinstance(code, int) else 0

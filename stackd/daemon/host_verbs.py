@@ -62,11 +62,12 @@ def pause(roots: Roots, container_id: str, paused: bool) -> None:
     trio.run(_runtime(roots).pause, container_id, paused)
 
 
-def attach(roots: Roots, container_id: str, *, stdin: bool) -> dict[str, Any] | None:
-    """`run -i/-t`: relay our stdio to the container until it exits."""
+def attach(roots: Roots, container_id: str, *, stdin: bool,
+           detach_keys: bool = False) -> dict[str, Any] | None:
+    """`run -i/-t`, `attach`: relay our stdio to the container until it exits."""
     from stackd.runtime.attach import attach as attach_
 
-    return attach_(roots, container_id, stdin=stdin)
+    return attach_(roots, container_id, stdin=stdin, detach_keys=detach_keys)
 
 
 def container_json(roots: Roots, container_id: str) -> dict[str, Any]:

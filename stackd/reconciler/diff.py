@@ -64,6 +64,7 @@ FIELD_WORDS = {
     "process.user": "user",
     "process.additional_groups": "group_add",
     "process.terminal": "tty",
+    "process.stdin_open": "stdin_open",
     "process.rlimits": "ulimits",
     "process.init": "init",
     "files": "configs/secrets",

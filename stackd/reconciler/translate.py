@@ -190,7 +190,8 @@ def _process(stack: Stack, name: str, svc: Service, cfg: ImageConfigView) -> Pro
     return ProcessSpec(args=args, env=tuple(f"{k}={v}" for k, v in env.items()),
                        cwd=svc.working_dir or cfg.working_dir or "/",
                        user=svc.user or cfg.user or "", additional_groups=svc.group_add,
-                       terminal=svc.tty, rlimits=rlimits, init=bool(svc.init))
+                       terminal=svc.tty, stdin_open=svc.stdin_open, rlimits=rlimits,
+                       init=bool(svc.init))
 
 
 def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs

@@ -29,9 +29,14 @@ from stackd.roots import Roots
 from stackd.runtime import protocol
 from stackd.runtime.layout import MonitorPaths, check_id
 
+DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, docker's
 
-def attach(roots: Roots, container_id: str, *, stdin: bool) -> dict[str, Any] | None:
-    """Relay until the container exits; its exit record (None if the monitor went)."""
+
+def attach(roots: Roots, container_id: str, *, stdin: bool,
+           detach_keys: bool = False) -> dict[str, Any] | None:
+    """Relay until the container exits; its exit record (None if the monitor went).
+    detach_keys: Ctrl-P Ctrl-Q typed into a TTY ends the relay and leaves the container
+    running, as docker attach: then {"detached": True}."""
     check_id(container_id)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -47,7 +52,7 @@ def attach(roots: Roots, container_id: str, *, stdin: bool) -> dict[str, Any] | 
         reply = json.loads(line) if line else {"ok": False, "error": "no answer"}
         protocol.raise_error(reply)
         return _relay(sock, bytearray(rest), fds[0] if fds else None,
-                      tty=bool(reply.get("tty")), stdin=stdin)
+                      tty=bool(reply.get("tty")), stdin=stdin, detach_keys=detach_keys)
     finally:
         sock.close()
 
@@ -57,8 +62,21 @@ def _copy_winsize(src: int, dst: int) -> None:
         fcntl.ioctl(dst, termios.TIOCSWINSZ, fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8))
 
 
+def split_detach(held: bytes, chunk: bytes) -> tuple[bytes, bytes, bool]:
+    """Typed input against the detach keys: (what to send on, what to hold back — a
+    Ctrl-P that may start them —, whether they were typed). Pure. A Ctrl-P followed by
+    anything else is sent on, as docker does."""
+    data = held + chunk
+    at = data.find(DETACH_KEYS)
+    if at >= 0:
+        return data[:at], b"", True
+    if data.endswith(DETACH_KEYS[:1]):
+        return data[:-1], data[-1:], False
+    return data, b"", False
+
+
 def _relay(sock: socket.socket, buf: bytearray, fd: int | None, *, tty: bool,
-           stdin: bool) -> dict[str, Any] | None:
+           stdin: bool, detach_keys: bool = False) -> dict[str, Any] | None:
     our_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if tty and our_tty else None
     previous = signal.getsignal(signal.SIGWINCH)
@@ -84,6 +102,7 @@ def _relay(sock: socket.socket, buf: bytearray, fd: int | None, *, tty: bool,
             else:
                 os.close(fd)
                 fd = None
+    held = b""
     try:
         while True:
             exit_record = _take_lines(buf)
@@ -92,7 +111,13 @@ def _relay(sock: socket.socket, buf: bytearray, fd: int | None, *, tty: bool,
             ready = {key.fd for key, _ in sel.select()}
             if 0 in ready and reading:
                 chunk = os.read(0, 65536)
-                if chunk:
+                if chunk and tty and detach_keys:
+                    chunk, held, detached = split_detach(held, chunk)
+                    with contextlib.suppress(OSError):
+                        _write_all(fd, chunk)  # type: ignore[arg-type]
+                    if detached:
+                        return {"detached": True}
+                elif chunk:
                     with contextlib.suppress(OSError):
                         _write_all(fd, chunk)  # type: ignore[arg-type]
                 else:  # our EOF is the process's
