@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.gitops import Repo, source_status, wait_applied, wait_for
+from support.sshd import sshd
 
 from stackd.cli.client import Client
 from stackd.roots import Roots
@@ -295,3 +296,17 @@ def test_only_signed_commits_apply_and_drift_can_be_reported_only(
     assert "keep" not in cli("gitops", "ls").stdout
     time.sleep(1.5)
     assert printenv(cli.roots, "keep-web-1", "GREETING") == "two"
+
+
+def test_a_source_over_ssh_is_applied_through_a_real_sshd(cli: CLI, tmp_path: Path) -> None:
+    """An ssh:// source end to end: the daemon's git reaches OpenSSH's sshd on loopback
+    with the deploy key GIT_SSH_COMMAND names in the daemon's environment."""
+    repo = Repo(tmp_path / "repo")
+    sha = repo.commit("one web", {"compose.yaml": stack()})
+    with sshd(tmp_path / "sshd") as server:
+        cli.environ["GIT_SSH_COMMAND"] = server.command()  # the daemon starts with it
+        cli("gitops", "add", "keep", "--repo",
+            f"ssh://root@127.0.0.1:{server.port}{repo.path}", "--interval", "1s")
+        wait_applied(cli.roots, "keep", sha, timeout=60)
+        assert set(running(cli.roots, "keep")) == {"keep-web-1"}
+        cli("gitops", "remove", "keep")

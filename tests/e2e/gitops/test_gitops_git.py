@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support.freeaddrs import free_port
 from support.gitops import GIT_ENV, Repo
+from support.sshd import keypair, sshd
 
 from stackd.errors import UnavailableError, UsageError
 from stackd.gitops import git
@@ -123,19 +124,20 @@ def test_gpg_signed_commits_verify_against_the_given_keyring(
                                capture_output=True)
 
 
-def test_ssh_urls_go_through_gits_own_ssh_command(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """No sshd here: GIT_SSH_COMMAND (as the daemon's environment would set it, e.g.
-    `ssh -i KEY`) names a stand-in that runs the remote command locally, showing that
-    ssh URLs reach git's ssh transport with the daemon's environment."""
+def test_ssh_urls_fetch_from_a_real_sshd_with_the_daemons_ssh_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's own ssh transport against OpenSSH's sshd on loopback: GIT_SSH_COMMAND (as
+    the daemon's environment sets it, docs/gitops.md) names the deploy key; a key the
+    server does not know is refused with git's reason, and nothing is fetched."""
     repo = Repo(tmp_path / "repo")
     sha = repo.commit("over ssh", {"compose.yaml": "services: {}\n"})
-    seen = tmp_path / "ssh-args"
-    fake = tmp_path / "fake-ssh"
-    fake.write_text(f'#!/bin/sh\necho "$@" > {seen}\nfor last; do :; done\nexec sh -c "$last"\n')
-    fake.chmod(0o700)
-    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake))
-    got = git.fetch(f"ssh://deploy@git.example.invalid{repo.path}", "branch", "main",
-                    tmp_path / "cache.git", git.Credentials())
-    assert got.sha == sha
-    assert "deploy@git.example.invalid" in seen.read_text()
+    with sshd(tmp_path / "sshd") as server:
+        url = f"ssh://root@127.0.0.1:{server.port}{repo.path}"
+        monkeypatch.setenv("GIT_SSH_COMMAND", server.command())
+        got = git.fetch(url, "branch", "main", tmp_path / "cache.git", git.Credentials())
+        assert got.sha == sha
+        stranger = keypair(tmp_path / "stranger")
+        monkeypatch.setenv("GIT_SSH_COMMAND", server.command(stranger))
+        with pytest.raises(UnavailableError, match="Permission denied"):
+            git.fetch(url, "branch", "main", tmp_path / "other.git", git.Credentials())
+        assert not (tmp_path / "other.git" / "refs" / "heads" / "main").exists()
