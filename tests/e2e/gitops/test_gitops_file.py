@@ -211,6 +211,14 @@ def test_drift_is_undone_and_reported(cli: CLI, tmp_path: Path) -> None:
     assert "stopped or removed by hand" in whats and "removed (down)" in whats, whats
     assert "(cause up) replaced the commit's revision" in whats, whats
     wait_applied(cli.roots, "keep", sha)
+    # `scale` by hand: the commit's one replica again, and reported.
+    before = len(drift)
+    cli("-p", "keep", "-f", "other.yaml", "scale", "web=3")
+    wait_for("the commit's scale back", lambda: set(running(cli.roots, "keep")) == {
+        "keep-web-1"}, timeout=60)
+    drift = [e for e in events(cli.roots) if e["type"] == "drift"]
+    assert "replaced the commit's revision" in drift[before:][0]["attrs"]["what"], drift
+    wait_applied(cli.roots, "keep", sha)
 
     # A daemon SIGKILLed mid-sync — the commit's revision recorded, its rollout under
     # way — keeps its sources and applies no commit twice: the commit is recorded in
