@@ -21,7 +21,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackd.cli import remote, unixhttp
+from stackd.cli import unixhttp
 from stackd.daemon import wire
 from stackd.daemon.paths import log_path, pid_path, socket_path
 from stackd.errors import StackdError, UnavailableError
@@ -31,6 +31,8 @@ from stackd.roots import Roots
 if TYPE_CHECKING:  # imported where used: each costs every command start-up time
     import ssl
     import subprocess
+
+    from stackd.cli import remote
 
 START_TIMEOUT = 20.0  # seconds for a started daemon to answer
 REQUEST_TIMEOUT = 60.0
@@ -46,8 +48,15 @@ NO_DAEMON = (FileNotFoundError, ConnectionRefusedError)
 class Client:
     def __init__(self, roots: Roots | None = None, *, autostart: bool | None = None) -> None:
         self.roots = roots or Roots.from_env()
-        where = remote.current() if roots is None else None
-        self.remote = where if isinstance(where, remote.Remote) else None
+        # --host (STACKD_HOST): cli/remote.py, imported only when one is given.
+        host = os.environ.get("STACKD_HOST", "") if roots is None else ""
+        where: remote.Remote | str | None = None
+        if host:
+            from stackd.cli import remote
+
+            where = remote.parse(host)
+        self.remote: remote.Remote | None = (
+            None if where is None or isinstance(where, str) else where)
         self.socket = Path(where) if isinstance(where, str) else socket_path(self.roots)
         if autostart is None:
             autostart = os.environ.get("STACKD_NO_AUTOSTART", "") in ("", "0")
@@ -82,6 +91,8 @@ class Client:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
         if self.remote is not None:
+            from stackd.cli import remote
+
             if self._tls is None:
                 self._tls = remote.tls_context(self.remote)
             return unixhttp.request_tls(self.remote.address, self._tls, method, url,
@@ -130,6 +141,8 @@ class Client:
                 r.read()
                 return r.status == 200
         except TRANSPORT_ERRORS as exc:
+            from stackd.cli import remote
+
             raise remote.unavailable(exc, self.remote) from None
 
     def ensure(self) -> None:
@@ -207,6 +220,8 @@ class Client:
 
     def _unavailable(self, exc: BaseException) -> StackdError:
         if self.remote is not None:
+            from stackd.cli import remote
+
             return remote.unavailable(exc, self.remote)
         return _unavailable(exc, self.socket)
 

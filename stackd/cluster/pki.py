@@ -127,8 +127,8 @@ def issue(ca: Authority, name: str, key: EllipticCurvePrivateKey, *, server: boo
                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
                               critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   ca_cert.public_key()), critical=False))  # type: ignore[arg-type]
-    return _cert_pem(builder.sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+                   ca_cert.public_key()), critical=False))
+    return _cert_pem(builder.sign(ca_key, hashes.SHA256()))
 
 
 def write_identity(where: Identity, ca: Authority, name: str, *, server: bool) -> None:

@@ -119,8 +119,9 @@ class Membership:
 
                 # A restarted member serves at once with the identity it has: no need
                 # to wait for etcd (_rejoin checks it against the CA later).
-                if config.listen and await trio.to_thread.run_sync(
-                        pki.node_identity(self.roots.state).exists):
+                identity = pki.node_identity(self.roots.state)
+                has_identity: bool = await trio.to_thread.run_sync(identity.exists)
+                if config.listen and has_identity:
                     nursery.start_soon(self._listen_logged, config.listen)
                 nursery.start_soon(self._rejoin, config)
             task_status.started()
