@@ -178,9 +178,11 @@ class Client:
     # -- requests --------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json_body: Any = None,
-                params: dict[str, Any] | None = None) -> Any:
+                params: dict[str, Any] | None = None,
+                timeout: float | None = REQUEST_TIMEOUT) -> Any:
         try:
-            r = self._send(method, path, json_body=json_body, params=params)
+            r = self._send(method, path, json_body=json_body, params=params,
+                           timeout=timeout)
             with closing(r):
                 data = r.read()
         except TRANSPORT_ERRORS as exc:

@@ -93,9 +93,10 @@ def _exec_remote(client: Any, name: str, args: argparse.Namespace) -> int:
         raise UsageError(f"exec -t needs a terminal on this host; {client.remote.url} is "
                          "another one", hint="drop -t: over --host, exec runs without a "
                                              "TTY or stdin")
-    result = client.post(f"/v1/containers/{name}/exec",
-                         {"cmd": args.cmd, "env": args.env, "user": args.user,
-                          "workdir": args.workdir})
+    # As long as the command runs: the answer comes when it ends.
+    result = client.request("POST", f"/v1/containers/{name}/exec",
+                            json_body={"cmd": args.cmd, "env": args.env, "user": args.user,
+                                       "workdir": args.workdir}, timeout=None)
     sys.stdout.write(result["stdout"])
     sys.stdout.flush()
     sys.stderr.write(result["stderr"])
