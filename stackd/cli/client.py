@@ -5,6 +5,9 @@ detached (its own session, output to the daemon log), waits until it answers, an
 carries on, so a fresh machine needs no setup step. Two CLIs doing this at once start
 two daemons of which the pid-file lock lets one live; both CLIs then talk to it.
 Set STACKD_NO_AUTOSTART=1 to get an error instead.
+
+With `--host tcp://HOST:PORT` (STACKD_HOST) the same requests go to a cluster
+member's TLS listener instead (stackd/cli/remote.py); nothing is started then.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackd.cli import unixhttp
@@ -25,8 +29,10 @@ from stackd.filemodes import open_private, private_dir
 from stackd.roots import Roots
 
 if TYPE_CHECKING:  # imported where used: each costs every command start-up time
+    import ssl
     import subprocess
-    from pathlib import Path
+
+    from stackd.cli import remote
 
 START_TIMEOUT = 20.0  # seconds for a started daemon to answer
 REQUEST_TIMEOUT = 60.0
@@ -42,11 +48,22 @@ NO_DAEMON = (FileNotFoundError, ConnectionRefusedError)
 class Client:
     def __init__(self, roots: Roots | None = None, *, autostart: bool | None = None) -> None:
         self.roots = roots or Roots.from_env()
-        self.socket = socket_path(self.roots)
+        # --host (STACKD_HOST): cli/remote.py, imported only when one is given.
+        host = os.environ.get("STACKD_HOST", "") if roots is None else ""
+        where: remote.Remote | str | None = None
+        if host:
+            from stackd.cli import remote
+
+            where = remote.parse(host)
+        self.remote: remote.Remote | None = (
+            None if where is None or isinstance(where, str) else where)
+        self.socket = Path(where) if isinstance(where, str) else socket_path(self.roots)
         if autostart is None:
             autostart = os.environ.get("STACKD_NO_AUTOSTART", "") in ("", "0")
-        self.autostart = autostart
+        # Only this host's own daemon is started on demand.
+        self.autostart = autostart and where is None
         self._ready = False
+        self._tls: ssl.SSLContext | None = None
 
     def close(self) -> None:
         pass  # one connection per request: nothing held between them
@@ -73,6 +90,13 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
+        if self.remote is not None:
+            from stackd.cli import remote
+
+            if self._tls is None:
+                self._tls = remote.tls_context(self.remote)
+            return unixhttp.request_tls(self.remote.address, self._tls, method, url,
+                                        body=body, headers=headers, timeout=timeout)
         return unixhttp.request(str(self.socket), method, url, body=body, headers=headers,
                                 timeout=timeout)
 
@@ -81,7 +105,7 @@ class Client:
               ) -> unixhttp.Response:
         """The request, starting the daemon first if none listens. No ping before: a
         round trip saved on every command."""
-        if not self._ready:
+        if not self._ready and self.remote is None:
             try:
                 r = self._open(method, path, json_body=json_body, params=params,
                                timeout=timeout)
@@ -93,6 +117,8 @@ class Client:
 
     def alive(self) -> bool:
         """Does a daemon answer on the socket right now?"""
+        if self.remote is not None:
+            return self._remote_alive()
         try:
             r = self._open("GET", "/v1/ping", timeout=2.0)
             with closing(r):
@@ -104,6 +130,20 @@ class Client:
                 hint="run stackd as root (sudo stackd …)") from None
         except TRANSPORT_ERRORS:
             return False
+
+    def _remote_alive(self) -> bool:
+        """A remote daemon answers, or the error saying why not (a certificate refused
+        is no daemon that is merely not there yet)."""
+        assert self.remote is not None
+        try:
+            r = self._open("GET", "/v1/ping", timeout=10.0)
+            with closing(r):
+                r.read()
+                return r.status == 200
+        except TRANSPORT_ERRORS as exc:
+            from stackd.cli import remote
+
+            raise remote.unavailable(exc, self.remote) from None
 
     def ensure(self) -> None:
         if self._ready:
@@ -138,13 +178,15 @@ class Client:
     # -- requests --------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json_body: Any = None,
-                params: dict[str, Any] | None = None) -> Any:
+                params: dict[str, Any] | None = None,
+                timeout: float | None = REQUEST_TIMEOUT) -> Any:
         try:
-            r = self._send(method, path, json_body=json_body, params=params)
+            r = self._send(method, path, json_body=json_body, params=params,
+                           timeout=timeout)
             with closing(r):
                 data = r.read()
         except TRANSPORT_ERRORS as exc:
-            raise _unavailable(exc, self.socket) from None
+            raise self._unavailable(exc) from None
         return wire.decode_response(r.status, data)
 
     def get(self, path: str, **params: Any) -> Any:
@@ -159,7 +201,7 @@ class Client:
         try:
             r = self._send(method, path, json_body=json_body, params=params, timeout=None)
         except TRANSPORT_ERRORS as exc:
-            raise _unavailable(exc, self.socket) from None
+            raise self._unavailable(exc) from None
         with closing(r):
             if r.status >= 400:
                 wire.decode_response(r.status, r.read())
@@ -168,7 +210,7 @@ class Client:
                 try:
                     line = next(lines, None)
                 except TRANSPORT_ERRORS as exc:
-                    raise _unavailable(exc, self.socket) from None
+                    raise self._unavailable(exc) from None
                 if line is None:
                     break
                 if not line.strip():
@@ -178,9 +220,12 @@ class Client:
                     raise wire.error_from_body(item, 200)
                 yield item
 
+    def _unavailable(self, exc: BaseException) -> StackdError:
+        if self.remote is not None:
+            from stackd.cli import remote
 
-
-
+            return remote.unavailable(exc, self.remote)
+        return _unavailable(exc, self.socket)
 
 
 def _unavailable(exc: BaseException, sock: Path) -> StackdError:

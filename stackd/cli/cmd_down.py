@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             # Already down: nothing for the daemon to tear down, but `down` keeps
             # volumes, so `down -v` afterwards must still find and remove them.
             removed = []
-            if args.volumes:
+            from stackd.cli.remote import is_remote
+
+            if args.volumes and not is_remote():  # a remote node's volumes are its own
                 from stackd.daemon.host_verbs import VolumeAdmin
                 from stackd.roots import Roots
 

@@ -6,6 +6,10 @@ cat` prints hi), output streams as it comes, and with a terminal on both ends (u
 -T) the process gets a pty of the container's that is relayed to ours, window size
 included. Ctrl-C and Ctrl-D go to the process: as bytes through the pty, or, without
 one, Ctrl-C as a signal forwarded to it while stdin's EOF is its EOF.
+
+Against another node (`--host tcp://`) it goes through the daemon's exec API instead:
+no TTY and no stdin (like `exec -T … </dev/null`), the output printed once the command
+ends, its exit code ours.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     project = project_of(args)
     with Client() as client:
         name = _slot_name(client, project, args.service, args.index)
+        if client.remote is not None:
+            return _exec_remote(client, name, args)
     try:
         return exec_attached(name, args, tty=wants_tty(args, sys.stdin.isatty(),
                                                        sys.stdout.isatty()),
@@ -77,6 +83,24 @@ def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) 
     sys.stdout.flush()
     return run_attached(Roots.from_env(), cid, args.cmd, env=args.env,
                         cwd=args.workdir or None, user=args.user or None, tty=tty)
+
+
+def _exec_remote(client: Any, name: str, args: argparse.Namespace) -> int:
+    """exec through the API on the node `--host` names: output at the end, no stdin."""
+    from stackd.errors import UsageError
+
+    if args.tty:
+        raise UsageError(f"exec -t needs a terminal on this host; {client.remote.url} is "
+                         "another one", hint="drop -t: over --host, exec runs without a "
+                                             "TTY or stdin")
+    # As long as the command runs: the answer comes when it ends.
+    result = client.request("POST", f"/v1/containers/{name}/exec",
+                            json_body={"cmd": args.cmd, "env": args.env, "user": args.user,
+                                       "workdir": args.workdir}, timeout=None)
+    sys.stdout.write(result["stdout"])
+    sys.stdout.flush()
+    sys.stderr.write(result["stderr"])
+    return int(result["exit_code"])
 
 
 def _slot_name(client: Any, project: str, service: str, index: int) -> str:

@@ -1,7 +1,9 @@
 """`stackd node join|ls|inspect|drain|active|rm`: cluster membership (docs/cluster.md).
 
 `join` asks this host's daemon to become a member (it keeps the lease alive and
-rejoins after a restart). The others read and write the cluster store directly, with
+rejoins after a restart; with --listen it serves its API on TCP with mutual TLS).
+`cert` writes a client identity for `--host tcp://` from the cluster's CA, its key made
+here. The others read and write the cluster store directly, with
 the etcd endpoints this host joined with (or `--etcd`), so they work from any host
 and whether or not a daemon runs here.
 """
@@ -13,12 +15,12 @@ import json
 import os
 from typing import Any
 
-HELP = "Cluster nodes: join, ls, inspect, drain, active, rm"
+HELP = "Cluster nodes: join, ls, inspect, drain, active, rm, cert"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="subverb", required=True,
-                           metavar="{join,ls,inspect,drain,active,rm}")
+                           metavar="{join,ls,inspect,drain,active,rm,cert}")
     join = sub.add_parser("join", help="make this host's daemon a member of a cluster")
     join.add_argument("--etcd", nargs="+", required=True, metavar="URL",
                       help="the etcd cluster's client URLs (http://HOST:2379 …)")
@@ -29,6 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="seconds without a renewal before the node counts as down")
     join.add_argument("--prefix", default="/stackd/", help="the cluster's etcd key prefix")
     join.add_argument("--address", default="", help="this node's underlay address")
+    join.add_argument("--listen", default="", metavar="HOST:PORT",
+                      help="also serve the API here, over TCP with mutual TLS, for "
+                           "`stackd --host tcp://…` (default: the unix socket only)")
+    cert = sub.add_parser("cert", help="write a client certificate of the cluster's CA "
+                                       "(for --host tcp://) to a directory")
+    cert.add_argument("--out", required=True, metavar="DIR",
+                      help="where to write ca.pem, cert.pem, key.pem (root-only)")
+    cert.add_argument("--name", default=None,
+                      help="the name the certificate gives its holder (default: user@host)")
+    cert.add_argument("--etcd", nargs="+", default=None, metavar="URL",
+                      help="etcd client URLs (default: those this host joined with)")
+    cert.add_argument("--prefix", default=None, help="the cluster's etcd key prefix")
     for verb, text in (("ls", "list the cluster's nodes"),
                        ("inspect", "a node's record and status, as JSON"),
                        ("drain", "move a node's slots away; it takes no new ones"),
@@ -59,10 +73,12 @@ def _join(args: argparse.Namespace) -> int:
     body = ClusterConfig.from_json({
         "endpoints": args.etcd, "name": args.name or os.uname().nodename,
         "labels": parse_labels(args.label), "ttl": args.ttl, "prefix": args.prefix,
-        "address": args.address}).to_json()
+        "address": args.address, "listen": args.listen}).to_json()
     with Client() as client:
         joined = client.post("/v1/cluster/join", body)
     print(f"joined the cluster as node {joined['name']}")
+    if args.listen:
+        print(f"serving the API on tcp://{args.listen} (mutual TLS)")
     return 0
 
 
@@ -79,6 +95,8 @@ async def _admin(args: argparse.Namespace) -> int:
                          hint="pass --etcd URL, or run `stackd node join --etcd URL` first")
     prefix = args.prefix or (joined.prefix if joined else config.DEFAULT_PREFIX)
     async with Store(endpoints, prefix) as store:
+        if args.subverb == "cert":
+            return await _cert(store, args)
         if args.subverb == "ls":
             members = await nodes.members(store)
             boss = await store.get(keys.LEADER)
@@ -108,6 +126,32 @@ async def _admin(args: argparse.Namespace) -> int:
             else:
                 await nodes.remove(store, name)
                 print(name)
+    return 0
+
+
+async def _cert(store: Any, args: argparse.Namespace) -> int:
+    """A client identity: the key made on this machine (it never leaves it), signed with
+    the cluster's CA; only a member's join creates the CA."""
+    import getpass
+    from pathlib import Path
+
+    import trio
+
+    from stackd.cluster import keys, pki
+    from stackd.errors import NotFoundError
+
+    kv = await store.get(keys.CA)
+    if kv is None:
+        raise NotFoundError("the cluster has no CA yet",
+                            hint="the first `stackd node join` makes it")
+    ca = pki.Authority.from_json(kv.key, kv.value)
+    name = args.name or f"{getpass.getuser()}@{os.uname().nodename}"
+    where = pki.dir_identity(Path(args.out))
+    await trio.to_thread.run_sync(
+        lambda: pki.write_identity(where, ca, name, server=False))
+    print(f"wrote {where.ca}, {where.cert}, {where.key}: use them with\n"
+          f"  stackd --host tcp://NODE:PORT --tlscacert {where.ca} --tlscert {where.cert} "
+          f"--tlskey {where.key} ps")
     return 0
 
 

@@ -23,7 +23,8 @@ EXAMPLES: dict[str, str] = {
                "stackd gitops status site"),
     "resume": "stackd resume",
     "ui": "stackd ui --listen 127.0.0.1:8470",
-    "node": "stackd node join --etcd http://10.0.0.5:2379 --label zone=a\nstackd node ls",
+    "node": "stackd node join --etcd http://10.0.0.5:2379 --listen 0.0.0.0:2377\n"
+            "stackd node ls\nstackd --host tcp://node2:2377 ps",
     "config": "stackd config --services\nstackd -f compose.yaml -f prod.yaml config",
     "graph": "stackd graph --format mermaid -o graph.md",
     "up": "stackd up -d --wait\nstackd up -d --build --scale web=3",

@@ -71,7 +71,7 @@ VERBS: dict[str, tuple[str, str]] = {
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
     "ui": ("stackd.cli.cmd_ui", "Serve the web console (live stacks, containers, events)"),
-    "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm"),
+    "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm, cert"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 
@@ -99,6 +99,12 @@ def global_parser() -> argparse.ArgumentParser:
                    metavar="FILE", help="env file(s) replacing .env (repeatable)")
     p.add_argument("--profile", dest="profiles", action="append", default=None,
                    help="enable a profile (repeatable; also STACKD_PROFILES)")
+    p.add_argument("-H", "--host", default=None, metavar="URL",
+                   help="the daemon: tcp://HOST:PORT, a cluster member over mutual TLS "
+                        "(identity: --tlscacert/--tlscert/--tlskey FILE, default this "
+                        "node's), or unix:///PATH (also STACKD_HOST)")
+    for flag in ("--tlscacert", "--tlscert", "--tlskey"):  # explained in --host's help
+        p.add_argument(flag, default=None, metavar="FILE", help=argparse.SUPPRESS)
     p.add_argument("verb", nargs="?", choices=list(VERBS), metavar="VERB")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
@@ -123,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     if gargs.verb is None:
         gp.print_help()
         return 2
+    # The transport is the Client's to choose, wherever a verb makes one: by environment.
+    for value, name in ((gargs.host, "STACKD_HOST"), (gargs.tlscacert, "STACKD_TLSCACERT"),
+                        (gargs.tlscert, "STACKD_TLSCERT"), (gargs.tlskey, "STACKD_TLSKEY")):
+        if value is not None:
+            os.environ[name] = value
+    if os.environ.get("STACKD_HOST"):
+        from stackd.cli import remote
+
+        try:
+            remote.check_verb(gargs.verb)
+        except Exception as exc:
+            return _run(_raise, exc)
     module_name, help_line = VERBS[gargs.verb]
     module = importlib.import_module(module_name)
     vp = argparse.ArgumentParser(prog=f"stackd {gargs.verb}", description=help_line)
@@ -136,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, key, value)
     args.verb = gargs.verb
     return _run(module.run, args)
+
+
+def _raise(exc: BaseException) -> int:
+    raise exc
 
 
 def _run(run: Callable[[Any], int | None], args: Any) -> int:

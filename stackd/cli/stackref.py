@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
 
 def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The StackSource body for the API; the daemon reads the files (same host)."""
+    """The StackSource body for the API; the daemon reads the files (same host).
+    Against another node (--host tcp://) its files are not there: the stack is loaded
+    here and sent resolved, as `stackd config` prints it."""
+    from stackd.cli import remote
+
+    if remote.is_remote():
+        return _resolved_source(args)
     files = getattr(args, "files", None)
     content = None
     if files and "-" in files:
@@ -30,6 +36,16 @@ def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "profiles": getattr(args, "profiles", None),
         "environ": dict(os.environ),
     }
+
+
+def _resolved_source(args: argparse.Namespace) -> dict[str, Any]:
+    from stackd.cli.main import load_stack
+    from stackd.spec.render import to_yaml
+
+    stack = load_stack(args)
+    return {"files": ["-"], "content": to_yaml(stack), "cwd": "/",
+            "project_name": stack.name, "project_directory": None, "env_files": None,
+            "profiles": getattr(args, "profiles", None), "environ": {}}
 
 
 def project_of(args: argparse.Namespace | SimpleNamespace) -> str:

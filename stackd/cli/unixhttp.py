@@ -1,4 +1,5 @@
-"""HTTP/1.1 over the daemon's unix socket, just as much as the CLI needs.
+"""HTTP/1.1 over the daemon's unix socket (or, for `--host tcp://`, a TLS-wrapped TCP
+socket), just as much as the CLI needs.
 
 Why not http.client: importing it (with email parsing and ssl) costs ~40 ms, and
 every `stackd` command would pay it: `stackd ps` must answer about as fast as
@@ -11,12 +12,21 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported by request_tls only: ~10 ms a local command need not pay
+    import ssl
 
 MAX_HEADER = 64 * 1024
 
 
 class ProtocolError(OSError):
     """The daemon's answer was not HTTP as we know it."""
+
+
+class NoAnswer(ProtocolError):
+    """The connection closed before a single byte of answer: over TLS, what a daemon
+    that refused our certificate does (hypercorn cuts it without an alert)."""
 
 
 class Response:
@@ -54,7 +64,12 @@ class Response:
 
     def _read_until(self, marker: bytes, limit: int) -> bytes:
         while marker not in self._buf:
-            if len(self._buf) > limit or not self._fill():
+            if len(self._buf) > limit:
+                raise ProtocolError("the daemon's answer has no end of its headers")
+            nothing_yet = not self._buf and not hasattr(self, "status")
+            if not self._fill():
+                if nothing_yet:
+                    raise NoAnswer("the daemon closed the connection without answering")
                 raise ProtocolError("the daemon closed the connection mid-answer")
         head, _, self._buf = self._buf.partition(marker)
         return head
@@ -135,12 +150,39 @@ def request(path: str, method: str, target: str, *, body: bytes | None = None,
     try:
         sock.settimeout(timeout)
         sock.connect(path)
-        head = [f"{method} {target} HTTP/1.1", "Host: stackd", "Connection: close"]
-        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        if body is not None:
-            head.append(f"Content-Length: {len(body)}")
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        return Response(sock)
+        return _exchange(sock, method, target, body, headers)
     except BaseException:
         sock.close()
         raise
+
+
+def request_tls(address: tuple[str, int], context: ssl.SSLContext, method: str,
+                target: str, *, body: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float | None = None
+                ) -> Response:
+    """The same over TCP and TLS (`context` has the CA to trust and the client's
+    certificate). Errors come out as they are: OSError for the connection,
+    ssl.SSLCertVerificationError for the daemon's certificate, ssl.SSLError for the
+    daemon refusing ours (with TLS 1.3 that arrives on the first read)."""
+    sock = socket.create_connection(address, timeout=timeout)
+    try:
+        sock.settimeout(timeout)
+        tls = context.wrap_socket(sock, server_hostname=address[0])
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        return _exchange(tls, method, target, body, headers)
+    except BaseException:
+        tls.close()
+        raise
+
+
+def _exchange(sock: socket.socket, method: str, target: str, body: bytes | None,
+              headers: dict[str, str] | None) -> Response:
+    head = [f"{method} {target} HTTP/1.1", "Host: stackd", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body is not None:
+        head.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+    return Response(sock)

@@ -29,6 +29,7 @@ class ClusterConfig:
     ttl: int = DEFAULT_TTL
     prefix: str = DEFAULT_PREFIX
     address: str = ""
+    listen: str = ""  # HOST:PORT of the daemon's mutual-TLS API; "" for none
 
     def __post_init__(self) -> None:
         keys.check_name("node", self.name)
@@ -43,11 +44,13 @@ class ClusterConfig:
                              hint="use 2 to 300 seconds")
         if not self.prefix.startswith("/") or not self.prefix.endswith("/"):
             raise UsageError(f"cluster prefix {self.prefix!r} must start and end with '/'")
+        if self.listen:
+            listen_address(self.listen)
 
     def to_json(self) -> dict[str, Any]:
         return {"endpoints": list(self.endpoints), "name": self.name,
                 "labels": dict(self.labels), "ttl": self.ttl, "prefix": self.prefix,
-                "address": self.address}
+                "address": self.address, "listen": self.listen}
 
     @classmethod
     def from_json(cls, data: Any) -> ClusterConfig:
@@ -61,10 +64,21 @@ class ClusterConfig:
                        name=str(data["name"]), labels=MappingProxyType(dict(labels)),
                        ttl=int(data.get("ttl", DEFAULT_TTL)),
                        prefix=str(data.get("prefix", DEFAULT_PREFIX)),
-                       address=str(data.get("address", "")))
+                       address=str(data.get("address", "")),
+                       listen=str(data.get("listen", "")))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise UsageError(f"cluster configuration is malformed ({e})",
                              hint="rejoin with `stackd node join --etcd URL`") from e
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`--listen HOST:PORT` ([v6]:PORT too) as (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"listen address {text!r} is not HOST:PORT",
+                         hint="e.g. --listen 0.0.0.0:2377")
+    return host, int(port)
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:

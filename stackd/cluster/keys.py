@@ -6,6 +6,7 @@
     stacks/<project>              what to run: the stack's services as slots need them
     assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
+    ca                            the cluster CA's certificate and key (cluster/pki.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LEADER = "leader"
 STACKS = "stacks/"
 ASSIGN = "assign/"
 IPAM = "ipam/"
+CA = "ca"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -47,6 +47,16 @@ class Membership:
         # Whether the agent has read this node's assignments since the daemon started:
         # until then a member knows nothing of what it should run, and touches nothing.
         self._seen = False
+        # How to serve the API on a TCP address with TLS (server.py, once its app is
+        # built), and the addresses served so (`--listen`).
+        self._serve_api: Callable[..., Awaitable[Any]] | None = None
+        self._api_ready = trio.Event()
+        self.listening: list[str] = []
+
+    def serve_api_with(self, serve: Callable[..., Awaitable[Any]]) -> None:
+        """`serve(listen, task_status=)` serves the API on `listen` with mutual TLS."""
+        self._serve_api = serve
+        self._api_ready.set()
 
     def attach(self, engine: Engine, world: Any) -> None:
         """Feed the engine: `up` publishes to the cluster, and each reconcile runs only
@@ -105,6 +115,14 @@ class Membership:
             config = await trio.to_thread.run_sync(cluster_config.load, self.roots.state)
             if config is not None:
                 self.config = config
+                from stackd.cluster import pki
+
+                # A restarted member serves at once with the identity it has: no need
+                # to wait for etcd (_rejoin checks it against the CA later).
+                identity = pki.node_identity(self.roots.state)
+                has_identity: bool = await trio.to_thread.run_sync(identity.exists)
+                if config.listen and has_identity:
+                    nursery.start_soon(self._listen_logged, config.listen)
                 nursery.start_soon(self._rejoin, config)
             task_status.started()
             await trio.sleep_forever()
@@ -192,10 +210,50 @@ class Membership:
                 assert self._nursery is not None
                 self.lease = await self._nursery.start(self._member, config)
                 await trio.to_thread.run_sync(self._save_lease)
-                return
+                break
             except StackdError as e:
                 log.warning("cluster: cannot rejoin as %s yet: %s", config.name, e.message)
                 await trio.sleep(REJOIN)
+        while True:
+            try:
+                await self._secure(config)
+                break
+            except StackdError as e:
+                log.warning("cluster: cannot check %s's certificate yet: %s", config.name,
+                            e.message)
+                await trio.sleep(REJOIN)
+        if config.listen and not self.listening:
+            await self._listen_logged(config.listen)
+
+    async def _secure(self, config: cluster_config.ClusterConfig) -> None:
+        """This node's TLS identity (state root's tls/: its own key, made here and never
+        sent; a certificate from the cluster's CA, which the first node makes)."""
+        from stackd.cluster import pki
+
+        if self._store is None:
+            raise UnavailableError("not connected to etcd")
+        ca = await pki.authority(self._store)
+        if await trio.to_thread.run_sync(pki.provision, pki.node_identity(self.roots.state),
+                                         ca, config.name):
+            log.info("cluster: %s has a certificate from the cluster CA", config.name)
+
+    async def _listen(self, listen: str, *,
+                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+                      ) -> None:
+        await self._api_ready.wait()
+        assert self._serve_api is not None
+        try:
+            await self._serve_api(listen, task_status=task_status)
+        except OSError as e:
+            raise UnavailableError(f"cannot listen on {listen}: {e.strerror or e}",
+                                   hint="choose another --listen address") from None
+
+    async def _listen_logged(self, listen: str) -> None:
+        assert self._nursery is not None
+        try:
+            self.listening = await self._nursery.start(self._listen, listen)
+        except StackdError as e:  # a restart: the daemon serves its socket anyway
+            log.warning("cluster: %s", e.message)
 
     async def join(self, config: cluster_config.ClusterConfig) -> dict[str, Any]:
         """Join now; the node's record. Fails (typed) if etcd cannot be reached or a
@@ -206,7 +264,12 @@ class Membership:
                 hint=f"remove {self.roots.state / cluster_config.FILE} and restart the "
                      "daemon to leave it")
         assert self._nursery is not None
+        if config.listen:
+            _check_bind(config.listen)
         self.lease = await self._nursery.start(self._member, config)
+        await self._secure(config)
+        if config.listen:
+            self.listening = await self._nursery.start(self._listen, config.listen)
         self.config = config
         await trio.to_thread.run_sync(cluster_config.save, self.roots.state, config)
         await trio.to_thread.run_sync(self._save_lease)
@@ -220,4 +283,19 @@ class Membership:
 
     def status(self) -> dict[str, Any]:
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
-                "assigned": self.assigned}
+                "assigned": self.assigned, "listening": self.listening}
+
+
+def _check_bind(listen: str) -> None:
+    """Refuse a `--listen` address that cannot be bound before joining, not after."""
+    import socket
+
+    host, port = cluster_config.listen_address(listen)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise UnavailableError(f"cannot listen on {listen}: {e.strerror or e}",
+                               hint="choose another --listen address") from None

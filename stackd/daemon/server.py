@@ -80,6 +80,8 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
                 # a worker thread's: the engine's tasks already run.
                 app = cast("ASGIFramework", await trio.to_thread.run_sync(
                     make_app, engine, extensions, membership))
+                # A cluster member's `--listen`: the same app on TCP, mutual TLS.
+                membership.serve_api_with(functools.partial(_serve_tls, app, roots, stop))
                 await hypercorn_serve(app, hypercorn_config(roots),
                                       shutdown_trigger=stop.wait, task_status=task_status)
                 # The API has drained after SIGTERM: stop the loop too.
@@ -106,6 +108,26 @@ async def serve(roots: Roots, world: World, db: StateDB, *, resync_period: float
             socket_path(roots).unlink()
         except FileNotFoundError:
             pass
+
+
+async def _serve_tls(app: ASGIFramework, roots: Roots, stop: trio.Event, listen: str, *,
+                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+                     ) -> None:
+    """The API on `listen` (HOST:PORT) for clients with a certificate of the cluster's
+    CA: the node's own identity serves, and a client without one is refused in the
+    handshake (docs/cluster.md, the remote API)."""
+    import ssl
+
+    from stackd.cluster.pki import node_identity
+
+    identity = node_identity(roots.state)
+    config = hypercorn_config(roots)
+    config.bind = [listen]
+    config.certfile, config.keyfile = str(identity.cert), str(identity.key)
+    config.ca_certs = str(identity.ca)
+    config.verify_mode = ssl.CERT_REQUIRED
+    log.info("listening", extra={"tcp": listen, "tls": "mutual"})
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
 
 
 def _import_for_start() -> None:
