@@ -6,6 +6,7 @@
     stacks/<project>              what to run: the stack's services as slots need them
     assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
+    status/<project>/<slot>       bound to the running node's lease: the slot's summary
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LEADER = "leader"
 STACKS = "stacks/"
 ASSIGN = "assign/"
 IPAM = "ipam/"
+STATUS = "status/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -51,6 +53,14 @@ def assignments(project: str) -> str:
 
 def assignment(project: str, slot: str) -> str:
     return assignments(project) + slot
+
+
+def statuses(project: str) -> str:
+    return f"{STATUS}{check_name('project', project)}/"
+
+
+def status(project: str, slot: str) -> str:
+    return statuses(project) + check_name("slot", slot)
 
 
 def tail(key: str, prefix: str) -> str:
