@@ -5,8 +5,9 @@ It is the local port publishing extended, not a second one: each node's publishe
 ports are already one DNAT rule per port over its own ready replicas
 (`netbridge.firewall`); the mesh adds the other nodes' ready replicas as further
 backends of the same rule (`DnatRule(remote=True)`), so a node with no replica of
-its own gets the rule too. The rules follow the status summaries, as a pure function
-of them (`mesh_backends`).
+its own gets the rule too. The backends follow the status summaries, as a pure
+function of them (`mesh_backends`); the daemon hands them to netbridge
+(`daemon/clusterstatus.py`), which this package does not import.
 
 Only ports published on every address of the host are meshed (a port bound to one
 host address names an address of that host only). A remote backend's address is the
@@ -17,21 +18,26 @@ are masqueraded, so replies come back through the node that took the connection.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from stackd.cluster.records import SlotStatus
-from stackd.netbridge.firewall import DnatRule
 
 
-def mesh_backends(statuses: Iterable[SlotStatus], node: str) -> list[DnatRule]:
+@dataclass(frozen=True, slots=True, order=True)
+class Backend:
+    """A replica on another node behind a port published on every host address."""
+
+    host_port: int
+    protocol: str
+    ip: str
+    container_port: int
+    container: str
+    group: str  # project/service, as local port publishing groups replicas
+
+
+def mesh_backends(statuses: Iterable[SlotStatus], node: str) -> list[Backend]:
     """Other nodes' ready replicas as backends of their published ports, sorted."""
-    out = []
-    for s in statuses:
-        if s.node == node or not s.ready:
-            continue
-        for p in s.ports:
-            if p.host_ip:
-                continue
-            out.append(DnatRule("", p.host_port, p.protocol, p.ip, p.container_port,
-                                s.container, f"{s.project}/{s.service}", True, remote=True))
-    return sorted(out, key=lambda r: (r.host_port, r.protocol, r.container_ip,
-                                      r.container_port, r.container_id))
+    return sorted(Backend(p.host_port, p.protocol, p.ip, p.container_port, s.container,
+                          f"{s.project}/{s.service}")
+                  for s in statuses if s.node != node and s.ready
+                  for p in s.ports if not p.host_ip)

@@ -11,12 +11,19 @@ from typing import Any
 import trio
 
 from stackd.cluster import status
-from stackd.cluster.mesh import mesh_backends
+from stackd.cluster.mesh import Backend, mesh_backends
 from stackd.cluster.records import PublishedPort, SlotStatus
 from stackd.cluster.statusdns import ClusterDns, remote_records
 from stackd.cluster.store import Store
+from stackd.netbridge.firewall import DnatRule
 
 IDLE = 0.5  # seconds between looks while the daemon's world is not up yet
+
+
+def dnat_rules(backends: Iterable[Backend]) -> list[DnatRule]:
+    """The mesh's backends as further (remote, ready) rows of the port rules."""
+    return [DnatRule("", b.host_port, b.protocol, b.ip, b.container_port, b.container,
+                     b.group, True, remote=True) for b in backends]
 
 
 def local_facts(world: Any, node: str) -> list[SlotStatus]:
@@ -67,7 +74,7 @@ async def run(store: Store, lease: int, node: str, world: Any,
         source = dns()
         if source is not None:
             await source.apply(remote_records(statuses, node, [n.key for n in nets.list()]))
-        await nets.set_mesh(mesh_backends(statuses, node))
+        await nets.set_mesh(dnat_rules(mesh_backends(statuses, node)))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(status.publish, store, lease, lambda: local_facts(world, node),

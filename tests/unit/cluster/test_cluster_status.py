@@ -14,6 +14,7 @@ from stackd.cluster.mesh import mesh_backends
 from stackd.cluster.records import PublishedPort, SlotStatus, StoreRecordError
 from stackd.cluster.status import summaries
 from stackd.cluster.statusdns import ClusterDns, remote_records
+from stackd.daemon.clusterstatus import dnat_rules
 from stackd.netbridge.dns import Records
 from stackd.netbridge.firewall import DnatRule, render
 
@@ -105,7 +106,7 @@ def test_the_mesh_balances_a_port_over_every_nodes_ready_replicas() -> None:
                            PublishedPort(9090, "tcp", 90, s.addresses["shop_default"],
                                          "127.0.0.1")))
     statuses = [rep("n1", 1), rep("n2", 2), rep("n3", 3), rep("n3", 4, ready=False)]
-    backends = mesh_backends(statuses, "n1")
+    backends = dnat_rules(mesh_backends(statuses, "n1"))
     # Other nodes' ready replicas; a port bound to one host address is not meshed.
     assert backends == [
         DnatRule("", 8080, "tcp", "10.192.2.3", 80, "shop-web-2", "shop/web", True, True),
@@ -116,7 +117,7 @@ def test_the_mesh_balances_a_port_over_every_nodes_ready_replicas() -> None:
             "1 : 10.192.2.3 . 80, 2 : 10.192.3.4 . 80 }") in script
     assert "ct status dnat ip daddr { 10.192.2.3, 10.192.3.4 } masquerade" in script
     # A node with no replica of its own still answers, over the others'.
-    alone = render("0123456789ab", [], mesh_backends(statuses, "n4"))
+    alone = render("0123456789ab", [], dnat_rules(mesh_backends(statuses, "n4")))
     assert "numgen inc mod 3 map { 0 : 10.192.1.2 . 80, 1 : 10.192.2.3 . 80, " \
            "2 : 10.192.3.4 . 80 }" in alone
     # Off a cluster nothing changes: no masquerade rule for remote backends.
