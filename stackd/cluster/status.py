@@ -56,7 +56,7 @@ def summaries(facts: Iterable[SlotStatus], assigned: Mapping[str, Iterable[str]]
 async def publish(store: Store, lease: int, facts: Facts, changed: Changed,
                   assigned: Callable[[], Mapping[str, Iterable[str]]]) -> None:
     """Keep this node's summaries in the store until cancelled."""
-    written: dict[str, bytes] = {}
+    written = await _already_written(store, lease)
     while True:
         want = {k: v.to_json() for k, v in summaries(facts(), assigned()).items()}
         try:
@@ -72,6 +72,18 @@ async def publish(store: Store, lease: int, facts: Facts, changed: Changed,
         with trio.move_on_after(RESYNC):
             await changed()
             await trio.sleep(DEBOUNCE)
+
+
+async def _already_written(store: Store, lease: int) -> dict[str, bytes]:
+    """Keys bound to `lease` before this run (a daemon restarted within its TTL keeps
+    its lease): the first pass rewrites or deletes them like its own."""
+    while True:
+        try:
+            kvs, _ = await store.range(keys.STATUS)
+            return {kv.key: kv.value for kv in kvs if kv.lease == lease}
+        except StackdError as e:
+            log.warning("cluster: status not read yet: %s", e.message)
+            await trio.sleep(RESYNC)
 
 
 class StatusView:
