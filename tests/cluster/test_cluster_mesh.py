@@ -27,6 +27,10 @@ from support.busybox import busybox_available
 from support.clustershop import GET, Shop, fetch, mesh_backends, resolve, shop_up, until
 from support.freeaddrs import free_port, free_subnet
 
+from stackd.errors import ConflictError
+from stackd.netbridge.firewall import DnatRule
+from stackd.roots import Roots
+
 NEEDS_OVERLAY = ("needs the overlay (engineer `overlay`, #21): replicas on other nodes "
                  "must have cluster-unique addresses routed between nodes; until it "
                  "merges every node gives its replicas the same addresses. The lead "
@@ -166,3 +170,19 @@ def test_a_node_whose_replica_is_out_serves_its_port_and_names_from_the_others(
     # And from this node's own container, the service name gives only theirs.
     answers = resolve(first, "web")
     assert sorted(answers) == shop.ready_ips()
+
+
+def test_a_port_the_mesh_holds_for_a_service_is_refused_to_another(roots: Roots) -> None:
+    from stackd.netbridge import Networks, PortBinding
+    from stackd.state.db import StateDB
+
+    nets = Networks(roots, StateDB.open(roots.state / "stackd.db"))
+    port = free_port()
+    nets.mesh = (DnatRule("", port, "tcp", "10.192.0.2", 80, "shop-web-2", "shop/web",
+                          True, remote=True),)
+    with pytest.raises(ConflictError, match=f"{port}/tcp .* by service shop/web"):
+        nets.check_ports_free([PortBinding(port, 80, "tcp")], container_id="other-1",
+                              group="other/api")
+    # Its own replicas here share it, as replicas do.
+    nets.check_ports_free([PortBinding(port, 80, "tcp")], container_id="shop-web-1-x",
+                          group="shop/web")
