@@ -60,7 +60,7 @@ def statuses(project: str) -> str:
 
 
 def status(project: str, slot: str) -> str:
-    return statuses(project) + check_name("slot", slot)
+    return statuses(project) + slot  # <service>-<index>, as assignment() has it
 
 
 def tail(key: str, prefix: str) -> str:
