@@ -9,6 +9,7 @@ when it joins."""
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import Mapping
 from functools import partial
@@ -44,6 +45,7 @@ class Membership:
         self._engine: Engine | None = None
         self._world: Any = None
         self._dns: Any = None  # statusdns.ClusterDns: what DNS holds outlives a lease
+        self.slots: list[dict[str, Any]] = []  # every node's slot summaries, as last seen
         self._store: Store | None = None
         self._wake = trio.Event()
         self._followed: set[str] = set()  # projects converged at the last change
@@ -152,8 +154,11 @@ class Membership:
         """Status summaries out, every node's into DNS and the mesh (clusterstatus)."""
         from stackd.daemon import clusterstatus
 
+        def seen(statuses: list[Any]) -> None:
+            self.slots = [json.loads(s.to_json()) for s in statuses]
+
         await clusterstatus.run(store, lease, name, self._world, self._cluster_dns,
-                                lambda: self.assigned)
+                                lambda: self.assigned, seen)
 
     def _cluster_dns(self) -> Any:
         """The records source of this daemon's resolver (made once it has one; what
@@ -242,4 +247,4 @@ class Membership:
 
     def status(self) -> dict[str, Any]:
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
-                "assigned": self.assigned}
+                "assigned": self.assigned, "slots": self.slots}

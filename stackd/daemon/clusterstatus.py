@@ -63,10 +63,13 @@ async def _local_change(world: Any) -> None:
 
 async def run(store: Store, lease: int, node: str, world: Any,
               dns: Callable[[], ClusterDns | None],
-              assigned: Callable[[], Mapping[str, Iterable[str]]]) -> None:
+              assigned: Callable[[], Mapping[str, Iterable[str]]],
+              seen: Callable[[list[SlotStatus]], None] = lambda statuses: None) -> None:
+    """Until cancelled. `seen` gets every node's summaries after each change."""
     view = status.StatusView()
 
     async def apply(statuses: list[SlotStatus]) -> None:
+        seen(statuses)
         ports = getattr(world, "ports", None)
         if ports is None:
             return

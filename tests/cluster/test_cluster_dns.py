@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.busybox import busybox_available
+from support.clusternet import NetNode
 from support.clustershop import (
     NETWORK,
     Shop,
@@ -53,6 +54,14 @@ def test_every_node_answers_with_the_ready_replicas_of_all_nodes(shop: Shop) -> 
             assert set(record.addresses) == {NETWORK}
             assert [(p.host_port, p.container_port) for p in record.ports] == \
                 [(shop.port, 80)]
+    # Each daemon shows every node's summaries (GET /v1/cluster), as etcd has them.
+    rows = sorted((r.node, r.container, r.ready) for r, _ in statuses.values())
+    for n in nodes:
+        def shown(n: NetNode = n) -> list[tuple[str, str, bool]]:
+            with Client(n.node.roots, autostart=False) as c:
+                slots = c.get("/v1/cluster")["slots"]
+            return sorted((r["node"], r["container"], r["ready"]) for r in slots)
+        until(f"{n.name} to show every slot", lambda shown=shown: shown() == rows, 10)
     want = shop.ready_ips()
     assert len(want) == 3
     for n in nodes:
