@@ -166,7 +166,9 @@ def test_a_node_whose_replica_is_out_serves_its_port_and_names_from_the_others(
     seen: set[str] = set()
     while seen != set(others):
         assert time.monotonic() < deadline, seen
-        seen.add(fetch(shop.world, first.node.address, shop.port))
+        body = fetch(shop.world, first.node.address, shop.port)
+        assert body in others, body  # never its own (out) replica, never a failure
+        seen.add(body)
     # And from this node's own container, the service name gives only theirs.
     answers = resolve(first, "web")
     assert sorted(answers) == shop.ready_ips()
