@@ -7,6 +7,7 @@
     assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
     ca                            the cluster CA's certificate and key (cluster/pki.py)
+    status/<project>/<slot>       bound to the running node's lease: the slot's summary
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ STACKS = "stacks/"
 ASSIGN = "assign/"
 IPAM = "ipam/"
 CA = "ca"
+STATUS = "status/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -53,6 +55,14 @@ def assignments(project: str) -> str:
 
 def assignment(project: str, slot: str) -> str:
     return assignments(project) + slot
+
+
+def statuses(project: str) -> str:
+    return f"{STATUS}{check_name('project', project)}/"
+
+
+def status(project: str, slot: str) -> str:
+    return statuses(project) + slot  # <service>-<index>, as assignment() has it
 
 
 def tail(key: str, prefix: str) -> str:

@@ -6,7 +6,7 @@ a rejoin, since the cluster has meanwhile moved this node's slots elsewhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 
 import trio
@@ -25,10 +25,12 @@ RETRY = 1.0
 
 async def serve(store: Store, record: NodeRecord, ttl: int, *, reuse: int = 0,
                 on_assigned: Callable[[Desired], None] | None = None,
+                also: Sequence[Callable[[Store, int], Awaitable[None]]] = (),
                 task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Be a member until cancelled; `task_status.started(lease)` once joined.
     `on_assigned` is called with this node's assignments each time they change;
-    `reuse` is the lease this node had before a restart (nodes.join)."""
+    `reuse` is the lease this node had before a restart (nodes.join); each of `also`
+    runs with the store and the lease while this node holds it (status summaries)."""
     started = False
     while True:
         try:
@@ -46,6 +48,8 @@ async def serve(store: Store, record: NodeRecord, ttl: int, *, reuse: int = 0,
             nursery.start_soon(_stand_for_leader, store, record.name, lease)
             if on_assigned is not None:
                 nursery.start_soon(_follow, store, record.name, on_assigned)
+            for task in also:
+                nursery.start_soon(task, store, lease)
             try:
                 await nodes.keep_alive(store, record.name, lease, ttl)
             except nodes.NodeLostError as e:

@@ -7,8 +7,10 @@ writer): `from_json` checks every field and raises StoreRecordError naming the k
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -172,3 +174,95 @@ class Assignment:
     def from_json(cls, key: str, value: bytes) -> Assignment:
         d = _load(key, value)
         return cls(_typed(key, d, "node", str), _typed(key, d, "term", int))
+
+
+SlotState = Literal["running", "exited"]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    """A host port published to one replica: `ip` is the replica's address it is
+    DNAT'ed to (its first network's), `host_ip` "" for every address of the host."""
+
+    host_port: int
+    protocol: str
+    container_port: int
+    ip: str
+    host_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SlotStatus:
+    """What one node says of one slot it runs (`status/<project>/<slot>`, bound to the
+    node's lease). `ready` is the supervisor's rule (`Watch.ready`: running, and
+    healthy if it has a healthcheck), the one local DNS and port balancing follow."""
+
+    node: str
+    project: str
+    service: str
+    index: int
+    container: str
+    state: SlotState
+    ready: bool
+    addresses: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    ports: tuple[PublishedPort, ...] = ()
+
+    @property
+    def slot(self) -> str:
+        return f"{self.service}-{self.index}"
+
+    def to_json(self) -> bytes:
+        return _dump({"node": self.node, "project": self.project, "service": self.service,
+                      "index": self.index, "container": self.container, "state": self.state,
+                      "ready": self.ready, "addresses": dict(self.addresses),
+                      "ports": [[p.host_port, p.protocol, p.container_port, p.ip, p.host_ip]
+                                for p in self.ports]})
+
+    @classmethod
+    def from_json(cls, key: str, value: bytes) -> SlotStatus:
+        d = _load(key, value)
+        state = _typed(key, d, "state", str)
+        if state not in ("running", "exited"):
+            raise _bad(key, f"state {state!r}")
+        addresses = _typed(key, d, "addresses", dict, {})
+        if not all(isinstance(k, str) and isinstance(v, str) and _is_ipv4(v)
+                   for k, v in addresses.items()):
+            raise _bad(key, "addresses must map network keys to IPv4 addresses")
+        ports = []
+        for raw in _typed(key, d, "ports", list, []):
+            if not (isinstance(raw, list) and len(raw) == 5
+                    and all(_is_port(raw[i]) for i in (0, 2))
+                    and raw[1] in ("tcp", "udp") and isinstance(raw[3], str)
+                    and _is_ipv4(raw[3]) and isinstance(raw[4], str)
+                    and (raw[4] == "" or _is_ipv4(raw[4]))):
+                raise _bad(key, f"a port is not [host_port, tcp|udp, container_port, ip, "
+                                f"host_ip]: {str(raw)[:80]}")
+            ports.append(PublishedPort(raw[0], raw[1], raw[2], raw[3], raw[4]))
+        index = _typed(key, d, "index", int)
+        if index < 0:
+            raise _bad(key, f"index {index}")
+        # Names become DNS names and nft comments: only what a stack's names may be.
+        names = {n: _typed(key, d, n, str) for n in ("node", "project", "service",
+                                                     "container")}
+        for n, v in names.items():
+            if not _NAME.fullmatch(v):
+                raise _bad(key, f"{n} {v[:80]!r} is not a name")
+        return cls(**names, index=index, state=state,
+                   ready=_typed(key, d, "ready", bool),
+                   addresses=MappingProxyType(dict(sorted(addresses.items()))),
+                   ports=tuple(ports))
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _is_port(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _is_ipv4(text: str) -> bool:
+    # Addresses from the store become nft rules and DNS answers: only dotted quads.
+    try:
+        return str(IPv4Address(text)) == text
+    except ValueError:
+        return False

@@ -9,8 +9,10 @@ when it joins."""
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -41,6 +43,9 @@ class Membership:
         self.assigned: dict[str, list[str]] = {}
         self._nursery: trio.Nursery | None = None
         self._engine: Engine | None = None
+        self._world: Any = None
+        self._dns: Any = None  # statusdns.ClusterDns: what DNS holds outlives a lease
+        self.slots: list[dict[str, Any]] = []  # every node's slot summaries, as last seen
         self._store: Store | None = None
         self._wake = trio.Event()
         self._followed: set[str] = set()  # projects converged at the last change
@@ -62,6 +67,7 @@ class Membership:
         """Feed the engine: `up` publishes to the cluster, and each reconcile runs only
         this node's slots (the real world's `slots_of`; a simulated one has none)."""
         self._engine = engine
+        self._world = world
         engine.publish = self._publish
         if hasattr(world, "slots_of"):
             world.slots_of = self.slots_of
@@ -157,9 +163,30 @@ class Membership:
             self._store = store
             try:
                 await serve(store, self._record(config), config.ttl, reuse=reuse,
-                            on_assigned=self._assigned, task_status=task_status)
+                            on_assigned=self._assigned, also=[partial(self._status, config.name)],
+                            task_status=task_status)
             finally:
                 self._store = None
+
+    async def _status(self, name: str, store: Store, lease: int) -> None:
+        """Status summaries out, every node's into DNS and the mesh (clusterstatus)."""
+        from stackd.daemon import clusterstatus
+
+        def seen(statuses: list[Any]) -> None:
+            self.slots = [json.loads(s.to_json()) for s in statuses]
+
+        await clusterstatus.run(store, lease, name, self._world, self._cluster_dns,
+                                lambda: self.assigned, seen)
+
+    def _cluster_dns(self) -> Any:
+        """The records source of this daemon's resolver (made once it has one; what
+        it put in DNS outlives a lease, so it is kept across rejoins)."""
+        from stackd.cluster.statusdns import ClusterDns
+
+        resolver = getattr(self._world, "resolver", None)
+        if resolver is not None and (self._dns is None or self._dns.sink is not resolver):
+            self._dns = ClusterDns(resolver)
+        return self._dns
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
@@ -283,7 +310,7 @@ class Membership:
 
     def status(self) -> dict[str, Any]:
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
-                "assigned": self.assigned, "listening": self.listening}
+                "assigned": self.assigned, "listening": self.listening, "slots": self.slots}
 
 
 def _check_bind(listen: str) -> None:

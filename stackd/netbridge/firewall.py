@@ -58,6 +58,9 @@ class DnatRule:
     container_id: str
     group: str = ""  # replicas of one service share the port: one rule balances them
     ready: bool = True
+    # A replica on another cluster node (the routing mesh, stackd/cluster/mesh.py):
+    # its connections are masqueraded so its replies return through this host.
+    remote: bool = False
 
 
 def backends(rules: Sequence[DnatRule]) -> list[DnatRule]:
@@ -131,6 +134,9 @@ def render(chain_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRu
         ]
         if not b.internal:
             out.append(f"{post} oifname != {br} ip saddr {b.subnet} masquerade")
+    remote = sorted({d.container_ip for d in dnats if d.remote})
+    if remote:
+        out.append(f"{post} ct status dnat ip daddr {{ {', '.join(remote)} }} masquerade")
     out.append(f"add rule {t} {p}prerouting fib daddr type local jump {p}ports")
     out.append(f"add rule {t} {p}output fib daddr type local jump {p}ports")
     ports: dict[tuple[int, str, str], list[DnatRule]] = {}

@@ -67,6 +67,9 @@ class Networks:
         self.mtu = mtu
         # One change at a time per root: IPAM decisions read then write the store.
         self._lock = trio.Lock()
+        # Backends on other cluster nodes, added to the published ports' rules (the
+        # routing mesh; set by stackd/cluster, empty off a cluster).
+        self.mesh: tuple[firewall.DnatRule, ...] = ()
 
     # networks
     def list(self) -> list[NetworkState]:
@@ -301,6 +304,12 @@ class Networks:
                     raise ConflictError(f"host port {b.host_port}/{b.protocol} is already "
                                         f"published by container {p.container_id}",
                                         hint="choose another host port or stop that container")
+            for m in self.mesh:
+                if m.host_port == b.host_port and m.protocol == b.protocol and \
+                        not (group and m.group == group):
+                    raise ConflictError(f"host port {b.host_port}/{b.protocol} is published "
+                                        f"on every cluster node by service {m.group}",
+                                        hint="choose another host port")
             for host_ip, port, proto, who in foreign:
                 if port == b.host_port and proto == b.protocol and \
                         hostports.conflicts(want, host_ip or "0.0.0.0"):
@@ -347,6 +356,15 @@ class Networks:
             if await trio.to_thread.run_sync(self.alloc.set_ports_ready, container_id, ready):
                 await self._apply_firewall()
 
+    async def set_mesh(self, backends: Sequence[firewall.DnatRule]) -> None:
+        """The routing mesh's backends on other nodes (all of them: replaces the last
+        set); the rules are replaced only if they changed."""
+        async with self._lock:
+            mesh = tuple(backends)
+            if mesh != self.mesh:
+                self.mesh = mesh
+                await self._apply_firewall()
+
     async def unpublish(self, container_id: str) -> None:
         async with self._lock:
             if self.alloc.ports(container_id=container_id):
@@ -360,7 +378,7 @@ class Networks:
         dnats = [firewall.DnatRule(p.host_ip, p.host_port, p.protocol, p.container_ip,
                                    p.container_port, p.container_id, p.group, p.ready)
                  for p in self.alloc.ports()]
-        firewall.apply(self.roots.chain_id, bridges, dnats)
+        firewall.apply(self.roots.chain_id, bridges, [*dnats, *self.mesh])
 
     async def _apply_firewall(self) -> None:
         def run() -> None:
