@@ -63,8 +63,9 @@ def test_join_ls_drain_and_a_killed_daemon_going_down(etcd1: EtcdCluster,
                                                       hosts: list[CLI]) -> None:
     h1, h2 = hosts
     url = etcd1.endpoints[0]
+    # alpha's TTL leaves a loaded machine room to restart its daemon within it (below).
     out = h1("node", "join", "--etcd", url, "--name", "alpha", "--label", "zone=a",
-             "--ttl", "10")
+             "--ttl", "30")
     assert out.stdout.strip() == "joined the cluster as node alpha"
     taken = h2("node", "join", "--etcd", url, "--name", "alpha", check=False)
     assert taken.returncode == 1 and "node 'alpha' is already up" in taken.stderr
@@ -99,7 +100,7 @@ def test_join_ls_drain_and_a_killed_daemon_going_down(etcd1: EtcdCluster,
     lease = alive_lease(etcd1, "alpha")
     stop_daemon(h1.roots)
     h1("ls")  # a command that talks to the daemon starts it again
-    wait_until(lambda: cluster_status(h1)["lease"] == lease, 10)
+    wait_until(lambda: cluster_status(h1)["lease"] == lease, 30)
     assert alive_lease(etcd1, "alpha") == lease
 
 
