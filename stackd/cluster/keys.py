@@ -6,6 +6,9 @@
     stacks/<project>              what to run: the stack's services as slots need them
     assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
+    overlay/networks/<network>    an overlay network's subnet, VXLAN VNI and UDP port
+    overlay/endpoints/<network>/<node>/<ip>
+                                  bound to the node's lease: one container's address there
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ LEADER = "leader"
 STACKS = "stacks/"
 ASSIGN = "assign/"
 IPAM = "ipam/"
+OVERLAY_NETWORKS = "overlay/networks/"
+OVERLAY_ENDPOINTS = "overlay/endpoints/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -51,6 +56,20 @@ def assignments(project: str) -> str:
 
 def assignment(project: str, slot: str) -> str:
     return assignments(project) + slot
+
+
+def overlay_network(network: str) -> str:
+    return OVERLAY_NETWORKS + check_name("network", network)
+
+
+def overlay_endpoints(network: str, node: str | None = None) -> str:
+    """Every endpoint of `network`, or only those `node` published."""
+    out = f"{OVERLAY_ENDPOINTS}{check_name('network', network)}/"
+    return out if node is None else f"{out}{check_name('node', node)}/"
+
+
+def overlay_endpoint(network: str, node: str, ip: str) -> str:
+    return overlay_endpoints(network, node) + ip
 
 
 def tail(key: str, prefix: str) -> str:

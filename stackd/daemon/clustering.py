@@ -20,6 +20,7 @@ from stackd.errors import AlreadyExistsError, StackdError, UnavailableError
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
+    from stackd.cluster.overlay import OverlayAgent
     from stackd.cluster.records import NodeRecord
     from stackd.cluster.store import Store
     from stackd.daemon.engine import Engine
@@ -47,11 +48,14 @@ class Membership:
         # Whether the agent has read this node's assignments since the daemon started:
         # until then a member knows nothing of what it should run, and touches nothing.
         self._seen = False
+        self._world: Any = None
+        self.overlay: OverlayAgent | None = None  # this node's overlay networks
 
     def attach(self, engine: Engine, world: Any) -> None:
         """Feed the engine: `up` publishes to the cluster, and each reconcile runs only
         this node's slots (the real world's `slots_of`; a simulated one has none)."""
         self._engine = engine
+        self._world = world
         engine.publish = self._publish
         if hasattr(world, "slots_of"):
             world.slots_of = self.slots_of
@@ -137,11 +141,36 @@ class Membership:
         async with Store(config.endpoints, config.prefix) as store:
             reuse = await trio.to_thread.run_sync(self._last_lease)
             self._store = store
+            overlay = await self._overlay_agent(config)
             try:
-                await serve(store, self._record(config), config.ttl, reuse=reuse,
-                            on_assigned=self._assigned, task_status=task_status)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(overlay.run, store)
+                    await serve(store, self._record(config), config.ttl, reuse=reuse,
+                                on_assigned=self._assigned, task_status=task_status)
             finally:
                 self._store = None
+
+    async def _overlay_agent(self, config: cluster_config.ClusterConfig) -> OverlayAgent:
+        """This node's part in overlay networks (cluster/overlay.py), handed to its
+        netbridge as the provider of networks of driver "overlay"."""
+        from stackd.cluster.overlay import OverlayAgent
+        from stackd.netbridge.links import routed_subnets
+
+        if self.overlay is None:
+            vtep = config.address or await trio.to_thread.run_sync(
+                _source_address, config.endpoints[0])
+            self.overlay = OverlayAgent(config.name, vtep, config.vxlan_port,
+                                        self._local_networks, routed_subnets)
+        self._local_networks()
+        return self.overlay
+
+    def _local_networks(self) -> Any:
+        """This node's netbridge, told its overlay provider; None before it exists."""
+        ports = getattr(self._world, "ports", None)
+        nets = getattr(getattr(ports, "network", None), "nets", None)
+        if nets is not None and hasattr(nets, "overlay"):
+            nets.overlay = self.overlay
+        return nets
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
@@ -171,6 +200,7 @@ class Membership:
 
         if self._engine is None:
             return
+        self._local_networks()  # made after the member started, at daemon start
         held = set(self.assigned)
         # First what needs no store: each stack reconciled with the slots held now (one
         # no longer held is removed even while etcd is slow to answer), ...
@@ -221,3 +251,18 @@ class Membership:
     def status(self) -> dict[str, Any]:
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
                 "assigned": self.assigned}
+
+
+def _source_address(url: str) -> str:
+    """The address this host reaches `url`'s host from: its underlay address when
+    `node join` was given none (a UDP connect sends nothing; the kernel picks the route)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return ""
