@@ -17,13 +17,15 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+import trio
 from support.busybox import busybox_available, make_busybox_tar
 from support.clusterworld import NodeNs, World, build
 from support.e2e_stop import stop_daemon
+from support.etcdcluster import EtcdCluster
 from support.freeaddrs import free_port
 
-from stackd.cluster import ipam, keys
-from stackd.cluster.records import Assignment
+from stackd.cluster import ipam, keys, overlay
+from stackd.cluster.records import Assignment, OverlayNetwork, StackRecord
 from stackd.cluster.store import Store
 from stackd.daemon.paths import pid_path
 from stackd.daemon.pidfile import read_pid
@@ -209,3 +211,36 @@ def test_replicas_reach_each_other_across_nodes_over_vxlan(world: World, tmp_pat
         assert forwarding(n) == (set(), set())
         leftover = in_ns(n, "ip", "-o", "link", "show")
         assert f"stk{n.roots.id}" not in leftover, leftover
+
+
+async def test_racing_nodes_agree_on_each_network_and_no_two_networks_share_subnet_or_vni(
+        etcd1: EtcdCluster) -> None:
+    stores = [Store(etcd1.endpoints, prefix="/o/") for _ in range(6)]
+    got: dict[tuple[str, int], OverlayNetwork] = {}
+
+    async def node(i: int, network: str) -> None:
+        got[(network, i)] = await overlay.allocate(stores[i], network, None, 4789)
+
+    async with trio.open_nursery() as n:  # 6 nodes make 3 networks at once
+        for i in range(6):
+            for network in ("p_a", "p_b", "p_c"):
+                n.start_soon(node, i, network)
+    records = {net: {got[(net, i)] for i in range(6)} for net in ("p_a", "p_b", "p_c")}
+    assert all(len(r) == 1 for r in records.values()), records
+    chosen = [r.pop() for r in records.values()]
+    assert len({r.subnet for r in chosen}) == 3 and len({r.vni for r in chosen}) == 3
+    assert all(r.port == 4789 and r.block == 24 for r in chosen)
+
+    s = stores[0]
+    a = next(r for r in chosen if r.network == "p_a")
+    # The record goes only once no node holds a block and the stack is gone.
+    await ipam.claim(s, "p_a", "n0", a.subnet, a.block)
+    await s.put(keys.stack("p"), StackRecord("p", ()).to_json())
+    assert not await overlay.forget(s, "p_a", "p")
+    await ipam.release(s, "p_a", "n0")
+    assert not await overlay.forget(s, "p_a", "p")
+    await s.delete(keys.stack("p"))
+    assert await overlay.forget(s, "p_a", "p")
+    assert await s.get(keys.overlay_network("p_a")) is None
+    for st in stores:
+        await st.aclose()
