@@ -23,6 +23,7 @@ from support.clusterworld import NodeNs, World, build
 from support.e2e_stop import stop_daemon
 from support.etcdcluster import EtcdCluster
 from support.freeaddrs import free_port
+from support.leakcheck import settle
 
 from stackd.cluster import ipam, keys, overlay
 from stackd.cluster.records import Assignment, OverlayNetwork, StackRecord
@@ -211,6 +212,8 @@ def test_replicas_reach_each_other_across_nodes_over_vxlan(world: World, tmp_pat
         assert forwarding(n) == (set(), set())
         leftover = in_ns(n, "ip", "-o", "link", "show")
         assert f"stk{n.roots.id}" not in leftover, leftover
+        stop_daemon(n.roots)
+        assert settle(n.roots) == []  # no cgroup, process or mount of the node's root
 
 
 async def test_racing_nodes_agree_on_each_network_and_no_two_networks_share_subnet_or_vni(
