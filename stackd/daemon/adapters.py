@@ -293,12 +293,26 @@ class HostWorld:
         Looks each bridge up by name (an ioctl per network, no netlink) four times a second:
         cheap, and well inside the one second a heal may take.
         """
+        from stackd.netbridge.overlayplan import LABEL_OVERLAY, vxlan_name
+
         nets = self.ports.network.nets
         while True:
             await trio.sleep(BRIDGE_CHECK_INTERVAL)
-            missing = [n for n in nets.list()
-                       if not n.external and not _device_exists(n.bridge)]
+            networks = nets.list()
+            missing = [n for n in networks if not n.external and not _device_exists(n.bridge)]
             if not missing:
+                # An overlay's VXLAN device alone gone: made again (restore), its
+                # entries programmed again; the containers on the bridge are unharmed.
+                vxlans = [vxlan_name(self.roots.id, n.key) for n in networks
+                          if LABEL_OVERLAY in n.labels and not n.external]
+                gone = [v for v in vxlans if not _device_exists(v)]
+                if gone:
+                    try:
+                        await nets.restore()
+                        emit(Event(type="heal", message=f"VXLAN device {gone[0]} was gone: "
+                                   "made it again"))
+                    except StackdError as err:
+                        emit(Event(type="error", message=f"recreating VXLAN devices: {err}"))
                 continue
             try:
                 await nets.restore()

@@ -40,7 +40,13 @@ from stackd.netbridge.model import (
     PortBinding,
     network_hash,
 )
-from stackd.netbridge.overlayplan import LABEL_OVERLAY, OverlayLease, OverlayProvider, Peer
+from stackd.netbridge.overlayplan import (
+    LABEL_OVERLAY,
+    OverlayLease,
+    OverlayProvider,
+    Peer,
+    vxlan_name,
+)
 from stackd.roots import Roots
 from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRow
 from stackd.state.db import StateDB
@@ -57,11 +63,6 @@ def _warn_if_uplinks_do_not_forward(network: str) -> None:
         log.warning("network %s: egress needs forwarding on the uplink %s; set "
                     "net.ipv4.conf.%s.forwarding=1 (or net.ipv4.ip_forward=1)",
                     network, ", ".join(off), off[0])
-
-
-def vxlan_name(root_id: str, network_key: str) -> str:
-    """An overlay network's VXLAN device on this root (stk…, like its bridge)."""
-    return device_name(root_id, "x", network_key)
 
 
 def _overlay_mtu(lease: OverlayLease, default: int) -> int:
@@ -478,6 +479,8 @@ class Networks:
                 await trio.to_thread.run_sync(self._ensure_devices, row)
             await self._restore_dns_locked()
             await self._apply_firewall()
+        if self.overlay is not None:  # a VXLAN device made again has no entries yet
+            self.overlay.changed()
 
     async def restore_dns(self) -> None:
         """Only the DNS part of `restore`: what a command changing networks without a

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stackd.hostnames import device_name
 from stackd.netbridge.model import NetworkSpec
 
 ZERO_MAC = "00:00:00:00:00:00"
@@ -91,6 +92,12 @@ def diff(want: Forwarding, have: Forwarding) -> Changes:
 
 
 # -- what crosses between netbridge and the cluster ------------------------------------
+
+
+def vxlan_name(root_id: str, network_key: str) -> str:
+    """An overlay network's VXLAN device on this root (stk…, like its bridge)."""
+    return device_name(root_id, "x", network_key)
+
 
 # On an overlay network's stored labels: its OverlayLease as JSON, so the device can be
 # made again (daemon restart, a deleted device) without asking the cluster.

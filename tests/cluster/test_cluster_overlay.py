@@ -185,6 +185,14 @@ def test_replicas_reach_each_other_across_nodes_over_vxlan(world: World, tmp_pat
     assert vteps == {b.address, c.address}
     assert ips == {str(addresses[i]) for i in held[b.name] + held[c.name]}
 
+    # Node 0's VXLAN device deleted by hand: made again, its entries programmed again.
+    [device] = vxlans(a)
+    in_ns(a, "ip", "link", "del", device)
+    far = held[b.name][0]
+    until(f"{a.name}'s VXLAN device healed",
+          lambda: fetch(a, compose, src, addresses[far]) == f"shop-web-{far}", 15)
+    assert forwarding(a) == (vteps, ips)
+
     # Node 2's containers go (`down` there): every other node forgets them, and node 2
     # has no VXLAN device left.
     c.stackd("-f", str(compose), "down", "-t", "0")
