@@ -707,11 +707,7 @@ def _device_exists(name: str) -> bool:
     import socket
 
     if not _SYSFS_IS_OURS:
-        try:
-            ours = {n for _, n in socket.if_nameindex()} == set(os.listdir("/sys/class/net"))
-        except OSError:
-            ours = False
-        _SYSFS_IS_OURS.append(ours)
+        _SYSFS_IS_OURS.append(any(_sysfs_lists_our_devices() for _ in range(5)))
     if _SYSFS_IS_OURS[0]:
         return _exists(f"/sys/class/net/{name}")
     try:
@@ -719,6 +715,17 @@ def _device_exists(name: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _sysfs_lists_our_devices() -> bool:
+    """Whether /sys/class/net lists exactly this namespace's devices right now (asked a
+    few times: devices come and go between the two looks on a busy host)."""
+    import socket
+
+    try:
+        return {n for _, n in socket.if_nameindex()} == set(os.listdir("/sys/class/net"))
+    except OSError:
+        return False
 
 
 def _is_dir(path: str) -> bool:
