@@ -162,7 +162,6 @@ class OverlayAgent:
         self._wake = trio.Event()
         self._published: dict[str, tuple[KV, Endpoint]] = {}  # the watch's view
         self._listed = False
-        self.passes = 0
 
     # -- OverlayProvider -----------------------------------------------------------
 
@@ -237,7 +236,7 @@ class OverlayAgent:
                         else:
                             self._put(ev.kv)
                         self._wake.set()
-            except UnavailableError as e:
+            except StackdError as e:  # etcd away, or an answer it should not give: relist
                 log.info("cluster: overlay endpoints: %s", e.message)
                 await trio.sleep(1.0)
 
@@ -256,6 +255,10 @@ class OverlayAgent:
             await trio.sleep(SETTLE)
             try:
                 await self.sync(store)
+            except UnavailableError as e:  # etcd slow, or this node between leases
+                log.info("cluster: overlay networks: %s", e.message)
+                await trio.sleep(1.0)
+                self._wake.set()
             except StackdError as e:
                 log.warning("cluster: overlay networks: %s", e.message)
                 await trio.sleep(1.0)
@@ -267,7 +270,6 @@ class OverlayAgent:
         local = self.local()
         if local is None or not self._listed:
             return
-        self.passes += 1
         want = desired_endpoints(self.node, local.overlay_endpoints())
         mine = {k: kv for k, (kv, e) in self._published.items() if e.node == self.node}
         if any(k not in mine or mine[k].value != e.to_json() for k, e in want.items()) or \

@@ -97,3 +97,15 @@ def test_endpoints_published_and_peers_programmed() -> None:
     elsewhere = Endpoint("other", "n1", "10.225.1.2", "02:42:0a:e1:01:02", "192.0.2.2")
     assert overlay.peers_of("net", "n0", [*want.values(), other, elsewhere]) == \
         [Peer("10.224.1.2", "02:42:0a:e0:01:02", "192.0.2.2")]
+
+
+def test_the_vxlan_port_is_kept_with_the_membership_and_checked() -> None:
+    from stackd.cluster.config import ClusterConfig
+    from stackd.errors import UsageError
+
+    config = ClusterConfig(("http://127.0.0.1:1",), "n1", vxlan_port=14789)
+    assert ClusterConfig.from_json(config.to_json()) == config
+    assert ClusterConfig.from_json({"endpoints": ["http://127.0.0.1:1"], "name": "n1"}
+                                   ).vxlan_port == 4789  # a membership saved before overlays
+    with pytest.raises(UsageError, match="VXLAN port 0 is out of range"):
+        ClusterConfig(("http://127.0.0.1:1",), "n1", vxlan_port=0)
