@@ -142,13 +142,23 @@ class Membership:
             reuse = await trio.to_thread.run_sync(self._last_lease)
             self._store = store
             overlay = await self._overlay_agent(config)
+            # Beside serve, not around it: a failed first join is raised as itself (a
+            # nursery here would wrap it in an ExceptionGroup), and ends the agent too.
+            assert self._nursery is not None
+            agent = trio.CancelScope()
+            self._nursery.start_soon(self._run_overlay, overlay, store, agent)
             try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(overlay.run, store)
-                    await serve(store, self._record(config), config.ttl, reuse=reuse,
-                                on_assigned=self._assigned, task_status=task_status)
+                await serve(store, self._record(config), config.ttl, reuse=reuse,
+                            on_assigned=self._assigned, task_status=task_status)
             finally:
+                agent.cancel()
                 self._store = None
+
+    @staticmethod
+    async def _run_overlay(overlay: OverlayAgent, store: Store, scope: trio.CancelScope
+                           ) -> None:
+        with scope:
+            await overlay.run(store)
 
     async def _overlay_agent(self, config: cluster_config.ClusterConfig) -> OverlayAgent:
         """This node's part in overlay networks (cluster/overlay.py), handed to its
