@@ -42,6 +42,7 @@ BLOCK_PREFIXLEN = 24  # each node's block of a /16: 256 nodes of 253 containers
 VNI_FIRST = 4096  # below: left to VLAN-mapped VNIs people configure by hand
 RESYNC = 5.0  # seconds between passes when nothing wakes the agent
 SETTLE = 0.05  # a burst of changes (a scale-up's attaches) is one pass
+BATCH = 100  # endpoint writes per transaction
 
 
 def block_prefixlen(subnet: IPv4Network) -> int:
@@ -278,13 +279,12 @@ class OverlayAgent:
             if alive is None or not alive.lease:
                 raise UnavailableError(f"node {self.node!r} is not up in the cluster yet: "
                                        "its endpoints are published once it is")
-            for k, e in want.items():
-                have = mine.get(k)
-                if have is None or have.value != e.to_json() or have.lease != alive.lease:
-                    await store.put(k, e.to_json(), alive.lease)
-            for k in mine:
-                if k not in want:
-                    await store.delete(k)
+            ops: list[Put | Delete] = [
+                Put(k, e.to_json(), alive.lease) for k, e in sorted(want.items())
+                if k not in mine or mine[k].value != e.to_json() or mine[k].lease != alive.lease]
+            ops += [Delete(k) for k in sorted(mine) if k not in want]
+            for i in range(0, len(ops), BATCH):  # etcd takes at most 128 operations a txn
+                await store.txn([], ops[i:i + BATCH])
         published = [e for _, e in self._published.values()]
         for network in sorted(local.overlay_networks()):
             await local.program_overlay(network, peers_of(network, self.node, published))
