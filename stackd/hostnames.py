@@ -24,7 +24,7 @@ def device_name(root_id: str, kind: str, key: str) -> str:
     """`stk` + root id (4) + kind letter (1) + hash of key (7): exactly 15 characters.
 
     kind: "b" bridge, "v" host end of a veth, "p" peer end before it moves into a
-    container, "t" anything a test makes.
+    container, "x" an overlay network's VXLAN device, "t" anything a test makes.
     """
     if len(kind) != 1:
         raise ValueError(f"device kind must be one letter, got {kind!r}")

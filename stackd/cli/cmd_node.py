@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     cert.add_argument("--etcd", nargs="+", default=None, metavar="URL",
                       help="etcd client URLs (default: those this host joined with)")
     cert.add_argument("--prefix", default=None, help="the cluster's etcd key prefix")
+    join.add_argument("--vxlan-port", type=int, default=4789, metavar="PORT",
+                      help="the UDP port of the cluster's overlay networks (default 4789)")
     for verb, text in (("ls", "list the cluster's nodes"),
                        ("inspect", "a node's record and status, as JSON"),
                        ("drain", "move a node's slots away; it takes no new ones"),
@@ -73,7 +75,8 @@ def _join(args: argparse.Namespace) -> int:
     body = ClusterConfig.from_json({
         "endpoints": args.etcd, "name": args.name or os.uname().nodename,
         "labels": parse_labels(args.label), "ttl": args.ttl, "prefix": args.prefix,
-        "address": args.address, "listen": args.listen}).to_json()
+        "address": args.address, "listen": args.listen,
+        "vxlan_port": args.vxlan_port}).to_json()
     with Client() as client:
         joined = client.post("/v1/cluster/join", body)
     print(f"joined the cluster as node {joined['name']}")

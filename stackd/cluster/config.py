@@ -18,6 +18,9 @@ from stackd.filemodes import write_private
 FILE = "cluster.json"
 DEFAULT_TTL = 10
 DEFAULT_PREFIX = "/stackd/"
+# VXLAN's IANA port: the UDP port overlay networks made from this node use (the node
+# that makes a network first records it; every node then uses that network's).
+DEFAULT_VXLAN_PORT = 4789
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class ClusterConfig:
     prefix: str = DEFAULT_PREFIX
     address: str = ""
     listen: str = ""  # HOST:PORT of the daemon's mutual-TLS API; "" for none
+    vxlan_port: int = DEFAULT_VXLAN_PORT
 
     def __post_init__(self) -> None:
         keys.check_name("node", self.name)
@@ -46,11 +50,15 @@ class ClusterConfig:
             raise UsageError(f"cluster prefix {self.prefix!r} must start and end with '/'")
         if self.listen:
             listen_address(self.listen)
+        if not 1 <= self.vxlan_port <= 65535:
+            raise UsageError(f"VXLAN port {self.vxlan_port} is out of range",
+                             hint="use 1 to 65535 (VXLAN's own is 4789)")
 
     def to_json(self) -> dict[str, Any]:
         return {"endpoints": list(self.endpoints), "name": self.name,
                 "labels": dict(self.labels), "ttl": self.ttl, "prefix": self.prefix,
-                "address": self.address, "listen": self.listen}
+                "address": self.address, "listen": self.listen,
+                "vxlan_port": self.vxlan_port}
 
     @classmethod
     def from_json(cls, data: Any) -> ClusterConfig:
@@ -65,7 +73,8 @@ class ClusterConfig:
                        ttl=int(data.get("ttl", DEFAULT_TTL)),
                        prefix=str(data.get("prefix", DEFAULT_PREFIX)),
                        address=str(data.get("address", "")),
-                       listen=str(data.get("listen", "")))
+                       listen=str(data.get("listen", "")),
+                       vxlan_port=int(data.get("vxlan_port", DEFAULT_VXLAN_PORT)))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise UsageError(f"cluster configuration is malformed ({e})",
                              hint="rejoin with `stackd node join --etcd URL`") from e

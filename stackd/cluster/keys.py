@@ -8,6 +8,9 @@
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
     ca                            the cluster CA's certificate and key (cluster/pki.py)
     status/<project>/<slot>       bound to the running node's lease: the slot's summary
+    overlay/networks/<network>    an overlay network's subnet, VXLAN VNI and UDP port
+    overlay/endpoints/<network>/<node>/<ip>
+                                  bound to the node's lease: one container's address there
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ ASSIGN = "assign/"
 IPAM = "ipam/"
 CA = "ca"
 STATUS = "status/"
+OVERLAY_NETWORKS = "overlay/networks/"
+OVERLAY_ENDPOINTS = "overlay/endpoints/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -63,6 +68,18 @@ def statuses(project: str) -> str:
 
 def status(project: str, slot: str) -> str:
     return statuses(project) + slot  # <service>-<index>, as assignment() has it
+def overlay_network(network: str) -> str:
+    return OVERLAY_NETWORKS + check_name("network", network)
+
+
+def overlay_endpoints(network: str, node: str | None = None) -> str:
+    """Every endpoint of `network`, or only those `node` published."""
+    out = f"{OVERLAY_ENDPOINTS}{check_name('network', network)}/"
+    return out if node is None else f"{out}{check_name('node', node)}/"
+
+
+def overlay_endpoint(network: str, node: str, ip: str) -> str:
+    return overlay_endpoints(network, node) + ip
 
 
 def tail(key: str, prefix: str) -> str:

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -266,3 +266,75 @@ def _is_ipv4(text: str) -> bool:
         return str(IPv4Address(text)) == text
     except ValueError:
         return False
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+VNI_MAX = (1 << 24) - 1
+
+
+def _ipv4(key: str, data: Mapping[str, Any], name: str) -> str:
+    text = _typed(key, data, name, str)
+    try:
+        return str(IPv4Address(text))
+    except ValueError:
+        raise _bad(key, f"{name!r} {text!r} is not an IPv4 address") from None
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayNetwork:
+    """An overlay network as the whole cluster has it: every node's bridge carries this
+    subnet (each node hands out addresses from its own block of it, cluster/ipam.py),
+    and its VXLAN device this VNI on this UDP port."""
+
+    network: str
+    subnet: IPv4Network
+    vni: int
+    port: int
+    block: int = 24  # the prefix length of each node's block
+
+    def to_json(self) -> bytes:
+        return _dump({"network": self.network, "subnet": str(self.subnet), "vni": self.vni,
+                      "port": self.port, "block": self.block})
+
+    @classmethod
+    def from_json(cls, key: str, value: bytes) -> OverlayNetwork:
+        d = _load(key, value)
+        text = _typed(key, d, "subnet", str)
+        try:
+            subnet = IPv4Network(text)
+        except ValueError:
+            raise _bad(key, f"subnet {text!r} is not an IPv4 network") from None
+        vni, port = _typed(key, d, "vni", int), _typed(key, d, "port", int)
+        block = _typed(key, d, "block", int, 24)
+        if not 1 <= vni <= VNI_MAX:
+            raise _bad(key, f"vni {vni} is out of range 1-{VNI_MAX}")
+        if not 1 <= port <= 65535:
+            raise _bad(key, f"port {port} is out of range 1-65535")
+        if not subnet.prefixlen <= block <= 30:
+            raise _bad(key, f"block /{block} does not fit subnet {subnet}")
+        return cls(_typed(key, d, "network", str), subnet, vni, port, block)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One container's address on an overlay network, published by the node it runs on:
+    what every other node needs to reach it (its MAC behind that node's VTEP)."""
+
+    network: str
+    node: str
+    ip: str
+    mac: str
+    vtep: str  # the node's underlay address
+    container: str = ""
+
+    def to_json(self) -> bytes:
+        return _dump({"network": self.network, "node": self.node, "ip": self.ip,
+                      "mac": self.mac, "vtep": self.vtep, "container": self.container})
+
+    @classmethod
+    def from_json(cls, key: str, value: bytes) -> Endpoint:
+        d = _load(key, value)
+        mac = _typed(key, d, "mac", str).lower()
+        if not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
+            raise _bad(key, f"mac {mac!r} is not a unicast MAC address")
+        return cls(_typed(key, d, "network", str), _typed(key, d, "node", str),
+                   _ipv4(key, d, "ip"), mac, _ipv4(key, d, "vtep"),
+                   _typed(key, d, "container", str, ""))

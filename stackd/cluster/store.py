@@ -104,6 +104,9 @@ class Compare:
     target: Literal["CREATE", "MOD", "VERSION", "VALUE", "LEASE"]
     op: Literal["EQUAL", "GREATER", "LESS", "NOT_EQUAL"]
     value: int | bytes
+    # Every key under `key` must meet it (none there: compared as one absent key), e.g.
+    # MOD LESS r+1: nothing under the prefix was written since the read at r.
+    prefix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,8 @@ class Store:
     def _compare(self, c: Compare) -> dict[str, Any]:
         out: dict[str, Any] = {"key": _b64(self._key(c.key)), "target": c.target,
                                "result": c.op}
+        if c.prefix:
+            out["range_end"] = _b64(_prefix_end(self._key(c.key)))
         field_name = {"CREATE": "create_revision", "MOD": "mod_revision",
                       "VERSION": "version", "VALUE": "value", "LEASE": "lease"}[c.target]
         if isinstance(c.value, bytes):

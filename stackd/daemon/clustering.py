@@ -22,6 +22,7 @@ from stackd.errors import AlreadyExistsError, StackdError, UnavailableError
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
+    from stackd.cluster.overlay import OverlayAgent
     from stackd.cluster.records import NodeRecord
     from stackd.cluster.store import Store
     from stackd.daemon.engine import Engine
@@ -57,6 +58,7 @@ class Membership:
         self._serve_api: Callable[..., Awaitable[Any]] | None = None
         self._api_ready = trio.Event()
         self.listening: list[str] = []
+        self.overlay: OverlayAgent | None = None  # this node's overlay networks
 
     def serve_api_with(self, serve: Callable[..., Awaitable[Any]]) -> None:
         """`serve(listen, task_status=)` serves the API on `listen` with mutual TLS."""
@@ -161,11 +163,18 @@ class Membership:
         async with Store(config.endpoints, config.prefix) as store:
             reuse = await trio.to_thread.run_sync(self._last_lease)
             self._store = store
+            overlay = await self._overlay_agent(config)
+            # Beside serve, not around it: a failed first join is raised as itself (a
+            # nursery here would wrap it in an ExceptionGroup), and ends the agent too.
+            assert self._nursery is not None
+            agent = trio.CancelScope()
+            self._nursery.start_soon(self._run_overlay, overlay, store, agent)
             try:
                 await serve(store, self._record(config), config.ttl, reuse=reuse,
                             on_assigned=self._assigned, also=[partial(self._status, config.name)],
                             task_status=task_status)
             finally:
+                agent.cancel()
                 self._store = None
 
     async def _status(self, name: str, store: Store, lease: int) -> None:
@@ -187,6 +196,33 @@ class Membership:
         if resolver is not None and (self._dns is None or self._dns.sink is not resolver):
             self._dns = ClusterDns(resolver)
         return self._dns
+    @staticmethod
+    async def _run_overlay(overlay: OverlayAgent, store: Store, scope: trio.CancelScope
+                           ) -> None:
+        with scope:
+            await overlay.run(store)
+
+    async def _overlay_agent(self, config: cluster_config.ClusterConfig) -> OverlayAgent:
+        """This node's part in overlay networks (cluster/overlay.py), handed to its
+        netbridge as the provider of networks of driver "overlay"."""
+        from stackd.cluster.overlay import OverlayAgent
+        from stackd.netbridge.links import routed_subnets
+
+        if self.overlay is None:
+            vtep = config.address or await trio.to_thread.run_sync(
+                _source_address, config.endpoints[0])
+            self.overlay = OverlayAgent(config.name, vtep, config.vxlan_port,
+                                        self._local_networks, routed_subnets)
+        self._local_networks()
+        return self.overlay
+
+    def _local_networks(self) -> Any:
+        """This node's netbridge, told its overlay provider; None before it exists."""
+        ports = getattr(self._world, "ports", None)
+        nets = getattr(getattr(ports, "network", None), "nets", None)
+        if nets is not None and hasattr(nets, "overlay"):
+            nets.overlay = self.overlay
+        return nets
 
     def _assigned(self, desired: dict[str, frozenset[str]]) -> None:
         self.assigned = {p: sorted(slots) for p, slots in desired.items()}
@@ -216,6 +252,7 @@ class Membership:
 
         if self._engine is None:
             return
+        self._local_networks()  # made after the member started, at daemon start
         held = set(self.assigned)
         # First what needs no store: each stack reconciled with the slots held now (one
         # no longer held is removed even while etcd is slow to answer), ...
@@ -326,3 +363,18 @@ def _check_bind(listen: str) -> None:
     except OSError as e:
         raise UnavailableError(f"cannot listen on {listen}: {e.strerror or e}",
                                hint="choose another --listen address") from None
+
+
+def _source_address(url: str) -> str:
+    """The address this host reaches `url`'s host from: its underlay address when
+    `node join` was given none (a UDP connect sends nothing; the kernel picks the route)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return ""

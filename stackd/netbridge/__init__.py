@@ -26,6 +26,10 @@ the daemon's adapter) drives it with these calls, all trio coroutines unless not
     await nets.unpublish(container_id)
     await nets.teardown()                          # everything of this root
 
+    nets.overlay = provider                        # a cluster node: driver "overlay"
+    nets.overlay_endpoints() / overlay_networks()  # what it publishes (overlayplan.py)
+    await nets.program_overlay(network_key, peers) # a VXLAN device's FDB/neigh entries
+
     resolver.add(network_key, container_id, ip, names) / remove(container_id)
     resolver.set_records(network_key, name, ips) / set_ready(container_id, ready)
     await resolver.flush()                         # answered from now on (Networks calls it)

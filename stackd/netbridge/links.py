@@ -192,6 +192,11 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
     try:
         with open(f"/sys/class/net/{host_ifname}/brport/hairpin_mode", "w") as f:
             f.write("1")
+    except FileNotFoundError:
+        # This /sys is another network namespace's (a daemon started with `nsenter
+        # --net`, as each node of tests/support/clusterworld.py): ask netlink instead.
+        with _netlink(f"enabling hairpin mode on {host_ifname}") as ipr:
+            ipr.brport("set", index=host_idx, mode=1)
     except OSError as exc:
         raise HostError(f"enabling hairpin mode on {host_ifname} failed: {exc.strerror}") \
             from None

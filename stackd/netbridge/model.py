@@ -16,7 +16,8 @@ from ipaddress import IPv4Address
 
 from stackd.errors import SpecError
 
-SUPPORTED_DRIVERS = ("bridge",)
+# "overlay": a cluster node's networks (netbridge/overlayplan.py, docs/cluster.md).
+SUPPORTED_DRIVERS = ("bridge", "overlay")
 MTU_OPTION = "com.docker.network.driver.mtu"
 # On a network's stored labels: `network_hash` of the spec it was made from.
 LABEL_NETWORK_HASH = "io.stackd.config-hash"

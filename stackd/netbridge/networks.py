@@ -19,7 +19,16 @@ import trio
 
 from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, SpecError
 from stackd.hostnames import device_name
-from stackd.netbridge import boundaddrs, firewall, hostports, ipam, links, netns
+from stackd.netbridge import (
+    boundaddrs,
+    firewall,
+    hostports,
+    ipam,
+    links,
+    netns,
+    overlaylinks,
+    overlayplan,
+)
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
     LABEL_NETWORK_HASH,
@@ -30,6 +39,13 @@ from stackd.netbridge.model import (
     NetworkState,
     PortBinding,
     network_hash,
+)
+from stackd.netbridge.overlayplan import (
+    LABEL_OVERLAY,
+    OverlayLease,
+    OverlayProvider,
+    Peer,
+    vxlan_name,
 )
 from stackd.roots import Roots
 from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRow
@@ -49,6 +65,17 @@ def _warn_if_uplinks_do_not_forward(network: str) -> None:
                     network, ", ".join(off), off[0])
 
 
+def _overlay_mtu(lease: OverlayLease, default: int) -> int:
+    """The underlay's MTU less VXLAN's headers, so no container packet is fragmented."""
+    underlay = overlaylinks.underlay_mtu(lease.local) or default
+    return min(default, underlay - overlaylinks.VXLAN_OVERHEAD)
+
+
+def _lease(row: NetworkRow) -> OverlayLease | None:
+    text = row.labels.get(LABEL_OVERLAY)
+    return OverlayLease.from_label(text) if text else None
+
+
 def _state(row: NetworkRow, *, external: bool = False) -> NetworkState:
     return NetworkState(key=row.key, project=row.project, name=row.name, bridge=row.bridge,
                         subnet=row.subnet, gateway=row.gateway, internal=row.internal,
@@ -65,6 +92,8 @@ class Networks:
         self.pool = ipam.parse_subnet(pool, what="address pool")
         self.prefixlen = prefixlen
         self.mtu = mtu
+        # Set on a cluster node: its networks of driver "overlay" are made with it.
+        self.overlay: OverlayProvider | None = None
         # One change at a time per root: IPAM decisions read then write the store.
         self._lock = trio.Lock()
         # Backends on other cluster nodes, added to the published ports' rules (the
@@ -86,6 +115,14 @@ class Networks:
         if spec.driver not in SUPPORTED_DRIVERS:
             raise SpecError(f"network {spec.name}: driver {spec.driver!r} is not supported",
                             hint="stackd networks use the bridge driver; remove `driver:`")
+        lease = None
+        if spec.driver == "overlay" and not spec.external:
+            if self.overlay is None:
+                raise SpecError(f"network {spec.name}: driver 'overlay' needs this host to be "
+                                "a cluster node",
+                                hint="join a cluster (`stackd node join`), or remove `driver:`")
+            if self.alloc.network(spec.key) is None:  # the cluster decides its subnet
+                lease = await self.overlay.lease(spec)
         async with self._lock:
             row = self.alloc.network(spec.key)
             if spec.external:
@@ -100,12 +137,15 @@ class Networks:
                     raise ConflictError(f"network {spec.key} exists with subnet {row.subnet}, "
                                         f"not {spec.subnet}",
                                         hint="remove the network (stackd down) to change it")
-                await trio.to_thread.run_sync(partial(
-                    links.ensure_bridge, row.bridge, row.gateway,
-                    IPv4Network(row.subnet).prefixlen, row.mtu, self.roots.owner_id))
+                await trio.to_thread.run_sync(self._ensure_devices, row)
             else:
                 mtu = spec.mtu(self.mtu)
-                row = await trio.to_thread.run_sync(partial(self._create_bridge, spec, mtu))
+                if lease is not None:
+                    mtu = spec.mtu(await trio.to_thread.run_sync(_overlay_mtu, lease, self.mtu))
+                row = await trio.to_thread.run_sync(partial(self._create_bridge, spec, mtu,
+                                                            lease))
+                if lease is not None and self.overlay is not None:
+                    self.overlay.changed()
                 if not spec.internal:
                     await trio.to_thread.run_sync(_warn_if_uplinks_do_not_forward, row.key)
             await self._apply_firewall()
@@ -114,33 +154,52 @@ class Networks:
                 await self.resolver.flush()
             return _state(row)
 
-    def _create_bridge(self, spec: NetworkSpec, mtu: int) -> NetworkRow:
-        """Choose the subnet and make the bridge under the host lock (roots share a pool)."""
+    def _ensure_devices(self, row: NetworkRow) -> None:
+        """The network's bridge and, for an overlay, its VXLAN device (blocking)."""
+        links.ensure_bridge(row.bridge, row.gateway, IPv4Network(row.subnet).prefixlen,
+                            row.mtu, self.roots.owner_id)
+        lease = _lease(row)
+        if lease is not None:
+            overlaylinks.ensure_vxlan(vxlan_name(self.roots.id, row.key), bridge=row.bridge,
+                                      vni=lease.vni, local=lease.local, port=lease.port,
+                                      mtu=row.mtu, owner=self.roots.owner_id)
+
+    def _create_bridge(self, spec: NetworkSpec, mtu: int,
+                       lease: OverlayLease | None = None) -> NetworkRow:
+        """Choose the subnet and make the bridge under the host lock (roots share a pool).
+        An overlay's subnet is the cluster's; the gateway is the first address of this
+        node's block (each node's bridge is its own containers' gateway)."""
         with firewall.host_lock():
             # A bound address counts as routed: a resolver (ours or another root's)
             # may still hold the gateway of a network whose bridge has just gone.
             routed = [*links.routed_subnets(),
                       *boundaddrs.as_networks(boundaddrs.bound_addresses())]
             mine = [(r.key, IPv4Network(r.subnet)) for r in self.alloc.networks()]
-            if spec.subnet:
+            labels = {**spec.labels, LABEL_NETWORK_HASH: network_hash(spec)}
+            if lease is not None:
+                subnet = IPv4Network(lease.subnet)
+                ipam.check_subnet_free(subnet, routed, mine, network=spec.name)
+                labels[LABEL_OVERLAY] = lease.to_label()
+            elif spec.subnet:
                 subnet = ipam.parse_subnet(spec.subnet, what=f"network {spec.name} subnet")
                 ipam.check_subnet_free(subnet, routed, mine, network=spec.name)
             else:
                 subnet = ipam.choose_subnet(self.pool, self.prefixlen, routed,
                                             [n for _, n in mine])
-            gateway = (ipam.check_gateway(subnet, spec.gateway, network=spec.name)
-                       if spec.gateway else ipam.default_gateway(subnet))
+            if lease is not None:
+                gateway = ipam.default_gateway(IPv4Network(lease.block))
+            else:
+                gateway = (ipam.check_gateway(subnet, spec.gateway, network=spec.name)
+                           if spec.gateway else ipam.default_gateway(subnet))
             row = NetworkRow(key=spec.key, project=spec.project, name=spec.name,
                              bridge=device_name(self.roots.id, "b", spec.key),
                              subnet=str(subnet), gateway=str(gateway), internal=spec.internal,
-                             mtu=mtu,
-                             labels={**spec.labels, LABEL_NETWORK_HASH: network_hash(spec)})
+                             mtu=mtu, labels=labels)
             self.alloc.add_network(row)
             try:
-                links.ensure_bridge(row.bridge, row.gateway, subnet.prefixlen, mtu,
-                                    self.roots.owner_id)
+                self._ensure_devices(row)
             except BaseException:
-                links.delete_link(row.bridge)
+                links.delete_links([vxlan_name(self.roots.id, row.key), row.bridge])
                 self.alloc.remove_network(row.key)
                 raise
             return row
@@ -158,9 +217,45 @@ class Networks:
             if self.resolver is not None:
                 await self.resolver.unlisten(key)
                 await self.resolver.flush()
-            await trio.to_thread.run_sync(links.delete_link, row.bridge)
+            await trio.to_thread.run_sync(links.delete_links,
+                                          [vxlan_name(self.roots.id, key), row.bridge])
             self.alloc.remove_network(key)
             await self._apply_firewall()
+        if _lease(row) is not None and self.overlay is not None:
+            self.overlay.changed()
+            await self.overlay.release(key, row.project)
+
+    # overlays (the cluster's agent, stackd/cluster/overlay.py, drives these)
+    def overlay_endpoints(self) -> builtins.list[tuple[str, str, str, str, str]]:
+        """(network_key, ip, mac, container_id, vtep) of each container on an overlay
+        network here: what this node publishes to the cluster."""
+        leases = {r.key: lease for r in self.alloc.networks()
+                  if (lease := _lease(r)) is not None}
+        return sorted((a.network_key, a.ip, a.mac, a.container_id, leases[a.network_key].local)
+                      for a in self.alloc.addresses() if a.network_key in leases)
+
+    def overlay_networks(self) -> dict[str, OverlayLease]:
+        """Each overlay network here → its lease."""
+        return {r.key: lease for r in self.alloc.networks()
+                if (lease := _lease(r)) is not None}
+
+    async def program_overlay(self, network_key: str, peers: Sequence[Peer]) -> bool:
+        """Make the network's VXLAN device forward to exactly `peers` (the containers of
+        other nodes); whether anything changed. A network that is not here: nothing."""
+        row = self.alloc.network(network_key)
+        lease = _lease(row) if row is not None else None
+        if lease is None:
+            return False
+        name = vxlan_name(self.roots.id, network_key)
+
+        def run() -> bool:
+            have = overlaylinks.read(name)
+            if have is None:
+                return False
+            changes = overlayplan.diff(overlayplan.desired(peers, lease.local), have)
+            overlaylinks.apply(name, changes)
+            return bool(changes)
+        return await trio.to_thread.run_sync(run)
 
     # namespaces
     def netns_path(self, container_id: str) -> Path:
@@ -223,6 +318,8 @@ class Networks:
                 self.resolver.add(addr.network_key, container_id, addr.ip,
                                   [*names, *att.aliases])
             await self.resolver.flush()
+        if self.overlay is not None:
+            self.overlay.changed()
         return done
 
     def _reserve(self, container_id: str, att: Attachment, index: int,
@@ -236,11 +333,15 @@ class Networks:
         subnet = IPv4Network(row.subnet)
         gateway = IPv4Address(row.gateway)
         taken = {a.ip: a.container_id for a in self.alloc.addresses(network_key=row.key)}
+        # An overlay's addresses come from this node's block alone: the others hand out
+        # theirs from their own, so no two containers of the cluster share one.
+        lease = _lease(row)
+        pool = IPv4Network(lease.block) if lease is not None else subnet
         if att.ipv4_address:
-            ip = ipam.check_static_address(subnet, gateway, att.ipv4_address, taken,
+            ip = ipam.check_static_address(pool, gateway, att.ipv4_address, taken,
                                            network=row.key)
         else:
-            ip = ipam.pick_address(subnet, gateway, taken, network=row.key)
+            ip = ipam.pick_address(pool, gateway, taken, network=row.key)
         mac = att.mac_address or ipam.mac_for(ip)
         key = f"{container_id}/{row.key}"
         addr = Address(network_key=row.key, ifname=att.interface_name or f"eth{index}",
@@ -268,6 +369,8 @@ class Networks:
             await trio.to_thread.run_sync(links.delete_links, names)
         async with self._lock:
             self.alloc.release_addresses(container_id)
+        if self.overlay is not None:
+            self.overlay.changed()
 
     def addresses(self, container_id: str) -> builtins.list[Address]:
         out = []
@@ -391,11 +494,11 @@ class Networks:
         """After a daemon restart: bridges, rules, DNS listeners and records from the store."""
         async with self._lock:
             for row in self.alloc.networks():
-                await trio.to_thread.run_sync(partial(
-                    links.ensure_bridge, row.bridge, row.gateway,
-                    IPv4Network(row.subnet).prefixlen, row.mtu, self.roots.owner_id))
+                await trio.to_thread.run_sync(self._ensure_devices, row)
             await self._restore_dns_locked()
             await self._apply_firewall()
+        if self.overlay is not None:  # a VXLAN device made again has no entries yet
+            self.overlay.changed()
 
     async def restore_dns(self) -> None:
         """Only the DNS part of `restore`: what a command changing networks without a

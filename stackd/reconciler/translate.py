@@ -67,6 +67,14 @@ class TranslateInputs:
     slots: Mapping[str, frozenset[int]] | None = None
 
 
+def network_driver(driver: str | None, *, cluster: bool) -> str:
+    """A stack network's driver: on a cluster node every bridge network is an overlay
+    across the nodes (docs/cluster.md), so replicas on different nodes meet on it."""
+    if cluster and driver in (None, "bridge"):
+        return "overlay"
+    return driver or "bridge"
+
+
 def update_policy(svc: Service, rolling_back: bool) -> UpdateConfig | None:
     """How a service's changed replicas are rolled: deploy.update_config, or while a
     rollback revision is applied deploy.rollback_config (else update_config)."""
@@ -417,7 +425,8 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         networks[host] = NetworkSpec(
             key=host, project=stack.name, name=key,
             subnet=pool.subnet if pool else None, gateway=pool.gateway if pool else None,
-            internal=net.internal, external=net.external, driver=net.driver or "bridge",
+            internal=net.internal, external=net.external,
+            driver=network_driver(net.driver, cluster=inputs.slots is not None),
             labels=dict(net.labels), driver_opts=dict(net.driver_opts))
     state = DesiredState(
         project=stack.name,

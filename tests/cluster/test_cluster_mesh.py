@@ -8,9 +8,7 @@ another node has none to the client that reached this node): the connection is
 DNAT'ed there and its replies come back through the node (masqueraded).
 
 The same through real daemons, from a node whose own replica is out, to the replicas
-of the other nodes, needs the overlay (cluster-unique, routed replica addresses);
-without it every node gives its replicas the same addresses. It is written here and
-skipped, with that reason, until the overlay is merged.
+of the other nodes over the overlay (cluster-unique, routed replica addresses).
 """
 
 from __future__ import annotations
@@ -30,11 +28,6 @@ from support.freeaddrs import free_port, free_subnet
 from stackd.errors import ConflictError
 from stackd.netbridge.firewall import DnatRule
 from stackd.roots import Roots
-
-NEEDS_OVERLAY = ("needs the overlay (engineer `overlay`, #21): replicas on other nodes "
-                 "must have cluster-unique addresses routed between nodes; until it "
-                 "merges every node gives its replicas the same addresses. The lead "
-                 "enables this test when merging both")
 
 SERVE = """
 import socket, sys
@@ -150,7 +143,6 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         yield s
 
 
-@pytest.mark.skip(reason=NEEDS_OVERLAY)
 def test_a_node_whose_replica_is_out_serves_its_port_and_names_from_the_others(
         shop: Shop) -> None:
     statuses = shop.statuses()

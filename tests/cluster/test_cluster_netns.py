@@ -1,7 +1,7 @@
 """The integration tier: a 3-member etcd and 3 stackd daemons on one machine, each
 node in its own network namespace on an underlay bridge, with its own state root.
 `stackd up` on one node publishes the stack; every node runs its own slots as real
-containers (network_mode none: there is no overlay yet, docs/cluster.md)."""
+containers (network_mode none: the overlay has its own test, test_cluster_overlay.py)."""
 
 from __future__ import annotations
 

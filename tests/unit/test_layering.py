@@ -70,6 +70,9 @@ NARROW: dict[tuple[str, str], str] = {
     ("cli.cmd_run", "reconciler.restart"): "`run --restart` is checked by the one parser of "
     "restart policies before anything is sent",
     ("cli.cmd_ui", "ui"): "`stackd ui` starts the web console, which nothing else imports",
+    ("cluster.overlay", "netbridge.overlayplan"): "the overlay agent hands netbridge the "
+    "pure values of its interface (leases, peers)",
+    ("cluster.overlay", "netbridge.model"): "the network spec an overlay is allocated for",
     ("state.volumes", "runtime.mountusers"): "a volume a live process has mounted is never "
     "removed, whatever the records say: the kernel's mount tables tell",
 }

@@ -359,7 +359,9 @@ async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World
         await fresh.unlisten("t_keep")
         nursery.cancel_scope.cancel()
 
-    with pytest.raises(SpecError, match="driver 'overlay' is not supported"):
+    with pytest.raises(SpecError, match="driver 'macvlan' is not supported"):
+        await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="macvlan"))
+    with pytest.raises(SpecError, match="driver 'overlay' needs this host to be a cluster node"):
         await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="overlay"))
     with pytest.raises(NotFoundError, match="external network t_gone does not exist"):
         await world.nets.ensure_network(NetworkSpec("t_gone", "t", "gone", external=True))
