@@ -228,11 +228,16 @@ class Networks:
     # overlays (the cluster's agent, stackd/cluster/overlay.py, drives these)
     def overlay_endpoints(self) -> builtins.list[tuple[str, str, str, str, str]]:
         """(network_key, ip, mac, container_id, vtep) of each container on an overlay
-        network here: what this node publishes to the cluster."""
-        leases = {r.key: lease for r in self.alloc.networks()
-                  if (lease := _lease(r)) is not None}
-        return sorted((a.network_key, a.ip, a.mac, a.container_id, leases[a.network_key].local)
-                      for a in self.alloc.addresses() if a.network_key in leases)
+        network here, and of this node's bridge (its gateway, container ""): what this
+        node publishes to the cluster. The bridge is a peer too: the mesh masquerades a
+        connection to a remote replica behind it, and the replica's reply must find it."""
+        rows = {r.key: (r, lease) for r in self.alloc.networks()
+                if (lease := _lease(r)) is not None}
+        out = [(a.network_key, a.ip, a.mac, a.container_id, rows[a.network_key][1].local)
+               for a in self.alloc.addresses() if a.network_key in rows]
+        out += [(key, row.gateway, links.bridge_mac(row.bridge), "", lease.local)
+                for key, (row, lease) in rows.items()]
+        return sorted(out)
 
     def overlay_networks(self) -> dict[str, OverlayLease]:
         """Each overlay network here → its lease."""
