@@ -6,6 +6,8 @@
     stacks/<project>              what to run: the stack's services as slots need them
     assign/<project>/<slot>       the node one slot runs on (slot = <service>-<index>)
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
+    volumes/<project>/<volume>    the node holding a named (not shared) volume's data
+    unplaced/<project>            why the leader cannot place the stack now
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ LEADER = "leader"
 STACKS = "stacks/"
 ASSIGN = "assign/"
 IPAM = "ipam/"
+VOLUMES = "volumes/"
+UNPLACED = "unplaced/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -51,6 +55,18 @@ def assignments(project: str) -> str:
 
 def assignment(project: str, slot: str) -> str:
     return assignments(project) + slot
+
+
+def volumes(project: str) -> str:
+    return f"{VOLUMES}{check_name('project', project)}/"
+
+
+def volume(project: str, name: str) -> str:
+    return volumes(project) + check_name("volume", name)
+
+
+def unplaced(project: str) -> str:
+    return UNPLACED + check_name("project", project)
 
 
 def tail(key: str, prefix: str) -> str:
