@@ -128,13 +128,15 @@ class _Unplaceable(Exception):
 
 def _pins(stack: StackRecord, usable: Sequence[Node], now: Mapping[str, str],
           recorded: Mapping[str, str], reserved: Mapping[str, tuple[Resources, int]],
-          held: Mapping[str, int]) -> tuple[dict[str, str], dict[str, str]]:
-    """(service → node, volume → node to record) for the stack's volume groups.
-    Raises _Unplaceable when a group cannot run where its data is."""
+          held: Mapping[str, int]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(service → node, volume → node to record, stranded service → why) for the
+    stack's volume groups: a stranded service's node is down or drained, so it is
+    neither moved nor placed. Raises _Unplaceable when a group cannot be placed."""
     names = {n.name for n in usable}
     slotted = {slot.service for slot in stack.slots()}
     pins: dict[str, str] = {}
     record: dict[str, str] = {}
+    stranded: dict[str, str] = {}
     open_groups = []
     for services, vols in volume_groups(stack):
         at = sorted({(recorded[v], v) for v in vols if v in recorded})
@@ -150,10 +152,11 @@ def _pins(stack: StackRecord, usable: Sequence[Node], now: Mapping[str, str],
             continue
         node, vol = at[0]
         if node not in names:
-            raise _Unplaceable(
+            stranded.update(dict.fromkeys(services, (
                 f"service {services[0]!r} is pinned to node {node!r} by volume {vol!r}, "
                 f"and {node} is down or drained; it stays unplaced until {node} is back "
-                "(or declare the volume shared: x-stackd: {shared: true})")
+                "(or declare the volume shared: x-stackd: {shared: true})")))
+            continue
         pins.update(dict.fromkeys(services, node))
         record.update({v: node for v in vols if v not in recorded})
     for services, vols in open_groups:
@@ -177,7 +180,7 @@ def _pins(stack: StackRecord, usable: Sequence[Node], now: Mapping[str, str],
             raise _Unplaceable(f"services {', '.join(services)} share volumes "
                                f"{', '.join(vols)}, so run on one node, and none can hold "
                                f"them: {why}")
-    return pins, record
+    return pins, record, stranded
 
 
 def plan_all(stacks: Sequence[StackRecord], usable: Sequence[Node],
@@ -202,12 +205,19 @@ def plan_all(stacks: Sequence[StackRecord], usable: Sequence[Node],
         now = current.get(s.project, {})
         reserved = total.minus(own[s.project])
         try:
-            pins, record = _pins(s, usable, now, volumes.get(s.project, {}), reserved,
-                                 {n: int(row[3]) for n, row in total.by_node.items()})
+            pins, record, stranded = _pins(
+                s, usable, now, volumes.get(s.project, {}), reserved,
+                {n: int(row[3]) for n, row in total.by_node.items()})
         except _Unplaceable as e:
             refused[s.project] = e.why
             continue
-        if now.keys() == needs[s.project].keys() and not record and all(
+        if stranded:
+            # Its slots stay assigned where its data is; the rest is placed as usual.
+            refused[s.project] = "; ".join(sorted(set(stranded.values())))
+            s = dataclasses.replace(s, services=tuple(x for x in s.services
+                                                      if x.name not in stranded))
+            now = {k: n for k, n in now.items() if k.rpartition("-")[0] not in stranded}
+        if now.keys() == {str(x) for x in s.slots()} and not record and all(
                 n in names and pins.get(slot.rpartition("-")[0], n) == n
                 for slot, n in now.items()):
             continue  # every slot placed, on a usable node, where its data is

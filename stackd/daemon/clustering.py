@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd.cluster import config as cluster_config
-from stackd.errors import AlreadyExistsError, StackdError, UnavailableError
+from stackd.errors import AlreadyExistsError, ConflictError, StackdError, UnavailableError
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from stackd.daemon.engine import Engine
 
 log = logging.getLogger(__name__)
+
+class ClusterStackVerbError(ConflictError):
+    """A verb that acts on one node's containers, asked of a stack the cluster runs."""
+
 
 # Seconds between joins when the store cannot be reached at start (or this node's
 # previous lease has not expired yet, after a quick restart).
@@ -53,6 +57,9 @@ class Membership:
         this node's slots (the real world's `slots_of`; a simulated one has none)."""
         self._engine = engine
         engine.publish = self._publish
+        engine.unpublish = self._unpublish
+        engine.refuse_verb = self._refuse_verb
+        engine.placement_notes = self._placement_notes
         if hasattr(world, "slots_of"):
             world.slots_of = self.slots_of
 
@@ -83,19 +90,88 @@ class Membership:
         from stackd.cluster.records import StackRecord
         from stackd.cluster.store import StoreUnavailableError
         from stackd.daemon.revision import stack_from_json
-        from stackd.scheduler.from_stack import from_stack
+        from stackd.scheduler.from_stack import from_stack, node_local_volumes
 
         if self._store is None:
             raise StoreUnavailableError(
                 f"node {self.config.name!r} is not connected to its cluster's etcd yet",
                 hint="`stackd node inspect` shows the node; try again when it is up")
         stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
-        record = StackRecord.of(project, from_stack(stack), stack=stack_json).to_json()
+        record = StackRecord.of(project, from_stack(stack), stack=stack_json,
+                                volumes=node_local_volumes(stack)).to_json()
         key = keys.stack(project)
         while True:  # another `up` of the same project racing: the last one wins
             kv = await self._store.get(key)
             if await self._store.put_if(key, record, kv.mod_revision if kv else 0):
                 return
+
+    def _connected(self) -> Store:
+        from stackd.cluster.store import StoreUnavailableError
+
+        assert self.config is not None
+        if self._store is None:
+            raise StoreUnavailableError(
+                f"node {self.config.name!r} is not connected to its cluster's etcd yet",
+                hint="`stackd node inspect` shows the node; try again when it is up")
+        return self._store
+
+    async def _unpublish(self, project: str, volumes: bool) -> bool:
+        """`down` on a member: the stack's record, assignments and unplaced note go in
+        one transaction (every node's agent then removes its slots and the stack);
+        with -v its volumes' node records too. Whether the cluster had the stack."""
+        if self.config is None:
+            return False
+        from stackd.cluster import keys
+        from stackd.cluster.store import Delete, Get
+
+        ops: list[Get | Delete] = [Get(keys.stack(project)), Delete(keys.stack(project)),
+                                   Delete(keys.assignments(project), prefix=True),
+                                   Delete(keys.unplaced(project))]
+        if volumes:
+            ops.append(Delete(keys.volumes(project), prefix=True))
+        result = await self._connected().txn([], ops)
+        return bool(result.reads and result.reads[0])
+
+    def _refuse_verb(self, verb: str, project: str) -> None:
+        """Lifecycle verbs act on one node's containers; a member's stacks run on the
+        cluster, where the next reconcile would undo them. Refused, saying what does
+        the same cluster-wide (docs/cluster.md)."""
+        if self.config is None:
+            return
+        raise ClusterStackVerbError(
+            f"`stackd {verb}` is not available for {project!r}: this daemon is node "
+            f"{self.config.name!r} of a cluster, and its stacks run on the cluster's nodes",
+            hint="cluster-wide: `stackd scale SERVICE=0` (and back) stops and starts a "
+                 "service, `stackd down` removes the stack, `stackd up` applies it again")
+
+    async def _placement_notes(self, project: str, stack_json: str) -> list[str]:
+        """What `plan` says on a member: each service pinned to its volumes' node (or
+        to be pinned by the first placement), and why the stack is not placed."""
+        if self.config is None:
+            return []
+        from stackd.cluster import assign, keys
+        from stackd.cluster.records import StackRecord, Unplaced, VolumeRecord
+        from stackd.cluster.store import Get
+        from stackd.daemon.revision import stack_from_json
+        from stackd.scheduler.from_stack import from_stack, node_local_volumes
+
+        stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
+        record = StackRecord.of(project, from_stack(stack),
+                                volumes=node_local_volumes(stack))
+        result = await self._connected().txn([], [Get(keys.volumes(project), prefix=True),
+                                                  Get(keys.unplaced(project))])
+        vols, why = result.reads
+        recorded = {keys.tail(kv.key, keys.volumes(project)):
+                    VolumeRecord.from_json(kv.key, kv.value).node for kv in vols}
+        pins = assign.pins_of(record, recorded)
+        notes = [f"{svc} pinned to node {node} by volume {vol}" for svc, node, vol in pins]
+        pinned = {svc for svc, _, _ in pins}
+        notes += [f"{s.name} will be pinned to the node its first placement chooses, by "
+                  f"volume {s.volumes[0]}" for s in record.services
+                  if s.volumes and s.name not in pinned]
+        if why:
+            notes.append("not placed: " + Unplaced.from_json(why[0].key, why[0].value).reason)
+        return notes
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -185,6 +261,17 @@ class Membership:
             record = StackRecord.from_json(kv.key, kv.value)
             if record.stack and self._engine.stack_of(project) != record.stack:
                 await self._engine.adopt(project, record.stack)
+        # A stack kept here that the cluster no longer has (`down` on some node, maybe
+        # while this one was away) is removed here too: networks and all, volumes kept.
+        for project in self._engine.store.projects():
+            desired = self._engine.store.get(project)
+            if project in held or desired is None or desired.phase == "removing":
+                continue
+            if await store.get(keys.stack(project)) is None:
+                from stackd.daemon.models import RemoveOptions
+
+                log.info("cluster: %s is no longer a cluster stack: removing it here", project)
+                await self._engine.submit_removal(project, RemoveOptions(), local=True)
 
     async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
         while True:
@@ -218,6 +305,30 @@ class Membership:
 
         write_private(self.roots.run / "cluster.lease", f"{self.lease}\n".encode())
 
-    def status(self) -> dict[str, Any]:
+    async def status(self) -> dict[str, Any]:
+        """GET /v1/cluster: this node's membership and assignments, and the stacks the
+        leader cannot place and why (read from etcd; null when it does not answer)."""
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
-                "assigned": self.assigned}
+                "assigned": self.assigned, "unplaced": await self._unplaced()}
+
+    async def _unplaced(self) -> dict[str, str] | None:
+        if self.config is None:
+            return {}
+        if self._store is None:
+            return None
+        from stackd.cluster import keys
+        from stackd.cluster.records import StoreRecordError, Unplaced
+
+        out = {}
+        try:
+            with trio.fail_after(2):
+                kvs, _ = await self._store.range(keys.UNPLACED)
+        except (StackdError, trio.TooSlowError):
+            return None
+        for kv in kvs:
+            try:
+                why = Unplaced.from_json(kv.key, kv.value).reason
+            except StoreRecordError as e:
+                why = e.message
+            out[keys.tail(kv.key, keys.UNPLACED)] = why
+        return out

@@ -63,7 +63,10 @@ def test_a_pinned_service_whose_node_is_down_stays_unplaced_and_says_why() -> No
     current = {"shop": {"db-1": "b", "backup-1": "b"}}
     changes, refused = assign.plan_all([STACK], _nodes("a", "c"), current,
                                        {"shop": {"data": "b"}})
-    assert "shop" not in changes  # nothing moves away from its data
+    # Nothing moves away from its data, nothing is deleted; the rest is placed.
+    assert not changes["shop"].delete
+    assert not {"db-1", "backup-1"} & set(changes["shop"].put)
+    assert _where(changes["shop"].put, "web") == {"a", "c"}
     assert "pinned to node 'b' by volume 'data'" in refused["shop"]
     assert "shared" in refused["shop"]
 
@@ -102,3 +105,15 @@ def test_volume_and_unplaced_records_round_trip_and_refuse_hostile_forms() -> No
         StackRecord.from_json("k", b'{"project":"p","services":[{"name":"s","replicas":1,'
                                    b'"volumes":["../x"]}]}')
     assert keys.volume("shop", "data") == "volumes/shop/data"
+
+
+def test_scale_travels_in_the_published_stack() -> None:
+    import json
+
+    from stackd.daemon.revision import stack_from_json, with_scale
+
+    text = json.dumps({"name": "shop", "services": {
+        "web": {"image": "web", "deploy": {"replicas": 6}},
+        "db": {"image": "db", "scale": 2}}})
+    scaled = stack_from_json(with_scale(text, {"web": 3, "db": 1}))
+    assert scaled.services["web"].replicas == 3 and scaled.services["db"].replicas == 1
