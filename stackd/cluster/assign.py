@@ -133,12 +133,15 @@ def _pins(stack: StackRecord, usable: Sequence[Node], now: Mapping[str, str],
     stack's volume groups: a stranded service's node is down or drained, so it is
     neither moved nor placed. Raises _Unplaceable when a group cannot be placed."""
     names = {n.name for n in usable}
-    slotted = {slot.service for slot in stack.slots()}
+    groups = volume_groups(stack)
+    if not groups:
+        return {}, {}, {}
+    slotted = {svc.name for svc in stack.services if svc.replicas > 0}
     pins: dict[str, str] = {}
     record: dict[str, str] = {}
     stranded: dict[str, str] = {}
     open_groups = []
-    for services, vols in volume_groups(stack):
+    for services, vols in groups:
         at = sorted({(recorded[v], v) for v in vols if v in recorded})
         if len({node for node, _ in at}) > 1:
             held_by = ", ".join(f"{v} on {node}" for node, v in at)
@@ -217,7 +220,8 @@ def plan_all(stacks: Sequence[StackRecord], usable: Sequence[Node],
             s = dataclasses.replace(s, services=tuple(x for x in s.services
                                                       if x.name not in stranded))
             now = {k: n for k, n in now.items() if k.rpartition("-")[0] not in stranded}
-        if now.keys() == {str(x) for x in s.slots()} and not record and all(
+        wanted = needs[s.project].keys() if not stranded else {str(x) for x in s.slots()}
+        if now.keys() == wanted and not record and all(
                 n in names and pins.get(slot.rpartition("-")[0], n) == n
                 for slot, n in now.items()):
             continue  # every slot placed, on a usable node, where its data is

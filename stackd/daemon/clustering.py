@@ -158,8 +158,11 @@ class Membership:
         stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
         record = StackRecord.of(project, from_stack(stack),
                                 volumes=node_local_volumes(stack))
-        result = await self._connected().txn([], [Get(keys.volumes(project), prefix=True),
-                                                  Get(keys.unplaced(project))])
+        try:
+            result = await self._connected().txn([], [Get(keys.volumes(project), prefix=True),
+                                                      Get(keys.unplaced(project))])
+        except StackdError as e:  # the local plan still stands; say what is unknown
+            return [f"where its services are pinned is unknown: {e.message}"]
         vols, why = result.reads
         recorded = {keys.tail(kv.key, keys.volumes(project)):
                     VolumeRecord.from_json(kv.key, kv.value).node for kv in vols}

@@ -1,5 +1,6 @@
 """Cluster-wide verbs on real daemons in the namespaced world (support/clusterworld):
-`scale` on one member changes the replicas every node runs, a volume-pinned service
+`scale` on one member changes the replicas every node runs (and `rollback` restores
+them), a volume-pinned service
 stays on its node through a drain (and says why it is unplaced when its own node is
 drained), `plan` names the pin, lifecycle verbs are refused with what to do, and
 `down` on any member removes the containers on every node and the stack's keys."""
@@ -86,9 +87,17 @@ def placed(world: World) -> dict[str, str]:
 
 
 def running(node: NodeNs) -> list[str]:
-    rows = json.loads(node.stackd("ps", "--all-projects", "--format", "json").stdout)
+    """The slots the node's runtime runs (what its `stackd ps` lists; asked of its
+    daemon's socket directly, as polling through a CLI process per try is slow)."""
+    with Client(node.roots, autostart=False) as client:
+        rows = client.get("/v1/containers", project="shop", all=True)
     return sorted(r["name"].removeprefix("shop-") for r in rows
                   if r.get("project") == "shop" and r.get("state") == "running")
+
+
+def stacks(node: NodeNs) -> list[str]:
+    with Client(node.roots, autostart=False) as client:
+        return [s["project"] for s in client.get("/v1/stacks")]
 
 
 def until(pred, timeout: float, what: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -157,11 +166,18 @@ def test_scale_pin_drain_refusal_and_down_act_on_the_whole_cluster(
     assert Counter(s.rpartition("-")[0] for n in world.nodes for s in running(n)) == \
         {"web": 3, "db": 1}
 
+    # `rollback` on the member that scaled: the stack before it (6 web) is published
+    # and every node runs its share of it.
+    c.stackd("-f", compose, "rollback")
+    until(lambda: len(placed(world)) == 7, 15, "rolled back to 6 web in etcd")
+    until(lambda: sorted(s for n in world.nodes for s in running(n)) ==
+          sorted(placed(world)), 30, "6 web containers cluster-wide")
+
     # `down` on one member: the keys go, and every node removes its containers.
     b.stackd("-f", compose, "down", "-t", "0")
     assert not etcd(world, keys.stack("shop")) and not placed(world)
     for n in world.nodes:
         until(lambda n=n: running(n) == [], 30, f"{n.name} removed its slots")
-        until(lambda n=n: "shop" not in n.stackd("ls").stdout, 15, f"{n.name} forgot shop")
+        until(lambda n=n: "shop" not in stacks(n), 15, f"{n.name} forgot shop")
     # The volume's node is kept (down keeps volumes), so a new `up` finds its data.
     assert etcd(world, keys.volume("shop", "data"))
