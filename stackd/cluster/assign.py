@@ -149,9 +149,10 @@ def _pins(stack: StackRecord, usable: Sequence[Node], now: Mapping[str, str],
                 f"services {', '.join(services)} share node-local volumes held on "
                 f"different nodes ({held_by}); declare them shared (x-stackd: "
                 "{shared: true}) or remove the extra volume records")
+        if not slotted & set(services):
+            continue  # scaled to 0: nothing to run, nothing to record yet
         if not at:
-            if slotted & set(services):
-                open_groups.append((services, vols))
+            open_groups.append((services, vols))
             continue
         node, vol = at[0]
         if node not in names:
@@ -162,6 +163,9 @@ def _pins(stack: StackRecord, usable: Sequence[Node], now: Mapping[str, str],
             continue
         pins.update(dict.fromkeys(services, node))
         record.update({v: node for v in vols if v not in recorded})
+    if stranded and open_groups:  # try the open groups without what cannot be placed
+        stack = dataclasses.replace(stack, services=tuple(
+            s for s in stack.services if s.name not in stranded))
     for services, vols in open_groups:
         # Where the group runs now, if on one usable node (a stack placed before its
         # volumes were recorded stays put); else the strategy's next node.

@@ -117,3 +117,10 @@ def test_scale_travels_in_the_published_stack() -> None:
         "db": {"image": "db", "scale": 2}}})
     scaled = stack_from_json(with_scale(text, {"web": 3, "db": 1}))
     assert scaled.services["web"].replicas == 3 and scaled.services["db"].replicas == 1
+
+
+def test_a_pinned_service_scaled_to_zero_is_not_reported_stranded() -> None:
+    zero = StackRecord("shop", (ServiceRecord("db", 0, volumes=("data",)),
+                                ServiceRecord("web", 2)))
+    changes, refused = assign.plan_all([zero], _nodes("a"), {}, {"shop": {"data": "b"}})
+    assert not refused and sorted(changes["shop"].put) == ["web-1", "web-2"]
