@@ -33,6 +33,10 @@ class ClusterStackVerbError(ConflictError):
 # Seconds between joins when the store cannot be reached at start (or this node's
 # previous lease has not expired yet, after a quick restart).
 REJOIN = 1.0
+# How long `up` on a member waits for the leader to place its stack or say why not,
+# and after how long a reason already recorded is taken as the leader's answer.
+VERDICT = 2.0
+STALE = 0.5
 
 
 class Membership:
@@ -48,6 +52,9 @@ class Membership:
         self._store: Store | None = None
         self._wake = trio.Event()
         self._followed: set[str] = set()  # projects converged at the last change
+        # project → (the stack JSON last published here, its slot names, the revision
+        # of the record it replaced): what `_verdict` waits on.
+        self._published: dict[str, tuple[str, set[str], int]] = {}
         # Whether the agent has read this node's assignments since the daemon started:
         # until then a member knows nothing of what it should run, and touches nothing.
         self._seen = False
@@ -57,6 +64,7 @@ class Membership:
         this node's slots (the real world's `slots_of`; a simulated one has none)."""
         self._engine = engine
         engine.publish = self._publish
+        engine.verdict = self._verdict
         engine.unpublish = self._unpublish
         engine.refuse_verb = self._refuse_verb
         engine.placement_notes = self._placement_notes
@@ -98,12 +106,48 @@ class Membership:
                 hint="`stackd node inspect` shows the node; try again when it is up")
         stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
         record = StackRecord.of(project, from_stack(stack), stack=stack_json,
-                                volumes=node_local_volumes(stack)).to_json()
+                                volumes=node_local_volumes(stack))
         key = keys.stack(project)
         while True:  # another `up` of the same project racing: the last one wins
             kv = await self._store.get(key)
-            if await self._store.put_if(key, record, kv.mod_revision if kv else 0):
+            if await self._store.put_if(key, record.to_json(), kv.mod_revision if kv else 0):
+                self._published[project] = (stack_json, {str(s) for s in record.slots()},
+                                            kv.mod_revision if kv else 0)
                 return
+
+    async def _verdict(self, project: str, stack_json: str) -> str:
+        """After `up` published `stack_json`: wait (at most VERDICT) until every slot is
+        assigned, or the leader says why it cannot place the stack — a reason written
+        since the publish, or one still there after STALE (the leader rewrites a
+        reason only when it changes). "" when placed, or when no answer came."""
+        from stackd.cluster import keys
+        from stackd.cluster.records import StoreRecordError, Unplaced
+        from stackd.cluster.store import Get
+
+        published, slots, before = self._published.pop(project, ("", set(), 0))
+        if self.config is None or published != stack_json:
+            return ""
+        start = trio.current_time()
+        with trio.move_on_after(VERDICT):
+            while True:
+                try:
+                    result = await self._connected().txn([], [
+                        Get(keys.unplaced(project)),
+                        Get(keys.assignments(project), prefix=True)])
+                except StackdError:
+                    return ""  # published; only the verdict is unknown
+                why, assigned = result.reads
+                names = {keys.tail(kv.key, keys.assignments(project)) for kv in assigned}
+                if why and (why[0].mod_revision > before
+                            or trio.current_time() - start > STALE):
+                    try:
+                        return Unplaced.from_json(why[0].key, why[0].value).reason
+                    except StoreRecordError as e:
+                        return e.message
+                if not why and names == slots:
+                    return ""
+                await trio.sleep(0.1)
+        return ""
 
     def _connected(self) -> Store:
         from stackd.cluster.store import StoreUnavailableError
@@ -256,12 +300,20 @@ class Membership:
         for project in sorted(held | self._followed):
             self._engine.controller.enqueue(project)
         self._followed = held
-        # ... then each held stack recorded here as the cluster has it (adopt enqueues).
+        # ... then each held stack recorded here as the cluster has it (adopt enqueues),
+        # except one an `up` here is recording right now (a second revision otherwise).
+        busy = False
         for project in sorted(held):
+            if project in self._engine.publishing:
+                busy = True
+                continue
             kv = await store.get(keys.stack(project))
             if kv is None:
                 continue
             record = StackRecord.from_json(kv.key, kv.value)
+            if project in self._engine.publishing:  # began while the store answered
+                busy = True
+                continue
             if record.stack and self._engine.stack_of(project) != record.stack:
                 await self._engine.adopt(project, record.stack)
         # A stack kept here that the cluster no longer has (`down` on some node, maybe
@@ -275,6 +327,9 @@ class Membership:
 
                 log.info("cluster: %s is no longer a cluster stack: removing it here", project)
                 await self._engine.submit_removal(project, RemoveOptions(), local=True)
+        if busy:  # look again once that `up` has recorded its revision
+            await trio.sleep(0.2)
+            self._wake.set()
 
     async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
         while True:

@@ -115,6 +115,14 @@ class Engine:
         # (project, its resolved JSON) before recording it here; an error (etcd
         # unreachable) fails the `up` with nothing recorded.
         self.publish: Callable[[str, str], Awaitable[None]] | None = None
+        # ... then, once recorded here, why the cluster's leader cannot place it ("").
+        self.verdict: Callable[[str, str], Awaitable[str]] | None = None
+        # Projects between publishing and recording their revision here: the agent
+        # must not adopt their stack meanwhile (it would record a second revision).
+        self.publishing: set[str] = set()
+        # project → (generation, why the cluster cannot place it): said in that
+        # generation's `done` (the leader's verdict comes back to the `up`).
+        self._unplaced: dict[str, tuple[int, str]] = {}
         # ... `down` deletes it from the cluster (project, whether -v; → whether the
         # cluster had it), lifecycle verbs are refused on a cluster stack (raises), and
         # `plan` says where the cluster pins its services (project, stack → lines).
@@ -381,13 +389,19 @@ class Engine:
                                                "options": json.loads(previous.options)})
         request = request.model_copy(update={"options": steady(request.options)})
         if publish and self.publish is not None:
-            await self.publish(project, stack)  # every node adopts it (cluster mode)
-        async with self._revision_lock:
-            gen = self.store.put(project, request, NewRevision(
-                cause="rollback", options=request.options.model_dump_json(),
-                source=previous.source, stack=stack, files=files))
-            for ref, digest in sorted(images.items()):
-                self.revisions.pin(project, gen, ref, digest)
+            self.publishing.add(project)
+        try:
+            if publish and self.publish is not None:
+                await self.publish(project, stack)  # every node adopts it (cluster mode)
+            async with self._revision_lock:
+                gen = self.store.put(project, request, NewRevision(
+                    cause="rollback", options=request.options.model_dump_json(),
+                    source=previous.source, stack=stack, files=files))
+                for ref, digest in sorted(images.items()):
+                    self.revisions.pin(project, gen, ref, digest)
+        finally:
+            if publish:
+                self.publishing.discard(project)
         what = f"service {service} of " if service else ""
         message = (f"{what}revision {desired.generation} rolled back to revision "
                    f"{previous.number} (now revision {gen}): {why}")
@@ -507,7 +521,9 @@ class Engine:
         project = stack.project
         captured = stack.captured
         stack_text = captured.stack
+        unplaced = ""
         if self.publish is not None:
+            self.publishing.add(project)
             # The cluster's agents run the published stack with no options of their
             # own: `scale`'s replicas travel in it (and are recorded so here, so this
             # node adopts no second revision).
@@ -515,14 +531,28 @@ class Engine:
                 from stackd.daemon.revision import with_scale
 
                 stack_text = with_scale(stack_text, request.options.scale)
-            await self.publish(project, stack_text)
-        async with self._revision_lock:
-            await trio.to_thread.run_sync(self._put_blobs, captured.contents)
-            gen = self.store.put(project, request, NewRevision(
-                cause=cause, options=request.options.model_dump_json(),
-                source=without_environ(request).source.model_dump_json(),
-                stack=stack_text, files=captured.files), also)
-            await trio.to_thread.run_sync(self.blobs.collect, self.revisions.referenced_blobs())
+            try:
+                await self.publish(project, stack_text)
+            except BaseException:
+                self.publishing.discard(project)
+                raise
+        try:
+            async with self._revision_lock:
+                await trio.to_thread.run_sync(self._put_blobs, captured.contents)
+                gen = self.store.put(project, request, NewRevision(
+                    cause=cause, options=request.options.model_dump_json(),
+                    source=without_environ(request).source.model_dump_json(),
+                    stack=stack_text, files=captured.files), also)
+                await trio.to_thread.run_sync(self.blobs.collect,
+                                              self.revisions.referenced_blobs())
+        finally:
+            self.publishing.discard(project)
+        if self.verdict is not None:
+            unplaced = await self.verdict(project, stack_text)
+        if unplaced:
+            self._unplaced[project] = (gen, unplaced)
+        else:
+            self._unplaced.pop(project, None)
         # `up` clears its services' holds and starts their stopped containers;
         # `create` holds the ones it makes, so they stay created (reconciler/asks.py).
         verb: Verb = "create" if request.options.no_start else "up"
@@ -661,9 +691,14 @@ class Engine:
         (docs/daemon.md, trio's rules)."""
         async def outcome() -> dict[str, object]:
             o = await self.wait_generation(project, generation, after_epoch=after_epoch)
-            return {"project": project, "generation": generation, "result": o.status,
-                    "error": o.error, "error_type": o.error_type,
-                    "revision_outcome": self.revision_outcome(project, generation)}
+            done: dict[str, object] = {
+                "project": project, "generation": generation, "result": o.status,
+                "error": o.error, "error_type": o.error_type,
+                "revision_outcome": self.revision_outcome(project, generation)}
+            gen, why = self._unplaced.get(project, (0, ""))
+            if why and gen == generation:
+                done["unplaced"] = why  # cluster mode: the leader could not place it
+            return done
 
         async with self._events_until(project, outcome) as items:
             async for item in items:

@@ -155,6 +155,10 @@ def test_scale_pin_drain_refusal_and_down_act_on_the_whole_cluster(
         why = client.get("/v1/cluster")["unplaced"]["shop"]
     assert f"pinned to node '{held}' by volume 'data'" in why
     assert "is not fully placed" in a.stackd("node", "ls").stderr
+    # ... and an `up` (here `scale`, to the count it has: the same stack, so no other
+    # node records a new revision) hears the leader's reason.
+    again = b.stackd("-f", compose, "scale", "web=3")
+    assert "the cluster cannot place it" in again.stderr and "pinned" in again.stderr
     a.stackd("node", "active", held)
     until(lambda: keys.unplaced("shop") not in etcd(world, keys.UNPLACED), 15,
           "unplaced cleared")
