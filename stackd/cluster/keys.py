@@ -8,6 +8,7 @@
     ipam/<network>/<block>        the node holding that address block (a/b as a_b)
     volumes/<project>/<volume>    the node holding a named (not shared) volume's data
     unplaced/<project>            why the leader cannot place the stack now
+    removed/<project>             left by `down -v`: every node removes its volumes too
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ASSIGN = "assign/"
 IPAM = "ipam/"
 VOLUMES = "volumes/"
 UNPLACED = "unplaced/"
+REMOVED = "removed/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -67,6 +69,10 @@ def volume(project: str, name: str) -> str:
 
 def unplaced(project: str) -> str:
     return UNPLACED + check_name("project", project)
+
+
+def removed(project: str) -> str:
+    return REMOVED + check_name("project", project)
 
 
 def tail(key: str, prefix: str) -> str:

@@ -96,21 +96,24 @@ class Membership:
             return
         from stackd.cluster import keys
         from stackd.cluster.records import StackRecord
-        from stackd.cluster.store import StoreUnavailableError
+        from stackd.cluster.store import Compare, Delete, Put
         from stackd.daemon.revision import stack_from_json
         from stackd.scheduler.from_stack import from_stack, node_local_volumes
 
-        if self._store is None:
-            raise StoreUnavailableError(
-                f"node {self.config.name!r} is not connected to its cluster's etcd yet",
-                hint="`stackd node inspect` shows the node; try again when it is up")
+        store = self._connected()
         stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
         record = StackRecord.of(project, from_stack(stack), stack=stack_json,
                                 volumes=node_local_volumes(stack))
         key = keys.stack(project)
         while True:  # another `up` of the same project racing: the last one wins
-            kv = await self._store.get(key)
-            if await self._store.put_if(key, record.to_json(), kv.mod_revision if kv else 0):
+            kv = await store.get(key)
+            # A `down -v`'s note goes with it: the stack is back, its volumes are not
+            # to be removed by a node that returns later.
+            result = await store.txn(
+                [Compare(key, "MOD", "EQUAL", kv.mod_revision) if kv
+                 else Compare(key, "CREATE", "EQUAL", 0)],
+                [Put(key, record.to_json()), Delete(keys.removed(project))])
+            if result.succeeded:
                 self._published[project] = (stack_json, {str(s) for s in record.slots()},
                                             kv.mod_revision if kv else 0)
                 return
@@ -166,13 +169,14 @@ class Membership:
         if self.config is None:
             return False
         from stackd.cluster import keys
-        from stackd.cluster.store import Delete, Get
+        from stackd.cluster.store import Delete, Get, Put
 
-        ops: list[Get | Delete] = [Get(keys.stack(project)), Delete(keys.stack(project)),
-                                   Delete(keys.assignments(project), prefix=True),
-                                   Delete(keys.unplaced(project))]
-        if volumes:
-            ops.append(Delete(keys.volumes(project), prefix=True))
+        ops: list[Get | Delete | Put] = [
+            Get(keys.stack(project)), Delete(keys.stack(project)),
+            Delete(keys.assignments(project), prefix=True), Delete(keys.unplaced(project))]
+        if volumes:  # each node removes its own copy: the note tells them
+            ops += [Delete(keys.volumes(project), prefix=True),
+                    Put(keys.removed(project), b'{"volumes":true}')]
         result = await self._connected().txn([], ops)
         return bool(result.reads and result.reads[0])
 
@@ -325,8 +329,11 @@ class Membership:
             if await store.get(keys.stack(project)) is None:
                 from stackd.daemon.models import RemoveOptions
 
-                log.info("cluster: %s is no longer a cluster stack: removing it here", project)
-                await self._engine.submit_removal(project, RemoveOptions(), local=True)
+                volumes = await store.get(keys.removed(project)) is not None
+                log.info("cluster: %s is no longer a cluster stack: removing it here%s",
+                         project, " with its volumes" if volumes else "")
+                await self._engine.submit_removal(project, RemoveOptions(volumes=volumes),
+                                                  local=True)
         if busy:  # look again once that `up` has recorded its revision
             await trio.sleep(0.2)
             self._wake.set()

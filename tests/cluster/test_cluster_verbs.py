@@ -3,7 +3,8 @@
 them), a volume-pinned service
 stays on its node through a drain (and says why it is unplaced when its own node is
 drained), `plan` names the pin, lifecycle verbs are refused with what to do, and
-`down` on any member removes the containers on every node and the stack's keys."""
+`down -v` on any member removes the containers on every node, the stack's keys and
+the volume on the node holding it."""
 
 from __future__ import annotations
 
@@ -95,6 +96,12 @@ def running(node: NodeNs) -> list[str]:
                   if r.get("project") == "shop" and r.get("state") == "running")
 
 
+def volumes(node: NodeNs) -> list[str]:
+    """The projects of the node's volumes."""
+    with Client(node.roots, autostart=False) as client:
+        return [v["project"] for v in client.get("/v1/volumes")]
+
+
 def stacks(node: NodeNs) -> list[str]:
     with Client(node.roots, autostart=False) as client:
         return [s["project"] for s in client.get("/v1/stacks")]
@@ -177,11 +184,15 @@ def test_scale_pin_drain_refusal_and_down_act_on_the_whole_cluster(
     until(lambda: sorted(s for n in world.nodes for s in running(n)) ==
           sorted(placed(world)), 30, "6 web containers cluster-wide")
 
-    # `down` on one member: the keys go, and every node removes its containers.
-    b.stackd("-f", compose, "down", "-t", "0")
+    # `down -v` on a member that is not db's: the keys go, every node removes its
+    # containers and the stack, and db's node its volume too.
+    pinned = next(n for n in world.nodes if n.name == held)
+    assert "shop" in volumes(pinned)
+    down = next(n for n in world.nodes if n.name != held)
+    down.stackd("-f", compose, "down", "-v", "-t", "0")
     assert not etcd(world, keys.stack("shop")) and not placed(world)
+    assert not etcd(world, keys.volumes("shop"))
     for n in world.nodes:
         until(lambda n=n: running(n) == [], 30, f"{n.name} removed its slots")
         until(lambda n=n: "shop" not in stacks(n), 15, f"{n.name} forgot shop")
-    # The volume's node is kept (down keeps volumes), so a new `up` finds its data.
-    assert etcd(world, keys.volume("shop", "data"))
+    until(lambda: "shop" not in volumes(pinned), 15, "db's node removed its volume")
