@@ -117,6 +117,7 @@ async def _admin(args: argparse.Namespace) -> int:
                                f"{r['memory'] >> 20} MiB",
                                ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())))
                               for r in rows]))
+            await _say_unplaced(store)
             return 0
         for name in args.names:
             if args.subverb == "inspect":
@@ -156,6 +157,23 @@ async def _cert(store: Any, args: argparse.Namespace) -> int:
           f"  stackd --host tcp://NODE:PORT --tlscacert {where.ca} --tlscert {where.cert} "
           f"--tlskey {where.key} ps")
     return 0
+
+
+async def _say_unplaced(store: Any) -> None:
+    """The stacks the leader cannot place now, and why (its `unplaced/` records)."""
+    import sys
+
+    from stackd.cluster import keys
+    from stackd.cluster.records import StoreRecordError, Unplaced
+
+    kvs, _ = await store.range(keys.UNPLACED)
+    for kv in kvs:
+        try:
+            why = Unplaced.from_json(kv.key, kv.value).reason
+        except StoreRecordError as e:
+            why = e.message
+        print(f"stackd: stack {keys.tail(kv.key, keys.UNPLACED)} is not fully placed: {why}",
+              file=sys.stderr)
 
 
 def _row(m: Any, leader: str) -> dict[str, Any]:

@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for a in actions:
             print(a["line"])
+    for line in result.get("cluster") or ():
+        print(f"cluster: {line}")
     if revision is not None and revision["changes"]:
         print(f"since the applied revision {revision['number']}:")
         for line in revision["changes"]:

@@ -96,6 +96,9 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                     d.get("revision_outcome", "")).startswith(("rolled back", "paused"))
                 if not ok:
                     view.note(f"stackd: {project}: {d['error']}")
+                if d.get("unplaced"):
+                    view.note(f"stackd: {project}: the cluster cannot place it: "
+                              f"{d['unplaced']}")
     if ok and not acted and not quiet:
         print(f"{project}: up to date, nothing to do", file=sys.stderr)
     return project, ok

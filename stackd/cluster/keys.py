@@ -11,6 +11,9 @@
     overlay/networks/<network>    an overlay network's subnet, VXLAN VNI and UDP port
     overlay/endpoints/<network>/<node>/<ip>
                                   bound to the node's lease: one container's address there
+    volumes/<project>/<volume>    the node holding a named (not shared) volume's data
+    unplaced/<project>            why the leader cannot place the stack now
+    removed/<project>             left by `down -v`: every node removes its volumes too
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ CA = "ca"
 STATUS = "status/"
 OVERLAY_NETWORKS = "overlay/networks/"
 OVERLAY_ENDPOINTS = "overlay/endpoints/"
+VOLUMES = "volumes/"
+UNPLACED = "unplaced/"
+REMOVED = "removed/"
 
 # Names become key segments: no "/" (it would nest), nothing a shell or a log mangles.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -68,6 +74,8 @@ def statuses(project: str) -> str:
 
 def status(project: str, slot: str) -> str:
     return statuses(project) + slot  # <service>-<index>, as assignment() has it
+
+
 def overlay_network(network: str) -> str:
     return OVERLAY_NETWORKS + check_name("network", network)
 
@@ -80,6 +88,22 @@ def overlay_endpoints(network: str, node: str | None = None) -> str:
 
 def overlay_endpoint(network: str, node: str, ip: str) -> str:
     return overlay_endpoints(network, node) + ip
+
+
+def volumes(project: str) -> str:
+    return f"{VOLUMES}{check_name('project', project)}/"
+
+
+def volume(project: str, name: str) -> str:
+    return volumes(project) + check_name("volume", name)
+
+
+def unplaced(project: str) -> str:
+    return UNPLACED + check_name("project", project)
+
+
+def removed(project: str) -> str:
+    return REMOVED + check_name("project", project)
 
 
 def tail(key: str, prefix: str) -> str:

@@ -25,7 +25,14 @@ from typing import TypeVar
 import trio
 
 from stackd.cluster import assign, keys
-from stackd.cluster.records import Assignment, NodeRecord, StackRecord, StoreRecordError
+from stackd.cluster.records import (
+    Assignment,
+    NodeRecord,
+    StackRecord,
+    StoreRecordError,
+    Unplaced,
+    VolumeRecord,
+)
 from stackd.cluster.store import KV, Compare, Delete, Event, Get, Put, Store
 from stackd.errors import UnavailableError
 from stackd.scheduler import Node
@@ -54,6 +61,15 @@ class Snapshot:
     stacks: list[StackRecord]
     # project → slot name → (assignment, its key's mod_revision)
     assigned: dict[str, dict[str, tuple[Assignment, int]]]
+    # project → volume → the node holding it
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # project → (why it cannot be placed, as recorded; its key's mod_revision)
+    unplaced: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def copy(self) -> Snapshot:
+        return Snapshot(self.revision, list(self.nodes), set(self.up), list(self.stacks),
+                        {p: dict(slots) for p, slots in self.assigned.items()},
+                        {p: dict(v) for p, v in self.volumes.items()}, dict(self.unplaced))
 
     def usable(self) -> list[Node]:
         return [Node(n.name, n.cpus, n.memory, n.pids, n.labels, arch=n.arch)
@@ -72,6 +88,23 @@ class Snapshot:
                     del self.assigned[project]
             else:
                 slots[slot] = (Assignment.from_json(key, ev.kv.value), ev.kv.mod_revision)
+        elif key.startswith(keys.VOLUMES):
+            project, _, name = keys.tail(key, keys.VOLUMES).partition("/")
+            held = self.volumes.setdefault(project, {})
+            record = None if gone else _readable(VolumeRecord.from_json, [ev.kv])
+            if record:
+                held[name] = record[0].node
+            else:
+                held.pop(name, None)
+            if not held:
+                del self.volumes[project]
+        elif key.startswith(keys.UNPLACED):
+            project = keys.tail(key, keys.UNPLACED)
+            why = None if gone else _readable(Unplaced.from_json, [ev.kv])
+            if why:
+                self.unplaced[project] = (why[0].reason, ev.kv.mod_revision)
+            else:
+                self.unplaced.pop(project, None)
         elif key.startswith(keys.ALIVE):
             name = keys.tail(key, keys.ALIVE)
             (self.up.discard if gone else self.up.add)(name)
@@ -122,19 +155,28 @@ async def campaign(store: Store, name: str, lease: int) -> int:
 async def snapshot(store: Store) -> Snapshot:
     """One consistent read of nodes, liveness, stacks and assignments (one txn)."""
     result = await store.txn([], [Get(keys.NODES, prefix=True), Get(keys.ALIVE, prefix=True),
-                                  Get(keys.STACKS, prefix=True), Get(keys.ASSIGN, prefix=True)])
-    nodes_kv, alive_kv, stacks_kv, assign_kv = result.reads
+                                  Get(keys.STACKS, prefix=True), Get(keys.ASSIGN, prefix=True),
+                                  Get(keys.VOLUMES, prefix=True),
+                                  Get(keys.UNPLACED, prefix=True)])
+    nodes_kv, alive_kv, stacks_kv, assign_kv, volumes_kv, unplaced_kv = result.reads
     assigned: dict[str, dict[str, tuple[Assignment, int]]] = {}
     for kv in assign_kv:
         project, _, slot = keys.tail(kv.key, keys.ASSIGN).partition("/")
         assigned.setdefault(project, {})[slot] = (Assignment.from_json(kv.key, kv.value),
                                                   kv.mod_revision)
+    volumes: dict[str, dict[str, str]] = {}
+    for kv in volumes_kv:
+        project, _, name = keys.tail(kv.key, keys.VOLUMES).partition("/")
+        for record in _readable(VolumeRecord.from_json, [kv]):
+            volumes.setdefault(project, {})[name] = record.node
+    unplaced = {keys.tail(kv.key, keys.UNPLACED): (why.reason, kv.mod_revision)
+                for kv in unplaced_kv for why in _readable(Unplaced.from_json, [kv])}
     return Snapshot(
         revision=result.revision,
         nodes=_readable(NodeRecord.from_json, nodes_kv),
         up={keys.tail(kv.key, keys.ALIVE) for kv in alive_kv},
         stacks=_readable(StackRecord.from_json, stacks_kv),
-        assigned=assigned)
+        assigned=assigned, volumes=volumes, unplaced=unplaced)
 
 
 def _readable(parse: Callable[[str, bytes], R], kvs: list[KV]) -> list[R]:
@@ -160,14 +202,15 @@ async def place_all(store: Store, term: int, snap: Snapshot | None = None) -> Pa
         snap = await snapshot(store)
     # The watch updates `snap` while this pass awaits its writes: plan and compare
     # against one copy, taken before the first await.
-    snap = Snapshot(snap.revision, list(snap.nodes), set(snap.up), list(snap.stacks),
-                    {p: dict(slots) for p, slots in snap.assigned.items()})
+    snap = snap.copy()
     stats = PassStats(revision=snap.revision)
     current = {p: {slot: a.node for slot, (a, _) in slots.items()}
                for p, slots in snap.assigned.items()}
-    changes, stats.unschedulable = assign.plan_all(snap.stacks, snap.usable(), current)
+    changes, stats.unschedulable = assign.plan_all(snap.stacks, snap.usable(), current,
+                                                   snap.volumes)
     for project, why in sorted(stats.unschedulable.items()):
         log.warning("cluster: stack %s cannot be placed: %s", project, why)
+    await _say_unplaced(store, term, snap.unplaced, stats)
     for project, change in sorted(changes.items()):
         await _write(store, term, project, change, snap.assigned.get(project, {}), stats)
     # Assignments of a stack that was removed.
@@ -177,6 +220,30 @@ async def place_all(store: Store, term: int, snap: Snapshot | None = None) -> Pa
             await _write(store, term, project, assign.Change({}, tuple(sorted(slots))),
                          slots, stats)
     return stats
+
+
+async def _say_unplaced(store: Store, term: int, recorded: Mapping[str, tuple[str, int]],
+                        stats: PassStats) -> None:
+    """`unplaced/<project>` holds why a stack cannot be placed while that lasts, so
+    the user sees it (GET /v1/cluster, `node ls`), not only the leader's log."""
+    writes: list[tuple[Compare | None, Put | Delete]] = []
+    for project, why in sorted(stats.unschedulable.items()):
+        if recorded.get(project, ("", 0))[0] != why:
+            writes.append((None, Put(keys.unplaced(project), Unplaced(why, term).to_json())))
+    for project, (_, rev) in sorted(recorded.items()):
+        if project not in stats.unschedulable:
+            key = keys.UNPLACED + project
+            writes.append((Compare(key, "MOD", "EQUAL", rev), Delete(key)))
+    for compare, op in writes:  # one each: a stale one must not hold back the others
+        result = await store.txn([Compare(keys.LEADER, "CREATE", "EQUAL", term),
+                                  *([compare] if compare else [])], [op], [Get(keys.LEADER)])
+        stats.txns += 1
+        if result.succeeded:
+            stats.written = result.revision
+            continue
+        leader = result.reads[0][0] if result.reads and result.reads[0] else None
+        if leader is None or leader.create_revision != term:
+            raise LeadershipLostError(f"leadership of term {term} ended")
 
 
 # etcd refuses a transaction of more than --max-txn-ops (default 128) compares or
@@ -190,6 +257,10 @@ async def _write(store: Store, term: int, project: str, change: assign.Change,
     conditioned on its own revision and every transaction on the term, so a stack
     split over several stays correct: a chunk that did not land is the next pass's."""
     writes: list[tuple[Compare, Put | Delete]] = []
+    for name, node in sorted(change.volumes.items()):
+        # Create-only: a volume's node, once recorded, is changed by no pass.
+        key = keys.volume(project, name)
+        writes.append((Compare(key, "CREATE", "EQUAL", 0), Put(key, VolumeRecord(node).to_json())))
     for slot, node in sorted(change.put.items()):
         key = keys.assignment(project, slot)
         rev = current[slot][1] if slot in current else 0

@@ -19,6 +19,7 @@ from stackd.scheduler import Resources, ServiceNode, Slot, Strategy, slots
 from stackd.scheduler.placement import STRATEGIES
 
 Availability = Literal["active", "drain"]
+_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 class StoreRecordError(StackdError):
@@ -100,6 +101,9 @@ class ServiceRecord:
     needs: Resources = field(default_factory=Resources)
     constraints: tuple[str, ...] = ()
     max_per_node: int | None = None
+    # The stack's named volumes it mounts that hold data on one node (not declared
+    # shared): its slots run where those volumes are (assign.py).
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +119,12 @@ class StackRecord:
 
     @classmethod
     def of(cls, project: str, services: list[ServiceNode],
-           strategy: Strategy = "spread", stack: str = "") -> StackRecord:
+           strategy: Strategy = "spread", stack: str = "",
+           volumes: Mapping[str, tuple[str, ...]] | None = None) -> StackRecord:
+        """`volumes`: service → the node-local named volumes it mounts."""
         return cls(project, tuple(
-            ServiceRecord(s.name, s.replicas, s.needs, s.constraints, s.max_per_node)
+            ServiceRecord(s.name, s.replicas, s.needs, s.constraints, s.max_per_node,
+                          tuple(sorted((volumes or {}).get(s.name, ()))))
             for s in sorted(services, key=lambda s: s.name)), strategy, stack)
 
     def slots(self) -> list[Slot]:
@@ -130,7 +137,8 @@ class StackRecord:
             "project": self.project, "strategy": self.strategy, "services": [
                 {"name": s.name, "replicas": s.replicas, "cpus": s.needs.cpus,
                  "memory": s.needs.memory, "pids": s.needs.pids,
-                 "constraints": list(s.constraints), "max_per_node": s.max_per_node}
+                 "constraints": list(s.constraints), "max_per_node": s.max_per_node,
+                 **({"volumes": list(s.volumes)} if s.volumes else {})}
                 for s in self.services]}
         if self.stack:
             data["stack"] = self.stack
@@ -149,15 +157,51 @@ class StackRecord:
             constraints = _typed(key, raw, "constraints", list, [])
             if not all(isinstance(c, str) for c in constraints):
                 raise _bad(key, "constraints must be strings")
+            volumes = _typed(key, raw, "volumes", list, [])
+            if not all(isinstance(v, str) and _VOLUME.fullmatch(v) for v in volumes):
+                raise _bad(key, "volumes must be volume names")
             services.append(ServiceRecord(
                 name=_typed(key, raw, "name", str), replicas=_typed(key, raw, "replicas", int),
                 needs=Resources(cpus=_typed(key, raw, "cpus", (int, float, type(None)), None),
                                 memory=_typed(key, raw, "memory", (int, type(None)), None),
                                 pids=_typed(key, raw, "pids", (int, type(None)), None)),
                 constraints=tuple(constraints),
-                max_per_node=_typed(key, raw, "max_per_node", (int, type(None)), None)))
+                max_per_node=_typed(key, raw, "max_per_node", (int, type(None)), None),
+                volumes=tuple(volumes)))
         return cls(_typed(key, d, "project", str), tuple(services), strategy,
                    _typed(key, d, "stack", str, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRecord:
+    """The node a named volume's data lives on, chosen by the first placement of a
+    service mounting it; every later placement keeps that service there."""
+
+    node: str
+
+    def to_json(self) -> bytes:
+        return _dump({"node": self.node})
+
+    @classmethod
+    def from_json(cls, key: str, value: bytes) -> VolumeRecord:
+        return cls(_typed(key, _load(key, value), "node", str))
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaced:
+    """Why the leader could not place a stack (written by the leader, removed once it
+    places it): what `GET /v1/cluster` and `node ls` tell the user."""
+
+    reason: str
+    term: int
+
+    def to_json(self) -> bytes:
+        return _dump({"reason": self.reason, "term": self.term})
+
+    @classmethod
+    def from_json(cls, key: str, value: bytes) -> Unplaced:
+        d = _load(key, value)
+        return cls(_typed(key, d, "reason", str), _typed(key, d, "term", int))
 
 
 @dataclass(frozen=True, slots=True)

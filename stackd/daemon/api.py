@@ -145,8 +145,9 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
     async def plan(request: ApplyRequest) -> dict[str, Any]:
         """What an apply would do now, changing nothing; and how the files on disk
         differ from the applied revision ({"number", "changes"}; null if none)."""
-        project, actions, revision = await engine.plan(request)
-        return {"project": project, "actions": actions, "revision": revision}
+        project, actions, revision, cluster = await engine.plan_with_notes(request)
+        return {"project": project, "actions": actions, "revision": revision,
+                **({"cluster": cluster} if cluster else {})}
 
     @app.post("/v1/stacks/{project}/rollback", responses={200: {"content": {wire.NDJSON: {}}}})
     async def rollback(project: ProjectName,
@@ -291,8 +292,8 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
 
     @app.get("/v1/cluster")
     async def cluster_status() -> dict[str, Any]:
-        return membership.status() if membership else {"config": None, "lease": 0,
-                                                        "assigned": {}}
+        return await membership.status() if membership else {"config": None, "lease": 0,
+                                                              "assigned": {}}
 
     @app.get("/v1/events", responses={200: {"content": {wire.NDJSON: {}}}})
     async def events(since: Annotated[int | None, Query(ge=0)] = None,

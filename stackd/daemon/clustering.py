@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd.cluster import config as cluster_config
-from stackd.errors import AlreadyExistsError, StackdError, UnavailableError
+from stackd.errors import AlreadyExistsError, ConflictError, StackdError, UnavailableError
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
@@ -29,9 +29,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+class ClusterStackVerbError(ConflictError):
+    """A verb that acts on one node's containers, asked of a stack the cluster runs."""
+
+
 # Seconds between joins when the store cannot be reached at start (or this node's
 # previous lease has not expired yet, after a quick restart).
 REJOIN = 1.0
+# How long `up` on a member waits for the leader to place its stack or say why not,
+# and after how long a reason already recorded is taken as the leader's answer.
+VERDICT = 2.0
+STALE = 0.5
 
 
 class Membership:
@@ -50,6 +58,9 @@ class Membership:
         self._store: Store | None = None
         self._wake = trio.Event()
         self._followed: set[str] = set()  # projects converged at the last change
+        # project → (the stack JSON last published here, its slot names, the revision
+        # of the record it replaced): what `_verdict` waits on.
+        self._published: dict[str, tuple[str, set[str], int]] = {}
         # Whether the agent has read this node's assignments since the daemon started:
         # until then a member knows nothing of what it should run, and touches nothing.
         self._seen = False
@@ -71,6 +82,10 @@ class Membership:
         self._engine = engine
         self._world = world
         engine.publish = self._publish
+        engine.verdict = self._verdict
+        engine.unpublish = self._unpublish
+        engine.refuse_verb = self._refuse_verb
+        engine.placement_notes = self._placement_notes
         if hasattr(world, "slots_of"):
             world.slots_of = self.slots_of
 
@@ -99,21 +114,133 @@ class Membership:
             return
         from stackd.cluster import keys
         from stackd.cluster.records import StackRecord
-        from stackd.cluster.store import StoreUnavailableError
+        from stackd.cluster.store import Compare, Delete, Put
         from stackd.daemon.revision import stack_from_json
-        from stackd.scheduler.from_stack import from_stack
+        from stackd.scheduler.from_stack import from_stack, node_local_volumes
 
+        store = self._connected()
+        stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
+        record = StackRecord.of(project, from_stack(stack), stack=stack_json,
+                                volumes=node_local_volumes(stack))
+        key = keys.stack(project)
+        while True:  # another `up` of the same project racing: the last one wins
+            kv = await store.get(key)
+            # A `down -v`'s note goes with it: the stack is back, its volumes are not
+            # to be removed by a node that returns later.
+            result = await store.txn(
+                [Compare(key, "MOD", "EQUAL", kv.mod_revision) if kv
+                 else Compare(key, "CREATE", "EQUAL", 0)],
+                [Put(key, record.to_json()), Delete(keys.removed(project))])
+            if result.succeeded:
+                self._published[project] = (stack_json, {str(s) for s in record.slots()},
+                                            kv.mod_revision if kv else 0)
+                return
+
+    async def _verdict(self, project: str, stack_json: str) -> str:
+        """After `up` published `stack_json`: wait (at most VERDICT) until every slot is
+        assigned, or the leader says why it cannot place the stack — a reason written
+        since the publish, or one still there after STALE (the leader rewrites a
+        reason only when it changes). "" when placed, or when no answer came."""
+        from stackd.cluster import keys
+        from stackd.cluster.records import StoreRecordError, Unplaced
+        from stackd.cluster.store import Get
+
+        published, slots, before = self._published.pop(project, ("", set(), 0))
+        if self.config is None or published != stack_json:
+            return ""
+        start = trio.current_time()
+        with trio.move_on_after(VERDICT):
+            while True:
+                try:
+                    result = await self._connected().txn([], [
+                        Get(keys.unplaced(project)),
+                        Get(keys.assignments(project), prefix=True)])
+                except StackdError:
+                    return ""  # published; only the verdict is unknown
+                why, assigned = result.reads
+                names = {keys.tail(kv.key, keys.assignments(project)) for kv in assigned}
+                if why and (why[0].mod_revision > before
+                            or trio.current_time() - start > STALE):
+                    try:
+                        return Unplaced.from_json(why[0].key, why[0].value).reason
+                    except StoreRecordError as e:
+                        return e.message
+                if not why and names == slots:
+                    return ""
+                await trio.sleep(0.1)
+        return ""
+
+    def _connected(self) -> Store:
+        from stackd.cluster.store import StoreUnavailableError
+
+        assert self.config is not None
         if self._store is None:
             raise StoreUnavailableError(
                 f"node {self.config.name!r} is not connected to its cluster's etcd yet",
                 hint="`stackd node inspect` shows the node; try again when it is up")
+        return self._store
+
+    async def _unpublish(self, project: str, volumes: bool) -> bool:
+        """`down` on a member: the stack's record, assignments and unplaced note go in
+        one transaction (every node's agent then removes its slots and the stack);
+        with -v its volumes' node records too. Whether the cluster had the stack."""
+        if self.config is None:
+            return False
+        from stackd.cluster import keys
+        from stackd.cluster.store import Delete, Get, Put
+
+        ops: list[Get | Delete | Put] = [
+            Get(keys.stack(project)), Delete(keys.stack(project)),
+            Delete(keys.assignments(project), prefix=True), Delete(keys.unplaced(project))]
+        if volumes:  # each node removes its own copy: the note tells them
+            ops += [Delete(keys.volumes(project), prefix=True),
+                    Put(keys.removed(project), b'{"volumes":true}')]
+        result = await self._connected().txn([], ops)
+        return bool(result.reads and result.reads[0])
+
+    def _refuse_verb(self, verb: str, project: str) -> None:
+        """Lifecycle verbs act on one node's containers; a member's stacks run on the
+        cluster, where the next reconcile would undo them. Refused, saying what does
+        the same cluster-wide (docs/cluster.md)."""
+        if self.config is None:
+            return
+        raise ClusterStackVerbError(
+            f"`stackd {verb}` is not available for {project!r}: this daemon is node "
+            f"{self.config.name!r} of a cluster, and its stacks run on the cluster's nodes",
+            hint="cluster-wide: `stackd scale SERVICE=0` (and back) stops and starts a "
+                 "service, `stackd down` removes the stack, `stackd up` applies it again")
+
+    async def _placement_notes(self, project: str, stack_json: str) -> list[str]:
+        """What `plan` says on a member: each service pinned to its volumes' node (or
+        to be pinned by the first placement), and why the stack is not placed."""
+        if self.config is None:
+            return []
+        from stackd.cluster import assign, keys
+        from stackd.cluster.records import StackRecord, Unplaced, VolumeRecord
+        from stackd.cluster.store import Get
+        from stackd.daemon.revision import stack_from_json
+        from stackd.scheduler.from_stack import from_stack, node_local_volumes
+
         stack = await trio.to_thread.run_sync(stack_from_json, stack_json)
-        record = StackRecord.of(project, from_stack(stack), stack=stack_json).to_json()
-        key = keys.stack(project)
-        while True:  # another `up` of the same project racing: the last one wins
-            kv = await self._store.get(key)
-            if await self._store.put_if(key, record, kv.mod_revision if kv else 0):
-                return
+        record = StackRecord.of(project, from_stack(stack),
+                                volumes=node_local_volumes(stack))
+        try:
+            result = await self._connected().txn([], [Get(keys.volumes(project), prefix=True),
+                                                      Get(keys.unplaced(project))])
+        except StackdError as e:  # the local plan still stands; say what is unknown
+            return [f"where its services are pinned is unknown: {e.message}"]
+        vols, why = result.reads
+        recorded = {keys.tail(kv.key, keys.volumes(project)):
+                    VolumeRecord.from_json(kv.key, kv.value).node for kv in vols}
+        pins = assign.pins_of(record, recorded)
+        notes = [f"{svc} pinned to node {node} by volume {vol}" for svc, node, vol in pins]
+        pinned = {svc for svc, _, _ in pins}
+        notes += [f"{s.name} will be pinned to the node its first placement chooses, by "
+                  f"volume {s.volumes[0]}" for s in record.services
+                  if s.volumes and s.name not in pinned]
+        if why:
+            notes.append("not placed: " + Unplaced.from_json(why[0].key, why[0].value).reason)
+        return notes
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -259,14 +386,39 @@ class Membership:
         for project in sorted(held | self._followed):
             self._engine.controller.enqueue(project)
         self._followed = held
-        # ... then each held stack recorded here as the cluster has it (adopt enqueues).
+        # ... then each held stack recorded here as the cluster has it (adopt enqueues),
+        # except one an `up` here is recording right now (a second revision otherwise).
+        busy = False
         for project in sorted(held):
+            if project in self._engine.publishing:
+                busy = True
+                continue
             kv = await store.get(keys.stack(project))
             if kv is None:
                 continue
             record = StackRecord.from_json(kv.key, kv.value)
+            if project in self._engine.publishing:  # began while the store answered
+                busy = True
+                continue
             if record.stack and self._engine.stack_of(project) != record.stack:
                 await self._engine.adopt(project, record.stack)
+        # A stack kept here that the cluster no longer has (`down` on some node, maybe
+        # while this one was away) is removed here too: networks and all, volumes kept.
+        for project in self._engine.store.projects():
+            desired = self._engine.store.get(project)
+            if project in held or desired is None or desired.phase == "removing":
+                continue
+            if await store.get(keys.stack(project)) is None:
+                from stackd.daemon.models import RemoveOptions
+
+                volumes = await store.get(keys.removed(project)) is not None
+                log.info("cluster: %s is no longer a cluster stack: removing it here%s",
+                         project, " with its volumes" if volumes else "")
+                await self._engine.submit_removal(project, RemoveOptions(volumes=volumes),
+                                                  local=True)
+        if busy:  # look again once that `up` has recorded its revision
+            await trio.sleep(0.2)
+            self._wake.set()
 
     async def _rejoin(self, config: cluster_config.ClusterConfig) -> None:
         while True:
@@ -345,9 +497,34 @@ class Membership:
 
         write_private(self.roots.run / "cluster.lease", f"{self.lease}\n".encode())
 
-    def status(self) -> dict[str, Any]:
+    async def status(self) -> dict[str, Any]:
+        """GET /v1/cluster: this node's membership and assignments, and the stacks the
+        leader cannot place and why (read from etcd; null when it does not answer)."""
         return {"config": self.config.to_json() if self.config else None, "lease": self.lease,
-                "assigned": self.assigned, "listening": self.listening, "slots": self.slots}
+                "assigned": self.assigned, "listening": self.listening, "slots": self.slots,
+                "unplaced": await self._unplaced()}
+
+    async def _unplaced(self) -> dict[str, str] | None:
+        if self.config is None:
+            return {}
+        if self._store is None:
+            return None
+        from stackd.cluster import keys
+        from stackd.cluster.records import StoreRecordError, Unplaced
+
+        out = {}
+        try:
+            with trio.fail_after(2):
+                kvs, _ = await self._store.range(keys.UNPLACED)
+        except (StackdError, trio.TooSlowError):
+            return None
+        for kv in kvs:
+            try:
+                why = Unplaced.from_json(kv.key, kv.value).reason
+            except StoreRecordError as e:
+                why = e.message
+            out[keys.tail(kv.key, keys.UNPLACED)] = why
+        return out
 
 
 def _check_bind(listen: str) -> None:

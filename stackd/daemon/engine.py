@@ -115,6 +115,20 @@ class Engine:
         # (project, its resolved JSON) before recording it here; an error (etcd
         # unreachable) fails the `up` with nothing recorded.
         self.publish: Callable[[str, str], Awaitable[None]] | None = None
+        # ... then, once recorded here, why the cluster's leader cannot place it ("").
+        self.verdict: Callable[[str, str], Awaitable[str]] | None = None
+        # Projects between publishing and recording their revision here: the agent
+        # must not adopt their stack meanwhile (it would record a second revision).
+        self.publishing: set[str] = set()
+        # project → (generation, why the cluster cannot place it): said in that
+        # generation's `done` (the leader's verdict comes back to the `up`).
+        self._unplaced: dict[str, tuple[int, str]] = {}
+        # ... `down` deletes it from the cluster (project, whether -v; → whether the
+        # cluster had it), lifecycle verbs are refused on a cluster stack (raises), and
+        # `plan` says where the cluster pins its services (project, stack → lines).
+        self.unpublish: Callable[[str, bool], Awaitable[bool]] | None = None
+        self.refuse_verb: Callable[[str, str], None] | None = None
+        self.placement_notes: Callable[[str, str], Awaitable[list[str]]] | None = None
         # project → the generation whose rolling update has batches left: a waiter on
         # it waits for the last batch, not the first pass.
         self._updating: dict[str, int] = {}
@@ -346,7 +360,8 @@ class Engine:
         return await self._rollback_revision(desired, why, None)
 
     async def _rollback_revision(self, desired: DesiredStack, why: str,
-                                 service: str | None) -> int | None:
+                                 service: str | None, *, publish: bool = False
+                                 ) -> int | None:
         """Record the revision before `desired`'s (for `service` only: the current stack
         with that one service as it was) as a new revision of cause `rollback`, and
         enqueue it — Kubernetes' rollback, "apply revision N-1", not special code."""
@@ -373,12 +388,20 @@ class Engine:
         request = ApplyRequest.model_validate({"source": json.loads(previous.source),
                                                "options": json.loads(previous.options)})
         request = request.model_copy(update={"options": steady(request.options)})
-        async with self._revision_lock:
-            gen = self.store.put(project, request, NewRevision(
-                cause="rollback", options=request.options.model_dump_json(),
-                source=previous.source, stack=stack, files=files))
-            for ref, digest in sorted(images.items()):
-                self.revisions.pin(project, gen, ref, digest)
+        if publish and self.publish is not None:
+            self.publishing.add(project)
+        try:
+            if publish and self.publish is not None:
+                await self.publish(project, stack)  # every node adopts it (cluster mode)
+            async with self._revision_lock:
+                gen = self.store.put(project, request, NewRevision(
+                    cause="rollback", options=request.options.model_dump_json(),
+                    source=previous.source, stack=stack, files=files))
+                for ref, digest in sorted(images.items()):
+                    self.revisions.pin(project, gen, ref, digest)
+        finally:
+            if publish:
+                self.publishing.discard(project)
         what = f"service {service} of " if service else ""
         message = (f"{what}revision {desired.generation} rolled back to revision "
                    f"{previous.number} (now revision {gen}): {why}")
@@ -393,7 +416,8 @@ class Engine:
         if desired is None or desired.phase == "removing":
             raise NotFoundError(f"the daemon keeps no stack named {project!r}",
                                 hint="`stackd up` applies one")
-        gen = await self._rollback_revision(desired, "asked by `stackd rollback`", service)
+        gen = await self._rollback_revision(desired, "asked by `stackd rollback`", service,
+                                            publish=True)
         if gen is None:
             raise NotFoundError(f"{project} has no earlier applied revision to roll back to",
                                 hint="`stackd history` lists the kept revisions")
@@ -496,15 +520,39 @@ class Engine:
         stack = await self.world.load(request.source)
         project = stack.project
         captured = stack.captured
+        stack_text = captured.stack
+        unplaced = ""
         if self.publish is not None:
-            await self.publish(project, captured.stack)
-        async with self._revision_lock:
-            await trio.to_thread.run_sync(self._put_blobs, captured.contents)
-            gen = self.store.put(project, request, NewRevision(
-                cause=cause, options=request.options.model_dump_json(),
-                source=without_environ(request).source.model_dump_json(),
-                stack=captured.stack, files=captured.files), also)
-            await trio.to_thread.run_sync(self.blobs.collect, self.revisions.referenced_blobs())
+            self.publishing.add(project)
+            # The cluster's agents run the published stack with no options of their
+            # own: `scale`'s replicas travel in it (and are recorded so here, so this
+            # node adopts no second revision).
+            if request.options.scale:
+                from stackd.daemon.revision import with_scale
+
+                stack_text = with_scale(stack_text, request.options.scale)
+            try:
+                await self.publish(project, stack_text)
+            except BaseException:
+                self.publishing.discard(project)
+                raise
+        try:
+            async with self._revision_lock:
+                await trio.to_thread.run_sync(self._put_blobs, captured.contents)
+                gen = self.store.put(project, request, NewRevision(
+                    cause=cause, options=request.options.model_dump_json(),
+                    source=without_environ(request).source.model_dump_json(),
+                    stack=stack_text, files=captured.files), also)
+                await trio.to_thread.run_sync(self.blobs.collect,
+                                              self.revisions.referenced_blobs())
+        finally:
+            self.publishing.discard(project)
+        if self.verdict is not None:
+            unplaced = await self.verdict(project, stack_text)
+        if unplaced:
+            self._unplaced[project] = (gen, unplaced)
+        else:
+            self._unplaced.pop(project, None)
         # `up` clears its services' holds and starts their stopped containers;
         # `create` holds the ones it makes, so they stay created (reconciler/asks.py).
         verb: Verb = "create" if request.options.no_start else "up"
@@ -537,9 +585,16 @@ class Engine:
         self.controller.enqueue(project)
         return gen
 
-    async def submit_removal(self, project: str, options: RemoveOptions) -> int:
+    async def submit_removal(self, project: str, options: RemoveOptions, *,
+                             local: bool = False) -> int:
+        """`down`. On a cluster member it first deletes the stack from the cluster
+        (every node removes its slots), unless `local` (the agent removing here a stack
+        the cluster no longer has)."""
+        published = False
+        if self.unpublish is not None and not local:
+            published = await self.unpublish(project, options.volumes)
         known = self.store.get(project) is not None
-        if not known and project not in await self.world.projects():
+        if not known and not published and project not in await self.world.projects():
             raise NotFoundError(f"no stack named {project!r} is running",
                                 hint="see `stackd ls` for the stacks this daemon keeps")
         gen = self.store.mark_removing(project, options, None)
@@ -591,6 +646,8 @@ class Engine:
         """`start`, `stop`, `restart`, `kill`, `rm`: a request to the stack's controller,
         carried out by its reconcile (the stack's one writer). Raises at once when
         there is no such stack; `lifecycle_events` streams what follows."""
+        if self.refuse_verb is not None:
+            self.refuse_verb(ask.verb, project)
         desired = self.store.get(project)
         if desired is None:
             raise NotFoundError(f"the daemon keeps no stack named {project!r}",
@@ -634,9 +691,14 @@ class Engine:
         (docs/daemon.md, trio's rules)."""
         async def outcome() -> dict[str, object]:
             o = await self.wait_generation(project, generation, after_epoch=after_epoch)
-            return {"project": project, "generation": generation, "result": o.status,
-                    "error": o.error, "error_type": o.error_type,
-                    "revision_outcome": self.revision_outcome(project, generation)}
+            done: dict[str, object] = {
+                "project": project, "generation": generation, "result": o.status,
+                "error": o.error, "error_type": o.error_type,
+                "revision_outcome": self.revision_outcome(project, generation)}
+            gen, why = self._unplaced.get(project, (0, ""))
+            if why and gen == generation:
+                done["unplaced"] = why  # cluster mode: the leader could not place it
+            return done
 
         async with self._events_until(project, outcome) as items:
             async for item in items:
@@ -690,9 +752,24 @@ class Engine:
                    ) -> tuple[str, list[dict[str, object]], dict[str, object] | None]:
         """What `up` would do now (against the host), and how the files on disk differ
         from the applied revision: {"number", "changes": [line, …]}, None if none."""
+        project, actions, revision, _ = await self.plan_with_notes(request)
+        return project, actions, revision
+
+    async def plan_with_notes(self, request: ApplyRequest
+                              ) -> tuple[str, list[dict[str, object]],
+                                         dict[str, object] | None, list[str]]:
+        """`plan`, and on a cluster member what the cluster says of the stack's
+        placement (services pinned by their volumes, why it is not placed)."""
+        stack = await self.world.load(request.source)
+        notes = []
+        if self.placement_notes is not None:
+            notes = await self.placement_notes(stack.project, stack.captured.stack)
+        return (*await self._plan(stack, request), notes)
+
+    async def _plan(self, stack: Any, request: ApplyRequest
+                    ) -> tuple[str, list[dict[str, object]], dict[str, object] | None]:
         from stackd.daemon.revision import changed_files
 
-        stack = await self.world.load(request.source)
         actions = await self.world.plan(stack, request.options)
         desired = self.store.get(stack.project)
         applied = (self._applied_revision(stack.project, desired.generation + 1)

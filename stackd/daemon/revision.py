@@ -36,6 +36,19 @@ def stack_json(stack: Stack) -> str:
     return json.dumps(stack.to_compose(), sort_keys=True, separators=(",", ":"))
 
 
+def with_scale(text: str, scale: Mapping[str, int]) -> str:
+    """The resolved stack JSON with `--scale`'s replicas written into it (cluster mode:
+    the published stack is all an agent runs)."""
+    data = json.loads(text)
+    for name, replicas in scale.items():
+        svc = data.get("services", {}).get(name)
+        if isinstance(svc, dict):
+            svc.pop("scale", None)
+            deploy = svc.setdefault("deploy", {})
+            deploy["replicas"] = replicas
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
 def stack_from_json(text: str) -> Stack:
     return Stack.model_validate(json.loads(text))
 

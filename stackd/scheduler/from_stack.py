@@ -12,6 +12,7 @@ Resources: `deploy.resources.reservations` and `.limits`; the service-level
 
 from __future__ import annotations
 
+from stackd.errors import SpecError
 from stackd.scheduler.services import (
     Condition,
     Dependency,
@@ -19,7 +20,7 @@ from stackd.scheduler.services import (
     Resources,
     ServiceNode,
 )
-from stackd.spec.model import ResourceSpec, Service, Stack
+from stackd.spec.model import ResourceSpec, Service, Stack, Volume
 
 _SERVICE_PREFIX = "service:"
 
@@ -81,3 +82,31 @@ def _dependencies(stack: Stack, name: str, svc: Service) -> list[Dependency]:
         deps.append(Dependency(source.split(":", 1)[0], DependencyKind.VOLUMES_FROM,
                                location=stack.location_of((*here, "volumes_from", i))))
     return deps
+
+
+def node_local_volumes(stack: Stack) -> dict[str, tuple[str, ...]]:
+    """service → the stack's named volumes it mounts whose data lives on one node (in a
+    cluster, it runs where they are). A volume is shared — on storage every node
+    reaches, so it pins nothing — when declared so: `x-stackd: {shared: true}` on the
+    top-level volume. Anonymous volumes are per container and pin nothing either."""
+    shared = {name for name, vol in stack.volumes.items() if _shared(stack, name, vol)}
+    out: dict[str, tuple[str, ...]] = {}
+    for name, svc in sorted(stack.services.items()):
+        local = sorted({m.source for m in svc.volumes if m.type == "volume" and m.source
+                        and m.source in stack.volumes and m.source not in shared})
+        if local:
+            out[name] = tuple(local)
+    return out
+
+
+def _shared(stack: Stack, name: str, volume: Volume) -> bool:
+    ext = volume.extensions.get("x-stackd")
+    if ext is None:
+        return False
+    shared = ext.get("shared", False) if isinstance(ext, dict) else None
+    if not isinstance(shared, bool):
+        raise SpecError(f"volume {name!r}: x-stackd must be a mapping like "
+                        "{shared: true}", location=stack.location_of(("volumes", name)),
+                        hint="`shared: true` says every node reaches the volume's storage "
+                             "(its services are not pinned to one node)")
+    return shared

@@ -330,3 +330,49 @@ async def test_a_pass_from_a_stale_view_overwrites_nothing(etcd1: EtcdCluster) -
         assert stats.conflicts == 0
         assert {k: v[0] for k, v in (await assignments(s, "shop")).items()} == \
             {"web-1": "n0", "web-2": "n0"}
+
+
+async def test_a_pinned_service_stays_with_its_volume_and_the_leader_says_why(
+        etcd1: EtcdCluster) -> None:
+    """The leader records the volume's node with the first placement; when that node
+    dies its pinned slot stays there (the rest moves) and `unplaced/` says why; a stack
+    no node can hold is unplaced too, and both records go when that no longer holds."""
+    from stackd.cluster.records import Unplaced, VolumeRecord
+
+    stack = StackRecord("shop", (ServiceRecord("db", 1, volumes=("data",)),
+                                 ServiceRecord("web", 4, Resources(cpus=0.5))))
+    async with Store(etcd1.endpoints, prefix="/c/") as admin, trio.open_nursery() as n:
+        members = [Node(etcd1.endpoints, f"n{i}") for i in range(2)]
+        for m in members:
+            await n.start(m.run)
+        await admin.put(keys.stack("shop"), stack.to_json())
+        placed = await wait_for(admin, "shop", lambda a: len(a) == 5)
+        kv = await admin.get(keys.volume("shop", "data"))
+        assert kv is not None
+        held = VolumeRecord.from_json(kv.key, kv.value).node
+        assert placed["db-1"][0] == held
+
+        async def unplaced(project: str) -> str | None:
+            kv = await admin.get(keys.unplaced(project))
+            return Unplaced.from_json(kv.key, kv.value).reason if kv else None
+
+        await admin.put(keys.stack("big"), web("big", replicas=1, cpus=64).to_json())
+        with trio.fail_after(10):
+            while not await unplaced("big"):
+                await trio.sleep(0.05)
+        assert "64 CPUs" in (await unplaced("big") or "")
+        await admin.delete(keys.stack("big"))
+
+        victim = next(m for m in members if m.name == held)
+        victim.kill()
+        moved = await wait_for(admin, "shop", lambda a: sum(
+            node == held for node, _, _ in a.values()) == 1, timeout=TTL + BOUND)
+        assert moved["db-1"] == placed["db-1"]  # the same write: it did not move
+        with trio.fail_after(5):
+            while not await unplaced("shop"):
+                await trio.sleep(0.05)
+        assert f"pinned to node '{held}' by volume 'data'" in (await unplaced("shop") or "")
+        assert await unplaced("big") is None
+        n.cancel_scope.cancel()
+    for m in members:
+        await m.store.aclose()

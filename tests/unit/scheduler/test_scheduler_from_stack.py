@@ -140,3 +140,22 @@ services:
         ("pid", "compose.yaml:10:5"),
         ("volumes_from", "compose.yaml:8:20"),
     ]
+
+
+def test_node_local_volumes_are_named_unshared_volumes_only() -> None:
+    from stackd.errors import SpecError
+    from stackd.scheduler.from_stack import node_local_volumes
+
+    text = """
+name: shop
+services:
+  db: {image: db, volumes: [data:/var/lib/db, media:/media, /anon, /srv:/srv]}
+  web: {image: web, volumes: [media:/media]}
+volumes:
+  data: {}
+  media: {x-stackd: {shared: true}}
+"""
+    assert node_local_volumes(load_text(text)) == {"db": ("data",)}
+    bad = text.replace("{shared: true}", "yes")
+    with pytest.raises(SpecError, match="x-stackd"):
+        node_local_volumes(load_text(bad))
