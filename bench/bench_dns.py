@@ -38,7 +38,8 @@ def query(qid: int, name: str = "api") -> bytes:
 def load(port: int, seconds: float, window: int, nsock: int,
          host: str = HOST) -> tuple[int, list[float], int]:
     """(answered, latencies in s, answers with 3 records) for `seconds` of load."""
-    packets = [query(i) for i in range(65536)]
+    tail = bytes(query(0))[2:]  # every ID's packet, made in ~10 ms, not by dnslib 65,536 times
+    packets = [i.to_bytes(2, "big") + tail for i in range(65536)]
     socks = []
     for _ in range(nsock):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
