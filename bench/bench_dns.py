@@ -143,7 +143,11 @@ def _wait_answers(port: int, host: str = HOST, seconds: float = 10.0) -> bool:
     """The server answers `api` with its three records (or the time is up)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        n, _, full = load(port, 0.1, 1, 1, host)
+        try:
+            n, _, full = load(port, 0.1, 1, 1, host)
+        except ConnectionRefusedError:  # not listening yet
+            time.sleep(0.05)
+            continue
         if n and full == n:
             return True
     return False

@@ -205,16 +205,22 @@ def measure(seconds: float, rounds: int) -> list[Row]:
     direct = Peer("direct to container", "ok", max(bps["direct"]) * 8 / 1e9)
     direct_p99 = Peer("direct to container", "ok", statistics.median(rtts["direct"]))
     rows = []
+    # Judged: the paths from the host, like direct. From another host the packets also
+    # cross that host's veth and are routed, a hop direct-from-the-host lacks (and
+    # another host may not reach a container's address directly: isolation).
+    judged = PATHS[:2]
     for name in PATHS:
         gbit = max(bps[name]) * 8 / 1e9
         rows.append(Row("ports", f"TCP throughput, {name}", gbit, unit="Gbit/s", peer=direct,
-                        goal=">= 0.95x direct", met=gbit >= 0.95 * (direct.value or 0),
+                        goal=">= 0.95x direct" if name in judged else "",
+                        met=gbit >= 0.95 * (direct.value or 0) if name in judged else None,
                         samples=rounds))
     for name in PATHS:
         ours = statistics.median(rtts[name])
         rows.append(Row("ports", f"p99 round trip, {name}", ours, peer=direct_p99,
-                        goal="no added p99 (<= 1.1x)",
-                        met=ours <= 1.1 * (direct_p99.value or 0), samples=rounds))
+                        goal="no added p99 (<= 1.1x)" if name in judged else "",
+                        met=ours <= 1.1 * (direct_p99.value or 0) if name in judged else None,
+                        samples=rounds))
     return rows
 
 
