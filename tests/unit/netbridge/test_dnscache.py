@@ -126,3 +126,14 @@ async def test_answers_over_udp_follow_readiness(nursery: trio.Nursery) -> None:
         assert firsts == ["10.0.0.9", "10.0.0.10", "10.0.0.9", "10.0.0.10"]
         res.set_ready("db-1", False)
         assert await ask(5) == ["10.0.0.10"]
+
+
+def test_aaaa_queries_do_not_turn_the_replicas() -> None:
+    """libc asks A and AAAA together: if AAAA advanced the turn too, with two replicas
+    every A answer would put the same one first."""
+    res = resolver()
+    firsts = []
+    for i in range(4):
+        firsts.append(ips(res.answer(query("web", 2 * i), ME))[0])
+        assert ips(res.answer(query("web", 2 * i + 1, "AAAA"), ME)) == []
+    assert firsts == ["10.0.0.2", "10.0.0.3", "10.0.0.2", "10.0.0.3"]
