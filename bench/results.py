@@ -47,7 +47,7 @@ class Row:
     bench: str
     what: str
     value: float | None
-    unit: Literal["s", "q/s", "MB", "MiB", "x", "%"] = "s"
+    unit: Literal["s", "q/s", "MB", "MiB", "x", "%", "Gbit/s", "MB/s"] = "s"
     peer: Peer = NO_PEER
     goal: str = ""
     met: bool | None = None
@@ -75,9 +75,15 @@ def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
     if unit == "s":
+        if value < 0.001:
+            return f"{value * 1e6:.0f} us"
+        if value < 0.01:
+            return f"{value * 1000:.1f} ms"
         return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
     if unit == "q/s":
         return f"{value / 1000:.1f}k q/s"
+    if unit in ("Gbit/s", "MB/s"):
+        return f"{value:.2f} {unit}"
     if unit == "x":
         return f"{value:.1f}x"
     if unit == "%":

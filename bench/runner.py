@@ -2,7 +2,7 @@
 each peer's measured in the same run, the ratio and issue #20's goal; also JSON under
 bench/out/. Benchmarks are the bench_* modules' `measure` functions.
 
-    bench/run [--install-peers] [--quick] [--only runtime run_rm up daemon dns]
+    bench/run [--install-peers] [--quick] [--only runtime run_rm up daemon dns ports pull]
 
 --quick: tiny sizes and few samples (a smoke test: the figures mean little).
 --install-peers: podman, runc, crun, skopeo, dnsmasq from Debian's packages and
@@ -71,6 +71,18 @@ def dns(quick: bool) -> list[Row]:
     return bench_dns.measure(0.5 if quick else 3.0)
 
 
+def ports(quick: bool) -> list[Row]:
+    import bench_ports
+
+    return bench_ports.measure(0.5 if quick else 2.0, 1 if quick else 5)
+
+
+def pull(quick: bool) -> list[Row]:
+    import bench_pull
+
+    return bench_pull.measure(8 if quick else 100, 4, 1 if quick else 3)
+
+
 def _with_root(fn: Callable[[BenchRoot], list[Row]]) -> list[Row]:
     root = BenchRoot()
     try:
@@ -80,11 +92,11 @@ def _with_root(fn: Callable[[BenchRoot], list[Row]]) -> list[Row]:
 
 
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
-    "runtime": runtime, "run_rm": run_rm, "up": up, "daemon": daemon, "dns": dns}
-# Still their own scripts, not yet in this table: bench_pull (vs skopeo), bench_ports,
-# bench_monitor_memory, bench_rolling, bench_scheduler.
-NOT_YET = {"pull": "bench/bench_pull.py (vs skopeo)",
-           "ports": "bench/bench_ports.py", "memory": "bench/bench_monitor_memory.py"}
+    "runtime": runtime, "run_rm": run_rm, "up": up, "daemon": daemon, "dns": dns,
+    "ports": ports, "pull": pull}
+# Still their own scripts, not yet in this table: bench_monitor_memory, bench_rolling,
+# bench_scheduler.
+NOT_YET = {"memory": "bench/bench_monitor_memory.py"}
 
 
 def main() -> int:

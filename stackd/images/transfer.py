@@ -33,6 +33,7 @@ from stackd.images.registry.client import RegistryClient
 from stackd.images.unpack import UnpackResult, unpack_layer
 
 if TYPE_CHECKING:
+    from stackd.images.content import Ingest
     from stackd.images.store import ImageStore
 
 PARALLEL_DOWNLOADS = 4
@@ -40,6 +41,7 @@ PARALLEL_UNPACKS = 2
 CHUNKED_UPLOAD_THRESHOLD = 32 * 1024 * 1024
 UPLOAD_CHUNK = 8 * 1024 * 1024
 PIPE_SIZE = 1 << 20
+WRITE_BATCH = 1 << 20  # downloaded bytes handed to the writer thread at once
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, missing from Python 3.11 on some builds
 
 
@@ -113,6 +115,11 @@ async def _fetch_layer(store: ImageStore, ref: Reference, client: RegistryClient
     progress(ProgressEvent(short, "done", layer.size, layer.size))
 
 
+def _write_all(ingest: Ingest, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        ingest.write(chunk)
+
+
 def _unpack_from_fd(fd: int, dest: Path) -> UnpackResult:
     with os.fdopen(fd, "rb", buffering=PIPE_SIZE) as stream:
         return unpack_layer(stream, dest)
@@ -148,19 +155,36 @@ async def _download_and_unpack(store: ImageStore, ref: Reference, client: Regist
                 async with client.blob(ref, layer.digest) as resp:
                     done = 0
                     unpacking = True
-                    async for chunk in resp.aiter_raw(PIPE_SIZE):
+                    batch: list[bytes] = []
+                    batched = 0
+                    chunks = resp.aiter_raw(PIPE_SIZE)
+                    while True:
+                        chunk = await anext(chunks, None)
+                        if chunk is not None:
+                            batch.append(chunk)
+                            batched += len(chunk)
+                            if batched < WRITE_BATCH:
+                                continue
+                        if not batch:
+                            break
                         # Hashing and writing release the GIL: off the event loop, other
-                        # layers keep downloading meanwhile.
-                        await trio.to_thread.run_sync(ingest.write, chunk)
-                        done += len(chunk)
+                        # layers keep downloading meanwhile. In batches: the socket gives
+                        # 64 KiB at a time, and a thread hop per chunk cost more of the
+                        # event loop than reading it.
+                        await trio.to_thread.run_sync(_write_all, ingest, batch)
+                        done += batched
                         if unpacking:
                             try:
-                                await pipe.send_all(chunk)
+                                for piece in batch:
+                                    await pipe.send_all(piece)
                             except trio.BrokenResourceError:
                                 # The unpacker gave up. Finish the download anyway: if the
                                 # blob fails its digest, that is the error to report.
                                 unpacking = False
                         progress(ProgressEvent(short, "downloading", done, layer.size))
+                        batch, batched = [], 0
+                        if chunk is None:
+                            break
             except httpx.HTTPError as exc:
                 raise RegistryError(f"download of layer {layer.digest} from {ref.domain} "
                                     f"broke off: {exc!r}", hint="try the pull again") from exc

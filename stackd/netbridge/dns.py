@@ -28,7 +28,8 @@ import trio
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
 from stackd.errors import HostError
-from stackd.netbridge.dnswire import build_reply, parse_simple_query
+from stackd.netbridge.dnscache import NOT_OURS, AnswerCache, reply_tails
+from stackd.netbridge.dnswire import parse_simple_query
 
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0
@@ -88,9 +89,14 @@ class TableError(ValueError):
 
 
 class Records:
-    """Who may see which name: pure bookkeeping, no sockets."""
+    """Who may see which name: pure bookkeeping, no sockets.
+
+    Records enter only through the methods below (the `DnsSink` calls, `from_table`);
+    each change bumps `generation`, which is what the resolver's answer cache follows.
+    """
 
     def __init__(self) -> None:
+        self.generation = 0
         self._endpoints: dict[str, dict[str, Endpoint]] = {}  # network → container → endpoint
         self._static: dict[str, dict[str, list[str]]] = {}  # network → name → ips
         self._by_ip: dict[str, str] = {}  # container address → container id
@@ -98,6 +104,9 @@ class Records:
         self._unready: set[str] = set()
         self._index: dict[str, dict[str, list[str]]] = {}  # network → name → ips
         self._turn: dict[str, int] = {}
+
+    def _changed(self) -> None:
+        self.generation += 1
 
     def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
         self._put(network_key, container_id, ip, names)
@@ -141,6 +150,7 @@ class Records:
         self._endpoints.pop(network_key, None)
         self._static.pop(network_key, None)
         self._index.pop(network_key, None)
+        self._changed()
 
     def _reindex(self, network_key: str) -> None:
         index: dict[str, list[str]] = {}
@@ -153,6 +163,7 @@ class Records:
         for name, ips in self._static.get(network_key, {}).items():
             index.setdefault(name, []).extend(ips)
         self._index[network_key] = index
+        self._changed()  # after the change: an answer made meanwhile is not kept
 
     def table(self, gateways: dict[str, str]) -> dict[str, Any]:
         """All of it, and each network's gateway, as JSON-able data (`from_table`)."""
@@ -198,13 +209,29 @@ class Records:
         """Containers known unready before their records come (a new daemon carries on
         from the table its predecessor wrote, until health checks say again)."""
         self._unready.update(container_ids)
+        self._changed()
 
     def lookup(self, source_ip: str, name: str) -> list[str] | None:
-        """Addresses of `name` as the container at source_ip sees them; None: not ours."""
+        """Addresses of `name` as the container at source_ip sees them, rotated by one
+        each time (replicas take turns first); None: not ours."""
+        name = normalise(name)
+        ips = self.addresses(source_ip, name)
+        if ips is not None and len(ips) > 1:
+            k = self.take_turn(name) % len(ips)
+            ips = ips[k:] + ips[:k]
+        return ips
+
+    def take_turn(self, name: str) -> int:
+        """How many times `name` was answered before (its next rotation); counts this one."""
+        turn = self._turn.get(name, 0)
+        self._turn[name] = turn + 1
+        return turn
+
+    def addresses(self, source_ip: str, name: str) -> list[str] | None:
+        """`lookup` without the rotation, for a normalised name."""
         cid = self._by_ip.get(source_ip)
         if cid is None:
             return None
-        name = normalise(name)
         ips: list[str] = []
         known = False
         for key in sorted(self._networks_of.get(cid, ())):
@@ -212,14 +239,7 @@ class Records:
             if found is not None:
                 known = True
                 ips.extend(found)
-        if not known:
-            return None
-        if len(ips) > 1:
-            turn = self._turn.get(name, 0)
-            self._turn[name] = turn + 1
-            k = turn % len(ips)
-            ips = ips[k:] + ips[:k]
-        return ips
+        return ips if known else None
 
 
 class Resolver:
@@ -228,6 +248,7 @@ class Resolver:
     def __init__(self, upstreams: list[tuple[str, int]] | None = None, *,
                  port: int = DNS_PORT, resolv_conf: Path = Path("/etc/resolv.conf")) -> None:
         self.records = Records()
+        self._answers = AnswerCache()
         self.port = port
         self._upstreams = upstreams
         self._resolv_conf = resolv_conf
@@ -351,13 +372,31 @@ class Resolver:
     # answering
     def answer(self, data: bytes, source_ip: str) -> bytes | None:
         """The reply to one query, or None when it is not ours to answer (forward it)."""
-        question = parse_simple_query(data)
-        if question is not None:
+        if type(data) is not bytes:  # a bytearray cannot be a key
+            data = bytes(data)
+        records = self.records
+        entries = self._answers.entries_for(records, records.generation)
+        key = (source_ip, data[2:])
+        cached = entries.get(key)
+        if cached is None:
+            question = parse_simple_query(data)
+            if question is None:
+                return self._answer_unusual(data, source_ip)
             name, qtype, end = question
-            ips = self.records.lookup(source_ip, name)
-            if ips is None:
-                return None
-            return build_reply(data, end, ips if qtype in (QTYPE.A, QTYPE.ANY) else [])
+            name = normalise(name)
+            ips = records.addresses(source_ip, name)
+            cached = NOT_OURS if ips is None else reply_tails(
+                data, end, name, ips, qtype in (QTYPE.A, QTYPE.ANY))
+            entries[key] = cached
+        tails = cached.tails
+        if not tails:
+            return None
+        if len(tails) == 1:
+            return data[:2] + tails[0]
+        return data[:2] + tails[records.take_turn(cached.name) % len(tails)]
+
+    def _answer_unusual(self, data: bytes, source_ip: str) -> bytes | None:
+        """A query the hand-written decoder leaves alone, through dnslib (not cached)."""
         try:
             query = DNSRecord.parse(data)
         except Exception:  # dnslib raises several kinds on garbage; garbage gets no answer
@@ -396,14 +435,29 @@ class Resolver:
         return bytes(fail.pack())
 
     async def _serve_udp(self, sock: pysocket.socket, nursery: trio.Nursery) -> None:
+        recvfrom, sendto = sock.recvfrom, sock.sendto
         while True:
             await trio.lowlevel.wait_readable(sock)
+            # No checkpoint in a batch, so the records cannot change during it: the
+            # cache's entries fetched once serve the whole batch.
+            records = self.records
+            entries = self._answers.entries_for(records, records.generation)
             for _ in range(UDP_BATCH):  # bounded, so TCP and forwards get their turns
                 try:
-                    data, addr = sock.recvfrom(4096)
+                    data, addr = recvfrom(4096)
                 except BlockingIOError:
                     break
                 except OSError:  # an ICMP error queued on the socket; nothing to answer
+                    continue
+                cached = entries.get((addr[0], data[2:]))
+                if cached is not None and cached.tails:  # the hot path: `answer`, inlined
+                    tails = cached.tails
+                    tail = tails[0] if len(tails) == 1 else \
+                        tails[records.take_turn(cached.name) % len(tails)]
+                    try:
+                        sendto(data[:2] + tail, addr)
+                    except OSError:  # a full send buffer drops it; the client retries
+                        pass
                     continue
                 reply = self.answer(data, addr[0])
                 if reply is None:

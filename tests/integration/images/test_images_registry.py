@@ -56,6 +56,7 @@ async def test_tampered_blob_on_the_registry_is_rejected(
     assert f"expected {layer}" in str(err.value)
     assert not empty_store.blobs.has(layer)
     assert empty_store.snapshots.all() == []
+    assert list(empty_store.snapshots.root.iterdir()) == []  # no half-unpacked .tmp- dir
     assert empty_store.list() == []
     assert list(empty_store.blobs.ingest_dir.iterdir()) == []
 
