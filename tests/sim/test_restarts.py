@@ -233,3 +233,32 @@ async def test_a_restart_keeps_the_log_a_recreate_and_down_remove_it(
         actual = await host.actual("demo")
         result = await apply(plan_down(actual), None, host.ports, host.supervisor)
         assert result.ok and host.runtime.log_files == {}
+
+
+async def test_a_restart_joins_its_network_again_and_a_disrupted_one_connects_afresh(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """issue #20: a heal no longer detaches and attaches again (netns, veth, address,
+    DNS) what outlived the process; what was removed from outside is made again."""
+    desired = stack("demo", svc("web", restart=parse_restart("always")))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        (cid,) = host.runtime.containers
+        assert host.network.connects == [cid]
+        host.runtime.kill_from_outside(cid)
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert host.network.connects == [cid]  # the same namespace, joined again
+        assert host.runtime.containers[cid].spec.namespaces.net == f"/run/netns/{cid}"
+
+        w = host.supervisor.get(cid)
+        assert w is not None and host.supervisor.mark_disrupted(w, "veth vx was gone")
+        host.controller.enqueue("demo")  # type: ignore[union-attr]
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert host.network.connects == [cid, cid]
+
+        await host.network.disconnect(cid)  # its attachment lost while it runs
+        host.runtime.kill_from_outside(cid)
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert host.network.connects == [cid, cid, cid]
