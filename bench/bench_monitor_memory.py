@@ -1,8 +1,10 @@
 """Host memory stackd keeps per running container, beside podman's conmon, in one run.
 
-stackd keeps one monitor process per state root (not one per container): everything
-it spends on N containers is that process's PSS. podman keeps one conmon per
-container. The containers' own processes (`sleep`) are counted for neither.
+stackd keeps one monitor process per state root (not one per container) and its
+parent, the keeper: everything the runtime spends on N containers is those two
+processes' PSS. podman keeps one conmon per container. The containers' own processes
+(`sleep`) are counted for neither. (The daemon is the other side: its RSS at 1,000
+containers is bench_daemon's row.) bench/run calls `measure`.
 
     .venv/bin/python bench/bench_monitor_memory.py [--count 100]
 """
@@ -20,8 +22,9 @@ from pathlib import Path
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
+from results import Peer, Report, Row, table  # noqa: E402
 from support.busybox import make_busybox_rootfs  # noqa: E402
 
 from stackd.hostnames import cgroup_relpath  # noqa: E402
@@ -43,6 +46,14 @@ def monitor_pid(roots: Roots) -> int:
     return int((roots.run / "monitor.pid").read_text())
 
 
+def runtime_pss_kib(roots: Roots) -> int:
+    """The monitor's PSS and its keeper's (the monitor's parent)."""
+    pid = monitor_pid(roots)
+    keeper = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    comm = Path(f"/proc/{keeper}/comm").read_text().strip()
+    return pss_kib(pid) + (pss_kib(keeper) if comm == "stackd-keeper" else 0)
+
+
 async def bench_stackd(roots: Roots, rootfs: Path, count: int) -> tuple[int, int]:
     rt = Runtime(roots)
     first = 0
@@ -54,11 +65,11 @@ async def bench_stackd(roots: Roots, rootfs: Path, count: int) -> tuple[int, int
             await rt.start(spec.id)
             if i == 0:
                 await trio.sleep(0.2)
-                first = pss_kib(monitor_pid(roots))
+                first = runtime_pss_kib(roots)
         await trio.sleep(0.5)
         states = await rt.list()
         assert sum(s.status == "running" for s in states) == count
-        return first, pss_kib(monitor_pid(roots))
+        return first, runtime_pss_kib(roots)
     finally:
         for state in await rt.list():
             await rt.delete(state.id, force=True)
@@ -114,32 +125,28 @@ def unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", target], capture_output=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=100)
-    args = parser.parse_args()
+def measure(count: int, *, with_podman: bool = True) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="stackd-bench-mem-"))
     roots = Roots(state=work / "state", run=work / "run").ensure()
     try:
         rootfs = make_busybox_rootfs(work / "rootfs")
-        first, total = trio.run(bench_stackd, roots, rootfs, args.count)
-        print(f"host memory kept per running container, {args.count} containers (PSS)")
-        print(f"  stackd monitor with 1 container      {first / MiB:7.2f} MiB")
-        print(f"  stackd monitor with {args.count} containers  {total / MiB:7.2f} MiB")
-        per = total / args.count
-        marginal = (total - first) / max(args.count - 1, 1)
-        print(f"  stackd per container (total / N)     {per / MiB:7.3f} MiB")
-        print(f"  stackd per extra container           {marginal / MiB:7.3f} MiB")
-        if shutil.which("podman") is None:
-            print("  podman: not installed")
-            return
-        conmon, why = bench_podman(work / "podman", rootfs, args.count,
-                                   "/" + cgroup_relpath(roots.id, "podman"))
-        if why:
-            print(f"  podman: {why}")
-            return
-        print(f"  podman conmon per container          {conmon / MiB:7.3f} MiB")
-        print(f"  ratio stackd / conmon (per container): {per / conmon:.2f}")
+        first, total = trio.run(bench_stackd, roots, rootfs, count)
+        per = total / count / MiB
+        peer = Peer("-", "none")
+        if with_podman and shutil.which("podman") is None:
+            peer = Peer.missing("podman conmon")
+        elif with_podman:
+            conmon, why = bench_podman(work / "podman", rootfs, count,
+                                       "/" + cgroup_relpath(roots.id, "podman"))
+            peer = (Peer.failed("podman conmon", why) if why
+                    else Peer("podman conmon", "ok", conmon / MiB))
+        marginal = (total - first) / max(count - 1, 1) / MiB
+        return [
+            Row("memory", f"host memory per container at {count} (monitor+keeper PSS / N)",
+                per, unit="MiB", peer=peer, goal="<= 0.1 MiB", met=per <= 0.1),
+            Row("memory", "monitor+keeper PSS with 1 container", first / MiB, unit="MiB"),
+            Row("memory", "each further container (marginal PSS)", marginal, unit="MiB"),
+        ]
     finally:
         unmount_under(work)
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
@@ -156,6 +163,13 @@ def main() -> None:
                 except OSError:
                     pass
         shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=100)
+    args = parser.parse_args()
+    print(table(Report(measure(args.count))))
 
 
 if __name__ == "__main__":

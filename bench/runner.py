@@ -2,7 +2,8 @@
 each peer's measured in the same run, the ratio and issue #20's goal; also JSON under
 bench/out/. Benchmarks are the bench_* modules' `measure` functions.
 
-    bench/run [--install-peers] [--quick] [--only runtime run_rm up daemon dns ports pull]
+    bench/run [--install-peers] [--quick] [--only NAME...]   (runtime run_rm up daemon
+               heal memory dns ports pull)
 
 --quick: tiny sizes and few samples (a smoke test: the figures mean little).
 --install-peers: podman, runc, crun, skopeo, dnsmasq from Debian's packages and
@@ -61,8 +62,20 @@ def daemon(quick: bool) -> list[Row]:
     import bench_daemon
 
     return _with_root(lambda root: bench_daemon.measure(
-        root, 10 if quick else 500, 2 if quick else 7, idle_seconds=0.5 if quick else 10,
-        with_podman=not quick))
+        root, 10 if quick else 1000, 2 if quick else 7, idle_seconds=0.5 if quick else 10,
+        with_podman=not quick, settle=0.5 if quick else 3.0))
+
+
+def heal(quick: bool) -> list[Row]:
+    import bench_heal
+
+    return _with_root(lambda root: bench_heal.measure(root, 3 if quick else 15))
+
+
+def memory(quick: bool) -> list[Row]:
+    import bench_monitor_memory
+
+    return bench_monitor_memory.measure(10 if quick else 100, with_podman=not quick)
 
 
 def dns(quick: bool) -> list[Row]:
@@ -92,11 +105,10 @@ def _with_root(fn: Callable[[BenchRoot], list[Row]]) -> list[Row]:
 
 
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
-    "runtime": runtime, "run_rm": run_rm, "up": up, "daemon": daemon, "dns": dns,
-    "ports": ports, "pull": pull}
-# Still their own scripts, not yet in this table: bench_monitor_memory, bench_rolling,
-# bench_scheduler.
-NOT_YET = {"memory": "bench/bench_monitor_memory.py"}
+    "runtime": runtime, "run_rm": run_rm, "up": up, "daemon": daemon, "heal": heal,
+    "memory": memory, "dns": dns, "ports": ports, "pull": pull}
+# Still their own scripts, not yet in this table: bench_rolling, bench_scheduler.
+NOT_YET: dict[str, str] = {}
 
 
 def main() -> int:

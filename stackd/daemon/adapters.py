@@ -124,6 +124,28 @@ class NetworkAdapter:
         await self.nets.detach(container_id)
         await self.nets.remove_netns(container_id)
 
+    def still_connected(self, container_id: str, attachments: Sequence[Any]) -> str | None:
+        """The netns path, if the container's namespace is still mounted and it holds an
+        address on each of the given networks (and no other), with its host veth still
+        on that network's bridge; None otherwise. A few stats, no netlink. (The same id
+        is the same config, so the attachments' order and options are those it was
+        connected with.)"""
+        path = self.nets.netns_path(container_id)
+        rows = self.nets.alloc.addresses(container_id=container_id)
+        if sorted(r.network_key for r in rows) != sorted(a.network_key for a in attachments):
+            return None
+        for r in rows:
+            net = self.nets.alloc.network(r.network_key)
+            try:
+                master = os.readlink(f"/sys/class/net/{r.host_ifname}/master")
+            except OSError:
+                return None  # the veth is gone, or on no bridge
+            if net is None or os.path.basename(master) != net.bridge:
+                return None
+        from stackd.netbridge.netns import is_netns
+
+        return str(path) if is_netns(path) else None
+
     async def release_strays(self, project: str, live: set[str]) -> list[str]:
         """Disconnect attachments to the project's networks held for containers that do
         not exist (`live`: every container id the runtime has): what a daemon killed
@@ -464,6 +486,12 @@ class HostWorld:
                        message=f"warning: {w}"))
         _raise_failures(result, "up")
         return result.requeue_after
+
+    async def heal(self, project: str) -> None:
+        from stackd.reconciler.repair import repair
+
+        # The requeue-after it may return is found again by the full pass that follows.
+        await repair(project, self._ready(), self.supervisor)
 
     async def plan(self, stack: Any, options: ApplyOptions) -> list[dict[str, Any]]:
         from stackd.reconciler.reconcile import preview

@@ -71,6 +71,12 @@ class World(Protocol):
         goes to `keep`, also when the pass then fails. Only the stack's reconcile calls
         this: it is the one writer of the stack's containers."""
 
+    async def heal(self, project: str) -> None:
+        """Restart now what the restart policy restarts (and kill what must go), from
+        what the watchers saw, without observing or planning the stack: the reconcile
+        that calls it converges the whole stack right after. Only the stack's
+        reconcile calls this, for a revision it already reached."""
+
     async def plan(self, stack: LoadedStack, options: ApplyOptions) -> list[dict[str, Any]]:
         """What `reconcile` would do, changing nothing: [{"line": …, …}] in order."""
 

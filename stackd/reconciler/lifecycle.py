@@ -134,6 +134,39 @@ async def stop(ports: Adapters, container_id: str, grace: float | None = None) -
         await _stop(ports, view, grace)
 
 
+async def restart(ports: Adapters, container: DesiredContainer) -> None:
+    """Start an exited container again (the restart policy's restart): what a `kill -9`
+    heal waits for. Its network namespace outlives its process (netbridge keeps it
+    mounted), so it is joined again as it is — no detach, no new veth, address, DNS
+    record or published port — when `still_connected` finds all of it there; else the
+    whole `replace`. Same id, same config: the log goes on."""
+    view = await _inspect(ports, container.id)
+    netns = (ports.network.still_connected(container.id, container.attachments)
+             if container.attachments else None)
+    if view is None or view.status == "running" or (container.attachments and netns is None):
+        await replace(ports, container, container.id)
+        return
+    await ports.runtime.delete(container.id, keep_logs=True)
+    for f in container.host_files:
+        await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
+    spec = container.spec
+    if netns is not None:
+        spec = spec.model_copy(
+            update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
+    try:
+        await ports.runtime.create(spec)
+    except AlreadyExistsError:
+        await bring_up(ports, container)  # made meanwhile: adopted as any other is
+        return
+    except StackdError:
+        await ports.network.disconnect(container.id)  # as _make: nothing owns it now
+        raise
+    await ports.runtime.start(container.id)
+    ports.state.unhold(container.id)
+    await hooks.post_start(ports.runtime, container.id, container.spec.name,
+                           container.spec.labels)
+
+
 async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,
                   grace: float | None = None) -> None:
     """Recreate: the old container goes first (names and ports are exclusive). The same

@@ -151,6 +151,11 @@ class NetworkPort(Protocol):
         """
     async def disconnect(self, container_id: str) -> None:
         """Undo `connect` (detach, unpublish, delete the netns); no error if already gone."""
+    def still_connected(self, container_id: str, attachments: Sequence[Attachment]
+                        ) -> str | None:
+        """The netns path of a container still connected as `attachments` say (its
+        namespace, addresses and links all there), for a restart to join again
+        instead of connecting afresh; None if anything of it is missing."""
     async def set_ready(self, container_id: str, ready: bool) -> None:
         """Whether DNS answers with this container's addresses and its published ports
         send it new connections (readiness)."""

@@ -97,7 +97,11 @@ async def _restart(ports: Adapters, supervisor: Supervisor, w: Watch) -> float |
     w.history.record(now)
     reason = "disrupted" if w.disrupted else "unhealthy" if w.killing else "exit"
     try:
-        await lifecycle.replace(ports, w.desired, w.container_id)
+        if reason == "disrupted" or w.container_id != w.desired.id:
+            # Made all afresh: what was removed from outside is made again.
+            await lifecycle.replace(ports, w.desired, w.container_id)
+        else:
+            await lifecycle.restart(ports, w.desired)
     except StackdError as err:
         supervisor.report(w, "error", f"restart failed: {err}")
         # Counts as a failed run: the backoff grows from here.

@@ -7,8 +7,10 @@ window); the latter wins when both are set, as in Compose. The supervisor asks
 starting it again.
 
 Backoff numbers (docs/reconciler.md compares them with Docker's and Kubernetes'):
-the first restart waits 100 ms, each further one doubles it, capped at 30 s; a
-container that ran for 10 s or longer before exiting starts the sequence afresh.
+the first restart is immediate, the second waits 100 ms, each further one doubles it,
+capped at 30 s; a container that ran for 10 s or longer before exiting starts the
+sequence afresh (so its next restart is immediate again). A crash loop still backs
+off: only one restart in a row goes without a wait.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Literal
 
 from stackd.errors import SpecError
 
-INITIAL_DELAY = 0.1  # seconds before the first restart
+FIRST_DELAY = 0.0  # the first restart (of a fresh sequence) is immediate, as Compose's
+INITIAL_DELAY = 0.1  # seconds before the second restart in a row
 FACTOR = 2.0
 MAX_DELAY = 30.0  # the cap
 RESET_AFTER = 10.0  # a run at least this long resets the backoff
@@ -113,17 +116,18 @@ class RestartHistory:
 
 
 class Backoff:
-    """100 ms, 200 ms, 400 ms … capped at MAX_DELAY; reset by a run of RESET_AFTER or more."""
+    """0, then 100 ms, 200 ms, 400 ms … capped at MAX_DELAY; reset by a run of
+    RESET_AFTER or more."""
 
     def __init__(self, fixed: float | None = None) -> None:
         self._fixed = fixed
-        self._next = INITIAL_DELAY
+        self._next = FIRST_DELAY
 
     def next_delay(self, ran_for: float) -> float:
         if self._fixed is not None:
             return self._fixed
         if ran_for >= RESET_AFTER:
-            self._next = INITIAL_DELAY
+            self._next = FIRST_DELAY
         delay = self._next
-        self._next = min(self._next * FACTOR, MAX_DELAY)
+        self._next = max(INITIAL_DELAY, min(self._next * FACTOR, MAX_DELAY))
         return delay

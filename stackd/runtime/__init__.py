@@ -7,9 +7,12 @@ trio and the client side it never uses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# Not typing's: the keeper (`python -m stackd.runtime.keeper`) imports this package and
+# nothing else, and typing alone is ~0.5 MiB of a process kept per state root.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
     from stackd.runtime.runtime import Runtime
 

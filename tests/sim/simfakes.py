@@ -223,6 +223,7 @@ class FakeNetwork:
         self.published: dict[str, tuple[PortBinding, ...]] = {}
         self.ready: dict[str, bool] = {}
         self.readiness_log: list[tuple[float, str, bool]] = []
+        self.connects: list[str] = []  # every connect, in order
         # How long a readiness change takes to reach the kernel (netbridge runs nft)
         self.ready_delay = 0.0
 
@@ -254,7 +255,16 @@ class FakeNetwork:
                 raise NotFoundError(f"network {a.network_key} not found")
         self.connected[container_id] = tuple(attachments)
         self.published[container_id] = tuple(ports)
+        self.connects.append(container_id)
         self.faults.tick()
+        return f"/run/netns/{container_id}"
+
+    def still_connected(self, container_id: str, attachments: Sequence[Attachment]
+                        ) -> str | None:
+        held = self.connected.get(container_id)
+        if held is None or sorted(a.network_key for a in held) != sorted(
+                a.network_key for a in attachments):
+            return None
         return f"/run/netns/{container_id}"
 
     async def disconnect(self, container_id: str) -> None:

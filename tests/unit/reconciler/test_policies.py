@@ -48,12 +48,13 @@ def test_should_restart_table() -> None:
     assert from_deploy("any") == RestartPolicy("always")
 
 
-def test_backoff_doubles_from_100ms_to_the_cap_and_resets_after_a_long_run() -> None:
+def test_backoff_restarts_at_once_then_doubles_from_100ms_to_the_cap_and_resets() -> None:
     b = Backoff()
-    delays = [b.next_delay(ran_for=0.5) for _ in range(11)]
-    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30, 30])
+    delays = [b.next_delay(ran_for=0.5) for _ in range(12)]
+    assert delays == pytest.approx([0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30, 30])
     assert MAX_DELAY == 30
-    assert b.next_delay(ran_for=10.0) == 0.1
+    # A long run starts afresh: at once, and the crash loop after it backs off again.
+    assert [b.next_delay(ran_for=10.0), b.next_delay(ran_for=0.5)] == pytest.approx([0, 0.1])
     assert Backoff(fixed=2.0).next_delay(0) == 2.0
 
 
