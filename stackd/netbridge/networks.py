@@ -166,8 +166,11 @@ class Networks:
     async def create_netns(self, container_id: str) -> str:
         """A namespace with only lo (up), kept alive by a bind mount; its path."""
         path = self.netns_path(container_id)
-        await trio.to_thread.run_sync(netns.create, path)
-        await trio.to_thread.run_sync(links.lo_up, str(path))
+        def make() -> None:  # one trip to a worker thread, not two
+            netns.create(path)
+            links.lo_up(str(path))
+
+        await trio.to_thread.run_sync(make)
         return str(path)
 
     def netns_ids(self) -> builtins.list[str]:
