@@ -235,7 +235,7 @@ class Networks:
                                 hint="create the network before attaching containers to it")
         subnet = IPv4Network(row.subnet)
         gateway = IPv4Address(row.gateway)
-        taken = {a.ip: a.container_id for a in self.alloc.addresses(network_key=row.key)}
+        taken = self.alloc.taken(row.key)
         if att.ipv4_address:
             ip = ipam.check_static_address(subnet, gateway, att.ipv4_address, taken,
                                            network=row.key)
