@@ -97,6 +97,11 @@ class Socket:
     def close(self) -> None:
         self._sock.close()
 
+    def __del__(self) -> None:  # a thread's kept socket, as its thread ends
+        sock = getattr(self, "_sock", None)  # None if opening it failed
+        if sock is not None:
+            sock.close()
+
     def __enter__(self) -> Socket:
         return self
 
