@@ -13,10 +13,9 @@ import dataclasses
 import os
 import re
 import sqlite3
-import stat
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
@@ -152,8 +151,8 @@ class NetworkAdapter:
         between `connect` and `create` leaves behind. Their ids."""
         keys = {n.key for n in self.nets.list() if n.project == project}
         live = live | self.in_flight
-        strays = sorted({a.container_id for a in self.nets.alloc.addresses()
-                         if a.network_key in keys and a.container_id not in live})
+        strays = sorted({cid for key, cid, _ in self.nets.alloc.holders()
+                         if key in keys and cid not in live})
         for cid in strays:
             await self.disconnect(cid)
         return strays
@@ -192,12 +191,15 @@ def _dns_names(container_id: str) -> list[str]:
 
 def _frozen(root_id: str, ids: Sequence[str]) -> set[str]:
     """Which of these running containers are paused (their cgroup frozen)."""
-    from stackd.runtime.cgroups import manager_for
+    from stackd.runtime.cgroups import host_mounts, manager_for
 
-    out = set()
+    out: set[str] = set()
+    if not ids:
+        return out
+    mounts = host_mounts()  # once, not once per container (a ps of 500 read it 500 times)
     for cid in ids:
         try:
-            if manager_for(root_id, cid).frozen():
+            if manager_for(root_id, cid, mounts).frozen():
                 out.add(cid)
         except (OSError, StackdError):
             continue  # gone meanwhile, or no cgroup: not paused
@@ -357,9 +359,9 @@ class HostWorld:
         """A running container whose cgroup, network namespace or host veth was removed
         from outside is killed, so its restart makes all three afresh.
 
-        Same cadence as the bridge check; a pass is a few stats per supervised container
-        (one per cgroup hierarchy, the netns file, the veth) and one query of the
-        address records, never a netlink dump.
+        Same cadence as the bridge check; a pass is one query of the address records
+        on the trio thread, then in a worker thread a listing of one hierarchy's cgroup
+        parent and of /sys/class/net and a stat per netns file, never a netlink dump.
         """
         from stackd.runtime.cgroups import host_mounts
         from stackd.runtime.cgroups.v1 import CONTROLLERS
@@ -369,6 +371,7 @@ class HostWorld:
         hierarchies = (sorted({mounts.v1[c] for c in CONTROLLERS if c in mounts.v1})
                        if mounts.v1 else [mounts.v2] if mounts.v2 else [])
         nets = self.ports.network.nets
+        ns_dir = str(nets.netns_path("x").parent)
         turn = 0
         while True:
             await trio.sleep(BRIDGE_CHECK_INTERVAL)
@@ -379,18 +382,23 @@ class HostWorld:
             # at 500 containers.
             turn = (turn + 1) % max(1, len(hierarchies))
             try:
-                found_now = disrupted(self.roots, hierarchies[turn:turn + 1], nets,
-                                      self.supervisor.watches())
+                looked = to_look_at(nets, self.supervisor.watches())
+                found_now = await trio.to_thread.run_sync(
+                    disrupted, self.roots, hierarchies[turn:turn + 1], ns_dir, looked)
             except (StackdError, OSError, sqlite3.Error) as err:
                 # A busy database or a racing delete: the next pass looks again; a
                 # crash here would take the whole daemon down.
                 emit(Event(type="error", message=f"checking containers: {err}"))
                 continue
-            for cid, project, found in found_now:
-                w = self.supervisor.get(cid)
+            for c, found in found_now:
+                w = self.supervisor.get(c.container_id)
+                # Only the run that was looked at: released, held or restarted while
+                # the worker thread looked, what it found is not this one's.
+                if w is None or w.held or w.started_at != c.started_at:
+                    continue
                 # A fact for the stack's worker; the event enqueues the stack.
-                if w is not None and self.supervisor.mark_disrupted(w, found):
-                    emit(Event(type="heal", project=project, container=cid,
+                if self.supervisor.mark_disrupted(w, found):
+                    emit(Event(type="heal", project=c.project, container=c.container_id,
                                message=f"{found}: restarting the container to make it again"))
 
     def _ready(self) -> Any:
@@ -680,35 +688,59 @@ class HostWorld:
             await lifecycle.tear_down(ports, v.id)
 
 
-def disrupted(roots: Roots, hierarchies: Sequence[Any], nets: Any, watches: Sequence[Any]
-              ) -> list[tuple[str, str, str]]:
-    """(container id, project, what is missing) for each running supervised container
-    whose cgroup directory, bind-mounted netns or host-side veth is gone."""
+class Looked(NamedTuple):
+    """A running supervised container as one pass of the watcher found it."""
+
+    container_id: str
+    project: str
+    netns: bool  # it has a network namespace of its own
+    veths: list[str]
+    started_at: float  # its watch's, to tell the same run from a restart after the look
+
+
+def to_look_at(nets: Any, watches: Sequence[Any]) -> list[Looked]:
+    """The supervised containers `disrupted` looks at: the trio thread's half of a pass
+    (watches and address records), the stats are `disrupted`'s in a worker thread."""
     running = [w for w in watches if w.running and not w.released and not w.held
                and not w.disrupted]
     if not running:
         return []
     veths: dict[str, list[str]] = {}
-    for a in nets.alloc.addresses():
-        veths.setdefault(a.container_id, []).append(a.host_ifname)
-    ns_dir = nets.netns_path("x").parent
+    for _, cid, host_ifname in nets.alloc.holders():
+        veths.setdefault(cid, []).append(host_ifname)
+    return [Looked(w.container_id, w.desired.spec.labels.get(hostnames.LABEL_PROJECT, ""),
+                   bool(w.desired.attachments), veths.get(w.container_id, []), w.started_at)
+            for w in running]
+
+
+def disrupted(roots: Roots, hierarchies: Sequence[Any], ns_dir: str, looked: Sequence[Looked]
+              ) -> list[tuple[Looked, str]]:
+    """(container, what is missing) for each of these whose cgroup directory,
+    bind-mounted netns or host-side veth is gone. Blocking: a worker thread's."""
+    if not looked:
+        return []
     try:
         ns_dev = os.stat(ns_dir).st_dev
     except OSError:
         ns_dev = None
-    # Plain strings and os.stat: this runs 4 times a second over every container
-    # (5000 stats at 500), and Path objects made it most of an idle daemon's CPU.
+    # Plain strings, and a directory listing where one answers for every container:
+    # this runs 4 times a second over every container, and a stat per container per
+    # thing looked at was most of a busy daemon's trio thread at 500 (a no-op `up`
+    # waited behind it). The netns needs its stat (st_dev tells a mount from the file
+    # under it), so the whole look is a worker thread's.
     cgroup_dirs = [f"{h}/{hostnames.cgroup_relpath(roots.id, '')}" for h in hierarchies]
+    cgroups = [_subdirs(d) for d in cgroup_dirs]
+    devices = _device_names() if any(c.veths for c in looked) else set()
     ns_prefix = f"{ns_dir}/"
     out = []
-    for w in running:
-        cid = w.container_id
-        project = w.desired.spec.labels.get(hostnames.LABEL_PROJECT, "")
-        gone = [d + cid for d in cgroup_dirs if not _is_dir(d + cid)]
+    for c in looked:
+        cid = c.container_id
+        gone = [d + cid for d, there in zip(cgroup_dirs, cgroups, strict=True)
+                if cid not in there]
         if gone:
-            out.append((cid, project, f"cgroup {gone[0]} was gone"))
+            out.append((c, f"cgroup {gone[0]} was gone"))
             continue
-        if w.desired.attachments:
+        if c.netns:
             path = ns_prefix + cid
             try:
                 # Bind-mounted, the file is on nsfs; unmounted, it is a plain file (or
@@ -717,11 +749,11 @@ def disrupted(roots: Roots, hierarchies: Sequence[Any], nets: Any, watches: Sequ
             except OSError:
                 mounted = False
             if not mounted:
-                out.append((cid, project, f"network namespace {path} was gone"))
+                out.append((c, f"network namespace {path} was gone"))
                 continue
-        missing = [v for v in veths.get(cid, []) if not _device_exists(v)]
+        missing = [v for v in c.veths if v not in devices]
         if missing:
-            out.append((cid, project, f"veth {missing[0]} was gone"))
+            out.append((c, f"veth {missing[0]} was gone"))
     return out
 
 
@@ -756,11 +788,13 @@ def _sysfs_lists_our_devices() -> bool:
         return False
 
 
-def _is_dir(path: str) -> bool:
+def _subdirs(path: str) -> set[str]:
+    """Names of the directories in `path` (none if it is gone): one readdir, no stats."""
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        with os.scandir(path) as it:
+            return {e.name for e in it if e.is_dir(follow_symlinks=False)}
     except OSError:
-        return False
+        return set()
 
 
 def _exists(path: str) -> bool:
@@ -769,6 +803,18 @@ def _exists(path: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _device_names() -> set[str]:
+    """This network namespace's devices, in one netlink dump: /sys/class/net may show
+    another namespace's (a daemon started with `nsenter --net`, as the cluster tests'
+    nodes are)."""
+    import socket
+
+    try:
+        return {name for _, name in socket.if_nameindex()}
+    except OSError:
+        return set()
 
 
 @dataclass(frozen=True)

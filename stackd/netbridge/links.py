@@ -1,9 +1,12 @@
 """Bridges, veth pairs, addresses and routes through netlink (pyroute2).
 
-Every function here blocks: pyroute2's synchronous API runs an asyncio loop of its own,
-so callers run these in `trio.to_thread.run_sync`, and each call opens (and closes) its
-own IPRoute handle, never shared between threads. NetlinkError and OSError are
-translated into `HostError` here, once.
+Every function here blocks, so callers run these in `trio.to_thread.run_sync`. What is
+done once per container (lo up, a veth pair and its address, deleting devices) goes
+through rtnl.py's hand-packed requests on a socket per thread; the rest (bridges, route
+dumps: once per network) through pyroute2, whose synchronous API runs an asyncio loop of
+its own, so each of those calls opens (and closes) its own IPRoute handle, never shared
+between threads. NetlinkError, RtnlError and OSError are translated into `HostError`
+here, once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from stackd.errors import HostError
 from stackd.netbridge import netns as namespaces
+from stackd.netbridge import rtnl
+from stackd.netbridge.rtnl import RtnlError
 
 
 @contextmanager
@@ -43,6 +48,18 @@ def _netlink(what: str, netns: str | None = None) -> Iterator[IPRoute]:
         ipr.close()
 
 
+@contextmanager
+def _rtnl(what: str, netns: str | None = None) -> Iterator[None]:
+    """The kernel's refusals of rtnl.py's requests as HostError, worded as `_netlink`'s."""
+    try:
+        yield
+    except RtnlError as exc:
+        raise HostError(f"{what}: the kernel refused: {exc.strerror}") from None
+    except OSError as exc:  # the socket itself
+        raise HostError(f"{what}: netlink failed"
+                        + (f" in {netns}" if netns else "") + f": {exc}") from None
+
+
 LOOPBACK_INDEX = 1  # lo is the first device of every network namespace
 
 
@@ -52,11 +69,6 @@ def if_index(ifname: str) -> int | None:
         return socket.if_nametoindex(ifname)
     except OSError:
         return None
-
-
-def _index(ipr: IPRoute, ifname: str) -> int | None:
-    found = ipr.link_lookup(ifname=ifname)
-    return found[0] if found else None
 
 
 def routed_subnets() -> list[IPv4Network]:
@@ -137,22 +149,23 @@ def delete_link(name: str) -> None:
 
 
 def delete_links(names: list[str]) -> None:
-    """Delete each device that exists, through one netlink handle."""
+    """Delete each device that exists, through this thread's netlink socket."""
     present = [idx for name in names if (idx := if_index(name)) is not None]
     if not present:
         return
-    with _netlink(f"deleting {', '.join(names)}") as ipr:
+    with _rtnl(f"deleting {', '.join(names)}"):
+        sock = rtnl.host()
         for idx in present:
             try:
-                ipr.link("del", index=idx)
-            except NetlinkError as exc:
-                if exc.code != errno.ENODEV:
+                sock.delete_link(idx)
+            except RtnlError as exc:
+                if exc.errno != errno.ENODEV:
                     raise
 
 
 def lo_up(netns: str) -> None:
-    with _netlink("bringing lo up", netns) as ipr:
-        ipr.link("set", index=LOOPBACK_INDEX, state="up")
+    with _rtnl("bringing lo up", netns), namespaces.entered(netns), rtnl.Socket() as ns:
+        ns.set_link(LOOPBACK_INDEX, up=True)
 
 
 def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns: str,
@@ -172,21 +185,22 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
     if br is None:
         raise HostError(f"bridge {bridge} is missing",
                         hint="the network was removed behind stackd's back; re-apply the stack")
-    with _netlink(f"attaching {ifname} to {bridge}") as ipr:
+    with _rtnl(f"attaching {ifname} to {bridge}"):
+        sock = rtnl.host()
         for stale in (host_ifname, peer_ifname):  # left over from an interrupted attach
             idx = if_index(stale)
             if idx is not None:
-                ipr.link("del", index=idx)
+                sock.delete_link(idx)
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=br,
-                     peer={"ifname": ifname, "mtu": mtu, "address": mac, "net_ns_fd": fd})
+            sock.add_veth(ifname=host_ifname, mtu=mtu, master=br, peer_ifname=ifname,
+                          peer_mac=mac, peer_netns_fd=fd)
         finally:
             os.close(fd)
         host_idx = if_index(host_ifname)
         if host_idx is None:
             raise HostError(f"veth {host_ifname} vanished as it was made")
-        ipr.link("set", index=host_idx, state="up", ifalias=owner)
+        sock.set_link(host_idx, up=True, alias=owner)
     # With br_netfilter loaded, a container reaching its own published port through a
     # host address is DNAT'ed inside the bridge and must leave by the port it came in.
     try:
@@ -200,11 +214,12 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
     except OSError as exc:
         raise HostError(f"enabling hairpin mode on {host_ifname} failed: {exc.strerror}") \
             from None
-    with _netlink(f"configuring {ifname}", netns) as ns:
-        idx = _index(ns, ifname)  # a dump of this namespace's few links
+    with _rtnl(f"configuring {ifname}", netns), namespaces.entered(netns), \
+            rtnl.Socket() as ns:
+        idx = if_index(ifname)  # an ioctl in the namespace this thread is in
         if idx is None:
             raise HostError(f"{ifname} did not appear in {netns}")
-        ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
-        ns.link("set", index=idx, state="up")  # lo came up with the namespace (lo_up)
+        ns.add_address(idx, ip, prefixlen)
+        ns.set_link(idx, up=True)  # lo came up with the namespace (lo_up)
         if gateway is not None:
-            ns.route("replace", dst="0.0.0.0/0", gateway=gateway)
+            ns.replace_default_route(gateway)

@@ -269,8 +269,11 @@ class Networks:
     async def create_netns(self, container_id: str) -> str:
         """A namespace with only lo (up), kept alive by a bind mount; its path."""
         path = self.netns_path(container_id)
-        await trio.to_thread.run_sync(netns.create, path)
-        await trio.to_thread.run_sync(links.lo_up, str(path))
+        def make() -> None:  # one trip to a worker thread, not two
+            netns.create(path)
+            links.lo_up(str(path))
+
+        await trio.to_thread.run_sync(make)
         return str(path)
 
     def netns_ids(self) -> builtins.list[str]:
@@ -337,7 +340,7 @@ class Networks:
                                 hint="create the network before attaching containers to it")
         subnet = IPv4Network(row.subnet)
         gateway = IPv4Address(row.gateway)
-        taken = {a.ip: a.container_id for a in self.alloc.addresses(network_key=row.key)}
+        taken = self.alloc.taken(row.key)
         # An overlay's addresses come from this node's block alone: the others hand out
         # theirs from their own, so no two containers of the cluster share one.
         lease = _lease(row)

@@ -23,8 +23,7 @@ async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
 
 async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
     """Network namespace, create, start — whatever of that is not done yet."""
-    view = await _make(ports, container)
-    started = view.status != "running"
+    started = not await _make(ports, container)
     if started:
         await ports.runtime.start(container.id)
     ports.state.unhold(container.id)
@@ -39,8 +38,9 @@ async def create(ports: Adapters, container: DesiredContainer) -> None:
     await _make(ports, container)
 
 
-async def _make(ports: Adapters, container: DesiredContainer) -> ContainerView:
-    """The container's network namespace and the container itself, unless there."""
+async def _make(ports: Adapters, container: DesiredContainer) -> bool:
+    """The container's network namespace and the container itself, unless there.
+    → whether it is running already."""
     view = await _inspect(ports, container.id)
     if view is not None and view.status == "exited":
         # Same id means same config: an earlier run of this very container. Our runtime
@@ -65,8 +65,10 @@ async def _make(ports: Adapters, container: DesiredContainer) -> ContainerView:
             # No container to own the namespace: take it away again, or nothing would.
             await ports.network.disconnect(container.id)
             raise
+        else:
+            return False  # made just now: created, its process waits for `start`
         view = await ports.runtime.inspect(container.id)
-    return view
+    return view.status == "running"
 
 
 def _group(container: DesiredContainer) -> str:
