@@ -80,7 +80,7 @@ def ack_errno(data: bytes, seq: int) -> int | None:
             raise RtnlError(errno.EPROTO, "a truncated netlink answer")
         if kind == NLMSG_ERROR and got_seq == seq:
             (code,) = struct.unpack_from("=i", data, offset + _HEADER.size)
-            return -code
+            return -int(code)
         offset += (length + 3) & ~3
     return None
 
