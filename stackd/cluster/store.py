@@ -38,6 +38,13 @@ class StoreError(StackdError):
     """etcd answered with an error it should not have (a bug here, or a wrong server)."""
 
 
+def _why(e: httpx.HTTPError, timeout: float) -> str:
+    """What went wrong, in words: httpx's timeouts often carry no text at all."""
+    if isinstance(e, httpx.TimeoutException) and not str(e):
+        return f"no answer in {timeout:g} s"
+    return str(e) or type(e).__name__
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -150,6 +157,7 @@ class Store:
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = prefix
         self._prefix = prefix.encode()
+        self.timeout = timeout
         self._client = httpx.AsyncClient(timeout=timeout)
         self._first = 0  # the endpoint that answered last: try it first next time
         self.requests = 0  # every request sent, for the benchmark's writes per change
@@ -186,11 +194,11 @@ class Store:
             try:
                 resp = await self._client.post(f"{endpoint}/v3/{path}", json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                failures.append(f"{endpoint}: {e or type(e).__name__}")
+                failures.append(f"{endpoint}: {_why(e, self.timeout)}")
                 continue
             except httpx.HTTPError as e:
                 raise StoreUnavailableError(
-                    f"etcd at {endpoint} did not answer {path}: {e or type(e).__name__}",
+                    f"etcd at {endpoint} did not answer {path}: {_why(e, self.timeout)}",
                     hint="check that the etcd cluster has a quorum") from e
             self._first = (self._first + i) % len(self.endpoints)
             data = _json_object(endpoint, path, resp.content)
@@ -351,9 +359,9 @@ class Store:
                             yield Event(type=ev.get("type", "PUT"), kv=self._kv(ev["kv"]))
                 raise StoreUnavailableError(f"etcd at {endpoint} closed a watch of {prefix!r}")
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                failures.append(f"{endpoint}: {e or type(e).__name__}")
+                failures.append(f"{endpoint}: {_why(e, 5.0)}")
             except httpx.HTTPError as e:
                 raise StoreUnavailableError(
-                    f"watch of {prefix!r} at {endpoint} broke: {e or type(e).__name__}") from e
+                    f"watch of {prefix!r} at {endpoint} broke: {_why(e, 5.0)}") from e
         raise StoreUnavailableError("no etcd endpoint answered a watch: " + "; ".join(failures),
                                     hint="check the --etcd URLs and that etcd is running")
