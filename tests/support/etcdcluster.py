@@ -67,6 +67,24 @@ class EtcdCluster:
         for m in self.members:
             m.kill()
 
+    def leader(self) -> Member:
+        """The member raft has as leader now, as the first live member says."""
+        for m in self.members:
+            if m.proc is None or m.proc.poll() is not None:
+                continue
+            with contextlib.ExitStack() as stack:
+                if m.netns is not None:
+                    from stackd.netbridge.netns import entered
+
+                    stack.enter_context(entered(f"/run/netns/{m.netns}"))
+                status = httpx.post(f"{m.client_url}/v3/maintenance/status", json={},
+                                    timeout=5.0).json()
+                ids = httpx.post(f"{m.client_url}/v3/cluster/member/list", json={},
+                                 timeout=5.0).json()
+            name = {x["ID"]: x["name"] for x in ids["members"]}[status["leader"]]
+            return next(x for x in self.members if x.name == name)
+        raise AssertionError("no etcd member is running")
+
 
 def _healthy(url: str, netns: str | None) -> bool:
     with contextlib.ExitStack() as stack:
