@@ -26,12 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import trio
 
 from stackd.errors import StackdError, UnavailableError
 
 
 class StoreUnavailableError(UnavailableError):
     """No etcd endpoint answered."""
+
+
+class _LeaderLost(StoreUnavailableError):
+    """The member answered that it has no raft leader now (an election, or no quorum)."""
 
 
 class StoreError(StackdError):
@@ -188,6 +193,19 @@ class Store:
         return [self.endpoints[(self._first + i) % n] for i in range(n)]
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        # A read caught by a raft election gets "leader changed"; the election is over
+        # in about a second, and a read is safe to send again, as etcd's own client
+        # does. A write is not: the old leader may have applied it.
+        deadline = trio.current_time() + self.timeout
+        while True:
+            try:
+                return await self._call_once(path, body)
+            except _LeaderLost:
+                if path != "kv/range" or trio.current_time() >= deadline:
+                    raise
+                await trio.sleep(0.05)
+
+    async def _call_once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         self.requests += 1
         failures: list[str] = []
         for i, endpoint in enumerate(self._order()):
@@ -205,7 +223,7 @@ class Store:
             if resp.status_code != 200:
                 message = data.get("message") or data.get("error") or resp.text
                 if resp.status_code in (503, 504) or "leader" in str(message):
-                    raise StoreUnavailableError(
+                    raise _LeaderLost(
                         f"etcd at {endpoint} cannot serve {path}: {message}",
                         hint="check that the etcd cluster has a quorum")
                 raise StoreError(f"etcd at {endpoint} refused {path}: {message}")
