@@ -20,8 +20,6 @@ import pytest
 from support.busybox import busybox_available
 from support.clustershop import Shop, fetch, resolve, shop_up, until_or_dump
 
-from stackd.cluster.store import StoreUnavailableError
-
 TIMEOUT = 20
 
 
@@ -31,19 +29,6 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         pytest.skip("busybox-static is not installed")
     with shop_up(tmp_path, etcd_members=3) as s:
         yield s
-
-
-def ready_ips(shop: Shop) -> list[str]:
-    """The ready replicas' addresses as etcd has them; read again while etcd is
-    electing a new leader (a member was just killed), for at most a few seconds."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return shop.ready_ips()
-        except StoreUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def running(shop: Shop) -> dict[str, tuple[str, str, float]]:
@@ -72,7 +57,7 @@ def serving(shop: Shop, want: list[str], containers: set[str]) -> bool:
 
 def assert_serving_unchanged(shop: Shop, before: dict[str, tuple[str, str, float]],
                              what: str) -> None:
-    want = ready_ips(shop)
+    want = shop.ready_ips()
     assert len(want) == len(before), (what, want)
     until_or_dump(shop.nodes, f"every node serving {what}",
                   lambda: serving(shop, want, set(before)), TIMEOUT)
@@ -100,13 +85,13 @@ def test_the_cluster_keeps_serving_while_etcd_members_die(shop: Shop,
     victim = sorted(before)[0]
     shop.set_healthy(victim, False)
     until_or_dump(shop.nodes, "the unhealthy replica gone from every node's DNS",
-                  lambda: len(ready_ips(shop)) == 2
-                  and all(resolve(n, "web") == ready_ips(shop) for n in shop.nodes),
+                  lambda: len(shop.ready_ips()) == 2
+                  and all(resolve(n, "web") == shop.ready_ips() for n in shop.nodes),
                   TIMEOUT)
     shop.set_healthy(victim, True)
     until_or_dump(shop.nodes, "it back in every node's DNS",
-                  lambda: len(ready_ips(shop)) == 3
-                  and all(resolve(n, "web") == ready_ips(shop) for n in shop.nodes),
+                  lambda: len(shop.ready_ips()) == 3
+                  and all(resolve(n, "web") == shop.ready_ips() for n in shop.nodes),
                   TIMEOUT)
     members[0].start()
     members[0].wait_healthy()
@@ -119,13 +104,13 @@ def test_the_cluster_keeps_serving_while_etcd_members_die(shop: Shop,
     shop.set_healthy("shop-web-4", True)  # its health check's file, before it starts
     first.stackd("-f", compose, "scale", "web=4")
     until_or_dump(shop.nodes, "4 replicas ready, in every node's DNS",
-                  lambda: len(ready_ips(shop)) == 4
-                  and all(resolve(n, "web") == ready_ips(shop) for n in shop.nodes),
+                  lambda: len(shop.ready_ips()) == 4
+                  and all(resolve(n, "web") == shop.ready_ips() for n in shop.nodes),
                   TIMEOUT + 10)
     scaled = running(shop)
     assert set(scaled) == set(before) | {"shop-web-4"}
     assert {k: scaled[k] for k in before} == before  # the first three untouched
-    known = ready_ips(shop)
+    known = shop.ready_ips()
 
     # Two of three gone: no quorum.
     next(m for m in members if m is not gone).kill()
@@ -152,8 +137,8 @@ def test_the_cluster_keeps_serving_while_etcd_members_die(shop: Shop,
     gone.wait_healthy()
     first.stackd("-f", compose, "scale", "web=3")
     until_or_dump(shop.nodes, "3 replicas again, in every node's DNS",
-                  lambda: len(ready_ips(shop)) == 3
-                  and all(resolve(n, "web") == ready_ips(shop) for n in shop.nodes),
+                  lambda: len(shop.ready_ips()) == 3
+                  and all(resolve(n, "web") == shop.ready_ips() for n in shop.nodes),
                   TIMEOUT + 10)
     until_or_dump(shop.nodes, "shop-web-4 removed",
                   lambda: set(running(shop)) == set(before), TIMEOUT)
