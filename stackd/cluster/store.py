@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import trio
 
 from stackd.errors import StackdError, UnavailableError
 
@@ -34,8 +35,19 @@ class StoreUnavailableError(UnavailableError):
     """No etcd endpoint answered."""
 
 
+class _LeaderLost(StoreUnavailableError):
+    """The member answered that it has no raft leader now (an election, or no quorum)."""
+
+
 class StoreError(StackdError):
     """etcd answered with an error it should not have (a bug here, or a wrong server)."""
+
+
+def _why(e: httpx.HTTPError, timeout: float) -> str:
+    """What went wrong, in words: httpx's timeouts often carry no text at all."""
+    if isinstance(e, httpx.TimeoutException) and not str(e):
+        return f"no answer in {timeout:g} s"
+    return str(e) or type(e).__name__
 
 
 def _b64(data: bytes) -> str:
@@ -150,6 +162,7 @@ class Store:
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = prefix
         self._prefix = prefix.encode()
+        self.timeout = timeout
         self._client = httpx.AsyncClient(timeout=timeout)
         self._first = 0  # the endpoint that answered last: try it first next time
         self.requests = 0  # every request sent, for the benchmark's writes per change
@@ -180,24 +193,37 @@ class Store:
         return [self.endpoints[(self._first + i) % n] for i in range(n)]
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        # A read caught by a raft election gets "leader changed"; the election is over
+        # in about a second, and a read is safe to send again, as etcd's own client
+        # does. A write is not: the old leader may have applied it.
+        deadline = trio.current_time() + self.timeout
+        while True:
+            try:
+                return await self._call_once(path, body)
+            except _LeaderLost:
+                if path != "kv/range" or trio.current_time() >= deadline:
+                    raise
+                await trio.sleep(0.05)
+
+    async def _call_once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         self.requests += 1
         failures: list[str] = []
         for i, endpoint in enumerate(self._order()):
             try:
                 resp = await self._client.post(f"{endpoint}/v3/{path}", json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                failures.append(f"{endpoint}: {e or type(e).__name__}")
+                failures.append(f"{endpoint}: {_why(e, self.timeout)}")
                 continue
             except httpx.HTTPError as e:
                 raise StoreUnavailableError(
-                    f"etcd at {endpoint} did not answer {path}: {e or type(e).__name__}",
+                    f"etcd at {endpoint} did not answer {path}: {_why(e, self.timeout)}",
                     hint="check that the etcd cluster has a quorum") from e
             self._first = (self._first + i) % len(self.endpoints)
             data = _json_object(endpoint, path, resp.content)
             if resp.status_code != 200:
                 message = data.get("message") or data.get("error") or resp.text
                 if resp.status_code in (503, 504) or "leader" in str(message):
-                    raise StoreUnavailableError(
+                    raise _LeaderLost(
                         f"etcd at {endpoint} cannot serve {path}: {message}",
                         hint="check that the etcd cluster has a quorum")
                 raise StoreError(f"etcd at {endpoint} refused {path}: {message}")
@@ -351,9 +377,9 @@ class Store:
                             yield Event(type=ev.get("type", "PUT"), kv=self._kv(ev["kv"]))
                 raise StoreUnavailableError(f"etcd at {endpoint} closed a watch of {prefix!r}")
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                failures.append(f"{endpoint}: {e or type(e).__name__}")
+                failures.append(f"{endpoint}: {_why(e, 5.0)}")
             except httpx.HTTPError as e:
                 raise StoreUnavailableError(
-                    f"watch of {prefix!r} at {endpoint} broke: {e or type(e).__name__}") from e
+                    f"watch of {prefix!r} at {endpoint} broke: {_why(e, 5.0)}") from e
         raise StoreUnavailableError("no etcd endpoint answered a watch: " + "; ".join(failures),
                                     hint="check the --etcd URLs and that etcd is running")

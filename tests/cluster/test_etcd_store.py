@@ -163,3 +163,32 @@ async def test_an_endpoint_that_is_not_etcd_is_a_typed_error(tmp_path: Path) -> 
     finally:
         server.kill()
         server.wait()
+
+
+async def test_no_quorum_is_said_in_words(etcd3: EtcdCluster) -> None:
+    """A member that cannot reach a quorum holds a read until the client gives up: the
+    error names the endpoint, the call and that nothing came back in time (a timeout's
+    own text is empty: the message once ended in a bare colon)."""
+    etcd3.members[1].kill()
+    etcd3.members[2].kill()
+    async with Store(etcd3.endpoints[:1], prefix="/t/", timeout=1.0) as s:
+        with pytest.raises(StoreUnavailableError) as err:
+            with trio.fail_after(10):
+                await s.get("k")
+    assert str(err.value).startswith(
+        f"etcd at {etcd3.endpoints[0]} did not answer kv/range: no answer in 1 s"), err.value
+    assert "quorum" in (err.value.hint or "")
+
+
+async def test_a_read_outlives_raft_electing_a_new_leader(etcd3: EtcdCluster) -> None:
+    """Killing raft's leader: a read sent while the others elect one used to fail with
+    `etcdserver: leader changed` (so did `stackd node ls`, `up` and `scale`); a read is
+    safe to send again, and is, within the client's timeout."""
+    async with Store(etcd3.endpoints, prefix="/t/", timeout=5.0) as s:
+        await s.put("k", b"1")
+        etcd3.leader().kill()
+        end = trio.current_time() + 2.0
+        while trio.current_time() < end:
+            kv = await s.get("k")
+            assert kv is not None and kv.value == b"1"
+            await trio.sleep(0.02)

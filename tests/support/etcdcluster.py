@@ -32,11 +32,27 @@ class Member:
     data_dir: Path
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    argv: list[str] = field(default_factory=list)  # how it was started
+    netns: str | None = None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+    def start(self) -> None:
+        """(Re)start it as it was started, on its data dir: a killed member rejoins its
+        cluster (etcd ignores the --initial-cluster flags once the data dir exists).
+        Returns at once; `wait_healthy` waits for it to serve."""
+        assert self.argv and (self.proc is None or self.proc.poll() is not None)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        """Until it answers /health as healthy: it is up and its cluster has a leader."""
+        assert self.proc is not None
+        _wait_healthy(self.client_url, self.proc, self.log, timeout, self.netns)
 
 
 @dataclass
@@ -50,6 +66,24 @@ class EtcdCluster:
     def stop(self) -> None:
         for m in self.members:
             m.kill()
+
+    def leader(self) -> Member:
+        """The member raft has as leader now, as the first live member says."""
+        for m in self.members:
+            if m.proc is None or m.proc.poll() is not None:
+                continue
+            with contextlib.ExitStack() as stack:
+                if m.netns is not None:
+                    from stackd.netbridge.netns import entered
+
+                    stack.enter_context(entered(f"/run/netns/{m.netns}"))
+                status = httpx.post(f"{m.client_url}/v3/maintenance/status", json={},
+                                    timeout=5.0).json()
+                ids = httpx.post(f"{m.client_url}/v3/cluster/member/list", json={},
+                                 timeout=5.0).json()
+            name = {x["ID"]: x["name"] for x in ids["members"]}[status["leader"]]
+            return next(x for x in self.members if x.name == name)
+        raise AssertionError("no etcd member is running")
 
 
 def _healthy(url: str, netns: str | None) -> bool:
@@ -93,23 +127,22 @@ def start_etcd(tmp: Path, size: int, host: str = "127.0.0.1",
     initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster.members)
     try:
         for m in cluster.members:
-            with m.log.open("wb") as log:
-                prefix = ["ip", "netns", "exec", netns] if netns else []
-                m.proc = subprocess.Popen(
-                    [*prefix, etcd, "--name", m.name, "--data-dir", str(m.data_dir),
-                     "--listen-client-urls", m.client_url,
-                     "--advertise-client-urls", m.client_url,
-                     "--listen-peer-urls", m.peer_url,
-                     "--initial-advertise-peer-urls", m.peer_url,
-                     "--initial-cluster", initial,
-                     "--initial-cluster-token", f"stackd-test-{tmp.name}",
-                     "--initial-cluster-state", "new",
-                     "--heartbeat-interval", "50", "--election-timeout", "500",
-                     "--log-level", "warn"],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            m.log.write_bytes(b"")
+            prefix = ["ip", "netns", "exec", netns] if netns else []
+            m.netns = netns
+            m.argv = [*prefix, etcd, "--name", m.name, "--data-dir", str(m.data_dir),
+                      "--listen-client-urls", m.client_url,
+                      "--advertise-client-urls", m.client_url,
+                      "--listen-peer-urls", m.peer_url,
+                      "--initial-advertise-peer-urls", m.peer_url,
+                      "--initial-cluster", initial,
+                      "--initial-cluster-token", f"stackd-test-{tmp.name}",
+                      "--initial-cluster-state", "new",
+                      "--heartbeat-interval", "50", "--election-timeout", "500",
+                      "--log-level", "warn"]
+            m.start()
         for m in cluster.members:
-            assert m.proc is not None
-            _wait_healthy(m.client_url, m.proc, m.log, netns=netns)
+            m.wait_healthy()
     except BaseException:
         cluster.stop()
         raise
