@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="only container ids")
     p.add_argument("--all-projects", action="store_true", help="every stack's containers")
+    p.add_argument("--cluster", action="store_true",
+                   help="on a cluster member: every node's containers, with a NODE column")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -31,7 +33,8 @@ def status_text(c: dict[str, Any], now: float) -> str:
 def _state_text(c: dict[str, Any], now: float) -> str:
     state = c.get("state", "")
     if state == "running":
-        text = "Up " + _ago(now - float(c.get("started_at") or now))
+        # Another node's slot (`--cluster`) comes without its start time.
+        text = "Up " + _ago(now - float(c["started_at"])) if c.get("started_at") else "Up"
         if c.get("paused"):
             text += " (Paused)"  # docker's word for it
         elif c.get("health"):
@@ -55,11 +58,15 @@ def _ago(seconds: float) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     now = time.time()
-    header = ("NAME", "SERVICE", "STATUS", "PORTS")
     from stackd.cli.table import render
 
-    return render(header, [(c["name"], c.get("service") or "", status_text(c, now),
-                            ", ".join(c.get("ports") or [])) for c in rows])
+    if any("node" in c for c in rows):  # `--cluster`: whose each one is
+        return render(("NAME", "SERVICE", "NODE", "STATUS", "PORTS"), [
+            (c["name"], c.get("service") or "", c.get("node") or "",
+             status_text(c, now), ", ".join(c.get("ports") or [])) for c in rows])
+    return render(("NAME", "SERVICE", "STATUS", "PORTS"), [
+        (c["name"], c.get("service") or "", status_text(c, now),
+         ", ".join(c.get("ports") or [])) for c in rows])
 
 
 def fast_args(argv: list[str]) -> SimpleNamespace | None:
@@ -68,7 +75,7 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
     anything else (-h, a bad value, unknown flags), which then goes through argparse
     for its full checking and messages. Must accept exactly what add_arguments does."""
     args = SimpleNamespace(all=False, format="table", quiet=False, all_projects=False,
-                           services=[])
+                           cluster=False, services=[])
     it = iter(argv)
     closed = False  # argparse takes the SERVICE list in one run: an option ends it
     for word in it:
@@ -80,6 +87,8 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
             args.quiet = True
         elif word == "--all-projects":
             args.all_projects = True
+        elif word == "--cluster":
+            args.cluster = True
         elif word == "--format" or word.startswith("--format="):
             value = word.partition("=")[2] if "=" in word else next(it, None)
             if value not in ("table", "json"):
@@ -98,7 +107,10 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
 
     project = None if args.all_projects else project_of(args)
     with Client() as client:
-        rows = client.get("/v1/containers", project=project, all=args.all)
+        query: dict[str, Any] = {"project": project, "all": args.all}
+        if args.cluster:
+            query["cluster"] = True
+        rows = client.get("/v1/containers", **query)
         stacks = client.get("/v1/stacks") if args.format != "json" and not args.quiet \
             else []
     for s in stacks:

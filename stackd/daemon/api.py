@@ -237,10 +237,11 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
     @app.get("/v1/containers", response_class=Response,
              responses={200: {"content": {"application/json": {}}}})
     async def containers(project: Annotated[str | None, Query(max_length=63)] = None,
-                         all: bool = False) -> Response:
+                         all: bool = False, cluster: bool = False) -> Response:
         """Rows of plain JSON values, serialised directly: FastAPI's generic encoder
-        walks every value and is most of the time `stackd ps` waits at 500 rows."""
-        rows = await engine.containers(project, all)
+        walks every value and is most of the time `stackd ps` waits at 500 rows.
+        cluster: on a member, every node's slots, each row naming its node."""
+        rows = await engine.containers(project, all, cluster)
         return Response(json.dumps(rows), media_type="application/json")
 
     @app.get("/v1/containers/{name}/logs", responses={200: {"content": {wire.NDJSON: {}}}})

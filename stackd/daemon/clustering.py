@@ -86,8 +86,28 @@ class Membership:
         engine.unpublish = self._unpublish
         engine.refuse_verb = self._refuse_verb
         engine.placement_notes = self._placement_notes
+        engine.cluster_rows = self.cluster_rows
+        engine.node_name = lambda: self.config.name if self.config is not None else ""
         if hasattr(world, "slots_of"):
             world.slots_of = self.slots_of
+
+    def cluster_rows(self, project: str | None, all: bool) -> list[dict[str, Any]]:
+        """`ps --cluster`: the slots other nodes run, as `ps` rows, from their status
+        summaries as last seen (a node that is gone took its summaries with its lease)."""
+        here = self.config.name if self.config is not None else ""
+        rows = []
+        for s in self.slots:
+            if s["node"] == here or (project is not None and s["project"] != project):
+                continue
+            if not all and s["state"] != "running":
+                continue
+            rows.append({
+                "id": s["container"], "name": s["container"], "project": s["project"],
+                "service": s["service"], "index": s["index"], "state": s["state"],
+                "health": "healthy" if s["ready"] else "not ready", "node": s["node"],
+                "ports": [f"{p[4] or '0.0.0.0'}:{p[0]}->{p[2]}/{p[1]}" for p in s["ports"]],
+                "remote": True})
+        return sorted(rows, key=lambda r: (r["project"], r["service"], r["index"]))
 
     def slots_of(self, project: str) -> Mapping[str, frozenset[int]] | None:
         """service → the slot indices this node holds; None when no member (one host:

@@ -132,6 +132,10 @@ class Engine:
         self.unpublish: Callable[[str, bool], Awaitable[bool]] | None = None
         self.refuse_verb: Callable[[str, str], None] | None = None
         self.placement_notes: Callable[[str, str], Awaitable[list[str]]] | None = None
+        # `ps --cluster`: (project or None, all) → rows of the slots other nodes run,
+        # from their status summaries; and this node's name for its own rows.
+        self.cluster_rows: Callable[[str | None, bool], list[dict[str, Any]]] | None = None
+        self.node_name: Callable[[], str] | None = None
         # project → the generation whose rolling update has batches left: a waiter on
         # it waits for the last batch, not the first pass.
         self._updating: dict[str, int] = {}
@@ -961,8 +965,15 @@ class Engine:
 
         return rest()
 
-    async def containers(self, project: str | None, all: bool) -> list[dict[str, Any]]:
-        return await self.world.containers(project, all)
+    async def containers(self, project: str | None, all: bool,
+                         cluster: bool = False) -> list[dict[str, Any]]:
+        """This host's containers; with `cluster` on a member, each row says its node and
+        the slots every other node runs follow (as their status summaries say)."""
+        rows = await self.world.containers(project, all)
+        if not cluster or self.cluster_rows is None or self.node_name is None:
+            return rows
+        here = self.node_name()
+        return [*({**r, "node": here} for r in rows), *self.cluster_rows(project, all)]
 
     def container_logs(self, name: str, *, follow: bool, tail: int | None,
                        timestamps: bool) -> AsyncIterator[dict[str, Any]]:

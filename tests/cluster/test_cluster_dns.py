@@ -9,6 +9,7 @@ need the overlay: tests/cluster/test_cluster_mesh.py.)"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,17 @@ def test_every_node_answers_with_the_ready_replicas_of_all_nodes(shop: Shop) -> 
         local = {f"shop-{s}" for s in info_assigned[n.name]}
         bodies = [fetch(shop.world, n.node.address, shop.port) for _ in want]
         assert local & set(bodies), (n.name, bodies)
+
+    # `ps --cluster` on any node: every node's replica, each with its node.
+    for n in nodes:
+        rows = json.loads(n.stackd("-p", "shop", "ps", "--cluster", "--format",
+                                   "json").stdout)
+        assert sorted((r["name"], r["node"], r["state"]) for r in rows) == sorted(
+            (f"shop-{slot}", m.name, "running") for m in nodes
+            for slot in info_assigned[m.name]), (n.name, rows)
+        table = n.stackd("-p", "shop", "ps", "--cluster").stdout
+        assert table.splitlines()[0].split()[:3] == ["NAME", "SERVICE", "NODE"], table
+        assert all(m.name in table for m in nodes), table
 
     # A replica made unready (its health check fails): gone from every node's answers
     # and rules, and its summary says so.
