@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from stackd.runtime.containerspec import ContainerSpec
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec
+
 
 Status = Literal["created", "running", "exited"]
 UNKNOWN_CODE = 255

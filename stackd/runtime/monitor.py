@@ -35,7 +35,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackd import detached
 from stackd.errors import (
@@ -53,11 +53,11 @@ from stackd.roots import Roots
 from stackd.runtime import child, containerdirs, protocol
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
-from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.devices import resolve_devices
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
+from stackd.runtime.specview import dump_spec, load_spec
 from stackd.runtime.statefile import (
     check_records,
     is_alive,
@@ -66,6 +66,9 @@ from stackd.runtime.statefile import (
     read_json,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec
 
 IDLE_EXIT_SECONDS = 1.0
 # A client must send its whole request this soon after connecting (ours send it at
@@ -465,8 +468,8 @@ class Monitor:
         made: list[int] = []
         try:
             containerdirs.make(spec, paths)
-            write_json(paths.spec, spec.model_dump(mode="json"))
-            write_json(paths.spec_copy, spec.model_dump(mode="json"))  # 0600, as the spec
+            write_json(paths.spec, dump_spec(spec))
+            write_json(paths.spec_copy, dump_spec(spec))  # 0600, as the spec
             c = self._fork(spec, paths, plan, cgroup, made)
         except BaseException:
             for fd in made:
@@ -812,7 +815,7 @@ class Monitor:
         for it (statefile.check_records): the spec's copy, the process its cgroup holds.
         A spec without a readable copy stays as it is: there is nothing better to write.
         → what was done, one line each."""
-        check = check_records(paths)
+        check = check_records(paths, load_spec)
         if check is None or check.problem is None:
             return []
         done = []
@@ -838,7 +841,7 @@ class Monitor:
         if paths.exit.exists():
             return  # its exit is recorded: nothing to watch
         self.repair(paths)
-        check = check_records(paths)
+        check = check_records(paths, load_spec)
         if check is None:
             return  # never finished its create: delete cleans it up
         spec, record = check.spec, check.record

@@ -18,12 +18,15 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackd.errors import HostError, SpecError
 from stackd.runtime import inroot, readonly_mount, volume_seed
 from stackd.runtime import syscalls as sc
-from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 from stackd.runtime.layout import ContainerPaths
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 
 # Docker's defaults (moby oci/defaults.go), read as empty or denied inside.
 MASKED_PATHS = (

@@ -8,11 +8,13 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from stackd.errors import HostError
-from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
 
 
 class CgroupManager(Protocol):

@@ -8,8 +8,11 @@ meaningful once the period is set.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from stackd.runtime.containerspec import Device, Resources
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
+
 
 # (controller, file, value)
 Write = tuple[str, str, str]

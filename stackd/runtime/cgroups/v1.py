@@ -15,13 +15,16 @@ import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes
 from stackd.runtime.cgroups.v2 import CgroupV2
-from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
 FREEZER = "freezer"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v2_writes
-from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
 
 
 class CgroupV2:

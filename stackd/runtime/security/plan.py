@@ -11,8 +11,8 @@ import functools
 import os
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.security import libseccomp
 from stackd.runtime.security.capabilities import (
     CAPABILITY_NAMES,
@@ -22,6 +22,9 @@ from stackd.runtime.security.capabilities import (
 from stackd.runtime.security.errors import SecurityOptionError
 from stackd.runtime.security.seccomp_profile import parse_profile, resolve_profile
 from stackd.runtime.security.sysctls import Sysctl, validate_sysctls
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec
 
 DEFAULT_PROFILE = "default"
 UNCONFINED = "unconfined"
