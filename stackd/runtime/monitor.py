@@ -20,7 +20,6 @@ or inspect containers, only to change them.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -54,6 +53,7 @@ from stackd.runtime import child, containerdirs, protocol
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.devices import resolve_devices
+from stackd.runtime.keeper import parse_args
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
@@ -1119,15 +1119,12 @@ def _security_module() -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stackd-monitor")
-    parser.add_argument("--state", required=True)
-    parser.add_argument("--run", required=True)
-    parser.add_argument("--root-id", required=True)  # shown in ps, used by tools/leaks
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv,
+                      ("--state", "--run", "--root-id"), prog="stackd-monitor")
     # Explicit, not inherited from whoever started us (a CLI under umask 077 or 000):
     # containers inherit it, and what is private is made so by mode, not by umask.
     os.umask(0o022)
-    roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
+    roots = Roots(state=Path(args["--state"]), run=Path(args["--run"])).ensure()
     private_dir(containers_dir(roots))
     mpaths = MonitorPaths(roots.run)
     ready = detached.detach(mpaths.lock, lambda: _answers(mpaths.socket), name="monitor")
