@@ -70,10 +70,6 @@ class SpecView:
     def __repr__(self) -> str:
         return f"{self._kind}({self._data!r})"
 
-    @property
-    def cgroup_rule(self) -> str:  # a Device's; the rule is device_rule's
-        return device_rule(cast("Device", self))
-
 
 def device_rule(d: Device) -> str:
     """The devices.allow line of a resolved device: `c 10:229 rwm`."""

@@ -16,6 +16,7 @@ import pytest
 
 from stackd.errors import SpecError
 from stackd.runtime import protocol
+from stackd.runtime.cgroups.settings import v1_device_writes
 from stackd.runtime.containerspec import (
     ContainerSpec,
     Device,
@@ -29,7 +30,7 @@ from stackd.runtime.containerspec import (
     plain_schema,
 )
 from stackd.runtime.devices import resolve_devices
-from stackd.runtime.specview import SCHEMA_FILE, SpecView, dump_spec, load_spec
+from stackd.runtime.specview import SCHEMA_FILE, SpecView, device_rule, dump_spec, load_spec
 
 HEAVY = ("pydantic", "pydantic_core", "annotated_types", "trio", "yaml", "httpx", "argparse",
          "subprocess", "ctypes.util")
@@ -102,7 +103,7 @@ def test_defaults_are_the_models() -> None:
 
 
 def test_a_view_is_read_only() -> None:
-    view = load_spec(FULL.model_dump(mode="json"))
+    view: Any = load_spec(FULL.model_dump(mode="json"))
     with pytest.raises(AttributeError):
         view.id = "other"
     with pytest.raises(AttributeError, match="no field 'nonsense'"):
@@ -115,7 +116,9 @@ def test_devices_resolve_in_a_view_as_in_the_model() -> None:
     want = resolve_devices(FULL)
     same(resolved, want)
     assert dump_spec(resolved) == want.model_dump(mode="json")
-    assert [d.cgroup_rule for d in resolved.devices] == ["c 1:3 rw"]
+    assert [device_rule(d) for d in resolved.devices] == ["c 1:3 rw"]
+    assert v1_device_writes(False, resolved.devices)[-1] == (
+        "devices", "devices.allow", "c 1:3 rw")
 
 
 def mutated(path: str, value: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from stackd.runtime.specview import device_rule
+
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import Device, Resources
 
@@ -90,4 +92,4 @@ def v1_device_writes(privileged: bool, devices: Sequence[Device] = ()) -> list[W
         return [("devices", "devices.allow", "a *:* rwm")]
     return [("devices", "devices.deny", "a *:* rwm")] + [
         ("devices", "devices.allow", rule) for rule in DEFAULT_DEVICE_RULES
-    ] + [("devices", "devices.allow", d.cgroup_rule) for d in devices]
+    ] + [("devices", "devices.allow", device_rule(d)) for d in devices]
