@@ -33,7 +33,7 @@ from stackd.runtime.devices import resolve_devices
 from stackd.runtime.specview import SCHEMA_FILE, SpecView, device_rule, dump_spec, load_spec
 
 HEAVY = ("pydantic", "pydantic_core", "annotated_types", "trio", "yaml", "httpx", "argparse",
-         "subprocess", "ctypes.util")
+         "subprocess", "ctypes.util", "zipfile")
 
 FULL = ContainerSpec(
     id="web-1", name="web", labels={"a": "b"}, layers=("/l/2", "/l/1"), readonly_rootfs=True,
@@ -54,12 +54,13 @@ FULL = ContainerSpec(
 
 def test_the_monitor_imports_no_pydantic() -> None:
     # Everything the monitor loads (its module, the seccomp compiler it loads at start),
-    # then a create request's spec read the monitor's way.
+    # then a create request's spec read the monitor's way and its seccomp plan made.
     spec = json.dumps(FULL.model_dump(mode="json"))
     code = ("import json, sys\n"
             "import stackd.runtime.monitor, stackd.runtime.security\n"
             "from stackd.runtime import protocol\n"
-            f"protocol.request_spec({{'spec': json.loads({spec!r})}})\n"
+            f"s = protocol.request_spec({{'spec': json.loads({spec!r})}})\n"
+            "stackd.runtime.security.prepare(s)\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -132,6 +132,13 @@ def syscall_names(arch: int, *, upto: int = 1024) -> list[str]:
     return names
 
 
+def trim_heap() -> None:
+    """Return the C heap's free memory to the system (glibc's malloc_trim)."""
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 class SeccompCompileError(Exception):
     """libseccomp refused a rule; the caller turns this into a typed error naming it."""
 
