@@ -21,7 +21,6 @@ import struct
 import termios
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from stackd.errors import HostError, SpecError, StackdError
 from stackd.runtime import rootfs
@@ -31,7 +30,10 @@ from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_fai
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from stackd.runtime.containerspec import ContainerSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stackd.filemodes import PRIVATE_FILE, private_dir, tighten, write_private
 from stackd.roots import Roots
 from stackd.runtime.layout import ContainerPaths, containers_dir
 from stackd.runtime.rootfs import WRITABLE_FILES
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import ContainerSpec
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, cast
 
 from stackd.errors import HostError
 from stackd.runtime.specview import replace
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import ContainerSpec, Device
 
@@ -29,7 +29,8 @@ def resolve_devices(spec: ContainerSpec) -> ContainerSpec:
         if len(out) > MAX_NODES:
             raise HostError(f"container {spec.name}: devices expand to more than "
                             f"{MAX_NODES} nodes", hint="name the device nodes one by one")
-    return cast("ContainerSpec", replace(spec, devices=tuple(out)))
+    resolved: ContainerSpec = replace(spec, devices=tuple(out))
+    return resolved
 
 
 def _nodes(d: Device) -> list[Device]:
@@ -61,7 +62,8 @@ def _nodes(d: Device) -> list[Device]:
 
 
 def _node(d: Device, st: os.stat_result, source: str, target: str) -> Device:
-    return cast("Device", replace(
+    node: Device = replace(
         d, source=source, target=target, type="c" if stat.S_ISCHR(st.st_mode) else "b",
         major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
-        mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid))
+        mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    return node

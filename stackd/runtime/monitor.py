@@ -34,7 +34,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from stackd import detached
 from stackd.errors import (
@@ -67,7 +66,10 @@ from stackd.runtime.statefile import (
     write_json,
 )
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from typing import Any
+
     from stackd.runtime.containerspec import ContainerSpec
 
 IDLE_EXIT_SECONDS = 1.0

@@ -8,14 +8,16 @@ Reply: {"ok": true, ...} or
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from stackd import errors
 from stackd.errors import StackdError, UsageError
 from stackd.runtime.layout import check_id
 from stackd.runtime.specview import load_spec
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from typing import Any
+
     from stackd.runtime.containerspec import ContainerSpec
 
 

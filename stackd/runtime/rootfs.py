@@ -18,13 +18,13 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stackd.errors import HostError, SpecError
 from stackd.runtime import inroot, readonly_mount, volume_seed
 from stackd.runtime import syscalls as sc
 from stackd.runtime.layout import ContainerPaths
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 

@@ -12,6 +12,10 @@ made of it. The daemon still builds and validates real `ContainerSpec`s; the mon
 which treats every request as hostile, checks again here and refuses with a SpecError
 that names the field.
 
+The monitor's modules import no `typing` either (1.6 MiB): they say
+`TYPE_CHECKING = False` and import typing's names under `if TYPE_CHECKING:`, which
+mypy reads as typing's own (test_monitor_light.py checks the module set).
+
 The schema subset interpreted is what pydantic emits for our models: objects with
 `properties`/`required`/`additionalProperties`, arrays with `items`, string `enum` and
 `pattern`, integer `minimum`/`maximum`, `anyOf` with null, and `$ref` to `$defs`.
@@ -22,11 +26,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, cast
 
 from stackd.errors import SpecError
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from typing import Any
+
     from stackd.runtime.containerspec import ContainerSpec, Device
 
 SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "containerspec.schema.json")
@@ -80,13 +86,15 @@ def load_spec(data: object) -> ContainerSpec:
     """A request's (or a record's) spec → its view; SpecError naming the first field
     that does not fit the model (a hostile or garbled spec)."""
     root = schema()
-    return cast("ContainerSpec", _read(data, root, root, "spec"))
+    spec: ContainerSpec = _read(data, root, root, "spec")
+    return spec
 
 
 def dump_spec(spec: ContainerSpec) -> dict[str, Any]:
     """The spec as JSON data (what `model_dump(mode="json")` gives)."""
     if isinstance(spec, SpecView):
-        return cast(dict[str, Any], spec._data)
+        data: dict[str, Any] = spec._data
+        return data
     return spec.model_dump(mode="json")
 
 

@@ -7,19 +7,28 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from stackd.errors import StackdError
 from stackd.filemodes import open_private
 from stackd.runtime.layout import ContainerPaths
-from stackd.runtime.model import ContainerState, ExitStatus, Status
+from stackd.runtime.model import ContainerState, ExitStatus
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from stackd.runtime.containerspec import ContainerSpec
+    from stackd.runtime.model import Status
+
+    # What turns a spec record's JSON into a spec: the daemon's side reads it into the
+    # pydantic model; the monitor, which never imports pydantic (issue #20), passes
+    # specview.load_spec. Either raises ValueError or a StackdError for a spec that is
+    # not one.
+    SpecParser = Callable[[dict[str, Any]], ContainerSpec]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -91,12 +100,6 @@ def read_record(path: Path | str) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise Unreadable("is not a JSON object")
     return data
-
-
-# What turns a spec record's JSON into a spec: the daemon's side reads it into the
-# pydantic model; the monitor, which never imports pydantic (issue #20), passes
-# specview.load_spec. Either raises ValueError or a StackdError for a spec that is not one.
-SpecParser = Callable[[dict[str, Any]], "ContainerSpec"]
 
 
 def model_spec(data: dict[str, Any]) -> ContainerSpec:

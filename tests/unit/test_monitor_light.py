@@ -33,7 +33,7 @@ from stackd.runtime.devices import resolve_devices
 from stackd.runtime.specview import SCHEMA_FILE, SpecView, device_rule, dump_spec, load_spec
 
 HEAVY = ("pydantic", "pydantic_core", "annotated_types", "trio", "yaml", "httpx", "argparse",
-         "subprocess", "ctypes.util", "zipfile")
+         "subprocess", "ctypes.util", "zipfile", "typing")
 
 FULL = ContainerSpec(
     id="web-1", name="web", labels={"a": "b"}, layers=("/l/2", "/l/1"), readonly_rootfs=True,

@@ -8,10 +8,10 @@ meaningful once the period is set.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from stackd.runtime.specview import device_rule
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import Device, Resources
 

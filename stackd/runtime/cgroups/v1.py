@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
@@ -23,6 +22,7 @@ from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes
 from stackd.runtime.cgroups.v2 import CgroupV2
 from stackd.runtime.model import Stats
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import Device, Resources
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v2_writes
 from stackd.runtime.model import Stats
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import Device, Resources
 

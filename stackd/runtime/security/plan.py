@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from stackd.runtime.security import libseccomp
 from stackd.runtime.security.capabilities import (
@@ -22,6 +21,7 @@ from stackd.runtime.security.errors import SecurityOptionError
 from stackd.runtime.security.seccomp_profile import parse_profile, resolve_profile
 from stackd.runtime.security.sysctls import Sysctl, validate_sysctls
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import ContainerSpec
 
