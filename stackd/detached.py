@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -92,6 +91,8 @@ def held(lock: Path) -> bool:
 
 async def spawn(module: str, roots: Roots, log: Path, *, what: str) -> None:
     """Start the root's helper `module` and return once it serves (or one already did)."""
+    import subprocess  # here: the helpers import this module, and need no subprocess
+
     import trio
 
     roots.ensure()

@@ -21,16 +21,20 @@ import struct
 import termios
 import traceback
 from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from stackd.errors import HostError, SpecError, StackdError
 from stackd.runtime import rootfs
 from stackd.runtime import syscalls as sc
-from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.exec_helper import open_console
 from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from stackd.runtime.containerspec import ContainerSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

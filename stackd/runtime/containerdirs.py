@@ -16,9 +16,12 @@ from pathlib import Path
 
 from stackd.filemodes import PRIVATE_FILE, private_dir, tighten, write_private
 from stackd.roots import Roots
-from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, containers_dir
 from stackd.runtime.rootfs import WRITABLE_FILES
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec
 
 ROOT_DIR_MODE = 0o755
 GIVEN_FILE_MODE = 0o444  # Compose's default for configs and secrets

@@ -9,9 +9,12 @@ handed to the monitor process as JSON.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
+
+from stackd.runtime.specview import device_rule
 
 
 class _Frozen(BaseModel):
@@ -101,7 +104,7 @@ class Device(_Frozen):
     @property
     def cgroup_rule(self) -> str:
         """The devices.allow line: `c 10:229 rwm`."""
-        return f"{self.type} {self.major}:{self.minor} {self.permissions}"
+        return device_rule(self)
 
 
 class Resources(_Frozen):
@@ -161,3 +164,39 @@ class ContainerSpec(_Frozen):
     stop_signal: str = "SIGTERM"
     stop_grace: float = 10.0  # seconds
     log: LogConfig = LogConfig()
+
+
+def plain_schema() -> dict[str, Any]:
+    """The model's JSON schema as the monitor reads it (specview): without prose, and
+    with every optional field's default, also those a default_factory makes."""
+    models = {m.__name__: m for m in (ContainerSpec, ProcessSpec, Rlimit, Mount, Namespaces,
+                                       Device, Resources, Security, LogConfig)}
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("title", "description")
+                    or (k == "title" and node.get("type") == "object" and "properties" in node)}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    full = ContainerSpec.model_json_schema()
+    for name, node in [("ContainerSpec", full), *full["$defs"].items()]:
+        for field, prop in node["properties"].items():
+            info = models[name].model_fields[field]
+            if not info.is_required() and "default" not in prop:
+                prop["default"] = to_jsonable_python(info.get_default(call_default_factory=True))
+    return dict(strip(full))
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    from stackd.runtime.specview import SCHEMA_FILE
+
+    text = json.dumps(plain_schema(), indent=1, sort_keys=True) + "\n"
+    if sys.argv[1:] == ["--check"]:
+        sys.exit(0 if Path(SCHEMA_FILE).read_text() == text else 1)
+    Path(SCHEMA_FILE).write_text(text)

@@ -10,7 +10,11 @@ import os
 import stat
 
 from stackd.errors import HostError
-from stackd.runtime.containerspec import ContainerSpec, Device
+from stackd.runtime.specview import replace
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec, Device
 
 MAX_NODES = 1024  # a directory source (/dev/snd) expands; /dev itself would be absurd
 
@@ -25,7 +29,8 @@ def resolve_devices(spec: ContainerSpec) -> ContainerSpec:
         if len(out) > MAX_NODES:
             raise HostError(f"container {spec.name}: devices expand to more than "
                             f"{MAX_NODES} nodes", hint="name the device nodes one by one")
-    return spec.model_copy(update={"devices": tuple(out)})
+    resolved: ContainerSpec = replace(spec, devices=tuple(out))
+    return resolved
 
 
 def _nodes(d: Device) -> list[Device]:
@@ -57,8 +62,8 @@ def _nodes(d: Device) -> list[Device]:
 
 
 def _node(d: Device, st: os.stat_result, source: str, target: str) -> Device:
-    return d.model_copy(update={
-        "source": source, "target": target,
-        "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
-        "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
-        "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    node: Device = replace(
+        d, source=source, target=target, type="c" if stat.S_ISCHR(st.st_mode) else "b",
+        major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+        mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    return node

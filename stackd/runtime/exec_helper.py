@@ -46,7 +46,6 @@ import struct
 import sys
 import termios
 from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from stackd.errors import StackdError
 from stackd.runtime import protocol
@@ -54,6 +53,10 @@ from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_fai
 from stackd.runtime.security import SecurityPlan, finalize_process
 from stackd.runtime.security import kernel as k
 from stackd.runtime.users import read_account_files, resolve_user
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TIOCGPTN = 0x80045430

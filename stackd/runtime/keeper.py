@@ -147,13 +147,18 @@ def _write_json(path: str, data: dict[str, object]) -> None:
         raise
 
 
-def parse_args(argv: list[str]) -> dict[str, str]:
-    """--run DIR --root-id ID --monitor-pid N --socket-fd N, all required (the
-    monitor's start-up is the only caller; --root-id is there for ps and tools/leaks)."""
-    wanted = ("--run", "--root-id", "--monitor-pid", "--socket-fd")
+KEEPER_ARGS = ("--run", "--root-id", "--monitor-pid", "--socket-fd")
+
+
+def parse_args(argv: list[str], wanted: tuple[str, ...] = KEEPER_ARGS,
+               prog: str = "stackd-keeper") -> dict[str, str]:
+    """`--name value` pairs, each of `wanted` once and nothing else; for us (--run DIR
+    --root-id ID --monitor-pid N --socket-fd N) and the monitor, whose start-up is the
+    only caller of either (--root-id is there for ps and tools/leaks). Not argparse:
+    its import is ~1.4 MiB of each process's memory (issue #20)."""
     args = dict(zip(argv[::2], argv[1::2], strict=False))
     if len(argv) % 2 or sorted(args) != sorted(wanted):
-        raise SystemExit(f"usage: stackd-keeper {' '.join(w + ' X' for w in wanted)}")
+        raise SystemExit(f"usage: {prog} {' '.join(w + ' X' for w in wanted)}")
     return args
 
 

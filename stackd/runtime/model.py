@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
 
-from stackd.runtime.containerspec import ContainerSpec
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
-Status = Literal["created", "running", "exited"]
+    from stackd.runtime.containerspec import ContainerSpec
+
+    Status = Literal["created", "running", "exited"]
+
 UNKNOWN_CODE = 255
 
 

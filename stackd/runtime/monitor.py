@@ -20,7 +20,6 @@ or inspect containers, only to change them.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -35,7 +34,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from stackd import detached
 from stackd.errors import (
@@ -53,11 +51,12 @@ from stackd.roots import Roots
 from stackd.runtime import child, containerdirs, protocol
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
-from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.devices import resolve_devices
+from stackd.runtime.keeper import parse_args
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
+from stackd.runtime.specview import dump_spec, load_spec
 from stackd.runtime.statefile import (
     check_records,
     is_alive,
@@ -66,6 +65,12 @@ from stackd.runtime.statefile import (
     read_json,
     write_json,
 )
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Any
+
+    from stackd.runtime.containerspec import ContainerSpec
 
 IDLE_EXIT_SECONDS = 1.0
 # A client must send its whole request this soon after connecting (ours send it at
@@ -465,8 +470,8 @@ class Monitor:
         made: list[int] = []
         try:
             containerdirs.make(spec, paths)
-            write_json(paths.spec, spec.model_dump(mode="json"))
-            write_json(paths.spec_copy, spec.model_dump(mode="json"))  # 0600, as the spec
+            write_json(paths.spec, dump_spec(spec))
+            write_json(paths.spec_copy, dump_spec(spec))  # 0600, as the spec
             c = self._fork(spec, paths, plan, cgroup, made)
         except BaseException:
             for fd in made:
@@ -812,7 +817,7 @@ class Monitor:
         for it (statefile.check_records): the spec's copy, the process its cgroup holds.
         A spec without a readable copy stays as it is: there is nothing better to write.
         → what was done, one line each."""
-        check = check_records(paths)
+        check = check_records(paths, load_spec)
         if check is None or check.problem is None:
             return []
         done = []
@@ -838,7 +843,7 @@ class Monitor:
         if paths.exit.exists():
             return  # its exit is recorded: nothing to watch
         self.repair(paths)
-        check = check_records(paths)
+        check = check_records(paths, load_spec)
         if check is None:
             return  # never finished its create: delete cleans it up
         spec, record = check.spec, check.record
@@ -1116,15 +1121,12 @@ def _security_module() -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stackd-monitor")
-    parser.add_argument("--state", required=True)
-    parser.add_argument("--run", required=True)
-    parser.add_argument("--root-id", required=True)  # shown in ps, used by tools/leaks
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv,
+                      ("--state", "--run", "--root-id"), prog="stackd-monitor")
     # Explicit, not inherited from whoever started us (a CLI under umask 077 or 000):
     # containers inherit it, and what is private is made so by mode, not by umask.
     os.umask(0o022)
-    roots = Roots(state=Path(args.state), run=Path(args.run)).ensure()
+    roots = Roots(state=Path(args["--state"]), run=Path(args["--run"])).ensure()
     private_dir(containers_dir(roots))
     mpaths = MonitorPaths(roots.run)
     ready = detached.detach(mpaths.lock, lambda: _answers(mpaths.socket), name="monitor")

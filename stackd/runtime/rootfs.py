@@ -22,8 +22,11 @@ from pathlib import Path
 from stackd.errors import HostError, SpecError
 from stackd.runtime import inroot, readonly_mount, volume_seed
 from stackd.runtime import syscalls as sc
-from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 from stackd.runtime.layout import ContainerPaths
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 
 # Docker's defaults (moby oci/defaults.go), read as empty or denied inside.
 MASKED_PATHS = (

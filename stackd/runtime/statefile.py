@@ -10,12 +10,25 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from stackd.errors import StackdError
 from stackd.filemodes import open_private
-from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
 from stackd.runtime.layout import ContainerPaths
-from stackd.runtime.model import ContainerState, ExitStatus, Status
+from stackd.runtime.model import ContainerState, ExitStatus
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from stackd.runtime.containerspec import ContainerSpec
+    from stackd.runtime.model import Status
+
+    # What turns a spec record's JSON into a spec: the daemon's side reads it into the
+    # pydantic model; the monitor, which never imports pydantic (issue #20), passes
+    # specview.load_spec. Either raises ValueError or a StackdError for a spec that is
+    # not one.
+    SpecParser = Callable[[dict[str, Any]], ContainerSpec]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -89,7 +102,13 @@ def read_record(path: Path | str) -> dict[str, Any] | None:
     return data
 
 
-def _load_spec(path: Path | str) -> ContainerSpec | None:
+def model_spec(data: dict[str, Any]) -> ContainerSpec:
+    from stackd.runtime.containerspec import ContainerSpec
+
+    return ContainerSpec.model_validate(data)
+
+
+def _load_spec(path: Path | str, parse: SpecParser) -> ContainerSpec | None:
     """A container's spec, parsed once per file: it is written at create and never
     changed, and validating it is most of the cost of listing hundreds of containers
     (the daemon lists and inspects them all the time). None: no such file;
@@ -100,14 +119,15 @@ def _load_spec(path: Path | str) -> ContainerSpec | None:
         return None
     except OSError as e:
         raise Unreadable(f"cannot be read ({e.strerror})") from None
-    parsed = _parsed_spec(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    parsed = _parsed_spec(str(path), st.st_ino, st.st_mtime_ns, st.st_size, parse)
     if isinstance(parsed, str):
         raise Unreadable(parsed)
     return parsed
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed_spec(path: str, ino: int, mtime_ns: int, size: int) -> ContainerSpec | str | None:
+def _parsed_spec(path: str, ino: int, mtime_ns: int, size: int,
+                 parse: SpecParser) -> ContainerSpec | str | None:
     try:
         data = read_record(path)
     except Unreadable as e:
@@ -115,8 +135,8 @@ def _parsed_spec(path: str, ino: int, mtime_ns: int, size: int) -> ContainerSpec
     if data is None:
         return None
     try:
-        return ContainerSpec.model_validate(data)
-    except ValueError:  # pydantic's ValidationError
+        return parse(data)
+    except (ValueError, StackdError):  # pydantic's ValidationError, specview's SpecError
         return "is not a valid container spec"
 
 
@@ -133,10 +153,10 @@ def _valid_state(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _placeholder_spec(container_id: str) -> ContainerSpec:
+def _placeholder_spec(container_id: str, parse: SpecParser) -> ContainerSpec:
     """What is known of a container whose spec (and its copy) cannot be read: its id."""
-    return ContainerSpec(id=container_id, name=container_id, layers=(),
-                         process=ProcessSpec(args=("?",)))
+    return parse({"id": container_id, "name": container_id, "layers": [],
+                  "process": {"args": ["?"]}})
 
 
 def init_pid(pids: list[int]) -> int | None:
@@ -171,7 +191,6 @@ def started_at_of(pid_start: int) -> str | None:
 def state_from_cgroup(paths: ContainerPaths) -> dict[str, Any]:
     """A stand-in for an unreadable state.json: the container's process as its cgroup
     knows it (the kernel's truth: what the record would have said, less created_at)."""
-    from stackd.errors import StackdError
     from stackd.runtime.cgroups import manager_for
 
     try:
@@ -206,10 +225,12 @@ class RecordCheck:
         return "; ".join(parts) or None
 
 
-def check_records(paths: ContainerPaths) -> RecordCheck | None:
+def check_records(paths: ContainerPaths,
+                  parse: SpecParser = model_spec) -> RecordCheck | None:
     """The container's spec and state record; None while it has none (being created or
     deleted). A file that cannot be read does not hide the container: the spec's copy,
-    or the process its cgroup holds, stands in, and the check says why."""
+    or the process its cgroup holds, stands in, and the check says why. `parse` reads
+    the spec (the model by default)."""
     run = f"{paths.roots.run}/containers/{paths.id}"
     spec_problem = state_problem = None
     restorable = False
@@ -221,7 +242,7 @@ def check_records(paths: ContainerPaths) -> RecordCheck | None:
     except Unreadable as e:
         state_problem, record = str(e), state_from_cgroup(paths)
     try:
-        spec = _load_spec(f"{run}/spec.json")
+        spec = _load_spec(f"{run}/spec.json", parse)
         if spec is None:
             raise Unreadable("is missing")
         if spec.id != paths.id:
@@ -229,12 +250,12 @@ def check_records(paths: ContainerPaths) -> RecordCheck | None:
     except Unreadable as e:
         spec_problem = str(e)
         try:
-            spec = _load_spec(str(paths.spec_copy))
+            spec = _load_spec(str(paths.spec_copy), parse)
         except Unreadable:
             spec = None
         restorable = spec is not None and spec.id == paths.id
         if not restorable:
-            spec = _placeholder_spec(paths.id)
+            spec = _placeholder_spec(paths.id, parse)
     assert spec is not None
     return RecordCheck(spec, record, spec_problem, restorable, state_problem)
 

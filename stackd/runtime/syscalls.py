@@ -8,14 +8,15 @@ translate failures the same way whether they came from os.* or from here.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import platform
 import socket
 import struct
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library our interpreter runs on, by soname: ctypes.util.find_library would run
+# ldconfig and import subprocess in every process of ours that does a syscall (#20).
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000

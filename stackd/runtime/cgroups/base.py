@@ -8,11 +8,17 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from stackd.errors import HostError
-from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from stackd.runtime.containerspec import Device, Resources
+else:
+    Protocol = object  # a Protocol to mypy; nothing at run time needs it to be one
 
 
 class CgroupManager(Protocol):

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stackd.runtime.containerspec import Device, Resources
+from stackd.runtime.specview import device_rule
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
+
 
 # (controller, file, value)
 Write = tuple[str, str, str]
@@ -87,4 +92,4 @@ def v1_device_writes(privileged: bool, devices: Sequence[Device] = ()) -> list[W
         return [("devices", "devices.allow", "a *:* rwm")]
     return [("devices", "devices.deny", "a *:* rwm")] + [
         ("devices", "devices.allow", rule) for rule in DEFAULT_DEVICE_RULES
-    ] + [("devices", "devices.allow", d.cgroup_rule) for d in devices]
+    ] + [("devices", "devices.allow", device_rule(d)) for d in devices]

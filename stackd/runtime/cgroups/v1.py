@@ -20,8 +20,11 @@ from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes
 from stackd.runtime.cgroups.v2 import CgroupV2
-from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
 FREEZER = "freezer"

@@ -8,8 +8,11 @@ from pathlib import Path
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
 from stackd.runtime.cgroups.settings import v2_writes
-from stackd.runtime.containerspec import Device, Resources
 from stackd.runtime.model import Stats
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Device, Resources
 
 
 class CgroupV2:

@@ -9,7 +9,6 @@ multi-arch dispatch, argument comparisons — and we never hand-write BPF.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,13 +58,26 @@ class CompiledRule:
 _lib: ctypes.CDLL | None = None
 
 
+def _open(soname: str) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(soname, use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        name = find_library("seccomp")
+        if name is None:
+            raise
+        return ctypes.CDLL(name, use_errno=True)
+
+
 def _load() -> ctypes.CDLL:
     global _lib
     if _lib is not None:
         return _lib
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    # The soname first: find_library runs ldconfig, and ctypes.util imports subprocess
+    # (memory the runtime monitor keeps for as long as it runs, issue #20).
     try:
-        lib = ctypes.CDLL(name, use_errno=True)
+        lib = _open("libseccomp.so.2")
     except OSError as err:
         raise UnavailableError(
             f"libseccomp is not installed ({err})",
@@ -118,6 +130,13 @@ def syscall_names(arch: int, *, upto: int = 1024) -> list[str]:
             names.append(ctypes.string_at(ptr).decode())
             libc.free(ptr)
     return names
+
+
+def trim_heap() -> None:
+    """Return the C heap's free memory to the system (glibc's malloc_trim)."""
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 class SeccompCompileError(Exception):

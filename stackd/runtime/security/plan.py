@@ -10,9 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from importlib import resources
 
-from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.security import libseccomp
 from stackd.runtime.security.capabilities import (
     CAPABILITY_NAMES,
@@ -22,6 +20,10 @@ from stackd.runtime.security.capabilities import (
 from stackd.runtime.security.errors import SecurityOptionError
 from stackd.runtime.security.seccomp_profile import parse_profile, resolve_profile
 from stackd.runtime.security.sysctls import Sysctl, validate_sysctls
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import ContainerSpec
 
 DEFAULT_PROFILE = "default"
 UNCONFINED = "unconfined"
@@ -84,7 +86,10 @@ def _is_host(value: str, kind: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _default_profile_text() -> str:
-    return resources.files(__package__).joinpath("default_seccomp.json").read_text()
+    # A plain open beside this file: importlib.resources would import zipfile and
+    # threading (~0.6 MiB of the monitor's memory, issue #20) for a file that is ours.
+    with open(os.path.join(os.path.dirname(__file__), "default_seccomp.json")) as f:
+        return f.read()
 
 
 def _profile_text(source: str) -> str:
@@ -107,6 +112,14 @@ def compile_profile(text: str, source: str, caps: frozenset[str],
                     kernel: tuple[int, int]) -> bytes:
     """Compile a profile for one capability set to BPF; cached, since every container
     of a service (and every exec into one) compiles the same thing."""
+    bpf = _compile(text, source, caps, kernel)
+    # The parse and libseccomp's work leave ~1 MiB of freed heap, which the monitor
+    # would otherwise keep resident for as long as it runs (issue #20).
+    libseccomp.trim_heap()
+    return bpf
+
+
+def _compile(text: str, source: str, caps: frozenset[str], kernel: tuple[int, int]) -> bytes:
     profile = parse_profile(text, source)
     native = _MACHINE_TO_SECCOMP_ARCH.get(os.uname().machine, os.uname().machine)
     resolved = resolve_profile(profile, caps=caps, native=native, kernel=kernel)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from stackd.runtime.security.errors import SecurityOptionError
 from stackd.runtime.security.libseccomp import (
@@ -25,6 +24,10 @@ from stackd.runtime.security.libseccomp import (
     ArgCondition,
     CompiledRule,
 )
+
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Any
 
 EPERM = 1
 _ACTIONS = {

@@ -148,6 +148,18 @@ async def test_garbage_requests_get_typed_errors_and_change_nothing(rt, make_spe
         answer = json.loads(reply)
         assert answer["ok"] is False, payload
         assert answer["kind"] in ("UsageError", "NotFoundError", "SpecError"), (payload, answer)
+    # Specs of the right shape with a hostile field: the monitor (which reads them
+    # without pydantic) names the field, and nothing is created.
+    good = make_spec("hostile", "true").model_dump(mode="json")
+    for field, value in [("process", {"args": "sh"}), ("devices", [{"source": "/dev/null",
+                          "target": "/dev/x", "permissions": "rw\n"}]),
+                         ("mounts", [{"type": "overlay", "target": "/"}]), ("labels", []),
+                         ("smuggled", 1)]:
+        line = json.dumps({"op": "create", "spec": {**good, field: value}}).encode() + b"\n"
+        reply = await trio.to_thread.run_sync(lambda p=line: raw(sock, p, read_reply=True))
+        answer = json.loads(reply)
+        assert answer["kind"] == "SpecError", (field, answer)
+        assert answer["error"].startswith(f"invalid container spec: spec.{field}"), answer
     assert "Traceback" not in monitor_log(rt)
     assert monitor_pid(rt) == pid
     assert rt.roots.run.is_dir() and rt.roots.state.is_dir()
