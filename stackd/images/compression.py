@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import zlib
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import zstandard
@@ -114,3 +116,121 @@ def compression_of(path_or_head: bytes) -> str:
     if path_or_head.startswith(ZSTD_MAGIC):
         return "zstd"
     return "none"
+
+
+class LayerStream:
+    """A layer's uncompressed bytes as a forward-only file, hashed as they are decompressed.
+
+    Each decompressed chunk is hashed once and then handed out as slices of a
+    memoryview: no copy through stacked readers (tarfile's stream buffer, a
+    BufferedReader, a hashing reader), which cost more than decompressing and
+    hashing together. `tell`/`seek` (forward only) are what tarfile's seekable mode
+    needs, so it parses headers while `copy_to` writes file data straight from the
+    chunks.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._chunks = _decompressed_chunks(raw)
+        self.hash = hashlib.sha256()
+        self.size = 0  # bytes decompressed (and hashed) so far
+        self._cur = memoryview(b"")
+        self._at = 0  # offset in _cur
+        self._pos = 0  # bytes handed out
+
+    def _fill(self) -> bool:
+        for chunk in self._chunks:
+            if chunk:
+                self.hash.update(chunk)
+                self.size += len(chunk)
+                self._cur = memoryview(chunk)
+                self._at = 0
+                return True
+        return False
+
+    def _take(self, n: int) -> memoryview:
+        """Up to `n` (> 0) bytes as a view; empty at the end of the stream."""
+        if self._at >= len(self._cur) and not self._fill():
+            return memoryview(b"")
+        piece = self._cur[self._at:self._at + n]
+        self._at += len(piece)
+        self._pos += len(piece)
+        return piece
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = 1 << 62
+        first = self._take(n)
+        if len(first) == n or not first:
+            return bytes(first)
+        parts = [bytes(first)]
+        got = len(first)
+        while got < n and (piece := self._take(n - got)):
+            parts.append(bytes(piece))
+            got += len(piece)
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            pos += self._pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a layer stream seeks forward only")
+        if pos < self._pos:
+            raise io.UnsupportedOperation("a layer stream seeks forward only")
+        while self._pos < pos and self._take(pos - self._pos):
+            pass
+        return self._pos
+
+    def copy_to(self, fd: int, n: int) -> int:
+        """Write the next `n` bytes to `fd`; returns how many there were (< n: truncated)."""
+        left = n
+        while left and (piece := self._take(left)):
+            left -= len(piece)
+            while piece:
+                piece = piece[os.write(fd, piece):]
+        return n - left
+
+    def read_rest(self) -> None:
+        """Hash what is left (tar's trailing blocks) so the digest covers the whole stream."""
+        self._at = len(self._cur)
+        while self._fill():
+            self._at = len(self._cur)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+def _decompressed_chunks(raw: BinaryIO) -> Iterator[bytes]:
+    head = raw.read(4)
+    if head.startswith(GZIP_MAGIC):
+        yield from _gunzip_chunks(head, raw)
+    elif head.startswith(ZSTD_MAGIC):
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BufferedReader(_Peekable(raw, head), CHUNK), read_across_frames=True)
+        while chunk := reader.read(CHUNK):
+            yield chunk
+    else:
+        yield head
+        while chunk := raw.read(CHUNK):
+            yield chunk
+
+
+def _gunzip_chunks(head: bytes, raw: BinaryIO) -> Iterator[bytes]:
+    """gzip (multi-member), at most 4 chunks out per call: a bomb never sits in memory."""
+    d = zlib.decompressobj(wbits=31)
+    data = head
+    while True:
+        if not data:
+            data = raw.read(CHUNK)
+            if not data:
+                return
+        yield d.decompress(data, 4 * CHUNK)
+        data = d.unconsumed_tail
+        if d.eof:
+            rest = d.unused_data
+            d = zlib.decompressobj(wbits=31)
+            # Members may follow; zero padding after the last one is not one.
+            data = rest if rest.strip(b"\0") else b""

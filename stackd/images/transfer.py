@@ -16,13 +16,18 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 import trio
 
 from stackd.images.digests import sha256_digest
-from stackd.images.errors import DigestMismatchError, RegistryError, UnsupportedMediaTypeError
+from stackd.images.errors import (
+    DigestMismatchError,
+    LayerRejectedError,
+    RegistryError,
+    UnsupportedMediaTypeError,
+)
 from stackd.images.mediatypes import OCI_MANIFEST
 from stackd.images.nursery import open_nursery
 from stackd.images.oci import Descriptor, choose_platform, is_index, media_type_of, parse_manifest
@@ -41,7 +46,7 @@ PARALLEL_UNPACKS = 2
 CHUNKED_UPLOAD_THRESHOLD = 32 * 1024 * 1024
 UPLOAD_CHUNK = 8 * 1024 * 1024
 PIPE_SIZE = 1 << 20
-WRITE_BATCH = 1 << 20  # downloaded bytes handed to the writer thread at once
+PROGRESS_STEP = 1 << 20  # downloaded bytes between progress events
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, missing from Python 3.11 on some builds
 
 
@@ -115,14 +120,37 @@ async def _fetch_layer(store: ImageStore, ref: Reference, client: RegistryClient
     progress(ProgressEvent(short, "done", layer.size, layer.size))
 
 
-def _write_all(ingest: Ingest, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        ingest.write(chunk)
+class _Tee:
+    """Reads the pipe for the unpacker, writing (and hashing) every byte into the blob."""
+
+    def __init__(self, raw: BinaryIO, ingest: Ingest) -> None:
+        self.raw = raw
+        self.ingest = ingest
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.ingest.write(data)
+        return data
 
 
-def _unpack_from_fd(fd: int, dest: Path) -> UnpackResult:
+def _ingest_and_unpack(fd: int, ingest: Ingest, dest: Path) -> UnpackResult | BaseException:
+    """The thread's whole job: the blob file and the snapshot from one read of the pipe.
+
+    An unpack error does not stop the blob: the rest of the pipe still goes into it,
+    so a blob that fails its digest is the error reported, as it is the cause. An
+    error writing the blob (more bytes than announced, a full disk) closes the pipe,
+    which stops the download.
+    """
     with os.fdopen(fd, "rb", buffering=PIPE_SIZE) as stream:
-        return unpack_layer(stream, dest)
+        tee = _Tee(stream, ingest)
+        try:
+            return unpack_layer(tee, dest)  # type: ignore[arg-type]
+        except LayerRejectedError as exc:
+            unpacked: BaseException = exc
+        while tee.read(PIPE_SIZE):
+            pass
+        return unpacked
 
 
 async def _download_and_unpack(store: ImageStore, ref: Reference, client: RegistryClient,
@@ -130,9 +158,11 @@ async def _download_and_unpack(store: ImageStore, ref: Reference, client: Regist
                                progress: Progress) -> None:
     """Download a layer into the blob store while a thread unpacks the same bytes.
 
-    The bytes go to the ingest file and, through a pipe, to the unpacker, so unpacking
-    overlaps the transfer. Neither is used unless the blob's digest and the layer's
-    diff_id both check out at the end; a rejected layer stops the download.
+    The event loop only moves bytes from the socket into a pipe; one thread reads the
+    pipe, writes and hashes the blob, and unpacks it, so unpacking overlaps the
+    transfer and no thread hop waits per batch (each hop is a wake-up, and on a loaded
+    host a wake-up is a scheduler's time slice away). Neither blob nor snapshot is
+    used unless the blob's digest and the layer's diff_id both check out at the end.
     """
     ingest = store.blobs.ingest(layer.digest, layer.size)
     tmp = store.snapshots.temp_dir()
@@ -141,59 +171,42 @@ async def _download_and_unpack(store: ImageStore, ref: Reference, client: Regist
         fcntl.fcntl(write_fd, F_SETPIPE_SZ, PIPE_SIZE)
     outcome: dict[str, Any] = {}
 
-    async def unpacker() -> None:
+    async def worker() -> None:
         try:
-            outcome["result"] = await trio.to_thread.run_sync(_unpack_from_fd, read_fd, tmp)
+            outcome["result"] = await trio.to_thread.run_sync(
+                _ingest_and_unpack, read_fd, ingest, tmp)
         except BaseException as exc:  # reported below, after the download has stopped
             outcome["error"] = exc
 
     try:
         async with open_nursery() as nursery:
-            nursery.start_soon(unpacker)
+            nursery.start_soon(worker)
             pipe = trio.lowlevel.FdStream(write_fd)
             try:
                 async with client.blob(ref, layer.digest) as resp:
-                    done = 0
-                    unpacking = True
-                    batch: list[bytes] = []
-                    batched = 0
-                    chunks = resp.aiter_raw(PIPE_SIZE)
-                    while True:
-                        chunk = await anext(chunks, None)
-                        if chunk is not None:
-                            batch.append(chunk)
-                            batched += len(chunk)
-                            if batched < WRITE_BATCH:
-                                continue
-                        if not batch:
-                            break
-                        # Hashing and writing release the GIL: off the event loop, other
-                        # layers keep downloading meanwhile. In batches: the socket gives
-                        # 64 KiB at a time, and a thread hop per chunk cost more of the
-                        # event loop than reading it.
-                        await trio.to_thread.run_sync(_write_all, ingest, batch)
-                        done += batched
-                        if unpacking:
-                            try:
-                                for piece in batch:
-                                    await pipe.send_all(piece)
-                            except trio.BrokenResourceError:
-                                # The unpacker gave up. Finish the download anyway: if the
-                                # blob fails its digest, that is the error to report.
-                                unpacking = False
-                        progress(ProgressEvent(short, "downloading", done, layer.size))
-                        batch, batched = [], 0
-                        if chunk is None:
-                            break
+                    done = reported = 0
+                    # The socket's own pieces (64 KiB), no re-chunking copy.
+                    async for chunk in resp.aiter_raw():
+                        try:
+                            await pipe.send_all(chunk)
+                        except trio.BrokenResourceError:
+                            break  # the blob could not be written: its error says why
+                        done += len(chunk)
+                        if done - reported >= PROGRESS_STEP:
+                            progress(ProgressEvent(short, "downloading", done, layer.size))
+                            reported = done
+                    progress(ProgressEvent(short, "downloading", done, layer.size))
             except httpx.HTTPError as exc:
                 raise RegistryError(f"download of layer {layer.digest} from {ref.domain} "
                                     f"broke off: {exc!r}", hint="try the pull again") from exc
             finally:
                 await pipe.aclose()
-        await trio.to_thread.run_sync(ingest.commit, f"layer {layer.digest} of {ref}")
         if "error" in outcome:
             raise outcome["error"]
-        result: UnpackResult = outcome["result"]
+        await trio.to_thread.run_sync(ingest.commit, f"layer {layer.digest} of {ref}")
+        result: UnpackResult | BaseException = outcome["result"]
+        if isinstance(result, BaseException):
+            raise result
         if result.diff_id != diff_id:
             raise DigestMismatchError(
                 f"layer {layer.digest} of {ref}: uncompressed content hashes to "

@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from stackd.images.compression import CHUNK, HashingReader, open_decompressed
+from stackd.images.compression import CHUNK, LayerStream
 from stackd.images.errors import LayerRejectedError
 
 WHITEOUT_PREFIX = ".wh."
@@ -46,10 +46,12 @@ class UnpackResult:
 def unpack_layer(src: BinaryIO, dest: Path, *, allow_devices_outside_dev: bool = False
                  ) -> UnpackResult:
     """Unpack the (possibly compressed) layer stream `src` into the existing dir `dest`."""
-    hashing = HashingReader(open_decompressed(src))
-    applier = _Applier(dest, allow_devices_outside_dev)
+    stream = LayerStream(src)
+    applier = _Applier(dest, allow_devices_outside_dev, stream)
     try:
-        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
+        # Seekable mode over a forward-only stream: tarfile parses the headers (pax,
+        # GNU long names, sparse maps) and the applier copies file data itself.
+        with tarfile.TarFile(fileobj=stream, mode="r", errorlevel=2) as tar:  # type: ignore[arg-type]
             for member in tar:
                 applier.apply(tar, member)
     except tarfile.TarError as exc:
@@ -58,9 +60,9 @@ def unpack_layer(src: BinaryIO, dest: Path, *, allow_devices_outside_dev: bool =
         raise LayerRejectedError(f"layer could not be unpacked: {exc}",
                                  hint="the layer is corrupt; pull or load the image again"
                                  ) from exc
-    hashing.read_rest()
+    stream.read_rest()
     applier.finish()
-    return UnpackResult(hashing.digest, hashing.size)
+    return UnpackResult(stream.digest, stream.size)
 
 
 def split_name(name: str, what: str = "entry") -> list[str]:
@@ -83,8 +85,10 @@ def _reject(name: str, why: str) -> LayerRejectedError:
 
 
 class _Applier:
-    def __init__(self, root: Path, allow_devices_outside_dev: bool) -> None:
+    def __init__(self, root: Path, allow_devices_outside_dev: bool, stream: LayerStream
+                 ) -> None:
         self.root = str(root)
+        self.stream = stream
         self.allow_devices = allow_devices_outside_dev
         self.dir_times: list[tuple[str, int]] = []
 
@@ -162,10 +166,10 @@ class _Applier:
         if m.isreg():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600)
-            with os.fdopen(fd, "wb") as out:
-                data = tar.extractfile(m)
-                assert data is not None
-                shutil.copyfileobj(data, out, CHUNK)
+            try:
+                self.write_data(tar, m, fd)
+            finally:
+                os.close(fd)
         elif m.issym():
             os.symlink(m.linkname, path)
         elif m.islnk():
@@ -194,6 +198,17 @@ class _Applier:
         else:
             raise _reject(m.name, f"unsupported tar entry type {m.type!r}")
         self.set_meta(path, m)
+
+    def write_data(self, tar: tarfile.TarFile, m: tarfile.TarInfo, fd: int) -> None:
+        if m.sparse is not None:  # rare: tarfile knows the holes
+            data = tar.extractfile(m)
+            assert data is not None
+            with os.fdopen(os.dup(fd), "wb") as out:
+                shutil.copyfileobj(data, out, CHUNK)
+            return
+        self.stream.seek(m.offset_data)
+        if self.stream.copy_to(fd, m.size) != m.size:
+            raise tarfile.ReadError("unexpected end of data")
 
     def clear(self, path: str) -> None:
         try:

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from stackd.images.errors import (
@@ -40,6 +41,16 @@ def tls_context() -> ssl.SSLContext:
     pull and push when each client made its own (a changed CA bundle is read at the
     daemon's next start, as Docker's daemon does)."""
     return httpx.create_ssl_context()
+
+
+# httpcore reads a response 64 KiB at a time, and each read passes through h11,
+# httpcore and httpx in Python: for a 100 MB pull that was a quarter of its CPU
+# (0.66 s -> 0.47 s with 1 MiB; skopeo's whole copy is 0.47 s). A read takes what the
+# socket holds, so a small response still costs one read. It is httpcore's class
+# attribute (no per-client knob), so every HTTP/1.1 client in the process gets it.
+HTTP_READ_SIZE = 1 << 20
+if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", 0) < HTTP_READ_SIZE:
+    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = HTTP_READ_SIZE
 
 
 def api_host(domain: str) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 from support.registry import RunningRegistry
 
 from stackd.images import ImageStore
+from stackd.images.errors import DigestMismatchError
+from stackd.images.oci import parse_manifest
 
 
 async def test_import_push_pull_into_empty_store_keeps_digests(
@@ -209,3 +213,77 @@ async def test_tampered_manifest_is_rejected_when_pinned_by_digest(
         await empty_store.pull(pinned)
     assert f"expected {img.digest}" in str(err.value)
     assert empty_store.list() == [] and empty_store.blobs.all() == []
+
+
+async def test_hostile_layer_in_a_pull_is_rejected_while_the_rest_downloads(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path, tmp_path: Path) -> None:
+    """A layer whose blob checks out but whose content escapes is refused as it streams;
+    its download still completes (the blob's digest is checked first), the good layer
+    beside it is unaffected, and no snapshot or temp dir of the image is left."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    from stackd.images.errors import LayerRejectedError
+    from stackd.images.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP
+    from stackd.images.models import ImageConfig
+    from stackd.images.oci import Descriptor, descriptor_of, make_config, make_manifest
+    from stackd.images.reference import parse
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        # Enough file data ahead of the escape that the download is still going on.
+        big = tarfile.TarInfo("filler")
+        big.size = 3 << 20
+        tar.addfile(big, io.BytesIO(os.urandom(big.size)))
+        tar.addfile(tarfile.TarInfo("../../../escaped"), io.BytesIO(b""))
+        tail = tarfile.TarInfo("tail")
+        tail.size = 2 << 20
+        tar.addfile(tail, io.BytesIO(os.urandom(tail.size)))
+    plain = buf.getvalue()
+    blob = gzip.compress(plain, compresslevel=1)
+    digest = store.blobs.put_bytes(blob)
+    good = store.import_rootfs(busybox_tar)
+    good_layer = parse_manifest(store.blobs.read_bytes(good.digest)).layers[0]
+    good_diff = json.loads(store.blobs.read_bytes(good.id))["rootfs"]["diff_ids"][0]
+    ref = f"{registry.host}/test/hostile:1"
+    # By hand: the store's own commit would unpack (and refuse) the layer.
+    cfg_body = make_config(ImageConfig(), [good_diff,
+                                           "sha256:" + hashlib.sha256(plain).hexdigest()],
+                           [{}, {}], None)
+    cfg = descriptor_of(cfg_body, OCI_CONFIG)
+    store.blobs.put_bytes(cfg_body, cfg.digest)
+    manifest = store.blobs.put_bytes(make_manifest(
+        cfg, [good_layer, Descriptor(OCI_LAYER_GZIP, digest, len(blob))]))
+    store.refs.set(str(parse(ref)), manifest)
+    await store.push(ref)
+
+    with pytest.raises(LayerRejectedError, match=r"climbs out with '\.\.'"):
+        await empty_store.pull(ref)
+    assert not (tmp_path.parent / "escaped").exists()
+    assert not any(p.name.startswith(".tmp-") for p in empty_store.snapshots.root.iterdir())
+    assert list(empty_store.blobs.ingest_dir.iterdir()) == []
+    assert empty_store.list() == []
+
+
+async def test_blob_longer_than_announced_stops_the_download(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path) -> None:
+    """Bytes past the manifest's size end the download at once (the writer closes the
+    pipe the event loop feeds): a DigestMismatchError, nothing kept."""
+    ref = f"{registry.host}/test/long:1"
+    img = store.import_rootfs(busybox_tar, ref)
+    await store.push(ref)
+    layer = parse_manifest(store.blobs.read_bytes(img.digest)).layers[0].digest
+    stored = registry.storage_blob(layer)
+    with open(stored, "ab") as f:
+        f.write(os.urandom(8 << 20))
+
+    with pytest.raises(DigestMismatchError, match="more than the announced"):
+        await empty_store.pull(ref)
+    assert empty_store.snapshots.all() == []
+    assert list(empty_store.snapshots.root.iterdir()) == []
+    assert list(empty_store.blobs.ingest_dir.iterdir()) == []
+    assert empty_store.list() == []
