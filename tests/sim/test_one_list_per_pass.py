@@ -28,7 +28,7 @@ async def test_an_exit_after_the_passs_list_is_not_taken_for_a_new_run(
         dies = len(host.event_lines("die"))
 
         result = await converge(desired, host.ports, PlanOptions(), host.supervisor,
-                                views=views)
+                                views=views)  # type: ignore[arg-type]
         await trio.testing.wait_all_tasks_blocked()
 
         assert result.ok
@@ -51,7 +51,7 @@ async def test_a_pass_at_rest_lists_the_runtime_once(
             listed += 1
             return await real()  # type: ignore[return-value]
 
-        host.runtime.list = counting  # type: ignore[method-assign]
+        host.runtime.list = counting  # type: ignore[method-assign,assignment]
         result = await converge(desired, host.ports, PlanOptions(), host.supervisor)
         assert result.ok and not result.plan.actions
         assert listed == 1
