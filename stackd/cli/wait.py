@@ -44,6 +44,11 @@ def verdict(rows: Iterable[Mapping[str, Any]], services: Iterable[str] = ()) -> 
         state, health, name = row.get("state"), row.get("health"), row.get("name")
         if state == "exited":
             code = row.get("exit_code")
+            if code is None:
+                # Its process is gone and the monitor has not recorded how yet (a lost
+                # exit is recorded too, as 255): not a failure, a moment to wait.
+                pending[service] = f"{service} (exiting)"
+                continue
             if code != 0:
                 return Verdict(f"service {service!r}: container {name} exited with code "
                                f"{code}", ())

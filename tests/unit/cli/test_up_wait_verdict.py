@@ -38,3 +38,10 @@ def test_only_the_named_services_count_and_one_offs_never_do() -> None:
             row("web", "exited", exit_code=1, oneoff=True)]
     assert verdict(rows, ["web"]).ready
     assert verdict(rows, ["api"]).pending == ("api (no container)",)
+
+
+def test_an_exit_not_yet_recorded_is_waited_for_not_a_failure() -> None:
+    # ps can list a process that is gone before the monitor has written its exit (CI
+    # saw `up --wait` fail with "exited with code None" on a job that exits 0).
+    got = verdict([row("job", "exited", exit_code=None), row("web")])
+    assert got.failed is None and got.pending == ("job (exiting)",)
