@@ -24,6 +24,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
+from peers import remove_peer_cgroups  # noqa: E402
 from results import Peer, Report, Row, table  # noqa: E402
 from support.busybox import make_busybox_rootfs  # noqa: E402
 
@@ -149,19 +150,7 @@ def measure(count: int, *, with_podman: bool = True) -> list[Row]:
         ]
     finally:
         unmount_under(work)
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            d = hierarchy / cgroup_relpath(roots.id, "podman")
-            if d.is_dir():
-                for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
-                    if sub.is_dir():
-                        sub.rmdir()
-                d.rmdir()
-            p = hierarchy / "stackd" / roots.id
-            if p.is_dir():
-                try:
-                    p.rmdir()
-                except OSError:
-                    pass
+        remove_peer_cgroups(roots.id, ("podman",))
         shutil.rmtree(work, ignore_errors=True)
 
 

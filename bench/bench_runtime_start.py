@@ -27,6 +27,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from peers import remove_peer_cgroups  # noqa: E402
 from results import Peer, Report, Row, table  # noqa: E402
 from support.busybox import make_busybox_rootfs  # noqa: E402
 
@@ -140,17 +141,7 @@ def main() -> None:
 
 def _clean(work: Path, roots: Roots) -> None:
     subprocess.run(["umount", "-R", "-l", str(work)], capture_output=True)
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        for tool in ("runc", "crun"):
-            d = hierarchy / cgroup_relpath(roots.id, tool)
-            if d.is_dir():
-                d.rmdir()
-        p = hierarchy / "stackd" / roots.id
-        if p.is_dir():
-            try:
-                p.rmdir()
-            except OSError:
-                pass
+    remove_peer_cgroups(roots.id, ("runc", "crun"))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -52,3 +52,23 @@ def docker_refusal() -> str | None:
 def podman_forget(name: str) -> None:
     """Remove the image podman_image imported (the host is left as found)."""
     subprocess.run(["podman", "rmi", "-f", name], capture_output=True)
+
+
+def remove_peer_cgroups(root_id: str, tools: tuple[str, ...]) -> None:
+    """A peer runtime's cgroups under this root (`stackd/<root>/<tool>`, made by runc,
+    crun or podman in *every* hierarchy, blkio and name=systemd too), then the root's
+    and the shared `stackd` parent where empty. stackd's own exit removes these
+    parents only in the hierarchies it uses, so the others were left behind."""
+    from stackd.hostnames import cgroup_relpath
+    from stackd.runtime.cgroups.base import rmdir_if_empty
+
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        for tool in tools:
+            d = hierarchy / cgroup_relpath(root_id, tool)
+            if d.is_dir():
+                for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
+                    if sub.is_dir():
+                        sub.rmdir()
+                d.rmdir()
+        rmdir_if_empty(hierarchy / "stackd" / root_id)
+        rmdir_if_empty(hierarchy / "stackd")
