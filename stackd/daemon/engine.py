@@ -60,6 +60,7 @@ log = logging.getLogger("stackd.engine")
 
 # After world.watch failed: wait this long before watching again, doubling up to the max.
 WATCH_RETRY = (1.0, 30.0)
+DRAIN_TIMEOUT = 5.0  # s an outcome waits for its events to be streamed first
 
 
 @dataclass(eq=False)
@@ -743,14 +744,32 @@ class Engine:
                             since: int | None = None
                             ) -> AsyncGenerator[dict[str, object], None]:
         send, receive = trio.open_memory_channel[dict[str, object]](1000)
+        # From now on, even what is published before pump_events subscribes.
+        since = self.bus.last_seq if since is None else since
+        # The newest event pump_events has passed on (or let by), and its news: the
+        # outcome waits for it to catch up with the bus.
+        passed = since
+        moved = trio.Event()
 
         async def pump_events() -> None:
+            nonlocal passed, moved
             async for event in self.bus.subscribe(since_seq=since):
                 if event.project == project:
                     await send.send({"event": event.model_dump(mode="json")})
+                passed = event.seq
+                moved.set()
+                moved = trio.Event()
 
         async def wait_done() -> None:
-            await send.send({"done": await outcome()})
+            done = await outcome()
+            # Every event of the pass that ended was published before its outcome was
+            # known, but the pump may not have passed them on yet: the stream ends
+            # with them, then the outcome, not the outcome first and them never.
+            mark = self.bus.last_seq
+            with trio.move_on_after(DRAIN_TIMEOUT):
+                while passed < mark:
+                    await moved.wait()
+            await send.send({"done": done})
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_events)

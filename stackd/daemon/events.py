@@ -66,6 +66,7 @@ class EventBus:
 
     def __init__(self, history: int = 1000, buffer: int = 1000) -> None:
         self._seq = itertools.count(1)
+        self.last_seq = 0  # of the newest event published
         self._history: deque[Event] = deque(maxlen=history)
         self._buffer = buffer
         self._subscribers: set[_Subscription] = set()
@@ -77,6 +78,7 @@ class EventBus:
 
     def publish(self, event: Event) -> Event:
         event = event.model_copy(update={"seq": next(self._seq)})
+        self.last_seq = event.seq
         self._history.append(event)
         for sub in self._subscribers:
             sub.push(event)
