@@ -8,7 +8,7 @@ already gone.
 from __future__ import annotations
 
 from stackd import hostnames
-from stackd.errors import AlreadyExistsError, NotFoundError, StackdError
+from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, StackdError
 from stackd.reconciler import hooks
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import Adapters, ContainerView
@@ -42,14 +42,14 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
     """The container's network namespace and the container itself, unless there.
     → whether it is running already."""
     view = await _inspect(ports, container.id)
-    if view is not None and view.status == "exited":
+    exited = view is not None and view.status == "exited"
+    if exited:
         # Same id means same config: an earlier run of this very container. Our runtime
-        # runs a container's process once, so starting again is a fresh create — of
-        # the same container as far as a user sees: its log goes on (`logs -f` too).
-        await ports.runtime.delete(container.id, keep_logs=True)
+        # runs a container's process once, so starting again is a fresh create (a
+        # respawn) — of the same container as far as a user sees: its log goes on
+        # (`logs -f` too), and `ps` lists it throughout. Its network starts afresh.
         await ports.network.disconnect(container.id)
-        view = None
-    if view is None:
+    if view is None or exited:
         for f in container.host_files:
             await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
         spec = container.spec
@@ -58,7 +58,10 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
             spec = spec.model_copy(
                 update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
         try:
-            await ports.runtime.create(spec)
+            if exited:
+                await ports.runtime.respawn(spec)
+            else:
+                await ports.runtime.create(spec)
         except AlreadyExistsError:
             pass  # created by an interrupted attempt; same id, same config: adopt it
         except StackdError:
@@ -68,6 +71,7 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
         else:
             return False  # made just now: created, its process waits for `start`
         view = await ports.runtime.inspect(container.id)
+    assert view is not None
     return view.status == "running"
 
 
@@ -92,9 +96,7 @@ async def start_existing(ports: Adapters, container_id: str) -> None:
     """Start a container as it is; an exited one is created afresh from its own spec."""
     view = await ports.runtime.inspect(container_id)
     if view.status == "exited" and view.spec is not None:
-        await ports.runtime.delete(container_id, keep_logs=True)
-        await ports.runtime.create(view.spec)
-        view = await ports.runtime.inspect(container_id)
+        view = await ports.runtime.respawn(view.spec)
     started = view.status != "running"
     if started:
         await ports.runtime.start(container_id)
@@ -148,7 +150,6 @@ async def restart(ports: Adapters, container: DesiredContainer) -> None:
     if view is None or view.status == "running" or (container.attachments and netns is None):
         await replace(ports, container, container.id)
         return
-    await ports.runtime.delete(container.id, keep_logs=True)
     for f in container.host_files:
         await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
     spec = container.spec
@@ -156,9 +157,10 @@ async def restart(ports: Adapters, container: DesiredContainer) -> None:
         spec = spec.model_copy(
             update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
     try:
-        await ports.runtime.create(spec)
-    except AlreadyExistsError:
-        await bring_up(ports, container)  # made meanwhile: adopted as any other is
+        await ports.runtime.respawn(spec)
+    except (NotFoundError, ConflictError):
+        # Removed, or made again, meanwhile: brought up as any other container is.
+        await bring_up(ports, container)
         return
     except StackdError:
         await ports.network.disconnect(container.id)  # as _make: nothing owns it now

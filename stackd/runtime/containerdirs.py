@@ -31,12 +31,14 @@ def given_file_mode(target: str) -> int:
     return 0o644 if os.path.normpath(target) in WRITABLE_FILES else GIVEN_FILE_MODE
 
 
-def make(spec: ContainerSpec, paths: ContainerPaths) -> None:
-    """The run dir (must not exist yet) and the state dir with its upper, work, rootfs
-    and files; the spec's files written into files/ by index of their sorted target."""
+def make(spec: ContainerSpec, paths: ContainerPaths, *, run_dir_kept: bool = False) -> None:
+    """The run dir (must not exist yet, unless `run_dir_kept`: a respawn's, holding
+    the last run's records) and the state dir with its upper, work, rootfs and files;
+    the spec's files written into files/ by index of their sorted target."""
     for base in (paths.run_dir.parent, paths.state_dir.parent):
         private_dir(base, parents=True)
-    os.mkdir(paths.run_dir, 0o700)
+    if not run_dir_kept:
+        os.mkdir(paths.run_dir, 0o700)
     private_dir(paths.state_dir)
     for d, mode in ((paths.upper, ROOT_DIR_MODE), (paths.work, 0o700),
                     (paths.rootfs, ROOT_DIR_MODE), (paths.files, 0o700)):

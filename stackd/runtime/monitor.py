@@ -269,14 +269,15 @@ class Monitor:
             shutil.rmtree(self.trash.pop(), ignore_errors=True)
         remove_root_parents(self.roots.id)
 
-    def _discard(self, paths: ContainerPaths, keep_logs: bool = False) -> None:
+    def _discard(self, paths: ContainerPaths, keep_logs: bool = False, *,
+                 run_dir: bool = True) -> None:
         """Make a deleted container's directories disappear now (a rename) and remove
         them when there is nothing else to do: a deep upper dir can take a while.
 
         keep_logs (a restart: delete, then create the same id): the log files move back
         into a fresh state dir, same inodes, so the next create appends to them and a
-        follower's offset stays valid."""
-        for d in (paths.run_dir, paths.state_dir):
+        follower's offset stays valid. run_dir=False: the run dir stays (respawn)."""
+        for d in (paths.run_dir, paths.state_dir)[0 if run_dir else 1:]:
             if d.exists():
                 target = d.with_name(f"{TRASH_PREFIX}{d.name}-{os.urandom(4).hex()}")
                 os.rename(d, target)
@@ -413,6 +414,9 @@ class Monitor:
         if op == "create":  # answered once the child has set up (or says why not)
             self.create(protocol.request_spec(request), client)
             return None
+        if op == "respawn":  # as create
+            self.respawn(protocol.request_spec(request), client)
+            return None
         cid = protocol.request_id(request)
         if op == "start":  # answered once the child has exec'd
             self.start(self.get(cid), client)
@@ -443,8 +447,8 @@ class Monitor:
         if op == "repair":
             return {"ok": True, "repaired": self.repair(ContainerPaths(self.roots, cid))}
         raise UsageError(f"runtime monitor: unknown request {op!r}",
-                         hint="use create, start, kill, wait, attach, delete, repair, ping, "
-                         "hold or shutdown")
+                         hint="use create, respawn, start, kill, wait, attach, delete, "
+                         "repair, ping, hold or shutdown")
 
     def get(self, cid: str) -> Container:
         c = self.containers.get(cid)
@@ -455,9 +459,9 @@ class Monitor:
 
     # ---- lifecycle ---------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec, client: Client) -> None:
+    def create(self, spec: ContainerSpec, client: Client, *, respawn: bool = False) -> None:
         paths = ContainerPaths(self.roots, spec.id)
-        if spec.id in self.containers or paths.run_dir.exists():
+        if spec.id in self.containers or (paths.run_dir.exists() and not respawn):
             raise AlreadyExistsError(f"container {spec.id!r} already exists",
                                      hint="delete it first, or pick another id")
         for layer in spec.layers:
@@ -469,7 +473,7 @@ class Monitor:
         cgroup = manager_for(self.roots.id, spec.id)
         made: list[int] = []
         try:
-            containerdirs.make(spec, paths)
+            containerdirs.make(spec, paths, run_dir_kept=respawn)
             write_json(paths.spec, dump_spec(spec))
             write_json(paths.spec_copy, dump_spec(spec))  # 0600, as the spec
             c = self._fork(spec, paths, plan, cgroup, made)
@@ -661,6 +665,8 @@ class Monitor:
                         # What a monitor that takes over finds again (adopt).
                         "outputs": {stream: os.fstat(fd).st_ino
                                     for fd, stream in c.streams.items()}})
+                    # A respawn's last exit, read as "exited" until the line above.
+                    c.paths.exit.unlink(missing_ok=True)
                 except OSError as e:  # a full run dir: the create fails, nothing is left
                     problem = self.complain_about(e) or HostError(
                         f"cannot record container {c.spec.id!r}: {e}")
@@ -764,6 +770,32 @@ class Monitor:
                 # SIGKILL takes (v1's freezer holds it back), and stop/down finish.
                 c.cgroup.kill_all()
         return {"ok": True}
+
+    def respawn(self, spec: ContainerSpec, client: Client) -> None:
+        """An exited container created again from `spec` (a restart): same id, its log
+        going on, as delete(keep_logs) then create — except that it is never missing
+        meanwhile. Its exited records stay where `inspect` and `list` read them until
+        the new process has set up and its own replace them; a delete-then-create
+        left a window in which `inspect NAME` said "no container" (CI saw it)."""
+        paths = ContainerPaths(self.roots, spec.id)
+        c = self.containers.get(spec.id)
+        if c is not None and c.exit is None:
+            raise ConflictError(f"container {spec.id!r} is running or being created",
+                                hint="stop it first")
+        if not paths.state.exists():
+            raise NotFoundError(f"no container {spec.id!r}")
+        if c is not None:
+            self._forget(c, reap=False)
+        cgroup = manager_for(self.roots.id, spec.id)
+        if c is None:
+            cgroup.kill_all()
+        cgroup.destroy()
+        records = {paths.state.name, paths.exit.name, paths.spec.name}
+        for entry in os.scandir(paths.run_dir):
+            if entry.name not in records:
+                _remove_entry(entry)
+        self._discard(paths, keep_logs=True, run_dir=False)
+        self.create(spec, client, respawn=True)
 
     def delete(self, cid: str, force: bool, keep_logs: bool = False) -> dict[str, Any]:
         paths = ContainerPaths(self.roots, cid)
@@ -1103,6 +1135,16 @@ def _parse_report(data: bytes, want: bytes) -> StackdError | None:
     except StackdError as e:
         return e
     return None
+
+
+def _remove_entry(entry: os.DirEntry[str]) -> None:
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
 
 
 def _remove_container_files(paths: ContainerPaths) -> None:

@@ -49,6 +49,14 @@ class Runtime:
         await self.monitor.request({"op": "create", "spec": spec.model_dump(mode="json")})
         return await self.inspect(spec.id)
 
+    async def respawn(self, spec: ContainerSpec) -> ContainerState:
+        """Create an exited container again from `spec` (a restart): same id, its log
+        going on — delete(keep_logs) then create, except that `inspect` and `list`
+        never miss it: they show it exited until the new process is created."""
+        check_id(spec.id)
+        await self.monitor.request({"op": "respawn", "spec": spec.model_dump(mode="json")})
+        return await self.inspect(spec.id)
+
     async def start(self, container_id: str) -> ContainerState:
         await self.monitor.request({"op": "start", "id": check_id(container_id)})
         return await self.inspect(container_id)

@@ -190,6 +190,25 @@ class FakeRuntime:
         self._record("delete", c)
         self.faults.tick()
 
+    async def respawn(self, spec: ContainerSpec) -> FakeView:
+        """delete(keep_logs) then create, as one step (the real monitor's request)."""
+        await trio.lowlevel.checkpoint()
+        old = self._get(spec.id)
+        if old.status != "exited":
+            raise ConflictError(f"container {spec.id} is {old.status}, not exited")
+        old.exited.set()
+        del self.containers[spec.id]
+        self._record("delete", old)
+        err = self.behaviour(spec).create_error
+        if err:  # as the monitor's: a create that fails leaves nothing, log included
+            self.log_files.pop(spec.id, None)
+            raise HostError(err)
+        c = self.containers[spec.id] = FakeContainer(spec)
+        self.log_files[spec.id] = self.log_files.get(spec.id, 0) + 1
+        self._record("create", c)
+        self.faults.tick()
+        return c.view()
+
     async def list(self) -> list[FakeView]:
         await trio.lowlevel.checkpoint()
         return [c.view() for _, c in sorted(self.containers.items())]
