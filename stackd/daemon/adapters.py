@@ -21,6 +21,7 @@ import trio
 
 from stackd import hostnames
 from stackd.daemon.events import Event
+from stackd.daemon.loadcache import LoadCache
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
 from stackd.daemon.world import Emit
 from stackd.errors import NotFoundError, StackdError, UnavailableError
@@ -249,6 +250,7 @@ class HostWorld:
         # daemon's Membership sets it when it is a member); None runs every slot.
         self.slots_of: Callable[[str], Mapping[str, frozenset[int]] | None] = \
             lambda project: None
+        self._loads: LoadCache[_Loaded] = LoadCache()
 
     # lifecycle
 
@@ -409,24 +411,40 @@ class HostWorld:
     # stacks
 
     async def load(self, source: StackSource) -> Any:
-        """The stack as its files are now, with what a revision of it records."""
+        """The stack as its files are now, with what a revision of it records: the
+        last load of the same request when nothing it read or looked for changed
+        (daemon/loadcache.py)."""
         from stackd.daemon.revision import capture
         from stackd.spec import LoadOptions, load
         from stackd.spec.files import read_stack_files
+        from stackd.spec.probes import Probes
 
-        reads: list[tuple[str, str, str]] = []
-        options = LoadOptions(
-            files=source.files, project_name=source.project_name,
-            project_directory=source.project_directory, env_files=source.env_files,
-            profiles=source.profiles, environ=source.environ, stdin=source.content,
-            cwd=source.cwd, on_warning=lambda _w: None,
-            on_read=lambda path, kind, text: reads.append((path, kind, text)))
+        request = source.model_dump_json()
+        place = source.model_dump_json(exclude={"environ", "content"})
+
+        def same_files(loaded: _Loaded) -> bool:
+            try:
+                return read_stack_files(loaded.stack) == loaded.files
+            except StackdError:
+                return False
 
         def read() -> _Loaded:
-            stack = load(options)
+            kept = self._loads.get(place, request, same_files)
+            if kept is not None:
+                return kept
+            reads: list[tuple[str, str, str]] = []
+            probes = Probes()
+            stack = load(LoadOptions(
+                files=source.files, project_name=source.project_name,
+                project_directory=source.project_directory, env_files=source.env_files,
+                profiles=source.profiles, environ=source.environ, stdin=source.content,
+                cwd=source.cwd, on_warning=lambda _w: None, probes=probes,
+                on_read=lambda path, kind, text: reads.append((path, kind, text))))
             files = read_stack_files(stack)
-            return _Loaded(stack, dict(source.environ), files=files,
-                           captured=capture(stack, reads, files, source.environ))
+            loaded = _Loaded(stack, dict(source.environ), files=files,
+                             captured=capture(stack, reads, files, source.environ))
+            self._loads.put(place, request, probes, loaded)
+            return loaded
 
         return await trio.to_thread.run_sync(read)
 

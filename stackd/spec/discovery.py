@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackd.errors import SpecError, UsageError
+from stackd.spec.probes import Probes
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILES = {
@@ -32,18 +33,21 @@ class ProjectSource:
     @classmethod
     def discover(cls, files: Sequence[str] | None = None,
                  project_directory: str | Path | None = None,
-                 cwd: str | Path | None = None) -> ProjectSource:
+                 cwd: str | Path | None = None, *,
+                 probes: Probes | None = None) -> ProjectSource:
         """`-f` files as given; else compose.yaml & co. in the working directory or its
-        parents, plus the override file beside it when there is one."""
-        base = Path(cwd) if cwd is not None else Path.cwd()
+        parents, plus the override file beside it when there is one. `probes` keeps
+        what was looked at (every other file it looked for, too)."""
+        probes = probes or Probes()
+        base = Path(cwd) if cwd is not None else probes.cwd()
         if project_directory is not None:
-            project_directory = (base / project_directory).resolve()
-            if not project_directory.is_dir():
+            project_directory = probes.resolve(base / project_directory)
+            if not probes.is_dir(project_directory):
                 raise UsageError(f"project directory {str(project_directory)!r} does not exist")
         if files:
             found = tuple(f if f == STDIN else str((base / f).absolute()) for f in files)
             for f in found:
-                if f != STDIN and not Path(f).is_file():
+                if f != STDIN and not probes.is_file(f):
                     raise UsageError(f"stack file {f!r} does not exist",
                                      hint="check the -f/--file path")
             first = found[0]
@@ -53,10 +57,10 @@ class ProjectSource:
         for directory in (search, *search.parents):
             for name in COMPOSE_FILES:
                 candidate = directory / name
-                if candidate.is_file():
+                if probes.is_file(candidate):
                     chosen = [str(candidate.absolute())]
                     for over in OVERRIDE_FILES[name]:
-                        if (directory / over).is_file():
+                        if probes.is_file(directory / over):
                             chosen.append(str((directory / over).absolute()))
                             break
                     return cls(tuple(chosen), Path(project_directory or directory))

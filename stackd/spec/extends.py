@@ -20,9 +20,12 @@ from stackd.spec.yaml_positions import PlacedDict
 
 ReadDoc = Callable[[str], Any]
 """Reads another file through interpolation and canonical form (cached by the loader)."""
+Resolve = Callable[[Path], Path]
+"""Where a path leads, symlinks followed (the loader's probes keep the answer)."""
 
 
-def resolve_extends(doc: Any, file: str, read_doc: ReadDoc, home: str | None) -> Any:
+def resolve_extends(doc: Any, file: str, read_doc: ReadDoc, home: str | None,
+                    resolve: Resolve = Path.resolve) -> Any:
     """Every service of `doc` (read from `file`) with its `extends` resolved."""
     services = doc.get("services") if isinstance(doc, Mapping) else None
     if not isinstance(services, Mapping) or not any(
@@ -34,13 +37,14 @@ def resolve_extends(doc: Any, file: str, read_doc: ReadDoc, home: str | None) ->
         out.put(k, v, where(doc, k))
     resolved = PlacedDict(loc=services.loc if isinstance(services, PlacedDict) else None)
     for name in services:
-        resolved.put(name, _resolve(name, doc, file, read_doc, home, ()), where(services, name))
+        resolved.put(name, _resolve(name, doc, file, read_doc, home, (), resolve),
+                     where(services, name))
     out["services"] = resolved
     return out
 
 
 def _resolve(name: str, doc: Any, file: str, read_doc: ReadDoc, home: str | None,
-             chain: tuple[tuple[str, str], ...]) -> Any:
+             chain: tuple[tuple[str, str], ...], resolve: Resolve) -> Any:
     services = doc.get("services") if isinstance(doc, Mapping) else None
     if not isinstance(services, Mapping) or name not in services:
         raise SpecError(f"extends: service {name!r} is not defined in {file}")
@@ -69,7 +73,7 @@ def _resolve(name: str, doc: Any, file: str, read_doc: ReadDoc, home: str | None
     target_file = file
     base_doc = doc
     if base_file is not None:
-        target_file = str((Path(file).parent / base_file).resolve()) if file != "-" else base_file
+        target_file = str(resolve(Path(file).parent / base_file)) if file != "-" else base_file
         try:
             base_doc = read_doc(target_file)
         except FileNotFoundError:
@@ -83,7 +87,7 @@ def _resolve(name: str, doc: Any, file: str, read_doc: ReadDoc, home: str | None
     if not isinstance(base_services, Mapping) or base_name not in base_services:
         raise SpecError(f"service {name!r} extends {base_name!r}, which is not defined"
                         + (f" in {base_file}" if base_file else ""), location=loc)
-    base = _resolve(base_name, base_doc, target_file, read_doc, home, chain)
+    base = _resolve(base_name, base_doc, target_file, read_doc, home, chain, resolve)
     if base_file is not None:
         base = absolutize_service(base, Path(target_file).parent, home)
     local = PlacedDict(loc=service.loc if isinstance(service, PlacedDict) else None)

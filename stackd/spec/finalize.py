@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from stackd.errors import SpecError
@@ -238,7 +237,3 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
     close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
     return f"did you mean {close[0]!r}?" if close else None
-
-
-def read_text_file(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8")

@@ -25,7 +25,6 @@ from stackd.spec.finalize import (
     apply_profiles,
     check_references,
     drop_develop,
-    read_text_file,
     resolve_environment,
 )
 from stackd.spec.interpolate import Variables, interpolate_tree
@@ -34,6 +33,7 @@ from stackd.spec.model import Path as ElementPath
 from stackd.spec.model import Stack
 from stackd.spec.names import check_names
 from stackd.spec.paths import absolutize
+from stackd.spec.probes import Probes
 from stackd.spec.validate import build_stack
 from stackd.spec.yaml_positions import PlacedDict, PlacedList, copy_placed, read_yaml
 
@@ -52,6 +52,8 @@ class LoadOptions:
     on_read: told of every file read, as (path, kind, text), kind "stack" for stack
       files ("-" for stdin) or "env" for .env, --env-file and env_file files: the
       daemon records them in the revision it applies.
+    probes: keeps every question the load asks of the disk (spec/probes.py): the
+      daemon's `up` of an unchanged stack reuses its last load when all still hold.
     """
 
     files: Sequence[str] | None = None
@@ -64,6 +66,7 @@ class LoadOptions:
     cwd: str | Path | None = None
     on_warning: Callable[[str], None] | None = None
     on_read: Callable[[str, str, str], None] | None = None
+    probes: Probes | None = None
 
 
 def load(options: LoadOptions | None = None) -> Stack:
@@ -73,8 +76,10 @@ def load(options: LoadOptions | None = None) -> Stack:
     command line points at nothing).
     """
     options = options or LoadOptions()
-    source = ProjectSource.discover(options.files, options.project_directory, options.cwd)
-    return _Loader(options, source).run()
+    probes = options.probes or Probes()
+    source = ProjectSource.discover(options.files, options.project_directory, options.cwd,
+                                    probes=probes)
+    return _Loader(options, source, probes=probes).run()
 
 
 def load_text(text: str, *, file: str = "compose.yaml", project_name: str = "stack",
@@ -93,6 +98,7 @@ class _Loader:
     source: ProjectSource
     stdin_name: str = "<stdin>"
     warnings: list[str] = field(default_factory=list)
+    probes: Probes = field(default_factory=Probes)
     _docs: dict[str, Any] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
@@ -133,7 +139,7 @@ class _Loader:
     def project_variables(self, environ: dict[str, str], directory: Path) -> dict[str, str]:
         """Shell environment over .env (or over the --env-file files that replace it)."""
         if self.options.env_files:
-            files = [str((Path(self.options.cwd or Path.cwd()) / f).absolute())
+            files = [str((Path(self.options.cwd or self.probes.cwd()) / f).absolute())
                      for f in self.options.env_files]
             required = True
         else:
@@ -166,7 +172,7 @@ class _Loader:
                 raise SpecError(f"name must be a string, not {describe(name)}",
                                 location=where(doc, "name"))
             return check_project_name(name, "the top-level name:")
-        return check_project_name(directory.resolve().name or "default",
+        return check_project_name(self.probes.resolve(directory).name or "default",
                                   "the project directory's name")
 
     def display(self, file: str) -> str:
@@ -179,7 +185,7 @@ class _Loader:
 
     def read_env_file(self, path: str) -> str:
         """An env file's text (.env, --env-file, env_file:, an include's env_file)."""
-        return self._told(path, "env", read_text_file(path))
+        return self._told(path, "env", self.probes.read_text(path))
 
     def read_text(self, file: str) -> tuple[str, str]:
         """(display name, text) of a stack file."""
@@ -189,8 +195,7 @@ class _Loader:
                 text = sys.stdin.read()
             return self.stdin_name, self._told(STDIN, "stack", text)
         try:
-            return self.display(file), self._told(file, "stack",
-                                                  Path(file).read_text(encoding="utf-8"))
+            return self.display(file), self._told(file, "stack", self.probes.read_text(file))
         except FileNotFoundError:
             raise
         except UnicodeDecodeError:
@@ -228,7 +233,7 @@ class _Loader:
         def read_other(path: str) -> Any:
             return self.parse(path, variables)
 
-        return resolve_extends(doc, file, read_other, self.home)
+        return resolve_extends(doc, file, read_other, self.home, self.probes.resolve)
 
     def include(self, doc: Any, file: str, variables: Variables,
                 chain: tuple[str, ...]) -> Any:
@@ -247,24 +252,25 @@ class _Loader:
         for i, entry in enumerate(entries):
             eloc = where(entries, i) or loc
             paths, project_dir, env_files = _include_entry(entry, eloc)
-            files = [str((base_dir / p).resolve()) for p in paths]
+            files = [str(self.probes.resolve(base_dir / p)) for p in paths]
             for f in files:
                 if f in chain:
                     raise SpecError(f"include cycle: {self.display(f)} includes itself",
                                     location=eloc)
-                if not Path(f).is_file():
+                if not self.probes.is_file(f):
                     raise SpecError(f"included file {f!r} does not exist", location=eloc)
-            pdir = (base_dir / project_dir).resolve() if project_dir else Path(files[0]).parent
+            pdir = (self.probes.resolve(base_dir / project_dir) if project_dir
+                    else Path(files[0]).parent)
             inc_vars = dict(variables.values)
             for ef in env_files or [str(pdir / ".env")]:
                 ef_path = base_dir / ef
-                if ef_path.is_file():
+                if self.probes.is_file(ef_path):
                     env_text = self.read_env_file(str(ef_path))
                     for k, v in parse_dotenv(env_text, str(ef_path), {}).items():
                         inc_vars.setdefault(k, v)
             inc_variables = Variables(inc_vars, self.warn)
             sub = _Loader(self.options, ProjectSource(tuple(files), pdir),
-                          warnings=self.warnings)
+                          warnings=self.warnings, probes=self.probes)
             included = merge_all([sub.read_file(f, inc_variables, chain) for f in files])
             included = absolutize(included, pdir, self.home)
             out = _add_included(out, included, eloc)
