@@ -174,6 +174,12 @@ async def restart(ports: Adapters, container: DesiredContainer) -> None:
 async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,
                   grace: float | None = None) -> None:
     """Recreate: the old container goes first (names and ports are exclusive). The same
-    id again (a restart) keeps its log, so `logs -f` follows on across it."""
-    await tear_down(ports, old_id, keep_logs=old_id == container.id, grace=grace)
+    id again (a restart) is stopped and respawned by bring_up: listed throughout, its
+    log going on, so `logs -f` follows on across it."""
+    if old_id == container.id:
+        view = await _inspect(ports, old_id)
+        if view is not None and view.status == "running":
+            await _stop(ports, view, grace)
+    else:
+        await tear_down(ports, old_id, grace=grace)
     await bring_up(ports, container)

@@ -198,14 +198,14 @@ class FakeRuntime:
             raise ConflictError(f"container {spec.id} is {old.status}, not exited")
         old.exited.set()
         del self.containers[spec.id]
-        self._record("delete", old)
         err = self.behaviour(spec).create_error
         if err:  # as the monitor's: a create that fails leaves nothing, log included
             self.log_files.pop(spec.id, None)
+            self._record("delete", old)
             raise HostError(err)
         c = self.containers[spec.id] = FakeContainer(spec)
         self.log_files[spec.id] = self.log_files.get(spec.id, 0) + 1
-        self._record("create", c)
+        self._record("respawn", c)
         self.faults.tick()
         return c.view()
 

@@ -262,3 +262,24 @@ async def test_a_restart_joins_its_network_again_and_a_disrupted_one_connects_af
         await trio.sleep(1)
         assert host.runtime.running() == ["demo-web-1"]
         assert host.network.connects == [cid, cid, cid]
+
+
+@pytest.mark.parametrize("netns_lost", [False, True], ids=["netns kept", "netns lost"])
+async def test_a_restart_is_one_runtime_step_so_the_container_is_never_missing(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock, netns_lost: bool) -> None:
+    """Between a kill and its restart, `ps` and `inspect` find the container (exited),
+    never nothing: a restart is one respawn, not a delete then a create — also when
+    its network namespace went too and the restart makes that afresh (CI saw `stackd
+    container inspect` answer "no container" in that gap)."""
+    desired = stack("demo", svc("web", restart=parse_restart("always")))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        (cid,) = host.runtime.containers
+        if netns_lost:
+            host.network.connected.pop(cid)
+        seen = len(host.runtime.log)
+        host.runtime.kill_from_outside(cid)
+        await trio.sleep(1)
+        assert host.runtime.running() == ["demo-web-1"]
+        assert [op for _, op, _ in host.runtime.log[seen:]] == ["exit 137", "respawn", "start"]
+        assert cid in host.network.connected

@@ -30,7 +30,7 @@ from stackd.runtime.containerspec import ContainerSpec
 
 CHECK = HealthCheck(args=("check",), interval=1.0, timeout=1.0, retries=1, start_period=0.0,
                     start_interval=1.0)
-MUTATING = ("create", "start", "stop", "kill", "delete")
+MUTATING = ("create", "respawn", "start", "stop", "kill", "delete")
 
 
 def demo(env: str) -> DesiredState:
