@@ -119,12 +119,17 @@ class FakeRuntime:
         await trio.lowlevel.checkpoint()
         if spec.id in self.containers:
             raise AlreadyExistsError(f"container {spec.id} already exists")
+        return self._make(spec, "create")
+
+    def _make(self, spec: ContainerSpec, op: str) -> FakeView:
         err = self.behaviour(spec).create_error
-        if err:
+        if err:  # as the monitor's: a create that fails leaves nothing, log included
+            if op == "respawn":
+                self.log_files.pop(spec.id, None)
             raise HostError(err)
         c = self.containers[spec.id] = FakeContainer(spec)
         self.log_files[spec.id] = self.log_files.get(spec.id, 0) + 1
-        self._record("create", c)
+        self._record(op, c)
         self.faults.tick()
         return c.view()
 
@@ -198,16 +203,7 @@ class FakeRuntime:
             raise ConflictError(f"container {spec.id} is {old.status}, not exited")
         old.exited.set()
         del self.containers[spec.id]
-        err = self.behaviour(spec).create_error
-        if err:  # as the monitor's: a create that fails leaves nothing, log included
-            self.log_files.pop(spec.id, None)
-            self._record("delete", old)
-            raise HostError(err)
-        c = self.containers[spec.id] = FakeContainer(spec)
-        self.log_files[spec.id] = self.log_files.get(spec.id, 0) + 1
-        self._record("respawn", c)
-        self.faults.tick()
-        return c.view()
+        return self._make(spec, "respawn")
 
     async def list(self) -> list[FakeView]:
         await trio.lowlevel.checkpoint()

@@ -5,6 +5,7 @@ overtook the events still on their way to the stream."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -12,6 +13,18 @@ import trio
 from stackd.daemon.engine import Engine
 from stackd.roots import Roots
 from stackd.state.db import StateDB
+
+
+async def streamed(engine: Engine, outcome: Callable[[], Awaitable[dict[str, object]]],
+                   within: float) -> list[str]:
+    """What the stream of stack "web" showed: event messages, then "done"."""
+    shown = []
+    with trio.fail_after(within):
+        async with engine._events_until("web", outcome) as stream:
+            async for item in stream:
+                event = item.get("event")
+                shown.append(event["message"] if isinstance(event, dict) else "done")
+    return shown
 
 
 async def test_the_last_events_of_a_pass_come_before_its_outcome(tmp_path: Path) -> None:
@@ -28,15 +41,9 @@ async def test_the_last_events_of_a_pass_come_before_its_outcome(tmp_path: Path)
         return {"result": "ok"}
 
     try:
-        items = []
-        with trio.fail_after(10):
-            async with engine._events_until("web", outcome) as stream:
-                async for item in stream:
-                    items.append(item)
+        shown = await streamed(engine, outcome, within=10)
     finally:
         db.close()
-    shown = [i["event"]["message"] if "event" in i else "done"  # type: ignore[index]
-             for i in items]
     assert shown == ["batch 1/3 done", "batch 2/3 done", "batch 3/3 done", "done"]
 
 
@@ -54,13 +61,7 @@ async def test_events_published_before_the_stream_subscribes_are_shown(
         return {"result": "ok"}
 
     try:
-        items = []
-        with trio.fail_after(2):  # well under the drain's give-up time
-            async with engine._events_until("web", outcome) as stream:
-                async for item in stream:
-                    items.append(item)
+        shown = await streamed(engine, outcome, within=2)  # well under the drain's limit
     finally:
         db.close()
-    shown = [i["event"]["message"] if "event" in i else "done"  # type: ignore[index]
-             for i in items]
     assert shown == ["at once", "done"]
