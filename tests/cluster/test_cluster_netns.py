@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.busybox import busybox_available, make_busybox_tar
-from support.clusterworld import NodeNs, World, build, ip
-from support.e2e_stop import stop_daemon
+from support.clusterworld import NodeNs, World, ip, stack_world
 
 from stackd.cli.client import Client
 from stackd.cluster import keys
@@ -24,7 +22,6 @@ from stackd.cluster.records import Assignment
 from stackd.cluster.store import Store, StoreUnavailableError
 from stackd.daemon.paths import pid_path
 from stackd.daemon.pidfile import read_pid
-from stackd.images import ImageStore
 
 TTL = 2
 BOUND = 10.0
@@ -45,24 +42,8 @@ services:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
-    w = build(tmp_path)
-    try:
-        tar = make_busybox_tar(tmp_path / "busybox.tar", tmp_path)
-        for n in w.nodes:  # each "host" its own image store
-            ImageStore(n.roots).import_rootfs(tar, ref=IMAGE)
-        (tmp_path / "compose.yaml").write_text(STACK)
+    with stack_world(tmp_path, STACK, IMAGE) as w:
         yield w
-    finally:
-        # Each node leaves the cluster (its daemons stopped, its membership forgotten),
-        # then a plain daemon on its root removes what it ran, killed leader included.
-        for n in w.nodes:
-            stop_daemon(n.roots)
-            (n.roots.state / "cluster.json").unlink(missing_ok=True)
-        for n in w.nodes:
-            n.stackd("-f", str(tmp_path / "compose.yaml"), "down", "-t", "0", check=False)
-        w.close()
 
 
 def read(world: World) -> tuple[dict[str, str], str, set[str]]:

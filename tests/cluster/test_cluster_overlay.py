@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from support.busybox import busybox_available, make_busybox_tar
-from support.clusterworld import NodeNs, World, build
+from support.clusterworld import NodeNs, World, stack_world
 from support.e2e_stop import stop_daemon
 from support.etcdcluster import EtcdCluster
 from support.freeaddrs import free_port
@@ -30,7 +29,6 @@ from stackd.cluster.records import Assignment, OverlayNetwork, StackRecord
 from stackd.cluster.store import Store
 from stackd.daemon.paths import pid_path
 from stackd.daemon.pidfile import read_pid
-from stackd.images import ImageStore
 
 TTL = 2
 IMAGE = "stackd-demo/busybox:latest"
@@ -51,24 +49,8 @@ services:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
-    w = build(tmp_path)
-    try:
-        tar = make_busybox_tar(tmp_path / "busybox.tar", tmp_path)
-        for n in w.nodes:
-            ImageStore(n.roots).import_rootfs(tar, ref=IMAGE)
-        (tmp_path / "compose.yaml").write_text(STACK)
+    with stack_world(tmp_path, STACK, IMAGE) as w:
         yield w
-    finally:
-        # What the test did not get to: each node leaves, then takes the stack down.
-        for n in w.nodes:
-            stop_daemon(n.roots)
-            if (n.roots.state / "cluster.json").exists():
-                (n.roots.state / "cluster.json").unlink()
-                n.stackd("-f", str(tmp_path / "compose.yaml"), "down", "-t", "0", check=False)
-                stop_daemon(n.roots)
-        w.close()
 
 
 def etcd_state(world: World) -> tuple[dict[str, str], dict[IPv4Network, str]]:

@@ -15,14 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.busybox import busybox_available, make_busybox_tar
-from support.clusterworld import NodeNs, World, build
-from support.e2e_stop import stop_daemon
+from support.clusterworld import NodeNs, World, stack_world
 
 from stackd.cli.client import Client
 from stackd.cluster import keys
 from stackd.cluster.store import Store
-from stackd.images import ImageStore
 
 TTL = 2
 IMAGE = "stackd-demo/busybox:latest"
@@ -50,23 +47,8 @@ volumes:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    if not busybox_available():
-        pytest.skip("busybox-static is not installed")
-    w = build(tmp_path, etcd_members=1)
-    try:
-        tar = make_busybox_tar(tmp_path / "busybox.tar", tmp_path)
-        for n in w.nodes:
-            ImageStore(n.roots).import_rootfs(tar, ref=IMAGE)
-        (tmp_path / "compose.yaml").write_text(STACK)
+    with stack_world(tmp_path, STACK, IMAGE, etcd_members=1, down=("-v", "-t", "0")) as w:
         yield w
-    finally:
-        for n in w.nodes:
-            stop_daemon(n.roots)
-            (n.roots.state / "cluster.json").unlink(missing_ok=True)
-        for n in w.nodes:
-            n.stackd("-f", str(tmp_path / "compose.yaml"), "down", "-v", "-t", "0",
-                     check=False)
-        w.close()
 
 
 def etcd(world: World, prefix: str) -> dict[str, str]:

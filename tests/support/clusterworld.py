@@ -12,7 +12,8 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,3 +129,35 @@ def build(tmp: Path, nodes: int = 3, etcd_members: int = 3) -> World:
         world.close()
         raise
     return world
+
+
+@contextmanager
+def stack_world(tmp: Path, stack: str, image: str, *, etcd_members: int = 3,
+                down: tuple[str, ...] = ("-t", "0")) -> Iterator[World]:
+    """A world whose every node has busybox as `image` in its own store (each "host"
+    its own), with `stack` in tmp/compose.yaml. On leaving, even after a failure:
+    each node leaves the cluster (its daemon stopped, its membership forgotten), then
+    a plain daemon on its root runs `down` with `down`'s flags, killed leader
+    included, and the world is closed."""
+    import pytest
+
+    from stackd.images import ImageStore
+    from support.busybox import busybox_available, make_busybox_tar
+    from support.e2e_stop import stop_daemon
+
+    if not busybox_available():
+        pytest.skip("busybox-static is not installed")
+    world = build(tmp, etcd_members=etcd_members)
+    try:
+        tar = make_busybox_tar(tmp / "busybox.tar", tmp)
+        for n in world.nodes:
+            ImageStore(n.roots).import_rootfs(tar, ref=image)
+        (tmp / "compose.yaml").write_text(stack)
+        yield world
+    finally:
+        for n in world.nodes:
+            stop_daemon(n.roots)
+            (n.roots.state / "cluster.json").unlink(missing_ok=True)
+        for n in world.nodes:
+            n.stackd("-f", str(tmp / "compose.yaml"), "down", *down, check=False)
+        world.close()
