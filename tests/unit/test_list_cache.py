@@ -108,3 +108,26 @@ def test_an_unreadable_record_is_read_every_time(roots: Roots,
                                     "pid_start": process_start_time(sleeper.pid),
                                     "created_at": now_iso(), "started_at": now_iso()})
     assert [s.problem for s in _same(cache, roots)] == [None]  # type: ignore[attr-defined]
+
+
+def test_a_respawn_in_place_is_seen_at_each_step(roots: Roots,
+                                                 sleeper: subprocess.Popen[bytes]) -> None:
+    """A respawn keeps the run dir: the spec is written again, then the new process's
+    state replaces the old, then the old exit goes (monitor.respawn): each step shows."""
+    run = _add(roots, "a-1", os.getpid())
+    write_json(run / "exit.json", {"code": 3, "signal": None, "oom_killed": False,
+                                   "finished_at": now_iso()})
+    cache = ListCache(roots)
+    assert [(s.status, s.exit and s.exit.code) for s in _same(cache, roots)] == [  # type: ignore[attr-defined]
+        ("exited", 3)]
+    spec = ContainerSpec(id="a-1", name="a-1", layers=(), process=ProcessSpec(args=("sleep",)),
+                         labels={"io.stackd.project": "p"})
+    write_json(run / "spec.json", spec.model_dump(mode="json"))
+    assert [s.status for s in _same(cache, roots)] == ["exited"]  # type: ignore[attr-defined]
+    write_json(run / "state.json", {"pid": sleeper.pid,
+                                    "pid_start": process_start_time(sleeper.pid),
+                                    "created_at": now_iso(), "started_at": None})
+    assert [s.status for s in _same(cache, roots)] == ["exited"]  # type: ignore[attr-defined]
+    (run / "exit.json").unlink()
+    assert [(s.status, s.pid) for s in _same(cache, roots)] == [  # type: ignore[attr-defined]
+        ("created", sleeper.pid)]
