@@ -12,6 +12,7 @@ from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, Stac
 from stackd.reconciler import hooks
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import Adapters, ContainerView
+from stackd.runtime.containerspec import ContainerSpec
 
 
 async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
@@ -50,13 +51,9 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
         # (`logs -f` too), and `ps` lists it throughout. Its network starts afresh.
         await ports.network.disconnect(container.id)
     if view is None or exited:
-        for f in container.host_files:
-            await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
-        spec = container.spec
-        if container.attachments:
-            netns = await _connect(ports, container)
-            spec = spec.model_copy(
-                update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
+        await _write_host_files(ports, container)
+        spec = _joined(container.spec, await _connect(ports, container)
+                       if container.attachments else None)
         try:
             if exited:
                 await ports.runtime.respawn(spec)
@@ -73,6 +70,19 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
         view = await ports.runtime.inspect(container.id)
     assert view is not None
     return view.status == "running"
+
+
+async def _write_host_files(ports: Adapters, container: DesiredContainer) -> None:
+    for f in container.host_files:
+        await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
+
+
+def _joined(spec: ContainerSpec, netns: str | None) -> ContainerSpec:
+    """`spec` joined to the network namespace `netns` (unchanged without one)."""
+    if netns is None:
+        return spec
+    return spec.model_copy(
+        update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
 
 
 def _group(container: DesiredContainer) -> str:
@@ -150,12 +160,8 @@ async def restart(ports: Adapters, container: DesiredContainer) -> None:
     if view is None or view.status == "running" or (container.attachments and netns is None):
         await replace(ports, container, container.id)
         return
-    for f in container.host_files:
-        await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
-    spec = container.spec
-    if netns is not None:
-        spec = spec.model_copy(
-            update={"namespaces": spec.namespaces.model_copy(update={"net": netns})})
+    await _write_host_files(ports, container)
+    spec = _joined(container.spec, netns)
     try:
         await ports.runtime.respawn(spec)
     except (NotFoundError, ConflictError):

@@ -277,7 +277,7 @@ class Monitor:
         keep_logs (a restart: delete, then create the same id): the log files move back
         into a fresh state dir, same inodes, so the next create appends to them and a
         follower's offset stays valid. run_dir=False: the run dir stays (respawn)."""
-        for d in (paths.run_dir, paths.state_dir)[0 if run_dir else 1:]:
+        for d in (paths.run_dir, paths.state_dir) if run_dir else (paths.state_dir,):
             if d.exists():
                 target = d.with_name(f"{TRASH_PREFIX}{d.name}-{os.urandom(4).hex()}")
                 os.rename(d, target)
@@ -784,12 +784,7 @@ class Monitor:
                                 hint="stop it first")
         if not paths.state.exists():
             raise NotFoundError(f"no container {spec.id!r}")
-        if c is not None:
-            self._forget(c, reap=False)
-        cgroup = manager_for(self.roots.id, spec.id)
-        if c is None:
-            cgroup.kill_all()
-        cgroup.destroy()
+        self._let_go(spec.id, c)
         records = {paths.state.name, paths.exit.name, paths.spec.name}
         for entry in os.scandir(paths.run_dir):
             if entry.name not in records:
@@ -813,14 +808,20 @@ class Monitor:
                 pass
             c.cgroup.kill_all()
             self._exited(c, self._wait_killed(c))
+        self._let_go(cid, c)
+        self._discard(paths, keep_logs=keep_logs)
+        return {"ok": True}
+
+    def _let_go(self, cid: str, c: Container | None) -> None:
+        """An exited container's descriptors and cgroup gone (delete, respawn); with no
+        Container of ours (an earlier monitor's), whatever its cgroup still holds is
+        killed first."""
         if c is not None:
             self._forget(c, reap=False)
         cgroup = manager_for(self.roots.id, cid)
         if c is None:
             cgroup.kill_all()
         cgroup.destroy()
-        self._discard(paths, keep_logs=keep_logs)
-        return {"ok": True}
 
     # ---- containers a killed monitor left behind ------------------------------
 

@@ -23,7 +23,7 @@ from stackd.runtime.client import MonitorClient
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, check_id, containers_dir
 from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
-from stackd.runtime.statefile import Unreadable, is_alive, load_state, read_record
+from stackd.runtime.statefile import is_alive, load_state, load_state_and_start
 
 if TYPE_CHECKING:
     from stackd.runtime.exec import ExecResult
@@ -219,17 +219,8 @@ class Runtime:
 
 
 def _load_all(roots: Roots) -> list[ContainerState]:
-    base = containers_dir(roots)
-    if not base.is_dir():
-        return []
-    states = []
-    for entry in sorted(os.listdir(base)):
-        if entry.startswith("."):
-            continue  # being removed
-        state = load_state(ContainerPaths(roots, entry))
-        if state is not None:
-            states.append(state)
-    return states
+    """Every container's state, read afresh."""
+    return ListCache(roots).list()
 
 
 _Key = tuple[int, int, int, int]  # st_ino, st_size, st_mtime_ns, st_ctime_ns
@@ -299,18 +290,12 @@ class ListCache:
                 seen[entry] = old
                 states.append(old.state)
                 continue
-            state = load_state(ContainerPaths(self.roots, entry))
-            if state is None:
+            loaded = load_state_and_start(ContainerPaths(self.roots, entry))
+            if loaded is None:
                 continue
+            state, pid_start = loaded
             states.append(state)
             if key is not None and state.problem is None:
-                pid_start = None
-                if state.status != "exited":
-                    try:
-                        record = read_record(f"{run}/state.json")
-                    except Unreadable:
-                        record = None
-                    pid_start = record.get("pid_start") if record else None
                 seen[entry] = _Seen(key, state, pid_start)
         self._seen = seen
         return states

@@ -20,12 +20,8 @@ from pathlib import Path
 _MISSING = "missing"
 
 
-def _digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _ask(kind: str, path: str) -> object:
+    """One question, answered now (the answer is what `Probes` keeps and compares)."""
     if kind == "file":
         return os.path.isfile(path)
     if kind == "dir":
@@ -35,7 +31,8 @@ def _ask(kind: str, path: str) -> object:
     if kind == "cwd":
         return os.getcwd()
     try:
-        return _digest(path)
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
     except FileNotFoundError:
         return _MISSING
 
@@ -49,25 +46,22 @@ class Probes:
     def _keep(self, kind: str, path: str | Path, answer: object) -> None:
         self.answers.setdefault((kind, str(path)), answer)
 
-    def is_file(self, path: str | Path) -> bool:
-        answer = os.path.isfile(path)
-        self._keep("file", path, answer)
+    def _asked(self, kind: str, path: str | Path) -> object:
+        answer = _ask(kind, str(path))
+        self._keep(kind, path, answer)
         return answer
+
+    def is_file(self, path: str | Path) -> bool:
+        return bool(self._asked("file", path))
 
     def is_dir(self, path: str | Path) -> bool:
-        answer = os.path.isdir(path)
-        self._keep("dir", path, answer)
-        return answer
+        return bool(self._asked("dir", path))
 
     def resolve(self, path: str | Path) -> Path:
-        answer = Path(path).resolve()
-        self._keep("resolve", path, str(answer))
-        return answer
+        return Path(str(self._asked("resolve", path)))
 
     def cwd(self) -> Path:
-        answer = Path.cwd()
-        self._keep("cwd", "", str(answer))
-        return answer
+        return Path(str(self._asked("cwd", "")))
 
     def read_text(self, path: str | Path) -> str:
         """The file's text as UTF-8; its errors as open() and decode raise them (a
