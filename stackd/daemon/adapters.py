@@ -494,11 +494,7 @@ class HostWorld:
                         keep: Any = None) -> float | None:
         from stackd.reconciler.reconcile import reconcile
 
-        # One list of the runtime's containers for the pass: the strays below and the
-        # reconcile's observe and adoption read the same one (at 1,000 containers each
-        # list was most of a pass, and a heal waits for the pass before it).
-        views = await self._ready().runtime.list()
-        await self._release_strays(stack.project, emit, views)
+        await self._release_strays(stack.project, emit)
         # Even an empty plan goes through apply: it adopts the stack's containers into
         # the supervisor, which is how a restarted daemon takes over watching them.
         reconcile_options = dataclasses.replace(self._options(stack, options),
@@ -508,7 +504,7 @@ class HostWorld:
                                  self.supervisor,
                                  on_progress=_progress_emitter(stack.project, emit),
                                  ask=ask, on_done=_done_emitter(stack.project, emit),
-                                 on_rollout=keep, views=views)
+                                 on_rollout=keep)
         if keep is not None:
             keep(result.rollouts)
         for w in result.plan.warnings:
@@ -545,17 +541,14 @@ class HostWorld:
                             grace=options.timeout)
         _raise_failures(result, "down")
 
-    async def _release_strays(self, project: str, emit: Emit,
-                              views: Sequence[Any] | None = None) -> None:
+    async def _release_strays(self, project: str, emit: Emit) -> None:
         """Network attachments of containers that were never created (a daemon killed
         between connect and create) go before a reconcile or down looks: a stray keeps
         its veth and netns, and its network from being removed."""
         ports = self._ready()
         # Restarts happen under the stack's key too (repair.py), so none is half-way
         # now; a one-off's connect-before-create is covered by the adapter's in_flight.
-        if views is None:
-            views = await ports.runtime.list()
-        live = {v.id for v in views}
+        live = {v.id for v in await ports.runtime.list()}
         for cid in await ports.network.release_strays(project, live):
             emit(Event(type="heal", project=project, container=cid,
                        message="network attachment of a container that does not exist: "

@@ -89,12 +89,8 @@ def actual_from(
                        tuple(pending), frozenset(held), hashes)
 
 
-async def observe(project: str, ports: Adapters,
-                  views: Sequence[ContainerView] | None = None) -> ActualState:
-    """`views`: the runtime's list, when the caller has just taken it (one list per
-    pass: at 1,000 containers each list is most of a pass)."""
-    if views is None:
-        views = await ports.runtime.list()
+async def observe(project: str, ports: Adapters) -> ActualState:
+    views = await ports.runtime.list()
     networks = await ports.network.networks(project)
     volumes = await ports.volumes.volumes(project)
     pending = ports.state.pending(project)

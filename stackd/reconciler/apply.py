@@ -42,7 +42,7 @@ from stackd.reconciler.plan import (
     VolumeCreate,
     VolumeRemove,
 )
-from stackd.reconciler.ports import Adapters, ContainerView
+from stackd.reconciler.ports import Adapters
 from stackd.reconciler.repair import repair
 from stackd.reconciler.supervisor import Supervisor
 
@@ -339,8 +339,7 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
                 on_progress: OnProgress | None = None,
                 gate_timeout: float | None = None,
                 rollouts: Mapping[str, rolling.Rollout] | None = None,
-                on_rollout: OnRollout | None = None,
-                views: Sequence[ContainerView] | None = None) -> ApplyResult:
+                on_rollout: OnRollout | None = None) -> ApplyResult:
     """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None).
 
     `waves` (start order; removals go the other way) defaults to the desired state's;
@@ -350,8 +349,6 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
     `rollouts`: what the rolling updates did in earlier passes (rolling.Rollout); this
     pass runs the next batch of each, and `ApplyResult.rollouts` is their state after;
     `on_rollout` gets them as a batch starts, to keep at once.
-    `views`: the runtime's list the plan was made from (converge), for adopting the
-    containers the plan leaves alone; listed afresh when not given.
     """
     services = dict(desired.services) if desired is not None else {}
     if waves is None:
@@ -384,7 +381,7 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
         touched = {a.container.id for acts in bring.values() for a in acts}
         touched |= {a.old_id for acts in bring.values() for a in acts
                     if not isinstance(a, Create)}
-        await _adopt(desired, ports, supervisor, touched, views)
+        await _adopt(desired, ports, supervisor, touched)
         ordered = [list(w) for w in waves] or [sorted(services)]
         for wave in ordered:
             async with trio.open_nursery() as nursery:
@@ -412,14 +409,6 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
     return ex.result
 
 
-def _taken_for_running(view: ContainerView | None, supervisor: Supervisor) -> bool:
-    """Whether adopting `view` would start or arm a running watch."""
-    if view is None or view.status != "running":
-        return False
-    w = supervisor.get(view.id)
-    return w is None or not w.running
-
-
 def _ids_of(desired: DesiredState) -> Callable[[str], list[str]]:
     def ids(service: str) -> list[str]:
         return [c.id for c in desired.containers_of(service)]
@@ -427,21 +416,10 @@ def _ids_of(desired: DesiredState) -> Callable[[str], list[str]]:
 
 
 async def _adopt(desired: DesiredState, ports: Adapters, supervisor: Supervisor,
-                 touched: set[str], views: Sequence[ContainerView] | None = None) -> None:
-    """Supervise the desired containers the plan leaves alone (found running or exited).
-
-    `views`: the list the plan was made from. A container it says runs may have exited
-    since; taken for running, a watch that already saw that exit would be armed again
-    (a new run, its restart's backoff reset). So when the list says running where the
-    supervisor has no running watch — new watches, or runs it saw end — the runtime
-    is listed afresh; at rest (every container watched and running) it is not."""
-    found = {v.id: v for v in views or ()
-             if v.labels.get(hostnames.LABEL_PROJECT) == desired.project}
-    if views is None or any(_taken_for_running(found.get(c.id), supervisor)
-                            for c in desired.containers if c.id not in touched):
-        views = await ports.runtime.list()
-        found = {v.id: v for v in views
-                 if v.labels.get(hostnames.LABEL_PROJECT) == desired.project}
+                 touched: set[str]) -> None:
+    """Supervise the desired containers the plan leaves alone (found running or exited)."""
+    views = await ports.runtime.list()
+    found = {v.id: v for v in views if v.labels.get(hostnames.LABEL_PROJECT) == desired.project}
     held = set(ports.state.held(desired.project))
     for c in desired.containers:
         view = found.get(c.id)

@@ -36,7 +36,7 @@ from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.platforms import check_platforms
-from stackd.reconciler.ports import Adapters, ContainerView, ImageView, PullPolicy
+from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.rolling import Rollout, annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
@@ -281,15 +281,13 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
 async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
                     supervisor: Supervisor, *, on_progress: OnProgress | None = None,
                     ask: Ask | None = None, on_done: Report | None = None,
-                    on_rollout: OnRollout | None = None,
-                    views: Sequence[ContainerView] | None = None) -> ApplyResult:
+                    on_rollout: OnRollout | None = None) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply (and carry out a
-    user's lifecycle verb first, if one was asked). `views`: the runtime's list, if
-    the caller has just taken it (see `converge`)."""
+    user's lifecycle verb first, if one was asked)."""
     desired = await desired_for(stack, ports, options)
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
                           gate_timeout=options.gate_timeout, ask=ask, on_done=on_done,
-                          rollouts=options.rollouts, on_rollout=on_rollout, views=views)
+                          rollouts=options.rollouts, on_rollout=on_rollout)
 
 
 async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
@@ -297,29 +295,18 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    gate_timeout: float | None = None, ask: Ask | None = None,
                    on_done: Report | None = None,
                    rollouts: Mapping[str, Rollout] | None = None,
-                   on_rollout: OnRollout | None = None,
-                   views: Sequence[ContainerView] | None = None) -> ApplyResult:
+                   on_rollout: OnRollout | None = None) -> ApplyResult:
     """One pass of the stack's writer: the ask, then observe → plan → apply → repair;
     a rolling update advances by one batch (`rollouts`: its state from the passes
     before; the result's is for the next). Only the stack's reconcile calls this (it
-    holds the stack's key).
-
-    The runtime is listed once a pass (`views`, if the caller just listed it, else
-    here): the observe and the adoption of the containers the plan leaves alone read
-    the same list. Only this writer changes the stack's containers, so what a list
-    taken before the plan says of those is still so, but for exits, which the
-    supervisor learns from the monitor anyway. An ask changes them: the list is then
-    taken after it."""
+    holds the stack's key)."""
     if ask is not None:
         options = await carry_out(ask, desired, ports, supervisor, options, on_done)
-        views = None
-    if views is None:
-        views = await ports.runtime.list()
-    actual = await observe(desired.project, ports, views)
+    actual = await observe(desired.project, ports)
     return await apply(annotate(plan(desired, actual, options), desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
-                       on_rollout=on_rollout, views=views)
+                       on_rollout=on_rollout)
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

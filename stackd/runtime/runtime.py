@@ -11,7 +11,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -23,7 +23,7 @@ from stackd.runtime.client import MonitorClient
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, check_id, containers_dir
 from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
-from stackd.runtime.statefile import is_alive, load_state, load_state_and_start
+from stackd.runtime.statefile import load_state
 
 if TYPE_CHECKING:
     from stackd.runtime.exec import ExecResult
@@ -38,10 +38,6 @@ class Runtime:
     def __init__(self, roots: Roots) -> None:
         self.roots = roots
         self.monitor = MonitorClient(roots)
-        # What the last list read of each container, by its records' stats: a long-lived
-        # caller (the daemon lists 1,000 containers several times a pass) re-reads only
-        # the containers whose records changed (`ListCache`).
-        self._seen = ListCache(roots)
 
     def _paths(self, container_id: str) -> ContainerPaths:
         return ContainerPaths(self.roots, check_id(container_id))
@@ -111,7 +107,7 @@ class Runtime:
     async def list(self) -> list[ContainerState]:
         # Reading every container's records is file I/O and JSON (~1 ms a container):
         # a worker thread's, never the trio thread's (docs/daemon.md, trio's rules).
-        return await trio.to_thread.run_sync(self._seen.list)
+        return await trio.to_thread.run_sync(_load_all, self.roots)
 
     async def inspect(self, container_id: str) -> ContainerState:
         return await trio.to_thread.run_sync(self.inspect_here, container_id)
@@ -219,86 +215,17 @@ class Runtime:
 
 
 def _load_all(roots: Roots) -> list[ContainerState]:
-    """Every container's state, read afresh."""
-    return ListCache(roots).list()
-
-
-_Key = tuple[int, int, int, int]  # st_ino, st_size, st_mtime_ns, st_ctime_ns
-
-
-class _Seen(NamedTuple):
-    key: tuple[_Key | None, ...]
-    state: ContainerState
-    pid_start: int | None  # of the process the state names alive, from its state.json
-
-
-class _Unkeyed(Exception):
-    """A record that cannot be stat'ed (other than absent): read it afresh every time."""
-
-
-def _file_key(path: str) -> _Key | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        raise _Unkeyed from None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-class ListCache:
-    """`_load_all` that reads again only the containers whose records changed.
-
-    A container's state is a function of its spec.json, state.json and exit.json and,
-    while it has no exit record, of whether its process still lives (pid + start time,
-    /proc). So a state read before is reused while those three files have the same
-    inode, size, mtime and ctime as when it was read — stat'ed *before* the read, so a
-    change during the read shows as a different key the next time — and, for a state
-    that says alive, its process is the same one still. Every record is written by
-    replacing the file (statefile.write_json), so a change is a new inode; the same
-    inode back with the same size and times would need two rewrites within one clock
-    tick. A state with a `problem` (an unreadable record) is never reused: its
-    stand-ins (the cgroup's process) are not in any file. The dict is replaced whole,
-    so lists in two worker threads at once each see one consistent map."""
-
-    def __init__(self, roots: Roots) -> None:
-        self.roots = roots
-        self._seen: dict[str, _Seen] = {}
-
-    def list(self) -> list[ContainerState]:
-        base = containers_dir(self.roots)
-        try:
-            entries = sorted(os.listdir(base))
-        except FileNotFoundError:
-            self._seen = {}
-            return []
-        before, seen = self._seen, {}
-        states = []
-        for entry in entries:
-            if entry.startswith("."):
-                continue  # being removed
-            run = f"{base}/{entry}"
-            try:
-                key = (_file_key(f"{run}/state.json"), _file_key(f"{run}/exit.json"),
-                       _file_key(f"{run}/spec.json"))
-            except _Unkeyed:
-                key = None
-            old = before.get(entry)
-            if (key is not None and old is not None and old.key == key
-                    and (old.state.status == "exited"
-                         or is_alive(old.state.pid, old.pid_start))):
-                seen[entry] = old
-                states.append(old.state)
-                continue
-            loaded = load_state_and_start(ContainerPaths(self.roots, entry))
-            if loaded is None:
-                continue
-            state, pid_start = loaded
+    base = containers_dir(roots)
+    if not base.is_dir():
+        return []
+    states = []
+    for entry in sorted(os.listdir(base)):
+        if entry.startswith("."):
+            continue  # being removed
+        state = load_state(ContainerPaths(roots, entry))
+        if state is not None:
             states.append(state)
-            if key is not None and state.problem is None:
-                seen[entry] = _Seen(key, state, pid_start)
-        self._seen = seen
-        return states
+    return states
 
 
 def _last(records: Iterable[LogRecord], tail: int | None) -> list[LogRecord]:

@@ -261,13 +261,6 @@ def check_records(paths: ContainerPaths,
 
 
 def load_state(paths: ContainerPaths) -> ContainerState | None:
-    loaded = load_state_and_start(paths)
-    return loaded[0] if loaded is not None else None
-
-
-def load_state_and_start(paths: ContainerPaths) -> tuple[ContainerState, Any] | None:
-    """The state, and the start time its state record gives the process it names (what
-    the runtime's list cache checks the process against, from the same read)."""
     # Plain strings: this runs for every container on every list (500 of them for a
     # `stackd ps`), and building Path objects was a third of its time.
     run = f"{paths.roots.run}/containers/{paths.id}"
@@ -298,4 +291,4 @@ def load_state_and_start(paths: ContainerPaths) -> tuple[ContainerState, Any] | 
         exit=exit_status,
         netns_path=f"/proc/{record['pid']}/ns/net" if alive else None,
         spec=spec, created_at=_time(record.get("created_at")), problem=check.problem,
-    ), record.get("pid_start")
+    )
