@@ -28,12 +28,13 @@ import trio
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
 from stackd.errors import HostError
+from stackd.netbridge import udpbatch
 from stackd.netbridge.dnscache import NOT_OURS, AnswerCache, reply_tails
 from stackd.netbridge.dnswire import parse_simple_query
 
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0
-UDP_BATCH = 256
+UDP_BATCH = 256  # datagrams answered before other tasks get a turn
 TABLE_VERSION = 1
 IP_FREEBIND = 15  # linux/in.h; not in Python's socket module
 
@@ -249,6 +250,7 @@ class Resolver:
                  port: int = DNS_PORT, resolv_conf: Path = Path("/etc/resolv.conf")) -> None:
         self.records = Records()
         self._answers = AnswerCache()
+        self._batch = udpbatch.DatagramBatch()  # every listener's, in turn
         self.port = port
         self._upstreams = upstreams
         self._resolv_conf = resolv_conf
@@ -435,36 +437,39 @@ class Resolver:
         return bytes(fail.pack())
 
     async def _serve_udp(self, sock: pysocket.socket, nursery: trio.Nursery) -> None:
-        recvfrom, sendto = sock.recvfrom, sock.sendto
+        batch = self._batch
         while True:
             await trio.lowlevel.wait_readable(sock)
-            # No checkpoint in a batch, so the records cannot change during it: the
-            # cache's entries fetched once serve the whole batch.
-            records = self.records
-            entries = self._answers.entries_for(records, records.generation)
-            for _ in range(UDP_BATCH):  # bounded, so TCP and forwards get their turns
-                try:
-                    data, addr = recvfrom(4096)
-                except BlockingIOError:
+            for _ in range(UDP_BATCH // udpbatch.SLOTS):  # bounded: TCP and forwards get turns
+                n = batch.receive(sock)
+                if n == 0:
                     break
-                except OSError:  # an ICMP error queued on the socket; nothing to answer
-                    continue
-                cached = entries.get((addr[0], data[2:]))
-                if cached is not None and cached.tails:  # the hot path: `answer`, inlined
-                    tails = cached.tails
-                    tail = tails[0] if len(tails) == 1 else \
-                        tails[records.take_turn(cached.name) % len(tails)]
-                    try:
-                        sendto(data[:2] + tail, addr)
-                    except OSError:  # a full send buffer drops it; the client retries
-                        pass
-                    continue
-                reply = self.answer(data, addr[0])
-                if reply is None:
-                    nursery.start_soon(self._forward_udp, sock, data, addr)
-                elif reply:
-                    _send_datagram(sock, reply, addr)
+                if n > 0:
+                    self._answer_batch(batch, n, sock, nursery)
+                    batch.flush(sock)
             await trio.lowlevel.checkpoint()
+
+    def _answer_batch(self, batch: udpbatch.DatagramBatch, n: int, sock: pysocket.socket,
+                      nursery: trio.Nursery) -> None:
+        """Queue the replies to a received batch (no checkpoint: the records cannot
+        change during it, so the cache's entries fetched once serve all of it)."""
+        records = self.records
+        entries = self._answers.entries_for(records, records.generation)
+        for k in range(n):
+            data = batch.datagram(k)
+            ip = batch.source_ip(k)
+            cached = entries.get((ip, data[2:]))
+            if cached is not None and cached.tails:  # the hot path: `answer`, inlined
+                tails = cached.tails
+                tail = tails[0] if len(tails) == 1 else \
+                    tails[records.take_turn(cached.name) % len(tails)]
+                batch.reply(k, data[:2] + tail)
+                continue
+            reply = self.answer(data, ip)
+            if reply is None:
+                nursery.start_soon(self._forward_udp, sock, data, batch.source(k))
+            elif reply and not batch.reply(k, reply):
+                _send_datagram(sock, reply, batch.source(k))
 
     async def _forward_udp(self, sock: pysocket.socket, data: bytes,
                            addr: tuple[str, int]) -> None:

@@ -14,6 +14,10 @@ import platform
 import socket
 import struct
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from typing import Any
+
 # The C library our interpreter runs on, by soname: ctypes.util.find_library would run
 # ldconfig and import subprocess in every process of ours that does a syscall (#20).
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -207,3 +211,14 @@ def fstatfs_type(fd: int) -> int:
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
     _check(_libc.fstatfs(ctypes.c_int(fd), buf), "fstatfs")
     return ctypes.c_long.from_buffer(buf).value
+
+
+def mmsg_functions() -> tuple[Any, Any]:
+    """libc's recvmmsg(fd, vec, n, flags, timeout) and sendmmsg(fd, vec, n, flags), raw:
+    they return -1 with errno set, and callers on a hot path read the errno themselves
+    (netbridge/udpbatch.py); a wrapper raising here would cost more than the call."""
+    recv, send = _libc.recvmmsg, _libc.sendmmsg
+    recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+    send.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    recv.restype = send.restype = ctypes.c_int
+    return recv, send
