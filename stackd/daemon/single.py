@@ -449,27 +449,41 @@ async def _live_output(ports: Any, cid: str) -> AsyncGenerator[Any, None]:
     monitor answers `wait`, not at the follower's next look at the state (up to
     0.1 s later: most of a `run --rm IMG true`); follow_output reads what is left.
 
-    A failure is the last item, not raised: raised here it would cancel this
-    channel's nursery, which lives in the consumer's task while follow_output is
-    suspended at a yield; the cancellation then lands wherever that task stands (its
-    own channel's machinery) and `stackd run`'s stream ended with neither the exit
-    nor the error (the CLI said exit code 1 and nothing else; seen in CI)."""
+    Nothing here may cancel a scope this generator yields from: while it is
+    suspended at a yield, its task awaits the hand-over to the consumer outside the
+    generator, and a cancellation landing there escapes the scope it was meant for
+    (trio: "Nursery stack corrupted"; the stream then ended with neither exit nor
+    error). So the exit cancels only the follower task's own scope, the follower
+    closes the channel this generator reads, and a failure is the last item, never
+    raised (`tests/sim/test_run_stream_errors.py`)."""
     failed: list[StackdError] = []
-    async with trio.open_nursery() as nursery:
-        async def end_at_exit() -> None:
+    send, records = trio.open_memory_channel[Any](0)
+    following, waiting = trio.CancelScope(), trio.CancelScope()
+
+    async def end_at_exit() -> None:
+        with waiting:
             try:
                 await ports.runtime.wait(cid)
             except StackdError as exc:
                 failed.append(exc)
-            nursery.cancel_scope.cancel()
+            following.cancel()
 
+    async def follow() -> None:
+        async with send:
+            with following:
+                try:
+                    async for rec in ports.runtime.logs(cid, follow=True):
+                        await send.send(rec)
+                except StackdError as exc:
+                    failed.append(exc)
+            waiting.cancel()  # the log ended on its own: the exit is follow_output's
+
+    async with trio.open_nursery() as nursery:
         nursery.start_soon(end_at_exit)
-        try:
-            async for rec in ports.runtime.logs(cid, follow=True):
+        nursery.start_soon(follow)
+        async with records:
+            async for rec in records:
                 yield rec
-        except StackdError as exc:
-            failed.append(exc)
-        nursery.cancel_scope.cancel()
     if failed:
         yield failed[0]
 

@@ -86,3 +86,46 @@ async def test_a_stream_whose_task_fails_in_a_nursery_sends_the_typed_error() ->
     lines = [json.loads(line) for chunk in sent for line in chunk.splitlines() if line]
     assert lines[0] == {"first": 1}
     assert lines[-1]["error"]["message"] == "the store is gone", lines
+
+
+class ExitsWhileFollowed:
+    """A runtime whose container exits while its lines are still on their way up."""
+
+    async def logs(self, cid: str, follow: bool = False) -> AsyncIterator[LogRecord]:
+        for n in range(3):
+            yield LogRecord(time=datetime(2026, 1, 1, second=n), stream="stdout", line=f"line {n}")
+        if follow:
+            await trio.sleep_forever()  # following: nothing more is written
+
+    async def wait(self, cid: str) -> ExitStatus:
+        await trio.sleep(0.002)
+        return ExitStatus(code=3, signal=None)
+
+
+async def test_an_exit_while_the_client_is_slow_still_ends_with_the_exit() -> None:
+    """The exit ends the following; it used to cancel a nursery the follower yielded
+    from, so when it landed while the line before was still being handed up (a client
+    reading slower than the container wrote), trio's nursery stack was corrupted and
+    the stream ended with neither exit nor error: `stackd run` said "the daemon ended
+    the stream before the container exited" (about 1 run in 60 of a two-line command)."""
+    ports = Ports()
+    ports.runtime = ExitsWhileFollowed()  # type: ignore[assignment]
+
+    @trio.as_safe_channel
+    async def run() -> AsyncGenerator[dict[str, Any], None]:
+        yield {"started": {"id": "c1", "name": "c1"}}
+        async for item in follow_output(ports, "c1"):
+            yield item
+
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        await trio.sleep(0.02)  # slower than the container: it exits meanwhile
+        sent.append(message.get("body", b""))
+
+    with trio.fail_after(5):
+        await ChannelStream(run).stream_response(send)
+    items = [json.loads(line) for chunk in sent for line in chunk.splitlines() if line]
+    assert items == [{"started": {"id": "c1", "name": "c1"}},
+                     *({"stream": "stdout", "line": f"line {n}"} for n in range(3)),
+                     {"exit": {"code": 3, "signal": None, "oom_killed": False}}], items
