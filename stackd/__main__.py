@@ -1,3 +1,3 @@
-from stackd.cli.main import main
+from stackd.cli.main import console
 
-raise SystemExit(main())
+console()

@@ -15,7 +15,6 @@ warning.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = RMI
     p.add_argument("-v", "--volumes", action="store_true", help="also remove named volumes")
     p.add_argument("--remove-orphans", action="store_true")

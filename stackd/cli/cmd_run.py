@@ -28,7 +28,6 @@ SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     # -h is --hostname, as in docker run; help stays --help.
     p.conflict_handler = "resolve"
     p.epilog = RULE
@@ -106,14 +105,15 @@ def stack_in_play(args: argparse.Namespace) -> bool:
 def image_body(args: argparse.Namespace) -> dict[str, Any]:
     import shlex
 
-    from stackd.errors import SpecError, UsageError
-    from stackd.reconciler.restart import parse_restart
+    if args.restart != "no":  # the default needs no check, nor the import (#20: run's start-up)
+        from stackd.errors import SpecError, UsageError
+        from stackd.reconciler.restart import parse_restart
 
-    try:
-        parse_restart(args.restart)
-    except SpecError:
-        raise UsageError(f"--restart {args.restart!r} is not a restart policy",
-                         hint="no, always, unless-stopped or on-failure[:N]") from None
+        try:
+            parse_restart(args.restart)
+        except SpecError:
+            raise UsageError(f"--restart {args.restart!r} is not a restart policy",
+                             hint="no, always, unless-stopped or on-failure[:N]") from None
 
     signal = args.stop_signal.upper() if args.stop_signal else None
     if signal and not signal.startswith("SIG") and not signal.isdigit():
