@@ -39,12 +39,14 @@ class FailingFollow:
 
 
 class Ports:
-    def __init__(self) -> None:
-        self.runtime = FailingFollow()
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
 
 
-async def test_a_follower_that_fails_sends_its_error_not_a_silent_end() -> None:
-    ports = Ports()
+async def streamed(runtime: Any, client_pace: float) -> list[dict[str, Any]]:
+    """What a client reading one message every `client_pace` seconds gets of `stackd
+    run`'s stream: started, then follow_output's items, as the API sends them."""
+    ports = Ports(runtime)
 
     @trio.as_safe_channel
     async def run() -> AsyncGenerator[dict[str, Any], None]:
@@ -55,12 +57,16 @@ async def test_a_follower_that_fails_sends_its_error_not_a_silent_end() -> None:
     sent: list[bytes] = []
 
     async def send(message: dict[str, Any]) -> None:
-        await trio.sleep(0.005)  # a client reading at its own pace
+        await trio.sleep(client_pace)
         sent.append(message.get("body", b""))
 
     with trio.fail_after(5):
         await ChannelStream(run).stream_response(send)
-    items = [json.loads(line) for chunk in sent for line in chunk.splitlines() if line]
+    return [json.loads(line) for chunk in sent for line in chunk.splitlines() if line]
+
+
+async def test_a_follower_that_fails_sends_its_error_not_a_silent_end() -> None:
+    items = await streamed(FailingFollow(), client_pace=0.005)
     assert items[0] == {"started": {"id": "c1", "name": "c1"}}
     assert any("exit" in i or "error" in i for i in items), items
     assert "lost the runtime monitor" in json.dumps(items[-1]), items
@@ -108,24 +114,8 @@ async def test_an_exit_while_the_client_is_slow_still_ends_with_the_exit() -> No
     reading slower than the container wrote), trio's nursery stack was corrupted and
     the stream ended with neither exit nor error: `stackd run` said "the daemon ended
     the stream before the container exited" (about 1 run in 60 of a two-line command)."""
-    ports = Ports()
-    ports.runtime = ExitsWhileFollowed()  # type: ignore[assignment]
-
-    @trio.as_safe_channel
-    async def run() -> AsyncGenerator[dict[str, Any], None]:
-        yield {"started": {"id": "c1", "name": "c1"}}
-        async for item in follow_output(ports, "c1"):
-            yield item
-
-    sent: list[bytes] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        await trio.sleep(0.02)  # slower than the container: it exits meanwhile
-        sent.append(message.get("body", b""))
-
-    with trio.fail_after(5):
-        await ChannelStream(run).stream_response(send)
-    items = [json.loads(line) for chunk in sent for line in chunk.splitlines() if line]
+    # The client is slower than the container: it exits while a line is on its way up.
+    items = await streamed(ExitsWhileFollowed(), client_pace=0.02)
     assert items == [{"started": {"id": "c1", "name": "c1"}},
                      *({"stream": "stdout", "line": f"line {n}"} for n in range(3)),
                      {"exit": {"code": 3, "signal": None, "oom_killed": False}}], items
