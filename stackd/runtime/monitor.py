@@ -878,7 +878,8 @@ class Monitor:
         self.repair(paths)
         check = check_records(paths, load_spec)
         if check is None:
-            return  # never finished its create: delete cleans it up
+            self._undo_unfinished_create(paths)
+            return
         spec, record = check.spec, check.record
         pid, start = record.get("pid"), record.get("pid_start")
         cgroup = manager_for(self.roots.id, spec.id)
@@ -910,6 +911,16 @@ class Monitor:
         self.sel.register(pidfd, selectors.EVENT_READ, ("adopted", c))
         sys.stderr.write(f"monitor: adopted container {spec.id} (pid {pid}, "
                          f"{len(c.streams)} output pipe(s) found again)\n")
+
+    def _undo_unfinished_create(self, paths: ContainerPaths) -> None:
+        """A container without a state record, found before we listen, is a create its
+        monitor died in (no other monitor of this root can be making one now): no
+        client was told of it, nothing lists it, and it holds its id against the
+        create that would make it again — so it goes, with its process and cgroups."""
+        self._let_go(paths.id, None)
+        self._discard(paths)
+        sys.stderr.write(f"monitor: removed container {paths.id}: its create was cut "
+                         "short when the monitor making it was killed\n")
 
     def on_adopted_exit(self, c: Container) -> None:
         """Its status went to the old monitor's keeper (its new parent), which records

@@ -107,7 +107,13 @@ class Runtime:
     async def list(self) -> list[ContainerState]:
         # Reading every container's records is file I/O and JSON (~1 ms a container):
         # a worker thread's, never the trio thread's (docs/daemon.md, trio's rules).
-        return await trio.to_thread.run_sync(_load_all, self.roots)
+        states, unfinished = await trio.to_thread.run_sync(_load_all, self.roots)
+        if unfinished and not await self.monitor.answers():
+            # A create cut short with its monitor: listed nowhere, so nothing would ever
+            # delete it. A new monitor undoes it before it answers (monitor.adopt).
+            await self.monitor.request({"op": "ping"})
+            states, _ = await trio.to_thread.run_sync(_load_all, self.roots)
+        return states
 
     async def inspect(self, container_id: str) -> ContainerState:
         return await trio.to_thread.run_sync(self.inspect_here, container_id)
@@ -214,18 +220,23 @@ class Runtime:
         return await exec_in(await self.inspect(container_id), args, **options)
 
 
-def _load_all(roots: Roots) -> list[ContainerState]:
+def _load_all(roots: Roots) -> tuple[list[ContainerState], bool]:
+    """The root's containers, and whether any had no records yet: being created now, or
+    left so by a monitor killed while creating it."""
     base = containers_dir(roots)
     if not base.is_dir():
-        return []
+        return [], False
     states = []
+    unfinished = False
     for entry in sorted(os.listdir(base)):
         if entry.startswith("."):
             continue  # being removed
         state = load_state(ContainerPaths(roots, entry))
         if state is not None:
             states.append(state)
-    return states
+        else:
+            unfinished = True
+    return states, unfinished
 
 
 def _last(records: Iterable[LogRecord], tail: int | None) -> list[LogRecord]:

@@ -97,7 +97,11 @@ def two_stacks(tmp_path: Path) -> Iterator[tuple[CLI, CLI]]:
         for c in clis:
             stack.enter_context(torn_down(c))
         yield clis[0], clis[1]
-    left = {c.roots.owner_id[:12]: settle(c.roots) for c in clis}
+    # Judged once both monitors are gone: the `stackd/<id>` parents are shared, and only
+    # the last monitor of the id to exit removes them (a's was killed by reclaim).
+    for c in clis:
+        settle(c.roots)
+    left = {c.roots.owner_id[:12]: find_leaks(c.roots.id, [c.roots]) for c in clis}
     for c in clis:
         if left[c.roots.owner_id[:12]]:
             reclaim(c.roots)
