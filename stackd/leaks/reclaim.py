@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from stackd.leaks.lister import find_leaks, monitors
 from stackd.roots import Roots
@@ -39,20 +40,23 @@ def reclaim(roots: Roots) -> None:
                 os.kill(int(leak.what.split()[0]), signal.SIGKILL)
             except OSError:
                 pass
-    time.sleep(0.1)
+    from stackd.errors import StackdError
+    from stackd.runtime.cgroups import remove_root_parents
+    from stackd.runtime.cgroups.base import kill_procs, rmdir_retrying
+
     for leak in sorted(leaks, key=lambda x: -len(x.what)):  # deepest first
         try:
             if leak.kind == "cgroup":
-                os.rmdir(leak.what)
+                # What joined since the look above (a create in flight), then the
+                # kernel's moment of EBUSY after the last task went.
+                kill_procs(Path(leak.what, "cgroup.procs"))
+                rmdir_retrying(Path(leak.what), timeout=1.0)
             elif leak.kind == "mount":
                 subprocess.run(["umount", "-l", leak.what], capture_output=True, check=False)
-        except OSError:
+        except (OSError, StackdError):
             pass
     # And the shared `stackd` parent, if this root was the last one in it: the monitor
     # removes it as it exits, unless it was still busy with its cgroups then.
-    from stackd.errors import StackdError
-    from stackd.runtime.cgroups import remove_root_parents
-
     try:
         remove_root_parents(roots.id)
     except (OSError, StackdError):

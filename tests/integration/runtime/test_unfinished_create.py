@@ -45,3 +45,25 @@ async def test_the_next_monitor_undoes_a_create_its_killed_predecessor_left_unfi
     finally:
         stray.kill()
         stray.wait()
+
+
+def test_reclaim_removes_a_cut_short_create_with_its_process(roots, make_spec):
+    """The tests' safety net (leaks.reclaim) with no monitor to ask: the process in the
+    cgroup is killed and the cgroups go, EBUSY and all."""
+    from stackd.leaks.lister import find_leaks
+    from stackd.leaks.reclaim import reclaim
+
+    spec = make_spec("half", "sleep", "1000")
+    cgroup = manager_for(roots.id, spec.id)
+    cgroup.create()
+    stray = subprocess.Popen(["sleep", "1000"])
+    try:
+        cgroup.join(stray.pid)
+        assert {leak.kind for leak in find_leaks(roots.id, [roots])} == {"cgroup", "process"}
+        reclaim(roots)
+        assert stray.wait(5) == -9
+        assert find_leaks(roots.id, [roots]) == []
+    finally:
+        stray.kill()
+        stray.wait()
+        reclaim(roots)
