@@ -378,7 +378,7 @@ class Resolver:
             data = bytes(data)
         records = self.records
         entries = self._answers.entries_for(records, records.generation)
-        key = (source_ip, data[2:])
+        key = (udpbatch.address_key(source_ip), data[2:])
         cached = entries.get(key)
         if cached is None:
             question = parse_simple_query(data)
@@ -456,16 +456,14 @@ class Resolver:
         records = self.records
         entries = self._answers.entries_for(records, records.generation)
         for k in range(n):
-            data = batch.datagram(k)
-            ip = batch.source_ip(k)
-            cached = entries.get((ip, data[2:]))
+            cached = entries.get((batch.source_key(k), batch.tail(k)))
             if cached is not None and cached.tails:  # the hot path: `answer`, inlined
                 tails = cached.tails
-                tail = tails[0] if len(tails) == 1 else \
-                    tails[records.take_turn(cached.name) % len(tails)]
-                batch.reply(k, data[:2] + tail)
+                batch.reply_after_id(k, tails[0] if len(tails) == 1 else
+                                     tails[records.take_turn(cached.name) % len(tails)])
                 continue
-            reply = self.answer(data, ip)
+            data = batch.datagram(k)
+            reply = self.answer(data, batch.source_ip(k))
             if reply is None:
                 nursery.start_soon(self._forward_udp, sock, data, batch.source(k))
             elif reply and not batch.reply(k, reply):

@@ -44,11 +44,11 @@ class AnswerCache:
     """Remembered answers of one records object at one generation."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, bytes], Cached] = {}
+        self._entries: dict[tuple[int, bytes], Cached] = {}
         self._owner: object = None
         self._generation = -1
 
-    def entries_for(self, owner: object, generation: int) -> dict[tuple[str, bytes], Cached]:
+    def entries_for(self, owner: object, generation: int) -> dict[tuple[int, bytes], Cached]:
         """The entries valid for `owner` at `generation` (emptied when either moved on)."""
         if owner is not self._owner or generation != self._generation:
             self._entries = {}

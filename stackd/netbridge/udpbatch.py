@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import socket
+import sys
 
 from stackd.runtime.syscalls import mmsg_functions
 
@@ -33,6 +34,11 @@ _MSG_DONTWAIT = 0x40
 # viewed as uint64 its msg_name is word 8k. struct iovec: iov_len is uint64 word 2k+1.
 _HEADER = 64
 _NAMELEN, _MSGLEN, _NAME, _IOVLEN = 2, 14, 0, 1
+
+
+def address_key(ip: str) -> int:
+    """An IPv4 address as `DatagramBatch.source_key` gives a sender's: a cheap key."""
+    return int.from_bytes(socket.inet_aton(ip), sys.byteorder)
 
 
 class _Iovec(ctypes.Structure):
@@ -65,6 +71,7 @@ class DatagramBatch:
         self._names = bytearray(SLOTS * _SOCKADDR_IN)
         self._in_view, self._out_view = memoryview(self._in), memoryview(self._out)
         self._names_view = memoryview(self._names)
+        self._names_words = self._names_view.cast("I")  # sin_addr: word 4k+1
         in_iov, self._out_iov = (_Iovec * SLOTS)(), (_Iovec * SLOTS)()
         self._in_msgs, self._out_msgs = (_Msghdr * SLOTS)(), (_Msghdr * SLOTS)()
         in_base, out_base, names = _address(self._in), _address(self._out), _address(self._names)
@@ -101,6 +108,15 @@ class DatagramBatch:
         end = min(self._in_words[16 * k + _MSGLEN], SIZE)
         return bytes(self._in_view[k * SIZE:k * SIZE + end])
 
+    def tail(self, k: int) -> bytes:
+        """Datagram k after its first two bytes (a DNS message's ID)."""
+        at = k * SIZE
+        return bytes(self._in_view[at + 2:at + min(self._in_words[16 * k + _MSGLEN], SIZE)])
+
+    def source_key(self, k: int) -> int:
+        """Datagram k's sender address as `address_key` gives it: no string made."""
+        return self._names_words[4 * k + 1]
+
     def source_ip(self, k: int) -> str:
         return socket.inet_ntoa(self._names_view[k * _SOCKADDR_IN + 4:k * _SOCKADDR_IN + 8])
 
@@ -115,6 +131,20 @@ class DatagramBatch:
         if size > SIZE:
             return False
         self._out_view[j * SIZE:j * SIZE + size] = data
+        self._out_lens[2 * j + _IOVLEN] = size
+        self._out_names[8 * j + _NAME] = self._names_base + k * _SOCKADDR_IN
+        self._queued = j + 1
+        return True
+
+    def reply_after_id(self, k: int, tail: bytes) -> bool:
+        """`reply` with datagram k's own first two bytes, then `tail`: a cached DNS
+        answer, without joining the two into a new bytes first."""
+        size, j = len(tail) + 2, self._queued
+        if size > SIZE:
+            return False
+        at = j * SIZE
+        self._out_view[at:at + 2] = self._in_view[k * SIZE:k * SIZE + 2]
+        self._out_view[at + 2:at + size] = tail
         self._out_lens[2 * j + _IOVLEN] = size
         self._out_names[8 * j + _NAME] = self._names_base + k * _SOCKADDR_IN
         self._queued = j + 1

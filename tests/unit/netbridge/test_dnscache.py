@@ -9,6 +9,7 @@ from support.freeaddrs import free_port
 
 from stackd.netbridge import dnscache
 from stackd.netbridge.dns import Records, Resolver
+from stackd.netbridge.udpbatch import address_key
 
 ME = "10.0.0.4"
 
@@ -81,7 +82,7 @@ def test_the_source_decides_and_is_part_of_the_key() -> None:
 def test_other_records_at_the_same_generation_start_empty() -> None:
     cache = dnscache.AnswerCache()
     old, new = Records(), Records()
-    cache.entries_for(old, 3)[("10.0.0.4", b"q")] = dnscache.NOT_OURS
+    cache.entries_for(old, 3)[(address_key("10.0.0.4"), b"q")] = dnscache.NOT_OURS
     assert cache.entries_for(old, 3)
     assert cache.entries_for(new, 3) == {}
 

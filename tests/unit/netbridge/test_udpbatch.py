@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stackd.netbridge.udpbatch import SIZE, SLOTS, DatagramBatch
+from stackd.netbridge.udpbatch import SIZE, SLOTS, DatagramBatch, address_key
 
 
 @pytest.fixture
@@ -101,3 +101,26 @@ def test_a_queued_socket_error_is_taken_off_and_serving_goes_on() -> None:
                 if n:
                     break
             assert n == 1 and batch.datagram(0) == b"after"
+
+
+def test_a_cached_reply_goes_out_after_each_datagrams_own_id(server: socket.socket) -> None:
+    """The resolver's hot path: the key of a datagram is its sender's address (as
+    `address_key` makes it from the dotted form) and its bytes after the ID; the reply
+    is the datagram's own ID, then the cached tail."""
+    clients = _clients(server, 2)
+    try:
+        for i, c in enumerate(clients):
+            c.send(bytes([0xAB, i]) + b"question")
+        batch = DatagramBatch()
+        assert batch.receive(server) == 2
+        for k in range(2):
+            assert batch.tail(k) == b"question"
+            assert batch.source_key(k) == address_key("127.0.0.1")
+            assert batch.reply_after_id(k, b"-answer")
+        assert not batch.reply_after_id(0, b"x" * (SIZE - 1))  # with its ID, too long
+        batch.flush(server)
+        assert [c.recv(SIZE) for c in clients] == [b"\xab\x00-answer", b"\xab\x01-answer"]
+    finally:
+        for c in clients:
+            c.close()
+    assert address_key("10.1.2.3") != address_key("10.1.2.4")
