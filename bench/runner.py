@@ -6,8 +6,8 @@ bench/out/. Benchmarks are the bench_* modules' `measure` functions.
                heal memory dns ports pull)
 
 --quick: tiny sizes and few samples (a smoke test: the figures mean little).
---install-peers: podman, runc, crun, skopeo, dnsmasq from Debian's packages and
-podman-compose, py-spy from PyPI, before measuring. Needs root.
+--install-peers: podman, runc, crun, skopeo, dnsmasq, dnsperf (the DNS load) from
+Debian's packages and podman-compose, py-spy from PyPI, before measuring. Needs root.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from results import Report, Row, save, table
 from stackd_bench_env import BenchRoot
 
 OUT = Path(__file__).resolve().parent / "out"
-APT_PEERS = ["podman", "runc", "crun", "skopeo", "dnsmasq-base"]
+APT_PEERS = ["podman", "runc", "crun", "skopeo", "dnsmasq-base", "dnsperf"]
 PIP_PEERS = ["podman-compose", "py-spy"]
 
 
