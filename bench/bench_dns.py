@@ -8,11 +8,12 @@ against each server in turn for several rounds (interleaved, so the shared host'
 changing load falls on both alike). A server's figures count only if every answer
 held the three records. Needs root.
 
-The load is dnsperf's (C) where it is installed. Each server runs on the last CPU and
-the load on the others: on two cores, a server left to share a core with dnsperf's
-two threads is time-sliced with them and answers in ~2.5 ms turns for seconds at a
-time, in some runs and not others — dnsmasq and stackd alike — which measures the
-scheduler's placement, not the server.
+The q/s are dnsperf's (C, DNS-OARC's tool) where it is installed, each round of it
+followed by a check of the answers; the latencies are the Python loop's. Each server
+runs on the last CPU and the load on the others: on two cores, a server left to share
+a core with the load is time-sliced with it and answers in ~2.5 ms turns for seconds
+at a time, in some runs and not others — dnsmasq and stackd alike — which measures
+the scheduler's placement, not the server.
 
     .venv/bin/python bench/bench_dns.py [--seconds 3] [--rounds 6] [--window 64]
 """
