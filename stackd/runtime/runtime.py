@@ -3,6 +3,8 @@
 Changes go through the root's monitor process (client.py / monitor.py); reads (list,
 inspect, stats, logs) come straight from the run dir, the kernel and the log files,
 so any process can make them, including one started after its creator was killed.
+(`list` asks for a monitor only when it finds a create a killed monitor left: the
+new monitor undoes it, docs/runtime.md.)
 """
 
 from __future__ import annotations
