@@ -91,6 +91,11 @@ class MonitorClient:
         await stream.aclose()
         return True
 
+    def alive(self) -> bool:
+        """Does a monitor process live (serving, or starting)? Its lock says, without
+        a word to it: never a connection to a busy monitor."""
+        return detached.held(self.paths.lock)
+
     async def _spawn(self) -> None:
         self.roots.ensure()
         await detached.spawn("stackd.runtime.monitor", self.roots, self.paths.log,

@@ -110,9 +110,10 @@ class Runtime:
         # Reading every container's records is file I/O and JSON (~1 ms a container):
         # a worker thread's, never the trio thread's (docs/daemon.md, trio's rules).
         states, unfinished = await trio.to_thread.run_sync(_load_all, self.roots)
-        if unfinished and not await self.monitor.answers():
-            # A create cut short with its monitor: listed nowhere, so nothing would ever
-            # delete it. A new monitor undoes it before it answers (monitor.adopt).
+        if unfinished and not self.monitor.alive():
+            # With no monitor alive, a create cut short with its monitor: listed
+            # nowhere, so nothing would ever delete it. A new monitor undoes it before
+            # it answers (monitor.adopt); a live one is still making it, or undid it.
             await self.monitor.request({"op": "ping"})
             states, _ = await trio.to_thread.run_sync(_load_all, self.roots)
         return states
