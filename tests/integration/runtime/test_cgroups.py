@@ -37,7 +37,14 @@ async def test_exit_without_oom_is_not_reported_as_oom(rt, make_spec):
     assert (exit_status.code, exit_status.oom_killed) == (137, False)
 
 
-async def test_fork_bomb_is_held_by_the_pids_limit(rt, make_spec):
+def _pids_dir(roots, cid: str) -> Path:  # type: ignore[no-untyped-def]
+    mounts = host_mounts()
+    base = mounts.v1.get("pids", mounts.v2)
+    assert base is not None
+    return base / cgroup_relpath(roots.id, cid)
+
+
+async def test_fork_bomb_is_held_by_the_pids_limit(rt, make_spec, roots):
     await rt.create(make_spec("cg-bomb", "sh", "-c", "f() { f | f & }; f; sleep 30",
                               resources=Resources(pids_limit=24)))
     await rt.start("cg-bomb")
@@ -46,7 +53,12 @@ async def test_fork_bomb_is_held_by_the_pids_limit(rt, make_spec):
         await trio.sleep(0.1)
         counts.append((await rt.stats("cg-bomb")).pids)
     assert max(counts) <= 24
-    assert max(counts) >= 20  # it did try
+    # It did try: the kernel refused forks at the limit. (Not a sampled count near 24:
+    # the bomb can collapse to a dozen blocked shells before the first sample, as it
+    # did once under two CI runs' load.)
+    events = dict(line.split() for line in
+                  (_pids_dir(roots, "cg-bomb") / "pids.events").read_text().splitlines())
+    assert int(events["max"]) > 0
     errors = [r.line async for r in rt.logs("cg-bomb") if r.stream == "stderr"]
     assert any("can't fork" in line for line in errors)
     # The host is fine and the container can still be stopped.
