@@ -205,12 +205,10 @@ def _wait_answers(port: int, host: str = HOST, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            n, _, full = load(port, 0.1, 1, 1, host)
+            if checked(port, host):
+                return True
         except ConnectionRefusedError:  # not listening yet
             time.sleep(0.05)
-            continue
-        if n and full == n:
-            return True
     return False
 
 

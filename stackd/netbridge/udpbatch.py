@@ -105,13 +105,15 @@ class DatagramBatch:
         return n
 
     def datagram(self, k: int) -> bytes:
-        end = min(self._in_words[16 * k + _MSGLEN], SIZE)
-        return bytes(self._in_view[k * SIZE:k * SIZE + end])
+        return bytes(self._in_view[k * SIZE:self._end(k)])
 
     def tail(self, k: int) -> bytes:
         """Datagram k after its first two bytes (a DNS message's ID)."""
-        at = k * SIZE
-        return bytes(self._in_view[at + 2:at + min(self._in_words[16 * k + _MSGLEN], SIZE)])
+        return bytes(self._in_view[k * SIZE + 2:self._end(k)])
+
+    def _end(self, k: int) -> int:
+        """Where datagram k ends in the receive buffer (cut at SIZE)."""
+        return k * SIZE + min(self._in_words[16 * k + _MSGLEN], SIZE)
 
     def source_key(self, k: int) -> int:
         """Datagram k's sender address as `address_key` gives it: no string made."""
@@ -127,28 +129,32 @@ class DatagramBatch:
 
     def reply(self, k: int, data: bytes) -> bool:
         """Queue `data` to the sender of datagram k; False if it is too long to."""
-        size, j = len(data), self._queued
-        if size > SIZE:
+        at = self._slot(k, len(data))
+        if at < 0:
             return False
-        self._out_view[j * SIZE:j * SIZE + size] = data
-        self._out_lens[2 * j + _IOVLEN] = size
-        self._out_names[8 * j + _NAME] = self._names_base + k * _SOCKADDR_IN
-        self._queued = j + 1
+        self._out_view[at:at + len(data)] = data
         return True
 
     def reply_after_id(self, k: int, tail: bytes) -> bool:
         """`reply` with datagram k's own first two bytes, then `tail`: a cached DNS
         answer, without joining the two into a new bytes first."""
-        size, j = len(tail) + 2, self._queued
-        if size > SIZE:
+        at = self._slot(k, len(tail) + 2)
+        if at < 0:
             return False
-        at = j * SIZE
         self._out_view[at:at + 2] = self._in_view[k * SIZE:k * SIZE + 2]
-        self._out_view[at + 2:at + size] = tail
+        self._out_view[at + 2:at + 2 + len(tail)] = tail
+        return True
+
+    def _slot(self, k: int, size: int) -> int:
+        """Queue a reply of `size` bytes to datagram k's sender; → where in the send
+        buffer to write it, or -1 if it is too long to queue."""
+        if size > SIZE:
+            return -1
+        j = self._queued
         self._out_lens[2 * j + _IOVLEN] = size
         self._out_names[8 * j + _NAME] = self._names_base + k * _SOCKADDR_IN
         self._queued = j + 1
-        return True
+        return j * SIZE
 
     def flush(self, sock: socket.socket) -> None:
         """Send what is queued. A full send buffer drops the rest, as the network could;
