@@ -1,13 +1,17 @@
-"""Published-port benchmark: TCP throughput and round-trip latency through a DNAT'ed
+"""Published-port benchmark: TCP throughput and round-trip latency through a published
 host port beside the same straight to the container, in one run.
 
 One network, one "container" (a network namespace attached like any container,
 running a sink), and a client on the host: for a few seconds each, in interleaved
 rounds, straight to the container's address, then through the published port on
 127.0.0.1, on the host's own address, and from "another host" (a namespace behind a
-veth, as the integration tests build one). The sink reports the bytes it received and
-echoes round trips, so every figure is verified before it counts. It also checks that
-no process listens on the published port: the path is the kernel's DNAT alone.
+veth, as the integration tests build one). The ports are served as the daemon serves
+them: the socket load balancer at connect() for the host's own connections, nftables
+DNAT for the rest (docs/networking.md); the 127.0.0.1 path is measured once more with
+the balancer detached, as with the daemon stopped (DNAT alone). The sink reports the
+bytes it received and echoes round trips, so every figure is verified before it
+counts. It also checks that no process listens on the published port: the path is the
+kernel's alone.
 Goals (issue #20): published >= 0.95 of direct, no added p99. Needs root; everything it
 makes carries its own state root's id and is removed at the end.
 
@@ -27,9 +31,11 @@ import trio
 from results import Peer, Row
 
 import stackd.state.allocations  # noqa: F401  (registers netbridge's tables)
+from stackd.errors import UnavailableError
 from stackd.hostnames import device_name
 from stackd.netbridge import Attachment, Networks, NetworkSpec, PortBinding
 from stackd.netbridge import netns as netns_files
+from stackd.netbridge.socketlb import SocketBalancer
 from stackd.roots import Roots
 from stackd.state.db import StateDB
 
@@ -143,7 +149,8 @@ def host_port_listeners(port: int) -> list[str]:
     return found
 
 
-PATHS = ("published, 127.0.0.1", "published, host address", "published, from another host")
+PATHS = ("published, 127.0.0.1", "published, host address", "published, from another host",
+         "published, 127.0.0.1, DNAT alone")
 
 
 async def run_paths(seconds: float, rounds: int) -> tuple[dict[str, list[float]],
@@ -153,6 +160,12 @@ async def run_paths(seconds: float, rounds: int) -> tuple[dict[str, list[float]]
         roots = Roots(Path(tmp) / "state", Path(tmp) / "run").ensure()
         db = StateDB.open(roots.state / "stackd.db")
         nets = Networks(roots, db)
+        try:  # as the daemon serves them: the socket load balancer, DNAT beneath
+            balancer: SocketBalancer | None = SocketBalancer()
+        except UnavailableError as err:
+            print(f"socket load balancer: {err.message}; DNAT alone", file=sys.stderr)
+            balancer = None
+        await nets.use_sockets(balancer)
         sink = None
         try:
             await nets.ensure_network(NetworkSpec("bench_net", "bench", "net"))
@@ -167,15 +180,21 @@ async def run_paths(seconds: float, rounds: int) -> tuple[dict[str, list[float]]
             client_ns, _, client_host_ip = make_client_host(roots, Path(tmp))
             if listeners := host_port_listeners(port):
                 raise RuntimeError(f"something listens on published port {port}: "
-                                   f"{listeners}; the path is not DNAT alone")
+                                   f"{listeners}; the path is not the kernel's alone")
             paths = {"direct": (None, addr.ip, 5001),
                      PATHS[0]: (None, "127.0.0.1", port),
                      PATHS[1]: (None, host_address(), port),
-                     PATHS[2]: (client_ns, client_host_ip, port)}
+                     PATHS[2]: (client_ns, client_host_ip, port),
+                     PATHS[3]: (None, "127.0.0.1", port)}
             bps: dict[str, list[float]] = {k: [] for k in paths}
             rtts: dict[str, list[float]] = {k: [] for k in paths}  # a p99 per round
             for _ in range(rounds):  # interleaved, so drift on a shared host hits all
                 for name, (ns, h, p) in paths.items():
+                    if balancer is not None and name == PATHS[3]:
+                        await nets.use_sockets(None)  # as with the daemon stopped
+                    elif balancer is not None and nets.sockets is None:
+                        balancer = SocketBalancer()
+                        await nets.use_sockets(balancer)
                     out = await trio.to_thread.run_sync(client, ns, h, p, "T", seconds)
                     bps[name].append(float(out))
                     out = await trio.to_thread.run_sync(client, ns, h, p, "P", seconds / 2)
@@ -188,6 +207,7 @@ async def run_paths(seconds: float, rounds: int) -> tuple[dict[str, list[float]]
             subprocess.run(["ip", "link", "del", device_name(roots.id, "t", "bench-client")],
                            capture_output=True)
             netns_files.remove(Path(tmp) / "client-ns")
+            await nets.use_sockets(None)
             await nets.teardown()
             db.close()
 
@@ -232,7 +252,7 @@ def main() -> None:
     bps, rtts, port = trio.run(run_paths, args.seconds, args.rounds)
     direct, dp99 = max(bps["direct"]), statistics.median(rtts["direct"])
     print(f"{args.rounds} rounds x {args.seconds:.0f} s, one connection, best throughput and "
-          f"median p99 of the rounds; nothing listens on host port {port} (DNAT only)")
+          f"median p99 of the rounds; nothing listens on host port {port} (kernel only)")
     for name in bps:
         b, l99 = max(bps[name]), statistics.median(rtts[name])
         print(f"  {name:30} {b * 8 / 1e9:7.2f} Gbit/s {b / direct:5.2f} of direct   "

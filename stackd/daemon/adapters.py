@@ -261,40 +261,53 @@ class HostWorld:
         # DNS is served by the root's resolver process, which outlives this daemon;
         # restore() below hands it this daemon's view (the same one, if it runs).
         self.resolver = DnsFeed(self.roots)
-        async with trio.open_nursery() as nursery:
-            self.ports = make_ports(self.roots, self.db, self.resolver)
-            try:
-                await self.ports.network.nets.restore()
-                live = {v.id for v in await self.ports.runtime.list()}
-                for cid in await self.ports.network.release_orphans(live):
-                    emit(Event(type="heal", container=cid,
-                               message="network namespace or addresses of a container "
-                               "that does not exist: released"))
-            except StackdError as err:
-                emit(Event(type="error", message=f"restoring networks: {err}"))
-            self.supervisor = Supervisor(
-                self.ports, nursery, lambda e: emit(_event_from_supervisor(e)))
-            from stackd.daemon.singlewatch import SingleSupervisor
+        try:
+            async with trio.open_nursery() as nursery:
+                self.ports = make_ports(self.roots, self.db, self.resolver)
+                nets = self.ports.network.nets
+                try:
+                    from stackd.netbridge.socketlb import SocketBalancer
 
-            self.singles = SingleSupervisor(
-                self.ports, nursery,
-                lambda kind, name, message: emit(Event(type=kind,  # type: ignore[arg-type]
-                                                       container=name, message=message)))
-            try:
-                await self.singles.adopt()
-            except StackdError as err:
-                emit(Event(type="error", message=f"restart policies of run containers: {err}"))
-            nursery.start_soon(self.resolver.keep,
-                               lambda problem: emit(Event(type="error", message=problem)))
-            nursery.start_soon(self._watch_bridges, emit)
-            nursery.start_soon(self._watch_containers, emit)
-            nursery.start_soon(self._hold_monitor)
-            from stackd.daemon.single import DefaultNetwork
+                    nets.sockets = SocketBalancer()
+                except StackdError as err:
+                    emit(Event(type="daemon", message=f"{err.message}; {err.hint}"))
+                try:
+                    await nets.restore()
+                    live = {v.id for v in await self.ports.runtime.list()}
+                    for cid in await self.ports.network.release_orphans(live):
+                        emit(Event(type="heal", container=cid,
+                                   message="network namespace or addresses of a container "
+                                   "that does not exist: released"))
+                except StackdError as err:
+                    emit(Event(type="error", message=f"restoring networks: {err}"))
+                self.supervisor = Supervisor(
+                    self.ports, nursery, lambda e: emit(_event_from_supervisor(e)))
+                from stackd.daemon.singlewatch import SingleSupervisor
 
-            self.default_network = DefaultNetwork(self.ports)
-            nursery.start_soon(self.default_network.keep)
-            task_status.started()
-            await trio.sleep_forever()
+                self.singles = SingleSupervisor(
+                    self.ports, nursery,
+                    lambda kind, name, message: emit(Event(type=kind,  # type: ignore[arg-type]
+                                                           container=name, message=message)))
+                try:
+                    await self.singles.adopt()
+                except StackdError as err:
+                    emit(Event(type="error", message=f"restart policies of run containers: {err}"))
+                nursery.start_soon(self.resolver.keep,
+                                   lambda problem: emit(Event(type="error", message=problem)))
+                nursery.start_soon(self._watch_bridges, emit)
+                nursery.start_soon(self._watch_containers, emit)
+                nursery.start_soon(self._hold_monitor)
+                from stackd.daemon.single import DefaultNetwork
+
+                self.default_network = DefaultNetwork(self.ports)
+                nursery.start_soon(self.default_network.keep)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            # Once every task is done with them: DNAT alone serves the ports from here.
+            if self.ports is not None and self.ports.network.nets.sockets is not None:
+                self.ports.network.nets.sockets.close()
+                self.ports.network.nets.sockets = None
 
     async def _hold_monitor(self) -> None:
         """Keep the runtime monitor up while this daemon runs, so an `up` after a

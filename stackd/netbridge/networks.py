@@ -28,6 +28,7 @@ from stackd.netbridge import (
     netns,
     overlaylinks,
     overlayplan,
+    socketlb,
 )
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
@@ -47,6 +48,7 @@ from stackd.netbridge.overlayplan import (
     Peer,
     vxlan_name,
 )
+from stackd.netbridge.socketlb import SocketBalancer
 from stackd.roots import Roots
 from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRow
 from stackd.state.db import StateDB
@@ -99,6 +101,9 @@ class Networks:
         # Backends on other cluster nodes, added to the published ports' rules (the
         # routing mesh; set by stackd/cluster, empty off a cluster).
         self.mesh: tuple[firewall.DnatRule, ...] = ()
+        # Set by the daemon (it holds the programs attached while it runs): published
+        # ports served at connect() for the host's own connections (socketlb.py).
+        self.sockets: SocketBalancer | None = None
 
     # networks
     def list(self) -> list[NetworkState]:
@@ -476,6 +481,16 @@ class Networks:
                 self.mesh = mesh
                 await self._apply_firewall()
 
+    async def use_sockets(self, balancer: SocketBalancer | None) -> None:
+        """Serve the host's own connections to published ports with `balancer` from now
+        on (its maps filled at once), or with DNAT alone (None). The one it replaces is
+        closed."""
+        async with self._lock:
+            old, self.sockets = self.sockets, balancer
+            if old is not None and old is not balancer:
+                old.close()
+            await self._apply_firewall()
+
     async def unpublish(self, container_id: str) -> None:
         async with self._lock:
             if self.alloc.ports(container_id=container_id):
@@ -489,7 +504,10 @@ class Networks:
         dnats = [firewall.DnatRule(p.host_ip, p.host_port, p.protocol, p.container_ip,
                                    p.container_port, p.container_id, p.group, p.ready)
                  for p in self.alloc.ports()]
-        firewall.apply(self.roots.chain_id, bridges, [*dnats, *self.mesh])
+        rules = [*dnats, *self.mesh]
+        firewall.apply(self.roots.chain_id, bridges, rules)
+        if self.sockets is not None:
+            self.sockets.sync(rules, socketlb.local_addresses() if rules else ())
 
     async def _apply_firewall(self) -> None:
         def run() -> None:

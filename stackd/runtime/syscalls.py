@@ -111,6 +111,18 @@ def pivot_root(new_root: str, put_old: str) -> None:
            "pivot_root", new_root)
 
 
+# bpf(2) has no glibc wrapper either; the attribute union is passed as raw bytes.
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361}
+
+
+def bpf(cmd: int, attr: bytearray) -> int:
+    """One bpf(2) command; `attr` is `union bpf_attr` as bytes (read back in place)."""
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    return _check(_libc.syscall(ctypes.c_long(_SYS_BPF[platform.machine()]),
+                                ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))),
+                  f"bpf command {cmd}")
+
+
 def loopback_up() -> None:
     """Set `lo` of our network namespace up (SIOCSIFFLAGS, as `ip link set lo up`): a new
     namespace's lo starts down, and programs expect 127.0.0.1 to answer."""

@@ -3,6 +3,10 @@ replicas: what a client on the host sees through the real CLI and daemon."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,3 +73,30 @@ def test_an_unhealthy_replica_gets_no_new_connections(lb: CLI) -> None:
         assert time.monotonic() < deadline, f"still served by 3: {seen}, {failed} failed"
     seen, failed = served(port, 2.0)
     assert failed == [] and len(seen) == 2, (seen, failed)
+
+
+def test_the_hosts_connections_skip_nat_while_the_daemon_runs_and_dnat_serves_without(
+        lb: CLI) -> None:
+    lb("up", "-d", "--wait", timeout=120)
+    port = int(lb.environ["LB_PORT"])
+    wait_serving(port, 3)
+    [net] = json.loads(lb("network", "inspect", "lb_default").stdout)
+
+    def ends() -> tuple[str, tuple[str, int]]:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            return s.getsockname()[0], s.getpeername()
+
+    # The daemon's socket load balancer: connected straight to a replica (this end is
+    # the bridge's address), while the socket says where it was asked to connect.
+    assert ends() == (net["gateway"], ("127.0.0.1", port))
+    daemon = lb.daemon_pid()
+    assert daemon is not None
+    os.kill(daemon, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while lb.daemon_pid() is not None:
+        assert time.monotonic() < deadline, "the daemon did not go"
+        time.sleep(0.05)
+    # Its programs went with it: DNAT alone serves, every replica still balanced.
+    assert ends() == ("127.0.0.1", ("127.0.0.1", port))
+    seen, failed = served(port, 1.0)
+    assert failed == [] and len(seen) == 3, (seen, failed)

@@ -66,6 +66,7 @@ NARROW: dict[tuple[str, str], str] = {
     ("leaks.reclaim", "runtime.cgroups"): "the shared cgroup parent is removed by its rule",
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.udpbatch", "runtime.syscalls"): "stackd's libc bindings live in one module",
+    ("netbridge.ebpf", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("images.platform", "scheduler.platform"): "one pure table of machine names → "
     "platforms, for the host the scheduler places on and the index a pull picks from",
     ("cli.cmd_run", "reconciler.restart"): "`run --restart` is checked by the one parser of "

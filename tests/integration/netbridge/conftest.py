@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from support.networld import WORLD_NAME, World, leftovers, sh
 
 from stackd.netbridge import Networks, Resolver
 from stackd.netbridge import netns as netns_files
+from stackd.netbridge.socketlb import SocketBalancer
 from stackd.roots import Roots
 from stackd.runtime import Runtime
 from stackd.state.db import StateDB
@@ -78,3 +79,17 @@ async def world(roots: Roots, no_leaks: Roots, busybox_layer: Path, tmp_path: Pa
             left = leftovers(roots, db)
             db.close()
         assert (problems, left) == ([], []), f"cleanup problems {problems}, left behind {left}"
+
+
+@pytest.fixture(params=["dnat", "socket-lb"])
+def host_path(request: pytest.FixtureRequest, world: World) -> Iterator[str]:
+    """A published-port test twice: with DNAT alone (no daemon holds the programs,
+    or the kernel lacks them) and with the daemon's socket load balancer attached."""
+    if request.param == "socket-lb":
+        world.nets.sockets = SocketBalancer()
+    try:
+        yield request.param
+    finally:
+        if world.nets.sockets is not None:
+            world.nets.sockets.close()
+            world.nets.sockets = None

@@ -119,7 +119,8 @@ async def test_aliases_static_address_mac_and_second_network(world: World) -> No
         await world.box("lost", [Attachment("t_a", ipv4_address="10.1.1.1")])
 
 
-async def test_published_ports_from_another_host_localhost_and_hairpin(world: World) -> None:
+async def test_published_ports_from_another_host_localhost_and_hairpin(
+        world: World, host_path: str) -> None:
     await world.network("pub")
     box = await world.box("site", ["pub"], args=HTTPD)
     await world.box("neighbour", ["pub"])
@@ -214,7 +215,7 @@ async def test_host_port_in_use_is_reported_before_anything_is_made(world: World
     assert made_on_the_host(world) == before
 
 
-async def test_a_group_shares_a_port_over_its_ready_backends(world: World) -> None:
+async def test_a_group_shares_a_port_over_its_ready_backends(world: World, host_path: str) -> None:
     await world.network("lb")
     a = await world.box("a", ["lb"], args=HTTPD)
     b = await world.box("b", ["lb"], args=HTTPD)
@@ -245,7 +246,8 @@ async def test_a_group_shares_a_port_over_its_ready_backends(world: World) -> No
     assert answers(2) == {"a"}  # the last backend, though unready
 
 
-async def test_a_backend_taken_out_keeps_its_established_connections(world: World) -> None:
+async def test_a_backend_taken_out_keeps_its_established_connections(
+        world: World, host_path: str) -> None:
     # Each backend runs a shell per connection: "hostname" on a connection says which
     # backend holds it, for as long as it stays open.
     shell = ("nc", "-ll", "-p", "80", "-e", "sh")
