@@ -85,7 +85,7 @@ def fmt(value: float | None, unit: str) -> str:
     if unit in ("Gbit/s", "MB/s"):
         return f"{value:.2f} {unit}"
     if unit == "x":
-        return f"{value:.1f}x"
+        return f"{value:.2f}x"
     if unit == "%":
         return f"{value:.1f}%"
     return f"{value:.2f} {unit}"

@@ -87,7 +87,7 @@ def dns(quick: bool) -> list[Row]:
 def ports(quick: bool) -> list[Row]:
     import bench_ports
 
-    return bench_ports.measure(0.5 if quick else 2.0, 1 if quick else 5)
+    return bench_ports.measure(0.25 if quick else 0.3, 1 if quick else 32)
 
 
 def pull(quick: bool) -> list[Row]:
