@@ -22,6 +22,7 @@ from stackd.runtime import syscalls
 _MAP_CREATE, _MAP_UPDATE_ELEM, _MAP_DELETE_ELEM, _MAP_GET_NEXT_KEY = 0, 2, 3, 4
 _PROG_LOAD, _LINK_CREATE = 5, 28
 MAP_HASH, MAP_LRU_HASH = 1, 9
+MAP_NO_PREALLOC = 1  # a hash map's entries allocated as added, not all up front
 PROG_CGROUP_SOCK_ADDR = 18
 ATTACH_INET4_CONNECT, ATTACH_INET4_GETPEERNAME = 10, 29
 HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE = 1, 2
@@ -137,10 +138,10 @@ class HashMap:
     """A BPF hash map of fixed-size keys and values; its descriptor is its life."""
 
     def __init__(self, kind: int, key_size: int, value_size: int, max_entries: int,
-                 name: str) -> None:
+                 name: str, flags: int = 0) -> None:
         self.key_size, self.value_size = key_size, value_size
         self.fd = syscalls.bpf(_MAP_CREATE, _attr("<7I16s", kind, key_size, value_size,
-                                                  max_entries, 0, 0, 0, _name(name)))
+                                                  max_entries, flags, 0, 0, _name(name)))
 
     def update(self, key: bytes, value: bytes) -> None:
         k, v = ctypes.create_string_buffer(key), ctypes.create_string_buffer(value)

@@ -36,7 +36,10 @@ from stackd.netbridge.firewall import DnatRule, backends
 log = logging.getLogger(__name__)
 
 MAX_BACKENDS = 16
-_PORTS_MAX, _LOCALS_MAX, _SOCKETS_MAX = 4096, 1024, 65536
+# Kernel memory: the two hash maps grow as filled; the LRU map is allocated whole
+# (~1.2 MB). Its oldest records go first: a socket connected 16,384 connections ago
+# may then report its backend's address to getpeername.
+_PORTS_MAX, _LOCALS_MAX, _SOCKETS_MAX = 4096, 1024, 16384
 # struct bpf_sock_addr: where connect() and getpeername() keep the address.
 _USER_IP4, _USER_PORT, _PROTOCOL = 4, 24, 36
 _SO_NETNS_COOKIE = 71
@@ -215,8 +218,9 @@ class SocketBalancer:
         self._fds: list[int] = []
         try:
             self.ports = self._map(ebpf.MAP_HASH, 8, 8 + 8 * MAX_BACKENDS, _PORTS_MAX,
-                                   "stackd_ports")
-            self.locals = self._map(ebpf.MAP_HASH, 4, 4, _LOCALS_MAX, "stackd_locals")
+                                   "stackd_ports", ebpf.MAP_NO_PREALLOC)
+            self.locals = self._map(ebpf.MAP_HASH, 4, 4, _LOCALS_MAX, "stackd_locals",
+                                    ebpf.MAP_NO_PREALLOC)
             self.sockets = self._map(ebpf.MAP_LRU_HASH, 8, 16, _SOCKETS_MAX, "stackd_socks")
             cgroup = _cgroup2_root()
             for program, attach, name in (
@@ -241,8 +245,9 @@ class SocketBalancer:
         self._synced: dict[bytes, bytes] = {}
         self._local: set[bytes] = set()
 
-    def _map(self, kind: int, key: int, value: int, entries_: int, name: str) -> ebpf.HashMap:
-        m = ebpf.HashMap(kind, key, value, entries_, name)
+    def _map(self, kind: int, key: int, value: int, entries_: int, name: str,
+             flags: int = 0) -> ebpf.HashMap:
+        m = ebpf.HashMap(kind, key, value, entries_, name, flags)
         self._maps.append(m)
         return m
 
