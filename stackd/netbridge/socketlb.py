@@ -236,9 +236,10 @@ class SocketBalancer:
         except OSError as err:
             self.close()
             raise UnavailableError(f"cannot attach the socket load balancer: {err.strerror}",
-                                   hint="published ports still work through nftables "
-                                   "DNAT; a kernel with CONFIG_CGROUP_BPF makes them "
-                                   "faster from the host") from None
+                                   hint="published ports still work, through nftables "
+                                   "DNAT alone (slower from the host itself); it needs a "
+                                   "cgroup2 mount and a kernel with CONFIG_CGROUP_BPF "
+                                   "(5.12 or later)") from None
         except BaseException:
             self.close()
             raise
