@@ -76,6 +76,14 @@ def entries(dnats: Iterable[DnatRule]) -> dict[bytes, bytes]:
     return out
 
 
+def _lookup(p: ebpf.Program, map_fd: int, key_at: int) -> None:
+    """R0 = the map's value for the key on the stack at R10 + key_at, or 0."""
+    p.load_map(R1, map_fd)
+    p.mov(R2, R10)
+    p.add_imm(R2, key_at)
+    p.call(ebpf.HELPER_MAP_LOOKUP)
+
+
 def _connect_program(ports: int, locals_: int, sockets: int, netns_cookie: int) -> ebpf.Program:
     p = ebpf.Program()
     p.mov(R6, R1)  # the socket address being connected to
@@ -88,25 +96,16 @@ def _connect_program(ports: int, locals_: int, sockets: int, netns_cookie: int) 
     p.load32(R8, R6, _USER_PORT)
     p.store32(R10, -8, R7)
     p.store32(R10, -4, R8)
-    p.load_map(R1, ports)  # the exact (address, port) first
-    p.mov(R2, R10)
-    p.add_imm(R2, -8)
-    p.call(ebpf.HELPER_MAP_LOOKUP)
+    _lookup(p, ports, -8)  # the exact (address, port) first
     p.jump_if(R0, "!=", 0, "found")
     p.mov(R1, R7)  # then a port published on every address, if this one is local
     p.and_imm(R1, 0xFF)
     p.jump_if(R1, "==", 127, "any")
-    p.load_map(R1, locals_)
-    p.mov(R2, R10)
-    p.add_imm(R2, -8)
-    p.call(ebpf.HELPER_MAP_LOOKUP)
+    _lookup(p, locals_, -8)
     p.jump_if(R0, "==", 0, "pass")
     p.label("any")
     p.store32_imm(R10, -8, 0)
-    p.load_map(R1, ports)
-    p.mov(R2, R10)
-    p.add_imm(R2, -8)
-    p.call(ebpf.HELPER_MAP_LOOKUP)
+    _lookup(p, ports, -8)
     p.jump_if(R0, "==", 0, "pass")
     p.label("found")
     p.mov(R9, R0)
@@ -150,10 +149,7 @@ def _getpeername_program(sockets: int) -> ebpf.Program:
     p.mov(R6, R1)
     p.call(ebpf.HELPER_SOCKET_COOKIE)
     p.store64(R10, -8, R0)
-    p.load_map(R1, sockets)
-    p.mov(R2, R10)
-    p.add_imm(R2, -8)
-    p.call(ebpf.HELPER_MAP_LOOKUP)
+    _lookup(p, sockets, -8)
     p.jump_if(R0, "==", 0, "pass")
     # Only while the peer is still the backend given at connect (cookies are unique,
     # but the record outlives a socket until the LRU map drops it).
