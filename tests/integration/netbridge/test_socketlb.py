@@ -9,8 +9,9 @@ import pytest
 from support.freeaddrs import free_port
 from support.networld import World, sh
 
-from stackd.netbridge import PortBinding
-from stackd.netbridge.socketlb import SocketBalancer, local_addresses
+from stackd.netbridge import PortBinding, socketlb
+from stackd.netbridge.firewall import DnatRule
+from stackd.netbridge.socketlb import SocketBalancer, endpoint, local_addresses
 
 pytestmark = pytest.mark.root
 
@@ -81,3 +82,16 @@ async def test_a_containers_own_loopback_and_unpublished_ports_are_left_alone(
     finally:
         world.nets.sockets.close()
         world.nets.sockets = None
+
+
+def test_a_full_map_leaves_the_ports_past_it_to_dnat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socketlb, "_PORTS_MAX", 2)
+    balancer = SocketBalancer()
+    try:
+        rules = [DnatRule("", 40000 + i, "tcp", "10.1.0.2", 80, f"c{i}") for i in range(3)]
+        balancer.sync(rules, [])  # no error: the third port is DNAT's alone
+        assert len(balancer.ports.keys()) == 2
+        balancer.sync(rules[2:], [])  # room again: it gets its entry
+        assert balancer.ports.keys() == [endpoint("0.0.0.0", 40002)]
+    finally:
+        balancer.close()
