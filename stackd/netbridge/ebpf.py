@@ -139,7 +139,7 @@ class HashMap:
 
     def __init__(self, kind: int, key_size: int, value_size: int, max_entries: int,
                  name: str, flags: int = 0) -> None:
-        self.key_size, self.value_size = key_size, value_size
+        self.key_size = key_size
         self.fd = syscalls.bpf(_MAP_CREATE, _attr("<7I16s", kind, key_size, value_size,
                                                   max_entries, flags, 0, 0, _name(name)))
 

@@ -26,13 +26,14 @@ from __future__ import annotations
 import fcntl
 import json
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from stackd.errors import HostError, UnavailableError
 from stackd.hostnames import NFT_TABLE, nft_chain_prefix
+from stackd.netbridge.model import ANY_ADDRESS
 
 FAMILY = "inet"
 # One host-wide lock for the changes roots can race on: the shared table's existence,
@@ -63,6 +64,15 @@ class DnatRule:
     remote: bool = False
 
 
+def by_port(dnats: Iterable[DnatRule]) -> dict[tuple[int, str, str], list[DnatRule]]:
+    """The rows of each published port, (host port, protocol, host address): one
+    balanced rule each (all of a service's replicas, here and on other nodes)."""
+    ports: dict[tuple[int, str, str], list[DnatRule]] = {}
+    for d in dnats:
+        ports.setdefault((d.host_port, d.protocol, d.host_ip), []).append(d)
+    return ports
+
+
 def backends(rules: Sequence[DnatRule]) -> list[DnatRule]:
     """Where new connections to one published port go: its ready backends, or all of
     them when none is ready (a lone container nobody judged ready still answers, as it
@@ -78,7 +88,7 @@ def _dnat_line(rules: Sequence[DnatRule]) -> str:
     kernel (numgen inc over a map). Conntrack keeps an established connection on the
     backend it was given, so a backend leaving the map drains instead of breaking."""
     first = rules[0]
-    match = f"ip daddr {first.host_ip} " if first.host_ip not in ("", "0.0.0.0", "::") else ""
+    match = f"ip daddr {first.host_ip} " if first.host_ip not in ANY_ADDRESS else ""
     to = backends(rules)
     if len(to) == 1:
         target = f"{to[0].container_ip}:{to[0].container_port}"
@@ -139,9 +149,7 @@ def render(chain_id: str, bridges: Sequence[BridgeRules], dnats: Sequence[DnatRu
         out.append(f"{post} ct status dnat ip daddr {{ {', '.join(remote)} }} masquerade")
     out.append(f"add rule {t} {p}prerouting fib daddr type local jump {p}ports")
     out.append(f"add rule {t} {p}output fib daddr type local jump {p}ports")
-    ports: dict[tuple[int, str, str], list[DnatRule]] = {}
-    for d in dnats:
-        ports.setdefault((d.host_port, d.protocol, d.host_ip), []).append(d)
+    ports = by_port(dnats)
     for key in sorted(ports):
         out.append(f"add rule {t} {p}ports {_dnat_line(ports[key])}")
     return "\n".join(out) + "\n"

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from stackd.netbridge.model import ANY_ADDRESS
+
 TCP_LISTEN = "0A"
 UDP_UNCONNECTED = "07"
 
@@ -58,8 +60,7 @@ def listeners(protocol: str, proc: Path = Path("/proc")) -> list[Listener]:
 
 
 def conflicts(host_ip: str, listener_ip: str) -> bool:
-    wild = ("0.0.0.0", "::", "")
-    return host_ip in wild or listener_ip in wild or listener_ip == host_ip \
+    return host_ip in ANY_ADDRESS or listener_ip in ANY_ADDRESS or listener_ip == host_ip \
         or listener_ip == f"::ffff:{host_ip}"
 
 

@@ -16,6 +16,9 @@ from ipaddress import IPv4Address
 
 from stackd.errors import SpecError
 
+# How a published port bound to no one address is written (rows, rules, Compose).
+ANY_ADDRESS = ("", "0.0.0.0", "::")
+
 # "overlay": a cluster node's networks (netbridge/overlayplan.py, docs/cluster.md).
 SUPPORTED_DRIVERS = ("bridge", "overlay")
 MTU_OPTION = "com.docker.network.driver.mtu"
@@ -155,7 +158,7 @@ class PortBinding:
 
     @property
     def any_address(self) -> bool:
-        return self.host_ip in ("", "0.0.0.0", "::")
+        return self.host_ip in ANY_ADDRESS
 
     def __str__(self) -> str:
         host = f"{self.host_ip}:" if not self.any_address else ""

@@ -28,7 +28,6 @@ from stackd.netbridge import (
     netns,
     overlaylinks,
     overlayplan,
-    socketlb,
 )
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
@@ -507,7 +506,7 @@ class Networks:
         rules = [*dnats, *self.mesh]
         firewall.apply(self.roots.chain_id, bridges, rules)
         if self.sockets is not None:
-            self.sockets.sync(rules, socketlb.local_addresses() if rules else ())
+            self.sockets.sync(rules)
 
     async def _apply_firewall(self) -> None:
         def run() -> None:

@@ -31,7 +31,9 @@ from ipaddress import IPv4Address
 from stackd.errors import UnavailableError
 from stackd.netbridge import ebpf
 from stackd.netbridge.ebpf import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10
-from stackd.netbridge.firewall import DnatRule, backends
+from stackd.netbridge.firewall import DnatRule, backends, by_port
+from stackd.netbridge.model import ANY_ADDRESS
+from stackd.runtime.cgroups import host_mounts
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,12 @@ def _value(to: Sequence[DnatRule]) -> bytes:
 def entries(dnats: Iterable[DnatRule]) -> dict[bytes, bytes]:
     """The ports map for these rules: published (address, port) → its backends. Only
     what the connect program can serve exactly as the DNAT rule would. Pure."""
-    ports: dict[tuple[int, str, str], list[DnatRule]] = {}
-    for d in dnats:
-        ports.setdefault((d.host_port, d.protocol, d.host_ip), []).append(d)
     out = {}
-    for (port, proto, host_ip), rules in ports.items():
+    for (port, proto, host_ip), rules in by_port(dnats).items():
         to = backends(rules)
         if proto != "tcp" or any(r.remote for r in rules) or len(to) > MAX_BACKENDS:
             continue
-        ip = _ANY if host_ip in ("", _ANY, "::") else host_ip
+        ip = _ANY if host_ip in ANY_ADDRESS else host_ip
         if ":" in ip:
             continue
         out[endpoint(ip, port)] = _value(to)
@@ -177,13 +176,11 @@ def _netns_cookie() -> int:
 
 
 def _cgroup2_root() -> str:
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and parts[2] == "cgroup2":
-                return parts[1]
-    raise UnavailableError("no cgroup2 filesystem is mounted",
-                           hint="mount cgroup2 (e.g. at /sys/fs/cgroup/unified)")
+    v2 = host_mounts().v2
+    if v2 is None:
+        raise UnavailableError("no cgroup2 filesystem is mounted",
+                               hint="mount cgroup2 (e.g. at /sys/fs/cgroup/unified)")
+    return str(v2)
 
 
 def local_addresses() -> list[str]:
@@ -248,9 +245,12 @@ class SocketBalancer:
         self._maps.append(m)
         return m
 
-    def sync(self, dnats: Sequence[DnatRule], addresses: Iterable[str]) -> None:
-        """Make the maps say what these rules say. Blocking (a few syscalls)."""
+    def sync(self, dnats: Sequence[DnatRule]) -> None:
+        """Make the maps say what these rules say. Blocking (a few syscalls; a netlink
+        dump of the host's addresses when a port is published on all of them)."""
         want = entries(dnats)
+        wildcard = any(key.startswith(socket.inet_aton(_ANY)) for key in want)
+        addresses = local_addresses() if wildcard else ()
         for key in self._synced.keys() - want.keys():
             self.ports.delete(key)
         for key, value in list(want.items()):

@@ -67,6 +67,7 @@ NARROW: dict[tuple[str, str], str] = {
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.udpbatch", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.ebpf", "runtime.syscalls"): "stackd's libc bindings live in one module",
+    ("netbridge.socketlb", "runtime.cgroups"): "where cgroup2 is mounted is read in one place",
     ("images.platform", "scheduler.platform"): "one pure table of machine names → "
     "platforms, for the host the scheduler places on and the index a pull picks from",
     ("cli.cmd_run", "reconciler.restart"): "`run --restart` is checked by the one parser of "

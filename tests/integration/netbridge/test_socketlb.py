@@ -89,9 +89,9 @@ def test_a_full_map_leaves_the_ports_past_it_to_dnat(monkeypatch: pytest.MonkeyP
     balancer = SocketBalancer()
     try:
         rules = [DnatRule("", 40000 + i, "tcp", "10.1.0.2", 80, f"c{i}") for i in range(3)]
-        balancer.sync(rules, [])  # no error: the third port is DNAT's alone
+        balancer.sync(rules)  # no error: the third port is DNAT's alone
         assert len(balancer.ports.keys()) == 2
-        balancer.sync(rules[2:], [])  # room again: it gets its entry
+        balancer.sync(rules[2:])  # room again: it gets its entry
         assert balancer.ports.keys() == [endpoint("0.0.0.0", 40002)]
     finally:
         balancer.close()
