@@ -42,6 +42,9 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+_OTHER_BREAKS = frozenset("\r\x85\u2028\u2029")  # YAML's line breaks besides \n
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 
@@ -50,6 +53,10 @@ def _represent_str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
     # PyYAML quotes what YAML 1.1 would misread; we read with YAML 1.2 rules, so also
     # quote what those would turn into a number, boolean or null.
     if resolve_scalar_tag(value) != "tag:yaml.org,2002:str":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    if any(c in _OTHER_BREAKS for c in value):
+        # A reader folds these into spaces in plain, single-quoted and block scalars;
+        # PyYAML writes them raw there (allow_unicode), so only escaped do they survive.
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)

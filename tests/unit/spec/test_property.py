@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stackd.errors import SpecError
@@ -126,6 +126,9 @@ plausible_stack = st.fixed_dictionaries({
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plausible_stack)
+# YAML's other line breaks: PyYAML wrote them raw, and they read back as spaces.
+@example({"services": {"web": {"image": "busybox", "command": "\x85"}}})
+@example({"services": {"web": {"image": "busybox", "command": ["a\u2028b", "c\rd"]}}})
 def test_plausible_stacks_load_or_raise_and_loaded_ones_round_trip(doc: dict[str, Any]) -> None:
     try:
         stack = load_text(yaml.safe_dump(doc), project_name="p", environ={"X": "1"},
