@@ -161,13 +161,13 @@ class Membership:
         assigned, or the leader says why it cannot place the stack — a reason written
         since the publish, or one still there after STALE (the leader rewrites a
         reason only when it changes). "" when placed, or when no answer came."""
+        published, slots, before = self._published.pop(project, ("", set(), 0))
+        if self.config is None or published != stack_json:
+            return ""  # before the imports: a lone daemon's `up` never loads the cluster
         from stackd.cluster import keys
         from stackd.cluster.records import StoreRecordError, Unplaced
         from stackd.cluster.store import Get
 
-        published, slots, before = self._published.pop(project, ("", set(), 0))
-        if self.config is None or published != stack_json:
-            return ""
         start = trio.current_time()
         with trio.move_on_after(VERDICT):
             while True:
