@@ -20,8 +20,9 @@ from stackd.roots import Roots
 
 
 def reclaim(roots: Roots) -> None:
-    """Best effort: delete every container of a root through its monitor, then stop
-    the monitor, then remove whatever it could not."""
+    """Best effort: stop the root's daemon, delete every container through its monitor,
+    then stop the monitor, then remove whatever it could not."""
+    _kill_daemon(roots)
     base = roots.run / "containers"
     ids = sorted(os.listdir(base)) if base.is_dir() else []
     for cid in ids:
@@ -61,6 +62,27 @@ def reclaim(roots: Roots) -> None:
         remove_root_parents(roots.id)
     except (OSError, StackdError):
         pass
+
+
+def _kill_daemon(roots: Roots) -> None:
+    """First, so that nothing heals what is removed next: a live daemon restarts a
+    deleted container within milliseconds, and its new veth has no owner recorded until
+    the step after the kernel makes it — a moment in which it looks like any root's of
+    the same 16-bit id."""
+    from stackd.daemon.paths import pid_path
+    from stackd.daemon.pidfile import locked, read_pid
+
+    path = pid_path(roots)
+    pid = read_pid(path)
+    if pid is None or not locked(path):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return
+    deadline = time.monotonic() + 5
+    while locked(path) and time.monotonic() < deadline:  # the lock goes with the process
+        time.sleep(0.01)
 
 
 def ask_monitor(roots: Roots, message: dict[str, object]) -> dict[str, object] | None:

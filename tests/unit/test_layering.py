@@ -64,6 +64,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
 NARROW: dict[tuple[str, str], str] = {
     ("images.build", "runtime"): "a RUN step runs in a container, as buildkit runs runc",
     ("leaks.reclaim", "runtime.cgroups"): "the shared cgroup parent is removed by its rule",
+    ("leaks.reclaim", "daemon.pidfile"): "a root's live daemon, stopped before anything "
+    "is removed, is the one holding its pid file's lock",
+    ("leaks.reclaim", "daemon.paths"): "where a root's pid file is",
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.udpbatch", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.ebpf", "runtime.syscalls"): "stackd's libc bindings live in one module",
