@@ -88,10 +88,28 @@ def _port(client: Any, project: str, services: list[str]) -> int:
 
 
 def _top(client: Any, project: str, services: list[str]) -> int:
-    for r in _containers(client, project, services, all=False):
-        s = client.get(f"/v1/containers/{r['name']}/stats")
-        print(f"{r['name']}  pid {r.get('pid')}  pids {s['pids']}  "
-              f"mem {s['memory_bytes'] / 2**20:.1f} MiB  cpu {s['cpu_ns'] / 1e9:.2f}s")
+    """Each running container's name, then its processes as `ps -ef` shows them (as
+    `docker compose top` prints them), a blank line between containers."""
+    from stackd.cli.running import running_of
+    from stackd.errors import NotFoundError
+
+    first = True
+    for r in sorted(running_of(client, project, services), key=lambda r: r["name"]):
+        try:
+            top = client.get(f"/v1/containers/{r['name']}/top")
+        except NotFoundError:
+            continue  # removed since the listing
+        if not first:
+            print()
+        first = False
+        print(r["name"])
+        lines = [top["titles"], *top["processes"]]
+        *aligned, _ = top["titles"]  # the command, last, is not padded
+        widths = [max(len(line[i]) for line in lines) for i in range(len(aligned))]
+        for line in lines:
+            *cells, command = line
+            print("   ".join([*(c.ljust(w) for c, w in zip(cells, widths, strict=True)),
+                              command]))
     return 0
 
 

@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
+    from stackd.cli.running import running_of
     from stackd.cli.stackref import project_of
     from stackd.daemon.host_verbs import pause
     from stackd.errors import NotFoundError
@@ -25,13 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     project = project_of(args)
     with Client() as client:
-        rows = client.get("/v1/containers", project=project, all=False)
-    if args.services:
-        missing = set(args.services) - {r["service"] for r in rows}
-        if missing:
-            raise NotFoundError(f"no running container of {', '.join(sorted(missing))} "
-                                f"in project {project}", hint="see `stackd ps -a`")
-        rows = [r for r in rows if r["service"] in args.services]
+        rows = running_of(client, project, args.services)
     if not rows:
         raise NotFoundError(f"project {project} has no running container",
                             hint="see `stackd ps -a`")

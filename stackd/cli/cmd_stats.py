@@ -69,24 +69,16 @@ def table(data: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
-    from stackd.errors import NotFoundError
 
     with Client() as client:
         def targets() -> list[str]:
             if args.all_projects:
                 listed = client.get("/v1/containers", all=False)
             else:
+                from stackd.cli.running import running_of
                 from stackd.cli.stackref import project_of
 
-                project = project_of(args)
-                listed = client.get("/v1/containers", project=project, all=False)
-                if args.services:
-                    missing = set(args.services) - {r["service"] for r in listed}
-                    if missing:
-                        raise NotFoundError(
-                            f"no running container of {', '.join(sorted(missing))} "
-                            f"in project {project}", hint="see `stackd ps -a`")
-                    listed = [r for r in listed if r["service"] in args.services]
+                listed = running_of(client, project_of(args), args.services)
             return [r["name"] for r in listed]
 
         names = targets()

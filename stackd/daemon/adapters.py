@@ -681,6 +681,13 @@ class HostWorld:
         return {"container": v.name, "id": v.id, "memory_bytes": s.memory_bytes,
                 "cpu_ns": s.cpu_ns, "pids": s.pids}
 
+    async def top(self, container: str) -> dict[str, Any]:
+        from stackd.runtime.processes import TITLES
+
+        v = await self._resolve(container)
+        rows = await self._ready().runtime.top(v.id)
+        return {"container": v.name, "id": v.id, "titles": list(TITLES), "processes": rows}
+
     def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         from stackd.daemon.single import SingleRunner
 

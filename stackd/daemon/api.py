@@ -259,6 +259,10 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
     async def stats(name: ContainerName) -> dict[str, Any]:
         return await engine.stats(name)
 
+    @app.get("/v1/containers/{name}/top")
+    async def top(name: ContainerName) -> dict[str, Any]:
+        return await engine.top(name)
+
     @app.post("/v1/containers/{name}/{action}")
     async def container_action(
             name: ContainerName,

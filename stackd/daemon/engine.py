@@ -1004,6 +1004,9 @@ class Engine:
     async def stats(self, name: str) -> dict[str, Any]:
         return await self.world.stats(name)
 
+    async def top(self, name: str) -> dict[str, Any]:
+        return await self.world.top(name)
+
     async def networks(self) -> list[dict[str, Any]]:
         return await self.world.networks()
 

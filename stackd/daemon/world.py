@@ -104,6 +104,9 @@ class World(Protocol):
 
     async def stats(self, container: str) -> dict[str, Any]: ...
 
+    async def top(self, container: str) -> dict[str, Any]:
+        """{"container", "id", "titles", "processes"}: `ps -ef` rows, as Docker's top."""
+
     def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         """`stackd run`: {"started"}, then output lines, then {"exit"} (see single.py)."""
 

@@ -19,7 +19,7 @@ import trio
 
 from stackd.errors import ConflictError, NotFoundError
 from stackd.roots import Roots
-from stackd.runtime import logfile
+from stackd.runtime import logfile, processes
 from stackd.runtime.cgroups import manager_for
 from stackd.runtime.client import MonitorClient
 from stackd.runtime.containerspec import ContainerSpec
@@ -134,6 +134,15 @@ class Runtime:
     async def stats(self, container_id: str) -> Stats:
         await self.inspect(container_id)
         return await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).stats)
+
+    async def top(self, container_id: str) -> processes.Rows:
+        """The container's processes, as `ps -ef` rows (processes.TITLES)."""
+        await self.inspect(container_id)
+
+        def read() -> processes.Rows:
+            return processes.table(manager_for(self.roots.id, container_id).pids())
+
+        return await trio.to_thread.run_sync(read)
 
     async def pause(self, container_id: str, paused: bool = True) -> None:
         """Freeze (or thaw) every process of a running container: the cgroup freezer.

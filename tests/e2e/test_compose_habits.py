@@ -513,3 +513,24 @@ def test_attach_to_a_tty_service_and_detach_with_ctrl_p_ctrl_q(stack: CLI) -> No
     assert code == 0, term.output
     rows = json.loads(stack("ps", "--format", "json", "console").stdout)
     assert [r["state"] for r in rows] == ["running"], rows
+
+
+def test_top_lists_each_running_containers_processes_as_ps_ef_does(stack: CLI) -> None:
+    stack("exec", "-T", "box", "sh", "-c", "sleep 1001 >/dev/null 2>&1 &")
+    pids = {r["name"]: r["pid"] for r in json.loads(stack("ps", "--format", "json").stdout)}
+    blocks = [b.splitlines() for b in stack("top").stdout.strip().split("\n\n")]
+    assert [b[0] for b in blocks] == ["habits-alone-1", "habits-box-1"], blocks
+    for block in blocks:
+        assert block[1].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    box = {row.split(None, 7)[7]: row.split(None, 7) for row in blocks[1][2:]}
+    assert set(box) == {"sleep 1000", "sleep 1001"}, blocks[1]
+    # Host PIDs, as Docker's: the container's first process is the one `ps` names, and
+    # the orphaned `sleep 1001` was adopted by it (its PID namespace's init).
+    assert int(box["sleep 1000"][1]) == pids["habits-box-1"]
+    assert int(box["sleep 1001"][2]) == pids["habits-box-1"]
+    assert box["sleep 1000"][0] == "root" and box["sleep 1000"][5] == "?"
+    assert stack("top", "alone").stdout.splitlines()[0] == "habits-alone-1"
+    r = stack("top", "nosuch", check=False)
+    assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+    stack("stop", "alone")
+    assert stack("top").stdout.splitlines()[0] == "habits-box-1"  # running ones only
