@@ -587,7 +587,9 @@ class HostWorld:
             if not all and v.status != "running":
                 continue
             watch = self.supervisor.get(v.id) if self.supervisor else None
-            published = by_container.get(v.id, [])
+            # As Docker's: a container that does not run publishes nothing, whatever
+            # it holds for its next start.
+            published = by_container.get(v.id, []) if v.status == "running" else []
             rows.append({
                 "id": v.id, "name": v.name,
                 "project": v.labels.get(hostnames.LABEL_PROJECT),

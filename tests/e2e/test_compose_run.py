@@ -149,6 +149,10 @@ def test_service_ports_only_when_asked(stack: CLI) -> None:
     published = {r["name"]: sorted(r["ports"]) for r in ps(stack)}
     assert published == {plain: [], asked: sorted([f"127.0.0.1:{port}->80/tcp",
                                                    f"127.0.0.1:{extra}->81/tcp"])}
+    # Stopped, it publishes nothing, and `ps -a` says so, as Docker's does.
+    stack("container", "stop", asked)
+    stopped = {r["name"]: r for r in ps(stack)}[asked]
+    assert (stopped["state"], stopped["ports"]) == ("exited", [])
 
 
 def test_down_after_only_a_run_removes_the_networks_the_run_made(stack: CLI) -> None:
