@@ -23,5 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
     options = {**make_options(args), "no_start": True}
     with Client() as client:
-        _project, ok = apply(client, {"source": source_from_args(args), "options": options})
+        _project, ok = apply(client, {"source": source_from_args(args, args.services),
+                                      "options": options})
     return 0 if ok else 1

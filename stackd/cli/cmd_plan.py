@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.cmd_up import options_from_args
     from stackd.cli.stackref import source_from_args
 
-    body = {"source": source_from_args(args), "options": options_from_args(args)}
+    body = {"source": source_from_args(args, args.services),
+            "options": options_from_args(args)}
     with Client() as client:
         result = client.post("/v1/stacks/plan", body)
     actions = result["actions"]

@@ -178,7 +178,8 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
     from stackd.cli.stackref import source_from_args
 
     return {
-        "source": source_from_args(args), "service": args.image, "cmd": args.cmd,
+        "source": source_from_args(args, [args.image]), "service": args.image,
+        "cmd": args.cmd,
         "entrypoint": shlex.split(args.entrypoint) if args.entrypoint is not None else None,
         "name": args.name, "env": env_of(args), "labels": args.label,
         "publish": args.publish,

@@ -20,5 +20,6 @@ def run(args: argparse.Namespace) -> int:
     scale = parse_scale(args.scales)
     options = {"services": sorted(scale), "scale": scale, "no_deps": args.no_deps}
     with Client() as client:
-        _, ok = apply(client, {"source": source_from_args(args), "options": options})
+        _, ok = apply(client, {"source": source_from_args(args, sorted(scale)),
+                               "options": options})
     return 0 if ok else 1

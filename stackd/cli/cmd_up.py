@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import source_from_args
 
-    body = {"source": source_from_args(args), "options": options_from_args(args)}
+    body = {"source": source_from_args(args, args.services),
+            "options": options_from_args(args)}
     with Client() as client:
         project, ok = apply(client, body)
         if not ok:

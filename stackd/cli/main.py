@@ -218,9 +218,11 @@ def _run(run: Callable[[Any], int | None], args: Any) -> int:
         raise
 
 
-def load_stack(args: argparse.Namespace, *, all_profiles: bool = False) -> Stack:
+def load_stack(args: argparse.Namespace, *, all_profiles: bool = False,
+               targeted: list[str] | None = None) -> Stack:
     """The stack the global options (-f, -p, --project-directory, --env-file, --profile)
-    name, loaded; warnings go to stderr. For every verb that reads stack files."""
+    name, loaded; warnings go to stderr. For every verb that reads stack files.
+    targeted: services the command names, enabled with their profiles."""
     from stackd.spec import LoadOptions, load
 
     profiles = list(getattr(args, "profiles", None) or [])
@@ -230,6 +232,7 @@ def load_stack(args: argparse.Namespace, *, all_profiles: bool = False) -> Stack
         project_directory=getattr(args, "project_directory", None),
         env_files=getattr(args, "env_files", None),
         profiles=[*profiles, "*"] if all_profiles else profiles,
+        services=targeted,
     ))
     for warning in stack.warnings:
         print(f"stackd: warning: {warning}", file=sys.stderr)

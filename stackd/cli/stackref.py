@@ -14,14 +14,17 @@ if TYPE_CHECKING:
     from types import SimpleNamespace
 
 
-def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def source_from_args(args: argparse.Namespace, targeted: list[str] | None = None
+                     ) -> dict[str, Any]:
     """The StackSource body for the API; the daemon reads the files (same host).
     Against another node (--host tcp://) its files are not there: the stack is loaded
-    here and sent resolved, as `stackd config` prints it."""
+    here and sent resolved, as `stackd config` prints it.
+
+    targeted: the services the command names, whose profiles are enabled with them."""
     from stackd.cli import remote
 
     if remote.is_remote():
-        return _resolved_source(args)
+        return _resolved_source(args, targeted)
     files = getattr(args, "files", None)
     content = None
     if files and "-" in files:
@@ -34,15 +37,17 @@ def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "project_directory": getattr(args, "project_directory", None),
         "env_files": getattr(args, "env_files", None),
         "profiles": getattr(args, "profiles", None),
+        "services": list(targeted) if targeted else None,
         "environ": dict(os.environ),
     }
 
 
-def _resolved_source(args: argparse.Namespace) -> dict[str, Any]:
+def _resolved_source(args: argparse.Namespace, targeted: list[str] | None
+                     ) -> dict[str, Any]:
     from stackd.cli.main import load_stack
     from stackd.spec.render import to_yaml
 
-    stack = load_stack(args)
+    stack = load_stack(args, targeted=targeted)
     return {"files": ["-"], "content": to_yaml(stack), "cwd": "/",
             "project_name": stack.name, "project_directory": None, "env_files": None,
             "profiles": getattr(args, "profiles", None), "environ": {}}

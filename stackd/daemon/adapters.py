@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -450,7 +450,8 @@ class HostWorld:
             stack = load(LoadOptions(
                 files=source.files, project_name=source.project_name,
                 project_directory=source.project_directory, env_files=source.env_files,
-                profiles=source.profiles, environ=source.environ, stdin=source.content,
+                profiles=source.profiles, services=source.services,
+                environ=source.environ, stdin=source.content,
                 cwd=source.cwd, on_warning=lambda _w: None, probes=probes,
                 on_read=lambda path, kind, text: reads.append((path, kind, text))))
             files = read_stack_files(stack)
@@ -486,6 +487,7 @@ class HostWorld:
         slots = self.slots_of(stack.project)
         return ReconcileOptions(
             plan=PlanOptions(services=tuple(options.services), no_deps=options.no_deps,
+                             disabled=frozenset(options.disabled),
                              remove_orphans=options.remove_orphans,
                              force_recreate=options.force_recreate,
                              no_recreate=options.no_recreate),
@@ -873,6 +875,14 @@ class _Loaded:
     @property
     def project(self) -> str:
         return str(self.stack.name)
+
+    @property
+    def services(self) -> Collection[str]:
+        return tuple(self.stack.services)
+
+    @property
+    def disabled(self) -> Collection[str]:
+        return tuple(sorted(self.stack.disabled))
 
     def bind(self, ports: Any) -> Any:
         """`ports` with the image store seen through this revision's pins."""

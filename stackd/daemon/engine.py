@@ -551,7 +551,8 @@ class Engine:
         """Load (to validate and name it), record as a new revision, enqueue.
         → (project, generation: the revision's number). `also(c, number)` writes in
         the revision's own transaction (GitOps: the commit applied)."""
-        stack = await self.world.load(request.source)
+        stack = await self._load(request)
+        request = self._recorded(request, stack)
         project = stack.project
         captured = stack.captured
         stack_text = captured.stack
@@ -595,6 +596,23 @@ class Engine:
                       generation=str(gen))
         self.controller.enqueue(project)
         return project, gen
+
+    async def _load(self, request: ApplyRequest) -> Any:
+        """The stack an apply or plan names, every service it names in it (before
+        anything is recorded: `up nosuch` is an error, not an up to date stack)."""
+        from stackd.scheduler.order import check_named
+
+        stack = await self.world.load(request.source)
+        check_named(stack.services, request.options.services)
+        return stack
+
+    @staticmethod
+    def _recorded(request: ApplyRequest, stack: Any) -> ApplyRequest:
+        """The request as its revision keeps it: with the services the profiles left
+        out, which a resync from the revision (no files read) must still not call
+        orphans."""
+        return request.model_copy(update={"options": request.options.model_copy(
+            update={"disabled": list(stack.disabled)})})
 
     def stack_of(self, project: str) -> str | None:
         """The resolved stack JSON of the project's current revision (None: none kept,
@@ -812,7 +830,7 @@ class Engine:
                                          dict[str, object] | None, list[str]]:
         """`plan`, and on a cluster member what the cluster says of the stack's
         placement (services pinned by their volumes, why it is not placed)."""
-        stack = await self.world.load(request.source)
+        stack = await self._load(request)
         notes = []
         if self.placement_notes is not None:
             notes = await self.placement_notes(stack.project, stack.captured.stack)

@@ -60,11 +60,16 @@ class StackSource(Request):
     project_directory: str | None = Field(default=None, max_length=4096)
     env_files: list[str] | None = Field(default=None, max_length=64)
     profiles: list[str] | None = Field(default=None, max_length=64)
+    # Named on the command line (`up tools`, `run tools`): their profiles are enabled.
+    services: list[str] | None = Field(default=None, max_length=1000)
     environ: dict[str, str] = Field(default_factory=dict)
 
 
 class ApplyOptions(Request):
     services: list[str] = Field(default_factory=list, max_length=1000)
+    # Written by the daemon as it records a revision, whatever a client sent: the
+    # services of the files that their profiles left out (not orphans).
+    disabled: list[str] = Field(default_factory=list, max_length=10000)
     remove_orphans: bool = False
     force_recreate: bool = False
     no_recreate: bool = False

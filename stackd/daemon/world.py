@@ -9,7 +9,7 @@ missing makes only the operations needing it fail, with an UnavailableError that
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -33,9 +33,17 @@ class LoadedStack(Protocol):
     @property
     def project(self) -> str: ...
 
+    @property
+    def services(self) -> Collection[str]:
+        """Its services' names."""
+
 
 class LoadedFiles(LoadedStack, Protocol):
     """A stack loaded from its files now, with what a revision of it records."""
+
+    @property
+    def disabled(self) -> Collection[str]:
+        """The services of its files that their profiles left out."""
 
     @property
     def captured(self) -> Captured: ...

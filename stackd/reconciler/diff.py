@@ -84,6 +84,9 @@ class PlanOptions:
     restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
     grace: float | None = None  # stop, restart `-t`: SIGKILL after this long (None: the spec's)
     no_start: bool = False  # `create`: missing containers are created, held, not started
+    # Services in the files that their profiles left out: their containers are kept
+    # as they are, never orphans (not even for remove_orphans).
+    disabled: frozenset[str] = frozenset()
 
 
 def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[str]:
@@ -229,6 +232,9 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                 cause = f"scale {have_count[service]} → {scale}"
                 removals.append(Remove(cause=cause, container_id=c.id, service=c.service,
                                        index=c.index))
+            elif service in options.disabled and c.id not in pending_creates \
+                    and c.id not in pending_removes:
+                continue  # in the file, left out by its profiles: no orphan (Compose's rule)
             elif options.remove_orphans:
                 removals.append(Remove(cause=f"orphan: service {service} is not in the stack",
                                        container_id=c.id, service=c.service, index=c.index))

@@ -98,11 +98,16 @@ def select_for_stop(graph: nx.DiGraph, names: Iterable[str]) -> nx.DiGraph:
 
 
 def _check(graph: nx.DiGraph, names: Iterable[str]) -> list[str]:
-    chosen = sorted(set(names))
-    unknown = [n for n in chosen if n not in graph]
+    check_named(graph, names)
+    return sorted(set(names))
+
+
+def check_named(services: Iterable[str], names: Iterable[str]) -> None:
+    """Compose's `no such service`: every service a command names is in the stack."""
+    known = set(services)
+    unknown = sorted(set(names) - known)
     if unknown:
         raise UsageError(
             f"no such service: {', '.join(unknown)}",
-            hint=f"services in this stack: {', '.join(sorted(graph)) or '(none)'}",
+            hint=f"services in this stack: {', '.join(sorted(known)) or '(none)'}",
         )
-    return chosen

@@ -10,6 +10,7 @@ Public API (everything else in this package is an implementation stage):
         project_directory=None,       # --project-directory; default: the first file's directory
         env_files=None,               # --env-file (replace .env)
         profiles=None,                # --profile (plus $STACKD_PROFILES, comma-separated)
+        services=None,                # named on the command line: their profiles enabled
         environ=None,                 # the shell environment; None → os.environ
     ))
     stack.name, stack.services["web"].depends_on["db"].condition

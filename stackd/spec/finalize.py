@@ -29,14 +29,23 @@ def _services(doc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def apply_profiles(
-    doc: Mapping[str, Any], enabled: Iterable[str]
+    doc: Mapping[str, Any], enabled: Iterable[str], targeted: Iterable[str] = ()
 ) -> tuple[PlacedDict, dict[str, tuple[str, ...]]]:
-    """Drop services whose profiles are all disabled; also return what was dropped."""
+    """Drop services whose profiles are all disabled; also return what was dropped.
+
+    targeted: services named on the command line; each one's profiles are enabled
+    (Compose's rule: the others of those profiles come with it, to be started only if
+    named or needed)."""
     on = set(enabled)
+    services = _services(doc)
+    for name in targeted:
+        svc = services.get(name)
+        profiles = svc.get("profiles") if isinstance(svc, Mapping) else None
+        if isinstance(profiles, list):
+            on.update(map(str, profiles))
     out = copy_placed(doc)
     kept = PlacedDict(loc=getattr(doc.get("services"), "loc", None))
     dropped: dict[str, tuple[str, ...]] = {}
-    services = _services(doc)
     for name, svc in services.items():
         profiles = svc.get("profiles") if isinstance(svc, Mapping) else None
         if profiles and "*" not in on and not on.intersection(map(str, profiles)):

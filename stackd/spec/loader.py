@@ -61,6 +61,9 @@ class LoadOptions:
     project_directory: str | Path | None = None
     env_files: Sequence[str] | None = None
     profiles: Sequence[str] | None = None
+    # Services named on the command line (`up tools`): their profiles are enabled too,
+    # as Compose enables a service that is explicitly targeted.
+    services: Sequence[str] | None = None
     environ: Mapping[str, str] | None = None
     stdin: str | None = None
     cwd: str | Path | None = None
@@ -119,7 +122,7 @@ class _Loader:
         doc = absolutize(doc, directory, self.home)
         enabled = list(self.options.profiles or [])
         enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
-        doc, dropped = apply_profiles(doc, enabled)
+        doc, dropped = apply_profiles(doc, enabled, self.options.services or ())
         doc = drop_develop(doc, self.warn)
         doc = resolve_environment(doc, variables.values, self.read_env_file)
         # Validate the shape first, so a misspelt key is reported as such and not as
@@ -133,6 +136,7 @@ class _Loader:
         stack = build_stack(doc, lambda p: _nearest(table, p))
         stack._locations = table
         stack._warnings = tuple(self.warnings)
+        stack._disabled = frozenset(dropped)
         check_names(stack)
         return stack
 

@@ -586,6 +586,7 @@ class Stack(Node):
     # stack *is*, so two stacks from differently formatted files compare equal.
     _locations: dict[Path, Location] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
+    _disabled: frozenset[str] = PrivateAttr(default=frozenset())
 
     @model_validator(mode="before")
     @classmethod
@@ -621,6 +622,12 @@ class Stack(Node):
     def warnings(self) -> tuple[str, ...]:
         """What loading noticed but did not refuse (e.g. unset variables)."""
         return self._warnings
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        """Services of the files that their profiles left out (none once restored
+        from JSON: only a load from the files knows them)."""
+        return self._disabled
 
     def to_compose(self) -> dict[str, Any]:
         """The stack as a compose document (long syntax, defaults left out)."""

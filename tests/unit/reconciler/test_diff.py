@@ -125,6 +125,19 @@ def test_orphan_warning_and_network_cleanup(tmp_path: Path) -> None:
     ]
 
 
+def test_a_service_its_profiles_left_out_is_kept_and_no_orphan(tmp_path: Path) -> None:
+    """Compose's rule: `--profile tools up` then `up` leaves the tools running, without
+    an orphan warning, and --remove-orphans does not take them either."""
+    d = desired("services: {web: {image: busybox}}", tmp_path)
+    tools = ActualContainer("demo-tools-1-12345678", "demo-tools-1", "tools", 1, "running")
+    actual = ActualState("demo", (*(running(c) for c in d.containers), tools),
+                         frozenset(d.networks))
+    left_out = frozenset({"tools"})
+    assert str(plan(d, actual, PlanOptions(disabled=left_out))) == (
+        "demo: nothing to do, the stack already matches")
+    assert plan(d, actual, PlanOptions(disabled=left_out, remove_orphans=True)).lines() == []
+
+
 def test_a_held_container_is_stopped_and_never_started_again(tmp_path: Path) -> None:
     import dataclasses
 

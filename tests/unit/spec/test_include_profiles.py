@@ -103,6 +103,20 @@ def test_profiles(write: Write, profiles: list[str], env: dict[str, str],
     assert sorted(stack.services) == services
 
 
+@pytest.mark.parametrize(("targeted", "services"), [
+    (["debug"], ["debug", "web"]),
+    # Compose enables the targeted service's profiles: grafana comes with monitoring.
+    (["metrics"], ["grafana", "metrics", "web"]),
+    (["web", "nosuch"], ["web"]),  # unknown names are the command's to refuse
+])
+def test_a_service_named_on_the_command_line_has_its_profiles_enabled(
+        write: Write, targeted: list[str], services: list[str]) -> None:
+    stack = load(LoadOptions(files=[str(write("compose.yaml", PROFILED))], environ={},
+                             project_name="p", services=targeted))
+    assert sorted(stack.services) == services
+    assert stack.disabled == {"debug", "grafana", "metrics"} - set(services)
+
+
 def test_profiles_from_dotenv(write: Write) -> None:
     f = write("compose.yaml", PROFILED)
     write(".env", "STACKD_PROFILES=debug\n")
