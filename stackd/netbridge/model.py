@@ -160,6 +160,12 @@ class PortBinding:
     def any_address(self) -> bool:
         return self.host_ip in ANY_ADDRESS
 
+    def overlaps(self, other: PortBinding) -> bool:
+        """Whether both claim one host port: the same port and protocol, on addresses
+        that meet (every address meets each one)."""
+        return (self.host_port == other.host_port and self.protocol == other.protocol
+                and (self.any_address or other.any_address or self.host_ip == other.host_ip))
+
     def __str__(self) -> str:
         host = f"{self.host_ip}:" if not self.any_address else ""
         return f"{host}{self.host_port}->{self.container_port}/{self.protocol}"

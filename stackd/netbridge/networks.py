@@ -400,13 +400,9 @@ class Networks:
 
         Containers of one `group` (a service's replicas, old and new revisions) share
         their ports: they become backends of one balanced rule."""
-        seen: dict[tuple[int, str], PortBinding] = {}
-        for b in bindings:
-            for (port, proto), other in seen.items():
-                if port == b.host_port and proto == b.protocol and \
-                        hostports.conflicts(b.host_ip or "0.0.0.0", other.host_ip or "0.0.0.0"):
-                    raise ConflictError(f"port {b} is published twice", hint="publish it once")
-            seen[(b.host_port, b.protocol)] = b
+        for i, b in enumerate(bindings):
+            if any(b.overlaps(other) for other in bindings[:i]):
+                raise ConflictError(f"port {b} is published twice", hint="publish it once")
         ours = self.alloc.ports()
         foreign = firewall.foreign_dnats(self.roots.chain_id) if bindings else []
         cache: dict[str, list[hostports.Listener]] = {}

@@ -372,6 +372,25 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
     return container, volumes
 
 
+def _check_published(stack: Stack, containers: list[DesiredContainer]) -> None:
+    """Two services publishing one host port are refused before anything starts: at
+    attach time the second would fail with the first already running. (A service's
+    replicas share theirs: one balanced rule.)"""
+    seen: dict[tuple[int, str], list[tuple[str, PortBinding]]] = {}
+    for c in containers:
+        for b in c.ports:
+            claims = seen.setdefault((b.host_port, b.protocol), [])
+            for service, other in claims:
+                if service != c.service and b.overlaps(other):
+                    raise SpecError(
+                        f"services {service!r} and {c.service!r} both publish host port "
+                        f"{b.host_port}/{b.protocol}",
+                        location=stack.location_of(("services", c.service, "ports")),
+                        hint="give one of them another host port (replicas of one "
+                             "service share theirs)")
+            claims.append((c.service, b))
+
+
 def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: TranslateInputs
                   ) -> DesiredState:
     """The desired state of `stack`; `images` maps service name → its resolved image."""
@@ -414,6 +433,7 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
             container, used = _slot(stack, name, index, parts, inputs)
             containers.append(container)
             volumes.update(used)
+    _check_published(stack, containers)
     external_vols = {volume_host_name(stack, k) for k, v in stack.volumes.items() if v.external}
     networks: dict[str, NetworkSpec] = {}
     used_nets = {a.network_key for c in containers for a in c.attachments}
