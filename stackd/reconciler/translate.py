@@ -378,7 +378,12 @@ def _check_published(stack: Stack, containers: list[DesiredContainer]) -> None:
     replicas share theirs: one balanced rule.)"""
     seen: dict[tuple[int, str], list[tuple[str, PortBinding]]] = {}
     for c in containers:
-        for b in c.ports:
+        for i, b in enumerate(c.ports):
+            if any(b.overlaps(other) for other in c.ports[:i]):
+                raise SpecError(f"service {c.service!r} publishes host port "
+                                f"{b.host_port}/{b.protocol} twice",
+                                location=stack.location_of(("services", c.service, "ports")),
+                                hint="publish each host port once")
             claims = seen.setdefault((b.host_port, b.protocol), [])
             for service, other in claims:
                 if service != c.service and b.overlaps(other):

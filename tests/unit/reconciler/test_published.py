@@ -68,6 +68,12 @@ def test_two_services_on_one_host_port_are_refused_before_anything_starts() -> N
         "  hint: give one of them another host port (replicas of one service share theirs)")
 
 
+def test_one_service_publishing_a_host_port_twice_is_refused() -> None:
+    with pytest.raises(SpecError) as err:
+        desired("services:\n  a: {image: x, ports: ['18081:80', '18081:81']}\n")
+    assert str(err.value).startswith("service 'a' publishes host port 18081/tcp twice")
+
+
 @pytest.mark.parametrize("ports", [
     ("['18081:80']", "['18081:80/udp']"),  # another protocol
     ("['127.0.0.1:18081:80']", "['127.0.0.2:18081:80']"),  # other addresses
