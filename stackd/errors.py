@@ -175,3 +175,19 @@ def disk_full(exc: BaseException, where: str = "") -> DiskFullError | None:
         f"no space left on the disk{target}: {getattr(exc, 'strerror', None) or exc}",
         hint="free space under the state root (or the run dir); stackd retries and "
         "recovers by itself once there is room")
+
+
+_ERRNO_PREFIX = "[Errno "
+
+
+def reason(exc: BaseException) -> str:
+    """What a foreign error (OSError, an httpx error) says, in its own words and
+    without Python's: no class name or repr, no "[Errno -2]"; its kind in words when
+    it says nothing (a timeout often does not)."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if text.startswith(_ERRNO_PREFIX) and "] " in text:
+        text = text.split("] ", 1)[1]
+    if text:
+        return text
+    words = "".join(f" {c.lower()}" if c.isupper() else c for c in type(exc).__name__)
+    return words.strip().removesuffix(" error") or "failed"

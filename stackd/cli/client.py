@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from stackd.cli import unixhttp
 from stackd.daemon import wire
 from stackd.daemon.paths import log_path, pid_path, socket_path
-from stackd.errors import StackdError, UnavailableError
+from stackd.errors import StackdError, UnavailableError, reason
 from stackd.filemodes import open_private, private_dir
 from stackd.roots import Roots
 
@@ -233,7 +233,7 @@ def _unavailable(exc: BaseException, sock: Path) -> StackdError:
         return UnavailableError(
             f"permission denied on {sock}: the daemon's socket is root's only",
             hint="run stackd as root (sudo stackd …)")
-    return UnavailableError(f"lost the stackd daemon on {sock}: {exc!r}",
+    return UnavailableError(f"lost the stackd daemon on {sock}: {reason(exc)}",
                             hint="`stackd daemon status` says whether it runs")
 
 

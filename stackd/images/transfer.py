@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import httpx
 import trio
 
+from stackd.errors import reason
 from stackd.images.digests import sha256_digest
 from stackd.images.errors import (
     DigestMismatchError,
@@ -198,7 +199,8 @@ async def _download_and_unpack(store: ImageStore, ref: Reference, client: Regist
                     progress(ProgressEvent(short, "downloading", done, layer.size))
             except httpx.HTTPError as exc:
                 raise RegistryError(f"download of layer {layer.digest} from {ref.domain} "
-                                    f"broke off: {exc!r}", hint="try the pull again") from exc
+                                    f"broke off: {reason(exc)}", hint="try the pull again") \
+                    from exc
             finally:
                 await pipe.aclose()
         if "error" in outcome:

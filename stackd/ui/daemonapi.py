@@ -17,7 +17,7 @@ import httpx
 
 from stackd.cli.client import ACTOR_HEADER
 from stackd.daemon import wire
-from stackd.errors import StackdError, UnavailableError
+from stackd.errors import StackdError, UnavailableError, reason
 
 
 class DaemonAPI:
@@ -99,5 +99,5 @@ class Stream:
 
 
 def _unavailable(socket: Path, exc: Exception) -> StackdError:
-    return UnavailableError(f"the stackd daemon does not answer on {socket}: {exc!r}",
+    return UnavailableError(f"the stackd daemon does not answer on {socket}: {reason(exc)}",
                             hint="`stackd daemon status` says whether it runs")

@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
+from stackd.errors import reason
 from stackd.images.errors import (
     BlobNotFoundError,
     ImageNotFoundError,
@@ -112,7 +113,7 @@ class RegistryClient:
                 resp = await self.http.send(req, stream=stream)
             except httpx.HTTPError as exc:
                 raise RegistryError(
-                    f"registry {ref.domain} could not be reached: {exc!r}",
+                    f"registry {ref.domain} could not be reached: {reason(exc)}",
                     hint="check the address, that it is running, and (for plain http) that "
                          "it is listed in STACKD_INSECURE_REGISTRIES",
                 ) from exc
@@ -159,7 +160,8 @@ class RegistryClient:
             resp = await self.http.get(params["realm"], params=query, auth=auth)
         except httpx.HTTPError as exc:
             raise RegistryAuthError(
-                f"token service {params['realm']} of {domain} could not be reached: {exc!r}",
+                f"token service {params['realm']} of {domain} could not be reached: "
+                f"{reason(exc)}",
                 hint="check the network; the registry's auth service must be reachable",
             ) from exc
         if resp.status_code in (401, 403):
