@@ -72,6 +72,9 @@ class DesiredContainer:
     ports: tuple[PortBinding, ...] = ()
     volumes: tuple[str, ...] = ()  # host names of the named volumes it mounts
     host_files: tuple[FileToWrite, ...] = ()  # written before the container is created
+    # Bind mount sources made (as directories) before the container is created when
+    # missing, as Docker makes them; `bind.create_host_path: false` opts out.
+    host_dirs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -99,6 +102,9 @@ class DesiredState:
     networks: Mapping[str, NetworkSpec] = field(default_factory=dict)  # by key
     volumes: tuple[str, ...] = ()  # host names of the stack's named volumes, sorted
     waves: tuple[tuple[str, ...], ...] = ()  # start order of services, dependencies first
+    # Services of the stack an `up` of others left out, their image not in the store
+    # (only what is named and what it needs is pulled or built): kept as they are.
+    left_alone: frozenset[str] = frozenset()
 
     def containers_of(self, service: str) -> tuple[DesiredContainer, ...]:
         return tuple(c for c in self.containers if c.service == service)
@@ -122,6 +128,7 @@ def slot_container(
     ports: tuple[PortBinding, ...] = (),
     volumes: tuple[str, ...] = (),
     host_files: tuple[FileToWrite, ...] = (),
+    host_dirs: tuple[str, ...] = (),
     fixed_name: str | None = None,
 ) -> DesiredContainer:
     """A DesiredContainer whose spec carries the slot's id, name and labels; the name is
@@ -142,4 +149,4 @@ def slot_container(
         "labels": labels,
     })
     return DesiredContainer(project, service, index, full, config_hash, attachments, ports,
-                            volumes, host_files)
+                            volumes, host_files, host_dirs)

@@ -232,9 +232,9 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                 cause = f"scale {have_count[service]} → {scale}"
                 removals.append(Remove(cause=cause, container_id=c.id, service=c.service,
                                        index=c.index))
-            elif service in options.disabled and c.id not in pending_creates \
-                    and c.id not in pending_removes:
-                continue  # in the file, left out by its profiles: no orphan (Compose's rule)
+            elif (service in options.disabled or service in desired.left_alone) \
+                    and c.id not in pending_creates and c.id not in pending_removes:
+                continue  # in the file, only left out (by its profiles): no orphan
             elif options.remove_orphans:
                 removals.append(Remove(cause=f"orphan: service {service} is not in the stack",
                                        container_id=c.id, service=c.service, index=c.index))

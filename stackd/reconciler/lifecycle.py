@@ -73,6 +73,8 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
 
 
 async def _write_host_files(ports: Adapters, container: DesiredContainer) -> None:
+    for d in container.host_dirs:
+        await ports.volumes.make_host_dir(d)
     for f in container.host_files:
         await ports.volumes.write_file(f.path, f.content, f.uid, f.gid, f.mode)
 

@@ -178,6 +178,8 @@ class VolumePort(Protocol):
     async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int
                          ) -> None:
         """Write (atomically, if missing) a file `file_path` named."""
+    async def make_host_dir(self, path: str) -> None:
+        """A bind mount's source, made as a directory (0755, root's) if nothing is there."""
 
 
 class PendingIntent(Protocol):

@@ -41,7 +41,7 @@ from stackd.reconciler.rolling import Rollout, annotate
 from stackd.reconciler.supervisor import Supervisor
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.reconciler.translations import PLACEMENTS, TRANSLATIONS, inputs_of
-from stackd.scheduler import Node, place, slots
+from stackd.scheduler import Node, build_graph, place, select_for_up, slots
 from stackd.scheduler.from_stack import from_stack
 from stackd.scheduler.platform import Platform
 from stackd.spec.buildsecrets import build_secrets
@@ -114,8 +114,13 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          environ: Mapping[str, str] | None = None,
                          would_build: set[str] | None = None,
                          platforms: Mapping[str, Platform | None] | None = None,
+                         needed: frozenset[str] | None = None,
                          ) -> dict[str, ImageView]:
     """Each service's image, pulled as the policy says; one pull per distinct ref.
+
+    needed: the services an `up` of some names (Compose's `up web`: web and what it
+    needs); the others' images are taken from the store only, never pulled or built,
+    and a service whose image is not there is left out of the answer.
 
     A ref some service has a `build:` section for is built instead of pulled: when it
     is not in the store, or always with `build` (`up --build`) or `pull_policy: build`.
@@ -127,8 +132,12 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
     platforms = platforms or {}
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     builders: dict[str, _Builder] = {}
+    store_only: dict[str, list[str]] = {}
     for name, svc in sorted(stack.services.items()):
         ref = image_ref(stack, name, svc)
+        if needed is not None and name not in needed:
+            store_only.setdefault(ref, []).append(name)
+            continue
         if svc.build is not None and ref not in builders:
             builders[ref] = _Builder(name, svc, build or svc.pull_policy == "build")
         given = pull or svc.pull_policy or "missing"
@@ -164,9 +173,24 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
         for n in names:
             found[n] = image
 
+    async def from_store(ref: str, names: list[str]) -> None:
+        try:
+            image = await ports.images.ensure(ref, "never")
+        except NotFoundError:
+            return  # not needed now: its services are left as they are
+        for n in names:
+            found[n] = image
+
+    for ref, names in store_only.items():  # one that a needed service pulls: with it
+        key = next((k for k in wanted if k[0] == ref), None)
+        if key is not None:
+            wanted[key] += names
     async with trio.open_nursery() as nursery:
         for (ref, policy), names in wanted.items():
             nursery.start_soon(one, ref, policy, names)
+        for ref, names in store_only.items():
+            if not any(k[0] == ref for k in wanted):
+                nursery.start_soon(from_store, ref, names)
     return found
 
 
@@ -224,10 +248,19 @@ async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) 
     if not PLACEMENTS.known(stack, nodes, options.scale):
         check_placement(stack, nodes, options.scale)
         PLACEMENTS.passed(stack, nodes, options.scale)
+    named = options.plan.services
+    needed = frozenset(select_for_up(build_graph(from_stack(stack)), named)) if named \
+        else None
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   environ=options.environ,
-                                  platforms=check_platforms(stack, options.nodes))
-    return await _build(stack, images, ports, options)
+                                  platforms=check_platforms(stack, options.nodes),
+                                  needed=needed)
+    left = frozenset(stack.services) - set(images)
+    if not left:
+        return await _build(stack, images, ports, options)
+    rest = stack.model_copy(update={"services": {
+        name: svc for name, svc in stack.services.items() if name not in left}})
+    return dataclasses.replace(await _build(rest, images, ports, options), left_alone=left)
 
 
 async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,

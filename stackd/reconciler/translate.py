@@ -202,6 +202,14 @@ def _process(stack: Stack, name: str, svc: Service, cfg: ImageConfigView) -> Pro
                        init=bool(svc.init))
 
 
+def _host_dirs(svc: Service) -> tuple[str, ...]:
+    """The bind sources to make when missing (Docker's -v: an absent source becomes a
+    directory), unless the bind says create_host_path: false."""
+    return tuple(v.source for v in svc.volumes
+                 if v.type == "bind" and v.source
+                 and (v.bind is None or v.bind.create_host_path))
+
+
 def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
                    ) -> tuple[list[Mount], list[str]]:
     """`volumes:` and `tmpfs:` → mounts, and the host names of the named volumes used.
@@ -368,7 +376,9 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
                                attachments=parts.attachments,
                                ports=published_ports(stack, name, index),
                                volumes=tuple(sorted(set(volumes))),
-                               host_files=parts.files_to_write, fixed_name=fixed_name)
+                               host_files=parts.files_to_write,
+                               host_dirs=_host_dirs(stack.services[name]),
+                               fixed_name=fixed_name)
     return container, volumes
 
 

@@ -94,6 +94,19 @@ class VolumeStore:
     def file_path(self, digest: str) -> str:
         return str(self.files / digest)
 
+    async def make_host_dir(self, path: str) -> None:
+        """A bind source the stack names and the host lacks, as Docker makes it: what is
+        there (a file, a directory, a link) is left as it is."""
+        def make() -> None:
+            if not os.path.lexists(path):
+                os.makedirs(path, mode=0o755, exist_ok=True)
+
+        try:
+            await trio.to_thread.run_sync(make)
+        except OSError as err:
+            raise HostError(f"cannot create the bind mount source {path}: {err.strerror}",
+                            hint="create it first, or fix the path") from err
+
     async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int
                          ) -> None:
         """Content-addressed, so an existing file is already right; else write then rename."""

@@ -304,6 +304,7 @@ class FakeVolumes:
         self.faults = faults
         self.existing: dict[str, str] = {}  # name → project
         self.files: dict[str, tuple[bytes, int, int, int]] = {}
+        self.dirs: set[str] = set()
 
     def path(self, name: str) -> str:
         return f"/sim/volumes/{name}/data"
@@ -329,6 +330,10 @@ class FakeVolumes:
                          ) -> None:
         await trio.lowlevel.checkpoint()
         self.files[path] = (content, uid, gid, mode)
+
+    async def make_host_dir(self, path: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.dirs.add(path)
 
 
 class NoImages:
