@@ -148,18 +148,13 @@ def env_of(args: argparse.Namespace) -> list[str]:
         except OSError as exc:
             raise UsageError(f"--env-file {name}: {exc.strerror}",
                              hint="give a readable KEY=value file") from None
-        # docker run's format: KEY=value taken as written, a bare KEY from this
-        # environment, # comments and blank lines skipped.
-        for line in text.splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, sep, _ = line.partition("=")
-            if sep:
-                out.append(line)
-            elif key in os.environ:
-                out.append(f"{key}={os.environ[key]}")
-    return out + list(args.env)
+        # docker run's format: # comments and blank lines skipped, the rest as -e.
+        out += [line for raw in text.splitlines()
+                if (line := raw.strip()) and not line.startswith("#")]
+    # KEY=value taken as written; a bare KEY from this environment, left out if unset
+    # (docker run's and Compose's `-e KEY`).
+    return [item if "=" in item else f"{item}={os.environ[item]}"
+            for item in (*out, *args.env) if "=" in item or item in os.environ]
 
 
 def absolute_volume(text: str) -> str:

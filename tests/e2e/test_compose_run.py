@@ -64,6 +64,10 @@ def test_run_passes_exit_code_env_and_dns_after_its_dependency(stack: CLI) -> No
     r = stack("run", "--rm", "--no-deps", "-e", "GREETING=bye", "-w", "/tmp", "-u", "1000",
               "--entrypoint", "sh", "app", "-c", 'echo "$GREETING $(pwd) $(id -u)"')
     assert r.stdout == "bye /tmp 1000\n"
+    # A bare -e KEY takes this shell's value, and is left out when it has none.
+    r = stack("run", "--rm", "--no-deps", "-e", "FROM_HERE", "-e", "NOT_SET", "app", "sh",
+              "-c", 'echo "$FROM_HERE ${NOT_SET-unset}"', FROM_HERE="here")
+    assert r.stdout == "here unset\n", r.stderr
 
     r = stack("run", "--rm", "app", "sh", "-c",
               "echo greeting=$GREETING; nslookup db && echo resolved; exit 3", check=False)
