@@ -17,7 +17,7 @@ which one it is:
 """
 
 # dest → the flag as a user writes it, for the flags only an image run has.
-IMAGE_ONLY = {"volume": "-v", "memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
+IMAGE_ONLY = {"memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
               "read_only": "--read-only", "cap_add": "--cap-add", "cap_drop": "--cap-drop",
               "network": "--network", "init": "--init", "pull": "--pull",
               "hostname": "-h", "privileged": "--privileged",
@@ -179,6 +179,7 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name, "env": env_of(args), "labels": args.label,
         "publish": args.publish,
         "service_ports": args.service_ports, "no_deps": args.no_deps,
+        "volumes": [absolute_volume(v) for v in args.volume],
         "workdir": args.workdir, "user": args.user, "rm": args.rm, "detach": args.detach,
         "image_only": _given(args, IMAGE_ONLY),
         # The docker-run reading, for a name that is an image rather than a service;

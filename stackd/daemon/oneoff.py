@@ -31,6 +31,7 @@ from stackd.errors import (
     AlreadyExistsError,
     ConflictError,
     NotFoundError,
+    SpecError,
     StackdError,
     UnavailableError,
     UsageError,
@@ -52,11 +53,48 @@ class ServiceRunRequest(RunOptions):
     labels: list[str] = Field(default_factory=list, max_length=1024)
     service_ports: bool = False
     no_deps: bool = False
+    # -v, in Compose's short syntax (a bind's relative source made absolute by the CLI).
+    volumes: list[str] = Field(default_factory=list, max_length=256)
     # The flags given that only an image run has (-m, --cpus, …): refused for a service.
     image_only: list[str] = Field(default_factory=list, max_length=64)
     # The same command line read as `docker run IMAGE`, for when `service` names no
     # service of the stack but an image in the store.
     image_run: RunRequest | None = None
+
+
+def with_run_volumes(stack: Stack, service: str, volumes: list[str]) -> Stack:
+    """Pure: `run -v` on a service, as Compose's: the service's volumes, each of these
+    (short syntax) over the one it has at the same target."""
+    import os
+
+    from pydantic import ValidationError
+
+    from stackd.spec.canonical import parse_volume
+    from stackd.spec.model import ServiceVolume
+
+    extra: list[ServiceVolume] = []
+    for text in volumes:
+        try:
+            v = ServiceVolume.model_validate(dict(parse_volume(text, None)))
+        except SpecError as e:
+            raise UsageError(f"-v {text!r}: {e.message}", hint=e.hint) from None
+        except ValidationError:
+            raise UsageError(f"-v {text!r} is not a volume",
+                             hint="-v SOURCE:TARGET[:ro], SOURCE a path or a volume of "
+                                  "the stack") from None
+        if v.type == "bind" and not os.path.isabs(v.source or ""):
+            raise UsageError(f"-v {text!r}: a bind's source must be a path",
+                             hint="write ./dir or /abs/dir")
+        if v.type == "volume" and v.source is not None and v.source not in stack.volumes:
+            raise UsageError(f"-v {text!r}: volume {v.source!r} is not one of the stack's",
+                             hint=f"declare it under `volumes:` in {stack.name}'s files, "
+                                  "or bind a path (./dir:/target)")
+        extra.append(v)
+    targets = {v.target for v in extra}
+    svc = stack.services[service]
+    kept = tuple(v for v in svc.volumes if v.target not in targets)
+    changed = svc.model_copy(update={"volumes": (*kept, *extra)})
+    return stack.model_copy(update={"services": {**stack.services, service: changed}})
 
 
 def oneoff_name(project: str, service: str) -> str:
@@ -183,6 +221,8 @@ async def run_service(engine: Engine, request: ServiceRunRequest
             f"{', '.join(request.image_only)}: only for an image run, and "
             f"{request.service!r} is a service of {stack.name}",
             hint="set it in the service's definition instead")
+    if request.volumes:
+        stack = with_run_volumes(stack, request.service, request.volumes)
     svc = stack.services[request.service]
     project = stack.name
     if not request.no_deps:

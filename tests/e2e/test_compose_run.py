@@ -173,3 +173,16 @@ def test_down_after_only_a_run_removes_the_networks_the_run_made(stack: CLI) -> 
     assert "network oneoff_default" in r.stdout + r.stderr, r
     assert "oneoff_default" not in stack("network", "ls").stdout
     assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0
+
+
+def test_run_v_mounts_a_path_or_a_stack_volume_into_a_service_run(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(STACK + "volumes:\n  shared: {}\n")
+    r = stack("run", "--rm", "--no-deps", "-v", "./made:/mnt", "-v", "shared:/scratch",
+              "app", "sh", "-c", "echo hi > /mnt/f; echo kept > /scratch/f; ls /scratch")
+    assert r.stdout == "f\n", r.stderr  # the stack's volume over the service's /scratch
+    assert (stack.cwd / "made" / "f").read_text() == "hi\n"  # made, as docker run -v
+    r = stack("run", "--rm", "--no-deps", "-v", "shared:/again:ro", "app", "cat", "/again/f")
+    assert r.stdout == "kept\n"
+    r = stack("run", "--rm", "--no-deps", "-v", "nosuch:/x", "app", "true", check=False)
+    assert r.returncode == 2 and "volume 'nosuch' is not one of the stack's" in r.stderr
+    assert names(stack) == []
