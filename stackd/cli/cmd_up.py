@@ -40,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wait until services are running/healthy (implies -d)")
     p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
                    help="with --wait: fail when not ready after this long (implies --wait)")
+    p.add_argument("--abort-on-container-exit", action="store_true",
+                   help="stop every container once one exits; exit with its code")
+    p.add_argument("--abort-on-container-failure", action="store_true",
+                   help="stop every container once one exits with a code other than 0")
+    p.add_argument("--exit-code-from", metavar="SERVICE", default=None,
+                   help="exit with this service's code (implies --abort-on-container-exit)")
     add_scale_arguments(p)
 
 
@@ -126,12 +132,48 @@ def attached(args: argparse.Namespace) -> list[str] | None:
     return sorted(name for name in stack.services if name not in quiet)
 
 
+def _abort_of(args: argparse.Namespace) -> Any:
+    """The --abort-on-…/--exit-code-from choice, checked against the other flags as
+    Compose checks it; None without one."""
+    from stackd.cli.abort import Abort
+    from stackd.errors import UsageError
+
+    flags = [f for f, given in (("--abort-on-container-exit", args.abort_on_container_exit),
+                                ("--abort-on-container-failure",
+                                 args.abort_on_container_failure),
+                                ("--exit-code-from", args.exit_code_from)) if given]
+    if not flags:
+        return None
+    if args.abort_on_container_exit and args.abort_on_container_failure:
+        raise UsageError("--abort-on-container-exit and --abort-on-container-failure "
+                         "contradict each other", hint="give one of them")
+    for other, given in (("-d", args.detach), ("--wait", args.wait or args.wait_timeout),
+                         ("--no-start", args.no_start)):
+        if given:
+            raise UsageError(f"{flags[0]} follows the stack until a container exits: "
+                             f"not with {other}", hint=f"drop {other}")
+    if args.exit_code_from and args.services and args.exit_code_from not in args.services:
+        raise UsageError(f"--exit-code-from {args.exit_code_from}: not among the services "
+                         "this up starts", hint=f"add {args.exit_code_from} to them")
+    return Abort(on_failure_only=args.abort_on_container_failure,
+                 code_from=args.exit_code_from)
+
+
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from stackd.cli.client import Client
     from stackd.cli.stackref import source_from_args
 
+    abort = _abort_of(args)
+    if abort is not None and abort.code_from is not None:  # before anything starts
+        from stackd.cli.main import load_stack
+        from stackd.scheduler.order import check_named
+
+        check_named(load_stack(args, targeted=args.services).services, [abort.code_from])
     body = {"source": source_from_args(args, args.services),
             "options": options_from_args(args)}
+    since = time.time()
     with Client() as client:
         project, ok = apply(client, body)
         if not ok:
@@ -148,11 +190,20 @@ def run(args: argparse.Namespace) -> int:
         from stackd.cli.cmd_logs import follow_project
 
         services = attached(args)
-        if services == []:
+        if services == [] and abort is None:
             print(f"{project}: every service has attach: false; not following logs",
                   file=sys.stderr)
             return 0
         try:
+            if abort is not None:
+                from stackd.cli.abort import follow_until_exit
+
+                return follow_until_exit(
+                    client, project, list(args.services) or None, since, abort,
+                    follow=lambda: follow_project(Client(), project,
+                                                  services=services or [], tail=None,
+                                                  timestamps=False, follow=True),
+                    stop=lambda: stop_project(project, []))
             follow_project(client, project, services=services or [], tail=None,
                            timestamps=False, follow=True)
         except KeyboardInterrupt:

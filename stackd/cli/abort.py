@@ -1,0 +1,71 @@
+"""`up --abort-on-container-exit`, `--abort-on-container-failure`, `--exit-code-from`:
+Compose's way to run a stack as one job (a test suite beside its database). The logs
+are followed as by a plain `up`; the first container of the stack to exit since the
+`up` stops them all, and `up` exits with that container's code, or with the code of
+the service `--exit-code-from` names once it has stopped too."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+POLL = 0.2  # s between looks at the stack's containers
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    on_failure_only: bool  # --abort-on-container-failure
+    code_from: str | None  # --exit-code-from SERVICE
+
+
+def first_exit(rows: list[dict[str, Any]], since: float, seen_running: set[str],
+               abort: Abort) -> dict[str, Any] | None:
+    """Pure: the row of the container that ends the run, if one has: exited, and
+    either seen running by this `up` or started since it began (a one-shot done
+    before it does not count); with on_failure_only, with a code other than 0.
+    One-off (`run`) containers never do. Adds the running ones to `seen_running`."""
+    seen_running |= {r["id"] for r in rows if r["state"] == "running"}
+    done = [r for r in rows if r["state"] == "exited" and not r.get("oneoff")
+            and (r["id"] in seen_running or (r.get("started_at") or 0) >= since)
+            and not (abort.on_failure_only and r.get("exit_code") == 0)]
+    return min(done, key=lambda r: r.get("started_at") or 0, default=None)
+
+
+def exit_code(rows: list[dict[str, Any]], service: str) -> int | None:
+    """The code of `service`'s first replica once it has exited; None while it runs."""
+    mine = sorted((r for r in rows if r["service"] == service and not r.get("oneoff")),
+                  key=lambda r: r.get("index") or 0)
+    if not mine or mine[0]["state"] != "exited":
+        return None
+    return int(mine[0].get("exit_code") or 0)
+
+
+def follow_until_exit(client: Any, project: str, services: list[str] | None, since: float,
+                      abort: Abort, follow: Callable[[], None],
+                      stop: Callable[[], None]) -> int:
+    """Follow the logs (in a thread: their stream blocks) until a container ends the
+    run; then stop the stack (as Ctrl-C does) and return the code Compose would."""
+    threading.Thread(target=follow, daemon=True).start()
+    seen: set[str] = set()
+    while True:
+        rows = client.get("/v1/containers", project=project, all=True)
+        if services:
+            rows = [r for r in rows if r["service"] in services]
+        ended = first_exit(rows, since, seen, abort)
+        if ended is not None:
+            break
+        time.sleep(POLL)
+    code = int(ended.get("exit_code") or 0)
+    print(f"{ended['name']} exited with code {code}\nAborting on container exit…",
+          file=sys.stderr)
+    stop()
+    if abort.code_from is None:
+        return code
+    while (chosen := exit_code(client.get("/v1/containers", project=project, all=True),
+                               abort.code_from)) is None:
+        time.sleep(POLL)  # stopped by the stop above; its row says so within moments
+    return chosen

@@ -1,0 +1,75 @@
+"""`up --abort-on-container-exit`, `--abort-on-container-failure` and `--exit-code-from`:
+a stack run as one job, as CI pipelines run `docker compose up` — the first container
+to exit stops the rest, and `up` exits with the code Compose gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+STACK = f"""\
+name: job
+services:
+  db:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+  setup:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sh, -c, "echo set up"]
+  tests:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sh, -c, "sleep 1; echo tests ran; exit 3"]
+    depends_on:
+      db: {{condition: service_started}}
+      setup: {{condition: service_completed_successfully}}
+"""
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    work = tmp_path / "job"
+    work.mkdir()
+    (work / "compose.yaml").write_text(STACK)
+    with torn_down(CLI(no_leaks, work)) as cli:
+        yield cli
+
+
+def states(cli: CLI) -> dict[str, tuple[str, int | None]]:
+    return {r["service"]: (r["state"], r["exit_code"])
+            for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
+
+
+def test_the_first_exit_stops_the_stack_and_gives_its_code(stack: CLI) -> None:
+    # `setup` exits 0 first, and is what ends an --abort-on-container-exit run…
+    r = stack("up", "--abort-on-container-exit", "db", "setup", check=False, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "job-setup-1 exited with code 0" in r.stderr
+    assert states(stack)["db"] == ("exited", 137)
+
+    # …while --abort-on-container-failure waits for one that fails.
+    r = stack("up", "--abort-on-container-failure", check=False, timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert "tests ran" in r.stdout and "job-tests-1 exited with code 3" in r.stderr
+    assert states(stack) == {"db": ("exited", 137), "setup": ("exited", 0),
+                             "tests": ("exited", 3)}
+
+
+def test_exit_code_from_gives_that_services_code(stack: CLI) -> None:
+    r = stack("up", "--exit-code-from", "db", "db", "tests", check=False, timeout=60)
+    assert r.returncode == 137, r.stderr  # db was stopped (SIGKILL) when setup exited
+    r = stack("up", "--exit-code-from", "nosuch", check=False)
+    assert r.returncode == 2 and "no such service: nosuch" in r.stderr
+    r = stack("up", "-d", "--exit-code-from", "tests", check=False)
+    assert r.returncode == 2 and "not with -d" in r.stderr
