@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import time
 from typing import Any
 
 HELP = "Show (and follow) the logs of the stack's containers"
@@ -17,17 +19,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--timestamps", action="store_true")
     p.add_argument("--no-color", action="store_true")
     p.add_argument("--no-log-prefix", action="store_true")
+    p.add_argument("--since", metavar="TIME", default=None,
+                   help="only lines written since TIME: 2026-12-05T10:00:00Z, a Unix time, "
+                        "or a duration ago (42m, 1h30m)")
+    p.add_argument("--until", metavar="TIME", default=None,
+                   help="only lines written before TIME (same forms)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_time(text: str, now: float) -> float:
+    """Pure: docker's --since/--until forms as epoch seconds: an RFC 3339 time (no zone:
+    local), a Unix time, or a duration (Go's: 1h30m, 42s, 500ms) before `now`."""
+    from datetime import datetime
+
+    from stackd.errors import UsageError
+
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if re.fullmatch(f"(?:{_DURATION.pattern})+", text):
+        return now - sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise UsageError(f"{text!r} is not a time",
+                         hint="e.g. 2026-12-05T10:00:00Z, 1764928800, or 10m (ago)") from None
 
 
 def follow_project(client: Any, project: str, *, services: list[str], tail: int | None,
                    timestamps: bool, follow: bool, color: bool | None = None,
-                   prefix: bool = True) -> None:
+                   prefix: bool = True, since: float | None = None,
+                   until: float | None = None) -> None:
     out = sys.stdout
     color = out.isatty() if color is None else color
     colours: dict[str, int] = {}
     params: dict[str, Any] = {"follow": follow, "tail": tail, "timestamps": timestamps,
-                              "service": services or None}
+                              "service": services or None, "since": since, "until": until}
     width = 0
     for rec in client.stream("GET", f"/v1/stacks/{project}/logs", params=params):
         name = str(rec.get("container", ""))
@@ -83,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
     with Client() as client:
         if args.services:
             check_services(client, args, project, args.services)
+        now = time.time()
         follow_project(client, project, services=args.services, tail=tail,
                        timestamps=args.timestamps, follow=args.follow,
-                       color=False if args.no_color else None, prefix=not args.no_log_prefix)
+                       color=False if args.no_color else None, prefix=not args.no_log_prefix,
+                       since=parse_time(args.since, now) if args.since else None,
+                       until=parse_time(args.until, now) if args.until else None)
     return 0

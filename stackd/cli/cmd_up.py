@@ -202,10 +202,12 @@ def run(args: argparse.Namespace) -> int:
                     client, project, list(args.services) or None, since, abort,
                     follow=lambda: follow_project(Client(), project,
                                                   services=services or [], tail=None,
-                                                  timestamps=False, follow=True),
+                                                  timestamps=False, follow=True,
+                                                  since=since),
                     stop=lambda: stop_project(project, []))
+            # This run's output, as Compose attaches: not what earlier runs wrote.
             follow_project(client, project, services=services or [], tail=None,
-                           timestamps=False, follow=True)
+                           timestamps=False, follow=True, since=since)
         except KeyboardInterrupt:
             # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).
             print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)

@@ -215,11 +215,14 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
                            service: Annotated[list[str] | None, Query(max_length=1000)] = None,
                            follow: bool = False,
                            tail: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
-                           timestamps: bool = False) -> Response:
-        """The stack's logs; with follow, also of containers started later."""
+                           timestamps: bool = False,
+                           since: Annotated[float | None, Query(ge=0)] = None,
+                           until: Annotated[float | None, Query(ge=0)] = None) -> Response:
+        """The stack's logs; with follow, also of containers started later; since and
+        until (epoch seconds) keep the records written between them."""
         return ChannelStream(functools.partial(
             engine.project_logs, project, service or [], follow=follow, tail=tail,
-            timestamps=timestamps))
+            timestamps=timestamps, since=since, until=until))
 
     @app.post("/v1/containers/run", responses={200: {"content": {wire.NDJSON: {}}}})
     async def run(request: RunRequest) -> Response:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -933,11 +934,19 @@ class Engine:
 
     @trio.as_safe_channel
     async def project_logs(self, project: str, services: list[str], *, follow: bool,
-                           tail: int | None, timestamps: bool
+                           tail: int | None, timestamps: bool,
+                           since: float | None = None, until: float | None = None
                            ) -> AsyncGenerator[dict[str, object], None]:
         """Log records of a stack's containers; with follow, also of containers that
-        appear later (restarts, new replicas, recreates), until the client leaves."""
+        appear later (restarts, new replicas, recreates), until the client leaves.
+        since/until (epoch seconds): only the records written in that window; `tail`
+        counts within it, per container."""
         wanted = set(services)
+        window = since is not None or until is not None
+
+        def inside(rec: dict[str, object]) -> bool:
+            at = datetime.fromisoformat(str(rec["time"])).timestamp()
+            return (since is None or at >= since) and (until is None or at <= until)
 
         async def current() -> list[dict[str, object]]:
             rows = await self.world.containers(project, True)
@@ -946,9 +955,10 @@ class Engine:
         if not follow:
             records: list[dict[str, object]] = []
             for row in await current():
-                async for rec in self.world.logs(str(row["id"]), follow=False, tail=tail,
-                                                 timestamps=timestamps):
-                    records.append(rec)
+                mine = [rec async for rec in self.world.logs(
+                    str(row["id"]), follow=False, tail=None if window else tail,
+                    timestamps=timestamps) if not window or inside(rec)]
+                records += mine[-tail:] if window and tail is not None else mine
             records.sort(key=lambda r: str(r.get("time", "")))
             for rec in records:
                 yield rec
@@ -964,9 +974,10 @@ class Engine:
             # more lines: its end must not end the other containers' streams.
             try:
                 async for rec in self.world.logs(container_id, follow=True,
-                                                 tail=tail if first else None,
+                                                 tail=tail if first and not window else None,
                                                  timestamps=timestamps, across_restarts=True):
-                    await send.send(rec)
+                    if not window or inside(rec):
+                        await send.send(rec)
             except NotFoundError:
                 return
 

@@ -534,3 +534,34 @@ def test_top_lists_each_running_containers_processes_as_ps_ef_does(stack: CLI) -
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
     stack("stop", "alone")
     assert stack("top").stdout.splitlines()[0] == "habits-box-1"  # running ones only
+
+
+def test_logs_since_and_until_keep_the_lines_of_their_window(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    work = tmp_path / "talk"
+    work.mkdir()
+    (work / "compose.yaml").write_text(f"""\
+name: talk
+services:
+  talker:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sh, -c, "echo one; sleep 1.5; echo two; exec sleep 1000"]
+    stop_signal: SIGKILL
+""")
+    with torn_down(CLI(no_leaks, work)) as cli:
+        cli("up", "-d")
+        wait_for(lambda: "two" in cli("logs", "--no-log-prefix").stdout)
+        stamped = dict(reversed(line.split(" ", 1)) for line in
+                       cli("logs", "-t", "--no-log-prefix").stdout.splitlines())
+        one, two = (datetime.fromisoformat(stamped[w]) for w in ("one", "two"))
+        middle = (one + (two - one) / 2).isoformat()
+        assert cli("logs", "--no-log-prefix", "--since", middle).stdout == "two\n"
+        assert cli("logs", "--no-log-prefix", "--until", middle).stdout == "one\n"
+        assert cli("logs", "--no-log-prefix", "--since", "1h").stdout == "one\ntwo\n"
+        epoch = str((two + timedelta(seconds=1)).timestamp())
+        assert cli("logs", "--no-log-prefix", "--since", epoch).stdout == ""
+        r = cli("logs", "--since", "yesterday", check=False)
+        assert r.returncode == 2 and "'yesterday' is not a time" in r.stderr
