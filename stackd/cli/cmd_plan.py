@@ -10,9 +10,9 @@ HELP = "Show what `up` would do, changing nothing"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from stackd.cli.cmd_up import add_arguments as up_arguments
+    from stackd.cli.cmd_up import add_plan_arguments
 
-    up_arguments(p)
+    add_plan_arguments(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--exit-code", action="store_true",
                    help="exit 1 when there is something to do (for scripts and CI)")

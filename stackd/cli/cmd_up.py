@@ -29,11 +29,17 @@ def add_scale_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """What decides the plan: `up`'s, and `plan`'s."""
+    add_make_arguments(p, before="starting")
+    p.add_argument("--no-deps", action="store_true", help="don't start linked services")
+    add_scale_arguments(p)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true",
                    help="return once the stack is up instead of following its logs")
-    add_make_arguments(p, before="starting")
-    p.add_argument("--no-deps", action="store_true", help="don't start linked services")
+    add_plan_arguments(p)
     p.add_argument("--no-start", action="store_true",
                    help="create the containers, start none (as `stackd create`)")
     p.add_argument("--wait", action="store_true",
@@ -46,7 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop every container once one exits with a code other than 0")
     p.add_argument("--exit-code-from", metavar="SERVICE", default=None,
                    help="exit with this service's code (implies --abort-on-container-exit)")
-    add_scale_arguments(p)
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -71,9 +76,10 @@ def make_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {**make_options(args), "no_deps": args.no_deps,
-            "wait": args.wait or args.wait_timeout is not None,
-            "no_start": args.no_start}
+    """`up`'s options (`plan` has no --wait or --no-start: false)."""
+    wait = getattr(args, "wait", False) or getattr(args, "wait_timeout", None) is not None
+    return {**make_options(args), "no_deps": args.no_deps, "wait": wait,
+            "no_start": getattr(args, "no_start", False)}
 
 
 def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
