@@ -38,20 +38,24 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true",
-                   help="return once the stack is up instead of following its logs")
+                   help="return once up, not following the logs")
     add_plan_arguments(p)
     p.add_argument("--no-start", action="store_true",
-                   help="create the containers, start none (as `stackd create`)")
+                   help="create, start none (as `stackd create`)")
     p.add_argument("--wait", action="store_true",
-                   help="wait until services are running/healthy (implies -d)")
+                   help="wait until running and healthy (implies -d)")
     p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
-                   help="with --wait: fail when not ready after this long (implies --wait)")
+                   help="--wait, failing after this long")
+    p.add_argument("--attach", action="append", default=[], metavar="SERVICE",
+                   help="follow only these services' output (repeatable)")
+    p.add_argument("--no-attach", action="append", default=[], metavar="SERVICE",
+                   help="do not follow these services' output (repeatable)")
     p.add_argument("--abort-on-container-exit", action="store_true",
-                   help="stop every container once one exits; exit with its code")
+                   help="stop all once one exits; its exit code")
     p.add_argument("--abort-on-container-failure", action="store_true",
-                   help="stop every container once one exits with a code other than 0")
+                   help="stop all once one fails; its exit code")
     p.add_argument("--exit-code-from", metavar="SERVICE", default=None,
-                   help="exit with this service's code (implies --abort-on-container-exit)")
+                   help="exit with its code; stop all once one exits")
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -117,13 +121,16 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
 
 
 def attached(args: argparse.Namespace) -> list[str] | None:
-    """The services whose logs `up` follows: those named, else those without
-    `attach: false` (None: all of them)."""
-    if args.services:
-        return list(args.services)
+    """The services whose logs `up` follows (None: all of them): --attach's, else those
+    named, else those without `attach: false`; less --no-attach's."""
+    chosen = list(getattr(args, "attach", None) or args.services)
+    skip = set(getattr(args, "no_attach", None) or ())
+    if chosen:
+        return [s for s in chosen if s not in skip]
     files = getattr(args, "files", None)
     if files and "-" in files:
-        return None  # stdin is read already (it went to the daemon): follow every service
+        # stdin is read already (it went to the daemon): follow every service
+        return None if not skip else _running_services(args, skip)
     from stackd.spec import LoadOptions, load
 
     # The daemon loaded these files too and has reported their warnings.
@@ -132,10 +139,19 @@ def attached(args: argparse.Namespace) -> list[str] | None:
         project_directory=getattr(args, "project_directory", None),
         env_files=getattr(args, "env_files", None),
         profiles=list(getattr(args, "profiles", None) or [])))
-    quiet = [name for name, svc in stack.services.items() if not svc.attach]
+    quiet = {name for name, svc in stack.services.items() if not svc.attach} | skip
     if not quiet:
         return None
     return sorted(name for name in stack.services if name not in quiet)
+
+
+def _running_services(args: argparse.Namespace, skip: set[str]) -> list[str]:
+    from stackd.cli.client import Client
+    from stackd.cli.stackref import project_of
+
+    with Client() as client:
+        rows = client.get("/v1/containers", project=project_of(args), all=True)
+    return sorted({r["service"] for r in rows} - skip)
 
 
 def _abort_of(args: argparse.Namespace) -> Any:

@@ -76,3 +76,14 @@ def test_exit_code_from_gives_that_services_code(stack: CLI) -> None:
     assert r.returncode == 2 and "no such service: nosuch" in r.stderr
     r = stack("up", "-d", "--exit-code-from", "tests", check=False)
     assert r.returncode == 2 and "not with -d" in r.stderr
+
+
+def test_attach_and_no_attach_choose_whose_output_up_prints(stack: CLI) -> None:
+    r = stack("up", "--abort-on-container-failure", "--no-attach", "setup", check=False,
+              timeout=60)
+    assert r.returncode == 3 and "tests ran" in r.stdout and "set up" not in r.stdout
+    # tests runs again (its last run failed), but only db's output is followed.
+    r = stack("up", "--abort-on-container-failure", "--attach", "db", check=False,
+              timeout=60)
+    assert r.returncode == 3 and "tests ran" not in r.stdout, r.stdout
+    assert "job-tests-1 exited with code 3" in r.stderr
