@@ -437,6 +437,8 @@ class Service(Node):
     pids_limit: int | None = None
     pid: str | None = None
     ipc: str | None = None
+    # Only "host" (the host's user namespace: what every container here gets).
+    userns_mode: str | None = None
     group_add: tuple[str, ...] = ()
     logging: Logging | None = None
     extra_hosts: tuple[str, ...] = ()  # "host=ip"
@@ -485,6 +487,14 @@ class Service(Node):
     @classmethod
     def _cpus_text(cls, v: Any) -> Any:
         return float(v) if isinstance(v, str) and _is_number(v) else v
+
+    @field_validator("userns_mode")
+    @classmethod
+    def _userns_host_only(cls, v: str | None) -> str | None:
+        if v not in (None, "host"):
+            raise ValueError(f"{v!r} is not supported yet: containers run in "
+                             "the host's user namespace (userns_mode: host)")
+        return v
 
     @field_validator("cgroup")
     @classmethod

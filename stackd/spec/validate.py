@@ -30,7 +30,7 @@ _SERVICE_UNSUPPORTED = dict.fromkeys((
     "external_links", "gpus", "isolation", "label_file",
     "mem_swappiness", "models", "oom_kill_disable",
     "oom_score_adj", "provider", "runtime",
-    "storage_opt", "userns_mode", "uts", "use_api_socket",
+    "storage_opt", "uts", "use_api_socket",
 ), _IGNORED)
 _BUILD_UNSUPPORTED = dict.fromkeys((
     "entitlements", "extra_hosts", "isolation", "network", "privileged",
