@@ -294,6 +294,20 @@ def _network(stack: Stack, name: str, svc: Service) -> tuple[str, tuple[Attachme
     return "new", attachments
 
 
+def _shared(stack: Stack, name: str, kind: str, mode: str | None) -> str:
+    """`pid:` / `ipc:` → the namespace: "host" shares the host's; Docker's ipc
+    "private" and "shareable" are a new one, as none is given. Another container's
+    (`service:x`, `container:x`) is refused by name, not ignored."""
+    own = (None, "") if kind == "pid" else (None, "", "private", "shareable")
+    if mode in own:
+        return "new"
+    if mode == "host":
+        return "host"
+    raise SpecError(f"service {name!r}: {kind} {mode!r} is not supported yet",
+                    location=stack.location_of(("services", name, kind)),
+                    hint=f"use {kind}: host, or leave it out for the container's own")
+
+
 def _resources(svc: Service) -> Resources:
     limits = svc.deploy.resources.limits if svc.deploy and svc.deploy.resources else None
     memory = svc.mem_limit or (limits.memory if limits else None)
@@ -335,7 +349,9 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         process=_process(stack, name, svc, cfg),
         hostname=svc.hostname or "", domainname=svc.domainname or "",
         mounts=(*mounts, *file_mounts), files=files,
-        namespaces=Namespaces(net=net_ns, cgroup="host" if svc.cgroup == "host" else "new"),
+        namespaces=Namespaces(net=net_ns, pid=_shared(stack, name, "pid", svc.pid),
+                              ipc=_shared(stack, name, "ipc", svc.ipc),
+                              cgroup="host" if svc.cgroup == "host" else "new"),
         devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
                       for d in svc.devices),
         extra_hosts=svc.extra_hosts, dns=svc.dns, dns_search=svc.dns_search,

@@ -237,6 +237,27 @@ def test_cgroup_host_shares_the_hosts_cgroup_namespace(stack: CLI) -> None:
     assert "stackd" not in own and all(line.endswith(":/") for line in own.split())
 
 
+def test_pid_and_ipc_host_share_the_hosts_namespaces(stack: CLI) -> None:
+    """They were accepted and ignored: the container got its own PID and IPC namespaces."""
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: nsmodes\nservices:\n  shared:\n    {IMAGE}    pid: host\n    ipc: host\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        f"  own:\n    {IMAGE}    ipc: shareable\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    host = [os.readlink(f"/proc/self/ns/{ns}") for ns in ("pid", "ipc")]
+    for service, same in (("shared", True), ("own", False)):
+        inside = stack("exec", "-T", service, "sh", "-c",
+                       "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc").stdout.split()
+        assert [a == b for a, b in zip(inside, host, strict=True)] == [same, same], inside
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: nsmodes\nservices:\n  x:\n    {IMAGE}    pid: 'service:own'\n"
+        "    command: [sleep, '1000']\n"
+        f"  own:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    r = stack("up", "-d", check=False)
+    assert r.returncode != 0 and "pid 'service:own' is not supported yet" in r.stderr
+
+
 def test_mac_address_and_interface_name_are_the_containers(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         f"name: nics\nservices:\n  app:\n    {IMAGE}"
