@@ -36,6 +36,7 @@ from stackd.reconciler.restart import RestartPolicy, from_deploy, parse_restart
 from stackd.runtime.containerspec import (
     ContainerSpec,
     Device,
+    LogConfig,
     Mount,
     Namespaces,
     ProcessSpec,
@@ -308,6 +309,15 @@ def _shared(stack: Stack, name: str, kind: str, mode: str | None) -> str:
                     hint=f"use {kind}: host, or leave it out for the container's own")
 
 
+def _log(svc: Service) -> LogConfig:
+    """json-file's max-size and max-file (the spec checked the rest of `logging:`)."""
+    default = LogConfig()
+    if svc.logging is None:
+        return default
+    return LogConfig(max_size=svc.logging.max_size or default.max_size,
+                     max_files=svc.logging.max_files or default.max_files)
+
+
 def _resources(svc: Service) -> Resources:
     limits = svc.deploy.resources.limits if svc.deploy and svc.deploy.resources else None
     memory = svc.mem_limit or (limits.memory if limits else None)
@@ -359,6 +369,7 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         resources=_resources(svc), security=_security(svc),
         stop_signal=svc.stop_signal or cfg.stop_signal or "SIGTERM",
         stop_grace=_seconds(svc.stop_grace_period, 10.0),
+        log=_log(svc),
     )
     # Computed before the slot fills in its id, name, hostname and anonymous volume
     # paths: those differ by index and would make every slot's hash different.

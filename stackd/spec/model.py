@@ -361,9 +361,59 @@ class Ulimit(Node):
     hard: int
 
 
+# json-file options that only shape what Docker writes around each line (or compress
+# rotated files): stackd's own log files have no use for them, and ignoring them
+# changes nothing a user reads back.
+_LOG_OPTIONS_WITHOUT_EFFECT = frozenset({"compress", "labels", "labels-regex", "env",
+                                         "env-regex", "tag", "mode", "max-buffer-size"})
+
+
 class Logging(Node):
+    """`logging:`. stackd keeps each container's output in its own rotated files, as
+    Docker's json-file (and local) driver does: their max-size and max-file apply;
+    another driver is refused by name, not ignored."""
+
     driver: str | None = None
     options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_as_text(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):  # max-file: 3 is as good as "3"
+            return {k: str(x) if isinstance(x, int | float) and not isinstance(x, bool)
+                    else x for k, x in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _kept_by_stackd(self) -> Logging:
+        if self.driver not in (None, "json-file", "local"):
+            raise ValueError(
+                f"driver {self.driver!r} is not supported yet: stackd keeps each "
+                "container's output in its own rotated files (`stackd logs`); json-file's "
+                "max-size and max-file options apply")
+        for key in self.options:
+            if key not in ("max-size", "max-file") and key not in _LOG_OPTIONS_WITHOUT_EFFECT:
+                raise ValueError(f"option {key!r} is not supported yet: "
+                                 "max-size and max-file apply")
+        if self.max_size is not None and self.max_size <= 0:
+            raise ValueError("max-size must be more than 0 bytes")
+        if self.max_files is not None and self.max_files < 1:
+            raise ValueError("max-file must be at least 1")
+        return self
+
+    @property
+    def max_size(self) -> int | None:
+        text = self.options.get("max-size")
+        return parse_bytes(text) if text is not None else None
+
+    @property
+    def max_files(self) -> int | None:
+        text = self.options.get("max-file")
+        if text is None:
+            return None
+        if not text.isdigit():
+            raise ValueError(f"max-file {text!r} is not a number of files")
+        return int(text)
 
 
 class EnvFile(Node):

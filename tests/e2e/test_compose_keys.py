@@ -269,3 +269,20 @@ def test_mac_address_and_interface_name_are_the_containers(stack: CLI) -> None:
     assert link == "02:42:ac:11:00:42"
     absent = stack("exec", "-T", "app", "sh", "-c", "test -e /sys/class/net/eth0 || echo no")
     assert absent.stdout.strip() == "no"
+
+
+def test_logging_max_size_and_max_file_bound_what_is_kept(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: logsize\nservices:\n  chatty:\n    {IMAGE}"
+        "    logging: {driver: json-file, options: {max-size: 4k, max-file: '2'}}\n"
+        "    command: [sh, -c, 'for i in $$(seq 1 400); do echo line-$$i-$$(printf %060d 0); "
+        "done; exec sleep 1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    deadline = time.monotonic() + 20
+    while "line-400-" not in (out := stack("logs", "--no-log-prefix").stdout):
+        assert time.monotonic() < deadline, out[-300:]
+        time.sleep(0.2)
+    lines = out.splitlines()
+    # ~40 KB written; two files of 4 KB keep the last ~100 lines, the newest among them.
+    assert lines[-1].startswith("line-400-") and 20 < len(lines) < 150, len(lines)
+    assert not any(line.startswith("line-1-") for line in lines)

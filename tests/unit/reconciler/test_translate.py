@@ -249,3 +249,27 @@ services:
 """, tmp_path)
     assert [d.restart for d in desired.services["api"].depends_on] == [True]
     assert [d.restart for d in desired.services["web"].depends_on] == [False]
+
+
+def test_json_file_logging_options_size_the_containers_log(tmp_path: Path) -> None:
+    d = build("services:\n  a:\n    image: busybox\n    logging:\n      driver: json-file\n"
+              "      options: {max-size: 2k, max-file: 5, compress: 'true'}\n"
+              "  b:\n    image: busybox\n", tmp_path)
+    a, b = (d.containers_of(s)[0].spec.log for s in ("a", "b"))
+    assert (a.max_size, a.max_files) == (2048, 5)
+    assert (b.max_size, b.max_files) == (10 * 1024 * 1024, 3)  # stackd's defaults
+
+
+@pytest.mark.parametrize(("logging", "said"), [
+    ("driver: syslog", "logging: driver 'syslog' is not supported yet"),
+    ("options: {syslog-address: 'udp://127.0.0.1:514'}",
+     "logging: option 'syslog-address' is not supported yet"),
+    ("options: {max-file: many}", "logging: max-file 'many' is not a number of files"),
+    ("options: {max-size: 0}", "logging: max-size must be more than 0 bytes"),
+])
+def test_logging_that_would_be_ignored_is_refused_by_name(logging: str, said: str) -> None:
+    """`logging:` was accepted and ignored whole: a syslog driver sent nothing anywhere."""
+    with pytest.raises(SpecError) as err:
+        load_text(f"services:\n  a:\n    image: busybox\n    logging:\n      {logging}\n",
+                  environ={})
+    assert said in str(err.value)
