@@ -24,6 +24,9 @@ SUPPORTED_DRIVERS = ("bridge", "overlay")
 MTU_OPTION = "com.docker.network.driver.mtu"
 # On a network's stored labels: `network_hash` of the spec it was made from.
 LABEL_NETWORK_HASH = "io.stackd.config-hash"
+# …and the ipam pool's ip_range and aux_addresses, which the address choice reads.
+LABEL_IP_RANGE = "io.stackd.ip-range"
+LABEL_RESERVED = "io.stackd.reserved"
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
@@ -43,6 +46,10 @@ class NetworkSpec:
     driver: str = "bridge"
     labels: dict[str, str] = field(default_factory=dict)
     driver_opts: dict[str, str] = field(default_factory=dict)
+    # ipam: the addresses handed out come from ip_range (a part of the subnet); the
+    # reserved ones (aux_addresses) are never handed out.
+    ip_range: str | None = None
+    reserved: tuple[str, ...] = ()
 
     def mtu(self, default: int) -> int:
         raw = self.driver_opts.get(MTU_OPTION)
@@ -68,10 +75,16 @@ NETWORK_HASH_EXCLUDED: dict[str, str] = {
 }
 
 
+# Fields added after networks were made: left out while unset, so the networks made
+# before them keep their digest (a changed one means a network made again).
+_HASHED_WHEN_SET = ("ip_range", "reserved")
+
+
 def network_hash(spec: NetworkSpec) -> str:
     """A digest of what the network was made from: when it differs from the one stored
     on the existing network, that network has to be made again."""
-    doc = {k: v for k, v in asdict(spec).items() if k not in NETWORK_HASH_EXCLUDED}
+    doc = {k: v for k, v in asdict(spec).items() if k not in NETWORK_HASH_EXCLUDED
+           and not (k in _HASHED_WHEN_SET and not v)}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

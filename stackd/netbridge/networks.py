@@ -31,7 +31,9 @@ from stackd.netbridge import (
 )
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
+    LABEL_IP_RANGE,
     LABEL_NETWORK_HASH,
+    LABEL_RESERVED,
     SUPPORTED_DRIVERS,
     Address,
     Attachment,
@@ -180,6 +182,10 @@ class Networks:
                       *boundaddrs.as_networks(boundaddrs.bound_addresses())]
             mine = [(r.key, IPv4Network(r.subnet)) for r in self.alloc.networks()]
             labels = {**spec.labels, LABEL_NETWORK_HASH: network_hash(spec)}
+            if spec.ip_range:
+                labels[LABEL_IP_RANGE] = spec.ip_range
+            if spec.reserved:
+                labels[LABEL_RESERVED] = ",".join(spec.reserved)
             if lease is not None:
                 subnet = IPv4Network(lease.subnet)
                 ipam.check_subnet_free(subnet, routed, mine, network=spec.name)
@@ -349,11 +355,15 @@ class Networks:
         # theirs from their own, so no two containers of the cluster share one.
         lease = _lease(row)
         pool = IPv4Network(lease.block) if lease is not None else subnet
+        reserved = row.labels.get(LABEL_RESERVED, "")
+        taken = {**taken, **dict.fromkeys(filter(None, reserved.split(",")), "aux_addresses")}
         if att.ipv4_address:
             ip = ipam.check_static_address(pool, gateway, att.ipv4_address, taken,
                                            network=row.key)
         else:
-            ip = ipam.pick_address(pool, gateway, taken, network=row.key)
+            ranged = row.labels.get(LABEL_IP_RANGE)
+            ip = ipam.pick_address(IPv4Network(ranged) if ranged and lease is None else pool,
+                                   gateway, taken, network=row.key)
         mac = att.mac_address or ipam.mac_for(ip)
         key = f"{container_id}/{row.key}"
         addr = Address(network_key=row.key, ifname=att.interface_name or f"eth{index}",

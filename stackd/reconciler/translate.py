@@ -487,6 +487,8 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         networks[host] = NetworkSpec(
             key=host, project=stack.name, name=key,
             subnet=pool.subnet if pool else None, gateway=pool.gateway if pool else None,
+            ip_range=pool.ip_range if pool else None,
+            reserved=tuple(sorted(pool.aux_addresses.values())) if pool else (),
             internal=net.internal, external=net.external,
             driver=network_driver(net.driver, cluster=inputs.slots is not None),
             labels=dict(net.labels), driver_opts=dict(net.driver_opts))

@@ -323,6 +323,14 @@ class ServiceNetwork(Node):
     mac_address: str | None = None
     interface_name: str | None = None
 
+    @field_validator("ipv6_address")
+    @classmethod
+    def _no_ipv6(cls, v: str | None) -> str | None:
+        if v:
+            raise ValueError(f"{v!r}: IPv6 is not supported yet (stackd's networks are "
+                             "IPv4 only); give ipv4_address, or leave it out")
+        return v
+
     @field_validator("interface_name")
     @classmethod
     def _interface_name_form(cls, v: str | None) -> str | None:
@@ -582,11 +590,47 @@ class IpamPool(Node):
     gateway: str | None = None
     aux_addresses: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _inside_the_subnet(self) -> IpamPool:
+        from ipaddress import IPv4Address, IPv4Network
+
+        if self.subnet is not None and ":" in self.subnet:
+            raise ValueError(f"subnet {self.subnet!r}: IPv6 is not supported yet "
+                             "(stackd's networks are IPv4 only)")
+        if (self.ip_range is not None or self.aux_addresses) and self.subnet is None:
+            raise ValueError("ip_range and aux_addresses need the subnet they are part of")
+        subnet = IPv4Network(self.subnet, strict=False) if self.subnet else None
+        if self.ip_range is not None:
+            try:
+                ranged = IPv4Network(self.ip_range)
+            except ValueError:
+                raise ValueError(f"ip_range {self.ip_range!r} is not an IPv4 network "
+                                 "(e.g. 172.28.5.0/24)") from None
+            if subnet is not None and not ranged.subnet_of(subnet):
+                raise ValueError(f"ip_range {ranged} is not inside subnet {subnet}")
+        for host, ip in self.aux_addresses.items():
+            try:
+                inside = subnet is not None and IPv4Address(ip) in subnet
+            except ValueError:
+                inside = False
+            if not inside:
+                raise ValueError(f"aux_addresses {host}: {ip!r} is not an address of "
+                                 f"subnet {subnet}")
+        return self
+
 
 class Ipam(Node):
     driver: str | None = None
     config: tuple[IpamPool, ...] = ()
     options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _one_pool(cls, v: tuple[IpamPool, ...]) -> tuple[IpamPool, ...]:
+        if len(v) > 1:
+            raise ValueError("more than one pool is not supported yet: a stackd network "
+                             "has one IPv4 subnet")
+        return v
 
 
 class Network(Node):
@@ -606,6 +650,14 @@ class Network(Node):
     attachable: bool = False
     enable_ipv6: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("enable_ipv6")
+    @classmethod
+    def _ipv4_only(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("IPv6 is not supported yet: stackd's networks are IPv4 only "
+                             "(leave enable_ipv6 out)")
+        return v
 
 
 class Volume(Node):

@@ -286,3 +286,20 @@ def test_logging_max_size_and_max_file_bound_what_is_kept(stack: CLI) -> None:
     # ~40 KB written; two files of 4 KB keep the last ~100 lines, the newest among them.
     assert lines[-1].startswith("line-400-") and 20 < len(lines) < 150, len(lines)
     assert not any(line.startswith("line-1-") for line in lines)
+
+
+def test_ipam_ip_range_and_aux_addresses_shape_the_addresses_handed_out(stack: CLI) -> None:
+    """Both were accepted and ignored: the first container got 10.77.0.2."""
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: ipam\nservices:\n  a:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    networks: [n]\n"
+        f"  fixed:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    networks: {n: {ipv4_address: 10.77.0.9}}\n"
+        "networks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.77.0.0/16\n"
+        "          ip_range: 10.77.5.0/24\n"
+        "          aux_addresses: {router: 10.77.5.1}\n")
+    stack("up", "-d")
+    for service, want in (("a", "10.77.5.2"), ("fixed", "10.77.0.9")):
+        addr = stack("exec", "-T", service, "sh", "-c",
+                     "ip -4 -o addr show eth0").stdout.split()[3]
+        assert addr == f"{want}/16", (service, addr)

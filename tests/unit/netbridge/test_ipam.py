@@ -67,3 +67,21 @@ def test_static_addresses() -> None:
 
 def test_mac_tells_the_address() -> None:
     assert ipam.mac_for(IPv4Address("10.207.3.9")) == "02:42:0a:cf:03:09"
+
+
+def test_a_network_made_before_ip_range_keeps_its_digest() -> None:
+    """The fields ipam's ip_range and aux_addresses added are left out of the digest
+    while unset: a changed digest would make every existing network again."""
+    import hashlib
+    import json
+
+    from stackd.netbridge.model import NetworkSpec, network_hash
+
+    spec = NetworkSpec(key="p_n", project="p", name="n", subnet="10.9.0.0/16")
+    before = {"subnet": "10.9.0.0/16", "gateway": None, "internal": False,
+              "driver": "bridge", "labels": {}, "driver_opts": {}}
+    text = json.dumps(before, sort_keys=True, separators=(",", ":"))
+    assert network_hash(spec) == hashlib.sha256(text.encode()).hexdigest()
+    ranged = NetworkSpec(key="p_n", project="p", name="n", subnet="10.9.0.0/16",
+                         ip_range="10.9.1.0/24")
+    assert network_hash(ranged) != network_hash(spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pydantic
@@ -110,3 +111,19 @@ def test_built_from_nested_model_instances() -> None:
                   dns=("1.1.1.1",))
     stack = Stack(name="p", services={"web": web, "db": Service(image="y")})
     assert stack.services["web"] == web
+
+
+@pytest.mark.parametrize(("pool", "said"), [
+    ("{subnet: 10.5.0.0/16, ip_range: 10.6.0.0/24}",
+     "ip_range 10.6.0.0/24 is not inside subnet 10.5.0.0/16"),
+    ("{subnet: 10.5.0.0/16, aux_addresses: {r: 10.9.0.1}}",
+     "aux_addresses r: '10.9.0.1' is not an address of subnet 10.5.0.0/16"),
+    ("{ip_range: 10.6.0.0/24}", "ip_range and aux_addresses need the subnet"),
+    ("{subnet: 'fd00::/64'}", "IPv6 is not supported yet"),
+])
+def test_an_ipam_pool_stackd_cannot_apply_is_refused(pool: str, said: str) -> None:
+    from stackd.errors import SpecError
+
+    with pytest.raises(SpecError, match=re.escape(said)):
+        load_text("services:\n  a: {image: x}\nnetworks:\n  n:\n"
+                  f"    ipam: {{config: [{pool}]}}\n", environ={})
