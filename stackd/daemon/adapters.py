@@ -15,6 +15,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
@@ -68,6 +69,11 @@ class NetworkedRuntime:
 
         addresses = self._nets.addresses(spec.id)
         if not addresses:
+            # `network_mode: service:x`: in x's namespace, with x's addresses and DNS.
+            path = Path(spec.namespaces.net)
+            if path.parent == Path(self._nets.netns_path("_")).parent:
+                addresses = self._nets.addresses(path.name)
+        if not addresses:
             return spec
         files = dict(spec.files)
         gateway = addresses[0].gateway
@@ -99,6 +105,9 @@ class NetworkAdapter:
 
     async def remove_network(self, key: str) -> None:
         await self.nets.remove_network(key)
+
+    def netns_path(self, container_id: str) -> str:
+        return str(self.nets.netns_path(container_id))
 
     async def connect(self, container_id: str, attachments: Sequence[Any],
                       ports: Sequence[Any], *, group: str = "") -> str:

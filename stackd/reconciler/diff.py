@@ -163,10 +163,18 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
 
     removals: list[Action] = []
     current: list[tuple[DesiredContainer, ActualContainer]] = []  # running, no action
+    # Running containers of services not selected: still restarted when a dependency
+    # with `restart: true` is made again (Compose's rule; a service in another's
+    # network namespace has that dependency implied).
+    bystanders: list[tuple[DesiredContainer, ActualContainer]] = []
     for want in desired.containers:
         on_remade = sorted({a.network_key for a in want.attachments} & remade)
         if want.service not in selected and not on_remade:
-            by_slot.pop((want.service, want.index), None)
+            found = by_slot.pop((want.service, want.index), [])
+            keep = _pick(found, want)[0]
+            if keep is not None and keep.status == "running" and keep.id not in actual.held \
+                    and keep.config_hash == want.config_hash.digest:
+                bystanders.append((want, keep))
             continue
         keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
@@ -221,7 +229,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                                    grace=options.grace))
         elif keep.status == "running" and keep.config_hash == want.config_hash.digest:
             current.append((want, keep))
-    actions.extend(_dependency_restarts(desired, actions, current))
+    actions.extend(_dependency_restarts(desired, actions, current + bystanders))
 
     for (service, _index), found in sorted(by_slot.items(), key=_highest_first):
         for c in found:

@@ -139,6 +139,8 @@ class NetworkPort(Protocol):
         the `netbridge.model.network_hash` recorded when it was made ("" if none was)."""
     async def ensure_network(self, spec: NetworkSpec) -> None: ...
     async def remove_network(self, key: str) -> None: ...
+    def netns_path(self, container_id: str) -> str:
+        """Where the container's network namespace is (or will be) mounted."""
     async def connect(
         self, container_id: str, attachments: Sequence[Attachment], ports: Sequence[PortBinding],
         *, group: str = "",

@@ -275,7 +275,8 @@ async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
 
     inputs = TranslateInputs(volume_path=ports.volumes.path, file_path=ports.volumes.file_path,
                          read_file=read_file, environ=options.environ, scale=options.scale,
-                         rolling_back=options.rolling_back, slots=options.slots)
+                         rolling_back=options.rolling_back, slots=options.slots,
+                         netns_path=ports.network.netns_path)
     key = inputs_of(stack, images, contents, options.environ, options.scale,
                     options.rolling_back, ports.volumes, options.slots)
     if key is not None and (known := TRANSLATIONS.get(key)) is not None:

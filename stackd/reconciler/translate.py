@@ -24,6 +24,7 @@ from stackd.reconciler.desired import (
     DesiredService,
     DesiredState,
     FileToWrite,
+    container_id,
     slot_container,
 )
 from stackd.reconciler.hash import ConfigHash, config_hash
@@ -66,6 +67,9 @@ class TranslateInputs:
     # Cluster mode: service → the slot indices this node holds (docs/cluster.md); a
     # service not named runs none here. None: every slot (one host).
     slots: Mapping[str, frozenset[int]] | None = None
+    # container id → where its network namespace is mounted (`network_mode:
+    # service:x` joins x's first container's).
+    netns_path: Callable[[str], str] = lambda cid: f"/run/stackd/netns/{cid}"
 
 
 def network_driver(driver: str | None, *, cluster: bool) -> str:
@@ -270,17 +274,27 @@ def _config_files(stack: Stack, name: str, svc: Service, inputs: TranslateInputs
     return files, to_write, mounts
 
 
-def _network(stack: Stack, name: str, svc: Service) -> tuple[str, tuple[Attachment, ...]]:
-    """The net namespace ("new" or "host") and the networks joined, by priority."""
+def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str], str]
+             ) -> tuple[str, tuple[Attachment, ...]]:
+    """The net namespace ("new", "host", or the path of another container's) and the
+    networks joined, by priority. `joined`: a service → its first container's netns."""
     mode = svc.network_mode
     if mode == "host":
         return "host", ()
     if mode == "none":
         return "new", ()
+    where = stack.location_of(("services", name, "network_mode"))
+    if mode is not None and mode.startswith("service:"):
+        if svc.ports:
+            raise SpecError(f"service {name!r}: network_mode {mode!r} shares another "
+                            "container's network, so it publishes no ports of its own",
+                            location=stack.location_of(("services", name, "ports")),
+                            hint=f"publish them on service {mode.partition(':')[2]!r}")
+        return joined(mode.partition(":")[2]), ()
     if mode is not None:
         raise SpecError(f"service {name!r}: network_mode {mode!r} is not supported yet",
-                        location=stack.location_of(("services", name, "network_mode")),
-                        hint="use networks:, or network_mode host or none")
+                        location=where,
+                        hint="use networks:, service:NAME, or network_mode host or none")
     order = sorted(svc.networks.items(), key=lambda kv: (-(kv[1].priority or 0), kv[0]))
     # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
     own = (svc.container_name,) if svc.container_name else ()
@@ -344,13 +358,13 @@ def _security(svc: Service) -> Security:
 
 
 def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
-                   inputs: TranslateInputs) -> _ServiceParts:
+                   inputs: TranslateInputs, joined: Callable[[str], str]) -> _ServiceParts:
     cfg = image.config
     mounts, volumes = _volume_mounts(stack, svc, inputs)
     covered = {m.target for m in mounts}
     anonymous = tuple(p for p in sorted(cfg.volumes) if p not in covered)
     files, to_write, file_mounts = _config_files(stack, name, svc, inputs)
-    net_ns, attachments = _network(stack, name, svc)
+    net_ns, attachments = _network(stack, name, svc, joined)
     # Replica 1's ports stand for the service's in the hash (the others follow from them).
     ports = tuple(published_ports(stack, name, 1))
     spec = ContainerSpec(
@@ -441,13 +455,35 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
     services: dict[str, DesiredService] = {}
     containers: list[DesiredContainer] = []
     volumes: set[str] = set()
-    for name in sorted(stack.services):
+    first_ids: dict[str, str] = {}  # service → its first container's id
+
+    def joined(target: str) -> str:
+        """`network_mode: service:target`: the netns of target's first container
+        (made before ours: a dependency). Its id is in our hash, so a recreated target
+        recreates us."""
+        if target not in first_ids:
+            raise SpecError(f"network_mode service:{target}: {target!r} runs no container "
+                            "to share the network of",
+                            hint=f"give {target!r} at least one replica")
+        if inputs.slots is not None:
+            raise SpecError(f"network_mode service:{target} is not supported in cluster "
+                            "mode yet", hint="use the service's networks instead")
+        return inputs.netns_path(first_ids[target])
+
+    order = [name for wave in waves for name in wave]  # dependencies first
+    for name in [*order, *sorted(set(stack.services) - set(order))]:
         svc = stack.services[name]
         image = images[name]
-        parts = _service_parts(stack, name, svc, image, inputs)
+        parts = _service_parts(stack, name, svc, image, inputs, joined)
         health = healthcheck_of(svc, image)
         deps = tuple(DependsOn(target, d.condition, d.required, d.restart)
                      for target, d in sorted(svc.depends_on.items()))
+        shared = (svc.network_mode or "").removeprefix("service:")
+        if svc.network_mode and svc.network_mode.startswith("service:"):
+            # In its namespace: when the target's container is made again, ours must
+            # join the new namespace, as `depends_on: {x: {restart: true}}` asks.
+            deps = (*(d for d in deps if d.service != shared),
+                    DependsOn(shared, "service_started", True, True))
         for dep in deps:
             target = stack.services.get(dep.service)
             if (dep.condition == "service_healthy" and target is not None
@@ -469,12 +505,17 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
                                         restart_on_unhealthy=unhealthy is not False,
                                         needs=tuple(sorted(graph.successors(name))),
                                         update=update_policy(svc, inputs.rolling_back))
+        if scale > 0:
+            first_ids[name] = container_id(stack.name, name, 1, parts.config_hash.digest,
+                                           svc.container_name)
         for index in range(1, scale + 1):
             if inputs.slots is not None and index not in inputs.slots.get(name, ()):
                 continue
             container, used = _slot(stack, name, index, parts, inputs)
             containers.append(container)
             volumes.update(used)
+    services = dict(sorted(services.items()))
+    containers.sort(key=lambda c: (c.service, c.index))
     _check_published(stack, containers)
     external_vols = {volume_host_name(stack, k) for k, v in stack.volumes.items() if v.external}
     networks: dict[str, NetworkSpec] = {}

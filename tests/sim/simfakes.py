@@ -246,6 +246,9 @@ class FakeNetwork:
         return {k: network_hash(n) for k, n in sorted(self.existing.items())
                 if n.project == project}
 
+    def netns_path(self, container_id: str) -> str:
+        return f"/sim/netns/{container_id}"
+
     async def ensure_network(self, spec: NetworkSpec) -> None:
         await trio.lowlevel.checkpoint()
         self.existing[spec.key] = spec

@@ -241,3 +241,20 @@ def test_the_network_hash_counts_every_field_but_identity() -> None:
     assert set(NETWORK_HASH_EXCLUDED) == {"key", "project", "name", "external"}
     assert network_hash(replace(base, key="x_front", project="x", name="f",
                                 external=True)) == h
+
+
+def test_a_restart_true_dependent_is_restarted_even_when_not_named(tmp_path: Path) -> None:
+    """`up --force-recreate db` restarts app, which depends on db with restart: true
+    (Compose's rule), though only db was named; and a service in db's network namespace
+    has that dependency implied."""
+    d = desired("services:\n  db: {image: busybox}\n"
+                "  app: {image: busybox, depends_on: {db: {condition: service_started, "
+                "restart: true}}}\n"
+                "  side: {image: busybox, network_mode: 'service:db'}\n"
+                "  other: {image: busybox}\n", tmp_path)
+    p = plan(d, actual_of(d), PlanOptions(services=("db",), force_recreate=True))
+    assert p.lines() == [
+        "db-1: recreate — forced (--force-recreate)",
+        "app-1: restart — db recreated (depends_on restart: true)",
+        "side-1: restart — db recreated (depends_on restart: true)",
+    ]
