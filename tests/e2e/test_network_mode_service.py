@@ -4,6 +4,10 @@ namespace whenever x's container is made again or restarted."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +26,7 @@ services:
     pull_policy: never
     command: [httpd, -f, -p, "127.0.0.1:8080", -h, /etc]
     stop_signal: SIGKILL
+    restart: always
   sidecar:
     image: {DEMO_IMAGE}
     pull_policy: never
@@ -66,6 +71,20 @@ def test_a_sidecar_shares_its_services_network_and_follows_it(stack: CLI) -> Non
     assert "sidecar-1: restart — api recreated" in r.stderr, r.stderr
     assert reaches_api_on_localhost(stack)
     stack("restart", "api")
+    assert reaches_api_on_localhost(stack)
+
+    # Killed and restarted by its policy: api keeps its namespace, the sidecar with it.
+    def api_pid() -> int | None:
+        return next((r["pid"] for r in json.loads(stack("ps", "--format", "json").stdout)
+                     if r["service"] == "api"), None)
+
+    killed = api_pid()
+    assert killed is not None
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while api_pid() in (killed, None):
+        assert time.monotonic() < deadline, "api was not restarted"
+        time.sleep(0.1)
     assert reaches_api_on_localhost(stack)
 
 
