@@ -153,6 +153,9 @@ def env_of(args: argparse.Namespace) -> list[str]:
                 if (line := raw.strip()) and not line.startswith("#")]
     # KEY=value taken as written; a bare KEY from this environment, left out if unset
     # (docker run's and Compose's `-e KEY`).
+    for item in (*out, *args.env):
+        if not item.partition("=")[0]:
+            raise UsageError(f"-e {item!r} names no variable", hint="e.g. -e KEY=value")
     return [item if "=" in item else f"{item}={os.environ[item]}"
             for item in (*out, *args.env) if "=" in item or item in os.environ]
 
