@@ -136,3 +136,13 @@ def torn_down(cli: CLI) -> Iterator[CLI]:
     finally:
         left = down_and_stop(cli)
     assert left == [], "down -v left network devices behind"
+
+
+@contextmanager
+def stack_dir(roots: Roots, base: Path, name: str, compose: str) -> Iterator[CLI]:
+    """A CLI in base/name, whose compose.yaml is `compose`, torn down afterwards."""
+    work = base / name
+    work.mkdir()
+    (work / "compose.yaml").write_text(compose)
+    with torn_down(CLI(roots, work)) as cli:
+        yield cli

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
 
 from stackd.roots import Roots
 
@@ -43,10 +43,7 @@ services:
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    work = tmp_path / "side"
-    work.mkdir()
-    (work / "compose.yaml").write_text(STACK)
-    with torn_down(CLI(no_leaks, work)) as cli:
+    with stack_dir(no_leaks, tmp_path, "side", STACK) as cli:
         yield cli
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, stop_daemon, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, stop_daemon
 
 from stackd.roots import Roots
 
@@ -36,10 +36,7 @@ services:
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    work = tmp_path / "prof"
-    work.mkdir()
-    (work / "compose.yaml").write_text(STACK)
-    with torn_down(CLI(no_leaks, work)) as cli:
+    with stack_dir(no_leaks, tmp_path, "prof", STACK) as cli:
         yield cli
 
 
