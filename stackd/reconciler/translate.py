@@ -337,9 +337,12 @@ def _resources(svc: Service) -> Resources:
     memory = svc.mem_limit or (limits.memory if limits else None)
     cpus = svc.cpus or (limits.cpus if limits else None)
     pids = svc.pids_limit or (limits.pids if limits else None)
+    period = svc.cpu_period or 100_000
     return Resources(
         memory=memory, memory_swap=svc.memswap_limit,
-        cpu_quota=int(cpus * 100_000) if cpus else None, cpu_shares=svc.cpu_shares,
+        cpu_quota=int(cpus * period) if cpus else svc.cpu_quota,
+        **({"cpu_period": period} if svc.cpu_period else {}),
+        cpuset_cpus=svc.cpuset, cpu_shares=svc.cpu_shares,
         pids_limit=pids if pids and pids > 0 else None,
         **({"shm_size": svc.shm_size} if svc.shm_size else {}),
     )
@@ -375,6 +378,7 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         mounts=(*mounts, *file_mounts), files=files,
         namespaces=Namespaces(net=net_ns, pid=_shared(stack, name, "pid", svc.pid),
                               ipc=_shared(stack, name, "ipc", svc.ipc),
+                              uts="host" if svc.uts == "host" else "new",
                               cgroup="host" if svc.cgroup == "host" else "new"),
         devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
                       for d in svc.devices),

@@ -492,9 +492,14 @@ class Service(Node):
     memswap_limit: ByteSize | None = None
     cpus: float | None = Field(default=None, ge=0)
     cpu_shares: int | None = None
+    # The CFS limit as Docker's --cpu-quota/--cpu-period (µs); `cpus` is the short form.
+    cpu_quota: int | None = Field(default=None, ge=1000)
+    cpu_period: int | None = Field(default=None, ge=1000, le=1_000_000)
+    cpuset: str | None = None  # the CPUs it may run on: "0-2", "0,3"
     pids_limit: int | None = None
     pid: str | None = None
     ipc: str | None = None
+    uts: str | None = None  # only "host": the host's hostname
     # Only "host" (the host's user namespace: what every container here gets).
     userns_mode: str | None = None
     group_add: tuple[str, ...] = ()
@@ -545,6 +550,30 @@ class Service(Node):
     @classmethod
     def _cpus_text(cls, v: Any) -> Any:
         return float(v) if isinstance(v, str) and _is_number(v) else v
+
+    @field_validator("cpuset")
+    @classmethod
+    def _cpu_list(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v):
+            raise ValueError(f"{v!r} is not a list of CPUs (e.g. 0-2 or 0,3)")
+        return v
+
+    @field_validator("uts")
+    @classmethod
+    def _uts_host_only(cls, v: str | None) -> str | None:
+        if v not in (None, "host"):
+            raise ValueError(f"{v!r} is not supported yet: give host, or leave it out for "
+                             "the container's own hostname")
+        return v
+
+    @model_validator(mode="after")
+    def _one_cpu_limit(self) -> Service:
+        if self.cpu_quota is not None and self.cpus:
+            raise ValueError("cpus and cpu_quota both limit the CPU: give one of them")
+        if self.uts == "host" and self.hostname:
+            raise ValueError("hostname with uts: host: the host's hostname is shared, "
+                             "give one of them")
+        return self
 
     @field_validator("userns_mode")
     @classmethod

@@ -25,12 +25,12 @@ _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 # each with what the user can do instead (the hint of the refusal).
 _SERVICE_UNSUPPORTED = dict.fromkeys((
     "annotations", "blkio_config", "cgroup_parent", "cpu_count",
-    "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
-    "cpuset", "credential_spec", "device_cgroup_rules",
+    "cpu_percent", "cpu_rt_period", "cpu_rt_runtime",
+    "credential_spec", "device_cgroup_rules",
     "external_links", "gpus", "isolation", "label_file",
     "mem_swappiness", "models", "oom_kill_disable",
     "oom_score_adj", "provider", "runtime",
-    "storage_opt", "uts", "use_api_socket",
+    "storage_opt", "use_api_socket",
 ), _IGNORED)
 _BUILD_UNSUPPORTED = dict.fromkeys((
     "entitlements", "extra_hosts", "isolation", "network", "privileged",

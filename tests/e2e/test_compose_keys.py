@@ -303,3 +303,25 @@ def test_ipam_ip_range_and_aux_addresses_shape_the_addresses_handed_out(stack: C
         addr = stack("exec", "-T", service, "sh", "-c",
                      "ip -4 -o addr show eth0").stdout.split()[3]
         assert addr == f"{want}/16", (service, addr)
+
+
+def test_cpuset_cpu_quota_cpu_period_and_uts_host_take_effect(stack: CLI) -> None:
+    """All four were refused as not supported yet."""
+    import json
+
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: cpus\nservices:\n  limited:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    cpuset: '0'\n    cpu_quota: 25000\n"
+        "    cpu_period: 50000\n    uts: host\n")
+    stack("up", "-d")
+    out = stack("exec", "-T", "limited", "sh", "-c",
+                "grep Cpus_allowed_list /proc/self/status; hostname").stdout.split()
+    assert out == ["Cpus_allowed_list:", "0", socket.gethostname()], out
+    (cid,) = [r["id"] for r in json.loads(stack("ps", "--format", "json").stdout)]
+    v1 = list(Path("/sys/fs/cgroup/cpu/stackd").glob(f"*/{cid}"))
+    if v1:  # this host's hybrid hierarchy
+        assert [(v1[0] / f).read_text().strip()
+                for f in ("cpu.cfs_quota_us", "cpu.cfs_period_us")] == ["25000", "50000"]
+    else:
+        (v2,) = Path("/sys/fs/cgroup/stackd").glob(f"*/{cid}")
+        assert (v2 / "cpu.max").read_text().split() == ["25000", "50000"]
