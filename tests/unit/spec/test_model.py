@@ -127,3 +127,18 @@ def test_an_ipam_pool_stackd_cannot_apply_is_refused(pool: str, said: str) -> No
     with pytest.raises(SpecError, match=re.escape(said)):
         load_text("services:\n  a: {image: x}\nnetworks:\n  n:\n"
                   f"    ipam: {{config: [{pool}]}}\n", environ={})
+
+
+@pytest.mark.parametrize(("keys", "said"), [
+    ("cpuset: 'zero'", "'zero' is not a list of CPUs"),
+    ("{cpus: 0.5, cpu_quota: 50000}", "cpus and cpu_quota both limit the CPU"),
+    ("{uts: host, hostname: box}", "hostname with uts: host"),
+    ("uts: private", "'private' is not supported yet"),
+    ("cpu_period: 10", "greater than or equal to 1000"),
+])
+def test_cpu_and_uts_keys_that_contradict_or_are_malformed(keys: str, said: str) -> None:
+    from stackd.errors import SpecError
+
+    body = keys if keys.startswith("{") else "{" + keys + "}"
+    with pytest.raises(SpecError, match=re.escape(said)):
+        load_text("services:\n  a: " + body[:-1] + ", image: x}\n", environ={})
