@@ -39,6 +39,10 @@ EXCLUDED: Mapping[str, str] = {
 # `environment` rather than `process`.
 _SPLIT = ("process",)
 
+# Fields added after containers were made with specs that lacked them: left out while
+# unset, so those containers keep their hash (a changed one recreates them).
+_HASHED_WHEN_SET = ("process.oom_score_adj",)
+
 # What the label `io.stackd.config-fields` holds: "field=digest8,field=digest8,…"
 FIELD_DIGEST_LEN = 8
 
@@ -94,6 +98,9 @@ def hashed_document(spec: ContainerSpec, *, image: object,
         doc["container_name"] = container_name
     for path in EXCLUDED:
         _drop(doc, path)
+    for key in _HASHED_WHEN_SET:
+        if doc.get(key) is None:
+            doc.pop(key, None)
     return doc
 
 

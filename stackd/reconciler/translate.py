@@ -204,7 +204,7 @@ def _process(stack: Stack, name: str, svc: Service, cfg: ImageConfigView) -> Pro
                        cwd=svc.working_dir or cfg.working_dir or "/",
                        user=svc.user or cfg.user or "", additional_groups=svc.group_add,
                        terminal=svc.tty, stdin_open=svc.stdin_open, rlimits=rlimits,
-                       init=bool(svc.init))
+                       init=bool(svc.init), oom_score_adj=svc.oom_score_adj)
 
 
 def _host_dirs(svc: Service) -> tuple[str, ...]:

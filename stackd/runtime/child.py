@@ -137,6 +137,8 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         raise workdir_failure(spec.process.cwd, err) from None
     for rl in spec.process.rlimits:
         _set_rlimit(rl.type, rl.soft, rl.hard)
+    if spec.process.oom_score_adj is not None:
+        _set_oom_score_adj(spec.process.oom_score_adj)
 
     # The monitor moves us into the container's cgroups while we build the rootfs
     # (each move waits for an RCU grace period, so doing it alongside saves most of it);
@@ -225,6 +227,18 @@ def _set_rlimit(name: str, soft: int, hard: int) -> None:
     except (ValueError, OSError) as e:
         raise HostError(f"cannot set ulimit {name}={soft}:{hard}: {e}",
                         hint="the host's hard limit may be lower; ask for less") from e
+
+
+def _set_oom_score_adj(value: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except PermissionError:
+        raise HostError(f"cannot set oom_score_adj {value}: lowering it needs "
+                        "CAP_SYS_RESOURCE, which this host's root lacks",
+                        hint="leave oom_score_adj out, or give 0 or more") from None
+    except OSError as e:
+        raise HostError(f"cannot set oom_score_adj {value}: {e.strerror}") from None
 
 
 def _stdio(pipes: ChildPipes) -> None:

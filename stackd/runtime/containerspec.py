@@ -45,6 +45,8 @@ class ProcessSpec(_Frozen):
     rlimits: tuple[Rlimit, ...] = ()
     # A small reaping init runs as PID 1 and the process as its child (`init: true`).
     init: bool = False
+    # /proc/PID/oom_score_adj of the process (-1000..1000); None: the monitor's, 0.
+    oom_score_adj: int | None = Field(default=None, ge=-1000, le=1000)
 
 
 class Mount(_Frozen):

@@ -500,6 +500,7 @@ class Service(Node):
     pid: str | None = None
     ipc: str | None = None
     uts: str | None = None  # only "host": the host's hostname
+    oom_score_adj: int | None = Field(default=None, ge=-1000, le=1000)
     # Only "host" (the host's user namespace: what every container here gets).
     userns_mode: str | None = None
     group_add: tuple[str, ...] = ()

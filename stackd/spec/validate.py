@@ -29,7 +29,7 @@ _SERVICE_UNSUPPORTED = dict.fromkeys((
     "credential_spec", "device_cgroup_rules",
     "external_links", "gpus", "isolation", "label_file",
     "mem_swappiness", "models", "oom_kill_disable",
-    "oom_score_adj", "provider", "runtime",
+    "provider", "runtime",
     "storage_opt", "use_api_socket",
 ), _IGNORED)
 _BUILD_UNSUPPORTED = dict.fromkeys((

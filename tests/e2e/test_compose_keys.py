@@ -325,3 +325,29 @@ def test_cpuset_cpu_quota_cpu_period_and_uts_host_take_effect(stack: CLI) -> Non
     else:
         (v2,) = Path("/sys/fs/cgroup/stackd").glob(f"*/{cid}")
         assert (v2 / "cpu.max").read_text().split() == ["25000", "50000"]
+
+
+def test_oom_score_adj_is_the_containers_and_a_refused_one_is_said(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: oomadj\nservices:\n  high:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    oom_score_adj: 500\n")
+    stack("up", "-d")
+    assert stack("exec", "-T", "high", "cat", "/proc/1/oom_score_adj").stdout == "500\n"
+    # Lowering it takes CAP_SYS_RESOURCE: root on these machines lacks it, and says so.
+    can_lower = True
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("-1")
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("0")
+    except PermissionError:
+        can_lower = False
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: oomadj\nservices:\n  high:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    oom_score_adj: -500\n")
+    r = stack("up", "-d", check=False)
+    if can_lower:
+        assert r.returncode == 0, r.stderr
+        assert stack("exec", "-T", "high", "cat", "/proc/1/oom_score_adj").stdout == "-500\n"
+    else:
+        assert r.returncode == 1 and "lowering it needs CAP_SYS_RESOURCE" in r.stderr

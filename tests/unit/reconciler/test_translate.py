@@ -273,3 +273,17 @@ def test_logging_that_would_be_ignored_is_refused_by_name(logging: str, said: st
         load_text(f"services:\n  a:\n    image: busybox\n    logging:\n      {logging}\n",
                   environ={})
     assert said in str(err.value)
+
+
+def test_a_field_added_to_the_spec_leaves_containers_without_it_as_they_were(
+        tmp_path: Path) -> None:
+    """oom_score_adj came after containers were made: unset, it is not in the hashed
+    document at all (an upgrade recreates nothing); set, it changes the hash."""
+    from stackd.reconciler.hash import hashed_document
+
+    base = build("services:\n  a: {image: busybox}\n", tmp_path).containers[0]
+    doc = hashed_document(base.spec, image={})
+    assert not any("oom_score_adj" in key for key in doc)
+    set_ = build("services:\n  a: {image: busybox, oom_score_adj: 500}\n", tmp_path)
+    assert set_.containers[0].spec.process.oom_score_adj == 500
+    assert set_.containers[0].config_hash.digest != base.config_hash.digest
