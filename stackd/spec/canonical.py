@@ -494,6 +494,15 @@ def _env_file(value: Any, loc: Where) -> Any:
     return out
 
 
+def _label_file(value: Any, loc: Where) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"label_file must be a path or a list of paths, not "
+                        f"{describe(value)}", location=loc)
+    return PlacedList(value, loc=loc) if not isinstance(value, PlacedList) else value
+
+
 def _file_refs(what: str) -> Callable[[Any, Where], Any]:
     def convert(value: Any, loc: Where) -> Any:
         if not isinstance(value, list | tuple):
@@ -593,6 +602,7 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "entrypoint": command_form("entrypoint"),
     "environment": key_value_map("environment"),
     "env_file": _env_file,
+    "label_file": _label_file,
     "labels": key_value_map("labels", allow_unset=False),
     "ports": _ports,
     "expose": string_list("expose"),

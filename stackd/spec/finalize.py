@@ -120,6 +120,45 @@ def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
     return out
 
 
+def resolve_label_files(doc: Mapping[str, Any], read_text: ReadText) -> PlacedDict:
+    """`label_file:` read into `labels` (the service's own labels win), then dropped, as
+    Compose resolves it: KEY=VALUE lines, # comments, no interpolation."""
+    out = copy_placed(doc)
+    services = _services(doc)
+    if not any(isinstance(s, Mapping) and "label_file" in s for s in services.values()):
+        return out
+    new = copy_placed(services)
+    for name, svc in services.items():
+        if not isinstance(svc, Mapping) or "label_file" not in svc:
+            continue
+        files = svc["label_file"]
+        files = [files] if isinstance(files, str) else files
+        labels = svc.get("labels") or {}
+        merged = PlacedDict(loc=getattr(labels, "loc", None))
+        for i, path in enumerate(files if isinstance(files, list) else []):
+            if not isinstance(path, str):
+                continue
+            try:
+                text = read_text(path)
+            except FileNotFoundError:
+                raise SpecError(f"service {name!r}: label_file {path!r} does not exist",
+                                location=where(files, i), hint="create it") from None
+            except OSError as exc:
+                raise SpecError(f"service {name!r}: cannot read label_file {path!r}: "
+                                f"{exc.strerror}", location=where(files, i)) from None
+            for k, v in parse_dotenv(text, path, {}).items():
+                merged.put(k, v, where(files, i))
+        if isinstance(labels, Mapping):
+            for k, v in labels.items():
+                merged.put(k, v, where(labels, k))
+        s = copy_placed(svc)
+        del s["label_file"]
+        s["labels"] = merged
+        new[name] = s
+    out["services"] = new
+    return out
+
+
 def add_default_network(doc: Mapping[str, Any]) -> PlacedDict:
     out = copy_placed(doc)
     services = _services(doc)

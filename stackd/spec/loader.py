@@ -26,6 +26,7 @@ from stackd.spec.finalize import (
     check_references,
     drop_develop,
     resolve_environment,
+    resolve_label_files,
 )
 from stackd.spec.interpolate import Variables, interpolate_tree
 from stackd.spec.merge import merge, merge_all
@@ -125,6 +126,7 @@ class _Loader:
         doc, dropped = apply_profiles(doc, enabled, self.options.services or ())
         doc = drop_develop(doc, self.warn)
         doc = resolve_environment(doc, variables.values, self.read_env_file)
+        doc = resolve_label_files(doc, self.read_env_file)
         # Validate the shape first, so a misspelt key is reported as such and not as
         # the missing thing it was meant to be.
         table = locations(doc)

@@ -48,6 +48,15 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
                 e["path"] = absolute(e["path"], base, home)
             lst.put(e, where(env_files, i))
         out["env_file"] = lst
+    label_files = out.get("label_file")
+    if isinstance(label_files, list):
+        lst = PlacedList(loc=label_files.loc if isinstance(label_files, PlacedList) else None)
+        for i, f in enumerate(label_files):
+            lst.put(absolute(f, base, home) if isinstance(f, str) else f,
+                    where(label_files, i))
+        out["label_file"] = lst
+    elif isinstance(label_files, str):
+        out["label_file"] = absolute(label_files, base, home)
     volumes = out.get("volumes")
     if isinstance(volumes, list):
         lst = PlacedList(loc=volumes.loc if isinstance(volumes, PlacedList) else None)

@@ -27,7 +27,7 @@ _SERVICE_UNSUPPORTED = dict.fromkeys((
     "annotations", "blkio_config", "cgroup_parent", "cpu_count",
     "cpu_percent", "cpu_rt_period", "cpu_rt_runtime",
     "credential_spec", "device_cgroup_rules",
-    "external_links", "gpus", "isolation", "label_file",
+    "external_links", "gpus", "isolation",
     "mem_swappiness", "models", "oom_kill_disable",
     "provider", "runtime",
     "storage_opt", "use_api_socket",

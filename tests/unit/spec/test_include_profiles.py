@@ -137,3 +137,21 @@ def test_optional_dependency_on_a_disabled_service_is_dropped(write: Write) -> N
                                          "      debug: {condition: service_started, "
                                          "required: false}\n")
     assert load_file(f).services["app"].depends_on == {}
+
+
+def test_label_files_are_read_into_labels_the_services_own_winning(write: Write) -> None:
+    write("app.labels", "# owner\ntier=backend\nteam=core\n")
+    write("more.labels", "extra=1\n")
+    f = write("compose.yaml", "services:\n"
+              "  a: {image: x, label_file: ./app.labels, labels: {tier: web}}\n"
+              "  b: {image: x, label_file: [./app.labels, ./more.labels]}\n")
+    stack = load_file(f)
+    assert stack.services["a"].labels == {"team": "core", "tier": "web"}
+    assert stack.services["b"].labels == {"extra": "1", "team": "core", "tier": "backend"}
+
+
+def test_a_missing_label_file_is_named_with_its_place(write: Write) -> None:
+    f = write("compose.yaml", "services:\n  a: {image: x, label_file: ./none.labels}\n")
+    with pytest.raises(SpecError) as info:
+        load_file(f)
+    assert "label_file" in str(info.value) and "none.labels' does not exist" in str(info.value)
