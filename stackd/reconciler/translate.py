@@ -460,6 +460,7 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
     containers: list[DesiredContainer] = []
     volumes: set[str] = set()
     first_ids: dict[str, str] = {}  # service → its first container's id
+    parts_of: dict[str, _ServiceParts] = {}
 
     def joined(target: str) -> str:
         """`network_mode: service:target`: the netns of target's first container
@@ -472,6 +473,13 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         if inputs.slots is not None:
             raise SpecError(f"network_mode service:{target} is not supported in cluster "
                             "mode yet", hint="use the service's networks instead")
+        ns = parts_of[target].spec.namespaces.net
+        if ns != "new":
+            return ns  # the host's, or (a chain of sidecars) the one target joined
+        if not parts_of[target].attachments:
+            raise SpecError(f"network_mode service:{target}: {target!r} has network_mode "
+                            "none, a namespace of its own no other container can join",
+                            hint=f"give {target!r} a network, or share another's")
         return inputs.netns_path(first_ids[target])
 
     order = [name for wave in waves for name in wave]  # dependencies first
@@ -509,6 +517,7 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
                                         restart_on_unhealthy=unhealthy is not False,
                                         needs=tuple(sorted(graph.successors(name))),
                                         update=update_policy(svc, inputs.rolling_back))
+        parts_of[name] = parts
         if scale > 0:
             first_ids[name] = container_id(stack.name, name, 1, parts.config_hash.digest,
                                            svc.container_name)

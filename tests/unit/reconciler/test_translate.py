@@ -287,3 +287,19 @@ def test_a_field_added_to_the_spec_leaves_containers_without_it_as_they_were(
     set_ = build("services:\n  a: {image: busybox, oom_score_adj: 500}\n", tmp_path)
     assert set_.containers[0].spec.process.oom_score_adj == 500
     assert set_.containers[0].config_hash.digest != base.config_hash.digest
+
+
+def test_network_mode_service_joins_the_namespace_its_target_is_in(tmp_path: Path) -> None:
+    d = build("services:\n  vpn: {image: busybox}\n"
+              "  app: {image: busybox, network_mode: 'service:vpn'}\n"
+              "  side: {image: busybox, network_mode: 'service:app'}\n"
+              "  hosty: {image: busybox, network_mode: host}\n"
+              "  onhost: {image: busybox, network_mode: 'service:hosty'}\n", tmp_path)
+    net = {c.service: c.spec.namespaces.net for c in d.containers}
+    vpn = d.containers_of("vpn")[0]
+    assert net["app"] == net["side"] == f"/run/stackd/netns/{vpn.id}"  # a chain: vpn's
+    assert net["onhost"] == "host"
+    assert not d.containers_of("app")[0].attachments
+    with pytest.raises(SpecError, match="'none' has network_mode none"):
+        build("services:\n  none: {image: busybox, network_mode: none}\n"
+              "  x: {image: busybox, network_mode: 'service:none'}\n", tmp_path)
