@@ -24,10 +24,11 @@ class Abort:
 
 def first_exit(rows: list[dict[str, Any]], since: float, seen_running: set[str],
                abort: Abort) -> dict[str, Any] | None:
-    """Pure: the row of the container that ends the run, if one has: exited, and
-    either seen running by this `up` or started since it began (a one-shot done
-    before it does not count); with on_failure_only, with a code other than 0.
-    One-off (`run`) containers never do. Adds the running ones to `seen_running`."""
+    """The row of the container that ends the run, if one has: exited, and either
+    seen running by this `up` or started since it began (a one-shot done before it
+    does not count); with on_failure_only, with a code other than 0. One-off (`run`)
+    containers never do. No I/O; it records this look's running ids in `seen_running`
+    for the next."""
     seen_running |= {r["id"] for r in rows if r["state"] == "running"}
     done = [r for r in rows if r["state"] == "exited" and not r.get("oneoff")
             and (r["id"] in seen_running or (r.get("started_at") or 0) >= since)

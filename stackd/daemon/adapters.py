@@ -71,7 +71,7 @@ class NetworkedRuntime:
         if not addresses:
             # `network_mode: service:x`: in x's namespace, with x's addresses and DNS.
             path = Path(spec.namespaces.net)
-            if path.parent == Path(self._nets.netns_path("_")).parent:
+            if Path(self._nets.netns_path(path.name)) == path:
                 addresses = self._nets.addresses(path.name)
         if not addresses:
             return spec

@@ -181,15 +181,15 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
         for n in names:
             found[n] = image
 
+    pulled = {ref: key for key in wanted for ref in (key[0],)}
     for ref, names in store_only.items():  # one that a needed service pulls: with it
-        key = next((k for k in wanted if k[0] == ref), None)
-        if key is not None:
-            wanted[key] += names
+        if ref in pulled:
+            wanted[pulled[ref]] += names
     async with trio.open_nursery() as nursery:
         for (ref, policy), names in wanted.items():
             nursery.start_soon(one, ref, policy, names)
         for ref, names in store_only.items():
-            if not any(k[0] == ref for k in wanted):
+            if ref not in pulled:
                 nursery.start_soon(from_store, ref, names)
     return found
 

@@ -61,19 +61,24 @@ def drop_develop(doc: Mapping[str, Any], warn: Callable[[str], None]) -> PlacedD
     """Services' `develop:` (what `docker compose watch` syncs) dropped with a warning:
     compose's `up` ignores it too, and stackd has no `watch`."""
     out = copy_placed(doc)
-    services = _services(doc)
-    if not any(isinstance(s, Mapping) and "develop" in s for s in services.values()):
+    having = _writing(doc, "develop")
+    if not having:
         return out
-    new = copy_placed(services)
-    for name, svc in services.items():
-        if isinstance(svc, Mapping) and "develop" in svc:
-            warn(f"service {name!r}: 'develop' is ignored: it is for `docker compose "
-                 f"watch`, which stackd does not have ({where(svc, 'develop')})")
-            kept = copy_placed(svc)
-            del kept["develop"]
-            new[name] = kept
+    new = copy_placed(_services(doc))
+    for name, svc in having.items():
+        warn(f"service {name!r}: 'develop' is ignored: it is for `docker compose "
+             f"watch`, which stackd does not have ({where(svc, 'develop')})")
+        kept = copy_placed(svc)
+        del kept["develop"]
+        new[name] = kept
     out["services"] = new
     return out
+
+
+def _writing(doc: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
+    """The services that write `key`, by name."""
+    return {name: svc for name, svc in _services(doc).items()
+            if isinstance(svc, Mapping) and key in svc}
 
 
 def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
@@ -124,13 +129,11 @@ def resolve_label_files(doc: Mapping[str, Any], read_text: ReadText) -> PlacedDi
     """`label_file:` read into `labels` (the service's own labels win), then dropped, as
     Compose resolves it: KEY=VALUE lines, # comments, no interpolation."""
     out = copy_placed(doc)
-    services = _services(doc)
-    if not any(isinstance(s, Mapping) and "label_file" in s for s in services.values()):
+    having = _writing(doc, "label_file")
+    if not having:
         return out
-    new = copy_placed(services)
-    for name, svc in services.items():
-        if not isinstance(svc, Mapping) or "label_file" not in svc:
-            continue
+    new = copy_placed(_services(doc))
+    for name, svc in having.items():
         files = svc["label_file"]
         files = [files] if isinstance(files, str) else files
         labels = svc.get("labels") or {}
