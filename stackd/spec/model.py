@@ -26,6 +26,7 @@ from pydantic import (
     PlainSerializer,
     PrivateAttr,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -440,6 +441,12 @@ class FileReference(Node):
     mode: int | None = None
 
 
+# Namespace keys of which stackd has only the host's, and what the container gets else.
+_HOST_ONLY = {
+    "userns_mode": "containers run in the host's user namespace (userns_mode: host)",
+    "uts": "give host, or leave it out for the container's own hostname",
+}
+
 RESTART = re.compile(r"no|always|unless-stopped|on-failure(:\d+)?")
 
 
@@ -559,14 +566,6 @@ class Service(Node):
             raise ValueError(f"{v!r} is not a list of CPUs (e.g. 0-2 or 0,3)")
         return v
 
-    @field_validator("uts")
-    @classmethod
-    def _uts_host_only(cls, v: str | None) -> str | None:
-        if v not in (None, "host"):
-            raise ValueError(f"{v!r} is not supported yet: give host, or leave it out for "
-                             "the container's own hostname")
-        return v
-
     @model_validator(mode="after")
     def _one_cpu_limit(self) -> Service:
         if self.cpu_quota is not None and self.cpus:
@@ -576,12 +575,11 @@ class Service(Node):
                              "give one of them")
         return self
 
-    @field_validator("userns_mode")
+    @field_validator("userns_mode", "uts")
     @classmethod
-    def _userns_host_only(cls, v: str | None) -> str | None:
+    def _host_only(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v not in (None, "host"):
-            raise ValueError(f"{v!r} is not supported yet: containers run in "
-                             "the host's user namespace (userns_mode: host)")
+            raise ValueError(f"{v!r} is not supported yet: {_HOST_ONLY[str(info.field_name)]}")
         return v
 
     @field_validator("cgroup")
