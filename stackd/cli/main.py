@@ -62,6 +62,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "pull": ("stackd.cli.cmd_pull", "Pull an image from a registry"),
     "push": ("stackd.cli.cmd_push", "Push an image to a registry"),
     "build": ("stackd.cli.cmd_build", "Build an image from a Dockerfile"),
+    "builder": ("stackd.cli.cmd_builder", "Manage the build cache: prune"),
     "images": ("stackd.cli.cmd_images", "List images in the local store"),
     "rmi": ("stackd.cli.cmd_rmi", "Remove images"),
     "tag": ("stackd.cli.cmd_tag", "Give an image another name"),

@@ -39,3 +39,40 @@ def test_up_builds_with_a_build_secret_that_stays_out_of_the_image(cli: CLI) -> 
     # Not even the mount point: build/secrets.py leaves it out of the layer.
     r = cli("exec", "-T", "app", "sh", "-c", "test ! -e /run/secrets/api && echo clean")
     assert r.stdout.strip() == "clean"
+
+
+def test_up_builds_a_dockerfile_as_docker_init_writes_it(cli: CLI) -> None:
+    """A cache mount for the package manager, the lock file bound in from the context,
+    a heredoc: `up --build` builds it, and a second build finds the cache warm."""
+    (cli.cwd / "requirements.txt").write_text("flask==3.0\n")
+    (cli.cwd / "Dockerfile").write_text(
+        "# syntax=docker/dockerfile:1\n"
+        f"ARG BASE={DEMO_IMAGE}\n"
+        "FROM ${BASE} AS base\n"
+        "WORKDIR /app\n"
+        "ARG TARGETARCH\n"
+        "RUN --mount=type=cache,target=/root/.cache/pip \\\n"
+        "    --mount=type=bind,source=requirements.txt,target=requirements.txt \\\n"
+        "    <<EOF\n"
+        "set -e\n"
+        "ls /root/.cache/pip | wc -l > /app/cached-before\n"
+        "cp requirements.txt /root/.cache/pip/\n"
+        "cat requirements.txt > /app/installed\n"
+        "echo \"$TARGETARCH\" > /app/arch\n"
+        "EOF\n"
+        "COPY <<EOF /app/settings.ini\n"
+        "arch=$TARGETARCH\n"
+        "EOF\n")
+    (cli.cwd / "compose.yaml").write_text(
+        "name: sec\nservices:\n  app:\n    build: .\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    cli("up", "-d", "--build")
+    out = cli("exec", "-T", "app", "sh", "-c",
+              "cat cached-before installed settings.ini; test ! -e requirements.txt && "
+              "test ! -e /root/.cache && echo clean").stdout.split()
+    arch = cli("exec", "-T", "app", "cat", "arch").stdout.strip()
+    assert arch and out == ["0", "flask==3.0", f"arch={arch}", "clean"]
+    (cli.cwd / "requirements.txt").write_text("flask==3.1\n")  # reruns the step
+    cli("up", "-d", "--build")
+    out = cli("exec", "-T", "app", "cat", "cached-before", "installed").stdout.split()
+    assert out == ["1", "flask==3.1"]

@@ -16,15 +16,19 @@ import re
 import shutil
 import stat
 import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import trio
 
 from stackd.errors import StackdError
 from stackd.images.build.cache import BuildCache
+from stackd.images.build.cachemounts import CacheDirs
 from stackd.images.build.context import BuildContext
 from stackd.images.build.dockerfile import (
+    HEREDOC,
     Instruction,
     expand,
     key_values,
@@ -32,20 +36,36 @@ from stackd.images.build.dockerfile import (
     split_words,
 )
 from stackd.images.build.mergedview import listdir, lookup, read_text
-from stackd.images.build.secrets import SecretMount, parse_mounts, sources, traces
+from stackd.images.build.runmounts import (
+    BindMount,
+    CacheMount,
+    RunMount,
+    SecretMount,
+    TmpfsMount,
+    parse_mounts,
+    traces,
+)
+from stackd.images.build.secrets import sources
 from stackd.images.build.state import StageState
 from stackd.images.build.users import resolve_chown
 from stackd.images.errors import BuildError, DockerfileError
 from stackd.images.models import Healthcheck, Image, ImageConfig
 from stackd.images.oci import now
+from stackd.images.platform import Platform, host_platform, parse_platform
 from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.store import ImageStore
 from stackd.images.unpack import unpack_layer
+
+if TYPE_CHECKING:
+    from stackd.runtime.containerspec import Mount
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Mount points the runtime makes in every container; not part of what a RUN produced.
 RUNTIME_MOUNT_POINTS = ("proc", "sys", "dev")
+# Where `RUN <<EOF` puts a script that starts with #! (BuildKit's /dev/pipes, which
+# here would be under the runtime's own /dev); left out of the layer as mounts are.
+HEREDOC_SCRIPTS = "/run/stackd-heredoc"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
@@ -59,6 +79,38 @@ def parse_duration(text: str) -> float:
     if pos != len(text) or not text:
         raise ValueError(f"{text!r} is not a duration like 30s, 1m30s or 500ms")
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class _BindSource:
+    """A RUN's bind mount with where its files are: a path of the context, or a path
+    in a stage's (or image's) layers."""
+
+    mount: BindMount
+    key: str  # what the step's cache key takes of it
+    context_rel: str | None
+    layers: tuple[str, ...]
+    path: str
+
+
+def platform_args(p: Platform) -> dict[str, str]:
+    """TARGETPLATFORM, TARGETOS, … as BuildKit sets them; target and build platform are
+    this host's (stackd does not cross-build)."""
+    out: dict[str, str] = {}
+    for prefix in ("TARGET", "BUILD"):
+        out |= {f"{prefix}PLATFORM": str(p), f"{prefix}OS": p.os,
+                f"{prefix}ARCH": p.architecture, f"{prefix}VARIANT": p.variant or ""}
+    return out
+
+
+def _mount_key(m: RunMount) -> str:
+    if isinstance(m, SecretMount):
+        return f"secret {m.id} {m.target}"
+    if isinstance(m, CacheMount):
+        return f"cache {m.id} {m.target} {m.readonly} {m.mode:o} {m.uid}:{m.gid}"
+    if isinstance(m, TmpfsMount):
+        return f"tmpfs {m.target} {m.size}"
+    return f"bind {m.target}"  # its content: _BindSource.key
 
 
 class Builder:
@@ -80,6 +132,7 @@ class Builder:
         self.labels = labels or {}
         self.pull_policy: Literal["always", "missing"] = "always" if pull else "missing"
         self.cache = BuildCache(store)
+        self.cache_dirs = CacheDirs(store.root)
         self.stages: dict[str, StageState] = {}
         self.stage_list: list[StageState] = []
 
@@ -95,7 +148,9 @@ class Builder:
             raise DockerfileError(f"no Dockerfile at {self.dockerfile}",
                                   hint="pass -f PATH, or create it") from None
         instructions = parse_dockerfile(text, self.file)
-        global_args: dict[str, str] = {}
+        # BuildKit's automatic platform args: set before the first FROM, and in a stage
+        # once it declares them (`ARG TARGETARCH`).
+        global_args: dict[str, str] = platform_args(host_platform())
         stages: list[tuple[Instruction, list[Instruction]]] = []
         for ins in instructions:
             if ins.cmd == "FROM":
@@ -105,7 +160,8 @@ class Builder:
                     raise ins.error(self.file, "only ARG may come before the first FROM",
                                     hint="start the Dockerfile with FROM")
                 for name, value in self._arg_pairs(ins, global_args):
-                    global_args[name] = self.build_args.get(name, value or "")
+                    default = value if value is not None else global_args.get(name, "")
+                    global_args[name] = self.build_args.get(name, default)
             else:
                 stages[-1][1].append(ins)
         names = [self._stage_name(f, global_args) for f, _ in stages]
@@ -158,7 +214,7 @@ class Builder:
         steps = len(body) + 1
         self._step(index, total, 1, steps, from_ins)
         base = expand(split_words(from_ins.args)[0], global_args)
-        state = await self._from(from_ins, base)
+        state = await self._from(from_ins, base, global_args)
         args: dict[str, str] = {}
         cmd_set = False
         for n, ins in enumerate(body, start=2):
@@ -187,7 +243,16 @@ class Builder:
         label = f"[{stage + 1}/{stages}] " if stages > 1 else ""
         self.progress(ProgressEvent(f"{label}step {n}/{steps}: {ins.original[:100]}", "step"))
 
-    async def _from(self, ins: Instruction, base: str) -> StageState:
+    async def _from(self, ins: Instruction, base: str, global_args: dict[str, str]
+                    ) -> StageState:
+        if "platform" in ins.flags:
+            wanted = expand(ins.flags["platform"], global_args)
+            host = host_platform()
+            if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", wanted.lower()) or \
+                    not host.runs(parse_platform(wanted)):
+                raise ins.error(self.file, f"--platform={wanted}: this host runs {host} "
+                                "images only", hint="stackd builds for the host's platform; "
+                                "drop --platform or build on such a host")
         if base == "scratch":
             return StageState(key=StageState(key="").next_key("scratch"))
         if base.lower() in self.stages:
@@ -308,15 +373,19 @@ class Builder:
                 key, state, ins,
                 lambda: trio.to_thread.run_sync(self._mkdir_layer, state, workdir), cfg)
         if ins.cmd == "RUN":
-            argv = ins.json_args if ins.json_args is not None else (
-                *(cfg.shell or DEFAULT_SHELL), ins.args)
+            argv, script = self._run_argv(ins, cfg)
             run_env = self._run_env(cfg, args)
-            mounts = parse_mounts(ins, self.file)
-            # Where the secrets go is part of the step, what they hold is not (Docker's).
+            mounts = parse_mounts(ins, self.file, cfg.working_dir or "/", env)
+            binds = [await self._bind_source(ins, m) for m in mounts
+                     if isinstance(m, BindMount)]
+            # Where each mount goes is part of the step, and what a bind mount shows;
+            # what a secret or a cache holds is not (Docker's rules).
             key = state.next_key("RUN", list(argv), run_env, cfg.user, cfg.working_dir,
-                                 *(f"secret {m.id} {m.target}" for m in mounts))
+                                 *(_mount_key(m) for m in mounts), *(b.key for b in binds),
+                                 *([f"script {script}"] if script is not None else []))
             return await self._cached(
-                key, state, ins, lambda: self._run(ins, state, list(argv), run_env, mounts), cfg)
+                key, state, ins,
+                lambda: self._run(ins, state, list(argv), run_env, mounts, binds, script), cfg)
         return await self._copy_step(ins, state, env)
 
     async def _cached(self, key: str, state: StageState, ins: Instruction, make: Any,
@@ -373,16 +442,119 @@ class Builder:
         return [f"{k}={v}" for k, v in env.items()]
 
     # -- RUN ------------------------------------------------------------------------------
+    def _run_argv(self, ins: Instruction, cfg: ImageConfig) -> tuple[list[str], str | None]:
+        """The RUN's command, and the script a `RUN <<EOF` that starts with #! runs.
+        BuildKit's rules: a heredoc alone is the script (run by the shell, or, with #!,
+        as a file of its own); with a command, the heredocs go to the shell after it."""
+        shell = list(cfg.shell or DEFAULT_SHELL)
+        if ins.json_args is not None:
+            return list(ins.json_args), None
+        if not ins.heredocs:
+            return [*shell, ins.args], None
+        if len(ins.heredocs) == 1 and HEREDOC.fullmatch(ins.args.strip()):
+            doc = ins.heredocs[0]
+            if doc.content.startswith("#!"):
+                return [f"{HEREDOC_SCRIPTS}/{doc.name}"], doc.content
+            return [*shell, doc.content], None
+        return [*shell, ins.args + "".join(f"\n{d.content}{d.name}" for d in ins.heredocs)], None
+
+    async def _bind_source(self, ins: Instruction, m: BindMount) -> _BindSource:
+        """Where a bind mount's files come from, and what of them the cache key takes."""
+        if m.from_ is None:
+            hits = self.context.match(m.source or ".")
+            if hits is None:
+                raise ins.error(self.file, f"--mount source {m.source!r} is outside the "
+                                "build context")
+            if len(hits) != 1:
+                raise BuildError(f"{self.file}:{ins.line}: --mount source {m.source!r} "
+                                 + ("was not found in the build context (or is in "
+                                    ".dockerignore)" if not hits else
+                                    f"names {len(hits)} paths; a bind mount takes one"),
+                                 hint=f"context is {self.context.root}")
+            if self.context.host(hits[0]).is_symlink():
+                raise ins.error(self.file, f"--mount source {m.source!r} is a symlink",
+                                hint="name what it points to instead")
+            return _BindSource(m, f"bind {m.target} {m.readwrite} context "
+                               f"{hits[0]} {self.context.digest(hits)}", hits[0], (), "")
+        src = await self._from_source(ins, m.from_)
+        layers = src.layer_dirs(self.store)
+        path = os.path.normpath("/" + m.source)
+        host = lookup(layers, path)
+        if host is None:
+            raise BuildError(f"{self.file}:{ins.line}: --mount from={m.from_}: {path} does "
+                             "not exist in that stage or image",
+                             hint="check the path in the source stage")
+        if os.path.islink(host):
+            raise ins.error(self.file, f"--mount from={m.from_}: {path} is a symlink",
+                            hint="name what it points to instead")
+        return _BindSource(m, f"bind {m.target} {m.readwrite} from {src.key} {path}",
+                           None, layers, path)
+
+    def _stage_bind(self, b: _BindSource) -> tuple[Path, Path]:
+        """A copy of a bind mount's files to mount (a step may not see or, with rw,
+        change the context or a stage itself); → (the copy, its staging dir)."""
+        tmp = self.store.snapshots.temp_dir()
+        out = tmp / "src"
+        try:
+            if b.context_rel is not None:
+                top = self.context.host(b.context_rel)
+                _copy_entry(top, out, None, None, stage_root=tmp)
+                if top.is_dir():
+                    for sub in self.context.walk(b.context_rel)[1:]:
+                        rel = os.path.relpath(sub, b.context_rel or ".")
+                        _copy_entry(self.context.host(sub), out / rel, None, None,
+                                    stage_root=tmp)
+            else:
+                host = lookup(b.layers, b.path)
+                assert host is not None
+                _copy_entry(Path(host), out, None, None, keep_owner=True, stage_root=tmp)
+                if os.path.isdir(host):
+                    self._copy_view_tree(b.layers, b.path, out, None, None, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out, tmp
+
     async def _run(self, ins: Instruction, state: StageState, argv: list[str], env: list[str],
-                   mounts: list[SecretMount]) -> Any:
+                   mounts: list[RunMount], binds: list[_BindSource], script: str | None
+                   ) -> Any:
         if not state.layers:
             raise ins.error(self.file, "RUN needs a base image with a shell (this stage is "
                                        "FROM scratch with no files yet)")
-        from stackd.runtime import Runtime
-        from stackd.runtime.containerspec import ContainerSpec, Mount, Namespaces, ProcessSpec
-        from stackd.runtime.layout import ContainerPaths
+        from stackd.runtime.containerspec import Mount
 
-        given = sources(mounts, self.secrets, ins, self.file)
+        async with AsyncExitStack() as stack:
+            given: list[Mount] = []
+            for secret, path in sources([m for m in mounts if isinstance(m, SecretMount)],
+                                        self.secrets, ins, self.file):
+                given.append(Mount(type="bind", source=str(path), target=secret.target,
+                                   readonly=True))
+            for m in mounts:
+                if isinstance(m, CacheMount):
+                    host = await stack.enter_async_context(self.cache_dirs.use(m))
+                    given.append(Mount(type="bind", source=str(host), target=m.target,
+                                       readonly=m.readonly))
+                elif isinstance(m, TmpfsMount):
+                    given.append(Mount(type="tmpfs", target=m.target, size=m.size))
+            for b in binds:
+                copy, tmp = await trio.to_thread.run_sync(self._stage_bind, b)
+                stack.callback(shutil.rmtree, tmp, True)
+                given.append(Mount(type="bind", source=str(copy), target=b.mount.target,
+                                   readonly=not b.mount.readwrite))
+            if script is not None:
+                tmp = self.store.snapshots.temp_dir()
+                stack.callback(shutil.rmtree, tmp, True)
+                (tmp / "script").write_text(script)
+                os.chmod(tmp / "script", 0o755)
+                given.append(Mount(type="bind", source=str(tmp / "script"), target=argv[0],
+                                   readonly=True))
+            return await self._run_container(ins, state, argv, env, tuple(given))
+
+    async def _run_container(self, ins: Instruction, state: StageState, argv: list[str],
+                             env: list[str], mounts: tuple[Mount, ...]) -> Any:
+        from stackd.runtime import Runtime
+        from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
+        from stackd.runtime.layout import ContainerPaths
 
         rt = Runtime(self.store.roots)
         cid = f"build-{uuid.uuid4().hex[:12]}"
@@ -394,8 +566,7 @@ class Builder:
             hostname="stackd-build",
             # Build steps get loopback only: no host network is reachable from a RUN.
             namespaces=Namespaces(net="new"),
-            mounts=tuple(Mount(type="bind", source=str(path), target=m.target, readonly=True)
-                         for m, path in given),
+            mounts=mounts,
         )
         created = False
         try:
@@ -421,15 +592,66 @@ class Builder:
             upper = ContainerPaths(self.store.roots, cid).upper
             exclude = frozenset(p for p in RUNTIME_MOUNT_POINTS
                                 if lookup(layers, p) is None and _empty_dir(upper / p))
-            exclude |= traces(layers, upper, [m for m, _ in given])
+            exclude |= traces(layers, upper, [m.target for m in mounts])
             return await trio.to_thread.run_sync(self.store.add_layer_from_dir, upper, exclude)
         finally:
             if created:
                 await rt.delete(cid, force=True)
 
     # -- COPY / ADD -----------------------------------------------------------------------
+    def _owner_and_mode(self, ins: Instruction, state: StageState, env: dict[str, str]
+                        ) -> tuple[tuple[int, int] | None, int | None]:
+        """COPY/ADD's --chown (names looked up in the image) and --chmod."""
+        chown = expand(ins.flags["chown"], env) if "chown" in ins.flags else None
+        chmod = int(ins.flags["chmod"], 8) if "chmod" in ins.flags else None
+        owner = None
+        if chown:
+            layers = state.layer_dirs(self.store)
+            owner = resolve_chown(chown, read_text(layers, "/etc/passwd"),
+                                  read_text(layers, "/etc/group"))
+        return owner, chmod
+
+    async def _copy_heredocs(self, ins: Instruction, state: StageState, env: dict[str, str]
+                             ) -> StageState:
+        """`COPY <<EOF /dest` (or several into a directory): each heredoc a file named
+        after its word, its $VARs expanded unless the word was quoted."""
+        raw = split_words(ins.args)
+        docs = {d.marker: d for d in ins.heredocs}
+        if "from" in ins.flags or len(raw) < 2 or any(w not in docs for w in raw[:-1]):
+            raise ins.error(self.file, "a COPY of heredocs takes only heredocs as its sources",
+                            hint="copy files from the context in a COPY of their own")
+        files = [(d.name, expand(d.content, env, quotes=False) if d.expand else d.content)
+                 for d in (docs[w] for w in raw[:-1])]
+        dest = expand(raw[-1], env)
+        dest_abs = os.path.normpath(os.path.join(state.config.working_dir or "/", dest))
+        dest_is_dir = dest.endswith("/") or len(files) > 1 or dest in (".", "./")
+        owner, chmod = self._owner_and_mode(ins, state, env)
+        key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod,
+                             ["heredocs", files])
+
+        def make_sync() -> Any:
+            tmp = self.store.snapshots.temp_dir()
+            given = self.store.snapshots.temp_dir()
+            try:
+                for name, content in files:
+                    (given / name).write_text(content)
+                    os.chmod(given / name, 0o644)
+                    target = self._target(state, tmp, dest_abs, dest_is_dir, False, name)
+                    _copy_entry(given / name, target, owner, chmod, stage_root=tmp)
+                return self.store.add_layer_from_dir(tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(given, ignore_errors=True)
+
+        async def make() -> Any:
+            return await trio.to_thread.run_sync(make_sync)
+
+        return await self._cached(key, state, ins, make, state.config)
+
     async def _copy_step(self, ins: Instruction, state: StageState, env: dict[str, str]
                          ) -> StageState:
+        if ins.heredocs:
+            return await self._copy_heredocs(ins, state, env)
         words = list(ins.json_args) if ins.json_args is not None else [
             expand(w, env) for w in split_words(ins.args)]
         if len(words) < 2:
@@ -438,13 +660,7 @@ class Builder:
         workdir = state.config.working_dir or "/"
         dest_abs = os.path.normpath(os.path.join(workdir, dest))
         dest_is_dir = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
-        chown = expand(ins.flags["chown"], env) if "chown" in ins.flags else None
-        chmod = int(ins.flags["chmod"], 8) if "chmod" in ins.flags else None
-        owner = None
-        if chown:
-            layers = state.layer_dirs(self.store)
-            owner = resolve_chown(chown, read_text(layers, "/etc/passwd"),
-                                  read_text(layers, "/etc/group"))
+        owner, chmod = self._owner_and_mode(ins, state, env)
         src_from = ins.flags.get("from")
         if src_from is not None:
             src_state = await self._from_source(ins, expand(src_from, env))

@@ -44,6 +44,14 @@ class BuildCache:
         except (KeyError, TypeError, ValueError):
             return False
 
+    def forget_all(self) -> int:
+        """Forget every step (`stackd builder prune`); → how many."""
+        n = 0
+        for p in self.dir.glob("*.json"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n
+
     def forget_missing(self) -> int:
         n = 0
         for p in self.dir.glob("*.json"):

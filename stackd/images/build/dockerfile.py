@@ -3,14 +3,17 @@
 Parsing follows Docker's rules: parser directives (`# escape=`) at the top, lines
 joined on the escape character, comment lines dropped even inside a continuation,
 instruction names case-insensitive, `--flag=value` options before the arguments, JSON
-("exec") form when the arguments are a JSON array of strings.
+("exec") form when the arguments are a JSON array of strings. Heredocs (`RUN <<EOF`,
+`COPY <<EOF /file`; `<<-EOF` strips leading tabs, a quoted word turns expansion off)
+are read as BuildKit's Dockerfile 1.4 reads them: the lines after the instruction up
+to the word, taken verbatim.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stackd.errors import Location
 from stackd.images.errors import DockerfileError
@@ -26,7 +29,18 @@ FLAGS = {
     "RUN": ("mount",),  # type=secret only (build/secrets.py); repeatable
 }
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")
+# `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'`; not a here-string (`<<<`) nor a shift (`1<<2`).
+HEREDOC = re.compile(r"(?<![<\w])<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\2")
 _FLAG = re.compile(r"^--([a-z][a-z-]*)(?:=(.*))?$")
+
+
+@dataclass(frozen=True)
+class Heredoc:
+    name: str  # the word that ends it
+    content: str  # its lines, each ending in a newline (leading tabs gone for <<-)
+    expand: bool  # the word was not quoted: $VAR in a COPY heredoc is expanded
+    marker: str  # as written on the instruction's line, e.g. <<-"EOF"
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class Instruction:
     flags: dict[str, str] = field(default_factory=dict)
     json_args: tuple[str, ...] | None = None  # exec form, when given as a JSON array
     original: str = ""
+    heredocs: tuple[Heredoc, ...] = ()
 
     def error(self, file: str, message: str, hint: str | None = None) -> DockerfileError:
         return DockerfileError(f"{self.cmd}: {message}", location=Location(file, self.line),
@@ -78,11 +93,40 @@ def parse_dockerfile(text: str, file: str = "Dockerfile") -> list[Instruction]:
                 continue
             parts.append(nxt.rstrip())
         logical = "".join(parts).strip()
-        out.append(_instruction(logical, start + 1, file))
+        ins = _instruction(logical, start + 1, file)
+        if ins.cmd in HEREDOC_INSTRUCTIONS and ins.json_args is None:
+            docs, i = _heredocs(ins, lines, i, file)
+            if docs:
+                ins = replace(ins, heredocs=docs)
+        out.append(ins)
     if not out:
         raise DockerfileError("the Dockerfile has no instructions", location=Location(file),
                               hint="start it with FROM")
     return out
+
+
+def _heredocs(ins: Instruction, lines: list[str], i: int, file: str
+              ) -> tuple[tuple[Heredoc, ...], int]:
+    """The bodies of the heredocs `ins` opens, read from lines[i:]; → them and the index
+    of the first line after the last one."""
+    docs = []
+    for m in HEREDOC.finditer(ins.args):
+        chomp, quote, name = m.group(1) == "-", m.group(2), m.group(3)
+        body = []
+        while True:
+            if i == len(lines):
+                raise DockerfileError(f"{ins.cmd}: the heredoc {m.group(0)} has no line "
+                                      f"{name!r} to end it", location=Location(file, ins.line),
+                                      hint=f"end it with a line holding only {name}")
+            text = lines[i]
+            i += 1
+            if chomp:
+                text = text.lstrip("\t")
+            if text.rstrip("\r") == name:
+                break
+            body.append(text + "\n")
+        docs.append(Heredoc(name, "".join(body), expand=not quote, marker=m.group(0)))
+    return tuple(docs), i
 
 
 def _instruction(logical: str, line: int, file: str) -> Instruction:
@@ -159,26 +203,33 @@ def split_words(text: str, escape: str = "\\") -> list[str]:
     return words
 
 
-def expand(word: str, env: dict[str, str], escape: str = "\\") -> str:
-    """Expand $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alt}; remove quotes and escapes."""
+def expand(word: str, env: dict[str, str], escape: str = "\\", *, quotes: bool = True) -> str:
+    """Expand $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alt}; remove quotes and escapes.
+    quotes=False (a heredoc's body): quotes are text, and only `\\$` and a doubled escape
+    are escapes, as in a shell's unquoted heredoc."""
     out = []
     i = 0
     quote = None
     n = len(word)
     while i < n:
         c = word[i]
-        if quote == "'":
+        if not quotes:
+            if c == escape and i + 1 < n and word[i + 1] in ("$", escape):
+                out.append(word[i + 1])
+                i += 2
+                continue
+        elif quote == "'":
             if c == "'":
                 quote = None
             else:
                 out.append(c)
             i += 1
             continue
-        if c == escape and i + 1 < n:
+        elif c == escape and i + 1 < n:
             out.append(word[i + 1])
             i += 2
             continue
-        if c in "'\"" and (quote is None or quote == c):
+        elif c in "'\"" and (quote is None or quote == c):
             quote = None if quote else c
             i += 1
             continue
@@ -195,10 +246,11 @@ def expand(word: str, env: dict[str, str], escape: str = "\\") -> str:
                 value = env.get(name)
                 if op in (":-", "-"):
                     empty = value is None or (op == ":-" and value == "")
-                    out.append(expand(arg, env, escape) if empty else value or "")
+                    out.append(expand(arg, env, escape, quotes=quotes) if empty
+                               else value or "")
                 elif op in (":+", "+"):
                     present = value is not None and (op == "+" or value != "")
-                    out.append(expand(arg, env, escape) if present else "")
+                    out.append(expand(arg, env, escape, quotes=quotes) if present else "")
                 else:
                     out.append(value or "")
                 i = end + 1
