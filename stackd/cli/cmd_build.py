@@ -76,12 +76,15 @@ def run(args: argparse.Namespace) -> int:
 
     import trio
 
+    from stackd.cli.buildnet import DaemonRunNetwork
     from stackd.cli.image_view import TransferPrinter
     from stackd.images import ImageStore
     from stackd.roots import Roots
 
-    store = ImageStore(Roots.from_env().ensure())
+    roots = Roots.from_env().ensure()
+    store = ImageStore(roots)
     progress = None if args.quiet else TransferPrinter()
+    network = DaemonRunNetwork(roots)
     jobs: list[Job]
     if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
         jobs = [(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             store.build, context, dockerfile=dockerfile, tag=tags, build_args=build_args,
             target=target, progress=progress, no_cache=args.no_cache, labels=labels,
             pull=pull or args.pull, dockerfile_text=text,
-            secrets={**secrets, **parse_secrets(args.secret)}))
+            secrets={**secrets, **parse_secrets(args.secret)}, network=network))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -310,6 +311,10 @@ class HostWorld:
 
                 self.default_network = DefaultNetwork(self.ports)
                 nursery.start_soon(self.default_network.keep)
+                from stackd.daemon.buildnet import BuildNetwork
+
+                # `up --build` and `stackd build` (over the API): RUN steps on it.
+                self.ports.images.run_network = BuildNetwork(self.ports, self.default_network)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -700,6 +705,12 @@ class HostWorld:
         v = await self._resolve(container)
         rows = await self._ready().runtime.top(v.id)
         return {"container": v.name, "id": v.id, "titles": list(TITLES), "processes": rows}
+
+    def build_network(self, container_id: str) -> AbstractAsyncContextManager[Any]:
+        network = self._ready().images.run_network
+        if network is None:
+            raise UnavailableError("the daemon is still starting", hint="retry in a moment")
+        return network.attached(container_id)  # type: ignore[no-any-return]
 
     def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         from stackd.daemon.single import SingleRunner

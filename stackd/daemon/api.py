@@ -49,6 +49,7 @@ log = logging.getLogger("stackd.api")
 # Compose project names: lower-case letters, digits, dashes and underscores.
 ProjectName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 ContainerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+BuildContainer = Annotated[str, Path(pattern=r"^build-[0-9a-f]{12}$")]
 SIGNAL_ACTIONS = ("start", "stop", "restart", "kill", "remove")
 LIFECYCLE_VERBS = ("start", "stop", "restart", "kill", "rm")
 # Who sends a state-changing request ("cli", a web console token's name): recorded on
@@ -236,6 +237,13 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
         its dependencies, started, output, exit code. Errors come as the stream's error
         line: the stream is a safe channel, opened by the response as it sends."""
         return ChannelStream(functools.partial(engine.run_service, request))
+
+    @app.post("/v1/build/network/{container}",
+              responses={200: {"content": {wire.NDJSON: {}}}})
+    async def build_network(container: BuildContainer) -> Response:
+        """A `stackd build` RUN step's container on the build network (docs/images.md):
+        {"netns", "files"}, then held until the client closes the stream."""
+        return _stream(engine.build_network(container))
 
     @app.get("/v1/containers", response_class=Response,
              responses={200: {"content": {"application/json": {}}}})

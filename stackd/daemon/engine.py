@@ -1036,6 +1036,13 @@ class Engine:
     async def top(self, name: str) -> dict[str, Any]:
         return await self.world.top(name)
 
+    async def build_network(self, container_id: str) -> AsyncIterator[dict[str, Any]]:
+        """A `stackd build` step's container on the build network: its namespace and
+        files, then held until the client goes (the stream is closed)."""
+        async with self.world.build_network(container_id) as joined:
+            yield {"netns": joined.netns, "files": dict(joined.files)}
+            await trio.sleep_forever()
+
     async def networks(self) -> list[dict[str, Any]]:
         return await self.world.networks()
 

@@ -10,6 +10,7 @@ missing makes only the operations needing it fail, with an UnavailableError that
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -117,6 +118,10 @@ class World(Protocol):
 
     def run(self, request: RunRequest) -> AsyncIterator[dict[str, Any]]:
         """`stackd run`: {"started"}, then output lines, then {"exit"} (see single.py)."""
+
+    def build_network(self, container_id: str) -> AbstractAsyncContextManager[Any]:
+        """A build step's container on the build network until the block ends
+        (daemon/buildnet.py): its `images.build.network.Joined`."""
 
     async def signal(self, container: str, action: str, signal: str | None,
                      timeout: int | None = None) -> None:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
@@ -41,6 +41,9 @@ from stackd.images.snapshots import SnapshotStore
 from stackd.images.unpack import unpack_layer
 from stackd.roots import Roots
 
+if TYPE_CHECKING:
+    from stackd.images.build.network import RunNetwork
+
 PullPolicy = Literal["always", "missing", "never"]
 
 
@@ -55,6 +58,9 @@ class ImageStore:
         self.snapshots = SnapshotStore(self.root / "snapshots", self.locks)
         self.refs = RefIndex(self.root / "index.json")
         self._store_lock = self.root / "store.lock"
+        # What builds' RUN steps are on unless a build names its own: set by the daemon
+        # (its build network) once it has one.
+        self.run_network: RunNetwork | None = None
 
     # -- locking ------------------------------------------------------------------------
     @contextmanager
@@ -349,18 +355,22 @@ class ImageStore:
                     progress: Progress | None = None, no_cache: bool = False,
                     labels: dict[str, str] | None = None, pull: bool = False,
                     dockerfile_text: str | None = None,
-                    secrets: dict[str, Path] | None = None) -> Image:
+                    secrets: dict[str, Path] | None = None,
+                    network: RunNetwork | None = None) -> Image:
         """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
         `pull` re-pulls FROM images even when present (compose `build.pull`);
         `dockerfile_text` is the Dockerfile itself (compose `build.dockerfile_inline`),
         read instead of `dockerfile`; `secrets` (id → host file) are what
-        `RUN --mount=type=secret` mounts (build/secrets.py)."""
+        `RUN --mount=type=secret` mounts (build/secrets.py); `network` is what RUN steps
+        are on (build/network.py; default `run_network`, which the daemon sets; with
+        neither, loopback only)."""
         from stackd.images.build.builder import Builder
 
         tags = [tag] if isinstance(tag, str) else builtins.list(tag or [])
         builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
                           no_cache=no_cache, labels=labels or {}, pull=pull,
-                          dockerfile_text=dockerfile_text, secrets=secrets)
+                          dockerfile_text=dockerfile_text, secrets=secrets,
+                          network=network or self.run_network)
         return await builder.build(target=target, tags=tags)
 
 

@@ -36,6 +36,7 @@ from stackd.images.build.dockerfile import (
     split_words,
 )
 from stackd.images.build.mergedview import listdir, lookup, read_text
+from stackd.images.build.network import MODES, Joined, RunNetwork
 from stackd.images.build.runmounts import (
     BindMount,
     CacheMount,
@@ -118,8 +119,10 @@ class Builder:
                  build_args: dict[str, str], progress: Progress, *, no_cache: bool = False,
                  labels: dict[str, str] | None = None, pull: bool = False,
                  dockerfile_text: str | None = None,
-                 secrets: dict[str, Path] | None = None) -> None:
+                 secrets: dict[str, Path] | None = None,
+                 network: RunNetwork | None = None) -> None:
         self.store = store
+        self.network = network  # None: RUN steps have loopback only
         self.secrets = secrets or {}  # id → host file, for RUN --mount=type=secret
         self.context = BuildContext(context_dir)
         path = Path(dockerfile)
@@ -373,6 +376,11 @@ class Builder:
                 key, state, ins,
                 lambda: trio.to_thread.run_sync(self._mkdir_layer, state, workdir), cfg)
         if ins.cmd == "RUN":
+            network = ins.flags.get("network", "default")
+            if network not in MODES:
+                raise ins.error(self.file, f"--network={network} is not supported",
+                                hint="RUN steps take --network=default (the build's "
+                                     "network) or none; host is not offered")
             argv, script = self._run_argv(ins, cfg)
             run_env = self._run_env(cfg, args)
             mounts = parse_mounts(ins, self.file, cfg.working_dir or "/", env)
@@ -385,7 +393,8 @@ class Builder:
                                  *([f"script {script}"] if script is not None else []))
             return await self._cached(
                 key, state, ins,
-                lambda: self._run(ins, state, list(argv), run_env, mounts, binds, script), cfg)
+                lambda: self._run(ins, state, list(argv), run_env, mounts, binds, script,
+                                  network == "default"), cfg)
         return await self._copy_step(ins, state, env)
 
     async def _cached(self, key: str, state: StageState, ins: Instruction, make: Any,
@@ -516,8 +525,8 @@ class Builder:
         return out, tmp
 
     async def _run(self, ins: Instruction, state: StageState, argv: list[str], env: list[str],
-                   mounts: list[RunMount], binds: list[_BindSource], script: str | None
-                   ) -> Any:
+                   mounts: list[RunMount], binds: list[_BindSource], script: str | None,
+                   networked: bool) -> Any:
         if not state.layers:
             raise ins.error(self.file, "RUN needs a base image with a shell (this stage is "
                                        "FROM scratch with no files yet)")
@@ -548,24 +557,30 @@ class Builder:
                 os.chmod(tmp / "script", 0o755)
                 given.append(Mount(type="bind", source=str(tmp / "script"), target=argv[0],
                                    readonly=True))
-            return await self._run_container(ins, state, argv, env, tuple(given))
+            cid = f"build-{uuid.uuid4().hex[:12]}"
+            joined: Joined | None = None
+            if networked and self.network is not None:
+                joined = await stack.enter_async_context(self.network.attached(cid))
+            return await self._run_container(ins, state, cid, argv, env, tuple(given),
+                                             joined)
 
-    async def _run_container(self, ins: Instruction, state: StageState, argv: list[str],
-                             env: list[str], mounts: tuple[Mount, ...]) -> Any:
+    async def _run_container(self, ins: Instruction, state: StageState, cid: str,
+                             argv: list[str], env: list[str], mounts: tuple[Mount, ...],
+                             joined: Joined | None) -> Any:
         from stackd.runtime import Runtime
         from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
         from stackd.runtime.layout import ContainerPaths
 
         rt = Runtime(self.store.roots)
-        cid = f"build-{uuid.uuid4().hex[:12]}"
         layers = state.layer_dirs(self.store)
         spec = ContainerSpec(
             id=cid, name=cid, labels={"io.stackd.build": "true"}, layers=layers,
             process=ProcessSpec(args=tuple(argv), env=tuple(env),
                                 cwd=state.config.working_dir or "/", user=state.config.user),
             hostname="stackd-build",
-            # Build steps get loopback only: no host network is reachable from a RUN.
-            namespaces=Namespaces(net="new"),
+            # On the build's network (a bridge, as Docker's default), or loopback only.
+            namespaces=Namespaces(net=joined.netns if joined is not None else "new"),
+            files=dict(joined.files) if joined is not None else {},
             mounts=mounts,
         )
         created = False

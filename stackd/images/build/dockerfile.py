@@ -26,7 +26,7 @@ FLAGS = {
     "COPY": ("from", "chown", "chmod", "link"),
     "ADD": ("chown", "chmod", "link"),
     "HEALTHCHECK": ("interval", "timeout", "retries", "start-period", "start-interval"),
-    "RUN": ("mount",),  # type=secret only (build/secrets.py); repeatable
+    "RUN": ("mount", "network"),  # mount: build/runmounts.py, repeatable
 }
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")

@@ -169,10 +169,12 @@ def test_builder_prune_forgets_cached_steps_and_cache_mounts(store: ImageStore, 
     import subprocess
     import sys
 
-    env = dict(os.environ, STACKD_ROOT=str(store.roots.state), STACKD_RUN=str(store.roots.run))
+    # No daemon: its steps need no network (tests/e2e/test_build_network.py has one).
+    env = dict(os.environ, STACKD_ROOT=str(store.roots.state), STACKD_RUN=str(store.roots.run),
+               STACKD_NO_AUTOSTART="1")
     (ctx / "Dockerfile").write_text(
         "FROM busybox:test\nRUN --mount=type=cache,target=/c sh -c "
-        "'ls /c | wc -l > /before; date +%s%N > /ran; touch /c/stamp'\n")
+        "'ls /c | wc -l > /before; cat /proc/sys/kernel/random/uuid > /ran; touch /c/stamp'\n")
 
     def stackd(*args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "stackd", *args], capture_output=True,

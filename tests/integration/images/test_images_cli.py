@@ -169,3 +169,8 @@ def test_build_from_a_stack_file_tags_as_up_expects(roots: Roots, tmp_path: Path
     assert done.stdout.strip().endswith("as docker.io/library/shop-web:latest")
     (info,) = json.loads(stackd(roots, "image", "inspect", "shop-web").stdout)
     assert info["config"]["labels"] == {"msg": "hi", "team": "shop"}
+    # No RUN step, so no daemon was asked for a build network (none was started).
+    from stackd.daemon.paths import pid_path
+    from stackd.daemon.pidfile import locked
+
+    assert not locked(pid_path(roots))

@@ -40,8 +40,8 @@ def test_escape_directive() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("FROM x\nONBUILD RUN make\n", "ONBUILD is not supported by stackd (Dockerfile:2)"),
     ("FROM x\nFOO bar\n", "unsupported instruction 'FOO' (Dockerfile:2)"),
-    ("FROM x\n\nRUN --network=none make\n",
-     "RUN: unsupported option '--network' (Dockerfile:3)"),
+    ("FROM x\n\nRUN --security=insecure make\n",
+     "RUN: unsupported option '--security' (Dockerfile:3)"),
     ("# only a comment\n", "the Dockerfile has no instructions (Dockerfile)"),
 ])
 def test_unsupported_things_name_the_line(text: str, message: str) -> None:

@@ -1,0 +1,123 @@
+"""Build steps have a network, as Docker's do (docs/images.md, "Builds"): a RUN can
+fetch what a Dockerfile installs — here from an HTTP server on the host, reached
+through the build network's gateway — through `stackd build` and `up --build` alike.
+`RUN --network=none` has loopback only; a stack's own network stays out of reach; the
+step's address is let go when the step ends."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, torn_down
+
+from stackd.images import ImageStore
+from stackd.images.build.mergedview import lookup
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+FETCH = ("gw=$(ip route | awk '/^default/ {print $3}') && "
+         "wget -q -O /pkg.txt \"http://$gw:$PORT/pkg.txt\" && cp /etc/resolv.conf /resolv "
+         "&& echo \"$gw\" > /gw")
+
+
+@contextmanager
+def file_server(directory: Path) -> Iterator[int]:
+    """An HTTP server for `directory` on the host (a build step reaches it at its
+    network's gateway); its port."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[int]:
+    d = tmp_path / "served"
+    d.mkdir()
+    (d / "pkg.txt").write_text("package-7f3a\n")
+    with file_server(d) as port:
+        yield port
+
+
+def read(roots: Roots, ref: str, path: str) -> str | None:
+    host = lookup(ImageStore(roots).get(ref).layer_dirs, path)
+    return Path(host).read_text() if host is not None else None
+
+
+def build_holders(roots: Roots) -> list[str]:
+    from stackd.daemon.desired_store import db_path
+    from stackd.state.allocations import Allocations
+    from stackd.state.db import StateDB
+
+    return [a.container_id for a in Allocations(StateDB.open(db_path(roots.state))).addresses()
+            if a.container_id.startswith("build-")]
+
+
+@pytest.fixture
+def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    work = tmp_path / "netbuild"
+    work.mkdir()
+    with torn_down(CLI(no_leaks, work)) as c:
+        yield c
+
+
+def test_stackd_build_steps_reach_out_and_none_stays_on_loopback(cli: CLI, served: int
+                                                                  ) -> None:
+    (cli.cwd / "Dockerfile").write_text(
+        f"FROM {DEMO_IMAGE}\nARG PORT\nRUN {FETCH}\n"
+        "RUN --network=none sh -c 'ip -o link | grep -c eth0 > /eth0s; "
+        "wget -q -T 2 -O /x \"http://$(cat /gw):$PORT/pkg.txt\" || echo unreachable > /none'\n")
+    cli("build", "-q", "-t", "net:1", "--build-arg", f"PORT={served}", ".")
+    assert read(cli.roots, "net:1", "pkg.txt") == "package-7f3a\n"
+    gw = (read(cli.roots, "net:1", "gw") or "").strip()
+    assert f"nameserver {gw}\n" in (read(cli.roots, "net:1", "resolv") or "")
+    assert read(cli.roots, "net:1", "eth0s") == "0\n"
+    assert read(cli.roots, "net:1", "none") == "unreachable\n"
+    assert build_holders(cli.roots) == []  # each step's address let go after it
+
+
+def test_up_build_steps_have_the_network_and_no_stack_network(no_leaks: Roots, demo_image: str,
+                                                              tmp_path: Path, served: int
+                                                              ) -> None:
+    compose = ("name: shop\nservices:\n"
+               "  web:\n    image: " + DEMO_IMAGE + "\n"
+               "    command: [httpd, -f, -p, '8080', -h, /etc]\n    stop_signal: SIGKILL\n"
+               "  app:\n    build:\n      context: .\n      args: {PORT: '" + str(served) + "'}\n"
+               "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n    profiles: [later]\n")
+    with stack_dir(no_leaks, tmp_path, "shop", compose) as cli:
+        cli("up", "-d", "web")
+        web_ip = cli("exec", "-T", "web", "hostname", "-i").stdout.split()[0]
+        (cli.cwd / "Dockerfile").write_text(
+            f"FROM {DEMO_IMAGE}\nARG PORT\nARG WEB\nRUN {FETCH}\n"
+            "RUN wget -q -T 2 -O /x \"http://$WEB:8080/passwd\" || echo blocked > /stack\n")
+        (cli.cwd / "compose.yaml").write_text(compose.replace(
+            "args: {PORT", f"args: {{WEB: '{web_ip}', PORT"))
+        cli("--profile", "later", "up", "-d", "--build", "app")
+        out = cli("exec", "-T", "app", "cat", "/pkg.txt", "/stack").stdout.split()
+        assert out == ["package-7f3a", "blocked"]
+        assert build_holders(cli.roots) == []
+
+
+def test_without_a_daemon_to_ask_a_build_says_so_and_runs_on_loopback(
+        no_leaks: Roots, demo_image: str, tmp_path: Path, served: int) -> None:
+    cli = CLI(no_leaks, tmp_path)
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {DEMO_IMAGE}\nRUN ip -o link | grep -c eth0 > /eth0s || true\n")
+    r = cli("build", "-q", "-t", "lo:1", ".", STACKD_NO_AUTOSTART="1")
+    assert "RUN steps have no network (loopback only)" in r.stderr
+    assert read(no_leaks, "lo:1", "eth0s") == "0\n"
+    assert cli.daemon_pid() is None
