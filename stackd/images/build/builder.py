@@ -35,6 +35,7 @@ from stackd.images.build.dockerfile import (
     parse_dockerfile,
     split_words,
 )
+from stackd.images.build.fetch import fetch, is_url
 from stackd.images.build.mergedview import listdir, lookup, read_text
 from stackd.images.build.network import MODES, Joined, RunNetwork
 from stackd.images.build.runmounts import (
@@ -690,9 +691,16 @@ class Builder:
                 resolved.append(s)
             inputs: Any = [src_state.key, resolved]
         else:
-            if any(s.startswith(("http://", "https://", "git@")) for s in sources):
-                raise ins.error(self.file, "ADD from a URL is not supported by stackd",
-                                hint="download the file into the build context and COPY it")
+            if any(s.startswith("git@") or (is_url(s) and s.endswith(".git"))
+                   for s in sources):
+                raise ins.error(self.file, f"{ins.cmd} of a git repository is not supported "
+                                "by stackd", hint="clone it into the build context and COPY it")
+            if any(is_url(s) for s in sources):
+                if ins.cmd != "ADD" or not all(is_url(s) for s in sources):
+                    raise ins.error(self.file, f"{ins.cmd} takes URLs only in an ADD of "
+                                    "URLs alone", hint="ADD the URLs in a step of their own")
+                return await self._add_urls(ins, state, sources, dest_abs, dest_is_dir,
+                                            owner, chmod)
             rels: list[str] = []
             for s in sources:
                 hits = self.context.match(s)
@@ -726,6 +734,47 @@ class Builder:
             return await trio.to_thread.run_sync(make_sync)
 
         return await self._cached(key, state, ins, make, state.config)
+
+    async def _add_urls(self, ins: Instruction, state: StageState, urls: list[str],
+                        dest_abs: str, dest_is_dir: bool, owner: tuple[int, int] | None,
+                        chmod: int | None) -> StageState:
+        """`ADD URL… DEST`: fetched on each build (the content is the cache key, so an
+        unchanged file reuses the layer), never unpacked, 0600 unless --chmod."""
+        where = f"{self.file}:{ins.line}"
+        checksum = ins.flags.get("checksum")
+        if checksum is not None and (len(urls) != 1 or not checksum.startswith("sha256:")):
+            raise ins.error(self.file, f"--checksum={checksum}: give sha256:<hex> for one URL")
+        given = self.store.snapshots.temp_dir()
+        try:
+            got = [await fetch(u, given, where) for u in urls]
+            if checksum is not None and got[0].digest != checksum.lower():
+                raise BuildError(f"{where}: ADD {urls[0]}: its content is {got[0].digest}, "
+                                 f"not {checksum}", hint="check the URL, or the checksum")
+            existing = lookup(state.layer_dirs(self.store), dest_abs)
+            into_dir = dest_is_dir or (existing is not None and os.path.isdir(existing)
+                                       and not os.path.islink(existing))
+            if into_dir and any(not f.name for f in got):
+                raise ins.error(self.file, f"ADD {urls[0]}: the URL names no file to call it "
+                                "in a directory", hint="give the destination's file name")
+            key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod,
+                                 ["urls", [(f.url, f.digest) for f in got]])
+
+            def make_sync() -> Any:
+                tmp = self.store.snapshots.temp_dir()
+                try:
+                    for f in got:
+                        target = self._target(state, tmp, dest_abs, dest_is_dir, False, f.name)
+                        _copy_entry(f.path, target, owner, chmod, stage_root=tmp)
+                    return self.store.add_layer_from_dir(tmp)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+            async def make() -> Any:
+                return await trio.to_thread.run_sync(make_sync)
+
+            return await self._cached(key, state, ins, make, state.config)
+        finally:
+            shutil.rmtree(given, ignore_errors=True)
 
     async def _from_source(self, ins: Instruction, name: str) -> StageState:
         if name.lower() in self.stages:

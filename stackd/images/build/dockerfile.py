@@ -24,7 +24,7 @@ SUPPORTED = ("FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "LAB
 FLAGS = {
     "FROM": ("platform",),
     "COPY": ("from", "chown", "chmod", "link"),
-    "ADD": ("chown", "chmod", "link"),
+    "ADD": ("chown", "chmod", "link", "checksum"),
     "HEALTHCHECK": ("interval", "timeout", "retries", "start-period", "start-interval"),
     "RUN": ("mount", "network"),  # mount: build/runmounts.py, repeatable
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,68 @@ def test_builder_prune_forgets_cached_steps_and_cache_mounts(store: ImageStore, 
     assert read(store, "p:3", "before") == "0\n"  # on an empty cache mount
     stackd("build", "--no-cache", "-q", "-t", "p:4", str(ctx))
     assert read(store, "p:4", "before") == "1\n"  # which the build before had written to
+
+
+@pytest.fixture
+def http_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on loopback (the builder, on the host, fetches ADD's URLs)."""
+    import functools
+    import http.server
+    import threading
+
+    d = tmp_path / "served"
+    d.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(d))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", d
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+async def test_add_fetches_urls_as_docker_does(store: ImageStore, ctx: Path,
+                                               http_files: tuple[str, Path]) -> None:
+    import hashlib
+    import io
+    import tarfile
+
+    base, served = http_files
+    (served / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    os.utime(served / "tool.sh", (1_600_000_000, 1_600_000_000))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("inside"), io.BytesIO(b""))
+    (served / "pack.tar.gz").write_bytes(buf.getvalue())
+    digest = hashlib.sha256((served / "tool.sh").read_bytes()).hexdigest()
+    await build(store, ctx, f"FROM busybox:test\nADD {base}/tool.sh /usr/local/bin/\n"
+                f"ADD --chmod=755 --checksum=sha256:{digest} {base}/tool.sh /bin/tool\n"
+                f"ADD {base}/pack.tar.gz /opt/\n", "u:1")
+    layers = store.get("u:1").layer_dirs
+    fetched = Path(lookup(layers, "usr/local/bin/tool.sh") or "/nonexistent")
+    assert fetched.read_text() == "#!/bin/sh\necho tool\n"
+    assert os.stat(fetched).st_mode & 0o7777 == 0o600  # Docker's mode for a URL's file
+    assert int(os.stat(fetched).st_mtime) == 1_600_000_000  # the server's Last-Modified
+    assert os.stat(lookup(layers, "bin/tool") or "/nonexistent").st_mode & 0o7777 == 0o755
+    assert lookup(layers, "opt/pack.tar.gz") is not None  # never unpacked from a URL
+    assert lookup(layers, "opt/inside") is None
+    # A changed file is fetched again, not taken from the cache.
+    (served / "tool.sh").write_text("#!/bin/sh\necho tool 2\n")
+    await build(store, ctx, f"FROM busybox:test\nADD {base}/tool.sh /usr/local/bin/\n", "u:2")
+    assert read(store, "u:2", "usr/local/bin/tool.sh") == "#!/bin/sh\necho tool 2\n"
+
+    for dockerfile, error, message in [
+        (f"ADD --checksum=sha256:{'0' * 64} {base}/tool.sh /x", BuildError,
+         "its content is sha256:"),
+        (f"ADD {base}/missing.txt /x", BuildError, "the server answered 404"),
+        (f"ADD {base}/ /opt/", DockerfileError, "the URL names no file"),
+        (f"COPY {base}/tool.sh /x", DockerfileError, "takes URLs only in an ADD of URLs"),
+        (f"ADD {base}/tool.sh requirements.txt /x/", DockerfileError, "takes URLs only"),
+        ("ADD https://example.com/repo.git /src", DockerfileError, "of a git repository"),
+        ("ADD http://127.0.0.1:1/x /x", BuildError, "ADD http://127.0.0.1:1/x: "),
+    ]:
+        with pytest.raises(error, match=re.escape(message)):
+            await build(store, ctx, f"FROM busybox:test\n{dockerfile}\n", "u:bad")
