@@ -11,6 +11,7 @@ Two shapes, as `docker build` and `docker compose build`:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HELP = "Build an image from a Dockerfile"
@@ -35,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                         help="a file for RUN --mount=type=secret,id=ID (in no layer)")
+    parser.add_argument("--network", choices=("default", "none"), default=None,
+                        help="what RUN steps are on: the root's default network (default) "
+                             "or none (loopback only); a RUN's own --network wins")
 
 
 def parse_build_args(items: list[str]) -> dict[str, str]:
@@ -87,25 +91,37 @@ def run(args: argparse.Namespace) -> int:
     network = DaemonRunNetwork(roots)
     jobs: list[Job]
     if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
-        jobs = [(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
-                 parse_build_args(args.build_arg), args.target, {}, False, None, {})]
+        jobs = [Job(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
+                    parse_build_args(args.build_arg), args.target)]
     else:
         jobs = _stack_jobs(args)
-    for context, dockerfile, tags, build_args, target, labels, pull, text, secrets in jobs:
-        labels = {**labels, **parse_build_args(args.label)}
+    for job in jobs:
         image = trio.run(functools.partial(
-            store.build, context, dockerfile=dockerfile, tag=tags, build_args=build_args,
-            target=target, progress=progress, no_cache=args.no_cache, labels=labels,
-            pull=pull or args.pull, dockerfile_text=text,
-            secrets={**secrets, **parse_secrets(args.secret)}, network=network))
+            store.build, job.context, dockerfile=job.dockerfile, tag=job.tags,
+            build_args=job.build_args, target=job.target, progress=progress,
+            no_cache=args.no_cache, labels={**job.labels, **parse_build_args(args.label)},
+            pull=job.pull or args.pull, dockerfile_text=job.dockerfile_inline,
+            secrets={**job.secrets, **parse_secrets(args.secret)}, network=network,
+            network_mode=args.network or job.network_mode))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0
 
 
-# context, dockerfile, tags, build args, target, labels, pull, dockerfile_inline, secrets
-Job = tuple[str, str, list[str], dict[str, str], str | None, dict[str, str], bool, str | None,
-            dict[str, Path]]
+@dataclass(frozen=True)
+class Job:
+    """One image to build, as the command line or a service's `build:` says."""
+
+    context: str
+    dockerfile: str
+    tags: list[str]
+    build_args: dict[str, str]
+    target: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+    pull: bool = False
+    dockerfile_inline: str | None = None
+    secrets: dict[str, Path] = field(default_factory=dict)
+    network_mode: str | None = None
 
 
 def _stack_jobs(args: argparse.Namespace) -> list[Job]:
@@ -137,8 +153,8 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
                       for k, v in b.args.items()}
         build_args.update(parse_build_args(args.build_arg))
         tags = [image_ref(stack, name, svc), *b.tags, *args.tag]
-        jobs.append((b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
-                     build_args, args.target or b.target, dict(b.labels), b.pull,
-                     None if args.dockerfile else b.dockerfile_inline,
-                     build_secrets(stack, name)))
+        jobs.append(Job(b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
+                        build_args, args.target or b.target, dict(b.labels), b.pull,
+                        None if args.dockerfile else b.dockerfile_inline,
+                        build_secrets(stack, name), b.network))
     return jobs

@@ -356,21 +356,24 @@ class ImageStore:
                     labels: dict[str, str] | None = None, pull: bool = False,
                     dockerfile_text: str | None = None,
                     secrets: dict[str, Path] | None = None,
-                    network: RunNetwork | None = None) -> Image:
+                    network: RunNetwork | None = None,
+                    network_mode: str | None = None) -> Image:
         """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
         `pull` re-pulls FROM images even when present (compose `build.pull`);
         `dockerfile_text` is the Dockerfile itself (compose `build.dockerfile_inline`),
         read instead of `dockerfile`; `secrets` (id → host file) are what
         `RUN --mount=type=secret` mounts (build/secrets.py); `network` is what RUN steps
         are on (build/network.py; default `run_network`, which the daemon sets; with
-        neither, loopback only)."""
+        neither, loopback only) and `network_mode` ("default" or "none", compose's
+        `build.network`) whether they are on it unless a RUN says otherwise."""
         from stackd.images.build.builder import Builder
 
         tags = [tag] if isinstance(tag, str) else builtins.list(tag or [])
         builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
                           no_cache=no_cache, labels=labels or {}, pull=pull,
                           dockerfile_text=dockerfile_text, secrets=secrets,
-                          network=network or self.run_network)
+                          network=network or self.run_network,
+                          network_mode=network_mode or "default")
         return await builder.build(target=target, tags=tags)
 
 

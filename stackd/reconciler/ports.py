@@ -126,10 +126,12 @@ class ImagePort(Protocol):
                     build_args: dict[str, str] | None = None, target: str | None = None,
                     *, labels: dict[str, str] | None = None, pull: bool = False,
                     no_cache: bool = False, dockerfile_text: str | None = None,
-                    secrets: dict[str, Path] | None = None) -> ImageView:
+                    secrets: dict[str, Path] | None = None,
+                    network_mode: str | None = None) -> ImageView:
         """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
         `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`); `secrets`:
-        id → file, for `RUN --mount=type=secret` (`build.secrets`)."""
+        id → file, for `RUN --mount=type=secret` (`build.secrets`); `network_mode`:
+        `build.network`, what RUN steps are on (default or none)."""
         ...
 
 

@@ -209,7 +209,8 @@ async def _build_image(ports: Adapters, ref: str, builder: _Builder,
     return await ports.images.build(b.context, b.dockerfile or "Dockerfile", tag=tags,
                                     build_args=args, target=b.target, labels=dict(b.labels),
                                     pull=b.pull, no_cache=b.no_cache,
-                                    dockerfile_text=b.dockerfile_inline, secrets=secrets)
+                                    dockerfile_text=b.dockerfile_inline, secrets=secrets,
+                                    network_mode=b.network)
 
 
 def check_placement(stack: Stack, nodes: Sequence[Node],

@@ -111,6 +111,21 @@ class Build(Node):
     # Top-level secrets a RUN --mount=type=secret may read (id: target, else source);
     # only `file:` ones (spec/buildsecrets.py).
     secrets: tuple[FileReference, ...] = ()
+    # What RUN steps are on (a RUN's own --network wins): the root's default network, as
+    # Docker's default bridge, or none (loopback only).
+    network: Literal["default", "none"] | None = None
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network_mode(cls, v: object) -> object:
+        if v == "host":
+            raise ValueError("host is not supported: a build step would share the "
+                             "host's network; RUN steps reach the host at their network's "
+                             "gateway (use default, or none)")
+        if isinstance(v, str) and v not in ("default", "none"):
+            raise ValueError(f"{v!r}: build steps are on the root's default network or on "
+                             "none; use default or none")
+        return v
 
     @field_validator("platforms")
     @classmethod

@@ -121,3 +121,18 @@ def test_without_a_daemon_to_ask_a_build_says_so_and_runs_on_loopback(
     assert "RUN steps have no network (loopback only)" in r.stderr
     assert read(no_leaks, "lo:1", "eth0s") == "0\n"
     assert cli.daemon_pid() is None
+
+
+def test_build_network_none_from_the_stack_file_or_the_command_line(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    compose = "name: quiet\nservices:\n  app:\n    build: {context: ., network: none}\n"
+    with stack_dir(no_leaks, tmp_path, "quiet", compose) as cli:
+        (cli.cwd / "Dockerfile").write_text(
+            f"FROM {DEMO_IMAGE}\nRUN ip -o link | grep -c eth0 > /eth0s || true\n"
+            "RUN --network=default ip -o link | grep -c eth0 > /own || true\n")
+        cli("build", "-q", "-t", "q:1", "app")
+        assert read(no_leaks, "q:1", "eth0s") == "0\n"  # the service's build.network
+        assert read(no_leaks, "q:1", "own") == "1\n"  # a RUN's own --network wins
+        cli("build", "-q", "--network", "none", "-t", "q:2", ".")
+        assert read(no_leaks, "q:2", "eth0s") == "0\n"
+        assert read(no_leaks, "q:2", "own") == "1\n"

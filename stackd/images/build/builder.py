@@ -121,9 +121,13 @@ class Builder:
                  labels: dict[str, str] | None = None, pull: bool = False,
                  dockerfile_text: str | None = None,
                  secrets: dict[str, Path] | None = None,
-                 network: RunNetwork | None = None) -> None:
+                 network: RunNetwork | None = None, network_mode: str = "default") -> None:
+        if network_mode not in MODES:
+            raise BuildError(f"build network {network_mode!r} is not one of "
+                             + ", ".join(MODES), hint="use default or none")
         self.store = store
         self.network = network  # None: RUN steps have loopback only
+        self.network_mode = network_mode  # a RUN's own --network wins
         self.secrets = secrets or {}  # id → host file, for RUN --mount=type=secret
         self.context = BuildContext(context_dir)
         path = Path(dockerfile)
@@ -377,7 +381,7 @@ class Builder:
                 key, state, ins,
                 lambda: trio.to_thread.run_sync(self._mkdir_layer, state, workdir), cfg)
         if ins.cmd == "RUN":
-            network = ins.flags.get("network", "default")
+            network = ins.flags.get("network", self.network_mode)
             if network not in MODES:
                 raise ins.error(self.file, f"--network={network} is not supported",
                                 hint="RUN steps take --network=default (the build's "

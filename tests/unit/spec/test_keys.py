@@ -90,6 +90,12 @@ networks:
     assert load("services:\n  web: {image: x}\n").services["web"].attach is True
 
 
+def test_build_network_default_or_none() -> None:
+    stack = load("services:\n  a:\n    build: {context: ., network: none}\n"
+                 "  b:\n    build: {context: ., network: default}\n  c:\n    build: .\n")
+    assert [stack.services[n].build.network for n in "abc"] == ["none", "default", None]
+
+
 def test_update_and_rollback_config_are_carried() -> None:
     deploy = load("services:\n  web:\n    image: x\n    deploy:\n"
                   "      update_config: {parallelism: 2, order: start-first}\n"
@@ -110,6 +116,15 @@ REFUSED = [
      "services:\n  web:\n    build:\n      context: .\n      ssh: [default]\n",
      "service 'web': 'ssh' is not supported yet (compose.yaml:5:7)\n"
      "  hint: the builder forwards no SSH agent: fetch private sources before the build"),
+    ("build network host",
+     "services:\n  web:\n    build:\n      context: .\n      network: host\n",
+     "service 'web': build.network: host is not supported: a build step would share the "
+     "host's network; RUN steps reach the host at their network's gateway (use default, "
+     "or none) (compose.yaml:5:7)"),
+    ("build network named",
+     "services:\n  web:\n    build:\n      context: .\n      network: backend\n",
+     "service 'web': build.network: 'backend': build steps are on the root's default "
+     "network or on none; use default or none (compose.yaml:5:7)"),
     ("volume type image",
      "services:\n  web:\n    image: x\n    volumes:\n"
      "      - {type: image, source: 'app:1', target: /app}\n",
