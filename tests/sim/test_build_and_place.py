@@ -40,6 +40,7 @@ services:
       args: {VERSION: "2", FROM_ENV: null, UNSET: null}
       target: final
       labels: {team: web}
+      network: none
   tagged:
     image: registry.local/tagged:1
     build: ./tagged
@@ -70,11 +71,11 @@ async def test_up_builds_missing_images_named_as_compose_does(tmp_path: Path) ->
             {"context": str(tmp_path / "app"), "dockerfile": "App.Dockerfile",
              "tags": ["demo-app"], "build_args": {"VERSION": "2", "FROM_ENV": "yes"},
              "target": "final", "labels": {"team": "web"}, "pull": False, "no_cache": False,
-             "dockerfile_text": None, "secrets": {}},
+             "dockerfile_text": None, "secrets": {}, "network_mode": "none"},
             {"context": str(tmp_path / "tagged"), "dockerfile": "Dockerfile",
              "tags": ["registry.local/tagged:1"], "build_args": {}, "target": None,
              "labels": {}, "pull": False, "no_cache": False, "dockerfile_text": None,
-             "secrets": {}},
+             "secrets": {}, "network_mode": None},
         ]
         assert sorted(host.runtime.running()) == ["demo-app-1", "demo-tagged-1"]
         # Nothing was pulled: every lookup asked the store only.
