@@ -45,6 +45,8 @@ VERBS: dict[str, tuple[str, str]] = {
                  "Apply the revision before the current one again (one service of it)"),
     "gitops": ("stackd.cli.cmd_gitops", "Follow a git repository: apply each new commit"),
     "resume": ("stackd.cli.cmd_resume", "Resume the stack's paused rolling update"),
+    "watch": ("stackd.cli.cmd_watch",
+              "Sync, restart or rebuild services as their files change (develop.watch)"),
     "events": ("stackd.cli.cmd_events", "Stream the daemon's events"),
     "start": ("stackd.cli.cmd_lifecycle", "Start the stack's stopped containers"),
     "stop": ("stackd.cli.cmd_lifecycle", "Stop the stack's containers (keep them)"),

@@ -57,6 +57,24 @@ def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, des
         os.close(root)
 
 
+def sync(roots: Roots, container_id: str, items: Sequence[tuple[str, str, bool]]) -> None:
+    """`watch`'s sync: each (host path, container path, removed) written at that path
+    in the running container — or removed there —, through its root."""
+    import os
+
+    from stackd.runtime.copy import container_root, remove_in, sync_in
+
+    root = container_root(trio.run(_runtime(roots).inspect, container_id))
+    try:
+        for host, path, removed in items:
+            if removed:
+                remove_in(root, path)
+            else:
+                sync_in(root, host, path)
+    finally:
+        os.close(root)
+
+
 def pause(roots: Roots, container_id: str, paused: bool) -> None:
     """`pause`/`unpause`: the cgroup freezer."""
     trio.run(_runtime(roots).pause, container_id, paused)

@@ -131,6 +131,58 @@ def copy_in(root_fd: int, src: str, path: str) -> str:
     return path
 
 
+def sync_in(root_fd: int, src: str, path: str) -> None:
+    """`stackd watch`'s sync: the host's `src` written at exactly `path` in the
+    container — its missing directories made (0755), a directory merged into what is
+    there, a file or link replacing one. Resolved inside the root as `copy_in` is."""
+    if not os.path.lexists(src):
+        raise NotFoundError(f"no such file on the host: {src}", hint="check the path")
+    try:
+        with resolve(root_fd, path, follow_last=False, mkdir_mode=0o755) as found:
+            if not found.name:
+                raise UsageError("cannot sync over the container's root", hint="name a "
+                                 "path in it as the watch rule's target")
+            if found.fd is not None:
+                there = os.fstat(found.fd).st_mode
+                if stat.S_ISLNK(there) or (stat.S_ISDIR(there) != (
+                        os.path.isdir(src) and not os.path.islink(src))):
+                    _remove(found.parent, found.name)  # replaced, never written through
+            _in(src, found.parent, found.name)
+    except OSError as err:
+        raise _error(err, f"{path} in the container") from None
+
+
+def remove_in(root_fd: int, path: str) -> bool:
+    """`stackd watch`'s sync of a deletion: `path` in the container removed, a
+    directory with all it holds; a link is removed, never followed. Whether there was
+    anything to remove."""
+    try:
+        with resolve(root_fd, path, follow_last=False) as found:
+            if found.fd is None or not found.name:
+                return False
+            _remove(found.parent, found.name)
+            return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as err:
+        raise _error(err, f"{path} in the container") from None
+
+
+def _remove(dir_fd: int, name: str) -> None:
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                  dir_fd=dir_fd)
+    try:
+        for entry in os.listdir(sub):
+            _remove(sub, entry)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
 def _in(src: str, dir_fd: int, name: str) -> None:
     """Copy the host path `src` to `name` in the container directory `dir_fd`."""
     if not name:

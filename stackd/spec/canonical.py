@@ -430,6 +430,30 @@ def _hooks(what: str) -> Callable[[Any, Where], Any]:
     return convert
 
 
+def _develop(value: Any, loc: Where) -> Any:
+    """`develop:` — its `watch:` rules, each's lists and `exec` in long form."""
+
+    def watch(v: Any, wloc: Where) -> Any:
+        if isinstance(v, Reset | BaseModel):
+            return v
+        if not isinstance(v, list | tuple):
+            raise SpecError(f"develop.watch must be a list of rules, not {describe(v)}",
+                            location=wloc, hint="- {action: sync, path: ./src, target: /app}")
+        out = PlacedList(loc=wloc)
+        for i, item in enumerate(v):
+            iloc = v.where(i) if isinstance(v, PlacedList) else wloc
+            out.put(_convert_keys(item, iloc, "a develop.watch rule", {
+                "ignore": string_list("develop.watch ignore"),
+                "include": string_list("develop.watch include"),
+                "exec": lambda e, eloc: _convert_keys(e, eloc, "develop.watch exec", {
+                    "command": command_form("develop.watch exec command"),
+                    "environment": key_value_map("develop.watch exec environment")}),
+            }), iloc)
+        return out
+
+    return _convert_keys(value, loc, "develop", {"watch": watch})
+
+
 def _healthcheck(value: Any, loc: Where) -> Any:
     def test(v: Any, tloc: Where) -> Any:
         if isinstance(v, str):
@@ -612,6 +636,7 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "devices": _devices,
     "depends_on": _depends_on,
     "healthcheck": _healthcheck,
+    "develop": _develop,
     "post_start": _hooks("post_start"),
     "pre_stop": _hooks("pre_stop"),
     "deploy": _deploy,

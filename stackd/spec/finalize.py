@@ -57,24 +57,6 @@ def apply_profiles(
     return out, dropped
 
 
-def drop_develop(doc: Mapping[str, Any], warn: Callable[[str], None]) -> PlacedDict:
-    """Services' `develop:` (what `docker compose watch` syncs) dropped with a warning:
-    compose's `up` ignores it too, and stackd has no `watch`."""
-    out = copy_placed(doc)
-    having = _writing(doc, "develop")
-    if not having:
-        return out
-    new = copy_placed(_services(doc))
-    for name, svc in having.items():
-        warn(f"service {name!r}: 'develop' is ignored: it is for `docker compose "
-             f"watch`, which stackd does not have ({where(svc, 'develop')})")
-        kept = copy_placed(svc)
-        del kept["develop"]
-        new[name] = kept
-    out["services"] = new
-    return out
-
-
 def _writing(doc: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
     """The services that write `key`, by name."""
     return {name: svc for name, svc in _services(doc).items()

@@ -24,7 +24,6 @@ from stackd.spec.finalize import (
     add_default_network,
     apply_profiles,
     check_references,
-    drop_develop,
     resolve_environment,
     resolve_label_files,
 )
@@ -124,7 +123,6 @@ class _Loader:
         enabled = list(self.options.profiles or [])
         enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
         doc, dropped = apply_profiles(doc, enabled, self.options.services or ())
-        doc = drop_develop(doc, self.warn)
         doc = resolve_environment(doc, variables.values, self.read_env_file)
         doc = resolve_label_files(doc, self.read_env_file)
         # Validate the shape first, so a misspelt key is reported as such and not as

@@ -243,6 +243,35 @@ class Hook(Node):
         return v
 
 
+class WatchRule(Node):
+    """One `develop.watch` rule (`stackd watch`): what a change under `path` (absolute
+    once loaded) does to the service's running containers."""
+
+    action: Literal["sync", "rebuild", "restart", "sync+restart", "sync+exec"]
+    path: str
+    target: str | None = None  # where `path` lands in the container (the sync actions)
+    ignore: tuple[str, ...] = ()  # .dockerignore patterns, relative to `path`
+    include: tuple[str, ...] = ()  # only these, if given (same patterns)
+    initial_sync: bool = False  # sync everything once as the watch starts
+    exec: Hook | None = None  # sync+exec: run in each container after a sync
+
+    @model_validator(mode="after")
+    def _complete(self) -> WatchRule:
+        if self.action.startswith("sync"):
+            if not self.target or not self.target.startswith("/"):
+                raise ValueError(f"action {self.action} needs target: an absolute path in "
+                                 "the container")
+        elif self.target is not None:
+            raise ValueError(f"action {self.action} takes no target")
+        if (self.action == "sync+exec") != (self.exec is not None):
+            raise ValueError("exec: goes with action sync+exec, and it needs one")
+        return self
+
+
+class Develop(Node):
+    watch: tuple[WatchRule, ...] = ()
+
+
 class Healthcheck(Node):
     """`test` is the long form: ("CMD", arg…), ("CMD-SHELL", line) or ("NONE",).
 
@@ -509,6 +538,7 @@ class Service(Node):
     # What placement needs free on a node, as deploy.resources.reservations.memory
     # (stackd/scheduler/from_stack.py); not a soft limit in the container's cgroup.
     mem_reservation: ByteSize | None = None
+    develop: Develop | None = None  # `stackd watch`'s rules; `up` leaves them be
     post_start: tuple[Hook, ...] = ()
     pre_stop: tuple[Hook, ...] = ()
     memswap_limit: ByteSize | None = None

@@ -1,9 +1,9 @@
 """Relative paths in a stack become absolute, against the directory they were written for.
 
-Compose resolves build contexts, env files, bind-mount sources and config/secret
-files against the project directory — or, for a base service pulled in by `extends`
-from another file and for `include`d projects, against that file's directory. Absolute
-paths are left alone, so doing this twice changes nothing.
+Compose resolves build contexts, env files, bind-mount sources, config/secret files
+and `develop.watch` paths against the project directory — or, for a base service
+pulled in by `extends` from another file and for `include`d projects, against that
+file's directory. Absolute paths are left alone, so doing this twice changes nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +57,18 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
         out["label_file"] = lst
     elif isinstance(label_files, str):
         out["label_file"] = absolute(label_files, base, home)
+    develop = out.get("develop")
+    if isinstance(develop, Mapping) and isinstance(develop.get("watch"), list):
+        d = copy_placed(develop)
+        rules = develop["watch"]
+        lst = PlacedList(loc=rules.loc if isinstance(rules, PlacedList) else None)
+        for i, r in enumerate(rules):
+            if isinstance(r, Mapping) and isinstance(r.get("path"), str):
+                r = copy_placed(r)
+                r["path"] = absolute(r["path"], base, home)
+            lst.put(r, where(rules, i))
+        d["watch"] = lst
+        out["develop"] = d
     volumes = out.get("volumes")
     if isinstance(volumes, list):
         lst = PlacedList(loc=volumes.loc if isinstance(volumes, PlacedList) else None)

@@ -199,3 +199,26 @@ def test_proc_magic_links_are_refused(tree: tuple[Path, Path, int], use_openat2:
 
     assert in_private_mount_ns(body) == 0
     assert snapshot(outside) == before
+
+
+def test_watch_sync_writes_and_removes_inside_the_root_only(
+        tree: tuple[Path, Path, int], tmp_path: Path) -> None:
+    """`stackd watch`'s sync (runtime/copy.sync_in, remove_in) through the traps: what
+    lands behind `/hostlink` or `..` is inside the root, and the host dir is as it was."""
+    from stackd.runtime.copy import remove_in, sync_in
+
+    root, outside, fd = tree
+    before = snapshot(outside)
+    src = tmp_path / "src.txt"
+    src.write_text("synced\n")
+    sync_in(fd, str(src), "/hostlink/etc/secret")       # the link leads inside the root
+    sync_in(fd, str(src), "/up/new/deep/file.txt")      # `..` stops at the root
+    sync_in(fd, str(src), "/dangling")                   # a link there is replaced
+    assert (root / outside.relative_to("/") / "etc/secret").read_text() == "synced\n"
+    assert (root / "new/deep/file.txt").read_text() == "synced\n"
+    assert not (root / "dangling").is_symlink() and (root / "dangling").read_text() == "synced\n"
+    assert remove_in(fd, "/hostlink/etc") is True         # the one inside the root
+    assert not (root / outside.relative_to("/") / "etc").exists()
+    assert remove_in(fd, "/lib3") is True and (root / "usr/lib3").is_dir()  # link, not target
+    assert remove_in(fd, "/nothing/here") is False
+    assert snapshot(outside) == before

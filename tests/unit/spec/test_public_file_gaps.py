@@ -4,6 +4,9 @@ reads it. The snippets are written here, not copied."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from stackd.errors import SpecError
@@ -38,13 +41,38 @@ def test_mem_reservation_is_the_memory_placement_reserves() -> None:
     assert node.limits.memory == 1024 * 1024 * 1024
 
 
-def test_develop_is_ignored_with_a_warning_as_compose_up_does() -> None:
-    # fastapi/full-stack-fastapi-template's compose.override.yml.
-    stack = load_text("services:\n  web:\n    image: x\n    develop:\n      watch:\n"
-                      "        - {action: sync, path: ./app, target: /app}\n", environ={})
-    assert "web" in stack.services
-    (warning,) = stack.warnings
-    assert warning.startswith("service 'web': 'develop' is ignored"), warning
+def test_develop_watch_rules_are_read_for_stackd_watch(tmp_path: Path) -> None:
+    # fastapi/full-stack-fastapi-template's compose.override.yml, and the other actions.
+    stack = load_text(
+        "services:\n  web:\n    image: x\n    develop:\n      watch:\n"
+        "        - {action: sync, path: ./app, target: /app, ignore: [node_modules/]}\n"
+        "        - {action: rebuild, path: ./pyproject.toml}\n"
+        "        - action: sync+exec\n          path: conf\n          target: /etc/app\n"
+        "          exec: {command: app reload, user: app}\n",
+        environ={}, project_directory=tmp_path)
+    assert stack.warnings == ()  # `up` leaves develop be, as Compose's does, quietly
+    develop = stack.services["web"].develop
+    assert develop is not None
+    sync, rebuild, execute = develop.watch
+    assert (sync.action, sync.path, sync.target, sync.ignore) == (
+        "sync", str(tmp_path / "app"), "/app", ("node_modules/",))
+    assert (rebuild.action, rebuild.path) == ("rebuild", str(tmp_path / "pyproject.toml"))
+    assert execute.exec is not None and execute.exec.command == ("app", "reload")
+    assert execute.exec.user == "app"
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("{action: sync, path: .}", "action sync needs target: an absolute path"),
+    ("{action: sync, path: ., target: app}", "action sync needs target: an absolute path"),
+    ("{action: rebuild, path: ., target: /x}", "action rebuild takes no target"),
+    ("{action: sync+exec, path: ., target: /x}", "exec: goes with action sync+exec"),
+    ("{action: copy, path: .}", "action"),
+    ("{action: sync, path: ., target: /x, poll: 1}", "poll"),
+])
+def test_a_bad_watch_rule_is_refused_naming_it(rule: str, message: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_text(f"services:\n  web:\n    image: x\n    develop:\n      watch:\n"
+                  f"        - {rule}\n", environ={})
 
 
 def test_dockerfile_inline_is_read_and_excludes_dockerfile() -> None:
