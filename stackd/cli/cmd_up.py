@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop all once one fails; its exit code")
     p.add_argument("--exit-code-from", metavar="SERVICE", default=None,
                    help="exit with its code; stop all once one exits")
+    p.add_argument("--watch", action="store_true",
+                   help="also follow the services' develop.watch rules (as `stackd watch`)")
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -181,6 +183,21 @@ def _abort_of(args: argparse.Namespace) -> Any:
                  code_from=args.exit_code_from)
 
 
+def _watch_of(args: argparse.Namespace) -> Any:
+    """With --watch: what starts following the develop.watch rules beside the logs
+    (checked before anything starts); else None."""
+    if not getattr(args, "watch", False):
+        return None
+    from stackd.errors import UsageError
+
+    if args.detach or args.wait or args.no_start:
+        raise UsageError("--watch follows the stack as up does attached: not with -d, "
+                         "--wait or --no-start", hint="or run `stackd watch` beside it")
+    from stackd.cli.cmd_watch import watcher_for
+
+    return watcher_for(args)
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -188,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.stackref import source_from_args
 
     abort = _abort_of(args)
+    watch = _watch_of(args)
     if abort is not None and abort.code_from is not None:  # before anything starts
         from stackd.cli.main import load_stack
         from stackd.scheduler.order import check_named
@@ -211,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from stackd.cli.cmd_logs import follow_project
 
+        if watch is not None:
+            watch(project)
         services = attached(args)
         if services == [] and abort is None:
             print(f"{project}: every service has attach: false; not following logs",

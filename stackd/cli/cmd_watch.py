@@ -63,6 +63,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def watcher_for(args: argparse.Namespace) -> Callable[[str], None]:
+    """`up --watch`: the rules checked now; the returned call starts following them in
+    a thread of their own, beside `up`'s log follower, once the stack is up."""
+    import threading
+
+    from stackd.cli.client import Client
+    from stackd.cli.main import load_stack
+    from stackd.errors import UsageError
+
+    watched = _watched(load_stack(args, targeted=args.services), args.services)
+    if not watched:
+        raise UsageError("--watch: none of the services has develop.watch rules",
+                         hint="add a develop: watch: section to a service "
+                              "(docs/reference.md)")
+
+    def start(project: str) -> None:
+        def say(message: str) -> None:
+            print(f"watch: {message}", file=sys.stderr)
+
+        watcher = _Watcher(args, project, watched, Client(), say)
+        threading.Thread(target=watcher.loop, name="watch", daemon=True).start()
+
+    return start
+
+
 def _watched(stack: Any, services: list[str]) -> dict[str, Any]:
     from stackd.cli.watchplan import Watched
     from stackd.images.build.dockerignore import parse_dockerignore
@@ -194,7 +219,7 @@ class _Watcher:
                 print(f"stackd: watch: {row['name']}: {' '.join(hook.command)} exited "
                       f"{result['exit_code']}" + (f":\n{out.rstrip()}" if out else ""),
                       file=sys.stderr)
-            elif out and not self.args.quiet:
+            elif out and not getattr(self.args, "quiet", False):
                 print(out.rstrip(), file=sys.stderr)
 
     def _rebuild(self, service: str) -> None:

@@ -109,3 +109,31 @@ def test_watch_without_rules_says_what_to_add(no_leaks: Roots, tmp_path: Path) -
     assert r.returncode == 2
     assert r.stderr.startswith("stackd: none of the services has develop.watch rules")
     assert CLI(no_leaks, tmp_path).daemon_pid() is None  # nothing was started
+
+
+def test_up_watch_follows_the_rules_beside_the_logs(no_leaks: Roots, demo_image: str,
+                                                    tmp_path: Path) -> None:
+    compose = (f"name: devup\nservices:\n  web:\n    image: {DEMO_IMAGE}\n"
+               "    command: [sh, -c, 'echo listening; exec sleep 1000']\n"
+               "    stop_signal: SIGKILL\n    develop:\n      watch:\n"
+               "        - {action: sync, path: ./src, target: /app}\n")
+    with stack_dir(no_leaks, tmp_path, "devup", compose) as cli:
+        (cli.cwd / "src").mkdir()
+        assert cli("up", "-d", "--watch", check=False).returncode == 2  # -d: nothing followed
+        log = tmp_path / "up.log"
+        with open(log, "w") as out:
+            up = subprocess.Popen([sys.executable, "-m", "stackd", "up", "--watch"],
+                                  cwd=cli.cwd, env=cli.env(), stdout=out,
+                                  stderr=subprocess.STDOUT)
+        try:
+            eventually(lambda: "watch: watching" in log.read_text()
+                       and "listening" in log.read_text(), "up attached and watching")
+            (cli.cwd / "src/page.html").write_text("<p>hi</p>\n")
+            eventually(lambda: cli("exec", "-T", "web", "cat", "/app/page.html",
+                                   check=False).stdout == "<p>hi</p>\n", "synced")
+        finally:
+            if up.poll() is None:
+                up.send_signal(signal.SIGINT)
+            code = up.wait(30)
+        assert code == 130, log.read_text()  # Ctrl-C stops the stack, as up does
+        assert "watch: web: synced /app/page.html after 1 change" in log.read_text()
