@@ -37,6 +37,7 @@ from stackd.reconciler.plan import (
     Plan,
     Recreate,
     Remove,
+    Restart,
     Start,
     Stop,
     VolumeCreate,
@@ -222,9 +223,12 @@ class _Executor:
         elif isinstance(action, Recreate):
             old = action.old_id
 
+            keep = isinstance(action, Restart)  # a user's restart keeps the layer
+
             async def effect() -> None:
                 await self.supervisor.release(old)
-                await lifecycle.replace(self.ports, want, old, grace=action.grace)
+                await lifecycle.replace(self.ports, want, old, grace=action.grace,
+                                        keep_layer=keep)
             intent_id = old
         else:
             old = action.old_id
@@ -232,8 +236,8 @@ class _Executor:
 
             async def effect() -> None:
                 await self.supervisor.release(old)
-                if old == want.id:
-                    await lifecycle.bring_up(self.ports, want)
+                if old == want.id:  # a user's start (or up) of it: its layer goes on
+                    await lifecycle.bring_up(self.ports, want, keep_layer=True)
                 else:  # --no-recreate kept an older config: start that one as it is
                     await lifecycle.start_existing(self.ports, old)
         ok = await self.step(action, intent_id, effect)

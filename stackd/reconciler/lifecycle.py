@@ -22,9 +22,12 @@ async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
         return None
 
 
-async def bring_up(ports: Adapters, container: DesiredContainer) -> None:
-    """Network namespace, create, start — whatever of that is not done yet."""
-    started = not await _make(ports, container)
+async def bring_up(ports: Adapters, container: DesiredContainer, *,
+                   keep_layer: bool = False) -> None:
+    """Network namespace, create, start — whatever of that is not done yet. An exited
+    container of the same id is made again; with keep_layer (a user's start or
+    restart, as Docker's) its writable layer goes on."""
+    started = not await _make(ports, container, keep_layer=keep_layer)
     if started:
         await ports.runtime.start(container.id)
     ports.state.unhold(container.id)
@@ -39,7 +42,8 @@ async def create(ports: Adapters, container: DesiredContainer) -> None:
     await _make(ports, container)
 
 
-async def _make(ports: Adapters, container: DesiredContainer) -> bool:
+async def _make(ports: Adapters, container: DesiredContainer, *,
+                keep_layer: bool = False) -> bool:
     """The container's network namespace and the container itself, unless there.
     → whether it is running already."""
     view = await _inspect(ports, container.id)
@@ -56,7 +60,7 @@ async def _make(ports: Adapters, container: DesiredContainer) -> bool:
                        if container.attachments else None)
         try:
             if exited:
-                await ports.runtime.respawn(spec)
+                await ports.runtime.respawn(spec, keep_layer=keep_layer)
             else:
                 await ports.runtime.create(spec)
         except AlreadyExistsError:
@@ -105,10 +109,11 @@ async def _connect(ports: Adapters, container: DesiredContainer) -> str:
 
 
 async def start_existing(ports: Adapters, container_id: str) -> None:
-    """Start a container as it is; an exited one is created afresh from its own spec."""
+    """Start a container as it is; an exited one is created again from its own spec,
+    its writable layer kept (a user's start)."""
     view = await ports.runtime.inspect(container_id)
     if view.status == "exited" and view.spec is not None:
-        view = await ports.runtime.respawn(view.spec)
+        view = await ports.runtime.respawn(view.spec, keep_layer=True)
     started = view.status != "running"
     if started:
         await ports.runtime.start(container_id)
@@ -180,14 +185,15 @@ async def restart(ports: Adapters, container: DesiredContainer) -> None:
 
 
 async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,
-                  grace: float | None = None) -> None:
+                  grace: float | None = None, keep_layer: bool = False) -> None:
     """Recreate: the old container goes first (names and ports are exclusive). The same
     id again (a restart) is stopped and respawned by bring_up: listed throughout, its
-    log going on, so `logs -f` follows on across it."""
+    log going on, so `logs -f` follows on across it; with keep_layer (a restart a user
+    or a `restart: true` dependency asked for) its writable layer too."""
     if old_id == container.id:
         view = await _inspect(ports, old_id)
         if view is not None and view.status == "running":
             await _stop(ports, view, grace)
     else:
         await tear_down(ports, old_id, grace=grace)
-    await bring_up(ports, container)
+    await bring_up(ports, container, keep_layer=keep_layer and old_id == container.id)

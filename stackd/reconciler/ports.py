@@ -74,9 +74,11 @@ class RuntimePort(Protocol):
                      keep_logs: bool = False) -> None:
         """keep_logs: a restart, the same id is created again and appends to its log."""
         ...
-    async def respawn(self, spec: ContainerSpec) -> ContainerView:
+    async def respawn(self, spec: ContainerSpec, *, keep_layer: bool = False
+                      ) -> ContainerView:
         """An exited container created again (a restart): delete(keep_logs) and create
-        in one step, so it is never missing from list/inspect in between."""
+        in one step, so it is never missing from list/inspect in between. keep_layer:
+        its writable layer too (a user's restart or start); else fresh (a heal)."""
     async def list(self) -> Sequence[ContainerView]: ...
     async def inspect(self, container_id: str) -> ContainerView: ...
     async def exec(self, container_id: str, args: builtins.list[str], **options: Any

@@ -270,13 +270,14 @@ class Monitor:
         remove_root_parents(self.roots.id)
 
     def _discard(self, paths: ContainerPaths, keep_logs: bool = False, *,
-                 run_dir: bool = True) -> None:
+                 run_dir: bool = True, keep_layer: bool = False) -> None:
         """Make a deleted container's directories disappear now (a rename) and remove
         them when there is nothing else to do: a deep upper dir can take a while.
 
         keep_logs (a restart: delete, then create the same id): the log files move back
         into a fresh state dir, same inodes, so the next create appends to them and a
-        follower's offset stays valid. run_dir=False: the run dir stays (respawn)."""
+        follower's offset stays valid. run_dir=False: the run dir stays (respawn).
+        keep_layer: the upper dir moves back too (a restart that keeps the layer)."""
         for d in (paths.run_dir, paths.state_dir) if run_dir else (paths.state_dir,):
             if d.exists():
                 target = d.with_name(f"{TRASH_PREFIX}{d.name}-{os.urandom(4).hex()}")
@@ -288,6 +289,9 @@ class Monitor:
                         private_dir(d)
                         for f in kept:
                             os.rename(f, d / f.name)
+                if keep_layer and d == paths.state_dir and (target / "upper").is_dir():
+                    private_dir(d)
+                    os.rename(target / "upper", paths.upper)
 
     def _sweep_leftover_trash(self) -> None:
         for base in (self.roots.run / "containers", self.roots.state / "containers"):
@@ -415,7 +419,8 @@ class Monitor:
             self.create(protocol.request_spec(request), client)
             return None
         if op == "respawn":  # as create
-            self.respawn(protocol.request_spec(request), client)
+            self.respawn(protocol.request_spec(request), client,
+                         keep_layer=request.get("keep_layer") is True)
             return None
         cid = protocol.request_id(request)
         if op == "start":  # answered once the child has exec'd
@@ -771,12 +776,15 @@ class Monitor:
                 c.cgroup.kill_all()
         return {"ok": True}
 
-    def respawn(self, spec: ContainerSpec, client: Client) -> None:
+    def respawn(self, spec: ContainerSpec, client: Client, *, keep_layer: bool = False
+                ) -> None:
         """An exited container created again from `spec` (a restart): same id, its log
         going on, as delete(keep_logs) then create — except that it is never missing
         meanwhile. Its exited records stay where `inspect` and `list` read them until
         the new process has set up and its own replace them; a delete-then-create
-        left a window in which `inspect NAME` said "no container" (CI saw it)."""
+        left a window in which `inspect NAME` said "no container" (CI saw it).
+        keep_layer: its writable layer (upper dir) goes on too, as Docker's restart
+        keeps it; the overlay gets a fresh work dir."""
         paths = ContainerPaths(self.roots, spec.id)
         c = self.containers.get(spec.id)
         if c is not None and c.exit is None:
@@ -789,7 +797,7 @@ class Monitor:
         for entry in os.scandir(paths.run_dir):
             if entry.name not in records:
                 _remove_entry(entry)
-        self._discard(paths, keep_logs=True, run_dir=False)
+        self._discard(paths, keep_logs=True, run_dir=False, keep_layer=keep_layer)
         self.create(spec, client, respawn=True)
 
     def delete(self, cid: str, force: bool, keep_logs: bool = False) -> dict[str, Any]:

@@ -51,12 +51,16 @@ class Runtime:
         await self.monitor.request({"op": "create", "spec": spec.model_dump(mode="json")})
         return await self.inspect(spec.id)
 
-    async def respawn(self, spec: ContainerSpec) -> ContainerState:
+    async def respawn(self, spec: ContainerSpec, *, keep_layer: bool = False
+                      ) -> ContainerState:
         """Create an exited container again from `spec` (a restart): same id, its log
         going on — delete(keep_logs) then create, except that `inspect` and `list`
-        never miss it: they show it exited until the new process is created."""
+        never miss it: they show it exited until the new process is created.
+        keep_layer: its writable layer goes on too (a user's restart or start, as
+        Docker's); else it starts from its image again (a heal)."""
         check_id(spec.id)
-        await self.monitor.request({"op": "respawn", "spec": spec.model_dump(mode="json")})
+        await self.monitor.request({"op": "respawn", "spec": spec.model_dump(mode="json"),
+                                    "keep_layer": keep_layer})
         return await self.inspect(spec.id)
 
     async def start(self, container_id: str) -> ContainerState:

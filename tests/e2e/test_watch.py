@@ -33,6 +33,7 @@ services:
           path: ./conf
           target: /etc/app
           exec: {command: "sh -c 'cat /etc/app/a.conf > /tmp/reloaded'"}
+        - {action: sync+restart, path: ./settings, target: /etc/settings}
         - {action: rebuild, path: ./Dockerfile}
 """
 
@@ -49,6 +50,7 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
 def test_watch_syncs_execs_and_rebuilds(no_leaks: Roots, demo_image: str,
                                         tmp_path: Path) -> None:
     with stack_dir(no_leaks, tmp_path, "dev", COMPOSE) as cli:
+        (cli.cwd / "settings").mkdir()
         (cli.cwd / "Dockerfile").write_text(f"FROM {DEMO_IMAGE}\nRUN echo v1 > /version\n")
         (cli.cwd / "src/sub").mkdir(parents=True)
         (cli.cwd / "src/main.txt").write_text("one\n")
@@ -95,6 +97,14 @@ def _drive(cli: CLI, log: Path) -> None:
 
     (cli.cwd / "conf/a.conf").write_text("level=debug\n")
     eventually(lambda: cat("/tmp/reloaded") == "level=debug\n", "sync+exec ran its command")
+
+    started = cli("exec", "-T", "web", "cat", "/proc/1/stat").stdout.split()[21]
+    (cli.cwd / "settings/app.env").write_text("MODE=dev\n")
+    # Synced, then restarted: the restart keeps the layer, so the file is still there.
+    eventually(lambda: cli("exec", "-T", "web", "cat", "/proc/1/stat", check=False)
+               .stdout.split()[21:22] not in ([], [started]), "restarted")
+    assert cat("/etc/settings/app.env") == "MODE=dev\n"
+    assert cat("/app/new/deep.txt") == "deep\n"  # an earlier sync survives it too
 
     (cli.cwd / "Dockerfile").write_text(f"FROM {DEMO_IMAGE}\nRUN echo v2 > /version\n")
     eventually(lambda: cat("/version") == "v2\n", "rebuilt and made again", timeout=60)

@@ -195,7 +195,7 @@ class FakeRuntime:
         self._record("delete", c)
         self.faults.tick()
 
-    async def respawn(self, spec: ContainerSpec) -> FakeView:
+    async def respawn(self, spec: ContainerSpec, *, keep_layer: bool = False) -> FakeView:
         """delete(keep_logs) then create, as one step (the real monitor's request)."""
         await trio.lowlevel.checkpoint()
         old = self._get(spec.id)
