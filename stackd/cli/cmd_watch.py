@@ -6,13 +6,14 @@ its containers again — docs/reference.md, "watch".
 
 The host is looked at every POLL seconds (cli/filescan.py); changes are gathered until
 a look finds nothing new, then acted on at once, so saving ten files is one action.
-Ctrl-C stops the watch; the stack keeps running (`stackd down` stops it).
+Ctrl-C (or SIGTERM) stops the watch; the stack keeps running (`stackd down` stops it).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
             if not ok:
                 return 1
         watcher = _Watcher(args, stack.name, watched, client, say)
+        # SIGTERM stops it as Ctrl-C does (a process manager's stop; and a watch put in
+        # the background by a script, where SIGINT is ignored).
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             watcher.loop()
         except KeyboardInterrupt:
@@ -86,6 +90,10 @@ def watcher_for(args: argparse.Namespace) -> Callable[[str], None]:
         threading.Thread(target=watcher.loop, name="watch", daemon=True).start()
 
     return start
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _watched(stack: Any, services: list[str]) -> dict[str, Any]:

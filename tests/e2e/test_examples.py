@@ -20,6 +20,7 @@ from stackd.roots import Roots
 HITCOUNTER_PACKAGES = ("python3-flask", "python3-redis", "redis-server")
 WEBSTACK_PACKAGES = ("nginx", "postgresql", "python3-flask", "python3-psycopg2")
 MONITORING_PACKAGES = ("prometheus", "python3")
+DEVLOOP_PACKAGES = ("python3-flask",)
 
 
 # test → the base image its README bootstraps
@@ -27,6 +28,7 @@ BASES = {
     "test_hitcounter_readme": (HITCOUNTER_PACKAGES, "hitcounter-base:bookworm"),
     "test_webstack_readme": (WEBSTACK_PACKAGES, "webstack-base:bookworm"),
     "test_monitoring_readme": (MONITORING_PACKAGES, "monitoring-base:bookworm"),
+    "test_devloop_readme": (DEVLOOP_PACKAGES, "devloop-base:bookworm"),
 }
 
 
@@ -64,6 +66,18 @@ def test_hitcounter_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseIma
         counts = [line for line in r.stdout.splitlines() if line.startswith("Hello")]
         assert counts == [f"Hello from stackd! I have been seen {n} times." for n in (1, 2, 3)]
         assert "hitcounter_counts" not in cli("volume", "ls").stdout
+
+
+def test_devloop_readme(no_leaks: Roots, tmp_path: Path, base_images: BaseImages) -> None:
+    base_images.load_into(no_leaks, *BASES["test_devloop_readme"])
+    port = str(free_port())
+    with torn_down(example("devloop", no_leaks, tmp_path, DEV_PORT=port)) as cli:
+        r = run_readme(cli.cwd / "README.md", cli.cwd, no_leaks, DEV_PORT=port)
+        answers = [line for line in r.stdout.splitlines() if line.startswith("Hello")]
+        assert answers == ["Hello from devloop!", "Hello again, edited!"], r.stdout
+        assert "web: synced /app/app.py after 1 change" in r.stdout
+        assert "web: restarting" in r.stdout
+        assert "watch stopped; devloop keeps running" in r.stdout
 
 
 def test_rolling_readme(no_leaks: Roots, tmp_path: Path) -> None:
