@@ -410,47 +410,43 @@ def _networks(value: Any, loc: Where) -> Any:
                     location=loc)
 
 
-def _hooks(what: str) -> Callable[[Any, Where], Any]:
-    """`post_start:`/`pre_stop:`: a list of hooks, each's command in list form."""
+def _list_of(what: str, noun: str, hint: str, item: str,
+             converters: Mapping[str, Callable[[Any, Where], Any]]
+             ) -> Callable[[Any, Where], Any]:
+    """A list of mappings (hooks, watch rules), each converted as `_convert_keys` does."""
 
     def convert(value: Any, loc: Where) -> Any:
         if isinstance(value, Reset | BaseModel):
             return value
         if not isinstance(value, list | tuple):
-            raise SpecError(f"{what} must be a list of hooks, not {describe(value)}",
-                            location=loc, hint="- command: [sh, -c, '…']")
+            raise SpecError(f"{what} must be a list of {noun}, not {describe(value)}",
+                            location=loc, hint=hint)
         out = PlacedList(loc=loc)
-        for i, item in enumerate(value):
+        for i, entry in enumerate(value):
             iloc = value.where(i) if isinstance(value, PlacedList) else loc
-            out.put(_convert_keys(item, iloc, f"a {what} hook", {
-                "command": command_form(f"{what} command"),
-                "environment": key_value_map(f"{what} environment")}), iloc)
+            out.put(_convert_keys(entry, iloc, item, converters), iloc)
         return out
 
     return convert
 
 
+def _hooks(what: str) -> Callable[[Any, Where], Any]:
+    """`post_start:`/`pre_stop:`: a list of hooks, each's command in list form."""
+    return _list_of(what, "hooks", "- command: [sh, -c, '…']", f"a {what} hook", {
+        "command": command_form(f"{what} command"),
+        "environment": key_value_map(f"{what} environment")})
+
+
 def _develop(value: Any, loc: Where) -> Any:
     """`develop:` — its `watch:` rules, each's lists and `exec` in long form."""
-
-    def watch(v: Any, wloc: Where) -> Any:
-        if isinstance(v, Reset | BaseModel):
-            return v
-        if not isinstance(v, list | tuple):
-            raise SpecError(f"develop.watch must be a list of rules, not {describe(v)}",
-                            location=wloc, hint="- {action: sync, path: ./src, target: /app}")
-        out = PlacedList(loc=wloc)
-        for i, item in enumerate(v):
-            iloc = v.where(i) if isinstance(v, PlacedList) else wloc
-            out.put(_convert_keys(item, iloc, "a develop.watch rule", {
-                "ignore": string_list("develop.watch ignore"),
-                "include": string_list("develop.watch include"),
-                "exec": lambda e, eloc: _convert_keys(e, eloc, "develop.watch exec", {
-                    "command": command_form("develop.watch exec command"),
-                    "environment": key_value_map("develop.watch exec environment")}),
-            }), iloc)
-        return out
-
+    watch = _list_of("develop.watch", "rules", "- {action: sync, path: ./src, target: /app}",
+                     "a develop.watch rule", {
+                         "ignore": string_list("develop.watch ignore"),
+                         "include": string_list("develop.watch include"),
+                         "exec": lambda e, eloc: _convert_keys(e, eloc, "develop.watch exec", {
+                             "command": command_form("develop.watch exec command"),
+                             "environment": key_value_map("develop.watch exec environment")}),
+                     })
     return _convert_keys(value, loc, "develop", {"watch": watch})
 
 

@@ -41,13 +41,7 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
         out["build"] = b
     env_files = out.get("env_file")
     if isinstance(env_files, list):
-        lst = PlacedList(loc=env_files.loc if isinstance(env_files, PlacedList) else None)
-        for i, e in enumerate(env_files):
-            if isinstance(e, Mapping) and isinstance(e.get("path"), str):
-                e = copy_placed(e)
-                e["path"] = absolute(e["path"], base, home)
-            lst.put(e, where(env_files, i))
-        out["env_file"] = lst
+        out["env_file"] = _paths_in(env_files, "path", base, home)
     label_files = out.get("label_file")
     if isinstance(label_files, list):
         lst = PlacedList(loc=label_files.loc if isinstance(label_files, PlacedList) else None)
@@ -60,14 +54,7 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
     develop = out.get("develop")
     if isinstance(develop, Mapping) and isinstance(develop.get("watch"), list):
         d = copy_placed(develop)
-        rules = develop["watch"]
-        lst = PlacedList(loc=rules.loc if isinstance(rules, PlacedList) else None)
-        for i, r in enumerate(rules):
-            if isinstance(r, Mapping) and isinstance(r.get("path"), str):
-                r = copy_placed(r)
-                r["path"] = absolute(r["path"], base, home)
-            lst.put(r, where(rules, i))
-        d["watch"] = lst
+        d["watch"] = _paths_in(develop["watch"], "path", base, home)
         out["develop"] = d
     volumes = out.get("volumes")
     if isinstance(volumes, list):
@@ -80,6 +67,17 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
             lst.put(v, where(volumes, i))
         out["volumes"] = lst
     return out
+
+
+def _paths_in(entries: list[Any], key: str, base: Path, home: str | None) -> PlacedList:
+    """A list of mappings with each one's `key` made absolute (env_file, watch rules)."""
+    lst = PlacedList(loc=entries.loc if isinstance(entries, PlacedList) else None)
+    for i, e in enumerate(entries):
+        if isinstance(e, Mapping) and isinstance(e.get(key), str):
+            e = copy_placed(e)
+            e[key] = absolute(e[key], base, home)
+        lst.put(e, where(entries, i))
+    return lst
 
 
 def absolutize(doc: Any, base: Path, home: str | None) -> Any:

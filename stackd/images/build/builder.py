@@ -16,6 +16,7 @@ import re
 import shutil
 import stat
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -415,6 +416,23 @@ class Builder:
         self.cache.put(key, new.to_json())
         return new
 
+    async def _staged(self, key: str, state: StageState, ins: Instruction,
+                      stage: Callable[[Path], None]) -> StageState:
+        """A COPY/ADD step: `stage` fills a private staging dir (in a worker thread),
+        which becomes the layer; cached by `key`."""
+        def make_sync() -> Any:
+            tmp = self.store.snapshots.temp_dir()
+            try:
+                stage(tmp)
+                return self.store.add_layer_from_dir(tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        async def make() -> Any:
+            return await trio.to_thread.run_sync(make_sync)
+
+        return await self._cached(key, state, ins, make, state.config)
+
     def _mkdir_layer(self, state: StageState, path: str) -> Any:
         tmp = self.store.snapshots.temp_dir()
         try:
@@ -649,8 +667,7 @@ class Builder:
         key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod,
                              ["heredocs", files])
 
-        def make_sync() -> Any:
-            tmp = self.store.snapshots.temp_dir()
+        def stage(tmp: Path) -> None:
             given = self.store.snapshots.temp_dir()
             try:
                 for name, content in files:
@@ -658,15 +675,10 @@ class Builder:
                     os.chmod(given / name, 0o644)
                     target = self._target(state, tmp, dest_abs, dest_is_dir, False, name)
                     _copy_entry(given / name, target, owner, chmod, stage_root=tmp)
-                return self.store.add_layer_from_dir(tmp)
             finally:
-                shutil.rmtree(tmp, ignore_errors=True)
                 shutil.rmtree(given, ignore_errors=True)
 
-        async def make() -> Any:
-            return await trio.to_thread.run_sync(make_sync)
-
-        return await self._cached(key, state, ins, make, state.config)
+        return await self._staged(key, state, ins, stage)
 
     async def _copy_step(self, ins: Instruction, state: StageState, env: dict[str, str]
                          ) -> StageState:
@@ -721,23 +733,15 @@ class Builder:
             resolved = rels
         key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod, inputs)
 
-        def make_sync() -> Any:
-            tmp = self.store.snapshots.temp_dir()
-            try:
-                if src_from is not None:
-                    self._stage_from_view(state, src_state.layer_dirs(self.store), resolved,
-                                          tmp, dest_abs, dest_is_dir, owner, chmod)
-                else:
-                    self._stage_from_context(ins, state, resolved, tmp, dest_abs, dest_is_dir,
-                                             owner, chmod)
-                return self.store.add_layer_from_dir(tmp)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        def stage(tmp: Path) -> None:
+            if src_from is not None:
+                self._stage_from_view(state, src_state.layer_dirs(self.store), resolved,
+                                      tmp, dest_abs, dest_is_dir, owner, chmod)
+            else:
+                self._stage_from_context(ins, state, resolved, tmp, dest_abs, dest_is_dir,
+                                         owner, chmod)
 
-        async def make() -> Any:
-            return await trio.to_thread.run_sync(make_sync)
-
-        return await self._cached(key, state, ins, make, state.config)
+        return await self._staged(key, state, ins, stage)
 
     async def _add_urls(self, ins: Instruction, state: StageState, urls: list[str],
                         dest_abs: str, dest_is_dir: bool, owner: tuple[int, int] | None,
@@ -763,20 +767,12 @@ class Builder:
             key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod,
                                  ["urls", [(f.url, f.digest) for f in got]])
 
-            def make_sync() -> Any:
-                tmp = self.store.snapshots.temp_dir()
-                try:
-                    for f in got:
-                        target = self._target(state, tmp, dest_abs, dest_is_dir, False, f.name)
-                        _copy_entry(f.path, target, owner, chmod, stage_root=tmp)
-                    return self.store.add_layer_from_dir(tmp)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+            def stage(tmp: Path) -> None:
+                for f in got:
+                    target = self._target(state, tmp, dest_abs, dest_is_dir, False, f.name)
+                    _copy_entry(f.path, target, owner, chmod, stage_root=tmp)
 
-            async def make() -> Any:
-                return await trio.to_thread.run_sync(make_sync)
-
-            return await self._cached(key, state, ins, make, state.config)
+            return await self._staged(key, state, ins, stage)
         finally:
             shutil.rmtree(given, ignore_errors=True)
 

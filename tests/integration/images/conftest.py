@@ -52,6 +52,14 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def built_base(roots: Roots, no_leaks: Roots, busybox_tar: Path) -> ImageStore:
+    """A store holding busybox:test, to build FROM; nothing of the root left after."""
+    store = ImageStore(roots)
+    store.import_rootfs(busybox_tar, "busybox:test")
+    return store
+
+
+@pytest.fixture
 def store(roots: Roots) -> ImageStore:
     return ImageStore(roots)
 

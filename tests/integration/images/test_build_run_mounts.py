@@ -17,16 +17,13 @@ from stackd.images.build.cachemounts import CacheDirs
 from stackd.images.build.mergedview import lookup
 from stackd.images.errors import BuildError, DockerfileError
 from stackd.images.platform import host_platform
-from stackd.roots import Roots
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def store(roots: Roots, no_leaks: Roots, busybox_tar: Path) -> ImageStore:
-    s = ImageStore(roots)
-    s.import_rootfs(busybox_tar, "busybox:test")
-    return s
+def store(built_base: ImageStore) -> ImageStore:
+    return built_base
 
 
 def read(store: ImageStore, ref: str, path: str) -> str | None:

@@ -11,7 +11,6 @@ import pytest
 from stackd.images import ImageStore
 from stackd.images.build.mergedview import lookup
 from stackd.images.errors import BuildError, DockerfileError
-from stackd.roots import Roots
 
 pytestmark = pytest.mark.root
 
@@ -28,10 +27,8 @@ RUN test ! -e /run/secrets/token
 
 
 @pytest.fixture
-def store(roots: Roots, no_leaks: Roots, busybox_tar: Path) -> ImageStore:
-    s = ImageStore(roots)
-    s.import_rootfs(busybox_tar, "busybox:test")
-    return s
+def store(built_base: ImageStore) -> ImageStore:
+    return built_base
 
 
 def files_of(dirs: tuple[str, ...]) -> list[Path]:

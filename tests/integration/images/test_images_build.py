@@ -67,13 +67,6 @@ def context(tmp_path: Path) -> Path:
     return ctx
 
 
-@pytest.fixture
-def built_base(roots: Roots, no_leaks: Roots, busybox_tar: Path) -> ImageStore:
-    store = ImageStore(roots)
-    store.import_rootfs(busybox_tar, "busybox:test")
-    return store
-
-
 def view(store: ImageStore, ref: str, path: str) -> Path | None:
     host = lookup(store.get(ref).layer_dirs, path)
     return Path(host) if host else None
