@@ -16,6 +16,10 @@ from typing import Any
 from stackd.errors import NotReadyError
 
 POLL = 0.25  # seconds between two looks at the containers
+# A container without a healthcheck is ready once it has run this long: one that fails
+# at once (a job's `exit 3`) is then seen failing, not taken for ready the moment it
+# started (CI saw `up --wait` return 0 so).
+SETTLE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +32,15 @@ class Verdict:
         return self.failed is None and not self.pending
 
 
-def verdict(rows: Iterable[Mapping[str, Any]], services: Iterable[str] = ()) -> Verdict:
+def verdict(rows: Iterable[Mapping[str, Any]], services: Iterable[str] = (),
+            now: float | None = None) -> Verdict:
     """Where the stack's containers stand (`rows`: `ps -a --format json`'s, one-offs
-    left out; `services`: only those, else all). Pure.
+    left out; `services`: only those, else all; `now`: the time, for SETTLE). Pure.
 
-    A container is ready when running and, with a healthcheck, healthy; an exited one
-    is ready when it completed (exit 0: a one-shot job), and fails the wait otherwise.
-    An unhealthy one fails it at once, as compose's does."""
+    A container is ready when running and, with a healthcheck, healthy — without one,
+    once it has run SETTLE seconds; an exited one is ready when it completed (exit 0:
+    a one-shot job), and fails the wait otherwise. An unhealthy one fails it at once,
+    as compose's does."""
     wanted = set(services)
     pending: dict[str, str] = {}
     for row in rows:
@@ -59,6 +65,9 @@ def verdict(rows: Iterable[Mapping[str, Any]], services: Iterable[str] = ()) -> 
             return Verdict(f"service {service!r}: container {name} is unhealthy", ())
         elif health not in (None, "healthy"):
             pending[service] = f"{service} ({health})"
+        elif health is None and now is not None and now - float(
+                row.get("started_at") or now) < SETTLE:
+            pending[service] = f"{service} (just started)"
     missing = sorted(wanted - {str(r.get("service")) for r in rows})
     for service in missing:
         pending[service] = f"{service} (no container)"
@@ -76,7 +85,8 @@ def wait_ready(client: Any, project: str, services: list[str],
             raise NotReadyError(f"{project}: {rolled}",
                                 hint="`stackd history` shows the revisions; fix the "
                                      "update and run `stackd up` again")
-        got = verdict(client.get("/v1/containers", project=project, all=True), services)
+        got = verdict(client.get("/v1/containers", project=project, all=True), services,
+                      now=time.time())
         if got.failed is not None:
             raise NotReadyError(f"{project}: {got.failed}",
                                 hint="`stackd logs` and `stackd ps -a` say why")

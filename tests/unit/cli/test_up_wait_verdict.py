@@ -45,3 +45,12 @@ def test_an_exit_not_yet_recorded_is_waited_for_not_a_failure() -> None:
     # saw `up --wait` fail with "exited with code None" on a job that exits 0).
     got = verdict([row("job", "exited", exit_code=None), row("web")])
     assert got.failed is None and got.pending == ("job (exiting)",)
+
+
+def test_a_container_without_healthcheck_is_ready_once_it_has_run_a_moment() -> None:
+    # CI saw `up --wait job` return 0 for a job that exits 3 at once: it was seen
+    # running the moment it started, and running counted as ready.
+    rows = [row("job", started_at=100.0), row("db", health="healthy", started_at=100.0)]
+    assert verdict(rows, now=100.2).pending == ("job (just started)",)
+    assert verdict(rows, now=100.6).ready
+    assert verdict(rows).ready  # no clock given: as before
