@@ -1,4 +1,4 @@
-"""The small per-container verbs of compose: start, stop, restart, kill, rm, top, port, wait.
+"""The small per-container verbs of compose: start, stop, restart, kill, rm, top, wait.
 
 start, stop, restart, kill and rm are requests to the stack's controller (one per
 verb, `POST /v1/stacks/{project}/{verb}`): its reconcile, the only code that changes
@@ -12,7 +12,7 @@ import argparse
 import time
 from typing import Any
 
-HELP = "start|stop|restart|kill|rm|top|port|wait the stack's containers"
+HELP = "start|stop|restart|kill|rm|top|wait the stack's containers"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # One module for several verbs: main.py passes the verb in args.verb.
@@ -38,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
     verb = args.verb
     project = project_of(args)
     with Client() as client:
-        if verb == "port":
-            return _port(client, project, args.services)
         if verb == "top":
             return _top(client, project, args.services)
         if verb == "wait":
@@ -78,13 +76,6 @@ def lifecycle(client: Any, project: str, verb: str, body: dict[str, Any]) -> boo
                 if not ok:
                     view.note(f"stackd: {project}: {verb}: {d['error']}")
     return ok
-
-
-def _port(client: Any, project: str, services: list[str]) -> int:
-    for r in _containers(client, project, services, all=False):
-        for p in r.get("ports") or []:
-            print(f"{r['name']}: {p}")
-    return 0
 
 
 def _top(client: Any, project: str, services: list[str]) -> int:
