@@ -16,8 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--volumes", action="store_true", help="print the volume names")
     what.add_argument("--profiles", dest="list_profiles", action="store_true",
                       help="print the profile names the services use")
+    what.add_argument("--images", action="store_true",
+                      help="print the image each service runs (as up names a built one)")
+    what.add_argument("--networks", action="store_true", help="print the network names")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only check the stack; print nothing when it is valid")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="write the resolved stack to FILE instead of the screen")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +39,26 @@ def run(args: argparse.Namespace) -> int:
         names = sorted(stack.volumes)
     elif args.list_profiles:
         names = sorted({p for s in stack.services.values() for p in s.profiles})
+    elif args.images:
+        from stackd.spec.image_names import image_ref
+
+        names = sorted({image_ref(stack, n, s) for n, s in stack.services.items()})
+    elif args.networks:
+        names = sorted(stack.networks)
     else:
-        sys.stdout.write(to_json(stack) if args.format == "json" else to_yaml(stack))
+        text = to_json(stack) if args.format == "json" else to_yaml(stack)
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            from pathlib import Path
+
+            Path(args.output).write_text(text)
         return 0
-    for name in names:
-        print(name)
+    text = "".join(f"{name}\n" for name in names)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        from pathlib import Path
+
+        Path(args.output).write_text(text)
     return 0

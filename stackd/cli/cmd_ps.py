@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import argparse
 
 HELP = "List the stack's containers"
+# Compose's states that stackd's containers can be in.
+STATUSES = ("created", "running", "paused", "exited")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-projects", action="store_true", help="every stack's containers")
     p.add_argument("--cluster", action="store_true",
                    help="on a cluster member: every node's containers, with a NODE column")
+    p.add_argument("--services", dest="list_services", action="store_true",
+                   help="only the names of the services that have containers listed")
+    p.add_argument("--status", action="append", default=[], choices=STATUSES,
+                   help="only containers in this state (repeatable; implies -a)")
+    p.add_argument("--filter", action="append", default=[], metavar="status=STATE",
+                   help="as --status (Compose's only filter)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -75,7 +83,8 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
     anything else (-h, a bad value, unknown flags), which then goes through argparse
     for its full checking and messages. Must accept exactly what add_arguments does."""
     args = SimpleNamespace(all=False, format="table", quiet=False, all_projects=False,
-                           cluster=False, services=[])
+                           cluster=False, services=[], list_services=False, status=[],
+                           filter=[])
     it = iter(argv)
     closed = False  # argparse takes the SERVICE list in one run: an option ends it
     for word in it:
@@ -89,6 +98,8 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
             args.all_projects = True
         elif word == "--cluster":
             args.cluster = True
+        elif word == "--services":
+            args.list_services = True
         elif word == "--format" or word.startswith("--format="):
             value = word.partition("=")[2] if "=" in word else next(it, None)
             if value not in ("table", "json"):
@@ -101,13 +112,33 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
     return args
 
 
+def _states(args: argparse.Namespace | SimpleNamespace) -> set[str]:
+    from stackd.errors import UsageError
+
+    out = set(args.status)
+    for f in args.filter:
+        key, _, value = f.partition("=")
+        if key != "status" or value not in STATUSES:
+            raise UsageError(f"--filter {f!r}: stackd filters by status only",
+                             hint="--filter status=" + "|".join(STATUSES))
+        out.add(value)
+    return out
+
+
+def _state_of(row: dict[str, Any]) -> str:
+    if row.get("state") == "running" and row.get("paused"):
+        return "paused"
+    return str(row.get("state"))
+
+
 def run(args: argparse.Namespace | SimpleNamespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
 
     project = None if args.all_projects else project_of(args)
+    states = _states(args)
     with Client() as client:
-        query: dict[str, Any] = {"project": project, "all": args.all}
+        query: dict[str, Any] = {"project": project, "all": args.all or bool(states)}
         if args.cluster:
             query["cluster"] = True
         rows = client.get("/v1/containers", **query)
@@ -121,6 +152,11 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
             print(f"{s['project']}: {s['paused']} (`stackd resume` goes on)", file=sys.stderr)
     if args.services:
         rows = [r for r in rows if r.get("service") in args.services]
+    if states:
+        rows = [r for r in rows if _state_of(r) in states]
+    if args.list_services:
+        print("\n".join(sorted({str(r["service"]) for r in rows if r.get("service")})))
+        return 0
     if args.quiet:
         print("\n".join(r["id"] for r in rows))
     elif args.format == "json":

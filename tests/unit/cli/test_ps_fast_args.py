@@ -8,7 +8,8 @@ import pytest
 
 from stackd.cli import cmd_ps
 
-FIELDS = ("all", "format", "quiet", "all_projects", "services")
+FIELDS = ("all", "format", "quiet", "all_projects", "services", "list_services", "status",
+          "filter")
 
 
 def by_argparse(argv: list[str]) -> argparse.Namespace:
@@ -20,7 +21,8 @@ def by_argparse(argv: list[str]) -> argparse.Namespace:
 @pytest.mark.parametrize("argv", [
     [], ["-a"], ["--all"], ["-q"], ["--quiet", "-a"], ["--format", "json"],
     ["--format=json"], ["--format", "table", "web"], ["--all-projects"],
-    ["web", "db", "-a"], ["-a", "web", "db", "--format", "json"],
+    ["web", "db", "-a"], ["-a", "web", "db", "--format", "json"], ["--services"],
+    ["-a", "--services", "web"],
 ])
 def test_fast_parse_equals_argparse(argv: list[str]):
     fast = cmd_ps.fast_args(argv)
@@ -32,6 +34,7 @@ def test_fast_parse_equals_argparse(argv: list[str]):
 @pytest.mark.parametrize("argv", [
     ["-h"], ["--help"], ["--format", "yaml"], ["--format"], ["-aq"], ["--frobnicate"],
     ["web", "-a", "db"],  # argparse refuses a second run of SERVICEs; let it say so
+    ["--status", "running"], ["--filter", "status=exited"],
 ])
 def test_anything_else_goes_to_argparse(argv: list[str]):
     assert cmd_ps.fast_args(argv) is None

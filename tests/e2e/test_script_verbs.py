@@ -1,0 +1,59 @@
+"""The forms of `ps` and `config` that scripts use with Compose: `ps --services`,
+`ps --status`/`--filter status=`, `config --images`/`--networks`/`-o`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from e2e_helpers import DEMO_IMAGE, stack_dir
+
+from stackd.roots import Roots
+
+pytestmark = pytest.mark.root
+
+COMPOSE = f"""\
+name: scripts
+services:
+  web:
+    image: {DEMO_IMAGE}
+    command: [sleep, '1000']
+    stop_signal: SIGKILL
+  job:
+    image: {DEMO_IMAGE}
+    command: ['true']
+  api:
+    build: ./api
+    command: [sleep, '1000']
+    stop_signal: SIGKILL
+    networks: [back]
+networks:
+  back: {{}}
+"""
+
+
+def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
+                                           tmp_path: Path) -> None:
+    with stack_dir(no_leaks, tmp_path, "scripts", COMPOSE) as cli:
+        (cli.cwd / "api").mkdir()
+        (cli.cwd / "api/Dockerfile").write_text(f"FROM {DEMO_IMAGE}\n")
+        assert cli("config", "--images").stdout == f"scripts-api\n{DEMO_IMAGE}\n"
+        assert cli("config", "--networks").stdout == "back\ndefault\n"
+        cli("config", "-o", "resolved.yaml")
+        assert "name: scripts" in (cli.cwd / "resolved.yaml").read_text()
+
+        cli("up", "-d")
+        deadline = time.monotonic() + 20
+        while "Exited (0)" not in cli("ps", "-a", "job").stdout:
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.2)
+        assert cli("ps", "--services").stdout == "api\nweb\n"
+        assert cli("ps", "-a", "--services").stdout == "api\njob\nweb\n"
+        assert cli("ps", "--status", "exited", "--services").stdout == "job\n"
+        cli("pause", "web")
+        assert cli("ps", "--filter", "status=paused", "--services").stdout == "web\n"
+        assert cli("ps", "--filter", "status=running", "--services").stdout == "api\n"
+        cli("unpause", "web")
+        r = cli("ps", "--filter", "name=web", check=False)
+        assert r.returncode == 2 and "stackd filters by status only" in r.stderr
