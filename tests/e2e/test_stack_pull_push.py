@@ -48,3 +48,40 @@ def test_push_and_pull_without_an_image_take_the_stacks_services(
     assert r.stdout.count(": sha256:") == 1 and ref in r.stdout, r
     assert "not pulled, built here: app" in r.stderr, r.stderr
     assert "shop/app" in cli("images").stdout
+
+
+def test_pull_of_services_as_compose_takes_them(
+        roots: Roots, demo_image: str, registry: RunningRegistry, tmp_path: Path) -> None:
+    """`pull SERVICE…` pulls those services' images (with --include-deps, what they
+    depend on too); `--ignore-pull-failures` goes on past one that cannot be pulled;
+    `--policy missing` leaves what the store holds; one name with a ':' is an image."""
+    work = tmp_path / "deps"
+    work.mkdir()
+    web, db = f"{registry.host}/deps/web:1", f"{registry.host}/deps/db:1"
+    gone = f"{registry.host}/deps/nowhere:1"
+    (work / "compose.yaml").write_text(
+        "services:\n"
+        f"  web: {{image: '{web}', depends_on: [db]}}\n"
+        f"  db: {{image: '{db}'}}\n"
+        f"  broken: {{image: '{gone}'}}\n")
+    cli = CLI(roots, work)
+    for ref in (web, db):
+        cli("tag", DEMO_IMAGE, ref)
+        cli("push", "-q", ref)
+        cli("rmi", ref)
+
+    r = cli("pull", "web")
+    assert web in r.stdout and db not in r.stdout, r.stdout
+    r = cli("pull", "--include-deps", "web")
+    assert web in r.stdout and db in r.stdout, r.stdout
+    r = cli("pull", "--policy", "missing", "-q", "web", "db")
+    assert len(r.stdout.split()) == 2  # both held: nothing fetched, each digest said
+    r = cli("pull", check=False)
+    assert r.returncode != 0 and "nowhere" in r.stderr
+    r = cli("pull", "--ignore-pull-failures")
+    assert r.returncode == 0 and f"not pulled: {gone}" in r.stderr, r.stderr
+    r = cli("pull", "nosuch", check=False)
+    assert r.returncode == 2 and "no such service: nosuch" in r.stderr, r.stderr
+    cli("rmi", web)
+    r = cli("pull", web)  # a name with a ':' beside a stack file: Docker's pull
+    assert r.stdout.startswith(f"{web}: sha256:"), r.stdout
