@@ -138,7 +138,8 @@ class _Watcher:
         # Not walked: what every rule that covers it ignores (node_modules/, .git).
         rules = [r for w in self.watched.values() for r in w.rules]
         covering = [r for r in rules if path == r.path or path.startswith(r.path + "/")]
-        return bool(covering) and all(relative_to(r, path) is None for r in covering)
+        return bool(covering) and all(relative_to(r, path, walking=True) is None
+                                      for r in covering)
 
     def loop(self) -> None:
         from stackd.cli.filescan import changes, look

@@ -53,8 +53,10 @@ class Watched:
     context_ignore: tuple[Pattern, ...] = ()
 
 
-def relative_to(rule: WatchRule, path: str) -> str | None:
-    """`path` relative to the rule's path ("" for the path itself), if it counts."""
+def relative_to(rule: WatchRule, path: str, *, walking: bool = False) -> str | None:
+    """`path` relative to the rule's path ("" for the path itself), if it counts.
+    walking: whether to look inside the directory `path` (`include` names files, so a
+    directory it does not name may still hold some)."""
     base = os.path.normpath(rule.path)
     path = os.path.normpath(path)
     if path == base:
@@ -66,7 +68,8 @@ def relative_to(rule: WatchRule, path: str) -> str | None:
     if rel and (is_ignored(rel, ALWAYS_IGNORED)
                 or is_ignored(rel, parse_dockerignore("\n".join(rule.ignore)))):
         return None
-    if rule.include and rel and not is_ignored(rel, parse_dockerignore("\n".join(rule.include))):
+    if rule.include and rel and not walking and not is_ignored(
+            rel, parse_dockerignore("\n".join(rule.include))):
         return None
     return rel
 

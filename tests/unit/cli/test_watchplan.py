@@ -88,3 +88,13 @@ def test_a_look_sees_files_made_changed_and_gone_and_a_directory_gone_once(
                                       str(tmp_path / "new"): True,
                                       str(tmp_path / "d"): False}
     assert changes(after, after) == {}
+
+
+def test_a_directory_include_does_not_name_is_still_walked() -> None:
+    from stackd.cli.watchplan import relative_to
+
+    r = rule("sync", "src", "/app", include=("**/*.py",), ignore=("build/",))
+    assert relative_to(r, f"{P}/src/pkg/mod.py") == "pkg/mod.py"
+    assert relative_to(r, f"{P}/src/pkg") is None  # not a file include names…
+    assert relative_to(r, f"{P}/src/pkg", walking=True) == "pkg"  # …but looked into
+    assert relative_to(r, f"{P}/src/build", walking=True) is None  # ignored: not walked
