@@ -154,11 +154,12 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
         rows = [r for r in rows if r.get("service") in args.services]
     if states:
         rows = [r for r in rows if _state_of(r) in states]
-    if args.list_services:
-        print("\n".join(sorted({str(r["service"]) for r in rows if r.get("service")})))
+    if args.list_services:  # a line each, nothing for none (as Compose's)
+        sys.stdout.write("".join(f"{name}\n" for name in sorted(
+            {str(r["service"]) for r in rows if r.get("service")})))
         return 0
     if args.quiet:
-        print("\n".join(r["id"] for r in rows))
+        sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
     elif args.format == "json":
         print(json.dumps(rows, indent=2))
     else:

@@ -91,12 +91,15 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
 
 
 def stack_in_play(args: argparse.Namespace) -> bool:
-    """-f given, or a stack file found the way compose discovers one."""
+    """-f given (or $STACKD_FILE/$COMPOSE_FILE), or a stack file found the way compose
+    discovers one."""
+    import os
     from pathlib import Path
 
     from stackd.cli.stackref import _discover
 
-    if getattr(args, "files", None):
+    if getattr(args, "files", None) or os.environ.get("STACKD_FILE") \
+            or os.environ.get("COMPOSE_FILE"):
         return True
     given = getattr(args, "project_directory", None)
     return _discover(Path.cwd() / given if given else Path.cwd()) is not None

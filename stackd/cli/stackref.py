@@ -82,6 +82,10 @@ _OVERRIDES = {
     "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
     "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
 }
+# What may name the project or its files other than -f/-p (spec/loader.py,
+# spec/discovery.py): with any set, the full loader decides.
+_NAMING_VARIABLES = ("STACKD_PROJECT_NAME", "COMPOSE_PROJECT_NAME", "STACKD_FILE",
+                     "COMPOSE_FILE")
 _SIMPLE_NAME = re.compile(r"""^name:[ \t]*(["']?)([A-Za-z0-9_.-]+)\1[ \t]*(?:#.*)?$""", re.M)
 _ANY_NAME = re.compile(r"^name[ \t]*:", re.M)
 _TRICKY = re.compile(r"^(?:<<[ \t]*:|\{|---[ \t]*\S)", re.M)
@@ -95,7 +99,7 @@ def quick_project_name(args: argparse.Namespace | SimpleNamespace) -> str | None
     $STACKD_PROJECT_NAME or a .env/--env-file that might set it, a `name:` with
     interpolation or quoting beyond the plain, top-level merge keys or flow style.
     """
-    if os.environ.get("STACKD_PROJECT_NAME") or getattr(args, "env_files", None):
+    if any(os.environ.get(v) for v in _NAMING_VARIABLES) or getattr(args, "env_files", None):
         return None
     files = getattr(args, "files", None)
     given_dir = getattr(args, "project_directory", None)

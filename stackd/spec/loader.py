@@ -37,8 +37,9 @@ from stackd.spec.probes import Probes
 from stackd.spec.validate import build_stack
 from stackd.spec.yaml_positions import PlacedDict, PlacedList, copy_placed, read_yaml
 
-PROFILES_VARIABLE = "STACKD_PROFILES"
-PROJECT_NAME_VARIABLE = "STACKD_PROJECT_NAME"
+# stackd's names first, then Compose's (a .env written for Compose sets those).
+PROFILES_VARIABLES = ("STACKD_PROFILES", "COMPOSE_PROFILES")
+PROJECT_NAME_VARIABLES = ("STACKD_PROJECT_NAME", "COMPOSE_PROJECT_NAME")
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,10 @@ def load(options: LoadOptions | None = None) -> Stack:
     """
     options = options or LoadOptions()
     probes = options.probes or Probes()
-    source = ProjectSource.discover(options.files, options.project_directory, options.cwd,
-                                    probes=probes)
+    source = ProjectSource.discover(
+        options.files, options.project_directory, options.cwd, probes=probes,
+        environ=os.environ if options.environ is None else options.environ,
+        env_files=options.env_files)
     return _Loader(options, source, probes=probes).run()
 
 
@@ -121,7 +124,9 @@ class _Loader:
         doc["name"] = self.project_name(doc, directory, variables.values)
         doc = absolutize(doc, directory, self.home)
         enabled = list(self.options.profiles or [])
-        enabled += [p for p in variables.values.get(PROFILES_VARIABLE, "").split(",") if p]
+        profiles = next((variables.values[v] for v in PROFILES_VARIABLES
+                         if variables.values.get(v)), "")
+        enabled += [p for p in profiles.split(",") if p]
         doc, dropped = apply_profiles(doc, enabled, self.options.services or ())
         doc = resolve_environment(doc, variables.values, self.read_env_file)
         doc = resolve_label_files(doc, self.read_env_file)
@@ -165,11 +170,13 @@ class _Loader:
 
     def project_name(self, doc: Mapping[str, Any], directory: Path,
                      variables: Mapping[str, str]) -> str:
-        """-p, else $STACKD_PROJECT_NAME, else the top-level name:, else the directory's."""
+        """-p, else $STACKD_PROJECT_NAME (or Compose's $COMPOSE_PROJECT_NAME), else the
+        top-level name:, else the directory's."""
         if self.options.project_name:
             return check_project_name(self.options.project_name, "-p")
-        if variables.get(PROJECT_NAME_VARIABLE):
-            return check_project_name(variables[PROJECT_NAME_VARIABLE], PROJECT_NAME_VARIABLE)
+        for variable in PROJECT_NAME_VARIABLES:
+            if variables.get(variable):
+                return check_project_name(variables[variable], variable)
         name = doc.get("name")
         if name is not None:
             if not isinstance(name, str):

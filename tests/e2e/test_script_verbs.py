@@ -57,3 +57,23 @@ def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
         cli("unpause", "web")
         r = cli("ps", "--filter", "name=web", check=False)
         assert r.returncode == 2 and "stackd filters by status only" in r.stderr
+
+
+def test_a_dotenv_written_for_compose_names_the_files_and_the_project(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """COMPOSE_FILE and COMPOSE_PROJECT_NAME in .env: `up`, `ps` and `down` work on
+    the stack Compose would (the daemon loads it with them too)."""
+    compose = "services: {}\n"
+    with stack_dir(no_leaks, tmp_path, "checkout", compose) as cli:
+        (cli.cwd / "base.yml").write_text(
+            f"services:\n  web:\n    image: {DEMO_IMAGE}\n    command: [sleep, '1000']\n"
+            "    stop_signal: SIGKILL\n")
+        (cli.cwd / "prod.yml").write_text("services:\n  web:\n    environment: {MODE: prod}\n")
+        (cli.cwd / ".env").write_text("COMPOSE_FILE=base.yml:prod.yml\n"
+                                      "COMPOSE_PROJECT_NAME=shop\n")
+        cli("up", "-d")
+        assert cli("ps", "--services").stdout == "web\n"
+        assert cli("exec", "-T", "web", "sh", "-c", "echo $MODE").stdout == "prod\n"
+        assert "shop-web-1" in cli("ps").stdout
+        cli("down")
+        assert cli("ps", "-a", "-q").stdout == ""

@@ -74,6 +74,34 @@ def test_project_name_sources(write: Write, tmp_path: Path) -> None:
         load(LoadOptions(files=[str(f)], environ={}))
 
 
+def test_composes_variables_as_a_dotenv_written_for_compose_sets_them(
+        write: Write, tmp_path: Path) -> None:
+    """COMPOSE_FILE, COMPOSE_PROJECT_NAME and COMPOSE_PROFILES, from the shell or from
+    .env, mean what they mean to Compose (stackd's own names win over them)."""
+    write("base.yml", "services: {web: {image: 'web:1'}, tool: {image: t, profiles: [ops]}}\n")
+    write("prod.yml", "services: {web: {image: 'web:prod'}}\n")
+    write("compose.yaml", "services: {other: {image: o}}\n")
+    write(".env", "COMPOSE_FILE=base.yml:prod.yml\nCOMPOSE_PROJECT_NAME=shop\n"
+                  "COMPOSE_PROFILES=ops\n")
+    stack = load(LoadOptions(cwd=tmp_path, environ={}))
+    assert stack.name == "shop" and "other" not in stack.services
+    assert stack.services["web"].image == "web:prod" and "tool" in stack.services
+    # The shell's win over .env; stackd's names over Compose's; -f over both.
+    stack = load(LoadOptions(cwd=tmp_path, environ={
+        "COMPOSE_FILE": "base.yml", "COMPOSE_PROJECT_NAME": "shell",
+        "STACKD_PROJECT_NAME": "mine", "STACKD_PROFILES": "none"}))
+    assert (stack.name, stack.services["web"].image) == ("mine", "web:1")
+    assert "tool" not in stack.services
+    stack = load(LoadOptions(cwd=tmp_path, environ={}, files=["compose.yaml"]))
+    assert list(stack.services) == ["other"]
+    # Another separator, as COMPOSE_PATH_SEPARATOR says.
+    stack = load(LoadOptions(cwd=tmp_path, environ={
+        "COMPOSE_FILE": "base.yml;prod.yml", "COMPOSE_PATH_SEPARATOR": ";"}))
+    assert stack.services["web"].image == "web:prod"
+    with pytest.raises(UsageError, match=r"stack file '.*nowhere\.yml' does not exist"):
+        load(LoadOptions(cwd=tmp_path, environ={"COMPOSE_FILE": "nowhere.yml"}))
+
+
 def test_shell_wins_over_dotenv_and_env_file_replaces_it(write: Write, tmp_path: Path) -> None:
     f = write("compose.yaml", "services: {s: {image: 'x:${TAG}-${OTHER:-none}'}}\n")
     write(".env", "TAG=dotenv\nOTHER=dotenv\n")
