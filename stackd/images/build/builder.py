@@ -32,11 +32,12 @@ from stackd.images.build.dockerfile import (
     HEREDOC,
     Instruction,
     expand,
-    key_values,
     parse_dockerfile,
     split_words,
 )
 from stackd.images.build.fetch import fetch, is_url
+from stackd.images.build.imageconfig import DEFAULT_SHELL, configure, env_dict, env_pairs
+from stackd.images.build.imageconfig import parse_duration as parse_duration
 from stackd.images.build.mergedview import listdir, lookup, read_text
 from stackd.images.build.network import MODES, Joined, RunNetwork
 from stackd.images.build.runmounts import (
@@ -52,7 +53,7 @@ from stackd.images.build.secrets import sources
 from stackd.images.build.state import StageState
 from stackd.images.build.users import resolve_chown
 from stackd.images.errors import BuildError, DockerfileError
-from stackd.images.models import Healthcheck, Image, ImageConfig
+from stackd.images.models import Image, ImageConfig
 from stackd.images.oci import now
 from stackd.images.platform import Platform, host_platform, parse_platform
 from stackd.images.progress import Progress, ProgressEvent
@@ -62,28 +63,12 @@ from stackd.images.unpack import unpack_layer
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import Mount
 
-DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Mount points the runtime makes in every container; not part of what a RUN produced.
 RUNTIME_MOUNT_POINTS = ("proc", "sys", "dev")
 # Where `RUN <<EOF` puts a script that starts with #! (BuildKit's /dev/pipes, which
 # here would be under the runtime's own /dev); left out of the layer as mounts are.
 HEREDOC_SCRIPTS = "/run/stackd-heredoc"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    total, pos = 0.0, 0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"{text!r} is not a duration like 30s, 1m30s or 500ms")
-    return total
-
-
 @dataclass(frozen=True, slots=True)
 class _BindSource:
     """A RUN's bind mount with where its files are: a path of the context, or a path
@@ -228,7 +213,7 @@ class Builder:
         cmd_set = False
         for n, ins in enumerate(body, start=2):
             self._step(index, total, n, steps, ins)
-            env = {**args, **_env_dict(state.config.env)}
+            env = {**args, **env_dict(state.config.env)}
             try:
                 if ins.cmd == "ARG":
                     for name, value in self._arg_pairs(ins, env):
@@ -290,45 +275,7 @@ class Builder:
         created_by = ins.original.replace("\n", " ")
         if ins.cmd in ("RUN", "COPY", "ADD", "WORKDIR"):
             return await self._layer_step(ins, state, env, args)
-        if ins.cmd == "ENV":
-            new_env = dict(_env_pairs(cfg.env))
-            for k, v in key_values(ins.args, env, legacy_space_form=True):
-                new_env[k] = v
-            cfg = cfg.model_copy(update={"env": tuple(f"{k}={v}" for k, v in new_env.items())})
-        elif ins.cmd == "LABEL":
-            labels = dict(cfg.labels)
-            labels.update(key_values(ins.args, env, legacy_space_form=True))
-            cfg = cfg.model_copy(update={"labels": labels})
-        elif ins.cmd == "MAINTAINER":
-            cfg = cfg.model_copy(update={"labels": {**cfg.labels, "maintainer": ins.args}})
-        elif ins.cmd == "USER":
-            cfg = cfg.model_copy(update={"user": expand(ins.args, env)})
-        elif ins.cmd == "EXPOSE":
-            ports = set(cfg.exposed_ports)
-            for word in split_words(ins.args):
-                ports.update(_ports(expand(word, env)))
-            cfg = cfg.model_copy(update={"exposed_ports": tuple(sorted(ports))})
-        elif ins.cmd in ("CMD", "ENTRYPOINT"):
-            value = ins.json_args if ins.json_args is not None else (
-                *(cfg.shell or DEFAULT_SHELL), ins.args)
-            cfg = cfg.model_copy(update={ins.cmd.lower(): tuple(value)})
-        elif ins.cmd == "SHELL":
-            if ins.json_args is None:
-                raise ins.error(
-                    self.file, 'SHELL needs the JSON form, e.g. SHELL ["/bin/ash", "-c"]'
-                )
-            cfg = cfg.model_copy(update={"shell": ins.json_args})
-        elif ins.cmd == "STOPSIGNAL":
-            cfg = cfg.model_copy(update={"stop_signal": expand(ins.args, env)})
-        elif ins.cmd == "VOLUME":
-            vols = set(cfg.volumes)
-            vols.update(ins.json_args if ins.json_args is not None else
-                        [expand(w, env) for w in split_words(ins.args)])
-            cfg = cfg.model_copy(update={"volumes": tuple(sorted(vols))})
-        elif ins.cmd == "HEALTHCHECK":
-            cfg = cfg.model_copy(update={"healthcheck": self._healthcheck(ins)})
-        else:  # FROM inside a body cannot happen; the parser knows no other instruction
-            raise ins.error(self.file, "unexpected instruction")
+        cfg = configure(cfg, ins, env, self.file)
         key = state.next_key(ins.cmd, ins.original, cfg.model_dump(mode="json"))
         return self._config_step(key, state, cfg, created_by)
 
@@ -343,38 +290,12 @@ class Builder:
         self.cache.put(key, new.to_json())
         return new
 
-    def _healthcheck(self, ins: Instruction) -> Healthcheck:
-        if ins.args.strip().upper() == "NONE":
-            return Healthcheck(test=("NONE",))
-        word, _, rest = ins.args.partition(" ")
-        if word.upper() != "CMD":
-            raise ins.error(self.file, "expected HEALTHCHECK [OPTIONS] CMD command, or NONE")
-        rest = rest.strip()
-        import json
-
-        try:
-            exec_form = json.loads(rest) if rest.startswith("[") else None
-        except ValueError:
-            exec_form = None
-        test = ("CMD", *exec_form) if isinstance(exec_form, list) else ("CMD-SHELL", rest)
-        f = ins.flags
-        return Healthcheck(
-            test=test,
-            interval=parse_duration(f["interval"]) if "interval" in f else None,
-            timeout=parse_duration(f["timeout"]) if "timeout" in f else None,
-            retries=int(f["retries"]) if "retries" in f else None,
-            start_period=parse_duration(f["start-period"]) if "start-period" in f else None,
-            start_interval=(parse_duration(f["start-interval"]) if "start-interval" in f
-                            else None),
-        )
-
     async def _layer_step(self, ins: Instruction, state: StageState, env: dict[str, str],
                           args: dict[str, str]) -> StageState:
         cfg = state.config
         if ins.cmd == "WORKDIR":
-            path = expand(ins.args, env)
-            workdir = os.path.normpath(os.path.join(cfg.working_dir or "/", path))
-            cfg = cfg.model_copy(update={"working_dir": workdir})
+            cfg = configure(cfg, ins, env, self.file)
+            workdir = cfg.working_dir or "/"
             key = state.next_key("WORKDIR", workdir)
             if lookup(state.layer_dirs(self.store), workdir) is not None:
                 return self._config_step(key, state, cfg, ins.original)
@@ -467,7 +388,7 @@ class Builder:
         return cur
 
     def _run_env(self, cfg: ImageConfig, args: dict[str, str]) -> list[str]:
-        env = dict(_env_pairs(cfg.env))
+        env = dict(env_pairs(cfg.env))
         for k, v in args.items():
             env.setdefault(k, v)  # ENV wins over ARG, as in Docker
         env.setdefault("PATH", DEFAULT_PATH.split("=", 1)[1])
@@ -902,21 +823,3 @@ def _open_archive(path: Path) -> BinaryIO | None:
 
 def _empty_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
-
-
-def _env_pairs(env: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(e.partition("=")[0], e.partition("=")[2]) for e in env]
-
-
-def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
-    return dict(_env_pairs(env))
-
-
-def _ports(text: str) -> list[str]:
-    port, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    if "-" in port:
-        lo, hi = port.split("-", 1)
-        return [f"{p}/{proto}" for p in range(int(lo), int(hi) + 1)]
-    int(port)
-    return [f"{port}/{proto}"]
