@@ -3,6 +3,11 @@ cp, pause): found by name or id through the daemon's API."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
 
 def running_id(name: str, *, hint: str) -> str:
     """The id of the running container called `name` (or with that id)."""
@@ -14,4 +19,26 @@ def running_id(name: str, *, hint: str) -> str:
     match = [r for r in rows if name in (r["name"], r["id"])]
     if not match:
         raise NotFoundError(f"no running container {name}", hint=hint)
+    return str(match[0]["id"])
+
+
+def named_id(args: argparse.Namespace, name: str, index: int) -> str:
+    """The id of the container a verb names: a stack's service (its `index`th replica)
+    when a stack file is in play, else a container's name or id (Docker's form);
+    running or not."""
+    from stackd.cli.client import Client
+    from stackd.cli.cmd_run import stack_in_play
+    from stackd.errors import NotFoundError
+
+    if stack_in_play(args):
+        from stackd.cli.stackref import project_of
+
+        name, hint = f"{project_of(args)}-{name}-{index}", "see `stackd ps -a`"
+    else:
+        hint = "see `stackd container ls -a`"
+    with Client() as client:
+        rows = client.get("/v1/containers", all=True)
+    match = [r for r in rows if name in (r["name"], r["id"])]
+    if not match:
+        raise NotFoundError(f"no container {name}", hint=hint)
     return str(match[0]["id"])

@@ -1,0 +1,145 @@
+"""A container's files as an image (`stackd commit`) or as a tar (`stackd export`),
+read from its layers on the host, never through the running container: the
+container's writable layer (its upper dir, overlayfs form) over its image's layers,
+merged as overlayfs merges them (images/build/mergedview.py). No path is followed
+through a symlink; what the runtime made for its own mounts (/proc, /dev, /sys, a
+volume's or a given file's mount point the image did not have) is left out, as
+Docker's init layer is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import trio
+
+from stackd.errors import ConflictError, NotFoundError
+from stackd.roots import Roots
+
+RUNTIME_MOUNT_POINTS = ("proc", "sys", "dev")
+
+
+def _state(roots: Roots, container_id: str) -> Any:
+    from stackd.runtime.runtime import Runtime
+
+    return trio.run(Runtime(roots).inspect, container_id)
+
+
+def _layers(roots: Roots, state: Any) -> tuple[str, tuple[str, ...]]:
+    """(upper dir, the image's layer dirs top-most first)."""
+    from stackd.runtime.layout import ContainerPaths
+
+    return str(ContainerPaths(roots, state.id).upper), tuple(state.spec.layers)
+
+
+def _left_out(upper: str, layers: tuple[str, ...], spec: Any) -> frozenset[str]:
+    from stackd.images.build.mergedview import lookup
+    from stackd.images.build.runmounts import traces
+
+    out = {p for p in RUNTIME_MOUNT_POINTS if lookup(layers, p) is None
+           and os.path.isdir(os.path.join(upper, p))
+           and not os.listdir(os.path.join(upper, p))}
+    targets = [m.target for m in spec.mounts] + list(spec.files)
+    return frozenset(out) | traces(layers, Path(upper), targets)
+
+
+def export(roots: Roots, container_id: str, out: IO[bytes]) -> None:
+    """The container's merged file tree as a tar stream on `out` (`docker export`)."""
+    from stackd.images.build.mergedview import listdir
+
+    state = _state(roots, container_id)
+    upper, image_layers = _layers(roots, state)
+    layers = (upper, *image_layers)
+    skip = _left_out(upper, image_layers, state.spec)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        def walk(path: str) -> None:
+            for name, host in sorted(listdir(layers, path).items()):
+                rel = f"{path}/{name}" if path else name
+                if rel in skip:
+                    continue
+                info = tar.gettarinfo(host, arcname=rel)
+                info.uname = info.gname = ""  # the host's names for these ids say nothing
+                st = os.lstat(host)
+                if stat.S_ISREG(st.st_mode):
+                    with open(host, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+                if stat.S_ISDIR(st.st_mode):
+                    walk(rel)
+
+        walk("")
+
+
+def commit(roots: Roots, container_id: str, ref: str | None, *, changes: Sequence[str] = (),
+           message: str = "", author: str = "", pause: bool = True) -> Any:
+    """A new image: the container's image with its writable layer on top, and its
+    config as the container runs (env, working dir, user, command), `changes` applied
+    (Dockerfile instructions that change no files: CMD, ENV, LABEL, …)."""
+    from stackd.images import ImageStore
+    from stackd.images.build.dockerfile import parse_dockerfile
+    from stackd.images.build.imageconfig import configure
+    from stackd.images.oci import now, parse_manifest
+    from stackd.runtime.runtime import Runtime
+
+    state = _state(roots, container_id)
+    upper, image_layers = _layers(roots, state)
+    store = ImageStore(roots)
+    base = next((i for i in (store.get(s.id) for s in store.list())
+                 if i.layer_dirs == image_layers), None)
+    if base is None:
+        raise NotFoundError(f"the image container {state.name} was made from is no longer "
+                            "in the store", hint="pull or build it again, then commit")
+    manifest = parse_manifest(store.blobs.read_bytes(base.digest))
+    raw = json.loads(store.blobs.read_bytes(manifest.config.digest))
+    diff_ids = raw["rootfs"]["diff_ids"]
+    cfg = _as_it_runs(base.config, state.spec.process)
+    instructions = parse_dockerfile("\n".join(changes), "--change") if changes else []
+    for ins in instructions:
+        cfg = configure(cfg, ins, {}, "--change")
+    paused = False
+    rt = Runtime(roots)
+    if pause and state.status == "running":
+        trio.run(rt.pause, container_id, True)
+        paused = True
+    try:
+        layer = store.add_layer_from_dir(Path(upper), _left_out(upper, image_layers, state.spec))
+    finally:
+        if paused:
+            trio.run(rt.pause, container_id, False)
+    entry: dict[str, Any] = {"created": now(), "created_by": f"stackd commit {state.name}"}
+    if message:
+        entry["comment"] = message
+    if author:
+        entry["author"] = author
+    history = [*(raw.get("history") or ()), entry]
+    return store.commit(cfg, [*zip(manifest.layers, diff_ids, strict=True), layer], history,
+                        names=[ref] if ref else [])
+
+
+def _as_it_runs(cfg: Any, process: Any) -> Any:
+    """The image config with the container's own environment, working directory, user
+    and command, as Docker's commit takes them from the container."""
+    update: dict[str, Any] = {"env": tuple(process.env), "working_dir": process.cwd or None}
+    if process.user:
+        update["user"] = process.user
+    args = tuple(process.args)
+    if (*(cfg.entrypoint or ()), *(cfg.cmd or ())) != args:
+        if cfg.entrypoint and args[:len(cfg.entrypoint)] == tuple(cfg.entrypoint):
+            update["cmd"] = args[len(cfg.entrypoint):]
+        else:
+            update["entrypoint"] = None
+            update["cmd"] = args
+    return cfg.model_copy(update=update)
+
+
+def check_not_stdout_tty(out: IO[bytes]) -> None:
+    if out.isatty():
+        raise ConflictError("refusing to write a tar archive to a terminal",
+                            hint="give -o FILE, or redirect the output")
