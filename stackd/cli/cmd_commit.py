@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
                    help="a Dockerfile instruction for the image's config (CMD, ENV, …)")
     p.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True,
-                   help="pause the container while its layer is read (default: yes)")
+                   help="pause a running container while its layer is read (default; "
+                        "--no-pause is refused for one: it could change its files meanwhile)")
     p.add_argument("service", metavar="SERVICE|CONTAINER")
     p.add_argument("reference", nargs="?", default=None, metavar="REPOSITORY[:TAG]")
 

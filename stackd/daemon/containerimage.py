@@ -5,6 +5,12 @@ merged as overlayfs merges them (images/build/mergedview.py). No path is followe
 through a symlink; what the runtime made for its own mounts (/proc, /dev, /sys, a
 volume's or a given file's mount point the image did not have) is left out, as
 Docker's init layer is.
+
+The upper dir is the container's to write: a running container could swap a file
+for a link to the host's /etc/shadow between our look and our read. So a running
+container is paused (its cgroup frozen) while its layer is read — always, for both
+verbs — and a file is opened with O_NOFOLLOW and checked to be the regular file the
+look found.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ import json
 import os
 import stat
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import trio
 
-from stackd.errors import ConflictError, NotFoundError
+from stackd.errors import ConflictError, NotFoundError, UsageError
 from stackd.roots import Roots
 
 RUNTIME_MOUNT_POINTS = ("proc", "sys", "dev")
@@ -49,11 +56,44 @@ def _left_out(upper: str, layers: tuple[str, ...], spec: Any) -> frozenset[str]:
     return frozenset(out) | traces(layers, Path(upper), targets)
 
 
+@contextmanager
+def _held_still(roots: Roots, state: Any) -> Iterator[None]:
+    """A running container paused (frozen) for the block; one that does not run as is."""
+    from stackd.runtime.cgroups import host_mounts, manager_for
+    from stackd.runtime.runtime import Runtime
+
+    if state.status != "running" or manager_for(roots.id, state.id, host_mounts()).frozen():
+        yield  # not running, or paused already (and left so)
+        return
+    rt = Runtime(roots)
+    trio.run(rt.pause, state.id, True)
+    try:
+        yield
+    finally:
+        trio.run(rt.pause, state.id, False)
+
+
+def _open_regular(host: str, st: os.stat_result) -> IO[bytes]:
+    """The regular file the look found at `host`, never what a link there leads to."""
+    fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    now = os.fstat(fd)
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+        os.close(fd)
+        raise ConflictError(f"{host} changed while it was read",
+                            hint="export or commit the container again")
+    return os.fdopen(fd, "rb")
+
+
 def export(roots: Roots, container_id: str, out: IO[bytes]) -> None:
     """The container's merged file tree as a tar stream on `out` (`docker export`)."""
+    state = _state(roots, container_id)
+    with _held_still(roots, state):
+        _export(roots, state, out)
+
+
+def _export(roots: Roots, state: Any, out: IO[bytes]) -> None:
     from stackd.images.build.mergedview import listdir
 
-    state = _state(roots, container_id)
     upper, image_layers = _layers(roots, state)
     layers = (upper, *image_layers)
     skip = _left_out(upper, image_layers, state.spec)
@@ -67,7 +107,7 @@ def export(roots: Roots, container_id: str, out: IO[bytes]) -> None:
                 info.uname = info.gname = ""  # the host's names for these ids say nothing
                 st = os.lstat(host)
                 if stat.S_ISREG(st.st_mode):
-                    with open(host, "rb") as f:
+                    with _open_regular(host, st) as f:
                         tar.addfile(info, f)
                 else:
                     tar.addfile(info)
@@ -86,7 +126,6 @@ def commit(roots: Roots, container_id: str, ref: str | None, *, changes: Sequenc
     from stackd.images.build.dockerfile import parse_dockerfile
     from stackd.images.build.imageconfig import configure
     from stackd.images.oci import now, parse_manifest
-    from stackd.runtime.runtime import Runtime
 
     state = _state(roots, container_id)
     upper, image_layers = _layers(roots, state)
@@ -103,16 +142,12 @@ def commit(roots: Roots, container_id: str, ref: str | None, *, changes: Sequenc
     instructions = parse_dockerfile("\n".join(changes), "--change") if changes else []
     for ins in instructions:
         cfg = configure(cfg, ins, {}, "--change")
-    paused = False
-    rt = Runtime(roots)
-    if pause and state.status == "running":
-        trio.run(rt.pause, container_id, True)
-        paused = True
-    try:
+    if not pause and state.status == "running":
+        raise UsageError(f"container {state.name} runs: stackd pauses it while its layer "
+                         "is read (a running container could swap a file for a link to "
+                         "the host's meanwhile)", hint="drop --no-pause, or stop it first")
+    with _held_still(roots, state):
         layer = store.add_layer_from_dir(Path(upper), _left_out(upper, image_layers, state.spec))
-    finally:
-        if paused:
-            trio.run(rt.pause, container_id, False)
     entry: dict[str, Any] = {"created": now(), "created_by": f"stackd commit {state.name}"}
     if message:
         entry["comment"] = message

@@ -58,3 +58,13 @@ def test_commit_and_export_a_containers_changes(no_leaks: Roots, demo_image: str
         assert r.returncode != 0  # a volume's mount point is not part of the image
         r = cli("commit", "-c", "RUN true", "web", check=False)
         assert r.returncode == 2 and "RUN does not change an image's config" in r.stderr
+        r = cli("commit", "--no-pause", "web", check=False)
+        assert r.returncode == 2 and "stackd pauses it while its layer is read" in r.stderr
+        # A container the user paused stays paused; one that ran runs on.
+        cli("pause", "web")
+        cli("export", "-o", "paused.tar", "web")
+        assert "(Paused)" in cli("ps", "web").stdout
+        cli("unpause", "web")
+        cli("commit", "web")
+        assert "(Paused)" not in cli("ps", "web").stdout
+        assert cli("exec", "-T", "web", "cat", "/added.txt").stdout == "hi\n"
