@@ -43,8 +43,10 @@ class DaemonRunNetwork:
             "POST", f"/v1/build/network/{container_id}")
         try:
             first = await trio.to_thread.run_sync(next, items)
+            gateway = first.get("gateway")
             yield Joined(str(first["netns"]), {str(k): str(v)
-                                              for k, v in dict(first["files"]).items()})
+                                              for k, v in dict(first["files"]).items()},
+                         str(gateway) if gateway else None)
         finally:
             close = getattr(items, "close", None)  # closing the stream lets go
             if close is not None:

@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             no_cache=args.no_cache, labels={**job.labels, **parse_build_args(args.label)},
             pull=job.pull or args.pull, dockerfile_text=job.dockerfile_inline,
             secrets={**job.secrets, **parse_secrets(args.secret)}, network=network,
-            network_mode=args.network or job.network_mode))
+            network_mode=args.network or job.network_mode, extra_hosts=job.extra_hosts,
+            shm_size=job.shm_size, ulimits=job.ulimits))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
     return 0
@@ -122,6 +123,9 @@ class Job:
     dockerfile_inline: str | None = None
     secrets: dict[str, Path] = field(default_factory=dict)
     network_mode: str | None = None
+    extra_hosts: tuple[str, ...] = ()
+    shm_size: int | None = None
+    ulimits: tuple[tuple[str, int, int], ...] = ()
 
 
 def _stack_jobs(args: argparse.Namespace) -> list[Job]:
@@ -156,5 +160,7 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
         jobs.append(Job(b.context, args.dockerfile or b.dockerfile or "Dockerfile", tags,
                         build_args, args.target or b.target, dict(b.labels), b.pull,
                         None if args.dockerfile else b.dockerfile_inline,
-                        build_secrets(stack, name), b.network))
+                        build_secrets(stack, name), b.network, tuple(b.extra_hosts),
+                        int(b.shm_size) if b.shm_size else None,
+                        tuple((k, u.soft, u.hard) for k, u in sorted(b.ulimits.items()))))
     return jobs

@@ -46,7 +46,7 @@ class BuildNetwork:
             yield Joined(path, {
                 "/etc/resolv.conf": resolv_conf_for(gateway),
                 "/etc/hosts": hosts_file_for("stackd-build", [a.ip for a in addresses],
-                                             host_gateway=gateway)})
+                                             host_gateway=gateway)}, gateway)
         finally:
             with trio.CancelScope(shield=True):
                 await self.ports.network.disconnect(container_id)

@@ -1040,7 +1040,8 @@ class Engine:
         """A `stackd build` step's container on the build network: its namespace and
         files, then held until the client goes (the stream is closed)."""
         async with self.world.build_network(container_id) as joined:
-            yield {"netns": joined.netns, "files": dict(joined.files)}
+            yield {"netns": joined.netns, "files": dict(joined.files),
+                   "gateway": joined.gateway}
             await trio.sleep_forever()
 
     async def networks(self) -> list[dict[str, Any]]:

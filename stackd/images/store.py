@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -357,7 +357,9 @@ class ImageStore:
                     dockerfile_text: str | None = None,
                     secrets: dict[str, Path] | None = None,
                     network: RunNetwork | None = None,
-                    network_mode: str | None = None) -> Image:
+                    network_mode: str | None = None,
+                    extra_hosts: Sequence[str] = (), shm_size: int | None = None,
+                    ulimits: Sequence[tuple[str, int, int]] = ()) -> Image:
         """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
         `pull` re-pulls FROM images even when present (compose `build.pull`);
         `dockerfile_text` is the Dockerfile itself (compose `build.dockerfile_inline`),
@@ -365,15 +367,19 @@ class ImageStore:
         `RUN --mount=type=secret` mounts (build/secrets.py); `network` is what RUN steps
         are on (build/network.py; default `run_network`, which the daemon sets; with
         neither, loopback only) and `network_mode` ("default" or "none", compose's
-        `build.network`) whether they are on it unless a RUN says otherwise."""
+        `build.network`) whether they are on it unless a RUN says otherwise;
+        `extra_hosts` ("host=ip"), `shm_size` and `ulimits` ((name, soft, hard)) what
+        Compose's build: says of each step's container."""
         from stackd.images.build.builder import Builder
+        from stackd.images.build.network import StepOptions
 
         tags = [tag] if isinstance(tag, str) else builtins.list(tag or [])
         builder = Builder(self, Path(context_dir), dockerfile, build_args or {}, progress or silent,
                           no_cache=no_cache, labels=labels or {}, pull=pull,
                           dockerfile_text=dockerfile_text, secrets=secrets,
                           network=network or self.run_network,
-                          network_mode=network_mode or "default")
+                          network_mode=network_mode or "default",
+                          step_options=StepOptions(tuple(extra_hosts), shm_size, tuple(ulimits)))
         return await builder.build(target=target, tags=tags)
 
 

@@ -129,11 +129,14 @@ class ImagePort(Protocol):
                     *, labels: dict[str, str] | None = None, pull: bool = False,
                     no_cache: bool = False, dockerfile_text: str | None = None,
                     secrets: dict[str, Path] | None = None,
-                    network_mode: str | None = None) -> ImageView:
+                    network_mode: str | None = None, extra_hosts: Sequence[str] = (),
+                    shm_size: int | None = None,
+                    ulimits: Sequence[tuple[str, int, int]] = ()) -> ImageView:
         """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
         `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`); `secrets`:
         id → file, for `RUN --mount=type=secret` (`build.secrets`); `network_mode`:
-        `build.network`, what RUN steps are on (default or none)."""
+        `build.network`, what RUN steps are on (default or none); `extra_hosts`
+        ("host=ip"), `shm_size`, `ulimits` ((name, soft, hard)): build's, of each step."""
         ...
 
 

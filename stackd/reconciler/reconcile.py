@@ -210,7 +210,10 @@ async def _build_image(ports: Adapters, ref: str, builder: _Builder,
                                     build_args=args, target=b.target, labels=dict(b.labels),
                                     pull=b.pull, no_cache=b.no_cache,
                                     dockerfile_text=b.dockerfile_inline, secrets=secrets,
-                                    network_mode=b.network)
+                                    network_mode=b.network, extra_hosts=b.extra_hosts,
+                                    shm_size=int(b.shm_size) if b.shm_size else None,
+                                    ulimits=tuple((k, u.soft, u.hard)
+                                                  for k, u in sorted(b.ulimits.items())))
 
 
 def check_placement(stack: Stack, nodes: Sequence[Node],

@@ -594,6 +594,8 @@ def _build(value: Any, loc: Where) -> Any:
         "cache_to": string_list("build cache_to"),
         "platforms": string_list("build platforms"),
         "secrets": _file_refs("build secrets"),
+        "extra_hosts": _extra_hosts,
+        "ulimits": _ulimits,
     })
 
 

@@ -114,6 +114,10 @@ class Build(Node):
     # What RUN steps are on (a RUN's own --network wins): the root's default network, as
     # Docker's default bridge, or none (loopback only).
     network: Literal["default", "none"] | None = None
+    # Of every RUN step's container, as the service's own keys are of its containers.
+    extra_hosts: tuple[str, ...] = ()  # "host=ip"
+    shm_size: ByteSize | None = None
+    ulimits: dict[str, Ulimit] = Field(default_factory=dict)
 
     @field_validator("network", mode="before")
     @classmethod

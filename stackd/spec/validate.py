@@ -33,8 +33,7 @@ _SERVICE_UNSUPPORTED = dict.fromkeys((
     "storage_opt", "use_api_socket",
 ), _IGNORED)
 _BUILD_UNSUPPORTED = dict.fromkeys((
-    "entitlements", "extra_hosts", "isolation", "privileged",
-    "shm_size", "ulimits", "provenance", "sbom",
+    "entitlements", "isolation", "privileged", "provenance", "sbom",
 ), _IGNORED) | {
     "additional_contexts": "the builder reads one context directory: copy what the "
                            "build needs into build.context",

@@ -136,3 +136,25 @@ def test_build_network_none_from_the_stack_file_or_the_command_line(
         cli("build", "-q", "--network", "none", "-t", "q:2", ".")
         assert read(no_leaks, "q:2", "eth0s") == "0\n"
         assert read(no_leaks, "q:2", "own") == "1\n"
+
+
+def test_build_extra_hosts_shm_size_and_ulimits_reach_each_step(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    compose = ("name: opts\nservices:\n  app:\n    build:\n      context: .\n"
+               "      extra_hosts: ['gitlab.corp=10.9.8.7', 'host.docker.internal=host-gateway']\n"
+               "      shm_size: 96m\n      ulimits: {nofile: {soft: 1234, hard: 2345}}\n"
+               "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    with stack_dir(no_leaks, tmp_path, "opts", compose) as cli:
+        (cli.cwd / "Dockerfile").write_text(
+            f"FROM {DEMO_IMAGE}\n"
+            "RUN grep -E 'gitlab.corp|host.docker.internal' /etc/hosts > /hosts; "
+            "df -k /dev/shm | tail -1 | awk '{print $2}' > /shm; ulimit -n > /nofile; "
+            "ip route | awk '/^default/ {print $3}' > /gw\n")
+        for how in (("build", "-q", "-t", "opts:cli", "app"), ("up", "-d", "--build")):
+            cli(*how)
+            ref = "opts:cli" if how[0] == "build" else "opts-app"
+            hosts = (read(no_leaks, ref, "hosts") or "").split("\n")
+            gw = (read(no_leaks, ref, "gw") or "").strip()
+            assert hosts[:2] == ["10.9.8.7\tgitlab.corp", f"{gw}\thost.docker.internal"], hosts
+            assert read(no_leaks, ref, "shm") == f"{96 * 1024}\n"
+            assert read(no_leaks, ref, "nofile") == "1234\n"

@@ -39,7 +39,7 @@ from stackd.images.build.fetch import fetch, is_url
 from stackd.images.build.imageconfig import DEFAULT_SHELL, configure, env_dict, env_pairs
 from stackd.images.build.imageconfig import parse_duration as parse_duration
 from stackd.images.build.mergedview import listdir, lookup, read_text
-from stackd.images.build.network import MODES, Joined, RunNetwork
+from stackd.images.build.network import MODES, Joined, RunNetwork, StepOptions
 from stackd.images.build.runmounts import (
     BindMount,
     CacheMount,
@@ -107,13 +107,15 @@ class Builder:
                  labels: dict[str, str] | None = None, pull: bool = False,
                  dockerfile_text: str | None = None,
                  secrets: dict[str, Path] | None = None,
-                 network: RunNetwork | None = None, network_mode: str = "default") -> None:
+                 network: RunNetwork | None = None, network_mode: str = "default",
+                 step_options: StepOptions | None = None) -> None:
         if network_mode not in MODES:
             raise BuildError(f"build network {network_mode!r} is not one of "
                              + ", ".join(MODES), hint="use default or none")
         self.store = store
         self.network = network  # None: RUN steps have loopback only
         self.network_mode = network_mode  # a RUN's own --network wins
+        self.step_options = step_options or StepOptions()
         self.secrets = secrets or {}  # id → host file, for RUN --mount=type=secret
         self.context = BuildContext(context_dir)
         path = Path(dockerfile)
@@ -508,24 +510,53 @@ class Builder:
             return await self._run_container(ins, state, cid, argv, env, tuple(given),
                                              joined)
 
+    def _step_files(self, ins: Instruction, joined: Joined | None) -> dict[str, str]:
+        """/etc/resolv.conf and /etc/hosts of a step: the network's, and build's
+        extra_hosts after (host-gateway: the host's address on the step's network)."""
+        files = dict(joined.files) if joined is not None else {}
+        if self.step_options.extra_hosts:
+            hosts = files.get("/etc/hosts", "127.0.0.1\tlocalhost\n")
+            for entry in self.step_options.extra_hosts:
+                host, _sep, ip = entry.partition("=")
+                if ip == "host-gateway":
+                    if joined is None or joined.gateway is None:
+                        raise ins.error(self.file, f"extra_hosts {host}=host-gateway: this "
+                                        "step has no network, so no host gateway",
+                                        hint="give an address, or let the step have the "
+                                             "build network")
+                    ip = joined.gateway
+                hosts += f"{ip}\t{host}\n"
+            files["/etc/hosts"] = hosts
+        return files
+
     async def _run_container(self, ins: Instruction, state: StageState, cid: str,
                              argv: list[str], env: list[str], mounts: tuple[Mount, ...],
                              joined: Joined | None) -> Any:
         from stackd.runtime import Runtime
-        from stackd.runtime.containerspec import ContainerSpec, Namespaces, ProcessSpec
+        from stackd.runtime.containerspec import (
+            ContainerSpec,
+            Namespaces,
+            ProcessSpec,
+            Resources,
+            Rlimit,
+        )
         from stackd.runtime.layout import ContainerPaths
 
         rt = Runtime(self.store.roots)
         layers = state.layer_dirs(self.store)
+        opts = self.step_options
         spec = ContainerSpec(
             id=cid, name=cid, labels={"io.stackd.build": "true"}, layers=layers,
             process=ProcessSpec(args=tuple(argv), env=tuple(env),
-                                cwd=state.config.working_dir or "/", user=state.config.user),
+                                cwd=state.config.working_dir or "/", user=state.config.user,
+                                rlimits=tuple(Rlimit(type=n, soft=s, hard=h)
+                                              for n, s, h in opts.ulimits)),
             hostname="stackd-build",
             # On the build's network (a bridge, as Docker's default), or loopback only.
             namespaces=Namespaces(net=joined.netns if joined is not None else "new"),
-            files=dict(joined.files) if joined is not None else {},
+            files=self._step_files(ins, joined),
             mounts=mounts,
+            **({"resources": Resources(shm_size=opts.shm_size)} if opts.shm_size else {}),
         )
         created = False
         try:

@@ -23,6 +23,17 @@ MODES = ("default", "none")
 class Joined:
     netns: str  # the namespace file the step's container joins
     files: Mapping[str, str]  # /etc/resolv.conf and /etc/hosts for it
+    gateway: str | None = None  # the host's address there (extra_hosts' host-gateway)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOptions:
+    """What Compose's `build:` says of every RUN step's container (extra_hosts,
+    shm_size, ulimits); none of it is in a step's cache key, as in Docker's."""
+
+    extra_hosts: tuple[str, ...] = ()  # "host=ip", ip may be host-gateway
+    shm_size: int | None = None
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard)
 
 
 class RunNetwork(Protocol):
