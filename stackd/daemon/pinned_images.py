@@ -32,11 +32,10 @@ class PinnedImages:
         return getattr(self._store, name)
 
     async def ensure(self, ref: str, pull_policy: Any = "missing", *,
-                     platform: Any = None) -> Any:
+                     platform: Any = None, progress: Any = None) -> Any:
         if ref in self._pins:
             return await self._pinned(ref)  # the digest names one platform already
-        image = await (self._store.ensure(ref, pull_policy, platform=platform)
-                       if platform is not None else self._store.ensure(ref, pull_policy))
+        image = await self._store.ensure(ref, pull_policy, progress, platform)
         return await self._record(ref, image)
 
     async def build(self, context_dir: str, dockerfile: str = "Dockerfile",

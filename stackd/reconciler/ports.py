@@ -13,7 +13,7 @@ failed and carries on with whatever does not depend on it.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -122,7 +122,9 @@ PullPolicy = Literal["always", "missing", "never"]
 
 class ImagePort(Protocol):
     async def ensure(self, ref: str, pull_policy: PullPolicy = "missing", *,
-                     platform: Platform | None = None) -> ImageView: ...
+                     platform: Platform | None = None,
+                     progress: Callable[[Any], None] | None = None) -> ImageView:
+        """progress: told of a pull's events (images.progress.ProgressEvent)."""
     async def build(self, context_dir: str, dockerfile: str = "Dockerfile",
                     tag: str | builtins.list[str] | None = None,
                     build_args: dict[str, str] | None = None, target: str | None = None,
@@ -131,7 +133,8 @@ class ImagePort(Protocol):
                     secrets: dict[str, Path] | None = None,
                     network_mode: str | None = None, extra_hosts: Sequence[str] = (),
                     shm_size: int | None = None,
-                    ulimits: Sequence[tuple[str, int, int]] = ()) -> ImageView:
+                    ulimits: Sequence[tuple[str, int, int]] = (),
+                    progress: Callable[[Any], None] | None = None) -> ImageView:
         """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
         `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`); `secrets`:
         id → file, for `RUN --mount=type=secret` (`build.secrets`); `network_mode`:

@@ -25,12 +25,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from stackd.errors import NotFoundError
 from stackd.reconciler.actual import ActualState, observe
-from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, apply
+from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, Progress, apply
 from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
@@ -115,6 +116,7 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          would_build: set[str] | None = None,
                          platforms: Mapping[str, Platform | None] | None = None,
                          needed: frozenset[str] | None = None,
+                         on_progress: OnProgress | None = None,
                          ) -> dict[str, ImageView]:
     """Each service's image, pulled as the policy says; one pull per distinct ref.
 
@@ -128,6 +130,9 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
     missing_ok (for `preview`, which never pulls nor builds): an image not in the store
     is replaced by a stand-in, so the plan can be shown; the refs `up` would build are
     added to `would_build`.
+
+    on_progress: told of each pull and build as it goes (resource `image REF`), for
+    `up`'s display: a long build or pull is not silence.
     """
     platforms = platforms or {}
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
@@ -154,8 +159,11 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
             if builder is None:
                 # A platform is passed only when asked for (it picks a variant).
                 asked = {platforms.get(n) for n in names} - {None}
-                image = await (ports.images.ensure(ref, policy, platform=asked.pop())
-                               if asked else ports.images.ensure(ref, policy))
+                told = _ImageProgress(ref, "pull", on_progress) if on_progress else None
+                image = await ports.images.ensure(
+                    ref, policy, platform=asked.pop() if asked else None, progress=told)
+                if told is not None:
+                    told.finish()
             elif builder.always and not missing_ok:
                 raise _Rebuild
             else:
@@ -168,8 +176,11 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
             elif builder is None:
                 raise
             else:
+                told = _ImageProgress(ref, "build", on_progress) if on_progress else None
                 image = await _build_image(ports, ref, builder, environ or {},
-                                           build_secrets(stack, builder.name))
+                                           build_secrets(stack, builder.name), told)
+                if told is not None:
+                    told.finish()
         for n in names:
             found[n] = image
 
@@ -198,8 +209,43 @@ class _Rebuild(Exception):
     """Internal: skip the store lookup, build."""
 
 
+class _ImageProgress:
+    """A pull's or build's progress events (images.progress.ProgressEvent, read by
+    their fields) as `up`'s progress lines, resource `image REF`: a build's steps, a
+    pull's layers. Nothing is said of a pull that found everything in the store."""
+
+    def __init__(self, ref: str, what: str, on_progress: OnProgress) -> None:
+        self.resource = f"image {ref}"
+        self.what = what
+        self.on_progress = on_progress
+        self.started = trio.current_time()
+        self.said = False
+
+    def __call__(self, event: Any) -> None:
+        item, action = str(getattr(event, "item", "")), str(getattr(event, "action", ""))
+        if self.what == "build":
+            if action != "step":
+                return  # a RUN's output lines: the step line says where it is
+            message = f"build: {item.strip()}"
+        else:
+            if action in ("exists", "done"):
+                return
+            total = getattr(event, "total", None)
+            size = f" {getattr(event, 'current', 0) >> 20}/{total >> 20} MB" if total else ""
+            message = f"pull: {action} {item}{size}"
+        self.said = True
+        self.on_progress(Progress(self.resource, "working", message[:120],
+                                  trio.current_time() - self.started))
+
+    def finish(self) -> None:
+        if self.said or self.what == "build":
+            self.on_progress(Progress(self.resource, "done", f"{self.what}: done",
+                                      trio.current_time() - self.started))
+
+
 async def _build_image(ports: Adapters, ref: str, builder: _Builder,
-                       environ: Mapping[str, str], secrets: dict[str, Path]) -> ImageView:
+                       environ: Mapping[str, str], secrets: dict[str, Path],
+                       progress: _ImageProgress | None = None) -> ImageView:
     b = builder.svc.build
     assert b is not None
     # Compose: an ARG listed without a value takes the environment's, if it has one.
@@ -213,7 +259,8 @@ async def _build_image(ports: Adapters, ref: str, builder: _Builder,
                                     network_mode=b.network, extra_hosts=b.extra_hosts,
                                     shm_size=int(b.shm_size) if b.shm_size else None,
                                     ulimits=tuple((k, u.soft, u.hard)
-                                                  for k, u in sorted(b.ulimits.items())))
+                                                  for k, u in sorted(b.ulimits.items())),
+                                    progress=progress)
 
 
 def check_placement(stack: Stack, nodes: Sequence[Node],
@@ -247,7 +294,8 @@ async def _read_files(stack: Stack) -> dict[str, bytes]:
     return await trio.to_thread.run_sync(read_all)
 
 
-async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) -> DesiredState:
+async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions,
+                      on_progress: OnProgress | None = None) -> DesiredState:
     nodes = tuple(options.nodes)
     if not PLACEMENTS.known(stack, nodes, options.scale):
         check_placement(stack, nodes, options.scale)
@@ -258,7 +306,7 @@ async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions) 
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   environ=options.environ,
                                   platforms=check_platforms(stack, options.nodes),
-                                  needed=needed)
+                                  needed=needed, on_progress=on_progress)
     left = frozenset(stack.services) - set(images)
     if not left:
         return await _build(stack, images, ports, options)
@@ -322,7 +370,7 @@ async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
                     on_rollout: OnRollout | None = None) -> ApplyResult:
     """Make the host match `stack`: resolve, observe, plan, apply (and carry out a
     user's lifecycle verb first, if one was asked)."""
-    desired = await desired_for(stack, ports, options)
+    desired = await desired_for(stack, ports, options, on_progress)
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
                           gate_timeout=options.gate_timeout, ask=ask, on_done=on_done,
                           rollouts=options.rollouts, on_rollout=on_rollout)

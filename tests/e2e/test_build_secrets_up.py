@@ -66,7 +66,10 @@ def test_up_builds_a_dockerfile_as_docker_init_writes_it(cli: CLI) -> None:
     (cli.cwd / "compose.yaml").write_text(
         "name: sec\nservices:\n  app:\n    build: .\n"
         "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
-    cli("up", "-d", "--build")
+    shown = cli("up", "-d", "--build")
+    # A build is not silence: up shows its steps (resource `image REF`).
+    assert "image sec-app" in shown.stderr and "build: step 4/5: RUN" in shown.stderr, \
+        shown.stderr
     out = cli("exec", "-T", "app", "sh", "-c",
               "cat cached-before installed settings.ini; test ! -e requirements.txt && "
               "test ! -e /root/.cache && echo clean").stdout.split()

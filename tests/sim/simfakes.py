@@ -340,7 +340,7 @@ class FakeVolumes:
 
 
 class NoImages:
-    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+    async def ensure(self, ref: str, pull_policy: str = "missing", **kw: object) -> object:
         raise AssertionError("sim tests build desired state directly")
 
     async def build(self, context_dir: str, dockerfile: str = "Dockerfile",
@@ -371,7 +371,7 @@ class FakeImages:
             self.digests[t] = digest
         return self.image.model_copy(update={"digest": digest})  # type: ignore[attr-defined]
 
-    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+    async def ensure(self, ref: str, pull_policy: str = "missing", **kw: object) -> object:
         await trio.lowlevel.checkpoint()
         self.calls.append((ref, pull_policy))
         digest = self.digests.get(ref)

@@ -24,7 +24,7 @@ BUSYBOX = Image(id="sha256:" + "1" * 64, digest="sha256:" + "a" * 64,
 class LocalStore(FakeImages):
     """Holds only what was built (or put in `digests`); never pulls."""
 
-    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+    async def ensure(self, ref: str, pull_policy: str = "missing", **kw: object) -> object:
         self.calls.append((ref, pull_policy))
         if ref not in self.digests:
             raise NotFoundError(f"image '{ref}' is not in the store")
@@ -76,12 +76,12 @@ async def test_up_builds_missing_images_named_as_compose_does(tmp_path: Path) ->
              "target": "final", "labels": {"team": "web"}, "pull": False, "no_cache": False,
              "dockerfile_text": None, "secrets": {}, "network_mode": "none",
              "extra_hosts": ("gitlab.corp=10.0.0.5",), "shm_size": 128 * 1024 ** 2,
-             "ulimits": (("nofile", 4096, 8192),)},
+             "ulimits": (("nofile", 4096, 8192),), "progress": None},
             {"context": str(tmp_path / "tagged"), "dockerfile": "Dockerfile",
              "tags": ["registry.local/tagged:1"], "build_args": {}, "target": None,
              "labels": {}, "pull": False, "no_cache": False, "dockerfile_text": None,
              "secrets": {}, "network_mode": None, "extra_hosts": (), "shm_size": None,
-             "ulimits": ()},
+             "ulimits": (), "progress": None},
         ]
         assert sorted(host.runtime.running()) == ["demo-app-1", "demo-tagged-1"]
         # Nothing was pulled: every lookup asked the store only.

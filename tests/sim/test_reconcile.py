@@ -114,7 +114,7 @@ async def test_up_of_one_service_with_options(tmp_path: Path) -> None:
 class StoreWithout(FakeImages):
     """An image store that has nothing, and refuses to pull when told never to."""
 
-    async def ensure(self, ref: str, pull_policy: str = "missing") -> object:
+    async def ensure(self, ref: str, pull_policy: str = "missing", **kw: object) -> object:
         from stackd.errors import NotFoundError
 
         self.calls.append((ref, pull_policy))
