@@ -81,7 +81,7 @@ def pause(roots: Roots, container_id: str, paused: bool) -> None:
 
 
 def attach(roots: Roots, container_id: str, *, stdin: bool,
-           detach_keys: bool = False) -> dict[str, Any] | None:
+           detach_keys: bytes | None = None) -> dict[str, Any] | None:
     """`run -i/-t`, `attach`: relay our stdio to the container until it exits."""
     from stackd.runtime.attach import attach as attach_
 

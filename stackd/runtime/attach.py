@@ -33,9 +33,10 @@ DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, docker's
 
 
 def attach(roots: Roots, container_id: str, *, stdin: bool,
-           detach_keys: bool = False) -> dict[str, Any] | None:
+           detach_keys: bytes | None = None) -> dict[str, Any] | None:
     """Relay until the container exits; its exit record (None if the monitor went).
-    detach_keys: Ctrl-P Ctrl-Q typed into a TTY ends the relay and leaves the container
+    detach_keys: these bytes (Docker's Ctrl-P Ctrl-Q: DETACH_KEYS) typed into a TTY end
+    the relay and leave the container
     running, as docker attach: then {"detached": True}."""
     check_id(container_id)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -62,21 +63,23 @@ def _copy_winsize(src: int, dst: int) -> None:
         fcntl.ioctl(dst, termios.TIOCSWINSZ, fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8))
 
 
-def split_detach(held: bytes, chunk: bytes) -> tuple[bytes, bytes, bool]:
-    """Typed input against the detach keys: (what to send on, what to hold back — a
-    Ctrl-P that may start them —, whether they were typed). Pure. A Ctrl-P followed by
-    anything else is sent on, as docker does."""
+def split_detach(held: bytes, chunk: bytes, keys: bytes = DETACH_KEYS
+                 ) -> tuple[bytes, bytes, bool]:
+    """Typed input against the detach keys: (what to send on, what to hold back — the
+    start of the keys, typed so far —, whether they were typed). Pure. A start of them
+    followed by anything else is sent on, as docker does."""
     data = held + chunk
-    at = data.find(DETACH_KEYS)
+    at = data.find(keys)
     if at >= 0:
         return data[:at], b"", True
-    if data.endswith(DETACH_KEYS[:1]):
-        return data[:-1], data[-1:], False
+    for n in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:n]):
+            return data[:-n], data[-n:], False
     return data, b"", False
 
 
 def _relay(sock: socket.socket, buf: bytearray, fd: int | None, *, tty: bool,
-           stdin: bool, detach_keys: bool = False) -> dict[str, Any] | None:
+           stdin: bool, detach_keys: bytes | None = None) -> dict[str, Any] | None:
     our_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if tty and our_tty else None
     previous = signal.getsignal(signal.SIGWINCH)
@@ -112,7 +115,7 @@ def _relay(sock: socket.socket, buf: bytearray, fd: int | None, *, tty: bool,
             if 0 in ready and reading:
                 chunk = os.read(0, 65536)
                 if chunk and tty and detach_keys:
-                    chunk, held, detached = split_detach(held, chunk)
+                    chunk, held, detached = split_detach(held, chunk, detach_keys)
                     with contextlib.suppress(OSError):
                         _write_all(fd, chunk)  # type: ignore[arg-type]
                     if detached:

@@ -515,6 +515,84 @@ def test_attach_to_a_tty_service_and_detach_with_ctrl_p_ctrl_q(stack: CLI) -> No
     assert [r["state"] for r in rows] == ["running"], rows
 
 
+def test_attach_detaches_with_the_keys_given(stack: CLI) -> None:
+    (stack.cwd / "compose.override.yaml").write_text(ATTACHABLE)
+    stack("up", "-d", "console")
+    term = Terminal(stack, "attach", "--detach-keys", "ctrl-x,x", "console", rows=24, cols=80)
+    try:
+        term.read_until(b"ready")
+        os.write(term.master, b"\x10\x11abc\r")  # Docker's keys are text now
+        term.read_until(b"got-")
+        os.write(term.master, b"\x18x")
+    finally:
+        code = term.close()
+    assert code == 0, term.output
+    assert [r["state"] for r in json.loads(
+        stack("ps", "--format", "json", "console").stdout)] == ["running"]
+    r = stack("attach", "--detach-keys", "alt-x", "console", check=False)
+    assert r.returncode == 2 and "'alt-x' is not a key" in r.stderr, r.stderr
+
+
+TRAPPER = f"""\
+services:
+  trapper:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    restart: "no"
+    command: [sh, -c, "trap 'echo got-int; exit 3' INT; echo ready; while true; do sleep 0.1; done"]
+"""
+
+
+@pytest.mark.parametrize("proxy", [True, False], ids=["sig-proxy", "no-sig-proxy"])
+def test_ctrl_c_on_attach_goes_to_the_container_unless_no_sig_proxy(
+        stack: CLI, proxy: bool) -> None:
+    import signal
+
+    (stack.cwd / "compose.override.yaml").write_text(TRAPPER)
+    stack("up", "-d", "trapper")
+    args = ["attach", "trapper"] + ([] if proxy else ["--no-sig-proxy"])
+    proc = subprocess.Popen([sys.executable, "-m", "stackd", *args], cwd=stack.cwd,
+                            env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)  # following the output
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = json.loads(stack("ps", "-a", "--format", "json", "trapper").stdout)[0]
+    if proxy:  # the container had the SIGINT: it said so and exited 3, attach with it
+        assert (proc.returncode, state["state"], state["exit_code"]) == (3, "exited", 3)
+        assert b"got-int" in out
+    else:  # detached: the container runs on
+        assert (proc.returncode, state["state"]) == (0, "running")
+
+
+def test_a_second_ctrl_c_detaches_from_a_container_that_ignores_the_first(
+        stack: CLI) -> None:
+    import signal
+
+    (stack.cwd / "compose.override.yaml").write_text(
+        TRAPPER.replace("trap 'echo got-int; exit 3' INT", "trap '' INT"))
+    stack("up", "-d", "trapper")
+    proc = subprocess.Popen([sys.executable, "-m", "stackd", "attach", "trapper"],
+                            cwd=stack.cwd, env=stack.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)  # proxied: ignored in there
+        time.sleep(0.3)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)  # again at once: detach
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    state = json.loads(stack("ps", "--format", "json", "trapper").stdout)[0]
+    assert state["state"] == "running"
+
+
 def test_top_lists_each_running_containers_processes_as_ps_ef_does(stack: CLI) -> None:
     stack("exec", "-T", "box", "sh", "-c", "sleep 1001 >/dev/null 2>&1 &")
     pids = {r["name"]: r["pid"] for r in json.loads(stack("ps", "--format", "json").stdout)}
