@@ -14,13 +14,19 @@ from typing import Any
 
 HELP = "start|stop|restart|kill|rm|top|wait the stack's containers"
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    # One module for several verbs: main.py passes the verb in args.verb.
-    p.add_argument("-s", "--signal", default="SIGKILL", help="kill: the signal to send")
-    p.add_argument("-f", "--force", action="store_true", help="rm: also running containers")
-    p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
-                   help="stop, restart: SIGKILL after this long (default: the service's "
-                   "stop_grace_period)")
+def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
+    """Each verb's own flags (main.py passes the verb): no flag a verb would ignore."""
+    if verb == "kill":
+        p.add_argument("-s", "--signal", default="SIGKILL", help="the signal to send")
+    if verb in ("stop", "restart"):
+        p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
+                       help="SIGKILL after this long (default: the service's "
+                       "stop_grace_period)")
+    if verb == "rm":
+        p.add_argument("-f", "--force", action="store_true",
+                       help="also running containers (stopped first); nothing is asked")
+        p.add_argument("-s", "--stop", dest="force", action="store_true",
+                       help="stop running containers first (Compose's; as -f)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -42,17 +48,18 @@ def run(args: argparse.Namespace) -> int:
             return _top(client, project, args.services)
         if verb == "wait":
             return _wait(client, project, args.services)
-        if verb == "rm" and not args.force:
+        force = getattr(args, "force", False)
+        if verb == "rm" and not force:
             rows = _containers(client, project, args.services, all=False)
             running = [r["name"] for r in rows]
             if running:
                 raise ConflictError(f"containers still running: {', '.join(running)}",
-                                    hint="stop them first, or use rm -f")
+                                    hint="stop them first, or use rm -s (or -f)")
         signal = args.signal.upper() if verb == "kill" else "SIGKILL"
         if not signal.startswith("SIG"):
             signal = "SIG" + signal
-        body = {"services": list(args.services), "signal": signal, "force": args.force,
-                "timeout": args.timeout if verb in ("stop", "restart") else None}
+        body = {"services": list(args.services), "signal": signal, "force": force,
+                "timeout": getattr(args, "timeout", None)}
         return 0 if lifecycle(client, project, verb, body) else 1
 
 

@@ -156,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
     vp = argparse.ArgumentParser(prog=f"stackd {gargs.verb}", description=help_line,
                                  formatter_class=ScreenHelpFormatter)
-    module.add_arguments(vp)
+    if module.add_arguments.__code__.co_argcount == 2:
+        module.add_arguments(vp, gargs.verb)  # one module for several verbs
+    else:
+        module.add_arguments(vp)
 
     finish(vp, gargs.verb, module)
     args = vp.parse_args(gargs.rest)

@@ -58,6 +58,14 @@ def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
         r = cli("ps", "--filter", "name=web", check=False)
         assert r.returncode == 2 and "stackd filters by status only" in r.stderr
 
+        # Each lifecycle verb takes its own flags: one it would ignore is an error.
+        r = cli("start", "-t", "5", "web", check=False)
+        assert r.returncode == 2 and "unrecognized arguments: -t" in r.stderr, r.stderr
+        r = cli("rm", "web", check=False)
+        assert r.returncode != 0 and "use rm -s" in r.stderr
+        cli("rm", "-s", "web")  # Compose's --stop: stopped, then removed
+        assert cli("ps", "-a", "--services").stdout == "api\njob\n"
+
 
 def test_a_dotenv_written_for_compose_names_the_files_and_the_project(
         no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
