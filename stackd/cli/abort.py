@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 POLL = 0.2  # s between looks at the stack's containers
+DRAIN = 0.5  # s the log follower is given to print what the stopped containers wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +65,12 @@ def follow_until_exit(client: Any, project: str, services: list[str] | None, sin
     print(f"{ended['name']} exited with code {code}\nAborting on container exit…",
           file=sys.stderr)
     stop()
-    if abort.code_from is None:
-        return code
-    while (chosen := exit_code(client.get("/v1/containers", project=project, all=True),
-                               abort.code_from)) is None:
-        time.sleep(POLL)  # stopped by the stop above; its row says so within moments
-    return chosen
+    if abort.code_from is not None:
+        while (code_from := exit_code(client.get("/v1/containers", project=project,
+                                                 all=True), abort.code_from)) is None:
+            time.sleep(POLL)  # stopped by the stop above; its row says so within moments
+        code = code_from
+    # The follower reads each log every 0.1 s: what the last containers wrote before
+    # they stopped is printed before we go (CI saw a test suite's last lines lost).
+    time.sleep(DRAIN)
+    return code

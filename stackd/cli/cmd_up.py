@@ -58,6 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exit with its code; stop all once one exits")
     p.add_argument("--watch", action="store_true",
                    help="also follow the services' develop.watch rules (as `stackd watch`)")
+    p.add_argument("--no-color", action="store_true", help="followed logs without colour")
+    p.add_argument("--no-log-prefix", action="store_true",
+                   help="followed logs without the container name before each line")
+    p.add_argument("--timestamps", action="store_true", help="followed logs with their times")
+    p.add_argument("--quiet-pull", action="store_true",
+                   help="no progress lines for pulls (builds and containers still show)")
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -89,8 +95,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
-          path: str = "/v1/stacks/apply", params: dict[str, Any] | None = None
-          ) -> tuple[str, bool]:
+          path: str = "/v1/stacks/apply", params: dict[str, Any] | None = None,
+          quiet_pull: bool = False) -> tuple[str, bool]:
     """Stream an apply (or a rollback) with the live display; (project, ok)."""
     from stackd.cli.progress_view import ProgressView
 
@@ -103,6 +109,8 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                 e = item["event"]
                 if e["type"] == "progress":
                     acted = True
+                    if quiet_pull and str(e.get("message", "")).startswith("pull: "):
+                        continue
                     view.update(e.get("container") or "", e.get("state") or "",
                                 e["message"], float(e.get("elapsed") or 0))
                 elif e["type"] in ("error", "rollback", "pause") or e.get("verb") == "warning":
@@ -215,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
             "options": options_from_args(args)}
     since = time.time()
     with Client() as client:
-        project, ok = apply(client, body)
+        project, ok = apply(client, body, quiet_pull=args.quiet_pull)
         if not ok:
             return 1
         if args.no_start:
@@ -229,6 +237,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from stackd.cli.cmd_logs import follow_project
 
+        # How followed lines look, as `logs` takes it.
+        shown: dict[str, Any] = {"timestamps": args.timestamps,
+                                 "color": False if args.no_color else None,
+                                 "prefix": not args.no_log_prefix}
         if watch is not None:
             watch(project)
         services = attached(args)
@@ -244,12 +256,11 @@ def run(args: argparse.Namespace) -> int:
                     client, project, list(args.services) or None, since, abort,
                     follow=lambda: follow_project(Client(), project,
                                                   services=services or [], tail=None,
-                                                  timestamps=False, follow=True,
-                                                  since=since),
+                                                  follow=True, since=since, **shown),
                     stop=lambda: stop_project(project, []))
             # This run's output, as Compose attaches: not what earlier runs wrote.
             follow_project(client, project, services=services or [], tail=None,
-                           timestamps=False, follow=True, since=since)
+                           follow=True, since=since, **shown)
         except KeyboardInterrupt:
             # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).
             print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)

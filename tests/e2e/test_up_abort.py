@@ -5,6 +5,7 @@ to exit stops the rest, and `up` exits with the code Compose gives."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def test_the_first_exit_stops_the_stack_and_gives_its_code(stack: CLI) -> None:
 
 
 def test_exit_code_from_gives_that_services_code(stack: CLI) -> None:
+    r = stack("up", "--exit-code-from", "tests", check=False, timeout=60)
+    # tests' code, and its last output: printed before up went (it used to be lost).
+    assert r.returncode == 3 and "tests ran" in r.stdout, (r.stdout, r.stderr)
     r = stack("up", "--exit-code-from", "db", "db", "tests", check=False, timeout=60)
     assert r.returncode == 137, r.stderr  # db was stopped (SIGKILL) when setup exited
     r = stack("up", "--exit-code-from", "nosuch", check=False)
@@ -84,3 +88,13 @@ def test_attach_and_no_attach_choose_whose_output_up_prints(stack: CLI) -> None:
               timeout=60)
     assert r.returncode == 3 and "tests ran" not in r.stdout, r.stdout
     assert "job-tests-1 exited with code 3" in r.stderr
+
+
+def test_followed_lines_take_logs_own_options(stack: CLI) -> None:
+    r = stack("up", "--abort-on-container-failure", "--no-log-prefix", "--no-color",
+              "--attach", "tests", check=False, timeout=60)
+    assert r.returncode == 3 and "tests ran" in r.stdout.splitlines(), r.stdout
+    r = stack("up", "--abort-on-container-failure", "--timestamps", "--attach", "tests",
+              check=False, timeout=60)
+    line = next(x for x in r.stdout.splitlines() if x.endswith("tests ran"))
+    assert re.search(r"\| \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line), line
