@@ -65,8 +65,9 @@ def verdict(rows: Iterable[Mapping[str, Any]], services: Iterable[str] = (),
             return Verdict(f"service {service!r}: container {name} is unhealthy", ())
         elif health not in (None, "healthy"):
             pending[service] = f"{service} ({health})"
-        elif health is None and now is not None and now - float(
-                row.get("started_at") or now) < SETTLE:
+        elif health is None and now is not None and row.get("started_at") and \
+                now - float(row["started_at"]) < SETTLE:
+            # (A row without a start time — another node's — is not held back.)
             pending[service] = f"{service} (just started)"
     missing = sorted(wanted - {str(r.get("service")) for r in rows})
     for service in missing:

@@ -54,3 +54,4 @@ def test_a_container_without_healthcheck_is_ready_once_it_has_run_a_moment() -> 
     assert verdict(rows, now=100.2).pending == ("job (just started)",)
     assert verdict(rows, now=100.6).ready
     assert verdict(rows).ready  # no clock given: as before
+    assert verdict([row("job")], now=100.2).ready  # no start time known: not held back
