@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "or a duration ago (42m, 1h30m)")
     p.add_argument("--until", metavar="TIME", default=None,
                    help="only lines written before TIME (same forms)")
+    p.add_argument("--index", type=int, default=None,
+                   help="only this replica of the named services")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -52,7 +54,8 @@ def parse_time(text: str, now: float) -> float:
 def follow_project(client: Any, project: str, *, services: list[str], tail: int | None,
                    timestamps: bool, follow: bool, color: bool | None = None,
                    prefix: bool = True, since: float | None = None,
-                   until: float | None = None) -> None:
+                   until: float | None = None, only: frozenset[str] | None = None) -> None:
+    """only: these containers' lines alone (`--index`), by name."""
     out = sys.stdout
     color = out.isatty() if color is None else color
     colours: dict[str, int] = {}
@@ -61,6 +64,8 @@ def follow_project(client: Any, project: str, *, services: list[str], tail: int 
     width = 0
     for rec in client.stream("GET", f"/v1/stacks/{project}/logs", params=params):
         name = str(rec.get("container", ""))
+        if only is not None and name not in only:
+            continue
         width = max(width, len(name))
         text = rec.get("line", "")
         if timestamps:
@@ -109,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
         tail = int(args.tail)
     else:
         raise UsageError(f"--tail {args.tail!r} is not a number", hint="use --tail 100 or all")
+    if args.index is not None and not args.services:
+        raise UsageError("--index picks a replica of the services named",
+                         hint="e.g. stackd logs --index 2 web")
     project = project_of(args)
+    only = (frozenset(f"{project}-{s}-{args.index}" for s in args.services)
+            if args.index is not None else None)
     with Client() as client:
         if args.services:
             check_services(client, args, project, args.services)
@@ -118,5 +128,5 @@ def run(args: argparse.Namespace) -> int:
                        timestamps=args.timestamps, follow=args.follow,
                        color=False if args.no_color else None, prefix=not args.no_log_prefix,
                        since=parse_time(args.since, now) if args.since else None,
-                       until=parse_time(args.until, now) if args.until else None)
+                       until=parse_time(args.until, now) if args.until else None, only=only)
     return 0

@@ -643,3 +643,26 @@ services:
         assert cli("logs", "--no-log-prefix", "--since", epoch).stdout == ""
         r = cli("logs", "--since", "yesterday", check=False)
         assert r.returncode == 2 and "'yesterday' is not a time" in r.stderr
+
+
+def test_logs_index_picks_one_replica(no_leaks: Roots, demo_image: str,
+                                      tmp_path: Path) -> None:
+    work = tmp_path / "reps"
+    work.mkdir()
+    (work / "compose.yaml").write_text(f"""\
+name: reps
+services:
+  web:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sh, -c, "echo I am $$HOSTNAME; exec sleep 1000"]
+    stop_signal: SIGKILL
+    deploy: {{replicas: 2}}
+""")
+    with torn_down(CLI(no_leaks, work)) as cli:
+        cli("up", "-d")
+        wait_for(lambda: cli("logs", "web").stdout.count("I am") == 2)
+        out = cli("logs", "--index", "2", "web").stdout
+        assert out.splitlines() == ["reps-web-2 | I am reps-web-2"], out
+        r = cli("logs", "--index", "2", check=False)
+        assert r.returncode == 2 and "--index picks a replica" in r.stderr
