@@ -18,7 +18,9 @@ STATUSES = ("created", "running", "paused", "exited")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", default="table",
+                   help="table, json, or a Docker template: '{{.Name}} {{.Status}}', "
+                        "'table {{.Service}}\\t{{.Ports}}'")
     p.add_argument("-q", "--quiet", action="store_true", help="only container ids")
     p.add_argument("--all-projects", action="store_true", help="every stack's containers")
     p.add_argument("--cluster", action="store_true",
@@ -162,6 +164,21 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
         sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
     elif args.format == "json":
         print(json.dumps(rows, indent=2))
-    else:
+    elif args.format == "table":
         print(table(rows))
+    else:
+        from stackd.cli.goformat import render
+
+        sys.stdout.write(render(args.format, [docker_fields(r) for r in rows]))
     return 0
+
+
+def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
+    """A row under the names Docker's and Compose's `ps --format` templates use."""
+    return {"ID": c["id"], "Name": c["name"], "Names": c["name"],
+            "Service": c.get("service") or "", "Project": c.get("project") or "",
+            "State": "paused" if c.get("paused") else c.get("state", ""),
+            "Status": status_text(c, time.time()), "Health": c.get("health") or "",
+            "ExitCode": c.get("exit_code") if c.get("exit_code") is not None else 0,
+            "Ports": ", ".join(c.get("ports") or []),
+            "Command": " ".join(c.get("command") or [])}

@@ -49,6 +49,10 @@ def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
             assert time.monotonic() < deadline, "the job did not finish"
             time.sleep(0.2)
         assert cli("ps", "--services").stdout == "api\nweb\n"
+        assert cli("ps", "-a", "--format", "{{.Service}}={{.State}}").stdout == (
+            "api=running\njob=exited\nweb=running\n")
+        r = cli("ps", "--format", "{{.Nope}}", check=False)
+        assert r.returncode == 2 and "there is no field 'Nope'" in r.stderr
         assert cli("ps", "-a", "--services").stdout == "api\njob\nweb\n"
         assert cli("ps", "--status", "exited", "--services").stdout == "job\n"
         cli("pause", "web")

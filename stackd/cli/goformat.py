@@ -1,0 +1,75 @@
+"""Docker's `--format` templates, the part scripts use: `{{.Field}}` (and
+`{{json .}}`, `{{json .Field}}`), `table` for a header row and tab-aligned columns,
+`\\t` and `\\n` as a tab and a newline. Pure. Anything else Go's templates have (ranges,
+functions, pipelines) is refused by name rather than printed as it stands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stackd.errors import UsageError
+
+_ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_FIELD = re.compile(r"^\.([A-Za-z][A-Za-z0-9]*)$")
+_JSON = re.compile(r"^json\s+\.([A-Za-z][A-Za-z0-9]*)?$")
+
+
+def render(template: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Each row through `template` (one line per row, or a table); `rows` map Docker's
+    field names (Name, Status, …) to their values."""
+    fields = sorted({k for r in rows for k in r}) if rows else []
+    table = template.startswith("table")
+    body = template[len("table"):].lstrip() if table else template
+    body = body.replace("\\t", "\t").replace("\\n", "\n")
+    for action in _ACTION.findall(body):
+        _check(action, fields)
+    lines = [_fill(body, row) for row in rows]
+    if not table:
+        return "".join(f"{line}\n" for line in lines)
+    header = _ACTION.sub(lambda m: _header(m.group(1)), body)
+    return _align([header, *lines])
+
+
+def _check(action: str, fields: Sequence[str]) -> None:
+    m = _FIELD.match(action) or _JSON.match(action)
+    if m is None and action not in ("json .", "."):
+        raise UsageError(f"--format: {{{{{action}}}}} is not a field stackd fills in",
+                         hint="use {{.Field}} or {{json .}}; fields: " + ", ".join(fields))
+    name = m.group(1) if m is not None else None
+    if name and fields and name not in fields:
+        raise UsageError(f"--format: there is no field {name!r}",
+                         hint="fields: " + ", ".join(fields))
+
+
+def _fill(body: str, row: Mapping[str, Any]) -> str:
+    def value(m: re.Match[str]) -> str:
+        action = m.group(1)
+        if action in ("json .", "."):
+            return json.dumps(dict(row)) if action.startswith("json") else str(dict(row))
+        j = _JSON.match(action)
+        if j is not None:
+            return json.dumps(row.get(j.group(1)))
+        v = row.get(action[1:])
+        return "" if v is None else str(v)
+    return _ACTION.sub(value, body)
+
+
+def _header(action: str) -> str:
+    m = _FIELD.match(action) or _JSON.match(action)
+    name = (m.group(1) if m is not None else None) or "JSON"
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).upper()
+
+
+def _align(lines: Sequence[str]) -> str:
+    """Tab-separated cells in columns, as Go's tabwriter lays out Docker's tables."""
+    rows = [line.split("\t") for line in lines]
+    widths: dict[int, int] = {}
+    for cells in rows:
+        for i, c in enumerate(cells[:-1]):
+            widths[i] = max(widths.get(i, 0), len(c))
+    return "".join("   ".join([*(c.ljust(widths[i]) for i, c in enumerate(cells[:-1])),
+                               cells[-1]]).rstrip() + "\n" for cells in rows)
