@@ -12,7 +12,8 @@ HELP = "List images in the local store"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--format", default="table",
+                        help="table, json, or a Docker template: '{{.Repository}}:{{.Tag}}'")
     parser.add_argument("-s", "--stack", action="store_true",
                         help="the images of the stack's containers (compose's `images`)")
 
@@ -33,8 +34,15 @@ def run(args: argparse.Namespace) -> int:
             print(img.id[7:19])
     elif args.format == "json":
         print(json.dumps([i.model_dump() for i in images], indent=2))
-    else:
+    elif args.format == "table":
         print(image_table(images))
+    else:
+        import sys
+
+        from stackd.cli.goformat import render
+        from stackd.cli.image_view import image_rows
+
+        sys.stdout.write(render(args.format, image_rows(images)))
     return 0
 
 
@@ -75,6 +83,15 @@ def _stack_images(args: argparse.Namespace, store: Any, images: list[Any]) -> in
                 print(r["id"][7:19])
     elif args.format == "json":
         print(json.dumps(rows, indent=2))
+    elif args.format != "table":
+        import sys
+
+        from stackd.cli.goformat import render as render_template
+
+        sys.stdout.write(render_template(args.format, [
+            {"ContainerName": r["container"], "Repository": r["image"] or "<removed>",
+             "ID": (r["id"] or "")[7:19], "Size": human_size(r["size"])
+             if r["size"] is not None else ""} for r in rows]))
     else:
         print(render(("CONTAINER", "IMAGE", "IMAGE ID", "SIZE"),
                      [(r["container"], r["image"] or "<removed>",

@@ -49,8 +49,8 @@ class TransferPrinter:
             print(f"{prefix}{ev.item}: {ev.action}", file=self.stream, flush=True)
 
 
-def image_table(images: list[ImageSummary]) -> str:
-    from stackd.cli.table import render
+def image_rows(images: list[ImageSummary]) -> list[dict[str, str]]:
+    """A row per name, under the names Docker's `images --format` templates use."""
     from stackd.images.reference import parse
 
     rows = []
@@ -58,6 +58,15 @@ def image_table(images: list[ImageSummary]) -> str:
         for name in img.references:
             ref = parse(name)
             repo = ref.familiar().rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
-            rows.append((repo, ref.tag or "<none>", img.id[7:19], (img.created or "")[:19],
-                         human_size(img.size)))
-    return render(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows, gap="  ")
+            rows.append({"Repository": repo, "Tag": ref.tag or "<none>", "ID": img.id[7:19],
+                         "Digest": img.digest, "CreatedAt": (img.created or "")[:19],
+                         "Size": human_size(img.size)})
+    return rows
+
+
+def image_table(images: list[ImageSummary]) -> str:
+    from stackd.cli.table import render
+
+    return render(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"),
+                  [(r["Repository"], r["Tag"], r["ID"], r["CreatedAt"], r["Size"])
+                   for r in image_rows(images)], gap="  ")

@@ -174,3 +174,14 @@ def test_build_from_a_stack_file_tags_as_up_expects(roots: Roots, tmp_path: Path
     from stackd.daemon.pidfile import locked
 
     assert not locked(pid_path(roots))
+
+
+def test_images_format_takes_dockers_templates(roots: Roots, busybox_tar: Path) -> None:
+    stackd(roots, "image", "import", str(busybox_tar), "bb:1")
+    stackd(roots, "tag", "bb:1", "example.com/team/bb:2")
+    out = stackd(roots, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    assert sorted(out.split()) == ["bb:1", "example.com/team/bb:2"]
+    table = stackd(roots, "images", "--format", "table {{.Repository}}\\t{{.Tag}}").stdout
+    assert table.splitlines()[0].split() == ["REPOSITORY", "TAG"]
+    bad = stackd(roots, "images", "--format", "{{.Nope}}", ok=False)
+    assert bad.returncode == 2 and "there is no field 'Nope'" in bad.stderr
