@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HELP = "Build an image from a Dockerfile"
 
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                         help="a file for RUN --mount=type=secret,id=ID (in no layer)")
+    parser.add_argument("--push", action="store_true",
+                        help="push each built image to its registry (its -t / image: names)")
     parser.add_argument("--network", choices=("default", "none"), default=None,
                         help="what RUN steps are on: the root's default network (default) "
                              "or none (loopback only); a RUN's own --network wins")
@@ -92,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     jobs: list[Job]
     if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
         jobs = [Job(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
-                    parse_build_args(args.build_arg), args.target)]
+                    parse_build_args(args.build_arg), args.target,
+                    push_tags=tuple(args.tag))]
     else:
         jobs = _stack_jobs(args)
     for job in jobs:
@@ -106,7 +110,23 @@ def run(args: argparse.Namespace) -> int:
             shm_size=job.shm_size, ulimits=job.ulimits))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
+        if args.push:
+            _push(store, job, progress, args.quiet)
     return 0
+
+
+def _push(store: Any, job: Job, progress: Any, quiet: bool) -> None:
+    """`build --push`: the names the build gave that name a registry's repository."""
+    import trio
+
+    from stackd.errors import UsageError
+
+    if not job.push_tags:
+        raise UsageError(f"--push: the build of {job.context} has no name to push under",
+                         hint="name it: -t registry.example/app:1 (or image: in the stack)")
+    for tag in job.push_tags:
+        digest = trio.run(store.push, tag, None, progress)
+        print(digest if quiet else f"{tag}: digest: {digest}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,9 @@ class Job:
     extra_hosts: tuple[str, ...] = ()
     shm_size: int | None = None
     ulimits: tuple[tuple[str, int, int], ...] = ()
+    # What `--push` pushes: the names given (-t, build.tags) and the service's own
+    # `image:`, never the name stackd makes up for a service without one.
+    push_tags: tuple[str, ...] = ()
 
 
 def _stack_jobs(args: argparse.Namespace) -> list[Job]:
@@ -162,5 +185,7 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
                         None if args.dockerfile else b.dockerfile_inline,
                         build_secrets(stack, name), b.network, tuple(b.extra_hosts),
                         int(b.shm_size) if b.shm_size else None,
-                        tuple((k, u.soft, u.hard) for k, u in sorted(b.ulimits.items()))))
+                        tuple((k, u.soft, u.hard) for k, u in sorted(b.ulimits.items())),
+                        tuple(dict.fromkeys([*([svc.image] if svc.image else []), *b.tags,
+                                             *args.tag]))))
     return jobs

@@ -85,3 +85,20 @@ def test_pull_of_services_as_compose_takes_them(
     cli("rmi", web)
     r = cli("pull", web)  # a name with a ':' beside a stack file: Docker's pull
     assert r.stdout.startswith(f"{web}: sha256:"), r.stdout
+
+
+def test_build_push_pushes_what_the_build_is_named(
+        roots: Roots, demo_image: str, registry: RunningRegistry, tmp_path: Path) -> None:
+    work = tmp_path / "bp"
+    work.mkdir()
+    ref = f"{registry.host}/bp/app:1"
+    (work / "Dockerfile").write_text(f"FROM {DEMO_IMAGE}\nRUN echo built > /built\n")
+    (work / "compose.yaml").write_text(
+        f"services:\n  app: {{build: ., image: '{ref}'}}\n  local: {{build: .}}\n")
+    cli = CLI(roots, work)
+    r = cli("build", "--push", "-q", "app", STACKD_NO_AUTOSTART="1")
+    assert r.stdout.splitlines()[1].startswith("sha256:"), r.stdout  # id, then digest
+    cli("rmi", ref)
+    assert cli("pull", "-q", ref).stdout.startswith("sha256:")
+    r = cli("build", "--push", "local", check=False, STACKD_NO_AUTOSTART="1")
+    assert r.returncode == 2 and "has no name to push under" in r.stderr, r.stderr
