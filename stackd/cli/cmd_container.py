@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            metavar="{ls,inspect,logs,start,stop,kill,rm,exec}")
     ls = sub.add_parser("ls", help="list containers (running; -a: all)")
     ls.add_argument("-a", "--all", action="store_true")
-    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.add_argument("--format", default="table",
+                    help="table, json, or a Docker template: '{{.Names}}'")
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
     sub.add_parser("inspect", help="containers as JSON").add_argument("names", nargs="+")
     logs = sub.add_parser("logs", help="a container's output")
@@ -91,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
                     print(r["name"])
             elif args.format == "json":
                 print(json.dumps(rows, indent=2))
+            elif args.format != "table":
+                from stackd.cli.cmd_ps import docker_fields
+                from stackd.cli.goformat import render as render_template
+
+                sys.stdout.write(render_template(args.format, [docker_fields(r) for r in rows]))
             else:
                 import time
 

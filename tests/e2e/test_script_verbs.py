@@ -51,6 +51,8 @@ def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
         assert cli("ps", "--services").stdout == "api\nweb\n"
         assert cli("ps", "-a", "--format", "{{.Service}}={{.State}}").stdout == (
             "api=running\njob=exited\nweb=running\n")
+        names = cli("container", "ls", "--format", "{{.Names}}").stdout.split()
+        assert sorted(names) == ["scripts-api-1", "scripts-web-1"], names
         r = cli("ps", "--format", "{{.Nope}}", check=False)
         assert r.returncode == 2 and "there is no field 'Nope'" in r.stderr
         assert cli("ps", "-a", "--services").stdout == "api\njob\nweb\n"
