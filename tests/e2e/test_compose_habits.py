@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, torn_down
 
 from stackd.roots import Roots
 
@@ -647,9 +647,7 @@ services:
 
 def test_logs_index_picks_one_replica(no_leaks: Roots, demo_image: str,
                                       tmp_path: Path) -> None:
-    work = tmp_path / "reps"
-    work.mkdir()
-    (work / "compose.yaml").write_text(f"""\
+    with stack_dir(no_leaks, tmp_path, "reps", f"""\
 name: reps
 services:
   web:
@@ -658,8 +656,7 @@ services:
     command: [sh, -c, "echo I am $$HOSTNAME; exec sleep 1000"]
     stop_signal: SIGKILL
     deploy: {{replicas: 2}}
-""")
-    with torn_down(CLI(no_leaks, work)) as cli:
+""") as cli:
         cli("up", "-d")
         wait_for(lambda: cli("logs", "web").stdout.count("I am") == 2)
         out = cli("logs", "--index", "2", "web").stdout
