@@ -24,7 +24,8 @@ IMAGE_ONLY = {"memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
               "security_opt": "--security-opt", "tmpfs": "--tmpfs", "ulimit": "--ulimit",
               "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout",
               "add_host": "--add-host", "dns": "--dns"}
-SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports"}
+SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports",
+                "build": "--build"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,8 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
     service.add_argument("--no-deps", action="store_true",
                          help="don't start the services it depends on")
-    service.add_argument("--service-ports", action="store_true",
+    service.add_argument("-P", "--service-ports", action="store_true",
                          help="publish the service's ports")
+    service.add_argument("--build", action="store_true",
+                         help="build its image first")
     image = p.add_argument_group("image run only")
     image.add_argument("-v", "--volume", action="append", default=[],
                        metavar="SRC:/DST[:ro]")
@@ -184,7 +187,7 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
         "entrypoint": shlex.split(args.entrypoint) if args.entrypoint is not None else None,
         "name": args.name, "env": env_of(args), "labels": args.label,
         "publish": args.publish,
-        "service_ports": args.service_ports, "no_deps": args.no_deps,
+        "service_ports": args.service_ports, "no_deps": args.no_deps, "build": args.build,
         "volumes": [absolute_volume(v) for v in args.volume],
         "workdir": args.workdir, "user": args.user, "rm": args.rm, "detach": args.detach,
         "image_only": _given(args, IMAGE_ONLY),

@@ -53,6 +53,7 @@ class ServiceRunRequest(RunOptions):
     labels: list[str] = Field(default_factory=list, max_length=1024)
     service_ports: bool = False
     no_deps: bool = False
+    build: bool = False  # `run --build`: the service's image built first, as up --build
     # -v, in Compose's short syntax (a bind's relative source made absolute by the CLI).
     volumes: list[str] = Field(default_factory=list, max_length=256)
     # The flags given that only an image run has (-m, --cpus, …): refused for a service.
@@ -205,6 +206,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
     """{"progress"} lines while dependencies come up, {"started"}, output, {"exit"}.
     A safe channel, as it streams the engine's progress (docs/daemon.md, trio's rules)."""
     from stackd.reconciler import lifecycle
+    from stackd.reconciler.diff import PlanOptions
     from stackd.reconciler.reconcile import ReconcileOptions, desired_for
     from stackd.spec.image_names import image_ref
 
@@ -232,8 +234,12 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                 async for item in items:
                     yield item
             await _wait_conditions(world, project, request.service, svc)
-    desired = await desired_for(stack, ports, ReconcileOptions(
-        environ=loaded.environ, scale={request.service: 1}, files=loaded.files))
+    options = ReconcileOptions(environ=loaded.environ, scale={request.service: 1},
+                               files=loaded.files)
+    if request.build:  # this service's image built (its dependencies' came with their up)
+        options = dataclasses.replace(options, build=True, plan=PlanOptions(
+            services=(request.service,), no_deps=True))
+    desired = await desired_for(stack, ports, options)
     slot = desired.containers_of(request.service)[0]
     image = await ports.images.ensure(image_ref(stack, request.service, svc), "never")
     name = request.name or oneoff_name(project, request.service)
@@ -324,6 +330,10 @@ async def _as_image_run(engine: Engine, ports: Any, stack: Stack, request: Servi
     loc = stack.location_of(("services",))
     where = loc.file if loc is not None else f"the stack files of {stack.name}"
     services = ", ".join(sorted(stack.services)) or "(none)"
+    if fallback is None:  # the command line had a service-only flag: no image reading
+        raise UsageError(f"no service {request.service!r} in {where}: --build, --no-deps "
+                         "and --service-ports are only for a service run",
+                         hint=f"services are: {services}; an image runs without them")
     raise NotFoundError(
         f"no service {request.service!r} in {where}, and no image {request.service!r} in "
         f"the store — services are: {services}",

@@ -186,3 +186,17 @@ def test_run_v_mounts_a_path_or_a_stack_volume_into_a_service_run(stack: CLI) ->
     r = stack("run", "--rm", "--no-deps", "-v", "nosuch:/x", "app", "true", check=False)
     assert r.returncode == 2 and "volume 'nosuch' is not one of the stack's" in r.stderr
     assert names(stack) == []
+
+
+def test_run_build_builds_the_services_image_first(stack: CLI) -> None:
+    (stack.cwd / "compose.override.yaml").write_text(
+        "services:\n  tool:\n    build: ./tool\n    command: [cat, /version]\n")
+    (stack.cwd / "tool").mkdir()
+    dockerfile = stack.cwd / "tool/Dockerfile"
+    dockerfile.write_text(f"FROM {DEMO_IMAGE}\nRUN echo v1 > /version\n")
+    assert stack("run", "--rm", "tool").stdout == "v1\n"  # built: it was missing
+    dockerfile.write_text(f"FROM {DEMO_IMAGE}\nRUN echo v2 > /version\n")
+    assert stack("run", "--rm", "tool").stdout == "v1\n"  # present: not built again
+    assert stack("run", "--rm", "--build", "tool").stdout == "v2\n"
+    r = stack("run", "--rm", "--build", DEMO_IMAGE, "true", check=False)  # an image run
+    assert r.returncode == 2 and "are only for a service run" in r.stderr, r.stderr
