@@ -131,13 +131,13 @@ class _Watcher:
         self.say = say
         self.roots = Roots.from_env()
         self.paths = sorted({r.path for w in watched.values() for r in w.rules})
+        self.rules = [r for w in watched.values() for r in w.rules]
 
     def _skip(self, path: str) -> bool:
         from stackd.cli.watchplan import relative_to
 
         # Not walked: what every rule that covers it ignores (node_modules/, .git).
-        rules = [r for w in self.watched.values() for r in w.rules]
-        covering = [r for r in rules if path == r.path or path.startswith(r.path + "/")]
+        covering = [r for r in self.rules if path == r.path or path.startswith(r.path + "/")]
         return bool(covering) and all(relative_to(r, path, walking=True) is None
                                       for r in covering)
 

@@ -11,6 +11,7 @@ the syncs are done, then a restart if a rule asks for one, then each rule's exec
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ class Watched:
     context_ignore: tuple[Pattern, ...] = ()
 
 
+@functools.cache
+def _patterns(lines: tuple[str, ...]) -> list[Pattern]:
+    """A rule's patterns, parsed once: the watch asks of every path at every look."""
+    return parse_dockerignore("\n".join(lines))
+
+
 def relative_to(rule: WatchRule, path: str, *, walking: bool = False) -> str | None:
     """`path` relative to the rule's path ("" for the path itself), if it counts.
     walking: whether to look inside the directory `path` (`include` names files, so a
@@ -66,10 +73,10 @@ def relative_to(rule: WatchRule, path: str, *, walking: bool = False) -> str | N
     else:
         return None
     if rel and (is_ignored(rel, ALWAYS_IGNORED)
-                or is_ignored(rel, parse_dockerignore("\n".join(rule.ignore)))):
+                or is_ignored(rel, _patterns(rule.ignore))):
         return None
     if rule.include and rel and not walking and not is_ignored(
-            rel, parse_dockerignore("\n".join(rule.include))):
+            rel, _patterns(rule.include)):
         return None
     return rel
 
