@@ -200,20 +200,10 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
         host_idx = if_index(host_ifname)
         if host_idx is None:
             raise HostError(f"veth {host_ifname} vanished as it was made")
-        sock.set_link(host_idx, up=True, alias=owner)
-    # With br_netfilter loaded, a container reaching its own published port through a
-    # host address is DNAT'ed inside the bridge and must leave by the port it came in.
-    try:
-        with open(f"/sys/class/net/{host_ifname}/brport/hairpin_mode", "w") as f:
-            f.write("1")
-    except FileNotFoundError:
-        # This /sys is another network namespace's (a daemon started with `nsenter
-        # --net`, as each node of tests/support/clusterworld.py): ask netlink instead.
-        with _netlink(f"enabling hairpin mode on {host_ifname}") as ipr:
-            ipr.brport("set", index=host_idx, mode=1)
-    except OSError as exc:
-        raise HostError(f"enabling hairpin mode on {host_ifname} failed: {exc.strerror}") \
-            from None
+        # With br_netfilter loaded, a container reaching its own published port through
+        # a host address is DNAT'ed inside the bridge and must leave by the port it came
+        # in: hairpin mode.
+        sock.set_link(host_idx, up=True, alias=owner, hairpin=True)
     with _rtnl(f"configuring {ifname}", netns), namespaces.entered(netns), \
             rtnl.Socket() as ns:
         idx = if_index(ifname)  # an ioctl in the namespace this thread is in

@@ -22,6 +22,11 @@ def ip(ns: Path, *args: str) -> list[dict]:
     return json.loads(out or "[]")
 
 
+def bridge_port(ns: Path, device: str) -> dict:
+    (port,) = ip(ns, "-d", "link", "show", device)
+    return port["linkinfo"]["info_slave_data"]
+
+
 @pytest.fixture
 def two_namespaces(tmp_path: Path):
     outer, inner = tmp_path / "outer", tmp_path / "inner"
@@ -46,7 +51,8 @@ def test_a_veth_pair_with_address_mac_mtu_and_default_route(two_namespaces) -> N
                           peer_mac="02:42:0a:00:00:07", peer_netns_fd=fd.fileno())
         host_end = if_index("vhost")
         assert host_end is not None
-        sock.set_link(host_end, up=True, alias="owner-1")
+        assert bridge_port(outer, "vhost")["hairpin"] is False
+        sock.set_link(host_end, up=True, alias="owner-1", hairpin=True)
         # the same pair again: the kernel's refusal arrives as its errno
         with open(inner, "rb") as fd, pytest.raises(rtnl.RtnlError) as refused:
             sock.add_veth(ifname="vhost", mtu=1400, master=bridge, peer_ifname="eth0",
@@ -64,6 +70,7 @@ def test_a_veth_pair_with_address_mac_mtu_and_default_route(two_namespaces) -> N
     (host,) = ip(outer, "link", "show", "vhost")
     assert host["master"] == "br0" and host["mtu"] == 1400 and host["ifalias"] == "owner-1"
     assert "UP" in host["flags"]
+    assert bridge_port(outer, "vhost")["hairpin"] is True
     (link,) = ip(inner, "link", "show", "eth0")
     assert link["address"] == "02:42:0a:00:00:07" and link["mtu"] == 1400
     assert "UP" in link["flags"]
