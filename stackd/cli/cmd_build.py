@@ -79,7 +79,6 @@ def parse_secrets(items: list[str]) -> dict[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     import functools
-    import os
 
     import trio
 
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else TransferPrinter()
     network = DaemonRunNetwork(roots)
     jobs: list[Job]
-    if len(args.targets) == 1 and os.path.isdir(args.targets[0]):
+    if len(args.targets) == 1 and _is_directory(args, args.targets[0]):
         jobs = [Job(args.targets[0], args.dockerfile or "Dockerfile", args.tag,
                     parse_build_args(args.build_arg), args.target,
                     push_tags=tuple(args.tag))]
@@ -113,6 +112,26 @@ def run(args: argparse.Namespace) -> int:
         if args.push:
             _push(store, job, progress, args.quiet)
     return 0
+
+
+def _is_directory(args: argparse.Namespace, target: str) -> bool:
+    """Docker's `build DIR`, not Compose's `build SERVICE`: beside a stack file a plain
+    name is a service when the stack has one by that name with a build section (the
+    service `app` whose context is ./app); a path (`.`, `./app`) is always a directory."""
+    import os
+
+    if not os.path.isdir(target):
+        return False
+    if os.sep in target or target in (".", ".."):
+        return True
+    from stackd.cli.cmd_run import stack_in_play
+
+    if not stack_in_play(args):
+        return True
+    from stackd.cli.main import load_stack
+
+    svc = load_stack(args, targeted=[target]).services.get(target)
+    return svc is None or svc.build is None
 
 
 def _push(store: Any, job: Job, progress: Any, quiet: bool) -> None:

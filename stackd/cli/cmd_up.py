@@ -11,21 +11,24 @@ HELP = "Create and start the stack's containers (like docker compose up)"
 
 def add_make_arguments(p: argparse.ArgumentParser, *, before: str) -> None:
     """The flags of how the containers are made, `up`'s and `create`'s alike."""
-    p.add_argument("--build", action="store_true", help=f"build images before {before}")
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--build", action="store_true", help=f"build images before {before}")
+    b.add_argument("--no-build", action="store_true",
+                   help="build no image, even one that is missing")
     p.add_argument("--pull", choices=["always", "missing", "never"], default=None,
-                   help="pull images (default: each service's pull_policy, else missing)")
+                   help="pull images (default: each pull_policy)")
     p.add_argument("--remove-orphans", action="store_true",
-                   help="remove containers of services no longer in the stack files")
+                   help="remove containers of services not in the files")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--force-recreate", action="store_true",
-                   help="recreate containers even if their configuration is unchanged")
+                   help="recreate containers even if unchanged")
     g.add_argument("--no-recreate", action="store_true",
-                   help="keep existing containers even if their configuration changed")
+                   help="keep containers even if their config changed")
 
 
 def add_scale_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
-                   help="set the number of replicas of a service (repeatable)")
+                   help="a service's replicas (repeatable)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -57,13 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exit-code-from", metavar="SERVICE", default=None,
                    help="exit with its code; stop all once one exits")
     p.add_argument("--watch", action="store_true",
-                   help="also follow the services' develop.watch rules (as `stackd watch`)")
+                   help="also follow develop.watch (as `stackd watch`)")
     p.add_argument("--no-color", action="store_true", help="followed logs without colour")
     p.add_argument("--no-log-prefix", action="store_true",
-                   help="followed logs without the container name before each line")
+                   help="followed logs without container names")
     p.add_argument("--timestamps", action="store_true", help="followed logs with their times")
     p.add_argument("--quiet-pull", action="store_true",
-                   help="no progress lines for pulls (builds and containers still show)")
+                   help="no progress lines for pulls")
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -83,7 +86,8 @@ def make_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "services": list(args.services), "remove_orphans": args.remove_orphans,
         "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
-        "build": args.build, "pull": args.pull, "scale": parse_scale(args.scale),
+        "build": args.build, "no_build": args.no_build, "pull": args.pull,
+        "scale": parse_scale(args.scale),
     }
 
 

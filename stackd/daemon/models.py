@@ -75,6 +75,9 @@ class ApplyOptions(Request):
     no_recreate: bool = False
     no_deps: bool = False
     build: bool = False
+    # `up --no-build`: a service's image is never built, even when missing; one whose
+    # `image:` names it is then pulled as a service without `build:` would be.
+    no_build: bool = False
     # None: each service's own pull_policy (Compose's default: missing)
     pull: Literal["always", "missing", "never"] | None = None
     scale: dict[str, Replicas] = Field(default_factory=dict, max_length=1000)

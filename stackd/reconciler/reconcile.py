@@ -61,6 +61,8 @@ class ReconcileOptions:
     # exists. Only for the one apply the user asked for: a level-triggered loop passing
     # it on every pass would rebuild each time.
     build: bool = False
+    # `up --no-build`: never build (resolve_images).
+    no_build: bool = False
     # Where the slots must fit (the daemon: `(hostinfo.local_node(),)`); empty skips
     # placement, as the simulation does.
     nodes: tuple[Node, ...] = ()
@@ -94,7 +96,7 @@ class _MissingImage:
     """Stands in for an image `preview` may not pull: enough to plan, never to run."""
 
     ref: str
-    verb: str = "pull"  # what `up` would do about it: pull | build
+    verb: str = "pull"  # what `up` would do about it: pull | build | refuse (--no-build)
     id: str = "missing"
     digest: str = "missing"
     config: _MissingConfig = field(default_factory=_MissingConfig)
@@ -112,6 +114,7 @@ class _Builder:
 
 async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          missing_ok: bool = False, build: bool = False,
+                         no_build: bool = False,
                          environ: Mapping[str, str] | None = None,
                          would_build: set[str] | None = None,
                          platforms: Mapping[str, Platform | None] | None = None,
@@ -126,6 +129,9 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
 
     A ref some service has a `build:` section for is built instead of pulled: when it
     is not in the store, or always with `build` (`up --build`) or `pull_policy: build`.
+    With `no_build` (`up --no-build`) none is built: a service that names its `image:`
+    is pulled as if it had no `build:`, one that does not must find its image in the
+    store.
 
     missing_ok (for `preview`, which never pulls nor builds): an image not in the store
     is replaced by a stand-in, so the plan can be shown; the refs `up` would build are
@@ -138,12 +144,15 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     builders: dict[str, _Builder] = {}
     store_only: dict[str, list[str]] = {}
+    needs_build: dict[str, str] = {}  # --no-build: ref → a service only a build can make
     for name, svc in sorted(stack.services.items()):
         ref = image_ref(stack, name, svc)
         if needed is not None and name not in needed:
             store_only.setdefault(ref, []).append(name)
             continue
-        if svc.build is not None and ref not in builders:
+        if svc.build is not None and no_build and not svc.image:
+            needs_build.setdefault(ref, name)
+        elif svc.build is not None and not no_build and ref not in builders:
             builders[ref] = _Builder(name, svc, build or svc.pull_policy == "build")
         given = pull or svc.pull_policy or "missing"
         # build/daily/weekly: what is local, else pull
@@ -156,7 +165,9 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
         image: ImageView
         builder = builders.get(ref)
         try:
-            if builder is None:
+            if ref in needs_build:
+                image = await _built_already(ports, ref, needs_build[ref], missing_ok)
+            elif builder is None:
                 # A platform is passed only when asked for (it picks a variant).
                 asked = {platforms.get(n) for n in names} - {None}
                 told = _ImageProgress(ref, "pull", on_progress) if on_progress else None
@@ -203,6 +214,21 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
             if ref not in pulled:
                 nursery.start_soon(from_store, ref, names)
     return found
+
+
+async def _built_already(ports: Adapters, ref: str, service: str,
+                         missing_ok: bool) -> ImageView:
+    """--no-build, a service with `build:` and no `image:`: its image as an earlier
+    build left it in the store, or why not."""
+    try:
+        return await ports.images.ensure(ref, "never")
+    except NotFoundError:
+        if missing_ok:
+            return _MissingImage(ref, "refuse")
+        raise NotFoundError(f"service {service!r} needs its image built ({ref} is not in "
+                            "the store), but --no-build was given",
+                            hint=f"build it first (`stackd build {service}`), or drop "
+                                 "--no-build") from None
 
 
 class _Rebuild(Exception):
@@ -304,7 +330,7 @@ async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions,
     needed = frozenset(select_for_up(build_graph(from_stack(stack)), named)) if named \
         else None
     images = await resolve_images(stack, ports, options.pull, build=options.build,
-                                  environ=options.environ,
+                                  no_build=options.no_build, environ=options.environ,
                                   platforms=check_platforms(stack, options.nodes),
                                   needed=needed, on_progress=on_progress)
     left = frozenset(stack.services) - set(images)
@@ -353,11 +379,13 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
     check_platforms(stack, options.nodes)
     rebuilt: set[str] = set()
     images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
-                                  would_build=rebuilt)
+                                  no_build=options.no_build, would_build=rebuilt)
     desired = await _build(stack, images, ports, options)
     p = plan_for(desired, await observe(desired.project, ports), options)
     missing = {(i.ref, i.verb) for i in images.values() if isinstance(i, _MissingImage)}
     notes = tuple(f"image {ref} is not in the store: up would build it" if verb == "build"
+                  else f"image {ref} is not in the store, and --no-build: up would fail"
+                  if verb == "refuse"
                   else f"image {ref} is not in the store: up will pull it"
                   for ref, verb in sorted(missing))
     notes += tuple(f"image {ref}: up would build it again (--build)" for ref in sorted(rebuilt))

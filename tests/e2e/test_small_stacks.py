@@ -79,6 +79,36 @@ def test_up_builds_a_missing_build_image(stack: CLI) -> None:
     assert out
 
 
+def test_up_no_build_uses_a_built_image_and_never_builds(stack: CLI) -> None:
+    (stack.cwd / "app").mkdir()
+    (stack.cwd / "app" / "Dockerfile").write_text(
+        "FROM stackd-demo/busybox:latest\nRUN echo one > /greeting\n")
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  app:\n    build: ./app\n"
+        "    command: [sh, -c, 'cat /greeting; exec sleep 1000']\n"
+        "    stop_signal: SIGKILL\n")
+    both = stack("up", "-d", "--build", "--no-build", check=False)
+    assert both.returncode == 2 and "not allowed with" in both.stderr, both.stderr
+    refused = stack("up", "-d", "--no-build", check=False)
+    assert refused.returncode != 0
+    err = refused.stderr + refused.stdout
+    assert "service 'app' needs its image built" in err and "--no-build" in err, err
+    assert "Traceback" not in err and "ExceptionGroup" not in err
+    assert ps(stack, "-a") == []
+    assert "small-app" not in stack("images").stdout  # nothing was built
+
+    # `app` is the service (beside its stack file), not the directory ./app: built
+    # under the service's image name, as Compose's `build app`.
+    stack("build", "app")
+    assert "small-app" in stack("images").stdout
+    (stack.cwd / "app" / "Dockerfile").write_text(
+        "FROM stackd-demo/busybox:latest\nRUN echo two > /greeting\n")
+    stack("up", "-d", "--no-build")
+    assert [r["state"] for r in ps(stack)] == ["running"]
+    assert wait_for(lambda: "one" in stack("logs", "app").stdout)  # the image built first
+
+
 def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 
+import pytest
+
+from stackd.errors import NotFoundError, StackdError
 from stackd.images import ImageStore
 from stackd.reconciler.ports import Adapters
 from stackd.reconciler.reconcile import resolve_images
 from stackd.roots import Roots
 from stackd.spec import load_text
+
+
+async def failure(call: Awaitable[object]) -> StackdError:
+    """The one StackdError the call failed with (resolve_images' nursery groups it, as
+    the daemon's controller finds it)."""
+    with pytest.raises(BaseExceptionGroup) as group:
+        await call
+    (error,) = group.value.exceptions
+    assert isinstance(error, StackdError)
+    return error
+
 
 STACK = """
 services:
@@ -45,3 +60,43 @@ async def test_a_missing_image_is_built_and_up_build_builds_it_again(
     assert rebuilt.id != first.id
     assert (Path(rebuilt.layer_dirs[0]) / "hello").read_text() == "two\n"
     assert store.get("demo-app").id == rebuilt.id
+
+
+async def test_no_build_builds_nothing_and_names_the_service_whose_image_is_missing(
+        roots: Roots, tmp_path: Path) -> None:
+    context = tmp_path / "app"
+    context.mkdir()
+    (context / "Dockerfile").write_text('FROM scratch\nCOPY hello /hello\n')
+    (context / "hello").write_text("one\n")
+    store = ImageStore(roots)
+    ports = Adapters(None, store, None, None, None)  # type: ignore[arg-type]
+    stack = load_text(STACK, project_name="demo", environ={}, project_directory=tmp_path)
+
+    refused = await failure(resolve_images(stack, ports, None, no_build=True))
+    assert isinstance(refused, NotFoundError)
+    assert "service 'app'" in str(refused) and "--no-build" in str(refused)
+    assert "stackd build app" in (refused.hint or "")
+    with pytest.raises(NotFoundError):
+        store.get("demo-app")  # nothing was built
+
+    built = (await resolve_images(stack, ports, None))["app"]
+    (context / "hello").write_text("two\n")
+    always = load_text(STACK.replace("    build:", "    pull_policy: build\n    build:"),
+                       project_name="demo", environ={}, project_directory=tmp_path)
+    kept = (await resolve_images(always, ports, None, no_build=True))["app"]
+    assert kept.id == built.id  # pull_policy: build, but --no-build: not built again
+
+
+async def test_no_build_pulls_a_service_that_names_its_image(roots: Roots,
+                                                            tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    store = ImageStore(roots)
+    ports = Adapters(None, store, None, None, None)  # type: ignore[arg-type]
+    # Nothing listens on 127.0.0.1:9: the pull is tried, and fails as a pull.
+    stack = load_text(STACK + "    image: 127.0.0.1:9/demo/app:1\n", project_name="demo",
+                      environ={}, project_directory=tmp_path)
+    failed = await failure(resolve_images(stack, ports, None, no_build=True))
+    assert "127.0.0.1:9 could not be reached" in str(failed)
+    with pytest.raises(NotFoundError):
+        store.get("127.0.0.1:9/demo/app:1")
