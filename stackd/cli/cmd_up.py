@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_plan_arguments(p)
     p.add_argument("--no-start", action="store_true",
                    help="create, start none (as `stackd create`)")
+    p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
+                   help="stop grace for containers replaced or stopped")
     p.add_argument("--wait", action="store_true",
                    help="wait until running and healthy (implies -d)")
     p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
@@ -95,7 +97,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """`up`'s options (`plan` has no --wait or --no-start: false)."""
     wait = getattr(args, "wait", False) or getattr(args, "wait_timeout", None) is not None
     return {**make_options(args), "no_deps": args.no_deps, "wait": wait,
-            "no_start": getattr(args, "no_start", False)}
+            "no_start": getattr(args, "no_start", False),
+            "timeout": getattr(args, "timeout", None)}
 
 
 def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
@@ -261,23 +264,23 @@ def run(args: argparse.Namespace) -> int:
                     follow=lambda: follow_project(Client(), project,
                                                   services=services or [], tail=None,
                                                   follow=True, since=since, **shown),
-                    stop=lambda: stop_project(project, []))
+                    stop=lambda: stop_project(project, [], args.timeout))
             # This run's output, as Compose attaches: not what earlier runs wrote.
             follow_project(client, project, services=services or [], tail=None,
                            follow=True, since=since, **shown)
         except KeyboardInterrupt:
             # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).
             print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)
-            stop_project(project, args.services)
+            stop_project(project, args.services, args.timeout)
             return 130
     return 0
 
 
-def stop_project(project: str, services: list[str]) -> None:
+def stop_project(project: str, services: list[str], timeout: int | None = None) -> None:
     """Stop the stack's containers through its controller, dependents first; held by
     the daemon as a user's stop, so no restart policy undoes it."""
     from stackd.cli.client import Client
     from stackd.cli.cmd_lifecycle import lifecycle
 
     with Client() as client:
-        lifecycle(client, project, "stop", {"services": list(services)})
+        lifecycle(client, project, "stop", {"services": list(services), "timeout": timeout})

@@ -504,7 +504,8 @@ class HostWorld:
                              disabled=frozenset(options.disabled),
                              remove_orphans=options.remove_orphans,
                              force_recreate=options.force_recreate,
-                             no_recreate=options.no_recreate),
+                             no_recreate=options.no_recreate,
+                             grace=None if options.timeout is None else float(options.timeout)),
             pull=options.pull, scale=dict(options.scale), environ=stack.environ,
             # Only the apply the user asked for has build set: the engine's resyncs
             # clear it (`steady`), else every pass would rebuild.

@@ -1074,5 +1074,5 @@ class Engine:
 def steady(options: ApplyOptions) -> ApplyOptions:
     """The options a resync uses once a generation's apply-time options have been honoured."""
     return options.model_copy(update={
-        "force_recreate": False, "build": False,
+        "force_recreate": False, "build": False, "timeout": None,
         "pull": None if options.pull == "always" else options.pull})

@@ -83,6 +83,9 @@ class ApplyOptions(Request):
     scale: dict[str, Replicas] = Field(default_factory=dict, max_length=1000)
     wait: bool = False
     no_start: bool = False  # `create`, `up --no-start`: make the containers, start none
+    # `up -t`: the stop grace of the containers this apply replaces or stops (None:
+    # each one's stop_grace_period). Not kept: a resync uses the spec's.
+    timeout: int | None = Field(default=None, ge=0, le=86400)
     # Set by the daemon while the current revision is a rollback: rolling updates then
     # follow each service's deploy.rollback_config instead of its update_config.
     rolling_back: bool = False

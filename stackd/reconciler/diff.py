@@ -32,6 +32,7 @@ Rules, in the order a reader would ask about them:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,7 +83,9 @@ class PlanOptions:
     start_exited: bool = False
     start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
     restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
-    grace: float | None = None  # stop, restart `-t`: SIGKILL after this long (None: the spec's)
+    # stop, restart, up `-t`: SIGKILL after this long (None: the spec's), for every
+    # container the plan stops, replaces or removes
+    grace: float | None = None
     no_start: bool = False  # `create`: missing containers are created, held, not started
     # Services in the files that their profiles left out: their containers are kept
     # as they are, never orphans (not even for remove_orphans).
@@ -269,7 +272,16 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     if options.remove_orphans:
         for key in sorted(actual.networks - set(desired.networks)):
             actions.append(NetworkRemove(cause="no longer declared", key=key))
+    if options.grace is not None:
+        actions = [_with_grace(a, options.grace) for a in actions]
     return Plan(desired.project, tuple(actions), tuple(warnings))
+
+
+def _with_grace(action: Action, grace: float) -> Action:
+    """The action, stopping what it stops with `grace` unless it has its own."""
+    if isinstance(action, (Recreate, Remove, Stop)) and action.grace is None:
+        return dataclasses.replace(action, grace=grace)
+    return action
 
 
 def _dependency_restarts(desired: DesiredState, actions: list[Action],

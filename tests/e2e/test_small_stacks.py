@@ -109,6 +109,42 @@ def test_up_no_build_uses_a_built_image_and_never_builds(stack: CLI) -> None:
     assert wait_for(lambda: "one" in stack("logs", "app").stdout)  # the image built first
 
 
+def test_up_timeout_is_the_stop_grace_of_what_it_replaces(stack: CLI) -> None:
+    """A container that ignores SIGTERM, with a minute's stop_grace_period: `up -t 1`
+    replaces it (its config changed) after one second, not a minute."""
+    compose = ("name: small\nservices:\n"
+               "  stubborn:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+               "    stop_grace_period: 1m\n    environment: {{V: '{v}'}}\n"
+               "    command: [sh, -c, 'trap \"\" TERM; while :; do sleep 1; done']\n")
+    (stack.cwd / "compose.yaml").write_text(compose.format(v=1))
+    stack("up", "-d")
+    old = ps(stack)[0]["id"]
+    (stack.cwd / "compose.yaml").write_text(compose.format(v=2))
+    t0 = time.monotonic()
+    stack("up", "-d", "-t", "1")
+    took = time.monotonic() - t0
+    rows = ps(stack)
+    assert [r["state"] for r in rows] == ["running"] and rows[0]["id"] != old
+    assert 1 <= took < 20, took
+    # Attached, Ctrl-C stops the stack with the same grace.
+    up = subprocess.Popen([sys.executable, "-m", "stackd", "up", "-t", "1"], cwd=stack.cwd,
+                          env=stack.env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # following the logs by now
+        t0 = time.monotonic()
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 130
+        took = time.monotonic() - t0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert [r["state"] for r in ps(stack, "-a")] == ["exited"]
+    assert took < 20, took
+    stack("down", "-t", "0")
+
+
 def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from stackd.images.models import Image, ImageConfig
 from stackd.reconciler.actual import ActualContainer, ActualState
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.diff import PlanOptions, plan
+from stackd.reconciler.plan import Recreate, Remove
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.spec import load_text
 from stackd.state.intents import Intent
@@ -258,3 +260,26 @@ def test_a_restart_true_dependent_is_restarted_even_when_not_named(tmp_path: Pat
         "app-1: restart — db recreated (depends_on restart: true)",
         "side-1: restart — db recreated (depends_on restart: true)",
     ]
+
+
+def test_a_grace_given_reaches_every_container_the_plan_stops_or_replaces(
+        tmp_path: Path) -> None:
+    """`up -t 2`: the recreated, the scaled down and the orphan get 2 s, not their
+    stop_grace_period; without it each keeps its own (None)."""
+    d = desired("services:\n"
+                "  web: {image: busybox, stop_grace_period: 1m}\n"
+                "  db: {image: busybox, stop_grace_period: 1m}\n", tmp_path)
+    db, web = sorted(d.containers, key=lambda c: c.service)
+    extra = ActualContainer("demo-web-2-0000", "demo-web-2", "web", 2, "running",
+                            web.config_hash.digest)
+    orphan = ActualContainer("demo-old-1-0000", "demo-old-1", "old", 1, "running", "x")
+    actual = ActualState("demo", (running(web), dataclasses.replace(running(db),
+                                                                    config_hash="changed"),
+                                  extra, orphan),
+                         frozenset(d.networks), frozenset(d.volumes))
+    graced = plan(d, actual, PlanOptions(remove_orphans=True, grace=2.0))
+    stopping = [a for a in graced.actions if isinstance(a, Recreate | Remove)]
+    assert sorted(a.resource for a in stopping) == ["db-1", "old-1", "web-2"]
+    assert {a.grace for a in stopping} == {2.0}
+    plain = plan(d, actual, PlanOptions(remove_orphans=True))
+    assert {a.grace for a in plain.actions if isinstance(a, Recreate | Remove)} == {None}
