@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="create, start none (as `stackd create`)")
     p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
                    help="stop grace for containers replaced or stopped")
+    p.add_argument("-V", "--renew-anon-volumes", action="store_true",
+                   help="recreate, with new anonymous volumes")
     p.add_argument("--wait", action="store_true",
                    help="wait until running and healthy (implies -d)")
     p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
@@ -98,7 +100,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     wait = getattr(args, "wait", False) or getattr(args, "wait_timeout", None) is not None
     return {**make_options(args), "no_deps": args.no_deps, "wait": wait,
             "no_start": getattr(args, "no_start", False),
-            "timeout": getattr(args, "timeout", None)}
+            "timeout": getattr(args, "timeout", None),
+            "renew_anon_volumes": getattr(args, "renew_anon_volumes", False)}
 
 
 def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,

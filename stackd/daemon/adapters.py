@@ -503,8 +503,10 @@ class HostWorld:
             plan=PlanOptions(services=tuple(options.services), no_deps=options.no_deps,
                              disabled=frozenset(options.disabled),
                              remove_orphans=options.remove_orphans,
-                             force_recreate=options.force_recreate,
+                             force_recreate=options.force_recreate or (
+                                 options.renew_anon_volumes and not options.no_recreate),
                              no_recreate=options.no_recreate,
+                             renew_anon_volumes=options.renew_anon_volumes,
                              grace=None if options.timeout is None else float(options.timeout)),
             pull=options.pull, scale=dict(options.scale), environ=stack.environ,
             # Only the apply the user asked for has build set: the engine's resyncs

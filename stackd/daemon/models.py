@@ -86,6 +86,9 @@ class ApplyOptions(Request):
     # `up -t`: the stop grace of the containers this apply replaces or stops (None:
     # each one's stop_grace_period). Not kept: a resync uses the spec's.
     timeout: int | None = Field(default=None, ge=0, le=86400)
+    # `up -V`: recreate (as --force-recreate, unless --no-recreate), each container with
+    # new anonymous volumes instead of its predecessor's. Not kept by a resync.
+    renew_anon_volumes: bool = False
     # Set by the daemon while the current revision is a rollback: rolling updates then
     # follow each service's deploy.rollback_config instead of its update_config.
     rolling_back: bool = False

@@ -213,12 +213,12 @@ class _Executor:
         watch_id = want.id
         if isinstance(action, Create) and not action.start:
             async def make() -> None:
-                await lifecycle.create(self.ports, want)
+                await lifecycle.create(self.ports, want, renew=action.renew)
             # Nothing to supervise: a created container is adopted once it runs.
             return await self.step(action, want.id, make)
         if isinstance(action, Create):
             async def effect() -> None:
-                await lifecycle.bring_up(self.ports, want)
+                await lifecycle.bring_up(self.ports, want, renew=action.renew)
             intent_id = want.id
         elif isinstance(action, Recreate):
             old = action.old_id
@@ -228,7 +228,7 @@ class _Executor:
             async def effect() -> None:
                 await self.supervisor.release(old)
                 await lifecycle.replace(self.ports, want, old, grace=action.grace,
-                                        keep_layer=keep)
+                                        keep_layer=keep, renew=action.renew)
             intent_id = old
         else:
             old = action.old_id

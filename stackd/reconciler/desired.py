@@ -71,6 +71,9 @@ class DesiredContainer:
     attachments: tuple[Attachment, ...] = ()
     ports: tuple[PortBinding, ...] = ()
     volumes: tuple[str, ...] = ()  # host names of the named volumes it mounts
+    # Those of `volumes` that are its anonymous ones (image VOLUMEs, `- /path`): named
+    # per slot, so a recreated container finds its predecessor's data (Compose's).
+    anonymous: tuple[str, ...] = ()
     host_files: tuple[FileToWrite, ...] = ()  # written before the container is created
     # Bind mount sources made (as directories) before the container is created when
     # missing, as Docker makes them; `bind.create_host_path: false` opts out.
@@ -127,6 +130,7 @@ def slot_container(
     attachments: tuple[Attachment, ...] = (),
     ports: tuple[PortBinding, ...] = (),
     volumes: tuple[str, ...] = (),
+    anonymous: tuple[str, ...] = (),
     host_files: tuple[FileToWrite, ...] = (),
     host_dirs: tuple[str, ...] = (),
     fixed_name: str | None = None,
@@ -149,4 +153,4 @@ def slot_container(
         "labels": labels,
     })
     return DesiredContainer(project, service, index, full, config_hash, attachments, ports,
-                            volumes, host_files, host_dirs)
+                            volumes, anonymous, host_files, host_dirs)

@@ -87,6 +87,9 @@ class PlanOptions:
     # container the plan stops, replaces or removes
     grace: float | None = None
     no_start: bool = False  # `create`: missing containers are created, held, not started
+    # `up -V`: each container the plan creates or recreates gets new anonymous volumes
+    # instead of its predecessor's.
+    renew_anon_volumes: bool = False
     # Services in the files that their profiles left out: their containers are kept
     # as they are, never orphans (not even for remove_orphans).
     disabled: frozenset[str] = frozenset()
@@ -274,7 +277,19 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
             actions.append(NetworkRemove(cause="no longer declared", key=key))
     if options.grace is not None:
         actions = [_with_grace(a, options.grace) for a in actions]
+    if options.renew_anon_volumes:
+        actions = [_renewing(a) for a in actions]
     return Plan(desired.project, tuple(actions), tuple(warnings))
+
+
+def _renewing(action: Action) -> Action:
+    """A create or recreate (not a restart: the same container goes on) that makes the
+    container's anonymous volumes afresh."""
+    if isinstance(action, Create | Recreate) and not isinstance(action, Restart) \
+            and action.container.anonymous:
+        return dataclasses.replace(action, renew=action.container.anonymous,
+                                   cause=f"{action.cause}; new anonymous volumes (-V)")
+    return action
 
 
 def _with_grace(action: Action, grace: float) -> Action:

@@ -23,11 +23,12 @@ async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
 
 
 async def bring_up(ports: Adapters, container: DesiredContainer, *,
-                   keep_layer: bool = False) -> None:
+                   keep_layer: bool = False, renew: tuple[str, ...] = ()) -> None:
     """Network namespace, create, start — whatever of that is not done yet. An exited
     container of the same id is made again; with keep_layer (a user's start or
-    restart, as Docker's) its writable layer goes on."""
-    started = not await _make(ports, container, keep_layer=keep_layer)
+    restart, as Docker's) its writable layer goes on. renew: volumes (its anonymous
+    ones, `up -V`) made afresh before a container is made."""
+    started = not await _make(ports, container, keep_layer=keep_layer, renew=renew)
     if started:
         await ports.runtime.start(container.id)
     ports.state.unhold(container.id)
@@ -36,14 +37,15 @@ async def bring_up(ports: Adapters, container: DesiredContainer, *,
                                container.spec.labels)
 
 
-async def create(ports: Adapters, container: DesiredContainer) -> None:
+async def create(ports: Adapters, container: DesiredContainer, *,
+                 renew: tuple[str, ...] = ()) -> None:
     """`stackd create`: network namespace and container, not started. Its hold (set
     by the ask before) stays, so no later pass starts it until `start` or `up`."""
-    await _make(ports, container)
+    await _make(ports, container, renew=renew)
 
 
 async def _make(ports: Adapters, container: DesiredContainer, *,
-                keep_layer: bool = False) -> bool:
+                keep_layer: bool = False, renew: tuple[str, ...] = ()) -> bool:
     """The container's network namespace and the container itself, unless there.
     → whether it is running already."""
     view = await _inspect(ports, container.id)
@@ -55,6 +57,9 @@ async def _make(ports: Adapters, container: DesiredContainer, *,
         # (`logs -f` too), and `ps` lists it throughout. Its network starts afresh.
         await ports.network.disconnect(container.id)
     if view is None or exited:
+        for volume in renew:  # no container of the slot holds it now
+            await ports.volumes.remove_volume(volume)
+            await ports.volumes.ensure_volume(container.project, volume)
         await _write_host_files(ports, container)
         spec = _joined(container.spec, await _connect(ports, container)
                        if container.attachments else None)
@@ -185,7 +190,8 @@ async def restart(ports: Adapters, container: DesiredContainer) -> None:
 
 
 async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,
-                  grace: float | None = None, keep_layer: bool = False) -> None:
+                  grace: float | None = None, keep_layer: bool = False,
+                  renew: tuple[str, ...] = ()) -> None:
     """Recreate: the old container goes first (names and ports are exclusive). The same
     id again (a restart) is stopped and respawned by bring_up: listed throughout, its
     log going on, so `logs -f` follows on across it; with keep_layer (a restart a user
@@ -196,4 +202,5 @@ async def replace(ports: Adapters, container: DesiredContainer, old_id: str, *,
             await _stop(ports, view, grace)
     else:
         await tear_down(ports, old_id, grace=grace)
-    await bring_up(ports, container, keep_layer=keep_layer and old_id == container.id)
+    await bring_up(ports, container, keep_layer=keep_layer and old_id == container.id,
+                   renew=renew)

@@ -96,6 +96,8 @@ class Create(_Action):
     verb: ClassVar[str] = "create"
     container: DesiredContainer
     start: bool = True
+    # `up -V`: these anonymous volumes of the container are made afresh before it is.
+    renew: tuple[str, ...] = ()
 
     @property
     def resource(self) -> str:
@@ -114,6 +116,9 @@ class Recreate(_Action):
     container: DesiredContainer
     old_id: str
     grace: float | None = None  # `restart -t`: SIGKILL the old one after this long
+    # `up -V`: these anonymous volumes are made afresh once the old container is gone,
+    # instead of the new one finding its data.
+    renew: tuple[str, ...] = ()
 
     @property
     def resource(self) -> str:

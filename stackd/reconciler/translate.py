@@ -408,10 +408,12 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
     for target in parts.anonymous:
         anon_mounts.append(Mount(type="volume", source="", target=target))
     mounts: list[Mount] = []
+    anonymous: list[str] = []
     for m in (*spec.mounts, *anon_mounts):
         if m.type == "volume" and not m.source:
             vol = f"{stack.name}_{name}-{index}_{_sha(m.target.encode())[:8]}"
             volumes.append(vol)
+            anonymous.append(vol)
             m = m.model_copy(update={"source": inputs.volume_path(vol)})
         mounts.append(m)
     fixed_name = stack.services[name].container_name
@@ -421,6 +423,7 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
                                attachments=parts.attachments,
                                ports=published_ports(stack, name, index),
                                volumes=tuple(sorted(set(volumes))),
+                               anonymous=tuple(sorted(set(anonymous))),
                                host_files=parts.files_to_write,
                                host_dirs=_host_dirs(stack.services[name]),
                                fixed_name=fixed_name)

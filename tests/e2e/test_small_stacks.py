@@ -145,6 +145,37 @@ def test_up_timeout_is_the_stop_grace_of_what_it_replaces(stack: CLI) -> None:
     stack("down", "-t", "0")
 
 
+def test_up_renew_anon_volumes_recreates_with_empty_anonymous_volumes(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  box:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    volumes: [/scratch, 'kept:/kept']\n    stop_signal: SIGKILL\n"
+        "    command: [sleep, '1000']\n"
+        "volumes:\n  kept: {}\n")
+
+    def sh(script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return stack("exec", "-T", "box", "sh", "-c", script, check=check)
+
+    def recreated() -> bool:  # a new container has a new writable layer
+        return sh("test -e /layer-mark", check=False).returncode != 0
+
+    stack("up", "-d")
+    sh("echo a > /scratch/f; echo k > /kept/f; touch /layer-mark")
+    stack("up", "-d", "--force-recreate")  # the new container finds its data
+    assert recreated()
+    assert sh("cat /scratch/f").stdout == "a\n"
+    sh("touch /layer-mark")
+    stack("up", "-d", "-V")  # recreated (as --force-recreate), its anonymous volume new
+    assert recreated()
+    gone = sh("cat /scratch/f", check=False)
+    assert gone.returncode != 0 and "No such file" in gone.stderr + gone.stdout
+    assert sh("cat /kept/f").stdout == "k\n"  # a named volume is kept
+    sh("echo b > /scratch/f; touch /layer-mark")
+    stack("up", "-d", "-V", "--no-recreate")  # nothing recreated: nothing renewed
+    assert not recreated()
+    assert sh("cat /scratch/f").stdout == "b\n"
+
+
 def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"

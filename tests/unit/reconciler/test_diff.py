@@ -9,7 +9,7 @@ from stackd.images.models import Image, ImageConfig
 from stackd.reconciler.actual import ActualContainer, ActualState
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.diff import PlanOptions, plan
-from stackd.reconciler.plan import Recreate, Remove
+from stackd.reconciler.plan import Create, Recreate, Remove
 from stackd.reconciler.translate import TranslateInputs, desired_state
 from stackd.spec import load_text
 from stackd.state.intents import Intent
@@ -283,3 +283,29 @@ def test_a_grace_given_reaches_every_container_the_plan_stops_or_replaces(
     assert {a.grace for a in stopping} == {2.0}
     plain = plan(d, actual, PlanOptions(remove_orphans=True))
     assert {a.grace for a in plain.actions if isinstance(a, Recreate | Remove)} == {None}
+
+
+def test_renewing_anonymous_volumes_is_part_of_each_create_and_recreate(
+        tmp_path: Path) -> None:
+    """`up -V`: a created or recreated container gets its anonymous volumes (and only
+    those) made afresh; a dependency's restart keeps the same container, and its data."""
+    d = desired("services:\n"
+                "  db: {image: busybox, volumes: [/data, 'named:/named']}\n"
+                "  app: {image: busybox, volumes: [/cache], depends_on: {db: {condition: "
+                "service_started, restart: true}}}\n"
+                "  new: {image: busybox, volumes: [/scratch]}\n"
+                "volumes: {named: {}}\n", tmp_path)
+    by = {c.service: c for c in d.containers}
+    assert len(by["db"].anonymous) == 1 and by["db"].anonymous[0] in by["db"].volumes
+    assert "demo_named" in by["db"].volumes and "demo_named" not in by["db"].anonymous
+    actual = dataclasses.replace(actual_of(d), containers=tuple(
+        c for c in actual_of(d).containers if c.service != "new"))
+    p = plan(d, actual, PlanOptions(force_recreate=True, services=("db", "new"),
+                                    renew_anon_volumes=True))
+    renewed = {a.resource: a.renew for a in p.actions if isinstance(a, Create | Recreate)}
+    assert renewed == {"db-1": by["db"].anonymous, "new-1": by["new"].anonymous,
+                       "app-1": ()}  # app: restarted (depends_on restart: true)
+    assert "db-1: recreate — forced (--force-recreate); new anonymous volumes (-V)" \
+        in p.lines()
+    plain = plan(d, actual, PlanOptions(force_recreate=True))
+    assert {a.renew for a in plain.actions if isinstance(a, Create | Recreate)} == {()}
