@@ -22,6 +22,8 @@ HELP = "Run a command in a running service container"
 
 
 def add_arguments(p: argparse.ArgumentParser, *, target: str = "SERVICE") -> None:
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="start the command and return; it runs on, its output unread")
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="don't allocate a TTY (the default when stdin is not a terminal)")
     p.add_argument("-t", "--tty", action="store_true",
@@ -56,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("exec needs a command", hint="e.g. stackd exec web sh")
     if args.no_tty and args.tty:
         raise UsageError("-t and -T contradict each other", hint="give one of them")
+    if args.detach and args.tty:
+        raise UsageError("exec -d runs the command without a terminal: not with -t",
+                         hint="drop -t (or -d, to use the terminal)")
     project = project_of(args)
     with Client() as client:
         name = _slot_name(client, project, args.service, args.index)
@@ -80,6 +85,14 @@ def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) 
     from stackd.roots import Roots
 
     cid = running_id(name, hint=hint)
+    if getattr(args, "detach", False):
+        from stackd.daemon.host_verbs import exec_detached
+
+        code, why = exec_detached(Roots.from_env(), cid, args.cmd, env=args.env,
+                                  cwd=args.workdir or None, user=args.user or None)
+        if why:
+            print(why, file=sys.stderr)
+        return code
     sys.stdout.flush()
     return run_attached(Roots.from_env(), cid, args.cmd, env=args.env,
                         cwd=args.workdir or None, user=args.user or None, tty=tty)
@@ -96,7 +109,9 @@ def _exec_remote(client: Any, name: str, args: argparse.Namespace) -> int:
     # As long as the command runs: the answer comes when it ends.
     result = client.request("POST", f"/v1/containers/{name}/exec",
                             json_body={"cmd": args.cmd, "env": args.env, "user": args.user,
-                                       "workdir": args.workdir}, timeout=None)
+                                       "workdir": args.workdir,
+                                       "detach": getattr(args, "detach", False)},
+                            timeout=None)
     sys.stdout.write(result["stdout"])
     sys.stdout.flush()
     sys.stderr.write(result["stderr"])

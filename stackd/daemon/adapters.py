@@ -10,6 +10,7 @@ started or adopted (exits, health, restarts) and its facts become bus events.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import sqlite3
@@ -687,9 +688,14 @@ class HostWorld:
                    "time": rec.time.isoformat(), "stream": rec.stream, "line": rec.line}
 
     async def exec(self, container: str, request: ExecRequest) -> ExecResult:
-        from stackd.runtime.exec import exec_in
+        from stackd.runtime.exec import exec_detached, exec_in
 
         v = await self._resolve(container)
+        if request.detach:
+            code, why = await trio.to_thread.run_sync(functools.partial(
+                exec_detached, v, request.cmd, env=request.env,
+                cwd=request.workdir or None, user=request.user or None))
+            return ExecResult(exit_code=code, stdout="", stderr=f"{why}\n" if why else "")
         with trio.fail_after(request.timeout or float("inf")):
             r = await exec_in(v, request.cmd, env=request.env, cwd=request.workdir or None,
                               user=request.user or None)

@@ -40,6 +40,17 @@ def exec_attached(roots: Roots, container_id: str, cmd: Sequence[str], *, env: S
     return exec_interactive(state, cmd, env=env, cwd=cwd, user=user, tty=tty)
 
 
+def exec_detached(roots: Roots, container_id: str, cmd: Sequence[str], *,
+                  env: Sequence[str], cwd: str | None, user: str | None
+                  ) -> tuple[int, str | None]:
+    """`exec -d`: start `cmd` in the container, running on after we return; (0, None),
+    or the exit code and why of a program that cannot run."""
+    from stackd.runtime.exec import exec_detached as start_detached
+
+    state = _runtime(roots).inspect_here(container_id)
+    return start_detached(state, cmd, env=env, cwd=cwd, user=user)
+
+
 def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, dest: str,
          follow: bool = False) -> None:
     """`cp`: through the running container's root (stackd.runtime.copy)."""

@@ -123,6 +123,8 @@ class ExecRequest(Request):
     user: str = Field(default="", max_length=256)
     workdir: str = Field(default="", max_length=4096)
     timeout: float | None = Field(default=None, gt=0, le=86400)
+    # `exec -d`: answered once the program runs (exit_code 0), which goes on after.
+    detach: bool = False
 
 
 class ExecResult(BaseModel):

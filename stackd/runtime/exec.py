@@ -119,7 +119,8 @@ def _env_items(env: Sequence[str] | Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Mapping[str, str],
-             cwd: str | None, user: str | None, tty: bool) -> _Request:
+             cwd: str | None, user: str | None, tty: bool, *, detach: bool = False
+             ) -> _Request:
     if state.status != "running" or not state.pid:
         raise ConflictError(f"container {state.name} ({state.id}) is not running",
                             hint="start it first")
@@ -131,7 +132,7 @@ def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Ma
         cwd=cwd or spec.process.cwd or "/", spec_env=spec.process.env,
         user=spec.process.user if user is None else user,
         additional_groups=spec.process.additional_groups,
-        hostname=spec.hostname, tty=tty)
+        hostname=spec.hostname, tty=tty, detach=detach)
 
 
 
@@ -148,6 +149,7 @@ class _Session:
     helper_pid: int | None
     report: dict[str, Any] | None = None
     status: int | None = None
+    started: bool = False  # a detached exec's program runs
     ended: bool = False
     masters: list[int] = field(default_factory=list)
 
@@ -166,6 +168,8 @@ class _Session:
         if "status" in message:
             self.status = int(message["status"])
             self.ended = True
+        elif message.get("started") is True:
+            self.started = True
         elif message.get("ok") is False:
             self.report = message
 
@@ -533,6 +537,36 @@ def exec_interactive(
     if message:
         sys.stderr.write(message + "\n")
     return code
+
+
+def exec_detached(
+    state: ContainerState, args: Sequence[str], *, env: Sequence[str] | Mapping[str, str] = (),
+    cwd: str | None = None, user: str | None = None,
+) -> tuple[int, str | None]:
+    """`stackd exec -d`: start the program in the container and return once it runs;
+    it outlives us, its output goes nowhere (Docker's). (0, None) once it runs; a
+    program that cannot run is (126 or 127, why), as attached; a failed setup (a bad
+    user or working directory) raises its typed error."""
+    req = _request(state, args, env, cwd, user, False, detach=True)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        session = _start(req, (null, null, null))
+    finally:
+        os.close(null)
+    try:
+        while not (session.started or session.ended or session.report):
+            session.receive()
+    finally:
+        session.close(kill=False)  # reaps only the helper's first fork, gone already
+    report = session.report
+    if report is not None:
+        if report.get("exit") in (EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE):
+            return int(report["exit"]), str(report.get("error"))
+        protocol.raise_error(report)
+    if not session.started:
+        raise HostError("the exec helper ended before the program started",
+                        hint="the host may be out of memory or processes")
+    return 0, None
 
 
 def _copy_winsize(src: int, dst: int) -> None:

@@ -22,7 +22,9 @@ stdin/stdout/stderr, the namespace files to join and the cgroup.procs files to w
 - the pty master (SCM_RIGHTS, data b"m") when a TTY was asked for;
 - a JSON error report `{"ok": false, "kind", "error", "hint", "exit"}` if the process
   could not be set up or exec'd;
-- `{"status": exit code}` last, from the helper once the process has exited.
+- `{"status": exit code}` last, from the helper once the process has exited;
+- `{"started": true}` instead, for a detached exec (`Request.detach`), once the
+  program is exec'd: the caller then hangs up and the process runs on.
 
 And from the caller: `{"signal": n}` to pass a signal on to the process. The caller
 hanging up (a cancelled exec, a caller killed) makes the helper SIGKILL the process;
@@ -78,6 +80,10 @@ class Request:
     additional_groups: tuple[str, ...]
     hostname: str
     tty: bool
+    # `exec -d`: the process outlives the caller. Its helper leaves the caller (a
+    # session of its own, no longer the caller's child), tells it once the program is
+    # exec'd (`{"started": true}`) and from then on ignores a hang-up.
+    detach: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +231,21 @@ def _helper(launch: Launch) -> NoReturn:  # pragma: no cover - runs in the child
         # Whoever forked us held more descriptors (the write end of the process's stdin
         # pipe among them, which would keep it from ever seeing EOF).
         _close_all_but({0, 1, 2, *launch.fds()})
+        detach = launch.request.detach
+        if detach:
+            # Not the caller's child nor in its session: its exit, its terminal's
+            # hang-up or its Ctrl-C end neither us nor the process.
+            if os.fork() != 0:
+                os._exit(0)
+            os.setsid()
+            # Nor do we hold its stdio: a caller's caller reading its output to the end
+            # (a pipe) would wait for us, as long as the process runs.
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                if fd != null:
+                    os.dup2(null, fd)
+            if null > 2:
+                os.close(null)
         # Joining a PID namespace only places our children in it; the process joins
         # everything else itself.
         others = []
@@ -234,24 +255,35 @@ def _helper(launch: Launch) -> NoReturn:  # pragma: no cover - runs in the child
                 os.close(fd)
             else:
                 others.append((fd, flag))
+        # Closed (close-on-exec) once the process runs its program, or exits: then a
+        # detached exec is started, or its report is on the session already.
+        exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
         child = os.fork()
         if child == 0:
-            _process(launch, others)
+            os.close(exec_r)
+            _process(launch, others, keep=exec_w)
+        os.close(exec_w)
         pidfd = os.pidfd_open(child)
-        _close_all_but({0, 1, 2, session, pidfd})
+        _close_all_but({0, 1, 2, session, pidfd, exec_r})
+        if detach:
+            os.read(exec_r, 1)
+            if os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                _send(session, {"started": True})
+        os.close(exec_r)
         # A terminal's Ctrl-C or Ctrl-\ reaches us too when the caller forked us in its
         # process group; the caller passes them on itself (the "signal" message).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-        code = _watch(session, child, pidfd)
+        code = _watch(session, child, pidfd, detach=detach)
         _send(session, {"status": code})
     except BaseException as err:  # never unwind into the fork server's loop
         _report(session, err, code)
     os._exit(0)
 
 
-def _watch(session: int, child: int, pidfd: int) -> int:
-    """Wait for the process; pass signals on; kill it if the caller hangs up."""
+def _watch(session: int, child: int, pidfd: int, *, detach: bool = False) -> int:
+    """Wait for the process; pass signals on; kill it if the caller hangs up (unless
+    detached: then the caller is gone by design)."""
     poller = select.poll()
     poller.register(session, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
@@ -267,8 +299,9 @@ def _watch(session: int, child: int, pidfd: int) -> int:
                 data = b""
             if not data:
                 # The caller cancelled (or died): the process goes with it.
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                if not detach:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 poller.unregister(session)
                 continue
             with contextlib.suppress(ValueError, KeyError, TypeError, ProcessLookupError,
@@ -293,7 +326,9 @@ def open_console(session: int) -> int:  # pragma: no cover - child
     return slave
 
 
-def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # pragma: no cover
+def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
+             keep: int) -> NoReturn:  # pragma: no cover
+    """keep: a close-on-exec descriptor held until the program runs (see _helper)."""
     req = launch.request
     session = launch.session
     code = EXIT_SETUP_FAILED
@@ -329,7 +364,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]]) -> NoReturn:  # prag
         # The session is how a failed exec is reported; close-on-exec, so after a
         # successful one the program holds nothing of ours.
         os.set_inheritable(session, False)
-        _close_all_but({session})
+        _close_all_but({session, keep})
         try:
             os.chdir(req.cwd)
         except OSError as err:

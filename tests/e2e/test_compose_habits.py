@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, torn_down
 
+from stackd.daemon.paths import socket_path
 from stackd.roots import Roots
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -141,6 +143,58 @@ def test_exec_tty_passes_ctrl_c_and_ctrl_d_to_the_process(stack: CLI) -> None:
     finally:
         code = term.close()
     assert code == 5, term.output
+
+
+def helpers_running(marker: str) -> list[int]:
+    """Host processes whose command line holds `marker` (an exec -d's helper is the
+    CLI's fork: its command line is the CLI's)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and b"stackd" in cmdline and b"exec" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def test_exec_detached_returns_at_once_and_the_command_runs_on(stack: CLI) -> None:
+    marker = f"sleep 31.{os.getpid()}"
+    t0 = time.monotonic()
+    r = stack("exec", "-d", "box", "sh", "-c", f"touch /tmp/began; echo lost; {marker}")
+    assert time.monotonic() - t0 < 15 and (r.returncode, r.stdout) == (0, "")
+    deadline = time.monotonic() + 10
+    while stack("exec", "-T", "box", "test", "-e", "/tmp/began", check=False).returncode:
+        assert time.monotonic() < deadline, "the detached command never ran"
+        time.sleep(0.1)
+    ps = stack("exec", "-T", "box", "ps", "-o", "args").stdout
+    assert marker in ps, ps  # still running after our exec -d returned
+    assert helpers_running(marker)  # its helper waits for it on the host
+    missing = stack("exec", "-d", "box", "no-such-program", check=False)
+    assert missing.returncode == 127 and "no-such-program" in missing.stderr
+    both = stack("exec", "-d", "-t", "box", "true", check=False)
+    assert both.returncode == 2 and "not with -t" in both.stderr
+    # Over the API (what `--host` uses): answered once it runs, as the CLI's.
+    (name,) = [r["name"] for r in json.loads(stack("ps", "--format", "json").stdout)
+               if r["service"] == "box"]
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path(stack.roots))),
+                      base_url="http://stackd", timeout=60) as api:
+        r = api.post(f"/v1/containers/{name}/exec", json={
+            "cmd": ["sh", "-c", "sleep 0.5; touch /tmp/by-api; sleep 30"], "detach": True})
+        assert r.status_code == 200 and r.json()["exit_code"] == 0, r.text
+        missing = api.post(f"/v1/containers/{name}/exec",
+                           json={"cmd": ["no-such-program"], "detach": True}).json()
+        assert missing["exit_code"] == 127 and "no-such-program" in missing["stderr"]
+    deadline = time.monotonic() + 10
+    while stack("exec", "-T", "box", "test", "-e", "/tmp/by-api", check=False).returncode:
+        assert time.monotonic() < deadline, "the API's detached command never ran"
+        time.sleep(0.1)
+    stack("stop", "box")  # the command ends with its container, and so does its helper
+    deadline = time.monotonic() + 10
+    while helpers_running(marker):
+        assert time.monotonic() < deadline, "the exec helper outlived the container"
+        time.sleep(0.1)
 
 
 def lo_flags(cli: CLI, *argv: str) -> int:

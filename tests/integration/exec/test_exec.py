@@ -10,7 +10,7 @@ from exec_helpers import cancel_exec_once_running
 
 from stackd.errors import ConflictError, SpecError
 from stackd.runtime.cgroups import manager_for
-from stackd.runtime.exec import exec_in, exec_interactive
+from stackd.runtime.exec import exec_detached, exec_in, exec_interactive
 
 pytestmark = pytest.mark.root
 
@@ -135,3 +135,23 @@ async def test_exec_without_capture_writes_to_our_stdout(running, capfd):
     result = await exec_in(running, ["sh", "-c", "echo passed-through; exit 2"], capture=False)
     assert (result.exit_code, result.stdout, result.stderr) == (2, b"", b"")
     assert capfd.readouterr().out == "passed-through\n"
+
+
+async def test_a_detached_exec_returns_once_started_and_runs_on(running, roots, capfd):
+    cgroup = manager_for(roots.id, running.id)
+    t0 = trio.current_time()
+    started = await trio.to_thread.run_sync(lambda: exec_detached(
+        running, ["sh", "-c", "echo lost; sleep 1; echo done > /tmp/detached; sleep 30"]))
+    assert started == (0, None)
+    assert trio.current_time() - t0 < 1  # it did not wait for the command
+    assert len(cgroup.pids()) >= 2  # the container's sleep, and our sh (exec'd: started)
+    with trio.fail_after(10):
+        while (await exec_in(running, ["cat", "/tmp/detached"])).stdout != b"done\n":
+            await trio.sleep(0.1)
+    assert "lost" not in capfd.readouterr().out  # its output is read by no one
+    # What keeps a program from running is said, as an attached exec says it.
+    code, why = await trio.to_thread.run_sync(lambda: exec_detached(running, ["no-such"]))
+    assert code == 127 and why is not None and "'no-such': no such file" in why
+    with pytest.raises(SpecError, match="/no/such/dir"):
+        await trio.to_thread.run_sync(lambda: exec_detached(running, ["true"],
+                                                            cwd="/no/such/dir"))
