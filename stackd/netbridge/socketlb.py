@@ -29,11 +29,11 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address
 
 from stackd.errors import UnavailableError
-from stackd.netbridge import ebpf
-from stackd.netbridge.ebpf import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10
 from stackd.netbridge.firewall import DnatRule, backends, by_port
 from stackd.netbridge.model import ANY_ADDRESS
+from stackd.runtime import ebpf
 from stackd.runtime.cgroups import host_mounts
+from stackd.runtime.ebpf import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10
 
 log = logging.getLogger(__name__)
 

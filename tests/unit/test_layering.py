@@ -69,7 +69,8 @@ NARROW: dict[tuple[str, str], str] = {
     ("leaks.reclaim", "daemon.paths"): "where a root's pid file is",
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.udpbatch", "runtime.syscalls"): "stackd's libc bindings live in one module",
-    ("netbridge.ebpf", "runtime.syscalls"): "stackd's libc bindings live in one module",
+    ("netbridge.socketlb", "runtime.ebpf"): "one eBPF assembler and loader, the runtime's "
+    "device filter's and the socket balancer's",
     ("netbridge.socketlb", "runtime.cgroups"): "where cgroup2 is mounted is read in one place",
     ("images.platform", "scheduler.platform"): "one pure table of machine names → "
     "platforms, for the host the scheduler places on and the index a pull picks from",

@@ -86,10 +86,21 @@ DEFAULT_DEVICE_RULES: tuple[str, ...] = (
 )
 
 
+ALLOW_ALL = "a *:* rwm"
+
+
+def device_rules(privileged: bool, devices: Sequence[Device] = ()) -> list[str]:
+    """What a container may do with device nodes, as allow rules in devices.allow's
+    form (`TYPE MAJOR:MINOR ACCESS`); anything else is denied. One list for both
+    versions: v1 writes it to the devices controller, v2 compiles it into the eBPF
+    program the kernel asks instead (devicefilter.py)."""
+    if privileged:
+        return [ALLOW_ALL]
+    return [*DEFAULT_DEVICE_RULES, *(device_rule(d) for d in devices)]
+
+
 def v1_device_writes(privileged: bool, devices: Sequence[Device] = ()) -> list[Write]:
     """Deny all, then Docker's defaults and the container's own (resolved) devices."""
-    if privileged:
-        return [("devices", "devices.allow", "a *:* rwm")]
-    return [("devices", "devices.deny", "a *:* rwm")] + [
-        ("devices", "devices.allow", rule) for rule in DEFAULT_DEVICE_RULES
-    ] + [("devices", "devices.allow", device_rule(d)) for d in devices]
+    rules = device_rules(privileged, devices)
+    deny: list[Write] = [] if rules == [ALLOW_ALL] else [("devices", "devices.deny", ALLOW_ALL)]
+    return deny + [("devices", "devices.allow", rule) for rule in rules]

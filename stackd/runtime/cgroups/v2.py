@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
-from stackd.runtime.cgroups.settings import v2_writes
+from stackd.runtime.cgroups.settings import ALLOW_ALL, device_rules, v2_writes
 from stackd.runtime.model import Stats
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
@@ -44,9 +44,6 @@ class CgroupV2:
 
     def apply(self, resources: Resources, *, privileged: bool = False,
               devices: Sequence[Device] = ()) -> None:
-        # Device access on v2 needs a BPF program (as runc attaches); we rely on the
-        # capability set and /dev contents instead: `privileged` and `devices` change
-        # nothing here (the nodes in /dev are what the container can reach).
         writes = v2_writes(resources)
         available = self.available_controllers()
         for controller in sorted({c for c, _, _ in writes}):
@@ -59,6 +56,13 @@ class CgroupV2:
             self._enable(controller)
         for _, name, value in writes:
             base.write(self.dir / name, value)
+        rules = device_rules(privileged, devices)
+        if rules != [ALLOW_ALL]:
+            # No devices controller on v2: the kernel asks an eBPF program instead, and
+            # allows everything without one (mknod and open /dev/sda as root).
+            from stackd.runtime.cgroups import devicefilter
+
+            devicefilter.attach(str(self.dir), rules)
 
     def procs_files(self) -> list[str]:
         return [str(self.dir / "cgroup.procs")]

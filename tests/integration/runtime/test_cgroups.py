@@ -3,7 +3,9 @@ the cgroup v2 implementation on the host's cgroup2 mount."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,11 +13,17 @@ import pytest
 import trio
 from runtime_helpers import run_to_end
 
-from stackd.errors import HostError
+from stackd.errors import HostError, SpecError
 from stackd.hostnames import cgroup_relpath
-from stackd.runtime.cgroups import CgroupV2, host_mounts, parse_mounts, remove_root_parents
+from stackd.runtime.cgroups import (
+    CgroupV2,
+    devicefilter,
+    host_mounts,
+    parse_mounts,
+    remove_root_parents,
+)
 from stackd.runtime.cgroups.settings import shares_to_weight, v1_writes, v2_writes
-from stackd.runtime.containerspec import Resources
+from stackd.runtime.containerspec import Device, Resources
 
 pytestmark = pytest.mark.root
 
@@ -240,3 +248,76 @@ def test_a_parent_with_a_live_child_is_left_at_once(roots):
         child.rmdir()
         remove_root_parents(roots.id, mounts)
     assert not parent.exists()
+
+
+def _try_devices(cg: CgroupV2, workdir: Path) -> dict[str, str]:
+    """From a process in `cg`: make nodes in `workdir` (a filesystem that allows device
+    nodes) and open them; what each attempt did ("ok" or the errno's name)."""
+    script = f"""
+import errno, os, stat, sys
+out = {{}}
+def attempt(name, fn):
+    try:
+        fn()
+        out[name] = "ok"
+    except OSError as e:
+        out[name] = errno.errorcode[e.errno]
+def node(name, kind, major, minor):
+    path = os.path.join({str(workdir)!r}, name)
+    attempt("mknod " + name, lambda: os.mknod(path, kind | 0o600, os.makedev(major, minor)))
+    attempt("open " + name, lambda: os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK)))
+sys.stdin.readline()  # in the cgroup by now
+node("null", stat.S_IFCHR, 1, 3)
+node("kmsg", stat.S_IFCHR, 1, 11)
+node("loop0", stat.S_IFBLK, 7, 0)
+node("loopctl", stat.S_IFCHR, 10, 237)
+print(repr(out))
+"""
+    workdir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        cg.join(proc.pid)
+        out, _ = proc.communicate("go\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return ast.literal_eval(out)
+
+
+def test_cgroup_v2_devices_are_limited_by_an_ebpf_program(v2_cgroup, tmp_path, roots):
+    """cgroup v2 has no devices controller: without a program, root in a container
+    could make /dev/sda's node and read the disk. The program allows what devices.allow
+    would on v1: Docker's defaults and the container's own devices."""
+    if not Path("/dev/loop-control").exists():
+        pytest.skip("no /dev/loop-control on this host")
+    v2_cgroup.create()
+    loopctl = Device(source="/dev/loop-control", target="/dev/loop-control", type="c",
+                     major=10, minor=237)
+    v2_cgroup.apply(Resources(), devices=(loopctl,))
+    got = _try_devices(v2_cgroup, tmp_path / "plain")  # made in the directory below
+    assert got == {
+        "mknod null": "ok", "open null": "ok",  # Docker's defaults: c 1:3 rwm
+        "mknod kmsg": "ok", "open kmsg": "EPERM",  # c *:* m, and no more
+        "mknod loop0": "ok", "open loop0": "EPERM",  # a block device of the host
+        "mknod loopctl": "ok", "open loopctl": "ok",  # the container's own device
+    }
+    # The filter stays when what attached it is gone (a monitor killed): it is the
+    # cgroup's, not a descriptor's. A privileged container's cgroup gets none.
+    other = CgroupV2(v2_cgroup.mount, cgroup_relpath(roots.id, "v2test-privileged"))
+    other.create()
+    try:
+        other.apply(Resources(), privileged=True)
+        got = _try_devices(other, tmp_path / "privileged")
+        assert got["open loop0"] == "ok" and got["open kmsg"] == "ok"
+    finally:
+        other.kill_all()
+        other.destroy()
+
+
+def test_device_rules_are_refused_unless_well_formed() -> None:
+    for rule in ("c 1:3", "x 1:3 rwm", "c 1-3 rwm", "c 1:3 rwx", "c a:3 r"):
+        with pytest.raises(SpecError, match="is not `TYPE MAJOR:MINOR ACCESS`"):
+            devicefilter.program([rule])
+    assert devicefilter.program(["a *:* rwm", "c 188:* rw"]).assemble()

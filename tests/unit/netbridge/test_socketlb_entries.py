@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import struct
 
-from stackd.netbridge import ebpf
 from stackd.netbridge.firewall import DnatRule
 from stackd.netbridge.socketlb import MAX_BACKENDS, endpoint, entries
+from stackd.runtime import ebpf
 
 
 def backends_of(value: bytes) -> list[bytes]:

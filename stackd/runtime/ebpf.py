@@ -1,8 +1,11 @@
 """The little of eBPF that stackd uses, without a compiler: a program written as
-instructions here, hash maps, loading under the kernel's verifier, and a link that
-attaches a program to a cgroup for as long as its descriptor is open.
+instructions here, hash maps, loading under the kernel's verifier, a link that
+attaches a program to a cgroup for as long as its descriptor is open, and an
+attachment that lasts as long as the cgroup.
 
-stackd's programs are a few dozen instructions (stackd/netbridge/socketlb.py), so they
+stackd's programs are a few dozen instructions (the socket balancer's,
+stackd/netbridge/socketlb.py; a container's device filter on cgroup v2,
+stackd/runtime/cgroups/devicefilter.py), so they
 are written in Python rather than compiled: a C compiler and libbpf on every host (or
 bcc's LLVM in the daemon, tens of MB) would cost more than the program. Everything is
 a descriptor the process owns: when it exits, the kernel detaches and frees it all.
@@ -20,11 +23,12 @@ from stackd.runtime import syscalls
 
 # bpf(2) commands, map and program types, attach types, helpers (linux/bpf.h).
 _MAP_CREATE, _MAP_UPDATE_ELEM, _MAP_DELETE_ELEM, _MAP_GET_NEXT_KEY = 0, 2, 3, 4
-_PROG_LOAD, _LINK_CREATE = 5, 28
+_PROG_LOAD, _PROG_ATTACH, _LINK_CREATE = 5, 8, 28
 MAP_HASH, MAP_LRU_HASH = 1, 9
 MAP_NO_PREALLOC = 1  # a hash map's entries allocated as added, not all up front
-PROG_CGROUP_SOCK_ADDR = 18
-ATTACH_INET4_CONNECT, ATTACH_INET4_GETPEERNAME = 10, 29
+PROG_CGROUP_DEVICE, PROG_CGROUP_SOCK_ADDR = 15, 18
+ATTACH_CGROUP_DEVICE, ATTACH_INET4_CONNECT, ATTACH_INET4_GETPEERNAME = 6, 10, 29
+F_ALLOW_MULTI = 2  # another program on the cgroup (or its parents) runs too
 HELPER_MAP_LOOKUP, HELPER_MAP_UPDATE = 1, 2
 HELPER_SOCKET_COOKIE, HELPER_NETNS_COOKIE = 46, 122
 _ATTR_SIZE = 144  # sizeof(union bpf_attr) in the headers these numbers come from
@@ -36,7 +40,7 @@ _LD, _LDX, _ST, _STX, _ALU, _JMP, _ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0
 _W, _DW = 0x00, 0x18
 _IMM, _MEM, _ATOMIC = 0x00, 0x60, 0xC0
 _K, _X = 0x00, 0x08
-_ADD, _AND, _LSH, _MOD, _MOV = 0x00, 0x50, 0x60, 0x90, 0xB0
+_ADD, _AND, _LSH, _RSH, _MOD, _MOV = 0x00, 0x50, 0x60, 0x70, 0x90, 0xB0
 _JEQ, _JGE, _JNE, _CALL, _EXIT = 0x10, 0x30, 0x50, 0x80, 0x90
 _FETCH = 0x01
 _PSEUDO_MAP_FD = 1
@@ -74,6 +78,9 @@ class Program:
 
     def lsh_imm(self, dst: int, imm: int) -> None:
         self._emit(_ALU64 | _LSH | _K, dst, imm=imm)
+
+    def rsh_imm(self, dst: int, imm: int) -> None:
+        self._emit(_ALU64 | _RSH | _K, dst, imm=imm)
 
     def mod32(self, dst: int, src: int) -> None:
         self._emit(_ALU | _MOD | _X, dst, src)
@@ -196,6 +203,17 @@ def load(program: Program, *, prog_type: int, attach_type: int, name: str) -> in
             text = log.value.decode(errors="replace").strip().splitlines()
             raise OSError(err.errno, f"the kernel refused eBPF program {name}: "
                           f"{' / '.join(text[-3:]) or err.strerror}") from None
+
+
+def attach_cgroup(prog_fd: int, cgroup_dir: str, attach_type: int) -> None:
+    """Attach to a cgroup (v2) for the cgroup's life, beside any other program there
+    and on its parents (all must allow): no descriptor of ours holds it, so a process
+    that dies (a monitor killed) leaves it in force."""
+    cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        syscalls.bpf(_PROG_ATTACH, _attr("<IIII", cg, prog_fd, attach_type, F_ALLOW_MULTI))
+    finally:
+        os.close(cg)
 
 
 def link_cgroup(prog_fd: int, cgroup_dir: str, attach_type: int) -> int:
