@@ -39,9 +39,16 @@ EXCLUDED: Mapping[str, str] = {
 # `environment` rather than `process`.
 _SPLIT = ("process",)
 
-# Fields added after containers were made with specs that lacked them: left out while
-# unset, so those containers keep their hash (a changed one recreates them).
-_HASHED_WHEN_SET = ("process.oom_score_adj",)
+# Fields added after containers were made with specs that lacked them, with the value
+# that means unset: left out while unset, so those containers keep their hash (a
+# stackd upgrade recreates nothing; a changed value recreates them). A dotted path
+# reaches into a model that is hashed whole (`resources`).
+_HASHED_WHEN_SET: Mapping[str, object] = {
+    "process.oom_score_adj": None,
+    "resources.memory_swappiness": None,
+    "resources.oom_kill_disable": False,
+    "device_cgroup_rules": [],
+}
 
 # What the label `io.stackd.config-fields` holds: "field=digest8,field=digest8,…"
 FIELD_DIGEST_LEN = 8
@@ -98,10 +105,22 @@ def hashed_document(spec: ContainerSpec, *, image: object,
         doc["container_name"] = container_name
     for path in EXCLUDED:
         _drop(doc, path)
-    for key in _HASHED_WHEN_SET:
-        if doc.get(key) is None:
-            doc.pop(key, None)
+    for path, unset in _HASHED_WHEN_SET.items():
+        _drop_if(doc, path, unset)
     return doc
+
+
+def _drop_if(doc: dict[str, Any], path: str, unset: object) -> None:
+    """Leave out the value at `path` (a key of the document, or one inside a model
+    hashed whole) when it is `unset`."""
+    if path in doc:
+        if doc[path] == unset:
+            del doc[path]
+        return
+    top, _, rest = path.partition(".")
+    inner = doc.get(top)
+    if rest and isinstance(inner, dict) and inner.get(rest, unset) == unset:
+        doc[top] = {k: v for k, v in inner.items() if k != rest}
 
 
 def _drop(doc: dict[str, object], path: str) -> None:

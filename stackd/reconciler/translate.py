@@ -345,6 +345,7 @@ def _resources(svc: Service) -> Resources:
         cpuset_cpus=svc.cpuset, cpu_shares=svc.cpu_shares,
         pids_limit=pids if pids and pids > 0 else None,
         **({"shm_size": svc.shm_size} if svc.shm_size else {}),
+        memory_swappiness=svc.mem_swappiness, oom_kill_disable=svc.oom_kill_disable,
     )
 
 
@@ -382,6 +383,7 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
                               cgroup="host" if svc.cgroup == "host" else "new"),
         devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
                       for d in svc.devices),
+        device_cgroup_rules=svc.device_cgroup_rules,
         extra_hosts=svc.extra_hosts, dns=svc.dns, dns_search=svc.dns_search,
         dns_options=svc.dns_opt,
         resources=_resources(svc), security=_security(svc),

@@ -9,7 +9,7 @@ handed to the monitor process as JSON.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
@@ -119,6 +119,9 @@ class Resources(_Frozen):
     cpuset_cpus: str | None = None
     cpuset_mems: str | None = None
     shm_size: int = 64 * 1024 * 1024
+    # cgroup v1's memory controller only (v2 has neither): refused on a v2 host.
+    memory_swappiness: int | None = Field(default=None, ge=0, le=100)
+    oom_kill_disable: bool = False
 
 
 class Security(_Frozen):
@@ -149,6 +152,10 @@ class ContainerSpec(_Frozen):
     domainname: str = ""
     mounts: tuple[Mount, ...] = ()
     devices: tuple[Device, ...] = ()
+    # More device access than Docker's list and `devices` give (Compose's
+    # device_cgroup_rules): devices.allow lines, `c 188:* rwm`.
+    device_cgroup_rules: tuple[Annotated[str, Field(
+        pattern=r"^[abc] (\*|[0-9]+):(\*|[0-9]+) [rwm]{1,3}$", max_length=64)], ...] = ()
     # Name resolution on stackd's networks: what the network adapter writes into
     # /etc/hosts ("name:ip", ip may be host-gateway) and /etc/resolv.conf beside its
     # own lines. The runtime itself does not read them.

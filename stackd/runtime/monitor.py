@@ -540,7 +540,7 @@ class Monitor:
             # While the child builds its rootfs: the cgroup, its limits, the move.
             cgroup.create()
             cgroup.apply(spec.resources, privileged=spec.security.privileged,
-                         devices=spec.devices)
+                         devices=spec.devices, rules=spec.device_cgroup_rules)
             cgroup.join(pid)
             os.write(start_w, b"C")
         except (StackdError, OSError):

@@ -496,6 +496,7 @@ _HOST_ONLY = {
 }
 
 RESTART = re.compile(r"no|always|unless-stopped|on-failure(:\d+)?")
+DEVICE_RULE = re.compile(r"\s*[abc]\s+(\*|\d+):(\*|\d+)\s+[rwm]{1,3}\s*")
 
 
 class Service(Node):
@@ -546,6 +547,10 @@ class Service(Node):
     post_start: tuple[Hook, ...] = ()
     pre_stop: tuple[Hook, ...] = ()
     memswap_limit: ByteSize | None = None
+    mem_swappiness: int | None = Field(default=None, ge=0, le=100)
+    oom_kill_disable: bool = False
+    # devices.allow lines beyond Docker's list and `devices`: `c 188:* rmw`
+    device_cgroup_rules: tuple[str, ...] = ()
     cpus: float | None = Field(default=None, ge=0)
     cpu_shares: int | None = None
     # The CFS limit as Docker's --cpu-quota/--cpu-period (µs); `cpus` is the short form.
@@ -607,6 +612,16 @@ class Service(Node):
     @classmethod
     def _cpus_text(cls, v: Any) -> Any:
         return float(v) if isinstance(v, str) and _is_number(v) else v
+
+    @field_validator("device_cgroup_rules")
+    @classmethod
+    def _device_rules(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for rule in v:
+            if not DEVICE_RULE.fullmatch(rule):
+                raise ValueError(f"{rule!r} is not `TYPE MAJOR:MINOR ACCESS` (e.g. "
+                                 "'c 188:* rmw': type a, b or c; * for any number; "
+                                 "access of r, w, m)")
+        return tuple(" ".join(rule.split()) for rule in v)
 
     @field_validator("cpuset")
     @classmethod

@@ -26,9 +26,9 @@ _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 _SERVICE_UNSUPPORTED = dict.fromkeys((
     "annotations", "blkio_config", "cgroup_parent", "cpu_count",
     "cpu_percent", "cpu_rt_period", "cpu_rt_runtime",
-    "credential_spec", "device_cgroup_rules",
+    "credential_spec",
     "external_links", "gpus", "isolation",
-    "mem_swappiness", "models", "oom_kill_disable",
+    "models",
     "provider", "runtime",
     "storage_opt", "use_api_socket",
 ), _IGNORED)

@@ -152,6 +152,10 @@ HOSTILE = [
     ("devices.0.permissions", "rwx", "spec.devices.0.permissions: should match"),
     ("devices.0.permissions", "rw\n", "spec.devices.0.permissions: should match"),
     ("devices.0.type", "p", "spec.devices.0.type: should be one of 'c', 'b'"),
+    # A device rule the monitor would write to devices.allow (or compile) as it is.
+    ("device_cgroup_rules", ["a *:* rwm\nc 1:1 rwm"], "spec.device_cgroup_rules.0: should match"),
+    ("device_cgroup_rules", ["c 1:1 rwx"], "spec.device_cgroup_rules.0: should match"),
+    ("resources.memory_swappiness", 101, "spec.resources.memory_swappiness: should be <= 100"),
     ("mounts.0.type", "overlay", "spec.mounts.0.type: should be one of"),
     ("mounts.0.size", 1.5, "spec.mounts.0.size: should be an integer"),
     ("namespaces.cgroup", "private", "spec.namespaces.cgroup: should be one of"),

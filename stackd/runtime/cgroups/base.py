@@ -30,9 +30,9 @@ class CgroupManager(Protocol):
         """Make the cgroup (and its stackd/<root id> parents) in every hierarchy."""
 
     def apply(self, resources: Resources, *, privileged: bool = False,
-              devices: Sequence[Device] = ()) -> None:
-        """Write the limits and the device rules (the defaults plus `devices`, resolved);
-        a limit the host cannot enforce is a HostError."""
+              devices: Sequence[Device] = (), rules: Sequence[str] = ()) -> None:
+        """Write the limits and the device rules (the defaults plus `devices`, resolved,
+        plus the spec's own `rules`); a limit the host cannot enforce is a HostError."""
 
     def procs_files(self) -> list[str]:
         """cgroup.procs files a process writes "0" into to join (while it sees the host's

@@ -37,7 +37,17 @@ def v1_writes(res: Resources) -> list[Write]:
         out.append(("cpuset", "cpuset.cpus", res.cpuset_cpus))
     if res.cpuset_mems is not None:
         out.append(("cpuset", "cpuset.mems", res.cpuset_mems))
+    if res.memory_swappiness is not None:
+        out.append(("memory", "memory.swappiness", str(res.memory_swappiness)))
+    if res.oom_kill_disable:
+        out.append(("memory", "memory.oom_control", "1"))
     return out
+
+
+def v1_only(res: Resources) -> list[str]:
+    """The compose keys of `res` that only cgroup v1 has a file for."""
+    return ([*(["mem_swappiness"] if res.memory_swappiness is not None else []),
+             *(["oom_kill_disable"] if res.oom_kill_disable else [])])
 
 
 def shares_to_weight(shares: int) -> int:
@@ -89,18 +99,21 @@ DEFAULT_DEVICE_RULES: tuple[str, ...] = (
 ALLOW_ALL = "a *:* rwm"
 
 
-def device_rules(privileged: bool, devices: Sequence[Device] = ()) -> list[str]:
+def device_rules(privileged: bool, devices: Sequence[Device] = (),
+                 extra: Sequence[str] = ()) -> list[str]:
     """What a container may do with device nodes, as allow rules in devices.allow's
     form (`TYPE MAJOR:MINOR ACCESS`); anything else is denied. One list for both
     versions: v1 writes it to the devices controller, v2 compiles it into the eBPF
-    program the kernel asks instead (devicefilter.py)."""
+    program the kernel asks instead (devicefilter.py). extra: the spec's own rules
+    (device_cgroup_rules)."""
     if privileged:
         return [ALLOW_ALL]
-    return [*DEFAULT_DEVICE_RULES, *(device_rule(d) for d in devices)]
+    return [*DEFAULT_DEVICE_RULES, *(device_rule(d) for d in devices), *extra]
 
 
-def v1_device_writes(privileged: bool, devices: Sequence[Device] = ()) -> list[Write]:
+def v1_device_writes(privileged: bool, devices: Sequence[Device] = (),
+                     extra: Sequence[str] = ()) -> list[Write]:
     """Deny all, then Docker's defaults and the container's own (resolved) devices."""
-    rules = device_rules(privileged, devices)
+    rules = device_rules(privileged, devices, extra)
     deny: list[Write] = [] if rules == [ALLOW_ALL] else [("devices", "devices.deny", ALLOW_ALL)]
     return deny + [("devices", "devices.allow", rule) for rule in rules]

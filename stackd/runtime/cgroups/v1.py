@@ -70,9 +70,9 @@ class CgroupV1:
             self.unified.create()
 
     def apply(self, resources: Resources, *, privileged: bool = False,
-              devices: Sequence[Device] = ()) -> None:
+              devices: Sequence[Device] = (), rules: Sequence[str] = ()) -> None:
         for controller, name, value in (v1_writes(resources)
-                                        + v1_device_writes(privileged, devices)):
+                                        + v1_device_writes(privileged, devices, rules)):
             if controller not in self.dirs:
                 raise HostError(
                     f"cannot apply {name}={value}: the {controller} cgroup controller is not "

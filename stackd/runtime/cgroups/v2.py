@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
-from stackd.runtime.cgroups.settings import ALLOW_ALL, device_rules, v2_writes
+from stackd.runtime.cgroups.settings import ALLOW_ALL, device_rules, v1_only, v2_writes
 from stackd.runtime.model import Stats
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
@@ -43,7 +43,12 @@ class CgroupV2:
             current = current / part
 
     def apply(self, resources: Resources, *, privileged: bool = False,
-              devices: Sequence[Device] = ()) -> None:
+              devices: Sequence[Device] = (), rules: Sequence[str] = ()) -> None:
+        only_v1 = v1_only(resources)
+        if only_v1:
+            raise HostError(f"{', '.join(only_v1)}: cgroup v2 has no such setting, and this "
+                            "host's cgroups are v2",
+                            hint=f"remove {' and '.join(only_v1)} from the service")
         writes = v2_writes(resources)
         available = self.available_controllers()
         for controller in sorted({c for c, _, _ in writes}):
@@ -56,13 +61,13 @@ class CgroupV2:
             self._enable(controller)
         for _, name, value in writes:
             base.write(self.dir / name, value)
-        rules = device_rules(privileged, devices)
-        if rules != [ALLOW_ALL]:
+        allowed = device_rules(privileged, devices, rules)
+        if allowed != [ALLOW_ALL]:
             # No devices controller on v2: the kernel asks an eBPF program instead, and
             # allows everything without one (mknod and open /dev/sda as root).
             from stackd.runtime.cgroups import devicefilter
 
-            devicefilter.attach(str(self.dir), rules)
+            devicefilter.attach(str(self.dir), allowed)
 
     def procs_files(self) -> list[str]:
         return [str(self.dir / "cgroup.procs")]

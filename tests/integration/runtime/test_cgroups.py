@@ -23,7 +23,7 @@ from stackd.runtime.cgroups import (
     remove_root_parents,
 )
 from stackd.runtime.cgroups.settings import shares_to_weight, v1_writes, v2_writes
-from stackd.runtime.containerspec import Device, Resources
+from stackd.runtime.containerspec import Device, Resources, Security
 
 pytestmark = pytest.mark.root
 
@@ -117,14 +117,40 @@ async def test_limits_and_usage_readings(rt, make_spec, roots):
     assert not (v1["memory"] / rel).exists()
 
 
+# /dev/loop-control: openable by root with no capability beyond the file's mode, and
+# not in Docker's allow-list, so only the device cgroup decides whether it opens.
+# (/dev/kmsg would not show it: with dmesg_restrict it needs CAP_SYSLOG anyway.)
+OPEN_LOOP_CONTROL = "mknod /tmp/lc c 10 237 && : < /tmp/lc && echo opened"
+
+
 async def test_unknown_devices_are_denied_by_the_devices_cgroup(rt, make_spec):
-    # /dev/kmsg (1:11) is readable by root on the host; a node for it made inside is
-    # refused, since it is not in Docker's allow-list.
-    _, out, err = await run_to_end(rt, make_spec(
-        "cg-dev", "sh", "-c",
-        "mknod /tmp/kmsg c 1 11 && dd if=/tmp/kmsg bs=8192 count=1 | wc -c"))
+    # Root in the container may make any node (MKNOD is a default capability, as
+    # Docker's); the device cgroup keeps it from opening one it was not given.
+    _, out, err = await run_to_end(rt, make_spec("cg-dev", "sh", "-c", OPEN_LOOP_CONTROL))
     assert "Operation not permitted" in err
-    assert out == "0"
+    assert out == ""
+    # What the cgroup stands between: privileged, the same node opens.
+    _, out, err = await run_to_end(rt, make_spec(
+        "cg-dev-privileged", "sh", "-c", OPEN_LOOP_CONTROL,
+        security=Security(privileged=True)))
+    assert out == "opened", err
+
+
+async def test_swappiness_oom_kill_disable_and_device_rules_on_v1(rt, make_spec, roots):
+    """Compose's mem_swappiness, oom_kill_disable and device_cgroup_rules: the node
+    Docker's list refuses (above) opens with a rule for it, and only for it."""
+    _, out, err = await run_to_end(rt, make_spec(
+        "cg-extra", "sh", "-c",
+        f"{OPEN_LOOP_CONTROL}; mknod /tmp/loop0 b 7 0 && : < /tmp/loop0 && echo loop0",
+        resources=Resources(memory=64 * MiB, memory_swappiness=7, oom_kill_disable=True),
+        device_cgroup_rules=("c 10:237 r",)), keep=True)
+    assert out == "opened" and "Operation not permitted" in err, (out, err)
+    v1 = host_mounts().v1
+    rel = cgroup_relpath(roots.id, "cg-extra")
+    assert (v1["memory"] / rel / "memory.swappiness").read_text().strip() == "7"
+    assert "oom_kill_disable 1" in (v1["memory"] / rel / "memory.oom_control").read_text()
+    assert "c 10:237 r" in (v1["devices"] / rel / "devices.list").read_text()
+    await rt.delete("cg-extra", force=True)
 
 
 def test_resources_map_onto_v1_and_v2_files():
@@ -304,16 +330,23 @@ def test_cgroup_v2_devices_are_limited_by_an_ebpf_program(v2_cgroup, tmp_path, r
         "mknod loopctl": "ok", "open loopctl": "ok",  # the container's own device
     }
     # The filter stays when what attached it is gone (a monitor killed): it is the
-    # cgroup's, not a descriptor's. A privileged container's cgroup gets none.
-    other = CgroupV2(v2_cgroup.mount, cgroup_relpath(roots.id, "v2test-privileged"))
-    other.create()
-    try:
-        other.apply(Resources(), privileged=True)
-        got = _try_devices(other, tmp_path / "privileged")
-        assert got["open loop0"] == "ok" and got["open kmsg"] == "ok"
-    finally:
-        other.kill_all()
-        other.destroy()
+    # cgroup's, not a descriptor's. A privileged container's cgroup gets none; a
+    # device_cgroup_rules line adds to the list.
+    for name, apply, opens in (
+            ("privileged", {"privileged": True}, {"open loop0": "ok", "open kmsg": "ok"}),
+            ("rules", {"rules": ("b 7:0 r",)}, {"open loop0": "ok", "open kmsg": "EPERM"})):
+        other = CgroupV2(v2_cgroup.mount, cgroup_relpath(roots.id, f"v2test-{name}"))
+        other.create()
+        try:
+            other.apply(Resources(), **apply)
+            got = _try_devices(other, tmp_path / name)
+            assert {k: got[k] for k in opens} == opens, name
+        finally:
+            other.kill_all()
+            other.destroy()
+    # What only v1 has is refused by name on v2, not dropped.
+    with pytest.raises(HostError, match="mem_swappiness, oom_kill_disable: cgroup v2 has"):
+        v2_cgroup.apply(Resources(memory_swappiness=0, oom_kill_disable=True))
 
 
 def test_device_rules_are_refused_unless_well_formed() -> None:

@@ -74,3 +74,17 @@ services:
     assert [[str(p) for p in c.ports] for c in d.containers] == [
         ["18090->80/tcp"], ["18091->80/tcp"], ["18092->80/tcp"]]
     assert len({c.config_hash.digest for c in d.containers}) == 1
+
+
+def test_cgroup_keys_reach_the_container_and_its_hash(tmp_path: Path) -> None:
+    text = "services:\n  web:\n    image: busybox\n"
+    plain = build(text, tmp_path).containers[0]
+    keyed = build(text + "    mem_swappiness: 10\n    oom_kill_disable: true\n"
+                  "    device_cgroup_rules: ['c 188:* rmw']\n", tmp_path).containers[0]
+    res = keyed.spec.resources
+    assert (res.memory_swappiness, res.oom_kill_disable) == (10, True)
+    assert keyed.spec.device_cgroup_rules == ("c 188:* rmw",)
+    assert plain.config_hash.digest != keyed.config_hash.digest
+    # Unset, they are not in the hash: a stack that never used them is not recreated.
+    assert (plain.spec.resources.memory_swappiness, plain.spec.device_cgroup_rules) == (
+        None, ())

@@ -142,3 +142,23 @@ def test_cpu_and_uts_keys_that_contradict_or_are_malformed(keys: str, said: str)
     body = keys if keys.startswith("{") else "{" + keys + "}"
     with pytest.raises(SpecError, match=re.escape(said)):
         load_text("services:\n  a: " + body[:-1] + ", image: x}\n", environ={})
+
+
+def test_cgroup_keys_are_read_and_a_malformed_device_rule_is_refused() -> None:
+    from stackd.errors import SpecError
+
+    stack = load_text("services:\n  a:\n    image: x\n    mem_swappiness: 0\n"
+                      "    oom_kill_disable: true\n"
+                      "    device_cgroup_rules: ['c 188:* rmw', ' b  7:0   r ']\n",
+                      environ={})
+    a = stack.services["a"]
+    assert (a.mem_swappiness, a.oom_kill_disable) == (0, True)
+    assert a.device_cgroup_rules == ("c 188:* rmw", "b 7:0 r")
+    for bad, said in (("['c 188:* rwx']", "'c 188:* rwx' is not `TYPE MAJOR:MINOR ACCESS`"),
+                      ("['p 1:3 r']", "'p 1:3 r' is not"),
+                      ('["a *:* rwm\\nc 1:1 r"]', "is not `TYPE MAJOR:MINOR ACCESS`")):
+        with pytest.raises(SpecError, match=re.escape(said)):
+            load_text(f"services:\n  a:\n    image: x\n    device_cgroup_rules: {bad}\n",
+                      environ={})
+    with pytest.raises(SpecError, match="mem_swappiness"):
+        load_text("services:\n  a: {image: x, mem_swappiness: 101}\n", environ={})
