@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a file for RUN --mount=type=secret,id=ID (in no layer)")
     parser.add_argument("--push", action="store_true",
                         help="push each built image to its registry (its -t / image: names)")
+    parser.add_argument("--build-context", action="append", default=[],
+                        metavar="NAME=DIR|docker-image://IMAGE",
+                        help="a named context for COPY --from=NAME and FROM NAME (repeatable)")
     parser.add_argument("--network", choices=("default", "none"), default=None,
                         help="what RUN steps are on: the root's default network (default) "
                              "or none (loopback only); a RUN's own --network wins")
@@ -55,6 +58,26 @@ def parse_build_args(items: list[str]) -> dict[str, str]:
                 continue
             value = os.environ[key]
         out[key] = value
+    return out
+
+
+def parse_contexts(items: list[str]) -> dict[str, str]:
+    """--build-context NAME=DIR or NAME=docker-image://IMAGE, as buildx takes it; a
+    directory is made absolute here (against the current directory)."""
+    import os
+
+    from stackd.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"--build-context {item!r} is not NAME=VALUE",
+                             hint="e.g. --build-context shared=../shared")
+        if "://" in value and not value.startswith("docker-image://"):
+            raise UsageError(f"--build-context {name}: {value.split('://')[0]}:// is not "
+                             "supported yet", hint="give a directory, or docker-image://IMAGE")
+        out[name] = value if "://" in value else os.path.abspath(value)
     return out
 
 
@@ -106,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             pull=job.pull or args.pull, dockerfile_text=job.dockerfile_inline,
             secrets={**job.secrets, **parse_secrets(args.secret)}, network=network,
             network_mode=args.network or job.network_mode, extra_hosts=job.extra_hosts,
-            shm_size=job.shm_size, ulimits=job.ulimits))
+            shm_size=job.shm_size, ulimits=job.ulimits,
+            contexts={**job.contexts, **parse_contexts(args.build_context)}))
         print(image.id if args.quiet else f"Built {image.id}"
               + (f" as {', '.join(image.references)}" if image.references else ""))
         if args.push:
@@ -168,6 +192,7 @@ class Job:
     # What `--push` pushes: the names given (-t, build.tags) and the service's own
     # `image:`, never the name stackd makes up for a service without one.
     push_tags: tuple[str, ...] = ()
+    contexts: dict[str, str] = field(default_factory=dict)  # build.additional_contexts
 
 
 def _stack_jobs(args: argparse.Namespace) -> list[Job]:
@@ -206,5 +231,5 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
                         int(b.shm_size) if b.shm_size else None,
                         tuple((k, u.soft, u.hard) for k, u in sorted(b.ulimits.items())),
                         tuple(dict.fromkeys([*([svc.image] if svc.image else []), *b.tags,
-                                             *args.tag]))))
+                                             *args.tag])), dict(b.additional_contexts)))
     return jobs

@@ -359,7 +359,8 @@ class ImageStore:
                     network: RunNetwork | None = None,
                     network_mode: str | None = None,
                     extra_hosts: Sequence[str] = (), shm_size: int | None = None,
-                    ulimits: Sequence[tuple[str, int, int]] = ()) -> Image:
+                    ulimits: Sequence[tuple[str, int, int]] = (),
+                    contexts: dict[str, str] | None = None) -> Image:
         """Build a Dockerfile. `labels` are added to the result (compose `build.labels`);
         `pull` re-pulls FROM images even when present (compose `build.pull`);
         `dockerfile_text` is the Dockerfile itself (compose `build.dockerfile_inline`),
@@ -369,7 +370,8 @@ class ImageStore:
         neither, loopback only) and `network_mode` ("default" or "none", compose's
         `build.network`) whether they are on it unless a RUN says otherwise;
         `extra_hosts` ("host=ip"), `shm_size` and `ulimits` ((name, soft, hard)) what
-        Compose's build: says of each step's container."""
+        Compose's build: says of each step's container; `contexts` the named ones
+        (name → directory or docker-image://REF: compose's `additional_contexts`)."""
         from stackd.images.build.builder import Builder
         from stackd.images.build.network import StepOptions
 
@@ -379,7 +381,8 @@ class ImageStore:
                           dockerfile_text=dockerfile_text, secrets=secrets,
                           network=network or self.run_network,
                           network_mode=network_mode or "default",
-                          step_options=StepOptions(tuple(extra_hosts), shm_size, tuple(ulimits)))
+                          step_options=StepOptions(tuple(extra_hosts), shm_size, tuple(ulimits)),
+                          contexts=contexts)
         return await builder.build(target=target, tags=tags)
 
 

@@ -134,6 +134,7 @@ class ImagePort(Protocol):
                     network_mode: str | None = None, extra_hosts: Sequence[str] = (),
                     shm_size: int | None = None,
                     ulimits: Sequence[tuple[str, int, int]] = (),
+                    contexts: dict[str, str] | None = None,
                     progress: Callable[[Any], None] | None = None) -> ImageView:
         """Build a Dockerfile in `context_dir`, tagged `tag` (compose `build:`);
         `dockerfile_text` is the Dockerfile itself (`dockerfile_inline`); `secrets`:

@@ -286,7 +286,7 @@ async def _build_image(ports: Adapters, ref: str, builder: _Builder,
                                     shm_size=int(b.shm_size) if b.shm_size else None,
                                     ulimits=tuple((k, u.soft, u.hard)
                                                   for k, u in sorted(b.ulimits.items())),
-                                    progress=progress)
+                                    contexts=dict(b.additional_contexts), progress=progress)
 
 
 def check_placement(stack: Stack, nodes: Sequence[Node],

@@ -588,6 +588,7 @@ def _build(value: Any, loc: Where) -> Any:
         return out
     return _convert_keys(value, loc, "build", {
         "args": key_value_map("build args"),
+        "additional_contexts": key_value_map("build additional_contexts", allow_unset=False),
         "labels": key_value_map("build labels", allow_unset=False),
         "tags": string_list("build tags"),
         "cache_from": string_list("build cache_from"),

@@ -92,6 +92,10 @@ class Node(BaseModel):
 
 class Build(Node):
     context: str = "."
+    # Named contexts (`COPY --from=NAME`, `FROM NAME`, `RUN --mount=from=NAME`): a
+    # directory (made absolute against the project, as context), or
+    # docker-image://REF standing in for an image of that name.
+    additional_contexts: dict[str, str] = Field(default_factory=dict)
     dockerfile: str | None = None
     # The Dockerfile's text itself (compose's dockerfile_inline), instead of a file.
     dockerfile_inline: str | None = None
@@ -118,6 +122,25 @@ class Build(Node):
     extra_hosts: tuple[str, ...] = ()  # "host=ip"
     shm_size: ByteSize | None = None
     ulimits: dict[str, Ulimit] = Field(default_factory=dict)
+
+    @field_validator("additional_contexts")
+    @classmethod
+    def _named_contexts(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not name or any(c.isspace() for c in name):
+                raise ValueError(f"{name!r} is not a name a Dockerfile "
+                                 "can use")
+            if value.startswith("service:"):
+                raise ValueError(
+                    f"{name}: another service's image ({value}) is not "
+                    "supported yet: build that service first and name its image, "
+                    "docker-image://IMAGE")
+            if not (value.startswith("docker-image://") or value.startswith("/")):
+                scheme = value.split("://")[0] + "://" if "://" in value else value
+                raise ValueError(
+                    f"{name}: {scheme} is not supported yet: give a "
+                    "directory, or docker-image://IMAGE")
+        return v
 
     @field_validator("network", mode="before")
     @classmethod

@@ -39,6 +39,15 @@ def absolutize_service(service: Any, base: Path, home: str | None) -> Any:
         b = copy_placed(build)
         b["context"] = absolute(build["context"], base, home)
         out["build"] = b
+    if isinstance(build, Mapping) and isinstance(build.get("additional_contexts"), Mapping):
+        b = copy_placed(out["build"])
+        named = copy_placed(build["additional_contexts"])
+        for name, value in build["additional_contexts"].items():
+            if isinstance(value, str) and not _is_remote(value) \
+                    and not value.startswith(("service:", "target:")):
+                named[name] = absolute(value, base, home)
+        b["additional_contexts"] = named
+        out["build"] = b
     env_files = out.get("env_file")
     if isinstance(env_files, list):
         out["env_file"] = _paths_in(env_files, "path", base, home)

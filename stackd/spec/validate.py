@@ -35,8 +35,6 @@ _SERVICE_UNSUPPORTED = dict.fromkeys((
 _BUILD_UNSUPPORTED = dict.fromkeys((
     "entitlements", "isolation", "privileged", "provenance", "sbom",
 ), _IGNORED) | {
-    "additional_contexts": "the builder reads one context directory: copy what the "
-                           "build needs into build.context",
     "ssh": "the builder forwards no SSH agent: fetch private sources before the build",
 }
 UNSUPPORTED: dict[type[BaseModel], dict[str, str]] = {

@@ -79,3 +79,28 @@ def test_up_builds_a_dockerfile_as_docker_init_writes_it(cli: CLI) -> None:
     cli("up", "-d", "--build")
     out = cli("exec", "-T", "app", "cat", "cached-before", "installed").stdout.split()
     assert out == ["1", "flask==3.1"]
+
+
+def test_up_and_build_read_a_named_context_beside_the_main_one(cli: CLI) -> None:
+    """A monorepo's service that copies a shared directory from outside its context:
+    compose's build.additional_contexts through up, and `build --build-context`."""
+    shared = cli.cwd.parent / "shared"
+    shared.mkdir()
+    (shared / "greeting").write_text("from shared\n")
+    app = cli.cwd / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text(
+        f"FROM {DEMO_IMAGE}\nCOPY --from=shared greeting /greeting\n")
+    (cli.cwd / "compose.yaml").write_text(
+        "name: sec\nservices:\n  app:\n    build:\n      context: ./app\n"
+        "      additional_contexts: {shared: ../shared}\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    cli("up", "-d")
+    assert cli("exec", "-T", "app", "cat", "/greeting").stdout == "from shared\n"
+    (shared / "greeting").write_text("given on the command line\n")
+    built = cli("build", "./app", "-t", "sec-cli:1", "--build-context", f"shared={shared}")
+    assert built.returncode == 0
+    out = cli("run", "--rm", "sec-cli:1", "cat", "/greeting")
+    assert out.stdout == "given on the command line\n"
+    bad = cli("build", "./app", "--build-context", "shared", check=False)
+    assert bad.returncode == 2 and "is not NAME=VALUE" in bad.stderr

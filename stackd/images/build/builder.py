@@ -108,7 +108,8 @@ class Builder:
                  dockerfile_text: str | None = None,
                  secrets: dict[str, Path] | None = None,
                  network: RunNetwork | None = None, network_mode: str = "default",
-                 step_options: StepOptions | None = None) -> None:
+                 step_options: StepOptions | None = None,
+                 contexts: dict[str, str] | None = None) -> None:
         if network_mode not in MODES:
             raise BuildError(f"build network {network_mode!r} is not one of "
                              + ", ".join(MODES), hint="use default or none")
@@ -131,6 +132,10 @@ class Builder:
         self.cache_dirs = CacheDirs(store.root)
         self.stages: dict[str, StageState] = {}
         self.stage_list: list[StageState] = []
+        # Named contexts (compose's additional_contexts, buildx's --build-context):
+        # name → a directory, or docker-image://REF. A directory is read once per build.
+        self.contexts = dict(contexts or {})
+        self._context_states: dict[str, StageState] = {}
 
     # -- driving ------------------------------------------------------------------------
     async def build(self, target: str | None, tags: list[str]) -> Image:
@@ -253,8 +258,38 @@ class Builder:
             return StageState(key=StageState(key="").next_key("scratch"))
         if base.lower() in self.stages:
             return self.stages[base.lower()]
+        if base in self.contexts:
+            return await self._named_context(base)
         image = await self.store.ensure(base, self.pull_policy, self.progress)
         return self._state_of_image(image.digest)
+
+    async def _named_context(self, name: str) -> StageState:
+        """A named context as a stage: the image it names, or the directory's tree as one
+        layer (root-owned, its own .dockerignore applied, as a context is copied)."""
+        value = self.contexts[name]
+        if value.startswith("docker-image://"):
+            ref = value.removeprefix("docker-image://")
+            image = await self.store.ensure(ref, self.pull_policy, self.progress)
+            return self._state_of_image(image.digest)
+        if name not in self._context_states:
+            ctx = BuildContext(Path(value))
+            if not ctx.root.is_dir():
+                raise BuildError(f"build context {name!r} ({value}) is not a directory",
+                                 hint="name an existing directory in additional_contexts")
+
+            def stage() -> Any:
+                tmp = self.store.snapshots.temp_dir()
+                try:
+                    for rel in ctx.walk("")[1:]:
+                        _copy_entry(ctx.host(rel), tmp / rel, None, None, stage_root=tmp)
+                    return self.store.add_layer_from_dir(tmp)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+            layer = await trio.to_thread.run_sync(stage)
+            self._context_states[name] = StageState(
+                key=StageState(key="").next_key("context", name, layer[1]), layers=(layer,))
+        return self._context_states[name]
 
     def _state_of_image(self, manifest_digest: str) -> StageState:
         import json
@@ -733,6 +768,8 @@ class Builder:
             return self.stages[name.lower()]
         if name.isdigit() and int(name) < len(self.stage_list):
             return self.stage_list[int(name)]
+        if name in self.contexts:
+            return await self._named_context(name)
         image = await self.store.ensure(name, "missing", self.progress)
         return self._state_of_image(image.digest)
 

@@ -96,6 +96,21 @@ def test_build_network_default_or_none() -> None:
     assert [stack.services[n].build.network for n in "abc"] == ["none", "default", None]
 
 
+def test_additional_contexts_are_read_in_both_forms_with_paths_made_absolute(
+        tmp_path: Path) -> None:
+    text = ("services:\n  web:\n    build:\n      context: app\n"
+            "      additional_contexts:\n        shared: ../shared\n"
+            "        base: docker-image://busybox:1.36\n"
+            "  job:\n    build:\n      context: .\n"
+            "      additional_contexts: ['shared=./lib']\n")
+    stack = load_text(text, environ={}, project_directory=tmp_path)
+    web, job = (stack.services[n].build for n in ("web", "job"))
+    assert web is not None and job is not None
+    assert web.additional_contexts == {"shared": str(tmp_path.parent / "shared"),
+                                       "base": "docker-image://busybox:1.36"}
+    assert job.additional_contexts == {"shared": str(tmp_path / "lib")}
+
+
 def test_update_and_rollback_config_are_carried() -> None:
     deploy = load("services:\n  web:\n    image: x\n    deploy:\n"
                   "      update_config: {parallelism: 2, order: start-first}\n"
@@ -107,11 +122,17 @@ def test_update_and_rollback_config_are_carried() -> None:
 
 
 REFUSED = [
-    ("additional_contexts",
-     "services:\n  web:\n    build:\n      context: .\n      additional_contexts: {a: ../a}\n",
-     "service 'web': 'additional_contexts' is not supported yet (compose.yaml:5:7)\n"
-     "  hint: the builder reads one context directory: copy what the build needs into "
-     "build.context"),
+    ("additional_contexts service",
+     "services:\n  web:\n    build:\n      context: .\n"
+     "      additional_contexts: {a: 'service:db'}\n",
+     "service 'web': build.additional_contexts: a: another service's image (service:db) is "
+     "not supported yet: build that service first and name its image, "
+     "docker-image://IMAGE (compose.yaml:5:7)"),
+    ("additional_contexts git",
+     "services:\n  web:\n    build:\n      context: .\n"
+     "      additional_contexts: ['a=https://example.com/x.git']\n",
+     "service 'web': build.additional_contexts: a: https:// is not supported yet: give a "
+     "directory, or docker-image://IMAGE (compose.yaml:5:7)"),
     ("build ssh",
      "services:\n  web:\n    build:\n      context: .\n      ssh: [default]\n",
      "service 'web': 'ssh' is not supported yet (compose.yaml:5:7)\n"
