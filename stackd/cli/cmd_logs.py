@@ -57,7 +57,10 @@ def follow_project(client: Any, project: str, *, services: list[str], tail: int 
                    until: float | None = None, only: frozenset[str] | None = None) -> None:
     """only: these containers' lines alone (`--index`), by name."""
     out = sys.stdout
-    color = out.isatty() if color is None else color
+    if color is None:
+        from stackd.cli import display
+
+        color = display.color(out)
     colours: dict[str, int] = {}
     params: dict[str, Any] = {"follow": follow, "tail": tail, "timestamps": timestamps,
                               "service": services or None, "since": since, "until": until}

@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
         names = targets()
         before, t0 = sample(client, names), time.monotonic()
         live = not args.no_stream
-        tty = sys.stdout.isatty()
+        from stackd.cli import display
+
+        # Redrawn in place only where escape codes may go (not with --ansi never).
+        tty = display.progress(sys.stdout) == "tty"
         while True:
             time.sleep(INTERVAL if live else INTERVAL / 2)
             after, t1 = sample(client, names), time.monotonic()

@@ -24,11 +24,24 @@ class TransferPrinter:
     FINAL = ("exists", "done", "mounted", "pushed", "cached", "step")
 
     def __init__(self, stream: TextIO | None = None) -> None:
+        from stackd.cli import display
+
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.mode = display.progress(self.stream)
+        self.tty = self.mode == "tty"
         self._last: dict[str, str] = {}
 
     def __call__(self, ev: ProgressEvent) -> None:
+        if self.mode == "quiet":
+            return
+        if self.mode == "json":
+            if ev.action not in ("downloading", "pushing"):
+                import json
+
+                print(json.dumps({"item": ev.item, "action": ev.action,
+                                  "current": ev.current, "total": ev.total}),
+                      file=self.stream, flush=True)
+            return
         if ev.action in ("downloading", "pushing"):
             if not self.tty:
                 return

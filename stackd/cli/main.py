@@ -100,9 +100,10 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"stackd {__version__}")
     p.add_argument("-f", "--file", dest="files", action="append", default=None,
                    metavar="FILE", help="stack file (repeatable; '-' reads stdin)")
-    p.add_argument("-p", "--project-name", dest="project_name", default=None,
+    p.add_argument("-p", "--project-name", dest="project_name", default=None, metavar="NAME",
                    help="project name (default: top-level name: or the directory name)")
     p.add_argument("--project-directory", dest="project_directory", default=None,
+                   metavar="DIR",
                    help="base directory for relative paths and .env")
     p.add_argument("--env-file", dest="env_files", action="append", default=None,
                    metavar="FILE", help="env file(s) replacing .env (repeatable)")
@@ -112,6 +113,11 @@ def global_parser() -> argparse.ArgumentParser:
                    help="the daemon: tcp://HOST:PORT, a cluster member over mutual TLS "
                         "(identity: --tlscacert/--tlscert/--tlskey FILE, default this "
                         "node's), or unix:///PATH (also STACKD_HOST)")
+    p.add_argument("--ansi", default=None, choices=("auto", "never", "always"),
+                   metavar="WHEN", help="auto|never|always: colours, redrawing")
+    p.add_argument("--progress", default=None,
+                   choices=("auto", "tty", "plain", "json", "quiet"), metavar="MODE",
+                   help="auto|tty|plain|json|quiet")
     for flag in ("--tlscacert", "--tlscert", "--tlskey"):  # explained in --host's help
         p.add_argument(flag, default=None, metavar="FILE", help=argparse.SUPPRESS)
     p.add_argument("verb", nargs="?", choices=list(VERBS), metavar="VERB")
@@ -121,7 +127,7 @@ def global_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["ps"]:
+    if argv[:1] == ["ps"] and _display_env_ok():
         # The one verb whose speed is a goal (as fast as `podman ps`): plain forms skip
         # argparse, whose import and parser building alone take longer than that.
         from stackd.cli import cmd_ps
@@ -138,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     if gargs.verb is None:
         gp.print_help()
         return 2
+    from stackd.cli import display
+
+    try:
+        display.configure(gargs.ansi, gargs.progress)
+    except Exception as exc:  # a bad $COMPOSE_ANSI: said as any usage error
+        return _run(_raise, exc)
     # The transport is the Client's to choose, wherever a verb makes one: by environment.
     for value, name in ((gargs.host, "STACKD_HOST"), (gargs.tlscacert, "STACKD_TLSCACERT"),
                         (gargs.tlscert, "STACKD_TLSCERT"), (gargs.tlskey, "STACKD_TLSKEY")):
@@ -168,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, key, value)
     args.verb = gargs.verb
     return _run(module.run, args)
+
+
+def _display_env_ok() -> bool:
+    """$COMPOSE_ANSI and $COMPOSE_PROGRESS unset or valid: a bad one is refused by the
+    slow path, as for every other verb."""
+    from stackd.cli.display import ANSI, PROGRESS
+
+    return (os.environ.get("COMPOSE_ANSI") or "auto") in ANSI and \
+        (os.environ.get("COMPOSE_PROGRESS") or "auto") in PROGRESS
 
 
 def _raise(exc: BaseException) -> int:

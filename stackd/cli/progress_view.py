@@ -1,14 +1,18 @@
 """The live display of an apply: one line per resource with its state and elapsed time.
 
 On a terminal it redraws in place (rich.live); otherwise every change is one plain
-line, so logs and CI output read top to bottom.
+line, so logs and CI output read top to bottom — or, as `--progress` says (display.py),
+one JSON object per change, or nothing but the notes (errors, warnings).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any, TextIO
+
+from stackd.cli import display
 
 STATE_STYLE = {"done": "green", "failed": "red", "skipped": "yellow", "working": "cyan",
                "waiting": "magenta"}
@@ -17,7 +21,9 @@ STATE_STYLE = {"done": "green", "failed": "red", "skipped": "yellow", "working":
 class ProgressView:
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.live = self.stream.isatty() if live is None else live
+        self.mode = display.progress(self.stream) if live is None else \
+            "tty" if live else "plain"
+        self.live = self.mode == "tty"
         self.rows: dict[str, tuple[str, str, float]] = {}
         self._live: Any = None
         self._t0 = time.monotonic()
@@ -27,7 +33,9 @@ class ProgressView:
             from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(self._render(), console=Console(file=self.stream),
+            self._live = Live(self._render(),
+                              console=Console(file=self.stream, force_terminal=True,
+                                              no_color=not display.color(self.stream)),
                               refresh_per_second=8, transient=False)
             self._live.__enter__()
         return self
@@ -41,14 +49,19 @@ class ProgressView:
         self.rows[resource] = (state, message, elapsed)
         if self._live is not None:
             self._live.update(self._render())
-        else:
+        elif self.mode == "json":
+            print(json.dumps({"resource": resource, "state": state, "message": message,
+                              "elapsed": round(elapsed, 3)}), file=self.stream, flush=True)
+        elif self.mode == "plain":
             print(f"{resource:<28} {state:<8} {elapsed:6.1f}s  {message}", file=self.stream,
                   flush=True)
 
     def note(self, text: str) -> None:
         if self._live is not None:
-            self._live.console.print(text)
-        else:
+            self._live.console.print(text, markup=False, highlight=False)
+        elif self.mode == "json":
+            print(json.dumps({"note": text}), file=self.stream, flush=True)
+        else:  # quiet too: what went wrong is always said
             print(text, file=self.stream, flush=True)
 
     def _render(self) -> Any:

@@ -176,6 +176,26 @@ def test_up_renew_anon_volumes_recreates_with_empty_anonymous_volumes(stack: CLI
     assert sh("cat /scratch/f").stdout == "b\n"
 
 
+def test_progress_and_ansi_as_ci_scripts_set_them(stack: CLI) -> None:
+    """`docker compose --ansi never` / `--progress plain|json|quiet` in CI scripts: the
+    same flags (or COMPOSE_PROGRESS) give lines with no escape code, JSON, or nothing."""
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  a:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    as_json = stack("--progress", "json", "up", "-d")
+    events = [json.loads(line) for line in as_json.stderr.splitlines()]
+    assert {(e["resource"], e["state"]) for e in events} >= {("a-1", "working"),
+                                                             ("a-1", "done")}
+    forced = stack("--ansi", "never", "--progress", "tty", "up", "-d", "--force-recreate")
+    assert "a-1" in forced.stderr and "\x1b" not in forced.stderr
+    quiet = stack("up", "-d", "--force-recreate", COMPOSE_PROGRESS="quiet")
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    bad = stack("ps", check=False, COMPOSE_ANSI="sometimes")
+    assert bad.returncode == 2 and "--ansi 'sometimes' is not one of" in bad.stderr
+    assert [r["state"] for r in ps(stack)] == ["running"]
+
+
 def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"
