@@ -45,14 +45,16 @@ def wait_for(predicate, timeout: float = 15, step: float = 0.05):  # type: ignor
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def sleeper(name: str, *lines: str) -> str:
+    """A service of the demo image that sleeps, with these lines of its own."""
+    return (f"  {name}:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+            "    command: [sleep, '1000']\n" + "".join(f"    {line}\n" for line in lines))
+
+
 def test_overcommitted_stack_is_refused_before_anything_starts(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
-        "name: small\nservices:\n"
-        "  ok:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
-        "    command: [sleep, '1000']\n"
-        "  hog:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
-        "    command: [sleep, '1000']\n"
-        "    deploy:\n      resources:\n        reservations:\n          memory: 64000g\n")
+        "name: small\nservices:\n" + sleeper("ok") + sleeper(
+            "hog", "deploy:", "  resources:", "    reservations:", "      memory: 64000g"))
     r = stack("up", "-d", check=False)
     assert r.returncode != 0
     err = r.stderr + r.stdout
@@ -61,16 +63,23 @@ def test_overcommitted_stack_is_refused_before_anything_starts(stack: CLI) -> No
     assert ps(stack, "-a") == []
 
 
+def built_app(stack: CLI, dockerfile_body: str, image: str | None = None) -> None:
+    """A service `app` built from ./app (the demo image plus `dockerfile_body`) that
+    prints /greeting and sleeps."""
+    (stack.cwd / "app").mkdir(exist_ok=True)
+    (stack.cwd / "app" / "Dockerfile").write_text(
+        f"FROM stackd-demo/busybox:latest\n{dockerfile_body}")
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        "  app:\n    build: ./app\n" + (f"    image: {image}\n" if image else "")
+        + "    command: [sh, -c, 'cat /greeting; exec sleep 1000']\n"
+        "    stop_signal: SIGKILL\n")
+
+
 def test_up_builds_a_missing_build_image(stack: CLI) -> None:
     (stack.cwd / "app").mkdir()
     (stack.cwd / "app" / "greeting").write_text("built by stackd\n")
-    (stack.cwd / "app" / "Dockerfile").write_text(
-        "FROM stackd-demo/busybox:latest\nCOPY greeting /greeting\n")
-    (stack.cwd / "compose.yaml").write_text(
-        "name: small\nservices:\n"
-        "  app:\n    build: ./app\n    image: small-app:dev\n"
-        "    command: [sh, -c, 'cat /greeting; exec sleep 1000']\n"
-        "    stop_signal: SIGKILL\n")
+    built_app(stack, "COPY greeting /greeting\n", image="small-app:dev")
     stack("up", "-d")
     rows = ps(stack)
     assert [r["service"] for r in rows] == ["app"]
@@ -80,14 +89,7 @@ def test_up_builds_a_missing_build_image(stack: CLI) -> None:
 
 
 def test_up_no_build_uses_a_built_image_and_never_builds(stack: CLI) -> None:
-    (stack.cwd / "app").mkdir()
-    (stack.cwd / "app" / "Dockerfile").write_text(
-        "FROM stackd-demo/busybox:latest\nRUN echo one > /greeting\n")
-    (stack.cwd / "compose.yaml").write_text(
-        "name: small\nservices:\n"
-        "  app:\n    build: ./app\n"
-        "    command: [sh, -c, 'cat /greeting; exec sleep 1000']\n"
-        "    stop_signal: SIGKILL\n")
+    built_app(stack, "RUN echo one > /greeting\n")
     both = stack("up", "-d", "--build", "--no-build", check=False)
     assert both.returncode == 2 and "not allowed with" in both.stderr, both.stderr
     refused = stack("up", "-d", "--no-build", check=False)
@@ -148,10 +150,8 @@ def test_up_timeout_is_the_stop_grace_of_what_it_replaces(stack: CLI) -> None:
 def test_up_renew_anon_volumes_recreates_with_empty_anonymous_volumes(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"
-        "  box:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
-        "    volumes: [/scratch, 'kept:/kept']\n    stop_signal: SIGKILL\n"
-        "    command: [sleep, '1000']\n"
-        "volumes:\n  kept: {}\n")
+        + sleeper("box", "volumes: [/scratch, 'kept:/kept']", "stop_signal: SIGKILL")
+        + "volumes:\n  kept: {}\n")
 
     def sh(script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return stack("exec", "-T", "box", "sh", "-c", script, check=check)
@@ -180,9 +180,7 @@ def test_progress_and_ansi_as_ci_scripts_set_them(stack: CLI) -> None:
     """`docker compose --ansi never` / `--progress plain|json|quiet` in CI scripts: the
     same flags (or COMPOSE_PROGRESS) give lines with no escape code, JSON, or nothing."""
     (stack.cwd / "compose.yaml").write_text(
-        "name: small\nservices:\n"
-        "  a:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
-        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+        "name: small\nservices:\n" + sleeper("a", "stop_signal: SIGKILL"))
     as_json = stack("--progress", "json", "up", "-d")
     events = [json.loads(line) for line in as_json.stderr.splitlines()]
     assert {(e["resource"], e["state"]) for e in events} >= {("a-1", "working"),
