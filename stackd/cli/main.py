@@ -115,6 +115,8 @@ def global_parser() -> argparse.ArgumentParser:
                         "node's), or unix:///PATH (also STACKD_HOST)")
     p.add_argument("--ansi", default=None, choices=("auto", "never", "always"),
                    metavar="WHEN", help="auto|never|always: colours, redrawing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="up, create: say what would be done (as `stackd plan`)")
     p.add_argument("--progress", default=None,
                    choices=("auto", "tty", "plain", "json", "quiet"), metavar="MODE",
                    help="auto|tty|plain|json|quiet")
@@ -179,7 +181,26 @@ def main(argv: list[str] | None = None) -> int:
         if key not in ("verb", "rest") and not hasattr(args, key):
             setattr(args, key, value)
     args.verb = gargs.verb
+    if gargs.dry_run:
+        return _run(_dry_run, args)
     return _run(module.run, args)
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """Compose's --dry-run: for up and create, the plan their flags give, changing
+    nothing (`stackd plan`); refused by name for every other verb."""
+    from stackd.errors import UsageError
+
+    if args.verb not in ("up", "create"):
+        raise UsageError(f"--dry-run of {args.verb} is not supported yet",
+                         hint="it is for up and create (what `stackd plan` shows); "
+                              f"run {args.verb} without it")
+    from stackd.cli import cmd_plan
+
+    args.format, args.exit_code = "text", False
+    if args.verb == "create":
+        args.no_deps, args.no_start = False, True
+    return cmd_plan.run(args)
 
 
 def _display_env_ok() -> bool:

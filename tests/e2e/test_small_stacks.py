@@ -176,11 +176,16 @@ def test_up_renew_anon_volumes_recreates_with_empty_anonymous_volumes(stack: CLI
     assert sh("cat /scratch/f").stdout == "b\n"
 
 
-def test_progress_and_ansi_as_ci_scripts_set_them(stack: CLI) -> None:
+def test_progress_ansi_and_dry_run_as_ci_scripts_set_them(stack: CLI) -> None:
     """`docker compose --ansi never` / `--progress plain|json|quiet` in CI scripts: the
-    same flags (or COMPOSE_PROGRESS) give lines with no escape code, JSON, or nothing."""
+    same flags (or COMPOSE_PROGRESS) give lines with no escape code, JSON, or nothing;
+    `--dry-run up` says what it would do."""
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n" + sleeper("a", "stop_signal: SIGKILL"))
+    dry = stack("--dry-run", "up", "-d")  # what would be done, and nothing done
+    assert "a-1: create — new service" in dry.stdout and ps(stack, "-a") == []
+    not_yet = stack("--dry-run", "down", check=False)
+    assert not_yet.returncode == 2 and "--dry-run of down is not supported" in not_yet.stderr
     as_json = stack("--progress", "json", "up", "-d")
     events = [json.loads(line) for line in as_json.stderr.splitlines()]
     assert {(e["resource"], e["state"]) for e in events} >= {("a-1", "working"),
