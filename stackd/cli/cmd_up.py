@@ -91,8 +91,32 @@ def make_options(args: argparse.Namespace) -> dict[str, Any]:
         "services": list(args.services), "remove_orphans": args.remove_orphans,
         "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
         "build": args.build, "no_build": args.no_build, "pull": args.pull,
-        "scale": parse_scale(args.scale),
+        "scale": parse_scale(args.scale), "parallel": parallel_limit(args),
     }
+
+
+def parallel_limit(args: argparse.Namespace) -> int | None:
+    """Compose's --parallel (else $COMPOSE_PARALLEL_LIMIT): a limit, or None for none."""
+    import os
+
+    from stackd.errors import UsageError
+
+    given = getattr(args, "parallel", None)
+    if given is None:
+        text = os.environ.get("COMPOSE_PARALLEL_LIMIT", "").strip()
+        if not text:
+            return None
+        try:
+            given = int(text)
+        except ValueError:
+            raise UsageError(f"COMPOSE_PARALLEL_LIMIT={text!r} is not a number",
+                             hint="a number of steps, or -1 for no limit") from None
+    if given == -1:
+        return None
+    if given < 1:
+        raise UsageError(f"--parallel {given}: at least 1, or -1 for no limit",
+                         hint="e.g. --parallel 1 builds one image at a time")
+    return given
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -115,8 +115,10 @@ def global_parser() -> argparse.ArgumentParser:
                         "node's), or unix:///PATH (also STACKD_HOST)")
     p.add_argument("--ansi", default=None, choices=("auto", "never", "always"),
                    metavar="WHEN", help="auto|never|always: colours, redrawing")
+    p.add_argument("--parallel", type=int, default=None, metavar="N",
+                   help="at most N steps at once (-1: no limit)")
     p.add_argument("--dry-run", action="store_true",
-                   help="up, create: say what would be done (as `stackd plan`)")
+                   help="up, create: show the plan, do nothing")
     p.add_argument("--progress", default=None,
                    choices=("auto", "tty", "plain", "json", "quiet"), metavar="MODE",
                    help="auto|tty|plain|json|quiet")

@@ -512,7 +512,7 @@ class HostWorld:
             pull=options.pull, scale=dict(options.scale), environ=stack.environ,
             # Only the apply the user asked for has build set: the engine's resyncs
             # clear it (`steady`), else every pass would rebuild.
-            build=options.build, no_build=options.no_build,
+            build=options.build, no_build=options.no_build, parallel=options.parallel,
             # An over-committed stack is refused before anything of it starts; in a
             # cluster the leader placed the slots over every node's room.
             nodes=(local_node(),) if slots is None else (), slots=slots,

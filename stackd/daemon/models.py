@@ -75,6 +75,9 @@ class ApplyOptions(Request):
     no_recreate: bool = False
     no_deps: bool = False
     build: bool = False
+    # Compose's --parallel: at most this many pulls, builds and container steps at once
+    # (None: no limit; Compose's -1).
+    parallel: int | None = Field(default=None, ge=1, le=10000)
     # `up --no-build`: a service's image is never built, even when missing; one whose
     # `image:` names it is then pulled as a service without `build:` would be.
     no_build: bool = False

@@ -116,8 +116,12 @@ class _Executor:
                  gate_timeout: float | None,
                  rollouts: Mapping[str, rolling.Rollout] | None = None,
                  on_rollout: OnRollout | None = None,
-                 slot_ids: Mapping[tuple[str, int], str] | None = None) -> None:
+                 slot_ids: Mapping[tuple[str, int], str] | None = None,
+                 parallel: int | None = None) -> None:
         self.plan = plan
+        # Compose's --parallel: at most this many steps at once. Held for a step's own
+        # work only — a step never waits on another — so it cannot deadlock a gate.
+        self.limit = trio.CapacityLimiter(parallel) if parallel else None
         self.on_rollout = on_rollout
         self.slot_ids = dict(slot_ids or {})
         self.gate_timeout = gate_timeout
@@ -160,6 +164,13 @@ class _Executor:
 
     async def step(self, action: Action, container_id: str | None,
                    effect: Callable[[], Awaitable[None]]) -> bool:
+        if self.limit is None:
+            return await self._step(action, container_id, effect)
+        async with self.limit:
+            return await self._step(action, container_id, effect)
+
+    async def _step(self, action: Action, container_id: str | None,
+                    effect: Callable[[], Awaitable[None]]) -> bool:
         started = trio.current_time()
         intent = self.ports.state.begin(self.plan.project, action.verb, action.resource,
                                         container_id, action.line)
@@ -343,7 +354,8 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
                 on_progress: OnProgress | None = None,
                 gate_timeout: float | None = None,
                 rollouts: Mapping[str, rolling.Rollout] | None = None,
-                on_rollout: OnRollout | None = None) -> ApplyResult:
+                on_rollout: OnRollout | None = None,
+                parallel: int | None = None) -> ApplyResult:
     """Carry out `plan` (from `diff.plan`, or `plan_down` with desired None).
 
     `waves` (start order; removals go the other way) defaults to the desired state's;
@@ -353,13 +365,14 @@ async def apply(plan: Plan, desired: DesiredState | None, ports: Adapters, super
     `rollouts`: what the rolling updates did in earlier passes (rolling.Rollout); this
     pass runs the next batch of each, and `ApplyResult.rollouts` is their state after;
     `on_rollout` gets them as a batch starts, to keep at once.
+    `parallel`: at most this many steps at once (None: as many as the plan allows).
     """
     services = dict(desired.services) if desired is not None else {}
     if waves is None:
         waves = desired.waves if desired is not None else ()
     slot_ids = {(c.service, c.index): c.id for c in desired.containers} if desired else {}
     ex = _Executor(plan, services, ports, supervisor, on_progress, gate_timeout, rollouts,
-                   on_rollout, slot_ids)
+                   on_rollout, slot_ids, parallel)
     stale = list(ports.state.pending(plan.project))
 
     first = [a for a in plan.actions if isinstance(a, (NetworkCreate, VolumeCreate))]

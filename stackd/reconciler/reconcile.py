@@ -63,6 +63,8 @@ class ReconcileOptions:
     build: bool = False
     # `up --no-build`: never build (resolve_images).
     no_build: bool = False
+    # Compose's --parallel: at most this many pulls, builds and container steps at once.
+    parallel: int | None = None
     # Where the slots must fit (the daemon: `(hostinfo.local_node(),)`); empty skips
     # placement, as the simulation does.
     nodes: tuple[Node, ...] = ()
@@ -114,7 +116,7 @@ class _Builder:
 
 async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
                          missing_ok: bool = False, build: bool = False,
-                         no_build: bool = False,
+                         no_build: bool = False, parallel: int | None = None,
                          environ: Mapping[str, str] | None = None,
                          would_build: set[str] | None = None,
                          platforms: Mapping[str, Platform | None] | None = None,
@@ -139,7 +141,10 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
 
     on_progress: told of each pull and build as it goes (resource `image REF`), for
     `up`'s display: a long build or pull is not silence.
+
+    parallel: at most this many pulls and builds at once (Compose's --parallel).
     """
+    limit = trio.CapacityLimiter(parallel) if parallel else None
     platforms = platforms or {}
     wanted: dict[tuple[str, PullPolicy], list[str]] = {}
     builders: dict[str, _Builder] = {}
@@ -162,6 +167,13 @@ async def resolve_images(stack: Stack, ports: Adapters, pull: str | None, *,
     found: dict[str, ImageView] = {}
 
     async def one(ref: str, policy: PullPolicy, names: list[str]) -> None:
+        if limit is None:
+            await resolve(ref, policy, names)
+        else:
+            async with limit:
+                await resolve(ref, policy, names)
+
+    async def resolve(ref: str, policy: PullPolicy, names: list[str]) -> None:
         image: ImageView
         builder = builders.get(ref)
         try:
@@ -331,6 +343,7 @@ async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions,
         else None
     images = await resolve_images(stack, ports, options.pull, build=options.build,
                                   no_build=options.no_build, environ=options.environ,
+                                  parallel=options.parallel,
                                   platforms=check_platforms(stack, options.nodes),
                                   needed=needed, on_progress=on_progress)
     left = frozenset(stack.services) - set(images)
@@ -401,7 +414,8 @@ async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
     desired = await desired_for(stack, ports, options, on_progress)
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
                           gate_timeout=options.gate_timeout, ask=ask, on_done=on_done,
-                          rollouts=options.rollouts, on_rollout=on_rollout)
+                          rollouts=options.rollouts, on_rollout=on_rollout,
+                          parallel=options.parallel)
 
 
 async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
@@ -409,7 +423,8 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    gate_timeout: float | None = None, ask: Ask | None = None,
                    on_done: Report | None = None,
                    rollouts: Mapping[str, Rollout] | None = None,
-                   on_rollout: OnRollout | None = None) -> ApplyResult:
+                   on_rollout: OnRollout | None = None,
+                   parallel: int | None = None) -> ApplyResult:
     """One pass of the stack's writer: the ask, then observe → plan → apply → repair;
     a rolling update advances by one batch (`rollouts`: its state from the passes
     before; the result's is for the next). Only the stack's reconcile calls this (it
@@ -420,7 +435,7 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     return await apply(annotate(plan(desired, actual, options), desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
-                       on_rollout=on_rollout)
+                       on_rollout=on_rollout, parallel=parallel)
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

@@ -199,6 +199,25 @@ def test_progress_ansi_and_dry_run_as_ci_scripts_set_them(stack: CLI) -> None:
     assert [r["state"] for r in ps(stack)] == ["running"]
 
 
+def test_parallel_1_makes_one_container_at_a_time(stack: CLI) -> None:
+    """Compose's --parallel (COMPOSE_PARALLEL_LIMIT): at most N steps at once. With 1,
+    each container's step ends before the next one's begins."""
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n"
+        + "".join(sleeper(n, "stop_signal: SIGKILL") for n in ("a", "b", "c", "d")))
+    up = stack("--parallel", "1", "--progress", "json", "up", "-d")
+    steps = [(e["resource"], e["state"]) for e in map(json.loads, up.stderr.splitlines())
+             if e.get("resource", "").endswith("-1")]
+    assert len(steps) == 8, steps
+    for begun, ended in zip(steps[::2], steps[1::2], strict=True):
+        assert begun[0] == ended[0] and (begun[1], ended[1]) == ("working", "done"), steps
+    assert [r["state"] for r in ps(stack)] == ["running"] * 4
+    for bad, said in ((("--parallel", "0"), "--parallel 0: at least 1"),
+                      ((), "COMPOSE_PARALLEL_LIMIT='lots' is not a number")):
+        r = stack(*bad, "up", "-d", check=False, COMPOSE_PARALLEL_LIMIT="lots")
+        assert r.returncode == 2 and said in r.stderr, r.stderr
+
+
 def test_logs_follow_goes_on_across_a_restart(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"

@@ -100,3 +100,30 @@ async def test_no_build_pulls_a_service_that_names_its_image(roots: Roots,
     assert "127.0.0.1:9 could not be reached" in str(failed)
     with pytest.raises(NotFoundError):
         store.get("127.0.0.1:9/demo/app:1")
+
+
+async def test_parallel_limits_how_many_images_are_resolved_at_once() -> None:
+    """--parallel 1: one pull (or build) at a time; without it, all at once."""
+    import trio
+
+    from stackd.images.models import Image, ImageConfig
+
+    class Counting:
+        def __init__(self) -> None:
+            self.now = self.most = 0
+
+        async def ensure(self, ref: str, policy: str, **_: object) -> Image:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            await trio.sleep(0.01)
+            self.now -= 1
+            return Image(id="sha256:" + "1" * 64, digest="sha256:" + "2" * 64,
+                         references=(ref,), config=ImageConfig(), layer_dirs=())
+
+    stack = load_text("services:\n" + "".join(f"  s{i}: {{image: 'img{i}'}}\n"
+                                               for i in range(4)), environ={})
+    for parallel, most in ((1, 1), (None, 4)):
+        images = Counting()
+        ports = Adapters(None, images, None, None, None)  # type: ignore[arg-type]
+        found = await resolve_images(stack, ports, None, parallel=parallel)
+        assert sorted(found) == ["s0", "s1", "s2", "s3"] and images.most == most
