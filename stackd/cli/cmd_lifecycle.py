@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
                        help="also running containers (stopped first); nothing is asked")
         p.add_argument("-s", "--stop", dest="force", action="store_true",
                        help="stop running containers first (Compose's; as -f)")
+        p.add_argument("-v", "--volumes", action="store_true",
+                       help="also their anonymous volumes (named volumes stay)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         if not signal.startswith("SIG"):
             signal = "SIG" + signal
         body = {"services": list(args.services), "signal": signal, "force": force,
-                "timeout": getattr(args, "timeout", None)}
+                "timeout": getattr(args, "timeout", None),
+                "volumes": getattr(args, "volumes", False)}
         return 0 if lifecycle(client, project, verb, body) else 1
 
 

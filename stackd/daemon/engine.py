@@ -673,7 +673,8 @@ class Engine:
     def ask(verb: str, request: LifecycleRequest) -> Ask:
         return Ask(verb=verb,  # type: ignore[arg-type]  # the API's path pattern checked it
                    services=tuple(request.services), containers=tuple(request.containers),
-                   signal=request.signal, force=request.force, timeout=request.timeout)
+                   signal=request.signal, force=request.force, timeout=request.timeout,
+                   volumes=request.volumes)
 
     async def container_action(self, name: str, action: str, signal: str | None,
                                timeout: int | None = None) -> None:

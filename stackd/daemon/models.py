@@ -118,6 +118,7 @@ class LifecycleRequest(Request):
     signal: str = Field(default="SIGKILL", pattern=r"^SIG[A-Z0-9]{1,12}$")
     force: bool = False
     timeout: int | None = Field(default=None, ge=0, le=86400)  # stop, restart: `-t`
+    volumes: bool = False  # rm -v: the removed containers' anonymous volumes too
 
 
 class ExecRequest(Request):

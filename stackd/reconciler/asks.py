@@ -46,6 +46,7 @@ class Ask:
     signal: str = "SIGKILL"  # kill
     force: bool = False  # rm: running containers too
     timeout: float | None = None  # stop, restart: SIGKILL after this long (None: the spec's)
+    volumes: bool = False  # rm -v: each removed container's anonymous volumes too
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +110,17 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
                     await ports.runtime.kill(c.id, ask.signal)
                 await _act(c, "kill", report, kill)
         return options
+    # rm -v: a slot's anonymous volumes (image VOLUMEs, `- /path`) go with its container,
+    # as Compose's; named volumes stay.
+    anonymous = {(d.service, d.index): d.anonymous for d in desired.containers}
     for c in mine:  # rm
         if c.status != "running" or ask.force:
             async def remove(c: ActualContainer = c) -> None:
                 await supervisor.release(c.id)
                 await lifecycle.tear_down(ports, c.id)
                 ports.state.hold(project, c.id)
+                for volume in anonymous.get((c.service, c.index), ()) if ask.volumes else ():
+                    await ports.volumes.remove_volume(volume)
             await _act(c, "rm", report, remove)
     return options
 

@@ -147,7 +147,7 @@ def test_up_timeout_is_the_stop_grace_of_what_it_replaces(stack: CLI) -> None:
     stack("down", "-t", "0")
 
 
-def test_up_renew_anon_volumes_recreates_with_empty_anonymous_volumes(stack: CLI) -> None:
+def test_up_v_and_rm_v_renew_only_anonymous_volumes(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n"
         + sleeper("box", "volumes: [/scratch, 'kept:/kept']", "stop_signal: SIGKILL")
@@ -174,6 +174,16 @@ def test_up_renew_anon_volumes_recreates_with_empty_anonymous_volumes(stack: CLI
     stack("up", "-d", "-V", "--no-recreate")  # nothing recreated: nothing renewed
     assert not recreated()
     assert sh("cat /scratch/f").stdout == "b\n"
+    # `rm -v` (Compose's `rm -fsv`): the container and its anonymous volume go; the
+    # named one stays, and the next up starts afresh.
+    stack("rm", "-s", "box")
+    stack("up", "-d")
+    assert sh("cat /scratch/f").stdout == "b\n"  # without -v the volume was kept
+    stack("rm", "-s", "-v", "box")
+    assert ps(stack, "-a") == []
+    stack("up", "-d")
+    assert sh("cat /scratch/f", check=False).returncode != 0
+    assert sh("cat /kept/f").stdout == "k\n"
 
 
 def test_progress_ansi_and_dry_run_as_ci_scripts_set_them(stack: CLI) -> None:
