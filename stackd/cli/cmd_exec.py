@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser, *, target: str = "SERVICE") -> Non
     # as it does with docker.
     p.add_argument("-i", "--interactive", action="store_true", default=True,
                    help="keep stdin attached (always: compose's default)")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability and no seccomp filter, for this command")
     p.add_argument("-u", "--user", default="")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
     p.add_argument("-w", "--workdir", default="")
@@ -89,13 +91,15 @@ def exec_attached(name: str, args: argparse.Namespace, *, tty: bool, hint: str) 
         from stackd.daemon.host_verbs import exec_detached
 
         code, why = exec_detached(Roots.from_env(), cid, args.cmd, env=args.env,
-                                  cwd=args.workdir or None, user=args.user or None)
+                                  cwd=args.workdir or None, user=args.user or None,
+                                  privileged=args.privileged)
         if why:
             print(why, file=sys.stderr)
         return code
     sys.stdout.flush()
     return run_attached(Roots.from_env(), cid, args.cmd, env=args.env,
-                        cwd=args.workdir or None, user=args.user or None, tty=tty)
+                        cwd=args.workdir or None, user=args.user or None, tty=tty,
+                        privileged=getattr(args, "privileged", False))
 
 
 def _exec_remote(client: Any, name: str, args: argparse.Namespace) -> int:
@@ -110,7 +114,8 @@ def _exec_remote(client: Any, name: str, args: argparse.Namespace) -> int:
     result = client.request("POST", f"/v1/containers/{name}/exec",
                             json_body={"cmd": args.cmd, "env": args.env, "user": args.user,
                                        "workdir": args.workdir,
-                                       "detach": getattr(args, "detach", False)},
+                                       "detach": getattr(args, "detach", False),
+                                       "privileged": getattr(args, "privileged", False)},
                             timeout=None)
     sys.stdout.write(result["stdout"])
     sys.stdout.flush()

@@ -694,11 +694,12 @@ class HostWorld:
         if request.detach:
             code, why = await trio.to_thread.run_sync(functools.partial(
                 exec_detached, v, request.cmd, env=request.env,
-                cwd=request.workdir or None, user=request.user or None))
+                cwd=request.workdir or None, user=request.user or None,
+                privileged=request.privileged))
             return ExecResult(exit_code=code, stdout="", stderr=f"{why}\n" if why else "")
         with trio.fail_after(request.timeout or float("inf")):
             r = await exec_in(v, request.cmd, env=request.env, cwd=request.workdir or None,
-                              user=request.user or None)
+                              user=request.user or None, privileged=request.privileged)
         return ExecResult(exit_code=r.exit_code, stdout=r.stdout.decode(errors="replace"),
                           stderr=r.stderr.decode(errors="replace"))
 

@@ -31,24 +31,25 @@ def _runtime(roots: Roots) -> Any:
 
 
 def exec_attached(roots: Roots, container_id: str, cmd: Sequence[str], *, env: Sequence[str],
-                  cwd: str | None, user: str | None, tty: bool) -> int:
+                  cwd: str | None, user: str | None, tty: bool, privileged: bool = False) -> int:
     """`exec`: run `cmd` in the container on this process's stdio (a pty relayed to our
     terminal with `tty`); its exit code."""
     from stackd.runtime.exec import exec_interactive
 
     state = _runtime(roots).inspect_here(container_id)
-    return exec_interactive(state, cmd, env=env, cwd=cwd, user=user, tty=tty)
+    return exec_interactive(state, cmd, env=env, cwd=cwd, user=user, tty=tty,
+                            privileged=privileged)
 
 
 def exec_detached(roots: Roots, container_id: str, cmd: Sequence[str], *,
-                  env: Sequence[str], cwd: str | None, user: str | None
-                  ) -> tuple[int, str | None]:
+                  env: Sequence[str], cwd: str | None, user: str | None,
+                  privileged: bool = False) -> tuple[int, str | None]:
     """`exec -d`: start `cmd` in the container, running on after we return; (0, None),
     or the exit code and why of a program that cannot run."""
     from stackd.runtime.exec import exec_detached as start_detached
 
     state = _runtime(roots).inspect_here(container_id)
-    return start_detached(state, cmd, env=env, cwd=cwd, user=user)
+    return start_detached(state, cmd, env=env, cwd=cwd, user=user, privileged=privileged)
 
 
 def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, dest: str,

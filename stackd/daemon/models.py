@@ -129,6 +129,7 @@ class ExecRequest(Request):
     timeout: float | None = Field(default=None, gt=0, le=86400)
     # `exec -d`: answered once the program runs (exit_code 0), which goes on after.
     detach: bool = False
+    privileged: bool = False  # `exec --privileged`: every capability, no seccomp filter
 
 
 class ExecResult(BaseModel):

@@ -119,16 +119,21 @@ def _env_items(env: Sequence[str] | Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Mapping[str, str],
-             cwd: str | None, user: str | None, tty: bool, *, detach: bool = False
-             ) -> _Request:
+             cwd: str | None, user: str | None, tty: bool, *, detach: bool = False,
+             privileged: bool = False) -> _Request:
+    """privileged (`exec --privileged`): the process gets every capability and no
+    seccomp filter, as a privileged container's would; its namespaces and cgroups (the
+    devices it may open) are still the container's, as Docker's."""
     if state.status != "running" or not state.pid:
         raise ConflictError(f"container {state.name} ({state.id}) is not running",
                             hint="start it first")
     if not args:
         raise StackdError("exec needs a command", hint="give the program and its arguments")
     spec = state.spec
+    security = spec.security.model_copy(update={"privileged": True}) if privileged else None
+    plan = prepare(spec.model_copy(update={"security": security}) if security else spec)
     return _Request(
-        pid=state.pid, plan=prepare(spec), args=tuple(args), env_overrides=_env_items(env),
+        pid=state.pid, plan=plan, args=tuple(args), env_overrides=_env_items(env),
         cwd=cwd or spec.process.cwd or "/", spec_env=spec.process.env,
         user=spec.process.user if user is None else user,
         additional_groups=spec.process.additional_groups,
@@ -418,7 +423,7 @@ async def _pump_in(fd: int, data: bytes, close: bool) -> None:
 async def exec_in(
     state: ContainerState, args: Sequence[str], *, env: Sequence[str] | Mapping[str, str] = (),
     cwd: str | None = None, user: str | None = None, tty: bool = False,
-    stdin: bytes | None = None, capture: bool = True,
+    stdin: bytes | None = None, capture: bool = True, privileged: bool = False,
 ) -> ExecResult:
     """Run `args` in the running container `state` and wait for it.
 
@@ -430,7 +435,7 @@ async def exec_in(
     command that is missing or not executable gives exit code 127/126 with the reason
     in stderr, as a shell does.
     """
-    req = _request(state, args, env, cwd, user, tty)
+    req = _request(state, args, env, cwd, user, tty, privileged=privileged)
     out, err = bytearray(), bytearray()
     parent_fds: list[int] = []
     child_fds: list[int] = []
@@ -512,6 +517,7 @@ async def exec_in(
 def exec_interactive(
     state: ContainerState, args: Sequence[str], *, env: Sequence[str] | Mapping[str, str] = (),
     cwd: str | None = None, user: str | None = None, tty: bool = False,
+    privileged: bool = False,
 ) -> int:
     """`stackd exec`: run attached to this process's terminal; returns the exit code.
 
@@ -520,7 +526,7 @@ def exec_interactive(
     until the process exits. Signals sent to us (Ctrl-C without a TTY, kill) are
     passed on to the process when called from the main thread.
     """
-    req = _request(state, args, env, cwd, user, tty)
+    req = _request(state, args, env, cwd, user, tty, privileged=privileged)
     session = _start(req, (0, 1, 2))
     finished = False
     try:
@@ -541,13 +547,13 @@ def exec_interactive(
 
 def exec_detached(
     state: ContainerState, args: Sequence[str], *, env: Sequence[str] | Mapping[str, str] = (),
-    cwd: str | None = None, user: str | None = None,
+    cwd: str | None = None, user: str | None = None, privileged: bool = False,
 ) -> tuple[int, str | None]:
     """`stackd exec -d`: start the program in the container and return once it runs;
     it outlives us, its output goes nowhere (Docker's). (0, None) once it runs; a
     program that cannot run is (126 or 127, why), as attached; a failed setup (a bad
     user or working directory) raises its typed error."""
-    req = _request(state, args, env, cwd, user, False, detach=True)
+    req = _request(state, args, env, cwd, user, False, detach=True, privileged=privileged)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
         session = _start(req, (null, null, null))

@@ -175,6 +175,11 @@ def test_exec_detached_returns_at_once_and_the_command_runs_on(stack: CLI) -> No
     assert missing.returncode == 127 and "no-such-program" in missing.stderr
     both = stack("exec", "-d", "-t", "box", "true", check=False)
     assert both.returncode == 2 and "not with -t" in both.stderr
+    # `exec --privileged`: no seccomp filter for that command alone.
+    seccomp = "grep Seccomp: /proc/self/status"
+    assert stack("exec", "-T", "--privileged", "box", "sh", "-c", seccomp).stdout.split() \
+        == ["Seccomp:", "0"]
+    assert stack("exec", "-T", "box", "sh", "-c", seccomp).stdout.split() == ["Seccomp:", "2"]
     # Over the API (what `--host` uses): answered once it runs, as the CLI's.
     (name,) = [r["name"] for r in json.loads(stack("ps", "--format", "json").stdout)
                if r["service"] == "box"]

@@ -77,6 +77,13 @@ async def test_exec_has_the_containers_confinement(running):
     assert as_root.split()[:2] == ["CapEff:", "00000000a80425fb"]
     denied = await exec_in(running, ["unshare", "-U", "true"], user="0")
     assert denied.exit_code != 0 and b"Operation not permitted" in denied.stderr
+    # `exec --privileged`: every capability the creator holds, no filter, no NNP.
+    free = (await exec_in(running, ["sh", "-c", status], user="0",
+                          privileged=True)).stdout.decode().split()
+    assert free[free.index("Seccomp:") + 1] == "0" and free[free.index("NoNewPrivs:") + 1] == "0"
+    assert int(free[free.index("CapEff:") + 1], 16) & (1 << 21)  # CAP_SYS_ADMIN
+    assert (await exec_in(running, ["unshare", "-U", "true"], user="0",
+                          privileged=True)).exit_code == 0
 
 
 async def test_exit_codes_streams_and_stdin(running):
