@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also the images of the services the named ones depend on")
     parser.add_argument("--policy", choices=("always", "missing"), default="always",
                         help="missing: only images the store does not hold")
+    parser.add_argument("--ignore-buildable", action="store_true",
+                        help="skip images a build: makes (always so here: they are built)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
 def _refs(args: argparse.Namespace) -> list[str]:
     """What to pull: Docker's one image, or the stack's services' (Compose's)."""
     from stackd.cli.cmd_run import stack_in_play
+    from stackd.cli.stack_images import is_image_name, only_services
 
-    if len(args.names) == 1 and (any(c in args.names[0] for c in ":/@")
-                                 or not stack_in_play(args)):
-        return list(args.names)  # an image: no service name has a ':', '/' or '@'
+    if len(args.names) == 1 and (is_image_name(args.names[0]) or not stack_in_play(args)):
+        return list(args.names)  # an image
     if args.names and not stack_in_play(args):
         from stackd.errors import UsageError
 
@@ -69,23 +71,13 @@ def _refs(args: argparse.Namespace) -> list[str]:
     from stackd.cli.stack_images import pull_refs
 
     stack = load_stack(args, targeted=args.names or None)
-    named = list(args.names)
-    if len(named) == 1 and named[0] not in stack.services:
+    if len(args.names) == 1 and args.names[0] not in stack.services:
         from stackd.errors import UsageError
 
-        raise UsageError(f"no such service: {named[0]}",
+        raise UsageError(f"no such service: {args.names[0]}",
                          hint=f"beside a stack file a plain name is a service; to pull the "
-                              f"image, give its tag: stackd pull {named[0]}:latest")
-    if named:
-        from stackd.scheduler import with_dependencies
-        from stackd.scheduler.order import check_named
-
-        check_named(stack.services, named)
-        if args.include_deps:
-            needs = {n: list(s.depends_on) for n, s in stack.services.items()}
-            named = sorted(with_dependencies(needs, named))
-        stack = stack.model_copy(update={"services": {
-            n: s for n, s in stack.services.items() if n in named}})
+                              f"image, give its tag: stackd pull {args.names[0]}:latest")
+    stack = only_services(stack, list(args.names), include_deps=args.include_deps)
     refs, built = pull_refs(stack)
     if built and not args.quiet:
         print(f"not pulled, built here: {', '.join(built)}", file=sys.stderr)

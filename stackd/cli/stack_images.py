@@ -11,6 +11,28 @@ from stackd.spec.image_names import image_ref
 from stackd.spec.model import Stack
 
 
+def only_services(stack: Stack, named: list[str], *, include_deps: bool) -> Stack:
+    """The stack with only the services `named` (and, with include_deps, those they
+    depend on); the whole stack when none is named. Unknown names are refused."""
+    if not named:
+        return stack
+    from stackd.scheduler import with_dependencies
+    from stackd.scheduler.order import check_named
+
+    check_named(stack.services, named)
+    if include_deps:
+        needs = {n: list(s.depends_on) for n, s in stack.services.items()}
+        named = sorted(with_dependencies(needs, named))
+    return stack.model_copy(update={"services": {
+        n: s for n, s in stack.services.items() if n in named}})
+
+
+def is_image_name(name: str) -> bool:
+    """A name only an image has (`redis:7`, `ghcr.io/a/b`, `x@sha256:…`): no service
+    name holds a ':', '/' or '@'."""
+    return any(c in name for c in ":/@")
+
+
 def pull_refs(stack: Stack) -> tuple[list[str], list[str]]:
     """(references to pull, in order, each once; services skipped as built here)."""
     refs: list[str] = []

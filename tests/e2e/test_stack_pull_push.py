@@ -87,6 +87,38 @@ def test_pull_of_services_as_compose_takes_them(
     assert r.stdout.startswith(f"{web}: sha256:"), r.stdout
 
 
+def test_push_of_services_as_compose_takes_them(
+        roots: Roots, demo_image: str, registry: RunningRegistry, tmp_path: Path) -> None:
+    """`push SERVICE…` (with --include-deps, what they depend on too) pushes those built
+    services' images; `--ignore-push-failures` goes on past one that cannot be pushed;
+    a service that builds nothing has nothing to push."""
+    work = tmp_path / "svc"
+    work.mkdir()
+    web, db = f"{registry.host}/svc/web:1", f"{registry.host}/svc/db:1"
+    (work / "Dockerfile").write_text(f"FROM {DEMO_IMAGE}\n")
+    (work / "compose.yaml").write_text(
+        "services:\n"
+        f"  web: {{build: ., image: '{web}', depends_on: [db]}}\n"
+        f"  db: {{build: ., image: '{db}'}}\n"
+        "  broken: {build: ., image: '127.0.0.1:9/svc/broken:1'}\n"
+        f"  other: {{image: '{DEMO_IMAGE}'}}\n")
+    cli = CLI(roots, work)
+    for ref in (web, db, "127.0.0.1:9/svc/broken:1"):
+        cli("tag", DEMO_IMAGE, ref)
+    r = cli("push", "web")
+    assert web in r.stdout and db not in r.stdout, r.stdout
+    r = cli("push", "--include-deps", "-q", "web")
+    assert len(r.stdout.split()) == 2, r.stdout
+    r = cli("push", check=False)
+    assert r.returncode != 0 and "127.0.0.1:9" in r.stderr, r.stderr
+    r = cli("push", "--ignore-push-failures")
+    assert r.returncode == 0 and "not pushed: 127.0.0.1:9/svc/broken:1" in r.stderr, r.stderr
+    r = cli("push", "other", check=False)
+    assert r.returncode == 2 and "nothing to push for other" in r.stderr, r.stderr
+    r = cli("push", DEMO_IMAGE, f"{registry.host}/svc/renamed:1")  # Docker's form
+    assert r.stdout.startswith(f"{registry.host}/svc/renamed:1: digest:"), r.stdout
+
+
 def test_build_push_pushes_what_the_build_is_named(
         roots: Roots, demo_image: str, registry: RunningRegistry, tmp_path: Path) -> None:
     work = tmp_path / "bp"
