@@ -25,7 +25,7 @@ IMAGE_ONLY = {"memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
               "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout",
               "add_host": "--add-host", "dns": "--dns"}
 SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports",
-                "build": "--build"}
+                "build": "--build", "use_aliases": "--use-aliases"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          help="don't start the services it depends on")
     service.add_argument("-P", "--service-ports", action="store_true",
                          help="publish the service's ports")
-    service.add_argument("--build", action="store_true",
-                         help="build its image first")
+    # Packed on one line, as flags that need no words are (helpformat).
+    service.add_argument("--build", action="store_true")
+    service.add_argument("--use-aliases", action="store_true")
+    p.add_argument("--quiet-pull", action="store_true")
     image = p.add_argument_group("image run only")
     image.add_argument("-v", "--volume", action="append", default=[],
                        metavar="SRC:/DST[:ro]")
@@ -188,6 +190,7 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name, "env": env_of(args), "labels": args.label,
         "publish": args.publish,
         "service_ports": args.service_ports, "no_deps": args.no_deps, "build": args.build,
+        "use_aliases": args.use_aliases,
         "volumes": [absolute_volume(v) for v in args.volume],
         "workdir": args.workdir, "user": args.user, "rm": args.rm, "detach": args.detach,
         "image_only": _given(args, IMAGE_ONLY),
@@ -223,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
             for item in client.stream("POST", path, json_body=body):
                 if "progress" in item:
                     prog = item["progress"]  # a dependency coming up
+                    if args.quiet_pull and str(prog.get("message", "")).startswith("pull: "):
+                        continue
                     mark = "" if prog["state"] == "done" else f" ({prog['state']})"
                     print(f"{prog['message']}{mark}", file=sys.stderr)
                 elif "started" in item:

@@ -52,6 +52,9 @@ class ServiceRunRequest(RunOptions):
     service: str = Field(min_length=1, max_length=512)
     labels: list[str] = Field(default_factory=list, max_length=1024)
     service_ports: bool = False
+    # `run --use-aliases`: answer to the service's network aliases (its name among
+    # them) on each network, as the service's own containers do.
+    use_aliases: bool = False
     no_deps: bool = False
     build: bool = False  # `run --build`: the service's image built first, as up --build
     # -v, in Compose's short syntax (a bind's relative source made absolute by the CLI).
@@ -176,8 +179,11 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
         "process": new_process, "mounts": mounts,
     })
     # Compose gives a run container none of the service's DNS aliases (it must not
-    # answer for the service) and no fixed address (that is the slot's).
-    attachments = tuple(Attachment(network_key=a.network_key) for a in slot.attachments)
+    # answer for the service) unless --use-aliases, and no fixed address (that is the
+    # slot's).
+    attachments = tuple(Attachment(network_key=a.network_key,
+                                   aliases=a.aliases if request.use_aliases else ())
+                        for a in slot.attachments)
     ports = (tuple(slot.ports) if request.service_ports else ()) + tuple(
         parse_publish(request.publish))
     volumes = tuple(sorted(renamed.get(v, v) for v in slot.volumes))

@@ -79,6 +79,27 @@ def test_run_passes_exit_code_env_and_dns_after_its_dependency(stack: CLI) -> No
     assert [(row["service"], row["state"]) for row in rows] == [("db", "running")], rows
 
 
+def test_use_aliases_makes_the_oneoff_answer_for_its_service(stack: CLI) -> None:
+    """A run container answers to none of its service's names (Compose's), unless
+    --use-aliases: then `db` resolves to it too, beside the service's own container."""
+    def addresses(name: str) -> set[str]:
+        out = stack("exec", "-T", "app", "nslookup", name).stdout
+        return set(re.findall(r"\b\d+\.\d+\.\d+\.\d+\b", out.split("Name:", 1)[-1]))
+
+    stack("up", "-d")
+    assert len(addresses("db")) == 1
+    plain = stack("run", "-d", "--no-deps", "db", "sleep", "100").stdout.strip()
+    assert len(addresses("db")) == 1, "a run container answered for its service"
+    aliased = stack("run", "-d", "--no-deps", "--use-aliases", "db", "sleep", "100")
+    assert aliased.returncode == 0 and plain
+    assert len(addresses("db")) == 2
+    image_run = CLI(stack.roots, stack.cwd.parent)  # no stack file: docker run's
+    refused = image_run("run", "--rm", "--use-aliases", DEMO_IMAGE, "true", check=False)
+    assert refused.returncode != 0 and "--use-aliases: only for a service run" in refused.stderr
+    assert "pull:" not in stack("run", "--rm", "--quiet-pull", "--no-deps", "db",
+                                "true").stderr
+
+
 def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI) -> None:
     started = stack("run", "-d", "--no-deps", "app", "sleep", "1000").stdout.strip()
     assert re.fullmatch(r"oneoff-app-run-[0-9a-f]{6}", started), started
