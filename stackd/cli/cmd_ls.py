@@ -18,6 +18,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also stacks whose containers are all stopped")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="only names")
+    p.add_argument("--filter", action="append", default=[], metavar="name=TEXT",
+                   help="only stacks whose name holds TEXT (Compose's one filter)")
+
+
+def name_filters(items: list[str]) -> list[str]:
+    """`--filter name=TEXT`, as Compose's ls takes it; any other filter is refused."""
+    from stackd.errors import UsageError
+
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key != "name":
+            raise UsageError(f"--filter {item!r}: ls filters by name only",
+                             hint="e.g. --filter name=shop")
+        out.append(value)
+    return out
 
 
 def stack_files(files: list[str], cwd: str) -> list[str]:
@@ -65,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     with Client() as client:
         stacks = client.get("/v1/stacks")
         containers = client.get("/v1/containers", all=True)
-    rows = summarise(stacks, containers, all=args.all)
+    wanted = name_filters(args.filter)
+    rows = [r for r in summarise(stacks, containers, all=args.all)
+            if all(w in r["name"] for w in wanted)]
     if args.quiet:
         for r in rows:
             print(r["name"])

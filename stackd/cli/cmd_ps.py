@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only containers in this state (repeatable; implies -a)")
     p.add_argument("--filter", action="append", default=[], metavar="status=STATE",
                    help="as --status (Compose's only filter)")
+    p.add_argument("--no-trunc", action="store_true",
+                   help="accepted: no column is cut short here")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 

@@ -63,6 +63,11 @@ def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
         cli("unpause", "web")
         r = cli("ps", "--filter", "name=web", check=False)
         assert r.returncode == 2 and "stackd filters by status only" in r.stderr
+        assert cli("ps", "--no-trunc", "--services").stdout == "api\nweb\n"
+        assert cli("ls", "-q", "--filter", "name=scri").stdout == "scripts\n"
+        assert cli("ls", "-q", "--filter", "name=other").stdout == ""
+        r = cli("ls", "--filter", "status=running", check=False)
+        assert r.returncode == 2 and "ls filters by name only" in r.stderr
 
         # Each lifecycle verb takes its own flags: one it would ignore is an error.
         r = cli("start", "-t", "5", "web", check=False)
