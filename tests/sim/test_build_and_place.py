@@ -44,6 +44,7 @@ services:
       extra_hosts: ["gitlab.corp=10.0.0.5"]
       shm_size: 128m
       ulimits: {nofile: {soft: 4096, hard: 8192}}
+      additional_contexts: {shared: ./shared, base: "docker-image://busybox:1"}
   tagged:
     image: registry.local/tagged:1
     build: ./tagged
@@ -76,12 +77,14 @@ async def test_up_builds_missing_images_named_as_compose_does(tmp_path: Path) ->
              "target": "final", "labels": {"team": "web"}, "pull": False, "no_cache": False,
              "dockerfile_text": None, "secrets": {}, "network_mode": "none",
              "extra_hosts": ("gitlab.corp=10.0.0.5",), "shm_size": 128 * 1024 ** 2,
-             "ulimits": (("nofile", 4096, 8192),), "progress": None},
+             "ulimits": (("nofile", 4096, 8192),),
+             "contexts": {"shared": str(tmp_path / "shared"),
+                          "base": "docker-image://busybox:1"}, "progress": None},
             {"context": str(tmp_path / "tagged"), "dockerfile": "Dockerfile",
              "tags": ["registry.local/tagged:1"], "build_args": {}, "target": None,
              "labels": {}, "pull": False, "no_cache": False, "dockerfile_text": None,
              "secrets": {}, "network_mode": None, "extra_hosts": (), "shm_size": None,
-             "ulimits": (), "progress": None},
+             "ulimits": (), "contexts": {}, "progress": None},
         ]
         assert sorted(host.runtime.running()) == ["demo-app-1", "demo-tagged-1"]
         # Nothing was pulled: every lookup asked the store only.
