@@ -255,21 +255,23 @@ def _helper(launch: Launch) -> NoReturn:  # pragma: no cover - runs in the child
                 os.close(fd)
             else:
                 others.append((fd, flag))
-        # Closed (close-on-exec) once the process runs its program, or exits: then a
-        # detached exec is started, or its report is on the session already.
-        exec_r, exec_w = os.pipe2(os.O_CLOEXEC)
+        # A detached exec: a pipe the process holds close-on-exec, so it closes once the
+        # program runs (or the process exits). A program that could not run wrote its
+        # report on the session before exiting, so the caller reads that first; one that
+        # ran — even one already gone, as `true` is — is started.
+        exec_r, exec_w = os.pipe2(os.O_CLOEXEC) if detach else (-1, -1)
         child = os.fork()
         if child == 0:
-            os.close(exec_r)
+            if detach:
+                os.close(exec_r)
             _process(launch, others, keep=exec_w)
-        os.close(exec_w)
         pidfd = os.pidfd_open(child)
-        _close_all_but({0, 1, 2, session, pidfd, exec_r})
         if detach:
+            os.close(exec_w)
             os.read(exec_r, 1)
-            if os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-                _send(session, {"started": True})
-        os.close(exec_r)
+            os.close(exec_r)
+            _send(session, {"started": True})
+        _close_all_but({0, 1, 2, session, pidfd})
         # A terminal's Ctrl-C or Ctrl-\ reaches us too when the caller forked us in its
         # process group; the caller passes them on itself (the "signal" message).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -327,8 +329,9 @@ def open_console(session: int) -> int:  # pragma: no cover - child
 
 
 def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
-             keep: int) -> NoReturn:  # pragma: no cover
-    """keep: a close-on-exec descriptor held until the program runs (see _helper)."""
+             keep: int = -1) -> NoReturn:  # pragma: no cover
+    """keep: a close-on-exec descriptor held until the program runs (a detached exec's,
+    see _helper), or -1."""
     req = launch.request
     session = launch.session
     code = EXIT_SETUP_FAILED
@@ -364,7 +367,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
         # The session is how a failed exec is reported; close-on-exec, so after a
         # successful one the program holds nothing of ours.
         os.set_inheritable(session, False)
-        _close_all_but({session, keep})
+        _close_all_but({session, keep} - {-1})
         try:
             os.chdir(req.cwd)
         except OSError as err:

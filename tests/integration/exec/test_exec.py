@@ -156,6 +156,19 @@ async def test_a_detached_exec_returns_once_started_and_runs_on(running, roots, 
         while (await exec_in(running, ["cat", "/tmp/detached"])).stdout != b"done\n":
             await trio.sleep(0.1)
     assert "lost" not in capfd.readouterr().out  # its output is read by no one
+    # A program that is done at once (`exec -d box true`) was started all the same: it
+    # used to be taken for one that never ran, depending on which finished first.
+    # Eight callers at once, so that a helper is often descheduled right then.
+    quick: list[tuple[int, str | None]] = []
+
+    async def caller() -> None:
+        quick.extend(await trio.to_thread.run_sync(
+            lambda: [exec_detached(running, ["true"]) for _ in range(25)]))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(caller)
+    assert quick == [(0, None)] * 200
     # What keeps a program from running is said, as an attached exec says it.
     code, why = await trio.to_thread.run_sync(lambda: exec_detached(running, ["no-such"]))
     assert code == 127 and why is not None and "'no-such': no such file" in why
