@@ -498,6 +498,7 @@ class HostWorld:
         from stackd.hostinfo import local_node
         from stackd.reconciler.diff import PlanOptions
         from stackd.reconciler.reconcile import ReconcileOptions
+        from stackd.runtime.devices import resolve_devices
 
         slots = self.slots_of(stack.project)
         return ReconcileOptions(
@@ -520,7 +521,9 @@ class HostWorld:
             # A reconcile holds its stack's key: one waiting forever on a health check
             # that never passes would keep every later apply of that stack waiting too.
             gate_timeout=GATE_TIMEOUT,
-            rolling_back=options.rolling_back)
+            rolling_back=options.rolling_back,
+            # A device the host lacks is refused before a recreate stops anything.
+            check_devices=resolve_devices)
 
     async def reconcile(self, stack: Any, options: ApplyOptions, emit: Emit,
                         ask: Any = None, rollouts: Any = None,

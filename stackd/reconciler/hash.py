@@ -47,6 +47,8 @@ _HASHED_WHEN_SET: Mapping[str, object] = {
     "process.oom_score_adj": None,
     "resources.memory_swappiness": None,
     "resources.oom_kill_disable": False,
+    "resources.blkio_weight": None,
+    "resources.blkio_devices": [],
     "device_cgroup_rules": [],
 }
 

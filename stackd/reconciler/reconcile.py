@@ -35,6 +35,7 @@ from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, Progress
 from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
+from stackd.reconciler.hostdevices import CheckDevices, check_host_devices
 from stackd.reconciler.plan import Plan
 from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
@@ -79,6 +80,9 @@ class ReconcileOptions:
     rollouts: Mapping[str, Rollout] = field(default_factory=dict)
     # Cluster mode: the slots this node holds, per service (translate.TranslateInputs).
     slots: Mapping[str, frozenset[int]] | None = None
+    # The host's rule for the device paths a spec names (the daemon: the runtime's), run
+    # before anything changes; None skips it, as the simulation does.
+    check_devices: CheckDevices | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,10 +352,19 @@ async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions,
                                   needed=needed, on_progress=on_progress)
     left = frozenset(stack.services) - set(images)
     if not left:
-        return await _build(stack, images, ports, options)
+        return await _checked(stack, await _build(stack, images, ports, options), options)
     rest = stack.model_copy(update={"services": {
         name: svc for name, svc in stack.services.items() if name not in left}})
-    return dataclasses.replace(await _build(rest, images, ports, options), left_alone=left)
+    desired = await _checked(stack, await _build(rest, images, ports, options), options)
+    return dataclasses.replace(desired, left_alone=left)
+
+
+async def _checked(stack: Stack, desired: DesiredState,
+                   options: ReconcileOptions) -> DesiredState:
+    if options.check_devices is not None:
+        await trio.to_thread.run_sync(check_host_devices, stack, desired.containers,
+                                      options.check_devices)
+    return desired
 
 
 async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
@@ -393,7 +406,7 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
     rebuilt: set[str] = set()
     images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
                                   no_build=options.no_build, would_build=rebuilt)
-    desired = await _build(stack, images, ports, options)
+    desired = await _checked(stack, await _build(stack, images, ports, options), options)
     p = plan_for(desired, await observe(desired.project, ports), options)
     missing = {(i.ref, i.verb) for i in images.values() if isinstance(i, _MissingImage)}
     notes = tuple(f"image {ref} is not in the store: up would build it" if verb == "build"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from stackd import hostnames
 from stackd.errors import SpecError
@@ -35,6 +36,7 @@ from stackd.reconciler.ports import ImageConfigView, ImageView
 from stackd.reconciler.published import published_ports
 from stackd.reconciler.restart import RestartPolicy, from_deploy, parse_restart
 from stackd.runtime.containerspec import (
+    BlkioLimit,
     ContainerSpec,
     Device,
     LogConfig,
@@ -346,7 +348,23 @@ def _resources(svc: Service) -> Resources:
         pids_limit=pids if pids and pids > 0 else None,
         **({"shm_size": svc.shm_size} if svc.shm_size else {}),
         memory_swappiness=svc.mem_swappiness, oom_kill_disable=svc.oom_kill_disable,
+        **_blkio(svc),
     )
+
+
+def _blkio(svc: Service) -> dict[str, Any]:
+    """blkio_config as the runtime's limits; the devices' numbers are the host's, read
+    when a container is created."""
+    cfg = svc.blkio_config
+    if cfg is None:
+        return {}
+    limits = [BlkioLimit(path=w.path, limit="weight", value=w.weight)
+              for w in cfg.weight_device]
+    for limit, rates in (("read_bps", cfg.device_read_bps), ("write_bps", cfg.device_write_bps),
+                         ("read_iops", cfg.device_read_iops),
+                         ("write_iops", cfg.device_write_iops)):
+        limits += [BlkioLimit(path=r.path, limit=limit, value=r.rate) for r in rates]
+    return {"blkio_weight": cfg.weight, "blkio_devices": tuple(limits)}
 
 
 def _security(svc: Service) -> Security:

@@ -109,6 +109,17 @@ class Device(_Frozen):
         return device_rule(self)
 
 
+class BlkioLimit(_Frozen):
+    """One block device's I/O weight or throttle. The reconciler gives the host path;
+    the runtime fills in the numbers from the node when it creates the container."""
+
+    path: str  # host block device
+    limit: Literal["weight", "read_bps", "write_bps", "read_iops", "write_iops"]
+    value: int = Field(ge=0)
+    major: int | None = None
+    minor: int | None = None
+
+
 class Resources(_Frozen):
     memory: int | None = None  # bytes
     memory_swap: int | None = None  # memory + swap, bytes; -1 unlimited
@@ -122,6 +133,8 @@ class Resources(_Frozen):
     # cgroup v1's memory controller only (v2 has neither): refused on a v2 host.
     memory_swappiness: int | None = Field(default=None, ge=0, le=100)
     oom_kill_disable: bool = False
+    blkio_weight: int | None = Field(default=None, ge=10, le=1000)
+    blkio_devices: tuple[BlkioLimit, ...] = ()
 
 
 class Security(_Frozen):
@@ -179,7 +192,7 @@ def plain_schema() -> dict[str, Any]:
     """The model's JSON schema as the monitor reads it (specview): without prose, and
     with every optional field's default, also those a default_factory makes."""
     models = {m.__name__: m for m in (ContainerSpec, ProcessSpec, Rlimit, Mount, Namespaces,
-                                       Device, Resources, Security, LogConfig)}
+                                       Device, BlkioLimit, Resources, Security, LogConfig)}
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):

@@ -14,13 +14,15 @@ from stackd.runtime.specview import replace
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
-    from stackd.runtime.containerspec import ContainerSpec, Device
+    from stackd.runtime.containerspec import BlkioLimit, ContainerSpec, Device
 
 MAX_NODES = 1024  # a directory source (/dev/snd) expands; /dev itself would be absurd
 
 
 def resolve_devices(spec: ContainerSpec) -> ContainerSpec:
-    """`spec` with every device's type, numbers, mode and owner from the host node."""
+    """`spec` with every device's type, numbers, mode and owner from the host node,
+    and the numbers of every block device its I/O limits name."""
+    spec = _resolve_blkio(spec)
     if not spec.devices or all(d.type is not None for d in spec.devices):
         return spec
     out: list[Device] = []
@@ -67,3 +69,28 @@ def _node(d: Device, st: os.stat_result, source: str, target: str) -> Device:
         major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
         mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
     return node
+
+
+def _resolve_blkio(spec: ContainerSpec) -> ContainerSpec:
+    limits = spec.resources.blkio_devices
+    if all(b.major is not None for b in limits):
+        return spec
+    resources = replace(spec.resources, blkio_devices=tuple(_block(b) for b in limits))
+    resolved: ContainerSpec = replace(spec, resources=resources)
+    return resolved
+
+
+def _block(b: BlkioLimit) -> BlkioLimit:
+    if b.major is not None:
+        return b
+    key = "weight_device" if b.limit == "weight" else f"device_{b.limit}"
+    try:
+        st = os.stat(b.path)
+    except OSError as exc:
+        raise HostError(f"blkio_config.{key}: {b.path}: {exc.strerror}",
+                        hint="name a block device of this host (/dev/sda)") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise HostError(f"blkio_config.{key}: {b.path} is not a block device",
+                        hint="name a block device of this host (/dev/sda)")
+    resolved: BlkioLimit = replace(b, major=os.major(st.st_rdev), minor=os.minor(st.st_rdev))
+    return resolved

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -436,6 +437,40 @@ class DeviceMapping(Node):
         return self
 
 
+def _absolute_device(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"block device {path!r}: the host path must be absolute (/dev/sda)")
+    return path
+
+
+BlockDevicePath = Annotated[str, AfterValidator(_absolute_device)]
+
+
+class BlkioWeightDevice(Node):
+    path: BlockDevicePath
+    weight: int = Field(ge=10, le=1000)
+
+
+class BlkioRate(Node):
+    """One device's read or write limit; bytes per second for the bps lists (`12mb`),
+    operations per second for the iops lists."""
+
+    path: BlockDevicePath
+    rate: ByteSize = Field(ge=0)
+
+
+class BlkioConfig(Node):
+    """Block I/O limits of the container's cgroup, per host block device (Docker's
+    --blkio-weight, --device-read-bps…)."""
+
+    weight: int | None = Field(default=None, ge=10, le=1000)
+    weight_device: tuple[BlkioWeightDevice, ...] = ()
+    device_read_bps: tuple[BlkioRate, ...] = ()
+    device_write_bps: tuple[BlkioRate, ...] = ()
+    device_read_iops: tuple[BlkioRate, ...] = ()
+    device_write_iops: tuple[BlkioRate, ...] = ()
+
+
 class Ulimit(Node):
     soft: int
     hard: int
@@ -574,6 +609,7 @@ class Service(Node):
     oom_kill_disable: bool = False
     # devices.allow lines beyond Docker's list and `devices`: `c 188:* rmw`
     device_cgroup_rules: tuple[str, ...] = ()
+    blkio_config: BlkioConfig | None = None
     cpus: float | None = Field(default=None, ge=0)
     cpu_shares: int | None = None
     # The CFS limit as Docker's --cpu-quota/--cpu-period (µs); `cpus` is the short form.

@@ -351,3 +351,37 @@ def test_oom_score_adj_is_the_containers_and_a_refused_one_is_said(stack: CLI) -
         assert stack("exec", "-T", "high", "cat", "/proc/1/oom_score_adj").stdout == "-500\n"
     else:
         assert r.returncode == 1 and "lowering it needs CAP_SYS_RESOURCE" in r.stderr
+
+
+@pytest.fixture
+def loop_device(tmp_path: Path) -> Iterator[str]:
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(b"\0" * (4 * 1024 * 1024))
+    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_blkio_config_throttles_the_service_and_a_wrong_device_is_said(
+        stack: CLI, loop_device: str) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: blkio\nservices:\n  app:\n    {IMAGE}    command: [sleep, '1000']\n"
+        f"    stop_signal: SIGKILL\n    devices: ['{loop_device}:/dev/xvdb']\n"
+        f"    blkio_config:\n      device_read_bps: [{{path: {loop_device}, rate: 256k}}]\n")
+    stack("up", "-d")
+    took = _timed(stack, "exec", "-T", "app", "dd", "if=/dev/xvdb", "of=/dev/null",
+                  "bs=64k", "count=8", "iflag=direct")
+    assert took > 1.5, took  # 512 KiB at 256 KiB/s; unthrottled, milliseconds
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: blkio\nservices:\n  app:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    blkio_config:\n      device_write_iops: [{path: /dev/null, rate: 10}]\n")
+    r = stack("up", "-d", check=False)
+    assert r.returncode == 1
+    assert ("service 'app': blkio_config.device_write_iops: /dev/null is not a block device"
+            in r.stderr)
+    assert "Traceback" not in r.stderr and "Group" not in r.stderr
+    # Refused before the recreate stopped anything: the old container still runs.
+    assert stack("ps", "--status", "running", "-q").stdout.strip() != ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from stackd.errors import HostError
 from stackd.hostnames import CGROUP_PARENT, cgroup_relpath
 from stackd.runtime.cgroups.base import CgroupManager, rmdir_if_empty
-from stackd.runtime.cgroups.v1 import CONTROLLERS, FREEZER, CgroupV1
+from stackd.runtime.cgroups.v1 import BLKIO, CONTROLLERS, FREEZER, CgroupV1
 from stackd.runtime.cgroups.v2 import CgroupV2
 
 __all__ = ["CgroupManager", "CgroupMounts", "CgroupV1", "CgroupV2", "host_mounts",
@@ -50,7 +50,7 @@ def parse_mounts(text: str) -> CgroupMounts:
             v2 = Path(mountpoint)
         elif fstype == "cgroup":
             for opt in options.split(","):
-                if opt in CONTROLLERS or opt == FREEZER:
+                if opt in CONTROLLERS or opt in (FREEZER, BLKIO):
                     v1.setdefault(opt, Path(mountpoint))
     return CgroupMounts(v1=v1, v2=v2)
 

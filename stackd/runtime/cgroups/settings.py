@@ -1,4 +1,5 @@
-"""Resource limits → cgroup file writes, for each cgroup version. Pure functions.
+"""Resource limits → cgroup file writes, for each cgroup version. Pure functions, but
+for `weight_file`, which asks the kernel which I/O weight file it has.
 
 The order of the returned writes matters and is the order to apply them in: v1's
 memory.memsw limit may never be below the memory limit, and cfs_quota is only
@@ -7,6 +8,7 @@ meaningful once the period is set.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from stackd.runtime.specview import device_rule
@@ -41,6 +43,12 @@ def v1_writes(res: Resources) -> list[Write]:
         out.append(("memory", "memory.swappiness", str(res.memory_swappiness)))
     if res.oom_kill_disable:
         out.append(("memory", "memory.oom_control", "1"))
+    if res.blkio_weight is not None:
+        out.append(("blkio", "blkio.weight", str(res.blkio_weight)))
+    for b in res.blkio_devices:
+        name = ("blkio.weight_device" if b.limit == "weight"
+                else f"blkio.throttle.{b.limit}_device")
+        out.append(("blkio", name, f"{b.major}:{b.minor} {b.value}"))
     return out
 
 
@@ -76,7 +84,49 @@ def v2_writes(res: Resources) -> list[Write]:
         out.append(("cpuset", "cpuset.cpus", res.cpuset_cpus))
     if res.cpuset_mems is not None:
         out.append(("cpuset", "cpuset.mems", res.cpuset_mems))
+    if res.blkio_weight is not None:
+        out.append(("io", "io.bfq.weight", f"default {res.blkio_weight}"))
+    for b in res.blkio_devices:
+        if b.limit == "weight":
+            out.append(("io", "io.bfq.weight", f"{b.major}:{b.minor} {b.value}"))
+        else:
+            out.append(("io", "io.max", f"{b.major}:{b.minor} {_IO_MAX[b.limit]}={b.value}"))
     return out
+
+
+_IO_MAX = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops",
+           "write_iops": "wiops"}
+
+
+# A weight write's file, and where the kernel lacks it the one to try instead with
+# the value it takes there. v1's blkio.weight went with CFQ in 5.0 (BFQ's has the
+# same scale); v2's io.weight (io.cost, 1..10000) stands in for BFQ's as runc maps it.
+def _same_weight(weight: int) -> int:
+    return weight
+
+
+def _io_cost_weight(weight: int) -> int:
+    """blkio's 10..1000 onto io.weight's 1..10000, linearly, as runc maps it."""
+    return 1 + (weight - 10) * 9999 // 990
+
+
+_WEIGHT_FALLBACK = {
+    "blkio.weight": ("blkio.bfq.weight", _same_weight),
+    "blkio.weight_device": ("blkio.bfq.weight_device", _same_weight),
+    "io.bfq.weight": ("io.weight", _io_cost_weight),
+}
+
+
+def weight_write(directory: str, name: str, value: str) -> tuple[str, str] | None:
+    """(file, value) of `directory` to write an I/O weight to, None if this kernel has
+    no I/O weight; any other write as it is."""
+    if name not in _WEIGHT_FALLBACK or os.path.exists(os.path.join(directory, name)):
+        return name, value
+    other, scale = _WEIGHT_FALLBACK[name]
+    if not os.path.exists(os.path.join(directory, other)):
+        return None
+    where, _, weight = value.rpartition(" ")
+    return other, f"{where} {scale(int(weight))}".lstrip()
 
 
 # Docker's default device allow-list for unprivileged containers (devices cgroup v1).

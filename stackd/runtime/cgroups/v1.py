@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
-from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes
+from stackd.runtime.cgroups.settings import v1_device_writes, v1_writes, weight_write
 from stackd.runtime.cgroups.v2 import CgroupV2
 from stackd.runtime.model import Stats
 
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
 FREEZER = "freezer"
+# Joined only by a container with block I/O limits (each hierarchy joined costs a start
+# an RCU grace period), so found again by its directory, as the freezer is.
+BLKIO = "blkio"
 FREEZE_TIMEOUT = 5.0
 
 
@@ -40,10 +43,14 @@ class CgroupV1:
         self.dirs = {c: hierarchies[c] / relpath for c in CONTROLLERS if c in hierarchies}
         self.mounts = {c: hierarchies[c] for c in CONTROLLERS if c in hierarchies}
         self.freezer = hierarchies[FREEZER] / relpath if FREEZER in hierarchies else None
+        self.blkio = hierarchies[BLKIO] / relpath if BLKIO in hierarchies else None
 
     def _unique_dirs(self) -> list[Path]:
         # cpu and cpuacct may share one mount; each directory once.
-        return sorted(set(self.dirs.values()))
+        dirs = set(self.dirs.values())
+        if self.blkio is not None and self.blkio.is_dir():
+            dirs.add(self.blkio)
+        return sorted(dirs)
 
     def paths(self) -> list[Path]:
         frozen = [self.freezer] if self.freezer is not None and self.freezer.is_dir() else []
@@ -73,13 +80,27 @@ class CgroupV1:
               devices: Sequence[Device] = (), rules: Sequence[str] = ()) -> None:
         for controller, name, value in (v1_writes(resources)
                                         + v1_device_writes(privileged, devices, rules)):
-            if controller not in self.dirs:
+            directory = self._blkio_dir() if controller == BLKIO else self.dirs.get(controller)
+            if directory is None:
                 raise HostError(
                     f"cannot apply {name}={value}: the {controller} cgroup controller is not "
                     "mounted on this host",
                     hint=f"mount the cgroup v1 {controller} hierarchy or drop that limit",
                 )
-            base.write(self.dirs[controller] / name, value)
+            target = weight_write(str(directory), name, value)
+            if target is None:
+                raise HostError(
+                    "blkio_config: this host's kernel has no block I/O weight (neither "
+                    "blkio.weight nor the BFQ scheduler's blkio.bfq.weight)",
+                    hint="remove weight and weight_device from blkio_config, or switch the "
+                         "disks to the bfq I/O scheduler; the bps and iops limits work")
+            base.write(directory / target[0], target[1])
+
+    def _blkio_dir(self) -> Path | None:
+        blkio = self.blkio
+        if blkio is not None and not blkio.is_dir():
+            base.retry_if_parent_vanishes(lambda: blkio.mkdir(parents=True, exist_ok=True))
+        return blkio
 
     def procs_files(self) -> list[str]:
         files = [str(d / "cgroup.procs") for d in self._unique_dirs()]

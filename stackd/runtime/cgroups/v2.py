@@ -7,7 +7,13 @@ from pathlib import Path
 
 from stackd.errors import HostError
 from stackd.runtime.cgroups import base
-from stackd.runtime.cgroups.settings import ALLOW_ALL, device_rules, v1_only, v2_writes
+from stackd.runtime.cgroups.settings import (
+    ALLOW_ALL,
+    device_rules,
+    v1_only,
+    v2_writes,
+    weight_write,
+)
 from stackd.runtime.model import Stats
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
@@ -60,7 +66,14 @@ class CgroupV2:
                 )
             self._enable(controller)
         for _, name, value in writes:
-            base.write(self.dir / name, value)
+            target = weight_write(str(self.dir), name, value)
+            if target is None:
+                raise HostError(
+                    "blkio_config: this host's kernel has no block I/O weight (neither the "
+                    "BFQ scheduler's io.bfq.weight nor io.cost's io.weight)",
+                    hint="remove weight and weight_device from blkio_config; the bps and "
+                         "iops limits work")
+            base.write(self.dir / target[0], target[1])
         allowed = device_rules(privileged, devices, rules)
         if allowed != [ALLOW_ALL]:
             # No devices controller on v2: the kernel asks an eBPF program instead, and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,27 @@ services:
     assert len({c.config_hash.digest for c in d.containers}) == 1
 
 
+def test_blkio_config_reaches_the_container_and_its_hash(tmp_path: Path) -> None:
+    from stackd.runtime.containerspec import BlkioLimit
+
+    text = "services:\n  web:\n    image: busybox\n"
+    plain = build(text, tmp_path).containers[0]
+    keyed = build(text + """    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sdb, rate: 1mb}]
+      device_write_iops: [{path: /dev/sdb, rate: 30}]
+""", tmp_path).containers[0]
+    res = keyed.spec.resources
+    assert res.blkio_weight == 300
+    assert res.blkio_devices == (
+        BlkioLimit(path="/dev/sda", limit="weight", value=400),
+        BlkioLimit(path="/dev/sdb", limit="read_bps", value=1024 * 1024),
+        BlkioLimit(path="/dev/sdb", limit="write_iops", value=30))
+    assert plain.config_hash.digest != keyed.config_hash.digest
+    assert (plain.spec.resources.blkio_weight, plain.spec.resources.blkio_devices) == (None, ())
+
+
 def test_cgroup_keys_reach_the_container_and_its_hash(tmp_path: Path) -> None:
     text = "services:\n  web:\n    image: busybox\n"
     plain = build(text, tmp_path).containers[0]
@@ -88,3 +110,28 @@ def test_cgroup_keys_reach_the_container_and_its_hash(tmp_path: Path) -> None:
     # Unset, they are not in the hash: a stack that never used them is not recreated.
     assert (plain.spec.resources.memory_swappiness, plain.spec.device_cgroup_rules) == (
         None, ())
+
+
+def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Path) -> None:
+    from stackd.errors import HostError
+    from stackd.reconciler.hostdevices import check_host_devices
+    from stackd.runtime.containerspec import ContainerSpec
+
+    text = ("services:\n  plain:\n    image: busybox\n  disk:\n    image: busybox\n"
+            "    deploy: {replicas: 3}\n"
+            "    blkio_config: {device_read_bps: [{path: /dev/nope, rate: 1mb}]}\n")
+    desired = build(text, tmp_path)
+    stack = load_text(text, environ={})
+    asked: list[str] = []
+
+    def check(spec: ContainerSpec) -> None:
+        asked.append(spec.name)
+        if spec.resources.blkio_devices:
+            raise HostError("blkio_config.device_read_bps: /dev/nope: No such file",
+                            hint="name a block device")
+
+    with pytest.raises(SpecError, match=re.escape(
+            "service 'disk': blkio_config.device_read_bps: /dev/nope: No such file")) as caught:
+        check_host_devices(stack, desired.containers, check)
+    assert caught.value.location is not None and caught.value.hint == "name a block device"
+    assert asked == ["demo-disk-1"]  # once per service; `plain` names no device

@@ -162,3 +162,35 @@ def test_cgroup_keys_are_read_and_a_malformed_device_rule_is_refused() -> None:
                       environ={})
     with pytest.raises(SpecError, match="mem_swappiness"):
         load_text("services:\n  a: {image: x, mem_swappiness: 101}\n", environ={})
+
+
+def test_blkio_config_is_read_with_compose_units_and_bad_values_are_refused() -> None:
+    from stackd.errors import SpecError
+
+    a = load_text("""services:
+  a:
+    image: x
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sdb, rate: 12mb}]
+      device_write_bps: [{path: /dev/sdb, rate: 1024k}]
+      device_read_iops: [{path: /dev/sdb, rate: 120}]
+      device_write_iops: [{path: /dev/sdb, rate: 30}]
+""", environ={}).services["a"]
+    cfg = a.blkio_config
+    assert cfg is not None
+    assert (cfg.weight, cfg.weight_device[0].weight) == (300, 400)
+    assert [r.rate for r in (cfg.device_read_bps + cfg.device_write_bps
+                             + cfg.device_read_iops + cfg.device_write_iops)] == [
+        12 * 1024 * 1024, 1024 * 1024, 120, 30]
+    for bad, said in (("{weight: 5}", "weight"),
+                      ("{weight_device: [{path: /dev/sda, weight: 1001}]}", "weight"),
+                      ("{device_read_bps: [{path: sda, rate: 1mb}]}",
+                       "'sda': the host path must be absolute"),
+                      ("{device_read_iops: [{path: /dev/sda, rate: -1}]}", "rate"),
+                      ("{device_read_bps: [{path: /dev/sda}]}", "rate"),
+                      ("{read_bps: []}", "unknown key 'read_bps'")):
+        with pytest.raises(SpecError, match=re.escape(said)):
+            load_text(f"services:\n  a:\n    image: x\n    blkio_config: {bad}\n",
+                      environ={})
