@@ -50,6 +50,7 @@ _HASHED_WHEN_SET: Mapping[str, object] = {
     "resources.blkio_weight": None,
     "resources.blkio_devices": [],
     "device_cgroup_rules": [],
+    "annotations": {},
 }
 
 # What the label `io.stackd.config-fields` holds: "field=digest8,field=digest8,…"

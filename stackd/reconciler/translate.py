@@ -391,7 +391,8 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
     ports = tuple(published_ports(stack, name, 1))
     spec = ContainerSpec(
         id="pending", name="pending", labels={**svc.labels, **hooks_label(svc)},
-        layers=tuple(image.layer_dirs), readonly_rootfs=svc.read_only,
+        annotations=dict(svc.annotations), layers=tuple(image.layer_dirs),
+        readonly_rootfs=svc.read_only,
         process=_process(stack, name, svc, cfg),
         hostname=svc.hostname or "", domainname=svc.domainname or "",
         mounts=(*mounts, *file_mounts), files=files,

@@ -157,6 +157,9 @@ class ContainerSpec(_Frozen):
     id: str  # unique on this host for this state root; [a-z0-9-_.]+
     name: str  # human name; need not be unique to the runtime
     labels: dict[str, str] = Field(default_factory=dict)
+    # OCI annotations (Compose's `annotations`): kept with the container for tools that
+    # read them (`container inspect`); nothing in stackd acts on them.
+    annotations: dict[str, str] = Field(default_factory=dict)
     # Overlay lower dirs, top-most first (the order of overlayfs' lowerdir=).
     layers: tuple[str, ...]
     readonly_rootfs: bool = False

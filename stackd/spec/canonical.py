@@ -627,6 +627,7 @@ SERVICE_KEYS: dict[str, Callable[[Any, Where], Any]] = {
     "env_file": _env_file,
     "label_file": _label_file,
     "labels": key_value_map("labels", allow_unset=False),
+    "annotations": key_value_map("annotations", allow_unset=False),
     "ports": _ports,
     "expose": string_list("expose"),
     "networks": _networks,

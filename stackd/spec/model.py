@@ -570,6 +570,7 @@ class Service(Node):
     domainname: str | None = None
     container_name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
     ports: tuple[Port, ...] = ()
     expose: tuple[str, ...] = ()
     networks: dict[str, ServiceNetwork] = Field(default_factory=dict)

@@ -24,7 +24,7 @@ _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 # Keys of the compose spec that stackd does not implement (yet), per kind of element,
 # each with what the user can do instead (the hint of the refusal).
 _SERVICE_UNSUPPORTED = dict.fromkeys((
-    "annotations", "cgroup_parent", "cpu_count",
+    "cgroup_parent", "cpu_count",
     "cpu_percent", "cpu_rt_period", "cpu_rt_runtime",
     "credential_spec",
     "external_links", "gpus", "isolation",

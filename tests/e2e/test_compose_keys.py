@@ -385,3 +385,16 @@ def test_blkio_config_throttles_the_service_and_a_wrong_device_is_said(
     assert "Traceback" not in r.stderr and "Group" not in r.stderr
     # Refused before the recreate stopped anything: the old container still runs.
     assert stack("ps", "--status", "running", "-q").stdout.strip() != ""
+
+
+def test_annotations_are_kept_with_the_container(stack: CLI) -> None:
+    import json
+
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: notes\nservices:\n  app:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    annotations: [com.example.team=storage]\n")
+    stack("up", "-d")
+    (info,) = json.loads(stack("container", "inspect", "notes-app-1").stdout)
+    assert info["spec"]["annotations"] == {"com.example.team": "storage"}
+    assert "com.example.team" not in info["spec"]["labels"]
+    assert "com.example.team: storage" in stack("config").stdout

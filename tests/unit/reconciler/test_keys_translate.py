@@ -77,6 +77,18 @@ services:
     assert len({c.config_hash.digest for c in d.containers}) == 1
 
 
+def test_annotations_in_either_form_reach_the_container_and_its_hash(tmp_path: Path) -> None:
+    text = "services:\n  web:\n    image: busybox\n"
+    plain = build(text, tmp_path).containers[0]
+    listed = build(text + "    annotations: [com.example.team=storage, tier=db]\n",
+                   tmp_path).containers[0]
+    mapped = build(text + "    annotations: {com.example.team: storage, tier: db}\n",
+                   tmp_path).containers[0]
+    assert listed.spec.annotations == {"com.example.team": "storage", "tier": "db"}
+    assert listed.config_hash.digest == mapped.config_hash.digest != plain.config_hash.digest
+    assert plain.spec.annotations == {} and plain.spec.labels.get("tier") is None
+
+
 def test_blkio_config_reaches_the_container_and_its_hash(tmp_path: Path) -> None:
     from stackd.runtime.containerspec import BlkioLimit
 

@@ -285,7 +285,7 @@ def test_a_field_added_to_the_spec_leaves_containers_without_it_as_they_were(
     doc = hashed_document(base.spec, image={})
     assert not any("oom_score_adj" in key for key in doc)
     for added in ("memory_swappiness", "oom_kill_disable", "device_cgroup_rules",
-                  "blkio_weight", "blkio_devices"):
+                  "blkio_weight", "blkio_devices", "annotations"):
         assert added not in str(doc), added  # nor these, which came later still
     set_ = build("services:\n  a: {image: busybox, oom_score_adj: 500}\n", tmp_path)
     assert set_.containers[0].spec.process.oom_score_adj == 500
