@@ -31,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
 
     # Listing profiles means looking at every service, enabled or not.
     stack = load_stack(args, all_profiles=args.list_profiles)
+    # What up would refuse before it starts anything, Compose's config refuses too:
+    # a dependency cycle, or one on a service that is not there.
+    from stackd.scheduler import build_graph
+    from stackd.scheduler.from_stack import from_stack
+
+    build_graph(from_stack(stack))
     if args.quiet:
         return 0
     if args.services:

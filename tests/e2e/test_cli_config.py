@@ -159,6 +159,20 @@ def test_mistakes_exit_2_with_a_place_and_no_traceback(kind: str, tmp_path: Path
     assert f"({place})" in lines[0]
 
 
+def test_a_dependency_cycle_is_refused_by_config_as_by_up(tmp_path: Path) -> None:
+    """`config -q` is the lint people run in CI: what up refuses, it refuses too."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n")
+    for argv in (["config"], ["config", "-q"], ["config", "--services"]):
+        proc = subprocess.run([sys.executable, "-m", "stackd", *argv], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60,
+                              env={"PATH": os.environ["PATH"]})
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert proc.stdout == ""
+        assert proc.stderr.startswith("stackd: dependency cycle: a → b → a\n"), proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
 def test_no_stack_file_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "stackd", "config"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
