@@ -153,6 +153,10 @@ class DiskFullError(UnavailableError):
     Retrying helps once space is freed; nothing half-written is kept."""
 
 
+# How the daemon's "error" event for a reconcile that failed for good begins; the
+# apply that asked for it ends with the same error, so `up` says it once.
+RECONCILE_FAILED = "reconcile failed: "
+
 # errno ENOSPC and EDQUOT (a quota is a full disk to whoever hits it); literal numbers,
 # because this module is imported by every command and must stay import-light.
 _DISK_FULL_ERRNOS = (28, 122)

@@ -33,7 +33,7 @@ import trio
 from stackd.daemon.events import EventBus
 from stackd.daemon.metrics import Metrics
 from stackd.daemon.workqueue import ExponentialBackoff, ShutDown, WorkQueue
-from stackd.errors import SpecError, StackdError, UsageError, disk_full
+from stackd.errors import RECONCILE_FAILED, SpecError, StackdError, UsageError, disk_full
 
 log = logging.getLogger("stackd.controller")
 
@@ -180,7 +180,7 @@ class Controller:
                 log.warning("reconcile failed; not retrying",
                             extra={"key": key, "error": message})
                 if self.bus:
-                    self.bus.emit("error", project=key, message=f"reconcile failed: {message}")
+                    self.bus.emit("error", project=key, message=f"{RECONCILE_FAILED}{message}")
             else:
                 delay = self.queue.add_rate_limited(key)
                 log.warning("reconcile failed; retrying",

@@ -110,6 +110,7 @@ def test_a_platform_the_host_cannot_run_is_refused_naming_both(stack: CLI) -> No
     r = stack("up", "-d", check=False)
     assert r.returncode != 0
     assert f"service 'app' asks for platform {other}, which this host" in r.stderr
+    assert r.stderr.count("asks for platform") == 1, r.stderr  # said once, not twice
     assert stack("ps", "-a", "-q").stdout.strip() == ""
 
 
