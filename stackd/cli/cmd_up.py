@@ -36,6 +36,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     """What decides the plan: `up`'s, and `plan`'s."""
     add_make_arguments(p, before="starting")
     p.add_argument("--no-deps", action="store_true", help="don't start linked services")
+    p.add_argument("--always-recreate-deps", action="store_true",
+                   help="recreate what the named services depend on, too")
     add_scale_arguments(p)
 
 
@@ -87,9 +89,16 @@ def parse_scale(items: list[str]) -> dict[str, int]:
 
 def make_options(args: argparse.Namespace) -> dict[str, Any]:
     """The apply options the flags of `add_make_arguments` and `add_scale_arguments` set."""
+    from stackd.errors import UsageError
+
+    deps = getattr(args, "always_recreate_deps", False)
+    if deps and args.no_recreate:
+        raise UsageError("--always-recreate-deps and --no-recreate contradict each other",
+                         hint="give one of them")
     return {
         "services": list(args.services), "remove_orphans": args.remove_orphans,
         "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
+        "always_recreate_deps": deps,
         "build": args.build, "no_build": args.no_build, "pull": args.pull,
         "scale": parse_scale(args.scale), "parallel": parallel_limit(args),
     }

@@ -507,6 +507,8 @@ class HostWorld:
                              remove_orphans=options.remove_orphans,
                              force_recreate=options.force_recreate or (
                                  options.renew_anon_volumes and not options.no_recreate),
+                             recreate_deps=(options.always_recreate_deps
+                                            and not options.no_recreate),
                              no_recreate=options.no_recreate,
                              renew_anon_volumes=options.renew_anon_volumes,
                              grace=None if options.timeout is None else float(options.timeout)),

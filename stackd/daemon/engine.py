@@ -1075,6 +1075,7 @@ class Engine:
 def steady(options: ApplyOptions) -> ApplyOptions:
     """The options a resync uses once a generation's apply-time options have been honoured."""
     return options.model_copy(update={
-        "force_recreate": False, "build": False, "timeout": None,
+        "force_recreate": False, "always_recreate_deps": False, "build": False,
+        "timeout": None,
         "renew_anon_volumes": False,
         "pull": None if options.pull == "always" else options.pull})

@@ -71,7 +71,10 @@ class ApplyOptions(Request):
     # services of the files that their profiles left out (not orphans).
     disabled: list[str] = Field(default_factory=list, max_length=10000)
     remove_orphans: bool = False
+    # Of the services named (all when none is); what they depend on is recreated only
+    # if changed, unless always_recreate_deps (Compose's --always-recreate-deps).
     force_recreate: bool = False
+    always_recreate_deps: bool = False
     no_recreate: bool = False
     no_deps: bool = False
     build: bool = False

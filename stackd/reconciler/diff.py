@@ -78,7 +78,11 @@ class PlanOptions:
     services: tuple[str, ...] = ()  # only these (plus their dependencies unless no_deps)
     no_deps: bool = False
     remove_orphans: bool = False
+    # --force-recreate: the services named (all when none is), as Compose; what they
+    # depend on is recreated only if changed, or with recreate_deps
+    # (--always-recreate-deps) too.
     force_recreate: bool = False
+    recreate_deps: bool = False
     no_recreate: bool = False
     start_exited: bool = False
     start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
@@ -104,6 +108,17 @@ def selected_services(desired: DesiredState, options: PlanOptions) -> frozenset[
     needs = {name: (*s.needs, *(d.service for d in s.depends_on))
              for name, s in desired.services.items()}
     return with_dependencies(needs, options.services)
+
+
+def _targeted(options: PlanOptions, service: str) -> bool:
+    """Named on the command line (every service is when none is), not only needed."""
+    return not options.services or service in options.services
+
+
+def _forced(options: PlanOptions, service: str) -> bool:
+    if _targeted(options, service):
+        return options.force_recreate
+    return options.recreate_deps
 
 
 def describe_changes(want: DesiredContainer, have: ActualContainer) -> str:
@@ -216,8 +231,10 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
             if options.no_start:
                 cause = f"{cause}; not started (create)"
             actions.append(Create(cause=cause, container=want, start=not options.no_start))
-        elif options.force_recreate:
-            actions.append(Recreate(cause="forced (--force-recreate)", container=want,
+        elif _forced(options, want.service):
+            flag = ("--force-recreate" if _targeted(options, want.service)
+                    else "--always-recreate-deps")
+            actions.append(Recreate(cause=f"forced ({flag})", container=want,
                                     old_id=keep.id))
         elif keep.config_hash != want.config_hash.digest and not options.no_recreate:
             actions.append(Recreate(cause=describe_changes(want, keep), container=want,

@@ -399,3 +399,34 @@ def test_annotations_are_kept_with_the_container(stack: CLI) -> None:
     assert info["spec"]["annotations"] == {"com.example.team": "storage"}
     assert "com.example.team" not in info["spec"]["labels"]
     assert "com.example.team: storage" in stack("config").stdout
+
+
+def test_force_recreate_recreates_the_named_service_and_deps_only_when_asked(
+        stack: CLI) -> None:
+    """A recreated container starts from its image: a mark left in the old one's
+    writable layer is gone. Compose's rule: --force-recreate is for the service named;
+    what it depends on follows --always-recreate-deps."""
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: deps\nservices:\n  db:\n    {IMAGE}    command: [sleep, '1000']\n"
+        f"    stop_signal: SIGKILL\n  web:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    depends_on: [db]\n")
+
+    def mark() -> None:
+        for service in ("db", "web"):
+            stack("exec", "-T", service, "touch", "/mark")
+
+    def kept() -> dict[str, bool]:
+        return {service: stack("exec", "-T", service, "test", "-e", "/mark",
+                               check=False).returncode == 0 for service in ("db", "web")}
+
+    stack("up", "-d")
+    mark()
+    stack("up", "-d", "--force-recreate", "web")
+    assert kept() == {"db": True, "web": False}
+    mark()
+    stack("up", "-d", "--always-recreate-deps", "web")
+    assert kept() == {"db": False, "web": True}
+    mark()
+    r = stack("up", "-d", "--always-recreate-deps", "--no-recreate", "web", check=False)
+    assert r.returncode == 2 and "contradict each other" in r.stderr
+    assert kept() == {"db": True, "web": True}

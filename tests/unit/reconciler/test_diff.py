@@ -262,6 +262,25 @@ def test_a_restart_true_dependent_is_restarted_even_when_not_named(tmp_path: Pat
     ]
 
 
+def test_force_recreate_is_for_the_named_services_and_their_dependencies_follow_a_flag(
+        tmp_path: Path) -> None:
+    """Compose's rule: `up --force-recreate web` recreates web; db, which web needs, is
+    recreated only if it changed, or with --always-recreate-deps. Named none, all are."""
+    d = desired("services:\n  db: {image: busybox}\n"
+                "  web: {image: busybox, depends_on: [db]}\n", tmp_path)
+    named = plan(d, actual_of(d), PlanOptions(services=("web",), force_recreate=True))
+    assert named.lines() == ["web-1: recreate — forced (--force-recreate)"]
+    deps = plan(d, actual_of(d), PlanOptions(services=("web",), force_recreate=True,
+                                             recreate_deps=True))
+    assert sorted(deps.lines()) == ["db-1: recreate — forced (--always-recreate-deps)",
+                                    "web-1: recreate — forced (--force-recreate)"]
+    only_deps = plan(d, actual_of(d), PlanOptions(services=("web",), recreate_deps=True))
+    assert only_deps.lines() == ["db-1: recreate — forced (--always-recreate-deps)"]
+    every = plan(d, actual_of(d), PlanOptions(force_recreate=True))
+    assert sorted(every.lines()) == ["db-1: recreate — forced (--force-recreate)",
+                                     "web-1: recreate — forced (--force-recreate)"]
+
+
 def test_a_grace_given_reaches_every_container_the_plan_stops_or_replaces(
         tmp_path: Path) -> None:
     """`up -t 2`: the recreated, the scaled down and the orphan get 2 s, not their
