@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
                        help="SIGKILL after this long (default: the service's "
                        "stop_grace_period)")
+    if verb == "restart":
+        p.add_argument("--no-deps", action="store_true",
+                       help="not the services that depend on them with restart: true")
     if verb == "rm":
         p.add_argument("-f", "--force", action="store_true",
                        help="also running containers (stopped first); nothing is asked")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             signal = "SIG" + signal
         body = {"services": list(args.services), "signal": signal, "force": force,
                 "timeout": getattr(args, "timeout", None),
-                "volumes": getattr(args, "volumes", False)}
+                "volumes": getattr(args, "volumes", False),
+                "no_deps": getattr(args, "no_deps", False)}
         return 0 if lifecycle(client, project, verb, body) else 1
 
 

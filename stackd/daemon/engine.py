@@ -674,7 +674,7 @@ class Engine:
         return Ask(verb=verb,  # type: ignore[arg-type]  # the API's path pattern checked it
                    services=tuple(request.services), containers=tuple(request.containers),
                    signal=request.signal, force=request.force, timeout=request.timeout,
-                   volumes=request.volumes)
+                   volumes=request.volumes, no_deps=request.no_deps)
 
     async def container_action(self, name: str, action: str, signal: str | None,
                                timeout: int | None = None) -> None:
@@ -688,8 +688,9 @@ class Engine:
             await self.world.signal(name, action, signal, timeout)
             return
         verb = "rm" if action == "remove" else action
+        # Docker's verb on one container: that container alone, no dependent follows.
         ask = Ask(verb=verb, containers=(name,), signal=signal or "SIGKILL",  # type: ignore[arg-type]
-                  force=True, timeout=timeout)
+                  force=True, timeout=timeout, no_deps=True)
         async with self.lifecycle_events(project, self.lifecycle(project, ask)) as items:
             async for item in items:
                 done = item.get("done")

@@ -122,6 +122,7 @@ class LifecycleRequest(Request):
     force: bool = False
     timeout: int | None = Field(default=None, ge=0, le=86400)  # stop, restart: `-t`
     volumes: bool = False  # rm -v: the removed containers' anonymous volumes too
+    no_deps: bool = False  # restart --no-deps: not their `restart: true` dependents
 
 
 class ExecRequest(Request):

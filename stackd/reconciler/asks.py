@@ -9,7 +9,9 @@ observes and plans. What a verb means is said here once:
   stops the running ones, dependents first, and never starts a held one again.
 - `start`, `restart` and `up` clear the holds of their services; `start` starts their
   exited containers (a finished one-shot job too), `restart` also restarts the running
-  ones, `up` starts the exited ones except finished jobs (Compose's `up`).
+  ones — and, unless `--no-deps`, the running services that depend on them with
+  `restart: true` (Compose's) —, `up` starts the exited ones except finished jobs
+  (Compose's `up`).
 - `create` (`stackd create`, `up --no-start`) holds the missing containers of its
   services before the plan makes them, and plans with `no_start`: they are created and
   stay created, through every later pass, until `start` or `up` clears the hold.
@@ -47,6 +49,7 @@ class Ask:
     force: bool = False  # rm: running containers too
     timeout: float | None = None  # stop, restart: SIGKILL after this long (None: the spec's)
     volumes: bool = False  # rm -v: each removed container's anonymous volumes too
+    no_deps: bool = False  # restart: not the dependents that say `restart: true`
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
         return dataclasses.replace(
             options, start=options.start | ids,
             restart=options.restart | (ids if ask.verb == "restart" else frozenset()),
-            grace=ask.timeout)
+            restart_dependents=ask.verb == "restart" and not ask.no_deps, grace=ask.timeout)
     if ask.verb == "stop":
         for c in mine:
             ports.state.hold(project, c.id)

@@ -21,8 +21,9 @@ Rules, in the order a reader would ask about them:
   policy is `repair`'s job, so the plan never fights it.
 - A running, current container in `restart` is restarted (`restart`).
 - A running, current container is restarted when a service it declares
-  `depends_on: {x: {restart: true}}` on is recreated (or itself restarted), as Compose
-  does after updating a dependency.
+  `depends_on: {x: {restart: true}}` on is recreated (or itself restarted, or
+  restarted by the user's `restart` without --no-deps), as Compose does after
+  updating or restarting a dependency.
 - Slots past the service's scale are removed, highest index first.
 - Containers of services no longer in the file are orphans: warned about, removed
   only with `remove_orphans` — unless an interrupted apply created them, in which
@@ -87,6 +88,9 @@ class PlanOptions:
     start_exited: bool = False
     start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
     restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
+    # `restart` (not --no-deps): those restarts also restart the running services that
+    # depend on theirs with `restart: true`, as a recreate does.
+    restart_dependents: bool = False
     # stop, restart, up `-t`: SIGKILL after this long (None: the spec's), for every
     # container the plan stops, replaces or removes
     grace: float | None = None
@@ -252,7 +256,8 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                                    grace=options.grace))
         elif keep.status == "running" and keep.config_hash == want.config_hash.digest:
             current.append((want, keep))
-    actions.extend(_dependency_restarts(desired, actions, current + bystanders))
+    actions.extend(_dependency_restarts(desired, actions, current + bystanders,
+                                        options.restart_dependents))
 
     for (service, _index), found in sorted(by_slot.items(), key=_highest_first):
         for c in found:
@@ -317,11 +322,15 @@ def _with_grace(action: Action, grace: float) -> Action:
 
 
 def _dependency_restarts(desired: DesiredState, actions: list[Action],
-                         current: list[tuple[DesiredContainer, ActualContainer]]
-                         ) -> list[Restart]:
-    """Restarts of running containers whose `restart: true` dependency is recreated;
-    a restarted service counts as recreated for its own dependents."""
-    changed = {a.service for a in actions if isinstance(a, Recreate)}
+                         current: list[tuple[DesiredContainer, ActualContainer]],
+                         asked: bool = False) -> list[Restart]:
+    """Restarts of running containers whose `restart: true` dependency is recreated (or,
+    `asked`, restarted by the user); a restarted service counts as recreated for its
+    own dependents."""
+    recreated = {a.service for a in actions
+                 if isinstance(a, Recreate) and not isinstance(a, Restart)}
+    changed = recreated | ({a.service for a in actions if isinstance(a, Restart)}
+                           if asked else set())
     running = {want.service for want, _ in current}
     why: dict[str, str] = {}
     grew = True
@@ -333,7 +342,7 @@ def _dependency_restarts(desired: DesiredState, actions: list[Action],
             trigger = next((d.service for d in svc.depends_on
                             if d.restart and (d.service in changed or d.service in why)), None)
             if trigger is not None:
-                verb = "recreated" if trigger in changed else "restarted"
+                verb = "recreated" if trigger in recreated else "restarted"
                 why[name] = f"{trigger} {verb} (depends_on restart: true)"
                 grew = True
     return [Restart(cause=why[want.service], container=want, old_id=keep.id)

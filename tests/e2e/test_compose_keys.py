@@ -430,3 +430,30 @@ def test_force_recreate_recreates_the_named_service_and_deps_only_when_asked(
     r = stack("up", "-d", "--always-recreate-deps", "--no-recreate", "web", check=False)
     assert r.returncode == 2 and "contradict each other" in r.stderr
     assert kept() == {"db": True, "web": True}
+
+
+def test_restart_restarts_the_dependents_that_say_restart_true_unless_no_deps(
+        stack: CLI) -> None:
+    """Compose's `restart db`: app, which depends on db with restart: true, is
+    restarted too (a new start writes a new stamp); `other` (plain depends_on) is not;
+    with --no-deps db alone is."""
+    start = "command: [sh, -c, 'cat /proc/uptime > /stamp; exec sleep 1000']\n"
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: rdeps\nservices:\n  db:\n    {IMAGE}    {start}    stop_signal: SIGKILL\n"
+        f"  app:\n    {IMAGE}    {start}    stop_signal: SIGKILL\n"
+        "    depends_on: {db: {condition: service_started, restart: true}}\n"
+        f"  other:\n    {IMAGE}    {start}    stop_signal: SIGKILL\n    depends_on: [db]\n")
+
+    def stamps() -> dict[str, str]:
+        return {s: stack("exec", "-T", s, "cat", "/stamp").stdout
+                for s in ("db", "app", "other")}
+
+    stack("up", "-d")
+    before = stamps()
+    stack("restart", "db")
+    after = stamps()
+    assert {s: after[s] != before[s] for s in after} == {
+        "db": True, "app": True, "other": False}
+    stack("restart", "--no-deps", "db")
+    last = stamps()
+    assert {s: last[s] != after[s] for s in last} == {"db": True, "app": False, "other": False}

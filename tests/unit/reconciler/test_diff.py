@@ -262,6 +262,28 @@ def test_a_restart_true_dependent_is_restarted_even_when_not_named(tmp_path: Pat
     ]
 
 
+def test_a_users_restart_restarts_the_dependents_that_say_restart_true(tmp_path: Path) -> None:
+    """Compose's `restart db`: app (depends_on db with restart: true) is restarted after
+    it, and what depends on app that way in turn; `other` (plain depends_on) is not.
+    With --no-deps, db alone."""
+    d = desired("services:\n  db: {image: busybox}\n"
+                "  app: {image: busybox, depends_on: {db: {condition: service_started, "
+                "restart: true}}}\n"
+                "  edge: {image: busybox, depends_on: {app: {condition: service_started, "
+                "restart: true}}}\n"
+                "  other: {image: busybox, depends_on: [db]}\n", tmp_path)
+    db = next(c.id for c in d.containers if c.service == "db")
+    asked = plan(d, actual_of(d), PlanOptions(restart=frozenset({db}),
+                                              restart_dependents=True))
+    assert asked.lines() == [
+        "db-1: restart — restart requested",
+        "app-1: restart — db restarted (depends_on restart: true)",
+        "edge-1: restart — app restarted (depends_on restart: true)",
+    ]
+    alone = plan(d, actual_of(d), PlanOptions(restart=frozenset({db})))
+    assert alone.lines() == ["db-1: restart — restart requested"]
+
+
 def test_force_recreate_is_for_the_named_services_and_their_dependencies_follow_a_flag(
         tmp_path: Path) -> None:
     """Compose's rule: `up --force-recreate web` recreates web; db, which web needs, is
