@@ -22,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
                        help="SIGKILL after this long (default: the service's "
                        "stop_grace_period)")
+    if verb == "start":
+        p.add_argument("--wait", action="store_true",
+                       help="until running and healthy (as up --wait)")
+        p.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS",
+                       help="--wait, failing after this long")
     if verb == "restart":
         p.add_argument("--no-deps", action="store_true",
                        help="not the services that depend on them with restart: true")
@@ -67,7 +72,13 @@ def run(args: argparse.Namespace) -> int:
                 "timeout": getattr(args, "timeout", None),
                 "volumes": getattr(args, "volumes", False),
                 "no_deps": getattr(args, "no_deps", False)}
-        return 0 if lifecycle(client, project, verb, body) else 1
+        if not lifecycle(client, project, verb, body):
+            return 1
+        if getattr(args, "wait", False) or getattr(args, "wait_timeout", None) is not None:
+            from stackd.cli.wait import wait_ready
+
+            wait_ready(client, project, list(args.services), args.wait_timeout)
+        return 0
 
 
 def lifecycle(client: Any, project: str, verb: str, body: dict[str, Any]) -> bool:

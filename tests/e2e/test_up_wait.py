@@ -89,6 +89,22 @@ def test_up_wait_returns_once_healthy_and_wait_timeout_fails_naming_the_service(
     assert rows(cli)["never"]["health"] == "starting"
 
 
+def test_start_wait_returns_once_the_started_service_is_healthy(cli: CLI) -> None:
+    """Compose's `start --wait`: a plain start returns with `slow` still starting; with
+    --wait, once it is healthy (~2 s after it starts)."""
+    # A start keeps the container's writable layer: the mark of the last run goes first.
+    (cli.cwd / "compose.override.yaml").write_text(
+        "services:\n  slow:\n    command: [sh, -c, 'rm -f /tmp/ok; sleep 2; touch /tmp/ok; "
+        "exec sleep 1000']\n")
+    cli("up", "-d", "slow")
+    cli("stop", "slow")
+    cli("start", "--wait", "slow")
+    assert rows(cli)["slow"]["health"] == "healthy"
+    cli("stop", "slow")
+    r = cli("start", "--wait-timeout", "0.5", "slow", check=False)
+    assert r.returncode == 1 and "slow (starting)" in r.stderr, r.stderr
+
+
 def test_up_wait_fails_naming_a_job_that_failed(cli: CLI) -> None:
     (cli.cwd / "compose.override.yaml").write_text(
         "services:\n  job:\n    command: [sh, -c, 'exit 3']\n")
