@@ -18,11 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
-    from stackd.cli.cmd_up import apply, make_options
+    from stackd.cli.cmd_up import apply, hidden_progress, make_options
     from stackd.cli.stackref import source_from_args
 
     options = {**make_options(args), "no_start": True}
     with Client() as client:
         _project, ok = apply(client, {"source": source_from_args(args, args.services),
-                                      "options": options})
+                                      "options": options}, hidden=hidden_progress(args))
     return 0 if ok else 1

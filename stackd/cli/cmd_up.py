@@ -24,6 +24,11 @@ def add_make_arguments(p: argparse.ArgumentParser, *, before: str) -> None:
                    help="recreate containers even if unchanged")
     g.add_argument("--no-recreate", action="store_true",
                    help="keep containers even if their config changed")
+    p.add_argument("--quiet-pull", action="store_true", help="no progress lines for pulls")
+    p.add_argument("--quiet-build", action="store_true",
+                   help="no progress lines for builds")
+    # Compose's "assume yes to prompts": stackd asks nothing, so there is nothing to say.
+    p.add_argument("-y", "--yes", action="store_true", help=argparse.SUPPRESS)
 
 
 def add_scale_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,8 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-log-prefix", action="store_true",
                    help="followed logs without container names")
     p.add_argument("--timestamps", action="store_true", help="followed logs with their times")
-    p.add_argument("--quiet-pull", action="store_true",
-                   help="no progress lines for pulls")
+    p.add_argument("--attach-dependencies", action="store_true",
+                   help="also follow what the named services depend on")
 
 
 def parse_scale(items: list[str]) -> dict[str, int]:
@@ -137,9 +142,15 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "renew_anon_volumes": getattr(args, "renew_anon_volumes", False)}
 
 
+def hidden_progress(args: argparse.Namespace) -> tuple[str, ...]:
+    """The progress lines --quiet-pull and --quiet-build leave out, by their start."""
+    return ((("pull: ",) if getattr(args, "quiet_pull", False) else ())
+            + (("build: ",) if getattr(args, "quiet_build", False) else ()))
+
+
 def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
           path: str = "/v1/stacks/apply", params: dict[str, Any] | None = None,
-          quiet_pull: bool = False) -> tuple[str, bool]:
+          hidden: tuple[str, ...] = ()) -> tuple[str, bool]:
     """Stream an apply (or a rollback) with the live display; (project, ok)."""
     from stackd.cli.progress_view import ProgressView
     from stackd.errors import RECONCILE_FAILED
@@ -154,7 +165,7 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                 e = item["event"]
                 if e["type"] == "progress":
                     acted = True
-                    if quiet_pull and str(e.get("message", "")).startswith("pull: "):
+                    if hidden and str(e.get("message", "")).startswith(hidden):
                         continue
                     view.update(e.get("container") or "", e.get("state") or "",
                                 e["message"], float(e.get("elapsed") or 0))
@@ -186,11 +197,18 @@ def attached(args: argparse.Namespace) -> list[str] | None:
     named, else those without `attach: false`; less --no-attach's."""
     chosen = list(getattr(args, "attach", None) or args.services)
     skip = set(getattr(args, "no_attach", None) or ())
+    files = getattr(args, "files", None)
+    stdin = bool(files and "-" in files)  # read already: it went to the daemon
+    if chosen and getattr(args, "attach_dependencies", False) and not stdin:
+        from stackd.cli.main import load_stack
+        from stackd.scheduler import build_graph, select_for_up
+        from stackd.scheduler.from_stack import from_stack
+
+        stack = load_stack(args, targeted=args.services)
+        chosen = sorted(select_for_up(build_graph(from_stack(stack)), chosen))
     if chosen:
         return [s for s in chosen if s not in skip]
-    files = getattr(args, "files", None)
-    if files and "-" in files:
-        # stdin is read already (it went to the daemon): follow every service
+    if stdin:  # follow every service
         return None if not skip else _running_services(args, skip)
     from stackd.spec import LoadOptions, load
 
@@ -274,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
             "options": options_from_args(args)}
     since = time.time()
     with Client() as client:
-        project, ok = apply(client, body, quiet_pull=args.quiet_pull)
+        project, ok = apply(client, body, hidden=hidden_progress(args))
         if not ok:
             return 1
         if args.no_start:

@@ -39,3 +39,14 @@ def test_stdin_stack_follows_every_service(tmp_path: Path, files: list[str]) -> 
     args = _args(tmp_path, "services: {}\n")
     args.files = files
     assert attached(args) is None
+
+
+def test_attach_dependencies_follows_what_the_named_services_need(tmp_path: Path) -> None:
+    text = ("services:\n  web: {image: x, depends_on: [api]}\n"
+            "  api: {image: x, depends_on: [db]}\n  db: {image: x}\n  other: {image: x}\n")
+    assert attached(_args(tmp_path, text, "web")) == ["web"]
+    args = _args(tmp_path, text, "web")
+    args.attach_dependencies = True
+    assert attached(args) == ["api", "db", "web"]
+    args.no_attach = ["db"]
+    assert attached(args) == ["api", "web"]

@@ -1,5 +1,6 @@
-"""`up` says a failed reconcile's error once: the daemon's "error" event for it and the
-apply's end name the same error, and which of the two arrives first is a race."""
+"""What `up`'s display says of an apply's stream: a failed reconcile's error once (the
+daemon's "error" event for it and the apply's end name the same error, and which of
+the two arrives first is a race); pulls and builds unless told to be quiet."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stackd.cli.cmd_up import apply
+from stackd.cli.cmd_up import apply, hidden_progress
 
 ERROR = "service 'app' asks for platform linux/s390x, which this host cannot run"
 
@@ -21,8 +22,9 @@ class _Stream:
         yield from self.items
 
 
-def _run(items: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> tuple[bool, str]:
-    _, ok = apply(_Stream([{"accepted": {"project": "plat"}}, *items]), {})
+def _run(items: list[dict[str, Any]], capsys: pytest.CaptureFixture[str],
+         hidden: tuple[str, ...] = ()) -> tuple[bool, str]:
+    _, ok = apply(_Stream([{"accepted": {"project": "plat"}}, *items]), {}, hidden=hidden)
     return ok, capsys.readouterr().err
 
 
@@ -45,3 +47,22 @@ def test_other_errors_and_retries_are_still_said(capsys: pytest.CaptureFixture[s
     ok, err = _run([{"event": {"type": "error", "message": "reconcile failed: earlier"}},
                     {"done": {"result": "ok"}}], capsys)
     assert ok and "reconcile failed: earlier" in err
+
+
+def test_quiet_pull_and_quiet_build_leave_out_their_progress_lines(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    def progress(message: str) -> dict[str, Any]:
+        return {"event": {"type": "progress", "container": "image x", "state": "working",
+                          "message": message}}
+
+    stream = [progress("pull: download x 1 MiB"), progress("build: STEP 1/2 RUN make"),
+              progress("app-1: create — new service"), {"done": {"result": "ok"}}]
+    for flags, shown in (({}, {"pull", "build", "create"}),
+                         ({"quiet_pull": True}, {"build", "create"}),
+                         ({"quiet_build": True}, {"pull", "create"}),
+                         ({"quiet_pull": True, "quiet_build": True}, {"create"})):
+        ok, err = _run(stream, capsys, hidden_progress(argparse.Namespace(**flags)))
+        assert ok
+        assert {w for w in ("pull", "build", "create") if f"{w}" in err} == shown, (flags, err)
