@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
                        help="SIGKILL after this long (default: the service's "
                        "stop_grace_period)")
+    if verb == "wait":
+        p.add_argument("--down-project", action="store_true",
+                       help="then take the stack down (as down --remove-orphans)")
     if verb == "start":
         p.add_argument("--wait", action="store_true",
                        help="until running and healthy (as up --wait)")
@@ -57,7 +60,15 @@ def run(args: argparse.Namespace) -> int:
         if verb == "top":
             return _top(client, project, args.services)
         if verb == "wait":
-            return _wait(client, project, args.services)
+            code = _wait(client, project, args.services)
+            if args.down_project:
+                from stackd.cli import cmd_down
+
+                down = {**vars(args), "volumes": False, "remove_orphans": True,
+                        "timeout": None, "rmi": None}
+                if cmd_down.run(argparse.Namespace(**down)) != 0:
+                    return 1
+            return code
         force = getattr(args, "force", False)
         if verb == "rm" and not force:
             rows = _containers(client, project, args.services, all=False)

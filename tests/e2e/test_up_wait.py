@@ -124,3 +124,16 @@ def test_attach_follows_a_service_until_it_exits_with_its_code(cli: CLI) -> None
     assert r.stdout == "one\n" and r.stderr == "two\n", r
     r = cli("attach", "talker", check=False)  # exited now: nothing to attach to
     assert r.returncode == 1 and "no running container of talker" in r.stderr, r.stderr
+
+
+def test_wait_returns_the_jobs_exit_code_and_down_project_takes_the_stack_down(
+        cli: CLI) -> None:
+    (cli.cwd / "compose.override.yaml").write_text(
+        "services:\n  job:\n    command: [sh, -c, 'sleep 1; exit 3']\n")
+    cli("up", "-d")
+    r = cli("wait", "job", check=False)
+    assert (r.returncode, r.stdout) == (3, "waiting-job-1: 3\n"), r
+    assert rows(cli)["slow"]["state"] == "running"
+    r = cli("wait", "--down-project", "job", check=False)
+    assert r.returncode == 3, r
+    assert cli("ps", "-a", "-q").stdout == ""
