@@ -14,9 +14,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--all-projects", action="store_true",
                    help="every stack's events, not only this one's")
-    p.add_argument("--since", type=int, default=None, metavar="SEQ",
-                   help="first replay the events after this sequence number (0: all kept)")
+    p.add_argument("--since", default=None, metavar="SEQ|TIME",
+                   help="first replay the events after this sequence number (0: all "
+                        "kept), or since TIME (10m, 2026-12-05T10:00:00Z, a Unix time)")
+    p.add_argument("--until", default=None, metavar="TIME",
+                   help="stop at TIME (same forms); one past: print and exit")
     p.add_argument("--no-follow", action="store_true", help="print past events and exit")
+
+
+# A --since number below this is a sequence number (stackd's), above it a Unix time
+# (Docker's): the daemon would have to emit an event a second for 30 years to blur them.
+_SEQ_BELOW = 1_000_000_000
+
+
+class _Until(Exception):
+    pass
+
+
+def since_of(text: str | None, now: float) -> tuple[int | None, float | None]:
+    """(sequence number to replay after, earliest event time) of --since. Pure."""
+    from stackd.cli.cmd_logs import parse_time
+
+    if text is None:
+        return None, None
+    if text.isdigit() and int(text) < _SEQ_BELOW:
+        return int(text), None
+    return 0, parse_time(text, now)
 
 
 def format_event(e: dict[str, Any]) -> str:
@@ -28,11 +51,31 @@ def format_event(e: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
+    from stackd.cli.cmd_logs import parse_time
     from stackd.cli.stackref import project_of
 
+    now = time.time()
     project = None if args.all_projects else project_of(args)
-    params = {"project": project, "since": args.since, "follow": not args.no_follow}
-    with Client() as client:
-        for e in client.stream("GET", "/v1/events", params=params):
-            print(json.dumps(e) if args.json else format_event(e), flush=True)
+    seq, earliest = since_of(args.since, now)
+    until = parse_time(args.until, now) if args.until is not None else None
+    follow = not args.no_follow and (until is None or until > now)
+    params = {"project": project, "since": seq, "follow": follow}
+    if follow and until is not None:
+        import signal
+
+        def stop(*_: object) -> None:
+            raise _Until
+
+        signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, until - now)
+    try:
+        with Client() as client:
+            for e in client.stream("GET", "/v1/events", params=params):
+                if earliest is not None and e["time"] < earliest:
+                    continue
+                if until is not None and e["time"] >= until:
+                    break
+                print(json.dumps(e) if args.json else format_event(e), flush=True)
+    except _Until:
+        pass
     return 0

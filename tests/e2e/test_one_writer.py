@@ -205,3 +205,26 @@ def test_restart_metrics_count_by_reason(stack: CLI) -> None:
     assert ('stackd_container_restarts_total{project="small",reason="exit",service="app"} 1.0'
             in text), text
     assert 'stackd_containers{project="small",state="running"} 1.0' in text, text
+
+
+def test_events_since_and_until_take_times_as_docker_does(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n  app:\n" + IMAGE +
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    every = events(stack)
+    assert every
+
+    def since(*args: str) -> list[dict]:
+        out = stack("events", "--no-follow", "--json", *args).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    assert since("--since", "1h") == every  # all of them happened in the last hour
+    assert since("--since", str(int(every[-1]["time"]) + 2)) == []  # a Unix time after
+    cut = every[-1]["time"]
+    assert since("--since", "0", "--until", f"{cut:.6f}") == [e for e in every
+                                                               if e["time"] < cut]
+    # --until ahead: follow until then, and exit 0.
+    t0 = time.monotonic()
+    r = stack("events", "--until", str(int(time.time()) + 2))
+    assert r.returncode == 0 and time.monotonic() - t0 < 10
