@@ -1,5 +1,6 @@
 """`stackd stats [SERVICE…] [--no-stream] [--format table|json] [-a]`: the stack's running
-containers' CPU, memory and process counts, redrawn every second (compose's stats).
+containers' CPU, memory and process counts, redrawn every second (compose's stats); with
+-a the stopped ones too, at zero.
 
 CPU % is the container's CPU time over the wall time between two samples (100% = one
 core busy), so even --no-stream samples twice, half a second apart, as docker does."""
@@ -19,8 +20,12 @@ INTERVAL = 1.0
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
     p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("-a", "--all-projects", action="store_true",
-                   help="every running container, not only the stack's")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="stopped containers too, at zero (as Compose's -a)")
+    p.add_argument("--all-projects", action="store_true",
+                   help="every container, not only the stack's")
+    # Docker's: nothing here is truncated, so there is nothing to keep whole.
+    p.add_argument("--no-trunc", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -38,8 +43,9 @@ def sample(client: Any, names: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def rows(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
-         seconds: float) -> list[dict[str, Any]]:
-    """One row per container in both samples: CPU % over the interval. Pure."""
+         seconds: float, stopped: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per container in both samples: CPU % over the interval; and one at zero
+    for each of `stopped` (name → id) not sampled. Pure."""
     out = []
     for name in sorted(after):
         if name not in before:
@@ -48,7 +54,9 @@ def rows(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
         cpu = max(0, b["cpu_ns"] - a["cpu_ns"]) / (seconds * 1e9) * 100 if seconds > 0 else 0.0
         out.append({"name": name, "id": b["id"], "cpu_percent": round(cpu, 2),
                     "memory_bytes": b["memory_bytes"], "pids": b["pids"]})
-    return out
+    out += [{"name": name, "id": cid, "cpu_percent": 0.0, "memory_bytes": 0, "pids": 0}
+            for name, cid in (stopped or {}).items() if name not in after]
+    return sorted(out, key=lambda r: r["name"])
 
 
 def human_bytes(n: int) -> str:
@@ -72,15 +80,24 @@ def run(args: argparse.Namespace) -> int:
 
     with Client() as client:
         def targets() -> list[str]:
+            """The running containers' names; `stopped` set to the others' (-a)."""
+            from stackd.cli.stackref import project_of
+
             if args.all_projects:
-                listed = client.get("/v1/containers", all=False)
+                listed = client.get("/v1/containers", all=args.all)
+            elif args.all:
+                listed = [r for r in client.get("/v1/containers", project=project_of(args),
+                                                all=True)
+                          if not args.services or r["service"] in args.services]
             else:
                 from stackd.cli.running import running_of
-                from stackd.cli.stackref import project_of
 
                 listed = running_of(client, project_of(args), args.services)
-            return [r["name"] for r in listed]
+            stopped.clear()
+            stopped.update({r["name"]: r["id"] for r in listed if r["state"] != "running"})
+            return [r["name"] for r in listed if r["state"] == "running"]
 
+        stopped: dict[str, str] = {}
         names = targets()
         before, t0 = sample(client, names), time.monotonic()
         live = not args.no_stream
@@ -91,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             time.sleep(INTERVAL if live else INTERVAL / 2)
             after, t1 = sample(client, names), time.monotonic()
-            data = rows(before, after, t1 - t0)
+            data = rows(before, after, t1 - t0, stopped)
             if args.format == "json":
                 print(json.dumps(data), flush=True)
             else:

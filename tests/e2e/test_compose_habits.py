@@ -444,6 +444,14 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     assert text.count("NAME") >= 2, text
     r = stack("stats", "--no-stream", "nosuch", check=False)
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+    # -a (Compose's): a stopped container too, at zero; without it, not at all.
+    stack("stop", "alone")
+    data = {r["name"]: r for r in json.loads(
+        stack("stats", "-a", "--no-stream", "--format", "json").stdout)}
+    assert set(data) == {"habits-box-1", "habits-alone-1"}, data
+    assert (data["habits-alone-1"]["cpu_percent"], data["habits-alone-1"]["pids"]) == (0, 0)
+    assert [r["name"] for r in json.loads(
+        stack("stats", "--no-stream", "--format", "json").stdout)] == ["habits-box-1"]
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
