@@ -18,8 +18,8 @@ which one it is:
 
 # dest → the flag as a user writes it, for the flags only an image run has.
 IMAGE_ONLY = {"memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
-              "read_only": "--read-only", "cap_add": "--cap-add", "cap_drop": "--cap-drop",
-              "network": "--network", "init": "--init", "pull": "--pull",
+              "read_only": "--read-only",
+              "network": "--network", "init": "--init",
               "hostname": "-h", "privileged": "--privileged",
               "security_opt": "--security-opt", "tmpfs": "--tmpfs", "ulimit": "--ulimit",
               "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout",
@@ -36,8 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="print its name and return")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL")
-    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
-                   help="KEY=value lines (as .env files), before -e")
+    p.add_argument("--env-file", "--env-from-file", action="append", default=[],
+                   metavar="FILE", help="KEY=value lines (as .env files), before -e")
     p.add_argument("-p", "--publish", action="append", default=[],
                    metavar="[IP:]HOST:CONTAINER[/PROTO]")
     p.add_argument("-w", "--workdir", default="")
@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep stdin attached: ours goes to the container's")
     p.add_argument("-t", "--tty", action="store_true",
                    help="a pty of the container's, relayed to our terminal")
+    p.add_argument("-v", "--volume", action="append", default=[],
+                       metavar="SRC:/DST[:ro]")
     service = p.add_argument_group("service run only")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
     service.add_argument("--no-deps", action="store_true",
@@ -60,18 +62,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     service.add_argument("--use-aliases", action="store_true")
     p.add_argument("--quiet-pull", action="store_true")
     image = p.add_argument_group("image run only")
-    image.add_argument("-v", "--volume", action="append", default=[],
-                       metavar="SRC:/DST[:ro]")
     image.add_argument("-m", "--memory", default=None, help="memory limit, e.g. 64m")
     image.add_argument("--cpus", type=float, default=None)
     image.add_argument("--pids-limit", type=int, default=None)
     image.add_argument("--read-only", action="store_true")
-    image.add_argument("--cap-add", action="append", default=[])
-    image.add_argument("--cap-drop", action="append", default=[])
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
     image.add_argument("--network", default="default", metavar="default|none|host|NAME",
                        help="or an existing network (<project>_default)")
     image.add_argument("--init", action="store_true", help="a reaping init as PID 1")
-    image.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
+    # None: missing for an image, the service's pull_policy for a service.
+    p.add_argument("--pull", choices=["always", "missing", "never"], default=None,
+                   metavar="always|missing|never")
     image.add_argument("-h", "--hostname", default=None)
     image.add_argument("--privileged", action="store_true")
     image.add_argument("--security-opt", action="append", default=[],
@@ -90,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
-    defaults = {"network": "default", "pull": "missing"}
+    defaults = {"network": "default"}
     return [flag for dest, flag in flags.items()
             if getattr(args, dest) not in (None, False, [], defaults.get(dest))]
 
@@ -134,7 +136,7 @@ def image_body(args: argparse.Namespace) -> dict[str, Any]:
         "workdir": args.workdir, "user": args.user, "memory": args.memory, "cpus": args.cpus,
         "pids_limit": args.pids_limit, "read_only": args.read_only, "cap_add": args.cap_add,
         "cap_drop": args.cap_drop, "network": args.network, "init": args.init, "rm": args.rm,
-        "detach": args.detach, "pull": args.pull, "hostname": args.hostname,
+        "detach": args.detach, "pull": args.pull or "missing", "hostname": args.hostname,
         "privileged": args.privileged, "security_opt": args.security_opt,
         "tmpfs": args.tmpfs, "ulimit": args.ulimit, "stop_signal": signal,
         "stop_timeout": args.stop_timeout, "labels": args.label,
@@ -190,7 +192,8 @@ def service_body(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name, "env": env_of(args), "labels": args.label,
         "publish": args.publish,
         "service_ports": args.service_ports, "no_deps": args.no_deps, "build": args.build,
-        "use_aliases": args.use_aliases,
+        "use_aliases": args.use_aliases, "pull": args.pull,
+        "cap_add": args.cap_add, "cap_drop": args.cap_drop,
         "volumes": [absolute_volume(v) for v in args.volume],
         "workdir": args.workdir, "user": args.user, "rm": args.rm, "detach": args.detach,
         "image_only": _given(args, IMAGE_ONLY),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from pydantic import Field
@@ -57,6 +57,8 @@ class ServiceRunRequest(RunOptions):
     use_aliases: bool = False
     no_deps: bool = False
     build: bool = False  # `run --build`: the service's image built first, as up --build
+    # `run --pull`: how the service's image is had (None: its pull_policy).
+    pull: Literal["always", "missing", "never"] | None = None
     # -v, in Compose's short syntax (a bind's relative source made absolute by the CLI).
     volumes: list[str] = Field(default_factory=list, max_length=256)
     # The flags given that only an image run has (-m, --cpus, …): refused for a service.
@@ -98,6 +100,17 @@ def with_run_volumes(stack: Stack, service: str, volumes: list[str]) -> Stack:
     svc = stack.services[service]
     kept = tuple(v for v in svc.volumes if v.target not in targets)
     changed = svc.model_copy(update={"volumes": (*kept, *extra)})
+    return stack.model_copy(update={"services": {**stack.services, service: changed}})
+
+
+def with_run_caps(stack: Stack, service: str, add: list[str], drop: list[str]) -> Stack:
+    """Pure: `run --cap-add/--cap-drop` on a service, as Compose's: added to the
+    service's own lists (the runtime checks each name, as for the service's)."""
+    if not add and not drop:
+        return stack
+    svc = stack.services[service]
+    changed = svc.model_copy(update={"cap_add": (*svc.cap_add, *add),
+                                     "cap_drop": (*svc.cap_drop, *drop)})
     return stack.model_copy(update={"services": {**stack.services, service: changed}})
 
 
@@ -231,6 +244,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
             hint="set it in the service's definition instead")
     if request.volumes:
         stack = with_run_volumes(stack, request.service, request.volumes)
+    stack = with_run_caps(stack, request.service, request.cap_add, request.cap_drop)
     svc = stack.services[request.service]
     project = stack.name
     if not request.no_deps:
@@ -241,7 +255,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
                     yield item
             await _wait_conditions(world, project, request.service, svc)
     options = ReconcileOptions(environ=loaded.environ, scale={request.service: 1},
-                               files=loaded.files)
+                               files=loaded.files, pull=request.pull)
     if request.build:  # this service's image built (its dependencies' came with their up)
         options = dataclasses.replace(options, build=True, plan=PlanOptions(
             services=(request.service,), no_deps=True))

@@ -59,6 +59,9 @@ class RunOptions(Request):
     tty: bool = False
     console_rows: int = Field(default=0, ge=0, le=10000)
     console_cols: int = Field(default=0, ge=0, le=10000)
+    # Added to (dropped from) the image's or service's own, as Compose's run does.
+    cap_add: list[str] = Field(default_factory=list, max_length=64)
+    cap_drop: list[str] = Field(default_factory=list, max_length=64)
 
     def attach_fields(self, *, terminal: bool = False) -> dict[str, Any]:
         """The ProcessSpec fields -i/-t set (`terminal`: the service's own tty:)."""
@@ -73,8 +76,6 @@ class RunRequest(RunOptions):
     cpus: float | None = Field(default=None, gt=0, le=1024)
     pids_limit: int | None = Field(default=None, ge=1, le=4_194_304)  # PID_MAX_LIMIT
     read_only: bool = False
-    cap_add: list[str] = Field(default_factory=list, max_length=64)
-    cap_drop: list[str] = Field(default_factory=list, max_length=64)
     # default/bridge (the root's run network), none, host, or any existing network by
     # its host name (a stack's `<project>_<name>`, a network's `name:`).
     network: str = Field(default="default", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")

@@ -221,3 +221,25 @@ def test_run_build_builds_the_services_image_first(stack: CLI) -> None:
     assert stack("run", "--rm", "--build", "tool").stdout == "v2\n"
     r = stack("run", "--rm", "--build", DEMO_IMAGE, "true", check=False)  # an image run
     assert r.returncode == 2 and "are only for a service run" in r.stderr, r.stderr
+
+
+def _cap_eff(text: str) -> int:
+    return int(re.search(r"CapEff:\s*([0-9a-f]+)", text)[1], 16)  # type: ignore[index]
+
+
+def test_run_cap_add_cap_drop_and_env_from_file_reach_a_service_run(stack: CLI) -> None:
+    """Compose's run flags on a service: capabilities added to and dropped from the
+    service's own, an env file read here."""
+    sys_ptrace, net_raw = 1 << 19, 1 << 13
+    plain = _cap_eff(stack("run", "--rm", "--no-deps", "app", "cat", "/proc/self/status").stdout)
+    assert not plain & sys_ptrace and plain & net_raw
+    changed = _cap_eff(stack("run", "--rm", "--no-deps", "--cap-add", "SYS_PTRACE",
+                             "--cap-drop", "NET_RAW", "app", "cat", "/proc/self/status").stdout)
+    assert changed == (plain | sys_ptrace) & ~net_raw
+    (stack.cwd / "run.env").write_text("# a comment\nFROM_FILE=yes\n")
+    r = stack("run", "--rm", "--no-deps", "--env-from-file", "run.env", "app",
+              "sh", "-c", "echo $FROM_FILE $GREETING")
+    assert r.stdout == "yes hello\n", r.stderr
+    r = stack("run", "--rm", "--no-deps", "--cap-add", "NOT_A_CAP", "app", "true", check=False)
+    assert r.returncode != 0 and "NOT_A_CAP" in r.stderr and "Traceback" not in r.stderr
+    assert names(stack) == []
