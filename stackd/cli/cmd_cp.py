@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=int, default=1, help="which replica (default 1)")
     p.add_argument("-L", "--follow-link", action="store_true",
                    help="copy what a source link in the container points at")
+    p.add_argument("-a", "--archive", action="store_true",
+                   help="keep each file's owner (uid:gid); else root's")
     p.add_argument("src", metavar="SERVICE:SRC_PATH | SRC_PATH")
     p.add_argument("dest", metavar="DEST_PATH | SERVICE:DEST_PATH")
 
@@ -55,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     cid = running_id(container, hint=hint)
     if src is not None:
         copy(Roots.from_env(), cid, from_container=True, src=path,
-             dest=os.path.abspath(args.dest), follow=args.follow_link)
+             dest=os.path.abspath(args.dest), follow=args.follow_link, owners=args.archive)
     else:
         copy(Roots.from_env(), cid, from_container=False, src=os.path.abspath(args.src),
-             dest=path)
+             dest=path, owners=args.archive)
     return 0

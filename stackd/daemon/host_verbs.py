@@ -53,7 +53,7 @@ def exec_detached(roots: Roots, container_id: str, cmd: Sequence[str], *,
 
 
 def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, dest: str,
-         follow: bool = False) -> None:
+         follow: bool = False, owners: bool = False) -> None:
     """`cp`: through the running container's root (stackd.runtime.copy)."""
     import os
 
@@ -62,9 +62,9 @@ def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, des
     root = container_root(trio.run(_runtime(roots).inspect, container_id))
     try:
         if from_container:
-            copy_out(root, src, dest, follow=follow)
+            copy_out(root, src, dest, follow=follow, owners=owners)
         else:
-            copy_in(root, src, dest)
+            copy_in(root, src, dest, owners=owners)
     finally:
         os.close(root)
 

@@ -12,6 +12,9 @@ its descriptor. The image and the running container are hostile: a link `/etc ->
 Symlinks inside a copied tree are copied as links (their text), as `docker cp` does;
 the host side is the user's own and is treated as ordinary paths, except that what is
 written there from the container never follows a link that is already in place.
+
+What is written is owned by root, as `docker cp` leaves it, unless `owners` (its
+`-a`): then each file, directory and link keeps the numeric owner of its source.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def container_root(state: ContainerState) -> int:
                             f"{err.strerror}", hint="the container may have just exited") from None
 
 
-def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False) -> str:
+def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,
+             owners: bool = False) -> str:
     """Copy `path` of the container to `dest` on the host (into it, if it is a
     directory); returns the host path written."""
     try:
@@ -60,13 +64,13 @@ def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False) -> str
         name = found.name or "root"
         target = os.path.join(dest, name) if os.path.isdir(dest) else dest
         try:
-            _out(found.fd, target)
+            _out(found.fd, target, owners)
         except OSError as err:
             raise _error(err, target) from None
     return target
 
 
-def _out(fd: int, target: str) -> None:
+def _out(fd: int, target: str, owners: bool = False) -> None:
     """Copy the file `fd` (O_PATH, not followed) to the host path `target`."""
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode):
@@ -75,6 +79,8 @@ def _out(fd: int, target: str) -> None:
             out = os.open(target, _NEW, stat.S_IMODE(st.st_mode))
             try:
                 _pump(src, out)
+                if owners:  # before the mode: a chown clears set-id bits
+                    os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, stat.S_IMODE(st.st_mode))
             finally:
                 os.close(out)
@@ -90,11 +96,13 @@ def _out(fd: int, target: str) -> None:
             for entry in sorted(os.listdir(src)):
                 child = os.open(entry, _PATH, dir_fd=src)
                 try:
-                    _out(child, os.path.join(target, entry))
+                    _out(child, os.path.join(target, entry), owners)
                 finally:
                     os.close(child)
         finally:
             os.close(src)
+        if owners:
+            os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
         os.chmod(target, stat.S_IMODE(st.st_mode))
     elif stat.S_ISLNK(st.st_mode):
         text = os.readlink("", dir_fd=fd)
@@ -102,10 +110,12 @@ def _out(fd: int, target: str) -> None:
             if os.path.islink(target):
                 os.unlink(target)
         os.symlink(text, target)
+        if owners:
+            os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
     # devices, fifos, sockets: not copied (neither does docker cp without a tar)
 
 
-def copy_in(root_fd: int, src: str, path: str) -> str:
+def copy_in(root_fd: int, src: str, path: str, *, owners: bool = False) -> str:
     """Copy the host's `src` to `path` in the container (into it, if that is a
     directory there); returns the container path written."""
     if not os.path.lexists(src):
@@ -123,9 +133,9 @@ def copy_in(root_fd: int, src: str, path: str) -> str:
             if into_dir:
                 assert found.fd is not None
                 base = os.path.basename(os.path.normpath(src))
-                _in(src, found.fd, base)
+                _in(src, found.fd, base, owners)
                 return os.path.join(path, base)
-            _in(src, found.parent, found.name)
+            _in(src, found.parent, found.name, owners)
         except OSError as err:
             raise _error(err, f"{path} in the container") from None
     return path
@@ -183,7 +193,7 @@ def _remove(dir_fd: int, name: str) -> None:
     os.rmdir(name, dir_fd=dir_fd)
 
 
-def _in(src: str, dir_fd: int, name: str) -> None:
+def _in(src: str, dir_fd: int, name: str, owners: bool = False) -> None:
     """Copy the host path `src` to `name` in the container directory `dir_fd`."""
     if not name:
         raise UsageError("cannot copy over the container's root", hint="name a path in it")
@@ -192,11 +202,15 @@ def _in(src: str, dir_fd: int, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dir_fd)  # a link, not what it points at
         os.symlink(os.readlink(src), name, dir_fd=dir_fd)
+        if owners:
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
     elif stat.S_ISREG(st.st_mode):
         with open(src, "rb") as f:
             out = os.open(name, _NEW, stat.S_IMODE(st.st_mode), dir_fd=dir_fd)
             try:
                 _pump(f.fileno(), out)
+                if owners:  # before the mode: a chown clears set-id bits
+                    os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, stat.S_IMODE(st.st_mode))
             finally:
                 os.close(out)
@@ -206,7 +220,9 @@ def _in(src: str, dir_fd: int, name: str) -> None:
         sub = os.open(name, _PATH | os.O_DIRECTORY, dir_fd=dir_fd)
         try:
             for entry in sorted(os.listdir(src)):
-                _in(os.path.join(src, entry), sub, entry)
+                _in(os.path.join(src, entry), sub, entry, owners)
+            if owners:
+                os.chown(proc_path(sub), st.st_uid, st.st_gid)
             os.chmod(proc_path(sub), stat.S_IMODE(st.st_mode))
         finally:
             os.close(sub)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -222,3 +223,39 @@ def test_watch_sync_writes_and_removes_inside_the_root_only(
     assert remove_in(fd, "/lib3") is True and (root / "usr/lib3").is_dir()  # link, not target
     assert remove_in(fd, "/nothing/here") is False
     assert snapshot(outside) == before
+
+
+def test_cp_keeps_owners_only_when_asked(tree: tuple[Path, Path, int], tmp_path: Path) -> None:
+    """`cp -a`: each file, directory and link keeps its numeric owner both ways (and a
+    set-id bit survives the chown); without it what is written is root's, as docker cp
+    leaves it."""
+    from stackd.runtime.copy import copy_in, copy_out
+
+    root, _, fd = tree
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub/f").write_text("f\n")
+    (src / "tool").write_text("#!/bin/sh\n")
+    (src / "link").symlink_to("sub/f")
+    for p, owner in ((src, (1000, 1000)), (src / "sub", (1001, 1002)),
+                     (src / "sub/f", (1003, 1004)), (src / "tool", (1005, 1005))):
+        os.chown(p, *owner)
+    os.lchown(src / "link", 1006, 1007)
+    os.chmod(src / "tool", 0o4755)
+
+    def owners(top: Path) -> dict[str, tuple[int, int, int]]:
+        return {str(p.relative_to(top)): (p.lstat().st_uid, p.lstat().st_gid,
+                                          stat.S_IMODE(p.lstat().st_mode) & 0o4000)
+                for p in [top, *sorted(top.rglob("*"))]}
+
+    want = owners(src)
+    copy_in(fd, str(src), "/kept", owners=True)
+    assert owners(root / "kept") == want
+    copy_in(fd, str(src), "/plain")
+    assert {uid_gid[:2] for uid_gid in owners(root / "plain").values()} == {(0, 0)}
+    out = tmp_path / "out"
+    out.mkdir()
+    copy_out(fd, "/kept", str(out / "back"), owners=True)
+    assert owners(out / "back") == want
+    copy_out(fd, "/kept", str(out / "root"))
+    assert {uid_gid[:2] for uid_gid in owners(out / "root").values()} == {(0, 0)}
