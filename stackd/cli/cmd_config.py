@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "Print the resolved stack (like docker compose config)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
-                        help="output format (default: yaml)")
+    parser.add_argument("--format", choices=("yaml", "json"), default=None,
+                        help="output format (default: yaml; --variables: a table)")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--services", action="store_true", help="print the service names")
     what.add_argument("--volumes", action="store_true", help="print the volume names")
@@ -19,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--images", action="store_true",
                       help="print the image each service runs (as up names a built one)")
     what.add_argument("--networks", action="store_true", help="print the network names")
+    what.add_argument("--environment", action="store_true",
+                      help="print the variables interpolation used (KEY=VALUE)")
+    what.add_argument("--variables", action="store_true",
+                      help="print the variables the files use, their defaults")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only check the stack; print nothing when it is valid")
     parser.add_argument("-o", "--output", default=None, metavar="FILE",
@@ -28,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.main import load_stack
     from stackd.spec.render import to_json, to_yaml
+
+    if args.environment or args.variables:
+        values, uses = _interpolation(args)
+        if args.environment:
+            _write(args.output, "".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+        else:
+            _write(args.output, _variables(uses, args.format))
+        return 0
 
     # Listing profiles means looking at every service, enabled or not.
     stack = load_stack(args, all_profiles=args.list_profiles)
@@ -68,3 +81,41 @@ def run(args: argparse.Namespace) -> int:
 
         Path(args.output).write_text(text)
     return 0
+
+
+def _interpolation(args: argparse.Namespace) -> tuple[dict[str, str], tuple[Any, ...]]:
+    from stackd.spec import LoadOptions
+    from stackd.spec.loader import variables
+
+    return variables(LoadOptions(
+        files=getattr(args, "files", None), project_name=getattr(args, "project_name", None),
+        project_directory=getattr(args, "project_directory", None),
+        env_files=getattr(args, "env_files", None)))
+
+
+def _variables(uses: tuple[Any, ...], fmt: str | None) -> str:
+    """Compose's `config --variables`: a table, or JSON/YAML keyed by name."""
+    if fmt is None:
+        from stackd.cli.table import render
+
+        return render(("NAME", "REQUIRED", "DEFAULT VALUE", "ALTERNATE VALUE"),
+                      [(u.name, str(u.required).lower(), u.default or "", u.alternate or "")
+                       for u in uses]) + "\n"
+    data = {u.name: {"name": u.name, "required": u.required, "default": u.default,
+                     "alternate": u.alternate} for u in uses}
+    if fmt == "json":
+        import json
+
+        return json.dumps(data, indent=2) + "\n"
+    import yaml
+
+    return str(yaml.safe_dump(data, sort_keys=True))
+
+
+def _write(output: str | None, text: str) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        from pathlib import Path
+
+        Path(output).write_text(text)

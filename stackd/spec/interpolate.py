@@ -25,6 +25,18 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
+@dataclass(frozen=True, slots=True)
+class VariableUse:
+    """How a stack file uses a variable (`config --variables`): `${NAME:?…}` requires
+    it, `${NAME:-default}` has a default, `${NAME:+alternate}` an alternate value
+    (each as written, unexpanded)."""
+
+    name: str
+    required: bool = False
+    default: str | None = None
+    alternate: str | None = None
+
+
 @dataclass
 class Variables:
     """The values interpolation sees, and what it noticed along the way."""
@@ -32,6 +44,11 @@ class Variables:
     values: Mapping[str, str]
     warn: Callable[[str], None] = lambda message: None
     _warned: set[str] = field(default_factory=set)
+    # Every variable the strings interpolated name, also in branches not taken.
+    uses: dict[str, VariableUse] = field(default_factory=dict)
+    # A required variable without a value reads as "" instead of failing: for listing
+    # the variables, where an unset required one is what the user looks for.
+    lenient: bool = False
 
     def missing(self, name: str, loc: Location | None) -> None:
         if name not in self._warned:
@@ -45,7 +62,45 @@ def interpolate(text: str, env: Variables, loc: Location | None = None) -> str:
     if "$" not in text:
         return text
     out, _ = _expand(text, 0, env, loc, text, nested=False)
+    for use in variables_in(text):
+        env.uses.setdefault(use.name, use)
     return out
+
+
+def variables_in(text: str) -> list[VariableUse]:
+    """The variables `text` names, in order, those inside defaults and alternates too.
+    Pure; a malformed `${…}` ends the scan (interpolation has refused it already)."""
+    found: list[VariableUse] = []
+    pos = 0
+    while (i := text.find("$", pos)) >= 0:
+        if text.startswith("$$", i):
+            pos = i + 2
+            continue
+        braced = text.startswith("${", i)
+        m = _NAME.match(text, i + 2 if braced else i + 1)
+        if m is None:
+            pos = i + 1
+            continue
+        name, pos = m.group(0), m.end()
+        if not braced or text.startswith("}", pos):
+            found.append(VariableUse(name))
+            pos += braced
+            continue
+        op = next((o for o in _OPERATORS if text.startswith(o, pos)), None)
+        if op is None:
+            break
+        start = pos + len(op)
+        try:
+            end = _skip(text, start, None, text)
+        except SpecError:
+            break
+        word = text[start:end]
+        found.append(VariableUse(name, required=op in (":?", "?"),
+                                 default=word if op in (":-", "-") else None,
+                                 alternate=word if op in (":+", "+") else None))
+        found += variables_in(word)
+        pos = end + 1
+    return found
 
 
 def _expand(text: str, pos: int, env: Variables, loc: Location | None, whole: str,
@@ -112,7 +167,7 @@ def _braced(text: str, pos: int, env: Variables, loc: Location | None,
         word = ""
     pos += 1  # the closing '}'
     if op in (":?", "?"):
-        if chosen:
+        if chosen and not env.lenient:
             message = word or "is required"
             raise SpecError(f"required variable {name!r} is missing a value: {message}",
                             location=loc, hint=f"set {name} in the environment or in .env")

@@ -27,7 +27,7 @@ from stackd.spec.finalize import (
     resolve_environment,
     resolve_label_files,
 )
-from stackd.spec.interpolate import Variables, interpolate_tree
+from stackd.spec.interpolate import Variables, VariableUse, interpolate_tree
 from stackd.spec.merge import merge, merge_all
 from stackd.spec.model import Path as ElementPath
 from stackd.spec.model import Stack
@@ -88,6 +88,21 @@ def load(options: LoadOptions | None = None) -> Stack:
     return _Loader(options, source, probes=probes).run()
 
 
+def variables(options: LoadOptions | None = None
+              ) -> tuple[dict[str, str], tuple[VariableUse, ...]]:
+    """What interpolation sees (the shell's variables over .env's) and how the project's
+    files use each variable, sorted by name: `config --environment`/`--variables`. The
+    files are read and interpolated, not validated, and a required variable left unset
+    does not stop it (finding those is what the listing is for)."""
+    options = options or LoadOptions()
+    probes = options.probes or Probes()
+    source = ProjectSource.discover(
+        options.files, options.project_directory, options.cwd, probes=probes,
+        environ=os.environ if options.environ is None else options.environ,
+        env_files=options.env_files)
+    return _Loader(options, source, probes=probes).variables()
+
+
 def load_text(text: str, *, file: str = "compose.yaml", project_name: str = "stack",
               environ: Mapping[str, str] | None = None,
               project_directory: str | Path | None = None) -> Stack:
@@ -144,6 +159,23 @@ class _Loader:
         stack._disabled = frozenset(dropped)
         check_names(stack)
         return stack
+
+    def variables(self) -> tuple[dict[str, str], tuple[VariableUse, ...]]:
+        environ = dict(os.environ if self.options.environ is None else self.options.environ)
+        values = self.project_variables(environ, self.source.project_directory)
+        seen = Variables(values, lenient=True)
+        done: set[str] = set()
+        todo = list(self.source.files)
+        while todo:  # each file once, and the files it includes or extends from
+            file = todo.pop(0)
+            if file in done:
+                continue
+            done.add(file)
+            name, text = self.read_text(file)
+            raw = interpolate_tree(read_yaml(text, name), seen)  # what is read, unchecked
+            base = Path(file).parent if file != STDIN else self.source.project_directory
+            todo += [str(self.probes.resolve(base / p)) for p in _referenced_files(raw)]
+        return dict(values), tuple(sorted(seen.uses.values(), key=lambda u: u.name))
 
     def project_variables(self, environ: dict[str, str], directory: Path) -> dict[str, str]:
         """Shell environment over .env (or over the --env-file files that replace it)."""
@@ -286,6 +318,24 @@ class _Loader:
             included = absolutize(included, pdir, self.home)
             out = _add_included(out, included, eloc)
         return out
+
+
+def _referenced_files(doc: Any) -> list[str]:
+    """The files a document's `include:` and services' `extends.file` name, as written
+    (relative to its directory); what is malformed is left to the real load."""
+    if not isinstance(doc, Mapping):
+        return []
+    out: list[str] = []
+    entries = doc.get("include") or []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        paths = entry.get("path") if isinstance(entry, Mapping) else entry
+        out += [p for p in (paths if isinstance(paths, list) else [paths]) if isinstance(p, str)]
+    services = doc.get("services")
+    for svc in services.values() if isinstance(services, Mapping) else ():
+        extends = svc.get("extends") if isinstance(svc, Mapping) else None
+        if isinstance(extends, Mapping) and isinstance(extends.get("file"), str):
+            out.append(extends["file"])
+    return out
 
 
 def _include_entry(entry: Any, loc: Location | None) -> tuple[list[str], str | None, list[str]]:

@@ -173,6 +173,36 @@ def test_a_dependency_cycle_is_refused_by_config_as_by_up(tmp_path: Path) -> Non
         assert "Traceback" not in proc.stderr
 
 
+def test_variables_and_environment_list_what_interpolation_uses(tmp_path: Path) -> None:
+    """Compose's `config --variables`: every variable the files (and what they include)
+    use, with its default, alternate or requirement — also when a required one is
+    unset, which is what one looks for; `--environment`: the values interpolation saw,
+    the shell's over .env's."""
+    (tmp_path / "compose.yaml").write_text(
+        "include: [more.yaml]\nservices:\n  web:\n    image: ${IMAGE:-busybox}\n"
+        "    environment: {A: '${TOKEN:?set TOKEN}', B: '${OPT:+on}'}\n")
+    (tmp_path / "more.yaml").write_text("services:\n  db:\n    image: db:${TAG-1}\n")
+    (tmp_path / ".env").write_text("IMAGE=from-dotenv\nTAG=2\n")
+
+    def config(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stackd", "config", *argv], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60,
+                              env={"PATH": os.environ["PATH"], **env})
+
+    r = config("--variables")
+    assert r.returncode == 0, r.stderr
+    assert [line.split() for line in r.stdout.splitlines()] == [
+        ["NAME", "REQUIRED", "DEFAULT", "VALUE", "ALTERNATE", "VALUE"],
+        ["IMAGE", "false", "busybox"], ["OPT", "false", "on"], ["TAG", "false", "1"],
+        ["TOKEN", "true"]]
+    data = json.loads(config("--variables", "--format", "json").stdout)
+    assert data["TOKEN"] == {"name": "TOKEN", "required": True, "default": None,
+                             "alternate": None}
+    env = config("--environment", TAG="3").stdout.splitlines()
+    assert "IMAGE=from-dotenv" in env and "TAG=3" in env  # the shell's wins
+    assert config().returncode == 2  # the stack itself still needs TOKEN
+
+
 def test_no_stack_file_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "stackd", "config"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)

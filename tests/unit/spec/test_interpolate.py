@@ -112,3 +112,14 @@ def test_required_variable_in_a_file_points_at_the_value() -> None:
         load_text("services:\n  db:\n    image: postgres\n    environment:\n"
                   "      PASSWORD: ${PW:?the database password}\n", environ={})
     assert info.value.location == Location("compose.yaml", 5, 17)
+
+
+def test_variables_in_names_each_use_with_its_default_alternate_or_requirement() -> None:
+    from stackd.spec.interpolate import VariableUse, variables_in
+
+    assert variables_in("$A ${B} $$C ${D:-x${E:?need}y} ${F+on} ${G?} $1 $(cmd)") == [
+        VariableUse("A"), VariableUse("B"), VariableUse("D", default="x${E:?need}y"),
+        VariableUse("E", required=True), VariableUse("F", alternate="on"),
+        VariableUse("G", required=True)]
+    assert variables_in('${H-{"a":1}} and ${I') == [VariableUse("H", default='{"a":1}')]
+    assert variables_in("no variables, $ alone, ^re$") == []
