@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                         help="add a label to the image (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    parser.add_argument("--with-dependencies", action="store_true",
+                        help="also build what the named services depend on")
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                         help="a file for RUN --mount=type=secret,id=ID (in no layer)")
     parser.add_argument("--push", action="store_true",
@@ -209,14 +211,23 @@ def _stack_jobs(args: argparse.Namespace) -> list[Job]:
         project_directory=getattr(args, "project_directory", None),
         env_files=getattr(args, "env_files", None), profiles=getattr(args, "profiles", None)))
     buildable = {n: s for n, s in sorted(stack.services.items()) if s.build is not None}
-    unknown = [t for t in args.targets if t not in buildable]
+    deps = getattr(args, "with_dependencies", False) and bool(args.targets)
+    # With --with-dependencies a named service need not build itself: its needs may.
+    known = stack.services if deps else buildable
+    unknown = [t for t in args.targets if t not in known]
     if unknown:
         raise UsageError(
             f"{', '.join(unknown)}: not a directory, nor a service of {stack.name} with a "
             "build section", hint="services with one: " + (", ".join(buildable) or "none"))
+    wanted = set(args.targets)
+    if deps:
+        from stackd.scheduler import build_graph, select_for_up
+        from stackd.scheduler.from_stack import from_stack
+
+        wanted = set(select_for_up(build_graph(from_stack(stack)), args.targets))
     jobs = []
     for name, svc in buildable.items():
-        if args.targets and name not in args.targets:
+        if args.targets and name not in wanted:
             continue
         b = svc.build
         assert b is not None
