@@ -165,7 +165,9 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
     elif args.format == "json":
-        print(json.dumps(rows, indent=2))
+        # stackd's fields, and Compose's under its names (`.State`, `.Service`, …) for
+        # the scripts written against `docker compose ps --format json`.
+        print(json.dumps([{**r, **docker_fields(r)} for r in rows], indent=2))
     elif args.format == "table":
         print(table(rows))
     else:

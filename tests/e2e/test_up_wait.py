@@ -67,6 +67,9 @@ def test_up_wait_returns_once_healthy_and_wait_timeout_fails_naming_the_service(
     cli("up", "--wait")
     got = rows(cli)
     assert got["slow"]["state"] == "running" and got["slow"]["health"] == "healthy", got
+    # Compose's names too, for scripts written against `docker compose ps --format json`.
+    assert (got["slow"]["State"], got["slow"]["Health"], got["slow"]["Service"],
+            got["job"]["ExitCode"]) == ("running", "healthy", "slow", 0), got
     assert got["job"]["state"] == "exited" and got["job"]["exit_code"] == 0, got
     assert "(healthy)" in cli("ps").stdout
 
