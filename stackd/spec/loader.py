@@ -79,13 +79,7 @@ def load(options: LoadOptions | None = None) -> Stack:
     Raises SpecError (a file is wrong; carries file:line:col) or UsageError (the
     command line points at nothing).
     """
-    options = options or LoadOptions()
-    probes = options.probes or Probes()
-    source = ProjectSource.discover(
-        options.files, options.project_directory, options.cwd, probes=probes,
-        environ=os.environ if options.environ is None else options.environ,
-        env_files=options.env_files)
-    return _Loader(options, source, probes=probes).run()
+    return _discovered(options or LoadOptions()).run()
 
 
 def variables(options: LoadOptions | None = None
@@ -94,13 +88,18 @@ def variables(options: LoadOptions | None = None
     files use each variable, sorted by name: `config --environment`/`--variables`. The
     files are read and interpolated, not validated, and a required variable left unset
     does not stop it (finding those is what the listing is for)."""
-    options = options or LoadOptions()
+    return _discovered(options or LoadOptions()).variables()
+
+
+def _discovered(options: LoadOptions) -> _Loader:
+    """A loader of the project the options point at (its files found as Compose finds
+    them)."""
     probes = options.probes or Probes()
     source = ProjectSource.discover(
         options.files, options.project_directory, options.cwd, probes=probes,
         environ=os.environ if options.environ is None else options.environ,
         env_files=options.env_files)
-    return _Loader(options, source, probes=probes).variables()
+    return _Loader(options, source, probes=probes)
 
 
 def load_text(text: str, *, file: str = "compose.yaml", project_name: str = "stack",

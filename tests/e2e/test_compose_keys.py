@@ -356,14 +356,10 @@ def test_oom_score_adj_is_the_containers_and_a_refused_one_is_said(stack: CLI) -
 
 @pytest.fixture
 def loop_device(tmp_path: Path) -> Iterator[str]:
-    backing = tmp_path / "disk.img"
-    backing.write_bytes(b"\0" * (4 * 1024 * 1024))
-    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    try:
+    from support.loopdev import loop_device
+
+    with loop_device(tmp_path) as dev:
         yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
 
 
 def test_blkio_config_throttles_the_service_and_a_wrong_device_is_said(

@@ -185,15 +185,10 @@ def test_resources_map_onto_v1_and_v2_files():
 
 @pytest.fixture
 def loop_device(tmp_path):
-    """A loop block device on a file of this test's, detached after it."""
-    backing = tmp_path / "disk.img"
-    backing.write_bytes(b"\0" * (4 * MiB))
-    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    try:
+    from support.loopdev import loop_device
+
+    with loop_device(tmp_path) as dev:
         yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
 
 
 async def test_blkio_throttle_slows_a_containers_reads_of_the_device(
