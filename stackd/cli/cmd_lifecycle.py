@@ -94,9 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
 def lifecycle(client: Any, project: str, verb: str, body: dict[str, Any]) -> bool:
     """Stream one lifecycle request with the live display; whether it succeeded."""
-    from stackd.cli.progress_view import ProgressView
+    from stackd.cli.progress_view import HeldErrors, ProgressView
 
     ok = False
+    held = HeldErrors()
     with ProgressView() as view:
         for item in client.stream("POST", f"/v1/stacks/{project}/{verb}", json_body=body):
             if "event" in item:
@@ -104,11 +105,12 @@ def lifecycle(client: Any, project: str, verb: str, body: dict[str, Any]) -> boo
                 if e["type"] == "progress" and e.get("state"):
                     view.update(e.get("container") or "", e["state"], e["message"],
                                 float(e.get("elapsed") or 0))
-                elif e["type"] == "error":
+                elif e["type"] == "error" and not held.hold(e):
                     view.note(f"error: {e['message']}")
             elif "done" in item:
                 d = item["done"]
                 ok = d["result"] in ("ok", "requeue")
+                held.flush(view, None if ok else d["error"])
                 if not ok:
                     view.note(f"stackd: {project}: {verb}: {d['error']}")
     return ok

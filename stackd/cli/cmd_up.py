@@ -152,11 +152,10 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
           path: str = "/v1/stacks/apply", params: dict[str, Any] | None = None,
           hidden: tuple[str, ...] = ()) -> tuple[str, bool]:
     """Stream an apply (or a rollback) with the live display; (project, ok)."""
-    from stackd.cli.progress_view import ProgressView
-    from stackd.errors import RECONCILE_FAILED
+    from stackd.cli.progress_view import HeldErrors, ProgressView
 
     project, ok, acted = "", False, False
-    held: list[str] = []
+    held = HeldErrors()
     with ProgressView() as view:
         for item in client.stream("POST", path, json_body=body, params=params):
             if "accepted" in item:
@@ -169,8 +168,8 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                         continue
                     view.update(e.get("container") or "", e.get("state") or "",
                                 e["message"], float(e.get("elapsed") or 0))
-                elif e["type"] == "error" and str(e["message"]).startswith(RECONCILE_FAILED):
-                    held.append(f"{e['type']}: {e['message']}")  # the done below says it
+                elif held.hold(e):
+                    continue
                 elif e["type"] in ("error", "rollback", "pause") or e.get("verb") == "warning":
                     view.note(f"{e['type']}: {e['message']}")
             elif "done" in item:
@@ -178,10 +177,7 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                 # A revision whose rolling update was rolled back or paused is not up.
                 ok = d["result"] in ("ok", "requeue") and not str(
                     d.get("revision_outcome", "")).startswith(("rolled back", "paused"))
-                for note in held:
-                    if ok or note != f"error: {RECONCILE_FAILED}{d['error']}":
-                        view.note(note)
-                held.clear()
+                held.flush(view, None if ok else d["error"])
                 if not ok:
                     view.note(f"stackd: {project}: {d['error']}")
                 if d.get("unplaced"):

@@ -73,3 +73,29 @@ class ProgressView:
             table.add_row(resource, f"[{style}]{state}[/]" if style else state,
                           f"{elapsed:5.1f}s", message if state != "done" else "")
         return table
+
+
+class HeldErrors:
+    """The daemon's "error" events of a reconcile that failed for good, held until the
+    request's own end names its error: said there once, not twice (which of the two
+    arrives first is a race); any other is noted then."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def hold(self, event: dict[str, Any]) -> bool:
+        from stackd.errors import RECONCILE_FAILED
+
+        if event["type"] == "error" and str(event["message"]).startswith(RECONCILE_FAILED):
+            self.messages.append(str(event["message"]))
+            return True
+        return False
+
+    def flush(self, view: ProgressView, error: str | None) -> None:
+        """At the request's end: `error` its own (None: it succeeded)."""
+        from stackd.errors import RECONCILE_FAILED
+
+        for message in self.messages:
+            if error is None or message != f"{RECONCILE_FAILED}{error}":
+                view.note(f"error: {message}")
+        self.messages.clear()

@@ -66,3 +66,16 @@ def test_quiet_pull_and_quiet_build_leave_out_their_progress_lines(
         ok, err = _run(stream, capsys, hidden_progress(argparse.Namespace(**flags)))
         assert ok
         assert {w for w in ("pull", "build", "create") if f"{w}" in err} == shown, (flags, err)
+
+
+def test_a_lifecycle_verbs_terminal_failure_is_said_once(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from stackd.cli.cmd_lifecycle import lifecycle
+
+    ok = lifecycle(_Stream([{"event": {"type": "error", "message": f"reconcile failed: {ERROR}"}},
+                            {"event": {"type": "error", "message": "disk full"}},
+                            {"done": {"result": "terminal", "error": ERROR}}]),
+                   "plat", "start", {})
+    err = capsys.readouterr().err
+    assert not ok and err.count("asks for platform") == 1, err
+    assert "error: disk full" in err and f"stackd: plat: start: {ERROR}" in err
