@@ -144,9 +144,15 @@ def _top(client: Any, project: str, services: list[str]) -> int:
 
 def _wait(client: Any, project: str, services: list[str]) -> int:
     """Block until the selected containers have exited; the first one's exit code."""
+    from stackd.errors import NotFoundError
+
     while True:
         rows = _containers(client, project, services, all=True)
-        if rows and all(r["state"] == "exited" for r in rows):
+        if not rows:  # nothing would ever exit: say so rather than wait forever
+            what = f"of {', '.join(services)} " if services else ""
+            raise NotFoundError(f"no container {what}in project {project}",
+                                hint="see `stackd ps -a`")
+        if all(r["state"] == "exited" for r in rows):
             for r in rows:
                 print(f"{r['name']}: {r['exit_code']}")
             return int(rows[0]["exit_code"] or 0)

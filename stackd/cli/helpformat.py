@@ -66,6 +66,7 @@ EXAMPLES: dict[str, str] = {
     "network": "stackd network ls\nstackd network prune",
     "container": "stackd container ls\nstackd container logs webapp-web-1",
     "volume": "stackd volume ls\nstackd volume inspect webapp_dbdata",
+    "volumes": "stackd volumes db",
     "version": "stackd version",
 }
 
@@ -74,7 +75,7 @@ EXAMPLES: dict[str, str] = {
 # listed under "more".
 GROUPS: dict[str, tuple[str, ...]] = {
     "stacks": ("up", "down", "ps", "ls", "logs", "plan", "events", "history", "rollback",
-               "scale"),
+               "scale", "volumes"),
     "containers": ("start", "stop", "restart", "kill", "rm", "pause", "unpause", "top",
                    "port", "wait", "stats", "exec", "cp", "run", "container"),
     "stack files": ("config", "graph"),

@@ -79,6 +79,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "container": ("stackd.cli.cmd_container",
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
+    "volumes": ("stackd.cli.cmd_volumes", "List the stack's volumes (Compose's `volumes`)"),
     "ui": ("stackd.cli.cmd_ui", "Serve the web console (live stacks, containers, events)"),
     "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm, cert"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),

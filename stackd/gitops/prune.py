@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stackd.reconciler.translate import volume_host_name
 from stackd.spec.model import Stack
 
 
 def declared(stack: Stack) -> set[str]:
-    return {volume_host_name(stack, key) for key, vol in stack.volumes.items()
+    return {stack.volume_host_name(key) for key, vol in stack.volumes.items()
             if not vol.external}
 
 
@@ -20,5 +19,5 @@ def dropped_volumes(earlier: Iterable[Stack], current: Stack) -> list[str]:
     before: set[str] = set()
     for stack in earlier:
         before |= declared(stack)
-    keep = declared(current) | {volume_host_name(current, k) for k in current.volumes}
+    keep = declared(current) | {current.volume_host_name(k) for k in current.volumes}
     return sorted(before - keep)

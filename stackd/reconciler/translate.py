@@ -93,20 +93,6 @@ def update_policy(svc: Service, rolling_back: bool) -> UpdateConfig | None:
     return deploy.update_config
 
 
-def network_host_name(stack: Stack, key: str) -> str:
-    net = stack.networks.get(key)
-    if net is not None and net.name:
-        return net.name
-    return f"{stack.name}_{key}"
-
-
-def volume_host_name(stack: Stack, key: str) -> str:
-    vol = stack.volumes.get(key)
-    if vol is not None and vol.name:
-        return vol.name
-    return f"{stack.name}_{key}"
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -235,7 +221,7 @@ def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
             mounts.append(Mount(type="volume", source="", target=v.target,
                                 readonly=v.read_only))
         else:
-            host = volume_host_name(stack, v.source)
+            host = stack.volume_host_name(v.source)
             volumes.append(host)
             nocopy = v.volume.nocopy if v.volume is not None else False
             mounts.append(Mount(type="volume", source=inputs.volume_path(host), target=v.target,
@@ -301,7 +287,7 @@ def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str], str]
     # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
     own = (svc.container_name,) if svc.container_name else ()
     attachments = tuple(
-        Attachment(network_key=network_host_name(stack, key),
+        Attachment(network_key=stack.network_host_name(key),
                    aliases=(name, *own, *sn.aliases), ipv4_address=sn.ipv4_address,
                    # A service-level mac_address is the first (default-route) network's.
                    mac_address=sn.mac_address or (svc.mac_address if i == 0 else None),
@@ -554,11 +540,11 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
     services = dict(sorted(services.items()))
     containers.sort(key=lambda c: (c.service, c.index))
     _check_published(stack, containers)
-    external_vols = {volume_host_name(stack, k) for k, v in stack.volumes.items() if v.external}
+    external_vols = {stack.volume_host_name(k) for k, v in stack.volumes.items() if v.external}
     networks: dict[str, NetworkSpec] = {}
     used_nets = {a.network_key for c in containers for a in c.attachments}
     for key, net in sorted(stack.networks.items()):
-        host = network_host_name(stack, key)
+        host = stack.network_host_name(key)
         if host not in used_nets:
             continue
         pool = net.ipam.config[0] if net.ipam is not None and net.ipam.config else None

@@ -870,6 +870,16 @@ class Stack(Node):
     def __hash__(self) -> int:
         return super().__hash__()
 
+    def network_host_name(self, key: str) -> str:
+        """The host's name of network `key`: its `name:`, else `<project>_<key>`."""
+        net = self.networks.get(key)
+        return net.name if net is not None and net.name else f"{self.name}_{key}"
+
+    def volume_host_name(self, key: str) -> str:
+        """The host's name of volume `key`: its `name:`, else `<project>_<key>`."""
+        vol = self.volumes.get(key)
+        return vol.name if vol is not None and vol.name else f"{self.name}_{key}"
+
     def location_of(self, path: Path) -> Location | None:
         """Where `path` was written, or the nearest enclosing element that has a place.
 

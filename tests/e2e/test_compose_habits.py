@@ -291,6 +291,24 @@ def test_volume_ls_inspect_create_rm_prune(stack: CLI) -> None:
     assert set(volumes(stack)) == {"habits_data"}
 
 
+def test_volumes_lists_the_stacks_volumes_and_those_a_service_mounts(stack: CLI) -> None:
+    """Compose's `volumes`: the stack's, as DRIVER and VOLUME NAME; a service's alone;
+    not another's (`scratch` is no stack's)."""
+    stack("volume", "create", "scratch")
+    out = stack("volumes").stdout.splitlines()
+    assert out[0].split() == ["DRIVER", "VOLUME", "NAME"] and out[1].split() == [
+        "local", "habits_data"], out
+    assert len(out) == 2, out
+    assert stack("volumes", "-q", "box").stdout == "habits_data\n"
+    assert stack("volumes", "-q", "alone").stdout == ""
+    (row,) = json.loads(stack("volumes", "--format", "json").stdout)
+    assert (row["driver"], row["name"], row["containers"]) == (
+        "local", "habits_data", ["habits-box-1"])
+    r = stack("volumes", "nosuch", check=False)
+    assert r.returncode == 1 and "no such service: nosuch" in r.stderr, r.stderr
+    stack("volume", "rm", "scratch")
+
+
 def test_cp_both_ways_files_and_directories(stack: CLI, tmp_path: Path) -> None:
     stack("exec", "-T", "box", "sh", "-c",
           "mkdir -p /srv/tree/sub && echo one > /srv/tree/a && echo two > /srv/tree/sub/b "

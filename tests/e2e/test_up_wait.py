@@ -140,3 +140,5 @@ def test_wait_returns_the_jobs_exit_code_and_down_project_takes_the_stack_down(
     r = cli("wait", "--down-project", "job", check=False)
     assert r.returncode == 3, r
     assert cli("ps", "-a", "-q").stdout == ""
+    r = cli("wait", "job", check=False)  # nothing left to wait for: said, not forever
+    assert r.returncode == 1 and "no container of job in project waiting" in r.stderr, r
