@@ -1,40 +1,40 @@
-"""Refuse, before anything changes, a service whose `devices` or `blkio_config` name
-what this host does not have.
+"""Refuse, before anything changes, a plan that would create a container whose
+`devices` or `blkio_config` name what this host does not have.
 
 The runtime resolves the same paths when it creates a container (and refuses there
-too: it trusts no request), but by then an `up` may have stopped the container it was
-replacing. So the reconciler asks the runtime's own rule first (the caller passes it
-in: `ReconcileOptions.check_devices`, the daemon's is `runtime.devices.resolve_devices`),
-once per service, on the host that will run it.
+too: it trusts no request), but by then the plan may have stopped the container it
+was replacing. So the reconciler asks the runtime's own rule first (the caller passes
+it in: `ReconcileOptions.check_devices`, the daemon's is
+`runtime.devices.resolve_devices`), once per service, for the containers the plan
+creates or recreates only: a device unplugged under a running container must not
+stop the rest of the stack from being healed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from stackd.errors import HostError, SpecError
-from stackd.reconciler.desired import DesiredContainer
+from stackd.errors import HostError
+from stackd.reconciler.plan import Action, Create, Recreate, Restart
 from stackd.runtime.containerspec import ContainerSpec
-from stackd.spec.model import Stack
 
 CheckDevices = Callable[[ContainerSpec], object]
 """Resolves a spec's device paths on this host; a HostError names what is wrong."""
 
 
-def check_host_devices(stack: Stack, containers: Sequence[DesiredContainer],
-                       check: CheckDevices) -> None:
-    """A SpecError naming the service and the path when one of its devices (or block
-    devices it limits) is missing or of the wrong kind here. Blocking if `check` is."""
+def check_host_devices(actions: Sequence[Action], check: CheckDevices) -> None:
+    """A HostError naming the service and the path when a container the actions make
+    has a device (or a block device it limits) that is missing or of the wrong kind
+    here. Blocking if `check` is."""
     seen: set[str] = set()
-    for c in containers:
-        if c.service in seen:
+    for a in actions:
+        if not isinstance(a, Create | Recreate) or isinstance(a, Restart):
+            continue
+        c = a.container
+        if c.service in seen or not (c.spec.devices or c.spec.resources.blkio_devices):
             continue
         seen.add(c.service)
-        if not (c.spec.devices or c.spec.resources.blkio_devices):
-            continue
         try:
             check(c.spec)
         except HostError as exc:
-            raise SpecError(f"service {c.service!r}: {exc.message}",
-                            location=stack.location_of(("services", c.service)),
-                            hint=exc.hint) from None
+            raise HostError(f"service {c.service!r}: {exc.message}", hint=exc.hint) from None

@@ -81,7 +81,8 @@ class ReconcileOptions:
     # Cluster mode: the slots this node holds, per service (translate.TranslateInputs).
     slots: Mapping[str, frozenset[int]] | None = None
     # The host's rule for the device paths a spec names (the daemon: the runtime's), run
-    # before anything changes; None skips it, as the simulation does.
+    # on what a plan creates before anything changes; None skips it, as the simulation
+    # does.
     check_devices: CheckDevices | None = None
 
 
@@ -352,19 +353,10 @@ async def desired_for(stack: Stack, ports: Adapters, options: ReconcileOptions,
                                   needed=needed, on_progress=on_progress)
     left = frozenset(stack.services) - set(images)
     if not left:
-        return await _checked(stack, await _build(stack, images, ports, options), options)
+        return await _build(stack, images, ports, options)
     rest = stack.model_copy(update={"services": {
         name: svc for name, svc in stack.services.items() if name not in left}})
-    desired = await _checked(stack, await _build(rest, images, ports, options), options)
-    return dataclasses.replace(desired, left_alone=left)
-
-
-async def _checked(stack: Stack, desired: DesiredState,
-                   options: ReconcileOptions) -> DesiredState:
-    if options.check_devices is not None:
-        await trio.to_thread.run_sync(check_host_devices, stack, desired.containers,
-                                      options.check_devices)
-    return desired
+    return dataclasses.replace(await _build(rest, images, ports, options), left_alone=left)
 
 
 async def _build(stack: Stack, images: Mapping[str, ImageView], ports: Adapters,
@@ -406,8 +398,10 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
     rebuilt: set[str] = set()
     images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
                                   no_build=options.no_build, would_build=rebuilt)
-    desired = await _checked(stack, await _build(stack, images, ports, options), options)
+    desired = await _build(stack, images, ports, options)
     p = plan_for(desired, await observe(desired.project, ports), options)
+    if options.check_devices is not None:
+        await trio.to_thread.run_sync(check_host_devices, p.actions, options.check_devices)
     missing = {(i.ref, i.verb) for i in images.values() if isinstance(i, _MissingImage)}
     notes = tuple(f"image {ref} is not in the store: up would build it" if verb == "build"
                   else f"image {ref} is not in the store, and --no-build: up would fail"
@@ -428,7 +422,7 @@ async def reconcile(stack: Stack, ports: Adapters, options: ReconcileOptions,
     return await converge(desired, ports, options.plan, supervisor, on_progress=on_progress,
                           gate_timeout=options.gate_timeout, ask=ask, on_done=on_done,
                           rollouts=options.rollouts, on_rollout=on_rollout,
-                          parallel=options.parallel)
+                          parallel=options.parallel, check_devices=options.check_devices)
 
 
 async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
@@ -437,7 +431,8 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
                    on_done: Report | None = None,
                    rollouts: Mapping[str, Rollout] | None = None,
                    on_rollout: OnRollout | None = None,
-                   parallel: int | None = None) -> ApplyResult:
+                   parallel: int | None = None,
+                   check_devices: CheckDevices | None = None) -> ApplyResult:
     """One pass of the stack's writer: the ask, then observe → plan → apply → repair;
     a rolling update advances by one batch (`rollouts`: its state from the passes
     before; the result's is for the next). Only the stack's reconcile calls this (it
@@ -445,7 +440,10 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     if ask is not None:
         options = await carry_out(ask, desired, ports, supervisor, options, on_done)
     actual = await observe(desired.project, ports)
-    return await apply(annotate(plan(desired, actual, options), desired.services, rollouts),
+    planned = plan(desired, actual, options)
+    if check_devices is not None:  # what will be created must find its devices here
+        await trio.to_thread.run_sync(check_host_devices, planned.actions, check_devices)
+    return await apply(annotate(planned, desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
                        on_rollout=on_rollout, parallel=parallel)

@@ -453,3 +453,23 @@ def test_restart_restarts_the_dependents_that_say_restart_true_unless_no_deps(
     stack("restart", "--no-deps", "db")
     last = stamps()
     assert {s: last[s] != after[s] for s in last} == {"db": True, "app": False, "other": False}
+
+
+def test_a_device_gone_under_a_running_container_stops_no_other_change(stack: CLI) -> None:
+    """The host-device check looks at what a pass creates, never at what runs: with
+    app's device path gone (a link removed, as a device unplugged), `other` still
+    scales up; only a pass that must make app again is refused, naming it."""
+    link = stack.cwd / "mydev"
+    link.symlink_to("/dev/null")
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: gone\nservices:\n  app:\n    {IMAGE}    command: [sleep, '1000']\n"
+        f"    stop_signal: SIGKILL\n    devices: ['{link}:/dev/mydev']\n"
+        f"  other:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    stack("up", "-d")
+    link.unlink()
+    stack("up", "-d", "--scale", "other=2")
+    assert sorted(stack("ps", "--services").stdout.split()) == ["app", "other"]
+    assert len(stack("ps", "-q", "other").stdout.split()) == 2
+    r = stack("up", "-d", "--force-recreate", "app", check=False)
+    assert r.returncode == 1 and f"service 'app': device {link}: No such file" in r.stderr, r
+    assert "app" in stack("ps", "--services").stdout  # refused before it was stopped

@@ -125,7 +125,13 @@ def test_cgroup_keys_reach_the_container_and_its_hash(tmp_path: Path) -> None:
 
 
 def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Path) -> None:
+    """Checked for what the plan creates or recreates, once per service; a running
+    container whose device is gone (unplugged) stops nothing else from being healed."""
+    import dataclasses
+
     from stackd.errors import HostError
+    from stackd.reconciler.actual import ActualContainer, ActualState
+    from stackd.reconciler.diff import PlanOptions, plan
     from stackd.reconciler.hostdevices import check_host_devices
     from stackd.runtime.containerspec import ContainerSpec
 
@@ -133,7 +139,6 @@ def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Pa
             "    deploy: {replicas: 3}\n"
             "    blkio_config: {device_read_bps: [{path: /dev/nope, rate: 1mb}]}\n")
     desired = build(text, tmp_path)
-    stack = load_text(text, environ={})
     asked: list[str] = []
 
     def check(spec: ContainerSpec) -> None:
@@ -142,8 +147,19 @@ def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Pa
             raise HostError("blkio_config.device_read_bps: /dev/nope: No such file",
                             hint="name a block device")
 
-    with pytest.raises(SpecError, match=re.escape(
+    fresh = plan(desired, ActualState("demo", (), frozenset(), frozenset()), PlanOptions())
+    with pytest.raises(HostError, match=re.escape(
             "service 'disk': blkio_config.device_read_bps: /dev/nope: No such file")) as caught:
-        check_host_devices(stack, desired.containers, check)
-    assert caught.value.location is not None and caught.value.hint == "name a block device"
+        check_host_devices(fresh.actions, check)
+    assert caught.value.hint == "name a block device"
     assert asked == ["demo-disk-1"]  # once per service; `plain` names no device
+    running = ActualState("demo", tuple(
+        ActualContainer(c.id, c.name, c.service, c.index, "running", c.config_hash.digest)
+        for c in desired.containers), frozenset(desired.networks), frozenset(desired.volumes))
+    settled = plan(desired, running, PlanOptions())
+    asked.clear()
+    check_host_devices(settled.actions, check)  # nothing to create: nothing checked
+    assert asked == []
+    gone = dataclasses.replace(running, containers=running.containers[1:])
+    with pytest.raises(HostError):
+        check_host_devices(plan(desired, gone, PlanOptions()).actions, check)
