@@ -23,6 +23,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "stop_grace_period)")
     p.add_argument("--rmi", choices=["local", "all"], default=None,
                    help="also remove images: local (built ones) or all")
+    p.add_argument("services", nargs="*", metavar="SERVICE",
+                   help="only these and what depends on them (the stack stays)")
+
+
+def down_services(args: argparse.Namespace) -> int:
+    """Compose's `down SERVICE…`: those services' containers and their dependents',
+    stopped (dependents first) and removed, with -v their anonymous volumes; the stack,
+    its networks and named volumes stay (others use them). They are held as after
+    `rm`, so no pass makes them again until `up`."""
+    from stackd.cli.client import Client
+    from stackd.cli.cmd_lifecycle import lifecycle
+    from stackd.cli.main import load_stack
+    from stackd.cli.stackref import project_of
+    from stackd.errors import UsageError
+    from stackd.scheduler import build_graph, select_for_stop, stop_waves
+    from stackd.scheduler.from_stack import from_stack
+
+    if args.rmi:
+        raise UsageError("--rmi takes the whole stack down, not some services",
+                         hint="stackd down --rmi local, or stackd rmi IMAGE")
+    stack = load_stack(args, targeted=args.services)
+    # Dependents first: the rm ask removes in the order the services are named.
+    services = [s for wave in stop_waves(select_for_stop(build_graph(from_stack(stack)),
+                                                         args.services)) for s in wave]
+    with Client() as client:
+        ok = lifecycle(client, project_of(args), "rm", {
+            "services": services, "force": True, "volumes": args.volumes,
+            "timeout": args.timeout})
+    return 0 if ok else 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.stackref import project_of
     from stackd.errors import NotFoundError
 
+    if args.services:
+        return down_services(args)
     project = project_of(args)
     ok = True
     gen = None

@@ -116,7 +116,8 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
     # rm -v: a slot's anonymous volumes (image VOLUMEs, `- /path`) go with its container,
     # as Compose's; named volumes stay.
     anonymous = {(d.service, d.index): d.anonymous for d in desired.containers}
-    for c in mine:  # rm
+    named = {s: i for i, s in enumerate(ask.services)}  # the order asked (down: dependents first)
+    for c in sorted(mine, key=lambda c: named.get(c.service, len(named))):  # rm
         if c.status != "running" or ask.force:
             async def remove(c: ActualContainer = c) -> None:
                 await supervisor.release(c.id)

@@ -473,3 +473,34 @@ def test_a_device_gone_under_a_running_container_stops_no_other_change(stack: CL
     r = stack("up", "-d", "--force-recreate", "app", check=False)
     assert r.returncode == 1 and f"service 'app': device {link}: No such file" in r.stderr, r
     assert "app" in stack("ps", "--services").stdout  # refused before it was stopped
+
+
+def test_down_of_a_service_removes_it_and_its_dependents_and_keeps_the_rest(
+        stack: CLI) -> None:
+    """Compose's `down SERVICE`: api and web (which needs api) go, db and the stack's
+    network stay; nothing makes them again until `up`, which does."""
+    import json
+
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: part\nservices:\n  db:\n    {IMAGE}    command: [sleep, '1000']\n"
+        f"    stop_signal: SIGKILL\n  api:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    depends_on: [db]\n"
+        f"  web:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    depends_on: [api]\n")
+    stack("up", "-d")
+
+    def services() -> list[str]:
+        return sorted(r["service"] for r in json.loads(
+            stack("ps", "-a", "--format", "json").stdout))
+
+    stack("down", "api")
+    assert services() == ["db"]
+    assert "part_default" in stack("network", "ls").stdout
+    time.sleep(1)  # a pass of the daemon's would have made them again by now
+    assert services() == ["db"]
+    r = stack("down", "--rmi", "local", "api", check=False)
+    assert r.returncode == 2 and "--rmi takes the whole stack down" in r.stderr
+    r = stack("down", "nosuch", check=False)
+    assert r.returncode != 0 and "nosuch" in r.stderr and "Traceback" not in r.stderr
+    stack("up", "-d")
+    assert services() == ["api", "db", "web"]
