@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         for r in rows:
             print(r["name"])
     elif args.format == "json":
-        print(json.dumps(rows, indent=2))
+        # Compose's names beside stackd's, for scripts written against `docker compose
+        # ls --format json` (`.Name`, `.Status`, `.ConfigFiles`).
+        print(json.dumps([{**r, "Name": r["name"], "Status": r["status"],
+                           "ConfigFiles": ",".join(r["files"])} for r in rows], indent=2))
     else:
         print(render(("NAME", "STATUS", "CONFIG FILES"),
                      [(r["name"], r["status"], ",".join(r["files"]) or "-") for r in rows]))

@@ -239,6 +239,9 @@ def test_ls_lists_the_stack_with_its_status_and_files(stack: CLI) -> None:
     (entry,) = [r for r in json.loads(stack("ls", "--format", "json").stdout)
                 if r["name"] == "habits"]
     assert entry["files"] == [str(stack.cwd / "compose.yaml")], entry
+    # Compose's names too (`docker compose ls --format json`).
+    assert (entry["Name"], entry["Status"], entry["ConfigFiles"]) == (
+        "habits", "running(2)", str(stack.cwd / "compose.yaml")), entry
     stack("stop")
     assert "exited(2)" in stack("ls", "-a").stdout  # still desired: shown either way
     assert stack("ls", "-q").stdout.split() == ["habits"]
