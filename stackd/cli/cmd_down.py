@@ -70,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     gen = None
     shown: set[int] = set()
     with Client() as client, ProgressView() as view:
-        params = {"volumes": args.volumes, "remove_orphans": args.remove_orphans,
+        from stackd.cli.composeenv import flag
+
+        params = {"volumes": args.volumes,
+                  "remove_orphans": args.remove_orphans or flag("COMPOSE_REMOVE_ORPHANS"),
                   "rmi": args.rmi, "timeout": args.timeout}
         try:
             stream = client.stream("DELETE", f"/v1/stacks/{project}", params=params)

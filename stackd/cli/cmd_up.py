@@ -94,6 +94,7 @@ def parse_scale(items: list[str]) -> dict[str, int]:
 
 def make_options(args: argparse.Namespace) -> dict[str, Any]:
     """The apply options the flags of `add_make_arguments` and `add_scale_arguments` set."""
+    from stackd.cli.composeenv import flag
     from stackd.errors import UsageError
 
     deps = getattr(args, "always_recreate_deps", False)
@@ -101,7 +102,8 @@ def make_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--always-recreate-deps and --no-recreate contradict each other",
                          hint="give one of them")
     return {
-        "services": list(args.services), "remove_orphans": args.remove_orphans,
+        "services": list(args.services),
+        "remove_orphans": args.remove_orphans or flag("COMPOSE_REMOVE_ORPHANS"),
         "force_recreate": args.force_recreate, "no_recreate": args.no_recreate,
         "always_recreate_deps": deps,
         "build": args.build, "no_build": args.no_build, "pull": args.pull,
@@ -152,8 +154,10 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
           path: str = "/v1/stacks/apply", params: dict[str, Any] | None = None,
           hidden: tuple[str, ...] = ()) -> tuple[str, bool]:
     """Stream an apply (or a rollback) with the live display; (project, ok)."""
+    from stackd.cli.composeenv import flag
     from stackd.cli.progress_view import HeldErrors, ProgressView
 
+    quiet_orphans = flag("COMPOSE_IGNORE_ORPHANS")
     project, ok, acted = "", False, False
     held = HeldErrors()
     with ProgressView() as view:
@@ -168,7 +172,8 @@ def apply(client: Any, body: dict[str, Any] | None, *, quiet: bool = False,
                         continue
                     view.update(e.get("container") or "", e.get("state") or "",
                                 e["message"], float(e.get("elapsed") or 0))
-                elif held.hold(e):
+                elif held.hold(e) or (quiet_orphans and e.get("verb") == "warning" and str(
+                        e["message"]).startswith("warning: orphan container")):
                     continue
                 elif e["type"] in ("error", "rollback", "pause") or e.get("verb") == "warning":
                     view.note(f"{e['type']}: {e['message']}")

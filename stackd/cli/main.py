@@ -184,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         if key not in ("verb", "rest") and not hasattr(args, key):
             setattr(args, key, value)
     args.verb = gargs.verb
+    if getattr(args, "env_files", None) is None:
+        from stackd.cli.composeenv import env_files
+
+        args.env_files = env_files()
     if gargs.dry_run:
         return _run(_dry_run, args)
     return _run(module.run, args)

@@ -504,3 +504,25 @@ def test_down_of_a_service_removes_it_and_its_dependents_and_keeps_the_rest(
     assert r.returncode != 0 and "nosuch" in r.stderr and "Traceback" not in r.stderr
     stack("up", "-d")
     assert services() == ["api", "db", "web"]
+
+
+def test_compose_environment_variables_for_orphans_and_env_files(stack: CLI) -> None:
+    """COMPOSE_IGNORE_ORPHANS silences the orphan warning, COMPOSE_REMOVE_ORPHANS
+    removes them as --remove-orphans does, COMPOSE_ENV_FILES stands for --env-file."""
+    two = (f"name: envs\nservices:\n  app:\n    {IMAGE}    command: [sleep, '1000']\n"
+           "    stop_signal: SIGKILL\n    environment: {GREETING: '${GREETING:-none}'}\n"
+           f"  old:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
+    (stack.cwd / "compose.yaml").write_text(two)
+    (stack.cwd / "custom.env").write_text("GREETING=from-custom\n")
+    stack("up", "-d", COMPOSE_ENV_FILES="custom.env")
+    assert stack("exec", "-T", "app", "sh", "-c", "echo $GREETING").stdout == "from-custom\n"
+    (stack.cwd / "compose.yaml").write_text(two.split("  old:")[0])
+    r = stack("up", "-d", COMPOSE_ENV_FILES="custom.env")
+    assert "orphan container envs-old-1" in r.stderr, r.stderr
+    r = stack("up", "-d", COMPOSE_ENV_FILES="custom.env", COMPOSE_IGNORE_ORPHANS="true")
+    assert "orphan" not in r.stderr, r.stderr
+    assert "old" in stack("ps", "--services").stdout
+    stack("up", "-d", COMPOSE_ENV_FILES="custom.env", COMPOSE_REMOVE_ORPHANS="1")
+    assert stack("ps", "--services").stdout.split() == ["app"]
+    r = stack("up", "-d", COMPOSE_REMOVE_ORPHANS="maybe", check=False)
+    assert r.returncode == 2 and "COMPOSE_REMOVE_ORPHANS='maybe' is not a boolean" in r.stderr
