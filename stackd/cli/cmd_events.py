@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 if earliest is not None and e["time"] < earliest:
                     continue
                 if until is not None and e["time"] >= until:
-                    break
+                    continue  # not break: the replayed history is in seq order, not time's
                 print(json.dumps(e) if args.json else format_event(e), flush=True)
     except _Until:
         pass

@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
             if args.down_project:
                 from stackd.cli import cmd_down
 
+                # The whole stack: the services waited for are not down's to narrow.
                 down = {**vars(args), "volumes": False, "remove_orphans": True,
-                        "timeout": None, "rmi": None}
+                        "timeout": None, "rmi": None, "services": []}
                 if cmd_down.run(argparse.Namespace(**down)) != 0:
                     return 1
             return code
