@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
 
     with Client() as client:
-        def targets() -> list[str]:
-            """The running containers' names; `stopped` set to the others' (-a)."""
+        def targets() -> tuple[list[str], dict[str, str]]:
+            """The running containers' names, and the others' (-a): name → id."""
             from stackd.cli.stackref import project_of
 
             if args.all_projects:
@@ -93,12 +93,10 @@ def run(args: argparse.Namespace) -> int:
                 from stackd.cli.running import running_of
 
                 listed = running_of(client, project_of(args), args.services)
-            stopped.clear()
-            stopped.update({r["name"]: r["id"] for r in listed if r["state"] != "running"})
-            return [r["name"] for r in listed if r["state"] == "running"]
+            return ([r["name"] for r in listed if r["state"] == "running"],
+                    {r["name"]: r["id"] for r in listed if r["state"] != "running"})
 
-        stopped: dict[str, str] = {}
-        names = targets()
+        names, stopped = targets()
         before, t0 = sample(client, names), time.monotonic()
         live = not args.no_stream
         from stackd.cli import display
@@ -119,5 +117,5 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             if not tty and args.format == "table":
                 print(flush=True)  # blocks apart in a pipe or a file
-            names = targets()
+            names, stopped = targets()
             before, t0 = after, t1

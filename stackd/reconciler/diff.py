@@ -55,6 +55,7 @@ from stackd.reconciler.plan import (
     Stop,
     VolumeCreate,
     VolumeRemove,
+    makes_container,
 )
 from stackd.scheduler import with_dependencies
 
@@ -307,8 +308,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
 def _renewing(action: Action) -> Action:
     """A create or recreate (not a restart: the same container goes on) that makes the
     container's anonymous volumes afresh."""
-    if isinstance(action, Create | Recreate) and not isinstance(action, Restart) \
-            and action.container.anonymous:
+    if makes_container(action) and action.container.anonymous:
         return dataclasses.replace(action, renew=action.container.anonymous,
                                    cause=f"{action.cause}; new anonymous volumes (-V)")
     return action

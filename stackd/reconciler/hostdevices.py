@@ -15,26 +15,31 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from stackd.errors import HostError
-from stackd.reconciler.plan import Action, Create, Recreate, Restart
+from stackd.reconciler.plan import Action, makes_container
 from stackd.runtime.containerspec import ContainerSpec
 
 CheckDevices = Callable[[ContainerSpec], object]
 """Resolves a spec's device paths on this host; a HostError names what is wrong."""
 
 
-def check_host_devices(actions: Sequence[Action], check: CheckDevices) -> None:
-    """A HostError naming the service and the path when a container the actions make
+def to_check(actions: Sequence[Action]) -> dict[str, ContainerSpec]:
+    """service → the spec of one container the actions make that names host devices.
+    Pure: a pass that makes none of them has nothing to look at on the host."""
+    out: dict[str, ContainerSpec] = {}
+    for a in actions:
+        if makes_container(a):
+            spec = a.container.spec
+            if spec.devices or spec.resources.blkio_devices:
+                out.setdefault(a.container.service, spec)
+    return out
+
+
+def check_host_devices(specs: dict[str, ContainerSpec], check: CheckDevices) -> None:
+    """A HostError naming the service and the path when one of `specs` (`to_check`'s)
     has a device (or a block device it limits) that is missing or of the wrong kind
     here. Blocking if `check` is."""
-    seen: set[str] = set()
-    for a in actions:
-        if not isinstance(a, Create | Recreate) or isinstance(a, Restart):
-            continue
-        c = a.container
-        if c.service in seen or not (c.spec.devices or c.spec.resources.blkio_devices):
-            continue
-        seen.add(c.service)
+    for service, spec in specs.items():
         try:
-            check(c.spec)
+            check(spec)
         except HostError as exc:
-            raise HostError(f"service {c.service!r}: {exc.message}", hint=exc.hint) from None
+            raise HostError(f"service {service!r}: {exc.message}", hint=exc.hint) from None

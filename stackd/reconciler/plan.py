@@ -12,7 +12,7 @@ compare with golden strings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeGuard
 
 from stackd.netbridge.model import NetworkSpec
 from stackd.reconciler.desired import DesiredContainer
@@ -136,6 +136,12 @@ class Restart(Recreate):
     Carried out as a Recreate of the same id, which keeps the container's log."""
 
     verb: ClassVar[str] = "restart"
+
+
+def makes_container(action: object) -> TypeGuard[Create | Recreate]:
+    """A new container is made from the slot's spec: a Create or a Recreate, not a
+    Restart (the same container, same config, started again)."""
+    return isinstance(action, Create | Recreate) and not isinstance(action, Restart)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,8 @@ from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, Progress
 from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
-from stackd.reconciler.hostdevices import CheckDevices, check_host_devices
-from stackd.reconciler.plan import Plan
+from stackd.reconciler.hostdevices import CheckDevices, check_host_devices, to_check
+from stackd.reconciler.plan import Action, Plan
 from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.rolling import Rollout, annotate
@@ -400,8 +400,7 @@ async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> P
                                   no_build=options.no_build, would_build=rebuilt)
     desired = await _build(stack, images, ports, options)
     p = plan_for(desired, await observe(desired.project, ports), options)
-    if options.check_devices is not None:
-        await trio.to_thread.run_sync(check_host_devices, p.actions, options.check_devices)
+    await _check_devices(p.actions, options.check_devices)
     missing = {(i.ref, i.verb) for i in images.values() if isinstance(i, _MissingImage)}
     notes = tuple(f"image {ref} is not in the store: up would build it" if verb == "build"
                   else f"image {ref} is not in the store, and --no-build: up would fail"
@@ -441,12 +440,19 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
         options = await carry_out(ask, desired, ports, supervisor, options, on_done)
     actual = await observe(desired.project, ports)
     planned = plan(desired, actual, options)
-    if check_devices is not None:  # what will be created must find its devices here
-        await trio.to_thread.run_sync(check_host_devices, planned.actions, check_devices)
+    await _check_devices(planned.actions, check_devices)
     return await apply(annotate(planned, desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
                        on_rollout=on_rollout, parallel=parallel)
+
+
+async def _check_devices(actions: Sequence[Action], check: CheckDevices | None) -> None:
+    """What the pass will create must find its devices here; a pass that creates none
+    naming any (most: every resync) does not leave the event loop for it."""
+    specs = to_check(actions) if check is not None else {}
+    if specs and check is not None:
+        await trio.to_thread.run_sync(check_host_devices, specs, check)
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

@@ -132,7 +132,7 @@ def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Pa
     from stackd.errors import HostError
     from stackd.reconciler.actual import ActualContainer, ActualState
     from stackd.reconciler.diff import PlanOptions, plan
-    from stackd.reconciler.hostdevices import check_host_devices
+    from stackd.reconciler.hostdevices import check_host_devices, to_check
     from stackd.runtime.containerspec import ContainerSpec
 
     text = ("services:\n  plain:\n    image: busybox\n  disk:\n    image: busybox\n"
@@ -150,7 +150,7 @@ def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Pa
     fresh = plan(desired, ActualState("demo", (), frozenset(), frozenset()), PlanOptions())
     with pytest.raises(HostError, match=re.escape(
             "service 'disk': blkio_config.device_read_bps: /dev/nope: No such file")) as caught:
-        check_host_devices(fresh.actions, check)
+        check_host_devices(to_check(fresh.actions), check)
     assert caught.value.hint == "name a block device"
     assert asked == ["demo-disk-1"]  # once per service; `plain` names no device
     running = ActualState("demo", tuple(
@@ -158,8 +158,8 @@ def test_a_device_the_host_lacks_is_refused_naming_the_service_once(tmp_path: Pa
         for c in desired.containers), frozenset(desired.networks), frozenset(desired.volumes))
     settled = plan(desired, running, PlanOptions())
     asked.clear()
-    check_host_devices(settled.actions, check)  # nothing to create: nothing checked
+    check_host_devices(to_check(settled.actions), check)  # nothing to create: nothing checked
     assert asked == []
     gone = dataclasses.replace(running, containers=running.containers[1:])
     with pytest.raises(HostError):
-        check_host_devices(plan(desired, gone, PlanOptions()).actions, check)
+        check_host_devices(to_check(plan(desired, gone, PlanOptions()).actions), check)
