@@ -158,6 +158,11 @@ def _finished_job(c: ActualContainer, restart_name: str) -> bool:
     return c.status == "exited" and c.exit_code == 0 and restart_name in ("no", "on-failure")
 
 
+def _held_stop(keep: ActualContainer, options: PlanOptions) -> Stop:
+    return Stop(cause="held: stopped by the user", container_id=keep.id,
+                service=keep.service, index=keep.index, grace=options.grace)
+
+
 def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = PlanOptions()
          ) -> Plan:
     if actual.project != desired.project:
@@ -193,25 +198,30 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     # with `restart: true` is made again (Compose's rule; a service in another's
     # network namespace has that dependency implied).
     bystanders: list[tuple[DesiredContainer, ActualContainer]] = []
+    # `start`/`restart` of containers outside the last `up`'s services (`up -d web`,
+    # then `start db`): theirs are acted on all the same.
+    asked = options.start | options.restart
     for want in desired.containers:
         on_remade = sorted({a.network_key for a in want.attachments} & remade)
-        if want.service not in selected and not on_remade:
-            found = by_slot.pop((want.service, want.index), [])
-            keep = _pick(found, want)[0]
-            if keep is not None and keep.status == "running" and keep.id not in actual.held \
+        keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
+        chosen = want.service in selected or (keep is not None and keep.id in asked)
+        held = keep is not None and keep.id in actual.held
+        if not chosen and not on_remade:
+            if held and keep is not None and keep.status == "running":
+                # Held (`stop`) is the user's word on the container, whatever the last
+                # `up` named: it was left running when its service was not among them.
+                removals.append(_held_stop(keep, options))
+            elif not held and keep is not None and keep.status == "running" \
                     and keep.config_hash == want.config_hash.digest:
                 bystanders.append((want, keep))
             continue
-        keep, extras = _pick(by_slot.pop((want.service, want.index), []), want)
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
                                service=e.service, index=e.index) for e in extras)
         if keep is None and want.id in actual.held and not options.no_start:
             continue  # removed by `rm`: stays gone until `up` or `start`
-        if keep is not None and keep.id in actual.held:
+        if held and keep is not None:
             if keep.status == "running":
-                removals.append(Stop(cause="held: stopped by the user", container_id=keep.id,
-                                     service=keep.service, index=keep.index,
-                                     grace=options.grace))
+                removals.append(_held_stop(keep, options))
             continue
         if on_remade and keep is not None:
             # A container's interfaces hang off the old bridge: it goes before the
@@ -221,7 +231,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                                    index=keep.index))
             actions.append(Create(cause=why, container=want))
             continue
-        if want.service not in selected:
+        if not chosen:
             continue
         scale = desired.services[want.service].scale
         restart = desired.services[want.service].restart.name

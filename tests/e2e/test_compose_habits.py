@@ -751,3 +751,23 @@ services:
         assert out.splitlines() == ["reps-web-2 | I am reps-web-2"], out
         r = cli("logs", "--index", "2", check=False)
         assert r.returncode == 2 and "--index picks a replica" in r.stderr
+
+
+def test_stop_start_restart_after_up_of_one_service(stack: CLI) -> None:
+    """`up -d box`, then `stop alone`, `start alone`, `restart alone`: each said nothing
+    and did nothing, because `alone` was not among the services the last `up` named."""
+    stack("up", "-d")
+    stack("up", "-d", "box")
+
+    def state() -> tuple[str, int | None]:
+        row = next(r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)
+                   if r["service"] == "alone")
+        return row["state"], row.get("pid")
+
+    stack("stop", "alone")
+    assert state()[0] == "exited"
+    stack("start", "alone")
+    running, pid = state()
+    assert running == "running"
+    stack("restart", "alone")
+    assert state()[0] == "running" and state()[1] != pid

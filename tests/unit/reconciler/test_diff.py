@@ -172,6 +172,25 @@ def test_start_and_restart_name_containers(tmp_path: Path) -> None:
         "db-1: start — exited (code 0)", "web-2: restart — restart requested"]
 
 
+def test_stop_start_and_restart_reach_services_the_last_up_did_not_name(
+        tmp_path: Path) -> None:
+    """`up -d web`, then `stop db`, `start db` or `restart db`: each did nothing and
+    said nothing, because db was not among the services the last `up` named."""
+    d = desired(STACK, tmp_path)
+    (db,) = d.containers_of("db")
+    web_only = PlanOptions(services=("web",))
+    held = dataclasses.replace(actual_of(d), held=frozenset({db.id}))
+    assert plan(d, held, web_only).lines() == ["db-1: stop — held: stopped by the user"]
+    exited = ActualState("demo", (running(db, "exited", 137),
+                                  *(running(c) for c in d.containers_of("web"))),
+                         frozenset(d.networks), frozenset(d.volumes))
+    assert plan(d, exited, web_only).empty  # not asked: left as it is
+    assert plan(d, exited, dataclasses.replace(web_only, start=frozenset({db.id}))
+                ).lines() == ["db-1: start — exited (code 137)"]
+    assert plan(d, actual_of(d), dataclasses.replace(web_only, restart=frozenset({db.id}))
+                ).lines() == ["db-1: restart — restart requested"]
+
+
 def test_up_one_service_brings_what_it_needs_by_any_edge(tmp_path: Path) -> None:
     # links and depends_on both make `up web` start the target: the scheduler's rule.
     d = desired("""
