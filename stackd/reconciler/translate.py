@@ -262,10 +262,11 @@ def _config_files(stack: Stack, name: str, svc: Service, inputs: TranslateInputs
     return files, to_write, mounts
 
 
-def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str], str]
+def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str, str], str]
              ) -> tuple[str, tuple[Attachment, ...]]:
     """The net namespace ("new", "host", or the path of another container's) and the
-    networks joined, by priority. `joined`: a service → its first container's netns."""
+    networks joined, by priority. `joined`: (kind, service) → the namespace of the
+    service's first container."""
     mode = svc.network_mode
     if mode == "host":
         return "host", ()
@@ -278,7 +279,7 @@ def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str], str]
                             "container's network, so it publishes no ports of its own",
                             location=stack.location_of(("services", name, "ports")),
                             hint=f"publish them on service {mode.partition(':')[2]!r}")
-        return joined(mode.partition(":")[2]), ()
+        return joined("net", mode.partition(":")[2]), ()
     if mode is not None:
         raise SpecError(f"service {name!r}: network_mode {mode!r} is not supported yet",
                         location=where,
@@ -297,18 +298,23 @@ def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str], str]
     return "new", attachments
 
 
-def _shared(stack: Stack, name: str, kind: str, mode: str | None) -> str:
+def _shared(stack: Stack, name: str, kind: str, mode: str | None,
+            joined: Callable[[str, str], str]) -> str:
     """`pid:` / `ipc:` → the namespace: "host" shares the host's; Docker's ipc
-    "private" and "shareable" are a new one, as none is given. Another container's
-    (`service:x`, `container:x`) is refused by name, not ignored."""
+    "private" and "shareable" are a new one, as none is given; `service:x` is x's first
+    container's. A container outside the stack (`container:x`) is refused by name,
+    not ignored."""
     own = (None, "") if kind == "pid" else (None, "", "private", "shareable")
     if mode in own:
         return "new"
     if mode == "host":
         return "host"
+    if mode is not None and mode.startswith("service:"):
+        return joined(kind, mode.partition(":")[2])
     raise SpecError(f"service {name!r}: {kind} {mode!r} is not supported yet",
                     location=stack.location_of(("services", name, kind)),
-                    hint=f"use {kind}: host, or leave it out for the container's own")
+                    hint=f"use {kind}: host, {kind}: service:NAME for a service of this "
+                         "stack, or leave it out for the container's own")
 
 
 def _log(svc: Service) -> LogConfig:
@@ -366,7 +372,8 @@ def _security(svc: Service) -> Security:
 
 
 def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
-                   inputs: TranslateInputs, joined: Callable[[str], str]) -> _ServiceParts:
+                   inputs: TranslateInputs, joined: Callable[[str, str], str]
+                   ) -> _ServiceParts:
     cfg = image.config
     mounts, volumes = _volume_mounts(stack, svc, inputs)
     covered = {m.target for m in mounts}
@@ -382,8 +389,8 @@ def _service_parts(stack: Stack, name: str, svc: Service, image: ImageView,
         process=_process(stack, name, svc, cfg),
         hostname=svc.hostname or "", domainname=svc.domainname or "",
         mounts=(*mounts, *file_mounts), files=files,
-        namespaces=Namespaces(net=net_ns, pid=_shared(stack, name, "pid", svc.pid),
-                              ipc=_shared(stack, name, "ipc", svc.ipc),
+        namespaces=Namespaces(net=net_ns, pid=_shared(stack, name, "pid", svc.pid, joined),
+                              ipc=_shared(stack, name, "ipc", svc.ipc, joined),
                               uts="host" if svc.uts == "host" else "new",
                               cgroup="host" if svc.cgroup == "host" else "new"),
         devices=tuple(Device(source=d.source, target=d.target, permissions=d.permissions)
@@ -472,20 +479,24 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
     first_ids: dict[str, str] = {}  # service → its first container's id
     parts_of: dict[str, _ServiceParts] = {}
 
-    def joined(target: str) -> str:
-        """`network_mode: service:target`: the netns of target's first container
-        (made before ours: a dependency). Its id is in our hash, so a recreated target
-        recreates us."""
+    def joined(kind: str, target: str) -> str:
+        """`network_mode: service:target` (kind "net"), `pid:`/`ipc: service:target`:
+        that namespace of target's first container (made before ours: a dependency).
+        Its id is in our hash, so a recreated target recreates us."""
+        key = "network_mode" if kind == "net" else kind
         if target not in first_ids:
-            raise SpecError(f"network_mode service:{target}: {target!r} runs no container "
-                            "to share the network of",
+            raise SpecError(f"{key} service:{target}: {target!r} runs no container "
+                            f"to share the {kind} namespace of",
                             hint=f"give {target!r} at least one replica")
         if inputs.slots is not None:
-            raise SpecError(f"network_mode service:{target} is not supported in cluster "
-                            "mode yet", hint="use the service's networks instead")
-        ns = parts_of[target].spec.namespaces.net
+            raise SpecError(f"{key} service:{target} is not supported in cluster "
+                            "mode yet", hint="use the service's networks instead"
+                            if kind == "net" else f"leave {key} out")
+        ns: str = getattr(parts_of[target].spec.namespaces, kind)
         if ns != "new":
             return ns  # the host's, or (a chain of sidecars) the one target joined
+        if kind != "net":
+            return f"container:{first_ids[target]}"
         if not parts_of[target].attachments:
             raise SpecError(f"network_mode service:{target}: {target!r} has network_mode "
                             "none, a namespace of its own no other container can join",
@@ -500,12 +511,13 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         health = healthcheck_of(svc, image)
         deps = tuple(DependsOn(target, d.condition, d.required, d.restart)
                      for target, d in sorted(svc.depends_on.items()))
-        shared = (svc.network_mode or "").removeprefix("service:")
-        if svc.network_mode and svc.network_mode.startswith("service:"):
-            # In its namespace: when the target's container is made again, ours must
-            # join the new namespace, as `depends_on: {x: {restart: true}}` asks.
-            deps = (*(d for d in deps if d.service != shared),
-                    DependsOn(shared, "service_started", True, True))
+        for mode in (svc.network_mode, svc.pid, svc.ipc):
+            if mode and mode.startswith("service:"):
+                # In its namespace: when the target's container is made again, ours
+                # must join the new one, as `depends_on: {x: {restart: true}}` asks.
+                shared = mode.removeprefix("service:")
+                deps = (*(d for d in deps if d.service != shared),
+                        DependsOn(shared, "service_started", True, True))
         for dep in deps:
             target = stack.services.get(dep.service)
             if (dep.condition == "service_healthy" and target is not None

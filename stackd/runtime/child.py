@@ -20,7 +20,7 @@ import signal
 import struct
 import termios
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stackd.errors import HostError, SpecError, StackdError
 from stackd.runtime import rootfs
@@ -50,6 +50,12 @@ class ChildPipes:
     # With a TTY: the socket the pty master goes back to the monitor on. The pty is
     # opened inside, from the container's own devpts, so `tty` names /dev/pts/N there.
     console: int | None = None
+    # `container:<id>` namespaces (Namespaces): kind → a descriptor of the other
+    # container's, opened by the monitor while that container was known alive.
+    namespaces: dict[str, int] = field(default_factory=dict)
+    # With another's IPC namespace: that container's mount namespace, whose /dev/shm
+    # (the IPC namespace's POSIX shared memory) this one mounts, as Docker does.
+    shm_from: int | None = None
 
 
 def _report(fd: int, error: BaseException) -> None:
@@ -85,12 +91,15 @@ def _setns_path(path: str, nstype: int) -> None:
         os.close(fd)
 
 
-def _namespaces(spec: ContainerSpec) -> None:
+def _namespaces(spec: ContainerSpec, held: dict[str, int]) -> None:
     ns = spec.namespaces
     flags = sc.CLONE_NEWNS
     for kind, value in (("net", ns.net), ("ipc", ns.ipc), ("uts", ns.uts)):
         if value == "new":
             flags |= sc.NAMESPACE_FLAGS[kind]
+        elif kind in held:
+            sc.setns(held[kind], sc.NAMESPACE_FLAGS[kind])
+            os.close(held[kind])
         elif value != "host":
             _setns_path(value, sc.NAMESPACE_FLAGS[kind])
     sc.unshare(flags)
@@ -108,18 +117,19 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
     _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr,
+                      *pipes.namespaces.values(), *([pipes.shm_from] if pipes.shm_from else []),
                       *([pipes.console] if pipes.console is not None else [])})
     if nofile is not None:  # only now: we held more descriptors than it allows
         resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
 
-    _namespaces(spec)
+    _namespaces(spec, pipes.namespaces)
     if spec.namespaces.uts != "host":
         if spec.hostname:
             sc.sethostname(spec.hostname)
         if spec.domainname:
             sc.setdomainname(spec.domainname)
 
-    rootfs.setup_rootfs(spec, paths)
+    rootfs.setup_rootfs(spec, paths, shm_from=pipes.shm_from)
     rootfs.pivot(paths.rootfs)
     security = _security()
     if security is not None and plan is not None:

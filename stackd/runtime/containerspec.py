@@ -71,8 +71,10 @@ class Mount(_Frozen):
 class Namespaces(_Frozen):
     """Which namespaces the container gets.
 
-    Each is "new" (its own), "host" (share the host's), or an absolute path of a
-    namespace file to join (/proc/<pid>/ns/net, a bind-mounted netns, …).
+    Each is "new" (its own), "host" (share the host's), an absolute path of a
+    namespace file to join (/proc/<pid>/ns/net, a bind-mounted netns, …), or
+    "container:<id>": the namespace of another container of the same runtime, which
+    must be running when this one is created (Compose's `pid: service:x`).
     mount and uts (unless "host") namespaces are always new; cgroup is "new" (made
     once the container is in its cgroups) or "host" (Compose's `cgroup: host`).
     """

@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import resource
+import select
 import selectors
 import shutil
 import signal
@@ -477,11 +478,12 @@ class Monitor:
         plan = self.security.prepare(spec) if self.security is not None else None
         cgroup = manager_for(self.roots.id, spec.id)
         made: list[int] = []
+        shared = self._shared_namespaces(spec)
         try:
             containerdirs.make(spec, paths, run_dir_kept=respawn)
             write_json(paths.spec, dump_spec(spec))
             write_json(paths.spec_copy, dump_spec(spec))  # 0600, as the spec
-            c = self._fork(spec, paths, plan, cgroup, made)
+            c = self._fork(spec, paths, plan, cgroup, made, shared)
         except BaseException:
             for fd in made:
                 _close(fd)
@@ -492,13 +494,50 @@ class Monitor:
             except StackdError:
                 pass
             raise
+        finally:
+            for fd in shared.values():
+                _close(fd)
         self.containers[spec.id] = c
         self.by_pid[c.pid] = c
         assert c.ready_r is not None
         self._await_child(c, client, want=b"R")
 
+    def _shared_namespaces(self, spec: ContainerSpec) -> dict[str, int]:
+        """kind → a descriptor of each `container:<id>` namespace of the spec: another
+        container's (Compose's `pid: service:x`, `ipc: service:x`). Opened here, while
+        that container is seen alive, so a pid that ended and was reused by the time
+        the child joins can never stand for it."""
+        fds: dict[str, int] = {}
+        try:
+            for kind in ("pid", "net", "ipc", "uts"):
+                value = getattr(spec.namespaces, kind)
+                if not value.startswith("container:"):
+                    continue
+                other_id = value.removeprefix("container:")
+                other = self.containers.get(other_id)
+                if other is None or other.exit is not None or other.start_w is not None:
+                    raise ConflictError(
+                        f"container {spec.id!r} shares the {kind} namespace of container "
+                        f"{other_id!r}, which is not running",
+                        hint=f"start {other_id!r} first")
+                fd = os.open(f"/proc/{other.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+                fds[kind] = fd
+                if kind == "ipc":  # its /dev/shm is mounted from its mount namespace
+                    fds["shm"] = os.open(f"/proc/{other.pid}/ns/mnt",
+                                         os.O_RDONLY | os.O_CLOEXEC)
+                # Still alive after the open: the namespace is that container's own.
+                if select.select([other.pidfd], [], [], 0)[0]:
+                    raise ConflictError(
+                        f"container {other_id!r} exited as container {spec.id!r} was "
+                        f"joining its {kind} namespace", hint=f"start {other_id!r} again")
+        except BaseException:
+            for fd in fds.values():
+                _close(fd)
+            raise
+        return fds
+
     def _fork(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
-              cgroup: CgroupManager, made: list[int]) -> Container:
+              cgroup: CgroupManager, made: list[int], shared: dict[str, int]) -> Container:
         ready_r, ready_w = os.pipe()
         start_r, start_w = os.pipe()
         made += [ready_r, ready_w, start_r, start_w]
@@ -523,9 +562,13 @@ class Monitor:
                 made += [stdin_r, stdin_w]
                 ends["stdin"] = stdin_r
         pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
-                                 console=console[1] if console else None, **ends)
+                                 console=console[1] if console else None,
+                                 namespaces={k: fd for k, fd in shared.items()
+                                             if k not in ("pid", "shm")},
+                                 shm_from=shared.get("shm"),
+                                 **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
-        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes)
+        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, shared.get("pid"))
         theirs_end = {console[1]} if console else set()
         for fd in {ready_w, start_r, *ends.values(), *theirs_end} - {self.devnull}:
             _close(fd)
@@ -574,12 +617,16 @@ class Monitor:
             pass
 
     def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
-                               pipes: child.ChildPipes) -> int:
+                               pipes: child.ChildPipes, shared: int | None) -> int:
         """Fork the container's PID 1 straight from here: unshare(CLONE_NEWPID) only
-        affects children, and setns back to our own PID namespace undoes it at once."""
+        affects children, and setns back to our own PID namespace undoes it at once.
+        `shared`: another container's PID namespace (its processes see ours, and ours
+        is not PID 1 there)."""
         pidns = spec.namespaces.pid
         if pidns == "new":
             sc.unshare(sc.CLONE_NEWPID)
+        elif shared is not None:
+            sc.setns(shared, sc.CLONE_NEWPID)
         elif pidns != "host":
             fd = os.open(pidns, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -1011,6 +1058,15 @@ class Monitor:
             except Exception:  # a lost tail of output must not lose the exit status
                 traceback.print_exc()
         oom = c.cgroup.oom_kills() > 0
+        if c.spec.namespaces.pid != "new":
+            # No PID namespace of its own whose end takes every process with it: what
+            # the first process left running (adopted by the host's init, or the other
+            # container's) ends with it, as runc ends it — else stop leaves it running
+            # and delete cannot remove the cgroup.
+            try:
+                c.cgroup.kill_all()
+            except StackdError as e:
+                self.complain_about(e)
         c.exit = known or (ExitStatus.lost(oom_killed=oom) if status is None
                            else ExitStatus.from_wait_status(status, oom_killed=oom))
         record = c.exit.to_json() | {"finished_at": now_iso()}

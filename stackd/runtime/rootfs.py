@@ -54,9 +54,13 @@ def overlay_options(spec: ContainerSpec, paths: ContainerPaths) -> str:
     return f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}"
 
 
-def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths) -> None:
+def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths, *, shm_from: int | None = None
+                 ) -> None:
+    """`shm_from`: the mount namespace of the container whose IPC namespace this one
+    joins: its /dev/shm becomes ours. Else /dev/shm is a tmpfs of our own."""
     root = paths.rootfs
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    shm = None if shm_from is None else _clone_shm(shm_from)
     sc.mount("overlay", str(root), "overlay", 0, overlay_options(spec, paths))
     # Opened after the mount: the descriptor is the overlay's root, and every path of
     # the container is resolved from it (inroot), never from the host's "/".
@@ -67,7 +71,7 @@ def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths) -> None:
         for index, target in enumerate(sorted(spec.files)):
             _file_mount(root_fd, paths, index, target)
         _mount_proc(root_fd)
-        _mount_dev(root_fd, spec)
+        _mount_dev(root_fd, spec, shm)
         _mount_sys(root_fd, spec.security.privileged)
         if spec.process.init:
             _place_init(root_fd)
@@ -220,19 +224,19 @@ def _mount_sys(root_fd: int, privileged: bool) -> None:
             _bind("/sys", found, readonly=not privileged)
 
 
-def _mount_dev(root_fd: int, spec: ContainerSpec) -> None:
+def _mount_dev(root_fd: int, spec: ContainerSpec, shm: int | None) -> None:
     with _dir_target(root_fd, "/dev") as found:
         assert found.fd is not None
         sc.mount("tmpfs", inroot.proc_path(found.fd), "tmpfs",
                  sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
         dev = found.reopen()  # the new tmpfs, ours alone: names in it are safe
     try:
-        _fill_dev(dev, spec)
+        _fill_dev(dev, spec, shm)
     finally:
         os.close(dev)
 
 
-def _fill_dev(dev: int, spec: ContainerSpec) -> None:
+def _fill_dev(dev: int, spec: ContainerSpec, shm: int | None) -> None:
     if spec.security.privileged:
         _copy_host_devices("/dev", dev)
     for device in spec.devices:
@@ -252,7 +256,27 @@ def _fill_dev(dev: int, spec: ContainerSpec) -> None:
             ("mqueue", "mqueue", "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)):
         with _dir_target(dev, name) as found:
             assert found.fd is not None
-            sc.mount(source, inroot.proc_path(found.fd), fstype, flags, data)
+            if name == "shm" and shm is not None:
+                sc.move_mount(shm, found.fd)
+                os.close(shm)
+            else:
+                sc.mount(source, inroot.proc_path(found.fd), fstype, flags, data)
+
+
+def _clone_shm(other: int) -> int:
+    """A detached copy of the /dev/shm mount of the mount namespace `other`. A mount of
+    another namespace cannot be bound into ours, so it is cloned from inside that one:
+    there "/" is that container's root, and nothing it made of its /dev leads out."""
+    own = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(other, sc.CLONE_NEWNS)
+        try:
+            return sc.open_tree("/dev/shm", sc.OPEN_TREE_CLONE)
+        finally:
+            sc.setns(own, sc.CLONE_NEWNS)
+    finally:
+        os.close(own)
+        os.close(other)
 
 
 def _make_device(dev: int, device: Device) -> None:

@@ -188,8 +188,12 @@ def set_process_name(name: str) -> None:
 
 
 # Both came after the table was unified across architectures: one number everywhere.
+_SYS_OPEN_TREE = 428  # the new mount API's numbers are the same on every architecture
+_SYS_MOVE_MOUNT = 429
 _SYS_OPENAT2 = 437
 _SYS_MOUNT_SETATTR = 442
+OPEN_TREE_CLONE = 1
+_MOVE_MOUNT_EMPTY_PATHS = 0x04 | 0x40  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
 
 
 class _OpenHow(ctypes.Structure):
@@ -208,6 +212,22 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     return _check(_libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd),
                                 os.fsencode(path), ctypes.byref(how),
                                 ctypes.c_size_t(ctypes.sizeof(how))), "openat2", path)
+
+
+def open_tree(path: str, flags: int) -> int:
+    """A descriptor of the mount at `path` (with OPEN_TREE_CLONE: a detached copy,
+    which `move_mount` attaches in whatever mount namespace the caller is in by
+    then). OSError(ENOSYS) on kernels before 5.2."""
+    return _check(_libc.syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(-100),
+                                os.fsencode(path), ctypes.c_uint(flags | os.O_CLOEXEC)),
+                  "open_tree", path)
+
+
+def move_mount(tree: int, target: int) -> None:
+    """Attach the detached mount `tree` onto the file `target` (both descriptors)."""
+    _check(_libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(tree), b"",
+                         ctypes.c_int(target), b"", ctypes.c_uint(_MOVE_MOUNT_EMPTY_PATHS)),
+           "move_mount")
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:

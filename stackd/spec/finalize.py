@@ -225,12 +225,14 @@ def check_references(doc: Mapping[str, Any], dropped: Mapping[str, tuple[str, ..
                         location=where(nets, net),
                         hint=_did_you_mean(net, networks)
                         or f"declare it under the top-level networks: ({net}: {{}})")
-        mode = svc.get("network_mode")
-        if isinstance(mode, str) and mode.startswith("service:"):
-            target = mode.partition(":")[2]
-            if target not in services:
-                raise missing_service(name, "shares the network of", target,
-                                      where(svc, "network_mode"))
+        for key, what in (("network_mode", "shares the network of"),
+                          ("pid", "shares the process namespace of"),
+                          ("ipc", "shares the IPC namespace of")):
+            mode = svc.get(key)
+            if isinstance(mode, str) and mode.startswith("service:"):
+                target = mode.partition(":")[2]
+                if target not in services:
+                    raise missing_service(name, what, target, where(svc, key))
         for key, what in (("volumes_from", "takes volumes from"), ("links", "links to")):
             refs = svc.get(key)
             if isinstance(refs, list):

@@ -251,12 +251,6 @@ def test_pid_and_ipc_host_share_the_hosts_namespaces(stack: CLI) -> None:
         inside = stack("exec", "-T", service, "sh", "-c",
                        "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc").stdout.split()
         assert [a == b for a, b in zip(inside, host, strict=True)] == [same, same], inside
-    (stack.cwd / "compose.yaml").write_text(
-        f"name: nsmodes\nservices:\n  x:\n    {IMAGE}    pid: 'service:own'\n"
-        "    command: [sleep, '1000']\n"
-        f"  own:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n")
-    r = stack("up", "-d", check=False)
-    assert r.returncode != 0 and "pid 'service:own' is not supported yet" in r.stderr
 
 
 def test_mac_address_and_interface_name_are_the_containers(stack: CLI) -> None:

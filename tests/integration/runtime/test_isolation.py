@@ -82,6 +82,38 @@ async def test_joining_another_containers_network_and_ipc_namespaces(rt, make_sp
     await rt.delete("iso-ns-a", force=True)
 
 
+async def test_joining_a_running_containers_pid_and_ipc_namespaces_by_its_id(rt, make_spec):
+    """`container:<id>` (Compose's `pid: service:x`): its processes, its System V and
+    POSIX shared memory (the /dev/shm of its mount namespace, as Docker's)."""
+    import os
+
+    from stackd.errors import ConflictError
+    from stackd.runtime.containerspec import Namespaces
+
+    shared = Namespaces(pid="container:iso-share-a", ipc="container:iso-share-a")
+    with pytest.raises(ConflictError, match="'iso-share-a', which is not running"):
+        await rt.create(make_spec("iso-share-b", "true", namespaces=shared))
+    first = await rt.create(make_spec(
+        "iso-share-a", "sh", "-c", "echo from-a > /dev/shm/mark; exec sleep 30"))
+    with pytest.raises(ConflictError, match="not running"):  # created is not running
+        await rt.create(make_spec("iso-share-b", "true", namespaces=shared))
+    await rt.start("iso-share-a")
+    pid = first.pid
+    try:
+        _, out, _ = await run_to_end(rt, make_spec(
+            "iso-share-b", "sh", "-c",
+            "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; cat /proc/1/cmdline;"
+            " echo; until cat /dev/shm/mark 2>/dev/null; do sleep 0.05; done",
+            namespaces=shared))
+        pidns, ipcns, one, mark = out.splitlines()
+        assert pidns == os.readlink(f"/proc/{pid}/ns/pid")
+        assert ipcns == os.readlink(f"/proc/{pid}/ns/ipc")
+        assert one.replace("\0", " ").strip() == "sleep 30"  # a's process is its PID 1
+        assert mark == "from-a"
+    finally:
+        await rt.delete("iso-share-a", force=True)
+
+
 async def test_terminal(rt, make_spec):
     _, out, _ = await run_to_end(rt, make_spec(
         "iso-tty", "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty; echo TERM=$TERM",

@@ -316,3 +316,24 @@ def test_network_mode_service_joins_the_namespace_its_target_is_in(tmp_path: Pat
     with pytest.raises(SpecError, match="'none' has network_mode none"):
         build("services:\n  none: {image: busybox, network_mode: none}\n"
               "  x: {image: busybox, network_mode: 'service:none'}\n", tmp_path)
+
+
+def test_pid_and_ipc_service_join_the_namespaces_of_the_targets_first_container(
+        tmp_path: Path) -> None:
+    d = build("services:\n  app: {image: busybox, scale: 2}\n"
+              "  debug: {image: busybox, pid: 'service:app', ipc: 'service:app'}\n"
+              "  chained: {image: busybox, pid: 'service:debug'}\n"
+              "  tool: {image: busybox, pid: host}\n"
+              "  ontool: {image: busybox, pid: 'service:tool', ipc: shareable}\n", tmp_path)
+    ns = {c.service: c.spec.namespaces for c in d.containers}
+    first = d.containers_of("app")[0]
+    assert ns["debug"].pid == ns["debug"].ipc == ns["chained"].pid == f"container:{first.id}"
+    assert ns["chained"].ipc == "new"
+    assert (ns["ontool"].pid, ns["ontool"].ipc) == ("host", "new")
+    # In its namespaces: made again after app is, as `restart: true` asks.
+    (dep,) = d.services["debug"].depends_on
+    assert (dep.service, dep.restart) == ("app", True)
+    with pytest.raises(SpecError, match="'container:web' is not supported yet"):
+        build("services:\n  x: {image: busybox, ipc: 'container:web'}\n", tmp_path)
+    with pytest.raises(SpecError, match="shares the process namespace of 'nope'"):
+        build("services:\n  x: {image: busybox, pid: 'service:nope'}\n", tmp_path)
