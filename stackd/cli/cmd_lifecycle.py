@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     """Each verb's own flags (main.py passes the verb): no flag a verb would ignore."""
     if verb == "kill":
         p.add_argument("-s", "--signal", default="SIGKILL", help="the signal to send")
+        p.add_argument("--remove-orphans", action="store_true",
+                       help="also the containers of services the stack no longer has")
     if verb in ("stop", "restart"):
         p.add_argument("-t", "--timeout", type=int, default=None, metavar="SECONDS",
                        help="SIGKILL after this long (default: the service's "
@@ -80,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
         signal = args.signal.upper() if verb == "kill" else "SIGKILL"
         if not signal.startswith("SIG"):
             signal = "SIG" + signal
-        body = {"services": list(args.services), "signal": signal, "force": force,
+        services = list(args.services)
+        if getattr(args, "remove_orphans", False) and not services:
+            # Compose's kill leaves orphans alone unless asked: every service that has
+            # a container then, the stack's and those it no longer declares.
+            services = sorted({str(r["service"]) for r in _containers(
+                client, project, [], all=False) if r.get("service")})
+        body = {"services": services, "signal": signal, "force": force,
                 "timeout": getattr(args, "timeout", None),
                 "volumes": getattr(args, "volumes", False),
                 "no_deps": getattr(args, "no_deps", False)}

@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="as --status (Compose's only filter)")
     p.add_argument("--no-trunc", action="store_true",
                    help="accepted: no column is cut short here")
+    from stackd.cli.composeenv import go_bool
+
+    p.add_argument("--orphans", type=go_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="=false: only the services the stack files declare")
     p.add_argument("services", nargs="*", metavar="SERVICE")
 
 
@@ -88,7 +92,7 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
     for its full checking and messages. Must accept exactly what add_arguments does."""
     args = SimpleNamespace(all=False, format="table", quiet=False, all_projects=False,
                            cluster=False, services=[], list_services=False, status=[],
-                           filter=[])
+                           filter=[], orphans=True)
     it = iter(argv)
     closed = False  # argparse takes the SERVICE list in one run: an option ends it
     for word in it:
@@ -156,6 +160,13 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
             print(f"{s['project']}: {s['paused']} (`stackd resume` goes on)", file=sys.stderr)
     if args.services:
         rows = [r for r in rows if r.get("service") in args.services]
+    elif not args.orphans and project is not None:
+        # Compose's: a service the files no longer declare (in any profile) is an
+        # orphan; only here are the files read whole.
+        from stackd.cli.main import load_stack
+
+        declared = load_stack(args, all_profiles=True).services  # type: ignore[arg-type]
+        rows = [r for r in rows if r.get("service") in declared]
     if states:
         rows = [r for r in rows if _state_of(r) in states]
     if args.list_services:  # a line each, nothing for none (as Compose's)

@@ -26,6 +26,17 @@ def flag(name: str) -> bool:
     raise UsageError(f"{name}={value!r} is not a boolean", hint="set it to true or false")
 
 
+def go_bool(text: str) -> bool:
+    """A flag's `=value` as Compose's (Go's) boolean flags take it: `--orphans=false`."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)")
+
+
 def env_files() -> list[str] | None:
     """COMPOSE_ENV_FILES: comma-separated env files, as --env-file gives them."""
     files = [f for f in os.environ.get("COMPOSE_ENV_FILES", "").split(",") if f.strip()]

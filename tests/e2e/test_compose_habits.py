@@ -771,3 +771,26 @@ def test_stop_start_restart_after_up_of_one_service(stack: CLI) -> None:
     assert running == "running"
     stack("restart", "alone")
     assert state()[0] == "running" and state()[1] != pid
+
+
+def test_ps_orphans_false_and_kill_remove_orphans(stack: CLI) -> None:
+    """A service the stack no longer declares: `ps` lists its container and
+    `--orphans=false` leaves it out; `kill` leaves it running unless
+    `--remove-orphans` (Compose's), which kills it too."""
+    stack("up", "-d")
+    text = (stack.cwd / "compose.yaml").read_text()
+    (stack.cwd / "compose.yaml").write_text(text.replace("\n  alone:\n", "\n  other:\n"))
+    stack("up", "-d")  # `alone` is an orphan now, still running
+
+    def services(*flags: str) -> dict[str, str]:
+        rows = json.loads(stack("ps", "-a", "--format", "json", *flags).stdout)
+        return {r["service"]: r["state"] for r in rows}
+
+    assert "alone" in services()
+    assert "alone" not in services("--orphans=false") and "box" in services("--orphans=false")
+    bad = stack("ps", "--orphans=maybe", check=False)
+    assert bad.returncode != 0 and "'maybe' is not a boolean" in bad.stderr
+    stack("kill")
+    assert services()["alone"] == "running" and services()["box"] == "exited"
+    stack("kill", "--remove-orphans")
+    assert services()["alone"] == "exited"
