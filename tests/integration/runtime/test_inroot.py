@@ -259,3 +259,49 @@ def test_cp_keeps_owners_only_when_asked(tree: tuple[Path, Path, int], tmp_path:
     assert owners(out / "back") == want
     copy_out(fd, "/kept", str(out / "root"))
     assert {uid_gid[:2] for uid_gid in owners(out / "root").values()} == {(0, 0)}
+
+
+def test_cp_a_changes_owners_inside_the_root_only(tree: tuple[Path, Path, int],
+                                                  tmp_path: Path) -> None:
+    """`cp -a` chowns what it writes: through the traps (a link at the host, `..`, a
+    dangling link) every chown lands inside the root, and nothing of the host directory
+    changes owner — the snapshot above sees modes and contents, not owners."""
+    from stackd.runtime.copy import copy_in, copy_out
+
+    root, outside, fd = tree
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub/f").write_text("f\n")
+    (src / "secret").write_text("mine\n")
+    for p in (src, src / "sub", src / "sub/f", src / "secret"):
+        os.chown(p, 4242, 4243)
+
+    def owners(top: Path) -> dict[str, tuple[int, int]]:
+        return {str(p): (p.lstat().st_uid, p.lstat().st_gid)
+                for p in [top, *sorted(top.rglob("*"))]}
+
+    before, host_owners = snapshot(outside), owners(outside)
+    re_rooted = root / str(outside).lstrip("/")
+    (re_rooted / "etc").mkdir(parents=True)  # the host path a link names, in the root
+    copy_in(fd, str(src), "/hostlink/etc", owners=True)  # into the re-rooted /…/etc
+    copy_in(fd, str(src / "secret"), "/hostlink/etc/secret", owners=True)
+    copy_in(fd, str(src), "/up/climbed", owners=True)
+    from stackd.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):  # it leads to <root>/<outside>/new, not made
+        copy_in(fd, str(src / "secret"), "/dangling", owners=True)
+    assert (re_rooted / "etc/secret").stat().st_uid == 4242
+    assert (re_rooted / "etc/src/sub/f").stat().st_uid == 4242
+    assert (root / "climbed/sub/f").stat().st_gid == 4243
+    assert snapshot(outside) == before and owners(outside) == host_owners
+
+    # Out: a link in the root that names a host file is copied as the link, and the
+    # link's owner is what changes, never the host file's.
+    (root / "pointer").symlink_to(outside / "etc/secret")
+    os.lchown(root / "pointer", 4244, 4245)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    copy_out(fd, "/pointer", str(dest / "pointer"), owners=True)
+    assert (dest / "pointer").is_symlink()
+    assert ((dest / "pointer").lstat().st_uid, (dest / "pointer").lstat().st_gid) == (4244, 4245)
+    assert owners(outside) == host_owners
