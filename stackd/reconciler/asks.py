@@ -7,18 +7,19 @@ observes and plans. What a verb means is said here once:
 
 - `stop` holds the containers (durable desired state: "stopped"); the plan then
   stops the running ones, dependents first, and never starts a held one again.
-- `start`, `restart` and `up` clear the holds of their services; `start` starts their
-  exited containers (a finished one-shot job too), `restart` also restarts the running
-  ones — and, unless `--no-deps`, the running services that depend on them with
-  `restart: true` (Compose's) —, `up` starts the exited ones except finished jobs
-  (Compose's `up`).
+- `start`, `restart` and `up` clear the holds of their services' containers (`up`
+  also of those `rm` removed, which it makes again; `start` and `restart` act only on
+  containers that exist, as Compose's); `start` starts their exited containers (a
+  finished one-shot job too), `restart` also restarts the running ones — and, unless
+  `--no-deps`, the running services that depend on them with `restart: true`
+  (Compose's) —, `up` starts the exited ones except finished jobs (Compose's `up`).
 - `create` (`stackd create`, `up --no-start`) holds the missing containers of its
   services before the plan makes them, and plans with `no_start`: they are created and
   stay created, through every later pass, until `start` or `up` clears the hold.
 - `kill` signals the running containers; what follows their exit is the restart
   policy's, as for any exit.
 - `rm` removes the stopped containers (with `force`, running ones too) and keeps
-  them held, so the stack's next pass does not make them again until `up`/`start`.
+  them held, so the stack's next pass does not make them again until `up`.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
     if ask.verb in ("up", "start", "restart"):
         ids = {c.id for c in mine}
         for cid in actual.held:
-            if cid in ids or (not ask.containers and _held_services(cid, project, services)):
+            # `start` and `restart` act on containers that exist, as Compose's: one
+            # removed by `rm` stays gone until `up` makes it again.
+            if cid in ids or (ask.verb == "up" and not ask.containers
+                              and _held_services(cid, project, services)):
                 ports.state.unhold(cid)
         if ask.verb == "up":
             return dataclasses.replace(options, start_exited=True)

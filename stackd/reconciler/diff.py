@@ -218,7 +218,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         removals.extend(Remove(cause=f"duplicate of {want.slot}", container_id=e.id,
                                service=e.service, index=e.index) for e in extras)
         if keep is None and want.id in actual.held and not options.no_start:
-            continue  # removed by `rm`: stays gone until `up` or `start`
+            continue  # removed by `rm`: stays gone until `up`
         if held and keep is not None:
             if keep.status == "running":
                 removals.append(_held_stop(keep, options))

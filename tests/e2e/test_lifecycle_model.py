@@ -1,0 +1,73 @@
+"""Compose's lifecycle verbs in random order, each followed by `ps`, against a model
+of what Compose leaves: `up [S…]` runs the named (or all) services, `stop`/`kill`
+stop them, `start`/`restart` run those that have a container (and `restart` gives
+each a new process), `rm -f` removes them until an `up`, `down` removes all.
+
+It found, on a stack of three services: `stop`, `start` and `restart` doing nothing
+for a service the last `up` did not name, and `start`/`restart` making again a
+container `rm` had removed (Compose's act only on containers that exist)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+SERVICES = ("a", "b", "c")
+STACK = "name: model\nservices:\n" + "".join(
+    f"  {s}:\n    image: {DEMO_IMAGE}\n    pull_policy: never\n"
+    f"    command: [sleep, '200{i}']\n    stop_signal: SIGKILL\n"
+    for i, s in enumerate(SERVICES))
+
+
+@pytest.fixture
+def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
+    with stack_dir(no_leaks, tmp_path, "model", STACK) as cli:
+        yield cli
+
+
+def observed(cli: CLI) -> dict[str, tuple[str, int | None]]:
+    rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
+    return {r["service"]: ("running" if r["state"] == "running" else "exited", r.get("pid"))
+            for r in rows}
+
+
+@pytest.mark.parametrize("seed", [11, 23])
+def test_random_verbs_leave_what_compose_would(stack: CLI, seed: int) -> None:
+    rng = random.Random(seed)
+    model: dict[str, str] = {}
+    stack("down")
+    done: list[str] = []
+    for _ in range(30):
+        verb = rng.choice(["up", "up", "stop", "start", "restart", "kill", "rm", "down"])
+        named = rng.sample(SERVICES, rng.randint(0, 2)) if verb != "down" else []
+        targets = named or list(SERVICES)
+        before = observed(stack)
+        argv = {"up": ["up", "-d"], "rm": ["rm", "-f"]}.get(verb, [verb])
+        # start of a stack with no container, and kill of one with none running, are
+        # refused or said so, as Compose's.
+        stack(*argv, *named, check=verb not in ("start", "kill"))
+        done.append(" ".join([verb, *named]))
+        for s in targets:
+            if verb == "up":
+                model[s] = "running"
+            elif verb in ("stop", "kill") and s in model:
+                model[s] = "exited"
+            elif verb in ("start", "restart") and s in model:
+                model[s] = "running"
+            elif verb in ("rm", "down"):
+                model.pop(s, None)
+        after = observed(stack)
+        assert {s: state for s, (state, _) in after.items()} == model, done[-6:]
+        if verb == "restart":
+            for s in targets:
+                if s in model and before[s][0] == "running":
+                    assert after[s][1] != before[s][1], (s, done[-6:])
