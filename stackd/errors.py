@@ -112,6 +112,11 @@ class NotFoundError(StackdError):
     """The named thing does not exist (container, image, network, volume…)."""
 
 
+class NoStackError(NotFoundError):
+    """The daemon keeps no stack by that name (never up, or down). A verb that only
+    stops things (stop, restart, kill, rm) then has nothing to do, as Compose's."""
+
+
 class AlreadyExistsError(StackdError):
     """Creating something whose name is taken."""
 

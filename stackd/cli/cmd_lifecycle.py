@@ -9,6 +9,7 @@ first — and the display follows its progress events as `up`'s does.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -54,7 +55,7 @@ def _containers(client: Any, project: str, services: list[str], *, all: bool
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
-    from stackd.errors import ConflictError
+    from stackd.errors import ConflictError, NoStackError
 
     verb = args.verb
     project = project_of(args)
@@ -92,8 +93,17 @@ def run(args: argparse.Namespace) -> int:
                 "timeout": getattr(args, "timeout", None),
                 "volumes": getattr(args, "volumes", False),
                 "no_deps": getattr(args, "no_deps", False)}
-        if not lifecycle(client, project, verb, body):
-            return 1
+        try:
+            if not lifecycle(client, project, verb, body):
+                return 1
+        except NoStackError:
+            if verb == "start":
+                raise
+            # Nothing is up, so nothing is left to stop: Compose's answer, and 0.
+            note = {"kill": "No container to kill", "rm": "No stopped containers"}
+            if verb in note:
+                print(note[verb], file=sys.stderr)
+            return 0
         if getattr(args, "wait", False) or getattr(args, "wait_timeout", None) is not None:
             from stackd.cli.wait import wait_ready
 

@@ -206,6 +206,7 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
     ) -> Response:
         """A lifecycle verb, carried out by the stack's controller: NDJSON `event`s, then
         `done` with its outcome."""
+        await engine.check_ask(project, verb, request.services)
         asked = engine.lifecycle(project, engine.ask(verb, request))  # errors: the response
         engine.asked(actor, verb, project, services=request.services,
                      container=",".join(request.containers) or None)

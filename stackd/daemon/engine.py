@@ -17,7 +17,14 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +51,14 @@ from stackd.daemon.models import (
 )
 from stackd.daemon.recordwatch import watch_records
 from stackd.daemon.world import LoadedStack, World
-from stackd.errors import ConflictError, NotFoundError, StackdError, UpdateFailedError, disk_full
+from stackd.errors import (
+    ConflictError,
+    NoStackError,
+    NotFoundError,
+    StackdError,
+    UpdateFailedError,
+    disk_full,
+)
 from stackd.reconciler.asks import Ask, Verb
 from stackd.reconciler.rolling import Rollout, resumed
 from stackd.repeats import Repeats, with_count
@@ -697,6 +711,26 @@ class Engine:
                 if isinstance(done, dict) and done.get("error"):
                     raise ConflictError(f"{name}: {action}: {done['error']}")
 
+    async def check_ask(self, project: str, verb: str, services: Sequence[str]) -> None:
+        """What Compose refuses before a lifecycle verb acts: a service the stack does
+        not have (nor any container of it: an orphan may be named), and a `start` of a
+        stack with no container at all."""
+        desired = self.store.get(project)
+        if desired is None or (not services and verb != "start"):
+            return  # `lifecycle` says what is wrong with that
+        rows = await self.world.containers(project, True)
+        if verb == "start" and not rows:
+            raise NotFoundError(f"{project}: no container to start",
+                                hint="create them with `stackd up` (or `stackd create`)")
+        stack = await self._stack(desired)
+        known = {*stack.services, *getattr(stack, "disabled", ()),
+                 *(str(r.get("service")) for r in rows)}
+        for name in services:
+            if name not in known:
+                raise NotFoundError(f"no such service: {name}",
+                                    hint="services in this stack: "
+                                    + ", ".join(sorted(stack.services)))
+
     def lifecycle(self, project: str, ask: Ask) -> Asked:
         """`start`, `stop`, `restart`, `kill`, `rm`: a request to the stack's controller,
         carried out by its reconcile (the stack's one writer). Raises at once when
@@ -705,8 +739,8 @@ class Engine:
             self.refuse_verb(ask.verb, project)
         desired = self.store.get(project)
         if desired is None:
-            raise NotFoundError(f"the daemon keeps no stack named {project!r}",
-                                hint="start it with `stackd up` first")
+            raise NoStackError(f"the daemon keeps no stack named {project!r}",
+                               hint="start it with `stackd up` first")
         if desired.phase == "removing":
             raise ConflictError(f"stack {project!r} is being removed (down)")
         past = self.bus.history()

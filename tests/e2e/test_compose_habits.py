@@ -794,3 +794,24 @@ def test_ps_orphans_false_and_kill_remove_orphans(stack: CLI) -> None:
     assert services()["alone"] == "running" and services()["box"] == "exited"
     stack("kill", "--remove-orphans")
     assert services()["alone"] == "exited"
+
+
+def test_lifecycle_verbs_on_a_stack_that_is_down_or_lacks_the_service(stack: CLI) -> None:
+    """Compose's answers: stop, restart, kill and rm of a stack that is down have
+    nothing to do (they failed: "the daemon keeps no stack"); a service the stack does
+    not have is refused (stop said nothing and exited 0); start of a stack with no
+    container says so (it said nothing and exited 0)."""
+    stack("down")
+    for verb, said in (("stop", ""), ("restart", ""), ("kill", "No container to kill"),
+                       ("rm", "No stopped containers")):
+        r = stack(verb, check=False)
+        assert r.returncode == 0 and said in r.stderr, (verb, r.stderr)
+    r = stack("start", check=False)
+    assert r.returncode == 1 and "keeps no stack named 'habits'" in r.stderr
+    stack("up", "-d", "box")
+    for verb in ("stop", "start", "restart", "kill", "rm"):
+        r = stack(verb, "nosuch", check=False)
+        assert r.returncode == 1 and "no such service: nosuch" in r.stderr, (verb, r.stderr)
+    stack("rm", "-sf")
+    r = stack("start", check=False)
+    assert r.returncode == 1 and "habits: no container to start" in r.stderr, r.stderr
