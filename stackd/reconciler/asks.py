@@ -7,6 +7,7 @@ observes and plans. What a verb means is said here once:
 
 - `stop` holds the containers (durable desired state: "stopped"); the plan then
   stops the running ones, dependents first, and never starts a held one again.
+- `start SERVICE…` takes what the services depend on along, as Compose's.
 - `start`, `restart` and `up` clear the holds of their services' containers (`up`
   also of those `rm` removed, which it makes again; `start` and `restart` act only on
   containers that exist, as Compose's); `start` starts their exited containers (a
@@ -68,6 +69,10 @@ Report = Callable[[Done], None]
 def _services(ask: Ask, desired: DesiredState, options: PlanOptions) -> frozenset[str]:
     if ask.verb in ("up", "create"):
         return selected_services(desired, options)
+    if ask.verb == "start" and ask.services:
+        # Compose's `start web` starts what web depends on too, first (`stop` and
+        # `restart` act on the services named).
+        return selected_services(desired, PlanOptions(services=ask.services))
     return frozenset(ask.services or desired.services)
 
 

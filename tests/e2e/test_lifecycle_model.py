@@ -1,11 +1,13 @@
 """Compose's lifecycle verbs in random order, each followed by `ps`, against a model
-of what Compose leaves: `up [S…]` runs the named (or all) services, `stop`/`kill`
-stop them, `start`/`restart` run those that have a container (and `restart` gives
-each a new process), `rm -f` removes them until an `up`, `down` removes all.
+of what Compose leaves: `up [S…]` runs the named (or all) services and what they
+depend on, `stop`/`kill` stop them, `start` runs those that have a container and
+what they depend on, `restart` those named (each with a new process), `rm -f`
+removes them until an `up`, `down` removes all. `b` depends on `a`.
 
 It found, on a stack of three services: `stop`, `start` and `restart` doing nothing
-for a service the last `up` did not name, and `start`/`restart` making again a
-container `rm` had removed (Compose's act only on containers that exist)."""
+for a service the last `up` did not name, `start`/`restart` making again a
+container `rm` had removed (Compose's act only on containers that exist), and
+`start b` leaving `a`, which b depends on, stopped."""
 
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ SERVICES = ("a", "b", "c")
 STACK = "name: model\nservices:\n" + "".join(
     f"  {s}:\n    image: {DEMO_IMAGE}\n    pull_policy: never\n"
     f"    command: [sleep, '200{i}']\n    stop_signal: SIGKILL\n"
+    + ("    depends_on: [a]\n" if s == "b" else "")
     for i, s in enumerate(SERVICES))
+NEEDS = {"b": ["a"]}
 
 
 @pytest.fixture
@@ -50,6 +54,8 @@ def test_random_verbs_leave_what_compose_would(stack: CLI, seed: int) -> None:
         verb = rng.choice(["up", "up", "stop", "start", "restart", "kill", "rm", "down"])
         named = rng.sample(SERVICES, rng.randint(0, 2)) if verb != "down" else []
         targets = named or list(SERVICES)
+        if verb in ("up", "start"):
+            targets = sorted({*targets, *(d for t in targets for d in NEEDS.get(t, []))})
         before = observed(stack)
         argv = {"up": ["up", "-d"], "rm": ["rm", "-f"]}.get(verb, [verb])
         # start of a stack with no container, and kill of one with none running, are
@@ -68,6 +74,15 @@ def test_random_verbs_leave_what_compose_would(stack: CLI, seed: int) -> None:
         after = observed(stack)
         assert {s: state for s, (state, _) in after.items()} == model, done[-6:]
         if verb == "restart":
-            for s in targets:
+            for s in named or SERVICES:
                 if s in model and before[s][0] == "running":
                     assert after[s][1] != before[s][1], (s, done[-6:])
+
+
+def test_start_of_a_service_starts_what_it_depends_on_first(stack: CLI) -> None:
+    """`start b` after `stop` started b alone, a (which b depends on) left stopped."""
+    stack("up", "-d")
+    stack("stop")
+    stack("start", "b")
+    assert {s: state for s, (state, _) in observed(stack).items()} == {
+        "a": "running", "b": "running", "c": "exited"}
