@@ -38,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser, verb: str) -> None:
                        help="not the services that depend on them with restart: true")
     if verb == "rm":
         p.add_argument("-f", "--force", action="store_true",
-                       help="also running containers (stopped first); nothing is asked")
-        p.add_argument("-s", "--stop", dest="force", action="store_true",
-                       help="stop running containers first (Compose's; as -f)")
+                       help="ask nothing (stackd never asks; Compose's flag)")
+        p.add_argument("-s", "--stop", action="store_true",
+                       help="stop running containers first, then remove them too")
         p.add_argument("-v", "--volumes", action="store_true",
                        help="also their anonymous volumes (named volumes stay)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
@@ -55,7 +55,7 @@ def _containers(client: Any, project: str, services: list[str], *, all: bool
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
-    from stackd.errors import ConflictError, NoStackError
+    from stackd.errors import NoStackError
 
     verb = args.verb
     project = project_of(args)
@@ -73,13 +73,12 @@ def run(args: argparse.Namespace) -> int:
                 if cmd_down.run(argparse.Namespace(**down)) != 0:
                     return 1
             return code
-        force = getattr(args, "force", False)
-        if verb == "rm" and not force:
-            rows = _containers(client, project, args.services, all=False)
-            running = [r["name"] for r in rows]
-            if running:
-                raise ConflictError(f"containers still running: {', '.join(running)}",
-                                    hint="stop them first, or use rm -s (or -f)")
+        # rm: only `-s` reaches running containers (stopped, then removed); without it
+        # they are left alone, as Compose's (whose -f only skips its question).
+        force = getattr(args, "stop", False)
+        none_stopped = verb == "rm" and not force and not any(
+            r.get("state") != "running"
+            for r in _containers(client, project, args.services, all=True))
         signal = args.signal.upper() if verb == "kill" else "SIGKILL"
         if not signal.startswith("SIG"):
             signal = "SIG" + signal
@@ -96,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             if not lifecycle(client, project, verb, body):
                 return 1
+            if none_stopped:
+                print("No stopped containers", file=sys.stderr)
         except NoStackError:
             if verb == "start":
                 raise

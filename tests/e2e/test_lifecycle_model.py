@@ -2,7 +2,8 @@
 of what Compose leaves: `up [S…]` runs the named (or all) services and what they
 depend on, `stop`/`kill` stop them, `start` runs those that have a container and
 what they depend on, `restart` those named (each with a new process), `rm -f`
-removes them until an `up`, `down` removes all. `b` depends on `a`.
+removes the stopped ones and `rm -s` all (until an `up`), `down` removes all. `b`
+depends on `a`.
 
 It found, on a stack of three services: `stop`, `start` and `restart` doing nothing
 for a service the last `up` did not name, `start`/`restart` making again a
@@ -51,13 +52,15 @@ def test_random_verbs_leave_what_compose_would(stack: CLI, seed: int) -> None:
     stack("down")
     done: list[str] = []
     for _ in range(30):
-        verb = rng.choice(["up", "up", "stop", "start", "restart", "kill", "rm", "down"])
+        verb = rng.choice(["up", "up", "stop", "start", "restart", "kill", "rm", "rm -s",
+                           "down"])
         named = rng.sample(SERVICES, rng.randint(0, 2)) if verb != "down" else []
         targets = named or list(SERVICES)
         if verb in ("up", "start"):
             targets = sorted({*targets, *(d for t in targets for d in NEEDS.get(t, []))})
         before = observed(stack)
-        argv = {"up": ["up", "-d"], "rm": ["rm", "-f"]}.get(verb, [verb])
+        argv = {"up": ["up", "-d"], "rm": ["rm", "-f"], "rm -s": ["rm", "-s"]
+                }.get(verb, [verb])
         # start of a stack with no container, and kill of one with none running, are
         # refused or said so, as Compose's.
         stack(*argv, *named, check=verb not in ("start", "kill"))
@@ -69,7 +72,7 @@ def test_random_verbs_leave_what_compose_would(stack: CLI, seed: int) -> None:
                 model[s] = "exited"
             elif verb in ("start", "restart") and s in model:
                 model[s] = "running"
-            elif verb in ("rm", "down"):
+            elif verb in ("rm -s", "down") or (verb == "rm" and model.get(s) == "exited"):
                 model.pop(s, None)
         after = observed(stack)
         assert {s: state for s, (state, _) in after.items()} == model, done[-6:]

@@ -137,7 +137,7 @@ def test_a_pid_host_container_leaves_no_process_behind(stack: CLI) -> None:
         time.sleep(0.05)
     stack("stop", "tool")
     assert [p for p in host_processes("1003") if _alive(p)] == []
-    stack("rm", "-f", "tool")
+    stack("rm", "tool")
     assert stack("ps", "-a", "-q").stdout.strip() == ""
 
 

@@ -72,9 +72,13 @@ def test_ps_and_config_as_scripts_use_them(no_leaks: Roots, demo_image: str,
         # Each lifecycle verb takes its own flags: one it would ignore is an error.
         r = cli("start", "-t", "5", "web", check=False)
         assert r.returncode == 2 and "unrecognized arguments: -t" in r.stderr, r.stderr
-        r = cli("rm", "web", check=False)
-        assert r.returncode != 0 and "use rm -s" in r.stderr
-        cli("rm", "-s", "web")  # Compose's --stop: stopped, then removed
+        # Compose's rm leaves running containers alone, -f too (it only skips the
+        # question); -s stops them first, then removes them.
+        for argv in (("rm", "web"), ("rm", "-f", "web")):
+            r = cli(*argv)
+            assert "No stopped containers" in r.stderr, r.stderr
+        assert "web" in cli("ps", "--services").stdout
+        cli("rm", "-s", "web")
         assert cli("ps", "-a", "--services").stdout == "api\njob\n"
 
 
