@@ -18,7 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
-    from stackd.cli.running import running_of
     from stackd.cli.stackref import project_of
     from stackd.daemon.host_verbs import pause
     from stackd.errors import NotFoundError
@@ -26,9 +25,13 @@ def run(args: argparse.Namespace) -> int:
 
     project = project_of(args)
     with Client() as client:
-        rows = running_of(client, project, args.services)
+        rows = client.get("/v1/containers", project=project, all=False)
+    # The running containers of the services named that have one, as Compose's: a
+    # named service with none is passed over, not a reason to pause nothing.
+    rows = [r for r in rows if not args.services or r.get("service") in args.services]
     if not rows:
-        raise NotFoundError(f"project {project} has no running container",
+        of = f" of {', '.join(args.services)}" if args.services else ""
+        raise NotFoundError(f"project {project} has no running container{of}",
                             hint="see `stackd ps -a`")
     roots = Roots.from_env()
     for row in rows:

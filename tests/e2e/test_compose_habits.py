@@ -510,6 +510,12 @@ def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
     stack("unpause", "alone")
     r = stack("pause", "nosuch", check=False)
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
+    # One named service with no running container does not stop the others' pause
+    # (it paused nothing: "no running container of box"), as Compose's.
+    stack("pause", "box", "alone")
+    rows = {r["name"]: r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)}
+    assert rows["habits-alone-1"].get("paused") is True, rows
+    stack("unpause", "box", "alone")
 
 
 def test_images_stack_lists_the_image_of_each_container(stack: CLI) -> None:
