@@ -1,9 +1,10 @@
 """Compose's lifecycle verbs in random order, each followed by `ps`, against a model
 of what Compose leaves: `up [S…]` runs the named (or all) services and what they
-depend on, `stop`/`kill` stop them, `start` runs those that have a container and
-what they depend on, `restart` those named (each with a new process), `rm -f`
-removes the stopped ones and `rm -s` all (until an `up`), `down` removes all. `b`
-depends on `a`.
+depend on (a paused one stays paused), `create` makes the missing ones, `stop`/`kill`
+stop them, `start` runs those that have a container and what they depend on,
+`restart` those named (each with a new process; a paused one too), `pause`/`unpause`
+freeze and thaw the running ones, `rm`/`rm -f` remove the stopped ones and `rm -s`
+all (until an `up`), `down` removes all. `b` depends on `a`.
 
 It found, on a stack of three services: `stop`, `start` and `restart` doing nothing
 for a service the last `up` did not name, `start`/`restart` making again a
@@ -40,9 +41,37 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def observed(cli: CLI) -> dict[str, tuple[str, int | None]]:
-    rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
-    return {r["service"]: ("running" if r["state"] == "running" else "exited", r.get("pid"))
-            for r in rows}
+    out = {}
+    for r in json.loads(cli("ps", "-a", "--format", "json").stdout):
+        state = "paused" if r["state"] == "running" and r.get("paused") else r["state"]
+        out[r["service"]] = (state if state in ("running", "paused", "created")
+                             else "exited", r.get("pid"))
+    return out
+
+
+def apply(model: dict[str, str], verb: str, named: list[str]) -> None:
+    """What Compose leaves after `verb` of `named` (all services when none)."""
+    targets = named or list(SERVICES)
+    with_deps = sorted({*targets, *(d for t in targets for d in NEEDS.get(t, []))})
+    for s in with_deps if verb in ("up", "create", "start") else targets:
+        state = model.get(s)
+        if verb == "up" and state != "paused":
+            model[s] = "running"
+        elif verb == "create" and state is None:
+            model[s] = "created"
+        elif verb in ("stop", "kill") and state in ("running", "paused"):
+            model[s] = "exited"
+        elif ((verb == "start" and state in ("exited", "created"))
+              or (verb == "restart" and state is not None)):
+            model[s] = "running"
+        elif verb == "pause" and state == "running":
+            model[s] = "paused"
+        elif verb == "unpause" and state == "paused":
+            model[s] = "running"
+        elif verb in ("rm", "rm -f") and state in ("exited", "created"):
+            del model[s]
+        elif verb in ("rm -s", "down"):
+            model.pop(s, None)
 
 
 @pytest.mark.parametrize("seed", [11, 23])
@@ -52,28 +81,16 @@ def test_random_verbs_leave_what_compose_would(stack: CLI, seed: int) -> None:
     stack("down")
     done: list[str] = []
     for _ in range(30):
-        verb = rng.choice(["up", "up", "stop", "start", "restart", "kill", "rm", "rm -s",
-                           "down"])
+        verb = rng.choice(["up", "up", "create", "stop", "start", "restart", "kill", "rm",
+                           "rm -f", "rm -s", "pause", "unpause", "down"])
         named = rng.sample(SERVICES, rng.randint(0, 2)) if verb != "down" else []
-        targets = named or list(SERVICES)
-        if verb in ("up", "start"):
-            targets = sorted({*targets, *(d for t in targets for d in NEEDS.get(t, []))})
         before = observed(stack)
-        argv = {"up": ["up", "-d"], "rm": ["rm", "-f"], "rm -s": ["rm", "-s"]
-                }.get(verb, [verb])
-        # start of a stack with no container, and kill of one with none running, are
-        # refused or said so, as Compose's.
-        stack(*argv, *named, check=verb not in ("start", "kill"))
+        argv = {"up": ["up", "-d"]}.get(verb, verb.split())
+        # What finds nothing to act on is refused or said so, as Compose's: start of
+        # a stack with no container, kill or pause of none running.
+        stack(*argv, *named, check=verb not in ("start", "kill", "pause", "unpause"))
         done.append(" ".join([verb, *named]))
-        for s in targets:
-            if verb == "up":
-                model[s] = "running"
-            elif verb in ("stop", "kill") and s in model:
-                model[s] = "exited"
-            elif verb in ("start", "restart") and s in model:
-                model[s] = "running"
-            elif verb in ("rm -s", "down") or (verb == "rm" and model.get(s) == "exited"):
-                model.pop(s, None)
+        apply(model, verb, named)
         after = observed(stack)
         assert {s: state for s, (state, _) in after.items()} == model, done[-6:]
         if verb == "restart":
