@@ -31,7 +31,11 @@ def first_exit(rows: list[dict[str, Any]], since: float, seen_running: set[str],
     containers never do. No I/O; it records this look's running ids in `seen_running`
     for the next."""
     seen_running |= {r["id"] for r in rows if r["state"] == "running"}
+    # An exited row without a code yet: its process is gone and the monitor has not
+    # recorded how (a lost exit is recorded too, as 255). Taken for a 0, it ended an
+    # --abort-on-container-failure run with code 0 (CI saw it under load).
     done = [r for r in rows if r["state"] == "exited" and not r.get("oneoff")
+            and r.get("exit_code") is not None
             and (r["id"] in seen_running or (r.get("started_at") or 0) >= since)
             and not (abort.on_failure_only and r.get("exit_code") == 0)]
     return min(done, key=lambda r: r.get("started_at") or 0, default=None)
@@ -41,9 +45,9 @@ def exit_code(rows: list[dict[str, Any]], service: str) -> int | None:
     """The code of `service`'s first replica once it has exited; None while it runs."""
     mine = sorted((r for r in rows if r["service"] == service and not r.get("oneoff")),
                   key=lambda r: r.get("index") or 0)
-    if not mine or mine[0]["state"] != "exited":
+    if not mine or mine[0]["state"] != "exited" or mine[0].get("exit_code") is None:
         return None
-    return int(mine[0].get("exit_code") or 0)
+    return int(mine[0]["exit_code"])
 
 
 def follow_until_exit(client: Any, project: str, services: list[str] | None, since: float,
@@ -61,7 +65,7 @@ def follow_until_exit(client: Any, project: str, services: list[str] | None, sin
         if ended is not None:
             break
         time.sleep(POLL)
-    code = int(ended.get("exit_code") or 0)
+    code = int(ended["exit_code"])
     print(f"{ended['name']} exited with code {code}\nAborting on container exit…",
           file=sys.stderr)
     stop()

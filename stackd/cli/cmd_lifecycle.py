@@ -172,8 +172,10 @@ def _wait(client: Any, project: str, services: list[str]) -> int:
             what = f"of {', '.join(services)} " if services else ""
             raise NotFoundError(f"no container {what}in project {project}",
                                 hint="see `stackd ps -a`")
-        if all(r["state"] == "exited" for r in rows):
+        # An exited row without a code yet is being recorded by the monitor: not
+        # done, or `wait` would print "None" and exit 0 for a failed container.
+        if all(r["state"] == "exited" and r.get("exit_code") is not None for r in rows):
             for r in rows:
                 print(f"{r['name']}: {r['exit_code']}")
-            return int(rows[0]["exit_code"] or 0)
+            return int(rows[0]["exit_code"])
         time.sleep(0.2)

@@ -41,3 +41,14 @@ def test_exit_code_from_waits_for_the_services_first_replica() -> None:
     rows = [row("t2", "exited", SINCE, 9, service="t", index=2),
             row("t1", "exited", SINCE, 4, service="t", index=1)]
     assert exit_code(rows, "t") == 4
+
+
+def test_an_exit_not_recorded_yet_is_waited_for_not_taken_for_a_0() -> None:
+    """Between the monitor reaping a process and recording its exit, the row says
+    exited with no code: that ended --abort-on-container-failure runs with code 0."""
+    rows = [row("tests", "exited", SINCE + 1, None)]
+    assert first_exit(rows, SINCE, set(), FAILURE) is None
+    assert first_exit(rows, SINCE, set(), EXIT) is None
+    assert exit_code([row("t1", "exited", SINCE, None, service="t")], "t") is None
+    assert first_exit([row("tests", "exited", SINCE + 1, 3)], SINCE, set(),
+                      FAILURE) is not None
