@@ -162,6 +162,11 @@ class Client:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.alive():
+                if proc.poll() is None and daemon_pid(self.roots) not in (None, proc.pid):
+                    # Another client's daemon won the race to start. Ours would find
+                    # the lock taken and go — unless, started late, it found that one
+                    # already stopped, and came up unasked (a test's teardown saw it).
+                    proc.terminate()
                 return
             # Ours died and no other daemon holds the lock (one that won the race to
             # start is fine): waiting longer would not help.

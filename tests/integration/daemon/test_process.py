@@ -112,6 +112,21 @@ def test_two_clients_starting_at_once_get_one_daemon(daemons) -> None:
     assert pids == {str(daemons.pid)}
 
 
+def test_a_client_ends_the_daemon_it_started_when_another_won_the_race(daemons) -> None:
+    """Three clients starting at once each spawn a daemon; the losers find the lock
+    taken and go. One still starting when the winner is stopped (a slow machine, a
+    test's teardown) took the lock and came up unasked: CI found such a daemon
+    running an hour after its test. The client whose daemon lost now ends it."""
+    daemons.start()  # the winner
+    late = subprocess.Popen(["sleep", "30"])  # stands for a loser still starting
+    try:
+        Client(daemons.roots)._wait_alive(late)
+        assert late.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        late.kill()
+        late.wait()
+
+
 def test_no_autostart_says_how_to_start(daemons) -> None:
     with Client(daemons.roots, autostart=False) as c, pytest.raises(UnavailableError) as err:
         c.get("/v1/version")
