@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("yaml", "json"), default=None,
                         help="output format (default: yaml; --variables: a table)")
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--services", action="store_true", help="print the service names")
+    what.add_argument("--services", dest="services_only", action="store_true",
+                      help="print the service names")
     what.add_argument("--volumes", action="store_true", help="print the volume names")
     what.add_argument("--profiles", dest="list_profiles", action="store_true",
                       help="print the profile names the services use")
@@ -24,10 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="print the variables interpolation used (KEY=VALUE)")
     what.add_argument("--variables", action="store_true",
                       help="print the variables the files use, their defaults")
+    what.add_argument("--hash", default=None, metavar="SERVICES",
+                      help="print each service's definition hash ('*': all; or a,b)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="only check the stack; print nothing when it is valid")
     parser.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="write the resolved stack to FILE instead of the screen")
+    parser.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="only these services and those they depend on")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,17 +47,32 @@ def run(args: argparse.Namespace) -> int:
             _write(args.output, _variables(uses, args.format))
         return 0
 
-    # Listing profiles means looking at every service, enabled or not.
-    stack = load_stack(args, all_profiles=args.list_profiles)
+    hashed = _hashed(args.hash)
+    # Listing profiles means looking at every service, enabled or not; a service named
+    # (to print or to hash) is enabled with its profiles, as `up` would.
+    stack = load_stack(args, all_profiles=args.list_profiles,
+                       targeted=[*args.services, *(hashed or ())] or None)
     # What up would refuse before it starts anything, Compose's config refuses too:
     # a dependency cycle, or one on a service that is not there.
     from stackd.scheduler import build_graph
     from stackd.scheduler.from_stack import from_stack
+    from stackd.scheduler.order import check_named, select_for_up
+    from stackd.spec.narrow import definition_hash, narrowed
 
-    build_graph(from_stack(stack))
+    graph = build_graph(from_stack(stack))
+    check_named(stack.services, [*args.services, *(hashed or ())])
+    # Only what would run: the named services with their dependencies (all without
+    # names), and the networks, volumes, configs and secrets those use.
+    stack = narrowed(stack, select_for_up(graph, args.services).nodes
+                     if args.services else None)
     if args.quiet:
         return 0
-    if args.services:
+    if hashed is not None:
+        names = sorted(hashed or stack.services)
+        _write(args.output, "".join(f"{n} {definition_hash(stack.services[n])}\n"
+                                    for n in names))
+        return 0
+    if args.services_only:
         names = sorted(stack.services)
     elif args.volumes:
         names = sorted(stack.volumes)
@@ -65,22 +85,25 @@ def run(args: argparse.Namespace) -> int:
     elif args.networks:
         names = sorted(stack.networks)
     else:
-        text = to_json(stack) if args.format == "json" else to_yaml(stack)
-        if args.output is None:
-            sys.stdout.write(text)
-        else:
-            from pathlib import Path
-
-            Path(args.output).write_text(text)
+        _write(args.output, to_json(stack) if args.format == "json" else to_yaml(stack))
         return 0
-    text = "".join(f"{name}\n" for name in names)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        from pathlib import Path
-
-        Path(args.output).write_text(text)
+    _write(args.output, "".join(f"{name}\n" for name in names))
     return 0
+
+
+def _hashed(value: str | None) -> tuple[str, ...] | None:
+    """`--hash`'s services: () for '*' (every one), None when not asked."""
+    if value is None:
+        return None
+    if value.strip() == "*":
+        return ()
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        from stackd.errors import UsageError
+
+        raise UsageError("--hash needs service names, or '*' for all of them",
+                         hint="e.g. stackd config --hash web,db")
+    return names
 
 
 def _interpolation(args: argparse.Namespace) -> tuple[dict[str, str], tuple[Any, ...]]:

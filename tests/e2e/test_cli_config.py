@@ -98,6 +98,93 @@ def test_list_flags(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monk
     assert run(["config", "-q"], capsys) == (0, "", "")
 
 
+NARROWED = textwrap.dedent("""\
+    services:
+      web:
+        image: web
+        depends_on: [api]
+        networks: [front]
+      api:
+        image: api
+        depends_on: [db]
+        networks: [front, back]
+        secrets: [token]
+      db:
+        image: db
+        networks: [back]
+        volumes: ["pg:/var/lib/postgresql/data"]
+      tool:
+        image: tool
+        networks: [tools]
+        volumes: ["cache:/cache"]
+        configs: [settings]
+    networks: {front: {}, back: {}, tools: {}, spare: {}}
+    volumes: {pg: {}, cache: {}, spare: {}}
+    configs: {settings: {content: x}}
+    secrets: {token: {environment: HOME}}
+    """)
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_config_shows_what_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compose's `config [SERVICE…]`: the named services with their dependencies,
+    and only the networks, volumes, configs and secrets those use (no others are
+    made by `up` either)."""
+    (tmp_path / "compose.yaml").write_text(NARROWED)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["config", "--format", "json"], capsys)
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert sorted(doc["networks"]) == ["back", "front", "tools"]
+    assert sorted(doc["volumes"]) == ["cache", "pg"]
+    code, out, err = run(["config", "--format", "json", "api"], capsys)
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert sorted(doc["services"]) == ["api", "db"]
+    assert sorted(doc["networks"]) == ["back", "front"]
+    assert sorted(doc["volumes"]) == ["pg"]
+    assert sorted(doc["secrets"]) == ["token"] and "configs" not in doc
+    assert run(["config", "--services", "web"], capsys)[:2] == (0, "api\ndb\nweb\n")
+    assert run(["config", "--volumes", "tool"], capsys)[:2] == (0, "cache\n")
+    code, out, err = run(["config", "nosuch"], capsys)
+    assert (code, out) == (2, "")
+    assert "no such service: nosuch" in err and "Traceback" not in err
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_config_hash_changes_with_what_the_containers_are_made_from(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compose's `config --hash`: one line per service, `name digest`; the digest
+    moves when the service's containers would change, not for its replica count,
+    dependencies or profiles."""
+    monkeypatch.chdir(tmp_path)
+    stack = tmp_path / "compose.yaml"
+
+    def hashes(text: str, which: str = "*") -> dict[str, str]:
+        stack.write_text(text)
+        code, out, err = run(["config", "--hash", which], capsys)
+        assert (code, err) == (0, "")
+        return dict(line.split(" ") for line in out.splitlines())
+
+    base = ("services:\n  web:\n    image: web\n    environment: {A: '1'}\n"
+            "  db:\n    image: db\n")
+    first = hashes(base)
+    assert list(first) == ["db", "web"]
+    assert all(len(h) == 64 for h in first.values())
+    assert hashes(base) == first
+    assert hashes(base, "web") == {"web": first["web"]}
+    changed = hashes(base.replace("A: '1'", "A: '2'"))
+    assert changed["web"] != first["web"] and changed["db"] == first["db"]
+    not_reaching = base.replace("    image: web\n", "    image: web\n    depends_on: [db]\n"
+                                "    deploy: {replicas: 3}\n    pull_policy: never\n")
+    assert hashes(not_reaching) == first
+    code, out, err = run(["config", "--hash", "web,nosuch"], capsys)
+    assert (code, out) == (2, "")
+    assert "no such service: nosuch" in err
+
+
 @pytest.mark.usefixtures("clean_env")
 def test_global_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                         monkeypatch: pytest.MonkeyPatch) -> None:
