@@ -117,8 +117,8 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
     _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr,
-                      *pipes.namespaces.values(), *([pipes.shm_from] if pipes.shm_from else []),
-                      *([pipes.console] if pipes.console is not None else [])})
+                      *pipes.namespaces.values(),
+                      *(fd for fd in (pipes.shm_from, pipes.console) if fd is not None)})
     if nofile is not None:  # only now: we held more descriptors than it allows
         resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
 

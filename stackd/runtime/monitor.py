@@ -97,6 +97,22 @@ KILLED_WAIT_SECONDS = 20.0
 
 
 @dataclass
+class SharedNamespaces:
+    """Descriptors of another container's namespaces a new one joins: `joined` by
+    kind (pid is joined before the fork, the rest by the child), and `shm_from`, the
+    mount namespace whose /dev/shm goes with a joined IPC namespace."""
+
+    joined: dict[str, int] = field(default_factory=dict)
+    shm_from: int | None = None
+
+    def close(self) -> None:
+        for fd in [*self.joined.values(), *([] if self.shm_from is None else [self.shm_from])]:
+            _close(fd)
+        self.joined.clear()
+        self.shm_from = None
+
+
+@dataclass
 class Container:
     spec: ContainerSpec
     paths: ContainerPaths
@@ -495,19 +511,19 @@ class Monitor:
                 pass
             raise
         finally:
-            for fd in shared.values():
-                _close(fd)
+            shared.close()
         self.containers[spec.id] = c
         self.by_pid[c.pid] = c
         assert c.ready_r is not None
         self._await_child(c, client, want=b"R")
 
-    def _shared_namespaces(self, spec: ContainerSpec) -> dict[str, int]:
-        """kind → a descriptor of each `container:<id>` namespace of the spec: another
+    def _shared_namespaces(self, spec: ContainerSpec) -> SharedNamespaces:
+        """A descriptor of each `container:<id>` namespace of the spec: another
         container's (Compose's `pid: service:x`, `ipc: service:x`). Opened here, while
         that container is seen alive, so a pid that ended and was reused by the time
         the child joins can never stand for it."""
-        fds: dict[str, int] = {}
+        shared = SharedNamespaces()
+        fds = shared.joined
         try:
             for kind in ("pid", "net", "ipc", "uts"):
                 value = getattr(spec.namespaces, kind)
@@ -523,21 +539,21 @@ class Monitor:
                 fd = os.open(f"/proc/{other.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
                 fds[kind] = fd
                 if kind == "ipc":  # its /dev/shm is mounted from its mount namespace
-                    fds["shm"] = os.open(f"/proc/{other.pid}/ns/mnt",
-                                         os.O_RDONLY | os.O_CLOEXEC)
+                    shared.shm_from = os.open(f"/proc/{other.pid}/ns/mnt",
+                                              os.O_RDONLY | os.O_CLOEXEC)
                 # Still alive after the open: the namespace is that container's own.
                 if select.select([other.pidfd], [], [], 0)[0]:
                     raise ConflictError(
                         f"container {other_id!r} exited as container {spec.id!r} was "
                         f"joining its {kind} namespace", hint=f"start {other_id!r} again")
         except BaseException:
-            for fd in fds.values():
-                _close(fd)
+            shared.close()
             raise
-        return fds
+        return shared
 
     def _fork(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
-              cgroup: CgroupManager, made: list[int], shared: dict[str, int]) -> Container:
+              cgroup: CgroupManager, made: list[int], shared: SharedNamespaces
+              ) -> Container:
         ready_r, ready_w = os.pipe()
         start_r, start_w = os.pipe()
         made += [ready_r, ready_w, start_r, start_w]
@@ -563,12 +579,12 @@ class Monitor:
                 ends["stdin"] = stdin_r
         pipes = child.ChildPipes(ready_w=ready_w, start_r=start_r, tty=spec.process.terminal,
                                  console=console[1] if console else None,
-                                 namespaces={k: fd for k, fd in shared.items()
-                                             if k not in ("pid", "shm")},
-                                 shm_from=shared.get("shm"),
+                                 namespaces={k: fd for k, fd in shared.joined.items()
+                                             if k != "pid"},
+                                 shm_from=shared.shm_from,
                                  **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
-        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, shared.get("pid"))
+        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, shared.joined.get("pid"))
         theirs_end = {console[1]} if console else set()
         for fd in {ready_w, start_r, *ends.values(), *theirs_end} - {self.devnull}:
             _close(fd)

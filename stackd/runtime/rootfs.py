@@ -266,17 +266,26 @@ def _fill_dev(dev: int, spec: ContainerSpec, shm: int | None) -> None:
 def _clone_shm(other: int) -> int:
     """A detached copy of the /dev/shm mount of the mount namespace `other`. A mount of
     another namespace cannot be bound into ours, so it is cloned from inside that one:
-    there "/" is that container's root, and nothing it made of its /dev leads out."""
+    there "/" is that container's root. Its /dev is ours, but a privileged container
+    can swap its /dev/shm for a link (to /proc/self/root, with `pid: host`: whoever
+    follows it gets its root), so a link there is not followed and only a directory
+    is taken."""
     own = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
         sc.setns(other, sc.CLONE_NEWNS)
         try:
-            return sc.open_tree("/dev/shm", sc.OPEN_TREE_CLONE)
+            tree = sc.open_tree("/dev/shm", sc.OPEN_TREE_CLONE | sc.AT_SYMLINK_NOFOLLOW)
         finally:
             sc.setns(own, sc.CLONE_NEWNS)
     finally:
         os.close(own)
         os.close(other)
+    if not stat.S_ISDIR(os.fstat(tree).st_mode):
+        os.close(tree)
+        raise SpecError("the /dev/shm of the container whose IPC namespace this one "
+                        "joins is not a directory",
+                        hint="give that container its /dev/shm back (restart it)")
+    return tree
 
 
 def _make_device(dev: int, device: Device) -> None:

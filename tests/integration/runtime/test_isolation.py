@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import trio
 from runtime_helpers import run_to_end
+
+from stackd.runtime.containerspec import Mount
 
 pytestmark = pytest.mark.root
 
@@ -112,6 +115,46 @@ async def test_joining_a_running_containers_pid_and_ipc_namespaces_by_its_id(rt,
         assert mark == "from-a"
     finally:
         await rt.delete("iso-share-a", force=True)
+
+
+async def test_a_donor_that_swapped_its_dev_shm_for_a_link_shares_nothing_of_the_host(
+        rt, make_spec, tmp_path):
+    """A privileged container can make its /dev/shm a link; with the host's PIDs, one
+    to /proc/self/root (whoever follows it: its root). A container joining its IPC
+    namespace was given what the link led to, writable, as its /dev/shm (here the
+    donor's whole root); now it is refused, saying why."""
+    from stackd.errors import SpecError
+    from stackd.runtime.containerspec import Namespaces, Security
+
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    donor = make_spec(
+        "iso-shm-link-a", "sh", "-c",
+        "umount /dev/shm && rmdir /dev/shm && ln -s /proc/self/root /dev/shm"
+        " && touch /ready/done; exec sleep 30",
+        namespaces=Namespaces(pid="host"), security=Security(privileged=True))
+    donor = donor.model_copy(update={"mounts": (
+        *donor.mounts, Mount(type="bind", source=str(ready), target="/ready"))})
+    await rt.create(donor)
+    try:
+        await rt.start("iso-shm-link-a")
+        for _ in range(200):
+            if (ready / "done").exists():
+                break
+            await trio.sleep(0.025)
+        assert (ready / "done").exists()
+        joiner = make_spec("iso-shm-link-b", "ls", "/dev/shm/",
+                           namespaces=Namespaces(ipc="container:iso-shm-link-a"))
+        try:
+            _, out, _ = await run_to_end(rt, joiner)
+        except SpecError as e:
+            assert "/dev/shm of the container whose IPC namespace" in e.message
+        else:
+            # It ran: what it was given as /dev/shm (the host's root, before the fix).
+            pytest.fail(f"joined with /dev/shm holding {out.split()}")
+        assert "iso-shm-link-b" not in [c.id for c in await rt.list()]
+    finally:
+        await rt.delete("iso-shm-link-a", force=True)
 
 
 async def test_terminal(rt, make_spec):
