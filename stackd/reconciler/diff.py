@@ -181,8 +181,13 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         elif actual.network_hashes.get(key) not in (None, "", network_hash(net)):
             actions.append(NetworkRecreate(cause="its configuration changed", spec=net))
             remade.add(key)
+    # A container `rm` removed stays gone until `up`; so do its volumes (`rm -v`).
+    slots = {(c.service, c.index) for c in actual.containers}
+    mounted = {v for w in desired.containers
+               if w.id not in actual.held or (w.service, w.index) in slots
+               for v in w.volumes}
     for name in desired.volumes:
-        if name not in actual.volumes:
+        if name not in actual.volumes and name in mounted:
             actions.append(VolumeCreate(cause="declared in the stack", name=name))
 
     by_slot: dict[tuple[str, int], list[ActualContainer]] = defaultdict(list)

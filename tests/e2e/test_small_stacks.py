@@ -179,8 +179,14 @@ def test_up_v_and_rm_v_renew_only_anonymous_volumes(stack: CLI) -> None:
     stack("rm", "-s", "box")
     stack("up", "-d")
     assert sh("cat /scratch/f").stdout == "b\n"  # without -v the volume was kept
+    before = stack("volume", "ls", "-q").stdout.split()
     stack("rm", "-s", "-v", "box")
     assert ps(stack, "-a") == []
+    # Gone, not made again empty for a container that stays gone until `up`.
+    after = stack("volume", "ls", "-q").stdout.split()
+    assert [v for v in before if v not in after] == [
+        v for v in before if v.startswith("small_box-1_")]
+    assert len(after) == len(before) - 1
     stack("up", "-d")
     assert sh("cat /scratch/f", check=False).returncode != 0
     assert sh("cat /kept/f").stdout == "k\n"

@@ -159,6 +159,26 @@ def test_a_held_container_is_stopped_and_never_started_again(tmp_path: Path) -> 
         "db-1: create — new service", "web-1: create — missing"]
 
 
+def test_volumes_of_a_container_rm_removed_are_not_made_again(tmp_path: Path) -> None:
+    """`rm -v` removes a container and its anonymous volume; the reconcile after it
+    made the volume again, empty, for a container that stays gone until `up`."""
+    d = desired("""
+services:
+  db: {image: busybox, volumes: ["data:/data", "/scratch"]}
+  web: {image: busybox, volumes: ["/cache"]}
+volumes: {data: {}}
+""", tmp_path)
+    (db,) = d.containers_of("db")
+    (web,) = d.containers_of("web")
+    (anon,) = web.anonymous
+    gone = ActualState("demo", (running(db),), frozenset(d.networks),
+                       frozenset(d.volumes) - {anon}, held=frozenset({web.id}))
+    assert plan(d, gone).lines() == []
+    # `up` takes the hold away: the container and its volume are made again.
+    assert plan(d, dataclasses.replace(gone, held=frozenset())).lines() == [
+        f"volume {anon}: create — declared in the stack", "web-1: create — new service"]
+
+
 def test_start_and_restart_name_containers(tmp_path: Path) -> None:
     d = desired(STACK, tmp_path)
     web1, web2 = d.containers_of("web")
