@@ -1,4 +1,6 @@
-"""`stackd network ls | inspect NAME | rm NAME… | prune`: the host's stack networks.
+"""`stackd network ls | inspect NAME | create NAME | rm NAME… | prune`: the host's
+networks: the stacks' own, and those made with `create` for stacks to share
+(`external: true`).
 
 It reads and changes the state store and the host directly (not through the daemon's
 API, through `daemon.host_verbs.NetworkAdmin`): networks are host objects, and `rm`/`prune`
@@ -9,18 +11,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
-HELP = "List, inspect and remove networks (ls, inspect, rm, prune)"
+HELP = "List, inspect, create and remove networks (ls, inspect, create, rm, prune)"
+
+# Docker's rule for a network's name.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="subverb", required=True, metavar="{ls,inspect,rm,prune}")
+    sub = p.add_subparsers(dest="subverb", required=True,
+                           metavar="{ls,inspect,create,rm,prune}")
     ls = sub.add_parser("ls", help="list networks")
     ls.add_argument("--format", choices=["table", "json"], default="table")
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
     ins = sub.add_parser("inspect", help="a network with its containers and ports, as JSON")
     ins.add_argument("names", nargs="+", metavar="NAME")
+    create = sub.add_parser("create", help="a network for stacks to join (external: true)")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("-d", "--driver", default="bridge", help="bridge (the only one)")
+    create.add_argument("--subnet", help="its subnet (CIDR); else a free one is chosen")
+    create.add_argument("--gateway", help="the gateway address in the subnet")
+    create.add_argument("--ip-range", help="where containers' addresses come from (CIDR)")
+    create.add_argument("--internal", action="store_true", help="no way out of it")
+    create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="com.docker.network.driver.mtu=N (the only option)")
     rm = sub.add_parser("rm", help="remove networks no container uses")
     rm.add_argument("names", nargs="+", metavar="NAME")
     sub.add_parser("prune", help="remove every network no container uses")
@@ -51,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         if args.subverb == "inspect":
             print(json.dumps([admin.describe(n) for n in args.names], indent=2))
             return 0
+        if args.subverb == "create":
+            create(admin, args)
+            print(args.name)
+            return 0
         if args.subverb == "rm":
             for name in args.names:
                 admin.remove(name)
@@ -60,3 +81,34 @@ def run(args: argparse.Namespace) -> int:
         if removed:
             print("Deleted networks:\n" + "\n".join(removed))
         return 0
+
+
+def create(admin: Any, args: argparse.Namespace) -> None:
+    """`network create`, its options checked before anything is made."""
+    from stackd.errors import UsageError
+
+    if not _NAME.fullmatch(args.name):
+        raise UsageError(f"invalid network name {args.name!r}",
+                         hint="letters, digits, '_', '.' and '-', starting with a letter "
+                              "or digit")
+    if args.driver != "bridge":
+        raise UsageError(f"network driver {args.driver!r} is not supported",
+                         hint="stackd's networks are bridges; leave --driver out")
+    if (args.gateway or args.ip_range) and not args.subnet:
+        raise UsageError("--gateway and --ip-range need --subnet",
+                         hint="give the subnet they are in, e.g. --subnet 10.50.0.0/24")
+    admin.create(args.name, subnet=args.subnet, gateway=args.gateway,
+                 ip_range=args.ip_range, internal=args.internal,
+                 labels=_pairs(args.label, "--label"), options=_pairs(args.opt, "--opt"))
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    from stackd.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise UsageError(f"{flag} {item!r} is not KEY=VALUE", hint=f"e.g. {flag} a=b")
+        out[key] = value
+    return out

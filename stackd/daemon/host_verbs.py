@@ -269,6 +269,29 @@ class NetworkAdmin:
                       if p.container_ip in ips],
         }
 
+    def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
+               ip_range: str | None = None, internal: bool = False,
+               labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None) -> None:
+        """A bridge no stack owns (`network create`), for stacks to join as
+        `external: true`. Its options are checked before anything is made."""
+        from stackd.errors import AlreadyExistsError, UsageError
+        from stackd.netbridge.model import MTU_OPTION, NetworkSpec
+
+        for key in options or {}:
+            if key != MTU_OPTION:
+                raise UsageError(f"network option {key!r} is not supported",
+                                 hint=f"{MTU_OPTION}=N is the one there is")
+        spec = NetworkSpec(key=name, project="", name=name, subnet=subnet, gateway=gateway,
+                           ip_range=ip_range, internal=internal, labels=dict(labels or {}),
+                           driver_opts=dict(options or {}))
+        spec.mtu(1500)  # SpecError for a bad one
+        if self.alloc.network(name) is not None:
+            raise AlreadyExistsError(f"network {name} already exists",
+                                     hint="use it as it is, or remove it first "
+                                          "(`stackd network rm`)")
+        trio.run(self._networks().ensure_network, spec)
+
     def remove(self, name: str) -> None:
         nets = self._networks()
         nets.inspect(name)  # NotFoundError names it

@@ -134,8 +134,14 @@ class Networks:
             if spec.external:
                 if row is None:
                     raise NotFoundError(f"external network {spec.key} does not exist",
-                                        hint="create it first (with the stack that owns it), "
-                                             "or drop `external: true`")
+                                        hint=f"create it first (`stackd network create "
+                                             f"{spec.key}`, or with the stack that owns "
+                                             "it), or drop `external: true`")
+                if self.resolver is not None:
+                    # Made by `network create` while we ran, not known to the resolver
+                    # yet: its containers' names are answered at its gateway too.
+                    await self.resolver.listen(row.key, row.gateway)
+                    await self.resolver.flush()
                 return _state(row, external=True)
             if row is not None:
                 if spec.subnet and ipam.parse_subnet(

@@ -36,7 +36,7 @@ from stackd.reconciler.asks import Ask, Report, carry_out
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.hostdevices import CheckDevices, check_host_devices, to_check
-from stackd.reconciler.plan import Action, Plan
+from stackd.reconciler.plan import Action, Plan, makes_container
 from stackd.reconciler.platforms import check_platforms
 from stackd.reconciler.ports import Adapters, ImageView, PullPolicy
 from stackd.reconciler.rolling import Rollout, annotate
@@ -441,6 +441,7 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     actual = await observe(desired.project, ports)
     planned = plan(desired, actual, options)
     await _check_devices(planned.actions, check_devices)
+    await _check_external_networks(planned.actions, desired, ports)
     return await apply(annotate(planned, desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
@@ -453,6 +454,19 @@ async def _check_devices(actions: Sequence[Action], check: CheckDevices | None) 
     specs = to_check(actions) if check is not None else {}
     if specs and check is not None:
         await trio.to_thread.run_sync(check_host_devices, specs, check)
+
+
+async def _check_external_networks(actions: Sequence[Action], desired: DesiredState,
+                                   ports: Adapters) -> None:
+    """An external network a container the pass makes joins must be there before the
+    pass changes anything: else its other networks were made, and containers removed
+    for a recreate, before the first attach failed."""
+    needed = {a.network_key for action in actions if makes_container(action)
+              for a in action.container.attachments}
+    for key in sorted(needed):
+        spec = desired.networks.get(key)
+        if spec is not None and spec.external:
+            await ports.network.ensure_network(spec)  # NotFoundError names it
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

@@ -49,7 +49,13 @@ def parser_of(verb: str) -> argparse.ArgumentParser:
 
 
 def options(p: argparse.ArgumentParser) -> set[str]:
-    return {o for a in p._actions for o in a.option_strings}
+    """A verb's options, and those of its subcommands (`network create --subnet`)."""
+    found = {o for a in p._actions for o in a.option_strings}
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= options(sub)
+    return found
 
 
 def test_the_verb_table_names_every_verb_of_the_cli_and_only_those_as_there() -> None:

@@ -1,0 +1,103 @@
+"""A network two stacks share, as Compose users make one: `network create NAME`, then
+`external: true` in each stack. A stack whose external network is missing is refused
+before anything of it is made."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from support.freeaddrs import free_subnet
+
+from stackd.roots import Roots
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+NETWORK = "stkt-shared"
+
+
+def _stack(project: str, service: str, *extra_networks: str) -> str:
+    own = "".join(f"  {n}: {{}}\n" for n in extra_networks)
+    return f"""\
+name: {project}
+services:
+  {service}:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    networks: [shared{''.join(f', {n}' for n in extra_networks)}]
+networks:
+  shared:
+    name: {NETWORK}
+    external: true
+{own}"""
+
+
+@pytest.fixture
+def stacks(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[tuple[CLI, CLI]]:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "compose.yaml").write_text(_stack("one", "api", "own"))
+    (two / "compose.yaml").write_text(_stack("two", "client"))
+    with torn_down(CLI(no_leaks, one)) as first, torn_down(CLI(no_leaks, two)) as second:
+        try:
+            yield first, second
+        finally:
+            second("down", check=False)
+            first("network", "rm", NETWORK, check=False)
+
+
+def test_two_stacks_meet_on_a_network_made_with_network_create(
+        stacks: tuple[CLI, CLI]) -> None:
+    one, two = stacks
+    refused = one("up", "-d", check=False)
+    assert refused.returncode != 0
+    assert f"external network {NETWORK} does not exist" in refused.stderr
+    assert f"stackd network create {NETWORK}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    # Nothing of the stack was made: not its own network, not its container.
+    assert one("network", "ls", "-q").stdout.split() == []
+    assert one("ps", "-a", "-q").stdout.split() == []
+
+    subnet = str(free_subnet())
+    made = one("network", "create", NETWORK, "--subnet", subnet, "--label", "team=a")
+    assert made.stdout.strip() == NETWORK
+    again = one("network", "create", NETWORK, check=False)
+    assert again.returncode != 0 and f"network {NETWORK} already exists" in again.stderr
+    (net,) = json.loads(one("network", "inspect", NETWORK).stdout)
+    assert (net["subnet"], net["project"], net["labels"]["team"]) == (subnet, "", "a")
+
+    one("up", "-d")
+    two("up", "-d")
+    # Each stack's service is found by name from the other, over the shared network.
+    ping = two("exec", "-T", "client", "ping", "-c", "1", "-W", "2", "api")
+    assert "1 packets received" in ping.stdout
+    in_use = one("network", "rm", NETWORK, check=False)
+    assert in_use.returncode != 0 and "in use" in in_use.stderr
+    # `down` leaves an external network alone; `rm` removes it once nothing uses it.
+    one("down")
+    two("down")
+    assert one("network", "ls", "-q").stdout.split() == [NETWORK]
+    assert one("network", "rm", NETWORK).stdout.strip() == NETWORK
+    assert one("network", "ls", "-q").stdout.split() == []
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["bad/name"], "invalid network name"),
+    (["ok", "-d", "overlay"], "network driver 'overlay' is not supported"),
+    (["ok", "--gateway", "10.9.9.1"], "--gateway and --ip-range need --subnet"),
+    (["ok", "-o", "foo=1"], "network option 'foo' is not supported"),
+    (["ok", "--label", "novalue"], "--label 'novalue' is not KEY=VALUE"),
+    (["ok", "-o", "com.docker.network.driver.mtu=9"], "MTU 9 is out of range"),
+])
+def test_network_create_mistakes_change_nothing(no_leaks: Roots, tmp_path: Path,
+                                                argv: list[str], said: str) -> None:
+    cli = CLI(no_leaks, tmp_path)
+    r = cli("network", "create", *argv, check=False)
+    assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr
+    assert cli("network", "ls", "-q").stdout.split() == []
