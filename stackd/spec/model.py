@@ -871,14 +871,13 @@ class Stack(Node):
         return super().__hash__()
 
     def network_host_name(self, key: str) -> str:
-        """The host's name of network `key`: its `name:`, else `<project>_<key>`."""
-        net = self.networks.get(key)
-        return net.name if net is not None and net.name else f"{self.name}_{key}"
+        """The host's name of network `key`: its `name:`, else (as compose-go names
+        them) the key itself for an external one, `<project>_<key>` for the stack's."""
+        return _host_name(self.name, key, self.networks.get(key))
 
     def volume_host_name(self, key: str) -> str:
-        """The host's name of volume `key`: its `name:`, else `<project>_<key>`."""
-        vol = self.volumes.get(key)
-        return vol.name if vol is not None and vol.name else f"{self.name}_{key}"
+        """The host's name of volume `key`, by the networks' rule."""
+        return _host_name(self.name, key, self.volumes.get(key))
 
     def location_of(self, path: Path) -> Location | None:
         """Where `path` was written, or the nearest enclosing element that has a place.
@@ -908,6 +907,14 @@ class Stack(Node):
         out: dict[str, Any] = self.model_dump(mode="json", exclude_defaults=True)
         out["name"] = self.name
         return out
+
+
+def _host_name(project: str, key: str, declared: Network | Volume | None) -> str:
+    if declared is not None and declared.name:
+        return declared.name
+    if declared is not None and declared.external:
+        return key
+    return f"{project}_{key}"
 
 
 def _check_platform(text: str) -> str:

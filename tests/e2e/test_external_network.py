@@ -19,8 +19,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 NETWORK = "stkt-shared"
 
 
-def _stack(project: str, service: str, *extra_networks: str) -> str:
+def _stack(project: str, service: str, key: str, *extra_networks: str) -> str:
+    """`key`: the stack's name for the shared network; it is the host's name too
+    (Compose's rule for an external one) unless a `name:` says otherwise."""
     own = "".join(f"  {n}: {{}}\n" for n in extra_networks)
+    name = f"    name: {NETWORK}\n" if key != NETWORK else ""
     return f"""\
 name: {project}
 services:
@@ -29,11 +32,10 @@ services:
     pull_policy: never
     command: [sleep, "1000"]
     stop_signal: SIGKILL
-    networks: [shared{''.join(f', {n}' for n in extra_networks)}]
+    networks: [{key}{''.join(f', {n}' for n in extra_networks)}]
 networks:
-  shared:
-    name: {NETWORK}
-    external: true
+  {key}:
+{name}    external: true
 {own}"""
 
 
@@ -42,8 +44,8 @@ def stacks(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[tuple[C
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    (one / "compose.yaml").write_text(_stack("one", "api", "own"))
-    (two / "compose.yaml").write_text(_stack("two", "client"))
+    (one / "compose.yaml").write_text(_stack("one", "api", NETWORK, "own"))
+    (two / "compose.yaml").write_text(_stack("two", "client", "shared"))
     with torn_down(CLI(no_leaks, one)) as first, torn_down(CLI(no_leaks, two)) as second:
         try:
             yield first, second

@@ -32,6 +32,20 @@ def test_a_volume_name_that_is_no_plain_name_is_refused() -> None:
     assert text.startswith("volume 'd': name '../../etc' is not valid (compose.yaml:7:5)")
 
 
+def test_an_external_network_or_volume_without_a_name_is_found_by_its_key() -> None:
+    """compose-go's rule (and every traefik setup's `networks: {proxy: {external:
+    true}}`): an external one is the host's `proxy`, not `<project>_proxy`."""
+    stack = load_text("services:\n  web:\n    image: x\n    networks: [proxy, own]\n"
+                      "    volumes: [certs:/c, data:/d]\n"
+                      "networks:\n  proxy: {external: true}\n  own: {}\n"
+                      "volumes:\n  certs: {external: true}\n  data: {}\n"
+                      "  named: {external: true, name: other}\n",
+                      project_name="shop", environ={})
+    assert [stack.network_host_name(k) for k in ("proxy", "own")] == ["proxy", "shop_own"]
+    assert [stack.volume_host_name(k) for k in ("certs", "data", "named")] == [
+        "certs", "shop_data", "other"]
+
+
 def test_plain_names_load() -> None:
     stack = load_text("services:\n  web:\n    image: x\n    container_name: My.web_1-a\n"
                       "    networks: [front.net]\n    volumes: [data_1:/d]\n"
