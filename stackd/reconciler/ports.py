@@ -186,6 +186,8 @@ class VolumePort(Protocol):
     async def ensure_volume(self, project: str, name: str) -> str:
         """Create the named volume if missing; its host directory."""
     async def remove_volume(self, name: str) -> None: ...
+    async def exists(self, name: str) -> bool:
+        """The volume is there (made by a stack, or by `volume create`)."""
     def file_path(self, digest: str) -> str:
         """Where a config/secret file with this content digest lives on the host."""
     async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int

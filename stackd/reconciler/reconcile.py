@@ -441,7 +441,7 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     actual = await observe(desired.project, ports)
     planned = plan(desired, actual, options)
     await _check_devices(planned.actions, check_devices)
-    await _check_external_networks(planned.actions, desired, ports)
+    await _check_externals(planned.actions, desired, ports)
     return await apply(annotate(planned, desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
@@ -456,17 +456,22 @@ async def _check_devices(actions: Sequence[Action], check: CheckDevices | None) 
         await trio.to_thread.run_sync(check_host_devices, specs, check)
 
 
-async def _check_external_networks(actions: Sequence[Action], desired: DesiredState,
-                                   ports: Adapters) -> None:
-    """An external network a container the pass makes joins must be there before the
-    pass changes anything: else its other networks were made, and containers removed
-    for a recreate, before the first attach failed."""
-    needed = {a.network_key for action in actions if makes_container(action)
-              for a in action.container.attachments}
-    for key in sorted(needed):
+async def _check_externals(actions: Sequence[Action], desired: DesiredState,
+                           ports: Adapters) -> None:
+    """The external networks and volumes of the containers the pass makes must be
+    there before the pass changes anything: else the stack's own networks and volumes
+    were made, and containers removed for a recreate, before the first one failed."""
+    made = [action.container for action in actions if makes_container(action)]
+    for key in sorted({a.network_key for c in made for a in c.attachments}):
         spec = desired.networks.get(key)
         if spec is not None and spec.external:
             await ports.network.ensure_network(spec)  # NotFoundError names it
+    # The stack's own volumes are what it makes; any other a container mounts is external.
+    for name in sorted({v for c in made for v in c.volumes} - set(desired.volumes)):
+        if not await ports.volumes.exists(name):
+            raise NotFoundError(f"external volume {name} does not exist",
+                                hint=f"create it first (`stackd volume create {name}`, or "
+                                     "with the stack that owns it), or drop `external: true`")
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

@@ -50,6 +50,9 @@ class VolumeStore:
                                     (project,)).fetchall()
         return [r["name"] for r in rows if Path(self.path(r["name"])).is_dir()]
 
+    async def exists(self, name: str) -> bool:
+        return await trio.to_thread.run_sync(os.path.isdir, self.path(name))
+
     async def ensure_volume(self, project: str, name: str) -> str:
         path = Path(self.path(name))
         try:

@@ -103,3 +103,39 @@ def test_network_create_mistakes_change_nothing(no_leaks: Roots, tmp_path: Path,
     r = cli("network", "create", *argv, check=False)
     assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr
     assert cli("network", "ls", "-q").stdout.split() == []
+
+
+def test_an_external_volume_is_found_by_its_key_and_kept_by_down_v(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """`volumes: {certs: {external: true}}` is the volume `certs` (`volume create
+    certs`); missing, the stack is refused before its own network and volume are
+    made; `down -v` removes the stack's own volume, never the external one."""
+    (tmp_path / "compose.yaml").write_text(f"""\
+name: extvol
+services:
+  app:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sh, -c, "echo hi > /certs/f; exec sleep 1000"]
+    stop_signal: SIGKILL
+    volumes: [certs:/certs, data:/data]
+volumes:
+  certs: {{external: true}}
+  data: {{}}
+""")
+    with torn_down(CLI(no_leaks, tmp_path)) as cli:
+        try:
+            refused = cli("up", "-d", check=False)
+            assert refused.returncode != 0 and "Traceback" not in refused.stderr
+            assert "external volume certs does not exist" in refused.stderr
+            assert "stackd volume create certs" in refused.stderr
+            assert cli("volume", "ls", "-q").stdout.split() == []
+            assert cli("network", "ls", "-q").stdout.split() == []
+            cli("volume", "create", "certs")
+            cli("up", "-d", "--wait")
+            assert cli("exec", "-T", "app", "cat", "/certs/f").stdout == "hi\n"
+            cli("down", "-v")
+            assert cli("volume", "ls", "-q").stdout.split() == ["certs"]
+        finally:
+            cli("down", check=False)
+            cli("volume", "rm", "certs", check=False)

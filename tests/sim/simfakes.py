@@ -315,6 +315,10 @@ class FakeVolumes:
     async def volumes(self, project: str) -> list[str]:
         return sorted(n for n, p in self.existing.items() if p == project)
 
+    async def exists(self, name: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        return name in self.existing
+
     async def ensure_volume(self, project: str, name: str) -> str:
         await trio.lowlevel.checkpoint()
         self.existing.setdefault(name, project)
