@@ -89,7 +89,8 @@ def measure(root: BenchRoot, containers: int, kills: int, *, idle_seconds: float
         name = sorted(before)[(i * 37) % len(before)]
         heals.append(trio.run(heal_time, root, name, before[name]))
 
-    rows = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
+    listed = root.stackd("ps", "--format", "json", cwd=d).stdout  # a JSON object per line
+    rows = [json.loads(line) for line in listed.splitlines()]
     assert len(rows) == total
     ps_times = timed_runs([*root.stackd_argv(), "ps"], cwd=d, env=root.env)
     root.stackd("down", cwd=d)

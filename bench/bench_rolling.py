@@ -51,7 +51,8 @@ UPDATE = """\
 def wait_ready(root: BenchRoot, d: Path, replicas: int) -> None:
     deadline = time.monotonic() + 120
     while True:
-        rows = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
+        listed = root.stackd("ps", "--format", "json", cwd=d).stdout  # a JSON object per line
+        rows = [json.loads(line) for line in listed.splitlines()]
         if sum(1 for r in rows if r.get("health") == "healthy") == replicas:
             return
         assert time.monotonic() < deadline, "replicas not healthy"

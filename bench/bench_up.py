@@ -79,7 +79,8 @@ def _measure(root: BenchRoot, sizes: list[int], peer_sizes: list[int],
     for n in sizes:
         d = root.write_stack(f"up{n}", n, init=True)
         up = root.timed("up", "-d", cwd=d)
-        rows_ps = json.loads(root.stackd("ps", "--format", "json", cwd=d).stdout)
+        listed = root.stackd("ps", "--format", "json", cwd=d).stdout  # a JSON object per line
+        rows_ps = [json.loads(line) for line in listed.splitlines()]
         assert sum(r["state"] == "running" for r in rows_ps) == n, f"{len(rows_ps)} of {n}"
         noop = [root.timed("up", "-d", cwd=d) for _ in range(3)]
         ps = []

@@ -177,8 +177,10 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
         sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
     elif args.format == "json":
         # stackd's fields, and Compose's under its names (`.State`, `.Service`, …) for
-        # the scripts written against `docker compose ps --format json`.
-        print(json.dumps([{**r, **docker_fields(r)} for r in rows], indent=2))
+        # the scripts written against `docker compose ps --format json`: as Compose's
+        # (2.21 on), an object per line, nothing for no container (`jq .Name` reads it).
+        sys.stdout.write("".join(json.dumps({**r, **docker_fields(r)},
+                                            separators=(",", ":")) + "\n" for r in rows))
     elif args.format == "table":
         print(table(rows))
     else:

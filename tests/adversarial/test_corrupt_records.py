@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from e2e_helpers import CLI
+from support.psrows import ps_rows
 
 from stackd.cli.client import Client
 from stackd.runtime.statefile import process_start_time
@@ -47,7 +48,7 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 20) ->
 
 
 def rows(cli: CLI, *args: str) -> dict[str, dict]:
-    out = json.loads(cli("ps", "-a", "--format", "json", *args).stdout)
+    out = ps_rows(cli("ps", "-a", "--format", "json", *args).stdout)
     return {r["id"]: r for r in out}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop
 from support.leakcheck import settle
+from support.psrows import ps_rows
 
 from stackd.images import ImageStore
 from stackd.state.db import StateDB
@@ -173,7 +174,7 @@ def test_a_full_disk_during_a_restart_loop(full_cli: CLI, tmp_path: Path) -> Non
     # Converged: both services' containers are there (the loop's may be between two
     # runs of its restart, so look until it is, as a user would with `ps -a`).
     def both() -> bool:
-        rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
+        rows = ps_rows(cli("ps", "-a", "--format", "json").stdout)
         return sorted(r["service"] for r in rows) == ["loop", "more"]
     wait_for("both services' containers", both, timeout=60)
     # After the heal (by sequence number: the daemon keeps only the last 1000 events);

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from e2e_helpers import CLI, stop_daemon
+from support.psrows import ps_rows
 
 from stackd.cli.client import Client
 from stackd.runtime.statefile import process_start_time
@@ -46,7 +47,7 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30) ->
 
 
 def ps(cli: CLI) -> dict[str, dict]:
-    rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
+    rows = ps_rows(cli("ps", "-a", "--format", "json").stdout)
     return {r["service"]: r for r in rows}
 
 

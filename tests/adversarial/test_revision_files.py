@@ -36,6 +36,6 @@ def test_up_refuses_a_file_that_is_no_plain_small_file(cli: CLI, kind: str,
     assert f"{kind[:-1]} 'x': {path} is {what}" in r.stderr
     assert "Traceback" not in r.stderr
     # Nothing recorded, nothing started, and the daemon still answers.
-    assert cli("ps", "-a", "--format", "json").stdout.strip() == "[]"
+    assert cli("ps", "-a", "--format", "json").stdout.strip() == ""
     assert not (cli.roots.state / "revisions").exists() or not any(
         (cli.roots.state / "revisions").iterdir())

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE
+from support.psrows import ps_rows
 from support.ui import Console, click, shot, text_of, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -49,7 +50,7 @@ services:
 
 
 def containers(cli: CLI) -> list[dict[str, Any]]:
-    return json.loads(cli("ps", "--format", "json").stdout)
+    return ps_rows(cli("ps", "--format", "json").stdout)
 
 
 def test_console_shows_the_stack_live_and_acts_on_it(cli: CLI, console: Console,

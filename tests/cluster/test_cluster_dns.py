@@ -9,7 +9,6 @@ need the overlay: tests/cluster/test_cluster_mesh.py.)"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from support.clustershop import (
     shop_up,
     until,
 )
+from support.psrows import ps_rows
 
 from stackd.cli.client import Client
 
@@ -79,8 +79,8 @@ def test_every_node_answers_with_the_ready_replicas_of_all_nodes(shop: Shop) -> 
 
     # `ps --cluster` on any node: every node's replica, each with its node.
     for n in nodes:
-        rows = json.loads(n.stackd("-p", "shop", "ps", "--cluster", "--format",
-                                   "json").stdout)
+        rows = ps_rows(n.stackd("-p", "shop", "ps", "--cluster", "--format",
+                                "json").stdout)
         assert sorted((r["name"], r["node"], r["state"]) for r in rows) == sorted(
             (f"shop-{slot}", m.name, "running") for m in nodes
             for slot in info_assigned[m.name]), (n.name, rows)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support.busybox import busybox_available
 from support.clustershop import Shop, fetch, resolve, shop_up, until_or_dump
+from support.psrows import ps_rows
 
 TIMEOUT = 20
 
@@ -36,7 +37,7 @@ def running(shop: Shop) -> dict[str, tuple[str, str, float]]:
     node's `stackd ps` (needs no etcd)."""
     out: dict[str, tuple[str, str, float]] = {}
     for n in shop.nodes:
-        for c in json.loads(n.stackd("ps", "--all-projects", "--format", "json").stdout):
+        for c in ps_rows(n.stackd("ps", "--all-projects", "--format", "json").stdout):
             if c["state"] == "running":
                 out[c["name"]] = (n.name, c["id"], float(c["started_at"]))
     return out

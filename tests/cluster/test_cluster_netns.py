@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.clusterworld import NodeNs, World, ip, stack_world
+from support.psrows import ps_rows
 
 from stackd.cli.client import Client
 from stackd.cluster import keys
@@ -85,7 +86,7 @@ def assigned(node: NodeNs) -> dict[str, list[str]]:
 
 def running(node: NodeNs) -> list[str]:
     """The slots (<service>-<index>) the node's runtime runs, as its `stackd ps` says."""
-    rows = json.loads(node.stackd("ps", "--all-projects", "--format", "json").stdout)
+    rows = ps_rows(node.stackd("ps", "--all-projects", "--format", "json").stdout)
     return sorted(r["name"].removeprefix("shop-") for r in rows
                   if r.get("project") == "shop" and r.get("state") == "running")
 

@@ -23,6 +23,7 @@ from support.e2e_stop import stop_daemon
 from support.etcdcluster import EtcdCluster
 from support.freeaddrs import free_port
 from support.leakcheck import settle
+from support.psrows import ps_rows
 
 from stackd.cluster import ipam, keys, overlay
 from stackd.cluster.records import Assignment, OverlayNetwork, StackRecord
@@ -99,7 +100,7 @@ def forwarding(node: NodeNs) -> tuple[set[str], set[str]]:
 
 
 def running(node: NodeNs) -> list[int]:
-    rows = json.loads(node.stackd("ps", "--all-projects", "--format", "json").stdout)
+    rows = ps_rows(node.stackd("ps", "--all-projects", "--format", "json").stdout)
     return sorted(r["index"] for r in rows
                   if r.get("project") == "shop" and r.get("state") == "running")
 

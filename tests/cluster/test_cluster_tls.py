@@ -25,6 +25,7 @@ from support.leakcheck import settle
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from e2e_helpers import CLI
+from support.psrows import ps_rows
 
 from stackd.cluster import keys, pki
 from stackd.cluster.store import Store
@@ -141,13 +142,13 @@ def test_up_ps_logs_exec_through_another_node_and_who_is_let_in(
     alpha("--host", to_beta, "up", "-d")
 
     def beta_ps() -> list[dict[str, object]]:
-        rows = json.loads(alpha("--host", to_beta, "ps", "--format", "json").stdout)
+        rows = ps_rows(alpha("--host", to_beta, "ps", "--format", "json").stdout)
         return [r for r in rows if r.get("state") == "running"]
     rows = until(beta_ps, 30)
     assert len(rows) == 1 and rows[0]["service"] == "web"
     index = str(rows[0]["index"])
     # The same through STACKD_HOST (and `ps`'s fast path, which skips the global flags).
-    env_rows = json.loads(alpha("ps", "--format", "json", STACKD_HOST=to_beta).stdout)
+    env_rows = ps_rows(alpha("ps", "--format", "json", STACKD_HOST=to_beta).stdout)
     assert [r["name"] for r in env_rows if r.get("state") == "running"] == [rows[0]["name"]]
 
     # exec: through beta's API, in beta's container; its exit code ours.

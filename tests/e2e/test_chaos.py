@@ -3,7 +3,6 @@ duplicated or orphaned, and the stack converges once a daemon is back."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, torn_down
+from support.psrows import ps_rows as parse_ps
 
 from stackd.cli.client import Client
 from stackd.roots import Roots
@@ -56,7 +56,7 @@ def runtime_containers(roots: Roots) -> list[dict]:
 
 
 def ps_rows(cli: CLI) -> list[dict]:
-    return json.loads(cli("ps", "-a", "--format", "json").stdout)
+    return parse_ps(cli("ps", "-a", "--format", "json").stdout)
 
 
 def converged(cli: CLI) -> bool:

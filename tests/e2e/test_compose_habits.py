@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, torn_down
+from support.psrows import ps_rows
 
 from stackd.daemon.paths import socket_path
 from stackd.roots import Roots
@@ -181,7 +182,7 @@ def test_exec_detached_returns_at_once_and_the_command_runs_on(stack: CLI) -> No
         == ["Seccomp:", "0"]
     assert stack("exec", "-T", "box", "sh", "-c", seccomp).stdout.split() == ["Seccomp:", "2"]
     # Over the API (what `--host` uses): answered once it runs, as the CLI's.
-    (name,) = [r["name"] for r in json.loads(stack("ps", "--format", "json").stdout)
+    (name,) = [r["name"] for r in ps_rows(stack("ps", "--format", "json").stdout)
                if r["service"] == "box"]
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path(stack.roots))),
                       base_url="http://stackd", timeout=60) as api:
@@ -505,7 +506,7 @@ def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
     # A paused container is still ended by a stop or down (SIGKILL thaws it).
     stack("pause")
     stack("stop", "box")
-    rows = {r["name"]: r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)}
+    rows = {r["name"]: r for r in ps_rows(stack("ps", "-a", "--format", "json").stdout)}
     assert rows["habits-box-1"]["state"] == "exited", rows
     stack("unpause", "alone")
     r = stack("pause", "nosuch", check=False)
@@ -513,7 +514,7 @@ def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
     # One named service with no running container does not stop the others' pause
     # (it paused nothing: "no running container of box"), as Compose's.
     stack("pause", "box", "alone")
-    rows = {r["name"]: r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)}
+    rows = {r["name"]: r for r in ps_rows(stack("ps", "-a", "--format", "json").stdout)}
     assert rows["habits-alone-1"].get("paused") is True, rows
     stack("unpause", "box", "alone")
 
@@ -605,7 +606,7 @@ def test_attach_to_a_tty_service_and_detach_with_ctrl_p_ctrl_q(stack: CLI) -> No
     finally:
         code = term.close()
     assert code == 0, term.output
-    rows = json.loads(stack("ps", "--format", "json", "console").stdout)
+    rows = ps_rows(stack("ps", "--format", "json", "console").stdout)
     assert [r["state"] for r in rows] == ["running"], rows
 
 
@@ -621,7 +622,7 @@ def test_attach_detaches_with_the_keys_given(stack: CLI) -> None:
     finally:
         code = term.close()
     assert code == 0, term.output
-    assert [r["state"] for r in json.loads(
+    assert [r["state"] for r in ps_rows(
         stack("ps", "--format", "json", "console").stdout)] == ["running"]
     r = stack("attach", "--detach-keys", "alt-x", "console", check=False)
     assert r.returncode == 2 and "'alt-x' is not a key" in r.stderr, r.stderr
@@ -654,7 +655,7 @@ def test_ctrl_c_on_attach_goes_to_the_container_unless_no_sig_proxy(
     finally:
         if proc.poll() is None:
             proc.kill()
-    state = json.loads(stack("ps", "-a", "--format", "json", "trapper").stdout)[0]
+    state = ps_rows(stack("ps", "-a", "--format", "json", "trapper").stdout)[0]
     if proxy:  # the container had the SIGINT: it said so and exited 3, attach with it
         assert (proc.returncode, state["state"], state["exit_code"]) == (3, "exited", 3)
         assert b"got-int" in out
@@ -683,13 +684,13 @@ def test_a_second_ctrl_c_detaches_from_a_container_that_ignores_the_first(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    state = json.loads(stack("ps", "--format", "json", "trapper").stdout)[0]
+    state = ps_rows(stack("ps", "--format", "json", "trapper").stdout)[0]
     assert state["state"] == "running"
 
 
 def test_top_lists_each_running_containers_processes_as_ps_ef_does(stack: CLI) -> None:
     stack("exec", "-T", "box", "sh", "-c", "sleep 1001 >/dev/null 2>&1 &")
-    pids = {r["name"]: r["pid"] for r in json.loads(stack("ps", "--format", "json").stdout)}
+    pids = {r["name"]: r["pid"] for r in ps_rows(stack("ps", "--format", "json").stdout)}
     blocks = [b.splitlines() for b in stack("top").stdout.strip().split("\n\n")]
     assert [b[0] for b in blocks] == ["habits-alone-1", "habits-box-1"], blocks
     for block in blocks:
@@ -766,7 +767,7 @@ def test_stop_start_restart_after_up_of_one_service(stack: CLI) -> None:
     stack("up", "-d", "box")
 
     def state() -> tuple[str, int | None]:
-        row = next(r for r in json.loads(stack("ps", "-a", "--format", "json").stdout)
+        row = next(r for r in ps_rows(stack("ps", "-a", "--format", "json").stdout)
                    if r["service"] == "alone")
         return row["state"], row.get("pid")
 
@@ -789,7 +790,7 @@ def test_ps_orphans_false_and_kill_remove_orphans(stack: CLI) -> None:
     stack("up", "-d")  # `alone` is an orphan now, still running
 
     def services(*flags: str) -> dict[str, str]:
-        rows = json.loads(stack("ps", "-a", "--format", "json", *flags).stdout)
+        rows = ps_rows(stack("ps", "-a", "--format", "json", *flags).stdout)
         return {r["service"]: r["state"] for r in rows}
 
     assert "alone" in services()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -302,7 +303,6 @@ def test_ipam_ip_range_and_aux_addresses_shape_the_addresses_handed_out(stack: C
 
 def test_cpuset_cpu_quota_cpu_period_and_uts_host_take_effect(stack: CLI) -> None:
     """All four were refused as not supported yet."""
-    import json
 
     (stack.cwd / "compose.yaml").write_text(
         f"name: cpus\nservices:\n  limited:\n    {IMAGE}    command: [sleep, '1000']\n"
@@ -312,7 +312,7 @@ def test_cpuset_cpu_quota_cpu_period_and_uts_host_take_effect(stack: CLI) -> Non
     out = stack("exec", "-T", "limited", "sh", "-c",
                 "grep Cpus_allowed_list /proc/self/status; hostname").stdout.split()
     assert out == ["Cpus_allowed_list:", "0", socket.gethostname()], out
-    (cid,) = [r["id"] for r in json.loads(stack("ps", "--format", "json").stdout)]
+    (cid,) = [r["id"] for r in ps_rows(stack("ps", "--format", "json").stdout)]
     v1 = list(Path("/sys/fs/cgroup/cpu/stackd").glob(f"*/{cid}"))
     if v1:  # this host's hybrid hierarchy
         assert [(v1[0] / f).read_text().strip()
@@ -473,7 +473,6 @@ def test_down_of_a_service_removes_it_and_its_dependents_and_keeps_the_rest(
         stack: CLI) -> None:
     """Compose's `down SERVICE`: api and web (which needs api) go, db and the stack's
     network stay; nothing makes them again until `up`, which does."""
-    import json
 
     (stack.cwd / "compose.yaml").write_text(
         f"name: part\nservices:\n  db:\n    {IMAGE}    command: [sleep, '1000']\n"
@@ -484,7 +483,7 @@ def test_down_of_a_service_removes_it_and_its_dependents_and_keeps_the_rest(
     stack("up", "-d")
 
     def services() -> list[str]:
-        return sorted(r["service"] for r in json.loads(
+        return sorted(r["service"] for r in ps_rows(
             stack("ps", "-a", "--format", "json").stdout))
 
     stack("down", "api")

@@ -4,7 +4,6 @@ one-offs alone, --rm, and `down` removing what is kept."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.freeaddrs import free_port
+from support.psrows import ps_rows
 
 from stackd.leaks import find_leaks
 from stackd.roots import Roots
@@ -48,7 +48,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def ps(cli: CLI) -> list[dict]:
-    return json.loads(cli("ps", "-a", "--format", "json").stdout)
+    return ps_rows(cli("ps", "-a", "--format", "json").stdout)
 
 
 def names(cli: CLI) -> list[str]:

@@ -4,12 +4,12 @@ second `up` finds it again and changes nothing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -38,7 +38,7 @@ def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 def test_container_name_is_the_name_everywhere(cli: CLI) -> None:
     (cli.cwd / "compose.yaml").write_text(STACK)
     cli("up", "-d")
-    rows = json.loads(cli("ps", "--format", "json").stdout)
+    rows = ps_rows(cli("ps", "--format", "json").stdout)
     assert sorted(r["name"] for r in rows) == ["Main.DB", "project-app-1"]
     assert cli("exec", "-T", "db", "hostname").stdout.strip() == "Main.DB"
     # DNS: the other service reaches it by its container_name (and its service name).
@@ -50,7 +50,7 @@ def test_container_name_is_the_name_everywhere(cli: CLI) -> None:
     # Found again by its labels: a second up changes nothing.
     again = cli("up", "-d")
     assert "recreate" not in again.stdout.lower() and "create" not in again.stdout.lower()
-    assert sorted(r["name"] for r in json.loads(cli("ps", "--format", "json").stdout)) == [
+    assert sorted(r["name"] for r in ps_rows(cli("ps", "--format", "json").stdout)) == [
         "Main.DB", "project-app-1"]
 
 
@@ -62,4 +62,4 @@ def test_scaling_a_container_name_is_refused(cli: CLI) -> None:
     # stored revision no longer has (docs/daemon.md, revisions' limits).
     assert ("service 'db': container_name 'Main.DB' names one container, it cannot be "
             "scaled to 2") in r.stderr
-    assert json.loads(cli("ps", "-a", "--format", "json").stdout) == []
+    assert ps_rows(cli("ps", "-a", "--format", "json").stdout) == []

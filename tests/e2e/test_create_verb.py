@@ -3,12 +3,12 @@ and none is started, and they stay created through later passes until `start`.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -42,13 +42,13 @@ def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 def states(cli: CLI) -> dict[str, str]:
     return {r["service"]: r["state"]
-            for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
+            for r in ps_rows(cli("ps", "-a", "--format", "json").stdout)}
 
 
 def test_create_makes_the_containers_and_start_or_up_runs_them(cli: CLI) -> None:
     cli("create")
     assert states(cli) == {"db": "created", "web": "created"}
-    assert json.loads(cli("ps", "--format", "json").stdout) == []  # nothing runs
+    assert ps_rows(cli("ps", "--format", "json").stdout) == []  # nothing runs
     # A later pass of the stack (another create) starts none of them either.
     cli("create")
     assert states(cli) == {"db": "created", "web": "created"}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, down_and_stop
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -75,7 +76,7 @@ def test_down_rmi_local_then_all_keeps_what_another_stack_runs(
     # local: only the image built for the service without `image:`.
     cli("down", "--rmi", "local")
     assert images(cli) == [DEMO_IMAGE]
-    assert json.loads(cli("ps", "-a", "--format", "json").stdout) == []
+    assert ps_rows(cli("ps", "-a", "--format", "json").stdout) == []
 
     # all, while `other` runs on the imported image: that one stays, with a warning.
     cli("up", "-d")
@@ -84,7 +85,7 @@ def test_down_rmi_local_then_all_keeps_what_another_stack_runs(
     assert (f"warning: image {DEMO_IMAGE} kept: still used by other-neighbour-1 "
             "(stack other)") in r.stderr, r.stderr
     assert images(cli) == [DEMO_IMAGE]
-    assert [row["name"] for row in json.loads(other("ps", "--format", "json").stdout)] == [
+    assert [row["name"] for row in ps_rows(other("ps", "--format", "json").stdout)] == [
         "other-neighbour-1"]
 
     # all, with nobody else on it: both go; a second name of the image stays (as rmi).

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -46,7 +47,7 @@ def heal(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def web(cli: CLI) -> dict:
-    rows = json.loads(cli("ps", "--format", "json").stdout)
+    rows = ps_rows(cli("ps", "--format", "json").stdout)
     return next((r for r in rows if r["service"] == "web"), {})
 
 

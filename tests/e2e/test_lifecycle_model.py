@@ -13,13 +13,13 @@ container `rm` had removed (Compose's act only on containers that exist), and
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -42,7 +42,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 def observed(cli: CLI) -> dict[str, tuple[str, int | None]]:
     out = {}
-    for r in json.loads(cli("ps", "-a", "--format", "json").stdout):
+    for r in ps_rows(cli("ps", "-a", "--format", "json").stdout):
         state = "paused" if r["state"] == "running" and r.get("paused") else r["state"]
         out[r["service"]] = (state if state in ("running", "paused", "created")
                              else "exited", r.get("pid"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.freeaddrs import free_subnet
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -118,7 +119,7 @@ def test_changing_a_network_recreates_it_and_reattaches_its_containers(
 
 
 def _pid(cli: CLI, service: str) -> int | None:
-    rows = json.loads(cli("ps", "--format", "json").stdout)
+    rows = ps_rows(cli("ps", "--format", "json").stdout)
     for r in rows:
         if r.get("service") == service and r.get("state") == "running":
             return int(r["pid"]) if r.get("pid") else None

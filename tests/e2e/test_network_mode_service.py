@@ -4,7 +4,6 @@ namespace whenever x's container is made again or restarted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -72,7 +72,7 @@ def test_a_sidecar_shares_its_services_network_and_follows_it(stack: CLI) -> Non
 
     # Killed and restarted by its policy: api keeps its namespace, the sidecar with it.
     def api_pid() -> int | None:
-        return next((r["pid"] for r in json.loads(stack("ps", "--format", "json").stdout)
+        return next((r["pid"] for r in ps_rows(stack("ps", "--format", "json").stdout)
                      if r["service"] == "api"), None)
 
     killed = api_pid()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -32,7 +33,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def ps(cli: CLI, *args: str) -> list[dict]:
-    return json.loads(cli("ps", "--format", "json", *args).stdout)
+    return ps_rows(cli("ps", "--format", "json", *args).stdout)
 
 
 def events(cli: CLI) -> list[dict]:

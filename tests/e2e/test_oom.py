@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -45,7 +46,7 @@ def test_an_oom_kill_is_an_event_and_shows_in_ps(cli: CLI) -> None:
     cli("up", "-d")
     deadline = time.monotonic() + 60
     while True:
-        rows = {r["service"]: r for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
+        rows = {r["service"]: r for r in ps_rows(cli("ps", "-a", "--format", "json").stdout)}
         if all(r["state"] == "exited" for r in rows.values()) and len(rows) == 2:
             break
         assert time.monotonic() < deadline, rows

@@ -4,12 +4,12 @@ source directory is made, as Docker's `-v` makes it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -53,7 +53,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 def services(cli: CLI) -> dict[str, str]:
     return {r["service"]: r["state"]
-            for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
+            for r in ps_rows(cli("ps", "-a", "--format", "json").stdout)}
 
 
 def test_up_of_a_service_pulls_only_what_it_needs_and_makes_its_bind_source(

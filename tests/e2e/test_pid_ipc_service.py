@@ -5,7 +5,6 @@ killed and healed."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -61,7 +61,7 @@ def shares(cli: CLI) -> bool:
 
 
 def pid_of(cli: CLI, service: str) -> int | None:
-    return next((r["pid"] for r in json.loads(cli("ps", "--format", "json").stdout)
+    return next((r["pid"] for r in ps_rows(cli("ps", "--format", "json").stdout)
                  if r["service"] == service and r["state"] == "running"), None)
 
 

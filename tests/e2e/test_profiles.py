@@ -5,13 +5,13 @@ revision alone. A service that does not exist is an error, not an up to date sta
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, stop_daemon
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -41,7 +41,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def running(cli: CLI) -> dict[str, str]:
-    return {r["service"]: r["id"] for r in json.loads(cli("ps", "--format", "json").stdout)}
+    return {r["service"]: r["id"] for r in ps_rows(cli("ps", "--format", "json").stdout)}
 
 
 def test_a_named_service_comes_up_with_its_profile_and_is_never_an_orphan(

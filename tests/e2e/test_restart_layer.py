@@ -7,7 +7,6 @@ again (Kubernetes' rule: a crashed container's files are not trusted), and so do
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -48,7 +48,7 @@ def marked(cli: CLI) -> bool:
 
 
 def pid(cli: CLI) -> int:
-    rows = json.loads(cli("ps", "--format", "json").stdout)
+    rows = ps_rows(cli("ps", "--format", "json").stdout)
     return int(next(r["pid"] for r in rows if r["service"] == "web"))
 
 
@@ -68,7 +68,7 @@ def test_a_users_restart_and_start_keep_the_layer_a_heal_does_not(cli: CLI) -> N
     os.kill(before, signal.SIGKILL)  # a crash: the restart policy heals it
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        rows = json.loads(cli("ps", "--format", "json").stdout)
+        rows = ps_rows(cli("ps", "--format", "json").stdout)
         if any(r["state"] == "running" and r["pid"] not in (None, before) for r in rows):
             break
         time.sleep(0.1)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stop_daemon, torn_down
+from support.psrows import ps_rows
 
 from stackd.cli.client import Client
 from stackd.daemon.paths import log_path
@@ -113,7 +114,7 @@ def wait_reconciles(roots: Roots, project: str, more_than: int, timeout: float =
 
 def containers(cli: CLI) -> dict[str, tuple[str, float, int]]:
     """service → (container id, start time, pid) of its running container."""
-    rows = json.loads(cli("ps", "--format", "json").stdout)
+    rows = ps_rows(cli("ps", "--format", "json").stdout)
     return {r["service"]: (r["id"], r["started_at"], r["pid"]) for r in rows
             if r["state"] == "running"}
 

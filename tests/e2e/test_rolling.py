@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
 from support.freeaddrs import free_port
+from support.psrows import ps_rows
 from support.rolling import RequestLoop, served, wait_serving
 
 from stackd.roots import Roots
@@ -172,9 +173,9 @@ def test_a_paused_update_stays_paused_until_resumed(roll: CLI) -> None:
     # Later passes (the failed one is retried, events, resyncs) run no batch again.
     time.sleep(4)
     ps = roll("ps", "--format", "json")
-    assert sorted(r["name"] for r in json.loads(ps.stdout)) == [
+    assert sorted(r["name"] for r in ps_rows(ps.stdout)) == [
         "roll-web-1", "roll-web-2", "roll-web-3"]
-    assert {r["health"] for r in json.loads(ps.stdout)} == {"healthy"}
+    assert {r["health"] for r in ps_rows(ps.stdout)} == {"healthy"}
     assert "paused" in roll("ps").stderr
     now, failed = served(port, 1.0)
     assert failed == [] and set(now) == old, failed

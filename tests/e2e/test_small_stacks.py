@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, restart_daemon, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -32,7 +33,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def ps(cli: CLI, *args: str) -> list[dict]:
-    return json.loads(cli("ps", "--format", "json", *args).stdout)
+    return ps_rows(cli("ps", "--format", "json", *args).stdout)
 
 
 def wait_for(predicate, timeout: float = 15, step: float = 0.05):  # type: ignore[no-untyped-def]

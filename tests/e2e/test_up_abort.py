@@ -4,13 +4,13 @@ to exit stops the rest, and `up` exits with the code Compose gives."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, stack_dir
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -46,7 +46,7 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 def states(cli: CLI) -> dict[str, tuple[str, int | None]]:
     return {r["service"]: (r["state"], r["exit_code"])
-            for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
+            for r in ps_rows(cli("ps", "-a", "--format", "json").stdout)}
 
 
 def test_the_first_exit_stops_the_stack_and_gives_its_code(stack: CLI) -> None:

@@ -3,13 +3,13 @@ what a user sees from the CLI against the real daemon and runtime."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from support.psrows import ps_rows
 
 from stackd.roots import Roots
 
@@ -59,7 +59,7 @@ def cli(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 
 
 def rows(cli: CLI) -> dict[str, dict[str, object]]:
-    return {r["service"]: r for r in json.loads(cli("ps", "-a", "--format", "json").stdout)}
+    return {r["service"]: r for r in ps_rows(cli("ps", "-a", "--format", "json").stdout)}
 
 
 def test_up_wait_returns_once_healthy_and_wait_timeout_fails_naming_the_service(

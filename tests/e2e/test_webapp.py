@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from e2e_helpers import restart_daemon
+from support.psrows import ps_rows
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -27,7 +28,7 @@ def url(cli) -> str:
 
 
 def ps(cli, *args: str) -> list[dict]:
-    return json.loads(cli("ps", "--format", "json", *args).stdout)
+    return ps_rows(cli("ps", "--format", "json", *args).stdout)
 
 
 def by_service(rows: list[dict]) -> dict[str, list[dict]]:
@@ -117,7 +118,7 @@ def test_webapp_lifecycle(webapp) -> None:
 
     cli("down", "-v")
     assert ps(cli, "-a") == []
-    assert json.loads(cli("ps", "--format", "json", "--all-projects", "-a").stdout) == []
+    assert ps_rows(cli("ps", "--format", "json", "--all-projects", "-a").stdout) == []
 
 
 def test_killed_container_is_brought_back(webapp) -> None:
