@@ -67,6 +67,12 @@ def human_bytes(n: int) -> str:
     return f"{n}B"
 
 
+def _docker_fields(r: dict[str, Any]) -> dict[str, Any]:
+    return {"Name": r["name"], "ID": r["id"], "Container": r["id"],
+            "CPUPerc": f"{r['cpu_percent']:.2f}%", "MemUsage": human_bytes(r["memory_bytes"]),
+            "PIDs": str(r["pids"])}
+
+
 def table(data: list[dict[str, Any]]) -> str:
     from stackd.cli.table import render
 
@@ -108,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
             after, t1 = sample(client, names), time.monotonic()
             data = rows(before, after, t1 - t0, stopped)
             if args.format == "json":
-                print(json.dumps(data), flush=True)
+                # As Docker's: an object per container per line, its names beside ours.
+                sys.stdout.write("".join(json.dumps({**r, **_docker_fields(r)}) + "\n"
+                                         for r in data))
+                sys.stdout.flush()
             else:
                 if live and tty:
                     sys.stdout.write("\x1b[H\x1b[2J")  # redraw in place

@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(f"{r['name']}\n" for r in rows))
     elif args.format == "json":
-        print(json.dumps(rows, indent=2))
+        # As Compose's (Docker's volume list): an object per line, its names beside ours.
+        sys.stdout.write("".join(json.dumps({
+            **r, "Driver": r["driver"], "Name": r["name"], "Mountpoint": r["mountpoint"],
+            "Scope": "local", "Labels": ""}) + "\n" for r in rows))
     else:
         from stackd.cli.table import render
 

@@ -305,9 +305,10 @@ def test_volumes_lists_the_stacks_volumes_and_those_a_service_mounts(stack: CLI)
     assert len(out) == 2, out
     assert stack("volumes", "-q", "box").stdout == "habits_data\n"
     assert stack("volumes", "-q", "alone").stdout == ""
-    (row,) = json.loads(stack("volumes", "--format", "json").stdout)
+    (row,) = ps_rows(stack("volumes", "--format", "json").stdout)  # an object per line
     assert (row["driver"], row["name"], row["containers"]) == (
         "local", "habits_data", ["habits-box-1"])
+    assert (row["Driver"], row["Name"]) == ("local", "habits_data")  # Docker's names
     r = stack("volumes", "nosuch", check=False)
     assert r.returncode == 1 and "no such service: nosuch" in r.stderr, r.stderr
     stack("volume", "rm", "scratch")
@@ -445,9 +446,10 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     # box burns a core for a while; alone sleeps.
     stack("exec", "-T", "box", "sh", "-c", "(timeout 20 sh -c 'while :; do :; done') "
           ">/dev/null 2>&1 &")
-    data = {r["name"]: r for r in json.loads(
+    data = {r["name"]: r for r in ps_rows(
         stack("stats", "--no-stream", "--format", "json").stdout)}
     assert set(data) == {"habits-box-1", "habits-alone-1"}, data
+    assert data["habits-box-1"]["CPUPerc"].endswith("%")  # Docker's names too
     # A busy loop on a shared machine: well above an idle sleep, whatever else runs.
     assert data["habits-box-1"]["cpu_percent"] > 5, data
     assert data["habits-alone-1"]["cpu_percent"] < data["habits-box-1"]["cpu_percent"], data
@@ -468,11 +470,11 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     assert r.returncode == 1 and "no running container of nosuch" in r.stderr
     # -a (Compose's): a stopped container too, at zero; without it, not at all.
     stack("stop", "alone")
-    data = {r["name"]: r for r in json.loads(
+    data = {r["name"]: r for r in ps_rows(
         stack("stats", "-a", "--no-stream", "--format", "json").stdout)}
     assert set(data) == {"habits-box-1", "habits-alone-1"}, data
     assert (data["habits-alone-1"]["cpu_percent"], data["habits-alone-1"]["pids"]) == (0, 0)
-    assert [r["name"] for r in json.loads(
+    assert [r["name"] for r in ps_rows(
         stack("stats", "--no-stream", "--format", "json").stdout)] == ["habits-box-1"]
 
 
