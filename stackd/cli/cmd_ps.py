@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 HELP = "List the stack's containers"
 # Compose's states that stackd's containers can be in.
-STATUSES = ("created", "running", "paused", "exited")
+STATUSES = ("created", "running", "paused", "restarting", "exited")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +56,8 @@ def _state_text(c: dict[str, Any], now: float) -> str:
         elif c.get("health"):
             text += f" ({c['health']})"
         return text
+    if state == "exited" and c.get("restarting"):
+        return f"Restarting ({c.get('exit_code')})"
     if state == "exited":
         if c.get("oom_killed"):
             return f"Exited ({c.get('exit_code')}, OOM killed)"
@@ -134,8 +136,11 @@ def _states(args: argparse.Namespace | SimpleNamespace) -> set[str]:
 
 
 def _state_of(row: dict[str, Any]) -> str:
+    """Docker's state of a row: stackd's, with paused and restarting told apart."""
     if row.get("state") == "running" and row.get("paused"):
         return "paused"
+    if row.get("state") == "exited" and row.get("restarting"):
+        return "restarting"
     return str(row.get("state"))
 
 
@@ -146,10 +151,14 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
     project = None if args.all_projects else project_of(args)
     states = _states(args)
     with Client() as client:
-        query: dict[str, Any] = {"project": project, "all": args.all or bool(states)}
+        # Without -a, Docker's ps lists the restarting too: asked for all, the stopped
+        # are left out here.
+        query: dict[str, Any] = {"project": project, "all": True}
         if args.cluster:
             query["cluster"] = True
         rows = client.get("/v1/containers", **query)
+        if not (args.all or states):
+            rows = [r for r in rows if _state_of(r) in ("running", "paused", "restarting")]
         stacks = client.get("/v1/stacks") if args.format != "json" and not args.quiet \
             else []
     for s in stacks:
@@ -194,7 +203,7 @@ def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
     """A row under the names Docker's and Compose's `ps --format` templates use."""
     return {"ID": c["id"], "Name": c["name"], "Names": c["name"],
             "Service": c.get("service") or "", "Project": c.get("project") or "",
-            "State": "paused" if c.get("paused") else c.get("state", ""),
+            "State": _state_of(c),
             "Status": status_text(c, time.time()), "Health": c.get("health") or "",
             "ExitCode": c.get("exit_code") if c.get("exit_code") is not None else 0,
             "Ports": ", ".join(c.get("ports") or []),

@@ -624,6 +624,8 @@ class HostWorld:
                 "paused": v.id in frozen,  # still running, its cgroup frozen (`pause`)
                 "oneoff": bool(v.labels.get(hostnames.LABEL_ONEOFF)),
                 "health": watch.health if watch is not None else None,
+                "restarting": bool(v.status == "exited" and watch is not None
+                                   and watch.restarting),
                 "exit_code": v.exit.code if v.exit else None,
                 "oom_killed": bool(v.exit and v.exit.oom_killed),
                 "started_at": v.started_at.timestamp() if v.started_at else None,

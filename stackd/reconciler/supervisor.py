@@ -82,6 +82,12 @@ class Watch:
         return self.running and self.health in (None, "healthy")
 
     @property
+    def restarting(self) -> bool:
+        """Exited, and its restart policy will start it again (Docker's "restarting":
+        a crash loop shows as one, not as a container that stopped)."""
+        return not (self.running or self.finished or self.held or self.released)
+
+    @property
     def project(self) -> str:
         return self.desired.project
 

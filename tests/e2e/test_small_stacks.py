@@ -297,3 +297,33 @@ def test_a_stopped_container_stays_stopped_across_a_daemon_restart(stack: CLI) -
     stack("start", "keep")
     wait_for(lambda: {r["service"]: r["state"] for r in ps(stack)} ==
              {"keep": "running", "other": "running"})
+
+
+def test_a_crash_loop_shows_as_restarting_not_as_stopped(stack: CLI) -> None:
+    """Docker's ps says "Restarting (1)" of a container its policy will start again,
+    and lists it without -a: a crash loop is told from a container that stopped."""
+    def exits(name: str, code: int, policy: str) -> str:
+        return (f"  {name}:\n    image: stackd-demo/busybox:latest\n    pull_policy: never\n"
+                f"    command: [sh, -c, 'sleep 0.2; exit {code}']\n    restart: {policy}\n")
+
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n" + exits("loop", 1, "always")
+        + exits("once", 2, "on-failure:1") + sleeper("up", "stop_signal: SIGKILL"))
+    stack("up", "-d")
+
+    def restarting() -> list[dict]:
+        return [r for r in ps(stack) if r["State"] == "restarting" and r["service"] == "loop"]
+
+    (row,) = wait_for(restarting)
+    assert (row["Status"], row["ExitCode"]) == ("Restarting (1)", 1)
+    # on-failure:1 ran twice and stopped: exited, listed only with -a.
+    wait_for(lambda: any(r["service"] == "once" and r["State"] == "exited"
+                         for r in ps(stack, "-a")), timeout=30)
+    wait_for(lambda: "small-loop-1" in stack("ps", "--status", "restarting").stdout)
+    assert "once" not in {r["service"] for r in ps(stack)}
+    (once,) = [r for r in ps(stack, "-a") if r["service"] == "once"]
+    assert once["Status"] == "Exited (2)"
+    # A container a user stopped is not restarting, whatever its policy.
+    stack("stop", "loop")
+    assert [r["State"] for r in ps(stack, "-a") if r["service"] == "loop"] == ["exited"]
+    assert "loop" not in {r["service"] for r in ps(stack)}
