@@ -25,7 +25,7 @@ NAV = (("/", "Stacks"), ("/gitops", "GitOps"), ("/events", "Events"), ("/images"
 # Health and state as a word and an icon; the colour (CSS class) only repeats them.
 ICONS = {"healthy": "✔", "unhealthy": "✖", "starting": "◔", "running": "▶",
          "exited": "■", "created": "○", "stopped": "■", "paused": "❚❚", "ok": "✔",
-         "requeue": "↻", "retry": "↻", "terminal": "✖", "removing": "…", "": "·",
+         "requeue": "↻", "retry": "↻", "restarting": "↻", "terminal": "✖", "removing": "…", "": "·",
          # a GitOps source's sync status (stackd/gitops/status.py)
          "Synced": "✔", "OutOfSync": "≠", "Progressing": "◔", "Degraded": "⚠",
          "Failed": "✖"}
@@ -47,6 +47,8 @@ def container_health(row: Mapping[str, Any]) -> str:
     health = row.get("health")
     if state == "running" and health:
         return str(health)
+    if state == "exited" and row.get("restarting"):
+        return "restarting"  # its policy starts it again: a crash loop, as Docker says
     return state
 
 
@@ -125,7 +127,7 @@ def service_counts(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
 
 def stack_health(rows: Sequence[Mapping[str, Any]], desired: int) -> str:
     words = {container_health(r) for r in rows if r.get("index")}
-    if "unhealthy" in words or "exited" in words:
+    if "unhealthy" in words or "exited" in words or "restarting" in words:
         return "unhealthy"
     if "starting" in words or "created" in words or len(rows) < desired:
         return "starting"

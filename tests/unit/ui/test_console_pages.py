@@ -44,6 +44,11 @@ def test_a_stack_page_escapes_names_and_hides_environment_values() -> None:
 def test_health_words() -> None:
     assert pages.container_health({"state": "running", "health": "unhealthy"}) == "unhealthy"
     assert pages.container_health({"state": "exited", "health": "healthy"}) == "exited"
+    # a crash loop is told from a stop, and makes its stack unhealthy
+    looping = {"index": 1, "state": "exited", "restarting": True, "exit_code": 1}
+    assert pages.container_health(looping) == "restarting"
+    assert pages.stack_health([looping], 1) == "unhealthy"
+    assert "↻" in pages.badge("restarting")
     rows = [{"index": 1, "state": "running", "health": "healthy"},
             {"index": 2, "state": "running", "health": None}]
     assert pages.service_counts(rows) == (2, 2)
