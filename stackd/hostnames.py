@@ -65,6 +65,9 @@ LABEL_PROJECT = "io.stackd.project"
 LABEL_SERVICE = "io.stackd.service"
 LABEL_INDEX = "io.stackd.index"
 LABEL_CONFIG_HASH = "io.stackd.config-hash"
+# The slot's anonymous volumes (comma-separated): a `down` or `rm` that removes the
+# container sets them apart, so the next container of the slot starts with new ones.
+LABEL_ANONYMOUS_VOLUMES = "io.stackd.anonymous-volumes"
 # A `stackd run SERVICE` container: of the project (ps shows it, down removes it) but
 # never one of its replica slots, so the reconciler neither counts nor removes it.
 LABEL_ONEOFF = "io.stackd.oneoff"

@@ -28,6 +28,7 @@ class ActualContainer:
     fields: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] | None = None  # None when the runtime did not say
     exit_code: int | None = None
+    anonymous: tuple[str, ...] = ()  # its anonymous volumes (the label's)
 
     @property
     def slot(self) -> str:
@@ -70,6 +71,8 @@ def container_from_view(view: ContainerView) -> ActualContainer | None:
         fields=ConfigHash.parse_fields_label(labels.get(LABEL_CONFIG_FIELDS, "")),
         env=env,
         exit_code=exit_code,
+        anonymous=tuple(v for v in labels.get(hostnames.LABEL_ANONYMOUS_VOLUMES, "").split(",")
+                        if v),
     )
 
 

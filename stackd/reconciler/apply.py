@@ -210,6 +210,8 @@ class _Executor:
             async def remove() -> None:
                 await self.supervisor.release(action.container_id)
                 await lifecycle.tear_down(ports, action.container_id, grace=action.grace)
+                for volume in action.detach:
+                    await ports.volumes.detach(volume)
             return await self.step(action, action.container_id, remove)
         if isinstance(action, Stop):
             async def stop() -> None:

@@ -123,7 +123,8 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
                 await _act(c, "kill", report, kill)
         return options
     # rm -v: a slot's anonymous volumes (image VOLUMEs, `- /path`) go with its container,
-    # as Compose's; named volumes stay.
+    # as Compose's; named volumes stay. Without -v they are kept, set apart: the slot's
+    # next container (`up`) starts with new ones, as Compose's new container does.
     anonymous = {(d.service, d.index): d.anonymous for d in desired.containers}
     named = {s: i for i, s in enumerate(ask.services)}  # the order asked (down: dependents first)
     for c in sorted(mine, key=lambda c: named.get(c.service, len(named))):  # rm
@@ -132,8 +133,11 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
                 await supervisor.release(c.id)
                 await lifecycle.tear_down(ports, c.id)
                 ports.state.hold(project, c.id)
-                for volume in anonymous.get((c.service, c.index), ()) if ask.volumes else ():
-                    await ports.volumes.remove_volume(volume)
+                for volume in anonymous.get((c.service, c.index), ()):
+                    if ask.volumes:
+                        await ports.volumes.remove_volume(volume)
+                    else:
+                        await ports.volumes.detach(volume)
             await _act(c, "rm", report, remove)
     return options
 

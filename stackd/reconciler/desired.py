@@ -147,6 +147,8 @@ def slot_container(
         hostnames.LABEL_CONFIG_HASH: config_hash.digest,
         LABEL_CONFIG_FIELDS: config_hash.fields_label(),
     })
+    if anonymous:
+        labels[hostnames.LABEL_ANONYMOUS_VOLUMES] = ",".join(anonymous)
     full = spec.model_copy(update={
         "id": container_id(project, service, index, config_hash.digest, fixed_name),
         "name": name,

@@ -380,7 +380,9 @@ def plan_down(actual: ActualState, *, stop_order: Iterable[str] = (),
     containers = sorted(actual.containers,
                         key=lambda c: (order.get(c.service, -1), c.service, -c.index, c.id))
     actions: list[Action] = [Remove(cause="down", container_id=c.id, service=c.service,
-                                    index=c.index, grace=grace) for c in containers]
+                                    index=c.index, grace=grace,
+                                    detach=() if remove_volumes else c.anonymous)
+                             for c in containers]
     actions.extend(NetworkRemove(cause="down", key=k) for k in sorted(actual.networks))
     if remove_volumes:
         actions.extend(VolumeRemove(cause="down -v", name=v) for v in sorted(actual.volumes))

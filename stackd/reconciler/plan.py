@@ -183,6 +183,9 @@ class Remove(_Action):
     service: str
     index: int
     grace: float | None = None  # `down -t`: SIGKILL after this long (None: the spec's)
+    # `down` (without -v): its anonymous volumes, kept but set apart (VolumePort.detach):
+    # the slot's next container gets new ones, as Compose's new container does.
+    detach: tuple[str, ...] = ()
 
     @property
     def resource(self) -> str:

@@ -188,6 +188,10 @@ class VolumePort(Protocol):
     async def remove_volume(self, name: str) -> None: ...
     async def exists(self, name: str) -> bool:
         """The volume is there (made by a stack, or by `volume create`)."""
+    async def detach(self, name: str) -> str | None:
+        """A removed container's anonymous volume, kept under a new name nothing mounts
+        (Docker's dangling volume; `volume prune` or `down -v` removes it): its new
+        name, None if there was no such volume."""
     def file_path(self, digest: str) -> str:
         """Where a config/secret file with this content digest lives on the host."""
     async def write_file(self, path: str, content: bytes, uid: int, gid: int, mode: int

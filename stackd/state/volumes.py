@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -49,6 +50,29 @@ class VolumeStore:
         rows = self.db.conn.execute("SELECT name FROM volumes WHERE project=? ORDER BY name",
                                     (project,)).fetchall()
         return [r["name"] for r in rows if Path(self.path(r["name"])).is_dir()]
+
+    async def detach(self, name: str) -> str | None:
+        old = Path(self.path(name)).parent
+        new_name = f"{name}.{secrets.token_hex(6)}"
+        new = Path(self.path(new_name)).parent
+
+        def move() -> bool:
+            try:
+                os.rename(old, new)
+            except FileNotFoundError:
+                return False
+            return True
+
+        try:
+            moved = await trio.to_thread.run_sync(move)
+        except OSError as err:
+            raise HostError(f"cannot set volume {name} apart: {err.strerror}") from err
+        with self.db.transaction() as c:
+            if moved:
+                c.execute("UPDATE volumes SET name=? WHERE name=?", (new_name, name))
+            else:
+                c.execute("DELETE FROM volumes WHERE name=?", (name,))
+        return new_name if moved else None
 
     async def exists(self, name: str) -> bool:
         return await trio.to_thread.run_sync(os.path.isdir, self.path(name))

@@ -175,22 +175,42 @@ def test_up_v_and_rm_v_renew_only_anonymous_volumes(stack: CLI) -> None:
     stack("up", "-d", "-V", "--no-recreate")  # nothing recreated: nothing renewed
     assert not recreated()
     assert sh("cat /scratch/f").stdout == "b\n"
-    # `rm -v` (Compose's `rm -fsv`): the container and its anonymous volume go; the
-    # named one stays, and the next up starts afresh.
+    # `rm` without -v: the anonymous volume is kept, set apart (Docker's dangling
+    # volume), and the next container of the slot starts with a new one, as a new
+    # container of Compose's does.
+    slot_volumes = {v for v in stack("volume", "ls", "-q").stdout.split()
+                    if v.startswith("small_box-1_")}
     stack("rm", "-s", "box")
     stack("up", "-d")
-    assert sh("cat /scratch/f").stdout == "b\n"  # without -v the volume was kept
+    assert sh("cat /scratch/f", check=False).returncode != 0
+    (kept,) = [v for v in stack("volume", "ls", "-q").stdout.split()
+               if v.startswith("small_box-1_") and v not in slot_volumes]
+    (old,) = slot_volumes
+    assert kept.startswith(old + ".")
+    (row,) = json.loads(stack("volume", "inspect", kept).stdout)
+    assert (Path(row["mountpoint"]) / "f").read_text() == "b\n"
+    # `rm -v` (Compose's `rm -fsv`): the container and its anonymous volume go; the
+    # named one stays, and the next up starts afresh.
+    sh("echo c > /scratch/f")
     before = stack("volume", "ls", "-q").stdout.split()
     stack("rm", "-s", "-v", "box")
     assert ps(stack, "-a") == []
     # Gone, not made again empty for a container that stays gone until `up`.
     after = stack("volume", "ls", "-q").stdout.split()
-    assert [v for v in before if v not in after] == [
-        v for v in before if v.startswith("small_box-1_")]
+    assert [v for v in before if v not in after] == [old]
     assert len(after) == len(before) - 1
     stack("up", "-d")
     assert sh("cat /scratch/f", check=False).returncode != 0
     assert sh("cat /kept/f").stdout == "k\n"
+    # `down` then `up`: the same, a new anonymous volume (the named one is kept);
+    # `down -v` removes the stack's volumes, those set apart too.
+    sh("echo d > /scratch/f")
+    stack("down")
+    stack("up", "-d")
+    assert sh("cat /scratch/f", check=False).returncode != 0
+    assert sh("cat /kept/f").stdout == "k\n"
+    stack("down", "-v")
+    assert stack("volume", "ls", "-q").stdout.split() == []
 
 
 def test_progress_ansi_and_dry_run_as_ci_scripts_set_them(stack: CLI) -> None:

@@ -315,6 +315,14 @@ class FakeVolumes:
     async def volumes(self, project: str) -> list[str]:
         return sorted(n for n, p in self.existing.items() if p == project)
 
+    async def detach(self, name: str) -> str | None:
+        await trio.lowlevel.checkpoint()
+        project = self.existing.pop(name, None)
+        if project is None:
+            return None
+        self.existing[f"{name}.detached"] = project
+        return f"{name}.detached"
+
     async def exists(self, name: str) -> bool:
         await trio.lowlevel.checkpoint()
         return name in self.existing

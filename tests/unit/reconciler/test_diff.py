@@ -389,3 +389,29 @@ def test_renewing_anonymous_volumes_is_part_of_each_create_and_recreate(
         in p.lines()
     plain = plan(d, actual, PlanOptions(force_recreate=True))
     assert {a.renew for a in plain.actions if isinstance(a, Create | Recreate)} == {()}
+
+
+def test_down_sets_anonymous_volumes_apart_and_down_v_removes_them(tmp_path: Path) -> None:
+    """A new container of Compose's starts with new anonymous volumes: after `down`,
+    the slot's are kept but set apart (its label names them), not found again by the
+    next `up`. `down -v` removes them with the rest."""
+    from stackd.reconciler.actual import container_from_view
+    from stackd.reconciler.diff import plan_down
+    from stackd.reconciler.plan import VolumeRemove
+    from stackd.runtime.model import ContainerState
+
+    d = desired("services:\n  db: {image: busybox, volumes: ['/scratch', 'data:/d']}\n"
+                "volumes: {data: {}}\n", tmp_path)
+    (db,) = d.containers_of("db")
+    (anon,) = db.anonymous
+    view = ContainerState(id=db.id, name=db.name, labels=dict(db.spec.labels),
+                          status="running", pid=1, started_at=None, finished_at=None,
+                          exit=None, netns_path=None, spec=db.spec)
+    found = container_from_view(view)
+    assert found is not None and found.anonymous == (anon,)
+    actual = ActualState("demo", (found,), frozenset(d.networks), frozenset(d.volumes))
+    (remove, _net) = plan_down(actual).actions
+    assert isinstance(remove, Remove) and remove.detach == (anon,)
+    with_v = plan_down(actual, remove_volumes=True).actions
+    assert [a.detach for a in with_v if isinstance(a, Remove)] == [()]
+    assert sorted(a.name for a in with_v if isinstance(a, VolumeRemove)) == sorted(d.volumes)

@@ -77,7 +77,10 @@ networks:
     assert c.id == f"demo-web-2-{c.config_hash.digest[:8]}"
     assert {k: v for k, v in c.spec.labels.items() if k != "io.stackd.config-fields"} == {
         "io.stackd.project": "demo", "io.stackd.service": "web", "io.stackd.index": "2",
-        "io.stackd.config-hash": c.config_hash.digest}
+        "io.stackd.config-hash": c.config_hash.digest,
+        # the image's VOLUME, this slot's: set apart when a `down` removes the container
+        "io.stackd.anonymous-volumes": ",".join(c.anonymous)}
+    assert c.anonymous and all(v.startswith("demo_web-2_") for v in c.anonymous)
     assert [(a.network_key, a.aliases) for a in c.attachments] == [("demo_front", ("web",
                                                                                     "www"))]
     assert [str(p) for p in c.ports] == ["8080->80/tcp", "8081->81/tcp"]
