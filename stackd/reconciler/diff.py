@@ -282,14 +282,17 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                     continue
                 scale = desired.services[service].scale
                 cause = f"scale {have_count[service]} → {scale}"
+                # The slot ends: a later scale up makes a new container, with new
+                # anonymous volumes (as Compose's); these are kept, set apart.
                 removals.append(Remove(cause=cause, container_id=c.id, service=c.service,
-                                       index=c.index))
+                                       index=c.index, detach=c.anonymous))
             elif (service in options.disabled or service in desired.left_alone) \
                     and c.id not in pending_creates and c.id not in pending_removes:
                 continue  # in the file, only left out (by its profiles): no orphan
             elif options.remove_orphans:
                 removals.append(Remove(cause=f"orphan: service {service} is not in the stack",
-                                       container_id=c.id, service=c.service, index=c.index))
+                                       container_id=c.id, service=c.service, index=c.index,
+                                       detach=c.anonymous))
             elif c.id in pending_creates:
                 removals.append(Remove(cause="undoing an interrupted create", container_id=c.id,
                                        service=c.service, index=c.index))

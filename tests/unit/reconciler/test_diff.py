@@ -415,3 +415,22 @@ def test_down_sets_anonymous_volumes_apart_and_down_v_removes_them(tmp_path: Pat
     with_v = plan_down(actual, remove_volumes=True).actions
     assert [a.detach for a in with_v if isinstance(a, Remove)] == [()]
     assert sorted(a.name for a in with_v if isinstance(a, VolumeRemove)) == sorted(d.volumes)
+
+
+def test_a_slot_that_ends_sets_its_anonymous_volumes_apart(tmp_path: Path) -> None:
+    """Scaled down (or an orphan removed), the slot ends: a later scale up makes a new
+    container with new anonymous volumes, as Compose's. A duplicate of a slot that goes
+    on leaves them: the kept container mounts them."""
+    two = desired("services:\n  web: {image: busybox, scale: 2, volumes: ['/s']}\n", tmp_path)
+    one = desired("services:\n  web: {image: busybox, scale: 1, volumes: ['/s']}\n", tmp_path)
+    web1, web2 = (dataclasses.replace(running(c), anonymous=c.anonymous)
+                  for c in two.containers_of("web"))
+    actual = ActualState("demo", (web1, web2), frozenset(one.networks),
+                         frozenset(two.volumes))
+    (remove,) = plan(one, actual).actions
+    assert isinstance(remove, Remove) and remove.container_id == web2.id
+    assert remove.detach == web2.anonymous and web2.anonymous
+    twin = dataclasses.replace(web1, id=web1.id + "x")
+    dup = ActualState("demo", (web1, twin), frozenset(one.networks), frozenset(one.volumes))
+    (remove,) = plan(one, dup).actions
+    assert remove.cause.startswith("duplicate") and remove.detach == ()
