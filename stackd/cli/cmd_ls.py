@@ -56,7 +56,10 @@ def summarise(stacks: list[dict[str, Any]], containers: list[dict[str, Any]],
     states: dict[str, Counter[str]] = {}
     for c in containers:
         if c.get("project"):
-            states.setdefault(c["project"], Counter())[c["state"]] += 1
+            # Docker's word for an exited container its policy starts again.
+            state = "restarting" if c["state"] == "exited" and c.get("restarting") \
+                else c["state"]
+            states.setdefault(c["project"], Counter())[state] += 1
     desired = {s["project"]: s for s in stacks}
     rows = []
     for project in sorted(set(states) | set(desired)):

@@ -61,6 +61,10 @@ def test_ls_rows_status_and_filtering() -> None:
     rows = cmd_ls.summarise(stacks, containers, all=True)
     assert [(r["name"], r["status"]) for r in rows] == [
         ("old", "exited(1)"), ("web", "exited(1), running(2)")]
+    # one its restart policy starts again counts as restarting, as Compose's ls says
+    containers[2]["restarting"] = True
+    rows = cmd_ls.summarise(stacks, containers, all=False)
+    assert [r["status"] for r in rows] == ["restarting(1), running(2)"]
 
 
 def test_stats_cpu_percent_over_the_interval() -> None:
