@@ -233,9 +233,16 @@ class Networks:
             if self.resolver is not None:
                 await self.resolver.unlisten(key)
                 await self.resolver.flush()
-            await trio.to_thread.run_sync(links.delete_links,
-                                          [vxlan_name(self.roots.id, key), row.bridge])
-            self.alloc.remove_network(key)
+
+            def remove() -> None:
+                # Under the host lock, as `restore`: a daemon that sees the bridge gone
+                # (`network rm` from the command line) must not find the row still
+                # there and make the bridge again, for nothing to remove it after.
+                with firewall.host_lock():
+                    links.delete_links([vxlan_name(self.roots.id, key), row.bridge])
+                    self.alloc.remove_network(key)
+
+            await trio.to_thread.run_sync(remove)
             await self._apply_firewall()
         if _lease(row) is not None and self.overlay is not None:
             self.overlay.changed()
@@ -529,9 +536,15 @@ class Networks:
     # lifecycle
     async def restore(self) -> None:
         """After a daemon restart: bridges, rules, DNS listeners and records from the store."""
+        def ensure_all() -> None:
+            # The rows read under the host lock: one another process's `network rm` is
+            # removing is either still whole (row and bridge) or gone (both).
+            with firewall.host_lock():
+                for row in self.alloc.networks():
+                    self._ensure_devices(row)
+
         async with self._lock:
-            for row in self.alloc.networks():
-                await trio.to_thread.run_sync(self._ensure_devices, row)
+            await trio.to_thread.run_sync(ensure_all)
             await self._restore_dns_locked()
             await self._apply_firewall()
         if self.overlay is not None:  # a VXLAN device made again has no entries yet

@@ -408,3 +408,33 @@ async def test_many_containers_attach_at_once_with_distinct_addresses(world: Wor
     await world.remove("c3")
     await world.box("c3b", ["crowd"])  # an address freed by detach is usable again
     assert world.boxes["c3b"].addresses[0].ip not in set(ips) - {ips[3]}
+
+
+async def test_a_network_removed_while_another_process_restores_leaves_no_bridge(
+        world: World) -> None:
+    """`network rm` from the command line while a daemon runs: the daemon's bridge
+    check saw the bridge gone, found the row still there and made the bridge again;
+    the row then went, and the bridge was left to no one (found by a leak check)."""
+    from stackd.netbridge import links
+    from stackd.state.db import StateDB
+
+    other_db = StateDB.open(world.nets.alloc.db.path)  # the daemon's own connection
+    daemon = Networks(world.roots, other_db)
+    try:
+        for round_ in range(8):
+            state = await world.network(f"race{round_}")
+            done = trio.Event()
+
+            async def restore_until_done(done: trio.Event = done) -> None:
+                while not done.is_set():
+                    await daemon.restore()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(restore_until_done)
+                await trio.sleep(0.01)
+                await world.nets.remove_network(f"t_race{round_}")
+                await trio.sleep(0.05)
+                done.set()
+            assert links.if_index(state.bridge) is None, f"round {round_}: bridge left"
+    finally:
+        other_db.close()
