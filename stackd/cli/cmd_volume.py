@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     create.add_argument("name", metavar="NAME")
     rm = sub.add_parser("rm", help="remove volumes no container uses")
     rm.add_argument("names", nargs="+", metavar="NAME")
-    prune = sub.add_parser("prune", help="remove every volume no container uses")
+    prune = sub.add_parser("prune", help="remove the anonymous volumes no container uses")
+    prune.add_argument("-a", "--all", action="store_true",
+                       help="named volumes too (as Docker's prune -a)")
     prune.add_argument("-f", "--force", action="store_true", help="don't ask")
 
 
@@ -67,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
                 if not sys.stdin.isatty():
                     raise UsageError("volume prune removes data and asks first",
                                      hint="add -f to prune without asking")
-                answer = input("Remove every volume no container uses? [y/N] ")
+                which = "every volume" if args.all else "every anonymous volume"
+                answer = input(f"Remove {which} no container uses? [y/N] ")
                 if answer.strip().lower() not in ("y", "yes"):
                     return 0
-            removed = admin.prune()
+            removed = admin.prune(all=args.all)
             if removed:
                 print("Deleted volumes:\n" + "\n".join(removed))
     return 0

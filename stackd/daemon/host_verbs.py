@@ -194,15 +194,19 @@ class VolumeAdmin:
         for name in names:
             trio.run(self.store.remove_volume, name)
 
-    def prune(self, project: str | None = None) -> builtins.list[str]:
+    def prune(self, project: str | None = None, *, all: bool = True) -> builtins.list[str]:
         """Remove the volumes no container mounts (of one project, if given); their
-        names."""
+        names. all=False: only anonymous ones (a container's own, or set apart when it
+        went), as Docker's `volume prune` without --all."""
         if project is None:
             rows = self.db.conn.execute("SELECT name FROM volumes ORDER BY name")
         else:
             rows = self.db.conn.execute(
                 "SELECT name FROM volumes WHERE project=? ORDER BY name", (project,))
         names = [r["name"] for r in rows.fetchall()]
+        if not all:
+            anonymous = self.store.anonymous()
+            names = [n for n in names if n in anonymous]
         if not names:
             return []
         unused = [n for n in names

@@ -201,7 +201,8 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
         parse_publish(request.publish))
     volumes = tuple(sorted(renamed.get(v, v) for v in slot.volumes))
     return dataclasses.replace(slot, index=0, spec=new_spec, attachments=attachments,
-                               ports=ports, volumes=volumes)
+                               ports=ports, volumes=volumes,
+                               anonymous=tuple(sorted(renamed.values())))
 
 
 def dependencies(stack: Stack, service: str) -> list[str]:
@@ -271,7 +272,8 @@ async def run_service(engine: Engine, request: ServiceRunRequest
     for a in container.attachments:
         await ports.network.ensure_network(desired.networks[a.network_key])
     for volume in container.volumes:
-        await ports.volumes.ensure_volume(project, volume)
+        await ports.volumes.ensure_volume(project, volume,
+                                          anonymous=volume in container.anonymous)
     try:
         await lifecycle.bring_up(ports, container)
     except BaseException:

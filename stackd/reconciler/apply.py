@@ -202,7 +202,8 @@ class _Executor:
             return await self.step(action, None, remake)
         if isinstance(action, VolumeCreate):
             async def make_volume() -> None:
-                await ports.volumes.ensure_volume(self.plan.project, action.name)
+                await ports.volumes.ensure_volume(self.plan.project, action.name,
+                                                  anonymous=action.anonymous)
             return await self.step(action, None, make_volume)
         if isinstance(action, VolumeRemove):
             return await self.step(action, None, lambda: ports.volumes.remove_volume(action.name))

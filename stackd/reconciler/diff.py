@@ -186,9 +186,11 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
     mounted = {v for w in desired.containers
                if w.id not in actual.held or (w.service, w.index) in slots
                for v in w.volumes}
+    anonymous = {v for w in desired.containers for v in w.anonymous}
     for name in desired.volumes:
         if name not in actual.volumes and name in mounted:
-            actions.append(VolumeCreate(cause="declared in the stack", name=name))
+            actions.append(VolumeCreate(cause="declared in the stack", name=name,
+                                        anonymous=name in anonymous))
 
     by_slot: dict[tuple[str, int], list[ActualContainer]] = defaultdict(list)
     for c in actual.containers:

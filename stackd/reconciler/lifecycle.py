@@ -59,7 +59,7 @@ async def _make(ports: Adapters, container: DesiredContainer, *,
     if view is None or exited:
         for volume in renew:  # no container of the slot holds it now
             await ports.volumes.remove_volume(volume)
-            await ports.volumes.ensure_volume(container.project, volume)
+            await ports.volumes.ensure_volume(container.project, volume, anonymous=True)
         await _write_host_files(ports, container)
         spec = _joined(container.spec, await _connect(ports, container)
                        if container.attachments else None)

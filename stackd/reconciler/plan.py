@@ -72,6 +72,9 @@ class NetworkRemove(_Action):
 class VolumeCreate(_Action):
     verb: ClassVar[str] = "create"
     name: str
+    # A container's own (image VOLUME, `- /path`): `volume prune` removes it unused,
+    # as Docker's prune removes only anonymous volumes unless --all.
+    anonymous: bool = False
 
     @property
     def resource(self) -> str:

@@ -183,8 +183,11 @@ class VolumePort(Protocol):
     def path(self, name: str) -> str:
         """Where the volume's data lives on the host (whether or not it exists yet)."""
     async def volumes(self, project: str) -> Sequence[str]: ...
-    async def ensure_volume(self, project: str, name: str) -> str:
-        """Create the named volume if missing; its host directory."""
+    async def ensure_volume(self, project: str, name: str, *, anonymous: bool = False
+                            ) -> str:
+        """Create the named volume if missing; its host directory. `anonymous`: a
+        container's own, which `volume prune` removes once unused (a named one only
+        with --all, as Docker's)."""
     async def remove_volume(self, name: str) -> None: ...
     async def exists(self, name: str) -> bool:
         """The volume is there (made by a stack, or by `volume create`)."""

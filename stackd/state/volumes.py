@@ -29,6 +29,16 @@ CREATE TABLE IF NOT EXISTS volumes (
 )
 """)
 
+# Those of `volumes` that are a container's own (image VOLUME, `- /path`), made by a
+# stack or set apart when their container went: `volume prune` removes these unused,
+# a named volume only with --all (Docker's rule since 23.0). A table of its own, so a
+# store made before it needs no change.
+register_schema("anonymous_volumes", """
+CREATE TABLE IF NOT EXISTS anonymous_volumes (
+    name    TEXT PRIMARY KEY
+)
+""")
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 VOLUME_DATA_MODE = 0o755
 
@@ -70,14 +80,20 @@ class VolumeStore:
         with self.db.transaction() as c:
             if moved:
                 c.execute("UPDATE volumes SET name=? WHERE name=?", (new_name, name))
+                # Set apart is what Docker calls dangling: anonymous, whatever it was.
+                c.execute("DELETE FROM anonymous_volumes WHERE name=?", (name,))
+                c.execute("INSERT OR IGNORE INTO anonymous_volumes (name) VALUES (?)",
+                          (new_name,))
             else:
                 c.execute("DELETE FROM volumes WHERE name=?", (name,))
+                c.execute("DELETE FROM anonymous_volumes WHERE name=?", (name,))
         return new_name if moved else None
 
     async def exists(self, name: str) -> bool:
         return await trio.to_thread.run_sync(os.path.isdir, self.path(name))
 
-    async def ensure_volume(self, project: str, name: str) -> str:
+    async def ensure_volume(self, project: str, name: str, *, anonymous: bool = False
+                            ) -> str:
         path = Path(self.path(name))
         try:
             await trio.to_thread.run_sync(self._make, path)
@@ -86,7 +102,14 @@ class VolumeStore:
         with self.db.transaction() as c:
             c.execute("INSERT OR IGNORE INTO volumes (name, project, created) VALUES (?, ?, ?)",
                       (name, project, time.time()))
+            if anonymous:
+                c.execute("INSERT OR IGNORE INTO anonymous_volumes (name) VALUES (?)", (name,))
         return str(path)
+
+    def anonymous(self) -> set[str]:
+        """The names of the volumes that are a container's own."""
+        rows = self.db.conn.execute("SELECT name FROM anonymous_volumes").fetchall()
+        return {r["name"] for r in rows}
 
     def _make(self, data: Path) -> None:
         """volumes/ and volumes/<name> are root's only; data is what the container
@@ -117,6 +140,7 @@ class VolumeStore:
                             hint="is a container still using it?") from err
         with self.db.transaction() as c:
             c.execute("DELETE FROM volumes WHERE name=?", (name,))
+            c.execute("DELETE FROM anonymous_volumes WHERE name=?", (name,))
 
     def file_path(self, digest: str) -> str:
         return str(self.files / digest)

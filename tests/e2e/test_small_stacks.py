@@ -189,6 +189,9 @@ def test_up_v_and_rm_v_renew_only_anonymous_volumes(stack: CLI) -> None:
     assert kept.startswith(old + ".")
     (row,) = json.loads(stack("volume", "inspect", kept).stdout)
     assert (Path(row["mountpoint"]) / "f").read_text() == "b\n"
+    # Docker's dangling volume: `volume prune` removes it; the named one stays (-a).
+    pruned = stack("volume", "prune", "-f").stdout.split()
+    assert kept in pruned and "small_kept" not in pruned and old not in pruned
     # `rm -v` (Compose's `rm -fsv`): the container and its anonymous volume go; the
     # named one stays, and the next up starts afresh.
     sh("echo c > /scratch/f")

@@ -327,7 +327,8 @@ class FakeVolumes:
         await trio.lowlevel.checkpoint()
         return name in self.existing
 
-    async def ensure_volume(self, project: str, name: str) -> str:
+    async def ensure_volume(self, project: str, name: str, *, anonymous: bool = False
+                            ) -> str:
         await trio.lowlevel.checkpoint()
         self.existing.setdefault(name, project)
         self.faults.tick()

@@ -50,6 +50,26 @@ async def test_volumes_are_directories_owned_by_their_project(roots: Roots) -> N
     store.db.close()
 
 
+async def test_anonymous_volumes_are_known_as_such_also_when_set_apart(roots: Roots) -> None:
+    """What `volume prune` (without -a) may remove: a container's own volumes, and
+    those set apart when their container went; never a named one."""
+    store = VolumeStore(StateDB.open(roots.state / "stackd.db"), roots.state)
+    await store.ensure_volume("demo", "demo_data")
+    anon = await store.ensure_volume("demo", "demo_web-1_0123abcd", anonymous=True)
+    Path(anon, "f").write_text("old")
+    assert store.anonymous() == {"demo_web-1_0123abcd"}
+    apart = await store.detach("demo_web-1_0123abcd")
+    assert apart is not None and apart.startswith("demo_web-1_0123abcd.")
+    assert Path(store.path(apart), "f").read_text() == "old"  # kept, under its new name
+    assert not Path(anon).exists()
+    assert store.anonymous() == {apart}
+    assert sorted(await store.volumes("demo")) == sorted(["demo_data", apart])
+    assert await store.detach("demo_web-1_0123abcd") is None  # nothing there now
+    await store.remove_volume(apart)
+    assert store.anonymous() == set() and await store.volumes("demo") == ["demo_data"]
+    store.db.close()
+
+
 @pytest.mark.root  # chown to another user
 async def test_config_files_are_written_once_with_owner_and_mode(roots: Roots) -> None:
     store = VolumeStore(StateDB.open(roots.state / "stackd.db"), roots.state)
