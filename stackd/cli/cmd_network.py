@@ -97,6 +97,27 @@ def create(admin: Any, args: argparse.Namespace) -> None:
     if (args.gateway or args.ip_range) and not args.subnet:
         raise UsageError("--gateway and --ip-range need --subnet",
                          hint="give the subnet they are in, e.g. --subnet 10.50.0.0/24")
+    if args.subnet:  # the rules of a stack's ipam pool (the range inside the subnet…)
+        from ipaddress import IPv4Network
+
+        from pydantic import ValidationError
+
+        try:
+            IPv4Network(args.subnet, strict=False)
+        except ValueError:
+            raise UsageError(f"--subnet {args.subnet!r} is not an IPv4 subnet",
+                             hint="write a network address and prefix, e.g. 10.1.2.0/24"
+                             ) from None
+
+        from stackd.spec.model import IpamPool
+
+        try:
+            IpamPool(subnet=args.subnet, ip_range=args.ip_range, gateway=args.gateway)
+        except (ValidationError, ValueError) as e:
+            why = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
+            raise UsageError(f"network {args.name}: {why.removeprefix('Value error, ')}",
+                             hint="e.g. --subnet 10.50.0.0/24 --ip-range 10.50.0.128/25"
+                             ) from None
     admin.create(args.name, subnet=args.subnet, gateway=args.gateway,
                  ip_range=args.ip_range, internal=args.internal,
                  labels=_pairs(args.label, "--label"), options=_pairs(args.opt, "--opt"))

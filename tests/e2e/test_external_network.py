@@ -96,6 +96,9 @@ def test_two_stacks_meet_on_a_network_made_with_network_create(
     (["ok", "-o", "foo=1"], "network option 'foo' is not supported"),
     (["ok", "--label", "novalue"], "--label 'novalue' is not KEY=VALUE"),
     (["ok", "-o", "com.docker.network.driver.mtu=9"], "MTU 9 is out of range"),
+    (["ok", "--subnet", "10.93.0.0/24", "--ip-range", "10.94.0.0/28"],
+     "ip_range 10.94.0.0/28 is not inside subnet 10.93.0.0/24"),
+    (["ok", "--subnet", "nonsense"], "--subnet 'nonsense' is not an IPv4 subnet"),
 ])
 def test_network_create_mistakes_change_nothing(no_leaks: Roots, tmp_path: Path,
                                                 argv: list[str], said: str) -> None:
