@@ -29,7 +29,8 @@ from typing import Any
 
 import trio
 
-from stackd.errors import NotFoundError
+from stackd import hostnames
+from stackd.errors import ConflictError, NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, Progress, apply
 from stackd.reconciler.asks import Ask, Report, carry_out
@@ -442,6 +443,7 @@ async def converge(desired: DesiredState, ports: Adapters, options: PlanOptions,
     planned = plan(desired, actual, options)
     await _check_devices(planned.actions, check_devices)
     await _check_externals(planned.actions, desired, ports)
+    await _check_fixed_names(planned.actions, desired.project, ports)
     return await apply(annotate(planned, desired.services, rollouts),
                        desired, ports, supervisor,
                        on_progress=on_progress, gate_timeout=gate_timeout, rollouts=rollouts,
@@ -472,6 +474,32 @@ async def _check_externals(actions: Sequence[Action], desired: DesiredState,
             raise NotFoundError(f"external volume {name} does not exist",
                                 hint=f"create it first (`stackd volume create {name}`, or "
                                      "with the stack that owns it), or drop `external: true`")
+
+
+async def _check_fixed_names(actions: Sequence[Action], project: str, ports: Adapters
+                             ) -> None:
+    """A `container_name` is the host's, as Docker's: one another stack's container (or
+    a one-off's `run --name`) holds is refused before anything changes."""
+    fixed = {a.container.spec.name: a.container for a in actions if makes_container(a)
+             and a.container.spec.name != hostnames.container_name(
+                 project, a.container.service, a.container.index)}
+    if not fixed:
+        return
+    for view in await ports.runtime.list():
+        want = fixed.get(view.name)
+        if want is None:
+            continue
+        if (view.labels.get(hostnames.LABEL_PROJECT) == project
+                and view.labels.get(hostnames.LABEL_SERVICE) == want.service
+                and view.labels.get(hostnames.LABEL_ONEOFF) != "true"):
+            continue  # the slot's own container, which this pass replaces
+        owner = view.labels.get(hostnames.LABEL_PROJECT)
+        raise ConflictError(
+            f"container name {view.name} is already in use by container {view.id}"
+            + (f" of stack {owner}" if owner else ""),
+            hint=(f"take that stack down (`stackd -p {owner} down`)" if owner else
+                  "remove that container (`stackd container rm`)")
+            + ", or change container_name")
 
 
 async def down(project: str, ports: Adapters, supervisor: Supervisor, *,

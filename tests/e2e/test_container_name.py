@@ -63,3 +63,30 @@ def test_scaling_a_container_name_is_refused(cli: CLI) -> None:
     assert ("service 'db': container_name 'Main.DB' names one container, it cannot be "
             "scaled to 2") in r.stderr
     assert ps_rows(cli("ps", "-a", "--format", "json").stdout) == []
+
+
+def test_a_container_name_another_stack_holds_is_refused_before_anything_is_made(
+        cli: CLI, tmp_path: Path) -> None:
+    """Docker's container names are the host's: a second stack with the same
+    `container_name` got a second container of that name (two `Main.DB` in
+    `container ls`, `exec Main.DB` choosing one). It is refused, naming the holder,
+    and nothing of the second stack is made."""
+    (cli.cwd / "compose.yaml").write_text(STACK)
+    cli("up", "-d")
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    (other_dir / "compose.yaml").write_text(STACK)
+    other = CLI(cli.roots, other_dir)
+    try:
+        r = other("up", "-d", check=False)
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert "container name Main.DB is already in use by container" in r.stderr
+        assert "of stack project" in r.stderr and "change container_name" in r.stderr
+        assert [c["project"] for c in ps_rows(
+            cli("ps", "--all-projects", "-a", "--format", "json").stdout)] == [
+            "project", "project"]
+        assert "other_default" not in cli("network", "ls", "-q").stdout.split()
+        # Its own container is found again: a recreate of the holder is no conflict.
+        cli("up", "-d", "--force-recreate", "db")
+    finally:
+        other("down", check=False)
