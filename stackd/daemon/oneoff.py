@@ -168,7 +168,7 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     env.update(_key_values(request.env, "-e"))
     labels = {k: v for k, v in spec.labels.items()
               if k not in (hostnames.LABEL_INDEX, hostnames.LABEL_CONFIG_HASH,
-                           LABEL_CONFIG_FIELDS)}
+                           LABEL_CONFIG_FIELDS, hostnames.LABEL_ANONYMOUS_VOLUMES)}
     labels.update(_key_values(request.labels, "-l"))
     labels.update({hostnames.LABEL_PROJECT: slot.project,
                    hostnames.LABEL_SERVICE: slot.service,
@@ -184,6 +184,8 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
         **request.attach_fields(terminal=process.terminal),
     })
     renamed = anonymous_volumes(slot, name.lower())
+    if renamed:  # its own, not the slot's
+        labels[hostnames.LABEL_ANONYMOUS_VOLUMES] = ",".join(sorted(renamed.values()))
     paths = {volume_path(old): volume_path(new) for old, new in renamed.items()}
     mounts = tuple(m.model_copy(update={"source": paths[m.source]})
                    if m.type == "volume" and m.source in paths else m for m in spec.mounts)
