@@ -118,18 +118,9 @@ def create(admin: Any, args: argparse.Namespace) -> None:
             raise UsageError(f"network {args.name}: {why.removeprefix('Value error, ')}",
                              hint="e.g. --subnet 10.50.0.0/24 --ip-range 10.50.0.128/25"
                              ) from None
+    from stackd.daemon.keyvalues import key_values
+
     admin.create(args.name, subnet=args.subnet, gateway=args.gateway,
                  ip_range=args.ip_range, internal=args.internal,
-                 labels=_pairs(args.label, "--label"), options=_pairs(args.opt, "--opt"))
-
-
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    from stackd.errors import UsageError
-
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key or not eq:
-            raise UsageError(f"{flag} {item!r} is not KEY=VALUE", hint=f"e.g. {flag} a=b")
-        out[key] = value
-    return out
+                 labels=key_values(args.label, "--label"),
+                 options=key_values(args.opt, "--opt"))

@@ -25,6 +25,7 @@ import trio
 from pydantic import Field
 
 from stackd import hostnames
+from stackd.daemon.keyvalues import key_values
 from stackd.daemon.models import ApplyOptions, ApplyRequest, StackSource
 from stackd.daemon.single import RunOptions, RunRequest, follow_output, parse_publish
 from stackd.errors import (
@@ -133,16 +134,6 @@ def oneoff_args(request: ServiceRunRequest, svc: Service, image_config: Any,
     return args
 
 
-def _key_values(items: list[str], flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for kv in items:
-        key, sep, value = kv.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} {kv!r} is not KEY=value", hint=f"e.g. {flag} KEY=value")
-        out[key] = value
-    return out
-
-
 def anonymous_volumes(slot: DesiredContainer, container_id: str) -> dict[str, str]:
     """Pure: the slot's anonymous volumes (image VOLUMEs, `- /path`) → the one-off's own.
 
@@ -165,11 +156,11 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     spec = slot.spec
     process = spec.process
     env = dict(kv.partition("=")[::2] for kv in process.env)
-    env.update(_key_values(request.env, "-e"))
+    env.update(key_values(request.env, "-e"))
     labels = {k: v for k, v in spec.labels.items()
               if k not in (hostnames.LABEL_INDEX, hostnames.LABEL_CONFIG_HASH,
                            LABEL_CONFIG_FIELDS, hostnames.LABEL_ANONYMOUS_VOLUMES)}
-    labels.update(_key_values(request.labels, "-l"))
+    labels.update(key_values(request.labels, "-l"))
     labels.update({hostnames.LABEL_PROJECT: slot.project,
                    hostnames.LABEL_SERVICE: slot.service,
                    hostnames.LABEL_ONEOFF: "true"})
