@@ -47,7 +47,7 @@ async def repair(project: str, ports: Adapters, supervisor: Supervisor, *,
                 finally:
                     busy.discard(cid)
             continue
-        if w.finished or w.held or w.released:
+        if not w.restarting:  # finished, held or released: the policy starts it no more
             continue
         now = trio.current_time()
         if w.restart_at is None:
