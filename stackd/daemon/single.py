@@ -189,27 +189,13 @@ def _ulimit(text: str) -> Rlimit:
 
 def _tmpfs(text: str) -> Mount:
     """`/path[:size=64m,mode=1777]`, as docker run --tmpfs takes it."""
-    from stackd.spec.units import parse_bytes
+    from stackd.reconciler.translate import tmpfs_mount
+    from stackd.spec.tmpfs import OPTIONS_HINT, parse_tmpfs
 
-    target, _, opts = text.partition(":")
-    if not target.startswith("/"):
-        raise UsageError(f"--tmpfs {text!r}: the path must be absolute",
-                         hint="e.g. --tmpfs /run:size=64m")
-    size: int | None = None
-    mode: int | None = None
-    for opt in filter(None, opts.split(",")):
-        key, _, value = opt.partition("=")
-        try:
-            if key == "size":
-                size = parse_bytes(value)
-            elif key == "mode":
-                mode = int(value, 8)
-            elif key not in ("rw", "noexec", "nosuid", "nodev", "exec", "suid", "dev"):
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"--tmpfs {text!r}: unknown option {opt!r}",
-                             hint="options are size=64m and mode=1777") from None
-    return Mount(type="tmpfs", source="", target=target, size=size, mode=mode)
+    try:
+        return tmpfs_mount(parse_tmpfs(text))
+    except ValueError as e:
+        raise UsageError(f"--{e}", hint=OPTIONS_HINT) from None
 
 
 def _security(request: RunRequest) -> Security:

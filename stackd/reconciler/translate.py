@@ -50,7 +50,8 @@ from stackd.runtime.containerspec import (
 from stackd.scheduler import build_graph, start_waves
 from stackd.scheduler.from_stack import from_stack
 from stackd.spec.image_names import image_ref
-from stackd.spec.model import FileReference, Service, Stack, UpdateConfig
+from stackd.spec.model import FileReference, Service, Stack, UpdateConfig, VolumeOptions
+from stackd.spec.tmpfs import Tmpfs, parse_tmpfs
 
 DEFAULT_FILE_MODE = 0o444  # Compose's default for configs and secrets
 
@@ -214,7 +215,8 @@ def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
             mounts.append(Mount(type="bind", source=v.source or "", target=v.target,
                                 readonly=v.read_only))
         elif v.type == "tmpfs":
-            mounts.append(Mount(type="tmpfs", target=v.target,
+            # Docker's tmpfs is noexec; the long syntax has no option to change that.
+            mounts.append(Mount(type="tmpfs", target=v.target, noexec=True,
                                 size=v.tmpfs.size if v.tmpfs else None,
                                 mode=v.tmpfs.mode if v.tmpfs else None))
         elif v.source is None:
@@ -223,12 +225,19 @@ def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
         else:
             host = stack.volume_host_name(v.source)
             volumes.append(host)
-            nocopy = v.volume.nocopy if v.volume is not None else False
+            options = v.volume or VolumeOptions()
             mounts.append(Mount(type="volume", source=inputs.volume_path(host), target=v.target,
-                                readonly=v.read_only, seed=not nocopy))
-    for t in svc.tmpfs:
-        mounts.append(Mount(type="tmpfs", target=t.split(":", 1)[0]))
+                                readonly=v.read_only, seed=not options.nocopy,
+                                subpath=options.subpath or ""))
+    for line in svc.tmpfs:
+        mounts.append(tmpfs_mount(parse_tmpfs(line)))
     return mounts, volumes
+
+
+def tmpfs_mount(t: Tmpfs) -> Mount:
+    """A `tmpfs:` line (or `run --tmpfs`) as the runtime mounts it."""
+    return Mount(type="tmpfs", target=t.target, size=t.size, mode=t.mode, uid=t.uid,
+                 gid=t.gid, noexec=not t.exec, readonly=t.readonly)
 
 
 def _config_files(stack: Stack, name: str, svc: Service, inputs: TranslateInputs

@@ -49,13 +49,21 @@ class ProcessSpec(_Frozen):
     oom_score_adj: int | None = Field(default=None, ge=-1000, le=1000)
 
 
+# A relative path with no `..` part: components separated by single slashes, each
+# `.`, or not starting with `..`, or `..` and more (the schema's regex has no lookahead).
+_PART = r"(?:\.|\.?[^/.][^/]*|\.\.[^/]+)"
+_RELATIVE_INSIDE = rf"^(?:{_PART}(?:/{_PART})*/?)?$"
+
+
 class Mount(_Frozen):
     """A mount inside the container.
 
     bind: `source` is a host path. volume: `source` is a host directory the caller owns
     (a named volume); if it is empty when the container is created, it is seeded from
-    the image's content at `target` first, as Docker does. tmpfs: `source` is ignored;
-    `size` (bytes) and `mode` apply.
+    the image's content at `target` first, as Docker does; with `subpath`, only that
+    path inside it is mounted (resolved inside the volume: a link in it cannot lead out),
+    and it must exist. tmpfs: `source` is ignored; `size` (bytes), `mode`, `uid`, `gid`
+    and `noexec` apply.
     """
 
     type: Literal["bind", "volume", "tmpfs"]
@@ -64,8 +72,13 @@ class Mount(_Frozen):
     readonly: bool = False
     size: int | None = None
     mode: int | None = None
+    uid: int | None = Field(default=None, ge=0, le=2**32 - 2)
+    gid: int | None = Field(default=None, ge=0, le=2**32 - 2)
+    noexec: bool = False
     # Seed an empty named volume from the image (Docker's default; `nocopy` turns it off).
     seed: bool = True
+    # Relative, no `..` part: the spec's rule (spec.model.VolumeOptions), checked again.
+    subpath: str = Field(default="", pattern=_RELATIVE_INSIDE, max_length=4096)
 
 
 class Namespaces(_Frozen):

@@ -179,9 +179,14 @@ def _user_mount(root_fd: int, m: Mount) -> None:
                 opts.append(f"size={m.size}")
             if m.mode is not None:
                 opts.append(f"mode={m.mode:o}")
-            flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
+            opts += [f"{k}={v}" for k, v in (("uid", m.uid), ("gid", m.gid)) if v is not None]
+            flags = (sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)
+                     | (sc.MS_NOEXEC if m.noexec else 0))
             sc.mount("tmpfs", inroot.proc_path(found.fd), "tmpfs", flags,
                      ",".join(opts) or None)
+        return
+    if m.subpath:
+        _subpath_mount(root_fd, m)
         return
     source = Path(m.source)
     if not source.exists():
@@ -196,6 +201,33 @@ def _user_mount(root_fd: int, m: Mount) -> None:
         if m.type == "volume" and m.seed and not found.created and not any(source.iterdir()):
             volume_seed.seed(found.fd, source)
         _bind(m.source, found, readonly=m.readonly)
+
+
+def _subpath_mount(root_fd: int, m: Mount) -> None:
+    """A path inside a volume, resolved inside it: whatever a container wrote there
+    before (a link to `/`, `..`) is read as the volume's own, never the host's."""
+    volume = inroot.open_root(m.source)
+    try:
+        found = inroot.resolve(volume, m.subpath)
+    except OSError as e:
+        found = None
+        why = e.strerror
+    else:
+        why = "no such file or directory"
+    finally:
+        os.close(volume)
+    if found is None or found.fd is None:
+        if found is not None:
+            found.close()
+        raise SpecError(f"cannot mount subpath {m.subpath!r} of the volume for {m.target}: "
+                        f"{why}", hint="make it in the volume first, or fix volume.subpath")
+    with found:
+        assert found.fd is not None
+        is_dir = stat.S_ISDIR(os.fstat(found.fd).st_mode)
+        target = (_dir_target(root_fd, m.target) if is_dir
+                  else _file_target(root_fd, m.target, replace_link=False))
+        with target:
+            _bind(inroot.proc_path(found.fd), target, readonly=m.readonly)
 
 
 def _file_mount(root_fd: int, paths: ContainerPaths, index: int, target: str) -> None:

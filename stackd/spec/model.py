@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from stackd.errors import Location
+from stackd.spec.tmpfs import parse_tmpfs
 from stackd.spec.units import format_duration, parse_bytes, parse_duration
 
 Duration = Annotated[
@@ -213,7 +214,14 @@ class BindOptions(Node):
 
 class VolumeOptions(Node):
     nocopy: bool = False
-    subpath: str | None = None
+    subpath: str | None = None  # mount only this path of the volume (Docker's rule below)
+
+    @field_validator("subpath")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        if v is not None and (not v or v.startswith("/") or ".." in v.split("/")):
+            raise ValueError(f"subpath {v!r} must be a relative path within the volume")
+        return v
 
 
 class TmpfsOptions(Node):
@@ -233,6 +241,14 @@ class ServiceVolume(Node):
     bind: BindOptions | None = None
     volume: VolumeOptions | None = None
     tmpfs: TmpfsOptions | None = None
+
+    @model_validator(mode="after")
+    def _subpath_of_a_named_volume(self) -> ServiceVolume:
+        if self.volume is not None and self.volume.subpath is not None and (
+                self.type != "volume" or self.source is None):
+            raise ValueError(f"volume.subpath needs a named volume as the source (mount at "
+                             f"{self.target}): an anonymous one is new and empty")
+        return self
 
 
 # ----------------------------------------------------------------------- depends_on
@@ -682,6 +698,13 @@ class Service(Node):
                                  "'c 188:* rmw': type a, b or c; * for any number; "
                                  "access of r, w, m)")
         return tuple(" ".join(rule.split()) for rule in v)
+
+    @field_validator("tmpfs")
+    @classmethod
+    def _tmpfs_lines(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for line in v:
+            parse_tmpfs(line)  # a ValueError names the line and the option
+        return v
 
     @field_validator("cpuset")
     @classmethod

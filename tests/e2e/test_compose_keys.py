@@ -183,6 +183,9 @@ def test_run_flags_that_make_no_sense_are_refused(stack: CLI) -> None:
     r = stack("run", "--rm", "--restart", "always", "stackd-demo/busybox:latest", "true",
               check=False)
     assert r.returncode != 0 and "--restart always and --rm conflict" in r.stderr
+    r = stack("run", "--rm", "--tmpfs", "/x:suid", "stackd-demo/busybox:latest", "true",
+              check=False)
+    assert r.returncode != 0 and "--tmpfs '/x:suid': option 'suid' is not supported" in r.stderr
 
 
 def test_extra_hosts_and_dns_keys_reach_the_containers_files(stack: CLI) -> None:
@@ -519,3 +522,38 @@ def test_compose_environment_variables_for_orphans_and_env_files(stack: CLI) -> 
     assert stack("ps", "--services").stdout.split() == ["app"]
     r = stack("up", "-d", COMPOSE_REMOVE_ORPHANS="maybe", check=False)
     assert r.returncode == 2 and "COMPOSE_REMOVE_ORPHANS='maybe' is not a boolean" in r.stderr
+
+
+def test_a_volume_subpath_and_tmpfs_options_are_what_the_service_gets(stack: CLI) -> None:
+    """Both were read and dropped: the whole volume was mounted, the tmpfs had no size."""
+    (stack.cwd / "compose.yaml").write_text(
+        "name: subpaths\nservices:\n"
+        f"  prep:\n    {IMAGE}    command: [sh, -c, 'mkdir -p /v/app/uploads /v/db;"
+        " echo mine > /v/app/uploads/f; echo private > /v/db/f']\n"
+        "    volumes: [shared:/v]\n"
+        f"  app:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    depends_on: {prep: {condition: service_completed_successfully}}\n"
+        "    tmpfs: ['/run:size=1m,uid=1000', '/jit:exec']\n"
+        "    volumes:\n"
+        "      - {type: volume, source: shared, target: /uploads,"
+        " volume: {subpath: app/uploads}}\n"
+        "volumes:\n  shared: {}\n")
+    stack("up", "-d", "--wait")
+    out = stack("exec", "-T", "app", "sh", "-c", "; ".join([
+        "ls /uploads", "ls /uploads/.. | grep -c db",
+        "df -k /run | tail -1 | awk '{print $2}'", "stat -c %u /run",
+        "cp /bin/busybox /run/true; /run/true && echo run-exec || echo run-noexec",
+        "cp /bin/busybox /jit/true; /jit/true && echo jit-exec || echo jit-noexec",
+    ])).stdout.split()
+    assert out == ["f", "0", "1024", "1000", "run-noexec", "jit-exec"]
+
+
+def test_a_volume_subpath_that_is_not_there_is_said(stack: CLI) -> None:
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: nosubpath\nservices:\n  app:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    volumes: [{type: volume, source: data, target: /d,"
+        " volume: {subpath: not/made}}]\nvolumes:\n  data: {}\n")
+    r = stack("up", "-d", check=False)
+    assert r.returncode != 0
+    assert "cannot mount subpath 'not/made' of the volume for /d" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "ExceptionGroup" not in r.stderr

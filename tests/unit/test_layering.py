@@ -39,7 +39,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "netbridge": ("state",),
     # Only the builder's RUN step runs a container (images.build → runtime, below).
     "images": (),
-    "reconciler": ("scheduler", "spec.model", "spec.image_names", "spec.buildsecrets",
+    "reconciler": ("scheduler", "spec.model", "spec.image_names", "spec.buildsecrets", "spec.tmpfs",
                    "runtime.containerspec", "netbridge.model"),
     "hostinfo": ("scheduler.nodes",),
     "leaks": ("leaks",),

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pydantic
 import pytest
 from runtime_helpers import run_to_end
 
+from stackd.errors import SpecError
 from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import Mount, Resources, Security
 
@@ -170,3 +172,66 @@ async def test_given_files_hosts_resolv_conf_hostname(rt, make_spec):
     ]), files=files))
     assert out.splitlines() == ["127.0.0.1 localhost", "10.0.0.2 web", "nameserver 10.0.0.1",
                                 "web-1", "s3cret", "hosts-writable", "secret-ro"]
+
+
+async def test_tmpfs_mount_noexec_and_owner(rt, make_spec):
+    # Docker mounts a tmpfs noexec unless `exec` is given; uid/gid own its root.
+    script = ("cp /bin/busybox /t/true; /t/true && echo ran || echo refused; "
+              "stat -c '%u:%g' /t")
+    _, out, _ = await run_to_end(rt, make_spec("fs-tmpfs-noexec", "sh", "-c", script, mounts=(
+        Mount(type="tmpfs", target="/t", noexec=True, uid=1000, gid=1001),)))
+    assert out.splitlines() == ["refused", "1000:1001"]
+    _, out, _ = await run_to_end(rt, make_spec("fs-tmpfs-exec", "sh", "-c", script, mounts=(
+        Mount(type="tmpfs", target="/t"),)))
+    assert out.splitlines() == ["ran", "0:0"]
+
+
+async def test_volume_subpath_mounts_only_that_path(rt, make_spec, tmp_path):
+    vol = tmp_path / "volume"
+    (vol / "app" / "data").mkdir(parents=True)
+    (vol / "app" / "data" / "kept").write_text("in data\n")
+    (vol / "secret").write_text("elsewhere in the volume\n")
+    (vol / "app" / "one.conf").write_text("a file\n")
+    _, out, _ = await run_to_end(rt, make_spec("fs-subpath", "sh", "-c", "; ".join([
+        "ls /data", "echo new > /data/new", "cat /etc/one.conf",
+        "ls /data/../ | grep -c secret",
+    ]), mounts=(Mount(type="volume", source=str(vol), target="/data", subpath="app/data"),
+                Mount(type="volume", source=str(vol), target="/etc/one.conf",
+                      subpath="app/one.conf", readonly=True))))
+    assert out.splitlines() == ["kept", "a file", "0"]
+    assert (vol / "app" / "data" / "new").read_text() == "new\n"
+    assert sorted(os.listdir(vol)) == ["app", "secret"]  # nothing seeded into the volume
+
+
+async def test_volume_subpath_links_resolve_inside_the_volume(rt, make_spec, tmp_path):
+    # What a container wrote into a shared volume before cannot make another
+    # container's subpath mount a directory of the host.
+    vol = tmp_path / "volume"
+    (vol / "etc").mkdir(parents=True)
+    (vol / "etc" / "marker").write_text("the volume's own etc\n")
+    (vol / "up").symlink_to("/etc")
+    (vol / "dots").symlink_to("../../../../../../etc")
+    for name in ("up", "dots"):
+        _, out, _ = await run_to_end(rt, make_spec(f"fs-subpath-{name}", "ls", "/data",
+                                                   mounts=(Mount(type="volume", source=str(vol),
+                                                                 target="/data",
+                                                                 subpath=name),)))
+        assert out == "marker", name
+
+
+async def test_volume_subpath_that_is_missing_is_refused(rt, make_spec, tmp_path):
+    vol = tmp_path / "volume"
+    vol.mkdir()
+    with pytest.raises(SpecError) as err:
+        await rt.create(make_spec("fs-subpath-missing", "true", mounts=(
+            Mount(type="volume", source=str(vol), target="/data", subpath="not/there"),)))
+    assert err.value.message == ("cannot mount subpath 'not/there' of the volume for /data: "
+                                 "No such file or directory")
+    assert await rt.list() == []
+    assert os.listdir(vol) == []
+
+
+@pytest.mark.parametrize("subpath", ["..", "a/../..", "/etc", "a//b"])
+def test_volume_subpath_outside_is_not_a_spec(subpath):
+    with pytest.raises(pydantic.ValidationError):
+        Mount(type="volume", source="/v", target="/data", subpath=subpath)

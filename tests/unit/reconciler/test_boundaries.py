@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[3] / "stackd" / "reconciler"
 # value types, the spec model, the scheduler, errors and host names.
 ALLOWED_STACKD = ("stackd.errors", "stackd.hostnames", "stackd.runtime.containerspec",
                   "stackd.netbridge.model", "stackd.spec.model", "stackd.spec.image_names",
-                  "stackd.spec.buildsecrets", "stackd.scheduler",
+                  "stackd.spec.buildsecrets", "stackd.spec.tmpfs", "stackd.scheduler",
                   "stackd.reconciler")
 FORBIDDEN_LIBS = ("sqlite3", "subprocess", "socket", "pyroute2", "httpx", "os", "shutil")
 

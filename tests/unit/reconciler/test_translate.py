@@ -162,6 +162,29 @@ volumes:
     assert "demo_data" in d.volumes and len(d.volumes) == 3
 
 
+def test_tmpfs_is_noexec_as_dockers_and_a_subpath_is_kept(tmp_path: Path) -> None:
+    d = build("""
+services:
+  app:
+    image: busybox
+    tmpfs: ["/run:size=1m,uid=7", "/jit:exec,mode=700"]
+    volumes:
+      - {type: tmpfs, target: /scratch, tmpfs: {size: 2m}}
+      - {type: volume, source: data, target: /srv/uploads, volume: {subpath: app/uploads}}
+volumes:
+  data: {}
+""", tmp_path)
+    by_target = {m.target: m for m in d.containers[0].spec.mounts}
+    assert by_target["/run"] == Mount(type="tmpfs", target="/run", size=1 << 20, uid=7,
+                                      noexec=True)
+    assert by_target["/jit"] == Mount(type="tmpfs", target="/jit", mode=0o700)
+    assert by_target["/scratch"] == Mount(type="tmpfs", target="/scratch", size=2 << 20,
+                                          noexec=True)
+    assert by_target["/srv/uploads"] == Mount(
+        type="volume", target="/srv/uploads", source="/state/volumes/demo_data/data",
+        subpath="app/uploads")
+
+
 HASH_BASE = """
 services:
   web:

@@ -109,6 +109,14 @@ def test_home_in_a_bind_source() -> None:
     ("data:/data:bogus", "unknown option 'bogus'"),
     (":/data", "needs both a source and a target"),
     ("{type: nfs, target: /x}", "type: Input should be 'bind', 'volume' or 'tmpfs'"),
+    ("{type: volume, source: data, target: /d, volume: {subpath: ../other}}",
+     "subpath '../other' must be a relative path within the volume"),
+    ("{type: volume, source: data, target: /d, volume: {subpath: /etc}}",
+     "subpath '/etc' must be a relative path within the volume"),
+    ("{type: volume, target: /d, volume: {subpath: a}}",
+     "volume.subpath needs a named volume as the source"),
+    ("{type: bind, source: /srv, target: /d, volume: {subpath: a}}",
+     "volume.subpath needs a named volume as the source"),
 ])
 def test_bad_volumes(spec: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
