@@ -101,6 +101,7 @@ class ServiceRecord:
     needs: Resources = field(default_factory=Resources)
     constraints: tuple[str, ...] = ()
     max_per_node: int | None = None
+    preferences: tuple[tuple[str, str], ...] = ()  # ("spread", "node.labels.zone")
     # The stack's named volumes it mounts that hold data on one node (not declared
     # shared): its slots run where those volumes are (assign.py).
     volumes: tuple[str, ...] = ()
@@ -124,12 +125,13 @@ class StackRecord:
         """`volumes`: service → the node-local named volumes it mounts."""
         return cls(project, tuple(
             ServiceRecord(s.name, s.replicas, s.needs, s.constraints, s.max_per_node,
-                          tuple(sorted((volumes or {}).get(s.name, ()))))
+                          s.preferences, tuple(sorted((volumes or {}).get(s.name, ()))))
             for s in sorted(services, key=lambda s: s.name)), strategy, stack)
 
     def slots(self) -> list[Slot]:
         return slots([ServiceNode(s.name, replicas=s.replicas, reservations=s.needs,
-                                  constraints=s.constraints, max_per_node=s.max_per_node)
+                                  constraints=s.constraints, max_per_node=s.max_per_node,
+                                  preferences=s.preferences)
                        for s in self.services])
 
     def to_json(self) -> bytes:
@@ -138,6 +140,8 @@ class StackRecord:
                 {"name": s.name, "replicas": s.replicas, "cpus": s.needs.cpus,
                  "memory": s.needs.memory, "pids": s.needs.pids,
                  "constraints": list(s.constraints), "max_per_node": s.max_per_node,
+                 **({"preferences": [list(p) for p in s.preferences]} if s.preferences
+                    else {}),
                  **({"volumes": list(s.volumes)} if s.volumes else {})}
                 for s in self.services]}
         if self.stack:
@@ -157,6 +161,10 @@ class StackRecord:
             constraints = _typed(key, raw, "constraints", list, [])
             if not all(isinstance(c, str) for c in constraints):
                 raise _bad(key, "constraints must be strings")
+            preferences = _typed(key, raw, "preferences", list, [])
+            if not all(isinstance(p, list) and len(p) == 2
+                       and all(isinstance(x, str) for x in p) for p in preferences):
+                raise _bad(key, "preferences must be [kind, descriptor] pairs")
             volumes = _typed(key, raw, "volumes", list, [])
             if not all(isinstance(v, str) and _VOLUME.fullmatch(v) for v in volumes):
                 raise _bad(key, "volumes must be volume names")
@@ -167,6 +175,7 @@ class StackRecord:
                                 pids=_typed(key, raw, "pids", (int, type(None)), None)),
                 constraints=tuple(constraints),
                 max_per_node=_typed(key, raw, "max_per_node", (int, type(None)), None),
+                preferences=tuple((p[0], p[1]) for p in preferences),
                 volumes=tuple(volumes)))
         return cls(_typed(key, d, "project", str), tuple(services), strategy,
                    _typed(key, d, "stack", str, ""))

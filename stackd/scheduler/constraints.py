@@ -1,4 +1,5 @@
-"""Placement constraints in Swarm's syntax: `node.labels.zone == east`, `node.role != worker`.
+"""Placement constraints in Swarm's syntax: `node.labels.zone == east`, `node.role != worker`,
+and spread preferences: `- spread: node.labels.zone`.
 
 Values compare without regard to case, as Swarm does. A node without the label never
 equals a value and always differs from it.
@@ -61,3 +62,22 @@ def _value_of(node: Node, key: str) -> str | None:
         "node.platform.os": node.os,
         "node.platform.arch": node.arch,
     }[key]
+
+
+def parse_spread(kind: str, descriptor: str, *, service: str,
+                 location: Location | None = None) -> str:
+    """A placement preference of `service`, `spread: node.labels.<name>`: the label name."""
+    if kind != "spread":
+        raise SpecError(f"service {service!r}: placement preference {kind!r} is not known",
+                        location=location, hint="the one preference is spread: node.labels.<name>")
+    if not (descriptor.startswith(_LABEL) and len(descriptor) > len(_LABEL)):
+        raise SpecError(f"service {service!r}: cannot spread over {descriptor!r}",
+                        location=location, hint="spread over a node label: node.labels.<name>")
+    return descriptor[len(_LABEL):]
+
+
+def spread_value(node: Node, label: str) -> str | None:
+    """The group a node is in for a spread over `label` (None: nodes without it, as one
+    group, as Swarm groups them)."""
+    value = node.labels.get(label)
+    return value.casefold() if value is not None else None

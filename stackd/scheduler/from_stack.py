@@ -45,6 +45,8 @@ def _service(stack: Stack, name: str, svc: Service) -> ServiceNode:
         limits=limits,
         constraints=placement.constraints if placement is not None else (),
         max_per_node=placement.max_replicas_per_node if placement is not None else None,
+        preferences=tuple(item for pref in placement.preferences for item in pref.items())
+        if placement is not None else (),
         location=stack.location_of(("services", name)),
     )
 

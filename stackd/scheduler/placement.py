@@ -8,6 +8,10 @@ already run. Two strategies:
            then the one holding the fewest slots of any service;
 - binpack: the most loaded node that still fits.
 
+Spread preferences (`spread: node.labels.zone`) come before either: the slot goes to
+the group of nodes (by that label's value; nodes without it are one group) holding
+the fewest of the service's slots, as Swarm's do.
+
 "Load" is a node's dominant share: the largest of reserved/capacity over CPUs, memory
 and pids. Ties go to the node name, so the same input always gives the same placement.
 
@@ -24,12 +28,13 @@ placing one stack at a time still spreads the cluster as a whole.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from stackd.errors import UsageError
-from stackd.scheduler.constraints import Constraint
+from stackd.scheduler.constraints import Constraint, spread_value
 from stackd.scheduler.errors import UnschedulableError
 from stackd.scheduler.nodes import Node
 from stackd.scheduler.services import Resources
@@ -61,7 +66,7 @@ class _Amount:
 
 
 # service, what one replica needs, its constraints, its max replicas per node
-_GroupKey = tuple[str, _Amount, tuple[Constraint, ...], int | None]
+_GroupKey = tuple[str, _Amount, tuple[Constraint, ...], int | None, tuple[str, ...]]
 
 
 class _Bin:
@@ -156,14 +161,15 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
     # them so), but a caller may build its own; group by all so every group is uniform.
     groups: dict[_GroupKey, list[Slot]] = {}
     for slot in slot_list:
-        key = (slot.service, _Amount.of(slot.needs), slot.constraints, slot.max_per_node)
+        key = (slot.service, _Amount.of(slot.needs), slot.constraints, slot.max_per_node,
+               slot.spread)
         groups.setdefault(key, []).append(slot)
 
     total_cap = _Amount(sum(b.cap.cpu for b in bins), sum(b.cap.memory for b in bins),
                         sum(b.cap.pids for b in bins))
 
     def demand(key: _GroupKey) -> tuple[float, str]:
-        service, need, _, _ = key
+        service, need, _, _, _ = key
         share = max((part / cap for part, cap in ((need.cpu, total_cap.cpu),
                                                   (need.memory, total_cap.memory),
                                                   (need.pids, total_cap.pids)) if cap > 0),
@@ -173,7 +179,7 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
     chosen: dict[Slot, str] = {}
     eligible_for: dict[tuple[Constraint, ...], list[_Bin]] = {}
     for key in sorted(groups, key=demand):
-        service, need, constraints, per_node = key
+        service, need, constraints, per_node, spread = key
         group = groups[key]
         eligible = eligible_for.get(constraints)
         if eligible is None:
@@ -186,6 +192,12 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
         counts = [kept_count.get((service, b.name), 0) for b in eligible]
         if per_node is not None and per_node * len(eligible) < len(group) + sum(counts):
             raise _capped(service, len(group) + sum(counts), per_node, eligible)
+        if spread:
+            left = _place_spread(group, eligible, counts, spread, strategy, need, per_node,
+                                 chosen)
+            if left is not None:
+                raise _overcommitted(left, len(group), need, eligible, slot_list, total_cap)
+            continue
         heap = [(_rank(strategy, b, counts[i]), i) for i, b in enumerate(eligible)
                 if per_node is None or counts[i] < per_node]
         heapq.heapify(heap)
@@ -211,6 +223,34 @@ def place(slots: Iterable[Slot], nodes: Sequence[Node], strategy: Strategy = "sp
     chosen.update(kept)
     return Placement(assignments={s: chosen[s] for s in sorted(chosen)},
                      nodes=tuple(sorted(nodes, key=lambda n: n.name)))
+
+
+def _place_spread(group: list[Slot], eligible: list[_Bin], counts: list[int],
+                  spread: tuple[str, ...], strategy: Strategy, need: _Amount,
+                  per_node: int | None, chosen: dict[Slot, str]) -> Slot | None:
+    """Swarm's spread preferences: each slot goes to the group (nodes sharing the first
+    label's value, then the second's within it, …) holding the fewest of the service's
+    slots, and within it by the strategy. `counts` starts with the kept slots. Returns
+    the first slot no node has room for, or None when all are placed."""
+    paths = [tuple(spread_value(b.node, label) for label in spread) for b in eligible]
+    in_group: Counter[tuple[str | None, ...]] = Counter()
+    for path, count in zip(paths, counts, strict=True):
+        for depth in range(1, len(spread) + 1):
+            in_group[path[:depth]] += count
+    for slot in group:
+        open_ = [i for i, b in enumerate(eligible)
+                 if (per_node is None or counts[i] < per_node) and b.fits(need)]
+        if not open_:
+            return slot
+        i = min(open_, key=lambda i: (
+            tuple(in_group[paths[i][:depth]] for depth in range(1, len(spread) + 1)),
+            _rank(strategy, eligible[i], counts[i]), i))
+        eligible[i].take(need)
+        chosen[slot] = eligible[i].name
+        counts[i] += 1
+        for depth in range(1, len(spread) + 1):
+            in_group[paths[i][:depth]] += 1
+    return None
 
 
 def _rank(strategy: Strategy, b: _Bin, count: int) -> tuple[int | float | str, ...]:

@@ -90,6 +90,8 @@ class ServiceNode:
     limits: Resources = Resources()
     constraints: tuple[str, ...] = ()
     max_per_node: int | None = None  # deploy.placement.max_replicas_per_node
+    # deploy.placement.preferences, as (kind, descriptor): ("spread", "node.labels.zone")
+    preferences: tuple[tuple[str, str], ...] = ()
     location: Location | None = None
 
     @property

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from stackd.errors import SpecError
-from stackd.scheduler.constraints import Constraint, parse_constraint
+from stackd.scheduler.constraints import Constraint, parse_constraint, parse_spread
 from stackd.scheduler.services import Resources, ServiceNode
 
 
@@ -25,6 +25,8 @@ class Slot:
     needs: Resources = field(default=Resources(), compare=False)
     constraints: tuple[Constraint, ...] = field(default=(), compare=False)
     max_per_node: int | None = field(default=None, compare=False)
+    # Node labels to spread the service's slots over, outermost first.
+    spread: tuple[str, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.service}-{self.index}"
@@ -49,6 +51,9 @@ def slots(services: Iterable[ServiceNode] | nx.DiGraph) -> list[Slot]:
         if svc.max_per_node is not None and svc.max_per_node < 1:
             raise SpecError(f"service {svc.name!r}: max_replicas_per_node must be 1 or "
                             f"more, not {svc.max_per_node}", location=svc.location)
-        out.extend(Slot(svc.name, i, needs, parsed, svc.max_per_node)
+        spread = tuple(parse_spread(kind, descriptor, service=svc.name,
+                                    location=svc.location)
+                       for kind, descriptor in svc.preferences)
+        out.extend(Slot(svc.name, i, needs, parsed, svc.max_per_node, spread)
                    for i in range(1, svc.replicas + 1))
     return out

@@ -26,9 +26,15 @@ def test_records_round_trip_through_json() -> None:
                       "drain", "10.0.0.2")
     assert NodeRecord.from_json("nodes/n1", node.to_json()) == node
     db = ServiceRecord("db", 1, Resources(memory=GiB), ("node.labels.zone==a",), 1)
-    stack = StackRecord("shop", (db, ServiceRecord("web", 3, Resources(cpus=0.5))), "binpack")
+    web = ServiceRecord("web", 3, Resources(cpus=0.5),
+                        preferences=(("spread", "node.labels.rack"),))
+    stack = StackRecord("shop", (db, web), "binpack")
     assert StackRecord.from_json("stacks/shop", stack.to_json()) == stack
     assert [str(s) for s in stack.slots()] == ["db-1", "web-1", "web-2", "web-3"]
+    assert stack.slots()[-1].spread == ("rack",)
+    with pytest.raises(StoreRecordError, match="preferences must be"):
+        StackRecord.from_json("stacks/shop", b'{"project": "shop", "services": [{"name": '
+                                             b'"w", "replicas": 1, "preferences": ["x"]}]}')
     assert Assignment.from_json("k", Assignment("n1", 7).to_json()) == Assignment("n1", 7)
 
 

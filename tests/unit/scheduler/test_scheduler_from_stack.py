@@ -159,3 +159,12 @@ volumes:
     bad = text.replace("{shared: true}", "yes")
     with pytest.raises(SpecError, match="x-stackd"):
         node_local_volumes(load_text(bad))
+
+
+def test_placement_preferences_reach_the_slots() -> None:
+    from stackd.scheduler import slots
+
+    (web,) = from_stack(stack({"web": {"image": "w", "deploy": {"replicas": 2, "placement": {
+        "preferences": [{"spread": "node.labels.zone"}, {"spread": "node.labels.rack"}]}}}}))
+    assert web.preferences == (("spread", "node.labels.zone"), ("spread", "node.labels.rack"))
+    assert [s.spread for s in slots([web])] == [("zone", "rack")] * 2

@@ -286,3 +286,84 @@ def test_kept_slots_count_against_room_and_the_per_node_cap() -> None:
         place(five, [a, b], kept={five[0]: "a", five[1]: "a"})
     with pytest.raises(UsageError, match="node 'gone'"):
         place(four, [a, b], kept={four[0]: "gone"})
+
+
+# ------------------------------------------------------------- spread preferences
+
+
+def zoned(*names_zones: str) -> list[Node]:
+    out = []
+    for item in names_zones:
+        name, _, zone = item.partition("=")
+        out.append(node(name, 4, 8 * GiB, 1024, **({"zone": zone} if zone else {})))
+    return out
+
+
+def spread_over(*labels: str, replicas: int, max_per_node: int | None = None) -> list[Slot]:
+    return slots([ServiceNode("web", replicas=replicas, reservations=Resources(cpus=0.5),
+                              max_per_node=max_per_node,
+                              preferences=tuple(("spread", f"node.labels.{label}")
+                                                for label in labels))])
+
+
+def per_group(placement: dict[Slot, str], group_of: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n in placement.values():
+        out[group_of[n]] = out.get(group_of[n], 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack"])
+def test_a_spread_preference_splits_replicas_evenly_across_label_values(strategy: str) -> None:
+    # Two nodes in east, one in west: by node alone west would get a third; by zone, half.
+    nodes = zoned("a=east", "b=east", "c=west")
+    got = place(spread_over("zone", replicas=6), nodes, strategy).assignments  # type: ignore[arg-type]
+    assert per_group(got, {"a": "east", "b": "east", "c": "west"}) == {"east": 3, "west": 3}
+    assert sorted(got.values()).count("c") == 3
+    without = place(slots([service("web", 6, cpus=0.5)]), nodes).assignments
+    assert sorted(without.values()).count("c") == 2
+
+
+def test_nodes_without_the_label_are_one_group() -> None:
+    nodes = zoned("a=east", "b", "c", "d")
+    got = place(spread_over("zone", replicas=4), nodes).assignments
+    assert sorted(got.values()).count("a") == 2
+
+
+def test_spread_preferences_nest_and_count_kept_slots() -> None:
+    nodes = [node(n, 4, 8 * GiB, 1024, zone=z, rack=r)
+             for n, z, r in (("a", "east", "1"), ("b", "east", "1"), ("c", "east", "2"),
+                             ("d", "west", "1"))]
+    got = place(spread_over("zone", "rack", replicas=4), nodes).assignments
+    # Two per zone; in east, one per rack (a or b, and c).
+    assert sorted(got.values()).count("d") == 2
+    assert sorted(got.values()).count("c") == 1
+    four = spread_over("zone", replicas=4)
+    kept = {four[0]: "d", four[1]: "d"}
+    after = place(four, nodes, kept=kept).assignments
+    assert [after[s] for s in four[2:]] == ["a", "b"]  # west holds its half already
+
+
+def test_a_spread_group_that_is_full_gives_way_to_the_others() -> None:
+    nodes = zoned("a=east", "b=west")
+    got = place(spread_over("zone", replicas=4, max_per_node=3), nodes).assignments
+    assert sorted(got.values()) == ["a", "a", "b", "b"]
+    got = place(slots([ServiceNode("web", replicas=5, reservations=Resources(cpus=1),
+                                   preferences=(("spread", "node.labels.zone"),))]),
+                [node("a", 4, 8 * GiB, 1024, zone="east"),
+                 node("b", 1, 8 * GiB, 1024, zone="west")]).assignments
+    assert sorted(got.values()) == ["a", "a", "a", "a", "b"]
+    with pytest.raises(UnschedulableError, match="web"):
+        place(spread_over("zone", replicas=20), zoned("a=east", "b=west"))
+
+
+@pytest.mark.parametrize(("pref", "message"), [
+    (("spread", "node.hostname"), "cannot spread over 'node.hostname'"),
+    (("spread", "node.labels."), "cannot spread over 'node.labels.'"),
+    (("binpack", "node.labels.zone"), "placement preference 'binpack' is not known"),
+])
+def test_preferences_stackd_cannot_follow_are_spec_errors(pref: tuple[str, str],
+                                                          message: str) -> None:
+    with pytest.raises(SpecError, match=message) as err:
+        slots([ServiceNode("web", preferences=(pref,), location=Location("c.yaml", 9, 5))])
+    assert err.value.location == Location("c.yaml", 9, 5)
