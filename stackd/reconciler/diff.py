@@ -299,8 +299,11 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
                 removals.append(Remove(cause="undoing an interrupted create", container_id=c.id,
                                        service=c.service, index=c.index))
             elif c.id in pending_removes:
+                # What it was (a down, rm -v, an orphan's removal) is not recorded:
+                # setting its anonymous volumes apart keeps their data, prunable.
                 removals.append(Remove(cause="finishing an interrupted remove",
-                                       container_id=c.id, service=c.service, index=c.index))
+                                       container_id=c.id, service=c.service, index=c.index,
+                                       detach=c.anonymous))
             else:
                 warnings.append(f"orphan container {c.name} (service {service} is not in the "
                                 "stack); run with --remove-orphans to remove it")

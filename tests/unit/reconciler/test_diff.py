@@ -102,7 +102,8 @@ def test_duplicates_and_interrupted_removes(tmp_path: Path) -> None:
     (web,) = d.containers
     dup = ActualContainer("demo-web-1-deadbeef", "demo-web-1", "web", 1, "exited",
                           config_hash="f" * 64)
-    gone = ActualContainer("demo-old-1-12345678", "demo-old-1", "old", 1, "running")
+    gone = ActualContainer("demo-old-1-12345678", "demo-old-1", "old", 1, "running",
+                           anonymous=("demo_old-1_0123abcd",))
     pending = (Intent(7, "demo", "remove", "old-1", gone.id, "old-1: remove — orphan"),)
     actual = ActualState("demo", (running(web), dup, gone), frozenset(d.networks),
                          pending=pending)
@@ -110,6 +111,9 @@ def test_duplicates_and_interrupted_removes(tmp_path: Path) -> None:
     assert str(p) == """\
 web-1: remove — duplicate of web-1
 old-1: remove — finishing an interrupted remove"""
+    # Its anonymous volume is set apart, as the remove would have (or kept it for -v).
+    assert [a.detach for a in p.actions if isinstance(a, Remove)] == [
+        (), ("demo_old-1_0123abcd",)]
 
 
 def test_orphan_warning_and_network_cleanup(tmp_path: Path) -> None:
