@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", default=None, metavar="TIME",
                    help="stop at TIME (same forms); one past: print and exit")
     p.add_argument("--no-follow", action="store_true", help="print past events and exit")
+    p.add_argument("services", nargs="*", metavar="SERVICE",
+                   help="only these services' events (as Compose's)")
 
 
 # A --since number below this is a sequence number (stackd's), above it a Unix time
@@ -51,10 +53,13 @@ def format_event(e: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
-    from stackd.cli.cmd_logs import parse_time
+    from stackd.cli.cmd_logs import check_services, parse_time
     from stackd.cli.stackref import project_of
+    from stackd.errors import UsageError
 
     now = time.time()
+    if args.services and args.all_projects:
+        raise UsageError("SERVICE names a service of this stack: not with --all-projects")
     project = None if args.all_projects else project_of(args)
     seq, earliest = since_of(args.since, now)
     until = parse_time(args.until, now) if args.until is not None else None
@@ -68,9 +73,14 @@ def run(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGALRM, stop)
         signal.setitimer(signal.ITIMER_REAL, until - now)
+    wanted = set(args.services)
     try:
         with Client() as client:
+            if project is not None and wanted:
+                check_services(client, args, project, args.services)
             for e in client.stream("GET", "/v1/events", params=params):
+                if wanted and e.get("service") not in wanted:
+                    continue
                 if earliest is not None and e["time"] < earliest:
                     continue
                 if until is not None and e["time"] >= until:

@@ -231,3 +231,23 @@ def test_events_since_and_until_take_times_as_docker_does(stack: CLI) -> None:
     t0 = time.monotonic()
     r = stack("events", "--until", str(int(time.time()) + 2))
     assert r.returncode == 0 and time.monotonic() - t0 < 10
+
+
+def test_events_of_the_services_named_only(stack: CLI) -> None:
+    # Compose's `events SERVICE…`: refused as an unknown argument before.
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n" + "".join(
+            f"  {name}:\n" + IMAGE + "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+            for name in ("app", "db")))
+    stack("up", "-d")
+
+    def of(*services: str) -> list[dict]:
+        out = stack("events", "--no-follow", "--json", "--since", "0", *services).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    db = of("db")
+    assert db and {e["service"] for e in db} == {"db"}
+    assert {e["type"] for e in db} >= {"start"}
+    assert {e["service"] for e in of("db", "app")} == {"app", "db"}
+    r = stack("events", "--no-follow", "web", check=False)
+    assert r.returncode != 0 and "no such service: web in project small" in r.stderr
