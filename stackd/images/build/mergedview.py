@@ -8,6 +8,7 @@ mount needed.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 
 from stackd.images.unpack import OPAQUE_XATTR
@@ -24,9 +25,16 @@ def _opaque(path: str) -> bool:
         return False
 
 
+def _parts(path: str) -> list[str]:
+    """`path`'s names inside the image: `..` stops at its root, as in the container
+    (lexically, which is exact here: no symlink on the way is followed). Joined to a
+    layer directory as they were, `..` climbed out of it into the host's tree."""
+    return [p for p in posixpath.normpath("/" + path).split("/") if p]
+
+
 def lookup(layers: tuple[str, ...], path: str) -> str | None:
     """The host path that provides `path` (no symlink in it followed), or None."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
+    parts = _parts(path)
     for layer in layers:
         cur = layer
         blocked = False
@@ -58,7 +66,7 @@ def listdir(layers: tuple[str, ...], path: str) -> dict[str, str]:
     """name → providing host path for the merged directory `path`."""
     found: dict[str, str] = {}
     hidden: set[str] = set()
-    parts = [p for p in path.split("/") if p not in ("", ".")]
+    parts = _parts(path)
     for layer in layers:
         d = os.path.join(layer, *parts)
         try:

@@ -255,3 +255,25 @@ async def test_add_fetches_urls_as_docker_does(store: ImageStore, ctx: Path,
     ]:
         with pytest.raises(error, match=re.escape(message)):
             await build(store, ctx, f"FROM busybox:test\n{dockerfile}\n", "u:bad")
+
+
+async def test_a_stage_or_image_path_cannot_climb_to_the_host(
+        store: ImageStore, ctx: Path, tmp_path: Path) -> None:
+    """`..` stops at the stage's root, as BuildKit's: it read the host's files through
+    the layer directories before (`COPY --from=src ../../../../etc/shadow /x`)."""
+    host_file = tmp_path / "host-secret"
+    host_file.write_text("HOST-ONLY-91c2\n")
+    up = "../" * (len(Path(store.get("busybox:test").layer_dirs[0]).parts) + 2)
+    climb = f"{up}{str(host_file).lstrip('/')}"
+    for n, step in enumerate([
+            f"COPY --from=src {climb} /stolen\n",
+            f"COPY --from=src /{climb} /stolen\n",
+            f"COPY --from=busybox:test {climb} /stolen\n",
+            f"RUN --mount=type=bind,from=src,source={climb},target=/t cat /t > /stolen\n"]):
+        with pytest.raises(BuildError, match=r"does not exist|not found"):
+            await build(store, ctx, f"FROM busybox:test AS src\nFROM busybox:test\n{step}",
+                        f"climb:{n}")
+    # Inside the stage, `..` is as good as `/`: it names the stage's own file.
+    await build(store, ctx, "FROM busybox:test AS src\nRUN echo mine > /etc/own\n"
+                f"FROM busybox:test\nCOPY --from=src {up}etc/own /own\n", "climb:ok")
+    assert read(store, "climb:ok", "own") == "mine\n"
