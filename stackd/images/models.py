@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def in_image(path: str, cwd: str = "/") -> str:
+    """`path` (relative to `cwd`) as a clean absolute path inside an image: `..` stops
+    at its root, as the container resolves it. The builder joins these to host
+    directories; a relative or climbing one (a hostile image's WorkingDir, a
+    Dockerfile's `COPY --from=src ../../..`) would leave them."""
+    return posixpath.normpath(posixpath.join("/", cwd, path)).replace("//", "/", 1)
 
 
 class _Frozen(BaseModel):
@@ -34,6 +43,12 @@ class ImageConfig(_Frozen):
     stop_signal: str | None = None
     healthcheck: Healthcheck | None = None
     shell: tuple[str, ...] | None = None
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        # Docker refuses to run a relative WorkingDir; BuildKit builds on it from "/".
+        return in_image(v) if v else v
 
     @classmethod
     def from_oci(cls, raw: dict[str, Any] | None) -> ImageConfig:

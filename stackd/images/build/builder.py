@@ -53,7 +53,7 @@ from stackd.images.build.secrets import sources
 from stackd.images.build.state import StageState
 from stackd.images.build.users import resolve_chown
 from stackd.images.errors import BuildError, DockerfileError
-from stackd.images.models import Image, ImageConfig
+from stackd.images.models import Image, ImageConfig, in_image
 from stackd.images.oci import now
 from stackd.images.platform import Platform, host_platform, parse_platform
 from stackd.images.progress import Progress, ProgressEvent
@@ -401,7 +401,7 @@ class Builder:
 
     def _make_parents(self, state: StageState, tmp: Path, path: str, include_self: bool) -> Path:
         """Create `path`'s parent dirs in the staging dir with the image's own metadata."""
-        parts = [p for p in path.split("/") if p]
+        parts = [p for p in in_image(path).split("/") if p]
         if not include_self:
             parts = parts[:-1]
         cur = tmp
@@ -468,7 +468,7 @@ class Builder:
                                f"{hits[0]} {self.context.digest(hits)}", hits[0], (), "")
         src = await self._from_source(ins, m.from_)
         layers = src.layer_dirs(self.store)
-        path = os.path.normpath("/" + m.source)
+        path = in_image(m.source)
         host = lookup(layers, path)
         if host is None:
             raise BuildError(f"{self.file}:{ins.line}: --mount from={m.from_}: {path} does "
@@ -648,7 +648,7 @@ class Builder:
         files = [(d.name, expand(d.content, env, quotes=False) if d.expand else d.content)
                  for d in (docs[w] for w in raw[:-1])]
         dest = expand(raw[-1], env)
-        dest_abs = os.path.normpath(os.path.join(state.config.working_dir or "/", dest))
+        dest_abs = in_image(dest, state.config.working_dir or "/")
         dest_is_dir = dest.endswith("/") or len(files) > 1 or dest in (".", "./")
         owner, chmod = self._owner_and_mode(ins, state, env)
         key = state.next_key(ins.cmd, ins.original, dest_abs, dest_is_dir, owner, chmod,
@@ -677,7 +677,7 @@ class Builder:
             raise ins.error(self.file, f"{ins.cmd} needs at least one source and a destination")
         *sources, dest = words
         workdir = state.config.working_dir or "/"
-        dest_abs = os.path.normpath(os.path.join(workdir, dest))
+        dest_abs = in_image(dest, workdir)
         dest_is_dir = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
         owner, chmod = self._owner_and_mode(ins, state, env)
         src_from = ins.flags.get("from")
@@ -784,7 +784,7 @@ class Builder:
             base = self._make_parents(state, tmp, dest_abs, include_self=True)
             return base if src_is_dir else base / name
         self._make_parents(state, tmp, dest_abs, include_self=False)
-        return tmp / dest_abs.lstrip("/")
+        return tmp / in_image(dest_abs).lstrip("/")
 
     def _stage_from_context(self, ins: Instruction, state: StageState, rels: list[str],
                             tmp: Path, dest_abs: str, dest_is_dir: bool,

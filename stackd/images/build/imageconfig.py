@@ -7,11 +7,10 @@ commit --change` both go through `configure`.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from stackd.images.build.dockerfile import Instruction, expand, key_values, split_words
-from stackd.images.models import Healthcheck, ImageConfig
+from stackd.images.models import Healthcheck, ImageConfig, in_image
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -49,7 +48,7 @@ def configure(cfg: ImageConfig, ins: Instruction, env: dict[str, str], file: str
     if ins.cmd == "WORKDIR":
         path = expand(ins.args, env)
         return cfg.model_copy(update={
-            "working_dir": os.path.normpath(os.path.join(cfg.working_dir or "/", path))})
+            "working_dir": in_image(path, cfg.working_dir or "/")})
     if ins.cmd == "EXPOSE":
         ports = set(cfg.exposed_ports)
         for word in split_words(ins.args):

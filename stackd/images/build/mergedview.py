@@ -8,9 +8,9 @@ mount needed.
 from __future__ import annotations
 
 import os
-import posixpath
 import stat
 
+from stackd.images.models import in_image
 from stackd.images.unpack import OPAQUE_XATTR
 
 
@@ -26,10 +26,9 @@ def _opaque(path: str) -> bool:
 
 
 def _parts(path: str) -> list[str]:
-    """`path`'s names inside the image: `..` stops at its root, as in the container
-    (lexically, which is exact here: no symlink on the way is followed). Joined to a
-    layer directory as they were, `..` climbed out of it into the host's tree."""
-    return [p for p in posixpath.normpath("/" + path).split("/") if p]
+    """`path`'s names inside the image, `..` stopping at its root (lexically, which is
+    exact here: no symlink on the way is followed)."""
+    return [p for p in in_image(path).split("/") if p]
 
 
 def lookup(layers: tuple[str, ...], path: str) -> str | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from stackd.images.build.dockerfile import Instruction, expand
 from stackd.images.build.mergedview import lookup
+from stackd.images.models import in_image
 
 _ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 SHARING = ("shared", "private", "locked")
@@ -154,7 +155,7 @@ def _parse_one(ins: Instruction, file: str, workdir: str, text: str,
 
 
 def _in_workdir(ins: Instruction, file: str, text: str, workdir: str, target: str) -> str:
-    path = os.path.normpath(os.path.join(workdir or "/", target))
+    path = in_image(target, workdir or "/")
     if path == "/" or "\x00" in path:
         raise ins.error(file, f"--mount={text}: cannot mount over the root",
                         hint="choose a directory such as /root/.cache")

@@ -277,3 +277,47 @@ async def test_a_stage_or_image_path_cannot_climb_to_the_host(
     await build(store, ctx, "FROM busybox:test AS src\nRUN echo mine > /etc/own\n"
                 f"FROM busybox:test\nCOPY --from=src {up}etc/own /own\n", "climb:ok")
     assert read(store, "climb:ok", "own") == "mine\n"
+
+
+def with_config(store: ImageStore, tmp_path: Path, ref: str, new_ref: str,
+                **config: object) -> None:
+    """`ref` saved, its config's fields replaced as a hostile publisher would write
+    them (no model in the way), and loaded again as `new_ref`."""
+    import hashlib
+    import json
+    import tarfile
+
+    store.save([ref], tmp_path / "saved.tar")
+    tree = tmp_path / "saved"
+    with tarfile.open(tmp_path / "saved.tar") as t:
+        t.extractall(tree, filter="data")
+    manifest = json.loads((tree / "manifest.json").read_text())
+    raw = json.loads((tree / manifest[0]["Config"]).read_text())
+    raw["config"].update(config)
+    data = json.dumps(raw).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    (tree / "blobs" / "sha256" / digest).write_bytes(data)
+    manifest[0].update(Config=f"blobs/sha256/{digest}", RepoTags=[new_ref])
+    (tree / "manifest.json").write_text(json.dumps(manifest))
+    (tree / "index.json").unlink(missing_ok=True)
+    with tarfile.open(tmp_path / "hostile.tar", "w") as t:
+        for name in ("manifest.json", "oci-layout", "blobs"):
+            t.add(tree / name, arcname=name)
+    store.load(tmp_path / "hostile.tar")
+
+
+async def test_an_images_working_dir_cannot_place_files_on_the_host(
+        store: ImageStore, ctx: Path, tmp_path: Path) -> None:
+    """A base image's WorkingDir is the publisher's: a relative one climbing with `..`
+    made `COPY f .` (and every relative destination) write in the host's tree."""
+    landing = tmp_path / "landing"
+    up = "../" * (len(Path(store.snapshots.root).parts) + 4)
+    with_config(store, tmp_path, "busybox:test", "evil-wd:1",
+                WorkingDir=f"{up}{str(landing).lstrip('/')}")
+    await build(store, ctx, "FROM evil-wd:1\nCOPY requirements.txt .\n"
+                "COPY <<EOF note\nhere\nEOF\n", "evil-wd:built")
+    assert not landing.exists()
+    assert store.get("evil-wd:1").config.working_dir == str(landing)  # inside the image
+    inside = str(landing).lstrip("/")
+    assert read(store, "evil-wd:built", f"{inside}/requirements.txt") == "flask==3.0\n"
+    assert read(store, "evil-wd:built", f"{inside}/note") == "here\n"
