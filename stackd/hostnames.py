@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 
 DEVICE_PREFIX = "stk"
 NFT_TABLE = "stackd"
@@ -57,10 +58,19 @@ OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_OBJECT_NAME = 110  # a container's runtime id adds "-<8 hex>" within 128
 
 
+def reserved_labels(keys: Iterable[str]) -> list[str]:
+    """The labels among `keys` only stackd may set."""
+    return sorted(k for k in keys if k.startswith(LABEL_PREFIX))
+
+
 def is_object_name(name: str) -> bool:
     return len(name) <= MAX_OBJECT_NAME and OBJECT_NAME.fullmatch(name) is not None
 
 
+# stackd finds, counts, names and cleans up containers by the labels under this prefix:
+# a user's label there (a stack file's, `run -l`) could make it act on what is not
+# theirs — another stack's volume set apart as a container's own, say.
+LABEL_PREFIX = "io.stackd."
 LABEL_PROJECT = "io.stackd.project"
 LABEL_SERVICE = "io.stackd.service"
 LABEL_INDEX = "io.stackd.index"

@@ -160,7 +160,7 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     labels = {k: v for k, v in spec.labels.items()
               if k not in (hostnames.LABEL_INDEX, hostnames.LABEL_CONFIG_HASH,
                            LABEL_CONFIG_FIELDS, hostnames.LABEL_ANONYMOUS_VOLUMES)}
-    labels.update(key_values(request.labels, "-l"))
+    labels.update(run_labels(request))
     labels.update({hostnames.LABEL_PROJECT: slot.project,
                    hostnames.LABEL_SERVICE: slot.service,
                    hostnames.LABEL_ONEOFF: "true"})
@@ -196,6 +196,15 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     return dataclasses.replace(slot, index=0, spec=new_spec, attachments=attachments,
                                ports=ports, volumes=volumes,
                                anonymous=tuple(sorted(renamed.values())))
+
+
+def run_labels(request: ServiceRunRequest) -> dict[str, str]:
+    """`-l` labels, none of them stackd's own (checked before anything is started)."""
+    given = key_values(request.labels, "-l")
+    if reserved := hostnames.reserved_labels(given):
+        raise UsageError(f"-l {reserved[0]}: the {hostnames.LABEL_PREFIX} prefix is "
+                         "stackd's own", hint="name your labels otherwise")
+    return given
 
 
 def dependencies(stack: Stack, service: str) -> list[str]:
@@ -236,6 +245,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
             f"{', '.join(request.image_only)}: only for an image run, and "
             f"{request.service!r} is a service of {stack.name}",
             hint="set it in the service's definition instead")
+    run_labels(request)
     if request.volumes:
         stack = with_run_volumes(stack, request.service, request.volumes)
     stack = with_run_caps(stack, request.service, request.cap_add, request.cap_drop)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import trio
 from pydantic import Field
 
+from stackd import hostnames
 from stackd.daemon.models import Request
 from stackd.daemon.singlewatch import LABEL_RESTART, SingleSupervisor
 from stackd.errors import NotFoundError, StackdError, UsageError
@@ -116,9 +117,9 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
     net = {"host": "host", "none": "new"}.get(request.network, netns or "new")
     hostname = request.hostname or (name.lower()[:63] if request.network != "host" else "")
     labels = dict(_pairs(request.labels, "--label"))
-    if any(k.startswith("io.stackd.") for k in labels):
-        raise UsageError("--label: the io.stackd. prefix is stackd's own",
-                         hint="name your labels otherwise")
+    if reserved := hostnames.reserved_labels(labels):
+        raise UsageError(f"--label {reserved[0]}: the {hostnames.LABEL_PREFIX} prefix is "
+                         "stackd's own", hint="name your labels otherwise")
     labels[LABEL_RUN] = "1"
     if request.restart != "no":
         labels[LABEL_RESTART] = request.restart

@@ -71,8 +71,9 @@ def container_from_view(view: ContainerView) -> ActualContainer | None:
         fields=ConfigHash.parse_fields_label(labels.get(LABEL_CONFIG_FIELDS, "")),
         env=env,
         exit_code=exit_code,
+        # Only the project's own: whatever a label says, a removal sets apart no other's.
         anonymous=tuple(v for v in labels.get(hostnames.LABEL_ANONYMOUS_VOLUMES, "").split(",")
-                        if v),
+                        if v.startswith(f"{labels.get(hostnames.LABEL_PROJECT)}_")),
     )
 
 

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from stackd import hostnames
 from stackd.errors import Location
 from stackd.spec.tmpfs import parse_tmpfs
 from stackd.spec.units import format_duration, parse_bytes, parse_duration
@@ -698,6 +699,15 @@ class Service(Node):
                                  "'c 188:* rmw': type a, b or c; * for any number; "
                                  "access of r, w, m)")
         return tuple(" ".join(rule.split()) for rule in v)
+
+    @field_validator("labels")
+    @classmethod
+    def _not_stackds(cls, v: dict[str, str]) -> dict[str, str]:
+        if reserved := hostnames.reserved_labels(v):
+            raise ValueError(f"label {reserved[0]!r}: the {hostnames.LABEL_PREFIX} prefix is "
+                             "stackd's own (it finds and cleans up containers by it); name "
+                             "the label otherwise")
+        return v
 
     @field_validator("tmpfs")
     @classmethod

@@ -158,6 +158,15 @@ def test_a_name_that_is_neither_service_nor_image(stack: CLI) -> None:
     assert names(stack) == []
 
 
+def test_a_run_label_under_stackds_prefix_is_refused_and_makes_nothing(stack: CLI) -> None:
+    # With it a one-off named another stack's volume as its own anonymous one.
+    r = stack("run", "--rm", "-l", "io.stackd.anonymous-volumes=other_data", "app", "true",
+              check=False)
+    assert r.returncode != 0, r.stdout
+    assert "-l io.stackd.anonymous-volumes: the io.stackd. prefix is stackd's own" in r.stderr
+    assert names(stack) == []
+
+
 def test_service_ports_only_when_asked(stack: CLI) -> None:
     port, extra = free_port(), free_port()
     (stack.cwd / "compose.yaml").write_text(STACK + f"""\

@@ -438,3 +438,23 @@ def test_a_slot_that_ends_sets_its_anonymous_volumes_apart(tmp_path: Path) -> No
     dup = ActualState("demo", (web1, twin), frozenset(one.networks), frozenset(one.volumes))
     (remove,) = plan(one, dup).actions
     assert remove.cause.startswith("duplicate") and remove.detach == ()
+
+
+def test_a_removal_sets_apart_only_the_projects_own_anonymous_volumes(tmp_path: Path) -> None:
+    """A label naming another stack's volume (a container made before labels under
+    io.stackd. were refused, or written by hand) does not make `down` touch it."""
+    from stackd.reconciler.actual import container_from_view
+    from stackd.reconciler.diff import plan_down
+    from stackd.runtime.model import ContainerState
+
+    d = desired("services:\n  db: {image: busybox, volumes: ['/scratch']}\n", tmp_path)
+    (db,) = d.containers_of("db")
+    (anon,) = db.anonymous
+    labels = {**db.spec.labels, "io.stackd.anonymous-volumes": f"{anon},victim_data"}
+    view = ContainerState(id=db.id, name=db.name, labels=labels, status="running", pid=1,
+                          started_at=None, finished_at=None, exit=None, netns_path=None,
+                          spec=db.spec)
+    found = container_from_view(view)
+    assert found is not None and found.anonymous == (anon,)
+    (remove, _net) = plan_down(ActualState("demo", (found,), frozenset(d.networks))).actions
+    assert isinstance(remove, Remove) and remove.detach == (anon,)

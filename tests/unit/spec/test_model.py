@@ -194,3 +194,18 @@ def test_blkio_config_is_read_with_compose_units_and_bad_values_are_refused() ->
         with pytest.raises(SpecError, match=re.escape(said)):
             load_text(f"services:\n  a:\n    image: x\n    blkio_config: {bad}\n",
                       environ={})
+
+
+@pytest.mark.parametrize("labels", [
+    "{io.stackd.anonymous-volumes: other_data}", "[io.stackd.project=other]"])
+def test_a_label_under_stackds_prefix_is_refused(labels: str) -> None:
+    """stackd acts on these labels: one naming another stack's volume as the
+    container's own anonymous volume made `down` set that volume apart."""
+    from stackd.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"the io\.stackd\. prefix is stackd's own"):
+        load_text(f"services:\n  x:\n    image: busybox\n    labels: {labels}\n",
+                  environ={})
+    ok = load_text("services:\n  x:\n    image: busybox\n    labels: {io.stackdx: 1}\n",
+                   environ={})
+    assert ok.services["x"].labels == {"io.stackdx": "1"}
