@@ -226,7 +226,12 @@ def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
             host = stack.volume_host_name(v.source)
             volumes.append(host)
             options = v.volume or VolumeOptions()
-            mounts.append(Mount(type="volume", source=inputs.volume_path(host), target=v.target,
+            # A volume that binds a host directory keeps its data there (Docker's local
+            # driver mounts it as the volume); it is still seeded from the image if empty.
+            declared = stack.volumes.get(v.source)
+            device = declared.bind_device if declared is not None else None
+            mounts.append(Mount(type="volume", source=device or inputs.volume_path(host),
+                                target=v.target,
                                 readonly=v.read_only, seed=not options.nocopy,
                                 subpath=options.subpath or ""))
     for line in svc.tmpfs:

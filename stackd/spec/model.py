@@ -859,6 +859,32 @@ class Volume(Node):
     external: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _local_directory_or_bind(self) -> Volume:
+        if self.external:
+            return self
+        if self.driver not in (None, "local"):
+            raise ValueError(f"volume driver {self.driver!r} is not supported: stackd's "
+                             "volumes are local directories (leave driver out, or local)")
+        if self.driver_opts and self.bind_device is None:
+            raise ValueError(
+                "driver_opts: stackd's local volumes take them only as a bind of a host "
+                "directory (type: none, o: bind, device: /path); "
+                f"{dict(sorted(self.driver_opts.items()))} is not supported yet")
+        return self
+
+    @property
+    def bind_device(self) -> str | None:
+        """The host directory a local volume binds (Docker's `type: none, o: bind,
+        device: DIR`; `rbind` too), its data kept there: None for a volume of stackd's."""
+        opts = self.driver_opts
+        if (not self.external and set(opts) <= {"type", "o", "device"}
+                and opts.get("type", "none") in ("none", "bind")
+                and opts.get("o") in ("bind", "rbind")
+                and opts.get("device", "").startswith("/")):
+            return opts["device"]
+        return None
+
 
 class FileObject(Node):
     """A top-level config or secret: from a file, an environment variable or inline."""

@@ -1,9 +1,10 @@
 """Relative paths in a stack become absolute, against the directory they were written for.
 
-Compose resolves build contexts, env files, bind-mount sources, config/secret files
-and `develop.watch` paths against the project directory — or, for a base service
-pulled in by `extends` from another file and for `include`d projects, against that
-file's directory. Absolute paths are left alone, so doing this twice changes nothing.
+Compose resolves build contexts, env files, bind-mount sources, config/secret files,
+`develop.watch` paths and a local volume's bind `device` against the project directory
+— or, for a base service pulled in by `extends` from another file and for `include`d
+projects, against that file's directory. Absolute paths are left alone, so doing this
+twice changes nothing.
 """
 
 from __future__ import annotations
@@ -110,4 +111,18 @@ def absolutize(doc: Any, base: Path, home: str | None) -> Any:
                     obj["file"] = absolute(obj["file"], base, home)
                     o[name] = obj
             out[section] = o
+    volumes = out.get("volumes")
+    if isinstance(volumes, Mapping):
+        v = copy_placed(volumes)
+        for name, vol in volumes.items():
+            opts = vol.get("driver_opts") if isinstance(vol, Mapping) else None
+            # compose-go's rule: a local volume that is a bind (`o: bind`) of `device`.
+            if (isinstance(opts, Mapping) and vol.get("driver") == "local"
+                    and opts.get("o") == "bind" and isinstance(opts.get("device"), str)):
+                opts = copy_placed(opts)
+                opts["device"] = absolute(opts["device"], base, home)
+                vol = copy_placed(vol)
+                vol["driver_opts"] = opts
+                v[name] = vol
+        out["volumes"] = v
     return out

@@ -557,3 +557,21 @@ def test_a_volume_subpath_that_is_not_there_is_said(stack: CLI) -> None:
     assert r.returncode != 0
     assert "cannot mount subpath 'not/made' of the volume for /d" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "ExceptionGroup" not in r.stderr
+
+
+def test_a_volume_binding_a_host_directory_holds_its_data_there(stack: CLI) -> None:
+    """`driver_opts: {type: none, o: bind, device: ./pgdata}` was dropped: the service
+    started on an empty volume of stackd's instead of the data in ./pgdata."""
+    (stack.cwd / "pgdata").mkdir()
+    (stack.cwd / "pgdata" / "PG_VERSION").write_text("16\n")
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: bindvol\nservices:\n  db:\n    {IMAGE}    command: [sleep, '1000']\n"
+        "    stop_signal: SIGKILL\n    volumes: [data:/var/lib/postgresql/data]\n"
+        "volumes:\n  data:\n    driver: local\n"
+        "    driver_opts: {type: none, o: bind, device: ./pgdata}\n")
+    stack("up", "-d")
+    out = stack("exec", "-T", "db", "sh", "-c", "cat /var/lib/postgresql/data/PG_VERSION; "
+                "echo written > /var/lib/postgresql/data/new").stdout
+    assert out == "16\n"
+    stack("down", "-v")  # the volume goes; the directory it bound keeps its data
+    assert sorted(p.name for p in (stack.cwd / "pgdata").iterdir()) == ["PG_VERSION", "new"]

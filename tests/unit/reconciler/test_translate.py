@@ -363,3 +363,19 @@ def test_pid_and_ipc_service_join_the_namespaces_of_the_targets_first_container(
         build("services:\n  x: {image: busybox, ipc: 'container:web'}\n", tmp_path)
     with pytest.raises(SpecError, match="shares the process namespace of 'nope'"):
         build("services:\n  x: {image: busybox, pid: 'service:nope'}\n", tmp_path)
+
+
+def test_a_volume_binding_a_host_directory_mounts_that_directory(tmp_path: Path) -> None:
+    d = build("""
+services:
+  db:
+    image: busybox
+    volumes: ["data:/var/lib/db", "plain:/p"]
+volumes:
+  data: {driver: local, driver_opts: {type: none, o: bind, device: /srv/pg}}
+  plain: {}
+""", tmp_path)
+    by_target = {m.target: m for m in d.containers[0].spec.mounts}
+    assert by_target["/var/lib/db"] == Mount(type="volume", target="/var/lib/db",
+                                             source="/srv/pg")
+    assert by_target["/p"].source == "/state/volumes/demo_plain/data"

@@ -209,3 +209,40 @@ def test_a_label_under_stackds_prefix_is_refused(labels: str) -> None:
     ok = load_text("services:\n  x:\n    image: busybox\n    labels: {io.stackdx: 1}\n",
                    environ={})
     assert ok.services["x"].labels == {"io.stackdx": "1"}
+
+
+def volume_of(body: str, directory: str = "/proj") -> tuple[str | None, dict[str, str]]:
+    stack = load_text("services:\n  x:\n    image: busybox\n    volumes: [data:/d]\n"
+                      f"volumes:\n  data:\n{body}", environ={}, project_directory=directory)
+    return stack.volumes["data"].bind_device, stack.volumes["data"].driver_opts
+
+
+@pytest.mark.parametrize(("body", "device"), [
+    ("    driver: local\n    driver_opts: {type: none, o: bind, device: /srv/data}\n",
+     "/srv/data"),
+    ("    driver_opts: {type: none, o: rbind, device: /srv/data}\n", "/srv/data"),
+    # compose-go resolves a relative device of a local bind against the project.
+    ("    driver: local\n    driver_opts: {type: none, o: bind, device: ./data}\n",
+     "/proj/data"),
+    ("    driver: local\n", None),
+    ("    {}\n", None),
+])
+def test_a_local_volume_binding_a_host_directory(body: str, device: str | None) -> None:
+    assert volume_of(body)[0] == device
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("    driver: rexray/ebs\n", "volume driver 'rexray/ebs' is not supported"),
+    ("    driver_opts: {type: nfs, o: 'addr=10.0.0.1,rw', device: ':/export'}\n",
+     "driver_opts: stackd's local volumes take them only as a bind of a host directory"),
+    ("    driver_opts: {type: tmpfs, device: tmpfs, o: size=100m}\n", "is not supported yet"),
+    # Not resolved by compose-go (no driver: local), so relative it stays, and is refused.
+    ("    driver_opts: {type: none, o: bind, device: ./data}\n", "is not supported yet"),
+])
+def test_volume_drivers_and_options_stackd_cannot_honour_are_refused(body: str,
+                                                                     said: str) -> None:
+    """They were read and dropped: the volume was an empty directory of stackd's."""
+    from stackd.errors import SpecError
+
+    with pytest.raises(SpecError, match=re.escape(said)):
+        volume_of(body)
