@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     create.add_argument("--internal", action="store_true", help="no way out of it")
     create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="com.docker.network.driver.mtu=N (the only option)")
+                        help="com.docker.network.driver.mtu=N, "
+                        "com.docker.network.bridge.enable_icc=false")
     rm = sub.add_parser("rm", help="remove networks no container uses")
     rm.add_argument("names", nargs="+", metavar="NAME")
     sub.add_parser("prune", help="remove every network no container uses")

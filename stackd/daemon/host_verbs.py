@@ -279,16 +279,25 @@ class NetworkAdmin:
                options: dict[str, str] | None = None) -> None:
         """A bridge no stack owns (`network create`), for stacks to join as
         `external: true`. Its options are checked before anything is made."""
-        from stackd.errors import AlreadyExistsError, UsageError
-        from stackd.netbridge.model import MTU_OPTION, NetworkSpec
+        from pydantic import ValidationError
 
-        for key in options or {}:
-            if key != MTU_OPTION:
-                raise UsageError(f"network option {key!r} is not supported",
-                                 hint=f"{MTU_OPTION}=N is the one there is")
+        from stackd.errors import AlreadyExistsError, UsageError
+        from stackd.netbridge.model import NetworkSpec
+        from stackd.spec.model import HOST_BINDING_OPTION, ICC_OPTION, MTU_OPTION, Network
+
+        try:  # a stack's network's rules
+            declared = Network(driver_opts=dict(options or {}))
+        except ValidationError as e:
+            raise UsageError(e.errors()[0]["msg"].removeprefix("Value error, ")
+                             .replace("driver_opts: ", "-o "), hint=f"the options there are: "
+                             f"{MTU_OPTION}=N, {ICC_OPTION}=false") from None
+        if declared.host_binding_ipv4 is not None:
+            raise UsageError(f"-o {HOST_BINDING_OPTION} is for a stack's own networks",
+                             hint="set it in the stack file's networks:, or give each "
+                                  "port its address")
         spec = NetworkSpec(key=name, project="", name=name, subnet=subnet, gateway=gateway,
                            ip_range=ip_range, internal=internal, labels=dict(labels or {}),
-                           driver_opts=dict(options or {}))
+                           driver_opts=dict(options or {}), isolated=not declared.icc)
         spec.mtu(1500)  # SpecError for a bad one
         if self.alloc.network(name) is not None:
             raise AlreadyExistsError(f"network {name} already exists",

@@ -170,11 +170,13 @@ def lo_up(netns: str) -> None:
 
 def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns: str,
              ifname: str, ip: str, prefixlen: int, mac: str, gateway: str | None,
-             owner: str = "") -> None:
+             owner: str = "", isolated: bool = False) -> None:
     """A veth pair: the host end on the bridge, the other end as `ifname` in `netns`.
     The host end's ifalias is `owner` (`Roots.owner_id`).
 
     gateway: when given, the namespace's default route goes through it.
+    isolated: the host end is an isolated bridge port (it reaches the bridge itself,
+    not the other isolated ports: Docker's enable_icc false).
     peer_ifname: the name an older stackd gave the inner end while it was still on the
     host; only cleaned up here. The inner end is now born in the namespace, named
     `ifname`, with its MAC and MTU, in the one request that makes the pair: each
@@ -203,7 +205,7 @@ def add_veth(*, host_ifname: str, peer_ifname: str, bridge: str, mtu: int, netns
         # With br_netfilter loaded, a container reaching its own published port through
         # a host address is DNAT'ed inside the bridge and must leave by the port it came
         # in: hairpin mode.
-        sock.set_link(host_idx, up=True, alias=owner, hairpin=True)
+        sock.set_link(host_idx, up=True, alias=owner, hairpin=True, isolated=isolated)
     with _rtnl(f"configuring {ifname}", netns), namespaces.entered(netns), \
             rtnl.Socket() as ns:
         idx = if_index(ifname)  # an ioctl in the namespace this thread is in

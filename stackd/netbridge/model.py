@@ -27,6 +27,8 @@ LABEL_NETWORK_HASH = "io.stackd.config-hash"
 # …and the ipam pool's ip_range and aux_addresses, which the address choice reads.
 LABEL_IP_RANGE = "io.stackd.ip-range"
 LABEL_RESERVED = "io.stackd.reserved"
+# On a network whose containers' bridge ports are isolated (NetworkSpec.isolated).
+LABEL_ISOLATED = "io.stackd.isolated"
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
@@ -40,6 +42,9 @@ class NetworkSpec:
     subnet: str | None = None
     gateway: str | None = None
     internal: bool = False
+    # Docker's enable_icc false: its containers' ports on the bridge are isolated from
+    # one another (each reaches the gateway, DNS and published ports, no other).
+    isolated: bool = False
     # An external network must exist already (made by another stack); it is never
     # created nor removed on this spec's behalf.
     external: bool = False
@@ -77,7 +82,7 @@ NETWORK_HASH_EXCLUDED: dict[str, str] = {
 
 # Fields added after networks were made: left out while unset, so the networks made
 # before them keep their digest (a changed one means a network made again).
-_HASHED_WHEN_SET = ("ip_range", "reserved")
+_HASHED_WHEN_SET = ("ip_range", "reserved", "isolated")
 
 
 def network_hash(spec: NetworkSpec) -> str:

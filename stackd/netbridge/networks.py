@@ -32,6 +32,7 @@ from stackd.netbridge import (
 from stackd.netbridge.dns import DnsSink
 from stackd.netbridge.model import (
     LABEL_IP_RANGE,
+    LABEL_ISOLATED,
     LABEL_NETWORK_HASH,
     LABEL_RESERVED,
     SUPPORTED_DRIVERS,
@@ -192,6 +193,8 @@ class Networks:
                 labels[LABEL_IP_RANGE] = spec.ip_range
             if spec.reserved:
                 labels[LABEL_RESERVED] = ",".join(spec.reserved)
+            if spec.isolated:
+                labels[LABEL_ISOLATED] = "true"
             if lease is not None:
                 subnet = IPv4Network(lease.subnet)
                 ipam.check_subnet_free(subnet, routed, mine, network=spec.name)
@@ -339,7 +342,8 @@ class Networks:
                     peer_ifname=device_name(self.roots.id, "p", f"{container_id}/{row.key}"),
                     bridge=row.bridge, mtu=row.mtu, netns=netns_path, ifname=addr.ifname,
                     ip=addr.ip, prefixlen=addr.prefixlen, mac=addr.mac,
-                    gateway=row.gateway if i == 0 else None, owner=self.roots.owner_id))
+                    gateway=row.gateway if i == 0 else None, owner=self.roots.owner_id,
+                    isolated=row.labels.get(LABEL_ISOLATED) == "true"))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._release(container_id)

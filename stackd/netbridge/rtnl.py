@@ -28,7 +28,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 20, 24
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
-IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_MODE = 5, 4
+IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED = 5, 4, 33
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_GATEWAY = 1, 5
 IFF_UP = 0x1
@@ -122,16 +122,17 @@ class Socket:
 
     # the requests
     def set_link(self, index: int, *, up: bool = False, alias: str | None = None,
-                 hairpin: bool = False) -> None:
+                 hairpin: bool = False, isolated: bool = False) -> None:
         """hairpin: the device is a bridge's port; its hairpin mode is turned on in the
         same request (the bridge's own port options, under the rtnl lock the request
         already holds). Its sysfs file instead takes that lock with a trylock and restarts
-        the write while another request holds it: on a busy host, a spin."""
+        the write while another request holds it: on a busy host, a spin. isolated: a
+        bridge port's isolation, set the same way."""
+        port = ((attr(IFLA_BRPORT_MODE, b"\1") if hairpin else b"")
+                + (attr(IFLA_BRPORT_ISOLATED, b"\1") if isolated else b""))
         self.request(RTM_NEWLINK, 0, ifinfo(index, up=up)
                      + (_string(IFLA_IFALIAS, alias) if alias is not None else b"")
-                     + (attr(IFLA_LINKINFO, attr(IFLA_INFO_SLAVE_DATA,
-                                                 attr(IFLA_BRPORT_MODE, b"\1")))
-                        if hairpin else b""))
+                     + (attr(IFLA_LINKINFO, attr(IFLA_INFO_SLAVE_DATA, port)) if port else b""))
 
     def delete_link(self, index: int) -> None:
         self.request(RTM_DELLINK, 0, ifinfo(index))

@@ -14,9 +14,14 @@ from stackd.spec.model import Stack
 
 
 def published_ports(stack: Stack, name: str, index: int) -> tuple[PortBinding, ...]:
-    """The bindings of replica `index` (1-based) of service `name`."""
+    """The bindings of replica `index` (1-based) of service `name`. A port that names
+    no host address takes its first network's host_binding_ipv4, as Docker's."""
     out: list[PortBinding] = []
-    for i, p in enumerate(stack.services[name].ports):
+    svc = stack.services[name]
+    joined = svc.networks_in_order() if svc.network_mode is None else []
+    network = stack.networks.get(joined[0][0]) if joined else None
+    default_ip = (network.host_binding_ipv4 if network is not None else None) or ""
+    for i, p in enumerate(svc.ports):
         if p.published is None:
             continue  # an ephemeral host port: not supported by netbridge; exposed only
         lo, _, hi = p.published.partition("-")
@@ -30,5 +35,5 @@ def published_ports(stack: Stack, name: str, index: int) -> tuple[PortBinding, .
                 hint="widen the range, or run fewer replicas")
         proto = p.protocol if p.protocol != "sctp" else "tcp"
         out.append(PortBinding(host_port=port, container_port=p.target, protocol=proto,
-                               host_ip=p.host_ip or ""))
+                               host_ip=p.host_ip or default_ip))
     return tuple(out)

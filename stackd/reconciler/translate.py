@@ -298,7 +298,7 @@ def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str, str],
         raise SpecError(f"service {name!r}: network_mode {mode!r} is not supported yet",
                         location=where,
                         hint="use networks:, service:NAME, or network_mode host or none")
-    order = sorted(svc.networks.items(), key=lambda kv: (-(kv[1].priority or 0), kv[0]))
+    order = svc.networks_in_order()
     # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
     own = (svc.container_name,) if svc.container_name else ()
     attachments = tuple(
@@ -579,7 +579,7 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
             subnet=pool.subnet if pool else None, gateway=pool.gateway if pool else None,
             ip_range=pool.ip_range if pool else None,
             reserved=tuple(sorted(pool.aux_addresses.values())) if pool else (),
-            internal=net.internal, external=net.external,
+            internal=net.internal, external=net.external, isolated=not net.icc,
             driver=network_driver(net.driver, cluster=inputs.slots is not None),
             labels=dict(net.labels), driver_opts=dict(net.driver_opts))
     state = DesiredState(

@@ -405,6 +405,26 @@ class Deploy(Node):
 # ------------------------------------------------------------------- small service parts
 
 
+# Docker's bridge driver options that stackd follows; any other is refused by name.
+MTU_OPTION = "com.docker.network.driver.mtu"
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+HOST_BINDING_OPTION = "com.docker.network.bridge.host_binding_ipv4"
+NETWORK_OPTIONS = (MTU_OPTION, ICC_OPTION, HOST_BINDING_OPTION)
+# Go's strconv.ParseBool, which Docker reads these with.
+_GO_FALSE = frozenset({"0", "f", "false"})
+_GO_BOOLS = _GO_FALSE | {"1", "t", "true"}
+
+
+def _is_ipv4(text: str) -> bool:
+    from ipaddress import IPv4Address
+
+    try:
+        IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class ServiceNetwork(Node):
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
@@ -760,6 +780,11 @@ class Service(Node):
             return self.deploy.replicas
         return 1 if self.scale is None else self.scale
 
+    def networks_in_order(self) -> list[tuple[str, ServiceNetwork]]:
+        """Its networks as its containers join them: by priority, then by key; the
+        first carries the default route (and is where a port is published)."""
+        return sorted(self.networks.items(), key=lambda kv: (-(kv[1].priority or 0), kv[0]))
+
     def restart_policy(self) -> tuple[str, int | None]:
         """`restart` as (name, max retries): ("on-failure", 3), ("always", None)…"""
         name, _, count = (self.restart or "no").partition(":")
@@ -843,6 +868,35 @@ class Network(Node):
             raise ValueError("IPv6 is not supported yet: stackd's networks are IPv4 only "
                              "(leave enable_ipv6 out)")
         return v
+
+    @model_validator(mode="after")
+    def _options_stackd_follows(self) -> Network:
+        if self.external:
+            return self  # its options are its creator's
+        for key, value in sorted(self.driver_opts.items()):
+            if key not in NETWORK_OPTIONS:
+                raise ValueError(
+                    f"driver_opts: {key!r} is not supported yet (stackd's bridges take "
+                    f"{', '.join(NETWORK_OPTIONS)})")
+            if key == ICC_OPTION and value.lower() not in _GO_BOOLS:
+                raise ValueError(f"driver_opts: {key} must be true or false, not {value!r}")
+            if key == HOST_BINDING_OPTION and not _is_ipv4(value):
+                raise ValueError(f"driver_opts: {key} must be an IPv4 address, not {value!r}")
+        if not self.icc and self.driver not in (None, "bridge"):
+            raise ValueError(f"driver_opts: {ICC_OPTION} false is for bridge networks; "
+                             f"the {self.driver} driver does not take it")
+        return self
+
+    @property
+    def icc(self) -> bool:
+        """Whether its containers reach each other (Docker's inter-container
+        communication); false: each reaches only the gateway, DNS and published ports."""
+        return self.driver_opts.get(ICC_OPTION, "true").lower() not in _GO_FALSE
+
+    @property
+    def host_binding_ipv4(self) -> str | None:
+        """The host address a port is published on when the port names none."""
+        return self.driver_opts.get(HOST_BINDING_OPTION) if not self.external else None
 
 
 class Volume(Node):

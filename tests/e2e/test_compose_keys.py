@@ -575,3 +575,38 @@ def test_a_volume_binding_a_host_directory_holds_its_data_there(stack: CLI) -> N
     assert out == "16\n"
     stack("down", "-v")  # the volume goes; the directory it bound keeps its data
     assert sorted(p.name for p in (stack.cwd / "pgdata").iterdir()) == ["PG_VERSION", "new"]
+
+
+def test_enable_icc_false_isolates_containers_and_host_binding_sets_the_port_address(
+        stack: CLI) -> None:
+    """Both bridge options were read and dropped: the containers of an enable_icc:
+    false network reached each other, and a port was published on every address."""
+    from support.freeaddrs import free_port
+
+    port = free_port()
+    (stack.cwd / "compose.yaml").write_text(
+        "name: icc\nservices:\n"
+        f"  web:\n    {IMAGE}    command: [sh, -c, 'mkdir -p /www; echo ok > /www/index.html;"
+        " exec httpd -f -p 8080 -h /www']\n"
+        f"    ports: ['{port}:8080']\n    networks: [locked, open]\n"
+        f"  client:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    networks: [locked, open]\n"
+        "networks:\n  locked:\n    driver_opts:\n"
+        "      com.docker.network.bridge.enable_icc: 'false'\n"
+        "      com.docker.network.bridge.host_binding_ipv4: 127.0.0.1\n  open: {}\n")
+    stack("up", "-d")
+    ips = {net: stack("exec", "-T", "web", "sh", "-c",
+                      f"ip -4 -o addr show {dev} | awk '{{print $4}}' | cut -d/ -f1"
+                      ).stdout.strip() for net, dev in (("locked", "eth0"), ("open", "eth1"))}
+
+    def reach(ip: str) -> str:
+        return stack("exec", "-T", "client", "sh", "-c",
+                     f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080 | tail -1"
+                     ).stdout.strip() or "no"
+
+    assert reach(ips["open"]) == "ok"
+    assert reach(ips["locked"]) == "no"
+    # The gateway's DNS still answers on the isolated network.
+    assert stack("exec", "-T", "client", "nslookup", "web").returncode == 0
+    assert stack("port", "web", "8080").stdout.strip() == f"127.0.0.1:{port}"
+    assert fetch(port) == "ok\n"  # the published port answers, from the host

@@ -93,7 +93,10 @@ def test_two_stacks_meet_on_a_network_made_with_network_create(
     (["bad/name"], "invalid network name"),
     (["ok", "-d", "overlay"], "network driver 'overlay' is not supported"),
     (["ok", "--gateway", "10.9.9.1"], "--gateway and --ip-range need --subnet"),
-    (["ok", "-o", "foo=1"], "network option 'foo' is not supported"),
+    (["ok", "-o", "foo=1"], "-o 'foo' is not supported yet"),
+    (["ok", "-o", "com.docker.network.bridge.enable_icc=maybe"], "must be true or false"),
+    (["ok", "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1"],
+     "is for a stack's own networks"),
     (["ok", "--label", "novalue"], "--label 'novalue' is not KEY=VALUE"),
     (["ok", "-o", "com.docker.network.driver.mtu=9"], "MTU 9 is out of range"),
     (["ok", "--subnet", "10.93.0.0/24", "--ip-range", "10.94.0.0/28"],
@@ -142,3 +145,15 @@ volumes:
         finally:
             cli("down", check=False)
             cli("volume", "rm", "certs", check=False)
+
+
+def test_network_create_takes_enable_icc_false(no_leaks: Roots, tmp_path: Path) -> None:
+    import json
+
+    cli = CLI(no_leaks, tmp_path)
+    cli("network", "create", "quiet", "-o", "com.docker.network.bridge.enable_icc=false")
+    try:
+        (found,) = json.loads(cli("network", "inspect", "quiet").stdout)
+        assert found["labels"].get("io.stackd.isolated") == "true"
+    finally:
+        cli("network", "rm", "quiet")

@@ -71,6 +71,11 @@ def test_a_veth_pair_with_address_mac_mtu_and_default_route(two_namespaces) -> N
     assert host["master"] == "br0" and host["mtu"] == 1400 and host["ifalias"] == "owner-1"
     assert "UP" in host["flags"]
     assert bridge_port(outer, "vhost")["hairpin"] is True
+    assert bridge_port(outer, "vhost")["isolated"] is False
+    with netns.entered(outer), rtnl.Socket() as sock:
+        sock.set_link(host_end, up=True, hairpin=True, isolated=True)
+    assert bridge_port(outer, "vhost")["isolated"] is True
+    assert bridge_port(outer, "vhost")["hairpin"] is True
     (link,) = ip(inner, "link", "show", "eth0")
     assert link["address"] == "02:42:0a:00:00:07" and link["mtu"] == 1400
     assert "UP" in link["flags"]

@@ -379,3 +379,27 @@ volumes:
     assert by_target["/var/lib/db"] == Mount(type="volume", target="/var/lib/db",
                                              source="/srv/pg")
     assert by_target["/p"].source == "/state/volumes/demo_plain/data"
+
+
+def test_a_networks_bridge_options_reach_its_spec_and_the_ports(tmp_path: Path) -> None:
+    d = build("""
+services:
+  web:
+    image: busybox
+    ports: ["8080:80", "0.0.0.0:8443:443"]
+    networks: {front: {priority: 10}, back: {}}
+  off:
+    image: busybox
+    network_mode: host
+networks:
+  front:
+    driver_opts:
+      com.docker.network.bridge.host_binding_ipv4: 127.0.0.1
+      com.docker.network.bridge.enable_icc: "false"
+  back: {}
+""", tmp_path)
+    (web,) = d.containers_of("web")
+    # A port naming no address takes the first network's; one that names it keeps it.
+    assert [(p.host_ip, p.host_port) for p in web.ports] == [("127.0.0.1", 8080),
+                                                             ("0.0.0.0", 8443)]
+    assert d.networks["demo_front"].isolated and not d.networks["demo_back"].isolated

@@ -246,3 +246,36 @@ def test_volume_drivers_and_options_stackd_cannot_honour_are_refused(body: str,
 
     with pytest.raises(SpecError, match=re.escape(said)):
         volume_of(body)
+
+
+def network_of(opts: str, extra: str = "") -> tuple[bool, str | None]:
+    stack = load_text("services:\n  x:\n    image: busybox\n    networks: [n]\n"
+                      f"networks:\n  n:\n    driver_opts: {opts}\n{extra}", environ={})
+    return stack.networks["n"].icc, stack.networks["n"].host_binding_ipv4
+
+
+@pytest.mark.parametrize(("opts", "want"), [
+    ("{com.docker.network.bridge.enable_icc: 'false'}", (False, None)),
+    ("{com.docker.network.bridge.enable_icc: 'true'}", (True, None)),
+    ("{com.docker.network.bridge.host_binding_ipv4: 127.0.0.1}", (True, "127.0.0.1")),
+    ("{com.docker.network.driver.mtu: '1400'}", (True, None)),
+])
+def test_bridge_options_stackd_follows(opts: str, want: tuple[bool, str | None]) -> None:
+    assert network_of(opts) == want
+
+
+@pytest.mark.parametrize(("opts", "said"), [
+    ("{com.docker.network.bridge.name: br-app}",
+     "'com.docker.network.bridge.name' is not supported yet"),
+    ("{com.docker.network.bridge.enable_ip_masquerade: 'false'}",
+     "'com.docker.network.bridge.enable_ip_masquerade' is not supported yet"),
+    ("{com.docker.network.bridge.enable_icc: 'no'}", "must be true or false, not 'no'"),
+    ("{com.docker.network.bridge.host_binding_ipv4: localhost}",
+     "must be an IPv4 address, not 'localhost'"),
+])
+def test_bridge_options_stackd_cannot_follow_are_refused(opts: str, said: str) -> None:
+    """They were read and dropped: enable_icc false left the containers talking."""
+    from stackd.errors import SpecError
+
+    with pytest.raises(SpecError, match=re.escape(said)):
+        network_of(opts)
