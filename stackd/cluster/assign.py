@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from stackd.cluster.records import StackRecord
 from stackd.errors import StackdError
 from stackd.scheduler import Node, Resources, place
+from stackd.scheduler.constraints import parse_constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,21 @@ def plan(stack: StackRecord, usable: Sequence[Node], current: Mapping[str, str],
     placed = place(desired, usable, stack.strategy, kept=kept, reserved=reserved).assignments
     return Change(put={str(s): n for s, n in placed.items() if current.get(str(s)) != n},
                   delete=tuple(sorted(k for k in current if k not in by_name)))
+
+
+def per_node(stack: StackRecord, usable: Sequence[Node]) -> StackRecord:
+    """`stack` with each global service's replicas counted: one on every usable node its
+    constraints allow (Swarm's global mode; a node drained or down runs none)."""
+    if all(s.mode != "global" for s in stack.services):
+        return stack
+    out = []
+    for s in stack.services:
+        if s.mode == "global":
+            rules = [parse_constraint(c, service=s.name) for c in s.constraints]
+            count = sum(all(r.matches(n) for r in rules) for n in usable)
+            s = dataclasses.replace(s, replicas=count, max_per_node=1)
+        out.append(s)
+    return dataclasses.replace(stack, services=tuple(out))
 
 
 def pinned(stack: StackRecord, pins: Mapping[str, str]) -> StackRecord:
@@ -198,6 +214,7 @@ def plan_all(stacks: Sequence[StackRecord], usable: Sequence[Node],
     `current` maps project → slot name → node; `volumes` project → volume → the node
     recorded as holding it."""
     volumes = volumes or {}
+    stacks = [per_node(s, usable) for s in stacks]
     names = {n.name for n in usable}
     needs = {s.project: {str(slot): slot.needs for slot in s.slots()} for s in stacks}
     total, own = _Held(), {s.project: _Held() for s in stacks}

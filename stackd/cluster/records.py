@@ -102,6 +102,7 @@ class ServiceRecord:
     constraints: tuple[str, ...] = ()
     max_per_node: int | None = None
     preferences: tuple[tuple[str, str], ...] = ()  # ("spread", "node.labels.zone")
+    mode: Literal["replicated", "global"] = "replicated"  # global: one per usable node
     # The stack's named volumes it mounts that hold data on one node (not declared
     # shared): its slots run where those volumes are (assign.py).
     volumes: tuple[str, ...] = ()
@@ -125,7 +126,7 @@ class StackRecord:
         """`volumes`: service → the node-local named volumes it mounts."""
         return cls(project, tuple(
             ServiceRecord(s.name, s.replicas, s.needs, s.constraints, s.max_per_node,
-                          s.preferences, tuple(sorted((volumes or {}).get(s.name, ()))))
+                          s.preferences, s.mode, tuple(sorted((volumes or {}).get(s.name, ()))))
             for s in sorted(services, key=lambda s: s.name)), strategy, stack)
 
     def slots(self) -> list[Slot]:
@@ -142,6 +143,7 @@ class StackRecord:
                  "constraints": list(s.constraints), "max_per_node": s.max_per_node,
                  **({"preferences": [list(p) for p in s.preferences]} if s.preferences
                     else {}),
+                 **({"mode": s.mode} if s.mode != "replicated" else {}),
                  **({"volumes": list(s.volumes)} if s.volumes else {})}
                 for s in self.services]}
         if self.stack:
@@ -176,6 +178,7 @@ class StackRecord:
                 constraints=tuple(constraints),
                 max_per_node=_typed(key, raw, "max_per_node", (int, type(None)), None),
                 preferences=tuple((p[0], p[1]) for p in preferences),
+                mode=_mode(key, raw),
                 volumes=tuple(volumes)))
         return cls(_typed(key, d, "project", str), tuple(services), strategy,
                    _typed(key, d, "stack", str, ""))
@@ -391,3 +394,12 @@ class Endpoint:
         return cls(_typed(key, d, "network", str), _typed(key, d, "node", str),
                    _ipv4(key, d, "ip"), mac, _ipv4(key, d, "vtep"),
                    _typed(key, d, "container", str, ""))
+
+
+def _mode(key: str, raw: dict[str, Any]) -> Literal["replicated", "global"]:
+    mode = _typed(key, raw, "mode", str, "replicated")
+    if mode == "global":
+        return "global"
+    if mode != "replicated":
+        raise _bad(key, f"mode {mode!r}")
+    return "replicated"

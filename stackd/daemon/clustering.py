@@ -60,7 +60,9 @@ class Membership:
         self._followed: set[str] = set()  # projects converged at the last change
         # project → (the stack JSON last published here, its slot names, the revision
         # of the record it replaced): what `_verdict` waits on.
-        self._published: dict[str, tuple[str, set[str], int]] = {}
+        # project → (the stack published, the slots to see assigned, its global
+        # services (as many slots as nodes: one at least), the record's revision before)
+        self._published: dict[str, tuple[str, set[str], set[str], int]] = {}
         # Whether the agent has read this node's assignments since the daemon started:
         # until then a member knows nothing of what it should run, and touches nothing.
         self._seen = False
@@ -152,8 +154,10 @@ class Membership:
                  else Compare(key, "CREATE", "EQUAL", 0)],
                 [Put(key, record.to_json()), Delete(keys.removed(project))])
             if result.succeeded:
-                self._published[project] = (stack_json, {str(s) for s in record.slots()},
-                                            kv.mod_revision if kv else 0)
+                per_node = {s.name for s in record.services if s.mode == "global"}
+                self._published[project] = (
+                    stack_json, {str(s) for s in record.slots() if s.service not in per_node},
+                    per_node, kv.mod_revision if kv else 0)
                 return
 
     async def _verdict(self, project: str, stack_json: str) -> str:
@@ -161,7 +165,8 @@ class Membership:
         assigned, or the leader says why it cannot place the stack — a reason written
         since the publish, or one still there after STALE (the leader rewrites a
         reason only when it changes). "" when placed, or when no answer came."""
-        published, slots, before = self._published.pop(project, ("", set(), 0))
+        published, slots, per_node, before = self._published.pop(
+            project, ("", set(), set(), 0))
         if self.config is None or published != stack_json:
             return ""  # before the imports: a lone daemon's `up` never loads the cluster
         from stackd.cluster import keys
@@ -185,7 +190,9 @@ class Membership:
                         return Unplaced.from_json(why[0].key, why[0].value).reason
                     except StoreRecordError as e:
                         return e.message
-                if not why and names == slots:
+                services = {n.rpartition("-")[0] for n in names}
+                if not why and {n for n in names if n.rpartition("-")[0] not in per_node} \
+                        == slots and per_node <= services:
                     return ""
                 await trio.sleep(0.1)
         return ""

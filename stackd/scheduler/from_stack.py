@@ -47,6 +47,7 @@ def _service(stack: Stack, name: str, svc: Service) -> ServiceNode:
         max_per_node=placement.max_replicas_per_node if placement is not None else None,
         preferences=tuple(item for pref in placement.preferences for item in pref.items())
         if placement is not None else (),
+        mode=deploy.mode if deploy is not None else "replicated",
         location=stack.location_of(("services", name)),
     )
 

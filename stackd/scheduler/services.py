@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from stackd.errors import Location
 
@@ -92,6 +93,9 @@ class ServiceNode:
     max_per_node: int | None = None  # deploy.placement.max_replicas_per_node
     # deploy.placement.preferences, as (kind, descriptor): ("spread", "node.labels.zone")
     preferences: tuple[tuple[str, str], ...] = ()
+    # deploy.mode: "global" is one replica on every node its constraints allow (a
+    # cluster counts them; one host is one node), "replicated" is `replicas` of them.
+    mode: Literal["replicated", "global"] = "replicated"
     location: Location | None = None
 
     @property
