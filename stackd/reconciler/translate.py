@@ -231,7 +231,7 @@ def _volume_mounts(stack: Stack, svc: Service, inputs: TranslateInputs
             declared = stack.volumes.get(v.source)
             device = declared.bind_device if declared is not None else None
             mounts.append(Mount(type="volume", source=device or inputs.volume_path(host),
-                                target=v.target,
+                                target=v.target, seed_plain=device is not None,
                                 readonly=v.read_only, seed=not options.nocopy,
                                 subpath=options.subpath or ""))
     for line in svc.tmpfs:

@@ -77,6 +77,9 @@ class Mount(_Frozen):
     noexec: bool = False
     # Seed an empty named volume from the image (Docker's default; `nocopy` turns it off).
     seed: bool = True
+    # The volume is a host directory others may reach (it binds one): seeded without
+    # set-id bits or device nodes (volume_seed).
+    seed_plain: bool = False
     # Relative, no `..` part: the spec's rule (spec.model.VolumeOptions), checked again.
     subpath: str = Field(default="", pattern=_RELATIVE_INSIDE, max_length=4096)
 

@@ -199,7 +199,7 @@ def _user_mount(root_fd: int, m: Mount) -> None:
     with _dir_target(root_fd, m.target) as found:
         assert found.fd is not None
         if m.type == "volume" and m.seed and not found.created and not any(source.iterdir()):
-            volume_seed.seed(found.fd, source)
+            volume_seed.seed(found.fd, source, plain=m.seed_plain)
         _bind(m.source, found, readonly=m.readonly)
 
 

@@ -5,6 +5,11 @@ was resolved inside the container's root: everything below it is reached through
 descriptors and names relative to them, opened without following symlinks, so an
 image whose directory (or anything in it) is a link to the host copies the link,
 never what the host holds there. Owners, modes and times are kept.
+
+`plain`: the volume is a directory of the host others may reach (a volume that binds
+one, not one under the 0700 state root), so what the image puts there must give no one
+more than its files: set-user and set-group bits are dropped, and device nodes and
+FIFOs are left out (an image's `sda` node, mode 0666, would be the host's disk).
 """
 
 from __future__ import annotations
@@ -17,21 +22,21 @@ from pathlib import Path
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def seed(source_fd: int, volume: Path) -> None:
+def seed(source_fd: int, volume: Path, *, plain: bool = False) -> None:
     """Copy what is in the directory `source_fd` (O_PATH is enough) into `volume`."""
     src = os.open(".", _DIR, dir_fd=source_fd)
     try:
         dst = os.open(volume, _DIR)
         try:
-            _copy_children(src, dst)
-            _copy_meta(os.fstat(src), dst)
+            _copy_children(src, dst, plain)
+            _copy_meta(os.fstat(src), dst, plain)
         finally:
             os.close(dst)
     finally:
         os.close(src)
 
 
-def _copy_children(src: int, dst: int) -> None:
+def _copy_children(src: int, dst: int, plain: bool) -> None:
     with os.scandir(src) as entries:
         names = [e.name for e in entries]
     for name in names:
@@ -39,14 +44,16 @@ def _copy_children(src: int, dst: int) -> None:
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             os.mkdir(name, 0o700, dir_fd=dst)
-            _copy_dir(name, src, dst, st)
+            _copy_dir(name, src, dst, st, plain)
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
             os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
             os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst,
                      follow_symlinks=False)
         elif stat.S_ISREG(mode):
-            _copy_file(name, src, dst, st)
+            _copy_file(name, src, dst, st, plain)
+        elif plain:
+            continue
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
             os.mknod(name, (mode & ~0o7777) | 0o600, st.st_rdev, dir_fd=dst)
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
@@ -57,20 +64,20 @@ def _copy_children(src: int, dst: int) -> None:
         # Sockets are left out: a socket file means nothing without its listener.
 
 
-def _copy_dir(name: str, src: int, dst: int, st: os.stat_result) -> None:
+def _copy_dir(name: str, src: int, dst: int, st: os.stat_result, plain: bool) -> None:
     s = os.open(name, _DIR, dir_fd=src)
     try:
         d = os.open(name, _DIR, dir_fd=dst)
         try:
-            _copy_children(s, d)
-            _copy_meta(st, d)  # last: creating the children changed its times
+            _copy_children(s, d, plain)
+            _copy_meta(st, d, plain)  # last: creating the children changed its times
         finally:
             os.close(d)
     finally:
         os.close(s)
 
 
-def _copy_file(name: str, src: int, dst: int, st: os.stat_result) -> None:
+def _copy_file(name: str, src: int, dst: int, st: os.stat_result, plain: bool) -> None:
     s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
     try:
         d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -78,14 +85,15 @@ def _copy_file(name: str, src: int, dst: int, st: os.stat_result) -> None:
         with open(s, "rb", closefd=False) as fin, open(d, "wb") as fout:
             shutil.copyfileobj(fin, fout)
             fout.flush()
-            _copy_meta(st, d)
+            _copy_meta(st, d, plain)
     finally:
         os.close(s)
 
 
-def _copy_meta(st: os.stat_result, fd: int) -> None:
+def _copy_meta(st: os.stat_result, fd: int, plain: bool = False) -> None:
     """Owner, then mode (a chown clears set-uid bits), then times; `fd` may be O_PATH."""
     path = f"/proc/self/fd/{fd}"  # the descriptor's own file: O_PATH allows no fchown
     os.chown(path, st.st_uid, st.st_gid)
-    os.chmod(path, stat.S_IMODE(st.st_mode))
+    mode = stat.S_IMODE(st.st_mode)
+    os.chmod(path, mode & ~(stat.S_ISUID | stat.S_ISGID) if plain else mode)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -235,3 +235,28 @@ async def test_volume_subpath_that_is_missing_is_refused(rt, make_spec, tmp_path
 def test_volume_subpath_outside_is_not_a_spec(subpath):
     with pytest.raises(pydantic.ValidationError):
         Mount(type="volume", source="/v", target="/data", subpath=subpath)
+
+
+async def test_a_volume_binding_a_host_directory_is_seeded_without_set_id_or_devices(
+        rt, make_spec, busybox_layer, tmp_path):
+    """An image's set-uid root file or a 0666 node of the host's disk, copied into a
+    host directory other users may reach, would hand them root."""
+    layer = tmp_path / "layer"
+    (layer / "seedme").mkdir(parents=True)
+    (layer / "seedme" / "tool").write_text("#!/bin/sh\n")
+    os.chmod(layer / "seedme" / "tool", 0o4755)
+    os.mknod(layer / "seedme" / "disk", 0o20666, os.makedev(7, 200))
+    os.mkfifo(layer / "seedme" / "pipe")
+    for plain, vol in ((True, tmp_path / "bound"), (False, tmp_path / "own")):
+        vol.mkdir()
+        spec = make_spec(f"fs-seed-{str(plain).lower()}", "true", mounts=(
+            Mount(type="volume", source=str(vol), target="/seedme", seed_plain=plain),))
+        spec = spec.model_copy(update={"layers": (str(layer), str(busybox_layer))})
+        await run_to_end(rt, spec)
+        names = sorted(os.listdir(vol))
+        if plain:
+            assert names == ["tool"]
+            assert os.stat(vol / "tool").st_mode & 0o7777 == 0o755
+        else:  # under the 0700 state root, as Docker copies it
+            assert names == ["disk", "pipe", "tool"]
+            assert os.stat(vol / "tool").st_mode & 0o7777 == 0o4755

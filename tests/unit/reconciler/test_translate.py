@@ -377,7 +377,7 @@ volumes:
 """, tmp_path)
     by_target = {m.target: m for m in d.containers[0].spec.mounts}
     assert by_target["/var/lib/db"] == Mount(type="volume", target="/var/lib/db",
-                                             source="/srv/pg")
+                                             source="/srv/pg", seed_plain=True)
     assert by_target["/p"].source == "/state/volumes/demo_plain/data"
 
 
