@@ -10,9 +10,11 @@ function of them (`mesh_backends`); the daemon hands them to netbridge
 (`daemon/clusterstatus.py`), which this package does not import.
 
 Only ports published on every address of the host are meshed (a port bound to one
-host address names an address of that host only). A remote backend's address is the
-one its own node gave it, reachable through the overlay; connections DNAT'ed to one
-are masqueraded, so replies come back through the node that took the connection.
+host address names an address of that host only), and not those of `mode: host`
+(Swarm's: each node answers with its own replica, as a global service's agent does).
+A remote backend's address is the one its own node gave it, reachable through the
+overlay; connections DNAT'ed to one are masqueraded, so replies come back through the
+node that took the connection.
 """
 
 from __future__ import annotations
@@ -40,4 +42,4 @@ def mesh_backends(statuses: Iterable[SlotStatus], node: str) -> list[Backend]:
     return sorted(Backend(p.host_port, p.protocol, p.ip, p.container_port, s.container,
                           f"{s.project}/{s.service}")
                   for s in statuses if s.node != node and s.ready
-                  for p in s.ports if not p.host_ip)
+                  for p in s.ports if not p.host_ip and p.meshed)

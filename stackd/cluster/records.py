@@ -245,6 +245,7 @@ class PublishedPort:
     container_port: int
     ip: str
     host_ip: str = ""
+    meshed: bool = True  # False: `mode: host`, answered on its own node only
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +272,8 @@ class SlotStatus:
         return _dump({"node": self.node, "project": self.project, "service": self.service,
                       "index": self.index, "container": self.container, "state": self.state,
                       "ready": self.ready, "addresses": dict(self.addresses),
-                      "ports": [[p.host_port, p.protocol, p.container_port, p.ip, p.host_ip]
-                                for p in self.ports]})
+                      "ports": [[p.host_port, p.protocol, p.container_port, p.ip, p.host_ip,
+                                 *(() if p.meshed else (False,))] for p in self.ports]})
 
     @classmethod
     def from_json(cls, key: str, value: bytes) -> SlotStatus:
@@ -286,14 +287,15 @@ class SlotStatus:
             raise _bad(key, "addresses must map network keys to IPv4 addresses")
         ports = []
         for raw in _typed(key, d, "ports", list, []):
-            if not (isinstance(raw, list) and len(raw) == 5
+            if not (isinstance(raw, list) and (len(raw) == 5 or (len(raw) == 6
+                                                                 and raw[5] is False))
                     and all(_is_port(raw[i]) for i in (0, 2))
                     and raw[1] in ("tcp", "udp") and isinstance(raw[3], str)
                     and _is_ipv4(raw[3]) and isinstance(raw[4], str)
                     and (raw[4] == "" or _is_ipv4(raw[4]))):
                 raise _bad(key, f"a port is not [host_port, tcp|udp, container_port, ip, "
-                                f"host_ip]: {str(raw)[:80]}")
-            ports.append(PublishedPort(raw[0], raw[1], raw[2], raw[3], raw[4]))
+                                f"host_ip(, false)]: {str(raw)[:80]}")
+            ports.append(PublishedPort(raw[0], raw[1], raw[2], raw[3], raw[4], len(raw) == 5))
         index = _typed(key, d, "index", int)
         if index < 0:
             raise _bad(key, f"index {index}")

@@ -37,19 +37,21 @@ def local_facts(world: Any, node: str) -> list[SlotStatus]:
     addresses: dict[str, dict[str, str]] = {}
     for a in nets.alloc.addresses():
         addresses.setdefault(a.container_id, {})[a.network_key] = a.ip
-    published: dict[str, list[PublishedPort]] = {}
+    rows: dict[str, list[Any]] = {}
     for p in nets.alloc.ports():
-        published.setdefault(p.container_id, []).append(PublishedPort(
-            p.host_port, p.protocol, p.container_port, p.container_ip, p.host_ip))
+        rows.setdefault(p.container_id, []).append(p)
     out = []
     for w in supervisor.watches():
         d = w.desired
+        host_mode = {(b.host_port, b.protocol) for b in d.ports if not b.meshed}
+        published = [PublishedPort(p.host_port, p.protocol, p.container_port, p.container_ip,
+                                   p.host_ip, (p.host_port, p.protocol) not in host_mode)
+                     for p in rows.get(w.container_id, [])]
         out.append(SlotStatus(
             node=node, project=d.project, service=d.service, index=d.index,
             container=d.name, state="running" if w.running else "exited", ready=w.ready,
             addresses=dict(sorted(addresses.get(w.container_id, {}).items())),
-            ports=tuple(sorted(published.get(w.container_id, []),
-                               key=lambda p: (p.host_port, p.protocol)))))
+            ports=tuple(sorted(published, key=lambda p: (p.host_port, p.protocol)))))
     return out
 
 

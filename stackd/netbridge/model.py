@@ -158,6 +158,9 @@ class PortBinding:
     container_port: int
     protocol: str = "tcp"
     host_ip: str = ""  # "" or 0.0.0.0: every host address
+    # A cluster's routing mesh answers for it on every node (Compose's `mode: ingress`);
+    # False: only on the node that runs the replica (`mode: host`).
+    meshed: bool = True
 
     def __post_init__(self) -> None:
         if self.protocol not in ("tcp", "udp"):

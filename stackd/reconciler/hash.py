@@ -102,7 +102,10 @@ def hashed_document(spec: ContainerSpec, *, image: object,
     if isinstance(env, list):
         doc["process.env"] = dict(str(kv).partition("=")[::2] for kv in env)
     doc["networks"] = [asdict(a) for a in attachments]
-    doc["ports"] = [asdict(p) for p in ports]
+    # `meshed` came later: left out while it is the default, so containers made before
+    # keep their hash (a changed one means a container made again).
+    doc["ports"] = [{k: v for k, v in asdict(p).items() if not (k == "meshed" and v)}
+                    for p in ports]
     doc["healthcheck"] = asdict(healthcheck) if healthcheck is not None else None
     if container_name:  # the slot's name is excluded; a fixed one is configuration
         doc["container_name"] = container_name

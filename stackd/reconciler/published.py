@@ -35,5 +35,5 @@ def published_ports(stack: Stack, name: str, index: int) -> tuple[PortBinding, .
                 hint="widen the range, or run fewer replicas")
         proto = p.protocol if p.protocol != "sctp" else "tcp"
         out.append(PortBinding(host_port=port, container_port=p.target, protocol=proto,
-                               host_ip=p.host_ip or default_ip))
+                               host_ip=p.host_ip or default_ip, meshed=p.mode != "host"))
     return tuple(out)

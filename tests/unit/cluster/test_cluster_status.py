@@ -28,7 +28,8 @@ def st(node: str, index: int, *, ready: bool = True, ip: str = "", service: str 
 
 def test_a_status_record_round_trips_and_names_its_slot() -> None:
     s = st("n1", 2, ports=(PublishedPort(8080, "tcp", 80, "10.192.1.3"),
-                           PublishedPort(53, "udp", 53, "10.192.1.3", "127.0.0.1")))
+                           PublishedPort(53, "udp", 53, "10.192.1.3", "127.0.0.1"),
+                           PublishedPort(9100, "tcp", 9100, "10.192.1.3", meshed=False)))
     key = keys.status("shop", s.slot)
     assert key == "status/shop/web-2"
     assert SlotStatus.from_json(key, s.to_json()) == s
@@ -41,6 +42,8 @@ def test_a_status_record_round_trips_and_names_its_slot() -> None:
     {"ports": [[80, "tcp", 80, "10.0.0.1; flush ruleset", ""]]}, {"ports": [[True, "tcp", 80,
                                                                               "10.0.0.1", ""]]},
     {"container": 'x" ; drop'}, {"service": ""}, {"node": 3},
+    {"ports": [[80, "tcp", 80, "10.0.0.1", "", True]]},
+    {"ports": [[80, "tcp", 80, "10.0.0.1", "", "no", 1]]},
 ])
 def test_a_hostile_status_record_is_refused_naming_its_key(change: dict[str, object]) -> None:
     raw = json.loads(st("n1", 1).to_json())
@@ -122,3 +125,15 @@ def test_the_mesh_balances_a_port_over_every_nodes_ready_replicas() -> None:
            "2 : 10.192.3.4 . 80 }" in alone
     # Off a cluster nothing changes: no masquerade rule for remote backends.
     assert "ct status dnat ip daddr" not in render("0123456789ab", [], [local])
+
+
+def test_a_port_of_mode_host_answers_on_its_own_node_only() -> None:
+    """Swarm's `mode: host` (a global agent's port on every node): meshed, each node's
+    9100 balanced over every node's agent and answered with another node's metrics."""
+    def agent(node: str) -> SlotStatus:
+        s = st(node, 1, service="agent")
+        return SlotStatus(s.node, s.project, s.service, s.index, s.container, s.state,
+                          s.ready, s.addresses,
+                          (PublishedPort(9100, "tcp", 9100, s.addresses["shop_default"],
+                                         meshed=False),))
+    assert mesh_backends([agent("n1"), agent("n2"), agent("n3")], "n1") == []

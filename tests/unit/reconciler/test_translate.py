@@ -403,3 +403,14 @@ networks:
     assert [(p.host_ip, p.host_port) for p in web.ports] == [("127.0.0.1", 8080),
                                                              ("0.0.0.0", 8443)]
     assert d.networks["demo_front"].isolated and not d.networks["demo_back"].isolated
+
+
+def test_a_port_of_mode_host_is_not_meshed(tmp_path: Path) -> None:
+    d = build("""
+services:
+  agent:
+    image: busybox
+    ports: [{target: 9100, published: "9100", mode: host}, "8080:80"]
+""", tmp_path)
+    (agent,) = d.containers_of("agent")
+    assert [(p.host_port, p.meshed) for p in agent.ports] == [(9100, False), (8080, True)]
