@@ -10,6 +10,8 @@ import os
 from collections import Counter
 from typing import Any
 
+from stackd.daemon.rows import docker_state
+
 HELP = "List stacks: their status and stack files"
 
 
@@ -56,9 +58,7 @@ def summarise(stacks: list[dict[str, Any]], containers: list[dict[str, Any]],
     states: dict[str, Counter[str]] = {}
     for c in containers:
         if c.get("project"):
-            # Docker's word for an exited container its policy starts again.
-            state = "restarting" if c["state"] == "exited" and c.get("restarting") \
-                else c["state"]
+            state = docker_state(c)
             states.setdefault(c["project"], Counter())[state] += 1
     desired = {s["project"]: s for s in stacks}
     rows = []

@@ -8,6 +8,8 @@ import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from stackd.daemon.rows import docker_state
+
 if TYPE_CHECKING:
     import argparse
 
@@ -56,7 +58,7 @@ def _state_text(c: dict[str, Any], now: float) -> str:
         elif c.get("health"):
             text += f" ({c['health']})"
         return text
-    if state == "exited" and c.get("restarting"):
+    if docker_state(c) == "restarting":
         return f"Restarting ({c.get('exit_code')})"
     if state == "exited":
         if c.get("oom_killed"):
@@ -135,15 +137,6 @@ def _states(args: argparse.Namespace | SimpleNamespace) -> set[str]:
     return out
 
 
-def _state_of(row: dict[str, Any]) -> str:
-    """Docker's state of a row: stackd's, with paused and restarting told apart."""
-    if row.get("state") == "running" and row.get("paused"):
-        return "paused"
-    if row.get("state") == "exited" and row.get("restarting"):
-        return "restarting"
-    return str(row.get("state"))
-
-
 def run(args: argparse.Namespace | SimpleNamespace) -> int:
     from stackd.cli.client import Client
     from stackd.cli.stackref import project_of
@@ -158,7 +151,7 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
             query["cluster"] = True
         rows = client.get("/v1/containers", **query)
         if not (args.all or states):
-            rows = [r for r in rows if _state_of(r) in ("running", "paused", "restarting")]
+            rows = [r for r in rows if docker_state(r) in ("running", "paused", "restarting")]
         stacks = client.get("/v1/stacks") if args.format != "json" and not args.quiet \
             else []
     for s in stacks:
@@ -177,7 +170,7 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
         declared = load_stack(args, all_profiles=True).services  # type: ignore[arg-type]
         rows = [r for r in rows if r.get("service") in declared]
     if states:
-        rows = [r for r in rows if _state_of(r) in states]
+        rows = [r for r in rows if docker_state(r) in states]
     if args.list_services:  # a line each, nothing for none (as Compose's)
         sys.stdout.write("".join(f"{name}\n" for name in sorted(
             {str(r["service"]) for r in rows if r.get("service")})))
@@ -203,7 +196,7 @@ def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
     """A row under the names Docker's and Compose's `ps --format` templates use."""
     return {"ID": c["id"], "Name": c["name"], "Names": c["name"],
             "Service": c.get("service") or "", "Project": c.get("project") or "",
-            "State": _state_of(c),
+            "State": docker_state(c),
             "Status": status_text(c, time.time()), "Health": c.get("health") or "",
             "ExitCode": c.get("exit_code") if c.get("exit_code") is not None else 0,
             "Ports": ", ".join(c.get("ports") or []),

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from stackd.daemon.rows import docker_state
 from stackd.ui.auth import CSRF_FIELD
 
 HTMX = "htmx-2.0.11.min.js"
@@ -43,12 +44,10 @@ def badge(word: str) -> str:
 
 def container_health(row: Mapping[str, Any]) -> str:
     """A container's one word: its health when it has a check and runs, else its state."""
-    state = str(row.get("state") or "")
+    state = docker_state(row)
     health = row.get("health")
     if state == "running" and health:
         return str(health)
-    if state == "exited" and row.get("restarting"):
-        return "restarting"  # its policy starts it again: a crash loop, as Docker says
     return state
 
 

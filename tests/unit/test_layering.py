@@ -55,7 +55,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "cli": ("daemon", "gitops", "spec", "scheduler", "images", "cluster"),
     # The web console is a client of the daemon's API, as the CLI is; only the CLI's
     # `stackd ui` verb imports it.
-    "ui": ("cli.client", "daemon.wire", "daemon.paths"),
+    "ui": ("cli.client", "daemon.wire", "daemon.paths", "daemon.rows"),
     "__main__": ("cli",),
     "__init__": (),
 }
