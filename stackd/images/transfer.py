@@ -35,7 +35,7 @@ from stackd.images.oci import Descriptor, choose_platform, is_index, media_type_
 from stackd.images.platform import Platform, host_platform
 from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.reference import Reference
-from stackd.images.registry.client import RegistryClient
+from stackd.images.registry.client import MAX_CONFIG, RegistryClient, read_capped
 from stackd.images.unpack import UnpackResult, unpack_layer
 
 if TYPE_CHECKING:
@@ -84,7 +84,8 @@ async def pull_image(store: ImageStore, ref: Reference, client: RegistryClient,
         config_body = store.blobs.read_bytes(cfg.digest, "image config")
     else:
         async with client.blob(ref, cfg.digest) as resp:
-            config_body = await resp.aread()
+            config_body = await read_capped(resp, MAX_CONFIG, f"the config of {ref}",
+                                            ref.domain)
         store.blobs.put_bytes(config_body, cfg.digest, f"config of {ref}")
     diff_ids = json.loads(config_body).get("rootfs", {}).get("diff_ids") or []
     if len(diff_ids) != len(manifest.layers):

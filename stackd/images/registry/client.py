@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -56,6 +57,34 @@ if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", 0) < HTTP_READ_SIZE
 
 def api_host(domain: str) -> str:
     return DOCKER_HUB_API if domain == "docker.io" else domain
+
+
+# What a registry may send that is read whole into memory: a manifest (Docker's limit),
+# an image's config, an error or a token answer. More is refused, not buffered: a
+# hostile or broken registry must not make the daemon hold gigabytes.
+MAX_MANIFEST = 4 << 20
+MAX_CONFIG = 16 << 20
+MAX_SMALL = 1 << 20
+
+
+async def read_capped(resp: httpx.Response, limit: int, what: str, domain: str) -> bytes:
+    """A streamed response's body, refused once it is longer than `limit`."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(what, domain, limit)
+    chunks, size = [], 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(what, domain, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(what: str, domain: str, limit: int) -> RegistryError:
+    return RegistryError(f"registry {domain}: {what} is larger than {limit >> 20} MiB",
+                         hint="no registry sends that much; check its address and the "
+                              "reference")
 
 
 class RegistryClient:
@@ -157,35 +186,46 @@ class RegistryClient:
         if cred:
             query.append(("account", cred.username))
         try:
-            resp = await self.http.get(params["realm"], params=query, auth=auth)
+            resp = await self.http.send(self.http.build_request(
+                "GET", params["realm"], params=query), auth=auth, stream=True)
         except httpx.HTTPError as exc:
             raise RegistryAuthError(
                 f"token service {params['realm']} of {domain} could not be reached: "
                 f"{reason(exc)}",
                 hint="check the network; the registry's auth service must be reachable",
             ) from exc
-        if resp.status_code in (401, 403):
-            raise RegistryAuthError(
-                f"token service of {domain} refused "
-                f"{'the credentials' if cred else 'anonymous access'}",
-                hint=f"run `stackd login {domain}`",
-            )
-        if resp.status_code != 200:
-            raise RegistryAuthError(f"token service of {domain} answered {resp.status_code}",
-                                    hint="try again later")
-        body = resp.json()
-        token = body.get("token") or body.get("access_token")
-        if not token:
+        try:
+            if resp.status_code in (401, 403):
+                raise RegistryAuthError(
+                    f"token service of {domain} refused "
+                    f"{'the credentials' if cred else 'anonymous access'}",
+                    hint=f"run `stackd login {domain}`",
+                )
+            if resp.status_code != 200:
+                raise RegistryAuthError(f"token service of {domain} answered "
+                                        f"{resp.status_code}", hint="try again later")
+            raw = await read_capped(resp, MAX_SMALL, "the token answer", domain)
+        finally:
+            await resp.aclose()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        token = (body.get("token") or body.get("access_token")) \
+            if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
             raise RegistryAuthError(f"token service of {domain} sent no token",
                                     hint="the registry's auth service is misconfigured")
         self._tokens[(domain, scope)] = f"Bearer {token}"
 
-    def _fail(self, ref: Reference, resp: httpx.Response, what: str) -> RegistryError:
+    def _fail(self, ref: Reference, resp: httpx.Response, what: str,
+              body: bytes | None = None) -> RegistryError:
+        """`body`: a streamed response's, read already (capped); else the response's."""
         detail = ""
         try:
-            errs = resp.json().get("errors") or []
+            errs = json.loads(body if body is not None else resp.content).get("errors") or []
             detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs)
-        except ValueError:
+        except (ValueError, AttributeError, TypeError, httpx.ResponseNotRead):
             pass
         return RegistryError(
             f"registry {ref.domain}: {what} failed with HTTP {resp.status_code}"
@@ -202,18 +242,23 @@ class RegistryClient:
     async def get_manifest(self, ref: Reference, locator: str) -> tuple[bytes, str, str | None]:
         """(body, media type, Docker-Content-Digest header) of a manifest or index."""
         resp = await self.request("GET", ref, self.url(ref, f"manifests/{locator}"),
-                                  headers={"Accept": ACCEPT})
-        if resp.status_code == 404:
-            raise ImageNotFoundError(
-                f"image {ref.repository}:{locator} was not found on {ref.domain}"
-                if ":" not in locator else
-                f"image {ref.repository}@{locator} was not found on {ref.domain}",
-                hint="check the name and tag",
-            )
-        if resp.status_code != 200:
-            raise self._fail(ref, resp, f"manifest {locator}")
+                                  headers={"Accept": ACCEPT}, stream=True)
+        try:
+            if resp.status_code == 404:
+                raise ImageNotFoundError(
+                    f"image {ref.repository}:{locator} was not found on {ref.domain}"
+                    if ":" not in locator else
+                    f"image {ref.repository}@{locator} was not found on {ref.domain}",
+                    hint="check the name and tag",
+                )
+            if resp.status_code != 200:
+                body = await read_capped(resp, MAX_SMALL, "an error answer", ref.domain)
+                raise self._fail(ref, resp, f"manifest {locator}", body)
+            body = await read_capped(resp, MAX_MANIFEST, f"the manifest {locator}", ref.domain)
+        finally:
+            await resp.aclose()
         mt = resp.headers.get("content-type", "").split(";")[0].strip()
-        return resp.content, mt, resp.headers.get("docker-content-digest")
+        return body, mt, resp.headers.get("docker-content-digest")
 
     @asynccontextmanager
     async def blob(self, ref: Reference, digest: str) -> AsyncIterator[httpx.Response]:
@@ -223,7 +268,8 @@ class RegistryClient:
                 raise BlobNotFoundError(f"blob {digest} of {ref.repository} is not on the registry",
                                         hint="the image on the registry is incomplete")
             if resp.status_code != 200:
-                raise self._fail(ref, resp, f"blob {digest}")
+                body = await read_capped(resp, MAX_SMALL, "an error answer", ref.domain)
+                raise self._fail(ref, resp, f"blob {digest}", body)
             yield resp
         finally:
             await resp.aclose()

@@ -287,3 +287,71 @@ async def test_blob_longer_than_announced_stops_the_download(
     assert list(empty_store.snapshots.root.iterdir()) == []
     assert list(empty_store.blobs.ingest_dir.iterdir()) == []
     assert empty_store.list() == []
+
+
+async def test_a_config_too_large_to_be_an_images_is_refused(
+        store: ImageStore, empty_store: ImageStore, registry: RunningRegistry,
+        busybox_tar: Path) -> None:
+    """It was read whole into the daemon's memory, however large the registry made it."""
+    from stackd.images.errors import RegistryError
+
+    ref = f"{registry.host}/test/huge-config:1"
+    img = store.import_rootfs(busybox_tar, ref)
+    await store.push(ref)
+    stored = registry.storage_blob(
+        parse_manifest(store.blobs.read_bytes(img.digest)).config.digest)
+    body = stored.read_bytes()
+    stored.write_bytes(body[:-1] + b" " * (17 << 20) + body[-1:])  # still JSON, only bigger
+    with pytest.raises(RegistryError, match=r"the config of .* is larger than 16 MiB"):
+        await empty_store.pull(ref)
+    assert empty_store.list() == [] and empty_store.snapshots.all() == []
+
+
+@pytest.mark.parametrize("path", ["manifests", "token"])
+async def test_a_hostile_registrys_endless_manifest_or_token_is_cut_off(
+        empty_store: ImageStore, path: str) -> None:
+    """A registry (docker-registry checks what it serves, so a server of the test's
+    own stands in) that answers a manifest, or its token service a token, with bytes
+    that never end: read until 4 MiB (1 MiB for a token), then refused."""
+    import http.server
+    import threading
+
+    from stackd.images.errors import RegistryError
+
+    sent: list[int] = []
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            host = f"127.0.0.1:{self.server.server_address[1]}"
+            if path == "token" and "/token" not in self.path:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate",
+                                 f'Bearer realm="http://{host}/token",service="x"')
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.end_headers()
+            try:
+                for _ in range(64):  # 64 MiB at most, if never cut off
+                    self.wfile.write(b" " * (1 << 20))
+                    sent.append(1)
+            except OSError:
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ref = f"127.0.0.1:{server.server_address[1]}/x/y:1"
+        with pytest.raises(RegistryError, match="the token answer is larger than 1 MiB"
+                           if path == "token" else "the manifest 1 is larger than 4 MiB"):
+            await empty_store.pull(ref)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert len(sent) < 64
