@@ -286,11 +286,12 @@ class NetworkAdmin:
         from stackd.spec.model import HOST_BINDING_OPTION, ICC_OPTION, MTU_OPTION, Network
 
         try:  # a stack's network's rules
-            declared = Network(driver_opts=dict(options or {}))
+            declared = Network(driver_opts=dict(options or {}), labels=dict(labels or {}))
         except ValidationError as e:
             raise UsageError(e.errors()[0]["msg"].removeprefix("Value error, ")
                              .replace("driver_opts: ", "-o "), hint=f"the options there are: "
-                             f"{MTU_OPTION}=N, {ICC_OPTION}=false") from None
+                             f"{MTU_OPTION}=N, {ICC_OPTION}=false; labels under io.stackd. "
+                             "are stackd's own") from None
         if declared.host_binding_ipv4 is not None:
             raise UsageError(f"-o {HOST_BINDING_OPTION} is for a stack's own networks",
                              hint="set it in the stack file's networks:, or give each "

@@ -405,6 +405,14 @@ class Deploy(Node):
 # ------------------------------------------------------------------- small service parts
 
 
+def _no_reserved_labels(labels: dict[str, str]) -> dict[str, str]:
+    if reserved := hostnames.reserved_labels(labels):
+        raise ValueError(f"label {reserved[0]!r}: the {hostnames.LABEL_PREFIX} prefix is "
+                         "stackd's own (it finds and keeps what it made by it); name the "
+                         "label otherwise")
+    return labels
+
+
 # Docker's bridge driver options that stackd follows; any other is refused by name.
 MTU_OPTION = "com.docker.network.driver.mtu"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
@@ -723,11 +731,7 @@ class Service(Node):
     @field_validator("labels")
     @classmethod
     def _not_stackds(cls, v: dict[str, str]) -> dict[str, str]:
-        if reserved := hostnames.reserved_labels(v):
-            raise ValueError(f"label {reserved[0]!r}: the {hostnames.LABEL_PREFIX} prefix is "
-                             "stackd's own (it finds and cleans up containers by it); name "
-                             "the label otherwise")
-        return v
+        return _no_reserved_labels(v)
 
     @field_validator("tmpfs")
     @classmethod
@@ -868,6 +872,11 @@ class Network(Node):
             raise ValueError("IPv6 is not supported yet: stackd's networks are IPv4 only "
                              "(leave enable_ipv6 out)")
         return v
+
+    @field_validator("labels")
+    @classmethod
+    def _not_stackds_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return _no_reserved_labels(v)
 
     @model_validator(mode="after")
     def _options_stackd_follows(self) -> Network:

@@ -279,3 +279,13 @@ def test_bridge_options_stackd_cannot_follow_are_refused(opts: str, said: str) -
 
     with pytest.raises(SpecError, match=re.escape(said)):
         network_of(opts)
+
+
+def test_a_network_label_under_stackds_prefix_is_refused() -> None:
+    """stackd keeps a network's own facts in its labels (io.stackd.overlay,
+    io.stackd.reserved…): a stack file's label there would be read as one."""
+    from stackd.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"label 'io\.stackd\.reserved': the io\.stackd\. "):
+        load_text("services:\n  x:\n    image: busybox\n    networks: [n]\n"
+                  "networks:\n  n:\n    labels: {io.stackd.reserved: 10.0.0.9}\n", environ={})
