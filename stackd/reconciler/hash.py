@@ -42,7 +42,8 @@ _SPLIT = ("process",)
 # Fields added after containers were made with specs that lacked them, with the value
 # that means unset: left out while unset, so those containers keep their hash (a
 # stackd upgrade recreates nothing; a changed value recreates them). A dotted path
-# reaches into a model that is hashed whole (`resources`).
+# reaches into a model that is hashed whole (`resources`); `[]` into each item of a
+# list hashed whole (`mounts[].subpath`: every mount's).
 _HASHED_WHEN_SET: Mapping[str, object] = {
     "process.oom_score_adj": None,
     "resources.memory_swappiness": None,
@@ -51,6 +52,12 @@ _HASHED_WHEN_SET: Mapping[str, object] = {
     "resources.blkio_devices": [],
     "device_cgroup_rules": [],
     "annotations": {},
+    "mounts[].uid": None,
+    "mounts[].gid": None,
+    "mounts[].noexec": False,
+    "mounts[].subpath": "",
+    "mounts[].seed_plain": False,
+    "ports[].meshed": True,
 }
 
 # What the label `io.stackd.config-fields` holds: "field=digest8,field=digest8,…"
@@ -102,10 +109,7 @@ def hashed_document(spec: ContainerSpec, *, image: object,
     if isinstance(env, list):
         doc["process.env"] = dict(str(kv).partition("=")[::2] for kv in env)
     doc["networks"] = [asdict(a) for a in attachments]
-    # `meshed` came later: left out while it is the default, so containers made before
-    # keep their hash (a changed one means a container made again).
-    doc["ports"] = [{k: v for k, v in asdict(p).items() if not (k == "meshed" and v)}
-                    for p in ports]
+    doc["ports"] = [asdict(p) for p in ports]
     doc["healthcheck"] = asdict(healthcheck) if healthcheck is not None else None
     if container_name:  # the slot's name is excluded; a fixed one is configuration
         doc["container_name"] = container_name
@@ -117,8 +121,15 @@ def hashed_document(spec: ContainerSpec, *, image: object,
 
 
 def _drop_if(doc: dict[str, Any], path: str, unset: object) -> None:
-    """Leave out the value at `path` (a key of the document, or one inside a model
-    hashed whole) when it is `unset`."""
+    """Leave out the value at `path` (a key of the document, one inside a model hashed
+    whole, or one of each item of a list: `key[].field`) when it is `unset`."""
+    listed, _, field = path.partition("[].")
+    if field:
+        items = doc.get(listed)
+        if isinstance(items, list):
+            doc[listed] = [{k: v for k, v in item.items() if not (k == field and v == unset)}
+                           if isinstance(item, dict) else item for item in items]
+        return
     if path in doc:
         if doc[path] == unset:
             del doc[path]

@@ -49,7 +49,7 @@ from stackd.errors import (
 from stackd.filemodes import private_dir, write_private
 from stackd.repeats import Repeats, with_count
 from stackd.roots import Roots
-from stackd.runtime import child, containerdirs, protocol
+from stackd.runtime import child, containerdirs, protocol, specview
 from stackd.runtime import syscalls as sc
 from stackd.runtime.cgroups import CgroupManager, manager_for, remove_root_parents
 from stackd.runtime.devices import resolve_devices
@@ -417,7 +417,7 @@ class Monitor:
     def handle(self, request: dict[str, Any], client: Client) -> dict[str, Any] | None:
         op = request.get("op")
         if op == "ping":
-            return {"ok": True, "pid": os.getpid()}
+            return {"ok": True, "pid": os.getpid(), "schema": specview.schema_digest()}
         if op == "hold":
             # A daemon's standing connection: no answer; while it is open we do not exit
             # when idle, so its next `up` does not wait ~0.4 s for a new monitor. It
@@ -1286,6 +1286,7 @@ def main(argv: list[str] | None = None) -> int:
     to_keeper.setblocking(False)  # a stuck keeper must never stall us
     # Ours alone now (the lock): close what an older stackd left open.
     containerdirs.tighten_all(roots)
+    specview.schema()  # the specs of the stackd that started us, whatever is installed later
     monitor = Monitor(roots)
     monitor.keeper = to_keeper
     monitor.container_nofile = inherited_nofile

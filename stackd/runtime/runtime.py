@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stackd.errors import ConflictError, NotFoundError
+from stackd.errors import ConflictError, NotFoundError, SpecError, UnavailableError
 from stackd.roots import Roots
-from stackd.runtime import logfile, processes
+from stackd.runtime import logfile, processes, specview
 from stackd.runtime.cgroups import manager_for
 from stackd.runtime.client import MonitorClient
 from stackd.runtime.containerspec import ContainerSpec
@@ -36,6 +36,17 @@ FOLLOW_INTERVAL = 0.1  # seconds between looks at a followed log
 GONE_AFTER = 3.0
 
 
+# How the monitor's schema check words a field it does not know (specview._object).
+EXTRA_FIELD = "extra inputs are not permitted"
+
+
+def wire_spec(spec: ContainerSpec) -> dict[str, Any]:
+    """A spec as sent to the monitor: the fields that differ from their defaults only,
+    so a monitor started by an older stackd (it outlives the daemon's upgrade) takes
+    every spec that uses nothing newer than it knows."""
+    return spec.model_dump(mode="json", exclude_defaults=True)
+
+
 class Runtime:
     def __init__(self, roots: Roots) -> None:
         self.roots = roots
@@ -48,7 +59,7 @@ class Runtime:
         """Namespaces, cgroup and root filesystem made; the process waits to be started
         (OCI "created"). Its network namespace is at `state.netns_path` already."""
         check_id(spec.id)
-        await self.monitor.request({"op": "create", "spec": spec.model_dump(mode="json")})
+        await self._send_spec({"op": "create", "spec": wire_spec(spec)})
         return await self.inspect(spec.id)
 
     async def respawn(self, spec: ContainerSpec, *, keep_layer: bool = False
@@ -59,9 +70,26 @@ class Runtime:
         keep_layer: its writable layer goes on too (a user's restart or start, as
         Docker's); else it starts from its image again (a heal)."""
         check_id(spec.id)
-        await self.monitor.request({"op": "respawn", "spec": spec.model_dump(mode="json"),
-                                    "keep_layer": keep_layer})
+        await self._send_spec({"op": "respawn", "spec": wire_spec(spec),
+                               "keep_layer": keep_layer})
         return await self.inspect(spec.id)
+
+    async def _send_spec(self, message: dict[str, Any]) -> None:
+        try:
+            await self.monitor.request(message)
+        except SpecError as e:
+            if EXTRA_FIELD not in e.message:
+                raise
+            reply = await self.monitor.request({"op": "ping"})
+            if reply.get("schema") == specview.schema_digest():
+                raise
+            raise UnavailableError(
+                f"the runtime monitor (pid {reply.get('pid')}) is the stackd's from before "
+                f"the upgrade and cannot make this container: {e.message}",
+                hint="it is replaced once it runs no container (down or stop the stacks, "
+                     "then `stackd daemon stop`); ending it by its pid also works — the "
+                     "containers keep running and the next monitor adopts them, but one "
+                     "with a tty loses it") from None
 
     async def start(self, container_id: str) -> ContainerState:
         await self.monitor.request({"op": "start", "id": check_id(container_id)})

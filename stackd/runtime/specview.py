@@ -37,14 +37,34 @@ if TYPE_CHECKING:
 
 SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "containerspec.schema.json")
 _schema: dict[str, Any] | None = None
+_digest = ""
 
 
 def schema() -> dict[str, Any]:
-    global _schema
+    """The schema this process checks specs with, read once: a monitor reads it as it
+    starts, so an upgrade's new file on disk never pairs with the old code."""
+    global _schema, _digest
     if _schema is None:
-        with open(SCHEMA_FILE, encoding="utf-8") as f:
-            _schema = json.load(f)
+        with open(SCHEMA_FILE, "rb") as f:
+            raw = f.read()
+        _schema = json.loads(raw)
+        _digest = _fnv1a(raw)
     return _schema
+
+
+def _fnv1a(data: bytes) -> str:
+    # Tells two schema files apart; hashlib would load OpenSSL into the monitor (#20).
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def schema_digest() -> str:
+    """Which schema (so which stackd's specs) this process takes: the monitor's and the
+    daemon's differ after an upgrade, until the old monitor goes."""
+    schema()
+    return _digest
 
 
 class SpecView:

@@ -187,3 +187,34 @@ def test_a_hostile_spec_is_refused_as_the_model_refuses_it(
 def test_no_spec_at_all_is_a_spec_error(spec: Any) -> None:
     with pytest.raises(SpecError):
         protocol.request_spec({"spec": spec})
+
+
+def test_a_spec_without_its_defaults_reads_as_the_model() -> None:
+    """What the daemon sends (runtime.wire_spec) reads through the view as the whole
+    model does: the monitor fills each left-out field from the schema's default."""
+    from stackd.runtime.runtime import wire_spec
+
+    sent = wire_spec(FULL)
+    assert "seed_plain" not in json.dumps(sent)  # a default: not sent
+    same(load_spec(sent), FULL)
+
+
+def test_a_monitor_of_an_older_stackd_takes_what_uses_nothing_newer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor outlives the daemon's upgrade. Every spec used to be sent whole, so
+    an older monitor refused each one, each field it did not know being there at its
+    default; now it refuses only a spec that uses one."""
+    from stackd.runtime import specview
+    from stackd.runtime.runtime import wire_spec
+
+    older = copy.deepcopy(specview.schema())
+    del older["$defs"]["Mount"]["properties"]["seed_plain"]
+    monkeypatch.setattr(specview, "_schema", older)
+    plain = FULL.model_copy(update={"mounts": FULL.mounts[:2]})
+    load_spec(wire_spec(plain))
+    with pytest.raises(SpecError, match="seed_plain: extra inputs are not permitted"):
+        load_spec(plain.model_dump(mode="json"))  # as it was sent before
+    uses = plain.model_copy(update={"mounts": (
+        Mount(type="volume", target="/v", source="/vol", seed_plain=True),)})
+    with pytest.raises(SpecError, match="seed_plain: extra inputs are not permitted"):
+        load_spec(wire_spec(uses))

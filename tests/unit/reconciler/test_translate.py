@@ -328,6 +328,17 @@ def test_the_hash_of_a_plain_service_is_pinned(tmp_path: Path) -> None:
         "c6160ec21c6565e387d31b6704e0fa5a69ed9826a59dbd39998def3ed895ccf0")
 
 
+def test_the_hash_of_a_service_with_mounts_and_ports_is_pinned(tmp_path: Path) -> None:
+    """As the stackd of 2026-12-05 made it: fields added to every mount (subpath, a
+    tmpfs's owner and noexec, seed_plain) and port (meshed) recreated every container
+    that had a volume or a port at the upgrade, before they were hashed only when set."""
+    d = build("services:\n  a:\n    image: busybox\n"
+              "    volumes: ['data:/d', '/srv/x:/x:ro', '/anon']\n    ports: ['8080:80']\n"
+              "volumes: {data: {}}\n", tmp_path)
+    assert d.containers[0].config_hash.digest == (
+        "e54356d784be4639eb857dce773265568e04dab793ba020f9f06351d31f0f8ac")
+
+
 def test_network_mode_service_joins_the_namespace_its_target_is_in(tmp_path: Path) -> None:
     d = build("services:\n  vpn: {image: busybox}\n"
               "  app: {image: busybox, network_mode: 'service:vpn'}\n"
