@@ -283,6 +283,11 @@ class HostWorld:
                 except StackdError as err:
                     emit(Event(type="daemon", message=f"{err.message}; {err.hint}"))
                 try:
+                    if done := await self.ports.runtime.replace_older_monitor():
+                        emit(Event(type="daemon", message=done))
+                except StackdError as err:
+                    emit(Event(type="error", message=f"checking the runtime monitor: {err}"))
+                try:
                     await nets.restore()
                     live = {v.id for v in await self.ports.runtime.list()}
                     for cid in await self.ports.network.release_orphans(live):

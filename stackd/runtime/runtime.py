@@ -10,6 +10,7 @@ new monitor undoes it, docs/runtime.md.)
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -73,6 +74,32 @@ class Runtime:
         await self._send_spec({"op": "respawn", "spec": wire_spec(spec),
                                "keep_layer": keep_layer})
         return await self.inspect(spec.id)
+
+    async def replace_older_monitor(self) -> str | None:
+        """After an upgrade the monitor is still the old stackd's (it outlives the
+        daemon), and refuses what only the new one knows. It is ended, its containers
+        going on and adopted by the next monitor, as after a crash — unless one has a
+        terminal or an open stdin, which live in that monitor alone: then it stays.
+        What was done, for the daemon's log; None when nothing was to do."""
+        if not self.monitor.alive():
+            return None
+        reply = await self.monitor.request({"op": "ping"})
+        if reply.get("schema") == specview.schema_digest():
+            return None
+        pid = reply.get("pid")
+        interactive = sorted(s.name for s in await self.list()
+                             if s.status in ("running", "paused") and s.spec is not None
+                             and (s.spec.process.terminal or s.spec.process.stdin_open))
+        if interactive or not isinstance(pid, int):
+            return (f"the runtime monitor (pid {pid}) is the stackd's from before the "
+                    f"upgrade and stays, for {', '.join(interactive[:3])}'s terminal or "
+                    "stdin: a container that uses something newer is refused until it goes")
+        os.kill(pid, signal.SIGTERM)  # the monitor's own pid, answered just now
+        with trio.move_on_after(10):
+            while self.monitor.alive():
+                await trio.sleep(0.05)
+        return (f"the runtime monitor (pid {pid}) of the stackd from before the upgrade "
+                "was replaced; its containers run on, adopted by the new one")
 
     async def _send_spec(self, message: dict[str, Any]) -> None:
         try:
