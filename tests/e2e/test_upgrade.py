@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, torn_down
+from e2e_helpers import CLI, stack_dir
 from support.psrows import ps_rows
 
 from stackd.roots import Roots
@@ -45,16 +45,13 @@ def old_stackd(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
-    work = tmp_path / "upgraded"
-    work.mkdir()
-    with torn_down(CLI(no_leaks, work)) as cli:
+    with stack_dir(no_leaks, tmp_path, "upgraded", BEFORE) as cli:
         yield cli
 
 
 def test_the_new_daemon_replaces_the_old_monitor_and_recreates_nothing(
         stack: CLI, old_stackd: Path) -> None:
     old = {"PYTHONPATH": str(old_stackd)}
-    (stack.cwd / "compose.yaml").write_text(BEFORE)
     stack("up", "-d", **old)
     (before,) = ps_rows(stack("ps", "--format", "json", **old).stdout)
     old_monitor = int((stack.roots.run / "monitor.pid").read_text())
