@@ -122,6 +122,13 @@ class Networks:
         if spec.driver not in SUPPORTED_DRIVERS:
             raise SpecError(f"network {spec.name}: driver {spec.driver!r} is not supported",
                             hint="stackd networks use the bridge driver; remove `driver:`")
+        if spec.isolated and spec.driver == "overlay":
+            # Its VXLAN port on each node's bridge is not isolated: containers on other
+            # nodes would reach each other's, those on one node not.
+            raise SpecError(f"network {spec.name}: enable_icc false is not supported on a "
+                            "cluster's overlay networks yet",
+                            hint="leave com.docker.network.bridge.enable_icc out, or run "
+                                 "the stack on one host")
         lease = None
         if spec.driver == "overlay" and not spec.external:
             if self.overlay is None:

@@ -365,6 +365,9 @@ async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World
         await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="macvlan"))
     with pytest.raises(SpecError, match="driver 'overlay' needs this host to be a cluster node"):
         await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="overlay"))
+    with pytest.raises(SpecError, match="enable_icc false is not supported on a cluster's"):
+        await world.nets.ensure_network(NetworkSpec("t_x", "t", "x", driver="overlay",
+                                                    isolated=True))
     with pytest.raises(NotFoundError, match="external network t_gone does not exist"):
         await world.nets.ensure_network(NetworkSpec("t_gone", "t", "gone", external=True))
     ext = await world.nets.ensure_network(NetworkSpec("t_keep", "u", "keep", external=True))
