@@ -94,7 +94,22 @@ class Runtime:
             return (f"the runtime monitor (pid {pid}) is the stackd's from before the "
                     f"upgrade and stays, for {', '.join(interactive[:3])}'s terminal or "
                     "stdin: a container that uses something newer is refused until it goes")
-        os.kill(pid, signal.SIGTERM)  # the monitor's own pid, answered just now
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None  # gone already: the next request starts a new one
+        try:
+            # The pid answered a moment ago; still this root's monitor (its name and its
+            # run dir), never a process that took the pid since.
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if b"stackd.runtime.monitor" not in argv or str(self.roots.run).encode() not in argv:
+                return None
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        except OSError:
+            return None
+        finally:
+            os.close(pidfd)
         with trio.move_on_after(10):
             while self.monitor.alive():
                 await trio.sleep(0.05)
