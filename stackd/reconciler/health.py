@@ -57,6 +57,14 @@ def probe_args(test: Sequence[str] | str) -> tuple[str, ...] | None:
     )
 
 
+def too_fast(check: HealthCheck) -> str | None:
+    """The timing under Docker's 1ms floor, if one is (an image's, read as written)."""
+    for name in ("interval", "timeout", "start_period", "start_interval"):
+        if 0 < getattr(check, name) < 0.001:
+            return name
+    return None
+
+
 def from_image(config: object) -> HealthCheck | None:
     """An image's HEALTHCHECK (the image store's Healthcheck: test, durations in seconds)."""
     if config is None:

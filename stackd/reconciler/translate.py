@@ -29,7 +29,15 @@ from stackd.reconciler.desired import (
     slot_container,
 )
 from stackd.reconciler.hash import ConfigHash, config_hash
-from stackd.reconciler.health import HealthCheck, from_image, probe_args
+from stackd.reconciler.health import (
+    DEFAULT_INTERVAL,
+    DEFAULT_START_INTERVAL,
+    DEFAULT_TIMEOUT,
+    HealthCheck,
+    from_image,
+    probe_args,
+    too_fast,
+)
 from stackd.reconciler.hooks import hooks_label
 from stackd.reconciler.imagedefaults import merge_env, process_args
 from stackd.reconciler.ports import ImageConfigView, ImageView
@@ -108,6 +116,11 @@ def healthcheck_of(svc: Service, image: ImageView) -> HealthCheck | None:
     hc = svc.healthcheck
     from_img = from_image(image.config.healthcheck)
     if hc is None:
+        if from_img is not None and (name := too_fast(from_img)):
+            # Docker refuses the container; its probes would run without pause.
+            raise SpecError(f"image {svc.image or '(built)'}: its HEALTHCHECK {name} is "
+                            "less than 1ms", hint="give the service healthcheck: timings "
+                                                  "of its own, or fix the image")
         return from_img
     if hc.disabled:
         return None
@@ -119,13 +132,14 @@ def healthcheck_of(svc: Service, image: ImageView) -> HealthCheck | None:
         return None
     if args is None:
         return None
+    # 0 is Docker's "unset": the default, not a probe without pause or a timeout at once.
     return HealthCheck(
         args=args,
-        interval=_seconds(hc.interval, 30.0),
-        timeout=_seconds(hc.timeout, 30.0),
+        interval=_seconds(hc.interval, 30.0) or DEFAULT_INTERVAL,
+        timeout=_seconds(hc.timeout, 30.0) or DEFAULT_TIMEOUT,
         retries=hc.retries,
         start_period=_seconds(hc.start_period, 0.0),
-        start_interval=_seconds(hc.start_interval, 5.0),
+        start_interval=_seconds(hc.start_interval, 5.0) or DEFAULT_START_INTERVAL,
     )
 
 

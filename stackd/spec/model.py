@@ -344,6 +344,16 @@ class Healthcheck(Node):
             raise ValueError("healthcheck CMD needs a command")
         return v
 
+    @field_validator("interval", "timeout", "start_period", "start_interval")
+    @classmethod
+    def _zero_or_a_millisecond(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        # Docker's rule: 0 (unset) or at least 1ms; a probe every microsecond is a
+        # process started without pause.
+        if timedelta(0) < v < timedelta(milliseconds=1):
+            raise ValueError(f"healthcheck {info.field_name} {format_duration(v)} is less "
+                             "than 1ms (give 0 for the default, or at least 1ms)")
+        return v
+
     @property
     def disabled(self) -> bool:
         return self.disable or self.test == ("NONE",)

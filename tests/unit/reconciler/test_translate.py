@@ -425,3 +425,22 @@ services:
 """, tmp_path)
     (agent,) = d.containers_of("agent")
     assert [(p.host_port, p.meshed) for p in agent.ports] == [(9100, False), (8080, True)]
+
+
+def test_a_zero_healthcheck_timing_is_the_default_and_under_a_millisecond_is_refused(
+        tmp_path: Path) -> None:
+    """Docker reads 0 as unset; here `interval: 0s` probed without pause and
+    `timeout: 0s` failed every probe at once, so the service was never healthy."""
+    d = build("services:\n  a: {image: busybox, healthcheck: {test: 'true', interval: 0s,"
+              " timeout: 0s, start_interval: 0s}}\n", tmp_path)
+    a = d.services["a"].healthcheck
+    assert a is not None and (a.interval, a.timeout, a.start_interval) == (30.0, 30.0, 5.0)
+    with pytest.raises(SpecError, match="healthcheck interval 500us is less than 1ms"):
+        build("services:\n  a: {image: busybox, healthcheck: {interval: 500us}}\n", tmp_path)
+    fast = BUSYBOX.model_copy(update={"config": BUSYBOX.config.model_copy(update={
+        "healthcheck": Healthcheck(test=("CMD", "true"), interval=1e-9)})})
+    with pytest.raises(SpecError, match="its HEALTHCHECK interval is less than 1ms"):
+        build("services:\n  a: {image: busybox}\n", tmp_path, image=fast)
+    own = build("services:\n  a: {image: busybox, healthcheck: {interval: 2s}}\n", tmp_path,
+                image=fast).services["a"].healthcheck
+    assert own is not None and own.interval == 2.0  # the service's timings stand
