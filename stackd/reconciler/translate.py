@@ -30,9 +30,6 @@ from stackd.reconciler.desired import (
 )
 from stackd.reconciler.hash import ConfigHash, config_hash
 from stackd.reconciler.health import (
-    DEFAULT_INTERVAL,
-    DEFAULT_START_INTERVAL,
-    DEFAULT_TIMEOUT,
     HealthCheck,
     from_image,
     probe_args,
@@ -132,14 +129,16 @@ def healthcheck_of(svc: Service, image: ImageView) -> HealthCheck | None:
         return None
     if args is None:
         return None
-    # 0 is Docker's "unset": the default, not a probe without pause or a timeout at once.
+    # As Docker merges them: what the service leaves unset, or 0, is the image's (its
+    # HEALTHCHECK's, else the default) — not a probe without pause, nor a timeout at once.
+    base = from_img or HealthCheck(args=args)
     return HealthCheck(
         args=args,
-        interval=_seconds(hc.interval, 30.0) or DEFAULT_INTERVAL,
-        timeout=_seconds(hc.timeout, 30.0) or DEFAULT_TIMEOUT,
-        retries=hc.retries,
-        start_period=_seconds(hc.start_period, 0.0),
-        start_interval=_seconds(hc.start_interval, 5.0) or DEFAULT_START_INTERVAL,
+        interval=_seconds(hc.interval, 0.0) or base.interval,
+        timeout=_seconds(hc.timeout, 0.0) or base.timeout,
+        retries=hc.retries or base.retries,
+        start_period=_seconds(hc.start_period, 0.0) or base.start_period,
+        start_interval=_seconds(hc.start_interval, 0.0) or base.start_interval,
     )
 
 

@@ -320,15 +320,16 @@ class Develop(Node):
 class Healthcheck(Node):
     """`test` is the long form: ("CMD", arg…), ("CMD-SHELL", line) or ("NONE",).
 
-    Unset timings take Docker's defaults, spelled out here so consumers need not know them.
+    A timing or `retries` left unset (or 0, as Docker reads it) is the image's
+    HEALTHCHECK's, else Docker's default (reconciler.translate.healthcheck_of).
     """
 
     test: tuple[str, ...] | None = None
-    interval: Duration = timedelta(seconds=30)
-    timeout: Duration = timedelta(seconds=30)
-    retries: int = Field(default=3, ge=0)
-    start_period: Duration = timedelta(0)
-    start_interval: Duration = timedelta(seconds=5)
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: int | None = Field(default=None, ge=0)
+    start_period: Duration | None = None
+    start_interval: Duration | None = None
     disable: bool = False
 
     @field_validator("test")
@@ -346,10 +347,11 @@ class Healthcheck(Node):
 
     @field_validator("interval", "timeout", "start_period", "start_interval")
     @classmethod
-    def _zero_or_a_millisecond(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+    def _zero_or_a_millisecond(cls, v: timedelta | None, info: ValidationInfo
+                               ) -> timedelta | None:
         # Docker's rule: 0 (unset) or at least 1ms; a probe every microsecond is a
         # process started without pause.
-        if timedelta(0) < v < timedelta(milliseconds=1):
+        if v is not None and timedelta(0) < v < timedelta(milliseconds=1):
             raise ValueError(f"healthcheck {info.field_name} {format_duration(v)} is less "
                              "than 1ms (give 0 for the default, or at least 1ms)")
         return v

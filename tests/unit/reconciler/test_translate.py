@@ -251,6 +251,23 @@ services:
 """, tmp_path, image=plain)
 
 
+def test_a_service_healthcheck_takes_the_timings_it_leaves_out_from_the_image(
+        tmp_path: Path) -> None:
+    """As Docker merges them: `healthcheck: {test: …}` alone kept the image's 7s
+    interval before being read as 30s, the default spelled out in the model."""
+    d = build("services:\n  a: {image: busybox, healthcheck: {test: 'true', retries: 0}}\n"
+              "  b: {image: busybox, healthcheck: {test: 'true', interval: 2s}}\n", tmp_path)
+    a, b = d.services["a"].healthcheck, d.services["b"].healthcheck
+    assert a is not None and (a.interval, a.timeout, a.retries) == (7.0, 30.0, 3)
+    assert b is not None and b.interval == 2.0
+    plain = BUSYBOX.model_copy(update={"config": BUSYBOX.config.model_copy(
+        update={"healthcheck": None})})
+    c = build("services:\n  c: {image: busybox, healthcheck: {test: 'true'}}\n", tmp_path,
+              image=plain).services["c"].healthcheck
+    assert c is not None and (c.interval, c.timeout, c.retries, c.start_interval) == (
+        30.0, 30.0, 3, 5.0)
+
+
 def test_service_healthcheck_overrides_timings_and_can_disable(tmp_path: Path) -> None:
     d = build("""
 services:
@@ -434,7 +451,8 @@ def test_a_zero_healthcheck_timing_is_the_default_and_under_a_millisecond_is_ref
     d = build("services:\n  a: {image: busybox, healthcheck: {test: 'true', interval: 0s,"
               " timeout: 0s, start_interval: 0s}}\n", tmp_path)
     a = d.services["a"].healthcheck
-    assert a is not None and (a.interval, a.timeout, a.start_interval) == (30.0, 30.0, 5.0)
+    # The image's interval (its HEALTHCHECK says 7s), Docker's defaults for the rest.
+    assert a is not None and (a.interval, a.timeout, a.start_interval) == (7.0, 30.0, 5.0)
     with pytest.raises(SpecError, match="healthcheck interval 500us is less than 1ms"):
         build("services:\n  a: {image: busybox, healthcheck: {interval: 500us}}\n", tmp_path)
     fast = BUSYBOX.model_copy(update={"config": BUSYBOX.config.model_copy(update={

@@ -192,10 +192,10 @@ def test_healthcheck_timings_and_defaults() -> None:
     assert (hc.interval, hc.timeout, hc.retries, hc.start_period, hc.start_interval) == (
         timedelta(seconds=90), timedelta(milliseconds=500), 5, timedelta(seconds=10),
         timedelta(seconds=1))
+    # Unset: the image's, else Docker's defaults, decided where the image is known.
     default = service("healthcheck:\n  test: [CMD, true]\n").healthcheck
     assert default is not None
-    assert (default.interval, default.timeout, default.retries) == (
-        timedelta(seconds=30), timedelta(seconds=30), 3)
+    assert (default.interval, default.timeout, default.retries) == (None, None, None)
     assert service("healthcheck: {disable: true}").healthcheck.disabled  # type: ignore[union-attr]
 
 

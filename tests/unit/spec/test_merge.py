@@ -68,7 +68,9 @@ def test_command_and_entrypoint_are_replaced_not_appended(tmp_path: Path) -> Non
 
 def test_healthcheck_test_is_replaced_other_keys_merge(tmp_path: Path) -> None:
     w = web(tmp_path, "services: {web: {healthcheck: {test: [CMD, two], timeout: 2s}}}")
-    assert w["healthcheck"] == {"test": ["CMD", "two"], "interval": "10s", "timeout": "2s"}
+    # retries: 3 is written in the base file: kept, though it is Docker's default.
+    assert w["healthcheck"] == {"test": ["CMD", "two"], "interval": "10s", "timeout": "2s",
+                                "retries": 3}
 
 
 def test_mappings_merge_key_by_key(tmp_path: Path) -> None:
