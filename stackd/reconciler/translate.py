@@ -570,7 +570,11 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
         if scale > 0:
             first_ids[name] = container_id(stack.name, name, 1, parts.config_hash.digest,
                                            svc.container_name)
-        for index in range(1, scale + 1):
+        indices: Sequence[int] = range(1, scale + 1)
+        if inputs.slots is not None and svc.deploy is not None and svc.deploy.mode == "global":
+            # One per node: the cluster counts them, and this node runs what it holds.
+            indices = sorted(inputs.slots.get(name, ()))
+        for index in indices:
             if inputs.slots is not None and index not in inputs.slots.get(name, ()):
                 continue
             container, used = _slot(stack, name, index, parts, inputs)

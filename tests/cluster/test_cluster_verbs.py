@@ -178,3 +178,49 @@ def test_scale_pin_drain_refusal_and_down_act_on_the_whole_cluster(
         until(lambda n=n: running(n) == [], 30, f"{n.name} removed its slots")
         until(lambda n=n: "shop" not in stacks(n), 15, f"{n.name} forgot shop")
     until(lambda: "shop" not in volumes(pinned), 15, "db's node removed its volume")
+
+
+GLOBAL = f"""
+name: shop
+services:
+  agent:
+    image: {IMAGE}
+    command: [sleep, "3600"]
+    stop_signal: SIGKILL
+    network_mode: none
+    deploy:
+      mode: global
+"""
+
+
+@pytest.fixture
+def global_world(tmp_path: Path) -> Iterator[World]:
+    with stack_world(tmp_path, GLOBAL, IMAGE, etcd_members=1) as w:
+        yield w
+
+
+def test_a_global_service_runs_on_every_active_node(global_world: World,
+                                                     tmp_path: Path) -> None:
+    """`deploy.mode: global` (a Swarm user's node agent) was read and dropped: one
+    replica ran in the whole cluster."""
+    world = global_world
+    assert world.etcd is not None
+    compose = str(tmp_path / "compose.yaml")
+    for n in world.nodes:
+        n.stackd("node", "join", "--etcd", *world.etcd.endpoints, "--name", n.name,
+                 "--ttl", str(TTL), "--address", n.address)
+    a, b, c = world.nodes
+    a.stackd("-f", compose, "up", "-d")
+    until(lambda: sorted(placed(world).values()) == sorted(n.name for n in world.nodes), 15,
+          "one agent slot on each node")
+    for n in world.nodes:
+        until(lambda n=n: len(running(n)) == 1, 30, f"{n.name} runs its agent")
+    # A drained node runs none; made active again, it gets one back.
+    a.stackd("node", "drain", c.name)
+    until(lambda: sorted(placed(world).values()) == sorted([a.name, b.name]), 15,
+          "the drained node's agent slot gone")
+    until(lambda: running(c) == [], 30, "the drained node stopped its agent")
+    a.stackd("node", "active", c.name)
+    until(lambda: c.name in placed(world).values() and len(placed(world)) == 3, 15,
+          "an agent slot on the node made active")
+    until(lambda: len(running(c)) == 1, 30, "it runs its agent again")

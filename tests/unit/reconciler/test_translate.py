@@ -462,3 +462,11 @@ def test_a_zero_healthcheck_timing_is_the_default_and_under_a_millisecond_is_ref
     own = build("services:\n  a: {image: busybox, healthcheck: {interval: 2s}}\n", tmp_path,
                 image=fast).services["a"].healthcheck
     assert own is not None and own.interval == 2.0  # the service's timings stand
+
+
+def test_a_node_runs_the_global_slots_the_cluster_gave_it(tmp_path: Path) -> None:
+    """A global service has one replica in the file; the cluster counts one a node, so
+    a node holding slot 3 ran nothing before (3 is beyond the file's count)."""
+    text = "services:\n  agent: {image: busybox, deploy: {mode: global}}\n  web: {image: busybox}\n"
+    d = build(text, tmp_path, slots={"agent": frozenset({3}), "web": frozenset({2})})
+    assert [(c.service, c.index) for c in d.containers] == [("agent", 3)]
