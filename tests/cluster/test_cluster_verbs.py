@@ -96,19 +96,25 @@ def until(pred, timeout: float, what: str = "") -> None:  # type: ignore[no-unty
         time.sleep(0.3)
 
 
+def joined_and_up(world: World, compose: str) -> list[NodeNs]:
+    """Every node joined to the cluster, then `up -d` of `compose` on the first."""
+    assert world.etcd is not None
+    for n in world.nodes:
+        n.stackd("node", "join", "--etcd", *world.etcd.endpoints, "--name", n.name,
+                 "--ttl", str(TTL), "--address", n.address)
+    nodes: list[NodeNs] = list(world.nodes)
+    nodes[0].stackd("-f", compose, "up", "-d")
+    return nodes
+
+
 def mine(where: dict[str, str], node: str) -> list[str]:
     return sorted(s for s, n in where.items() if n == node)
 
 
 def test_scale_pin_drain_refusal_and_down_act_on_the_whole_cluster(
         world: World, tmp_path: Path) -> None:
-    assert world.etcd is not None
     compose = str(tmp_path / "compose.yaml")
-    for n in world.nodes:
-        n.stackd("node", "join", "--etcd", *world.etcd.endpoints, "--name", n.name,
-                 "--ttl", str(TTL), "--address", n.address)
-    a, b, c = world.nodes
-    a.stackd("-f", compose, "up", "-d")
+    a, b, c = joined_and_up(world, compose)
     until(lambda: len(placed(world)) == 7, 15, "7 slots placed")
     # The first placement chose db's node and recorded its volume there.
     volume = etcd(world, keys.volume("shop", "data"))
@@ -204,13 +210,8 @@ def test_a_global_service_runs_on_every_active_node(global_world: World,
     """`deploy.mode: global` (a Swarm user's node agent) was read and dropped: one
     replica ran in the whole cluster."""
     world = global_world
-    assert world.etcd is not None
     compose = str(tmp_path / "compose.yaml")
-    for n in world.nodes:
-        n.stackd("node", "join", "--etcd", *world.etcd.endpoints, "--name", n.name,
-                 "--ttl", str(TTL), "--address", n.address)
-    a, b, c = world.nodes
-    a.stackd("-f", compose, "up", "-d")
+    a, b, c = joined_and_up(world, compose)
     until(lambda: sorted(placed(world).values()) == sorted(n.name for n in world.nodes), 15,
           "one agent slot on each node")
     for n in world.nodes:
