@@ -11,7 +11,17 @@ from support.registry import RunningRegistry
 
 from stackd.images import ImageStore
 from stackd.images.errors import DigestMismatchError
+from stackd.images.models import Image
 from stackd.images.oci import parse_manifest
+
+
+async def pushed(store: ImageStore, registry: RunningRegistry, busybox_tar: Path,
+                 path: str) -> tuple[str, Image]:
+    """busybox imported as `registry/path` and pushed there: (its reference, the image)."""
+    ref = f"{registry.host}/{path}"
+    img = store.import_rootfs(busybox_tar, ref)
+    await store.push(ref)
+    return ref, img
 
 
 async def test_import_push_pull_into_empty_store_keeps_digests(
@@ -46,9 +56,7 @@ async def test_tampered_blob_on_the_registry_is_rejected(
     from stackd.images.errors import DigestMismatchError
     from stackd.images.oci import parse_manifest
 
-    ref = f"{registry.host}/test/tamper:1"
-    img = store.import_rootfs(busybox_tar, ref)
-    await store.push(ref)
+    ref, img = await pushed(store, registry, busybox_tar, "test/tamper:1")
     layer = parse_manifest(store.blobs.read_bytes(img.digest)).layers[0].digest
     stored = registry.storage_blob(layer)
     data = bytearray(stored.read_bytes())
@@ -156,9 +164,7 @@ async def test_index_pull_picks_linux_amd64(store: ImageStore, empty_store: Imag
     from stackd.images.reference import parse
     from stackd.images.registry.client import RegistryClient
 
-    ref = f"{registry.host}/multi/app:amd64"
-    img = store.import_rootfs(busybox_tar, ref)
-    await store.push(ref)
+    _, img = await pushed(store, registry, busybox_tar, "multi/app:amd64")
     size = store.blobs.size(img.digest)
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": size,
@@ -203,9 +209,7 @@ async def test_tampered_manifest_is_rejected_when_pinned_by_digest(
         busybox_tar: Path) -> None:
     from stackd.images.errors import DigestMismatchError
 
-    ref = f"{registry.host}/test/pinned:1"
-    img = store.import_rootfs(busybox_tar, ref)
-    await store.push(ref)
+    _, img = await pushed(store, registry, busybox_tar, "test/pinned:1")
     stored = registry.storage_blob(img.digest)
     stored.write_bytes(stored.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion": 2'))
     pinned = f"{registry.host}/test/pinned@{img.digest}"
@@ -273,9 +277,7 @@ async def test_blob_longer_than_announced_stops_the_download(
         busybox_tar: Path) -> None:
     """Bytes past the manifest's size end the download at once (the writer closes the
     pipe the event loop feeds): a DigestMismatchError, nothing kept."""
-    ref = f"{registry.host}/test/long:1"
-    img = store.import_rootfs(busybox_tar, ref)
-    await store.push(ref)
+    ref, img = await pushed(store, registry, busybox_tar, "test/long:1")
     layer = parse_manifest(store.blobs.read_bytes(img.digest)).layers[0].digest
     stored = registry.storage_blob(layer)
     with open(stored, "ab") as f:
@@ -295,9 +297,7 @@ async def test_a_config_too_large_to_be_an_images_is_refused(
     """It was read whole into the daemon's memory, however large the registry made it."""
     from stackd.images.errors import RegistryError
 
-    ref = f"{registry.host}/test/huge-config:1"
-    img = store.import_rootfs(busybox_tar, ref)
-    await store.push(ref)
+    ref, img = await pushed(store, registry, busybox_tar, "test/huge-config:1")
     stored = registry.storage_blob(
         parse_manifest(store.blobs.read_bytes(img.digest)).config.digest)
     body = stored.read_bytes()
