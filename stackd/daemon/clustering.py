@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,21 @@ VERDICT = 2.0
 STALE = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class _Published:
+    """A stack as `up` published it here, for `_verdict` to wait on."""
+
+    stack: str  # its JSON
+    slots: frozenset[str]  # the slot names to see assigned, global services' aside
+    per_node: frozenset[str]  # its global services: as many slots as nodes, one at least
+    before: int  # the revision of the record it replaced
+
+    def placed(self, assigned: set[str]) -> bool:
+        services = {n.rpartition("-")[0] for n in assigned}
+        return ({n for n in assigned if n.rpartition("-")[0] not in self.per_node}
+                == self.slots and self.per_node <= services)
+
+
 class Membership:
     def __init__(self, roots: Roots) -> None:
         self.roots = roots
@@ -58,11 +74,8 @@ class Membership:
         self._store: Store | None = None
         self._wake = trio.Event()
         self._followed: set[str] = set()  # projects converged at the last change
-        # project → (the stack JSON last published here, its slot names, the revision
-        # of the record it replaced): what `_verdict` waits on.
-        # project → (the stack published, the slots to see assigned, its global
-        # services (as many slots as nodes: one at least), the record's revision before)
-        self._published: dict[str, tuple[str, set[str], set[str], int]] = {}
+        # project → what was last published here: what `_verdict` waits on.
+        self._published: dict[str, _Published] = {}
         # Whether the agent has read this node's assignments since the daemon started:
         # until then a member knows nothing of what it should run, and touches nothing.
         self._seen = False
@@ -154,9 +167,10 @@ class Membership:
                  else Compare(key, "CREATE", "EQUAL", 0)],
                 [Put(key, record.to_json()), Delete(keys.removed(project))])
             if result.succeeded:
-                per_node = {s.name for s in record.services if s.mode == "global"}
-                self._published[project] = (
-                    stack_json, {str(s) for s in record.slots() if s.service not in per_node},
+                per_node = frozenset(s.name for s in record.services if s.mode == "global")
+                self._published[project] = _Published(
+                    stack_json,
+                    frozenset(str(s) for s in record.slots() if s.service not in per_node),
                     per_node, kv.mod_revision if kv else 0)
                 return
 
@@ -165,9 +179,8 @@ class Membership:
         assigned, or the leader says why it cannot place the stack — a reason written
         since the publish, or one still there after STALE (the leader rewrites a
         reason only when it changes). "" when placed, or when no answer came."""
-        published, slots, per_node, before = self._published.pop(
-            project, ("", set(), set(), 0))
-        if self.config is None or published != stack_json:
+        published = self._published.pop(project, None)
+        if self.config is None or published is None or published.stack != stack_json:
             return ""  # before the imports: a lone daemon's `up` never loads the cluster
         from stackd.cluster import keys
         from stackd.cluster.records import StoreRecordError, Unplaced
@@ -184,15 +197,13 @@ class Membership:
                     return ""  # published; only the verdict is unknown
                 why, assigned = result.reads
                 names = {keys.tail(kv.key, keys.assignments(project)) for kv in assigned}
-                if why and (why[0].mod_revision > before
+                if why and (why[0].mod_revision > published.before
                             or trio.current_time() - start > STALE):
                     try:
                         return Unplaced.from_json(why[0].key, why[0].value).reason
                     except StoreRecordError as e:
                         return e.message
-                services = {n.rpartition("-")[0] for n in names}
-                if not why and {n for n in names if n.rpartition("-")[0] not in per_node} \
-                        == slots and per_node <= services:
+                if not why and published.placed(names):
                     return ""
                 await trio.sleep(0.1)
         return ""
