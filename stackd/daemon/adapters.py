@@ -485,11 +485,11 @@ class HostWorld:
     async def restore(self, revision: Any, files: Mapping[str, bytes],
                       environ: Mapping[str, str], pin: Callable[[str, str], str]) -> Any:
         """The stack of an applied revision, with its files' contents and image pins."""
-        from stackd.daemon.revision import stack_from_json
+        from stackd.daemon.revision import restored_from_json
 
-        stack = await trio.to_thread.run_sync(stack_from_json, revision.stack)
-        return _Loaded(stack, dict(environ), files=dict(files), pins=dict(revision.images),
-                       pin=pin)
+        restored = await trio.to_thread.run_sync(restored_from_json, revision.stack)
+        return _Loaded(restored.stack, dict(environ), files=dict(files),
+                       pins=dict(revision.images), pin=pin, refused=restored.refused)
 
     async def image_digest(self, ref: str) -> str | None:
         """The manifest digest the store holds for `ref` now; None if it holds none."""
@@ -913,6 +913,7 @@ class _Loaded:
     files: Mapping[str, bytes] | None = None
     pins: dict[str, str] | None = None
     pin: Callable[[str, str], str] | None = None
+    refused: tuple[str, ...] = ()
 
     @property
     def project(self) -> str:

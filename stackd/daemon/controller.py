@@ -68,6 +68,16 @@ def typed_error(exc: BaseException) -> BaseException:
     return next(filter(None, map(disk_full, found)), exc)
 
 
+def told(exc: BaseException) -> str:
+    """What a user reads of a reconcile's failure: a StackdError's message; of any
+    other, only its kind — its text is Python's (a pydantic dump, a repr), and the
+    daemon's log keeps it with the traceback."""
+    if isinstance(exc, StackdError):
+        return str(exc)
+    return (f"an internal error ({type(exc).__name__}) in the daemon; its log "
+            "(logs/daemon.log in the state root) has the details")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one reconcile of a key ended."""
@@ -173,7 +183,7 @@ class Controller:
         except Exception as raised:  # any failure of one stack must not stop the loop
             exc = typed_error(raised)
             status = classify(exc)
-            message = str(exc) if isinstance(exc, StackdError) else repr(exc)
+            message = told(exc)
             outcome = Outcome(status, error=message, error_type=type(exc).__name__)
             if status == "terminal":
                 self.queue.forget(key)

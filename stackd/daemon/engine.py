@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd import __version__
-from stackd.daemon.controller import Controller, Outcome, classify, leaves, typed_error
+from stackd.daemon.controller import Controller, Outcome, classify, leaves, told, typed_error
 from stackd.daemon.desired_store import DesiredStack, DesiredStore, without_environ
 from stackd.daemon.diskwatch import DiskWatch
 from stackd.daemon.events import Event, EventBus
@@ -360,6 +360,13 @@ class Engine:
             stack = await self.world.load(desired.request.source)
         else:
             stack = await self._from_revision(revision)
+            if stack.refused:
+                # Once per daemon and revision: the restore is cached until the next.
+                self.bus.emit("apply", project=desired.project, verb="warning", message=(
+                    f"warning: revision {revision.number} was applied by an earlier stackd "
+                    "and holds what this one refuses in a new `up`; it keeps running as "
+                    "applied — change the stack file before its next `up`: "
+                    + "; ".join(stack.refused)))
         self._loaded[desired.project] = (desired.generation, stack)
         return stack
 
@@ -764,7 +771,7 @@ class Engine:
             if err is None:
                 return {"project": project, "result": "ok", "error": "", "error_type": ""}
             return {"project": project, "result": classify(err),
-                    "error": str(err) if isinstance(err, StackdError) else repr(err),
+                    "error": told(err),
                     "error_type": type(err).__name__}
 
         async with self._events_until(project, outcome, since=asked.mark) as items:

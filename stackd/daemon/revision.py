@@ -18,6 +18,7 @@ from typing import Any
 
 from stackd.errors import StackdError
 from stackd.spec.model import Stack
+from stackd.spec.validate import Restored, restore_stack
 from stackd.state.revisions import FileInput, FileKind, Revision, sha256
 
 ENV_PREFIX = "env:"
@@ -49,8 +50,13 @@ def with_scale(text: str, scale: Mapping[str, int]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def restored_from_json(text: str) -> Restored:
+    """A revision's stack, read as the stackd that stored it accepted it."""
+    return restore_stack(json.loads(text))
+
+
 def stack_from_json(text: str) -> Stack:
-    return Stack.model_validate(json.loads(text))
+    return restored_from_json(text).stack
 
 
 def environ_names(stack: Stack) -> list[str]:

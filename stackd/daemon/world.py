@@ -38,6 +38,11 @@ class LoadedStack(Protocol):
     def services(self) -> Collection[str]:
         """Its services' names."""
 
+    @property
+    def refused(self) -> tuple[str, ...]:
+        """What in a restored revision this stackd refuses in new input (a rule newer
+        than the revision: spec/ratchet.py), each as `up` would say it."""
+
 
 class LoadedFiles(LoadedStack, Protocol):
     """A stack loaded from its files now, with what a revision of it records."""

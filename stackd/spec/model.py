@@ -28,13 +28,12 @@ from pydantic import (
     PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationInfo,
-    field_validator,
     model_serializer,
-    model_validator,
 )
 
 from stackd import hostnames
 from stackd.errors import Location
+from stackd.spec.ratchet import field_validator, model_validator
 from stackd.spec.tmpfs import parse_tmpfs
 from stackd.spec.units import format_duration, parse_bytes, parse_duration
 

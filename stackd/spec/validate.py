@@ -12,12 +12,14 @@ import difflib
 import types
 import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from stackd.errors import Location, SpecError
 from stackd.spec.model import Build, ResourceSpec, Service, Stack
+from stackd.spec.ratchet import STORED
 
 _IGNORED = "remove it; stackd refuses what it would otherwise ignore"
 
@@ -55,9 +57,36 @@ def build_stack(doc: Mapping[str, Any], locate: Locate) -> Stack:
         raise spec_error(exc, locate) from None
 
 
-def spec_error(exc: ValidationError, locate: Locate) -> SpecError:
-    """The first of pydantic's errors as one readable SpecError."""
-    err = exc.errors(include_url=False)[0]
+@dataclass(frozen=True)
+class Restored:
+    """A stack as a revision stored it, and what in it this stackd refuses in new input
+    (each as `up` would say it): a rule newer than the revision (spec/ratchet.py)."""
+
+    stack: Stack
+    refused: tuple[str, ...] = ()
+
+
+def restore_stack(doc: Mapping[str, Any]) -> Restored:
+    """A stored revision's stack. Raises SpecError if it does not have the model's
+    shape at all (nothing of it can be run then)."""
+    try:
+        return Restored(Stack.model_validate(doc))
+    except ValidationError as strict:
+        try:
+            stack = Stack.model_validate(doc, context=STORED)
+        except ValidationError as exc:
+            raise spec_error(exc, _nowhere) from None
+        return Restored(stack, tuple(str(spec_error(strict, _nowhere, i))
+                                     for i in range(strict.error_count())))
+
+
+def _nowhere(_path: tuple[str | int, ...]) -> Location | None:
+    return None
+
+
+def spec_error(exc: ValidationError, locate: Locate, index: int = 0) -> SpecError:
+    """One of pydantic's errors (the first by default) as a readable SpecError."""
+    err = exc.errors(include_url=False)[index]
     path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     owner = _owner(path)
     prefix = _prefix(path)

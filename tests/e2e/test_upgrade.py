@@ -6,12 +6,15 @@ recreated every container that had a volume or a port."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CLI, stack_dir
+from support.gitops import wait_for
 from support.psrows import ps_rows
 
 from stackd.roots import Roots
@@ -69,3 +72,34 @@ def test_the_new_daemon_replaces_the_old_monitor_and_recreates_nothing(
     said = stack("events", "--no-follow", "--since", "0", "--all-projects").stdout
     assert f"the runtime monitor (pid {old_monitor}) of the stackd from before the " \
            "upgrade was replaced" in said
+
+
+# A label the old stackd took and this one refuses in a stack file (bfb55e6).
+REFUSED_NOW = ("name: ratcheted\nservices:\n"
+               f"  web:\n    {IMAGE}    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+               "    restart: always\n    labels: {io.stackd.note: kept}\n")
+
+
+def test_a_stack_the_old_stackd_took_is_kept_and_healed_though_this_one_refuses_it(
+        no_leaks: Roots, demo_image: str, tmp_path: Path, old_stackd: Path) -> None:
+    old = {"PYTHONPATH": str(old_stackd)}
+    with stack_dir(no_leaks, tmp_path, "ratcheted", REFUSED_NOW) as cli:
+        cli("up", "-d", **old)
+        cli("daemon", "stop", **old)
+
+        (before,) = ps_rows(cli("ps", "--format", "json").stdout)
+        os.kill(before["pid"], signal.SIGKILL)
+        # The new daemon restored the stored revision and heals it, as the old one did.
+        wait_for("web restarted", lambda: [r for r in ps_rows(
+            cli("ps", "--format", "json").stdout)
+            if r["state"] == "running" and r["pid"] != before["pid"]])
+        said = cli("events", "--no-follow", "--since", "0").stdout
+        assert ("was applied by an earlier stackd and holds what this one refuses in a "
+                "new `up`; it keeps running as applied") in said
+        assert "label 'io.stackd.note': the io.stackd. prefix is stackd's own" in said
+        assert "validation error" not in said
+
+        # A new `up` of the same file is refused, naming the label and changing nothing.
+        refused = cli("up", "-d", check=False)
+        assert refused.returncode != 0
+        assert "label 'io.stackd.note'" in refused.stderr

@@ -108,6 +108,27 @@ async def test_terminal_errors_are_not_retried(autojump_clock: trio.testing.Mock
     assert "services.web.image" in c.key_status("bad").last_error
 
 
+async def test_an_unexpected_error_is_told_by_its_kind_not_its_python_text(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async def reconcile(key: str) -> float | None:
+        raise ValueError("1 validation error for Stack\nservices.a.labels\n  Value error, "
+                         "[type=value_error, input_value={}]")
+
+    bus = EventBus()
+    c = Controller(reconcile, bus=bus, workers=1, resync_period=1000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(c.run)
+        c.enqueue("odd")
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    told = [c.key_status("odd").last_error, *(e.message for e in bus.history())]
+    assert c.key_status("odd").last_error == (
+        "an internal error (ValueError) in the daemon; its log (logs/daemon.log in the "
+        "state root) has the details")
+    assert not [t for t in told if "validation error" in t or "input_value" in t]
+    assert any("reconcile failed, retrying in" in t for t in told)
+
+
 async def test_requeue_after_and_resync(autojump_clock: trio.testing.MockClock) -> None:
     calls: list[tuple[str, float]] = []
 
