@@ -622,10 +622,11 @@ class Engine:
     async def _load(self, request: ApplyRequest) -> Any:
         """The stack an apply or plan names, every service it names in it (before
         anything is recorded: `up nosuch` is an error, not an up to date stack)."""
-        from stackd.scheduler.order import check_named
+        from stackd.scheduler.order import check_named, check_scaled
 
         stack = await self.world.load(request.source)
         check_named(stack.services, request.options.services)
+        check_scaled(stack.stack, request.options.scale)
         return stack
 
     @staticmethod

@@ -23,6 +23,7 @@ from stackd.reconciler.rolling import Rollout
 if TYPE_CHECKING:
     from stackd.daemon.revision import Captured
     from stackd.daemon.single import RunRequest
+    from stackd.spec.model import Stack
     from stackd.state.revisions import Revision
 
 Emit = Callable[[Event], object]
@@ -33,6 +34,10 @@ class LoadedStack(Protocol):
 
     @property
     def project(self) -> str: ...
+
+    @property
+    def stack(self) -> Stack:
+        """The resolved stack itself."""
 
     @property
     def services(self) -> Collection[str]:

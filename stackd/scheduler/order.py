@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from stackd.errors import UsageError
+from stackd.spec.model import Stack, only_replicated
 
 
 def start_waves(graph: nx.DiGraph) -> list[list[str]]:
@@ -100,6 +101,17 @@ def select_for_stop(graph: nx.DiGraph, names: Iterable[str]) -> nx.DiGraph:
 def _check(graph: nx.DiGraph, names: Iterable[str]) -> list[str]:
     check_named(graph, names)
     return sorted(set(names))
+
+
+def check_scaled(stack: Stack, scale: Iterable[str]) -> None:
+    """`--scale`'s services: each in the stack (Compose's `no such service`), none
+    global (Swarm's `scale can only be used with replicated mode`)."""
+    names = sorted(scale)
+    check_named(stack.services, names)
+    for name in names:
+        deploy = stack.services[name].deploy
+        if deploy is not None and deploy.mode == "global":
+            raise UsageError(f"service {name!r}: {only_replicated('--scale')}")
 
 
 def check_named(services: Iterable[str], names: Iterable[str]) -> None:

@@ -412,6 +412,18 @@ class Deploy(Node):
     labels: dict[str, str] = Field(default_factory=dict)
     endpoint_mode: Literal["vip", "dnsrr"] | None = None
 
+    @model_validator(mode="after")
+    def _replicas_are_replicated(self) -> Deploy:
+        if self.mode == "global" and self.replicas is not None:
+            raise ValueError(only_replicated("replicas"))
+        return self
+
+
+def only_replicated(key: str) -> str:
+    """Swarm's refusal of a count given to a global service (`key`: what gave it)."""
+    return (f"{key} can only be used with replicated mode: a global service runs one "
+            f"container on each node (remove {key}, or mode: global)")
+
 
 # ------------------------------------------------------------------- small service parts
 
@@ -762,6 +774,8 @@ class Service(Node):
     def _one_cpu_limit(self) -> Service:
         if self.cpu_quota is not None and self.cpus:
             raise ValueError("cpus and cpu_quota both limit the CPU: give one of them")
+        if self.scale is not None and self.deploy is not None and self.deploy.mode == "global":
+            raise ValueError(only_replicated("scale"))
         if self.uts == "host" and self.hostname:
             raise ValueError("hostname with uts: host: the host's hostname is shared, "
                              "give one of them")

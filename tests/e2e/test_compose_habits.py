@@ -827,3 +827,23 @@ def test_lifecycle_verbs_on_a_stack_that_is_down_or_lacks_the_service(stack: CLI
     stack("rm", "-sf")
     r = stack("start", check=False)
     assert r.returncode == 1 and "habits: no container to start" in r.stderr, r.stderr
+
+
+def test_up_scale_of_a_service_the_stack_lacks_or_a_global_one_is_refused(
+        stack: CLI) -> None:
+    """`up --scale nosuch=3` was taken and ignored (Compose: "no such service"); a
+    global service was scaled to N on one host (Swarm: "scale can only be used with
+    replicated mode"). Both are refused before anything is recorded or made."""
+    before = stack("history").stdout
+    r = stack("up", "-d", "--scale", "nosuch=3", check=False)
+    assert r.returncode == 2 and "no such service: nosuch" in r.stderr, r.stderr
+
+    (stack.cwd / "compose.yaml").write_text(STACK.replace(
+        "    network_mode: none\n", "    network_mode: none\n    deploy: {mode: global}\n"))
+    r = stack("up", "-d", "--scale", "alone=2", check=False)
+    assert r.returncode == 2, r.stderr
+    assert ("service 'alone': --scale can only be used with replicated mode: a global "
+            "service runs one container on each node") in r.stderr
+    assert stack("history").stdout == before
+    assert sorted(row["service"] for row in ps_rows(stack("ps", "-a", "--format",
+                                                          "json").stdout)) == ["alone", "box"]

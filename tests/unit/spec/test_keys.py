@@ -240,3 +240,20 @@ def test_build_secrets_name_top_level_secret_files(tmp_path: Path) -> None:
         build_secrets(stack, "env")
     with pytest.raises(SpecError, match="build secret 'missing' is not defined"):
         build_secrets(stack, "nosuch")
+
+
+@pytest.mark.parametrize(("service", "said"), [
+    ("{image: x, deploy: {mode: global, replicas: 2}}",
+     "service 'g': deploy: replicas can only be used with replicated mode: a global service "
+     "runs one container on each node (remove replicas, or mode: global)"),
+    ("{image: x, scale: 2, deploy: {mode: global}}",
+     "service 'g': scale can only be used with replicated mode"),
+])
+def test_a_count_given_to_a_global_service_is_refused(service: str, said: str) -> None:
+    """Swarm refuses it; stackd ran the count on one host and ignored it on a cluster."""
+    with pytest.raises(SpecError) as caught:
+        load(f"services:\n  g: {service}\n")
+    assert str(caught.value).startswith(said)
+    assert caught.value.location is not None and caught.value.location.line == 2
+    assert load("services:\n  g: {image: x, deploy: {mode: global}}\n").services[
+        "g"].replicas == 1
