@@ -154,6 +154,10 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
             rows = [r for r in rows if docker_state(r) in ("running", "paused", "restarting")]
         stacks = client.get("/v1/stacks") if args.format != "json" and not args.quiet \
             else []
+        if args.services and project is not None:
+            from stackd.cli.cmd_logs import check_services
+
+            check_services(client, args, project, args.services)  # type: ignore[arg-type]
     for s in stacks:
         if s.get("rollback") and (project is None or s["project"] == project):
             # Beside the table, not in it: scripts read `ps --format json`.

@@ -44,11 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", default="")
     p.add_argument("--entrypoint", default=None, help="override the entrypoint")
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
-                   help="accepted (output is always streamed)")
+                   help="no pty, though ours is a terminal (a service run)")
     p.add_argument("-i", "--interactive", action="store_true",
-                   help="keep stdin attached: ours goes to the container's")
+                   help="stdin attached (a service run: always)")
     p.add_argument("-t", "--tty", action="store_true",
-                   help="a pty of the container's, relayed to our terminal")
+                   help="a pty (a service run: when ours is a terminal)")
     p.add_argument("-v", "--volume", action="append", default=[],
                        metavar="SRC:/DST[:ro]")
     service = p.add_argument_group("service run only")
@@ -209,8 +209,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tty and args.no_tty:
         raise UsageError("-t and -T contradict each other", hint="give one of them")
+    given = attach_body(args) if args.interactive or args.tty else None
     if stack_in_play(args):
         path, body = "/v1/stacks/run", service_body(args)
+        # Compose's run, unlike docker's: stdin attached, and a pty when ours is a
+        # terminal (-T: none; -t: one) — `stackd run app bash` is a shell, and
+        # `< dump.sql` is read. The image reading keeps docker run's: what -i/-t ask.
+        flags = given if args.detach else attach_body(argparse.Namespace(**{
+            **vars(args), "interactive": args.interactive or not _stdin_is_null(),
+            "tty": args.tty or (not args.no_tty and sys.stdin.isatty()
+                                and sys.stdout.isatty())}))
+        if flags is not None:
+            body.update(flags)
+        if given is not None and body.get("image_run"):
+            body["image_run"].update(given)
     else:
         service_only = _given(args, SERVICE_ONLY)
         if service_only:
@@ -218,10 +230,8 @@ def run(args: argparse.Namespace) -> int:
                              "stack file is in play here",
                              hint="run it where compose.yaml is, or give -f FILE")
         path, body = "/v1/containers/run", image_body(args)
-    if args.interactive or args.tty:
-        body.update(attach_body(args))
-        if body.get("image_run"):
-            body["image_run"].update(attach_body(args))
+        if given is not None:
+            body.update(given)
     name = None
     attached = False
     with Client() as client:
@@ -238,8 +248,9 @@ def run(args: argparse.Namespace) -> int:
                     if args.detach:
                         print(name)
                         return 0
-                    if args.interactive or args.tty:
-                        attached = attach_to(item["started"]["id"], args)
+                    started = item["started"]
+                    if started.get("stdin") or started.get("tty"):
+                        attached = attach_to(started["id"], bool(started.get("stdin")))
                 elif "line" in item and attached:
                     continue  # came through the attachment already, byte for byte
                 elif "line" in item:
@@ -262,6 +273,19 @@ def run(args: argparse.Namespace) -> int:
         else "see `stackd daemon status` and the daemon's log")
 
 
+def _stdin_is_null() -> bool:
+    """Whether our stdin is /dev/null: nothing would come through an attachment, and
+    the plain stream is ~70 ms quicker than attaching (scripts, CI)."""
+    import os
+    import stat
+
+    try:
+        ours, null = os.fstat(0), os.stat(os.devnull)
+    except OSError:
+        return True
+    return stat.S_ISCHR(ours.st_mode) and ours.st_rdev == null.st_rdev
+
+
 def attach_body(args: argparse.Namespace) -> dict[str, Any]:
     """-i/-t for the request: and our terminal's size, for the container's pty."""
     import os
@@ -278,7 +302,7 @@ def attach_body(args: argparse.Namespace) -> dict[str, Any]:
             "console_rows": rows, "console_cols": cols}
 
 
-def attach_to(container_id: str, args: argparse.Namespace) -> bool:
+def attach_to(container_id: str, stdin: bool) -> bool:
     """Relay our stdio to the started container until it exits (stackd.runtime.attach);
     False if it could not be attached (then its output comes as lines)."""
     from stackd.daemon.host_verbs import attach
@@ -287,7 +311,7 @@ def attach_to(container_id: str, args: argparse.Namespace) -> bool:
 
     sys.stdout.flush()
     try:
-        attach(Roots.from_env(), container_id, stdin=args.interactive)
+        attach(Roots.from_env(), container_id, stdin=stdin)
     except (NotFoundError, ConflictError, UnavailableError):
         return False  # gone already (a quick --rm): its lines follow on the stream
     return True

@@ -236,6 +236,7 @@ def console() -> None:
     global _COLLECT_AT_VERB
     gc.disable()
     _COLLECT_AT_VERB = True
+    _stdio_opened()
     code = main()
     try:
         sys.stdout.flush()
@@ -251,6 +252,20 @@ def console() -> None:
 
 
 _COLLECT_AT_VERB = False
+
+
+def _stdio_opened() -> None:
+    """A closed stdin, stdout or stderr (`stackd exec … 0<&-`, a daemon's child) is
+    /dev/null, as a shell gives an empty input: Python left it None, and every verb
+    that asks whether stdin is a terminal or relays it failed with a traceback."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            opened = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            if opened != fd:  # the lowest free descriptor is the closed one
+                os.dup2(opened, fd)
+                os.close(opened)
+            os.set_inheritable(fd, True)  # what exec's process is given, as a shell's
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115
 
 
 def _run(run: Callable[[Any], int | None], args: Any) -> int:

@@ -27,7 +27,7 @@ from pydantic import Field
 from stackd import hostnames
 from stackd.daemon.keyvalues import key_values
 from stackd.daemon.models import ApplyOptions, ApplyRequest, StackSource
-from stackd.daemon.single import RunOptions, RunRequest, follow_output, parse_publish
+from stackd.daemon.single import RunOptions, RunRequest, follow_output, parse_publish, started
 from stackd.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -285,7 +285,7 @@ async def run_service(engine: Engine, request: ServiceRunRequest
         raise
     engine.bus.emit("start", project=project, service=request.service, container=name,
                     message="stackd run (one-off)")
-    yield {"started": {"id": container.id, "name": name}}
+    yield {"started": started(container.id, name, container.spec.process)}
     if request.detach:
         if request.rm and engine.background is not None:
             engine.background.start_soon(_remove_on_exit, engine, ports, container, project)

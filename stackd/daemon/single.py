@@ -70,6 +70,13 @@ class RunOptions(Request):
                 "console_rows": self.console_rows, "console_cols": self.console_cols}
 
 
+def started(cid: str, name: str, process: Any) -> dict[str, Any]:
+    """A run's {"started"} item: which container, and how the CLI attaches to it (the
+    reading the daemon chose — service or image — decides, not the flags alone)."""
+    return {"id": cid, "name": name, "stdin": bool(process.stdin_open),
+            "tty": bool(process.terminal)}
+
+
 class RunRequest(RunOptions):
     image: str = Field(min_length=1, max_length=512)
     volumes: list[str] = Field(default_factory=list, max_length=256)
@@ -364,7 +371,7 @@ class SingleRunner:
             raise
         if request.restart != "no" and self.singles is not None:
             self.singles.watch(cid, name, request.restart)
-        yield {"started": {"id": cid, "name": name}}
+        yield {"started": started(cid, name, spec.process)}
         if request.detach:
             return
         removed = False

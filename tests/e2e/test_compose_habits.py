@@ -3,21 +3,17 @@ for exec, `lo` under network_mode none, and the verbs compose users reach for.""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import select
-import struct
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, stack_dir, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, Terminal, stack_dir, torn_down
 from support.psrows import ps_rows
 
 from stackd.daemon.paths import socket_path
@@ -58,49 +54,6 @@ def stack(no_leaks: Roots, demo_image: str, tmp_path: Path) -> Iterator[CLI]:
 def piped(cli: CLI, stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "stackd", *args], cwd=cli.cwd,
                           env=cli.env(), input=stdin, capture_output=True, timeout=60)
-
-
-class Terminal:
-    """The CLI with a real terminal as stdin/stdout/stderr (and controlling tty, so a
-    window-size change reaches it as SIGWINCH), as a user's shell would give it."""
-
-    def __init__(self, cli: CLI, *args: str, rows: int, cols: int) -> None:
-        self.master, slave = os.openpty()
-        self.resize(rows, cols, fd=slave)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stackd", *args], cwd=cli.cwd, env=cli.env(),
-            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-        os.close(slave)
-        self.output = b""
-
-    def resize(self, rows: int, cols: int, fd: int | None = None) -> None:
-        fcntl.ioctl(self.master if fd is None else fd, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", rows, cols, 0, 0))
-
-    def read_until(self, text: bytes, timeout: float = 30) -> bytes:
-        deadline = time.monotonic() + timeout
-        while text not in self.output and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    data = os.read(self.master, 4096)
-                except OSError:  # EIO: the CLI and everything on the tty are gone
-                    break
-                if not data:
-                    break
-                self.output += data
-        assert text in self.output, self.output
-        return self.output
-
-    def close(self) -> int:
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            os.close(self.master)
 
 
 def test_exec_forwards_stdin_without_a_tty(stack: CLI) -> None:

@@ -5,12 +5,14 @@ one-offs alone, --rm, and `down` removing what is kept."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import CLI, DEMO_IMAGE, torn_down
+from e2e_helpers import CLI, DEMO_IMAGE, Terminal, torn_down
 from support.freeaddrs import free_port
 from support.psrows import ps_rows
 
@@ -252,3 +254,53 @@ def test_run_cap_add_cap_drop_and_env_from_file_reach_a_service_run(stack: CLI) 
     r = stack("run", "--rm", "--no-deps", "--cap-add", "NOT_A_CAP", "app", "true", check=False)
     assert r.returncode != 0 and "NOT_A_CAP" in r.stderr and "Traceback" not in r.stderr
     assert names(stack) == []
+
+
+def test_a_service_run_reads_stdin_and_gets_a_pty_in_a_terminal_as_compose_run(
+        stack: CLI) -> None:
+    """Compose's run is interactive, with a pty when it has a terminal: stackd's
+    attached neither without -i/-t, so `run app psql < dump.sql` read nothing and
+    `run app sh` in a terminal was a shell without a terminal that ended at once."""
+    piped = subprocess.run([sys.executable, "-m", "stackd", "run", "--rm", "--no-deps",
+                            "app", "cat"], cwd=stack.cwd, env=stack.env(),
+                           input=b"a dump\n", capture_output=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == b"a dump\n"
+
+    shell = Terminal(stack, "run", "--rm", "--no-deps", "app", "sh", "-c",
+                     "tty; echo done", rows=30, cols=90)
+    assert b"/dev/pts/" in shell.read_until(b"done")
+    assert shell.close() == 0
+    plain = Terminal(stack, "run", "--rm", "--no-deps", "-T", "app", "sh", "-c",
+                     "tty; echo done", rows=30, cols=90)
+    assert b"not a tty" in plain.read_until(b"done")
+    assert plain.close() == 0
+
+    # An image (not a service) keeps docker run's reading: stdin only with -i.
+    image = subprocess.run([sys.executable, "-m", "stackd", "run", "--rm", DEMO_IMAGE,
+                            "cat"], cwd=stack.cwd, env=stack.env(), input=b"unread\n",
+                           capture_output=True, timeout=60)
+    assert image.returncode == 0, image.stderr
+    assert image.stdout == b""
+    assert names(stack) == []  # --rm left nothing, and no dependency was started
+
+
+def test_verbs_with_a_closed_stdin_run_as_with_an_empty_one(stack: CLI) -> None:
+    """`0<&-` (a cron job, a daemon's child) left Python no sys.stdin, and exec and
+    run failed with a traceback asking whether it was a terminal."""
+    stack("up", "-d", "db")
+    for verb in (["exec", "-T", "db"], ["run", "--rm", "--no-deps", "app"]):
+        r = subprocess.run(["sh", "-c", 'exec "$@" 0<&-', "sh", sys.executable, "-m",
+                            "stackd", *verb, "sh", "-c", "cat; echo read-to-the-end"],
+                           cwd=stack.cwd, env=stack.env(), capture_output=True, text=True,
+                           timeout=60)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "read-to-the-end\n", ""), verb
+
+
+def test_ps_of_a_service_the_stack_lacks_says_so(stack: CLI) -> None:
+    stack("up", "-d", "db")
+    r = stack("ps", "nosuch", check=False)
+    assert r.returncode == 1
+    assert "no such service: nosuch in project oneoff" in r.stderr
+    assert [row["service"] for row in ps_rows(stack("ps", "db", "--format",
+                                                    "json").stdout)] == ["db"]
