@@ -150,6 +150,7 @@ def env_of(args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
     from stackd.errors import UsageError
+    from stackd.spec.dotenv import parse_raw_env
 
     out: list[str] = []
     for name in args.env_file:
@@ -158,16 +159,14 @@ def env_of(args: argparse.Namespace) -> list[str]:
         except OSError as exc:
             raise UsageError(f"--env-file {name}: {exc.strerror}",
                              hint="give a readable KEY=value file") from None
-        # docker run's format: # comments and blank lines skipped, the rest as -e.
-        out += [line for raw in text.splitlines()
-                if (line := raw.strip()) and not line.startswith("#")]
+        out += [f"{k}={v}" for k, v in parse_raw_env(text, name, os.environ).items()]
     # KEY=value taken as written; a bare KEY from this environment, left out if unset
     # (docker run's and Compose's `-e KEY`).
-    for item in (*out, *args.env):
+    for item in args.env:
         if not item.partition("=")[0]:
             raise UsageError(f"-e {item!r} names no variable", hint="e.g. -e KEY=value")
-    return [item if "=" in item else f"{item}={os.environ[item]}"
-            for item in (*out, *args.env) if "=" in item or item in os.environ]
+    return out + [item if "=" in item else f"{item}={os.environ[item]}"
+                  for item in args.env if "=" in item or item in os.environ]
 
 
 def absolute_volume(text: str) -> str:

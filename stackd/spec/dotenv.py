@@ -34,8 +34,10 @@ def parse_dotenv(text: str, file: str, lookup: Mapping[str, str]) -> dict[str, s
         if m is None:
             raise SpecError(f"{file}: line {i} is not NAME=value", location=loc)
         name, rest = m.group(1), m.group(2)
-        if rest is None:
-            continue  # a bare NAME in an env file sets nothing
+        if rest is None:  # a bare NAME passes its value through, as compose-go's
+            if name in lookup:
+                values[name] = lookup[name]
+            continue
         if rest.startswith(("'", '"')):
             quote = rest[0]
             body = rest[1:]
@@ -68,3 +70,26 @@ def _closing(body: str, quote: str) -> int:
             return pos
         pos += 1
     return -1
+
+
+def parse_raw_env(text: str, file: str, lookup: Mapping[str, str]) -> dict[str, str]:
+    """An env file as `docker run --env-file` reads it (compose's `format: raw`): each
+    `NAME=value` taken as written — no quotes, no `${}`, no ` #` comment — and a bare
+    `NAME` passed through from `lookup` when it is there."""
+    values: dict[str, str] = {}
+    for i, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, has_value, value = line.partition("=")
+        loc = Location(file, i, 1)
+        if not name:
+            raise SpecError(f"{file}: line {i} names no variable", location=loc)
+        if any(c.isspace() for c in name):
+            raise SpecError(f"{file}: line {i}: the name {name!r} holds whitespace",
+                            location=loc)
+        if has_value:
+            values[name] = value
+        elif name in lookup:
+            values[name] = lookup[name]
+    return values

@@ -17,7 +17,7 @@ from typing import Any
 
 from stackd.errors import SpecError
 from stackd.spec.canonical import where
-from stackd.spec.dotenv import parse_dotenv
+from stackd.spec.dotenv import parse_dotenv, parse_raw_env
 from stackd.spec.yaml_positions import PlacedDict, copy_placed
 
 ReadText = Callable[[str], str]
@@ -63,6 +63,10 @@ def _writing(doc: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
             if isinstance(svc, Mapping) and key in svc}
 
 
+# An env_file entry's `format:` (none, compose's .env syntax, or docker run's raw lines).
+ENV_FILE_FORMATS = {"": parse_dotenv, ".env": parse_dotenv, "raw": parse_raw_env}
+
+
 def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
                         read_text: ReadText) -> PlacedDict:
     out = copy_placed(doc)
@@ -82,6 +86,13 @@ def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
             if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
                 continue
             path = entry["path"]
+            fmt = entry.get("format")
+            parse = ENV_FILE_FORMATS.get(fmt if isinstance(fmt, str) else "")
+            if parse is None:
+                raise SpecError(f"service {name!r}: env_file {path!r}: unsupported "
+                                f"format {fmt!r}", location=where(env_files, i),
+                                hint="give raw (docker run's --env-file lines), or leave "
+                                     "format out (.env syntax)")
             try:
                 text = read_text(path)
             except FileNotFoundError:
@@ -93,7 +104,7 @@ def resolve_environment(doc: Mapping[str, Any], variables: Mapping[str, str],
             except OSError as exc:
                 raise SpecError(f"service {name!r}: cannot read env_file {path!r}: "
                                 f"{exc.strerror}", location=where(env_files, i)) from None
-            for k, v in parse_dotenv(text, path, variables).items():
+            for k, v in parse(text, path, variables).items():
                 merged.put(k, v, where(env_files, i))
         for k, v in environment.items():
             if v is None and k in variables:

@@ -9,7 +9,7 @@ import pytest
 
 from stackd.errors import SpecError, UsageError
 from stackd.spec import LoadOptions, ProjectSource, load, normalize_project_name
-from stackd.spec.dotenv import parse_dotenv
+from stackd.spec.dotenv import parse_dotenv, parse_raw_env
 
 Write = Callable[[str, str], Path]
 
@@ -130,12 +130,54 @@ def test_dotenv_syntax() -> None:
         'line two"\n'
         "EMPTY=\n"
         "BARE\n"
+        "INHERITED\n"
     )
-    assert parse_dotenv(text, ".env", {"FROM_SHELL": "sh"}) == {
+    # A bare name passes the variable through when it is set, as compose-go's (it set
+    # nothing, so an env_file's `AWS_REGION` line left the container without it).
+    assert parse_dotenv(text, ".env", {"FROM_SHELL": "sh", "INHERITED": "shell's"}) == {
         "PLAIN": "value", "EXPORTED": "yes", "SPACED": "around", "COMMENTED": "value",
         "HASH": "a#b", "SINGLE": "no $PLAIN expansion", "DOUBLE": "with value and \n newline",
         "REF": "value-sh", "MULTI": "line one\nline two", "EMPTY": "",
+        "INHERITED": "shell's",
     }
+
+
+def test_raw_env_lines_are_docker_runs_env_file() -> None:
+    text = ("\ufeff# comment\n"
+            "  PLAIN=value with 'quotes' and ${NOT} # nor a comment\n"
+            "EMPTY=\n"
+            "INHERITED\n"
+            "UNSET\n"
+            "EQUALS=a=b\n")
+    assert parse_raw_env(text, "app.env", {"INHERITED": "shell's", "NOT": "x"}) == {
+        "PLAIN": "value with 'quotes' and ${NOT} # nor a comment", "EMPTY": "",
+        "INHERITED": "shell's", "EQUALS": "a=b"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("=x\n", r"app\.env: line 1 names no variable"),
+    ("A B=x\n", r"app\.env: line 1: the name 'A B' holds whitespace"),
+])
+def test_raw_env_errors(text: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_raw_env(text, "app.env", {})
+
+
+def test_an_env_file_is_read_in_its_format(write: Write, tmp_path: Path) -> None:
+    """`format: raw` was taken and ignored: the file was read as .env, its `$x`
+    interpolated away and its quotes taken off."""
+    write("raw.env", 'RAW="$HOME as is"\n')
+    f = write("compose.yaml", "services:\n  s:\n    image: x\n    env_file:\n"
+              "      - {path: raw.env, format: raw}\n      - {path: raw.env}\n"
+              "    environment: {LATER: 1}\n")
+    env = load(LoadOptions(files=[str(f)], environ={"HOME": "/root"})).services["s"].environment
+    assert env["RAW"] == "/root as is"  # the second, .env syntax, wins
+    f.write_text(f.read_text().replace("      - {path: raw.env}\n", ""))
+    env = load(LoadOptions(files=[str(f)], environ={"HOME": "/root"})).services["s"].environment
+    assert env["RAW"] == '"$HOME as is"'
+    f.write_text(f.read_text().replace("format: raw", "format: yaml"))
+    with pytest.raises(SpecError, match=r"env_file '.*raw\.env': unsupported format 'yaml'"):
+        load(LoadOptions(files=[str(f)], environ={}))
 
 
 @pytest.mark.parametrize(("text", "message"), [
