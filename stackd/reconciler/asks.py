@@ -13,7 +13,8 @@ observes and plans. What a verb means is said here once:
   containers that exist, as Compose's); `start` starts their exited containers (a
   finished one-shot job too), `restart` also restarts the running ones — and, unless
   `--no-deps`, the running services that depend on them with `restart: true`
-  (Compose's) —, `up` starts the exited ones except finished jobs (Compose's `up`).
+  (Compose's) —, `up` starts the exited ones except finished jobs (Compose's `up`),
+  and always those whose hold it cleared (stopped by a user, not finished).
 - `create` (`stackd create`, `up --no-start`) holds the missing containers of its
   services before the plan makes them, and plans with `no_start`: they are created and
   stay created, through every later pass, until `start` or `up` clears the hold.
@@ -99,14 +100,19 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
         return dataclasses.replace(options, no_start=True)
     if ask.verb in ("up", "start", "restart"):
         ids = {c.id for c in mine}
+        unheld: set[str] = set()
         for cid in actual.held:
             # `start` and `restart` act on containers that exist, as Compose's: one
             # removed by `rm` stays gone until `up` makes it again.
             if cid in ids or (ask.verb == "up" and not ask.containers
                               and _held_services(cid, project, services)):
                 ports.state.unhold(cid)
+                unheld.add(cid)
         if ask.verb == "up":
-            return dataclasses.replace(options, start_exited=True)
+            # What a user stopped is started again even if it exited 0: a server that
+            # ends cleanly on SIGTERM is no one-shot job that finished.
+            return dataclasses.replace(options, start_exited=True,
+                                       start=options.start | (unheld & ids))
         return dataclasses.replace(
             options, start=options.start | ids,
             restart=options.restart | (ids if ask.verb == "restart" else frozenset()),

@@ -800,3 +800,27 @@ def test_up_scale_of_a_service_the_stack_lacks_or_a_global_one_is_refused(
     assert stack("history").stdout == before
     assert sorted(row["service"] for row in ps_rows(stack("ps", "-a", "--format",
                                                           "json").stdout)) == ["alone", "box"]
+
+
+GRACEFUL = f"""\
+name: graceful
+services:
+  server:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+"""
+
+
+def test_up_after_stop_starts_a_server_that_exited_0_on_the_stop(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """`stop` then `up -d` said "up to date, nothing to do" and left down a server
+    that ends cleanly on SIGTERM: exit 0 read as a one-shot job that had finished."""
+    with stack_dir(no_leaks, tmp_path, "graceful", GRACEFUL) as cli:
+        cli("up", "-d")
+        cli("stop")
+        (row,) = ps_rows(cli("ps", "-a", "--format", "json").stdout)
+        assert (row["state"], row["exit_code"]) == ("exited", 0)
+        cli("up", "-d")
+        (row,) = ps_rows(cli("ps", "--format", "json").stdout)
+        assert row["state"] == "running"

@@ -45,6 +45,7 @@ class Behaviour:
     start_error: str | None = None
     healthy: Callable[[float], bool] = lambda t: True  # seconds since start → probe passes
     probe_time: float = 0.0  # how long one probe takes
+    stop_code: int = 143  # on `stop`'s SIGTERM (0: a server that ends cleanly on it)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ class FakeRuntime:
         await trio.lowlevel.checkpoint()
         c = self._get(container_id)
         if c.status == "running":
-            self._exit(c, FakeExit(143, 15))
+            code = self.behaviour(c.spec).stop_code
+            self._exit(c, FakeExit(code, 15 if code else None))
         self._record("stop", c)
         self.faults.tick()
 

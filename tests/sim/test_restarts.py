@@ -186,6 +186,27 @@ async def test_a_stopped_container_stays_stopped_through_resyncs_and_daemon_rest
         assert host.runtime.running() == ["demo-db-1", "demo-web-1"]
 
 
+async def test_up_starts_what_a_user_stopped_though_it_exited_0_on_the_stop(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """Regression: a server that ends cleanly on SIGTERM (exit 0) looked like a one-shot
+    job that had finished, so `stop` then `up` left it stopped (Compose starts it)."""
+    from stackd.reconciler.asks import Ask
+
+    desired = stack("demo", svc("web"), svc("job"))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["web"] = Behaviour(stop_code=0)
+        host.runtime.behaviours["job"] = Behaviour(exit_after=1.0)
+        await host.up(desired)
+        await trio.sleep(2)  # the job has done its work
+        assert host.runtime.running() == ["demo-web-1"]
+        await host.up(desired, ask=Ask("stop", ("web",)))
+        assert host.runtime.running() == []
+        result = await host.up(desired, ask=Ask("up"))
+        # The job that finished by itself is left alone, as before.
+        assert result.plan.lines() == ["web-1: start — exited (code 0)"]
+        assert host.runtime.running() == ["demo-web-1"]
+
+
 async def test_start_after_stop_is_supervised_again(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     """Regression: a `stop` then `start` left the container running unwatched: no
