@@ -203,5 +203,6 @@ def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
             "State": docker_state(c),
             "Status": status_text(c, time.time()), "Health": c.get("health") or "",
             "ExitCode": c.get("exit_code") if c.get("exit_code") is not None else 0,
+            "Pid": c.get("pid") or 0,
             "Ports": ", ".join(c.get("ports") or []),
             "Command": " ".join(c.get("command") or [])}

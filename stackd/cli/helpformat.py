@@ -84,7 +84,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 TOP_EXAMPLE = """\
   cd examples/webapp && stackd up -d --wait && stackd ps
-  stackd logs -f web          stackd kill web; stackd ps   (the daemon heals it)
+  stackd logs -f web          kill -9 web's process: the daemon heals it
   stackd down -v"""
 
 

@@ -752,7 +752,16 @@ class HostWorld:
                 from stackd.errors import ConflictError
 
                 raise ConflictError(f"container {v.name} is not running")
-            await ports.runtime.kill(v.id, signal or "SIGKILL")
+            sent = signal or "SIGKILL"
+            spec = v.spec
+            if lifecycle.kill_stops(sent, spec.stop_signal if spec is not None else "SIGTERM"):
+                # Docker's: a kill is a user's stop, not a crash to restart from.
+                if self.supervisor is not None:
+                    await self.supervisor.release(v.id)
+                if self.singles is not None:
+                    self.singles.release(v.id)
+                ports.state.hold(v.labels.get(hostnames.LABEL_PROJECT, ""), v.id)
+            await ports.runtime.kill(v.id, sent)
             return
         if action in ("stop", "restart", "remove") and self.supervisor is not None:
             # A stop asked for is not a crash: the restart policy must not undo it.

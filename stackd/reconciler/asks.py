@@ -18,8 +18,10 @@ observes and plans. What a verb means is said here once:
 - `create` (`stackd create`, `up --no-start`) holds the missing containers of its
   services before the plan makes them, and plans with `no_start`: they are created and
   stay created, through every later pass, until `start` or `up` clears the hold.
-- `kill` signals the running containers; what follows their exit is the restart
-  policy's, as for any exit.
+- `kill` signals the running containers; with SIGKILL (its default) or their stop
+  signal it also holds them, as Docker's kill marks a container stopped by the user:
+  no restart policy brings it back until `start` or `up`. After another signal
+  (`-s HUP`, a reload) what follows an exit is the restart policy's.
 - `rm` removes the stopped containers (with `force`, running ones too) and keeps
   them held, so the stack's next pass does not make them again until `up`.
 """
@@ -122,8 +124,13 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
             ports.state.hold(project, c.id)
         return dataclasses.replace(options, grace=ask.timeout)
     if ask.verb == "kill":
+        stop_signals = {d.id: d.spec.stop_signal for d in desired.containers}
         for c in mine:
             if c.status == "running":
+                if lifecycle.kill_stops(ask.signal, stop_signals.get(c.id, "SIGTERM")):
+                    # Docker's kill: stopped by the user, so no restart policy brings
+                    # it back (until `start`/`up`); another signal (`-s HUP`) is not.
+                    ports.state.hold(project, c.id)
                 async def kill(c: ActualContainer = c) -> None:
                     await ports.runtime.kill(c.id, ask.signal)
                 await _act(c, "kill", report, kill)

@@ -149,6 +149,21 @@ async def tear_down(ports: Adapters, container_id: str, *, keep_logs: bool = Fal
     ports.state.unhold(container_id)
 
 
+def kill_stops(sent: str, stop_signal: str) -> bool:
+    """Whether `kill -s sent` is a user's stop, as Docker's kill reads it (then no
+    restart policy brings the container back): SIGKILL, or its own stop signal."""
+    import signal
+
+    def number(name: str) -> int | None:
+        try:
+            return int(name) if name.isdigit() else signal.Signals[
+                name if name.startswith("SIG") else f"SIG{name}"].value
+        except (KeyError, ValueError):
+            return None
+
+    return number(sent) in (signal.SIGKILL.value, number(stop_signal))
+
+
 async def stop(ports: Adapters, container_id: str, grace: float | None = None) -> None:
     """A user's stop: held, so no restart policy starts it again (see StatePort).
     SIGKILL after `grace` seconds (None: the container's stop_grace_period)."""

@@ -824,3 +824,38 @@ def test_up_after_stop_starts_a_server_that_exited_0_on_the_stop(
         cli("up", "-d")
         (row,) = ps_rows(cli("ps", "--format", "json").stdout)
         assert row["state"] == "running"
+
+
+ALWAYS = f"""\
+name: killed
+services:
+  web:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    restart: always
+"""
+
+
+def test_kill_is_a_users_stop_that_no_restart_policy_undoes(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """Docker's kill marks the container stopped by the user; stackd's handed the exit
+    to the restart policy, so `kill` of a `restart: always` service (or `container
+    kill` of a `run --restart always`) was undone within a second."""
+    with stack_dir(no_leaks, tmp_path, "killed", ALWAYS) as cli:
+        cli("up", "-d")
+        cli("kill", "web")
+        try:
+            cli("run", "-d", "--restart", "always", "--name", "solo", DEMO_IMAGE,
+                "sleep", "1000")
+            cli("container", "kill", "solo")
+            time.sleep(3)  # the restart policy's backoff starts at 0.1 s
+            (row,) = ps_rows(cli("ps", "-a", "--format", "json").stdout)
+            assert (row["state"], row["exit_code"]) == ("exited", 137)
+            assert [line for line in cli("container", "ls", "-a").stdout.splitlines()
+                    if line.startswith("solo ") and "Exited (137)" in line]
+            cli("up", "-d")
+            (row,) = ps_rows(cli("ps", "--format", "json").stdout)
+            assert row["state"] == "running"
+        finally:
+            cli("container", "rm", "-f", "solo", check=False)

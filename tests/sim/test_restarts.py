@@ -207,6 +207,27 @@ async def test_up_starts_what_a_user_stopped_though_it_exited_0_on_the_stop(
         assert host.runtime.running() == ["demo-web-1"]
 
 
+async def test_kill_stops_a_container_its_restart_policy_would_bring_back(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """Docker's kill marks a container stopped by the user; stackd's left it to the
+    restart policy, so `kill` of a `restart: always` service was undone at once."""
+    from stackd.reconciler.asks import Ask
+
+    desired = stack("demo", svc("web", restart=parse_restart("always")),
+                    svc("proxy", restart=parse_restart("always")))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        await host.up(desired, ask=Ask("kill", ("web",)))
+        # A reload's signal is no stop: what follows is the restart policy's.
+        await host.up(desired, ask=Ask("kill", ("proxy",), signal="SIGHUP"))
+        await trio.sleep(60)
+        await host.up(desired)  # the daemon's periodic resync
+        assert host.runtime.running() == ["demo-proxy-1"]
+        result = await host.up(desired, ask=Ask("up"))
+        assert result.plan.lines() == ["web-1: start — exited (code 137)"]
+        assert host.runtime.running() == ["demo-proxy-1", "demo-web-1"]
+
+
 async def test_start_after_stop_is_supervised_again(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     """Regression: a `stop` then `start` left the container running unwatched: no
