@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from stackd.cli.cmd_run import stack_in_play
-    from stackd.cli.containers import running_id
+    from stackd.cli.containers import any_id
     from stackd.daemon.host_verbs import copy
     from stackd.errors import UsageError
     from stackd.roots import Roots
@@ -51,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
         from stackd.cli.stackref import project_of
 
         container = f"{project_of(args)}-{name}-{args.index}"
-        hint = "see `stackd ps`"
+        hint = "see `stackd ps -a`"
     else:
-        container, hint = name, "see `stackd container ls`"
-    cid = running_id(container, hint=hint)
+        container, hint = name, "see `stackd container ls -a`"
+    # Docker's cp: a stopped container's files too (a test run's report, a config put
+    # into a created one before its start).
+    cid = any_id(container, hint=hint)
     if src is not None:
         copy(Roots.from_env(), cid, from_container=True, src=path,
              dest=os.path.abspath(args.dest), follow=args.follow_link, owners=args.archive)

@@ -14,6 +14,11 @@ def running_id(name: str, *, hint: str) -> str:
     return _find(name, hint, running=True)
 
 
+def any_id(name: str, *, hint: str) -> str:
+    """The id of the container called `name` (or with that id), running or not."""
+    return _find(name, hint, running=False)
+
+
 def named_id(args: argparse.Namespace, name: str, index: int) -> str:
     """The id of the container a verb names: a stack's service (its `index`th replica)
     when a stack file is in play, else a container's name or id (Docker's form);

@@ -54,12 +54,13 @@ def exec_detached(roots: Roots, container_id: str, cmd: Sequence[str], *,
 
 def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, dest: str,
          follow: bool = False, owners: bool = False) -> None:
-    """`cp`: through the running container's root (stackd.runtime.copy)."""
+    """`cp`: through the container's root (stackd.runtime.copy), running or not."""
     import os
 
     from stackd.runtime.copy import container_root, copy_in, copy_out
 
-    root = container_root(trio.run(_runtime(roots).inspect, container_id))
+    root = container_root(trio.run(_runtime(roots).inspect, container_id), roots,
+                          writable=not from_container)
     try:
         if from_container:
             copy_out(root, src, dest, follow=follow, owners=owners)

@@ -1,7 +1,8 @@
-"""`stackd cp`: files between the host and a running container, through its root.
+"""`stackd cp`: files between the host and a container, through its root.
 
-The container's root is its PID 1's (`/proc/<pid>/root`: its mounts, volumes
-included, as the container sees them). Every path of the container is resolved
+A running container's root is its PID 1's (`/proc/<pid>/root`: its mounts, volumes
+included, as the container sees them); an exited one's is its own file system (image
+layers and writable layer) mounted nowhere for the copy, without its volumes. Every path of the container is resolved
 inside that root by `inroot.resolve` (symlinks followed as the container would,
 absolute ones from its root, `..` never above it) and acted on through the
 descriptors that come back: a file is opened by `/proc/self/fd/N` of its own O_PATH
@@ -25,23 +26,50 @@ import os
 import stat
 
 from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
+from stackd.roots import Roots
+from stackd.runtime import syscalls as sc
 from stackd.runtime.inroot import open_root, proc_path, resolve
+from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.model import ContainerState
 
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def container_root(state: ContainerState) -> int:
-    """An O_PATH descriptor of the running container's root, as its PID 1 sees it."""
-    if state.status != "running" or not state.pid:
+def container_root(state: ContainerState, roots: Roots | None = None, *,
+                   writable: bool = False) -> int:
+    """A descriptor of the container's root. A running one's (or a created one's,
+    whose first process has its root already) as its PID 1 sees it, volumes included.
+    With `roots`, an exited one's too: its own file system — the image's layers and
+    what it wrote — mounted nowhere (`syscalls.detached_mount`, gone when the
+    descriptor is closed), read-only unless `writable`; its volumes are not in it."""
+    if state.pid and state.status in ("running", "created"):
+        try:
+            return open_root(f"/proc/{state.pid}/root")
+        except OSError as err:
+            if roots is None:
+                raise ConflictError(f"cannot reach the root of container {state.name}: "
+                                    f"{err.strerror}",
+                                    hint="the container may have just exited") from None
+    if roots is None or state.status in ("running", "created"):
         raise ConflictError(f"container {state.name} is not running",
                             hint="start it first (`stackd start`)")
+    return _stopped_root(state, ContainerPaths(roots, state.id), writable=writable)
+
+
+def _stopped_root(state: ContainerState, paths: ContainerPaths, *, writable: bool) -> int:
+    # A layer each ("lowerdir+", top-most first): fsconfig takes 256 bytes a value.
+    layers = [("lowerdir+", str(p)) for p in state.spec.layers]
+    if writable:  # what is copied in lands in its writable layer, as its own writes do
+        options = [*layers, ("upperdir", str(paths.upper)), ("workdir", str(paths.work))]
+    else:  # its writable layer as one more layer read: nothing of it can change
+        options = [("lowerdir+", str(paths.upper)), *layers]
     try:
-        return open_root(f"/proc/{state.pid}/root")
+        return sc.detached_mount("overlay", options, 0 if writable else sc.MOUNT_ATTR_RDONLY)
     except OSError as err:
-        raise ConflictError(f"cannot reach the root of container {state.name}: "
-                            f"{err.strerror}", hint="the container may have just exited") from None
+        raise HostError(f"cannot mount the file system of container {state.name}: "
+                        f"{err.strerror}", hint="see `stackd ps -a`; start it and copy "
+                        "while it runs") from None
 
 
 def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,

@@ -16,6 +16,7 @@ import struct
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 # The C library our interpreter runs on, by soname: ctypes.util.find_library would run
@@ -190,8 +191,13 @@ def set_process_name(name: str) -> None:
 # Both came after the table was unified across architectures: one number everywhere.
 _SYS_OPEN_TREE = 428  # the new mount API's numbers are the same on every architecture
 _SYS_MOVE_MOUNT = 429
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
 _SYS_OPENAT2 = 437
 _SYS_MOUNT_SETATTR = 442
+_FSCONFIG_SET_STRING = 1
+_FSCONFIG_CMD_CREATE = 6
 OPEN_TREE_CLONE = 1
 _MOVE_MOUNT_EMPTY_PATHS = 0x04 | 0x40  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
 
@@ -236,6 +242,28 @@ def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: in
     _check(_libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(dirfd),
                          os.fsencode(path), ctypes.c_uint(flags), ctypes.byref(attr),
                          ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
+
+
+def detached_mount(fstype: str, options: Sequence[tuple[str, str]], attr: int = 0) -> int:
+    """A new file system mounted nowhere (fsopen, fsconfig, fsmount): a descriptor of
+    its root, usable as any directory's, that no mount namespace holds — it is gone
+    when the last descriptor is closed, whatever becomes of the process. Options are
+    set one by one, in order; each value is at most 256 bytes (the kernel's bound)."""
+    fs = _check(_libc.syscall(ctypes.c_long(_SYS_FSOPEN), fstype.encode(),
+                              ctypes.c_uint(1)), "fsopen", fstype)  # FSOPEN_CLOEXEC
+    try:
+        for key, value in options:
+            _check(_libc.syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
+                                 ctypes.c_uint(_FSCONFIG_SET_STRING), key.encode(),
+                                 value.encode(), ctypes.c_int(0)), "fsconfig", key)
+        _check(_libc.syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
+                             ctypes.c_uint(_FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0)),
+               "fsconfig", fstype)
+        return _check(_libc.syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs),
+                                    ctypes.c_uint(1), ctypes.c_uint(attr)),  # FSMOUNT_CLOEXEC
+                      "fsmount", fstype)
+    finally:
+        os.close(fs)
 
 
 def fstatfs_type(fd: int) -> int:

@@ -300,7 +300,7 @@ def test_cp_both_ways_files_and_directories(stack: CLI, tmp_path: Path) -> None:
     r = stack("cp", str(src / "top"), str(out), check=False)
     assert r.returncode == 2 and "exactly one side" in r.stderr
     r = stack("cp", "nosvc:/etc/hostname", str(out), check=False)
-    assert r.returncode == 1 and "no running container habits-nosvc-1" in r.stderr
+    assert r.returncode == 1 and "no container habits-nosvc-1" in r.stderr
 
 
 @pytest.fixture
@@ -859,3 +859,30 @@ def test_kill_is_a_users_stop_that_no_restart_policy_undoes(
             assert row["state"] == "running"
         finally:
             cli("container", "rm", "-f", "solo", check=False)
+
+
+def test_cp_out_of_an_exited_container_and_into_a_stopped_one(stack: CLI, tmp_path: Path
+                                                              ) -> None:
+    """Docker's cp reaches a stopped container's files — a test run's report, a
+    config put in before a start —; stackd's said "no running container". An exited
+    container's file system is mounted nowhere for it (nothing is left in the host's
+    mounts) and its paths are resolved inside it, as a running one's."""
+    stack("exec", "box", "sh", "-c", "echo report > /report.txt; mkdir /out; "
+          "echo r > /out/x; rm /etc/hostname; ln -s /../../../../tmp /escape")
+    stack("stop", "box")
+    out = tmp_path / "out"
+    stack("cp", "box:/report.txt", str(out))
+    assert out.read_text() == "report\n"
+    stack("cp", "box:/out", str(tmp_path / "dir"))
+    assert (tmp_path / "dir" / "x").read_text() == "r\n"
+    r = stack("cp", "box:/etc/hostname", str(tmp_path / "h"), check=False)
+    assert r.returncode == 1 and "no such file in the container: /etc/hostname" in r.stderr
+
+    (tmp_path / "conf").write_text("put in while stopped\n")
+    stack("cp", str(tmp_path / "conf"), "box:/escape/app.conf")  # the container's /tmp
+    assert not Path("/tmp/app.conf").exists()
+    with open("/proc/self/mounts") as mounts:
+        assert str(stack.roots.state) not in mounts.read()
+    stack("start", "box")
+    said = stack("exec", "box", "sh", "-c", "cat /tmp/app.conf /report.txt").stdout
+    assert said == "put in while stopped\nreport\n"
