@@ -2,13 +2,14 @@
 
 A running container's root is its PID 1's (`/proc/<pid>/root`: its mounts, volumes
 included, as the container sees them); an exited one's is its own file system (image
-layers and writable layer) mounted nowhere for the copy, without its volumes. Every path of the container is resolved
-inside that root by `inroot.resolve` (symlinks followed as the container would,
-absolute ones from its root, `..` never above it) and acted on through the
-descriptors that come back: a file is opened by `/proc/self/fd/N` of its own O_PATH
-descriptor or created with O_NOFOLLOW in its parent's, a directory is walked from
-its descriptor. The image and the running container are hostile: a link `/etc ->
-/<host dir>` leads to that directory *inside* the container, never to the host's.
+layers and writable layer) mounted nowhere for the copy, without its volumes. Every
+path of the container is resolved inside that root by `inroot.resolve` (symlinks
+followed as the container would, absolute ones from its root, `..` never above it)
+and acted on through the descriptors that come back: a file is opened by
+`/proc/self/fd/N` of its own O_PATH descriptor or created with O_NOFOLLOW in its
+parent's, a directory is walked from its descriptor. The image and the running
+container are hostile: a link `/etc -> /<host dir>` leads to that directory *inside*
+the container, never to the host's.
 
 Symlinks inside a copied tree are copied as links (their text), as `docker cp` does;
 the host side is the user's own and is treated as ordinary paths, except that what is
@@ -58,12 +59,17 @@ def container_root(state: ContainerState, roots: Roots | None = None, *,
 
 
 def _stopped_root(state: ContainerState, paths: ContainerPaths, *, writable: bool) -> int:
-    # A layer each ("lowerdir+", top-most first): fsconfig takes 256 bytes a value.
-    layers = [("lowerdir+", str(p)) for p in state.spec.layers]
-    if writable:  # what is copied in lands in its writable layer, as its own writes do
-        options = [*layers, ("upperdir", str(paths.upper)), ("workdir", str(paths.work))]
-    else:  # its writable layer as one more layer read: nothing of it can change
-        options = [("lowerdir+", str(paths.upper)), *layers]
+    # Its writable layer as one more layer read (nothing of it can change), or as the
+    # upper one: what is copied in lands there, as its own writes do.
+    lower = [str(p) for p in state.spec.layers]
+    if not writable:
+        lower.insert(0, str(paths.upper))
+    # fsconfig takes 256 bytes a value: past that, a layer each ("lowerdir+", 6.8).
+    joined = ":".join(lower)
+    options = ([("lowerdir", joined)] if len(joined) < 256
+               else [("lowerdir+", layer) for layer in lower])
+    if writable:
+        options += [("upperdir", str(paths.upper)), ("workdir", str(paths.work))]
     try:
         return sc.detached_mount("overlay", options, 0 if writable else sc.MOUNT_ATTR_RDONLY)
     except OSError as err:
