@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p = sub.add_parser("rm", help="remove images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="untag an image containers use (kept while they do)")
     p = sub.add_parser("load", help="load a docker save tarball or an OCI archive")
     p.add_argument("-i", "--input", required=True, metavar="FILE")
     p = sub.add_parser("save", help="save images to a tarball (docker save format)")
@@ -45,12 +47,11 @@ def run(args: argparse.Namespace) -> int:
         images = store.list()
         print("\n".join(i.id[7:19] for i in images) if args.quiet else image_table(images))
     elif args.subverb == "rm":
-        from stackd.cli.cmd_rmi import _in_use_layers
+        from stackd.cli.cmd_rmi import untag, users_here
 
-        for ref in args.images:
-            for name in store.remove(ref):
-                print(f"Untagged: {name}")
-        store.prune(in_use=_in_use_layers())
+        users = users_here()
+        untag(store, args.images, users, force=args.force)
+        store.prune(in_use=[layers for _, layers in users])
     elif args.subverb == "load":
         for img in store.load(args.input):
             names = ", ".join(img.references) or "(no name)"
@@ -60,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.subverb == "import":
         print(store.import_rootfs(args.tarball, args.name).id)
     elif args.subverb == "prune":
-        from stackd.cli.cmd_rmi import _in_use_layers
+        from stackd.cli.cmd_rmi import in_use
 
-        report = store.prune(in_use=_in_use_layers())
+        report = store.prune(in_use=in_use())
         print(f"Deleted {report.blobs_removed} blobs and {report.snapshots_removed} layers; "
               f"reclaimed {human_size(report.bytes_freed)}")
     return 0

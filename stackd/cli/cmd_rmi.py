@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "Remove images (untag; `stackd image prune` frees the space)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="untag an image containers use (kept while they do)")
     parser.add_argument("--no-prune", action="store_true",
                         help="keep the content of now unnamed images until the next prune")
 
@@ -18,18 +21,46 @@ def run(args: argparse.Namespace) -> int:
     from stackd.roots import Roots
 
     store = ImageStore(Roots.from_env().ensure())
-    for ref in args.images:
-        for name in store.remove(ref):
-            print(f"Untagged: {name}")
+    users = users_here()
+    untag(store, args.images, users, force=args.force)
     if not args.no_prune:
-        report = store.prune(in_use=_in_use_layers())
+        report = store.prune(in_use=[layers for _, layers in users])
         if report.blobs_removed:
             print(f"Deleted {report.blobs_removed} blobs, {report.snapshots_removed} layers")
     return 0
 
 
-def _in_use_layers() -> list[str]:
-    from stackd.daemon.host_verbs import in_use_layers
+def untag(store: Any, refs: list[str], users: list[tuple[str, tuple[str, ...]]], *,
+          force: bool) -> None:
+    """Remove the names; none at all (Docker's conflict) if one would leave an image
+    that a container runs on without a name, unless `force`."""
+    from stackd.errors import ConflictError
+
+    gone: set[str] = set()  # the names the refs before this one remove
+    for ref in refs:
+        digest, parsed = store.resolve(ref)
+        names = {n for n, d in store.refs.refs().items() if d == digest} - gone
+        gone |= {str(parsed)} if parsed is not None else names
+        if force or names - gone:
+            continue  # it keeps another name
+        layers = store.layer_dirs(digest)
+        if using := sorted(who for who, theirs in users if theirs == layers):
+            raise ConflictError(
+                f"image {ref} is used by {', '.join(using)}",
+                hint="remove those first (`stackd down`, `stackd rm`), or give -f to untag "
+                     "it: its content is kept while a container uses it")
+    for ref in refs:
+        for name in store.remove(ref):
+            print(f"Untagged: {name}")
+
+
+def in_use() -> list[tuple[str, ...]]:
+    """The layers of every container of this root, for a prune."""
+    return [layers for _, layers in users_here()]
+
+
+def users_here() -> list[tuple[str, tuple[str, ...]]]:
+    from stackd.daemon.host_verbs import image_users
     from stackd.roots import Roots
 
-    return in_use_layers(Roots.from_env())
+    return image_users(Roots.from_env())

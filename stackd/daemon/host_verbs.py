@@ -217,12 +217,14 @@ class VolumeAdmin:
         return unused
 
 
-def in_use_layers(roots: Roots) -> list[str]:
-    """Snapshot dirs containers of this root still use (their lower dirs must stay)."""
+def image_users(roots: Roots) -> list[tuple[str, tuple[str, ...]]]:
+    """Each container of this root, as `rmi` names it, with the layers it runs on (an
+    image's `layer_dirs`: the image a container uses must stay, whole)."""
+    from stackd.daemon.stack_images import user
     from stackd.runtime import Runtime
 
-    async def collect() -> list[str]:
-        return [layer for st in await Runtime(roots).list() for layer in st.spec.layers]
+    async def collect() -> list[tuple[str, tuple[str, ...]]]:
+        return [(user(st), tuple(st.spec.layers)) for st in await Runtime(roots).list()]
 
     return trio.run(collect)
 

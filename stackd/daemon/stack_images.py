@@ -46,14 +46,15 @@ def images_of(stack: Stack, mode: Literal["local", "all"]) -> list[str]:
                    if mode == "all" or svc.image is None})
 
 
-def _user(view: Any) -> str:
+def user(view: Any) -> str:
+    """A container as a warning or refusal about its image names it."""
     project = view.labels.get(hostnames.LABEL_PROJECT)
     return f"{view.name} (stack {project})" if project else f"{view.name} (stackd run)"
 
 
 def users_of(layer_dirs: Sequence[str], views: Sequence[Any]) -> list[str]:
     """Pure: the containers whose root filesystem is exactly these layers."""
-    return sorted(_user(v) for v in views
+    return sorted(user(v) for v in views
                   if v.spec is not None and tuple(v.spec.layers) == tuple(layer_dirs))
 
 
@@ -74,6 +75,6 @@ async def remove_images(ports: Any, refs: Sequence[str]) -> list[ImageOutcome]:
         names = await trio.to_thread.run_sync(store.remove, ref)
         out.append(ImageOutcome(ref, removed=tuple(names)))
     if any(o.removed for o in out):
-        in_use = [layer for v in views if v.spec is not None for layer in v.spec.layers]
+        in_use = [v.spec.layers for v in views if v.spec is not None]
         await trio.to_thread.run_sync(lambda: store.prune(in_use=in_use))
     return out

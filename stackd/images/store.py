@@ -220,15 +220,41 @@ class ImageStore:
                 self.refs.delete(name)
             return names
 
-    def prune(self, in_use: Iterable[str] = ()) -> PruneReport:
+    def layer_dirs(self, manifest_digest: str) -> tuple[str, ...]:
+        """The snapshot dirs an image's containers run on (`Image.layer_dirs`, top-most
+        first), read without unpacking anything; () for content that is no image."""
+        try:
+            manifest = parse_manifest(self.blobs.read_bytes(manifest_digest, "manifest"))
+            raw = json.loads(self.blobs.read_bytes(manifest.config.digest, "image config"))
+        except Exception:
+            return ()
+        diff_ids = (raw.get("rootfs") or {}).get("diff_ids") or []
+        return tuple(reversed([str(self.snapshots.path(d)) for d in diff_ids]))
+
+    def _manifests_run_by(self, in_use: set[tuple[str, ...]]) -> set[str]:
+        """The images (named or not) whose layers are exactly a container's."""
+        found = set()
+        for blob in self.blobs.all():
+            if self.blobs.size(blob) <= 4 << 20 and self.layer_dirs(blob) in in_use:
+                found.add(blob)
+        return found
+
+    def prune(self, in_use: Iterable[Sequence[str]] = ()) -> PruneReport:
         """Delete blobs and snapshots no reference reaches, and every crash leftover.
 
-        `in_use`: snapshot dirs still mounted by containers (kept even if unreferenced).
+        `in_use`: each container's layer dirs. An image a container runs on is kept
+        whole, named or not (`rmi -f`, or a tag that moved on with a pull): the
+        container is started again from it after a crash or a restart, as Docker
+        keeps an image its containers use.
         """
         with flocked(self._store_lock):
             keep_blobs: set[str] = set()
-            keep_snaps = {Path(p).name for p in in_use}
-            for digest in set(self.refs.refs().values()):
+            roots = {tuple(layers) for layers in in_use}
+            keep_snaps = {Path(p).name for layers in roots for p in layers}
+            reached = set(self.refs.refs().values())
+            if roots:
+                reached |= self._manifests_run_by(roots)
+            for digest in reached:
                 keep_blobs.add(digest)
                 try:
                     manifest = parse_manifest(self.blobs.read_bytes(digest))

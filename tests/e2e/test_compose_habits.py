@@ -886,3 +886,22 @@ def test_cp_out_of_an_exited_container_and_into_a_stopped_one(stack: CLI, tmp_pa
     stack("start", "box")
     said = stack("exec", "box", "sh", "-c", "cat /tmp/app.conf /report.txt").stdout
     assert said == "put in while stopped\nreport\n"
+
+
+def test_rmi_of_an_image_a_container_runs_on_is_refused_and_force_keeps_its_content(
+        stack: CLI) -> None:
+    """`rmi` untagged and pruned the image of running containers (Docker refuses:
+    "conflict: … container … is using its referenced image"); the stack then could
+    not restart them: "… is no longer in the image store"."""
+    r = stack("rmi", DEMO_IMAGE, check=False)
+    assert r.returncode == 1, r.stderr
+    assert f"image {DEMO_IMAGE} is used by habits-alone-1 (stack habits), " \
+           "habits-box-1 (stack habits)" in r.stderr
+    assert DEMO_IMAGE.split(":")[0] in stack("images").stdout
+
+    stack("rmi", "-f", DEMO_IMAGE)
+    stack("image", "prune")
+    assert DEMO_IMAGE.split(":")[0] not in stack("images").stdout
+    stack("restart", "box")  # from the revision's pinned digest, still in the store
+    (row,) = ps_rows(stack("ps", "box", "--format", "json").stdout)
+    assert row["state"] == "running"
