@@ -125,6 +125,10 @@ class ConflictError(StackdError):
     """The request contradicts the current state (port taken, container running…)."""
 
 
+class PausedError(ConflictError):
+    """The container is paused: its cgroup is frozen, and what joins it freezes too."""
+
+
 class UpdateFailedError(ConflictError):
     """A rolling update stopped: a batch's new containers did not pass the health gate
     (deploy.update_config failure_action pause or rollback)."""

@@ -15,7 +15,7 @@ from typing import Literal
 
 import trio
 
-from stackd.errors import SpecError, StackdError
+from stackd.errors import PausedError, SpecError, StackdError
 from stackd.reconciler.ports import RuntimePort
 
 HealthStatus = Literal["starting", "healthy", "unhealthy"]
@@ -112,11 +112,16 @@ def step(state: HealthState, passed: bool, output: str, *, check: HealthCheck,
     return HealthState(status, streak, False, output)
 
 
-async def probe(runtime: RuntimePort, container_id: str, check: HealthCheck) -> tuple[bool, str]:
-    """Run the check once. A runtime error (container gone…) is a failed probe, not a crash."""
+async def probe(runtime: RuntimePort, container_id: str, check: HealthCheck
+                ) -> tuple[bool | None, str]:
+    """Run the check once. A runtime error (container gone…) is a failed probe, not a
+    crash; a paused container is not probed (None): frozen, it cannot answer, and a
+    `pause` must not read as sickness that restarts it."""
     try:
         with trio.move_on_after(check.timeout) as scope:
             result = await runtime.exec(container_id, list(check.args))
+    except PausedError as err:
+        return None, str(err)
     except StackdError as err:
         return False, str(err)
     if scope.cancelled_caught:
@@ -141,6 +146,8 @@ async def run_healthcheck(
             else check.interval
         await trio.sleep(wait)
         passed, output = await probe(runtime, container_id, check)
+        if passed is None:
+            continue  # paused: its health stays as it was until it runs again
         new = step(state, passed, output, check=check, elapsed=trio.current_time() - started)
         changed = new.status != state.status
         state = new

@@ -49,6 +49,7 @@ import trio
 from stackd.errors import (
     ConflictError,
     HostError,
+    PausedError,
     StackdError,
     UnavailableError,
     UsageError,
@@ -118,6 +119,25 @@ def _env_items(env: Sequence[str] | Mapping[str, str]) -> tuple[str, ...]:
     return tuple(env)
 
 
+def _frozen(pid: int) -> bool:
+    """Whether the process's cgroups are frozen (`stackd pause`): a process that joins
+    them is frozen too, until a thaw — an exec would hang, and nothing could end it."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f, open("/proc/self/mounts") as m:
+            dirs = cgroup_dirs(f.read(), m.read())
+    except OSError:
+        return False
+    for d in dirs:
+        for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            try:
+                with open(os.path.join(d, name)) as f:
+                    if f.read().strip() != thawed:
+                        return True
+            except OSError:
+                continue
+    return False
+
+
 def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Mapping[str, str],
              cwd: str | None, user: str | None, tty: bool, *, detach: bool = False,
              privileged: bool = False) -> _Request:
@@ -127,6 +147,10 @@ def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Ma
     if state.status != "running" or not state.pid:
         raise ConflictError(f"container {state.name} ({state.id}) is not running",
                             hint="start it first")
+    if _frozen(state.pid):
+        raise PausedError(f"container {state.name} is paused",
+                          hint=f"unpause it first (`stackd unpause`, or `stackd container "
+                               f"unpause {state.name}`)")
     if not args:
         raise StackdError("exec needs a command", hint="give the program and its arguments")
     spec = state.spec

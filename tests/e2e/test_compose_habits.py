@@ -905,3 +905,43 @@ def test_rmi_of_an_image_a_container_runs_on_is_refused_and_force_keeps_its_cont
     stack("restart", "box")  # from the revision's pinned digest, still in the store
     (row,) = ps_rows(stack("ps", "box", "--format", "json").stdout)
     assert row["state"] == "running"
+
+
+PROBED = f"""\
+name: probed
+services:
+  web:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    restart: always
+    healthcheck:
+      test: [CMD, "true"]
+      interval: 300ms
+      timeout: 500ms
+      retries: 1
+"""
+
+
+def test_exec_into_a_paused_container_is_refused_and_its_health_is_not_probed(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """An exec into a paused container joined its frozen cgroup and froze with it:
+    `stackd exec` hung for good (its TERM went to the frozen process), and every
+    health probe left one more frozen process, timed out, and counted as a failure —
+    so a healthy container was restarted as unhealthy for being paused."""
+    with stack_dir(no_leaks, tmp_path, "probed", PROBED) as cli:
+        cli("up", "-d", "--wait")
+        (before,) = ps_rows(cli("ps", "--format", "json").stdout)
+        cli("pause", "web")
+        r = cli("exec", "-T", "web", "true", check=False, timeout=20)
+        assert r.returncode == 1 and "container probed-web-1 is paused" in r.stderr, r.stderr
+        time.sleep(3)  # ten probe intervals
+        procs = [line for line in cli("top", "web").stdout.splitlines()
+                 if line.startswith("root ")]
+        # Its own process only: no probe sits frozen in it.
+        assert [p.split()[-2:] for p in procs] == [["sleep", "1000"]], procs
+        cli("unpause", "web")
+        (after,) = ps_rows(cli("ps", "--format", "json").stdout)
+        assert (after["pid"], after["health"]) == (before["pid"], "healthy")
+        assert cli("exec", "-T", "web", "echo", "thawed").stdout == "thawed\n"
