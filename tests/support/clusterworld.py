@@ -121,6 +121,11 @@ def build(tmp: Path, nodes: int = 3, etcd_members: int = 3) -> World:
             ip("-n", ns, "addr", "add", f"{address}/{subnet.prefixlen}", "dev", link)
             ip("-n", ns, "link", "set", link, "up")
             ip("-n", ns, "link", "set", "lo", "up")
+            # The node's uplink forwards, as docs/networking.md asks of a host: the mesh
+            # sends a published port's connection on to a replica of another node out
+            # of it. A new namespace copies the host's settings, which may not.
+            subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "sysctl", "-qw",
+                            f"net.ipv4.conf.{link}.forwarding=1"], check=True, timeout=30)
             roots = Roots(state=tmp / f"node{i}" / "state",
                           run=tmp / f"node{i}" / "run").ensure()
             world.nodes.append(NodeNs(f"node{i}", ns, link, address, roots))
