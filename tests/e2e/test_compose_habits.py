@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -802,6 +803,12 @@ def test_up_scale_of_a_service_the_stack_lacks_or_a_global_one_is_refused(
                                                           "json").stdout)) == ["alone", "box"]
 
 
+def the_row(cli: CLI, *args: str) -> dict[str, Any]:
+    """The one container `ps` lists (with `args`), as its JSON row."""
+    (row,) = ps_rows(cli("ps", "--format", "json", *args).stdout)
+    return row
+
+
 GRACEFUL = f"""\
 name: graceful
 services:
@@ -819,22 +826,19 @@ def test_up_after_stop_starts_a_server_that_exited_0_on_the_stop(
     with stack_dir(no_leaks, tmp_path, "graceful", GRACEFUL) as cli:
         cli("up", "-d")
         cli("stop")
-        (row,) = ps_rows(cli("ps", "-a", "--format", "json").stdout)
+        row = the_row(cli, "-a")
         assert (row["state"], row["exit_code"]) == ("exited", 0)
         cli("up", "-d")
-        (row,) = ps_rows(cli("ps", "--format", "json").stdout)
-        assert row["state"] == "running"
+        assert the_row(cli)["state"] == "running"
 
 
-ALWAYS = f"""\
-name: killed
-services:
-  web:
-    image: {DEMO_IMAGE}
-    pull_policy: never
-    command: [sleep, "1000"]
-    restart: always
-"""
+def web_alone(project: str, keys: str = "") -> str:
+    """A stack of one `web` on the demo image, sleeping; `keys`: more of web's keys."""
+    return (f"name: {project}\nservices:\n  web:\n    image: {DEMO_IMAGE}\n"
+            f'    pull_policy: never\n    command: [sleep, "1000"]\n{keys}')
+
+
+ALWAYS = web_alone("killed", "    restart: always\n")
 
 
 def test_kill_is_a_users_stop_that_no_restart_policy_undoes(
@@ -850,13 +854,12 @@ def test_kill_is_a_users_stop_that_no_restart_policy_undoes(
                 "sleep", "1000")
             cli("container", "kill", "solo")
             time.sleep(3)  # the restart policy's backoff starts at 0.1 s
-            (row,) = ps_rows(cli("ps", "-a", "--format", "json").stdout)
+            row = the_row(cli, "-a")
             assert (row["state"], row["exit_code"]) == ("exited", 137)
             assert [line for line in cli("container", "ls", "-a").stdout.splitlines()
                     if line.startswith("solo ") and "Exited (137)" in line]
             cli("up", "-d")
-            (row,) = ps_rows(cli("ps", "--format", "json").stdout)
-            assert row["state"] == "running"
+            assert the_row(cli)["state"] == "running"
         finally:
             cli("container", "rm", "-f", "solo", check=False)
 
@@ -903,17 +906,10 @@ def test_rmi_of_an_image_a_container_runs_on_is_refused_and_force_keeps_its_cont
     stack("image", "prune")
     assert DEMO_IMAGE.split(":")[0] not in stack("images").stdout
     stack("restart", "box")  # from the revision's pinned digest, still in the store
-    (row,) = ps_rows(stack("ps", "box", "--format", "json").stdout)
-    assert row["state"] == "running"
+    assert the_row(stack, "box")["state"] == "running"
 
 
-PROBED = f"""\
-name: probed
-services:
-  web:
-    image: {DEMO_IMAGE}
-    pull_policy: never
-    command: [sleep, "1000"]
+PROBED = web_alone("probed", """\
     stop_signal: SIGKILL
     restart: always
     healthcheck:
@@ -921,7 +917,7 @@ services:
       interval: 300ms
       timeout: 500ms
       retries: 1
-"""
+""")
 
 
 def test_exec_into_a_paused_container_is_refused_and_its_health_is_not_probed(
@@ -932,7 +928,7 @@ def test_exec_into_a_paused_container_is_refused_and_its_health_is_not_probed(
     so a healthy container was restarted as unhealthy for being paused."""
     with stack_dir(no_leaks, tmp_path, "probed", PROBED) as cli:
         cli("up", "-d", "--wait")
-        (before,) = ps_rows(cli("ps", "--format", "json").stdout)
+        before = the_row(cli)
         cli("pause", "web")
         r = cli("exec", "-T", "web", "true", check=False, timeout=20)
         assert r.returncode == 1 and "container probed-web-1 is paused" in r.stderr, r.stderr
@@ -942,6 +938,6 @@ def test_exec_into_a_paused_container_is_refused_and_its_health_is_not_probed(
         # Its own process only: no probe sits frozen in it.
         assert [p.split()[-2:] for p in procs] == [["sleep", "1000"]], procs
         cli("unpause", "web")
-        (after,) = ps_rows(cli("ps", "--format", "json").stdout)
+        after = the_row(cli)
         assert (after["pid"], after["health"]) == (before["pid"], "healthy")
         assert cli("exec", "-T", "web", "echo", "thawed").stdout == "thawed\n"
