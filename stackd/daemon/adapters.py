@@ -631,7 +631,10 @@ class HostWorld:
                 "health": watch.health if watch is not None else None,
                 "restarting": bool(v.status == "exited" and watch is not None
                                    and watch.restarting),
-                "exit_code": v.exit.code if v.exit else None,
+                # The supervisor's when the record has none: a restart may be making
+                # the container again between the two records a listing reads.
+                "exit_code": v.exit.code if v.exit else (
+                    watch.exit_code if watch is not None and v.status == "exited" else None),
                 "oom_killed": bool(v.exit and v.exit.oom_killed),
                 "started_at": v.started_at.timestamp() if v.started_at else None,
                 "command": list(v.spec.process.args),
