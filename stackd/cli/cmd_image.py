@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
         images = store.list()
         print("\n".join(i.id[7:19] for i in images) if args.quiet else image_table(images))
     elif args.subverb == "rm":
-        from stackd.cli.cmd_rmi import untag, users_here
+        from stackd.cli.cmd_rmi import containers_here, untag
+        from stackd.daemon.stack_images import layers_in_use
 
-        users = users_here()
-        untag(store, args.images, users, force=args.force)
-        store.prune(in_use=[layers for _, layers in users])
+        views = containers_here()
+        untag(store, args.images, views, force=args.force)
+        store.prune(in_use=layers_in_use(views))
     elif args.subverb == "load":
         for img in store.load(args.input):
             names = ", ".join(img.references) or "(no name)"
@@ -61,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.subverb == "import":
         print(store.import_rootfs(args.tarball, args.name).id)
     elif args.subverb == "prune":
-        from stackd.cli.cmd_rmi import in_use
+        from stackd.cli.cmd_rmi import containers_here
+        from stackd.daemon.stack_images import layers_in_use
 
-        report = store.prune(in_use=in_use())
+        report = store.prune(in_use=layers_in_use(containers_here()))
         print(f"Deleted {report.blobs_removed} blobs and {report.snapshots_removed} layers; "
               f"reclaimed {human_size(report.bytes_freed)}")
     return 0

@@ -17,23 +17,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stackd.daemon.stack_images import layers_in_use
     from stackd.images import ImageStore
     from stackd.roots import Roots
 
     store = ImageStore(Roots.from_env().ensure())
-    users = users_here()
-    untag(store, args.images, users, force=args.force)
+    views = containers_here()
+    untag(store, args.images, views, force=args.force)
     if not args.no_prune:
-        report = store.prune(in_use=[layers for _, layers in users])
+        report = store.prune(in_use=layers_in_use(views))
         if report.blobs_removed:
             print(f"Deleted {report.blobs_removed} blobs, {report.snapshots_removed} layers")
     return 0
 
 
-def untag(store: Any, refs: list[str], users: list[tuple[str, tuple[str, ...]]], *,
-          force: bool) -> None:
+def untag(store: Any, refs: list[str], views: list[Any], *, force: bool) -> None:
     """Remove the names; none at all (Docker's conflict) if one would leave an image
-    that a container runs on without a name, unless `force`."""
+    that a container (of `views`) runs on without a name, unless `force`."""
+    from stackd.daemon.stack_images import users_of
     from stackd.errors import ConflictError
 
     gone: set[str] = set()  # the names the refs before this one remove
@@ -43,8 +44,7 @@ def untag(store: Any, refs: list[str], users: list[tuple[str, tuple[str, ...]]],
         gone |= {str(parsed)} if parsed is not None else names
         if force or names - gone:
             continue  # it keeps another name
-        layers = store.layer_dirs(digest)
-        if using := sorted(who for who, theirs in users if theirs == layers):
+        if using := users_of(store.layer_dirs(digest), views):
             raise ConflictError(
                 f"image {ref} is used by {', '.join(using)}",
                 hint="remove those first (`stackd down`, `stackd rm`), or give -f to untag "
@@ -54,13 +54,8 @@ def untag(store: Any, refs: list[str], users: list[tuple[str, tuple[str, ...]]],
             print(f"Untagged: {name}")
 
 
-def in_use() -> list[tuple[str, ...]]:
-    """The layers of every container of this root, for a prune."""
-    return [layers for _, layers in users_here()]
-
-
-def users_here() -> list[tuple[str, tuple[str, ...]]]:
-    from stackd.daemon.host_verbs import image_users
+def containers_here() -> list[Any]:
+    from stackd.daemon.host_verbs import containers_here as listed
     from stackd.roots import Roots
 
-    return image_users(Roots.from_env())
+    return listed(Roots.from_env())

@@ -217,16 +217,12 @@ class VolumeAdmin:
         return unused
 
 
-def image_users(roots: Roots) -> list[tuple[str, tuple[str, ...]]]:
-    """Each container of this root, as `rmi` names it, with the layers it runs on (an
-    image's `layer_dirs`: the image a container uses must stay, whole)."""
-    from stackd.daemon.stack_images import user
+def containers_here(roots: Roots) -> list[Any]:
+    """Every container of this root, as the runtime lists them: what `rmi` and a prune
+    must not take an image from (stack_images.users_of)."""
     from stackd.runtime import Runtime
 
-    async def collect() -> list[tuple[str, tuple[str, ...]]]:
-        return [(user(st), tuple(st.spec.layers)) for st in await Runtime(roots).list()]
-
-    return trio.run(collect)
+    return trio.run(Runtime(roots).list)
 
 
 class NetworkAdmin:

@@ -46,15 +46,19 @@ def images_of(stack: Stack, mode: Literal["local", "all"]) -> list[str]:
                    if mode == "all" or svc.image is None})
 
 
-def user(view: Any) -> str:
-    """A container as a warning or refusal about its image names it."""
+def _user(view: Any) -> str:
     project = view.labels.get(hostnames.LABEL_PROJECT)
     return f"{view.name} (stack {project})" if project else f"{view.name} (stackd run)"
 
 
+def layers_in_use(views: Sequence[Any]) -> list[tuple[str, ...]]:
+    """Pure: what a prune keeps — the layers each container runs on."""
+    return [tuple(v.spec.layers) for v in views if v.spec is not None]
+
+
 def users_of(layer_dirs: Sequence[str], views: Sequence[Any]) -> list[str]:
     """Pure: the containers whose root filesystem is exactly these layers."""
-    return sorted(user(v) for v in views
+    return sorted(_user(v) for v in views
                   if v.spec is not None and tuple(v.spec.layers) == tuple(layer_dirs))
 
 
@@ -75,6 +79,6 @@ async def remove_images(ports: Any, refs: Sequence[str]) -> list[ImageOutcome]:
         names = await trio.to_thread.run_sync(store.remove, ref)
         out.append(ImageOutcome(ref, removed=tuple(names)))
     if any(o.removed for o in out):
-        in_use = [v.spec.layers for v in views if v.spec is not None]
+        in_use = layers_in_use(views)
         await trio.to_thread.run_sync(lambda: store.prune(in_use=in_use))
     return out

@@ -8,11 +8,18 @@ already gone.
 from __future__ import annotations
 
 from stackd import hostnames
-from stackd.errors import AlreadyExistsError, ConflictError, NotFoundError, StackdError
+from stackd.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    StackdError,
+    UsageError,
+)
 from stackd.reconciler import hooks
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import Adapters, ContainerView
 from stackd.runtime.containerspec import ContainerSpec
+from stackd.runtime.signals import signal_number
 
 
 async def _inspect(ports: Adapters, container_id: str) -> ContainerView | None:
@@ -156,9 +163,8 @@ def kill_stops(sent: str, stop_signal: str) -> bool:
 
     def number(name: str) -> int | None:
         try:
-            return int(name) if name.isdigit() else signal.Signals[
-                name if name.startswith("SIG") else f"SIG{name}"].value
-        except (KeyError, ValueError):
+            return signal_number(name)
+        except UsageError:
             return None
 
     return number(sent) in (signal.SIGKILL.value, number(stop_signal))

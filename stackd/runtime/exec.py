@@ -42,6 +42,7 @@ import threading
 import tty as ttymod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -56,6 +57,7 @@ from stackd.errors import (
 )
 from stackd.runtime import exec_helper, protocol
 from stackd.runtime.cgroups import parse_mounts
+from stackd.runtime.cgroups.base import is_frozen
 from stackd.runtime.exec_helper import Launch
 from stackd.runtime.exec_helper import Request as _Request
 from stackd.runtime.execfail import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED
@@ -119,25 +121,6 @@ def _env_items(env: Sequence[str] | Mapping[str, str]) -> tuple[str, ...]:
     return tuple(env)
 
 
-def _frozen(pid: int) -> bool:
-    """Whether the process's cgroups are frozen (`stackd pause`): a process that joins
-    them is frozen too, until a thaw — an exec would hang, and nothing could end it."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f, open("/proc/self/mounts") as m:
-            dirs = cgroup_dirs(f.read(), m.read())
-    except OSError:
-        return False
-    for d in dirs:
-        for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-            try:
-                with open(os.path.join(d, name)) as f:
-                    if f.read().strip() != thawed:
-                        return True
-            except OSError:
-                continue
-    return False
-
-
 def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Mapping[str, str],
              cwd: str | None, user: str | None, tty: bool, *, detach: bool = False,
              privileged: bool = False) -> _Request:
@@ -147,10 +130,6 @@ def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Ma
     if state.status != "running" or not state.pid:
         raise ConflictError(f"container {state.name} ({state.id}) is not running",
                             hint="start it first")
-    if _frozen(state.pid):
-        raise PausedError(f"container {state.name} is paused",
-                          hint=f"unpause it first (`stackd unpause`, or `stackd container "
-                               f"unpause {state.name}`)")
     if not args:
         raise StackdError("exec needs a command", hint="give the program and its arguments")
     spec = state.spec
@@ -318,9 +297,11 @@ def start_fork_server() -> None:
         _ForkServer.ensure()
 
 
-def _open_targets(req: _Request) -> tuple[list[int], list[int], list[int]]:
+def _open_targets(req: _Request, name: str) -> tuple[list[int], list[int], list[int]]:
     """The container's namespace files (those not shared with us) and its cgroup.procs
-    files, opened here: (ns fds, their CLONE_ flags, cgroup.procs fds)."""
+    files, opened here: (ns fds, their CLONE_ flags, cgroup.procs fds). Refused for a
+    paused container (`name`): what joins its frozen cgroup freezes too, until a thaw —
+    the exec would hang, and nothing could end it."""
     try:
         pidfd = os.pidfd_open(req.pid)
     except ProcessLookupError:
@@ -330,6 +311,12 @@ def _open_targets(req: _Request) -> tuple[list[int], list[int], list[int]]:
     flags: list[int] = []
     procs: list[int] = []
     try:
+        with open(f"/proc/{req.pid}/cgroup") as f, open("/proc/self/mounts") as m:
+            dirs = cgroup_dirs(f.read(), m.read())
+        if any(is_frozen(Path(d)) for d in dirs):
+            raise PausedError(f"container {name} is paused",
+                              hint=f"unpause it first (`stackd unpause`, or `stackd "
+                                   f"container unpause {name}`)")
         own = {kind: os.stat(f"/proc/self/ns/{kind}").st_ino for kind, _ in NAMESPACE_ORDER}
         for kind, flag in NAMESPACE_ORDER:
             fd = os.open(f"/proc/{req.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
@@ -338,8 +325,6 @@ def _open_targets(req: _Request) -> tuple[list[int], list[int], list[int]]:
                 continue
             ns_fds.append(fd)
             flags.append(flag)
-        with open(f"/proc/{req.pid}/cgroup") as f, open("/proc/self/mounts") as m:
-            dirs = cgroup_dirs(f.read(), m.read())
         for d in dirs:
             # Written by the process itself once forked: the helper that waits for it
             # stays out of the container's cgroups (and its pids limit).
@@ -354,10 +339,10 @@ def _open_targets(req: _Request) -> tuple[list[int], list[int], list[int]]:
     return ns_fds, flags, procs
 
 
-def _start(req: _Request, stdio: tuple[int, int, int]) -> _Session:
-    """Open what the process joins and have its helper forked: by us if we are the
-    only thread, else by the fork server."""
-    ns_fds, flags, procs = _open_targets(req)
+def _start(req: _Request, stdio: tuple[int, int, int], name: str) -> _Session:
+    """Open what the process joins (of container `name`) and have its helper forked:
+    by us if we are the only thread, else by the fork server."""
+    ns_fds, flags, procs = _open_targets(req, name)
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     launch = Launch(request=req, session=theirs.fileno(), stdio=stdio, ns_fds=tuple(ns_fds),
                     ns_flags=tuple(flags), procs=tuple(procs))
@@ -487,7 +472,7 @@ async def exec_in(
         else:
             stdio = (stdin_r, sys.stdout.fileno(), sys.stderr.fileno())
     try:
-        session = _start(req, stdio)
+        session = _start(req, stdio, state.name)
     except BaseException:
         for fd in [*parent_fds, *([stdin_w] if stdin_w is not None else [])]:
             os.close(fd)
@@ -551,7 +536,7 @@ def exec_interactive(
     passed on to the process when called from the main thread.
     """
     req = _request(state, args, env, cwd, user, tty, privileged=privileged)
-    session = _start(req, (0, 1, 2))
+    session = _start(req, (0, 1, 2), state.name)
     finished = False
     try:
         with _forwarding_signals(session):
@@ -580,7 +565,7 @@ def exec_detached(
     req = _request(state, args, env, cwd, user, False, detach=True, privileged=privileged)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
-        session = _start(req, (null, null, null))
+        session = _start(req, (null, null, null), state.name)
     finally:
         os.close(null)
     try:

@@ -57,6 +57,7 @@ from stackd.runtime.keeper import parse_args
 from stackd.runtime.layout import ContainerPaths, MonitorPaths, containers_dir
 from stackd.runtime.logfile import LogWriter, log_files
 from stackd.runtime.model import ExitStatus
+from stackd.runtime.signals import signal_number
 from stackd.runtime.specview import dump_spec, load_spec
 from stackd.runtime.statefile import (
     check_records,
@@ -89,7 +90,6 @@ TRASH_PREFIX = ".deleted-"
 SETUP_TIMEOUT = 30.0
 # How long a new monitor waits for the keeper to record an adopted container's exit.
 KEEPER_WAIT_SECONDS = 0.5
-SIGNALS = {s.name: s for s in signal.Signals}
 
 # A SIGKILLed adopted container is gone within moments; bounded, so a process stuck
 # in the kernel never stalls the monitor.
@@ -827,7 +827,7 @@ class Monitor:
             self.drop(client)
 
     def kill(self, c: Container, signame: str) -> dict[str, Any]:
-        sig = _signal(signame)
+        sig = signal_number(signame)
         if c.exit is None:
             try:
                 signal.pidfd_send_signal(c.pidfd, sig)
@@ -1161,25 +1161,6 @@ def _reopen_pipe(pid: int, fd: int, ino: object) -> int | None:
         return os.open(link, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-
-
-def _signal(name: object) -> int:
-    hint = "use e.g. SIGTERM, SIGKILL, HUP, 9"
-    if isinstance(name, int) and not isinstance(name, bool):
-        key = str(name)
-    elif isinstance(name, str):
-        key = name.upper()
-    else:
-        raise UsageError(f"a signal is a name or a number, not {name!r}", hint=hint)
-    if key.isdigit():
-        if not 0 < int(key) <= signal.SIGRTMAX:
-            raise UsageError(f"no signal number {key}", hint=hint)
-        return int(key)
-    if not key.startswith("SIG"):
-        key = "SIG" + key
-    if key not in SIGNALS:
-        raise UsageError(f"unknown signal {name!r}", hint=hint)
-    return int(SIGNALS[key])
 
 
 class _NoReport(HostError):

@@ -40,7 +40,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # Only the builder's RUN step runs a container (images.build → runtime, below).
     "images": (),
     "reconciler": ("scheduler", "spec.model", "spec.image_names", "spec.buildsecrets", "spec.tmpfs",
-                   "runtime.containerspec", "netbridge.model"),
+                   "runtime.containerspec", "runtime.signals", "netbridge.model"),
     "hostinfo": ("scheduler.nodes",),
     "leaks": ("leaks",),
     # Cluster mode: the etcd store and the leader's placement over the pure scheduler.

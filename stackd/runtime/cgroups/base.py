@@ -85,6 +85,15 @@ def read_int(path: Path, default: int = 0) -> int:
         return default
 
 
+def is_frozen(cgroup_dir: Path) -> bool:
+    """Whether the processes of a cgroup directory are frozen: v1's freezer hierarchy
+    says so in freezer.state, v2's in cgroup.events; any other directory is not."""
+    state = cgroup_dir / "freezer.state"
+    if state.exists():
+        return read(state).strip() != "THAWED"
+    return read_keyed(cgroup_dir / "cgroup.events").get("frozen", 0) == 1
+
+
 def read_keyed(path: Path) -> dict[str, int]:
     """Files of "key value" lines (memory.stat, memory.events, cpu.stat…)."""
     out: dict[str, int] = {}

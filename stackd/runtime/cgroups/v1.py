@@ -169,7 +169,7 @@ class CgroupV1:
 
     def frozen(self) -> bool:
         return (self.freezer is not None and self.freezer.is_dir()
-                and base.read(self.freezer / "freezer.state").strip() != "THAWED")
+                and base.is_frozen(self.freezer))
 
     def kill_all(self) -> None:
         if self.unified:

@@ -109,7 +109,7 @@ class CgroupV2:
         base.write(self.dir / "cgroup.freeze", "1" if frozen else "0")
 
     def frozen(self) -> bool:
-        return base.read_keyed(self.dir / "cgroup.events").get("frozen", 0) == 1
+        return base.is_frozen(self.dir)
 
     def kill_all(self) -> None:
         kill = self.dir / "cgroup.kill"

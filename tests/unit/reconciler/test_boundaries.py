@@ -10,6 +10,7 @@ PKG = Path(__file__).resolve().parents[3] / "stackd" / "reconciler"
 # Pure data it may import from other packages: the runtime's input contract, netbridge's
 # value types, the spec model, the scheduler, errors and host names.
 ALLOWED_STACKD = ("stackd.errors", "stackd.hostnames", "stackd.runtime.containerspec",
+                  "stackd.runtime.signals",
                   "stackd.netbridge.model", "stackd.spec.model", "stackd.spec.image_names",
                   "stackd.spec.buildsecrets", "stackd.spec.tmpfs", "stackd.scheduler",
                   "stackd.reconciler")
