@@ -91,11 +91,16 @@ def forwarding(node: NodeNs) -> tuple[set[str], set[str]]:
     ARP for."""
     vteps, ips = set(), set()
     for dev in vxlans(node):
-        for e in json.loads(in_ns(node, "bridge", "-j", "fdb", "show", "dev", dev) or "[]"):
-            if e.get("dst"):
-                vteps.add(e["dst"])
-        for n in json.loads(in_ns(node, "ip", "-j", "neigh", "show", "dev", dev) or "[]"):
-            ips.add(n["dst"])
+        try:
+            fdb = in_ns(node, "bridge", "-j", "fdb", "show", "dev", dev)
+            neigh = in_ns(node, "ip", "-j", "neigh", "show", "dev", dev)
+        except subprocess.CalledProcessError:
+            # Removed since it was listed (a network going away): it forwards nothing.
+            if dev in vxlans(node):
+                raise
+            continue
+        vteps.update(e["dst"] for e in json.loads(fdb or "[]") if e.get("dst"))
+        ips.update(n["dst"] for n in json.loads(neigh or "[]"))
     return vteps, ips
 
 
