@@ -1,13 +1,12 @@
 """The container's first process, between fork and exec.
 
 The monitor forks this already inside the container's new PID namespace (so it is
-PID 1 there), and moves it into the container's cgroups meanwhile. It makes its other
-namespaces, builds the root filesystem, waits for the cgroup move ("C" on the start
-pipe), makes its cgroup namespace, reports "created" on the ready pipe and blocks on
-the start pipe; on
-"start" it drops to the container's user and executes the process. Anything that
-goes wrong is written to the ready pipe as JSON and the process exits: this code
-never returns into the monitor's loop.
+PID 1 there). It makes its other namespaces, builds the root filesystem, makes its
+cgroups, sets their limits and moves itself in, makes its cgroup namespace, reports
+"created" on the ready pipe and blocks on the start pipe; on "start" it drops to the
+container's user and executes the process. Anything that goes wrong is written to the
+ready pipe as JSON and the process exits: this code never returns into the monitor's
+loop.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from stackd.runtime.cgroups.base import CgroupManager
     from stackd.runtime.containerspec import ContainerSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -71,13 +71,13 @@ def _report(fd: int, error: BaseException) -> None:
         pass
 
 
-def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes, *,
-        nofile: tuple[int, int] | None = None) -> NoReturn:
+def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
+        cgroup: CgroupManager, *, nofile: tuple[int, int] | None = None) -> NoReturn:
     """nofile: the descriptor limit to give the container unless its spec sets one (the
     monitor runs with a raised limit of its own)."""
     code = EXIT_SETUP_FAILED
     try:
-        code = _run(spec, paths, plan, pipes, nofile)
+        code = _run(spec, paths, plan, pipes, cgroup, nofile)
     except BaseException as e:  # report everything; never unwind into the monitor
         _report(pipes.ready_w, e)
     os._exit(code)
@@ -110,7 +110,7 @@ def _namespaces(spec: ContainerSpec, held: dict[str, int]) -> None:
 
 
 def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
-         nofile: tuple[int, int] | None) -> int:
+         cgroup: CgroupManager, nofile: tuple[int, int] | None) -> int:
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
@@ -130,6 +130,14 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
             sc.setdomainname(spec.domainname)
 
     rootfs.setup_rootfs(spec, paths, shm_from=pipes.shm_from)
+    # Here, not in the monitor: a v1 move waits for an RCU grace period (~1-20 ms),
+    # and the monitor makes one container after another while children run side by
+    # side. After the rootfs (its device nodes are made before the device rules hold),
+    # before the pivot (the host's cgroup mounts are out of sight after it).
+    cgroup.create()
+    cgroup.apply(spec.resources, privileged=spec.security.privileged,
+                 devices=spec.devices, rules=spec.device_cgroup_rules)
+    cgroup.join(os.getpid())  # our pid in our own PID namespace: this process
     rootfs.pivot(paths.rootfs)
     security = _security()
     if security is not None and plan is not None:
@@ -150,11 +158,7 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     if spec.process.oom_score_adj is not None:
         _set_oom_score_adj(spec.process.oom_score_adj)
 
-    # The monitor moves us into the container's cgroups while we build the rootfs
-    # (each move waits for an RCU grace period, so doing it alongside saves most of it);
-    # the cgroup namespace must be made after that.
-    if os.read(pipes.start_r, 1) != b"C":
-        return 0
+    # After the move: the namespace's root is the cgroup it is made in.
     if spec.namespaces.cgroup != "host":
         sc.unshare(sc.CLONE_NEWCGROUP)
     if pipes.console is not None:

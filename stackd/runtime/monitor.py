@@ -584,7 +584,8 @@ class Monitor:
                                  shm_from=shared.shm_from,
                                  **ends)
         log = LogWriter(paths.log, spec.log.max_size, spec.log.max_files)
-        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, shared.joined.get("pid"))
+        pid = self._fork_in_pid_namespace(spec, paths, plan, pipes, cgroup,
+                                          shared.joined.get("pid"))
         theirs_end = {console[1]} if console else set()
         for fd in {ready_w, start_r, *ends.values(), *theirs_end} - {self.devnull}:
             _close(fd)
@@ -595,23 +596,6 @@ class Monitor:
                       stdin_w=stdin_w if spec.process.stdin_open and not console else None,
                       backlog=[] if spec.process.stdin_open else None)
         made.clear()  # from here on the Container owns the descriptors
-        try:
-            # While the child builds its rootfs: the cgroup, its limits, the move.
-            cgroup.create()
-            cgroup.apply(spec.resources, privileged=spec.security.privileged,
-                         devices=spec.devices, rules=spec.device_cgroup_rules)
-            cgroup.join(pid)
-            os.write(start_w, b"C")
-        except (StackdError, OSError):
-            # The child may have failed (and exited) first: its reason is the real one.
-            # Closing the start pipe makes a child still waiting for "C" give up.
-            _close(start_w)
-            c.start_w = None
-            problem = _read_report(ready_r, SETUP_TIMEOUT, want=b"")
-            self._forget(c, reap=True)
-            if problem is not None and not isinstance(problem, _NoReport):
-                raise problem from None
-            raise
         for fd, stream in outputs.items():
             os.set_blocking(fd, False)
             c.streams[fd] = stream
@@ -633,7 +617,8 @@ class Monitor:
             pass
 
     def _fork_in_pid_namespace(self, spec: ContainerSpec, paths: ContainerPaths, plan: Any,
-                               pipes: child.ChildPipes, shared: int | None) -> int:
+                               pipes: child.ChildPipes, cgroup: CgroupManager,
+                               shared: int | None) -> int:
         """Fork the container's PID 1 straight from here: unshare(CLONE_NEWPID) only
         affects children, and setns back to our own PID namespace undoes it at once.
         `shared`: another container's PID namespace (its processes see ours, and ours
@@ -652,7 +637,7 @@ class Monitor:
         try:
             pid = os.fork()
             if pid == 0:
-                child.run(spec, paths, plan, pipes, nofile=self.container_nofile)
+                child.run(spec, paths, plan, pipes, cgroup, nofile=self.container_nofile)
         finally:
             if pidns != "host":
                 sc.setns(self.own_pidns, sc.CLONE_NEWPID)
@@ -1165,31 +1150,6 @@ def _reopen_pipe(pid: int, fd: int, ino: object) -> int | None:
 
 class _NoReport(HostError):
     """The child ended without saying why."""
-
-
-def _read_report(fd: int, timeout: float, want: bytes) -> StackdError | None:
-    """Read the child's answer on its ready pipe: `want` (b"R", or b"" for EOF) or a
-    JSON error report."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return HostError("the container's first process did not answer in time",
-                             hint="the host may be overloaded or a mount is hanging")
-        sel = selectors.DefaultSelector()
-        sel.register(fd, selectors.EVENT_READ)
-        sel.select(remaining)
-        sel.close()
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            continue
-        if not chunk or (want and data + chunk == want):
-            data += chunk
-            break
-        data += chunk
-    return _parse_report(data, want)
 
 
 def _parse_report(data: bytes, want: bytes) -> StackdError | None:
