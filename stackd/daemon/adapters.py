@@ -103,7 +103,9 @@ class NetworkAdapter:
                 if n.project == project}
 
     async def ensure_network(self, spec: Any) -> None:
-        await self.nets.ensure_network(spec)
+        # The resolver catches up while the containers are made: `resolvable`, before
+        # each starts, waits for it (for an unused network, DnsFeed.keep within 1 s).
+        await self.nets.ensure_network(spec, wait_for_dns=False)
 
     async def remove_network(self, key: str) -> None:
         await self.nets.remove_network(key)
@@ -119,7 +121,8 @@ class NetworkAdapter:
         path: str = await self.nets.create_netns(container_id)
         try:
             addresses = await self.nets.attach(container_id, path, list(attachments),
-                                               names=_dns_names(container_id))
+                                               names=_dns_names(container_id),
+                                               wait_for_dns=False)
             if ports:
                 await self.nets.publish(container_id, list(ports), addresses[0].ip,
                                         group=group)
@@ -128,6 +131,9 @@ class NetworkAdapter:
                 await self.disconnect(container_id)
             raise
         return path
+
+    async def resolvable(self, container_id: str) -> None:
+        await self.nets.dns_current()  # one flush carries every container's records
 
     async def disconnect(self, container_id: str) -> None:
         self.in_flight.discard(container_id)

@@ -364,6 +364,8 @@ class SingleRunner:
         try:
             spec = run_spec(request, image, name=name, netns=netns, mounts=mounts, files=files)
             await self.ports.runtime.create(spec)
+            if netns is not None:
+                await net.resolvable(cid)
             await self.ports.runtime.start(cid)
         except BaseException:
             with trio.CancelScope(shield=True):

@@ -118,7 +118,10 @@ class Networks:
                                 hint="see `stackd network ls` for the networks there are")
         return _state(row)
 
-    async def ensure_network(self, spec: NetworkSpec) -> NetworkState:
+    async def ensure_network(self, spec: NetworkSpec, *,
+                             wait_for_dns: bool = True) -> NetworkState:
+        """The network, made unless there. wait_for_dns: return only once the resolver
+        listens at its gateway (else `dns_current` does it later)."""
         if spec.driver not in SUPPORTED_DRIVERS:
             raise SpecError(f"network {spec.name}: driver {spec.driver!r} is not supported",
                             hint="stackd networks use the bridge driver; remove `driver:`")
@@ -149,7 +152,8 @@ class Networks:
                     # Made by `network create` while we ran, not known to the resolver
                     # yet: its containers' names are answered at its gateway too.
                     await self.resolver.listen(row.key, row.gateway)
-                    await self.resolver.flush()
+                    if wait_for_dns:
+                        await self.resolver.flush()
                 return _state(row, external=True)
             if row is not None:
                 if spec.subnet and ipam.parse_subnet(
@@ -171,7 +175,8 @@ class Networks:
             await self._apply_firewall()
             if self.resolver is not None:
                 await self.resolver.listen(row.key, row.gateway)
-                await self.resolver.flush()
+                if wait_for_dns:
+                    await self.resolver.flush()
             return _state(row)
 
     def _ensure_devices(self, row: NetworkRow) -> None:
@@ -322,11 +327,13 @@ class Networks:
     # attaching
     async def attach(self, container_id: str, netns_path: str,
                      attachments: Sequence[Attachment], *,
-                     names: Sequence[str] = ()) -> builtins.list[Address]:
+                     names: Sequence[str] = (),
+                     wait_for_dns: bool = True) -> builtins.list[Address]:
         """eth0, eth1… on the given networks, in order; the first carries the default route.
 
         names: what DNS answers with this container's address on every network it joins
         (container name, service name, hostname); each attachment adds its aliases.
+        wait_for_dns: return only once the resolver answers them (else `dns_current`).
         """
         keys = [a.network_key for a in attachments]
         if len(set(keys)) != len(keys):
@@ -359,10 +366,17 @@ class Networks:
             for addr, att in zip(done, attachments, strict=True):
                 self.resolver.add(addr.network_key, container_id, addr.ip,
                                   [*names, *att.aliases])
-            await self.resolver.flush()
+            if wait_for_dns:
+                await self.resolver.flush()
         if self.overlay is not None:
             self.overlay.changed()
         return done
+
+    async def dns_current(self) -> None:
+        """Return once the resolver answers with every network and name given it so far
+        (starting it if need be: ~0.1 s of a Python start when a first network came)."""
+        if self.resolver is not None:
+            await self.resolver.flush()
 
     def _reserve(self, container_id: str, att: Attachment, index: int,
                  names: Sequence[str]) -> Address:

@@ -37,6 +37,8 @@ async def bring_up(ports: Adapters, container: DesiredContainer, *,
     ones, `up -V`) made afresh before a container is made."""
     started = not await _make(ports, container, keep_layer=keep_layer, renew=renew)
     if started:
+        # Only now, not at connect: the resolver catches up while the container is made.
+        await ports.network.resolvable(container.id)
         await ports.runtime.start(container.id)
     ports.state.unhold(container.id)
     if started:
@@ -128,6 +130,7 @@ async def start_existing(ports: Adapters, container_id: str) -> None:
         view = await ports.runtime.respawn(view.spec, keep_layer=True)
     started = view.status != "running"
     if started:
+        await ports.network.resolvable(container_id)  # `stackd create` did not wait
         await ports.runtime.start(container_id)
     ports.state.unhold(container_id)
     if started:

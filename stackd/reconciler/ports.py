@@ -157,6 +157,7 @@ class NetworkPort(Protocol):
         *, group: str = "",
     ) -> str:
         """Make the container's network namespace, attach it, publish ports; its netns path.
+        Its names are recorded for DNS, answered once `resolvable` returns.
 
         Containers of one `group` (a service's replicas) share their published ports,
         balanced over the ready ones.
@@ -165,6 +166,12 @@ class NetworkPort(Protocol):
         Idempotent per container id: a second call (after an interrupted apply) returns
         the namespace the first one made.
         """
+    async def resolvable(self, container_id: str) -> None:
+        """Return once DNS answers with the names `connect` gave the container (and at
+        the gateways of networks made before): what must hold before its process
+        starts, whose first lookups would fail otherwise. `connect` and
+        `ensure_network` do not wait for it, so the resolver catches up while the
+        container is created."""
     async def disconnect(self, container_id: str) -> None:
         """Undo `connect` (detach, unpublish, delete the netns); no error if already gone."""
     def still_connected(self, container_id: str, attachments: Sequence[Attachment]

@@ -121,3 +121,46 @@ def test_names_resolve_while_the_daemon_is_down_and_follow_scale_after(
     cli("down")
     assert resolver_pid(cli.roots) is None
     assert resolvers(cli.roots) == []
+
+
+FIRST_LOOKUPS = """\
+name: dnsfirst
+services:
+{services}
+  client:
+    image: stackd-demo/busybox:latest
+    pull_policy: never
+    depends_on: [{listed}]
+    command: ["sh", "-c", "for n in {names} client; do nslookup $$n >/dev/null || exit 7; done;
+              sleep 3600"]
+    stop_signal: SIGKILL
+"""
+SERVICE = """\
+  {name}:
+    image: stackd-demo/busybox:latest
+    pull_policy: never
+    command: ["sh", "-c", "nslookup {name} >/dev/null || exit 7; sleep 3600"]
+    stop_signal: SIGKILL
+"""
+
+
+def test_a_containers_first_lookups_are_answered_on_a_stacks_first_up(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """The resolver is started (or told) while the containers are made, no longer
+    before: each start still waits for it, so a container's first instruction finds
+    its own name and those of what it depends on — here with no resolver running at
+    first, since the root has no network yet."""
+    names = [f"s{i}" for i in range(6)]
+    work = tmp_path / "dnsfirst"
+    work.mkdir()
+    (work / "compose.yaml").write_text(FIRST_LOOKUPS.format(
+        services="".join(SERVICE.format(name=n) for n in names), listed=", ".join(names),
+        names=" ".join(names)))
+    with torn_down(CLI(no_leaks, work)) as cli:
+        assert resolver_pid(cli.roots) is None
+        cli("up", "-d")
+        time.sleep(1.0)  # a failed lookup exits at once; give them all time to run
+        listed = cli("ps", "-a", "--format", "json").stdout
+        rows = [json.loads(line) for line in listed.splitlines()]
+        assert sorted((r["service"], r["state"]) for r in rows) == sorted(
+            (n, "running") for n in [*names, "client"]), rows

@@ -97,6 +97,9 @@ class FakeRuntime:
         # id → how many runs its log holds: create appends, a delete with keep_logs
         # keeps it (a restart), any other delete removes it.
         self.log_files: dict[str, int] = {}
+        # Containers connected whose names DNS does not answer yet (FakeNetwork's,
+        # shared by sim_host): starting one is a bug, its first lookups would fail.
+        self.unresolved: set[str] = set()
 
     def behaviour(self, spec: ContainerSpec) -> Behaviour:
         return self.behaviours.get(spec.labels.get(hostnames.LABEL_SERVICE, ""), Behaviour())
@@ -139,6 +142,8 @@ class FakeRuntime:
         c = self._get(container_id)
         if c.status != "created":
             raise ConflictError(f"container {container_id} is {c.status}, not created")
+        if container_id in self.unresolved:
+            raise AssertionError(f"{container_id} started before DNS answers its names")
         b = self.behaviour(c.spec)
         if b.start_error:
             raise HostError(b.start_error)
@@ -241,6 +246,7 @@ class FakeNetwork:
         self.ready: dict[str, bool] = {}
         self.readiness_log: list[tuple[float, str, bool]] = []
         self.connects: list[str] = []  # every connect, in order
+        self.unresolved: set[str] = set()  # connected, names not answered yet
         # How long a readiness change takes to reach the kernel (netbridge runs nft)
         self.ready_delay = 0.0
 
@@ -276,8 +282,13 @@ class FakeNetwork:
         self.connected[container_id] = tuple(attachments)
         self.published[container_id] = tuple(ports)
         self.connects.append(container_id)
+        self.unresolved.add(container_id)
         self.faults.tick()
         return f"/run/netns/{container_id}"
+
+    async def resolvable(self, container_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.unresolved.clear()  # as the resolver's flush: every change so far
 
     def still_connected(self, container_id: str, attachments: Sequence[Attachment]
                         ) -> str | None:
@@ -292,6 +303,7 @@ class FakeNetwork:
         self.connected.pop(container_id, None)
         self.published.pop(container_id, None)
         self.ready.pop(container_id, None)
+        self.unresolved.discard(container_id)
 
     async def set_ready(self, container_id: str, ready: bool) -> None:
         if self.ready_delay:

@@ -253,6 +253,7 @@ async def sim_host(tmp_path: Path) -> AsyncIterator[Host]:
             faults = Faults()
             runtime = FakeRuntime(nursery, faults)
             net, vols = FakeNetwork(faults), FakeVolumes(faults)
+            runtime.unresolved = net.unresolved
             events: list[SupervisorEvent] = []
             scope, child = await nursery.start(_child_nursery)
             host = Host(runtime, net, vols, IntentLog(db), faults,

@@ -325,3 +325,22 @@ async def test_a_restart_is_one_runtime_step_so_the_container_is_never_missing(
         assert host.runtime.running() == ["demo-web-1"]
         assert [op for _, op, _ in host.runtime.log[seen:]] == ["exit 137", "respawn", "start"]
         assert cid in host.network.connected
+
+
+async def test_a_container_starts_only_once_dns_answers_its_names(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """`connect` no longer waits for the resolver (it catches up while the container is
+    made); every start must, or the container's first lookups fail. The fake runtime
+    refuses a start the fake network has not answered for (every sim test checks it);
+    here a container made by `create` and started by `start` later."""
+    from stackd.reconciler.asks import Ask
+
+    desired = stack("demo", svc("web"), svc("db"))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired, ask=Ask("create"))
+        assert host.runtime.running() == []
+        assert host.network.unresolved  # connected, not answered: nothing waited yet
+        result = await host.up(desired, ask=Ask("start"))
+        assert result.ok, result.outcomes
+        assert host.runtime.running() == ["demo-db-1", "demo-web-1"]
+        assert not host.network.unresolved
