@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from stackd.errors import HostError, SpecError, StackdError
 from stackd.runtime import rootfs
 from stackd.runtime import syscalls as sc
-from stackd.runtime.exec_helper import open_console
+from stackd.runtime.exec_helper import close_all_but, open_console
 from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
@@ -116,9 +116,11 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     sc.set_process_name("stackd-init")
-    _close_inherited({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr,
-                      *pipes.namespaces.values(),
-                      *(fd for fd in (pipes.shm_from, pipes.console) if fd is not None)})
+    # The monitor's descriptors (its socket, other containers' pipes): a created
+    # container waits here for a long time and must not keep them alive.
+    close_all_but({pipes.ready_w, pipes.start_r, pipes.stdin, pipes.stdout, pipes.stderr,
+                   *pipes.namespaces.values(),
+                   *(fd for fd in (pipes.shm_from, pipes.console) if fd is not None)})
     if nofile is not None:  # only now: we held more descriptors than it allows
         resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
 
@@ -192,18 +194,6 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         error, code = exec_failure(args[0], err)
         _report(pipes.ready_w, error)
         return code
-
-
-def _close_inherited(keep: set[int]) -> None:
-    """Drop the monitor's descriptors (its socket, other containers' pipes): a created
-    container waits here for a long time and must not keep them alive."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the directory listing's own descriptor
 
 
 def _security() -> Any:

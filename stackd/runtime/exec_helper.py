@@ -211,7 +211,11 @@ def _report(fd: int, error: BaseException, code: int) -> None:
     _send(fd, data)
 
 
-def _close_all_but(keep: set[int]) -> None:
+def close_all_but(keep: set[int]) -> None:
+    """Close every descriptor above 2 not in `keep`: what a forked child inherited of
+    its parent's (the monitor's sockets, other containers' pipes). By ranges (the
+    kernel's close_range), not one call per descriptor: a monitor holds ~5 per
+    container, and each of its children closes them all."""
     low = 3
     for fd in sorted(f for f in keep if f >= 3):
         os.closerange(low, fd)
@@ -230,7 +234,7 @@ def _helper(launch: Launch) -> NoReturn:  # pragma: no cover - runs in the child
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         # Whoever forked us held more descriptors (the write end of the process's stdin
         # pipe among them, which would keep it from ever seeing EOF).
-        _close_all_but({0, 1, 2, *launch.fds()})
+        close_all_but({0, 1, 2, *launch.fds()})
         detach = launch.request.detach
         if detach:
             # Not the caller's child nor in its session: its exit, its terminal's
@@ -271,7 +275,7 @@ def _helper(launch: Launch) -> NoReturn:  # pragma: no cover - runs in the child
             os.read(exec_r, 1)
             os.close(exec_r)
             _send(session, {"started": True})
-        _close_all_but({0, 1, 2, session, pidfd})
+        close_all_but({0, 1, 2, session, pidfd})
         # A terminal's Ctrl-C or Ctrl-\ reaches us too when the caller forked us in its
         # process group; the caller passes them on itself (the "signal" message).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -367,7 +371,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
         # The session is how a failed exec is reported; close-on-exec, so after a
         # successful one the program holds nothing of ours.
         os.set_inheritable(session, False)
-        _close_all_but({session, keep} - {-1})
+        close_all_but({session, keep} - {-1})
         try:
             os.chdir(req.cwd)
         except OSError as err:

@@ -3,6 +3,7 @@ exit codes and signals, stop with a grace period, init, logs."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -138,3 +139,28 @@ async def test_log_is_rotated_by_size(rt, make_spec):
     assert lines == [f"line-{i}" for i in range(401 - len(lines), 401)]
     assert 50 < len(lines) < 400
     await rt.delete("proc-rot")
+
+
+async def test_a_created_container_holds_none_of_the_monitors_descriptors(rt, make_spec):
+    """The first process is forked from the monitor, which holds its socket and every
+    other container's pipes, and waits for `start` (for as long as a user likes):
+    it must hold none of them meanwhile — another container's output pipe held open
+    would never show its end. Others running, so there is something to inherit."""
+    for i in range(3):
+        await rt.create(make_spec(f"fds-other-{i}", "sleep", "30"))
+        await rt.start(f"fds-other-{i}")
+    try:
+        await rt.create(make_spec("fds-probe", "true"))
+        pid = (await rt.inspect("fds-probe")).pid
+        held = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}")
+                for fd in os.listdir(f"/proc/{pid}/fd")}
+        # Its stdio as the monitor's were, the ready and start pipes, and its own
+        # three ends of stdin (/dev/null here), stdout and stderr: nothing else.
+        assert len(held) <= 8, held
+        assert not [link for link in held.values() if link.startswith("socket:")], held
+        await rt.delete("fds-probe", force=True)
+    finally:
+        for i in range(3):
+            await rt.kill(f"fds-other-{i}", "SIGKILL")
+            await rt.wait(f"fds-other-{i}")
+            await rt.delete(f"fds-other-{i}")
