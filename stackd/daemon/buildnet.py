@@ -41,6 +41,9 @@ class BuildNetwork:
                                   "join the build network")
         path = await self.default_network.join(container_id, [])
         try:
+            # The step's first instruction may look a name up (apt, pip): the resolver
+            # serves the network before the step runs (a first network starts it).
+            await self.ports.network.resolvable(container_id)
             addresses = self.ports.network.nets.addresses(container_id)
             gateway = addresses[0].gateway
             yield Joined(path, {
