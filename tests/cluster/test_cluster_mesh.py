@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from support.busybox import busybox_available
 from support.clustershop import GET, Shop, fetch, mesh_backends, resolve, shop_up, until
-from support.freeaddrs import free_port, free_subnet
+from support.freeaddrs import free_port, free_ports, free_subnet
 
 from stackd.errors import ConflictError
 from stackd.netbridge.firewall import DnatRule
@@ -124,7 +124,8 @@ def triangle() -> Iterator[Triangle]:
 
 def test_a_published_port_reaches_a_replica_on_another_node_and_its_replies_return(
         triangle: Triangle) -> None:
-    backend, port = free_port(), free_port()
+    backend = free_ports(2)  # two calls of free_port() may pick the same one
+    port = backend + 1
     triangle.serve(backend)
     # As a local backend (no masquerade) the remote replica's replies have no way
     # back to the client: the connection fails.

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.freeaddrs import free_port
+from support.freeaddrs import free_ports
 from support.hostpackages import require_command
 
 
@@ -119,10 +119,13 @@ def start_etcd(tmp: Path, size: int, host: str = "127.0.0.1",
     etcd = shutil.which("etcd")
     assert etcd is not None
     cluster = EtcdCluster()
+    # Chosen together: two free_port() calls may pick the same free port (a member
+    # then found its port taken by another's: "bind: address already in use").
+    first = free_ports(2 * size)
     for i in range(size):
         cluster.members.append(Member(
-            name=f"m{i}", client_url=f"http://{host}:{free_port()}",
-            peer_url=f"http://{host}:{free_port()}", data_dir=tmp / f"etcd-m{i}",
+            name=f"m{i}", client_url=f"http://{host}:{first + 2 * i}",
+            peer_url=f"http://{host}:{first + 2 * i + 1}", data_dir=tmp / f"etcd-m{i}",
             log=tmp / f"etcd-m{i}.log"))
     initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster.members)
     try:
