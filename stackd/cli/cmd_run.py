@@ -150,10 +150,11 @@ def env_of(args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
     from stackd.errors import UsageError
-    from stackd.spec.dotenv import parse_raw_env
 
     out: list[str] = []
     for name in args.env_file:
+        from stackd.spec.dotenv import parse_raw_env  # with yaml: only when there is a file
+
         try:
             text = Path(name).read_text()
         except OSError as exc:

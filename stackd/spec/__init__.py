@@ -35,9 +35,28 @@ with `.location`) for every mistake a file can hold; `UsageError` when no file i
 
 from __future__ import annotations
 
-from stackd.spec.discovery import ProjectSource, normalize_project_name
-from stackd.spec.loader import LoadOptions, load, load_text
-from stackd.spec.model import Service, Stack
+import importlib
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from stackd.spec.discovery import ProjectSource, normalize_project_name
+    from stackd.spec.loader import LoadOptions, load, load_text
+    from stackd.spec.model import Service, Stack
+
+# Resolved on first use (PEP 562): importing a light submodule (dotenv, interpolate)
+# runs this file, and the loader's pydantic models cost ~0.15 s of a command's start
+# (`stackd run IMAGE` reads its --env-file with spec.dotenv).
+_WHERE = {
+    "LoadOptions": "loader",
+    "ProjectSource": "discovery",
+    "Service": "model",
+    "Stack": "model",
+    "load": "loader",
+    "load_text": "loader",
+    "normalize_project_name": "discovery",
+}
 
 __all__ = [
     "LoadOptions",
@@ -48,3 +67,10 @@ __all__ = [
     "load_text",
     "normalize_project_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stackd.spec' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"stackd.spec.{module}"), name)
