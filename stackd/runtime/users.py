@@ -1,9 +1,12 @@
 """Resolving `user` ("uid", "uid:gid", "name", "name:group") against the container's
-own /etc/passwd and /etc/group. Pure: takes the files' text.
+own /etc/passwd and /etc/group. Pure (it takes the files' text), but for
+`read_account_files`, which reads them as the image has them.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 from stackd.errors import SpecError
@@ -28,17 +31,40 @@ def _table(text: str, width: int) -> list[list[str]]:
     return rows
 
 
+# Far above any real passwd or group file; a bound on what an image can make us read.
+MAX_ACCOUNT_FILE = 4 << 20
+
+
 def read_account_files() -> tuple[str, str]:
     """/etc/passwd and /etc/group as this process sees them ("" for a missing one):
     what `resolve_user` reads, called from inside a container's root."""
-    texts = []
-    for path in ("/etc/passwd", "/etc/group"):
-        try:
-            with open(path) as f:
-                texts.append(f.read())
-        except OSError:
-            texts.append("")
-    return texts[0], texts[1]
+    return _account_file("/etc/passwd"), _account_file("/etc/group")
+
+
+def _account_file(path: str) -> str:
+    """The file's text, if it is a regular file of sane size. The image decides what
+    the path is: a FIFO would block the container's setup (or an `exec --user`) until
+    a timeout, a link to /dev/zero would be read until memory runs out — so it is
+    opened without blocking and checked before a byte is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SpecError(f"the image's {path} is not a regular file",
+                            hint=f"make {path} a plain file in the image, or rebuild it")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ACCOUNT_FILE:
+                raise SpecError(f"the image's {path} is larger than "
+                                f"{MAX_ACCOUNT_FILE >> 20} MiB",
+                                hint=f"no real {path} is; rebuild the image")
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def resolve_user(user: str, additional_groups: tuple[str, ...], passwd: str,

@@ -164,3 +164,28 @@ async def test_a_created_container_holds_none_of_the_monitors_descriptors(rt, ma
             await rt.kill(f"fds-other-{i}", "SIGKILL")
             await rt.wait(f"fds-other-{i}")
             await rt.delete(f"fds-other-{i}")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link"])
+async def test_an_images_etc_passwd_that_is_no_file_is_refused_at_once(
+        rt, make_spec, busybox_layer, tmp_path, kind):
+    """The child reads the image's /etc/passwd to resolve the user: a FIFO there held
+    the create until the 30 s setup timeout, a link to /dev/zero was read until the
+    memory ran out (here the container's limit; without one, the host's)."""
+    from pathlib import Path
+
+    from stackd.runtime.containerspec import Resources
+
+    layer = Path(tmp_path) / "hostile"
+    (layer / "etc").mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(layer / "etc" / "passwd")
+    else:
+        os.symlink("/dev/zero", layer / "etc" / "passwd")
+    spec = make_spec("hostile-passwd", "true", resources=Resources(memory=64 << 20))
+    spec = spec.model_copy(update={"layers": (str(layer), str(busybox_layer))})
+    t0 = time.monotonic()
+    with pytest.raises(SpecError, match=r"the image's /etc/passwd is not a regular file"):
+        await rt.create(spec)
+    assert time.monotonic() - t0 < 10
+    assert await rt.list() == []
