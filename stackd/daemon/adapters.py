@@ -66,6 +66,16 @@ class NetworkedRuntime:
             # Created, or failed and its caller disconnects: no longer in flight.
             self._port.in_flight.discard(spec.id)
 
+    async def respawn(self, spec: Any, *, keep_layer: bool = False) -> Any:
+        # A heal, a restart, a start of an exited container: made again from the
+        # desired spec, which has no network files either (a respawn without them had
+        # no /etc/resolv.conf: DNS was gone after every crash).
+        try:
+            return await self._rt.respawn(self._with_network_files(spec),
+                                          keep_layer=keep_layer)
+        finally:
+            self._port.in_flight.discard(spec.id)
+
     def _with_network_files(self, spec: Any) -> Any:
         from stackd.netbridge import hosts_file_for, resolv_conf_for
 

@@ -135,6 +135,10 @@ def test_killed_container_is_brought_back(webapp) -> None:
     wait_for(back, timeout=10)
     print(f"time to heal after kill -9: {time.monotonic() - t0:.2f}s")
     assert "<h1>stackd webapp</h1>" in wait_for(lambda: _try_get(url(cli)))
+    # Healed, it still finds its neighbours by name: the respawn had no resolv.conf or
+    # hosts file ("bad address 'api'" after every crash).
+    r = cli("exec", "-T", "web", "wget", "-q", "-O", "-", "http://api:8081/health")
+    assert '"status": "ok"' in r.stdout
     events = cli("events", "--no-follow", "--since", "0", "--json").stdout.splitlines()
     kinds = [(e["type"], e.get("container")) for e in map(json.loads, events)]
     assert ("die", "webapp-web-1") in kinds
