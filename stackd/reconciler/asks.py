@@ -102,19 +102,16 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
         return dataclasses.replace(options, no_start=True)
     if ask.verb in ("up", "start", "restart"):
         ids = {c.id for c in mine}
-        unheld: set[str] = set()
         for cid in actual.held:
             # `start` and `restart` act on containers that exist, as Compose's: one
             # removed by `rm` stays gone until `up` makes it again.
             if cid in ids or (ask.verb == "up" and not ask.containers
                               and _held_services(cid, project, services)):
                 ports.state.unhold(cid)
-                unheld.add(cid)
         if ask.verb == "up":
-            # What a user stopped is started again even if it exited 0: a server that
-            # ends cleanly on SIGTERM is no one-shot job that finished.
-            return dataclasses.replace(options, start_exited=True,
-                                       start=options.start | (unheld & ids))
+            # Every exited container of its services is started, as Compose's `up`: a
+            # server a user stopped, and a one-shot job that finished (run again).
+            return dataclasses.replace(options, start_exited=True)
         return dataclasses.replace(
             options, start=options.start | ids,
             restart=options.restart | (ids if ask.verb == "restart" else frozenset()),

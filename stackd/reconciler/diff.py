@@ -15,10 +15,10 @@ Rules, in the order a reader would ask about them:
 - `no_start` (`stackd create`): a slot with no container is created and not started;
   the ask held its id first, so it stays created until `start` or `up` clears that.
 - A container that was created but never started is started. An exited one is
-  started again only when `start_exited` asks (an explicit `up`) and it did not
-  finish successfully as a one-shot job, or when it is in `start` (`start`,
-  `restart`: even a finished job); restarting crashed containers under the restart
-  policy is `repair`'s job, so the plan never fights it.
+  started again only when `start_exited` asks (an explicit `up`: every exited one,
+  a one-shot job that finished too, as Compose's `up` runs `migrate` again) or when
+  it is in `start` (`start`, `restart`); restarting crashed containers under the
+  restart policy is `repair`'s job, so the plan never fights it.
 - A running, current container in `restart` is restarted (`restart`).
 - A running, current container is restarted when a service it declares
   `depends_on: {x: {restart: true}}` on is recreated (or itself restarted, or
@@ -154,10 +154,6 @@ def _pick(found: list[ActualContainer], want: DesiredContainer
     return ordered[0], ordered[1:]
 
 
-def _finished_job(c: ActualContainer, restart_name: str) -> bool:
-    return c.status == "exited" and c.exit_code == 0 and restart_name in ("no", "on-failure")
-
-
 def _held_stop(keep: ActualContainer, options: PlanOptions) -> Stop:
     return Stop(cause="held: stopped by the user", container_id=keep.id,
                 service=keep.service, index=keep.index, grace=options.grace)
@@ -241,7 +237,6 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         if not chosen:
             continue
         scale = desired.services[want.service].scale
-        restart = desired.services[want.service].restart.name
         if keep is None:
             count = have_count.get(want.service, 0)
             if count == 0:
@@ -264,9 +259,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         elif keep.status == "created":
             actions.append(Start(cause="created, never started", container=want,
                                  old_id=keep.id))
-        elif keep.status == "exited" and (
-                keep.id in options.start
-                or (options.start_exited and not _finished_job(keep, restart))):
+        elif keep.status == "exited" and (keep.id in options.start or options.start_exited):
             actions.append(Start(cause=f"exited (code {keep.exit_code})", container=want,
                                  old_id=keep.id))
         elif keep.status == "running" and keep.id in options.restart:

@@ -91,6 +91,34 @@ async def test_completed_successfully_waits_for_the_job_and_a_failed_job_stops_d
             "demo-migrate-1 exited with code 3]"]
 
 
+async def test_up_runs_a_finished_job_again_and_a_changed_dependent_waits_for_it(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """Compose's `up` starts every container that is not running: `migrate` runs on
+    each `up`, and a dependent made in that `up` waits for this run's success."""
+    from stackd.reconciler.asks import Ask
+
+    first = stack("demo", svc("migrate"),
+                  svc("api", depends={"migrate": "service_completed_successfully"}))
+    changed = stack("demo", svc("migrate"),
+                    svc("api", env={"V": "2"},
+                        depends={"migrate": "service_completed_successfully"}))
+    async with sim_host(tmp_path) as host:
+        host.runtime.behaviours["migrate"] = Behaviour(exit_after=4.0, exit_code=0)
+        assert (await host.up(first, ask=Ask("up"))).ok
+        await trio.sleep(5)
+        result = await host.up(first, ask=Ask("up"))
+        assert result.plan.lines() == ["migrate-1: start — exited (code 0)"]
+        await trio.sleep(5)
+        assert host.runtime.ops("start").count("demo-migrate-1") == 2
+        assert host.runtime.running() == ["demo-api-1"]  # not restarted
+        t0 = trio.current_time()
+        result = await host.up(changed, ask=Ask("up"))
+        assert result.plan.lines() == ["api-1: recreate — environment changed: V",
+                                       "migrate-1: start — exited (code 0)"]
+        api_start = [t for t, op, n in host.runtime.log if op == "start" and n == "demo-api-1"]
+        assert api_start[-1] == t0 + 4.0
+
+
 async def test_a_failed_create_is_reported_and_stops_only_its_dependents(
         tmp_path: Path) -> None:
     desired = stack("demo", svc("db"), svc("api", depends=["db"]), svc("web"))

@@ -202,9 +202,14 @@ async def test_up_starts_what_a_user_stopped_though_it_exited_0_on_the_stop(
         await host.up(desired, ask=Ask("stop", ("web",)))
         assert host.runtime.running() == []
         result = await host.up(desired, ask=Ask("up"))
-        # The job that finished by itself is left alone, as before.
-        assert result.plan.lines() == ["web-1: start — exited (code 0)"]
+        # The job that finished by itself runs again too, as Compose's `up` does.
+        assert result.plan.lines() == ["job-1: start — exited (code 0)",
+                                       "web-1: start — exited (code 0)"]
+        assert host.runtime.running() == ["demo-job-1", "demo-web-1"]
+        await trio.sleep(2)
         assert host.runtime.running() == ["demo-web-1"]
+        # The reconcile loop's own passes leave the finished job alone.
+        assert (await host.plan(desired)).empty
 
 
 async def test_kill_stops_a_container_its_restart_policy_would_bring_back(

@@ -82,7 +82,10 @@ def test_a_container_without_field_digests_still_recreates(tmp_path: Path) -> No
     assert plan(d, actual).lines() == ["db-1: recreate — config hash changed"]
 
 
-def test_start_created_and_exited_containers_but_not_finished_jobs(tmp_path: Path) -> None:
+def test_up_starts_created_and_exited_containers_finished_jobs_too(tmp_path: Path) -> None:
+    """Compose's `up` starts every container of its services that is not running: a
+    one-shot job that finished (exit 0) runs again. `up` left it alone, so a second
+    `stackd up tests` did nothing and followed logs that never came."""
     d = desired("""
 services:
   web: {image: busybox}
@@ -92,9 +95,11 @@ services:
     web, crashed, job = (d.containers_of(s)[0] for s in ("web", "crashed", "job"))
     actual = ActualState("demo", (running(web, "created"), running(crashed, "exited", 1),
                                   running(job, "exited", 0)), frozenset(d.networks))
+    # The reconcile loop's own plan: the restart policy decides about exits.
     assert plan(d, actual).lines() == ["web-1: start — created, never started"]
     assert plan(d, actual, PlanOptions(start_exited=True)).lines() == [
-        "crashed-1: start — exited (code 1)", "web-1: start — created, never started"]
+        "crashed-1: start — exited (code 1)", "job-1: start — exited (code 0)",
+        "web-1: start — created, never started"]
 
 
 def test_duplicates_and_interrupted_removes(tmp_path: Path) -> None:
@@ -189,8 +194,9 @@ def test_start_and_restart_name_containers(tmp_path: Path) -> None:
     (db,) = d.containers_of("db")
     actual = ActualState("demo", (running(db, "exited", 0), running(web1), running(web2)),
                          frozenset(d.networks), frozenset(d.volumes))
-    # `up` leaves a finished job alone; `start` starts it; `restart` restarts running ones
-    assert plan(d, actual, PlanOptions(start_exited=True)).empty
+    # The loop's plan leaves a finished job alone; `start` starts it; `restart`
+    # restarts running ones
+    assert plan(d, actual).empty
     assert plan(d, actual, PlanOptions(start=frozenset({db.id}),
                                        restart=frozenset({web2.id}))).lines() == [
         "db-1: start — exited (code 0)", "web-2: restart — restart requested"]
