@@ -328,9 +328,13 @@ def run(args: argparse.Namespace) -> int:
                                                   services=services or [], tail=None,
                                                   follow=True, since=since, **shown),
                     stop=lambda: stop_project(project, [], args.timeout))
+            from stackd.cli.followed import follow_until_ended
+
             # This run's output, as Compose attaches: not what earlier runs wrote.
-            follow_project(client, project, services=services or [], tail=None,
-                           follow=True, since=since, **shown)
+            return follow_until_ended(
+                client, project, list(args.services) or services,
+                follow=lambda: follow_project(Client(), project, services=services or [],
+                                              tail=None, follow=True, since=since, **shown))
         except KeyboardInterrupt:
             # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).
             print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)

@@ -647,6 +647,10 @@ class HostWorld:
                 "health": watch.health if watch is not None else None,
                 "restarting": bool(v.status == "exited" and watch is not None
                                    and watch.restarting),
+                # Exited for good: its restart policy will not start it again, as its
+                # supervisor has seen (not while the exit is on its way to it).
+                "ended": bool(v.status == "exited" and (
+                    watch is None or not (watch.running or watch.restarting))),
                 # The supervisor's when the record has none: a restart may be making
                 # the container again between the two records a listing reads.
                 "exit_code": v.exit.code if v.exit else (

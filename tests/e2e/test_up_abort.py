@@ -5,6 +5,7 @@ to exit stops the rest, and `up` exits with the code Compose gives."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,25 @@ def test_followed_lines_take_logs_own_options(stack: CLI) -> None:
               check=False, timeout=60)
     line = next(x for x in r.stdout.splitlines() if x.endswith("tests ran"))
     assert re.search(r"\| \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line), line
+
+
+def test_up_of_a_one_shot_job_returns_once_it_ran_and_runs_it_again(stack: CLI) -> None:
+    """As Compose's: an attached `up` ends by itself once every container it watches
+    (the services named, else those it follows) has exited for good, and `up` starts
+    every container that is not running, a finished job too. `up setup` followed the
+    logs forever, and a second `up` said "up to date" and left the job as it was."""
+    r = stack("up", "setup", timeout=60)
+    assert "set up" in r.stdout and "job-setup-1 exited with code 0" in r.stderr, r.stderr
+    r = stack("up", "setup", timeout=60)
+    assert r.stdout.count("set up") == 1, r.stdout  # this run's output
+    stack("up", "-d", "setup")
+    deadline = time.monotonic() + 30
+    while stack("logs", "setup").stdout.count("set up") < 3:
+        assert time.monotonic() < deadline, stack("logs", "setup").stdout
+        time.sleep(0.2)
+    # What the job depends on keeps running; its failure is no failure of `up`
+    # (that is what --exit-code-from is for).
+    r = stack("up", "tests", timeout=60)
+    assert "tests ran" in r.stdout and "job-tests-1 exited with code 3" in r.stderr
+    assert states(stack) == {"db": ("running", None), "setup": ("exited", 0),
+                             "tests": ("exited", 3)}
