@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-POLL = 0.2  # s between looks at the stack's containers
-DRAIN = 0.5  # s the log follower is given to print what the stopped containers wrote
+from stackd.cli.followed import DRAIN, PACE, POLL, look
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +57,13 @@ def follow_until_exit(client: Any, project: str, services: list[str] | None, sin
     threading.Thread(target=follow, daemon=True).start()
     seen: set[str] = set()
     while True:
-        rows = client.get("/v1/containers", project=project, all=True)
+        rows, took = look(client, project)
         if services:
             rows = [r for r in rows if r["service"] in services]
         ended = first_exit(rows, since, seen, abort)
         if ended is not None:
             break
-        time.sleep(POLL)
+        time.sleep(max(POLL, PACE * took))
     code = int(ended["exit_code"])
     print(f"{ended['name']} exited with code {code}\nAborting on container exit…",
           file=sys.stderr)
