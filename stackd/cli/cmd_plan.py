@@ -1,12 +1,13 @@
-"""`stackd plan`: what `up` would do now, one line per action with its reason, and how
-the files on disk differ from the applied revision; changes nothing."""
+"""`stackd plan`: what the host lacks of the files, one line per action `up` would take
+for it with its reason (not the exited containers `up` also starts: `up --dry-run`),
+and how the files on disk differ from the applied revision; changes nothing."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "Show what `up` would do, changing nothing"
+HELP = "Show how the host differs from the files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from stackd.cli.stackref import source_from_args
 
     body = {"source": source_from_args(args, args.services),
-            "options": options_from_args(args)}
+            "options": options_from_args(args),
+            # `up --dry-run`: what `up` itself does, finished jobs run again included
+            "as_up": getattr(args, "as_up", False)}
     with Client() as client:
         result = client.post("/v1/stacks/plan", body)
     actions = result["actions"]

@@ -39,7 +39,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "attach": ("stackd.cli.cmd_attach", "Follow a service container's output until it exits"),
     "cp": ("stackd.cli.cmd_cp", "Copy files between a service container and the host"),
     "run": ("stackd.cli.cmd_run", "Run a one-off container of a service, or of an image"),
-    "plan": ("stackd.cli.cmd_plan", "Show what `up` would do, changing nothing"),
+    "plan": ("stackd.cli.cmd_plan", "Show how the host differs from the files"),
     "history": ("stackd.cli.cmd_history", "List the stack's applied revisions"),
     "rollback": ("stackd.cli.cmd_rollback",
                  "Apply the revision before the current one again (one service of it)"),
@@ -204,7 +204,7 @@ def _dry_run(args: argparse.Namespace) -> int:
                               f"run {args.verb} without it")
     from stackd.cli import cmd_plan
 
-    args.format, args.exit_code = "text", False
+    args.format, args.exit_code, args.as_up = "text", False, args.verb == "up"
     if args.verb == "create":
         args.no_deps, args.no_start = False, True
     return cmd_plan.run(args)

@@ -578,10 +578,12 @@ class HostWorld:
         # The requeue-after it may return is found again by the full pass that follows.
         await repair(project, self._ready(), self.supervisor)
 
-    async def plan(self, stack: Any, options: ApplyOptions) -> list[dict[str, Any]]:
+    async def plan(self, stack: Any, options: ApplyOptions, *, as_up: bool = False
+                   ) -> list[dict[str, Any]]:
         from stackd.reconciler.reconcile import preview
 
-        p = await preview(stack.stack, self._ready(), self._options(stack, options))
+        p = await preview(stack.stack, self._ready(), self._options(stack, options),
+                          as_up=as_up)
         return [*({"line": a.line, "verb": a.verb, "resource": a.resource, "cause": a.cause}
                   for a in p.actions),
                 *({"line": f"warning: {w}", "verb": "warning", "resource": "", "cause": w}

@@ -29,6 +29,7 @@ from stackd.daemon.models import (
     ExecRequest,
     ExecResult,
     LifecycleRequest,
+    PlanRequest,
     RemoveOptions,
     StackStatus,
     Version,
@@ -143,10 +144,11 @@ def make_app(engine: Engine, extensions: Sequence[Extension] = (),
         return ChannelStream(functools.partial(_progress, engine, project, gen))
 
     @app.post("/v1/stacks/plan")
-    async def plan(request: ApplyRequest) -> dict[str, Any]:
+    async def plan(request: PlanRequest) -> dict[str, Any]:
         """What an apply would do now, changing nothing; and how the files on disk
         differ from the applied revision ({"number", "changes"}; null if none)."""
-        project, actions, revision, cluster = await engine.plan_with_notes(request)
+        project, actions, revision, cluster = await engine.plan_with_notes(
+            request, as_up=request.as_up)
         return {"project": project, "actions": actions, "revision": revision,
                 **({"cluster": cluster} if cluster else {})}
 

@@ -870,22 +870,23 @@ class Engine:
         project, actions, revision, _ = await self.plan_with_notes(request)
         return project, actions, revision
 
-    async def plan_with_notes(self, request: ApplyRequest
+    async def plan_with_notes(self, request: ApplyRequest, *, as_up: bool = False
                               ) -> tuple[str, list[dict[str, object]],
                                          dict[str, object] | None, list[str]]:
-        """`plan`, and on a cluster member what the cluster says of the stack's
-        placement (services pinned by their volumes, why it is not placed)."""
+        """`plan` (as `up` itself would, with `as_up`), and on a cluster member what
+        the cluster says of the stack's placement (services pinned by their volumes,
+        why it is not placed)."""
         stack = await self._load(request)
         notes = []
         if self.placement_notes is not None:
             notes = await self.placement_notes(stack.project, stack.captured.stack)
-        return (*await self._plan(stack, request), notes)
+        return (*await self._plan(stack, request, as_up=as_up), notes)
 
-    async def _plan(self, stack: Any, request: ApplyRequest
+    async def _plan(self, stack: Any, request: ApplyRequest, *, as_up: bool = False
                     ) -> tuple[str, list[dict[str, object]], dict[str, object] | None]:
         from stackd.daemon.revision import changed_files
 
-        actions = await self.world.plan(stack, request.options)
+        actions = await self.world.plan(stack, request.options, as_up=as_up)
         desired = self.store.get(stack.project)
         applied = (self._applied_revision(stack.project, desired.generation + 1)
                    if desired is not None and desired.phase == "active" else None)

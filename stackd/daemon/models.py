@@ -105,6 +105,13 @@ class ApplyRequest(Request):
     options: ApplyOptions = Field(default_factory=ApplyOptions)
 
 
+class PlanRequest(ApplyRequest):
+    # `up --dry-run`: plan as `up` itself would, starting every exited container of
+    # its services (finished jobs, ones a user stopped); `stackd plan` shows only
+    # what the stack lacks (reconciler/asks.py).
+    as_up: bool = False
+
+
 class RemoveOptions(Request):
     volumes: bool = False
     remove_orphans: bool = False

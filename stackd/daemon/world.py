@@ -96,8 +96,10 @@ class World(Protocol):
         that calls it converges the whole stack right after. Only the stack's
         reconcile calls this, for a revision it already reached."""
 
-    async def plan(self, stack: LoadedStack, options: ApplyOptions) -> list[dict[str, Any]]:
-        """What `reconcile` would do, changing nothing: [{"line": …, …}] in order."""
+    async def plan(self, stack: LoadedStack, options: ApplyOptions, *, as_up: bool = False
+                   ) -> list[dict[str, Any]]:
+        """What `reconcile` would do (`up` itself, with `as_up`), changing nothing:
+        [{"line": …, …}] in order."""
 
     async def teardown(self, project: str, options: RemoveOptions, emit: Emit,
                        stack: LoadedStack | None = None) -> None:

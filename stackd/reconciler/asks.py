@@ -13,8 +13,8 @@ observes and plans. What a verb means is said here once:
   containers that exist, as Compose's); `start` starts their exited containers (a
   finished one-shot job too), `restart` also restarts the running ones — and, unless
   `--no-deps`, the running services that depend on them with `restart: true`
-  (Compose's) —, `up` starts the exited ones except finished jobs (Compose's `up`),
-  and always those whose hold it cleared (stopped by a user, not finished).
+  (Compose's) —, `up` starts every exited one, a finished one-shot job too (Compose's
+  `up`). `up_releases` says which holds `up` clears; `up --dry-run` asks the same.
 - `create` (`stackd create`, `up --no-start`) holds the missing containers of its
   services before the plan makes them, and plans with `no_start`: they are created and
   stay created, through every later pass, until `start` or `up` clears the hold.
@@ -36,7 +36,7 @@ from typing import Literal
 
 from stackd.errors import StackdError
 from stackd.reconciler import lifecycle
-from stackd.reconciler.actual import ActualContainer, observe
+from stackd.reconciler.actual import ActualContainer, ActualState, observe
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, selected_services
 from stackd.reconciler.ports import Adapters
@@ -84,6 +84,28 @@ def _held_services(held_id: str, project: str, services: frozenset[str]) -> bool
     return m is not None and m["service"] in services
 
 
+def up_releases(actual: ActualState, services: frozenset[str]) -> frozenset[str]:
+    """Pure: the holds `up` of `services` clears — of their containers a user stopped
+    or killed, and of those `rm` removed, which `up` makes again."""
+    return frozenset(cid for cid in actual.held
+                     if _held_services(cid, actual.project, services))
+
+
+def up_options(options: PlanOptions) -> PlanOptions:
+    """Pure: how `up` plans once its holds are cleared: every exited container of its
+    services is started, as Compose's `up` — a server a user stopped, and a one-shot
+    job that finished (run again)."""
+    return dataclasses.replace(options, start_exited=True)
+
+
+def up_view(desired: DesiredState, actual: ActualState, options: PlanOptions
+          ) -> tuple[ActualState, PlanOptions]:
+    """Pure: the host and options `up` would plan with, changing nothing (`up
+    --dry-run`): `carry_out` of an `up` without its writes."""
+    released = up_releases(actual, selected_services(desired, options))
+    return (dataclasses.replace(actual, held=actual.held - released), up_options(options))
+
+
 async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor: Supervisor,
                     options: PlanOptions, report: Report | None = None) -> PlanOptions:
     """Do what `ask` does before planning; the plan options that do the rest."""
@@ -102,16 +124,15 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
         return dataclasses.replace(options, no_start=True)
     if ask.verb in ("up", "start", "restart"):
         ids = {c.id for c in mine}
+        # `start` and `restart` act on containers that exist, as Compose's: one
+        # removed by `rm` stays gone until `up` makes it again.
+        released = (up_releases(actual, services) if ask.verb == "up" and not ask.containers
+                    else frozenset())
         for cid in actual.held:
-            # `start` and `restart` act on containers that exist, as Compose's: one
-            # removed by `rm` stays gone until `up` makes it again.
-            if cid in ids or (ask.verb == "up" and not ask.containers
-                              and _held_services(cid, project, services)):
+            if cid in ids or cid in released:
                 ports.state.unhold(cid)
         if ask.verb == "up":
-            # Every exited container of its services is started, as Compose's `up`: a
-            # server a user stopped, and a one-shot job that finished (run again).
-            return dataclasses.replace(options, start_exited=True)
+            return up_options(options)
         return dataclasses.replace(
             options, start=options.start | ids,
             restart=options.restart | (ids if ask.verb == "restart" else frozenset()),

@@ -33,7 +33,7 @@ from stackd import hostnames
 from stackd.errors import ConflictError, NotFoundError
 from stackd.reconciler.actual import ActualState, observe
 from stackd.reconciler.apply import ApplyResult, OnProgress, OnRollout, Progress, apply
-from stackd.reconciler.asks import Ask, Report, carry_out
+from stackd.reconciler.asks import Ask, Report, carry_out, up_view
 from stackd.reconciler.desired import DesiredState
 from stackd.reconciler.diff import PlanOptions, plan, plan_down
 from stackd.reconciler.hostdevices import CheckDevices, check_host_devices, to_check
@@ -391,16 +391,25 @@ def plan_for(desired: DesiredState, actual: ActualState, options: ReconcileOptio
     return annotate(plan(desired, actual, options.plan), desired.services, options.rollouts)
 
 
-async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions) -> Plan:
+async def preview(stack: Stack, ports: Adapters, options: ReconcileOptions, *,
+                  as_up: bool = False) -> Plan:
     """`stackd plan`: the plan against the host as it is, changing nothing (no pulls,
-    no builds); refused as `up` would be when the stack cannot be placed."""
+    no builds); refused as `up` would be when the stack cannot be placed.
+
+    The plan is what the stack lacks, as the reconcile loop sees it: it never starts
+    a finished job or a container a user stopped. `as_up` (`up --dry-run`) plans as
+    `up` itself does, which starts both (asks.py)."""
     check_placement(stack, options.nodes, options.scale)
     check_platforms(stack, options.nodes)
     rebuilt: set[str] = set()
     images = await resolve_images(stack, ports, "never", missing_ok=True, build=options.build,
                                   no_build=options.no_build, would_build=rebuilt)
     desired = await _build(stack, images, ports, options)
-    p = plan_for(desired, await observe(desired.project, ports), options)
+    actual = await observe(desired.project, ports)
+    if as_up:
+        actual, plan_options = up_view(desired, actual, options.plan)
+        options = dataclasses.replace(options, plan=plan_options)
+    p = plan_for(desired, actual, options)
     await _check_devices(p.actions, options.check_devices)
     missing = {(i.ref, i.verb) for i in images.values() if isinstance(i, _MissingImage)}
     notes = tuple(f"image {ref} is not in the store: up would build it" if verb == "build"

@@ -219,7 +219,7 @@ def test_up_v_and_rm_v_renew_only_anonymous_volumes(stack: CLI) -> None:
 def test_progress_ansi_and_dry_run_as_ci_scripts_set_them(stack: CLI) -> None:
     """`docker compose --ansi never` / `--progress plain|json|quiet` in CI scripts: the
     same flags (or COMPOSE_PROGRESS) give lines with no escape code, JSON, or nothing;
-    `--dry-run up` says what it would do."""
+    `--dry-run up` says what it would do, a stopped container started again too."""
     (stack.cwd / "compose.yaml").write_text(
         "name: small\nservices:\n" + sleeper("a", "stop_signal: SIGKILL"))
     dry = stack("--dry-run", "up", "-d")  # what would be done, and nothing done
@@ -237,6 +237,10 @@ def test_progress_ansi_and_dry_run_as_ci_scripts_set_them(stack: CLI) -> None:
     bad = stack("ps", check=False, COMPOSE_ANSI="sometimes")
     assert bad.returncode == 2 and "--ansi 'sometimes' is not one of" in bad.stderr
     assert [r["state"] for r in ps(stack)] == ["running"]
+    stack("stop")  # `up` starts it again, so `--dry-run up` says so; `plan` has no drift
+    assert "a-1: start — exited" in stack("--dry-run", "up", "-d").stdout
+    assert "up to date" in stack("plan").stdout
+    assert [r["state"] for r in ps(stack, "-a")] == ["exited"]
 
 
 def test_parallel_1_makes_one_container_at_a_time(stack: CLI) -> None:

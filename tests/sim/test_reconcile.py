@@ -101,6 +101,32 @@ async def test_up_plan_change_down(tmp_path: Path, autojump_clock: trio.testing.
         assert images.calls[0] == ("busybox", "never")  # preview never pulls
 
 
+async def test_preview_as_up_shows_the_job_and_the_stopped_server_up_starts(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """`up --dry-run` says what `up` does: start the finished job again and the server a
+    user stopped. `stackd plan` (what the stack lacks) shows neither; nothing changes."""
+    async with sim_host(tmp_path) as host:
+        ports = Adapters(host.runtime, FakeImages(BUSYBOX), host.network, host.volumes,
+                         host.state)
+        host.runtime.behaviours["migrate"] = Behaviour(exit_after=2.0, exit_code=0)
+        stack = load(STACK, tmp_path)
+        options = ReconcileOptions()
+        result = await reconcile(stack, ports, options, host.supervisor)  # type: ignore[arg-type]
+        assert result.ok, str(result)
+        web = next(c for c in host.runtime.containers if "-web-" in c)
+        host.state.hold("demo", web)
+        await host.runtime.stop(web, grace=0)
+
+        assert (await preview(stack, ports, options)).empty  # type: ignore[arg-type]
+        as_up = await preview(stack, ports, options, as_up=True)  # type: ignore[arg-type]
+        assert as_up.lines() == ["migrate-1: start — exited (code 0)",
+                                 "web-1: start — exited (code 143)"]
+        assert host.state.held("demo") == [web]  # a preview clears no hold
+        named = ReconcileOptions(plan=PlanOptions(services=("web",), no_deps=True))
+        assert (await preview(stack, ports, named, as_up=True)).lines() == [  # type: ignore[arg-type]
+            "web-1: start — exited (code 143)"]
+
+
 async def test_up_of_one_service_with_options(tmp_path: Path) -> None:
     async with sim_host(tmp_path) as host:
         ports = Adapters(host.runtime, FakeImages(BUSYBOX), host.network, host.volumes, host.state)
