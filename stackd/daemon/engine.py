@@ -568,11 +568,13 @@ class Engine:
     # -- what the API calls --------------------------------------------------------------
 
     async def submit(self, request: ApplyRequest, *, cause: Cause = "up",
-                     also: Callable[[Connection, int], None] | None = None
-                     ) -> tuple[str, int]:
+                     also: Callable[[Connection, int], None] | None = None,
+                     up_of: tuple[str, ...] = ()) -> tuple[str, int]:
         """Load (to validate and name it), record as a new revision, enqueue.
         → (project, generation: the revision's number). `also(c, number)` writes in
-        the revision's own transaction (GitOps: the commit applied)."""
+        the revision's own transaction (GitOps: the commit applied). `up_of`: the
+        services whose stopped containers this `up` starts (a `run`'s dependencies;
+        empty: all it applies)."""
         stack = await self._load(request)
         request = self._recorded(request, stack)
         project = stack.project
@@ -613,7 +615,7 @@ class Engine:
         # `up` clears its services' holds and starts their stopped containers;
         # `create` holds the ones it makes, so they stay created (reconciler/asks.py).
         verb: Verb = "create" if request.options.no_start else "up"
-        self._asks.setdefault(project, deque()).append(_Pending(Ask(verb)))
+        self._asks.setdefault(project, deque()).append(_Pending(Ask(verb, services=up_of)))
         self.bus.emit("apply", project=project, message=f"generation {gen} submitted",
                       generation=str(gen))
         self.controller.enqueue(project)
@@ -743,7 +745,9 @@ class Engine:
         """`start`, `stop`, `restart`, `kill`, `rm`: a request to the stack's controller,
         carried out by its reconcile (the stack's one writer). Raises at once when
         there is no such stack; `lifecycle_events` streams what follows."""
-        if self.refuse_verb is not None:
+        if self.refuse_verb is not None and ask.verb != "up":
+            # `up` of a `run`'s dependencies starts this node's stopped containers of
+            # the stack as an apply's `up` does, which a cluster member allows.
             self.refuse_verb(ask.verb, project)
         desired = self.store.get(project)
         if desired is None:

@@ -369,24 +369,28 @@ async def _as_image_run(engine: Engine, ports: Any, stack: Stack, request: Servi
 @trio.as_safe_channel
 async def _bring_up(engine: Engine, source: StackSource, project: str, deps: list[str]
                     ) -> AsyncGenerator[dict[str, Any], None]:
-    """The dependencies up as `up DEP…` would; the controller keeps them afterwards."""
+    """The dependencies up as `up DEP…` would — their stopped containers started, a
+    finished one-shot job run again, as Compose's `run` starts them —; the controller
+    keeps them afterwards."""
     from stackd.daemon.engine import steady
+    from stackd.reconciler.asks import Ask
 
     existing = engine.store.get(project)
     active = existing is not None and existing.phase == "active"
     have = set(existing.request.options.services) if existing is not None and active else set()
     if existing is not None and active and (not have or set(deps) <= have):
-        # What the stack already keeps covers them: wait for the controller's verdict.
-        outcome = await engine.wait_generation(project, existing.generation)
-        if outcome.status not in ("ok", "requeue"):
-            raise ConflictError(f"{project}: bringing up {', '.join(deps)} failed: "
-                                f"{outcome.error}", hint="see `stackd ps -a` and `logs`")
-        return
-    options = (steady(existing.request.options) if existing is not None and active
-               else ApplyOptions())
-    options = options.model_copy(update={"services": sorted(have | set(deps))})
-    _, gen = await engine.submit(ApplyRequest(source=source, options=options))
-    async with engine.progress(project, gen) as progress:
+        # What the stack already keeps covers them: its controller's `up` of them, no
+        # new revision.
+        asked = engine.lifecycle(project, Ask("up", services=tuple(deps)))
+        items_of = engine.lifecycle_events(project, asked)
+    else:
+        options = (steady(existing.request.options) if existing is not None and active
+                   else ApplyOptions())
+        options = options.model_copy(update={"services": sorted(have | set(deps))})
+        _, gen = await engine.submit(ApplyRequest(source=source, options=options),
+                                     up_of=tuple(deps))
+        items_of = engine.progress(project, gen)
+    async with items_of as progress:
         async for item in progress:
             if "event" in item:
                 e: Any = item["event"]

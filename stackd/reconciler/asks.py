@@ -48,7 +48,9 @@ Verb = Literal["up", "create", "start", "stop", "restart", "kill", "rm"]
 @dataclass(frozen=True, slots=True)
 class Ask:
     verb: Verb
-    services: tuple[str, ...] = ()  # empty: every service
+    # empty: every service (`up`, `create`: the apply's); `up` of a `run`'s
+    # dependencies: those and what they depend on
+    services: tuple[str, ...] = ()
     containers: tuple[str, ...] = ()  # only these (names or ids); empty: all of them
     signal: str = "SIGKILL"  # kill
     force: bool = False  # rm: running containers too
@@ -70,11 +72,12 @@ Report = Callable[[Done], None]
 
 
 def _services(ask: Ask, desired: DesiredState, options: PlanOptions) -> frozenset[str]:
-    if ask.verb in ("up", "create"):
+    if ask.verb in ("up", "create") and not ask.services:
         return selected_services(desired, options)
-    if ask.verb == "start" and ask.services:
+    if ask.verb in ("up", "start") and ask.services:
         # Compose's `start web` starts what web depends on too, first (`stop` and
-        # `restart` act on the services named).
+        # `restart` act on the services named); so does the `up` of a `run`'s
+        # dependencies.
         return selected_services(desired, PlanOptions(services=ask.services))
     return frozenset(ask.services or desired.services)
 
@@ -91,19 +94,24 @@ def up_releases(actual: ActualState, services: frozenset[str]) -> frozenset[str]
                      if _held_services(cid, actual.project, services))
 
 
-def up_options(options: PlanOptions) -> PlanOptions:
+def up_options(options: PlanOptions, actual: ActualState, services: frozenset[str]
+               ) -> PlanOptions:
     """Pure: how `up` plans once its holds are cleared: every exited container of its
     services is started, as Compose's `up` — a server a user stopped, and a one-shot
     job that finished (run again)."""
-    return dataclasses.replace(options, start_exited=True)
+    exited = frozenset(c.id for c in actual.containers
+                       if c.service in services and c.status == "exited")
+    return dataclasses.replace(options, start=options.start | exited)
 
 
 def up_view(desired: DesiredState, actual: ActualState, options: PlanOptions
-          ) -> tuple[ActualState, PlanOptions]:
+            ) -> tuple[ActualState, PlanOptions]:
     """Pure: the host and options `up` would plan with, changing nothing (`up
     --dry-run`): `carry_out` of an `up` without its writes."""
-    released = up_releases(actual, selected_services(desired, options))
-    return (dataclasses.replace(actual, held=actual.held - released), up_options(options))
+    services = selected_services(desired, options)
+    released = up_releases(actual, services)
+    return (dataclasses.replace(actual, held=actual.held - released),
+            up_options(options, actual, services))
 
 
 async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor: Supervisor,
@@ -126,13 +134,12 @@ async def carry_out(ask: Ask, desired: DesiredState, ports: Adapters, supervisor
         ids = {c.id for c in mine}
         # `start` and `restart` act on containers that exist, as Compose's: one
         # removed by `rm` stays gone until `up` makes it again.
-        released = (up_releases(actual, services) if ask.verb == "up" and not ask.containers
-                    else frozenset())
+        released = up_releases(actual, services) if ask.verb == "up" else frozenset()
         for cid in actual.held:
             if cid in ids or cid in released:
                 ports.state.unhold(cid)
         if ask.verb == "up":
-            return up_options(options)
+            return up_options(options, actual, services)
         return dataclasses.replace(
             options, start=options.start | ids,
             restart=options.restart | (ids if ask.verb == "restart" else frozenset()),

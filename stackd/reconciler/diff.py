@@ -15,10 +15,10 @@ Rules, in the order a reader would ask about them:
 - `no_start` (`stackd create`): a slot with no container is created and not started;
   the ask held its id first, so it stays created until `start` or `up` clears that.
 - A container that was created but never started is started. An exited one is
-  started again only when `start_exited` asks (an explicit `up`: every exited one,
-  a one-shot job that finished too, as Compose's `up` runs `migrate` again) or when
-  it is in `start` (`start`, `restart`); restarting crashed containers under the
-  restart policy is `repair`'s job, so the plan never fights it.
+  started again only when it is in `start` (`start`, `restart`, and an explicit
+  `up`: every exited one of its services, a one-shot job that finished too, as
+  Compose's `up` runs `migrate` again — asks.py); restarting crashed containers under
+  the restart policy is `repair`'s job, so the plan never fights it.
 - A running, current container in `restart` is restarted (`restart`).
 - A running, current container is restarted when a service it declares
   `depends_on: {x: {restart: true}}` on is recreated (or itself restarted, or
@@ -86,7 +86,6 @@ class PlanOptions:
     force_recreate: bool = False
     recreate_deps: bool = False
     no_recreate: bool = False
-    start_exited: bool = False
     start: frozenset[str] = frozenset()  # container ids to start if exited (`start`)
     restart: frozenset[str] = frozenset()  # container ids to restart if running (`restart`)
     # `restart` (not --no-deps): those restarts also restart the running services that
@@ -259,7 +258,7 @@ def plan(desired: DesiredState, actual: ActualState, options: PlanOptions = Plan
         elif keep.status == "created":
             actions.append(Start(cause="created, never started", container=want,
                                  old_id=keep.id))
-        elif keep.status == "exited" and (keep.id in options.start or options.start_exited):
+        elif keep.status == "exited" and keep.id in options.start:
             actions.append(Start(cause=f"exited (code {keep.exit_code})", container=want,
                                  old_id=keep.id))
         elif keep.status == "running" and keep.id in options.restart:

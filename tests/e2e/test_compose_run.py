@@ -81,6 +81,30 @@ def test_run_passes_exit_code_env_and_dns_after_its_dependency(stack: CLI) -> No
     assert [(row["service"], row["state"]) for row in rows] == [("db", "running")], rows
 
 
+def test_run_starts_a_stopped_dependency_and_runs_a_finished_job_again(stack: CLI
+                                                                        ) -> None:
+    """Compose's `run` starts its dependencies as `up` does. Once the stack kept them,
+    stackd's left a dependency the user had stopped stopped (the one-off then found no
+    db) and a finished `migrate` unrun."""
+    (stack.cwd / "compose.yaml").write_text(STACK.replace(
+        "depends_on: [db]", "depends_on: {db: {condition: service_started}, "
+        "migrate: {condition: service_completed_successfully}}") + f"""\
+  migrate:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [echo, migrated]
+""")
+    stack("run", "--rm", "app", "true")
+    stack("stop", "db")
+    assert {r["service"]: r["state"] for r in ps(stack)} == {"db": "exited",
+                                                               "migrate": "exited"}
+    r = stack("run", "--rm", "app", "sh", "-c", "nslookup db && echo resolved", check=False)
+    assert r.returncode == 0 and "resolved" in r.stdout, (r.stdout, r.stderr)
+    assert {r["service"]: r["state"] for r in ps(stack)} == {"db": "running",
+                                                               "migrate": "exited"}
+    assert stack("logs", "--no-log-prefix", "migrate").stdout == "migrated\n" * 2
+
+
 def test_use_aliases_makes_the_oneoff_answer_for_its_service(stack: CLI) -> None:
     """A run container answers to none of its service's names (Compose's), unless
     --use-aliases: then `db` resolves to it too, beside the service's own container."""

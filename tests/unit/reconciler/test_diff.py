@@ -7,6 +7,7 @@ from pathlib import Path
 
 from stackd.images.models import Image, ImageConfig
 from stackd.reconciler.actual import ActualContainer, ActualState
+from stackd.reconciler.asks import up_view
 from stackd.reconciler.desired import DesiredContainer, DesiredState
 from stackd.reconciler.diff import PlanOptions, plan
 from stackd.reconciler.plan import Create, Recreate, Remove
@@ -97,9 +98,12 @@ services:
                                   running(job, "exited", 0)), frozenset(d.networks))
     # The reconcile loop's own plan: the restart policy decides about exits.
     assert plan(d, actual).lines() == ["web-1: start — created, never started"]
-    assert plan(d, actual, PlanOptions(start_exited=True)).lines() == [
+    # An explicit `up`'s (asks.py): every exited container of its services.
+    assert plan(d, *up_view(d, actual, PlanOptions())).lines() == [
         "crashed-1: start — exited (code 1)", "job-1: start — exited (code 0)",
         "web-1: start — created, never started"]
+    assert plan(d, *up_view(d, actual, PlanOptions(services=("job",)))).lines() == [
+        "job-1: start — exited (code 0)"]
 
 
 def test_duplicates_and_interrupted_removes(tmp_path: Path) -> None:
@@ -158,8 +162,9 @@ def test_a_held_container_is_stopped_and_never_started_again(tmp_path: Path) -> 
     actual = ActualState("demo", (running(db, "exited", 1), running(web1), running(web2)),
                          frozenset(d.networks), frozenset(d.volumes),
                          held=frozenset({db.id, web1.id}))
-    # a held running container is stopped, a held exited one is not started even by `up`
-    assert plan(d, actual, PlanOptions(start_exited=True)).lines() == [
+    # a held running container is stopped, a held exited one is not started even when
+    # asked to (`up` clears the hold first)
+    assert plan(d, actual, PlanOptions(start=frozenset({db.id}))).lines() == [
         "web-1: stop — held: stopped by the user"]
     # held and removed (`rm`): not made again
     gone = dataclasses.replace(actual, containers=(running(web2),))
