@@ -197,9 +197,10 @@ class NetworkAdapter:
             await self.disconnect(cid)
         return orphans
 
-    async def set_ready(self, container_id: str, ready: bool) -> None:
+    async def set_ready(self, container_id: str, ready: bool, *, running: bool = False
+                        ) -> None:
         if self.nets.resolver is not None:
-            self.nets.resolver.set_ready(container_id, ready)
+            self.nets.resolver.set_ready(container_id, ready, running=running)
             await self.nets.resolver.flush()
         await self.nets.set_port_ready(container_id, ready)
 

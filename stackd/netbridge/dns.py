@@ -79,7 +79,7 @@ class DnsSink(Protocol):
             names: Iterable[str]) -> None: ...
     def remove(self, container_id: str) -> None: ...
     def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None: ...
-    def set_ready(self, container_id: str, ready: bool) -> None: ...
+    def set_ready(self, container_id: str, ready: bool, *, running: bool = False) -> None: ...
     async def listen(self, network_key: str, gateway: str) -> None: ...
     async def unlisten(self, network_key: str) -> None: ...
     async def flush(self) -> None: ...
@@ -103,6 +103,9 @@ class Records:
         self._by_ip: dict[str, str] = {}  # container address → container id
         self._networks_of: dict[str, set[str]] = {}  # container id → networks
         self._unready: set[str] = set()
+        # Of the unready, those running (health starting, or unhealthy): answered for a
+        # name no ready container has (`_reindex`).
+        self._running_unready: set[str] = set()
         self._index: dict[str, dict[str, list[str]]] = {}  # network → name → ips
         self._turn: dict[str, int] = {}
 
@@ -127,6 +130,7 @@ class Records:
                 del self._by_ip[ep.ip]
             self._reindex(key)
         self._unready.discard(container_id)
+        self._running_unready.discard(container_id)
 
     def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None:
         """A name on a network answered with fixed addresses (empty removes it)."""
@@ -137,9 +141,13 @@ class Records:
             self._static.get(network_key, {}).pop(normalise(name), None)
         self._reindex(network_key)
 
-    def set_ready(self, container_id: str, ready: bool) -> None:
-        """An unready container (failing health check) is left out of answers."""
+    def set_ready(self, container_id: str, ready: bool, *, running: bool = False) -> None:
+        """An unready container is left out of answers: one that is not running (exited,
+        being stopped) always; a running one (its health check starting, or failing)
+        while a ready container answers to the name."""
         (self._unready.discard if ready else self._unready.add)(container_id)
+        (self._running_unready.add if running and not ready
+         else self._running_unready.discard)(container_id)
         for key in self._networks_of.get(container_id, ()):
             self._reindex(key)
 
@@ -155,12 +163,21 @@ class Records:
 
     def _reindex(self, network_key: str) -> None:
         index: dict[str, list[str]] = {}
+        waiting: dict[str, list[str]] = {}
         for cid in sorted(self._endpoints.get(network_key, {})):
-            if cid in self._unready:
+            into = (index if cid not in self._unready
+                    else waiting if cid in self._running_unready else None)
+            if into is None:
                 continue
             ep = self._endpoints[network_key][cid]
             for name in ep.names:
-                index.setdefault(name, []).append(ep.ip)
+                into.setdefault(name, []).append(ep.ip)
+        # Readiness steers a name to its ready containers; it never leaves a running
+        # one unanswered, as Docker's DNS answers every running container: peers that
+        # must find each other before any is healthy (a database cluster forming), or
+        # an nginx resolving its upstream as it starts, would wait forever.
+        for name, ips in waiting.items():
+            index.setdefault(name, ips)
         for name, ips in self._static.get(network_key, {}).items():
             index.setdefault(name, []).extend(ips)
         self._index[network_key] = index
@@ -175,7 +192,9 @@ class Records:
                 "endpoints": endpoints,
                 "static": {k: {n: list(ips) for n, ips in sorted(v.items())}
                            for k, v in sorted(self._static.items()) if v},
-                "unready": sorted(c for c in self._unready if c in self._networks_of)}
+                "unready": sorted(c for c in self._unready if c in self._networks_of),
+                "running_unready": sorted(c for c in self._running_unready
+                                          if c in self._networks_of)}
 
     @classmethod
     def from_table(cls, table: object, *, turns: dict[str, int] | None = None
@@ -198,6 +217,8 @@ class Records:
                         records._static.setdefault(str(key), {})[normalise(str(name))] = \
                             [str(i) for i in ips]
             records._unready.update(str(c) for c in table["unready"])
+            # A table written before this key: its unready ones count as not running.
+            records._running_unready.update(str(c) for c in table.get("running_unready", ()))
             for key in {*records._endpoints, *records._static}:
                 records._reindex(key)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -206,10 +227,12 @@ class Records:
             records._turn = turns
         return records, gateways
 
-    def seed_unready(self, container_ids: Iterable[str]) -> None:
-        """Containers known unready before their records come (a new daemon carries on
-        from the table its predecessor wrote, until health checks say again)."""
+    def seed_unready(self, container_ids: Iterable[str], running: Iterable[str] = ()) -> None:
+        """Containers known unready (`running`: and running) before their records come
+        (a new daemon carries on from the table its predecessor wrote, until health
+        checks say again)."""
         self._unready.update(container_ids)
+        self._running_unready.update(running)
         self._changed()
 
     def lookup(self, source_ip: str, name: str) -> list[str] | None:
@@ -267,8 +290,8 @@ class Resolver:
     def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None:
         self.records.set_records(network_key, name, ips)
 
-    def set_ready(self, container_id: str, ready: bool) -> None:
-        self.records.set_ready(container_id, ready)
+    def set_ready(self, container_id: str, ready: bool, *, running: bool = False) -> None:
+        self.records.set_ready(container_id, ready, running=running)
 
     async def flush(self) -> None:
         """Nothing to do: in process, answers follow every change at once."""

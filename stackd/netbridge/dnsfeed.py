@@ -52,8 +52,11 @@ class DnsFeed:
         except (TableError, OSError):  # damaged or unreadable: health checks say again
             before = None
         unready = before.get("unready") if before else None
+        running = before.get("running_unready") if before else None
         if isinstance(unready, list):
-            self.records.seed_unready(str(c) for c in unready)
+            self.records.seed_unready((str(c) for c in unready),
+                                      (str(c) for c in running or ()
+                                       ) if isinstance(running, list) else ())
 
     # the sink: records, as for an in-process Resolver
     def _changed(self) -> None:
@@ -71,8 +74,8 @@ class DnsFeed:
         self.records.set_records(network_key, name, ips)
         self._changed()
 
-    def set_ready(self, container_id: str, ready: bool) -> None:
-        self.records.set_ready(container_id, ready)
+    def set_ready(self, container_id: str, ready: bool, *, running: bool = False) -> None:
+        self.records.set_ready(container_id, ready, running=running)
         self._changed()
 
     async def listen(self, network_key: str, gateway: str) -> None:

@@ -179,9 +179,12 @@ class NetworkPort(Protocol):
         """The netns path of a container still connected as `attachments` say (its
         namespace, addresses and links all there), for a restart to join again
         instead of connecting afresh; None if anything of it is missing."""
-    async def set_ready(self, container_id: str, ready: bool) -> None:
+    async def set_ready(self, container_id: str, ready: bool, *, running: bool = False
+                        ) -> None:
         """Whether DNS answers with this container's addresses and its published ports
-        send it new connections (readiness)."""
+        send it new connections (readiness). `running` (not ready, but running: its
+        health check starting or failing): DNS still answers it for a name that no
+        ready container has."""
 
 
 class VolumePort(Protocol):

@@ -236,9 +236,9 @@ class Supervisor:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _set_ready(self, w: Watch, ready: bool) -> None:
+    async def _set_ready(self, w: Watch, ready: bool, *, running: bool = False) -> None:
         try:
-            await self._ports.network.set_ready(w.container_id, ready)
+            await self._ports.network.set_ready(w.container_id, ready, running=running)
         except StackdError as err:
             self.report(w, "error", f"DNS readiness: {err}")
 
@@ -248,14 +248,14 @@ class Supervisor:
         w.health = state.status
         # Out of (or into) DNS and the port's backends first, then the fact: it
         # enqueues the stack, whose reconcile may kill an unhealthy container at once.
-        await self._set_ready(w, w.ready)
+        await self._set_ready(w, w.ready, running=w.running)
         self._notify()
         self.report(w, "health", state.status if state.status != "unhealthy"
                     else f"unhealthy: {state.last_output.strip()[-200:]}")
 
     async def _run_until_exit(self, w: Watch) -> int | None:
         check = w.service.healthcheck
-        await self._set_ready(w, w.ready)
+        await self._set_ready(w, w.ready, running=w.running)
         async with trio.open_nursery() as nursery:
             if check is not None:
                 async def report(state: HealthState) -> None:

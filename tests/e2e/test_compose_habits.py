@@ -719,6 +719,28 @@ services:
         assert r.returncode == 2 and "--index picks a replica" in r.stderr
 
 
+def test_peers_find_each_other_by_name_before_either_is_healthy(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """Docker's DNS answers a running container whatever its health. stackd's left a
+    container out until healthy, so members of a cluster whose health needs the
+    others (here: each is healthy once it resolves its peer) never became healthy."""
+    peer = f"""\
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    command: [sleep, "1000"]
+    stop_signal: SIGKILL
+    healthcheck: {{test: [CMD, nslookup, "{{}}"], interval: 1s, retries: 30}}
+"""
+    with stack_dir(no_leaks, tmp_path, "peers", "name: peers\nservices:\n"
+                   + "  one:\n" + peer.replace("{}", "two")
+                   + "  two:\n" + peer.replace("{}", "one")) as cli:
+        r = cli("up", "-d", "--wait", "--wait-timeout", "30", check=False)
+        assert r.returncode == 0, r.stderr
+        assert {row["service"]: row["health"] for row in
+                ps_rows(cli("ps", "--format", "json").stdout)} == {"one": "healthy",
+                                                                  "two": "healthy"}
+
+
 def test_stop_start_restart_after_up_of_one_service(stack: CLI) -> None:
     """`up -d box`, then `stop alone`, `start alone`, `restart alone`: each said nothing
     and did nothing, because `alone` was not among the services the last `up` named."""

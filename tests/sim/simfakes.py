@@ -305,7 +305,8 @@ class FakeNetwork:
         self.ready.pop(container_id, None)
         self.unresolved.discard(container_id)
 
-    async def set_ready(self, container_id: str, ready: bool) -> None:
+    async def set_ready(self, container_id: str, ready: bool, *, running: bool = False
+                        ) -> None:
         if self.ready_delay:
             await trio.sleep(self.ready_delay)
         if self.ready.get(container_id) != ready:

@@ -50,6 +50,27 @@ def test_unready_containers_leave_the_answers() -> None:
     assert sorted(r.lookup("10.0.0.4", "web") or []) == ["10.0.0.2", "10.0.0.3"]
 
 
+def test_a_running_unready_container_answers_only_for_names_no_ready_one_has() -> None:
+    """As Docker's DNS, every running container is found; readiness only steers a name
+    to its ready containers. Leaving a starting one out made a name vanish until it
+    was healthy: peers forming a cluster never found each other."""
+    r = two_networks()
+    r.set_ready("web-1", False, running=True)  # its health check is starting
+    assert r.lookup("10.0.0.4", "web") == ["10.0.0.3"]
+    assert r.lookup("10.0.0.4", "p-web-1") == ["10.0.0.2"]  # no ready one has the name
+    r.set_ready("db-1", False, running=True)
+    assert r.lookup("10.0.0.4", "db") == ["10.0.1.2"]
+    r.set_ready("web-2", False, running=True)
+    assert sorted(r.lookup("10.0.0.4", "web") or []) == ["10.0.0.2", "10.0.0.3"]
+    r.set_ready("web-2", False)  # exited, or being stopped: never answered
+    assert r.lookup("10.0.0.4", "web") == ["10.0.0.2"]
+    r.set_ready("web-1", False)
+    assert r.lookup("10.0.0.4", "web") is None
+    assert r.lookup("10.0.0.4", "p-web-1") is None
+    r.set_ready("web-1", True)
+    assert r.lookup("10.0.0.4", "web") == ["10.0.0.2"]
+
+
 def test_static_records_and_forgetting_a_network() -> None:
     r = two_networks()
     r.set_records("p_front", "legacy", ["192.0.2.10"])

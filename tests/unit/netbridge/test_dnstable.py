@@ -21,6 +21,7 @@ def filled() -> Records:
     r.add("p_back", "cli-1", "10.0.1.3", ["p-cli-1", "cli"])
     r.set_records("p_back", "legacy", ["192.0.2.10"])
     r.set_ready("web-2", False)
+    r.set_ready("cli-1", False, running=True)  # starting: answered for its own names
     r.set_ready("gone-1", False)  # never added: not written
     return r
 
@@ -28,13 +29,21 @@ def filled() -> Records:
 def test_a_round_trip_answers_the_same() -> None:
     before = filled()
     table = json.loads(json.dumps(before.table(GATEWAYS)))  # as the file holds it
-    assert table["unready"] == ["web-2"]
+    assert (table["unready"], table["running_unready"]) == (["cli-1", "web-2"], ["cli-1"])
     after, gateways = Records.from_table(table)
     assert gateways == GATEWAYS
     for source in ("10.0.0.2", "10.0.0.4", "10.0.1.2", "10.9.9.9"):
         for name in ("web", "db", "cli", "legacy", "p-web-2", "nope"):
             assert after.lookup(source, name) == before.lookup(source, name), (source, name)
     assert after.table(gateways) == table
+
+
+def test_a_table_of_an_older_daemon_counts_its_unready_as_stopped() -> None:
+    table = filled().table(GATEWAYS)
+    del table["running_unready"]
+    older, _ = Records.from_table(table)
+    assert older.lookup("10.0.0.2", "cli") is None
+    assert filled().lookup("10.0.0.2", "cli") == ["10.0.0.4"]
 
 
 def test_rotation_carries_over_a_reload() -> None:
