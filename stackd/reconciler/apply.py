@@ -447,4 +447,4 @@ async def _adopt(desired: DesiredState, ports: Adapters, supervisor: Supervisor,
             code = view.exit.code if view.exit is not None else None
             supervisor.watch(c.id, c, desired.services[c.service],
                              running=view.status == "running", exit_code=code,
-                             held=c.id in held)
+                             held=c.id in held, adopted=True)

@@ -134,9 +134,12 @@ Report = Callable[[HealthState], Awaitable[None]]
 
 
 async def run_healthcheck(
-    runtime: RuntimePort, container_id: str, check: HealthCheck, report: Report
+    runtime: RuntimePort, container_id: str, check: HealthCheck, report: Report, *,
+    at_once: bool = False
 ) -> None:
-    """Probe forever (until cancelled), calling `report` whenever the status changes."""
+    """Probe forever (until cancelled), calling `report` whenever the status changes;
+    the first probe `at_once` (a container a new daemon found running), else after an
+    interval."""
     started = trio.current_time()
     state = HealthState()
     await report(state)
@@ -144,7 +147,8 @@ async def run_healthcheck(
         elapsed = trio.current_time() - started
         wait = check.start_interval if state.in_start_period and elapsed < check.start_period \
             else check.interval
-        await trio.sleep(wait)
+        await trio.sleep(0 if at_once else wait)
+        at_once = False
         passed, output = await probe(runtime, container_id, check)
         if passed is None:
             continue  # paused: its health stays as it was until it runs again

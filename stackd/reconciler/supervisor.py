@@ -19,6 +19,7 @@ runs and, when it has a healthcheck, is healthy (Kubernetes readiness).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -68,6 +69,9 @@ class Watch:
     released: bool = False
     held: bool = False  # a user stopped it: never restart (StatePort holds)
     disrupted: str = ""  # its cgroup, netns or veth was removed from outside: why
+    # Found running by a new daemon: its health is probed at once, not an interval
+    # after, or a healthy container read "starting" for that long (30 s by default).
+    adopted: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     # -- the controller's: restart policy state, per container ---------------------
     restarts: int = 0
@@ -103,7 +107,8 @@ class Supervisor:
     # -- what the controller's worker calls --------------------------------------------
 
     def watch(self, container_id: str, desired: DesiredContainer, service: DesiredService, *,
-              running: bool, exit_code: int | None = None, held: bool = False) -> None:
+              running: bool, exit_code: int | None = None, held: bool = False,
+              adopted: bool = False) -> None:
         """Watch a container from now on; if it already is, take the new policy, and if
         it runs again after an exit (whoever started it), watch this new run.
 
@@ -121,7 +126,7 @@ class Supervisor:
                   health="starting" if running and service.healthcheck else None,
                   started_at=trio.current_time(), held=held,
                   history=RestartHistory(service.restart.window),
-                  backoff=Backoff(service.restart.delay))
+                  backoff=Backoff(service.restart.delay), adopted=adopted and running)
         self._watches[container_id] = w
         self._nursery.start_soon(self._run, w, w.scope)
         self._notify()
@@ -260,8 +265,10 @@ class Supervisor:
             if check is not None:
                 async def report(state: HealthState) -> None:
                     await self._on_health(w, state)
-                nursery.start_soon(run_healthcheck, self._ports.runtime, w.container_id,
-                                   check, report)
+                nursery.start_soon(functools.partial(
+                    run_healthcheck, self._ports.runtime, w.container_id, check, report,
+                    at_once=w.adopted))
+            w.adopted = False  # a later run of it is a fresh start
             try:
                 status = await self._ports.runtime.wait(w.container_id)
                 code = status.code

@@ -133,6 +133,27 @@ async def test_dns_serves_a_replica_only_while_running_and_healthy(
         assert served("demo-plain-1") == [(0, True), (8, False)]  # until it exits
 
 
+async def test_a_new_daemon_probes_a_running_containers_health_at_once(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """A daemon restart made every healthy container "starting" for an interval (30 s
+    by default): `ps` said so, and `up --wait` and service_healthy gates waited."""
+    check = HealthCheck(args=("check",), interval=30.0, timeout=1.0, retries=3)
+    desired = stack("demo", svc("api", health=check, restart=parse_restart("always")))
+    async with sim_host(tmp_path) as host:
+        await host.up(desired)
+        await trio.sleep(31)
+        (api,) = host.runtime.containers
+        assert host.supervisor.get(api).health == "healthy"  # type: ignore[union-attr]
+        await host.restart_supervisor()  # the daemon restarts
+        await host.up(desired)  # its first pass finds the container running
+        await trio.sleep(0.5)
+        assert host.supervisor.get(api).health == "healthy"  # type: ignore[union-attr]
+        host.runtime.kill_from_outside(api)  # a run it starts itself waits an interval
+        await trio.sleep(2)
+        assert host.runtime.running() == ["demo-api-1"]
+        assert host.supervisor.get(api).health == "starting"  # type: ignore[union-attr]
+
+
 async def test_containers_removed_by_apply_are_not_restarted(
         tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     always = parse_restart("always")
