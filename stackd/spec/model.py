@@ -47,6 +47,19 @@ Duration = Annotated[
 ByteSize = Annotated[int, BeforeValidator(parse_bytes)]
 """A compose byte size (`512m`, `1g`) as int bytes."""
 
+MIN_MEMORY_LIMIT = 6 * 1024 * 1024  # Docker's: below it a container cannot even start
+
+
+def _memory_limit(v: int) -> int:
+    if 0 < v < MIN_MEMORY_LIMIT:
+        raise ValueError(f"{v} bytes is below the smallest memory limit, 6 MiB "
+                         "(as Docker's); give at least 6m")
+    return v
+
+
+MemoryLimit = Annotated[int, BeforeValidator(parse_bytes), AfterValidator(_memory_limit)]
+"""A memory limit: a `ByteSize` of at least 6 MiB (0: none)."""
+
 Path = tuple[str | int, ...]
 """Where an element sits in the stack, e.g. ("services", "web", "depends_on", "db")."""
 
@@ -378,6 +391,13 @@ class Resources(Node):
     limits: ResourceSpec | None = None
     reservations: ResourceSpec | None = None
 
+    @field_validator("limits")
+    @classmethod
+    def _memory_limit(cls, v: ResourceSpec | None) -> ResourceSpec | None:
+        if v is not None and v.memory is not None:
+            _memory_limit(v.memory)
+        return v
+
 
 class DeployRestartPolicy(Node):
     condition: Literal["none", "on-failure", "any"] = "any"
@@ -666,7 +686,7 @@ class Service(Node):
     security_opt: tuple[str, ...] = ()
     sysctls: dict[str, str] = Field(default_factory=dict)
     shm_size: ByteSize | None = None
-    mem_limit: ByteSize | None = None
+    mem_limit: MemoryLimit | None = None
     # What placement needs free on a node, as deploy.resources.reservations.memory
     # (stackd/scheduler/from_stack.py); not a soft limit in the container's cgroup.
     mem_reservation: ByteSize | None = None

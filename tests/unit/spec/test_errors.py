@@ -41,6 +41,10 @@ CASES = [
      "services:\n  web:\n    image: x\n    mem_limit: lots\n",
      "service 'web': mem_limit: 'lots' is not a byte size (write it like 512m, 1g or 100000) "
      "(compose.yaml:4:5)"),
+    ("memory limit no container starts under (Docker's minimum)",
+     "services:\n  web:\n    image: x\n    mem_limit: 1k\n",
+     "service 'web': mem_limit: 1024 bytes is below the smallest memory limit, 6 MiB (as "
+     "Docker's); give at least 6m (compose.yaml:4:5)"),
     ("bad port",
      "services:\n  web:\n    image: x\n    ports:\n      - 8080:eighty\n",
      "service 'web': port '8080:eighty': 'eighty' is not a port or a port range "
