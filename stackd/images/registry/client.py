@@ -141,10 +141,16 @@ class RegistryClient:
                                               **kw)
                 resp = await self.http.send(req, stream=stream)
             except httpx.HTTPError as exc:
+                # Named: a stack's first pull on a host with no way out is often the
+                # first thing a new user meets, and which of its images failed matters.
+                where = ("" if "push" in actions else
+                         "; without a registry, `stackd image import` or `stackd build` "
+                         "puts an image in the store")
                 raise RegistryError(
-                    f"registry {ref.domain} could not be reached: {reason(exc)}",
+                    f"{ref.familiar()}: registry {ref.domain} could not be reached: "
+                    f"{reason(exc)}",
                     hint="check the address, that it is running, and (for plain http) that "
-                         "it is listed in STACKD_INSECURE_REGISTRIES",
+                         f"it is listed in STACKD_INSECURE_REGISTRIES{where}",
                 ) from exc
             if resp.status_code != 401 or attempt == 1:
                 if resp.status_code == 401:

@@ -73,6 +73,7 @@ async def test_ensure_pulls_only_when_the_policy_says(
     assert (await empty_store.ensure(ref)).digest == img.digest  # present: no network needed
     with pytest.raises(RegistryError) as err:
         await empty_store.ensure(ref, pull_policy="always")
-    assert f"registry {registry.host} could not be reached: " in str(err.value)
+    # Which image: a stack's pull of several on a host with no way out named none.
+    assert f"{ref}: registry {registry.host} could not be reached: " in str(err.value)
     # In words, not Python's: was "…: ConnectError('all attempts … failed')".
     assert "Error(" not in str(err.value) and "[Errno" not in str(err.value)
