@@ -60,6 +60,17 @@ def _memory_limit(v: int) -> int:
 MemoryLimit = Annotated[int, BeforeValidator(parse_bytes), AfterValidator(_memory_limit)]
 """A memory limit: a `ByteSize` of at least 6 MiB (0: none)."""
 
+
+def _absolute(v: str) -> str:
+    if not v.startswith("/"):
+        raise ValueError(f"{v!r} is not an absolute path: a working directory is a path "
+                         "in the container, written like /app (Docker refuses others)")
+    return v
+
+
+WorkingDir = Annotated[str, AfterValidator(_absolute)]
+"""A process's working directory in the container: an absolute path."""
+
 Path = tuple[str | int, ...]
 """Where an element sits in the stack, e.g. ("services", "web", "depends_on", "db")."""
 
@@ -286,7 +297,7 @@ class Hook(Node):
 
     command: tuple[str, ...] = Field(min_length=1)
     user: str | None = None
-    working_dir: str | None = None
+    working_dir: WorkingDir | None = None
     environment: dict[str, str | None] = Field(default_factory=dict)
     # An exec runs with the container's own privileges; more is refused (validator).
     privileged: bool = False
@@ -652,7 +663,7 @@ class Service(Node):
     entrypoint: tuple[str, ...] | None = None
     environment: dict[str, str | None] = Field(default_factory=dict)
     env_file: tuple[EnvFile, ...] = ()
-    working_dir: str | None = None
+    working_dir: WorkingDir | None = None
     user: str | None = None
     hostname: str | None = None
     domainname: str | None = None

@@ -45,6 +45,10 @@ CASES = [
      "services:\n  web:\n    image: x\n    mem_limit: 1k\n",
      "service 'web': mem_limit: 1024 bytes is below the smallest memory limit, 6 MiB (as "
      "Docker's); give at least 6m (compose.yaml:4:5)"),
+    ("relative working directory (Docker's refuses it; it ran in /relative)",
+     "services:\n  web:\n    image: x\n    working_dir: app\n",
+     "service 'web': working_dir: 'app' is not an absolute path: a working directory is a "
+     "path in the container, written like /app (Docker refuses others) (compose.yaml:4:5)"),
     ("bad port",
      "services:\n  web:\n    image: x\n    ports:\n      - 8080:eighty\n",
      "service 'web': port '8080:eighty': 'eighty' is not a port or a port range "
