@@ -205,4 +205,19 @@ def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
             "ExitCode": c.get("exit_code") if c.get("exit_code") is not None else 0,
             "Pid": c.get("pid") or 0,
             "Ports": ", ".join(c.get("ports") or []),
+            "Publishers": publishers(c.get("ports") or []),
             "Command": " ".join(c.get("command") or [])}
+
+
+def publishers(ports: list[str]) -> list[dict[str, Any]]:
+    """Compose's `Publishers` of a row's `HOST_IP:PORT->PORT/PROTO` texts: what scripts
+    read a published port from (`jq '.Publishers[0].PublishedPort'`). Pure."""
+    found = []
+    for text in ports:
+        host, _, target = text.partition("->")
+        url, _, published = host.rpartition(":")
+        port, _, protocol = target.partition("/")
+        if published.isdigit() and port.isdigit():
+            found.append({"URL": url, "TargetPort": int(port),
+                          "PublishedPort": int(published), "Protocol": protocol or "tcp"})
+    return found

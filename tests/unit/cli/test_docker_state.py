@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stackd.cli.cmd_ls import summarise
-from stackd.cli.cmd_ps import status_text
+from stackd.cli.cmd_ps import docker_fields, status_text
 from stackd.daemon.rows import docker_state
 from stackd.ui.pages import container_health
 
@@ -22,3 +22,12 @@ def test_every_reader_says_paused_and_restarting_as_docker_does() -> None:
     (row,) = summarise([], ROWS, all=True)
     assert row["status"] == "exited(1), paused(1), restarting(1), running(1)"
     assert status_text(ROWS[2], 0) == "Restarting (1)"
+
+
+def test_json_rows_carry_composes_publishers_for_scripts() -> None:
+    row = {"id": "p-web-1-0a0b0c0d", "name": "p-web-1", "state": "running",
+           "ports": ["0.0.0.0:18080->80/tcp", "127.0.0.1:5353->53/udp"]}
+    assert docker_fields(row)["Publishers"] == [
+        {"URL": "0.0.0.0", "TargetPort": 80, "PublishedPort": 18080, "Protocol": "tcp"},
+        {"URL": "127.0.0.1", "TargetPort": 53, "PublishedPort": 5353, "Protocol": "udp"}]
+    assert docker_fields({**row, "ports": []})["Publishers"] == []
