@@ -7,6 +7,8 @@ already gone.
 
 from __future__ import annotations
 
+import dataclasses
+
 from stackd import hostnames
 from stackd.errors import (
     AlreadyExistsError,
@@ -15,6 +17,7 @@ from stackd.errors import (
     StackdError,
     UsageError,
 )
+from stackd.netbridge.model import Attachment
 from stackd.reconciler import hooks
 from stackd.reconciler.desired import DesiredContainer
 from stackd.reconciler.ports import Adapters, ContainerView
@@ -110,15 +113,32 @@ def _group(container: DesiredContainer) -> str:
     return f"{container.project}/{container.service}"
 
 
+def dns_attachments(container: DesiredContainer) -> tuple[Attachment, ...]:
+    """The container's attachments, each also answering for its hostname when that is
+    not its name (`hostname: db-primary`), as Docker's DNS does since 20.10, and for
+    the aliases other services' `links: [db:database]` give it. Added here, not in the
+    attachments the config hash covers: neither changes the container. Pure."""
+    host = container.spec.hostname
+    more = tuple(dict.fromkeys(
+        (*((host,) if host and host != container.spec.name else ()),
+         *container.link_aliases)))
+    if not more:
+        return container.attachments
+    return tuple(dataclasses.replace(
+        a, aliases=(*a.aliases, *(n for n in more if n not in a.aliases)))
+        for a in container.attachments)
+
+
 async def _connect(ports: Adapters, container: DesiredContainer) -> str:
+    attachments = dns_attachments(container)
     try:
-        return await ports.network.connect(container.id, container.attachments,
+        return await ports.network.connect(container.id, attachments,
                                            container.ports, group=_group(container))
     except AlreadyExistsError:
         # An interrupted attempt connected it and never created the container: start
         # the namespace over rather than trust half of it.
         await ports.network.disconnect(container.id)
-        return await ports.network.connect(container.id, container.attachments,
+        return await ports.network.connect(container.id, attachments,
                                            container.ports, group=_group(container))
 
 

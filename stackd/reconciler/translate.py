@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackd import hostnames
@@ -495,6 +495,17 @@ def _check_published(stack: Stack, containers: list[DesiredContainer]) -> None:
             claims.append((c.service, b))
 
 
+def link_aliases(stack: Stack) -> dict[str, tuple[str, ...]]:
+    """Service → the aliases `links: [service:alias]` of the others give it. Pure."""
+    found: dict[str, set[str]] = {}
+    for svc in stack.services.values():
+        for link in svc.links:
+            target, _, alias = link.partition(":")
+            if alias and alias != target:
+                found.setdefault(target, set()).add(alias)
+    return {target: tuple(sorted(names)) for target, names in found.items()}
+
+
 def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: TranslateInputs
                   ) -> DesiredState:
     """The desired state of `stack`; `images` maps service name → its resolved image."""
@@ -581,6 +592,9 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
             containers.append(container)
             volumes.update(used)
     services = dict(sorted(services.items()))
+    aliases = link_aliases(stack)
+    containers = [replace(c, link_aliases=aliases[c.service])
+                  if c.service in aliases else c for c in containers]
     containers.sort(key=lambda c: (c.service, c.index))
     _check_published(stack, containers)
     external_vols = {stack.volume_host_name(k) for k, v in stack.volumes.items() if v.external}

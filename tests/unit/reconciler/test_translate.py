@@ -470,3 +470,30 @@ def test_a_node_runs_the_global_slots_the_cluster_gave_it(tmp_path: Path) -> Non
     text = "services:\n  agent: {image: busybox, deploy: {mode: global}}\n  web: {image: busybox}\n"
     d = build(text, tmp_path, slots={"agent": frozenset({3}), "web": frozenset({2})})
     assert [(c.service, c.index) for c in d.containers] == [("agent", 3)]
+
+
+def test_a_custom_hostname_answers_in_dns_on_each_network(tmp_path: Path) -> None:
+    """Docker's DNS (20.10 on) answers for a container's hostname when it is not its
+    name; stackd's answered only names and aliases (`nslookup dbhost` failed)."""
+    from stackd.reconciler.lifecycle import dns_attachments
+
+    d = build("services:\n  db: {image: busybox, hostname: dbhost, networks: [a, b]}\n"
+              "  web: {image: busybox}\nnetworks: {a: {}, b: {}}\n", tmp_path)
+    db, web = d.containers_of("db")[0], d.containers_of("web")[0]
+    assert [a.aliases for a in dns_attachments(db)] == [("db", "dbhost")] * 2
+    assert dns_attachments(web) == web.attachments  # its hostname is its name
+    assert "dbhost" not in str([a.aliases for a in db.attachments])  # not in the hash
+
+
+def test_a_links_alias_answers_in_dns_for_its_target(tmp_path: Path) -> None:
+    """An old compose file's `links: [postgres:db]`: the app connects to `db`. stackd
+    took links for ordering alone, and `db` did not resolve."""
+    from stackd.reconciler.lifecycle import dns_attachments
+
+    text = ("services:\n  postgres: {image: busybox}\n"
+            "  app: {image: busybox, links: ['postgres:db', 'postgres']}\n")
+    d = build(text, tmp_path)
+    (pg,) = d.containers_of("postgres")
+    assert [a.aliases for a in dns_attachments(pg)] == [("postgres", "db")]
+    plain = build(text.replace("['postgres:db', 'postgres']", "[postgres]"), tmp_path)
+    assert plain.containers_of("postgres")[0].config_hash == pg.config_hash
