@@ -731,14 +731,17 @@ def test_peers_find_each_other_by_name_before_either_is_healthy(
     stop_signal: SIGKILL
     healthcheck: {{test: [CMD, nslookup, "{{}}"], interval: 1s, retries: 30}}
 """
+    # Two finds one by its hostname (Docker 20.10's alias), and by a link's alias.
     with stack_dir(no_leaks, tmp_path, "peers", "name: peers\nservices:\n"
-                   + "  one:\n" + peer.replace("{}", "two")
-                   + "  two:\n" + peer.replace("{}", "one")) as cli:
+                   + "  one:\n    hostname: first\n" + peer.replace("{}", "two")
+                   + "  two:\n    links: ['one:uno']\n" + peer.replace("{}", "first")
+                   ) as cli:
         r = cli("up", "-d", "--wait", "--wait-timeout", "30", check=False)
         assert r.returncode == 0, r.stderr
         assert {row["service"]: row["health"] for row in
                 ps_rows(cli("ps", "--format", "json").stdout)} == {"one": "healthy",
                                                                   "two": "healthy"}
+        assert cli("exec", "two", "nslookup", "uno", check=False).returncode == 0
 
 
 def test_stop_start_restart_after_up_of_one_service(stack: CLI) -> None:
