@@ -6,6 +6,7 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 HELP = "Show (and follow) the logs of the stack's containers"
@@ -54,8 +55,10 @@ def parse_time(text: str, now: float) -> float:
 def follow_project(client: Any, project: str, *, services: list[str], tail: int | None,
                    timestamps: bool, follow: bool, color: bool | None = None,
                    prefix: bool = True, since: float | None = None,
-                   until: float | None = None, only: frozenset[str] | None = None) -> None:
-    """only: these containers' lines alone (`--index`), by name."""
+                   until: float | None = None, only: frozenset[str] | None = None,
+                   on_line: Callable[[], None] | None = None) -> None:
+    """only: these containers' lines alone (`--index`), by name; `on_line` is called
+    after each line printed."""
     out = sys.stdout
     if color is None:
         from stackd.cli import display
@@ -81,6 +84,8 @@ def follow_project(client: Any, project: str, *, services: list[str], tail: int 
             text = label + text
         out.write(text + "\n")
         out.flush()
+        if on_line is not None:
+            on_line()
 
 
 def check_services(client: Any, args: argparse.Namespace, project: str,
@@ -127,9 +132,29 @@ def run(args: argparse.Namespace) -> int:
         if args.services:
             check_services(client, args, project, args.services)
         now = time.time()
-        follow_project(client, project, services=args.services, tail=tail,
-                       timestamps=args.timestamps, follow=args.follow,
-                       color=False if args.no_color else None, prefix=not args.no_log_prefix,
-                       since=parse_time(args.since, now) if args.since else None,
-                       until=parse_time(args.until, now) if args.until else None, only=only)
-    return 0
+
+        def show(client: Any = client, on_line: Callable[[], None] | None = None) -> None:
+            follow_project(client, project, services=args.services, tail=tail, on_line=on_line,
+                           timestamps=args.timestamps, follow=args.follow,
+                           color=False if args.no_color else None,
+                           prefix=not args.no_log_prefix,
+                           since=parse_time(args.since, now) if args.since else None,
+                           until=parse_time(args.until, now) if args.until else None,
+                           only=only)
+
+        if not args.follow or args.until:
+            show()
+            return 0
+        from stackd.cli.followed import all_ended, follow_until_ended, look
+
+        # Compose's `logs -f` ends, as its attached `up`, once every container it
+        # follows has exited for good: `up -d && logs -f tests` in a CI script returns
+        # when the suite has run. Ended already: what they wrote, as `docker logs -f`
+        # of a stopped container.
+        services = list(args.services) or None
+        if all_ended(look(client, project)[0], services):
+            args.follow = False
+            show()
+            return 0
+        return follow_until_ended(client, project, services,
+                                  follow=lambda on_line: show(Client(), on_line))

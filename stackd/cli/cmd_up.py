@@ -333,8 +333,9 @@ def run(args: argparse.Namespace) -> int:
             # This run's output, as Compose attaches: not what earlier runs wrote.
             return follow_until_ended(
                 client, project, list(args.services) or services,
-                follow=lambda: follow_project(Client(), project, services=services or [],
-                                              tail=None, follow=True, since=since, **shown))
+                follow=lambda on_line: follow_project(
+                    Client(), project, services=services or [], tail=None, follow=True,
+                    since=since, on_line=on_line, **shown))
         except KeyboardInterrupt:
             # Compose's Ctrl-C: stop, not down — the containers stay (`ps -a`, `start`).
             print(f"\nstopping {project} (Ctrl-C)…", file=sys.stderr)

@@ -41,10 +41,27 @@ def exits(rows: Iterable[Mapping[str, Any]], told: set[tuple[str, Any]]) -> list
     return lines
 
 
+class Quiet:
+    """When the follower last printed: the end waits until it has been quiet for
+    DRAIN, so a long history still being printed is not cut short."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def mark(self) -> None:
+        self.last = time.monotonic()
+
+    def wait(self, seconds: float) -> None:
+        while (left := self.last + seconds - time.monotonic()) > 0:
+            time.sleep(left)
+
+
 def follow_until_ended(client: Any, project: str, services: list[str] | None,
-                       follow: Callable[[], None]) -> int:
-    """Follow the logs (in a thread: their stream blocks) until `all_ended`."""
-    threading.Thread(target=follow, daemon=True).start()
+                       follow: Callable[[Callable[[], None]], None]) -> int:
+    """Follow the logs (in a thread: their stream blocks; `follow` calls the function
+    it is given after each line it prints) until `all_ended`."""
+    quiet = Quiet()
+    threading.Thread(target=follow, args=(quiet.mark,), daemon=True).start()
     told: set[tuple[str, Any]] = set()
     # An exit is told a look later: the follower reads each log every 0.1 s, and a
     # container's last lines come before the news of its end, as in Compose.
@@ -57,7 +74,8 @@ def follow_until_ended(client: Any, project: str, services: list[str] | None,
         if all_ended(rows, services):
             break
         time.sleep(max(POLL, PACE * took))
-    time.sleep(DRAIN)
+    quiet.mark()
+    quiet.wait(DRAIN)
     _tell(seen)
     return 0
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stackd import __version__
+from stackd.daemon import wire
 from stackd.daemon.controller import Controller, Outcome, classify, leaves, told, typed_error
 from stackd.daemon.desired_store import DesiredStack, DesiredStore, without_environ
 from stackd.daemon.diskwatch import DiskWatch
@@ -76,6 +77,7 @@ log = logging.getLogger("stackd.engine")
 # After world.watch failed: wait this long before watching again, doubling up to the max.
 WATCH_RETRY = (1.0, 30.0)
 DRAIN_TIMEOUT = 5.0  # s an outcome waits for its events to be streamed first
+LOG_BATCH = 1000  # log records per write of a stream (wire.Batch)
 
 
 @dataclass(eq=False)
@@ -985,11 +987,11 @@ class Engine:
     async def project_logs(self, project: str, services: list[str], *, follow: bool,
                            tail: int | None, timestamps: bool,
                            since: float | None = None, until: float | None = None
-                           ) -> AsyncGenerator[dict[str, object], None]:
-        """Log records of a stack's containers; with follow, also of containers that
-        appear later (restarts, new replicas, recreates), until the client leaves.
-        since/until (epoch seconds): only the records written in that window; `tail`
-        counts within it, per container."""
+                           ) -> AsyncGenerator[wire.Batch, None]:
+        """Log records of a stack's containers, in batches (each one write of the
+        response); with follow, also of containers that appear later (restarts, new
+        replicas, recreates), until the client leaves. since/until (epoch seconds): only
+        the records written in that window; `tail` counts within it, per container."""
         wanted = set(services)
         window = since is not None or until is not None
 
@@ -1009,8 +1011,8 @@ class Engine:
                     timestamps=timestamps) if not window or inside(rec)]
                 records += mine[-tail:] if window and tail is not None else mine
             records.sort(key=lambda r: str(r.get("time", "")))
-            for rec in records:
-                yield rec
+            for at in range(0, len(records), LOG_BATCH):
+                yield wire.Batch(records[at:at + LOG_BATCH])
             return
 
         send, receive = trio.open_memory_channel[dict[str, object]](1000)
@@ -1026,7 +1028,10 @@ class Engine:
                                                  tail=tail if first and not window else None,
                                                  timestamps=timestamps, across_restarts=True):
                     if not window or inside(rec):
-                        await send.send(rec)
+                        try:  # no checkpoint per record: a history fills a batch
+                            send.send_nowait(rec)
+                        except trio.WouldBlock:
+                            await send.send(rec)
             except NotFoundError:
                 return
 
@@ -1044,7 +1049,13 @@ class Engine:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(discover, nursery)
             async for rec in receive:
-                yield rec
+                batch = wire.Batch([rec])  # and what else is waiting: one write
+                while len(batch) < LOG_BATCH:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                yield batch
 
     # -- reads and one-container requests the API serves (handlers go through here) ----
 

@@ -22,7 +22,7 @@ from stackd.daemon import wire
 from stackd.daemon.controller import leaves
 from stackd.errors import StackdError
 
-Items = AbstractAsyncContextManager[AsyncIterable[dict[str, Any]]]
+Items = AbstractAsyncContextManager[AsyncIterable[dict[str, Any]] | AsyncIterable[wire.Batch]]
 
 
 async def _nothing() -> Any:  # the iterator StreamingResponse wants, never read
@@ -41,7 +41,7 @@ class ChannelStream(StreamingResponse):
         try:
             async with self._open() as items:
                 async for item in items:
-                    await send({"type": "http.response.body", "body": wire.ndjson_line(item),
+                    await send({"type": "http.response.body", "body": wire.ndjson_body(item),
                                 "more_body": True})
         except StackdError as exc:
             await send({"type": "http.response.body",

@@ -90,3 +90,16 @@ def decode_response(status: int, data: bytes) -> Any:
 
 def ndjson_line(obj: Any) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode()
+
+
+class Batch(list[Any]):
+    """Items a stream sends in one write, each its own NDJSON line as ever: a log's
+    history sent a line at a time paid a task switch and a write per line (200,000
+    lines took 30 s)."""
+
+
+def ndjson_body(item: Any) -> bytes:
+    """The bytes of one streamed item, or of every item of a `Batch`."""
+    if isinstance(item, Batch):
+        return b"".join(ndjson_line(i) for i in item)
+    return ndjson_line(item)

@@ -5,6 +5,7 @@ to exit stops the rest, and `up` exits with the code Compose gives."""
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +122,20 @@ def test_up_of_a_one_shot_job_returns_once_it_ran_and_runs_it_again(stack: CLI) 
     assert "tests ran" in r.stdout and "job-tests-1 exited with code 3" in r.stderr
     assert states(stack) == {"db": ("running", None), "setup": ("exited", 0),
                              "tests": ("exited", 3)}
+
+
+def test_logs_f_of_a_job_returns_once_it_has_exited_with_all_it_wrote(stack: CLI) -> None:
+    """Compose's `logs -f` ends, as its attached `up`, once what it follows has exited
+    for good: `up -d tests && logs -f tests` in a CI script. stackd's followed forever;
+    and a long history came at ~4,000 lines a second (a write per line)."""
+    (stack.cwd / "compose.override.yaml").write_text(
+        "services:\n  tests:\n    command: [sh, -c, 'sleep 1; seq 1 50000; exit 3']\n")
+    stack("up", "-d", "tests")
+    r = stack("logs", "-f", "tests", timeout=60)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 50000 and lines[-1] == "job-tests-1 | 50000", lines[-3:]
+    assert "job-tests-1 exited with code 3" in r.stderr
+    again = stack("logs", "-f", "--no-log-prefix", "tests", timeout=60)  # ended: at once
+    assert again.stdout.splitlines()[-1] == "50000"
+    with pytest.raises(subprocess.TimeoutExpired):  # a server: followed until Ctrl-C
+        stack("logs", "-f", "db", timeout=3)
