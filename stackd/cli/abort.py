@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stackd.cli.followed import DRAIN, PACE, POLL, look
+from stackd.cli.followed import DRAIN, PACE, POLL, Quiet, look
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +50,13 @@ def exit_code(rows: list[dict[str, Any]], service: str) -> int | None:
 
 
 def follow_until_exit(client: Any, project: str, services: list[str] | None, since: float,
-                      abort: Abort, follow: Callable[[], None],
+                      abort: Abort, follow: Callable[[Callable[[], None]], None],
                       stop: Callable[[], None]) -> int:
-    """Follow the logs (in a thread: their stream blocks) until a container ends the
-    run; then stop the stack (as Ctrl-C does) and return the code Compose would."""
-    threading.Thread(target=follow, daemon=True).start()
+    """Follow the logs (in a thread: their stream blocks; `follow` calls the function
+    it is given after each line) until a container ends the run; then stop the stack
+    (as Ctrl-C does) and return the code Compose would."""
+    quiet = Quiet()
+    threading.Thread(target=follow, args=(quiet.mark,), daemon=True).start()
     seen: set[str] = set()
     while True:
         rows, took = look(client, project)
@@ -75,5 +77,6 @@ def follow_until_exit(client: Any, project: str, services: list[str] | None, sin
         code = code_from
     # The follower reads each log every 0.1 s: what the last containers wrote before
     # they stopped is printed before we go (CI saw a test suite's last lines lost).
-    time.sleep(DRAIN)
+    quiet.mark()
+    quiet.wait(DRAIN)
     return code

@@ -324,9 +324,9 @@ def run(args: argparse.Namespace) -> int:
 
                 return follow_until_exit(
                     client, project, list(args.services) or None, since, abort,
-                    follow=lambda: follow_project(Client(), project,
-                                                  services=services or [], tail=None,
-                                                  follow=True, since=since, **shown),
+                    follow=lambda on_line: follow_project(
+                        Client(), project, services=services or [], tail=None,
+                        follow=True, since=since, on_line=on_line, **shown),
                     stop=lambda: stop_project(project, [], args.timeout))
             from stackd.cli.followed import follow_until_ended
 
