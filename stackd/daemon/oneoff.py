@@ -195,7 +195,8 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     volumes = tuple(sorted(renamed.get(v, v) for v in slot.volumes))
     return dataclasses.replace(slot, index=0, spec=new_spec, attachments=attachments,
                                ports=ports, volumes=volumes,
-                               anonymous=tuple(sorted(renamed.values())))
+                               anonymous=tuple(sorted(renamed.values())),
+                               link_aliases=slot.link_aliases if request.use_aliases else ())
 
 
 def run_labels(request: ServiceRunRequest) -> dict[str, str]:

@@ -497,3 +497,21 @@ def test_a_links_alias_answers_in_dns_for_its_target(tmp_path: Path) -> None:
     assert [a.aliases for a in dns_attachments(pg)] == [("postgres", "db")]
     plain = build(text.replace("['postgres:db', 'postgres']", "[postgres]"), tmp_path)
     assert plain.containers_of("postgres")[0].config_hash == pg.config_hash
+
+
+def test_a_run_container_answers_for_no_links_alias_unless_asked(tmp_path: Path) -> None:
+    """A one-off never answers for its service's names (Compose's), a link's alias
+    among them, unless --use-aliases."""
+    from stackd.daemon.models import StackSource
+    from stackd.daemon.oneoff import ServiceRunRequest, oneoff_container
+    from stackd.reconciler.lifecycle import dns_attachments
+
+    text = "services:\n  pg: {image: busybox}\n  app: {image: busybox, links: ['pg:db']}\n"
+    stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
+    (slot,) = build(text, tmp_path).containers_of("pg")
+    for use_aliases, names in ((False, ()), (True, ("pg", "db"))):
+        request = ServiceRunRequest(source=StackSource(), service="pg",
+                                    use_aliases=use_aliases)
+        one = oneoff_container(slot, request, stack.services["pg"], BUSYBOX.config,
+                               name="demo-pg-run-0a1b2c")
+        assert [a.aliases for a in dns_attachments(one)] == [names]
