@@ -52,9 +52,13 @@ def rows(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
             continue
         a, b = before[name], after[name]
         cpu = max(0, b["cpu_ns"] - a["cpu_ns"]) / (seconds * 1e9) * 100 if seconds > 0 else 0.0
+        limit = int(b.get("memory_limit") or 0)
         out.append({"name": name, "id": b["id"], "cpu_percent": round(cpu, 2),
-                    "memory_bytes": b["memory_bytes"], "pids": b["pids"]})
-    out += [{"name": name, "id": cid, "cpu_percent": 0.0, "memory_bytes": 0, "pids": 0}
+                    "memory_bytes": b["memory_bytes"], "memory_limit": limit,
+                    "memory_percent": round(b["memory_bytes"] / limit * 100, 2) if limit
+                    else 0.0, "pids": b["pids"]})
+    out += [{"name": name, "id": cid, "cpu_percent": 0.0, "memory_bytes": 0,
+             "memory_limit": 0, "memory_percent": 0.0, "pids": 0}
             for name, cid in (stopped or {}).items() if name not in after]
     return sorted(out, key=lambda r: r["name"])
 
@@ -67,18 +71,23 @@ def human_bytes(n: int) -> str:
     return f"{n}B"
 
 
+def _usage(r: dict[str, Any]) -> str:
+    """Docker's `MEM USAGE / LIMIT`."""
+    return f"{human_bytes(r['memory_bytes'])} / {human_bytes(r['memory_limit'])}"
+
+
 def _docker_fields(r: dict[str, Any]) -> dict[str, Any]:
     return {"Name": r["name"], "ID": r["id"], "Container": r["id"],
-            "CPUPerc": f"{r['cpu_percent']:.2f}%", "MemUsage": human_bytes(r["memory_bytes"]),
-            "PIDs": str(r["pids"])}
+            "CPUPerc": f"{r['cpu_percent']:.2f}%", "MemUsage": _usage(r),
+            "MemPerc": f"{r['memory_percent']:.2f}%", "PIDs": str(r["pids"])}
 
 
 def table(data: list[dict[str, Any]]) -> str:
     from stackd.cli.table import render
 
-    return render(("NAME", "CPU %", "MEM USAGE", "PIDS"),
-                  [(r["name"], f"{r['cpu_percent']:.2f}%", human_bytes(r["memory_bytes"]),
-                    r["pids"]) for r in data])
+    return render(("NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"),
+                  [(r["name"], f"{r['cpu_percent']:.2f}%", _usage(r),
+                    f"{r['memory_percent']:.2f}%", r["pids"]) for r in data])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
-from stackd import hostnames
+from stackd import hostinfo, hostnames
 from stackd.daemon.events import Event
 from stackd.daemon.loadcache import LoadCache
 from stackd.daemon.models import ApplyOptions, ExecRequest, ExecResult, RemoveOptions, StackSource
@@ -744,7 +744,9 @@ class HostWorld:
     async def stats(self, container: str) -> dict[str, Any]:
         v = await self._resolve(container)
         s = await self._ready().runtime.stats(v.id)
+        # Docker's: a container with no limit of its own is limited by the host's memory.
         return {"container": v.name, "id": v.id, "memory_bytes": s.memory_bytes,
+                "memory_limit": s.memory_limit or hostinfo.memory_total(),
                 "cpu_ns": s.cpu_ns, "pids": s.pids}
 
     async def top(self, container: str) -> dict[str, Any]:

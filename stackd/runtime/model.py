@@ -80,6 +80,7 @@ class Stats:
     memory_bytes: int
     cpu_ns: int
     pids: int
+    memory_limit: int | None = None  # its cgroup's; None: no limit of its own
 
 
 @dataclass(frozen=True, slots=True)

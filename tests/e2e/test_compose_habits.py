@@ -412,7 +412,10 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     assert data["habits-alone-1"]["cpu_percent"] < data["habits-box-1"]["cpu_percent"], data
     assert data["habits-box-1"]["pids"] >= 2 and data["habits-box-1"]["memory_bytes"] > 0
     out = stack("stats", "--no-stream", "box").stdout.splitlines()
-    assert out[0].split() == ["NAME", "CPU", "%", "MEM", "USAGE", "PIDS"], out
+    assert out[0].split() == ["NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "MEM", "%",
+                              "PIDS"], out
+    limits = {r["name"]: r["memory_limit"] for r in data.values()}
+    assert limits["habits-box-1"] > 2**30, limits  # no limit: the host's memory, as Docker
     assert [line.split()[0] for line in out[1:]] == ["habits-box-1"], out
     # Live: a new table every second until interrupted.
     live = subprocess.Popen([sys.executable, "-m", "stackd", "stats"], cwd=stack.cwd,

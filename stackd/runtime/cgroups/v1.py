@@ -118,17 +118,20 @@ class CgroupV1:
 
     def stats(self) -> Stats:
         mem = self.dirs.get("memory")
-        memory = 0
+        memory, limit = 0, None
         if mem is not None:
             usage = base.read_int(mem / "memory.usage_in_bytes")
             inactive = base.read_keyed(mem / "memory.stat").get("total_inactive_file", 0)
             memory = max(usage - inactive, 0)
+            # No limit reads as the largest page-aligned number the kernel keeps.
+            limit = base.read_int(mem / "memory.limit_in_bytes", default=0)
+            limit = limit if 0 < limit < 2**62 else None
         cpu_dir = self.dirs.get("cpuacct")
         cpu_ns = base.read_int(cpu_dir / "cpuacct.usage") if cpu_dir else 0
         pids_dir = self.dirs.get("pids")
         pids = (base.read_int(pids_dir / "pids.current") if pids_dir
                 else len(self.pids()))
-        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids)
+        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids, memory_limit=limit)
 
     def oom_kills(self) -> int:
         mem = self.dirs.get("memory")

@@ -100,7 +100,9 @@ class CgroupV2:
         pids = base.read_int(self.dir / "pids.current", default=-1)
         if pids < 0:
             pids = len(self.pids())
-        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids)
+        limit = base.read_int(self.dir / "memory.max", default=0)  # "max": none
+        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids,
+                     memory_limit=limit if limit > 0 else None)
 
     def oom_kills(self) -> int:
         return base.read_keyed(self.dir / "memory.events").get("oom_kill", 0)

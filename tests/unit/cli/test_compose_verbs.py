@@ -70,10 +70,15 @@ def test_ls_rows_status_and_filtering() -> None:
 def test_stats_cpu_percent_over_the_interval() -> None:
     before = {"a": {"id": "a", "cpu_ns": 0, "memory_bytes": 1, "pids": 1},
               "gone": {"id": "g", "cpu_ns": 0, "memory_bytes": 1, "pids": 1}}
-    after = {"a": {"id": "a", "cpu_ns": 500_000_000, "memory_bytes": 2048, "pids": 3},
+    after = {"a": {"id": "a", "cpu_ns": 500_000_000, "memory_bytes": 2048, "pids": 3,
+                   "memory_limit": 8192},
              "new": {"id": "n", "cpu_ns": 9, "memory_bytes": 1, "pids": 1}}
-    assert cmd_stats.rows(before, after, 1.0) == [
-        {"name": "a", "id": "a", "cpu_percent": 50.0, "memory_bytes": 2048, "pids": 3}]
+    got = cmd_stats.rows(before, after, 1.0)
+    assert got == [{"name": "a", "id": "a", "cpu_percent": 50.0, "memory_bytes": 2048,
+                    "memory_limit": 8192, "memory_percent": 25.0, "pids": 3}]
+    # Docker's `MEM USAGE / LIMIT` and `MEM %`
+    assert cmd_stats.table(got).splitlines()[1].split() == [
+        "a", "50.00%", "2.0KiB", "/", "8.0KiB", "25.00%", "3"]
     assert cmd_stats.human_bytes(512) == "512B"
     assert cmd_stats.human_bytes(3 * 1024 * 1024) == "3.0MiB"
 
