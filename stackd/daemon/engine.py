@@ -637,8 +637,12 @@ class Engine:
     def _recorded(request: ApplyRequest, stack: Any) -> ApplyRequest:
         """The request as its revision keeps it: with the services the profiles left
         out, which a resync from the revision (no files read) must still not call
-        orphans."""
-        return request.model_copy(update={"options": request.options.model_copy(
+        orphans; and with the files it was loaded from when none was named (those
+        $COMPOSE_FILE named, or discovery found), which `ls` shows."""
+        source = request.source
+        if not source.files and stack.stack.source_files:
+            source = source.model_copy(update={"files": list(stack.stack.source_files)})
+        return request.model_copy(update={"source": source, "options": request.options.model_copy(
             update={"disabled": list(stack.disabled)})})
 
     def stack_of(self, project: str) -> str | None:

@@ -156,6 +156,7 @@ class _Loader:
         stack._locations = table
         stack._warnings = tuple(self.warnings)
         stack._disabled = frozenset(dropped)
+        stack._files = tuple(str(f) for f in self.source.files)
         check_names(stack)
         return stack
 

@@ -1029,6 +1029,7 @@ class Stack(Node):
     _locations: dict[Path, Location] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
     _disabled: frozenset[str] = PrivateAttr(default=frozenset())
+    _files: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="before")
     @classmethod
@@ -1079,6 +1080,13 @@ class Stack(Node):
         """Services of the files that their profiles left out (none once restored
         from JSON: only a load from the files knows them)."""
         return self._disabled
+
+    @property
+    def source_files(self) -> tuple[str, ...]:
+        """The stack files it was loaded from, in merge order (absolute paths, "-" for
+        stdin): those -f gave, $COMPOSE_FILE named or discovery found. None once
+        restored from JSON."""
+        return self._files
 
     def to_compose(self) -> dict[str, Any]:
         """The stack as a compose document (long syntax, defaults left out)."""

@@ -200,6 +200,15 @@ def test_ls_lists_the_stack_with_its_status_and_files(stack: CLI) -> None:
     stack("stop")
     assert "exited(2)" in stack("ls", "-a").stdout  # still desired: shown either way
     assert stack("ls", "-q").stdout.split() == ["habits"]
+    # The files $COMPOSE_FILE named, not those discovery would find (was compose.yaml).
+    (stack.cwd / "other.yaml").write_text(STACK.replace("  alone:", "  lone:"))
+    stack("up", "-d", "lone", COMPOSE_FILE="other.yaml", COMPOSE_PROJECT_NAME="other")
+    try:
+        (entry,) = [r for r in json.loads(stack("ls", "--format", "json").stdout)
+                    if r["name"] == "other"]
+        assert entry["files"] == [str(stack.cwd / "other.yaml")], entry
+    finally:
+        stack("down", "-v", COMPOSE_FILE="other.yaml", COMPOSE_PROJECT_NAME="other")
 
 
 def test_version_names_client_and_daemon(stack: CLI) -> None:
