@@ -172,14 +172,15 @@ class Records:
             ep = self._endpoints[network_key][cid]
             for name in ep.names:
                 into.setdefault(name, []).append(ep.ip)
-        # Readiness steers a name to its ready containers; it never leaves a running
-        # one unanswered, as Docker's DNS answers every running container: peers that
-        # must find each other before any is healthy (a database cluster forming), or
-        # an nginx resolving its upstream as it starts, would wait forever.
-        for name, ips in waiting.items():
-            index.setdefault(name, ips)
         for name, ips in self._static.get(network_key, {}).items():
             index.setdefault(name, []).extend(ips)
+        # Readiness steers a name to its ready containers (here or, as static records,
+        # on other nodes); it never leaves a running one unanswered, as Docker's DNS
+        # answers every running container: peers that must find each other before any
+        # is healthy (a database cluster forming), or an nginx resolving its upstream
+        # as it starts, would wait forever.
+        for name, ips in waiting.items():
+            index.setdefault(name, ips)
         self._index[network_key] = index
         self._changed()  # after the change: an answer made meanwhile is not kept
 

@@ -69,6 +69,10 @@ def test_a_running_unready_container_answers_only_for_names_no_ready_one_has() -
     assert r.lookup("10.0.0.4", "p-web-1") is None
     r.set_ready("web-1", True)
     assert r.lookup("10.0.0.4", "web") == ["10.0.0.2"]
+    # Another node's ready replica (a static record) is a ready answer too.
+    r.set_ready("web-1", False, running=True)
+    r.set_records("p_front", "web", ["10.0.9.9"])
+    assert r.lookup("10.0.0.4", "web") == ["10.0.9.9"]
 
 
 def test_static_records_and_forgetting_a_network() -> None:
