@@ -56,7 +56,9 @@ def _state_text(c: dict[str, Any], now: float) -> str:
         if c.get("paused"):
             text += " (Paused)"  # docker's word for it
         elif c.get("health"):
-            text += f" ({c['health']})"
+            # Docker's words: "(health: starting)", "(healthy)", "(unhealthy)".
+            health = c["health"]
+            text += f" ({'health: starting' if health == 'starting' else health})"
         return text
     if docker_state(c) == "restarting":
         return f"Restarting ({c.get('exit_code')})"

@@ -31,3 +31,9 @@ def test_json_rows_carry_composes_publishers_for_scripts() -> None:
         {"URL": "0.0.0.0", "TargetPort": 80, "PublishedPort": 18080, "Protocol": "tcp"},
         {"URL": "127.0.0.1", "TargetPort": 53, "PublishedPort": 5353, "Protocol": "udp"}]
     assert docker_fields({**row, "ports": []})["Publishers"] == []
+
+
+def test_a_starting_health_check_reads_as_dockers() -> None:
+    row = {"state": "running", "started_at": 100.0, "health": "starting"}
+    assert status_text(row, 103.0) == "Up 3 seconds (health: starting)"
+    assert status_text({**row, "health": "healthy"}, 103.0) == "Up 3 seconds (healthy)"
