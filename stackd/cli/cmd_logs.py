@@ -133,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
             check_services(client, args, project, args.services)
         now = time.time()
 
-        def show(client: Any = client, on_line: Callable[[], None] | None = None) -> None:
+        def show(client: Any = client, on_line: Callable[[], None] | None = None, *,
+                 follow: bool = args.follow) -> None:
             follow_project(client, project, services=args.services, tail=tail, on_line=on_line,
-                           timestamps=args.timestamps, follow=args.follow,
+                           timestamps=args.timestamps, follow=follow,
                            color=False if args.no_color else None,
                            prefix=not args.no_log_prefix,
                            since=parse_time(args.since, now) if args.since else None,
@@ -153,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
         # of a stopped container.
         services = list(args.services) or None
         if all_ended(look(client, project)[0], services):
-            args.follow = False
-            show()
+            show(follow=False)
             return 0
         return follow_until_ended(client, project, services,
                                   follow=lambda on_line: show(Client(), on_line))

@@ -54,9 +54,8 @@ class DnsFeed:
         unready = before.get("unready") if before else None
         running = before.get("running_unready") if before else None
         if isinstance(unready, list):
-            self.records.seed_unready((str(c) for c in unready),
-                                      (str(c) for c in running or ()
-                                       ) if isinstance(running, list) else ())
+            self.records.seed_unready(map(str, unready),
+                                      map(str, running) if isinstance(running, list) else ())
 
     # the sink: records, as for an in-process Resolver
     def _changed(self) -> None:
