@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="[IP:]HOST:CONTAINER[/PROTO]")
     p.add_argument("-w", "--workdir", default="")
     p.add_argument("-u", "--user", default="")
-    p.add_argument("--entrypoint", default=None, help="override the entrypoint")
+    p.add_argument("--entrypoint", default=None)  # says what it does: packed
     p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
                    help="no pty, though ours is a terminal (a service run)")
     p.add_argument("-i", "--interactive", action="store_true",

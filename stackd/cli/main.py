@@ -85,6 +85,17 @@ VERBS: dict[str, tuple[str, str]] = {
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),
 }
 
+# The verbs that read the stack files. They take -f/--file after the verb too
+# (`stackd up -f stack.yaml`), as well as before it as Compose's global option — where
+# the verb's own flags leave it free: `logs -f` follows and `rm -f` forces, as in
+# Compose, so there only --file names a stack file; build's -f is its Dockerfile.
+STACK_VERBS = frozenset({
+    "config", "graph", "up", "create", "down", "ps", "logs", "exec", "attach", "cp", "run",
+    "plan", "history", "rollback", "resume", "watch", "events", "start", "stop", "restart",
+    "kill", "rm", "pause", "unpause", "stats", "top", "port", "wait", "scale", "pull",
+    "push", "images", "volumes", "commit", "export",
+})
+
 
 def global_parser() -> argparse.ArgumentParser:
     import argparse
@@ -178,11 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         module.add_arguments(vp)
 
+    if gargs.verb in STACK_VERBS:
+        _accept_files_after(vp)
     finish(vp, gargs.verb, module)
     args = vp.parse_args(gargs.rest)
+    files_after = vars(args).pop("files_after", None)
     for key, value in vars(gargs).items():
         if key not in ("verb", "rest") and not hasattr(args, key):
             setattr(args, key, value)
+    if files_after:
+        args.files = [*(args.files or []), *files_after]
     args.verb = gargs.verb
     if getattr(args, "env_files", None) is None:
         from stackd.cli.composeenv import env_files
@@ -191,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     if gargs.dry_run:
         return _run(_dry_run, args)
     return _run(module.run, args)
+
+
+def _accept_files_after(parser: argparse.ArgumentParser) -> None:
+    """-f/--file FILE after a stack verb, added to those before it; only the option
+    strings the verb leaves free."""
+    flags = [f for f in ("-f", "--file") if f not in parser._option_string_actions]
+    if flags:
+        parser.add_argument(*flags, dest="files_after", action="append", default=None,
+                            metavar="FILE",
+                            help="stack file (repeatable), as before the verb")
 
 
 def _dry_run(args: argparse.Namespace) -> int:
