@@ -81,3 +81,6 @@ LABEL_ANONYMOUS_VOLUMES = "io.stackd.anonymous-volumes"
 # A `stackd run SERVICE` container: of the project (ps shows it, down removes it) but
 # never one of its replica slots, so the reconciler neither counts nor removes it.
 LABEL_ONEOFF = "io.stackd.oneoff"
+# The image as the stack or `run` names it (`ps`'s IMAGE, Docker's Config.Image): set
+# after the config hash is taken, so it never makes a container differ by itself.
+LABEL_IMAGE = "io.stackd.image"

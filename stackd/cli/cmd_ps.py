@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", action="append", default=[], metavar="status=STATE",
                    help="as --status (Compose's only filter)")
     p.add_argument("--no-trunc", action="store_true",
-                   help="accepted: no column is cut short here")
+                   help="the COMMAND column whole (cut to 20 characters without it)")
     from stackd.cli.composeenv import go_bool
 
     p.add_argument("--orphans", type=go_bool, nargs="?", const=True, default=True,
@@ -49,10 +49,13 @@ def status_text(c: dict[str, Any], now: float) -> str:
 
 
 def _state_text(c: dict[str, Any], now: float) -> str:
+    """Docker's status words, each with how long since (`Up 2 minutes`, `Exited (3) 5
+    seconds ago`) when the row says when."""
     state = c.get("state", "")
     if state == "running":
         # Another node's slot (`--cluster`) comes without its start time.
-        text = "Up " + _ago(now - float(c["started_at"])) if c.get("started_at") else "Up"
+        text = "Up " + human_duration(now - float(c["started_at"])) \
+            if c.get("started_at") else "Up"
         if c.get("paused"):
             text += " (Paused)"  # docker's word for it
         elif c.get("health"):
@@ -60,25 +63,46 @@ def _state_text(c: dict[str, Any], now: float) -> str:
             health = c["health"]
             text += f" ({'health: starting' if health == 'starting' else health})"
         return text
+    since = f" {human_duration(now - float(c['finished_at']))} ago" \
+        if c.get("finished_at") else ""
     if docker_state(c) == "restarting":
-        return f"Restarting ({c.get('exit_code')})"
+        return f"Restarting ({c.get('exit_code')}){since}"
     if state == "exited":
         if c.get("oom_killed"):
-            return f"Exited ({c.get('exit_code')}, OOM killed)"
-        return f"Exited ({c.get('exit_code')})"
+            return f"Exited ({c.get('exit_code')}, OOM killed){since}"
+        return f"Exited ({c.get('exit_code')}){since}"
     return str(state).capitalize()
 
 
-def _ago(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """A duration as Docker words it in `ps` (go-units' HumanDuration): `Less than a
+    second`, `1 second`, `About a minute`, `3 hours`, `2 weeks`. Pure."""
     s = max(0, int(seconds))
-    if s < 60:
-        return f"{s} second{'s' if s != 1 else ''}"
-    if s < 3600:
-        return f"{s // 60} minute{'s' if s // 60 != 1 else ''}"
-    return f"{s // 3600} hour{'s' if s // 3600 != 1 else ''}"
+    hours = int(seconds / 3600 + 0.5)  # rounded from here on, as Docker's
+    for limit, text in (
+            (1, "Less than a second"), (2, "1 second"), (60, f"{s} seconds"),
+            (120, "About a minute"), (3600, f"{s // 60} minutes")):
+        if s < limit:
+            return text
+    for limit_h, text in (
+            (2, "About an hour"), (48, f"{hours} hours"), (24 * 7 * 2, f"{hours // 24} days"),
+            (24 * 30 * 2, f"{hours // 24 // 7} weeks"),
+            (24 * 365 * 2, f"{hours // 24 // 30} months")):
+        if hours < limit_h:
+            return text
+    return f"{s // 3600 // 24 // 365} years"
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def command_text(c: dict[str, Any], trunc: bool) -> str:
+    """Compose's COMMAND: the process's words joined, cut to 20 characters unless
+    --no-trunc, in double quotes."""
+    text = " ".join(c.get("command") or [])
+    if trunc and len(text) > 20:
+        text = text[:19] + "…"
+    return json.dumps(text, ensure_ascii=False)
+
+
+def table(rows: list[dict[str, Any]], trunc: bool = True) -> str:
     now = time.time()
     from stackd.cli.table import render
 
@@ -86,9 +110,17 @@ def table(rows: list[dict[str, Any]]) -> str:
         return render(("NAME", "SERVICE", "NODE", "STATUS", "PORTS"), [
             (c["name"], c.get("service") or "", c.get("node") or "",
              status_text(c, now), ", ".join(c.get("ports") or [])) for c in rows])
-    return render(("NAME", "SERVICE", "STATUS", "PORTS"), [
-        (c["name"], c.get("service") or "", status_text(c, now),
-         ", ".join(c.get("ports") or [])) for c in rows])
+    # Compose's columns, in its order.
+    return render(("NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"), [
+        (c["name"], c.get("image") or "", command_text(c, trunc), c.get("service") or "",
+         running_for(c, now), status_text(c, now), ", ".join(c.get("ports") or []))
+        for c in rows])
+
+
+def running_for(c: dict[str, Any], now: float) -> str:
+    """Compose's CREATED: how long ago the container was made."""
+    created = c.get("created_at")
+    return f"{human_duration(now - float(created))} ago" if created else ""
 
 
 def fast_args(argv: list[str]) -> SimpleNamespace | None:
@@ -98,7 +130,7 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
     for its full checking and messages. Must accept exactly what add_arguments does."""
     args = SimpleNamespace(all=False, format="table", quiet=False, all_projects=False,
                            cluster=False, services=[], list_services=False, status=[],
-                           filter=[], orphans=True)
+                           filter=[], orphans=True, no_trunc=False)
     it = iter(argv)
     closed = False  # argparse takes the SERVICE list in one run: an option ends it
     for word in it:
@@ -114,6 +146,8 @@ def fast_args(argv: list[str]) -> SimpleNamespace | None:
             args.cluster = True
         elif word == "--services":
             args.list_services = True
+        elif word == "--no-trunc":
+            args.no_trunc = True
         elif word == "--format" or word.startswith("--format="):
             value = word.partition("=")[2] if "=" in word else next(it, None)
             if value not in ("table", "json"):
@@ -190,11 +224,13 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
         sys.stdout.write("".join(json.dumps({**r, **docker_fields(r)},
                                             separators=(",", ":")) + "\n" for r in rows))
     elif args.format == "table":
-        print(table(rows))
+        print(table(rows, trunc=not args.no_trunc))
     else:
         from stackd.cli.goformat import render
 
-        sys.stdout.write(render(args.format, [docker_fields(r) for r in rows]))
+        trunc = not args.no_trunc
+        sys.stdout.write(render(args.format, [
+            {**docker_fields(r), "Command": command_text(r, trunc)} for r in rows]))
     return 0
 
 
@@ -208,7 +244,17 @@ def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
             "Pid": c.get("pid") or 0,
             "Ports": ", ".join(c.get("ports") or []),
             "Publishers": publishers(c.get("ports") or []),
-            "Command": " ".join(c.get("command") or [])}
+            "Command": " ".join(c.get("command") or []),
+            "Image": c.get("image") or "", "Created": int(c.get("created_at") or 0),
+            "RunningFor": running_for(c, time.time()),
+            "CreatedAt": _created_at(c)}
+
+
+def _created_at(c: dict[str, Any]) -> str:
+    """Docker's `.CreatedAt` (Go's time.String of the local time, to the second)."""
+    if not c.get("created_at"):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(float(c["created_at"])))
 
 
 def publishers(ports: list[str]) -> list[dict[str, Any]]:

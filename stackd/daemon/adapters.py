@@ -660,6 +660,9 @@ class HostWorld:
                     watch.exit_code if watch is not None and v.status == "exited" else None),
                 "oom_killed": bool(v.exit and v.exit.oom_killed),
                 "started_at": v.started_at.timestamp() if v.started_at else None,
+                "finished_at": v.finished_at.timestamp() if v.finished_at else None,
+                "created_at": v.created_at.timestamp() if v.created_at else None,
+                "image": v.labels.get(hostnames.LABEL_IMAGE) or "",
                 "command": list(v.spec.process.args),
                 "ports": published,
                 "problem": v.problem,  # an unreadable record (runtime statefile)

@@ -128,6 +128,7 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
         raise UsageError(f"--label {reserved[0]}: the {hostnames.LABEL_PREFIX} prefix is "
                          "stackd's own", hint="name your labels otherwise")
     labels[LABEL_RUN] = "1"
+    labels[hostnames.LABEL_IMAGE] = request.image
     if request.restart != "no":
         labels[LABEL_RESTART] = request.restart
     return ContainerSpec(

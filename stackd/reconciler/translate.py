@@ -459,7 +459,10 @@ def _slot(stack: Stack, name: str, index: int, parts: _ServiceParts,
         mounts.append(m)
     fixed_name = stack.services[name].container_name
     hostname = spec.hostname or hostnames.container_name(stack.name, name, index, fixed_name)
-    spec = spec.model_copy(update={"mounts": tuple(mounts), "hostname": hostname})
+    spec = spec.model_copy(update={
+        "mounts": tuple(mounts), "hostname": hostname,
+        "labels": {**spec.labels,
+                   hostnames.LABEL_IMAGE: image_ref(stack, name, stack.services[name])}})
     container = slot_container(stack.name, name, index, spec, parts.config_hash,
                                attachments=parts.attachments,
                                ports=published_ports(stack, name, index),

@@ -70,9 +70,12 @@ def test_webapp_lifecycle(webapp) -> None:
     assert every["migrate"][0]["state"] == "exited"
     assert every["migrate"][0]["exit_code"] == 0
     assert running["web"][0]["ports"] == [f"0.0.0.0:{cli.environ['WEBAPP_PORT']}->80/tcp"]
-    table = cli("ps").stdout
-    assert table.splitlines()[0].split() == ["NAME", "SERVICE", "STATUS", "PORTS"]
-    assert "webapp-web-1" in table
+    table = cli("ps").stdout.splitlines()
+    assert table[0].split() == ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS",
+                                "PORTS"]  # Compose's
+    (web,) = [line for line in table if line.startswith("webapp-web-1 ")]
+    assert web.split()[1] == "stackd-demo/busybox:latest" and " ago " in web, web
+    assert running["web"][0]["Image"] == "stackd-demo/busybox:latest"
 
     # The stack already matches: plan says so; up runs the one-shot migrate again, as
     # Compose's does, and leaves every running container as it is.
@@ -86,10 +89,11 @@ def test_webapp_lifecycle(webapp) -> None:
     # resolv.conf: "wget: bad address 'db:5432'", exit 1).
     wait_for(lambda: cli("logs", "migrate").stdout.count("ready") == 2
              and by_service(ps(cli, "-a"))["migrate"][0]["exit_code"] == 0, timeout=20)
-    # stable (but for the status text's "Up N seconds", which a second boundary
-    # between the two listings changes)
-    assert [{k: v for k, v in r.items() if k != "Status"} for r in ps(cli)] == \
-        [{k: v for k, v in r.items() if k != "Status"} for r in ps(cli)]
+    # stable (but for the texts "Up N seconds" and "N seconds ago", which a second
+    # boundary between the two listings changes)
+    timed = ("Status", "RunningFor")
+    assert [{k: v for k, v in r.items() if k not in timed} for r in ps(cli)] == \
+        [{k: v for k, v in r.items() if k not in timed} for r in ps(cli)]
     assert [r["id"] for r in ps(cli)] == [r["id"] for r in ps(cli)]
 
     # exec runs in the container (its own hostname, its env).

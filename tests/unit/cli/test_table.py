@@ -21,8 +21,11 @@ def test_the_cli_tables_go_through_it() -> None:
         "NAME           PROJECT   BRIDGE      SUBNET        GATEWAY    INTERNAL\n"
         "demo_default   demo      stkab12b1   10.1.0.0/24   10.1.0.1   yes")
     assert ps_table([{"name": "demo-web-1", "service": "web", "state": "created",
-                      "ports": ["0.0.0.0:80->80/tcp"]}]).splitlines()[0] == (
-        "NAME         SERVICE   STATUS    PORTS")
+                      "image": "nginx:1.27", "command": ["nginx", "-g", "daemon off;"],
+                      "ports": ["0.0.0.0:80->80/tcp"]}]).splitlines() == [
+        "NAME         IMAGE        COMMAND                  SERVICE   CREATED   STATUS    PORTS",
+        'demo-web-1   nginx:1.27   "nginx -g daemon off;"   web                 Created   '
+        "0.0.0.0:80->80/tcp"]
     img = ImageSummary(id="sha256:" + "ab" * 32, digest="sha256:" + "cd" * 32,
                        references=("busybox:latest",),
                        created="2024-01-02T03:04:05Z", size=2048)

@@ -78,6 +78,7 @@ networks:
     assert {k: v for k, v in c.spec.labels.items() if k != "io.stackd.config-fields"} == {
         "io.stackd.project": "demo", "io.stackd.service": "web", "io.stackd.index": "2",
         "io.stackd.config-hash": c.config_hash.digest,
+        "io.stackd.image": "busybox",  # as the stack names it: ps's IMAGE
         # the image's VOLUME, this slot's: set apart when a `down` removes the container
         "io.stackd.anonymous-volumes": ",".join(c.anonymous)}
     assert c.anonymous and all(v.startswith("demo_web-2_") for v in c.anonymous)
