@@ -163,19 +163,44 @@ def _top(client: Any, project: str, services: list[str]) -> int:
 
 
 def _wait(client: Any, project: str, services: list[str]) -> int:
-    """Block until the selected containers have exited; the first one's exit code."""
+    """Compose's `wait`: block until each selected container has exited once — one its
+    restart policy starts again counts at that exit —, printing each as it does
+    (Compose's line); the exit code of the last one."""
     from stackd.errors import NotFoundError
 
-    while True:
-        rows = _containers(client, project, services, all=True)
-        if not rows:  # nothing would ever exit: say so rather than wait forever
-            what = f"of {', '.join(services)} " if services else ""
-            raise NotFoundError(f"no container {what}in project {project}",
-                                hint="see `stackd ps -a`")
-        # An exited row without a code yet is being recorded by the monitor: not
-        # done, or `wait` would print "None" and exit 0 for a failed container.
-        if all(r["state"] == "exited" and r.get("exit_code") is not None for r in rows):
-            for r in rows:
-                print(f"{r['name']}: {r['exit_code']}")
-            return int(rows[0]["exit_code"])
-        time.sleep(0.2)
+    begun = time.time()
+    # A one-off (`stackd run SERVICE`) is left out: no supervisor reports its exit.
+    rows = [r for r in _containers(client, project, services, all=True)
+            if not r.get("oneoff")]
+    if not rows:  # nothing would ever exit: say so rather than wait forever
+        what = f"of {', '.join(services)} " if services else ""
+        raise NotFoundError(f"no container {what}in project {project}",
+                            hint="see `stackd ps -a`")
+    waiting = {r["name"]: r["id"] for r in rows}
+    code = 0
+
+    def exited(name: str, exit_code: int) -> None:
+        nonlocal code
+        print(f'container "{waiting.pop(name)}" exited with status code {exit_code}',
+              flush=True)
+        code = exit_code
+
+    # An exited row without a code yet is being recorded: its die event brings it.
+    for r in rows:
+        if r["state"] == "exited" and r.get("exit_code") is not None:
+            exited(r["name"], int(r["exit_code"]))
+    if not waiting:
+        return code
+    # The die events since the listing began: the daemon's history replayed first,
+    # so an exit between the listing and this stream is not missed.
+    for e in client.stream("GET", "/v1/events",
+                           params={"project": project, "since": 0, "follow": True}):
+        if e.get("type") == "die" and e.get("container") in waiting \
+                and e["time"] >= begun and "exitCode" in (e.get("attrs") or {}):
+            exited(e["container"], int(e["attrs"]["exitCode"]))
+            if not waiting:
+                return code
+    from stackd.errors import StackdError
+
+    raise StackdError(f"the daemon's events ended while {', '.join(sorted(waiting))} ran",
+                      hint="see `stackd daemon status`; then `stackd wait` again")

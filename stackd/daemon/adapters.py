@@ -261,8 +261,11 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
 
 
 def _event_from_supervisor(e: Any) -> Event:
+    # A die's code under Docker's attribute name, for readers (`stackd wait`) that
+    # must not parse the message.
+    attrs = {"exitCode": str(e.exit_code)} if e.exit_code is not None else {}
     return Event(type=e.type, project=e.project, service=e.service, container=e.container,
-                 slot=e.slot, reason=e.reason, message=e.message)
+                 slot=e.slot, reason=e.reason, message=e.message, attrs=attrs)
 
 
 class HostWorld:

@@ -46,6 +46,7 @@ class SupervisorEvent:
     # why a restart happened: exit (restart policy), unhealthy, disrupted
     reason: str = ""
     slot: str = ""  # e.g. web-1
+    exit_code: int | None = None  # a die's, when the runtime told it
 
 
 Emit = Callable[[SupervisorEvent], object]
@@ -178,11 +179,12 @@ class Supervisor:
         return [self._watches[k] for k in sorted(self._watches)]
 
     def report(self, w: Watch, type_: SupervisorEventType, message: str, *,
-               reason: str = "") -> None:
+               reason: str = "", exit_code: int | None = None) -> None:
         if self._emit is not None:
             self._emit(SupervisorEvent(type_, w.desired.project, w.desired.service,
                                        w.desired.name, message, trio.current_time(),
-                                       reason=reason, slot=w.desired.slot))
+                                       reason=reason, slot=w.desired.slot,
+                                       exit_code=exit_code))
 
     def mark_disrupted(self, w: Watch, why: str) -> bool:
         """A host check found part of the container gone: a fact for the controller,
@@ -296,4 +298,4 @@ class Supervisor:
                     self.report(w, "oom", "killed by the kernel's OOM killer: the memory "
                                 "limit was reached")
                 self.report(w, "die", f"exit code {code}"
-                            + (" (OOM killed)" if w.oom_killed else ""))
+                            + (" (OOM killed)" if w.oom_killed else ""), exit_code=code)

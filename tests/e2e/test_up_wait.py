@@ -135,10 +135,31 @@ def test_wait_returns_the_jobs_exit_code_and_down_project_takes_the_stack_down(
         "services:\n  job:\n    command: [sh, -c, 'sleep 1; exit 3']\n")
     cli("up", "-d")
     r = cli("wait", "job", check=False)
-    assert (r.returncode, r.stdout) == (3, "waiting-job-1: 3\n"), r
+    job_id = rows(cli)["job"]["id"]
+    assert (r.returncode, r.stdout) == (
+        3, f'container "{job_id}" exited with status code 3\n'), r  # Compose's line
     assert rows(cli)["slow"]["state"] == "running"
     r = cli("wait", "--down-project", "job", check=False)
     assert r.returncode == 3, r
     assert cli("ps", "-a", "-q").stdout == ""
     r = cli("wait", "job", check=False)  # nothing left to wait for: said, not forever
     assert r.returncode == 1 and "no container of job in project waiting" in r.stderr, r
+
+
+def test_wait_counts_each_containers_first_exit_and_returns_the_last_code(cli: CLI) -> None:
+    """Compose's wait returns once each container has exited, one its restart policy
+    starts again too, each line printed as it exits; stackd's waited for a moment when
+    all were exited at once, which a restarting container never gives."""
+    (cli.cwd / "compose.override.yaml").write_text(
+        "services:\n"
+        f"  loop:\n    image: {DEMO_IMAGE}\n    pull_policy: never\n    restart: always\n"
+        "    command: [sh, -c, 'sleep 1; exit 4']\n"
+        f"  late:\n    image: {DEMO_IMAGE}\n    pull_policy: never\n    restart: 'no'\n"
+        "    command: [sh, -c, 'sleep 3; exit 5']\n")
+    cli("up", "-d", "loop", "late")
+    r = cli("wait", "loop", "late", check=False, timeout=30)
+    ids = {name: row["id"] for name, row in rows(cli).items()}
+    assert r.returncode == 5, r  # late's: the last to exit
+    assert r.stdout.splitlines() == [
+        f'container "{ids["loop"]}" exited with status code 4',
+        f'container "{ids["late"]}" exited with status code 5'], r
