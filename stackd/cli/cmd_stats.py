@@ -1,6 +1,6 @@
 """`stackd stats [SERVICE…] [--no-stream] [--format table|json] [-a]`: the stack's running
-containers' CPU, memory and process counts, redrawn every second (compose's stats); with
--a the stopped ones too, at zero.
+containers' CPU, memory, network and block I/O and process counts, redrawn every second
+(compose's stats); with -a the stopped ones too, at zero.
 
 CPU % is the container's CPU time over the wall time between two samples (100% = one
 core busy), so even --no-stream samples twice, half a second apart, as docker does."""
@@ -56,11 +56,30 @@ def rows(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
         out.append({"name": name, "id": b["id"], "cpu_percent": round(cpu, 2),
                     "memory_bytes": b["memory_bytes"], "memory_limit": limit,
                     "memory_percent": round(b["memory_bytes"] / limit * 100, 2) if limit
-                    else 0.0, "pids": b["pids"]})
+                    else 0.0, "pids": b["pids"],
+                    **{k: int(b.get(k) or 0) for k in _TOTALS}})
     out += [{"name": name, "id": cid, "cpu_percent": 0.0, "memory_bytes": 0,
-             "memory_limit": 0, "memory_percent": 0.0, "pids": 0}
+             "memory_limit": 0, "memory_percent": 0.0, "pids": 0, **dict.fromkeys(_TOTALS, 0)}
             for name, cid in (stopped or {}).items() if name not in after]
     return sorted(out, key=lambda r: r["name"])
+
+
+# Counted since the container started, as Docker's NET I/O and BLOCK I/O.
+_TOTALS = ("net_rx", "net_tx", "block_read", "block_write")
+
+
+def decimal_size(n: float) -> str:
+    """Docker's NET I/O and BLOCK I/O sizes: decimal units, three significant digits
+    (`648B`, `1.23kB`, `45.6MB`). Pure."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}TB"
+
+
+def _io(r: dict[str, Any], a: str, b: str) -> str:
+    return f"{decimal_size(r[a])} / {decimal_size(r[b])}"
 
 
 def human_bytes(n: int) -> str:
@@ -79,15 +98,18 @@ def _usage(r: dict[str, Any]) -> str:
 def _docker_fields(r: dict[str, Any]) -> dict[str, Any]:
     return {"Name": r["name"], "ID": r["id"], "Container": r["id"],
             "CPUPerc": f"{r['cpu_percent']:.2f}%", "MemUsage": _usage(r),
-            "MemPerc": f"{r['memory_percent']:.2f}%", "PIDs": str(r["pids"])}
+            "MemPerc": f"{r['memory_percent']:.2f}%", "PIDs": str(r["pids"]),
+            "NetIO": _io(r, "net_rx", "net_tx"), "BlockIO": _io(r, "block_read", "block_write")}
 
 
 def table(data: list[dict[str, Any]]) -> str:
     from stackd.cli.table import render
 
-    return render(("NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"),
+    return render(("NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O",
+                   "PIDS"),
                   [(r["name"], f"{r['cpu_percent']:.2f}%", _usage(r),
-                    f"{r['memory_percent']:.2f}%", r["pids"]) for r in data])
+                    f"{r['memory_percent']:.2f}%", _io(r, "net_rx", "net_tx"),
+                    _io(r, "block_read", "block_write"), r["pids"]) for r in data])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -753,7 +753,8 @@ class HostWorld:
         # Docker's: a container with no limit of its own is limited by the host's memory.
         return {"container": v.name, "id": v.id, "memory_bytes": s.memory_bytes,
                 "memory_limit": s.memory_limit or hostinfo.memory_total(),
-                "cpu_ns": s.cpu_ns, "pids": s.pids}
+                "cpu_ns": s.cpu_ns, "pids": s.pids, "net_rx": s.net_rx, "net_tx": s.net_tx,
+                "block_read": s.block_read, "block_write": s.block_write}
 
     async def top(self, container: str) -> dict[str, Any]:
         from stackd.runtime.processes import TITLES

@@ -81,6 +81,12 @@ class Stats:
     cpu_ns: int
     pids: int
     memory_limit: int | None = None  # its cgroup's; None: no limit of its own
+    # Bytes read and written by its block devices (its blkio/io cgroup; 0 where it has
+    # none) and received and sent on its network interfaces (0 in the host's network).
+    block_read: int = 0
+    block_write: int = 0
+    net_rx: int = 0
+    net_tx: int = 0
 
 
 @dataclass(frozen=True, slots=True)

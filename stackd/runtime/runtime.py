@@ -9,6 +9,7 @@ new monitor undoes it, docs/runtime.md.)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections import deque
@@ -26,6 +27,7 @@ from stackd.runtime.client import MonitorClient
 from stackd.runtime.containerspec import ContainerSpec
 from stackd.runtime.layout import ContainerPaths, check_id, containers_dir
 from stackd.runtime.model import ContainerState, ExitStatus, LogRecord, Stats
+from stackd.runtime.netcounters import net_bytes
 from stackd.runtime.statefile import load_state
 
 if TYPE_CHECKING:
@@ -206,8 +208,12 @@ class Runtime:
         return state
 
     async def stats(self, container_id: str) -> Stats:
-        await self.inspect(container_id)
-        return await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).stats)
+        state = await self.inspect(container_id)
+        stats = await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).stats)
+        if state.pid and state.spec.namespaces.net != "host":
+            rx, tx = await trio.to_thread.run_sync(net_bytes, state.pid)
+            stats = dataclasses.replace(stats, net_rx=rx, net_tx=tx)
+        return stats
 
     async def top(self, container_id: str) -> processes.Rows:
         """The container's processes, as `ps -ef` rows (processes.TITLES)."""

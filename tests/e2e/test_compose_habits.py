@@ -412,6 +412,7 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     # box burns a core for a while; alone sleeps.
     stack("exec", "-T", "box", "sh", "-c", "(timeout 20 sh -c 'while :; do :; done') "
           ">/dev/null 2>&1 &")
+    stack("exec", "-T", "box", "nslookup", "box")  # traffic on its network: NET I/O
     data = {r["name"]: r for r in ps_rows(
         stack("stats", "--no-stream", "--format", "json").stdout)}
     assert set(data) == {"habits-box-1", "habits-alone-1"}, data
@@ -422,7 +423,12 @@ def test_stats_no_stream_json_and_live_table(stack: CLI) -> None:
     assert data["habits-box-1"]["pids"] >= 2 and data["habits-box-1"]["memory_bytes"] > 0
     out = stack("stats", "--no-stream", "box").stdout.splitlines()
     assert out[0].split() == ["NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "MEM", "%",
-                              "PIDS"], out
+                              "NET", "I/O", "BLOCK", "I/O", "PIDS"], out
+    box = data["habits-box-1"]
+    assert box["net_tx"] > 0 and box["net_rx"] > 0, box  # the DNS question and answer
+    alone = data["habits-alone-1"]  # network_mode: none: loopback only, not counted
+    assert (alone["net_rx"], alone["net_tx"], alone["NetIO"]) == (0, 0, "0B / 0B"), alone
+    assert box["NetIO"].count(" / ") == 1 and box["BlockIO"].endswith("B"), box
     limits = {r["name"]: r["memory_limit"] for r in data.values()}
     assert limits["habits-box-1"] > 2**30, limits  # no limit: the host's memory, as Docker
     assert [line.split()[0] for line in out[1:]] == ["habits-box-1"], out

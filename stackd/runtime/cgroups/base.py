@@ -94,6 +94,33 @@ def is_frozen(cgroup_dir: Path) -> bool:
     return read_keyed(cgroup_dir / "cgroup.events").get("frozen", 0) == 1
 
 
+def read_io_bytes(path: Path) -> tuple[int, int]:
+    """Bytes read and written over every device, from blkio.throttle.io_service_bytes
+    ("MAJ:MIN Read N" lines) or io.stat ("MAJ:MIN rbytes=N wbytes=N …"); (0, 0) when
+    the file is not there."""
+    got = put = 0
+    try:
+        text = read(path)
+    except OSError:
+        return 0, 0
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[2].isdigit():
+            if words[1] == "Read":
+                got += int(words[2])
+            elif words[1] == "Write":
+                put += int(words[2])
+            continue
+        for word in words[1:]:
+            key, _, value = word.partition("=")
+            if value.isdigit():
+                if key == "rbytes":
+                    got += int(value)
+                elif key == "wbytes":
+                    put += int(value)
+    return got, put
+
+
 def read_keyed(path: Path) -> dict[str, int]:
     """Files of "key value" lines (memory.stat, memory.events, cpu.stat…)."""
     out: dict[str, int] = {}

@@ -131,7 +131,12 @@ class CgroupV1:
         pids_dir = self.dirs.get("pids")
         pids = (base.read_int(pids_dir / "pids.current") if pids_dir
                 else len(self.pids()))
-        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids, memory_limit=limit)
+        # A container joins the blkio hierarchy only with a blkio_config limit.
+        block_read, block_write = (
+            base.read_io_bytes(self.blkio / "blkio.throttle.io_service_bytes_recursive")
+            if self.blkio is not None else (0, 0))
+        return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids, memory_limit=limit,
+                     block_read=block_read, block_write=block_write)
 
     def oom_kills(self) -> int:
         mem = self.dirs.get("memory")

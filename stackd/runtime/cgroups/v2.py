@@ -101,8 +101,10 @@ class CgroupV2:
         if pids < 0:
             pids = len(self.pids())
         limit = base.read_int(self.dir / "memory.max", default=0)  # "max": none
+        block_read, block_write = base.read_io_bytes(self.dir / "io.stat")
         return Stats(memory_bytes=memory, cpu_ns=cpu_ns, pids=pids,
-                     memory_limit=limit if limit > 0 else None)
+                     memory_limit=limit if limit > 0 else None,
+                     block_read=block_read, block_write=block_write)
 
     def oom_kills(self) -> int:
         return base.read_keyed(self.dir / "memory.events").get("oom_kill", 0)

@@ -71,15 +71,21 @@ def test_stats_cpu_percent_over_the_interval() -> None:
     before = {"a": {"id": "a", "cpu_ns": 0, "memory_bytes": 1, "pids": 1},
               "gone": {"id": "g", "cpu_ns": 0, "memory_bytes": 1, "pids": 1}}
     after = {"a": {"id": "a", "cpu_ns": 500_000_000, "memory_bytes": 2048, "pids": 3,
-                   "memory_limit": 8192},
+                   "memory_limit": 8192, "net_rx": 1234, "net_tx": 648,
+                   "block_read": 45_600_000, "block_write": 0},
              "new": {"id": "n", "cpu_ns": 9, "memory_bytes": 1, "pids": 1}}
     got = cmd_stats.rows(before, after, 1.0)
     assert got == [{"name": "a", "id": "a", "cpu_percent": 50.0, "memory_bytes": 2048,
-                    "memory_limit": 8192, "memory_percent": 25.0, "pids": 3}]
-    # Docker's `MEM USAGE / LIMIT` and `MEM %`
+                    "memory_limit": 8192, "memory_percent": 25.0, "pids": 3,
+                    "net_rx": 1234, "net_tx": 648, "block_read": 45_600_000,
+                    "block_write": 0}]
+    # Docker's `MEM USAGE / LIMIT`, `MEM %`, `NET I/O` and `BLOCK I/O`
     assert cmd_stats.table(got).splitlines()[1].split() == [
-        "a", "50.00%", "2.0KiB", "/", "8.0KiB", "25.00%", "3"]
+        "a", "50.00%", "2.0KiB", "/", "8.0KiB", "25.00%", "1.23kB", "/", "648B",
+        "45.6MB", "/", "0B", "3"]
     assert cmd_stats.human_bytes(512) == "512B"
+    assert [cmd_stats.decimal_size(n) for n in (0, 999, 1000, 2_500_000_000)] == [
+        "0B", "999B", "1kB", "2.5GB"]
     assert cmd_stats.human_bytes(3 * 1024 * 1024) == "3.0MiB"
 
 
