@@ -93,21 +93,24 @@ def run(args: argparse.Namespace) -> int:
             elif args.format == "json":
                 print(json.dumps(rows, indent=2))
             elif args.format != "table":
-                from stackd.cli.cmd_ps import docker_fields
+                from stackd.cli.cmd_ps import command_text, docker_fields
                 from stackd.cli.goformat import render as render_template
 
-                sys.stdout.write(render_template(args.format, [docker_fields(r) for r in rows]))
+                sys.stdout.write(render_template(args.format, [
+                    {**docker_fields(r), "Command": command_text(r, True)} for r in rows]))
             else:
                 import time
 
-                from stackd.cli.cmd_ps import status_text
+                from stackd.cli.cmd_ps import command_text, running_for, status_text
                 from stackd.cli.table import render
 
                 now = time.time()
-                print(render(("NAME", "ID", "PROJECT", "STATUS", "COMMAND"),
-                             [(r["name"], r["id"], r.get("project") or "-",
-                               status_text(r, now), " ".join(r.get("command") or []))
-                              for r in rows]))
+                # Docker's columns, in its order.
+                print(render(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
+                              "PORTS", "NAMES"),
+                             [(r["id"], r.get("image") or "", command_text(r, True),
+                               running_for(r, now), status_text(r, now),
+                               ", ".join(r.get("ports") or []), r["name"]) for r in rows]))
             return 0
         rows = _rows(client)
         if args.subverb == "inspect":

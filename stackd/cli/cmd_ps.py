@@ -96,10 +96,12 @@ def human_duration(seconds: float) -> str:
 def command_text(c: dict[str, Any], trunc: bool) -> str:
     """Compose's COMMAND: the process's words joined, cut to 20 characters unless
     --no-trunc, in double quotes."""
+    from stackd.printable import quoted
+
     text = " ".join(c.get("command") or [])
     if trunc and len(text) > 20:
         text = text[:19] + "…"
-    return json.dumps(text, ensure_ascii=False)
+    return quoted(text)
 
 
 def table(rows: list[dict[str, Any]], trunc: bool = True) -> str:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackd.printable import shown
+
 TITLES = ("UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD")
 Rows = list[list[str]]  # one per process, a cell per title
 PTS_MAJORS = range(136, 144)  # Unix98 pseudo-terminals (devices.txt)
@@ -103,8 +105,7 @@ def _cpu_time(seconds: float) -> str:
 
 
 def _command(s: ProcStat) -> str:
-    text = " ".join(s.argv) if s.argv else f"[{s.comm}]"
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return shown(" ".join(s.argv) if s.argv else f"[{s.comm}]")
 
 
 def table(pids: list[int], proc: Path = Path("/proc")) -> Rows:
