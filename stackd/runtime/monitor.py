@@ -135,6 +135,9 @@ class Container:
     # child, so its exit is seen through the pidfd and its status read from the record
     # the old monitor's keeper makes.
     adopted: bool = False
+    # A respawn's: when the container was first made (Docker's Created survives a
+    # restart); None: now, at the end of its create.
+    created_at: str | None = None
 
 
 @dataclass
@@ -714,7 +717,7 @@ class Monitor:
                 try:
                     write_json(c.paths.state, {
                         "pid": c.pid, "pid_start": process_start_time(c.pid),
-                        "created_at": now_iso(), "started_at": None,
+                        "created_at": c.created_at or now_iso(), "started_at": None,
                         # What a monitor that takes over finds again (adopt).
                         "outputs": {stream: os.fstat(fd).st_ino
                                     for fd, stream in c.streams.items()}})
@@ -840,6 +843,7 @@ class Monitor:
                                 hint="stop it first")
         if not paths.state.exists():
             raise NotFoundError(f"no container {spec.id!r}")
+        created_at = _created_at(paths)
         self._let_go(spec.id, c)
         records = {paths.state.name, paths.exit.name, paths.spec.name}
         for entry in os.scandir(paths.run_dir):
@@ -847,6 +851,9 @@ class Monitor:
                 _remove_entry(entry)
         self._discard(paths, keep_logs=True, run_dir=False, keep_layer=keep_layer)
         self.create(spec, client, respawn=True)
+        made = self.containers.get(spec.id)
+        if made is not None:
+            made.created_at = created_at
 
     def delete(self, cid: str, force: bool, keep_logs: bool = False) -> dict[str, Any]:
         paths = ContainerPaths(self.roots, cid)
@@ -1168,6 +1175,17 @@ def _parse_report(data: bytes, want: bytes) -> StackdError | None:
     except StackdError as e:
         return e
     return None
+
+
+def _created_at(paths: ContainerPaths) -> str | None:
+    """When the container was first made, from its state record; None if unreadable
+    (its respawn is then made now, as a new one)."""
+    try:
+        with open(paths.state) as f:
+            value = json.load(f).get("created_at")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _remove_entry(entry: os.DirEntry[str]) -> None:

@@ -60,3 +60,21 @@ async def test_respawn_refuses_a_running_or_unknown_container(rt, make_spec):
     await rt.delete(cid, force=True)
     with pytest.raises(NotFoundError):
         await rt.respawn(make_spec(cid, "sleep", "30"))
+
+
+async def test_a_respawned_container_keeps_when_it_was_created(rt, make_spec):
+    """Docker's Created survives a restart (ps's CREATED); only the start is new."""
+    cid = "respawn-created"
+    await rt.create(make_spec(cid, "sh", "-c", "exit 0"))
+    await rt.start(cid)
+    await rt.wait(cid)
+    first = await rt.inspect(cid)
+    await trio.sleep(1.1)  # a second apart: the record's times are to the second or finer
+    await rt.respawn(make_spec(cid, "sh", "-c", "exit 0"))
+    await rt.start(cid)
+    await rt.wait(cid)
+    again = await rt.inspect(cid)
+    assert first.created_at is not None and again.created_at == first.created_at
+    assert again.started_at is not None and first.started_at is not None
+    assert again.started_at > first.started_at
+    await rt.delete(cid)
