@@ -58,10 +58,14 @@ def _fill(body: str, row: Mapping[str, Any]) -> str:
     return _ACTION.sub(value, body)
 
 
+# Docker's headers that are not their field's name in capitals.
+_HEADERS = {"RunningFor": "CREATED"}
+
+
 def _header(action: str) -> str:
     m = _FIELD.match(action) or _JSON.match(action)
     name = (m.group(1) if m is not None else None) or "JSON"
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).upper()
+    return _HEADERS.get(name) or re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).upper()
 
 
 def _align(lines: Sequence[str]) -> str:

@@ -37,3 +37,9 @@ def test_json() -> None:
 def test_what_is_not_filled_in_is_refused_naming_it(template: str, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("{", r"\{").replace("|", r"\|")):
         render(template, ROWS)
+
+
+def test_a_header_docker_names_otherwise_is_dockers() -> None:
+    rows = [{"Name": "shop-web-1", "RunningFor": "2 minutes ago", "CreatedAt": "x"}]
+    header = render("table {{.Name}}\t{{.RunningFor}}\t{{.CreatedAt}}", rows).splitlines()[0]
+    assert header.split() == ["NAME", "CREATED", "CREATED", "AT"], header
