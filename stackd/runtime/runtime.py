@@ -210,7 +210,8 @@ class Runtime:
     async def stats(self, container_id: str) -> Stats:
         state = await self.inspect(container_id)
         stats = await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).stats)
-        if state.pid and state.spec.namespaces.net != "host":
+        # A stopped container's recorded pid may be another process's by now.
+        if state.status == "running" and state.pid and state.spec.namespaces.net != "host":
             rx, tx = await trio.to_thread.run_sync(net_bytes, state.pid)
             stats = dataclasses.replace(stats, net_rx=rx, net_tx=tx)
         return stats
