@@ -19,7 +19,8 @@ STATUSES = ("created", "running", "paused", "restarting", "exited")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="include stopped containers, and those of `stackd run`")
     p.add_argument("--format", default="table",
                    help="table, json, or a Docker template: '{{.Name}} {{.Status}}', "
                         "'table {{.Service}}\\t{{.Ports}}'")
@@ -189,7 +190,9 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
             query["cluster"] = True
         rows = client.get("/v1/containers", **query)
         if not (args.all or states):
-            rows = [r for r in rows if docker_state(r) in ("running", "paused", "restarting")]
+            # Compose's: the `run` containers only with -a (or --status), as the stopped.
+            rows = [r for r in rows if docker_state(r) in ("running", "paused", "restarting")
+                    and not r.get("oneoff")]
         stacks = client.get("/v1/stacks") if args.format != "json" and not args.quiet \
             else []
         if args.services and project is not None:

@@ -139,6 +139,9 @@ def test_controller_keeps_a_running_oneoff_and_down_removes_kept_ones(stack: CLI
     assert rows[started]["state"] == "running", rows
     assert rows["kept"]["state"] == "exited", rows
     assert {"oneoff-app-1", "oneoff-db-1"} <= set(rows)
+    # As Compose's ps: a running one-off is listed with -a, not without.
+    plain = {r["name"] for r in ps_rows(stack("ps", "--format", "json").stdout)}
+    assert {"oneoff-app-1", "oneoff-db-1"} <= plain and started not in plain, plain
     assert "nothing to do" in stack("up", "-d").stderr  # one-offs change no plan
     wait_for(lambda: brief not in names(stack))  # -d --rm: removed once it exited
     # Each one-off has anonymous volumes of its own (compose's), gone with --rm.
