@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         return image_bootstrap.run(args)
     import json
 
-    from stackd.cli.image_view import human_size, image_table
+    from stackd.cli.humanize import decimal_size
+    from stackd.cli.image_view import image_table
     from stackd.images import ImageStore
     from stackd.roots import Roots
 
@@ -67,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
 
         report = store.prune(in_use=layers_in_use(containers_here()))
         print(f"Deleted {report.blobs_removed} blobs and {report.snapshots_removed} layers; "
-              f"reclaimed {human_size(report.bytes_freed)}")
+              f"reclaimed {decimal_size(report.bytes_freed)}")
     return 0

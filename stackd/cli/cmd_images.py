@@ -49,53 +49,71 @@ def run(args: argparse.Namespace) -> int:
 def stack_rows(containers: list[tuple[str, tuple[str, ...]]],
                layers_of: dict[tuple[str, ...], Any]) -> list[dict[str, Any]]:
     """One row per container (name, layer dirs) of the stack: its image, found by the
-    exact layers its root filesystem is made of. Pure."""
+    exact layers its root filesystem is made of (`layers_of`: layers → the store's
+    Image). Pure."""
     rows = []
     for name, layers in sorted(containers):
         img = layers_of.get(layers)
         rows.append({"container": name,
                      "image": img.references[0] if img is not None else None,
                      "id": img.id if img is not None else None,
-                     "size": img.size if img is not None else None})
+                     "size": img.size if img is not None else None,
+                     "created": img.created if img is not None else None,
+                     "platform": f"{img.os}/{img.architecture}" if img is not None
+                     else None})
     return rows
 
 
 def _stack_images(args: argparse.Namespace, store: Any, images: list[Any]) -> int:
     import json
+    import time
 
-    from stackd.cli.image_view import human_size
+    from stackd.cli.humanize import ago, decimal_size
     from stackd.cli.stackref import project_of
     from stackd.cli.table import render
     from stackd.daemon.host_verbs import project_layers
     from stackd.errors import StackdError
+    from stackd.images.reference import parse
 
     containers = project_layers(store.roots, project_of(args))
     layers_of = {}
     for img in images:
         try:
-            layers_of[tuple(store.get(img.references[0]).layer_dirs)] = img
+            full = store.get(img.references[0])
         except StackdError:
             continue  # removed meanwhile
+        layers_of[tuple(full.layer_dirs)] = full
     rows = stack_rows(containers, layers_of)
     if args.quiet:
         for r in rows:
             if r["id"]:
                 print(r["id"][7:19])
-    elif args.format == "json":
+        return 0
+    if args.format == "json":
         print(json.dumps(rows, indent=2))
-    elif args.format != "table":
+        return 0
+    now = time.time()
+    shown = []
+    for r in rows:  # Compose's fields: the name split into repository and tag
+        ref = parse(r["image"]) if r["image"] else None
+        repo = ref.familiar().rsplit(":", 1)[0] if ref is not None and ref.tag else \
+            ref.familiar().split("@")[0] if ref is not None else "<removed>"
+        shown.append({"ContainerName": r["container"], "Repository": repo,
+                      "Tag": (ref.tag if ref is not None else None) or "<none>",
+                      "Platform": r["platform"] or "", "ID": (r["id"] or "")[7:19],
+                      "Size": decimal_size(r["size"]) if r["size"] is not None else "",
+                      "CreatedSince": ago(r["created"], now) if r["id"] else ""})
+    if args.format != "table":
         import sys
 
         from stackd.cli.goformat import render as render_template
 
-        sys.stdout.write(render_template(args.format, [
-            {"ContainerName": r["container"], "Repository": r["image"] or "<removed>",
-             "ID": (r["id"] or "")[7:19], "Size": human_size(r["size"])
-             if r["size"] is not None else ""} for r in rows]))
+        sys.stdout.write(render_template(args.format, shown))
     else:
-        print(render(("CONTAINER", "IMAGE", "IMAGE ID", "SIZE"),
-                     [(r["container"], r["image"] or "<removed>",
-                       (r["id"] or "")[7:19] or "-",
-                       human_size(r["size"]) if r["size"] is not None else "-")
-                      for r in rows]))
+        # Compose's columns, in its order.
+        print(render(("CONTAINER", "REPOSITORY", "TAG", "PLATFORM", "IMAGE ID", "SIZE",
+                      "CREATED"),
+                     [(r["ContainerName"], r["Repository"], r["Tag"], r["Platform"],
+                       r["ID"] or "-", r["Size"] or "-", r["CreatedSince"] or "-")
+                      for r in shown]))
     return 0

@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from stackd.cli.humanize import human_duration
 from stackd.daemon.rows import docker_state
 
 if TYPE_CHECKING:
@@ -73,25 +74,6 @@ def _state_text(c: dict[str, Any], now: float) -> str:
             return f"Exited ({c.get('exit_code')}, OOM killed){since}"
         return f"Exited ({c.get('exit_code')}){since}"
     return str(state).capitalize()
-
-
-def human_duration(seconds: float) -> str:
-    """A duration as Docker words it in `ps` (go-units' HumanDuration): `Less than a
-    second`, `1 second`, `About a minute`, `3 hours`, `2 weeks`. Pure."""
-    s = max(0, int(seconds))
-    hours = int(seconds / 3600 + 0.5)  # rounded from here on, as Docker's
-    for limit, text in (
-            (1, "Less than a second"), (2, "1 second"), (60, f"{s} seconds"),
-            (120, "About a minute"), (3600, f"{s // 60} minutes")):
-        if s < limit:
-            return text
-    for limit_h, text in (
-            (2, "About an hour"), (48, f"{hours} hours"), (24 * 7 * 2, f"{hours // 24} days"),
-            (24 * 30 * 2, f"{hours // 24 // 7} weeks"),
-            (24 * 365 * 2, f"{hours // 24 // 30} months")):
-        if hours < limit_h:
-            return text
-    return f"{s // 3600 // 24 // 365} years"
 
 
 def command_text(c: dict[str, Any], trunc: bool) -> str:

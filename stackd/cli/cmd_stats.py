@@ -68,17 +68,9 @@ def rows(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
 _TOTALS = ("net_rx", "net_tx", "block_read", "block_write")
 
 
-def decimal_size(n: float) -> str:
-    """Docker's NET I/O and BLOCK I/O sizes: decimal units, three significant digits
-    (`648B`, `1.23kB`, `45.6MB`). Pure."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n:.3g}TB"
-
-
 def _io(r: dict[str, Any], a: str, b: str) -> str:
+    from stackd.cli.humanize import decimal_size
+
     return f"{decimal_size(r[a])} / {decimal_size(r[b])}"
 
 

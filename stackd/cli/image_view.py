@@ -5,17 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from stackd.cli.humanize import decimal_size
 from stackd.images.models import ImageSummary
 from stackd.images.progress import ProgressEvent
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 class TransferPrinter:
@@ -45,7 +37,7 @@ class TransferPrinter:
         if ev.action in ("downloading", "pushing"):
             if not self.tty:
                 return
-            pct = f"{100 * ev.current // ev.total}%" if ev.total else human_size(ev.current)
+            pct = f"{100 * ev.current // ev.total}%" if ev.total else decimal_size(ev.current)
             line = f"{ev.item}: {ev.action} {pct}"
             if self._last.get(ev.item) == line:
                 return
@@ -56,16 +48,20 @@ class TransferPrinter:
         if ev.action in ("step", "log"):
             print(f"{prefix}{ev.item}", file=self.stream, flush=True)
         elif ev.action in self.FINAL or ev.action in ("resolving", "unpacking"):
-            size = f" ({human_size(ev.total)})" if ev.total else ""
+            size = f" ({decimal_size(ev.total)})" if ev.total else ""
             print(f"{prefix}{ev.item}: {ev.action}{size}", file=self.stream, flush=True)
         else:
             print(f"{prefix}{ev.item}: {ev.action}", file=self.stream, flush=True)
 
 
-def image_rows(images: list[ImageSummary]) -> list[dict[str, str]]:
+def image_rows(images: list[ImageSummary], now: float | None = None) -> list[dict[str, str]]:
     """A row per name, under the names Docker's `images --format` templates use."""
+    import time
+
+    from stackd.cli.humanize import ago
     from stackd.images.reference import parse
 
+    now = time.time() if now is None else now
     rows = []
     for img in images:
         for name in img.references:
@@ -73,13 +69,13 @@ def image_rows(images: list[ImageSummary]) -> list[dict[str, str]]:
             repo = ref.familiar().rsplit(":", 1)[0] if ref.tag else ref.familiar().split("@")[0]
             rows.append({"Repository": repo, "Tag": ref.tag or "<none>", "ID": img.id[7:19],
                          "Digest": img.digest, "CreatedAt": (img.created or "")[:19],
-                         "Size": human_size(img.size)})
+                         "CreatedSince": ago(img.created, now), "Size": decimal_size(img.size)})
     return rows
 
 
-def image_table(images: list[ImageSummary]) -> str:
+def image_table(images: list[ImageSummary], now: float | None = None) -> str:
     from stackd.cli.table import render
 
     return render(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"),
-                  [(r["Repository"], r["Tag"], r["ID"], r["CreatedAt"], r["Size"])
-                   for r in image_rows(images)], gap="  ")
+                  [(r["Repository"], r["Tag"], r["ID"], r["CreatedSince"], r["Size"])
+                   for r in image_rows(images, now)], gap="  ")

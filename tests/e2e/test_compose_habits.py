@@ -502,8 +502,12 @@ def test_images_stack_lists_the_image_of_each_container(stack: CLI) -> None:
     assert all(r["image"].endswith(DEMO_IMAGE) for r in rows), rows
     assert all(r["id"].startswith("sha256:") and r["size"] > 0 for r in rows), rows
     out = stack("images", "--stack").stdout.splitlines()
-    assert out[0].split() == ["CONTAINER", "IMAGE", "IMAGE", "ID", "SIZE"], out
+    assert out[0].split() == ["CONTAINER", "REPOSITORY", "TAG", "PLATFORM", "IMAGE", "ID",
+                              "SIZE", "CREATED"], out  # Compose's
     assert len(out) == 3
+    box = next(line for line in out if line.startswith("habits-box-1 ")).split()
+    assert box[1:4] == [DEMO_IMAGE.rsplit(":", 1)[0], DEMO_IMAGE.rsplit(":", 1)[1],
+                        "linux/amd64"] and box[-1] == "ago", box
     # Plain `images` is still the whole store (docker's).
     assert "REPOSITORY" in stack("images").stdout
 

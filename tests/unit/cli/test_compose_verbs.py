@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from stackd.cli import cmd_cp, cmd_exec, cmd_images, cmd_ls, cmd_stats
+from stackd.cli.humanize import decimal_size
 from stackd.daemon.host_verbs import volume_users
 
 
@@ -84,7 +85,7 @@ def test_stats_cpu_percent_over_the_interval() -> None:
         "a", "50.00%", "2.0KiB", "/", "8.0KiB", "25.00%", "1.23kB", "/", "648B",
         "45.6MB", "/", "0B", "3"]
     assert cmd_stats.human_bytes(512) == "512B"
-    assert [cmd_stats.decimal_size(n) for n in (0, 999, 1000, 2_500_000_000)] == [
+    assert [decimal_size(n) for n in (0, 999, 1000, 2_500_000_000)] == [
         "0B", "999B", "1kB", "2.5GB"]
     assert cmd_stats.human_bytes(3 * 1024 * 1024) == "3.0MiB"
 
@@ -102,9 +103,12 @@ def test_volume_users_are_volume_mounts_of_that_path_only() -> None:
 
 
 def test_stack_images_by_layers() -> None:
-    img = SimpleNamespace(references=("busybox:latest",), id="sha256:" + "ab" * 32, size=7)
+    img = SimpleNamespace(references=("busybox:latest",), id="sha256:" + "ab" * 32, size=7,
+                          created="2024-01-02T03:04:05Z", os="linux", architecture="amd64")
     rows = cmd_images.stack_rows([("p-b-1", ("l2", "l1")), ("p-a-1", ("x",))],
                                  {("l2", "l1"): img})
     assert rows == [
-        {"container": "p-a-1", "image": None, "id": None, "size": None},
-        {"container": "p-b-1", "image": "busybox:latest", "id": img.id, "size": 7}]
+        {"container": "p-a-1", "image": None, "id": None, "size": None, "created": None,
+         "platform": None},
+        {"container": "p-b-1", "image": "busybox:latest", "id": img.id, "size": 7,
+         "created": "2024-01-02T03:04:05Z", "platform": "linux/amd64"}]

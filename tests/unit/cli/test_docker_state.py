@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from stackd.cli.cmd_ls import summarise
-from stackd.cli.cmd_ps import command_text, docker_fields, human_duration, status_text
+from stackd.cli.cmd_ps import command_text, docker_fields, status_text
+from stackd.cli.humanize import ago, human_duration
 from stackd.daemon.rows import docker_state
 from stackd.ui.pages import container_health
 
@@ -71,3 +72,8 @@ def test_the_command_column_is_quoted_and_cut_as_composes() -> None:
                             "image": "busybox:1.36", "created_at": 1000.0})
     assert (fields["Image"], fields["Created"]) == ("busybox:1.36", 1000)
     assert fields["Command"] == "sh -c httpd -f -p 8080"  # JSON: the words, as Compose's
+
+
+def test_an_images_age_reads_as_dockers() -> None:
+    assert ago("2024-01-02T03:04:05Z", 1704164645.0 + 3 * 86400) == "3 days ago"
+    assert ago(None, 0) == ago("not a time", 0) == "N/A"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from stackd.cli.cmd_network import table as network_table
 from stackd.cli.cmd_ps import table as ps_table
 from stackd.cli.image_view import image_table
@@ -29,6 +31,7 @@ def test_the_cli_tables_go_through_it() -> None:
     img = ImageSummary(id="sha256:" + "ab" * 32, digest="sha256:" + "cd" * 32,
                        references=("busybox:latest",),
                        created="2024-01-02T03:04:05Z", size=2048)
-    assert image_table([img]) == (
-        "REPOSITORY  TAG     IMAGE ID      CREATED              SIZE\n"
-        "busybox     latest  abababababab  2024-01-02T03:04:05  2.0kB")
+    a_month_on = datetime(2024, 2, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    assert image_table([img], now=a_month_on) == (  # Docker's words and sizes
+        "REPOSITORY  TAG     IMAGE ID      CREATED      SIZE\n"
+        "busybox     latest  abababababab  4 weeks ago  2.05kB")
