@@ -77,7 +77,8 @@ def follow_project(client: Any, project: str, *, services: list[str], tail: int 
         if timestamps:
             text = f"{rec.get('time', '')} {text}"
         if prefix:
-            label = f"{name:<{width}} | "
+            # Compose's prefix: the name padded one past the longest so far, then " | ".
+            label = f"{name:<{width + 1}} | "
             if color:
                 c = colours.setdefault(name, COLOURS[len(colours) % len(COLOURS)])
                 label = f"\x1b[{c}m{label}\x1b[0m"

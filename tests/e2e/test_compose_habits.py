@@ -736,7 +736,7 @@ services:
         cli("up", "-d")
         wait_for(lambda: cli("logs", "web").stdout.count("I am") == 2)
         out = cli("logs", "--index", "2", "web").stdout
-        assert out.splitlines() == ["reps-web-2 | I am reps-web-2"], out
+        assert out.splitlines() == ["reps-web-2  | I am reps-web-2"], out
         r = cli("logs", "--index", "2", check=False)
         assert r.returncode == 2 and "--index picks a replica" in r.stderr
 

@@ -133,7 +133,7 @@ def test_logs_f_of_a_job_returns_once_it_has_exited_with_all_it_wrote(stack: CLI
     stack("up", "-d", "tests")
     r = stack("logs", "-f", "tests", timeout=60)
     lines = r.stdout.splitlines()
-    assert len(lines) == 50000 and lines[-1] == "job-tests-1 | 50000", lines[-3:]
+    assert len(lines) == 50000 and lines[-1] == "job-tests-1  | 50000", lines[-3:]
     assert "job-tests-1 exited with code 3" in r.stderr
     again = stack("logs", "-f", "--no-log-prefix", "tests", timeout=60)  # ended: at once
     assert again.stdout.splitlines()[-1] == "50000"

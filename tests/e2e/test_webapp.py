@@ -106,10 +106,10 @@ def test_webapp_lifecycle(webapp) -> None:
 
     # The web front's access log holds the request made above, under its name.
     logs = cli("logs", "--no-color", "web").stdout.splitlines()
-    assert any(re.fullmatch(r"webapp-web-1 \| \[?[0-9a-f.:]+\]?:[0-9]+: response:200", line)
+    assert any(re.fullmatch(r"webapp-web-1  \| \[?[0-9a-f.:]+\]?:[0-9]+: response:200", line)
                for line in logs), logs
     r = cli("logs", "--no-color", "migrate")
-    assert "webapp-migrate-1 | ready" in r.stdout
+    assert "webapp-migrate-1  | ready" in r.stdout
 
     # An environment change recreates only the service that uses it.
     ids = {r["service"]: r["id"] for r in ps(cli)}
