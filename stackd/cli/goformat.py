@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stackd.errors import UsageError
+from stackd.printable import shown
 
 _ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _FIELD = re.compile(r"^\.([A-Za-z][A-Za-z0-9]*)$")
@@ -48,13 +49,15 @@ def _check(action: str, fields: Sequence[str]) -> None:
 def _fill(body: str, row: Mapping[str, Any]) -> str:
     def value(m: re.Match[str]) -> str:
         action = m.group(1)
+        # A value an image chose (its command, its platform) reaches the terminal
+        # without control sequences: JSON escapes them, plain text shows them as `?`.
         if action in ("json .", "."):
-            return json.dumps(dict(row)) if action.startswith("json") else str(dict(row))
+            return json.dumps(dict(row)) if action.startswith("json") else shown(str(dict(row)))
         j = _JSON.match(action)
         if j is not None:
             return json.dumps(row.get(j.group(1)))
         v = row.get(action[1:])
-        return "" if v is None else str(v)
+        return "" if v is None else shown(str(v))
     return _ACTION.sub(value, body)
 
 

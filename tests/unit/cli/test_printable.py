@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from stackd.cli.cmd_ps import command_text
 from stackd.cli.cmd_ps import table as ps_table
+from stackd.cli.goformat import render as render_template
 from stackd.cli.table import render
 from stackd.printable import quoted, shown
 
@@ -28,3 +29,10 @@ def test_no_table_passes_a_control_character_through() -> None:
                  render(("A",), [["\x1b[31mred"]])):
         assert not any(c in text for c in "\x1b\x07\x9b\x7f"), repr(text)
     assert "\x1b" not in command_text(row, False) and "\\u001b" in command_text(row, False)
+
+
+def test_no_template_passes_one_through_but_json_escapes_it() -> None:
+    rows = [{"Platform": "linux/\x1b]0;owned\x07amd64", "Name": "x"}]
+    assert render_template("{{.Platform}}", rows) == "linux/?]0;owned?amd64\n"
+    assert "\x1b" not in render_template("{{json .}}", rows)
+    assert "\x1b" not in render_template("table {{.Name}}\t{{.Platform}}", rows)
