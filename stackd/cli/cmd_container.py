@@ -93,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
             elif args.format == "json":
                 print(json.dumps(rows, indent=2))
             elif args.format != "table":
-                from stackd.cli.cmd_ps import command_text, docker_fields
+                from stackd.cli.cmd_ps import template_fields
                 from stackd.cli.goformat import render as render_template
 
-                sys.stdout.write(render_template(args.format, [
-                    {**docker_fields(r), "Command": command_text(r, True)} for r in rows]))
+                sys.stdout.write(render_template(args.format,
+                                                 [template_fields(r, True) for r in rows]))
             else:
                 import time
 

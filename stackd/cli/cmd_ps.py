@@ -215,9 +215,8 @@ def run(args: argparse.Namespace | SimpleNamespace) -> int:
     else:
         from stackd.cli.goformat import render
 
-        trunc = not args.no_trunc
-        sys.stdout.write(render(args.format, [
-            {**docker_fields(r), "Command": command_text(r, trunc)} for r in rows]))
+        sys.stdout.write(render(args.format, [template_fields(r, not args.no_trunc)
+                                              for r in rows]))
     return 0
 
 
@@ -235,6 +234,12 @@ def docker_fields(c: dict[str, Any]) -> dict[str, Any]:
             "Image": c.get("image") or "", "Created": int(c.get("created_at") or 0),
             "RunningFor": running_for(c, time.time()),
             "CreatedAt": _created_at(c)}
+
+
+def template_fields(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
+    """A row for a `--format` template: Docker's fields, with COMMAND as its table shows
+    it (quoted, cut unless --no-trunc) rather than JSON's plain words."""
+    return {**docker_fields(c), "Command": command_text(c, trunc)}
 
 
 def _created_at(c: dict[str, Any]) -> str:

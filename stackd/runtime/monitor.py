@@ -1180,11 +1180,7 @@ def _parse_report(data: bytes, want: bytes) -> StackdError | None:
 def _created_at(paths: ContainerPaths) -> str | None:
     """When the container was first made, from its state record; None if unreadable
     (its respawn is then made now, as a new one)."""
-    try:
-        with open(paths.state) as f:
-            value = json.load(f).get("created_at")
-    except (OSError, ValueError, AttributeError):
-        return None
+    value = (read_json(paths.state) or {}).get("created_at")
     return value if isinstance(value, str) else None
 
 
