@@ -187,16 +187,18 @@ def oneoff_container(slot: DesiredContainer, request: ServiceRunRequest, svc: Se
     # Compose gives a run container none of the service's DNS aliases (it must not
     # answer for the service) unless --use-aliases, and no fixed address (that is the
     # slot's).
+    # Its service's links are its own (Compose's one-off has them); the service's
+    # names only with --use-aliases.
     attachments = tuple(Attachment(network_key=a.network_key,
-                                   aliases=a.aliases if request.use_aliases else ())
+                                   aliases=a.aliases if request.use_aliases else (),
+                                   links=a.links)
                         for a in slot.attachments)
     ports = (tuple(slot.ports) if request.service_ports else ()) + tuple(
         parse_publish(request.publish))
     volumes = tuple(sorted(renamed.get(v, v) for v in slot.volumes))
     return dataclasses.replace(slot, index=0, spec=new_spec, attachments=attachments,
                                ports=ports, volumes=volumes,
-                               anonymous=tuple(sorted(renamed.values())),
-                               link_aliases=slot.link_aliases if request.use_aliases else ())
+                               anonymous=tuple(sorted(renamed.values())))
 
 
 def run_labels(request: ServiceRunRequest) -> dict[str, str]:

@@ -30,7 +30,7 @@ the daemon's adapter) drives it with these calls, all trio coroutines unless not
     nets.overlay_endpoints() / overlay_networks()  # what it publishes (overlayplan.py)
     await nets.program_overlay(network_key, peers) # a VXLAN device's FDB/neigh entries
 
-    resolver.add(network_key, container_id, ip, names) / remove(container_id)
+    resolver.add(network_key, container_id, ip, names, links) / remove(container_id)
     resolver.set_records(network_key, name, ips) / set_ready(container_id, ready)
     await resolver.flush()                         # answered from now on (Networks calls it)
     resolver_pid(roots) -> int | None              # the root's resolver process, if it runs

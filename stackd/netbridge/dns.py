@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import socket as pysocket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,7 +76,7 @@ class DnsSink(Protocol):
     of the resolver process. Changes are answered once `flush` returns."""
 
     def add(self, network_key: str, container_id: str, ip: str,
-            names: Iterable[str]) -> None: ...
+            names: Iterable[str], links: Mapping[str, str] | None = None) -> None: ...
     def remove(self, container_id: str) -> None: ...
     def set_records(self, network_key: str, name: str, ips: Iterable[str]) -> None: ...
     def set_ready(self, container_id: str, ready: bool, *, running: bool = False) -> None: ...
@@ -107,24 +107,37 @@ class Records:
         # name no ready container has (`_reindex`).
         self._running_unready: set[str] = set()
         self._index: dict[str, dict[str, list[str]]] = {}  # network → name → ips
+        # network → linking container → link alias → the name it stands for there
+        self._links: dict[str, dict[str, dict[str, str]]] = {}
         self._turn: dict[str, int] = {}
 
     def _changed(self) -> None:
         self.generation += 1
 
-    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
-        self._put(network_key, container_id, ip, names)
+    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str],
+            links: Mapping[str, str] | None = None) -> None:
+        """The container at `ip` answers to `names` on the network; `links` (alias →
+        name): what it alone, asking on that network, gets for an alias (Docker's
+        legacy links: `links: [db:database]` makes `database` db's name to it)."""
+        self._put(network_key, container_id, ip, names, links)
         self._reindex(network_key)
 
-    def _put(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
+    def _put(self, network_key: str, container_id: str, ip: str, names: Iterable[str],
+             links: Mapping[str, str] | None = None) -> None:
         ep = Endpoint(network_key, container_id, ip,
                       tuple(dict.fromkeys(normalise(n) for n in names if n)))
         self._endpoints.setdefault(network_key, {})[container_id] = ep
         self._by_ip[ip] = container_id
         self._networks_of.setdefault(container_id, set()).add(network_key)
+        if links:
+            self._links.setdefault(network_key, {})[container_id] = {
+                normalise(a): normalise(t) for a, t in links.items() if a and t}
+        else:
+            self._links.get(network_key, {}).pop(container_id, None)
 
     def remove(self, container_id: str) -> None:
         for key in self._networks_of.pop(container_id, set()):
+            self._links.get(key, {}).pop(container_id, None)
             ep = self._endpoints.get(key, {}).pop(container_id, None)
             if ep is not None and self._by_ip.get(ep.ip) == container_id:
                 del self._by_ip[ep.ip]
@@ -158,6 +171,7 @@ class Records:
             self._networks_of.get(cid, set()).discard(network_key)
         self._endpoints.pop(network_key, None)
         self._static.pop(network_key, None)
+        self._links.pop(network_key, None)
         self._index.pop(network_key, None)
         self._changed()
 
@@ -193,6 +207,12 @@ class Records:
                 "endpoints": endpoints,
                 "static": {k: {n: list(ips) for n, ips in sorted(v.items())}
                            for k, v in sorted(self._static.items()) if v},
+                # Its own key, not a fifth column of `endpoints`: a resolver started by
+                # an older stackd still reads the table (and answers no link alias).
+                "links": [[key, cid, alias, name]
+                          for key in sorted(self._links)
+                          for cid, aliases in sorted(self._links[key].items())
+                          for alias, name in sorted(aliases.items())],
                 "unready": sorted(c for c in self._unready if c in self._networks_of),
                 "running_unready": sorted(c for c in self._running_unready
                                           if c in self._networks_of)}
@@ -212,6 +232,10 @@ class Records:
             # 500 containers' table take 80 ms.
             for key, cid, ip, names in table["endpoints"]:
                 records._put(str(key), str(cid), str(ip), [str(n) for n in names])
+            for key, cid, alias, name in table.get("links", ()):
+                if str(cid) in records._endpoints.get(str(key), {}):
+                    records._links.setdefault(str(key), {}).setdefault(str(cid), {})[
+                        normalise(str(alias))] = normalise(str(name))
             for key, names in dict(table["static"]).items():
                 for name, ips in dict(names).items():
                     if ips:
@@ -260,7 +284,9 @@ class Records:
         ips: list[str] = []
         known = False
         for key in sorted(self._networks_of.get(cid, ())):
-            found = self._index.get(key, {}).get(name)
+            linked = self._links.get(key)
+            found = self._index.get(key, {}).get(
+                linked.get(cid, {}).get(name, name) if linked else name)
             if found is not None:
                 known = True
                 ips.extend(found)
@@ -282,8 +308,9 @@ class Resolver:
         self._listeners: dict[str, tuple[str, trio.CancelScope | None]] = {}
 
     # records, for the reconciler
-    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
-        self.records.add(network_key, container_id, ip, names)
+    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str],
+            links: Mapping[str, str] | None = None) -> None:
+        self.records.add(network_key, container_id, ip, names, links)
 
     def remove(self, container_id: str) -> None:
         self.records.remove(container_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import trio
@@ -61,8 +61,9 @@ class DnsFeed:
     def _changed(self) -> None:
         self._version += 1
 
-    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str]) -> None:
-        self.records.add(network_key, container_id, ip, names)
+    def add(self, network_key: str, container_id: str, ip: str, names: Iterable[str],
+            links: Mapping[str, str] | None = None) -> None:
+        self.records.add(network_key, container_id, ip, names, links)
         self._changed()
 
     def remove(self, container_id: str) -> None:

@@ -119,6 +119,10 @@ class Attachment:
     ipv4_address: str | None = None
     mac_address: str | None = None
     interface_name: str | None = None  # inside the container; None: eth<index>
+    # `links: [db:database]`: (alias, service) — the alias is answered in DNS on this
+    # network as the service's name, to this container alone (Docker's: a link's alias
+    # belongs to the linking container's endpoint, not to the network).
+    links: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         mac = self.mac_address

@@ -365,7 +365,7 @@ class Networks:
         if self.resolver is not None:
             for addr, att in zip(done, attachments, strict=True):
                 self.resolver.add(addr.network_key, container_id, addr.ip,
-                                  [*names, *att.aliases])
+                                  [*names, *att.aliases], dict(att.links))
             if wait_for_dns:
                 await self.resolver.flush()
         if self.overlay is not None:
@@ -409,7 +409,8 @@ class Networks:
                        prefixlen=subnet.prefixlen, gateway=row.gateway, mac=mac)
         self.alloc.add_address(AddressRow(row.key, addr.ip, container_id, addr.ifname,
                                           addr.host_ifname, mac,
-                                          tuple(dict.fromkeys([*names, *att.aliases]))))
+                                          tuple(dict.fromkeys([*names, *att.aliases]))),
+                              att.links)
         return addr
 
     async def detach(self, container_id: str) -> None:
@@ -586,8 +587,10 @@ class Networks:
             return
         for row in self.alloc.networks():
             await self.resolver.listen(row.key, row.gateway)
+        links = self.alloc.links()
         for a in self.alloc.addresses():
-            self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases)
+            self.resolver.add(a.network_key, a.container_id, a.ip, a.aliases,
+                              links.get((a.network_key, a.container_id)))
         await self.resolver.flush()
 
     async def teardown(self) -> None:

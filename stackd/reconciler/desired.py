@@ -78,10 +78,6 @@ class DesiredContainer:
     # Bind mount sources made (as directories) before the container is created when
     # missing, as Docker makes them; `bind.create_host_path: false` opts out.
     host_dirs: tuple[str, ...] = ()
-    # The names other services' `links: [this:alias]` give it: answered in DNS on its
-    # networks (Docker answers them to the linking container alone). Not in the config
-    # hash: a service that links to it does not change it.
-    link_aliases: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

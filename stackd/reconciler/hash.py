@@ -12,7 +12,8 @@ stack file around.
 
 What the stack file has but the spec does not is never hashed, by construction:
 scale/deploy.replicas (slots are added or removed, others untouched), depends_on and
-links ordering, profiles, restart/deploy.restart_policy/x-stackd (the supervisor
+links ordering (a link's alias is hashed: it is the linking container's network
+attachment's), profiles, restart/deploy.restart_policy/x-stackd (the supervisor
 applies them live), pull_policy and build (the image digest is what counts).
 """
 
@@ -58,6 +59,7 @@ _HASHED_WHEN_SET: Mapping[str, object] = {
     "mounts[].subpath": "",
     "mounts[].seed_plain": False,
     "ports[].meshed": True,
+    "networks[].links": (),
 }
 
 # What the label `io.stackd.config-fields` holds: "field=digest8,field=digest8,…"

@@ -115,18 +115,14 @@ def _group(container: DesiredContainer) -> str:
 
 def dns_attachments(container: DesiredContainer) -> tuple[Attachment, ...]:
     """The container's attachments, each also answering for its hostname when that is
-    not its name (`hostname: db-primary`), as Docker's DNS does since 20.10, and for
-    the aliases other services' `links: [db:database]` give it. Added here, not in the
-    attachments the config hash covers: neither changes the container. Pure."""
+    not its name (`hostname: db-primary`), as Docker's DNS does since 20.10. Added
+    here, not in the attachments the config hash covers: the hostname is hashed as
+    part of the spec already. Pure."""
     host = container.spec.hostname
-    more = tuple(dict.fromkeys(
-        (*((host,) if host and host != container.spec.name else ()),
-         *container.link_aliases)))
-    if not more:
+    if not host or host == container.spec.name:
         return container.attachments
-    return tuple(dataclasses.replace(
-        a, aliases=(*a.aliases, *(n for n in more if n not in a.aliases)))
-        for a in container.attachments)
+    return tuple(dataclasses.replace(a, aliases=(*a.aliases, host))
+                 if host not in a.aliases else a for a in container.attachments)
 
 
 async def _connect(ports: Adapters, container: DesiredContainer) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackd import hostnames
@@ -314,12 +314,13 @@ def _network(stack: Stack, name: str, svc: Service, joined: Callable[[str, str],
     order = svc.networks_in_order()
     # A container_name answers in DNS as the slot's `<project>-<service>-1` would.
     own = (svc.container_name,) if svc.container_name else ()
+    linked = link_aliases(svc)
     attachments = tuple(
         Attachment(network_key=stack.network_host_name(key),
                    aliases=(name, *own, *sn.aliases), ipv4_address=sn.ipv4_address,
                    # A service-level mac_address is the first (default-route) network's.
                    mac_address=sn.mac_address or (svc.mac_address if i == 0 else None),
-                   interface_name=sn.interface_name)
+                   interface_name=sn.interface_name, links=linked)
         for i, (key, sn) in enumerate(order))
     check_interface_names(name, attachments)
     return "new", attachments
@@ -498,15 +499,15 @@ def _check_published(stack: Stack, containers: list[DesiredContainer]) -> None:
             claims.append((c.service, b))
 
 
-def link_aliases(stack: Stack) -> dict[str, tuple[str, ...]]:
-    """Service → the aliases `links: [service:alias]` of the others give it. Pure."""
-    found: dict[str, set[str]] = {}
-    for svc in stack.services.values():
-        for link in svc.links:
-            target, _, alias = link.partition(":")
-            if alias and alias != target:
-                found.setdefault(target, set()).add(alias)
-    return {target: tuple(sorted(names)) for target, names in found.items()}
+def link_aliases(svc: Service) -> tuple[tuple[str, str], ...]:
+    """(alias, service) of each of the service's `links: [service:alias]`, sorted: what
+    DNS answers to its containers alone (Docker's). Pure."""
+    found: set[tuple[str, str]] = set()
+    for link in svc.links:
+        target, _, alias = link.partition(":")
+        if alias and alias != target:
+            found.add((alias, target))
+    return tuple(sorted(found))
 
 
 def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: TranslateInputs
@@ -595,9 +596,6 @@ def desired_state(stack: Stack, images: Mapping[str, ImageView], inputs: Transla
             containers.append(container)
             volumes.update(used)
     services = dict(sorted(services.items()))
-    aliases = link_aliases(stack)
-    containers = [replace(c, link_aliases=aliases[c.service])
-                  if c.service in aliases else c for c in containers]
     containers.sort(key=lambda c: (c.service, c.index))
     _check_published(stack, containers)
     external_vols = {stack.volume_host_name(k) for k, v in stack.volumes.items() if v.external}

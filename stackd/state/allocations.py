@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stackd.state.db import StateDB, register_schema
@@ -34,6 +35,15 @@ CREATE TABLE IF NOT EXISTS net_addresses (
     aliases TEXT NOT NULL DEFAULT '[]',  -- every name DNS answers with this address
     PRIMARY KEY (network_key, ip),
     UNIQUE (network_key, container_id)
+);
+-- A linking container's link aliases on one network: `alias` answered to it alone, as
+-- `target`'s name (released with its addresses).
+CREATE TABLE IF NOT EXISTS net_links (
+    network_key TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    target TEXT NOT NULL,
+    PRIMARY KEY (network_key, container_id, alias)
 );
 -- attach, detach and every create look a container's addresses up by its id alone
 CREATE INDEX IF NOT EXISTS net_addresses_container ON net_addresses (container_id);
@@ -142,6 +152,7 @@ class Allocations:
     def remove_network(self, key: str) -> None:
         with self.db.transaction() as c:
             c.execute("DELETE FROM net_networks WHERE key = ?", (key,))
+            c.execute("DELETE FROM net_links WHERE network_key = ?", (key,))
 
     # addresses
     def addresses(self, *, network_key: str | None = None,
@@ -170,15 +181,30 @@ class Allocations:
             "SELECT ip, container_id FROM net_addresses WHERE network_key = ?",
             (network_key,)).fetchall())
 
-    def add_address(self, a: AddressRow) -> None:
+    def add_address(self, a: AddressRow, links: Sequence[tuple[str, str]] = ()) -> None:
+        """The address, and the link aliases (alias, target) its container resolves on
+        that network."""
         with self.db.transaction() as c:
             c.execute("INSERT INTO net_addresses VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (a.network_key, a.ip, a.container_id, a.ifname, a.host_ifname, a.mac,
                        json.dumps(list(a.aliases))))
+            c.executemany("INSERT OR REPLACE INTO net_links VALUES (?, ?, ?, ?)",
+                          [(a.network_key, a.container_id, alias, target)
+                           for alias, target in links])
+
+    def links(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(network key, container id) → alias → target, of every linking container."""
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        for key, cid, alias, target in self.db.conn.execute(
+                "SELECT network_key, container_id, alias, target FROM net_links "
+                "ORDER BY network_key, container_id, alias"):
+            out.setdefault((key, cid), {})[alias] = target
+        return out
 
     def release_addresses(self, container_id: str) -> None:
         with self.db.transaction() as c:
             c.execute("DELETE FROM net_addresses WHERE container_id = ?", (container_id,))
+            c.execute("DELETE FROM net_links WHERE container_id = ?", (container_id,))
 
     # published ports
     def ports(self, *, container_id: str | None = None) -> list[PortRow]:

@@ -208,6 +208,37 @@ def test_extra_hosts_and_dns_keys_reach_the_containers_files(stack: CLI) -> None
     assert r.stdout.split() == ["1", "1"]
 
 
+def test_a_links_alias_is_the_linking_services_alone(stack: CLI) -> None:
+    """`app: {links: [pg:db]}` in a stack that also has a service named db: in app,
+    `db` is pg (the link's alias, Docker's); in worker, `db` is the db service alone.
+    The alias was a name of pg on the whole network, so worker's `db` answered with
+    both services' addresses in turn."""
+    sleeper = "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: linked\nservices:\n  pg:\n    {IMAGE}{sleeper}  db:\n    {IMAGE}{sleeper}"
+        f"  app:\n    {IMAGE}{sleeper}    links: ['pg:db']\n"
+        f"  worker:\n    {IMAGE}{sleeper}")
+    stack("up", "-d")
+
+    def address(service: str) -> str:
+        return stack("exec", "-T", service, "sh", "-c",
+                     "ip -4 -o addr show eth0 | awk '{print $4}'").stdout.strip().split("/")[0]
+
+    def resolved(service: str, name: str) -> set[str]:
+        found: set[str] = set()
+        for _ in range(4):  # replicas would take turns: ask more than once
+            out = stack("exec", "-T", service, "nslookup", "-type=a", name,
+                        check=False).stdout
+            found |= {line.split()[-1] for line in out.split("Name:", 1)[-1].splitlines()
+                      if line.startswith("Address") and "Name:" in out}
+        return found
+
+    pg, db = address("pg"), address("db")
+    assert resolved("app", "db") == {pg}
+    assert resolved("worker", "db") == {db}
+    assert resolved("app", "pg") == {pg}
+
+
 def test_run_joins_a_stacks_network_by_name(stack: CLI) -> None:
     (stack.cwd / "compose.yaml").write_text(
         f"name: netrun\nservices:\n  web:\n    {IMAGE}"

@@ -345,6 +345,10 @@ async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World
     state = await world.network("keep")
     box = await world.box("k1", ["keep"])
     other = await world.box("k2", ["keep"], service="kv")
+    # `links: [kv:store]`: the alias is k3's alone, before a restart and after.
+    await world.box("k3", [Attachment("t_keep", links=(("store", "kv"),))])
+    assert await world.nslookup("k3", "store") == [other.ip]
+    assert await world.nslookup("k1", "store") == []
     await world.resolver.unlisten("t_keep")  # the old daemon is gone, and its DNS with it
     assert await world.nslookup("k1", "kv") == []
 
@@ -356,6 +360,8 @@ async def test_allocations_survive_a_restart_and_refusals_are_typed(world: World
         assert again.inspect("t_keep") == state
         assert [a.ip for a in again.addresses(box.id)] == [box.ip]
         assert await world.nslookup("k1", "kv") == [other.ip]
+        assert await world.nslookup("k3", "store") == [other.ip]
+        assert await world.nslookup("k1", "store") == []
         assert (await again.ensure_network(NetworkSpec("t_keep", "t", "keep"))).subnet == \
             state.subnet
         await fresh.unlisten("t_keep")

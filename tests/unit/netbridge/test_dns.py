@@ -29,6 +29,29 @@ def test_names_are_seen_only_by_containers_sharing_a_network() -> None:
     assert r.lookup("10.0.0.2", "client-alias") == ["10.0.0.4"]
 
 
+def test_a_links_alias_is_answered_to_the_linking_container_alone() -> None:
+    """`app: {links: [postgres:db]}` beside a service named `db`: to app, `db` is
+    postgres (Docker's: a link's alias is the linking endpoint's); to every other
+    container `db` stays the db service. The alias was once a name of postgres on the
+    whole network, so `worker` got both services' addresses for `db`, taking turns."""
+    r = Records()
+    r.add("n", "pg-1", "10.0.0.2", ["p-postgres-1", "postgres"])
+    r.add("n", "db-1", "10.0.0.3", ["p-db-1", "db"])
+    r.add("n", "app-1", "10.0.0.4", ["p-app-1", "app"], {"db": "postgres", "Store": "pg"})
+    r.add("n", "worker-1", "10.0.0.5", ["p-worker-1", "worker"])
+    for _ in range(2):  # not a turn of a rotation
+        assert r.lookup("10.0.0.4", "db") == ["10.0.0.2"]
+        assert r.lookup("10.0.0.5", "db") == ["10.0.0.3"]
+    assert r.lookup("10.0.0.4", "postgres") == ["10.0.0.2"]
+    assert r.lookup("10.0.0.4", "store") is None  # an alias of a name nobody has
+    r.add("n", "pg-x", "10.0.0.6", ["pg"])
+    assert r.lookup("10.0.0.4", "STORE.") == ["10.0.0.6"]
+    assert r.lookup("10.0.0.5", "store") is None
+    r.remove("app-1")
+    r.add("n", "app-1", "10.0.0.4", ["p-app-1", "app"])  # recreated without its link
+    assert r.lookup("10.0.0.4", "db") == ["10.0.0.3"]
+
+
 def test_replicas_rotate_and_follow_scale_at_once() -> None:
     r = two_networks()
     firsts = [r.lookup("10.0.0.4", "web")[0] for _ in range(4)]  # type: ignore[index]

@@ -18,7 +18,7 @@ def filled() -> Records:
     r.add("p_front", "web-2", "10.0.0.3", ["p-web-2", "web"])
     r.add("p_front", "cli-1", "10.0.0.4", ["p-cli-1", "cli"])
     r.add("p_back", "db-1", "10.0.1.2", ["p-db-1", "db"])
-    r.add("p_back", "cli-1", "10.0.1.3", ["p-cli-1", "cli"])
+    r.add("p_back", "cli-1", "10.0.1.3", ["p-cli-1", "cli"], {"database": "db"})
     r.set_records("p_back", "legacy", ["192.0.2.10"])
     r.set_ready("web-2", False)
     r.set_ready("cli-1", False, running=True)  # starting: answered for its own names
@@ -33,9 +33,22 @@ def test_a_round_trip_answers_the_same() -> None:
     after, gateways = Records.from_table(table)
     assert gateways == GATEWAYS
     for source in ("10.0.0.2", "10.0.0.4", "10.0.1.2", "10.9.9.9"):
-        for name in ("web", "db", "cli", "legacy", "p-web-2", "nope"):
+        for name in ("web", "db", "cli", "legacy", "p-web-2", "nope", "database"):
             assert after.lookup(source, name) == before.lookup(source, name), (source, name)
     assert after.table(gateways) == table
+    assert after.lookup("10.0.1.3", "database") == ["10.0.1.2"]
+
+
+def test_a_resolver_of_an_older_stackd_reads_a_table_with_links() -> None:
+    """The link aliases are a key of their own: a resolver that predates them (it
+    outlives a daemon's upgrade) still serves everything else."""
+    table = filled().table(GATEWAYS)
+    assert table["links"] == [["p_back", "cli-1", "database", "db"]]
+    assert all(len(row) == 4 for row in table["endpoints"])
+    del table["links"]
+    older, _ = Records.from_table(table)
+    assert older.lookup("10.0.1.3", "db") == ["10.0.1.2"]
+    assert older.lookup("10.0.1.3", "database") is None
 
 
 def test_a_table_of_an_older_daemon_counts_its_unready_as_stopped() -> None:

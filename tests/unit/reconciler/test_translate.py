@@ -486,23 +486,37 @@ def test_a_custom_hostname_answers_in_dns_on_each_network(tmp_path: Path) -> Non
     assert "dbhost" not in str([a.aliases for a in db.attachments])  # not in the hash
 
 
-def test_a_links_alias_answers_in_dns_for_its_target(tmp_path: Path) -> None:
-    """An old compose file's `links: [postgres:db]`: the app connects to `db`. stackd
-    took links for ordering alone, and `db` did not resolve."""
+def test_a_links_alias_belongs_to_the_linking_container(tmp_path: Path) -> None:
+    """An old compose file's `links: [postgres:db]`: the app connects to `db`. The
+    alias is the app's attachment's (Docker answers it to the linking container
+    alone), never a name of postgres on the network; a changed alias recreates the
+    app (Compose's hash covers links), not postgres."""
     from stackd.reconciler.lifecycle import dns_attachments
 
     text = ("services:\n  postgres: {image: busybox}\n"
             "  app: {image: busybox, links: ['postgres:db', 'postgres']}\n")
     d = build(text, tmp_path)
-    (pg,) = d.containers_of("postgres")
-    assert [a.aliases for a in dns_attachments(pg)] == [("postgres", "db")]
+    (pg,), (app,) = d.containers_of("postgres"), d.containers_of("app")
+    assert [a.aliases for a in dns_attachments(pg)] == [("postgres",)]
+    assert [a.links for a in dns_attachments(app)] == [(("db", "postgres"),)]
+    assert [a.links for a in pg.attachments] == [()]
     plain = build(text.replace("['postgres:db', 'postgres']", "[postgres]"), tmp_path)
     assert plain.containers_of("postgres")[0].config_hash == pg.config_hash
+    assert plain.containers_of("app")[0].config_hash != app.config_hash
+    turned = build(text.replace("['postgres:db', 'postgres']", "[postgres, 'postgres:db']"),
+                   tmp_path)
+    assert turned.containers_of("app")[0].config_hash == app.config_hash
+    # Without an alias, nothing of links is hashed (the pinned hashes below: an
+    # upgrade recreates no container that has none).
+    alone = build("services:\n  postgres: {image: busybox}\n  app: {image: busybox}\n",
+                  tmp_path)
+    assert alone.containers_of("app")[0].config_hash == plain.containers_of("app")[0].config_hash
 
 
-def test_a_run_container_answers_for_no_links_alias_unless_asked(tmp_path: Path) -> None:
-    """A one-off never answers for its service's names (Compose's), a link's alias
-    among them, unless --use-aliases."""
+def test_a_run_container_keeps_its_links_and_answers_for_none(tmp_path: Path) -> None:
+    """A one-off never answers for its service's names (Compose's) unless
+    --use-aliases, and never for another service's link alias; a one-off of the
+    linking service resolves its links as the service's containers do."""
     from stackd.daemon.models import StackSource
     from stackd.daemon.oneoff import ServiceRunRequest, oneoff_container
     from stackd.reconciler.lifecycle import dns_attachments
@@ -510,9 +524,15 @@ def test_a_run_container_answers_for_no_links_alias_unless_asked(tmp_path: Path)
     text = "services:\n  pg: {image: busybox}\n  app: {image: busybox, links: ['pg:db']}\n"
     stack = load_text(text, project_name="demo", environ={}, project_directory=tmp_path)
     (slot,) = build(text, tmp_path).containers_of("pg")
-    for use_aliases, names in ((False, ()), (True, ("pg", "db"))):
+    for use_aliases, names in ((False, ()), (True, ("pg",))):
         request = ServiceRunRequest(source=StackSource(), service="pg",
                                     use_aliases=use_aliases)
         one = oneoff_container(slot, request, stack.services["pg"], BUSYBOX.config,
                                name="demo-pg-run-0a1b2c")
         assert [a.aliases for a in dns_attachments(one)] == [names]
+        (app_slot,) = build(text, tmp_path).containers_of("app")
+        request = ServiceRunRequest(source=StackSource(), service="app",
+                                    use_aliases=use_aliases)
+        one = oneoff_container(app_slot, request, stack.services["app"], BUSYBOX.config,
+                               name="demo-app-run-0a1b2c")
+        assert [a.links for a in one.attachments] == [(("db", "pg"),)]
