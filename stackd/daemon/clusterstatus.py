@@ -44,8 +44,11 @@ def local_facts(world: Any, node: str) -> list[SlotStatus]:
     for w in supervisor.watches():
         d = w.desired
         host_mode = {(b.host_port, b.protocol) for b in d.ports if not b.meshed}
+        # A host port chosen as it was published (`- "80"`) is never meshed.
+        chosen = {(b.container_port, b.protocol) for b in d.ports if b.ephemeral}
         published = [PublishedPort(p.host_port, p.protocol, p.container_port, p.container_ip,
-                                   p.host_ip, (p.host_port, p.protocol) not in host_mode)
+                                   p.host_ip, (p.host_port, p.protocol) not in host_mode
+                                   and (p.container_port, p.protocol) not in chosen)
                      for p in rows.get(w.container_id, [])]
         out.append(SlotStatus(
             node=node, project=d.project, service=d.service, index=d.index,

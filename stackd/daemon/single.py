@@ -236,8 +236,9 @@ def _key_values(items: list[str]) -> dict[str, str | None]:
 
 
 def parse_publish(items: list[str]) -> list[Any]:
-    """`[ip:]host:container[/proto]` → PortBindings."""
-    from stackd.netbridge import expand_ports
+    """`[[ip:]host:]container[/proto]` → PortBindings; no host port (`-p 80`,
+    `-p 127.0.0.1::80`): a free one, chosen as it is published (docker run's)."""
+    from stackd.netbridge import PortBinding, expand_ports
 
     out = []
     for item in items:
@@ -249,12 +250,16 @@ def parse_publish(items: list[str]) -> list[Any]:
             elif len(parts) == 2:
                 ip, (host, ctr) = "", parts
             else:
-                raise ValueError
+                ip, host, ctr = "", "", parts[0]
+            if not host:
+                out.append(PortBinding(host_port=0, container_port=int(ctr),
+                                       protocol=proto or "tcp", host_ip=ip))
+                continue
             out += expand_ports((int(host), int(host)), (int(ctr), int(ctr)), proto or "tcp",
                                 ip)
         except ValueError:
-            raise UsageError(f"-p {item!r} is not [IP:]HOST:CONTAINER[/PROTO]",
-                             hint="e.g. -p 8080:80") from None
+            raise UsageError(f"-p {item!r} is not [[IP:]HOST:]CONTAINER[/PROTO]",
+                             hint="e.g. -p 8080:80, or -p 80 for a free host port") from None
     return out
 
 

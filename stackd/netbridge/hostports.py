@@ -8,6 +8,7 @@ look for listeners ourselves and report who they are.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -47,6 +48,17 @@ def parse_proc_net(text: str, protocol: str) -> list[Listener]:
         ip, port = _addr(fields[1])
         found.append(Listener(protocol, ip, port, int(fields[9])))
     return found
+
+
+def kernel_free_port(host_ip: str, protocol: str) -> int:
+    """A port no socket of the host holds on `host_ip` ("" or 0.0.0.0: on any address)
+    for `protocol`, as the kernel hands out an ephemeral one (from
+    net.ipv4.ip_local_port_range). Nothing keeps it: the caller checks and claims it."""
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host_ip if host_ip not in ANY_ADDRESS else "0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def listeners(protocol: str, proc: Path = Path("/proc")) -> list[Listener]:

@@ -156,7 +156,9 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class PortBinding:
-    """host_ip:host_port → container_port/protocol. Ranges are expanded by `expand_ports`."""
+    """host_ip:host_port → container_port/protocol. Ranges are expanded by `expand_ports`.
+    host_port 0: a free host port, chosen when it is published (Compose's `- "80"`,
+    docker run's `-p 80`), as the kernel picks an ephemeral one."""
 
     host_port: int
     container_port: int
@@ -170,7 +172,7 @@ class PortBinding:
         if self.protocol not in ("tcp", "udp"):
             raise SpecError(f"port {self.host_port}: protocol {self.protocol!r} is not supported",
                             hint="use tcp or udp")
-        for port in (self.host_port, self.container_port):
+        for port in (self.host_port or 1, self.container_port):
             if not 1 <= port <= 65535:
                 raise SpecError(f"port {port} is out of range 1-65535")
         if not self.any_address:
@@ -189,11 +191,18 @@ class PortBinding:
         """Whether both claim one host port: the same port and protocol, on addresses
         that meet (every address meets each one)."""
         return (self.host_port == other.host_port and self.protocol == other.protocol
+                and not self.ephemeral
                 and (self.any_address or other.any_address or self.host_ip == other.host_ip))
+
+    @property
+    def ephemeral(self) -> bool:
+        """A host port to be chosen when published (none named)."""
+        return self.host_port == 0
 
     def __str__(self) -> str:
         host = f"{self.host_ip}:" if not self.any_address else ""
-        return f"{host}{self.host_port}->{self.container_port}/{self.protocol}"
+        port = self.host_port if not self.ephemeral else "(any)"
+        return f"{host}{port}->{self.container_port}/{self.protocol}"
 
 
 def expand_ports(host: tuple[int, int], container: tuple[int, int], protocol: str = "tcp",

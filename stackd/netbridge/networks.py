@@ -9,6 +9,7 @@ store after a daemon restart.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -56,6 +57,9 @@ from stackd.state.allocations import AddressRow, Allocations, NetworkRow, PortRo
 from stackd.state.db import StateDB
 
 DEFAULT_MTU = 1500
+# Ports the kernel hands out that DNAT rules (which bind nothing) hold already: a few
+# in a row is a full range.
+EPHEMERAL_TRIES = 20
 log = logging.getLogger("stackd.netbridge")
 
 
@@ -484,6 +488,40 @@ class Networks:
                                         f"{hostports.holder(lis.inode)} on {lis.ip}",
                                         hint="stop that process or choose another host port")
 
+    def _with_host_ports(self, bindings: Sequence[PortBinding], container_id: str
+                         ) -> builtins.list[PortBinding]:
+        """Each ephemeral binding (`- "80"`) given its host port: the one the container
+        had (publishing again keeps it), else one the kernel hands out that no other
+        container of this root, another root's rule or the cluster's mesh holds. Call
+        under the host lock."""
+        if not any(b.ephemeral for b in bindings):
+            return list(bindings)
+        had = {(p.container_port, p.protocol, p.host_ip): p.host_port
+               for p in self.alloc.ports(container_id=container_id)}
+        taken = {(p.host_port, p.protocol) for p in self.alloc.ports()
+                 if p.container_id != container_id}
+        taken |= {(m.host_port, m.protocol) for m in self.mesh}
+        taken |= {(port, proto) for _, port, proto, _ in
+                  firewall.foreign_dnats(self.roots.chain_id)}
+        taken |= {(b.host_port, b.protocol) for b in bindings if not b.ephemeral}
+        out = []
+        for b in bindings:
+            if b.ephemeral:
+                port = had.pop((b.container_port, b.protocol,
+                                "" if b.any_address else b.host_ip), 0)
+                for _ in range(EPHEMERAL_TRIES):
+                    if not port or (port, b.protocol) in taken:
+                        port = hostports.kernel_free_port(b.host_ip, b.protocol)
+                    if (port, b.protocol) not in taken:
+                        break
+                else:
+                    raise ConflictError(f"no free host port for {b}",
+                                        hint="publish it on a host port you choose")
+                b = dataclasses.replace(b, host_port=port)
+                taken.add((port, b.protocol))
+            out.append(b)
+        return out
+
     async def publish(self, container_id: str, bindings: Sequence[PortBinding],
                       container_ip: str, *, group: str = "") -> None:
         """DNAT the bindings to the container. It is a backend only once `set_port_ready`
@@ -497,6 +535,7 @@ class Networks:
     def _publish_locked(self, container_id: str, bindings: Sequence[PortBinding],
                         container_ip: str, group: str) -> None:
         with firewall.host_lock():  # two roots must not both claim a port
+            bindings = self._with_host_ports(bindings, container_id)
             self.check_ports_free(bindings, container_id=container_id, group=group)
             # Publishing again replaces the container's bindings (idempotent).
             self.alloc.remove_ports(container_id)

@@ -80,6 +80,35 @@ def test_three_replicas_each_answer_on_their_own_port_of_the_range(stack: CLI) -
     assert answers == ["ranged-web-1", "ranged-web-2", "ranged-web-3"]
 
 
+def test_a_port_without_a_host_port_gets_a_free_one_per_replica(stack: CLI) -> None:
+    """`ports: ["80"]` (and `127.0.0.1::80`) publish on a free host port, one per
+    replica, which `port` and `ps` tell (Compose's). They were dropped without a word:
+    nothing was published, and `port` said so."""
+    (stack.cwd / "compose.yaml").write_text(
+        f"name: anyport\nservices:\n  web:\n    {IMAGE}"
+        "    command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && "
+        "exec httpd -f -p 80 -h /www']\n"
+        "    stop_signal: SIGKILL\n"
+        "    deploy: {replicas: 2}\n"
+        "    ports: ['80', '127.0.0.1::80']\n")
+    stack("up", "-d")
+    chosen = []
+    for index in ("1", "2"):
+        hosts = stack("port", "--index", index, "web", "80").stdout.split()
+        assert sorted(h.rpartition(":")[0] for h in hosts) == ["0.0.0.0", "127.0.0.1"]
+        for host in hosts:
+            port = int(host.rpartition(":")[2])
+            assert fetch(port).strip() == f"anyport-web-{index}"
+            chosen.append(port)
+    assert len(set(chosen)) == 4
+    shown = stack("ps").stdout
+    assert all(f":{port}->80/tcp" in shown for port in chosen)
+    # docker run's forms too.
+    r = stack("run", "--rm", "-p", "80", "-p", "127.0.0.1::81/udp",
+              "stackd-demo/busybox:latest", "true")
+    assert r.returncode == 0
+
+
 def _sleeper(cli: CLI) -> None:
     # PID 1 without a SIGTERM handler ignores SIGTERM: a stop waits out the grace period
     # (30 s here) unless -t says otherwise.

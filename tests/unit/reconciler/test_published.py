@@ -24,10 +24,14 @@ services:
 
 
 def test_each_replica_takes_the_next_port_of_the_range() -> None:
+    """…and each its own free host port for `- "8443"` (chosen as it is published),
+    which was dropped without a word: nothing was published for it."""
     got = [[str(p) for p in published_ports(STACK, "web", i)] for i in (1, 2, 3)]
-    assert got == [["18090->80/tcp", "127.0.0.1:9000->9000/udp"],
-                   ["18091->80/tcp", "127.0.0.1:9000->9000/udp"],
-                   ["18092->80/tcp", "127.0.0.1:9000->9000/udp"]]
+    assert got == [["18090->80/tcp", "127.0.0.1:9000->9000/udp", "(any)->8443/tcp"],
+                   ["18091->80/tcp", "127.0.0.1:9000->9000/udp", "(any)->8443/tcp"],
+                   ["18092->80/tcp", "127.0.0.1:9000->9000/udp", "(any)->8443/tcp"]]
+    chosen = published_ports(STACK, "web", 1)[2]
+    assert chosen.ephemeral and not chosen.meshed
 
 
 def test_a_replica_beyond_the_range_is_refused_with_its_place() -> None:
