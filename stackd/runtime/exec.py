@@ -140,7 +140,8 @@ def _request(state: ContainerState, args: Sequence[str], env: Sequence[str] | Ma
         cwd=cwd or spec.process.cwd or "/", spec_env=spec.process.env,
         user=spec.process.user if user is None else user,
         additional_groups=spec.process.additional_groups,
-        hostname=spec.hostname, tty=tty, detach=detach)
+        hostname=spec.hostname, tty=tty, detach=detach,
+        rlimits=tuple((rl.type, rl.soft, rl.hard) for rl in spec.process.rlimits))
 
 
 

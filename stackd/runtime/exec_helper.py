@@ -41,6 +41,7 @@ import fcntl
 import json
 import os
 import pickle
+import resource
 import select
 import signal
 import socket
@@ -84,6 +85,10 @@ class Request:
     # session of its own, no longer the caller's child), tells it once the program is
     # exec'd (`{"started": true}`) and from then on ignores a hang-up.
     detach: bool = False
+    # The container's ulimits, (name as in `ulimits:`, soft, hard): an exec'd process
+    # is bound by them as its main process is (Docker's exec starts from the
+    # container's process spec).
+    rlimits: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +381,13 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
             os.chdir(req.cwd)
         except OSError as err:
             raise workdir_failure(req.cwd, err) from None
+        for name, soft, hard in req.rlimits:  # before the capabilities go
+            try:
+                resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (soft, hard))
+            except (AttributeError, ValueError, OSError) as err:
+                raise StackdError(f"cannot set the container's ulimit {name}={soft}:{hard} "
+                                  f"for the process: {err}",
+                                  hint="the host's hard limit may be lower") from None
         finalize_process(req.plan, user.uid, user.gid, list(user.groups))
         # Changing uid clears the parent-death signal; set it again (a custom seccomp
         # profile may refuse prctl: then a killed helper leaves the process running).

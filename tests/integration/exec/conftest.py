@@ -13,7 +13,7 @@ from support.hostpackages import require
 
 from stackd.roots import Roots
 from stackd.runtime import ContainerState, Runtime
-from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
+from stackd.runtime.containerspec import ContainerSpec, ProcessSpec, Rlimit
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +34,13 @@ async def rt(roots: Roots, no_leaks: Roots) -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 async def running(rt: Runtime, exec_layer: Path) -> ContainerState:
-    """A container that marks its root, then sleeps: user app, env FOO=bar, cwd /tmp."""
+    """A container that marks its root, then sleeps: user app, env FOO=bar, cwd /tmp,
+    open files 512 (hard 1024)."""
     spec = ContainerSpec(
         id="exec-target", name="exec-target", layers=(str(exec_layer),), hostname="inside",
         process=ProcessSpec(args=("sh", "-c", "echo here > /tmp/marker; exec sleep 300"),
-                            env=("FOO=bar", "SHARED=container"), cwd="/tmp", user="app"))
+                            env=("FOO=bar", "SHARED=container"), cwd="/tmp", user="app",
+                            rlimits=(Rlimit(type="nofile", soft=512, hard=1024),)))
     await rt.create(spec)
     state = await rt.start(spec.id)
     assert state.status == "running"

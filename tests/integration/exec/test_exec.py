@@ -54,6 +54,14 @@ async def test_exec_gets_the_containers_env_and_workdir_plus_overrides(running):
     assert result.stdout == b"/home/app\n"
 
 
+async def test_exec_is_bound_by_the_containers_ulimits(running):
+    """An exec'd process had the daemon's limits (here 20000 open files), not the
+    container's `ulimits:` — so they bound nothing a `docker exec` started."""
+    for user in (None, "root"):
+        result = await exec_in(running, ["sh", "-c", "ulimit -n; ulimit -Hn"], user=user)
+        assert result.stdout == b"512\n1024\n", result
+
+
 async def test_exec_is_in_the_containers_cgroup(running, roots):
     result = await exec_in(running, ["cat", "/proc/self/cgroup"])
     # The cgroup namespace's root is the container's cgroup: every line ends in ":/".
