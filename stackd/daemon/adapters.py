@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import re
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -48,7 +49,8 @@ class NetworkedRuntime:
     the spec is built before its network exists (the addresses are picked by
     `connect`, which runs just before `create`). So `create` adds them here, from the
     addresses netbridge recorded: DNS on the first network's gateway (stackd's
-    resolver), the container's own name on each of its addresses.
+    resolver), the container's own name on each of its addresses. And /etc/hostname,
+    on every network mode, as Docker's and Kubernetes' containers have it.
     """
 
     def __init__(self, runtime: Any, networks: Any, network_port: NetworkAdapter) -> None:
@@ -79,6 +81,11 @@ class NetworkedRuntime:
     def _with_network_files(self, spec: Any) -> Any:
         from stackd.netbridge import hosts_file_for, resolv_conf_for
 
+        files = dict(spec.files)
+        if spec.namespaces.uts == "host":
+            files.setdefault("/etc/hostname", f"{socket.gethostname()}\n")
+        else:
+            files.setdefault("/etc/hostname", f"{spec.hostname or spec.name}\n")
         addresses = self._nets.addresses(spec.id)
         if not addresses:
             # `network_mode: service:x`: in x's namespace, with x's addresses and DNS.
@@ -86,8 +93,7 @@ class NetworkedRuntime:
             if Path(self._nets.netns_path(path.name)) == path:
                 addresses = self._nets.addresses(path.name)
         if not addresses:
-            return spec
-        files = dict(spec.files)
+            return spec.model_copy(update={"files": files})
         gateway = addresses[0].gateway
         files.setdefault("/etc/resolv.conf", resolv_conf_for(
             gateway, search=spec.dns_search, options=spec.dns_options, also=spec.dns))

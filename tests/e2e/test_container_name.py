@@ -41,6 +41,12 @@ def test_container_name_is_the_name_everywhere(cli: CLI) -> None:
     rows = ps_rows(cli("ps", "--format", "json").stdout)
     assert sorted(r["name"] for r in rows) == ["Main.DB", "project-app-1"]
     assert cli("exec", "-T", "db", "hostname").stdout.strip() == "Main.DB"
+    # /etc/hostname as Docker's containers have it (there was none), on any network.
+    assert cli("exec", "-T", "db", "cat", "/etc/hostname").stdout == "Main.DB\n"
+    alone = cli("run", "--rm", "--network", "none", "--name", "lone",
+                "stackd-demo/busybox:latest", "sh", "-c", 'test "$(cat /etc/hostname)" = '
+                '"$(hostname)" && echo same')
+    assert alone.stdout.strip() == "same"
     # DNS: the other service reaches it by its container_name (and its service name).
     for host in ("main.db", "db"):
         out = cli("exec", "-T", "app", "nslookup", host).stdout
