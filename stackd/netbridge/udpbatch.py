@@ -5,12 +5,13 @@ a few µs of Python and two system calls, each of which also does the loopback
 delivery. Receiving up to `SLOTS` queries in one call and sending their answers in
 one more takes the per-call cost off each datagram (issue #20: the resolver against
 dnsmasq's q/s; docs/performance.md). One `DatagramBatch` serves every socket of a
-process in turn: a batch is received, answered and flushed with no checkpoint
-between, so nothing else uses its buffers meanwhile.
+listener's thread, which receives, answers and flushes it.
 
 A datagram longer than `SIZE` is cut, as `recvfrom(4096)` did before; a DNS query
 over UDP is at most a few hundred bytes. A reply longer than `SIZE` is not queued
 (`reply` says so) and the caller sends it on its own.
+
+A batch is not shared: the resolver gives each listener's thread its own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SLOTS = 16
 SIZE = 4096
 _SOCKADDR_IN = 16
 _MSG_DONTWAIT = 0x40
+_MSG_WAITFORONE = 0x10000
 # struct mmsghdr on a 64-bit Linux: msghdr (56 bytes) then msg_len and padding; viewed
 # as uint32 the k-th header's msg_namelen is word 16k+2 and its msg_len word 16k+14,
 # viewed as uint64 its msg_name is word 8k. struct iovec: iov_len is uint64 word 2k+1.
@@ -92,11 +94,13 @@ class DatagramBatch:
         self._out_ptr = ctypes.addressof(self._out_msgs)
         self._queued = 0
 
-    def receive(self, sock: socket.socket) -> int:
+    def receive(self, sock: socket.socket, *, wait: bool = False) -> int:
         """How many datagrams arrived: 0 when none is waiting, -1 when the call took an
         error the socket had queued (an ICMP error of an earlier send) and may be made
-        again at once."""
-        n: int = self._recv(sock.fileno(), self._in_ptr, SLOTS, _MSG_DONTWAIT, None)
+        again at once. wait (a blocking socket): sleep in the call until one comes,
+        then take what else is there."""
+        n: int = self._recv(sock.fileno(), self._in_ptr, SLOTS,
+                            _MSG_WAITFORONE if wait else _MSG_DONTWAIT, None)
         if n < 0:
             return 0 if ctypes.get_errno() in (errno.EAGAIN, errno.EINTR) else -1
         words = self._in_words

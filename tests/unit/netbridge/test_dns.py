@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import trio
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from support.freeaddrs import free_port
 
 from stackd.netbridge.dns import Records, Resolver, upstreams_from_resolv_conf
@@ -165,3 +167,56 @@ async def test_udp_and_tcp_on_a_listener(nursery: trio.Nursery) -> None:
 
     await res.unlisten("n")
     assert res.records.lookup("127.0.0.1", "db") is None
+
+
+async def test_many_listeners_all_answer_and_each_ends_with_its_network(
+        nursery: trio.Nursery) -> None:
+    """Each network's UDP is served by a thread blocked in its socket. 45 networks,
+    more than trio's default 40 worker threads: every one answers, upstream included
+    (handed back to trio), and unlistening ends its thread and closes its socket at
+    once (shut down, so the thread wakes and returns)."""
+    port = free_port()
+    upstream = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await upstream.bind(("127.0.0.1", 0))
+    res = Resolver(upstreams=[upstream.getsockname()], port=port)
+    await nursery.start(res.serve)
+    gateways = [f"127.88.0.{i}" for i in range(1, 46)]
+    for i, gw in enumerate(gateways):
+        await res.listen(f"n{i}", gw)
+        res.add(f"n{i}", "me", "127.0.0.1", ["me"])  # the asker, on every network
+        res.add(f"n{i}", f"c{i}", f"10.0.{i}.2", [f"svc{i}"])
+
+    async def ask(gw: str, name: str) -> list[str]:
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock, trio.fail_after(2):
+            await sock.sendto(DNSRecord.question(name).pack(), (gw, port))
+            return [str(rr.rdata) for rr in DNSRecord.parse(await sock.recv(4096)).rr]
+
+    for i, gw in enumerate(gateways):
+        assert await ask(gw, f"svc{i}") == [f"10.0.{i}.2"], gw
+    # Not ours: forwarded upstream from the listener's thread by way of trio.
+    with upstream:
+        async with trio.open_nursery() as inner:
+            answered: list[list[str]] = []
+            inner.start_soon(lambda: _append(answered, ask(gateways[-1], "example.test")))
+            with trio.fail_after(2):
+                query, client = await upstream.recvfrom(4096)
+            reply = DNSRecord.parse(query).reply()
+            reply.add_answer(RR("example.test", QTYPE.A, rdata=A("192.0.2.7")))
+            await upstream.sendto(reply.pack(), client)
+    assert answered == [["192.0.2.7"]]
+
+    for i in range(len(gateways)):
+        await res.unlisten(f"n{i}")
+    again = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    with again, trio.fail_after(2):
+        while True:  # its socket closed, not only idle: the address is free again
+            try:
+                await again.bind((gateways[0], port))
+                break
+            except OSError:
+                await trio.sleep(0.01)
+
+
+async def _append(into: list[list[str]], answer: Awaitable[list[str]]) -> None:
+    into.append(await answer)
