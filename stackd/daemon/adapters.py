@@ -729,13 +729,16 @@ class HostWorld:
     async def logs(self, container: str, *, follow: bool, tail: int | None,
                    timestamps: bool, across_restarts: bool = False
                    ) -> AsyncIterator[dict[str, Any]]:
+        from stackd.runtime import logfile
+
         v = await self._resolve(container)
         rt = self._ready().runtime
         async for rec in rt.logs(v.id, follow=follow, tail=tail,
                                  across_restarts=follow and across_restarts):
             yield {"container": v.name, "id": v.id,
                    "service": v.labels.get(hostnames.LABEL_SERVICE),
-                   "time": rec.time.isoformat(), "stream": rec.stream, "line": rec.line}
+                   "time": logfile.display_time(rec.time), "stream": rec.stream,
+                   "line": rec.line}
 
     async def exec(self, container: str, request: ExecRequest) -> ExecResult:
         from stackd.runtime.exec import exec_detached, exec_in

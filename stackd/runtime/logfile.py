@@ -28,6 +28,11 @@ def format_time(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
 
 
+def display_time(when: datetime) -> str:
+    """As `docker logs -t` shows a line's time: RFC 3339 in UTC, with a Z."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_time(text: str) -> datetime:
     # datetime keeps microseconds: drop the last three digits of the nanoseconds.
     head, _, frac = text.rstrip("Z").partition(".")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -711,6 +712,9 @@ services:
         stamped = dict(reversed(line.split(" ", 1)) for line in
                        cli("logs", "-t", "--no-log-prefix").stdout.splitlines())
         one, two = (datetime.fromisoformat(stamped[w]) for w in ("one", "two"))
+        # As `docker logs -t` writes them (RFC 3339 in UTC with a Z; was "+00:00").
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t)
+                   for t in stamped.values()), stamped
         middle = (one + (two - one) / 2).isoformat()
         assert cli("logs", "--no-log-prefix", "--since", middle).stdout == "two\n"
         assert cli("logs", "--no-log-prefix", "--until", middle).stdout == "one\n"
