@@ -41,7 +41,9 @@ IP_FREEBIND = 15  # linux/in.h; not in Python's socket module
 
 def _send_datagram(sock: pysocket.socket, data: bytes, addr: tuple[str, int]) -> None:
     try:
-        sock.sendto(data, addr)
+        # Never waits, though the listener's socket blocks (its thread sleeps in it):
+        # trio's thread sends the forwarded answers.
+        sock.sendto(data, pysocket.MSG_DONTWAIT, addr)
     except OSError:  # a full send buffer drops the answer, as the network could; the client retries
         pass
 
