@@ -111,16 +111,48 @@ def test_a_cached_reply_goes_out_after_each_datagrams_own_id(server: socket.sock
     try:
         for i, c in enumerate(clients):
             c.send(bytes([0xAB, i]) + b"question")
+        from stackd.netbridge.dnscache import Cached
+
         batch = DatagramBatch()
         assert batch.receive(server) == 2
-        for k in range(2):
-            assert batch.tail(k) == b"question"
-            assert batch.source_key(k) == address_key("127.0.0.1")
-            assert batch.reply_after_id(k, b"-answer")
-        assert not batch.reply_after_id(0, b"x" * (SIZE - 1))  # with its ID, too long
+        known = {(address_key("127.0.0.1"), b"question"): Cached("q", (b"-answer",))}
+        assert batch.reply_known(2, known, lambda name: 0) == []
+        too_long = {(address_key("127.0.0.1"), b"question"): Cached("q", (b"x" * (SIZE - 1),))}
+        assert batch.reply_known(1, too_long, lambda name: 0) == [0]  # with its ID
         batch.flush(server)
         assert [c.recv(SIZE) for c in clients] == [b"\xab\x00-answer", b"\xab\x01-answer"]
     finally:
         for c in clients:
             c.close()
     assert address_key("10.1.2.3") != address_key("10.1.2.4")
+
+
+def test_known_queries_are_answered_in_one_call_and_the_rest_handed_back(
+        server: socket.socket) -> None:
+    """`reply_known`, the resolver's hot loop: a datagram whose (sender, bytes after
+    its first two) is known gets its own first two bytes and the known tail (one of
+    several, by the name's turn); the others come back in order, unanswered."""
+    from stackd.netbridge.dnscache import Cached
+
+    a, b = _clients(server, 2)
+    with a, b:
+        key = address_key("127.0.0.1")
+        known = {(key, b"-one"): Cached("one", (b"+1",)),
+                 (key, b"-two"): Cached("two", (b"+2a", b"+2b"))}
+        turns: list[str] = []
+
+        def turn(name: str) -> int:
+            turns.append(name)
+            return len(turns)
+
+        for client, payload in ((a, b"A1-one"), (b, b"B1-nope"), (a, b"A2-two"),
+                                (b, b"B2-two"), (a, b"A3")):
+            client.send(payload)
+        batch = DatagramBatch()
+        assert batch.receive(server) == 5
+        assert batch.reply_known(5, known, turn) == [1, 4]
+        assert [batch.datagram(k) for k in (1, 4)] == [b"B1-nope", b"A3"]
+        assert turns == ["two", "two"]  # one name with a single tail takes no turn
+        batch.flush(server)
+        assert sorted(a.recv(SIZE) for _ in range(2)) == [b"A1+1", b"A2+2b"]
+        assert b.recv(SIZE) == b"B2+2a"
