@@ -92,7 +92,7 @@ def sh(cli: CLI, script: str) -> str:
 
 def test_etc_linked_to_a_host_dir_gets_the_files_inside_the_container(
         cli: CLI, tmp_path: Path, host_dir: Path) -> None:
-    """`/etc -> <host dir>`: /etc/hosts and resolv.conf are mounted at the
+    """`/etc -> <host dir>`: /etc/hosts, resolv.conf and hostname are mounted at the
     host dir's path *inside* the container; the host's symlink resolv.conf stays."""
     before = snapshot(host_dir)
     image = craft_image(cli, tmp_path, "evil/etc-link", [("etc", str(host_dir))],
@@ -105,7 +105,7 @@ def test_etc_linked_to_a_host_dir_gets_the_files_inside_the_container(
     nameservers, hosts, link, *names = out.split()
     assert int(nameservers) >= 1 and int(hosts) >= 1
     assert link == str(host_dir)
-    assert sorted(names) == ["hosts", "resolv.conf"]  # nothing of the host's
+    assert sorted(names) == ["hostname", "hosts", "resolv.conf"]  # nothing of the host's
 
 
 def test_proc_dev_sys_linked_to_host_dirs_are_made_inside_the_container(

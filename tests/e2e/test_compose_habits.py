@@ -922,15 +922,15 @@ def test_cp_out_of_an_exited_container_and_into_a_stopped_one(stack: CLI, tmp_pa
     container's file system is mounted nowhere for it (nothing is left in the host's
     mounts) and its paths are resolved inside it, as a running one's."""
     stack("exec", "box", "sh", "-c", "echo report > /report.txt; mkdir /out; "
-          "echo r > /out/x; rm /etc/hostname; ln -s /../../../../tmp /escape")
+          "echo r > /out/x; rm /etc/group; ln -s /../../../../tmp /escape")
     stack("stop", "box")
     out = tmp_path / "out"
     stack("cp", "box:/report.txt", str(out))
     assert out.read_text() == "report\n"
     stack("cp", "box:/out", str(tmp_path / "dir"))
     assert (tmp_path / "dir" / "x").read_text() == "r\n"
-    r = stack("cp", "box:/etc/hostname", str(tmp_path / "h"), check=False)
-    assert r.returncode == 1 and "no such file in the container: /etc/hostname" in r.stderr
+    r = stack("cp", "box:/etc/group", str(tmp_path / "h"), check=False)
+    assert r.returncode == 1 and "no such file in the container: /etc/group" in r.stderr
 
     (tmp_path / "conf").write_text("put in while stopped\n")
     stack("cp", str(tmp_path / "conf"), "box:/escape/app.conf")  # the container's /tmp
