@@ -453,11 +453,18 @@ class Networks:
 
         Containers of one `group` (a service's replicas, old and new revisions) share
         their ports: they become backends of one balanced rule."""
+        foreign = firewall.foreign_dnats(self.roots.chain_id) if bindings else []
+        self._check_ports_against(bindings, self.alloc.ports(), foreign,
+                                  container_id=container_id, group=group)
+
+    def _check_ports_against(self, bindings: Sequence[PortBinding],
+                             ours: Sequence[PortRow],
+                             foreign: Sequence[tuple[str, int, str, str]], *,
+                             container_id: str | None, group: str) -> None:
+        """`check_ports_free` with this root's rows and other roots' rules read."""
         for i, b in enumerate(bindings):
             if any(b.overlaps(other) for other in bindings[:i]):
                 raise ConflictError(f"port {b} is published twice", hint="publish it once")
-        ours = self.alloc.ports()
-        foreign = firewall.foreign_dnats(self.roots.chain_id) if bindings else []
         cache: dict[str, list[hostports.Listener]] = {}
         for b in bindings:
             want = b.host_ip or "0.0.0.0"
@@ -488,21 +495,21 @@ class Networks:
                                         f"{hostports.holder(lis.inode)} on {lis.ip}",
                                         hint="stop that process or choose another host port")
 
-    def _with_host_ports(self, bindings: Sequence[PortBinding], container_id: str
+    def _with_host_ports(self, bindings: Sequence[PortBinding], container_id: str,
+                         ours: Sequence[PortRow],
+                         foreign: Sequence[tuple[str, int, str, str]]
                          ) -> builtins.list[PortBinding]:
         """Each ephemeral binding (`- "80"`) given its host port: the one the container
         had (publishing again keeps it), else one the kernel hands out that no other
-        container of this root, another root's rule or the cluster's mesh holds. Call
-        under the host lock."""
+        container of this root (`ours`), another root's rule (`foreign`) or the
+        cluster's mesh holds. Call under the host lock."""
         if not any(b.ephemeral for b in bindings):
             return list(bindings)
         had = {(p.container_port, p.protocol, p.host_ip): p.host_port
-               for p in self.alloc.ports(container_id=container_id)}
-        taken = {(p.host_port, p.protocol) for p in self.alloc.ports()
-                 if p.container_id != container_id}
+               for p in ours if p.container_id == container_id}
+        taken = {(p.host_port, p.protocol) for p in ours if p.container_id != container_id}
         taken |= {(m.host_port, m.protocol) for m in self.mesh}
-        taken |= {(port, proto) for _, port, proto, _ in
-                  firewall.foreign_dnats(self.roots.chain_id)}
+        taken |= {(port, proto) for _, port, proto, _ in foreign}
         taken |= {(b.host_port, b.protocol) for b in bindings if not b.ephemeral}
         out = []
         for b in bindings:
@@ -535,8 +542,11 @@ class Networks:
     def _publish_locked(self, container_id: str, bindings: Sequence[PortBinding],
                         container_ip: str, group: str) -> None:
         with firewall.host_lock():  # two roots must not both claim a port
-            bindings = self._with_host_ports(bindings, container_id)
-            self.check_ports_free(bindings, container_id=container_id, group=group)
+            ours = self.alloc.ports()
+            foreign = firewall.foreign_dnats(self.roots.chain_id)
+            bindings = self._with_host_ports(bindings, container_id, ours, foreign)
+            self._check_ports_against(bindings, ours, foreign, container_id=container_id,
+                                      group=group)
             # Publishing again replaces the container's bindings (idempotent).
             self.alloc.remove_ports(container_id)
             self.alloc.add_ports([PortRow(container_id, "" if b.any_address else b.host_ip,

@@ -21,10 +21,10 @@ import termios
 import traceback
 from dataclasses import dataclass, field
 
-from stackd.errors import HostError, SpecError, StackdError
+from stackd.errors import HostError, StackdError
 from stackd.runtime import rootfs
 from stackd.runtime import syscalls as sc
-from stackd.runtime.exec_helper import close_all_but, open_console
+from stackd.runtime.exec_helper import close_all_but, open_console, set_rlimit
 from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.users import ResolvedUser, read_account_files, resolve_user
@@ -156,7 +156,7 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     except OSError as err:  # the image's WORKDIR: a loop, a file, …
         raise workdir_failure(spec.process.cwd, err) from None
     for rl in spec.process.rlimits:
-        _set_rlimit(rl.type, rl.soft, rl.hard)
+        set_rlimit(rl.type, rl.soft, rl.hard)
     if spec.process.oom_score_adj is not None:
         _set_oom_score_adj(spec.process.oom_score_adj)
 
@@ -220,17 +220,6 @@ def _environment(spec: ContainerSpec, user: ResolvedUser) -> dict[str, str]:
     if spec.process.terminal:
         env.setdefault("TERM", "xterm")
     return env
-
-
-def _set_rlimit(name: str, soft: int, hard: int) -> None:
-    const = getattr(resource, f"RLIMIT_{name.upper()}", None)
-    if const is None:
-        raise SpecError(f"unknown ulimit {name!r}", hint="use nofile, nproc, core, memlock, …")
-    try:
-        resource.setrlimit(const, (soft, hard))
-    except (ValueError, OSError) as e:
-        raise HostError(f"cannot set ulimit {name}={soft}:{hard}: {e}",
-                        hint="the host's hard limit may be lower; ask for less") from e
 
 
 def _set_oom_score_adj(value: int) -> None:

@@ -50,7 +50,7 @@ import sys
 import termios
 from dataclasses import dataclass
 
-from stackd.errors import StackdError
+from stackd.errors import HostError, SpecError, StackdError
 from stackd.runtime import protocol
 from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
 from stackd.runtime.security import SecurityPlan, finalize_process
@@ -337,6 +337,19 @@ def open_console(session: int) -> int:  # pragma: no cover - child
     return slave
 
 
+def set_rlimit(name: str, soft: int, hard: int) -> None:
+    """A ulimit (`nofile`, `nproc`, …) on the calling process: a container's main one
+    (child.py) and each exec'd into it."""
+    const = getattr(resource, f"RLIMIT_{name.upper()}", None)
+    if const is None:
+        raise SpecError(f"unknown ulimit {name!r}", hint="use nofile, nproc, core, memlock, …")
+    try:
+        resource.setrlimit(const, (soft, hard))
+    except (ValueError, OSError) as e:
+        raise HostError(f"cannot set ulimit {name}={soft}:{hard}: {e}",
+                        hint="the host's hard limit may be lower; ask for less") from e
+
+
 def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
              keep: int = -1) -> NoReturn:  # pragma: no cover
     """keep: a close-on-exec descriptor held until the program runs (a detached exec's,
@@ -382,12 +395,7 @@ def _process(launch: Launch, ns_fds: list[tuple[int, int]], *,
         except OSError as err:
             raise workdir_failure(req.cwd, err) from None
         for name, soft, hard in req.rlimits:  # before the capabilities go
-            try:
-                resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (soft, hard))
-            except (AttributeError, ValueError, OSError) as err:
-                raise StackdError(f"cannot set the container's ulimit {name}={soft}:{hard} "
-                                  f"for the process: {err}",
-                                  hint="the host's hard limit may be lower") from None
+            set_rlimit(name, soft, hard)
         finalize_process(req.plan, user.uid, user.gid, list(user.groups))
         # Changing uid clears the parent-death signal; set it again (a custom seccomp
         # profile may refuse prctl: then a killed helper leaves the process running).
