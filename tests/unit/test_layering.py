@@ -72,6 +72,7 @@ NARROW: dict[tuple[str, str], str] = {
     ("leaks.reclaim", "daemon.paths"): "where a root's pid file is",
     ("netbridge.netns", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.udpbatch", "runtime.syscalls"): "stackd's libc bindings live in one module",
+    ("images.content", "runtime.syscalls"): "stackd's libc bindings live in one module",
     ("netbridge.socketlb", "runtime.ebpf"): "one eBPF assembler and loader, the runtime's "
     "device filter's and the socket balancer's",
     ("netbridge.socketlb", "runtime.cgroups"): "where cgroup2 is mounted is read in one place",
