@@ -16,34 +16,34 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
 
 
-class _GzipReader(io.RawIOBase):
-    """gzip (multi-member) decompression as a plain reader; faster than GzipFile's seeking."""
+class CorruptStreamError(OSError):
+    """A compressed stream that does not decompress, or ends inside a gzip member.
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._d = zlib.decompressobj(wbits=31)
-        self._buf = b""
-        self._eof = False
+    An OSError, as the standard library's BadGzipFile is, so whoever reads archives
+    already treats it as an unreadable file.
+    """
+
+
+class _ChunkReader(io.RawIOBase):
+    """The chunks of a generator as a plain reader."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._cur = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = len(b)
-        while len(self._buf) < n and not self._eof:
-            data = self._d.unconsumed_tail or self._raw.read(CHUNK)
-            if not data:
-                self._eof = True
-                break
-            self._buf += self._d.decompress(data, 4 * CHUNK)
-            if self._d.eof:
-                rest = self._d.unused_data
-                self._d = zlib.decompressobj(wbits=31)
-                if rest.strip(b"\0"):
-                    self._buf += self._d.decompress(rest, 4 * CHUNK)
-        out, self._buf = self._buf[:n], self._buf[n:]
-        b[: len(out)] = out
-        return len(out)
+        while not self._cur:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._cur = memoryview(chunk)
+        n = min(len(b), len(self._cur))
+        b[:n] = self._cur[:n]
+        self._cur = self._cur[n:]
+        return n
 
 
 class HashingReader(io.RawIOBase):
@@ -101,13 +101,7 @@ class _Peekable(io.RawIOBase):
 
 def open_decompressed(raw: BinaryIO) -> BinaryIO:
     """A reader of the uncompressed bytes of `raw`, whatever of gzip/zstd/none it holds."""
-    head = raw.read(4)
-    src = io.BufferedReader(_Peekable(raw, head), CHUNK)
-    if head.startswith(GZIP_MAGIC):
-        return io.BufferedReader(_GzipReader(src), CHUNK)
-    if head.startswith(ZSTD_MAGIC):
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-    return src
+    return io.BufferedReader(_ChunkReader(_decompressed_chunks(raw)), CHUNK)
 
 
 def compression_of(path_or_head: bytes) -> str:
@@ -205,32 +199,47 @@ class LayerStream:
 
 def _decompressed_chunks(raw: BinaryIO) -> Iterator[bytes]:
     head = raw.read(4)
-    if head.startswith(GZIP_MAGIC):
-        yield from _gunzip_chunks(head, raw)
-    elif head.startswith(ZSTD_MAGIC):
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            io.BufferedReader(_Peekable(raw, head), CHUNK), read_across_frames=True)
-        while chunk := reader.read(CHUNK):
-            yield chunk
-    else:
-        yield head
-        while chunk := raw.read(CHUNK):
-            yield chunk
+    try:
+        if head.startswith(GZIP_MAGIC):
+            yield from _gunzip_chunks(head, raw)
+        elif head.startswith(ZSTD_MAGIC):
+            reader = zstandard.ZstdDecompressor().stream_reader(
+                io.BufferedReader(_Peekable(raw, head), CHUNK), read_across_frames=True)
+            while chunk := reader.read(CHUNK):
+                yield chunk
+        else:
+            yield head
+            while chunk := raw.read(CHUNK):
+                yield chunk
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise CorruptStreamError(f"the compressed data is corrupt: {exc}") from exc
 
 
 def _gunzip_chunks(head: bytes, raw: BinaryIO) -> Iterator[bytes]:
-    """gzip (multi-member), at most 4 chunks out per call: a bomb never sits in memory."""
+    """gzip (multi-member), at most 4 chunks out per call: a bomb never sits in memory.
+
+    A stream that ends inside a member is an error, not a shorter file: cut at a tar
+    header, it would read as a whole archive with its last files missing.
+    """
     d = zlib.decompressobj(wbits=31)
     data = head
+    in_member = False  # d has been given bytes of a member it has not finished
     while True:
         if not data:
             data = raw.read(CHUNK)
             if not data:
+                if in_member:
+                    raise CorruptStreamError("the gzip stream is cut short: it ends inside "
+                                             "a member, before its checksum")
                 return
+        if not in_member and not data.strip(b"\0"):
+            data = b""  # zero padding after the last member is not one
+            continue
+        in_member = True
         yield d.decompress(data, 4 * CHUNK)
         data = d.unconsumed_tail
         if d.eof:
             rest = d.unused_data
             d = zlib.decompressobj(wbits=31)
-            # Members may follow; zero padding after the last one is not one.
-            data = rest if rest.strip(b"\0") else b""
+            in_member = False
+            data = rest  # another member may follow

@@ -348,14 +348,18 @@ class ImageStore:
         if not tar_path.is_file():
             raise ArchiveError(f"{tar_path} is not a file",
                                hint="give the path of a tar of a root filesystem")
-        from stackd.images.compression import open_decompressed
+        from stackd.images.compression import CorruptStreamError, open_decompressed
         from stackd.images.oci import now
 
         plain = self.root / "ingest" / f"import-{os.getpid()}-{id(tar_path)}.tar"
         with self.writing():
             try:
                 with open(tar_path, "rb") as raw, open(plain, "wb") as out:
-                    shutil.copyfileobj(open_decompressed(raw), out, CHUNK)
+                    try:
+                        shutil.copyfileobj(open_decompressed(raw), out, CHUNK)
+                    except CorruptStreamError as exc:
+                        raise ArchiveError(f"{tar_path}: {exc}", hint="the file is damaged "
+                                           "or was not fully written; make it again") from exc
                 layer = self.add_layer_from_tar(plain)
             finally:
                 plain.unlink(missing_ok=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -60,6 +63,42 @@ def test_errors_are_one_line_with_a_hint_and_exit_codes(roots: Roots) -> None:
     assert bad.returncode == 2
     assert "repository names must be lower case" in bad.stderr
     assert "Traceback" not in bad.stderr + missing.stderr
+
+
+def test_import_of_a_gzip_cut_short_fails_and_adds_nothing(roots: Roots, tmp_path: Path
+                                                            ) -> None:
+    """A rootfs tar.gz that was not fully copied: cut inside its second gzip member,
+    what comes before is a complete tar of /etc/first, and it used to be imported as
+    the whole image with the rest missing."""
+    def tar_of(name: str, data: bytes, end: bool) -> bytes:
+        buf = io.BytesIO()
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            tar.addfile(info, io.BytesIO(data))
+        raw = buf.getvalue()
+        # tarfile ends an archive with two zero blocks (and pads to 10 KiB): keep them
+        # only for the last part, so the parts join into one archive.
+        body = raw[:512 * (1 + (len(data) + 511) // 512)]
+        return raw if end else body
+
+    first = gzip.compress(tar_of("etc/first", b"1" * 1000, end=False))
+    second = gzip.compress(tar_of("etc/second", os.urandom(100_000), end=True))
+    whole, cut = tmp_path / "whole.tar.gz", tmp_path / "cut.tar.gz"
+    whole.write_bytes(first + second)
+    # Just past the second member's gzip header (nothing of it decompresses yet), and
+    # inside its data.
+    for at in (20, len(second) // 2):
+        cut.write_bytes(first + second[:at])
+        failed = stackd(roots, "image", "import", str(cut), "cut:1", ok=False)
+        assert failed.returncode == 1, at
+        assert failed.stderr.startswith(f"stackd: {cut}: the gzip stream is cut short"), at
+        assert "Traceback" not in failed.stderr
+        assert stackd(roots, "images", "-q").stdout == ""
+        assert list((roots.state / "images" / "ingest").iterdir()) == []
+    # The same file whole imports: the error is the cut, not the two members.
+    stackd(roots, "image", "import", str(whole), "whole:1")
+    assert len(stackd(roots, "images", "-q").stdout.split()) == 1
 
 
 def test_login_verifies_then_saves(roots: Roots, token_registry: RunningRegistry,
