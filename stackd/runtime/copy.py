@@ -2,7 +2,8 @@
 
 A running container's root is its PID 1's (`/proc/<pid>/root`: its mounts, volumes
 included, as the container sees them); an exited one's is its own file system (image
-layers and writable layer) mounted nowhere for the copy, without its volumes. Every
+layers and writable layer) mounted nowhere for the copy, with its volumes, binds and
+/etc files bound where it had them (`docker cp` mounts them too). Every
 path of the container is resolved inside that root by `inroot.resolve` (symlinks
 followed as the container would, absolute ones from its root, `..` never above it)
 and acted on through the descriptors that come back: a file is opened by
@@ -25,6 +26,7 @@ import contextlib
 import errno
 import os
 import stat
+from pathlib import Path
 
 from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
 from stackd.roots import Roots
@@ -42,8 +44,8 @@ def container_root(state: ContainerState, roots: Roots | None = None, *,
     """A descriptor of the container's root. A running one's (or a created one's,
     whose first process has its root already) as its PID 1 sees it, volumes included.
     With `roots`, an exited one's too: its own file system — the image's layers and
-    what it wrote — mounted nowhere (`syscalls.detached_mount`, gone when the
-    descriptor is closed), read-only unless `writable`; its volumes are not in it."""
+    what it wrote, with its volumes — mounted nowhere (`syscalls.detached_mount`,
+    gone when the descriptor is closed), read-only unless `writable`."""
     if state.pid and state.status in ("running", "created"):
         try:
             return open_root(f"/proc/{state.pid}/root")
@@ -71,11 +73,77 @@ def _stopped_root(state: ContainerState, paths: ContainerPaths, *, writable: boo
     if writable:
         options += [("upperdir", str(paths.upper)), ("workdir", str(paths.work))]
     try:
-        return sc.detached_mount("overlay", options, 0 if writable else sc.MOUNT_ATTR_RDONLY)
+        root = sc.detached_mount("overlay", options, 0 if writable else sc.MOUNT_ATTR_RDONLY)
     except OSError as err:
         raise HostError(f"cannot mount the file system of container {state.name}: "
                         f"{err.strerror}", hint="see `stackd ps -a`; start it and copy "
                         "while it runs") from None
+    try:
+        _attach_mounts(root, state, paths, writable=writable)
+    except BaseException:
+        os.close(root)
+        raise
+    return root
+
+
+def _attach_mounts(root: int, state: ContainerState, paths: ContainerPaths, *,
+                   writable: bool) -> None:
+    """An exited container's volumes, binds and given files (/etc/hosts, /etc/hostname,
+    …) bound where it had them, in the order it had them, as `docker cp` sees them.
+    Its tmpfs mounts died with it, and a place it never made (it was never started)
+    is left out. Linux before 6.15 cannot mount onto a tree mounted nowhere: there
+    the copy sees the container's own files only, as before."""
+    # (target, source, subpath in the source, read-only, a file)
+    places: list[tuple[str, str, str, bool, bool]] = [
+        (m.target, m.source, m.subpath, m.readonly or not writable, False)
+        for m in sorted(state.spec.mounts, key=lambda m: len(Path(m.target).parts))
+        if m.type != "tmpfs"]
+    places += [(target, str(paths.files / str(index)), "", not writable, True)
+               for index, target in enumerate(sorted(state.spec.files))]
+    for target, source, subpath, readonly, is_file in places:
+        try:
+            found = resolve(root, target, follow_last=not is_file)
+        except OSError:
+            continue
+        with found:
+            if found.fd is None or (is_file and stat.S_ISLNK(os.fstat(found.fd).st_mode)):
+                continue  # never made: the container never started with it
+            tree = _clone(source, subpath)
+            if tree is None:
+                continue
+            try:
+                if readonly:
+                    sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE,
+                                     sc.MOUNT_ATTR_RDONLY)
+                assert found.fd is not None
+                sc.move_mount(tree, found.fd)
+            except OSError as err:
+                if err.errno == errno.EINVAL:
+                    return  # this kernel mounts onto attached trees only
+                # Else a directory where the container had a file (or the reverse):
+                # what is there stays as it is.
+            finally:
+                os.close(tree)
+
+
+def _clone(source: str, subpath: str) -> int | None:
+    """A detached copy of the mount a container had, None if its source is gone; a
+    subpath is resolved inside the volume, as at start: what the container wrote there
+    cannot lead out of it."""
+    try:
+        if not subpath:
+            return sc.open_tree(source, sc.OPEN_TREE_CLONE | sc.AT_RECURSIVE)
+        volume = open_root(source)
+        try:
+            found = resolve(volume, subpath)
+        finally:
+            os.close(volume)
+        with found:
+            if found.fd is None:
+                return None
+            return sc.open_tree(proc_path(found.fd), sc.OPEN_TREE_CLONE | sc.AT_RECURSIVE)
+    except OSError:
+        return None
 
 
 def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,

@@ -48,6 +48,16 @@ def test_cp_through_etc_linked_to_a_host_dir_stays_in_the_container(
     assert out == "written by cp\nnew file\n"
     assert snapshot(host_dir) == before
 
+    # Exited: its /etc files are bound into its detached tree where /etc leads inside.
+    hostname = cli("exec", "-T", "app", "cat", "/etc/hostname").stdout
+    cli("stop", "app")
+    cli("cp", "app:/etc/hostname", str(local / "hostname"))
+    assert (local / "hostname").read_text() == hostname and hostname.strip()
+    cli("cp", str(local / "new"), "app:/etc/after")
+    with open("/proc/self/mounts") as mounts:
+        assert str(host_dir) not in mounts.read()
+    assert snapshot(host_dir) == before
+
 
 def test_cp_never_writes_through_a_link_the_container_holds(
         cli: CLI, tmp_path: Path, host_dir: Path) -> None:

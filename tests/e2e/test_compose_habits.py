@@ -942,6 +942,27 @@ def test_cp_out_of_an_exited_container_and_into_a_stopped_one(stack: CLI, tmp_pa
     assert said == "put in while stopped\nreport\n"
 
 
+def test_cp_of_an_exited_container_sees_its_volume_and_etc_files(stack: CLI, tmp_path: Path
+                                                                 ) -> None:
+    """`docker cp` mounts a stopped container's volumes and /etc files for the copy;
+    stackd's gave "no such file" for what is in a volume, and for /etc/hostname the
+    empty file the mount had covered."""
+    stack("exec", "-T", "box", "sh", "-c", "echo kept > /data/kept")
+    hostname = stack("exec", "-T", "box", "cat", "/etc/hostname").stdout
+    stack("stop", "box")
+    stack("cp", "box:/data/kept", str(tmp_path / "kept"))
+    assert (tmp_path / "kept").read_text() == "kept\n"
+    stack("cp", "box:/etc/hostname", str(tmp_path / "hostname"))
+    assert (tmp_path / "hostname").read_text() == hostname and hostname.strip()
+
+    (tmp_path / "put").write_text("into the volume\n")
+    stack("cp", str(tmp_path / "put"), "box:/data/put")
+    with open("/proc/self/mounts") as mounts:
+        assert str(stack.roots.state) not in mounts.read()
+    stack("start", "box")
+    assert stack("exec", "-T", "box", "cat", "/data/put").stdout == "into the volume\n"
+
+
 def test_rmi_of_an_image_a_container_runs_on_is_refused_and_force_keeps_its_content(
         stack: CLI) -> None:
     """`rmi` untagged and pruned the image of running containers (Docker refuses:
