@@ -1,6 +1,7 @@
 """`stackd cp SERVICE:SRC DEST` / `stackd cp SRC SERVICE:DEST`: copy files between a
-running service container and the host (compose's cp). Without a stack file in play,
-the name before the colon is a container's name or id (docker's cp).
+service container and the host (compose's cp). Without a stack file in play, the name
+before the colon is a container's name or id (docker's cp). `-` for DEST writes a tar
+of SRC to stdout; `-` for SRC unpacks a tar from stdin into the directory DEST.
 
 Paths in the container are resolved inside its root, never on the host
 (stackd.runtime.copy): an image's `/etc -> /<host dir>` leads to that directory in
@@ -23,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="copy what a source link in the container points at")
     p.add_argument("-a", "--archive", action="store_true",
                    help="keep each file's owner (uid:gid); else root's")
-    p.add_argument("src", metavar="SERVICE:SRC_PATH | SRC_PATH")
-    p.add_argument("dest", metavar="DEST_PATH | SERVICE:DEST_PATH")
+    p.add_argument("src", metavar="SERVICE:SRC_PATH | SRC_PATH | -")
+    p.add_argument("dest", metavar="DEST_PATH | - | SERVICE:DEST_PATH")
 
 
 def split_remote(arg: str) -> tuple[str, str] | None:
@@ -57,6 +58,16 @@ def run(args: argparse.Namespace) -> int:
     # Docker's cp: a stopped container's files too (a test run's report, a config put
     # into a created one before its start).
     cid = any_id(container, hint=hint)
+    if (args.dest if src is not None else args.src) == "-":
+        import sys
+
+        from stackd.daemon.host_verbs import copy_tar
+
+        # `-`: a tar stream on stdout (of SRC_PATH) or from stdin (into DEST_PATH).
+        copy_tar(Roots.from_env(), cid, path=path, from_container=src is not None,
+                 stream=sys.stdout.buffer if src is not None else sys.stdin.buffer,
+                 follow=args.follow_link, owners=args.archive)
+        return 0
     if src is not None:
         copy(Roots.from_env(), cid, from_container=True, src=path,
              dest=os.path.abspath(args.dest), follow=args.follow_link, owners=args.archive)

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import trio
 
@@ -66,6 +66,25 @@ def copy(roots: Roots, container_id: str, *, from_container: bool, src: str, des
             copy_out(root, src, dest, follow=follow, owners=owners)
         else:
             copy_in(root, src, dest, owners=owners)
+    finally:
+        os.close(root)
+
+
+def copy_tar(roots: Roots, container_id: str, *, path: str, stream: BinaryIO,
+             from_container: bool, follow: bool = False, owners: bool = False) -> None:
+    """`cp SVC:PATH -` (a tar of PATH on `stream`) and `cp - SVC:DIR` (the tar on
+    `stream` unpacked into DIR), as `docker cp` does with `-`; running or not."""
+    import os
+
+    from stackd.runtime.copy import container_root, tar_in, tar_out
+
+    root = container_root(trio.run(_runtime(roots).inspect, container_id), roots,
+                          writable=not from_container)
+    try:
+        if from_container:
+            tar_out(root, path, stream, follow=follow)
+        else:
+            tar_in(root, stream, path, owners=owners)
     finally:
         os.close(root)
 

@@ -26,7 +26,10 @@ import contextlib
 import errno
 import os
 import stat
+import tarfile
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
 from stackd.roots import Roots
@@ -184,6 +187,7 @@ def _out(fd: int, target: str, owners: bool = False) -> None:
                 if owners:  # before the mode: a chown clears set-id bits
                     os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, stat.S_IMODE(st.st_mode))
+                os.utime(out, ns=_times(st))
             finally:
                 os.close(out)
         finally:
@@ -206,6 +210,7 @@ def _out(fd: int, target: str, owners: bool = False) -> None:
         if owners:
             os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
         os.chmod(target, stat.S_IMODE(st.st_mode))
+        os.utime(target, ns=_times(st))
     elif stat.S_ISLNK(st.st_mode):
         text = os.readlink("", dir_fd=fd)
         with contextlib.suppress(FileNotFoundError):
@@ -214,7 +219,65 @@ def _out(fd: int, target: str, owners: bool = False) -> None:
         os.symlink(text, target)
         if owners:
             os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+        os.utime(target, ns=_times(st), follow_symlinks=False)
     # devices, fifos, sockets: not copied (neither does docker cp without a tar)
+
+
+def tar_out(root_fd: int, path: str, out: BinaryIO, *, follow: bool = False) -> None:
+    """`cp SVC:PATH -`: `path` as a tar stream on `out`, named by its last part, each
+    entry with its owner in the container (as `docker cp` writes it). Copied out by
+    `copy_out` into a private directory first, so the walk is the one every copy
+    takes."""
+    with tempfile.TemporaryDirectory(prefix="stackd-cp-") as tmp:
+        written = copy_out(root_fd, path, tmp, follow=follow, owners=True)
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            tar.add(written, arcname=os.path.basename(written))
+
+
+def tar_in(root_fd: int, src: BinaryIO, path: str, *, owners: bool = False) -> None:
+    """`cp - SVC:DIR`: the tar stream `src` unpacked into the directory `path` of the
+    container, as `docker cp` does. Unpacked into a private directory first, refusing
+    a member that would land outside it (an absolute or `..` name, a path through a
+    link, a hard link to a file outside) and device nodes; then each top entry goes
+    in by `copy_in`, resolved inside the container's root like any copy."""
+    try:
+        found = resolve(root_fd, path, follow_last=True)
+    except OSError:
+        found = None
+    is_dir = False
+    if found is not None:
+        with found:
+            is_dir = found.fd is not None and stat.S_ISDIR(os.fstat(found.fd).st_mode)
+    if not is_dir:
+        raise UsageError(f"{path} is not a directory in the container",
+                         hint="a tar from stdin (cp - SVC:DIR) is unpacked into a directory")
+    with tempfile.TemporaryDirectory(prefix="stackd-cp-") as tmp:
+        try:
+            with tarfile.open(fileobj=src, mode="r|*") as tar:
+                tar.extractall(tmp, filter=_stdin_member, numeric_owner=True)
+        except tarfile.FilterError as exc:
+            raise UsageError(f"the tar on stdin is refused, and nothing of it copied: {exc}",
+                             hint="its members must stay inside it: no absolute or `..` "
+                                  "names, no links leading out, no device nodes") from None
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise UsageError(f"stdin is not a tar archive stackd can unpack: {exc}",
+                             hint="give a tar stream, e.g. `tar -c DIR | stackd cp - "
+                                  "SVC:/dest`") from None
+        for entry in sorted(os.listdir(tmp)):
+            copy_in(root_fd, os.path.join(tmp, entry), path, owners=owners)
+
+
+def _stdin_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tar's own filter (no absolute or escaping names, no set-id bits), and no device
+    nodes or hard links leading out: the stream is unpacked on the host."""
+    if member.isdev():
+        raise tarfile.FilterError(f"{member.name}: a device node is not copied")
+    if member.islnk():
+        target = os.path.realpath(os.path.join(dest, member.linkname))
+        if os.path.commonpath([target, os.path.realpath(dest)]) != os.path.realpath(dest):
+            raise tarfile.FilterError(f"{member.name}: a hard link to {member.linkname}, "
+                                      "outside the archive")
+    return tarfile.tar_filter(member, dest)
 
 
 def copy_in(root_fd: int, src: str, path: str, *, owners: bool = False) -> str:
@@ -306,6 +369,7 @@ def _in(src: str, dir_fd: int, name: str, owners: bool = False) -> None:
         os.symlink(os.readlink(src), name, dir_fd=dir_fd)
         if owners:
             os.chown(name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
+        os.utime(name, ns=_times(st), dir_fd=dir_fd, follow_symlinks=False)
     elif stat.S_ISREG(st.st_mode):
         with open(src, "rb") as f:
             out = os.open(name, _NEW, stat.S_IMODE(st.st_mode), dir_fd=dir_fd)
@@ -314,6 +378,7 @@ def _in(src: str, dir_fd: int, name: str, owners: bool = False) -> None:
                 if owners:  # before the mode: a chown clears set-id bits
                     os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, stat.S_IMODE(st.st_mode))
+                os.utime(out, ns=_times(st))
             finally:
                 os.close(out)
     elif stat.S_ISDIR(st.st_mode):
@@ -326,8 +391,15 @@ def _in(src: str, dir_fd: int, name: str, owners: bool = False) -> None:
             if owners:
                 os.chown(proc_path(sub), st.st_uid, st.st_gid)
             os.chmod(proc_path(sub), stat.S_IMODE(st.st_mode))
+            os.utime(proc_path(sub), ns=_times(st))
         finally:
             os.close(sub)
+
+
+def _times(st: os.stat_result) -> tuple[int, int]:
+    """A copy keeps its source's times, as `docker cp` does (after its contents: a
+    directory's change with every entry made in it)."""
+    return st.st_atime_ns, st.st_mtime_ns
 
 
 def _pump(src: int, dst: int) -> None:
@@ -342,4 +414,8 @@ def _error(err: OSError, where: str) -> HostError:
         return HostError(f"{where}: too many symlinks, or a link that is not allowed "
                          "(a /proc magic link, or a link where a file is written)",
                          hint="copy the path the link leads to")
+    if err.errno == errno.EROFS:
+        return HostError(f"cannot copy {where}: it is on a read-only mount",
+                         hint="a volume or bind mounted :ro, or a read-only root "
+                              "(read_only: true), is not written by cp")
     return HostError(f"cannot copy {where}: {err.strerror}", hint="check the path and the space")

@@ -4,6 +4,10 @@ directory stays byte for byte what it was."""
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,41 @@ def test_cp_never_writes_through_a_link_the_container_holds(
     assert out == "payload\n" * 3
     assert snapshot(host_dir) == before
     assert not (tmp_path / "escaped").exists()
+
+
+def _tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+@pytest.mark.parametrize("members", [
+    [(_member("../up"), b"x")],
+    [(_member("out", tarfile.SYMTYPE, "/"), b""), (_member("out/tmp/written"), b"x")],
+    [(_member("hard", tarfile.LNKTYPE, "/etc/hostname"), b"")],
+    [(_member("null", tarfile.CHRTYPE), b"")],
+], ids=["dotdot", "through-a-link", "hardlink-out", "device"])
+def test_cp_from_stdin_refuses_a_tar_leading_out_and_copies_nothing(
+        cli: CLI, tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    """`cp - SVC:DIR` unpacks stdin's tar on the host before copying it in: a member
+    that would land outside (or a device node) refuses the whole tar. (A leading "/"
+    is dropped, as tar drops it: `/x` lands in DIR.)"""
+    up(cli, "stackd-demo/busybox:latest", "")
+    good = (_member("first"), b"unpacked before the bad one\n")
+    done = subprocess.run([sys.executable, "-m", "stackd", "cp", "-", "app:/tmp"],
+                          input=_tar(good, *members), capture_output=True, cwd=cli.cwd,
+                          env=cli.env(), timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert b"the tar on stdin is refused, and nothing of it copied" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert not Path("/tmp/written").exists() and not Path("/up").exists()
+    assert cli("exec", "-T", "app", "ls", "-A", "/tmp").stdout == ""

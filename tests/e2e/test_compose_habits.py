@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterator
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -961,6 +963,49 @@ def test_cp_of_an_exited_container_sees_its_volume_and_etc_files(stack: CLI, tmp
         assert str(stack.roots.state) not in mounts.read()
     stack("start", "box")
     assert stack("exec", "-T", "box", "cat", "/data/put").stdout == "into the volume\n"
+
+
+def test_cp_dash_is_a_tar_stream_and_copies_keep_their_times(stack: CLI, tmp_path: Path
+                                                            ) -> None:
+    """`docker cp SVC:PATH -` writes a tar to stdout and `docker cp - SVC:DIR` unpacks
+    one from stdin; stackd's wrote a file named "-" and read one. And a copy keeps
+    its source's modification time both ways, as docker cp's does; stackd's had the
+    time of the copy."""
+    stack("exec", "-T", "box", "sh", "-c", "mkdir -p /srv/t && echo x > /srv/t/f && "
+          "chown 7:8 /srv/t/f && touch -d '2001-02-03 04:05:06' /srv/t/f /srv/t")
+    old = stack("exec", "-T", "box", "stat", "-c", "%Y", "/srv/t/f").stdout.strip()
+    out = subprocess.run([sys.executable, "-m", "stackd", "cp", "box:/srv/t", "-"],
+                         cwd=stack.cwd, env=stack.env(), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert not (stack.cwd / "-").exists()
+    with tarfile.open(fileobj=BytesIO(out.stdout)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert set(members) == {"t", "t/f"}
+        f = members["t/f"]
+        assert tar.extractfile(f).read() == b"x\n"  # type: ignore[union-attr]
+        assert (f.uid, f.gid, int(f.mtime)) == (7, 8, int(old))
+
+    stack("cp", "box:/srv/t/f", str(tmp_path / "f"))
+    assert int((tmp_path / "f").stat().st_mtime) == int(old)
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "g").write_text("from a tar\n")
+    os.utime(src / "d" / "g", (1e9, 1e9))
+    tar_bytes = subprocess.run(["tar", "-C", str(src), "-c", "d"], capture_output=True,
+                               check=True).stdout
+    put = subprocess.run([sys.executable, "-m", "stackd", "cp", "-", "box:/srv"],
+                         cwd=stack.cwd, env=stack.env(), input=tar_bytes,
+                         capture_output=True, timeout=60)
+    assert put.returncode == 0, put.stderr
+    said = stack("exec", "-T", "box", "sh", "-c", "cat /srv/d/g; stat -c %Y /srv/d/g").stdout
+    assert said == "from a tar\n1000000000\n"
+
+    into_file = subprocess.run([sys.executable, "-m", "stackd", "cp", "-", "box:/srv/t/f"],
+                               cwd=stack.cwd, env=stack.env(), input=tar_bytes,
+                               capture_output=True, text=False, timeout=60)
+    assert into_file.returncode == 2
+    assert b"/srv/t/f is not a directory in the container" in into_file.stderr
 
 
 def test_rmi_of_an_image_a_container_runs_on_is_refused_and_force_keeps_its_content(
