@@ -137,12 +137,12 @@ def _measure(root: BenchRoot, sizes: list[int], peer_sizes: list[int],
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="50,500")
-    ap.add_argument("--peer-sizes", default="50", help="sizes the peers run too")
+    ap.add_argument("--peer-sizes", default="50", help="sizes the peers run too ('' for none)")
     args = ap.parse_args()
     root = BenchRoot()
     try:
-        rows = measure(root, [int(x) for x in args.sizes.split(",")],
-                       [int(x) for x in args.peer_sizes.split(",")])
+        rows = measure(root, [int(x) for x in args.sizes.split(",") if x],
+                       [int(x) for x in args.peer_sizes.split(",") if x])
     finally:
         root.close()
     print(table(Report(rows)))
