@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "cpuset", "devices")
 FREEZER = "freezer"
-# Joined only by a container with block I/O limits (each hierarchy joined costs a start
-# an RCU grace period), so found again by its directory, as the freezer is.
+# Made and joined by every container, for `stats`' BLOCK I/O, but found again by its
+# directory, as the freezer is: a container an older stackd made is not in it.
 BLKIO = "blkio"
 FREEZE_TIMEOUT = 5.0
 
@@ -73,6 +73,10 @@ class CgroupV1:
                         if not base.read(current / f).strip():
                             base.write(current / f, base.read(parent / f).strip())
             assert current == leaf
+        if self.blkio is not None:
+            # Its joining costs a start nothing measurable: the child joins its own
+            # cgroups, in parallel with the monitor's next create (docs/runtime.md).
+            self.blkio.mkdir(parents=True, exist_ok=True)
         if self.unified:
             self.unified.create()
 
@@ -131,7 +135,6 @@ class CgroupV1:
         pids_dir = self.dirs.get("pids")
         pids = (base.read_int(pids_dir / "pids.current") if pids_dir
                 else len(self.pids()))
-        # A container joins the blkio hierarchy only with a blkio_config limit.
         block_read, block_write = (
             base.read_io_bytes(self.blkio / "blkio.throttle.io_service_bytes_recursive")
             if self.blkio is not None else (0, 0))

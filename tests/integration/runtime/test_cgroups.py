@@ -219,6 +219,23 @@ async def test_blkio_throttle_slows_a_containers_reads_of_the_device(
     assert not blkio.exists()
 
 
+async def test_block_io_is_counted_without_any_blkio_limit(rt, make_spec, roots, loop_device):
+    """`stats`' BLOCK I/O read 0B for every container on a cgroup v1 host unless it had a
+    blkio_config: only those joined the blkio hierarchy the bytes are counted in."""
+    spec = make_spec("cg-bytes", "sh", "-c", "dd if=/dev/xvdb of=/dev/null bs=64k count=8 "
+                     "iflag=direct 2>/dev/null && echo read && sleep 30",
+                     devices=(Device(source=loop_device, target="/dev/xvdb"),))
+    await rt.create(spec)
+    await rt.start("cg-bytes")
+    async for rec in rt.logs("cg-bytes", follow=True):
+        if rec.line == "read":
+            break
+    stats = await rt.stats("cg-bytes")
+    await rt.delete("cg-bytes", force=True)
+    assert stats.block_read >= 512 * 1024, stats
+    assert not (host_mounts().v1["blkio"] / cgroup_relpath(roots.id, "cg-bytes")).exists()
+
+
 async def test_blkio_limits_refuse_a_file_that_is_no_block_device(rt, make_spec):
     spec = make_spec("cg-blkio-bad", "true", resources=Resources(blkio_devices=(
         BlkioLimit(path="/dev/null", limit="read_bps", value=1024),)))
