@@ -36,8 +36,10 @@ from stackd.images.oci import (
     Descriptor,
     canonical,
     choose_platform,
+    config_diff_ids,
     descriptor_of,
     is_index,
+    json_object,
     make_manifest,
     media_type_of,
     parse_manifest,
@@ -91,25 +93,47 @@ def _layer_media_type(path: Path) -> str:
     return {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}.get(kind, OCI_LAYER)
 
 
-def _load_docker(store: ImageStore, work: Path, archive: Path) -> list[Image]:
+def _save_entries(work: Path, archive: Path) -> list[tuple[str, list[str], list[str]]]:
+    """manifest.json of a `docker save` archive: (config, layers, tags) of each image,
+    each of the type docker writes, or an ArchiveError naming the file."""
+    malformed = ArchiveError(f"{archive}: manifest.json is not what `docker save` writes "
+                             "(a list of {Config, Layers, RepoTags})",
+                             hint="the archive is corrupt")
     try:
-        entries = json.loads((work / "manifest.json").read_text())
-        assert isinstance(entries, list)
-    except (ValueError, AssertionError) as exc:
-        raise ArchiveError(f"{archive}: manifest.json is malformed",
-                           hint="the archive is corrupt") from exc
-    images = []
+        entries = json.loads((work / "manifest.json").read_bytes())
+    except ValueError:
+        raise malformed from None
+    if not isinstance(entries, list):
+        raise malformed
+    out = []
     for entry in entries:
-        config_body = _inside(work, entry["Config"], archive).read_bytes()
+        if not isinstance(entry, dict):
+            raise malformed
+        config, layers, tags = (entry.get("Config"), entry.get("Layers") or [],
+                                entry.get("RepoTags") or [])
+        if not (isinstance(config, str) and _strings(layers) and _strings(tags)):
+            raise malformed
+        out.append((config, layers, tags))
+    return out
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _load_docker(store: ImageStore, work: Path, archive: Path) -> list[Image]:
+    images = []
+    for config, layer_paths, tags in _save_entries(work, archive):
+        config_body = _inside(work, config, archive).read_bytes()
         cfg = descriptor_of(config_body, OCI_CONFIG)
+        diff_ids = config_diff_ids(config_body, f"{archive}: {config}")
         store.blobs.put_bytes(config_body, cfg.digest, "image config")
-        diff_ids = (json.loads(config_body).get("rootfs") or {}).get("diff_ids") or []
-        if len(diff_ids) != len(entry.get("Layers") or []):
-            raise ArchiveError(f"{archive}: {entry['Config']} names {len(diff_ids)} layers but "
-                               f"the archive lists {len(entry.get('Layers') or [])}",
+        if len(diff_ids) != len(layer_paths):
+            raise ArchiveError(f"{archive}: {config} names {len(diff_ids)} layers but "
+                               f"the archive lists {len(layer_paths)}",
                                hint="the archive is corrupt")
         layers = []
-        for rel, diff_id in zip(entry.get("Layers") or [], diff_ids, strict=True):
+        for rel, diff_id in zip(layer_paths, diff_ids, strict=True):
             path = _inside(work, rel, archive)
             with open(path, "rb") as f:
                 digest = store.blobs.put_stream(f, None, None, f"layer {rel}")
@@ -118,38 +142,52 @@ def _load_docker(store: ImageStore, work: Path, archive: Path) -> list[Image]:
             layers.append(layer)
         manifest = make_manifest(cfg, layers)
         mdigest = store.blobs.put_bytes(manifest, None, "manifest")
-        for tag in entry.get("RepoTags") or []:
+        store.image(mdigest)  # an image no Image can be made of is refused before it is named
+        for tag in tags:
             store.refs.set(str(parse(tag)), mdigest)
         images.append(store.image(mdigest))
     return images
 
 
 def _load_oci(store: ImageStore, work: Path, archive: Path) -> list[Image]:
-    index = json.loads((work / "index.json").read_text())
+    index = json_object((work / "index.json").read_bytes(), f"{archive}: index.json")
+    entries = index.get("manifests") or []
+    if not isinstance(entries, list):
+        raise ArchiveError(f"{archive}: index.json's manifests is not a list",
+                           hint="the archive is corrupt")
     images = []
 
     def blob(digest: str) -> Path:
         return _inside(work, f"blobs/sha256/{hex_of(digest)}", archive)
 
-    for desc in index.get("manifests") or []:
-        annotations = desc.get("annotations") or {}
-        body = blob(desc["digest"]).read_bytes()
-        mdigest = store.blobs.put_bytes(body, desc["digest"], "manifest")
-        if is_index(media_type_of(body, desc.get("mediaType", ""))):
+    for raw in entries:
+        desc = Descriptor.from_json(raw, f"{archive}: an entry of index.json")
+        annotations = raw.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            annotations = {}
+        body = blob(desc.digest).read_bytes()
+        mdigest = store.blobs.put_bytes(body, desc.digest, "manifest")
+        if is_index(media_type_of(body, desc.media_type)):
             chosen = choose_platform(body, str(archive))
             body = blob(chosen.digest).read_bytes()
             mdigest = store.blobs.put_bytes(body, chosen.digest, "manifest")
         manifest = parse_manifest(body)
         with open(blob(manifest.config.digest), "rb") as f:
             store.blobs.put_stream(f, manifest.config.digest, manifest.config.size, "image config")
-        diff_ids = (json.loads(store.blobs.read_bytes(manifest.config.digest)).get("rootfs")
-                    or {}).get("diff_ids") or []
+        diff_ids = config_diff_ids(store.blobs.read_bytes(manifest.config.digest),
+                                   f"{archive}: the config of {desc.digest[:19]}")
+        if len(diff_ids) != len(manifest.layers):
+            raise ArchiveError(f"{archive}: image {desc.digest[:19]} has "
+                               f"{len(manifest.layers)} layers but its config names "
+                               f"{len(diff_ids)}", hint="the archive is corrupt")
         for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
             if not store.blobs.has(layer.digest):
                 with open(blob(layer.digest), "rb") as f:
                     store.blobs.put_stream(f, layer.digest, layer.size, "layer")
             store.snapshots.unpack(store.blobs.path(layer.digest), diff_id)
         name = annotations.get(CONTAINERD_NAME) or annotations.get(REF_NAME) or ""
+        name = name if isinstance(name, str) else ""
+        store.image(mdigest)  # an image no Image can be made of is refused before it is named
         # A bare tag ("latest") names no repository: the image stays unnamed, as in Docker.
         if name and ("/" in name or ":" in name) and not is_digest(name):
             store.refs.set(str(parse(name)), mdigest)
@@ -186,7 +224,7 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
                 digest, parsed = store.resolve(ref)
                 manifest = parse_manifest(store.blobs.read_bytes(digest))
                 config_body = store.blobs.read_bytes(manifest.config.digest)
-                diff_ids = json.loads(config_body)["rootfs"]["diff_ids"]
+                diff_ids = config_diff_ids(config_body)
                 layers = []
                 for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
                     if diff_id not in written:

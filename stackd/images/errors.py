@@ -38,6 +38,11 @@ class UnsupportedMediaTypeError(StackdError):
     """A manifest, config or layer in a format stackd does not read."""
 
 
+class MalformedImageError(StackdError):
+    """A manifest, index or image config that is not what its kind must be (a field
+    missing or of another type): a broken or hostile registry or archive."""
+
+
 class RegistryError(UnavailableError):
     """The registry answered with an error, or could not be reached."""
 

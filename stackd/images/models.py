@@ -51,23 +51,28 @@ class ImageConfig(_Frozen):
         return in_image(v) if v else v
 
     @classmethod
-    def from_oci(cls, raw: dict[str, Any] | None) -> ImageConfig:
-        """From the `config` object of an OCI/Docker image config JSON."""
+    def from_oci(cls, raw: object) -> ImageConfig:
+        """From the `config` object of an OCI/Docker image config JSON. Its values go to
+        the model as they are, so one of the wrong type (a hostile image's) is a
+        ValidationError naming the field, never a TypeError from converting it here."""
         raw = raw or {}
+        if not isinstance(raw, dict):
+            return cls.model_validate(raw)
         hc = raw.get("Healthcheck")
-        return cls(
-            env=tuple(raw.get("Env") or ()),
-            cmd=tuple(raw["Cmd"]) if raw.get("Cmd") is not None else None,
-            entrypoint=tuple(raw["Entrypoint"]) if raw.get("Entrypoint") is not None else None,
-            working_dir=raw.get("WorkingDir") or "",
-            user=raw.get("User") or "",
-            labels=dict(raw.get("Labels") or {}),
-            exposed_ports=tuple(sorted(raw.get("ExposedPorts") or {})),
-            volumes=tuple(sorted(raw.get("Volumes") or {})),
-            stop_signal=raw.get("StopSignal") or None,
-            healthcheck=_healthcheck_from_oci(hc) if hc else None,
-            shell=tuple(raw["Shell"]) if raw.get("Shell") else None,
-        )
+        return cls.model_validate({
+            "env": raw.get("Env") or (),
+            "cmd": raw.get("Cmd"),
+            "entrypoint": raw.get("Entrypoint"),
+            "working_dir": raw.get("WorkingDir") or "",
+            "user": raw.get("User") or "",
+            "labels": raw.get("Labels") or {},
+            "exposed_ports": _keys(raw.get("ExposedPorts")),
+            "volumes": _keys(raw.get("Volumes")),
+            "stop_signal": raw.get("StopSignal") or None,
+            "healthcheck": (_healthcheck_from_oci(hc) if isinstance(hc, dict) and hc
+                            else hc or None),
+            "shell": raw.get("Shell") or None,
+        })
 
     def to_oci(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -99,19 +104,26 @@ class ImageConfig(_Frozen):
 _NS = 1_000_000_000
 
 
-def _healthcheck_from_oci(raw: dict[str, Any]) -> Healthcheck:
-    def secs(key: str) -> float | None:
-        v = raw.get(key)
-        return v / _NS if v else None
+def _keys(raw: object) -> object:
+    """An OCI set ({"80/tcp": {}}) as its sorted keys; anything else as it is."""
+    return tuple(sorted(raw)) if isinstance(raw, dict) else raw or ()
 
-    return Healthcheck(
-        test=tuple(raw.get("Test") or ()),
-        interval=secs("Interval"),
-        timeout=secs("Timeout"),
-        retries=raw.get("Retries") or None,
-        start_period=secs("StartPeriod"),
-        start_interval=secs("StartInterval"),
-    )
+
+def _healthcheck_from_oci(raw: dict[str, Any]) -> dict[str, Any]:
+    def secs(key: str) -> object:
+        v = raw.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return v / _NS if v else None
+        return v  # the model refuses it, naming the field
+
+    return {
+        "test": raw.get("Test") or (),
+        "interval": secs("Interval"),
+        "timeout": secs("Timeout"),
+        "retries": raw.get("Retries") or None,
+        "start_period": secs("StartPeriod"),
+        "start_interval": secs("StartInterval"),
+    }
 
 
 def _healthcheck_to_oci(hc: Healthcheck) -> dict[str, Any]:

@@ -23,16 +23,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import trio
+from pydantic import ValidationError
 from zlib_ng import gzip_ng
 
 from stackd.filemodes import private_dir
 from stackd.images.compression import CHUNK
 from stackd.images.content import BlobStore
-from stackd.images.errors import ArchiveError, ImageNotFoundError, UnsupportedMediaTypeError
+from stackd.images.errors import (
+    ArchiveError,
+    ImageNotFoundError,
+    MalformedImageError,
+    UnsupportedMediaTypeError,
+)
 from stackd.images.locks import flocked
 from stackd.images.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP
 from stackd.images.models import Image, ImageConfig, ImageSummary, PruneReport
-from stackd.images.oci import Descriptor, descriptor_of, make_config, make_manifest, parse_manifest
+from stackd.images.oci import (
+    Descriptor,
+    config_diff_ids,
+    descriptor_of,
+    json_object,
+    make_config,
+    make_manifest,
+    parse_manifest,
+)
 from stackd.images.platform import Platform
 from stackd.images.progress import Progress, silent
 from stackd.images.reference import Reference, parse
@@ -118,8 +132,9 @@ class ImageStore:
     def image(self, manifest_digest: str) -> Image:
         """The Image for a manifest in the store, unpacking any snapshot not yet unpacked."""
         manifest = parse_manifest(self.blobs.read_bytes(manifest_digest, "manifest"))
-        raw = json.loads(self.blobs.read_bytes(manifest.config.digest, "image config"))
-        diff_ids = (raw.get("rootfs") or {}).get("diff_ids") or []
+        config_body = self.blobs.read_bytes(manifest.config.digest, "image config")
+        raw = json_object(config_body, "image config")
+        diff_ids = config_diff_ids(config_body)
         if len(diff_ids) != len(manifest.layers):
             raise UnsupportedMediaTypeError(
                 f"image {manifest_digest}: {len(manifest.layers)} layers but "
@@ -131,17 +146,25 @@ class ImageStore:
                     self.snapshots.unpack(self.blobs.path(layer.digest), diff_id)
             dirs.append(str(self.snapshots.path(diff_id)))
         names = tuple(sorted(n for n, d in self.refs.refs().items() if d == manifest_digest))
-        return Image(
-            id=manifest.config.digest,
-            digest=manifest_digest,
-            references=names,
-            config=ImageConfig.from_oci(raw.get("config")),
-            layer_dirs=tuple(reversed(dirs)),
-            size=sum(d.size for d in manifest.layers),
-            created=raw.get("created"),
-            architecture=raw.get("architecture", "amd64"),
-            os=raw.get("os", "linux"),
-        )
+        try:
+            return Image(
+                id=manifest.config.digest,
+                digest=manifest_digest,
+                references=names,
+                config=ImageConfig.from_oci(raw.get("config")),
+                layer_dirs=tuple(reversed(dirs)),
+                size=sum(d.size for d in manifest.layers),
+                created=raw.get("created"),
+                architecture=raw.get("architecture", "amd64"),
+                os=raw.get("os", "linux"),
+            )
+        except ValidationError as exc:
+            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+            raise MalformedImageError(
+                f"image config {manifest.config.digest[:19]}: {where}: "
+                f"{exc.errors()[0]['msg']}",
+                hint="the image is malformed: its registry or archive is broken, or "
+                     "hostile") from None
 
     def list(self) -> builtins.list[ImageSummary]:
         by_digest: dict[str, builtins.list[str]] = {}
@@ -188,6 +211,9 @@ class ImageStore:
         try:
             async with RegistryClient() as client:
                 digest = await pull_image(self, parsed, client, progress or silent, platform)
+            # A config no Image can be made of (a hostile registry's) is refused before
+            # the image is named.
+            await trio.to_thread.run_sync(self.image, digest)
             self.refs.set(str(parsed), digest)
         finally:
             os.close(fd)
@@ -230,10 +256,9 @@ class ImageStore:
         first), read without unpacking anything; () for content that is no image."""
         try:
             manifest = parse_manifest(self.blobs.read_bytes(manifest_digest, "manifest"))
-            raw = json.loads(self.blobs.read_bytes(manifest.config.digest, "image config"))
+            diff_ids = config_diff_ids(self.blobs.read_bytes(manifest.config.digest))
         except Exception:
             return ()
-        diff_ids = (raw.get("rootfs") or {}).get("diff_ids") or []
         return tuple(reversed([str(self.snapshots.path(d)) for d in diff_ids]))
 
     def _manifests_run_by(self, in_use: set[tuple[str, ...]]) -> set[str]:
@@ -263,12 +288,12 @@ class ImageStore:
                 keep_blobs.add(digest)
                 try:
                     manifest = parse_manifest(self.blobs.read_bytes(digest))
-                    raw = json.loads(self.blobs.read_bytes(manifest.config.digest))
+                    diff_ids = config_diff_ids(self.blobs.read_bytes(manifest.config.digest))
                 except Exception:
                     continue
                 keep_blobs.add(manifest.config.digest)
                 keep_blobs.update(d.digest for d in manifest.layers)
-                keep_snaps.update(d[7:] for d in (raw.get("rootfs") or {}).get("diff_ids", []))
+                keep_snaps.update(d[7:] for d in diff_ids)
             freed = removed_blobs = removed_snaps = 0
             gone = set()
             for blob in self.blobs.all():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 from pathlib import Path
@@ -31,7 +30,14 @@ from stackd.images.errors import (
 )
 from stackd.images.mediatypes import OCI_MANIFEST
 from stackd.images.nursery import open_nursery
-from stackd.images.oci import Descriptor, choose_platform, is_index, media_type_of, parse_manifest
+from stackd.images.oci import (
+    Descriptor,
+    choose_platform,
+    config_diff_ids,
+    is_index,
+    media_type_of,
+    parse_manifest,
+)
 from stackd.images.platform import Platform, host_platform
 from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.reference import Reference
@@ -87,7 +93,7 @@ async def pull_image(store: ImageStore, ref: Reference, client: RegistryClient,
             config_body = await read_capped(resp, MAX_CONFIG, f"the config of {ref}",
                                             ref.domain)
         store.blobs.put_bytes(config_body, cfg.digest, f"config of {ref}")
-    diff_ids = json.loads(config_body).get("rootfs", {}).get("diff_ids") or []
+    diff_ids = config_diff_ids(config_body, f"the config of {ref}")
     if len(diff_ids) != len(manifest.layers):
         raise UnsupportedMediaTypeError(
             f"image {ref}: {len(manifest.layers)} layers but {len(diff_ids)} diff_ids in config",

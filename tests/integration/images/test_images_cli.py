@@ -101,6 +101,36 @@ def test_import_of_a_gzip_cut_short_fails_and_adds_nothing(roots: Roots, tmp_pat
     assert len(stackd(roots, "images", "-q").stdout.split()) == 1
 
 
+@pytest.mark.parametrize(("manifest", "config", "says"), [
+    ("[{}]", "{}", "manifest.json is not what `docker save` writes"),
+    ('["x"]', "{}", "manifest.json is not what `docker save` writes"),
+    ('[{"Config": 5}]', "{}", "manifest.json is not what `docker save` writes"),
+    ('[{"Config": "c.json", "Layers": "l.tar"}]', "{}",
+     "manifest.json is not what `docker save` writes"),
+    (None, "[1]", "c.json is not a JSON object"),
+    (None, '{"rootfs": {"diff_ids": ["x"]}}', "diff_id 'x' is not a sha256 digest"),
+    (None, '{"config": {"Env": "A=1"}}', "env: Input should be a valid tuple"),
+    (None, '{"config": {"Healthcheck": {"Interval": "5s"}}}', "healthcheck.interval"),
+], ids=["empty-entry", "string-entry", "config-number", "layers-string", "config-list",
+        "bad-diff-id", "env-string", "interval-string"])
+def test_load_of_a_malformed_archive_is_one_error_and_names_nothing(
+        roots: Roots, tmp_path: Path, manifest: str | None, config: str, says: str) -> None:
+    """A `docker save` archive whose manifest.json or image config has the wrong shape
+    ended in a KeyError, TypeError or pydantic traceback; and an image whose config no
+    image can be made of was tagged before the error."""
+    d = tmp_path / "archive"
+    d.mkdir()
+    (d / "manifest.json").write_text(
+        manifest or '[{"Config": "c.json", "Layers": [], "RepoTags": ["bad:1"]}]')
+    (d / "c.json").write_text(config)
+    subprocess.run(["tar", "-C", str(d), "-cf", str(tmp_path / "a.tar"), "."], check=True)
+    failed = stackd(roots, "image", "load", "-i", str(tmp_path / "a.tar"), ok=False)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("stackd: ") and says in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr and "Error:" not in failed.stderr
+    assert stackd(roots, "images", "-q").stdout == ""
+
+
 def test_login_verifies_then_saves(roots: Roots, token_registry: RunningRegistry,
                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACKD_CONFIG", str(tmp_path / "cfg.json"))

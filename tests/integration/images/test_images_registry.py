@@ -355,3 +355,50 @@ async def test_a_hostile_registrys_endless_manifest_or_token_is_cut_off(
         server.server_close()
         thread.join(timeout=10)
     assert len(sent) < 64
+
+
+@pytest.mark.parametrize(("manifest", "says"), [
+    ({"schemaVersion": 2, "layers": []}, "the config is not a JSON object"),
+    ({"schemaVersion": 2, "config": {"digest": "sha256:" + "a" * 64, "size": "big"},
+      "layers": []}, "size 'big' is not a byte count"),
+    ({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+      "manifests": ["x"]}, "an entry of its index is not a JSON object"),
+    ([1, 2], "manifest is not a JSON object"),
+], ids=["no-config", "size-string", "index-entry", "list"])
+async def test_a_hostile_registrys_malformed_manifest_is_a_typed_error(
+        empty_store: ImageStore, manifest: object, says: str) -> None:
+    """A manifest of the wrong shape (a registry of the test's own: docker-registry
+    checks what it is pushed) was a KeyError, TypeError or AttributeError out of the
+    pull; now an error naming the field, and nothing stored under a name."""
+    import http.server
+    import json
+    import threading
+
+    from stackd.images.digests import sha256_digest
+    from stackd.images.errors import MalformedImageError
+
+    body = json.dumps(manifest).encode()
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Docker-Content-Digest", sha256_digest(body))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(MalformedImageError, match=says):
+            await empty_store.pull(f"127.0.0.1:{server.server_address[1]}/x/y:1")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert empty_store.list() == []

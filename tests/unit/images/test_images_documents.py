@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from stackd.images.errors import UnsupportedMediaTypeError
+from stackd.images.errors import MalformedImageError, UnsupportedMediaTypeError
 from stackd.images.mediatypes import DOCKER_LIST, OCI_LAYER_GZIP
 from stackd.images.models import Healthcheck, ImageConfig
-from stackd.images.oci import Descriptor, choose_platform, make_manifest, parse_manifest
+from stackd.images.oci import (
+    Descriptor,
+    choose_platform,
+    config_diff_ids,
+    make_manifest,
+    parse_manifest,
+)
 from stackd.images.registry import credentials
 from stackd.images.registry.auth import parse_challenge
 
@@ -49,6 +56,62 @@ def test_manifest_with_foreign_layer_type_is_refused() -> None:
     bad = make_manifest(cfg, [Descriptor("application/x-weird", "sha256:" + "4" * 64, 4)])
     with pytest.raises(UnsupportedMediaTypeError, match="application/x-weird"):
         parse_manifest(bad)
+
+
+D = "sha256:" + "a" * 64
+GOOD = {"mediaType": OCI_LAYER_GZIP, "digest": D, "size": 3}
+
+
+@pytest.mark.parametrize(("doc", "says"), [
+    (b"not json", "manifest is not JSON"),
+    (b"[1, 2]", "manifest is not a JSON object"),
+    (json.dumps({"layers": [GOOD]}).encode(), "the config is not a JSON object"),
+    (json.dumps({"config": GOOD, "layers": {"a": 1}}).encode(), "layers is not a list"),
+    (json.dumps({"config": GOOD, "layers": ["x"]}).encode(), "a layer is not a JSON object"),
+    (json.dumps({"config": {**GOOD, "digest": "md5:x"}, "layers": []}).encode(),
+     "digest 'md5:x' is not a sha256 digest"),
+    (json.dumps({"config": {**GOOD, "size": "3"}, "layers": []}).encode(),
+     "size '3' is not a byte count"),
+    (json.dumps({"config": {**GOOD, "size": -1}, "layers": []}).encode(),
+     "size '-1' is not a byte count"),
+    (json.dumps({"config": GOOD, "layers": [], "mediaType": 7}).encode(),
+     "its mediaType is not a string"),
+])
+def test_a_malformed_manifest_is_a_typed_error_naming_what(doc: bytes, says: str) -> None:
+    """A hostile registry's or archive's manifest was a KeyError, TypeError or
+    AttributeError traceback; now an error a user reads."""
+    with pytest.raises(MalformedImageError, match=says):
+        parse_manifest(doc)
+
+
+@pytest.mark.parametrize(("doc", "says"), [
+    (b"[]", "is not a JSON object"),
+    (b'{"rootfs": "layers"}', "rootfs is not a JSON object"),
+    (b'{"rootfs": {"diff_ids": "x"}}', "diff_ids is not a list"),
+    (b'{"rootfs": {"diff_ids": [5]}}', "diff_id '5' is not a sha256 digest"),
+])
+def test_a_malformed_configs_layers_are_a_typed_error(doc: bytes, says: str) -> None:
+    with pytest.raises(MalformedImageError, match=says):
+        config_diff_ids(doc)
+    assert config_diff_ids(json.dumps({"rootfs": {"diff_ids": [D]}}).encode()) == [D]
+
+
+def test_an_index_with_an_entry_that_is_no_object_is_a_typed_error() -> None:
+    with pytest.raises(MalformedImageError, match="an entry of its index is not a JSON object"):
+        choose_platform(b'{"manifests": ["x"]}', "img")
+    with pytest.raises(MalformedImageError, match="manifests is not a list"):
+        choose_platform(b'{"manifests": 3}', "img")
+
+
+@pytest.mark.parametrize("raw", [
+    {"Env": "A=1"}, {"Cmd": 5}, {"Labels": ["a"]}, {"ExposedPorts": 80},
+    {"Healthcheck": {"Interval": "5s"}}, {"Healthcheck": "x"}, "config", {"WorkingDir": 1},
+])
+def test_an_image_config_of_wrong_types_is_refused_by_the_model(raw: object) -> None:
+    """Converting them first (tuple(5), dict(["a"]), "5s" / 1e9) raised TypeError and
+    ValueError, which reached the user as Python's words."""
+    with pytest.raises(ValidationError):
+        ImageConfig.from_oci(raw)
 
 
 def test_bearer_challenge_parsing() -> None:
