@@ -11,6 +11,8 @@ from typing import BinaryIO, cast
 import zstandard
 from zlib_ng import zlib_ng
 
+from stackd.images.zstdframes import ZstdFrames
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
@@ -99,6 +101,22 @@ class _Peekable(io.RawIOBase):
         data = self._raw.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+class _Walked(io.RawIOBase):
+    """Passes a source's bytes on, showing each to a zstd frame walker."""
+
+    def __init__(self, raw: io.RawIOBase, frames: ZstdFrames) -> None:
+        self._raw = raw
+        self._frames = frames
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(b) or 0
+        self._frames.feed(memoryview(b)[:n])
+        return n
 
 
 def open_decompressed(raw: BinaryIO) -> BinaryIO:
@@ -205,10 +223,15 @@ def _decompressed_chunks(raw: BinaryIO) -> Iterator[bytes]:
         if head.startswith(GZIP_MAGIC):
             yield from _gunzip_chunks(head, raw)
         elif head.startswith(ZSTD_MAGIC):
+            frames = ZstdFrames()
             reader = zstandard.ZstdDecompressor().stream_reader(
-                io.BufferedReader(_Peekable(raw, head), CHUNK), read_across_frames=True)
+                io.BufferedReader(_Walked(_Peekable(raw, head), frames), CHUNK),
+                read_across_frames=True)
             while chunk := reader.read(CHUNK):
                 yield chunk
+            if not frames.complete:
+                raise CorruptStreamError("the zstd stream is cut short: it ends inside "
+                                         "a frame")
         else:
             yield head
             while chunk := raw.read(CHUNK):

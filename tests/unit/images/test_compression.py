@@ -10,6 +10,7 @@ import pytest
 import zstandard
 
 from stackd.images.compression import CorruptStreamError, LayerStream, open_decompressed
+from stackd.images.zstdframes import ZstdFrames
 
 
 class Trickle(io.RawIOBase):
@@ -72,3 +73,46 @@ def test_zstd_and_plain_pass_through() -> None:
     assert read_all(zstandard.ZstdCompressor().compress(data)) == data
     assert read_all(data, 999) == data
     assert stream_all(data) == data
+
+
+def zstd_frames(data: bytes, **kw: bool) -> bytes:
+    return zstandard.ZstdCompressor(**kw).compress(data)  # type: ignore[arg-type]
+
+
+def streamed(data: bytes) -> bytes:
+    """A frame as a streaming compressor writes it: no content size in its header."""
+    obj = zstandard.ZstdCompressor(write_checksum=True).compressobj()
+    return obj.compress(data) + obj.flush()
+
+
+SKIPPABLE = (0x184D2A53).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"user!"
+
+
+@pytest.mark.parametrize("blob", [
+    zstd_frames(b"x" * 100_000),
+    zstd_frames(os.urandom(200_000), write_checksum=True),
+    zstd_frames(b"small", write_content_size=False),
+    streamed(os.urandom(50_000) + b"z" * 300_000),
+    zstd_frames(b"one") + SKIPPABLE + zstd_frames(b"two", write_checksum=True),
+    zstd_frames(b""),
+], ids=["rle-ish", "checksum", "no-size", "streamed", "skippable-between", "empty"])
+def test_zstd_frames_end_where_the_stream_does_and_not_before(blob: bytes) -> None:
+    for step in (1, 3, 4096, len(blob)):
+        frames = ZstdFrames()
+        for at in range(0, len(blob), step):
+            frames.feed(blob[at:at + step])
+        assert frames.complete, step
+    for cut in sorted({1, 4, 5, 7, len(blob) // 2, len(blob) - 1}):
+        frames = ZstdFrames()
+        frames.feed(blob[:cut])
+        assert not frames.complete, cut
+
+
+@pytest.mark.parametrize("read", [read_all, stream_all])
+def test_a_zstd_stream_cut_inside_a_frame_is_an_error(read) -> None:  # type: ignore[no-untyped-def]
+    """python-zstandard's reader gave the prefix it could decode, without a word."""
+    first, second = zstd_frames(b"a" * 5000), zstd_frames(os.urandom(50_000))
+    assert read(first + second) == b"a" * 5000 + zstandard.ZstdDecompressor().decompress(second)
+    for cut in (3, 9, len(second) // 2, len(second) - 1):
+        with pytest.raises(CorruptStreamError, match="zstd stream is cut short"):
+            read(first + second[:cut])
