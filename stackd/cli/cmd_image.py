@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
+import uuid
+from typing import TYPE_CHECKING, BinaryIO
 
 from stackd.cli import image_bootstrap
+from stackd.errors import UsageError
+
+if TYPE_CHECKING:
+    from stackd.images import ImageStore
 
 HELP = "Manage images: inspect, ls, rm, load, save, import, prune, bootstrap"
 
@@ -20,12 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true",
                    help="untag an image containers use (kept while they do)")
     p = sub.add_parser("load", help="load a docker save tarball or an OCI archive")
-    p.add_argument("-i", "--input", required=True, metavar="FILE")
+    p.add_argument("-i", "--input", metavar="FILE", help="the archive (default: stdin)")
     p = sub.add_parser("save", help="save images to a tarball (docker save format)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("-o", "--output", metavar="FILE", help="the archive (default: stdout)")
     p = sub.add_parser("import", help="make an image from a root filesystem tarball")
-    p.add_argument("tarball", metavar="ROOTFS.tar")
+    p.add_argument("tarball", metavar="ROOTFS.tar", help="the tarball, or - for stdin")
     p.add_argument("name", nargs="?", default=None, metavar="NAME[:TAG]")
     p = sub.add_parser("prune", help="delete content no image name reaches")
     image_bootstrap.add_arguments(sub)
@@ -55,13 +63,23 @@ def run(args: argparse.Namespace) -> int:
         untag(store, args.images, views, force=args.force)
         store.prune(in_use=layers_in_use(views))
     elif args.subverb == "load":
-        for img in store.load(args.input):
+        source = (args.input if args.input is not None
+                  else _stdin("image load: the archive comes from stdin"))
+        for img in store.load(source, None if args.input is not None else "stdin"):
             names = ", ".join(img.references) or "(no name)"
             print(f"Loaded image: {names} {img.id}")
     elif args.subverb == "save":
-        store.save(args.images, args.output)
+        if args.output:
+            store.save(args.images, args.output)
+        else:
+            _save_to_stdout(store, args.images)
     elif args.subverb == "import":
-        print(store.import_rootfs(args.tarball, args.name).id)
+        if args.tarball == "-":
+            image = store.import_rootfs(_stdin("image import -: the tarball comes from stdin"),
+                                        args.name, shown="stdin")
+        else:
+            image = store.import_rootfs(args.tarball, args.name)
+        print(image.id)
     elif args.subverb == "prune":
         from stackd.cli.cmd_rmi import containers_here
         from stackd.daemon.stack_images import layers_in_use
@@ -70,3 +88,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"Deleted {report.blobs_removed} blobs and {report.snapshots_removed} layers; "
               f"reclaimed {decimal_size(report.bytes_freed)}")
     return 0
+
+
+def _stdin(what: str) -> BinaryIO:
+    """Stdin, read once by the loader, as `docker load` and `docker import -` read it."""
+    if sys.stdin.isatty():
+        raise UsageError(f"{what}, and stdin is a terminal",
+                         hint="redirect a file in (`< image.tar`), or name it")
+    return sys.stdin.buffer
+
+
+def _save_to_stdout(store: ImageStore, images: list[str]) -> None:
+    """`docker save IMAGE > file`: the archive on stdout, never onto a terminal."""
+    if sys.stdout.isatty():
+        raise UsageError("image save: an image archive is not written to a terminal",
+                         hint="give -o FILE, or redirect stdout (`> image.tar`)")
+    spool = store.blobs.ingest_dir / f"save-{uuid.uuid4().hex}.tar"
+    try:
+        store.save(images, spool)
+        with open(spool, "rb") as archive:
+            shutil.copyfileobj(archive, sys.stdout.buffer, 1 << 20)
+        sys.stdout.buffer.flush()
+    finally:
+        spool.unlink(missing_ok=True)

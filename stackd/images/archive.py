@@ -12,6 +12,7 @@ Docker's `manifest.json`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,7 +20,7 @@ import shutil
 import tarfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from stackd.images.compression import CHUNK, compression_of, open_decompressed
 from stackd.images.digests import hex_of, is_digest
@@ -53,16 +54,23 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
-def load_archive(store: ImageStore, archive: Path) -> list[Image]:
-    if not archive.is_file():
+def load_archive(store: ImageStore, source: Path | BinaryIO, shown: str | None = None
+                 ) -> list[Image]:
+    """Load the archive at `source` (a path, or a stream read once: `load` from stdin),
+    called `shown` in messages (default: the path)."""
+    archive = shown or str(source)
+    if isinstance(source, Path) and not source.is_file():
         raise ArchiveError(f"{archive} is not a file", hint="give the path of a docker save "
                                                            "tarball or an OCI archive")
     work = store.root / "ingest" / f"load-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
         try:
-            with open(archive, "rb") as raw, tarfile.open(
-                    fileobj=open_decompressed(raw), mode="r|") as tar:
+            with contextlib.ExitStack() as stack:
+                raw = (stack.enter_context(open(source, "rb")) if isinstance(source, Path)
+                       else source)
+                tar = stack.enter_context(tarfile.open(fileobj=open_decompressed(raw),
+                                                       mode="r|"))
                 tar.extractall(work, filter="data")
         except (tarfile.TarError, OSError) as exc:
             raise ArchiveError(f"{archive}: not a readable image archive: {exc}",
@@ -79,7 +87,7 @@ def load_archive(store: ImageStore, archive: Path) -> list[Image]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _inside(work: Path, rel: str, archive: Path) -> Path:
+def _inside(work: Path, rel: str, archive: str) -> Path:
     path = (work / rel).resolve()
     if not path.is_relative_to(work.resolve()) or not path.is_file():
         raise ArchiveError(f"{archive}: '{rel}' is missing from the archive",
@@ -93,7 +101,7 @@ def _layer_media_type(path: Path) -> str:
     return {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}.get(kind, OCI_LAYER)
 
 
-def _save_entries(work: Path, archive: Path) -> list[tuple[str, list[str], list[str]]]:
+def _save_entries(work: Path, archive: str) -> list[tuple[str, list[str], list[str]]]:
     """manifest.json of a `docker save` archive: (config, layers, tags) of each image,
     each of the type docker writes, or an ArchiveError naming the file."""
     malformed = ArchiveError(f"{archive}: manifest.json is not what `docker save` writes "
@@ -121,7 +129,7 @@ def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _load_docker(store: ImageStore, work: Path, archive: Path) -> list[Image]:
+def _load_docker(store: ImageStore, work: Path, archive: str) -> list[Image]:
     images = []
     for config, layer_paths, tags in _save_entries(work, archive):
         config_body = _inside(work, config, archive).read_bytes()
@@ -149,7 +157,7 @@ def _load_docker(store: ImageStore, work: Path, archive: Path) -> list[Image]:
     return images
 
 
-def _load_oci(store: ImageStore, work: Path, archive: Path) -> list[Image]:
+def _load_oci(store: ImageStore, work: Path, archive: str) -> list[Image]:
     index = json_object((work / "index.json").read_bytes(), f"{archive}: index.json")
     entries = index.get("manifests") or []
     if not isinstance(entries, list):

@@ -12,6 +12,7 @@ Layout:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import fcntl
 import json
 import os
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 import trio
 from pydantic import ValidationError
@@ -372,37 +373,48 @@ class ImageStore:
                 self.refs.set(str(parse(name)), digest)
         return self.image(digest)
 
-    def import_rootfs(self, tar_path: str | Path, ref: str | None = None,
-                      config: ImageConfig | None = None) -> Image:
-        """Like `docker import`: one layer from a root filesystem tar (gzip/zstd/plain)."""
-        tar_path = Path(tar_path)
-        if not tar_path.is_file():
-            raise ArchiveError(f"{tar_path} is not a file",
+    def import_rootfs(self, source: str | Path | BinaryIO, ref: str | None = None,
+                      config: ImageConfig | None = None, shown: str | None = None) -> Image:
+        """Like `docker import`: one layer from a root filesystem tar (gzip/zstd/plain),
+        at a path or read once from a stream (`import -`: stdin), called `shown` in
+        messages (default: the path)."""
+        if isinstance(source, str):
+            source = Path(source)
+        name = shown or str(source)
+        if isinstance(source, Path) and not source.is_file():
+            raise ArchiveError(f"{name} is not a file",
                                hint="give the path of a tar of a root filesystem")
         from stackd.images.compression import CorruptStreamError, open_decompressed
         from stackd.images.oci import now
 
-        plain = self.root / "ingest" / f"import-{os.getpid()}-{id(tar_path)}.tar"
+        plain = self.root / "ingest" / f"import-{uuid.uuid4().hex}.tar"
         with self.writing():
             try:
-                with open(tar_path, "rb") as raw, open(plain, "wb") as out:
+                with contextlib.ExitStack() as stack:
+                    raw = (stack.enter_context(open(source, "rb"))
+                           if isinstance(source, Path) else source)
+                    out = stack.enter_context(open(plain, "wb"))
                     try:
                         shutil.copyfileobj(open_decompressed(raw), out, CHUNK)
                     except CorruptStreamError as exc:
-                        raise ArchiveError(f"{tar_path}: {exc}", hint="the file is damaged "
+                        raise ArchiveError(f"{name}: {exc}", hint="the file is damaged "
                                            "or was not fully written; make it again") from exc
                 layer = self.add_layer_from_tar(plain)
             finally:
                 plain.unlink(missing_ok=True)
-            history = [{"created": now(), "created_by": f"stackd image import {tar_path.name}"}]
+            history = [{"created": now(),
+                        "created_by": f"stackd image import {os.path.basename(name)}"}]
             return self.commit(config or ImageConfig(), [layer], history,
                                names=[ref] if ref else [])
 
     # -- archives -----------------------------------------------------------------------
-    def load(self, archive: str | Path) -> builtins.list[Image]:
+    def load(self, archive: str | Path | BinaryIO, shown: str | None = None
+             ) -> builtins.list[Image]:
+        """A `docker save` or OCI archive, at a path or read once from a stream."""
         from stackd.images.archive import load_archive
 
-        return load_archive(self, Path(archive))
+        return load_archive(self, Path(archive) if isinstance(archive, str) else archive,
+                            shown)
 
     def save(self, refs: builtins.list[str], archive: str | Path) -> None:
         from stackd.images.archive import save_archive

@@ -131,6 +131,37 @@ def test_load_of_a_malformed_archive_is_one_error_and_names_nothing(
     assert stackd(roots, "images", "-q").stdout == ""
 
 
+def test_load_save_and_import_use_stdin_and_stdout_as_docker_does(
+        roots: Roots, busybox_tar: Path, tmp_path: Path) -> None:
+    """`docker load < x.tar`, `docker save IMG > x.tar` (or `| gzip`) and `cat rootfs.tar
+    | docker import - NAME` are how most people move images; stackd required -i and
+    -o, and took `-` for a file name."""
+    env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+
+    def raw(*args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "stackd", *args], input=data,
+                              capture_output=True, env=env, timeout=60)
+
+    imported = raw("image", "import", "-", "piped:1", data=busybox_tar.read_bytes())
+    assert imported.returncode == 0, imported.stderr
+    image_id = imported.stdout.decode().strip()
+    saved = raw("image", "save", "piped:1")
+    assert saved.returncode == 0, saved.stderr
+    with tarfile.open(fileobj=io.BytesIO(saved.stdout)) as tar:
+        assert "manifest.json" in tar.getnames()
+    stackd(roots, "rmi", "piped:1")
+    loaded = raw("image", "load", data=gzip.compress(saved.stdout))
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.decode() == f"Loaded image: docker.io/library/piped:1 {image_id}\n"
+
+    empty = raw("image", "load")
+    assert empty.returncode == 1
+    assert empty.stderr.decode().startswith("stackd: stdin: not a readable image archive")
+    cut = raw("image", "import", "-", "cut:1", data=gzip.compress(busybox_tar.read_bytes())[:5000])
+    assert cut.returncode == 1 and b"stdin: the gzip stream is cut short" in cut.stderr
+    assert list((roots.state / "images" / "ingest").iterdir()) == []
+
+
 def test_login_verifies_then_saves(roots: Roots, token_registry: RunningRegistry,
                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACKD_CONFIG", str(tmp_path / "cfg.json"))
