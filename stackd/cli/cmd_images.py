@@ -5,7 +5,10 @@ runs, matched by its layers, since a container records layers rather than a name
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackd.images.models import ImageSummary
 
 HELP = "List images in the local store"
 
@@ -16,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="table, json, or a Docker template: '{{.Repository}}:{{.Tag}}'")
     parser.add_argument("-s", "--stack", action="store_true",
                         help="the images of the stack's containers (compose's `images`)")
+    parser.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
+                        help="only this repository's images (of this tag), as docker's")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     images = store.list()
     if args.stack:
         return _stack_images(args, store, images)
+    if args.repository:
+        images = matching(images, args.repository)
     if args.quiet:
         for img in images:
             print(img.id[7:19])
@@ -44,6 +51,23 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(render(args.format, image_rows(images)))
     return 0
+
+
+def matching(images: list[ImageSummary], wanted: str) -> list[ImageSummary]:
+    """The images with a name in `wanted`'s repository (and of its tag, when it names
+    one), each showing those names only: `docker images redis`. Pure."""
+    from stackd.images.reference import parse
+
+    want = parse(wanted)
+    tagged = ":" in wanted.rsplit("/", 1)[-1]
+    out = []
+    for img in images:
+        names = tuple(r for r in img.references
+                      if (ref := parse(r)).repository == want.repository
+                      and (not tagged or ref.tag == want.tag))
+        if names:
+            out.append(img.model_copy(update={"references": names}))
+    return out
 
 
 def stack_rows(containers: list[tuple[str, tuple[str, ...]]],
