@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="subverb", required=True, metavar="SUBVERB")
     p = sub.add_parser("inspect", help="print images' details as JSON")
     p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="a Docker template over Docker's fields: '{{.Id}}', '{{.Config.Env}}'")
     p = sub.add_parser("ls", help="list images")
     p.add_argument("-q", "--quiet", action="store_true")
     p = sub.add_parser("rm", help="remove images")
@@ -51,7 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
     store = ImageStore(Roots.from_env().ensure())
     if args.subverb == "inspect":
-        print(json.dumps([store.get(i).model_dump(mode="json") for i in args.images], indent=2))
+        found = [store.get(i) for i in args.images]
+        if args.format:
+            from stackd.cli.goformat import render
+            from stackd.cli.image_view import docker_image
+
+            sys.stdout.write(render(args.format, [docker_image(img) for img in found]))
+        else:
+            print(json.dumps([img.model_dump(mode="json") for img in found], indent=2))
     elif args.subverb == "ls":
         images = store.list()
         print("\n".join(i.id[7:19] for i in images) if args.quiet else image_table(images))

@@ -1,5 +1,6 @@
-"""Docker's `--format` templates, the part scripts use: `{{.Field}}` (and
-`{{json .}}`, `{{json .Field}}`), `table` for a header row and tab-aligned columns,
+"""Docker's `--format` templates, the part scripts use: `{{.Field}}` and
+`{{.Field.Sub}}` (and `{{json .}}`, `{{json .Field}}`), printed as Go prints them
+(`[a b]`, `map[k:v]`, `true`), `table` for a header row and tab-aligned columns,
 `\\t` and `\\n` as a tab and a newline. Pure. Anything else Go's templates have (ranges,
 functions, pipelines) is refused by name rather than printed as it stands.
 """
@@ -15,8 +16,8 @@ from stackd.errors import UsageError
 from stackd.printable import shown
 
 _ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
-_FIELD = re.compile(r"^\.([A-Za-z][A-Za-z0-9]*)$")
-_JSON = re.compile(r"^json\s+\.([A-Za-z][A-Za-z0-9]*)?$")
+_FIELD = re.compile(r"^\.([A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)$")
+_JSON = re.compile(r"^json\s+\.([A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)?$")
 
 
 def render(template: str, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -40,7 +41,7 @@ def _check(action: str, fields: Sequence[str]) -> None:
     if m is None and action not in ("json .", "."):
         raise UsageError(f"--format: {{{{{action}}}}} is not a field stackd fills in",
                          hint="use {{.Field}} or {{json .}}; fields: " + ", ".join(fields))
-    name = m.group(1) if m is not None else None
+    name = m.group(1).split(".")[0] if m is not None and m.group(1) else None
     if name and fields and name not in fields:
         raise UsageError(f"--format: there is no field {name!r}",
                          hint="fields: " + ", ".join(fields))
@@ -55,10 +56,31 @@ def _fill(body: str, row: Mapping[str, Any]) -> str:
             return json.dumps(dict(row)) if action.startswith("json") else shown(str(dict(row)))
         j = _JSON.match(action)
         if j is not None:
-            return json.dumps(row.get(j.group(1)))
-        v = row.get(action[1:])
-        return "" if v is None else shown(str(v))
+            return json.dumps(_lookup(row, j.group(1)))
+        v = _lookup(row, action[1:])
+        return "" if v is None else shown(_go(v))
     return _ACTION.sub(value, body)
+
+
+def _lookup(row: Mapping[str, Any], path: str) -> Any:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _go(value: Any) -> str:
+    """A value as Go's text/template prints it: `[a b]`, `map[k:v]` (keys sorted),
+    `true`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(_go(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{k}:{_go(value[k])}" for k in sorted(value)) + "]"
+    return str(value)
 
 
 # Docker's headers that are not their field's name in capitals.
@@ -67,7 +89,7 @@ _HEADERS = {"RunningFor": "CREATED"}
 
 def _header(action: str) -> str:
     m = _FIELD.match(action) or _JSON.match(action)
-    name = (m.group(1) if m is not None else None) or "JSON"
+    name = (m.group(1).split(".")[-1] if m is not None and m.group(1) else None) or "JSON"
     return _HEADERS.get(name) or re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).upper()
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from stackd.cli.humanize import decimal_size
-from stackd.images.models import ImageSummary
+from stackd.images.models import Image, ImageSummary
 from stackd.images.progress import ProgressEvent
 
 
@@ -79,3 +79,25 @@ def image_table(images: list[ImageSummary], now: float | None = None) -> str:
     return render(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"),
                   [(r["Repository"], r["Tag"], r["ID"], r["CreatedSince"], r["Size"])
                    for r in image_rows(images, now)], gap="  ")
+
+
+def docker_image(img: Image) -> dict[str, Any]:
+    """An image under the names Docker's `image inspect` gives it, for `--format`
+    templates scripts use (`{{.Id}}`, `{{.Config.Env}}`, `{{.RepoTags}}`). Pure."""
+    from stackd.images.reference import parse
+
+    refs = [parse(r) for r in img.references]
+    config = {"Env": [], "Cmd": None, "Entrypoint": None, "WorkingDir": "", "User": "",
+              "Labels": {}, "ExposedPorts": {}, "Volumes": {}, "StopSignal": "",
+              **img.config.to_oci()}
+    return {
+        "Id": img.id,
+        "RepoTags": [r.familiar() for r in refs if r.tag],
+        "RepoDigests": sorted({f"{r.familiar().rsplit(':', 1)[0] if r.tag else r.familiar()}"
+                               f"@{img.digest}" for r in refs if not r.digest}),
+        "Created": img.created or "",
+        "Size": img.size,
+        "Architecture": img.architecture,
+        "Os": img.os,
+        "Config": config,
+    }

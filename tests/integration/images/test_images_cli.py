@@ -145,6 +145,9 @@ def test_load_save_and_import_use_stdin_and_stdout_as_docker_does(
     imported = raw("image", "import", "-", "piped:1", data=busybox_tar.read_bytes())
     assert imported.returncode == 0, imported.stderr
     image_id = imported.stdout.decode().strip()
+    # docker image inspect -f, as scripts ask for an image's id or env
+    assert stackd(roots, "image", "inspect", "-f", "{{.Id}} {{.RepoTags}}",
+                  "piped:1").stdout == f"{image_id} [piped:1]\n"
     saved = raw("image", "save", "piped:1")
     assert saved.returncode == 0, saved.stderr
     with tarfile.open(fileobj=io.BytesIO(saved.stdout)) as tar:

@@ -43,3 +43,34 @@ def test_a_header_docker_names_otherwise_is_dockers() -> None:
     rows = [{"Name": "shop-web-1", "RunningFor": "2 minutes ago", "CreatedAt": "x"}]
     header = render("table {{.Name}}\t{{.RunningFor}}\t{{.CreatedAt}}", rows).splitlines()[0]
     assert header.split() == ["NAME", "CREATED", "CREATED", "AT"], header
+
+
+def test_nested_fields_print_as_go_prints_them() -> None:
+    """`docker image inspect -f '{{.Config.Env}}'`: stackd took no nested field, and
+    printed a list as Python's repr."""
+    row = {"Id": "sha256:ab", "Config": {"Env": ["A=1", "B=2"], "Labels": {"z": "1", "a": "2"},
+                                         "Tty": False, "Cmd": None}}
+    assert render("{{.Config.Env}} {{.Config.Labels}} {{.Config.Tty}}", [row]) == (
+        "[A=1 B=2] map[a:2 z:1] false\n")
+    assert render("{{json .Config.Env}}|{{.Config.Cmd}}|{{.Config.Nope}}", [row]) == (
+        '["A=1", "B=2"]||\n')
+    assert render("table {{.Id}}\\t{{.Config.Env}}", [row]).splitlines() == [
+        "ID          ENV", "sha256:ab   [A=1 B=2]"]
+    with pytest.raises(UsageError, match="there is no field 'Nope'"):
+        render("{{.Nope.Env}}", [row])
+
+
+def test_an_images_docker_fields() -> None:
+    from stackd.cli.image_view import docker_image
+    from stackd.images.models import Image, ImageConfig
+
+    img = Image(id="sha256:" + "c" * 64, digest="sha256:" + "d" * 64,
+                references=("docker.io/library/redis:7", "registry.local:5000/app:1"),
+                config=ImageConfig(env=("PATH=/bin",), cmd=("redis-server",),
+                                   exposed_ports=("6379/tcp",)),
+                layer_dirs=(), size=10, created="2026-01-01T00:00:00Z")
+    doc = docker_image(img)
+    assert doc["RepoTags"] == ["redis:7", "registry.local:5000/app:1"]
+    assert doc["RepoDigests"] == [f"redis@{img.digest}", f"registry.local:5000/app@{img.digest}"]
+    assert render("{{.Config.Env}} {{.Config.Cmd}} {{.Config.ExposedPorts}} {{.Config.User}}",
+                  [doc]) == "[PATH=/bin] [redis-server] map[6379/tcp:map[]] \n"
