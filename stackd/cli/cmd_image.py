@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("tarball", metavar="ROOTFS.tar", help="the tarball, or - for stdin")
     p.add_argument("name", nargs="?", default=None, metavar="NAME[:TAG]")
     p = sub.add_parser("prune", help="delete content no image name reaches")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="accepted as docker's: stackd's prune asks nothing")
     image_bootstrap.add_arguments(sub)
 
 

@@ -41,7 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "com.docker.network.bridge.enable_icc=false")
     rm = sub.add_parser("rm", help="remove networks no container uses")
     rm.add_argument("names", nargs="+", metavar="NAME")
-    sub.add_parser("prune", help="remove every network no container uses")
+    sub.add_parser("prune", help="remove every network no container uses").add_argument(
+        "-f", "--force", action="store_true",
+        help="accepted as docker's: stackd's prune asks nothing")
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -165,6 +165,13 @@ def test_load_save_and_import_use_stdin_and_stdout_as_docker_does(
     assert list((roots.state / "images" / "ingest").iterdir()) == []
 
 
+def test_prune_takes_dockers_force_flag(roots: Roots) -> None:
+    """`docker image prune -f` / `docker network prune -f` in scripts: stackd's prune
+    asks nothing, and refused the flag (rc 2, "unrecognized arguments: -f")."""
+    assert stackd(roots, "image", "prune", "-f").stdout.startswith("Deleted 0 blobs")
+    assert stackd(roots, "network", "prune", "--force").returncode == 0
+
+
 def test_login_verifies_then_saves(roots: Roots, token_registry: RunningRegistry,
                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACKD_CONFIG", str(tmp_path / "cfg.json"))
