@@ -20,7 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--format", default="table",
                     help="table, json, or a Docker template: '{{.Names}}'")
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
-    sub.add_parser("inspect", help="containers as JSON").add_argument("names", nargs="+")
+    inspect = sub.add_parser("inspect", help="containers as JSON (-f: through a template)")
+    inspect.add_argument("-f", "--format", default=None,
+                         help="a Docker template over Docker's fields, one line per "
+                              "container: '{{.State.Status}}', "
+                              "'{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'; "
+                              "json: those fields as JSON")
+    inspect.add_argument("names", nargs="+")
     logs = sub.add_parser("logs", help="a container's output")
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("-n", "--tail", type=int, default=None)
@@ -69,6 +75,18 @@ def _inspect(row: dict[str, Any]) -> dict[str, Any]:
     return {**container_json(Roots.from_env(), row["id"]), "ports": row.get("ports") or []}
 
 
+def _docker(row: dict[str, Any]) -> dict[str, Any]:
+    from stackd.cli.container_view import docker_container
+    from stackd.daemon.host_verbs import container_json, container_links
+    from stackd.roots import Roots
+
+    roots = Roots.from_env()
+    record = container_json(roots, row["id"])
+    links = container_links(roots, row["id"],
+                            [m.get("source") or "" for m in record["spec"]["mounts"]])
+    return docker_container(row, record, links)
+
+
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
     from stackd.errors import ConflictError
@@ -114,7 +132,15 @@ def run(args: argparse.Namespace) -> int:
             return 0
         rows = _rows(client)
         if args.subverb == "inspect":
-            print(json.dumps([_inspect(find(rows, n)) for n in args.names], indent=2))
+            found = [find(rows, n) for n in args.names]  # every name checked first
+            if args.format is None:
+                print(json.dumps([_inspect(row) for row in found], indent=2))
+            elif args.format == "json":
+                print(json.dumps([_docker(row) for row in found], indent=4))
+            else:
+                from stackd.cli.goformat import render as render_template
+
+                sys.stdout.write(render_template(args.format, [_docker(r) for r in found]))
             return 0
         if args.subverb == "logs":
             row = find(rows, args.name)

@@ -129,6 +129,56 @@ def container_json(roots: Roots, container_id: str) -> dict[str, Any]:
     return dict(json.loads(json.dumps(out, default=str)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Attached:
+    """A container's address on one network, with what Docker shows beside it."""
+    network: str
+    ip: str
+    prefix_len: int
+    gateway: str
+    mac: str
+    aliases: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerLinks:
+    """What `container inspect -f` shows beside the runtime's record of a container."""
+    attached: tuple[Attached, ...]
+    published: tuple[Any, ...]  # state.allocations.PortRow
+    volumes: dict[str, str]  # a volume's directory → its name
+
+
+def container_links(roots: Roots, container_id: str, mount_sources: Sequence[str]
+                    ) -> ContainerLinks:
+    """The container's networks and published ports from the state store, and the names
+    of the volumes among `mount_sources`."""
+    import ipaddress
+
+    import stackd.state.allocations  # noqa: F401  (registers the tables)
+    from stackd.daemon.desired_store import db_path
+    from stackd.state.allocations import Allocations
+    from stackd.state.db import StateDB
+    from stackd.state.volumes import VolumeStore
+
+    db = StateDB.open(db_path(roots.ensure().state))
+    try:
+        alloc = Allocations(db)
+        nets = {n.key: n for n in alloc.networks()}
+        attached = tuple(
+            Attached(a.network_key, a.ip,
+                     ipaddress.ip_network(nets[a.network_key].subnet).prefixlen
+                     if a.network_key in nets else 0,
+                     nets[a.network_key].gateway if a.network_key in nets else "",
+                     a.mac, a.aliases)
+            for a in alloc.addresses(container_id=container_id))
+        published = tuple(alloc.ports(container_id=container_id))
+        volumes = VolumeStore(db, roots.state)
+        named = {s: n for s in mount_sources if (n := volumes.name_of(s)) is not None}
+    finally:
+        db.close()
+    return ContainerLinks(attached, published, named)
+
+
 def project_layers(roots: Roots, project: str) -> list[tuple[str, tuple[str, ...]]]:
     """`images --stack`: (name, layer dirs) of each container of the project."""
     from stackd.hostnames import LABEL_PROJECT

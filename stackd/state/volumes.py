@@ -56,6 +56,13 @@ class VolumeStore:
                              hint="use letters, digits, '_', '.' and '-'")
         return str(self.root / name / "data")
 
+    def name_of(self, path: str) -> str | None:
+        """The volume whose directory `path` is (`path`'s inverse), or None."""
+        p = Path(path)
+        if p.name == "data" and p.parent.parent == self.root and NAME.fullmatch(p.parent.name):
+            return p.parent.name
+        return None
+
     async def volumes(self, project: str) -> list[str]:
         rows = self.db.conn.execute("SELECT name FROM volumes WHERE project=? ORDER BY name",
                                     (project,)).fetchall()
