@@ -75,7 +75,7 @@ def _inspect(row: dict[str, Any]) -> dict[str, Any]:
     return {**container_json(Roots.from_env(), row["id"]), "ports": row.get("ports") or []}
 
 
-def _docker(row: dict[str, Any]) -> dict[str, Any]:
+def docker_doc(row: dict[str, Any]) -> dict[str, Any]:
     from stackd.cli.container_view import docker_container
     from stackd.daemon.host_verbs import container_json, container_links
     from stackd.roots import Roots
@@ -136,11 +136,11 @@ def run(args: argparse.Namespace) -> int:
             if args.format is None:
                 print(json.dumps([_inspect(row) for row in found], indent=2))
             elif args.format == "json":
-                print(json.dumps([_docker(row) for row in found], indent=4))
+                print(json.dumps([docker_doc(row) for row in found], indent=4))
             else:
                 from stackd.cli.goformat import render as render_template
 
-                sys.stdout.write(render_template(args.format, [_docker(r) for r in found]))
+                sys.stdout.write(render_template(args.format, [docker_doc(r) for r in found]))
             return 0
         if args.subverb == "logs":
             row = find(rows, args.name)

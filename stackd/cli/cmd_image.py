@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
     store = ImageStore(Roots.from_env().ensure())
     if args.subverb == "inspect":
         found = [store.get(i) for i in args.images]
-        if args.format:
+        if args.format == "json":
+            from stackd.cli.image_view import docker_image
+
+            print(json.dumps([docker_image(img) for img in found], indent=4))
+        elif args.format:
             from stackd.cli.goformat import render
             from stackd.cli.image_view import docker_image
 

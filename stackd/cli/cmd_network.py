@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from typing import Any
 
 HELP = "List, inspect, create and remove networks (ls, inspect, create, rm, prune)"
@@ -24,9 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="subverb", required=True,
                            metavar="{ls,inspect,create,rm,prune}")
     ls = sub.add_parser("ls", help="list networks")
-    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.add_argument("--format", default="table",
+                    help="table, json, or a Docker template: '{{.Name}}'")
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
     ins = sub.add_parser("inspect", help="a network with its containers and ports, as JSON")
+    ins.add_argument("-f", "--format", default=None,
+                     help="a Docker template over Docker's fields, one line per network: "
+                          "'{{range .IPAM.Config}}{{.Subnet}}{{end}}'; json: those fields")
     ins.add_argument("names", nargs="+", metavar="NAME")
     create = sub.add_parser("create", help="a network for stacks to join (external: true)")
     create.add_argument("name", metavar="NAME")
@@ -65,11 +70,30 @@ def run(args: argparse.Namespace) -> int:
                 print("\n".join(r["name"] for r in rows))
             elif args.format == "json":
                 print(json.dumps(rows, indent=2))
-            else:
+            elif args.format == "table":
                 print(table(rows))
+            else:
+                from stackd.cli.goformat import render
+                from stackd.cli.network_view import ls_fields
+
+                sys.stdout.write(render(args.format, [ls_fields(r) for r in rows]))
             return 0
         if args.subverb == "inspect":
-            print(json.dumps([admin.describe(n) for n in args.names], indent=2))
+            described = [admin.describe(n) for n in args.names]
+            if args.format is None:
+                print(json.dumps(described, indent=2))
+                return 0
+            from stackd.cli.network_view import docker_network
+            from stackd.daemon.host_verbs import containers_here
+
+            names = {c.id: c.name for c in containers_here(admin.roots)}
+            docs = [docker_network(d, names) for d in described]
+            if args.format == "json":
+                print(json.dumps(docs, indent=4))
+            else:
+                from stackd.cli.goformat import render
+
+                sys.stdout.write(render(args.format, docs))
             return 0
         if args.subverb == "create":
             create(admin, args)

@@ -20,9 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="subverb", required=True,
                            metavar="{ls,inspect,create,rm,prune}")
     ls = sub.add_parser("ls", help="list volumes")
-    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.add_argument("--format", default="table",
+                    help="table, json, or a Docker template: '{{.Name}}'")
     ls.add_argument("-q", "--quiet", action="store_true", help="only names")
     ins = sub.add_parser("inspect", help="volumes as JSON: mountpoint, project, users")
+    ins.add_argument("-f", "--format", default=None,
+                     help="a Docker template over Docker's fields, one line per volume: "
+                          "'{{.Mountpoint}}'; json: those fields")
     ins.add_argument("names", nargs="+", metavar="NAME")
     create = sub.add_parser("create", help="create a volume (no error if it exists)")
     create.add_argument("name", metavar="NAME")
@@ -57,10 +61,27 @@ def run(args: argparse.Namespace) -> int:
                 print("\n".join(r["name"] for r in rows))
             elif args.format == "json":
                 print(json.dumps(rows, indent=2))
-            else:
+            elif args.format == "table":
                 print(table(rows))
+            else:
+                from stackd.cli.goformat import render
+                from stackd.cli.volume_view import ls_fields
+
+                sys.stdout.write(render(args.format, [ls_fields(r) for r in rows]))
         elif args.subverb == "inspect":
-            print(json.dumps([admin.inspect(n) for n in args.names], indent=2))
+            described = [admin.inspect(n) for n in args.names]
+            if args.format is None:
+                print(json.dumps(described, indent=2))
+            else:
+                from stackd.cli.volume_view import docker_volume
+
+                docs = [docker_volume(d) for d in described]
+                if args.format == "json":
+                    print(json.dumps(docs, indent=4))
+                else:
+                    from stackd.cli.goformat import render
+
+                    sys.stdout.write(render(args.format, docs))
         elif args.subverb == "rm":
             admin.remove(args.names)
             print("\n".join(args.names))

@@ -65,6 +65,8 @@ EXAMPLES: dict[str, str] = {
              "stackd image import rootfs.tar mybase:1",
     "network": "stackd network ls\nstackd network prune",
     "container": "stackd container ls\nstackd container logs webapp-web-1",
+    "inspect": "stackd inspect -f '{{.State.Health.Status}}' webapp-web-1\n"
+               "stackd inspect -f '{{.Mountpoint}}' webapp_dbdata",
     "volume": "stackd volume ls\nstackd volume inspect webapp_dbdata",
     "volumes": "stackd volumes db",
     "version": "stackd version",
@@ -80,7 +82,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
                    "port", "wait", "stats", "exec", "cp", "run", "container"),
     "stack files": ("config", "graph"),
     "images": ("build", "pull", "push", "images", "rmi", "tag", "login", "image"),
-    "host": ("network", "volume", "daemon", "version"),
+    "host": ("network", "volume", "inspect", "daemon", "version"),
 }
 TOP_EXAMPLE = """\
   cd examples/webapp && stackd up -d --wait && stackd ps

@@ -76,6 +76,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "image": ("stackd.cli.cmd_image",
               "Manage images: inspect, ls, rm, load, save, import, prune, bootstrap"),
     "network": ("stackd.cli.cmd_network", "Manage networks: ls, inspect, rm, prune"),
+    "inspect": ("stackd.cli.cmd_inspect",
+                "Show containers, images, networks or volumes under Docker's field names"),
     "container": ("stackd.cli.cmd_container",
                   "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),

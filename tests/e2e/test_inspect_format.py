@@ -85,6 +85,33 @@ def test_container_inspect_f_answers_dockers_templates(no_leaks: Roots, demo_ima
         docs = json.loads(cli("container", "inspect", "-f", "json", "insp-web-1").stdout)
         assert docs[0]["State"]["Status"] == "running" and docs[0]["Id"].startswith("insp-web")
 
+        # Docker's other objects, by their `inspect -f` and `ls --format` fields.
+        mountpoint = json.loads(cli("volume", "inspect", "insp_data").stdout)[0]["mountpoint"]
+        assert cli("volume", "inspect", "-f", "{{.Mountpoint}} {{.Driver}}",
+                   "insp_data").stdout == f"{mountpoint} local\n"
+        assert "insp_data|io.stackd.project=insp" in cli(
+            "volume", "ls", "--format", "{{.Name}}|{{.Labels}}").stdout.splitlines()
+        described = json.loads(cli("network", "inspect", "insp_back").stdout)[0]
+        assert cli("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}} "
+                   "{{range .Containers}}{{.Name}}={{.IPv4Address}}{{end}}",
+                   "insp_back").stdout == (
+            f"{described['subnet']} insp-web-1={held['insp_back']}/"
+            f"{described['subnet'].split('/')[1]}\n")
+        assert sorted(cli("network", "ls", "--format", "{{.Name}} {{.Driver}}").stdout
+                      .splitlines()) == ["insp_back bridge", "insp_default bridge"]
+
+        # `inspect` finds each name as Docker does: a container, an image, a network, a
+        # volume; --type looks for one kind.
+        assert cli("inspect", "-f", "{{.Name}}|{{.Mountpoint}}|{{.Driver}}", "insp-web-1",
+                   "insp_back", "insp_data").stdout == (
+            f"/insp-web-1||\ninsp_back||bridge\ninsp_data|{mountpoint}|local\n")
+        assert cli("inspect", "-f", "{{.RepoTags}}", DEMO_IMAGE).stdout == f"[{DEMO_IMAGE}]\n"
+        assert json.loads(cli("inspect", "insp-web-1").stdout)[0]["Name"] == "/insp-web-1"
+        r = cli("inspect", "--type", "volume", "insp-web-1", check=False)
+        assert r.returncode == 1 and "no volume 'insp-web-1'" in r.stderr and r.stdout == ""
+        r = cli("inspect", "-f", "{{.Name}}", "insp-web-1", "nothing-here", check=False)
+        assert r.returncode == 1 and "'nothing-here'" in r.stderr and r.stdout == ""
+
         cli("pause", "web")
         assert inspect("{{.State.Status}} {{.State.Paused}} {{.State.Running}}") == (
             "paused true true\n")
