@@ -13,6 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from stackd.dirplacement import spread_subdirectories
 from stackd.filemodes import private_dir
 from stackd.images.digests import hex_of
 from stackd.images.errors import DigestMismatchError
@@ -24,7 +25,8 @@ class SnapshotStore:
     def __init__(self, root: Path, locks: Path) -> None:
         self.root = root
         self.locks = locks
-        private_dir(root, parents=True)
+        # Each layer's tree in a block group of its own (see stackd.dirplacement).
+        spread_subdirectories(private_dir(root, parents=True))
 
     def path(self, diff_id: str) -> Path:
         return self.root / hex_of(diff_id)

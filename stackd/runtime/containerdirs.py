@@ -52,6 +52,16 @@ def make(spec: ContainerSpec, paths: ContainerPaths, *, run_dir_kept: bool = Fal
                       mode=given_file_mode(target))
 
 
+def prepare(roots: Roots) -> None:
+    """The directories every container's lie in, made and marked for their
+    subdirectories to be spread over the filesystem (stackd.dirplacement): at the
+    monitor's start, before any create."""
+    from stackd.dirplacement import spread_subdirectories
+
+    for base in (containers_dir(roots), roots.state / "containers"):
+        spread_subdirectories(private_dir(base, parents=True))
+
+
 def tighten_all(roots: Roots) -> None:
     """Close the container directories an older stackd left open (0755 dirs, 0644
     records and logs): each container's run and state dir, and what lies in them."""

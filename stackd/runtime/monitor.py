@@ -1240,6 +1240,7 @@ def main(argv: list[str] | None = None) -> int:
     keeper_end.close()
     to_keeper.setblocking(False)  # a stuck keeper must never stall us
     # Ours alone now (the lock): close what an older stackd left open.
+    containerdirs.prepare(roots)
     containerdirs.tighten_all(roots)
     specview.schema()  # the specs of the stackd that started us, whatever is installed later
     monitor = Monitor(roots)

@@ -18,10 +18,10 @@ PKG = Path(__file__).resolve().parents[2] / "stackd"
 
 # Leaf modules every unit may use: errors, names, starting a per-root helper process
 # (runtime monitor, DNS resolver) in its own session, saying a repeated failure once,
-# creating files and directories root-only whatever the umask, showing a container's
-# text without control sequences.
-SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "filemodes", "printable",
-          "__init__")
+# creating files and directories root-only whatever the umask, where the filesystem
+# puts new directories, showing a container's text without control sequences.
+SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "filemodes", "dirplacement",
+          "printable", "__init__")
 
 # unit → the units (or `unit.module` prefixes, for a narrow edge) it may import.
 # Dependencies point downward: cli → daemon → reconciler → (scheduler, spec) and the
@@ -33,6 +33,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "detached": (),
     "repeats": (),
     "filemodes": (),
+    "dirplacement": (),
     "printable": (),
     "spec": (),
     "scheduler": ("spec",),
