@@ -37,7 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("import", help="make an image from a root filesystem tarball")
     p.add_argument("tarball", metavar="ROOTFS.tar", help="the tarball, or - for stdin")
     p.add_argument("name", nargs="?", default=None, metavar="NAME[:TAG]")
-    p = sub.add_parser("prune", help="delete content no image name reaches")
+    p = sub.add_parser("prune", help="delete content no image name reaches "
+                                     "(-a: and every image no container uses)")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove every image no container (running or stopped) uses, "
+                        "as docker's: its names, then its content")
     p.add_argument("-f", "--force", action="store_true",
                    help="accepted as docker's: stackd's prune asks nothing")
     image_bootstrap.add_arguments(sub)
@@ -99,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
         from stackd.cli.cmd_rmi import containers_here
         from stackd.daemon.stack_images import layers_in_use
 
-        report = store.prune(in_use=layers_in_use(containers_here()))
+        in_use = layers_in_use(containers_here())
+        if args.all:
+            for name in store.untag_unused(in_use):
+                print(f"Untagged: {name}")
+        report = store.prune(in_use=in_use)
         print(f"Deleted {report.blobs_removed} blobs and {report.snapshots_removed} layers; "
               f"reclaimed {decimal_size(report.bytes_freed)}")
     return 0

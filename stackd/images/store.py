@@ -252,6 +252,18 @@ class ImageStore:
                 self.refs.delete(name)
             return names
 
+    def untag_unused(self, in_use: Iterable[Sequence[str]]) -> builtins.list[str]:
+        """`image prune -a`'s first half, as Docker's: every name of an image no
+        container runs on (`in_use`: each container's layer dirs) is removed; returns
+        those names. `prune` then frees the content."""
+        used = {tuple(layers) for layers in in_use}
+        with flocked(self._store_lock):
+            gone = [name for name, digest in sorted(self.refs.refs().items())
+                    if self.layer_dirs(digest) not in used]
+            for name in gone:
+                self.refs.delete(name)
+        return gone
+
     def layer_dirs(self, manifest_digest: str) -> tuple[str, ...]:
         """The snapshot dirs an image's containers run on (`Image.layer_dirs`, top-most
         first), read without unpacking anything; () for content that is no image."""

@@ -1026,6 +1026,25 @@ def test_rmi_of_an_image_a_container_runs_on_is_refused_and_force_keeps_its_cont
     assert the_row(stack, "box")["state"] == "running"
 
 
+def test_image_prune_all_removes_the_images_no_container_uses(stack: CLI,
+                                                              tmp_path: Path) -> None:
+    """`docker image prune -a -f` in cleanup scripts: stackd refused -a (rc 2). Every
+    image no container uses goes, names and content; the stack's image stays."""
+    rootfs = tmp_path / "spare.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("etc/spare")
+        info.size = 6
+        tar.addfile(info, BytesIO(b"spare\n"))
+    stack("image", "import", str(rootfs), "spare:1")
+    assert "spare" in stack("images").stdout
+    out = stack("image", "prune", "-a", "-f").stdout
+    assert "Untagged: docker.io/library/spare:1" in out, out
+    assert DEMO_IMAGE not in out
+    listed = stack("images").stdout
+    assert "spare" not in listed and DEMO_IMAGE.split(":")[0] in listed
+    assert stack("image", "prune", "-a").stdout.startswith("Deleted 0 blobs")
+
+
 PROBED = web_alone("probed", """\
     stop_signal: SIGKILL
     restart: always
