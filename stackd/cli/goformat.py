@@ -43,8 +43,12 @@ def render(template: str, rows: Sequence[Mapping[str, Any]]) -> str:
     table = template.startswith("table")
     body = template[len("table"):].lstrip() if table else template
     body = body.replace("\\t", "\t").replace("\\n", "\n")
-    nodes = _Parser(body, fields).parse()
-    lines = [_Run(row).nodes(nodes, row) for row in rows]
+    try:
+        nodes = _Parser(body, fields).parse()
+        lines = [_Run(row).nodes(nodes, row) for row in rows]
+    except RecursionError:
+        raise UsageError("--format: the template nests too deeply",
+                         hint="nest fewer parentheses and blocks") from None
     if not table:
         return "".join(f"{line}\n" for line in lines)
     header = _ACTION.sub(lambda m: _header(m.group(2).strip()), body)

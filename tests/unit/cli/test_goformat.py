@@ -139,6 +139,13 @@ def test_a_template_out_of_range_or_over_a_scalar_says_so() -> None:
         render('{{if lt .Name 3}}x{{end}}', [CONTAINER])
 
 
+def test_a_template_nested_past_pythons_stack_is_refused_not_a_traceback() -> None:
+    for template in ("{{" + "(" * 3000 + ".Name" + ")" * 3000 + "}}",
+                     "{{if .Name}}" * 2000 + "x" + "{{end}}" * 2000):
+        with pytest.raises(UsageError, match="nests too deeply"):
+            render(template, [CONTAINER])
+
+
 def test_values_an_image_chose_print_without_control_sequences() -> None:
     row = {"Config": {"Env": ["A=\x1b[2J"]}}
     assert "\x1b" not in render("{{range .Config.Env}}{{.}}{{end}} {{index .Config.Env 0}}",
