@@ -42,6 +42,7 @@ async def running(rt: Runtime, exec_layer: Path) -> ContainerState:
                             env=("FOO=bar", "SHARED=container"), cwd="/tmp", user="app",
                             rlimits=(Rlimit(type="nofile", soft=512, hard=1024),)))
     await rt.create(spec)
-    state = await rt.start(spec.id)
+    await rt.start(spec.id)
+    state = await rt.inspect(spec.id)
     assert state.status == "running"
     return state

@@ -29,7 +29,8 @@ async def test_created_then_running_then_exited(rt, make_spec, roots):
     with pytest.raises(AlreadyExistsError):
         await rt.create(make_spec("life-1", "true"))
 
-    state = await rt.start("life-1")
+    await rt.start("life-1")
+    state = await rt.inspect("life-1")
     assert state.status == "running" and state.started_at is not None
     with pytest.raises(ConflictError, match="already started"):
         await rt.start("life-1")
