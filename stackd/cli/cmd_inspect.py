@@ -7,6 +7,7 @@ found before anything is printed; one found nowhere is an error naming it."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -27,14 +28,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class _Finder:
-    """Each kind's lookup, opened on first use: a name found as a container never opens
-    the image store."""
+    """Each kind's lookup, opened on first use and kept for the next name: a name found
+    as a container never opens the image store."""
 
     def __init__(self) -> None:
         from stackd.roots import Roots
 
         self.roots = Roots.from_env()
         self._rows: list[dict[str, Any]] | None = None
+
+    @functools.cached_property
+    def _store(self) -> Any:
+        from stackd.images import ImageStore
+
+        return ImageStore(self.roots.ensure())
+
+    @functools.cached_property
+    def _container_names(self) -> dict[str, str]:
+        """Container id → name, for a network's containers (any state, as listed by
+        the runtime)."""
+        from stackd.daemon.host_verbs import containers_here
+
+        return {c.id: c.name for c in containers_here(self.roots)}
 
     def container(self, name: str) -> dict[str, Any] | None:
         from stackd.cli.cmd_container import docker_doc, find
@@ -52,17 +67,16 @@ class _Finder:
 
     def image(self, name: str) -> dict[str, Any] | None:
         from stackd.cli.image_view import docker_image
-        from stackd.images import ImageStore
         from stackd.images.errors import ImageNotFoundError, ReferenceError_
 
         try:
-            return docker_image(ImageStore(self.roots.ensure()).get(name))
+            return docker_image(self._store.get(name))
         except (ImageNotFoundError, ReferenceError_):  # not found, or not an image's name
             return None
 
     def network(self, name: str) -> dict[str, Any] | None:
         from stackd.cli.network_view import docker_network
-        from stackd.daemon.host_verbs import NetworkAdmin, containers_here
+        from stackd.daemon.host_verbs import NetworkAdmin
         from stackd.errors import NotFoundError
 
         with NetworkAdmin(self.roots) as admin:
@@ -70,7 +84,7 @@ class _Finder:
                 described = admin.describe(name)
             except NotFoundError:
                 return None
-        return docker_network(described, {c.id: c.name for c in containers_here(self.roots)})
+        return docker_network(described, self._container_names)
 
     def volume(self, name: str) -> dict[str, Any] | None:
         from stackd.cli.volume_view import docker_volume
