@@ -76,7 +76,8 @@ def copy_tar(roots: Roots, container_id: str, *, path: str, stream: BinaryIO,
     `stream` unpacked into DIR), as `docker cp` does with `-`; running or not."""
     import os
 
-    from stackd.runtime.copy import container_root, tar_in, tar_out
+    from stackd.runtime.copy import container_root
+    from stackd.runtime.tarcopy import tar_in, tar_out
 
     root = container_root(trio.run(_runtime(roots).inspect, container_id), roots,
                           writable=not from_container)
@@ -84,7 +85,7 @@ def copy_tar(roots: Roots, container_id: str, *, path: str, stream: BinaryIO,
         if from_container:
             tar_out(root, path, stream, follow=follow)
         else:
-            tar_in(root, stream, path, owners=owners)
+            tar_in(root, stream, path, spool_dir=str(roots.state), owners=owners)
     finally:
         os.close(root)
 

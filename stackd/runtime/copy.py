@@ -26,10 +26,8 @@ import contextlib
 import errno
 import os
 import stat
-import tarfile
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
 from stackd.roots import Roots
@@ -158,7 +156,7 @@ def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,
     except (FileNotFoundError, NotADirectoryError):
         found = None
     except OSError as err:
-        raise _error(err, f"{path} in the container") from None
+        raise copy_error(err, f"{path} in the container") from None
     if found is None or found.fd is None:
         if found is not None:
             found.close()
@@ -171,12 +169,51 @@ def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,
         try:
             _out(found.fd, target, owners)
         except OSError as err:
-            raise _error(err, target) from None
+            raise copy_error(err, target) from None
     return target
 
 
-def _out(fd: int, target: str, owners: bool = False) -> None:
-    """Copy the file `fd` (O_PATH, not followed) to the host path `target`."""
+def _out(top: int, target: str, owners: bool = False) -> None:
+    """Copy the file `top` (O_PATH, not followed) to the host path `target`. A tree is
+    walked with a descriptor per level, not a Python frame: a hostile one may nest
+    past the interpreter's recursion limit."""
+    levels: list[_Level] = []  # the directories being copied, outermost first
+    try:
+        _out_one(top, target, owners, levels)
+        while levels:
+            level = levels[-1]
+            if not level.names:
+                levels.pop()
+                os.close(level.src)
+                # After its entries: making them changed its times, and its mode may
+                # not let them be made.
+                if owners:
+                    os.chown(level.target, level.st.st_uid, level.st.st_gid,
+                             follow_symlinks=False)
+                os.chmod(level.target, stat.S_IMODE(level.st.st_mode))
+                os.utime(level.target, ns=_times(level.st))
+                continue
+            entry = level.names.pop()
+            child = os.open(entry, _PATH, dir_fd=level.src)
+            try:
+                _out_one(child, os.path.join(level.target, entry), owners, levels)
+            finally:
+                os.close(child)
+    finally:
+        for level in levels:
+            os.close(level.src)
+
+
+@dataclass
+class _Level:
+    src: int  # the container's directory, readable
+    names: list[str]  # its entries left to copy, the next one last
+    target: str
+    st: os.stat_result
+
+
+def _out_one(fd: int, target: str, owners: bool, levels: list[_Level]) -> None:
+    """Copy `fd` to `target`; a directory is made, and its entries left to the walk."""
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode):
         src = os.open(proc_path(fd), os.O_RDONLY | os.O_CLOEXEC)
@@ -199,18 +236,11 @@ def _out(fd: int, target: str, owners: bool = False) -> None:
             raise OSError(errno.ENOTDIR, "exists and is not a directory", target)
         src = os.open(proc_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            for entry in sorted(os.listdir(src)):
-                child = os.open(entry, _PATH, dir_fd=src)
-                try:
-                    _out(child, os.path.join(target, entry), owners)
-                finally:
-                    os.close(child)
-        finally:
+            names = sorted(os.listdir(src), reverse=True)
+        except BaseException:
             os.close(src)
-        if owners:
-            os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-        os.utime(target, ns=_times(st))
+            raise
+        levels.append(_Level(src, names, target, st))
     elif stat.S_ISLNK(st.st_mode):
         text = os.readlink("", dir_fd=fd)
         with contextlib.suppress(FileNotFoundError):
@@ -221,63 +251,6 @@ def _out(fd: int, target: str, owners: bool = False) -> None:
             os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
         os.utime(target, ns=_times(st), follow_symlinks=False)
     # devices, fifos, sockets: not copied (neither does docker cp without a tar)
-
-
-def tar_out(root_fd: int, path: str, out: BinaryIO, *, follow: bool = False) -> None:
-    """`cp SVC:PATH -`: `path` as a tar stream on `out`, named by its last part, each
-    entry with its owner in the container (as `docker cp` writes it). Copied out by
-    `copy_out` into a private directory first, so the walk is the one every copy
-    takes."""
-    with tempfile.TemporaryDirectory(prefix="stackd-cp-") as tmp:
-        written = copy_out(root_fd, path, tmp, follow=follow, owners=True)
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            tar.add(written, arcname=os.path.basename(written))
-
-
-def tar_in(root_fd: int, src: BinaryIO, path: str, *, owners: bool = False) -> None:
-    """`cp - SVC:DIR`: the tar stream `src` unpacked into the directory `path` of the
-    container, as `docker cp` does. Unpacked into a private directory first, refusing
-    a member that would land outside it (an absolute or `..` name, a path through a
-    link, a hard link to a file outside) and device nodes; then each top entry goes
-    in by `copy_in`, resolved inside the container's root like any copy."""
-    try:
-        found = resolve(root_fd, path, follow_last=True)
-    except OSError:
-        found = None
-    is_dir = False
-    if found is not None:
-        with found:
-            is_dir = found.fd is not None and stat.S_ISDIR(os.fstat(found.fd).st_mode)
-    if not is_dir:
-        raise UsageError(f"{path} is not a directory in the container",
-                         hint="a tar from stdin (cp - SVC:DIR) is unpacked into a directory")
-    with tempfile.TemporaryDirectory(prefix="stackd-cp-") as tmp:
-        try:
-            with tarfile.open(fileobj=src, mode="r|*") as tar:
-                tar.extractall(tmp, filter=_stdin_member, numeric_owner=True)
-        except tarfile.FilterError as exc:
-            raise UsageError(f"the tar on stdin is refused, and nothing of it copied: {exc}",
-                             hint="its members must stay inside it: no absolute or `..` "
-                                  "names, no links leading out, no device nodes") from None
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise UsageError(f"stdin is not a tar archive stackd can unpack: {exc}",
-                             hint="give a tar stream, e.g. `tar -c DIR | stackd cp - "
-                                  "SVC:/dest`") from None
-        for entry in sorted(os.listdir(tmp)):
-            copy_in(root_fd, os.path.join(tmp, entry), path, owners=owners)
-
-
-def _stdin_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """tar's own filter (no absolute or escaping names, no set-id bits), and no device
-    nodes or hard links leading out: the stream is unpacked on the host."""
-    if member.isdev():
-        raise tarfile.FilterError(f"{member.name}: a device node is not copied")
-    if member.islnk():
-        target = os.path.realpath(os.path.join(dest, member.linkname))
-        if os.path.commonpath([target, os.path.realpath(dest)]) != os.path.realpath(dest):
-            raise tarfile.FilterError(f"{member.name}: a hard link to {member.linkname}, "
-                                      "outside the archive")
-    return tarfile.tar_filter(member, dest)
 
 
 def copy_in(root_fd: int, src: str, path: str, *, owners: bool = False) -> str:
@@ -291,7 +264,7 @@ def copy_in(root_fd: int, src: str, path: str, *, owners: bool = False) -> str:
         raise NotFoundError(f"the directory of {path} does not exist in the container",
                             hint="create it first, e.g. with `stackd exec SVC mkdir -p`") from None
     except OSError as err:
-        raise _error(err, f"{path} in the container") from None
+        raise copy_error(err, f"{path} in the container") from None
     with found:
         into_dir = found.fd is not None and stat.S_ISDIR(os.fstat(found.fd).st_mode)
         try:
@@ -302,7 +275,7 @@ def copy_in(root_fd: int, src: str, path: str, *, owners: bool = False) -> str:
                 return os.path.join(path, base)
             _in(src, found.parent, found.name, owners)
         except OSError as err:
-            raise _error(err, f"{path} in the container") from None
+            raise copy_error(err, f"{path} in the container") from None
     return path
 
 
@@ -321,10 +294,10 @@ def sync_in(root_fd: int, src: str, path: str) -> None:
                 there = os.fstat(found.fd).st_mode
                 if stat.S_ISLNK(there) or (stat.S_ISDIR(there) != (
                         os.path.isdir(src) and not os.path.islink(src))):
-                    _remove(found.parent, found.name)  # replaced, never written through
+                    remove_entry(found.parent, found.name)  # replaced, never written through
             _in(src, found.parent, found.name)
     except OSError as err:
-        raise _error(err, f"{path} in the container") from None
+        raise copy_error(err, f"{path} in the container") from None
 
 
 def remove_in(root_fd: int, path: str) -> bool:
@@ -335,15 +308,17 @@ def remove_in(root_fd: int, path: str) -> bool:
         with resolve(root_fd, path, follow_last=False) as found:
             if found.fd is None or not found.name:
                 return False
-            _remove(found.parent, found.name)
+            remove_entry(found.parent, found.name)
             return True
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as err:
-        raise _error(err, f"{path} in the container") from None
+        raise copy_error(err, f"{path} in the container") from None
 
 
-def _remove(dir_fd: int, name: str) -> None:
+def remove_entry(dir_fd: int, name: str) -> None:
+    """`name` in the directory `dir_fd` removed, a directory with all it holds; a link
+    is removed, never followed."""
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
@@ -352,7 +327,7 @@ def _remove(dir_fd: int, name: str) -> None:
                   dir_fd=dir_fd)
     try:
         for entry in os.listdir(sub):
-            _remove(sub, entry)
+            remove_entry(sub, entry)
     finally:
         os.close(sub)
     os.rmdir(name, dir_fd=dir_fd)
@@ -409,11 +384,15 @@ def _pump(src: int, dst: int) -> None:
             view = view[os.write(dst, view):]
 
 
-def _error(err: OSError, where: str) -> HostError:
+def copy_error(err: OSError, where: str) -> HostError:
     if err.errno == errno.ELOOP:
         return HostError(f"{where}: too many symlinks, or a link that is not allowed "
                          "(a /proc magic link, or a link where a file is written)",
                          hint="copy the path the link leads to")
+    if err.errno == errno.EMFILE:  # a descriptor per level of the tree
+        return HostError(f"{where} nests too deeply to copy with this process's limit "
+                         "of open files", hint="raise it (`ulimit -n`), or copy a deeper "
+                                               "directory of it")
     if err.errno == errno.EROFS:
         return HostError(f"cannot copy {where}: it is on a read-only mount",
                          hint="a volume or bind mounted :ro, or a read-only root "

@@ -107,7 +107,7 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
 ], ids=["dotdot", "through-a-link", "hardlink-out", "device"])
 def test_cp_from_stdin_refuses_a_tar_leading_out_and_copies_nothing(
         cli: CLI, tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
-    """`cp - SVC:DIR` unpacks stdin's tar on the host before copying it in: a member
+    """`cp - SVC:DIR` checks every member of stdin's tar before it writes any: a member
     that would land outside (or a device node) refuses the whole tar. (A leading "/"
     is dropped, as tar drops it: `/x` lands in DIR.)"""
     up(cli, "stackd-demo/busybox:latest", "")
