@@ -15,6 +15,7 @@ look found.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -26,7 +27,7 @@ from typing import IO, Any
 
 import trio
 
-from stackd.errors import ConflictError, NotFoundError, UsageError
+from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
 from stackd.roots import Roots
 
 RUNTIME_MOUNT_POINTS = ("proc", "sys", "dev")
@@ -97,10 +98,18 @@ def _export(roots: Roots, state: Any, out: IO[bytes]) -> None:
     upper, image_layers = _layers(roots, state)
     layers = (upper, *image_layers)
     skip = _left_out(upper, image_layers, state.spec)
+    def entries(path: str) -> list[tuple[str, str]]:
+        """(name in the tree, host path) of what `path` holds, the first last."""
+        return [(f"{path}/{name}" if path else name, host)
+                for name, host in sorted(listdir(layers, path).items(), reverse=True)]
+
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        def walk(path: str) -> None:
-            for name, host in sorted(listdir(layers, path).items()):
-                rel = f"{path}/{name}" if path else name
+        # Depth first in name order, without a frame per level: the container's tree
+        # may nest thousands of directories deep.
+        pending = entries("")
+        try:
+            while pending:
+                rel, host = pending.pop()
                 if rel in skip:
                     continue
                 info = tar.gettarinfo(host, arcname=rel)
@@ -112,9 +121,14 @@ def _export(roots: Roots, state: Any, out: IO[bytes]) -> None:
                 else:
                     tar.addfile(info)
                 if stat.S_ISDIR(st.st_mode):
-                    walk(rel)
-
-        walk("")
+                    pending += entries(rel)
+        except OSError as err:
+            if err.errno == errno.ENAMETOOLONG:
+                raise HostError("a path in the container is longer than the kernel takes: "
+                                "its directories nest too deeply to be read by name",
+                                hint="remove or move up that tree in the container first"
+                                ) from None
+            raise
 
 
 def commit(roots: Roots, container_id: str, ref: str | None, *, changes: Sequence[str] = (),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Literal
 
 from stackd.errors import ConflictError, UnavailableError, UsageError
 from stackd.gitops.masking import mask_text
+from stackd.trees import remove_tree
 
 TIMEOUT = 300.0
 MESSAGE_MAX = 200
@@ -110,7 +110,7 @@ def fetch(url: str, kind: Literal["branch", "tag", "commit"], ref: str, cache: P
     """Fetch `ref` (depth 1) into the bare repository `cache`; its commit."""
     if not (cache / "HEAD").exists():
         tmp = cache.with_name(cache.name + ".new")
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, ignore_errors=True)
         _run(["init", "--bare", "-q", str(tmp)], git_dir=tmp, what="git init")
         os.chmod(tmp, 0o700)
         os.rename(tmp, cache)
@@ -134,22 +134,22 @@ def export(cache: Path, sha: str, dest: Path) -> None:
     data = _run(["archive", "--format=tar", sha], git_dir=cache,
                 what=f"reading the tree of commit {sha[:12]}")
     tmp = dest.with_name(dest.name + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_tree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         try:
             tar.extractall(tmp, filter="data")
         except tarfile.FilterError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp, ignore_errors=True)
             raise UsageError(f"commit {sha[:12]} holds a path stackd refuses to unpack: "
                              f"{exc}", hint="links and paths must stay inside the "
                              "repository") from None
     old = dest.with_name(dest.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
+    remove_tree(old, ignore_errors=True)
     if dest.exists():
         os.rename(dest, old)
     os.rename(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    remove_tree(old, ignore_errors=True)
 
 
 def verify(cache: Path, sha: str, *, keyring: str | None, allowed_signers: str | None

@@ -38,6 +38,7 @@ from stackd.gitops.models import SourceSpec
 from stackd.gitops.status import Facts, derive
 from stackd.gitops.store import Source, SourceStore
 from stackd.state.intents import IntentLog
+from stackd.trees import remove_tree
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -181,9 +182,8 @@ class GitOps:
                                     f"failed: {outcome.error}",
                                     hint=f"stackd -p {name} down")
         path = self.engine.roots.state / GITOPS_DIR / name
-        import shutil
 
-        await trio.to_thread.run_sync(functools.partial(shutil.rmtree, path,
+        await trio.to_thread.run_sync(functools.partial(remove_tree, path,
                                                         ignore_errors=True))
         self._emit(name, "removed", f"source {name} removed"
                    + (" (its stack kept)" if keep_stack else ""))
@@ -493,14 +493,13 @@ class GitOps:
 
     async def _collect_trees(self, name: str, keep: set[str]) -> None:
         """Remove the trees of commits no longer applied, good or newest."""
-        import shutil
 
         trees = self._dir(name) / TREES
 
         def collect() -> None:
             for entry in os.listdir(trees):
                 if entry not in keep:
-                    shutil.rmtree(trees / entry, ignore_errors=True)
+                    remove_tree(trees / entry, ignore_errors=True)
 
         try:
             await trio.to_thread.run_sync(collect)

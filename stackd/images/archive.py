@@ -46,6 +46,7 @@ from stackd.images.oci import (
     parse_manifest,
 )
 from stackd.images.reference import parse
+from stackd.trees import remove_tree
 
 if TYPE_CHECKING:
     from stackd.images.store import ImageStore
@@ -84,7 +85,7 @@ def load_archive(store: ImageStore, source: Path | BinaryIO, shown: str | None =
         raise ArchiveError(f"{archive}: neither manifest.json nor index.json inside",
                            hint="this is not a docker save tarball or an OCI archive")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work, ignore_errors=True)
 
 
 def _inside(work: Path, rel: str, archive: str) -> Path:
@@ -277,5 +278,5 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work, ignore_errors=True)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +21,7 @@ from stackd.images.compression import CHUNK
 from stackd.images.digests import hex_of, sha256_digest
 from stackd.images.errors import BlobNotFoundError, DigestMismatchError
 from stackd.runtime.syscalls import start_writeback
+from stackd.trees import remove_tree
 
 # Bytes written between two requests to begin writeback: a layer's fsync used to wait
 # for all of it (30-70 ms for 25 MB here), the last one ending the pull (#20).
@@ -174,5 +174,5 @@ class BlobStore:
         return size
 
     def clear_ingest(self) -> None:
-        shutil.rmtree(self.ingest_dir, ignore_errors=True)
+        remove_tree(self.ingest_dir, ignore_errors=True)
         private_dir(self.ingest_dir, parents=True)

@@ -7,11 +7,13 @@ order with numeric owners only, so the same tree always gives the same tar.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tarfile
 from typing import BinaryIO
 
+from stackd.errors import HostError
 from stackd.images.unpack import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "security.selinux")
@@ -25,17 +27,32 @@ def write_layer_tar(root: str, out: BinaryIO, exclude: frozenset[str] = frozense
     """
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         inodes: dict[tuple[int, int], str] = {}
-
-        def walk(dirpath: str, rel: str) -> None:
-            for entry in sorted(os.scandir(dirpath), key=lambda e: e.name):
-                arc = f"{rel}{entry.name}"
+        # Depth first in name order, as a recursion would go, without a frame per
+        # level: a container's layer may nest thousands of directories deep.
+        pending = _entries(root, "")
+        try:
+            while pending:
+                path, arc, is_dir = pending.pop()
                 if arc in exclude:
                     continue
-                _add(tar, entry.path, arc, inodes)
-                if entry.is_dir(follow_symlinks=False):
-                    walk(entry.path, arc + "/")
+                _add(tar, path, arc, inodes)
+                if is_dir:
+                    pending += _entries(path, arc + "/")
+        except OSError as err:
+            if err.errno == errno.ENAMETOOLONG:
+                raise HostError(f"a path in the layer is longer than the kernel takes "
+                                f"({len(err.filename or '')} bytes): its directories nest "
+                                "too deeply to be read by name",
+                                hint="remove or move up that tree first") from None
+            raise
 
-        walk(root, "")
+
+def _entries(dirpath: str, rel: str) -> list[tuple[str, str, bool]]:
+    """(host path, name in the tar, a directory) of what `dirpath` holds, the first
+    in name order last."""
+    with os.scandir(dirpath) as it:
+        found = sorted(it, key=lambda e: e.name, reverse=True)
+    return [(e.path, f"{rel}{e.name}", e.is_dir(follow_symlinks=False)) for e in found]
 
 
 def _add(tar: tarfile.TarFile, path: str, arc: str, inodes: dict[tuple[int, int], str]) -> None:

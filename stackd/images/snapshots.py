@@ -7,9 +7,7 @@ directory under its final name is always complete and correct.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from stackd.images.digests import hex_of
 from stackd.images.errors import DigestMismatchError
 from stackd.images.locks import flocked
 from stackd.images.unpack import unpack_layer
+from stackd.trees import remove_tree
 
 
 class SnapshotStore:
@@ -59,7 +58,7 @@ class SnapshotStore:
                     )
                 os.rename(tmp, final)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp, ignore_errors=True)
                 raise
         return final
 
@@ -68,7 +67,7 @@ class SnapshotStore:
         final = self.path(diff_id)
         with flocked(self.locks / f"snap-{hex_of(diff_id)}.lock"):
             if final.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp, ignore_errors=True)
             else:
                 os.rename(tmp, final)
         return final
@@ -86,18 +85,12 @@ class SnapshotStore:
             os.rename(p, doomed)
         except FileNotFoundError:
             return 0
-        size = 0
-        for dirpath, _, filenames in os.walk(doomed):
-            for name in filenames:
-                with contextlib.suppress(OSError):
-                    size += os.lstat(os.path.join(dirpath, name)).st_size
-        shutil.rmtree(doomed, ignore_errors=True)
-        return size
+        return remove_tree(doomed, ignore_errors=True)
 
     def clear_temps(self) -> int:
         n = 0
         for p in self.root.iterdir():
             if p.name.startswith(".tmp-"):
-                shutil.rmtree(p, ignore_errors=True)
+                remove_tree(p, ignore_errors=True)
                 n += 1
         return n

@@ -55,6 +55,7 @@ from stackd.images.refs import RefIndex
 from stackd.images.snapshots import SnapshotStore
 from stackd.images.unpack import unpack_layer
 from stackd.roots import Roots
+from stackd.trees import remove_tree
 
 if TYPE_CHECKING:
     import gzip
@@ -353,7 +354,7 @@ class ImageStore:
                     with open(tar_path, "rb") as src:
                         unpack_layer(src, tmp)
                 except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    remove_tree(tmp, ignore_errors=True)
                     raise
                 self.snapshots.commit_dir(tmp, diff_id)
         return Descriptor(OCI_LAYER_GZIP, digest, size), diff_id

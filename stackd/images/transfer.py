@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -43,6 +42,7 @@ from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.reference import Reference
 from stackd.images.registry.client import MAX_CONFIG, RegistryClient, read_capped
 from stackd.images.unpack import UnpackResult, unpack_layer
+from stackd.trees import remove_tree
 
 if TYPE_CHECKING:
     from stackd.images.content import Ingest
@@ -225,7 +225,7 @@ async def _download_and_unpack(store: ImageStore, ref: Reference, client: Regist
         await trio.to_thread.run_sync(store.snapshots.commit_dir, tmp, diff_id)
     except BaseException:
         ingest.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, ignore_errors=True)
         raise
 
 

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from stackd.images.compression import CHUNK, LayerStream
 from stackd.images.errors import LayerRejectedError
+from stackd.trees import remove_tree
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -88,10 +89,19 @@ class _Applier:
         self.stream = stream
         self.allow_devices = allow_devices_outside_dev
         self.dir_times: list[tuple[str, int]] = []
+        # Directories already resolved (entry name's parts → real path): each entry
+        # walked its whole path again by name, and a tree a few thousand deep took
+        # minutes. Only a removal or a replacement can change what a name resolves
+        # to (what is added only adds names), so those forget it all.
+        self._resolved: dict[tuple[str, ...], str] = {}
 
     # -- path resolution inside the snapshot ------------------------------------------
     def resolve_dir(self, name: str, parts: list[str], *, create: bool) -> str:
         """Real path of the directory `parts` inside root; follows only in-root symlinks."""
+        key = tuple(parts)
+        known = self._resolved.get(key)
+        if known is not None:
+            return known
         todo = list(parts)
         done: list[str] = []
         hops = 0
@@ -133,7 +143,9 @@ class _Applier:
                 done = []
             else:
                 raise _reject(name, f"its parent '{'/'.join([*done, comp])}' is not a directory")
-        return os.path.join(self.root, *done)
+        real = os.path.join(self.root, *done)
+        self._resolved[key] = real
+        return real
 
     # -- one entry ----------------------------------------------------------------------
     def apply(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
@@ -156,7 +168,9 @@ class _Applier:
             else:
                 if not stat.S_ISDIR(st.st_mode):
                     os.unlink(path)
+                    self._resolved.clear()
                     os.mkdir(path, 0o700)
+            self._resolved[tuple(parts)] = path  # made or found as a directory, just now
             self.set_meta(path, m)
             return
         self.clear(path)
@@ -212,8 +226,9 @@ class _Applier:
             st = os.lstat(path)
         except FileNotFoundError:
             return
+        self._resolved.clear()
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(path)
+            remove_tree(path)
         else:
             os.unlink(path)
 

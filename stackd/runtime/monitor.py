@@ -26,7 +26,6 @@ import os
 import resource
 import select
 import selectors
-import shutil
 import signal
 import socket
 import stat
@@ -67,6 +66,7 @@ from stackd.runtime.statefile import (
     read_json,
     write_json,
 )
+from stackd.trees import remove_tree
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class Monitor:
                 timeout = max(0.0, min(timeout, soonest - time.monotonic()))
             events = self.sel.select(timeout=timeout)
             if not events and self.trash:
-                shutil.rmtree(self.trash.pop(), ignore_errors=True)
+                remove_tree(self.trash.pop(), ignore_errors=True)
                 continue
             for key, _ in events:
                 if self.sel.get_map().get(key.fd) is not key:
@@ -286,7 +286,7 @@ class Monitor:
                 pass
         listener.close()
         while self.trash:
-            shutil.rmtree(self.trash.pop(), ignore_errors=True)
+            remove_tree(self.trash.pop(), ignore_errors=True)
         remove_root_parents(self.roots.id)
 
     def _discard(self, paths: ContainerPaths, keep_logs: bool = False, *,
@@ -1186,7 +1186,7 @@ def _created_at(paths: ContainerPaths) -> str | None:
 
 def _remove_entry(entry: os.DirEntry[str]) -> None:
     if entry.is_dir(follow_symlinks=False):
-        shutil.rmtree(entry.path, ignore_errors=True)
+        remove_tree(entry.path, ignore_errors=True)
     else:
         try:
             os.unlink(entry.path)
@@ -1196,7 +1196,7 @@ def _remove_entry(entry: os.DirEntry[str]) -> None:
 
 def _remove_container_files(paths: ContainerPaths) -> None:
     for d in (paths.run_dir, paths.state_dir):
-        shutil.rmtree(d, ignore_errors=True)
+        remove_tree(d, ignore_errors=True)
 
 
 def _security_module() -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from stackd.errors import ConflictError, HostError, UsageError
 from stackd.filemodes import private_dir, write_private
 from stackd.runtime.mountusers import mount_users
 from stackd.state.db import StateDB, register_schema
+from stackd.trees import remove_tree
 
 register_schema("volumes", """
 CREATE TABLE IF NOT EXISTS volumes (
@@ -140,7 +140,7 @@ class VolumeStore:
                                 hint="stop and remove what uses it first (`stackd ps -a "
                                 "--all-projects`), then remove the volume again")
         try:
-            await trio.to_thread.run_sync(lambda: shutil.rmtree(top, ignore_errors=False)
+            await trio.to_thread.run_sync(lambda: remove_tree(top, ignore_errors=False)
                                           if top.exists() else None)
         except OSError as err:
             raise HostError(f"cannot remove volume {name} at {top}: {err.strerror}",

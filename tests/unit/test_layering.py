@@ -19,9 +19,10 @@ PKG = Path(__file__).resolve().parents[2] / "stackd"
 # Leaf modules every unit may use: errors, names, starting a per-root helper process
 # (runtime monitor, DNS resolver) in its own session, saying a repeated failure once,
 # creating files and directories root-only whatever the umask, where the filesystem
-# puts new directories, showing a container's text without control sequences.
+# puts new directories, removing a tree of any depth, showing a container's text
+# without control sequences.
 SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "filemodes", "dirplacement",
-          "printable", "__init__")
+          "trees", "printable", "__init__")
 
 # unit → the units (or `unit.module` prefixes, for a narrow edge) it may import.
 # Dependencies point downward: cli → daemon → reconciler → (scheduler, spec) and the
@@ -34,6 +35,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "repeats": (),
     "filemodes": (),
     "dirplacement": (),
+    "trees": (),
     "printable": (),
     "spec": (),
     "scheduler": ("spec",),

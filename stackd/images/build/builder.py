@@ -59,6 +59,7 @@ from stackd.images.platform import Platform, host_platform, parse_platform
 from stackd.images.progress import Progress, ProgressEvent
 from stackd.images.store import ImageStore
 from stackd.images.unpack import unpack_layer
+from stackd.trees import remove_tree
 
 if TYPE_CHECKING:
     from stackd.runtime.containerspec import Mount
@@ -284,7 +285,7 @@ class Builder:
                         _copy_entry(ctx.host(rel), tmp / rel, None, None, stage_root=tmp)
                     return self.store.add_layer_from_dir(tmp)
                 finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    remove_tree(tmp, ignore_errors=True)
 
             layer = await trio.to_thread.run_sync(stage)
             self._context_states[name] = StageState(
@@ -384,7 +385,7 @@ class Builder:
                 stage(tmp)
                 return self.store.add_layer_from_dir(tmp)
             finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp, ignore_errors=True)
 
         async def make() -> Any:
             return await trio.to_thread.run_sync(make_sync)
@@ -397,7 +398,7 @@ class Builder:
             self._make_parents(state, tmp, path, include_self=True)
             return self.store.add_layer_from_dir(tmp)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp, ignore_errors=True)
 
     def _make_parents(self, state: StageState, tmp: Path, path: str, include_self: bool) -> Path:
         """Create `path`'s parent dirs in the staging dir with the image's own metadata."""
@@ -501,7 +502,7 @@ class Builder:
                 if os.path.isdir(host):
                     self._copy_view_tree(b.layers, b.path, out, None, None, tmp)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp, ignore_errors=True)
             raise
         return out, tmp
 
@@ -528,12 +529,12 @@ class Builder:
                     given.append(Mount(type="tmpfs", target=m.target, size=m.size))
             for b in binds:
                 copy, tmp = await trio.to_thread.run_sync(self._stage_bind, b)
-                stack.callback(shutil.rmtree, tmp, True)
+                stack.callback(remove_tree, tmp, True)
                 given.append(Mount(type="bind", source=str(copy), target=b.mount.target,
                                    readonly=not b.mount.readwrite))
             if script is not None:
                 tmp = self.store.snapshots.temp_dir()
-                stack.callback(shutil.rmtree, tmp, True)
+                stack.callback(remove_tree, tmp, True)
                 (tmp / "script").write_text(script)
                 os.chmod(tmp / "script", 0o755)
                 given.append(Mount(type="bind", source=str(tmp / "script"), target=argv[0],
@@ -663,7 +664,7 @@ class Builder:
                     target = self._target(state, tmp, dest_abs, dest_is_dir, False, name)
                     _copy_entry(given / name, target, owner, chmod, stage_root=tmp)
             finally:
-                shutil.rmtree(given, ignore_errors=True)
+                remove_tree(given, ignore_errors=True)
 
         return await self._staged(key, state, ins, stage)
 
@@ -761,7 +762,7 @@ class Builder:
 
             return await self._staged(key, state, ins, stage)
         finally:
-            shutil.rmtree(given, ignore_errors=True)
+            remove_tree(given, ignore_errors=True)
 
     async def _from_source(self, ins: Instruction, name: str) -> StageState:
         if name.lower() in self.stages:

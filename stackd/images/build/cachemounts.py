@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 import trio
 
 from stackd.images.build.runmounts import CacheMount
+from stackd.trees import remove_tree
 
 POLL = 0.05
 
@@ -56,7 +56,7 @@ class CacheDirs:
         finally:
             os.close(fd)  # drops the lock
             if throwaway is not None:
-                shutil.rmtree(throwaway, ignore_errors=True)
+                remove_tree(throwaway, ignore_errors=True)
 
     def _open(self, home: Path, mount: CacheMount) -> int:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ class CacheDirs:
             try:
                 os.rename(tmp, data)  # two first uses at once: one of them makes it
             except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp, ignore_errors=True)
         return os.open(home / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
                        0o600)
 
@@ -83,12 +83,12 @@ class CacheDirs:
             try:
                 fd = os.open(home / "lock", os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
             except FileNotFoundError:
-                shutil.rmtree(home, ignore_errors=True)
+                remove_tree(home, ignore_errors=True)
                 removed += 1
                 continue
             try:
                 if _try_lock(fd, fcntl.LOCK_EX):
-                    shutil.rmtree(home, ignore_errors=True)  # a step opening it now makes it anew
+                    remove_tree(home, ignore_errors=True)  # a step opening it now makes it anew
                     removed += 1
             finally:
                 os.close(fd)

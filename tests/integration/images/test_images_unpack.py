@@ -23,6 +23,7 @@ from stackd.images.unpack import unpack_layer
 from stackd.roots import Roots
 from stackd.runtime import Runtime
 from stackd.runtime.containerspec import ContainerSpec, ProcessSpec
+from stackd.trees import remove_tree
 
 pytestmark = pytest.mark.root  # device nodes, chown, trusted.* xattrs
 
@@ -230,6 +231,50 @@ def test_absolute_symlink_as_a_parent_is_followed_inside_the_layer(
     assert os.readlink(snap / "lib3") == "/usr/lib3"
     assert (snap / str(outside).lstrip("/") / "pwned").read_bytes() == b"x"
     assert listing(outside) == before
+
+
+def test_a_directory_replaced_later_in_the_layer_is_resolved_again(
+        sandbox: tuple[SnapshotStore, Path], tmp_path: Path) -> None:
+    """The unpacker remembers the directories it resolved (a deep tree walked its whole
+    path again per entry: minutes for a few thousand levels); a name replaced by a
+    link, or a link replaced, must send what follows where the layer now says — and
+    never through a link to the host."""
+    snaps, outside = sandbox
+    before = listing(outside)
+    snap = unpack_bytes(snaps, make_tar(
+        entry("a", tarfile.DIRTYPE),
+        entry("a/first", data=b"1"),
+        entry("b", tarfile.DIRTYPE),
+        entry("a", tarfile.SYMTYPE, linkname="b"),  # the directory a becomes a link
+        entry("a/second", data=b"2"),
+        entry("c", tarfile.SYMTYPE, linkname="b"),
+        entry("c/third", data=b"3"),
+        entry("d", tarfile.DIRTYPE),
+        entry("c", tarfile.SYMTYPE, linkname="/d"),  # the link c now leads elsewhere
+        entry("c/fourth", data=b"4"),
+        entry("b", tarfile.SYMTYPE, linkname=str(outside)),  # b: a link at the host's path
+        entry("a/fifth", data=b"5"),
+    ), tmp_path)
+    assert os.readlink(snap / "a") == "b" and not (snap / "a" / "first").exists()
+    assert (snap / "d" / "fourth").read_bytes() == b"4"
+    assert (snap / str(outside).lstrip("/") / "fifth").read_bytes() == b"5"
+    assert listing(outside) == before
+
+
+def test_a_layer_nested_thousands_deep_unpacks(
+        sandbox: tuple[SnapshotStore, Path], tmp_path: Path) -> None:
+    """Each entry's directory is known from the entry before it: a chain 1,500 deep
+    unpacks (~1 min before), and is removed with its snapshot."""
+    snaps, _ = sandbox
+    names = ["/".join(["d"] * (i + 1)) for i in range(1500)]
+    snap = unpack_bytes(snaps, make_tar(*(entry(n, tarfile.DIRTYPE) for n in names),
+                                        entry(names[-1] + "/leaf", data=b"deep")), tmp_path)
+    try:
+        assert (snap / names[-1] / "leaf").read_bytes() == b"deep"
+        assert snaps.delete("sha256:" + snap.name) == 4
+        assert not snap.exists()
+    finally:  # pytest's own removal of tmp_path recurses
+        remove_tree(snaps.root, ignore_errors=True)
 
 
 def test_error_names_the_entry_and_the_reason(sandbox: tuple[SnapshotStore, Path],
