@@ -52,6 +52,12 @@ def remove_tree(path: str | os.PathLike[str], ignore_errors: bool = False) -> in
         os.close(parent)
 
 
+def remove_at(dir_fd: int, name: str, ignore_errors: bool = False) -> int:
+    """`remove_tree` of `name` in the directory `dir_fd` (any descriptor of it, O_PATH
+    too): what a path resolved inside a container's root gives."""
+    return _remove(dir_fd, name, ignore_errors)
+
+
 def _remove(parent: int, base: str, ignore_errors: bool) -> int:
     try:
         st = os.stat(base, dir_fd=parent, follow_symlinks=False)

@@ -35,6 +35,7 @@ from stackd.runtime import syscalls as sc
 from stackd.runtime.inroot import open_root, proc_path, resolve
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.model import ContainerState
+from stackd.trees import remove_at
 
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -317,26 +318,50 @@ def remove_in(root_fd: int, path: str) -> bool:
 
 
 def remove_entry(dir_fd: int, name: str) -> None:
-    """`name` in the directory `dir_fd` removed, a directory with all it holds; a link
-    is removed, never followed."""
-    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=dir_fd)
-        return
-    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                  dir_fd=dir_fd)
-    try:
-        for entry in os.listdir(sub):
-            remove_entry(sub, entry)
-    finally:
-        os.close(sub)
-    os.rmdir(name, dir_fd=dir_fd)
+    """`name` in the directory `dir_fd` removed, a directory with all it holds (any
+    depth); a link is removed, never followed."""
+    remove_at(dir_fd, name)
 
 
 def _in(src: str, dir_fd: int, name: str, owners: bool = False) -> None:
-    """Copy the host path `src` to `name` in the container directory `dir_fd`."""
+    """Copy the host path `src` to `name` in the container directory `dir_fd`; a tree
+    with a descriptor per level, not a Python frame."""
     if not name:
         raise UsageError("cannot copy over the container's root", hint="name a path in it")
+    levels: list[_InLevel] = []  # the directories being copied, outermost first
+    try:
+        _in_one(src, dir_fd, name, owners, levels)
+        while levels:
+            level = levels[-1]
+            if not level.names:
+                levels.pop()
+                try:
+                    where = proc_path(level.fd)
+                    if owners:
+                        os.chown(where, level.st.st_uid, level.st.st_gid)
+                    os.chmod(where, stat.S_IMODE(level.st.st_mode))
+                    os.utime(where, ns=_times(level.st))
+                finally:
+                    os.close(level.fd)
+                continue
+            entry = level.names.pop()
+            _in_one(os.path.join(level.src, entry), level.fd, entry, owners, levels)
+    finally:
+        for level in levels:
+            os.close(level.fd)
+
+
+@dataclass
+class _InLevel:
+    src: str  # the host's directory
+    fd: int  # its copy in the container (O_PATH)
+    names: list[str]  # its entries left to copy, the next one last
+    st: os.stat_result
+
+
+def _in_one(src: str, dir_fd: int, name: str, owners: bool, levels: list[_InLevel]) -> None:
+    """Copy `src` to `name` in `dir_fd`; a directory is made, its entries left to the
+    walk."""
     st = os.lstat(src)
     if stat.S_ISLNK(st.st_mode):
         with contextlib.suppress(FileNotFoundError):
@@ -361,14 +386,11 @@ def _in(src: str, dir_fd: int, name: str, owners: bool = False) -> None:
             os.mkdir(name, 0o700, dir_fd=dir_fd)
         sub = os.open(name, _PATH | os.O_DIRECTORY, dir_fd=dir_fd)
         try:
-            for entry in sorted(os.listdir(src)):
-                _in(os.path.join(src, entry), sub, entry, owners)
-            if owners:
-                os.chown(proc_path(sub), st.st_uid, st.st_gid)
-            os.chmod(proc_path(sub), stat.S_IMODE(st.st_mode))
-            os.utime(proc_path(sub), ns=_times(st))
-        finally:
+            names = sorted(os.listdir(src), reverse=True)
+        except BaseException:
             os.close(sub)
+            raise
+        levels.append(_InLevel(src, sub, names, st))
 
 
 def _times(st: os.stat_result) -> tuple[int, int]:

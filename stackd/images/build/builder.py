@@ -281,8 +281,10 @@ class Builder:
             def stage() -> Any:
                 tmp = self.store.snapshots.temp_dir()
                 try:
+                    walk = _TreeCopy()
                     for rel in ctx.walk("")[1:]:
-                        _copy_entry(ctx.host(rel), tmp / rel, None, None, stage_root=tmp)
+                        _copy_entry(ctx.host(rel), tmp / rel, None, None, stage_root=tmp,
+                                    walk=walk)
                     return self.store.add_layer_from_dir(tmp)
                 finally:
                     remove_tree(tmp, ignore_errors=True)
@@ -491,10 +493,11 @@ class Builder:
                 top = self.context.host(b.context_rel)
                 _copy_entry(top, out, None, None, stage_root=tmp)
                 if top.is_dir():
+                    walk = _TreeCopy()
                     for sub in self.context.walk(b.context_rel)[1:]:
                         rel = os.path.relpath(sub, b.context_rel or ".")
                         _copy_entry(self.context.host(sub), out / rel, None, None,
-                                    stage_root=tmp)
+                                    stage_root=tmp, walk=walk)
             else:
                 host = lookup(b.layers, b.path)
                 assert host is not None
@@ -802,9 +805,10 @@ class Builder:
                     continue
             target = self._target(state, tmp, dest_abs, dest_is_dir, is_dir, src.name)
             if is_dir:
+                walk = _TreeCopy()
                 for sub in self.context.walk(rel)[1:]:
                     _copy_entry(self.context.host(sub), target / os.path.relpath(sub, rel or "."),
-                                owner, chmod, stage_root=tmp)
+                                owner, chmod, stage_root=tmp, walk=walk)
                 if owner is not None:
                     os.chown(target, *owner)
             else:
@@ -826,23 +830,37 @@ class Builder:
 
     def _copy_view_tree(self, layers: tuple[str, ...], path: str, target: Path,
                         owner: tuple[int, int] | None, chmod: int | None, tmp: Path) -> None:
-        for name, host in sorted(listdir(layers, path).items()):
-            dest = target / name
-            _copy_entry(Path(host), dest, owner, chmod, keep_owner=True, stage_root=tmp)
+        def entries(path: str, target: Path) -> list[tuple[str, str, Path]]:
+            """(path in the image, host path, destination) of what `path` holds, the
+            first last."""
+            return [(f"{path.rstrip('/')}/{name}", host, target / name)
+                    for name, host in sorted(listdir(layers, path).items(), reverse=True)]
+
+        # Depth first in name order, without a frame per level: an image's tree may
+        # nest past the recursion limit.
+        pending = entries(path, target)
+        walk = _TreeCopy()
+        while pending:
+            inner, host, dest = pending.pop()
+            _copy_entry(Path(host), dest, owner, chmod, keep_owner=True, stage_root=tmp,
+                        walk=walk)
             if os.path.isdir(host) and not os.path.islink(host):
-                self._copy_view_tree(layers, f"{path.rstrip('/')}/{name}", dest, owner, chmod,
-                                     tmp)
+                pending += entries(inner, dest)
 
 
 def _copy_entry(src: Path, dest: Path, owner: tuple[int, int] | None, chmod: int | None,
-                keep_owner: bool = False, *, stage_root: Path) -> None:
-    """One file, symlink or (empty) directory, with mode and mtime; root-owned by default."""
+                keep_owner: bool = False, *, stage_root: Path, walk: _TreeCopy | None = None
+                ) -> None:
+    """One file, symlink or (empty) directory, with mode and mtime; root-owned by default.
+    `walk`: the tree copy this entry is part of."""
     st = os.lstat(src)
-    _ensure_parent(stage_root, dest)
+    _ensure_parent(stage_root, dest, walk)
     if dest.is_symlink():
         dest.unlink()  # replaced, never followed (it could point at the host)
     if stat.S_ISDIR(st.st_mode):
         dest.mkdir(exist_ok=True)
+        if walk is not None:
+            walk.last = dest  # a directory just now: its entries follow
         os.chmod(dest, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
     elif stat.S_ISLNK(st.st_mode):
         if os.path.lexists(dest):
@@ -862,9 +880,22 @@ def _copy_entry(src: Path, dest: Path, owner: tuple[int, int] | None, chmod: int
     os.utime(dest, ns=(st.st_mtime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def _ensure_parent(stage_root: Path, dest: Path) -> None:
+@dataclass
+class _TreeCopy:
+    """One tree's copy into a staging dir, parents first: the directory it last made
+    or checked. An entry's parent is most often that directory; without it each entry
+    checked every level of its path again, by name — a tree a thousand deep took a
+    minute. Sound for one walk only: within it nothing but `_copy_entry` writes, and it
+    never removes a directory (unlink refuses one), so a directory stays one."""
+
+    last: Path | None = None
+
+
+def _ensure_parent(stage_root: Path, dest: Path, walk: _TreeCopy | None = None) -> None:
     """Create dest's parent dirs in the staging dir, refusing to pass through a symlink an
     earlier source of the same step staged (it could point anywhere on the host)."""
+    if walk is not None and walk.last == dest.parent:
+        return
     cur = stage_root
     for part in dest.parent.relative_to(stage_root).parts:
         cur = cur / part
@@ -875,6 +906,8 @@ def _ensure_parent(stage_root: Path, dest: Path) -> None:
                 hint="copy the symlink and what belongs behind it in separate steps")
         if not cur.exists():
             cur.mkdir()
+    if walk is not None:
+        walk.last = dest.parent
 
 
 def _open_archive(path: Path) -> BinaryIO | None:

@@ -44,14 +44,19 @@ class BuildContext:
         return self.root / rel if rel else self.root
 
     def walk(self, rel: str) -> list[str]:
-        """`rel` and everything under it that is not ignored, parents first, sorted."""
-        out = [rel]
-        path = self.host(rel)
-        if path.is_dir() and not path.is_symlink():
-            for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                child = f"{rel}/{entry.name}" if rel else entry.name
-                if not self.ignored(child):
-                    out.extend(self.walk(child))
+        """`rel` and everything under it that is not ignored, parents first, sorted.
+        Without a frame per level: a context may nest past the recursion limit."""
+        out: list[str] = []
+        pending = [rel]  # the next one last
+        while pending:
+            here = pending.pop()
+            out.append(here)
+            path = self.host(here)
+            if path.is_dir() and not path.is_symlink():
+                with os.scandir(path) as it:
+                    names = sorted((e.name for e in it), reverse=True)
+                pending += [c for c in (f"{here}/{n}" if here else n for n in names)
+                            if not self.ignored(c)]
         return out
 
     def digest(self, rels: list[str]) -> str:

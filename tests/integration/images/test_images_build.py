@@ -201,3 +201,32 @@ async def test_copy_never_writes_through_a_symlink_it_staged(roots: Roots, tmp_p
     assert stat.S_IMODE(host_dir.stat().st_mode) == 0o700
     assert (Path(img.layer_dirs[0]) / "dst/sub/passwd").read_text() == "pwned"
 
+
+
+async def test_a_context_nested_past_the_recursion_limit_is_copied_and_copied_again(
+        roots: Roots, tmp_path: Path) -> None:
+    """The context's walk and COPY --from's walk of an image recursed per level: a tree
+    ~1,000 deep ended the build in a RecursionError traceback."""
+    from stackd.trees import remove_tree
+
+    depth = 1100
+    ctx = tmp_path / "ctx"
+    (ctx / "deep").mkdir(parents=True)
+    fd = os.open(ctx / "deep", os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth - 1):  # os.makedirs recurses too
+        os.mkdir("d", dir_fd=fd)
+        fd, above = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(above)
+    leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(leaf, b"deep")
+    os.close(leaf)
+    os.close(fd)
+    (ctx / "Dockerfile").write_text("FROM scratch AS first\nCOPY deep /deep\n"
+                                    "FROM scratch\nCOPY --from=first /deep /again\n")
+    inner = "/".join(["d"] * (depth - 1)) + "/leaf"
+    try:
+        img = await ImageStore(roots).build(ctx, tag="deep:1")
+        assert (Path(img.layer_dirs[0]) / "again" / inner).read_bytes() == b"deep"
+    finally:  # pytest's own removal of tmp_path recurses
+        remove_tree(ctx, ignore_errors=True)
+        remove_tree(roots.state, ignore_errors=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from stackd.errors import UsageError
-from stackd.runtime.copy import copy_out
+from stackd.runtime.copy import copy_in, copy_out
 from stackd.runtime.inroot import open_root
 from stackd.runtime.tarcopy import _Refused, check_members, tar_in, tar_out
 
@@ -152,6 +152,22 @@ def test_a_tree_nested_past_pythons_recursion_limit_copies_to_the_host(
     finally:
         os.close(fd)
     assert (tmp_path / "out" / "/".join(["a"] * (DEPTH - 1)) / "leaf").read_text() == "deep\n"
+
+
+def test_a_host_tree_nested_past_pythons_recursion_limit_copies_in(
+        root: Path, tmp_path: Path, deep_trees: list[Path]) -> None:
+    """`cp DIR SVC:PATH` of a tree ~1,000 deep: a RecursionError's traceback before."""
+    host = tmp_path / "host"
+    (host / "srv").mkdir(parents=True)
+    deep_trees += [host / "srv", root / "srv"]
+    _nest(host, DEPTH)
+    src = host / "srv"
+    fd = open_root(root)
+    try:
+        copy_in(fd, str(src / "a"), "/srv")
+    finally:
+        os.close(fd)
+    assert (root / "srv" / "/".join(["a"] * DEPTH) / "leaf").read_text() == "deep\n"
 
 
 def _tar(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
