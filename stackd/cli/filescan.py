@@ -25,24 +25,25 @@ def look(paths: Iterable[str], skip: Callable[[str], bool]) -> Snapshot:
     return out
 
 
-def _look(path: str, skip: Callable[[str], bool], out: Snapshot) -> None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return  # gone, or not ours to read: not there
-    if stat.S_ISDIR(st.st_mode):
-        out[path] = ("d", 0, 0)
+def _look(top: str, skip: Callable[[str], bool], out: Snapshot) -> None:
+    pending = [top]  # without a frame per level: a tree may nest past the recursion limit
+    while pending:
+        path = pending.pop()
         try:
-            names = os.listdir(path)
+            st = os.lstat(path)
         except OSError:
-            return
-        for name in names:
-            child = os.path.join(path, name)
-            if not skip(child):
-                _look(child, skip, out)
-    else:
-        kind = "l" if stat.S_ISLNK(st.st_mode) else "f"
-        out[path] = (kind, st.st_size, st.st_mtime_ns)
+            continue  # gone, or not ours to read: not there
+        if stat.S_ISDIR(st.st_mode):
+            out[path] = ("d", 0, 0)
+            try:
+                names = os.listdir(path)
+            except OSError:
+                continue
+            pending += [child for child in (os.path.join(path, n) for n in names)
+                        if not skip(child)]
+        else:
+            kind = "l" if stat.S_ISLNK(st.st_mode) else "f"
+            out[path] = (kind, st.st_size, st.st_mtime_ns)
 
 
 def changes(before: Snapshot, after: Snapshot) -> dict[str, bool]:

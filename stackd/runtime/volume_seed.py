@@ -17,64 +17,94 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def seed(source_fd: int, volume: Path, *, plain: bool = False) -> None:
-    """Copy what is in the directory `source_fd` (O_PATH is enough) into `volume`."""
+    """Copy what is in the directory `source_fd` (O_PATH is enough) into `volume`. A
+    tree is walked with two descriptors per level, not a Python frame: an image may
+    nest past the interpreter's recursion limit."""
     src = os.open(".", _DIR, dir_fd=source_fd)
     try:
         dst = os.open(volume, _DIR)
-        try:
-            _copy_children(src, dst, plain)
-            _copy_meta(os.fstat(src), dst, plain)
-        finally:
-            os.close(dst)
-    finally:
+    except BaseException:
         os.close(src)
-
-
-def _copy_children(src: int, dst: int, plain: bool) -> None:
-    with os.scandir(src) as entries:
-        names = [e.name for e in entries]
-    for name in names:
-        st = os.stat(name, dir_fd=src, follow_symlinks=False)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            os.mkdir(name, 0o700, dir_fd=dst)
-            _copy_dir(name, src, dst, st, plain)
-        elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
-            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst,
-                     follow_symlinks=False)
-        elif stat.S_ISREG(mode):
-            _copy_file(name, src, dst, st, plain)
-        elif plain:
-            continue
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-            os.mknod(name, (mode & ~0o7777) | 0o600, st.st_rdev, dir_fd=dst)
-            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
-            try:
-                _copy_meta(st, fd)
-            finally:
-                os.close(fd)
-        # Sockets are left out: a socket file means nothing without its listener.
-
-
-def _copy_dir(name: str, src: int, dst: int, st: os.stat_result, plain: bool) -> None:
-    s = os.open(name, _DIR, dir_fd=src)
+        raise
+    levels = [_Level(src, dst, [], os.fstat(src))]
     try:
-        d = os.open(name, _DIR, dir_fd=dst)
-        try:
-            _copy_children(s, d, plain)
-            _copy_meta(st, d, plain)  # last: creating the children changed its times
-        finally:
-            os.close(d)
+        levels[0].names = _names(src)
+        while levels:
+            level = levels[-1]
+            if not level.names:
+                levels.pop()
+                try:
+                    _copy_meta(level.st, level.dst, plain)  # last: its entries changed it
+                finally:
+                    os.close(level.src)
+                    os.close(level.dst)
+                continue
+            inner = _copy_entry(level.names.pop(), level.src, level.dst, plain)
+            if inner is not None:
+                levels.append(inner)
     finally:
-        os.close(s)
+        for level in levels:
+            os.close(level.src)
+            os.close(level.dst)
+
+
+@dataclass
+class _Level:
+    src: int
+    dst: int
+    names: list[str]  # left to copy, the next one last
+    st: os.stat_result
+
+
+def _names(fd: int) -> list[str]:
+    with os.scandir(fd) as entries:
+        return sorted((e.name for e in entries), reverse=True)
+
+
+def _copy_entry(name: str, src: int, dst: int, plain: bool) -> _Level | None:
+    """Copy `name` from `src` to `dst`; a directory is made, and returned to be
+    walked."""
+    st = os.stat(name, dir_fd=src, follow_symlinks=False)
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        os.mkdir(name, 0o700, dir_fd=dst)
+        s = os.open(name, _DIR, dir_fd=src)
+        try:
+            d = os.open(name, _DIR, dir_fd=dst)
+        except BaseException:
+            os.close(s)
+            raise
+        try:
+            return _Level(s, d, _names(s), st)
+        except BaseException:
+            os.close(s)
+            os.close(d)
+            raise
+    if stat.S_ISLNK(mode):
+        os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst,
+                 follow_symlinks=False)
+    elif stat.S_ISREG(mode):
+        _copy_file(name, src, dst, st, plain)
+    elif plain:
+        return None
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+        os.mknod(name, (mode & ~0o7777) | 0o600, st.st_rdev, dir_fd=dst)
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+        try:
+            _copy_meta(st, fd)
+        finally:
+            os.close(fd)
+    # Sockets are left out: a socket file means nothing without its listener.
+    return None
 
 
 def _copy_file(name: str, src: int, dst: int, st: os.stat_result, plain: bool) -> None:

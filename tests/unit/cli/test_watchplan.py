@@ -98,3 +98,19 @@ def test_a_directory_include_does_not_name_is_still_walked() -> None:
     assert relative_to(r, f"{P}/src/pkg") is None  # not a file include names…
     assert relative_to(r, f"{P}/src/pkg", walking=True) == "pkg"  # …but looked into
     assert relative_to(r, f"{P}/src/build", walking=True) is None  # ignored: not walked
+
+
+def test_a_look_walks_a_tree_nested_past_the_recursion_limit(tmp_path: Path) -> None:
+    from stackd.trees import remove_tree
+
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1100):  # os.makedirs recurses too
+        os.mkdir("d", dir_fd=fd)
+        fd, above = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(above)
+    os.close(fd)
+    try:
+        seen = look([str(tmp_path / "d")], lambda _: False)
+        assert len(seen) == 1100
+    finally:  # pytest's own removal of tmp_path recurses
+        remove_tree(tmp_path / "d")
