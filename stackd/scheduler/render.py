@@ -27,23 +27,27 @@ def to_text(graph: nx.DiGraph) -> str:
     """
     lines: list[str] = []
     expanded: set[str] = set()
-
-    def walk(name: str, prefix: str) -> None:
-        children = sorted(graph.successors(name))
-        for i, child in enumerate(children):
-            last = i == len(children) - 1
+    for root in sorted(n for n in graph if graph.in_degree(n) == 0):
+        lines.append(root)
+        expanded.add(root)
+        # (service, the prefix of its dependencies' lines, those left to print): a
+        # stack, not a frame per level — a chain of depends_on may be thousands long.
+        pending = [(root, "", sorted(graph.successors(root)))]
+        while pending:
+            name, prefix, children = pending[-1]
+            if not children:
+                pending.pop()
+                continue
+            child = children.pop(0)
+            last = not children
             seen = child in expanded and graph.out_degree(child) > 0
             lines.append(f"{prefix}{'└── ' if last else '├── '}{child}  "
                          f"[{edge_label(graph, name, child)}]"
                          + ("  (see above)" if seen else ""))
             if not seen:
                 expanded.add(child)
-                walk(child, prefix + ("    " if last else "│   "))
-
-    for root in sorted(n for n in graph if graph.in_degree(n) == 0):
-        lines.append(root)
-        expanded.add(root)
-        walk(root, "")
+                pending.append((child, prefix + ("    " if last else "│   "),
+                                sorted(graph.successors(child))))
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -18,6 +18,10 @@ from stackd.spec.merge import merge
 from stackd.spec.paths import absolutize_service
 from stackd.spec.yaml_positions import PlacedDict
 
+# Chains are a few links long; a thousand is an attack or a generator's mistake, and
+# each link is a frame of the resolution (Python's limit is ~1,000).
+MAX_CHAIN = 64
+
 ReadDoc = Callable[[str], Any]
 """Reads another file through interpolation and canonical form (cached by the loader)."""
 Resolve = Callable[[Path], Path]
@@ -70,6 +74,11 @@ def _resolve(name: str, doc: Any, file: str, read_doc: ReadDoc, home: str | None
                         "with service (and file)", location=loc)
     link = (file, name)
     chain = (*chain, link)
+    if len(chain) > MAX_CHAIN:
+        raise SpecError(f"service {chain[0][1]!r}: its extends chain is longer than "
+                        f"{MAX_CHAIN} services (…, {name!r} extends {base_name!r})",
+                        location=loc, hint="extend a service that holds the common part "
+                                           "instead of a chain of them")
     target_file = file
     base_doc = doc
     if base_file is not None:

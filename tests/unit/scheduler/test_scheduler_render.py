@@ -45,6 +45,17 @@ a
 """
 
 
+def test_text_of_a_chain_longer_than_the_recursion_limit() -> None:
+    """`stackd graph` of 1,500 services each depending on the one before ended in a
+    RecursionError traceback."""
+    n = 1500
+    g = build_graph([ServiceNode(f"s{i}", depends=(Dependency(f"s{i - 1}"),) if i else ())
+                     for i in range(n)])
+    lines = to_text(g).splitlines()
+    assert len(lines) == n and lines[0] == f"s{n - 1}"
+    assert lines[-1] == " " * 4 * (n - 2) + "└── s0  [depends_on: service_started]"
+
+
 def test_dot() -> None:
     assert to_dot(GRAPH, "shop") == """\
 digraph "shop" {

@@ -87,6 +87,21 @@ def test_extends_cycle_is_reported_with_the_chain(write: Write) -> None:
         "extends cycle: compose.yaml:a → compose.yaml:b → compose.yaml:c → compose.yaml:a (")
 
 
+def test_an_extends_chain_past_the_limit_is_a_spec_error(write: Write) -> None:
+    """A chain of 1,500 ended in a RecursionError traceback."""
+    from stackd.spec.extends import MAX_CHAIN
+
+    body = ["services:", "  s0: {image: x}"]
+    body += [f"  s{i}: {{extends: s{i - 1}}}" for i in range(1, 1500)]
+    with pytest.raises(SpecError, match=rf"its extends chain is longer than {MAX_CHAIN} "
+                                        r"services \(…, 's\d+' extends 's\d+'\)"):
+        load_file(write("compose.yaml", "\n".join(body) + "\n"))
+    body = ["services:", "  s0: {image: x}"]
+    body += [f"  s{i}: {{extends: s{i - 1}}}" for i in range(1, MAX_CHAIN + 1)]
+    assert load_file(write("compose.yaml", "\n".join(body) + "\n")).services[
+        f"s{MAX_CHAIN}"].image == "x"
+
+
 def test_extends_cycle_across_files(write: Write) -> None:
     write("other.yaml", "services:\n  b: {extends: {file: compose.yaml, service: a}}\n")
     f = write("compose.yaml", "services:\n  a: {extends: {file: other.yaml, service: b}}\n")
