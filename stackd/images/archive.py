@@ -110,7 +110,7 @@ def _save_entries(work: Path, archive: str) -> list[tuple[str, list[str], list[s
                              hint="the archive is corrupt")
     try:
         entries = json.loads((work / "manifest.json").read_bytes())
-    except ValueError:
+    except (ValueError, RecursionError):  # (the decoder recurses per level of nesting)
         raise malformed from None
     if not isinstance(entries, list):
         raise malformed

@@ -68,6 +68,8 @@ def json_object(body: bytes, what: str) -> dict[str, Any]:
         doc = json.loads(body)
     except ValueError as exc:
         raise _malformed(f"{what} is not JSON: {exc}") from None
+    except RecursionError:  # json's decoder recurses per level of nesting
+        raise _malformed(f"{what} nests too deeply to be an image document") from None
     if not isinstance(doc, dict):
         raise _malformed(f"{what} is not a JSON object")
     return doc

@@ -215,7 +215,7 @@ class RegistryClient:
             await resp.aclose()
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # (the decoder recurses per level)
             body = None
         token = (body.get("token") or body.get("access_token")) \
             if isinstance(body, dict) else None
@@ -231,7 +231,7 @@ class RegistryClient:
         try:
             errs = json.loads(body if body is not None else resp.content).get("errors") or []
             detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs)
-        except (ValueError, AttributeError, TypeError, httpx.ResponseNotRead):
+        except (ValueError, AttributeError, TypeError, RecursionError, httpx.ResponseNotRead):
             pass
         return RegistryError(
             f"registry {ref.domain}: {what} failed with HTTP {resp.status_code}"

@@ -111,8 +111,11 @@ def test_import_of_a_gzip_cut_short_fails_and_adds_nothing(roots: Roots, tmp_pat
     (None, '{"rootfs": {"diff_ids": ["x"]}}', "diff_id 'x' is not a sha256 digest"),
     (None, '{"config": {"Env": "A=1"}}', "env: Input should be a valid tuple"),
     (None, '{"config": {"Healthcheck": {"Interval": "5s"}}}', "healthcheck.interval"),
+    ("[" * 100_000 + "]" * 100_000, "{}", "manifest.json is not what `docker save` writes"),
+    (None, '{"config": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "c.json nests too deeply to be an image document"),
 ], ids=["empty-entry", "string-entry", "config-number", "layers-string", "config-list",
-        "bad-diff-id", "env-string", "interval-string"])
+        "bad-diff-id", "env-string", "interval-string", "manifest-nested", "config-nested"])
 def test_load_of_a_malformed_archive_is_one_error_and_names_nothing(
         roots: Roots, tmp_path: Path, manifest: str | None, config: str, says: str) -> None:
     """A `docker save` archive whose manifest.json or image config has the wrong shape

@@ -364,12 +364,15 @@ async def test_a_hostile_registrys_endless_manifest_or_token_is_cut_off(
     ({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
       "manifests": ["x"]}, "an entry of its index is not a JSON object"),
     ([1, 2], "manifest is not a JSON object"),
-], ids=["no-config", "size-string", "index-entry", "list"])
+    (b'{"schemaVersion": 2, "config": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     "nests too deeply to be an image document"),
+], ids=["no-config", "size-string", "index-entry", "list", "nested"])
 async def test_a_hostile_registrys_malformed_manifest_is_a_typed_error(
         empty_store: ImageStore, manifest: object, says: str) -> None:
     """A manifest of the wrong shape (a registry of the test's own: docker-registry
     checks what it is pushed) was a KeyError, TypeError or AttributeError out of the
-    pull; now an error naming the field, and nothing stored under a name."""
+    pull, and one nested past the JSON decoder's recursion a RecursionError; now an
+    error naming the field, and nothing stored under a name."""
     import http.server
     import json
     import threading
@@ -377,7 +380,8 @@ async def test_a_hostile_registrys_malformed_manifest_is_a_typed_error(
     from stackd.images.digests import sha256_digest
     from stackd.images.errors import MalformedImageError
 
-    body = json.dumps(manifest).encode()
+    # (json.dumps recurses too: a nesting past its limit is given as bytes)
+    body = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
 
     class Hostile(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
