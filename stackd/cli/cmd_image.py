@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import uuid
 from typing import TYPE_CHECKING, BinaryIO
 
 from stackd.cli import image_bootstrap
@@ -126,11 +124,5 @@ def _save_to_stdout(store: ImageStore, images: list[str]) -> None:
     if sys.stdout.isatty():
         raise UsageError("image save: an image archive is not written to a terminal",
                          hint="give -o FILE, or redirect stdout (`> image.tar`)")
-    spool = store.blobs.ingest_dir / f"save-{uuid.uuid4().hex}.tar"
-    try:
-        store.save(images, spool)
-        with open(spool, "rb") as archive:
-            shutil.copyfileobj(archive, sys.stdout.buffer, 1 << 20)
-        sys.stdout.buffer.flush()
-    finally:
-        spool.unlink(missing_ok=True)
+    store.save(images, sys.stdout.buffer)  # streamed as it is made
+    sys.stdout.buffer.flush()

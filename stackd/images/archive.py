@@ -204,79 +204,92 @@ def _load_oci(store: ImageStore, work: Path, archive: str) -> list[Image]:
     return images
 
 
-def save_archive(store: ImageStore, refs: list[str], archive: Path) -> None:
+def save_archive(store: ImageStore, refs: list[str], archive: Path | BinaryIO) -> None:
+    """`refs` as one archive (docker save's and OCI's layout at once): written to a
+    file (complete, or not there), or streamed to `archive` (stdout) as it is made —
+    the archive is never gathered anywhere first; only one layer at a time is
+    decompressed under ingest, since a tar entry says its size before its bytes."""
     if not refs:
         raise ImageNotFoundError("no image to save", hint="name at least one image")
+    if not isinstance(archive, Path):
+        with tarfile.open(fileobj=archive, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            _write_archive(store, refs, tar)
+        return
     tmp = archive.with_name(f".{archive.name}.{uuid.uuid4().hex}.tmp")
-    docker_manifest: list[dict[str, Any]] = []
-    index: list[dict[str, Any]] = []
-    written: set[str] = set()
-    sizes: dict[str, int] = {}  # diff_id → uncompressed size
-    work = store.root / "ingest" / f"save-{uuid.uuid4().hex}"
-    work.mkdir(parents=True)
     try:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-
-            def add_bytes(name: str, data: bytes) -> None:
-                ti = tarfile.TarInfo(name)
-                ti.size, ti.mode = len(data), 0o644
-                tar.addfile(ti, io.BytesIO(data))
-
-            def add_file(name: str, path: Path) -> int:
-                ti = tarfile.TarInfo(name)
-                ti.size, ti.mode = path.stat().st_size, 0o644
-                with open(path, "rb") as f:
-                    tar.addfile(ti, f)
-                return ti.size
-
-            for ref in refs:
-                digest, parsed = store.resolve(ref)
-                manifest = parse_manifest(store.blobs.read_bytes(digest))
-                config_body = store.blobs.read_bytes(manifest.config.digest)
-                diff_ids = config_diff_ids(config_body)
-                layers = []
-                for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
-                    if diff_id not in written:
-                        plain = work / hex_of(diff_id)
-                        with store.blobs.open(layer.digest) as src, open(plain, "wb") as out:
-                            shutil.copyfileobj(open_decompressed(src), out, CHUNK)
-                        sizes[diff_id] = add_file(f"blobs/sha256/{hex_of(diff_id)}", plain)
-                        plain.unlink()
-                        written.add(diff_id)
-                    layers.append(Descriptor(OCI_LAYER, diff_id, sizes[diff_id]))
-                cfg_name = f"blobs/sha256/{hex_of(manifest.config.digest)}"
-                if manifest.config.digest not in written:
-                    add_bytes(cfg_name, config_body)
-                    written.add(manifest.config.digest)
-                cfg = Descriptor(OCI_CONFIG, manifest.config.digest, len(config_body))
-                body = make_manifest(cfg, layers)
-                mdesc = descriptor_of(body, manifest.media_type)
-                if mdesc.digest not in written:
-                    add_bytes(f"blobs/sha256/{hex_of(mdesc.digest)}", body)
-                    written.add(mdesc.digest)
-                entry = mdesc.to_json()
-                entry["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
-                repo_tags = []
-                if parsed is not None:
-                    entry["annotations"] = {CONTAINERD_NAME: str(parsed),
-                                            REF_NAME: parsed.tag or parsed.locator}
-                    repo_tags.append(parsed.familiar())
-                index.append(entry)
-                same = [e for e in docker_manifest if e["Config"] == cfg_name]
-                if same:  # one entry per image, with all its names, as docker save does
-                    same[0]["RepoTags"].extend(repo_tags)
-                else:
-                    docker_manifest.append({"Config": cfg_name, "RepoTags": repo_tags,
-                                            "Layers": [f"blobs/sha256/{hex_of(d.digest)}"
-                                                       for d in layers]})
-            add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-            add_bytes("index.json", canonical({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                               "manifests": index}))
-            add_bytes("manifest.json", json.dumps(docker_manifest).encode())
+            _write_archive(store, refs, tar)
         os.rename(tmp, archive)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_archive(store: ImageStore, refs: list[str], tar: tarfile.TarFile) -> None:
+    docker_manifest: list[dict[str, Any]] = []
+    index: list[dict[str, Any]] = []
+    written: set[str] = set()
+    sizes: dict[str, int] = {}  # diff_id → uncompressed size
+    # Every name found before a byte is written: streamed, nothing can be taken back.
+    found = [store.resolve(ref) for ref in refs]
+    work = store.root / "ingest" / f"save-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        def add_bytes(name: str, data: bytes) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), 0o644
+            tar.addfile(ti, io.BytesIO(data))
+
+        def add_file(name: str, path: Path) -> int:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = path.stat().st_size, 0o644
+            with open(path, "rb") as f:
+                tar.addfile(ti, f)
+            return ti.size
+
+        for digest, parsed in found:
+            manifest = parse_manifest(store.blobs.read_bytes(digest))
+            config_body = store.blobs.read_bytes(manifest.config.digest)
+            diff_ids = config_diff_ids(config_body)
+            layers = []
+            for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+                if diff_id not in written:
+                    plain = work / hex_of(diff_id)
+                    with store.blobs.open(layer.digest) as src, open(plain, "wb") as out:
+                        shutil.copyfileobj(open_decompressed(src), out, CHUNK)
+                    sizes[diff_id] = add_file(f"blobs/sha256/{hex_of(diff_id)}", plain)
+                    plain.unlink()
+                    written.add(diff_id)
+                layers.append(Descriptor(OCI_LAYER, diff_id, sizes[diff_id]))
+            cfg_name = f"blobs/sha256/{hex_of(manifest.config.digest)}"
+            if manifest.config.digest not in written:
+                add_bytes(cfg_name, config_body)
+                written.add(manifest.config.digest)
+            cfg = Descriptor(OCI_CONFIG, manifest.config.digest, len(config_body))
+            body = make_manifest(cfg, layers)
+            mdesc = descriptor_of(body, manifest.media_type)
+            if mdesc.digest not in written:
+                add_bytes(f"blobs/sha256/{hex_of(mdesc.digest)}", body)
+                written.add(mdesc.digest)
+            entry = mdesc.to_json()
+            entry["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+            repo_tags = []
+            if parsed is not None:
+                entry["annotations"] = {CONTAINERD_NAME: str(parsed),
+                                        REF_NAME: parsed.tag or parsed.locator}
+                repo_tags.append(parsed.familiar())
+            index.append(entry)
+            same = [e for e in docker_manifest if e["Config"] == cfg_name]
+            if same:  # one entry per image, with all its names, as docker save does
+                same[0]["RepoTags"].extend(repo_tags)
+            else:
+                docker_manifest.append({"Config": cfg_name, "RepoTags": repo_tags,
+                                        "Layers": [f"blobs/sha256/{hex_of(d.digest)}"
+                                                   for d in layers]})
+        add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add_bytes("index.json", canonical({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                           "manifests": index}))
+        add_bytes("manifest.json", json.dumps(docker_manifest).encode())
     finally:
         remove_tree(work, ignore_errors=True)
 

@@ -429,10 +429,11 @@ class ImageStore:
         return load_archive(self, Path(archive) if isinstance(archive, str) else archive,
                             shown)
 
-    def save(self, refs: builtins.list[str], archive: str | Path) -> None:
+    def save(self, refs: builtins.list[str], archive: str | Path | BinaryIO) -> None:
+        """`docker save`: to a file, or streamed to `archive` (stdout)."""
         from stackd.images.archive import save_archive
 
-        save_archive(self, refs, Path(archive))
+        save_archive(self, refs, Path(archive) if isinstance(archive, str | Path) else archive)
 
     # -- build --------------------------------------------------------------------------
     async def build(self, context_dir: str | Path, dockerfile: str = "Dockerfile",

@@ -168,6 +168,29 @@ def test_load_save_and_import_use_stdin_and_stdout_as_docker_does(
     assert list((roots.state / "images" / "ingest").iterdir()) == []
 
 
+def test_save_to_stdout_streams_and_checks_every_name_first(
+        roots: Roots, busybox_tar: Path) -> None:
+    """`docker save IMG | gzip` / `| ssh host docker load`: stackd wrote the whole
+    archive to a spool file under the state root first, then copied it out."""
+    env = dict(os.environ, STACKD_ROOT=str(roots.state), STACKD_RUN=str(roots.run))
+    stackd(roots, "image", "import", str(busybox_tar), "piped:1")
+    ingest = roots.state / "images" / "ingest"
+    with subprocess.Popen([sys.executable, "-m", "stackd", "image", "save", "piped:1"],
+                          stdout=subprocess.PIPE, env=env) as save:
+        assert save.stdout is not None
+        head = save.stdout.read(4096)  # the archive has begun: what lies under ingest?
+        spooled = [e.name for e in ingest.iterdir() if e.is_file()]
+        rest = save.stdout.read()
+    assert save.returncode == 0 and spooled == []
+    with tarfile.open(fileobj=io.BytesIO(head + rest)) as tar:
+        assert "manifest.json" in tar.getnames()
+    missing = subprocess.run([sys.executable, "-m", "stackd", "image", "save", "piped:1",
+                              "nosuch:1"], capture_output=True, env=env, timeout=60)
+    assert missing.returncode == 1 and missing.stdout == b""
+    assert b"nosuch:1" in missing.stderr and b"Traceback" not in missing.stderr
+    assert list(ingest.iterdir()) == []
+
+
 def test_prune_takes_dockers_force_flag(roots: Roots) -> None:
     """`docker image prune -f` / `docker network prune -f` in scripts: stackd's prune
     asks nothing, and refused the flag (rc 2, "unrecognized arguments: -f")."""
