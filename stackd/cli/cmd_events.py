@@ -11,7 +11,9 @@ HELP = "Stream the daemon's events (containers, health, restarts, applies)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line: stackd's fields, and Compose's action, "
+                        "id and attributes")
     p.add_argument("--all-projects", action="store_true",
                    help="every stack's events, not only this one's")
     p.add_argument("--since", default=None, metavar="SEQ|TIME",
@@ -42,6 +44,32 @@ def since_of(text: str | None, now: float) -> tuple[int | None, float | None]:
     if text.isdigit() and int(text) < _SEQ_BELOW:
         return int(text), None
     return 0, parse_time(text, now)
+
+
+# stackd's container facts under the actions `docker compose events --json` names them
+# by; a plan step's progress counts once done.
+_ACTIONS = {"start": "start", "die": "die", "oom": "oom", "restart": "restart",
+            "remove": "destroy"}
+_STEP_ACTIONS = ("create", "stop", "kill")
+
+
+def with_compose_keys(e: dict[str, Any]) -> dict[str, Any]:
+    """`e` with the keys `docker compose events --json` gives a script — `action`, `id`
+    (the container's name, which every stackd verb takes), `attributes` (its name,
+    `exitCode` of a die) — beside stackd's own. Pure."""
+    action = _ACTIONS.get(e["type"], e["type"])
+    slot, project = e.get("slot") or "", e.get("project") or ""
+    if e["type"] == "health":
+        action = f"health_status: {(e.get('attrs') or {}).get('healthStatus', '')}"
+    elif e["type"] == "remove" and not slot:
+        action = "remove"  # the stack's, not a container's
+    elif e["type"] == "progress":
+        step = e.get("verb") or ""
+        action = step if e.get("state") == "done" and slot and step in _STEP_ACTIONS \
+            else "progress"
+    name = f"{project}-{slot}" if slot and project else ""
+    return {**e, "action": action, "id": name,
+            "attributes": {**({"name": name} if name else {}), **(e.get("attrs") or {})}}
 
 
 def format_event(e: dict[str, Any]) -> str:
@@ -85,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 if until is not None and e["time"] >= until:
                     continue  # not break: the replayed history is in seq order, not time's
-                print(json.dumps(e) if args.json else format_event(e), flush=True)
+                print(json.dumps(with_compose_keys(e)) if args.json else format_event(e),
+                      flush=True)
     except _Until:
         pass
     return 0

@@ -267,9 +267,12 @@ def make_ports(roots: Roots, db: StateDB, resolver: Any | None) -> Any:
 
 
 def _event_from_supervisor(e: Any) -> Event:
-    # A die's code under Docker's attribute name, for readers (`stackd wait`) that
-    # must not parse the message.
+    # A die's code and a health event's status under Docker's attribute names, for
+    # readers (`stackd wait`, the containers gauge, `events --json`) that must not
+    # parse the message.
     attrs = {"exitCode": str(e.exit_code)} if e.exit_code is not None else {}
+    if e.health:
+        attrs["healthStatus"] = e.health
     return Event(type=e.type, project=e.project, service=e.service, container=e.container,
                  slot=e.slot, reason=e.reason, message=e.message, attrs=attrs)
 

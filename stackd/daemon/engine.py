@@ -563,7 +563,7 @@ class Engine:
         elif event.type == "die":
             self._containers_seen[name] = (project, "exited", "")
         elif event.type == "health" and state:
-            self._containers_seen[name] = (project, state, event.message.split(":")[0])
+            self._containers_seen[name] = (project, state, event.attrs.get("healthStatus", ""))
         elif event.type == "remove" and event.slot:
             self._containers_seen.pop(name, None)
 

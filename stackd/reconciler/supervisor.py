@@ -47,6 +47,7 @@ class SupervisorEvent:
     reason: str = ""
     slot: str = ""  # e.g. web-1
     exit_code: int | None = None  # a die's, when the runtime told it
+    health: str = ""  # a health event's new status: starting, healthy, unhealthy
 
 
 Emit = Callable[[SupervisorEvent], object]
@@ -179,12 +180,12 @@ class Supervisor:
         return [self._watches[k] for k in sorted(self._watches)]
 
     def report(self, w: Watch, type_: SupervisorEventType, message: str, *,
-               reason: str = "", exit_code: int | None = None) -> None:
+               reason: str = "", exit_code: int | None = None, health: str = "") -> None:
         if self._emit is not None:
             self._emit(SupervisorEvent(type_, w.desired.project, w.desired.service,
                                        w.desired.name, message, trio.current_time(),
                                        reason=reason, slot=w.desired.slot,
-                                       exit_code=exit_code))
+                                       exit_code=exit_code, health=health))
 
     def mark_disrupted(self, w: Watch, why: str) -> bool:
         """A host check found part of the container gone: a fact for the controller,
@@ -258,7 +259,8 @@ class Supervisor:
         await self._set_ready(w, w.ready, running=w.running)
         self._notify()
         self.report(w, "health", state.status if state.status != "unhealthy"
-                    else f"unhealthy: {state.last_output.strip()[-200:]}")
+                    else f"unhealthy: {state.last_output.strip()[-200:]}",
+                    health=state.status)
 
     async def _run_until_exit(self, w: Watch) -> int | None:
         check = w.service.healthcheck

@@ -233,6 +233,36 @@ def test_events_since_and_until_take_times_as_docker_does(stack: CLI) -> None:
     assert r.returncode == 0 and time.monotonic() - t0 < 10
 
 
+def test_events_json_carries_composes_action_id_and_attributes(stack: CLI) -> None:
+    """`docker compose events --json | jq 'select(.action == "die")'`: stackd's lines
+    had no action, and a health change's status was in its message only."""
+    (stack.cwd / "compose.yaml").write_text(
+        "name: small\nservices:\n  app:\n" + IMAGE +
+        "    command: [sleep, '1000']\n    stop_signal: SIGKILL\n"
+        "    healthcheck: {test: [CMD, 'true'], interval: 1s}\n"
+        "  job:\n" + IMAGE + "    command: [sh, -c, 'exit 3']\n")
+    stack("up", "-d")
+
+    def actions() -> dict[str, list[dict]]:
+        by: dict[str, list[dict]] = {}
+        for e in events(stack):
+            by.setdefault(e["id"], []).append(e)
+        return by
+
+    deadline = time.monotonic() + 30
+    while "health_status: healthy" not in [e["action"] for e in actions().get("small-app-1", [])]:
+        assert time.monotonic() < deadline, actions()
+        time.sleep(0.2)
+    stack("down")
+    by = actions()
+    facts = {name: [e for e in got if e["action"] != "progress"] for name, got in by.items()}
+    assert [e["action"] for e in facts["small-app-1"]] == [
+        "create", "start", "health_status: healthy", "destroy"]
+    assert [e["action"] for e in facts["small-job-1"]] == ["create", "start", "die", "destroy"]
+    assert facts["small-job-1"][2]["attributes"] == {"name": "small-job-1", "exitCode": "3"}
+    assert all(e["service"] == "app" for e in by["small-app-1"])
+
+
 def test_events_of_the_services_named_only(stack: CLI) -> None:
     # Compose's `events SERVICE…`: refused as an unknown argument before.
     (stack.cwd / "compose.yaml").write_text(
