@@ -31,6 +31,7 @@ from pathlib import Path
 
 from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
 from stackd.roots import Roots
+from stackd.runtime import overlayfs
 from stackd.runtime import syscalls as sc
 from stackd.runtime.inroot import open_root, proc_path, resolve
 from stackd.runtime.layout import ContainerPaths
@@ -68,14 +69,9 @@ def _stopped_root(state: ContainerState, paths: ContainerPaths, *, writable: boo
     lower = [str(p) for p in state.spec.layers]
     if not writable:
         lower.insert(0, str(paths.upper))
-    # fsconfig takes 256 bytes a value: past that, a layer each ("lowerdir+", 6.8).
-    joined = ":".join(lower)
-    options = ([("lowerdir", joined)] if len(joined) < 256
-               else [("lowerdir+", layer) for layer in lower])
-    if writable:
-        options += [("upperdir", str(paths.upper)), ("workdir", str(paths.work))]
     try:
-        root = sc.detached_mount("overlay", options, 0 if writable else sc.MOUNT_ATTR_RDONLY)
+        root = (overlayfs.detached(lower, str(paths.upper), str(paths.work)) if writable
+                else overlayfs.detached(lower, attr=sc.MOUNT_ATTR_RDONLY))
     except OSError as err:
         raise HostError(f"cannot mount the file system of container {state.name}: "
                         f"{err.strerror}", hint="see `stackd ps -a`; start it and copy "

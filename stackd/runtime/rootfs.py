@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 
 from stackd.errors import HostError, SpecError
-from stackd.runtime import inroot, readonly_mount, volume_seed
+from stackd.runtime import inroot, overlayfs, readonly_mount, volume_seed
 from stackd.runtime import syscalls as sc
 from stackd.runtime.layout import ContainerPaths
 
@@ -49,11 +49,6 @@ INIT_BINARY = "/usr/bin/catatonit"
 INIT_PATH = "/dev/init"
 
 
-def overlay_options(spec: ContainerSpec, paths: ContainerPaths) -> str:
-    lower = ":".join(spec.layers)
-    return f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}"
-
-
 def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths, *, shm_from: int | None = None
                  ) -> None:
     """`shm_from`: the mount namespace of the container whose IPC namespace this one
@@ -61,7 +56,8 @@ def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths, *, shm_from: int | 
     root = paths.rootfs
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     shm = None if shm_from is None else _clone_shm(shm_from)
-    sc.mount("overlay", str(root), "overlay", 0, overlay_options(spec, paths))
+    overlayfs.mount(str(root), [str(layer) for layer in spec.layers], str(paths.upper),
+                    str(paths.work))
     # Opened after the mount: the descriptor is the overlay's root, and every path of
     # the container is resolved from it (inroot), never from the host's "/".
     root_fd = inroot.open_root(root)

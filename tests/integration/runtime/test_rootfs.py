@@ -10,7 +10,7 @@ import pydantic
 import pytest
 from runtime_helpers import run_to_end
 
-from stackd.errors import SpecError
+from stackd.errors import SpecError, StackdError
 from stackd.runtime import syscalls as sc
 from stackd.runtime.containerspec import Mount, Resources, Security
 
@@ -260,3 +260,37 @@ async def test_a_volume_binding_a_host_directory_is_seeded_without_set_id_or_dev
         else:  # under the 0700 state root, as Docker copies it
             assert names == ["disk", "pipe", "tool"]
             assert os.stat(vol / "tool").st_mode & 0o7777 == 0o4755
+
+
+async def test_an_image_of_many_layers_runs(rt, make_spec, busybox_layer, tmp_path):
+    """mount(2) reads its options from one page: the layer paths of an image of ~40
+    layers did not fit, and the container failed with "[Errno 2] mount overlay on …:
+    No such file or directory". Past a page they go one by one (fsconfig)."""
+    import hashlib
+
+    layers = []
+    for i in range(80):  # each named as a snapshot is: a long path
+        d = tmp_path / "snapshots" / hashlib.sha256(str(i).encode()).hexdigest()
+        d.mkdir(parents=True)
+        (d / f"from-{i}").write_text(f"{i}\n")
+        layers.append(str(d))
+    os.chmod(tmp_path, 0o755)
+    spec = make_spec("fs-many", "sh", "-c", "cat /from-0 /from-79; ls / | grep -c from-")
+    spec = spec.model_copy(update={"layers": (*layers, *spec.layers)})
+    assert len(":".join(spec.layers)) > 4096
+    status, out, err = await run_to_end(rt, spec)
+    assert (status.code, out.splitlines()) == (0, ["0", "79", "80"]), err
+
+
+async def test_an_image_past_overlayfs_depth_is_refused_by_name(rt, make_spec, busybox_layer,
+                                                                tmp_path):
+    layers = []
+    for i in range(501):
+        d = tmp_path / "l" / str(i)
+        d.mkdir(parents=True)
+        layers.append(str(d))
+    spec = make_spec("fs-deep", "true")
+    spec = spec.model_copy(update={"layers": (*layers, *spec.layers)})
+    with pytest.raises(StackdError, match="an image of 502 layers cannot be mounted: overlayfs "
+                                        "stacks at most 500"):
+        await rt.create(spec)
