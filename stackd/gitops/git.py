@@ -2,9 +2,10 @@
 
 Each source has a bare cache repository under the state root (0700) into which its
 ref is fetched with `--depth 1`: a repository of 10k commits costs one commit's
-objects. A commit's tree is exported with `git archive` and unpacked with tarfile's
-`data` filter, so a hostile repository's absolute or `..` paths and links pointing
-out of the tree are refused, never followed. Credentials: a token file becomes an
+objects. A commit's tree is exported with `git archive` and unpacked as it streams
+(never held in memory) with tarfile's `data` filter, so a hostile repository's
+absolute or `..` paths and links pointing out of the tree are refused, never
+followed. Credentials: a token file becomes an
 HTTP header given through git's GIT_CONFIG_* environment (never on a command line
 others can read with ps); otherwise git's own credential helpers and ssh keys.
 """
@@ -12,10 +13,12 @@ others can read with ps); otherwise git's own credential helpers and ssh keys.
 from __future__ import annotations
 
 import base64
-import io
 import os
+import signal
 import subprocess
 import tarfile
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -83,25 +86,38 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _run(args: list[str], *, git_dir: Path, creds: Credentials = Credentials(),
-         extra_env: dict[str, str] | None = None, what: str) -> bytes:
+def _env(git_dir: Path, creds: Credentials, extra_env: dict[str, str] | None
+         ) -> dict[str, str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_DIR": str(git_dir),
            "LC_ALL": "C", **creds.env(), **(extra_env or {})}
     env.pop("GIT_WORK_TREE", None)
+    return env
+
+
+_NO_GIT = UnavailableError("the git command is not installed",
+                           hint="install git (apt-get install git)")
+
+
+def _failed(what: str, stderr: bytes, code: int, creds: Credentials) -> UnavailableError:
+    err = stderr.decode(errors="replace").strip().splitlines()
+    text = mask_text(" / ".join(line for line in err if line)[-600:], creds.secrets())
+    return UnavailableError(f"{what}: {text or f'git exited {code}'}",
+                            hint="check --repo, the ref and the credentials")
+
+
+def _run(args: list[str], *, git_dir: Path, creds: Credentials = Credentials(),
+         extra_env: dict[str, str] | None = None, what: str) -> bytes:
     try:
-        done = subprocess.run(["git", *args], env=env, capture_output=True,
-                              timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(["git", *args], env=_env(git_dir, creds, extra_env),
+                              capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+                              check=False)
     except FileNotFoundError:
-        raise UnavailableError("the git command is not installed",
-                               hint="install git (apt-get install git)") from None
+        raise _NO_GIT from None
     except subprocess.TimeoutExpired:
         raise UnavailableError(f"{what}: git did not finish within {TIMEOUT:g}s",
                                hint="check that the repository answers") from None
     if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip().splitlines()
-        text = mask_text(" / ".join(line for line in err if line)[-600:], creds.secrets())
-        raise UnavailableError(f"{what}: {text or f'git exited {done.returncode}'}",
-                               hint="check --repo, the ref and the credentials")
+        raise _failed(what, done.stderr, done.returncode, creds)
     return done.stdout
 
 
@@ -131,25 +147,59 @@ def describe(cache: Path, rev: str) -> Commit:
 
 def export(cache: Path, sha: str, dest: Path) -> None:
     """The tree of commit `sha`, alone, at `dest` (replaced)."""
-    data = _run(["archive", "--format=tar", sha], git_dir=cache,
-                what=f"reading the tree of commit {sha[:12]}")
     tmp = dest.with_name(dest.name + ".new")
     remove_tree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        try:
-            tar.extractall(tmp, filter="data")
-        except tarfile.FilterError as exc:
-            remove_tree(tmp, ignore_errors=True)
-            raise UsageError(f"commit {sha[:12]} holds a path stackd refuses to unpack: "
-                             f"{exc}", hint="links and paths must stay inside the "
-                             "repository") from None
+    try:
+        _unpack_archive(cache, sha, tmp)
+    except BaseException:
+        remove_tree(tmp, ignore_errors=True)
+        raise
     old = dest.with_name(dest.name + ".old")
     remove_tree(old, ignore_errors=True)
     if dest.exists():
         os.rename(dest, old)
     os.rename(tmp, dest)
     remove_tree(old, ignore_errors=True)
+
+
+def _unpack_archive(cache: Path, sha: str, into: Path) -> None:
+    """`git archive` of commit `sha` unpacked into `into` as it streams: a repository
+    holding large files is never held in the daemon's memory (it was, whole, twice)."""
+    what = f"reading the tree of commit {sha[:12]}"
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            proc = subprocess.Popen(["git", "archive", "--format=tar", sha],
+                                    env=_env(cache, Credentials(), None),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=stderr)
+        except FileNotFoundError:
+            raise _NO_GIT from None
+        assert proc.stdout is not None
+        late = threading.Timer(TIMEOUT, proc.kill)
+        late.start()
+        refused: tarfile.FilterError | None = None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                tar.extractall(into, filter="data")
+        except tarfile.FilterError as exc:
+            refused = exc
+        except tarfile.TarError:
+            pass  # git's own failure: its exit status and stderr say what
+        finally:
+            late.cancel()
+            proc.stdout.close()
+            code = proc.wait()
+        if refused is not None:
+            raise UsageError(f"commit {sha[:12]} holds a path stackd refuses to unpack: "
+                             f"{refused}", hint="links and paths must stay inside the "
+                             "repository") from None
+        if code != 0:
+            if code == -signal.SIGKILL:
+                raise UnavailableError(f"{what}: git did not finish within {TIMEOUT:g}s",
+                                       hint="check that the repository answers")
+            stderr.seek(0)
+            raise _failed(what, stderr.read(), code, Credentials())
 
 
 def verify(cache: Path, sha: str, *, keyring: str | None, allowed_signers: str | None

@@ -55,6 +55,29 @@ def test_a_tag_or_a_fixed_commit_is_fetched_as_a_branch_is(tmp_path: Path) -> No
         git.fetch(str(repo.path), "branch", "nosuch", cache, git.Credentials())
 
 
+def test_a_large_file_is_unpacked_as_it_streams(tmp_path: Path) -> None:
+    """The whole `git archive` of a commit was read into the daemon's memory (and
+    copied once more for tarfile): a repository holding a 200 MB asset cost the
+    daemon 400 MB. Measured in a process of its own: its peak memory."""
+    import sys
+
+    repo = Repo(tmp_path / "repo")
+    with open(repo.path / "asset.bin", "wb") as f:  # zeros: small in git, 200 MB out
+        f.truncate(200 << 20)
+    repo.commit("asset", {"compose.yaml": "services: {}\n"})
+    cache = tmp_path / "cache.git"
+    sha = git.fetch(str(repo.path), "branch", "main", cache, git.Credentials()).sha
+    probe = (
+        "import resource, sys\nfrom pathlib import Path\nfrom stackd.gitops import git\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "git.export(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(cache), sha, str(tmp_path / "t")],
+                          capture_output=True, text=True, check=True, timeout=120)
+    assert int(done.stdout) < 50 << 10, f"peak grew {int(done.stdout) >> 10} MiB"  # KiB
+    assert (tmp_path / "t" / "asset.bin").stat().st_size == 200 << 20
+
+
 @pytest.mark.parametrize("target", ["/etc/passwd", "../../../outside"])
 def test_links_out_of_the_tree_are_refused(tmp_path: Path, target: str) -> None:
     repo = Repo(tmp_path / "repo")
