@@ -387,7 +387,33 @@ def _nonblocking(fd: int) -> None:
     os.set_blocking(fd, False)
 
 
-async def _pump_out(fd: int, buf: bytearray) -> None:
+# What a captured exec keeps of each stream: its answer is one JSON body, held in
+# the daemon's memory until the command ends — `cat /dev/zero` must not take it all.
+# The process reads on past it (a full pipe would stall it); the rest is dropped.
+CAPTURE_LIMIT = 16 << 20
+
+
+@dataclass
+class _Output:
+    data: bytearray = field(default_factory=bytearray)
+    limit: int | None = CAPTURE_LIMIT
+    cut: bool = False
+
+    def add(self, chunk: bytes) -> None:
+        if self.limit is not None and len(self.data) + len(chunk) > self.limit:
+            chunk = chunk[:max(0, self.limit - len(self.data))]
+            self.cut = True
+        self.data += chunk
+
+    def result(self) -> bytes:
+        if not self.cut:
+            return bytes(self.data)
+        assert self.limit is not None
+        return bytes(self.data) + (f"\n[stackd: the output went past {self.limit >> 20} "
+                                   "MiB; the rest was not kept]\n").encode()
+
+
+async def _pump_out(fd: int, buf: _Output) -> None:
     while True:
         await trio.lowlevel.wait_readable(fd)
         try:
@@ -398,10 +424,10 @@ async def _pump_out(fd: int, buf: bytearray) -> None:
             return
         if not data:
             return
-        buf += data
+        buf.add(data)
 
 
-def _drain(fd: int, buf: bytearray) -> None:
+def _drain(fd: int, buf: _Output) -> None:
     while True:
         try:
             data = os.read(fd, 65536)
@@ -409,7 +435,7 @@ def _drain(fd: int, buf: bytearray) -> None:
             return
         if not data:
             return
-        buf += data
+        buf.add(data)
 
 
 async def _pump_in(fd: int, data: bytes, close: bool) -> None:
@@ -446,7 +472,7 @@ async def exec_in(
     in stderr, as a shell does.
     """
     req = _request(state, args, env, cwd, user, tty, privileged=privileged)
-    out, err = bytearray(), bytearray()
+    out, err = _Output(), _Output()
     parent_fds: list[int] = []
     child_fds: list[int] = []
     stdin_w: int | None = None
@@ -519,9 +545,8 @@ async def exec_in(
         if stdin_w is not None:
             os.close(stdin_w)
     code, message = session.outcome()
-    if message:
-        err += (message + "\n").encode()
-    return ExecResult(exit_code=code, stdout=bytes(out), stderr=bytes(err))
+    stderr = err.result() + ((message + "\n").encode() if message else b"")
+    return ExecResult(exit_code=code, stdout=out.result(), stderr=stderr)
 
 
 def exec_interactive(
@@ -650,7 +675,7 @@ def _relay_terminal(session: _Session) -> None:
 
 def _drain_to_stdout(master: int) -> None:
     os.set_blocking(master, False)
-    buf = bytearray()
+    buf = _Output(limit=None)
     _drain(master, buf)
-    if buf:
-        os.write(1, buf)
+    if buf.data:
+        os.write(1, buf.data)

@@ -183,3 +183,16 @@ async def test_a_detached_exec_returns_once_started_and_runs_on(running, roots, 
     with pytest.raises(SpecError, match="/no/such/dir"):
         await trio.to_thread.run_sync(lambda: exec_detached(running, ["true"],
                                                             cwd="/no/such/dir"))
+
+
+async def test_captured_output_is_kept_up_to_a_limit_and_the_command_runs_on(running):
+    """A captured exec (the API's, `--host`'s, a health check's) kept all its output in
+    the daemon's memory until it ended: `cat /dev/zero` there grew without end."""
+    from stackd.runtime.exec import CAPTURE_LIMIT
+
+    result = await exec_in(running, ["sh", "-c", f"head -c {CAPTURE_LIMIT * 3} /dev/zero; "
+                                     "echo done >&2"])
+    assert result.exit_code == 0  # it wrote everything: the rest was read and dropped
+    note = f"\n[stackd: the output went past {CAPTURE_LIMIT >> 20} MiB; the rest was not kept]\n"
+    assert result.stdout == b"\0" * CAPTURE_LIMIT + note.encode()
+    assert result.stderr == b"done\n"
