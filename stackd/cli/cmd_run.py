@@ -24,8 +24,7 @@ IMAGE_ONLY = {"memory": "-m", "cpus": "--cpus", "pids_limit": "--pids-limit",
               "security_opt": "--security-opt", "tmpfs": "--tmpfs", "ulimit": "--ulimit",
               "stop_signal": "--stop-signal", "stop_timeout": "--stop-timeout",
               "add_host": "--add-host", "dns": "--dns"}
-SERVICE_ONLY = {"no_deps": "--no-deps", "service_ports": "--service-ports",
-                "build": "--build", "use_aliases": "--use-aliases"}
+SERVICE_ONLY = {"no_deps": "--no-deps", "build": "--build", "use_aliases": "--use-aliases"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,8 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VAL")
     service.add_argument("--no-deps", action="store_true",
                          help="don't start the services it depends on")
-    service.add_argument("-P", "--service-ports", action="store_true",
-                         help="publish the service's ports")
+    p.add_argument("-P", "--service-ports", action="store_true",
+                   help="publish the service's (an image's exposed) ports")
+    # docker run's long name of -P
+    p.add_argument("--publish-all", dest="service_ports", action="store_true",
+                   help=argparse.SUPPRESS)
     # Packed on one line, as flags that need no words are (helpformat).
     service.add_argument("--build", action="store_true")
     service.add_argument("--use-aliases", action="store_true")
@@ -138,7 +140,8 @@ def image_body(args: argparse.Namespace) -> dict[str, Any]:
         "cap_drop": args.cap_drop, "network": args.network, "init": args.init, "rm": args.rm,
         "detach": args.detach, "pull": args.pull or "missing", "hostname": args.hostname,
         "privileged": args.privileged, "security_opt": args.security_opt,
-        "tmpfs": args.tmpfs, "ulimit": args.ulimit, "stop_signal": signal,
+        "publish_all": args.service_ports, "tmpfs": args.tmpfs, "ulimit": args.ulimit,
+        "stop_signal": signal,
         "stop_timeout": args.stop_timeout, "labels": args.label,
         "add_host": args.add_host, "dns": args.dns, "restart": args.restart,
     }

@@ -62,15 +62,31 @@ def project_of(args: argparse.Namespace | SimpleNamespace) -> str:
     quick = quick_project_name(args)
     if quick is not None:
         return quick
+    from stackd.errors import UsageError
     from stackd.spec import LoadOptions, load
 
-    stack = load(LoadOptions(
-        files=getattr(args, "files", None),
-        project_directory=getattr(args, "project_directory", None),
-        env_files=getattr(args, "env_files", None),
-        profiles=getattr(args, "profiles", None),
-        on_warning=lambda _w: None))
+    try:
+        stack = load(LoadOptions(
+            files=getattr(args, "files", None),
+            project_directory=getattr(args, "project_directory", None),
+            env_files=getattr(args, "env_files", None),
+            profiles=getattr(args, "profiles", None),
+            on_warning=lambda _w: None))
+    except UsageError as err:
+        verb = _CONTAINER_FORMS.get(getattr(args, "verb", ""))
+        if verb is None or not err.message.startswith("no stack file found"):
+            raise
+        # A Docker user's `stackd stop web` after `stackd run --name web`: the verbs
+        # here are a stack's; a single container's are `stackd container …`.
+        raise UsageError(err.message, hint=f"{err.hint}; for a container `stackd run` "
+                         f"made, `stackd container {verb}`") from None
     return stack.name
+
+
+# A stack's verb → its form for a single container (`stackd container …`).
+_CONTAINER_FORMS = {"ps": "ls -a", "logs": "logs NAME", "start": "start NAME",
+                    "stop": "stop NAME", "kill": "kill NAME", "rm": "rm NAME",
+                    "exec": "exec NAME CMD"}
 
 
 # Kept in step with stackd.spec.discovery, whose package import loads the whole

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Literal
 
 import trio
@@ -99,6 +99,7 @@ class RunRequest(RunOptions):
     labels: list[str] = Field(default_factory=list, max_length=256)
     add_host: list[str] = Field(default_factory=list, max_length=256)
     dns: list[str] = Field(default_factory=list, max_length=8)
+    publish_all: bool = False  # -P: every port the image exposes, on a free host port
     # Supervised by the daemon (daemon/singlewatch.py) unless "no".
     restart: str = Field(default="no",
                          pattern=r"^(no|always|unless-stopped|on-failure(:[0-9]{1,6})?)$")
@@ -263,6 +264,31 @@ def parse_publish(items: list[str]) -> list[Any]:
     return out
 
 
+def exposed_bindings(exposed: Sequence[str], image: str, given: list[Any]) -> list[Any]:
+    """`run -P`: a free host port for each port the image exposes (`80/tcp`,
+    `8000-8010/udp`) that no -p publishes already, as docker run's. The image's words
+    are checked here: a hostile one's are not ports."""
+    from stackd.netbridge import PortBinding
+
+    taken = {(b.container_port, b.protocol) for b in given}
+    out = []
+    for text in exposed:
+        spec, _, proto = text.partition("/")
+        first, _, last = spec.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            low = high = 0
+        proto = proto or "tcp"
+        if not (1 <= low <= high <= 65535) or proto not in ("tcp", "udp"):
+            raise UsageError(f"image {image} exposes {text!r}, which -P cannot publish: "
+                             "not a tcp or udp port",
+                             hint="publish the ports you want with -p instead")
+        out += [PortBinding(host_port=0, container_port=port, protocol=proto)
+                for port in range(low, high + 1) if (port, proto) not in taken]
+    return out
+
+
 class DefaultNetwork:
     """The root's `default` network for `stackd run`: made on first use, kept while a
     container is on it or joining it, and removed once it has been unused for
@@ -347,11 +373,13 @@ class SingleRunner:
         name = container_name(request)
         cid = name.lower()
         bindings = parse_publish(request.publish)
+        if request.publish_all:
+            bindings += exposed_bindings(image.config.exposed_ports, request.image, bindings)
         if request.restart != "no" and request.rm:
             raise UsageError(f"--restart {request.restart} and --rm conflict: a removed "
                              "container cannot be restarted", hint="leave one of them out")
-        if bindings and request.network in ("none", "host"):
-            raise UsageError(f"-p does not apply with --network {request.network}")
+        if (bindings or request.publish_all) and request.network in ("none", "host"):
+            raise UsageError(f"-p and -P do not apply with --network {request.network}")
         # Every mistake in the request is found before anything is made on the host.
         run_spec(request, image, name=name, netns=None, mounts=[], files={})
         for v in request.volumes:

@@ -54,11 +54,11 @@ def free_range(length: int) -> int:
     raise AssertionError("no free port range found")
 
 
-def fetch(port: int, timeout: float = 20) -> str:
+def fetch(port: int, path: str = "/", timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
                 return r.read().decode()
         except OSError:
             if time.monotonic() > deadline:
@@ -107,6 +107,46 @@ def test_a_port_without_a_host_port_gets_a_free_one_per_replica(stack: CLI) -> N
     r = stack("run", "--rm", "-p", "80", "-p", "127.0.0.1::81/udp",
               "stackd-demo/busybox:latest", "true")
     assert r.returncode == 0
+
+
+def test_run_publish_all_publishes_what_the_image_exposes(stack: CLI, tmp_path: Path
+                                                         ) -> None:
+    """`docker run -d -P nginx`: stackd took -P for compose run's --service-ports only
+    and refused it for an image ("only for a service run")."""
+    from support.busybox import make_busybox_tar
+
+    from stackd.images import ImageStore
+    from stackd.images.models import ImageConfig
+
+    tar = make_busybox_tar(tmp_path / "exposing.tar", tmp_path / "exposing")
+    ImageStore(stack.roots).import_rootfs(tar, ref="local/exposing:1", config=ImageConfig(
+        exposed_ports=("80/tcp", "81/tcp"),
+        cmd=("sh", "-c", "echo published > /i; exec httpd -f -p 80 -h /")))
+    stack("run", "-d", "-P", "--name", "web", "local/exposing:1")
+    try:
+        ports = {line.partition(" -> ")[0]: int(line.rpartition(":")[2])
+                 for line in stack("port", "web").stdout.splitlines()}
+        assert set(ports) == {"80/tcp", "81/tcp"} and len(set(ports.values())) == 2
+        assert fetch(ports["80/tcp"], "/i") == "published\n"
+        # -p for one of them: that one as given, the other on a free port.
+        given = free_range(1)
+        stack("run", "-d", "--publish-all", "-p", f"{given}:80", "--name", "web2",
+              "local/exposing:1")
+        lines = stack("port", "web2").stdout.splitlines()
+        assert f"80/tcp -> 0.0.0.0:{given}" in lines and len(lines) == 2
+        assert stack("port", "web2", "80").stdout == f"0.0.0.0:{given}\n"
+        # No stack file here: `stop web` says where a container's verbs are.
+        r = stack("stop", "web", check=False)
+        assert r.returncode == 2 and "`stackd container stop NAME`" in r.stderr
+    finally:
+        stack("container", "rm", "-f", "web", "web2", check=False)
+    bad = tmp_path / "bad.tar"
+    ImageStore(stack.roots).import_rootfs(make_busybox_tar(bad, tmp_path / "bad"),
+                                          ref="local/bad:1",
+                                          config=ImageConfig(exposed_ports=("abc/tcp",)))
+    r = stack("run", "--rm", "-P", "local/bad:1", "true", check=False)
+    assert r.returncode == 2 and "image local/bad:1 exposes 'abc/tcp', which -P cannot " \
+        "publish" in r.stderr
 
 
 def _sleeper(cli: CLI) -> None:

@@ -26,3 +26,32 @@ def test_what_is_no_port_is_said(item: str, said: str) -> None:
     with pytest.raises((UsageError, SpecError)) as err:
         parse_publish([item])
     assert said in str(err.value)
+
+
+def test_dash_capital_p_publishes_what_the_image_exposes_and_no_p_took() -> None:
+    """`docker run -P`: refused for an image before ("only for a service run")."""
+    from stackd.daemon.single import exposed_bindings
+
+    given = parse_publish(["8080:80"])
+    got = [str(b) for b in exposed_bindings(["80/tcp", "53/udp", "8000-8002", "80/udp"],
+                                            "img", given)]
+    assert got == ["(any)->53/udp", "(any)->8000/tcp", "(any)->8001/tcp", "(any)->8002/tcp",
+                   "(any)->80/udp"]
+
+
+@pytest.mark.parametrize("exposed", ["abc/tcp", "99999/udp", "0/tcp", "80/sctp", "90-80",
+                                     "80/xyz"])
+def test_what_an_image_exposes_that_is_no_port_is_said(exposed: str) -> None:
+    from stackd.daemon.single import exposed_bindings
+
+    with pytest.raises(UsageError, match=f"image img exposes '{exposed}', which -P cannot "
+                                         "publish: not a tcp or udp port"):
+        exposed_bindings([exposed], "img", [])
+
+
+def test_docker_ports_lines_are_sorted_by_container_port() -> None:
+    from stackd.cli.cmd_port import bindings
+
+    row = {"ports": ["0.0.0.0:9000->8080/tcp", "127.0.0.1:53->53/udp", "0.0.0.0:1->443/tcp"]}
+    assert bindings(row) == ["53/udp -> 127.0.0.1:53", "443/tcp -> 0.0.0.0:1",
+                             "8080/tcp -> 0.0.0.0:9000"]
