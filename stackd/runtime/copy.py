@@ -33,7 +33,7 @@ from stackd.errors import ConflictError, HostError, NotFoundError, UsageError
 from stackd.roots import Roots
 from stackd.runtime import overlayfs
 from stackd.runtime import syscalls as sc
-from stackd.runtime.inroot import open_root, proc_path, resolve
+from stackd.runtime.inroot import Found, open_root, proc_path, resolve
 from stackd.runtime.layout import ContainerPaths
 from stackd.runtime.model import ContainerState
 from stackd.trees import remove_at
@@ -144,10 +144,8 @@ def _clone(source: str, subpath: str) -> int | None:
         return None
 
 
-def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,
-             owners: bool = False) -> str:
-    """Copy `path` of the container to `dest` on the host (into it, if it is a
-    directory); returns the host path written."""
+def source(root_fd: int, path: str, *, follow: bool = False) -> Found:
+    """The container's `path`, which a copy out of it reads: NotFoundError if missing."""
     try:
         found = resolve(root_fd, path, follow_last=follow)
     except (FileNotFoundError, NotADirectoryError):
@@ -159,6 +157,14 @@ def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,
             found.close()
         raise NotFoundError(f"no such file in the container: {path}",
                             hint="paths are the container's, e.g. svc:/etc/hostname")
+    return found
+
+
+def copy_out(root_fd: int, path: str, dest: str, *, follow: bool = False,
+             owners: bool = False) -> str:
+    """Copy `path` of the container to `dest` on the host (into it, if it is a
+    directory); returns the host path written."""
+    found = source(root_fd, path, follow=follow)
     with found:
         assert found.fd is not None
         name = found.name or "root"

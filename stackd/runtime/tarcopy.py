@@ -31,8 +31,8 @@ import tempfile
 from collections import deque
 from typing import IO, BinaryIO
 
-from stackd.errors import HostError, NotFoundError, UsageError
-from stackd.runtime.copy import copy_error, remove_entry
+from stackd.errors import HostError, UsageError
+from stackd.runtime.copy import copy_error, remove_entry, source
 from stackd.runtime.inroot import mkdir_all, proc_path, resolve
 
 MAX_LINK_HOPS = 40  # as the kernel's MAXSYMLINKS
@@ -46,17 +46,7 @@ _CHUNK = 1 << 20
 
 def tar_out(root_fd: int, path: str, out: BinaryIO, *, follow: bool = False) -> None:
     """`path` of the container as a tar stream on `out`, named by its last part."""
-    try:
-        found = resolve(root_fd, path, follow_last=follow)
-    except (FileNotFoundError, NotADirectoryError):
-        found = None
-    except OSError as err:
-        raise copy_error(err, f"{path} in the container") from None
-    if found is None or found.fd is None:
-        if found is not None:
-            found.close()
-        raise NotFoundError(f"no such file in the container: {path}",
-                            hint="paths are the container's, e.g. svc:/etc/hostname")
+    found = source(root_fd, path, follow=follow)
     with found, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         assert found.fd is not None
         top = os.dup(found.fd)

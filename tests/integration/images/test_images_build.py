@@ -210,17 +210,11 @@ async def test_a_context_nested_past_the_recursion_limit_is_copied_and_copied_ag
     from stackd.trees import remove_tree
 
     depth = 1100
+    from support.deeptree import nest
+
     ctx = tmp_path / "ctx"
     (ctx / "deep").mkdir(parents=True)
-    fd = os.open(ctx / "deep", os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(depth - 1):  # os.makedirs recurses too
-        os.mkdir("d", dir_fd=fd)
-        fd, above = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-        os.close(above)
-    leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-    os.write(leaf, b"deep")
-    os.close(leaf)
-    os.close(fd)
+    nest(ctx / "deep", depth - 1, name="d", leaf=b"deep")
     (ctx / "Dockerfile").write_text("FROM scratch AS first\nCOPY deep /deep\n"
                                     "FROM scratch\nCOPY --from=first /deep /again\n")
     inner = "/".join(["d"] * (depth - 1)) + "/leaf"

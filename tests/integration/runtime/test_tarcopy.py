@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.deeptree import nest
 
 from stackd.errors import UsageError
 from stackd.runtime.copy import copy_in, copy_out
@@ -114,15 +115,7 @@ def deep_trees(tmp_path: Path) -> Iterator[list[Path]]:
 
 
 def _nest(root: Path, depth: int) -> None:
-    fd = os.open(root / "srv", os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(depth):  # os.makedirs itself recurses
-        os.mkdir("a", dir_fd=fd)
-        fd, parent = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-        os.close(parent)
-    leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
-    os.write(leaf, b"deep\n")
-    os.close(leaf)
-    os.close(fd)
+    nest(root / "srv", depth, leaf=b"deep\n")
 
 
 def test_a_tree_nested_past_pythons_recursion_limit_streams_out(

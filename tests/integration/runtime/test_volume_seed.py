@@ -64,21 +64,15 @@ def test_seed_copies_the_tree_with_its_metadata_and_links_as_links(tmp_path: Pat
 def test_an_image_directory_nested_past_the_recursion_limit_seeds_the_volume(
         tmp_path: Path) -> None:
     """The copy recursed per level: a tree ~1,000 deep failed the container's start."""
+    from support.deeptree import nest
+
     from stackd.trees import remove_tree
 
     depth = 1100
     src, volume = tmp_path / "image-dir", tmp_path / "volume"
     src.mkdir()
     volume.mkdir()
-    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(depth):  # os.makedirs recurses too
-        os.mkdir("d", dir_fd=fd)
-        fd, above = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-        os.close(above)
-    leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-    os.write(leaf, b"deep")
-    os.close(leaf)
-    os.close(fd)
+    nest(src, depth, name="d", leaf=b"deep")
     root = inroot.open_root(src)
     try:
         volume_seed.seed(root, volume)

@@ -101,14 +101,11 @@ def test_a_directory_include_does_not_name_is_still_walked() -> None:
 
 
 def test_a_look_walks_a_tree_nested_past_the_recursion_limit(tmp_path: Path) -> None:
+    from support.deeptree import nest
+
     from stackd.trees import remove_tree
 
-    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(1100):  # os.makedirs recurses too
-        os.mkdir("d", dir_fd=fd)
-        fd, above = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-        os.close(above)
-    os.close(fd)
+    nest(tmp_path, 1100, name="d")
     try:
         seen = look([str(tmp_path / "d")], lambda _: False)
         assert len(seen) == 1100
