@@ -14,6 +14,9 @@ from pathlib import Path
 
 DEFAULT_STATE_ROOT = "/var/lib/stackd"
 DEFAULT_RUN_ROOT = "/run/stackd"
+# A unix socket's path is at most 107 bytes; the longest one in the run root is
+# "/monitor.sock".
+MAX_RUN_ROOT = 107 - len("/monitor.sock")
 
 
 class Roots:
@@ -74,10 +77,18 @@ class Roots:
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Roots:
         env = os.environ if environ is None else environ
-        return cls(
-            state=Path(env.get("STACKD_ROOT", DEFAULT_STATE_ROOT)),
-            run=Path(env.get("STACKD_RUN", DEFAULT_RUN_ROOT)),
-        )
+        run = Path(env.get("STACKD_RUN", DEFAULT_RUN_ROOT))
+        if len(os.fsencode(os.path.abspath(run))) > MAX_RUN_ROOT:
+            # Its sockets (monitor.sock the longest) must fit a unix socket's 108-byte
+            # address: past it, every command ended in "lost the stackd daemon … AF_UNIX
+            # path too long".
+            from stackd.errors import UsageError
+
+            raise UsageError(f"STACKD_RUN is {len(os.fsencode(os.path.abspath(run)))} "
+                             f"bytes long: the sockets in it need it at most {MAX_RUN_ROOT}",
+                             hint=f"set STACKD_RUN to a shorter directory (the default is "
+                                  f"{DEFAULT_RUN_ROOT})")
+        return cls(state=Path(env.get("STACKD_ROOT", DEFAULT_STATE_ROOT)), run=run)
 
     def ensure(self) -> Roots:
         """Make both roots, root's only (0700): an existing root is tightened too, with
