@@ -18,6 +18,7 @@ import resource
 import signal
 import struct
 import termios
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -71,13 +72,37 @@ def _report(fd: int, error: BaseException) -> None:
         pass
 
 
+# Said on the ready pipe, before the answer, by a setup that works on: the monitor
+# gives it its time again (a named volume seeded from a large image directory).
+STILL_SETTING_UP = b"."
+
+
+class _Alive:
+    """Says STILL_SETTING_UP at most once per `every` seconds, when called."""
+
+    def __init__(self, fd: int, every: float) -> None:
+        self.fd, self.every = fd, every
+        self.next = time.monotonic() + every
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.every
+            try:
+                os.write(self.fd, STILL_SETTING_UP)
+            except OSError:
+                pass  # the monitor went away: the next write of ours says so
+
+
 def run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
-        cgroup: CgroupManager, *, nofile: tuple[int, int] | None = None) -> NoReturn:
+        cgroup: CgroupManager, *, nofile: tuple[int, int] | None = None,
+        setup_timeout: float = 30.0) -> NoReturn:
     """nofile: the descriptor limit to give the container unless its spec sets one (the
-    monitor runs with a raised limit of its own)."""
+    monitor runs with a raised limit of its own); setup_timeout: how long the monitor
+    waits for a word from us."""
     code = EXIT_SETUP_FAILED
     try:
-        code = _run(spec, paths, plan, pipes, cgroup, nofile)
+        code = _run(spec, paths, plan, pipes, cgroup, nofile, setup_timeout)
     except BaseException as e:  # report everything; never unwind into the monitor
         _report(pipes.ready_w, e)
     os._exit(code)
@@ -110,7 +135,7 @@ def _namespaces(spec: ContainerSpec, held: dict[str, int]) -> None:
 
 
 def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipes,
-         cgroup: CgroupManager, nofile: tuple[int, int] | None) -> int:
+         cgroup: CgroupManager, nofile: tuple[int, int] | None, setup_timeout: float) -> int:
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
@@ -131,7 +156,8 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         if spec.domainname:
             sc.setdomainname(spec.domainname)
 
-    rootfs.setup_rootfs(spec, paths, shm_from=pipes.shm_from)
+    rootfs.setup_rootfs(spec, paths, shm_from=pipes.shm_from,
+                        alive=_Alive(pipes.ready_w, setup_timeout / 4))
     # Here, not in the monitor: a v1 move waits for an RCU grace period (~1-20 ms),
     # and the monitor makes one container after another while children run side by
     # side. After the rootfs (its device nodes are made before the device rules hold),

@@ -87,7 +87,10 @@ PUMP_BUDGET = 256 * 1024
 DRAIN_BUDGET = 4 * 1024 * 1024
 ATTACH_BACKLOG = 1024 * 1024
 TRASH_PREFIX = ".deleted-"
-SETUP_TIMEOUT = 30.0
+# How long a container's setup may go without a word from its first process: it
+# says "." on its ready pipe while it works on (a named volume's seeding from a large
+# image directory), and each word extends its time (STACKD_SETUP_TIMEOUT: seconds).
+SETUP_TIMEOUT = float(os.environ.get("STACKD_SETUP_TIMEOUT") or 30.0)
 # How long a new monitor waits for the keeper to record an adopted container's exit.
 KEEPER_WAIT_SECONDS = 0.5
 
@@ -640,7 +643,8 @@ class Monitor:
         try:
             pid = os.fork()
             if pid == 0:
-                child.run(spec, paths, plan, pipes, cgroup, nofile=self.container_nofile)
+                child.run(spec, paths, plan, pipes, cgroup, nofile=self.container_nofile,
+                          setup_timeout=SETUP_TIMEOUT)
         finally:
             if pidns != "host":
                 sc.setns(self.own_pidns, sc.CLONE_NEWPID)
@@ -693,6 +697,12 @@ class Monitor:
         except OSError:
             chunk = b""
         pending.data += chunk
+        if pending.data.startswith(child.STILL_SETTING_UP):
+            # Working on, not stuck: its time starts again.
+            pending.data = pending.data.lstrip(child.STILL_SETTING_UP)
+            pending.deadline = time.monotonic() + SETUP_TIMEOUT
+            if chunk and not pending.data:
+                return
         if chunk and pending.data != pending.want:
             return  # more of a report is coming, then EOF
         self._settle(pending, _parse_report(pending.data, pending.want))

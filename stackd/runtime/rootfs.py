@@ -26,6 +26,8 @@ from stackd.runtime.layout import ContainerPaths
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from stackd.runtime.containerspec import ContainerSpec, Device, Mount
 
 # Docker's defaults (moby oci/defaults.go), read as empty or denied inside.
@@ -49,8 +51,8 @@ INIT_BINARY = "/usr/bin/catatonit"
 INIT_PATH = "/dev/init"
 
 
-def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths, *, shm_from: int | None = None
-                 ) -> None:
+def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths, *, shm_from: int | None = None,
+                 alive: Callable[[], None] = lambda: None) -> None:
     """`shm_from`: the mount namespace of the container whose IPC namespace this one
     joins: its /dev/shm becomes ours. Else /dev/shm is a tmpfs of our own."""
     root = paths.rootfs
@@ -63,7 +65,7 @@ def setup_rootfs(spec: ContainerSpec, paths: ContainerPaths, *, shm_from: int | 
     root_fd = inroot.open_root(root)
     try:
         for m in sorted(spec.mounts, key=lambda m: len(Path(m.target).parts)):
-            _user_mount(root_fd, m)
+            _user_mount(root_fd, m, alive)
         for index, target in enumerate(sorted(spec.files)):
             _file_mount(root_fd, paths, index, target)
         _mount_proc(root_fd)
@@ -166,7 +168,7 @@ def _bind(source: str, found: inroot.Found, *, readonly: bool, recursive: bool =
             os.close(mounted)
 
 
-def _user_mount(root_fd: int, m: Mount) -> None:
+def _user_mount(root_fd: int, m: Mount, alive: Callable[[], None]) -> None:
     if m.type == "tmpfs":
         with _dir_target(root_fd, m.target) as found:
             assert found.fd is not None
@@ -195,7 +197,7 @@ def _user_mount(root_fd: int, m: Mount) -> None:
     with _dir_target(root_fd, m.target) as found:
         assert found.fd is not None
         if m.type == "volume" and m.seed and not found.created and not any(source.iterdir()):
-            volume_seed.seed(found.fd, source, plain=m.seed_plain)
+            volume_seed.seed(found.fd, source, plain=m.seed_plain, alive=alive)
         _bind(m.source, found, readonly=m.readonly)
 
 

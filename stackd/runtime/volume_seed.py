@@ -20,13 +20,19 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+TYPE_CHECKING = False  # typing's, without importing typing: see specview
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def seed(source_fd: int, volume: Path, *, plain: bool = False) -> None:
+def seed(source_fd: int, volume: Path, *, plain: bool = False,
+         alive: Callable[[], None] = lambda: None) -> None:
     """Copy what is in the directory `source_fd` (O_PATH is enough) into `volume`. A
     tree is walked with two descriptors per level, not a Python frame: an image may
-    nest past the interpreter's recursion limit."""
+    nest past the interpreter's recursion limit. `alive` is called at each entry: a
+    large directory takes a while (the child says it works on)."""
     src = os.open(".", _DIR, dir_fd=source_fd)
     try:
         dst = os.open(volume, _DIR)
@@ -46,6 +52,7 @@ def seed(source_fd: int, volume: Path, *, plain: bool = False) -> None:
                     os.close(level.src)
                     os.close(level.dst)
                 continue
+            alive()
             inner = _copy_entry(level.names.pop(), level.src, level.dst, plain)
             if inner is not None:
                 levels.append(inner)

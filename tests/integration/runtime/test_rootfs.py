@@ -294,3 +294,28 @@ async def test_an_image_past_overlayfs_depth_is_refused_by_name(rt, make_spec, b
     with pytest.raises(StackdError, match="an image of 502 layers cannot be mounted: overlayfs "
                                         "stacks at most 500"):
         await rt.create(spec)
+
+
+async def test_a_long_seed_keeps_its_time_while_it_works(rt, make_spec, busybox_layer, tmp_path,
+                                                        monkeypatch):
+    """A named volume seeded from a large image directory took longer than the
+    monitor waits for a container's setup (30 s), and the create failed with "did not
+    answer in time", the volume left half seeded. The child now says it works on; the
+    monitor's wait is shortened here so that a few thousand files outlast it."""
+    import time
+
+    monkeypatch.setenv("STACKD_SETUP_TIMEOUT", "0.3")  # read by the monitor this test starts
+    data = tmp_path / "layer" / "data"
+    data.mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    for i in range(30_000):
+        os.close(os.open(data / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o644))
+    vol = tmp_path / "volume"
+    vol.mkdir()
+    spec = make_spec("fs-seed", "sh", "-c", "ls /data | wc -l",
+                     mounts=(Mount(type="volume", source=str(vol), target="/data"),))
+    spec = spec.model_copy(update={"layers": (str(tmp_path / "layer"), *spec.layers)})
+    t0 = time.monotonic()
+    status, out, err = await run_to_end(rt, spec)
+    assert time.monotonic() - t0 > 0.3  # the seed outlasted the wait
+    assert (status.code, out.strip()) == (0, "30000"), err
