@@ -67,10 +67,13 @@ def interpolate(text: str, env: Variables, loc: Location | None = None) -> str:
     return out
 
 
-def variables_in(text: str) -> list[VariableUse]:
+def variables_in(text: str, level: int = 0) -> list[VariableUse]:
     """The variables `text` names, in order, those inside defaults and alternates too.
-    Pure; a malformed `${…}` ends the scan (interpolation has refused it already)."""
+    Pure; a malformed `${…}` ends the scan (interpolation has refused it already), as
+    does nesting past MAX_NESTING."""
     found: list[VariableUse] = []
+    if level > MAX_NESTING:
+        return found
     pos = 0
     while (i := text.find("$", pos)) >= 0:
         if text.startswith("$$", i):
@@ -98,14 +101,23 @@ def variables_in(text: str) -> list[VariableUse]:
         found.append(VariableUse(name, required=op in (":?", "?"),
                                  default=word if op in (":-", "-") else None,
                                  alternate=word if op in (":+", "+") else None))
-        found += variables_in(word)
+        found += variables_in(word, level + 1)
         pos = end + 1
     return found
 
 
+# `${A:-${B:-x}}` nests a level or two; each level is a frame of the expansion, and
+# a string nesting thousands (a generator's, or an attack) ended in RecursionError.
+MAX_NESTING = 32
+
+
 def _expand(text: str, pos: int, env: Variables, loc: Location | None, whole: str,
-            *, nested: bool) -> tuple[str, int]:
+            *, nested: bool, level: int = 0) -> tuple[str, int]:
     """Expand from `pos` to the end, or to the `}` closing a nested default when nested."""
+    if level > MAX_NESTING:
+        shown = whole if len(whole) <= 80 else whole[:80] + "…"
+        raise SpecError(f"interpolation in {shown!r} nests deeper than {MAX_NESTING} levels",
+                        location=loc, hint="set the value in the environment or .env instead")
     out: list[str] = []
     n = len(text)
     depth = 0  # plain braces opened inside a nested default: they close before it does
@@ -126,7 +138,7 @@ def _expand(text: str, pos: int, env: Variables, loc: Location | None, whole: st
             out.append("$")
             pos += 2
         elif nxt == "{":
-            value, pos = _braced(text, pos + 2, env, loc, whole)
+            value, pos = _braced(text, pos + 2, env, loc, whole, level)
             out.append(value)
         else:
             m = _NAME.match(text, pos + 1)
@@ -142,7 +154,7 @@ def _expand(text: str, pos: int, env: Variables, loc: Location | None, whole: st
 
 
 def _braced(text: str, pos: int, env: Variables, loc: Location | None,
-            whole: str) -> tuple[str, int]:
+            whole: str, level: int = 0) -> tuple[str, int]:
     m = _NAME.match(text, pos)
     if m is None:
         raise SpecError(f"invalid interpolation in {whole!r}: '${{' must be followed by a "
@@ -161,7 +173,7 @@ def _braced(text: str, pos: int, env: Variables, loc: Location | None,
     chosen = {":-": not non_empty, "-": not is_set, ":?": not non_empty, "?": not is_set,
               ":+": non_empty, "+": is_set}[op]
     if chosen:
-        word, pos = _expand(text, pos, env, loc, whole, nested=True)
+        word, pos = _expand(text, pos, env, loc, whole, nested=True, level=level + 1)
     else:
         pos = _skip(text, pos, loc, whole)
         word = ""

@@ -123,3 +123,17 @@ def test_variables_in_names_each_use_with_its_default_alternate_or_requirement()
         VariableUse("G", required=True)]
     assert variables_in('${H-{"a":1}} and ${I') == [VariableUse("H", default='{"a":1}')]
     assert variables_in("no variables, $ alone, ^re$") == []
+
+
+def test_nesting_past_the_limit_is_a_spec_error_not_a_recursion() -> None:
+    """`${A:-${A:-…}}` 3,000 deep ended `stackd config` in a RecursionError."""
+    from stackd.spec.interpolate import MAX_NESTING, variables_in
+
+    def nested(depth: int) -> str:
+        return "${A:-" * depth + "x" + "}" * depth
+
+    assert interpolate(nested(MAX_NESTING), Variables({})) == "x"
+    with pytest.raises(SpecError, match=f"nests deeper than {MAX_NESTING} levels"):
+        interpolate(nested(3000), Variables({}))
+    assert interpolate(nested(3000), Variables({"A": "set"})) == "set"  # the branch skipped
+    assert len(variables_in(nested(3000))) == MAX_NESTING + 1
