@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             r.get("state") != "running"
             for r in _containers(client, project, args.services, all=True))
         signal = args.signal.upper() if verb == "kill" else "SIGKILL"
-        if not signal.startswith("SIG"):
+        if not signal.startswith("SIG") and not signal.isdigit():  # `-s 9`, as docker's
             signal = "SIG" + signal
         services = list(args.services)
         if getattr(args, "remove_orphans", False) and not services:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Request(BaseModel):
@@ -125,11 +125,24 @@ class LifecycleRequest(Request):
 
     services: list[str] = Field(default_factory=list, max_length=1000)
     containers: list[str] = Field(default_factory=list, max_length=1000)
-    signal: str = Field(default="SIGKILL", pattern=r"^SIG[A-Z0-9]{1,12}$")
+    signal: str = Field(default="SIGKILL", pattern=r"^(SIG[A-Z0-9+-]{1,12}|[0-9]{1,2})$")
     force: bool = False
     timeout: int | None = Field(default=None, ge=0, le=86400)  # stop, restart: `-t`
     volumes: bool = False  # rm -v: the removed containers' anonymous volumes too
     no_deps: bool = False  # restart --no-deps: not their `restart: true` dependents
+
+    @field_validator("signal")
+    @classmethod
+    def _a_signal(cls, value: str) -> str:
+        # Checked as the request comes: `kill -s NOTASIG` failed its step and said 0.
+        from stackd.errors import StackdError
+        from stackd.runtime.signals import signal_number
+
+        try:
+            signal_number(value)
+        except StackdError as err:
+            raise ValueError(err.message) from None
+        return value
 
 
 class ExecRequest(Request):

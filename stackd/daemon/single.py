@@ -121,7 +121,11 @@ def run_spec(request: RunRequest, image: Any, *, name: str, netns: str | None,
     if request.memory:
         from stackd.spec.units import parse_bytes
 
-        memory = parse_bytes(request.memory)
+        try:
+            memory = parse_bytes(request.memory)
+        except ValueError:  # it ended the daemon's stream: "exit code is unknown"
+            raise UsageError(f"-m {request.memory!r} is not a memory size",
+                             hint="e.g. -m 512m, -m 1g or -m 100000 (bytes)") from None
     net = {"host": "host", "none": "new"}.get(request.network, netns or "new")
     hostname = request.hostname or (name.lower()[:63] if request.network != "host" else "")
     labels = dict(_pairs(request.labels, "--label"))

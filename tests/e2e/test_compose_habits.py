@@ -815,6 +815,24 @@ def test_ps_orphans_false_and_kill_remove_orphans(stack: CLI) -> None:
     assert services()["alone"] == "exited"
 
 
+def test_run_of_an_image_with_a_memory_that_is_no_size_says_so(stack: CLI) -> None:
+    """It ended the daemon's stream: "the daemon ended the stream before the container
+    exited, so its exit code is unknown"."""
+    r = stack("run", "--rm", "-m", "10zb", DEMO_IMAGE, "true", check=False)
+    assert r.returncode == 2 and "-m '10zb' is not a memory size" in r.stderr, r.stderr
+    assert stack("run", "--rm", "-m", "64m", DEMO_IMAGE, "true").returncode == 0
+
+
+def test_kill_takes_a_signal_number_and_refuses_what_is_no_signal(stack: CLI) -> None:
+    """`docker compose kill -s 9` works; stackd's made it "SIG9" and the kill failed.
+    And `kill -s NOTASIG` failed its step, yet exited 0."""
+    r = stack("kill", "-s", "NOTASIG", "box", check=False)
+    assert r.returncode == 2 and "unknown signal 'SIGNOTASIG'" in r.stderr, r.stderr
+    assert ps_rows(stack("ps", "--format", "json", "box").stdout)[0]["state"] == "running"
+    stack("kill", "-s", "9", "box")
+    assert ps_rows(stack("ps", "-a", "--format", "json", "box").stdout)[0]["state"] == "exited"
+
+
 def test_lifecycle_verbs_on_a_stack_that_is_down_or_lacks_the_service(stack: CLI) -> None:
     """Compose's answers: stop, restart, kill and rm of a stack that is down have
     nothing to do (they failed: "the daemon keeps no stack"); a service the stack does
