@@ -177,7 +177,7 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     os.chdir("/")
     try:
         if not os.path.isdir(spec.process.cwd):
-            os.makedirs(spec.process.cwd, exist_ok=True)
+            _make_dirs(spec.process.cwd)
         os.chdir(spec.process.cwd)
     except OSError as err:  # the image's WORKDIR: a loop, a file, …
         raise workdir_failure(spec.process.cwd, err) from None
@@ -220,6 +220,25 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         error, code = exec_failure(args[0], err)
         _report(pipes.ready_w, error)
         return code
+
+
+def _make_dirs(path: str) -> None:
+    """`path` and its missing parents made (0755), one level at a time from a
+    descriptor: os.makedirs recurses per level, and an image's WORKDIR nested 1,500
+    deep ended the start in "maximum recursion depth exceeded". After pivot_root:
+    the container's own tree."""
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in (p for p in path.split("/") if p):
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            fd, above = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                                dir_fd=fd), fd
+            os.close(above)
+    finally:
+        os.close(fd)
 
 
 def _security() -> Any:

@@ -189,3 +189,11 @@ async def test_an_images_etc_passwd_that_is_no_file_is_refused_at_once(
         await rt.create(spec)
     assert time.monotonic() - t0 < 10
     assert await rt.list() == []
+
+
+async def test_a_working_directory_nested_past_the_recursion_limit_is_made(rt, make_spec):
+    """os.makedirs recursed per level: an image's WORKDIR 1,500 levels deep (or -w)
+    ended the start in "stackd: maximum recursion depth exceeded"."""
+    deep = "/w" * 1500
+    status, out, err = await run_to_end(rt, make_spec("proc-deepwd", "pwd", cwd=deep))
+    assert (status.code, out) == (0, deep), err
