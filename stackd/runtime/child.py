@@ -23,7 +23,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from stackd.errors import HostError, StackdError
-from stackd.runtime import rootfs
+from stackd.runtime import inroot, rootfs
 from stackd.runtime import syscalls as sc
 from stackd.runtime.exec_helper import close_all_but, open_console, set_rlimit
 from stackd.runtime.execfail import EXIT_SETUP_FAILED, exec_failure, workdir_failure
@@ -177,7 +177,13 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
     os.chdir("/")
     try:
         if not os.path.isdir(spec.process.cwd):
-            _make_dirs(spec.process.cwd)
+            # A level at a time from a descriptor (os.makedirs recursed: an image's
+            # WORKDIR 1,500 deep ended the start in "maximum recursion depth").
+            root = inroot.open_root("/")  # after pivot_root: the container's own tree
+            try:
+                inroot.mkdir_all(root, spec.process.cwd).close()
+            finally:
+                os.close(root)
         os.chdir(spec.process.cwd)
     except OSError as err:  # the image's WORKDIR: a loop, a file, …
         raise workdir_failure(spec.process.cwd, err) from None
@@ -220,25 +226,6 @@ def _run(spec: ContainerSpec, paths: ContainerPaths, plan: Any, pipes: ChildPipe
         error, code = exec_failure(args[0], err)
         _report(pipes.ready_w, error)
         return code
-
-
-def _make_dirs(path: str) -> None:
-    """`path` and its missing parents made (0755), one level at a time from a
-    descriptor: os.makedirs recurses per level, and an image's WORKDIR nested 1,500
-    deep ended the start in "maximum recursion depth exceeded". After pivot_root:
-    the container's own tree."""
-    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in (p for p in path.split("/") if p):
-            try:
-                os.mkdir(part, 0o755, dir_fd=fd)
-            except FileExistsError:
-                pass
-            fd, above = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
-                                dir_fd=fd), fd
-            os.close(above)
-    finally:
-        os.close(fd)
 
 
 def _security() -> Any:
