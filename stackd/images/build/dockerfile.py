@@ -11,6 +11,7 @@ to the word, taken verbatim.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,9 @@ FLAGS = {
     "HEALTHCHECK": ("interval", "timeout", "retries", "start-period", "start-interval"),
     "RUN": ("mount", "network"),  # mount: build/runmounts.py, repeatable
 }
+# `${A:-${B:-…}}` deeper than this is refused, not a RecursionError.
+MAX_NESTING = 32
+
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")
 # `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'`; not a here-string (`<<<`) nor a shift (`1<<2`).
@@ -203,10 +207,15 @@ def split_words(text: str, escape: str = "\\") -> list[str]:
     return words
 
 
-def expand(word: str, env: dict[str, str], escape: str = "\\", *, quotes: bool = True) -> str:
-    """Expand $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alt}; remove quotes and escapes.
+def expand(word: str, env: dict[str, str], escape: str = "\\", *, quotes: bool = True,
+           depth: int = 0) -> str:
+    """Expand $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alt}, ${VAR:?message}, ${VAR#glob}
+    (and ##, %, %%) — a default or alternative may hold expansions itself, as
+    BuildKit's; remove quotes and escapes.
     quotes=False (a heredoc's body): quotes are text, and only `\\$` and a doubled escape
     are escapes, as in a shell's unquoted heredoc."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"expansions nest more than {MAX_NESTING} deep")
     out = []
     i = 0
     quote = None
@@ -235,24 +244,10 @@ def expand(word: str, env: dict[str, str], escape: str = "\\", *, quotes: bool =
             continue
         if c == "$" and i + 1 < n:
             if word[i + 1] == "{":
-                end = word.find("}", i + 2)
+                end = _closing_brace(word, i + 2, escape)
                 if end < 0:
                     raise ValueError(f"missing '}}' in {word!r}")
-                body = word[i + 2 : end]
-                m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])(.*))?$", body, re.S)
-                if not m:
-                    raise ValueError(f"bad substitution ${{{body}}}")
-                name, op, arg = m.group(1), m.group(2), m.group(3)
-                value = env.get(name)
-                if op in (":-", "-"):
-                    empty = value is None or (op == ":-" and value == "")
-                    out.append(expand(arg, env, escape, quotes=quotes) if empty
-                               else value or "")
-                elif op in (":+", "+"):
-                    present = value is not None and (op == "+" or value != "")
-                    out.append(expand(arg, env, escape, quotes=quotes) if present else "")
-                else:
-                    out.append(value or "")
+                out.append(_braced(word[i + 2 : end], env, escape, quotes, depth))
                 i = end + 1
                 continue
             m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", word[i + 1 :])
@@ -263,6 +258,70 @@ def expand(word: str, env: dict[str, str], escape: str = "\\", *, quotes: bool =
         out.append(c)
         i += 1
     return "".join(out)
+
+
+_BRACED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+?]|##?|%%?)(.*))?$", re.S)
+
+
+def _closing_brace(word: str, start: int, escape: str) -> int:
+    """Where the `${` whose body starts at `start` closes (-1: it does not): a nested
+    `${…}` is passed over whole, an escaped character is not a brace."""
+    depth = 0
+    i = start
+    while i < len(word):
+        c = word[i]
+        if c == escape:
+            i += 2
+            continue
+        if c == "$" and word.startswith("{", i + 1):
+            depth += 1
+            i += 2
+            continue
+        if c == "}":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return -1
+
+
+def _braced(body: str, env: dict[str, str], escape: str, quotes: bool, depth: int) -> str:
+    """The value of one `${body}`."""
+    m = _BRACED.match(body)
+    if not m:
+        raise ValueError(f"bad substitution ${{{body}}}")
+    name, op, arg = m.group(1), m.group(2), m.group(3)
+    value = env.get(name)
+
+    def word() -> str:
+        return expand(arg, env, escape, quotes=quotes, depth=depth + 1)
+
+    if op in (":-", "-"):
+        return word() if value is None or (op == ":-" and value == "") else value
+    if op in (":+", "+"):
+        return word() if value is not None and (op == "+" or value != "") else ""
+    if op in (":?", "?"):
+        if value is None or (op == ":?" and value == ""):
+            raise ValueError(f"{name}: {word() or 'is not set'}")
+        return value
+    if op is not None:  # a glob trimmed from the start (#) or the end (%)
+        return _trimmed(value or "", word(), op)
+    return value or ""
+
+
+def _trimmed(value: str, pattern: str, op: str) -> str:
+    """`value` less the shortest (`#`, `%`) or longest (`##`, `%%`) start or end that
+    the shell glob `pattern` matches."""
+    glob = re.compile(fnmatch.translate(pattern))
+    cuts = range(len(value) + 1)
+    if op in ("##", "%%"):
+        cuts = reversed(cuts)
+    for k in cuts:
+        if op.startswith("#") and glob.match(value[:k]):
+            return value[k:]
+        if op.startswith("%") and glob.match(value[len(value) - k:]):
+            return value[:len(value) - k]
+    return value
 
 
 def key_values(text: str, env: dict[str, str], *, legacy_space_form: bool) -> list[tuple[str, str]]:

@@ -59,6 +59,29 @@ def test_expansion_like_docker() -> None:
     assert expand("${P}/file", env) == "/x y/file"
 
 
+def test_a_default_holds_expansions_as_buildkits() -> None:
+    # Once "missing '}'": the first `}` was taken as the outer one's end.
+    env = {"A": "1", "EMPTY": "", "PLATFORM": "linux/amd64", "FILE": "/a/b.tar.gz"}
+    assert expand("${MISSING:-${A}}", env) == "1"
+    assert expand("${MISSING:-${EMPTY:-${A}-x}}/y", env) == "1-x/y"
+    assert expand("${A:+<${A}>}", env) == "<1>"
+    assert expand("${MISSING:-\\}}", env) == "}"  # an escaped brace is text
+    assert expand("${PLATFORM#linux/}", env) == "amd64"
+    assert expand("${FILE#*/}|${FILE##*/}|${FILE%.*}|${FILE%%.*}", env) == (
+        "a/b.tar.gz|b.tar.gz|/a/b.tar|/a/b")
+    assert expand("${A:?}", env) == "1"
+    with pytest.raises(ValueError, match="NEEDED: set it with --build-arg"):
+        expand("${NEEDED:?set it with --build-arg}", env)
+    with pytest.raises(ValueError, match="EMPTY: is not set"):
+        expand("${EMPTY:?}", env)
+    with pytest.raises(ValueError, match="missing '}'"):
+        expand("${MISSING:-${A}", env)
+    deep = "${X:-" * 40 + "end" + "}" * 40
+    with pytest.raises(ValueError, match="nest more than 32"):
+        expand(deep, env)
+    assert expand("${X:-" * 30 + "end" + "}" * 30, env) == "end"
+
+
 def test_key_values_and_words() -> None:
     env = {"V": "v"}
     assert key_values('A=1 B="two words" C=$V', env, legacy_space_form=True) == [
