@@ -1,6 +1,6 @@
-"""`stackd container ls|inspect|logs|start|stop|kill|rm|exec`: single containers by name
-or id, anywhere, no stack file (docker's verbs) — for `stackd run` containers first of
-all, but any container of the root is found."""
+"""`stackd container ls|inspect|logs|start|stop|kill|pause|unpause|rm|exec`: single
+containers by name or id, anywhere, no stack file (docker's verbs) — for `stackd run`
+containers first of all, but any container of the root is found."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import json
 import sys
 from typing import Any
 
-HELP = "Manage single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"
+HELP = ("Manage single containers by name or id: ls, inspect, logs, stop, kill, pause, "
+        "rm, exec")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="subverb", required=True,
-                           metavar="{ls,inspect,logs,start,stop,kill,rm,exec}")
+                           metavar="{ls,inspect,logs,start,stop,kill,pause,unpause,rm,exec}")
     ls = sub.add_parser("ls", help="list containers (running; -a: all)")
     ls.add_argument("-a", "--all", action="store_true")
     ls.add_argument("--format", default="table",
@@ -32,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     logs.add_argument("-n", "--tail", type=int, default=None)
     logs.add_argument("-t", "--timestamps", action="store_true")
     logs.add_argument("name")
-    for verb, what in (("start", "start stopped containers"), ("stop", "stop containers")):
+    for verb, what in (("start", "start stopped containers"), ("stop", "stop containers"),
+                       ("pause", "freeze running containers (the cgroup freezer)"),
+                       ("unpause", "thaw paused containers")):
         sub.add_parser(verb, help=what).add_argument("names", nargs="+")
     kill = sub.add_parser("kill", help="send a signal (default SIGKILL)")
     kill.add_argument("-s", "--signal", default="SIGKILL")
@@ -156,6 +159,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         targets = [find(rows, n) for n in args.names]  # every name checked first
         for row in targets:
+            if args.subverb in ("pause", "unpause"):
+                from stackd.daemon.host_verbs import pause
+                from stackd.roots import Roots
+
+                pause(Roots.from_env(), row["id"], args.subverb == "pause")
+                print(row["name"])
+                continue
             action = {"rm": "remove"}.get(args.subverb, args.subverb)
             if action == "remove" and row["state"] == "running" and not args.force:
                 raise ConflictError(f"container {row['name']} is running",

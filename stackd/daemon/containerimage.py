@@ -71,7 +71,10 @@ def _held_still(roots: Roots, state: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        trio.run(rt.pause, state.id, False)
+        try:
+            trio.run(rt.pause, state.id, False)
+        except ConflictError:
+            pass  # thawed meanwhile (`unpause`), or ended: nothing left to thaw
 
 
 def _open_regular(host: str, st: os.stat_result) -> IO[bytes]:

@@ -234,7 +234,16 @@ class Runtime:
         if state.status != "running":
             raise ConflictError(f"container {state.name} is not running",
                                 hint="only a running container can be paused")
-        await trio.to_thread.run_sync(manager_for(self.roots.id, container_id).freeze, paused)
+        cgroup = manager_for(self.roots.id, container_id)
+
+        def freeze() -> None:
+            if cgroup.frozen() == paused:  # Docker's answer to a verb that does nothing
+                raise ConflictError(
+                    f"container {state.name} is {'already' if paused else 'not'} paused",
+                    hint="`stackd unpause` thaws it" if paused else "pause it first")
+            cgroup.freeze(paused)
+
+        await trio.to_thread.run_sync(freeze)
 
     def log_path(self, container_id: str) -> Path:
         return self._paths(container_id).log

@@ -496,7 +496,26 @@ def test_pause_freezes_and_unpause_thaws(stack: CLI) -> None:
     stack("pause", "box", "alone")
     rows = {r["name"]: r for r in ps_rows(stack("ps", "-a", "--format", "json").stdout)}
     assert rows["habits-alone-1"].get("paused") is True, rows
+    # A verb that would change nothing says so, as Docker's "is already paused"; it
+    # used to print the name and exit 0.
+    again = stack("pause", "alone", check=False)
+    assert again.returncode == 1, again
+    assert "has no unpaused container of alone" in again.stderr, again.stderr
     stack("unpause", "box", "alone")
+    again = stack("unpause", check=False)
+    assert again.returncode == 1 and "has no paused container" in again.stderr, again
+    # Docker's single-container form, by name.
+    assert stack("container", "pause", "habits-alone-1").stdout == "habits-alone-1\n"
+    twice = stack("container", "pause", "habits-alone-1", check=False)
+    assert twice.returncode == 1, twice
+    assert "container habits-alone-1 is already paused" in twice.stderr, twice.stderr
+    rows = {r["name"]: r for r in ps_rows(stack("ps", "-a", "--format", "json").stdout)}
+    assert rows["habits-alone-1"].get("paused") is True, rows
+    stack("container", "unpause", "habits-alone-1")
+    thawed = stack("container", "unpause", "habits-alone-1", check=False)
+    assert thawed.returncode == 1, thawed
+    assert "container habits-alone-1 is not paused" in thawed.stderr, thawed.stderr
+    assert stack("exec", "-T", "alone", "echo", "thawed").stdout == "thawed\n"
 
 
 def test_images_stack_lists_the_image_of_each_container(stack: CLI) -> None:

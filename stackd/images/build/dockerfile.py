@@ -313,9 +313,8 @@ def _trimmed(value: str, pattern: str, op: str) -> str:
     """`value` less the shortest (`#`, `%`) or longest (`##`, `%%`) start or end that
     the shell glob `pattern` matches."""
     glob = re.compile(fnmatch.translate(pattern))
-    cuts = range(len(value) + 1)
-    if op in ("##", "%%"):
-        cuts = reversed(cuts)
+    # The shortest first; the longest (## and %%) first.
+    cuts = range(len(value), -1, -1) if op in ("##", "%%") else range(len(value) + 1)
     for k in cuts:
         if op.startswith("#") and glob.match(value[:k]):
             return value[k:]
