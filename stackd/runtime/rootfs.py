@@ -196,8 +196,8 @@ def _user_mount(root_fd: int, m: Mount, alive: Callable[[], None]) -> None:
         return
     with _dir_target(root_fd, m.target) as found:
         assert found.fd is not None
-        if m.type == "volume" and m.seed and not found.created and not any(source.iterdir()):
-            volume_seed.seed(found.fd, source, plain=m.seed_plain, alive=alive)
+        if m.type == "volume" and m.seed and not found.created:
+            volume_seed.seed_once(found.fd, source, plain=m.seed_plain, alive=alive)
         _bind(m.source, found, readonly=m.readonly)
 
 

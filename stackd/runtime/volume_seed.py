@@ -10,32 +10,115 @@ never what the host holds there. Owners, modes and times are kept.
 one, not one under the 0700 state root), so what the image puts there must give no one
 more than its files: set-user and set-group bits are dropped, and device nodes and
 FIFOs are left out (an image's `sda` node, mode 0666, would be the host's disk).
+
+`seed_once`: several containers created at once may mount one new volume (services
+sharing it, replicas). The copy is made under an exclusive lock on the volume's
+directory, by the first to take it; the others wait for it, then find the volume
+filled and use it — before, they saw it half-copied, skipped the copy, and ran
+without the files (a command missing from a `/bin` volume). A copy cut short (the
+container's setup killed, an error) is marked on the directory (a `trusted.` extended
+attribute, which only the host's root may set) and removed, by the copier itself or
+by the next one, so a volume is never left half-seeded as if it were whole.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from stackd.trees import remove_at
 
 TYPE_CHECKING = False  # typing's, without importing typing: see specview
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Set on a volume's directory while it is being seeded: found by the next seeder, it
+# means a copy that did not finish.
+SEEDING = "trusted.stackd.seeding"
+_LOCK_POLL = 0.02  # seconds between tries for another seeder's lock
 
 
-def seed(source_fd: int, volume: Path, *, plain: bool = False,
+def seed_once(source_fd: int, volume: Path, *, plain: bool = False,
+              alive: Callable[[], None] = lambda: None) -> bool:
+    """Seed `volume` from `source_fd` unless it holds something already (see the
+    module's text); whether this call copied."""
+    vol = os.open(volume, _DIR)
+    try:
+        while True:
+            try:
+                fcntl.flock(vol, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                alive()  # waiting on another container's copy, not stuck
+                time.sleep(_LOCK_POLL)
+        if _marked(vol):
+            _empty(vol)  # a copy that was cut short: start over
+        elif _holds_any(vol):
+            return False
+        marked = _mark(vol)
+        try:
+            seed(source_fd, vol, plain=plain, alive=alive)
+        except BaseException:
+            _empty(vol)  # should this fail, the mark stays for the next seeder
+            if marked:
+                os.removexattr(vol, SEEDING)
+            raise
+        if marked:
+            os.removexattr(vol, SEEDING)
+        return True
+    finally:
+        os.close(vol)  # and the lock with it
+
+
+def _mark(vol: int) -> bool:
+    """Mark the copy begun; False where the filesystem keeps no such attribute."""
+    try:
+        os.setxattr(vol, SEEDING, b"1")
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EPERM):
+            return False
+        raise
+    return True
+
+
+def _marked(vol: int) -> bool:
+    try:
+        os.getxattr(vol, SEEDING)
+    except OSError as e:
+        if e.errno in (errno.ENODATA, errno.ENOTSUP):
+            return False
+        raise
+    return True
+
+
+def _holds_any(vol: int) -> bool:
+    with os.scandir(vol) as entries:
+        return next(entries, None) is not None
+
+
+def _empty(vol: int) -> None:
+    for name in os.listdir(vol):
+        remove_at(vol, name)
+
+
+def seed(source_fd: int, volume: Path | int, *, plain: bool = False,
          alive: Callable[[], None] = lambda: None) -> None:
-    """Copy what is in the directory `source_fd` (O_PATH is enough) into `volume`. A
+    """Copy what is in the directory `source_fd` (O_PATH is enough) into `volume` (a
+    path, or a descriptor of the directory). A
     tree is walked with two descriptors per level, not a Python frame: an image may
     nest past the interpreter's recursion limit. `alive` is called at each entry: a
     large directory takes a while (the child says it works on)."""
     src = os.open(".", _DIR, dir_fd=source_fd)
     try:
-        dst = os.open(volume, _DIR)
+        dst = os.open(".", _DIR, dir_fd=volume) if isinstance(volume, int) else \
+            os.open(volume, _DIR)
     except BaseException:
         os.close(src)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,105 @@ def test_an_image_directory_nested_past_the_recursion_limit_seeds_the_volume(
         os.close(root)
         for d in (src, volume):  # pytest's own removal of tmp_path recurses
             remove_tree(d, ignore_errors=True)
+
+
+def _image_dir(tmp_path: Path, files: int) -> Path:
+    src = tmp_path / "image-dir"
+    (src / "sub").mkdir(parents=True)
+    for i in range(files):
+        (src / "sub" / f"f{i:03}").write_text(f"{i}\n")
+    return src
+
+
+def test_seed_once_copies_into_an_empty_volume_only(tmp_path: Path) -> None:
+    src = _image_dir(tmp_path, 3)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    fd = inroot.open_root(src)
+    try:
+        assert volume_seed.seed_once(fd, volume) is True
+        assert listing(volume) == listing(src)
+        (volume / "sub" / "f000").write_text("the container's own\n")
+        assert volume_seed.seed_once(fd, volume) is False  # in use: left as it is
+        assert (volume / "sub" / "f000").read_text() == "the container's own\n"
+    finally:
+        os.close(fd)
+
+
+def test_a_copy_that_fails_leaves_the_volume_empty_for_the_next(tmp_path: Path) -> None:
+    """A failed copy left what it had copied: the next container found the volume
+    "in use" and ran without the rest."""
+    src = _image_dir(tmp_path, 20)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    calls = 0
+
+    def dies() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 5:
+            raise OSError(28, "No space left on device")
+
+    fd = inroot.open_root(src)
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            volume_seed.seed_once(fd, volume, alive=dies)
+        assert os.listdir(volume) == []
+        with pytest.raises(OSError):
+            os.getxattr(volume, volume_seed.SEEDING)
+        assert volume_seed.seed_once(fd, volume) is True
+        assert listing(volume) == listing(src)
+    finally:
+        os.close(fd)
+
+
+def test_a_copy_cut_short_by_a_kill_is_made_again(tmp_path: Path) -> None:
+    """What a seeder killed mid-copy left (its mark still on the volume) is removed
+    and the copy made whole by the next."""
+    src = _image_dir(tmp_path, 5)
+    volume = tmp_path / "volume"
+    (volume / "sub").mkdir(parents=True)
+    (volume / "sub" / "f000").write_text("0\n")
+    os.setxattr(volume, volume_seed.SEEDING, b"1")
+    fd = inroot.open_root(src)
+    try:
+        assert volume_seed.seed_once(fd, volume) is True
+        assert listing(volume) == listing(src)
+        with pytest.raises(OSError):
+            os.getxattr(volume, volume_seed.SEEDING)
+    finally:
+        os.close(fd)
+
+
+def test_a_second_seeder_waits_for_the_first_and_uses_its_copy(tmp_path: Path) -> None:
+    """Containers created at once on one new volume: the others saw the first's copy
+    half made, skipped their own, and ran without the files."""
+    src = _image_dir(tmp_path, 40)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    started_r, started_w = os.pipe()
+    fd = inroot.open_root(src)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the first seeder, slowed down entry by entry
+            code = 1
+            try:
+                def slow() -> None:
+                    os.write(started_w, b"x")
+                    time.sleep(0.01)
+
+                volume_seed.seed_once(fd, volume, alive=slow)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(started_w)
+        assert os.read(started_r, 1) == b"x"  # it holds the lock and is copying
+        waited: list[int] = []
+        assert volume_seed.seed_once(fd, volume, alive=lambda: waited.append(1)) is False
+        assert waited, "the second did not wait for the first"
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert listing(volume) == listing(src)
+    finally:
+        os.close(fd)
+        os.close(started_r)
