@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 SERVICES = 6
 
-STACK = f"""\
+STACK = """\
 name: seedrace
 services:
 """ + "".join(f"""\
