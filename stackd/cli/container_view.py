@@ -8,7 +8,9 @@ Only what stackd knows for certain is there: no `.Image` (an image id — stackd
 the reference the container was made from, and the id it names now may be another
 image's), no `.Config.Cmd`/`.Config.Entrypoint` (stackd keeps the command they made,
 `.Path` and `.Args`), no restart policy or count (the daemon's, not the container's).
-A template that asks for a field that is not here is refused, naming the fields.
+A template that asks for a field that is not here is refused, naming the fields, at
+any depth (`GoStruct`): `.State.Health` is there, unset, for a container without a
+healthcheck, so `{{if .State.Health}}` reads as Docker's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from stackd.cli.goformat import GoStruct
 
 if TYPE_CHECKING:
     from stackd.daemon.host_verbs import ContainerLinks
@@ -31,14 +35,14 @@ def docker_container(row: Mapping[str, Any], record: Mapping[str, Any],
     process = spec["process"]
     args = list(process["args"])
     running = row["state"] == "running"
-    return {
+    return GoStruct({
         "Id": row["id"],
         "Name": "/" + row["name"],
         "Created": _time(row.get("created_at")),
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": _state(row),
-        "Config": {
+        "Config": GoStruct({
             "Hostname": spec.get("hostname", ""),
             "Domainname": spec.get("domainname", ""),
             "User": process.get("user", ""),
@@ -49,26 +53,26 @@ def docker_container(row: Mapping[str, Any], record: Mapping[str, Any],
             "Tty": bool(process.get("terminal")),
             "OpenStdin": bool(process.get("stdin_open")),
             "StopSignal": spec.get("stop_signal", ""),
-        },
+        }),
         "HostConfig": _host_config(spec, links if running else None),
         "Mounts": [_mount(m, links.volumes) for m in spec.get("mounts", [])],
-        "NetworkSettings": {
+        "NetworkSettings": GoStruct({
             # Docker fills the top-level address only for its default bridge network,
             # which stackd has not: the addresses are under Networks, as Compose's are.
             "IPAddress": "",
-            "Networks": {a.network: {
+            "Networks": {a.network: GoStruct({
                 "IPAddress": a.ip, "IPPrefixLen": a.prefix_len, "Gateway": a.gateway,
                 "MacAddress": a.mac, "Aliases": list(a.aliases),
-            } for a in links.attached},
+            }) for a in links.attached},
             "Ports": _ports(links.published) if running else {},
-        },
-    }
+        }),
+    })
 
 
 def _state(row: Mapping[str, Any]) -> dict[str, Any]:
     state, paused, restarting = row["state"], bool(row.get("paused")), bool(row.get("restarting"))
     status = ("paused" if paused else "restarting" if restarting else state)
-    out: dict[str, Any] = {
+    out = GoStruct({
         "Status": status,
         "Running": state == "running",
         "Paused": paused,
@@ -80,16 +84,16 @@ def _state(row: Mapping[str, Any]) -> dict[str, Any]:
         "Error": row.get("problem") or "",
         "StartedAt": _time(row.get("started_at")),
         "FinishedAt": _time(row.get("finished_at")),
-    }
-    if row.get("health"):
-        out["Health"] = {"Status": row["health"]}
+        # Docker's is a nil pointer without a healthcheck: false to `if`, an error to ask.
+        "Health": GoStruct({"Status": row["health"]}) if row.get("health") else None,
+    })
     return out
 
 
 def _host_config(spec: Mapping[str, Any], links: ContainerLinks | None) -> dict[str, Any]:
     res, sec = spec.get("resources", {}), spec.get("security", {})
     quota, period = res.get("cpu_quota"), res.get("cpu_period") or 100_000
-    return {
+    return GoStruct({
         "Privileged": bool(sec.get("privileged")),
         "ReadonlyRootfs": bool(spec.get("readonly_rootfs")),
         "CapAdd": list(sec.get("cap_add", [])) or None,
@@ -107,26 +111,25 @@ def _host_config(spec: Mapping[str, Any], links: ContainerLinks | None) -> dict[
         "DnsOptions": list(spec.get("dns_options", [])),
         "ExtraHosts": list(spec.get("extra_hosts", [])),
         "PortBindings": _ports(links.published, bindings=True) if links else {},
-    }
+    })
 
 
 def _mount(m: Mapping[str, Any], volumes: Mapping[str, str]) -> dict[str, Any]:
     source = m.get("source") or ""
-    out = {"Type": m.get("type", ""), "Source": source, "Destination": m.get("target", ""),
-           "Mode": "ro" if m.get("readonly") else "", "RW": not m.get("readonly"),
-           "Propagation": ""}
-    if m.get("type") == "volume":
-        out["Name"] = volumes.get(source, "")
-    return out
+    return GoStruct({
+        "Type": m.get("type", ""), "Name": volumes.get(source, "") if m.get("type") == "volume"
+        else "", "Source": source, "Destination": m.get("target", ""),
+        "Mode": "ro" if m.get("readonly") else "", "RW": not m.get("readonly"),
+        "Propagation": ""})
 
 
 def _ports(published: Sequence[Any], *, bindings: bool = False) -> dict[str, Any]:
     """{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}, as Docker's."""
     out: dict[str, list[dict[str, str]]] = {}
     for p in published:
-        out.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+        out.setdefault(f"{p.container_port}/{p.protocol}", []).append(GoStruct(
             {"HostIp": p.host_ip or ("" if bindings else "0.0.0.0"),
-             "HostPort": str(p.host_port)})
+             "HostPort": str(p.host_port)}))
     return out
 
 

@@ -40,6 +40,9 @@ def render(template: str, rows: Sequence[Mapping[str, Any]]) -> str:
     """Each row through `template` (one line per row, or a table); `rows` map Docker's
     field names (Name, Status, …) to their values."""
     fields = sorted({k for r in rows for k in r}) if rows else []
+    # A top-level field is checked against every row's (`_check_field`): `inspect` of a
+    # container and a volume prints each one's `.Mountpoint`, empty for the container.
+    rows = [dict(r) if isinstance(r, GoStruct) else r for r in rows]
     table = template.startswith("table")
     body = template[len("table"):].lstrip() if table else template
     body = body.replace("\\t", "\t").replace("\\n", "\n")
@@ -391,10 +394,28 @@ def _refuse_extra(args: list[Any]) -> Any:
                      hint="pipe into a function: {{.Name | upper}}")
 
 
+class GoStruct(dict[str, Any]):
+    """A Docker struct's fields (`.State`, `.Config`, a mount): asking it for a field
+    it does not have is refused naming the ones it has, as Go's "can't evaluate field"
+    — a misspelt `{{.State.Stauts}}` printed an empty line. A plain dict is a map (its
+    keys are data: labels, networks): a key it lacks is nothing."""
+
+
 def _lookup(value: Any, path: Sequence[str]) -> Any:
-    for part in path:
+    for i, part in enumerate(path):
+        if isinstance(value, GoStruct) and part not in value:
+            at = "".join(f".{p}" for p in path[:i])
+            raise UsageError(f"--format: there is no field {part!r} in {at or '.'}",
+                             hint="its fields: " + ", ".join(sorted(value)))
         if not isinstance(value, Mapping):
-            return None
+            if value is None and i == 0:
+                return None
+            at = "".join(f".{p}" for p in path[:i])
+            raise UsageError(
+                f"--format: {at} is {_go(value) if value is not None else 'not set'}, "
+                f"which has no field {part!r}",
+                hint=f"test it first: {{{{if {at}}}}}…{{{{end}}}}" if value is None
+                else "ask for a field of a struct")
         value = value.get(part)
     return value
 

@@ -84,13 +84,20 @@ def image_table(images: list[ImageSummary], now: float | None = None) -> str:
 def docker_image(img: Image) -> dict[str, Any]:
     """An image under the names Docker's `image inspect` gives it, for `--format`
     templates scripts use (`{{.Id}}`, `{{.Config.Env}}`, `{{.RepoTags}}`). Pure."""
+    from stackd.cli.goformat import GoStruct
     from stackd.images.reference import parse
 
     refs = [parse(r) for r in img.references]
-    config = {"Env": [], "Cmd": None, "Entrypoint": None, "WorkingDir": "", "User": "",
-              "Labels": {}, "ExposedPorts": {}, "Volumes": {}, "StopSignal": "",
-              **img.config.to_oci()}
-    return {
+    # Every field of Docker's image Config, so that asking for one the image does not
+    # set reads as Docker's (nil, empty) and a misspelt one is refused (GoStruct).
+    config = GoStruct({
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+        "AttachStdout": False, "AttachStderr": False, "ExposedPorts": {}, "Tty": False,
+        "OpenStdin": False, "StdinOnce": False, "Env": [], "Cmd": None, "Healthcheck": None,
+        "ArgsEscaped": False, "Image": "", "Volumes": {}, "WorkingDir": "",
+        "Entrypoint": None, "OnBuild": None, "Labels": {}, "StopSignal": "", "Shell": None,
+        **img.config.to_oci()})
+    return GoStruct({
         "Id": img.id,
         "RepoTags": [r.familiar() for r in refs if r.tag],
         "RepoDigests": sorted({f"{r.familiar().rsplit(':', 1)[0] if r.tag else r.familiar()}"
@@ -100,4 +107,4 @@ def docker_image(img: Image) -> dict[str, Any]:
         "Architecture": img.architecture,
         "Os": img.os,
         "Config": config,
-    }
+    })

@@ -8,30 +8,32 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from stackd.cli.goformat import GoStruct
 from stackd.hostnames import LABEL_PROJECT
 
 
 def docker_network(described: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     """`described`: `NetworkAdmin.describe`'s; `names`: container id → name."""
     prefix = ipaddress.ip_network(described["subnet"]).prefixlen
-    return {
+    return GoStruct({
         "Name": described["name"],
         "Id": described["name"],
         "Scope": "local",
         "Driver": "bridge",
         "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {},
-                 "Config": [{"Subnet": described["subnet"], "Gateway": described["gateway"]}]},
+        "IPAM": GoStruct({"Driver": "default", "Options": {}, "Config": [
+            GoStruct({"Subnet": described["subnet"], "Gateway": described["gateway"]})]}),
         "Internal": bool(described["internal"]),
         "Attachable": False,
         "Ingress": False,
-        "Containers": {c["id"]: {"Name": names.get(c["id"], c["id"]), "MacAddress": c["mac"],
-                                 "IPv4Address": f"{c['ip']}/{prefix}", "IPv6Address": ""}
-                       for c in described["containers"]},
+        "Containers": {c["id"]: GoStruct({
+            "Name": names.get(c["id"], c["id"]), "MacAddress": c["mac"],
+            "IPv4Address": f"{c['ip']}/{prefix}", "IPv6Address": ""})
+            for c in described["containers"]},
         "Options": {"com.docker.network.bridge.name": described["bridge"],
                     "com.docker.network.driver.mtu": str(described["mtu"])},
         "Labels": _labels(described),
-    }
+    })
 
 
 def ls_fields(described: Mapping[str, Any]) -> dict[str, Any]:

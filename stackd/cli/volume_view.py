@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from stackd.cli.goformat import GoStruct
 from stackd.hostnames import LABEL_PROJECT
 
 
 def docker_volume(described: Mapping[str, Any]) -> dict[str, Any]:
     """`described`: `VolumeAdmin.inspect`'s."""
-    return {"CreatedAt": described["created"].replace("+00:00", "Z"), "Driver": "local",
-            "Labels": _labels(described), "Mountpoint": described["mountpoint"],
-            "Name": described["name"], "Options": {}, "Scope": "local"}
+    return GoStruct({"CreatedAt": described["created"].replace("+00:00", "Z"),
+                     "Driver": "local", "Labels": _labels(described),
+                     "Mountpoint": described["mountpoint"], "Name": described["name"],
+                     "Options": {}, "Scope": "local"})
 
 
 def ls_fields(described: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from stackd.cli.container_view import ZERO_TIME, docker_container
 from stackd.cli.goformat import render
 from stackd.daemon.host_verbs import Attached, ContainerLinks
+from stackd.errors import UsageError
 from stackd.state.allocations import PortRow
 
 ROW = {"id": "shop-web-1-ab12", "name": "shop-web-1", "state": "exited", "pid": 41,
@@ -36,7 +39,8 @@ def test_a_stopped_container_reads_as_dockers_does() -> None:
     assert doc["State"] == {
         "Status": "exited", "Running": False, "Paused": False, "Restarting": False,
         "OOMKilled": True, "Dead": False, "Pid": 0, "ExitCode": 137, "Error": "",
-        "StartedAt": "2017-07-14T02:40:00.000000Z", "FinishedAt": ZERO_TIME}
+        "StartedAt": "2017-07-14T02:40:00.000000Z", "FinishedAt": ZERO_TIME,
+        "Health": None}
     # A container that does not run publishes nothing, as Docker's; its networks stay.
     assert doc["NetworkSettings"]["Ports"] == {} and doc["HostConfig"]["PortBindings"] == {}
     assert doc["NetworkSettings"]["Networks"]["shop_default"]["IPAddress"] == "10.0.0.5"
@@ -53,6 +57,31 @@ def test_a_running_one_has_its_ports_and_health() -> None:
     assert doc["NetworkSettings"]["Ports"] == {
         "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
     assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+
+
+def test_a_field_it_does_not_have_is_refused_at_any_depth_as_dockers() -> None:
+    """`{{.State.Stauts}}` printed an empty line, where Docker says it cannot
+    evaluate the field: a script then compared "" and went on."""
+    doc = docker_container(ROW, RECORD, LINKS)
+    with pytest.raises(UsageError, match=r"no field 'Stauts' in \.State") as e:
+        render("{{.State.Stauts}}", [doc])
+    assert "Status" in (e.value.hint or "")
+    with pytest.raises(UsageError, match=r"no field 'Cmd' in \.Config"):
+        render("{{.Config.Cmd}}", [doc])  # stackd does not know it for certain
+    with pytest.raises(UsageError, match=r"no field 'Nope'"):
+        render("{{range .Mounts}}{{.Nope}}{{end}}", [doc])
+    # Without a healthcheck, Health is there and unset: `if` is false, asking into it
+    # is refused (Docker's nil pointer), naming the test to put first.
+    assert render("{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
+                  [doc]) == "none\n"
+    with pytest.raises(UsageError, match=r"\.State\.Health is not set") as e:
+        render("{{.State.Health.Status}}", [doc])
+    assert "{{if .State.Health}}" in (e.value.hint or "")
+    # A map's keys are data: one it lacks is nothing, as Go's.
+    assert render("[{{.Config.Labels.nope}}][{{index .Config.Labels \"a\"}}]", [doc]) == (
+        "[][1]\n")
+    with pytest.raises(UsageError, match=r"\.Path is redis-server, which has no field"):
+        render("{{.Path.Len}}", [doc])
 
 
 def test_a_volume_is_named_from_its_directory_only(tmp_path: Path) -> None:

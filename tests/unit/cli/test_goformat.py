@@ -85,6 +85,11 @@ def test_an_images_docker_fields() -> None:
     assert doc["RepoDigests"] == [f"redis@{img.digest}", f"registry.local:5000/app@{img.digest}"]
     assert render("{{.Config.Env}} {{.Config.Cmd}} {{.Config.ExposedPorts}} {{.Config.User}}",
                   [doc]) == "[PATH=/bin] [redis-server] map[6379/tcp:map[]] \n"
+    # A field of Docker's the image does not set reads as unset; a misspelt one is
+    # refused (it printed nothing).
+    assert render("[{{.Config.Healthcheck}}][{{.Config.Entrypoint}}]", [doc]) == "[][]\n"
+    with pytest.raises(UsageError, match=r"no field 'Entrypiont' in \.Config"):
+        render("{{.Config.Entrypiont}}", [doc])
 
 
 # Docker's `inspect -f` templates, as scripts and docs write them: stackd refused every
