@@ -12,8 +12,10 @@ more than its files: set-user and set-group bits are dropped, and device nodes a
 FIFOs are left out (an image's `sda` node, mode 0666, would be the host's disk).
 
 `seed_once`: several containers created at once may mount one new volume (services
-sharing it, replicas). The copy is made under an exclusive lock on the volume's
-directory, by the first to take it; the others wait for it, then find the volume
+sharing it, replicas). The copy is made under an exclusive lock on the directory that
+holds the volume's — not on the volume's own, which a container that mounts it could
+lock and never let go of, holding up every container made on it after —, by the first
+to take it; the others wait for it, then find the volume
 filled and use it — before, they saw it half-copied, skipped the copy, and ran
 without the files (a command missing from a `/bin` volume). A copy cut short (the
 container's setup killed, an error) is marked on the directory (a `trusted.` extended
@@ -51,9 +53,14 @@ def seed_once(source_fd: int, volume: Path, *, plain: bool = False,
     module's text); whether this call copied."""
     vol = os.open(volume, _DIR)
     try:
+        held = os.open(volume.parent, _DIR)
+    except BaseException:
+        os.close(vol)
+        raise
+    try:
         while True:
             try:
-                fcntl.flock(vol, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 alive()  # waiting on another container's copy, not stuck
@@ -74,7 +81,8 @@ def seed_once(source_fd: int, volume: Path, *, plain: bool = False,
             os.removexattr(vol, SEEDING)
         return True
     finally:
-        os.close(vol)  # and the lock with it
+        os.close(vol)
+        os.close(held)  # and the lock with it
 
 
 def _mark(vol: int) -> bool:

@@ -184,3 +184,36 @@ def test_a_second_seeder_waits_for_the_first_and_uses_its_copy(tmp_path: Path) -
     finally:
         os.close(fd)
         os.close(started_r)
+
+
+def test_a_lock_a_container_holds_on_its_volume_holds_up_no_seed(tmp_path: Path) -> None:
+    """A container that mounts the volume can flock its directory: were that the
+    seeders' lock, every container made on the volume after would wait for ever."""
+    import fcntl
+
+    src = _image_dir(tmp_path, 2)
+    volume = tmp_path / "volumes" / "v" / "data"
+    volume.mkdir(parents=True)
+    hostile = os.open(volume, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(hostile, fcntl.LOCK_EX)
+    fd = inroot.open_root(src)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if volume_seed.seed_once(fd, volume) else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 10
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the seed waited on the container's lock")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+        assert listing(volume) == listing(src)
+    finally:
+        os.close(fd)
+        os.close(hostile)
