@@ -1,4 +1,4 @@
-"""Removing a directory tree that something hostile may have shaped.
+"""Removing (and sizing) a directory tree that something hostile may have shaped.
 
 What stackd removes was often written by a container or an image: a container's
 writable layer, a volume, an unpacked layer, a build step's tree, a git checkout.
@@ -142,3 +142,47 @@ def _leave(levels: list[_Level], parent: int, ignore_errors: bool) -> None:
             raise
     levels.pop()
     os.close(level.fd)
+
+
+SIZE_DEPTH = 256  # levels `tree_size` walks into; a deeper tree's size is a lower bound
+
+
+def tree_size(path: str | os.PathLike[str]) -> int:
+    """The bytes the regular files under `path` hold (a file with several links once),
+    as `docker system df` counts them; 0 for a missing path. Walked without recursing
+    or following a link, a descriptor per level, at most SIZE_DEPTH levels deep."""
+    try:
+        top = os.open(path, _DIR)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    levels = [(top, os.listdir(top))]
+    try:
+        while levels:
+            fd, names = levels[-1]
+            if not names:
+                os.close(levels.pop()[0])
+                continue
+            name = names.pop()
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    if st.st_nlink > 1:
+                        if (st.st_dev, st.st_ino) in seen:
+                            continue
+                        seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+                elif stat.S_ISDIR(st.st_mode) and len(levels) < SIZE_DEPTH:
+                    sub = os.open(name, _DIR, dir_fd=fd)
+                    try:
+                        levels.append((sub, os.listdir(sub)))
+                    except BaseException:
+                        os.close(sub)
+                        raise
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue  # changed meanwhile: a size is a moment's
+    finally:
+        for fd, _ in levels:
+            os.close(fd)
+    return total

@@ -1,4 +1,4 @@
-"""`stackd container ls|inspect|logs|start|stop|kill|pause|unpause|rm|exec`: single
+"""`stackd container ls|inspect|logs|start|stop|kill|pause|unpause|rm|prune|exec`: single
 containers by name or id, anywhere, no stack file (docker's verbs) — for `stackd run`
 containers first of all, but any container of the root is found."""
 
@@ -9,13 +9,12 @@ import json
 import sys
 from typing import Any
 
-HELP = ("Manage single containers by name or id: ls, inspect, logs, stop, kill, pause, "
-        "rm, exec")
+HELP = "Single containers by name or id, with docker's verbs: ls, inspect, rm, exec…"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="subverb", required=True,
-                           metavar="{ls,inspect,logs,start,stop,kill,pause,unpause,rm,exec}")
+                           metavar="SUBVERB")
     ls = sub.add_parser("ls", help="list containers (running; -a: all)")
     ls.add_argument("-a", "--all", action="store_true")
     ls.add_argument("--format", default="table",
@@ -43,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rm = sub.add_parser("rm", help="remove containers (-f: running ones too)")
     rm.add_argument("-f", "--force", action="store_true")
     rm.add_argument("names", nargs="+")
+    prune = sub.add_parser("prune", help="remove every stopped container (a stack's too)")
+    prune.add_argument("-f", "--force", action="store_true", help="don't ask")
     ex = sub.add_parser("exec", help="run a command in a running container")
     from stackd.cli.cmd_exec import add_arguments as exec_arguments
 
@@ -52,6 +53,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _rows(client: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = client.get("/v1/containers", all=True)
     return rows
+
+
+def prune_stopped(client: Any) -> list[str]:
+    """Remove every container that does not run — exited or only created, a stack's as
+    well as `run`'s, as Docker's `container prune` —; their names. One the daemon is
+    restarting runs, as far as this is concerned."""
+    stopped = [r for r in _rows(client)
+               if r["state"] in ("exited", "created") and not r.get("restarting")]
+    for row in stopped:
+        client.post(f"/v1/containers/{row['name']}/remove")
+    return [r["name"] for r in stopped]
 
 
 def find(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -92,11 +104,10 @@ def docker_doc(row: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.cli.client import Client
-    from stackd.errors import ConflictError
+    from stackd.errors import ConflictError, UsageError
 
     if args.subverb == "exec":
         from stackd.cli.cmd_exec import exec_attached, wants_tty
-        from stackd.errors import UsageError
 
         if not args.cmd:
             raise UsageError("exec needs a command", hint="e.g. stackd container exec NAME sh")
@@ -132,6 +143,19 @@ def run(args: argparse.Namespace) -> int:
                              [(r["id"], r.get("image") or "", command_text(r, True),
                                running_for(r, now), status_text(r, now),
                                ", ".join(r.get("ports") or []), r["name"]) for r in rows]))
+            return 0
+        if args.subverb == "prune":
+            if not args.force:
+                if not sys.stdin.isatty():
+                    raise UsageError("container prune removes every stopped container, "
+                                     "and asks first", hint="add -f to prune without asking")
+                answer = input("WARNING! This will remove all stopped containers.\n"
+                               "Are you sure you want to continue? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    return 1
+            removed = prune_stopped(client)
+            if removed:
+                print("Deleted Containers:\n" + "\n".join(removed))
             return 0
         rows = _rows(client)
         if args.subverb == "inspect":

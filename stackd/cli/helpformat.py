@@ -70,6 +70,7 @@ EXAMPLES: dict[str, str] = {
     "volume": "stackd volume ls\nstackd volume inspect webapp_dbdata",
     "volumes": "stackd volumes db",
     "version": "stackd version",
+    "system": "stackd system df\nstackd system prune -f --volumes",
 }
 
 
@@ -82,7 +83,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
                    "port", "wait", "stats", "exec", "cp", "run", "container"),
     "stack files": ("config", "graph"),
     "images": ("build", "pull", "push", "images", "rmi", "tag", "login", "image"),
-    "host": ("network", "volume", "inspect", "daemon", "version"),
+    "host": ("network", "volume", "inspect", "system", "daemon", "version"),
 }
 TOP_EXAMPLE = """\
   cd examples/webapp && stackd up -d --wait && stackd ps

@@ -79,9 +79,12 @@ VERBS: dict[str, tuple[str, str]] = {
     "inspect": ("stackd.cli.cmd_inspect",
                 "Show containers, images, networks or volumes under Docker's field names"),
     "container": ("stackd.cli.cmd_container",
-                  "Single containers by name or id: ls, inspect, logs, stop, kill, rm, exec"),
+                  "Single containers by name or id, with docker's verbs: ls, inspect, rm, "
+                  "exec…"),
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
     "volumes": ("stackd.cli.cmd_volumes", "List the stack's volumes (Compose's `volumes`)"),
+    "system": ("stackd.cli.cmd_system",
+               "Disk usage (df), and removing what nothing uses (prune)"),
     "ui": ("stackd.cli.cmd_ui", "Serve the web console (live stacks, containers, events)"),
     "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm, cert"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),

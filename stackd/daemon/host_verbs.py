@@ -295,6 +295,15 @@ def containers_here(roots: Roots) -> list[Any]:
     return trio.run(Runtime(roots).list)
 
 
+def writable_layer_sizes(roots: Roots, states: Sequence[Any]) -> list[tuple[int, bool]]:
+    """Each container's writable layer's size and whether it runs (`system df`)."""
+    from stackd.runtime import Runtime
+    from stackd.trees import tree_size
+
+    rt = Runtime(roots)
+    return [(tree_size(rt.upper_dir(s.id)), s.status == "running") for s in states]
+
+
 class NetworkAdmin:
     """The root's networks, read from and removed through the state store directly.
     Both this and the daemon take the same host-wide lock for firewall changes."""

@@ -88,3 +88,38 @@ def test_a_file_a_missing_path_and_ignore_errors(tmp_path: Path) -> None:
         remove_tree(tmp_path / "missing")
     assert remove_tree(tmp_path / "missing", ignore_errors=True) == 0
     assert remove_tree(tmp_path / "no" / "parent", ignore_errors=True) == 0
+
+
+def test_tree_size_counts_files_once_and_follows_no_link(tmp_path: Path) -> None:
+    from stackd.trees import tree_size
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big").write_bytes(b"x" * 10_000)
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "one").write_bytes(b"1" * 100)
+    (tree / "a" / "b" / "two").write_bytes(b"2" * 20)
+    os.link(tree / "a" / "one", tree / "a" / "b" / "one-again")  # the same bytes
+    (tree / "to-outside").symlink_to(outside)
+    (tree / "to-big").symlink_to(outside / "big")
+    assert tree_size(tree) == 120
+    assert tree_size(tmp_path / "missing") == 0
+
+
+def test_tree_size_walks_a_tree_past_the_recursion_limit(tmp_path: Path) -> None:
+    from support.deeptree import nest
+
+    from stackd.trees import SIZE_DEPTH, remove_tree, tree_size
+
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "shallow").mkdir()
+    try:
+        nest(tmp_path / "deep", 1100, name="d", leaf=b"deep")
+        # Deeper than it walks: a lower bound, not a RecursionError.
+        assert tree_size(tmp_path / "deep") == 0
+        nest(tmp_path / "shallow", SIZE_DEPTH - 2, name="d", leaf=b"1234")
+        assert tree_size(tmp_path / "shallow") == 4
+    finally:
+        remove_tree(tmp_path / "deep", ignore_errors=True)
+        remove_tree(tmp_path / "shallow", ignore_errors=True)
