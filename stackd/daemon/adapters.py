@@ -305,6 +305,8 @@ class HostWorld:
             async with trio.open_nursery() as nursery:
                 self.ports = make_ports(self.roots, self.db, self.resolver)
                 nets = self.ports.network.nets
+                alloc = nets.alloc
+                self.resolver.networks_now = lambda: [n.key for n in alloc.networks()]
                 try:
                     from stackd.netbridge.socketlb import SocketBalancer
 

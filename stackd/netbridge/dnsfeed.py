@@ -44,6 +44,10 @@ class DnsFeed:
         self.gateways: dict[str, str] = {}
         self.start = start
         self.problem: str | None = None  # why the last flush did not reach a resolver
+        # The networks the state store holds now, when set (the daemon's feed): one
+        # removed by another process — `network prune` beside the daemon — is dropped
+        # at the next flush, not served on (and its resolver kept alive) for ever.
+        self.networks_now: Callable[[], Iterable[str]] | None = None
         self._version = 0
         self._flushed = -1
         self._lock = trio.Lock()
@@ -96,6 +100,11 @@ class DnsFeed:
             if self._flushed >= want:
                 return  # a flush that ran while we waited carried our change
             version = self._version
+            if self.networks_now is not None:
+                held = set(self.networks_now())
+                for key in [k for k in self.gateways if k not in held]:
+                    self.gateways.pop(key)
+                    self.records.forget_network(key)
             table = self.records.table(self.gateways)
             try:
                 await trio.to_thread.run_sync(write_table, self.paths.records, table)

@@ -89,3 +89,24 @@ def test_system_prune_removes_what_nothing_uses_and_keeps_what_runs(
         r = cli("container", "prune", check=False)
         assert r.returncode == 2 and "asks first" in r.stderr, r
 
+
+def test_a_network_pruned_beside_the_daemon_leaves_no_resolver_after_the_last_down(
+        no_leaks: Roots, demo_image: str, tmp_path: Path) -> None:
+    """`network prune` works on the store beside a running daemon, whose DNS feed still
+    listed the network: its next flush served it again, and the resolver process
+    outlived the last `down`."""
+    from stackd import detached
+    from stackd.netbridge.dnsfiles import DnsPaths
+
+    one = STACK.split("  job:")[0]
+    with stack_dir(no_leaks, tmp_path, "one", one) as cli:
+        cli("up", "-d")
+        cli("run", "--rm", DEMO_IMAGE, "true")  # the daemon makes `run`'s own network
+        assert cli("network", "prune").stdout.split() == ["Deleted", "networks:",
+                                                          "stackd_default"]
+        cli("down")
+        lock = DnsPaths(no_leaks.run).lock
+        deadline = time.monotonic() + 15
+        while detached.held(lock):
+            assert time.monotonic() < deadline, "the resolver outlived the last network"
+            time.sleep(0.1)
