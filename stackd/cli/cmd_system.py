@@ -100,10 +100,10 @@ def _prune(roots: Any, args: argparse.Namespace) -> int:
         [f"deleted: {report.snapshots_removed} layers, {report.blobs_removed} blobs"]
         if report.snapshots_removed or report.blobs_removed else []))
     if steps or mounts:
-        print(f"Deleted build cache: {steps} cached steps, {mounts} cache mounts")
+        print(f"Deleted build cache: {steps} cached steps, {mounts} cache mounts\n")
     st = os.statvfs(roots.state)
     gained = st.f_bfree * st.f_frsize - free_before
-    print(f"\nTotal reclaimed space: {decimal_size(max(gained, 0))}")
+    print(f"Total reclaimed space: {decimal_size(max(gained, 0))}")
     return 0
 
 
