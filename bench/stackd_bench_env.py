@@ -78,6 +78,13 @@ class BenchRoot:
         for d in self.dir.iterdir():
             if (d / "compose.yaml").exists():
                 self.stackd("down", "-v", cwd=d, check=False)
+        # A `run -d` container (and the network `run` made for it) is no stack's:
+        # `down` leaves it, and reclaim below ends processes, not networks.
+        if self.daemon_pid():
+            self.stackd("system", "prune", "-f", "--volumes", check=False)
+            self.stackd("container", "rm", "-f", *self.stackd(
+                "container", "ls", "-q", check=False).stdout.split(), check=False)
+            self.stackd("network", "prune", check=False)
         pid = self.daemon_pid()
         if pid:
             os.kill(pid, signal.SIGTERM)
