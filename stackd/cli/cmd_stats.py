@@ -74,17 +74,11 @@ def _io(r: dict[str, Any], a: str, b: str) -> str:
     return f"{decimal_size(r[a])} / {decimal_size(r[b])}"
 
 
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f}{unit}" if unit != "B" else f"{n}B"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n}B"
-
-
 def _usage(r: dict[str, Any]) -> str:
     """Docker's `MEM USAGE / LIMIT`."""
-    return f"{human_bytes(r['memory_bytes'])} / {human_bytes(r['memory_limit'])}"
+    from stackd.cli.humanize import binary_size
+
+    return f"{binary_size(r['memory_bytes'])} / {binary_size(r['memory_limit'])}"
 
 
 def _docker_fields(r: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""`stackd system df | prune`: Docker's summary of what the root holds on disk, and its
-one clean-up of everything nothing uses.
+"""`stackd system df | info | prune`: Docker's summary of what the root holds on disk,
+of this host and root as a bug report wants them, and its one clean-up of everything
+nothing uses.
 
 `prune` is the others in Docker's order — the stopped containers (`container prune`),
 then the networks no container uses (`network prune`), with `--volumes` the anonymous
@@ -16,11 +17,14 @@ import argparse
 import sys
 from typing import Any
 
-HELP = "Disk usage (df) and removing what nothing uses (prune)"
+HELP = "Disk usage (df), the host and root (info), removing what nothing uses (prune)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="subverb", required=True, metavar="{df,prune}")
+    sub = p.add_subparsers(dest="subverb", required=True, metavar="{df,info,prune}")
+    info = sub.add_parser("info", help="versions, containers, images, the host's kernel, "
+                                       "cgroups, CPUs and memory, the roots")
+    info.add_argument("--format", default="text", help="text, or json")
     df = sub.add_parser("df", help="images, containers, volumes and build cache: how "
                                    "many, how many in use, their size, what a prune frees")
     df.add_argument("--format", default="table", help="table, or json")
@@ -37,6 +41,20 @@ def run(args: argparse.Namespace) -> int:
     from stackd.roots import Roots
 
     roots = Roots.from_env().ensure()
+    if args.subverb == "info":
+        facts = host_info(roots)
+        if args.format == "json":
+            import json
+
+            print(json.dumps(facts, indent=2))
+        elif args.format == "text":
+            sys.stdout.write(info_text(facts))
+        else:
+            from stackd.errors import UsageError
+
+            raise UsageError(f"system info --format {args.format}: not a format stackd has",
+                             hint="use text or json")
+        return 0
     if args.subverb == "df":
         rows = usage(roots)
         if args.format == "json":
@@ -169,3 +187,102 @@ def df_table(rows: list[dict[str, Any]]) -> str:
     return render(("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"),
                   [(r["type"], str(r["total"]), str(r["active"]), decimal_size(r["size"]),
                     reclaimable(r)) for r in rows])
+
+
+def host_info(roots: Any) -> dict[str, Any]:
+    """What `docker info` says that stackd has: versions, containers by state, images,
+    networks, volumes, and the host's kernel, cgroups, CPUs, memory and the roots. A
+    daemon that does not run is said, not started."""
+    import os
+
+    from stackd import __version__
+    from stackd.cli.client import Client
+    from stackd.daemon.host_verbs import (
+        NetworkAdmin,
+        VolumeAdmin,
+        cgroup_version,
+        containers_here,
+    )
+    from stackd.errors import UnavailableError
+    from stackd.hostinfo import memory_total
+    from stackd.images import ImageStore
+
+    daemon: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] | None = None
+    try:
+        with Client(autostart=False) as client:
+            daemon = client.get("/v1/version")
+            rows = client.get("/v1/containers", all=True)
+    except UnavailableError:
+        pass
+    if rows is not None:
+        states = [("paused" if r.get("paused") else "running") if r["state"] == "running"
+                  else "stopped" for r in rows]
+    else:  # no daemon to say which are paused: the runtime's records
+        states = ["running" if v.status == "running" else "stopped"
+                  for v in containers_here(roots)]
+    with NetworkAdmin(roots) as nets:
+        networks = len(nets.network_keys())
+    with VolumeAdmin(roots) as volumes:
+        volume_count = len(volumes.list())
+    uname = os.uname()
+    return {
+        "client_version": __version__,
+        "daemon": ({"version": daemon.get("version"), "pid": daemon.get("pid")}
+                   if daemon else None),
+        "containers": {"total": len(states), "running": states.count("running"),
+                       "paused": states.count("paused"), "stopped": states.count("stopped")},
+        "images": len(ImageStore(roots).list()),
+        "networks": networks,
+        "volumes": volume_count,
+        "storage_driver": "overlay (stackd's layer store)",
+        "cgroup_version": cgroup_version(),
+        "kernel_version": uname.release,
+        "operating_system": _os_name(),
+        "architecture": uname.machine,
+        "cpus": len(os.sched_getaffinity(0)),
+        "total_memory": memory_total(),
+        "state_root": str(roots.state),
+        "run_root": str(roots.run),
+    }
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "unknown"
+
+
+def info_text(facts: dict[str, Any]) -> str:
+    from stackd.cli.humanize import binary_size
+    from stackd.printable import shown
+
+    c, d = facts["containers"], facts["daemon"]
+    lines = [
+        f"Client: stackd {facts['client_version']}",
+        "Server:",
+        f" Daemon: {d['version']}, pid {d['pid']}" if d
+        else " Daemon: not running (commands that need it start it)",
+        f" Containers: {c['total']}",
+        f"  Running: {c['running']}",
+        f"  Paused: {c['paused']}",
+        f"  Stopped: {c['stopped']}",
+        f" Images: {facts['images']}",
+        f" Networks: {facts['networks']}",
+        f" Volumes: {facts['volumes']}",
+        f" Storage Driver: {facts['storage_driver']}",
+        f" Cgroup Version: {facts['cgroup_version']}",
+        f" Kernel Version: {facts['kernel_version']}",
+        f" Operating System: {shown(facts['operating_system'])}",
+        f" Architecture: {facts['architecture']}",
+        f" CPUs: {facts['cpus']}",
+        f" Total Memory: {binary_size(facts['total_memory'])}",
+        f" Stackd Root Dir: {facts['state_root']}",
+        f" Stackd Run Dir: {facts['run_root']}",
+    ]
+    return "".join(f"{line}\n" for line in lines)

@@ -45,3 +45,13 @@ def decimal_size(n: float) -> str:
             return f"{n:.3g}{unit}"
         n /= 1000
     return f"{n:.3g}TB"
+
+
+def binary_size(n: float) -> str:
+    """A size in binary units, as Docker's `stats` and `info` show memory (`512B`,
+    `1.5MiB`, `23.5GiB`). Pure."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return f"{n}B"

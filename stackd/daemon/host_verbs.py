@@ -295,6 +295,16 @@ def containers_here(roots: Roots) -> list[Any]:
     return trio.run(Runtime(roots).list)
 
 
+def cgroup_version() -> str:
+    """`system info`'s: "1", "1 (hybrid: v1 controllers beside a cgroup2 mount)", "2"."""
+    from stackd.runtime.cgroups import host_mounts
+
+    mounts = host_mounts()
+    if not mounts.v1:
+        return "2"
+    return "1 (hybrid: v1 controllers beside a cgroup2 mount)" if mounts.v2 else "1"
+
+
 def writable_layer_sizes(roots: Roots, states: Sequence[Any]) -> list[tuple[int, bool]]:
     """Each container's writable layer's size and whether it runs (`system df`)."""
     from stackd.runtime import Runtime

@@ -61,6 +61,14 @@ def test_system_prune_removes_what_nothing_uses_and_keeps_what_runs(
         assert [line.split()[0] for line in table[1:]] == ["Images", "Containers", "Local",
                                                            "Build"], table
 
+        info = json.loads(cli("system", "info", "--format", "json").stdout)
+        assert info["containers"] == {"total": 3, "running": 1, "paused": 0, "stopped": 2}
+        assert info["daemon"]["pid"] == cli.daemon_pid() and info["images"] >= 2
+        assert info["state_root"] == str(no_leaks.state) and info["cpus"] >= 1
+        text = cli("system", "info").stdout
+        assert " Containers: 3\n  Running: 1\n  Paused: 0\n  Stopped: 2\n" in text, text
+        assert " Cgroup Version: " in text and " Total Memory: " in text, text
+
         # It asks first; with no terminal to ask on, it says so and removes nothing.
         r = cli("system", "prune", check=False)
         assert r.returncode == 2 and "add -f" in r.stderr, r

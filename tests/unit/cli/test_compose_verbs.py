@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from stackd.cli import cmd_cp, cmd_exec, cmd_images, cmd_ls, cmd_stats
-from stackd.cli.humanize import decimal_size
+from stackd.cli.humanize import binary_size, decimal_size
 from stackd.daemon.host_verbs import volume_users
 
 
@@ -84,10 +84,10 @@ def test_stats_cpu_percent_over_the_interval() -> None:
     assert cmd_stats.table(got).splitlines()[1].split() == [
         "a", "50.00%", "2.0KiB", "/", "8.0KiB", "25.00%", "1.23kB", "/", "648B",
         "45.6MB", "/", "0B", "3"]
-    assert cmd_stats.human_bytes(512) == "512B"
+    assert binary_size(512) == "512B"
     assert [decimal_size(n) for n in (0, 999, 1000, 2_500_000_000)] == [
         "0B", "999B", "1kB", "2.5GB"]
-    assert cmd_stats.human_bytes(3 * 1024 * 1024) == "3.0MiB"
+    assert binary_size(3 * 1024 * 1024) == "3.0MiB"
 
 
 def _container(name: str, *mounts: tuple[str, str], layers: tuple[str, ...] = ()) -> object:
