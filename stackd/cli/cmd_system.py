@@ -197,14 +197,8 @@ def host_info(roots: Any) -> dict[str, Any]:
 
     from stackd import __version__
     from stackd.cli.client import Client
-    from stackd.daemon.host_verbs import (
-        NetworkAdmin,
-        VolumeAdmin,
-        cgroup_version,
-        containers_here,
-    )
+    from stackd.daemon.host_verbs import NetworkAdmin, VolumeAdmin, containers_here, host_facts
     from stackd.errors import UnavailableError
-    from stackd.hostinfo import memory_total
     from stackd.images import ImageStore
 
     daemon: dict[str, Any] | None = None
@@ -236,12 +230,11 @@ def host_info(roots: Any) -> dict[str, Any]:
         "networks": networks,
         "volumes": volume_count,
         "storage_driver": "overlay (stackd's layer store)",
-        "cgroup_version": cgroup_version(),
+        **host_facts(),
         "kernel_version": uname.release,
         "operating_system": _os_name(),
         "architecture": uname.machine,
         "cpus": len(os.sched_getaffinity(0)),
-        "total_memory": memory_total(),
         "state_root": str(roots.state),
         "run_root": str(roots.run),
     }

@@ -84,7 +84,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "volume": ("stackd.cli.cmd_volume", "Manage volumes: ls, inspect, create, rm, prune"),
     "volumes": ("stackd.cli.cmd_volumes", "List the stack's volumes (Compose's `volumes`)"),
     "system": ("stackd.cli.cmd_system",
-               "Disk usage (df), and removing what nothing uses (prune)"),
+               "Disk usage (df), the host and root (info), removing what nothing uses"),
     "ui": ("stackd.cli.cmd_ui", "Serve the web console (live stacks, containers, events)"),
     "node": ("stackd.cli.cmd_node", "Cluster nodes: join, ls, inspect, drain, active, rm, cert"),
     "version": ("stackd.cli.cmd_version", "Show the version of the stackd client and daemon"),

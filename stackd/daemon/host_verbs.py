@@ -295,14 +295,16 @@ def containers_here(roots: Roots) -> list[Any]:
     return trio.run(Runtime(roots).list)
 
 
-def cgroup_version() -> str:
-    """`system info`'s: "1", "1 (hybrid: v1 controllers beside a cgroup2 mount)", "2"."""
+def host_facts() -> dict[str, Any]:
+    """`system info`'s of the host: its cgroup layout ("1", "1 (hybrid: …)", "2") and
+    memory."""
+    from stackd.hostinfo import memory_total
     from stackd.runtime.cgroups import host_mounts
 
     mounts = host_mounts()
-    if not mounts.v1:
-        return "2"
-    return "1 (hybrid: v1 controllers beside a cgroup2 mount)" if mounts.v2 else "1"
+    version = ("2" if not mounts.v1 else
+               "1 (hybrid: v1 controllers beside a cgroup2 mount)" if mounts.v2 else "1")
+    return {"cgroup_version": version, "total_memory": memory_total()}
 
 
 def writable_layer_sizes(roots: Roots, states: Sequence[Any]) -> list[tuple[int, bool]]:
