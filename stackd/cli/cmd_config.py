@@ -139,6 +139,7 @@ def _write(output: str | None, text: str) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        from pathlib import Path
+        from stackd.outfile import replaced
 
-        Path(output).write_text(text)
+        with replaced(output, "config -o") as out:
+            out.write(text.encode())

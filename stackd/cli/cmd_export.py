@@ -29,14 +29,8 @@ def run(args: argparse.Namespace) -> int:
         export(Roots.from_env(), cid, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return 0
-    import os
+    from stackd.outfile import replaced
 
-    tmp = f"{args.output}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as out:
-            export(Roots.from_env(), cid, out)
-        os.replace(tmp, args.output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replaced(args.output, "export -o") as out:
+        export(Roots.from_env(), cid, out)
     return 0

@@ -37,11 +37,15 @@ def run(args: argparse.Namespace) -> int:
         found = credentials.remove(domain)
         print(f"Removed login credentials for {domain}" if found else f"Not logged in to {domain}")
         return 0
-    username = args.username or input("Username: ")
-    if args.password_stdin:
-        password = sys.stdin.read().rstrip("\n")
-    else:
-        password = args.password or getpass.getpass("Password: ")
+    try:
+        username = args.username or input("Username: ")
+        if args.password_stdin:
+            password = sys.stdin.read().rstrip("\n")
+        else:
+            password = args.password or getpass.getpass("Password: ")
+    except EOFError:  # no terminal to ask on, and nothing more on stdin
+        raise UsageError(f"login {args.registry}: no username and password given, and none "
+                         "to be read", hint="pass -u USER and --password-stdin") from None
     if not username or not password:
         raise UsageError("login needs a username and a password",
                          hint="pass -u USER and --password-stdin")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import tarfile
 import uuid
@@ -46,6 +45,7 @@ from stackd.images.oci import (
     parse_manifest,
 )
 from stackd.images.reference import parse
+from stackd.outfile import replaced
 from stackd.trees import remove_tree
 
 if TYPE_CHECKING:
@@ -215,14 +215,9 @@ def save_archive(store: ImageStore, refs: list[str], archive: Path | BinaryIO) -
         with tarfile.open(fileobj=archive, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             _write_archive(store, refs, tar)
         return
-    tmp = archive.with_name(f".{archive.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            _write_archive(store, refs, tar)
-        os.rename(tmp, archive)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replaced(archive, "image save -o") as out, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _write_archive(store, refs, tar)
 
 
 def _write_archive(store: ImageStore, refs: list[str], tar: tarfile.TarFile) -> None:

@@ -37,6 +37,10 @@ def test_commit_and_export_a_containers_changes(no_leaks: Roots, demo_image: str
         cli("exec", "-T", "web", "sh", "-c",
             "echo hi > /added.txt && rm /bin/vi && echo in-volume > /data/x")
 
+        for bad in ("..", "nosuchdir/web.tar"):  # were tracebacks, a temporary left
+            r = cli("export", "-o", bad, "web", check=False)
+            assert r.returncode == 2 and f"export -o {bad!r}" in r.stderr, r.stderr
+        assert not [p for p in cli.cwd.iterdir() if p.name.endswith(".tmp")]
         cli("export", "-o", "web.tar", "web")
         with tarfile.open(cli.cwd / "web.tar") as tar:
             names = set(tar.getnames())

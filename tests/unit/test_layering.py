@@ -22,7 +22,7 @@ PKG = Path(__file__).resolve().parents[2] / "stackd"
 # puts new directories, removing a tree of any depth, showing a container's text
 # without control sequences.
 SHARED = ("errors", "roots", "hostnames", "detached", "repeats", "filemodes", "dirplacement",
-          "trees", "printable", "__init__")
+          "trees", "printable", "outfile", "__init__")
 
 # unit → the units (or `unit.module` prefixes, for a narrow edge) it may import.
 # Dependencies point downward: cli → daemon → reconciler → (scheduler, spec) and the
@@ -37,6 +37,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "dirplacement": (),
     "trees": (),
     "printable": (),
+    "outfile": (),
     "spec": (),
     "scheduler": ("spec",),
     "state": (),

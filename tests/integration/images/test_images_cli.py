@@ -321,3 +321,27 @@ def test_images_format_takes_dockers_templates(roots: Roots, busybox_tar: Path) 
     assert table.splitlines()[0].split() == ["REPOSITORY", "TAG"]
     bad = stackd(roots, "images", "--format", "{{.Nope}}", ok=False)
     assert bad.returncode == 2 and "there is no field 'Nope'" in bad.stderr
+
+
+def test_output_files_that_cannot_be_written_and_a_login_with_nothing_to_read_are_said(
+        roots: Roots, busybox_tar: Path, tmp_path: Path) -> None:
+    """`image save -o ..`, `-o nosuchdir/x.tar`, `config -o DIR` likewise, and a
+    `login` with no terminal and nothing on stdin were tracebacks (FileNotFoundError,
+    EOFError)."""
+    stackd(roots, "image", "import", str(busybox_tar), "out:1")
+    for bad, said in (("..", "not a file name"),
+                      (str(tmp_path / "nosuchdir" / "x.tar"), "No such file or directory")):
+        r = stackd(roots, "image", "save", "-o", bad, "out:1", ok=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"image save -o {bad!r}" in r.stderr and said in r.stderr, r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # none left
+    saved = tmp_path / "out.tar"
+    stackd(roots, "image", "save", "-o", str(saved), "out:1")
+    assert tarfile.is_tarfile(saved)
+    (tmp_path / "compose.yaml").write_text("services:\n  a:\n    image: out:1\n")
+    r = stackd(roots, "-f", str(tmp_path / "compose.yaml"), "config", "-o", str(tmp_path),
+               ok=False)
+    assert r.returncode == 2 and "config -o" in r.stderr and "Is a directory" in r.stderr, r
+    r = stackd(roots, "login", "localhost:1", stdin="", ok=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "pass -u USER and --password-stdin" in r.stderr, r.stderr
