@@ -55,12 +55,20 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
+def regular_file(path: Path) -> bool:
+    """Whether `path` is a regular file; False, not an OSError, for a name too long."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def load_archive(store: ImageStore, source: Path | BinaryIO, shown: str | None = None
                  ) -> list[Image]:
     """Load the archive at `source` (a path, or a stream read once: `load` from stdin),
     called `shown` in messages (default: the path)."""
     archive = shown or str(source)
-    if isinstance(source, Path) and not source.is_file():
+    if isinstance(source, Path) and not regular_file(source):
         raise ArchiveError(f"{archive} is not a file", hint="give the path of a docker save "
                                                            "tarball or an OCI archive")
     work = store.root / "ingest" / f"load-{uuid.uuid4().hex}"

@@ -393,8 +393,10 @@ class ImageStore:
         messages (default: the path)."""
         if isinstance(source, str):
             source = Path(source)
+        from stackd.images.archive import regular_file
+
         name = shown or str(source)
-        if isinstance(source, Path) and not source.is_file():
+        if isinstance(source, Path) and not regular_file(source):
             raise ArchiveError(f"{name} is not a file",
                                hint="give the path of a tar of a root filesystem")
         from stackd.images.compression import CorruptStreamError, open_decompressed

@@ -149,6 +149,10 @@ class Builder:
         except FileNotFoundError:
             raise DockerfileError(f"no Dockerfile at {self.dockerfile}",
                                   hint="pass -f PATH, or create it") from None
+        except (OSError, UnicodeDecodeError) as e:  # a directory, a name too long, binary
+            why = e.strerror if isinstance(e, OSError) else "it is not text"
+            raise DockerfileError(f"cannot read the Dockerfile {self.dockerfile}: {why}",
+                                  hint="pass -f with the path of a Dockerfile") from None
         instructions = parse_dockerfile(text, self.file)
         # BuildKit's automatic platform args: set before the first FROM, and in a stage
         # once it declares them (`ARG TARGETARCH`).

@@ -342,6 +342,18 @@ def test_output_files_that_cannot_be_written_and_a_login_with_nothing_to_read_ar
     r = stackd(roots, "-f", str(tmp_path / "compose.yaml"), "config", "-o", str(tmp_path),
                ok=False)
     assert r.returncode == 2 and "config -o" in r.stderr and "Is a directory" in r.stderr, r
+    # Input files too: a name too long, a directory for a Dockerfile, binary bytes.
+    long = "a" * 300
+    for args in (("image", "load", "-i", long), ("image", "import", long, "x:1")):
+        r = stackd(roots, *args, ok=False)
+        assert r.returncode == 1 and "is not a file" in r.stderr, r.stderr
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Binary").write_bytes(b"FROM out:1\n\xff\xfe\n")
+    for dockerfile, said in (("/", "Is a directory"), (long, "File name too long"),
+                             ("Binary", "it is not text")):
+        r = stackd(roots, "build", "-f", dockerfile, str(tmp_path / "ctx"), ok=False)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert "cannot read the Dockerfile" in r.stderr and said in r.stderr, r.stderr
     r = stackd(roots, "login", "localhost:1", stdin="", ok=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "pass -u USER and --password-stdin" in r.stderr, r.stderr
