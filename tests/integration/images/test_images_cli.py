@@ -323,7 +323,7 @@ def test_images_format_takes_dockers_templates(roots: Roots, busybox_tar: Path) 
     assert bad.returncode == 2 and "there is no field 'Nope'" in bad.stderr
 
 
-def test_output_files_that_cannot_be_written_and_a_login_with_nothing_to_read_are_said(
+def test_files_named_that_cannot_be_used_and_a_login_with_nothing_to_read_are_said(
         roots: Roots, busybox_tar: Path, tmp_path: Path) -> None:
     """`image save -o ..`, `-o nosuchdir/x.tar`, `config -o DIR` likewise, and a
     `login` with no terminal and nothing on stdin were tracebacks (FileNotFoundError,
