@@ -95,14 +95,14 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=2) if args.format == "json" else _table(rows))
             return 0
         if args.action == "status":
-            rows = ([client.get(f"/v1/gitops/sources/{quote(args.name)}")] if args.name
+            rows = ([client.get(f"/v1/gitops/sources/{quote(args.name, safe='')}")] if args.name
                     else client.get("/v1/gitops/sources"))
             if args.format == "json":
                 print(json.dumps(rows[0] if args.name else rows, indent=2))
             else:
                 print("\n\n".join(_text(r) for r in rows) or "no gitops sources")
             return 1 if any(r["status"] in ("Failed", "Degraded") for r in rows) else 0
-        name = quote(args.name)
+        name = quote(args.name, safe="")  # a "/" in it must not make another path
         if args.action == "remove":
             client.request("DELETE", f"/v1/gitops/sources/{name}",
                            params={"keep_stack": "true" if args.keep_stack else "false"})

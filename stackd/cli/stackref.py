@@ -117,6 +117,17 @@ def quick_project_name(args: argparse.Namespace | SimpleNamespace) -> str | None
     """
     if any(os.environ.get(v) for v in _NAMING_VARIABLES) or getattr(args, "env_files", None):
         return None
+    try:
+        return _quick_name(args)
+    except OSError:  # a name too long, a loop: the loader says what is wrong with it
+        return None
+
+
+# A stack file larger than this is the loader's to refuse; /dev/zero is never read here.
+_QUICK_MAX = 1 << 20
+
+
+def _quick_name(args: argparse.Namespace | SimpleNamespace) -> str | None:
     files = getattr(args, "files", None)
     given_dir = getattr(args, "project_directory", None)
     cwd = Path.cwd()
@@ -135,10 +146,16 @@ def quick_project_name(args: argparse.Namespace | SimpleNamespace) -> str | None
         return None
     name = None
     for path in paths:
+        if not path.is_file():  # a device, a pipe: the loader's
+            return None
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as f:
+                data = f.read(_QUICK_MAX + 1)
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None  # the loader says what is wrong with it
+        if len(data) > _QUICK_MAX:
+            return None
         if _TRICKY.search(text):
             return None
         if _ANY_NAME.search(text):

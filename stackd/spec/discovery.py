@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,8 +60,11 @@ class ProjectSource:
             found = tuple(f if f == STDIN else str((base / f).absolute()) for f in files)
             for f in found:
                 if f != STDIN and not probes.is_file(f):
-                    raise UsageError(f"stack file {f!r} does not exist",
-                                     hint="check the -f/--file path")
+                    what = ("is a directory" if probes.is_dir(f) else
+                            "is not a regular file (a device, a pipe)" if os.path.exists(f)
+                            else "does not exist")
+                    raise UsageError(f"stack file {f!r} {what}",
+                                     hint="check the -f/--file path; -f - reads stdin")
             first = found[0]
             default_dir = base if first == STDIN else Path(first).parent
             return cls(found, Path(project_directory or default_dir))

@@ -12,12 +12,17 @@ file" is an answer too.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _MISSING = "missing"
+# A stack or env file larger than this is refused, and a device is not read at all:
+# `-f /dev/zero` read until the memory ran out. A pipe (`-f <(…)`) is read as a file.
+MAX_TEXT_BYTES = 16 << 20
 
 
 def _ask(kind: str, path: str) -> object:
@@ -68,7 +73,13 @@ class Probes:
         missing file is kept as such: a later one there is a change)."""
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                mode = os.fstat(f.fileno()).st_mode
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                    raise OSError(errno.ENODEV, "a device, not a file", str(path))
+                data = f.read(MAX_TEXT_BYTES + 1)
+                if len(data) > MAX_TEXT_BYTES:
+                    raise OSError(errno.EFBIG, f"larger than {MAX_TEXT_BYTES >> 20} MiB",
+                                  str(path))
         except FileNotFoundError:
             self._keep("read", path, _MISSING)
             raise

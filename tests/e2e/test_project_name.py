@@ -73,3 +73,29 @@ def test_a_dotenv_or_the_variable_defers(tmp_path: Path,
     (tmp_path / ".env").write_text("STACKD_PROJECT_NAME=fromenv\n")
     assert quick_project_name(args()) is None
     assert project_of(args()) == "fromenv"
+
+
+def test_a_device_or_a_name_too_long_is_said_not_read(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-f /dev/zero ps` read the device until the memory ran out (the quick reading
+    and the loader alike); `--project-directory` with a 300-byte name was an OSError
+    traceback."""
+    from stackd.errors import SpecError, UsageError
+    from stackd.spec.probes import MAX_TEXT_BYTES
+
+    monkeypatch.chdir(tmp_path)
+    assert quick_project_name(args(files=["/dev/zero"])) is None
+    with pytest.raises(UsageError, match="is not a regular file"):
+        project_of(args(files=["/dev/zero"]))
+    assert quick_project_name(args(project_directory="a" * 300)) is None
+    with pytest.raises(UsageError, match="does not exist"):
+        project_of(args(project_directory="a" * 300))
+    (tmp_path / "compose.yaml").write_text(SERVICE)
+    with pytest.raises(SpecError, match=r"env file '/dev/zero'.*a device, not a file"):
+        load(LoadOptions(cwd=tmp_path, env_files=["/dev/zero"], environ={}))
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.write(b"# " + b"x" * MAX_TEXT_BYTES + b"\n" + SERVICE.encode())
+    assert quick_project_name(args(files=[str(big)])) is None
+    with pytest.raises(SpecError, match=r"big\.yaml: larger than 16 MiB"):
+        load(LoadOptions(cwd=tmp_path, files=[str(big)], environ={}))

@@ -169,6 +169,11 @@ def test_commits_reach_the_host_within_the_interval(cli: CLI, tmp_path: Path) ->
     assert len(errors) == 1, "a broken commit is reported once, not at every interval"
     out = cli("gitops", "status", "pruned", check=False)
     assert out.returncode == 1 and "Failed" in out.stdout and "compose.yaml:" in out.stdout
+    # A "/" in a name made another path (the list's): a TypeError traceback.
+    for bad in ("/", "pruned/sync"):
+        out = cli("gitops", "status", bad, check=False)
+        assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+        assert "path.name" in out.stderr, out.stderr
     fixed = repo.commit("fix it", {"compose.yaml": stack(greeting="three")})
     for name in ("keep", "pruned"):
         wait_applied(cli.roots, name, fixed)
