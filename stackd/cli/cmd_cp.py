@@ -69,9 +69,29 @@ def run(args: argparse.Namespace) -> int:
                  follow=args.follow_link, owners=args.archive)
         return 0
     if src is not None:
+        _refuse_special(args.dest)
         copy(Roots.from_env(), cid, from_container=True, src=path,
              dest=os.path.abspath(args.dest), follow=args.follow_link, owners=args.archive)
     else:
         copy(Roots.from_env(), cid, from_container=False, src=os.path.abspath(args.src),
              dest=path, owners=args.archive)
     return 0
+
+
+def _refuse_special(dest: str) -> None:
+    """A host destination that is there must be a file or a directory: copying onto
+    /dev/zero wrote into the device and set its mode to the container file's (0644 for
+    a node every user must write)."""
+    import os
+    import stat
+
+    from stackd.errors import UsageError
+
+    try:
+        mode = os.stat(dest).st_mode
+    except OSError:
+        return  # not there (made by the copy), or said by it
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UsageError(f"cp: {dest} is a device, a pipe or a socket, not a file or a "
+                         "directory", hint="copy to a file or a directory, or to - for a "
+                         "tar stream on stdout")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import tarfile
@@ -314,6 +315,16 @@ def test_cp_both_ways_files_and_directories(stack: CLI, tmp_path: Path) -> None:
     assert r.returncode == 2 and "exactly one side" in r.stderr
     r = stack("cp", "nosvc:/etc/hostname", str(out), check=False)
     assert r.returncode == 1 and "no container habits-nosvc-1" in r.stderr
+    # Onto a device node (a null device's numbers, made here) or a FIFO: refused, the
+    # node untouched. It wrote into the device and gave it the file's mode 0644.
+    null = out / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(null, 0o666)
+    os.mkfifo(out / "pipe", 0o600)
+    for special in (null, out / "pipe"):
+        r = stack("cp", "box:/etc/hosts", str(special), check=False, timeout=30)
+        assert r.returncode == 2 and "not a file or a directory" in r.stderr, r.stderr
+    assert stat.S_IMODE(null.stat().st_mode) == 0o666
 
 
 @pytest.fixture
