@@ -145,14 +145,14 @@ def run(args: argparse.Namespace) -> int:
                                ", ".join(r.get("ports") or []), r["name"]) for r in rows]))
             return 0
         if args.subverb == "prune":
-            if not args.force:
-                if not sys.stdin.isatty():
-                    raise UsageError("container prune removes every stopped container, "
-                                     "and asks first", hint="add -f to prune without asking")
-                answer = input("WARNING! This will remove all stopped containers.\n"
-                               "Are you sure you want to continue? [y/N] ")
-                if answer.strip().lower() not in ("y", "yes"):
-                    return 1
+            from stackd.cli.confirm import confirmed
+
+            if not args.force and not confirmed(
+                    "WARNING! This will remove all stopped containers.\n"
+                    "Are you sure you want to continue? [y/N] ",
+                    refusal="container prune removes every stopped container, and asks "
+                    "first"):
+                return 1
             removed = prune_stopped(client)
             if removed:
                 print("Deleted Containers:\n" + "\n".join(removed))

@@ -126,13 +126,11 @@ def _prune(roots: Any, args: argparse.Namespace) -> int:
 
 
 def _confirm(warning: str) -> None:
-    from stackd.errors import UsageError
+    from stackd.cli.confirm import confirmed
 
-    if not sys.stdin.isatty():
-        raise UsageError("system prune removes containers, networks and images, and asks "
-                         "first", hint="add -f to prune without asking")
-    answer = input(warning + "\nAre you sure you want to continue? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
+    if not confirmed(warning + "\nAre you sure you want to continue? [y/N] ",
+                     refusal="system prune removes containers, networks and images, and "
+                     "asks first"):
         raise SystemExit(1)
 
 

@@ -48,7 +48,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stackd.daemon.host_verbs import VolumeAdmin
-    from stackd.errors import UsageError
     from stackd.roots import Roots
 
     with VolumeAdmin(Roots.from_env()) as admin:
@@ -86,14 +85,13 @@ def run(args: argparse.Namespace) -> int:
             admin.remove(args.names)
             print("\n".join(args.names))
         else:
-            if not args.force:
-                if not sys.stdin.isatty():
-                    raise UsageError("volume prune removes data and asks first",
-                                     hint="add -f to prune without asking")
-                which = "every volume" if args.all else "every anonymous volume"
-                answer = input(f"Remove {which} no container uses? [y/N] ")
-                if answer.strip().lower() not in ("y", "yes"):
-                    return 0
+            from stackd.cli.confirm import confirmed
+
+            which = "every volume" if args.all else "every anonymous volume"
+            if not args.force and not confirmed(
+                    f"Remove {which} no container uses? [y/N] ",
+                    refusal="volume prune removes data and asks first"):
+                return 0
             removed = admin.prune(all=args.all)
             if removed:
                 print("Deleted volumes:\n" + "\n".join(removed))
